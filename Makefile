@@ -1,0 +1,29 @@
+# Two commands matter (see README.md):
+#   make run    set up, then ingest the sample advisories, build feeds, queue and deliver
+#               digests on the embedded default (SQLite, Maildir) under ./var
+#   make test   set up, then run the whole test suite and the linters
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 2; }
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || scripts/install-system-packages python3-venv
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+run: setup
+	$(BIN)/alerts run --once
+
+test: setup
+	$(BIN)/ruff check alerts tests benchmarks
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis

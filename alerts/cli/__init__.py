@@ -1,0 +1,129 @@
+"""The ``alerts`` command line: a thin client of the library.
+
+Stages raise typed errors; here they become one line with the fix and an exit status:
+0 success, 1 a run that finished with failures it reported, 2 bad usage or bad config.
+Each command group lives in its own module and registers itself on :data:`cli`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+
+from alerts import __version__
+from alerts.cli.app import App
+from alerts.errors import AlertsError, ConfigError, GazetteerError, NotFound, UnknownArea
+from alerts.logs import configure_logging
+
+EXIT_FAILURES = 1
+EXIT_USAGE = 2
+USAGE_ERRORS = (ConfigError, GazetteerError, UnknownArea, NotFound)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class AlertsGroup(click.Group):
+    """Turns :class:`AlertsError` into one line on stderr and the right exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AlertsError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_FAILURES)
+
+
+def with_app(func: F) -> F:
+    """Give a command ``--config PATH`` and pass it an :class:`App` as first argument."""
+
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Config file [default: $ALERTS_CONFIG or ./config.yaml].",
+    )
+    @functools.wraps(func)
+    def wrapper(*args: Any, config_path: str | None, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        app = App(config_path or (ctx.find_root().params.get("config_path")))
+        ctx.call_on_close(app.close)
+        return func(app, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def parse_when(value: str | None, app: App, option: str) -> datetime | None:
+    """A command-line date (UK or ISO form) in the configured zone, or a usage error."""
+    if value is None:
+        return None
+    from alerts.ingest.dates import BadDate, parse_date
+
+    try:
+        return parse_date(value, app.config.tz)
+    except BadDate as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+@click.group(cls=AlertsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="alerts")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log line format on stderr (json for log shippers).",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors in the log.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Config file for any command [default: $ALERTS_CONFIG or ./config.yaml].",
+)
+def cli(log_format: str, verbose: int, quiet: bool, config_path: str | None) -> None:
+    """Area Alerts: publish police advisories as per-area feeds and email digests.
+
+    Every command reads config.yaml (or --config PATH, or $ALERTS_CONFIG).
+    """
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    configure_logging(log_format, level)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(prog_name="alerts")
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# Each module registers its commands on ``cli``; importing them last avoids a cycle.
+from alerts.cli import advisories, areas, ingest  # noqa: E402, F401

@@ -1,0 +1,43 @@
+"""What a command works with: the config, the gazetteer and the store, opened once
+and only when the command needs them (so ``--help`` needs no config)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from datetime import UTC, datetime
+
+from alerts.areas import Gazetteer, load_gazetteer
+from alerts.config import Config, load_config
+from alerts.store import Store, open_store
+
+
+class App:
+    def __init__(self, config_path: str | os.PathLike[str] | None = None):
+        self.config_path = config_path
+        self._store: Store | None = None
+
+    @functools.cached_property
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+    @functools.cached_property
+    def gazetteer(self) -> Gazetteer:
+        return load_gazetteer(self.config.gazetteer)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.config.database)
+        return self._store
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def local(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.config.tz)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None

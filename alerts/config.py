@@ -1,0 +1,331 @@
+"""Load and validate ``config.yaml`` into one frozen, typed object.
+
+Validation happens once, at start-up: an unknown key, a wrong type or a missing value
+is a :class:`ConfigError` that names the key, so no command fails halfway through.
+Relative paths are resolved against the directory that holds the config file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from alerts.errors import ConfigError
+
+DEFAULT_CONFIG = "config.yaml"
+CONFIG_ENV = "ALERTS_CONFIG"
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Secret:
+    """A secret read from the environment; never printed."""
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+
+class SourceConfig(_Model):
+    """One place advisories come from: a directory (or file) of advisory files, or a feed."""
+
+    path: Path | None = None
+    feed: str | None = None
+    name: str | None = None
+    #: The force area to assume for feed entries that name none (a slug such as ``kent``).
+    area: str | None = None
+    #: Seconds before an upstream request gives up.
+    timeout: float = Field(default=20.0, gt=0)
+    #: Largest upstream body accepted, in bytes.
+    max_bytes: int = Field(default=5_000_000, gt=0)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SourceConfig:
+        if (self.path is None) == (self.feed is None):
+            raise ValueError("give exactly one of 'path' (a folder of advisory files) or 'feed' (a URL)")
+        if self.feed is not None and not re.match(r"^https?://", self.feed):
+            raise ValueError(f"feed must be an http(s) URL, got {self.feed!r}")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or str(self.path or self.feed)
+
+
+class SiteConfig(_Model):
+    name: str = "Area Alerts"
+    #: Public address of the web app (archive, subscribe, unsubscribe pages).
+    base_url: str = "http://localhost:8000"
+    #: Who publishes: shown in feeds and mail as the author.
+    publisher: str = "Kent Police"
+    language: str = "en-GB"
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+
+class FeedsConfig(_Model):
+    out: Path = Path("var/feeds")
+    max_items: int = Field(default=50, ge=1, le=1000)
+
+
+class DigestsConfig(_Model):
+    #: Advisories published longer ago than this when first ingested go to feeds only.
+    max_age_days: int = Field(default=7, ge=0)
+    #: Advisories shown in full in one digest; the rest are linked on the web.
+    max_items: int = Field(default=20, ge=1)
+    daily_at: time = time(7, 0)
+    weekly_day: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
+    weekly_at: time = time(7, 0)
+
+
+class EmailConfig(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_address: str = Field(default="Area Alerts <alerts@localhost>", alias="from")
+    reply_to: str | None = None
+    #: Domain for Message-IDs and the List-Id.
+    domain: str = "localhost"
+    #: Mailbox for mailto: one-click unsubscribe.
+    unsubscribe_mailbox: str | None = None
+
+
+class SmtpConfig(_Model):
+    host: str
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Literal["none", "starttls", "ssl"] = "starttls"
+    username: str | None = None
+    #: Name of the environment variable that holds the password (never the password).
+    password_env: str | None = None
+    timeout: float = Field(default=30.0, gt=0)
+    connections: int = Field(default=4, ge=1, le=64)
+    per_connection: int = Field(default=100, ge=1)
+    #: Messages per second across all connections; 0 means no limit.
+    rate: float = Field(default=0.0, ge=0)
+    ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _safe(self) -> SmtpConfig:
+        if self.username and self.security == "none":
+            raise ValueError("refusing to send credentials in clear: set security to starttls or ssl")
+        if self.username and not self.password_env:
+            raise ValueError("username is set but password_env (the variable holding the password) is not")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        if self.port:
+            return self.port
+        return {"none": 25, "starttls": 587, "ssl": 465}[self.security]
+
+    def password(self) -> Secret | None:
+        if not self.password_env:
+            return None
+        value = os.environ.get(self.password_env)
+        if value is None:
+            raise ConfigError(
+                f"environment variable {self.password_env} is not set",
+                where="delivery.smtp.password_env",
+                hint=f"export {self.password_env}=... before running",
+            )
+        return Secret(value)
+
+
+class DkimConfig(_Model):
+    domain: str
+    selector: str
+    key_file: Path
+
+
+class DeliveryConfig(_Model):
+    backend: Literal["maildir", "smtp"] = "maildir"
+    maildir: Path = Path("var/maildir")
+    smtp: SmtpConfig | None = None
+    dkim: DkimConfig | None = None
+    #: Hard bounces after which an address is suppressed.
+    max_bounces: int = Field(default=3, ge=1)
+    #: First retry delay in seconds; doubles each attempt.
+    retry_base: float = Field(default=60.0, gt=0)
+    retry_max: float = Field(default=6 * 3600.0, gt=0)
+    #: Attempts after which a message is given up as failed.
+    max_attempts: int = Field(default=12, ge=1)
+
+    @model_validator(mode="after")
+    def _smtp_present(self) -> DeliveryConfig:
+        if self.backend == "smtp" and self.smtp is None:
+            raise ValueError("backend is smtp but there is no 'smtp:' section with at least 'host'")
+        return self
+
+
+class SchedulerConfig(_Model):
+    poll_minutes: float = Field(default=10.0, gt=0)
+    misfire_grace_minutes: float = Field(default=60.0 * 24, gt=0)
+
+
+class SecurityConfig(_Model):
+    #: Environment variable holding the key that signs unsubscribe and manage links.
+    secret_key_env: str = "ALERTS_SECRET_KEY"
+    #: Used when that variable is unset: created with a random key on first use.
+    secret_key_file: Path = Path("var/secret.key")
+
+
+class Config(_Model):
+    """Everything ``config.yaml`` says, validated; paths are absolute."""
+
+    database: str = "sqlite:///var/alerts.db"
+    timezone: str = "Europe/London"
+    #: A built-in gazetteer name (``kent``) or the path of a gazetteer YAML file.
+    gazetteer: str = "kent"
+    templates: Path = Path("templates")
+    sources: tuple[SourceConfig, ...] = ()
+    site: SiteConfig = SiteConfig()
+    feeds: FeedsConfig = FeedsConfig()
+    digests: DigestsConfig = DigestsConfig()
+    email: EmailConfig = EmailConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    security: SecurityConfig = SecurityConfig()
+    #: Directory the config file lives in; relative paths were resolved against it.
+    root: Path = Path(".")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/London") from None
+        return value
+
+    @field_validator("database")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
+            raise ValueError(f"must be a sqlite:/// or postgresql:// URL, got {value!r}")
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The config file to read: the one given, else ``$ALERTS_CONFIG``, else ``./config.yaml``."""
+    return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate a config file. Raises :class:`ConfigError` naming the key at fault."""
+    file = config_path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "config file not found",
+            where=str(file),
+            hint="pass --config PATH, set ALERTS_CONFIG, or copy config.yaml from the repository",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file: {exc}", where=str(file)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{file}:{mark.line + 1}" if mark else str(file)
+        raise ConfigError(f"invalid YAML: {exc.problem}", where=where, hint="fix the YAML syntax") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("the config must be a mapping of keys to values", where=str(file))
+    return parse_config(data, root=file.resolve().parent, where=str(file))
+
+
+def parse_config(data: dict[str, Any], *, root: Path, where: str = "config") -> Config:
+    """Validate a config mapping; paths in it are resolved against ``root``."""
+    try:
+        config = Config.model_validate({**data, "root": root})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc), where=where) from None
+    return _resolve_paths(config, root)
+
+
+def _describe(exc: ValidationError) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        message = f"unknown key '{key}'"
+        hint = "check the spelling against the example config.yaml"
+    elif kind == "missing":
+        message = f"missing required key '{key}'"
+        hint = None
+    else:
+        shown = first.get("input")
+        message = f"'{key}': {first['msg']}"
+        if not isinstance(shown, dict | list) and kind != "value_error":
+            message += f" (got {shown!r})"
+        hint = None
+    message = message.replace("Value error, ", "")
+    if len(errors) > 1:
+        message += f" [and {len(errors) - 1} more problem(s)]"
+    return f"{message}; {hint}" if hint else message
+
+
+def _resolve_paths(config: Config, root: Path) -> Config:
+    def absolute(path: Path) -> Path:
+        return path if path.is_absolute() else (root / path).resolve()
+
+    database = config.database
+    match = re.match(r"^(sqlite(?:\+\w+)?:///)(.+)$", database)
+    if match and match.group(2) != ":memory:" and not match.group(2).startswith("/"):
+        database = match.group(1) + str(absolute(Path(match.group(2))))
+    sources = tuple(
+        source.model_copy(update={"path": absolute(source.path)}) if source.path else source
+        for source in config.sources
+    )
+    delivery = config.delivery.model_copy(update={"maildir": absolute(config.delivery.maildir)})
+    if delivery.dkim:
+        delivery = delivery.model_copy(
+            update={"dkim": delivery.dkim.model_copy(update={"key_file": absolute(delivery.dkim.key_file)})}
+        )
+    if delivery.smtp and delivery.smtp.ca_file:
+        smtp = delivery.smtp.model_copy(update={"ca_file": absolute(delivery.smtp.ca_file)})
+        delivery = delivery.model_copy(update={"smtp": smtp})
+    gazetteer = config.gazetteer
+    if gazetteer.endswith((".yaml", ".yml")):
+        gazetteer = str(absolute(Path(gazetteer)))
+    return config.model_copy(
+        update={
+            "database": database,
+            "sources": sources,
+            "templates": absolute(config.templates),
+            "feeds": config.feeds.model_copy(update={"out": absolute(config.feeds.out)}),
+            "delivery": delivery,
+            "gazetteer": gazetteer,
+            "security": config.security.model_copy(
+                update={"secret_key_file": absolute(config.security.secret_key_file)}
+            ),
+        }
+    )

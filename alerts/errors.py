@@ -1,0 +1,59 @@
+"""Typed errors raised by the pipeline stages.
+
+Stages raise these; only the front doors (``alerts.cli``, ``alerts.web``) turn them
+into a one-line message with the next step and an exit status.
+"""
+
+from __future__ import annotations
+
+
+class AlertsError(Exception):
+    """Base of every error a user can cause and fix.
+
+    ``where`` names the file, key or address at fault; ``hint`` says what to do.
+    """
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.where = where
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class ConfigError(AlertsError):
+    """config.yaml is missing, unreadable or invalid."""
+
+
+class UnknownArea(AlertsError):
+    """A name, slug or postcode district that the gazetteer does not know."""
+
+
+class GazetteerError(AlertsError):
+    """The gazetteer data file is invalid."""
+
+
+class AdvisoryError(AlertsError):
+    """One advisory could not be read; it is skipped and reported."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str,
+        line: int | None = None,
+        hint: str | None = None,
+    ):
+        location = f"{where}:{line}" if line else where
+        super().__init__(message, where=location, hint=hint)
+        self.path = where
+        self.line = line
+
+
+class NotFound(AlertsError):
+    """A record asked for by id or key does not exist."""

@@ -1,0 +1,58 @@
+"""Dates as advisories write them: the UK form ``HH:MM DD/MM/YYYY`` in local time,
+also ``DD/MM/YYYY [HH:MM]`` and ISO 8601. Naive values are local to the force's zone."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+LONDON = ZoneInfo("Europe/London")
+
+_UK_TIME_FIRST = re.compile(r"^(\d{1,2}):(\d{2})\s+(\d{1,2})/(\d{1,2})/(\d{4})$")
+_UK_DATE_FIRST = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:,?\s+(\d{1,2}):(\d{2}))?$")
+
+
+class BadDate(ValueError):
+    """Not a date in a form we read, or an impossible one (31/02/2020, 25:00)."""
+
+
+def parse_date(value: object, zone: ZoneInfo = LONDON) -> datetime:
+    """An aware datetime from a front-matter date value.
+
+    Local wall-clock times are read in ``zone``; in the autumn hour that happens twice
+    the first (summer-time) instant is taken, and a time in the spring gap is read as
+    winter time, so it lands an hour later on the clock, as the clocks did.
+    """
+    if isinstance(value, datetime):
+        return _aware(value, zone)
+    if isinstance(value, date):
+        return _aware(datetime.combine(value, time(0, 0)), zone)
+    if not isinstance(value, str):
+        raise BadDate(f"expected a date such as '14:30 18/12/2020', got {value!r}")
+    text = " ".join(value.split())
+    try:
+        if match := _UK_TIME_FIRST.match(text):
+            hour, minute, day, month, year = map(int, match.groups())
+            return _aware(datetime(year, month, day, hour, minute), zone)
+        if match := _UK_DATE_FIRST.match(text):
+            day, month, year = map(int, match.groups()[:3])
+            hour, minute = (int(match.group(4)), int(match.group(5))) if match.group(4) else (0, 0)
+            return _aware(datetime(year, month, day, hour, minute), zone)
+    except ValueError as exc:
+        raise BadDate(f"impossible date {value!r}: {exc}") from None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadDate(
+            f"unreadable date {value!r}; write it as 'HH:MM DD/MM/YYYY' (e.g. 14:30 18/12/2020) or ISO 8601"
+        ) from None
+    return _aware(parsed, zone)
+
+
+def _aware(value: datetime, zone: ZoneInfo) -> datetime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone, fold=0)
+    if not 1900 <= value.year <= 2200:
+        raise BadDate(f"date {value.date().isoformat()} is out of range")
+    return value

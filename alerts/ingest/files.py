@@ -1,0 +1,287 @@
+"""Advisory files: a fenced ```yaml front-matter block (or a plain --- block), then
+Markdown. ``parse_advisory_file`` turns one into an :class:`AdvisoryInput` or raises
+:class:`AdvisoryError` naming the file, the line and the fix. It never raises anything
+else, whatever the bytes (a property test holds it to that)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from alerts.areas import Gazetteer
+from alerts.errors import AdvisoryError, UnknownArea
+from alerts.ingest.dates import LONDON, BadDate, parse_date
+from alerts.text import decode_entities, html_to_text, one_line, render_markdown, strip_control
+from alerts.types import AdvisoryInput, Priority, Status
+
+MAX_BYTES = 2_000_000
+SUFFIXES = (".md", ".markdown")
+_FENCE_OPEN = re.compile(r"^(```|~~~)\s*(ya?ml)?\s*$", re.IGNORECASE)
+_DASHES = re.compile(r"^---\s*$")
+_FORCE_SUFFIX = re.compile(r"\s+[|\u2013\u2014-]\s+[^|]*(?:Police|Constabulary)\s*$", re.IGNORECASE)
+KNOWN_KEYS = {"title", "url", "area", "areas", "publish", "og", "date", "status", "expires", "priority", "guid", "summary"}
+
+
+class ParsedFile:
+    """An advisory read from a file, with warnings that do not stop it being stored."""
+
+    def __init__(self, advisory: AdvisoryInput, warnings: list[str]):
+        self.advisory = advisory
+        self.warnings = warnings
+
+
+def parse_advisory_file(
+    path: Path, gazetteer: Gazetteer, *, now: datetime, zone: ZoneInfo = LONDON
+) -> ParsedFile:
+    """Read and validate one advisory file. Raises :class:`AdvisoryError` only."""
+    where = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise AdvisoryError(
+                f"file is {size / 1_000_000:.1f} MB; an advisory is at most {MAX_BYTES // 1_000_000} MB",
+                where=where,
+                hint="check this is an advisory and not an attachment or export",
+            )
+        with path.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise AdvisoryError(f"cannot read file: {exc.strerror or exc}", where=where) from None
+    return parse_advisory_bytes(data, where, gazetteer, now=now, zone=zone)
+
+
+def parse_advisory_bytes(
+    data: bytes, where: str, gazetteer: Gazetteer, *, now: datetime, zone: ZoneInfo = LONDON
+) -> ParsedFile:
+    if len(data) > MAX_BYTES:
+        raise AdvisoryError("file is too large for an advisory", where=where)
+    if b"\x00" in data:
+        raise AdvisoryError("binary file, not an advisory", where=where, hint="advisories are UTF-8 Markdown text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise AdvisoryError(
+            f"not UTF-8 (byte 0x{data[exc.start]:02x})",
+            where=where,
+            line=line,
+            hint="save the file as UTF-8",
+        ) from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    front, front_line, body = _split_front_matter(text, where)
+    meta = _load_yaml(front, front_line, where)
+    return _build(meta, body, front, front_line, where, gazetteer, now=now, zone=zone)
+
+
+def _split_front_matter(text: str, where: str) -> tuple[str, int, str]:
+    """The front-matter text, the file line it starts on, and the Markdown body."""
+    lines = text.split("\n")
+    start = 0
+    while start < len(lines) and not lines[start].strip():
+        start += 1
+    if start == len(lines):
+        raise AdvisoryError("empty file", where=where, hint="an advisory starts with a ```yaml block")
+    first = lines[start]
+    if match := _FENCE_OPEN.match(first.strip()):
+        fence = match.group(1)
+        is_close = lambda line: line.strip() == fence  # noqa: E731
+    elif _DASHES.match(first):
+        is_close = lambda line: line.strip() in {"---", "..."}  # noqa: E731
+    else:
+        raise AdvisoryError(
+            "no front matter",
+            where=where,
+            line=start + 1,
+            hint="start the file with a ```yaml block (or a --- block) holding title, url and publish.date",
+        )
+    for end in range(start + 1, len(lines)):
+        if is_close(lines[end]):
+            return "\n".join(lines[start + 1 : end]), start + 2, "\n".join(lines[end + 1 :])
+    raise AdvisoryError(
+        "front matter is never closed", where=where, line=start + 1, hint=f"end it with a line '{first.strip()[:3]}'"
+    )
+
+
+def _load_yaml(front: str, front_line: int, where: str) -> dict[str, Any]:
+    try:
+        meta = yaml.safe_load(front)
+    except yaml.MarkedYAMLError as exc:
+        line = front_line + exc.problem_mark.line if exc.problem_mark else front_line
+        raise AdvisoryError(
+            f"broken YAML in front matter: {exc.problem}", where=where, line=line, hint="fix the YAML"
+        ) from None
+    except (yaml.YAMLError, RecursionError, ValueError, OverflowError) as exc:
+        raise AdvisoryError(f"broken YAML in front matter: {exc}", where=where, line=front_line) from None
+    if not isinstance(meta, dict):
+        raise AdvisoryError(
+            "front matter must be a YAML mapping of keys to values",
+            where=where,
+            line=front_line,
+            hint="write 'title: ...', 'url: ...' on separate lines",
+        )
+    return _decode(meta)
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, str):
+        return strip_control(decode_entities(value))
+    if isinstance(value, dict):
+        return {str(k): _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def _get(meta: dict[str, Any], dotted: str) -> Any:
+    """``publish.date`` from nested mappings, or from a flat ``publish.date``/``og:description`` key."""
+    for flat in (dotted, dotted.replace(".", ":")):
+        if flat in meta:
+            return meta[flat]
+    node: Any = meta
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _line_of(front: str, front_line: int, key: str) -> int:
+    leaf = key.split(".")[-1]
+    for offset, line in enumerate(front.split("\n")):
+        if re.match(rf"^\s*['\"]?{re.escape(leaf)}['\"]?\s*:", line):
+            return front_line + offset
+    return front_line
+
+
+def _build(
+    meta: dict[str, Any],
+    body: str,
+    front: str,
+    front_line: int,
+    where: str,
+    gazetteer: Gazetteer,
+    *,
+    now: datetime,
+    zone: ZoneInfo,
+) -> ParsedFile:
+    warnings: list[str] = []
+
+    def fail(key: str, message: str, hint: str | None = None) -> AdvisoryError:
+        return AdvisoryError(message, where=where, line=_line_of(front, front_line, key), hint=hint)
+
+    raw_title = meta.get("title")
+    if raw_title is None or not str(raw_title).strip():
+        raise fail("title", "no title", "add 'title: ...' to the front matter")
+    title = one_line(_FORCE_SUFFIX.sub("", str(raw_title)), limit=300)
+    if not title:
+        raise fail("title", "the title is empty once the force name is removed")
+
+    url = meta.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise fail("url", "no url", "add 'url: https://...' (the advisory's page; it is its identity)")
+    url = canonical_url(url.strip())
+    if url is None:
+        raise fail("url", f"url is not an absolute http(s) address: {meta['url']!r}")
+    guid = meta.get("guid")
+    key = str(guid).strip() if guid not in (None, "") else url
+
+    date_value = _get(meta, "publish.date") or meta.get("date")
+    date_assumed = False
+    if date_value in (None, ""):
+        published_at = now
+        date_assumed = True
+        warnings.append(f"{where}: no publish.date; taken as published when first seen ({now:%H:%M %d/%m/%Y})")
+    else:
+        try:
+            published_at = parse_date(date_value, zone)
+        except BadDate as exc:
+            raise fail("date", str(exc), "write it as 'HH:MM DD/MM/YYYY', local UK time") from None
+
+    expires_at = None
+    if meta.get("expires") not in (None, ""):
+        try:
+            expires_at = parse_date(meta["expires"], zone)
+        except BadDate as exc:
+            raise fail("expires", f"expires: {exc}") from None
+    try:
+        status = Status(str(meta.get("status") or "active").strip().lower())
+    except ValueError:
+        raise fail("status", f"status must be 'active' or 'withdrawn', got {meta.get('status')!r}") from None
+    try:
+        priority = Priority(str(meta.get("priority") or "normal").strip().lower())
+    except ValueError:
+        raise fail("priority", f"priority must be 'urgent' or 'normal', got {meta.get('priority')!r}") from None
+
+    summary = one_line(str(_get(meta, "og.description") or meta.get("summary") or ""), limit=1000)
+    image = _get(meta, "og.image")
+    image_url = canonical_url(image.strip(), keep_query=True) if isinstance(image, str) else None
+
+    body_html = render_markdown(body)
+    body_text = html_to_text(body_html)
+    if not summary:
+        summary = one_line(body_text, limit=300)
+
+    areas: set[str] = set()
+    force_area = None
+    declared = [meta.get("area")] + list(meta.get("areas") or [] if isinstance(meta.get("areas"), list) else [])
+    for name in declared:
+        if name in (None, ""):
+            continue
+        try:
+            slug = gazetteer.resolve(str(name))
+        except UnknownArea:
+            warnings.append(f"{where}: area {name!r} is not in the gazetteer; ignored (see 'alerts areas')")
+            continue
+        areas.add(slug)
+        if name is meta.get("area"):
+            force_area = slug
+    areas |= gazetteer.tag_text("\n".join((title, summary, body_text)))
+    if not areas:
+        areas.add(gazetteer.root.slug)
+        warnings.append(f"{where}: no area named; treated as force-wide ({gazetteer.root.name})")
+
+    extra = {k: v for k, v in meta.items() if k not in KNOWN_KEYS}
+    extra.update({k: v for k, v in {"og": meta.get("og")}.items() if isinstance(v, dict)})
+    advisory = AdvisoryInput(
+        key=key,
+        url=url,
+        title=title,
+        summary=summary,
+        body_html=body_html,
+        body_text=body_text,
+        published_at=published_at,
+        source=where,
+        areas=frozenset(areas),
+        force_area=force_area,
+        image_url=image_url,
+        status=status,
+        priority=priority,
+        expires_at=expires_at,
+        date_assumed=date_assumed,
+        extra=extra,
+    )
+    return ParsedFile(advisory, warnings)
+
+
+def canonical_url(url: str, *, keep_query: bool = True) -> str | None:
+    """Lower-case scheme and host, no fragment; None unless an absolute http(s) URL."""
+    if any(ch.isspace() for ch in url) or len(url) > 2000:
+        return None
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+        _ = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in {"http", "https"} or not hostname:
+        return None
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    host, sep, port = netloc.rpartition(":") if netloc.count(":") == 1 else (netloc, "", "")
+    netloc = f"{host.lower()}{sep}{port}" if sep else netloc.lower()
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query if keep_query else "", ""))

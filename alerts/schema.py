@@ -1,0 +1,197 @@
+"""The database tables, named once. Changes go through a migration in
+``alerts/migrations/versions`` (a test checks the two agree)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store keeps aware datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+advisories = Table(
+    "advisories",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(2000), nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("summary", Text, nullable=False, default=""),
+    Column("body_html", Text, nullable=False, default=""),
+    Column("body_text", Text, nullable=False, default=""),
+    Column("content_hash", String(64), nullable=False),
+    Column("published_at", UtcDateTime, nullable=False),
+    Column("date_assumed", Boolean, nullable=False, default=False),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("changed_at", UtcDateTime, nullable=False, index=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("revision", Integer, nullable=False, default=1),
+    Column("source", Text, nullable=False),
+    Column("force_area", String(100)),
+    Column("image_url", Text),
+    Column("status", String(20), nullable=False, default="active"),
+    Column("priority", String(20), nullable=False, default="normal"),
+    Column("expires_at", UtcDateTime),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("extra", JSON, nullable=False, default=dict),
+)
+
+# The most specific areas each advisory concerns: what the matching rule reads.
+advisory_areas = Table(
+    "advisory_areas",
+    metadata,
+    Column("advisory_id", ForeignKey("advisories.id", ondelete="CASCADE"), primary_key=True),
+    Column("area", String(100), primary_key=True, index=True),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", Text),
+    Column("frequency", String(20), nullable=False),
+    Column("status", String(20), nullable=False, index=True),
+    Column("forwardable", Boolean, nullable=False, default=False),
+    Column("urgent", Boolean, nullable=False, default=True),
+    Column("bounces", Integer, nullable=False, default=0),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("confirmed_at", UtcDateTime),
+    Column("status_changed_at", UtcDateTime),
+    # Advisories that changed after this instant are new to the subscriber.
+    Column("watermark", UtcDateTime),
+    Column("origin", Text),
+)
+
+subscriber_areas = Table(
+    "subscriber_areas",
+    metadata,
+    Column("subscriber_id", ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
+    Column("area", String(100), primary_key=True, index=True),
+)
+
+# Which revision of which advisory each subscriber has been sent (so it goes once,
+# and again only when it changed materially).
+subscriber_advisories = Table(
+    "subscriber_advisories",
+    metadata,
+    Column("subscriber_id", ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
+    Column("advisory_id", ForeignKey("advisories.id", ondelete="CASCADE"), primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("digest_id", ForeignKey("digests.id", ondelete="SET NULL")),
+    Column("queued_at", UtcDateTime, nullable=False),
+)
+
+# One rendered variant: the same advisories for the same areas with the same footer.
+# Personal links are placeholders in html/text, filled in per message.
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("kind", String(20), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("areas", JSON, nullable=False, default=list),
+    Column("advisory_ids", JSON, nullable=False, default=list),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("meta", JSON, nullable=False, default=dict),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subscriber_id", ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("digest_id", ForeignKey("digests.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(20), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("message_id", String(255), nullable=False, unique=True),
+    Column("claimed_by", String(100)),
+    Column("claimed_until", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime),
+    UniqueConstraint("subscriber_id", "digest_id", name="uq_outbox_subscriber_digest"),
+    Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+# What a directory source last saw of each file, so unchanged files are not re-read.
+source_files = Table(
+    "source_files",
+    metadata,
+    Column("path", String(2000), primary_key=True),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("seen_at", UtcDateTime, nullable=False),
+)
+
+# Conditional-GET state and health of each upstream feed.
+source_feeds = Table(
+    "source_feeds",
+    metadata,
+    Column("url", String(2000), primary_key=True),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("fetched_at", UtcDateTime),
+    Column("status", Integer),
+    Column("error", Text),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("ok", Boolean),
+    Column("summary", JSON, nullable=False, default=dict),
+)

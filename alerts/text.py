@@ -1,0 +1,135 @@
+"""Turning untrusted text into safe HTML, plain text and header-safe strings.
+
+Everything from outside (advisory files, upstream feeds, form input) passes through
+here before it reaches an email, a feed or a page.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from html.parser import HTMLParser
+
+import nh3
+from markdown_it import MarkdownIt
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "code", "em", "h2", "h3", "h4", "h5", "h6", "hr",
+    "i", "li", "ol", "p", "pre", "strong", "sub", "sup", "table", "tbody", "td", "th",
+    "thead", "tr", "u", "ul",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "abbr": {"title"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan", "scope"},
+}
+ALLOWED_SCHEMES = {"http", "https", "mailto", "tel"}
+
+# Characters XML 1.0 forbids, plus the C1 controls and U+2028/9 that break headers and JS.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+_MARKDOWN = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False}).enable(
+    "table"
+)
+
+
+def strip_control(text: str) -> str:
+    """Remove characters that are illegal in XML and unsafe in mail (keeps tab, CR, LF)."""
+    return _CONTROL.sub("", text)
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """Collapse all whitespace, line breaks included, to single spaces: safe for a header,
+    a title or a subject. Cut to ``limit`` characters with an ellipsis."""
+    text = " ".join(strip_control(text).split())
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def sanitise_html(fragment: str) -> str:
+    """Keep only harmless markup: no script or style, no event handlers, no
+    ``javascript:`` or ``data:`` URLs; links get ``rel="noopener noreferrer"``."""
+    return nh3.clean(
+        strip_control(fragment),
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=ALLOWED_SCHEMES,
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    ).strip()
+
+
+def render_markdown(source: str) -> str:
+    """Markdown (CommonMark, tables, inline HTML) to sanitised HTML."""
+    return sanitise_html(_MARKDOWN.render(strip_control(source)))
+
+
+class _TextWriter(HTMLParser):
+    """Sanitised HTML to readable plain text: paragraphs, lists, links as 'text (url)'."""
+
+    _BLOCKS = {"p", "div", "blockquote", "pre", "table", "tr", "h2", "h3", "h4", "h5", "h6", "ul", "ol"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._href: list[str | None] = []
+        self._link_text: list[str] = []
+        self._pre = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._BLOCKS:
+            self.parts.append("\n\n")
+        if tag == "pre":
+            self._pre += 1
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag == "li":
+            self.parts.append("\n- ")
+        elif tag in {"td", "th"}:
+            self.parts.append(" ")
+        elif tag == "a":
+            self._href.append(dict(attrs).get("href"))
+            self._link_text.append("")
+        elif tag == "img":
+            alt = dict(attrs).get("alt")
+            if alt:
+                self.parts.append(f"[{alt}]")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "pre":
+            self._pre = max(0, self._pre - 1)
+        if tag in self._BLOCKS:
+            self.parts.append("\n\n")
+        elif tag == "a" and self._href:
+            href = self._href.pop()
+            text = self._link_text.pop().strip()
+            if href and href.startswith(("http", "mailto:", "tel:")):
+                target = href.removeprefix("mailto:").removeprefix("tel:")
+                if target != text:
+                    self.parts.append(f" ({href})" if href.startswith("http") else f" ({target})")
+
+    def handle_data(self, data: str) -> None:
+        if not self._pre:
+            data = re.sub(r"\s+", " ", data)
+        if self._link_text:
+            self._link_text[-1] += data
+        self.parts.append(data)
+
+    def text(self) -> str:
+        raw = "".join(self.parts)
+        lines = [line.strip() if not self._pre else line.rstrip() for line in raw.split("\n")]
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text with the same content as a (sanitised) HTML fragment."""
+    writer = _TextWriter()
+    writer.feed(fragment)
+    writer.close()
+    return writer.text()
+
+
+def decode_entities(value: str) -> str:
+    """``&amp;`` -> ``&`` and friends, as advisory front matter carries them."""
+    return html.unescape(value)

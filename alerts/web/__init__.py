@@ -1,0 +1,21 @@
+"""The web app (Starlette): the public archive and feeds, and the subscription pages.
+
+Routes live with their concern: ``alerts.web.archive`` (archive pages, feeds) and
+``alerts.web.subscriptions`` (subscribe, confirm, manage, unsubscribe). Stage errors
+become a page with the next step here, never a traceback.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from alerts.cli.app import App
+
+
+def create_app(app: App) -> Starlette:
+    """The ASGI app for one configuration."""
+    from alerts.web import archive, subscriptions
+
+    web = Starlette(routes=[*archive.routes(app), *subscriptions.routes(app)])
+    web.state.app = app
+    return web
