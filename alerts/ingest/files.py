@@ -229,7 +229,8 @@ def _build(
 
     areas: set[str] = set()
     force_area = None
-    declared = [meta.get("area")] + list(meta.get("areas") or [] if isinstance(meta.get("areas"), list) else [])
+    listed = meta.get("areas")
+    declared = [meta.get("area"), *(listed if isinstance(listed, list) else [listed])]
     for name in declared:
         if name in (None, ""):
             continue
