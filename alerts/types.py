@@ -90,3 +90,36 @@ class Advisory:
         if self.status is Status.WITHDRAWN:
             return False
         return self.expires_at is None or self.expires_at > now
+
+
+class Frequency(enum.StrEnum):
+    IMMEDIATE = "immediate"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+class SubscriberStatus(enum.StrEnum):
+    PENDING = "pending"  # signed up, not yet confirmed by email
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    SUPPRESSED = "suppressed"  # hard bounces or a complaint; never mailed again
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A subscriber as the store holds it. ``areas`` are canonical gazetteer slugs.
+    ``watermark``: advisories that changed after it are new to them (None: not yet
+    confirmed). ``urgent``: False when they opted out of urgent alerts."""
+
+    id: int
+    email: str
+    name: str | None
+    areas: tuple[str, ...]
+    frequency: Frequency
+    status: SubscriberStatus
+    forwardable: bool
+    urgent: bool
+    watermark: datetime | None
+    created_at: datetime
+    confirmed_at: datetime | None = None
+    bounces: int = 0

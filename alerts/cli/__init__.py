@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from alerts import __version__
-from alerts.cli.app import App
+from alerts.app import App
 from alerts.errors import AlertsError, ConfigError, GazetteerError, NotFound, UnknownArea
 from alerts.logs import configure_logging
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
+from alerts.app import App
 from alerts.cli import cli, json_option, parse_when, print_json, with_app
-from alerts.cli.app import App
 from alerts.types import Advisory
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from alerts.app import App
 from alerts.cli import cli, json_option, print_json, with_app
-from alerts.cli.app import App
 from alerts.types import AreaKind
 
 

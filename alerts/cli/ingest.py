@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from alerts.app import App
 from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, with_app
-from alerts.cli.app import App
 from alerts.ingest import IngestReport, Progress, ingest_files
 
 PROGRESS_FROM = 50  # files; smaller batches finish before a bar is worth drawing

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from alerts.cli.app import App
+from alerts.app import App
 
 
 def create_app(app: App) -> Starlette:

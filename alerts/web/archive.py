@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from alerts.cli.app import App
+from alerts.app import App
 
 
 def routes(app: App) -> list[BaseRoute]:

@@ -1,4 +1,4 @@
-"""What a command works with: the config, the gazetteer and the store, opened once
+"""What a command or the web app works with: the config, the gazetteer and the store, opened once
 and only when the command needs them (so ``--help`` needs no config)."""
 
 from __future__ import annotations
