@@ -1,14 +1,14 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-25 15:30:42.822365
+Revises:
+Create Date: 2026-11-25 15:34:07.206126
 """
 
-import sqlalchemy as sa
 from alembic import op
-
+import sqlalchemy as sa
 import alerts.schema
+
 
 revision = '0001'
 down_revision = None
