@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,16 +80,17 @@ class Gazetteer:
     def __contains__(self, slug: object) -> bool:
         return slug in self.nodes
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[AreaNode]:
         """Nodes in tree order: each parent before its children, children by name."""
-        def walk(slug: str):  # type: ignore[no-untyped-def]
+
+        def walk(slug: str) -> Iterator[AreaNode]:
             yield self.nodes[slug]
             for child in sorted(self._children[slug], key=self._order):
                 yield from walk(child)
 
         yield from walk(self.root.slug)
 
-    def _order(self, slug: str) -> tuple[int, str]:
+    def _order(self, slug: str) -> tuple[bool, tuple[Any, ...]]:
         node = self.nodes[slug]
         return (node.kind is AreaKind.POSTCODE, _natural(node.name))
 

@@ -151,11 +151,13 @@ class Store:
                 select(advisories).where(advisories.c.key == item.key).with_for_update()
             ).mappings().first()
             if row is None:
-                advisory_id = conn.execute(
+                inserted = conn.execute(
                     insert(advisories).values(
                         key=item.key, first_seen_at=now, changed_at=now, updated_at=now, revision=1, **values
                     )
-                ).inserted_primary_key[0]
+                ).inserted_primary_key
+                assert inserted is not None  # an INSERT always has a key
+                advisory_id = inserted[0]
                 _set_areas(conn, advisory_id, areas)
                 return IngestResult(Outcome.NEW, advisory_id, 1)
             if item.date_assumed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -15,7 +16,7 @@ from alerts.ingest import IngestReport, Progress, ingest_files
 PROGRESS_FROM = 50  # files; smaller batches finish before a bar is worth drawing
 
 
-def progress_bar(label: str) -> object:
+def progress_bar(label: str) -> Callable[[int], Progress]:
     """A progress factory for the library: a tqdm bar on a terminal, nothing otherwise."""
 
     def start(total: int) -> Progress:
