@@ -57,3 +57,12 @@ class AdvisoryError(AlertsError):
 
 class NotFound(AlertsError):
     """A record asked for by id or key does not exist."""
+
+
+class BadToken(AlertsError):
+    """A signed link token that is malformed, tampered with, for another purpose, or
+    (``expired`` True) older than it may be."""
+
+    def __init__(self, message: str, *, expired: bool = False, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.expired = expired

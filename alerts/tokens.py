@@ -1,0 +1,159 @@
+"""Signed tokens for the links in mail: unsubscribe, manage preferences, confirm.
+
+A token is the subscriber id signed with a key only this installation knows
+(itsdangerous, HMAC-SHA256) and a salt per purpose, so it cannot be forged, guessed
+from someone else's id, or used for another purpose than the one it was made for. The
+payload is not secret (it is only signed), so a token never names an email address.
+
+The key comes from the environment variable named by ``security.secret_key_env``;
+when that is unset, from ``security.secret_key_file``, created with a random key (mode
+0600) the first time it is needed, so a fresh install works without setup and its links
+keep working across restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+
+from alerts.config import Config
+from alerts.errors import BadToken, ConfigError
+
+log = logging.getLogger(__name__)
+
+UNSUBSCRIBE = "unsubscribe"
+MANAGE = "manage"
+CONFIRM = "confirm"
+PURPOSES = frozenset({UNSUBSCRIBE, MANAGE, CONFIRM})
+MIN_KEY_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class PersonalLinks:
+    """The links one subscriber's mail carries. ``one_click_url`` is the RFC 8058
+    POST target for ``List-Unsubscribe``; the other two open a page that asks first."""
+
+    unsubscribe_url: str
+    manage_url: str
+    one_click_url: str
+
+
+class LinkSigner:
+    """Makes and checks the signed tokens in personal links. Cheap to call per message."""
+
+    def __init__(self, config: Config):
+        self.base_url = config.site.base_url
+        key = load_secret_key(config)
+        self._serializers = {
+            purpose: URLSafeTimedSerializer(
+                key, salt=f"area-alerts.{purpose}", signer_kwargs={"digest_method": hashlib.sha256}
+            )
+            for purpose in PURPOSES
+        }
+
+    def token(self, subscriber_id: int, purpose: str) -> str:
+        """A URL-safe token that proves ``purpose`` for ``subscriber_id``."""
+        return self._serializer(purpose).dumps(int(subscriber_id))
+
+    def verify(self, token: str, purpose: str, max_age: int | None = None) -> int:
+        """The subscriber id a token was made for. Raises :class:`BadToken` when it was
+        tampered with, made for another purpose, or is older than ``max_age`` seconds."""
+        serializer = self._serializer(purpose)
+        try:
+            value = serializer.loads(token, max_age=max_age)
+        except SignatureExpired:
+            raise BadToken(
+                f"this {purpose} link has expired", expired=True, hint="ask for a new link"
+            ) from None
+        except BadData:
+            raise BadToken(
+                f"this {purpose} link is not valid",
+                hint="copy the whole link from the email, or ask for a new one",
+            ) from None
+        # A validly signed token only ever holds what token() put in, but be strict anyway.
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise BadToken(f"this {purpose} link is not valid")
+        return value
+
+    def links(self, subscriber_id: int) -> PersonalLinks:
+        """The personal links for one subscriber's mail."""
+        unsubscribe = quote(self.token(subscriber_id, UNSUBSCRIBE), safe="")
+        manage = quote(self.token(subscriber_id, MANAGE), safe="")
+        return PersonalLinks(
+            unsubscribe_url=f"{self.base_url}/unsubscribe?token={unsubscribe}",
+            manage_url=f"{self.base_url}/manage?token={manage}",
+            one_click_url=f"{self.base_url}/unsubscribe/one-click?token={unsubscribe}",
+        )
+
+    def confirm_url(self, subscriber_id: int) -> str:
+        """The link in a confirmation email."""
+        return f"{self.base_url}/confirm?token={quote(self.token(subscriber_id, CONFIRM), safe='')}"
+
+    def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
+        try:
+            return self._serializers[purpose]
+        except KeyError:
+            raise ValueError(f"unknown token purpose {purpose!r}; one of {sorted(PURPOSES)}") from None
+
+
+def load_secret_key(config: Config) -> bytes:
+    """The signing key: from the environment, else from the key file (created if absent)."""
+    security = config.security
+    value = os.environ.get(security.secret_key_env)
+    if value is not None:
+        if len(value.strip()) < MIN_KEY_LENGTH:
+            raise ConfigError(
+                f"the signing key in ${security.secret_key_env} is shorter than {MIN_KEY_LENGTH} characters",
+                where="security.secret_key_env",
+                hint=f"set it to a long random value, e.g. $(python -c 'import secrets; print(secrets.token_urlsafe(32))'), or unset it to use {security.secret_key_file}",
+            )
+        return value.strip().encode()
+    return _key_from_file(security.secret_key_file)
+
+
+def _key_from_file(path: Path) -> bytes:
+    try:
+        key = path.read_bytes().strip()
+    except FileNotFoundError:
+        key = _create_key_file(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the signing key file: {exc.strerror}", where=str(path)) from None
+    if len(key) < MIN_KEY_LENGTH:
+        raise ConfigError(
+            f"the signing key file holds fewer than {MIN_KEY_LENGTH} characters",
+            where=str(path),
+            hint="delete it to have a new random key made (links already sent stop working)",
+        )
+    return key
+
+
+def _create_key_file(path: Path) -> bytes:
+    key = secrets.token_urlsafe(48).encode()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(key + b"\n")
+        # link() publishes the finished file atomically and fails if another process
+        # made one first: then its key wins, so both processes sign alike.
+        os.link(temporary, path)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the signing key file: {exc.strerror}",
+            where=str(path),
+            hint="make its folder writable, or set security.secret_key_env",
+        ) from None
+    finally:
+        temporary.unlink(missing_ok=True)
+    log.warning("Created a new random key for signing links in %s (keep it: links already sent depend on it)", path)
+    return key
