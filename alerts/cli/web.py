@@ -1,0 +1,28 @@
+"""``alerts web``: serve the archive, the feeds and the subscription pages."""
+
+from __future__ import annotations
+
+import click
+
+from alerts.app import App
+from alerts.cli import cli, with_app
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
+@with_app
+def web(app: App, host: str, port: int) -> None:
+    """Serve the web archive, the feeds and the subscription pages.
+
+    Feeds are served from feeds.out as 'alerts feeds build' wrote them. Put a
+    reverse proxy (TLS) in front of it and set site.base_url to its public address.
+    """
+    import uvicorn
+
+    from alerts.web import create_app
+
+    app.config  # noqa: B018  (a bad config fails here, before the server starts)
+    app.store  # noqa: B018
+    click.echo(f"Serving {app.config.site.name} on http://{host}:{port}/ (Ctrl+C to stop)", err=True)
+    uvicorn.run(create_app(app), host=host, port=port, log_level="info", proxy_headers=True)

@@ -1,0 +1,187 @@
+"""What one feed holds, as plain data, built from the store: the same model renders
+RSS, Atom and JSON Feed, so the three always agree.
+
+Everything here is deterministic in the store's contents and ``now``: no clock is read,
+so rebuilding with nothing new gives the same model and the same bytes.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote, urlsplit
+
+from sqlalchemy import Engine, case, func, select
+
+from alerts.areas import AreaNode, Gazetteer
+from alerts.config import Config
+from alerts.schema import advisories, advisory_areas
+from alerts.text import html_to_text, one_line, sanitise_html, strip_control
+from alerts.types import Advisory
+
+ALL = "all"
+FORMATS = {"rss": "application/rss+xml", "atom": "application/atom+xml", "json": "application/feed+json"}
+# A feed that has never held anything still needs an `updated` date; a fixed one keeps
+# rebuilds byte-identical (the clock would change it every run).
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_URI = re.compile(r"^[a-z][a-z0-9+.-]*:\S+$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Category:
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One advisory as a feed entry. ``id`` never changes once published (Atom id, RSS
+    guid, JSON Feed id); ``permalink`` says whether it is also the advisory's URL."""
+
+    id: str
+    permalink: bool
+    url: str
+    archive_url: str
+    title: str
+    summary: str
+    content_html: str
+    published: datetime
+    updated: datetime
+    categories: tuple[Category, ...]
+    image_url: str | None
+    image_type: str | None
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One feed: an area's (or everything, slug ``all``), newest first."""
+
+    slug: str
+    title: str
+    subtitle: str
+    base_url: str
+    home_url: str
+    updated: datetime
+    language: str
+    publisher: str
+    entries: tuple[Entry, ...]
+
+    def url(self, fmt: str) -> str:
+        return feed_url(self.base_url, self.slug, fmt)
+
+
+def feed_url(base_url: str, slug: str, fmt: str) -> str:
+    return f"{base_url}/feeds/{slug}.{fmt}"
+
+
+def area_url(base_url: str, slug: str) -> str:
+    return f"{base_url}/areas/{slug}"
+
+
+def advisory_url(base_url: str, advisory_id: int) -> str:
+    return f"{base_url}/advisories/{advisory_id}"
+
+
+def plain_title(title: str) -> str:
+    """A title as plain text on one line. Many readers treat an RSS title as HTML, so
+    markup in it is dropped rather than merely escaped."""
+    return one_line(html_to_text(sanitise_html(title))) or "(untitled)"
+
+
+def entry_id(advisory: Advisory) -> str:
+    """The permanent id: the advisory's key when it is a URI (its URL, or an upstream
+    GUID such as ``urn:uuid:...``), else a tag: URI minted from the key alone, so it
+    never depends on where this site happens to be served from."""
+    key = strip_control(advisory.key).strip()
+    if _URI.match(key):
+        return key
+    host = urlsplit(advisory.url).hostname or "localhost"
+    return f"tag:{host},{advisory.published_at:%Y-%m-%d}:{quote(key, safe='')}"
+
+
+def build_entry(advisory: Advisory, gazetteer: Gazetteer, base_url: str) -> Entry:
+    ident = entry_id(advisory)
+    categories = tuple(
+        Category(slug, gazetteer.nodes[slug].name if slug in gazetteer else slug) for slug in advisory.areas
+    )
+    image_type = None
+    if advisory.image_url:
+        image_type = mimetypes.guess_type(urlsplit(advisory.image_url).path)[0]
+    return Entry(
+        id=ident,
+        permalink=ident == advisory.url,
+        url=advisory.url,
+        archive_url=advisory_url(base_url, advisory.id),
+        title=plain_title(advisory.title),
+        summary=one_line(html_to_text(sanitise_html(advisory.summary))),
+        # Sanitised at ingest; again here because the feed is where it leaves us.
+        content_html=sanitise_html(advisory.body_html),
+        published=advisory.published_at.astimezone(UTC),
+        updated=advisory.updated_at.astimezone(UTC),
+        categories=categories,
+        image_url=advisory.image_url,
+        image_type=image_type,
+    )
+
+
+def last_change(engine: Engine, areas: set[str] | None, now: datetime) -> datetime:
+    """When the feed for ``areas`` (None: everything) last changed: the newest update of
+    any advisory it could hold (live or not, so a withdrawal counts) or the newest expiry
+    already past. Pinning ``updated``/``lastBuildDate`` to this, never to the clock, keeps
+    rebuilds byte-identical."""
+    expired = case((advisories.c.expires_at <= now, advisories.c.expires_at), else_=None)
+    query = select(func.max(advisories.c.updated_at), func.max(expired))
+    if areas is not None:
+        query = query.where(
+            advisories.c.id.in_(select(advisory_areas.c.advisory_id).where(advisory_areas.c.area.in_(sorted(areas))))
+        )
+    with engine.connect() as conn:
+        row = conn.execute(query).one()
+    moments = [_aware(value) for value in row if value is not None]
+    return max(moments, default=EPOCH)
+
+
+def _aware(value: datetime | str) -> datetime:
+    # max() over a UtcDateTime column comes back untyped on SQLite (a string) and naive.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def build_feed(
+    config: Config,
+    gazetteer: Gazetteer,
+    engine: Engine,
+    items: list[Advisory],
+    area: AreaNode | None,
+    now: datetime,
+) -> Feed:
+    """The feed for ``area`` (None: every area) holding ``items`` (already chosen by the
+    matching rule, newest first, capped)."""
+    site = config.site
+    base_url = site.base_url
+    if area is None:
+        slug, areas = ALL, None
+        title = f"{site.name}: all areas"
+        subtitle = f"Every advisory from {site.publisher}"
+        home = f"{base_url}/"
+    else:
+        slug, areas = area.slug, gazetteer.matching_areas([area.slug])
+        title = f"{site.name}: {area.name}"
+        subtitle = f"Advisories from {site.publisher} for {area.name}"
+        home = area_url(base_url, area.slug)
+    entries = tuple(build_entry(item, gazetteer, base_url) for item in items)
+    updated = max([last_change(engine, areas, now), *(entry.updated for entry in entries)])
+    return Feed(
+        slug=slug,
+        title=one_line(title),
+        subtitle=one_line(subtitle),
+        base_url=base_url,
+        home_url=home,
+        updated=updated.astimezone(UTC),
+        language=site.language,
+        publisher=one_line(site.publisher),
+        entries=entries,
+    )
