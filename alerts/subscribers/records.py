@@ -1,0 +1,368 @@
+"""Subscriber records: validate, add, change, stream, and the status changes that the
+law cares about (PECR): an address that unsubscribed or was suppressed is never made
+active again by anyone but its owner, through a confirmed sign-up.
+
+Statuses move like this::
+
+    pending --confirm--> active --unsubscribe--> unsubscribed
+       \\                  \\--bounces/complaint--> suppressed (never mailed again)
+        \\--unsubscribe--> unsubscribed --signs up again on the web--> pending
+
+The watermark (advisories that changed after it are new to the subscriber) starts
+when they become active, so a new subscriber is not flooded with old mail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from alerts.errors import AlertsError, NotFound
+from alerts.schema import subscriber_areas, subscribers
+from alerts.store import Store
+from alerts.subscribers.validation import (
+    InvalidSubscriber,
+    OptedOut,
+    Preferences,
+    Subscription,
+    normalise_email,
+)
+from alerts.types import Frequency, Subscriber, SubscriberStatus
+
+ACTIVE = SubscriberStatus.ACTIVE
+PENDING = SubscriberStatus.PENDING
+UNSUBSCRIBED = SubscriberStatus.UNSUBSCRIBED
+SUPPRESSED = SubscriberStatus.SUPPRESSED
+#: Statuses that mean "do not mail": only the owner's confirmed sign-up leaves them.
+OPTED_OUT = frozenset({UNSUBSCRIBED, SUPPRESSED})
+
+
+# -- reads ----------------------------------------------------------------------
+
+
+def get_subscriber(store: Store, subscriber_id: int) -> Subscriber:
+    """One subscriber by id. Raises :class:`NotFound`."""
+    with store.engine.connect() as conn:
+        found = _load(conn, select(subscribers).where(subscribers.c.id == int(subscriber_id)))
+    if not found:
+        raise NotFound(f"no subscriber with id {subscriber_id}")
+    return found[0]
+
+
+def find_subscriber(store: Store, email: str) -> Subscriber | None:
+    """The subscriber with this address (domain compared case-insensitively), or None."""
+    try:
+        address = normalise_email(email)
+    except InvalidSubscriber:
+        return None
+    with store.engine.connect() as conn:
+        found = _load(conn, select(subscribers).where(subscribers.c.email == address))
+    return found[0] if found else None
+
+
+def iter_subscribers(
+    store: Store,
+    *,
+    status: SubscriberStatus | None = ACTIVE,
+    frequency: Frequency | None = None,
+    areas: Iterable[str] | None = None,
+    batch: int = 1000,
+) -> Iterator[Subscriber]:
+    """Subscribers in id order, streamed ``batch`` at a time (keyset pagination), so
+    memory stays flat however many there are and no read is held open between batches.
+
+    ``status`` None means every status; ``areas`` keeps those subscribed to any of them.
+    """
+    query = select(subscribers).order_by(subscribers.c.id).limit(batch)
+    if status is not None:
+        query = query.where(subscribers.c.status == SubscriberStatus(status).value)
+    if frequency is not None:
+        query = query.where(subscribers.c.frequency == Frequency(frequency).value)
+    if areas is not None:
+        wanted = sorted(set(areas))
+        query = query.where(
+            subscribers.c.id.in_(
+                select(subscriber_areas.c.subscriber_id).where(subscriber_areas.c.area.in_(wanted))
+            )
+        )
+    last = 0
+    while True:
+        with store.engine.connect() as conn:
+            page = _load(conn, query.where(subscribers.c.id > last))
+        yield from page
+        if len(page) < batch:
+            return
+        last = page[-1].id
+
+
+def count_subscribers(store: Store) -> dict[str, int]:
+    """How many subscribers there are in each status."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(subscribers.c.status, func.count()).group_by(subscribers.c.status))
+        counts = {status.value: 0 for status in SubscriberStatus}
+        counts.update({status: int(n) for status, n in rows})
+    return counts
+
+
+# -- writes ---------------------------------------------------------------------
+
+
+def add_subscriber(
+    store: Store,
+    subscription: Subscription,
+    *,
+    now: datetime,
+    status: SubscriberStatus = ACTIVE,
+    origin: str | None = None,
+) -> Subscriber:
+    """Store a new subscriber. ``status`` ACTIVE starts their watermark at ``now``;
+    PENDING leaves it unset until they confirm. Raises :class:`OptedOut` or
+    :class:`InvalidSubscriber` (already subscribed) when the address exists."""
+    if status in OPTED_OUT:
+        raise ValueError("add_subscriber adds pending or active subscribers only")
+    with store.engine.begin() as conn:
+        existing = conn.execute(
+            select(subscribers.c.id, subscribers.c.status).where(subscribers.c.email == subscription.email)
+        ).first()
+        if existing is not None:
+            if SubscriberStatus(existing.status) in OPTED_OUT:
+                raise opted_out(subscription.email, SubscriberStatus(existing.status))
+            raise InvalidSubscriber(
+                f"{subscription.email} is already subscribed ({existing.status})",
+                hint="use 'alerts subscribers add' with the same address to change it",
+            )
+        subscriber_id = insert_subscriber(conn, subscription, status=status, now=now, origin=origin)
+    return get_subscriber(store, subscriber_id)
+
+
+def insert_subscriber(
+    conn: Connection,
+    subscription: Subscription,
+    *,
+    status: SubscriberStatus,
+    now: datetime,
+    origin: str | None = None,
+) -> int:
+    active = status is ACTIVE
+    subscriber_id = int(
+        conn.execute(
+            insert(subscribers).values(
+                email=subscription.email,
+                name=subscription.name,
+                frequency=subscription.frequency.value,
+                status=SubscriberStatus(status).value,
+                forwardable=subscription.forwardable,
+                urgent=subscription.urgent,
+                bounces=0,
+                created_at=now,
+                confirmed_at=now if active else None,
+                status_changed_at=now,
+                watermark=now if active else None,
+                origin=origin,
+            )
+        ).inserted_primary_key[0]
+    )
+    set_areas(conn, subscriber_id, subscription.areas)
+    return subscriber_id
+
+
+def update_subscriber(store: Store, subscriber_id: int, changes: Preferences) -> Subscriber:
+    """Change a subscriber's preferences (never their status)."""
+    with store.engine.begin() as conn:
+        apply_preferences(conn, subscriber_id, changes)
+    return get_subscriber(store, subscriber_id)
+
+
+def apply_preferences(conn: Connection, subscriber_id: int, changes: Preferences) -> None:
+    values = changes.values()
+    if values:
+        result = conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(**values))
+        if result.rowcount == 0:
+            raise NotFound(f"no subscriber with id {subscriber_id}")
+    if changes.areas is not None:
+        if not changes.areas:
+            raise InvalidSubscriber("at least one area is required")
+        set_areas(conn, subscriber_id, changes.areas)
+
+
+def confirm_subscriber(store: Store, subscriber_id: int, *, now: datetime) -> bool:
+    """Make a pending subscriber active, their watermark starting ``now``. False (and
+    nothing changes) when they are not pending: already active, or opted out since."""
+    with store.engine.begin() as conn:
+        result = conn.execute(
+            update(subscribers)
+            .where(subscribers.c.id == subscriber_id, subscribers.c.status == PENDING.value)
+            .values(status=ACTIVE.value, confirmed_at=now, watermark=now, status_changed_at=now, bounces=0)
+        )
+        return result.rowcount == 1
+
+
+def unsubscribe(store: Store, subscriber_id: int, *, now: datetime) -> bool:
+    """Stop mailing a subscriber. The row stays (as unsubscribed) so no import can add
+    the address again. False when they were already unsubscribed or suppressed."""
+    with store.engine.begin() as conn:
+        result = conn.execute(
+            update(subscribers)
+            .where(subscribers.c.id == subscriber_id, subscribers.c.status.in_([ACTIVE.value, PENDING.value]))
+            .values(status=UNSUBSCRIBED.value, status_changed_at=now)
+        )
+        return result.rowcount == 1
+
+
+def suppress(store: Store, subscriber_id: int, *, now: datetime | None = None) -> bool:
+    """Never mail this address again (hard bounces, a complaint). False if it already was."""
+    with store.engine.begin() as conn:
+        return _suppress(conn, subscriber_id, now or datetime.now(UTC))
+
+
+def record_bounce(store: Store, subscriber_id: int, max_bounces: int, *, now: datetime | None = None) -> bool:
+    """Count a hard bounce; at ``max_bounces`` the address is suppressed. True when this
+    bounce suppressed it (so delivery can report it)."""
+    with store.engine.begin() as conn:
+        bounces = conn.execute(
+            update(subscribers)
+            .where(subscribers.c.id == subscriber_id)
+            .values(bounces=subscribers.c.bounces + 1)
+            .returning(subscribers.c.bounces)
+        ).scalar()
+        if bounces is None:
+            raise NotFound(f"no subscriber with id {subscriber_id}")
+        return bounces >= max_bounces and _suppress(conn, subscriber_id, now or datetime.now(UTC))
+
+
+def _suppress(conn: Connection, subscriber_id: int, now: datetime) -> bool:
+    result = conn.execute(
+        update(subscribers)
+        .where(subscribers.c.id == subscriber_id, subscribers.c.status != SUPPRESSED.value)
+        .values(status=SUPPRESSED.value, status_changed_at=now)
+    )
+    return result.rowcount == 1
+
+
+def resubscribe_pending(store: Store, subscription: Subscription, *, now: datetime) -> tuple[Subscriber, bool]:
+    """A sign-up from the web: a new address becomes pending; a pending or unsubscribed
+    one becomes pending with the new preferences (the owner's own, fresh request, to be
+    confirmed by email). Returns the subscriber and whether a confirmation should be
+    sent: not for an active one (nothing to confirm) nor a suppressed one (never mailed).
+    """
+    for _attempt in range(2):
+        try:
+            with store.engine.begin() as conn:
+                row = conn.execute(
+                    select(subscribers.c.id, subscribers.c.status).where(subscribers.c.email == subscription.email)
+                ).first()
+                if row is None:
+                    subscriber_id = insert_subscriber(conn, subscription, status=PENDING, now=now, origin="web")
+                    send = True
+                else:
+                    subscriber_id = row.id
+                    status = SubscriberStatus(row.status)
+                    send = status in (PENDING, UNSUBSCRIBED)
+                    if send:
+                        values = {"status": PENDING.value}
+                        if status is not PENDING:
+                            values["status_changed_at"] = now  # type: ignore[assignment]
+                        conn.execute(update(subscribers).where(subscribers.c.id == row.id).values(**values))
+                        apply_preferences(conn, row.id, as_preferences(subscription))
+            return get_subscriber(store, subscriber_id), send
+        except IntegrityError:
+            continue  # two sign-ups for one new address at once: the other won; go again
+    raise AlertsError("could not save the subscription, please try again")
+
+
+def opted_out(email: str, status: SubscriberStatus) -> OptedOut:
+    how = "unsubscribed" if status is UNSUBSCRIBED else "was suppressed (bounces or a complaint)"
+    return OptedOut(
+        f"{email} {how}; it is not added again",
+        hint="only its owner can subscribe again, on the subscribe page",
+    )
+
+
+def set_areas(conn: Connection, subscriber_id: int, areas: Iterable[str]) -> None:
+    conn.execute(delete(subscriber_areas).where(subscriber_areas.c.subscriber_id == subscriber_id))
+    rows = [{"subscriber_id": subscriber_id, "area": area} for area in sorted(set(areas))]
+    if rows:
+        conn.execute(insert(subscriber_areas), rows)
+
+
+def _load(conn: Connection, query: Any) -> list[Subscriber]:
+    rows = conn.execute(query).mappings().all()
+    areas: dict[int, list[str]] = {row["id"]: [] for row in rows}
+    if rows:
+        for subscriber_id, area in conn.execute(
+            select(subscriber_areas.c.subscriber_id, subscriber_areas.c.area)
+            .where(subscriber_areas.c.subscriber_id.in_(list(areas)))
+            .order_by(subscriber_areas.c.area)
+        ):
+            areas[subscriber_id].append(area)
+    return [row_to_subscriber(row, areas[row["id"]]) for row in rows]
+
+
+def row_to_subscriber(row: Any, areas: Iterable[str]) -> Subscriber:
+    return Subscriber(
+        id=row["id"],
+        email=row["email"],
+        name=row["name"],
+        areas=tuple(areas),
+        frequency=Frequency(row["frequency"]),
+        status=SubscriberStatus(row["status"]),
+        forwardable=bool(row["forwardable"]),
+        urgent=bool(row["urgent"]),
+        watermark=row["watermark"],
+        created_at=row["created_at"],
+        confirmed_at=row["confirmed_at"],
+        bounces=row["bounces"] or 0,
+    )
+
+
+
+def save_subscriber(
+    store: Store,
+    subscription: Subscription,
+    *,
+    now: datetime,
+    status: SubscriberStatus = ACTIVE,
+    origin: str | None = None,
+) -> tuple[Subscriber, str]:
+    """Add a subscriber, or change an existing pending or active one to match
+    ``subscription`` (its status stays). Returns the subscriber and ``"added"``,
+    ``"updated"`` or ``"unchanged"``. Raises :class:`OptedOut` for an address that
+    unsubscribed or was suppressed: it is never added back."""
+    existing = find_subscriber(store, subscription.email)
+    if existing is None:
+        try:
+            return add_subscriber(store, subscription, now=now, status=status, origin=origin), "added"
+        except InvalidSubscriber:
+            existing = find_subscriber(store, subscription.email)  # added meanwhile
+            if existing is None:
+                raise
+    if existing.status in OPTED_OUT:
+        raise opted_out(existing.email, existing.status)
+    if same_preferences(existing, subscription):
+        return existing, "unchanged"
+    return update_subscriber(store, existing.id, as_preferences(subscription, existing)), "updated"
+
+
+def same_preferences(subscriber: Subscriber, subscription: Subscription) -> bool:
+    return (
+        set(subscriber.areas) == set(subscription.areas)
+        and subscriber.frequency is subscription.frequency
+        and (subscription.name is None or subscriber.name == subscription.name)
+        and subscriber.forwardable == subscription.forwardable
+        and subscriber.urgent == subscription.urgent
+    )
+
+
+def as_preferences(subscription: Subscription, existing: Subscriber | None = None) -> Preferences:
+    """All of a subscription as a change; a name left out keeps the stored one."""
+    return Preferences(
+        areas=subscription.areas,
+        frequency=subscription.frequency,
+        name=subscription.name if subscription.name is not None or existing is None else existing.name,
+        forwardable=subscription.forwardable,
+        urgent=subscription.urgent,
+    )

@@ -1,0 +1,126 @@
+"""What a subscription is, validated: a normalised address, canonical area slugs, a
+frequency and a header-safe name. Shared by the CLI, list imports and the web forms."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from alerts.areas import Gazetteer
+from alerts.errors import AlertsError
+from alerts.text import one_line
+from alerts.types import Frequency
+
+MAX_NAME = 100
+
+
+class InvalidSubscriber(AlertsError):
+    """An address, area, frequency or name that cannot be used for a subscription."""
+
+
+class OptedOut(AlertsError):
+    """The address unsubscribed or was suppressed: it may not be re-added (PECR)."""
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What someone asked for, validated: a normalised address and canonical area slugs."""
+
+    email: str
+    areas: tuple[str, ...]
+    frequency: Frequency = Frequency.DAILY
+    name: str | None = None
+    forwardable: bool = False
+    urgent: bool = True
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """A change of preferences: only the fields given (not None) change."""
+
+    areas: tuple[str, ...] | None = None
+    frequency: Frequency | None = None
+    name: str | None = None
+    forwardable: bool | None = None
+    urgent: bool | None = None
+
+    def values(self) -> dict[str, Any]:
+        return {
+            k: (v.value if isinstance(v, Frequency) else v)
+            for k, v in (
+                ("frequency", self.frequency),
+                ("name", self.name),
+                ("forwardable", self.forwardable),
+                ("urgent", self.urgent),
+            )
+            if v is not None
+        }
+
+
+def normalise_email(text: str) -> str:
+    """The address as stored: the local part as given, the domain in lower case.
+
+    Raises :class:`InvalidSubscriber` with the validator's reason. No DNS lookups.
+    """
+    text = (text or "").strip()
+    if not text:
+        raise InvalidSubscriber("an email address is required")
+    try:
+        result = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidSubscriber(f"{one_line(text, 80)!r} is not a valid email address: {exc}") from None
+    return f"{result.local_part}@{result.domain.lower()}"
+
+
+def resolve_areas(gazetteer: Gazetteer, names: Iterable[str]) -> tuple[str, ...]:
+    """Canonical slugs for area names, slugs or postcodes (``ME4`` -> ``medway``),
+    without repeats, in gazetteer order. At least one is required."""
+    slugs: set[str] = set()
+    for name in names:
+        name = name.strip()
+        if name:
+            slugs.add(gazetteer.resolve(name))
+    if not slugs:
+        raise InvalidSubscriber("at least one area is required", hint="e.g. --area medway or --area ME4")
+    order = {node.slug: index for index, node in enumerate(gazetteer)}
+    return tuple(sorted(slugs, key=lambda slug: order.get(slug, len(order))))
+
+
+def parse_frequency(value: str | Frequency) -> Frequency:
+    try:
+        return Frequency(str(value).strip().lower())
+    except ValueError:
+        choices = ", ".join(f.value for f in Frequency)
+        raise InvalidSubscriber(f"unknown frequency {one_line(str(value), 40)!r}; use one of {choices}") from None
+
+
+def clean_name(value: str | None) -> str | None:
+    """A display name that is safe in a header: one line, no control characters."""
+    if value is None:
+        return None
+    value = one_line(str(value), MAX_NAME)
+    return value or None
+
+
+def make_subscription(
+    gazetteer: Gazetteer,
+    email: str,
+    areas: Iterable[str],
+    *,
+    frequency: str | Frequency = Frequency.DAILY,
+    name: str | None = None,
+    forwardable: bool = False,
+    urgent: bool = True,
+) -> Subscription:
+    """Validate raw input into a :class:`Subscription` (raises InvalidSubscriber, UnknownArea)."""
+    return Subscription(
+        email=normalise_email(email),
+        areas=resolve_areas(gazetteer, areas),
+        frequency=parse_frequency(frequency),
+        name=clean_name(name),
+        forwardable=bool(forwardable),
+        urgent=bool(urgent),
+    )
