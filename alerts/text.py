@@ -26,8 +26,9 @@ ALLOWED_ATTRIBUTES = {
 }
 ALLOWED_SCHEMES = {"http", "https", "mailto", "tel"}
 
-# Characters XML 1.0 forbids, plus the C1 controls and U+2028/9 that break headers and JS.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+# Characters XML 1.0 forbids, plus the C1 controls and U+2028/9 that break headers and JS,
+# and lone surrogates (YAML "\ud800" escapes make them), which no encoder will write.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 _MARKDOWN = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False}).enable(
     "table"
 )

@@ -15,9 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import DataError, IntegrityError
+
 from alerts.areas import Gazetteer
 from alerts.config import Config
-from alerts.errors import AdvisoryError
+from alerts.errors import AdvisoryError, AlertsError
 from alerts.ingest.dates import LONDON
 from alerts.ingest.files import SUFFIXES, ParsedFile, parse_advisory_file
 from alerts.store import IngestResult, Outcome, Store
@@ -35,10 +37,12 @@ class IngestReport:
     unchanged: int = 0
     rejected: list[AdvisoryError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Sources that could not be read at all (a feed that is down); retried next poll.
+    source_errors: list[AlertsError] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.rejected
+        return not self.rejected and not self.source_errors
 
     def counts(self) -> dict[str, int]:
         return {
@@ -46,6 +50,7 @@ class IngestReport:
             "updated": len(self.updated),
             "unchanged": self.unchanged,
             "rejected": len(self.rejected),
+            "failed_sources": len(self.source_errors),
         }
 
     def merge(self, other: IngestReport) -> None:
@@ -54,6 +59,7 @@ class IngestReport:
         self.unchanged += other.unchanged
         self.rejected += other.rejected
         self.warnings += other.warnings
+        self.source_errors += other.source_errors
 
 
 Progress = Callable[[int], None]
@@ -70,8 +76,8 @@ def find_advisory_files(paths: Iterable[Path]) -> tuple[list[Path], list[Advisor
                 sorted(
                     p
                     for p in path.rglob("*")
+                    # A folder named *.md is listed too, so it is reported, not silently skipped.
                     if p.suffix.lower() in SUFFIXES
-                    and p.is_file()
                     and not any(part.startswith(".") for part in p.relative_to(path).parts)
                 )
             )
@@ -137,7 +143,17 @@ def _ingest_one(
     report.warnings += parsed.warnings
     for warning in parsed.warnings:
         log.warning("%s", warning)
-    result = store_advisory(parsed.advisory, store, gazetteer, now)
+    try:
+        result = store_advisory(parsed.advisory, store, gazetteer, now)
+    except (DataError, IntegrityError) as exc:
+        # The database refused this one advisory's values: report it, keep the batch going.
+        # (A database that cannot be reached at all still stops the run.)
+        log.exception("cannot store %s", where)
+        detail = str(exc.orig or exc).splitlines()[0]
+        report.rejected.append(
+            AdvisoryError(f"the database refused it: {detail}", where=where, hint="please report this as a bug")
+        )
+        return report
     if result.outcome is Outcome.NEW:
         report.new.append(result.advisory_id)
     elif result.outcome is Outcome.UPDATED:
@@ -162,8 +178,15 @@ def ingest_sources(
 ) -> IngestReport:
     """Ingest from every source in the config. A source that fails is reported; the
     others go on."""
+    from alerts.ingest.directory import ingest_directories
+    from alerts.ingest.upstream import ingest_feeds
+
     report = IngestReport()
     paths = [source.path for source in config.sources if source.path is not None]
     if paths:
-        report.merge(ingest_files(paths, store, gazetteer, now=now, zone=config.tz, progress=progress))
+        # Configured folders are polled: only new and changed files are read.
+        report.merge(ingest_directories(paths, store, gazetteer, now=now, zone=config.tz, progress=progress))
+    feeds = [source for source in config.sources if source.feed is not None]
+    if feeds:
+        report.merge(ingest_feeds(feeds, store, gazetteer, now=now, site_url=config.site.base_url))
     return report

@@ -4,7 +4,7 @@ also ``DD/MM/YYYY [HH:MM]`` and ISO 8601. Naive values are local to the force's 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 LONDON = ZoneInfo("Europe/London")
@@ -22,7 +22,8 @@ def parse_date(value: object, zone: ZoneInfo = LONDON) -> datetime:
 
     Local wall-clock times are read in ``zone``; in the autumn hour that happens twice
     the first (summer-time) instant is taken, and a time in the spring gap is read as
-    winter time, so it lands an hour later on the clock, as the clocks did.
+    winter time, so it lands an hour later on the clock, as the clocks did. The result
+    carries the fixed UTC offset in force then (``+01:00`` in British Summer Time).
     """
     if isinstance(value, datetime):
         return _aware(value, zone)
@@ -55,4 +56,7 @@ def _aware(value: datetime, zone: ZoneInfo) -> datetime:
         value = value.replace(tzinfo=zone, fold=0)
     if not 1900 <= value.year <= 2200:
         raise BadDate(f"date {value.date().isoformat()} is out of range")
-    return value
+    # A fixed offset, not the zone: Python never finds a zone-aware time in the repeated
+    # autumn hour equal to the same instant in another zone (PEP 495), which would make
+    # comparisons quietly wrong. The offset is still the local one (+01:00 in summer).
+    return value.astimezone(timezone(value.utcoffset() or timedelta(0)))

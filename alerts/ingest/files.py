@@ -5,7 +5,9 @@ else, whatever the bytes (a property test holds it to that)."""
 
 from __future__ import annotations
 
+import math
 import re
+import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,11 @@ from alerts.text import decode_entities, html_to_text, one_line, render_markdown
 from alerts.types import AdvisoryInput, Priority, Status
 
 MAX_BYTES = 2_000_000
+MAX_TITLE = 1_000
 SUFFIXES = (".md", ".markdown")
 _FENCE_OPEN = re.compile(r"^(```|~~~)\s*(ya?ml)?\s*$", re.IGNORECASE)
 _DASHES = re.compile(r"^---\s*$")
-_FORCE_SUFFIX = re.compile(r"\s+[|\u2013\u2014-]\s+[^|]*(?:Police|Constabulary)\s*$", re.IGNORECASE)
+_FORCE_SUFFIX = re.compile(r"(?:^|\s+)[|\u2013\u2014-]\s+[^|]*(?:Police|Constabulary)\s*$", re.IGNORECASE)
 KNOWN_KEYS = {"title", "url", "area", "areas", "publish", "og", "date", "status", "expires", "priority", "guid", "summary"}
 
 
@@ -42,15 +45,30 @@ def parse_advisory_file(
     """Read and validate one advisory file. Raises :class:`AdvisoryError` only."""
     where = str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise AdvisoryError(
-                f"file is {size / 1_000_000:.1f} MB; an advisory is at most {MAX_BYTES // 1_000_000} MB",
-                where=where,
-                hint="check this is an advisory and not an attachment or export",
-            )
+        info = path.stat()
+    except OSError as exc:
+        raise AdvisoryError(f"cannot read file: {exc.strerror or exc}", where=where) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise AdvisoryError(
+            "is a folder, not an advisory file", where=where, hint="rename the folder so it does not end in .md"
+        )
+    if not stat.S_ISREG(info.st_mode):
+        # A FIFO or a device would block or never end: never open one.
+        raise AdvisoryError("not a regular file", where=where, hint="advisories are plain UTF-8 Markdown files")
+    # Checked before reading, so a huge file costs one stat, not a read.
+    if info.st_size > MAX_BYTES:
+        raise AdvisoryError(
+            f"file is {info.st_size / 1_000_000:.1f} MB; an advisory is at most {MAX_BYTES // 1_000_000} MB",
+            where=where,
+            hint="check this is an advisory and not an attachment or export",
+        )
+    try:
         with path.open("rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
+            data = handle.read(MAX_BYTES + 1)  # the file may have grown since the stat
+    except PermissionError:
+        raise AdvisoryError(
+            "cannot read file: permission denied", where=where, hint="make it readable by the user running alerts"
+        ) from None
     except OSError as exc:
         raise AdvisoryError(f"cannot read file: {exc.strerror or exc}", where=where) from None
     return parse_advisory_bytes(data, where, gazetteer, now=now, zone=zone)
@@ -59,8 +77,12 @@ def parse_advisory_file(
 def parse_advisory_bytes(
     data: bytes, where: str, gazetteer: Gazetteer, *, now: datetime, zone: ZoneInfo = LONDON
 ) -> ParsedFile:
+    """Parse the bytes of one advisory file; ``where`` names it in errors and warnings.
+    Raises :class:`AdvisoryError` only, whatever the bytes."""
     if len(data) > MAX_BYTES:
         raise AdvisoryError("file is too large for an advisory", where=where)
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise AdvisoryError("UTF-16 text, not UTF-8", where=where, line=1, hint="save the file as UTF-8")
     if b"\x00" in data:
         raise AdvisoryError("binary file, not an advisory", where=where, hint="advisories are UTF-8 Markdown text")
     try:
@@ -116,7 +138,17 @@ def _load_yaml(front: str, front_line: int, where: str) -> dict[str, Any]:
         raise AdvisoryError(
             f"broken YAML in front matter: {exc.problem}", where=where, line=line, hint="fix the YAML"
         ) from None
-    except (yaml.YAMLError, RecursionError, ValueError, OverflowError) as exc:
+    except yaml.reader.ReaderError as exc:
+        line = front_line + front[: exc.position].count("\n")
+        raise AdvisoryError(
+            f"front matter holds a control character (#x{exc.character:04x})"
+            if isinstance(exc.character, int)
+            else "front matter holds an unreadable character",
+            where=where,
+            line=line,
+            hint="remove it",
+        ) from None
+    except (yaml.YAMLError, RecursionError, ValueError, OverflowError, TypeError) as exc:
         raise AdvisoryError(f"broken YAML in front matter: {exc}", where=where, line=front_line) from None
     if not isinstance(meta, dict):
         raise AdvisoryError(
@@ -125,16 +157,42 @@ def _load_yaml(front: str, front_line: int, where: str) -> dict[str, Any]:
             line=front_line,
             hint="write 'title: ...', 'url: ...' on separate lines",
         )
-    return _decode(meta)
+    budget = [MAX_NODES]
+    try:
+        return _decode(meta, budget, 0)
+    except _TooComplex:
+        raise AdvisoryError(
+            "front matter is too deeply nested or too large (YAML anchors and aliases?)",
+            where=where,
+            line=front_line,
+            hint="write plain keys and values",
+        ) from None
 
 
-def _decode(value: Any) -> Any:
+MAX_NODES = 5_000
+MAX_DEPTH = 20
+
+
+class _TooComplex(Exception):
+    pass
+
+
+def _decode(value: Any, budget: list[int], depth: int) -> Any:
+    """Decode entities and strip control characters in keys and values. YAML aliases can
+    make a small file a huge (or self-referencing) structure, hence the budget."""
+    budget[0] -= 1
+    if budget[0] < 0 or depth > MAX_DEPTH:
+        raise _TooComplex
     if isinstance(value, str):
         return strip_control(decode_entities(value))
     if isinstance(value, dict):
-        return {str(k): _decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
+        return {strip_control(str(k)): _decode(v, budget, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_decode(v, budget, depth + 1) for v in value]
+    if isinstance(value, bytes):
+        return strip_control(value.decode("utf-8", "replace"))
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     return value
 
 
@@ -178,25 +236,34 @@ def _build(
     raw_title = meta.get("title")
     if raw_title is None or not str(raw_title).strip():
         raise fail("title", "no title", "add 'title: ...' to the front matter")
-    title = one_line(_FORCE_SUFFIX.sub("", str(raw_title)), limit=300)
+    if len(str(raw_title)) > MAX_TITLE:
+        raise fail("title", f"the title is {len(str(raw_title))} characters; at most {MAX_TITLE}")
+    title = one_line(_FORCE_SUFFIX.sub("", one_line(str(raw_title))), limit=300)
     if not title:
         raise fail("title", "the title is empty once the force name is removed")
 
     url = meta.get("url")
-    if not isinstance(url, str) or not url.strip():
+    if url is None or (isinstance(url, str) and not url.strip()):
         raise fail("url", "no url", "add 'url: https://...' (the advisory's page; it is its identity)")
+    if not isinstance(url, str):
+        raise fail("url", f"url must be an address, got {url!r}", "write 'url: https://...'")
     url = canonical_url(url.strip())
     if url is None:
         raise fail("url", f"url is not an absolute http(s) address: {meta['url']!r}")
     guid = meta.get("guid")
-    key = str(guid).strip() if guid not in (None, "") else url
+    key = one_line(str(guid)) if guid not in (None, "") else url
+    if not key or len(key) > 2000:
+        raise fail("guid", "guid must be 1 to 2000 characters of text")
 
     date_value = _get(meta, "publish.date") or meta.get("date")
     date_assumed = False
     if date_value in (None, ""):
         published_at = now
         date_assumed = True
-        warnings.append(f"{where}: no publish.date; taken as published when first seen ({now:%H:%M %d/%m/%Y})")
+        warnings.append(
+            f"{where}: no publish.date; taken as published when first seen"
+            f" ({now.astimezone(zone):%H:%M %d/%m/%Y})"
+        )
     else:
         try:
             published_at = parse_date(date_value, zone)
