@@ -55,6 +55,11 @@ class AdvisoryError(AlertsError):
         self.line = line
 
 
+class SourceError(AlertsError):
+    """A configured source (an upstream feed) could not be fetched or read; the others go
+    on and it is tried again at the next poll. ``where`` is its URL."""
+
+
 class NotFound(AlertsError):
     """A record asked for by id or key does not exist."""
 

@@ -170,6 +170,8 @@ source_files = Table(
     Column("mtime_ns", BigInteger, nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
+    # What read it (version, gazetteer, zone): a new one re-reads every file once.
+    Column("parser", String(64)),
     Column("seen_at", UtcDateTime, nullable=False),
 )
 

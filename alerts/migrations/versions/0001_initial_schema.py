@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 15:34:07.206126
+Create Date: 2026-11-25 15:40:14.632582
 """
 
 from alembic import op
@@ -84,6 +84,7 @@ def upgrade() -> None:
     sa.Column('mtime_ns', sa.BigInteger(), nullable=False),
     sa.Column('size', sa.BigInteger(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('parser', sa.String(length=64), nullable=True),
     sa.Column('seen_at', alerts.schema.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('path', name=op.f('pk_source_files'))
     )

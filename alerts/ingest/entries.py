@@ -1,0 +1,271 @@
+"""Feed entries as advisories: what an RSS or Atom entry means to us.
+
+``parse_feed`` checks a fetched body is a whole feed (not junk, not truncated) and
+returns one parser per entry; ``entry_to_advisory`` turns an entry into an
+:class:`AdvisoryInput` with its GUID as identity, HTML sanitised, dates in UTC and
+areas tagged as for files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import feedparser
+
+from alerts.areas import Gazetteer
+from alerts.config import SourceConfig
+from alerts.errors import AdvisoryError, SourceError, UnknownArea
+from alerts.ingest.files import _FORCE_SUFFIX, ParsedFile, canonical_url
+from alerts.text import html_to_text, one_line, sanitise_html
+from alerts.types import AdvisoryInput
+
+RETRY_HINT = "it is tried again at the next poll"
+_ROOT_CLOSED = re.compile(rb"</(?:[\w.-]+:)?(?:rss|feed|RDF)\s*>\s*(?:<!--.*?-->\s*)*$", re.DOTALL)
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
+_HTML_TYPES = {"text/html", "application/xhtml+xml"}
+
+
+# -- parsing ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A fetch that got an answer: ``body`` is None when the feed was not modified (304)."""
+
+    url: str
+    status: int
+    body: bytes | None
+    etag: str | None
+    last_modified: str | None
+    content_type: str | None = None
+
+
+def parse_feed(
+    fetched: Fetched,
+    source: SourceConfig,
+    gazetteer: Gazetteer,
+    *,
+    now: datetime,
+    force_area: str | None,
+) -> tuple[list[tuple[str, Callable[[], ParsedFile]]], list[str]]:
+    """The feed's entries as (where, parser) pairs for :func:`alerts.ingest.save_parsed`,
+    and warnings about the feed as a whole. Raises :class:`SourceError` for junk."""
+    url = source.feed or fetched.url
+    body = fetched.body or b""
+    headers = {"content-location": fetched.url}
+    if fetched.content_type:
+        headers["content-type"] = fetched.content_type
+    # A file-like object: feedparser would treat a bytes or str argument as a URL or path.
+    parsed = feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=False)
+    warnings: list[str] = []
+    if parsed.get("bozo"):
+        if not _ROOT_CLOSED.search(body[-4096:].rstrip()):
+            kind = "empty" if not body.strip() else "truncated: it stops before its closing tag"
+            raise SourceError(f"feed is {kind}", where=url, hint=RETRY_HINT)
+        if not parsed.get("version") and not parsed.entries:
+            raise _not_a_feed(url, fetched)
+        problem = parsed.get("bozo_exception")
+        warnings.append(f"{url}: feed is not well-formed ({problem}); read leniently")
+    if not parsed.get("version"):
+        raise _not_a_feed(url, fetched)
+    items: list[tuple[str, Callable[[], ParsedFile]]] = []
+    for index, entry in enumerate(parsed.entries, 1):
+        where = (
+            f"{url} entry {one_line(str(entry.get('id') or entry.get('link') or index), limit=200)}"
+        )
+
+        def parse(entry: Any = entry, where: str = where) -> ParsedFile:
+            return entry_to_advisory(entry, where, url, gazetteer, now=now, force_area=force_area)
+
+        items.append((where, parse))
+    return items, warnings
+
+
+def _not_a_feed(url: str, fetched: Fetched) -> SourceError:
+    kind = (fetched.content_type or "no content type").split(";")[0]
+    return SourceError(
+        f"not an RSS or Atom feed ({kind})",
+        where=url,
+        hint="check the URL points at the feed itself, not a web page; " + RETRY_HINT,
+    )
+
+
+def entry_to_advisory(
+    entry: Any,
+    where: str,
+    feed_url: str,
+    gazetteer: Gazetteer,
+    *,
+    now: datetime,
+    force_area: str | None,
+) -> ParsedFile:
+    """One feed entry as an advisory. Raises :class:`AdvisoryError` only."""
+    warnings: list[str] = []
+    link = _link(entry)
+    guid = str(entry.get("id") or "").strip()
+    key = entry_key(guid, link, feed_url)
+    url = link or (key if key.startswith(("http://", "https://")) else None)
+    if not key or not url:
+        raise AdvisoryError(
+            "entry has neither a GUID nor a link",
+            where=where,
+            hint="the feed publisher must give each entry an id or link",
+        )
+    if len(key) > 2000:
+        raise AdvisoryError("entry id is longer than 2000 characters", where=where)
+
+    body_html = _body_html(entry)
+    body_text = html_to_text(body_html)
+    title = _text_of(entry.get("title_detail"), entry.get("title", ""))
+    title = one_line(_FORCE_SUFFIX.sub("", title), limit=300)
+    if not title:
+        if not body_text:
+            raise AdvisoryError("entry has no title and no content", where=where)
+        title = one_line(body_text, limit=120)
+        warnings.append(f"{where}: no title; the start of its text is used")
+    summary = ""
+    if entry.get("content") and entry.get("summary"):
+        summary = one_line(
+            _text_of(entry.get("summary_detail"), entry.get("summary", "")), limit=1000
+        )
+    summary = summary or one_line(body_text, limit=300)
+
+    published_at, date_assumed = (
+        _date(entry, "published_parsed") or _date(entry, "updated_parsed"),
+        False,
+    )
+    if published_at is None:
+        published_at, date_assumed = now, True
+        warnings.append(f"{where}: no date; taken as published when first seen")
+    updated_at = _date(entry, "updated_parsed")
+
+    categories = [
+        one_line(str(tag.get("term") or ""), limit=100) for tag in entry.get("tags") or ()
+    ]
+    areas = gazetteer.tag_text("\n".join((title, summary, body_text)))
+    for name in categories:
+        with contextlib.suppress(UnknownArea):  # categories such as "Fraud" are not places
+            areas.add(gazetteer.resolve(name))
+    if force_area:
+        areas.add(force_area)
+    if not areas:
+        areas.add(gazetteer.root.slug)
+        warnings.append(f"{where}: no area named; treated as force-wide ({gazetteer.root.name})")
+
+    extra: dict[str, Any] = {"feed": feed_url, "guid": guid or None}
+    if updated_at:
+        extra["updated"] = updated_at.isoformat()
+    if categories:
+        extra["categories"] = [c for c in categories if c]
+    advisory = AdvisoryInput(
+        key=key,
+        url=url,
+        title=title,
+        summary=summary,
+        body_html=body_html,
+        body_text=body_text,
+        published_at=published_at,
+        source=feed_url,
+        areas=frozenset(areas),
+        force_area=force_area,
+        image_url=_image(entry),
+        date_assumed=date_assumed,
+        extra=extra,
+    )
+    return ParsedFile(advisory, warnings)
+
+
+def entry_key(guid: str, link: str | None, feed_url: str) -> str:
+    """An entry's identity: its GUID when it is a URI (a URL is canonicalised so it
+    matches the same advisory read from a file), a bare GUID qualified by the feed
+    (it is only unique within it), else the link."""
+    if guid:
+        if guid.lower().startswith(("http://", "https://")):
+            return canonical_url(strip_tracking(guid)) or guid
+        if _SCHEME.match(guid):
+            return guid
+        return f"{feed_url}#{guid}"
+    return link or ""
+
+
+def strip_tracking(url: str) -> str:
+    """Drop ``utm_*`` parameters: the same article linked from two feeds is one advisory."""
+    parts = urlsplit(url)
+    if "utm_" not in parts.query:
+        return url
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not k.lower().startswith("utm_")
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _link(entry: Any) -> str | None:
+    candidates = [entry.get("link")]
+    candidates += [
+        link.get("href") for link in entry.get("links") or () if link.get("rel") == "alternate"
+    ]
+    for candidate in candidates:
+        if isinstance(candidate, str) and (
+            found := canonical_url(strip_tracking(candidate.strip()))
+        ):
+            return found
+    return None
+
+
+def _text_of(detail: Any, value: str) -> str:
+    """Plain text of a title or summary, whichever way the feed typed it."""
+    if detail and detail.get("type") in _HTML_TYPES:
+        return html_to_text(sanitise_html(value))
+    return value
+
+
+def _body_html(entry: Any) -> str:
+    contents = list(entry.get("content") or ())
+    detail = contents[0] if contents else entry.get("summary_detail")
+    value = contents[0].get("value", "") if contents else entry.get("summary", "")
+    if not value:
+        return ""
+    if detail and detail.get("type") not in _HTML_TYPES:
+        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", value) if p.strip()]
+        return "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+    return sanitise_html(value)
+
+
+def _date(entry: Any, field: str) -> datetime | None:
+    """feedparser gives dates as UTC struct_time; out-of-range ones are ignored."""
+    value = entry.get(field)
+    if not value:
+        return None
+    try:
+        moment = datetime(*value[:6], tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+    return moment if 1900 <= moment.year <= 2200 else None
+
+
+def _image(entry: Any) -> str | None:
+    candidates = [
+        e.get("href")
+        for e in entry.get("enclosures") or ()
+        if str(e.get("type", "")).startswith("image/")
+    ]
+    candidates += [m.get("url") for m in entry.get("media_thumbnail") or ()]
+    candidates += [
+        m.get("url")
+        for m in entry.get("media_content") or ()
+        if m.get("medium", "image") == "image"
+    ]
+    for candidate in candidates:
+        if isinstance(candidate, str) and (found := canonical_url(candidate.strip())):
+            return found
+    return None

@@ -1,0 +1,253 @@
+"""Upstream feeds: ``sources:`` entries with ``feed: URL``.
+
+Each feed is fetched with a conditional GET (so an unchanged feed costs a 304), within a
+time limit and a byte cap, and parsed with feedparser; every entry becomes an
+:class:`AdvisoryInput` whose identity is its GUID (else its link). A feed that is down,
+slow, too large, truncated or not a feed raises :class:`SourceError` naming the URL; the
+caller reports it and the other sources go on. Nothing is remembered about a failed
+fetch except the error, so the next poll simply tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, insert, select, update
+
+from alerts import __version__
+from alerts.areas import Gazetteer
+from alerts.config import SourceConfig
+from alerts.errors import ConfigError, SourceError, UnknownArea
+from alerts.ingest import IngestReport, save_parsed
+from alerts.ingest.entries import RETRY_HINT, Fetched, parse_feed
+from alerts.schema import source_feeds
+from alerts.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 5
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1"
+)
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What we remember of a feed between polls: its validators and last outcome."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    status: int | None = None
+    error: str | None = None
+
+
+def user_agent(site_url: str | None = None) -> str:
+    """Who we are, so a feed's operator can tell us apart and reach us."""
+    contact = f"; +{site_url}" if site_url else ""
+    return f"AreaAlerts/{__version__} (Area Alerts advisory fetcher{contact})"
+
+
+def make_client(site_url: str | None = None) -> httpx.Client:
+    return httpx.Client(
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        headers={"User-Agent": user_agent(site_url), "Accept": ACCEPT},
+    )
+
+
+def ingest_feeds(
+    sources: Iterable[SourceConfig],
+    store: Store,
+    gazetteer: Gazetteer,
+    *,
+    now: datetime,
+    site_url: str | None = None,
+    client: httpx.Client | None = None,
+) -> IngestReport:
+    """Fetch, parse and store every feed source. A feed that fails is logged with its
+    URL and listed in ``report.source_errors``; the others go on."""
+    report = IngestReport()
+    own_client = client is None
+    client = client or make_client(site_url)
+    try:
+        for source in sources:
+            assert source.feed is not None  # callers pass feed sources only
+            try:
+                report.merge(ingest_feed(source, store, gazetteer, now=now, client=client))
+            except SourceError as exc:
+                log.warning("source failed: %s", exc, extra={"ctx_source": source.feed})
+                save_state(store.engine, source.feed, now=now, status=None, error=str(exc.message))
+                report.source_errors.append(exc)
+    finally:
+        if own_client:
+            client.close()
+    return report
+
+
+def ingest_feed(
+    source: SourceConfig, store: Store, gazetteer: Gazetteer, *, now: datetime, client: httpx.Client
+) -> IngestReport:
+    """One feed: conditional GET, parse, store. Raises :class:`SourceError`."""
+    url = source.feed or ""
+    force_area = resolve_source_area(source, gazetteer)
+    state = load_state(store.engine, url)
+    fetched = fetch_feed(source, state, client=client)
+    if fetched.body is None:
+        log.debug("%s not modified", url)
+        save_state(
+            store.engine,
+            url,
+            now=now,
+            status=fetched.status,
+            error=None,
+            etag=state.etag,
+            last_modified=state.last_modified,
+        )
+        return IngestReport()
+    parsers, warnings = parse_feed(fetched, source, gazetteer, now=now, force_area=force_area)
+    report = save_parsed(parsers, store, gazetteer, now)
+    report.warnings[:0] = warnings
+    for warning in warnings:
+        log.warning("%s", warning, extra={"ctx_source": url})
+    if state.error:
+        log.info("source %s is answering again", url)
+    # Validators are kept only once the entries are stored: a crash before this line
+    # means the next poll fetches the whole feed again rather than skipping it.
+    save_state(
+        store.engine,
+        url,
+        now=now,
+        status=fetched.status,
+        error=None,
+        etag=fetched.etag,
+        last_modified=fetched.last_modified,
+    )
+    return report
+
+
+def resolve_source_area(source: SourceConfig, gazetteer: Gazetteer) -> str | None:
+    """The slug of the source's ``area:``; a name the gazetteer lacks is a config error."""
+    if not source.area:
+        return None
+    try:
+        return gazetteer.resolve(source.area)
+    except UnknownArea as exc:
+        raise ConfigError(
+            f"area {source.area!r} of source {source.label} is unknown",
+            where="sources",
+            hint=exc.hint,
+        ) from None
+
+
+# -- fetching -----------------------------------------------------------------
+
+
+def fetch_feed(source: SourceConfig, state: FeedState, *, client: httpx.Client) -> Fetched:
+    """GET the feed with the stored validators, at most ``source.max_bytes`` in
+    ``source.timeout`` seconds all told. Raises :class:`SourceError`."""
+    url = source.feed or ""
+    headers = {}
+    if state.etag:
+        headers["If-None-Match"] = state.etag
+    if state.last_modified:
+        headers["If-Modified-Since"] = state.last_modified
+    deadline = time.monotonic() + source.timeout
+
+    def fail(message: str, hint: str = RETRY_HINT) -> SourceError:
+        return SourceError(message, where=url, hint=hint)
+
+    try:
+        with client.stream(
+            "GET", url, headers=headers, timeout=httpx.Timeout(source.timeout)
+        ) as response:
+            if response.status_code == 304:
+                return Fetched(str(response.url), 304, None, state.etag, state.last_modified)
+            if response.status_code >= 400:
+                hint = (
+                    "check the feed URL in config.yaml"
+                    if response.status_code in (401, 403, 404, 410)
+                    else RETRY_HINT
+                )
+                raise fail(f"HTTP {response.status_code} {response.reason_phrase}".rstrip(), hint)
+            if response.status_code != 200:
+                raise fail(
+                    f"unexpected HTTP {response.status_code} {response.reason_phrase}".rstrip()
+                )
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > source.max_bytes:
+                raise fail(_too_large(int(declared), source.max_bytes), _SIZE_HINT)
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > source.max_bytes:
+                    raise fail(_too_large(size, source.max_bytes, more=True), _SIZE_HINT)
+                if time.monotonic() > deadline:
+                    raise fail(f"too slow: not complete after {source.timeout:g} s")
+                chunks.append(chunk)
+            return Fetched(
+                str(response.url),
+                response.status_code,
+                b"".join(chunks),
+                response.headers.get("ETag"),
+                response.headers.get("Last-Modified"),
+                response.headers.get("Content-Type"),
+            )
+    except httpx.TimeoutException:
+        raise fail(f"timed out after {source.timeout:g} s") from None
+    except httpx.TooManyRedirects:
+        raise fail(
+            f"more than {MAX_REDIRECTS} redirects", "check the feed URL in config.yaml"
+        ) from None
+    except httpx.RemoteProtocolError as exc:
+        raise fail(
+            f"the connection broke before the whole feed arrived (truncated): {exc}"
+        ) from None
+    except httpx.HTTPError as exc:
+        raise fail(f"request failed: {exc.__class__.__name__}: {exc}") from None
+
+
+_SIZE_HINT = "raise 'max_bytes' of this source in config.yaml if the feed really is this large"
+
+
+def _too_large(size: int, cap: int, *, more: bool = False) -> str:
+    return f"feed is {'over ' if more else ''}{size:,} bytes, more than max_bytes {cap:,}"
+
+
+# -- state --------------------------------------------------------------------
+
+
+def load_state(engine: Engine, url: str) -> FeedState:
+    with engine.connect() as conn:
+        row = conn.execute(select(source_feeds).where(source_feeds.c.url == url)).mappings().first()
+    if row is None:
+        return FeedState()
+    return FeedState(row["etag"], row["last_modified"], row["status"], row["error"])
+
+
+def save_state(
+    engine: Engine,
+    url: str,
+    *,
+    now: datetime,
+    status: int | None,
+    error: str | None,
+    etag: str | None = None,
+    last_modified: str | None = None,
+) -> None:
+    """Record a poll. On failure (``error`` set) the validators from the last success are kept."""
+    values: dict[str, Any] = {"fetched_at": now, "status": status, "error": error}
+    if error is None:
+        values |= {"etag": etag, "last_modified": last_modified}
+    with engine.begin() as conn:
+        exists = conn.execute(select(source_feeds.c.url).where(source_feeds.c.url == url)).first()
+        if exists:
+            conn.execute(update(source_feeds).where(source_feeds.c.url == url).values(**values))
+        else:
+            conn.execute(insert(source_feeds).values(url=url, **values))
