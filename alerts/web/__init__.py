@@ -14,8 +14,12 @@ from alerts.app import App
 
 def create_app(app: App) -> Starlette:
     """The ASGI app for one configuration."""
-    from alerts.web import archive, subscriptions
+    from alerts.web import archive, pages, subscriptions
 
-    web = Starlette(routes=[*archive.routes(app), *subscriptions.routes(app)])
+    web = Starlette(
+        routes=[*archive.routes(app), *subscriptions.routes(app)],
+        # A friendly page naming the next step, never a bare "Not Found" or a traceback.
+        exception_handlers={404: pages.http_error, 405: pages.http_error, 500: pages.http_error},
+    )
     web.state.app = app
     return web

@@ -1,11 +1,195 @@
-"""Public archive pages and feeds. (Filled in by the feeds work.)"""
+"""The public archive (areas, their advisories, one advisory) and the built feeds.
+
+Pages show what the feeds show: an area lists what a subscriber to it gets (the
+matching rule in :mod:`alerts.areas`), live advisories newest first. Feeds are the
+files ``alerts feeds build`` wrote, served with a strong ETag (a hash of the bytes,
+which a rebuild with nothing new leaves unchanged) and Last-Modified (the file's mtime,
+which such a rebuild does not touch), so readers polling with conditional GET get 304.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import hashlib
+import re
+from email.utils import formatdate, parsedate_to_datetime
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from alerts.app import App
+from alerts.errors import NotFound, UnknownArea
+from alerts.feeds.model import FORMATS
+from alerts.types import AreaKind, Status
+from alerts.web.pages import error_page, render, web_app
+
+PER_PAGE = 30
+MAX_PAGE = 1000
+FEED_CACHE = "public, max-age=300"
+_FEED_NAME = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9-]*)\.(?P<fmt>rss|atom|json)$")
 
 
 def routes(app: App) -> list[BaseRoute]:
-    return []
+    return [
+        Route("/", index, name="index"),
+        Route("/areas/{slug}", area_page, name="area"),
+        Route("/advisories/{advisory_id:int}", advisory_page, name="advisory"),
+        Route("/feeds/{name}", feed_file, name="feed"),
+    ]
+
+
+def index(request: Request) -> Response:
+    app = web_app(request)
+    gazetteer = app.gazetteer
+    districts = [node for node in gazetteer.feed_areas() if node.kind is AreaKind.DISTRICT]
+    towns = {
+        district.slug: [
+            node for node in gazetteer.feed_areas() if node.parent == district.slug and node.kind is AreaKind.TOWN
+        ]
+        for district in districts
+    }
+    latest = app.store.advisories(live_at=app.now(), limit=10)
+    return render(
+        request,
+        "index.html",
+        {"force": gazetteer.root, "districts": districts, "towns": towns, "latest": latest, "feed_slug": "all"},
+    )
+
+
+def area_page(request: Request) -> Response:
+    app = web_app(request)
+    gazetteer = app.gazetteer
+    asked = request.path_params["slug"]
+    try:
+        slug = gazetteer.resolve(asked)
+    except UnknownArea as exc:
+        return error_page(
+            request,
+            404,
+            "Area not found",
+            f"There is no area called “{asked}”.",
+            _suggestion(exc) + "Choose one from the list of areas, or try a town or postcode district.",
+        )
+    if slug != asked:
+        # A name, alias or postcode district ("ME4", "Chatham") goes to the area's one address.
+        return RedirectResponse(request.url_for("area", slug=slug), status_code=301)
+    page = _page_number(request)
+    items = app.store.advisories(
+        areas=gazetteer.matching_areas([slug]), live_at=app.now(), limit=page * PER_PAGE + 1
+    )
+    shown = items[(page - 1) * PER_PAGE : page * PER_PAGE]
+    node = gazetteer.node(slug)
+    return render(
+        request,
+        "area.html",
+        {
+            "area": node,
+            "parents": [gazetteer.node(parent) for parent in reversed(gazetteer.ancestors(slug))],
+            "children": [child for child in gazetteer.feed_areas() if child.parent == slug],
+            "postcodes": sorted(
+                n.name for n in gazetteer.nodes.values() if n.kind is AreaKind.POSTCODE and n.parent == slug
+            ),
+            "advisories": shown,
+            "page": page,
+            "has_next": len(items) > page * PER_PAGE,
+            "feed_slug": slug,
+        },
+    )
+
+
+def _suggestion(exc: UnknownArea) -> str:
+    # The gazetteer's hint ends with a CLI command; on the web only its "did you mean" helps.
+    hint = exc.hint or ""
+    if "did you mean" not in hint:
+        return ""
+    return "Did you mean " + hint.split("did you mean ", 1)[1].split("?", 1)[0] + "? "
+
+
+def _page_number(request: Request) -> int:
+    try:
+        return min(max(int(request.query_params.get("page", "1")), 1), MAX_PAGE)
+    except ValueError:
+        return 1
+
+
+def advisory_page(request: Request) -> Response:
+    app = web_app(request)
+    try:
+        advisory = app.store.advisory(int(request.path_params["advisory_id"]))
+    except NotFound:
+        return error_page(
+            request,
+            404,
+            "Advisory not found",
+            "There is no advisory at this address; it may have been removed.",
+            "See the latest advisories for your area in the list of areas.",
+        )
+    gazetteer = app.gazetteer
+    areas = [gazetteer.node(slug) for slug in advisory.areas if slug in gazetteer]
+    withdrawn = advisory.status is Status.WITHDRAWN
+    return render(
+        request,
+        "advisory.html",
+        {
+            "advisory": advisory,
+            "areas": areas,
+            "withdrawn": withdrawn,
+            "expired": not withdrawn and not advisory.is_live(app.now()),
+            "feed_slug": areas[0].slug if len(areas) == 1 else "all",
+        },
+        # Gone, not missing: readers and search engines drop it.
+        status=410 if withdrawn else 200,
+    )
+
+
+def feed_file(request: Request) -> Response:
+    """A built feed, with conditional GET (If-None-Match, If-Modified-Since -> 304)."""
+    app = web_app(request)
+    match = _FEED_NAME.match(request.path_params["name"])
+    if match is None or (match["slug"] != "all" and match["slug"] not in app.gazetteer):
+        return error_page(
+            request,
+            404,
+            "Feed not found",
+            "There is no feed at this address.",
+            "Each area's page links to its RSS, Atom and JSON feeds.",
+        )
+    path = Path(app.config.feeds.out) / request.path_params["name"]
+    try:
+        data = path.read_bytes()
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return error_page(
+            request,
+            404,
+            "Feed not built yet",
+            "This feed has not been written yet.",
+            "The site's operator can run 'alerts feeds build'.",
+        )
+    etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+    headers = {
+        "ETag": etag,
+        "Last-Modified": formatdate(int(mtime), usegmt=True),
+        "Cache-Control": FEED_CACHE,
+    }
+    if _not_modified(request, etag, int(mtime)):
+        return Response(status_code=304, headers=headers)
+    media_type = f"{FORMATS[match['fmt']]}; charset=utf-8"
+    return Response(data, media_type=media_type, headers=headers)
+
+
+def _not_modified(request: Request, etag: str, mtime: int) -> bool:
+    # RFC 9110 13.2.2: If-None-Match, when present, decides; If-Modified-Since only without it.
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        return "*" in tags or etag in tags
+    if_modified_since = request.headers.get("if-modified-since")
+    if if_modified_since:
+        try:
+            since = parsedate_to_datetime(if_modified_since)
+        except (TypeError, ValueError):
+            return False
+        return since.tzinfo is not None and mtime <= since.timestamp()
+    return False

@@ -1,0 +1,100 @@
+"""Rendering pages: one Jinja2 environment per templates folder (autoescape on), the
+helpers every page template uses, and the friendly error page.
+
+Any route can use it::
+
+    from alerts.web.pages import render
+    return render(request, "subscribe.html", {"areas": ...})
+
+Templates live in ``<templates>/web/`` and extend ``base.html``.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from alerts.app import App
+from alerts.errors import AlertsError
+from alerts.feeds.model import FORMATS, feed_url
+from alerts.text import sanitise_html
+
+FEED_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
+
+
+@functools.lru_cache(maxsize=4)
+def environment(directory: Path) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(directory),
+        autoescape=select_autoescape(["html", "xml"], default_for_string=True),
+        undefined=StrictUndefined,  # a typo in a template fails in tests, not silently
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["safe_html"] = lambda fragment: Markup(sanitise_html(fragment or ""))
+    return env
+
+
+def web_app(request: Request) -> App:
+    app: App = request.app.state.app
+    return app
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200) -> HTMLResponse:
+    """Render ``<templates>/web/<name>`` with the site-wide context."""
+    app = web_app(request)
+    env = environment(app.config.templates / "web")
+    site = app.config.site
+
+    def local(moment: datetime, fmt: str = "%-d %B %Y, %H:%M") -> str:
+        return app.local(moment).strftime(fmt)
+
+    def feeds_for(slug: str) -> list[dict[str, str]]:
+        return [
+            {"url": feed_url(site.base_url, slug, fmt), "type": media_type, "label": FEED_LABELS[fmt]}
+            for fmt, media_type in FORMATS.items()
+        ]
+
+    def url_for(route: str, **params: Any) -> str | None:
+        """The path of a named route, or None when no such page is installed."""
+        try:
+            return str(request.url_for(route, **params).path)
+        except Exception:  # starlette.routing.NoMatchFound, and bad params alike
+            return None
+
+    page = env.get_template(name).render(
+        {
+            "site": site,
+            "request": request,
+            "local": local,
+            "feeds_for": feeds_for,
+            "url_for": url_for,
+            "feed_slug": "all",
+            **(context or {}),
+        }
+    )
+    return HTMLResponse(page, status_code=status)
+
+
+def error_page(request: Request, status: int, title: str, message: str, hint: str | None = None) -> HTMLResponse:
+    return render(request, "error.html", {"title": title, "message": message, "hint": hint}, status=status)
+
+
+async def http_error(request: Request, exc: Exception) -> HTMLResponse:
+    """Starlette exception handler: a page that says what to do next, never a traceback."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 404:
+        return error_page(
+            request, 404, "Page not found", "There is no page at this address.", "Start from the list of areas."
+        )
+    if isinstance(exc, AlertsError):
+        return error_page(request, 500, "Something went wrong", exc.message, exc.hint)
+    return error_page(request, status, "Something went wrong", "This page could not be shown.", "Try again later.")
