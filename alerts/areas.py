@@ -25,10 +25,13 @@ BUILTIN_DIR = Path(__file__).parent / "gazetteers"
 
 # A place name followed by one of these names an institution or a street, not the place:
 # "Kent Police", "Maidstone Crown Court", "Dover Road" (which is in Folkestone).
-_NOT_A_PLACE_AFTER = (
+# Institutions in any case ("KENT POLICE"); street words only capitalised, since "in Deal
+# close to the sea" is the place.
+_INSTITUTIONS = (
     r"Police|Constabulary|Crown\s+Court|Magistrates'?\s+Court|County\s+Council|Fire\s+and\s+Rescue"
-    r"|Road|Rd|Street|St|Lane|Avenue|Drive|Close|Crescent|Gardens|Terrace"
 )
+_STREETS = ("Road", "Rd", "Street", "St", "Lane", "Avenue", "Drive", "Close", "Crescent", "Gardens", "Terrace")
+_NOT_A_PLACE_AFTER = rf"(?i:{_INSTITUTIONS})|" + "|".join(w for s in _STREETS for w in (s, s.upper()))
 # Names that are also ordinary words ("Deal", "Sandwich", "Hoo", "Wye") count only after a
 # preposition of place: "in Deal", "near Sandwich", "from Wye".
 _PLACE_PREPOSITIONS = r"in|at|near|from|around|outside|across|to|of|between|and|into|towards"
@@ -173,7 +176,9 @@ class Gazetteer:
 
         pattern = re.compile(
             rf"(?:(?<![\w'])(?P<plain>{alternation(plain)})"
-            rf"|(?<![\w'])(?i:{_PLACE_PREPOSITIONS})\s+(?P<ambiguous>{alternation(ambiguous)}))"
+            rf"|(?<![\w'])(?i:{_PLACE_PREPOSITIONS})\s+(?P<ambiguous>{alternation(ambiguous)})"
+            # "How To Deal With ..." in a title-case headline is the verb.
+            rf"(?!\w)(?!\s+(?i:with)\b))"
             rf"(?!\w)(?!\s+(?:{_NOT_A_PLACE_AFTER})\b)"
         )
         slugs = {re.sub(r"\s+", " ", k): v for k, v in {**plain, **ambiguous}.items()}
