@@ -1,0 +1,222 @@
+"""``alerts subscribers add|remove|list|import|export``: the operator's view of who gets what."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from alerts.app import App
+from alerts.cli import EXIT_FAILURES, EXIT_USAGE, cli, json_option, print_json, with_app
+from alerts.errors import AlertsError
+from alerts.subscribers import (
+    PENDING,
+    InvalidSubscriber,
+    OptedOut,
+    find_subscriber,
+    iter_subscribers,
+    make_subscription,
+    save_subscriber,
+    unsubscribe,
+)
+from alerts.subscribers.lists import SubscriberListError, export_list, import_list
+from alerts.subscribers.mail import send_confirmation
+from alerts.types import Frequency, Subscriber, SubscriberStatus
+
+FREQUENCIES = click.Choice([f.value for f in Frequency])
+STATUSES = click.Choice([s.value for s in SubscriberStatus])
+
+
+def fail(exc: AlertsError, code: int = EXIT_USAGE) -> NoReturn:
+    click.echo(f"Error: {exc}", err=True)
+    click.get_current_context().exit(code)
+    raise AssertionError("unreachable")  # Context.exit raises; this tells the type checker
+
+
+@cli.group()
+def subscribers() -> None:
+    """Add, remove, list, import and export subscribers."""
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--area", "areas", multiple=True, required=True, help="Area slug, name or postcode (ME4); repeat for more.")
+@click.option("--frequency", type=FREQUENCIES, default="daily", show_default=True, help="How often they get mail.")
+@click.option("--name", help="Display name for the To: header.")
+@click.option("--forwardable", is_flag=True, help="A coordinator's digest: no personal links in the body.")
+@click.option("--no-urgent", is_flag=True, help="Opt out of urgent alerts sent at once.")
+@click.option("--pending", is_flag=True, help="Make them confirm by email before anything is sent.")
+@json_option
+@with_app
+def add(
+    app: App,
+    email: str,
+    areas: tuple[str, ...],
+    frequency: str,
+    name: str | None,
+    forwardable: bool,
+    no_urgent: bool,
+    pending: bool,
+    as_json: bool,
+) -> None:
+    """Add a subscriber, active at once (or --pending); an existing one is updated.
+
+    An address that unsubscribed or was suppressed is never added back.
+    """
+    try:
+        subscription = make_subscription(
+            app.gazetteer, email, areas, frequency=frequency, name=name, forwardable=forwardable, urgent=not no_urgent
+        )
+    except InvalidSubscriber as exc:
+        fail(exc)
+    now = app.now()
+    try:
+        subscriber, outcome = save_subscriber(
+            app.store, subscription, now=now, status=PENDING if pending else SubscriberStatus.ACTIVE, origin="cli"
+        )
+    except OptedOut as exc:
+        fail(exc, EXIT_FAILURES)
+    if outcome == "added" and subscriber.status is PENDING:
+        send_confirmation(app.config, app.store, subscriber, area_names(app, subscriber), now=now)
+    if as_json:
+        print_json({**subscriber_json(app, subscriber), "outcome": outcome})
+        return
+    detail = " (a confirmation email is queued)" if outcome == "added" and pending else ""
+    click.echo(f"{outcome.capitalize()}: {describe(app, subscriber)}{detail}")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@with_app
+def remove(app: App, email: str) -> None:
+    """Unsubscribe an address. The record is kept (as unsubscribed) so that no import
+    or command can add the address again."""
+    subscriber = find_subscriber(app.store, email)
+    if subscriber is None:
+        fail(AlertsError(f"no subscriber {email!r}", hint="run 'alerts subscribers list' to see them"))
+    if unsubscribe(app.store, subscriber.id, now=app.now()):
+        click.echo(f"Unsubscribed {subscriber.email}.")
+    else:
+        click.echo(f"{subscriber.email} was already {subscriber.status.value}; nothing to do.")
+
+
+@subscribers.command("list")
+@click.option("--area", help="Only those who get alerts for this area (slug, name or postcode).")
+@click.option("--status", type=STATUSES, help="Only this status [default: all].")
+@click.option("--frequency", type=FREQUENCIES, help="Only this frequency.")
+@json_option
+@with_app
+def list_subscribers(app: App, area: str | None, status: str | None, frequency: str | None, as_json: bool) -> None:
+    """List subscribers with their areas, frequency and status."""
+    # "Gets alerts for this area" is the matching rule, so a Kent subscriber is listed for Medway.
+    areas = app.gazetteer.matching_areas([app.gazetteer.resolve(area)]) if area else None
+    found = iter_subscribers(
+        app.store,
+        status=SubscriberStatus(status) if status else None,
+        frequency=Frequency(frequency) if frequency else None,
+        areas=areas,
+    )
+    if as_json:
+        print_json([subscriber_json(app, s) for s in found])
+        return
+    count = 0
+    for subscriber in found:
+        count += 1
+        flags = "".join(
+            f" [{flag}]"
+            for flag, on in (("forwardable", subscriber.forwardable), ("no urgent", not subscriber.urgent))
+            if on
+        )
+        click.echo(
+            f"{subscriber.id:>5}  {subscriber.status.value:<12}  {subscriber.frequency.value:<9}  "
+            f"{subscriber.email:<36}  {','.join(subscriber.areas)}{flags}"
+        )
+    if not count:
+        click.echo("No subscribers." if not (area or status or frequency) else "No subscribers match.")
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--pending", is_flag=True, help="New addresses confirm by email first (a confirmation is queued).")
+@click.option("--update", is_flag=True, help="Existing subscribers take the file's areas and frequency.")
+@json_option
+@with_app
+def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_json: bool) -> None:
+    """Import a YAML or CSV list (see subscribers/example.yaml and example.csv).
+
+    Idempotent. New addresses are active at once, the coordinator vouching for them
+    (--pending: they confirm by email). Addresses that unsubscribed or were suppressed
+    are skipped, never re-activated. Bad rows are reported with file:line and skipped;
+    the exit status is then 1.
+    """
+    now = app.now()
+
+    def confirm(subscriber: Subscriber) -> None:
+        send_confirmation(app.config, app.store, subscriber, area_names(app, subscriber), now=now)
+
+    try:
+        report = import_list(app.store, app.gazetteer, file, now=now, pending=pending, update=update, on_pending=confirm)
+    except SubscriberListError as exc:
+        fail(exc)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        for problem in report.bad:
+            click.echo(f"Bad row: {problem}", err=True)
+        for problem in report.skipped:
+            click.echo(f"Skipped: {problem}", err=True)
+        click.echo(
+            f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+            f"{report.kept} kept as they are{'' if update else ' (use --update to apply the file)'}, "
+            f"{report.opted_out} opted out, {len(report.skipped)} skipped, {len(report.bad)} bad rows."
+        )
+    if report.bad:
+        click.get_current_context().exit(EXIT_FAILURES)
+
+
+@subscribers.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "yaml"]), default="csv", show_default=True)
+@click.option("--status", type=STATUSES, help="Only this status [default: all, so do-not-mail rows travel too].")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file instead of stdout.")
+@with_app
+def export(app: App, fmt: str, status: str | None, out: Path | None) -> None:
+    """Write subscribers as CSV or YAML, in the form 'alerts subscribers import' reads."""
+    selected = SubscriberStatus(status) if status else None
+    if out is None:
+        export_list(app.store, click.get_text_stream("stdout"), fmt=fmt, status=selected)
+        return
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        count = export_list(app.store, handle, fmt=fmt, status=selected)
+    click.echo(f"Wrote {count} subscribers to {out}.", err=True)
+
+
+def area_names(app: App, subscriber: Subscriber) -> list[str]:
+    return [app.gazetteer.node(slug).name if slug in app.gazetteer else slug for slug in subscriber.areas]
+
+
+def describe(app: App, subscriber: Subscriber) -> str:
+    return (
+        f"{subscriber.email} ({subscriber.status.value}, {subscriber.frequency.value}, "
+        f"{', '.join(area_names(app, subscriber))})"
+    )
+
+
+def subscriber_json(app: App, subscriber: Subscriber) -> dict[str, Any]:
+    def when(moment: Any) -> str | None:
+        return app.local(moment).isoformat() if moment else None
+
+    return {
+        "id": subscriber.id,
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "areas": list(subscriber.areas),
+        "frequency": subscriber.frequency.value,
+        "status": subscriber.status.value,
+        "forwardable": subscriber.forwardable,
+        "urgent": subscriber.urgent,
+        "bounces": subscriber.bounces,
+        "created_at": when(subscriber.created_at),
+        "confirmed_at": when(subscriber.confirmed_at),
+        "watermark": when(subscriber.watermark),
+    }

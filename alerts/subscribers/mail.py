@@ -1,0 +1,157 @@
+"""Transactional mail: the email that asks a new subscriber to confirm.
+
+It is built here with the stdlib email package (every header value passes through
+``one_line``, so no newline from input reaches a header) and queued like any other
+message: one ``digests`` row of kind ``confirm`` holding the finished subject, text and
+HTML (and, in ``meta["raw"]``, the complete RFC 5322 message), plus one ``outbox`` row,
+so delivery sends it with the same retries and bounce handling as a digest.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr, make_msgid
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import func, insert, select
+
+from alerts.config import Config
+from alerts.schema import digests, outbox
+from alerts.store import Store
+from alerts.text import one_line
+from alerts.tokens import LinkSigner
+from alerts.types import Subscriber
+
+CONFIRM = "confirm"
+#: How long a confirmation link works.
+CONFIRM_MAX_AGE = 7 * 24 * 3600
+#: A second sign-up for the same address within this time sends no second email, so
+#: nobody can use the form to flood someone else's inbox.
+RESEND_AFTER = timedelta(minutes=10)
+
+
+@functools.lru_cache(maxsize=4)
+def _environment(directory: Path) -> Environment:
+    return Environment(
+        loader=FileSystemLoader(directory),
+        autoescape=select_autoescape(["html"], default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def build_transactional_message(
+    config: Config,
+    subscriber: Subscriber,
+    subject: str,
+    text: str,
+    html: str,
+    *,
+    now: datetime,
+    message_id: str,
+) -> EmailMessage:
+    """A complete multipart/alternative message (text, then HTML) to one subscriber."""
+    message = EmailMessage(policy=SMTP)
+    message["From"] = one_line(config.email.from_address)
+    message["To"] = formataddr((one_line(subscriber.name or ""), subscriber.email))
+    if config.email.reply_to:
+        message["Reply-To"] = one_line(config.email.reply_to)
+    message["Date"] = format_datetime(now.astimezone(config.tz))
+    message["Message-ID"] = message_id
+    message["Subject"] = one_line(subject, 200)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+def confirmation_content(config: Config, subscriber: Subscriber, confirm_url: str, area_names: list[str]) -> tuple[str, str, str]:
+    """Subject, plain text and HTML of the confirmation email."""
+    env = _environment(config.templates / "web")
+    context: dict[str, Any] = {
+        "site": config.site,
+        "subscriber": subscriber,
+        "confirm_url": confirm_url,
+        "areas": area_names,
+        "days": CONFIRM_MAX_AGE // 86400,
+    }
+    subject = f"Confirm your {config.site.name} subscription"
+    text = env.get_template("subscriptions/confirm_email.txt").render(context)
+    html = env.get_template("subscriptions/confirm_email.html").render(context)
+    return subject, text, html
+
+
+def send_confirmation(config: Config, store: Store, subscriber: Subscriber, area_names: list[str], *, now: datetime) -> int | None:
+    """Queue the confirmation email for a pending subscriber. Returns the outbox id, or
+    None when one was queued for them less than :data:`RESEND_AFTER` ago."""
+    with store.engine.connect() as conn:
+        recent = conn.execute(
+            select(func.count())
+            .select_from(outbox.join(digests, outbox.c.digest_id == digests.c.id))
+            .where(
+                outbox.c.subscriber_id == subscriber.id,
+                digests.c.kind == CONFIRM,
+                outbox.c.created_at > now - RESEND_AFTER,
+            )
+        ).scalar_one()
+    if recent:
+        return None
+    confirm_url = LinkSigner(config).confirm_url(subscriber.id)
+    subject, text, html = confirmation_content(config, subscriber, confirm_url, area_names)
+    message_id = make_msgid(idstring=CONFIRM, domain=config.email.domain)
+    message = build_transactional_message(config, subscriber, subject, text, html, now=now, message_id=message_id)
+    return queue_transactional(
+        store, subscriber.id, message["Subject"], text, html, now, message_id=message_id, raw=message.as_string()
+    )
+
+
+def queue_transactional(
+    store: Store,
+    subscriber_id: int,
+    subject: str,
+    text: str,
+    html: str,
+    now: datetime,
+    *,
+    message_id: str,
+    raw: str | None = None,
+    kind: str = CONFIRM,
+) -> int:
+    """Queue one finished message for one subscriber: a ``digests`` row of ``kind``
+    (``meta["transactional"]`` true, ``meta["raw"]`` the whole message when given) and a
+    pending ``outbox`` row. Returns the outbox id."""
+    with store.engine.begin() as conn:
+        digest_id = conn.execute(
+            insert(digests).values(
+                key=hashlib.sha256(message_id.encode()).hexdigest(),
+                kind=kind,
+                subject=one_line(subject, 200),
+                html=html,
+                text=text,
+                areas=[],
+                advisory_ids=[],
+                created_at=now,
+                meta={"transactional": True, **({"raw": raw} if raw is not None else {})},
+            )
+        ).inserted_primary_key[0]
+        return int(
+            conn.execute(
+                insert(outbox).values(
+                    subscriber_id=subscriber_id,
+                    digest_id=digest_id,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    message_id=message_id,
+                    created_at=now,
+                )
+            ).inserted_primary_key[0]
+        )
