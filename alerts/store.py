@@ -187,10 +187,20 @@ class Store:
             return IngestResult(Outcome.UPDATED, row["id"], revision)
 
     def advisory(self, ref: int | str) -> Advisory:
-        """One advisory by numeric id or by key (its URL or GUID)."""
-        column = advisories.c.id if isinstance(ref, int) or str(ref).isdigit() else advisories.c.key
-        value: int | str = int(ref) if column is advisories.c.id else ref
-        found = list(self._load(select(advisories).where(column == value)))
+        """One advisory by numeric id, by key (its URL or GUID) or by its URL."""
+        if isinstance(ref, int) or str(ref).isdigit():
+            # Beyond a 32-bit id, PostgreSQL would refuse the query rather than find nothing.
+            number = int(ref) if int(ref) < 2**31 else -1
+            query = select(advisories).where(advisories.c.id == number)
+        else:
+            # The key first: a GUID-keyed advisory may share its URL with another.
+            query = (
+                select(advisories)
+                .where((advisories.c.key == ref) | (advisories.c.url == ref))
+                .order_by((advisories.c.key == ref).desc(), advisories.c.id)
+                .limit(1)
+            )
+        found = list(self._load(query))
         if not found:
             raise NotFound(f"no advisory {ref!r}", hint="run 'alerts advisories list' to see the ids")
         return found[0]

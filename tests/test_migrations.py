@@ -1,0 +1,84 @@
+"""Schema changes go through Alembic: the migrations build exactly the tables that
+alerts/schema.py declares, on SQLite and PostgreSQL, and running them again is harmless."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+
+from alerts.schema import metadata
+from alerts.store import MIGRATIONS, engine_url, migrate, open_store
+from tests.conftest import POSTGRES_ENV
+
+
+def script_directory() -> ScriptDirectory:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config)
+
+
+def test_migrations_have_a_single_head() -> None:
+    assert len(script_directory().get_heads()) == 1
+
+
+def test_migrations_produce_exactly_the_declared_schema(db_url: str) -> None:
+    store = open_store(db_url)
+    try:
+        with store.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+            assert compare_metadata(context, metadata) == []
+            assert context.get_current_revision() == script_directory().get_current_head()
+    finally:
+        store.close()
+
+
+def test_opening_a_store_twice_is_harmless(db_url: str) -> None:
+    from tests.test_store import make
+
+    first = open_store(db_url)
+    first.save_advisory(make(), {"medway"}, make().published_at)
+    first.close()
+    second = open_store(db_url)
+    try:
+        assert second.count_advisories() == 1
+    finally:
+        second.close()
+
+
+def test_migrations_downgrade_to_nothing_and_back(db_url: str) -> None:
+    store = open_store(db_url)
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with store.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "base")
+        assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
+        migrate(store.engine)
+        assert set(metadata.tables) <= set(inspect(store.engine).get_table_names())
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_tests_leave_no_tables_in_the_public_schema() -> None:
+    """Every PostgreSQL test works in a throwaway schema that its fixture drops."""
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    engine = create_engine(engine_url(base))
+    try:
+        with engine.connect() as conn:
+            public = set(conn.execute(text(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+            )).scalars())  # fmt: skip
+    finally:
+        engine.dispose()
+    assert not public & {*metadata.tables, "alembic_version"}
