@@ -32,6 +32,7 @@ from alerts.subscribers.validation import (
     Subscription,
     make_subscription,
     normalise_email,
+    parse_frequency,
     resolve_areas,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "iter_subscribers",
     "make_subscription",
     "normalise_email",
+    "parse_frequency",
     "record_bounce",
     "resolve_areas",
     "resubscribe_pending",

@@ -1,11 +1,269 @@
-"""Subscribe, confirm, manage and unsubscribe pages. (Filled in by the digests work.)"""
+"""Subscribe, confirm, manage and unsubscribe pages.
+
+Links in mail carry signed tokens (:mod:`alerts.tokens`), never a guessable id. The
+unsubscribe link in a digest's body opens a page that asks first, so a forwarded digest
+cannot silently unsubscribe its sender; the RFC 8058 one-click POST (from the mail
+provider, from the ``List-Unsubscribe`` header) acts at once. Forms that change
+something need the signed token in the form: that is the proof of ownership, and a
+cross-site form cannot produce it; a foreign ``Origin`` is refused as well.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from alerts.app import App
+from alerts.errors import AlertsError, BadToken, NotFound, UnknownArea
+from alerts.subscribers import (
+    ACTIVE,
+    OPTED_OUT,
+    PENDING,
+    InvalidSubscriber,
+    Preferences,
+    Subscription,
+    confirm_subscriber,
+    get_subscriber,
+    normalise_email,
+    parse_frequency,
+    resolve_areas,
+    resubscribe_pending,
+    unsubscribe,
+    update_subscriber,
+)
+from alerts.subscribers.mail import CONFIRM_MAX_AGE, send_confirmation
+from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, LinkSigner
+from alerts.types import Frequency, Subscriber
+from alerts.web.pages import render, web_app
+
+MAX_FIELD = 1000
+# Pages reached by a personal link: never cached, and the token never leaks to another
+# site through the Referer header.
+PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 
 
 def routes(app: App) -> list[BaseRoute]:
-    return []
+    return [
+        Route("/subscribe", subscribe, methods=["GET", "POST"], name="subscribe"),
+        Route("/confirm", confirm, methods=["GET"], name="confirm"),
+        Route("/manage", manage, methods=["GET", "POST"], name="manage"),
+        Route("/unsubscribe", unsubscribe_page, methods=["GET", "POST"], name="unsubscribe"),
+        Route("/unsubscribe/one-click", one_click, methods=["POST"], name="one_click"),
+    ]
+
+
+# -- pages ----------------------------------------------------------------------
+
+
+async def subscribe(request: Request) -> Response:
+    app = web_app(request)
+    if request.method == "GET":
+        return page(request, "subscribe.html", {"form": {"frequency": "daily", "urgent": "yes"}, "errors": {}})
+    if refused := foreign_origin(request):
+        return refused
+    form = await form_fields(request)
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    checks = (
+        ("email", lambda: normalise_email(form.get("email", ""))),
+        ("areas", lambda: resolve_areas(app.gazetteer, split_areas(form.get("areas", "")))),
+        ("frequency", lambda: parse_frequency(form.get("frequency", ""))),
+    )
+    for name, check in checks:
+        try:
+            values[name] = check()
+        except (InvalidSubscriber, UnknownArea) as exc:
+            errors[name] = message_of(exc)
+    if errors:
+        return page(request, "subscribe.html", {"form": form, "errors": errors}, status=400)
+    subscription = Subscription(**values, urgent=form.get("urgent") == "yes")
+    now = app.now()
+    subscriber, send = resubscribe_pending(app.store, subscription, now=now)
+    if send:
+        send_confirmation(app.config, app.store, subscriber, area_names(app, subscriber), now=now)
+    # The same answer whatever the address's state, so the form tells nobody who subscribes.
+    return page(request, "check_inbox.html", {"email": subscription.email})
+
+
+async def confirm(request: Request) -> Response:
+    app = web_app(request)
+    subscriber = subscriber_from(request, request.query_params.get("token"), CONFIRM, max_age=CONFIRM_MAX_AGE)
+    if isinstance(subscriber, Response):
+        return subscriber
+    if subscriber.status is PENDING and confirm_subscriber(app.store, subscriber.id, now=app.now()):
+        outcome = "confirmed"
+    elif subscriber.status is ACTIVE:
+        outcome = "already"
+    else:
+        return bad_link(request, "This confirmation link no longer works", "The address unsubscribed since it was sent.")
+    subscriber = get_subscriber(app.store, subscriber.id)
+    return page(request, "confirmed.html", personal(app, subscriber, {"outcome": outcome}))
+
+
+async def manage(request: Request) -> Response:
+    app = web_app(request)
+    if request.method == "POST":
+        if refused := foreign_origin(request):
+            return refused
+        form = await form_fields(request)
+        token = form.get("token") or request.query_params.get("token")
+    else:
+        form = {}
+        token = request.query_params.get("token")
+    subscriber = subscriber_from(request, token, MANAGE)
+    if isinstance(subscriber, Response):
+        return subscriber
+    if subscriber.status in OPTED_OUT:
+        return page(request, "opted_out.html", personal(app, subscriber, {}))
+    context = personal(app, subscriber, {"token": token, "errors": {}, "saved": False})
+    if request.method == "GET":
+        context["form"] = current_form(app, subscriber)
+        return page(request, "manage.html", context)
+    context["form"] = form
+    try:
+        changes = Preferences(
+            areas=resolve_areas(app.gazetteer, split_areas(form.get("areas", ""))),
+            frequency=parse_frequency(form.get("frequency", "")),
+            urgent=form.get("urgent") == "yes",
+        )
+    except (InvalidSubscriber, UnknownArea) as exc:
+        context["errors"] = {"frequency" if "frequency" in exc.message else "areas": message_of(exc)}
+        return page(request, "manage.html", context, status=400)
+    subscriber = update_subscriber(app.store, subscriber.id, changes)
+    context.update(personal(app, subscriber, {"saved": True, "form": current_form(app, subscriber)}))
+    return page(request, "manage.html", context)
+
+
+async def unsubscribe_page(request: Request) -> Response:
+    app = web_app(request)
+    if request.method == "GET":
+        token = request.query_params.get("token")
+        subscriber = subscriber_from(request, token, UNSUBSCRIBE)
+        if isinstance(subscriber, Response):
+            return subscriber
+        return page(request, "unsubscribe.html", personal(app, subscriber, {"token": token}))
+    if refused := foreign_origin(request):
+        return refused
+    form = await form_fields(request)
+    subscriber = subscriber_from(request, form.get("token"), UNSUBSCRIBE)
+    if isinstance(subscriber, Response):
+        return subscriber
+    changed = unsubscribe(app.store, subscriber.id, now=app.now())
+    return page(request, "unsubscribed.html", personal(app, subscriber, {"changed": changed}))
+
+
+async def one_click(request: Request) -> Response:
+    """RFC 8058: the mail provider POSTs ``List-Unsubscribe=One-Click`` here. Any POST
+    with a valid unsubscribe token is honoured (a POST is never a prefetch), answered
+    with 200 and no page to show."""
+    app = web_app(request)
+    await request.body()  # read (and ignore) whatever form encoding the provider used
+    try:
+        subscriber_id = LinkSigner(app.config).verify(request.query_params.get("token") or "", UNSUBSCRIBE)
+        unsubscribe(app.store, subscriber_id, now=app.now())
+    except (BadToken, NotFound):
+        return PlainTextResponse("This unsubscribe link is not valid.\n", status_code=400, headers=PRIVATE)
+    return PlainTextResponse("Unsubscribed.\n", headers=PRIVATE)
+
+
+# -- helpers --------------------------------------------------------------------
+
+
+def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
+    response = render(request, f"subscriptions/{name}", {"feed_slug": None, **context}, status=status)
+    response.headers.update(PRIVATE)
+    return response
+
+
+def subscriber_from(request: Request, token: str | None, purpose: str, max_age: int | None = None) -> Subscriber | Response:
+    """The subscriber a token names, or the friendly 400 page saying what to do."""
+    app = web_app(request)
+    if not token:
+        return bad_link(request, "This link is incomplete", "The address has no token in it.")
+    try:
+        return get_subscriber(app.store, LinkSigner(app.config).verify(token, purpose, max_age=max_age))
+    except BadToken as exc:
+        if exc.expired:
+            return bad_link(request, "This link has expired", "Confirmation links work for a week.", expired=True)
+        return bad_link(request, "This link is not valid", "It may have been cut short when it was copied.")
+    except NotFound:
+        return bad_link(request, "This link is not valid", "It belongs to a subscription that no longer exists.")
+
+
+def bad_link(request: Request, title: str, reason: str, *, expired: bool = False) -> Response:
+    return page(request, "bad_link.html", {"title": title, "reason": reason, "expired": expired}, status=400)
+
+
+def foreign_origin(request: Request) -> Response | None:
+    """A form posted from another site is refused (when the browser says where from)."""
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":  # absent, or hidden by privacy settings: the token decides
+        return None
+    ours = {_origin(web_app(request).config.site.base_url), _origin(str(request.base_url))}
+    if _origin(origin) in ours:
+        return None
+    return page(
+        request,
+        "bad_link.html",
+        {"title": "This form came from another site", "reason": "Nothing was changed.", "expired": False},
+        status=403,
+    )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """Form fields as single, trimmed, bounded strings (an over-long field is cut, not an error)."""
+    form = await request.form()
+    return {key: str(value).strip()[:MAX_FIELD] for key, value in form.items() if isinstance(value, str)}
+
+
+def split_areas(text: str) -> list[str]:
+    return [part for chunk in text.replace(";", ",").split(",") for part in [chunk.strip()] if part]
+
+
+def area_names(app: App, subscriber: Subscriber) -> list[str]:
+    return [app.gazetteer.node(slug).name if slug in app.gazetteer else slug for slug in subscriber.areas]
+
+
+def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
+    return {
+        "areas": ", ".join(area_names(app, subscriber)),
+        "frequency": subscriber.frequency.value,
+        "urgent": "yes" if subscriber.urgent else "no",
+    }
+
+
+def personal(app: App, subscriber: Subscriber, context: dict[str, Any]) -> dict[str, Any]:
+    """What every page about one subscriber shows: a masked address, their areas, and
+    fresh links to the other pages (the token they came with proves who they are)."""
+    signer = LinkSigner(app.config)
+    return {
+        "masked_email": mask(subscriber.email),
+        "area_names": area_names(app, subscriber),
+        "subscriber": subscriber,
+        "frequencies": [f.value for f in Frequency],
+        "manage_token": signer.token(subscriber.id, MANAGE),
+        "unsubscribe_token": signer.token(subscriber.id, UNSUBSCRIBE),
+        **context,
+    }
+
+
+def mask(email: str) -> str:
+    """``jo.bloggs@example.org`` -> ``j…@example.org``: enough to recognise, not to harvest."""
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}…@{domain}"
+
+
+def message_of(exc: AlertsError) -> str:
+    if isinstance(exc, UnknownArea):
+        hint = (exc.hint or "").replace("run 'alerts areas' for the list", "").strip().rstrip("?")
+        return f"{exc.message[0].upper()}{exc.message[1:]}." + (f" {hint[0].upper()}{hint[1:]}?" if hint else "")
+    return exc.message[0].upper() + exc.message[1:] + ("" if exc.message.endswith(".") else ".")
