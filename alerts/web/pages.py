@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse
 from alerts.app import App
 from alerts.errors import AlertsError
 from alerts.feeds.model import FORMATS, feed_url
-from alerts.text import sanitise_html
+from alerts.text import html_to_text, one_line, sanitise_html
 
 FEED_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
 
@@ -40,6 +40,8 @@ def environment(directory: Path) -> Environment:
         lstrip_blocks=True,
     )
     env.filters["safe_html"] = lambda fragment: Markup(sanitise_html(fragment or ""))
+    # Titles and summaries are plain text: markup from a source is dropped, not shown.
+    env.filters["plain"] = lambda text: one_line(html_to_text(sanitise_html(text or "")))
     return env
 
 
