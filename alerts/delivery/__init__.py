@@ -1,0 +1,116 @@
+"""Delivery: drain the outbox through the configured backend (an SMTP relay, or a Maildir).
+
+A message the outbox holds reaches the relay once, whatever fails on the way: a row is
+marked sent only after the relay accepted it; 4xx replies, timeouts and dropped
+connections leave it pending with backoff; a 5xx for the recipient is a hard bounce,
+and ``delivery.max_bounces`` of them suppress the address. A crash leaves claimed rows
+to be sent again after their lease, with the same Message-ID.
+
+Entry point: :func:`send_pending`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from email.utils import parseaddr
+
+from sqlalchemy import Engine
+
+from alerts.app import App
+from alerts.config import Config
+from alerts.delivery.base import MessageBuilder, RelayError, Sender
+from alerts.delivery.dkim import DkimSigner
+from alerts.delivery.maildir import MaildirSender
+from alerts.delivery.outbox import Outbox, OutboxStatus, RetryPolicy
+from alerts.delivery.smtp import SmtpSender
+from alerts.delivery.workers import Dispatcher, Progress, SendReport
+from alerts.errors import ConfigError
+
+__all__ = [
+    "Dispatcher",
+    "MessageBuilder",
+    "Outbox",
+    "OutboxStatus",
+    "RelayError",
+    "SendReport",
+    "make_sender",
+    "send_pending",
+]
+
+
+def send_pending(
+    app: App,
+    *,
+    now: datetime | None = None,
+    workers: int | None = None,
+    stop: threading.Event | None = None,
+    progress: Callable[[int], Progress] | None = None,
+    builder: MessageBuilder | None = None,
+) -> SendReport:
+    """Send every outbox message that is due, then return what happened.
+
+    ``workers``: threads, each with its own connection (default: ``delivery.smtp.connections``,
+    1 for the Maildir). ``stop``: set it (on SIGTERM) to finish the messages in flight and
+    leave the rest pending. ``progress``: called with the number due, returns a function
+    called with each number done. ``now``: the instant to send as of (tests); by default
+    the clock. ``builder``: what turns a row into bytes (default: the digests'
+    ``alerts.message.MessageFactory``).
+
+    Raises :class:`~alerts.delivery.base.RelayError` when the relay cannot be used as
+    configured (credentials, certificate, STARTTLS); the messages then stay queued.
+    """
+    config = app.config
+    sender = make_sender(config)
+    signer = DkimSigner.from_config(config.delivery.dkim) if config.delivery.dkim else None
+    if builder is None:
+        from alerts.message import MessageFactory
+
+        builder = MessageFactory(app)
+    if workers is None:
+        smtp = config.delivery.smtp
+        workers = smtp.connections if config.delivery.backend == "smtp" and smtp else 1
+    store = app.store
+    clock: Callable[[], datetime] = (lambda: now) if now is not None else app.now
+
+    def record_bounce(subscriber_id: int) -> bool:
+        from alerts.subscribers.records import record_bounce
+
+        return record_bounce(store, subscriber_id, config.delivery.max_bounces, now=clock())
+
+    dispatcher = Dispatcher(
+        outbox=make_outbox(config, store.engine),
+        builder=builder,
+        sender=sender,
+        envelope_from=envelope_from(config),
+        signer=signer,
+        record_bounce=record_bounce,
+    )
+    return dispatcher.run(workers=workers, clock=clock, stop=stop, progress=progress)
+
+
+def make_sender(config: Config) -> Sender:
+    """The configured backend, checked (password variable, CA file, Maildir folder)."""
+    delivery = config.delivery
+    if delivery.backend == "smtp" and delivery.smtp is not None:
+        return SmtpSender.from_config(delivery.smtp)
+    return MaildirSender(delivery.maildir)
+
+
+def make_outbox(config: Config, engine: Engine) -> Outbox:
+    delivery = config.delivery
+    retry = RetryPolicy(delivery.retry_base, delivery.retry_max, delivery.max_attempts)
+    return Outbox(engine, retry)
+
+
+def envelope_from(config: Config) -> str:
+    """The bare address of ``email.from``: the envelope sender (where bounces go)."""
+    address = parseaddr(config.email.from_address)[1]
+    if not address or "@" not in address or any(c.isspace() for c in address):
+        raise ConfigError(
+            f"not an email address: {config.email.from_address!r}",
+            where="email.from",
+            hint='write it as "Name <alerts@example.org>"',
+        )
+    return address

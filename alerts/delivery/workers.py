@@ -1,0 +1,259 @@
+"""Worker threads that drain the outbox: claim a batch, build, sign, send each message,
+and write the outcomes back in one transaction per batch.
+
+Bookkeeping is batched (one UPDATE for up to ``batch`` sent rows, or whatever finished
+in ``flush_every`` seconds) because one commit per message would cost more than the
+SMTP exchange itself. Nothing is written as sent before the relay accepted it: a crash
+between acceptance and the flush leaves those rows claimed, and they go again after
+the lease, with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from alerts.delivery.base import (
+    Connection,
+    MessageBuilder,
+    MessageRefused,
+    RecipientRefused,
+    RelayError,
+    RelayUnavailable,
+    Sender,
+    TemporaryFailure,
+)
+from alerts.delivery.dkim import DkimSigner
+from alerts.delivery.outbox import Claimed, Outbox, Outcomes, worker_name
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+#: Consecutive failures to open a session after which a worker gives up for this run.
+UNAVAILABLE_LIMIT = 3
+
+
+@dataclass
+class SendReport:
+    """What one run of :func:`alerts.delivery.send_pending` did."""
+
+    sent: int = 0
+    deferred: int = 0
+    bounced: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    #: Subscribers suppressed by this run's bounces.
+    suppressed_addresses: int = 0
+    #: Why workers stopped early (relay unreachable); the messages stay queued.
+    errors: list[str] = field(default_factory=list)
+    stopped: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "deferred": self.deferred,
+            "bounced": self.bounced,
+            "failed": self.failed,
+            "suppressed": self.suppressed,
+            "suppressed_addresses": self.suppressed_addresses,
+            "errors": list(self.errors),
+            "stopped": self.stopped,
+        }
+
+
+@dataclass
+class Dispatcher:
+    """Everything a run needs, configured once; :meth:`run` drains the outbox."""
+
+    outbox: Outbox
+    builder: MessageBuilder
+    sender: Sender
+    envelope_from: str
+    signer: DkimSigner | None = None
+    max_bounces: int = 3
+    #: Rows claimed (and flushed) at a time per worker.
+    batch: int = 50
+    flush_every: float = 0.2
+    #: Renew the lease when less than this is left of it.
+    renew_margin: timedelta = timedelta(minutes=2)
+    record_bounce: Callable[[int], bool] | None = None
+
+    def run(
+        self,
+        *,
+        workers: int,
+        clock: Callable[[], datetime],
+        stop: threading.Event | None = None,
+        progress: Callable[[int], Progress] | None = None,
+    ) -> SendReport:
+        stop = stop or threading.Event()
+        report = SendReport()
+        self.outbox.reclaim_orphans()
+        advance = progress(self.outbox.due(clock())) if progress else None
+        lock = threading.Lock()
+        failures: list[BaseException] = []
+
+        def work(index: int) -> None:
+            try:
+                _Worker(self, worker_name(index), clock, stop, report, lock, advance).run()
+            except BaseException as exc:  # re-raised in the calling thread below
+                failures.append(exc)
+                stop.set()
+
+        threads = [threading.Thread(target=work, args=(i,), name=f"alerts-send-{i}") for i in range(max(1, workers))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        relay_errors = [f for f in failures if isinstance(f, RelayError)]
+        if relay_errors:
+            raise relay_errors[0]
+        if failures:
+            raise failures[0]
+        return report
+
+
+class _Worker:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        name: str,
+        clock: Callable[[], datetime],
+        stop: threading.Event,
+        report: SendReport,
+        lock: threading.Lock,
+        advance: Progress | None,
+    ):
+        self.d = dispatcher
+        self.name = name
+        self.clock = clock
+        self.stop = stop
+        self.report = report
+        self.lock = lock
+        self.advance = advance
+        self.outcomes = Outcomes()
+        self.unflushed_since = time.monotonic()
+
+    def run(self) -> None:
+        connection = self.d.sender.connection()
+        try:
+            while not self.stop.is_set():
+                batch, suppressed = self.d.outbox.claim(self.name, self.d.batch, self.clock())
+                self._count(suppressed=suppressed)
+                if not batch:
+                    if suppressed:
+                        continue
+                    return
+                if not self._send_batch(connection, batch):
+                    return
+        finally:
+            connection.close()
+
+    def _send_batch(self, connection: Connection, batch: list[Claimed]) -> bool:
+        """Send a claimed batch; False when this worker should stop."""
+        lease_until = self.clock() + self.d.outbox.lease
+        unavailable = 0
+        for position, claimed in enumerate(batch):
+            if self.stop.is_set():
+                return self._give_back(batch[position:], stopped=True)
+            now = self.clock()
+            if lease_until - now < self.d.renew_margin:
+                held = self.d.outbox.renew(self.name, [c.item.outbox_id for c in batch[position:]], now)
+                lease_until = now + self.d.outbox.lease
+                if claimed.item.outbox_id not in held:
+                    continue  # another worker took it over; it is theirs to send
+            try:
+                message = self._message(claimed)
+                connection.send(self.d.envelope_from, claimed.item.email, message)
+            except RelayError:
+                self._flush()
+                self._give_back(batch[position:], stopped=False)
+                raise
+            except RelayUnavailable as exc:
+                unavailable += 1
+                self.outcomes.deferred.append((claimed, str(exc)))
+                if unavailable >= UNAVAILABLE_LIMIT:
+                    with self.lock:
+                        self.report.errors.append(f"relay unavailable, worker stopped: {exc}")
+                    self._flush()
+                    return self._give_back(batch[position + 1 :], stopped=False)
+            except TemporaryFailure as exc:
+                self.outcomes.deferred.append((claimed, str(exc)))
+            except RecipientRefused as exc:
+                self.outcomes.bounced.append((claimed, str(exc)))
+            except MessageRefused as exc:
+                self.outcomes.failed.append((claimed, str(exc)))
+            except _BuildError as exc:
+                self.outcomes.deferred.append((claimed, str(exc)))
+            else:
+                unavailable = 0
+                self.outcomes.sent.append(claimed.item.outbox_id)
+            if time.monotonic() - self.unflushed_since >= self.d.flush_every:
+                self._flush()
+        self._flush()
+        return True
+
+    def _message(self, claimed: Claimed) -> bytes:
+        try:
+            message = crlf(self.d.builder.build(claimed.item))
+            if self.d.signer is not None:
+                message = self.d.signer.sign(message)
+        except Exception as exc:
+            # A message that cannot be built is retried with backoff (the cause may be
+            # passing, such as a locked database) and fails after max_attempts.
+            log.exception("cannot build message %s", claimed.item.message_id)
+            raise _BuildError(f"cannot build the message: {exc.__class__.__name__}: {exc}") from None
+        return message
+
+    def _flush(self) -> None:
+        self.unflushed_since = time.monotonic()
+        if not self.outcomes:
+            return
+        outcomes, self.outcomes = self.outcomes, Outcomes()
+        recorded = self.d.outbox.record(self.name, outcomes, self.clock())
+        newly_suppressed = 0
+        for subscriber_id in recorded.bounced_subscribers:
+            if self.d.record_bounce and self.d.record_bounce(subscriber_id):
+                newly_suppressed += 1
+                self._count(suppressed=self.d.outbox.suppress_queued(subscriber_id))
+        self._count(
+            sent=recorded.sent,
+            deferred=recorded.deferred,
+            failed=recorded.failed,
+            bounced=len(recorded.bounced_subscribers),
+            suppressed_addresses=newly_suppressed,
+        )
+        if self.advance:
+            self.advance(len(outcomes))
+
+    def _give_back(self, rest: list[Claimed], *, stopped: bool) -> bool:
+        self._flush()
+        if rest:
+            self.d.outbox.release(self.name, [c.item.outbox_id for c in rest])
+        if stopped:
+            with self.lock:
+                self.report.stopped = True
+        return False
+
+    def _count(self, **counts: int) -> None:
+        if not any(counts.values()):
+            return
+        with self.lock:
+            for key, value in counts.items():
+                setattr(self.report, key, getattr(self.report, key) + value)
+
+
+class _BuildError(Exception):
+    pass
+
+
+def crlf(message: bytes) -> bytes:
+    """SMTP wants CRLF line ends (and DKIM signs them); builders may give bare LF."""
+    if message.count(b"\n") == message.count(b"\r\n"):
+        return message
+    return message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")

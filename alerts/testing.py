@@ -1,0 +1,433 @@
+"""Fakes that tests of this project, and of what is built on it, need: a real SMTP server
+on a free loopback port that records what it accepts and injects the faults a relay
+can produce, a plain message builder, and a way to fill an outbox.
+
+    with SmtpSink(faults=Faults(reject={"gone@example.org"})) as sink:
+        ...  # point delivery.smtp at sink.host, sink.port
+        assert sink.message_ids() == [...]
+
+``python -m alerts.testing`` runs a sink in its own process (for benchmarks): it prints
+``PORT <n>``, then answers each line read on stdin with the number of messages accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from sqlalchemy import Engine, insert, select
+
+from alerts.schema import digests, outbox, subscriber_areas, subscribers
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass
+class Faults:
+    """What the sink gets wrong, on purpose. Change the fields while it runs."""
+
+    #: The next N connections are greeted with 421 and closed.
+    refuse_connections: int = 0
+    #: Recipients refused with 550 at RCPT (a hard bounce).
+    reject: set[str] = field(default_factory=set)
+    #: Recipients whose message is answered 451 after DATA (try again later).
+    defer: set[str] = field(default_factory=set)
+    #: Recipients whose message is cut off: the connection closes after DATA, no reply.
+    drop: set[str] = field(default_factory=set)
+    #: Recipients whose message is refused with 554 after DATA (content refused).
+    refuse_message: set[str] = field(default_factory=set)
+    #: Seconds to wait before answering MAIL, RCPT and DATA (a slow relay).
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message the sink accepted (250 after DATA)."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+    message_id: str | None
+    tls: bool
+    user: str | None
+
+    def message(self) -> EmailMessage:
+        from email import message_from_bytes
+        from email.policy import default
+
+        return message_from_bytes(self.data, policy=default)  # type: ignore[return-value]
+
+
+class SmtpSink:
+    """An aiosmtpd server on a free loopback port, in a thread of its own.
+
+    ``tls_context``: a server context; with ``implicit_tls`` the whole session is TLS
+    (port-465 style), otherwise STARTTLS is offered (and required with
+    ``require_starttls``). ``users``: accounts for AUTH (then required, and only offered
+    over TLS). ``keep``: keep message bodies (turn off for long benchmarks).
+    """
+
+    def __init__(
+        self,
+        *,
+        faults: Faults | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        require_starttls: bool = False,
+        users: dict[str, str] | None = None,
+        keep: bool = True,
+        host: str = LOOPBACK,
+    ):
+        self.faults = faults or Faults()
+        self.tls_context = tls_context
+        self.implicit_tls = implicit_tls
+        self.require_starttls = require_starttls
+        self.users = users
+        self.keep = keep
+        self.host = host
+        self.port = 0
+        self.connections = 0
+        self.received: list[Received] = []
+        self.count = 0
+        self._changed = threading.Condition()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._sessions: list[SMTP] = []
+
+    # -- running -------------------------------------------------------------------
+
+    def start(self) -> SmtpSink:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=loop.run_forever, name="smtp-sink", daemon=True)
+        self._thread.start()
+        server_ssl = self.tls_context if self.implicit_tls else None
+        future = asyncio.run_coroutine_threadsafe(
+            loop.create_server(self._session, host=self.host, port=0, ssl=server_ssl), loop
+        )
+        self._server = future.result(10)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+
+        async def shutdown() -> None:
+            assert self._server is not None
+            self._server.close()
+            for session in self._sessions:
+                if session.transport is not None:
+                    session.transport.close()
+            current = asyncio.current_task()
+            tasks = [t for t in asyncio.all_tasks() if t is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        assert self._thread is not None
+        self._thread.join(10)
+        loop.close()
+        self._loop = None
+
+    def __enter__(self) -> SmtpSink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what it received -------------------------------------------------------------
+
+    def message_ids(self) -> list[str]:
+        """Message-IDs of the accepted messages, in order, without angle brackets."""
+        with self._changed:
+            return [r.message_id for r in self.received if r.message_id]
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> bool:
+        """Block until at least ``count`` messages were accepted (False on timeout)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.count >= count, timeout)
+
+    def clear(self) -> None:
+        with self._changed:
+            self.received.clear()
+            self.count = 0
+
+    # -- the server side ----------------------------------------------------------------
+
+    def _session(self) -> SMTP:
+        self.connections += 1
+        session = _FaultySMTP(
+            self,
+            _Handler(self),
+            loop=self._loop,
+            hostname="sink.test",
+            tls_context=None if self.implicit_tls else self.tls_context,
+            require_starttls=self.require_starttls and not self.implicit_tls,
+            authenticator=self._authenticate if self.users is not None else None,
+            auth_required=self.users is not None,
+            enable_SMTPUTF8=True,
+        )
+        self._sessions.append(session)
+        return session
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+        if not isinstance(data, LoginPassword) or self.users is None:
+            return AuthResult(success=False, handled=False)
+        user = data.login.decode("utf-8", "replace")
+        ok = self.users.get(user) == data.password.decode("utf-8", "replace")
+        return AuthResult(success=ok, auth_data=user if ok else None)
+
+    def _record(self, envelope: Envelope, session: Session) -> None:
+        data = envelope.original_content or b""
+        if isinstance(envelope.content, bytes):
+            data = envelope.content
+        item = Received(
+            mail_from=envelope.mail_from or "",
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            data=data if self.keep else b"",
+            message_id=header_message_id(data),
+            tls=session.ssl is not None,
+            user=session.auth_data if isinstance(session.auth_data, str) else None,
+        )
+        with self._changed:
+            self.received.append(item)
+            self.count += 1
+            self._changed.notify_all()
+
+
+class _FaultySMTP(SMTP):
+    def __init__(self, sink: SmtpSink, handler: Any, **kwargs: Any):
+        super().__init__(handler, **kwargs)
+        self._sink = sink
+
+    async def _handle_client(self) -> None:
+        faults = self._sink.faults
+        if faults.refuse_connections > 0:
+            faults.refuse_connections -= 1
+            await self.push("421 4.3.2 sink.test Service not available, try again later")
+            if self.transport is not None:
+                self.transport.close()
+            return
+        await super()._handle_client()
+
+
+class _Handler:
+    def __init__(self, sink: SmtpSink):
+        self.sink = sink
+
+    async def _slow(self) -> None:
+        if self.sink.faults.delay:
+            await asyncio.sleep(self.sink.faults.delay)
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        await self._slow()
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        await self._slow()
+        if address in self.sink.faults.reject:
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await self._slow()
+        faults = self.sink.faults
+        recipients = set(envelope.rcpt_tos)
+        if recipients & faults.drop:
+            if server.transport is not None:
+                server.transport.abort()
+            # The reply below goes nowhere: the client saw the connection die after DATA.
+            return "451 4.3.0 connection lost"
+        if recipients & faults.defer:
+            return "451 4.3.0 Temporary failure, try again later"
+        if recipients & faults.refuse_message:
+            return "554 5.6.0 Message content refused"
+        self.sink._record(envelope, session)
+        return "250 2.0.0 OK: queued"
+
+
+def header_message_id(data: bytes) -> str | None:
+    """The Message-ID header of raw message bytes, without angle brackets."""
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    lines = head.replace(b"\r\n", b"\n").split(b"\n")
+    for index, line in enumerate(lines):
+        if line[:11].lower() == b"message-id:":
+            value = line[11:]
+            for more in lines[index + 1 :]:
+                if not more[:1].isspace():
+                    break
+                value += more
+            return bare_message_id(value.decode("ascii", "replace"))
+    return None
+
+
+def bare_message_id(value: str) -> str:
+    return value.strip().strip("<>").strip()
+
+
+# -- a plain message builder, and an outbox to feed it -----------------------------------
+
+
+class PlainMessageFactory:
+    """Builds a real RFC 5322 message (text and HTML parts, RFC 8058 headers) for an
+    outbox row from its ``digests`` row: the plain cousin of ``alerts.message.MessageFactory``
+    for tests and benchmarks. Each digest is rendered once; per message only the
+    recipient, Message-ID and unsubscribe link are put into the finished bytes."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        from_address: str = "Area Alerts <alerts@example.org>",
+        unsubscribe: str = "https://alerts.example.org/unsubscribe/{subscriber_id}",
+    ):
+        self.engine = engine
+        self.from_address = from_address
+        self.unsubscribe = unsubscribe
+        self._rendered: dict[int, bytes] = {}
+        self._lock = threading.Lock()
+
+    def build(self, item: Any) -> bytes:
+        template = self._rendered.get(item.digest_id)
+        if template is None:
+            template = self._render(item.digest_id)
+            with self._lock:
+                self._rendered[item.digest_id] = template
+        message_id = item.message_id if item.message_id.startswith("<") else f"<{item.message_id}>"
+        return (
+            template.replace(b"@@TO@@", item.email.encode())
+            .replace(b"@@MESSAGE_ID@@", message_id.encode())
+            .replace(b"@@UNSUBSCRIBE@@", self.unsubscribe.format(subscriber_id=item.subscriber_id).encode())
+        )
+
+    def _render(self, digest_id: int) -> bytes:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(digests).where(digests.c.id == digest_id)).mappings().one()
+        message = EmailMessage(policy=SMTP_POLICY)
+        message["From"] = self.from_address
+        message["To"] = "@@TO@@"
+        message["Subject"] = row["subject"]
+        message["Date"] = format_datetime(row["created_at"])
+        message["Message-ID"] = "@@MESSAGE_ID@@"
+        message["List-Unsubscribe"] = "<@@UNSUBSCRIBE@@>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        message.set_content(row["text"], cte="quoted-printable")
+        message.add_alternative(row["html"], subtype="html", cte="quoted-printable")
+        return message.as_bytes()
+
+
+def seed_outbox(
+    engine: Engine,
+    *,
+    count: int,
+    now: datetime,
+    areas: Sequence[str] = ("medway",),
+    domain: str = "example.org",
+    body: str = "A telephone fraudster is posing as a police officer.",
+    emails: Callable[[int], str] | None = None,
+) -> list[str]:
+    """Queue ``count`` messages: one digest per area, ``count`` active subscribers spread
+    over the areas, one pending outbox row each. Returns the Message-IDs (bare)."""
+    address = emails or (lambda i: f"reader{i}@{domain}")
+    with engine.begin() as conn:
+        digest_ids = []
+        for area in areas:
+            digest_ids.append(
+                conn.execute(
+                    insert(digests).values(
+                        key=uuid.uuid4().hex,
+                        kind="immediate",
+                        subject=f"Alerts for {area}",
+                        html=f"<html><body><h1>{area}</h1><p>{body}</p></body></html>",
+                        text=f"{area}\n\n{body}\n",
+                        areas=[area],
+                        advisory_ids=[],
+                        created_at=now,
+                        meta={},
+                    )
+                ).inserted_primary_key[0]
+            )
+        people = [
+            {
+                "email": address(i),
+                "frequency": "immediate",
+                "status": "active",
+                "forwardable": False,
+                "urgent": True,
+                "bounces": 0,
+                "created_at": now,
+                "confirmed_at": now,
+                "watermark": now,
+            }
+            for i in range(count)
+        ]
+        message_ids = [f"{uuid.uuid4().hex}@{domain}" for _ in range(count)]
+        for rows in _chunked(people):
+            added = conn.execute(
+                insert(subscribers).returning(subscribers.c.id, sort_by_parameter_order=True), rows
+            ).scalars()
+            for row, subscriber_id in zip(rows, added, strict=True):
+                row["id"] = subscriber_id
+        for rows in _chunked(
+            [{"subscriber_id": p["id"], "area": areas[i % len(areas)]} for i, p in enumerate(people)]
+        ):
+            conn.execute(insert(subscriber_areas), rows)
+        for rows in _chunked(
+            [
+                {
+                    "subscriber_id": p["id"],
+                    "digest_id": digest_ids[i % len(digest_ids)],
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "message_id": f"<{message_ids[i]}>",
+                    "created_at": now,
+                }
+                for i, p in enumerate(people)
+            ]
+        ):
+            conn.execute(insert(outbox), rows)
+    return message_ids
+
+
+def _chunked(rows: list[dict[str, Any]], size: int = 1000) -> Iterable[list[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def main() -> None:
+    """Run a sink in this process until stdin closes (see the module docstring)."""
+    with SmtpSink(keep=False) as sink:
+        print(f"PORT {sink.port}", flush=True)
+        for _line in sys.stdin:
+            print(sink.count, flush=True)
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()
