@@ -258,22 +258,51 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("the config must be a mapping of keys to values", where=str(file))
-    return parse_config(data, root=file.resolve().parent, where=str(file))
+    return parse_config(data, root=file.resolve().parent, where=str(file), source=text)
 
 
-def parse_config(data: dict[str, Any], *, root: Path, where: str = "config") -> Config:
-    """Validate a config mapping; paths in it are resolved against ``root``."""
+def parse_config(
+    data: dict[str, Any], *, root: Path, where: str = "config", source: str | None = None
+) -> Config:
+    """Validate a config mapping; paths in it are resolved against ``root``.
+    ``source``, the YAML text it came from, lets an error name the line."""
+    if "root" in data:
+        raise ConfigError("unknown key 'root'; check the spelling against the example config.yaml", where=where)
     try:
         config = Config.model_validate({**data, "root": root})
     except ValidationError as exc:
-        raise ConfigError(_describe(exc), where=where) from None
+        message, loc = _describe(exc)
+        line = _line_of(source, loc) if source is not None else None
+        raise ConfigError(message, where=f"{where}:{line}" if line else where) from None
     return _resolve_paths(config, root)
 
 
-def _describe(exc: ValidationError) -> str:
-    errors = exc.errors()
+def _line_of(source: str, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the key at ``loc`` in the YAML text (or of its nearest parent)."""
+    try:
+        node = yaml.compose(source)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((kv for kv in node.value if kv[0].value == part), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _describe(exc: ValidationError) -> tuple[str, tuple[Any, ...]]:
+    # An unknown key explains the rest (a misspelt required key is also "missing").
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    key = _dotted(first["loc"]) or "(top level)"
     kind = first["type"]
     if kind == "extra_forbidden":
         message = f"unknown key '{key}'"
@@ -287,10 +316,18 @@ def _describe(exc: ValidationError) -> str:
         if not isinstance(shown, dict | list) and kind != "value_error":
             message += f" (got {shown!r})"
         hint = None
-    message = message.replace("Value error, ", "")
+    message = message.replace("Value error, ", "").replace("a valid tuple", "a list")
     if len(errors) > 1:
         message += f" [and {len(errors) - 1} more problem(s)]"
-    return f"{message}; {hint}" if hint else message
+    return (f"{message}; {hint}" if hint else message), tuple(first["loc"])
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    """``("sources", 0, "pth")`` -> ``sources[0].pth``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
 
 
 def _resolve_paths(config: Config, root: Path) -> Config:
