@@ -35,19 +35,28 @@ def progress_bar(label: str) -> Callable[[int], Progress]:
 def ingest(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
     """Read advisories from the configured sources, or from PATHS (files or folders).
 
-    Bad files are reported with the line and the fix, and skipped; the exit status is
-    then 1. Ingesting an advisory again stores it once; a changed one is an update.
+    Bad files are reported with the line and the fix, and skipped; a feed that cannot be
+    fetched is reported with its URL; the exit status is then 1. Ingesting an advisory again stores it once; a changed one is an update.
     """
     report = run_ingest(app, paths)
     if as_json:
-        print_json({**report.counts(), "errors": [str(e) for e in report.rejected], "warnings": report.warnings})
+        print_json(
+            {
+                **report.counts(),
+                "errors": [str(e) for e in report.rejected],
+                "source_errors": [str(e) for e in report.source_errors],
+                "warnings": report.warnings,
+            }
+        )
     else:
         for warning in report.warnings:
             click.echo(f"warning: {warning}", err=True)
         for error in report.rejected:
             click.echo(f"rejected: {error}", err=True)
+        for error in report.source_errors:
+            click.echo(f"source failed: {error}", err=True)
         click.echo(summary_line(report))
-    if report.rejected:
+    if not report.ok:
         sys.exit(EXIT_FAILURES)
 
 
@@ -63,4 +72,5 @@ def run_ingest(app: App, paths: tuple[Path, ...] = ()) -> IngestReport:
 
 def summary_line(report: IngestReport) -> str:
     c = report.counts()
-    return f"{c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged, {c['rejected']} rejected"
+    line = f"{c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged, {c['rejected']} rejected"
+    return line + (f", {c['failed_sources']} source(s) failed" if c["failed_sources"] else "")

@@ -66,12 +66,13 @@ def parse_feed(
     # A file-like object: feedparser would treat a bytes or str argument as a URL or path.
     parsed = feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=False)
     warnings: list[str] = []
+    if not parsed.get("version") and not parsed.entries:
+        raise _not_a_feed(url, fetched)
     if parsed.get("bozo"):
         if not _ROOT_CLOSED.search(body[-4096:].rstrip()):
-            kind = "empty" if not body.strip() else "truncated: it stops before its closing tag"
-            raise SourceError(f"feed is {kind}", where=url, hint=RETRY_HINT)
-        if not parsed.get("version") and not parsed.entries:
-            raise _not_a_feed(url, fetched)
+            raise SourceError(
+                "feed is truncated: it stops before its closing tag", where=url, hint=RETRY_HINT
+            )
         problem = parsed.get("bozo_exception")
         warnings.append(f"{url}: feed is not well-formed ({problem}); read leniently")
     if not parsed.get("version"):
@@ -243,7 +244,8 @@ def _body_html(entry: Any) -> str:
 
 def _date(entry: Any, field: str) -> datetime | None:
     """feedparser gives dates as UTC struct_time; out-of-range ones are ignored."""
-    value = entry.get(field)
+    # dict.get: feedparser's own get() maps a missing published_parsed to updated_parsed, with a warning.
+    value = dict.get(entry, field)
     if not value:
         return None
     try:

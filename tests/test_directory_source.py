@@ -1,0 +1,207 @@
+"""Configured folders are polled: new and changed files are read, unchanged ones cost a stat.
+
+Whether a file was parsed again shows through a file with no date: parsing it warns."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from alerts.areas import Gazetteer
+from alerts.config import load_config
+from alerts.ingest import IngestReport, ingest_sources
+from alerts.ingest.dates import LONDON
+from alerts.ingest.directory import ingest_directories
+from alerts.schema import source_files
+from alerts.store import Store
+from tests.conftest import NOW
+
+HOUR_AGO_NS = time.time_ns() - 3600 * 10**9
+
+
+def write(
+    folder: Path,
+    name: str,
+    title: str,
+    *,
+    date: str | None = "14:30 18/11/2026",
+    settle: bool = True,
+) -> Path:
+    """An advisory file; ``settle`` dates it an hour back, as a file not being written now."""
+    dated = f"publish:\n  date: {date}\n" if date else ""
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"```yaml\ntitle: {title}\nurl: https://www.kent.police.uk/news/{path.stem}/\n{dated}```\n\nIn Medway.\n",
+        encoding="utf-8",
+    )
+    if settle:
+        os.utime(path, ns=(HOUR_AGO_NS, HOUR_AGO_NS))
+    return path
+
+
+def poll(folder: Path, store: Store, gazetteer: Gazetteer) -> IngestReport:
+    return ingest_directories([folder], store, gazetteer, now=NOW, zone=LONDON)
+
+
+def undated_warnings(report: IngestReport) -> list[str]:
+    return [w for w in report.warnings if "no publish.date" in w]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "polled"
+    write(folder, "a.md", "Appeal one")
+    write(folder, "b.md", "Appeal two")
+    write(folder, "sub/undated.md", "Appeal three", date=None)
+    return folder
+
+
+def test_the_first_poll_reads_every_file(folder: Path, store: Store, gazetteer: Gazetteer) -> None:
+    report = poll(folder, store, gazetteer)
+    assert report.counts()["new"] == 3 and report.ok
+    assert len(undated_warnings(report)) == 1
+
+
+def test_unchanged_files_are_not_read_again(
+    folder: Path, store: Store, gazetteer: Gazetteer
+) -> None:
+    poll(folder, store, gazetteer)
+    report = poll(folder, store, gazetteer)
+    assert report.counts() == {
+        "new": 0,
+        "updated": 0,
+        "unchanged": 3,
+        "rejected": 0,
+        "failed_sources": 0,
+    }
+    assert undated_warnings(report) == []
+
+
+def test_a_file_whose_stat_is_unchanged_is_trusted_without_reading_it(
+    folder: Path, sqlite_store: Store, gazetteer: Gazetteer
+) -> None:
+    poll(folder, sqlite_store, gazetteer)
+    # Same size, same mtime, different bytes: only a read could notice, and none happens.
+    write(folder, "a.md", "Appeal One")
+    assert poll(folder, sqlite_store, gazetteer).counts()["updated"] == 0
+    # Once the mtime moves, it is read and the change is stored.
+    os.utime(folder / "a.md", ns=(HOUR_AGO_NS + 10**9, HOUR_AGO_NS + 10**9))
+    assert poll(folder, sqlite_store, gazetteer).counts()["updated"] == 1
+
+
+def test_a_touched_file_is_rehashed_but_not_parsed(
+    folder: Path, sqlite_store: Store, gazetteer: Gazetteer
+) -> None:
+    poll(folder, sqlite_store, gazetteer)
+    undated = folder / "sub" / "undated.md"
+    os.utime(undated, ns=(HOUR_AGO_NS + 5 * 10**9, HOUR_AGO_NS + 5 * 10**9))
+    report = poll(folder, sqlite_store, gazetteer)
+    assert undated_warnings(report) == [] and report.counts()["unchanged"] == 3
+    with sqlite_store.engine.connect() as conn:
+        mtime = conn.execute(
+            select(source_files.c.mtime_ns).where(source_files.c.path == str(undated))
+        ).scalar_one()
+    assert mtime == HOUR_AGO_NS + 5 * 10**9  # the new stat is remembered: next time a stat suffices
+
+
+def test_new_files_are_picked_up_and_deleted_ones_forgotten(
+    folder: Path, sqlite_store: Store, gazetteer: Gazetteer
+) -> None:
+    poll(folder, sqlite_store, gazetteer)
+    write(folder, "c.md", "Appeal four")
+    (folder / "b.md").unlink()
+    report = poll(folder, sqlite_store, gazetteer)
+    assert report.counts()["new"] == 1 and report.counts()["unchanged"] == 2
+    with sqlite_store.engine.connect() as conn:
+        paths = set(conn.execute(select(source_files.c.path)).scalars())
+    assert str(folder / "b.md") not in paths and str(folder / "c.md") in paths
+    # The advisory itself stays: deleting a file does not withdraw what was published.
+    assert sqlite_store.count_advisories() == 4
+
+
+def test_a_bad_file_is_reported_at_every_poll_until_fixed(
+    folder: Path, sqlite_store: Store, gazetteer: Gazetteer
+) -> None:
+    bad = folder / "bad.md"
+    bad.write_text("no front matter here\n", encoding="utf-8")
+    os.utime(bad, ns=(HOUR_AGO_NS, HOUR_AGO_NS))
+    assert [e.path for e in poll(folder, sqlite_store, gazetteer).rejected] == [str(bad)]
+    assert [e.path for e in poll(folder, sqlite_store, gazetteer).rejected] == [str(bad)]
+    write(folder, "bad.md", "Fixed now")
+    report = poll(folder, sqlite_store, gazetteer)
+    assert report.ok and report.counts()["new"] == 1
+
+
+def test_a_new_parser_reads_every_file_once_more(
+    folder: Path, sqlite_store: Store, gazetteer: Gazetteer
+) -> None:
+    poll(folder, sqlite_store, gazetteer)
+    with sqlite_store.engine.begin() as conn:
+        conn.execute(update(source_files).values(parser="an older version"))
+    report = poll(folder, sqlite_store, gazetteer)
+    assert len(undated_warnings(report)) == 1 and report.counts()["unchanged"] == 3
+    assert undated_warnings(poll(folder, sqlite_store, gazetteer)) == []
+
+
+def test_a_file_written_this_instant_is_checked_again_next_poll(
+    tmp_path: Path, sqlite_store: Store, gazetteer: Gazetteer
+) -> None:
+    # Written within the filesystem's mtime tick, a second write could keep the same stat.
+    folder = tmp_path / "fresh"
+    path = write(folder, "now.md", "Just written", settle=False)
+    poll(folder, sqlite_store, gazetteer)
+    with sqlite_store.engine.connect() as conn:
+        assert conn.execute(select(source_files.c.mtime_ns)).scalar_one() == -1
+    os.utime(path, ns=(HOUR_AGO_NS, HOUR_AGO_NS))
+    poll(folder, sqlite_store, gazetteer)
+    with sqlite_store.engine.connect() as conn:
+        assert conn.execute(select(source_files.c.mtime_ns)).scalar_one() == HOUR_AGO_NS
+
+
+def test_hidden_files_and_other_suffixes_are_ignored(
+    folder: Path, sqlite_store: Store, gazetteer: Gazetteer
+) -> None:
+    write(folder, ".draft.md", "Draft")
+    write(folder, ".git/x.md", "Not an advisory")
+    (folder / "notes.txt").write_text("not an advisory", encoding="utf-8")
+    assert poll(folder, sqlite_store, gazetteer).counts()["new"] == 3
+
+
+def test_a_missing_folder_is_a_source_error(
+    tmp_path: Path, sqlite_store: Store, gazetteer: Gazetteer
+) -> None:
+    report = poll(tmp_path / "nowhere", sqlite_store, gazetteer)
+    assert [str(e) for e in report.source_errors] == [
+        f"{tmp_path / 'nowhere'}: no such file or folder (check 'sources:' in config.yaml)"
+    ]
+
+
+def test_configured_sources_use_the_cache(
+    folder: Path, write_config: Callable[..., Path], gazetteer: Gazetteer
+) -> None:
+    config = load_config(write_config(sources=[{"path": str(folder)}]))
+    from alerts.store import open_store
+
+    store = open_store(config.database)
+    try:
+        assert ingest_sources(config, store, gazetteer, now=NOW).counts()["new"] == 3
+        again = ingest_sources(config, store, gazetteer, now=NOW)
+        assert again.counts()["unchanged"] == 3 and undated_warnings(again) == []
+    finally:
+        store.close()
+
+
+def test_alerts_ingest_with_paths_always_reads_them(
+    folder: Path, run_cli: Callable[..., object]
+) -> None:
+    for _ in range(2):
+        result = run_cli("ingest", str(folder))
+        assert "no publish.date" in result.stderr  # type: ignore[attr-defined]
+    result = run_cli("ingest", "--json")
+    assert result.exit_code == 0  # type: ignore[attr-defined]
