@@ -1,0 +1,238 @@
+"""The public archive pages and the feeds they serve, through the app's test client
+and, for conditional GET, over a real loopback HTTP server with real clients."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from email.utils import formatdate
+from pathlib import Path
+
+import feedparser
+import httpx
+import pytest
+import time_machine
+from starlette.testclient import TestClient
+
+from alerts.app import App
+from alerts.feeds import build_feeds
+from alerts.ingest import ingest_files
+from alerts.web import create_app
+from alerts.web.testing import serve_in_thread
+from tests.advisory_files import write_advisory, write_hostile_advisory
+from tests.conftest import NOW, SAMPLE
+
+BASE = "https://alerts.example.org"
+SAMPLE_TITLE = "Safety advice after telephone fraudster poses as Kent Police officer"
+
+
+@pytest.fixture
+def site(write_config: Callable[..., Path], advisory_dir: Path) -> Iterator[App]:
+    """The sample and a hostile advisory ingested, feeds built, the clock frozen at NOW."""
+    write_hostile_advisory(advisory_dir)
+    app = App(write_config(site={"base_url": BASE, "name": "Kent Area Alerts"}))
+    with time_machine.travel(NOW, tick=False):
+        report = ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW)
+        assert len(report.new) == 2 and not report.rejected
+        build_feeds(app, now=NOW)
+        yield app
+    app.close()
+
+
+@pytest.fixture
+def client(site: App) -> TestClient:
+    return TestClient(create_app(site))
+
+
+def alternates(html: str) -> list[tuple[str, str]]:
+    return re.findall(r'<link rel="alternate" type="([^"]+)" title="[^"]*" href="([^"]+)">', html)
+
+
+def sample_id(app: App) -> int:
+    return app.store.advisories(areas=["medway"])[0].id
+
+
+def test_area_page_lists_what_the_area_gets_newest_first(client: TestClient) -> None:
+    page = client.get("/areas/chatham")  # Chatham gets the Medway advisory: the matching rule
+    assert page.status_code == 200
+    assert '<html lang="en-GB">' in page.text
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page.text
+    assert SAMPLE_TITLE in page.text
+    assert "Warning Second line in Dover" not in page.text
+    assert "18 December 2020, 14:30" in page.text
+    dover = client.get("/areas/dover").text
+    assert "Warning Second line in Dover" in dover and SAMPLE_TITLE not in dover
+
+
+def test_pages_carry_autodiscovery_links_for_the_areas_three_feeds(client: TestClient) -> None:
+    assert alternates(client.get("/areas/medway").text) == [
+        ("application/rss+xml", f"{BASE}/feeds/medway.rss"),
+        ("application/atom+xml", f"{BASE}/feeds/medway.atom"),
+        ("application/feed+json", f"{BASE}/feeds/medway.json"),
+    ]
+    assert [href for _, href in alternates(client.get("/").text)] == [
+        f"{BASE}/feeds/all.rss", f"{BASE}/feeds/all.atom", f"{BASE}/feeds/all.json",
+    ]
+
+
+def test_index_lists_districts_and_towns(client: TestClient) -> None:
+    page = client.get("/").text
+    for slug in ("kent", "medway", "dover", "chatham"):
+        assert f'href="/areas/{slug}"' in page
+
+
+def test_names_and_postcode_districts_redirect_to_the_areas_address(client: TestClient) -> None:
+    for asked in ("ME4", "Medway", "me4"):
+        response = client.get(f"/areas/{asked}", follow_redirects=False)
+        assert response.status_code == 301
+        assert response.headers["location"].endswith("/areas/medway")
+
+
+def test_unknown_area_is_a_friendly_404_that_suggests_the_fix(client: TestClient) -> None:
+    page = client.get("/areas/medwya")
+    assert page.status_code == 404
+    assert "There is no area called “medwya”." in page.text
+    assert "Did you mean &#39;medway&#39;?" in page.text
+    assert '<a href="/">Go to the list of areas</a>' in page.text
+
+
+def test_unknown_advisory_and_unknown_path_are_friendly_404s(client: TestClient) -> None:
+    page = client.get("/advisories/99999")
+    assert page.status_code == 404 and "Advisory not found" in page.text
+    page = client.get("/no/such/page")
+    assert page.status_code == 404 and "Page not found" in page.text and "Traceback" not in page.text
+
+
+def test_advisory_page_shows_the_sanitised_body_and_the_original_link(client: TestClient, site: App) -> None:
+    page = client.get(f"/advisories/{sample_id(site)}")
+    assert page.status_code == 200
+    assert f"<h1>{SAMPLE_TITLE}</h1>" in page.text
+    assert "<strong>Medway</strong>" in page.text
+    advisory = site.store.advisories(areas=["medway"])[0]
+    assert f'href="{advisory.url}"' in page.text
+    assert alternates(page.text)[0] == ("application/rss+xml", f"{BASE}/feeds/medway.rss")
+
+
+def test_hostile_advisory_page_carries_none_of_it(client: TestClient, site: App) -> None:
+    hostile = site.store.advisories(areas=["dover"])[0]
+    for path in (f"/advisories/{hostile.id}", "/areas/dover", "/"):
+        text = client.get(path).text
+        for marker in ("<script", "onerror", "onclick", "<iframe", "href=\"javascript", "\x01", "\x07"):
+            assert marker not in text, (path, marker)
+        # The only "alert(" left is the Markdown link that Markdown refused to make a
+        # link: inert text, shown as written, not a script or an href.
+        assert text.count("alert(") == text.count("](javascript:alert("), path
+    assert "<h1>Warning Second line in Dover</h1>" in client.get(f"/advisories/{hostile.id}").text
+
+
+def test_withdrawn_advisory_page_is_gone_without_its_content(
+    client: TestClient, site: App, advisory_dir: Path
+) -> None:
+    copy = advisory_dir / SAMPLE.name
+    copy.write_text(copy.read_text(encoding="utf-8").replace("area: Kent", "area: Kent\nstatus: withdrawn"), encoding="utf-8")
+    ingest_files([advisory_dir], site.store, site.gazetteer, now=NOW)
+    page = client.get(f"/advisories/{sample_id(site)}")
+    assert page.status_code == 410
+    assert "This advisory has been withdrawn." in page.text
+    assert "<strong>Medway</strong>" not in page.text
+    assert SAMPLE_TITLE not in client.get("/areas/medway").text
+
+
+def test_area_pages_are_paged(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for n in range(35):
+        write_advisory(
+            folder, f"a{n:02}", title=f"Advice number {n:02} for Dover", url=f"https://www.kent.police.uk/news/{n}/",
+            date=f"10:{n:02} 01/11/2026",
+        )
+    app = App(write_config(sources=[{"path": str(folder)}]))
+    ingest_files([folder], app.store, app.gazetteer, now=NOW)
+    client = TestClient(create_app(app))
+    first = client.get("/areas/dover").text
+    assert "Advice number 34" in first and "Advice number 05" in first and "Advice number 04" not in first
+    assert 'rel="next"' in first
+    second = client.get("/areas/dover?page=2").text
+    assert "Advice number 04" in second and "Advice number 00" in second and 'rel="prev"' in second
+    app.close()
+
+
+# -- feeds, served --------------------------------------------------------------------
+
+
+def test_feed_is_served_with_its_type_etag_and_last_modified(client: TestClient, site: App) -> None:
+    response = client.get("/feeds/medway.rss")
+    path = site.config.feeds.out / "medway.rss"
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/rss+xml; charset=utf-8"
+    assert response.content == path.read_bytes()
+    assert re.fullmatch(r'"[0-9a-f]{32}"', response.headers["etag"])
+    assert response.headers["last-modified"] == formatdate(int(path.stat().st_mtime), usegmt=True)
+    assert client.get("/feeds/medway.atom").headers["content-type"] == "application/atom+xml; charset=utf-8"
+    assert client.get("/feeds/medway.json").headers["content-type"] == "application/feed+json; charset=utf-8"
+
+
+def test_conditional_get_answers_304_when_nothing_changed(client: TestClient) -> None:
+    first = client.get("/feeds/medway.atom")
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+    for headers in (
+        {"If-None-Match": etag},
+        {"If-None-Match": f'"other", W/{etag}'},
+        {"If-None-Match": "*"},
+        {"If-Modified-Since": modified},
+    ):
+        response = client.get("/feeds/medway.atom", headers=headers)
+        assert response.status_code == 304, headers
+        assert response.content == b""
+        assert response.headers["etag"] == etag
+    assert client.get("/feeds/medway.atom", headers={"If-None-Match": '"stale"'}).status_code == 200
+    old = formatdate(0, usegmt=True)
+    assert client.get("/feeds/medway.atom", headers={"If-Modified-Since": old}).status_code == 200
+    assert client.get("/feeds/medway.atom", headers={"If-Modified-Since": "garbage"}).status_code == 200
+    # If-None-Match decides when both are sent (RFC 9110): a stale tag means 200.
+    both = {"If-None-Match": '"stale"', "If-Modified-Since": modified}
+    assert client.get("/feeds/medway.atom", headers=both).status_code == 200
+
+
+def test_rebuild_with_nothing_new_keeps_the_etag_and_a_change_alters_it(
+    client: TestClient, site: App, tmp_path: Path
+) -> None:
+    etag = client.get("/feeds/medway.rss").headers["etag"]
+    build_feeds(site, now=NOW + timedelta(hours=1))
+    assert client.get("/feeds/medway.rss", headers={"If-None-Match": etag}).status_code == 304
+    folder = tmp_path / "news"
+    folder.mkdir()
+    write_advisory(folder, "m", title="Appeal in Chatham", url="https://www.kent.police.uk/news/m/")
+    ingest_files([folder], site.store, site.gazetteer, now=NOW + timedelta(hours=2))
+    build_feeds(site, now=NOW + timedelta(hours=2))
+    changed = client.get("/feeds/medway.rss", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert "Appeal in Chatham" in changed.text
+
+
+def test_unknown_or_unbuilt_feed_is_a_friendly_404(client: TestClient, site: App) -> None:
+    for path in ("/feeds/nowhere.rss", "/feeds/medway.xml", "/feeds/.medway.rss.tmp"):
+        response = client.get(path)
+        assert response.status_code == 404 and "Feed not found" in response.text, path
+    response = client.get("/feeds/..%2Fconfig.yaml")
+    assert response.status_code == 404 and "database:" not in response.text
+    (site.config.feeds.out / "dover.rss").unlink()
+    response = client.get("/feeds/dover.rss")
+    assert response.status_code == 404 and "alerts feeds build" in response.text
+
+
+def test_readers_fetch_feeds_over_loopback_http_with_conditional_get(site: App) -> None:
+    with serve_in_thread(create_app(site)) as url:
+        first = httpx.get(f"{url}/feeds/chatham.atom")
+        assert first.status_code == 200
+        again = httpx.get(f"{url}/feeds/chatham.atom", headers={"If-None-Match": first.headers["etag"]})
+        assert again.status_code == 304
+        # feedparser is a real reader: it fetches, parses, and sends its own validators.
+        parsed = feedparser.parse(f"{url}/feeds/chatham.atom")
+        assert not parsed.bozo and parsed.status == 200
+        assert [entry.title for entry in parsed.entries] == [SAMPLE_TITLE]
+        cached = feedparser.parse(f"{url}/feeds/chatham.atom", etag=parsed.etag, modified=parsed.modified)
+        assert cached.status == 304 and cached.entries == []
+        cached = feedparser.parse(f"{url}/feeds/chatham.rss", modified=httpx.get(f"{url}/feeds/chatham.rss").headers["last-modified"])
+        assert cached.status == 304
