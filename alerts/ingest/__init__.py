@@ -131,7 +131,9 @@ def _ingest_one(
     try:
         parsed = parse()
     except AdvisoryError as exc:
-        log.warning("rejected %s", exc)
+        # INFO, not WARNING: the report carries it and whoever runs the batch shows it
+        # (the CLI prints it once; a second copy from the log would be noise).
+        log.info("rejected %s", exc)
         report.rejected.append(exc)
         return report
     except Exception as exc:  # a bug must not cost the rest of the batch
@@ -142,7 +144,7 @@ def _ingest_one(
         return report
     report.warnings += parsed.warnings
     for warning in parsed.warnings:
-        log.warning("%s", warning)
+        log.info("%s", warning)
     try:
         result = store_advisory(parsed.advisory, store, gazetteer, now)
     except (DataError, IntegrityError) as exc:
