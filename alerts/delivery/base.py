@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - until the digests stage lands alerts.m
         digest_id: int
         message_id: str
         email: str
+        name: str | None = None
 
 
 __all__ = [

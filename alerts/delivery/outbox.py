@@ -132,6 +132,7 @@ class Outbox:
             outbox.c.message_id,
             outbox.c.attempts,
             subscribers.c.email,
+            subscribers.c.name,
             subscribers.c.status,
         )
         source = outbox.join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
@@ -187,6 +188,7 @@ class Outbox:
                     digest_id=r.digest_id,
                     message_id=r.message_id,
                     email=r.email,
+                    name=r.name,
                 ),
                 r.attempts,
             )

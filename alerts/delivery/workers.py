@@ -30,6 +30,7 @@ from alerts.delivery.base import (
 )
 from alerts.delivery.dkim import DkimSigner
 from alerts.delivery.outbox import Claimed, Outbox, Outcomes, worker_name
+from alerts.errors import AlertsError
 
 log = logging.getLogger(__name__)
 
@@ -203,9 +204,12 @@ class _Worker:
             message = crlf(self.d.builder.build(claimed.item))
             if self.d.signer is not None:
                 message = self.d.signer.sign(message)
+        except AlertsError as exc:
+            # The row itself is bad (an address, a Message-ID, a digest gone): for good.
+            raise MessageRefused(f"cannot build the message: {exc}") from None
         except Exception as exc:
-            # A message that cannot be built is retried with backoff (the cause may be
-            # passing, such as a locked database) and fails after max_attempts.
+            # Anything else may pass (a locked database...): retried with backoff, and
+            # failed after max_attempts.
             log.exception("cannot build message %s", claimed.item.message_id)
             raise _BuildError(f"cannot build the message: {exc.__class__.__name__}: {exc}") from None
         return message
