@@ -1,0 +1,69 @@
+"""The archive in a real browser, on a phone-sized screen: the Medway page lists the
+sample, its autodiscovery links lead to valid feeds, and the page fits the screen."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import feedparser
+
+from alerts.feeds import build_feeds
+from alerts.ingest import ingest_files
+from tests.conftest import NOW
+
+SAMPLE_TITLE = "Safety advice after telephone fraudster poses as Kent Police officer"
+FEED_TYPES = ["application/rss+xml", "application/atom+xml", "application/feed+json"]
+
+
+def test_medway_archive_lists_the_sample_and_its_feeds_resolve(
+    live_server: Callable[..., Any], page: Any, advisory_dir: Path, tmp_path: Path
+) -> None:
+    server = live_server()
+    app = server.app
+    assert ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW).new
+    build_feeds(app, now=NOW)
+
+    response = page.goto(f"{server.url}/areas/medway")
+    assert response.status == 200
+    assert page.title() == f"Medway advisories · {app.config.site.name}"
+    assert page.get_attribute("html", "lang") == "en-GB"
+    assert page.locator("h1").inner_text() == "Medway"
+    assert page.locator("ul.advisories li h3 a").all_inner_texts() == [SAMPLE_TITLE]
+
+    links = page.eval_on_selector_all(
+        'head link[rel="alternate"]', "els => els.map(e => ({type: e.type, href: e.href}))"
+    )
+    assert [link["type"] for link in links] == FEED_TYPES
+    for link in links:
+        # Fetched by the browser itself, as a reader extension would.
+        fetched = page.evaluate(
+            "async href => { const r = await fetch(href);"
+            " return {status: r.status, type: r.headers.get('content-type'), body: await r.text()}; }",
+            link["href"],
+        )
+        assert fetched["status"] == 200 and fetched["type"].startswith(link["type"]), link
+        if link["type"] == "application/feed+json":
+            assert SAMPLE_TITLE in fetched["body"]
+            continue
+        parsed = feedparser.parse(fetched["body"].encode())
+        assert not parsed.bozo, parsed.get("bozo_exception")
+        assert [entry.title for entry in parsed.entries] == [SAMPLE_TITLE]
+        assert parsed.feed.link == f"{server.url}/areas/medway"
+
+    # Readable on a phone: nothing wider than the screen.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    shot = tmp_path / "medway-375.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 5_000
+    if os.environ.get("ALERTS_KEEP_SCREENSHOTS"):
+        shutil.copy(shot, os.environ["ALERTS_KEEP_SCREENSHOTS"])
+
+    page.get_by_role("link", name=SAMPLE_TITLE).click()
+    page.wait_for_url(f"{server.url}/advisories/*")
+    assert page.locator("h1").inner_text() == SAMPLE_TITLE
+    assert page.locator(".body strong", has_text="Medway").count() == 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
