@@ -30,8 +30,10 @@ from alerts.subscribers.records import (
     SUPPRESSED,
     UNSUBSCRIBED,
     find_subscriber,
+    get_subscriber,
     insert_subscriber,
     iter_subscribers,
+    opted_out_variant,
     same_preferences,
     save_subscriber,
     suppress,
@@ -242,6 +244,11 @@ def import_list(
             continue
         seen[email] = row.where.rsplit(":", 1)[1]
         existing = find_subscriber(store, email)
+        if existing is None and wanted not in OPTED_OUT:
+            with store.engine.connect() as conn:
+                variant = opted_out_variant(conn, email)
+            if variant is not None:  # the same mailbox spelled in another case opted out
+                existing = get_subscriber(store, variant.id)
 
         if wanted in OPTED_OUT:  # the list says stop: always honoured
             if existing is None:

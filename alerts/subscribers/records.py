@@ -99,6 +99,18 @@ def iter_subscribers(
         last = page[-1].id
 
 
+def opted_out_variant(conn: Connection, email: str) -> Any:
+    """An unsubscribed or suppressed row for ``email`` spelled in any case, or None."""
+    return conn.execute(
+        select(subscribers.c.id, subscribers.c.email, subscribers.c.status)
+        .where(
+            func.lower(subscribers.c.email) == email.lower(),
+            subscribers.c.status.in_([s.value for s in OPTED_OUT]),
+        )
+        .limit(1)
+    ).first()
+
+
 def count_subscribers(store: Store) -> dict[str, int]:
     """How many subscribers there are in each status."""
     with store.engine.connect() as conn:
@@ -126,11 +138,17 @@ def add_subscriber(
         raise ValueError("add_subscriber adds pending or active subscribers only")
     with store.engine.begin() as conn:
         existing = conn.execute(
-            select(subscribers.c.id, subscribers.c.status).where(subscribers.c.email == subscription.email)
+            select(subscribers.c.id, subscribers.c.email, subscribers.c.status).where(
+                subscribers.c.email == subscription.email
+            )
         ).first()
+        if existing is None:
+            # Most mail systems ignore the case of the local part: Jo@ and jo@ are the
+            # same person, so an opt-out under either spelling blocks both.
+            existing = opted_out_variant(conn, subscription.email)
         if existing is not None:
             if SubscriberStatus(existing.status) in OPTED_OUT:
-                raise opted_out(subscription.email, SubscriberStatus(existing.status))
+                raise opted_out(existing.email, SubscriberStatus(existing.status))
             raise InvalidSubscriber(
                 f"{subscription.email} is already subscribed ({existing.status})",
                 hint="use 'alerts subscribers add' with the same address to change it",
