@@ -111,6 +111,15 @@ def test_list_json_is_an_array_with_offsets_and_slugs(ingested: Run) -> None:
     assert (item["status"], item["priority"], item["revision"]) == ("active", "normal", 1)
 
 
+def test_list_json_gives_summer_dates_with_the_summer_offset(run_cli: Run, tmp_path: Path) -> None:
+    summer = tmp_path / "summer.md"
+    summer.write_text("```yaml\ntitle: Summer\nurl: https://a.example/s\npublish:\n  date: 14:30 18/07/2021\n```\nIn Deal.\n")
+    assert run_cli("ingest", str(summer)).exit_code == 0
+    [item] = json.loads(run_cli("advisories", "list", "--json").stdout)
+    assert item["published_at"] == "2021-07-18T14:30:00+01:00"
+    assert item["areas"] == ["deal"]
+
+
 @pytest.mark.parametrize(
     ("args", "count"),
     [

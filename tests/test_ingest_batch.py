@@ -8,6 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from alerts.areas import Gazetteer
 from alerts.config import parse_config
@@ -240,3 +243,42 @@ def test_ingest_sources_reads_every_configured_folder(tmp_path: Path, store: Sto
     config = parse_config({"sources": [{"path": "one"}, {"path": str(two)}]}, root=tmp_path)
     report = ingest_sources(config, store, gazetteer, now=NOW)
     assert counts(report) == (2, 0, 0, 0)
+
+
+# -- generated front matter all the way into the store -----------------------------------------
+
+STORE_JUNK = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+ODD_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30), st.binary(max_size=10),
+    st.sampled_from(["14:30 18/12/2020", "2199-12-31T23:59:59-12:00", "1900-01-01T00:00:00+14:00", "ME4", "urgent"]),
+)  # fmt: skip
+ODD_VALUES = st.recursive(
+    ODD_SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@STORE_JUNK
+@given(
+    extra=st.dictionaries(
+        st.sampled_from(["publish", "expires", "og", "guid", "areas", "status", "priority", "summary", "x", "y"]),
+        ODD_VALUES,
+        max_size=5,
+    ),
+    title=st.text(min_size=1, max_size=200),
+    body=st.text(max_size=300),
+)
+def test_whatever_parses_can_be_stored(
+    tmp_path_factory: pytest.TempPathFactory, store: Store, gazetteer: Gazetteer, extra: dict, title: str, body: str
+) -> None:
+    front = {"title": title, "url": "https://a.example/fuzz", **extra}
+    data = f"```yaml\n{yaml.safe_dump(front, allow_unicode=True)}```\n{body}"
+    folder = tmp_path_factory.mktemp("fuzz")
+    write(folder, "a.md", data.encode("utf-8", "surrogatepass"))
+    report = ingest(folder, store, gazetteer)
+    assert sum(counts(report)) == 1
+    if report.rejected:
+        assert "database refused" not in str(report.rejected[0])
