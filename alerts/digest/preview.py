@@ -1,0 +1,100 @@
+"""Preview: what a subscriber to some areas would get now, built exactly as a real
+message is, without writing anything (no digest, no outbox row, no watermark moved)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from alerts.digest.plan import DigestKind, Planner, areas_key, load_advisories, load_candidates
+from alerts.digest.render import DigestRenderer, RenderedDigest
+from alerts.message import OutboxItem, PreparedDigest, new_message_id
+from alerts.tokens import PersonalLinks
+from alerts.types import Frequency, Subscriber, SubscriberStatus
+
+#: How far back each frequency looks for "new" in a preview.
+PERIOD = {
+    Frequency.IMMEDIATE: timedelta(days=1),
+    Frequency.DAILY: timedelta(days=1),
+    Frequency.WEEKLY: timedelta(days=7),
+}
+PREVIEW_ADDRESS = "subscriber@example.org"
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A message as a subscriber would get it. ``latest``: nothing was new in the
+    period, so the latest advisories are shown instead. ``rendered`` is None when there
+    is nothing at all to show."""
+
+    rendered: RenderedDigest | None
+    html: str
+    text: str
+    message: bytes
+    latest: bool
+    count: int
+
+
+def preview_digest(
+    app: Any,
+    areas: tuple[str, ...],
+    frequency: Frequency,
+    *,
+    now: datetime,
+    forwardable: bool = False,
+) -> Preview:
+    """Render what a subscriber to ``areas`` with ``frequency`` would get at ``now``
+    (for immediate: the newest alert). The personal links are harmless examples."""
+    frequency = Frequency(frequency)
+    config = app.config
+    renderer = DigestRenderer(config, app.gazetteer)
+    kind = DigestKind(frequency.value)
+    since = now - PERIOD[frequency]
+    subscriber = Subscriber(
+        id=0,
+        email=PREVIEW_ADDRESS,
+        name="A Subscriber",
+        areas=areas_key(areas),
+        frequency=frequency,
+        status=SubscriberStatus.ACTIVE,
+        forwardable=forwardable,
+        urgent=True,
+        watermark=since,
+        created_at=since,
+    )
+    max_age = timedelta(days=config.digests.max_age_days)
+    with app.store.engine.connect() as conn:
+        candidates = load_candidates(conn, after=since, until=now, max_age=max_age)
+        planner = Planner(app.gazetteer, candidates, day=app.local(now).date())
+        entries = planner.entries(subscriber, {})
+        latest = not entries
+        if latest:
+            # Nothing new: show the latest there is, so the layout can still be checked.
+            epoch = datetime(1970, 1, 1, tzinfo=UTC)
+            planner = Planner(
+                app.gazetteer,
+                load_candidates(conn, after=epoch, until=now, max_age=timedelta(days=36500)),
+                day=app.local(now).date(),
+            )
+            entries = planner.entries(subscriber.__class__(**{**subscriber.__dict__, "watermark": epoch}), {})
+            entries = entries[: config.digests.max_items]
+        variants = planner.variants(subscriber, entries, kind)
+        if not variants:
+            return Preview(None, "", "", b"", latest, 0)
+        variant = variants[0]
+        advisories = load_advisories(conn, variant.advisory_ids)
+    rendered = renderer.render(variant, advisories)
+    base = config.site.base_url
+    links = PersonalLinks(
+        unsubscribe_url=f"{base}/unsubscribe?token=preview",
+        manage_url=f"{base}/manage?token=preview",
+        one_click_url=f"{base}/unsubscribe/one-click?token=preview",
+    )
+    html, text = rendered.html, rendered.text
+    for name, marker in rendered.placeholders.items():
+        html = html.replace(marker, getattr(links, name))
+        text = text.replace(marker, getattr(links, name))
+    item = OutboxItem(0, 0, 0, new_message_id(config.email.domain), PREVIEW_ADDRESS, "A Subscriber")
+    message = PreparedDigest.from_rendered(rendered, config).compose(item, links, app.local(now))
+    return Preview(rendered, html, text, message, latest, len(variant.entries))

@@ -1,0 +1,357 @@
+"""Queueing: plan every active subscriber's next messages, render each distinct variant
+once, and write ``digests``, ``outbox`` and ``subscriber_advisories`` rows and the moved
+watermarks together, one transaction per batch of subscribers, so a crash loses or
+repeats nothing. Subscribers are streamed, never all in memory.
+
+A run covers the advisories that changed in (watermark, now]. Runs are meant to be
+one at a time (the scheduler is a single process).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from alerts.areas import Gazetteer
+from alerts.digest.plan import (
+    DigestKind,
+    Planner,
+    Variant,
+    load_advisories,
+    load_candidates,
+    oldest_watermark,
+    sent_revisions,
+)
+from alerts.digest.render import DigestRenderer, RenderedDigest
+from alerts.message import new_message_id
+from alerts.schema import digests, outbox, subscriber_advisories, subscribers
+from alerts.subscribers import iter_subscribers
+from alerts.types import Advisory, Frequency, Subscriber, SubscriberStatus
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class PlannedMessage:
+    """One message a run queues (or, in a dry run, would queue)."""
+
+    subscriber_id: int
+    email: str
+    kind: str
+    subject: str
+    advisory_ids: tuple[int, ...]
+    digest_key: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "subscriber_id": self.subscriber_id,
+            "email": self.email,
+            "kind": self.kind,
+            "subject": self.subject,
+            "advisory_ids": list(self.advisory_ids),
+        }
+
+
+@dataclass
+class QueueReport:
+    """What one run queued. ``digests``: distinct variants used; ``rendered``: of them,
+    rendered in this run (the rest existed already)."""
+
+    frequency: str
+    dry_run: bool = False
+    messages: int = 0
+    digests: int = 0
+    rendered: int = 0
+    subscribers: int = 0
+    advisory_ids: set[int] = field(default_factory=set)
+
+    @property
+    def advisories(self) -> int:
+        return len(self.advisory_ids)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "frequency": self.frequency,
+            "dry_run": self.dry_run,
+            "messages": self.messages,
+            "digests": self.digests,
+            "rendered": self.rendered,
+            "subscribers": self.subscribers,
+            "advisories": self.advisories,
+        }
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One sweep over subscribers: which ones, which advisories, which kind of message."""
+
+    frequencies: tuple[Frequency, ...]
+    kind: DigestKind
+    urgent_only: bool = False
+    #: Move the watermark: True when this sweep covers everything new for them.
+    move_watermark: bool = True
+
+
+def queue_digests(
+    app: Any,
+    frequency: Frequency,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    on_message: Callable[[PlannedMessage], None] | None = None,
+) -> QueueReport:
+    """Plan, render and queue the messages of one run for subscribers of ``frequency``.
+
+    ``IMMEDIATE`` also sends urgent advisories at once to the daily and weekly
+    subscribers of their areas who did not opt out of urgent alerts. ``dry_run`` writes
+    nothing and renders nothing; ``on_message`` is called for every message planned.
+    """
+    frequency = Frequency(frequency)
+    config = app.config
+    renderer = DigestRenderer(config, app.gazetteer)
+    report = QueueReport(frequency=frequency.value, dry_run=dry_run)
+    day = app.local(now).date()
+    if frequency is Frequency.IMMEDIATE:
+        passes = [
+            _Pass((Frequency.IMMEDIATE,), DigestKind.IMMEDIATE),
+            _Pass((Frequency.DAILY, Frequency.WEEKLY), DigestKind.URGENT, urgent_only=True, move_watermark=False),
+        ]
+    else:
+        passes = [_Pass((frequency,), DigestKind(frequency.value))]
+    run = _Run(app, renderer, report, now=now, dry_run=dry_run, on_message=on_message)
+    for sweep in passes:
+        with app.store.engine.connect() as conn:
+            oldest = oldest_watermark(conn, sweep.frequencies)
+            if oldest is None:
+                continue
+            candidates = load_candidates(
+                conn,
+                after=oldest,
+                until=now,
+                max_age=timedelta(days=config.digests.max_age_days),
+                urgent_only=sweep.urgent_only,
+            )
+        if not candidates:
+            if sweep.move_watermark and not dry_run:
+                # Nothing new for anyone: move every watermark in one statement.
+                with app.store.engine.begin() as conn:
+                    _move_all_watermarks(conn, sweep.frequencies, now)
+            continue
+        planner = Planner(app.gazetteer, candidates, day=None if sweep.kind.single else day)
+        for wanted in sweep.frequencies:
+            for batch in _batches(iter_subscribers(app.store, frequency=wanted, batch=BATCH), BATCH):
+                if sweep.urgent_only:
+                    batch = [s for s in batch if s.urgent]
+                run.batch(planner, sweep, batch)
+    log.info("queued %s", report.as_dict())
+    return report
+
+
+class _Run:
+    """The state of one run: variants already stored (key -> digest id) and the
+    advisories loaded for rendering."""
+
+    def __init__(
+        self,
+        app: Any,
+        renderer: DigestRenderer,
+        report: QueueReport,
+        *,
+        now: datetime,
+        dry_run: bool,
+        on_message: Callable[[PlannedMessage], None] | None,
+    ):
+        self.app = app
+        self.gazetteer: Gazetteer = app.gazetteer
+        self.engine = app.store.engine
+        self.renderer = renderer
+        self.report = report
+        self.now = now
+        self.dry_run = dry_run
+        self.on_message = on_message
+        self.domain = app.config.email.domain
+        self.digest_ids: dict[str, int] = {}
+        self.seen_keys: set[str] = set()
+        self._advisories: collections.OrderedDict[int, Advisory] = collections.OrderedDict()
+
+    def batch(self, planner: Planner, sweep: _Pass, batch: list[Subscriber]) -> None:
+        if not batch:
+            return
+        with self.engine.connect() as conn:
+            sent = sent_revisions(conn, [s.id for s in batch], [c.id for c in planner.candidates])
+        plans: list[tuple[Subscriber, list[Variant]]] = []
+        for subscriber in batch:
+            entries = planner.entries(subscriber, sent, new_only=sweep.urgent_only)
+            variants = planner.variants(subscriber, entries, sweep.kind)
+            if variants:
+                plans.append((subscriber, variants))
+        variants_needed = {v.key: v for _, variants in plans for v in variants}
+        self._need_advisories(i for v in variants_needed.values() for i in v.advisory_ids)
+        rendered: dict[str, RenderedDigest] = {}
+        subjects: dict[str, str] = {}
+        for key, variant in variants_needed.items():
+            if key in self.digest_ids:
+                continue
+            if self.dry_run:
+                subjects[key] = self.renderer.subject(variant, self._advisories)
+            else:
+                rendered[key] = self.renderer.render(variant, self._advisories)
+        if self.dry_run:
+            self._report(plans, subjects)
+            return
+        with self.engine.begin() as conn:
+            ids = dict(self.digest_ids)
+            for key, digest in rendered.items():
+                ids[key] = _store_digest(conn, digest, self.now)
+            self._write(conn, plans, ids)
+            if sweep.move_watermark:
+                _move_watermarks(conn, [s.id for s in batch], self.now)
+        # Only now that the batch is committed may later batches reuse its digests.
+        self.digest_ids = ids
+        self.report.rendered += len(rendered)
+        self._report(plans, {})
+
+    def _write(self, conn: Connection, plans: list[tuple[Subscriber, list[Variant]]], ids: dict[str, int]) -> None:
+        messages: list[dict[str, Any]] = []
+        sent: list[dict[str, Any]] = []
+        for subscriber, variants in plans:
+            for variant in variants:
+                digest_id = ids[variant.key]
+                messages.append(
+                    {
+                        "subscriber_id": subscriber.id,
+                        "digest_id": digest_id,
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": self.now,
+                        "message_id": new_message_id(self.domain),
+                        "created_at": self.now,
+                    }
+                )
+                sent.extend(
+                    {
+                        "subscriber_id": subscriber.id,
+                        "advisory_id": entry.advisory_id,
+                        "revision": entry.revision,
+                        "digest_id": digest_id,
+                        "queued_at": self.now,
+                    }
+                    for entry in variant.entries
+                )
+        if messages:
+            conn.execute(insert(outbox), messages)
+        if sent:
+            _record_sent(conn, sent)
+
+    def _report(self, plans: list[tuple[Subscriber, list[Variant]]], subjects: dict[str, str]) -> None:
+        report = self.report
+        for subscriber, variants in plans:
+            report.subscribers += 1
+            for variant in variants:
+                report.messages += 1
+                report.advisory_ids.update(variant.advisory_ids)
+                if variant.key not in self.seen_keys:
+                    self.seen_keys.add(variant.key)
+                    report.digests += 1
+                if self.on_message is not None:
+                    subject = subjects.get(variant.key) or self.renderer.subject(variant, self._advisories)
+                    self.on_message(
+                        PlannedMessage(
+                            subscriber.id,
+                            subscriber.email,
+                            variant.kind.value,
+                            subject,
+                            tuple(variant.advisory_ids),
+                            variant.key,
+                        )
+                    )
+
+    def _need_advisories(self, ids: Iterable[int]) -> None:
+        wanted = set(ids)
+        missing = wanted - self._advisories.keys()
+        if missing:
+            with self.engine.connect() as conn:
+                self._advisories.update(load_advisories(conn, missing))
+        # Bodies can be large: keep a bounded number, those this batch needs last.
+        for advisory_id in wanted:
+            self._advisories.move_to_end(advisory_id)
+        while len(self._advisories) > max(500, len(wanted)):
+            self._advisories.popitem(last=False)
+
+
+def _store_digest(conn: Connection, digest: RenderedDigest, now: datetime) -> int:
+    """Insert a rendered variant, or reuse the row an earlier run stored for it."""
+    existing = conn.execute(select(digests.c.id).where(digests.c.key == digest.key)).scalar_one_or_none()
+    if existing is not None:
+        return int(existing)
+    return int(
+        conn.execute(
+            insert(digests).values(
+                key=digest.key,
+                kind=digest.kind.value,
+                subject=digest.subject,
+                html=digest.html,
+                text=digest.text,
+                areas=list(digest.areas),
+                advisory_ids=list(digest.advisory_ids),
+                created_at=now,
+                meta=digest.meta,
+            )
+        ).inserted_primary_key[0]
+    )
+
+
+def _record_sent(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Upsert which revision of which advisory each subscriber was sent."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(subscriber_advisories)
+    statement = statement.on_conflict_do_update(
+        index_elements=[subscriber_advisories.c.subscriber_id, subscriber_advisories.c.advisory_id],
+        set_={
+            "revision": statement.excluded.revision,
+            "digest_id": statement.excluded.digest_id,
+            "queued_at": statement.excluded.queued_at,
+        },
+    )
+    conn.execute(statement, rows)
+
+
+def _move_watermarks(conn: Connection, ids: list[int], now: datetime) -> None:
+    """Everything up to ``now`` has been planned for these subscribers."""
+    conn.execute(
+        update(subscribers)
+        .where(subscribers.c.id.in_(ids))
+        .where(or_(subscribers.c.watermark.is_(None), subscribers.c.watermark < now))
+        .values(watermark=now)
+    )
+
+
+def _move_all_watermarks(conn: Connection, frequencies: Iterable[Frequency], now: datetime) -> None:
+    conn.execute(
+        update(subscribers)
+        .where(subscribers.c.status == SubscriberStatus.ACTIVE.value)
+        .where(subscribers.c.frequency.in_([f.value for f in frequencies]))
+        .where(or_(subscribers.c.watermark.is_(None), subscribers.c.watermark < now))
+        .values(watermark=now)
+    )
+
+
+def _batches(items: Iterator[Subscriber], size: int) -> Iterator[list[Subscriber]]:
+    batch: list[Subscriber] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

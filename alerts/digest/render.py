@@ -1,0 +1,342 @@
+"""Rendering one variant: Jinja2 templates (HTML and plain text) with the CSS inlined by
+premailer. It runs once per variant, never per subscriber: the personal links are
+placeholders here, filled into the finished message by :mod:`alerts.message`.
+
+The placeholders carry a random nonce, so advisory text cannot contain (or forge) one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from premailer import Premailer
+
+from alerts.areas import Gazetteer
+from alerts.config import Config
+from alerts.digest.plan import DigestKind, Entry, Variant
+from alerts.errors import ConfigError
+from alerts.text import html_to_text, one_line, sanitise_html
+from alerts.types import Advisory
+
+HTML_TEMPLATE = "digest.html"
+TEXT_TEMPLATE = "digest.txt"
+STYLESHEET = "digest.css"
+RESPONSIVE_STYLESHEET = "responsive.css"
+TEMPLATES = (HTML_TEMPLATE, TEXT_TEMPLATE, STYLESHEET, RESPONSIVE_STYLESHEET)
+#: Gmail clips a message whose HTML passes 102 KB; stay clear of it.
+HTML_LIMIT = 100_000
+#: The personal values a message carries in its body (see alerts.tokens.PersonalLinks).
+PERSONAL = ("unsubscribe_url", "manage_url")
+TEXT_WIDTH = 76
+SUMMARY_LIMIT = 600
+_SAFE_URL = re.compile(r"^https?://[^\s\"'<>\\]+$", re.IGNORECASE)
+
+
+class EmailTemplateError(ConfigError):
+    """The email templates are missing or broken."""
+
+
+@dataclass(frozen=True)
+class RenderedDigest:
+    """One variant, rendered: what a ``digests`` row holds. ``placeholders`` maps each
+    personal value's name to the marker standing for it in ``html`` and ``text``."""
+
+    key: str
+    kind: DigestKind
+    subject: str
+    html: str
+    text: str
+    areas: tuple[str, ...]
+    advisory_ids: tuple[int, ...]
+    forwardable: bool
+    placeholders: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return {"placeholders": self.placeholders, "forwardable": self.forwardable}
+
+
+def inline_css(html: str) -> str:
+    """Inline the stylesheet into style attributes. Network and file access are off
+    (templates never load anything remote) and cssutils' warnings are silenced; the
+    ``data-premailer="ignore"`` style block (@media rules) is kept as it is."""
+    return Premailer(
+        html,
+        base_url=None,
+        disable_link_rewrites=True,
+        allow_network=False,
+        allow_loading_external_files=False,
+        disable_validation=True,
+        cssutils_logging_level=logging.CRITICAL,
+        keep_style_tags=False,
+        remove_classes=False,
+        # Keep width="600" on the container: Outlook sizes tables by the attribute.
+        disable_basic_attributes=["width", "height"],
+    ).transform(pretty_print=True)
+
+
+class DigestRenderer:
+    """Renders variants with the templates in ``<templates>/email``. Checks them at
+    construction, so a broken template stops a run before anything is queued."""
+
+    def __init__(self, config: Config, gazetteer: Gazetteer):
+        self.config = config
+        self.gazetteer = gazetteer
+        folder = config.templates / "email"
+        for name in TEMPLATES:
+            if not (folder / name).is_file():
+                raise EmailTemplateError(
+                    f"missing email template {name}",
+                    where=str(folder),
+                    hint="set 'templates:' in config.yaml to a folder holding email/" + ", email/".join(TEMPLATES),
+                )
+        loader = FileSystemLoader(folder)
+        options: dict[str, Any] = {"undefined": StrictUndefined, "trim_blocks": True, "lstrip_blocks": True}
+        try:
+            self._html = Environment(loader=loader, autoescape=True, **options).get_template(HTML_TEMPLATE)
+            self._text = Environment(loader=loader, autoescape=False, **options).get_template(TEXT_TEMPLATE)
+        except TemplateError as exc:
+            line = getattr(exc, "lineno", None)
+            raise EmailTemplateError(
+                f"broken email template: {exc}", where=f"{folder}{':' + str(line) if line else ''}"
+            ) from None
+        self._css = (folder / STYLESHEET).read_text(encoding="utf-8")
+        self._responsive = (folder / RESPONSIVE_STYLESHEET).read_text(encoding="utf-8")
+
+    # -- words --------------------------------------------------------------------
+
+    def area_names(self, areas: Sequence[str], limit: int = 3) -> str:
+        """'Medway', 'Medway and Chatham', 'Ashford, Dover and 2 more areas'."""
+        names = [self._name(slug) for slug in areas]
+        if len(names) > limit:
+            shown = names[: limit - 1]
+            return f"{', '.join(shown)} and {len(names) - len(shown)} more areas"
+        if len(names) <= 1:
+            return names[0] if names else self.gazetteer.root.name
+        return f"{', '.join(names[:-1])} and {names[-1]}"
+
+    def subject(self, variant: Variant, advisories: Mapping[int, Advisory]) -> str:
+        """'3 new alerts for Medway', 'Urgent: <title>', or the title of a single alert."""
+        if variant.kind.single:
+            entry = variant.entries[0]
+            title = advisories[entry.advisory_id].title
+            prefix = "Urgent: " if variant.kind is DigestKind.URGENT else ""
+            prefix += "Updated: " if entry.updated else ""
+            return one_line(prefix + title, limit=150)
+        updated = sum(entry.updated for entry in variant.entries)
+        new = len(variant.entries) - updated
+        places = self.area_names(variant.areas)
+        if not updated:
+            counted = _count(new, "new alert")
+        elif not new:
+            counted = _count(updated, "updated alert")
+        else:
+            counted = f"{new} new and {updated} updated alerts"
+        return one_line(f"{counted} for {places}", limit=150)
+
+    # -- rendering ----------------------------------------------------------------
+
+    def render(self, variant: Variant, advisories: Mapping[int, Advisory]) -> RenderedDigest:
+        """HTML and text for ``variant``; ``advisories`` holds at least its entries."""
+        nonce = secrets.token_hex(8)
+        placeholders = {name: f"__{name}_{nonce}__" for name in PERSONAL}
+        context = self._context(variant, advisories, placeholders, full=variant.kind.single)
+        html = self._render_html(context)
+        if len(html) > HTML_LIMIT and context["full"]:
+            # A very long advisory: show its summary and link to the whole text.
+            context = self._context(variant, advisories, placeholders, full=False)
+            html = self._render_html(context)
+        text = _tidy_text(self._text.render(context))
+        return RenderedDigest(
+            key=variant.key,
+            kind=variant.kind,
+            subject=context["subject"],
+            html=html,
+            text=text,
+            areas=variant.areas,
+            advisory_ids=tuple(variant.advisory_ids),
+            forwardable=variant.forwardable,
+            placeholders={} if variant.forwardable else placeholders,
+        )
+
+    def _render_html(self, context: dict[str, Any]) -> str:
+        html = inline_css(self._html.render(context))
+        # ASCII only (numeric character references) and short lines: the part can then
+        # travel as 7bit, and personal links are filled in without re-encoding it.
+        html = html.encode("ascii", "xmlcharrefreplace").decode("ascii")
+        return _fold_long_lines(html)
+
+    def _context(
+        self, variant: Variant, advisories: Mapping[int, Advisory], placeholders: dict[str, str], *, full: bool
+    ) -> dict[str, Any]:
+        config = self.config
+        base = config.site.base_url
+        limit = 1 if variant.kind.single else config.digests.max_items
+        shown, rest = variant.entries[:limit], variant.entries[limit:]
+        archive_links = [{"name": self._name(slug), "url": f"{base}/areas/{slug}"} for slug in variant.areas]
+        fallback = archive_links[0]["url"] if archive_links else f"{base}/"
+        items = {e.advisory_id: self._item(e, advisories[e.advisory_id], fallback, full=full) for e in shown}
+        subject = self.subject(variant, advisories)
+        places = self.area_names(variant.areas)
+        if variant.kind.single:
+            advisory = advisories[shown[0].advisory_id]
+            heading = one_line(advisory.title, limit=300)
+            sections = [{"title": None, "items": list(items.values())}]
+            preheader = one_line(advisory.summary or advisory.body_text, limit=140) or heading
+        else:
+            heading = f"Your {variant.kind.value} alerts for {places}"
+            sections = [
+                {"title": title, "items": [items[e.advisory_id] for e in group]}
+                for title, group in self._sections(variant, shown, advisories)
+            ]
+            titles = "; ".join(one_line(advisories[e.advisory_id].title) for e in shown)
+            preheader = one_line(f"{subject}: {titles}", limit=140)
+        reason = {
+            DigestKind.DAILY: f"You get this daily summary because you subscribed to alerts for {places}.",
+            DigestKind.WEEKLY: f"You get this weekly summary because you subscribed to alerts for {places}.",
+            DigestKind.IMMEDIATE: f"You get each alert as it is published because you subscribed to alerts for {places}.",
+            DigestKind.URGENT: f"Urgent alerts go out at once to everyone subscribed to alerts for {places}.",
+        }[variant.kind]
+        if variant.forwardable:
+            reason = f"This is the {config.site.name} service for {places}."
+        return {
+            "lang": config.site.language,
+            "site_name": config.site.name,
+            "publisher": config.site.publisher,
+            "kind": variant.kind.value,
+            "single": variant.kind.single,
+            "full": full,
+            "subject": subject,
+            "heading": heading,
+            "preheader": preheader,
+            "sections": sections,
+            "more": [self._item(e, advisories[e.advisory_id], fallback, full=False) for e in rest],
+            "archive_links": archive_links,
+            "reason": reason,
+            "reason_text": _wrap(reason),
+            "forwardable": variant.forwardable,
+            "subscribe_url": f"{base}/subscribe",
+            "css": self._css,
+            "responsive_css": self._responsive,
+            **placeholders,
+        }
+
+    def _item(self, entry: Entry, advisory: Advisory, fallback_url: str, *, full: bool) -> dict[str, Any]:
+        title = one_line(advisory.title, limit=300)
+        summary = one_line(advisory.summary or advisory.body_text, limit=SUMMARY_LIMIT)
+        body_html = sanitise_html(advisory.body_html) if full else ""
+        return {
+            "title": title,
+            "title_text": _wrap(title),
+            "url": advisory.url if _SAFE_URL.match(advisory.url or "") else fallback_url,
+            "when": self._when(advisory.published_at),
+            "areas": ", ".join(self._name(slug) for slug in advisory.areas),
+            "updated": entry.updated,
+            "urgent": advisory.priority.value == "urgent",
+            "summary": summary,
+            "summary_text": _wrap(summary),
+            "body_html": body_html,
+            # From the sanitised HTML, so the text part says exactly what the HTML says.
+            "body_text": _wrap(html_to_text(body_html)) if full else "",
+        }
+
+    def _sections(
+        self, variant: Variant, entries: Sequence[Entry], advisories: Mapping[int, Advisory]
+    ) -> list[tuple[str, list[Entry]]]:
+        """Group a digest's entries by area, newest first in each; force-wide advice
+        (about the whole force area) in a section of its own, last."""
+        root = self.gazetteer.root
+        groups: dict[str, list[Entry]] = {}
+        force_wide: list[Entry] = []
+        for entry in entries:
+            areas = set(advisories[entry.advisory_id].areas)
+            if root.slug in areas or not areas:
+                force_wide.append(entry)
+                continue
+            groups.setdefault(self._group(variant.areas, areas), []).append(entry)
+        sections = [(self._name(slug), group) for slug, group in groups.items()]
+        sections.sort(key=lambda section: section[0])
+        if force_wide:
+            sections.append((f"Across {root.name}", force_wide))
+        return sections
+
+    def _group(self, subscribed: Sequence[str], areas: set[str]) -> str:
+        """The section an advisory goes in: the subscribed area it matched, or (for a
+        subscriber to a wider area) the district it concerns."""
+        gazetteer = self.gazetteer
+        for slug in subscribed:
+            if not gazetteer.wants([slug], areas):
+                continue
+            if gazetteer.node(slug).kind.value != "force":
+                return slug
+            area = sorted(areas)[0]
+            chain = [area, *gazetteer.ancestors(area)] if area in gazetteer else [area]
+            return chain[-2] if len(chain) >= 2 else chain[-1]
+        return sorted(areas)[0]
+
+    def _name(self, slug: str) -> str:
+        return self.gazetteer.node(slug).name if slug in self.gazetteer else slug
+
+    def _when(self, moment: datetime) -> str:
+        local = moment.astimezone(self.config.tz)
+        return f"{local:%H:%M}, {local:%A} {local.day} {local:%B %Y}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _wrap(text: str) -> str:
+    """Paragraphs wrapped at 76 columns; long words (URLs) are never broken."""
+    paragraphs = re.split(r"\n\s*\n", text.strip())
+    return "\n\n".join(
+        "\n".join(
+            textwrap.fill(line, TEXT_WIDTH, break_long_words=False, break_on_hyphens=False) or ""
+            for line in paragraph.splitlines()
+        )
+        for paragraph in paragraphs
+    )
+
+
+def _tidy_text(text: str) -> str:
+    lines = [line.rstrip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def _fold_long_lines(html: str, width: int = 500) -> str:
+    """Break lines longer than ``width`` at spaces (where HTML does not care), outside
+    ``<pre>``. A line with no space to break at is left; the message then picks a
+    transfer encoding that copes with it."""
+    out: list[str] = []
+    depth = 0
+    for line in html.split("\n"):
+        lower = line.lower()
+        opened, closed = lower.count("<pre"), lower.count("</pre")
+        if len(line) > width and not depth and not opened:
+            out.extend(_break(line, width))
+        else:
+            out.append(line)
+        depth = max(0, depth + opened - closed)
+    return "\n".join(out)
+
+
+def _break(line: str, width: int) -> list[str]:
+    pieces: list[str] = []
+    while len(line) > width:
+        cut = line.rfind(" ", 0, width)
+        if cut <= 0:
+            cut = line.find(" ", width)
+            if cut < 0:
+                break
+        pieces.append(line[:cut])
+        line = line[cut + 1 :]
+    pieces.append(line)
+    return pieces
