@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -184,7 +185,7 @@ def export(app: App, fmt: str, status: str | None, out: Path | None) -> None:
     """Write subscribers as CSV or YAML, in the form 'alerts subscribers import' reads."""
     selected = SubscriberStatus(status) if status else None
     if out is None:
-        export_list(app.store, click.get_text_stream("stdout"), fmt=fmt, status=selected)
+        export_list(app.store, sys.stdout, fmt=fmt, status=selected)
         return
     with out.open("w", encoding="utf-8", newline="") as handle:
         count = export_list(app.store, handle, fmt=fmt, status=selected)
