@@ -53,8 +53,8 @@ def ingest(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
             click.echo(f"warning: {warning}", err=True)
         for error in report.rejected:
             click.echo(f"rejected: {error}", err=True)
-        for error in report.source_errors:
-            click.echo(f"source failed: {error}", err=True)
+        for failure in report.source_errors:
+            click.echo(f"source failed: {failure}", err=True)
         click.echo(summary_line(report))
     if not report.ok:
         sys.exit(EXIT_FAILURES)
