@@ -18,6 +18,7 @@ import ssl
 import sys
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -173,7 +174,15 @@ class SmtpSink:
 
     def _session(self) -> SMTP:
         self.connections += 1
-        session = _FaultySMTP(
+        with warnings.catch_warnings():
+            # Implicit TLS: aiosmtpd cannot tell that AUTH does run over TLS.
+            warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+            session = self._new_session()
+        self._sessions.append(session)
+        return session
+
+    def _new_session(self) -> SMTP:
+        return _FaultySMTP(
             self,
             _Handler(self),
             loop=self._loop,
@@ -182,17 +191,17 @@ class SmtpSink:
             require_starttls=self.require_starttls and not self.implicit_tls,
             authenticator=self._authenticate if self.users is not None else None,
             auth_required=self.users is not None,
+            # With implicit TLS the whole session is encrypted, which aiosmtpd cannot see.
+            auth_require_tls=not self.implicit_tls,
             enable_SMTPUTF8=True,
         )
-        self._sessions.append(session)
-        return session
 
     def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
         if not isinstance(data, LoginPassword) or self.users is None:
             return AuthResult(success=False, handled=False)
         user = data.login.decode("utf-8", "replace")
         ok = self.users.get(user) == data.password.decode("utf-8", "replace")
-        return AuthResult(success=ok, auth_data=user if ok else None)
+        return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
 
     def _record(self, envelope: Envelope, session: Session) -> None:
         data = envelope.original_content or b""
@@ -203,7 +212,7 @@ class SmtpSink:
             rcpt_tos=tuple(envelope.rcpt_tos),
             data=data if self.keep else b"",
             message_id=header_message_id(data),
-            tls=session.ssl is not None,
+            tls=self.implicit_tls or session.ssl is not None,
             user=session.auth_data if isinstance(session.auth_data, str) else None,
         )
         with self._changed:

@@ -8,26 +8,10 @@ errors below, each of which decides what becomes of the outbox row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from alerts.errors import AlertsError
-
-try:
-    from alerts.message import OutboxItem
-except ImportError:  # pragma: no cover - until the digests stage lands alerts.message
-
-    @dataclass(frozen=True)
-    class OutboxItem:  # type: ignore[no-redef]
-        """One message to send: an outbox row and the address it goes to."""
-
-        outbox_id: int
-        subscriber_id: int
-        digest_id: int
-        message_id: str
-        email: str
-        name: str | None = None
-
+from alerts.message import OutboxItem
 
 __all__ = [
     "Connection",
