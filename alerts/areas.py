@@ -36,6 +36,9 @@ _NOT_A_PLACE_AFTER = rf"(?i:{_INSTITUTIONS})|" + "|".join(w for s in _STREETS fo
 # preposition of place: "in Deal", "near Sandwich", "from Wye".
 _PLACE_PREPOSITIONS = r"in|at|near|from|around|outside|across|to|of|between|and|into|towards"
 _POSTCODE = re.compile(r"\b([A-Z]{1,2}\d{1,2}[A-Z]?)(?:\s+\d[A-Z]{2})?\b")
+# What a person types into a form: "ME4", "ME4 4TR", "me44tr" (the inward code is always
+# a digit and two letters, so "ME14TR" is ME1 4TR).
+_TYPED_POSTCODE = re.compile(r"([A-Z]{1,2}\d{1,2}[A-Z]?)\s*(?:\d[A-Z]{2})?")
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ class Gazetteer:
         folded = _fold(text)
         slug = self._names.get(folded)
         if slug is None:
-            match = _POSTCODE.fullmatch(text.strip().upper())
+            match = _TYPED_POSTCODE.fullmatch(text.strip().upper())
             if match:
                 slug = self._names.get(_fold(match.group(1)))
         if slug is None:
@@ -274,7 +277,10 @@ def _parse_gazetteer(data: Any, where: str) -> list[AreaNode]:
             raise fail(f"every {kind.value} needs a 'name' (under {parent or 'the top'})")
         name = str(entry["name"])
         slug = str(entry.get("slug") or slugify(name))
-        aliases = tuple(str(alias) for alias in entry.get("aliases") or ())
+        listed = entry.get("aliases") or []
+        if not isinstance(listed, list):
+            raise fail(f"aliases of {name!r} must be a list")
+        aliases = tuple(str(alias) for alias in listed)
         for label in (slug, name, *aliases):
             key = _fold(label)
             if key in seen and seen[key] != slug:
@@ -284,11 +290,16 @@ def _parse_gazetteer(data: Any, where: str) -> list[AreaNode]:
         return slug
 
     force = add(data["force"], AreaKind.FORCE, None)
+    if not isinstance(data["districts"], list):
+        raise fail("'districts' must be a list")
     for district in data["districts"]:
         slug = add(district, AreaKind.DISTRICT, force)
-        for town in district.get("towns") or ():
+        towns, codes = district.get("towns") or [], district.get("postcodes") or []
+        if not isinstance(towns, list) or not isinstance(codes, list):
+            raise fail(f"towns and postcodes of {slug!r} must be lists")
+        for town in towns:
             add(town, AreaKind.TOWN, slug)
-        for code in district.get("postcodes") or ():
+        for code in codes:
             code = str(code).upper()
             add({"name": code, "slug": code.lower()}, AreaKind.POSTCODE, slug)
     return nodes

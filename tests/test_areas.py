@@ -66,6 +66,9 @@ def test_feed_areas_are_every_node_but_postcodes(gazetteer: Gazetteer) -> None:
         ("ME4", "medway"),
         ("ME4 4TR", "medway"),
         ("me4 4tr", "medway"),
+        ("ME44TR", "medway"),
+        ("me144ab", "maidstone"),
+        ("ME14TR", "medway"),  # ME1 4TR: the inward code is a digit and two letters
         (" ME4  ", "medway"),
         ("CT14", "dover"),
         ("TN23 1AA", "ashford"),
@@ -232,6 +235,9 @@ def test_unknown_builtin_gazetteer_names_the_choices() -> None:
         ("force: {name: X}\ndistricts:\n  - {name: A}\n  - {name: B, aliases: [A]}\n", "names both"),
         ("force: {name: X}\ndistricts:\n  - {slug: a}\n", "needs a 'name'"),
         ("force: [unclosed\n", "cannot read gazetteer"),
+        ("force: {name: X}\ndistricts: 5\n", "must be a list"),
+        ("force: {name: X, aliases: Kent}\ndistricts: []\n", "must be a list"),
+        ("force: {name: X}\ndistricts:\n  - {name: A, towns: Chatham}\n", "must be lists"),
     ],
 )
 def test_bad_gazetteer_file_is_a_clear_error(tmp_path: Path, content: str, message: str) -> None:
