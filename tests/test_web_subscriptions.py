@@ -1,0 +1,377 @@
+"""The subscription pages through Starlette's TestClient, on SQLite and PostgreSQL:
+subscribe and confirm, manage, unsubscribe that asks first, RFC 8058 one-click, and
+friendly pages for bad links and bad input."""
+
+from __future__ import annotations
+
+import email
+import re
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import time_machine
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from alerts.app import App
+from alerts.schema import digests, outbox
+from alerts.subscribers import (
+    ACTIVE,
+    PENDING,
+    SUPPRESSED,
+    UNSUBSCRIBED,
+    add_subscriber,
+    find_subscriber,
+    get_subscriber,
+    make_subscription,
+    suppress,
+    unsubscribe,
+)
+from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, LinkSigner
+from alerts.types import Frequency, Subscriber
+from alerts.web import create_app
+from tests.conftest import NOW
+
+
+@pytest.fixture
+def app(write_config: Callable[..., Path], db_url: str) -> Iterator[App]:
+    app = App(write_config(database=db_url, site={"base_url": "https://alerts.example.org"}))
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def client(app: App) -> TestClient:
+    return TestClient(create_app(app), base_url="https://alerts.example.org")
+
+
+@pytest.fixture
+def subscriber(app: App) -> Subscriber:
+    subscription = make_subscription(app.gazetteer, "Jo.Bloggs@example.org", ["medway"], frequency="daily")
+    return add_subscriber(app.store, subscription, now=NOW)
+
+
+def token(app: App, subscriber_id: int, purpose: str) -> str:
+    return LinkSigner(app.config).token(subscriber_id, purpose)
+
+
+def path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+def heading(html: str) -> str:
+    match = re.search(r"<h1>(.*?)</h1>", html, re.S)
+    assert match, html
+    return match.group(1).strip()
+
+
+def errors(html: str) -> list[str]:
+    return re.findall(r'<p class="error" id="[a-z]+-error">(.*?)</p>', html)
+
+
+def queued_messages(app: App) -> list[EmailMessage]:
+    with app.store.engine.connect() as conn:
+        rows = conn.execute(
+            select(digests.c.kind, digests.c.meta, outbox.c.message_id, outbox.c.status)
+            .select_from(outbox.join(digests, outbox.c.digest_id == digests.c.id))
+            .order_by(outbox.c.id)
+        ).all()
+    messages = []
+    for row in rows:
+        assert row.kind == "confirm" and row.status == "pending"
+        message = email.message_from_string(row.meta["raw"], policy=default)
+        assert message["Message-ID"] == row.message_id
+        messages.append(message)  # type: ignore[arg-type]
+    return messages
+
+
+def confirm_link(message: EmailMessage) -> str:
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    match = re.search(r"https://alerts\.example\.org/confirm\?token=\S+", text)
+    assert match, text
+    return match.group(0)
+
+
+# -- unsubscribe ----------------------------------------------------------------
+
+
+def test_the_unsubscribe_link_asks_first_and_changes_nothing(app: App, client: TestClient, subscriber: Subscriber) -> None:
+    links = LinkSigner(app.config).links(subscriber.id)
+    response = client.get(path_of(links.unsubscribe_url))
+    assert response.status_code == 200
+    assert heading(response.text) == f"Unsubscribe from {app.config.site.name}?"
+    assert "J…@example.org" in response.text and "Jo.Bloggs" not in response.text
+    assert '<form method="post" action="/unsubscribe">' in response.text
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert get_subscriber(app.store, subscriber.id).status is ACTIVE
+
+
+def test_the_button_unsubscribes(app: App, client: TestClient, subscriber: Subscriber) -> None:
+    response = client.post("/unsubscribe", data={"token": token(app, subscriber.id, UNSUBSCRIBE)})
+    assert response.status_code == 200
+    assert heading(response.text) == "You are unsubscribed"
+    assert get_subscriber(app.store, subscriber.id).status is UNSUBSCRIBED
+    again = client.post("/unsubscribe", data={"token": token(app, subscriber.id, UNSUBSCRIBE)})
+    assert "it was already unsubscribed" in again.text
+    page = client.get(f"/unsubscribe?token={token(app, subscriber.id, UNSUBSCRIBE)}")
+    assert heading(page.text) == "You are already unsubscribed"
+
+
+def test_a_form_posted_from_another_site_is_refused(app: App, client: TestClient, subscriber: Subscriber) -> None:
+    data = {"token": token(app, subscriber.id, UNSUBSCRIBE)}
+    response = client.post("/unsubscribe", data=data, headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403
+    assert "Nothing was changed" in response.text
+    assert get_subscriber(app.store, subscriber.id).status is ACTIVE
+    ours = client.post("/unsubscribe", data=data, headers={"Origin": "https://alerts.example.org"})
+    assert ours.status_code == 200
+    assert get_subscriber(app.store, subscriber.id).status is UNSUBSCRIBED
+
+
+def test_a_token_for_another_purpose_does_not_unsubscribe(app: App, client: TestClient, subscriber: Subscriber) -> None:
+    for purpose in (MANAGE, CONFIRM):
+        response = client.post("/unsubscribe", data={"token": token(app, subscriber.id, purpose)})
+        assert response.status_code == 400
+        assert heading(response.text) == "This link is not valid"
+    assert client.post("/unsubscribe", data={}).status_code == 400
+    assert get_subscriber(app.store, subscriber.id).status is ACTIVE
+
+
+def test_one_click_unsubscribes_at_once(app: App, client: TestClient, subscriber: Subscriber) -> None:
+    links = LinkSigner(app.config).links(subscriber.id)
+    response = client.post(
+        path_of(links.one_click_url),
+        content="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200
+    assert get_subscriber(app.store, subscriber.id).status is UNSUBSCRIBED
+    # Providers may repeat the POST: still fine.
+    assert client.post(path_of(links.one_click_url), data={"List-Unsubscribe": "One-Click"}).status_code == 200
+
+
+def test_one_click_needs_a_post_and_a_valid_unsubscribe_token(app: App, client: TestClient, subscriber: Subscriber) -> None:
+    links = LinkSigner(app.config).links(subscriber.id)
+    assert client.get(path_of(links.one_click_url)).status_code == 405  # a prefetch cannot unsubscribe
+    manage = token(app, subscriber.id, MANAGE)
+    assert client.post(f"/unsubscribe/one-click?token={manage}", data={"List-Unsubscribe": "One-Click"}).status_code == 400
+    assert client.post("/unsubscribe/one-click", data={"List-Unsubscribe": "One-Click"}).status_code == 400
+    assert get_subscriber(app.store, subscriber.id).status is ACTIVE
+
+
+@pytest.mark.parametrize("query", ["", "?token=", "?token=garbage", "?token=eyJhIjoxfQ.abc.def"])
+def test_a_bad_link_gets_a_friendly_page_and_400(client: TestClient, query: str) -> None:
+    for page in ("/unsubscribe", "/manage", "/confirm"):
+        response = client.get(page + query)
+        assert response.status_code == 400
+        assert heading(response.text) in {"This link is not valid", "This link is incomplete"}
+        assert "the links at the foot of the most recent email" in response.text
+
+
+def test_a_link_for_a_subscriber_that_no_longer_exists_is_a_bad_link(app: App, client: TestClient) -> None:
+    response = client.get(f"/unsubscribe?token={token(app, 424242, UNSUBSCRIBE)}")
+    assert response.status_code == 400 and "no longer exists" in response.text
+
+
+# -- manage ---------------------------------------------------------------------
+
+
+def test_manage_shows_the_current_choices(app: App, client: TestClient, subscriber: Subscriber) -> None:
+    response = client.get(f"/manage?token={token(app, subscriber.id, MANAGE)}")
+    assert response.status_code == 200
+    assert heading(response.text) == "Your alerts"
+    assert 'value="Medway"' in response.text
+    assert 'value="daily" checked' in response.text
+    assert 'name="urgent" value="yes" checked' in response.text
+
+
+def test_manage_changes_areas_frequency_and_urgent(app: App, client: TestClient, subscriber: Subscriber) -> None:
+    response = client.post(
+        "/manage",
+        data={"token": token(app, subscriber.id, MANAGE), "areas": "Chatham, CT1, dover", "frequency": "weekly"},
+    )
+    assert response.status_code == 200
+    assert "Saved. You will get weekly alerts for" in response.text
+    after = get_subscriber(app.store, subscriber.id)
+    assert set(after.areas) == {"chatham", "canterbury", "dover"}
+    assert after.frequency is Frequency.WEEKLY and not after.urgent
+    assert after.status is ACTIVE and after.watermark == subscriber.watermark
+
+
+def test_manage_explains_bad_input_and_changes_nothing(app: App, client: TestClient, subscriber: Subscriber) -> None:
+    manage = token(app, subscriber.id, MANAGE)
+    response = client.post("/manage", data={"token": manage, "areas": "Medwy", "frequency": "daily", "urgent": "yes"})
+    assert response.status_code == 400
+    assert errors(response.text) == ["Unknown area &#39;Medwy&#39;. Did you mean &#39;medway&#39;?"]
+    assert 'value="Medwy"' in response.text  # what they typed is kept for them to fix
+    response = client.post("/manage", data={"token": manage, "areas": "", "frequency": "daily"})
+    assert errors(response.text) == ["At least one area is required."]
+    response = client.post("/manage", data={"token": manage, "areas": "kent", "frequency": "hourly"})
+    assert errors(response.text)[0].startswith("Unknown frequency &#39;hourly&#39;")
+    assert get_subscriber(app.store, subscriber.id) == subscriber
+
+
+def test_an_unsubscribe_token_cannot_manage(app: App, client: TestClient, subscriber: Subscriber) -> None:
+    response = client.post(
+        "/manage", data={"token": token(app, subscriber.id, UNSUBSCRIBE), "areas": "dover", "frequency": "weekly"}
+    )
+    assert response.status_code == 400
+    assert get_subscriber(app.store, subscriber.id).areas == ("medway",)
+
+
+def test_manage_cannot_bring_back_an_unsubscribed_address(app: App, client: TestClient, subscriber: Subscriber) -> None:
+    unsubscribe(app.store, subscriber.id, now=NOW)
+    manage = token(app, subscriber.id, MANAGE)
+    assert heading(client.get(f"/manage?token={manage}").text) == "You are not subscribed"
+    client.post("/manage", data={"token": manage, "areas": "dover", "frequency": "weekly"})
+    after = get_subscriber(app.store, subscriber.id)
+    assert after.status is UNSUBSCRIBED and after.areas == ("medway",)
+
+
+# -- subscribe and confirm ------------------------------------------------------
+
+
+def test_subscribe_form_is_labelled_and_explains_each_bad_field(client: TestClient) -> None:
+    page = client.get("/subscribe")
+    assert page.status_code == 200
+    for field in ("email", "areas"):
+        assert f'<label for="{field}">' in page.text and f'id="{field}"' in page.text
+    response = client.post(
+        "/subscribe", data={"email": "<script>alert(1)</script>", "areas": "Narnia", "frequency": "hourly"}
+    )
+    assert response.status_code == 400
+    assert "<script>alert(1)</script>" not in response.text
+    messages = errors(response.text)
+    assert len(messages) == 3
+    assert "is not a valid email address" in messages[0]
+    assert messages[1].startswith("Unknown area &#39;Narnia&#39;")
+    assert messages[2].startswith("Unknown frequency")
+    assert '<div class="notice" role="alert"' in response.text
+
+
+def test_subscribing_creates_a_pending_subscriber_and_queues_a_confirmation(app: App, client: TestClient) -> None:
+    with time_machine.travel(NOW, tick=False):
+        response = client.post(
+            "/subscribe",
+            data={"email": "New@Example.org", "areas": "ME4, Chatham", "frequency": "weekly", "urgent": "yes"},
+        )
+    assert response.status_code == 200
+    assert heading(response.text) == "Check your email"
+    pending = find_subscriber(app.store, "New@example.org")
+    assert pending is not None and pending.status is PENDING and pending.watermark is None
+    assert set(pending.areas) == {"medway", "chatham"} and pending.frequency is Frequency.WEEKLY and pending.urgent
+    [message] = queued_messages(app)
+    assert message["To"] == "New@example.org"
+    assert message["Subject"] == f"Confirm your {app.config.site.name} subscription"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["Date"].datetime.utcoffset() is not None
+    assert message.get_content_type() == "multipart/alternative"
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert 'lang="en-GB"' in html and "Confirm my subscription" in html
+    assert confirm_link(message) in html.replace("&amp;", "&")
+
+
+def test_the_confirmation_link_activates_with_the_watermark_at_that_moment(app: App, client: TestClient) -> None:
+    with time_machine.travel(NOW, tick=False):
+        client.post("/subscribe", data={"email": "c@example.org", "areas": "kent", "frequency": "daily"})
+    link = confirm_link(queued_messages(app)[0])
+    later = NOW + timedelta(days=2)
+    with time_machine.travel(later, tick=False):
+        response = client.get(path_of(link))
+    assert response.status_code == 200 and heading(response.text) == "You are subscribed"
+    active = find_subscriber(app.store, "c@example.org")
+    assert active is not None and active.status is ACTIVE and active.watermark == later
+    assert not active.urgent  # the box was left unticked
+    with time_machine.travel(later + timedelta(hours=1), tick=False):
+        again = client.get(path_of(link))
+    assert heading(again.text) == "You were already subscribed"
+    assert get_subscriber(app.store, active.id).watermark == later
+
+
+def test_an_expired_confirmation_link_says_to_subscribe_again(app: App, client: TestClient) -> None:
+    with time_machine.travel(NOW, tick=False):
+        client.post("/subscribe", data={"email": "slow@example.org", "areas": "kent", "frequency": "daily"})
+    link = confirm_link(queued_messages(app)[0])
+    with time_machine.travel(NOW + timedelta(days=8), tick=False):
+        response = client.get(path_of(link))
+    assert response.status_code == 400
+    assert heading(response.text) == "This link has expired"
+    assert 'href="/subscribe"' in response.text
+    assert find_subscriber(app.store, "slow@example.org").status is PENDING  # type: ignore[union-attr]
+
+
+def test_a_confirmation_link_cannot_undo_an_unsubscribe(app: App, client: TestClient) -> None:
+    client.post("/subscribe", data={"email": "u@example.org", "areas": "kent", "frequency": "daily"})
+    link = confirm_link(queued_messages(app)[0])
+    pending = find_subscriber(app.store, "u@example.org")
+    assert pending is not None
+    unsubscribe(app.store, pending.id, now=NOW)
+    response = client.get(path_of(link))
+    assert response.status_code == 400
+    assert get_subscriber(app.store, pending.id).status is UNSUBSCRIBED
+
+
+def test_the_form_answers_alike_whoever_the_address_belongs_to(
+    app: App, client: TestClient, subscriber: Subscriber
+) -> None:
+    bounced = add_subscriber(app.store, make_subscription(app.gazetteer, "b@example.org", ["kent"]), now=NOW)
+    suppress(app.store, bounced.id, now=NOW)
+    for address in ("Jo.Bloggs@example.org", "b@example.org"):
+        response = client.post("/subscribe", data={"email": address, "areas": "dover", "frequency": "weekly"})
+        assert response.status_code == 200 and heading(response.text) == "Check your email"
+    assert queued_messages(app) == []  # active: nothing to confirm; suppressed: never mailed
+    assert get_subscriber(app.store, subscriber.id).areas == ("medway",)
+    assert get_subscriber(app.store, bounced.id).status is SUPPRESSED
+
+
+def test_someone_who_left_can_come_back_by_confirming(app: App, client: TestClient, subscriber: Subscriber) -> None:
+    unsubscribe(app.store, subscriber.id, now=NOW)
+    client.post("/subscribe", data={"email": "Jo.Bloggs@example.org", "areas": "dover", "frequency": "weekly"})
+    assert get_subscriber(app.store, subscriber.id).status is PENDING  # not active until they confirm
+    link = confirm_link(queued_messages(app)[0])
+    assert parse_qs(urlsplit(link).query)["token"]
+    client.get(path_of(link))
+    assert get_subscriber(app.store, subscriber.id).status is ACTIVE
+
+
+def test_the_form_cannot_flood_an_inbox(app: App, client: TestClient) -> None:
+    data = {"email": "target@example.org", "areas": "kent", "frequency": "daily"}
+    with time_machine.travel(NOW, tick=False):
+        for _ in range(5):
+            assert client.post("/subscribe", data=data).status_code == 200
+    assert len(queued_messages(app)) == 1
+    with time_machine.travel(NOW + timedelta(minutes=11), tick=False):
+        client.post("/subscribe", data=data)
+    assert len(queued_messages(app)) == 2
+
+
+def test_no_newline_from_the_form_reaches_a_header(app: App, client: TestClient) -> None:
+    response = client.post(
+        "/subscribe", data={"email": "x@example.org\r\nBcc: victim@example.org", "areas": "kent", "frequency": "daily"}
+    )
+    assert response.status_code == 400
+    assert queued_messages(app) == []
+
+
+def test_a_transactional_message_keeps_newlines_out_of_its_headers(app: App, subscriber: Subscriber) -> None:
+    from dataclasses import replace
+
+    from alerts.subscribers.mail import build_transactional_message
+
+    hostile = replace(subscriber, name="Jo\r\nBcc: victim@example.org")
+    message = build_transactional_message(
+        app.config, hostile, "Hello\r\nBcc: victim@example.org", "text", "<p>html</p>", now=NOW, message_id="<a@b>"
+    )
+    parsed = email.message_from_bytes(message.as_bytes(), policy=default)
+    assert parsed["Bcc"] is None
+    assert parsed["Subject"] == "Hello Bcc: victim@example.org"
+    assert parsed["To"].addresses[0].addr_spec == "Jo.Bloggs@example.org"
+    assert parsed["Date"].datetime.utcoffset() is not None
+    assert [part.get_content_type() for part in parsed.iter_parts()] == ["text/plain", "text/html"]
