@@ -33,7 +33,7 @@ _INSTITUTIONS = (
 _STREETS = ("Road", "Rd", "Street", "St", "Lane", "Avenue", "Drive", "Close", "Crescent", "Gardens", "Terrace")
 _NOT_A_PLACE_AFTER = rf"(?i:{_INSTITUTIONS})|" + "|".join(w for s in _STREETS for w in (s, s.upper()))
 # Names that are also ordinary words ("Deal", "Sandwich", "Hoo", "Wye") count only after a
-# preposition of place: "in Deal", "near Sandwich", "from Wye".
+# preposition of place ("in Deal", "near Sandwich", "from Wye") or a comma ("Beach Street, Deal").
 _PLACE_PREPOSITIONS = r"in|at|near|from|around|outside|across|to|of|between|and|into|towards"
 _POSTCODE = re.compile(r"\b([A-Z]{1,2}\d{1,2}[A-Z]?)(?:\s+\d[A-Z]{2})?\b")
 # What a person types into a form: "ME4", "ME4 4TR", "me44tr" (the inward code is always
@@ -179,7 +179,8 @@ class Gazetteer:
 
         pattern = re.compile(
             rf"(?:(?<![\w'])(?P<plain>{alternation(plain)})"
-            rf"|(?<![\w'])(?i:{_PLACE_PREPOSITIONS})\s+(?P<ambiguous>{alternation(ambiguous)})"
+            # ... or after a comma, as in an address: "High Street, Deal".
+            rf"|(?:(?<![\w'])(?i:{_PLACE_PREPOSITIONS})\s+|,[ \t]*)(?P<ambiguous>{alternation(ambiguous)})"
             # "How To Deal With ..." in a title-case headline is the verb.
             rf"(?!\w)(?!\s+(?i:with)\b))"
             rf"(?!\w)(?!\s+(?:{_NOT_A_PLACE_AFTER})\b)"

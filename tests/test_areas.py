@@ -138,6 +138,7 @@ def test_tagging_ignores_substrings_common_words_and_institutions(gazetteer: Gaz
         ("a shop near Sandwich", {"sandwich"}),
         ("Officers IN DEAL", {"deal"}),
         ("a flat in Deal close to the sea", {"deal"}),
+        ("a shop in Beach Street, Deal, was raided", {"deal"}),
         ("a car stolen in Hoo St Werburgh", {"hoo"}),
         ("across the Hoo Peninsula", {"hoo"}),
         ("in Royal Tunbridge Wells", {"tunbridge-wells"}),
