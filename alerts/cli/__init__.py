@@ -126,4 +126,4 @@ def utcnow() -> datetime:
 
 
 # Each module registers its commands on ``cli``; importing them last avoids a cycle.
-from alerts.cli import advisories, areas, digest, feeds, ingest, send, subscribers, web  # noqa: E402, F401
+from alerts.cli import advisories, areas, digest, feeds, ingest, run, send, subscribers, web  # noqa: E402, F401

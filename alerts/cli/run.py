@@ -1,0 +1,96 @@
+"""``alerts run --once``, ``alerts serve`` and ``alerts schedule``: the pipeline as a
+one-off job, as a service, and the service's timetable."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+import click
+
+from alerts.app import App
+from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, with_app
+from alerts.locking import instance_lock
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Run the pipeline once and exit (the default).")
+@json_option
+@with_app
+def run(app: App, once: bool, as_json: bool) -> None:
+    """Run the whole pipeline once: ingest the sources, build the feeds, queue immediate
+    alerts and the daily/weekly digests that are due, send.
+
+    A digest is due when its scheduled local time has passed since the last one, so
+    running this from cron every few minutes behaves like 'alerts serve'. It will not
+    run while 'alerts serve' (or another run) is running against the same database.
+    SIGTERM or Ctrl-C finishes the message in flight and leaves the rest queued.
+
+    Exit status 1 when the run reported failures: advisory files rejected, a source
+    that could not be fetched, a stage that failed, or messages deferred or given up
+    (they stay queued and are retried). Bounces are recorded, not failures.
+    """
+    from alerts.cli.send import stop_on_signals
+    from alerts.pipeline import run_once
+
+    stop = threading.Event()
+    with instance_lock(app.config.database, "run"), stop_on_signals(stop):
+        report = run_once(app, stop=stop)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        for problem in report.problems:
+            click.echo(problem, err=True)
+        click.echo(report.summary())
+    if not report.ok:
+        sys.exit(EXIT_FAILURES)
+
+
+@cli.command()
+@click.option(
+    "--standby",
+    is_flag=True,
+    help="If another scheduler is running, wait and take over when it stops (instead of exiting).",
+)
+@with_app
+def serve(app: App, standby: bool) -> None:
+    """Run the scheduler: poll the sources every scheduler.poll_minutes, send immediate
+    alerts when something is new, daily and weekly digests at their local times
+    (catching up once after downtime). Logs one line per job at INFO.
+
+    Only one may run against a database: a second one says who holds it and exits 1.
+    SIGTERM or Ctrl-C finishes the message in flight, leaves the rest queued, exits 0.
+    """
+    from alerts.scheduler import serve as run_scheduler
+
+    root = click.get_current_context().find_root().params
+    if not root.get("quiet") and not root.get("verbose"):
+        logging.getLogger().setLevel(logging.INFO)  # a service says what it does
+    if not root.get("verbose") or root["verbose"] < 2:
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # our one line per job is enough
+    run_scheduler(app, standby=standby)
+
+
+@cli.command()
+@json_option
+@with_app
+def schedule(app: App, as_json: bool) -> None:
+    """Show the jobs 'alerts serve' runs and when each runs next (local time and UTC),
+    and whether a digest is due now (it is then sent at the next start or poll)."""
+    from alerts.scheduler import schedule_table
+
+    now = app.now()
+    rows = schedule_table(app, now)
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        line = f"{row['job']:<8} {row['when']:<22}"
+        if row["next_run"] is not None:
+            local = app.local(row["next_run"])
+            utc = row["next_run"].astimezone(now.tzinfo)
+            line += f" next {local:%a %d %b %Y %H:%M %Z} ({utc:%H:%M} UTC)"
+        if row.get("due_now"):
+            line += "  [due now: sent at the next start or poll]"
+        click.echo(f"{line}  {row['does']}")

@@ -1,0 +1,245 @@
+"""``alerts serve``: the pipeline on a clock, in one long-running process.
+
+Jobs (APScheduler 3, in the configured time zone, so 07:00 stays 07:00 local across the
+clock changes):
+
+* ``startup``: once, at start: the whole pipeline, including any digest whose time
+  passed while the service was down (one catch-up, however long it was down).
+* ``poll``: every ``scheduler.poll_minutes``: ingest; when something was new, rebuild
+  the feeds; queue immediate and urgent alerts; send what is due (retries included).
+* ``daily`` / ``weekly``: at ``digests.daily_at`` and on ``weekly_day`` at ``weekly_at``.
+
+Jobs run one at a time (one worker thread), are coalesced (a backlog of missed runs is
+run once) and may start up to ``scheduler.misfire_grace_minutes`` late (a suspended
+machine). Whether a digest is due comes from the ``runs`` table (see
+:mod:`alerts.pipeline`), so any job catches up a missed digest once, and the
+per-subscriber watermarks make a repeated run send nothing twice.
+
+SIGTERM or Ctrl-C: the message in flight is finished, the rest stays queued, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from alerts.app import App
+from alerts.config import Config
+from alerts.locking import InstanceLock, LockLost, NoLock, instance_lock
+from alerts.pipeline import DAILY, FATAL, POLL, STARTUP, WEEKLY, Plan, is_due, run_cycle
+from alerts.types import Frequency
+
+log = logging.getLogger("alerts.scheduler")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    plan: Plan
+    trigger: BaseTrigger
+    description: str
+
+
+def job_specs(config: Config) -> list[JobSpec]:
+    """The recurring jobs, with triggers in the configured zone."""
+    zone = config.tz
+    minutes = config.scheduler.poll_minutes
+    digests = config.digests
+    return [
+        JobSpec(
+            "poll",
+            POLL,
+            IntervalTrigger(minutes=minutes, timezone=zone),
+            f"every {minutes:g} minutes",
+        ),
+        JobSpec(
+            "daily",
+            DAILY,
+            CronTrigger(hour=digests.daily_at.hour, minute=digests.daily_at.minute, timezone=zone),
+            f"daily at {digests.daily_at:%H:%M}",
+        ),
+        JobSpec(
+            "weekly",
+            WEEKLY,
+            CronTrigger(
+                day_of_week=digests.weekly_day[:3],
+                hour=digests.weekly_at.hour,
+                minute=digests.weekly_at.minute,
+                timezone=zone,
+            ),
+            f"{digests.weekly_day}s at {digests.weekly_at:%H:%M}",
+        ),
+    ]
+
+
+class JobRunner:
+    """Runs one job's cycle at a time; checks the instance lock first; never lets an
+    exception escape into APScheduler (it is logged with what to do)."""
+
+    def __init__(self, app: App, stop: threading.Event, lock: InstanceLock | None = None):
+        self.app = app
+        self.stop = stop
+        self.lock = lock or NoLock()
+        self.busy = threading.Lock()
+        self.lost_lock = False
+        self.on_lost_lock: Any = None
+
+    def run(self, plan: Plan) -> None:
+        if self.stop.is_set():
+            return
+        with self.busy:
+            if not self.lock.check():
+                self.lost_lock = True
+                log.error("the instance lock is lost; stopping so two schedulers never send twice")
+                self.stop.set()
+                if self.on_lost_lock:
+                    self.on_lost_lock()
+                return
+            try:
+                run_cycle(self.app, plan, stop=self.stop)
+            except FATAL as exc:
+                log.error(
+                    "%s job failed: %s; fix config.yaml and restart 'alerts serve'", plan.kind, exc
+                )
+            except Exception:
+                log.exception(
+                    "%s job failed unexpectedly; it runs again at its next time", plan.kind
+                )
+
+    def wait_idle(self) -> None:
+        """Block until the job in flight (if any) has finished."""
+        with self.busy:
+            pass
+
+
+def build_scheduler(
+    app: App,
+    runner: JobRunner,
+    *,
+    scheduler_class: type[BaseScheduler] = BlockingScheduler,
+    startup: bool = True,
+) -> BaseScheduler:
+    """A scheduler with the startup job and the recurring jobs, not yet started."""
+    config = app.config
+    scheduler = scheduler_class(
+        timezone=config.tz,
+        executors={"default": ThreadPoolExecutor(1)},  # jobs never overlap
+        job_defaults={
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": int(config.scheduler.misfire_grace_minutes * 60),
+        },
+    )
+    if startup:
+        scheduler.add_job(
+            runner.run,
+            args=[STARTUP],
+            id="startup",
+            name="startup catch-up",
+            next_run_time=datetime.now(config.tz),
+        )
+    for spec in job_specs(config):
+        scheduler.add_job(
+            runner.run, spec.trigger, args=[spec.plan], id=spec.id, name=spec.description
+        )
+    return scheduler
+
+
+def schedule_table(app: App, now: datetime) -> list[dict[str, Any]]:
+    """Every job with its next run time as of ``now`` (what ``alerts schedule`` prints)."""
+    rows: list[dict[str, Any]] = [
+        {
+            "job": "startup",
+            "when": "when 'alerts serve' starts",
+            "next_run": None,
+            "does": "ingest, feeds, immediate alerts, digests that are due, send",
+        }
+    ]
+    for spec in job_specs(app.config):
+        if spec.id == "poll":
+            next_run = now + spec.trigger.interval  # type: ignore[attr-defined]
+            does = "ingest; feeds and immediate alerts when something is new; send"
+        else:
+            next_run = spec.trigger.get_next_fire_time(None, now.astimezone(app.config.tz))
+            does = f"{spec.id} digests"
+        row: dict[str, Any] = {
+            "job": spec.id,
+            "when": spec.description,
+            "next_run": next_run,
+            "does": does,
+        }
+        if spec.id in ("daily", "weekly"):
+            row["due_now"] = is_due(app, Frequency(spec.id), now)
+        rows.append(row)
+    return rows
+
+
+def serve(app: App, *, standby: bool = False) -> None:
+    """Run the scheduler until SIGTERM or Ctrl-C. Raises
+    :class:`~alerts.locking.AlreadyRunning` when another holds the instance lock (unless
+    ``standby``: then wait for it to stop and take over) and
+    :class:`~alerts.locking.LockLost` if the lock is lost while running."""
+    config = app.config
+    app.store  # noqa: B018 - open and migrate the database now, not in the first job
+    app.gazetteer  # noqa: B018
+    lock = instance_lock(config.database, "serve")
+    if standby:
+        log.info("standing by until the running scheduler stops")
+    lock.acquire(wait=float("inf") if standby else 0.0)
+    stop = threading.Event()
+    runner = JobRunner(app, stop, lock)
+    scheduler = build_scheduler(app, runner)
+    runner.on_lost_lock = lambda: scheduler.shutdown(wait=False)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            log.warning(
+                "%s again: exiting at once; a message in flight may be sent again later", name
+            )
+            os._exit(1)
+        log.info("%s: finishing the message in flight; the rest stays queued", name)
+        stop.set()
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    log.info(
+        "serving %s (database %s, time zone %s); jobs: %s",
+        config.site.name,
+        _redacted(config.database),
+        config.timezone,
+        "; ".join(f"{spec.id} {spec.description}" for spec in job_specs(config)),
+    )
+    try:
+        scheduler.start()  # blocks until shutdown
+    finally:
+        runner.wait_idle()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        lock.release()
+    if runner.lost_lock:
+        raise LockLost(
+            "the instance lock was lost",
+            where="database",
+            hint="check the database connection; then start 'alerts serve' again",
+        )
+    log.info("stopped")
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,114 @@
+"""One scheduler per database: a second says who holds the lock; it may take over when
+the holder dies. Real processes hold the locks (SQLite: flock; PostgreSQL: advisory)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from alerts.locking import AlreadyRunning, FileLock, NoLock, PostgresLock, instance_lock
+from tests.conftest import REPO
+
+HOLD = """
+import sys
+from alerts.locking import instance_lock
+lock = instance_lock(sys.argv[1], "serve")
+lock.acquire()
+print("locked", flush=True)
+sys.stdin.read()  # hold until killed
+"""
+
+
+@pytest.fixture
+def holder(db_url: str) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the instance lock of ``db_url``."""
+    from alerts.store import open_store
+
+    open_store(db_url).close()  # the database exists, as it would for 'alerts serve'
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, db_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_second_instance_is_refused_and_told_who_holds_the_lock(
+    db_url: str, holder: subprocess.Popen[str]
+) -> None:
+    with pytest.raises(AlreadyRunning) as caught:
+        instance_lock(db_url).acquire()
+    message = str(caught.value)
+    assert "another Area Alerts scheduler is running against this database" in message
+    assert "alerts serve pid" in message
+    if db_url.startswith("sqlite"):
+        assert f"pid {holder.pid}" in message
+    assert "--standby" in message
+
+
+def test_the_lock_is_free_again_when_its_holder_dies(db_url: str, holder: subprocess.Popen[str]) -> None:
+    with pytest.raises(AlreadyRunning):
+        instance_lock(db_url).acquire()
+    holder.kill()
+    holder.wait()
+    lock = instance_lock(db_url)
+    # PostgreSQL notices the closed connection a moment later: wait up to 10 s for it.
+    lock.acquire(wait=10)
+    try:
+        assert lock.check()
+    finally:
+        lock.release()
+
+
+def test_released_lock_can_be_taken_again_in_process(db_url: str) -> None:
+    from alerts.store import open_store
+
+    open_store(db_url).close()
+    with instance_lock(db_url):
+        with pytest.raises(AlreadyRunning):
+            instance_lock(db_url).acquire()
+    with instance_lock(db_url) as again:
+        assert again.check()
+
+
+def test_sqlite_lock_file_sits_next_to_the_database(tmp_path: Path) -> None:
+    lock = instance_lock(f"sqlite:///{tmp_path}/var/alerts.db")
+    assert isinstance(lock, FileLock) and lock.path == tmp_path / "var" / "alerts.db.lock"
+    with lock:
+        assert f"pid {os.getpid()}" in lock.path.read_text()
+
+
+def test_kinds_of_lock() -> None:
+    assert isinstance(instance_lock("sqlite:///:memory:"), NoLock)
+    assert isinstance(instance_lock("postgresql://u@127.0.0.1:1/x"), PostgresLock)
+
+
+def test_different_postgres_schemas_do_not_block_each_other(postgres_url: str) -> None:
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from alerts.store import engine_url
+
+    base = os.environ["ALERTS_TEST_POSTGRES_URL"]
+    other = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(engine_url(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{other}"'))
+    try:
+        with instance_lock(postgres_url), instance_lock(f"{base}?options=-csearch_path%3D{other}"):
+            pass
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{other}" CASCADE'))
+        admin.dispose()
