@@ -140,8 +140,8 @@ def queue_transactional(
                 advisory_ids=[],
                 created_at=now,
                 meta={"transactional": True, **({"raw": raw} if raw is not None else {})},
-            )
-        ).inserted_primary_key[0]
+            ).returning(digests.c.id)
+        ).scalar_one()
         return int(
             conn.execute(
                 insert(outbox).values(
@@ -152,6 +152,6 @@ def queue_transactional(
                     next_attempt_at=now,
                     message_id=message_id,
                     created_at=now,
-                )
-            ).inserted_primary_key[0]
+                ).returning(outbox.c.id)
+            ).scalar_one()
         )

@@ -181,8 +181,8 @@ def insert_subscriber(
                 status_changed_at=now,
                 watermark=now if active else None,
                 origin=origin,
-            )
-        ).inserted_primary_key[0]
+            ).returning(subscribers.c.id)
+        ).scalar_one()
     )
     set_areas(conn, subscriber_id, subscription.areas)
     return subscriber_id
