@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from email.utils import formatdate
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import httpx
@@ -211,6 +212,11 @@ def test_rebuild_with_nothing_new_keeps_the_etag_and_a_change_alters_it(
     assert "Appeal in Chatham" in changed.text
 
 
+def test_a_postcode_districts_feed_redirects_to_its_districts(client: TestClient) -> None:
+    response = client.get("/feeds/me4.atom", follow_redirects=False)
+    assert response.status_code == 301 and response.headers["location"].endswith("/feeds/medway.atom")
+
+
 def test_unknown_or_unbuilt_feed_is_a_friendly_404(client: TestClient, site: App) -> None:
     for path in ("/feeds/nowhere.rss", "/feeds/medway.xml", "/feeds/.medway.rss.tmp"):
         response = client.get(path)
@@ -236,3 +242,13 @@ def test_readers_fetch_feeds_over_loopback_http_with_conditional_get(site: App) 
         assert cached.status == 304 and cached.entries == []
         cached = feedparser.parse(f"{url}/feeds/chatham.rss", modified=httpx.get(f"{url}/feeds/chatham.rss").headers["last-modified"])
         assert cached.status == 304
+        head = httpx.head(f"{url}/feeds/chatham.rss")
+        assert head.status_code == 200 and head.content == b"" and head.headers["etag"]
+
+
+def test_alerts_web_with_a_bad_config_fails_before_serving(
+    run_cli: Callable[..., Any], write_config: Callable[..., Path]
+) -> None:
+    result = run_cli("web", "--port", "1", config=write_config(site={"base_url": "not a url"}))
+    assert result.exit_code == 2
+    assert "site.base_url" in result.output and result.output.count("\n") == 1

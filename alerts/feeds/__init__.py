@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alerts.errors import AlertsError
-from alerts.feeds.model import ALL, FORMATS, Feed, build_feed, feed_url
+from alerts.feeds.model import ALL, FORMATS, Entry, Feed, build_feed, feed_url
 from alerts.feeds.render import RENDERERS
 
 if TYPE_CHECKING:
@@ -70,12 +70,13 @@ def build_feeds(app: App, *, now: datetime, out: Path | None = None) -> FeedsRep
         ) from None
     report = FeedsReport(out=folder)
     limit = config.feeds.max_items
+    cache: dict[int, Entry] = {}
     feeds: list[Feed] = [
-        build_feed(config, gazetteer, store.engine, store.advisories(live_at=now, limit=limit), None, now)
+        build_feed(config, gazetteer, store.engine, store.advisories(live_at=now, limit=limit), None, now, cache)
     ]
     for area in gazetteer.feed_areas():
         items = store.advisories(areas=gazetteer.matching_areas([area.slug]), live_at=now, limit=limit)
-        feeds.append(build_feed(config, gazetteer, store.engine, items, area, now))
+        feeds.append(build_feed(config, gazetteer, store.engine, items, area, now, cache))
     for feed in feeds:
         for fmt, render in RENDERERS.items():
             path = folder / f"{feed.slug}.{fmt}"

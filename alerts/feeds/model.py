@@ -157,9 +157,11 @@ def build_feed(
     items: list[Advisory],
     area: AreaNode | None,
     now: datetime,
+    cache: dict[int, Entry] | None = None,
 ) -> Feed:
     """The feed for ``area`` (None: every area) holding ``items`` (already chosen by the
-    matching rule, newest first, capped)."""
+    matching rule, newest first, capped). ``cache`` keeps entries built for one feed
+    for the next: an advisory appears in its town's, district's, force's and all feeds."""
     site = config.site
     base_url = site.base_url
     if area is None:
@@ -172,7 +174,11 @@ def build_feed(
         title = f"{site.name}: {area.name}"
         subtitle = f"Advisories from {site.publisher} for {area.name}"
         home = area_url(base_url, area.slug)
-    entries = tuple(build_entry(item, gazetteer, base_url) for item in items)
+    cache = {} if cache is None else cache
+    entries = tuple(
+        cache[item.id] if item.id in cache else cache.setdefault(item.id, build_entry(item, gazetteer, base_url))
+        for item in items
+    )
     updated = max([last_change(engine, areas, now), *(entry.updated for entry in entries)])
     return Feed(
         slug=slug,

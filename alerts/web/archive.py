@@ -155,6 +155,10 @@ def feed_file(request: Request) -> Response:
             "There is no feed at this address.",
             "Each area's page links to its RSS, Atom and JSON feeds.",
         )
+    canonical = match["slug"] if match["slug"] == "all" else app.gazetteer.canonical(match["slug"])
+    if canonical != match["slug"]:
+        # A postcode district has no feed of its own; its district's is what it gets.
+        return RedirectResponse(request.url_for("feed", name=f"{canonical}.{match['fmt']}"), status_code=301)
     path = Path(app.config.feeds.out) / request.path_params["name"]
     try:
         data = path.read_bytes()
