@@ -375,3 +375,22 @@ def test_a_transactional_message_keeps_newlines_out_of_its_headers(app: App, sub
     assert parsed["To"].addresses[0].addr_spec == "Jo.Bloggs@example.org"
     assert parsed["Date"].datetime.utcoffset() is not None
     assert [part.get_content_type() for part in parsed.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_a_web_sign_up_is_delivered_and_its_link_confirms(app: App, client: TestClient) -> None:
+    """End to end with the real delivery stage (Maildir backend): the queued confirmation
+    is sent as built, and the link in the delivered mail activates the subscriber."""
+    from alerts.delivery import send_pending
+
+    with time_machine.travel(NOW, tick=False):
+        client.post("/subscribe", data={"email": "e2e@example.org", "areas": "ME4", "frequency": "daily"})
+        report = send_pending(app, now=NOW)
+    assert report.sent == 1
+    [path] = list((app.config.delivery.maildir / "new").iterdir())
+    delivered = email.message_from_bytes(path.read_bytes(), policy=default)
+    assert delivered["To"] == "e2e@example.org"
+    assert delivered["List-Unsubscribe"] is None  # nothing to leave yet
+    link = confirm_link(delivered)  # type: ignore[arg-type]
+    response = client.get(path_of(link))
+    assert heading(response.text) == "You are subscribed"
+    assert find_subscriber(app.store, "e2e@example.org").status is ACTIVE  # type: ignore[union-attr]
