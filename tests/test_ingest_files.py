@@ -269,8 +269,7 @@ def test_malformed_structure_is_rejected_with_the_line(
     assert message in error.message
     assert error.line == line
     assert str(error).startswith(f"bad.md:{line}: " if line else "bad.md: ")
-    if message != "empty file" or line:
-        assert error.hint
+    assert error.hint
 
 
 def test_broken_yaml_names_the_line_in_the_file(gazetteer: Gazetteer) -> None:
@@ -279,12 +278,18 @@ def test_broken_yaml_names_the_line_in_the_file(gazetteer: Gazetteer) -> None:
     assert "broken YAML" in error.message
     # The file's line 7 is where PyYAML finds the list never closed ("publish:").
     assert error.line == 7
-    assert error.hint == "fix the YAML"
+    assert error.hint == "check the indentation, brackets and quotes on that line"
 
 
-def test_broken_yaml_on_the_first_front_matter_line(gazetteer: Gazetteer) -> None:
-    error = rejected(b"```yaml\ntitle: a: b\n```\n", gazetteer)
+def test_unquoted_colon_in_a_value_says_to_quote_it(gazetteer: Gazetteer) -> None:
+    error = rejected(b"```yaml\ntitle: Warning: scam calls\n```\n", gazetteer)
     assert error.line == 2
+    assert error.hint == "put the value in quotes: it contains ': '"
+
+
+def test_a_long_bad_value_is_cut_short_in_the_message(gazetteer: Gazetteer) -> None:
+    error = rejected(advisory(minimal(url="/" + "x" * 5000)), gazetteer)
+    assert len(str(error)) < 300
 
 
 @pytest.mark.parametrize(
@@ -314,6 +319,7 @@ def test_missing_or_bad_values_are_rejected_with_line_and_fix(
     assert message in error.message
     assert error.line == line, str(error)
     assert str(error).startswith(f"bad.md:{line}: ")
+    assert error.hint
 
 
 def test_impossible_date_hint_shows_the_expected_form(gazetteer: Gazetteer) -> None:

@@ -30,7 +30,7 @@ def parse_date(value: object, zone: ZoneInfo = LONDON) -> datetime:
     if isinstance(value, date):
         return _aware(datetime.combine(value, time(0, 0)), zone)
     if not isinstance(value, str):
-        raise BadDate(f"expected a date such as '14:30 18/12/2020', got {value!r}")
+        raise BadDate(f"expected a date such as '14:30 18/12/2020', got {_shown(value)}")
     text = " ".join(value.split())
     try:
         if match := _UK_TIME_FIRST.match(text):
@@ -41,14 +41,20 @@ def parse_date(value: object, zone: ZoneInfo = LONDON) -> datetime:
             hour, minute = (int(match.group(4)), int(match.group(5))) if match.group(4) else (0, 0)
             return _aware(datetime(year, month, day, hour, minute), zone)
     except ValueError as exc:
-        raise BadDate(f"impossible date {value!r}: {exc}") from None
+        raise BadDate(f"impossible date {_shown(value)}: {exc}") from None
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise BadDate(
-            f"unreadable date {value!r}; write it as 'HH:MM DD/MM/YYYY' (e.g. 14:30 18/12/2020) or ISO 8601"
+            f"unreadable date {_shown(value)}; write it as 'HH:MM DD/MM/YYYY' (e.g. 14:30 18/12/2020) or ISO 8601"
         ) from None
     return _aware(parsed, zone)
+
+
+def _shown(value: object) -> str:
+    """The bad value for a one-line error message: quoted, one line, at most 60 characters."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def _aware(value: datetime, zone: ZoneInfo) -> datetime:

@@ -47,7 +47,9 @@ def parse_advisory_file(
     try:
         info = path.stat()
     except OSError as exc:
-        raise AdvisoryError(f"cannot read file: {exc.strerror or exc}", where=where) from None
+        raise AdvisoryError(
+            f"cannot read file: {exc.strerror or exc}", where=where, hint="check the path and that the file exists"
+        ) from None
     if stat.S_ISDIR(info.st_mode):
         raise AdvisoryError(
             "is a folder, not an advisory file", where=where, hint="rename the folder so it does not end in .md"
@@ -70,7 +72,9 @@ def parse_advisory_file(
             "cannot read file: permission denied", where=where, hint="make it readable by the user running alerts"
         ) from None
     except OSError as exc:
-        raise AdvisoryError(f"cannot read file: {exc.strerror or exc}", where=where) from None
+        raise AdvisoryError(
+            f"cannot read file: {exc.strerror or exc}", where=where, hint="check the file and try again"
+        ) from None
     return parse_advisory_bytes(data, where, gazetteer, now=now, zone=zone)
 
 
@@ -80,7 +84,11 @@ def parse_advisory_bytes(
     """Parse the bytes of one advisory file; ``where`` names it in errors and warnings.
     Raises :class:`AdvisoryError` only, whatever the bytes."""
     if len(data) > MAX_BYTES:
-        raise AdvisoryError("file is too large for an advisory", where=where)
+        raise AdvisoryError(
+            "file is too large for an advisory",
+            where=where,
+            hint=f"an advisory is at most {MAX_BYTES // 1_000_000} MB of text",
+        )
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise AdvisoryError("UTF-16 text, not UTF-8", where=where, line=1, hint="save the file as UTF-8")
     if b"\x00" in data:
@@ -135,9 +143,13 @@ def _load_yaml(front: str, front_line: int, where: str) -> dict[str, Any]:
         meta = yaml.safe_load(front)
     except yaml.MarkedYAMLError as exc:
         line = front_line + exc.problem_mark.line if exc.problem_mark else front_line
-        raise AdvisoryError(
-            f"broken YAML in front matter: {exc.problem}", where=where, line=line, hint="fix the YAML"
-        ) from None
+        problem = str(exc.problem or "unreadable YAML")
+        hint = (
+            "put the value in quotes: it contains ': '"
+            if "mapping values are not allowed" in problem
+            else "check the indentation, brackets and quotes on that line"
+        )
+        raise AdvisoryError(f"broken YAML in front matter: {problem}", where=where, line=line, hint=hint) from None
     except yaml.reader.ReaderError as exc:
         line = front_line + front[: exc.position].count("\n")
         raise AdvisoryError(
@@ -149,7 +161,12 @@ def _load_yaml(front: str, front_line: int, where: str) -> dict[str, Any]:
             hint="remove it",
         ) from None
     except (yaml.YAMLError, RecursionError, ValueError, OverflowError, TypeError) as exc:
-        raise AdvisoryError(f"broken YAML in front matter: {exc}", where=where, line=front_line) from None
+        raise AdvisoryError(
+            f"broken YAML in front matter: {one_line(str(exc), limit=200)}",
+            where=where,
+            line=front_line,
+            hint="check the front matter is plain 'key: value' lines",
+        ) from None
     if not isinstance(meta, dict):
         raise AdvisoryError(
             "front matter must be a YAML mapping of keys to values",
@@ -237,23 +254,29 @@ def _build(
     if raw_title is None or not str(raw_title).strip():
         raise fail("title", "no title", "add 'title: ...' to the front matter")
     if len(str(raw_title)) > MAX_TITLE:
-        raise fail("title", f"the title is {len(str(raw_title))} characters; at most {MAX_TITLE}")
+        raise fail(
+            "title", f"the title is {len(str(raw_title))} characters; at most {MAX_TITLE}", "shorten the title"
+        )
     title = one_line(_FORCE_SUFFIX.sub("", one_line(str(raw_title))), limit=300)
     if not title:
-        raise fail("title", "the title is empty once the force name is removed")
+        raise fail("title", "the title is empty once the force name is removed", "write the advisory's headline")
 
     url = meta.get("url")
     if url is None or (isinstance(url, str) and not url.strip()):
         raise fail("url", "no url", "add 'url: https://...' (the advisory's page; it is its identity)")
     if not isinstance(url, str):
-        raise fail("url", f"url must be an address, got {url!r}", "write 'url: https://...'")
+        raise fail("url", f"url must be an address, got {_shown(url)}", "write 'url: https://...'")
     url = canonical_url(url.strip())
     if url is None:
-        raise fail("url", f"url is not an absolute http(s) address: {meta['url']!r}")
+        raise fail(
+            "url",
+            f"url is not an absolute http(s) address: {_shown(meta['url'])}",
+            "write the full address, starting https://",
+        )
     guid = meta.get("guid")
     key = one_line(str(guid)) if guid not in (None, "") else url
     if not key or len(key) > 2000:
-        raise fail("guid", "guid must be 1 to 2000 characters of text")
+        raise fail("guid", "guid must be 1 to 2000 characters of text", "use the upstream id, or remove guid")
 
     date_value = _get(meta, "publish.date") or meta.get("date")
     date_assumed = False
@@ -275,15 +298,19 @@ def _build(
         try:
             expires_at = parse_date(meta["expires"], zone)
         except BadDate as exc:
-            raise fail("expires", f"expires: {exc}") from None
+            raise fail("expires", f"expires: {exc}", "write it as 'HH:MM DD/MM/YYYY', local UK time") from None
     try:
         status = Status(str(meta.get("status") or "active").strip().lower())
     except ValueError:
-        raise fail("status", f"status must be 'active' or 'withdrawn', got {meta.get('status')!r}") from None
+        raise fail(
+            "status", f"status must be 'active' or 'withdrawn', got {_shown(meta.get('status'))}", "fix or remove it"
+        ) from None
     try:
         priority = Priority(str(meta.get("priority") or "normal").strip().lower())
     except ValueError:
-        raise fail("priority", f"priority must be 'urgent' or 'normal', got {meta.get('priority')!r}") from None
+        raise fail(
+            "priority", f"priority must be 'urgent' or 'normal', got {_shown(meta.get('priority'))}", "fix or remove it"
+        ) from None
 
     summary = one_line(str(_get(meta, "og.description") or meta.get("summary") or ""), limit=1000)
     image = _get(meta, "og.image")
@@ -335,6 +362,11 @@ def _build(
         extra=extra,
     )
     return ParsedFile(advisory, warnings)
+
+
+def _shown(value: Any) -> str:
+    """A value as it may appear in a one-line error: quoted, one line, not too long."""
+    return one_line(repr(value), limit=80)
 
 
 def canonical_url(url: str, *, keep_query: bool = True) -> str | None:
