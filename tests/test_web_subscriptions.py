@@ -394,3 +394,8 @@ def test_a_web_sign_up_is_delivered_and_its_link_confirms(app: App, client: Test
     response = client.get(path_of(link))
     assert heading(response.text) == "You are subscribed"
     assert find_subscriber(app.store, "e2e@example.org").status is ACTIVE  # type: ignore[union-attr]
+
+
+def test_the_archive_link_prefills_the_area(client: TestClient) -> None:
+    assert 'id="areas" name="areas" value="Medway"' in client.get("/subscribe?area=medway").text
+    assert 'id="areas" name="areas" value=""' in client.get("/subscribe?area=%3Cscript%3E").text

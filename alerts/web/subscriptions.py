@@ -62,7 +62,8 @@ def routes(app: App) -> list[BaseRoute]:
 async def subscribe(request: Request) -> Response:
     app = web_app(request)
     if request.method == "GET":
-        return page(request, "subscribe.html", {"form": {"frequency": "daily", "urgent": "yes"}, "errors": {}})
+        form = {"frequency": "daily", "urgent": "yes", "areas": prefilled_area(app, request.query_params.get("area"))}
+        return page(request, "subscribe.html", {"form": form, "errors": {}})
     if refused := foreign_origin(request):
         return refused
     form = await form_fields(request)
@@ -227,6 +228,16 @@ async def form_fields(request: Request) -> dict[str, str]:
 
 def split_areas(text: str) -> list[str]:
     return [part for chunk in text.replace(";", ",").split(",") for part in [chunk.strip()] if part]
+
+
+def prefilled_area(app: App, asked: str | None) -> str:
+    """The area an archive page's "Email alerts" link names (``?area=medway``), by name."""
+    if not asked:
+        return ""
+    try:
+        return app.gazetteer.node(app.gazetteer.resolve(asked[:100])).name
+    except UnknownArea:
+        return ""
 
 
 def area_names(app: App, subscriber: Subscriber) -> list[str]:
