@@ -25,7 +25,7 @@ import os
 import signal
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -42,6 +42,28 @@ from alerts.pipeline import DAILY, FATAL, POLL, STARTUP, WEEKLY, Plan, is_due, r
 from alerts.types import Frequency
 
 log = logging.getLogger("alerts.scheduler")
+
+
+class LocalCronTrigger(CronTrigger):
+    """A CronTrigger that always moves on.
+
+    APScheduler 3.11's CronTrigger can return the same fire time forever inside the
+    repeated autumn hour (agronholm/apscheduler#1021), and the scheduler then spins. A
+    digest at 01:30 would hang ``alerts serve`` on the last Sunday of October. When
+    the trigger does not move past the previous fire time, ask again from an hour on.
+    """
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        fire = super().get_next_fire_time(previous_fire_time, now)
+        probe = now
+        for _ in range(3):
+            if fire is None or previous_fire_time is None or fire > previous_fire_time:
+                return fire
+            probe = max(probe, previous_fire_time) + timedelta(hours=1)
+            fire = super().get_next_fire_time(None, probe)
+        return fire
 
 
 @dataclass(frozen=True)
@@ -67,13 +89,15 @@ def job_specs(config: Config) -> list[JobSpec]:
         JobSpec(
             "daily",
             DAILY,
-            CronTrigger(hour=digests.daily_at.hour, minute=digests.daily_at.minute, timezone=zone),
+            LocalCronTrigger(
+                hour=digests.daily_at.hour, minute=digests.daily_at.minute, timezone=zone
+            ),
             f"daily at {digests.daily_at:%H:%M}",
         ),
         JobSpec(
             "weekly",
             WEEKLY,
-            CronTrigger(
+            LocalCronTrigger(
                 day_of_week=digests.weekly_day[:3],
                 hour=digests.weekly_at.hour,
                 minute=digests.weekly_at.minute,

@@ -56,7 +56,9 @@ def test_a_second_instance_is_refused_and_told_who_holds_the_lock(
     assert "--standby" in message
 
 
-def test_the_lock_is_free_again_when_its_holder_dies(db_url: str, holder: subprocess.Popen[str]) -> None:
+def test_the_lock_is_free_again_when_its_holder_dies(
+    db_url: str, holder: subprocess.Popen[str]
+) -> None:
     with pytest.raises(AlreadyRunning):
         instance_lock(db_url).acquire()
     holder.kill()
@@ -74,9 +76,8 @@ def test_released_lock_can_be_taken_again_in_process(db_url: str) -> None:
     from alerts.store import open_store
 
     open_store(db_url).close()
-    with instance_lock(db_url):
-        with pytest.raises(AlreadyRunning):
-            instance_lock(db_url).acquire()
+    with instance_lock(db_url), pytest.raises(AlreadyRunning):
+        instance_lock(db_url).acquire()
     with instance_lock(db_url) as again:
         assert again.check()
 

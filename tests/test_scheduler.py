@@ -1,0 +1,176 @@
+"""The scheduler's timetable: local times across the clock changes, coalesced catch-up,
+jobs that never overlap, and ``alerts schedule``."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from alerts.app import App
+from alerts.pipeline import STARTUP, Plan, is_due, last_scheduled, run_cycle
+from alerts.scheduler import JobRunner, build_scheduler, job_specs
+from alerts.types import Frequency
+from tests.conftest import NOW
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def next_fires(trigger: CronTrigger, count: int) -> list[datetime]:
+    """The next ``count`` fire times from the (frozen) present, in UTC."""
+    fires: list[datetime] = []
+    now = datetime.now(LONDON)
+    previous = None
+    for _ in range(count):
+        fire = trigger.get_next_fire_time(previous, now)
+        assert fire is not None
+        fires.append(fire.astimezone(UTC))
+        previous, now = fire, fire + timedelta(microseconds=1)
+    return fires
+
+
+def jobs(write_config: Callable[..., Path], **digests: str) -> dict[str, CronTrigger]:
+    app = App(write_config(digests=digests) if digests else write_config())
+    return {spec.id: spec.trigger for spec in job_specs(app.config)}  # type: ignore[misc]
+
+
+def test_daily_0700_is_0700_london_time_across_the_spring_change(
+    write_config: Callable[..., Path],
+) -> None:
+    daily = jobs(write_config)["daily"]
+    with time_machine.travel(utc(2026, 3, 27, 12, 0), tick=False):
+        fires = next_fires(daily, 4)
+    # 28 March: GMT, 07:00 is 07:00 UTC. From Sunday 29 March: BST, 07:00 is 06:00 UTC.
+    assert fires == [
+        utc(2026, 3, 28, 7),
+        utc(2026, 3, 29, 6),
+        utc(2026, 3, 30, 6),
+        utc(2026, 3, 31, 6),
+    ]
+    assert all(fire.astimezone(LONDON).hour == 7 for fire in fires)
+
+
+def test_daily_0700_is_0700_london_time_across_the_autumn_change(
+    write_config: Callable[..., Path],
+) -> None:
+    daily = jobs(write_config)["daily"]
+    with time_machine.travel(utc(2026, 10, 23, 12, 0), tick=False):
+        fires = next_fires(daily, 4)
+    # 24 October: BST (06:00 UTC). From Sunday 25 October: GMT (07:00 UTC).
+    assert fires == [
+        utc(2026, 10, 24, 6),
+        utc(2026, 10, 25, 7),
+        utc(2026, 10, 26, 7),
+        utc(2026, 10, 27, 7),
+    ]
+
+
+def test_a_digest_in_the_repeated_autumn_hour_goes_once(write_config: Callable[..., Path]) -> None:
+    app = App(write_config(digests={"daily_at": "01:30"}))
+    daily = {spec.id: spec.trigger for spec in job_specs(app.config)}["daily"]
+    with time_machine.travel(utc(2026, 10, 24, 12, 0), tick=False):
+        fires = next_fires(daily, 3)  # type: ignore[arg-type]
+    # 01:30 happens twice on 25 October (BST, then GMT). APScheduler 3.11's own trigger
+    # returns the first forever (the scheduler would spin); ours fires once and moves on.
+    assert fires == [utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30), utc(2026, 10, 27, 1, 30)]
+    # Had a job run again in the repeated hour, the digest would not be due a second time.
+    first, second = fires[0], fires[0] + timedelta(hours=1)
+    assert last_scheduled(Frequency.DAILY, app.config.digests, first, LONDON) == first
+    assert last_scheduled(Frequency.DAILY, app.config.digests, second, LONDON) == first
+    assert is_due(app, Frequency.DAILY, first)
+    run_cycle(
+        app, Plan("daily", ingest=False, feeds="never", immediate=False, send=False), now=first
+    )
+    assert not is_due(app, Frequency.DAILY, second)
+    app.close()
+
+
+def test_weekly_digest_on_the_dst_sundays(write_config: Callable[..., Path]) -> None:
+    weekly = jobs(write_config, weekly_day="sunday", weekly_at="07:00")["weekly"]
+    with time_machine.travel(utc(2026, 3, 22, 12, 0), tick=False):
+        assert next_fires(weekly, 2) == [utc(2026, 3, 29, 6), utc(2026, 4, 5, 6)]
+    with time_machine.travel(utc(2026, 10, 18, 12, 0), tick=False):
+        assert next_fires(weekly, 2) == [utc(2026, 10, 25, 7), utc(2026, 11, 1, 7)]
+
+
+def test_jobs_coalesce_never_overlap_and_may_start_late(write_config: Callable[..., Path]) -> None:
+    app = App(write_config(scheduler={"poll_minutes": 5, "misfire_grace_minutes": 120}))
+    runner = JobRunner(app, threading.Event())
+    scheduler = build_scheduler(app, runner, scheduler_class=BackgroundScheduler)
+    scheduler.start(paused=True)  # the job defaults apply once the jobs are really added
+    found = {job.id: job for job in scheduler.get_jobs()}
+    scheduler.shutdown(wait=False)
+    assert set(found) == {"startup", "poll", "daily", "weekly"}
+    for job in found.values():
+        assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time == 7200
+    assert found["startup"].args == (STARTUP,)
+    assert found["poll"].trigger.interval == timedelta(minutes=5)
+    assert scheduler._executors["default"]._pool._max_workers == 1  # one job at a time
+    assert str(scheduler.timezone) == "Europe/London"
+
+
+def test_a_backlog_of_missed_digests_runs_once(write_config: Callable[..., Path]) -> None:
+    """A week of missed 07:00 runs (a suspended machine): APScheduler runs the job once."""
+    app = App(write_config())
+    ran: list[datetime] = []
+    done = threading.Event()
+
+    def job() -> None:
+        ran.append(datetime.now(UTC))
+        done.set()
+
+    scheduler = BackgroundScheduler(
+        timezone=LONDON,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 24 * 3600},
+    )
+    daily = next(spec for spec in job_specs(app.config) if spec.id == "daily")
+    scheduler.add_job(
+        job, daily.trigger, id="daily", next_run_time=datetime.now(LONDON) - timedelta(days=7)
+    )
+    scheduler.start()
+    try:
+        assert done.wait(10)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert len(ran) == 1
+
+
+def test_alerts_schedule_prints_every_job_with_its_next_run(run_cli: Callable[..., object]) -> None:
+    with time_machine.travel(NOW, tick=False):  # Wednesday 25 November 2026, 12:00 UTC
+        text = run_cli("schedule").output  # type: ignore[attr-defined]
+        data = json.loads(run_cli("schedule", "--json").output)  # type: ignore[attr-defined]
+    lines = {line.split()[0]: line for line in text.splitlines()}
+    assert set(lines) == {"startup", "poll", "daily", "weekly"}
+    assert "next Thu 26 Nov 2026 07:00 GMT (07:00 UTC)" in lines["daily"]
+    assert "next Mon 30 Nov 2026 07:00 GMT (07:00 UTC)" in lines["weekly"]
+    assert "next Wed 25 Nov 2026 12:10 GMT" in lines["poll"]
+    by_job = {row["job"]: row for row in data}
+    assert by_job["daily"]["next_run"] == "2026-11-26T07:00:00+00:00"
+    assert by_job["daily"]["due_now"] is True  # never run yet: the first start sends one
+    assert by_job["startup"]["next_run"] is None
+
+
+def test_alerts_schedule_in_summer_shows_bst(run_cli: Callable[..., object]) -> None:
+    with time_machine.travel(utc(2026, 7, 1, 12, 0), tick=False):
+        text = run_cli("schedule").output  # type: ignore[attr-defined]
+    assert "next Thu 02 Jul 2026 07:00 BST (06:00 UTC)" in text
+
+
+@pytest.mark.parametrize("day", ["monday", "sunday"])
+def test_weekly_day_names_map_to_cron(write_config: Callable[..., Path], day: str) -> None:
+    weekly = jobs(write_config, weekly_day=day)["weekly"]
+    with time_machine.travel(NOW, tick=False):
+        fire = next_fires(weekly, 1)[0]
+    assert fire.astimezone(LONDON).strftime("%A").lower() == day
