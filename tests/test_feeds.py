@@ -121,9 +121,9 @@ def test_entry_round_trips_id_dates_links_content_and_categories(feeds_app: App)
         # Atom: term is the slug, label the name; RSS has room for one, the name readers show.
         assert [tag.term for tag in entry.tags] == (["medway"] if fmt == "atom" else ["Medway"])
         assert entry.media_content[0]["url"] == advisory.image_url
+        assert entry.author == "Kent Police"  # Atom author, RSS dc:creator
         if fmt == "atom":
             assert datetime(*entry.updated_parsed[:6], tzinfo=UTC) == NOW
-            assert entry.author == "Kent Police"
             assert {(link.rel, link.href) for link in entry.links} == {
                 ("alternate", SAMPLE_URL),
                 ("related", f"{BASE}/advisories/{advisory.id}"),

@@ -27,6 +27,8 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 def _generator(feed: Feed, fmt: str) -> FeedGenerator:
     fg = FeedGenerator()
     fg.load_extension("media", atom=True, rss=True)
+    # RSS <author> must be an email address; dc:creator is how RSS names an author.
+    fg.load_extension("dc", atom=False, rss=True)
     fg.id(feed.url("atom"))
     fg.title(feed.title)
     fg.subtitle(feed.subtitle)  # also the RSS channel description
@@ -46,6 +48,7 @@ def _generator(feed: Feed, fmt: str) -> FeedGenerator:
         fe.published(entry.published)
         fe.updated(entry.updated)
         fe.author({"name": feed.publisher})
+        fe.dc.dc_creator(feed.publisher)
         fe.content(entry.content_html, type="html")
         # summary(), not description(): the latter would replace the Atom content.
         if entry.summary:
