@@ -3,6 +3,7 @@ kind of bad file reported with its name, line and fix. The parser is pure (no st
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -245,6 +246,27 @@ def test_markdown_body_is_sanitised(gazetteer: Gazetteer) -> None:
 def test_script_text_never_survives_as_markup(gazetteer: Gazetteer) -> None:
     html = parse(advisory(minimal(), "<script>alert(1)</script>"), gazetteer).advisory.body_html
     assert "<script" not in html.lower()
+
+
+@pytest.mark.parametrize("opener", ["<ul><li>", "<div>", "<blockquote>"])
+def test_absurdly_nested_html_is_reduced_to_plain_text_quickly(gazetteer: Gazetteer, opener: str) -> None:
+    # The HTML parser under nh3 is quadratic in depth: 150,000 levels would take most of an hour.
+    body = opener * 150_000 + "<script>alert(1)</script> a < b <img src=x onerror=alert(2)> in Deal"
+    started = time.perf_counter()
+    item = parse(advisory(minimal(), body), gazetteer).advisory
+    assert time.perf_counter() - started < 5
+    elements = _Elements()
+    elements.feed(item.body_html)
+    assert set(elements.tags) == {"p"}
+    assert elements.attrs == []
+    assert "a &lt; b" in item.body_html
+    assert "deal" in item.areas
+
+
+def test_ordinary_nesting_keeps_its_markup(gazetteer: Gazetteer) -> None:
+    body = "<div>" * 50 + "<ul><li>one</li><li><b>two</b></li></ul>" + "</div>" * 50
+    html = parse(advisory(minimal(), body), gazetteer).advisory.body_html
+    assert "<ul><li>one</li><li><b>two</b></li></ul>" in html
 
 
 # -- bad files -------------------------------------------------------------------------
