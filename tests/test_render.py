@@ -1,0 +1,207 @@
+"""Rendering: once per variant, never per subscriber; mail that reads well everywhere
+(table layout, 600px, narrow screens, dark mode, contrast, no remote images), under
+Gmail's clipping size, and harmless whatever the advisory holds."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alerts.app import App
+from alerts.digest import EmailTemplateError, queue_digests, render
+from alerts.types import AreaKind, Frequency
+from tests.conftest import NOW
+from tests.digest_support import (
+    DAY,
+    HOSTILE_BODY_HTML,
+    HOSTILE_TITLE,
+    HOUR,
+    advisory,
+    built,
+    make_app,
+    parts,
+    save,
+    subscribe,
+    subscribe_many,
+)
+
+
+@pytest.fixture
+def app(write_config: Callable[..., Path], db_url: str) -> App:
+    return make_app(write_config, db_url)
+
+
+@pytest.fixture
+def premailer_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts calls of the CSS inliner the renderer uses (it still runs for real)."""
+    calls: list[int] = []
+    real = render.inline_css
+
+    def counting(html: str) -> str:
+        calls.append(len(html))
+        return real(html)
+
+    monkeypatch.setattr(render, "inline_css", counting)
+    return calls
+
+
+def test_premailer_runs_once_per_variant_for_1000_subscribers_over_13_areas(
+    app: App, premailer_calls: list[int]
+) -> None:
+    districts = [n.slug for n in app.gazetteer if n.kind is AreaKind.DISTRICT]
+    assert len(districts) == 13
+    frequencies = ["daily", "weekly", "immediate"]
+    subscribe_many(app, 1000, lambda i: [districts[i % 13]], lambda i: frequencies[i % 3], at=NOW - DAY)
+    for slug in districts:
+        save(app, advisory(f"news-{slug}", areas=[slug]))
+    save(app, advisory("force-wide", areas=["kent"]))
+
+    daily = queue_digests(app, Frequency.DAILY, now=NOW)
+    weekly = queue_digests(app, Frequency.WEEKLY, now=NOW)
+    immediate = queue_digests(app, Frequency.IMMEDIATE, now=NOW)
+
+    # One digest per area set for daily and weekly; immediate: one message per advisory,
+    # so per area set its own advisory and the force-wide one.
+    assert (daily.messages, weekly.messages, immediate.messages) == (334, 333, 2 * 333)
+    assert (daily.digests, weekly.digests, immediate.digests) == (13, 13, 26)
+    assert len(premailer_calls) == 13 + 13 + 26
+    # A second run has nothing new, renders nothing.
+    queue_digests(app, Frequency.DAILY, now=NOW + DAY)
+    assert len(premailer_calls) == 52
+
+
+def test_a_variant_rendered_in_an_earlier_batch_is_not_rendered_again(
+    app: App, premailer_calls: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alerts.digest import queue
+
+    monkeypatch.setattr(queue, "BATCH", 7)
+    subscribe_many(app, 30, lambda i: ["medway"], lambda i: "daily", at=NOW - DAY)
+    save(app, advisory("news"))
+    report = queue_digests(app, Frequency.DAILY, now=NOW)
+    assert (report.messages, report.digests, len(premailer_calls)) == (30, 1, 1)
+
+
+def _digest_html(app: App, count: int = 3, **kwargs: Any) -> tuple[str, str]:
+    subscribe(app, "jane@example.org", ["medway"], **kwargs)
+    for i in range(count):
+        save(app, advisory(f"news-{i}", published=NOW - (i + 2) * HOUR, summary=f"Summary £{i} “quoted”."))
+    save(app, advisory("force-wide", areas=["kent"]))
+    queue_digests(app, Frequency.DAILY, now=NOW)
+    [(_, _, message)] = built(app)
+    return parts(message)
+
+
+def test_html_is_a_600px_table_layout_readable_at_320px_with_dark_mode(app: App) -> None:
+    _, html = _digest_html(app)
+    assert '<html lang="en-GB"' in html
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    assert 'role="presentation"' in html and 'width="600"' in html and "max-width:600px" in html
+    style = "".join(re.findall(r"<style[^>]*>(.*?)</style>", html, re.S))
+    assert "@media only screen and (max-width: 620px)" in style
+    assert "@media (prefers-color-scheme: dark)" in style
+    assert re.search(r"<h1[^>]*>Your daily alerts for Medway</h1>", html)
+    assert "<h2" in html and "<h3" in html
+    # Inlined: the elements carry their styles for clients that drop <style>.
+    assert re.search(r'<td class="section" style="[^"]*padding', html)
+
+
+def test_html_has_no_tracking_pixel_remote_image_or_hidden_preheader(app: App) -> None:
+    _, html = _digest_html(app)
+    for img in re.findall(r"<img[^>]*>", html):
+        assert "alt=" in img and "http" not in img
+    assert "url(" not in html and "background=" not in html
+    preheader = re.search(r'<td class="preheader" style="([^"]*)">([^<]+)</td>', html)
+    assert preheader is not None
+    assert "1 new alert" not in preheader.group(2)  # says what is in this digest
+    assert preheader.group(2).startswith("4 new alerts for Medway: Advisory ")
+    hidden = re.compile(r"display:\s*none|visibility:\s*hidden|font-size:\s*0|max-height:\s*0|opacity:\s*0")
+    assert not hidden.search(preheader.group(1))
+
+
+def _luminance(hex_colour: str) -> float:
+    value = hex_colour.lstrip("#")
+    if len(value) == 3:
+        value = "".join(c * 2 for c in value)
+    channels = [int(value[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_every_text_colour_has_enough_contrast_on_its_background(app: App) -> None:
+    _, html = _digest_html(app)
+    body = html[html.index("<body") :]
+    colours = set(re.findall(r"(?<![-\w])color:\s*(#[0-9a-fA-F]{3,6})", body))
+    assert colours
+    for colour in colours:
+        lighter, darker = sorted((_luminance("#ffffff"), _luminance(colour)), reverse=True)
+        assert (lighter + 0.05) / (darker + 0.05) >= 4.5, colour
+
+
+def test_text_part_carries_the_same_content_as_the_html(app: App) -> None:
+    text, html = _digest_html(app)
+    flat = " ".join(text.split())
+    titles = re.findall(r"<h3[^>]*><a [^>]*>([^<]+)</a></h3>", html)
+    assert len(titles) == 4
+    for title in titles:
+        assert title in flat
+    for summary in ("Summary £0 “quoted”.", "Summary £2 “quoted”."):
+        assert summary in flat and summary.replace("£", "&#163;").replace("“", "&#8220;").replace("”", "&#8221;") in html
+    for link in re.findall(r'href="(https?://[^"]+)"', html):
+        assert link.replace("&amp;", "&") in text
+
+
+def test_fifty_advisories_show_the_newest_and_link_to_the_rest_under_100_kb(app: App) -> None:
+    text, html = _digest_html(app, count=50)
+    assert len(html.encode()) < 100_000
+    shown = re.findall(r"<h3[^>]*><a [^>]*>([^<]+)</a></h3>", html)
+    assert len(shown) == app.config.digests.max_items
+    assert "Advisory force-wide" in shown and "Advisory news-0" in shown and "Advisory news-48" not in shown
+    assert "31 more alerts" in html and "31 more alerts" in text
+    assert ">Advisory news-49</a>" in html
+    assert 'href="http://localhost:8000/areas/medway"' in html
+
+
+def test_hostile_advisory_renders_harmless(app: App) -> None:
+    subscribe(app, "jane@example.org", ["medway"], frequency="immediate")
+    save(app, advisory("hostile", title=HOSTILE_TITLE, body=HOSTILE_BODY_HTML + "<p>__unsubscribe_url_0000__</p>"))
+    queue_digests(app, Frequency.IMMEDIATE, now=NOW)
+    [(_, _, message)] = built(app)
+    text, html = parts(message)
+    for marker in ("<script", "javascript:", "onerror", "tracker.example", "alert('body')", "alert('img')"):
+        assert marker not in html, marker
+    # The plain-text part is text: the title's markup is shown as it is, nothing runs.
+    for marker in ("javascript:", "tracker.example", "alert('body')", "alert('link')"):
+        assert marker not in text, marker
+    assert "&lt;script&gt;" in html  # the title's markup is shown as text, escaped
+    assert "Residents of Medway should be careful." in html and "Residents of Medway should be careful." in text
+    # Text that looks like a placeholder is left alone: the real ones carry a nonce.
+    assert "__unsubscribe_url_0000__" in html
+
+
+def test_a_missing_template_stops_the_run_naming_the_folder(
+    write_config: Callable[..., Path], tmp_path: Path, sqlite_url: str
+) -> None:
+    empty = tmp_path / "templates"
+    (empty / "email").mkdir(parents=True)
+    app = App(write_config(templates=str(empty), database=sqlite_url))
+    with pytest.raises(EmailTemplateError, match=r"missing email template digest\.html") as caught:
+        queue_digests(app, Frequency.DAILY, now=NOW)
+    assert caught.value.where == str(empty / "email")
+
+
+def test_a_broken_template_names_the_file(write_config: Callable[..., Path], tmp_path: Path, sqlite_url: str) -> None:
+    from tests.conftest import REPO
+
+    folder = tmp_path / "templates" / "email"
+    folder.mkdir(parents=True)
+    for source in (REPO / "templates" / "email").iterdir():
+        (folder / source.name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    (folder / "digest.html").write_text("{% for x in %}", encoding="utf-8")
+    app = App(write_config(templates=str(folder.parent), database=sqlite_url))
+    with pytest.raises(EmailTemplateError, match="broken email template"):
+        queue_digests(app, Frequency.DAILY, now=NOW)
