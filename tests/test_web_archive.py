@@ -90,6 +90,16 @@ def test_names_and_postcode_districts_redirect_to_the_areas_address(client: Test
         assert response.headers["location"].endswith("/areas/medway")
 
 
+def test_the_find_box_takes_a_town_or_postcode_to_its_area(client: TestClient) -> None:
+    for query, slug in (("ME4 4TR", "medway"), ("chatham", "chatham"), ("  Dover ", "dover")):
+        response = client.get("/find", params={"q": query}, follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"].endswith(f"/areas/{slug}"), query
+    assert client.get("/find", params={"q": ""}, follow_redirects=False).status_code == 303
+    missing = client.get("/find", params={"q": "Atlantis"})
+    assert missing.status_code == 404 and "No area in Kent matches “Atlantis”." in missing.text
+    assert 'action="/find"' in client.get("/").text
+
+
 def test_unknown_area_is_a_friendly_404_that_suggests_the_fix(client: TestClient) -> None:
     page = client.get("/areas/medwya")
     assert page.status_code == 404

@@ -34,6 +34,7 @@ def routes(app: App) -> list[BaseRoute]:
     return [
         Route("/", index, name="index"),
         Route("/areas/{slug}", area_page, name="area"),
+        Route("/find", find_area, name="find_area"),
         Route("/advisories/{advisory_id:int}", advisory_page, name="advisory"),
         Route("/feeds/{name}", feed_file, name="feed"),
     ]
@@ -55,6 +56,25 @@ def index(request: Request) -> Response:
         "index.html",
         {"force": gazetteer.root, "districts": districts, "towns": towns, "latest": latest, "feed_slug": "all"},
     )
+
+
+def find_area(request: Request) -> Response:
+    """The index's search box: a town, district, postcode district or full postcode."""
+    app = web_app(request)
+    asked = " ".join(request.query_params.get("q", "").split())[:100]
+    if not asked:
+        return RedirectResponse(request.url_for("index"), status_code=303)
+    try:
+        slug = app.gazetteer.resolve(asked)
+    except UnknownArea as exc:
+        return error_page(
+            request,
+            404,
+            "Area not found",
+            f"No area in {app.gazetteer.root.name} matches “{asked}”.",
+            _suggestion(exc) + "Try a town, a district or the first half of a postcode (such as ME4).",
+        )
+    return RedirectResponse(request.url_for("area", slug=slug), status_code=303)
 
 
 def area_page(request: Request) -> Response:
