@@ -4,22 +4,29 @@ jobs that never overlap, and ``alerts schedule``."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import select
 
 from alerts.app import App
 from alerts.pipeline import STARTUP, Plan, is_due, last_scheduled, run_cycle
 from alerts.scheduler import JobRunner, build_scheduler, job_specs
+from alerts.schema import outbox
+from alerts.testing import Faults, SmtpSink, seed_outbox
 from alerts.types import Frequency
-from tests.conftest import NOW
+from tests.conftest import NOW, REPO
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -174,3 +181,151 @@ def test_weekly_day_names_map_to_cron(write_config: Callable[..., Path], day: st
     with time_machine.travel(NOW, tick=False):
         fire = next_fires(weekly, 1)[0]
     assert fire.astimezone(LONDON).strftime("%A").lower() == day
+
+
+# -- alerts serve, as a real process ---------------------------------------------
+
+
+class ServeProcess:
+    """``alerts serve`` in a subprocess; its stderr lines are collected as they come."""
+
+    def __init__(self, config: Path, *args: str):
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "alerts",
+                "--log-format",
+                "json",
+                "--config",
+                str(config),
+                "serve",
+                *args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        self.lines: list[str] = []
+        self._new = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._new:
+                self.lines.append(line.rstrip("\n"))
+                self._new.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 30) -> dict[str, Any]:
+        """The first JSON log line whose message contains ``text``."""
+
+        def found() -> dict[str, Any] | None:
+            for line in self.lines:
+                entry = json.loads(line)
+                if text in entry["message"]:
+                    return entry
+            return None
+
+        with self._new:
+            assert self._new.wait_for(
+                lambda: found() is not None or self.proc.poll() is not None, timeout
+            )
+            entry = found()
+        assert entry is not None, f"no log line with {text!r}: {self.lines}"
+        return entry
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def serving(write_config: Callable[..., Path]) -> Iterator[Callable[..., ServeProcess]]:
+    started: list[ServeProcess] = []
+
+    def start(config: Path | None = None, *args: str) -> ServeProcess:
+        process = ServeProcess(config or write_config(), *args)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.proc.wait()
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_message_in_flight_and_leaves_the_rest_queued(
+    write_config: Callable[..., Path], serving: Callable[..., ServeProcess]
+) -> None:
+    with SmtpSink(faults=Faults(delay=0.2)) as sink:  # a slow relay: about 0.6 s a message
+        config = write_config(
+            delivery={
+                "backend": "smtp",
+                "smtp": {
+                    "host": sink.host,
+                    "port": sink.port,
+                    "security": "none",
+                    "connections": 1,
+                },
+            },
+            email={"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
+        )
+        app = App(config)
+        queued = seed_outbox(
+            app.store.engine, count=20, now=datetime.now(UTC) - timedelta(minutes=1)
+        )
+        server = serving(config)
+        assert sink.wait_for(1)
+        code = server.stop()
+        accepted = sink.message_ids()
+    assert code == 0
+    with app.store.engine.connect() as conn:
+        states = dict(conn.execute(select(outbox.c.message_id, outbox.c.status)).all())
+    app.close()
+    sent = sorted(m.strip("<>") for m, s in states.items() if s == "sent")
+    assert sent == sorted(accepted)  # every message the relay took is marked sent, no other
+    assert 1 <= len(sent) <= 3
+    assert sorted(states.values()).count("pending") == len(queued) - len(sent)  # none left claimed
+    # Every log line is JSON; the startup job's line carries its counts as fields.
+    for line in server.lines:
+        json.loads(line)
+    assert server.wait_for("SIGTERM: finishing the message in flight")["level"] == "info"
+    startup = server.wait_for("startup: ")
+    assert (
+        startup["sent"] == len(sent)
+        and startup["stopped"] is True
+        and startup["logger"] == "alerts.pipeline"
+    )
+
+
+@pytest.mark.slow
+def test_a_second_serve_says_who_runs_and_exits_and_a_standby_takes_over(
+    write_config: Callable[..., Path], serving: Callable[..., ServeProcess]
+) -> None:
+    config = write_config()
+    first = serving(config)
+    first.wait_for("startup: ")
+    second = subprocess.run(
+        [sys.executable, "-m", "alerts", "--config", str(config), "serve"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 1
+    assert (
+        f"another Area Alerts scheduler is running against this database: alerts serve pid {first.proc.pid}"
+        in second.stderr
+    )
+    standby = serving(config, "--standby")
+    standby.wait_for("standing by")
+    first.proc.kill()  # dies without a word: the lock goes with it
+    first.proc.wait()
+    standby.wait_for("startup: ")
+    assert standby.stop() == 0
