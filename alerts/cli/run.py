@@ -65,10 +65,14 @@ def serve(app: App, standby: bool) -> None:
     from alerts.scheduler import serve as run_scheduler
 
     root = click.get_current_context().find_root().params
-    if not root.get("quiet") and not root.get("verbose"):
+    verbose = root.get("verbose") or 0
+    if not root.get("quiet") and not verbose:
         logging.getLogger().setLevel(logging.INFO)  # a service says what it does
-    if not root.get("verbose") or root["verbose"] < 2:
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # our one line per job is enough
+        # One line per job, from the pipeline; the stages' own lines come with -v.
+        for name in ("alerts.feeds", "alerts.digest", "alerts.delivery", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    if verbose < 2:
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # "Running job ..." twice a job
     run_scheduler(app, standby=standby)
 
 
