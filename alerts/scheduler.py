@@ -193,7 +193,7 @@ def schedule_table(app: App, now: datetime) -> list[dict[str, Any]]:
     ]
     for spec in job_specs(app.config):
         if spec.id == "poll":
-            next_run = now + spec.trigger.interval  # type: ignore[attr-defined]
+            next_run = now + timedelta(minutes=app.config.scheduler.poll_minutes)
             does = "ingest; feeds and immediate alerts when something is new; send"
         else:
             next_run = spec.trigger.get_next_fire_time(None, now.astimezone(app.config.tz))

@@ -249,7 +249,8 @@ def _date(entry: Any, field: str) -> datetime | None:
     if not value:
         return None
     try:
-        moment = datetime(*value[:6], tzinfo=UTC)
+        year, month, day, hour, minute, second = (int(part) for part in value[:6])
+        moment = datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
     except (TypeError, ValueError):
         return None
     return moment if 1900 <= moment.year <= 2200 else None
