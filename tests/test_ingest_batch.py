@@ -182,6 +182,20 @@ def test_withdrawal_is_an_update_without_a_new_revision(folder: Path, store: Sto
     assert store.advisories(live_at=LATER) == []
 
 
+def test_advisory_dated_in_the_repeated_autumn_hour_is_unchanged_when_ingested_again(
+    tmp_path: Path, store: Store, gazetteer: Gazetteer
+) -> None:
+    # Zone-aware times in that hour never compare equal to the stored UTC instant (PEP 495);
+    # the parser's fixed offsets keep a re-ingest from looking like an update.
+    folder = tmp_path / "adv"
+    front = "title: Night appeal\nurl: https://a.example/n\npublish:\n  date: 01:30 25/10/2020\nexpires: 01:45 25/10/2020\n"
+    write(folder, "night.md", f"```yaml\n{front}```\nIn Dover.\n")
+    assert counts(ingest(folder, store, gazetteer)) == (1, 0, 0, 0)
+    assert counts(ingest(folder, store, gazetteer, now=LATER)) == (0, 0, 1, 0)
+    [item] = store.advisories()
+    assert item.published_at.isoformat() == "2020-10-25T00:30:00+00:00"
+
+
 def test_expiry_and_priority_are_stored(folder: Path, store: Store, gazetteer: Gazetteer) -> None:
     text = SAMPLE_TEXT.replace("area: Kent\n", "area: Kent\nexpires: 09:00 01/01/2021\npriority: urgent\n")
     write(folder, SAMPLE.name, text)
