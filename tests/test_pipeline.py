@@ -17,7 +17,7 @@ from sqlalchemy import insert, select
 
 from alerts.app import App
 from alerts.config import DigestsConfig
-from alerts.pipeline import KEEP_POLLS, POLL, is_due, last_scheduled, run_cycle, run_once
+from alerts.pipeline import KEEP_POLLS, Plan, is_due, last_scheduled, run_cycle, run_once
 from alerts.schema import runs
 from alerts.subscribers.records import add_subscriber
 from alerts.subscribers.validation import Subscription
@@ -25,6 +25,9 @@ from alerts.types import Frequency
 from tests.conftest import NOW
 
 LONDON = ZoneInfo("Europe/London")
+#: The whole pipeline but the feeds (300-odd files a build): for tests about the rest.
+NO_FEEDS = Plan("run", feeds="never")
+POLL_NO_FEEDS = Plan("poll", feeds="never")
 ADVISORY = """```yaml
 title: Courier fraud warning after Chatham residents targeted | Kent Police
 url: https://www.kent.police.uk/news/kent/2026/courier-fraud-chatham/
@@ -105,7 +108,7 @@ def test_a_second_run_sends_nothing_twice(app: App) -> None:
 
 
 def test_each_run_is_recorded_with_its_summary(app: App) -> None:
-    report = run_once(app, now=NOW)
+    report = run_cycle(app, NO_FEEDS, now=NOW)
     with app.store.engine.connect() as conn:
         rows = conn.execute(select(runs).order_by(runs.c.id)).mappings().all()
     kinds = [row["kind"] for row in rows]
@@ -116,23 +119,23 @@ def test_each_run_is_recorded_with_its_summary(app: App) -> None:
 
 
 def test_a_daily_digest_is_due_once_its_local_time_has_passed(app: App) -> None:
-    run_once(app, now=NOW)  # Wednesday 12:00: daily and weekly go
+    run_cycle(app, NO_FEEDS, now=NOW)  # Wednesday 12:00: daily and weekly go
     thursday = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)  # 07:00 GMT
     assert not is_due(app, Frequency.DAILY, thursday - timedelta(minutes=1))
     write_advisory(source_folder(app), "fraud.md", thursday - timedelta(hours=2))
-    report = run_once(app, now=thursday + timedelta(minutes=1))
+    report = run_cycle(app, NO_FEEDS, now=thursday + timedelta(minutes=1))
     assert report.digests == ["daily"]  # the weekly waits for Monday
     assert sorted(recipients(app)) == ["daily@example.org", "now@example.org"]
 
 
 def test_a_machine_down_for_days_sends_one_catch_up_digest(app: App) -> None:
-    run_once(app, now=NOW - timedelta(days=4))
+    run_cycle(app, NO_FEEDS, now=NOW - timedelta(days=4))
     write_advisory(source_folder(app), "fraud.md", NOW - timedelta(hours=1))
     # Four daily runs were missed: one catch-up covers them all.
-    report = run_cycle(app, POLL, now=NOW)
+    report = run_cycle(app, POLL_NO_FEEDS, now=NOW)
     assert "daily" in report.digests
     assert recipients(app).count("daily@example.org") == 1
-    later = run_cycle(app, POLL, now=NOW + timedelta(minutes=10))
+    later = run_cycle(app, POLL_NO_FEEDS, now=NOW + timedelta(minutes=10))
     assert later.digests == [] and later.sent == 0
 
 
@@ -189,7 +192,7 @@ def test_old_poll_records_are_pruned(app: App) -> None:
                 kind="poll", started_at=NOW - KEEP_POLLS - timedelta(days=1), ok=True, summary={}
             )
         )
-    run_cycle(app, POLL, now=NOW)
+    run_cycle(app, POLL_NO_FEEDS, now=NOW)
     with app.store.engine.connect() as conn:
         assert [r.started_at for r in conn.execute(select(runs).where(runs.c.kind == "poll"))] == [
             NOW
