@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from alerts.areas import Gazetteer
 from alerts.errors import AlertsError, UnknownArea
+from alerts.schema import subscribers
 from alerts.store import Store
 from alerts.subscribers.records import (
     ACTIVE,
@@ -33,15 +36,20 @@ from alerts.subscribers.records import (
     get_subscriber,
     insert_subscriber,
     iter_subscribers,
-    opted_out_variant,
     same_preferences,
     save_subscriber,
     suppress,
     unsubscribe,
 )
-from alerts.subscribers.validation import InvalidSubscriber, OptedOut, make_subscription
+from alerts.subscribers.validation import (
+    InvalidSubscriber,
+    OptedOut,
+    Subscription,
+    make_subscription,
+)
 from alerts.types import Subscriber, SubscriberStatus
 
+INSERT_BATCH = 500
 COLUMNS = ("email", "name", "areas", "frequency", "forwardable", "urgent", "status")
 _TRUE = {"yes", "y", "true", "1", "on"}
 _FALSE = {"no", "n", "false", "0", "off"}
@@ -220,6 +228,37 @@ def import_list(
     report = ImportReport()
     seen: dict[str, str] = {}
     origin = f"import:{path.name}"
+    # Opt-outs by address in lower case, read once: most mail systems ignore the case of
+    # the local part, so an opt-out under any spelling blocks the row (see records.py).
+    opted_out_ids = _opted_out_ids(store)
+    new_rows: list[tuple[str, Subscription, SubscriberStatus]] = []
+
+    def save(where: str, subscription: Subscription, status: SubscriberStatus) -> None:
+        try:
+            subscriber, outcome = save_subscriber(store, subscription, now=now, status=status, origin=origin)
+        except OptedOut as exc:  # opted out between our look and our write
+            report.skipped.append(RowProblem(where, subscription.email, exc.message))
+            return
+        setattr(report, outcome, getattr(report, outcome) + 1)
+        if outcome == "added" and subscriber.status is PENDING and on_pending is not None:
+            on_pending(subscriber)
+
+    def flush() -> None:
+        batch = list(new_rows)
+        new_rows.clear()
+        try:
+            with store.engine.begin() as conn:
+                ids = [insert_subscriber(conn, sub, status=status, now=now, origin=origin) for _, sub, status in batch]
+        except IntegrityError:  # one was added meanwhile by someone else: go row by row
+            for where, subscription, status in batch:
+                save(where, subscription, status)
+            return
+        report.added += len(ids)
+        if on_pending is not None:
+            for new_id, (_, _, status) in zip(ids, batch, strict=True):
+                if status is PENDING:
+                    on_pending(get_subscriber(store, new_id))
+
     for row in read_list(path):
         email = str(row.values.get("email") or "").strip() or None
         try:
@@ -244,21 +283,22 @@ def import_list(
             continue
         seen[email] = row.where.rsplit(":", 1)[1]
         existing = find_subscriber(store, email)
-        if existing is None and wanted not in OPTED_OUT:
-            with store.engine.connect() as conn:
-                variant = opted_out_variant(conn, email)
-            if variant is not None:  # the same mailbox spelled in another case opted out
-                existing = get_subscriber(store, variant.id)
+        if existing is None and wanted not in OPTED_OUT and email.lower() in opted_out_ids:
+            existing = get_subscriber(store, opted_out_ids[email.lower()])
 
         if wanted in OPTED_OUT:  # the list says stop: always honoured
             if existing is None:
                 with store.engine.begin() as conn:
-                    insert_subscriber(conn, subscription, status=wanted, now=now, origin=origin)
+                    opted_out_ids[email.lower()] = insert_subscriber(
+                        conn, subscription, status=wanted, now=now, origin=origin
+                    )
                 report.opted_out += 1
             elif existing.status in OPTED_OUT:
                 report.unchanged += 1
             else:
-                (suppress(store, existing.id, now=now) if wanted is SUPPRESSED else unsubscribe(store, existing.id, now=now))
+                stop = suppress if wanted is SUPPRESSED else unsubscribe
+                stop(store, existing.id, now=now)
+                opted_out_ids[email.lower()] = existing.id
                 report.opted_out += 1
             continue
         if existing is not None and existing.status in OPTED_OUT:
@@ -268,21 +308,30 @@ def import_list(
             )
             continue
         if existing is not None and not update:
-            if same_preferences(existing, subscription):
-                report.unchanged += 1
-            else:
-                report.kept += 1
+            report.unchanged += same_preferences(existing, subscription)
+            report.kept += not same_preferences(existing, subscription)
             continue
         status = PENDING if pending or wanted is PENDING else ACTIVE
-        try:
-            subscriber, outcome = save_subscriber(store, subscription, now=now, status=status, origin=origin)
-        except OptedOut as exc:  # opted out between our look and our write
-            report.skipped.append(RowProblem(row.where, email, exc.message))
+        if existing is None:
+            # New, and checked against the opt-outs above: inserted in batches, since a
+            # commit per row (an fsync each) would cost more than all the rest.
+            new_rows.append((row.where, subscription, status))
+            if len(new_rows) >= INSERT_BATCH:
+                flush()
             continue
-        setattr(report, outcome, getattr(report, outcome) + 1)
-        if outcome == "added" and subscriber.status is PENDING and on_pending is not None:
-            on_pending(subscriber)
+        save(row.where, subscription, status)
+    flush()
     return report
+
+
+def _opted_out_ids(store: Store) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(subscribers.c.id, subscribers.c.email).where(
+                subscribers.c.status.in_([status.value for status in OPTED_OUT])
+            )
+        )
+        return {email.lower(): subscriber_id for subscriber_id, email in rows}
 
 
 def _status(value: Any) -> SubscriberStatus | None:

@@ -3,6 +3,7 @@ frequency and a header-safe name. Shared by the CLI, list imports and the web fo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -85,8 +86,14 @@ def resolve_areas(gazetteer: Gazetteer, names: Iterable[str]) -> tuple[str, ...]
             slugs.add(gazetteer.resolve(name))
     if not slugs:
         raise InvalidSubscriber("at least one area is required", hint="e.g. --area medway or --area ME4")
-    order = {node.slug: index for index, node in enumerate(gazetteer)}
+    order = _area_order(gazetteer)
     return tuple(sorted(slugs, key=lambda slug: order.get(slug, len(order))))
+
+
+@functools.lru_cache(maxsize=8)
+def _area_order(gazetteer: Gazetteer) -> dict[str, int]:
+    # Walking the gazetteer in order costs more than everything else about a row.
+    return {node.slug: index for index, node in enumerate(gazetteer)}
 
 
 def parse_frequency(value: str | Frequency) -> Frequency:
