@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alerts.errors import AlertsError
-from alerts.feeds.model import ALL, FORMATS, Entry, Feed, build_feed, feed_url
+from alerts.feeds.model import ALL, FORMATS, Entry, Feed, LastChanges, build_feed, feed_url
 from alerts.feeds.render import RENDERERS
 
 if TYPE_CHECKING:
@@ -70,13 +70,14 @@ def build_feeds(app: App, *, now: datetime, out: Path | None = None) -> FeedsRep
         ) from None
     report = FeedsReport(out=folder)
     limit = config.feeds.max_items
+    changes = LastChanges(store.engine, now)
     cache: dict[int, Entry] = {}
     feeds: list[Feed] = [
-        build_feed(config, gazetteer, store.engine, store.advisories(live_at=now, limit=limit), None, now, cache)
+        build_feed(config, gazetteer, changes, store.advisories(live_at=now, limit=limit), None, cache)
     ]
     for area in gazetteer.feed_areas():
         items = store.advisories(areas=gazetteer.matching_areas([area.slug]), live_at=now, limit=limit)
-        feeds.append(build_feed(config, gazetteer, store.engine, items, area, now, cache))
+        feeds.append(build_feed(config, gazetteer, changes, items, area, cache))
     for feed in feeds:
         for fmt, render in RENDERERS.items():
             path = folder / f"{feed.slug}.{fmt}"
@@ -101,10 +102,11 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     try:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
+            # No fsync: the rename is what makes the swap atomic for readers, and a file
+            # a power cut leaves damaged differs from the next build's bytes, so that
+            # build rewrites it. (fsync made a build several times slower.)
             with os.fdopen(handle, "wb") as stream:
                 stream.write(data)
-                stream.flush()
-                os.fsync(stream.fileno())
             # mkstemp makes the file private; a feed is public, for the web server to read.
             os.chmod(temporary, 0o644)
             os.replace(temporary, path)

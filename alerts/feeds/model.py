@@ -11,6 +11,7 @@ import mimetypes
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from sqlalchemy import Engine, case, func, select
@@ -126,21 +127,33 @@ def build_entry(advisory: Advisory, gazetteer: Gazetteer, base_url: str) -> Entr
     )
 
 
-def last_change(engine: Engine, areas: set[str] | None, now: datetime) -> datetime:
-    """When the feed for ``areas`` (None: everything) last changed: the newest update of
-    any advisory it could hold (live or not, so a withdrawal counts) or the newest expiry
-    already past. Pinning ``updated``/``lastBuildDate`` to this, never to the clock, keeps
-    rebuilds byte-identical."""
-    expired = case((advisories.c.expires_at <= now, advisories.c.expires_at), else_=None)
-    query = select(func.max(advisories.c.updated_at), func.max(expired))
-    if areas is not None:
-        query = query.where(
-            advisories.c.id.in_(select(advisory_areas.c.advisory_id).where(advisory_areas.c.area.in_(sorted(areas))))
-        )
-    with engine.connect() as conn:
-        row = conn.execute(query).one()
-    moments = [_aware(value) for value in row if value is not None]
-    return max(moments, default=EPOCH)
+class LastChanges:
+    """When each feed last changed: the newest update of any advisory it could hold
+    (live or not, so a withdrawal counts) or the newest expiry already past. Pinning
+    ``updated``/``lastBuildDate`` to this, never to the clock, keeps rebuilds
+    byte-identical. Two queries per build, not one per feed."""
+
+    def __init__(self, engine: Engine, now: datetime):
+        expired = case((advisories.c.expires_at <= now, advisories.c.expires_at), else_=None)
+        with engine.connect() as conn:
+            overall = conn.execute(select(func.max(advisories.c.updated_at), func.max(expired))).one()
+            rows = conn.execute(
+                select(advisory_areas.c.area, func.max(advisories.c.updated_at), func.max(expired))
+                .join(advisories, advisories.c.id == advisory_areas.c.advisory_id)
+                .group_by(advisory_areas.c.area)
+            ).all()
+        self.everything = _latest(overall)
+        self.by_area = {row[0]: _latest(row[1:]) for row in rows}
+
+    def of(self, areas: set[str] | None) -> datetime:
+        """For the feed of advisories concerning ``areas`` (None: everything)."""
+        if areas is None:
+            return self.everything
+        return max((self.by_area[area] for area in areas if area in self.by_area), default=EPOCH)
+
+
+def _latest(values: Any) -> datetime:
+    return max((_aware(value) for value in values if value is not None), default=EPOCH)
 
 
 def _aware(value: datetime | str) -> datetime:
@@ -153,10 +166,9 @@ def _aware(value: datetime | str) -> datetime:
 def build_feed(
     config: Config,
     gazetteer: Gazetteer,
-    engine: Engine,
+    changes: LastChanges,
     items: list[Advisory],
     area: AreaNode | None,
-    now: datetime,
     cache: dict[int, Entry] | None = None,
 ) -> Feed:
     """The feed for ``area`` (None: every area) holding ``items`` (already chosen by the
@@ -179,7 +191,7 @@ def build_feed(
         cache[item.id] if item.id in cache else cache.setdefault(item.id, build_entry(item, gazetteer, base_url))
         for item in items
     )
-    updated = max([last_change(engine, areas, now), *(entry.updated for entry in entries)])
+    updated = max([changes.of(areas), *(entry.updated for entry in entries)])
     return Feed(
         slug=slug,
         title=one_line(title),
