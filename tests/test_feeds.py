@@ -197,6 +197,17 @@ def test_rebuild_with_nothing_new_changes_no_byte_and_touches_no_file(feeds_app:
     assert snapshot(out(feeds_app)) == before
 
 
+def test_a_damaged_or_missing_feed_file_is_repaired_by_the_next_build(feeds_app: App) -> None:
+    ingest(feeds_app)
+    build_feeds(feeds_app, now=NOW)
+    good = (out(feeds_app) / "medway.atom").read_bytes()
+    (out(feeds_app) / "medway.atom").write_bytes(good[:100])  # as a crash mid-write might leave it
+    (out(feeds_app) / "dover.json").unlink()
+    report = build_feeds(feeds_app, now=NOW)
+    assert sorted(path.name for path in report.written) == ["dover.json", "medway.atom"]
+    assert (out(feeds_app) / "medway.atom").read_bytes() == good
+
+
 def test_only_the_feeds_a_new_advisory_concerns_are_rewritten(feeds_app: App, tmp_path: Path) -> None:
     ingest(feeds_app)
     build_feeds(feeds_app, now=NOW)
