@@ -85,10 +85,14 @@ def advisory_url(base_url: str, advisory_id: int) -> str:
     return f"{base_url}/advisories/{advisory_id}"
 
 
+def plain_text(text: str) -> str:
+    """Untrusted text as plain text on one line. Many readers treat an RSS title as
+    HTML, so markup in it is dropped rather than merely escaped."""
+    return one_line(html_to_text(sanitise_html(text or "")))
+
+
 def plain_title(title: str) -> str:
-    """A title as plain text on one line. Many readers treat an RSS title as HTML, so
-    markup in it is dropped rather than merely escaped."""
-    return one_line(html_to_text(sanitise_html(title))) or "(untitled)"
+    return plain_text(title) or "(untitled)"
 
 
 def entry_id(advisory: Advisory) -> str:
@@ -116,7 +120,7 @@ def build_entry(advisory: Advisory, gazetteer: Gazetteer, base_url: str) -> Entr
         url=advisory.url,
         archive_url=advisory_url(base_url, advisory.id),
         title=plain_title(advisory.title),
-        summary=one_line(html_to_text(sanitise_html(advisory.summary))),
+        summary=plain_text(advisory.summary),
         # Sanitised at ingest; again here because the feed is where it leaves us.
         content_html=sanitise_html(advisory.body_html),
         published=advisory.published_at.astimezone(UTC),

@@ -24,8 +24,8 @@ from starlette.responses import HTMLResponse
 
 from alerts.app import App
 from alerts.errors import AlertsError
-from alerts.feeds.model import FORMATS, feed_url
-from alerts.text import html_to_text, one_line, sanitise_html
+from alerts.feeds.model import FORMATS, feed_url, plain_text
+from alerts.text import sanitise_html
 
 FEED_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
 
@@ -41,7 +41,7 @@ def environment(directory: Path) -> Environment:
     )
     env.filters["safe_html"] = lambda fragment: Markup(sanitise_html(fragment or ""))
     # Titles and summaries are plain text: markup from a source is dropped, not shown.
-    env.filters["plain"] = lambda text: one_line(html_to_text(sanitise_html(text or "")))
+    env.filters["plain"] = plain_text
     return env
 
 
