@@ -25,7 +25,9 @@ from alerts.types import AreaKind, Status
 from alerts.web.pages import error_page, render, web_app
 
 PER_PAGE = 30
-MAX_PAGE = 1000
+# Pages are cut from one query of the newest page * PER_PAGE rows (the store has no
+# offset); the cap keeps a request for page 10**6 from loading the whole archive.
+MAX_PAGE = 40
 FEED_CACHE = "public, max-age=300"
 _FEED_NAME = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9-]*)\.(?P<fmt>rss|atom|json)$")
 
