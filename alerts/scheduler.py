@@ -37,6 +37,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from alerts.app import App
 from alerts.config import Config
+from alerts.ingest.upstream import resolve_source_area
 from alerts.locking import InstanceLock, LockLost, NoLock, instance_lock
 from alerts.pipeline import DAILY, FATAL, POLL, STARTUP, WEEKLY, Plan, is_due, run_cycle
 from alerts.types import Frequency
@@ -217,7 +218,8 @@ def serve(app: App, *, standby: bool = False) -> None:
     :class:`~alerts.locking.LockLost` if the lock is lost while running."""
     config = app.config
     app.store  # noqa: B018 - open and migrate the database now, not in the first job
-    app.gazetteer  # noqa: B018
+    for source in config.sources:  # an unknown 'area:' fails now, not at the first poll
+        resolve_source_area(source, app.gazetteer)
     lock = instance_lock(config.database, "serve")
     if standby:
         log.info("standing by until the running scheduler stops")

@@ -113,3 +113,57 @@ def test_different_postgres_schemas_do_not_block_each_other(postgres_url: str) -
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{other}" CASCADE'))
         admin.dispose()
+
+
+def test_a_dropped_postgres_lock_connection_takes_the_lock_again(postgres_url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from alerts.store import engine_url
+
+    lock = instance_lock(postgres_url)
+    assert isinstance(lock, PostgresLock)
+    lock.acquire()
+    admin = create_engine(
+        engine_url(os.environ["ALERTS_TEST_POSTGRES_URL"]), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :n"
+                ),
+                {"n": lock.name},
+            )
+        assert lock.check()  # reconnected, and nobody else had it: held again
+        assert lock.check()
+    finally:
+        lock.release()
+        admin.dispose()
+
+
+def test_a_lost_lock_that_another_took_is_reported_lost(postgres_url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from alerts.store import engine_url
+
+    lock = instance_lock(postgres_url)
+    assert isinstance(lock, PostgresLock)
+    lock.acquire()
+    admin = create_engine(
+        engine_url(os.environ["ALERTS_TEST_POSTGRES_URL"]), isolation_level="AUTOCOMMIT"
+    )
+    other = instance_lock(postgres_url)
+    try:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :n"
+                ),
+                {"n": lock.name},
+            )
+        other.acquire(wait=10)  # a standby took over while the connection was down
+        assert not lock.check()
+    finally:
+        other.release()
+        lock.release()
+        admin.dispose()
