@@ -77,7 +77,8 @@ def ingest_feeds(
     client = client or make_client(site_url)
     try:
         for source in sources:
-            assert source.feed is not None  # callers pass feed sources only
+            if source.feed is None:
+                continue  # a folder: alerts.ingest.directory reads those
             try:
                 report.merge(ingest_feed(source, store, gazetteer, now=now, client=client))
             except SourceError as exc:
