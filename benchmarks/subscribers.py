@@ -14,7 +14,7 @@ import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from alerts.areas import load_gazetteer
 from alerts.config import parse_config
@@ -41,6 +41,8 @@ def fill(store, count: int) -> None:  # type: ignore[no-untyped-def]
                  "created_at": now, "confirmed_at": now, "watermark": now} for i in ids
             ])  # fmt: skip
             conn.execute(insert(subscriber_areas), [{"subscriber_id": i, "area": rng.choice(AREAS)} for i in ids])
+        if conn.dialect.name == "postgresql":  # explicit ids leave the sequence behind
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('subscribers', 'id'), max(id)) FROM subscribers"))
 
 
 def main() -> None:
