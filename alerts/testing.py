@@ -51,6 +51,8 @@ class Faults:
     refuse_message: set[str] = field(default_factory=set)
     #: Seconds to wait before answering MAIL, RCPT and DATA (a slow relay).
     delay: float = 0.0
+    #: While True, the answer to DATA waits (to line clients up before anything is accepted).
+    paused: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,8 +164,13 @@ class SmtpSink:
 
     def wait_for(self, count: int, timeout: float = 30.0) -> bool:
         """Block until at least ``count`` messages were accepted (False on timeout)."""
+        return self.wait_until(lambda: self.count >= count, timeout)
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 30.0) -> bool:
+        """Block until ``condition()`` holds, checked whenever a client connects or a
+        message is accepted (False on timeout)."""
         with self._changed:
-            return self._changed.wait_for(lambda: self.count >= count, timeout)
+            return self._changed.wait_for(condition, timeout)
 
     def clear(self) -> None:
         with self._changed:
@@ -173,12 +180,14 @@ class SmtpSink:
     # -- the server side ----------------------------------------------------------------
 
     def _session(self) -> SMTP:
-        self.connections += 1
         with warnings.catch_warnings():
             # Implicit TLS: aiosmtpd cannot tell that AUTH does run over TLS.
             warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
             session = self._new_session()
         self._sessions.append(session)
+        with self._changed:
+            self.connections += 1
+            self._changed.notify_all()
         return session
 
     def _new_session(self) -> SMTP:
@@ -266,6 +275,8 @@ class _Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         await self._slow()
         faults = self.sink.faults
+        while faults.paused:
+            await asyncio.sleep(0.005)
         recipients = set(envelope.rcpt_tos)
         if recipients & faults.drop:
             if server.transport is not None:

@@ -100,14 +100,24 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     IMMEDIATE``), so two claimers queue on the busy timeout instead of both reading the
     same due rows and one failing on upgrade."""
     with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # WAL with synchronous=NORMAL: a commit survives a crash of this process (all
+            # the outbox promises) but is not fsynced each time; after a power cut the
+            # last marks may be lost, and those messages go again with their Message-ID.
+            # Restored afterwards: the connection goes back to the pool for other stages.
+            previous = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+            conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.commit()
         except BaseException:
             conn.rollback()
             raise
-        conn.commit()
+        finally:
+            if sqlite:
+                conn.exec_driver_sql(f"PRAGMA synchronous={int(previous)}")
 
 
 class Outbox:

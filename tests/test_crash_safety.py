@@ -1,0 +1,149 @@
+"""Crash safety, for real: ``alerts send`` in a subprocess, killed with SIGKILL mid-run,
+started again; the SMTP server (aiosmtpd, in this process) must have every message, and
+only the messages in flight at the kill may have come twice. And two ``alerts send``
+processes sharing one PostgreSQL outbox never both send a message."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from alerts.schema import outbox
+from alerts.store import open_store
+from alerts.testing import Faults, SmtpSink, bare_message_id, seed_outbox
+from tests.conftest import NOW, REPO
+
+MESSAGES = 2000
+pytestmark = pytest.mark.slow
+
+
+def alerts_send(config: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "alerts", "--config", str(config), "send", "--json"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def relay_config(write_config: Callable[..., Path], database: str, sink: SmtpSink) -> Path:
+    return write_config(
+        database=database,
+        email={"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
+        delivery={
+            "backend": "smtp",
+            "smtp": {"host": sink.host, "port": sink.port, "security": "none", "connections": 4, "timeout": 10},
+        },
+    )
+
+
+def outbox_state(database: str) -> dict[str, tuple[str, str | None]]:
+    """Bare Message-ID -> (status, claimed_by)."""
+    store = open_store(database)
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(outbox.c.message_id, outbox.c.status, outbox.c.claimed_by)).all()
+    finally:
+        store.close()
+    return {bare_message_id(r.message_id): (r.status, r.claimed_by) for r in rows}
+
+
+def fill(database: str) -> set[str]:
+    store = open_store(database)
+    try:
+        return set(seed_outbox(store.engine, count=MESSAGES, now=NOW, areas=("medway", "dover", "kent")))
+    finally:
+        store.close()
+
+
+def test_a_sender_killed_mid_run_and_restarted_delivers_everything_and_repeats_only_what_was_in_flight(
+    write_config: Callable[..., Path], sqlite_url: str
+) -> None:
+    queued = fill(sqlite_url)
+    with SmtpSink(keep=False) as sink:
+        config = relay_config(write_config, sqlite_url, sink)
+        first = alerts_send(config)
+        try:
+            assert sink.wait_for(300, timeout=60), first.stderr.read() if first.poll() is not None else "too slow"
+        finally:
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(30)
+        assert first.returncode == -signal.SIGKILL
+        at_kill = outbox_state(sqlite_url)
+        received_at_kill = sink.count
+        in_flight = {mid for mid, (status, _) in at_kill.items() if status == "sending"}
+        assert received_at_kill < MESSAGES, "the sender finished before it was killed"
+
+        second = alerts_send(config)
+        _out, err = second.communicate(timeout=120)
+
+    assert second.returncode == 0, err.decode()
+    received = collections.Counter(sink.message_ids())
+    assert set(received) == queued, "a message was lost"
+    twice = {mid for mid, n in received.items() if n > 1}
+    assert all(n <= 2 for n in received.values())
+    assert twice <= in_flight, "a message that was not in flight at the kill was sent twice"
+    after = outbox_state(sqlite_url)
+    assert collections.Counter(status for status, _ in after.values()) == {"sent": MESSAGES}
+    assert all(claimed_by is None for _, claimed_by in after.values())
+
+
+def test_two_senders_sharing_a_postgresql_outbox_never_send_a_message_twice(
+    write_config: Callable[..., Path], postgres_url: str
+) -> None:
+    queued = fill(postgres_url)
+    with SmtpSink(keep=False, faults=Faults(paused=True)) as sink:
+        config = relay_config(write_config, postgres_url, sink)
+        senders = [alerts_send(config), alerts_send(config)]
+        # Nothing is accepted until both processes hold claims and have all 4 connections
+        # open each, so the two really compete for the same rows.
+        assert sink.wait_until(lambda: sink.connections >= 8, timeout=60)
+        sink.faults.paused = False
+        results = [sender.communicate(timeout=120) for sender in senders]
+
+    for sender, (_out, err) in zip(senders, results, strict=True):
+        assert sender.returncode == 0, err.decode()
+    received = collections.Counter(sink.message_ids())
+    assert set(received) == queued
+    assert max(received.values()) == 1, "a message was sent twice"
+    after = outbox_state(postgres_url)
+    assert collections.Counter(status for status, _ in after.values()) == {"sent": MESSAGES}
+    # Both processes did part of the work (the outbox was shared, not taken by one).
+    counts = [json.loads(out)["sent"] for out, _err in results]
+    assert sum(counts) == MESSAGES
+    assert min(counts) > 0
+
+
+def test_sigterm_finishes_the_messages_in_flight_and_leaves_the_rest_queued_for_the_next_run(
+    write_config: Callable[..., Path], sqlite_url: str
+) -> None:
+    queued = fill(sqlite_url)
+    with SmtpSink(keep=False) as sink:
+        config = relay_config(write_config, sqlite_url, sink)
+        first = alerts_send(config)
+        assert sink.wait_for(200, timeout=60)
+        first.send_signal(signal.SIGTERM)
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 0, err.decode()
+        assert json.loads(out)["stopped"] is True
+        at_stop = outbox_state(sqlite_url)
+        assert "sending" not in {status for status, _ in at_stop.values()}
+        sent_at_stop = {mid for mid, (status, _) in at_stop.items() if status == "sent"}
+        assert sent_at_stop == set(sink.message_ids()), "a graceful stop leaves nothing unrecorded"
+
+        second = alerts_send(config)
+        _out, err = second.communicate(timeout=120)
+
+    assert second.returncode == 0, err.decode()
+    received = collections.Counter(sink.message_ids())
+    assert set(received) == queued
+    assert max(received.values()) == 1

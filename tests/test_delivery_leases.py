@@ -1,0 +1,127 @@
+"""Claims and leases on the outbox (SQLite and PostgreSQL): a claimed row is nobody
+else's until its lease runs out; a dead worker's rows come back; a worker that lost
+its lease cannot undo what the new holder did."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from alerts.app import App
+from alerts.delivery import make_outbox
+from alerts.delivery.outbox import Outbox, Outcomes
+from alerts.schema import outbox
+from alerts.testing import bare_message_id
+from tests.conftest import NOW
+from tests.delivery_fixtures import *  # noqa: F403
+from tests.delivery_fixtures import queue, rows, statuses
+
+
+def an_outbox(app: App) -> Outbox:
+    return make_outbox(app.config, app.store.engine)
+
+
+def test_claimed_rows_are_held_under_a_lease_and_not_claimed_twice(smtp_app: App) -> None:
+    queue(smtp_app, 5)
+    box = an_outbox(smtp_app)
+
+    first, _ = box.claim("worker-a", 3, NOW)
+    second, _ = box.claim("worker-b", 10, NOW)
+
+    assert len(first) == 3 and len(second) == 2
+    assert not {c.item.outbox_id for c in first} & {c.item.outbox_id for c in second}
+    held = {row["claimed_by"] for row in rows(smtp_app).values()}
+    assert held == {"worker-a", "worker-b"}
+    assert all(row["claimed_until"] == NOW + box.lease for row in rows(smtp_app).values())
+    assert box.claim("worker-c", 10, NOW + box.lease - timedelta(seconds=1)) == ([], 0)
+
+
+def test_rows_whose_lease_ran_out_are_claimed_again_with_the_same_message_id(smtp_app: App) -> None:
+    ids = queue(smtp_app, 2)
+    box = an_outbox(smtp_app)
+    box.claim("crashed-worker", 10, NOW)
+
+    again, _ = box.claim("worker-b", 10, NOW + box.lease + timedelta(seconds=1))
+
+    assert sorted(bare_message_id(c.item.message_id) for c in again) == sorted(ids)
+    assert {row["claimed_by"] for row in rows(smtp_app).values()} == {"worker-b"}
+
+
+def test_a_worker_that_lost_its_lease_cannot_undo_the_new_holders_result(smtp_app: App) -> None:
+    [message_id] = queue(smtp_app, 1)
+    box = an_outbox(smtp_app)
+    [stale], _ = box.claim("slow-worker", 1, NOW)
+    later = NOW + box.lease + timedelta(seconds=1)
+    [fresh], _ = box.claim("worker-b", 1, later)
+    box.record("worker-b", Outcomes(sent=[fresh.item.outbox_id]), later)
+
+    box.record("slow-worker", Outcomes(deferred=[(stale, "451 try later")]), later)
+
+    row = rows(smtp_app)[message_id]
+    assert (row["status"], row["attempts"], row["last_error"]) == ("sent", 1, None)
+
+
+def test_acceptance_is_recorded_even_by_a_worker_that_lost_its_lease(smtp_app: App) -> None:
+    [message_id] = queue(smtp_app, 1)
+    box = an_outbox(smtp_app)
+    [stale], _ = box.claim("slow-worker", 1, NOW)
+    box.claim("worker-b", 1, NOW + box.lease + timedelta(seconds=1))
+
+    box.record("slow-worker", Outcomes(sent=[stale.item.outbox_id]), NOW + box.lease)
+
+    assert rows(smtp_app)[message_id]["status"] == "sent"
+
+
+def test_renewing_extends_only_the_rows_a_worker_still_holds(smtp_app: App) -> None:
+    queue(smtp_app, 2)
+    box = an_outbox(smtp_app)
+    mine, _ = box.claim("worker-a", 2, NOW)
+    later = NOW + box.lease + timedelta(seconds=1)
+    [taken], _ = box.claim("worker-b", 1, later)
+
+    held = box.renew("worker-a", [c.item.outbox_id for c in mine], later)
+
+    assert held == {c.item.outbox_id for c in mine} - {taken.item.outbox_id}
+
+
+def test_released_rows_are_pending_again_without_counting_an_attempt(smtp_app: App) -> None:
+    queue(smtp_app, 3)
+    box = an_outbox(smtp_app)
+    claimed, _ = box.claim("worker-a", 3, NOW)
+
+    box.release("worker-a", [c.item.outbox_id for c in claimed])
+
+    assert statuses(smtp_app) == {"pending": 3}
+    assert all(row["attempts"] == 0 and row["claimed_by"] is None for row in rows(smtp_app).values())
+
+
+def test_on_sqlite_rows_held_by_a_dead_process_of_this_machine_are_freed_at_once(
+    make_app, sqlite_url: str
+) -> None:
+    app = make_app(database=sqlite_url)
+    queue(app, 4)
+    box = an_outbox(app)
+    box.claim("placeholder", 4, NOW)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with app.store.engine.begin() as conn:
+        conn.execute(update(outbox).values(claimed_by=f"{socket.gethostname()[:60]}:{int(dead.stdout)}:0:cafe"))
+
+    assert box.reclaim_orphans() == 4
+    assert statuses(app) == {"pending": 4}
+
+
+def test_rows_held_by_a_live_process_are_left_to_their_lease(make_app, sqlite_url: str) -> None:
+    app = make_app(database=sqlite_url)
+    queue(app, 2)
+    box = an_outbox(app)
+    with subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE) as alive:
+        box.claim(f"{socket.gethostname()[:60]}:{alive.pid}:0:cafe", 2, NOW)
+        assert box.reclaim_orphans() == 0
+        assert alive.stdin is not None
+        alive.stdin.close()
+    with app.store.engine.connect() as conn:
+        assert set(conn.execute(select(outbox.c.status)).scalars()) == {"sending"}
