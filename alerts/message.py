@@ -136,6 +136,7 @@ class PreparedDigest:
             _Part(text, "plain", placeholders),
             _Part(html, "html", placeholders),
         ]
+        self.size = sum(len(piece) for part in self.parts for piece in part.pieces)
         boundary = f"=_alerts_{secrets.token_hex(12)}"
         self._open = f"--{boundary}\r\n".encode("ascii")
         self._close = f"\r\n--{boundary}--\r\n".encode("ascii")
@@ -271,6 +272,7 @@ class _Finished:
 
     def __init__(self, raw: str):
         self.data = raw.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+        self.size = len(self.data)
 
     def compose(self, item: OutboxItem, links: PersonalLinks, when: datetime) -> bytes:
         return self.data
@@ -280,18 +282,22 @@ class MessageFactory:
     """Builds outbox items into messages (bytes). Keeps the most recently used digests
     prepared; safe to share between delivery threads."""
 
-    def __init__(self, app: Any, *, cache_size: int = 64):
+    def __init__(self, app: Any, *, cache_bytes: int = 32_000_000):
         self.app = app
         self.config: Config = app.config
         self.signer = LinkSigner(self.config)
+        self._zone = self.config.tz
+        # Bounded by size, not count: delivery takes rows in queue order, which
+        # interleaves the variants of a run, so many digests are in use at once.
         self._cache: collections.OrderedDict[int, PreparedDigest | _Finished] = collections.OrderedDict()
-        self._cache_size = cache_size
+        self._cache_bytes = cache_bytes
+        self._cached_bytes = 0
         self._lock = threading.Lock()
 
     def build(self, item: OutboxItem) -> bytes:
         """The full RFC 5322 message for ``item``, ready for the relay."""
         prepared = self.prepared(item.digest_id)
-        when = self.app.local(self.app.now())
+        when = self.app.now().astimezone(self._zone)
         return prepared.compose(item, self.signer.links(item.subscriber_id), when)
 
     def prepared(self, digest_id: int) -> PreparedDigest | _Finished:
@@ -311,7 +317,9 @@ class MessageFactory:
         else:
             prepared = PreparedDigest.from_row(row, self.config)
         with self._lock:
-            self._cache[digest_id] = prepared
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            if digest_id not in self._cache:
+                self._cache[digest_id] = prepared
+                self._cached_bytes += prepared.size
+            while self._cached_bytes > self._cache_bytes and len(self._cache) > 1:
+                self._cached_bytes -= self._cache.popitem(last=False)[1].size
         return prepared

@@ -55,7 +55,7 @@ class Variant:
     """What one message says, whoever it goes to: rendered once, sent to many.
 
     ``entries`` newest first; ``areas`` the subscriber's areas (sections, subject,
-    archive links); ``forwardable`` picks the footer without personal links;
+    archive links; empty for a single alert, which names its own); ``forwardable`` picks the footer without personal links;
     ``day`` the local date a daily or weekly digest is for.
     """
 
@@ -253,17 +253,18 @@ class Planner:
 
     def variants(self, subscriber: Subscriber, entries: list[Entry], kind: DigestKind) -> list[Variant]:
         """The messages for ``subscriber``: one digest holding every entry, or (for single
-        kinds) one message per entry; urgent ones are marked so."""
+        kinds) one message per entry; urgent ones are marked so. A single alert does not
+        depend on the subscriber's areas (it names its own), so all who get it share it."""
         if not entries:
             return []
-        areas = areas_key(subscriber.areas)
         if not kind.single:
+            areas = areas_key(subscriber.areas)
             return [Variant(kind, tuple(entries), areas, subscriber.forwardable, self.day)]
         return [
             Variant(
                 DigestKind.URGENT if entry.advisory_id in self._urgent else kind,
                 (entry,),
-                areas,
+                (),
                 subscriber.forwardable,
             )
             for entry in entries

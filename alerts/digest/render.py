@@ -14,7 +14,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from premailer import Premailer
@@ -64,11 +64,28 @@ class RenderedDigest:
         return {"placeholders": self.placeholders, "forwardable": self.forwardable}
 
 
+class _Inliner(Premailer):  # type: ignore[misc]
+    """premailer re-serialises the stylesheet's rules on every call (most of its time);
+    ours is the same for every variant, so its rules are worked out once per process."""
+
+    _rules: ClassVar[dict[tuple[str, int], tuple[list[Any], list[Any]]]] = {}
+
+    def _parse_style_rules(self, css_body: str, ruleset_index: int) -> tuple[list[Any], list[Any]]:
+        key = (css_body, ruleset_index)
+        found = self._rules.get(key)
+        if found is None:
+            found = super()._parse_style_rules(css_body, ruleset_index)
+            if len(self._rules) < 32:
+                self._rules[key] = found
+        rules, leftover = found
+        return list(rules), list(leftover)
+
+
 def inline_css(html: str) -> str:
     """Inline the stylesheet into style attributes. Network and file access are off
     (templates never load anything remote) and cssutils' warnings are silenced; the
     ``data-premailer="ignore"`` style block (@media rules) is kept as it is."""
-    return Premailer(
+    return _Inliner(
         html,
         base_url=None,
         disable_link_rewrites=True,
@@ -181,11 +198,13 @@ class DigestRenderer:
         base = config.site.base_url
         limit = 1 if variant.kind.single else config.digests.max_items
         shown, rest = variant.entries[:limit], variant.entries[limit:]
-        archive_links = [{"name": self._name(slug), "url": f"{base}/areas/{slug}"} for slug in variant.areas]
+        # A single alert is shared by everyone it goes to: it names the areas it concerns.
+        areas = variant.areas or tuple(advisories[shown[0].advisory_id].areas)
+        archive_links = [{"name": self._name(slug), "url": f"{base}/areas/{slug}"} for slug in areas]
         fallback = archive_links[0]["url"] if archive_links else f"{base}/"
         items = {e.advisory_id: self._item(e, advisories[e.advisory_id], fallback, full=full) for e in shown}
         subject = self.subject(variant, advisories)
-        places = self.area_names(variant.areas)
+        places = self.area_names(areas)
         if variant.kind.single:
             advisory = advisories[shown[0].advisory_id]
             heading = one_line(advisory.title, limit=300)
@@ -202,11 +221,11 @@ class DigestRenderer:
         reason = {
             DigestKind.DAILY: f"You get this daily summary because you subscribed to alerts for {places}.",
             DigestKind.WEEKLY: f"You get this weekly summary because you subscribed to alerts for {places}.",
-            DigestKind.IMMEDIATE: f"You get each alert as it is published because you subscribed to alerts for {places}.",
-            DigestKind.URGENT: f"Urgent alerts go out at once to everyone subscribed to alerts for {places}.",
+            DigestKind.IMMEDIATE: f"You get each alert for your areas as it is published. This one concerns {places}.",
+            DigestKind.URGENT: f"Urgent alerts go out at once to everyone subscribed to the areas they concern: {places}.",
         }[variant.kind]
         if variant.forwardable:
-            reason = f"This is the {config.site.name} service for {places}."
+            reason = f"This is the {config.site.name} service" + ("." if variant.kind.single else f" for {places}.")
         return {
             "lang": config.site.language,
             "site_name": config.site.name,
