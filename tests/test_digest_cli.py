@@ -110,3 +110,13 @@ def test_digest_dry_run_json_lists_the_planned_messages(app: App, run_cli: Run) 
 def test_digest_needs_a_known_frequency(run_cli: Run) -> None:
     result = run_cli("digest", "--frequency", "hourly")
     assert result.exit_code == 2 and "'hourly' is not one of" in result.output
+
+
+def test_digest_refuses_to_run_beside_a_running_scheduler(app: App, run_cli: Run) -> None:
+    from alerts.locking import instance_lock
+
+    with instance_lock(app.config.database, "serve"):
+        result = run_cli("digest", "--frequency", "daily")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1
+    assert counts(app) == {"digests": 0, "outbox": 0, "subscriber_advisories": 0}

@@ -11,6 +11,7 @@ import click
 from alerts.app import App
 from alerts.cli import cli, json_option, parse_when, print_json, with_app
 from alerts.digest import PlannedMessage, preview_digest, queue_digests
+from alerts.locking import instance_lock
 from alerts.types import Frequency
 
 FREQUENCIES = click.Choice([f.value for f in Frequency])
@@ -86,6 +87,7 @@ def digest(app: App, frequency: str, dry_run: bool, as_json: bool) -> None:
 
     Each subscriber gets what is new for their areas since their last message; nothing
     new, no message. Rendering happens once per distinct message, not per subscriber.
+    Refuses to run while 'alerts serve' (or another run) holds the database.
     """
     planned: list[dict[str, Any]] = []
 
@@ -96,7 +98,12 @@ def digest(app: App, frequency: str, dry_run: bool, as_json: bool) -> None:
             ids = ",".join(str(i) for i in message.advisory_ids)
             click.echo(f"{message.email}\t{message.kind}\t{message.subject}\t[{ids}]")
 
-    report = queue_digests(app, Frequency(frequency), now=app.now(), dry_run=dry_run, on_message=show if dry_run else None)
+    if dry_run:
+        report = queue_digests(app, Frequency(frequency), now=app.now(), dry_run=True, on_message=show)
+    else:
+        # Never alongside 'alerts serve' or another run: both would queue the same messages.
+        with instance_lock(app.config.database, "digest"):
+            report = queue_digests(app, Frequency(frequency), now=app.now())
     if as_json:
         print_json({**report.as_dict(), **({"planned": planned} if dry_run else {})})
         return
