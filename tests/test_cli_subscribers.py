@@ -102,6 +102,10 @@ def test_remove_keeps_the_address_as_unsubscribed_and_add_cannot_bring_it_back(r
 def test_remove_of_an_unknown_address_says_so(run: Run) -> None:
     result = run("subscribers", "remove", "nobody@example.org")
     assert result.exit_code == 2 and "no subscriber 'nobody@example.org'" in result.output
+    run("subscribers", "add", "Jo.Bloggs@example.org", "--area", "kent")
+    result = run("subscribers", "remove", "jo.bloggs@example.org")
+    assert result.exit_code == 2
+    assert "(did you mean Jo.Bloggs@example.org?)" in result.output
 
 
 def test_list_filters_by_area_with_the_matching_rule_and_by_status(run: Run) -> None:

@@ -23,6 +23,7 @@ from alerts.subscribers import (
 )
 from alerts.subscribers.lists import SubscriberListError, export_list, import_list
 from alerts.subscribers.mail import send_confirmation
+from alerts.subscribers.records import similar_addresses
 from alerts.types import Frequency, Subscriber, SubscriberStatus
 
 FREQUENCIES = click.Choice([f.value for f in Frequency])
@@ -95,7 +96,9 @@ def remove(app: App, email: str) -> None:
     or command can add the address again."""
     subscriber = find_subscriber(app.store, email)
     if subscriber is None:
-        fail(AlertsError(f"no subscriber {email!r}", hint="run 'alerts subscribers list' to see them"))
+        similar = similar_addresses(app.store, email)
+        hint = f"did you mean {' or '.join(similar)}?" if similar else "run 'alerts subscribers list' to see them"
+        fail(AlertsError(f"no subscriber {email!r}", hint=hint))
     if unsubscribe(app.store, subscriber.id, now=app.now()):
         click.echo(f"Unsubscribed {subscriber.email}.")
     else:

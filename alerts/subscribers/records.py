@@ -64,6 +64,19 @@ def find_subscriber(store: Store, email: str) -> Subscriber | None:
     return found[0] if found else None
 
 
+def similar_addresses(store: Store, email: str, limit: int = 3) -> list[str]:
+    """Stored addresses equal to ``email`` but for case (``Jo@`` for ``jo@``): a hint."""
+    with store.engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(subscribers.c.email)
+                .where(func.lower(subscribers.c.email) == email.strip().lower())
+                .order_by(subscribers.c.id)
+                .limit(limit)
+            ).scalars()
+        )
+
+
 def iter_subscribers(
     store: Store,
     *,
