@@ -24,7 +24,13 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from alerts.areas import Gazetteer
-from alerts.schema import advisories, advisory_areas, subscriber_advisories, subscribers
+from alerts.schema import (
+    UtcDateTime,
+    advisories,
+    advisory_areas,
+    subscriber_advisories,
+    subscribers,
+)
 from alerts.store import row_to_advisory
 from alerts.types import Advisory, Frequency, Priority, Status, Subscriber, SubscriberStatus
 
@@ -108,15 +114,12 @@ def oldest_watermark(conn: Connection, frequencies: Iterable[Frequency]) -> date
     """The earliest watermark among active subscribers of these frequencies (None: nobody)."""
     start = func.coalesce(subscribers.c.watermark, subscribers.c.confirmed_at, subscribers.c.created_at)
     value = conn.execute(
-        select(func.min(start)).where(
+        select(func.min(start, type_=UtcDateTime())).where(
             subscribers.c.status == SubscriberStatus.ACTIVE.value,
             subscribers.c.frequency.in_([f.value for f in frequencies]),
         )
     ).scalar_one_or_none()
-    if value is None:
-        return None
-    # min() over a TypeDecorator column comes back raw on SQLite: make it aware UTC.
-    return subscribers.c.watermark.type.process_result_value(value, conn.dialect)
+    return value if isinstance(value, datetime) else None
 
 
 def load_candidates(

@@ -294,21 +294,22 @@ def _store_digest(conn: Connection, digest: RenderedDigest, now: datetime) -> in
     existing = conn.execute(select(digests.c.id).where(digests.c.key == digest.key)).scalar_one_or_none()
     if existing is not None:
         return int(existing)
-    return int(
-        conn.execute(
-            insert(digests).values(
-                key=digest.key,
-                kind=digest.kind.value,
-                subject=digest.subject,
-                html=digest.html,
-                text=digest.text,
-                areas=list(digest.areas),
-                advisory_ids=list(digest.advisory_ids),
-                created_at=now,
-                meta=digest.meta,
-            )
-        ).inserted_primary_key[0]
-    )
+    digest_id = conn.execute(
+        insert(digests)
+        .values(
+            key=digest.key,
+            kind=digest.kind.value,
+            subject=digest.subject,
+            html=digest.html,
+            text=digest.text,
+            areas=list(digest.areas),
+            advisory_ids=list(digest.advisory_ids),
+            created_at=now,
+            meta=digest.meta,
+        )
+        .returning(digests.c.id)
+    ).scalar_one()
+    return int(digest_id)
 
 
 def _record_sent(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -64,7 +64,7 @@ class RenderedDigest:
         return {"placeholders": self.placeholders, "forwardable": self.forwardable}
 
 
-class _Inliner(Premailer):  # type: ignore[misc]
+class _Inliner(Premailer):
     """premailer re-serialises the stylesheet's rules on every call (most of its time);
     ours is the same for every variant, so its rules are worked out once per process."""
 
@@ -208,7 +208,7 @@ class DigestRenderer:
         if variant.kind.single:
             advisory = advisories[shown[0].advisory_id]
             heading = one_line(advisory.title, limit=300)
-            sections = [{"title": None, "items": list(items.values())}]
+            sections: list[dict[str, Any]] = [{"title": None, "items": list(items.values())}]
             preheader = one_line(advisory.summary or advisory.body_text, limit=140) or heading
         else:
             heading = f"Your {variant.kind.value} alerts for {places}"
