@@ -50,10 +50,11 @@ class LinkSigner:
 
     def __init__(self, config: Config):
         self.base_url = config.site.base_url
-        key = load_secret_key(config)
+        # itsdangerous signs with the last key of the list and verifies with them all.
+        keys = list(reversed(load_secret_keys(config)))
         self._serializers = {
             purpose: URLSafeTimedSerializer(
-                key, salt=f"area-alerts.{purpose}", signer_kwargs={"digest_method": hashlib.sha256}
+                keys, salt=f"area-alerts.{purpose}", signer_kwargs={"digest_method": hashlib.sha256}
             )
             for purpose in PURPOSES
         }
@@ -105,17 +106,25 @@ class LinkSigner:
 
 def load_secret_key(config: Config) -> bytes:
     """The signing key: from the environment, else from the key file (created if absent)."""
+    return load_secret_keys(config)[0]
+
+
+def load_secret_keys(config: Config) -> list[bytes]:
+    """The signing key first, then any older keys that still verify. The variable may
+    hold several keys separated by spaces, so a key can be replaced without breaking
+    the links in mail already sent: put the new one first, drop the old one later."""
     security = config.security
     value = os.environ.get(security.secret_key_env)
-    if value is not None:
-        if len(value.strip()) < MIN_KEY_LENGTH:
-            raise ConfigError(
-                f"the signing key in ${security.secret_key_env} is shorter than {MIN_KEY_LENGTH} characters",
-                where="security.secret_key_env",
-                hint=f"set it to a long random value, e.g. $(python -c 'import secrets; print(secrets.token_urlsafe(32))'), or unset it to use {security.secret_key_file}",
-            )
-        return value.strip().encode()
-    return _key_from_file(security.secret_key_file)
+    if value is None:
+        return [_key_from_file(security.secret_key_file)]
+    keys = value.split()
+    if not keys or any(len(key) < MIN_KEY_LENGTH for key in keys):
+        raise ConfigError(
+            f"a signing key in ${security.secret_key_env} is shorter than {MIN_KEY_LENGTH} characters",
+            where="security.secret_key_env",
+            hint=f"set it to a long random value, e.g. $(python -c 'import secrets; print(secrets.token_urlsafe(32))'), or unset it to use {security.secret_key_file}",
+        )
+    return [key.encode() for key in keys]
 
 
 def _key_from_file(path: Path) -> bytes:

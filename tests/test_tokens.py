@@ -148,10 +148,29 @@ def test_the_environment_variable_wins_over_the_file(config: Config, monkeypatch
 
 def test_a_short_key_is_a_config_error_naming_the_setting(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, "short")
-    with pytest.raises(ConfigError, match=r"security\.secret_key_env.*shorter than 16"):
+    with pytest.raises(ConfigError, match=r"security\.secret_key_env: a signing key .* shorter than 16"):
         LinkSigner(config)
     monkeypatch.delenv(KEY_ENV)
     config.security.secret_key_file.parent.mkdir(parents=True)
     config.security.secret_key_file.write_text("tiny\n")
     with pytest.raises(ConfigError, match=r"secret\.key: the signing key file holds fewer"):
         LinkSigner(config)
+
+
+def test_a_new_key_can_replace_the_old_without_breaking_links_already_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = "the-old-key-that-is-long-enough", "the-new-key-that-is-long-enough"
+    monkeypatch.setenv(KEY_ENV, old)
+    sent = LinkSigner(make_config(tmp_path)).token(8, UNSUBSCRIBE)
+    monkeypatch.setenv(KEY_ENV, f"{new} {old}")
+    rotated = LinkSigner(make_config(tmp_path))
+    assert rotated.verify(sent, UNSUBSCRIBE) == 8  # old mail still works
+    fresh = rotated.token(8, UNSUBSCRIBE)
+    monkeypatch.setenv(KEY_ENV, new)
+    assert LinkSigner(make_config(tmp_path)).verify(fresh, UNSUBSCRIBE) == 8  # signed with the new key
+    with pytest.raises(BadToken):
+        LinkSigner(make_config(tmp_path)).verify(sent, UNSUBSCRIBE)  # the old key is gone
+    monkeypatch.setenv(KEY_ENV, f"{new} short")
+    with pytest.raises(ConfigError):
+        LinkSigner(make_config(tmp_path))
