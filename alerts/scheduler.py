@@ -24,6 +24,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -119,18 +120,19 @@ class JobRunner:
         self.lock = lock or NoLock()
         self.busy = threading.Lock()
         self.lost_lock = False
-        self.on_lost_lock: Any = None
+        #: Stops the scheduler (set by :func:`serve`).
+        self.halt: Callable[[], None] = lambda: None
 
     def run(self, plan: Plan) -> None:
         if self.stop.is_set():
+            self.halt()
             return
         with self.busy:
             if not self.lock.check():
                 self.lost_lock = True
                 log.error("the instance lock is lost; stopping so two schedulers never send twice")
                 self.stop.set()
-                if self.on_lost_lock:
-                    self.on_lost_lock()
+                self.halt()
                 return
             try:
                 run_cycle(self.app, plan, stop=self.stop)
@@ -221,13 +223,12 @@ def serve(app: App, *, standby: bool = False) -> None:
     for source in config.sources:  # an unknown 'area:' fails now, not at the first poll
         resolve_source_area(source, app.gazetteer)
     lock = instance_lock(config.database, "serve")
-    if standby:
-        log.info("standing by until the running scheduler stops")
-    lock.acquire(wait=float("inf") if standby else 0.0)
     stop = threading.Event()
     runner = JobRunner(app, stop, lock)
     scheduler = build_scheduler(app, runner)
-    runner.on_lost_lock = lambda: scheduler.shutdown(wait=False)
+    # Halts the scheduler from a job too: a stop that lands before start() still ends it.
+    runner.halt = lambda: scheduler.shutdown(wait=False) if scheduler.running else None
+    waiting = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
@@ -236,12 +237,27 @@ def serve(app: App, *, standby: bool = False) -> None:
                 "%s again: exiting at once; a message in flight may be sent again later", name
             )
             os._exit(1)
-        log.info("%s: finishing the message in flight; the rest stays queued", name)
         stop.set()
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
+        if waiting.is_set():
+            raise _Stopped(name)
+        log.info("%s: finishing the message in flight; the rest stays queued", name)
+        runner.halt()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        if standby:
+            log.info("standing by until the running scheduler stops")
+        waiting.set()
+        lock.acquire(wait=float("inf") if standby else 0.0)
+        waiting.clear()
+    except _Stopped as exc:
+        log.info("%s while standing by: stopped", exc)
+        _restore(previous)
+        lock.release()  # in case the signal came just as the lock was taken
+        return
+    except BaseException:
+        _restore(previous)
+        raise
     log.info(
         "serving %s (database %s, time zone %s); jobs: %s",
         config.site.name,
@@ -253,8 +269,7 @@ def serve(app: App, *, standby: bool = False) -> None:
         scheduler.start()  # blocks until shutdown
     finally:
         runner.wait_idle()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        _restore(previous)
         lock.release()
     if runner.lost_lock:
         raise LockLost(
@@ -263,6 +278,15 @@ def serve(app: App, *, standby: bool = False) -> None:
             hint="check the database connection; then start 'alerts serve' again",
         )
     log.info("stopped")
+
+
+class _Stopped(Exception):
+    """A signal arrived while waiting for the instance lock."""
+
+
+def _restore(handlers: dict[signal.Signals, Any]) -> None:
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
 
 
 def _redacted(url: str) -> str:

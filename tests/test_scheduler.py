@@ -236,9 +236,9 @@ class ServeProcess:
         assert entry is not None, f"no log line with {text!r}: {self.lines}"
         return entry
 
-    def stop(self) -> int:
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
         return self.proc.wait(timeout=30)
 
 
@@ -328,4 +328,10 @@ def test_a_second_serve_says_who_runs_and_exits_and_a_standby_takes_over(
     first.proc.kill()  # dies without a word: the lock goes with it
     first.proc.wait()
     standby.wait_for("startup: ")
-    assert standby.stop() == 0
+    # A standby told to stop while it waits stops at once, cleanly.
+    spare = serving(config, "--standby")
+    spare.wait_for("standing by")
+    assert spare.stop() == 0
+    spare.wait_for("SIGTERM while standing by: stopped")
+    assert standby.stop(signal.SIGINT) == 0  # Ctrl-C: the same as SIGTERM
+    standby.wait_for("SIGINT: finishing the message in flight")
