@@ -10,6 +10,7 @@ cross-site form cannot produce it; a foreign ``Origin`` is refused as well.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -164,7 +165,7 @@ async def one_click(request: Request) -> Response:
     app = web_app(request)
     await request.body()  # read (and ignore) whatever form encoding the provider used
     try:
-        subscriber_id = LinkSigner(app.config).verify(request.query_params.get("token") or "", UNSUBSCRIBE)
+        subscriber_id = signer_for(app).verify(request.query_params.get("token") or "", UNSUBSCRIBE)
         unsubscribe(app.store, subscriber_id, now=app.now())
     except (BadToken, NotFound):
         return PlainTextResponse("This unsubscribe link is not valid.\n", status_code=400, headers=PRIVATE)
@@ -172,6 +173,12 @@ async def one_click(request: Request) -> Response:
 
 
 # -- helpers --------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def signer_for(app: App) -> LinkSigner:
+    """One signer per app: it reads the key once, not on every request."""
+    return LinkSigner(app.config)
 
 
 def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
@@ -186,7 +193,7 @@ def subscriber_from(request: Request, token: str | None, purpose: str, max_age: 
     if not token:
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
-        return get_subscriber(app.store, LinkSigner(app.config).verify(token, purpose, max_age=max_age))
+        return get_subscriber(app.store, signer_for(app).verify(token, purpose, max_age=max_age))
     except BadToken as exc:
         if exc.expired:
             return bad_link(request, "This link has expired", "Confirmation links work for a week.", expired=True)
@@ -255,7 +262,7 @@ def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
 def personal(app: App, subscriber: Subscriber, context: dict[str, Any]) -> dict[str, Any]:
     """What every page about one subscriber shows: a masked address, their areas, and
     fresh links to the other pages (the token they came with proves who they are)."""
-    signer = LinkSigner(app.config)
+    signer = signer_for(app)
     return {
         "masked_email": mask(subscriber.email),
         "area_names": area_names(app, subscriber),
