@@ -40,7 +40,17 @@ from alerts.app import App
 from alerts.config import Config
 from alerts.ingest.upstream import resolve_source_area
 from alerts.locking import InstanceLock, LockLost, NoLock, instance_lock
-from alerts.pipeline import DAILY, FATAL, POLL, STARTUP, WEEKLY, Plan, is_due, run_cycle
+from alerts.pipeline import (
+    DAILY,
+    FATAL,
+    POLL,
+    STARTUP,
+    WEEKLY,
+    Plan,
+    is_due,
+    last_digest,
+    run_cycle,
+)
 from alerts.types import Frequency
 
 log = logging.getLogger("alerts.scheduler")
@@ -209,6 +219,7 @@ def schedule_table(app: App, now: datetime) -> list[dict[str, Any]]:
         }
         if spec.id in ("daily", "weekly"):
             row["due_now"] = is_due(app, Frequency(spec.id), now)
+            row["last_digest"] = last_digest(app.store.engine, Frequency(spec.id))
         rows.append(row)
     return rows
 

@@ -158,7 +158,8 @@ def test_alerts_schedule_prints_every_job_with_its_next_run(run_cli: Callable[..
     with time_machine.travel(NOW, tick=False):  # Wednesday 25 November 2026, 12:00 UTC
         text = run_cli("schedule").output  # type: ignore[attr-defined]
         data = json.loads(run_cli("schedule", "--json").output)  # type: ignore[attr-defined]
-    lines = {line.split()[0]: line for line in text.splitlines()}
+    lines = {line.split()[0]: line for line in text.splitlines() if not line.startswith(" ")}
+    assert text.count("never queued yet; due now: it goes at the next start or poll") == 2
     assert set(lines) == {"startup", "poll", "daily", "weekly"}
     assert "next Thu 26 Nov 2026 07:00 GMT (07:00 UTC)" in lines["daily"]
     assert "next Mon 30 Nov 2026 07:00 GMT (07:00 UTC)" in lines["weekly"]
@@ -167,6 +168,7 @@ def test_alerts_schedule_prints_every_job_with_its_next_run(run_cli: Callable[..
     assert by_job["daily"]["next_run"] == "2026-11-26T07:00:00+00:00"
     assert by_job["daily"]["due_now"] is True  # never run yet: the first start sends one
     assert by_job["startup"]["next_run"] is None
+    assert by_job["weekly"]["last_digest"] is None
 
 
 def test_alerts_schedule_in_summer_shows_bst(run_cli: Callable[..., object]) -> None:

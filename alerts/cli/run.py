@@ -95,6 +95,13 @@ def schedule(app: App, as_json: bool) -> None:
             local = app.local(row["next_run"])
             utc = row["next_run"].astimezone(now.tzinfo)
             line += f" next {local:%a %d %b %Y %H:%M %Z} ({utc:%H:%M} UTC)"
-        if row.get("due_now"):
-            line += "  [due now: sent at the next start or poll]"
         click.echo(f"{line}  {row['does']}")
+        if "last_digest" in row:
+            last = row["last_digest"]
+            done = (
+                f"last queued {app.local(last):%a %d %b %Y %H:%M %Z}"
+                if last
+                else "never queued yet"
+            )
+            due = "; due now: it goes at the next start or poll" if row["due_now"] else ""
+            click.echo(f"{'':<31} {done}{due}")
