@@ -162,7 +162,7 @@ def test_fifty_advisories_show_the_newest_and_link_to_the_rest_under_100_kb(app:
     assert len(shown) == app.config.digests.max_items
     assert "Advisory force-wide" in shown and "Advisory news-0" in shown and "Advisory news-48" not in shown
     assert "31 more alerts" in html and "31 more alerts" in text
-    assert ">Advisory news-49</a>" in html
+    assert ">Advisory news-48</a>" in html and "And 1 older, on the website" in html
     assert 'href="http://localhost:8000/areas/medway"' in html
 
 
@@ -205,3 +205,10 @@ def test_a_broken_template_names_the_file(write_config: Callable[..., Path], tmp
     app = App(write_config(templates=str(folder.parent), database=sqlite_url))
     with pytest.raises(EmailTemplateError, match="broken email template"):
         queue_digests(app, Frequency.DAILY, now=NOW)
+
+
+def test_a_huge_digest_lists_some_titles_and_sends_the_rest_to_the_web(app: App) -> None:
+    text, html = _digest_html(app, count=150)
+    assert len(html.encode()) < 100_000
+    assert "131 more alerts" in html and "And 101 older, on the website" in html
+    assert "And 101 older, on the website." in text

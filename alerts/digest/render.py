@@ -37,6 +37,8 @@ HTML_LIMIT = 100_000
 PERSONAL = ("unsubscribe_url", "manage_url")
 TEXT_WIDTH = 76
 SUMMARY_LIMIT = 600
+#: Titles listed (as links) after the advisories shown in full; the rest are on the web.
+MORE_LIMIT = 30
 _SAFE_URL = re.compile(r"^https?://[^\s\"'<>\\]+$", re.IGNORECASE)
 
 
@@ -237,7 +239,8 @@ class DigestRenderer:
             "heading": heading,
             "preheader": preheader,
             "sections": sections,
-            "more": [self._item(e, advisories[e.advisory_id], fallback, full=False) for e in rest],
+            "more": [self._item(e, advisories[e.advisory_id], fallback, full=False) for e in rest[:MORE_LIMIT]],
+            "more_count": len(rest),
             "archive_links": archive_links,
             "reason": reason,
             "reason_text": _wrap(reason),
