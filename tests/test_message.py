@@ -225,3 +225,26 @@ def test_factory_reuses_the_prepared_digest(app: App) -> None:
     prepared = factory.prepared(first.digest_id)
     factory.build(second)
     assert factory.prepared(second.digest_id) is prepared
+
+
+def test_hostile_advisory_file_through_real_ingest_gives_a_safe_message(app: App, tmp_path: Path) -> None:
+    from tests.advisory_files import write_hostile_advisory
+
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    write_hostile_advisory(folder)
+    subscribe(app, "dover@example.org", ["dover"], frequency="immediate", at=datetime(2026, 11, 1, tzinfo=UTC))
+    report = ingest_files([folder], app.store, app.gazetteer, now=datetime(2026, 11, 20, 10, tzinfo=UTC))
+    assert report.new
+    queue_digests(app, Frequency.IMMEDIATE, now=NOW)
+    [(_, data, message)] = built(app)
+    assert "\n" not in message["Subject"] and "\x07" not in message["Subject"]
+    text, html = parts(message)
+    for marker in ("<script", "<iframe", "onerror=", "onclick=", "\x01", "\x07", "\x1b"):
+        assert marker not in html, marker
+    # The text part is plain text: a title's markup shows as written, and runs nowhere.
+    for marker in ("\x01", "\x07", "\x1b"):
+        assert marker not in text
+    # Markdown leaves a javascript: link as inert text; no attribute ever holds one.
+    assert not re.search(r"(?:href|src)\s*=\s*[\"']?\s*javascript:", html, re.I)
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
