@@ -26,7 +26,7 @@ from sqlalchemy import Engine, delete, func, insert, select
 from alerts.app import App
 from alerts.config import WEEKDAYS, DigestsConfig
 from alerts.errors import ConfigError, GazetteerError, UnknownArea
-from alerts.schema import runs
+from alerts.schema import advisories, runs
 from alerts.types import Frequency
 
 log = logging.getLogger("alerts.pipeline")
@@ -36,12 +36,14 @@ FATAL = (ConfigError, GazetteerError, UnknownArea)
 #: How long the per-poll rows in ``runs`` are kept (digest rows are kept: they say what is due).
 KEEP_POLLS = timedelta(days=30)
 SCHEDULED = (Frequency.DAILY, Frequency.WEEKLY)
+FEEDS_BUILT = "feeds"
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Which stages one cycle runs. ``feeds``: "always", "if-new" (only when ingest found
-    something) or "never". ``digests``: the scheduled frequencies to queue if due."""
+    """Which stages one cycle runs. ``feeds``: "always", "if-new" (only when an advisory
+    changed or expired since the last build, whoever ingested it) or "never".
+    ``digests``: the scheduled frequencies to queue if due."""
 
     kind: str
     ingest: bool = True
@@ -184,7 +186,9 @@ def run_cycle(
     if plan.ingest:
         ingest = stage("ingest", lambda: _ingest(app, now, report))
         found = bool(ingest)
-    if plan.feeds == "always" or (plan.feeds == "if-new" and found):
+    if plan.feeds == "always" or (
+        plan.feeds == "if-new" and (found or feeds_stale(app.store.engine, now))
+    ):
         stage("feeds", lambda: _feeds(app, now, report))
     if plan.immediate:
         stage("immediate", lambda: _queue(app, Frequency.IMMEDIATE, now, report))
@@ -225,6 +229,36 @@ def _feeds(app: App, now: datetime, report: RunReport) -> None:
 
     result = build_feeds(app, now=now)
     report.feeds_written, report.feeds_unchanged = len(result.written), result.unchanged
+    _mark(app.store.engine, FEEDS_BUILT, now)
+
+
+def feeds_stale(engine: Engine, now: datetime) -> bool:
+    """Did an advisory change (``alerts ingest`` by hand, say) or expire since the last build?"""
+    with engine.connect() as conn:
+        built = conn.execute(
+            select(func.max(runs.c.started_at)).where(runs.c.kind == FEEDS_BUILT)
+        ).scalar_one()
+        if built is None:
+            return True
+        changed = conn.execute(
+            select(advisories.c.id)
+            .where(
+                (advisories.c.updated_at > built)
+                | ((advisories.c.expires_at > built) & (advisories.c.expires_at <= now))
+            )
+            .limit(1)
+        ).first()
+    return changed is not None
+
+
+def _mark(engine: Engine, kind: str, now: datetime) -> None:
+    """A marker row in ``runs``: when this was last done (feeds built, a digest queued)."""
+    with engine.begin() as conn:
+        conn.execute(
+            insert(runs).values(kind=kind, started_at=now, finished_at=now, ok=True, summary={})
+        )
+        # Only the latest marker of a kind is ever read.
+        conn.execute(delete(runs).where(runs.c.kind == kind, runs.c.started_at < now - KEEP_POLLS))
 
 
 def _queue(app: App, frequency: Frequency, now: datetime, report: RunReport) -> None:
@@ -238,12 +272,7 @@ def _digest(app: App, frequency: Frequency, now: datetime, report: RunReport) ->
     _queue(app, frequency, now, report)
     report.digests.append(frequency.value)
     # The marker that makes this digest not due again until its next scheduled time.
-    with app.store.engine.begin() as conn:
-        conn.execute(
-            insert(runs).values(
-                kind=digest_kind(frequency), started_at=now, finished_at=now, ok=True, summary={}
-            )
-        )
+    _mark(app.store.engine, digest_kind(frequency), now)
 
 
 def _send(app: App, now: datetime, stop: threading.Event, report: RunReport) -> None:

@@ -257,3 +257,17 @@ def test_last_scheduled_weekly_time() -> None:
     assert last_scheduled(Frequency.WEEKLY, digests, utc(2026, 11, 30, 7, 0), LONDON) == utc(
         2026, 11, 30, 7, 0
     )
+
+
+def test_a_poll_rebuilds_feeds_only_when_an_advisory_changed(app: App, tmp_path: Path) -> None:
+    from alerts.ingest import ingest_files
+    from alerts.pipeline import POLL
+
+    run_once(app, now=NOW)
+    quiet = run_cycle(app, POLL, now=NOW + timedelta(minutes=10))
+    assert quiet.feeds_written == quiet.feeds_unchanged == 0  # not even looked at
+    # Ingested by hand ('alerts ingest PATH'), not by the poll: the feeds still follow.
+    write_advisory(tmp_path / "by-hand", "fraud.md", NOW)
+    ingest_files([tmp_path / "by-hand"], app.store, app.gazetteer, now=NOW + timedelta(minutes=15))
+    report = run_cycle(app, POLL, now=NOW + timedelta(minutes=20))
+    assert report.new == 0 and report.feeds_written > 0
