@@ -220,7 +220,7 @@ class ServeProcess:
                 self.lines.append(line.rstrip("\n"))
                 self._new.notify_all()
 
-    def wait_for(self, text: str, timeout: float = 30) -> dict[str, Any]:
+    def wait_for(self, text: str, timeout: float = 90) -> dict[str, Any]:
         """The first JSON log line whose message contains ``text``."""
 
         def found() -> dict[str, Any] | None:
@@ -231,9 +231,10 @@ class ServeProcess:
             return None
 
         with self._new:
-            assert self._new.wait_for(
+            seen = self._new.wait_for(
                 lambda: found() is not None or self.proc.poll() is not None, timeout
             )
+            assert seen, f"no {text!r} within {timeout} s; the log so far: {self.lines}"
             entry = found()
         assert entry is not None, f"no log line with {text!r}: {self.lines}"
         return entry
