@@ -240,6 +240,7 @@ def serve(app: App, *, standby: bool = False) -> None:
     # Halts the scheduler from a job too: a stop that lands before start() still ends it.
     runner.halt = lambda: scheduler.shutdown(wait=False) if scheduler.running else None
     waiting = threading.Event()
+    received: list[str] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
@@ -249,6 +250,7 @@ def serve(app: App, *, standby: bool = False) -> None:
             )
             os._exit(1)
         stop.set()
+        received.append(name)
         if waiting.is_set():
             raise _Stopped(name)
         log.info("%s: finishing the message in flight; the rest stays queued", name)
@@ -256,9 +258,11 @@ def serve(app: App, *, standby: bool = False) -> None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        waiting.set()
+        if stop.is_set():  # the signal came before we started to wait
+            raise _Stopped(received[0])
         if standby:
             log.info("standing by until the running scheduler stops")
-        waiting.set()
         lock.acquire(wait=float("inf") if standby else 0.0)
         waiting.clear()
     except _Stopped as exc:
