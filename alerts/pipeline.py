@@ -156,6 +156,9 @@ def run_cycle(
     app: App, plan: Plan, *, now: datetime | None = None, stop: threading.Event | None = None
 ) -> RunReport:
     """Run the stages ``plan`` asks for, in pipeline order, record the run and log one line."""
+    # A run on the clock lets delivery read the clock as it goes (retry times); a run
+    # for a given instant (tests, replays) sends as of that instant.
+    send_at = now
     now = now or app.now()
     stop = stop or threading.Event()
     report = RunReport(kind=plan.kind, started_at=now)
@@ -196,7 +199,7 @@ def run_cycle(
         if is_due(app, frequency, now):
             stage(f"{frequency.value} digests", lambda f=frequency: _digest(app, f, now, report))
     if plan.send:
-        stage("send", lambda: _send(app, now, stop, report))
+        stage("send", lambda: _send(app, send_at, stop, report))
     report.seconds = time.monotonic() - clock
     report.finished_at = now + timedelta(seconds=report.seconds)
     record_run(app.store.engine, report)
@@ -275,7 +278,7 @@ def _digest(app: App, frequency: Frequency, now: datetime, report: RunReport) ->
     _mark(app.store.engine, digest_kind(frequency), now)
 
 
-def _send(app: App, now: datetime, stop: threading.Event, report: RunReport) -> None:
+def _send(app: App, now: datetime | None, stop: threading.Event, report: RunReport) -> None:
     from alerts.delivery import send_pending
 
     result = send_pending(app, now=now, stop=stop)

@@ -35,6 +35,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import OperationalError
 
 from alerts.app import App
 from alerts.config import Config
@@ -146,6 +147,13 @@ class JobRunner:
                 return
             try:
                 run_cycle(self.app, plan, stop=self.stop)
+            except OperationalError as exc:
+                log.error(
+                    "%s job: the database is unavailable (%s); check the database server; "
+                    "the job runs again at its next time",
+                    plan.kind,
+                    str(exc.orig or exc).splitlines()[0],
+                )
             except FATAL as exc:
                 log.error(
                     "%s job failed: %s; fix config.yaml and restart 'alerts serve'", plan.kind, exc
