@@ -12,8 +12,9 @@ from ``python -m alerts.testing``), alternating:
 
 - pipeline: ``alerts.delivery.send_pending`` with N connections: claiming, building each
   message with the digests' MessageFactory, SMTP, and the outbox bookkeeping;
-- floor: plain smtplib, N threads each with one connection, sending the same number of
-  messages of the same size, built beforehand.
+- floor: plain smtplib, N threads, sending the same number of messages of the same
+  size, built beforehand, with a new connection every ``--per-connection`` messages
+  as the pipeline does (so both open the same number of connections).
 
 Prints messages per second for each (median of the runs) and the ratio.
 """
@@ -77,7 +78,7 @@ class Sink:
         self.process.wait(10)
 
 
-def write_config(folder: Path, database: Path, port: int, connections: int) -> Path:
+def write_config(folder: Path, database: Path, port: int, connections: int, per_connection: int = 100) -> Path:
     path = folder / "config.yaml"
     config = {
         "database": f"sqlite:///{database}",
@@ -86,7 +87,13 @@ def write_config(folder: Path, database: Path, port: int, connections: int) -> P
         "email": {"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
         "delivery": {
             "backend": "smtp",
-            "smtp": {"host": "127.0.0.1", "port": port, "security": "none", "connections": connections},
+            "smtp": {
+                "host": "127.0.0.1",
+                "port": port,
+                "security": "none",
+                "connections": connections,
+                "per_connection": per_connection,
+            },
         },
         "security": {"secret_key_file": str(folder / "secret.key")},
     }
@@ -157,12 +164,13 @@ def run_pipeline(config: Path, queued: Path, database: Path, connections: int) -
     return seconds, report.sent
 
 
-def run_floor(port: int, messages: list[tuple[str, bytes]], connections: int) -> float:
+def run_floor(port: int, messages: list[tuple[str, bytes]], connections: int, per_connection: int) -> float:
     def work(share: list[tuple[str, bytes]]) -> None:
-        smtp = smtplib.SMTP("127.0.0.1", port, local_hostname="bench.local", timeout=30)
-        for recipient, data in share:
-            smtp.sendmail("alerts@example.org", [recipient], data)
-        smtp.quit()
+        for start in range(0, len(share), per_connection):
+            smtp = smtplib.SMTP("127.0.0.1", port, local_hostname="bench.local", timeout=30)
+            for recipient, data in share[start : start + per_connection]:
+                smtp.sendmail("alerts@example.org", [recipient], data)
+            smtp.quit()
 
     threads = [threading.Thread(target=work, args=(messages[i::connections],)) for i in range(connections)]
     started = time.perf_counter()
@@ -178,6 +186,12 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=20_000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--per-connection",
+        type=int,
+        default=100,
+        help="messages per SMTP session, for both (default: the config default, 100)",
+    )
     args = parser.parse_args()
 
     sink = Sink()
@@ -190,12 +204,12 @@ def main() -> None:
         size = statistics.median(len(data) for _, data in floor_messages)
         print(f"queued {messages} messages for {args.subscribers} subscribers over 13 districts "
               f"in {queue_seconds:.1f} s (queue_digests); median message {size / 1024:.1f} KiB")
-        run_config = write_config(folder, database, sink.port, args.connections)
+        run_config = write_config(folder, database, sink.port, args.connections, args.per_connection)
 
         pipeline_rates, floor_rates = [], []
         for run in range(1, args.runs + 1):
             before = sink.count()
-            seconds = run_floor(sink.port, floor_messages, args.connections)
+            seconds = run_floor(sink.port, floor_messages, args.connections, args.per_connection)
             assert sink.count() - before == len(floor_messages), "the floor lost messages"
             floor_rates.append(len(floor_messages) / seconds)
             before = sink.count()
@@ -206,7 +220,8 @@ def main() -> None:
     sink.close()
 
     floor, pipeline = statistics.median(floor_rates), statistics.median(pipeline_rates)
-    print(f"connections: {args.connections}; medians of {args.runs} runs")
+    print(f"{args.connections} connections at a time, {args.per_connection} messages per connection; "
+          f"medians of {args.runs} runs")
     print(f"floor (plain smtplib, pre-built):           {floor:7.0f} msg/s")
     print(f"pipeline (send_pending: claim, build, send, mark): {pipeline:7.0f} msg/s")
     print(f"ratio floor/pipeline: {floor / pipeline:.2f}x (aim: at most 1.25x)")

@@ -135,6 +135,19 @@ class Outbox:
         Rows of subscribers who unsubscribed or were suppressed since they were queued
         are marked ``suppressed`` on the way and not returned; their number comes second.
         """
+        with write_transaction(self.engine) as conn:
+            return self._claim(conn, worker, limit, now)
+
+    def record_and_claim(
+        self, worker: str, outcomes: Outcomes, limit: int, now: datetime
+    ) -> tuple[Recorded, list[Claimed], int]:
+        """:meth:`record` a finished batch and :meth:`claim` the next in one transaction
+        (one commit, one turn of the SQLite write lock, per batch)."""
+        with write_transaction(self.engine) as conn:
+            recorded = self._record(conn, worker, outcomes, now)
+            return (recorded, *self._claim(conn, worker, limit, now))
+
+    def _claim(self, conn: Connection, worker: str, limit: int, now: datetime) -> tuple[list[Claimed], int]:
         columns = (
             outbox.c.id,
             outbox.c.subscriber_id,
@@ -164,32 +177,31 @@ class Outbox:
             .limit(limit)
             .with_for_update(skip_locked=True, of=outbox)
         )
-        with write_transaction(self.engine) as conn:
-            rows = list(conn.execute(expired))
-            if len(rows) < limit:
-                rows += conn.execute(due.limit(limit - len(rows))).all()
-            if not rows:
-                return [], 0
-            left = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.SUPPRESSED)
-            gone = [r.id for r in rows if r.status in left]
-            held = [r for r in rows if r.status not in left]
-            for chunk in chunks(gone):
-                conn.execute(
-                    update(outbox)
-                    .where(outbox.c.id.in_(chunk))
-                    .values(
-                        status=OutboxStatus.SUPPRESSED,
-                        last_error="subscriber unsubscribed or suppressed before it was sent",
-                        claimed_by=None,
-                        claimed_until=None,
-                    )
+        rows = list(conn.execute(expired))
+        if len(rows) < limit:
+            rows += conn.execute(due.limit(limit - len(rows))).all()
+        if not rows:
+            return [], 0
+        left = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.SUPPRESSED)
+        gone = [r.id for r in rows if r.status in left]
+        held = [r for r in rows if r.status not in left]
+        for chunk in chunks(gone):
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(chunk))
+                .values(
+                    status=OutboxStatus.SUPPRESSED,
+                    last_error="subscriber unsubscribed or suppressed before it was sent",
+                    claimed_by=None,
+                    claimed_until=None,
                 )
-            for chunk in chunks([r.id for r in held]):
-                conn.execute(
-                    update(outbox)
-                    .where(outbox.c.id.in_(chunk))
-                    .values(status=OutboxStatus.SENDING, claimed_by=worker, claimed_until=now + self.lease)
-                )
+            )
+        for chunk in chunks([r.id for r in held]):
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(chunk))
+                .values(status=OutboxStatus.SENDING, claimed_by=worker, claimed_until=now + self.lease)
+            )
         claimed = [
             Claimed(
                 OutboxItem(
@@ -232,58 +244,61 @@ class Outbox:
         them now. The other outcomes apply only to rows this worker still holds: if its
         lease ran out and another worker sent the row meanwhile, that result stands.
         """
+        with write_transaction(self.engine) as conn:
+            return self._record(conn, worker, outcomes, now)
+
+    def _record(self, conn: Connection, worker: str, outcomes: Outcomes, now: datetime) -> Recorded:
         deferred = failed = 0
         bounced: list[int] = []
-        with write_transaction(self.engine) as conn:
-            for chunk in chunks(outcomes.sent):
-                conn.execute(
-                    update(outbox)
-                    .where(outbox.c.id.in_(chunk))
-                    .values(
-                        status=OutboxStatus.SENT,
-                        sent_at=now,
-                        attempts=outbox.c.attempts + 1,
-                        last_error=None,
-                        claimed_by=None,
-                        claimed_until=None,
-                    )
+        for chunk in chunks(outcomes.sent):
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(chunk))
+                .values(
+                    status=OutboxStatus.SENT,
+                    sent_at=now,
+                    attempts=outbox.c.attempts + 1,
+                    last_error=None,
+                    claimed_by=None,
+                    claimed_until=None,
                 )
-            changes = []
-            for claimed, error in outcomes.deferred:
-                attempts = claimed.attempts + 1
-                if attempts >= self.retry.max_attempts:
-                    status, due, failed = OutboxStatus.FAILED, now, failed + 1
-                    error = f"gave up after {attempts} attempts: {error}"
-                else:
-                    status, due, deferred = OutboxStatus.PENDING, now + self.retry.delay(attempts), deferred + 1
-                changes.append((claimed, status, due, error))
-            for claimed, error in outcomes.failed:
-                failed += 1
-                changes.append((claimed, OutboxStatus.FAILED, now, error))
-            for claimed, error in outcomes.bounced:
-                bounced.append(claimed.item.subscriber_id)
-                changes.append((claimed, OutboxStatus.BOUNCED, now, error))
-            if changes:
-                conn.execute(
-                    update(outbox)
-                    .where(
-                        outbox.c.id == bindparam("row_id"),
-                        outbox.c.claimed_by == worker,
-                        outbox.c.status == OutboxStatus.SENDING,
-                    )
-                    .values(
-                        status=bindparam("new_status"),
-                        next_attempt_at=bindparam("due"),
-                        last_error=bindparam("error"),
-                        attempts=outbox.c.attempts + 1,
-                        claimed_by=None,
-                        claimed_until=None,
-                    ),
-                    [
-                        {"row_id": c.item.outbox_id, "new_status": s, "due": d, "error": e[:2000]}
-                        for c, s, d, e in changes
-                    ],
+            )
+        changes = []
+        for claimed, error in outcomes.deferred:
+            attempts = claimed.attempts + 1
+            if attempts >= self.retry.max_attempts:
+                status, due, failed = OutboxStatus.FAILED, now, failed + 1
+                error = f"gave up after {attempts} attempts: {error}"
+            else:
+                status, due, deferred = OutboxStatus.PENDING, now + self.retry.delay(attempts), deferred + 1
+            changes.append((claimed, status, due, error))
+        for claimed, error in outcomes.failed:
+            failed += 1
+            changes.append((claimed, OutboxStatus.FAILED, now, error))
+        for claimed, error in outcomes.bounced:
+            bounced.append(claimed.item.subscriber_id)
+            changes.append((claimed, OutboxStatus.BOUNCED, now, error))
+        if changes:
+            conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.id == bindparam("row_id"),
+                    outbox.c.claimed_by == worker,
+                    outbox.c.status == OutboxStatus.SENDING,
                 )
+                .values(
+                    status=bindparam("new_status"),
+                    next_attempt_at=bindparam("due"),
+                    last_error=bindparam("error"),
+                    attempts=outbox.c.attempts + 1,
+                    claimed_by=None,
+                    claimed_until=None,
+                ),
+                [
+                    {"row_id": c.item.outbox_id, "new_status": s, "due": d, "error": e[:2000]}
+                    for c, s, d, e in changes
+                ],
+            )
         return Recorded(len(outcomes.sent), deferred, failed, tuple(bounced))
 
     def release(self, worker: str, ids: Iterable[int]) -> None:

@@ -29,7 +29,7 @@ from alerts.delivery.base import (
     TemporaryFailure,
 )
 from alerts.delivery.dkim import DkimSigner
-from alerts.delivery.outbox import Claimed, Outbox, Outcomes, worker_name
+from alerts.delivery.outbox import Claimed, Outbox, Outcomes, Recorded, worker_name
 from alerts.errors import AlertsError
 
 log = logging.getLogger(__name__)
@@ -143,15 +143,17 @@ class _Worker:
     def run(self) -> None:
         connection = self.d.sender.connection()
         try:
-            while not self.stop.is_set():
-                batch, suppressed = self.d.outbox.claim(self.name, self.d.batch, self.clock())
-                self._count(suppressed=suppressed)
-                if not batch:
-                    if suppressed:
-                        continue
+            if self.stop.is_set():
+                return
+            batch, suppressed = self.d.outbox.claim(self.name, self.d.batch, self.clock())
+            self._count(suppressed=suppressed)
+            while batch or suppressed:
+                if batch and not self._send_batch(connection, batch):
                     return
-                if not self._send_batch(connection, batch):
+                if self.stop.is_set():
+                    self._flush()
                     return
+                batch, suppressed = self._flush_and_claim()
         finally:
             connection.close()
 
@@ -196,8 +198,7 @@ class _Worker:
                 self.outcomes.sent.append(claimed.item.outbox_id)
             if time.monotonic() - self.unflushed_since >= self.d.flush_every:
                 self._flush()
-        self._flush()
-        return True
+        return True  # the caller records the rest together with the next claim
 
     def _message(self, claimed: Claimed) -> bytes:
         try:
@@ -219,7 +220,22 @@ class _Worker:
         if not self.outcomes:
             return
         outcomes, self.outcomes = self.outcomes, Outcomes()
-        recorded = self.d.outbox.record(self.name, outcomes, self.clock())
+        self._counted(outcomes, self.d.outbox.record(self.name, outcomes, self.clock()))
+
+    def _flush_and_claim(self) -> tuple[list[Claimed], int]:
+        self.unflushed_since = time.monotonic()
+        outcomes, self.outcomes = self.outcomes, Outcomes()
+        if not outcomes:
+            batch, suppressed = self.d.outbox.claim(self.name, self.d.batch, self.clock())
+        else:
+            recorded, batch, suppressed = self.d.outbox.record_and_claim(
+                self.name, outcomes, self.d.batch, self.clock()
+            )
+            self._counted(outcomes, recorded)
+        self._count(suppressed=suppressed)
+        return batch, suppressed
+
+    def _counted(self, outcomes: Outcomes, recorded: Recorded) -> None:
         newly_suppressed = 0
         for subscriber_id in recorded.bounced_subscribers:
             if self.d.record_bounce and self.d.record_bounce(subscriber_id):
