@@ -247,18 +247,21 @@ class Store:
 
     def _load(self, query: Any) -> Iterator[Advisory]:
         with self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-            ids = [row["id"] for row in rows]
-            areas: dict[int, list[str]] = {i: [] for i in ids}
-            for chunk in _chunks(ids, 500):
-                for advisory_id, area in conn.execute(
-                    select(advisory_areas.c.advisory_id, advisory_areas.c.area)
-                    .where(advisory_areas.c.advisory_id.in_(chunk))
-                    .order_by(advisory_areas.c.area)
-                ):
-                    areas[advisory_id].append(area)
-        for row in rows:
-            yield row_to_advisory(row, areas[row["id"]])
+            return iter(load_advisory_rows(conn, conn.execute(query).mappings().all()))
+
+
+def load_advisory_rows(conn: Connection, rows: Iterable[Any]) -> list[Advisory]:
+    """Advisories from ``advisories`` rows, with their areas read in a few queries."""
+    rows = list(rows)
+    areas: dict[int, list[str]] = {row["id"]: [] for row in rows}
+    for chunk in _chunks(list(areas), 500):
+        for advisory_id, area in conn.execute(
+            select(advisory_areas.c.advisory_id, advisory_areas.c.area)
+            .where(advisory_areas.c.advisory_id.in_(chunk))
+            .order_by(advisory_areas.c.area)
+        ):
+            areas[advisory_id].append(area)
+    return [row_to_advisory(row, areas[row["id"]]) for row in rows]
 
 
 def row_to_advisory(row: Any, areas: Iterable[str]) -> Advisory:

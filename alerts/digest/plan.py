@@ -31,7 +31,7 @@ from alerts.schema import (
     subscriber_advisories,
     subscribers,
 )
-from alerts.store import row_to_advisory
+from alerts.store import load_advisory_rows
 from alerts.types import Advisory, Frequency, Priority, Status, Subscriber, SubscriberStatus
 
 
@@ -201,19 +201,10 @@ def sent_revisions(
 
 def load_advisories(conn: Connection, ids: Iterable[int]) -> dict[int, Advisory]:
     """Full advisories by id (for rendering)."""
-    wanted = sorted(set(ids))
     found: dict[int, Advisory] = {}
-    for chunk in _chunks(wanted, 500):
+    for chunk in _chunks(sorted(set(ids)), 500):
         rows = conn.execute(select(advisories).where(advisories.c.id.in_(chunk))).mappings().all()
-        areas: dict[int, list[str]] = {row["id"]: [] for row in rows}
-        for advisory_id, area in conn.execute(
-            select(advisory_areas.c.advisory_id, advisory_areas.c.area)
-            .where(advisory_areas.c.advisory_id.in_(chunk))
-            .order_by(advisory_areas.c.area)
-        ):
-            areas[advisory_id].append(area)
-        for row in rows:
-            found[row["id"]] = row_to_advisory(row, areas[row["id"]])
+        found.update((item.id, item) for item in load_advisory_rows(conn, rows))
     return found
 
 
