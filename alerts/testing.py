@@ -80,6 +80,7 @@ class SmtpSink:
     (port-465 style), otherwise STARTTLS is offered (and required with
     ``require_starttls``). ``users``: accounts for AUTH (then required, and only offered
     over TLS). ``keep``: keep message bodies (turn off for long benchmarks).
+    ``on_accept``: called with each accepted message before the 250 goes back.
     """
 
     def __init__(
@@ -92,6 +93,7 @@ class SmtpSink:
         users: dict[str, str] | None = None,
         keep: bool = True,
         host: str = LOOPBACK,
+        on_accept: Callable[[Received], None] | None = None,
     ):
         self.faults = faults or Faults()
         self.tls_context = tls_context
@@ -100,6 +102,7 @@ class SmtpSink:
         self.users = users
         self.keep = keep
         self.host = host
+        self.on_accept = on_accept
         self.port = 0
         self.connections = 0
         self.received: list[Received] = []
@@ -228,6 +231,8 @@ class SmtpSink:
             self.received.append(item)
             self.count += 1
             self._changed.notify_all()
+        if self.on_accept is not None:
+            self.on_accept(item)
 
 
 class _FaultySMTP(SMTP):

@@ -22,6 +22,7 @@ Prints messages per second for each (median of the runs) and the ratio.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import smtplib
 import statistics
@@ -52,7 +53,7 @@ REPO = Path(__file__).resolve().parent.parent
 class Sink:
     """The SMTP sink, in its own process so that it does not share a core with the sender."""
 
-    def __init__(self) -> None:
+    def __init__(self, core: int | None = None) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "alerts.testing"],
             stdin=subprocess.PIPE,
@@ -65,6 +66,8 @@ class Sink:
         if not line.startswith("PORT "):
             raise SystemExit(f"the sink did not start: {line!r}")
         self.port = int(line.split()[1])
+        if core is not None:
+            os.sched_setaffinity(self.process.pid, {core})
 
     def count(self) -> int:
         assert self.process.stdin and self.process.stdout
@@ -187,6 +190,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="let the sink and the sender share every core (default: one core for the sink)",
+    )
+    parser.add_argument(
         "--per-connection",
         type=int,
         default=100,
@@ -194,7 +203,13 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    sink = Sink()
+    # By default the sink gets one core and this process (floor and pipeline alike) the
+    # other, as a relay on its own machine would; --no-pin lets them share both.
+    pin = args.pin and len(os.sched_getaffinity(0)) >= 2
+    cores = sorted(os.sched_getaffinity(0))
+    sink = Sink(cores[-1] if pin else None)
+    if pin:
+        os.sched_setaffinity(0, set(cores[:-1]))
     with tempfile.TemporaryDirectory(prefix="alerts-fanout-") as tmp:
         folder = Path(tmp)
         queued, database = folder / "queued.db", folder / "run.db"
@@ -221,7 +236,7 @@ def main() -> None:
 
     floor, pipeline = statistics.median(floor_rates), statistics.median(pipeline_rates)
     print(f"{args.connections} connections at a time, {args.per_connection} messages per connection; "
-          f"medians of {args.runs} runs")
+          f"sink {'on a core of its own' if pin else 'sharing the cores'}; medians of {args.runs} runs")
     print(f"floor (plain smtplib, pre-built):           {floor:7.0f} msg/s")
     print(f"pipeline (send_pending: claim, build, send, mark): {pipeline:7.0f} msg/s")
     print(f"ratio floor/pipeline: {floor / pipeline:.2f}x (aim: at most 1.25x)")

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from alerts.app import App
 from alerts.delivery.outbox import RetryPolicy
 from alerts.schema import subscribers
-from alerts.testing import PlainMessageFactory, SmtpSink
+from alerts.testing import SmtpSink
 from tests.conftest import NOW
 from tests.delivery_fixtures import *  # noqa: F403
 from tests.delivery_fixtures import queue, queue_more, rows, send, statuses
@@ -229,18 +229,10 @@ def test_a_relay_slower_than_the_timeout_defers_and_one_within_it_delivers(
 def test_stop_finishes_the_message_in_flight_and_leaves_the_rest_pending(smtp_app: App, sink: SmtpSink) -> None:
     queue(smtp_app, 20)
     stop = threading.Event()
-    plain = PlainMessageFactory(smtp_app.store.engine)
+    # As SIGTERM would: set while the third message is in flight (before its 250 goes back).
+    sink.on_accept = lambda received: stop.set() if sink.count == 3 else None
 
-    class StopAfterThree:
-        built = 0
-
-        def build(self, item: object) -> bytes:
-            self.built += 1
-            if self.built == 3:
-                stop.set()  # as SIGTERM would, while the third message is in flight
-            return plain.build(item)
-
-    report = send(smtp_app, workers=1, stop=stop, builder=StopAfterThree())
+    report = send(smtp_app, workers=1, stop=stop)
 
     assert report.sent == 3
     assert report.stopped

@@ -14,9 +14,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.delivery.base import (
     Connection,
@@ -31,6 +34,7 @@ from alerts.delivery.base import (
 from alerts.delivery.dkim import DkimSigner
 from alerts.delivery.outbox import Claimed, Outbox, Outcomes, Recorded, worker_name
 from alerts.errors import AlertsError
+from alerts.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +87,7 @@ class Dispatcher:
     #: Renew the lease when less than this is left of it.
     renew_margin: timedelta = timedelta(minutes=2)
     record_bounce: Callable[[int], bool] | None = None
+    _builds: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def run(
         self,
@@ -102,15 +107,26 @@ class Dispatcher:
         def work(index: int) -> None:
             try:
                 _Worker(self, worker_name(index), clock, stop, report, lock, advance).run()
+            except SQLAlchemyError as exc:
+                failures.append(
+                    StoreError(
+                        f"database error while sending: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
+                        where="database",
+                        hint="messages that were in flight go again after their lease",
+                    )
+                )
+                stop.set()
             except BaseException as exc:  # re-raised in the calling thread below
                 failures.append(exc)
                 stop.set()
 
         threads = [threading.Thread(target=work, args=(i,), name=f"alerts-send-{i}") for i in range(max(1, workers))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="alerts-build") as builds:
+            self._builds = builds
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
         relay_errors = [f for f in failures if isinstance(f, RelayError)]
         if relay_errors:
             raise relay_errors[0]
@@ -161,7 +177,11 @@ class _Worker:
         """Send a claimed batch; False when this worker should stop."""
         lease_until = self.clock() + self.d.outbox.lease
         unavailable = 0
+        # Each message is built (and signed) by the build thread while the one before it
+        # is on the wire, so this connection spends its time in SMTP, not in templates.
+        upcoming = self._build(batch[0])
         for position, claimed in enumerate(batch):
+            built, upcoming = upcoming, self._build(batch[position + 1]) if position + 1 < len(batch) else None
             if self.stop.is_set():
                 return self._give_back(batch[position:], stopped=True)
             now = self.clock()
@@ -171,7 +191,7 @@ class _Worker:
                 if claimed.item.outbox_id not in held:
                     continue  # another worker took it over; it is theirs to send
             try:
-                message = self._message(claimed)
+                message = built.result()
                 connection.send(self.d.envelope_from, claimed.item.email, message)
             except RelayError:
                 self._flush()
@@ -199,6 +219,10 @@ class _Worker:
             if time.monotonic() - self.unflushed_since >= self.d.flush_every:
                 self._flush()
         return True  # the caller records the rest together with the next claim
+
+    def _build(self, claimed: Claimed) -> Future[bytes]:
+        assert self.d._builds is not None
+        return self.d._builds.submit(self._message, claimed)
 
     def _message(self, claimed: Claimed) -> bytes:
         try:
