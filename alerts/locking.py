@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,12 +44,16 @@ class AlreadyRunning(AlertsError):
     """Another scheduler holds the instance lock of this database."""
 
 
+class WaitStopped(Exception):
+    """``stop`` was set while waiting for the lock."""
+
+
 class LockLost(AlertsError):
     """The instance lock was lost (the database connection dropped and another took it)."""
 
 
 class InstanceLock(Protocol):
-    def acquire(self, wait: float = 0.0) -> None: ...
+    def acquire(self, wait: float = 0.0, stop: threading.Event | None = None) -> None: ...
     def check(self) -> bool: ...
     def release(self) -> None: ...
     def __enter__(self) -> InstanceLock: ...
@@ -69,6 +74,14 @@ def instance_lock(database_url: str, purpose: str = "serve") -> InstanceLock:
     return FileLock(Path(url.database).with_name(Path(url.database).name + ".lock"), purpose)
 
 
+def _pause(stop: threading.Event | None) -> bool:
+    """Wait a moment before trying again; True when ``stop`` was set."""
+    if stop is None:
+        time.sleep(POLL_SECONDS)
+        return False
+    return stop.wait(POLL_SECONDS)
+
+
 class _Context:
     def __enter__(self) -> Any:
         self.acquire()  # type: ignore[attr-defined]
@@ -81,7 +94,7 @@ class _Context:
 class NoLock(_Context):
     """An in-memory database is private to its process: nothing to share, nothing to lock."""
 
-    def acquire(self, wait: float = 0.0) -> None:
+    def acquire(self, wait: float = 0.0, stop: threading.Event | None = None) -> None:
         pass
 
     def check(self) -> bool:
@@ -99,7 +112,9 @@ class FileLock(_Context):
         self.purpose = purpose
         self._fd: int | None = None
 
-    def acquire(self, wait: float = 0.0) -> None:
+    def acquire(self, wait: float = 0.0, stop: threading.Event | None = None) -> None:
+        """Take the lock, waiting up to ``wait`` seconds for it; raises
+        :class:`AlreadyRunning`, or :class:`WaitStopped` when ``stop`` is set meanwhile."""
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +135,9 @@ class FileLock(_Context):
                         where=str(self.path),
                         hint=TAKE_OVER_HINT,
                     ) from None
-                time.sleep(POLL_SECONDS)
+                if _pause(stop):
+                    os.close(fd)
+                    raise WaitStopped from None
         os.ftruncate(fd, 0)
         since = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         os.pwrite(fd, f"{holder_name(self.purpose)} since {since}\n".encode(), 0)
@@ -170,7 +187,7 @@ class PostgresLock(_Context):
         self.key = int.from_bytes(digest[:8], "big", signed=True)
         return conn
 
-    def acquire(self, wait: float = 0.0) -> None:
+    def acquire(self, wait: float = 0.0, stop: threading.Event | None = None) -> None:
         conn = self._connect()
         deadline = time.monotonic() + wait
         while not conn.execute(
@@ -184,7 +201,9 @@ class PostgresLock(_Context):
                     where="database",
                     hint=TAKE_OVER_HINT,
                 )
-            time.sleep(POLL_SECONDS)
+            if _pause(stop):
+                conn.close()
+                raise WaitStopped
         self._conn = conn
 
     def _holder(self, conn: Connection) -> str:

@@ -40,7 +40,7 @@ from sqlalchemy.exc import OperationalError
 from alerts.app import App
 from alerts.config import Config
 from alerts.ingest.upstream import resolve_source_area
-from alerts.locking import InstanceLock, LockLost, NoLock, instance_lock
+from alerts.locking import InstanceLock, LockLost, NoLock, WaitStopped, instance_lock
 from alerts.pipeline import (
     DAILY,
     FATAL,
@@ -247,36 +247,27 @@ def serve(app: App, *, standby: bool = False) -> None:
     scheduler = build_scheduler(app, runner)
     # Halts the scheduler from a job too: a stop that lands before start() still ends it.
     runner.halt = lambda: scheduler.shutdown(wait=False) if scheduler.running else None
-    waiting = threading.Event()
-    received: list[str] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
+        # Only sets flags: an exception raised here could land anywhere (even inside
+        # logging, which would swallow it).
         name = signal.Signals(signum).name
         if stop.is_set():
-            log.warning(
-                "%s again: exiting at once; a message in flight may be sent again later", name
-            )
+            os.write(2, f"{name} again: exiting at once\n".encode())
             os._exit(1)
-        stop.set()
         received.append(name)
-        if waiting.is_set():
-            raise _Stopped(name)
-        log.info("%s: finishing the message in flight; the rest stays queued", name)
+        stop.set()
         runner.halt()
 
+    received: list[str] = []
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        waiting.set()
-        if stop.is_set():  # the signal came before we started to wait
-            raise _Stopped(received[0])
         if standby:
             log.info("standing by until the running scheduler stops")
-        lock.acquire(wait=float("inf") if standby else 0.0)
-        waiting.clear()
-    except _Stopped as exc:
-        log.info("%s while standing by: stopped", exc)
+        lock.acquire(wait=float("inf") if standby else 0.0, stop=stop)
+    except WaitStopped:
+        log.info("%s while standing by: stopped", received[0] if received else "stop")
         _restore(previous)
-        lock.release()  # in case the signal came just as the lock was taken
         return
     except BaseException:
         _restore(previous)
@@ -291,6 +282,8 @@ def serve(app: App, *, standby: bool = False) -> None:
     try:
         scheduler.start()  # blocks until shutdown
     finally:
+        if received:
+            log.info("%s: finishing the message in flight; the rest stays queued", received[0])
         runner.wait_idle()
         _restore(previous)
         lock.release()
@@ -301,10 +294,6 @@ def serve(app: App, *, standby: bool = False) -> None:
             hint="check the database connection; then start 'alerts serve' again",
         )
     log.info("stopped")
-
-
-class _Stopped(Exception):
-    """A signal arrived while waiting for the instance lock."""
 
 
 def _restore(handlers: dict[signal.Signals, Any]) -> None:
