@@ -201,6 +201,16 @@ class Gazetteer:
                 found.add(self.canonical(slug))
         return found
 
+    def tag_advisory(self, declared: Iterable[str], *texts: str) -> tuple[set[str], bool]:
+        """Every area of an advisory: the ``declared`` slugs plus the places named in
+        ``texts`` (title, summary, body). None at all means force-wide: the root area,
+        and ``True`` as the second value so the caller can warn."""
+        areas = set(declared)
+        areas |= self.tag_text("\n".join(texts))
+        if areas:
+            return areas, False
+        return {self.root.slug}, True
+
     def most_specific(self, tags: Iterable[str]) -> set[str]:
         """Drop every tag that is an ancestor of another: {kent, medway} -> {medway}."""
         tags = {self.canonical(tag) for tag in tags}

@@ -32,6 +32,10 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\u
 _MARKDOWN = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False}).enable(
     "table"
 )
+# markdown-it leaves a link it deems unsafe as its raw source text, so
+# "[Click](javascript:...)" would reach readers as words. Let it make the link and let
+# the sanitiser drop the href: the reader sees "Click", and no script URL anywhere.
+_MARKDOWN.validateLink = lambda url: True  # type: ignore[method-assign]
 
 
 def strip_control(text: str) -> str:
@@ -42,7 +46,8 @@ def strip_control(text: str) -> str:
 def one_line(text: str, limit: int | None = None) -> str:
     """Collapse all whitespace, line breaks included, to single spaces: safe for a header,
     a title or a subject. Cut to ``limit`` characters with an ellipsis."""
-    text = " ".join(strip_control(text).split())
+    # Split first: U+2028/9 separate lines like CR LF do, so they become spaces too.
+    text = " ".join(part for part in (strip_control(p) for p in text.split()) if part)
     if limit is not None and len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     return text

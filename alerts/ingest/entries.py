@@ -151,14 +151,12 @@ def entry_to_advisory(
     categories = [
         one_line(str(tag.get("term") or ""), limit=100) for tag in entry.get("tags") or ()
     ]
-    areas = gazetteer.tag_text("\n".join((title, summary, body_text)))
+    declared = {force_area} if force_area else set()
     for name in categories:
         with contextlib.suppress(UnknownArea):  # categories such as "Fraud" are not places
-            areas.add(gazetteer.resolve(name))
-    if force_area:
-        areas.add(force_area)
-    if not areas:
-        areas.add(gazetteer.root.slug)
+            declared.add(gazetteer.resolve(name))
+    areas, force_wide = gazetteer.tag_advisory(declared, title, summary, body_text)
+    if force_wide:
         warnings.append(f"{where}: no area named; treated as force-wide ({gazetteer.root.name})")
 
     extra: dict[str, Any] = {"feed": feed_url, "guid": guid or None}

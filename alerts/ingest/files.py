@@ -336,9 +336,8 @@ def _build(
         areas.add(slug)
         if name is meta.get("area"):
             force_area = slug
-    areas |= gazetteer.tag_text("\n".join((title, summary, body_text)))
-    if not areas:
-        areas.add(gazetteer.root.slug)
+    areas, force_wide = gazetteer.tag_advisory(areas, title, summary, body_text)
+    if force_wide:
         warnings.append(f"{where}: no area named; treated as force-wide ({gazetteer.root.name})")
 
     extra = {k: v for k, v in meta.items() if k not in KNOWN_KEYS}
