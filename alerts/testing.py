@@ -70,7 +70,9 @@ class Received:
         from email import message_from_bytes
         from email.policy import default
 
-        return message_from_bytes(self.data, policy=default)  # type: ignore[return-value]
+        message = message_from_bytes(self.data, policy=default)
+        assert isinstance(message, EmailMessage)  # what policy.default makes
+        return message
 
 
 class SmtpSink:
@@ -284,7 +286,7 @@ class _Handler:
             await asyncio.sleep(0.005)
         recipients = set(envelope.rcpt_tos)
         if recipients & faults.drop:
-            if server.transport is not None:
+            if isinstance(server.transport, asyncio.Transport):
                 server.transport.abort()
             # The reply below goes nowhere: the client saw the connection die after DATA.
             return "451 4.3.0 connection lost"
@@ -394,8 +396,8 @@ def seed_outbox(
                         advisory_ids=[],
                         created_at=now,
                         meta={},
-                    )
-                ).inserted_primary_key[0]
+                    ).returning(digests.c.id)
+                ).scalar_one()
             )
         people = [
             {

@@ -102,8 +102,8 @@ def queue_more(app: App, subscriber_id: int, due: list[datetime]) -> list[str]:
                 insert(digests).values(
                     key=uuid.uuid4().hex, kind="immediate", subject="More alerts", html="<p>More</p>",
                     text="More\n", areas=["medway"], advisory_ids=[], created_at=when, meta={},
-                )
-            ).inserted_primary_key[0]
+                ).returning(digests.c.id)
+            ).scalar_one()
             message_id = f"{uuid.uuid4().hex}@example.org"
             conn.execute(
                 insert(outbox).values(

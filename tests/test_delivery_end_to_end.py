@@ -9,6 +9,8 @@ import mailbox
 from collections.abc import Callable
 from pathlib import Path
 
+from click.testing import Result
+
 from alerts.app import App
 from alerts.delivery import send_pending
 from alerts.digest import queue_digests
@@ -45,7 +47,7 @@ def test_a_queued_alert_reaches_the_relay_through_the_real_message_factory(smtp_
 
 
 def test_alerts_send_delivers_into_the_maildir_by_default_and_status_shows_it(
-    write_config: Callable[..., Path], run_cli: Callable[..., object], tmp_path: Path
+    write_config: Callable[..., Path], run_cli: Callable[..., Result], tmp_path: Path
 ) -> None:
     config = write_config()
     app = App(config)
@@ -69,7 +71,7 @@ def test_alerts_send_delivers_into_the_maildir_by_default_and_status_shows_it(
 
 
 def test_alerts_send_reports_a_relay_it_cannot_use_in_one_line_and_exits_1(
-    write_config: Callable[..., Path], run_cli: Callable[..., object]
+    write_config: Callable[..., Path], run_cli: Callable[..., Result]
 ) -> None:
     with SmtpSink() as plain:
         config = write_config(

@@ -106,7 +106,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             # the outbox promises) but is not fsynced each time; after a power cut the
             # last marks may be lost, and those messages go again with their Message-ID.
             # Restored afterwards: the connection goes back to the pool for other stages.
-            previous = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+            previous = int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
             conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
@@ -117,7 +117,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             raise
         finally:
             if sqlite:
-                conn.exec_driver_sql(f"PRAGMA synchronous={int(previous)}")
+                conn.exec_driver_sql(f"PRAGMA synchronous={previous}")
 
 
 class Outbox:

@@ -179,9 +179,11 @@ class _Worker:
         unavailable = 0
         # Each message is built (and signed) by the build thread while the one before it
         # is on the wire, so this connection spends its time in SMTP, not in templates.
-        upcoming = self._build(batch[0])
+        upcoming: Future[bytes] | None = self._build(batch[0])
         for position, claimed in enumerate(batch):
-            built, upcoming = upcoming, self._build(batch[position + 1]) if position + 1 < len(batch) else None
+            built = upcoming
+            assert built is not None  # one is always submitted for the current position
+            upcoming = self._build(batch[position + 1]) if position + 1 < len(batch) else None
             if self.stop.is_set():
                 return self._give_back(batch[position:], stopped=True)
             now = self.clock()
