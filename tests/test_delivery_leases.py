@@ -12,10 +12,11 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from alerts.app import App
-from alerts.delivery import make_outbox
+from alerts.delivery import Dispatcher, make_outbox, make_sender
 from alerts.delivery.outbox import Outbox, Outcomes
+from alerts.message import OutboxItem
 from alerts.schema import outbox
-from alerts.testing import bare_message_id
+from alerts.testing import PlainMessageFactory, SmtpSink, bare_message_id
 from tests.conftest import NOW
 from tests.delivery_fixtures import *  # noqa: F403
 from tests.delivery_fixtures import queue, rows, statuses
@@ -125,3 +126,37 @@ def test_rows_held_by_a_live_process_are_left_to_their_lease(make_app, sqlite_ur
         alive.stdin.close()
     with app.store.engine.connect() as conn:
         assert set(conn.execute(select(outbox.c.status)).scalars()) == {"sending"}
+
+
+def test_a_worker_renews_its_lease_as_it_goes_and_skips_rows_it_lost(smtp_app: App, sink: SmtpSink) -> None:
+    ids = queue(smtp_app, 6)
+    box = an_outbox(smtp_app)
+    taken: list[int] = []
+
+    class TakeOverOne:
+        """Builds normally; on the first build another worker takes over the last row."""
+
+        def __init__(self) -> None:
+            self.plain = PlainMessageFactory(smtp_app.store.engine)
+
+        def build(self, item: OutboxItem) -> bytes:
+            if not taken:
+                with smtp_app.store.engine.begin() as conn:
+                    last = conn.execute(select(outbox.c.id).order_by(outbox.c.id.desc()).limit(1)).scalar_one()
+                    conn.execute(update(outbox).where(outbox.c.id == last).values(claimed_by="someone-else"))
+                taken.append(last)
+            return self.plain.build(item)
+
+    dispatcher = Dispatcher(
+        outbox=box,
+        builder=TakeOverOne(),
+        sender=make_sender(smtp_app.config),
+        envelope_from="alerts@example.org",
+        renew_margin=box.lease * 2,  # always short of lease: renew before every message
+    )
+
+    report = dispatcher.run(workers=1, clock=lambda: NOW)
+
+    assert report.sent == 5
+    assert sorted(sink.message_ids()) == sorted(ids[:-1])
+    assert rows(smtp_app)[ids[-1]]["claimed_by"] == "someone-else"
