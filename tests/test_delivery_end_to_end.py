@@ -18,7 +18,7 @@ from alerts.testing import SmtpSink, bare_message_id
 from alerts.types import Frequency
 from tests.conftest import NOW
 from tests.delivery_fixtures import *  # noqa: F403
-from tests.delivery_fixtures import rows, statuses
+from tests.delivery_fixtures import queue, rows, statuses
 from tests.digest_support import advisory, save, subscribe
 
 
@@ -91,3 +91,25 @@ def test_alerts_send_reports_a_relay_it_cannot_use_in_one_line_and_exits_1(
     status = json.loads(run_cli("status", "--json", config=config).stdout)
     assert status["outbox"]["pending"] == 1
     assert status["last_run"]["ok"] is False
+
+
+def test_alerts_send_with_workers_exits_1_when_messages_fail_for_good(
+    write_config: Callable[..., Path], run_cli: Callable[..., Result], sink: SmtpSink
+) -> None:
+    config = write_config(
+        delivery={"backend": "smtp", "smtp": {"host": sink.host, "port": sink.port, "security": "none"}}
+    )
+    app = App(config)
+    queue(app, 6)
+    app.close()
+    sink.faults.refuse_message.add("reader4@example.org")
+    sink.faults.reject.add("reader5@example.org")
+
+    result = run_cli("send", "--workers", "3", config=config)
+
+    assert result.exit_code == 1
+    assert "Sent 4, deferred 0, bounced 1, failed 1, suppressed 0." in result.stdout
+    assert len(sink.received) == 4
+    status = run_cli("status", config=config).stdout
+    assert "4 sent, 1 bounced, 1 failed" in status
+    assert "Last run: send at" in status and "with failures" in status

@@ -84,7 +84,8 @@ def status(app: App, as_json: bool) -> None:
         outcome = {True: "ok", False: "with failures", None: "unfinished"}[run["ok"]]
         click.echo(f"Last run: {run['kind']} at {_local(app, run['started_at'])}, {outcome}")
         if run["summary"]:
-            click.echo("  " + ", ".join(f"{k}: {v}" for k, v in run["summary"].items() if not isinstance(v, list)))
+            counts = {k: v for k, v in run["summary"].items() if isinstance(v, int) and not isinstance(v, bool)}
+            click.echo("  " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
 
 
 def outbox_status(engine: Engine) -> dict[str, Any]:
