@@ -23,6 +23,7 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check alerts tests benchmarks
+	$(BIN)/mypy alerts
 	scripts/install-system-packages chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

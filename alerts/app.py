@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from datetime import UTC, datetime
 
 from alerts.areas import Gazetteer, load_gazetteer
@@ -13,9 +14,13 @@ from alerts.store import Store, open_store
 
 
 class App:
+    """Opened lazily, shared by the threads of one process (web workers, senders)."""
+
     def __init__(self, config_path: str | os.PathLike[str] | None = None):
         self.config_path = config_path
         self._store: Store | None = None
+        # Two threads opening the store at once would run the migrations twice.
+        self._store_lock = threading.Lock()
 
     @functools.cached_property
     def config(self) -> Config:
@@ -27,9 +32,10 @@ class App:
 
     @property
     def store(self) -> Store:
-        if self._store is None:
-            self._store = open_store(self.config.database)
-        return self._store
+        with self._store_lock:
+            if self._store is None:
+                self._store = open_store(self.config.database)
+            return self._store
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -38,6 +44,7 @@ class App:
         return moment.astimezone(self.config.tz)
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        with self._store_lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None

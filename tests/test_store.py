@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -176,3 +177,31 @@ def test_unreachable_database_is_a_store_error_naming_the_setting() -> None:
     assert info.value.where == "database"
     assert info.value.hint is not None
     assert "config.yaml" in info.value.hint
+
+
+def test_threads_opening_the_store_at_once_migrate_it_once(config_path: Path) -> None:
+    """The web app and the sender threads share one App; the first use races."""
+    import threading
+
+    from alerts.app import App
+
+    app = App(config_path)
+    barrier = threading.Barrier(4)
+    stores: list[object] = []
+    errors: list[BaseException] = []
+
+    def use() -> None:
+        barrier.wait()
+        try:
+            stores.append(app.store)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=use) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    app.close()
+    assert not errors
+    assert len({id(store) for store in stores}) == 1
