@@ -203,8 +203,11 @@ def run_cycle(
     report.seconds = time.monotonic() - clock
     report.finished_at = now + timedelta(seconds=report.seconds)
     record_run(app.store.engine, report)
-    log.log(
-        logging.INFO if report.ok else logging.WARNING,
+    # Each problem on a line of its own, naming the file or source: an operator of
+    # 'alerts serve' reads the log, not a terminal.
+    for problem in report.problems:
+        log.warning("%s", problem)
+    log.info(
         "%s",
         report.summary(),
         extra={f"ctx_{k}": v for k, v in report.as_dict().items() if k != "problems"},

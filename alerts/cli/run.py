@@ -40,9 +40,7 @@ def run(app: App, once: bool, as_json: bool) -> None:
     if as_json:
         print_json(report.as_dict())
     else:
-        for problem in report.problems:
-            click.echo(problem, err=True)
-        click.echo(report.summary())
+        click.echo(report.summary())  # the problems were logged, one line each, on stderr
     if not report.ok:
         sys.exit(EXIT_FAILURES)
 
