@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +29,9 @@ from alerts.config import WEEKDAYS, DigestsConfig
 from alerts.errors import ConfigError, GazetteerError, UnknownArea
 from alerts.schema import advisories, runs
 from alerts.types import Frequency
+
+#: Called with the number of messages to send; returns a callback for each one sent.
+SendProgress = Callable[[int], Callable[[int], None]]
 
 log = logging.getLogger("alerts.pipeline")
 
@@ -142,18 +146,28 @@ class RunReport:
 
 
 def run_once(
-    app: App, *, now: datetime | None = None, stop: threading.Event | None = None
+    app: App,
+    *,
+    now: datetime | None = None,
+    stop: threading.Event | None = None,
+    progress: SendProgress | None = None,
 ) -> RunReport:
     """Run the whole pipeline once: ingest, feeds, immediate alerts and due digests, send.
 
     ``now`` is the instant the run is for (tests freeze it); ``stop`` (set on SIGTERM)
-    skips the stages not yet started and lets delivery finish the message in flight.
+    skips the stages not yet started and lets delivery finish the message in flight;
+    ``progress`` is handed to delivery (the CLI draws a bar with it).
     """
-    return run_cycle(app, ONCE, now=now, stop=stop)
+    return run_cycle(app, ONCE, now=now, stop=stop, progress=progress)
 
 
 def run_cycle(
-    app: App, plan: Plan, *, now: datetime | None = None, stop: threading.Event | None = None
+    app: App,
+    plan: Plan,
+    *,
+    now: datetime | None = None,
+    stop: threading.Event | None = None,
+    progress: SendProgress | None = None,
 ) -> RunReport:
     """Run the stages ``plan`` asks for, in pipeline order, record the run and log one line."""
     # A run on the clock lets delivery read the clock as it goes (retry times); a run
@@ -199,7 +213,7 @@ def run_cycle(
         if is_due(app, frequency, now):
             stage(f"{frequency.value} digests", lambda f=frequency: _digest(app, f, now, report))
     if plan.send:
-        stage("send", lambda: _send(app, send_at, stop, report))
+        stage("send", lambda: _send(app, send_at, stop, report, progress))
     report.seconds = time.monotonic() - clock
     report.finished_at = now + timedelta(seconds=report.seconds)
     record_run(app.store.engine, report)
@@ -281,10 +295,12 @@ def _digest(app: App, frequency: Frequency, now: datetime, report: RunReport) ->
     _mark(app.store.engine, digest_kind(frequency), now)
 
 
-def _send(app: App, now: datetime | None, stop: threading.Event, report: RunReport) -> None:
+def _send(
+    app: App, now: datetime | None, stop: threading.Event, report: RunReport, progress: SendProgress | None
+) -> None:
     from alerts.delivery import send_pending
 
-    result = send_pending(app, now=now, stop=stop)
+    result = send_pending(app, now=now, stop=stop, progress=progress)
     report.sent, report.deferred, report.bounced = result.sent, result.deferred, result.bounced
     report.failed, report.suppressed = result.failed, result.suppressed
     report.stopped = report.stopped or result.stopped
