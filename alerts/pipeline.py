@@ -131,7 +131,7 @@ class RunReport:
 
     def summary(self) -> str:
         """One line an operator reads in a log."""
-        digests = f" ({', '.join(self.digests)} digests)" if self.digests else ""
+        digests = f" (ran the {' and '.join(self.digests)} digests)" if self.digests else ""
         line = (
             f"{self.kind}: {self.new} new, {self.updated} updated, {self.rejected} rejected, "
             f"{self.failed_sources} sources failed; {self.feeds_written} feeds written; "
