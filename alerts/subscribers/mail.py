@@ -75,7 +75,7 @@ def build_transactional_message(
 
 def confirmation_content(config: Config, subscriber: Subscriber, confirm_url: str, area_names: list[str]) -> tuple[str, str, str]:
     """Subject, plain text and HTML of the confirmation email."""
-    env = _environment(config.templates / "web")
+    env = _environment(config.templates / "email")
     context: dict[str, Any] = {
         "site": config.site,
         "subscriber": subscriber,
@@ -84,8 +84,8 @@ def confirmation_content(config: Config, subscriber: Subscriber, confirm_url: st
         "days": CONFIRM_MAX_AGE // 86400,
     }
     subject = f"Confirm your {config.site.name} subscription"
-    text = env.get_template("subscriptions/confirm_email.txt").render(context)
-    html = env.get_template("subscriptions/confirm_email.html").render(context)
+    text = env.get_template("confirm.txt").render(context)
+    html = env.get_template("confirm.html").render(context)
     return subject, text, html
 
 
