@@ -170,6 +170,10 @@ class DeliveryConfig(_Model):
     retry_max: float = Field(default=6 * 3600.0, gt=0)
     #: Attempts after which a message is given up as failed.
     max_attempts: int = Field(default=12, ge=1)
+    #: How long a sender holds the rows it claimed. Rows a crashed sender held go out
+    #: again after this (on SQLite at once when the sender ran on this machine); keep it
+    #: well above the time one batch takes to send.
+    lease_seconds: float = Field(default=300.0, ge=10)
 
     @model_validator(mode="after")
     def _smtp_present(self) -> DeliveryConfig:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import select, update
 
@@ -160,3 +162,13 @@ def test_a_worker_renews_its_lease_as_it_goes_and_skips_rows_it_lost(smtp_app: A
     assert report.sent == 5
     assert sorted(sink.message_ids()) == sorted(ids[:-1])
     assert rows(smtp_app)[ids[-1]]["claimed_by"] == "someone-else"
+
+
+def test_the_lease_comes_from_the_config(write_config: Callable[..., Path]) -> None:
+    from alerts.config import load_config
+    from alerts.delivery import make_outbox
+    from alerts.store import create_db_engine
+
+    config = load_config(write_config(delivery={"lease_seconds": 42}))
+    outbox = make_outbox(config, create_db_engine(config.database))
+    assert outbox.lease.total_seconds() == 42

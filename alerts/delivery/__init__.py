@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 
 from sqlalchemy import Engine
@@ -101,7 +101,7 @@ def make_sender(config: Config) -> Sender:
 def make_outbox(config: Config, engine: Engine) -> Outbox:
     delivery = config.delivery
     retry = RetryPolicy(delivery.retry_base, delivery.retry_max, delivery.max_attempts)
-    return Outbox(engine, retry)
+    return Outbox(engine, retry, lease=timedelta(seconds=delivery.lease_seconds))
 
 
 def envelope_from(config: Config) -> str:
