@@ -91,6 +91,14 @@ def queued_messages(app: App) -> list[EmailMessage]:
     return messages
 
 
+def press_confirm(client: TestClient, link: str) -> str:
+    """Open a confirmation link as a person does: the page asks, the button confirms."""
+    query = parse_qs(urlsplit(link).query)
+    response = client.post("/confirm", data={"token": query["token"][0]})
+    assert response.status_code == 200, response.text
+    return heading(response.text)
+
+
 def confirm_link(message: EmailMessage) -> str:
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     match = re.search(r"https://alerts\.example\.org/confirm\?token=\S+", text)
@@ -278,21 +286,52 @@ def test_subscribing_creates_a_pending_subscriber_and_queues_a_confirmation(app:
     assert confirm_link(message) in html.replace("&amp;", "&")
 
 
-def test_the_confirmation_link_activates_with_the_watermark_at_that_moment(app: App, client: TestClient) -> None:
+def test_opening_the_confirmation_link_asks_and_changes_nothing(app: App, client: TestClient) -> None:
+    """Mail scanners (Outlook Safe Links, corporate gateways) open every link in a
+    message: a GET must not subscribe anybody."""
+    with time_machine.travel(NOW, tick=False):
+        client.post("/subscribe", data={"email": "scan@example.org", "areas": "ME4", "frequency": "weekly", "urgent": "yes"})
+    link = confirm_link(queued_messages(app)[0])
+    for _ in range(3):  # a scanner, then the person, then a reload
+        response = client.get(path_of(link))
+        assert response.status_code == 200
+        assert heading(response.text) == "Confirm your subscription"
+    assert "s…@example.org will get weekly alerts for Medway, and urgent alerts at once." in response.text
+    assert '<form method="post" action="/confirm">' in response.text
+    assert "Confirm my subscription</button>" in response.text
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert find_subscriber(app.store, "scan@example.org").status is PENDING  # type: ignore[union-attr]
+
+
+def test_the_confirm_button_activates_with_the_watermark_at_that_moment(app: App, client: TestClient) -> None:
     with time_machine.travel(NOW, tick=False):
         client.post("/subscribe", data={"email": "c@example.org", "areas": "kent", "frequency": "daily"})
     link = confirm_link(queued_messages(app)[0])
     later = NOW + timedelta(days=2)
     with time_machine.travel(later, tick=False):
-        response = client.get(path_of(link))
-    assert response.status_code == 200 and heading(response.text) == "You are subscribed"
+        assert press_confirm(client, link) == "You are subscribed"
     active = find_subscriber(app.store, "c@example.org")
     assert active is not None and active.status is ACTIVE and active.watermark == later
     assert not active.urgent  # the box was left unticked
     with time_machine.travel(later + timedelta(hours=1), tick=False):
-        again = client.get(path_of(link))
-    assert heading(again.text) == "You were already subscribed"
+        assert press_confirm(client, link) == "You were already subscribed"
+        assert heading(client.get(path_of(link)).text) == "You were already subscribed"
     assert get_subscriber(app.store, active.id).watermark == later
+
+
+def test_the_confirm_button_refuses_a_form_from_another_site(app: App, client: TestClient) -> None:
+    client.post("/subscribe", data={"email": "x@example.org", "areas": "kent", "frequency": "daily"})
+    pending = find_subscriber(app.store, "x@example.org")
+    assert pending is not None
+    data = {"token": token(app, pending.id, CONFIRM)}
+    response = client.post("/confirm", data=data, headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403
+    assert get_subscriber(app.store, pending.id).status is PENDING
+    for purpose in (MANAGE, UNSUBSCRIBE):  # only a confirm token confirms
+        assert client.post("/confirm", data={"token": token(app, pending.id, purpose)}).status_code == 400
+    assert client.post("/confirm", data={}).status_code == 400
+    assert get_subscriber(app.store, pending.id).status is PENDING
 
 
 def test_an_expired_confirmation_link_says_to_subscribe_again(app: App, client: TestClient) -> None:
@@ -301,8 +340,9 @@ def test_an_expired_confirmation_link_says_to_subscribe_again(app: App, client: 
     link = confirm_link(queued_messages(app)[0])
     with time_machine.travel(NOW + timedelta(days=8), tick=False):
         response = client.get(path_of(link))
-    assert response.status_code == 400
-    assert heading(response.text) == "This link has expired"
+        pressed = client.post("/confirm", data={"token": parse_qs(urlsplit(link).query)["token"][0]})
+    assert response.status_code == 400 and pressed.status_code == 400
+    assert heading(response.text) == heading(pressed.text) == "This link has expired"
     assert 'href="/subscribe"' in response.text
     assert find_subscriber(app.store, "slow@example.org").status is PENDING  # type: ignore[union-attr]
 
@@ -315,6 +355,8 @@ def test_a_confirmation_link_cannot_undo_an_unsubscribe(app: App, client: TestCl
     unsubscribe(app.store, pending.id, now=NOW)
     response = client.get(path_of(link))
     assert response.status_code == 400
+    pressed = client.post("/confirm", data={"token": parse_qs(urlsplit(link).query)["token"][0]})
+    assert pressed.status_code == 400 and heading(pressed.text) == "This confirmation link no longer works"
     assert get_subscriber(app.store, pending.id).status is UNSUBSCRIBED
 
 
@@ -336,8 +378,7 @@ def test_someone_who_left_can_come_back_by_confirming(app: App, client: TestClie
     client.post("/subscribe", data={"email": "Jo.Bloggs@example.org", "areas": "dover", "frequency": "weekly"})
     assert get_subscriber(app.store, subscriber.id).status is PENDING  # not active until they confirm
     link = confirm_link(queued_messages(app)[0])
-    assert parse_qs(urlsplit(link).query)["token"]
-    client.get(path_of(link))
+    assert press_confirm(client, link) == "You are subscribed"
     assert get_subscriber(app.store, subscriber.id).status is ACTIVE
 
 
@@ -391,8 +432,8 @@ def test_a_web_sign_up_is_delivered_and_its_link_confirms(app: App, client: Test
     assert delivered["To"] == "e2e@example.org"
     assert delivered["List-Unsubscribe"] is None  # nothing to leave yet
     link = confirm_link(delivered)  # type: ignore[arg-type]
-    response = client.get(path_of(link))
-    assert heading(response.text) == "You are subscribed"
+    assert heading(client.get(path_of(link)).text) == "Confirm your subscription"
+    assert press_confirm(client, link) == "You are subscribed"
     assert find_subscriber(app.store, "e2e@example.org").status is ACTIVE  # type: ignore[union-attr]
 
 

@@ -1,11 +1,12 @@
 """Subscribe, confirm, manage and unsubscribe pages.
 
 Links in mail carry signed tokens (:mod:`alerts.tokens`), never a guessable id. The
-unsubscribe link in a digest's body opens a page that asks first, so a forwarded digest
-cannot silently unsubscribe its sender; the RFC 8058 one-click POST (from the mail
-provider, from the ``List-Unsubscribe`` header) acts at once. Forms that change
-something need the signed token in the form: that is the proof of ownership, and a
-cross-site form cannot produce it; a foreign ``Origin`` is refused as well.
+confirm and unsubscribe links open a page that asks first: a mail scanner that opens
+every link cannot subscribe anyone, and a forwarded digest cannot silently unsubscribe
+its sender; the RFC 8058 one-click POST (from the mail provider, from the
+``List-Unsubscribe`` header) acts at once. Forms that change something need the signed
+token in the form: that is the proof of ownership, and a cross-site form cannot produce
+it; a foreign ``Origin`` is refused as well.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Rob
 def routes(app: App) -> list[BaseRoute]:
     return [
         Route("/subscribe", subscribe, methods=["GET", "POST"], name="subscribe"),
-        Route("/confirm", confirm, methods=["GET"], name="confirm"),
+        Route("/confirm", confirm, methods=["GET", "POST"], name="confirm"),
         Route("/manage", manage, methods=["GET", "POST"], name="manage"),
         Route("/unsubscribe", unsubscribe_page, methods=["GET", "POST"], name="unsubscribe"),
         Route("/unsubscribe/one-click", one_click, methods=["POST"], name="one_click"),
@@ -92,17 +93,25 @@ async def subscribe(request: Request) -> Response:
 
 
 async def confirm(request: Request) -> Response:
+    """GET asks, POST confirms: mail scanners (Safe Links, corporate gateways) open every
+    link in a message, so opening the link must not subscribe anybody."""
     app = web_app(request)
-    subscriber = subscriber_from(request, request.query_params.get("token"), CONFIRM, max_age=CONFIRM_MAX_AGE)
+    if request.method == "GET":
+        token = request.query_params.get("token")
+    else:
+        if refused := foreign_origin(request):
+            return refused
+        token = (await form_fields(request)).get("token")
+    subscriber = subscriber_from(request, token, CONFIRM, max_age=CONFIRM_MAX_AGE)
     if isinstance(subscriber, Response):
         return subscriber
-    if subscriber.status is PENDING and confirm_subscriber(app.store, subscriber.id, now=app.now()):
-        outcome = "confirmed"
-    elif subscriber.status is ACTIVE:
-        outcome = "already"
-    else:
+    if subscriber.status is PENDING and request.method == "GET":
+        return page(request, "confirm.html", personal(app, subscriber, {"token": token}))
+    confirmed = subscriber.status is PENDING and confirm_subscriber(app.store, subscriber.id, now=app.now())
+    subscriber = get_subscriber(app.store, subscriber.id)  # as it is now, whoever changed it
+    if subscriber.status is not ACTIVE:
         return bad_link(request, "This confirmation link no longer works", "The address unsubscribed since it was sent.")
-    subscriber = get_subscriber(app.store, subscriber.id)
+    outcome = "confirmed" if confirmed else "already"
     return page(request, "confirmed.html", personal(app, subscriber, {"outcome": outcome}))
 
 
