@@ -213,6 +213,7 @@ class Store:
         changed_since: datetime | None = None,
         live_at: datetime | None = None,
         limit: int | None = None,
+        offset: int | None = None,
     ) -> list[Advisory]:
         """Advisories, newest published first.
 
@@ -220,6 +221,7 @@ class Store:
         :meth:`alerts.areas.Gazetteer.matching_areas` gives for a subscription).
         ``since``: published at or after. ``changed_since``: changed after (a watermark).
         ``live_at``: leave out the withdrawn and those expired at that instant.
+        ``limit``/``offset``: one page of that order (the id breaks ties, so pages never overlap).
         """
         query = select(advisories)
         if areas is not None:
@@ -239,6 +241,8 @@ class Store:
         query = query.order_by(advisories.c.published_at.desc(), advisories.c.id.desc())
         if limit is not None:
             query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
         return list(self._load(query))
 
     def count_advisories(self) -> int:

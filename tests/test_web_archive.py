@@ -14,12 +14,15 @@ import feedparser
 import httpx
 import pytest
 import time_machine
+from sqlalchemy import insert, select
 from starlette.testclient import TestClient
 
 from alerts.app import App
 from alerts.feeds import build_feeds
 from alerts.ingest import ingest_files
+from alerts.schema import advisories, advisory_areas
 from alerts.web import create_app
+from alerts.web.archive import PER_PAGE
 from alerts.web.testing import serve_in_thread
 from tests.advisory_files import write_advisory, write_hostile_advisory
 from tests.conftest import NOW, SAMPLE
@@ -166,6 +169,45 @@ def test_area_pages_are_paged(write_config: Callable[..., Path], tmp_path: Path)
     assert 'rel="next"' in first
     second = client.get("/areas/dover?page=2").text
     assert "Advice number 04" in second and "Advice number 00" in second and 'rel="prev"' in second
+    app.close()
+
+
+def test_every_page_of_a_long_archive_is_reachable(
+    write_config: Callable[..., Path], db_url: str
+) -> None:
+    # 41 full pages and one row more: page 42 holds exactly the oldest advisory. Rows go
+    # in with one bulk INSERT (through save_advisory this would take seconds).
+    total = 41 * PER_PAGE + 1
+    app = App(write_config(database=db_url))
+    start = NOW - timedelta(days=30)
+    rows = [
+        {
+            "key": f"https://www.kent.police.uk/news/{n}/", "url": f"https://www.kent.police.uk/news/{n}/",
+            "title": f"Advice number {n:04} for Dover", "content_hash": str(n), "source": "bulk",
+            "published_at": start + timedelta(minutes=n), "first_seen_at": NOW, "changed_at": NOW, "updated_at": NOW,
+        }
+        for n in range(total)
+    ]
+    with app.store.engine.begin() as conn:
+        conn.execute(insert(advisories), rows)
+        ids = conn.execute(select(advisories.c.id)).scalars().all()
+        conn.execute(insert(advisory_areas), [{"advisory_id": i, "area": "dover"} for i in ids])
+    client = TestClient(create_app(app))
+    with time_machine.travel(NOW, tick=False):
+        page_41 = client.get("/areas/dover?page=41").text
+        # Newest first: page 41 holds numbers PER_PAGE down to 1, page 42 number 0 alone.
+        assert f"Advice number {PER_PAGE:04} for Dover" in page_41 and "Advice number 0001 for Dover" in page_41
+        assert f"Advice number {PER_PAGE + 1:04} for Dover" not in page_41
+        assert "Advice number 0000 for Dover" not in page_41
+        assert 'href="?page=42" rel="next"' in page_41
+        last = client.get("/areas/dover?page=42")
+        assert last.status_code == 200 and "Advice number 0000 for Dover" in last.text
+        assert 'rel="next"' not in last.text and 'href="?page=41" rel="prev"' in last.text
+        beyond = client.get("/areas/dover?page=43")
+        assert beyond.status_code == 404 and "fewer pages of advisories for Dover" in beyond.text
+        for silly in ("0", "-3", "x", "9" * 40):
+            response = client.get(f"/areas/dover?page={silly}")
+            assert response.status_code in (200, 404) and "Traceback" not in response.text, silly
     app.close()
 
 

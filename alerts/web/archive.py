@@ -25,9 +25,10 @@ from alerts.types import AreaKind, Status
 from alerts.web.pages import error_page, render, web_app
 
 PER_PAGE = 30
-# Pages are cut from one query of the newest page * PER_PAGE rows (the store has no
-# offset); the cap keeps a request for page 10**6 from loading the whole archive.
-MAX_PAGE = 40
+# Each page is one query of PER_PAGE + 1 rows (the extra one says whether there is an
+# older page), so every page costs the same. The cap only keeps the offset a number
+# every database accepts: ten million pages is far beyond any archive.
+MAX_PAGE = 10_000_000
 FEED_CACHE = "public, max-age=300"
 _FEED_NAME = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9-]*)\.(?P<fmt>rss|atom|json)$")
 
@@ -98,10 +99,19 @@ def area_page(request: Request) -> Response:
         return RedirectResponse(request.url_for("area", slug=slug), status_code=301)
     page = _page_number(request)
     items = app.store.advisories(
-        areas=gazetteer.matching_areas([slug]), live_at=app.now(), limit=page * PER_PAGE + 1
+        areas=gazetteer.matching_areas([slug]), live_at=app.now(), limit=PER_PAGE + 1, offset=(page - 1) * PER_PAGE
     )
-    shown = items[(page - 1) * PER_PAGE : page * PER_PAGE]
     node = gazetteer.node(slug)
+    if page > 1 and not items:
+        # Past the last page (an old link, or advisories since expired): say so, don't
+        # serve an empty page that search engines and link checkers take for content.
+        return error_page(
+            request,
+            404,
+            "Page not found",
+            f"There are fewer pages of advisories for {node.name} than that.",
+            "The newest are on the area's first page.",
+        )
     return render(
         request,
         "area.html",
@@ -112,9 +122,9 @@ def area_page(request: Request) -> Response:
             "postcodes": sorted(
                 n.name for n in gazetteer.nodes.values() if n.kind is AreaKind.POSTCODE and n.parent == slug
             ),
-            "advisories": shown,
+            "advisories": items[:PER_PAGE],
             "page": page,
-            "has_next": len(items) > page * PER_PAGE,
+            "has_next": len(items) > PER_PAGE,
             "feed_slug": slug,
         },
     )
