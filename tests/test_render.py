@@ -123,6 +123,21 @@ def test_html_has_no_tracking_pixel_remote_image_or_hidden_preheader(app: App) -
     assert not hidden.search(preheader.group(1))
 
 
+def test_one_h1_and_every_link_makes_sense_out_of_context(app: App) -> None:
+    """Screen readers list a message's links on their own; mail clients strip aria-label,
+    so the words must be in the link text itself."""
+    _, html = _digest_html(app)
+    assert len(re.findall(r"<h1[\s>]", html)) == 1
+    links = [" ".join(re.sub(r"<[^>]+>", "", text).split()) for text in re.findall(r"<a [^>]*>(.*?)</a>", html, re.S)]
+    assert links
+    for text in links:
+        assert text.lower() not in {"read more", "here", "click here", "more", "link"}, links
+    read_more = [text for text in links if text.startswith("Read more")]
+    assert len(read_more) == 4 and len(set(read_more)) == 4
+    assert "Read more: Advisory news-0" in read_more
+    assert "aria-label" not in html
+
+
 def _luminance(hex_colour: str) -> float:
     value = hex_colour.lstrip("#")
     if len(value) == 3:

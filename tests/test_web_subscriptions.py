@@ -217,7 +217,7 @@ def test_manage_explains_bad_input_and_changes_nothing(app: App, client: TestCli
     manage = token(app, subscriber.id, MANAGE)
     response = client.post("/manage", data={"token": manage, "areas": "Medwy", "frequency": "daily", "urgent": "yes"})
     assert response.status_code == 400
-    assert errors(response.text) == ["Unknown area &#39;Medwy&#39;. Did you mean &#39;medway&#39;?"]
+    assert errors(response.text) == ["Unknown area &#39;Medwy&#39;. Did you mean &#39;Medway&#39;?"]
     assert 'value="Medwy"' in response.text  # what they typed is kept for them to fix
     response = client.post("/manage", data={"token": manage, "areas": "", "frequency": "daily"})
     assert errors(response.text) == ["At least one area is required."]

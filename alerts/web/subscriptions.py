@@ -12,6 +12,7 @@ it; a foreign ``Origin`` is refused as well.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alerts.app import App
+from alerts.areas import Gazetteer
 from alerts.errors import AlertsError, BadToken, NotFound, UnknownArea
 from alerts.subscribers import (
     ACTIVE,
@@ -80,7 +82,7 @@ async def subscribe(request: Request) -> Response:
         try:
             values[name] = check()
         except (InvalidSubscriber, UnknownArea) as exc:
-            errors[name] = message_of(exc)
+            errors[name] = message_of(exc, app.gazetteer)
     if errors:
         return page(request, "subscribe.html", {"form": form, "errors": errors}, status=400)
     subscription = Subscription(**values, urgent=form.get("urgent") == "yes")
@@ -142,7 +144,7 @@ async def manage(request: Request) -> Response:
             urgent=form.get("urgent") == "yes",
         )
     except (InvalidSubscriber, UnknownArea) as exc:
-        context["errors"] = {"frequency" if "frequency" in exc.message else "areas": message_of(exc)}
+        context["errors"] = {"frequency" if "frequency" in exc.message else "areas": message_of(exc, app.gazetteer)}
         return page(request, "manage.html", context, status=400)
     subscriber = update_subscriber(app.store, subscriber.id, changes)
     context.update(personal(app, subscriber, {"saved": True, "form": current_form(app, subscriber)}))
@@ -257,7 +259,7 @@ def prefilled_area(app: App, asked: str | None) -> str:
 
 
 def area_names(app: App, subscriber: Subscriber) -> list[str]:
-    return [app.gazetteer.node(slug).name if slug in app.gazetteer else slug for slug in subscriber.areas]
+    return [_area_name(app.gazetteer, slug) for slug in subscriber.areas]
 
 
 def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
@@ -289,8 +291,16 @@ def mask(email: str) -> str:
     return f"{local[:1]}…@{domain}"
 
 
-def message_of(exc: AlertsError) -> str:
+def message_of(exc: AlertsError, gazetteer: Gazetteer | None = None) -> str:
+    """The error as a sentence for a form. Suggested areas are named as residents know
+    them ('Medway'), not by the slugs the CLI prints ('medway')."""
     if isinstance(exc, UnknownArea):
         hint = (exc.hint or "").replace("run 'alerts areas' for the list", "").strip().rstrip("?")
+        if gazetteer is not None:
+            hint = re.sub(r"'([^']+)'", lambda m: repr(_area_name(gazetteer, m.group(1))), hint)
         return f"{exc.message[0].upper()}{exc.message[1:]}." + (f" {hint[0].upper()}{hint[1:]}?" if hint else "")
     return exc.message[0].upper() + exc.message[1:] + ("" if exc.message.endswith(".") else ".")
+
+
+def _area_name(gazetteer: Gazetteer, slug: str) -> str:
+    return gazetteer.node(slug).name if slug in gazetteer else slug
