@@ -18,6 +18,7 @@ from lxml import etree
 
 from alerts.app import App
 from alerts.feeds import FeedsReport, build_feeds, write_if_changed
+from alerts.feeds.state import STATE_FILE
 from alerts.ingest import ingest_files
 from tests.advisory_files import write_advisory
 from tests.conftest import NOW, SAMPLE
@@ -76,13 +77,14 @@ def test_builds_rss_atom_and_json_for_every_feed_area_and_all(feeds_app: App) ->
     expected = {f"{slug}.{fmt}" for slug in slugs for fmt in ("rss", "atom", "json")}
     assert {path.name for path in report.written} == expected
     assert report.unchanged == 0
-    assert {path.name for path in out(feeds_app).iterdir()} == expected  # no temporary files left
+    # No temporary files left; the one dot-file records each feed's date (never served).
+    assert {path.name for path in out(feeds_app).iterdir()} == expected | {STATE_FILE}
 
 
 def test_every_feed_parses_in_feedparser_without_errors(feeds_app: App) -> None:
     ingest(feeds_app)
     build_feeds(feeds_app, now=NOW)
-    for path in sorted(out(feeds_app).iterdir()):
+    for path in sorted(out(feeds_app).glob("[!.]*")):
         if path.suffix == ".json":
             data = json.loads(path.read_bytes())
             assert data["version"] == "https://jsonfeed.org/version/1.1"
@@ -258,6 +260,54 @@ def test_withdrawn_advisory_leaves_the_feeds_at_the_next_build(feeds_app: App, a
     assert out(feeds_app) / "medway.rss" in report.written
     # The feed's date moves on with the withdrawal, so readers see it changed.
     assert datetime(*parse(feeds_app, "medway.rss").feed.updated_parsed[:6], tzinfo=UTC) == later
+
+
+def feed_dates(app: App, slug: str) -> tuple[datetime, datetime]:
+    """(Atom updated, RSS lastBuildDate) of one area's feed."""
+    atom, rss = parse(app, f"{slug}.atom").feed, parse(app, f"{slug}.rss").feed
+    return (datetime(*atom.updated_parsed[:6], tzinfo=UTC), datetime(*rss.updated_parsed[:6], tzinfo=UTC))
+
+
+def test_an_advisory_retagged_out_of_an_area_moves_that_areas_feed_date_forward(
+    feeds_app: App, tmp_path: Path
+) -> None:
+    folder = tmp_path / "moving"
+    folder.mkdir()
+    url = "https://www.kent.police.uk/news/moving/"
+    write_advisory(folder, "moving", title="Scam calls in Dover", url=url)
+    first = NOW + timedelta(hours=1)
+    ingest(feeds_app, folder, now=first)
+    build_feeds(feeds_app, now=first)
+    assert entry_ids(feeds_app, "dover")["atom"] == [url]
+    assert feed_dates(feeds_app, "dover") == (first, first)
+
+    # Corrected: it was Maidstone. Nothing Dover still holds changed, yet Dover's feed did.
+    write_advisory(folder, "moving", title="Scam calls in Maidstone", url=url)
+    retagged = NOW + timedelta(hours=2)
+    ingest(feeds_app, folder, now=retagged)
+    report = build_feeds(feeds_app, now=retagged + timedelta(minutes=5))
+    assert out(feeds_app) / "dover.atom" in report.written
+    assert entry_ids(feeds_app, "dover") == {"rss": [], "atom": [], "json": []}
+    # A reader caching on updated/lastBuildDate sees the change, dated when it happened.
+    assert feed_dates(feeds_app, "dover") == (retagged, retagged)
+    assert feed_dates(feeds_app, "maidstone") == (retagged, retagged)
+    # And the dates hold: building again with nothing new changes no byte.
+    before = snapshot(out(feeds_app))
+    assert build_feeds(feeds_app, now=retagged + timedelta(days=1)).written == []
+    assert snapshot(out(feeds_app)) == before
+
+
+def test_a_lost_or_damaged_date_record_only_costs_the_dates_from_the_store(feeds_app: App) -> None:
+    ingest(feeds_app)
+    build_feeds(feeds_app, now=NOW)
+    before = snapshot(out(feeds_app))
+    (out(feeds_app) / STATE_FILE).write_text("{not json")
+    assert build_feeds(feeds_app, now=NOW + timedelta(hours=1)).written == []
+    (out(feeds_app) / STATE_FILE).unlink()
+    assert build_feeds(feeds_app, now=NOW + timedelta(hours=2)).written == []
+    after = snapshot(out(feeds_app))
+    assert after.pop(STATE_FILE)[0] == before.pop(STATE_FILE)[0]  # the record, written again
+    assert after == before  # the feeds, untouched
 
 
 def test_expired_advisory_leaves_the_feeds_at_the_next_build(feeds_app: App, tmp_path: Path) -> None:

@@ -3,10 +3,12 @@ id and dates round-trip through a real reader (property tests, no database)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 
 import feedparser
+from feedparser.html import _cp1252
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
@@ -54,6 +56,15 @@ def advisory(title: str, summary: str, body: str, key: str, published: datetime)
     )
 
 
+def as_feedparser_reads(text: str) -> str:
+    """feedparser "repairs" text that looks like UTF-8 misread as Latin-1 ("Â¡" becomes
+    "¡") and maps C1 code points to cp1252's: its quirk, not the feed's (lxml reads the
+    text as written), so the round trip allows for it."""
+    with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
+        text = text.encode("iso-8859-1").decode("utf-8")
+    return text.translate(_cp1252)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(title=WILD, summary=WILD, body=WILD, key=WILD.filter(str.strip), published=MOMENTS)
 def test_any_text_gives_well_formed_feeds_that_round_trip(
@@ -71,7 +82,7 @@ def test_any_text_gives_well_formed_feeds_that_round_trip(
         assert not parsed.bozo, parsed.get("bozo_exception")
         (read,) = parsed.entries
         assert read.id == entry.id
-        assert read.get("title", "") == entry.title.strip()
+        assert read.get("title", "") == as_feedparser_reads(entry.title.strip())
         assert datetime(*read.published_parsed[:6], tzinfo=UTC) == published
     item = json.loads(render_json(feed))["items"][0]
     assert item["id"] == entry.id and item["title"] == entry.title

@@ -6,7 +6,8 @@ what a subscriber to that area gets (the matching rule in :mod:`alerts.areas`), 
 advisories only, newest first, at most ``feeds.max_items``.
 
 Rebuilding with nothing new changes no byte: dates are pinned to the store's contents,
-never to the clock, and a file whose bytes are unchanged is not touched (its mtime, and
+never to the clock (and a feed something left still moves its date on: see
+:mod:`alerts.feeds.state`), and a file whose bytes are unchanged is not touched (its mtime, and
 so its Last-Modified, stays). Changed files are written beside the old one and renamed
 over it, so a reader never fetches half a feed.
 """
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from alerts.errors import AlertsError
 from alerts.feeds.model import ALL, FORMATS, Entry, Feed, LastChanges, build_feed, feed_url
 from alerts.feeds.render import RENDERERS
+from alerts.feeds.state import STATE_FILE, dump_state, load_state, settle
 
 if TYPE_CHECKING:
     from alerts.app import App
@@ -78,6 +80,9 @@ def build_feeds(app: App, *, now: datetime, out: Path | None = None) -> FeedsRep
     for area in gazetteer.feed_areas():
         items = store.advisories(areas=gazetteer.matching_areas([area.slug]), live_at=now, limit=limit)
         feeds.append(build_feed(config, gazetteer, changes, items, area, cache))
+    # A feed something left (an advisory re-tagged elsewhere) must still move its date on.
+    previous = load_state(folder)
+    feeds = [settle(feed, previous.get(feed.slug), changed_at=changes.everything, now=now) for feed in feeds]
     for feed in feeds:
         for fmt, render in RENDERERS.items():
             path = folder / f"{feed.slug}.{fmt}"
@@ -85,6 +90,9 @@ def build_feeds(app: App, *, now: datetime, out: Path | None = None) -> FeedsRep
                 report.written.append(path)
             else:
                 report.unchanged += 1
+    # Recorded after the feeds: a crash between the two leaves the old record, and the
+    # next build settles against it again, reaching the same dates.
+    write_if_changed(folder / STATE_FILE, dump_state(feeds))
     log.info("feeds: %d written, %d unchanged in %s", len(report.written), report.unchanged, folder)
     return report
 
