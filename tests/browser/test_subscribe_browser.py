@@ -1,0 +1,81 @@
+"""Subscribing in a real browser on a phone: the form, the confirmation email as the
+delivery stage writes it to the Maildir, the link that asks first (mail scanners open
+every link), and the button that makes the subscription active."""
+
+from __future__ import annotations
+
+import email
+import re
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+from typing import Any
+
+from alerts.delivery import send_pending
+from alerts.subscribers import ACTIVE, PENDING, find_subscriber
+from alerts.types import Frequency
+
+
+def delivered(maildir: Path) -> list[EmailMessage]:
+    """The messages delivery wrote to the Maildir, parsed back."""
+    messages = [email.message_from_bytes(path.read_bytes(), policy=default) for path in sorted((maildir / "new").iterdir())]
+    assert all(isinstance(message, EmailMessage) for message in messages)
+    return messages  # type: ignore[return-value]
+
+
+def test_subscribe_then_the_emailed_link_asks_and_the_button_confirms(live_server: Callable[..., Any], page: Any) -> None:
+    server = live_server()
+    app = server.app
+    page.goto(f"{server.url}/subscribe")
+    page.get_by_label("Email address").fill("resident@example.org")
+    page.get_by_label("Areas").fill("ME4 4TR")
+    page.get_by_label("A weekly digest").check()
+    page.get_by_role("button", name="Subscribe").click()
+    page.wait_for_url(f"{server.url}/subscribe")
+    assert page.locator("h1").inner_text() == "Check your email"
+    pending = find_subscriber(app.store, "resident@example.org")
+    assert pending is not None and pending.status is PENDING
+    assert pending.areas == ("medway",) and pending.frequency is Frequency.WEEKLY
+
+    assert send_pending(app).sent == 1
+    [message] = delivered(app.config.delivery.maildir)
+    assert message["To"] == "resident@example.org"
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    match = re.search(rf"{re.escape(server.url)}/confirm\?token=\S+", text)
+    assert match, text
+
+    # Opening the link (as a person, or a mail scanner) asks and changes nothing.
+    page.goto(match.group(0))
+    assert page.locator("h1").inner_text() == "Confirm your subscription"
+    assert "weekly alerts for Medway" in page.locator("main").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert find_subscriber(app.store, "resident@example.org").status is PENDING  # type: ignore[union-attr]
+
+    button = page.get_by_role("button", name="Confirm my subscription")
+    assert button.bounding_box()["height"] >= 44  # big enough for a thumb
+    button.click()
+    page.wait_for_url(f"{server.url}/confirm")
+    assert page.locator("h1").inner_text() == "You are subscribed"
+    active = find_subscriber(app.store, "resident@example.org")
+    assert active is not None and active.status is ACTIVE and active.watermark is not None
+
+
+def test_a_mistyped_town_is_explained_next_to_its_field_at_320px(live_server: Callable[..., Any], page: Any) -> None:
+    server = live_server()
+    page.set_viewport_size({"width": 320, "height": 640})
+    page.goto(f"{server.url}/subscribe")
+    page.get_by_label("Email address").fill("resident@example.org")
+    page.get_by_label("Areas").fill("Chathm")
+    page.get_by_role("button", name="Subscribe").click()
+    assert page.title().startswith("Error: ")
+    areas = page.get_by_label("Areas")
+    assert areas.get_attribute("aria-invalid") == "true"
+    assert areas.input_value() == "Chathm"  # kept, to fix rather than retype
+    error = page.locator("#areas-error")
+    assert "Did you mean 'Chatham'" in error.inner_text()
+    # Next to the field: the message sits right above the box it is about.
+    gap = areas.bounding_box()["y"] - (error.bounding_box()["y"] + error.bounding_box()["height"])
+    assert 0 <= gap < 40
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
+    assert find_subscriber(server.app.store, "resident@example.org") is None
