@@ -262,6 +262,11 @@ def area_names(app: App, subscriber: Subscriber) -> list[str]:
     return [_area_name(app.gazetteer, slug) for slug in subscriber.areas]
 
 
+def and_list(names: list[str]) -> str:
+    """'Chatham', 'Chatham and Gillingham', 'Chatham, Gillingham and Dover'."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
 def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
     return {
         "areas": ", ".join(area_names(app, subscriber)),
@@ -277,6 +282,7 @@ def personal(app: App, subscriber: Subscriber, context: dict[str, Any]) -> dict[
     return {
         "masked_email": mask(subscriber.email),
         "area_names": area_names(app, subscriber),
+        "areas_text": and_list(area_names(app, subscriber)),
         "subscriber": subscriber,
         "frequencies": [f.value for f in Frequency],
         "manage_token": signer.token(subscriber.id, MANAGE),
