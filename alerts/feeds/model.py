@@ -14,12 +14,21 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import nh3
 from sqlalchemy import Engine, case, func, select
 
 from alerts.areas import AreaNode, Gazetteer
 from alerts.config import Config
 from alerts.schema import advisories, advisory_areas
-from alerts.text import html_to_text, one_line, sanitise_html, strip_control
+from alerts.text import (
+    ALLOWED_ATTRIBUTES,
+    ALLOWED_SCHEMES,
+    ALLOWED_TAGS,
+    html_to_text,
+    one_line,
+    sanitise_html,
+    strip_control,
+)
 from alerts.types import Advisory
 
 ALL = "all"
@@ -95,6 +104,24 @@ def plain_title(title: str) -> str:
     return plain_text(title) or "(untitled)"
 
 
+def absolute_html(fragment: str, base_url: str) -> str:
+    """Sanitised HTML whose relative links are resolved against ``base_url`` (the
+    advisory's own page, where its author wrote them). A reader would resolve them
+    against the feed's or archive's URL instead, and lead nowhere; when the base is no
+    http(s) URL they are dropped, keeping the link's words."""
+    fragment = sanitise_html(fragment or "")
+    base = urlsplit(base_url or "")
+    rules: dict[str, Any] = {
+        "tags": ALLOWED_TAGS,
+        "attributes": ALLOWED_ATTRIBUTES,
+        "url_schemes": ALLOWED_SCHEMES,
+        "link_rel": "noopener noreferrer",
+    }
+    if base.scheme in ("http", "https") and base.hostname:
+        return nh3.clean(fragment, url_relative=("rewrite_with_base", base_url), **rules)
+    return nh3.clean(fragment, url_relative="deny", **rules)
+
+
 def entry_id(advisory: Advisory) -> str:
     """The permanent id: the advisory's key when it is a URI (its URL, or an upstream
     GUID such as ``urn:uuid:...``), else a tag: URI minted from the key alone, so it
@@ -122,7 +149,7 @@ def build_entry(advisory: Advisory, gazetteer: Gazetteer, base_url: str) -> Entr
         title=plain_title(advisory.title),
         summary=plain_text(advisory.summary),
         # Sanitised at ingest; again here because the feed is where it leaves us.
-        content_html=sanitise_html(advisory.body_html),
+        content_html=absolute_html(advisory.body_html, advisory.url),
         published=advisory.published_at.astimezone(UTC),
         updated=advisory.updated_at.astimezone(UTC),
         categories=categories,

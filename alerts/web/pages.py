@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse
 
 from alerts.app import App
 from alerts.errors import AlertsError
-from alerts.feeds.model import FORMATS, feed_url, plain_text
+from alerts.feeds.model import FORMATS, absolute_html, feed_url, plain_text
 from alerts.text import sanitise_html
 
 FEED_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
@@ -39,7 +39,10 @@ def environment(directory: Path) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["safe_html"] = lambda fragment: Markup(sanitise_html(fragment or ""))
+    # safe_html(base): relative links resolve against the advisory's own page, not ours.
+    env.filters["safe_html"] = lambda fragment, base=None: Markup(
+        absolute_html(fragment, base) if base else sanitise_html(fragment or "")
+    )
     # Titles and summaries are plain text: markup from a source is dropped, not shown.
     env.filters["plain"] = plain_text
     return env
