@@ -220,7 +220,7 @@ def test_feed_is_served_with_its_type_etag_and_last_modified(client: TestClient,
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/rss+xml; charset=utf-8"
     assert response.content == path.read_bytes()
-    assert re.fullmatch(r'"[0-9a-f]{32}"', response.headers["etag"])
+    assert re.fullmatch(r'"[0-9a-f]{32}(-gzip)?"', response.headers["etag"])  # the test client asks for gzip
     assert response.headers["last-modified"] == formatdate(int(path.stat().st_mtime), usegmt=True)
     assert client.get("/feeds/medway.atom").headers["content-type"] == "application/atom+xml; charset=utf-8"
     assert client.get("/feeds/medway.json").headers["content-type"] == "application/feed+json; charset=utf-8"
@@ -296,6 +296,39 @@ def test_readers_fetch_feeds_over_loopback_http_with_conditional_get(site: App) 
         assert cached.status == 304
         head = httpx.head(f"{url}/feeds/chatham.rss")
         assert head.status_code == 200 and head.content == b"" and head.headers["etag"]
+
+
+def test_feeds_are_gzipped_for_readers_that_ask_and_304_works_across_encodings(site: App) -> None:
+    raw = (site.config.feeds.out / "all.atom").read_bytes()
+    with serve_in_thread(create_app(site)) as url, httpx.Client() as http:
+        plain = http.get(f"{url}/feeds/all.atom", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers and plain.content == raw
+        packed = http.get(f"{url}/feeds/all.atom", headers={"Accept-Encoding": "gzip, deflate"})
+        assert packed.headers["content-encoding"] == "gzip" and packed.content == raw  # httpx unpacks
+        assert int(packed.headers["content-length"]) < len(raw)
+        assert packed.headers["etag"] != plain.headers["etag"]  # two representations, two strong tags
+        for response in (plain, packed):
+            assert response.headers["vary"] == "Accept-Encoding"
+            assert response.headers["cache-control"] == "public, max-age=300"
+        # A reader's tag for either encoding means it holds this version.
+        for tag in (plain.headers["etag"], packed.headers["etag"]):
+            for encoding in ("identity", "gzip"):
+                again = http.get(f"{url}/feeds/all.atom", headers={"If-None-Match": tag, "Accept-Encoding": encoding})
+                assert again.status_code == 304 and again.content == b"", (tag, encoding)
+        refused = http.get(f"{url}/feeds/all.atom", headers={"Accept-Encoding": "gzip;q=0, br"})
+        assert "content-encoding" not in refused.headers
+        head = http.head(f"{url}/feeds/all.rss", headers={"Accept-Encoding": "gzip"})
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-type"] == "application/rss+xml; charset=utf-8"
+        # The same bytes each time: a cache or reader comparing them sees no change.
+        assert http.get(f"{url}/feeds/all.atom").headers["content-length"] == packed.headers["content-length"]
+
+
+def test_a_feed_answers_other_methods_with_405_and_what_is_allowed(client: TestClient) -> None:
+    response = client.post("/feeds/medway.rss")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "HEAD"}
+    assert "Not allowed here" in response.text
 
 
 def test_alerts_web_with_a_bad_config_fails_before_serving(

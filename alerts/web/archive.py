@@ -9,6 +9,7 @@ which such a rebuild does not touch), so readers polling with conditional GET ge
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import re
 from email.utils import formatdate, parsedate_to_datetime
@@ -30,6 +31,8 @@ PER_PAGE = 30
 # every database accepts: ten million pages is far beyond any archive.
 MAX_PAGE = 10_000_000
 FEED_CACHE = "public, max-age=300"
+# Below this, gzip saves less than the header costs.
+GZIP_MIN = 1024
 _FEED_NAME = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9-]*)\.(?P<fmt>rss|atom|json)$")
 
 
@@ -203,24 +206,42 @@ def feed_file(request: Request) -> Response:
             "This feed has not been written yet.",
             "The site's operator can run 'alerts feeds build'.",
         )
-    etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+    digest = hashlib.sha256(data).hexdigest()[:32]
+    # Each encoding is its own representation with its own strong ETag; a client's tag
+    # for either still means it holds this version (RFC 9110 8.8.3).
+    etags = (f'"{digest}"', f'"{digest}-gzip"')
+    gzipped = _accepts_gzip(request) and len(data) > GZIP_MIN
     headers = {
-        "ETag": etag,
+        "ETag": etags[gzipped],
         "Last-Modified": formatdate(int(mtime), usegmt=True),
         "Cache-Control": FEED_CACHE,
+        "Vary": "Accept-Encoding",
     }
-    if _not_modified(request, etag, int(mtime)):
+    if _not_modified(request, etags, int(mtime)):
         return Response(status_code=304, headers=headers)
+    if gzipped:
+        # mtime=0: the same bytes for the same feed, as the ETag promises.
+        data = gzip.compress(data, compresslevel=6, mtime=0)
+        headers["Content-Encoding"] = "gzip"
     media_type = f"{FORMATS[match['fmt']]}; charset=utf-8"
     return Response(data, media_type=media_type, headers=headers)
 
 
-def _not_modified(request: Request, etag: str, mtime: int) -> bool:
+def _accepts_gzip(request: Request) -> bool:
+    for coding in request.headers.get("accept-encoding", "").split(","):
+        name, _, params = coding.partition(";")
+        if name.strip().lower() in ("gzip", "x-gzip"):
+            quality = params.strip().lower().removeprefix("q=")
+            return not params.strip() or quality.strip("0.") != ""
+    return False
+
+
+def _not_modified(request: Request, etags: tuple[str, ...], mtime: int) -> bool:
     # RFC 9110 13.2.2: If-None-Match, when present, decides; If-Modified-Since only without it.
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
         tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-        return "*" in tags or etag in tags
+        return "*" in tags or bool(tags & set(etags))
     if_modified_since = request.headers.get("if-modified-since")
     if if_modified_since:
         try:

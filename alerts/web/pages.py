@@ -100,6 +100,14 @@ async def http_error(request: Request, exc: Exception) -> HTMLResponse:
         return error_page(
             request, 404, "Page not found", "There is no page at this address.", "Start from the list of areas."
         )
+    if status == 405:
+        response = error_page(
+            request, 405, "Not allowed here", "This address does not take that kind of request.",
+            "Open it in your browser or feed reader.",
+        )
+        # RFC 9110 15.5.6: a 405 names the methods that are allowed.
+        response.headers.update(getattr(exc, "headers", None) or {})
+        return response
     if isinstance(exc, AlertsError):
         return error_page(request, 500, "Something went wrong", exc.message, exc.hint)
     return error_page(request, status, "Something went wrong", "This page could not be shown.", "Try again later.")
