@@ -1,6 +1,7 @@
 """The alert email as a phone shows it: the HTML part of a real message (built by the
 MessageFactory) opened in Chromium at 320 px, light and dark, with an advisory that
-holds what stretches mail layouts (a long unbroken URL, a table, preformatted text)."""
+holds what stretches mail layouts (a long unbroken URL, a table, preformatted text);
+and the archive page of the same advisory."""
 
 from __future__ import annotations
 
@@ -66,3 +67,12 @@ def test_alert_emails_fit_a_320px_screen_light_and_dark(browser: Any, app: App, 
             assert (min(channels) > 150) if scheme == "dark" else (max(channels) < 120), colour
     finally:
         context.close()
+
+
+def test_the_advisory_page_with_the_same_content_fits_a_320px_screen(live_server: Callable[..., Any], page: Any) -> None:
+    server = live_server()
+    advisory_id = save(server.app, advisory("flood", title="Flood warning", body=BODY))
+    page.set_viewport_size({"width": 320, "height": 640})
+    page.goto(f"{server.url}/advisories/{advisory_id}")
+    assert page.locator("h1").inner_text() == "Flood warning"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
