@@ -67,7 +67,7 @@ def test_alerts_send_delivers_into_the_maildir_by_default_and_status_shows_it(
     info = json.loads(status.stdout)
     assert info["outbox"]["sent"] == 1 and info["outbox"]["pending"] == 0
     assert info["last_run"]["kind"] == "send" and info["last_run"]["ok"] is True
-    assert "1 sent" in text.stdout and "Last run: send" in text.stdout
+    assert "1 sent" in text.stdout and "Last run: alerts send at" in text.stdout
 
 
 def test_alerts_send_reports_a_relay_it_cannot_use_in_one_line_and_exits_1(
@@ -112,4 +112,4 @@ def test_alerts_send_with_workers_exits_1_when_messages_fail_for_good(
     assert len(sink.received) == 4
     status = run_cli("status", config=config).stdout
     assert "4 sent, 1 bounced, 1 failed" in status
-    assert "Last run: send at" in status and "with failures" in status
+    assert "Last run: alerts send at" in status and ": with failures" in status

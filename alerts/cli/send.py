@@ -16,10 +16,14 @@ from tqdm import tqdm
 
 from alerts.app import App
 from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, with_app
+from alerts.cli.checks import check_startup
 from alerts.errors import AlertsError
+from alerts.pipeline import FEEDS_BUILT, digest_kind
 from alerts.schema import outbox, runs
+from alerts.types import Frequency
 
 STATUSES = ("pending", "sending", "sent", "bounced", "failed", "suppressed")
+MARKERS = [FEEDS_BUILT, *(digest_kind(f) for f in Frequency)]
 
 
 @cli.command()
@@ -41,6 +45,7 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
     """
     from alerts.delivery import send_pending
 
+    check_startup(app, mail=True)
     stop = threading.Event()
     started = app.now()
     try:
@@ -55,9 +60,14 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
     if as_json:
         print_json(summary)
     else:
-        for error in report.errors:
-            click.echo(f"warning: {error}", err=True)
         click.echo(summary_line(summary) + (" Stopped early; the rest stays queued." if report.stopped else ""))
+        if not (report.sent or report.deferred or report.bounced or report.failed):
+            waiting = outbox_status(app.store.engine)
+            if waiting["next_attempt_at"] is not None:
+                count = waiting["outbox"]["pending"] + waiting["outbox"]["sending"]
+                click.echo(f"Nothing due: {count} waiting to be retried, the next at {_local(app, waiting['next_attempt_at'])}.")
+        for error in report.errors:
+            click.echo(f"Error: {error}", err=True)
     if not ok:
         sys.exit(EXIT_FAILURES)
 
@@ -76,16 +86,66 @@ def status(app: App, as_json: bool) -> None:
     if info["oldest_pending"]:
         click.echo(f"Oldest waiting: queued {_local(app, info['oldest_pending'])}")
     if info["next_attempt_at"]:
-        click.echo(f"Next attempt due: {_local(app, info['next_attempt_at'])}")
+        due = info["next_attempt_at"]
+        click.echo(f"Next attempt: {'due now' if due <= app.now() else _local(app, due)}")
     run = info["last_run"]
     if run is None:
         click.echo("Last run: none yet")
-    else:
-        outcome = {True: "ok", False: "with failures", None: "unfinished"}[run["ok"]]
-        click.echo(f"Last run: {run['kind']} at {_local(app, run['started_at'])}, {outcome}")
-        if run["summary"]:
-            counts = {k: v for k, v in run["summary"].items() if isinstance(v, int) and not isinstance(v, bool)}
-            click.echo("  " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+        return
+    for line in describe_run(run, _local(app, run["started_at"])):
+        click.echo(line)
+
+
+#: How ``runs.kind`` reads in ``alerts status``.
+RUN_KINDS = {
+    "run": "alerts run",
+    "send": "alerts send",
+    "startup": "alerts serve start-up job",
+    "poll": "alerts serve poll",
+    "daily": "alerts serve daily digest job",
+    "weekly": "alerts serve weekly digest job",
+}
+#: How many of a run's problems ``alerts status`` shows (--json has them all).
+SHOW_PROBLEMS = 5
+
+
+def describe_run(run: dict[str, Any], started: str) -> list[str]:
+    """The last run as a person reads it: what it was, when, how it went, what it did."""
+    summary = run["summary"] or {}
+    outcome = {True: "ok", False: "with failures", None: "unfinished"}[run["ok"]]
+    took = f" ({summary['seconds']:.1f} s)" if isinstance(summary.get("seconds"), int | float) else ""
+    lines = [f"Last run: {RUN_KINDS.get(run['kind'], run['kind'])} at {started}{took}: {outcome}"]
+    if "new" in summary:  # a pipeline cycle (alerts.pipeline.RunReport)
+        failed = f", {summary['failed_sources']} source(s) could not be read" if summary.get("failed_sources") else ""
+        lines.append(
+            f"  Advisories: {summary['new']} new, {summary['updated']} updated, {summary['rejected']} rejected{failed}"
+        )
+        lines.append(f"  Feeds: {summary['feeds_written']} rewritten, {summary['feeds_unchanged']} unchanged")
+        digests = f" (ran the {' and '.join(summary['digests'])} digests)" if summary.get("digests") else ""
+        lines.append(f"  Mail: {summary['queued']} queued{digests}; {_mail(summary)}")
+        if summary.get("failed_stages"):
+            lines.append(f"  Failed: {', '.join(summary['failed_stages'])}")
+    elif "sent" in summary:  # alerts send (alerts.delivery.SendReport)
+        lines.append(f"  Mail: {_mail(summary)}")
+    problems = list(summary.get("problems") or summary.get("errors") or [])
+    if summary.get("error"):
+        problems.append(summary["error"])
+    for problem in problems[:SHOW_PROBLEMS]:
+        lines.append(f"  ! {problem}")
+    if len(problems) > SHOW_PROBLEMS:
+        lines.append(f"  ... and {len(problems) - SHOW_PROBLEMS} more ('alerts status --json' lists them all)")
+    if summary.get("stopped"):
+        lines.append("  Stopped early (SIGTERM or Ctrl-C); the rest stayed queued.")
+    return lines
+
+
+def _mail(summary: dict[str, Any]) -> str:
+    text = ", ".join(f"{summary.get(k, 0)} {k}" for k in ("sent", "deferred", "bounced", "failed"))
+    if summary.get("suppressed"):
+        text += f", {summary['suppressed']} not sent to suppressed addresses"
+    if summary.get("suppressed_addresses"):
+        text += f"; {summary['suppressed_addresses']} address(es) suppressed after repeated bounces"
+    return text
 
 
 def outbox_status(engine: Engine) -> dict[str, Any]:
@@ -98,7 +158,12 @@ def outbox_status(engine: Engine) -> dict[str, Any]:
         oldest, due = conn.execute(
             select(func.min(outbox.c.created_at), func.min(outbox.c.next_attempt_at)).where(waiting)
         ).one()
-        last = conn.execute(select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(1)).mappings().first()
+        last = conn.execute(
+            select(runs)
+            .where(runs.c.kind.notin_(MARKERS))  # rows that only say when feeds or a digest were last done
+            .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+            .limit(1)
+        ).mappings().first()
     return {
         "outbox": counts,
         "oldest_pending": oldest,
@@ -160,4 +225,4 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def _local(app: App, value: datetime) -> str:
-    return app.local(value).strftime("%H:%M %d/%m/%Y")
+    return app.local(value).strftime("%d/%m/%Y %H:%M %Z")

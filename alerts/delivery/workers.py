@@ -155,6 +155,8 @@ class _Worker:
         self.advance = advance
         self.outcomes = Outcomes()
         self.unflushed_since = time.monotonic()
+        #: Why the last session could not be opened, until one is.
+        self.unreachable: str | None = None
 
     def run(self) -> None:
         connection = self.d.sender.connection()
@@ -172,6 +174,13 @@ class _Worker:
                 batch, suppressed = self._flush_and_claim()
         finally:
             connection.close()
+            if self.unreachable:
+                # The run ends with the relay out of reach: say so, or the messages it
+                # deferred would look like an ordinary retry.
+                self._error(
+                    f"relay unavailable: {self.unreachable} (the messages stay queued and are retried;"
+                    " check that the relay is up and delivery.smtp.host and port)"
+                )
 
     def _send_batch(self, connection: Connection, batch: list[Claimed]) -> bool:
         """Send a claimed batch; False when this worker should stop."""
@@ -201,10 +210,9 @@ class _Worker:
                 raise
             except RelayUnavailable as exc:
                 unavailable += 1
+                self.unreachable = str(exc)
                 self.outcomes.deferred.append((claimed, str(exc)))
                 if unavailable >= UNAVAILABLE_LIMIT:
-                    with self.lock:
-                        self.report.errors.append(f"relay unavailable, worker stopped: {exc}")
                     self._flush()
                     return self._give_back(batch[position + 1 :], stopped=False)
             except TemporaryFailure as exc:
@@ -217,6 +225,7 @@ class _Worker:
                 self.outcomes.deferred.append((claimed, str(exc)))
             else:
                 unavailable = 0
+                self.unreachable = None
                 self.outcomes.sent.append(claimed.item.outbox_id)
             if time.monotonic() - self.unflushed_since >= self.d.flush_every:
                 self._flush()
@@ -285,6 +294,11 @@ class _Worker:
             with self.lock:
                 self.report.stopped = True
         return False
+
+    def _error(self, text: str) -> None:
+        with self.lock:
+            if text not in self.report.errors:  # workers on one relay meet the same trouble
+                self.report.errors.append(text)
 
     def _count(self, **counts: int) -> None:
         if not any(counts.values()):
