@@ -269,8 +269,16 @@ def load_gazetteer(name_or_path: str = "kent") -> Gazetteer:
             )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise GazetteerError(f"cannot read gazetteer: {exc}", where=str(path)) from None
+    except OSError as exc:
+        raise GazetteerError(
+            f"cannot read the gazetteer {path}: {exc.strerror or exc}",
+            where="gazetteer",
+            hint="set 'gazetteer:' in config.yaml to a built-in name such as kent, or the path of a gazetteer .yaml file",
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or exc
+        raise GazetteerError(f"invalid YAML: {problem}", where=f"{path}:{mark.line + 1}" if mark else str(path)) from None
     return Gazetteer(_parse_gazetteer(data, str(path)))
 
 

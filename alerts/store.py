@@ -88,8 +88,11 @@ def open_store(url: str, *, upgrade: bool = True, **engine_kwargs: Any) -> Store
         if upgrade:
             migrate(engine)
     except SQLAlchemyError as exc:
+        # The driver's own words (psycopg's name the host, port and database), not SQLAlchemy's wrapping.
+        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        shown = make_url(url).render_as_string(hide_password=True)
         raise StoreError(
-            f"cannot open the database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
+            f"cannot open {shown}: {cause}",
             where="database",
             hint="check the 'database:' URL in config.yaml and that the server is running",
         ) from None

@@ -235,7 +235,7 @@ def test_unknown_builtin_gazetteer_names_the_choices() -> None:
         ("districts: []\n", "expected top-level keys"),
         ("force: {name: X}\ndistricts:\n  - {name: A}\n  - {name: B, aliases: [A]}\n", "names both"),
         ("force: {name: X}\ndistricts:\n  - {slug: a}\n", "needs a 'name'"),
-        ("force: [unclosed\n", "cannot read gazetteer"),
+        ("force: [unclosed\n", "invalid YAML"),
         ("force: {name: X}\ndistricts: 5\n", "must be a list"),
         ("force: {name: X, aliases: Kent}\ndistricts: []\n", "must be a list"),
         ("force: {name: X}\ndistricts:\n  - {name: A, towns: Chatham}\n", "must be lists"),

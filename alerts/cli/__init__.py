@@ -21,6 +21,7 @@ from alerts import __version__
 from alerts.app import App
 from alerts.errors import AlertsError, ConfigError, GazetteerError, NotFound, UnknownArea
 from alerts.logs import configure_logging
+from alerts.text import one_line
 
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
@@ -36,7 +37,7 @@ class AlertsGroup(click.Group):
         try:
             return super().invoke(ctx)
         except AlertsError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {one_line(str(exc))}", err=True)  # one line, whatever the cause says
             ctx.exit(EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_FAILURES)
 
 

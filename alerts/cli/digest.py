@@ -10,6 +10,7 @@ import click
 
 from alerts.app import App
 from alerts.cli import cli, json_option, parse_when, print_json, with_app
+from alerts.cli.checks import check_startup
 from alerts.digest import PlannedMessage, preview_digest, queue_digests
 from alerts.locking import instance_lock
 from alerts.types import Frequency
@@ -48,7 +49,7 @@ def preview(
         if as_json:
             print_json({"subject": None, "advisories": 0, "note": message})
         else:
-            click.echo(message + " Run 'alerts ingest' first?")
+            click.echo(message + ("" if app.store.count_advisories() else " Run 'alerts ingest' first."))
         return
     if out is not None:
         _write(out, result.html.encode("utf-8"))
@@ -68,6 +69,8 @@ def preview(
         print_json(info)
         return
     if out is None and eml is None:
+        if note:
+            click.echo(f"({note})\n")
         click.echo(f"Subject: {result.rendered.subject}\n")
         click.echo(result.text.rstrip())
         return
@@ -89,6 +92,7 @@ def digest(app: App, frequency: str, dry_run: bool, as_json: bool) -> None:
     new, no message. Rendering happens once per distinct message, not per subscriber.
     Refuses to run while 'alerts serve' (or another run) holds the database.
     """
+    check_startup(app, email=True)
     planned: list[dict[str, Any]] = []
 
     def show(message: PlannedMessage) -> None:

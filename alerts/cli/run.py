@@ -11,6 +11,7 @@ import click
 
 from alerts.app import App
 from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, with_app
+from alerts.cli.checks import check_startup
 from alerts.locking import instance_lock
 
 
@@ -34,6 +35,7 @@ def run(app: App, once: bool, as_json: bool) -> None:
     from alerts.cli.send import progress_bar, stop_on_signals
     from alerts.pipeline import run_once
 
+    check_startup(app, email=True, mail=True)
     stop = threading.Event()
     with instance_lock(app.config.database, "run"), stop_on_signals(stop):
         report = run_once(app, stop=stop, progress=None if as_json else progress_bar())
@@ -62,6 +64,7 @@ def serve(app: App, standby: bool) -> None:
     """
     from alerts.scheduler import serve as run_scheduler
 
+    check_startup(app, email=True, mail=True)  # not in the first job, with the service running on
     root = click.get_current_context().find_root().params
     verbose = root.get("verbose") or 0
     if not root.get("quiet") and not verbose:

@@ -6,6 +6,7 @@ import click
 
 from alerts.app import App
 from alerts.cli import cli, with_app
+from alerts.cli.checks import check_startup
 
 
 @cli.command()
@@ -22,7 +23,7 @@ def web(app: App, host: str, port: int) -> None:
 
     from alerts.web import create_app
 
-    app.config  # noqa: B018  (a bad config fails here, before the server starts)
+    check_startup(app)  # a bad config fails here, before the server starts
     app.store  # noqa: B018
     click.echo(f"Serving {app.config.site.name} on http://{host}:{port}/ (Ctrl+C to stop)", err=True)
     uvicorn.run(create_app(app), host=host, port=port, log_level="info", proxy_headers=True)

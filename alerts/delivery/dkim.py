@@ -55,7 +55,11 @@ class DkimSigner:
         try:
             dkim.crypto.parse_pem_private_key(key)
         except (dkim.crypto.UnparsableKeyError, ValueError, IndexError) as exc:
-            raise ConfigError(f"not an RSA private key in PEM form: {exc}", where=where) from None
+            raise ConfigError(
+                f"{settings.key_file} is not an RSA private key in PEM form: {exc}",
+                where=where,
+                hint="give the PEM file that starts with -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----",
+            ) from None
         if not settings.domain.isascii() or not settings.selector.isascii():
             raise ConfigError("domain and selector must be ASCII (use the punycode form)", where="delivery.dkim")
         return cls(settings.domain, settings.selector, key)

@@ -1,0 +1,38 @@
+"""Start-up checks: what a command will need is checked before it does anything, so a
+bad setting fails at once, naming its key, instead of halfway through a run (or, for
+``alerts serve``, in a job hours later while the service carries on doing nothing)."""
+
+from __future__ import annotations
+
+from alerts.app import App
+from alerts.errors import ConfigError
+
+
+def check_startup(app: App, *, email: bool = False, mail: bool = False) -> None:
+    """Load the gazetteer, check the templates folder and the sources' areas; with
+    ``email`` also the email templates; with ``mail`` also the delivery settings (the
+    password variable, the CA file, the DKIM key, the From address)."""
+    config = app.config
+    gazetteer = app.gazetteer
+    if not config.templates.is_dir():
+        raise ConfigError(
+            f"the templates folder {config.templates} does not exist",
+            where="templates",
+            hint="set 'templates:' in config.yaml to the folder holding email/ and web/, like the repository's templates/",
+        )
+    from alerts.ingest.upstream import resolve_source_area
+
+    for source in config.sources:
+        resolve_source_area(source, gazetteer)
+    if email:
+        from alerts.digest.render import DigestRenderer
+
+        DigestRenderer(config, gazetteer)
+    if mail:
+        from alerts.delivery import envelope_from, make_sender
+        from alerts.delivery.dkim import DkimSigner
+
+        make_sender(config)
+        if config.delivery.dkim:
+            DkimSigner.from_config(config.delivery.dkim)
+        envelope_from(config)
