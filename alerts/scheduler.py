@@ -37,6 +37,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import OperationalError
 
+from alerts import __version__
 from alerts.app import App
 from alerts.config import Config
 from alerts.ingest.upstream import resolve_source_area
@@ -272,12 +273,18 @@ def serve(app: App, *, standby: bool = False) -> None:
     except BaseException:
         _restore(previous)
         raise
+    digests = config.digests
     log.info(
-        "serving %s (database %s, time zone %s); jobs: %s",
+        "alerts %s serving %s (database %s, time zone %s): sources polled every %g minutes, "
+        "daily digests at %s, weekly digests on %ss at %s",
+        __version__,
         config.site.name,
         _redacted(config.database),
         config.timezone,
-        "; ".join(f"{spec.id} {spec.description}" for spec in job_specs(config)),
+        config.scheduler.poll_minutes,
+        f"{digests.daily_at:%H:%M}",
+        digests.weekly_day.capitalize(),
+        f"{digests.weekly_at:%H:%M}",
     )
     try:
         scheduler.start()  # blocks until shutdown

@@ -67,7 +67,8 @@ def show_advisory(app: App, ref: str, as_json: bool) -> None:
     for label, value in rows:
         click.echo(f"{label + ':':<12}{value}")
     click.echo()
-    if item.summary:
+    if item.summary and not " ".join(item.body_text.split()).startswith(" ".join(item.summary.split())):
+        # A summary taken from the first paragraph would be printed twice.
         click.echo(item.summary)
         click.echo()
     click.echo(item.body_text)

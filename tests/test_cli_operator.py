@@ -1,0 +1,220 @@
+"""The CLI as an operator meets it: what ``alerts status`` says about the last run, what
+``alerts send`` says when the relay is down, and settings that fail at start-up with one
+line naming the key (not in a job hours later, not as a traceback)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from alerts.app import App
+from alerts.digest import queue_digests
+from alerts.logs import TextFormatter
+from alerts.testing import SmtpSink
+from alerts.types import Frequency
+from tests.conftest import NOW
+from tests.digest_support import advisory, save, subscribe
+
+Run = Callable[..., Result]
+WriteConfig = Callable[..., Path]
+
+
+def closed_port() -> int:
+    with SmtpSink() as sink:
+        return sink.port  # nothing listens on it once the sink has stopped
+
+
+def queue_alerts(config: Path, count: int = 1) -> None:
+    app = App(config)
+    save(app, advisory("courier-fraud", areas=("medway",)))
+    for i in range(count):
+        subscribe(app, f"reader{i}@example.org", ["chatham"], frequency=Frequency.IMMEDIATE)
+    assert queue_digests(app, Frequency.IMMEDIATE, now=NOW).messages == count
+    app.close()
+
+
+def relay_down(write_config: WriteConfig) -> Path:
+    smtp = {"host": "127.0.0.1", "port": closed_port(), "security": "none", "timeout": 2}
+    return write_config(
+        delivery={"backend": "smtp", "smtp": smtp},
+        email={"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
+    )
+
+
+def error_lines(result: Result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+
+
+# -- alerts status ---------------------------------------------------------------------------
+
+
+def test_status_tells_the_last_run_in_words_and_json_keeps_every_count(run_cli: Run) -> None:
+    assert run_cli("run", "--once").exit_code == 0
+
+    text = run_cli("status").stdout
+    info = json.loads(run_cli("status", "--json").stdout)
+
+    lines = text.splitlines()
+    assert re.fullmatch(r"Last run: alerts run at \d\d/\d\d/\d{4} \d\d:\d\d \w+ \(\d+\.\d s\): ok", lines[1])
+    assert lines[2] == "  Advisories: 1 new, 0 updated, 0 rejected"
+    assert re.fullmatch(r"  Feeds: \d+ rewritten, 0 unchanged", lines[3])
+    assert lines[4] == "  Mail: 0 queued (ran the daily and weekly digests); 0 sent, 0 deferred, 0 bounced, 0 failed"
+    assert "new: " not in text and "seconds" not in text  # no dict dump
+    summary = info["last_run"]["summary"]
+    assert info["last_run"]["kind"] == "run"  # not the 'feeds' marker row written during it
+    assert {"new", "feeds_written", "feeds_unchanged", "queued", "sent", "seconds", "problems"} <= set(summary)
+
+
+def test_status_before_any_run_says_so(run_cli: Run) -> None:
+    assert run_cli("status").stdout.splitlines()[-1] == "Last run: none yet"
+
+
+# -- alerts send with the relay down ---------------------------------------------------------
+
+
+def test_send_with_the_relay_down_keeps_the_messages_and_says_what_to_do_in_one_line(
+    write_config: WriteConfig, run_cli: Run
+) -> None:
+    config = relay_down(write_config)
+    queue_alerts(config, count=3)
+
+    result = run_cli("send", config=config)  # four workers meet the same closed port
+
+    assert result.exit_code == 1
+    [error] = error_lines(result)
+    assert re.fullmatch(
+        r"Error: relay unavailable: 127\.0\.0\.1:\d+: cannot connect: .*Connection refused "
+        r"\(the messages stay queued and are retried; check that the relay is up and "
+        r"delivery\.smtp\.host and port\)",
+        error,
+    )
+    assert "Traceback" not in result.output
+    status = run_cli("status", config=config)
+    assert json.loads(run_cli("status", "--json", config=config).stdout)["outbox"]["pending"] == 3
+    assert "Last run: alerts send at" in status.stdout and ": with failures" in status.stdout
+    assert "  ! relay unavailable: 127.0.0.1:" in status.stdout
+
+
+def test_send_with_nothing_due_says_when_the_next_retry_is(write_config: WriteConfig, run_cli: Run) -> None:
+    config = relay_down(write_config)
+    queue_alerts(config)
+    assert run_cli("send", config=config).exit_code == 1  # deferred for a minute
+
+    again = run_cli("send", config=config)
+
+    assert again.exit_code == 0
+    assert again.stdout.splitlines()[0] == "Sent 0, deferred 0, bounced 0, failed 0, suppressed 0."
+    assert re.fullmatch(
+        r"Nothing due: 1 waiting to be retried, the next at \d\d/\d\d/\d{4} \d\d:\d\d \w+\.",
+        again.stdout.splitlines()[1],
+    )
+
+
+# -- start-up checks -------------------------------------------------------------------------
+
+COMMANDS = [("run", "--once"), ("serve",), ("send",), ("digest", "--frequency", "daily"), ("web",)]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
+def test_a_templates_folder_that_does_not_exist_fails_at_start_up_naming_the_key(
+    write_config: WriteConfig, run_cli: Run, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    config = write_config(templates=str(tmp_path / "nowhere"))
+
+    result = run_cli(*command, config=config)
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: templates: the templates folder {tmp_path / 'nowhere'} does not exist (set 'templates:' "
+        "in config.yaml to the folder holding email/ and web/, like the repository's templates/)\n"
+    )
+    assert not (tmp_path / "alerts.db").exists()  # nothing ran
+
+
+@pytest.mark.parametrize("command", [("areas",), ("serve",), ("run",)], ids=lambda c: c[0])
+def test_a_gazetteer_file_that_does_not_exist_names_the_key(
+    write_config: WriteConfig, run_cli: Run, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    config = write_config(gazetteer=str(tmp_path / "essex.yaml"))
+
+    result = run_cli(*command, config=config)
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: gazetteer: cannot read the gazetteer {tmp_path / 'essex.yaml'}: No such file or directory "
+        "(set 'gazetteer:' in config.yaml to a built-in name such as kent, or the path of a gazetteer .yaml file)\n"
+    )
+
+
+@pytest.mark.parametrize("command", [("serve",), ("run",), ("send",)], ids=lambda c: c[0])
+def test_a_bad_dkim_key_fails_at_start_up(
+    write_config: WriteConfig, run_cli: Run, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    key = tmp_path / "dkim.pem"
+    key.write_text("not a key\n", encoding="utf-8")
+    config = write_config(delivery={"dkim": {"domain": "example.org", "selector": "s1", "key_file": str(key)}})
+
+    result = run_cli(*command, config=config)
+
+    assert result.exit_code == 2
+    [error] = error_lines(result)
+    assert error.startswith(f"Error: delivery.dkim.key_file: {key} is not an RSA private key in PEM form: ")
+    assert error.endswith("(give the PEM file that starts with -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----)")
+    assert not (tmp_path / "alerts.db").exists()
+
+
+def test_serve_without_the_smtp_password_fails_at_start_up(
+    write_config: WriteConfig, run_cli: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ALERTS_TEST_NO_SUCH_PASSWORD", raising=False)
+    smtp = {"host": "127.0.0.1", "username": "alerts", "password_env": "ALERTS_TEST_NO_SUCH_PASSWORD"}
+    config = write_config(delivery={"backend": "smtp", "smtp": smtp})
+
+    result = run_cli("serve", config=config)
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: delivery.smtp.password_env: environment variable ALERTS_TEST_NO_SUCH_PASSWORD is not set "
+        "(export ALERTS_TEST_NO_SUCH_PASSWORD=... before running)\n"
+    )
+
+
+def test_an_unreachable_postgresql_server_is_one_line_with_the_password_hidden(
+    write_config: WriteConfig, run_cli: Run
+) -> None:
+    pytest.importorskip("psycopg")
+    port = closed_port()
+    config = write_config(database=f"postgresql://alerts:sekrit@127.0.0.1:{port}/alerts")
+
+    result = run_cli("status", config=config)
+
+    assert result.exit_code == 1
+    [error] = result.stderr.splitlines()
+    assert error.startswith(f"Error: database: cannot open postgresql://alerts:***@127.0.0.1:{port}/alerts: ")
+    assert "Connection refused" in error and "sekrit" not in error
+    assert error.endswith("(check the 'database:' URL in config.yaml and that the server is running)")
+
+
+# -- what else an operator reads -------------------------------------------------------------
+
+
+def test_text_log_lines_carry_the_utc_offset() -> None:
+    record = logging.LogRecord("alerts.pipeline", logging.INFO, __file__, 1, "poll: 0 new", None, None)
+
+    line = TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s").format(record)
+
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d INFO alerts.pipeline: poll: 0 new", line)
+
+
+def test_advisories_show_prints_a_summary_taken_from_the_first_paragraph_once(run_cli: Run) -> None:
+    assert run_cli("ingest").exit_code == 0
+
+    text = run_cli("advisories", "show", "1").stdout
+
+    assert text.count("Fraud investigators are reminding residents") == 1
