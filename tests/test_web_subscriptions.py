@@ -437,6 +437,34 @@ def test_a_web_sign_up_is_delivered_and_its_link_confirms(app: App, client: Test
     assert find_subscriber(app.store, "e2e@example.org").status is ACTIVE  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("typed", "areas"),
+    [
+        ("Chatham and Gillingham", {"chatham", "gillingham"}),
+        ("Chatham & Gillingham\nDover", {"chatham", "gillingham", "dover"}),
+        ("Tonbridge and Malling", {"tonbridge-and-malling"}),
+        ("Dover and Tonbridge and Malling", {"dover", "tonbridge-and-malling"}),
+        ("me4 4tr", {"medway"}),
+    ],
+)
+def test_areas_can_be_typed_as_people_write_them(app: App, client: TestClient, typed: str, areas: set[str]) -> None:
+    response = client.post("/subscribe", data={"email": "t@example.org", "areas": typed, "frequency": "daily"})
+    assert response.status_code == 200, errors(response.text)
+    assert set(find_subscriber(app.store, "t@example.org").areas) == areas  # type: ignore[union-attr]
+
+
+def test_an_unknown_area_is_named_with_what_to_type_instead(client: TestClient) -> None:
+    for typed, message in [
+        ("SE9", "Unknown area &#39;SE9&#39;. Use a town, district or postcode district in Kent."),
+        ("Chatham and Narnia", "Unknown area &#39;Narnia&#39;. Use a town, district or postcode district in Kent."),
+        ("St Margaret&#39;s", "Did you mean &#34;St Margaret&#39;s at Cliffe&#34;?"),
+    ]:
+        data = {"email": "t@example.org", "areas": typed.replace("&#39;", "'"), "frequency": "daily"}
+        response = client.post("/subscribe", data=data)
+        assert response.status_code == 400
+        assert message in errors(response.text)[0], errors(response.text)
+
+
 def test_the_archive_link_prefills_the_area(client: TestClient) -> None:
     assert 'id="areas" name="areas" value="Medway"' in client.get("/subscribe?area=medway").text
     assert 'id="areas" name="areas" value=""' in client.get("/subscribe?area=%3Cscript%3E").text

@@ -45,6 +45,8 @@ from alerts.types import Frequency, Subscriber
 from alerts.web.pages import render, web_app
 
 MAX_FIELD = 1000
+#: "A and B and C": tried as areas up to this many words (each try is a gazetteer lookup).
+MAX_AND_PARTS = 8
 # Pages reached by a personal link: never cached, and the token never leaks to another
 # site through the Referer header.
 PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
@@ -75,7 +77,7 @@ async def subscribe(request: Request) -> Response:
     values: dict[str, Any] = {}
     checks = (
         ("email", lambda: normalise_email(form.get("email", ""))),
-        ("areas", lambda: resolve_areas(app.gazetteer, split_areas(form.get("areas", "")))),
+        ("areas", lambda: resolve_areas(app.gazetteer, split_areas(form.get("areas", ""), app.gazetteer))),
         ("frequency", lambda: parse_frequency(form.get("frequency", ""))),
     )
     for name, check in checks:
@@ -139,7 +141,7 @@ async def manage(request: Request) -> Response:
     context["form"] = form
     try:
         changes = Preferences(
-            areas=resolve_areas(app.gazetteer, split_areas(form.get("areas", ""))),
+            areas=resolve_areas(app.gazetteer, split_areas(form.get("areas", ""), app.gazetteer)),
             frequency=parse_frequency(form.get("frequency", "")),
             urgent=form.get("urgent") == "yes",
         )
@@ -244,8 +246,42 @@ async def form_fields(request: Request) -> dict[str, str]:
     return {key: str(value).strip()[:MAX_FIELD] for key, value in form.items() if isinstance(value, str)}
 
 
-def split_areas(text: str) -> list[str]:
-    return [part for chunk in text.replace(";", ",").split(",") for part in [chunk.strip()] if part]
+def split_areas(text: str, gazetteer: Gazetteer) -> list[str]:
+    """The areas a resident typed: separated by commas, semicolons or lines, and also by
+    "and" or "&" ("Chatham and Gillingham") where the words do not name one area
+    ("Tonbridge and Malling"). Words naming no area are kept whole, so the error quotes them."""
+    areas = []
+    for chunk in re.split(r"[,;\n]", text):
+        chunk = chunk.strip()
+        if chunk:
+            areas.extend(_split_and(gazetteer, chunk))
+    return areas
+
+
+def _split_and(gazetteer: Gazetteer, chunk: str) -> list[str]:
+    pieces = re.split(r"(\s+and\s+|\s*&\s*)", chunk, flags=re.IGNORECASE)
+    words, separators = pieces[0::2], pieces[1::2]
+    if len(words) == 1 or len(words) > MAX_AND_PARTS:
+        return [chunk]
+    found: list[str] = []
+    start = 0
+    while start < len(words):
+        # The longest run of words from here that names an area, else one word.
+        for end in range(len(words), start, -1):
+            candidate = words[start] + "".join(separators[i] + words[i + 1] for i in range(start, end - 1))
+            if end == start + 1 or _names_an_area(gazetteer, candidate):
+                break
+        found.append(candidate.strip())
+        start = end
+    return found if any(_names_an_area(gazetteer, part) for part in found) else [chunk]
+
+
+def _names_an_area(gazetteer: Gazetteer, text: str) -> bool:
+    try:
+        gazetteer.resolve(text)
+    except UnknownArea:
+        return False
+    return True
 
 
 def prefilled_area(app: App, asked: str | None) -> str:
@@ -304,6 +340,9 @@ def message_of(exc: AlertsError, gazetteer: Gazetteer | None = None) -> str:
         hint = (exc.hint or "").replace("run 'alerts areas' for the list", "").strip().rstrip("?")
         if gazetteer is not None:
             hint = re.sub(r"'([^']+)'", lambda m: repr(_area_name(gazetteer, m.group(1))), hint)
+            if not hint:
+                where = gazetteer.root.name
+                return f"{exc.message[0].upper()}{exc.message[1:]}. Use a town, district or postcode district in {where}."
         return f"{exc.message[0].upper()}{exc.message[1:]}." + (f" {hint[0].upper()}{hint[1:]}?" if hint else "")
     return exc.message[0].upper() + exc.message[1:] + ("" if exc.message.endswith(".") else ".")
 
