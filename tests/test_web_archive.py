@@ -107,7 +107,7 @@ def test_unknown_area_is_a_friendly_404_that_suggests_the_fix(client: TestClient
     page = client.get("/areas/medwya")
     assert page.status_code == 404
     assert "There is no area called “medwya”." in page.text
-    assert "Did you mean &#39;medway&#39;?" in page.text
+    assert 'Did you mean <a href="/areas/medway">Medway</a>?' in page.text
     assert '<a href="/">Go to the list of areas</a>' in page.text
 
 

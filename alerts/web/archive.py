@@ -78,7 +78,8 @@ def find_area(request: Request) -> Response:
             404,
             "Area not found",
             f"No area in {app.gazetteer.root.name} matches “{asked}”.",
-            _suggestion(exc) + "Try a town, a district or the first half of a postcode (such as ME4).",
+            "Try a town, a district or the first half of a postcode (such as ME4).",
+            suggestions=_suggestions(request, exc),
         )
     return RedirectResponse(request.url_for("area", slug=slug), status_code=303)
 
@@ -95,7 +96,8 @@ def area_page(request: Request) -> Response:
             404,
             "Area not found",
             f"There is no area called “{asked}”.",
-            _suggestion(exc) + "Choose one from the list of areas, or try a town or postcode district.",
+            "Choose one from the list of areas, or try a town or postcode district.",
+            suggestions=_suggestions(request, exc),
         )
     if slug != asked:
         # A name, alias or postcode district ("ME4", "Chatham") goes to the area's one address.
@@ -133,12 +135,16 @@ def area_page(request: Request) -> Response:
     )
 
 
-def _suggestion(exc: UnknownArea) -> str:
-    # The gazetteer's hint ends with a CLI command; on the web only its "did you mean" helps.
+def _suggestions(request: Request, exc: UnknownArea) -> list[tuple[str, str]]:
+    """The gazetteer's "did you mean" slugs as links to their pages, by name. (Its hint
+    ends with a CLI command, which means nothing on the web.)"""
     hint = exc.hint or ""
     if "did you mean" not in hint:
-        return ""
-    return "Did you mean " + hint.split("did you mean ", 1)[1].split("?", 1)[0] + "? "
+        return []
+    gazetteer = web_app(request).gazetteer
+    asked = hint.split("did you mean ", 1)[1].split("?", 1)[0]
+    slugs = [slug for slug in re.findall(r"'([^']+)'", asked) if slug in gazetteer]
+    return [(str(request.url_for("area", slug=slug).path), gazetteer.node(slug).name) for slug in slugs]
 
 
 def _page_number(request: Request) -> int:

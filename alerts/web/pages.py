@@ -89,8 +89,19 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
     return HTMLResponse(page, status_code=status)
 
 
-def error_page(request: Request, status: int, title: str, message: str, hint: str | None = None) -> HTMLResponse:
-    return render(request, "error.html", {"title": title, "message": message, "hint": hint}, status=status)
+def error_page(
+    request: Request,
+    status: int,
+    title: str,
+    message: str,
+    hint: str | None = None,
+    *,
+    suggestions: list[tuple[str, str]] | None = None,
+) -> HTMLResponse:
+    """A page saying what went wrong and what to do; ``suggestions`` are (path, label)
+    links offered as "Did you mean ...?"."""
+    context = {"title": title, "message": message, "hint": hint, "suggestions": suggestions or []}
+    return render(request, "error.html", context, status=status)
 
 
 async def http_error(request: Request, exc: Exception) -> HTMLResponse:

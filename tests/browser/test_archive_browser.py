@@ -13,6 +13,7 @@ import feedparser
 
 from alerts.feeds import build_feeds
 from alerts.ingest import ingest_files
+from tests.advisory_files import write_advisory, write_hostile_advisory
 from tests.conftest import NOW
 
 SAMPLE_TITLE = "Safety advice after telephone fraudster poses as Kent Police officer"
@@ -67,3 +68,51 @@ def test_medway_archive_lists_the_sample_and_its_feeds_resolve(
     assert page.locator("h1").inner_text() == SAMPLE_TITLE
     assert page.locator(".body strong", has_text="Medway").count() == 1
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+CONTRAST = """el => {
+  const rgb = s => s.match(/[\\d.]+/g).slice(0, 3).map(Number).map(v => v / 255)
+    .map(c => c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+  const lum = s => { const [r, g, b] = rgb(s); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const style = getComputedStyle(el);
+  let bg = style.backgroundColor, node = el;
+  while (/rgba\\(0, 0, 0, 0\\)|transparent/.test(bg) && node.parentElement) {
+    node = node.parentElement; bg = getComputedStyle(node).backgroundColor;
+  }
+  const [a, b] = [lum(style.color), lum(bg)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}"""
+
+
+def test_archive_reads_well_in_dark_mode_on_a_phone(
+    live_server: Callable[..., Any], browser: Any, advisory_dir: Path
+) -> None:
+    write_hostile_advisory(advisory_dir)
+    write_advisory(
+        advisory_dir, "urgent", title="Flooding on the A2 near Rochester", url="https://www.kent.police.uk/news/flood/",
+        date="08:00 24/11/2026", priority="urgent",
+    )
+    server = live_server()
+    app = server.app
+    assert len(ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW).new) == 3
+    context = browser.new_context(viewport={"width": 375, "height": 812}, color_scheme="dark", locale="en-GB")
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/")
+        assert page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches")
+        # WCAG AA (4.5:1) for the button, body text, links, muted text and the urgent badge.
+        for selector in ("form.find button", "main p", "main a", "p.meta", ".urgent"):
+            ratio = page.eval_on_selector(selector, CONTRAST)
+            assert ratio >= 4.5, (selector, ratio)
+        for path in ("/", "/areas/medway", "/areas/dover"):
+            page.goto(server.url + path)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 375, path
+        hostile = app.store.advisories(areas=["dover"])[0]
+        page.goto(f"{server.url}/advisories/{hostile.id}")
+        # A link the sanitiser disarmed reads as words, not as a link that does nothing.
+        dead = page.locator(".body a:not([href])").first
+        assert dead.evaluate("el => getComputedStyle(el).color") == page.evaluate(
+            "getComputedStyle(document.body).color"
+        )
+    finally:
+        context.close()
