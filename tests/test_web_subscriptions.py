@@ -206,7 +206,7 @@ def test_manage_changes_areas_frequency_and_urgent(app: App, client: TestClient,
         data={"token": token(app, subscriber.id, MANAGE), "areas": "Chatham, CT1, dover", "frequency": "weekly"},
     )
     assert response.status_code == 200
-    assert "Saved. You will get weekly alerts for Canterbury, Chatham and Dover." in response.text
+    assert "Saved. You will get weekly alerts for Canterbury, Chatham and Dover. Urgent alerts wait for your digest." in response.text
     after = get_subscriber(app.store, subscriber.id)
     assert set(after.areas) == {"chatham", "canterbury", "dover"}
     assert after.frequency is Frequency.WEEKLY and not after.urgent
