@@ -11,9 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import Result
+from click.testing import CliRunner, Result
 
 from alerts.app import App
+from alerts.cli import cli
 from alerts.digest import queue_digests
 from alerts.logs import TextFormatter
 from alerts.testing import SmtpSink
@@ -218,3 +219,31 @@ def test_advisories_show_prints_a_summary_taken_from_the_first_paragraph_once(ru
     text = run_cli("advisories", "show", "1").stdout
 
     assert text.count("Fraud investigators are reminding residents") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ("advisories", "list", "--since", "yesterday"),
+            "Error: Invalid value for --since: unreadable date 'yesterday'; write it as 'HH:MM DD/MM/YYYY' "
+            "(e.g. 14:30 18/12/2020) or ISO 8601 (see 'alerts advisories list --help')",
+        ),
+        (("subscribers", "add", "a@example.org"), "Error: Missing option '--area' (see 'alerts subscribers add --help')"),
+        (("--log-format", "xml", "status"), "Error: Invalid value for '--log-format': 'xml' is not one of 'text', 'json' (see 'alerts --help')"),
+        (("statsu",), "Error: No such command 'statsu'. Did you mean 'status'? (see 'alerts --help')"),
+    ],
+)
+def test_a_usage_error_is_one_line_pointing_at_the_help(config_path: Path, args: tuple[str, ...], line: str) -> None:
+    result = CliRunner().invoke(cli, ["--config", str(config_path), *args], prog_name="alerts")
+
+    assert result.exit_code == 2
+    assert result.stderr == line + "\n"
+
+
+def test_the_command_list_is_not_cut_short_and_the_help_ends_with_examples() -> None:
+    text = CliRunner().invoke(cli, ["--help"]).stdout
+
+    commands = text[text.index("Commands:") : text.index("Examples:")]
+    assert "..." not in commands
+    assert "Examples:\n    alerts run --once" in text

@@ -13,9 +13,10 @@ import logging
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 from alerts import __version__
 from alerts.app import App
@@ -39,6 +40,23 @@ class AlertsGroup(click.Group):
         except AlertsError as exc:
             click.echo(f"Error: {one_line(str(exc))}", err=True)  # one line, whatever the cause says
             ctx.exit(EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_FAILURES)
+        except click.UsageError as exc:
+            usage_error(exc)
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:  # an option of 'alerts' itself
+            usage_error(exc)
+
+
+def usage_error(exc: click.UsageError) -> NoReturn:
+    """One line like every other error, instead of click's usage block; exit status 2."""
+    if exc.ctx is None or isinstance(exc, NoArgsIsHelpError):
+        raise exc  # click prints the help
+    message = one_line(exc.format_message()).rstrip(".")
+    click.echo(f"Error: {message} (see '{exc.ctx.command_path} --help')", err=True)
+    raise click.exceptions.Exit(EXIT_USAGE)
 
 
 def with_app(func: F) -> F:
@@ -86,7 +104,17 @@ def parse_when(value: str | None, app: App, option: str) -> datetime | None:
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
-@click.group(cls=AlertsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+EXAMPLES = """\b
+Examples:
+  alerts run --once                       ingest, feeds, alerts and digests due, send
+  alerts serve                            the same on a timetable, as a service
+  alerts subscribers import list.csv      add a coordinator's list
+  alerts preview --area ME4 --out p.html  see what a subscriber would get
+  alerts status                           the outbox and how the last run went
+"""
+
+
+@click.group(cls=AlertsGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
 @click.version_option(__version__, prog_name="alerts")
 @click.option(
     "--log-format",

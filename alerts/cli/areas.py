@@ -9,7 +9,7 @@ from alerts.cli import cli, json_option, print_json, with_app
 from alerts.types import AreaKind
 
 
-@cli.command()
+@cli.command(short_help="List the areas one can subscribe to.")
 @json_option
 @click.option("--postcodes/--no-postcodes", default=True, show_default=True, help="List postcode districts.")
 @with_app

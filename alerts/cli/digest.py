@@ -18,7 +18,7 @@ from alerts.types import Frequency
 FREQUENCIES = click.Choice([f.value for f in Frequency])
 
 
-@cli.command()
+@cli.command(short_help="Show what a subscriber to an area would get; sends nothing.")
 @click.option("--area", "areas", multiple=True, required=True, help="Area (slug, name or postcode district); repeat for several.")
 @click.option("--frequency", type=FREQUENCIES, default=Frequency.DAILY.value, show_default=True, help="Which kind of message.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the HTML part to this file.")
@@ -40,6 +40,11 @@ def preview(
     """Show what a subscriber to --area would get, sending nothing and moving no watermark.
 
     Without --out or --eml the plain-text part is printed.
+
+    \b
+    Examples:
+      alerts preview --area chatham
+      alerts preview --area "Tunbridge Wells" --frequency weekly --out week.html --eml week.eml
     """
     slugs = tuple(app.gazetteer.resolve(area) for area in areas)
     now = parse_when(at, app, "--at") or app.now()
@@ -80,7 +85,7 @@ def preview(
         click.echo(f"({note})")
 
 
-@cli.command()
+@cli.command(short_help="Queue the next digests of one --frequency into the outbox.")
 @click.option("--frequency", type=FREQUENCIES, required=True, help="Whose messages to queue (immediate also sends urgent alerts to everyone).")
 @click.option("--dry-run", is_flag=True, help="Print who would get what; write nothing.")
 @json_option

@@ -15,7 +15,7 @@ def feeds() -> None:
     """Build the per-area RSS, Atom and JSON feeds."""
 
 
-@feeds.command("build")
+@feeds.command("build", short_help="Write the RSS, Atom and JSON feeds of every area.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

@@ -28,7 +28,7 @@ def progress_bar(label: str) -> Callable[[int], Progress]:
     return start
 
 
-@cli.command()
+@cli.command(short_help="Read advisories from the sources, or from files or folders.")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @json_option
 @with_app
@@ -36,7 +36,13 @@ def ingest(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
     """Read advisories from the configured sources, or from PATHS (files or folders).
 
     Bad files are reported with the line and the fix, and skipped; a feed that cannot be
-    fetched is reported with its URL; the exit status is then 1. Ingesting an advisory again stores it once; a changed one is an update.
+    fetched is reported with its URL; the exit status is then 1. Ingesting an advisory
+    again stores it once; a changed one is an update.
+
+    \b
+    Examples:
+      alerts ingest
+      alerts ingest advisories/2020-12-18-telephone-fraudster-poses-as-kent-police-officer.md
     """
     report = run_ingest(app, paths)
     if as_json:

@@ -15,7 +15,7 @@ from alerts.cli.checks import check_startup
 from alerts.locking import instance_lock
 
 
-@cli.command()
+@cli.command(short_help="Run the whole pipeline once (from cron, or by hand).")
 @click.option("--once", is_flag=True, help="Run the pipeline once and exit (the default).")
 @json_option
 @with_app
@@ -47,7 +47,7 @@ def run(app: App, once: bool, as_json: bool) -> None:
         sys.exit(EXIT_FAILURES)
 
 
-@cli.command()
+@cli.command(short_help="Run the scheduler: the pipeline as a service.")
 @click.option(
     "--standby",
     is_flag=True,
@@ -77,7 +77,7 @@ def serve(app: App, standby: bool) -> None:
     run_scheduler(app, standby=standby)
 
 
-@cli.command()
+@cli.command(short_help="Show when 'alerts serve' runs each job next.")
 @json_option
 @with_app
 def schedule(app: App, as_json: bool) -> None:

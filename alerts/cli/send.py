@@ -26,7 +26,7 @@ STATUSES = ("pending", "sending", "sent", "bounced", "failed", "suppressed")
 MARKERS = [FEEDS_BUILT, *(digest_kind(f) for f in Frequency)]
 
 
-@cli.command()
+@cli.command(short_help="Deliver the queued messages that are due.")
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
@@ -72,7 +72,7 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
         sys.exit(EXIT_FAILURES)
 
 
-@cli.command()
+@cli.command(short_help="Show the outbox by status and the last run.")
 @json_option
 @with_app
 def status(app: App, as_json: bool) -> None:

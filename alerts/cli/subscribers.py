@@ -41,7 +41,7 @@ def subscribers() -> None:
     """Add, remove, list, import and export subscribers."""
 
 
-@subscribers.command("add")
+@subscribers.command("add", short_help="Add a subscriber, or update one.")
 @click.argument("email")
 @click.option("--area", "areas", multiple=True, required=True, help="Area slug, name or postcode (ME4); repeat for more.")
 @click.option("--frequency", type=FREQUENCIES, default="daily", show_default=True, help="How often they get mail.")
@@ -65,6 +65,11 @@ def add(
     """Add a subscriber, active at once (or --pending); an existing one is updated.
 
     An address that unsubscribed or was suppressed is never added back.
+
+    \b
+    Examples:
+      alerts subscribers add ann@example.org --area ME4 --area Dover
+      alerts subscribers add watch@example.org --area medway --frequency weekly --forwardable
     """
     try:
         subscription = make_subscription(
@@ -140,7 +145,7 @@ def list_subscribers(app: App, area: str | None, status: str | None, frequency: 
         click.echo("No subscribers." if not (area or status or frequency) else "No subscribers match.")
 
 
-@subscribers.command("import")
+@subscribers.command("import", short_help="Import a YAML or CSV list of subscribers.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--pending", is_flag=True, help="New addresses confirm by email first (a confirmation is queued).")
 @click.option("--update", is_flag=True, help="Existing subscribers take the file's areas and frequency.")
@@ -179,7 +184,7 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
         click.get_current_context().exit(EXIT_FAILURES)
 
 
-@subscribers.command("export")
+@subscribers.command("export", short_help="Write subscribers as CSV or YAML.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "yaml"]), default="csv", show_default=True)
 @click.option("--status", type=STATUSES, help="Only this status [default: all, so do-not-mail rows travel too].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file instead of stdout.")
