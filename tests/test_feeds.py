@@ -168,6 +168,17 @@ def test_rss_and_atom_follow_the_rules_validators_apply(feeds_app: App) -> None:
         assert entry.find(f"{ATOM}content").get("type") == "html"
 
 
+def test_an_urgent_advisory_says_so_in_its_title_in_every_format(feeds_app: App, tmp_path: Path) -> None:
+    folder = tmp_path / "urgent"
+    folder.mkdir()
+    write_advisory(folder, "u", title="Flooding in Dover", url="https://www.kent.police.uk/news/u/", priority="urgent")
+    ingest(feeds_app, folder)
+    build_feeds(feeds_app, now=NOW)
+    for fmt in ("rss", "atom"):
+        assert [e.title for e in parse(feeds_app, f"dover.{fmt}").entries] == ["Urgent: Flooding in Dover"]
+    assert json.loads((out(feeds_app) / "dover.json").read_bytes())["items"][0]["title"] == "Urgent: Flooding in Dover"
+
+
 def test_an_id_that_is_not_a_url_is_not_a_permalink_and_becomes_a_tag_uri(feeds_app: App, tmp_path: Path) -> None:
     folder = tmp_path / "guids"
     folder.mkdir()

@@ -29,7 +29,7 @@ from alerts.text import (
     sanitise_html,
     strip_control,
 )
-from alerts.types import Advisory
+from alerts.types import Advisory, Priority
 
 ALL = "all"
 FORMATS = {"rss": "application/rss+xml", "atom": "application/atom+xml", "json": "application/feed+json"}
@@ -146,7 +146,8 @@ def build_entry(advisory: Advisory, gazetteer: Gazetteer, base_url: str) -> Entr
         permalink=ident == advisory.url,
         url=advisory.url,
         archive_url=advisory_url(base_url, advisory.id),
-        title=plain_title(advisory.title),
+        # Readers show titles, not categories: urgency must be in the title, as in the email subject.
+        title=("Urgent: " if advisory.priority is Priority.URGENT else "") + plain_title(advisory.title),
         summary=plain_text(advisory.summary),
         # Sanitised at ingest; again here because the feed is where it leaves us.
         content_html=absolute_html(advisory.body_html, advisory.url),
