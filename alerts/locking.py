@@ -40,6 +40,13 @@ POLL_SECONDS = 0.2
 TAKE_OVER_HINT = "stop it first, or start this one with --standby to take over when it stops"
 
 
+def take_over_hint(purpose: str) -> str:
+    """What to do about the holder: only 'alerts serve' has --standby."""
+    if purpose == "serve":
+        return TAKE_OVER_HINT
+    return f"try 'alerts {purpose}' again when it has finished; a running 'alerts serve' does this itself"
+
+
 class AlreadyRunning(AlertsError):
     """Another scheduler holds the instance lock of this database."""
 
@@ -133,7 +140,7 @@ class FileLock(_Context):
                     raise AlreadyRunning(
                         f"another Area Alerts scheduler is running against this database: {holder}",
                         where=str(self.path),
-                        hint=TAKE_OVER_HINT,
+                        hint=take_over_hint(self.purpose),
                     ) from None
                 if _pause(stop):
                     os.close(fd)
@@ -163,6 +170,7 @@ class PostgresLock(_Context):
     process (or its connection) ends."""
 
     def __init__(self, database_url: str, purpose: str = "serve"):
+        self.purpose = purpose
         self.name = holder_name(purpose)
         self.engine = create_db_engine(
             database_url,
@@ -199,7 +207,7 @@ class PostgresLock(_Context):
                 raise AlreadyRunning(
                     f"another Area Alerts scheduler is running against this database: {holder}",
                     where="database",
-                    hint=TAKE_OVER_HINT,
+                    hint=take_over_hint(self.purpose),
                 )
             if _pause(stop):
                 conn.close()

@@ -247,3 +247,16 @@ def test_the_command_list_is_not_cut_short_and_the_help_ends_with_examples() -> 
     commands = text[text.index("Commands:") : text.index("Examples:")]
     assert "..." not in commands
     assert "Examples:\n    alerts run --once" in text
+
+
+def test_run_while_serve_holds_the_database_says_to_wait_not_to_use_standby(config_path: Path, run_cli: Run) -> None:
+    from alerts.config import load_config
+    from alerts.locking import instance_lock
+
+    with instance_lock(load_config(config_path).database, "serve"):
+        result = run_cli("run", "--once")
+
+    assert result.exit_code == 1
+    assert result.stderr.endswith(
+        "(try 'alerts run' again when it has finished; a running 'alerts serve' does this itself)\n"
+    )
