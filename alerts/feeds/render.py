@@ -104,11 +104,14 @@ def render_json(feed: Feed) -> bytes:
             "external_url": entry.archive_url,
             "title": entry.title,
             "content_html": entry.content_html,
-            "summary": entry.summary,
             "date_published": _iso(entry.published),
             "date_modified": _iso(entry.updated),
-            "tags": [category.name for category in entry.categories],
         }
+        # Optional keys are left out rather than empty: some readers show an empty summary.
+        if entry.summary:
+            item["summary"] = entry.summary
+        if entry.categories:
+            item["tags"] = [category.name for category in entry.categories]
         if entry.image_url:
             item["image"] = entry.image_url
         data["items"].append(item)
