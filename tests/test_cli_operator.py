@@ -260,3 +260,14 @@ def test_run_while_serve_holds_the_database_says_to_wait_not_to_use_standby(conf
     assert result.stderr.endswith(
         "(try 'alerts run' again when it has finished; a running 'alerts serve' does this itself)\n"
     )
+
+
+def test_run_on_a_fresh_machine_creates_the_maildir_with_its_parent_folders(
+    write_config: WriteConfig, run_cli: Run, tmp_path: Path
+) -> None:
+    config = write_config(delivery={"maildir": str(tmp_path / "var" / "mail" / "alerts")})
+
+    result = run_cli("run", "--once", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "var" / "mail" / "alerts" / "new").is_dir()

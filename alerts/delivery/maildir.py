@@ -17,6 +17,9 @@ class MaildirSender:
     def __init__(self, path: Path):
         self.path = Path(path)
         try:
+            # Maildir(create=True) makes only the last folder: var/ may not exist yet on a
+            # fresh machine (the start-up checks run before the database creates it).
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self.maildir = mailbox.Maildir(self.path, create=True)
         except OSError as exc:
             raise ConfigError(

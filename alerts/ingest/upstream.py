@@ -82,7 +82,9 @@ def ingest_feeds(
             try:
                 report.merge(ingest_feed(source, store, gazetteer, now=now, client=client))
             except SourceError as exc:
-                log.warning("source failed: %s", exc, extra={"ctx_source": source.feed})
+                # Reported by the caller (the pipeline's log line, the CLI's output): a
+                # warning here too would log every failed poll twice.
+                log.debug("source failed: %s", exc, extra={"ctx_source": source.feed})
                 save_state(store.engine, source.feed, now=now, status=None, error=str(exc.message))
                 report.source_errors.append(exc)
     finally:
