@@ -308,6 +308,25 @@ def test_an_advisory_retagged_out_of_an_area_moves_that_areas_feed_date_forward(
     assert snapshot(out(feeds_app)) == before
 
 
+def test_a_feed_changed_by_the_config_alone_is_dated_by_the_build_that_changed_it(
+    write_config: Callable[..., Path], db_url: str
+) -> None:
+    first = App(write_config(database=db_url, site={"name": "Kent Alerts"}))
+    ingest(first)
+    build_feeds(first, now=NOW)
+    first.close()
+    renamed = App(write_config(database=db_url, site={"name": "Kent Area Alerts"}))
+    later = NOW + timedelta(days=1)
+    try:
+        build_feeds(renamed, now=later)
+        assert parse(renamed, "medway.atom").feed.title == "Kent Area Alerts: Medway"
+        # No advisory changed, so only the build's clock says when the feed did.
+        assert feed_dates(renamed, "medway") == (later, later)
+        assert build_feeds(renamed, now=later + timedelta(hours=1)).written == []
+    finally:
+        renamed.close()
+
+
 def test_a_lost_or_damaged_date_record_only_costs_the_dates_from_the_store(feeds_app: App) -> None:
     ingest(feeds_app)
     build_feeds(feeds_app, now=NOW)
