@@ -55,7 +55,7 @@ def test_preview_prints_the_text_part_when_no_file_is_given(app: App, run_cli: R
 def test_forwardable_preview_has_no_personal_link(app: App, run_cli: Run) -> None:
     result = run_cli("preview", "--area", "chatham", "--forwardable")
     assert result.exit_code == 0, result.output
-    assert "token=" not in result.output and "Subscribe yourself at:" in result.output
+    assert "token=" not in result.output and "Subscribe yourself to alerts for Chatham:" in result.output
 
 
 def test_preview_with_nothing_new_shows_the_latest(app: App, run_cli: Run) -> None:

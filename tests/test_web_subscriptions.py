@@ -468,3 +468,6 @@ def test_an_unknown_area_is_named_with_what_to_type_instead(client: TestClient) 
 def test_the_archive_link_prefills_the_area(client: TestClient) -> None:
     assert 'id="areas" name="areas" value="Medway"' in client.get("/subscribe?area=medway").text
     assert 'id="areas" name="areas" value=""' in client.get("/subscribe?area=%3Cscript%3E").text
+    # A forwarded digest's link names all its areas; one that names nothing is left out.
+    page = client.get("/subscribe?area=chatham,medway,narnia,chatham").text
+    assert 'id="areas" name="areas" value="Chatham, Medway"' in page

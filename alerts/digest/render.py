@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from premailer import Premailer
@@ -245,7 +246,9 @@ class DigestRenderer:
             "reason": reason,
             "reason_text": _wrap(reason),
             "forwardable": variant.forwardable,
-            "subscribe_url": f"{base}/subscribe",
+            # The areas this message is about, filled in on the form for whoever it is forwarded to.
+            "subscribe_url": f"{base}/subscribe" + (f"?area={quote(','.join(areas), safe=',')}" if areas else ""),
+            "places": places,
             "css": self._css,
             "responsive_css": self._responsive,
             **placeholders,

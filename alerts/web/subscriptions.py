@@ -285,13 +285,15 @@ def _names_an_area(gazetteer: Gazetteer, text: str) -> bool:
 
 
 def prefilled_area(app: App, asked: str | None) -> str:
-    """The area an archive page's "Email alerts" link names (``?area=medway``), by name."""
-    if not asked:
-        return ""
-    try:
-        return app.gazetteer.node(app.gazetteer.resolve(asked[:100])).name
-    except UnknownArea:
-        return ""
+    """The areas a link names (``?area=medway`` from an archive page, ``?area=chatham,
+    gillingham`` from a forwarded digest), by name; any that name nothing are left out."""
+    names = []
+    for part in (asked or "")[:300].split(",")[:20]:
+        try:
+            names.append(app.gazetteer.node(app.gazetteer.resolve(part)).name)
+        except UnknownArea:
+            continue
+    return ", ".join(dict.fromkeys(names))
 
 
 def area_names(app: App, subscriber: Subscriber) -> list[str]:
