@@ -271,3 +271,32 @@ def test_run_on_a_fresh_machine_creates_the_maildir_with_its_parent_folders(
 
     assert result.exit_code == 0, result.output
     assert (tmp_path / "var" / "mail" / "alerts" / "new").is_dir()
+
+
+def test_alerts_web_logs_every_line_as_json_with_log_format_json(config_path: Path) -> None:
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "alerts", "--log-format", "json", "--config", str(config_path), "web", "--port", str(port)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        lines = []
+        for line in proc.stderr:  # blocks until the server has said it is up (or exited)
+            lines.append(line)
+            if "Uvicorn running" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        lines += proc.stderr.readlines()
+    finally:
+        proc.kill()
+        proc.wait()
+
+    entries = [json.loads(line) for line in lines]  # every line, uvicorn's included
+    assert entries[0]["logger"] == "alerts.web"
+    assert entries[0]["message"] == f"serving Area Alerts on http://127.0.0.1:{port}/ (Ctrl+C to stop)"

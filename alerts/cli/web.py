@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from alerts.app import App
@@ -25,5 +27,13 @@ def web(app: App, host: str, port: int) -> None:
 
     check_startup(app)  # a bad config fails here, before the server starts
     app.store  # noqa: B018
-    click.echo(f"Serving {app.config.site.name} on http://{host}:{port}/ (Ctrl+C to stop)", err=True)
-    uvicorn.run(create_app(app), host=host, port=port, log_level="info", proxy_headers=True)
+    root = click.get_current_context().find_root().params
+    if not root.get("quiet") and not root.get("verbose"):
+        logging.getLogger().setLevel(logging.INFO)  # a service says what it does
+    # A log line, not an echo: with --log-format json every line on stderr is JSON.
+    logging.getLogger("alerts.web").info(
+        "serving %s on http://%s:%s/ (Ctrl+C to stop)", app.config.site.name, host, port
+    )
+    # log_config=None: uvicorn's lines (requests included) go through our handler, so
+    # they carry a date and follow --log-format like every other line.
+    uvicorn.run(create_app(app), host=host, port=port, log_config=None, proxy_headers=True)
