@@ -114,7 +114,7 @@ async def confirm(request: Request) -> Response:
     confirmed = subscriber.status is PENDING and confirm_subscriber(app.store, subscriber.id, now=app.now())
     subscriber = get_subscriber(app.store, subscriber.id)  # as it is now, whoever changed it
     if subscriber.status is not ACTIVE:
-        return bad_link(request, "This confirmation link no longer works", "The address unsubscribed since it was sent.")
+        return bad_link(request, "This confirmation link no longer works", "The address was unsubscribed since it was sent.")
     outcome = "confirmed" if confirmed else "already"
     return page(request, "confirmed.html", personal(app, subscriber, {"outcome": outcome}))
 
