@@ -128,6 +128,15 @@ def test_advisory_page_shows_the_sanitised_body_and_the_original_link(client: Te
     assert alternates(page.text)[0] == ("application/rss+xml", f"{BASE}/feeds/medway.rss")
 
 
+def test_archive_pages_forbid_scripts_should_a_sanitiser_ever_miss_one(client: TestClient, site: App) -> None:
+    for path in ("/", "/areas/dover", f"/advisories/{site.store.advisories(areas=['dover'])[0].id}"):
+        headers = client.get(path).headers
+        policy = headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "script-src" not in policy, path
+        assert headers["x-content-type-options"] == "nosniff"
+    assert client.get("/feeds/dover.rss").headers["x-content-type-options"] == "nosniff"
+
+
 def test_hostile_advisory_page_carries_none_of_it(client: TestClient, site: App) -> None:
     hostile = site.store.advisories(areas=["dover"])[0]
     for path in (f"/advisories/{hostile.id}", "/areas/dover", "/"):

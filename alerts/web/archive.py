@@ -14,6 +14,7 @@ import hashlib
 import re
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -31,6 +32,17 @@ PER_PAGE = 30
 # every database accepts: ten million pages is far beyond any archive.
 MAX_PAGE = 10_000_000
 FEED_CACHE = "public, max-age=300"
+# Archive pages carry text from outside. It is sanitised; this is the second line of
+# defence should a sanitiser ever miss something: no script, plugin, frame or foreign
+# form may run, only the page's own inline styles and requests to this site.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
 # Below this, gzip saves less than the header costs.
 GZIP_MIN = 1024
 _FEED_NAME = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9-]*)\.(?P<fmt>rss|atom|json)$")
@@ -57,7 +69,7 @@ def index(request: Request) -> Response:
         for district in districts
     }
     latest = app.store.advisories(live_at=app.now(), limit=10)
-    return render(
+    return _page(
         request,
         "index.html",
         {"force": gazetteer.root, "districts": districts, "towns": towns, "latest": latest, "feed_slug": "all"},
@@ -117,7 +129,7 @@ def area_page(request: Request) -> Response:
             f"There are fewer pages of advisories for {node.name} than that.",
             "The newest are on the area's first page.",
         )
-    return render(
+    return _page(
         request,
         "area.html",
         {
@@ -133,6 +145,13 @@ def area_page(request: Request) -> Response:
             "feed_slug": slug,
         },
     )
+
+
+def _page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
+    """An archive page, with the headers that contain anything a sanitiser missed."""
+    response = render(request, name, context, status=status)
+    response.headers.update(PAGE_HEADERS)
+    return response
 
 
 def _suggestions(request: Request, exc: UnknownArea) -> list[tuple[str, str]]:
@@ -169,7 +188,7 @@ def advisory_page(request: Request) -> Response:
     gazetteer = app.gazetteer
     areas = [gazetteer.node(slug) for slug in advisory.areas if slug in gazetteer]
     withdrawn = advisory.status is Status.WITHDRAWN
-    return render(
+    return _page(
         request,
         "advisory.html",
         {
@@ -222,6 +241,8 @@ def feed_file(request: Request) -> Response:
         "Last-Modified": formatdate(int(mtime), usegmt=True),
         "Cache-Control": FEED_CACHE,
         "Vary": "Accept-Encoding",
+        # A feed is data: a browser must never sniff it into a page.
+        "X-Content-Type-Options": "nosniff",
     }
     if _not_modified(request, etags, int(mtime)):
         return Response(status_code=304, headers=headers)
