@@ -305,6 +305,10 @@ def test_readers_fetch_feeds_over_loopback_http_with_conditional_get(site: App) 
         assert cached.status == 304
         head = httpx.head(f"{url}/feeds/chatham.rss")
         assert head.status_code == 200 and head.content == b"" and head.headers["etag"]
+        # Subscribed by postcode: the reader is told, permanently, where the feed lives.
+        moved = feedparser.parse(f"{url}/feeds/me4.rss")
+        assert moved.status == 301 and moved.href == f"{url}/feeds/medway.rss" and not moved.bozo
+        assert [entry.title for entry in moved.entries] == [SAMPLE_TITLE]
 
 
 def test_feeds_are_gzipped_for_readers_that_ask_and_304_works_across_encodings(site: App) -> None:
