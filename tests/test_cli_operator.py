@@ -300,3 +300,25 @@ def test_alerts_web_logs_every_line_as_json_with_log_format_json(config_path: Pa
     entries = [json.loads(line) for line in lines]  # every line, uvicorn's included
     assert entries[0]["logger"] == "alerts.web"
     assert entries[0]["message"] == f"serving Area Alerts on http://127.0.0.1:{port}/ (Ctrl+C to stop)"
+
+
+def test_subscribers_export_to_a_folder_that_does_not_exist_is_one_line(run_cli: Run, tmp_path: Path) -> None:
+    result = run_cli("subscribers", "export", "--out", str(tmp_path / "no" / "such" / "list.csv"))
+
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: Could not open file '{tmp_path / 'no' / 'such' / 'list.csv'}': No such file or directory\n"
+
+
+def test_subscribers_import_mentions_update_only_when_rows_were_kept(run_cli: Run, tmp_path: Path) -> None:
+    first, changed = tmp_path / "first.csv", tmp_path / "changed.csv"
+    first.write_text("email,areas\nann@example.org,chatham\n", encoding="utf-8")
+    changed.write_text("email,areas\nann@example.org,dover\n", encoding="utf-8")
+
+    added = run_cli("subscribers", "import", str(first)).stdout
+    kept = run_cli("subscribers", "import", str(changed)).stdout
+
+    assert added == "1 added, 0 updated, 0 unchanged, 0 opted out, 0 skipped, 0 bad rows.\n"
+    assert kept == (
+        "0 added, 0 updated, 0 unchanged, 1 kept as they are (--update applies the file to them), "
+        "0 opted out, 0 skipped, 0 bad rows.\n"
+    )

@@ -175,9 +175,10 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
             click.echo(f"Bad row: {problem}", err=True)
         for problem in report.skipped:
             click.echo(f"Skipped: {problem}", err=True)
+        # "kept" only when there are some: it is the one count that asks for something.
+        kept = f"{report.kept} kept as they are (--update applies the file to them), " if report.kept else ""
         click.echo(
-            f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-            f"{report.kept} kept as they are{'' if update else ' (use --update to apply the file)'}, "
+            f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, {kept}"
             f"{report.opted_out} opted out, {len(report.skipped)} skipped, {len(report.bad)} bad rows."
         )
     if report.bad:
@@ -195,8 +196,11 @@ def export(app: App, fmt: str, status: str | None, out: Path | None) -> None:
     if out is None:
         export_list(app.store, sys.stdout, fmt=fmt, status=selected)
         return
-    with out.open("w", encoding="utf-8", newline="") as handle:
-        count = export_list(app.store, handle, fmt=fmt, status=selected)
+    try:
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            count = export_list(app.store, handle, fmt=fmt, status=selected)
+    except OSError as exc:
+        raise click.FileError(str(out), hint=exc.strerror or str(exc)) from None
     click.echo(f"Wrote {count} subscribers to {out}.", err=True)
 
 
