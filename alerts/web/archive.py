@@ -4,7 +4,8 @@ Pages show what the feeds show: an area lists what a subscriber to it gets (the
 matching rule in :mod:`alerts.areas`), live advisories newest first. Feeds are the
 files ``alerts feeds build`` wrote, served with a strong ETag (a hash of the bytes,
 which a rebuild with nothing new leaves unchanged) and Last-Modified (the file's mtime,
-which such a rebuild does not touch), so readers polling with conditional GET get 304.
+which such a rebuild does not touch), so readers polling with conditional GET get 304;
+gzipped for readers that ask. Archive pages carry a script-free Content-Security-Policy.
 """
 
 from __future__ import annotations
