@@ -279,7 +279,7 @@ def test_a_postcode_districts_feed_redirects_to_its_districts(client: TestClient
 
 
 def test_unknown_or_unbuilt_feed_is_a_friendly_404(client: TestClient, site: App) -> None:
-    for path in ("/feeds/nowhere.rss", "/feeds/medway.xml", "/feeds/.medway.rss.tmp"):
+    for path in ("/feeds/nowhere.rss", "/feeds/medway.xml", "/feeds/.medway.rss.tmp", "/feeds/.feeds-state.json"):
         response = client.get(path)
         assert response.status_code == 404 and "Feed not found" in response.text, path
     response = client.get("/feeds/..%2Fconfig.yaml")
