@@ -133,7 +133,11 @@ def _key_from_file(path: Path) -> bytes:
     except FileNotFoundError:
         key = _create_key_file(path)
     except OSError as exc:
-        raise ConfigError(f"cannot read the signing key file: {exc.strerror}", where=str(path)) from None
+        raise ConfigError(
+            f"cannot read the signing key file: {exc.strerror}",
+            where=str(path),
+            hint="check security.secret_key_file in config.yaml, or set security.secret_key_env",
+        ) from None
     if len(key) < MIN_KEY_LENGTH:
         raise ConfigError(
             f"the signing key file holds fewer than {MIN_KEY_LENGTH} characters",

@@ -298,8 +298,9 @@ def test_alerts_web_logs_every_line_as_json_with_log_format_json(config_path: Pa
         proc.wait()
 
     entries = [json.loads(line) for line in lines]  # every line, uvicorn's included
-    assert entries[0]["logger"] == "alerts.web"
-    assert entries[0]["message"] == f"serving Area Alerts on http://127.0.0.1:{port}/ (Ctrl+C to stop)"
+    [serving] = [entry for entry in entries if entry["logger"] == "alerts.web"]
+    assert serving["message"] == f"serving Area Alerts on http://127.0.0.1:{port}/ (Ctrl+C to stop)"
+    assert any(entry["logger"] == "uvicorn.error" for entry in entries)
 
 
 def test_subscribers_export_to_a_folder_that_does_not_exist_is_one_line(run_cli: Run, tmp_path: Path) -> None:
@@ -322,3 +323,23 @@ def test_subscribers_import_mentions_update_only_when_rows_were_kept(run_cli: Ru
         "0 added, 0 updated, 0 unchanged, 1 kept as they are (--update applies the file to them), "
         "0 opted out, 0 skipped, 0 bad rows.\n"
     )
+
+
+@pytest.mark.parametrize("command", [("run",), ("serve",), ("web",)], ids=lambda c: c[0])
+def test_a_signing_key_file_that_cannot_be_created_fails_at_start_up(
+    write_config: WriteConfig, run_cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+) -> None:
+    monkeypatch.delenv("ALERTS_SECRET_KEY", raising=False)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    config = write_config(security={"secret_key_file": str(blocker / "secret.key")})
+
+    result = run_cli(*command, config=config)
+
+    assert result.exit_code == 2
+    [error] = error_lines(result)
+    assert error == (
+        f"Error: {blocker / 'secret.key'}: cannot read the signing key file: Not a directory "
+        "(check security.secret_key_file in config.yaml, or set security.secret_key_env)"
+    )
+    assert not (tmp_path / "alerts.db").exists()

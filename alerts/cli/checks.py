@@ -8,10 +8,11 @@ from alerts.app import App
 from alerts.errors import ConfigError
 
 
-def check_startup(app: App, *, email: bool = False, mail: bool = False) -> None:
+def check_startup(app: App, *, email: bool = False, mail: bool = False, links: bool = False) -> None:
     """Load the gazetteer, check the templates folder and the sources' areas; with
-    ``email`` also the email templates; with ``mail`` also the delivery settings (the
-    password variable, the CA file, the DKIM key, the From address)."""
+    ``email`` also the email templates and the key that signs personal links (``links``:
+    only the key); with ``mail`` also the delivery settings (the password variable, the
+    CA file, the DKIM key, the From address)."""
     config = app.config
     gazetteer = app.gazetteer
     if not config.templates.is_dir():
@@ -36,3 +37,7 @@ def check_startup(app: App, *, email: bool = False, mail: bool = False) -> None:
         if config.delivery.dkim:
             DkimSigner.from_config(config.delivery.dkim)
         envelope_from(config)
+    if email or links:
+        from alerts.tokens import load_secret_keys
+
+        load_secret_keys(config)  # made on first use (last: a start that fails makes none)

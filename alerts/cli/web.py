@@ -25,7 +25,7 @@ def web(app: App, host: str, port: int) -> None:
 
     from alerts.web import create_app
 
-    check_startup(app)  # a bad config fails here, before the server starts
+    check_startup(app, links=True)  # a bad config fails here, before the server starts
     app.store  # noqa: B018
     root = click.get_current_context().find_root().params
     if not root.get("quiet") and not root.get("verbose"):
