@@ -343,3 +343,12 @@ def test_a_signing_key_file_that_cannot_be_created_fails_at_start_up(
         "(check security.secret_key_file in config.yaml, or set security.secret_key_env)"
     )
     assert not (tmp_path / "alerts.db").exists()
+
+
+def test_schedule_lines_up_its_columns(run_cli: Run) -> None:
+    lines = run_cli("schedule").stdout.splitlines()
+
+    jobs = [line for line in lines if not line.startswith(" ")]
+    assert [line.split()[0] for line in jobs] == ["startup", "poll", "daily", "weekly"]
+    assert len({line.index(" ingest") for line in jobs[:2]}) == 1  # the 'does' column
+    assert len({line.index("next ") for line in jobs[1:]}) == 1

@@ -90,13 +90,16 @@ def schedule(app: App, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    for row in rows:
-        line = f"{row['job']:<8} {row['when']:<22}"
-        if row["next_run"] is not None:
-            local = app.local(row["next_run"])
-            utc = row["next_run"].astimezone(now.tzinfo)
-            line += f" next {local:%a %d %b %Y %H:%M %Z} ({utc:%H:%M} UTC)"
-        click.echo(f"{line}  {row['does']}")
+    width = max(len(row["when"]) for row in rows)
+    nexts = [
+        f"next {app.local(row['next_run']):%a %d %b %Y %H:%M %Z} ({row['next_run'].astimezone(now.tzinfo):%H:%M} UTC)"
+        if row["next_run"] is not None
+        else ""
+        for row in rows
+    ]
+    next_width = max(len(text) for text in nexts)
+    for row, next_run in zip(rows, nexts, strict=True):
+        click.echo(f"{row['job']:<8} {row['when']:<{width}} {next_run:<{next_width}}  {row['does']}")
         if "last_digest" in row:
             last = row["last_digest"]
             done = (
@@ -105,4 +108,4 @@ def schedule(app: App, as_json: bool) -> None:
                 else "never queued yet"
             )
             due = "; due now: it goes at the next start or poll" if row["due_now"] else ""
-            click.echo(f"{'':<31} {done}{due}")
+            click.echo(f"{'':<{width + 9}} {done}{due}")
