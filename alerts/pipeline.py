@@ -37,8 +37,10 @@ log = logging.getLogger("alerts.pipeline")
 
 #: Errors that mean the configuration is wrong: they stop the run (exit status 2).
 FATAL = (ConfigError, GazetteerError, UnknownArea)
-#: How long the per-poll rows in ``runs`` are kept (digest rows are kept: they say what is due).
+#: How long the rows of frequent runs are kept (digest rows are kept: they say what is due).
 KEEP_POLLS = timedelta(days=30)
+#: The kinds of ``runs`` rows that come every few minutes; only the last KEEP_POLLS are kept.
+PRUNED = ("poll", "run", "send")
 SCHEDULED = (Frequency.DAILY, Frequency.WEEKLY)
 FEEDS_BUILT = "feeds"
 
@@ -353,7 +355,8 @@ def is_due(app: App, frequency: Frequency, now: datetime) -> bool:
 
 
 def record_run(engine: Engine, report: RunReport) -> None:
-    """One ``runs`` row per cycle; poll rows older than :data:`KEEP_POLLS` are pruned."""
+    """One ``runs`` row per cycle; poll and ``alerts run`` rows older than :data:`KEEP_POLLS`
+    are pruned (``alerts run`` from cron every few minutes would otherwise add 100,000 a year)."""
     with engine.begin() as conn:
         conn.execute(
             insert(runs).values(
@@ -366,6 +369,6 @@ def record_run(engine: Engine, report: RunReport) -> None:
         )
         conn.execute(
             delete(runs).where(
-                runs.c.kind == "poll", runs.c.started_at < report.started_at - KEEP_POLLS
+                runs.c.kind.in_(PRUNED), runs.c.started_at < report.started_at - KEEP_POLLS
             )
         )

@@ -352,3 +352,27 @@ def test_schedule_lines_up_its_columns(run_cli: Run) -> None:
     assert [line.split()[0] for line in jobs] == ["startup", "poll", "daily", "weekly"]
     assert len({line.index(" ingest") for line in jobs[:2]}) == 1  # the 'does' column
     assert len({line.index("next ") for line in jobs[1:]}) == 1
+
+
+@pytest.mark.parametrize("kind", ["run", "send"])
+def test_rows_of_frequent_runs_are_kept_for_a_month_not_for_ever(config_path: Path, run_cli: Run, kind: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert, select
+
+    from alerts.pipeline import KEEP_POLLS
+    from alerts.schema import runs
+
+    app = App(config_path)
+    old = datetime.now(UTC) - KEEP_POLLS - timedelta(days=1)
+    with app.store.engine.begin() as conn:
+        conn.execute(insert(runs).values(kind=kind, started_at=old, finished_at=old, ok=True, summary={}))
+    app.close()
+
+    assert run_cli(kind).exit_code == 0
+
+    app = App(config_path)
+    with app.store.engine.connect() as conn:
+        kept = conn.execute(select(runs.c.started_at).where(runs.c.kind == kind)).scalars().all()
+    app.close()
+    assert len(kept) == 1 and kept[0] > old

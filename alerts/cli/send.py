@@ -11,14 +11,14 @@ from datetime import datetime
 from typing import Any
 
 import click
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, delete, func, insert, select
 from tqdm import tqdm
 
 from alerts.app import App
 from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, with_app
 from alerts.cli.checks import check_startup
 from alerts.errors import AlertsError
-from alerts.pipeline import FEEDS_BUILT, digest_kind
+from alerts.pipeline import FEEDS_BUILT, KEEP_POLLS, digest_kind
 from alerts.schema import outbox, runs
 from alerts.types import Frequency
 
@@ -183,6 +183,8 @@ def outbox_status(engine: Engine) -> dict[str, Any]:
 def record_run(engine: Engine, kind: str, started: datetime, finished: datetime, *, ok: bool, summary: dict[str, Any]) -> None:
     with engine.begin() as conn:
         conn.execute(insert(runs).values(kind=kind, started_at=started, finished_at=finished, ok=ok, summary=summary))
+        # 'alerts send' from cron every minute: keep a month of rows, not every one ever.
+        conn.execute(delete(runs).where(runs.c.kind == kind, runs.c.started_at < started - KEEP_POLLS))
 
 
 def summary_line(summary: dict[str, Any]) -> str:
