@@ -80,7 +80,7 @@ def test_digest_dry_run_prints_who_would_get_what_and_writes_nothing(app: App, r
         "coordinator@example.org\tdaily\t1 new alert for Chatham\t[1]",
         "jane@example.org\tdaily\t1 new alert for Medway\t[1]",
     ]
-    assert lines[-1] == "Would queue 2 message(s) to 2 daily subscriber(s): 1 advisory(ies) in 2 distinct message(s)."
+    assert lines[-1] == "Would queue 2 messages to 2 daily subscribers: 1 advisory in 2 distinct messages."
     assert counts(app) == {"digests": 0, "outbox": 0, "subscriber_advisories": 0}
     assert watermarks(app) == before
 

@@ -10,9 +10,9 @@ from alerts.errors import ConfigError
 
 def check_startup(app: App, *, email: bool = False, mail: bool = False, links: bool = False) -> None:
     """Load the gazetteer, check the templates folder and the sources' areas; with
-    ``email`` also the email templates and the key that signs personal links (``links``:
-    only the key); with ``mail`` also the delivery settings (the password variable, the
-    CA file, the DKIM key, the From address)."""
+    ``email`` also the email templates; with ``mail`` also the delivery settings (the
+    password variable, the CA file, the DKIM key, the From address) and, as with
+    ``links``, the key that signs the personal links (messages get them when sent)."""
     config = app.config
     gazetteer = app.gazetteer
     if not config.templates.is_dir():
@@ -37,7 +37,7 @@ def check_startup(app: App, *, email: bool = False, mail: bool = False, links: b
         if config.delivery.dkim:
             DkimSigner.from_config(config.delivery.dkim)
         envelope_from(config)
-    if email or links:
+    if mail or links:
         from alerts.tokens import load_secret_keys
 
         load_secret_keys(config)  # made on first use (last: a start that fails makes none)

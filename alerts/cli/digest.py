@@ -118,9 +118,13 @@ def digest(app: App, frequency: str, dry_run: bool, as_json: bool) -> None:
         return
     verb = "Would queue" if dry_run else "Queued"
     click.echo(
-        f"{verb} {report.messages} message(s) to {report.subscribers} {frequency} subscriber(s): "
-        f"{report.advisories} advisory(ies) in {report.digests} distinct message(s)."
+        f"{verb} {_count(report.messages, 'message')} to {_count(report.subscribers, f'{frequency} subscriber')}: "
+        f"{_count(report.advisories, 'advisory', 'advisories')} in {_count(report.digests, 'distinct message')}."
     )
+
+
+def _count(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
 
 
 def _write(path: Path, data: bytes) -> None:
