@@ -376,3 +376,32 @@ def test_rows_of_frequent_runs_are_kept_for_a_month_not_for_ever(config_path: Pa
         kept = conn.execute(select(runs.c.started_at).where(runs.c.kind == kind)).scalars().all()
     app.close()
     assert len(kept) == 1 and kept[0] > old
+
+
+def test_status_shows_a_failed_job_that_later_runs_would_hide(config_path: Path, run_cli: Run) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert
+
+    from alerts.schema import runs
+
+    app = App(config_path)
+    earlier = datetime.now(UTC) - timedelta(hours=3)
+    summary = {"new": 0, "updated": 0, "rejected": 0, "failed_sources": 0, "feeds_written": 0, "feeds_unchanged": 0,
+               "queued": 0, "digests": [], "sent": 0, "deferred": 0, "bounced": 0, "failed": 0,
+               "failed_stages": ["daily digests"], "problems": ["daily digests: the database went away"], "seconds": 0.5}
+    with app.store.engine.begin() as conn:
+        conn.execute(insert(runs).values(kind="daily", started_at=earlier, finished_at=earlier, ok=False, summary=summary))
+    app.close()
+    assert run_cli("run").exit_code == 0
+
+    lines = run_cli("status").stdout.splitlines()
+    info = json.loads(run_cli("status", "--json").stdout)
+
+    assert lines[1].startswith("Last run: alerts run at ") and lines[1].endswith(": ok")
+    [failure] = [i for i, line in enumerate(lines) if line.startswith("Last run with failures: ")]
+    assert lines[failure].startswith("Last run with failures: alerts serve daily digest job at ")
+    assert lines[failure].endswith(" (0.5 s): with failures")
+    assert "  Failed: daily digests" in lines[failure:]
+    assert "  ! daily digests: the database went away" in lines[failure:]
+    assert info["last_failure"]["kind"] == "daily" and info["last_run"]["kind"] == "run"

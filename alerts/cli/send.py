@@ -94,6 +94,10 @@ def status(app: App, as_json: bool) -> None:
         return
     for line in describe_run(run, _local(app, run["started_at"])):
         click.echo(line)
+    failure = info["last_failure"]
+    if failure is not None and failure != run:
+        for line in describe_run(failure, _local(app, failure["started_at"]), label="Last run with failures"):
+            click.echo(line)
 
 
 #: How ``runs.kind`` reads in ``alerts status``.
@@ -109,12 +113,12 @@ RUN_KINDS = {
 SHOW_PROBLEMS = 5
 
 
-def describe_run(run: dict[str, Any], started: str) -> list[str]:
+def describe_run(run: dict[str, Any], started: str, *, label: str = "Last run") -> list[str]:
     """The last run as a person reads it: what it was, when, how it went, what it did."""
     summary = run["summary"] or {}
     outcome = {True: "ok", False: "with failures", None: "unfinished"}[run["ok"]]
     took = f" ({summary['seconds']:.1f} s)" if isinstance(summary.get("seconds"), int | float) else ""
-    lines = [f"Last run: {RUN_KINDS.get(run['kind'], run['kind'])} at {started}{took}: {outcome}"]
+    lines = [f"{label}: {RUN_KINDS.get(run['kind'], run['kind'])} at {started}{took}: {outcome}"]
     if "new" in summary:  # a pipeline cycle (alerts.pipeline.RunReport)
         failed = f", {summary['failed_sources']} source(s) could not be read" if summary.get("failed_sources") else ""
         lines.append(
@@ -158,26 +162,28 @@ def outbox_status(engine: Engine) -> dict[str, Any]:
         oldest, due = conn.execute(
             select(func.min(outbox.c.created_at), func.min(outbox.c.next_attempt_at)).where(waiting)
         ).one()
-        last = conn.execute(
+        latest = (
             select(runs)
             .where(runs.c.kind.notin_(MARKERS))  # rows that only say when feeds or a digest were last done
             .order_by(runs.c.started_at.desc(), runs.c.id.desc())
             .limit(1)
-        ).mappings().first()
+        )
+        last = conn.execute(latest).mappings().first()
+        # A service polls every few minutes: a failed digest job would hide behind the polls after it.
+        failure = conn.execute(latest.where(runs.c.ok.is_(False))).mappings().first()
     return {
         "outbox": counts,
         "oldest_pending": oldest,
         "next_attempt_at": due,
-        "last_run": None
-        if last is None
-        else {
-            "kind": last["kind"],
-            "started_at": last["started_at"],
-            "finished_at": last["finished_at"],
-            "ok": last["ok"],
-            "summary": last["summary"],
-        },
+        "last_run": _run(last),
+        "last_failure": _run(failure),
     }
+
+
+def _run(row: Any) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {key: row[key] for key in ("kind", "started_at", "finished_at", "ok", "summary")}
 
 
 def record_run(engine: Engine, kind: str, started: datetime, finished: datetime, *, ok: bool, summary: dict[str, Any]) -> None:
