@@ -405,3 +405,16 @@ def test_status_shows_a_failed_job_that_later_runs_would_hide(config_path: Path,
     assert "  Failed: daily digests" in lines[failure:]
     assert "  ! daily digests: the database went away" in lines[failure:]
     assert info["last_failure"]["kind"] == "daily" and info["last_run"]["kind"] == "run"
+
+
+def test_status_forgets_a_failure_once_a_run_of_its_kind_went_well(write_config: WriteConfig, run_cli: Run) -> None:
+    config = relay_down(write_config)
+    queue_alerts(config)
+    assert run_cli("send", config=config).exit_code == 1
+    ok_config = write_config()  # the same database, the Maildir backend
+    assert run_cli("send", config=ok_config).exit_code == 0
+
+    info = json.loads(run_cli("status", "--json", config=ok_config).stdout)
+
+    assert info["last_failure"] is None
+    assert "with failures" not in run_cli("status", config=ok_config).stdout

@@ -153,7 +153,8 @@ def _mail(summary: dict[str, Any]) -> str:
 
 
 def outbox_status(engine: Engine) -> dict[str, Any]:
-    """Counts by status, the oldest waiting message, the next due attempt, the last run."""
+    """Counts by status, the oldest waiting message, the next due attempt, the last run,
+    and the last run with failures unless a later run of its kind went well."""
     waiting = outbox.c.status.in_(["pending", "sending"])
     with engine.connect() as conn:
         counts = dict.fromkeys(STATUSES, 0)
@@ -169,8 +170,15 @@ def outbox_status(engine: Engine) -> dict[str, Any]:
             .limit(1)
         )
         last = conn.execute(latest).mappings().first()
-        # A service polls every few minutes: a failed digest job would hide behind the polls after it.
+        # A service polls every few minutes: a failed digest job would hide behind the polls
+        # after it. Shown until a run of its kind succeeds.
         failure = conn.execute(latest.where(runs.c.ok.is_(False))).mappings().first()
+        if failure is not None and conn.execute(
+            select(runs.c.id).where(
+                runs.c.kind == failure["kind"], runs.c.ok.is_(True), runs.c.started_at > failure["started_at"]
+            ).limit(1)
+        ).first():
+            failure = None
     return {
         "outbox": counts,
         "oldest_pending": oldest,
