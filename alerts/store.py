@@ -23,7 +23,7 @@ from sqlalchemy import Engine, create_engine, delete, event, func, insert, selec
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from alerts.errors import AlertsError, NotFound
+from alerts.errors import AlertsError, ConfigError, NotFound
 from alerts.schema import advisories, advisory_areas
 from alerts.types import Advisory, AdvisoryInput, Priority, Status
 
@@ -32,6 +32,14 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 class StoreError(AlertsError):
     """The database cannot be reached or is not in a usable state."""
+
+
+class DatabaseConfigError(StoreError, ConfigError):
+    """The database refused the URL itself: no such database or user, a wrong password."""
+
+
+#: What drivers say when the URL, not the moment, is at fault.
+CONFIG_CAUSES = ("does not exist", "password authentication failed", "no password supplied", "unable to open database file")
 
 
 class Outcome(enum.StrEnum):
@@ -87,14 +95,24 @@ def open_store(url: str, *, upgrade: bool = True, **engine_kwargs: Any) -> Store
         engine = create_db_engine(url, **engine_kwargs)
         if upgrade:
             migrate(engine)
+    except OSError as exc:  # the SQLite file's folder cannot be made
+        raise DatabaseConfigError(
+            f"cannot create the folder {exc.filename or url}: {exc.strerror or exc}",
+            where="database",
+            hint="check the 'database:' URL in config.yaml",
+        ) from None
     except SQLAlchemyError as exc:
         # The driver's own words (psycopg's name the host, port and database), not SQLAlchemy's wrapping.
         cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         shown = make_url(url).render_as_string(hide_password=True)
-        raise StoreError(
+        # The server answered and refused (no such database or user, wrong password) or
+        # the file cannot be: the URL is wrong, not the moment (exit status 2, not 1).
+        refused = any(words in cause for words in CONFIG_CAUSES)
+        raise (DatabaseConfigError if refused else StoreError)(
             f"cannot open {shown}: {cause}",
             where="database",
-            hint="check the 'database:' URL in config.yaml and that the server is running",
+            hint="check the 'database:' URL in config.yaml"
+            + ("" if refused else " and that the server is running"),
         ) from None
     return Store(engine)
 

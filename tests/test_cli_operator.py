@@ -342,7 +342,6 @@ def test_a_signing_key_file_that_cannot_be_created_fails_at_start_up(
         f"Error: {blocker / 'secret.key'}: cannot read the signing key file: Not a directory "
         "(check security.secret_key_file in config.yaml, or set security.secret_key_env)"
     )
-    assert not (tmp_path / "alerts.db").exists()
 
 
 def test_schedule_lines_up_its_columns(run_cli: Run) -> None:
@@ -418,3 +417,35 @@ def test_status_forgets_a_failure_once_a_run_of_its_kind_went_well(write_config:
 
     assert info["last_failure"] is None
     assert "with failures" not in run_cli("status", config=ok_config).stdout
+
+
+@pytest.mark.parametrize("command", [("status",), ("run",), ("digest", "--frequency", "daily")], ids=lambda c: c[0])
+def test_a_sqlite_path_under_a_file_is_a_config_error_not_a_traceback(
+    write_config: WriteConfig, run_cli: Run, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    config = write_config(database=f"sqlite:///{blocker / 'alerts.db'}")
+
+    result = run_cli(*command, config=config)
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: database: cannot create the folder {blocker}: File exists (check the 'database:' URL in config.yaml)\n"
+    )
+
+
+def test_a_postgresql_database_that_does_not_exist_is_a_config_error(
+    write_config: WriteConfig, run_cli: Run, postgres_url: str
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    missing = make_url(postgres_url).set(database="alerts_no_such_database", query={})
+    config = write_config(database=missing.render_as_string(hide_password=False))
+
+    result = run_cli("status", config=config)
+
+    assert result.exit_code == 2
+    [error] = result.stderr.splitlines()
+    assert error.startswith(f"Error: database: cannot open {missing.render_as_string(hide_password=True)}: ")
+    assert error.endswith('database "alerts_no_such_database" does not exist (check the \'database:\' URL in config.yaml)')

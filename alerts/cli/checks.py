@@ -12,7 +12,9 @@ def check_startup(app: App, *, email: bool = False, mail: bool = False, links: b
     """Load the gazetteer, check the templates folder and the sources' areas; with
     ``email`` also the email templates; with ``mail`` also the delivery settings (the
     password variable, the CA file, the DKIM key, the From address) and, as with
-    ``links``, the key that signs the personal links (messages get them when sent)."""
+    ``links``, the key that signs the personal links (messages get them when sent).
+    The database is opened last but one (before any instance lock, whose file sits
+    beside it)."""
     config = app.config
     gazetteer = app.gazetteer
     if not config.templates.is_dir():
@@ -37,6 +39,7 @@ def check_startup(app: App, *, email: bool = False, mail: bool = False, links: b
         if config.delivery.dkim:
             DkimSigner.from_config(config.delivery.dkim)
         envelope_from(config)
+    app.store  # noqa: B018 - the database last but one: opening it makes files and migrates
     if mail or links:
         from alerts.tokens import load_secret_keys
 
