@@ -227,7 +227,7 @@ def test_advisories_show_prints_a_summary_taken_from_the_first_paragraph_once(ru
         (
             ("advisories", "list", "--since", "yesterday"),
             "Error: Invalid value for --since: unreadable date 'yesterday'; write it as 'HH:MM DD/MM/YYYY' "
-            "(e.g. 14:30 18/12/2020) or ISO 8601 (see 'alerts advisories list --help')",
+            "such as 14:30 18/12/2020, or ISO 8601 (see 'alerts advisories list --help')",
         ),
         (("subscribers", "add", "a@example.org"), "Error: Missing option '--area' (see 'alerts subscribers add --help')"),
         (("--log-format", "xml", "status"), "Error: Invalid value for '--log-format': 'xml' is not one of 'text', 'json' (see 'alerts --help')"),

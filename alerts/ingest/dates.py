@@ -46,7 +46,7 @@ def parse_date(value: object, zone: ZoneInfo = LONDON) -> datetime:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise BadDate(
-            f"unreadable date {_shown(value)}; write it as 'HH:MM DD/MM/YYYY' (e.g. 14:30 18/12/2020) or ISO 8601"
+            f"unreadable date {_shown(value)}; write it as 'HH:MM DD/MM/YYYY' such as 14:30 18/12/2020, or ISO 8601"
         ) from None
     return _aware(parsed, zone)
 

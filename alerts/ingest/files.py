@@ -263,7 +263,7 @@ def _build(
 
     url = meta.get("url")
     if url is None or (isinstance(url, str) and not url.strip()):
-        raise fail("url", "no url", "add 'url: https://...' (the advisory's page; it is its identity)")
+        raise fail("url", "no url", "add 'url: https://...', the advisory's page: it is its identity")
     if not isinstance(url, str):
         raise fail("url", f"url must be an address, got {_shown(url)}", "write 'url: https://...'")
     url = canonical_url(url.strip())
