@@ -59,8 +59,10 @@ def serve(app: App, standby: bool) -> None:
     alerts when something is new, daily and weekly digests at their local times
     (catching up once after downtime). Logs one line per job at INFO.
 
-    Only one may run against a database: a second one says who holds it and exits 1.
-    SIGTERM or Ctrl-C finishes the message in flight, leaves the rest queued, exits 0.
+    The settings (templates, gazetteer, relay password, DKIM key, database) are checked
+    first: a bad one exits 2 with one line naming it, before anything runs. Only one may
+    run against a database: a second one says who holds it and exits 1. SIGTERM or
+    Ctrl-C finishes the message in flight, leaves the rest queued, exits 0.
     """
     from alerts.scheduler import serve as run_scheduler
 
