@@ -222,7 +222,7 @@ def run_cycle(
     # Each problem on a line of its own, naming the file or source: an operator of
     # 'alerts serve' reads the log, not a terminal.
     for problem in report.problems:
-        log.warning("%s", problem)
+        log.warning("%s", problem, extra={"ctx_kind": report.kind})
     log.info(
         "%s",
         report.summary(),

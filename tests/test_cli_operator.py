@@ -449,3 +449,22 @@ def test_a_postgresql_database_that_does_not_exist_is_a_config_error(
     [error] = result.stderr.splitlines()
     assert error.startswith(f"Error: database: cannot open {missing.render_as_string(hide_password=True)}: ")
     assert error.endswith('database "alerts_no_such_database" does not exist (check the \'database:\' URL in config.yaml)')
+
+
+def test_each_problem_of_a_run_is_a_log_line_naming_the_job(
+    write_config: WriteConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    from alerts.pipeline import run_once
+
+    config = relay_down(write_config)
+    queue_alerts(config)
+    app = App(config)
+
+    with caplog.at_level(logging.WARNING, logger="alerts.pipeline"):
+        report = run_once(app)
+    app.close()
+
+    [record] = [r for r in caplog.records if r.name == "alerts.pipeline" and r.levelno == logging.WARNING]
+    assert record.getMessage().startswith("send: relay unavailable: 127.0.0.1:")
+    assert record.__dict__["ctx_kind"] == "run"
+    assert not report.ok
