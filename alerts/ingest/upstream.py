@@ -101,23 +101,15 @@ def ingest_feed(
     force_area = resolve_source_area(source, gazetteer)
     state = load_state(store.engine, url)
     fetched = fetch_feed(source, state, client=client)
-    if fetched.body is None:
+    if fetched.body is None:  # 304: the validators sent are still the feed's
         log.debug("%s not modified", url)
-        save_state(
-            store.engine,
-            url,
-            now=now,
-            status=fetched.status,
-            error=None,
-            etag=state.etag,
-            last_modified=state.last_modified,
-        )
-        return IngestReport()
-    parsers, warnings = parse_feed(fetched, source, gazetteer, now=now, force_area=force_area)
-    report = save_parsed(parsers, store, gazetteer, now)
-    report.warnings[:0] = warnings
-    for warning in warnings:
-        log.warning("%s", warning, extra={"ctx_source": url})
+        report = IngestReport()
+    else:
+        parsers, warnings = parse_feed(fetched, source, gazetteer, now=now, force_area=force_area)
+        report = save_parsed(parsers, store, gazetteer, now)
+        report.warnings[:0] = warnings
+        for warning in warnings:
+            log.warning("%s", warning, extra={"ctx_source": url})
     if state.error:
         log.info("source %s is answering again", url)
     # Validators are kept only once the entries are stored: a crash before this line
