@@ -7,6 +7,8 @@ import re
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from alerts.text import one_line
+
 LONDON = ZoneInfo("Europe/London")
 
 _UK_TIME_FIRST = re.compile(r"^(\d{1,2}):(\d{2})\s+(\d{1,2})/(\d{1,2})/(\d{4})$")
@@ -53,8 +55,7 @@ def parse_date(value: object, zone: ZoneInfo = LONDON) -> datetime:
 
 def _shown(value: object) -> str:
     """The bad value for a one-line error message: quoted, one line, at most 60 characters."""
-    text = " ".join(repr(value).split())
-    return text if len(text) <= 60 else text[:59] + "…"
+    return one_line(repr(value), limit=60)
 
 
 def _aware(value: datetime, zone: ZoneInfo) -> datetime:
