@@ -274,13 +274,9 @@ def feeds_stale(engine: Engine, now: datetime) -> bool:
 
 
 def _mark(engine: Engine, kind: str, now: datetime) -> None:
-    """A marker row in ``runs``: when this was last done (feeds built, a digest queued)."""
-    with engine.begin() as conn:
-        conn.execute(
-            insert(runs).values(kind=kind, started_at=now, finished_at=now, ok=True, summary={})
-        )
-        # Only the latest marker of a kind is ever read.
-        conn.execute(delete(runs).where(runs.c.kind == kind, runs.c.started_at < now - KEEP_POLLS))
+    """A marker row in ``runs``: when this was last done (feeds built, a digest queued).
+    Only the latest marker of a kind is ever read."""
+    add_run(engine, kind, now, now, ok=True, summary={})
 
 
 def _queue(app: App, frequency: Frequency, now: datetime, report: RunReport) -> None:
@@ -357,18 +353,37 @@ def is_due(app: App, frequency: Frequency, now: datetime) -> bool:
 def record_run(engine: Engine, report: RunReport) -> None:
     """One ``runs`` row per cycle; poll and ``alerts run`` rows older than :data:`KEEP_POLLS`
     are pruned (``alerts run`` from cron every few minutes would otherwise add 100,000 a year)."""
+    add_run(
+        engine,
+        report.kind,
+        report.started_at,
+        report.finished_at,
+        ok=report.ok,
+        summary=report.as_dict(),
+        prune=PRUNED,
+    )
+
+
+def add_run(
+    engine: Engine,
+    kind: str,
+    started: datetime,
+    finished: datetime | None,
+    *,
+    ok: bool,
+    summary: dict[str, Any],
+    prune: tuple[str, ...] | None = None,
+) -> None:
+    """Insert a ``runs`` row and delete the rows of the ``prune`` kinds (default: this
+    kind) older than :data:`KEEP_POLLS`, in one transaction."""
     with engine.begin() as conn:
         conn.execute(
             insert(runs).values(
-                kind=report.kind,
-                started_at=report.started_at,
-                finished_at=report.finished_at,
-                ok=report.ok,
-                summary=report.as_dict(),
+                kind=kind, started_at=started, finished_at=finished, ok=ok, summary=summary
             )
         )
         conn.execute(
             delete(runs).where(
-                runs.c.kind.in_(PRUNED), runs.c.started_at < report.started_at - KEEP_POLLS
+                runs.c.kind.in_(prune or (kind,)), runs.c.started_at < started - KEEP_POLLS
             )
         )

@@ -11,14 +11,14 @@ from datetime import datetime
 from typing import Any
 
 import click
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, func, select
 from tqdm import tqdm
 
 from alerts.app import App
 from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, with_app
 from alerts.cli.checks import check_startup
 from alerts.errors import AlertsError
-from alerts.pipeline import FEEDS_BUILT, KEEP_POLLS, digest_kind
+from alerts.pipeline import FEEDS_BUILT, add_run, digest_kind
 from alerts.schema import outbox, runs
 from alerts.types import Frequency
 
@@ -52,11 +52,12 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
         with stop_on_signals(stop):
             report = send_pending(app, workers=workers, stop=stop, progress=None if as_json else progress_bar())
     except AlertsError as exc:
-        record_run(app.store.engine, "send", started, app.now(), ok=False, summary={"error": str(exc)})
+        # 'alerts send' from cron every minute: add_run keeps a month of rows, not every one ever.
+        add_run(app.store.engine, "send", started, app.now(), ok=False, summary={"error": str(exc)})
         raise
     summary = report.as_dict()
     ok = not (report.failed or report.errors)
-    record_run(app.store.engine, "send", started, app.now(), ok=ok, summary=summary)
+    add_run(app.store.engine, "send", started, app.now(), ok=ok, summary=summary)
     if as_json:
         print_json(summary)
     else:
@@ -192,13 +193,6 @@ def _run(row: Any) -> dict[str, Any] | None:
     if row is None:
         return None
     return {key: row[key] for key in ("kind", "started_at", "finished_at", "ok", "summary")}
-
-
-def record_run(engine: Engine, kind: str, started: datetime, finished: datetime, *, ok: bool, summary: dict[str, Any]) -> None:
-    with engine.begin() as conn:
-        conn.execute(insert(runs).values(kind=kind, started_at=started, finished_at=finished, ok=ok, summary=summary))
-        # 'alerts send' from cron every minute: keep a month of rows, not every one ever.
-        conn.execute(delete(runs).where(runs.c.kind == kind, runs.c.started_at < started - KEEP_POLLS))
 
 
 def summary_line(summary: dict[str, Any]) -> str:
