@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -59,16 +59,7 @@ class SendReport:
     stopped: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "sent": self.sent,
-            "deferred": self.deferred,
-            "bounced": self.bounced,
-            "failed": self.failed,
-            "suppressed": self.suppressed,
-            "suppressed_addresses": self.suppressed_addresses,
-            "errors": list(self.errors),
-            "stopped": self.stopped,
-        }
+        return asdict(self)
 
 
 @dataclass
