@@ -3,6 +3,7 @@ and, for conditional GET, over a real loopback HTTP server with real clients."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -271,6 +272,22 @@ def test_rebuild_with_nothing_new_keeps_the_etag_and_a_change_alters_it(
     changed = client.get("/feeds/medway.rss", headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag
     assert "Appeal in Chatham" in changed.text
+
+
+def test_a_feed_replaced_by_one_of_the_same_size_and_mtime_gets_a_new_etag(client: TestClient, site: App) -> None:
+    path = site.config.feeds.out / "medway.json"
+    etag = client.get("/feeds/medway.json", headers={"Accept-Encoding": "identity"}).headers["etag"]
+    info = path.stat()
+    data = path.read_bytes()
+    swapped = data.replace(b"Medway", b"MEDWAY", 1)
+    assert swapped != data and len(swapped) == len(data)
+    replacement = path.with_name(".medway.json.tmp")
+    replacement.write_bytes(swapped)
+    os.utime(replacement, ns=(info.st_atime_ns, info.st_mtime_ns))
+    os.replace(replacement, path)  # as build_feeds writes: a new file renamed in
+    response = client.get("/feeds/medway.json", headers={"If-None-Match": etag, "Accept-Encoding": "identity"})
+    assert response.status_code == 200 and response.headers["etag"] != etag
+    assert response.content == swapped
 
 
 def test_a_postcode_districts_feed_redirects_to_its_districts(client: TestClient) -> None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import re
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -222,8 +223,7 @@ def feed_file(request: Request) -> Response:
         return RedirectResponse(request.url_for("feed", name=f"{canonical}.{match['fmt']}"), status_code=301)
     path = Path(app.config.feeds.out) / request.path_params["name"]
     try:
-        data = path.read_bytes()
-        mtime = path.stat().st_mtime
+        handle = path.open("rb")
     except FileNotFoundError:
         return error_page(
             request,
@@ -232,27 +232,51 @@ def feed_file(request: Request) -> Response:
             "This feed has not been written yet.",
             "The site's operator can run 'alerts feeds build'.",
         )
-    digest = hashlib.sha256(data).hexdigest()[:32]
-    # Each encoding is its own representation with its own strong ETag; a client's tag
-    # for either still means it holds this version (RFC 9110 8.8.3).
-    etags = (f'"{digest}"', f'"{digest}-gzip"')
-    gzipped = _accepts_gzip(request) and len(data) > GZIP_MIN
-    headers = {
-        "ETag": etags[gzipped],
-        "Last-Modified": formatdate(int(mtime), usegmt=True),
-        "Cache-Control": FEED_CACHE,
-        "Vary": "Accept-Encoding",
-        # A feed is data: a browser must never sniff it into a page.
-        "X-Content-Type-Options": "nosniff",
-    }
-    if _not_modified(request, etags, int(mtime)):
-        return Response(status_code=304, headers=headers)
+    with handle:
+        # The stat and the bytes of one file: a rebuild renames a new one in meanwhile.
+        info = os.fstat(handle.fileno())
+        mtime = int(info.st_mtime)
+        digest, data = _digest(path, handle, info)
+        # Each encoding is its own representation with its own strong ETag; a client's tag
+        # for either still means it holds this version (RFC 9110 8.8.3).
+        etags = (f'"{digest}"', f'"{digest}-gzip"')
+        gzipped = _accepts_gzip(request) and info.st_size > GZIP_MIN
+        headers = {
+            "ETag": etags[gzipped],
+            "Last-Modified": formatdate(mtime, usegmt=True),
+            "Cache-Control": FEED_CACHE,
+            "Vary": "Accept-Encoding",
+            # A feed is data: a browser must never sniff it into a page.
+            "X-Content-Type-Options": "nosniff",
+        }
+        if _not_modified(request, etags, mtime):
+            return Response(status_code=304, headers=headers)
+        if data is None:
+            data = handle.read()
     if gzipped:
         # mtime=0: the same bytes for the same feed, as the ETag promises.
         data = gzip.compress(data, compresslevel=6, mtime=0)
         headers["Content-Encoding"] = "gzip"
     media_type = f"{FORMATS[match['fmt']]}; charset=utf-8"
     return Response(data, media_type=media_type, headers=headers)
+
+
+# Feed path -> ((inode, mtime_ns, size), hash of its bytes). Readers poll feeds mostly to
+# hear 304: with this, such a poll costs an fstat, not a read and a hash of the file. A
+# rebuild renames a new file in (a new inode). Bounded by the names feed_file serves.
+_DIGESTS: dict[Path, tuple[tuple[int, int, int], str]] = {}
+
+
+def _digest(path: Path, handle: BinaryIO, info: os.stat_result) -> tuple[str, bytes | None]:
+    """The hash of the open feed file, and its bytes when they had to be read for it."""
+    stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+    known = _DIGESTS.get(path)
+    if known is not None and known[0] == stamp:
+        return known[1], None
+    data = handle.read()
+    digest = hashlib.sha256(data).hexdigest()[:32]
+    _DIGESTS[path] = (stamp, digest)
+    return digest, data
 
 
 def _accepts_gzip(request: Request) -> bool:
