@@ -15,8 +15,8 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from alerts.cli import cli
-from alerts.cli.ingest import PROGRESS_FROM, progress_bar
+from alerts.cli import cli, progress_bar
+from alerts.cli.ingest import PROGRESS_FROM
 from alerts.config import CONFIG_ENV
 from tests.conftest import REPO, SAMPLE
 
@@ -76,7 +76,7 @@ def test_ingest_of_a_missing_path_is_reported(run_cli: Run, tmp_path: Path) -> N
 
 
 def test_progress_bar_is_silent_off_a_terminal() -> None:
-    start = progress_bar("ingest")
+    start = progress_bar("ingest", "file", minimum=PROGRESS_FROM)
     advance = start(PROGRESS_FROM * 10)  # stderr under pytest is not a terminal
     advance(1)
 
@@ -88,9 +88,9 @@ def test_progress_bar_draws_on_a_terminal_for_large_batches(monkeypatch: pytest.
 
     screen = Terminal()
     monkeypatch.setattr(sys, "stderr", screen)
-    progress_bar("ingest")(PROGRESS_FROM - 1)(1)
+    progress_bar("ingest", "file", minimum=PROGRESS_FROM)(PROGRESS_FROM - 1)(1)
     assert screen.getvalue() == ""  # small batches finish before a bar is worth drawing
-    progress_bar("ingest")(PROGRESS_FROM)(1)
+    progress_bar("ingest", "file", minimum=PROGRESS_FROM)(PROGRESS_FROM)(1)
     assert f"ingest:   0%|          | 0/{PROGRESS_FROM}" in screen.getvalue()
 
 

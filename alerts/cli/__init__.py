@@ -12,11 +12,12 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
 import click
 from click.exceptions import NoArgsIsHelpError
+from tqdm import tqdm
 
 from alerts import __version__
 from alerts.app import App
@@ -92,6 +93,18 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+def progress_bar(label: str, unit: str, *, minimum: int = 1) -> Callable[[int], Callable[[int], None]]:
+    """A progress factory for the library (called with the total, returns the callback
+    for each one done): a tqdm bar on a terminal from ``minimum`` items, nothing otherwise."""
+
+    def start(total: int) -> Callable[[int], None]:
+        if total < minimum or not sys.stderr.isatty():
+            return lambda n: None
+        return tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=False).update
+
+    return start
+
+
 def parse_when(value: str | None, app: App, option: str) -> datetime | None:
     """A command-line date (UK or ISO form) in the configured zone, or a usage error."""
     if value is None:
@@ -148,10 +161,6 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # Each module registers its commands on ``cli``; importing them last avoids a cycle.

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
 from alerts.app import App
-from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, with_app
-from alerts.ingest import IngestReport, Progress, ingest_files
+from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, progress_bar, with_app
+from alerts.ingest import IngestReport, ingest_files
 
 PROGRESS_FROM = 50  # files; smaller batches finish before a bar is worth drawing
-
-
-def progress_bar(label: str) -> Callable[[int], Progress]:
-    """A progress factory for the library: a tqdm bar on a terminal, nothing otherwise."""
-
-    def start(total: int) -> Progress:
-        if total < PROGRESS_FROM or not sys.stderr.isatty():
-            return lambda n: None
-        bar = tqdm(total=total, desc=label, unit="file", file=sys.stderr, leave=False)
-        return bar.update
-
-    return start
+PROGRESS = progress_bar("ingest", "file", minimum=PROGRESS_FROM)
 
 
 @cli.command(short_help="Read advisories from the sources, or from files or folders.")
@@ -71,9 +58,9 @@ def run_ingest(app: App, paths: tuple[Path, ...] = ()) -> IngestReport:
 
     if paths:
         return ingest_files(
-            paths, app.store, app.gazetteer, now=app.now(), zone=app.config.tz, progress=progress_bar("ingest")
+            paths, app.store, app.gazetteer, now=app.now(), zone=app.config.tz, progress=PROGRESS
         )
-    return ingest_sources(app.config, app.store, app.gazetteer, now=app.now(), progress=progress_bar("ingest"))
+    return ingest_sources(app.config, app.store, app.gazetteer, now=app.now(), progress=PROGRESS)
 
 
 def summary_line(report: IngestReport) -> str:

@@ -32,13 +32,13 @@ def run(app: App, once: bool, as_json: bool) -> None:
     that could not be fetched, a stage that failed, or messages deferred or given up
     (they stay queued and are retried). Bounces are recorded, not failures.
     """
-    from alerts.cli.send import progress_bar, stop_on_signals
+    from alerts.cli.send import send_progress, stop_on_signals
     from alerts.pipeline import run_once
 
     check_startup(app, email=True, mail=True)
     stop = threading.Event()
     with instance_lock(app.config.database, "run"), stop_on_signals(stop):
-        report = run_once(app, stop=stop, progress=None if as_json else progress_bar())
+        report = run_once(app, stop=stop, progress=None if as_json else send_progress())
     if as_json:
         print_json(report.as_dict())
     else:

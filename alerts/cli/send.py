@@ -12,10 +12,9 @@ from typing import Any
 
 import click
 from sqlalchemy import Engine, func, select
-from tqdm import tqdm
 
 from alerts.app import App
-from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, with_app
+from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, progress_bar, with_app
 from alerts.cli.checks import check_startup
 from alerts.errors import AlertsError
 from alerts.pipeline import FEEDS_BUILT, add_run, digest_kind
@@ -50,7 +49,7 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
     started = app.now()
     try:
         with stop_on_signals(stop):
-            report = send_pending(app, workers=workers, stop=stop, progress=None if as_json else progress_bar())
+            report = send_pending(app, workers=workers, stop=stop, progress=None if as_json else send_progress())
     except AlertsError as exc:
         # 'alerts send' from cron every minute: add_run keeps a month of rows, not every one ever.
         add_run(app.store.engine, "send", started, app.now(), ok=False, summary={"error": str(exc)})
@@ -202,18 +201,9 @@ def summary_line(summary: dict[str, Any]) -> str:
     )
 
 
-def progress_bar() -> Callable[[int], Callable[[int], None]] | None:
-    """A tqdm bar on a terminal; nothing when output goes to a file or a pipe."""
-    if not sys.stderr.isatty():
-        return None
-
-    def start(total: int) -> Callable[[int], None]:
-        if not total:
-            return lambda n: None
-        bar = tqdm(total=total, desc="send", unit="msg", file=sys.stderr, leave=False)
-        return bar.update
-
-    return start
+def send_progress() -> Callable[[int], Callable[[int], None]] | None:
+    """A bar on a terminal; off one no factory at all, so delivery does not count what is due."""
+    return progress_bar("send", "msg") if sys.stderr.isatty() else None
 
 
 @contextmanager
