@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -180,6 +181,27 @@ def test_a_missing_folder_is_a_source_error(
     assert [str(e) for e in report.source_errors] == [
         f"{tmp_path / 'nowhere'}: no such file or folder (check 'sources:' in config.yaml)"
     ]
+
+
+def test_an_unreadable_folder_is_a_source_error_and_its_files_are_not_forgotten(
+    folder: Path, sqlite_store: Store, gazetteer: Gazetteer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poll(folder, sqlite_store, gazetteer)
+    real_scandir = os.scandir
+
+    def denied(path: Any) -> Any:
+        if str(path) == str(folder):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    # Mocked: the tests run as root here, and root reads a folder whatever its mode.
+    monkeypatch.setattr(os, "scandir", denied)
+    report = poll(folder, sqlite_store, gazetteer)
+    assert [str(e) for e in report.source_errors] == [
+        f"{folder}: cannot read: Permission denied (make it readable by the user running alerts)"
+    ]
+    with sqlite_store.engine.connect() as conn:
+        assert len(conn.execute(select(source_files.c.path)).all()) == 3
 
 
 def test_configured_sources_use_the_cache(

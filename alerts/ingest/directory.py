@@ -73,8 +73,20 @@ def ingest_directories(
                 )
             )
             continue
+        try:
+            files = dict(scan(path))
+        except OSError as exc:
+            # Read as empty, every file under it would be forgotten and re-read later.
+            report.source_errors.append(
+                SourceError(
+                    f"cannot read: {exc.strerror or exc}",
+                    where=str(path),
+                    hint="make it readable by the user running alerts",
+                )
+            )
+            continue
         roots.append(str(path))
-        found.update(scan(path))
+        found.update(files)
     seen = load_seen(store.engine, roots)
     todo = []
     for name, info in found.items():
@@ -124,7 +136,8 @@ def ingest_directories(
 
 def scan(root: Path) -> Iterator[tuple[str, os.stat_result]]:
     """Advisory files under ``root`` (or ``root`` itself) with their stat; hidden files
-    and folders are skipped, symlinked folders are not followed."""
+    and folders are skipped, symlinked folders are not followed. Raises OSError when
+    ``root`` itself cannot be read."""
     if not root.is_dir():
         yield str(root), root.stat()
         return
@@ -134,6 +147,8 @@ def scan(root: Path) -> Iterator[tuple[str, os.stat_result]]:
         try:
             entries = list(os.scandir(folder))
         except OSError:
+            if folder == str(root):
+                raise  # the source itself: the caller reports it
             continue  # vanished or unreadable mid-scan; the next poll sees it again
         for entry in entries:
             if entry.name.startswith("."):
