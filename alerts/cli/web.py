@@ -25,8 +25,7 @@ def web(app: App, host: str, port: int) -> None:
 
     from alerts.web import create_app
 
-    check_startup(app, links=True)  # a bad config fails here, before the server starts
-    app.store  # noqa: B018
+    check_startup(app, links=True)  # a bad config fails here, before the server starts (the database too)
     root = click.get_current_context().find_root().params
     if not root.get("quiet") and not root.get("verbose"):
         logging.getLogger().setLevel(logging.INFO)  # a service says what it does
