@@ -221,7 +221,7 @@ class Store:
                 .order_by((advisories.c.key == ref).desc(), advisories.c.id)
                 .limit(1)
             )
-        found = list(self._load(query))
+        found = self._load(query)
         if not found:
             raise NotFound(f"no advisory {ref!r}", hint="run 'alerts advisories list' to see the ids")
         return found[0]
@@ -264,15 +264,15 @@ class Store:
             query = query.limit(limit)
         if offset:
             query = query.offset(offset)
-        return list(self._load(query))
+        return self._load(query)
 
     def count_advisories(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(advisories)).scalar_one())
 
-    def _load(self, query: Any) -> Iterator[Advisory]:
+    def _load(self, query: Any) -> list[Advisory]:
         with self.engine.connect() as conn:
-            return iter(load_advisory_rows(conn, conn.execute(query).mappings().all()))
+            return load_advisory_rows(conn, conn.execute(query).mappings().all())
 
 
 def load_advisory_rows(conn: Connection, rows: Iterable[Any]) -> list[Advisory]:
