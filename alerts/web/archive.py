@@ -63,11 +63,10 @@ def routes(app: App) -> list[BaseRoute]:
 def index(request: Request) -> Response:
     app = web_app(request)
     gazetteer = app.gazetteer
-    districts = [node for node in gazetteer.feed_areas() if node.kind is AreaKind.DISTRICT]
+    areas = gazetteer.feed_areas()
+    districts = [node for node in areas if node.kind is AreaKind.DISTRICT]
     towns = {
-        district.slug: [
-            node for node in gazetteer.feed_areas() if node.parent == district.slug and node.kind is AreaKind.TOWN
-        ]
+        district.slug: [node for node in areas if node.parent == district.slug and node.kind is AreaKind.TOWN]
         for district in districts
     }
     latest = app.store.advisories(live_at=app.now(), limit=10)
