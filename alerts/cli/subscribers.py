@@ -24,6 +24,7 @@ from alerts.subscribers import (
 from alerts.subscribers.lists import SubscriberListError, export_list, import_list
 from alerts.subscribers.mail import send_confirmation
 from alerts.subscribers.records import similar_addresses
+from alerts.text import one_line
 from alerts.types import Frequency, Subscriber, SubscriberStatus
 
 FREQUENCIES = click.Choice([f.value for f in Frequency])
@@ -31,7 +32,8 @@ STATUSES = click.Choice([s.value for s in SubscriberStatus])
 
 
 def fail(exc: AlertsError, code: int = EXIT_USAGE) -> NoReturn:
-    click.echo(f"Error: {exc}", err=True)
+    """One line, as :class:`alerts.cli.AlertsGroup` prints any error, with a chosen exit status."""
+    click.echo(f"Error: {one_line(str(exc))}", err=True)
     click.get_current_context().exit(code)
     raise AssertionError("unreachable")  # Context.exit raises; this tells the type checker
 
