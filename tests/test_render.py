@@ -13,6 +13,8 @@ import pytest
 
 from alerts.app import App
 from alerts.digest import EmailTemplateError, queue_digests, render
+from alerts.digest.plan import DigestKind, Entry, Variant, load_advisories
+from alerts.digest.render import DigestRenderer
 from alerts.types import AreaKind, Frequency
 from tests.conftest import NOW
 from tests.digest_support import (
@@ -227,3 +229,19 @@ def test_a_huge_digest_lists_some_titles_and_sends_the_rest_to_the_web(app: App)
     assert len(html.encode()) < 100_000
     assert "131 more alerts" in html and "And 101 older, on the website" in html
     assert "And 101 older, on the website." in text
+
+
+def test_one_renderer_renders_a_new_revision_of_an_advisory_with_its_new_words(app: App) -> None:
+    advisory_id = save(app, advisory("fraud", title="Caller poses as officer"))
+    renderer = DigestRenderer(app.config, app.gazetteer)
+
+    def render_now(updated: bool) -> str:
+        with app.store.engine.connect() as conn:
+            loaded = load_advisories(conn, [advisory_id])
+        entry = Entry(advisory_id, loaded[advisory_id].revision, updated=updated)
+        return renderer.render(Variant(DigestKind.DAILY, (entry,), ("medway",), False), loaded).text
+
+    assert "Caller poses as officer" in render_now(False)
+    save(app, advisory("fraud", title="Caller poses as detective"), at=NOW - HOUR / 2)
+    text = render_now(True)
+    assert "Caller poses as detective" in text and "Caller poses as officer" not in text

@@ -40,6 +40,8 @@ TEXT_WIDTH = 76
 SUMMARY_LIMIT = 600
 #: Titles listed (as links) after the advisories shown in full; the rest are on the web.
 MORE_LIMIT = 30
+#: Advisories whose rendered items a renderer keeps (a run's candidates, normally).
+ITEM_CACHE = 1000
 _SAFE_URL = re.compile(r"^https?://[^\s\"'<>\\]+$", re.IGNORECASE)
 
 
@@ -130,6 +132,7 @@ class DigestRenderer:
             ) from None
         self._css = (folder / STYLESHEET).read_text(encoding="utf-8")
         self._responsive = (folder / RESPONSIVE_STYLESHEET).read_text(encoding="utf-8")
+        self._items: dict[tuple[int, bool], tuple[Advisory, dict[str, Any]]] = {}
 
     # -- words --------------------------------------------------------------------
 
@@ -255,16 +258,24 @@ class DigestRenderer:
         }
 
     def _item(self, entry: Entry, advisory: Advisory, fallback_url: str, *, full: bool) -> dict[str, Any]:
+        url = advisory.url if _SAFE_URL.match(advisory.url or "") else fallback_url
+        return {**self._advisory_item(advisory, full), "url": url, "updated": entry.updated}
+
+    def _advisory_item(self, advisory: Advisory, full: bool) -> dict[str, Any]:
+        """What an item says of its advisory alone. A run renders the same advisory in
+        many variants, so this (sanitising, wrapping) is done once per advisory; the
+        cache holds the advisory itself, so a different object is never taken for it."""
+        cached = self._items.get((advisory.id, full))
+        if cached is not None and cached[0] is advisory:
+            return cached[1]
         title = one_line(advisory.title, limit=300)
         summary = one_line(advisory.summary or advisory.body_text, limit=SUMMARY_LIMIT)
         body_html = sanitise_html(advisory.body_html) if full else ""
-        return {
+        item = {
             "title": title,
             "title_text": _wrap(title),
-            "url": advisory.url if _SAFE_URL.match(advisory.url or "") else fallback_url,
             "when": self._when(advisory.published_at),
             "areas": ", ".join(self._name(slug) for slug in advisory.areas),
-            "updated": entry.updated,
             "urgent": advisory.priority.value == "urgent",
             "summary": summary,
             "summary_text": _wrap(summary),
@@ -272,6 +283,10 @@ class DigestRenderer:
             # From the sanitised HTML, so the text part says exactly what the HTML says.
             "body_text": _wrap(html_to_text(body_html)) if full else "",
         }
+        if len(self._items) >= ITEM_CACHE:
+            self._items.clear()
+        self._items[(advisory.id, full)] = (advisory, item)
+        return item
 
     def _sections(
         self, variant: Variant, entries: Sequence[Entry], advisories: Mapping[int, Advisory]
