@@ -139,14 +139,12 @@ def entry_to_advisory(
         )
     summary = summary or one_line(body_text, limit=300)
 
-    published_at, date_assumed = (
-        _date(entry, "published_parsed") or _date(entry, "updated_parsed"),
-        False,
-    )
-    if published_at is None:
-        published_at, date_assumed = now, True
-        warnings.append(f"{where}: no date; taken as published when first seen")
     updated_at = _date(entry, "updated_parsed")
+    published_at = _date(entry, "published_parsed") or updated_at
+    date_assumed = published_at is None
+    if published_at is None:
+        published_at = now
+        warnings.append(f"{where}: no date; taken as published when first seen")
 
     categories = [
         one_line(str(tag.get("term") or ""), limit=100) for tag in entry.get("tags") or ()
