@@ -40,7 +40,6 @@ from sqlalchemy.exc import OperationalError
 from alerts import __version__
 from alerts.app import App
 from alerts.config import Config
-from alerts.ingest.upstream import resolve_source_area
 from alerts.locking import InstanceLock, LockLost, NoLock, WaitStopped, instance_lock
 from alerts.pipeline import (
     DAILY,
@@ -238,10 +237,9 @@ def serve(app: App, *, standby: bool = False) -> None:
     :class:`~alerts.locking.AlreadyRunning` when another holds the instance lock (unless
     ``standby``: then wait for it to stop and take over) and
     :class:`~alerts.locking.LockLost` if the lock is lost while running."""
+    # The settings, the sources' areas and the database were checked (and the database
+    # opened) by alerts.cli.checks.check_startup, so a bad one fails now, not in a job.
     config = app.config
-    app.store  # noqa: B018 - open and migrate the database now, not in the first job
-    for source in config.sources:  # an unknown 'area:' fails now, not at the first poll
-        resolve_source_area(source, app.gazetteer)
     lock = instance_lock(config.database, "serve")
     stop = threading.Event()
     runner = JobRunner(app, stop, lock)
