@@ -218,6 +218,9 @@ class Planner:
         self.day = day
         self._matching: dict[tuple[str, ...], list[Candidate]] = {}
         self._urgent = {c.id for c in self.candidates if c.urgent}
+        # Subscribers with the same plan get the same Variant object, so its key (JSON
+        # and SHA-256) is worked out once per variant rather than once per subscriber.
+        self._variants: dict[Variant, Variant] = {}
 
     def matching(self, areas: tuple[str, ...]) -> list[Candidate]:
         """Candidates a subscriber to ``areas`` wants, newest first; each once, however
@@ -253,16 +256,21 @@ class Planner:
             return []
         if not kind.single:
             areas = areas_key(subscriber.areas)
-            return [Variant(kind, tuple(entries), areas, subscriber.forwardable, self.day)]
+            return [self._shared(Variant(kind, tuple(entries), areas, subscriber.forwardable, self.day))]
         return [
-            Variant(
-                DigestKind.URGENT if entry.advisory_id in self._urgent else kind,
-                (entry,),
-                (),
-                subscriber.forwardable,
+            self._shared(
+                Variant(
+                    DigestKind.URGENT if entry.advisory_id in self._urgent else kind,
+                    (entry,),
+                    (),
+                    subscriber.forwardable,
+                )
             )
             for entry in entries
         ]
+
+    def _shared(self, variant: Variant) -> Variant:
+        return self._variants.setdefault(variant, variant)
 
 
 def areas_key(areas: Iterable[str]) -> tuple[str, ...]:
