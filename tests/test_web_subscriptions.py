@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from email.message import EmailMessage
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from alerts.app import App
+from alerts.errors import ConfigError
 from alerts.schema import digests, outbox
 from alerts.subscribers import (
     ACTIVE,
@@ -35,7 +37,7 @@ from alerts.subscribers import (
 from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, LinkSigner
 from alerts.types import Frequency, Subscriber
 from alerts.web import create_app
-from tests.conftest import NOW
+from tests.conftest import NOW, REPO
 
 
 @pytest.fixture
@@ -471,3 +473,16 @@ def test_the_archive_link_prefills_the_area(client: TestClient) -> None:
     # A forwarded digest's link names all its areas; one that names nothing is left out.
     page = client.get("/subscribe?area=chatham,medway,narnia,chatham").text
     assert 'id="areas" name="areas" value="Chatham, Medway"' in page
+
+
+def test_a_missing_confirmation_template_stops_the_web_app_at_start_up_naming_it(
+    write_config: Callable[..., Path], tmp_path: Path, sqlite_url: str
+) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    (templates / "email" / "confirm.html").unlink()
+    app = App(write_config(database=sqlite_url, templates=str(templates)))
+    with pytest.raises(ConfigError, match=r"missing email template confirm\.html") as raised:
+        create_app(app)
+    assert raised.value.where == str(templates / "email")
+    app.close()

@@ -18,10 +18,11 @@ from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from sqlalchemy import func, insert, select
 
 from alerts.config import Config
+from alerts.errors import ConfigError
 from alerts.schema import digests, outbox
 from alerts.store import Store
 from alerts.text import one_line
@@ -34,6 +35,7 @@ CONFIRM_MAX_AGE = 7 * 24 * 3600
 #: A second sign-up for the same address within this time sends no second email, so
 #: nobody can use the form to flood someone else's inbox.
 RESEND_AFTER = timedelta(minutes=10)
+CONFIRM_TEMPLATES = ("confirm.txt", "confirm.html")
 
 
 @functools.lru_cache(maxsize=4)
@@ -46,6 +48,24 @@ def _environment(directory: Path) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+
+
+def check_confirmation_templates(config: Config) -> None:
+    """Raise :class:`ConfigError` naming the file when a confirmation template is missing
+    or broken, so the web app fails at start-up rather than on the first sign-up."""
+    folder = config.templates / "email"
+    env = _environment(folder)
+    for name in CONFIRM_TEMPLATES:
+        try:
+            env.get_template(name)
+        except TemplateError as exc:
+            line = getattr(exc, "lineno", None)
+            missing = not (folder / name).is_file()
+            raise ConfigError(
+                f"missing email template {name}" if missing else f"broken email template {name}: {exc}",
+                where=f"{folder}{':' + str(line) if line and not missing else ''}",
+                hint="set 'templates:' in config.yaml to a folder holding email/" + ", email/".join(CONFIRM_TEMPLATES),
+            ) from None
 
 
 def build_transactional_message(

@@ -39,7 +39,7 @@ from alerts.subscribers import (
     unsubscribe,
     update_subscriber,
 )
-from alerts.subscribers.mail import CONFIRM_MAX_AGE, send_confirmation
+from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates, send_confirmation
 from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, LinkSigner
 from alerts.types import Frequency, Subscriber
 from alerts.web.pages import render, web_app
@@ -53,6 +53,7 @@ PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Rob
 
 
 def routes(app: App) -> list[BaseRoute]:
+    check_confirmation_templates(app.config)  # a sign-up must not be the first to find them missing
     return [
         Route("/subscribe", subscribe, methods=["GET", "POST"], name="subscribe"),
         Route("/confirm", confirm, methods=["GET", "POST"], name="confirm"),
