@@ -238,3 +238,11 @@ def test_an_opt_out_covers_every_spelling_of_the_local_part(store: Store, gazett
     unsubscribe(store, gone.id, now=NOW)
     with pytest.raises(OptedOut, match=r"Jo\.Bloggs@example\.org unsubscribed"):
         save_subscriber(store, make_subscription(gazetteer, "jo.bloggs@example.org", ["kent"]), now=NOW)
+
+
+def test_iter_subscribers_can_keep_only_those_who_want_urgent_alerts_at_once(store: Store, gazetteer: Gazetteer) -> None:
+    eager = subscribe(store, gazetteer, "eager@example.org", frequency="daily")
+    calm = subscribe(store, gazetteer, "calm@example.org", frequency="daily", urgent=False)
+    assert [s.id for s in iter_subscribers(store, urgent=True)] == [eager.id]
+    assert [s.id for s in iter_subscribers(store, urgent=False)] == [calm.id]
+    assert len(list(iter_subscribers(store))) == 2

@@ -149,9 +149,9 @@ def queue_digests(
             continue
         planner = Planner(app.gazetteer, candidates, day=None if sweep.kind.single else day)
         for wanted in sweep.frequencies:
-            for batch in _batches(iter_subscribers(app.store, frequency=wanted, batch=BATCH), BATCH):
-                if sweep.urgent_only:
-                    batch = [s for s in batch if s.urgent]
+            # The urgent sweep reads only those who want urgent alerts at once.
+            chosen = iter_subscribers(app.store, frequency=wanted, urgent=True if sweep.urgent_only else None, batch=BATCH)
+            for batch in _batches(chosen, BATCH):
                 run.batch(planner, sweep, batch)
     log.info("queued %s", report.as_dict())
     return report

@@ -83,18 +83,22 @@ def iter_subscribers(
     status: SubscriberStatus | None = ACTIVE,
     frequency: Frequency | None = None,
     areas: Iterable[str] | None = None,
+    urgent: bool | None = None,
     batch: int = 1000,
 ) -> Iterator[Subscriber]:
     """Subscribers in id order, streamed ``batch`` at a time (keyset pagination), so
     memory stays flat however many there are and no read is held open between batches.
 
-    ``status`` None means every status; ``areas`` keeps those subscribed to any of them.
+    ``status`` None means every status; ``areas`` keeps those subscribed to any of them;
+    ``urgent`` those who did (True) or did not (False) ask for urgent alerts at once.
     """
     query = select(subscribers).order_by(subscribers.c.id).limit(batch)
     if status is not None:
         query = query.where(subscribers.c.status == SubscriberStatus(status).value)
     if frequency is not None:
         query = query.where(subscribers.c.frequency == Frequency(frequency).value)
+    if urgent is not None:
+        query = query.where(subscribers.c.urgent == urgent)
     if areas is not None:
         wanted = sorted(set(areas))
         query = query.where(
