@@ -230,7 +230,8 @@ def import_list(
     origin = f"import:{path.name}"
     # Opt-outs by address in lower case, read once: most mail systems ignore the case of
     # the local part, so an opt-out under any spelling blocks the row (see records.py).
-    opted_out_ids = _opted_out_ids(store)
+    # Every stored address too, so a new row (most of a first import) costs no lookup.
+    stored, opted_out_ids = _addresses(store)
     new_rows: list[tuple[str, Subscription, SubscriberStatus]] = []
 
     def save(where: str, subscription: Subscription, status: SubscriberStatus) -> None:
@@ -282,7 +283,7 @@ def import_list(
             report.bad.append(RowProblem(row.where, email, f"repeats the address on line {seen[email]}"))
             continue
         seen[email] = row.where.rsplit(":", 1)[1]
-        existing = find_subscriber(store, email)
+        existing = find_subscriber(store, email) if email in stored else None
         if existing is None and wanted not in OPTED_OUT and email.lower() in opted_out_ids:
             existing = get_subscriber(store, opted_out_ids[email.lower()])
 
@@ -308,8 +309,9 @@ def import_list(
             )
             continue
         if existing is not None and not update:
-            report.unchanged += same_preferences(existing, subscription)
-            report.kept += not same_preferences(existing, subscription)
+            same = same_preferences(existing, subscription)
+            report.unchanged += same
+            report.kept += not same
             continue
         status = PENDING if pending or wanted is PENDING else ACTIVE
         if existing is None:
@@ -324,14 +326,19 @@ def import_list(
     return report
 
 
-def _opted_out_ids(store: Store) -> dict[str, int]:
+def _addresses(store: Store) -> tuple[set[str], dict[str, int]]:
+    """Every stored address, and the opted-out ones by address in lower case."""
+    stored: set[str] = set()
+    opted_out: dict[str, int] = {}
+    opted_out_values = {status.value for status in OPTED_OUT}
     with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(subscribers.c.id, subscribers.c.email).where(
-                subscribers.c.status.in_([status.value for status in OPTED_OUT])
-            )
-        )
-        return {email.lower(): subscriber_id for subscriber_id, email in rows}
+        for subscriber_id, email, status in conn.execute(
+            select(subscribers.c.id, subscribers.c.email, subscribers.c.status)
+        ):
+            stored.add(email)
+            if status in opted_out_values:
+                opted_out[email.lower()] = subscriber_id
+    return stored, opted_out
 
 
 def _status(value: Any) -> SubscriberStatus | None:
