@@ -3,7 +3,7 @@ message is, without writing anything (no digest, no outbox row, no watermark mov
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -77,7 +77,7 @@ def preview_digest(
                 load_candidates(conn, after=epoch, until=now, max_age=timedelta(days=36500)),
                 day=app.local(now).date(),
             )
-            entries = planner.entries(subscriber.__class__(**{**subscriber.__dict__, "watermark": epoch}), {})
+            entries = planner.entries(replace(subscriber, watermark=epoch), {})
             entries = entries[: config.digests.max_items]
         variants = planner.variants(subscriber, entries, kind)
         if not variants:
