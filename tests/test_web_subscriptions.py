@@ -486,3 +486,12 @@ def test_a_missing_confirmation_template_stops_the_web_app_at_start_up_naming_it
         create_app(app)
     assert raised.value.where == str(templates / "email")
     app.close()
+
+
+def test_manage_names_every_bad_field_at_once(app: App, client: TestClient, subscriber: Subscriber) -> None:
+    manage = token(app, subscriber.id, MANAGE)
+    response = client.post("/manage", data={"token": manage, "areas": "Medwy", "frequency": "hourly"})
+    assert response.status_code == 400
+    found = errors(response.text)
+    assert len(found) == 2 and any("Medwy" in e for e in found) and any("hourly" in e for e in found)
+    assert get_subscriber(app.store, subscriber.id) == subscriber

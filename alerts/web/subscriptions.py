@@ -74,18 +74,7 @@ async def subscribe(request: Request) -> Response:
     if refused := foreign_origin(request):
         return refused
     form = await form_fields(request)
-    errors: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    checks = (
-        ("email", lambda: normalise_email(form.get("email", ""))),
-        ("areas", lambda: resolve_areas(app.gazetteer, split_areas(form.get("areas", ""), app.gazetteer))),
-        ("frequency", lambda: parse_frequency(form.get("frequency", ""))),
-    )
-    for name, check in checks:
-        try:
-            values[name] = check()
-        except (InvalidSubscriber, UnknownArea) as exc:
-            errors[name] = message_of(exc, app.gazetteer)
+    values, errors = checked_fields(app, form, ("email", "areas", "frequency"))
     if errors:
         return page(request, "subscribe.html", {"form": form, "errors": errors}, status=400)
     subscription = Subscription(**values, urgent=form.get("urgent") == "yes")
@@ -140,16 +129,10 @@ async def manage(request: Request) -> Response:
         context["form"] = current_form(app, subscriber)
         return page(request, "manage.html", context)
     context["form"] = form
-    try:
-        changes = Preferences(
-            areas=resolve_areas(app.gazetteer, split_areas(form.get("areas", ""), app.gazetteer)),
-            frequency=parse_frequency(form.get("frequency", "")),
-            urgent=form.get("urgent") == "yes",
-        )
-    except (InvalidSubscriber, UnknownArea) as exc:
-        context["errors"] = {"frequency" if "frequency" in exc.message else "areas": message_of(exc, app.gazetteer)}
+    values, context["errors"] = checked_fields(app, form, ("areas", "frequency"))
+    if context["errors"]:
         return page(request, "manage.html", context, status=400)
-    subscriber = update_subscriber(app.store, subscriber.id, changes)
+    subscriber = update_subscriber(app.store, subscriber.id, Preferences(**values, urgent=form.get("urgent") == "yes"))
     context.update(personal(app, subscriber, {"saved": True, "form": current_form(app, subscriber)}))
     return page(request, "manage.html", context)
 
@@ -245,6 +228,24 @@ async def form_fields(request: Request) -> dict[str, str]:
     """Form fields as single, trimmed, bounded strings (an over-long field is cut, not an error)."""
     form = await request.form()
     return {key: str(value).strip()[:MAX_FIELD] for key, value in form.items() if isinstance(value, str)}
+
+
+def checked_fields(app: App, form: dict[str, str], names: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The form's ``names`` fields checked: their values, and a sentence for each bad one
+    (every bad field is named at once, not the first only)."""
+    checks = {
+        "email": lambda: normalise_email(form.get("email", "")),
+        "areas": lambda: resolve_areas(app.gazetteer, split_areas(form.get("areas", ""), app.gazetteer)),
+        "frequency": lambda: parse_frequency(form.get("frequency", "")),
+    }
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name in names:
+        try:
+            values[name] = checks[name]()
+        except (InvalidSubscriber, UnknownArea) as exc:
+            errors[name] = message_of(exc, app.gazetteer)
+    return values, errors
 
 
 def split_areas(text: str, gazetteer: Gazetteer) -> list[str]:
