@@ -13,6 +13,7 @@ keep working across restarts.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -118,6 +119,13 @@ class LinkSigner:
             return self._serializers[purpose]
         except KeyError:
             raise ValueError(f"unknown token purpose {purpose!r}; one of {sorted(PURPOSES)}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def link_signer(config: Config) -> LinkSigner:
+    """The signer for a configuration, made once: the key is read (or the key file made)
+    on first use, not on every page or confirmation email."""
+    return LinkSigner(config)
 
 
 def load_secret_key(config: Config) -> bytes:

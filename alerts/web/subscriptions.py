@@ -11,7 +11,6 @@ it; a foreign ``Origin`` is refused as well.
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,7 +39,7 @@ from alerts.subscribers import (
     update_subscriber,
 )
 from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates, send_confirmation
-from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, LinkSigner
+from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, link_signer
 from alerts.types import Frequency, Subscriber
 from alerts.web.pages import render, web_app
 
@@ -162,7 +161,7 @@ async def one_click(request: Request) -> Response:
     app = web_app(request)
     await request.body()  # read (and ignore) whatever form encoding the provider used
     try:
-        subscriber_id = signer_for(app).verify(request.query_params.get("token") or "", UNSUBSCRIBE)
+        subscriber_id = link_signer(app.config).verify(request.query_params.get("token") or "", UNSUBSCRIBE)
         unsubscribe(app.store, subscriber_id, now=app.now())
     except (BadToken, NotFound):
         return PlainTextResponse("This unsubscribe link is not valid.\n", status_code=400, headers=PRIVATE)
@@ -170,12 +169,6 @@ async def one_click(request: Request) -> Response:
 
 
 # -- helpers --------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=8)
-def signer_for(app: App) -> LinkSigner:
-    """One signer per app: it reads the key once, not on every request."""
-    return LinkSigner(app.config)
 
 
 def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
@@ -190,7 +183,7 @@ def subscriber_from(request: Request, token: str | None, purpose: str, max_age: 
     if not token:
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
-        return get_subscriber(app.store, signer_for(app).verify(token, purpose, max_age=max_age))
+        return get_subscriber(app.store, link_signer(app.config).verify(token, purpose, max_age=max_age))
     except BadToken as exc:
         if exc.expired:
             return bad_link(request, "This link has expired", "Confirmation links work for a week.", expired=True)
@@ -318,7 +311,7 @@ def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
 def personal(app: App, subscriber: Subscriber, context: dict[str, Any]) -> dict[str, Any]:
     """What every page about one subscriber shows: a masked address, their areas, and
     fresh links to the other pages (the token they came with proves who they are)."""
-    signer = signer_for(app)
+    signer = link_signer(app.config)
     return {
         "masked_email": mask(subscriber.email),
         "area_names": area_names(app, subscriber),
