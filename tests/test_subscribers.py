@@ -205,6 +205,17 @@ def test_a_web_sign_up_is_pending_and_only_its_owner_can_come_back(store: Store,
     assert blocked.status is SUPPRESSED and not send
 
 
+def test_a_web_sign_up_in_another_case_is_the_same_opted_out_mailbox(store: Store, gazetteer: Gazetteer) -> None:
+    first, _ = resubscribe_pending(store, make_subscription(gazetteer, "jo@example.org", ["chatham"]), now=NOW)
+    suppress(store, first.id, now=NOW)
+    again, send = resubscribe_pending(store, make_subscription(gazetteer, "Jo@example.org", ["chatham"]), now=NOW)
+    assert (again.id, again.status, send) == (first.id, SUPPRESSED, False)  # never mailed, no second row
+    other, _ = resubscribe_pending(store, make_subscription(gazetteer, "sam@example.org", ["dover"]), now=NOW)
+    unsubscribe(store, other.id, now=NOW)
+    back, send = resubscribe_pending(store, make_subscription(gazetteer, "SAM@example.org", ["dover"]), now=NOW)
+    assert (back.id, back.status, send) == (other.id, PENDING, True)  # the owner asks again: confirm by email
+
+
 # -- streaming --------------------------------------------------------------------
 
 

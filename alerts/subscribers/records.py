@@ -290,6 +290,9 @@ def resubscribe_pending(store: Store, subscription: Subscription, *, now: dateti
                 row = conn.execute(
                     select(subscribers.c.id, subscribers.c.status).where(subscribers.c.email == subscription.email)
                 ).first()
+                # The same mailbox spelled in another case is the same person: a
+                # suppressed one is never mailed, an unsubscribed one is signed up again.
+                row = row or opted_out_variant(conn, subscription.email)
                 if row is None:
                     subscriber_id = insert_subscriber(conn, subscription, status=PENDING, now=now, origin="web")
                     send = True
