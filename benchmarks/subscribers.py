@@ -19,7 +19,7 @@ from sqlalchemy import insert, text
 from alerts.areas import load_gazetteer
 from alerts.config import parse_config
 from alerts.schema import subscriber_areas, subscribers
-from alerts.store import open_store
+from alerts.store import Store, open_store
 from alerts.subscribers import iter_subscribers
 from alerts.subscribers.lists import import_list
 from alerts.tokens import LinkSigner
@@ -29,7 +29,7 @@ AREAS = ["medway", "chatham", "dover", "canterbury", "maidstone", "ashford", "th
          "swale", "dartford", "gravesham", "sevenoaks", "tunbridge-wells"]  # fmt: skip
 
 
-def fill(store, count: int) -> None:  # type: ignore[no-untyped-def]
+def fill(store: Store, count: int) -> None:
     now = datetime.now(UTC)
     rng = random.Random(1)
     with store.engine.begin() as conn:

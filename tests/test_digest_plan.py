@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from alerts.app import App
 from alerts.digest import queue_digests
+from alerts.digest.queue import PlannedMessage
 from alerts.schema import advisories, subscriber_advisories
 from alerts.subscribers import unsubscribe
 from alerts.types import Frequency, Priority, Status, SubscriberStatus
@@ -228,7 +229,7 @@ def test_weekly_run_leaves_daily_subscribers_alone(app: App) -> None:
 def test_dry_run_writes_nothing_but_says_who_would_get_what(app: App) -> None:
     subscribe(app, "jane@example.org", ["medway"])
     save(app, advisory("news", title="Phone scam"))
-    planned = []
+    planned: list[PlannedMessage] = []
     report = queue_digests(app, Frequency.DAILY, now=NOW, dry_run=True, on_message=planned.append)
     assert report.dry_run and report.messages == 1
     assert [(p.email, p.subject) for p in planned] == [("jane@example.org", "1 new alert for Medway")]

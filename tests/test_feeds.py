@@ -11,9 +11,11 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import feedparser
 import pytest
+from click.testing import Result
 from lxml import etree
 
 from alerts.app import App
@@ -21,7 +23,7 @@ from alerts.feeds import FeedsReport, build_feeds, write_if_changed
 from alerts.feeds.state import STATE_FILE
 from alerts.ingest import ingest_files
 from tests.advisory_files import write_advisory
-from tests.conftest import NOW, SAMPLE
+from tests.conftest import NOW, SAMPLE, utc_of
 
 BASE = "https://alerts.example.org"
 SAMPLE_URL = (
@@ -51,6 +53,15 @@ def ingest(app: App, *paths: Path, now: datetime = NOW) -> None:
 
 def out(app: App) -> Path:
     return app.config.feeds.out
+
+
+T = TypeVar("T")
+
+
+def found(value: T | None) -> T:
+    """What an XPath find returned, failing the test where it found nothing."""
+    assert value is not None
+    return value
 
 
 def parse(app: App, name: str) -> feedparser.FeedParserDict:
@@ -117,7 +128,7 @@ def test_entry_round_trips_id_dates_links_content_and_categories(feeds_app: App)
         assert entry.id == SAMPLE_URL
         assert entry.title == SAMPLE_TITLE
         assert entry.link == SAMPLE_URL
-        assert datetime(*entry.published_parsed[:6], tzinfo=UTC) == SAMPLE_PUBLISHED
+        assert utc_of(entry.published_parsed) == SAMPLE_PUBLISHED
         assert entry.summary.startswith("Fraud investigators are reminding residents")
         assert "<strong>Medway</strong>" in entry.content[0].value
         # Atom: term is the slug, label the name; RSS has room for one, the name readers show.
@@ -125,7 +136,7 @@ def test_entry_round_trips_id_dates_links_content_and_categories(feeds_app: App)
         assert entry.media_content[0]["url"] == advisory.image_url
         assert entry.author == "Kent Police"  # Atom author, RSS dc:creator
         if fmt == "atom":
-            assert datetime(*entry.updated_parsed[:6], tzinfo=UTC) == NOW
+            assert utc_of(entry.updated_parsed) == NOW
             assert {(link.rel, link.href) for link in entry.links} == {
                 ("alternate", SAMPLE_URL),
                 ("related", f"{BASE}/advisories/{advisory.id}"),
@@ -142,16 +153,16 @@ def test_rss_and_atom_follow_the_rules_validators_apply(feeds_app: App) -> None:
     ingest(feeds_app)
     build_feeds(feeds_app, now=NOW)
     rss = etree.fromstring((out(feeds_app) / "medway.rss").read_bytes())
-    channel = rss.find("channel")
+    channel = found(rss.find("channel"))
     (self_link,) = channel.findall(f"{ATOM}link")
     assert self_link.get("rel") == "self" and self_link.get("href") == f"{BASE}/feeds/medway.rss"
     assert self_link.get("type") == "application/rss+xml"
     assert channel.findtext("link") == f"{BASE}/areas/medway"
-    assert RFC822.match(channel.findtext("lastBuildDate"))
-    item = channel.find("item")
-    assert RFC822.match(item.findtext("pubDate"))
+    assert RFC822.match(found(channel.findtext("lastBuildDate")))
+    item = found(channel.find("item"))
+    assert RFC822.match(found(item.findtext("pubDate")))
     assert item.findtext("pubDate") == "Fri, 18 Dec 2020 14:30:00 +0000"
-    guid = item.find("guid")
+    guid = found(item.find("guid"))
     assert guid.text == SAMPLE_URL and guid.get("isPermaLink") == "true"  # the id is the URL
 
     atom = etree.fromstring((out(feeds_app) / "medway.atom").read_bytes())
@@ -165,7 +176,7 @@ def test_rss_and_atom_follow_the_rules_validators_apply(feeds_app: App) -> None:
         assert entry.findtext(f"{ATOM}id") and entry.findtext(f"{ATOM}updated")
         rels = [link.get("rel") for link in entry.findall(f"{ATOM}link")]
         assert rels.count("alternate") == 1, "RFC 4287: one alternate link per type"
-        assert entry.find(f"{ATOM}content").get("type") == "html"
+        assert found(entry.find(f"{ATOM}content")).get("type") == "html"
 
 
 def test_an_urgent_advisory_says_so_in_its_title_in_every_format(feeds_app: App, tmp_path: Path) -> None:
@@ -185,7 +196,7 @@ def test_an_id_that_is_not_a_url_is_not_a_permalink_and_becomes_a_tag_uri(feeds_
     write_advisory(folder, "guid", title="Appeal in Dover", url="https://www.kent.police.uk/news/appeal/", guid="12345")
     ingest(feeds_app, folder)
     build_feeds(feeds_app, now=NOW)
-    guid = etree.fromstring((out(feeds_app) / "dover.rss").read_bytes()).find("channel/item/guid")
+    guid = found(etree.fromstring((out(feeds_app) / "dover.rss").read_bytes()).find("channel/item/guid"))
     assert guid.text == "tag:www.kent.police.uk,2026-11-01:12345"
     assert guid.get("isPermaLink") == "false"
     assert parse(feeds_app, "dover.atom").entries[0].id == guid.text
@@ -249,13 +260,13 @@ def test_updated_advisory_keeps_its_id_and_gets_a_new_updated(feeds_app: App, ad
     parsed = parse(feeds_app, "medway.atom")
     (entry,) = parsed.entries
     assert entry.id == SAMPLE_URL
-    assert datetime(*entry.updated_parsed[:6], tzinfo=UTC) == later
-    assert datetime(*entry.published_parsed[:6], tzinfo=UTC) == SAMPLE_PUBLISHED
+    assert utc_of(entry.updated_parsed) == later
+    assert utc_of(entry.published_parsed) == SAMPLE_PUBLISHED
     assert "a man has been arrested" in entry.content[0].value
-    assert datetime(*parsed.feed.updated_parsed[:6], tzinfo=UTC) == later
+    assert utc_of(parsed.feed.updated_parsed) == later
     rss = parse(feeds_app, "medway.rss")
     assert rss.entries[0].id == SAMPLE_URL
-    assert datetime(*rss.feed.updated_parsed[:6], tzinfo=UTC) == later  # lastBuildDate
+    assert utc_of(rss.feed.updated_parsed) == later  # lastBuildDate
 
 
 def test_withdrawn_advisory_leaves_the_feeds_at_the_next_build(feeds_app: App, advisory_dir: Path) -> None:
@@ -270,13 +281,13 @@ def test_withdrawn_advisory_leaves_the_feeds_at_the_next_build(feeds_app: App, a
         assert entry_ids(feeds_app, slug) == {"rss": [], "atom": [], "json": []}
     assert out(feeds_app) / "medway.rss" in report.written
     # The feed's date moves on with the withdrawal, so readers see it changed.
-    assert datetime(*parse(feeds_app, "medway.rss").feed.updated_parsed[:6], tzinfo=UTC) == later
+    assert utc_of(parse(feeds_app, "medway.rss").feed.updated_parsed) == later
 
 
 def feed_dates(app: App, slug: str) -> tuple[datetime, datetime]:
     """(Atom updated, RSS lastBuildDate) of one area's feed."""
     atom, rss = parse(app, f"{slug}.atom").feed, parse(app, f"{slug}.rss").feed
-    return (datetime(*atom.updated_parsed[:6], tzinfo=UTC), datetime(*rss.updated_parsed[:6], tzinfo=UTC))
+    return (utc_of(atom.updated_parsed), utc_of(rss.updated_parsed))
 
 
 def test_an_advisory_retagged_out_of_an_area_moves_that_areas_feed_date_forward(
@@ -354,7 +365,7 @@ def test_expired_advisory_leaves_the_feeds_at_the_next_build(feeds_app: App, tmp
     build_feeds(feeds_app, now=after)
     assert entry_ids(feeds_app, "dover") == {"rss": [], "atom": [], "json": []}
     updated = parse(feeds_app, "dover.atom").feed.updated_parsed
-    assert datetime(*updated[:6], tzinfo=UTC) == datetime(2026, 11, 26, 18, 0, tzinfo=UTC)
+    assert utc_of(updated) == datetime(2026, 11, 26, 18, 0, tzinfo=UTC)
     # and that is stable: building again later changes nothing
     assert build_feeds(feeds_app, now=after + timedelta(days=3)).written == []
 
@@ -398,7 +409,7 @@ def test_write_if_changed_replaces_atomically_with_a_readable_file(tmp_path: Pat
 
 
 def test_cli_feeds_build_prints_json_and_a_second_run_writes_nothing(
-    run_cli: Callable[..., object], config_path: Path, tmp_path: Path
+    run_cli: Callable[..., Result], config_path: Path, tmp_path: Path
 ) -> None:
     assert run_cli("ingest").exit_code == 0
     first = run_cli("feeds", "build", "--json")
@@ -410,7 +421,7 @@ def test_cli_feeds_build_prints_json_and_a_second_run_writes_nothing(
     assert second.output.strip() == f"Feeds in {tmp_path / 'feeds'}: 0 written, {len(data['written'])} unchanged."
 
 
-def test_cli_feeds_build_into_a_file_fails_with_one_line(run_cli: Callable[..., object], tmp_path: Path) -> None:
+def test_cli_feeds_build_into_a_file_fails_with_one_line(run_cli: Callable[..., Result], tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     result = run_cli("feeds", "build", "--out", str(blocker / "feeds"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ def write_advisory(folder: Path, name: str, when: datetime) -> None:
 
 
 @pytest.fixture
-def app(tmp_path: Path, write_config: Callable[..., Path], db_url: str) -> App:
+def app(tmp_path: Path, write_config: Callable[..., Path], db_url: str) -> Iterator[App]:
     folder = tmp_path / "incoming"
     folder.mkdir()
     app = App(write_config(database=db_url, sources=[{"path": str(folder)}]))
@@ -226,8 +226,8 @@ def test_alerts_run_prints_one_summary_line(run_cli: Callable[..., Any]) -> None
 # -- when digests are due -------------------------------------------------------
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

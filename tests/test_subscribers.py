@@ -4,6 +4,7 @@ cares about, bounces, and streaming for the digest stage."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -33,11 +34,11 @@ from alerts.subscribers import (
     unsubscribe,
     update_subscriber,
 )
-from alerts.types import Frequency
+from alerts.types import Frequency, Subscriber
 from tests.conftest import NOW
 
 
-def subscribe(store: Store, gazetteer: Gazetteer, email: str, *areas: str, **kwargs):  # type: ignore[no-untyped-def]
+def subscribe(store: Store, gazetteer: Gazetteer, email: str, *areas: str, **kwargs: Any) -> Subscriber:
     status = kwargs.pop("status", ACTIVE)
     now = kwargs.pop("now", NOW)
     return add_subscriber(

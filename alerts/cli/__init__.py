@@ -100,7 +100,12 @@ def progress_bar(label: str, unit: str, *, minimum: int = 1) -> Callable[[int], 
     def start(total: int) -> Callable[[int], None]:
         if total < minimum or not sys.stderr.isatty():
             return lambda n: None
-        return tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=False).update
+        bar = tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=False)
+
+        def advance(n: int) -> None:
+            bar.update(n)
+
+        return advance
 
     return start
 

@@ -19,9 +19,12 @@ from alerts.types import Frequency
 
 def delivered(maildir: Path) -> list[EmailMessage]:
     """The messages delivery wrote to the Maildir, parsed back."""
-    messages = [email.message_from_bytes(path.read_bytes(), policy=default) for path in sorted((maildir / "new").iterdir())]
-    assert all(isinstance(message, EmailMessage) for message in messages)
-    return messages  # type: ignore[return-value]
+    messages = []
+    for path in sorted((maildir / "new").iterdir()):
+        message = email.message_from_bytes(path.read_bytes(), policy=default)
+        assert isinstance(message, EmailMessage)  # policy=default parses to EmailMessage
+        messages.append(message)
+    return messages
 
 
 def test_subscribe_then_the_emailed_link_asks_and_the_button_confirms(live_server: Callable[..., Any], page: Any) -> None:
