@@ -57,7 +57,7 @@ from alerts.types import Frequency
 log = logging.getLogger("alerts.scheduler")
 
 
-class LocalCronTrigger(CronTrigger):
+class LocalCronTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 ships no types
     """A CronTrigger that always moves on.
 
     APScheduler 3.11's CronTrigger can return the same fire time forever inside the
@@ -69,7 +69,7 @@ class LocalCronTrigger(CronTrigger):
     def get_next_fire_time(
         self, previous_fire_time: datetime | None, now: datetime
     ) -> datetime | None:
-        fire = super().get_next_fire_time(previous_fire_time, now)
+        fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
         probe = now
         for _ in range(3):
             if fire is None or previous_fire_time is None or fire > previous_fire_time:

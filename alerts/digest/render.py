@@ -14,7 +14,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
@@ -69,28 +69,13 @@ class RenderedDigest:
         return {"placeholders": self.placeholders, "forwardable": self.forwardable}
 
 
-class _Inliner(Premailer):
-    """premailer re-serialises the stylesheet's rules on every call (most of its time);
-    ours is the same for every variant, so its rules are worked out once per process."""
-
-    _rules: ClassVar[dict[tuple[str, int], tuple[list[Any], list[Any]]]] = {}
-
-    def _parse_style_rules(self, css_body: str, ruleset_index: int) -> tuple[list[Any], list[Any]]:
-        key = (css_body, ruleset_index)
-        found = self._rules.get(key)
-        if found is None:
-            found = super()._parse_style_rules(css_body, ruleset_index)
-            if len(self._rules) < 32:
-                self._rules[key] = found
-        rules, leftover = found
-        return list(rules), list(leftover)
-
-
 def inline_css(html: str) -> str:
     """Inline the stylesheet into style attributes. Network and file access are off
     (templates never load anything remote) and cssutils' warnings are silenced; the
-    ``data-premailer="ignore"`` style block (@media rules) is kept as it is."""
-    return _Inliner(
+    ``data-premailer="ignore"`` style block (@media rules) is kept as it is. premailer
+    caches the parsed stylesheet itself (``cache_css_parsing``), and this runs once per
+    variant, never per subscriber."""
+    inliner = Premailer(
         html,
         base_url=None,
         disable_link_rewrites=True,
@@ -102,7 +87,9 @@ def inline_css(html: str) -> str:
         remove_classes=False,
         # Keep width="600" on the container: Outlook sizes tables by the attribute.
         disable_basic_attributes=["width", "height"],
-    ).transform(pretty_print=True)
+    )
+    inlined: str = inliner.transform(pretty_print=True)
+    return inlined
 
 
 class DigestRenderer:

@@ -64,7 +64,8 @@ def _generator(feed: Feed, fmt: str) -> FeedGenerator:
 
 
 def render_rss(feed: Feed) -> bytes:
-    return _generator(feed, "rss").rss_str(pretty=True)
+    data: bytes = _generator(feed, "rss").rss_str(pretty=True)
+    return data
 
 
 def render_atom(feed: Feed) -> bytes:

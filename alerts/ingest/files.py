@@ -119,10 +119,9 @@ def _split_front_matter(text: str, where: str) -> tuple[str, int, str]:
         raise AdvisoryError("empty file", where=where, hint="an advisory starts with a ```yaml block")
     first = lines[start]
     if match := _FENCE_OPEN.match(first.strip()):
-        fence = match.group(1)
-        is_close = lambda line: line.strip() == fence  # noqa: E731
+        closers = {match.group(1)}
     elif _DASHES.match(first):
-        is_close = lambda line: line.strip() in {"---", "..."}  # noqa: E731
+        closers = {"---", "..."}
     else:
         raise AdvisoryError(
             "no front matter",
@@ -131,7 +130,7 @@ def _split_front_matter(text: str, where: str) -> tuple[str, int, str]:
             hint="start the file with a ```yaml block (or a --- block) holding title, url and publish.date",
         )
     for end in range(start + 1, len(lines)):
-        if is_close(lines[end]):
+        if lines[end].strip() in closers:
             return "\n".join(lines[start + 1 : end]), start + 2, "\n".join(lines[end + 1 :])
     raise AdvisoryError(
         "front matter is never closed", where=where, line=start + 1, hint=f"end it with a line '{first.strip()[:3]}'"
@@ -174,9 +173,9 @@ def _load_yaml(front: str, front_line: int, where: str) -> dict[str, Any]:
             line=front_line,
             hint="write 'title: ...', 'url: ...' on separate lines",
         )
-    budget = [MAX_NODES]
+    budget = [MAX_NODES - 1]  # the mapping itself is a node
     try:
-        return _decode(meta, budget, 0)
+        return _decode_mapping(meta, budget, 0)
     except _TooComplex:
         raise AdvisoryError(
             "front matter is too deeply nested or too large (YAML anchors and aliases?)",
@@ -203,7 +202,7 @@ def _decode(value: Any, budget: list[int], depth: int) -> Any:
     if isinstance(value, str):
         return strip_control(decode_entities(value))
     if isinstance(value, dict):
-        return {strip_control(str(k)): _decode(v, budget, depth + 1) for k, v in value.items()}
+        return _decode_mapping(value, budget, depth)
     if isinstance(value, list | tuple | set):
         return [_decode(v, budget, depth + 1) for v in value]
     if isinstance(value, bytes):
@@ -211,6 +210,10 @@ def _decode(value: Any, budget: list[int], depth: int) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
+
+
+def _decode_mapping(value: dict[Any, Any], budget: list[int], depth: int) -> dict[str, Any]:
+    return {strip_control(str(k)): _decode(v, budget, depth + 1) for k, v in value.items()}
 
 
 def _get(meta: dict[str, Any], dotted: str) -> Any:
