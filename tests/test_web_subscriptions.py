@@ -4,6 +4,7 @@ friendly pages for bad links and bad input."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import re
 import shutil
@@ -16,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import event, select
 from starlette.testclient import TestClient
 
 from alerts.app import App
@@ -110,6 +111,41 @@ def confirm_link(message: EmailMessage) -> str:
 
 
 # -- unsubscribe ----------------------------------------------------------------
+
+
+def running_an_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def test_every_page_does_its_database_work_off_the_event_loop(
+    app: App, client: TestClient, subscriber: Subscriber
+) -> None:
+    # SQLAlchemy's own hook (no mock) notes, for each statement, whether the thread
+    # running it is the event loop's: a blocking call there would stall every request.
+    on_the_loop: list[bool] = []
+
+    def note(*_: object) -> None:
+        on_the_loop.append(running_an_event_loop())
+
+    event.listen(app.store.engine, "before_cursor_execute", note)
+    unsubscribe_token = token(app, subscriber.id, UNSUBSCRIBE)
+    manage_token = token(app, subscriber.id, MANAGE)
+    requests = [
+        client.post("/subscribe", data={"email": "new@example.org", "areas": "Dover", "frequency": "daily"}),
+        client.get(f"/confirm?token={token(app, subscriber.id, CONFIRM)}"),
+        client.post("/confirm", data={"token": token(app, subscriber.id, CONFIRM)}),
+        client.get(f"/manage?token={manage_token}"),
+        client.post("/manage", data={"token": manage_token, "areas": "Dover", "frequency": "weekly"}),
+        client.get(f"/unsubscribe?token={unsubscribe_token}"),
+        client.post("/unsubscribe", data={"token": unsubscribe_token}),
+        client.post(f"/unsubscribe/one-click?token={unsubscribe_token}", data={"List-Unsubscribe": "One-Click"}),
+    ]
+    assert [r.status_code for r in requests] == [200] * len(requests)
+    assert on_the_loop and not any(on_the_loop)
 
 
 def test_the_unsubscribe_link_asks_first_and_changes_nothing(app: App, client: TestClient, subscriber: Subscriber) -> None:

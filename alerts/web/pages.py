@@ -104,8 +104,9 @@ def error_page(
     return render(request, "error.html", context, status=status)
 
 
-async def http_error(request: Request, exc: Exception) -> HTMLResponse:
-    """Starlette exception handler: a page that says what to do next, never a traceback."""
+def http_error(request: Request, exc: Exception) -> HTMLResponse:
+    """Starlette exception handler: a page that says what to do next, never a traceback.
+    A plain ``def``: Starlette runs it in the thread pool, as Jinja blocks."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 404:
         return error_page(

@@ -12,9 +12,11 @@ it; a foreign ``Origin`` is refused as well.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -64,15 +66,33 @@ def routes(app: App) -> list[BaseRoute]:
 
 # -- pages ----------------------------------------------------------------------
 
+#: A page's work once its form is read: it blocks (SQLAlchemy, Jinja, sending mail).
+FormPage = Callable[[Request, dict[str, str]], Response]
 
-async def subscribe(request: Request) -> Response:
+
+def off_the_loop(handler: FormPage) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint for ``handler``: the posted form is read on the event loop (Starlette
+    parses forms asynchronously), then ``handler`` runs in the thread pool, so one slow
+    database call or template never stalls every other request. A plain ``def``
+    endpoint would run in the pool too, but could not read the form."""
+
+    async def endpoint(request: Request) -> Response:
+        form = await form_fields(request) if request.method == "POST" else {}
+        return await run_in_threadpool(handler, request, form)
+
+    endpoint.__name__ = endpoint.__qualname__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+@off_the_loop
+def subscribe(request: Request, form: dict[str, str]) -> Response:
     app = web_app(request)
     if request.method == "GET":
         form = {"frequency": "daily", "urgent": "yes", "areas": prefilled_area(app, request.query_params.get("area"))}
         return page(request, "subscribe.html", {"form": form, "errors": {}})
     if refused := foreign_origin(request):
         return refused
-    form = await form_fields(request)
     values, errors = checked_fields(app, form, ("email", "areas", "frequency"))
     if errors:
         return page(request, "subscribe.html", {"form": form, "errors": errors}, status=400)
@@ -85,7 +105,8 @@ async def subscribe(request: Request) -> Response:
     return page(request, "check_inbox.html", {"email": subscription.email})
 
 
-async def confirm(request: Request) -> Response:
+@off_the_loop
+def confirm(request: Request, form: dict[str, str]) -> Response:
     """GET asks, POST confirms: mail scanners (Safe Links, corporate gateways) open every
     link in a message, so opening the link must not subscribe anybody."""
     app = web_app(request)
@@ -94,7 +115,7 @@ async def confirm(request: Request) -> Response:
     else:
         if refused := foreign_origin(request):
             return refused
-        token = (await form_fields(request)).get("token")
+        token = form.get("token")
     subscriber = subscriber_from(request, token, CONFIRM, max_age=CONFIRM_MAX_AGE)
     if isinstance(subscriber, Response):
         return subscriber
@@ -108,15 +129,14 @@ async def confirm(request: Request) -> Response:
     return page(request, "confirmed.html", personal(app, subscriber, {"outcome": outcome}))
 
 
-async def manage(request: Request) -> Response:
+@off_the_loop
+def manage(request: Request, form: dict[str, str]) -> Response:
     app = web_app(request)
     if request.method == "POST":
         if refused := foreign_origin(request):
             return refused
-        form = await form_fields(request)
         token = form.get("token") or request.query_params.get("token")
     else:
-        form = {}
         token = request.query_params.get("token")
     subscriber = subscriber_from(request, token, MANAGE)
     if isinstance(subscriber, Response):
@@ -136,7 +156,8 @@ async def manage(request: Request) -> Response:
     return page(request, "manage.html", context)
 
 
-async def unsubscribe_page(request: Request) -> Response:
+@off_the_loop
+def unsubscribe_page(request: Request, form: dict[str, str]) -> Response:
     app = web_app(request)
     if request.method == "GET":
         token = request.query_params.get("token")
@@ -146,7 +167,6 @@ async def unsubscribe_page(request: Request) -> Response:
         return page(request, "unsubscribe.html", personal(app, subscriber, {"token": token}))
     if refused := foreign_origin(request):
         return refused
-    form = await form_fields(request)
     subscriber = subscriber_from(request, form.get("token"), UNSUBSCRIBE)
     if isinstance(subscriber, Response):
         return subscriber
@@ -158,8 +178,12 @@ async def one_click(request: Request) -> Response:
     """RFC 8058: the mail provider POSTs ``List-Unsubscribe=One-Click`` here. Any POST
     with a valid unsubscribe token is honoured (a POST is never a prefetch), answered
     with 200 and no page to show."""
-    app = web_app(request)
     await request.body()  # read (and ignore) whatever form encoding the provider used
+    return await run_in_threadpool(_unsubscribe_by_token, request)
+
+
+def _unsubscribe_by_token(request: Request) -> Response:
+    app = web_app(request)
     try:
         subscriber_id = link_signer(app.config).verify(request.query_params.get("token") or "", UNSUBSCRIBE)
         unsubscribe(app.store, subscriber_id, now=app.now())
@@ -226,7 +250,7 @@ async def form_fields(request: Request) -> dict[str, str]:
 def checked_fields(app: App, form: dict[str, str], names: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str]]:
     """The form's ``names`` fields checked: their values, and a sentence for each bad one
     (every bad field is named at once, not the first only)."""
-    checks = {
+    checks: dict[str, Callable[[], object]] = {
         "email": lambda: normalise_email(form.get("email", "")),
         "areas": lambda: resolve_areas(app.gazetteer, split_areas(form.get("areas", ""), app.gazetteer)),
         "frequency": lambda: parse_frequency(form.get("frequency", "")),
