@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
@@ -35,9 +35,7 @@ from alerts.errors import AlertsError, NotFound
 from alerts.schema import digests
 from alerts.text import one_line
 from alerts.tokens import LinkSigner, PersonalLinks
-
-if TYPE_CHECKING:  # alerts.digest imports this module
-    from alerts.digest.render import RenderedDigest
+from alerts.types import RenderedDigest
 
 CRLF = b"\r\n"
 #: How the email package decides a part's transfer encoding: 7bit-clean output (no

@@ -123,3 +123,35 @@ class Subscriber:
     created_at: datetime
     confirmed_at: datetime | None = None
     bounces: int = 0
+
+
+class DigestKind(enum.StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    IMMEDIATE = "immediate"  # one advisory, for an immediate subscriber
+    URGENT = "urgent"  # one urgent advisory, to every subscriber of its areas
+
+    @property
+    def single(self) -> bool:
+        """One advisory in full, rather than a digest of summaries."""
+        return self in (DigestKind.IMMEDIATE, DigestKind.URGENT)
+
+
+@dataclass(frozen=True)
+class RenderedDigest:
+    """One variant, rendered: what a ``digests`` row holds. ``placeholders`` maps each
+    personal value's name to the marker standing for it in ``html`` and ``text``."""
+
+    key: str
+    kind: DigestKind
+    subject: str
+    html: str
+    text: str
+    areas: tuple[str, ...]
+    advisory_ids: tuple[int, ...]
+    forwardable: bool
+    placeholders: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return {"placeholders": self.placeholders, "forwardable": self.forwardable}

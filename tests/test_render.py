@@ -13,9 +13,9 @@ import pytest
 
 from alerts.app import App
 from alerts.digest import EmailTemplateError, queue_digests, render
-from alerts.digest.plan import DigestKind, Entry, Variant, load_advisories
+from alerts.digest.plan import Entry, Variant, load_advisories
 from alerts.digest.render import DigestRenderer
-from alerts.types import AreaKind, Frequency
+from alerts.types import AreaKind, DigestKind, Frequency
 from tests.conftest import NOW
 from tests.digest_support import (
     DAY,

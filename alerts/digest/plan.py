@@ -12,7 +12,6 @@ grow with the number of distinct variants, not with subscribers.
 
 from __future__ import annotations
 
-import enum
 import functools
 import hashlib
 import json
@@ -32,19 +31,15 @@ from alerts.schema import (
     subscribers,
 )
 from alerts.store import load_advisory_rows
-from alerts.types import Advisory, Frequency, Priority, Status, Subscriber, SubscriberStatus
-
-
-class DigestKind(enum.StrEnum):
-    DAILY = "daily"
-    WEEKLY = "weekly"
-    IMMEDIATE = "immediate"  # one advisory, for an immediate subscriber
-    URGENT = "urgent"  # one urgent advisory, to every subscriber of its areas
-
-    @property
-    def single(self) -> bool:
-        """One advisory in full, rather than a digest of summaries."""
-        return self in (DigestKind.IMMEDIATE, DigestKind.URGENT)
+from alerts.types import (
+    Advisory,
+    DigestKind,
+    Frequency,
+    Priority,
+    Status,
+    Subscriber,
+    SubscriberStatus,
+)
 
 
 @dataclass(frozen=True)

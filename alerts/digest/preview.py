@@ -7,11 +7,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from alerts.digest.plan import DigestKind, Planner, areas_key, load_advisories, load_candidates
-from alerts.digest.render import DigestRenderer, RenderedDigest
+from alerts.digest.plan import Planner, areas_key, load_advisories, load_candidates
+from alerts.digest.render import DigestRenderer
 from alerts.message import OutboxItem, PreparedDigest, new_message_id
 from alerts.tokens import PersonalLinks
-from alerts.types import Frequency, Subscriber, SubscriberStatus
+from alerts.types import DigestKind, Frequency, RenderedDigest, Subscriber, SubscriberStatus
 
 #: How far back each frequency looks for "new" in a preview.
 PERIOD = {

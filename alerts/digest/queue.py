@@ -22,7 +22,6 @@ from sqlalchemy.engine import Connection
 
 from alerts.areas import Gazetteer
 from alerts.digest.plan import (
-    DigestKind,
     Planner,
     Variant,
     load_advisories,
@@ -30,11 +29,18 @@ from alerts.digest.plan import (
     oldest_watermark,
     sent_revisions,
 )
-from alerts.digest.render import DigestRenderer, RenderedDigest
+from alerts.digest.render import DigestRenderer
 from alerts.message import new_message_id
 from alerts.schema import digests, outbox, subscriber_advisories, subscribers
 from alerts.subscribers import iter_subscribers
-from alerts.types import Advisory, Frequency, Subscriber, SubscriberStatus
+from alerts.types import (
+    Advisory,
+    DigestKind,
+    Frequency,
+    RenderedDigest,
+    Subscriber,
+    SubscriberStatus,
+)
 
 log = logging.getLogger(__name__)
 

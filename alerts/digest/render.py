@@ -12,7 +12,6 @@ import re
 import secrets
 import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -22,10 +21,10 @@ from premailer import Premailer
 
 from alerts.areas import Gazetteer
 from alerts.config import Config
-from alerts.digest.plan import DigestKind, Entry, Variant
+from alerts.digest.plan import Entry, Variant
 from alerts.errors import ConfigError
 from alerts.text import html_to_text, one_line, sanitise_html
-from alerts.types import Advisory
+from alerts.types import Advisory, DigestKind, RenderedDigest
 
 HTML_TEMPLATE = "digest.html"
 TEXT_TEMPLATE = "digest.txt"
@@ -47,26 +46,6 @@ _SAFE_URL = re.compile(r"^https?://[^\s\"'<>\\]+$", re.IGNORECASE)
 
 class EmailTemplateError(ConfigError):
     """The email templates are missing or broken."""
-
-
-@dataclass(frozen=True)
-class RenderedDigest:
-    """One variant, rendered: what a ``digests`` row holds. ``placeholders`` maps each
-    personal value's name to the marker standing for it in ``html`` and ``text``."""
-
-    key: str
-    kind: DigestKind
-    subject: str
-    html: str
-    text: str
-    areas: tuple[str, ...]
-    advisory_ids: tuple[int, ...]
-    forwardable: bool
-    placeholders: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        return {"placeholders": self.placeholders, "forwardable": self.forwardable}
 
 
 def inline_css(html: str) -> str:
