@@ -87,7 +87,7 @@ def add(
     except OptedOut as exc:
         fail(exc, EXIT_FAILURES)
     if outcome == "added" and subscriber.status is PENDING:
-        send_confirmation(app.config, app.store, subscriber, area_names(app, subscriber), now=now)
+        send_confirmation(app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now)
     if as_json:
         print_json({**subscriber_json(app, subscriber), "outcome": outcome})
         return
@@ -164,7 +164,7 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
     now = app.now()
 
     def confirm(subscriber: Subscriber) -> None:
-        send_confirmation(app.config, app.store, subscriber, area_names(app, subscriber), now=now)
+        send_confirmation(app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now)
 
     try:
         report = import_list(app.store, app.gazetteer, file, now=now, pending=pending, update=update, on_pending=confirm)
@@ -206,14 +206,10 @@ def export(app: App, fmt: str, status: str | None, out: Path | None) -> None:
     click.echo(f"Wrote {count} subscribers to {out}.", err=True)
 
 
-def area_names(app: App, subscriber: Subscriber) -> list[str]:
-    return [app.gazetteer.node(slug).name if slug in app.gazetteer else slug for slug in subscriber.areas]
-
-
 def describe(app: App, subscriber: Subscriber) -> str:
     return (
         f"{subscriber.email} ({subscriber.status.value}, {subscriber.frequency.value}, "
-        f"{', '.join(area_names(app, subscriber))})"
+        f"{', '.join(app.gazetteer.names_of(subscriber.areas))})"
     )
 
 

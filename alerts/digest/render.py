@@ -104,7 +104,7 @@ class DigestRenderer:
 
     def area_names(self, areas: Sequence[str], limit: int = 3) -> str:
         """'Medway', 'Medway and Chatham', 'Ashford, Dover and 2 more areas'."""
-        names = [self._name(slug) for slug in areas]
+        names = [self.gazetteer.name_of(slug) for slug in areas]
         if len(names) > limit:
             shown = names[: limit - 1]
             return f"{', '.join(shown)} and {len(names) - len(shown)} more areas"
@@ -172,7 +172,7 @@ class DigestRenderer:
         shown, rest = variant.entries[:limit], variant.entries[limit:]
         # A single alert is shared by everyone it goes to: it names the areas it concerns.
         areas = variant.areas or tuple(advisories[shown[0].advisory_id].areas)
-        archive_links = [{"name": self._name(slug), "url": f"{base}/areas/{slug}"} for slug in areas]
+        archive_links = [{"name": self.gazetteer.name_of(slug), "url": f"{base}/areas/{slug}"} for slug in areas]
         fallback = archive_links[0]["url"] if archive_links else f"{base}/"
         items = {e.advisory_id: self._item(e, advisories[e.advisory_id], fallback, full=full) for e in shown}
         subject = self.subject(variant, advisories)
@@ -241,7 +241,7 @@ class DigestRenderer:
             "title": title,
             "title_text": _wrap(title),
             "when": self._when(advisory.published_at),
-            "areas": ", ".join(self._name(slug) for slug in advisory.areas),
+            "areas": ", ".join(self.gazetteer.name_of(slug) for slug in advisory.areas),
             "urgent": advisory.priority.value == "urgent",
             "summary": summary,
             "summary_text": _wrap(summary),
@@ -268,7 +268,7 @@ class DigestRenderer:
                 force_wide.append(entry)
                 continue
             groups.setdefault(self._group(variant.areas, areas), []).append(entry)
-        sections = [(self._name(slug), group) for slug, group in groups.items()]
+        sections = [(self.gazetteer.name_of(slug), group) for slug, group in groups.items()]
         sections.sort(key=lambda section: section[0])
         if force_wide:
             sections.append((f"Across {root.name}", force_wide))
@@ -287,9 +287,6 @@ class DigestRenderer:
             chain = [area, *gazetteer.ancestors(area)] if area in gazetteer else [area]
             return chain[-2] if len(chain) >= 2 else chain[-1]
         return sorted(areas)[0]
-
-    def _name(self, slug: str) -> str:
-        return self.gazetteer.node(slug).name if slug in self.gazetteer else slug
 
     def _when(self, moment: datetime) -> str:
         local = moment.astimezone(self.config.tz)

@@ -136,7 +136,7 @@ def entry_id(advisory: Advisory) -> str:
 def build_entry(advisory: Advisory, gazetteer: Gazetteer, base_url: str) -> Entry:
     ident = entry_id(advisory)
     categories = tuple(
-        Category(slug, gazetteer.nodes[slug].name if slug in gazetteer else slug) for slug in advisory.areas
+        Category(slug, gazetteer.name_of(slug)) for slug in advisory.areas
     )
     image_type = None
     if advisory.image_url:

@@ -100,7 +100,7 @@ def subscribe(request: Request, form: dict[str, str]) -> Response:
     now = app.now()
     subscriber, send = resubscribe_pending(app.store, subscription, now=now)
     if send:
-        send_confirmation(app.config, app.store, subscriber, area_names(app, subscriber), now=now)
+        send_confirmation(app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now)
     # The same answer whatever the address's state, so the form tells nobody who subscribes.
     return page(request, "check_inbox.html", {"email": subscription.email})
 
@@ -315,10 +315,6 @@ def prefilled_area(app: App, asked: str | None) -> str:
     return ", ".join(dict.fromkeys(names))
 
 
-def area_names(app: App, subscriber: Subscriber) -> list[str]:
-    return [_area_name(app.gazetteer, slug) for slug in subscriber.areas]
-
-
 def and_list(names: list[str]) -> str:
     """'Chatham', 'Chatham and Gillingham', 'Chatham, Gillingham and Dover'."""
     return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
@@ -326,7 +322,7 @@ def and_list(names: list[str]) -> str:
 
 def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
     return {
-        "areas": ", ".join(area_names(app, subscriber)),
+        "areas": ", ".join(app.gazetteer.names_of(subscriber.areas)),
         "frequency": subscriber.frequency.value,
         "urgent": "yes" if subscriber.urgent else "no",
     }
@@ -338,8 +334,8 @@ def personal(app: App, subscriber: Subscriber, context: dict[str, Any]) -> dict[
     signer = link_signer(app.config)
     return {
         "masked_email": mask(subscriber.email),
-        "area_names": area_names(app, subscriber),
-        "areas_text": and_list(area_names(app, subscriber)),
+        "area_names": app.gazetteer.names_of(subscriber.areas),
+        "areas_text": and_list(app.gazetteer.names_of(subscriber.areas)),
         "subscriber": subscriber,
         "frequencies": [f.value for f in Frequency],
         "manage_token": signer.token(subscriber.id, MANAGE),
@@ -360,13 +356,9 @@ def message_of(exc: AlertsError, gazetteer: Gazetteer | None = None) -> str:
     if isinstance(exc, UnknownArea):
         hint = (exc.hint or "").replace("run 'alerts areas' for the list", "").strip().rstrip("?")
         if gazetteer is not None:
-            hint = re.sub(r"'([^']+)'", lambda m: repr(_area_name(gazetteer, m.group(1))), hint)
+            hint = re.sub(r"'([^']+)'", lambda m: repr(gazetteer.name_of(m.group(1))), hint)
             if not hint:
                 where = gazetteer.root.name
                 return f"{exc.message[0].upper()}{exc.message[1:]}. Use a town, district or postcode district in {where}."
         return f"{exc.message[0].upper()}{exc.message[1:]}." + (f" {hint[0].upper()}{hint[1:]}?" if hint else "")
     return exc.message[0].upper() + exc.message[1:] + ("" if exc.message.endswith(".") else ".")
-
-
-def _area_name(gazetteer: Gazetteer, slug: str) -> str:
-    return gazetteer.node(slug).name if slug in gazetteer else slug
