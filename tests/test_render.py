@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jinja2 import UndefinedError
 
 from alerts.app import App
 from alerts.digest import EmailTemplateError, queue_digests, render
 from alerts.digest.plan import Entry, Variant, load_advisories
 from alerts.digest.render import DigestRenderer
+from alerts.templating import template_environment
 from alerts.types import AreaKind, DigestKind, Frequency
 from tests.conftest import NOW
 from tests.digest_support import (
@@ -245,3 +247,13 @@ def test_one_renderer_renders_a_new_revision_of_an_advisory_with_its_new_words(a
     save(app, advisory("fraud", title="Caller poses as detective"), at=NOW - HOUR / 2)
     text = render_now(True)
     assert "Caller poses as detective" in text and "Caller poses as officer" not in text
+
+
+def test_one_template_environment_escapes_html_templates_and_not_text_ones(tmp_path: Path) -> None:
+    (tmp_path / "page.html").write_text("<p>{{ title }}</p>")
+    (tmp_path / "page.txt").write_text("{{ title }}\n")
+    env = template_environment(tmp_path)
+    assert env.get_template("page.html").render(title="Fish & <chips>") == "<p>Fish &amp; &lt;chips&gt;</p>"
+    assert env.get_template("page.txt").render(title="Fish & <chips>") == "Fish & <chips>\n"
+    with pytest.raises(UndefinedError):
+        env.get_template("page.txt").render()

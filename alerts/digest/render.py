@@ -16,13 +16,14 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import TemplateError
 from premailer import Premailer
 
 from alerts.areas import Gazetteer
 from alerts.config import Config
 from alerts.digest.plan import Entry, Variant
 from alerts.errors import ConfigError
+from alerts.templating import template_environment
 from alerts.text import html_to_text, one_line, sanitise_html
 from alerts.types import Advisory, DigestKind, RenderedDigest
 
@@ -86,11 +87,10 @@ class DigestRenderer:
                     where=str(folder),
                     hint="set 'templates:' in config.yaml to a folder holding email/" + ", email/".join(TEMPLATES),
                 )
-        loader = FileSystemLoader(folder)
-        options: dict[str, Any] = {"undefined": StrictUndefined, "trim_blocks": True, "lstrip_blocks": True}
+        env = template_environment(folder)  # autoescapes the .html template, not the .txt
         try:
-            self._html = Environment(loader=loader, autoescape=True, **options).get_template(HTML_TEMPLATE)
-            self._text = Environment(loader=loader, autoescape=False, **options).get_template(TEXT_TEMPLATE)
+            self._html = env.get_template(HTML_TEMPLATE)
+            self._text = env.get_template(TEXT_TEMPLATE)
         except TemplateError as exc:
             line = getattr(exc, "lineno", None)
             raise EmailTemplateError(

@@ -18,13 +18,14 @@ from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2 import Environment, TemplateError
 from sqlalchemy import func, insert, select
 
 from alerts.config import Config
 from alerts.errors import ConfigError
 from alerts.schema import digests, outbox
 from alerts.store import Store
+from alerts.templating import template_environment
 from alerts.text import one_line
 from alerts.tokens import link_signer
 from alerts.types import Subscriber
@@ -40,14 +41,7 @@ CONFIRM_TEMPLATES = ("confirm.txt", "confirm.html")
 
 @functools.lru_cache(maxsize=4)
 def _environment(directory: Path) -> Environment:
-    return Environment(
-        loader=FileSystemLoader(directory),
-        autoescape=select_autoescape(["html"], default_for_string=False),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    return template_environment(directory)
 
 
 def check_confirmation_templates(config: Config) -> None:
