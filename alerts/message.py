@@ -11,6 +11,14 @@ content (with the personal links at their longest). The HTML part is ASCII with 
 lines, so it is normally 7bit and the links are substituted straight into the bytes;
 a part that needs quoted-printable or base64 is encoded per message after
 substitution, since an encoder could split a placeholder.
+
+Why a second way to build an email exists (``alerts.subscribers.mail``): a confirmation
+goes to one person, once, and is complete when it is queued (its signed link, Date and
+Message-ID are fixed then, so a retry resends the very same bytes). The stdlib
+``EmailMessage`` builds it, correct by construction, and it is queued whole; here it is
+only read back (:class:`_Finished`). This module's byte-level composing exists for the
+other case only: one rendered digest going to thousands, where per-message cost
+matters. Both reach the relay through :class:`MessageFactory`.
 """
 
 from __future__ import annotations

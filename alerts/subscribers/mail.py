@@ -5,6 +5,8 @@ It is built here with the stdlib email package (every header value passes throug
 message: one ``digests`` row of kind ``confirm`` holding the finished subject, text and
 HTML (and, in ``meta["raw"]``, the complete RFC 5322 message), plus one ``outbox`` row,
 so delivery sends it with the same retries and bounce handling as a digest.
+(Digests are composed at send time by :mod:`alerts.message` instead; its docstring says
+why there are two ways.)
 """
 
 from __future__ import annotations
