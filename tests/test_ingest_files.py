@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 from alerts.areas import Gazetteer
 from alerts.errors import AdvisoryError
+from alerts.ingest.build import ParsedFile
 from alerts.ingest.dates import LONDON
-from alerts.ingest.files import MAX_BYTES, ParsedFile, parse_advisory_bytes, parse_advisory_file
+from alerts.ingest.files import MAX_BYTES, parse_advisory_bytes, parse_advisory_file
 from alerts.text import MAX_DEPTH
 from alerts.types import Priority, Status
 from tests.conftest import NOW, SAMPLE

@@ -20,8 +20,9 @@ from sqlalchemy.exc import DataError, IntegrityError
 from alerts.areas import Gazetteer
 from alerts.config import Config
 from alerts.errors import AdvisoryError, AlertsError
+from alerts.ingest.build import ParsedFile
 from alerts.ingest.dates import LONDON
-from alerts.ingest.files import SUFFIXES, ParsedFile, parse_advisory_file
+from alerts.ingest.files import SUFFIXES, parse_advisory_file
 from alerts.store import IngestResult, Outcome, Store
 from alerts.types import AdvisoryInput
 
