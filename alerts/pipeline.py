@@ -337,11 +337,12 @@ def last_scheduled(
 def last_digest(engine: Engine, frequency: Frequency) -> datetime | None:
     """When a ``frequency`` digest run was last queued, from the ``runs`` table."""
     with engine.connect() as conn:
-        return conn.execute(
+        last: datetime | None = conn.execute(
             select(func.max(runs.c.started_at)).where(
                 runs.c.kind == digest_kind(frequency), runs.c.ok.is_(True)
             )
         ).scalar_one()
+    return last
 
 
 def is_due(app: App, frequency: Frequency, now: datetime) -> bool:
