@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from alerts.locking import AlreadyRunning, FileLock, NoLock, PostgresLock, instance_lock
-from alerts.store import engine_url
+from alerts.store import engine_url, open_store
 from tests.conftest import POSTGRES_ENV, REPO
 
 HOLD = """
@@ -30,8 +30,6 @@ sys.stdin.read()  # hold until killed
 @pytest.fixture
 def holder(db_url: str) -> Iterator[subprocess.Popen[str]]:
     """Another process holding the instance lock of ``db_url``."""
-    from alerts.store import open_store
-
     open_store(db_url).close()  # the database exists, as it would for 'alerts serve'
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLD, db_url],
@@ -76,8 +74,6 @@ def test_the_lock_is_free_again_when_its_holder_dies(
 
 
 def test_released_lock_can_be_taken_again_in_process(db_url: str) -> None:
-    from alerts.store import open_store
-
     open_store(db_url).close()
     with instance_lock(db_url), pytest.raises(AlreadyRunning):
         instance_lock(db_url).acquire()
@@ -119,10 +115,6 @@ def test_different_postgres_schemas_do_not_block_each_other(postgres_url: str) -
 
 
 def test_a_dropped_postgres_lock_connection_takes_the_lock_again(postgres_url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    from alerts.store import engine_url
-
     lock = instance_lock(postgres_url)
     assert isinstance(lock, PostgresLock)
     lock.acquire()
@@ -145,9 +137,6 @@ def test_a_dropped_postgres_lock_connection_takes_the_lock_again(postgres_url: s
 
 
 def test_a_lost_lock_that_another_took_is_reported_lost(postgres_url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    from alerts.store import engine_url
 
     lock = instance_lock(postgres_url)
     assert isinstance(lock, PostgresLock)
