@@ -43,8 +43,8 @@ from alerts.digest import queue_digests
 from alerts.ingest import store_advisory
 from alerts.message import MessageFactory, OutboxItem
 from alerts.schema import outbox, subscribers
+from alerts.store.subscribers import insert_subscriber
 from alerts.subscribers import make_subscription
-from alerts.subscribers.records import insert_subscriber
 from alerts.types import AdvisoryInput, AreaKind, Frequency, SubscriberStatus
 
 REPO = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ from alerts.areas import load_gazetteer
 from alerts.config import parse_config
 from alerts.schema import subscriber_areas, subscribers
 from alerts.store import open_store
-from alerts.subscribers import iter_subscribers
+from alerts.store.subscribers import iter_subscribers
 from alerts.subscribers.lists import import_list
 from alerts.tokens import LinkSigner
 from alerts.types import Frequency

@@ -17,8 +17,8 @@ from alerts.app import App
 from alerts.ingest import store_advisory
 from alerts.message import MessageFactory, OutboxItem
 from alerts.schema import digests, outbox, subscriber_advisories, subscribers
-from alerts.subscribers import add_subscriber, make_subscription
-from alerts.subscribers.records import insert_subscriber
+from alerts.store.subscribers import add_subscriber, insert_subscriber
+from alerts.subscribers import make_subscription
 from alerts.types import AdvisoryInput, Frequency, Priority, Status, Subscriber, SubscriberStatus
 from tests.conftest import NOW
 

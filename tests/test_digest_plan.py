@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from alerts.app import App
 from alerts.digest import queue_digests
 from alerts.schema import advisories, subscriber_advisories
-from alerts.subscribers import unsubscribe
+from alerts.store.subscribers import unsubscribe
 from alerts.types import Frequency, Priority, Status, SubscriberStatus
 from tests.conftest import NOW
 from tests.digest_support import (

@@ -19,7 +19,7 @@ from alerts.app import App
 from alerts.config import DigestsConfig
 from alerts.pipeline import KEEP_POLLS, Plan, is_due, last_scheduled, run_cycle, run_once
 from alerts.schema import runs
-from alerts.subscribers.records import add_subscriber
+from alerts.store.subscribers import add_subscriber
 from alerts.subscribers.validation import Subscription
 from alerts.types import Frequency
 from tests.conftest import NOW

@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 from alerts.app import App
 from alerts.errors import ConfigError
 from alerts.schema import digests, outbox
-from alerts.subscribers import (
+from alerts.store.subscribers import (
     ACTIVE,
     PENDING,
     SUPPRESSED,
@@ -30,10 +30,10 @@ from alerts.subscribers import (
     add_subscriber,
     find_subscriber,
     get_subscriber,
-    make_subscription,
     suppress,
     unsubscribe,
 )
+from alerts.subscribers import make_subscription
 from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, LinkSigner
 from alerts.types import Frequency, Subscriber
 from alerts.web import create_app

@@ -75,7 +75,7 @@ def send_pending(
     clock: Callable[[], datetime] = (lambda: now) if now is not None else app.now
 
     def record_bounce(subscriber_id: int) -> bool:
-        from alerts.subscribers import record_bounce
+        from alerts.store.subscribers import record_bounce
 
         return record_bounce(store, subscriber_id, config.delivery.max_bounces, now=clock())
 

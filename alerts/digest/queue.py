@@ -33,7 +33,7 @@ from alerts.digest.plan import (
 from alerts.digest.render import DigestRenderer, RenderedDigest
 from alerts.message import new_message_id
 from alerts.schema import digests, outbox, subscriber_advisories, subscribers
-from alerts.subscribers import iter_subscribers
+from alerts.store.subscribers import iter_subscribers
 from alerts.types import Advisory, Frequency, Subscriber, SubscriberStatus
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection that ``alerts.store.migrate`` passes in,
+"""Alembic environment: runs on the connection that ``alerts.store.database.migrate`` passes in,
 or on ``-x url=...`` when the alembic command line is used directly."""
 
 from alembic import context

@@ -26,7 +26,7 @@ from alerts.areas import Gazetteer
 from alerts.errors import AlertsError, UnknownArea
 from alerts.schema import subscribers
 from alerts.store import Store
-from alerts.subscribers.records import (
+from alerts.store.subscribers import (
     ACTIVE,
     OPTED_OUT,
     PENDING,

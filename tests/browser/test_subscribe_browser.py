@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.delivery import send_pending
-from alerts.subscribers import ACTIVE, PENDING, find_subscriber
+from alerts.store.subscribers import ACTIVE, PENDING, find_subscriber
 from alerts.types import Frequency
 
 

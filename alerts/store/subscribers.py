@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from alerts.errors import AlertsError, NotFound
 from alerts.schema import subscriber_areas, subscribers
-from alerts.store import Store
+from alerts.store.advisories import Store
 from alerts.subscribers.validation import (
     InvalidSubscriber,
     OptedOut,
