@@ -282,7 +282,7 @@ def _mark(engine: Engine, kind: str, now: datetime) -> None:
 def _queue(app: App, frequency: Frequency, now: datetime, report: RunReport) -> None:
     from alerts.digest import queue_digests
 
-    result = queue_digests(app, frequency, now=now)
+    result = queue_digests(app.config, app.store, app.gazetteer, frequency, now=now)
     report.queued += result.messages
 
 

@@ -123,3 +123,28 @@ class Subscriber:
     created_at: datetime
     confirmed_at: datetime | None = None
     bounces: int = 0
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One outbox row to turn into a message. ``name`` is the subscriber's display name
+    for the To header (optional)."""
+
+    outbox_id: int
+    subscriber_id: int
+    digest_id: int
+    message_id: str
+    email: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The little planning needs to know of an advisory (bodies are loaded only to render)."""
+
+    id: int
+    revision: int
+    changed_at: datetime
+    published_at: datetime
+    areas: frozenset[str]
+    urgent: bool

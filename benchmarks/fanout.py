@@ -132,7 +132,7 @@ def queue(config: Path, count: int) -> tuple[int, float]:
             )
             insert_subscriber(conn, subscription, status=SubscriberStatus.ACTIVE, now=now - timedelta(days=1))
     started = time.perf_counter()
-    report = queue_digests(app, Frequency.IMMEDIATE, now=now)
+    report = queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=now)
     seconds = time.perf_counter() - started
     app.close()
     return report.messages, seconds
@@ -141,7 +141,7 @@ def queue(config: Path, count: int) -> tuple[int, float]:
 def prebuilt(config: Path) -> list[tuple[str, bytes]]:
     """The floor's messages: the pipeline's own, built before the clock starts."""
     app = App(config)
-    factory = MessageFactory(app)
+    factory = MessageFactory(app.config, app.store, app.now)
     with app.store.engine.connect() as conn:
         rows = conn.execute(
             select(outbox, subscribers.c.email).join(subscribers, subscribers.c.id == outbox.c.subscriber_id)

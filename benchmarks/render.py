@@ -109,7 +109,7 @@ def measure(count: int, runs: int, sample: int, trace: bool) -> dict[str, Any]:
         if trace:
             tracemalloc.start()
         started, cpu = time.perf_counter(), time.process_time()
-        reports = [queue_digests(app, Frequency(f), now=NOW).as_dict() for f in ("immediate", "daily", "weekly")]
+        reports = [queue_digests(app.config, app.store, app.gazetteer, Frequency(f), now=NOW).as_dict() for f in ("immediate", "daily", "weekly")]
         queue_seconds, queue_cpu = time.perf_counter() - started, time.process_time() - cpu
         traced_peak = tracemalloc.get_traced_memory()[1] if trace else None
         tracemalloc.stop()
@@ -122,7 +122,7 @@ def measure(count: int, runs: int, sample: int, trace: bool) -> dict[str, Any]:
                 .order_by(outbox.c.id).limit(sample)
             ).all()
         items = [OutboxItem(*row) for row in rows]
-        factory = MessageFactory(app)
+        factory = MessageFactory(app.config, app.store, app.now)
         sizes = [len(factory.build(item)) for item in items]  # warm: every digest prepared once
         rates = []
         for _ in range(runs):

@@ -117,7 +117,7 @@ def outbox_items(app: App) -> list[OutboxItem]:
 
 def built(app: App, factory: MessageFactory | None = None) -> list[tuple[OutboxItem, bytes, EmailMessage]]:
     """Every queued message built by the real factory and parsed back by the email package."""
-    factory = factory or MessageFactory(app)
+    factory = factory or MessageFactory(app.config, app.store, app.now)
     found = []
     for item in outbox_items(app):
         data = factory.build(item)

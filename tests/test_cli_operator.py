@@ -36,7 +36,7 @@ def queue_alerts(config: Path, count: int = 1) -> None:
     save(app, advisory("courier-fraud", areas=("medway",)))
     for i in range(count):
         subscribe(app, f"reader{i}@example.org", ["chatham"], frequency=Frequency.IMMEDIATE)
-    assert queue_digests(app, Frequency.IMMEDIATE, now=NOW).messages == count
+    assert queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW).messages == count
     app.close()
 
 

@@ -121,7 +121,7 @@ def test_a_digest_built_by_the_real_message_factory_verifies_after_sending(
     app = signed_app(make_app, sink, key_file, sqlite_url)
     save(app, advisory("courier-fraud", areas=("medway",)))
     subscribe(app, "ann@example.org", ["medway"], frequency=Frequency.IMMEDIATE)
-    queue_digests(app, Frequency.IMMEDIATE, now=NOW)
+    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
 
     assert send_pending(app, now=NOW).sent == 1
 

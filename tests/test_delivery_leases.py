@@ -15,9 +15,9 @@ from sqlalchemy import select, update
 
 from alerts.app import App
 from alerts.delivery import Dispatcher, make_outbox, make_sender
-from alerts.delivery.outbox import Outbox, Outcomes
 from alerts.message import OutboxItem
 from alerts.schema import outbox
+from alerts.store.outbox import Outbox, Outcomes
 from alerts.testing import PlainMessageFactory, SmtpSink, bare_message_id
 from tests.conftest import NOW
 from tests.delivery_fixtures import *  # noqa: F403

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select, update
 
 from alerts.app import App
-from alerts.delivery.outbox import RetryPolicy
 from alerts.schema import subscribers
+from alerts.store.outbox import RetryPolicy
 from alerts.testing import SmtpSink
 from tests.conftest import NOW
 from tests.delivery_fixtures import *  # noqa: F403

@@ -23,10 +23,10 @@ from alerts.config import Config
 from alerts.delivery.base import MessageBuilder, RelayError, Sender
 from alerts.delivery.dkim import DkimSigner
 from alerts.delivery.maildir import MaildirSender
-from alerts.delivery.outbox import Outbox, OutboxStatus, RetryPolicy
 from alerts.delivery.smtp import SmtpSender
 from alerts.delivery.workers import Dispatcher, Progress, SendReport
 from alerts.errors import ConfigError
+from alerts.store.outbox import Outbox, OutboxStatus, RetryPolicy
 
 __all__ = [
     "Dispatcher",
@@ -67,7 +67,7 @@ def send_pending(
     if builder is None:
         from alerts.message import MessageFactory
 
-        builder = MessageFactory(app)
+        builder = MessageFactory(app.config, app.store, app.now)
     if workers is None:
         smtp = config.delivery.smtp
         workers = smtp.connections if config.delivery.backend == "smtp" and smtp else 1

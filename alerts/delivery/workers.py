@@ -32,9 +32,9 @@ from alerts.delivery.base import (
     TemporaryFailure,
 )
 from alerts.delivery.dkim import DkimSigner
-from alerts.delivery.outbox import Claimed, Outbox, Outcomes, Recorded, worker_name
 from alerts.errors import AlertsError
 from alerts.store import StoreError
+from alerts.store.outbox import Claimed, Outbox, Outcomes, Recorded, worker_name
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from alerts.errors import NotFound
 from alerts.schema import advisories, advisory_areas
 from alerts.store.ids import chunks
-from alerts.types import Advisory, AdvisoryInput, Priority, Status
+from alerts.types import Advisory, AdvisoryInput, Candidate, Priority, Status
 
 
 class Outcome(enum.StrEnum):
@@ -187,6 +187,71 @@ class Store:
     def _load(self, query: Any) -> list[Advisory]:
         with self.engine.connect() as conn:
             return load_advisory_rows(conn, conn.execute(query).mappings().all())
+
+
+def load_candidates(
+    store: Store,
+    *,
+    after: datetime,
+    until: datetime,
+    max_age: timedelta,
+    urgent_only: bool = False,
+) -> list[Candidate]:
+    """Live advisories that changed in (``after``, ``until``], newest published first,
+    leaving out those published more than ``max_age`` before they were first ingested."""
+    query = select(
+        advisories.c.id,
+        advisories.c.revision,
+        advisories.c.changed_at,
+        advisories.c.published_at,
+        advisories.c.first_seen_at,
+        advisories.c.priority,
+    ).where(
+        advisories.c.changed_at > after,
+        advisories.c.changed_at <= until,
+        advisories.c.status == Status.ACTIVE.value,
+        advisories.c.expires_at.is_(None) | (advisories.c.expires_at > until),
+    )
+    if urgent_only:
+        query = query.where(advisories.c.priority == Priority.URGENT.value)
+    with store.engine.connect() as conn:
+        rows = [
+            row
+            for row in conn.execute(query)
+            # A backlog (published long before we first saw it) is for feeds and the archive.
+            if row.published_at >= row.first_seen_at - max_age
+        ]
+        areas: dict[int, set[str]] = {row.id: set() for row in rows}
+        for chunk in chunks(list(areas)):
+            for advisory_id, area in conn.execute(
+                select(advisory_areas.c.advisory_id, advisory_areas.c.area).where(
+                    advisory_areas.c.advisory_id.in_(chunk)
+                )
+            ):
+                areas[advisory_id].add(area)
+    candidates = [
+        Candidate(
+            id=row.id,
+            revision=row.revision,
+            changed_at=row.changed_at,
+            published_at=row.published_at,
+            areas=frozenset(areas[row.id]),
+            urgent=row.priority == Priority.URGENT.value,
+        )
+        for row in rows
+    ]
+    candidates.sort(key=lambda c: (c.published_at, c.id), reverse=True)
+    return candidates
+
+
+def load_advisories(store: Store, ids: Iterable[int]) -> dict[int, Advisory]:
+    """Full advisories by id (for rendering)."""
+    found: dict[int, Advisory] = {}
+    with store.engine.connect() as conn:
+        for chunk in chunks(sorted(set(ids))):
+            rows = conn.execute(select(advisories).where(advisories.c.id.in_(chunk))).mappings().all()
+            found.update((item.id, item) for item in load_advisory_rows(conn, rows))
+    return found
 
 
 def load_advisory_rows(conn: Connection, rows: Iterable[Any]) -> list[Advisory]:

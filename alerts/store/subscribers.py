@@ -22,7 +22,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from alerts.errors import AlertsError, NotFound
-from alerts.schema import subscriber_areas, subscribers
+from alerts.schema import UtcDateTime, subscriber_areas, subscribers
 from alerts.store.advisories import Store
 from alerts.subscribers.validation import (
     InvalidSubscriber,
@@ -404,3 +404,16 @@ def as_preferences(subscription: Subscription, existing: Subscriber | None = Non
         forwardable=subscription.forwardable,
         urgent=subscription.urgent,
     )
+
+
+def oldest_watermark(store: Store, frequencies: Iterable[Frequency]) -> datetime | None:
+    """The earliest watermark among active subscribers of these frequencies (None: nobody)."""
+    start = func.coalesce(subscribers.c.watermark, subscribers.c.confirmed_at, subscribers.c.created_at)
+    with store.engine.connect() as conn:
+        value = conn.execute(
+            select(func.min(start, type_=UtcDateTime())).where(
+                subscribers.c.status == SubscriberStatus.ACTIVE.value,
+                subscribers.c.frequency.in_([f.value for f in frequencies]),
+            )
+        ).scalar_one_or_none()
+    return value if isinstance(value, datetime) else None

@@ -1,4 +1,11 @@
-"""The outbox as a work queue: claim due rows under a lease, record what the relay said.
+"""Digests and the outbox: rendered variants (``digests``), the messages queued from them
+(``outbox``) and which revision of which advisory each subscriber was sent
+(``subscriber_advisories``).
+
+Queueing writes a batch of them in one transaction (:func:`queue_batch`); transactional
+mail queues one finished message (:func:`queue_finished_message`).
+
+The outbox is a work queue: claim due rows under a lease, record what the relay said.
 
 A row is ``pending`` until a worker claims it (``sending``, with ``claimed_by`` and a
 lease in ``claimed_until``), then ``sent``, ``bounced``, ``failed`` or ``suppressed``, or
@@ -14,6 +21,7 @@ claim is a ``BEGIN IMMEDIATE`` transaction.
 from __future__ import annotations
 
 import enum
+import hashlib
 import os
 import random
 import socket
@@ -21,15 +29,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from sqlalchemy import Engine, and_, bindparam, func, select, update
+from sqlalchemy import Engine, Row, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from alerts.delivery.base import OutboxItem
-from alerts.schema import outbox, subscribers
-from alerts.types import SubscriberStatus
+from alerts.schema import digests, outbox, subscriber_advisories, subscribers
+from alerts.store.advisories import Store
+from alerts.store.ids import CHUNK, chunks
+from alerts.types import Frequency, OutboxItem, SubscriberStatus
 
-CHUNK = 500  # ids per IN (...) list: well under SQLite's variable limit
+__all__ = ["CHUNK", "chunks"]  # re-exported: delivery and tests chunk with the same size
 
 
 class OutboxStatus(enum.StrEnum):
@@ -148,6 +159,19 @@ class Outbox:
             return (recorded, *self._claim(conn, worker, limit, now))
 
     def _claim(self, conn: Connection, worker: str, limit: int, now: datetime) -> tuple[list[Claimed], int]:
+        rows = self._due_rows(conn, limit, now)
+        if not rows:
+            return [], 0
+        left = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.SUPPRESSED)
+        gone = [r.id for r in rows if r.status in left]
+        held = [r for r in rows if r.status not in left]
+        _mark_left(conn, gone)
+        self._hold(conn, worker, [r.id for r in held], now)
+        return [_claimed(r) for r in held], len(gone)
+
+    def _due_rows(self, conn: Connection, limit: int, now: datetime) -> list[Row[Any]]:
+        """Up to ``limit`` rows to claim, locked: those under an expired lease first, then
+        the pending ones that are due, each in queue order."""
         columns = (
             outbox.c.id,
             outbox.c.subscriber_id,
@@ -180,43 +204,15 @@ class Outbox:
         rows = list(conn.execute(expired))
         if len(rows) < limit:
             rows += conn.execute(due.limit(limit - len(rows))).all()
-        if not rows:
-            return [], 0
-        left = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.SUPPRESSED)
-        gone = [r.id for r in rows if r.status in left]
-        held = [r for r in rows if r.status not in left]
-        for chunk in chunks(gone):
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id.in_(chunk))
-                .values(
-                    status=OutboxStatus.SUPPRESSED,
-                    last_error="subscriber unsubscribed or suppressed before it was sent",
-                    claimed_by=None,
-                    claimed_until=None,
-                )
-            )
-        for chunk in chunks([r.id for r in held]):
+        return rows
+
+    def _hold(self, conn: Connection, worker: str, ids: list[int], now: datetime) -> None:
+        for chunk in chunks(ids):
             conn.execute(
                 update(outbox)
                 .where(outbox.c.id.in_(chunk))
                 .values(status=OutboxStatus.SENDING, claimed_by=worker, claimed_until=now + self.lease)
             )
-        claimed = [
-            Claimed(
-                OutboxItem(
-                    outbox_id=r.id,
-                    subscriber_id=r.subscriber_id,
-                    digest_id=r.digest_id,
-                    message_id=r.message_id,
-                    email=r.email,
-                    name=r.name,
-                ),
-                r.attempts,
-            )
-            for r in held
-        ]
-        return claimed, len(gone)
 
     def renew(self, worker: str, ids: Sequence[int], now: datetime) -> set[int]:
         """Extend the lease on rows this worker still holds; returns the ids it holds."""
@@ -378,6 +374,299 @@ def _dead_here(holder: str, host: str) -> bool:
     return False
 
 
-def chunks(ids: Sequence[int], size: int = CHUNK) -> Iterator[list[int]]:
-    for start in range(0, len(ids), size):
-        yield list(ids[start : start + size])
+
+def _mark_left(conn: Connection, ids: list[int]) -> None:
+    """Rows of subscribers who left or were suppressed since they were queued: never sent."""
+    for chunk in chunks(ids):
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(chunk))
+            .values(
+                status=OutboxStatus.SUPPRESSED,
+                last_error="subscriber unsubscribed or suppressed before it was sent",
+                claimed_by=None,
+                claimed_until=None,
+            )
+        )
+
+
+def _claimed(row: Row[Any]) -> Claimed:
+    item = OutboxItem(
+        outbox_id=row.id,
+        subscriber_id=row.subscriber_id,
+        digest_id=row.digest_id,
+        message_id=row.message_id,
+        email=row.email,
+        name=row.name,
+    )
+    return Claimed(item, row.attempts)
+
+
+# -- digests and queueing ------------------------------------------------------
+
+
+class DigestContent(Protocol):
+    """A rendered variant to store (``alerts.digest.render.RenderedDigest`` is one)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def html(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def areas(self) -> Sequence[str]: ...
+    @property
+    def advisory_ids(self) -> Sequence[int]: ...
+    @property
+    def meta(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class StoredDigest:
+    """A ``digests`` row as delivery reads it. ``meta["transactional"]``: a finished
+    message (a confirmation), with ``meta["raw"]`` the whole RFC 5322 text when kept."""
+
+    id: int
+    key: str
+    kind: str
+    subject: str
+    html: str
+    text: str
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """One message to queue: the variant it uses (by digest key) and its Message-ID."""
+
+    subscriber_id: int
+    digest_key: str
+    message_id: str
+
+
+@dataclass(frozen=True)
+class SentRevision:
+    """Which revision of an advisory a subscriber is being sent, and in which variant."""
+
+    subscriber_id: int
+    advisory_id: int
+    revision: int
+    digest_key: str
+
+
+def queue_batch(
+    store: Store,
+    *,
+    rendered: Iterable[DigestContent],
+    known: dict[str, int],
+    messages: Iterable[QueuedMessage],
+    sent: Iterable[SentRevision],
+    watermarks: Sequence[int] | None,
+    now: datetime,
+) -> dict[str, int]:
+    """Write one batch of a queueing run in one transaction: the newly ``rendered``
+    variants, the pending outbox rows, the sent revisions, and (when given) the
+    watermarks of those subscribers moved to ``now``. ``known`` maps the keys of
+    variants stored earlier to their ids; returns it with the new ones added."""
+    with store.engine.begin() as conn:
+        ids = dict(known)
+        for digest in rendered:
+            ids[digest.key] = _store_digest(conn, digest, now)
+        rows = [
+            {
+                "subscriber_id": m.subscriber_id,
+                "digest_id": ids[m.digest_key],
+                "status": OutboxStatus.PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "message_id": m.message_id,
+                "created_at": now,
+            }
+            for m in messages
+        ]
+        if rows:
+            conn.execute(insert(outbox), rows)
+        revisions = [
+            {
+                "subscriber_id": s.subscriber_id,
+                "advisory_id": s.advisory_id,
+                "revision": s.revision,
+                "digest_id": ids[s.digest_key],
+                "queued_at": now,
+            }
+            for s in sent
+        ]
+        if revisions:
+            _record_sent(conn, revisions)
+        if watermarks is not None:
+            _move_watermarks(conn, watermarks, now)
+    return ids
+
+
+def move_all_watermarks(store: Store, frequencies: Iterable[Frequency], now: datetime) -> None:
+    """Nothing new for anyone: every active subscriber of these frequencies is planned up to ``now``."""
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(subscribers)
+            .where(subscribers.c.status == SubscriberStatus.ACTIVE.value)
+            .where(subscribers.c.frequency.in_([f.value for f in frequencies]))
+            .where(or_(subscribers.c.watermark.is_(None), subscribers.c.watermark < now))
+            .values(watermark=now)
+        )
+
+
+def sent_revisions(
+    store: Store, subscriber_ids: Sequence[int], advisory_ids: Sequence[int]
+) -> dict[tuple[int, int], int]:
+    """(subscriber id, advisory id) -> the revision they were sent, for these ids."""
+    if not subscriber_ids or not advisory_ids:
+        return {}
+    sent: dict[tuple[int, int], int] = {}
+    with store.engine.connect() as conn:
+        for advisory_chunk in chunks(list(advisory_ids), 900):
+            rows = conn.execute(
+                select(
+                    subscriber_advisories.c.subscriber_id,
+                    subscriber_advisories.c.advisory_id,
+                    subscriber_advisories.c.revision,
+                ).where(
+                    subscriber_advisories.c.subscriber_id.in_(list(subscriber_ids)),
+                    subscriber_advisories.c.advisory_id.in_(advisory_chunk),
+                )
+            )
+            for subscriber_id, advisory_id, revision in rows:
+                sent[(subscriber_id, advisory_id)] = revision
+    return sent
+
+
+def queue_finished_message(
+    store: Store,
+    subscriber_id: int,
+    *,
+    kind: str,
+    subject: str,
+    text: str,
+    html: str,
+    message_id: str,
+    meta: dict[str, Any],
+    now: datetime,
+) -> int:
+    """Queue one finished message for one subscriber: a ``digests`` row of ``kind`` with
+    ``meta`` and a pending ``outbox`` row, in one transaction. Returns the outbox id."""
+    with store.engine.begin() as conn:
+        digest_id = conn.execute(
+            insert(digests)
+            .values(
+                key=hashlib.sha256(message_id.encode()).hexdigest(),
+                kind=kind,
+                subject=subject,
+                html=html,
+                text=text,
+                areas=[],
+                advisory_ids=[],
+                created_at=now,
+                meta=meta,
+            )
+            .returning(digests.c.id)
+        ).scalar_one()
+        return int(
+            conn.execute(
+                insert(outbox)
+                .values(
+                    subscriber_id=subscriber_id,
+                    digest_id=digest_id,
+                    status=OutboxStatus.PENDING,
+                    attempts=0,
+                    next_attempt_at=now,
+                    message_id=message_id,
+                    created_at=now,
+                )
+                .returning(outbox.c.id)
+            ).scalar_one()
+        )
+
+
+def queued_since(store: Store, subscriber_id: int, kind: str, since: datetime) -> int:
+    """How many messages of digest ``kind`` were queued for the subscriber after ``since``."""
+    with store.engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(outbox.join(digests, outbox.c.digest_id == digests.c.id))
+                .where(
+                    outbox.c.subscriber_id == subscriber_id,
+                    digests.c.kind == kind,
+                    outbox.c.created_at > since,
+                )
+            ).scalar_one()
+        )
+
+
+def load_digest(store: Store, digest_id: int) -> StoredDigest | None:
+    """The ``digests`` row ``digest_id``, or None."""
+    with store.engine.connect() as conn:
+        row = conn.execute(select(digests).where(digests.c.id == digest_id)).mappings().first()
+    if row is None:
+        return None
+    return StoredDigest(
+        id=row["id"],
+        key=row["key"],
+        kind=row["kind"],
+        subject=row["subject"],
+        html=row["html"],
+        text=row["text"],
+        meta=dict(row["meta"] or {}),
+    )
+
+
+def _store_digest(conn: Connection, digest: DigestContent, now: datetime) -> int:
+    """Insert a rendered variant, or reuse the row an earlier run stored for it."""
+    existing = conn.execute(select(digests.c.id).where(digests.c.key == digest.key)).scalar_one_or_none()
+    if existing is not None:
+        return int(existing)
+    digest_id = conn.execute(
+        insert(digests)
+        .values(
+            key=digest.key,
+            kind=str(digest.kind),
+            subject=digest.subject,
+            html=digest.html,
+            text=digest.text,
+            areas=list(digest.areas),
+            advisory_ids=list(digest.advisory_ids),
+            created_at=now,
+            meta=digest.meta,
+        )
+        .returning(digests.c.id)
+    ).scalar_one()
+    return int(digest_id)
+
+
+def _record_sent(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Upsert which revision of which advisory each subscriber was sent."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(subscriber_advisories)
+    statement = statement.on_conflict_do_update(
+        index_elements=[subscriber_advisories.c.subscriber_id, subscriber_advisories.c.advisory_id],
+        set_={
+            "revision": statement.excluded.revision,
+            "digest_id": statement.excluded.digest_id,
+            "queued_at": statement.excluded.queued_at,
+        },
+    )
+    conn.execute(statement, rows)
+
+
+def _move_watermarks(conn: Connection, ids: Sequence[int], now: datetime) -> None:
+    """Everything up to ``now`` has been planned for these subscribers."""
+    conn.execute(
+        update(subscribers)
+        .where(subscribers.c.id.in_(list(ids)))
+        .where(or_(subscribers.c.watermark.is_(None), subscribers.c.watermark < now))
+        .values(watermark=now)
+    )
