@@ -18,17 +18,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select
-
 from alerts.app import App
-from alerts.config import WEEKDAYS, DigestsConfig
+from alerts.config import WEEKDAYS, Config, DigestsConfig
 from alerts.errors import ConfigError, GazetteerError, UnknownArea
-from alerts.schema import advisories, runs
-from alerts.types import Frequency
+from alerts.store import Store
+from alerts.store.runs import FEEDS_BUILT, digest_kind, feeds_stale, last_digest, mark, record_run
+from alerts.types import Frequency, RunReport
 
 #: Called with the number of messages to send; returns a callback for each one sent.
 SendProgress = Callable[[int], Callable[[int], None]]
@@ -37,12 +36,7 @@ log = logging.getLogger("alerts.pipeline")
 
 #: Errors that mean the configuration is wrong: they stop the run (exit status 2).
 FATAL = (ConfigError, GazetteerError, UnknownArea)
-#: How long the rows of frequent runs are kept (digest rows are kept: they say what is due).
-KEEP_POLLS = timedelta(days=30)
-#: The kinds of ``runs`` rows that come every few minutes; only the last KEEP_POLLS are kept.
-PRUNED = ("poll", "run", "send")
 SCHEDULED = (Frequency.DAILY, Frequency.WEEKLY)
-FEEDS_BUILT = "feeds"
 
 
 @dataclass(frozen=True)
@@ -65,86 +59,6 @@ STARTUP = Plan("startup")
 POLL = Plan("poll", feeds="if-new")
 DAILY = Plan("daily", digests=(Frequency.DAILY,))
 WEEKLY = Plan("weekly", digests=(Frequency.WEEKLY,))
-
-
-@dataclass
-class RunReport:
-    """What one cycle did, in counts, and what went wrong."""
-
-    kind: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    new: int = 0
-    updated: int = 0
-    rejected: int = 0
-    failed_sources: int = 0
-    feeds_written: int = 0
-    feeds_unchanged: int = 0
-    queued: int = 0
-    digests: list[str] = field(default_factory=list)
-    sent: int = 0
-    deferred: int = 0
-    bounced: int = 0
-    failed: int = 0
-    suppressed: int = 0
-    stopped: bool = False
-    #: One line per problem: rejected files, failed sources, failed stages, relay trouble.
-    problems: list[str] = field(default_factory=list)
-    #: Stages that raised (their names); later stages still ran.
-    failed_stages: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """False when the run reported failures: rejected advisories, failed sources, a
-        failed stage, or messages deferred or given up. Bounces are not failures."""
-        return not (
-            self.rejected
-            or self.failed_sources
-            or self.failed_stages
-            or self.deferred
-            or self.failed
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "started_at": self.started_at.isoformat(),
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            "ok": self.ok,
-            "new": self.new,
-            "updated": self.updated,
-            "rejected": self.rejected,
-            "failed_sources": self.failed_sources,
-            "feeds_written": self.feeds_written,
-            "feeds_unchanged": self.feeds_unchanged,
-            "queued": self.queued,
-            "digests": list(self.digests),
-            "sent": self.sent,
-            "deferred": self.deferred,
-            "bounced": self.bounced,
-            "failed": self.failed,
-            "suppressed": self.suppressed,
-            "stopped": self.stopped,
-            "failed_stages": list(self.failed_stages),
-            "problems": list(self.problems),
-            "seconds": round(self.seconds, 3),
-        }
-
-    def summary(self) -> str:
-        """One line an operator reads in a log."""
-        digests = f" (ran the {' and '.join(self.digests)} digests)" if self.digests else ""
-        line = (
-            f"{self.kind}: {self.new} new, {self.updated} updated, {self.rejected} rejected, "
-            f"{self.failed_sources} sources failed; {self.feeds_written} feeds written; "
-            f"{self.queued} messages queued{digests}; {self.sent} sent, {self.deferred} deferred, "
-            f"{self.bounced} bounced, {self.failed} failed ({self.seconds:.1f} s)"
-        )
-        if self.failed_stages:
-            line += f"; FAILED: {', '.join(self.failed_stages)}"
-        if self.stopped:
-            line += "; stopped early, the rest stays queued"
-        return line
 
 
 def run_once(
@@ -206,19 +120,19 @@ def run_cycle(
         ingest = stage("ingest", lambda: _ingest(app, now, report))
         found = bool(ingest)
     if plan.feeds == "always" or (
-        plan.feeds == "if-new" and (found or feeds_stale(app.store.engine, now))
+        plan.feeds == "if-new" and (found or feeds_stale(app.store, now))
     ):
         stage("feeds", lambda: _feeds(app, now, report))
     if plan.immediate:
         stage("immediate", lambda: _queue(app, Frequency.IMMEDIATE, now, report))
     for frequency in plan.digests:
-        if is_due(app, frequency, now):
+        if is_due(app.store, app.config, frequency, now):
             stage(f"{frequency.value} digests", lambda f=frequency: _digest(app, f, now, report))
     if plan.send:
         stage("send", lambda: _send(app, send_at, stop, report, progress))
     report.seconds = time.monotonic() - clock
     report.finished_at = now + timedelta(seconds=report.seconds)
-    record_run(app.store.engine, report)
+    record_run(app.store, report)
     # Each problem on a line of its own, naming the file or source: an operator of
     # 'alerts serve' reads the log, not a terminal.
     for problem in report.problems:
@@ -251,32 +165,7 @@ def _feeds(app: App, now: datetime, report: RunReport) -> None:
 
     result = build_feeds(app, now=now)
     report.feeds_written, report.feeds_unchanged = len(result.written), result.unchanged
-    _mark(app.store.engine, FEEDS_BUILT, now)
-
-
-def feeds_stale(engine: Engine, now: datetime) -> bool:
-    """Did an advisory change (``alerts ingest`` by hand, say) or expire since the last build?"""
-    with engine.connect() as conn:
-        built = conn.execute(
-            select(func.max(runs.c.started_at)).where(runs.c.kind == FEEDS_BUILT)
-        ).scalar_one()
-        if built is None:
-            return True
-        changed = conn.execute(
-            select(advisories.c.id)
-            .where(
-                (advisories.c.updated_at > built)
-                | ((advisories.c.expires_at > built) & (advisories.c.expires_at <= now))
-            )
-            .limit(1)
-        ).first()
-    return changed is not None
-
-
-def _mark(engine: Engine, kind: str, now: datetime) -> None:
-    """A marker row in ``runs``: when this was last done (feeds built, a digest queued).
-    Only the latest marker of a kind is ever read."""
-    add_run(engine, kind, now, now, ok=True, summary={})
+    mark(app.store, FEEDS_BUILT, now)
 
 
 def _queue(app: App, frequency: Frequency, now: datetime, report: RunReport) -> None:
@@ -290,7 +179,7 @@ def _digest(app: App, frequency: Frequency, now: datetime, report: RunReport) ->
     _queue(app, frequency, now, report)
     report.digests.append(frequency.value)
     # The marker that makes this digest not due again until its next scheduled time.
-    _mark(app.store.engine, digest_kind(frequency), now)
+    mark(app.store, digest_kind(frequency), now)
 
 
 def _send(
@@ -299,8 +188,7 @@ def _send(
     from alerts.delivery import send_pending
 
     result = send_pending(app, now=now, stop=stop, progress=progress)
-    report.sent, report.deferred, report.bounced = result.sent, result.deferred, result.bounced
-    report.failed, report.suppressed = result.failed, result.suppressed
+    report.send = result
     report.stopped = report.stopped or result.stopped
     report.problems += [f"send: {e}" for e in result.errors]
     if result.errors and not result.deferred:
@@ -308,10 +196,6 @@ def _send(
 
 
 # -- what is due --------------------------------------------------------------
-
-
-def digest_kind(frequency: Frequency) -> str:
-    return f"digest-{frequency.value}"
 
 
 def last_scheduled(
@@ -334,56 +218,7 @@ def last_scheduled(
     raise AssertionError("unreachable: a scheduled time within three periods")
 
 
-def last_digest(engine: Engine, frequency: Frequency) -> datetime | None:
-    """When a ``frequency`` digest run was last queued, from the ``runs`` table."""
-    with engine.connect() as conn:
-        return conn.execute(
-            select(func.max(runs.c.started_at)).where(
-                runs.c.kind == digest_kind(frequency), runs.c.ok.is_(True)
-            )
-        ).scalar_one()
-
-
-def is_due(app: App, frequency: Frequency, now: datetime) -> bool:
+def is_due(store: Store, config: Config, frequency: Frequency, now: datetime) -> bool:
     """True when the scheduled time of ``frequency`` digests has passed since the last one."""
-    last = last_digest(app.store.engine, frequency)
-    return last is None or last < last_scheduled(frequency, app.config.digests, now, app.config.tz)
-
-
-def record_run(engine: Engine, report: RunReport) -> None:
-    """One ``runs`` row per cycle; poll and ``alerts run`` rows older than :data:`KEEP_POLLS`
-    are pruned (``alerts run`` from cron every few minutes would otherwise add 100,000 a year)."""
-    add_run(
-        engine,
-        report.kind,
-        report.started_at,
-        report.finished_at,
-        ok=report.ok,
-        summary=report.as_dict(),
-        prune=PRUNED,
-    )
-
-
-def add_run(
-    engine: Engine,
-    kind: str,
-    started: datetime,
-    finished: datetime | None,
-    *,
-    ok: bool,
-    summary: dict[str, Any],
-    prune: tuple[str, ...] | None = None,
-) -> None:
-    """Insert a ``runs`` row and delete the rows of the ``prune`` kinds (default: this
-    kind) older than :data:`KEEP_POLLS`, in one transaction."""
-    with engine.begin() as conn:
-        conn.execute(
-            insert(runs).values(
-                kind=kind, started_at=started, finished_at=finished, ok=ok, summary=summary
-            )
-        )
-        conn.execute(
-            delete(runs).where(
-                runs.c.kind.in_(prune or (kind,)), runs.c.started_at < started - KEEP_POLLS
-            )
-        )
+    last = last_digest(store, frequency)
+    return last is None or last < last_scheduled(frequency, config.digests, now, config.tz)

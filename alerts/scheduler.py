@@ -49,9 +49,9 @@ from alerts.pipeline import (
     WEEKLY,
     Plan,
     is_due,
-    last_digest,
     run_cycle,
 )
+from alerts.store.runs import last_digest
 from alerts.types import Frequency
 
 log = logging.getLogger("alerts.scheduler")
@@ -226,8 +226,8 @@ def schedule_table(app: App, now: datetime) -> list[dict[str, Any]]:
             "does": does,
         }
         if spec.id in ("daily", "weekly"):
-            row["due_now"] = is_due(app, Frequency(spec.id), now)
-            row["last_digest"] = last_digest(app.store.engine, Frequency(spec.id))
+            row["due_now"] = is_due(app.store, app.config, Frequency(spec.id), now)
+            row["last_digest"] = last_digest(app.store, Frequency(spec.id))
         rows.append(row)
     return rows
 

@@ -359,8 +359,8 @@ def test_rows_of_frequent_runs_are_kept_for_a_month_not_for_ever(config_path: Pa
 
     from sqlalchemy import insert, select
 
-    from alerts.pipeline import KEEP_POLLS
     from alerts.schema import runs
+    from alerts.store.runs import KEEP_POLLS
 
     app = App(config_path)
     old = datetime.now(UTC) - KEEP_POLLS - timedelta(days=1)

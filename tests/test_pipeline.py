@@ -17,11 +17,12 @@ from sqlalchemy import insert, select
 
 from alerts.app import App
 from alerts.config import DigestsConfig
-from alerts.pipeline import KEEP_POLLS, Plan, is_due, last_scheduled, run_cycle, run_once
+from alerts.pipeline import Plan, is_due, last_scheduled, run_cycle, run_once
 from alerts.schema import runs
+from alerts.store.runs import KEEP_POLLS
 from alerts.store.subscribers import add_subscriber
 from alerts.subscribers.validation import Subscription
-from alerts.types import Frequency
+from alerts.types import Frequency, RunReport, SendReport
 from tests.conftest import NOW
 
 LONDON = ZoneInfo("Europe/London")
@@ -121,7 +122,7 @@ def test_each_run_is_recorded_with_its_summary(app: App) -> None:
 def test_a_daily_digest_is_due_once_its_local_time_has_passed(app: App) -> None:
     run_cycle(app, NO_FEEDS, now=NOW)  # Wednesday 12:00: daily and weekly go
     thursday = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)  # 07:00 GMT
-    assert not is_due(app, Frequency.DAILY, thursday - timedelta(minutes=1))
+    assert not is_due(app.store, app.config, Frequency.DAILY, thursday - timedelta(minutes=1))
     write_advisory(source_folder(app), "fraud.md", thursday - timedelta(hours=2))
     report = run_cycle(app, NO_FEEDS, now=thursday + timedelta(minutes=1))
     assert report.digests == ["daily"]  # the weekly waits for Monday
@@ -271,3 +272,14 @@ def test_a_poll_rebuilds_feeds_only_when_an_advisory_changed(app: App, tmp_path:
     ingest_files([tmp_path / "by-hand"], app.store, app.gazetteer, now=NOW + timedelta(minutes=15))
     report = run_cycle(app, POLL, now=NOW + timedelta(minutes=20))
     assert report.new == 0 and report.feeds_written > 0
+
+
+def test_a_run_report_holds_the_send_report_and_keeps_its_suppressed_addresses() -> None:
+    delivered = SendReport(sent=2, bounced=1, suppressed=1, suppressed_addresses=1, stopped=True)
+    report = RunReport(kind="run", started_at=NOW, send=delivered)
+    summary = report.as_dict()
+    assert report.send is delivered
+    assert (summary["sent"], summary["bounced"], summary["suppressed"]) == (2, 1, 1)
+    assert summary["suppressed_addresses"] == 1
+    # The run's own keys stay as they were (alerts run --json is a contract).
+    assert {"new", "queued", "deferred", "failed", "stopped", "problems", "seconds"} <= summary.keys()
