@@ -17,32 +17,21 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
-
-from sqlalchemy import Engine, delete, insert, select
 
 from alerts import __version__
 from alerts.areas import Gazetteer
 from alerts.errors import AdvisoryError, SourceError
 from alerts.ingest import IngestReport, Progress, save_parsed
 from alerts.ingest.files import MAX_BYTES, SUFFIXES, parse_advisory_bytes
-from alerts.schema import source_files
 from alerts.store import Store
+from alerts.store.sources import SeenFile, load_seen_files, save_seen_files
 
 # A file modified this close to the scan may change again within the same mtime tick
 # unseen (the "racy git" problem), so its stat is not trusted at the next poll.
 RACY_NS = 2_000_000_000
-
-
-@dataclass(frozen=True)
-class Seen:
-    mtime_ns: int
-    size: int
-    sha256: str
-    parser: str | None
 
 
 def ingest_directories(
@@ -87,7 +76,7 @@ def ingest_directories(
             continue
         roots.append(str(path))
         found.update(files)
-    seen = load_seen(store.engine, roots)
+    seen = load_seen_files(store, roots)
     todo = []
     for name, info in found.items():
         old = seen.get(name)
@@ -102,7 +91,7 @@ def ingest_directories(
             todo.append((name, info, old))
     advance = progress(len(todo)) if progress and todo else None
     scanned_ns = time.time_ns()
-    remember: dict[str, Seen] = {}
+    remember: dict[str, SeenFile] = {}
     for name, info, old in todo:
         try:
             with open(name, "rb") as handle:
@@ -124,13 +113,13 @@ def ingest_directories(
             report.merge(batch)
         if not batch.rejected:
             racy = abs(scanned_ns - info.st_mtime_ns) < RACY_NS
-            remember[name] = Seen(
+            remember[name] = SeenFile(
                 -1 if racy else info.st_mtime_ns, info.st_size, digest, fingerprint
             )
         if advance:
             advance(1)
     vanished = [name for name in seen if name not in found]
-    save_seen(store.engine, remember, forget=vanished, now=now)
+    save_seen_files(store, remember, forget=vanished, now=now)
     return report
 
 
@@ -167,49 +156,3 @@ def parser_fingerprint(gazetteer: Gazetteer, zone: ZoneInfo) -> str:
     places = sorted((n.slug, n.name, n.parent or "", *n.aliases) for n in gazetteer.nodes.values())
     payload = repr((__version__, str(zone), places)).encode()
     return hashlib.sha256(payload).hexdigest()[:32]
-
-
-def load_seen(engine: Engine, roots: list[str]) -> dict[str, Seen]:
-    """What was last seen of every file under ``roots``."""
-    prefixes = tuple(root.rstrip(os.sep) + os.sep for root in roots)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                source_files.c.path,
-                source_files.c.mtime_ns,
-                source_files.c.size,
-                source_files.c.sha256,
-                source_files.c.parser,
-            )
-        ).all()
-    return {
-        path: Seen(mtime_ns, size, sha256, parser)
-        for path, mtime_ns, size, sha256, parser in rows
-        if path in roots or path.startswith(prefixes)
-    }
-
-
-def save_seen(engine: Engine, seen: dict[str, Seen], *, forget: list[str], now: datetime) -> None:
-    if not seen and not forget:
-        return
-    names = [*seen, *forget]
-    with engine.begin() as conn:
-        for start in range(0, len(names), 500):
-            conn.execute(
-                delete(source_files).where(source_files.c.path.in_(names[start : start + 500]))
-            )
-        if seen:
-            conn.execute(
-                insert(source_files),
-                [
-                    {
-                        "path": name,
-                        "mtime_ns": s.mtime_ns,
-                        "size": s.size,
-                        "sha256": s.sha256,
-                        "parser": s.parser,
-                        "seen_at": now,
-                    }
-                    for name, s in seen.items()
-                ],
-            )

@@ -1,14 +1,17 @@
-"""Id lists for ``IN (...)`` clauses, in chunks: written once for every aggregate."""
+"""Lists for ``IN (...)`` clauses, in chunks: written once for every aggregate."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TypeVar
 
-#: Ids per ``IN (...)`` list: well under SQLite's variable limit.
+#: Values per ``IN (...)`` list: well under SQLite's variable limit.
 CHUNK = 500
 
+T = TypeVar("T")
 
-def chunks(ids: Sequence[int], size: int = CHUNK) -> Iterator[list[int]]:
-    """``ids`` in lists of at most ``size``."""
-    for start in range(0, len(ids), size):
-        yield list(ids[start : start + size])
+
+def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[list[T]]:
+    """``values`` in lists of at most ``size``."""
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
