@@ -163,7 +163,7 @@ def _ingest(app: App, now: datetime, report: RunReport) -> bool:
 def _feeds(app: App, now: datetime, report: RunReport) -> None:
     from alerts.feeds import build_feeds
 
-    result = build_feeds(app, now=now)
+    result = build_feeds(app.config, app.store, app.gazetteer, now=now)
     report.feeds_written, report.feeds_unchanged = len(result.written), result.unchanged
     mark(app.store, FEEDS_BUILT, now)
 

@@ -40,7 +40,7 @@ def site(write_config: Callable[..., Path], advisory_dir: Path) -> Iterator[App]
     with time_machine.travel(NOW, tick=False):
         report = ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW)
         assert len(report.new) == 2 and not report.rejected
-        build_feeds(app, now=NOW)
+        build_feeds(app.config, app.store, app.gazetteer, now=NOW)
         yield app
     app.close()
 
@@ -262,13 +262,13 @@ def test_rebuild_with_nothing_new_keeps_the_etag_and_a_change_alters_it(
     client: TestClient, site: App, tmp_path: Path
 ) -> None:
     etag = client.get("/feeds/medway.rss").headers["etag"]
-    build_feeds(site, now=NOW + timedelta(hours=1))
+    build_feeds(site.config, site.store, site.gazetteer, now=NOW + timedelta(hours=1))
     assert client.get("/feeds/medway.rss", headers={"If-None-Match": etag}).status_code == 304
     folder = tmp_path / "news"
     folder.mkdir()
     write_advisory(folder, "m", title="Appeal in Chatham", url="https://www.kent.police.uk/news/m/")
     ingest_files([folder], site.store, site.gazetteer, now=NOW + timedelta(hours=2))
-    build_feeds(site, now=NOW + timedelta(hours=2))
+    build_feeds(site.config, site.store, site.gazetteer, now=NOW + timedelta(hours=2))
     changed = client.get("/feeds/medway.rss", headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag
     assert "Appeal in Chatham" in changed.text

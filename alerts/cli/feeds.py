@@ -32,7 +32,7 @@ def build(app: App, out: Path | None, as_json: bool) -> None:
     """
     from alerts.feeds import build_feeds
 
-    report = build_feeds(app, now=app.now(), out=out)
+    report = build_feeds(app.config, app.store, app.gazetteer, now=app.now(), out=out)
     if as_json:
         print_json(report.as_dict())
         return

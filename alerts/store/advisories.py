@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, case, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from alerts.errors import NotFound
@@ -252,6 +252,36 @@ def load_advisories(store: Store, ids: Iterable[int]) -> dict[int, Advisory]:
             rows = conn.execute(select(advisories).where(advisories.c.id.in_(chunk))).mappings().all()
             found.update((item.id, item) for item in load_advisory_rows(conn, rows))
     return found
+
+
+def last_changes(store: Store, now: datetime) -> tuple[datetime | None, dict[str, datetime]]:
+    """The newest update or past expiry of any advisory (None: there are none), and of
+    the advisories of each area."""
+    expired = case((advisories.c.expires_at <= now, advisories.c.expires_at), else_=None)
+    with store.engine.connect() as conn:
+        overall = conn.execute(select(func.max(advisories.c.updated_at), func.max(expired))).one()
+        rows = conn.execute(
+            select(advisory_areas.c.area, func.max(advisories.c.updated_at), func.max(expired))
+            .join(advisories, advisories.c.id == advisory_areas.c.advisory_id)
+            .group_by(advisory_areas.c.area)
+        ).all()
+    by_area: dict[str, datetime] = {}
+    for area, *values in rows:
+        latest = _latest(values)
+        if latest is not None:
+            by_area[area] = latest
+    return _latest(overall), by_area
+
+
+def _latest(values: Iterable[datetime | str | None]) -> datetime | None:
+    return max((_aware(value) for value in values if value is not None), default=None)
+
+
+def _aware(value: datetime | str) -> datetime:
+    # max() over a UtcDateTime column comes back untyped on SQLite (a string) and naive.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def load_advisory_rows(conn: Connection, rows: Iterable[Any]) -> list[Advisory]:
