@@ -24,9 +24,10 @@ from alerts.delivery.base import MessageBuilder, RelayError, Sender
 from alerts.delivery.dkim import DkimSigner
 from alerts.delivery.maildir import MaildirSender
 from alerts.delivery.smtp import SmtpSender
-from alerts.delivery.workers import Dispatcher, Progress, SendReport
+from alerts.delivery.workers import Dispatcher, Progress
 from alerts.errors import ConfigError
 from alerts.store.outbox import Outbox, OutboxStatus, RetryPolicy
+from alerts.types import SendReport
 
 __all__ = [
     "Dispatcher",

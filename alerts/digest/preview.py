@@ -10,10 +10,10 @@ from alerts.areas import Gazetteer
 from alerts.config import Config
 from alerts.digest.plan import DigestKind, Planner, areas_key
 from alerts.digest.render import DigestRenderer, RenderedDigest
-from alerts.message import OutboxItem, PreparedDigest, new_message_id
+from alerts.message import PreparedDigest, new_message_id
 from alerts.store.advisories import Store, load_advisories, load_candidates
 from alerts.tokens import PersonalLinks
-from alerts.types import Frequency, Subscriber, SubscriberStatus
+from alerts.types import Frequency, OutboxItem, Subscriber, SubscriberStatus
 
 #: How far back each frequency looks for "new" in a preview.
 PERIOD = {

@@ -202,13 +202,13 @@ class _Run:
         if self.dry_run:
             self._report(plans, subjects)
             return
-        messages, sent = self._rows(plans)
+        messages, revisions = self._rows(plans)
         ids = queue_batch(
             self.store,
             rendered=rendered.values(),
             known=self.digest_ids,
             messages=messages,
-            sent=sent,
+            sent=revisions,
             watermarks=[s.id for s in batch] if sweep.move_watermark else None,
             now=self.now,
         )

@@ -169,7 +169,7 @@ class Outbox:
         self._hold(conn, worker, [r.id for r in held], now)
         return [_claimed(r) for r in held], len(gone)
 
-    def _due_rows(self, conn: Connection, limit: int, now: datetime) -> list[Row[Any]]:
+    def _due_rows(self, conn: Connection, limit: int, now: datetime) -> list[Row[*tuple[Any, ...]]]:
         """Up to ``limit`` rows to claim, locked: those under an expired lease first, then
         the pending ones that are due, each in queue order."""
         columns = (
@@ -390,7 +390,7 @@ def _mark_left(conn: Connection, ids: list[int]) -> None:
         )
 
 
-def _claimed(row: Row[Any]) -> Claimed:
+def _claimed(row: Row[*tuple[Any, ...]]) -> Claimed:
     item = OutboxItem(
         outbox_id=row.id,
         subscriber_id=row.subscriber_id,
