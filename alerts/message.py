@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from alerts.config import Config
 from alerts.errors import AlertsError, NotFound
@@ -254,10 +254,11 @@ def recipient_header(item: OutboxItem) -> bytes:
     return _fold("To", value, email.policy.SMTPUTF8)
 
 
-def _fold(name: str, value: str, policy: Any = _HEADER_POLICY) -> bytes:
+def _fold(name: str, value: str, policy: email.policy.EmailPolicy[EmailMessage] = _HEADER_POLICY) -> bytes:
     """A header line, RFC 2047-encoded where needed and folded by the email package."""
     header = policy.header_factory(name, one_line(value))
-    return header.fold(policy=policy).encode("utf-8" if policy.utf8 else "ascii")
+    folded: str = header.fold(policy=policy)
+    return folded.encode("utf-8" if policy.utf8 else "ascii")
 
 
 class _Finished:

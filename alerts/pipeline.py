@@ -14,17 +14,22 @@ next, and the per-subscriber watermarks make a repeated run send nothing twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from alerts.app import App
+from alerts.areas import Gazetteer
 from alerts.config import WEEKDAYS, Config, DigestsConfig
+from alerts.delivery import send_pending
+from alerts.digest import queue_digests
 from alerts.errors import ConfigError, GazetteerError, UnknownArea
+from alerts.feeds import build_feeds
+from alerts.ingest import ingest_sources
 from alerts.store import Store
 from alerts.store.runs import FEEDS_BUILT, digest_kind, feeds_stale, last_digest, mark, record_run
 from alerts.types import Frequency, RunReport
@@ -61,8 +66,21 @@ DAILY = Plan("daily", digests=(Frequency.DAILY,))
 WEEKLY = Plan("weekly", digests=(Frequency.WEEKLY,))
 
 
+class Resources(Protocol):
+    """What a cycle works with (:class:`alerts.app.App` is one): the config, the store,
+    the gazetteer and the clock."""
+
+    @property
+    def config(self) -> Config: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def gazetteer(self) -> Gazetteer: ...
+    def now(self) -> datetime: ...
+
+
 def run_once(
-    app: App,
+    app: Resources,
     *,
     now: datetime | None = None,
     stop: threading.Event | None = None,
@@ -78,7 +96,7 @@ def run_once(
 
 
 def run_cycle(
-    app: App,
+    app: Resources,
     plan: Plan,
     *,
     now: datetime | None = None,
@@ -86,16 +104,61 @@ def run_cycle(
     progress: SendProgress | None = None,
 ) -> RunReport:
     """Run the stages ``plan`` asks for, in pipeline order, record the run and log one line."""
-    # A run on the clock lets delivery read the clock as it goes (retry times); a run
-    # for a given instant (tests, replays) sends as of that instant.
-    send_at = now
-    now = now or app.now()
-    stop = stop or threading.Event()
-    report = RunReport(kind=plan.kind, started_at=now)
-    clock = time.monotonic()
+    cycle = _Cycle(app.config, app.store, app.gazetteer, plan, now or app.now(), now, stop or threading.Event(), progress)
+    cycle.run()
+    return cycle.report
 
-    def stage(name: str, action: Any) -> Any:
-        if stop.is_set():
+
+class _Cycle:
+    """One cycle: its stages in pipeline order, each guarded so that one that fails is
+    reported and the later ones still run."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        gazetteer: Gazetteer,
+        plan: Plan,
+        now: datetime,
+        send_at: datetime | None,
+        stop: threading.Event,
+        progress: SendProgress | None,
+    ):
+        self.config = config
+        self.store = store
+        self.gazetteer = gazetteer
+        self.plan = plan
+        self.now = now
+        # A run on the clock lets delivery read the clock as it goes (retry times); a run
+        # for a given instant (tests, replays) sends as of that instant.
+        self.send_at = send_at
+        self.stop = stop
+        self.progress = progress
+        self.report = RunReport(kind=plan.kind, started_at=now)
+
+    def run(self) -> None:
+        plan, now = self.plan, self.now
+        started = time.monotonic()
+        found = False
+        if plan.ingest:
+            found = bool(self._stage("ingest", self._ingest))
+        if plan.feeds == "always" or (plan.feeds == "if-new" and (found or feeds_stale(self.store, now))):
+            self._stage("feeds", self._feeds)
+        if plan.immediate:
+            self._stage("immediate", lambda: self._queue(Frequency.IMMEDIATE))
+        for frequency in plan.digests:
+            if is_due(self.store, self.config, frequency, now):
+                self._stage(f"{frequency.value} digests", functools.partial(self._digest, frequency))
+        if plan.send:
+            self._stage("send", self._send)
+        self.report.seconds = time.monotonic() - started
+        self.report.finished_at = now + timedelta(seconds=self.report.seconds)
+        record_run(self.store, self.report)
+        self._log()
+
+    def _stage(self, name: str, action: Callable[[], object]) -> object:
+        report = self.report
+        if self.stop.is_set():
             report.stopped = True
             return None
         try:
@@ -115,84 +178,53 @@ def run_cycle(
             report.problems.append(f"{name}: {exc}")
             return None
 
-    found = False
-    if plan.ingest:
-        ingest = stage("ingest", lambda: _ingest(app, now, report))
-        found = bool(ingest)
-    if plan.feeds == "always" or (
-        plan.feeds == "if-new" and (found or feeds_stale(app.store, now))
-    ):
-        stage("feeds", lambda: _feeds(app, now, report))
-    if plan.immediate:
-        stage("immediate", lambda: _queue(app, Frequency.IMMEDIATE, now, report))
-    for frequency in plan.digests:
-        if is_due(app.store, app.config, frequency, now):
-            stage(f"{frequency.value} digests", lambda f=frequency: _digest(app, f, now, report))
-    if plan.send:
-        stage("send", lambda: _send(app, send_at, stop, report, progress))
-    report.seconds = time.monotonic() - clock
-    report.finished_at = now + timedelta(seconds=report.seconds)
-    record_run(app.store, report)
-    # Each problem on a line of its own, naming the file or source: an operator of
-    # 'alerts serve' reads the log, not a terminal.
-    for problem in report.problems:
-        log.warning("%s", problem, extra={"ctx_kind": report.kind})
-    log.info(
-        "%s",
-        report.summary(),
-        extra={f"ctx_{k}": v for k, v in report.as_dict().items() if k != "problems"},
-    )
-    return report
+    def _log(self) -> None:
+        report = self.report
+        # Each problem on a line of its own, naming the file or source: an operator of
+        # 'alerts serve' reads the log, not a terminal.
+        for problem in report.problems:
+            log.warning("%s", problem, extra={"ctx_kind": report.kind})
+        log.info(
+            "%s",
+            report.summary(),
+            extra={f"ctx_{k}": v for k, v in report.as_dict().items() if k != "problems"},
+        )
 
+    # -- the stages -----------------------------------------------------------
 
-# -- the stages ---------------------------------------------------------------
+    def _ingest(self) -> bool:
+        report = self.report
+        result = ingest_sources(self.config, self.store, self.gazetteer, now=self.now)
+        counts = result.counts()
+        report.new, report.updated = counts["new"], counts["updated"]
+        report.rejected, report.failed_sources = counts["rejected"], counts["failed_sources"]
+        report.problems += [f"rejected: {e}" for e in result.rejected]
+        report.problems += [f"source failed: {e}" for e in result.source_errors]
+        return bool(result.new or result.updated)
 
+    def _feeds(self) -> None:
+        result = build_feeds(self.config, self.store, self.gazetteer, now=self.now)
+        self.report.feeds_written, self.report.feeds_unchanged = len(result.written), result.unchanged
+        mark(self.store, FEEDS_BUILT, self.now)
 
-def _ingest(app: App, now: datetime, report: RunReport) -> bool:
-    from alerts.ingest import ingest_sources
+    def _queue(self, frequency: Frequency) -> None:
+        result = queue_digests(self.config, self.store, self.gazetteer, frequency, now=self.now)
+        self.report.queued += result.messages
 
-    result = ingest_sources(app.config, app.store, app.gazetteer, now=now)
-    counts = result.counts()
-    report.new, report.updated = counts["new"], counts["updated"]
-    report.rejected, report.failed_sources = counts["rejected"], counts["failed_sources"]
-    report.problems += [f"rejected: {e}" for e in result.rejected]
-    report.problems += [f"source failed: {e}" for e in result.source_errors]
-    return bool(result.new or result.updated)
+    def _digest(self, frequency: Frequency) -> None:
+        self._queue(frequency)
+        self.report.digests.append(frequency.value)
+        # The marker that makes this digest not due again until its next scheduled time.
+        mark(self.store, digest_kind(frequency), self.now)
 
-
-def _feeds(app: App, now: datetime, report: RunReport) -> None:
-    from alerts.feeds import build_feeds
-
-    result = build_feeds(app.config, app.store, app.gazetteer, now=now)
-    report.feeds_written, report.feeds_unchanged = len(result.written), result.unchanged
-    mark(app.store, FEEDS_BUILT, now)
-
-
-def _queue(app: App, frequency: Frequency, now: datetime, report: RunReport) -> None:
-    from alerts.digest import queue_digests
-
-    result = queue_digests(app.config, app.store, app.gazetteer, frequency, now=now)
-    report.queued += result.messages
-
-
-def _digest(app: App, frequency: Frequency, now: datetime, report: RunReport) -> None:
-    _queue(app, frequency, now, report)
-    report.digests.append(frequency.value)
-    # The marker that makes this digest not due again until its next scheduled time.
-    mark(app.store, digest_kind(frequency), now)
-
-
-def _send(
-    app: App, now: datetime | None, stop: threading.Event, report: RunReport, progress: SendProgress | None
-) -> None:
-    from alerts.delivery import send_pending
-
-    result = send_pending(app, now=now, stop=stop, progress=progress)
-    report.send = result
-    report.stopped = report.stopped or result.stopped
-    report.problems += [f"send: {e}" for e in result.errors]
-    if result.errors and not result.deferred:
-        report.failed_stages.append("send")
+    def _send(self) -> None:
+        report = self.report
+        result = send_pending(self.config, self.store, now=self.send_at, stop=self.stop, progress=self.progress)
+        report.send = result
+        report.stopped = report.stopped or result.stopped
+        report.problems += [f"send: {e}" for e in result.errors]
+        if result.errors and not result.deferred:
+            report.failed_stages.append("send")
 
 
 # -- what is due --------------------------------------------------------------

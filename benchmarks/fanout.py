@@ -159,7 +159,7 @@ def run_pipeline(config: Path, queued: Path, database: Path, connections: int) -
     app = App(config)
     app.store  # connect and migrate before the clock starts  # noqa: B018
     started = time.perf_counter()
-    report = send_pending(app, workers=connections)
+    report = send_pending(app.config, app.store, workers=connections)
     seconds = time.perf_counter() - started
     app.close()
     if report.sent == 0 or report.deferred or report.failed:

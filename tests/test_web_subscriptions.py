@@ -427,7 +427,7 @@ def test_a_web_sign_up_is_delivered_and_its_link_confirms(app: App, client: Test
 
     with time_machine.travel(NOW, tick=False):
         client.post("/subscribe", data={"email": "e2e@example.org", "areas": "ME4", "frequency": "daily"})
-        report = send_pending(app, now=NOW)
+        report = send_pending(app.config, app.store, now=NOW)
     assert report.sent == 1
     [path] = list((app.config.delivery.maildir / "new").iterdir())
     delivered = email.message_from_bytes(path.read_bytes(), policy=default)
