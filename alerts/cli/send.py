@@ -15,6 +15,7 @@ import click
 from alerts.app import App
 from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, progress_bar, with_app
 from alerts.cli.checks import check_startup
+from alerts.delivery import send_pending
 from alerts.errors import AlertsError
 from alerts.store.runs import STATUSES, add_run, outbox_status
 
@@ -36,8 +37,6 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
     leaves the rest queued. Several 'alerts send' may run at once on PostgreSQL.
     Exit status 1 when messages failed for good or the relay could not be reached.
     """
-    from alerts.delivery import send_pending
-
     check_startup(app, mail=True)
     stop = threading.Event()
     started = app.now()

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from alerts import __version__
 from alerts.areas import Gazetteer
 from alerts.errors import AdvisoryError, SourceError
-from alerts.ingest import IngestReport, Progress, save_parsed
+from alerts.ingest.batch import IngestReport, Progress, save_parsed
 from alerts.ingest.files import MAX_BYTES, SUFFIXES, parse_advisory_bytes
 from alerts.store import Store
 from alerts.store.sources import SeenFile, load_seen_files, save_seen_files

@@ -21,7 +21,7 @@ from alerts import __version__
 from alerts.areas import Gazetteer
 from alerts.config import SourceConfig
 from alerts.errors import ConfigError, SourceError, UnknownArea
-from alerts.ingest import IngestReport, save_parsed
+from alerts.ingest.batch import IngestReport, save_parsed
 from alerts.ingest.entries import RETRY_HINT, Fetched, parse_feed
 from alerts.store import Store
 from alerts.store.sources import UpstreamPoll, load_upstream_poll, save_upstream_poll
