@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, delete, func, insert, select, update
+from sqlalchemy import Engine, RowMapping, case, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from alerts.errors import NotFound
@@ -62,64 +62,15 @@ class Store:
         body bumps ``revision`` and ``changed_at``; other changes (status, expiry, areas,
         ...) only ``updated_at``; nothing changed leaves the row alone.
         """
-        areas = sorted(set(areas))
-        content_hash = material_hash(item)
-        values: dict[str, Any] = {
-            "url": item.url,
-            "title": item.title,
-            "summary": item.summary,
-            "body_html": item.body_html,
-            "body_text": item.body_text,
-            "content_hash": content_hash,
-            "published_at": item.published_at,
-            "date_assumed": item.date_assumed,
-            "source": item.source,
-            "force_area": item.force_area,
-            "image_url": item.image_url,
-            "status": item.status.value,
-            "priority": item.priority.value,
-            "expires_at": item.expires_at,
-            "tags": sorted(item.areas),
-            "extra": _jsonable(item.extra),
-        }
+        wanted = sorted(set(areas))
+        values = _row_values(item)
         with self.engine.begin() as conn:
             row = conn.execute(
                 select(advisories).where(advisories.c.key == item.key).with_for_update()
             ).mappings().first()
             if row is None:
-                inserted = conn.execute(
-                    insert(advisories).values(
-                        key=item.key, first_seen_at=now, changed_at=now, updated_at=now, revision=1, **values
-                    )
-                ).inserted_primary_key
-                assert inserted is not None  # an INSERT always has a key
-                advisory_id = inserted[0]
-                _set_areas(conn, advisory_id, areas)
-                return IngestResult(Outcome.NEW, advisory_id, 1)
-            if item.date_assumed:
-                # No date in the source: it was published when first seen, not now.
-                values["published_at"] = row["published_at"]
-                values["date_assumed"] = True
-            old_areas = sorted(
-                conn.execute(
-                    select(advisory_areas.c.area).where(advisory_areas.c.advisory_id == row["id"])
-                ).scalars()
-            )
-            changed = {k for k, v in values.items() if row[k] != v} - {"source", "body_text"}
-            if not changed and old_areas == areas:
-                return IngestResult(Outcome.UNCHANGED, row["id"], row["revision"])
-            revision = row["revision"]
-            if content_hash != row["content_hash"]:
-                revision += 1
-                values["changed_at"] = now
-            conn.execute(
-                update(advisories)
-                .where(advisories.c.id == row["id"])
-                .values(updated_at=now, revision=revision, **values)
-            )
-            if old_areas != areas:
-                _set_areas(conn, row["id"], areas)
-            return IngestResult(Outcome.UPDATED, row["id"], revision)
+                return _insert_advisory(conn, item.key, values, wanted, now)
+            return _update_advisory(conn, row, item, values, wanted, now)
 
     def advisory(self, ref: int | str) -> Advisory:
         """One advisory by numeric id, by key (its URL or GUID) or by its URL."""
@@ -322,6 +273,72 @@ def row_to_advisory(row: Any, areas: Iterable[str]) -> Advisory:
         expires_at=row["expires_at"],
         extra=dict(row["extra"] or {}),
     )
+
+
+def _row_values(item: AdvisoryInput) -> dict[str, Any]:
+    """The ``advisories`` columns an ingest sets, from ``item``."""
+    return {
+        "url": item.url,
+        "title": item.title,
+        "summary": item.summary,
+        "body_html": item.body_html,
+        "body_text": item.body_text,
+        "content_hash": material_hash(item),
+        "published_at": item.published_at,
+        "date_assumed": item.date_assumed,
+        "source": item.source,
+        "force_area": item.force_area,
+        "image_url": item.image_url,
+        "status": item.status.value,
+        "priority": item.priority.value,
+        "expires_at": item.expires_at,
+        "tags": sorted(item.areas),
+        "extra": _jsonable(item.extra),
+    }
+
+
+def _insert_advisory(
+    conn: Connection, key: str, values: dict[str, Any], areas: list[str], now: datetime
+) -> IngestResult:
+    advisory_id = conn.execute(
+        insert(advisories)
+        .values(key=key, first_seen_at=now, changed_at=now, updated_at=now, revision=1, **values)
+        .returning(advisories.c.id)
+    ).scalar_one()
+    _set_areas(conn, advisory_id, areas)
+    return IngestResult(Outcome.NEW, advisory_id, 1)
+
+
+def _update_advisory(
+    conn: Connection,
+    row: RowMapping,
+    item: AdvisoryInput,
+    values: dict[str, Any],
+    areas: list[str],
+    now: datetime,
+) -> IngestResult:
+    """Update the stored ``row`` where something changed: a material change (title,
+    summary, body) is a new revision; any other only moves ``updated_at``."""
+    if item.date_assumed:
+        # No date in the source: it was published when first seen, not now.
+        values["published_at"] = row["published_at"]
+        values["date_assumed"] = True
+    old_areas = sorted(
+        conn.execute(select(advisory_areas.c.area).where(advisory_areas.c.advisory_id == row["id"])).scalars()
+    )
+    changed = {k for k, v in values.items() if row[k] != v} - {"source", "body_text"}
+    if not changed and old_areas == areas:
+        return IngestResult(Outcome.UNCHANGED, row["id"], row["revision"])
+    revision = row["revision"]
+    if values["content_hash"] != row["content_hash"]:
+        revision += 1
+        values["changed_at"] = now
+    conn.execute(
+        update(advisories).where(advisories.c.id == row["id"]).values(updated_at=now, revision=revision, **values)
+    )
+    if old_areas != areas:
+        _set_areas(conn, row["id"], areas)
+    return IngestResult(Outcome.UPDATED, row["id"], revision)
 
 
 def _set_areas(conn: Connection, advisory_id: int, areas: list[str]) -> None:
