@@ -74,9 +74,9 @@ def save_upstream_poll(
             conn.execute(insert(source_feeds).values(url=url, **values))
 
 
-def load_seen_files(store: Store, roots: list[str]) -> dict[str, SeenFile]:
-    """What was last seen of every file under ``roots``."""
-    prefixes = tuple(root.rstrip(os.sep) + os.sep for root in roots)
+def load_seen_files(store: Store, roots: list[str] | None = None) -> dict[str, SeenFile]:
+    """What was last seen of every file under ``roots`` (None: of every file)."""
+    prefixes = tuple(root.rstrip(os.sep) + os.sep for root in roots or ())
     with store.engine.connect() as conn:
         rows = conn.execute(
             select(
@@ -90,7 +90,7 @@ def load_seen_files(store: Store, roots: list[str]) -> dict[str, SeenFile]:
     return {
         path: SeenFile(mtime_ns, size, sha256, parser)
         for path, mtime_ns, size, sha256, parser in rows
-        if path in roots or path.startswith(prefixes)
+        if roots is None or path in roots or path.startswith(prefixes)
     }
 
 
