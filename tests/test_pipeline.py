@@ -13,13 +13,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import insert, select
 
 from alerts.app import App
 from alerts.config import DigestsConfig
 from alerts.pipeline import Plan, is_due, last_scheduled, run_cycle, run_once
-from alerts.schema import runs
-from alerts.store.runs import KEEP_POLLS
+from alerts.store.runs import KEEP_POLLS, add_run, list_runs
 from alerts.store.subscribers import add_subscriber
 from alerts.subscribers.validation import Subscription
 from alerts.types import Frequency, RunReport, SendReport
@@ -110,13 +108,12 @@ def test_a_second_run_sends_nothing_twice(app: App) -> None:
 
 def test_each_run_is_recorded_with_its_summary(app: App) -> None:
     report = run_cycle(app, NO_FEEDS, now=NOW)
-    with app.store.engine.connect() as conn:
-        rows = conn.execute(select(runs).order_by(runs.c.id)).mappings().all()
-    kinds = [row["kind"] for row in rows]
+    rows = list_runs(app.store)
+    kinds = [row.kind for row in rows]
     assert kinds == ["digest-daily", "digest-weekly", "run"]
-    summary = rows[-1]["summary"]
-    assert rows[-1]["ok"] is True and summary["sent"] == report.sent and summary["kind"] == "run"
-    assert rows[-1]["started_at"] == NOW
+    summary = rows[-1].summary
+    assert rows[-1].ok is True and summary["sent"] == report.sent and summary["kind"] == "run"
+    assert rows[-1].started_at == NOW
 
 
 def test_a_daily_digest_is_due_once_its_local_time_has_passed(app: App) -> None:
@@ -187,17 +184,11 @@ def test_a_stop_before_the_run_skips_the_stages(app: App) -> None:
 
 
 def test_old_poll_records_are_pruned(app: App) -> None:
-    with app.store.engine.begin() as conn:
-        conn.execute(
-            insert(runs).values(
-                kind="poll", started_at=NOW - KEEP_POLLS - timedelta(days=1), ok=True, summary={}
-            )
-        )
+    old = NOW - KEEP_POLLS - timedelta(days=1)
+    add_run(app.store, "poll", old, None, ok=True, summary={})
+    assert [r.started_at for r in list_runs(app.store, "poll")] == [old]
     run_cycle(app, POLL_NO_FEEDS, now=NOW)
-    with app.store.engine.connect() as conn:
-        assert [r.started_at for r in conn.execute(select(runs).where(runs.c.kind == "poll"))] == [
-            NOW
-        ]
+    assert [r.started_at for r in list_runs(app.store, "poll")] == [NOW]
 
 
 def test_alerts_run_refuses_while_serve_holds_the_lock(

@@ -7,6 +7,7 @@ outbox counts and the last runs through :func:`outbox_status`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -67,6 +68,29 @@ def record_run(store: Store, report: RunReport) -> None:
         summary=report.as_dict(),
         prune=PRUNED,
     )
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One ``runs`` row."""
+
+    kind: str
+    started_at: datetime
+    finished_at: datetime | None
+    ok: bool | None
+    summary: dict[str, Any]
+
+
+def list_runs(store: Store, kind: str | None = None) -> list[RunRecord]:
+    """The recorded runs (of ``kind``), oldest first."""
+    query = select(runs).order_by(runs.c.started_at, runs.c.id)
+    if kind is not None:
+        query = query.where(runs.c.kind == kind)
+    with store.engine.connect() as conn:
+        return [
+            RunRecord(row["kind"], row["started_at"], row["finished_at"], row["ok"], dict(row["summary"] or {}))
+            for row in conn.execute(query).mappings()
+        ]
 
 
 def mark(store: Store, kind: str, now: datetime) -> None:
