@@ -480,6 +480,14 @@ def table_rows(engine: Engine, name: str) -> list[dict[str, Any]]:
         return [dict(row) for row in conn.execute(select(table).order_by(*table.primary_key)).mappings()]
 
 
+def insert_rows(engine: Engine, name: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Bulk-insert ``rows`` into the named table in one transaction (for volumes the
+    stages would take seconds to write one by one)."""
+    with engine.begin() as conn:
+        for chunk in _chunked(list(rows)):
+            conn.execute(insert(metadata.tables[name]), chunk)
+
+
 def set_columns(engine: Engine, name: str, values: dict[str, Any], **where: Any) -> int:
     """Force ``values`` into the rows of the named table matching ``where`` (column ==
     value; none: every row): a state no stage would make, such as a dead worker's claim.

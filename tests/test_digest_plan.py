@@ -8,12 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
 
 from alerts.app import App
 from alerts.digest import queue_digests
-from alerts.schema import advisories, subscriber_advisories
 from alerts.store.subscribers import unsubscribe
+from alerts.testing import set_columns, table_rows
 from alerts.types import Frequency, Priority, Status, SubscriberStatus
 from tests.conftest import NOW
 from tests.digest_support import (
@@ -240,9 +239,8 @@ def test_each_batch_records_what_each_subscriber_was_sent(app: App) -> None:
     jane = subscribe(app, "jane@example.org", ["medway"])
     advisory_id = save(app, advisory("news"))
     queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
-    with app.store.engine.connect() as conn:
-        rows = conn.execute(select(subscriber_advisories)).mappings().all()
-        revision = conn.execute(select(advisories.c.revision).where(advisories.c.id == advisory_id)).scalar_one()
+    rows = table_rows(app.store.engine, "subscriber_advisories")
+    revision = app.store.advisory(advisory_id).revision
     assert [(r["subscriber_id"], r["advisory_id"], r["revision"]) for r in rows] == [(jane.id, advisory_id, revision)]
     assert watermarks(app)["jane@example.org"] == NOW
 
@@ -250,6 +248,5 @@ def test_each_batch_records_what_each_subscriber_was_sent(app: App) -> None:
 def test_expired_advisory_is_not_mailed(app: App) -> None:
     subscribe(app, "jane@example.org", ["medway"])
     advisory_id = save(app, advisory("expired"))
-    with app.store.engine.begin() as conn:
-        conn.execute(update(advisories).where(advisories.c.id == advisory_id).values(expires_at=NOW - HOUR / 2))
+    set_columns(app.store.engine, "advisories", {"expires_at": NOW - HOUR / 2}, id=advisory_id)
     assert queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW).messages == 0

@@ -15,13 +15,12 @@ import feedparser
 import httpx
 import pytest
 import time_machine
-from sqlalchemy import insert, select
 from starlette.testclient import TestClient
 
 from alerts.app import App
 from alerts.feeds import build_feeds
 from alerts.ingest import ingest_files
-from alerts.schema import advisories, advisory_areas
+from alerts.testing import insert_rows, table_rows
 from alerts.web import create_app
 from alerts.web.archive import PER_PAGE
 from alerts.web.testing import serve_in_thread
@@ -198,10 +197,9 @@ def test_every_page_of_a_long_archive_is_reachable(
         }
         for n in range(total)
     ]
-    with app.store.engine.begin() as conn:
-        conn.execute(insert(advisories), rows)
-        ids = conn.execute(select(advisories.c.id)).scalars().all()
-        conn.execute(insert(advisory_areas), [{"advisory_id": i, "area": "dover"} for i in ids])
+    insert_rows(app.store.engine, "advisories", rows)
+    ids = [row["id"] for row in table_rows(app.store.engine, "advisories")]
+    insert_rows(app.store.engine, "advisory_areas", [{"advisory_id": i, "area": "dover"} for i in ids])
     client = TestClient(create_app(app))
     with time_machine.travel(NOW, tick=False):
         page_41 = client.get("/areas/dover?page=41").text

@@ -16,12 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import time_machine
-from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from alerts.app import App
 from alerts.errors import ConfigError
-from alerts.schema import digests, outbox
 from alerts.store.subscribers import (
     ACTIVE,
     PENDING,
@@ -34,6 +32,7 @@ from alerts.store.subscribers import (
     unsubscribe,
 )
 from alerts.subscribers import make_subscription
+from alerts.testing import outbox_rows
 from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, LinkSigner
 from alerts.types import Frequency, Subscriber
 from alerts.web import create_app
@@ -78,17 +77,11 @@ def errors(html: str) -> list[str]:
 
 
 def queued_messages(app: App) -> list[EmailMessage]:
-    with app.store.engine.connect() as conn:
-        rows = conn.execute(
-            select(digests.c.kind, digests.c.meta, outbox.c.message_id, outbox.c.status)
-            .select_from(outbox.join(digests, outbox.c.digest_id == digests.c.id))
-            .order_by(outbox.c.id)
-        ).all()
     messages = []
-    for row in rows:
-        assert row.kind == "confirm" and row.status == "pending"
-        message = email.message_from_string(row.meta["raw"], policy=default)
-        assert message["Message-ID"] == row.message_id
+    for row in outbox_rows(app.store.engine):
+        assert row["digest_kind"] == "confirm" and row["status"] == "pending"
+        message = email.message_from_string(row["digest_meta"]["raw"], policy=default)
+        assert message["Message-ID"] == row["message_id"]
         messages.append(message)  # type: ignore[arg-type]
     return messages
 
