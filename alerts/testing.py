@@ -483,9 +483,15 @@ def table_rows(engine: Engine, name: str) -> list[dict[str, Any]]:
 def insert_rows(engine: Engine, name: str, rows: Sequence[dict[str, Any]]) -> None:
     """Bulk-insert ``rows`` into the named table in one transaction (for volumes the
     stages would take seconds to write one by one)."""
+    table = metadata.tables[name]
     with engine.begin() as conn:
         for chunk in _chunked(list(rows)):
-            conn.execute(insert(metadata.tables[name]), chunk)
+            conn.execute(insert(table), chunk)
+        if conn.dialect.name == "postgresql" and rows and "id" in rows[0]:
+            # Explicit ids leave the sequence behind: the next plain INSERT would collide.
+            conn.exec_driver_sql(
+                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), max(id)) FROM {table.name}"
+            )
 
 
 def set_columns(engine: Engine, name: str, values: dict[str, Any], **where: Any) -> int:

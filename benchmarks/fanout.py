@@ -35,16 +35,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
-from sqlalchemy import select
 
 from alerts.app import App
 from alerts.delivery import send_pending
 from alerts.digest import queue_digests
 from alerts.ingest import store_advisory
 from alerts.message import MessageFactory, OutboxItem
-from alerts.schema import outbox, subscribers
 from alerts.store.subscribers import insert_subscriber
 from alerts.subscribers import make_subscription
+from alerts.testing import outbox_rows
 from alerts.types import AdvisoryInput, AreaKind, Frequency, SubscriberStatus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -142,13 +141,9 @@ def prebuilt(config: Path) -> list[tuple[str, bytes]]:
     """The floor's messages: the pipeline's own, built before the clock starts."""
     app = App(config)
     factory = MessageFactory(app.config, app.store, app.now)
-    with app.store.engine.connect() as conn:
-        rows = conn.execute(
-            select(outbox, subscribers.c.email).join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
-        ).all()
     messages = [
-        (r.email, factory.build(OutboxItem(r.id, r.subscriber_id, r.digest_id, r.message_id, r.email)))
-        for r in rows
+        (r["email"], factory.build(OutboxItem(r["id"], r["subscriber_id"], r["digest_id"], r["message_id"], r["email"])))
+        for r in outbox_rows(app.store.engine)
     ]
     app.close()
     return messages
