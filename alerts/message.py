@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from alerts.config import Config
 from alerts.errors import AlertsError, NotFound
 from alerts.store.advisories import Store
-from alerts.store.outbox import StoredDigest, load_digest
+from alerts.store.digests import StoredDigest, load_digest
 from alerts.text import one_line
 from alerts.tokens import LinkSigner, PersonalLinks
 from alerts.types import OutboxItem

@@ -22,7 +22,7 @@ from alerts.digest.plan import DigestKind, Planner, Variant
 from alerts.digest.render import DigestRenderer, RenderedDigest
 from alerts.message import new_message_id
 from alerts.store.advisories import Store, load_advisories, load_candidates
-from alerts.store.outbox import (
+from alerts.store.digests import (
     QueuedMessage,
     SentRevision,
     move_all_watermarks,

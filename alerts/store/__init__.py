@@ -4,7 +4,8 @@
 - :mod:`~alerts.store.database`: connecting, migrating (``open_store``), errors.
 - :mod:`~alerts.store.advisories`: :class:`Store` and the advisories it holds.
 - :mod:`~alerts.store.subscribers`: subscriber records and their status changes.
-- :mod:`~alerts.store.outbox`: digests, the outbox work queue and what was sent.
+- :mod:`~alerts.store.digests`: digests, queueing them, and what each subscriber was sent.
+- :mod:`~alerts.store.outbox`: the outbox as a work queue (claims, leases, outcomes).
 - :mod:`~alerts.store.runs`: the record of runs, and ``alerts status``.
 - :mod:`~alerts.store.sources`: what each source has already given (files, feeds).
 """

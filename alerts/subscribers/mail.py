@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from alerts.config import Config
 from alerts.errors import ConfigError
 from alerts.store.advisories import Store
-from alerts.store.outbox import queue_finished_message, queued_since
+from alerts.store.digests import queue_finished_message, queued_since
 from alerts.text import one_line
 from alerts.tokens import link_signer
 from alerts.types import Subscriber
