@@ -31,6 +31,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from sqlalchemy import Engine, func, insert, select, update
 
 from alerts.schema import digests, metadata, outbox, subscriber_areas, subscribers
+from alerts.types import OutboxItem
 
 LOOPBACK = "127.0.0.1"
 
@@ -339,7 +340,7 @@ class PlainMessageFactory:
         self._rendered: dict[int, bytes] = {}
         self._lock = threading.Lock()
 
-    def build(self, item: Any) -> bytes:
+    def build(self, item: OutboxItem) -> bytes:
         template = self._rendered.get(item.digest_id)
         if template is None:
             template = self._render(item.digest_id)
