@@ -58,7 +58,7 @@ from alerts.types import Frequency
 log = logging.getLogger("alerts.scheduler")
 
 
-class LocalCronTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 has no type hints
+class LocalCronTrigger(CronTrigger):  # type: ignore[misc, unused-ignore]  # APScheduler 3 has no type hints (Any under --strict)
     """A CronTrigger that always moves on.
 
     APScheduler 3.11's CronTrigger can return the same fire time forever inside the
