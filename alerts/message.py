@@ -30,20 +30,18 @@ import functools
 import re
 import secrets
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import Any
-
-from sqlalchemy import select
 
 from alerts.config import Config
 from alerts.errors import AlertsError, NotFound
-from alerts.schema import digests
+from alerts.store.advisories import Store
+from alerts.store.digests import StoredDigest, load_digest
 from alerts.text import one_line
 from alerts.tokens import LinkSigner, PersonalLinks
-from alerts.types import RenderedDigest
+from alerts.types import OutboxItem, RenderedDigest
 
 CRLF = b"\r\n"
 #: How the email package decides a part's transfer encoding: 7bit-clean output (no
@@ -59,19 +57,6 @@ _PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]*$")
 
 class MessageError(AlertsError):
     """A message cannot be built (a bad address or Message-ID in the outbox row)."""
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """One outbox row to turn into a message. ``name`` is the subscriber's display name
-    for the To header (optional)."""
-
-    outbox_id: int
-    subscriber_id: int
-    digest_id: int
-    message_id: str
-    email: str
-    name: str | None = None
 
 
 def new_message_id(domain: str) -> str:
@@ -181,15 +166,15 @@ class PreparedDigest:
         )
 
     @classmethod
-    def from_row(cls, row: Any, config: Config) -> PreparedDigest:
-        """From a ``digests`` row (a transactional one, such as a confirmation, gets no
+    def from_stored(cls, digest: StoredDigest, config: Config) -> PreparedDigest:
+        """From a stored digest (a transactional one, such as a confirmation, gets no
         List-Unsubscribe headers: there is no subscription to leave yet)."""
-        meta = dict(row["meta"] or {})
+        meta = digest.meta
         return cls(
             config,
-            subject=row["subject"],
-            text=row["text"],
-            html=row["html"],
+            subject=digest.subject,
+            text=digest.text,
+            html=digest.html,
             placeholders=dict(meta.get("placeholders") or {}),
             unsubscribe_headers=not meta.get("transactional"),
         )
@@ -295,9 +280,12 @@ class MessageFactory:
     """Builds outbox items into messages (bytes). Keeps the most recently used digests
     prepared; safe to share between delivery threads."""
 
-    def __init__(self, app: Any, *, cache_bytes: int = 32_000_000):
-        self.app = app
-        self.config: Config = app.config
+    def __init__(
+        self, config: Config, store: Store, clock: Callable[[], datetime], *, cache_bytes: int = 32_000_000
+    ):
+        self.config = config
+        self.store = store
+        self.clock = clock
         self.signer = LinkSigner(self.config)
         self._zone = self.config.tz
         # Bounded by size, not count: delivery takes rows in queue order, which
@@ -310,7 +298,7 @@ class MessageFactory:
     def build(self, item: OutboxItem) -> bytes:
         """The full RFC 5322 message for ``item``, ready for the relay."""
         prepared = self.prepared(item.digest_id)
-        when = self.app.now().astimezone(self._zone).replace(microsecond=0)
+        when = self.clock().astimezone(self._zone).replace(microsecond=0)
         return prepared.compose(item, self.signer.links(item.subscriber_id), when)
 
     def prepared(self, digest_id: int) -> PreparedDigest | _Finished:
@@ -319,16 +307,15 @@ class MessageFactory:
             if cached is not None:
                 self._cache.move_to_end(digest_id)
                 return cached
-        with self.app.store.engine.connect() as conn:
-            row = conn.execute(select(digests).where(digests.c.id == digest_id)).mappings().first()
-        if row is None:
+        stored = load_digest(self.store, digest_id)
+        if stored is None:
             raise NotFound(f"no digest {digest_id}", where="outbox")
-        meta = row["meta"] or {}
+        meta = stored.meta
         if meta.get("transactional") and meta.get("raw"):
             # Queued finished (a confirmation email): send it as it is.
             prepared: PreparedDigest | _Finished = _Finished(str(meta["raw"]))
         else:
-            prepared = PreparedDigest.from_row(row, self.config)
+            prepared = PreparedDigest.from_stored(stored, self.config)
         with self._lock:
             if digest_id not in self._cache:
                 self._cache[digest_id] = prepared

@@ -83,7 +83,7 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
 
 def test_builds_rss_atom_and_json_for_every_feed_area_and_all(feeds_app: App) -> None:
     ingest(feeds_app)
-    report = build_feeds(feeds_app, now=NOW)
+    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     slugs = ["all", *(node.slug for node in feeds_app.gazetteer.feed_areas())]
     expected = {f"{slug}.{fmt}" for slug in slugs for fmt in ("rss", "atom", "json")}
     assert {path.name for path in report.written} == expected
@@ -94,7 +94,7 @@ def test_builds_rss_atom_and_json_for_every_feed_area_and_all(feeds_app: App) ->
 
 def test_every_feed_parses_in_feedparser_without_errors(feeds_app: App) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     for path in sorted(out(feeds_app).glob("[!.]*")):
         if path.suffix == ".json":
             data = json.loads(path.read_bytes())
@@ -108,7 +108,7 @@ def test_every_feed_parses_in_feedparser_without_errors(feeds_app: App) -> None:
 
 def test_medway_and_chatham_feeds_hold_the_sample_and_dover_does_not(feeds_app: App) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     for slug in ("medway", "chatham", "kent", "all"):  # Chatham: the matching rule (town in Medway)
         assert entry_ids(feeds_app, slug) == {"rss": [SAMPLE_URL], "atom": [SAMPLE_URL], "json": [SAMPLE_URL]}, slug
     for slug in ("dover", "deal", "maidstone"):
@@ -117,7 +117,7 @@ def test_medway_and_chatham_feeds_hold_the_sample_and_dover_does_not(feeds_app: 
 
 def test_entry_round_trips_id_dates_links_content_and_categories(feeds_app: App) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     advisory = feeds_app.store.advisory(SAMPLE_URL)
     for fmt in ("rss", "atom"):
         parsed = parse(feeds_app, f"medway.{fmt}")
@@ -151,7 +151,7 @@ def test_entry_round_trips_id_dates_links_content_and_categories(feeds_app: App)
 
 def test_rss_and_atom_follow_the_rules_validators_apply(feeds_app: App) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     rss = etree.fromstring((out(feeds_app) / "medway.rss").read_bytes())
     channel = found(rss.find("channel"))
     (self_link,) = channel.findall(f"{ATOM}link")
@@ -184,7 +184,7 @@ def test_an_urgent_advisory_says_so_in_its_title_in_every_format(feeds_app: App,
     folder.mkdir()
     write_advisory(folder, "u", title="Flooding in Dover", url="https://www.kent.police.uk/news/u/", priority="urgent")
     ingest(feeds_app, folder)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     for fmt in ("rss", "atom"):
         assert [e.title for e in parse(feeds_app, f"dover.{fmt}").entries] == ["Urgent: Flooding in Dover"]
     assert json.loads((out(feeds_app) / "dover.json").read_bytes())["items"][0]["title"] == "Urgent: Flooding in Dover"
@@ -195,7 +195,7 @@ def test_an_id_that_is_not_a_url_is_not_a_permalink_and_becomes_a_tag_uri(feeds_
     folder.mkdir()
     write_advisory(folder, "guid", title="Appeal in Dover", url="https://www.kent.police.uk/news/appeal/", guid="12345")
     ingest(feeds_app, folder)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     guid = found(etree.fromstring((out(feeds_app) / "dover.rss").read_bytes()).find("channel/item/guid"))
     assert guid.text == "tag:www.kent.police.uk,2026-11-01:12345"
     assert guid.get("isPermaLink") == "false"
@@ -203,7 +203,7 @@ def test_an_id_that_is_not_a_url_is_not_a_permalink_and_becomes_a_tag_uri(feeds_
 
 
 def test_empty_feed_is_valid_with_a_fixed_date(feeds_app: App) -> None:
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     parsed = parse(feeds_app, "dover.atom")
     assert parsed.entries == []
     assert parsed.feed.updated.startswith("1970-01-01")
@@ -211,11 +211,11 @@ def test_empty_feed_is_valid_with_a_fixed_date(feeds_app: App) -> None:
 
 def test_rebuild_with_nothing_new_changes_no_byte_and_touches_no_file(feeds_app: App) -> None:
     ingest(feeds_app)
-    first = build_feeds(feeds_app, now=NOW)
+    first = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     before = snapshot(out(feeds_app))
     # Later, and the sample ingested again unchanged: still nothing new.
     ingest(feeds_app, now=NOW + timedelta(hours=3))
-    again = build_feeds(feeds_app, now=NOW + timedelta(hours=3))
+    again = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW + timedelta(hours=3))
     assert again.written == []
     assert again.unchanged == len(first.written)
     assert snapshot(out(feeds_app)) == before
@@ -223,24 +223,24 @@ def test_rebuild_with_nothing_new_changes_no_byte_and_touches_no_file(feeds_app:
 
 def test_a_damaged_or_missing_feed_file_is_repaired_by_the_next_build(feeds_app: App) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     good = (out(feeds_app) / "medway.atom").read_bytes()
     (out(feeds_app) / "medway.atom").write_bytes(good[:100])  # as a crash mid-write might leave it
     (out(feeds_app) / "dover.json").unlink()
-    report = build_feeds(feeds_app, now=NOW)
+    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     assert sorted(path.name for path in report.written) == ["dover.json", "medway.atom"]
     assert (out(feeds_app) / "medway.atom").read_bytes() == good
 
 
 def test_only_the_feeds_a_new_advisory_concerns_are_rewritten(feeds_app: App, tmp_path: Path) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     folder = tmp_path / "new"
     folder.mkdir()
     write_advisory(folder, "dover", title="Scam calls reported in Dover", url="https://www.kent.police.uk/news/dover-scam/")
     later = NOW + timedelta(hours=1)
     ingest(feeds_app, folder, now=later)
-    report = build_feeds(feeds_app, now=later)
+    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=later)
     gazetteer = feeds_app.gazetteer
     concerned = {"all"} | {node.slug for node in gazetteer.feed_areas() if gazetteer.wants([node.slug], ["dover"])}
     assert {"dover", "deal", "kent"} <= concerned and "medway" not in concerned
@@ -251,12 +251,12 @@ def test_only_the_feeds_a_new_advisory_concerns_are_rewritten(feeds_app: App, tm
 
 def test_updated_advisory_keeps_its_id_and_gets_a_new_updated(feeds_app: App, advisory_dir: Path) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     copy = advisory_dir / SAMPLE.name
     copy.write_text(copy.read_text(encoding="utf-8") + "\nUpdate: a man has been arrested.\n", encoding="utf-8")
     later = NOW + timedelta(days=1)
     ingest(feeds_app, now=later)
-    build_feeds(feeds_app, now=later)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=later)
     parsed = parse(feeds_app, "medway.atom")
     (entry,) = parsed.entries
     assert entry.id == SAMPLE_URL
@@ -271,12 +271,12 @@ def test_updated_advisory_keeps_its_id_and_gets_a_new_updated(feeds_app: App, ad
 
 def test_withdrawn_advisory_leaves_the_feeds_at_the_next_build(feeds_app: App, advisory_dir: Path) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     copy = advisory_dir / SAMPLE.name
     copy.write_text(copy.read_text(encoding="utf-8").replace("area: Kent", "area: Kent\nstatus: withdrawn"), encoding="utf-8")
     later = NOW + timedelta(days=2)
     ingest(feeds_app, now=later)
-    report = build_feeds(feeds_app, now=later)
+    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=later)
     for slug in ("medway", "chatham", "kent", "all"):
         assert entry_ids(feeds_app, slug) == {"rss": [], "atom": [], "json": []}
     assert out(feeds_app) / "medway.rss" in report.written
@@ -299,7 +299,7 @@ def test_an_advisory_retagged_out_of_an_area_moves_that_areas_feed_date_forward(
     write_advisory(folder, "moving", title="Scam calls in Dover", url=url)
     first = NOW + timedelta(hours=1)
     ingest(feeds_app, folder, now=first)
-    build_feeds(feeds_app, now=first)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=first)
     assert entry_ids(feeds_app, "dover")["atom"] == [url]
     assert feed_dates(feeds_app, "dover") == (first, first)
 
@@ -307,7 +307,7 @@ def test_an_advisory_retagged_out_of_an_area_moves_that_areas_feed_date_forward(
     write_advisory(folder, "moving", title="Scam calls in Maidstone", url=url)
     retagged = NOW + timedelta(hours=2)
     ingest(feeds_app, folder, now=retagged)
-    report = build_feeds(feeds_app, now=retagged + timedelta(minutes=5))
+    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=retagged + timedelta(minutes=5))
     assert out(feeds_app) / "dover.atom" in report.written
     assert entry_ids(feeds_app, "dover") == {"rss": [], "atom": [], "json": []}
     # A reader caching on updated/lastBuildDate sees the change, dated when it happened.
@@ -315,7 +315,7 @@ def test_an_advisory_retagged_out_of_an_area_moves_that_areas_feed_date_forward(
     assert feed_dates(feeds_app, "maidstone") == (retagged, retagged)
     # And the dates hold: building again with nothing new changes no byte.
     before = snapshot(out(feeds_app))
-    assert build_feeds(feeds_app, now=retagged + timedelta(days=1)).written == []
+    assert build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=retagged + timedelta(days=1)).written == []
     assert snapshot(out(feeds_app)) == before
 
 
@@ -324,28 +324,28 @@ def test_a_feed_changed_by_the_config_alone_is_dated_by_the_build_that_changed_i
 ) -> None:
     first = App(write_config(database=db_url, site={"name": "Kent Alerts"}))
     ingest(first)
-    build_feeds(first, now=NOW)
+    build_feeds(first.config, first.store, first.gazetteer, now=NOW)
     first.close()
     renamed = App(write_config(database=db_url, site={"name": "Kent Area Alerts"}))
     later = NOW + timedelta(days=1)
     try:
-        build_feeds(renamed, now=later)
+        build_feeds(renamed.config, renamed.store, renamed.gazetteer, now=later)
         assert parse(renamed, "medway.atom").feed.title == "Kent Area Alerts: Medway"
         # No advisory changed, so only the build's clock says when the feed did.
         assert feed_dates(renamed, "medway") == (later, later)
-        assert build_feeds(renamed, now=later + timedelta(hours=1)).written == []
+        assert build_feeds(renamed.config, renamed.store, renamed.gazetteer, now=later + timedelta(hours=1)).written == []
     finally:
         renamed.close()
 
 
 def test_a_lost_or_damaged_date_record_only_costs_the_dates_from_the_store(feeds_app: App) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     before = snapshot(out(feeds_app))
     (out(feeds_app) / STATE_FILE).write_text("{not json")
-    assert build_feeds(feeds_app, now=NOW + timedelta(hours=1)).written == []
+    assert build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW + timedelta(hours=1)).written == []
     (out(feeds_app) / STATE_FILE).unlink()
-    assert build_feeds(feeds_app, now=NOW + timedelta(hours=2)).written == []
+    assert build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW + timedelta(hours=2)).written == []
     after = snapshot(out(feeds_app))
     assert after.pop(STATE_FILE)[0] == before.pop(STATE_FILE)[0]  # the record, written again
     assert after == before  # the feeds, untouched
@@ -359,15 +359,15 @@ def test_expired_advisory_leaves_the_feeds_at_the_next_build(feeds_app: App, tmp
         expires="18:00 26/11/2026",
     )
     ingest(feeds_app, folder)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     assert entry_ids(feeds_app, "dover")["rss"] == ["https://www.kent.police.uk/news/closure/"]
     after = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-    build_feeds(feeds_app, now=after)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=after)
     assert entry_ids(feeds_app, "dover") == {"rss": [], "atom": [], "json": []}
     updated = parse(feeds_app, "dover.atom").feed.updated_parsed
     assert utc_of(updated) == datetime(2026, 11, 26, 18, 0, tzinfo=UTC)
     # and that is stable: building again later changes nothing
-    assert build_feeds(feeds_app, now=after + timedelta(days=3)).written == []
+    assert build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=after + timedelta(days=3)).written == []
 
 
 def test_feeds_hold_at_most_max_items_newest_first(
@@ -383,7 +383,7 @@ def test_feeds_hold_at_most_max_items_newest_first(
     app = App(write_config(sources=[{"path": str(folder)}], feeds={"max_items": 2}))
     try:
         ingest(app)
-        build_feeds(app, now=NOW)
+        build_feeds(app.config, app.store, app.gazetteer, now=NOW)
         expected = ["https://www.kent.police.uk/news/3/", "https://www.kent.police.uk/news/2/"]
         assert entry_ids(app, "dover") == {"rss": expected, "atom": expected, "json": expected}
     finally:
@@ -392,7 +392,7 @@ def test_feeds_hold_at_most_max_items_newest_first(
 
 def test_build_writes_into_out_when_given(feeds_app: App, tmp_path: Path) -> None:
     ingest(feeds_app)
-    report = build_feeds(feeds_app, now=NOW, out=tmp_path / "elsewhere")
+    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW, out=tmp_path / "elsewhere")
     assert isinstance(report, FeedsReport)
     assert (tmp_path / "elsewhere" / "medway.rss").exists()
     assert not out(feeds_app).exists()

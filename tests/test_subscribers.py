@@ -11,28 +11,30 @@ import pytest
 from alerts.areas import Gazetteer
 from alerts.errors import NotFound, UnknownArea
 from alerts.store import Store
-from alerts.subscribers import (
+from alerts.store.subscribers import (
     ACTIVE,
     PENDING,
     SUPPRESSED,
     UNSUBSCRIBED,
-    InvalidSubscriber,
-    OptedOut,
-    Preferences,
     add_subscriber,
     confirm_subscriber,
     count_subscribers,
     find_subscriber,
     get_subscriber,
     iter_subscribers,
-    make_subscription,
-    normalise_email,
     record_bounce,
     resubscribe_pending,
     save_subscriber,
     suppress,
     unsubscribe,
     update_subscriber,
+)
+from alerts.subscribers import (
+    InvalidSubscriber,
+    OptedOut,
+    Preferences,
+    make_subscription,
+    normalise_email,
 )
 from alerts.types import Frequency, Subscriber
 from tests.conftest import NOW

@@ -17,13 +17,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import time_machine
-from sqlalchemy import event, select
+from sqlalchemy import event
 from starlette.testclient import TestClient
 
 from alerts.app import App
 from alerts.errors import ConfigError
-from alerts.schema import digests, outbox
-from alerts.subscribers import (
+from alerts.store.subscribers import (
     ACTIVE,
     PENDING,
     SUPPRESSED,
@@ -31,10 +30,11 @@ from alerts.subscribers import (
     add_subscriber,
     find_subscriber,
     get_subscriber,
-    make_subscription,
     suppress,
     unsubscribe,
 )
+from alerts.subscribers import make_subscription
+from alerts.testing import outbox_rows
 from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, LinkSigner
 from alerts.types import Frequency, Subscriber
 from alerts.web import create_app
@@ -79,17 +79,11 @@ def errors(html: str) -> list[str]:
 
 
 def queued_messages(app: App) -> list[EmailMessage]:
-    with app.store.engine.connect() as conn:
-        rows = conn.execute(
-            select(digests.c.kind, digests.c.meta, outbox.c.message_id, outbox.c.status)
-            .select_from(outbox.join(digests, outbox.c.digest_id == digests.c.id))
-            .order_by(outbox.c.id)
-        ).all()
     messages = []
-    for row in rows:
-        assert row.kind == "confirm" and row.status == "pending"
-        message = email.message_from_string(row.meta["raw"], policy=default)
-        assert message["Message-ID"] == row.message_id
+    for row in outbox_rows(app.store.engine):
+        assert row["digest_kind"] == "confirm" and row["status"] == "pending"
+        message = email.message_from_string(row["digest_meta"]["raw"], policy=default)
+        assert message["Message-ID"] == row["message_id"]
         assert isinstance(message, EmailMessage)  # policy=default parses to EmailMessage
         messages.append(message)
     return messages
@@ -464,7 +458,7 @@ def test_a_web_sign_up_is_delivered_and_its_link_confirms(app: App, client: Test
 
     with time_machine.travel(NOW, tick=False):
         client.post("/subscribe", data={"email": "e2e@example.org", "areas": "ME4", "frequency": "daily"})
-        report = send_pending(app, now=NOW)
+        report = send_pending(app.config, app.store, now=NOW)
     assert report.sent == 1
     [path] = list((app.config.delivery.maildir / "new").iterdir())
     delivered = email.message_from_bytes(path.read_bytes(), policy=default)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from alerts import __version__
 from alerts.app import App
 from alerts.errors import AlertsError, ConfigError, GazetteerError, NotFound, UnknownArea
+from alerts.ingest.dates import BadDate, parse_date
 from alerts.logs import configure_logging
 from alerts.text import one_line
 
@@ -114,8 +115,6 @@ def parse_when(value: str | None, app: App, option: str) -> datetime | None:
     """A command-line date (UK or ISO form) in the configured zone, or a usage error."""
     if value is None:
         return None
-    from alerts.ingest.dates import BadDate, parse_date
-
     try:
         return parse_date(value, app.config.tz)
     except BadDate as exc:

@@ -11,19 +11,17 @@ import click
 from alerts.app import App
 from alerts.cli import EXIT_FAILURES, EXIT_USAGE, cli, json_option, print_json, with_app
 from alerts.errors import AlertsError
-from alerts.subscribers import (
+from alerts.store.subscribers import (
     PENDING,
-    InvalidSubscriber,
-    OptedOut,
     find_subscriber,
     iter_subscribers,
-    make_subscription,
     save_subscriber,
+    similar_addresses,
     unsubscribe,
 )
+from alerts.subscribers import InvalidSubscriber, OptedOut, make_subscription
 from alerts.subscribers.lists import SubscriberListError, export_list, import_list
 from alerts.subscribers.mail import send_confirmation
-from alerts.subscribers.records import similar_addresses
 from alerts.text import one_line
 from alerts.types import Frequency, Subscriber, SubscriberStatus
 

@@ -24,21 +24,23 @@ from starlette.routing import BaseRoute, Route
 from alerts.app import App
 from alerts.areas import Gazetteer
 from alerts.errors import AlertsError, BadToken, NotFound, UnknownArea
-from alerts.subscribers import (
+from alerts.store.subscribers import (
     ACTIVE,
     OPTED_OUT,
     PENDING,
-    InvalidSubscriber,
-    Preferences,
-    Subscription,
     confirm_subscriber,
     get_subscriber,
-    normalise_email,
-    parse_frequency,
-    resolve_areas,
     resubscribe_pending,
     unsubscribe,
     update_subscriber,
+)
+from alerts.subscribers import (
+    InvalidSubscriber,
+    Preferences,
+    Subscription,
+    normalise_email,
+    parse_frequency,
+    resolve_areas,
 )
 from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates, send_confirmation
 from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, link_signer

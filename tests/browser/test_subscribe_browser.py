@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.delivery import send_pending
-from alerts.subscribers import ACTIVE, PENDING, find_subscriber
+from alerts.store.subscribers import ACTIVE, PENDING, find_subscriber
 from alerts.types import Frequency
 
 
@@ -41,7 +41,7 @@ def test_subscribe_then_the_emailed_link_asks_and_the_button_confirms(live_serve
     assert pending is not None and pending.status is PENDING
     assert pending.areas == ("medway",) and pending.frequency is Frequency.WEEKLY
 
-    assert send_pending(app).sent == 1
+    assert send_pending(app.config, app.store).sent == 1
     [message] = delivered(app.config.delivery.maildir)
     assert message["To"] == "resident@example.org"
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
