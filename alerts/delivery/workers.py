@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -28,6 +29,8 @@ from alerts.delivery.base import (
     RelayError,
     RelayUnavailable,
     Sender,
+    SenderRefused,
+    Stage,
     TemporaryFailure,
 )
 from alerts.delivery.dkim import DkimSigner
@@ -41,6 +44,11 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 #: Consecutive failures to open a session after which a worker gives up for this run.
 UNAVAILABLE_LIMIT = 3
+#: Messages in a row refused at MAIL FROM (and none let past it) after which the relay is
+#: taken to refuse the sender itself: the run stops, naming ``email.from``.
+SENDER_REFUSED_LIMIT = 3
+#: Stages a message reaches only once the relay accepted MAIL FROM.
+PAST_MAIL_FROM = frozenset({Stage.RCPT, Stage.DATA, Stage.BODY})
 
 
 @dataclass
@@ -129,6 +137,10 @@ class _Worker:
         self.unflushed_since = time.monotonic()
         #: Why the last session could not be opened, until one is.
         self.unreachable: str | None = None
+        #: Messages refused at MAIL FROM whose verdict waits for the next message: if the
+        #: relay lets that one past MAIL FROM, they failed for their own sake; if it refuses
+        #: it too, the relay may be refusing the sender, and they must not fail for that.
+        self.refused_senders: list[tuple[Claimed, SenderRefused]] = []
 
     def run(self) -> None:
         connection = self.d.sender.connection()
@@ -141,9 +153,13 @@ class _Worker:
                 if batch and not self._send_batch(connection, batch):
                     return
                 if self.stop.is_set():
+                    self._undecided_senders()
                     self._flush()
                     return
                 batch, suppressed = self._flush_and_claim()
+            if self.refused_senders:
+                self._undecided_senders()
+                self._flush()
         finally:
             connection.close()
             if self.unreachable:
@@ -188,20 +204,57 @@ class _Worker:
                     self._flush()
                     return self._give_back(batch[position + 1 :], stopped=False)
             except TemporaryFailure as exc:
+                self._past_mail_from(exc.stage)
                 self.outcomes.deferred.append((claimed, str(exc)))
             except RecipientRefused as exc:
+                self._past_mail_from(exc.stage)
                 self.outcomes.bounced.append((claimed, str(exc)))
+            except SenderRefused as exc:
+                self.refused_senders.append((claimed, exc))
+                if len(self.refused_senders) >= SENDER_REFUSED_LIMIT:
+                    self._refuses_the_sender(exc, batch[position + 1 :])
             except MessageRefused as exc:
+                self._past_mail_from(exc.stage)
                 self.outcomes.failed.append((claimed, str(exc)))
             except _BuildError as exc:
                 self.outcomes.deferred.append((claimed, str(exc)))
             else:
                 unavailable = 0
                 self.unreachable = None
+                self._past_mail_from(Stage.BODY)
                 self.outcomes.sent.append(claimed.item.outbox_id)
             if time.monotonic() - self.unflushed_since >= self.d.flush_every:
                 self._flush()
         return True  # the caller records the rest together with the next claim
+
+    def _past_mail_from(self, stage: Stage | None) -> None:
+        """A message got past MAIL FROM: the sender is accepted, so the messages refused
+        there before it were refused for their own sake, and fail."""
+        if stage in PAST_MAIL_FROM and self.refused_senders:
+            self.outcomes.failed.extend((claimed, str(exc)) for claimed, exc in self.refused_senders)
+            self.refused_senders = []
+
+    def _undecided_senders(self) -> None:
+        """Messages refused at MAIL FROM with nothing after them to tell why: deferred, an
+        attempt counted, so that they neither fail for the sender's sake nor hold the
+        head of the queue."""
+        for claimed, exc in self.refused_senders:
+            self.outcomes.deferred.append((claimed, f"{exc} (deferred: no other message has shown yet whether"
+                                           " the relay refuses this message or the sender)"))
+        self.refused_senders = []
+
+    def _refuses_the_sender(self, exc: SenderRefused, rest: list[Claimed]) -> NoReturn:
+        """Several messages in a row refused at MAIL FROM: the relay refuses the sender.
+        Those messages and the rest of the batch stay queued (no attempt counted)."""
+        refused = [claimed for claimed, _ in self.refused_senders]
+        self.refused_senders = []
+        self._give_back(refused + rest, stopped=False)
+        raise RelayError(
+            f"the relay refused the sender {exc.sender} for {len(refused)} messages in a row ({exc});"
+            " the messages stay queued",
+            where="email.from",
+            hint="check email.from: the relay must accept it as a sender for this account",
+        )
 
     def _build(self, claimed: Claimed) -> Future[bytes]:
         assert self.d._builds is not None
@@ -259,6 +312,7 @@ class _Worker:
             self.advance(len(outcomes))
 
     def _give_back(self, rest: list[Claimed], *, stopped: bool) -> bool:
+        self._undecided_senders()
         self._flush()
         if rest:
             self.d.outbox.release(self.name, [c.item.outbox_id for c in rest])
