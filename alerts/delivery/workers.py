@@ -101,7 +101,9 @@ class Dispatcher:
                 stop.set()
 
         threads = [threading.Thread(target=work, args=(i,), name=f"alerts-send-{i}") for i in range(max(1, workers))]
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="alerts-build") as builds:
+        # One build thread per worker: each worker's next message is built and signed
+        # while its current one is on the wire (OpenSSL signs without holding the GIL).
+        with ThreadPoolExecutor(max_workers=len(threads), thread_name_prefix="alerts-build") as builds:
             self._builds = builds
             for thread in threads:
                 thread.start()
@@ -174,8 +176,9 @@ class _Worker:
         """Send a claimed batch; False when this worker should stop."""
         lease_until = self.clock() + self.d.outbox.lease
         unavailable = 0
-        # Each message is built (and signed) by the build thread while the one before it
-        # is on the wire, so this connection spends its time in SMTP, not in templates.
+        # Each message is built and DKIM-signed by a build thread while the one before it
+        # is on the wire, so this connection spends its time in SMTP, not in templates
+        # and RSA.
         upcoming: Future[bytes] | None = self._build(batch[0])
         for position, claimed in enumerate(batch):
             built = upcoming
