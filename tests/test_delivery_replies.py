@@ -336,3 +336,36 @@ def test_alerts_send_delivers_the_other_57_of_60_past_three_faulty_recipients_an
     assert set(received) == set(ids) - {ids[30]}
     assert {r.rcpt_tos[0] for r in sink.received} >= {later, full}
     assert refused not in {r.rcpt_tos[0] for r in sink.received}
+
+
+# -- addresses stored before the door refused non-ASCII ones -------------------------------
+
+
+def legacy(i: int) -> str:
+    return "josé@example.org" if i == 1 else f"reader{i}@example.org"
+
+
+def test_a_stored_non_ascii_address_goes_with_smtputf8_when_the_relay_offers_it(smtp_app: App, sink: SmtpSink) -> None:
+    ids = queue(smtp_app, 3, emails=legacy)
+
+    report = send(smtp_app, workers=1)
+
+    assert report.sent == 3
+    assert sorted(sink.message_ids()) == sorted(ids)
+    assert "josé@example.org" in {r.rcpt_tos[0] for r in sink.received}
+
+
+def test_a_stored_non_ascii_address_is_deferred_with_the_reason_when_the_relay_lacks_smtputf8(
+    make_app: Callable[..., App], db_url: str
+) -> None:
+    with SmtpSink(smtputf8=False) as plain:
+        app = make_app(database=db_url, smtp={"host": plain.host, "port": plain.port})
+        ids = queue(app, 3, emails=legacy)
+
+        report = send(app, workers=1)
+
+    assert (report.sent, report.deferred) == (2, 1)
+    row = rows(app)[ids[1]]
+    assert row["status"] == "pending"
+    assert "the address is not ASCII and the relay" in row["last_error"]
+    assert "does not offer SMTPUTF8" in row["last_error"]

@@ -527,3 +527,29 @@ def test_manage_names_every_bad_field_at_once(app: App, client: TestClient, subs
     found = errors(response.text)
     assert len(found) == 2 and any("Medwy" in e for e in found) and any("hourly" in e for e in found)
     assert get_subscriber(app.store, subscriber.id) == subscriber
+
+
+@pytest.mark.parametrize("address", ["josé@example.org", "用户@例子.广告", "Zoë.Bloggs@example.org"])
+def test_the_form_refuses_an_address_with_non_ascii_before_the_at_in_one_sentence_and_stores_nothing(
+    app: App, client: TestClient, address: str
+) -> None:
+    response = client.post("/subscribe", data={"email": address, "areas": "Medway", "frequency": "daily"})
+
+    assert response.status_code == 400
+    [message] = errors(response.text)
+    assert "has characters outside ASCII before the @" in message
+    assert "alerts can only be sent to addresses written in ASCII" in message
+    assert queued_messages(app) == []
+    assert find_subscriber(app.store, "anyone@example.org") is None
+    with app.store.engine.connect() as conn:
+        assert conn.execute(select(outbox.c.id)).all() == []
+
+
+def test_the_form_takes_an_internationalised_domain_in_its_ascii_form(app: App, client: TestClient) -> None:
+    response = client.post("/subscribe", data={"email": "ann@Bücher.example", "areas": "Medway", "frequency": "daily"})
+
+    assert response.status_code == 200, response.text
+    stored = find_subscriber(app.store, "ann@xn--bcher-kva.example")
+    assert stored is not None and stored.email == "ann@xn--bcher-kva.example"
+    [message] = queued_messages(app)
+    assert message["To"] == "ann@xn--bcher-kva.example"
