@@ -541,8 +541,7 @@ def test_the_form_refuses_an_address_with_non_ascii_before_the_at_in_one_sentenc
     assert "alerts can only be sent to addresses written in ASCII" in message
     assert queued_messages(app) == []
     assert find_subscriber(app.store, "anyone@example.org") is None
-    with app.store.engine.connect() as conn:
-        assert conn.execute(select(outbox.c.id)).all() == []
+    assert outbox_rows(app.store.engine) == []
 
 
 def test_the_form_takes_an_internationalised_domain_in_its_ascii_form(app: App, client: TestClient) -> None:

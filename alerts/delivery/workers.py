@@ -1,11 +1,13 @@
 """Worker threads that drain the outbox: claim a batch, build, sign, send each message,
-and write the outcomes back in one transaction per batch.
+and write the outcomes back.
 
-Bookkeeping is batched (one UPDATE for up to ``batch`` sent rows, or whatever finished
-in ``flush_every`` seconds) because one commit per message would cost more than the
-SMTP exchange itself. Nothing is written as sent before the relay accepted it: a crash
-between acceptance and the flush leaves those rows claimed, and they go again after
-the lease, with the same Message-ID.
+A message the relay accepted is marked sent at once, in a commit of its own that does
+not wait for the disk (:class:`~alerts.delivery.outbox.SentMarks`), before the
+connection carries the next: a sender killed at any instant repeats at most one message
+per connection. Nothing is written as sent before the relay accepted it. The other
+outcomes (deferred, bounced, failed) are written in batches (up to ``batch`` rows, or
+whatever finished in ``flush_every`` seconds): losing them to a crash sends nothing
+twice, the message is only tried again.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from alerts.delivery.base import (
 from alerts.delivery.dkim import DkimSigner
 from alerts.errors import AlertsError
 from alerts.store import StoreError
-from alerts.store.outbox import Claimed, Outbox, Outcomes, Recorded, worker_name
+from alerts.store.outbox import Claimed, Outbox, Outcomes, Recorded, SentMarks, worker_name
 from alerts.types import SendReport
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ UNAVAILABLE_LIMIT = 3
 #: Messages in a row refused at MAIL FROM (and none let past it) after which the relay is
 #: taken to refuse the sender itself: the run stops, naming ``email.from``.
 SENDER_REFUSED_LIMIT = 3
+#: Seconds between looks for rows held by senders that died (see Outbox.reclaim_orphans).
+RECLAIM_EVERY = 5.0
 #: Stages a message reaches only once the relay accepted MAIL FROM.
 PAST_MAIL_FROM = frozenset({Stage.RCPT, Stage.DATA, Stage.BODY})
 
@@ -67,6 +71,9 @@ class Dispatcher:
     #: Renew the lease when less than this is left of it.
     renew_margin: timedelta = timedelta(minutes=2)
     record_bounce: Callable[[int], bool] | None = None
+    #: Mark each accepted message sent at once (False: with the batch; only for
+    #: benchmarks/fanout.py --durability, which measures what the first costs).
+    mark_each: bool = True
     _builds: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def run(
@@ -103,7 +110,10 @@ class Dispatcher:
         threads = [threading.Thread(target=work, args=(i,), name=f"alerts-send-{i}") for i in range(max(1, workers))]
         # One build thread per worker: each worker's next message is built and signed
         # while its current one is on the wire (OpenSSL signs without holding the GIL).
-        with ThreadPoolExecutor(max_workers=len(threads), thread_name_prefix="alerts-build") as builds:
+        with (
+            self.outbox.alive(),
+            ThreadPoolExecutor(max_workers=len(threads), thread_name_prefix="alerts-build") as builds,
+        ):
             self._builds = builds
             for thread in threads:
                 thread.start()
@@ -143,9 +153,13 @@ class _Worker:
         #: relay lets that one past MAIL FROM, they failed for their own sake; if it refuses
         #: it too, the relay may be refusing the sender, and they must not fail for that.
         self.refused_senders: list[tuple[Claimed, SenderRefused]] = []
+        self.marks: SentMarks | None = None
+        self.reclaimed_at = time.monotonic()
 
     def run(self) -> None:
         connection = self.d.sender.connection()
+        if self.d.mark_each:
+            self.marks = self.d.outbox.sent_marks()
         try:
             if self.stop.is_set():
                 return
@@ -164,6 +178,8 @@ class _Worker:
                 self._flush()
         finally:
             connection.close()
+            if self.marks is not None:
+                self.marks.close()
             if self.unreachable:
                 # The run ends with the relay out of reach: say so, or the messages it
                 # deferred would look like an ordinary retry.
@@ -225,10 +241,20 @@ class _Worker:
                 unavailable = 0
                 self.unreachable = None
                 self._past_mail_from(Stage.BODY)
-                self.outcomes.sent.append(claimed.item.outbox_id)
+                self._sent(claimed)
             if time.monotonic() - self.unflushed_since >= self.d.flush_every:
                 self._flush()
         return True  # the caller records the rest together with the next claim
+
+    def _sent(self, claimed: Claimed) -> None:
+        """The relay accepted it: marked sent before the next message goes."""
+        if self.marks is None:
+            self.outcomes.sent.append(claimed.item.outbox_id)
+            return
+        self.marks.mark(claimed.item.outbox_id, self.clock())
+        self._count(sent=1)
+        if self.advance:
+            self.advance(1)
 
     def _past_mail_from(self, stage: Stage | None) -> None:
         """A message got past MAIL FROM: the sender is accepted, so the messages refused
@@ -287,6 +313,10 @@ class _Worker:
 
     def _flush_and_claim(self) -> tuple[list[Claimed], int]:
         self.unflushed_since = time.monotonic()
+        if self.unflushed_since - self.reclaimed_at >= RECLAIM_EVERY:
+            # A sender that died while this one runs: its rows come back within seconds.
+            self.reclaimed_at = self.unflushed_since
+            self.d.outbox.reclaim_orphans()
         outcomes, self.outcomes = self.outcomes, Outcomes()
         if not outcomes:
             batch, suppressed = self.d.outbox.claim(self.name, self.d.batch, self.clock())
