@@ -153,7 +153,7 @@ def test_a_key_file_that_is_missing_or_not_a_key_is_a_config_error_at_start(tmp_
         DkimSigner.from_config(DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=tmp_path / "none.pem"))
     junk = tmp_path / "junk.pem"
     junk.write_text("not a key")
-    with pytest.raises(ConfigError, match="not a private key in PEM form"):
+    with pytest.raises(ConfigError, match="not an RSA private key in PEM form"):
         DkimSigner.from_config(DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=junk))
 
 

@@ -18,7 +18,7 @@ from alerts.app import App
 from alerts.delivery import Dispatcher, make_outbox, make_sender
 from alerts.message import OutboxItem
 from alerts.store import engine_url
-from alerts.store.outbox import SENDER_LOCKS, Outbox, Outcomes, process_name, sender_lock_key
+from alerts.store.outbox import SENDER_LOCKS, Outbox, Outcomes, sender_lock_key, sender_name
 from alerts.testing import PlainMessageFactory, SmtpSink, bare_message_id, outbox_rows, set_columns
 from tests.conftest import NOW
 from tests.delivery_fixtures import *  # noqa: F403
@@ -196,13 +196,14 @@ def test_on_postgresql_rows_of_a_sender_whose_lock_is_gone_come_back_and_a_live_
     assert all(row["attempts"] == 0 and row["claimed_by"] is None for row in rows(app).values())
 
 
-def test_on_postgresql_a_sending_process_holds_its_lock_while_it_runs_and_lets_go_after(
+def test_on_postgresql_a_sender_holds_its_lock_while_it_runs_and_lets_go_after(
     make_app, postgres_url: str
 ) -> None:
     app = make_app(database=postgres_url)
     box = an_outbox(app)
     check = create_engine(engine_url(postgres_url), poolclass=NullPool)
-    params = {"ns": SENDER_LOCKS, "key": sender_lock_key(process_name())}
+    sender = sender_name()
+    params = {"ns": SENDER_LOCKS, "key": sender_lock_key(sender)}
 
     def free() -> bool:
         with check.connect() as conn:
@@ -211,7 +212,8 @@ def test_on_postgresql_a_sending_process_holds_its_lock_while_it_runs_and_lets_g
                 conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), params)
             return taken
 
-    with box.alive():
+    with box.alive(sender):
         assert not free()
+        assert box.reclaim_orphans() == 0
     assert free()
     check.dispose()

@@ -89,7 +89,7 @@ class DkimSigner:
         for where, value in (("delivery.dkim.domain", settings.domain), ("delivery.dkim.selector", settings.selector)):
             if not value.isascii() or not value or any(c.isspace() or c in ";=" for c in value):
                 raise ConfigError(f"not a DKIM name: {value!r}", where=where, hint="use the ASCII (punycode) form")
-        key = _load(settings.key_file, "delivery.dkim.key_file")
+        key = _load(settings.key_file, "delivery.dkim.key_file", "an RSA")
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ConfigError(
                 f"{settings.key_file} is not an RSA private key",
@@ -104,7 +104,7 @@ class DkimSigner:
             )
         second: tuple[str, ed25519.Ed25519PrivateKey] | None = None
         if settings.ed25519_key_file is not None and settings.ed25519_selector is not None:
-            ed_key = _load(settings.ed25519_key_file, "delivery.dkim.ed25519_key_file")
+            ed_key = _load(settings.ed25519_key_file, "delivery.dkim.ed25519_key_file", "an Ed25519")
             if not isinstance(ed_key, ed25519.Ed25519PrivateKey):
                 raise ConfigError(
                     f"{settings.ed25519_key_file} is not an Ed25519 private key",
@@ -224,7 +224,7 @@ def _rsa_signer(key: rsa.RSAPrivateKey) -> Callable[[bytes], bytes]:
     return lambda data: key.sign(data, scheme, digest)
 
 
-def _load(path: Path, where: str) -> object:
+def _load(path: Path, where: str, kind: str) -> object:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -237,7 +237,7 @@ def _load(path: Path, where: str) -> object:
         return serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise ConfigError(
-            f"{path} is not a private key in PEM form (unencrypted): {str(exc).splitlines()[0]}",
+            f"{path} is not {kind} private key in PEM form (unencrypted): {str(exc).splitlines()[0]}",
             where=where,
             hint="give the PEM file that starts with -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----",
         ) from None

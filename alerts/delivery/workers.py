@@ -38,7 +38,15 @@ from alerts.delivery.base import (
 from alerts.delivery.dkim import DkimSigner
 from alerts.errors import AlertsError
 from alerts.store import StoreError
-from alerts.store.outbox import Claimed, Outbox, Outcomes, Recorded, SentMarks, worker_name
+from alerts.store.outbox import (
+    Claimed,
+    Outbox,
+    Outcomes,
+    Recorded,
+    SentMarks,
+    sender_name,
+    worker_name,
+)
 from alerts.types import SendReport
 
 log = logging.getLogger(__name__)
@@ -86,6 +94,7 @@ class Dispatcher:
     ) -> SendReport:
         stop = stop or threading.Event()
         report = SendReport()
+        sender = sender_name()
         self.outbox.reclaim_orphans()
         advance = progress(self.outbox.due(clock())) if progress else None
         lock = threading.Lock()
@@ -93,7 +102,7 @@ class Dispatcher:
 
         def work(index: int) -> None:
             try:
-                _Worker(self, worker_name(index), clock, stop, report, lock, advance).run()
+                _Worker(self, worker_name(sender, index), clock, stop, report, lock, advance).run()
             except SQLAlchemyError as exc:
                 failures.append(
                     StoreError(
@@ -111,7 +120,7 @@ class Dispatcher:
         # One build thread per worker: each worker's next message is built and signed
         # while its current one is on the wire (OpenSSL signs without holding the GIL).
         with (
-            self.outbox.alive(),
+            self.outbox.alive(sender),
             ThreadPoolExecutor(max_workers=len(threads), thread_name_prefix="alerts-build") as builds,
         ):
             self._builds = builds

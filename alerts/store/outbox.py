@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import logging
 import os
 import random
 import socket
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,15 +43,18 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, and_, bindparam, func, select, text, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
 
 from alerts.schema import outbox, subscribers
+from alerts.store.database import create_db_engine
 from alerts.store.ids import chunks
 from alerts.types import OutboxItem, SubscriberStatus
+
+log = logging.getLogger(__name__)
 
 #: First key of the senders' advisory locks (the two-key form, so that it can never be the
 #: scheduler's one-key lock in alerts.locking).
 SENDER_LOCKS = 0x61_6C_72_74
-_process: tuple[int, str] | None = None
 
 
 class OutboxStatus(enum.StrEnum):
@@ -109,29 +114,26 @@ class Recorded:
     bounced_subscribers: tuple[int, ...] = ()
 
 
-def process_name() -> str:
-    """This process as it appears in ``claimed_by``: host, pid and a nonce (pids are reused)."""
-    global _process
-    pid = os.getpid()
-    if _process is None or _process[0] != pid:  # first call, or a forked child
-        _process = (pid, f"{socket.gethostname()[:60]}:{pid}:{random.getrandbits(32):08x}")
-    return _process[1]
+def sender_name() -> str:
+    """A new name for one run of a sending process: host, pid and a nonce (pids are
+    reused, and one process may run several senders at once)."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{random.getrandbits(32):08x}"
 
 
-def worker_name(index: int) -> str:
-    """``host:pid:nonce:index``: unique per worker, and says which process holds a row."""
-    return f"{process_name()}:{index}"
+def worker_name(sender: str, index: int) -> str:
+    """``host:pid:nonce:index``: unique per worker, and says which sender holds a row."""
+    return f"{sender}:{index}"
 
 
-def holder_process(holder: str) -> str | None:
+def holder_sender(holder: str) -> str | None:
     """The ``host:pid:nonce`` part of a worker name (None for a name of another form)."""
     parts = holder.split(":")
     return ":".join(parts[:3]) if len(parts) == 4 and parts[1].isdigit() else None
 
 
-def sender_lock_key(process: str) -> int:
-    """The second key of a sending process's advisory lock (a signed 32-bit int)."""
-    return int.from_bytes(hashlib.blake2b(process.encode(), digest_size=4).digest(), "big", signed=True)
+def sender_lock_key(sender: str) -> int:
+    """The second key of a sender's advisory lock (a signed 32-bit int)."""
+    return int.from_bytes(hashlib.blake2b(sender.encode(), digest_size=4).digest(), "big", signed=True)
 
 
 @contextmanager
@@ -170,7 +172,7 @@ class SentMarks:
 
     def __init__(self, engine: Engine):
         self.sqlite = engine.dialect.name == "sqlite"
-        self.conn = engine.connect()
+        self.conn = engine.connect()  # of the Outbox's engine for held connections
         if self.sqlite:
             self._previous = int(self.conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
             self.conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
@@ -221,6 +223,8 @@ class Outbox:
         self.retry = retry
         self.lease = lease
         self.sqlite = engine.dialect.name == "sqlite"
+        self._held: Engine | None = None
+        self._lock = threading.Lock()
 
     def claim(self, worker: str, limit: int, now: datetime) -> tuple[list[Claimed], int]:
         """Take up to ``limit`` due rows (pending and due, or held under an expired lease).
@@ -405,23 +409,36 @@ class Outbox:
 
     def sent_marks(self) -> SentMarks:
         """A worker's own connection for marking its messages sent one by one."""
-        return SentMarks(self.engine)
+        return SentMarks(self._held_engine())
+
+    def _held_engine(self) -> Engine:
+        """An engine without a pool for the connections a run holds from start to end (a
+        sender's lock, each worker's marks), so that they never starve the pool that
+        claims, builds and the other stages share, whatever the number of workers."""
+        with self._lock:
+            if self._held is None:
+                if self.sqlite and self.engine.url.database in (None, "", ":memory:"):
+                    self._held = self.engine  # one in-memory database: only this engine sees it
+                else:
+                    url = self.engine.url.render_as_string(hide_password=False)
+                    self._held = create_db_engine(url, poolclass=NullPool)
+            return self._held
 
     @contextmanager
-    def alive(self) -> Iterator[None]:
-        """Hold this process's sender lock while it sends (PostgreSQL; nothing on SQLite,
-        where the pid says whether a holder lives). Taken before anything is claimed."""
+    def alive(self, sender: str) -> Iterator[None]:
+        """Hold the lock that says ``sender`` runs while it sends (PostgreSQL; nothing on
+        SQLite, where the pid says whether a holder lives). Taken before any claim."""
         if self.sqlite:
             yield
             return
-        key = sender_lock_key(process_name())
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:ns, :key)"), {"ns": SENDER_LOCKS, "key": key})
-            try:
-                yield
-            finally:
-                # A session lock outlives the connection's return to the pool: let go.
-                conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), {"ns": SENDER_LOCKS, "key": key})
+        params = {"ns": SENDER_LOCKS, "key": sender_lock_key(sender)}
+        with self._held_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            # A 32-bit key of a random name: taken unless another sender's name hashed the
+            # same (then its rows and ours are left to their leases, as before).
+            held = conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"), params).scalar_one()
+            if not held:
+                log.warning("sender lock %s is held by another sender; dead senders' rows wait for their lease", params)
+            yield
 
     def reclaim_orphans(self) -> int:
         """Free rows held by senders that died, so that they need not wait for their
@@ -450,18 +467,19 @@ class Outbox:
             )
 
     def _unlocked(self, holders: Iterable[str]) -> list[str]:
-        """The holders whose process's sender lock nobody holds (PostgreSQL)."""
-        by_process: dict[str, list[str]] = {}
+        """The holders whose sender's lock nobody holds (PostgreSQL)."""
+        by_sender: dict[str, list[str]] = {}
         for holder in holders:
-            process = holder_process(holder)
-            if process is not None and process != process_name():
-                by_process.setdefault(process, []).append(holder)
+            sender = holder_sender(holder)
+            if sender is not None:
+                by_sender.setdefault(sender, []).append(holder)
         dead: list[str] = []
-        if not by_process:
+        if not by_sender:
             return dead
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            for process, names in by_process.items():
-                params = {"ns": SENDER_LOCKS, "key": sender_lock_key(process)}
+        # A connection of its own: a session takes its own advisory locks again at will.
+        with self._held_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for sender, names in by_sender.items():
+                params = {"ns": SENDER_LOCKS, "key": sender_lock_key(sender)}
                 if conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"), params).scalar_one():
                     conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), params)
                     dead.extend(names)
