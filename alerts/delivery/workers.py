@@ -276,9 +276,8 @@ class _Worker:
         """Messages refused at MAIL FROM with nothing after them to tell why: deferred, an
         attempt counted, so that they neither fail for the sender's sake nor hold the
         head of the queue."""
-        for claimed, exc in self.refused_senders:
-            self.outcomes.deferred.append((claimed, f"{exc} (deferred: no other message has shown yet whether"
-                                           " the relay refuses this message or the sender)"))
+        why = "deferred: no other message has shown yet whether the relay refuses this message or the sender"
+        self.outcomes.deferred.extend((claimed, f"{exc} ({why})") for claimed, exc in self.refused_senders)
         self.refused_senders = []
 
     def _refuses_the_sender(self, exc: SenderRefused, rest: list[Claimed]) -> NoReturn:

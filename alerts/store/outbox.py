@@ -136,30 +136,45 @@ def sender_lock_key(sender: str) -> int:
     return int.from_bytes(hashlib.blake2b(sender.encode(), digest_size=4).digest(), "big", signed=True)
 
 
+_writers: dict[str, threading.Lock] = {}
+_writers_guard = threading.Lock()
+
+
+def sqlite_writer(engine: Engine) -> threading.Lock:
+    """One lock per SQLite database in this process, taken around each write transaction
+    of the outbox: the workers take turns here rather than in SQLite's busy handler,
+    which sleeps 1, 2, 5, 10 ms... between tries (other processes still meet that)."""
+    with _writers_guard:
+        return _writers.setdefault(str(engine.url.database), threading.Lock())
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that writes. On SQLite it takes the write lock up front (``BEGIN
     IMMEDIATE``), so two claimers queue on the busy timeout instead of both reading the
     same due rows and one failing on upgrade."""
     with engine.connect() as conn:
-        sqlite = conn.dialect.name == "sqlite"
-        if sqlite:
-            # WAL with synchronous=NORMAL: a commit survives a crash of this process (all
-            # the outbox promises) but is not fsynced each time; after a power cut the
-            # last marks may be lost, and those messages go again with their Message-ID.
-            # Restored afterwards: the connection goes back to the pool for other stages.
-            previous = int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
-            conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.dialect.name != "sqlite":
+            with conn.begin():
+                yield conn
+            return
+        # WAL with synchronous=NORMAL: a commit survives a crash of this process (all
+        # the outbox promises) but is not fsynced each time; after a power cut the
+        # last marks may be lost, and those messages go again with their Message-ID.
+        # Restored afterwards: the connection goes back to the pool for other stages.
+        previous = int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+        conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
         try:
-            yield conn
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
+            with sqlite_writer(engine):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
         finally:
-            if sqlite:
-                conn.exec_driver_sql(f"PRAGMA synchronous={previous}")
+            conn.exec_driver_sql(f"PRAGMA synchronous={previous}")
 
 
 class SentMarks:
@@ -172,7 +187,8 @@ class SentMarks:
 
     def __init__(self, engine: Engine):
         self.sqlite = engine.dialect.name == "sqlite"
-        self.conn = engine.connect()  # of the Outbox's engine for held connections
+        self._writer = sqlite_writer(engine)
+        self.conn = engine.connect()
         if self.sqlite:
             self._previous = int(self.conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
             self.conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
@@ -195,14 +211,18 @@ class SentMarks:
     def mark(self, outbox_id: int, now: datetime) -> None:
         """Record that the relay accepted this row's message. It was accepted, so the row
         is sent whoever holds it now (a worker that lost its lease included)."""
-        try:
-            if self.sqlite:
+        if not self.sqlite:
+            with self.conn.begin():
+                self.conn.execute(self._mark, {"row_id": outbox_id, "now": now})
+            return
+        with self._writer:
+            try:
                 self.conn.exec_driver_sql("BEGIN IMMEDIATE")
-            self.conn.execute(self._mark, {"row_id": outbox_id, "now": now})
-            self.conn.commit()
-        except BaseException:
-            self.conn.rollback()
-            raise
+                self.conn.execute(self._mark, {"row_id": outbox_id, "now": now})
+                self.conn.commit()
+            except BaseException:
+                self.conn.rollback()
+                raise
 
     def close(self) -> None:
         try:
