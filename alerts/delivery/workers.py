@@ -2,7 +2,7 @@
 and write the outcomes back.
 
 A message the relay accepted is marked sent at once, in a commit of its own that does
-not wait for the disk (:class:`~alerts.delivery.outbox.SentMarks`), before the
+not wait for the disk (:class:`~alerts.store.outbox.SentMarks`), before the
 connection carries the next: a sender killed at any instant repeats at most one message
 per connection. Nothing is written as sent before the relay accepted it. The other
 outcomes (deferred, bounced, failed) are written in batches (up to ``batch`` rows, or
