@@ -185,7 +185,7 @@ def run_pipeline(
     app = App(config)
     app.store  # connect and migrate before the clock starts  # noqa: B018
     # The batched marks are no option of the config: they are only measured here.
-    delivery.Dispatcher = functools.partial(Dispatcher, mark_each=mark_each)  # type: ignore[misc]
+    delivery.Dispatcher = functools.partial(Dispatcher, mark_each=mark_each)  # type: ignore[misc,assignment]
     started, cpu = time.perf_counter(), time.process_time()
     report = send_pending(app.config, app.store, workers=connections)
     seconds = time.perf_counter() - started
