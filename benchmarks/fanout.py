@@ -323,6 +323,8 @@ def main() -> None:
         print(f"pipeline with sent marks batched (50 rows / 0.2 s): {statistics.median(batched_rates):7.0f} msg/s")
         print(f"ratio each-at-once/batched time: {statistics.median(batched_ratios):.2f}x, median of the rounds "
               f"(what one commit per accepted message costs)")
+        each_cpu, batched_cpu = statistics.median(CPU["config.yaml"]), statistics.median(CPU["batched"])
+        print(f"CPU per message: marks each at once {each_cpu * 1000:.2f} ms, batched {batched_cpu * 1000:.2f} ms")
     if signed_rates:
         kind = "RSA-2048 + Ed25519" if args.ed25519 else "RSA-2048"
         print(f"signed pipeline (DKIM {kind}, OpenSSL):    {statistics.median(signed_rates):7.0f} msg/s")
