@@ -166,8 +166,10 @@ def _ingest_one(
 
 
 def store_advisory(item: AdvisoryInput, store: Store, gazetteer: Gazetteer, now: datetime) -> IngestResult:
-    """Save one advisory, with the most specific of its tagged areas as the areas it concerns."""
-    return store.save_advisory(item, gazetteer.most_specific(item.areas), now)
+    """Save one advisory with the areas its decision gave it (none when outside coverage;
+    an input made without a decision keeps the most specific of its tags)."""
+    areas = item.decision.areas if item.decision else gazetteer.most_specific(item.areas)
+    return store.save_advisory(item, set(areas), now)
 
 
 def ingest_sources(

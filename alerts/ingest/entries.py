@@ -8,7 +8,6 @@ areas tagged as for files.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import io
 import re
@@ -22,8 +21,9 @@ import feedparser
 
 from alerts.areas import Gazetteer
 from alerts.config import SourceConfig
-from alerts.errors import AdvisoryError, SourceError, UnknownArea
+from alerts.errors import AdvisoryError, SourceError
 from alerts.ingest.files import _FORCE_SUFFIX, ParsedFile, canonical_url
+from alerts.tagging import AdvisoryText, Declared, decide_areas, decision_warnings
 from alerts.text import html_to_text, one_line, sanitise_html
 from alerts.types import AdvisoryInput
 
@@ -149,13 +149,10 @@ def entry_to_advisory(
     categories = [
         one_line(str(tag.get("term") or ""), limit=100) for tag in entry.get("tags") or ()
     ]
-    declared = {force_area} if force_area else set()
-    for name in categories:
-        with contextlib.suppress(UnknownArea):  # categories such as "Fraud" are not places
-            declared.add(gazetteer.resolve(name))
-    areas, force_wide = gazetteer.tag_advisory(declared, title, summary, body_text)
-    if force_wide:
-        warnings.append(f"{where}: no area named; treated as force-wide ({gazetteer.root.name})")
+    declared = [Declared("source", force_area)] if force_area else []
+    declared += [Declared("category", name) for name in categories if name]
+    decision = decide_areas(gazetteer, AdvisoryText(title, summary, body_text), declared)
+    warnings += decision_warnings(decision, where, gazetteer)
 
     extra: dict[str, Any] = {"feed": feed_url, "guid": guid or None}
     if updated_at:
@@ -171,11 +168,12 @@ def entry_to_advisory(
         body_text=body_text,
         published_at=published_at,
         source=feed_url,
-        areas=frozenset(areas),
+        areas=decision.tags,
         force_area=force_area,
         image_url=_image(entry),
         date_assumed=date_assumed,
         extra=extra,
+        decision=decision,
     )
     return ParsedFile(advisory, warnings)
 

@@ -19,6 +19,7 @@ import yaml
 from alerts.areas import Gazetteer
 from alerts.errors import AdvisoryError, UnknownArea
 from alerts.ingest.dates import LONDON, BadDate, parse_date
+from alerts.tagging import AdvisoryText, decide_areas, decision_warnings, declared_areas
 from alerts.text import decode_entities, html_to_text, one_line, render_markdown, strip_control
 from alerts.types import AdvisoryInput, Priority, Status
 
@@ -321,24 +322,9 @@ def _build(
     if not summary:
         summary = one_line(body_text, limit=300)
 
-    areas: set[str] = set()
-    force_area = None
-    listed = meta.get("areas")
-    declared = [meta.get("area"), *(listed if isinstance(listed, list) else [listed])]
-    for name in declared:
-        if name in (None, ""):
-            continue
-        try:
-            slug = gazetteer.resolve(str(name))
-        except UnknownArea:
-            warnings.append(f"{where}: area {name!r} is not in the gazetteer; ignored (see 'alerts areas')")
-            continue
-        areas.add(slug)
-        if name is meta.get("area"):
-            force_area = slug
-    areas, force_wide = gazetteer.tag_advisory(areas, title, summary, body_text)
-    if force_wide:
-        warnings.append(f"{where}: no area named; treated as force-wide ({gazetteer.root.name})")
+    decision = decide_areas(gazetteer, AdvisoryText(title, summary, body_text), declared_areas(meta))
+    warnings += decision_warnings(decision, where, gazetteer)
+    force_area = _declared_force(meta, gazetteer)
 
     extra = {k: v for k, v in meta.items() if k not in KNOWN_KEYS}
     extra.update({k: v for k, v in {"og": meta.get("og")}.items() if isinstance(v, dict)})
@@ -351,7 +337,7 @@ def _build(
         body_text=body_text,
         published_at=published_at,
         source=where,
-        areas=frozenset(areas),
+        areas=decision.tags,
         force_area=force_area,
         image_url=image_url,
         status=status,
@@ -359,8 +345,21 @@ def _build(
         expires_at=expires_at,
         date_assumed=date_assumed,
         extra=extra,
+        decision=decision,
     )
     return ParsedFile(advisory, warnings)
+
+
+def _declared_force(meta: dict[str, Any], gazetteer: Gazetteer) -> str | None:
+    """The slug of a plain ``area:`` value, as the store has kept it (None when absent,
+    a list or unknown)."""
+    value = meta.get("area")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return gazetteer.resolve(value)
+    except UnknownArea:
+        return None
 
 
 def _shown(value: Any) -> str:

@@ -1,0 +1,35 @@
+"""What an area decision tells whoever runs the batch: one line per thing to look at."""
+
+from __future__ import annotations
+
+from alerts.areas import Gazetteer
+from alerts.errors import UnknownArea
+from alerts.types import AreaDecision
+
+ALIAS_HINT = "to bring such advisories in, map the name under 'area_aliases:' in config.yaml (e.g. National: kent)"
+
+
+def decision_warnings(decision: AreaDecision, where: str, gazetteer: Gazetteer) -> list[str]:
+    """Unknown declared areas (outside coverage, or ignored beside a known one) and
+    advisories that named no place and so went force-wide."""
+    warnings: list[str] = []
+    for name in decision.unknown:
+        hint = _hint(gazetteer, name)
+        if decision.outside_coverage:
+            warnings.append(
+                f"{where}: area {name!r} is not in the gazetteer, so the advisory is outside coverage:"
+                f" stored, but never mailed and in no feed ({hint}; {ALIAS_HINT})"
+            )
+        else:
+            warnings.append(f"{where}: area {name!r} is not in the gazetteer; ignored ({hint})")
+    if decision.no_place:
+        warnings.append(f"{where}: no place found; treated as force-wide ({gazetteer.root.name})")
+    return warnings
+
+
+def _hint(gazetteer: Gazetteer, name: str) -> str:
+    try:
+        gazetteer.resolve(name)
+    except UnknownArea as exc:
+        return exc.hint or "run 'alerts areas' for the list"
+    return "run 'alerts areas' for the list"
