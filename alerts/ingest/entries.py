@@ -126,6 +126,7 @@ def entry_to_advisory(
     body_html = _body_html(entry)
     body_text = html_to_text(body_html)
     title = _text_of(entry.get("title_detail"), entry.get("title", ""))
+    publisher = _FORCE_SUFFIX.search(one_line(title))
     title = one_line(_FORCE_SUFFIX.sub("", title), limit=300)
     if not title:
         if not body_text:
@@ -150,6 +151,8 @@ def entry_to_advisory(
         one_line(str(tag.get("term") or ""), limit=100) for tag in entry.get("tags") or ()
     ]
     declared = [Declared("source", force_area)] if force_area else []
+    if publisher and not force_area:
+        declared.append(Declared("publisher", publisher.group("force")))
     declared += [Declared("category", name) for name in categories if name]
     decision = decide_areas(gazetteer, AdvisoryText(title, summary, body_text), declared)
     warnings += decision_warnings(decision, where, gazetteer)

@@ -19,7 +19,7 @@ import yaml
 from alerts.areas import Gazetteer
 from alerts.errors import AdvisoryError, UnknownArea
 from alerts.ingest.dates import LONDON, BadDate, parse_date
-from alerts.tagging import AdvisoryText, decide_areas, decision_warnings, declared_areas
+from alerts.tagging import AdvisoryText, Declared, decide_areas, decision_warnings, declared_areas
 from alerts.text import decode_entities, html_to_text, one_line, render_markdown, strip_control
 from alerts.types import AdvisoryInput, Priority, Status
 
@@ -28,7 +28,9 @@ MAX_TITLE = 1_000
 SUFFIXES = (".md", ".markdown")
 _FENCE_OPEN = re.compile(r"^(```|~~~)\s*(ya?ml)?\s*$", re.IGNORECASE)
 _DASHES = re.compile(r"^---\s*$")
-_FORCE_SUFFIX = re.compile(r"(?:^|\s+)[|\u2013\u2014-]\s+[^|]*(?:Police|Constabulary)\s*$", re.IGNORECASE)
+_FORCE_SUFFIX = re.compile(
+    r"(?:^|\s+)[|\u2013\u2014-]\s+(?P<force>[^|]*?)\s*(?:Police|Constabulary)\s*$", re.IGNORECASE
+)
 KNOWN_KEYS = {"title", "url", "area", "areas", "publish", "og", "date", "status", "expires", "priority", "guid", "summary"}
 
 
@@ -322,7 +324,12 @@ def _build(
     if not summary:
         summary = one_line(body_text, limit=300)
 
-    decision = decide_areas(gazetteer, AdvisoryText(title, summary, body_text), declared_areas(meta))
+    declared = declared_areas(meta)
+    if publisher := _FORCE_SUFFIX.search(one_line(str(raw_title))):
+        # "... | Essex Police": another force's release is outside coverage unless it
+        # declares an area here.
+        declared.append(Declared("publisher", publisher.group("force")))
+    decision = decide_areas(gazetteer, AdvisoryText(title, summary, body_text), declared)
     warnings += decision_warnings(decision, where, gazetteer)
     force_area = _declared_force(meta, gazetteer)
 

@@ -62,6 +62,8 @@ def read_mention(mention: Mention, lead: int) -> Reading:
         return Reading(None, "whom it is for", strong=True, county=True)
     if lead_word in ("in", "at", "near") and _home_before(words, lead):
         return _home(mention)
+    if lead_word == "to" and lead >= 1 and words[lead - 1].fold in lex.ATTENDED_WORDS:
+        return Reading(None, "where it happened", strong=True)  # "officers were called to X"
     if lead_word in lex.COUNTY_LEADS:
         return Reading(None, "where it happened", strong=True, county=True)
     if lead_word in lex.PLACE_PREPOSITIONS:
@@ -110,6 +112,17 @@ def county_phrase(words: tuple[Word, ...]) -> str | None:
         for start in range(len(folds) - size + 1):
             if tuple(folds[start : start + size]) == phrase:
                 return " ".join(w.text for w in words[start : start + size])
+    return None
+
+
+def other_force(words: tuple[Word, ...]) -> str | None:
+    """ "Essex Police", "Thames Valley Police", "Hampshire Constabulary": another force."""
+    for index, word in enumerate(words):
+        if _base(word) not in lex.POLICE_WORDS:
+            continue
+        for before in words[max(0, index - 2) : index]:
+            if before.fold in lex.OTHER_PLACES:
+                return " ".join(w.text for w in words[max(0, index - 2) : index + 1])
     return None
 
 
@@ -208,20 +221,24 @@ def _institution_before(words: tuple[Word, ...], first: int) -> str | None:
         return "a prison"
     if lead not in ("in", "at", "near", "of", "for"):
         return None
-    window = [w.fold for w in words[max(0, first - 5) : first - 1]]
+    window = [_base(w) for w in words[max(0, first - 3) : first - 1]]
     if lead in ("of", "for"):
         return "a title or office" if window and window[-1] in lex.TITLE_LEADS else None
-    if window and window[-1] in lex.BASE_WORDS | {"offices", "office", "headquarters", "branch"}:
+    if not window:
+        return None
+    # The institution is the word just before the preposition: "hospital in Ashford",
+    # not "taken to hospital after an assault in Margate".
+    fold = window[-1]
+    if fold in lex.BASE_WORDS | {"offices", "office", "headquarters", "branch"}:
         return "an organisation's base"
-    for position, fold in enumerate(window):
-        if fold in lex.COURT_WORDS:
-            return "a court"
-        if fold in lex.HOSPITAL_WORDS:
-            return "a hospital"
-        if fold in lex.PRISON_WORDS or fold == "custody":
-            return "a prison or custody"
-        if fold == "station" and position > 0 and window[position - 1] == "police":
-            return "a police station"
+    if fold in lex.COURT_WORDS:
+        return "a court"
+    if fold in lex.HOSPITAL_WORDS:
+        return "a hospital"
+    if fold in lex.PRISON_WORDS or fold == "custody":
+        return "a prison or custody"
+    if fold == "station" and len(window) > 1 and window[-2] == "police":
+        return "a police station"
     return None
 
 
@@ -237,11 +254,14 @@ def _home_before(words: tuple[Word, ...], lead: int) -> bool:
 
 
 def _person_before(words: tuple[Word, ...], lead: int) -> bool:
-    """ "a man from", "aged 34, from", "Smith, 34, of": a person's home follows."""
-    for word in words[max(0, lead - 4) : lead]:
-        if word.fold in lex.PERSON_NOUNS or word.fold in lex.AGE_WORDS or word.text.isdigit():
-            return True
-    return False
+    """ "a man from", "a 35-year-old from", "Smith, 34, of": a person's home follows
+    (but not "theft from Faversham charity shop")."""
+    index = lead - 1
+    while index >= 0 and (words[index].text.isdigit() or words[index].fold in lex.AGE_WORDS):
+        index -= 1
+    if index < lead - 1:
+        return True  # "a 35-year-old from", "Smith, 34, of", "aged 34, from"
+    return index >= 0 and words[index].fold in lex.PERSON_NOUNS
 
 
 def _home(mention: Mention) -> Reading:

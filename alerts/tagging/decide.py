@@ -17,7 +17,14 @@ from typing import TypeVar
 
 from alerts.areas import Gazetteer
 from alerts.errors import UnknownArea
-from alerts.tagging.context import NOISE, Reading, county_phrase, find_lead, read_mention
+from alerts.tagging.context import (
+    NOISE,
+    Reading,
+    county_phrase,
+    find_lead,
+    other_force,
+    read_mention,
+)
 from alerts.tagging.mentions import Mention, Sentence, find_mentions, sentences
 from alerts.types import AreaDecision, Discounted, Evidence
 
@@ -34,8 +41,10 @@ class AdvisoryText:
 @dataclass(frozen=True)
 class Declared:
     """An area an advisory declares: ``key`` says where (``area``, ``areas``, ``source``,
-    ``category``), ``value`` is as written. An unknown category is ignored (most are
-    topics, "Fraud"); an unknown area is outside coverage."""
+    ``category``, ``publisher`` for the force a title names, "... | Essex Police"),
+    ``value`` is as written. An unknown category is ignored (most are topics, "Fraud");
+    any other unknown area makes the advisory outside coverage unless a known one is
+    declared too."""
 
     key: str
     value: str
@@ -77,6 +86,11 @@ def decide_areas(
     root = gazetteer.root.slug
     known: list[tuple[Declared, str]] = []
     unknown: list[str] = []
+    declared = list(declared)
+    if any(item.key in ("area", "areas", "source") for item in declared):
+        # An area written in the advisory (or its source's) says more than the force
+        # named in its title: "area: Medwya | Kent Police" is a typo, not Kent news.
+        declared = [item for item in declared if item.key != "publisher"]
     for item in declared:
         slugs = _resolve(gazetteer, item.value)
         if slugs:
@@ -330,6 +344,17 @@ def _from_text(gazetteer: Gazetteer, text: AdvisoryText, reads: list[_Read]) -> 
         for r in evidence
         if r.area == root
     ]
+    if not at_root and not any(r.area == root for r in reads):
+        # Nothing here names the force area, and something names another: another
+        # force's release, not ours to send.
+        elsewhere = [d for d in discounted if d.reason.startswith("a place of that name in")]
+        for sentence in _sentences(text):
+            if force := other_force(sentence.words):
+                elsewhere.append(Discounted(force, None, force, "another police force"))
+        if elsewhere:
+            return AreaDecision(
+                areas=frozenset(), discounted=_unique(discounted + elsewhere), outside_coverage=True
+            )
     return AreaDecision(
         areas=frozenset([root]),
         evidence=_unique(at_root),

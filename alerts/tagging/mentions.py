@@ -12,6 +12,9 @@ from alerts.areas import Gazetteer, PlaceName, fold_word, words_of
 _SENTENCE_END = re.compile(r"[.!?]['\"’”)]*\s+(?=[A-Z0-9'\"‘“(])|\n\s*\n|\n(?=\s*[-*•])")
 
 
+_POSSESSIVE = ("'s", "’s", "'S", "’S")
+
+
 @dataclass(frozen=True)
 class Word:
     text: str
@@ -115,6 +118,8 @@ def find_mentions(gazetteer: Gazetteer, sentence: Sentence) -> list[Mention]:
                 matched = size
                 break
             place = names.get(key)
+            if place is None and span[-1].text[-2:] in _POSSESSIVE:
+                place = names.get((*key[:-1], key[-1][:-1]))  # "Maidstone's", "Chatham’s"
             if place is None or not _written_as_a_name(span, place, shouting):
                 continue
             found.append(Mention(sentence, index, index + size - 1, place))

@@ -22,6 +22,17 @@ def decision_warnings(decision: AreaDecision, where: str, gazetteer: Gazetteer) 
             )
         else:
             warnings.append(f"{where}: area {name!r} is not in the gazetteer; ignored ({hint})")
+    if decision.outside_coverage and not decision.unknown:
+        named = ", ".join(
+            sorted(
+                {d.name for d in decision.discounted if d.area is None or "elsewhere" in d.reason}
+            )
+        )
+        warnings.append(
+            f"{where}: names no place in {gazetteer.root.name} but names {named or 'places elsewhere'},"
+            f" so it is outside coverage: stored, but never mailed and in no feed"
+            f" (declare 'area:' in its front matter, or retag it, to bring it in)"
+        )
     if decision.no_place:
         warnings.append(f"{where}: no place found; treated as force-wide ({gazetteer.root.name})")
     return warnings

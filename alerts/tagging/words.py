@@ -31,6 +31,8 @@ AUDIENCE_NOUNS = _set("""residents householders households homeowners businesses
 # "the Medway area", "the Chatham district": the place itself.
 AREA_NOUNS = _set("area areas district borough town towns village villages region locality estate")
 
+# "officers were called to X": the scene.
+ATTENDED_WORDS = _set("called attended sent responded rushed dispatched deployed")
 # Whose home it is, read from the verbs next to the person.
 SUSPECT_WORDS = _set("""arrested arrest arrests charged charge jailed sentenced sentencing convicted remanded
     bailed detained admitted admits pleaded pleads appeared appear appears guilty wanted
@@ -61,7 +63,7 @@ PRISON_WORDS = _set("prison jail")
 ORGANISATION_WORDS = _set("""council councils partnership fc united athletic rovers college university academy
     school grammar trust foundation association society club team unit hub cid watch
     housing group ltd limited plc gazette messenger news radio chamber taskforce
-    commission cathedral diocese archdiocese deanery""")
+    commission diocese archdiocese deanery fire rescue ambulance coastguard rnli""")
 STREET_WORDS = _set("""road rd street st lane ln avenue ave way drive dr close crescent gardens terrace
     place square row walk parade grove rise mews bypass highway approach hill""")
 # "based in X" / "X-based": where an organisation is, not where the thing happened.
@@ -99,5 +101,5 @@ OTHER_PLACES = _set("""essex dorset hampshire surrey sussex london berkshire buc
     cornwall avon wales scotland ireland northumbria cleveland humberside midlands
     southampton portsmouth havering bexley bromley greenwich croydon thurrock southend
     swindon bristol shaftesbury dover-delaware france belgium netherlands calais
-    boulogne dunkerque spain""")
+    boulogne dunkerque spain metropolitan mercia thames""")
 REGION_PREFIXES = _set("east west north south central greater inner outer")
