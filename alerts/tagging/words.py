@@ -10,7 +10,7 @@ def _set(words: str) -> frozenset[str]:
 
 # "in X", "near X": the thing happened there (or the advice is for there).
 PLACE_PREPOSITIONS = _set(
-    "in at near around outside across throughout within on off between towards nearby"
+    "in at near around outside across throughout within on off between nearby"
 )
 # Weaker: "to X", "from X", "of X", "and X" name a place without saying it is the scene.
 OTHER_PREPOSITIONS = _set("to from of into via and or by")
