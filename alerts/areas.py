@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -234,6 +235,12 @@ class Gazetteer:
                     elsewhere=name in node.elsewhere or bool(old and old.elsewhere),
                 )
         return found
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Changes whenever the data could change what a text is tagged with."""
+        payload = repr((sorted(self.nodes.items()), sorted(self._not_places))).encode()
+        return hashlib.sha256(payload).hexdigest()[:32]
 
     @functools.cached_property
     def not_places(self) -> frozenset[tuple[str, ...]]:

@@ -210,6 +210,9 @@ class Config(_Model):
     delivery: DeliveryConfig = DeliveryConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     security: SecurityConfig = SecurityConfig()
+    #: Extra names for areas, e.g. ``National: kent`` so that advisories declaring
+    #: ``area: National`` are force-wide instead of outside coverage.
+    area_aliases: dict[str, str] = {}
     #: Directory the config file lives in; relative paths were resolved against it.
     root: Path = Path(".")
 

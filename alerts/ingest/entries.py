@@ -138,6 +138,7 @@ def entry_to_advisory(
         summary = one_line(
             _text_of(entry.get("summary_detail"), entry.get("summary", "")), limit=1000
         )
+    written_summary = summary  # one made from the body is not read again as its own lede
     summary = summary or one_line(body_text, limit=300)
 
     updated_at = _date(entry, "updated_parsed")
@@ -154,7 +155,7 @@ def entry_to_advisory(
     if publisher and not force_area:
         declared.append(Declared("publisher", publisher.group("force")))
     declared += [Declared("category", name) for name in categories if name]
-    decision = decide_areas(gazetteer, AdvisoryText(title, summary, body_text), declared)
+    decision = decide_areas(gazetteer, AdvisoryText(title, written_summary, body_text), declared)
     warnings += decision_warnings(decision, where, gazetteer)
 
     extra: dict[str, Any] = {"feed": feed_url, "guid": guid or None}

@@ -321,6 +321,8 @@ def _build(
 
     body_html = render_markdown(body)
     body_text = html_to_text(body_html)
+    # A summary made from the body is not read again as its own lede.
+    written_summary = summary
     if not summary:
         summary = one_line(body_text, limit=300)
 
@@ -329,7 +331,7 @@ def _build(
         # "... | Essex Police": another force's release is outside coverage unless it
         # declares an area here.
         declared.append(Declared("publisher", publisher.group("force")))
-    decision = decide_areas(gazetteer, AdvisoryText(title, summary, body_text), declared)
+    decision = decide_areas(gazetteer, AdvisoryText(title, written_summary, body_text), declared)
     warnings += decision_warnings(decision, where, gazetteer)
     force_area = _declared_force(meta, gazetteer)
 

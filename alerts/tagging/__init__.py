@@ -5,7 +5,14 @@ Open in order: :mod:`.mentions` (finding names), :mod:`.context` (what each ment
 says), :mod:`.decide` (the rule), :mod:`.report` (warnings for the run's report).
 """
 
-from alerts.tagging.decide import AdvisoryText, Declared, decide_areas, declared_areas
+from alerts.tagging.decide import RULE_VERSION, AdvisoryText, Declared, decide_areas, declared_areas
 from alerts.tagging.report import decision_warnings
 
-__all__ = ["AdvisoryText", "Declared", "decide_areas", "decision_warnings", "declared_areas"]
+__all__ = [
+    "RULE_VERSION",
+    "AdvisoryText",
+    "Declared",
+    "decide_areas",
+    "decision_warnings",
+    "declared_areas",
+]

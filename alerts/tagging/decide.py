@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from alerts.areas import Gazetteer
@@ -27,6 +27,10 @@ from alerts.tagging.context import (
 )
 from alerts.tagging.mentions import Mention, Sentence, find_mentions, sentences
 from alerts.types import AreaDecision, Discounted, Evidence
+
+# Bumped whenever the rule changes what a text is tagged with, so that configured
+# folders are read again (see alerts.ingest.directory.parser_fingerprint).
+RULE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -118,21 +122,11 @@ def decide_areas(
         )
     decision = _from_text(gazetteer, text, reads)
     at_root = tuple(
-        Evidence(
-            root, f"{item.key}: {item.value}", "declared", "declared force area; the text decides"
-        )
+        Evidence(root, f"{item.key}: {item.value}", "declared", "declared force area; the text decides")
         for item, slug in known
         if slug == root
     )
-    return AreaDecision(
-        areas=decision.areas,
-        evidence=decision.evidence + at_root,
-        discounted=decision.discounted,
-        declared=shown,
-        unknown=tuple(unknown),
-        force_wide=decision.force_wide,
-        no_place=decision.no_place,
-    )
+    return replace(decision, evidence=decision.evidence + at_root, declared=shown, unknown=tuple(unknown))
 
 
 def _resolve(gazetteer: Gazetteer, value: str) -> list[str]:
