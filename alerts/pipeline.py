@@ -78,6 +78,10 @@ class RunReport:
     updated: int = 0
     rejected: int = 0
     failed_sources: int = 0
+    #: Advisories stored but outside coverage (an unknown or other force's area).
+    outside_coverage: int = 0
+    #: Advisories that named no place and so went to every subscriber.
+    no_place: int = 0
     feeds_written: int = 0
     feeds_unchanged: int = 0
     queued: int = 0
@@ -116,6 +120,8 @@ class RunReport:
             "updated": self.updated,
             "rejected": self.rejected,
             "failed_sources": self.failed_sources,
+            "outside_coverage": self.outside_coverage,
+            "no_place": self.no_place,
             "feeds_written": self.feeds_written,
             "feeds_unchanged": self.feeds_unchanged,
             "queued": self.queued,
@@ -140,6 +146,11 @@ class RunReport:
             f"{self.queued} messages queued{digests}; {self.sent} sent, {self.deferred} deferred, "
             f"{self.bounced} bounced, {self.failed} failed ({self.seconds:.1f} s)"
         )
+        if self.outside_coverage or self.no_place:
+            line += (
+                f"; areas to check: {self.outside_coverage} outside coverage (not mailed),"
+                f" {self.no_place} force-wide for want of a place"
+            )
         if self.failed_stages:
             line += f"; FAILED: {', '.join(self.failed_stages)}"
         if self.stopped:
@@ -243,6 +254,10 @@ def _ingest(app: App, now: datetime, report: RunReport) -> bool:
     report.rejected, report.failed_sources = counts["rejected"], counts["failed_sources"]
     report.problems += [f"rejected: {e}" for e in result.rejected]
     report.problems += [f"source failed: {e}" for e in result.source_errors]
+    # Warnings (an unknown area: outside coverage; no place: force-wide; a missing date)
+    # are problem lines too, so 'alerts run' and 'alerts serve' show what ingest shows.
+    report.problems += [f"warning: {w}" for w in result.warnings]
+    report.outside_coverage, report.no_place = counts["outside_coverage"], counts["no_place"]
     return bool(result.new or result.updated)
 
 

@@ -39,6 +39,10 @@ class IngestReport:
     warnings: list[str] = field(default_factory=list)
     #: Sources that could not be read at all (a feed that is down); retried next poll.
     source_errors: list[AlertsError] = field(default_factory=list)
+    #: Where each advisory outside coverage came from (stored, never mailed, in no feed).
+    outside_coverage: list[str] = field(default_factory=list)
+    #: Where each advisory that named no place (so went force-wide) came from.
+    no_place: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -51,6 +55,8 @@ class IngestReport:
             "unchanged": self.unchanged,
             "rejected": len(self.rejected),
             "failed_sources": len(self.source_errors),
+            "outside_coverage": len(self.outside_coverage),
+            "no_place": len(self.no_place),
         }
 
     def merge(self, other: IngestReport) -> None:
@@ -60,6 +66,8 @@ class IngestReport:
         self.rejected += other.rejected
         self.warnings += other.warnings
         self.source_errors += other.source_errors
+        self.outside_coverage += other.outside_coverage
+        self.no_place += other.no_place
 
 
 Progress = Callable[[int], None]
@@ -145,6 +153,11 @@ def _ingest_one(
     report.warnings += parsed.warnings
     for warning in parsed.warnings:
         log.info("%s", warning)
+    decision = parsed.advisory.decision
+    if decision is not None and decision.outside_coverage:
+        report.outside_coverage.append(where)
+    if decision is not None and decision.no_place:
+        report.no_place.append(where)
     try:
         result = store_advisory(parsed.advisory, store, gazetteer, now)
     except (DataError, IntegrityError) as exc:
