@@ -298,3 +298,19 @@ def test_ingest_reports_outside_coverage_and_force_wide_advisories(
     result = run_cli("ingest", str(advisory_dir))
     assert "area 'Essex' is not in the gazetteer, so the advisory is outside coverage" in result.output
     assert "sheds.md: no place found; treated as force-wide (Kent)" in result.output
+
+
+def test_a_person_named_like_a_place_is_not_evidence(gazetteer: Gazetteer) -> None:
+    decision, _ = decide(
+        gazetteer,
+        "Appeal after burglary",
+        "A house in Folkestone was burgled.",
+        "Inspector Mark Hythe said: 'Call us.' Mrs Ashford, a neighbour, heard nothing.",
+    )
+    assert decision.areas == {"folkestone"}
+    assert reasons(decision)["Hythe"] == reasons(decision)["Ashford"] == "a person's name"
+
+
+def test_the_river_medway_is_not_medway(gazetteer: Gazetteer) -> None:
+    decision, _ = decide(gazetteer, "Body found in the River Medway at Maidstone", "Officers were called at 9am.")
+    assert decision.areas == {"maidstone"}

@@ -38,6 +38,8 @@ def read_mention(mention: Mention, lead: int) -> Reading:
 
     if mention.place.common_word and not _placed(mention, lead, after):
         return NOISE
+    if _named_person(words, first):
+        return Reading("a person's name")
     if after is not None and after.gap in ("-", "‐") and after.fold in lex.BASE_WORDS:
         return Reading("an organisation's base")
     if after is not None and after.gap in ("-", "‐") and after.fold == "wide":
@@ -113,6 +115,14 @@ def county_phrase(words: tuple[Word, ...]) -> str | None:
             if tuple(folds[start : start + size]) == phrase:
                 return " ".join(w.text for w in words[start : start + size])
     return None
+
+
+def _named_person(words: tuple[Word, ...], first: int) -> bool:
+    """ "Inspector Mark Hythe", "Mrs Ashford", "PC Deal": a name after a rank or title."""
+    before = words[max(0, first - 2) : first]
+    if not before or any(not w.capitalised or not _spaced(w) for w in (*before[1:], words[first])):
+        return False
+    return any(w.fold in lex.RANK_WORDS for w in before)
 
 
 def other_force(words: tuple[Word, ...]) -> str | None:

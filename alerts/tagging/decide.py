@@ -122,11 +122,15 @@ def decide_areas(
         )
     decision = _from_text(gazetteer, text, reads)
     at_root = tuple(
-        Evidence(root, f"{item.key}: {item.value}", "declared", "declared force area; the text decides")
+        Evidence(
+            root, f"{item.key}: {item.value}", "declared", "declared force area; the text decides"
+        )
         for item, slug in known
         if slug == root
     )
-    return replace(decision, evidence=decision.evidence + at_root, declared=shown, unknown=tuple(unknown))
+    return replace(
+        decision, evidence=decision.evidence + at_root, declared=shown, unknown=tuple(unknown)
+    )
 
 
 def _resolve(gazetteer: Gazetteer, value: str) -> list[str]:

@@ -76,6 +76,11 @@ INSTITUTION_LEADS = (
     | PRISON_WORDS
     | frozenset(["custody", "hmp", "station"])
 )
+# "Inspector Mark Hythe", "Mrs Ashford": a person's name, not a place.
+RANK_WORDS = _set(
+    """pc pcso dc ds di dci dsu supt sergeant sgt inspector constable superintendent
+    detective officer chief commissioner mr mrs ms miss dr councillor cllr sir dame"""
+)
 TITLE_LEADS = _set("mp mayor bishop archbishop dean lord lady baron baroness earl duke")
 
 # The whole force area: "across Kent", "Kent residents", "county-wide".
