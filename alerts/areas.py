@@ -248,8 +248,13 @@ class Gazetteer:
         return frozenset(fold_words(name) for name in self._not_places)
 
     @functools.cached_property
-    def longest_name(self) -> int:
-        return max((len(words) for words in [*self.place_names, *self.not_places]), default=1)
+    def first_words(self) -> dict[str, int]:
+        """The first word of every name (and not-place), with the most words a name
+        starting with it has: the tagger tries only those lengths at that word."""
+        found: dict[str, int] = {}
+        for words in [*self.place_names, *self.not_places]:
+            found[words[0]] = max(found.get(words[0], 0), len(words))
+        return found
 
     def district_of(self, slug: str) -> str | None:
         """The district an area lies in (itself for a district); None for the force."""

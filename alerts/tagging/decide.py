@@ -102,7 +102,8 @@ def decide_areas(
         elif item.strict:
             unknown.append(item.value)
     shown = tuple(f"{item.key}: {item.value}" for item, _ in known) + tuple(unknown)
-    reads = _read_text(gazetteer, text)
+    parts = _sentences(text)
+    reads = _read_text(gazetteer, parts)
     below = [(item, slug) for item, slug in known if slug != root]
     if below:
         return _declared(gazetteer, below, reads, shown, tuple(unknown))
@@ -120,7 +121,7 @@ def decide_areas(
                 if r.area != root and not r.reading.noise and r.reading.reason is None
             ),
         )
-    decision = _from_text(gazetteer, text, reads)
+    decision = _from_text(gazetteer, parts, reads)
     at_root = tuple(
         Evidence(
             root, f"{item.key}: {item.value}", "declared", "declared force area; the text decides"
@@ -149,9 +150,9 @@ def _resolve(gazetteer: Gazetteer, value: str) -> list[str]:
         return []
 
 
-def _read_text(gazetteer: Gazetteer, text: AdvisoryText) -> list[_Read]:
+def _read_text(gazetteer: Gazetteer, parts: list[Sentence]) -> list[_Read]:
     reads: list[_Read] = []
-    for sentence in _sentences(text):
+    for sentence in parts:
         previous: Mention | None = None
         previous_lead = -1
         for mention in find_mentions(gazetteer, sentence):
@@ -264,7 +265,7 @@ def _declared(
     )
 
 
-def _from_text(gazetteer: Gazetteer, text: AdvisoryText, reads: list[_Read]) -> AreaDecision:
+def _from_text(gazetteer: Gazetteer, parts: list[Sentence], reads: list[_Read]) -> AreaDecision:
     root = gazetteer.root.slug
     county: list[Evidence] = []
     county_lede: list[Evidence] = []
@@ -276,7 +277,7 @@ def _from_text(gazetteer: Gazetteer, text: AdvisoryText, reads: list[_Read]) -> 
             county.append(found)
             if read.lede:
                 county_lede.append(found)
-    for sentence in _sentences(text):
+    for sentence in parts:
         if phrase := county_phrase(sentence.words):
             found = Evidence(root, phrase, sentence.part, "the whole force area")
             county.append(found)
@@ -346,7 +347,7 @@ def _from_text(gazetteer: Gazetteer, text: AdvisoryText, reads: list[_Read]) -> 
         # Nothing here names the force area, and something names another: another
         # force's release, not ours to send.
         elsewhere = [d for d in discounted if d.reason.startswith("a place of that name in")]
-        for sentence in _sentences(text):
+        for sentence in parts:
             if force := other_force(sentence.words):
                 elsewhere.append(Discounted(force, None, force, "another police force"))
         if elsewhere:

@@ -13,6 +13,8 @@ _SENTENCE_END = re.compile(r"[.!?]['\"’”)]*\s+(?=[A-Z0-9'\"‘“(])|\n\s*\n
 
 
 _POSSESSIVE = ("'s", "’s", "'S", "’S")
+# Words of one name are joined by spaces, hyphens or a full stop ("St. Mary's").
+_JOINS = re.compile(r"\.?[ \t\-‐–]+|\.")
 
 
 @dataclass(frozen=True)
@@ -103,15 +105,19 @@ def find_mentions(gazetteer: Gazetteer, sentence: Sentence) -> list[Mention]:
     Wells", not "Tunbridge"); names that are somewhere else ("Charing Cross") are skipped."""
     words = sentence.words
     names = gazetteer.place_names
-    longest = gazetteer.longest_name
+    starts = gazetteer.first_words
     shouting = sum(w.text.isupper() for w in words if len(w.text) > 1) > len(words) * 0.6
     found: list[Mention] = []
     index = 0
     while index < len(words):
         matched = 0
+        # Only a word that starts some name can start a mention: most words are skipped here.
+        longest = starts.get(words[index].fold, 0)
+        if longest == 0 and words[index].text[-2:] in _POSSESSIVE:
+            longest = starts.get(words[index].fold[:-1], 0)
         for size in range(min(longest, len(words) - index), 0, -1):
             span = words[index : index + size]
-            if any(not _joins(w.gap) for w in span[1:]):
+            if any(not _JOINS.fullmatch(w.gap) for w in span[1:]):
                 continue
             key = tuple(w.fold for w in span)
             if key in gazetteer.not_places and span[0].capitalised:
@@ -129,9 +135,6 @@ def find_mentions(gazetteer: Gazetteer, sentence: Sentence) -> list[Mention]:
     return found
 
 
-def _joins(gap: str) -> bool:
-    """Words of one name are joined by spaces, hyphens or a full stop ("St. Mary's")."""
-    return re.fullmatch(r"\.?[ \t\-‐–]*", gap) is not None and gap != ""
 
 
 def _written_as_a_name(span: tuple[Word, ...], place: PlaceName, shouting: bool) -> bool:
