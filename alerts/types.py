@@ -174,6 +174,8 @@ class Advisory:
     priority: Priority
     expires_at: datetime | None
     extra: dict[str, Any]
+    #: Who it reaches and why (None for advisories stored before decisions were kept).
+    decision: AreaDecision | None = None
 
     def is_live(self, now: datetime) -> bool:
         """Still to be published: not withdrawn and not expired at ``now``."""

@@ -8,6 +8,7 @@ import click
 
 from alerts.app import App
 from alerts.cli import cli, json_option, parse_when, print_json, with_app
+from alerts.tagging import explain
 from alerts.types import Advisory
 
 
@@ -66,6 +67,9 @@ def show_advisory(app: App, ref: str, as_json: bool) -> None:
     ]
     for label, value in rows:
         click.echo(f"{label + ':':<12}{value}")
+    if item.decision is not None:
+        for line in explain(item.decision, app.gazetteer):
+            click.echo(line)
     click.echo()
     if item.summary and not " ".join(item.body_text.split()).startswith(" ".join(item.summary.split())):
         # A summary taken from the first paragraph would be printed twice.
@@ -95,4 +99,5 @@ def advisory_json(app: App, item: Advisory) -> dict[str, Any]:
         "expires_at": when(item.expires_at),
         "image_url": item.image_url,
         "source": item.source,
+        "decision": item.decision.as_json() if item.decision else None,
     }

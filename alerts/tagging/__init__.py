@@ -6,7 +6,7 @@ says), :mod:`.decide` (the rule), :mod:`.report` (warnings for the run's report)
 """
 
 from alerts.tagging.decide import RULE_VERSION, AdvisoryText, Declared, decide_areas, declared_areas
-from alerts.tagging.report import decision_warnings
+from alerts.tagging.report import decision_warnings, explain
 
 __all__ = [
     "RULE_VERSION",
@@ -15,4 +15,5 @@ __all__ = [
     "decide_areas",
     "decision_warnings",
     "declared_areas",
+    "explain",
 ]

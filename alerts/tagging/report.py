@@ -44,3 +44,39 @@ def _hint(gazetteer: Gazetteer, name: str) -> str:
     except UnknownArea as exc:
         return exc.hint or "run 'alerts areas' for the list"
     return "run 'alerts areas' for the list"
+
+
+def explain(decision: AreaDecision, gazetteer: Gazetteer) -> list[str]:
+    """The decision as ``alerts advisories show`` prints it: each area with the words that
+    decided it, places mentioned inside a declared area, and the places discounted with
+    the reason."""
+
+    def name(slug: str | None) -> str:
+        return gazetteer.node(slug).name if slug is not None and slug in gazetteer else (slug or "?")
+
+    lines: list[str] = []
+    if decision.outside_coverage:
+        why = (
+            f"declared area {', '.join(repr(u) for u in decision.unknown)} is not in the gazetteer"
+            if decision.unknown
+            else f"it names no place in {gazetteer.root.name}, only places or forces elsewhere"
+        )
+        lines.append(f"Reaches:    nobody: outside coverage ({why}); stored, never mailed, in no feed")
+    else:
+        reach = ", ".join(name(a) for a in sorted(decision.areas, key=name))
+        if decision.force_wide:
+            reach += " (force-wide" + (": no place found)" if decision.no_place else ")")
+        lines.append(f"Reaches:    {reach}")
+    if decision.overridden:
+        lines.append("            set by the operator ('alerts advisories retag'); kept when the source changes")
+    for evidence in decision.evidence:
+        lines.append(f"  {name(evidence.area)}: {evidence.how}: “{evidence.words}” ({evidence.part})")
+    if decision.mentioned:
+        lines.append("Places mentioned inside the declared area:")
+        for mentioned in decision.mentioned:
+            lines.append(f"  {name(mentioned.area)}: “{mentioned.words}” ({mentioned.part})")
+    if decision.discounted:
+        lines.append("Places discounted:")
+        for discounted in decision.discounted:
+            lines.append(f"  {discounted.name}: {discounted.reason}: “{discounted.words}”")
+    return lines
