@@ -14,6 +14,8 @@ import yaml
 from click.testing import Result
 
 from alerts.areas import Gazetteer
+from alerts.config import SourceConfig
+from alerts.ingest.entries import Fetched, parse_feed
 from alerts.ingest.files import parse_advisory_bytes
 from alerts.tagging import AdvisoryText, Declared, decide_areas
 from alerts.types import AreaDecision
@@ -314,3 +316,45 @@ def test_a_person_named_like_a_place_is_not_evidence(gazetteer: Gazetteer) -> No
 def test_the_river_medway_is_not_medway(gazetteer: Gazetteer) -> None:
     decision, _ = decide(gazetteer, "Body found in the River Medway at Maidstone", "Officers were called at 9am.")
     assert decision.areas == {"maidstone"}
+
+
+# -- feed sources -------------------------------------------------------------------------
+
+RSS = """<?xml version="1.0"?>
+<rss version="2.0"><channel><title>News</title><link>https://news.example/</link><description>x</description>
+<item><title>{title}</title><link>https://news.example/1</link><guid>https://news.example/1</guid>
+<description>{text}</description><pubDate>Mon, 06 May 2024 10:00:00 GMT</pubDate>{category}</item>
+</channel></rss>"""
+
+
+def feed_decision(gazetteer: Gazetteer, title: str, text: str, *, area: str | None, category: str = "") -> AreaDecision:
+    body = RSS.format(title=title, text=text, category=f"<category>{category}</category>" if category else "").encode()
+    source = SourceConfig(feed="https://news.example/feed.rss", area=area)
+    fetched = Fetched("https://news.example/feed.rss", 200, body, None, None, "application/rss+xml")
+    slug = gazetteer.resolve(area) if area else None
+    [(_, parse)] = parse_feed(fetched, source, gazetteer, now=NOW, force_area=slug)[0]
+    decision = parse().advisory.decision
+    assert decision is not None
+    return decision
+
+
+def test_a_feed_sources_area_below_the_force_is_authoritative(gazetteer: Gazetteer) -> None:
+    decision = feed_decision(gazetteer, "Burglaries in Chatham", "A man from Dover was arrested in Chatham.", area="medway")
+    assert decision.areas == {"medway"}
+    assert decision.evidence[0].words == "source: medway"
+
+
+def test_a_feed_sources_force_area_lets_the_text_decide(gazetteer: Gazetteer) -> None:
+    decision = feed_decision(gazetteer, "Burglaries in Chatham", "Houses in Chatham were entered.", area="kent")
+    assert decision.areas == {"chatham"}
+
+
+def test_a_feed_category_naming_a_place_is_declared_and_a_topic_is_ignored(gazetteer: Gazetteer) -> None:
+    assert feed_decision(gazetteer, "Scam warning", "Hang up.", area="kent", category="Swale").areas == {"swale"}
+    topic = feed_decision(gazetteer, "Scam warning", "Hang up in Deal.", area="kent", category="Fraud")
+    assert topic.areas == {"deal"} and not topic.outside_coverage
+
+
+def test_another_forces_feed_entry_without_a_source_area_is_outside_coverage(gazetteer: Gazetteer) -> None:
+    decision = feed_decision(gazetteer, "Cyclist hurt | Essex Police", "A cyclist was hurt in Chelmsford.", area=None)
+    assert decision.outside_coverage and decision.areas == frozenset()
