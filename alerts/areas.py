@@ -185,6 +185,14 @@ class Gazetteer:
         village's advisories are in its town's or district's feed)."""
         return [node for node in self if node.kind not in (AreaKind.POSTCODE, AreaKind.VILLAGE)]
 
+    def feed_area(self, slug: str) -> str:
+        """The area whose feed carries ``slug``'s advisories: itself, or for a postcode
+        district its town or district, for a village its town or district."""
+        area = self.canonical(slug)
+        while self.nodes[area].kind is AreaKind.VILLAGE and self.nodes[area].parent is not None:
+            area = self.nodes[area].parent or area
+        return area
+
     # -- names ------------------------------------------------------------------
 
     def resolve(self, text: str) -> str:

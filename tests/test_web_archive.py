@@ -369,3 +369,11 @@ def test_alerts_web_with_a_bad_config_fails_before_serving(
     result = run_cli("web", "--port", "1", config=write_config(site={"base_url": "not a url"}))
     assert result.exit_code == 2
     assert "site.base_url" in result.output and result.output.count("\n") == 1
+
+
+def test_a_villages_page_lists_what_concerns_it_and_its_feed_is_its_towns(client: TestClient) -> None:
+    page = client.get("/areas/lordswood")
+    assert page.status_code == 200 and "Lordswood" in page.text
+    assert "/feeds/chatham.rss" in page.text
+    response = client.get("/feeds/lordswood.rss", follow_redirects=False)
+    assert response.status_code == 301 and response.headers["location"].endswith("/feeds/chatham.rss")
