@@ -31,7 +31,7 @@ class App:
     def gazetteer(self) -> Gazetteer:
         gazetteer = load_gazetteer(self.config.gazetteer)
         try:
-            return gazetteer.with_aliases(self.config.area_aliases)
+            return gazetteer.with_aliases(dict(self.config.area_aliases))
         except (UnknownArea, GazetteerError) as exc:
             raise ConfigError(
                 f"area_aliases: {exc.message}",

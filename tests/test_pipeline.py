@@ -296,7 +296,7 @@ Check the locks on your shed and garage.
 
 
 def test_area_warnings_are_problem_lines_of_a_run_and_of_the_schedulers_polls(
-    app: App, caplog: pytest.LogCaptureFixture, run_cli: Callable[..., Any]
+    app: App, caplog: pytest.LogCaptureFixture, run_cli: Callable[..., Any], write_config: Callable[..., Path]
 ) -> None:
     when = (NOW - timedelta(hours=1)).astimezone(LONDON).strftime("%H:%M %d/%m/%Y")
     (source_folder(app) / "essex.md").write_text(OUTSIDE.format(date=when))
@@ -313,6 +313,8 @@ def test_area_warnings_are_problem_lines_of_a_run_and_of_the_schedulers_polls(
     mail = [path.read_text(encoding="utf-8", errors="replace") for path in inbox(app)]
     assert mail and all("Lock your shed" in message for message in mail)
     assert not any("Chelmsford" in message for message in mail)
-    status = run_cli("status", config=app.config_path)
+    # The config_path fixture rewrote config.yaml with its defaults: write this app's again.
+    mine = write_config(database=app.config.database, sources=[{"path": str(source_folder(app))}])
+    status = run_cli("status", config=mine)
     assert "Areas to check: 1 outside coverage" in status.output
     assert "outside coverage" in status.output and "! warning:" in status.output
