@@ -15,13 +15,12 @@ import feedparser
 import httpx
 import pytest
 import time_machine
-from sqlalchemy import insert, select
 from starlette.testclient import TestClient
 
 from alerts.app import App
 from alerts.feeds import build_feeds
 from alerts.ingest import ingest_files
-from alerts.schema import advisories, advisory_areas
+from alerts.testing import insert_rows, table_rows
 from alerts.web import create_app
 from alerts.web.archive import PER_PAGE
 from alerts.web.testing import serve_in_thread
@@ -40,7 +39,7 @@ def site(write_config: Callable[..., Path], advisory_dir: Path) -> Iterator[App]
     with time_machine.travel(NOW, tick=False):
         report = ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW)
         assert len(report.new) == 2 and not report.rejected
-        build_feeds(app, now=NOW)
+        build_feeds(app.config, app.store, app.gazetteer, now=NOW)
         yield app
     app.close()
 
@@ -198,10 +197,9 @@ def test_every_page_of_a_long_archive_is_reachable(
         }
         for n in range(total)
     ]
-    with app.store.engine.begin() as conn:
-        conn.execute(insert(advisories), rows)
-        ids = conn.execute(select(advisories.c.id)).scalars().all()
-        conn.execute(insert(advisory_areas), [{"advisory_id": i, "area": "dover"} for i in ids])
+    insert_rows(app.store.engine, "advisories", rows)
+    ids = [row["id"] for row in table_rows(app.store.engine, "advisories")]
+    insert_rows(app.store.engine, "advisory_areas", [{"advisory_id": i, "area": "dover"} for i in ids])
     client = TestClient(create_app(app))
     with time_machine.travel(NOW, tick=False):
         page_41 = client.get("/areas/dover?page=41").text
@@ -262,13 +260,13 @@ def test_rebuild_with_nothing_new_keeps_the_etag_and_a_change_alters_it(
     client: TestClient, site: App, tmp_path: Path
 ) -> None:
     etag = client.get("/feeds/medway.rss").headers["etag"]
-    build_feeds(site, now=NOW + timedelta(hours=1))
+    build_feeds(site.config, site.store, site.gazetteer, now=NOW + timedelta(hours=1))
     assert client.get("/feeds/medway.rss", headers={"If-None-Match": etag}).status_code == 304
     folder = tmp_path / "news"
     folder.mkdir()
     write_advisory(folder, "m", title="Appeal in Chatham", url="https://www.kent.police.uk/news/m/")
     ingest_files([folder], site.store, site.gazetteer, now=NOW + timedelta(hours=2))
-    build_feeds(site, now=NOW + timedelta(hours=2))
+    build_feeds(site.config, site.store, site.gazetteer, now=NOW + timedelta(hours=2))
     changed = client.get("/feeds/medway.rss", headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag
     assert "Appeal in Chatham" in changed.text

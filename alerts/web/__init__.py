@@ -10,12 +10,11 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from alerts.app import App
+from alerts.web import archive, pages, subscriptions
 
 
 def create_app(app: App) -> Starlette:
     """The ASGI app for one configuration."""
-    from alerts.web import archive, pages, subscriptions
-
     web = Starlette(
         routes=[*archive.routes(app), *subscriptions.routes(app)],
         # A friendly page naming the next step, never a bare "Not Found" or a traceback.

@@ -12,9 +12,11 @@ it; a foreign ``Origin`` is refused as well.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -22,21 +24,23 @@ from starlette.routing import BaseRoute, Route
 from alerts.app import App
 from alerts.areas import Gazetteer
 from alerts.errors import AlertsError, BadToken, NotFound, UnknownArea
-from alerts.subscribers import (
+from alerts.store.subscribers import (
     ACTIVE,
     OPTED_OUT,
     PENDING,
-    InvalidSubscriber,
-    Preferences,
-    Subscription,
     confirm_subscriber,
     get_subscriber,
-    normalise_email,
-    parse_frequency,
-    resolve_areas,
     resubscribe_pending,
     unsubscribe,
     update_subscriber,
+)
+from alerts.subscribers import (
+    InvalidSubscriber,
+    Preferences,
+    Subscription,
+    normalise_email,
+    parse_frequency,
+    resolve_areas,
 )
 from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates, send_confirmation
 from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, link_signer
@@ -64,15 +68,33 @@ def routes(app: App) -> list[BaseRoute]:
 
 # -- pages ----------------------------------------------------------------------
 
+#: A page's work once its form is read: it blocks (SQLAlchemy, Jinja, sending mail).
+FormPage = Callable[[Request, dict[str, str]], Response]
 
-async def subscribe(request: Request) -> Response:
+
+def off_the_loop(handler: FormPage) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint for ``handler``: the posted form is read on the event loop (Starlette
+    parses forms asynchronously), then ``handler`` runs in the thread pool, so one slow
+    database call or template never stalls every other request. A plain ``def``
+    endpoint would run in the pool too, but could not read the form."""
+
+    async def endpoint(request: Request) -> Response:
+        form = await form_fields(request) if request.method == "POST" else {}
+        return await run_in_threadpool(handler, request, form)
+
+    endpoint.__name__ = endpoint.__qualname__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+@off_the_loop
+def subscribe(request: Request, form: dict[str, str]) -> Response:
     app = web_app(request)
     if request.method == "GET":
         form = {"frequency": "daily", "urgent": "yes", "areas": prefilled_area(app, request.query_params.get("area"))}
         return page(request, "subscribe.html", {"form": form, "errors": {}})
     if refused := foreign_origin(request):
         return refused
-    form = await form_fields(request)
     values, errors = checked_fields(app, form, ("email", "areas", "frequency"))
     if errors:
         return page(request, "subscribe.html", {"form": form, "errors": errors}, status=400)
@@ -80,12 +102,13 @@ async def subscribe(request: Request) -> Response:
     now = app.now()
     subscriber, send = resubscribe_pending(app.store, subscription, now=now)
     if send:
-        send_confirmation(app.config, app.store, subscriber, area_names(app, subscriber), now=now)
+        send_confirmation(app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now)
     # The same answer whatever the address's state, so the form tells nobody who subscribes.
     return page(request, "check_inbox.html", {"email": subscription.email})
 
 
-async def confirm(request: Request) -> Response:
+@off_the_loop
+def confirm(request: Request, form: dict[str, str]) -> Response:
     """GET asks, POST confirms: mail scanners (Safe Links, corporate gateways) open every
     link in a message, so opening the link must not subscribe anybody."""
     app = web_app(request)
@@ -94,7 +117,7 @@ async def confirm(request: Request) -> Response:
     else:
         if refused := foreign_origin(request):
             return refused
-        token = (await form_fields(request)).get("token")
+        token = form.get("token")
     subscriber = subscriber_from(request, token, CONFIRM, max_age=CONFIRM_MAX_AGE)
     if isinstance(subscriber, Response):
         return subscriber
@@ -108,15 +131,14 @@ async def confirm(request: Request) -> Response:
     return page(request, "confirmed.html", personal(app, subscriber, {"outcome": outcome}))
 
 
-async def manage(request: Request) -> Response:
+@off_the_loop
+def manage(request: Request, form: dict[str, str]) -> Response:
     app = web_app(request)
     if request.method == "POST":
         if refused := foreign_origin(request):
             return refused
-        form = await form_fields(request)
         token = form.get("token") or request.query_params.get("token")
     else:
-        form = {}
         token = request.query_params.get("token")
     subscriber = subscriber_from(request, token, MANAGE)
     if isinstance(subscriber, Response):
@@ -136,7 +158,8 @@ async def manage(request: Request) -> Response:
     return page(request, "manage.html", context)
 
 
-async def unsubscribe_page(request: Request) -> Response:
+@off_the_loop
+def unsubscribe_page(request: Request, form: dict[str, str]) -> Response:
     app = web_app(request)
     if request.method == "GET":
         token = request.query_params.get("token")
@@ -146,7 +169,6 @@ async def unsubscribe_page(request: Request) -> Response:
         return page(request, "unsubscribe.html", personal(app, subscriber, {"token": token}))
     if refused := foreign_origin(request):
         return refused
-    form = await form_fields(request)
     subscriber = subscriber_from(request, form.get("token"), UNSUBSCRIBE)
     if isinstance(subscriber, Response):
         return subscriber
@@ -158,8 +180,12 @@ async def one_click(request: Request) -> Response:
     """RFC 8058: the mail provider POSTs ``List-Unsubscribe=One-Click`` here. Any POST
     with a valid unsubscribe token is honoured (a POST is never a prefetch), answered
     with 200 and no page to show."""
-    app = web_app(request)
     await request.body()  # read (and ignore) whatever form encoding the provider used
+    return await run_in_threadpool(_unsubscribe_by_token, request)
+
+
+def _unsubscribe_by_token(request: Request) -> Response:
+    app = web_app(request)
     try:
         subscriber_id = link_signer(app.config).verify(request.query_params.get("token") or "", UNSUBSCRIBE)
         unsubscribe(app.store, subscriber_id, now=app.now())
@@ -226,7 +252,7 @@ async def form_fields(request: Request) -> dict[str, str]:
 def checked_fields(app: App, form: dict[str, str], names: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str]]:
     """The form's ``names`` fields checked: their values, and a sentence for each bad one
     (every bad field is named at once, not the first only)."""
-    checks = {
+    checks: dict[str, Callable[[], object]] = {
         "email": lambda: normalise_email(form.get("email", "")),
         "areas": lambda: resolve_areas(app.gazetteer, split_areas(form.get("areas", ""), app.gazetteer)),
         "frequency": lambda: parse_frequency(form.get("frequency", "")),
@@ -291,10 +317,6 @@ def prefilled_area(app: App, asked: str | None) -> str:
     return ", ".join(dict.fromkeys(names))
 
 
-def area_names(app: App, subscriber: Subscriber) -> list[str]:
-    return [_area_name(app.gazetteer, slug) for slug in subscriber.areas]
-
-
 def and_list(names: list[str]) -> str:
     """'Chatham', 'Chatham and Gillingham', 'Chatham, Gillingham and Dover'."""
     return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
@@ -302,7 +324,7 @@ def and_list(names: list[str]) -> str:
 
 def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
     return {
-        "areas": ", ".join(area_names(app, subscriber)),
+        "areas": ", ".join(app.gazetteer.names_of(subscriber.areas)),
         "frequency": subscriber.frequency.value,
         "urgent": "yes" if subscriber.urgent else "no",
     }
@@ -314,8 +336,8 @@ def personal(app: App, subscriber: Subscriber, context: dict[str, Any]) -> dict[
     signer = link_signer(app.config)
     return {
         "masked_email": mask(subscriber.email),
-        "area_names": area_names(app, subscriber),
-        "areas_text": and_list(area_names(app, subscriber)),
+        "area_names": app.gazetteer.names_of(subscriber.areas),
+        "areas_text": and_list(app.gazetteer.names_of(subscriber.areas)),
         "subscriber": subscriber,
         "frequencies": [f.value for f in Frequency],
         "manage_token": signer.token(subscriber.id, MANAGE),
@@ -336,13 +358,9 @@ def message_of(exc: AlertsError, gazetteer: Gazetteer | None = None) -> str:
     if isinstance(exc, UnknownArea):
         hint = (exc.hint or "").replace("run 'alerts areas' for the list", "").strip().rstrip("?")
         if gazetteer is not None:
-            hint = re.sub(r"'([^']+)'", lambda m: repr(_area_name(gazetteer, m.group(1))), hint)
+            hint = re.sub(r"'([^']+)'", lambda m: repr(gazetteer.name_of(m.group(1))), hint)
             if not hint:
                 where = gazetteer.root.name
                 return f"{exc.message[0].upper()}{exc.message[1:]}. Use a town, district or postcode district in {where}."
         return f"{exc.message[0].upper()}{exc.message[1:]}." + (f" {hint[0].upper()}{hint[1:]}?" if hint else "")
     return exc.message[0].upper() + exc.message[1:] + ("" if exc.message.endswith(".") else ".")
-
-
-def _area_name(gazetteer: Gazetteer, slug: str) -> str:
-    return gazetteer.node(slug).name if slug in gazetteer else slug

@@ -13,15 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from alerts.delivery import send_pending
-from alerts.subscribers import ACTIVE, PENDING, find_subscriber
+from alerts.store.subscribers import ACTIVE, PENDING, find_subscriber
 from alerts.types import Frequency
 
 
 def delivered(maildir: Path) -> list[EmailMessage]:
     """The messages delivery wrote to the Maildir, parsed back."""
-    messages = [email.message_from_bytes(path.read_bytes(), policy=default) for path in sorted((maildir / "new").iterdir())]
-    assert all(isinstance(message, EmailMessage) for message in messages)
-    return messages  # type: ignore[return-value]
+    messages = []
+    for path in sorted((maildir / "new").iterdir()):
+        message = email.message_from_bytes(path.read_bytes(), policy=default)
+        assert isinstance(message, EmailMessage)  # policy=default parses to EmailMessage
+        messages.append(message)
+    return messages
 
 
 def test_subscribe_then_the_emailed_link_asks_and_the_button_confirms(live_server: Callable[..., Any], page: Any) -> None:
@@ -38,7 +41,7 @@ def test_subscribe_then_the_emailed_link_asks_and_the_button_confirms(live_serve
     assert pending is not None and pending.status is PENDING
     assert pending.areas == ("medway",) and pending.frequency is Frequency.WEEKLY
 
-    assert send_pending(app).sent == 1
+    assert send_pending(app.config, app.store).sent == 1
     [message] = delivered(app.config.delivery.maildir)
     assert message["To"] == "resident@example.org"
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
