@@ -174,8 +174,14 @@ class Advisory:
     priority: Priority
     expires_at: datetime | None
     extra: dict[str, Any]
-    #: Who it reaches and why (None for advisories stored before decisions were kept).
+    #: Who it reaches and why, as the area rule decided (None for advisories stored
+    #: before decisions were kept).
     decision: AreaDecision | None = None
+    #: Stored, but never mailed or published: its area is unknown here.
+    outside_coverage: bool = False
+    #: An operator's retag (the areas it reaches instead of the rule's; () for none), and when.
+    area_override: tuple[str, ...] | None = None
+    area_override_at: datetime | None = None
 
     def is_live(self, now: datetime) -> bool:
         """Still to be published: not withdrawn and not expired at ``now``."""
