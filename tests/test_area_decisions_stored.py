@@ -100,6 +100,7 @@ def test_an_advisory_outside_coverage_is_stored_but_in_no_feed_digest_or_area_pa
     client = TestClient(create_app(app))
     for page in ("/", "/areas/kent", "/areas/medway"):
         assert "van stolen" not in client.get(page).text, page
+    assert client.get(f"/advisories/{essex.id}").status_code == 404
 
 
 def test_a_retag_overrides_the_rule_and_survives_reingest_of_the_unchanged_source(run_cli: Run, advisory_dir: Path) -> None:

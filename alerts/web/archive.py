@@ -178,6 +178,9 @@ def advisory_page(request: Request) -> Response:
     app = web_app(request)
     try:
         advisory = app.store.advisory(int(request.path_params["advisory_id"]))
+        if advisory.outside_coverage:
+            # Another force's news, or an unknown area: stored for the operator, not published.
+            raise NotFound("outside coverage")
     except NotFound:
         return error_page(
             request,
