@@ -358,3 +358,8 @@ def test_a_feed_category_naming_a_place_is_declared_and_a_topic_is_ignored(gazet
 def test_another_forces_feed_entry_without_a_source_area_is_outside_coverage(gazetteer: Gazetteer) -> None:
     decision = feed_decision(gazetteer, "Cyclist hurt | Essex Police", "A cyclist was hurt in Chelmsford.", area=None)
     assert decision.outside_coverage and decision.areas == frozenset()
+
+
+def test_a_police_operation_named_like_a_place_is_not_evidence(gazetteer: Gazetteer) -> None:
+    decision, _ = decide(gazetteer, "Arrests made in Operation Tonbridge", "Officers arrested three men in Margate.")
+    assert decision.areas == {"margate"}

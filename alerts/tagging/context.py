@@ -40,6 +40,8 @@ def read_mention(mention: Mention, lead: int) -> Reading:
         return NOISE
     if _named_person(words, first):
         return Reading("a person's name")
+    if first > 0 and words[first - 1].fold in ("operation", "op") and words[first - 1].capitalised:
+        return Reading("the name of a police operation")
     if after is not None and after.gap in ("-", "‐") and after.fold in lex.BASE_WORDS:
         return Reading("an organisation's base")
     if after is not None and after.gap in ("-", "‐") and after.fold == "wide":
