@@ -69,8 +69,14 @@ def explain(decision: AreaDecision, gazetteer: Gazetteer) -> list[str]:
         lines.append(f"Reaches:    {reach}")
     if decision.overridden:
         lines.append("            set by the operator ('alerts advisories retag'); kept when the source changes")
+    root = gazetteer.root.slug
     for evidence in decision.evidence:
+        if evidence.part == "declared" and evidence.area == root and not decision.force_wide:
+            continue  # said below: it let the text decide, it decided nothing itself
         lines.append(f"  {name(evidence.area)}: {evidence.how}: “{evidence.words}” ({evidence.part})")
+    at_root = [e.words for e in decision.evidence if e.part == "declared" and e.area == root]
+    if at_root and not decision.force_wide:
+        lines.append(f"Declared:   {', '.join(at_root)} (the force area, so the text decides)")
     if decision.mentioned:
         lines.append("Places mentioned inside the declared area:")
         for mentioned in decision.mentioned:
