@@ -363,3 +363,14 @@ def test_another_forces_feed_entry_without_a_source_area_is_outside_coverage(gaz
 def test_a_police_operation_named_like_a_place_is_not_evidence(gazetteer: Gazetteer) -> None:
     decision, _ = decide(gazetteer, "Arrests made in Operation Tonbridge", "Officers arrested three men in Margate.")
     assert decision.areas == {"margate"}
+
+
+def test_a_person_who_did_the_deed_is_a_suspect_and_one_it_was_done_to_a_victim(gazetteer: Gazetteer) -> None:
+    decision, _ = decide(
+        gazetteer,
+        "Man jailed",
+        "A Dartford man who assaulted a woman in Gravesend has been jailed.",
+        "In a separate case a Chatham man was assaulted in Gravesend.",
+    )
+    assert decision.areas == {"gravesend", "chatham"}  # a victim's home counts wherever it is said
+    assert reasons(decision)["Dartford"] == "a suspect's home"

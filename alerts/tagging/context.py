@@ -288,6 +288,8 @@ def _home(mention: Mention) -> Reading:
 
 
 def person_role(words: tuple[Word, ...], first: int, last: int) -> str | None:
+    """ "suspect" or "victim": the role the nearest word about what happened gives the
+    person at words ``first``..``last``; None when no such word is in the sentence."""
     best: tuple[int, str] | None = None
     for index, word in enumerate(words):
         if first <= index <= last:
@@ -297,6 +299,10 @@ def person_role(words: tuple[Word, ...], first: int, last: int) -> str | None:
             role = "suspect"
         elif fold in lex.VICTIM_WORDS or fold.startswith(lex.VICTIM_PREFIXES):
             role = "victim"
+            # "a Dartford man who assaulted a woman": after the person, a deed in the
+            # active voice is theirs; only "was assaulted" makes them the victim.
+            if index > last and fold in lex.DEEDS and words[index - 1].fold not in lex.PASSIVE:
+                role = "suspect"
         else:
             continue
         distance = first - index if index < first else index - last

@@ -43,6 +43,13 @@ VICTIM_WORDS = _set("""victim victims defrauded scammed conned targeted robbed a
     hurt died killed lost tricked duped approached contacted called phoned received
     burgled threatened missing stabbed punched hit seriously concern concerns harmed
     affected cheated swindled fleeced loses lose losing handing gave""")
+# Deeds done to a victim, but in the active voice done by the person named before them.
+DEEDS = _set(
+    """defrauded scammed conned targeted robbed assaulted attacked stabbed punched hit
+    threatened cheated swindled fleeced tricked duped burgled harmed killed injured
+    defrauding scamming targeting robbing assaulting attacking stabbing threatening"""
+)
+PASSIVE = _set("was were been being is are got get gets")
 VICTIM_PREFIXES = (
     "defraud", "scammed", "targeted", "assault", "injur", "tricked", "duped", "burgl", "threaten",
     "conned", "attacked", "robbed", "cheated",
