@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from alerts.areas import Gazetteer, load_gazetteer
 from alerts.config import Config, load_config
+from alerts.errors import ConfigError, GazetteerError, UnknownArea
 from alerts.store import Store, open_store
 
 
@@ -28,7 +29,15 @@ class App:
 
     @functools.cached_property
     def gazetteer(self) -> Gazetteer:
-        return load_gazetteer(self.config.gazetteer)
+        gazetteer = load_gazetteer(self.config.gazetteer)
+        try:
+            return gazetteer.with_aliases(dict(self.config.area_aliases))
+        except (UnknownArea, GazetteerError) as exc:
+            raise ConfigError(
+                f"area_aliases: {exc.message}",
+                where=str(self.config.root / "config.yaml"),
+                hint=exc.hint or "map each name to an area 'alerts areas' lists",
+            ) from None
 
     @property
     def store(self) -> Store:

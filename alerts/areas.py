@@ -1,18 +1,22 @@
-"""The gazetteer (area tree, aliases, postcode districts), tagging of text, and the one
-matching rule: does a subscription to some areas want an advisory about others?
+"""The gazetteer (area tree, aliases, postcode districts), names of places as they are
+written, and the one matching rule: does a subscription to some areas want an advisory
+about others?
 
-Areas form a tree: force > district > town; postcode districts hang under the district
-they belong to and stand for it. The data is a YAML file (``alerts/gazetteers/kent.yaml``),
-so another force is a new file, not new code.
+Areas form a tree: force > district > town > parish or village; postcode districts hang
+under the district they belong to and stand for the town they lie in, or for the
+district where they span several towns. The data is a YAML file
+(``alerts/gazetteers/kent.yaml``), so another force is a new file, not new code. Deciding
+which areas an advisory concerns from its text is :mod:`alerts.tagging`.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +27,13 @@ from alerts.types import AreaKind
 
 BUILTIN_DIR = Path(__file__).parent / "gazetteers"
 
-# A place name followed by one of these names an institution or a street, not the place:
-# "Kent Police", "Maidstone Crown Court", "Dover Road" (which is in Folkestone).
-# Institutions in any case ("KENT POLICE"); street words only capitalised, since "in Deal
-# close to the sea" is the place.
-_INSTITUTIONS = (
-    r"Police|Constabulary|Crown\s+Court|Magistrates'?\s+Court|County\s+Council|Fire\s+and\s+Rescue"
-)
-_STREETS = ("Road", "Rd", "Street", "St", "Lane", "Avenue", "Drive", "Close", "Crescent", "Gardens", "Terrace")
-_NOT_A_PLACE_AFTER = rf"(?i:{_INSTITUTIONS})|" + "|".join(w for s in _STREETS for w in (s, s.upper()))
-# Names that are also ordinary words ("Deal", "Sandwich", "Hoo", "Wye") count only after a
-# preposition of place ("in Deal", "near Sandwich", "from Wye") or a comma ("Beach Street, Deal").
-_PLACE_PREPOSITIONS = r"in|at|near|from|around|outside|across|to|of|between|and|into|towards"
-_POSTCODE = re.compile(r"\b([A-Z]{1,2}\d{1,2}[A-Z]?)(?:\s+\d[A-Z]{2})?\b")
 # What a person types into a form: "ME4", "ME4 4TR", "me44tr" (the inward code is always
 # a digit and two letters, so "ME14TR" is ME1 4TR).
 _TYPED_POSTCODE = re.compile(r"([A-Z]{1,2}\d{1,2}[A-Z]?)\s*(?:\d[A-Z]{2})?")
+# A word as the tagger and the resolver compare it: letters and digits, with apostrophes
+# inside ("King's", "King’s"); "&" is a word too, read as "and".
+_WORD = re.compile(r"[^\W_]+(?:['’‘`´][^\W_]+)*|&")
+_APOSTROPHES = re.compile(r"['’‘`´]")
 
 
 @dataclass(frozen=True)
@@ -48,34 +43,87 @@ class AreaNode:
     kind: AreaKind
     parent: str | None
     aliases: tuple[str, ...] = ()
-    ambiguous: bool = False
+    #: The name is also an ordinary word ("Deal", "Wye"): it counts only after a
+    #: preposition of place or a comma.
+    common_word: bool = False
+    #: Names this place shares with another place in the force area ("Minster"): they
+    #: resolve by context or not at all.
+    homonyms: tuple[str, ...] = ()
+    #: Names of this place that are better known as places outside the force area
+    #: ("Leeds"): they count only with context that puts them here.
+    elsewhere: tuple[str, ...] = ()
+    #: For a postcode district: the town it lies in, when one town covers it.
+    stands_for: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        shown: dict[str, Any] = {
             "slug": self.slug,
             "name": self.name,
             "kind": self.kind.value,
             "parent": self.parent,
             "aliases": list(self.aliases),
         }
+        if self.kind is AreaKind.POSTCODE:
+            shown["stands_for"] = self.stands_for or self.parent
+        return shown
+
+
+@dataclass(frozen=True)
+class PlaceName:
+    """One way of writing a place's name, as the tagger looks it up."""
+
+    name: str
+    #: Every place with this name: more than one for a homonym ("Minster").
+    slugs: tuple[str, ...]
+    common_word: bool = False
+    elsewhere: bool = False
 
 
 class Gazetteer:
     """An area tree loaded from data. Build one with :func:`load_gazetteer`."""
 
-    def __init__(self, nodes: Iterable[AreaNode]):
+    def __init__(self, nodes: Iterable[AreaNode], *, not_places: Iterable[str] = ()):
         self.nodes: dict[str, AreaNode] = {}
         for node in nodes:
             self.nodes[node.slug] = node
+        self._not_places = tuple(not_places)
         self._children: dict[str, list[str]] = {slug: [] for slug in self.nodes}
         for node in self.nodes.values():
             if node.parent is not None:
                 self._children[node.parent].append(node.slug)
         self._names: dict[str, str] = {}
+        self._homonyms: dict[str, list[str]] = {}
         for node in self.nodes.values():
+            shared = {fold(name) for name in node.homonyms}
             for name in (node.slug, node.name, *node.aliases):
-                self._names[_fold(name)] = node.slug
-        self._place_pattern, self._place_slugs = self._compile_places()
+                if fold(name) not in shared:
+                    self._names[fold(name)] = node.slug
+            for name in node.homonyms:
+                self._homonyms.setdefault(fold(name), []).append(node.slug)
+
+    def with_aliases(self, aliases: Mapping[str, str]) -> Gazetteer:
+        """A copy in which each name in ``aliases`` also means the area it maps to (an
+        operator's ``area_aliases:``, e.g. ``National: kent``). Raises :class:`UnknownArea`
+        for a target the gazetteer lacks and :class:`GazetteerError` for a name it
+        already gives another area."""
+        if not aliases:
+            return self
+        extra: dict[str, list[str]] = {}
+        for name, target in aliases.items():
+            slug = self.resolve(target)
+            known = self._names.get(fold(name))
+            if known is not None and known != slug:
+                raise GazetteerError(
+                    f"area alias {name!r} already names {known!r}",
+                    where="area_aliases",
+                    hint="remove it, or map it to that area",
+                )
+            extra.setdefault(slug, []).append(str(name))
+        nodes = [
+            replace(node, aliases=(*node.aliases, *extra[node.slug])) if node.slug in extra else node
+            for node in self.nodes.values()
+        ]
+        return Gazetteer(nodes, not_places=self._not_places)
 
     # -- the tree ---------------------------------------------------------------
 
@@ -134,15 +182,25 @@ class Gazetteer:
         return found
 
     def canonical(self, slug: str) -> str:
-        """A postcode district stands for its district; every other area for itself."""
+        """A postcode district stands for the town it lies in, or its district where it
+        spans several towns; every other area stands for itself."""
         node = self.node(slug)
         if node.kind is AreaKind.POSTCODE and node.parent is not None:
-            return node.parent
+            return node.stands_for or node.parent
         return slug
 
     def feed_areas(self) -> list[AreaNode]:
-        """The areas that get feeds of their own: every node but postcode districts."""
-        return [node for node in self if node.kind is not AreaKind.POSTCODE]
+        """The areas that get feeds of their own: the force, districts and towns (a
+        village's advisories are in its town's or district's feed)."""
+        return [node for node in self if node.kind not in (AreaKind.POSTCODE, AreaKind.VILLAGE)]
+
+    def feed_area(self, slug: str) -> str:
+        """The area whose feed carries ``slug``'s advisories: itself, or for a postcode
+        district its town or district, for a village its town or district."""
+        area = self.canonical(slug)
+        while self.nodes[area].kind is AreaKind.VILLAGE and self.nodes[area].parent is not None:
+            area = self.nodes[area].parent or area
+        return area
 
     # -- names ------------------------------------------------------------------
 
@@ -151,80 +209,88 @@ class Gazetteer:
 
         ``"ME4"`` and ``"ME4 4TR"`` resolve to ``medway``. Raises :class:`UnknownArea`.
         """
-        folded = _fold(text)
+        folded = fold(text)
         slug = self._names.get(folded)
         if slug is None:
             match = _TYPED_POSTCODE.fullmatch(text.strip().upper())
             if match:
-                slug = self._names.get(_fold(match.group(1)))
+                slug = self._names.get(fold(match.group(1)))
         if slug is None:
             raise self._unknown(text)
         return self.canonical(slug)
 
     def _unknown(self, text: str) -> UnknownArea:
-        close = difflib.get_close_matches(_fold(text), list(self._names), n=3, cutoff=0.75)
+        places = self._homonyms.get(fold(text))
+        if places:
+            named = " or ".join(f"{self.nodes[s].name} [{s}]" for s in places)
+            return UnknownArea(f"{text!r} names more than one place", hint=f"say which: {named}")
+        close = difflib.get_close_matches(fold(text), list(self._names), n=3, cutoff=0.75)
         hint = "run 'alerts areas' for the list"
         if close:
             hint = "did you mean " + " or ".join(repr(self._names[c]) for c in close) + "? " + hint
         return UnknownArea(f"unknown area {text!r}", hint=hint)
 
-    # -- tagging ----------------------------------------------------------------
+    # -- names in text ------------------------------------------------------------
 
-    def _compile_places(self) -> tuple[re.Pattern[str], dict[str, str]]:
-        plain: dict[str, str] = {}
-        ambiguous: dict[str, str] = {}
+    @functools.cached_property
+    def place_names(self) -> dict[tuple[str, ...], PlaceName]:
+        """Every name of every place and postcode district as folded words (see
+        :func:`fold_words`), for finding places in text: ``("kings", "hill")``."""
+        found: dict[tuple[str, ...], PlaceName] = {}
         for node in self.nodes.values():
-            if node.kind is AreaKind.POSTCODE:
-                continue
-            for name in (node.name, *node.aliases):
-                # Only a one-word name is ever an ordinary word: "Hoo St Werburgh" is not.
-                vague = node.ambiguous and " " not in name.strip()
-                (ambiguous if vague else plain)[name] = node.slug
-
-        def alternation(names: Iterable[str]) -> str:
-            variants = {v for name in names for v in (name, name.upper())}
-            ordered = sorted(variants, key=len, reverse=True)  # longest first: "Tunbridge Wells"
-            return "|".join(re.escape(name).replace(r"\ ", r"\s+") for name in ordered) or "(?!)"
-
-        pattern = re.compile(
-            rf"(?:(?<![\w'])(?P<plain>{alternation(plain)})"
-            # ... or after a comma, as in an address: "High Street, Deal".
-            rf"|(?:(?<![\w'])(?i:{_PLACE_PREPOSITIONS})\s+|,[ \t]*)(?P<ambiguous>{alternation(ambiguous)})"
-            # "How To Deal With ..." in a title-case headline is the verb.
-            rf"(?!\w)(?!\s+(?i:with)\b))"
-            rf"(?!\w)(?!\s+(?:{_NOT_A_PLACE_AFTER})\b)"
-        )
-        slugs = {re.sub(r"\s+", " ", k): v for k, v in {**plain, **ambiguous}.items()}
-        slugs |= {k.upper(): v for k, v in slugs.items()}
-        return pattern, slugs
-
-    def tag_text(self, text: str) -> set[str]:
-        """Canonical slugs of the places and postcode districts named in ``text``."""
-        found: set[str] = set()
-        for match in self._place_pattern.finditer(text):
-            name = re.sub(r"\s+", " ", match.group("plain") or match.group("ambiguous"))
-            found.add(self._place_slugs[name])
-        for match in _POSTCODE.finditer(text):
-            slug = self._names.get(_fold(match.group(1)))
-            if slug is not None and self.nodes[slug].kind is AreaKind.POSTCODE:
-                found.add(self.canonical(slug))
+            for name in (node.name, *node.aliases, *node.homonyms):
+                words = fold_words(name)
+                if not words:
+                    continue
+                old = found.get(words)
+                slugs = (*old.slugs, node.slug) if old and node.slug not in old.slugs else (node.slug,)
+                common = node.common_word and len(words) == 1
+                found[words] = PlaceName(
+                    name=name,
+                    slugs=slugs,
+                    common_word=common or bool(old and old.common_word),
+                    elsewhere=name in node.elsewhere or bool(old and old.elsewhere),
+                )
         return found
 
-    def tag_advisory(self, declared: Iterable[str], *texts: str) -> tuple[set[str], bool]:
-        """Every area of an advisory: the ``declared`` slugs plus the places named in
-        ``texts`` (title, summary, body). None at all means force-wide: the root area,
-        and ``True`` as the second value so the caller can warn."""
-        areas = set(declared)
-        areas |= self.tag_text("\n".join(texts))
-        if areas:
-            return areas, False
-        return {self.root.slug}, True
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Changes whenever the data could change what a text is tagged with."""
+        payload = repr((sorted(self.nodes.items()), sorted(self._not_places))).encode()
+        return hashlib.sha256(payload).hexdigest()[:32]
+
+    @functools.cached_property
+    def not_places(self) -> frozenset[tuple[str, ...]]:
+        """Names that contain a place's name but are somewhere else ("Charing Cross")."""
+        return frozenset(fold_words(name) for name in self._not_places)
+
+    @functools.cached_property
+    def first_words(self) -> dict[str, int]:
+        """The first word of every name (and not-place), with the most words a name
+        starting with it has: the tagger tries only those lengths at that word."""
+        found: dict[str, int] = {}
+        for words in [*self.place_names, *self.not_places]:
+            found[words[0]] = max(found.get(words[0], 0), len(words))
+        return found
+
+    def district_of(self, slug: str) -> str | None:
+        """The district an area lies in (itself for a district); None for the force."""
+        chain = [self.canonical(slug), *self.ancestors(self.canonical(slug))]
+        for area in chain:
+            if self.nodes[area].kind is AreaKind.DISTRICT:
+                return area
+        return None
 
     def most_specific(self, tags: Iterable[str]) -> set[str]:
         """Drop every tag that is an ancestor of another: {kent, medway} -> {medway}."""
         tags = {self.canonical(tag) for tag in tags}
         covered = {ancestor for tag in tags for ancestor in self.ancestors(tag)}
         return tags - covered
+
+    def least_specific(self, tags: Iterable[str]) -> set[str]:
+        """Drop every tag that lies within another: {medway, chatham} -> {medway}."""
+        tags = {self.canonical(tag) for tag in tags}
+        return {tag for tag in tags if tags.isdisjoint(self.ancestors(tag))}
 
     # -- the matching rule --------------------------------------------------------
 
@@ -251,8 +317,26 @@ class Gazetteer:
         )
 
 
-def _fold(text: str) -> str:
-    return re.sub(r"[\s_-]+", " ", text.strip().casefold())
+def fold(text: str) -> str:
+    """A name as compared: case, apostrophes, hyphens and spaces, "Saint" and "St" do
+    not matter ("King’s Hill" = "Kings Hill", "Sutton-at-Hone" = "Sutton at Hone")."""
+    words = fold_words(text)
+    return " ".join(words) if words else re.sub(r"[\s_-]+", " ", text.strip().casefold())
+
+
+def fold_words(text: str) -> tuple[str, ...]:
+    """The words of a name as compared (see :func:`fold`)."""
+    return tuple(fold_word(word) for word in _WORD.findall(text))
+
+
+def fold_word(word: str) -> str:
+    word = _APOSTROPHES.sub("", word.casefold())
+    return {"saint": "st", "&": "and"}.get(word, word)
+
+
+def words_of(text: str) -> Iterator[re.Match[str]]:
+    """The words of ``text`` with their places in it (see :func:`fold_word`)."""
+    return _WORD.finditer(text)
 
 
 def _natural(text: str) -> tuple[Any, ...]:
@@ -288,10 +372,10 @@ def load_gazetteer(name_or_path: str = "kent") -> Gazetteer:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or exc
         raise GazetteerError(f"invalid YAML: {problem}", where=f"{path}:{mark.line + 1}" if mark else str(path)) from None
-    return Gazetteer(_parse_gazetteer(data, str(path)))
+    return _parse_gazetteer(data, str(path))
 
 
-def _parse_gazetteer(data: Any, where: str) -> list[AreaNode]:
+def _parse_gazetteer(data: Any, where: str) -> Gazetteer:
     def fail(message: str) -> GazetteerError:
         return GazetteerError(message, where=where)
 
@@ -299,35 +383,75 @@ def _parse_gazetteer(data: Any, where: str) -> list[AreaNode]:
         raise fail("expected top-level keys 'force' and 'districts'")
     nodes: list[AreaNode] = []
     seen: dict[str, str] = {}
+    shared: dict[str, list[str]] = {}
+
+    def names(entry: dict[str, Any], key: str, name: str) -> tuple[str, ...]:
+        listed = entry.get(key) or []
+        if not isinstance(listed, list):
+            raise fail(f"{key} of {name!r} must be a list")
+        return tuple(str(item) for item in listed)
 
     def add(entry: Any, kind: AreaKind, parent: str | None) -> str:
+        if isinstance(entry, str) and kind is AreaKind.VILLAGE:
+            entry = {"name": entry}
         if not isinstance(entry, dict) or not entry.get("name"):
             raise fail(f"every {kind.value} needs a 'name' (under {parent or 'the top'})")
         name = str(entry["name"])
         slug = str(entry.get("slug") or slugify(name))
-        listed = entry.get("aliases") or []
-        if not isinstance(listed, list):
-            raise fail(f"aliases of {name!r} must be a list")
-        aliases = tuple(str(alias) for alias in listed)
+        aliases, homonyms = names(entry, "aliases", name), names(entry, "homonyms", name)
+        elsewhere = names(entry, "elsewhere", name)
+        shared_here = {fold(label) for label in homonyms}
         for label in (slug, name, *aliases):
-            key = _fold(label)
+            key = fold(label)
+            if key in shared_here:
+                continue
             if key in seen and seen[key] != slug:
-                raise fail(f"{label!r} names both {seen[key]!r} and {slug!r}")
+                raise fail(
+                    f"{label!r} names both {seen[key]!r} and {slug!r}"
+                    " (list a name two places share under 'homonyms:' of both)"
+                )
             seen[key] = slug
-        nodes.append(AreaNode(slug, name, kind, parent, aliases, bool(entry.get("ambiguous"))))
+        for label in homonyms:
+            shared.setdefault(fold(label), []).append(slug)
+        common = bool(entry.get("common_word") or entry.get("ambiguous"))
+        nodes.append(AreaNode(slug, name, kind, parent, aliases, common, homonyms, elsewhere))
         return slug
+
+    def add_places(entry: dict[str, Any], parent: str, key: str, kind: AreaKind) -> None:
+        listed = entry.get(key) or []
+        if not isinstance(listed, list):
+            raise fail(f"{key} of {parent!r} must be a list")
+        for child in listed:
+            slug = add(child, kind, parent)
+            if kind is AreaKind.TOWN and isinstance(child, dict):
+                add_places(child, slug, "places", AreaKind.VILLAGE)
 
     force = add(data["force"], AreaKind.FORCE, None)
     if not isinstance(data["districts"], list):
         raise fail("'districts' must be a list")
+    postcodes: list[tuple[str, str, str | None]] = []
     for district in data["districts"]:
         slug = add(district, AreaKind.DISTRICT, force)
         towns, codes = district.get("towns") or [], district.get("postcodes") or []
-        if not isinstance(towns, list) or not isinstance(codes, list):
+        if not isinstance(towns, list) or not isinstance(codes, list | dict):
             raise fail(f"towns and postcodes of {slug!r} must be lists")
-        for town in towns:
-            add(town, AreaKind.TOWN, slug)
-        for code in codes:
-            code = str(code).upper()
-            add({"name": code, "slug": code.lower()}, AreaKind.POSTCODE, slug)
-    return nodes
+        add_places(district, slug, "towns", AreaKind.TOWN)
+        add_places(district, slug, "places", AreaKind.VILLAGE)
+        # A list of codes (each stands for the district), or a mapping code -> the town
+        # it lies in (null where it spans several).
+        pairs = codes.items() if isinstance(codes, dict) else ((code, None) for code in codes)
+        postcodes += [(str(code).upper(), slug, None if town is None else str(town)) for code, town in pairs]
+    for code, district_slug, town in postcodes:
+        add({"name": code, "slug": code.lower()}, AreaKind.POSTCODE, district_slug)
+        nodes[-1] = replace(nodes[-1], stands_for=None if town is None else seen.get(fold(town), town))
+    by_slug = {node.slug: node for node in nodes}
+    for node in nodes:
+        if node.stands_for is not None and node.stands_for not in by_slug:
+            raise fail(f"postcode {node.name} stands for {node.stands_for!r}, which is not a place here")
+    for label, slugs in shared.items():
+        if label in seen and seen[label] not in slugs:
+            raise fail(f"{label!r} is a homonym of {', '.join(slugs)} but also a name of {seen[label]!r}")
+    not_places = data.get("not_places") or []
+    if not isinstance(not_places, list):
+        raise fail("'not_places' must be a list of names")
+    return Gazetteer(nodes, not_places=[str(name) for name in not_places])

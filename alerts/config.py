@@ -220,8 +220,21 @@ class Config(_Model):
     delivery: DeliveryConfig = DeliveryConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     security: SecurityConfig = SecurityConfig()
+    #: Extra names for areas, e.g. ``National: kent`` so that advisories declaring
+    #: ``area: National`` are force-wide instead of outside coverage. Kept as pairs: the
+    #: config is frozen and hashable.
+    area_aliases: tuple[tuple[str, str], ...] = ()
     #: Directory the config file lives in; relative paths were resolved against it.
     root: Path = Path(".")
+
+    @field_validator("area_aliases", mode="before")
+    @classmethod
+    def _aliases(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            raise ValueError("must be a mapping of name: area, e.g. {National: kent}")
+        return tuple((str(name), str(area)) for name, area in value.items())
 
     @field_validator("timezone")
     @classmethod

@@ -200,6 +200,10 @@ class _Cycle:
         report.rejected, report.failed_sources = counts["rejected"], counts["failed_sources"]
         report.problems += [f"rejected: {e}" for e in result.rejected]
         report.problems += [f"source failed: {e}" for e in result.source_errors]
+        # Warnings (an unknown area: outside coverage; no place: force-wide; a missing
+        # date) are problem lines too, so 'alerts run' and 'alerts serve' show them.
+        report.problems += [f"warning: {w}" for w in result.warnings]
+        report.outside_coverage, report.no_place = counts["outside_coverage"], counts["no_place"]
         return bool(result.new or result.updated)
 
     def _feeds(self) -> None:

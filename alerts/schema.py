@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -78,6 +79,14 @@ advisories = Table(
     Column("expires_at", UtcDateTime),
     Column("tags", JSON, nullable=False, default=list),
     Column("extra", JSON, nullable=False, default=dict),
+    # Who it reaches and why, as the area rule decided at ingest (AreaDecision.as_json).
+    Column("area_decision", JSON),
+    # Outside coverage (an unknown or other force's area): stored, never mailed or published.
+    Column("outside_coverage", Boolean, nullable=False, default=False, server_default=false()),
+    # An operator's retag: the areas it reaches instead of the rule's ([] for none), kept
+    # through re-ingest and source changes until cleared.
+    Column("area_override", JSON),
+    Column("area_override_at", UtcDateTime),
 )
 
 # The most specific areas each advisory concerns: what the matching rule reads.

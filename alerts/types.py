@@ -22,7 +22,94 @@ class AreaKind(enum.StrEnum):
     FORCE = "force"
     DISTRICT = "district"
     TOWN = "town"
+    VILLAGE = "village"
     POSTCODE = "postcode"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Why an advisory concerns an area: the words that decided it and where they were
+    (``title``, ``summary``, ``text``; ``declared`` for front matter or a feed source's
+    ``area:``; ``override`` for an operator's retag)."""
+
+    area: str
+    words: str
+    part: str
+    how: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"area": self.area, "words": self.words, "part": self.part, "how": self.how}
+
+
+@dataclass(frozen=True)
+class Discounted:
+    """A place the text names that did not decide who the advisory reaches, and why
+    ("a court", "a suspect's home", "outside the declared area Medway")."""
+
+    name: str
+    area: str | None
+    words: str
+    reason: str
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"name": self.name, "area": self.area, "words": self.words, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class AreaDecision:
+    """Who an advisory reaches, decided once at ingest, with its reasons.
+
+    ``areas`` are the areas it concerns (the force's slug when force-wide; empty when it
+    is outside coverage: stored, never mailed, in no feed). ``mentioned`` are places named
+    inside a declared area, kept for display. ``unknown`` are declared areas the
+    gazetteer does not know."""
+
+    areas: frozenset[str]
+    evidence: tuple[Evidence, ...] = ()
+    discounted: tuple[Discounted, ...] = ()
+    mentioned: tuple[Evidence, ...] = ()
+    declared: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
+    outside_coverage: bool = False
+    force_wide: bool = False
+    #: True when no place at all was found (so force-wide by default, worth a warning).
+    no_place: bool = False
+    overridden: bool = False
+
+    @property
+    def tags(self) -> frozenset[str]:
+        """Every area it names with effect: its areas, the areas of its evidence (a
+        declared force area among them) and the places mentioned inside a declared area."""
+        return self.areas | {e.area for e in self.evidence} | {m.area for m in self.mentioned}
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "areas": sorted(self.areas),
+            "evidence": [e.as_json() for e in self.evidence],
+            "discounted": [d.as_json() for d in self.discounted],
+            "mentioned": [m.as_json() for m in self.mentioned],
+            "declared": list(self.declared),
+            "unknown": list(self.unknown),
+            "outside_coverage": self.outside_coverage,
+            "force_wide": self.force_wide,
+            "no_place": self.no_place,
+            "overridden": self.overridden,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AreaDecision:
+        return cls(
+            areas=frozenset(data.get("areas") or ()),
+            evidence=tuple(Evidence(**e) for e in data.get("evidence") or ()),
+            discounted=tuple(Discounted(**d) for d in data.get("discounted") or ()),
+            mentioned=tuple(Evidence(**m) for m in data.get("mentioned") or ()),
+            declared=tuple(data.get("declared") or ()),
+            unknown=tuple(data.get("unknown") or ()),
+            outside_coverage=bool(data.get("outside_coverage")),
+            force_wide=bool(data.get("force_wide")),
+            no_place=bool(data.get("no_place")),
+            overridden=bool(data.get("overridden")),
+        )
 
 
 @dataclass(frozen=True)
@@ -51,6 +138,9 @@ class AdvisoryInput:
     expires_at: datetime | None = None
     date_assumed: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Who it reaches and why (see :func:`alerts.tagging.decide_areas`); ``areas`` is
+    #: ``decision.areas``.
+    decision: AreaDecision | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +174,14 @@ class Advisory:
     priority: Priority
     expires_at: datetime | None
     extra: dict[str, Any]
+    #: Who it reaches and why, as the area rule decided (None for advisories stored
+    #: before decisions were kept).
+    decision: AreaDecision | None = None
+    #: Stored, but never mailed or published: its area is unknown here.
+    outside_coverage: bool = False
+    #: An operator's retag (the areas it reaches instead of the rule's; () for none), and when.
+    area_override: tuple[str, ...] | None = None
+    area_override_at: datetime | None = None
 
     def is_live(self, now: datetime) -> bool:
         """Still to be published: not withdrawn and not expired at ``now``."""
@@ -210,6 +308,10 @@ class RunReport:
     updated: int = 0
     rejected: int = 0
     failed_sources: int = 0
+    #: Advisories stored but outside coverage (an unknown or other force's area).
+    outside_coverage: int = 0
+    #: Advisories that named no place and so went to every subscriber.
+    no_place: int = 0
     feeds_written: int = 0
     feeds_unchanged: int = 0
     queued: int = 0
@@ -265,6 +367,8 @@ class RunReport:
             "updated": self.updated,
             "rejected": self.rejected,
             "failed_sources": self.failed_sources,
+            "outside_coverage": self.outside_coverage,
+            "no_place": self.no_place,
             "feeds_written": self.feeds_written,
             "feeds_unchanged": self.feeds_unchanged,
             "queued": self.queued,
@@ -290,6 +394,11 @@ class RunReport:
             f"{self.queued} messages queued{digests}; {self.sent} sent, {self.deferred} deferred, "
             f"{self.bounced} bounced, {self.failed} failed ({self.seconds:.1f} s)"
         )
+        if self.outside_coverage or self.no_place:
+            line += (
+                f"; areas to check: {self.outside_coverage} outside coverage (not mailed),"
+                f" {self.no_place} force-wide for want of a place"
+            )
         if self.failed_stages:
             line += f"; FAILED: {', '.join(self.failed_stages)}"
         if self.stopped:

@@ -13,6 +13,7 @@ from click.testing import Result
 from alerts.areas import Gazetteer, load_gazetteer
 from alerts.errors import GazetteerError, UnknownArea
 from alerts.ingest.files import parse_advisory_file
+from alerts.tagging import AdvisoryText, decide_areas
 from alerts.types import AreaKind
 from tests.conftest import NOW, SAMPLE
 
@@ -39,22 +40,43 @@ def test_medway_towns_are_under_medway(gazetteer: Gazetteer, town: str) -> None:
     assert gazetteer.ancestors(town) == ["medway", "kent"]
 
 
-def test_every_district_has_towns_and_postcode_districts(gazetteer: Gazetteer) -> None:
+def test_every_district_has_towns_villages_and_postcode_districts(gazetteer: Gazetteer) -> None:
     for district in KENT_DISTRICTS:
         kinds = {gazetteer.node(child).kind for child in gazetteer.descendants(district)}
-        assert kinds == {AreaKind.TOWN, AreaKind.POSTCODE}, district
+        assert kinds == {AreaKind.TOWN, AreaKind.VILLAGE, AreaKind.POSTCODE}, district
+
+
+def test_the_gazetteer_knows_about_300_parishes_and_villages_each_in_its_district(gazetteer: Gazetteer) -> None:
+    villages = [n for n in gazetteer if n.kind is AreaKind.VILLAGE]
+    assert len(villages) >= 300
+    assert all(gazetteer.district_of(n.slug) in KENT_DISTRICTS for n in villages)
+    assert gazetteer.district_of("cuxton") == "medway"
+    assert gazetteer.district_of("lordswood") == "medway"
+    assert gazetteer.ancestors("lordswood") == ["chatham", "medway", "kent"]
 
 
 @pytest.mark.parametrize("code", [f"ME{n}" for n in range(1, 21)] + [f"CT{n}" for n in range(1, 22)])
-def test_every_me_and_ct_postcode_district_maps_to_a_kent_district(gazetteer: Gazetteer, code: str) -> None:
-    assert gazetteer.resolve(code) in KENT_DISTRICTS
+def test_every_me_and_ct_postcode_district_lies_in_a_kent_district(gazetteer: Gazetteer, code: str) -> None:
+    assert gazetteer.district_of(gazetteer.resolve(code)) in KENT_DISTRICTS
 
 
-def test_feed_areas_are_every_node_but_postcodes(gazetteer: Gazetteer) -> None:
+@pytest.mark.parametrize(
+    ("code", "stands_for"),
+    [("ME4", "chatham"), ("ME7", "gillingham"), ("ME1", "rochester"), ("CT5", "whitstable"), ("TN9", "tonbridge"),
+     ("ME2", "medway"), ("ME3", "medway"), ("CT14", "dover"), ("TN12", "tunbridge-wells")],
+)  # fmt: skip
+def test_a_postcode_district_stands_for_its_town_or_else_its_district(
+    gazetteer: Gazetteer, code: str, stands_for: str
+) -> None:
+    assert gazetteer.resolve(code) == stands_for
+    assert gazetteer.node(code.lower()).parent == gazetteer.district_of(stands_for)
+
+
+def test_feed_areas_are_the_force_districts_and_towns(gazetteer: Gazetteer) -> None:
     feed = gazetteer.feed_areas()
     assert feed[0].slug == "kent"
     assert {n.kind for n in feed} == {AreaKind.FORCE, AreaKind.DISTRICT, AreaKind.TOWN}
-    assert len(feed) == len([n for n in gazetteer if n.kind is not AreaKind.POSTCODE])
+    assert len(feed) == len([n for n in gazetteer if n.kind not in (AreaKind.POSTCODE, AreaKind.VILLAGE)])
 
 
 # -- names -------------------------------------------------------------------------------
@@ -63,13 +85,18 @@ def test_feed_areas_are_every_node_but_postcodes(gazetteer: Gazetteer) -> None:
 @pytest.mark.parametrize(
     ("text", "slug"),
     [
-        ("ME4", "medway"),
-        ("ME4 4TR", "medway"),
-        ("me4 4tr", "medway"),
-        ("ME44TR", "medway"),
+        ("ME4", "chatham"),
+        ("ME4 4TR", "chatham"),
+        ("me4 4tr", "chatham"),
+        ("ME44TR", "chatham"),
         ("me144ab", "maidstone"),
-        ("ME14TR", "medway"),  # ME1 4TR: the inward code is a digit and two letters
-        (" ME4  ", "medway"),
+        ("ME14TR", "rochester"),  # ME1 4TR: the inward code is a digit and two letters
+        (" ME4  ", "chatham"),
+        ("ME8", "medway"),
+        ("King’s Hill", "kings-hill"),
+        ("Saint Margarets Bay", "st-margarets-at-cliffe"),
+        ("Sutton at Hone", "sutton-at-hone"),
+        ("westgate on sea", "westgate-on-sea"),
         ("CT14", "dover"),
         ("TN23 1AA", "ashford"),
         ("Medway", "medway"),
@@ -96,6 +123,24 @@ def test_resolve_rejects_unknown_areas_with_a_hint(gazetteer: Gazetteer, text: s
 def test_resolve_suggests_close_names(gazetteer: Gazetteer) -> None:
     with pytest.raises(UnknownArea, match="did you mean 'chatham'"):
         gazetteer.resolve("Chathm")
+
+
+def test_a_name_two_places_share_must_say_which(gazetteer: Gazetteer) -> None:
+    with pytest.raises(UnknownArea, match="names more than one place") as info:
+        gazetteer.resolve("Minster")
+    assert "minster-in-thanet" in (info.value.hint or "")
+    assert gazetteer.resolve("Minster-on-Sea") == "minster"
+    assert gazetteer.resolve("Minster in Thanet") == "minster-in-thanet"
+
+
+def test_operator_aliases_add_names_for_areas(gazetteer: Gazetteer) -> None:
+    widened = gazetteer.with_aliases({"National": "kent", "Medway Council": "medway"})
+    assert widened.resolve("national") == "kent"
+    assert widened.resolve("Medway Council") == "medway"
+    with pytest.raises(UnknownArea):
+        gazetteer.resolve("National")
+    with pytest.raises(GazetteerError, match="already names"):
+        gazetteer.with_aliases({"Chatham": "dover"})
 
 
 # -- tagging -----------------------------------------------------------------------------
@@ -128,7 +173,7 @@ def test_resolve_suggests_close_names(gazetteer: Gazetteer) -> None:
     ],
 )
 def test_tagging_ignores_substrings_common_words_and_institutions(gazetteer: Gazetteer, text: str) -> None:
-    assert gazetteer.tag_text(text) == set()
+    assert evidence_areas(gazetteer, text) == set()
 
 
 @pytest.mark.parametrize(
@@ -140,7 +185,7 @@ def test_tagging_ignores_substrings_common_words_and_institutions(gazetteer: Gaz
         ("a flat in Deal close to the sea", {"deal"}),
         ("a shop in Beach Street, Deal, was raided", {"deal"}),
         ("a car stolen in Hoo St Werburgh", {"hoo"}),
-        ("across the Hoo Peninsula", {"hoo"}),
+        ("across the Hoo Peninsula", {"hoo-peninsula"}),
         ("in Royal Tunbridge Wells", {"tunbridge-wells"}),
         ("on the Isle of Sheppey", {"isle-of-sheppey"}),
         ("walkers in Wye", {"wye"}),
@@ -149,19 +194,30 @@ def test_tagging_ignores_substrings_common_words_and_institutions(gazetteer: Gaz
         ("a Medway man", {"medway"}),
         ("Dover Road, Folkestone", {"folkestone"}),
         ("a Kent resident, not Kent Police", {"kent"}),
-        ("call from ME4 4TR", {"medway"}),
+        ("call from ME4 4TR", {"chatham"}),
         ("postcode CT14 area", {"dover"}),
         ("Herne  Bay", {"herne-bay"}),
     ],
 )
 def test_tagging_finds_places(gazetteer: Gazetteer, text: str, slugs: set[str]) -> None:
-    assert gazetteer.tag_text(text) == slugs
+    assert evidence_areas(gazetteer, text) == slugs
 
 
-def test_sample_is_tagged_kent_and_medway_and_concerns_medway(gazetteer: Gazetteer) -> None:
-    tags = parse_advisory_file(SAMPLE, gazetteer, now=NOW).advisory.areas
-    assert tags == {"kent", "medway"}
-    assert gazetteer.most_specific(tags) == {"medway"}
+def evidence_areas(gazetteer: Gazetteer, text: str) -> set[str]:
+    """The areas the words of ``text`` (as an advisory's title) are evidence for."""
+    decision = decide_areas(gazetteer, AdvisoryText(text))
+    return {evidence.area for evidence in decision.evidence}
+
+
+def test_sample_concerns_medway(gazetteer: Gazetteer) -> None:
+    decision = parse_advisory_file(SAMPLE, gazetteer, now=NOW).advisory.decision
+    assert decision is not None
+    assert decision.areas == {"medway"}
+    assert [(e.area, e.how) for e in decision.evidence] == [
+        ("medway", "a victim's home"),
+        ("kent", "declared force area; the text decides"),
+    ]
+    assert "defrauded a Medway man" in decision.evidence[0].words
 
 
 @pytest.mark.parametrize(
@@ -171,7 +227,8 @@ def test_sample_is_tagged_kent_and_medway_and_concerns_medway(gazetteer: Gazette
         ({"kent", "medway"}, {"medway"}),
         ({"kent", "medway", "chatham"}, {"chatham"}),
         ({"chatham", "dover"}, {"chatham", "dover"}),
-        ({"me4"}, {"medway"}),
+        ({"me4"}, {"chatham"}),
+        ({"me8"}, {"medway"}),
     ],
 )
 def test_most_specific_drops_areas_that_contain_another(
@@ -196,6 +253,13 @@ def test_most_specific_drops_areas_that_contain_another(
         (["me4"], ["medway"], True),
         (["me4"], ["chatham"], True),
         (["me4"], ["dover"], False),
+        (["me4"], ["gillingham"], False),
+        (["me8"], ["gillingham"], True),
+        (["chatham"], ["lordswood"], True),
+        (["lordswood"], ["chatham"], True),
+        (["lordswood"], ["medway"], True),
+        (["cuxton"], ["chatham"], False),
+        (["dover"], [], False),
         (["gillingham"], ["chatham"], False),
         (["kent"], ["deal"], True),
         (["dover", "chatham"], ["medway"], True),
@@ -215,8 +279,9 @@ def test_matching_areas_is_the_same_rule_as_wants(gazetteer: Gazetteer) -> None:
             assert wanted is (gazetteer.canonical(concerned) in matching), (subscribed, concerned)
 
 
-def test_postcode_subscription_behaves_as_its_district(gazetteer: Gazetteer) -> None:
-    assert gazetteer.matching_areas(["me4"]) == gazetteer.matching_areas(["medway"])
+def test_postcode_subscription_behaves_as_the_town_it_stands_for(gazetteer: Gazetteer) -> None:
+    assert gazetteer.matching_areas(["me4"]) == gazetteer.matching_areas(["chatham"])
+    assert gazetteer.matching_areas(["me8"]) == gazetteer.matching_areas(["medway"])
 
 
 # -- the data file -----------------------------------------------------------------------
@@ -257,7 +322,7 @@ def test_another_force_is_a_new_file(tmp_path: Path) -> None:
     )
     tiny = load_gazetteer(str(path))
     assert tiny.resolve("SS1 1AA") == "southend-on-sea"
-    assert tiny.tag_text("a theft in Leigh-on-Sea") == {"leigh-on-sea"}
+    assert evidence_areas(tiny, "a theft in Leigh-on-Sea") == {"leigh-on-sea"}
 
 
 # -- alerts areas ------------------------------------------------------------------------
@@ -273,10 +338,11 @@ def test_areas_json_is_a_flat_array_of_nodes(run_cli: Callable[..., Result]) -> 
     assert roots == ["kent"]
     slugs = {node["slug"] for node in nodes}
     assert all(node["parent"] in slugs for node in nodes if node["parent"] is not None)
-    assert {node["kind"] for node in nodes} == {"force", "district", "town", "postcode"}
+    assert {node["kind"] for node in nodes} == {"force", "district", "town", "village", "postcode"}
     by_slug = {node["slug"]: node for node in nodes}
     assert by_slug["medway"] == {**by_slug["medway"], "kind": "district", "parent": "kent", "name": "Medway"}
     assert by_slug["me4"]["parent"] == "medway"
+    assert by_slug["me4"]["stands_for"] == "chatham"
     assert by_slug["chatham"]["parent"] == "medway"
 
 
@@ -284,7 +350,7 @@ def test_areas_text_is_an_indented_tree(run_cli: Callable[..., Result]) -> None:
     result = run_cli("areas")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == "Kent [kent]  (also: Kent and Medway, Kent & Medway)"
+    assert lines[0] == "Kent [kent]  (also: Kent and Medway, Kent & Medway, County of Kent)"
     assert "  Medway [medway]  (also: Medway Towns)" in lines
     assert "    Chatham [chatham]" in lines
     assert any(line.strip().startswith("postcodes: ME1 ME2 ME3 ME4") for line in lines)

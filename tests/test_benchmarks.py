@@ -17,6 +17,7 @@ CASES = {
     "poll.py": (["--files", "20", "--polls", "2"], "poll with nothing changed"),
     "render.py": (["--sizes", "40", "--runs", "1", "--sample", "50"], "premailer_calls"),
     "fanout.py": (["--subscribers", "60", "--runs", "1", "--durability", "--dkim", "--ed25519"], "ratio signed/unsigned time"),
+    "areas.py": ([], "micro precision"),
 }
 
 

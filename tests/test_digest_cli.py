@@ -34,11 +34,11 @@ def test_preview_writes_html_and_eml_and_moves_no_watermark(app: App, run_cli: R
     out, eml = tmp_path / "preview.html", tmp_path / "preview.eml"
     result = run_cli("preview", "--area", "ME4", "--frequency", "daily", "--out", str(out), "--eml", str(eml))
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("1 new alert for Medway: 1 advisory, HTML ")
+    assert result.output.startswith("1 new alert for Chatham: 1 advisory, HTML ")
     html = out.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "Phone scam in Chatham" in html
     message = parse(eml.read_bytes())
-    assert message["Subject"] == "1 new alert for Medway"
+    assert message["Subject"] == "1 new alert for Chatham"
     text, _ = parts(message)
     assert "Phone scam in Chatham" in text and "/unsubscribe?token=preview" in text
     assert watermarks(app) == before

@@ -80,6 +80,8 @@ def test_unchanged_files_are_not_read_again(
         "unchanged": 3,
         "rejected": 0,
         "failed_sources": 0,
+        "outside_coverage": 0,
+        "no_place": 0,
     }
     assert undated_warnings(report) == []
 

@@ -63,7 +63,7 @@ def test_sample_digest_parses_back_with_every_header_and_both_parts(sample_app: 
     assert message["From"] == EMAIL["from"]
     assert message["To"].addresses[0].display_name == "Jane Smith"
     assert message["To"].addresses[0].addr_spec == "jane@example.org"
-    assert message["Subject"] == "1 new alert for Medway"
+    assert message["Subject"] == "1 new alert for Chatham"  # ME4 stands for Chatham
     assert message["Date"] == "Wed, 25 Nov 2026 12:00:00 +0000"
     assert message["Message-ID"] == item.message_id
     assert re.fullmatch(r"<[0-9a-f]{32}@alerts\.example\.org>", item.message_id)

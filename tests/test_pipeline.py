@@ -274,3 +274,50 @@ def test_a_run_report_holds_the_send_report_and_keeps_its_suppressed_addresses()
     assert summary["suppressed_addresses"] == 1
     # The run's own keys stay as they were (alerts run --json is a contract).
     assert {"new", "queued", "deferred", "failed", "stopped", "problems", "seconds"} <= summary.keys()
+
+
+OUTSIDE = """```yaml
+title: Appeal after cyclist hurt in Chelmsford | Essex Police
+url: https://www.essex.police.uk/news/essex/2026/cyclist-chelmsford/
+area: Essex
+publish:
+  date: {date}
+```
+
+A cyclist was hurt in Chelmsford.
+"""
+NO_PLACE = """```yaml
+title: Lock your shed | Kent Police
+url: https://www.kent.police.uk/news/kent/2026/lock-your-shed/
+area: Kent
+publish:
+  date: {date}
+```
+
+Check the locks on your shed and garage.
+"""
+
+
+def test_area_warnings_are_problem_lines_of_a_run_and_of_the_schedulers_polls(
+    app: App, caplog: pytest.LogCaptureFixture, run_cli: Callable[..., Any], write_config: Callable[..., Path]
+) -> None:
+    when = (NOW - timedelta(hours=1)).astimezone(LONDON).strftime("%H:%M %d/%m/%Y")
+    (source_folder(app) / "essex.md").write_text(OUTSIDE.format(date=when))
+    (source_folder(app) / "shed.md").write_text(NO_PLACE.format(date=when))
+    with caplog.at_level("WARNING", logger="alerts.pipeline"):
+        report = run_cycle(app, POLL_NO_FEEDS, now=NOW)  # what 'alerts serve' runs every poll
+    assert (report.new, report.outside_coverage, report.no_place) == (2, 1, 1)
+    assert any("essex.md: area 'Essex' is not in the gazetteer, so the advisory is outside coverage" in p for p in report.problems)
+    assert any("shed.md: no place found; treated as force-wide (Kent)" in p for p in report.problems)
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("outside coverage" in line for line in logged)
+    assert "1 outside coverage (not mailed), 1 force-wide for want of a place" in report.summary()
+    # The outside advisory reached nobody; the force-wide one everybody.
+    mail = [path.read_text(encoding="utf-8", errors="replace") for path in inbox(app)]
+    assert mail and all("Lock your shed" in message for message in mail)
+    assert not any("Chelmsford" in message for message in mail)
+    # The config_path fixture rewrote config.yaml with its defaults: write this app's again.
+    mine = write_config(database=app.config.database, sources=[{"path": str(source_folder(app))}])
+    status = run_cli("status", config=mine)
+    assert "Areas to check: 1 outside coverage" in status.output
+    assert "outside coverage" in status.output and "! warning:" in status.output

@@ -54,7 +54,7 @@ def test_the_example_yaml_sets_every_column(store: Store, gazetteer: Gazetteer) 
     coordinator = find_subscriber(store, "coordinator.medway@example.org")
     assert coordinator is not None
     assert coordinator.forwardable and coordinator.frequency is Frequency.WEEKLY
-    assert coordinator.areas == ("medway",) and coordinator.name == "Medway Neighbourhood Watch"
+    assert coordinator.areas == ("chatham", "medway") and coordinator.name == "Medway Neighbourhood Watch"
     shop = find_subscriber(store, "shopkeeper@example.org")
     assert shop is not None and not shop.urgent and shop.areas == ("tunbridge-wells",)
     moved = find_subscriber(store, "moved.away@example.org")

@@ -56,6 +56,8 @@ def test_rss_entries_become_advisories_keyed_by_guid(
         "unchanged": 0,
         "rejected": 0,
         "failed_sources": 0,
+        "outside_coverage": 0,
+        "no_place": 0,
     }
     # A bare GUID is only unique within its feed, so the feed URL qualifies it.
     advisory = store.advisory(f"{feed.feed}#kent-police-news-508544")
@@ -147,6 +149,8 @@ def test_unchanged_feed_costs_a_304_and_ingests_nothing(
         "unchanged": 0,
         "rejected": 0,
         "failed_sources": 0,
+        "outside_coverage": 0,
+        "no_place": 0,
     }
     state = load_upstream_poll(store, feed.feed or "")
     assert state.status == 304 and state.etag == RSS_ETAG and state.error is None

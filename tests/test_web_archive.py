@@ -87,14 +87,14 @@ def test_index_lists_districts_and_towns(client: TestClient) -> None:
 
 
 def test_names_and_postcode_districts_redirect_to_the_areas_address(client: TestClient) -> None:
-    for asked in ("ME4", "Medway", "me4"):
+    for asked, slug in (("ME4", "chatham"), ("Medway", "medway"), ("me8", "medway")):
         response = client.get(f"/areas/{asked}", follow_redirects=False)
         assert response.status_code == 301
-        assert response.headers["location"].endswith("/areas/medway")
+        assert response.headers["location"].endswith(f"/areas/{slug}")
 
 
 def test_the_find_box_takes_a_town_or_postcode_to_its_area(client: TestClient) -> None:
-    for query, slug in (("ME4 4TR", "medway"), ("chatham", "chatham"), ("  Dover ", "dover")):
+    for query, slug in (("ME4 4TR", "chatham"), ("ME8 9AA", "medway"), ("chatham", "chatham"), ("  Dover ", "dover")):
         response = client.get("/find", params={"q": query}, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"].endswith(f"/areas/{slug}"), query
     assert client.get("/find", params={"q": ""}, follow_redirects=False).status_code == 303
@@ -288,8 +288,10 @@ def test_a_feed_replaced_by_one_of_the_same_size_and_mtime_gets_a_new_etag(clien
     assert response.content == swapped
 
 
-def test_a_postcode_districts_feed_redirects_to_its_districts(client: TestClient) -> None:
+def test_a_postcode_districts_feed_redirects_to_its_town_or_district(client: TestClient) -> None:
     response = client.get("/feeds/me4.atom", follow_redirects=False)
+    assert response.status_code == 301 and response.headers["location"].endswith("/feeds/chatham.atom")
+    response = client.get("/feeds/me8.atom", follow_redirects=False)
     assert response.status_code == 301 and response.headers["location"].endswith("/feeds/medway.atom")
 
 
@@ -322,7 +324,7 @@ def test_readers_fetch_feeds_over_loopback_http_with_conditional_get(site: App) 
         assert head.status_code == 200 and head.content == b"" and head.headers["etag"]
         # Subscribed by postcode: the reader is told, permanently, where the feed lives.
         moved = feedparser.parse(f"{url}/feeds/me4.rss")
-        assert moved.status == 301 and moved.href == f"{url}/feeds/medway.rss" and not moved.bozo
+        assert moved.status == 301 and moved.href == f"{url}/feeds/chatham.rss" and not moved.bozo
         assert [entry.title for entry in moved.entries] == [SAMPLE_TITLE]
 
 
@@ -365,3 +367,11 @@ def test_alerts_web_with_a_bad_config_fails_before_serving(
     result = run_cli("web", "--port", "1", config=write_config(site={"base_url": "not a url"}))
     assert result.exit_code == 2
     assert "site.base_url" in result.output and result.output.count("\n") == 1
+
+
+def test_a_villages_page_lists_what_concerns_it_and_its_feed_is_its_towns(client: TestClient) -> None:
+    page = client.get("/areas/lordswood")
+    assert page.status_code == 200 and "Lordswood" in page.text
+    assert "/feeds/chatham.rss" in page.text
+    response = client.get("/feeds/lordswood.rss", follow_redirects=False)
+    assert response.status_code == 301 and response.headers["location"].endswith("/feeds/chatham.rss")

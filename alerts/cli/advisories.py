@@ -1,19 +1,23 @@
-"""``alerts advisories list|show``: what the store holds."""
+"""``alerts advisories list|show|retag``: what the store holds, who each advisory
+reaches and why, and the operator's correction."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import click
 
 from alerts.app import App
 from alerts.cli import cli, json_option, parse_when, print_json, with_app
+from alerts.store import retag_advisory
+from alerts.tagging import explain
 from alerts.types import Advisory
 
 
 @cli.group()
 def advisories() -> None:
-    """List and show stored advisories."""
+    """List and show stored advisories; correct whom one reaches."""
 
 
 @advisories.command("list")
@@ -25,7 +29,9 @@ def advisories() -> None:
 def list_advisories(app: App, area: str | None, since: str | None, limit: int | None, as_json: bool) -> None:
     """List advisories, newest first."""
     areas = app.gazetteer.matching_areas([app.gazetteer.resolve(area)]) if area else None
-    items = app.store.advisories(areas=areas, since=parse_when(since, app, "--since"), limit=limit)
+    items = app.store.advisories(
+        areas=areas, since=parse_when(since, app, "--since"), limit=limit, include_outside=area is None
+    )
     if as_json:
         print_json([advisory_json(app, item) for item in items])
         return
@@ -34,7 +40,14 @@ def list_advisories(app: App, area: str | None, since: str | None, limit: int | 
         return
     for item in items:
         flags = "".join(
-            f" [{flag}]" for flag, on in (("withdrawn", item.status != "active"), ("urgent", item.priority == "urgent")) if on
+            f" [{flag}]"
+            for flag, on in (
+                ("withdrawn", item.status != "active"),
+                ("urgent", item.priority == "urgent"),
+                ("outside coverage", item.outside_coverage),
+                ("retagged", item.area_override is not None),
+            )
+            if on
         )
         click.echo(
             f"{item.id:>5}  {app.local(item.published_at):%d/%m/%Y %H:%M}  {','.join(item.areas):<20}  {item.title}{flags}"
@@ -66,12 +79,67 @@ def show_advisory(app: App, ref: str, as_json: bool) -> None:
     ]
     for label, value in rows:
         click.echo(f"{label + ':':<12}{value}")
+    for line in explain_areas(app, item):
+        click.echo(line)
     click.echo()
     if item.summary and not " ".join(item.body_text.split()).startswith(" ".join(item.summary.split())):
         # A summary taken from the first paragraph would be printed twice.
         click.echo(item.summary)
         click.echo()
     click.echo(item.body_text)
+
+
+@advisories.command("retag")
+@click.argument("ref")
+@click.option("--area", "areas", multiple=True, help="An area it reaches (repeat for several): slug, name or postcode.")
+@click.option("--outside", is_flag=True, help="It reaches nobody: outside coverage (stored, never mailed or published).")
+@click.option("--auto", is_flag=True, help="Drop the override: the area rule decides again.")
+@with_app
+def retag(app: App, ref: str, areas: tuple[str, ...], outside: bool, auto: bool) -> None:
+    """Set whom an advisory reaches, overriding the area rule. The override is kept
+    when the unchanged source is ingested again and when the source changes (then
+    'show' gives the rule's new decision beside it); --auto hands it back to the rule.
+
+    Subscribers it newly concerns get it with their next alert or digest; nobody gets
+    it twice.
+
+    Examples:
+      alerts advisories retag 12 --area medway --area swale
+      alerts advisories retag 12 --outside
+      alerts advisories retag 12 --auto
+    """
+    if sum((bool(areas), outside, auto)) != 1:
+        raise click.UsageError("give --area (once or more), --outside or --auto")
+    item = app.store.advisory(ref)
+    slugs = None if auto else [app.gazetteer.resolve(area) for area in areas]
+    was = names(app, item.areas) or "nobody"
+    retag_advisory(app.store, item.id, slugs, app.now())
+    now = app.store.advisory(item.id)
+    reach = names(app, now.areas) or "nobody (outside coverage)"
+    how = "as the area rule decided" if auto else "until 'alerts advisories retag " + str(item.id) + " --auto'"
+    click.echo(f"Advisory {item.id} now reaches {reach} (was {was}), {how}.")
+
+
+def names(app: App, areas: Iterable[str]) -> str:
+    return ", ".join(app.gazetteer.node(a).name if a in app.gazetteer else a for a in areas)
+
+
+def explain_areas(app: App, item: Advisory) -> list[str]:
+    """Whom it reaches and why: the operator's override if any, then the rule's decision."""
+    lines: list[str] = []
+    if item.area_override is not None:
+        at = f" at {app.local(item.area_override_at):%H:%M %d/%m/%Y}" if item.area_override_at else ""
+        lines.append(
+            f"Reaches:    {names(app, item.area_override) or 'nobody (outside coverage)'}: set by the operator{at}"
+            f" ('alerts advisories retag {item.id} --auto' hands it back to the rule)"
+        )
+        if item.decision is not None:
+            lines.append("The area rule, on the current text, says:")
+            lines += ["  " + line for line in explain(item.decision, app.gazetteer)]
+        return lines
+    if item.decision is not None:
+        return explain(item.decision, app.gazetteer)
+    return lines
 
 
 def advisory_json(app: App, item: Advisory) -> dict[str, Any]:
@@ -95,4 +163,8 @@ def advisory_json(app: App, item: Advisory) -> dict[str, Any]:
         "expires_at": when(item.expires_at),
         "image_url": item.image_url,
         "source": item.source,
+        "decision": item.decision.as_json() if item.decision else None,
+        "outside_coverage": item.outside_coverage,
+        "area_override": None if item.area_override is None else list(item.area_override),
+        "area_override_at": when(item.area_override_at),
     }

@@ -117,6 +117,11 @@ def describe_run(run: dict[str, Any], started: str, *, label: str = "Last run") 
         lines.append(
             f"  Advisories: {summary['new']} new, {summary['updated']} updated, {summary['rejected']} rejected{failed}"
         )
+        if summary.get("outside_coverage") or summary.get("no_place"):
+            lines.append(
+                f"  Areas to check: {summary.get('outside_coverage', 0)} outside coverage (stored, not mailed),"
+                f" {summary.get('no_place', 0)} force-wide for want of a place ('alerts advisories show ID')"
+            )
         lines.append(f"  Feeds: {summary['feeds_written']} rewritten, {summary['feeds_unchanged']} unchanged")
         digests = f" (ran the {' and '.join(summary['digests'])} digests)" if summary.get("digests") else ""
         lines.append(f"  Mail: {summary['queued']} queued{digests}; {_mail(summary)}")

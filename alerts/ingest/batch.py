@@ -35,6 +35,10 @@ class IngestReport:
     warnings: list[str] = field(default_factory=list)
     #: Sources that could not be read at all (a feed that is down); retried next poll.
     source_errors: list[AlertsError] = field(default_factory=list)
+    #: Where each advisory outside coverage came from (stored, never mailed, in no feed).
+    outside_coverage: list[str] = field(default_factory=list)
+    #: Where each advisory that named no place (so went force-wide) came from.
+    no_place: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -47,6 +51,8 @@ class IngestReport:
             "unchanged": self.unchanged,
             "rejected": len(self.rejected),
             "failed_sources": len(self.source_errors),
+            "outside_coverage": len(self.outside_coverage),
+            "no_place": len(self.no_place),
         }
 
     def merge(self, other: IngestReport) -> None:
@@ -56,6 +62,8 @@ class IngestReport:
         self.rejected += other.rejected
         self.warnings += other.warnings
         self.source_errors += other.source_errors
+        self.outside_coverage += other.outside_coverage
+        self.no_place += other.no_place
 
 
 Progress = Callable[[int], None]
@@ -141,6 +149,11 @@ def _ingest_one(
     report.warnings += parsed.warnings
     for warning in parsed.warnings:
         log.info("%s", warning)
+    decision = parsed.advisory.decision
+    if decision is not None and decision.outside_coverage:
+        report.outside_coverage.append(where)
+    if decision is not None and decision.no_place:
+        report.no_place.append(where)
     try:
         result = store_advisory(parsed.advisory, store, gazetteer, now)
     except (DataError, IntegrityError) as exc:
@@ -162,5 +175,7 @@ def _ingest_one(
 
 
 def store_advisory(item: AdvisoryInput, store: Store, gazetteer: Gazetteer, now: datetime) -> IngestResult:
-    """Save one advisory, with the most specific of its tagged areas as the areas it concerns."""
-    return store.save_advisory(item, gazetteer.most_specific(item.areas), now)
+    """Save one advisory with the areas its decision gave it (none when outside coverage;
+    an input made without a decision keeps the most specific of its tags)."""
+    areas = item.decision.areas if item.decision else gazetteer.most_specific(item.areas)
+    return store.save_advisory(item, set(areas), now)

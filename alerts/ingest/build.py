@@ -12,12 +12,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from alerts.areas import Gazetteer
+from alerts.tagging import AdvisoryText, Declared, decide_areas, decision_warnings
 from alerts.text import one_line
 from alerts.types import AdvisoryInput
 
 TITLE_LIMIT = 300
 SUMMARY_FROM_BODY = 300
-_FORCE_SUFFIX = re.compile(r"(?:^|\s+)[|\u2013\u2014-]\s+[^|]*(?:Police|Constabulary)\s*$", re.IGNORECASE)
+_FORCE_SUFFIX = re.compile(
+    r"(?:^|\s+)[|\u2013\u2014-]\s+(?P<force>[^|]*?)\s*(?:Police|Constabulary)\s*$", re.IGNORECASE
+)
 
 
 @dataclass
@@ -34,6 +37,13 @@ def clean_title(raw: str) -> str:
     return one_line(_FORCE_SUFFIX.sub("", one_line(raw)), limit=TITLE_LIMIT)
 
 
+def publisher(raw_title: str) -> Declared | None:
+    """The force a title names (' | Essex Police' -> Essex), declared as its publisher:
+    another force's release is outside coverage unless it declares an area here."""
+    match = _FORCE_SUFFIX.search(one_line(raw_title))
+    return Declared("publisher", match.group("force")) if match else None
+
+
 def published_or_first_seen(
     published_at: datetime | None, now: datetime, warning: str, warnings: list[str]
 ) -> tuple[datetime, bool]:
@@ -47,17 +57,19 @@ def published_or_first_seen(
 
 def finish_advisory(
     item: AdvisoryInput,
-    declared: Iterable[str],
+    declared: Iterable[Declared],
     gazetteer: Gazetteer,
     *,
     where: str,
     warnings: list[str],
 ) -> ParsedFile:
     """``item`` as read (its ``areas`` not yet set), finished: the summary from the
-    body's start where it has none, and the areas tagged from ``declared`` (gazetteer
-    slugs) and the text; an advisory naming no area is force-wide, with a warning."""
+    body's start where it has none, and who it reaches, decided by the area rule
+    (:func:`alerts.tagging.decide_areas`) from ``declared`` and the text, with warnings
+    for an unknown area (outside coverage) and for no place at all (force-wide)."""
+    # A summary made from the body is not read again as its own lede.
+    text = AdvisoryText(item.title, item.summary, item.body_text)
+    decision = decide_areas(gazetteer, text, declared)
+    warnings += decision_warnings(decision, where, gazetteer)
     summary = item.summary or one_line(item.body_text, limit=SUMMARY_FROM_BODY)
-    areas, force_wide = gazetteer.tag_advisory(declared, item.title, summary, item.body_text)
-    if force_wide:
-        warnings.append(f"{where}: no area named; treated as force-wide ({gazetteer.root.name})")
-    return ParsedFile(replace(item, summary=summary, areas=frozenset(areas)), warnings)
+    return ParsedFile(replace(item, summary=summary, areas=decision.tags, decision=decision), warnings)

@@ -29,6 +29,7 @@ from alerts.ingest.batch import IngestReport, Progress, save_parsed
 from alerts.ingest.files import MAX_BYTES, SUFFIXES, parse_advisory_bytes
 from alerts.store import Store
 from alerts.store.sources import SeenFile, load_seen_files, save_seen_files
+from alerts.tagging import RULE_VERSION
 
 # A file modified this close to the scan may change again within the same mtime tick
 # unseen (the "racy git" problem), so its stat is not trusted at the next poll.
@@ -173,6 +174,5 @@ def scan(root: Path) -> Iterator[tuple[str, os.stat_result]]:
 
 def parser_fingerprint(gazetteer: Gazetteer, zone: ZoneInfo) -> str:
     """Changes when what a file parses to could change without the file changing."""
-    places = sorted((n.slug, n.name, n.parent or "", *n.aliases) for n in gazetteer.nodes.values())
-    payload = repr((__version__, str(zone), places)).encode()
+    payload = repr((__version__, RULE_VERSION, str(zone), gazetteer.fingerprint)).encode()
     return hashlib.sha256(payload).hexdigest()[:32]

@@ -8,7 +8,6 @@ areas tagged as for files.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import io
 import re
@@ -22,9 +21,16 @@ import feedparser
 
 from alerts.areas import Gazetteer
 from alerts.config import SourceConfig
-from alerts.errors import AdvisoryError, SourceError, UnknownArea
-from alerts.ingest.build import ParsedFile, clean_title, finish_advisory, published_or_first_seen
+from alerts.errors import AdvisoryError, SourceError
+from alerts.ingest.build import (
+    ParsedFile,
+    clean_title,
+    finish_advisory,
+    published_or_first_seen,
+    publisher,
+)
 from alerts.ingest.files import canonical_url
+from alerts.tagging import Declared
 from alerts.text import html_to_text, one_line, sanitise_html
 from alerts.types import AdvisoryInput
 
@@ -137,7 +143,9 @@ def entry_to_advisory(
         date_assumed=date_assumed,
         extra=_extra(feed_url, guid, updated_at, categories),
     )
-    declared = _declared_areas(categories, gazetteer, force_area)
+    declared = _declared_areas(categories, force_area)
+    if not force_area and (by := publisher(str(entry.get("title", "")))):
+        declared.append(by)
     return finish_advisory(item, declared, gazetteer, where=where, warnings=warnings)
 
 
@@ -177,13 +185,11 @@ def _summary(entry: Any) -> str:
     return ""
 
 
-def _declared_areas(categories: list[str], gazetteer: Gazetteer, force_area: str | None) -> set[str]:
-    """The source's configured area and any category naming an area."""
-    declared = {force_area} if force_area else set()
-    for name in categories:
-        with contextlib.suppress(UnknownArea):  # categories such as "Fraud" are not places
-            declared.add(gazetteer.resolve(name))
-    return declared
+def _declared_areas(categories: list[str], force_area: str | None) -> list[Declared]:
+    """The source's configured area, and the categories: one naming an area declares it;
+    others ("Fraud") are topics, which the area rule ignores."""
+    declared = [Declared("source", force_area)] if force_area else []
+    return declared + [Declared("category", name) for name in categories if name]
 
 
 def _extra(feed_url: str, guid: str, updated_at: datetime | None, categories: list[str]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ else, whatever the bytes (a property test holds it to that)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import stat
@@ -19,8 +20,15 @@ import yaml
 
 from alerts.areas import Gazetteer
 from alerts.errors import AdvisoryError, UnknownArea
-from alerts.ingest.build import ParsedFile, clean_title, finish_advisory, published_or_first_seen
+from alerts.ingest.build import (
+    ParsedFile,
+    clean_title,
+    finish_advisory,
+    published_or_first_seen,
+    publisher,
+)
 from alerts.ingest.dates import LONDON, BadDate, parse_date
+from alerts.tagging import Declared, declared_areas
 from alerts.text import decode_entities, html_to_text, one_line, render_markdown, strip_control
 from alerts.types import AdvisoryInput, Priority, Status
 
@@ -273,7 +281,7 @@ def _build(
     status, priority = _status_and_priority(fm)
     body_html = render_markdown(body)
     image = fm.get("og.image")
-    declared, force_area = _declared_areas(fm, gazetteer, warnings)
+    declared, force_area = _declared_areas(fm, gazetteer)
     item = AdvisoryInput(
         key=key,
         url=url,
@@ -291,6 +299,8 @@ def _build(
         date_assumed=date_assumed,
         extra=_extra(meta),
     )
+    if by := publisher(str(meta.get("title") or "")):
+        declared.append(by)
     return finish_advisory(item, declared, gazetteer, where=where, warnings=warnings)
 
 
@@ -362,25 +372,16 @@ def _status_and_priority(fm: _FrontMatter) -> tuple[Status, Priority]:
     return status, priority
 
 
-def _declared_areas(fm: _FrontMatter, gazetteer: Gazetteer, warnings: list[str]) -> tuple[set[str], str | None]:
-    """The slugs of ``area:`` and ``areas:`` (unknown names are warned about and left
-    out), and the slug of ``area:`` itself, the force area."""
-    meta = fm.meta
-    areas: set[str] = set()
+def _declared_areas(fm: _FrontMatter, gazetteer: Gazetteer) -> tuple[list[Declared], str | None]:
+    """The areas ``area:`` and ``areas:`` declare (strings or YAML lists, as written: the
+    area rule resolves them), and the slug of a plain ``area:`` value, as the store
+    keeps it (None when absent, a list or unknown)."""
+    value = fm.meta.get("area")
     force_area = None
-    listed = meta.get("areas")
-    for name in [meta.get("area"), *(listed if isinstance(listed, list) else [listed])]:
-        if name in (None, ""):
-            continue
-        try:
-            slug = gazetteer.resolve(str(name))
-        except UnknownArea:
-            warnings.append(f"{fm.where}: area {name!r} is not in the gazetteer; ignored (see 'alerts areas')")
-            continue
-        areas.add(slug)
-        if name is meta.get("area"):
-            force_area = slug
-    return areas, force_area
+    if isinstance(value, str) and value.strip():
+        with contextlib.suppress(UnknownArea):
+            force_area = gazetteer.resolve(value)
+    return declared_areas(fm.meta), force_area
 
 
 def _extra(meta: dict[str, Any]) -> dict[str, Any]:

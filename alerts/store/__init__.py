@@ -16,6 +16,7 @@ from alerts.store.advisories import (
     Store,
     load_advisory_rows,
     material_hash,
+    retag_advisory,
     row_to_advisory,
     utcnow,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "material_hash",
     "migrate",
     "open_store",
+    "retag_advisory",
     "row_to_advisory",
     "utcnow",
 ]

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from alerts.errors import NotFound
 from alerts.schema import advisories, advisory_areas
 from alerts.store.ids import chunks
-from alerts.types import Advisory, AdvisoryInput, Candidate, Priority, Status
+from alerts.types import Advisory, AdvisoryInput, AreaDecision, Candidate, Priority, Status
 
 
 class Outcome(enum.StrEnum):
@@ -100,6 +100,7 @@ class Store:
         live_at: datetime | None = None,
         limit: int | None = None,
         offset: int | None = None,
+        include_outside: bool = False,
     ) -> list[Advisory]:
         """Advisories, newest published first.
 
@@ -108,8 +109,11 @@ class Store:
         ``since``: published at or after. ``changed_since``: changed after (a watermark).
         ``live_at``: leave out the withdrawn and those expired at that instant.
         ``limit``/``offset``: one page of that order (the id breaks ties, so pages never overlap).
+        ``include_outside``: also those outside coverage (for the operator; never published).
         """
         query = select(advisories)
+        if not include_outside:
+            query = query.where(advisories.c.outside_coverage.is_(False))
         if areas is not None:
             query = query.where(
                 advisories.c.id.in_(
@@ -162,6 +166,7 @@ def load_candidates(
         advisories.c.changed_at <= until,
         advisories.c.status == Status.ACTIVE.value,
         advisories.c.expires_at.is_(None) | (advisories.c.expires_at > until),
+        advisories.c.outside_coverage.is_(False),
     )
     if urgent_only:
         query = query.where(advisories.c.priority == Priority.URGENT.value)
@@ -272,6 +277,10 @@ def row_to_advisory(row: Any, areas: Iterable[str]) -> Advisory:
         priority=Priority(row["priority"]),
         expires_at=row["expires_at"],
         extra=dict(row["extra"] or {}),
+        decision=AreaDecision.from_json(row["area_decision"]) if row["area_decision"] else None,
+        outside_coverage=bool(row["outside_coverage"]),
+        area_override=None if row["area_override"] is None else tuple(row["area_override"]),
+        area_override_at=row["area_override_at"],
     )
 
 
@@ -294,6 +303,8 @@ def _row_values(item: AdvisoryInput) -> dict[str, Any]:
         "expires_at": item.expires_at,
         "tags": sorted(item.areas),
         "extra": _jsonable(item.extra),
+        "area_decision": item.decision.as_json() if item.decision else None,
+        "outside_coverage": bool(item.decision and item.decision.outside_coverage),
     }
 
 
@@ -323,6 +334,11 @@ def _update_advisory(
         # No date in the source: it was published when first seen, not now.
         values["published_at"] = row["published_at"]
         values["date_assumed"] = True
+    if row["area_override"] is not None:
+        # An operator's retag stands through re-ingest and source changes; the rule's
+        # new decision is kept beside it, for 'alerts advisories show'.
+        areas = sorted(row["area_override"])
+        values["outside_coverage"] = not areas
     old_areas = sorted(
         conn.execute(select(advisory_areas.c.area).where(advisory_areas.c.advisory_id == row["id"])).scalars()
     )
@@ -339,6 +355,39 @@ def _update_advisory(
     if old_areas != areas:
         _set_areas(conn, row["id"], areas)
     return IngestResult(Outcome.UPDATED, row["id"], revision)
+
+
+def retag_advisory(store: Store, advisory_id: int, areas: Iterable[str] | None, now: datetime) -> None:
+    """An operator's retag: the advisory reaches ``areas`` (none: outside coverage)
+    whatever the area rule says, through re-ingest and changes of its source; ``None``
+    hands it back to the rule's stored decision. ``changed_at`` moves, so subscribers it
+    newly concerns get it; those sent its revision already do not get it twice."""
+    with store.engine.begin() as conn:
+        row = conn.execute(
+            select(advisories.c.id, advisories.c.area_decision).where(advisories.c.id == advisory_id).with_for_update()
+        ).mappings().first()
+        if row is None:
+            raise NotFound(f"no advisory {advisory_id!r}", hint="run 'alerts advisories list' to see the ids")
+        if areas is None:
+            decision = AreaDecision.from_json(row["area_decision"]) if row["area_decision"] else None
+            current = conn.execute(select(advisory_areas.c.area).where(advisory_areas.c.advisory_id == advisory_id))
+            wanted = sorted(decision.areas) if decision else sorted(current.scalars())
+            outside, override, at = bool(decision and decision.outside_coverage), None, None
+        else:
+            wanted = sorted(set(areas))
+            outside, override, at = not wanted, wanted, now
+        conn.execute(
+            update(advisories)
+            .where(advisories.c.id == advisory_id)
+            .values(
+                area_override=override,
+                area_override_at=at,
+                outside_coverage=outside,
+                updated_at=now,
+                changed_at=now,
+            )
+        )
+        _set_areas(conn, advisory_id, wanted)
 
 
 def _set_areas(conn: Connection, advisory_id: int, areas: list[str]) -> None:

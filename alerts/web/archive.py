@@ -143,7 +143,7 @@ def area_page(request: Request) -> Response:
             "advisories": items[:PER_PAGE],
             "page": page,
             "has_next": len(items) > PER_PAGE,
-            "feed_slug": slug,
+            "feed_slug": gazetteer.feed_area(slug),
         },
     )
 
@@ -178,6 +178,9 @@ def advisory_page(request: Request) -> Response:
     app = web_app(request)
     try:
         advisory = app.store.advisory(int(request.path_params["advisory_id"]))
+        if advisory.outside_coverage:
+            # Another force's news, or an unknown area: stored for the operator, not published.
+            raise NotFound("outside coverage")
     except NotFound:
         return error_page(
             request,
@@ -216,9 +219,10 @@ def feed_file(request: Request) -> Response:
             "There is no feed at this address.",
             "Each area's page links to its RSS, Atom and JSON feeds.",
         )
-    canonical = match["slug"] if match["slug"] == "all" else app.gazetteer.canonical(match["slug"])
+    canonical = match["slug"] if match["slug"] == "all" else app.gazetteer.feed_area(match["slug"])
     if canonical != match["slug"]:
-        # A postcode district has no feed of its own; its district's is what it gets.
+        # A postcode district or a village has no feed of its own; its town's or
+        # district's carries what it gets.
         return RedirectResponse(request.url_for("feed", name=f"{canonical}.{match['fmt']}"), status_code=301)
     path = Path(app.config.feeds.out) / request.path_params["name"]
     try:

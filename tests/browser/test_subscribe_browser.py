@@ -39,7 +39,7 @@ def test_subscribe_then_the_emailed_link_asks_and_the_button_confirms(live_serve
     assert page.locator("h1").inner_text() == "Check your email"
     pending = find_subscriber(app.store, "resident@example.org")
     assert pending is not None and pending.status is PENDING
-    assert pending.areas == ("medway",) and pending.frequency is Frequency.WEEKLY
+    assert pending.areas == ("chatham",) and pending.frequency is Frequency.WEEKLY
 
     assert send_pending(app.config, app.store).sent == 1
     [message] = delivered(app.config.delivery.maildir)
@@ -51,7 +51,7 @@ def test_subscribe_then_the_emailed_link_asks_and_the_button_confirms(live_serve
     # Opening the link (as a person, or a mail scanner) asks and changes nothing.
     page.goto(match.group(0))
     assert page.locator("h1").inner_text() == "Confirm your subscription"
-    assert "weekly alerts for Medway" in page.locator("main").inner_text()
+    assert "weekly alerts for Chatham" in page.locator("main").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     assert find_subscriber(app.store, "resident@example.org").status is PENDING  # type: ignore[union-attr]
 
