@@ -21,11 +21,14 @@ from alerts.errors import ConfigError
 
 DEFAULT_CONFIG = "config.yaml"
 CONFIG_ENV = "ALERTS_CONFIG"
+DAY_SECONDS = 24 * 3600
+DAY_MINUTES = 24 * 60
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or nan: ".inf" passes "greater than 0" and overflows later.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Secret:
@@ -52,9 +55,9 @@ class SourceConfig(_Model):
     #: The force area to assume for feed entries that name none (a slug such as ``kent``).
     area: str | None = None
     #: Seconds before an upstream request gives up.
-    timeout: float = Field(default=20.0, gt=0)
+    timeout: float = Field(default=20.0, gt=0, le=600)
     #: Largest upstream body accepted, in bytes.
-    max_bytes: int = Field(default=5_000_000, gt=0)
+    max_bytes: int = Field(default=5_000_000, gt=0, le=500_000_000)
 
     @model_validator(mode="after")
     def _one_kind(self) -> SourceConfig:
@@ -92,9 +95,9 @@ class FeedsConfig(_Model):
 
 class DigestsConfig(_Model):
     #: Advisories published longer ago than this when first ingested go to feeds only.
-    max_age_days: int = Field(default=7, ge=0)
+    max_age_days: int = Field(default=7, ge=0, le=3650)
     #: Advisories shown in full in one digest; the rest are linked on the web.
-    max_items: int = Field(default=20, ge=1)
+    max_items: int = Field(default=20, ge=1, le=1000)
     daily_at: time = time(7, 0)
     weekly_day: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
     weekly_at: time = time(7, 0)
@@ -118,11 +121,11 @@ class SmtpConfig(_Model):
     username: str | None = None
     #: Name of the environment variable that holds the password (never the password).
     password_env: str | None = None
-    timeout: float = Field(default=30.0, gt=0)
+    timeout: float = Field(default=30.0, gt=0, le=600)
     connections: int = Field(default=4, ge=1, le=64)
-    per_connection: int = Field(default=100, ge=1)
+    per_connection: int = Field(default=100, ge=1, le=100_000)
     #: Messages per second across all connections; 0 means no limit.
-    rate: float = Field(default=0.0, ge=0)
+    rate: float = Field(default=0.0, ge=0, le=100_000)
     ca_file: Path | None = None
 
     @model_validator(mode="after")
@@ -174,16 +177,16 @@ class DeliveryConfig(_Model):
     smtp: SmtpConfig | None = None
     dkim: DkimConfig | None = None
     #: Hard bounces after which an address is suppressed.
-    max_bounces: int = Field(default=3, ge=1)
+    max_bounces: int = Field(default=3, ge=1, le=100)
     #: First retry delay in seconds; doubles each attempt.
-    retry_base: float = Field(default=60.0, gt=0)
-    retry_max: float = Field(default=6 * 3600.0, gt=0)
+    retry_base: float = Field(default=60.0, gt=0, le=DAY_SECONDS)
+    retry_max: float = Field(default=6 * 3600.0, gt=0, le=30 * DAY_SECONDS)
     #: Attempts after which a message is given up as failed.
-    max_attempts: int = Field(default=12, ge=1)
+    max_attempts: int = Field(default=12, ge=1, le=1000)
     #: How long a sender holds the rows it claimed. Rows a crashed sender held go out
     #: again after this (on SQLite at once when the sender ran on this machine); keep it
     #: well above the time one batch takes to send.
-    lease_seconds: float = Field(default=300.0, ge=10)
+    lease_seconds: float = Field(default=300.0, ge=10, le=DAY_SECONDS)
 
     @model_validator(mode="after")
     def _smtp_present(self) -> DeliveryConfig:
@@ -193,8 +196,8 @@ class DeliveryConfig(_Model):
 
 
 class SchedulerConfig(_Model):
-    poll_minutes: float = Field(default=10.0, gt=0)
-    misfire_grace_minutes: float = Field(default=60.0 * 24, gt=0)
+    poll_minutes: float = Field(default=10.0, gt=0, le=7 * DAY_MINUTES)
+    misfire_grace_minutes: float = Field(default=60.0 * 24, gt=0, le=30 * DAY_MINUTES)
 
 
 class SecurityConfig(_Model):

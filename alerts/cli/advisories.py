@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from alerts.app import App
-from alerts.cli import cli, json_option, parse_when, print_json, with_app
+from alerts.cli import cli, json_option, parse_when, print_json, with_existing_app
 from alerts.types import Advisory
 
 
@@ -21,11 +21,12 @@ def advisories() -> None:
 @click.option("--since", help="Only those published since this date (DD/MM/YYYY or ISO 8601).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many, newest first.")
 @json_option
-@with_app
+@with_existing_app
 def list_advisories(app: App, area: str | None, since: str | None, limit: int | None, as_json: bool) -> None:
     """List advisories, newest first."""
     areas = app.gazetteer.matching_areas([app.gazetteer.resolve(area)]) if area else None
-    items = app.store.advisories(areas=areas, since=parse_when(since, app, "--since"), limit=limit)
+    published_since = parse_when(since, app, "--since")  # a usage error before the database
+    items = app.store.advisories(areas=areas, since=published_since, limit=limit)
     if as_json:
         print_json([advisory_json(app, item) for item in items])
         return
@@ -44,7 +45,7 @@ def list_advisories(app: App, area: str | None, since: str | None, limit: int | 
 @advisories.command("show")
 @click.argument("ref")
 @json_option
-@with_app
+@with_existing_app
 def show_advisory(app: App, ref: str, as_json: bool) -> None:
     """Show one advisory by id or URL."""
     item = app.store.advisory(ref)
