@@ -24,6 +24,7 @@ from alerts.areas import Gazetteer
 from alerts.config import SourceConfig
 from alerts.errors import AdvisoryError, SourceError, UnknownArea
 from alerts.ingest.build import ParsedFile, clean_title, finish_advisory, published_or_first_seen
+from alerts.ingest.dates import YEARS, clamp_future
 from alerts.ingest.files import canonical_url
 from alerts.text import html_to_text, one_line, sanitise_html
 from alerts.types import AdvisoryInput
@@ -115,13 +116,19 @@ def entry_to_advisory(
     body_html = _body_html(entry)
     body_text = html_to_text(body_html)
     title = _title(entry, body_text, where, warnings)
-    updated_at = _date(entry, "updated_parsed")
+    updated_at = _date(entry, "updated", where)
     published_at, date_assumed = published_or_first_seen(
-        _date(entry, "published_parsed") or updated_at,
+        _date(entry, "published", where) or updated_at,
         now,
         f"{where}: no date; taken as published when first seen",
         warnings,
+        future=lambda date: (
+            f"{where}: dated {date:%Y-%m-%d %H:%M} UTC, more than a day in the future;"
+            " taken as published when first seen"
+        ),
     )
+    if updated_at is not None and clamp_future(updated_at, now) is not None:
+        updated_at = None  # no more believable than a future publication date
     categories = [one_line(str(tag.get("term") or ""), limit=100) for tag in entry.get("tags") or ()]
     item = AdvisoryInput(
         key=key,
@@ -253,18 +260,30 @@ def _body_html(entry: Any) -> str:
     return sanitise_html(value)
 
 
-def _date(entry: Any, field: str) -> datetime | None:
-    """feedparser gives dates as UTC struct_time; out-of-range ones are ignored."""
+def _date(entry: Any, field: str, where: str) -> datetime | None:
+    """The entry's ``published`` or ``updated`` date in UTC (feedparser gives a UTC
+    struct_time), None when it has none or feedparser could not read it. An impossible
+    year (before 1900, after 2200: "9999" is a placeholder, not a date) rejects the
+    entry: taken as "no date" it would be published as new, dated when first seen."""
     # dict.get: feedparser's own get() maps a missing published_parsed to updated_parsed, with a warning.
-    value = dict.get(entry, field)
+    value = dict.get(entry, f"{field}_parsed")
     if not value:
         return None
     try:
         year, month, day, hour, minute, second = (int(part) for part in value[:6])
-        moment = datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
     except (TypeError, ValueError):
         return None
-    return moment if 1900 <= moment.year <= 2200 else None
+    if year not in YEARS:
+        raw = one_line(str(dict.get(entry, field) or year), limit=60)
+        raise AdvisoryError(
+            f"{field} date {raw!r} has an impossible year {year}",
+            where=where,
+            hint="the feed's publisher must correct it; the entry is read again at the next poll",
+        )
+    try:
+        return datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def _image(entry: Any) -> str | None:
