@@ -58,6 +58,16 @@ class SourceConfig(_Model):
     timeout: float = Field(default=20.0, gt=0, le=600)
     #: Largest upstream body accepted, in bytes.
     max_bytes: int = Field(default=5_000_000, gt=0, le=500_000_000)
+    #: Hosts (``host`` or ``host:port``) a feed may redirect to besides its own.
+    redirect_hosts: tuple[str, ...] = ()
+
+    @field_validator("redirect_hosts")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for host in value:
+            if not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[\w.-]+)(:\d{1,5})?", host):
+                raise ValueError(f"list host names such as feeds.example.org or feeds.example.org:8443, got {host!r}")
+        return tuple(host.lower() for host in value)
 
     @model_validator(mode="after")
     def _one_kind(self) -> SourceConfig:

@@ -48,6 +48,8 @@ class Fetched:
     etag: str | None
     last_modified: str | None
     content_type: str | None = None
+    #: Where a redirect (3xx with a Location) points, absolute; None for any other answer.
+    location: str | None = None
 
 
 def parse_feed(
