@@ -58,6 +58,8 @@ class SourceConfig(_Model):
     timeout: float = Field(default=20.0, gt=0, le=600)
     #: Largest upstream body accepted, in bytes.
     max_bytes: int = Field(default=5_000_000, gt=0, le=500_000_000)
+    #: Folders outside ``path`` that symlinks in it may lead to (else they are skipped).
+    symlink_targets: tuple[Path, ...] = ()
     #: Hosts (``host`` or ``host:port``) a feed may redirect to besides its own.
     redirect_hosts: tuple[str, ...] = ()
 
@@ -366,7 +368,11 @@ def _resolve_paths(config: Config, root: Path) -> Config:
     if match and match.group(2) != ":memory:" and not match.group(2).startswith("/"):
         database = match.group(1) + str(absolute(Path(match.group(2))))
     sources = tuple(
-        source.model_copy(update={"path": absolute(source.path)}) if source.path else source
+        source.model_copy(
+            update={"path": absolute(source.path), "symlink_targets": tuple(map(absolute, source.symlink_targets))}
+        )
+        if source.path
+        else source
         for source in config.sources
     )
     delivery = config.delivery.model_copy(update={"maildir": absolute(config.delivery.maildir)})

@@ -52,7 +52,12 @@ def ingest_sources(
     paths = [source.path for source in config.sources if source.path is not None]
     if paths:
         # Configured folders are polled: only new and changed files are read.
-        report.merge(ingest_directories(paths, store, gazetteer, now=now, zone=config.tz, progress=progress))
+        targets = {source.path: source.symlink_targets for source in config.sources if source.path is not None}
+        report.merge(
+            ingest_directories(
+                paths, store, gazetteer, now=now, zone=config.tz, progress=progress, symlink_targets=targets
+            )
+        )
     feeds = [source for source in config.sources if source.feed is not None]
     if feeds:
         report.merge(ingest_feeds(feeds, store, gazetteer, now=now, site_url=config.site.base_url))
