@@ -82,15 +82,27 @@ def parse_feed(
     if not parsed.get("version"):
         raise _not_a_feed(url, fetched)
     items: list[tuple[str, Callable[[], ParsedFile]]] = []
+    keys: set[str] = set()
+    repeated: list[str] = []
     for index, entry in enumerate(parsed.entries, 1):
         where = (
             f"{url} entry {one_line(str(entry.get('id') or entry.get('link') or index), limit=200)}"
         )
+        # An id twice in one document: the first wins (feeds list the newest first);
+        # read both, the second would overwrite the first, and each poll flip them.
+        key = entry_key(str(entry.get("id") or "").strip(), _link(entry), url)
+        if key and key in keys:
+            repeated.append(key)
+            continue
+        keys.add(key)
 
         def parse(entry: Any = entry, where: str = where) -> ParsedFile:
             return entry_to_advisory(entry, where, url, gazetteer, now=now, force_area=force_area)
 
         items.append((where, parse))
+    if repeated:
+        shown = ", ".join(one_line(key, limit=100) for key in dict.fromkeys(repeated))
+        warnings.append(f"{url}: {len(repeated)} entries repeat an earlier entry's id; the first of each is read ({shown})")
     return items, warnings
 
 

@@ -1,6 +1,7 @@
-"""Dates a broken source gives: one more than a day ahead is clamped to when it was
-first seen, with a warning (it must not sort first in every feed for ever); an
-impossible year is refused with one line. Feeds are served over loopback HTTP."""
+"""Entries a broken or hostile feed gives, served over loopback HTTP: a date more than
+a day ahead is clamped to when first seen, with a warning (it must not sort first in
+every feed for ever); an impossible year is refused with one line; a GUID listed twice
+in one document is read once, the first, and logged once."""
 
 from __future__ import annotations
 
@@ -107,3 +108,27 @@ def test_a_file_with_an_impossible_year_is_refused_naming_the_line(
         f"{path}:4: impossible date '14:30 18/12/9999': impossible year 9999 (an advisory is dated 1900 to 2200)"
         " (write it as 'HH:MM DD/MM/YYYY', local UK time)"
     )
+
+
+def test_a_guid_listed_twice_in_one_document_the_first_wins_logged_once(
+    sqlite_store: Store, gazetteer: Gazetteer, server: FeedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.routes["/f.rss"] = (
+        200,
+        RSS_TYPE,
+        rss(
+            ("dup", "The real appeal", "Tue, 24 Nov 2026 10:00:00 +0000"),
+            ("other", "Another", "Tue, 24 Nov 2026 09:00:00 +0000"),
+            ("dup", "HIJACKED: call 0900 123 456", "Tue, 24 Nov 2026 11:00:00 +0000"),
+            ("dup", "HIJACKED again", "Tue, 24 Nov 2026 11:00:00 +0000"),
+        ),
+    )
+    source = SourceConfig(feed=server.url("/f.rss"))
+    with caplog.at_level("WARNING"):
+        report = ingest_feeds([source], sqlite_store, gazetteer, now=NOW)
+    assert len(report.new) == 2 and report.ok
+    assert sorted(a.title for a in sqlite_store.advisories()) == ["Another", "The real appeal"]
+    repeats = [r.getMessage() for r in caplog.records if "repeat an earlier entry's id" in r.getMessage()]
+    assert repeats == [
+        f"{source.feed}: 2 entries repeat an earlier entry's id; the first of each is read ({source.feed}#dup)"
+    ]
