@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from alerts.areas import Gazetteer, load_gazetteer
 from alerts.config import Config, load_config
@@ -37,6 +37,7 @@ class App:
         with self._store_lock:
             if self._store is None:
                 self._store = open_store(self.config.database, create=not self.read_only)
+                self._store.update_interval = timedelta(hours=self.config.digests.update_interval_hours)
             return self._store
 
     def now(self) -> datetime:

@@ -108,6 +108,8 @@ class FeedsConfig(_Model):
 class DigestsConfig(_Model):
     #: Advisories published longer ago than this when first ingested go to feeds only.
     max_age_days: int = Field(default=7, ge=0, le=3650)
+    #: At most one "Updated" mail per advisory in this many hours, unless it is urgent.
+    update_interval_hours: float = Field(default=24.0, ge=0, le=30 * 24)
     #: Advisories shown in full in one digest; the rest are linked on the web.
     max_items: int = Field(default=20, ge=1, le=1000)
     daily_at: time = time(7, 0)

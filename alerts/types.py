@@ -7,6 +7,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+#: The origin of advisories read from files: one namespace for every advisory file (a
+#: feed's origin is its URL). See :attr:`AdvisoryInput.origin`.
+FILES_ORIGIN = "files"
+
 
 class Status(enum.StrEnum):
     ACTIVE = "active"
@@ -29,8 +33,9 @@ class AreaKind(enum.StrEnum):
 class AdvisoryInput:
     """One advisory as read from a source, before it is stored.
 
-    ``key`` is its identity: the canonical URL, or the upstream GUID.
-    ``body_html`` is already sanitised; ``body_text`` is plain text for the text part
+    ``key`` is its identity within its ``origin`` (the source that created it: "files",
+    or a feed's URL): the canonical URL, or the upstream GUID. A source never updates
+    what another created. ``body_html`` is already sanitised; ``body_text`` is plain text for the text part
     of an email and for tagging. ``areas`` are gazetteer slugs (every tag, not only the
     most specific).
     """
@@ -51,6 +56,7 @@ class AdvisoryInput:
     expires_at: datetime | None = None
     date_assumed: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    origin: str = FILES_ORIGIN
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,7 @@ class Advisory:
     priority: Priority
     expires_at: datetime | None
     extra: dict[str, Any]
+    origin: str = FILES_ORIGIN
 
     def is_live(self, now: datetime) -> bool:
         """Still to be published: not withdrawn and not expired at ``now``."""

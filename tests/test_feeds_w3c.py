@@ -72,7 +72,7 @@ def test_entries_read_in_one_run_carry_distinct_updated_stamps(app: App) -> None
 
 
 def test_an_entry_changed_after_publication_is_updated_when_it_changed(app: App, advisory_dir: Path) -> None:
-    later = NOW + timedelta(hours=3)
+    later = NOW + timedelta(days=1, hours=3)  # past the one-update-a-day interval
     write_advisory(
         advisory_dir,
         "medway-1",

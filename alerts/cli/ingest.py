@@ -64,4 +64,6 @@ def run_ingest(app: App, paths: tuple[Path, ...] = ()) -> IngestReport:
 def summary_line(report: IngestReport) -> str:
     c = report.counts()
     line = f"{c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged, {c['rejected']} rejected"
+    if c["duplicates"]:
+        line += f", {c['duplicates']} duplicate(s) of another source's advisories"
     return line + (f", {c['failed_sources']} source(s) failed" if c["failed_sources"] else "")

@@ -12,6 +12,7 @@ import contextlib
 import html
 import io
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -82,6 +83,9 @@ def parse_feed(
     if not parsed.get("version"):
         raise _not_a_feed(url, fetched)
     items: list[tuple[str, Callable[[], ParsedFile]]] = []
+    # A link several entries share (a feed that links every entry to its home page) says
+    # nothing about which advisory an entry is.
+    links = Counter(_link(entry) for entry in parsed.entries)
     keys: set[str] = set()
     repeated: list[str] = []
     for index, entry in enumerate(parsed.entries, 1):
@@ -97,7 +101,10 @@ def parse_feed(
         keys.add(key)
 
         def parse(entry: Any = entry, where: str = where) -> ParsedFile:
-            return entry_to_advisory(entry, where, url, gazetteer, now=now, force_area=force_area)
+            parsed = entry_to_advisory(entry, where, url, gazetteer, now=now, force_area=force_area)
+            if links[_link(entry)] > 1:
+                parsed.advisory.extra["link_unique"] = False
+            return parsed
 
         items.append((where, parse))
     if repeated:
@@ -157,6 +164,7 @@ def entry_to_advisory(
         image_url=_image(entry),
         date_assumed=date_assumed,
         extra=_extra(feed_url, guid, updated_at, categories),
+        origin=feed_url,
     )
     declared = _declared_areas(categories, gazetteer, force_area)
     return finish_advisory(item, declared, gazetteer, where=where, warnings=warnings)
