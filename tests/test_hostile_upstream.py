@@ -8,6 +8,7 @@ once, nothing hijacked is mailed, and the file advisory is left as its file says
 from __future__ import annotations
 
 import email
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -16,8 +17,10 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from alerts.app import App
+from alerts.cli import cli
 from alerts.pipeline import Plan, run_cycle
 from tests.advisory_files import write_advisory
 from tests.conftest import NOW
@@ -110,3 +113,10 @@ def test_five_polls_of_a_hostile_feed_mail_each_story_once_and_hijack_nothing(
     kept = app.store.advisory(FILE_URL)
     assert (kept.title, kept.url, kept.revision) == (FILE_TITLE, FILE_URL, 1)
     assert FILE_BODY in kept.body_text and "0900" not in kept.body_text
+
+    # The claim is noted on the file's advisory, for the operator to see.
+    shown = CliRunner().invoke(cli, ["--config", str(app.config_path), "advisories", "show", "--json", FILE_URL])
+    (noted,) = json.loads(shown.stdout)["duplicates"]
+    assert (noted["origin"], noted["key"], noted["title"]) == (
+        server.url("/partner.rss"), FILE_URL, "HIJACKED: call 0900 123 456"
+    )

@@ -49,8 +49,16 @@ def list_advisories(app: App, area: str | None, since: str | None, limit: int | 
 def show_advisory(app: App, ref: str, as_json: bool) -> None:
     """Show one advisory by id or URL."""
     item = app.store.advisory(ref)
+    duplicates = app.store.duplicates_of(item.id)
     if as_json:
-        print_json({**advisory_json(app, item), "body_html": item.body_html, "body_text": item.body_text})
+        others = [
+            {**note, "first_seen_at": app.local(note["first_seen_at"]).isoformat(),
+             "last_seen_at": app.local(note["last_seen_at"]).isoformat()}
+            for note in duplicates
+        ]
+        print_json(
+            {**advisory_json(app, item), "body_html": item.body_html, "body_text": item.body_text, "duplicates": others}
+        )
         return
     click.echo(item.title)
     click.echo("=" * min(len(item.title), 78))
@@ -64,6 +72,13 @@ def show_advisory(app: App, ref: str, as_json: bool) -> None:
         ("status", item.status.value + (f", expires {app.local(item.expires_at):%d/%m/%Y}" if item.expires_at else "")),
         ("priority", item.priority.value),
         ("source", item.source),
+        *(
+            (
+                "also from",
+                f"{note['origin']} as {note['key']} (\"{note['title']}\", last {app.local(note['last_seen_at']):%H:%M %d/%m/%Y})",
+            )
+            for note in duplicates
+        ),
     ]
     for label, value in rows:
         click.echo(f"{label + ':':<12}{value}")
@@ -96,4 +111,5 @@ def advisory_json(app: App, item: Advisory) -> dict[str, Any]:
         "expires_at": when(item.expires_at),
         "image_url": item.image_url,
         "source": item.source,
+        "origin": item.origin,
     }
