@@ -60,7 +60,8 @@ advisories = Table(
     # Identity belongs to a source: ``key`` (a feed's GUID or link, a file's canonical
     # URL) is unique within its ``origin`` ("files", or the feed's URL), not across them.
     Column("origin", String(2000), nullable=False, server_default="files"),
-    Column("key", String(2000), nullable=False),
+    # Indexed alone too: whether another source stored a key looks across origins.
+    Column("key", String(2000), nullable=False, index=True),
     Column("url", Text, nullable=False, index=True),
     Column("title", Text, nullable=False),
     Column("summary", Text, nullable=False, default=""),

@@ -38,6 +38,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('flaps', sa.Integer(), server_default='0', nullable=False))
         batch_op.drop_constraint(batch_op.f('uq_advisories_key'), type_='unique')
         batch_op.create_index(batch_op.f('ix_advisories_held_since'), ['held_since'], unique=False)
+        batch_op.create_index(batch_op.f('ix_advisories_key'), ['key'], unique=False)
         batch_op.create_index(batch_op.f('ix_advisories_url'), ['url'], unique=False)
         batch_op.create_unique_constraint('uq_advisories_origin_key', ['origin', 'key'])
 
@@ -53,6 +54,7 @@ def downgrade() -> None:
     with op.batch_alter_table('advisories', schema=None) as batch_op:
         batch_op.drop_constraint('uq_advisories_origin_key', type_='unique')
         batch_op.drop_index(batch_op.f('ix_advisories_url'))
+        batch_op.drop_index(batch_op.f('ix_advisories_key'))
         batch_op.drop_index(batch_op.f('ix_advisories_held_since'))
         batch_op.create_unique_constraint(batch_op.f('uq_advisories_key'), ['key'])
         batch_op.drop_column('flaps')
