@@ -18,7 +18,13 @@ from alerts.ingest import ingest_files
 from alerts.web import create_app
 from tests.advisory_files import write_advisory, write_hostile_advisory
 from tests.conftest import NOW
-from tests.feed_rules import atom_problems, feed_problems, feed_warnings, json_feed_problems, rss_problems
+from tests.feed_rules import (
+    atom_problems,
+    feed_problems,
+    feed_warnings,
+    json_feed_problems,
+    rss_problems,
+)
 
 BASE = "https://alerts.example.org"
 LINKED = "https://www.kent.police.uk/news/appeals/linked/"
