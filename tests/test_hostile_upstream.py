@@ -17,6 +17,7 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
+import time_machine
 from click.testing import CliRunner
 
 from alerts.app import App
@@ -120,3 +121,21 @@ def test_five_polls_of_a_hostile_feed_mail_each_story_once_and_hijack_nothing(
     assert (noted["origin"], noted["key"], noted["title"]) == (
         server.url("/partner.rss"), FILE_URL, "HIJACKED: call 0900 123 456"
     )
+
+
+@pytest.mark.slow
+def test_five_runs_of_alerts_run_once_mail_each_story_once(app: App, server: FeedServer) -> None:
+    """The same through the command an operator runs from cron (feeds built too)."""
+    for poll in range(5):
+        server.routes["/partner.rss"] = (200, {"Content-Type": "application/rss+xml"}, hostile_feed(poll))
+        with time_machine.travel(NOW + timedelta(minutes=10 * poll), tick=False):
+            result = CliRunner().invoke(cli, ["--config", str(app.config_path), "run", "--once"])
+        assert result.exit_code == 0, result.output
+    counts = Counter(subjects(app))
+    assert sum(n for s, n in counts.items() if "Road closure in Chatham" in s) <= 2, counts
+    for story in ("Scam texts in Gillingham", "Bike thefts in Rochester", "Missing dog found in Strood", FILE_TITLE):
+        assert sum(n for s, n in counts.items() if story in s) == 1, (story, counts)
+    assert not [s for s in counts if "HIJACKED" in s], counts
+    assert app.store.advisory(FILE_URL).title == FILE_TITLE
+    # The feeds built from it carry the file's advisory, not the claim.
+    assert b"HIJACKED" not in (app.config.feeds.out / "medway.rss").read_bytes()
