@@ -211,6 +211,9 @@ source_feeds = Table(
     Column("fetched_at", UtcDateTime),
     Column("status", Integer),
     Column("error", Text),
+    # A hash of the warnings about the feed as a whole last logged (a repeated GUID, ...):
+    # the same ones again are not logged at every poll.
+    Column("warned", String(64)),
 )
 
 runs = Table(

@@ -132,3 +132,23 @@ def test_a_guid_listed_twice_in_one_document_the_first_wins_logged_once(
     assert repeats == [
         f"{source.feed}: 2 entries repeat an earlier entry's id; the first of each is read ({source.feed}#dup)"
     ]
+
+    # The next versions of the document repeat it still: not logged again at each poll
+    # (the report of each run still says so), until the feed's warnings change.
+    for poll in (1, 2):
+        body = server.routes["/f.rss"][2].replace(b"Another", b"Another " + str(poll).encode())
+        server.routes["/f.rss"] = (200, RSS_TYPE, body)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            again = ingest_feeds([source], sqlite_store, gazetteer, now=NOW + poll * timedelta(minutes=10))
+        assert [w for w in again.warnings if "repeat an earlier" in w] and not [
+            r for r in caplog.records if "repeat an earlier entry's id" in r.getMessage()
+        ]
+    server.routes["/f.rss"] = (200, RSS_TYPE, rss(("dup", "The real appeal", "Tue, 24 Nov 2026 10:00:00 +0000")))
+    with caplog.at_level("WARNING"):
+        assert not ingest_feeds([source], sqlite_store, gazetteer, now=NOW + timedelta(hours=1)).warnings
+    server.routes["/f.rss"] = (200, RSS_TYPE, rss(("dup", "A", "Tue, 24 Nov 2026 10:00:00 +0000"), ("dup", "B", "Tue, 24 Nov 2026 10:00:00 +0000")))
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        ingest_feeds([source], sqlite_store, gazetteer, now=NOW + timedelta(hours=2))
+    assert len([r for r in caplog.records if "repeat an earlier entry's id" in r.getMessage()]) == 1

@@ -10,6 +10,7 @@ fetch except the error, so the next poll simply tries again.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterable
@@ -90,6 +91,7 @@ def ingest_feed(
     force_area = resolve_source_area(source, gazetteer)
     state = load_upstream_poll(store, url)
     fetched = fetch_feed(source, state, client=client)
+    warned = state.warned
     if fetched.body is None:  # 304: the validators sent are still the feed's
         log.debug("%s not modified", url)
         report = IngestReport()
@@ -97,8 +99,12 @@ def ingest_feed(
         parsers, warnings = parse_feed(fetched, source, gazetteer, now=now, force_area=force_area)
         report = save_parsed(parsers, store, gazetteer, now)
         report.warnings[:0] = warnings
+        # Logged once: a feed that repeats a GUID in every version would otherwise
+        # fill the log at every poll. The report still carries them for this run.
+        warned = hashlib.sha256("\n".join(warnings).encode()).hexdigest() if warnings else None
+        level = logging.WARNING if warned != state.warned else logging.DEBUG
         for warning in warnings:
-            log.warning("%s", warning, extra={"ctx_source": url})
+            log.log(level, "%s", warning, extra={"ctx_source": url})
     if state.error:
         log.info("source %s is answering again", url)
     # Validators are kept only once the entries are stored: a crash before this line
@@ -111,6 +117,7 @@ def ingest_feed(
         error=None,
         etag=fetched.etag,
         last_modified=fetched.last_modified,
+        warned=warned,
     )
     return report
 
