@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from alerts.areas import Gazetteer, load_gazetteer
 from alerts.config import Config, load_config
@@ -17,8 +17,10 @@ from alerts.store import Store, open_store
 class App:
     """Opened lazily, shared by the threads of one process (web workers, senders)."""
 
-    def __init__(self, config_path: str | os.PathLike[str] | None = None):
+    def __init__(self, config_path: str | os.PathLike[str] | None = None, *, read_only: bool = False):
         self.config_path = config_path
+        #: A command that only reads: it never creates the database (nor its folder).
+        self.read_only = read_only
         self._store: Store | None = None
         # Two threads opening the store at once would run the migrations twice.
         self._store_lock = threading.Lock()
@@ -43,7 +45,8 @@ class App:
     def store(self) -> Store:
         with self._store_lock:
             if self._store is None:
-                self._store = open_store(self.config.database)
+                self._store = open_store(self.config.database, create=not self.read_only)
+                self._store.update_interval = timedelta(hours=self.config.digests.update_interval_hours)
             return self._store
 
     def now(self) -> datetime:

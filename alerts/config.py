@@ -21,11 +21,14 @@ from alerts.errors import ConfigError
 
 DEFAULT_CONFIG = "config.yaml"
 CONFIG_ENV = "ALERTS_CONFIG"
+DAY_SECONDS = 24 * 3600
+DAY_MINUTES = 24 * 60
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or nan: ".inf" passes "greater than 0" and overflows later.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Secret:
@@ -52,9 +55,21 @@ class SourceConfig(_Model):
     #: The force area to assume for feed entries that name none (a slug such as ``kent``).
     area: str | None = None
     #: Seconds before an upstream request gives up.
-    timeout: float = Field(default=20.0, gt=0)
+    timeout: float = Field(default=20.0, gt=0, le=600)
     #: Largest upstream body accepted, in bytes.
-    max_bytes: int = Field(default=5_000_000, gt=0)
+    max_bytes: int = Field(default=5_000_000, gt=0, le=500_000_000)
+    #: Folders outside ``path`` that symlinks in it may lead to (else they are skipped).
+    symlink_targets: tuple[Path, ...] = ()
+    #: Hosts (``host`` or ``host:port``) a feed may redirect to besides its own.
+    redirect_hosts: tuple[str, ...] = ()
+
+    @field_validator("redirect_hosts")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for host in value:
+            if not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[\w.-]+)(:\d{1,5})?", host):
+                raise ValueError(f"list host names such as feeds.example.org or feeds.example.org:8443, got {host!r}")
+        return tuple(host.lower() for host in value)
 
     @model_validator(mode="after")
     def _one_kind(self) -> SourceConfig:
@@ -92,9 +107,11 @@ class FeedsConfig(_Model):
 
 class DigestsConfig(_Model):
     #: Advisories published longer ago than this when first ingested go to feeds only.
-    max_age_days: int = Field(default=7, ge=0)
+    max_age_days: int = Field(default=7, ge=0, le=3650)
+    #: At most one "Updated" mail per advisory in this many hours, unless it is urgent.
+    update_interval_hours: float = Field(default=24.0, ge=0, le=30 * 24)
     #: Advisories shown in full in one digest; the rest are linked on the web.
-    max_items: int = Field(default=20, ge=1)
+    max_items: int = Field(default=20, ge=1, le=1000)
     daily_at: time = time(7, 0)
     weekly_day: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
     weekly_at: time = time(7, 0)
@@ -118,11 +135,11 @@ class SmtpConfig(_Model):
     username: str | None = None
     #: Name of the environment variable that holds the password (never the password).
     password_env: str | None = None
-    timeout: float = Field(default=30.0, gt=0)
+    timeout: float = Field(default=30.0, gt=0, le=600)
     connections: int = Field(default=4, ge=1, le=64)
-    per_connection: int = Field(default=100, ge=1)
+    per_connection: int = Field(default=100, ge=1, le=100_000)
     #: Messages per second across all connections; 0 means no limit.
-    rate: float = Field(default=0.0, ge=0)
+    rate: float = Field(default=0.0, ge=0, le=100_000)
     ca_file: Path | None = None
 
     @model_validator(mode="after")
@@ -174,16 +191,16 @@ class DeliveryConfig(_Model):
     smtp: SmtpConfig | None = None
     dkim: DkimConfig | None = None
     #: Hard bounces after which an address is suppressed.
-    max_bounces: int = Field(default=3, ge=1)
+    max_bounces: int = Field(default=3, ge=1, le=100)
     #: First retry delay in seconds; doubles each attempt.
-    retry_base: float = Field(default=60.0, gt=0)
-    retry_max: float = Field(default=6 * 3600.0, gt=0)
+    retry_base: float = Field(default=60.0, gt=0, le=DAY_SECONDS)
+    retry_max: float = Field(default=6 * 3600.0, gt=0, le=30 * DAY_SECONDS)
     #: Attempts after which a message is given up as failed.
-    max_attempts: int = Field(default=12, ge=1)
+    max_attempts: int = Field(default=12, ge=1, le=1000)
     #: How long a sender holds the rows it claimed. Rows a crashed sender held go out
     #: again after this (on SQLite at once when the sender ran on this machine); keep it
     #: well above the time one batch takes to send.
-    lease_seconds: float = Field(default=300.0, ge=10)
+    lease_seconds: float = Field(default=300.0, ge=10, le=DAY_SECONDS)
 
     @model_validator(mode="after")
     def _smtp_present(self) -> DeliveryConfig:
@@ -193,8 +210,8 @@ class DeliveryConfig(_Model):
 
 
 class SchedulerConfig(_Model):
-    poll_minutes: float = Field(default=10.0, gt=0)
-    misfire_grace_minutes: float = Field(default=60.0 * 24, gt=0)
+    poll_minutes: float = Field(default=10.0, gt=0, le=7 * DAY_MINUTES)
+    misfire_grace_minutes: float = Field(default=60.0 * 24, gt=0, le=30 * DAY_MINUTES)
 
 
 class SecurityConfig(_Model):
@@ -366,7 +383,11 @@ def _resolve_paths(config: Config, root: Path) -> Config:
     if match and match.group(2) != ":memory:" and not match.group(2).startswith("/"):
         database = match.group(1) + str(absolute(Path(match.group(2))))
     sources = tuple(
-        source.model_copy(update={"path": absolute(source.path)}) if source.path else source
+        source.model_copy(
+            update={"path": absolute(source.path), "symlink_targets": tuple(map(absolute, source.symlink_targets))}
+        )
+        if source.path
+        else source
         for source in config.sources
     )
     delivery = config.delivery.model_copy(update={"maildir": absolute(config.delivery.maildir)})

@@ -58,8 +58,12 @@ advisories = Table(
     "advisories",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("key", String(2000), nullable=False, unique=True),
-    Column("url", Text, nullable=False),
+    # Identity belongs to a source: ``key`` (a feed's GUID or link, a file's canonical
+    # URL) is unique within its ``origin`` ("files", or the feed's URL), not across them.
+    Column("origin", String(2000), nullable=False, server_default="files"),
+    # Indexed alone too: whether another source stored a key looks across origins.
+    Column("key", String(2000), nullable=False, index=True),
+    Column("url", Text, nullable=False, index=True),
     Column("title", Text, nullable=False),
     Column("summary", Text, nullable=False, default=""),
     Column("body_html", Text, nullable=False, default=""),
@@ -71,6 +75,13 @@ advisories = Table(
     Column("changed_at", UtcDateTime, nullable=False, index=True),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("revision", Integer, nullable=False, default=1),
+    # The material hash of the version last announced (revision); NULL: not recorded yet.
+    Column("revision_hash", String(64)),
+    # When a material change arrived too soon after the last one to be mailed; it is
+    # released (a new revision) once the update interval has passed. NULL: none held.
+    Column("held_since", UtcDateTime, index=True),
+    # Times the source went back to the announced version while a change was held.
+    Column("flaps", Integer, nullable=False, server_default="0"),
     Column("source", Text, nullable=False),
     Column("force_area", String(100)),
     Column("image_url", Text),
@@ -87,6 +98,21 @@ advisories = Table(
     # through re-ingest and source changes until cleared.
     Column("area_override", JSON),
     Column("area_override_at", UtcDateTime),
+    UniqueConstraint("origin", "key", name="uq_advisories_origin_key"),
+)
+
+# The same advisory (a key or URL already stored) arriving from another source: noted on
+# the first, never an update of it.
+advisory_duplicates = Table(
+    "advisory_duplicates",
+    metadata,
+    Column("advisory_id", ForeignKey("advisories.id", ondelete="CASCADE"), primary_key=True),
+    Column("origin", String(2000), primary_key=True),
+    Column("key", String(2000), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
 )
 
 # The most specific areas each advisory concerns: what the matching rule reads.
@@ -194,6 +220,9 @@ source_feeds = Table(
     Column("fetched_at", UtcDateTime),
     Column("status", Integer),
     Column("error", Text),
+    # A hash of the warnings about the feed as a whole last logged (a repeated GUID, ...):
+    # the same ones again are not logged at every poll.
+    Column("warned", String(64)),
 )
 
 runs = Table(

@@ -7,6 +7,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+#: The origin of advisories read from files: one namespace for every advisory file (a
+#: feed's origin is its URL). See :attr:`AdvisoryInput.origin`.
+FILES_ORIGIN = "files"
+
 
 class Status(enum.StrEnum):
     ACTIVE = "active"
@@ -116,8 +120,9 @@ class AreaDecision:
 class AdvisoryInput:
     """One advisory as read from a source, before it is stored.
 
-    ``key`` is its identity: the canonical URL, or the upstream GUID.
-    ``body_html`` is already sanitised; ``body_text`` is plain text for the text part
+    ``key`` is its identity within its ``origin`` (the source that created it: "files",
+    or a feed's URL): the canonical URL, or the upstream GUID. A source never updates
+    what another created. ``body_html`` is already sanitised; ``body_text`` is plain text for the text part
     of an email and for tagging. ``areas`` are gazetteer slugs (every tag, not only the
     most specific).
     """
@@ -141,6 +146,7 @@ class AdvisoryInput:
     #: Who it reaches and why (see :func:`alerts.tagging.decide_areas`); ``areas`` is
     #: ``decision.areas``.
     decision: AreaDecision | None = None
+    origin: str = FILES_ORIGIN
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,7 @@ class Advisory:
     #: An operator's retag (the areas it reaches instead of the rule's; () for none), and when.
     area_override: tuple[str, ...] | None = None
     area_override_at: datetime | None = None
+    origin: str = FILES_ORIGIN
 
     def is_live(self, now: datetime) -> bool:
         """Still to be published: not withdrawn and not expired at ``now``."""

@@ -18,6 +18,7 @@ import yaml
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 
+from alerts.app import App
 from alerts.areas import Gazetteer, load_gazetteer
 from alerts.cli import cli
 from alerts.store import Store, engine_url, open_store
@@ -120,6 +121,14 @@ def write_config(tmp_path: Path, sqlite_url: str, advisory_dir: Path) -> Callabl
 @pytest.fixture
 def config_path(write_config: Callable[..., Path]) -> Path:
     return write_config()
+
+
+def make_database(config: Path) -> None:
+    """Create (and migrate) the database ``config`` names, as a first run would: the
+    commands that only read (status, schedule, advisories list) never make one."""
+    app = App(config)
+    app.store  # noqa: B018 - opening it creates it
+    app.close()
 
 
 @pytest.fixture

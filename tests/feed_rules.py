@@ -95,8 +95,7 @@ def rss_problems(raw: bytes, url: str) -> list[str]:
         for enclosure in item.findall("enclosure"):
             if not all(enclosure.get(key) for key in ("url", "length", "type")):
                 problems.append(f"{where}: <enclosure> needs url, length and type")
-        for media in item.iter(f"{MEDIA}content"):
-            _absolute(problems, f"{where} media:content", media.get("url"))
+        _media(problems, where, item)
         for name in ("description", f"{CONTENT}encoded"):
             _html_links(problems, f"{where} <{name.split('}')[-1]}>", item.findtext(name))
     if dates != sorted(dates, reverse=True):
@@ -158,7 +157,36 @@ def atom_problems(raw: bytes, url: str) -> list[str]:
         for category in entry.findall(f"{ATOM}category"):
             if not category.get("term"):
                 problems.append(f"{where}: <category> without term")
+        _media(problems, where, entry)
     return problems
+
+
+def feed_warnings(raw: bytes, url: str) -> list[str]:
+    """What the W3C Feed Validator warns about (the feed is valid, but readers may
+    stumble): in Atom, two entries with the same ``updated`` (readers cannot order them)."""
+    if not url.endswith(".atom"):
+        return []
+    root = _xml(raw, [])
+    if root is None:
+        return []
+    seen: dict[str, int] = {}
+    warnings = []
+    for number, entry in enumerate(root.findall(f"{ATOM}entry"), 1):
+        stamp = entry.findtext(f"{ATOM}updated") or ""
+        if stamp in seen:
+            warnings.append(f"entry {number}: two entries with the same value for atom:updated ({stamp}, entry {seen[stamp]})")
+        seen.setdefault(stamp, number)
+    return warnings
+
+
+def _media(problems: list[str], where: str, element: Any) -> None:
+    """Media RSS as the W3C validator checks it: a media:group must have several
+    media:content children (one image belongs straight in the item), and each has a url."""
+    for group in element.findall(f"{MEDIA}group"):
+        if len(group.findall(f"{MEDIA}content")) < 2:
+            problems.append(f"{where}: media:group must have multiple media:content children")
+    for media in element.iter(f"{MEDIA}content"):
+        _absolute(problems, f"{where} media:content", media.get("url"))
 
 
 def json_feed_problems(raw: bytes, url: str) -> list[str]:

@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from alerts.cli import cli, progress_bar
 from alerts.cli.ingest import PROGRESS_FROM
 from alerts.config import CONFIG_ENV
-from tests.conftest import REPO, SAMPLE
+from tests.conftest import REPO, SAMPLE, make_database
 
 Run = Callable[..., Result]
 SAMPLE_URL = (
@@ -153,7 +153,8 @@ def test_list_text_shows_id_local_date_area_and_title(ingested: Run) -> None:
     assert line.endswith("Safety advice after telephone fraudster poses as Kent Police officer")
 
 
-def test_list_on_an_empty_store_says_what_to_do(run_cli: Run) -> None:
+def test_list_on_an_empty_store_says_what_to_do(config_path: Path, run_cli: Run) -> None:
+    make_database(config_path)
     result = run_cli("advisories", "list")
     assert (result.exit_code, result.stdout) == (0, "No advisories. Run 'alerts ingest' first.\n")
     assert json.loads(run_cli("advisories", "list", "--json").stdout) == []

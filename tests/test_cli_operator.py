@@ -21,7 +21,7 @@ from alerts.logs import TextFormatter
 from alerts.store.runs import KEEP_POLLS, add_run, list_runs
 from alerts.testing import SmtpSink
 from alerts.types import Frequency
-from tests.conftest import NOW
+from tests.conftest import NOW, make_database
 from tests.digest_support import advisory, save, subscribe
 
 Run = Callable[..., Result]
@@ -74,7 +74,8 @@ def test_status_tells_the_last_run_in_words_and_json_keeps_every_count(run_cli: 
     assert {"new", "feeds_written", "feeds_unchanged", "queued", "sent", "seconds", "problems"} <= set(summary)
 
 
-def test_status_before_any_run_says_so(run_cli: Run) -> None:
+def test_status_before_any_run_says_so(config_path: Path, run_cli: Run) -> None:
+    make_database(config_path)
     assert run_cli("status").stdout.splitlines()[-1] == "Last run: none yet"
 
 
@@ -346,7 +347,8 @@ def test_a_signing_key_file_that_cannot_be_created_fails_at_start_up(
     )
 
 
-def test_schedule_lines_up_its_columns(run_cli: Run) -> None:
+def test_schedule_lines_up_its_columns(config_path: Path, run_cli: Run) -> None:
+    make_database(config_path)
     lines = run_cli("schedule").stdout.splitlines()
 
     jobs = [line for line in lines if not line.startswith(" ")]
@@ -416,6 +418,9 @@ def test_a_sqlite_path_under_a_file_is_a_config_error_not_a_traceback(
     result = run_cli(*command, config=config)
 
     assert result.exit_code == 2
+    if command == ("status",):  # only reads: it never tries to make the database
+        assert result.stderr.startswith(f"Error: database: no database file {blocker / 'alerts.db'} (")
+        return
     assert result.stderr == (
         f"Error: database: cannot create the folder {blocker}: File exists (check the 'database:' URL in config.yaml)\n"
     )
@@ -454,3 +459,26 @@ def test_each_problem_of_a_run_is_a_log_line_naming_the_job(
     assert record.getMessage().startswith("send: relay unavailable: 127.0.0.1:")
     assert record.__dict__["ctx_kind"] == "run"
     assert not report.ok
+
+
+@pytest.mark.parametrize("command", [("status",), ("advisories", "list"), ("schedule",), ("status", "--json")])
+def test_a_read_only_command_never_creates_a_database_or_its_folder(
+    write_config: WriteConfig, run_cli: Run, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    typo = tmp_path / "vra" / "alerts.db"  # a mistyped 'var'
+    config = write_config(database=f"sqlite:///{typo}")
+
+    result = run_cli(*command, config=config)
+
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"Error: database: no database file {typo} (check the 'database:' URL in config.yaml; "
+        "'alerts run --once' or 'alerts ingest' creates it)\n"
+    )
+    assert not typo.parent.exists()
+
+
+def test_a_read_only_command_reads_a_database_a_run_made(config_path: Path, run_cli: Run) -> None:
+    assert run_cli("run", "--once").exit_code == 0
+    assert run_cli("advisories", "list").exit_code == 0
+    assert run_cli("status").stdout.startswith("Outbox: ")

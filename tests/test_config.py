@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from alerts.cli import cli
 from alerts.config import CONFIG_ENV, Config, Secret, load_config, parse_config
 from alerts.errors import ConfigError
-from tests.conftest import REPO
+from tests.conftest import REPO, make_database
 
 
 def load(tmp_path: Path, text: str) -> Config:
@@ -81,6 +81,23 @@ def test_config_is_frozen(tmp_path: Path) -> None:
         ("root: /etc\n", "unknown key 'root'"),
         ("- a\n- b\n", "the config must be a mapping"),
         ("feeds:\n  out: [unclosed\nsite: {}\n", "config.yaml:3: invalid YAML"),
+        # Numbers are bounded: a huge one would pass, then overflow in every run.
+        (
+            "digests:\n  max_age_days: 99999999999999999999\n",
+            "config.yaml:2: 'digests.max_age_days': Input should be less than or equal to 3650 "
+            "(got 99999999999999999999)",
+        ),
+        ("feeds:\n  max_items: 100000\n", "'feeds.max_items': Input should be less than or equal to 1000"),
+        ("digests:\n  max_items: 1000000000\n", "'digests.max_items': Input should be less than or equal to 1000"),
+        ("scheduler:\n  poll_minutes: .inf\n", "config.yaml:2: 'scheduler.poll_minutes': Input should be a finite number"),
+        ("scheduler:\n  misfire_grace_minutes: 1e12\n", "'scheduler.misfire_grace_minutes': Input should be less than or equal to 43200"),
+        ("sources:\n  - feed: https://x.example/rss\n    timeout: .nan\n", "config.yaml:3: 'sources[0].timeout': Input should be a finite number"),
+        ("sources:\n  - feed: https://x.example/rss\n    max_bytes: 1e30\n", "'sources[0].max_bytes'"),
+        ("delivery:\n  retry_max: 1e300\n", "'delivery.retry_max': Input should be less than or equal to 2592000"),
+        ("delivery:\n  max_attempts: 10000000\n", "'delivery.max_attempts': Input should be less than or equal to 1000"),
+        ("delivery:\n  lease_seconds: 1e20\n", "'delivery.lease_seconds': Input should be less than or equal to 86400"),
+        ("delivery:\n  max_bounces: 0\n", "'delivery.max_bounces': Input should be greater than or equal to 1"),
+        ("delivery:\n  smtp:\n    host: a\n    rate: 1e400\n", "config.yaml:4: 'delivery.smtp.rate': Input should be a finite number"),
     ],
 )
 def test_each_mistake_is_one_line_naming_the_key_and_line(tmp_path: Path, text: str, expected: str) -> None:
@@ -145,6 +162,7 @@ def test_cli_missing_config_exits_2(tmp_path: Path) -> None:
 def bad_and_good(tmp_path: Path, config_path: Path) -> tuple[Path, Path]:
     bad = tmp_path / "bad.yaml"
     bad.write_text("unknown_key: 1\n", encoding="utf-8")
+    make_database(config_path)
     return bad, config_path
 
 

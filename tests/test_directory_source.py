@@ -78,6 +78,7 @@ def test_unchanged_files_are_not_read_again(
         "new": 0,
         "updated": 0,
         "unchanged": 3,
+        "duplicates": 0,
         "rejected": 0,
         "failed_sources": 0,
         "outside_coverage": 0,

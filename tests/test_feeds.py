@@ -20,6 +20,7 @@ from lxml import etree
 
 from alerts.app import App
 from alerts.feeds import FeedsReport, build_feeds, write_if_changed
+from alerts.feeds.render import STYLESHEET
 from alerts.feeds.state import STATE_FILE
 from alerts.ingest import ingest_files
 from tests.advisory_files import write_advisory
@@ -88,14 +89,15 @@ def test_builds_rss_atom_and_json_for_every_feed_area_and_all(feeds_app: App) ->
     expected = {f"{slug}.{fmt}" for slug in slugs for fmt in ("rss", "atom", "json")}
     assert {path.name for path in report.written} == expected
     assert report.unchanged == 0
-    # No temporary files left; the one dot-file records each feed's date (never served).
-    assert {path.name for path in out(feeds_app).iterdir()} == expected | {STATE_FILE}
+    # No temporary files left; the one dot-file records each feed's date (never served);
+    # the stylesheet makes a feed opened in a browser a page.
+    assert {path.name for path in out(feeds_app).iterdir()} == expected | {STATE_FILE, STYLESHEET}
 
 
 def test_every_feed_parses_in_feedparser_without_errors(feeds_app: App) -> None:
     ingest(feeds_app)
     build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
-    for path in sorted(out(feeds_app).glob("[!.]*")):
+    for path in sorted(p for p in out(feeds_app).glob("[!.]*") if p.suffix in (".rss", ".atom", ".json")):
         if path.suffix == ".json":
             data = json.loads(path.read_bytes())
             assert data["version"] == "https://jsonfeed.org/version/1.1"
@@ -136,7 +138,8 @@ def test_entry_round_trips_id_dates_links_content_and_categories(feeds_app: App)
         assert entry.media_content[0]["url"] == advisory.image_url
         assert entry.author == "Kent Police"  # Atom author, RSS dc:creator
         if fmt == "atom":
-            assert utc_of(entry.updated_parsed) == NOW
+            # Never changed since published: updated is its publication, not when it was stored.
+            assert utc_of(entry.updated_parsed) == SAMPLE_PUBLISHED
             assert {(link.rel, link.href) for link in entry.links} == {
                 ("alternate", SAMPLE_URL),
                 ("related", f"{BASE}/advisories/{advisory.id}"),
@@ -145,7 +148,7 @@ def test_entry_round_trips_id_dates_links_content_and_categories(feeds_app: App)
     assert item["id"] == item["url"] == SAMPLE_URL
     assert item["external_url"] == f"{BASE}/advisories/{advisory.id}"
     assert datetime.fromisoformat(item["date_published"]) == SAMPLE_PUBLISHED
-    assert datetime.fromisoformat(item["date_modified"]) == NOW
+    assert datetime.fromisoformat(item["date_modified"]) == SAMPLE_PUBLISHED  # unchanged since
     assert item["tags"] == ["Medway"] and item["image"] == advisory.image_url
 
 

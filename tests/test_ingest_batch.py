@@ -20,7 +20,7 @@ from alerts.store import Store
 from alerts.types import Status
 from tests.conftest import NOW, SAMPLE
 
-LATER = NOW + timedelta(hours=3)
+LATER = NOW + timedelta(days=1, hours=3)  # past the one-update-a-day interval
 SAMPLE_TEXT = SAMPLE.read_text(encoding="utf-8")
 SAMPLE_URL = (
     "https://www.kent.police.uk/news/kent/news2/policing-news/2012/"

@@ -24,7 +24,7 @@ from alerts.pipeline import STARTUP, Plan, is_due, last_scheduled, run_cycle
 from alerts.scheduler import JobRunner, build_scheduler, job_specs
 from alerts.testing import Faults, SmtpSink, outbox_rows, seed_outbox
 from alerts.types import Frequency
-from tests.conftest import NOW, REPO
+from tests.conftest import NOW, REPO, make_database
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -152,7 +152,8 @@ def test_a_backlog_of_missed_digests_runs_once(write_config: Callable[..., Path]
     assert len(ran) == 1
 
 
-def test_alerts_schedule_prints_every_job_with_its_next_run(run_cli: Callable[..., object]) -> None:
+def test_alerts_schedule_prints_every_job_with_its_next_run(config_path: Path, run_cli: Callable[..., object]) -> None:
+    make_database(config_path)
     with time_machine.travel(NOW, tick=False):  # Wednesday 25 November 2026, 12:00 UTC
         text = run_cli("schedule").output  # type: ignore[attr-defined]
         data = json.loads(run_cli("schedule", "--json").output)  # type: ignore[attr-defined]
@@ -169,7 +170,8 @@ def test_alerts_schedule_prints_every_job_with_its_next_run(run_cli: Callable[..
     assert by_job["weekly"]["last_digest"] is None
 
 
-def test_alerts_schedule_in_summer_shows_bst(run_cli: Callable[..., object]) -> None:
+def test_alerts_schedule_in_summer_shows_bst(config_path: Path, run_cli: Callable[..., object]) -> None:
+    make_database(config_path)
     with time_machine.travel(utc(2026, 7, 1, 12, 0), tick=False):
         text = run_cli("schedule").output  # type: ignore[attr-defined]
     assert "next Thu 02 Jul 2026 07:00 BST (06:00 UTC)" in text

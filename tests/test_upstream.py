@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import feedparser
@@ -33,8 +33,8 @@ def source(server: FeedServer, path: str, **kwargs: Any) -> SourceConfig:
     return SourceConfig(feed=server.url(path), **kwargs)
 
 
-def poll(store: Store, gazetteer: Gazetteer, *sources: SourceConfig) -> IngestReport:
-    return ingest_feeds(sources, store, gazetteer, now=NOW, site_url="https://alerts.example")
+def poll(store: Store, gazetteer: Gazetteer, *sources: SourceConfig, now: datetime = NOW) -> IngestReport:
+    return ingest_feeds(sources, store, gazetteer, now=now, site_url="https://alerts.example")
 
 
 def failure(report: IngestReport) -> str:
@@ -54,6 +54,7 @@ def test_rss_entries_become_advisories_keyed_by_guid(
         "new": 3,
         "updated": 0,
         "unchanged": 0,
+        "duplicates": 0,
         "rejected": 0,
         "failed_sources": 0,
         "outside_coverage": 0,
@@ -147,6 +148,7 @@ def test_unchanged_feed_costs_a_304_and_ingests_nothing(
         "new": 0,
         "updated": 0,
         "unchanged": 0,
+        "duplicates": 0,
         "rejected": 0,
         "failed_sources": 0,
         "outside_coverage": 0,
@@ -286,7 +288,7 @@ def test_changed_entry_is_an_update_not_a_new_advisory(
     poll(sqlite_store, gazetteer, feed)
     changed = RSS.replace(b"two women in their eighties", b"three women in their eighties")
     server.routes["/news.rss"] = (200, {"ETag": '"rss-v2"'}, changed)
-    report = poll(sqlite_store, gazetteer, feed)
+    report = poll(sqlite_store, gazetteer, feed, now=NOW + timedelta(days=1))  # past the interval
     assert report.counts()["updated"] == 1 and report.counts()["unchanged"] == 2
     assert sqlite_store.advisory(f"{feed.feed}#kent-police-news-508544").revision == 2
 

@@ -63,6 +63,16 @@ def usage_error(exc: click.UsageError) -> NoReturn:
 
 def with_app(func: F) -> F:
     """Give a command ``--config PATH`` and pass it an :class:`App` as first argument."""
+    return _with_app(func, read_only=False)
+
+
+def with_existing_app(func: F) -> F:
+    """:func:`with_app` for a command that only reads: a database that does not exist
+    is an error naming it; the command never makes one (nor its folder)."""
+    return _with_app(func, read_only=True)
+
+
+def _with_app(func: F, *, read_only: bool) -> F:
 
     @click.option(
         "--config",
@@ -74,7 +84,7 @@ def with_app(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, config_path: str | None, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
-        app = App(config_path or (ctx.find_root().params.get("config_path")))
+        app = App(config_path or (ctx.find_root().params.get("config_path")), read_only=read_only)
         ctx.call_on_close(app.close)
         return func(app, *args, **kwargs)
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from alerts.app import App
-from alerts.cli import cli, json_option, parse_when, print_json, with_app
+from alerts.cli import cli, json_option, parse_when, print_json, with_app, with_existing_app
 from alerts.store import retag_advisory
 from alerts.tagging import explain
 from alerts.types import Advisory
@@ -25,13 +25,12 @@ def advisories() -> None:
 @click.option("--since", help="Only those published since this date (DD/MM/YYYY or ISO 8601).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many, newest first.")
 @json_option
-@with_app
+@with_existing_app
 def list_advisories(app: App, area: str | None, since: str | None, limit: int | None, as_json: bool) -> None:
     """List advisories, newest first."""
     areas = app.gazetteer.matching_areas([app.gazetteer.resolve(area)]) if area else None
-    items = app.store.advisories(
-        areas=areas, since=parse_when(since, app, "--since"), limit=limit, include_outside=area is None
-    )
+    published_since = parse_when(since, app, "--since")  # a usage error before the database
+    items = app.store.advisories(areas=areas, since=published_since, limit=limit, include_outside=area is None)
     if as_json:
         print_json([advisory_json(app, item) for item in items])
         return
@@ -57,12 +56,20 @@ def list_advisories(app: App, area: str | None, since: str | None, limit: int | 
 @advisories.command("show")
 @click.argument("ref")
 @json_option
-@with_app
+@with_existing_app
 def show_advisory(app: App, ref: str, as_json: bool) -> None:
     """Show one advisory by id or URL."""
     item = app.store.advisory(ref)
+    duplicates = app.store.duplicates_of(item.id)
     if as_json:
-        print_json({**advisory_json(app, item), "body_html": item.body_html, "body_text": item.body_text})
+        others = [
+            {**note, "first_seen_at": app.local(note["first_seen_at"]).isoformat(),
+             "last_seen_at": app.local(note["last_seen_at"]).isoformat()}
+            for note in duplicates
+        ]
+        print_json(
+            {**advisory_json(app, item), "body_html": item.body_html, "body_text": item.body_text, "duplicates": others}
+        )
         return
     click.echo(item.title)
     click.echo("=" * min(len(item.title), 78))
@@ -76,6 +83,13 @@ def show_advisory(app: App, ref: str, as_json: bool) -> None:
         ("status", item.status.value + (f", expires {app.local(item.expires_at):%d/%m/%Y}" if item.expires_at else "")),
         ("priority", item.priority.value),
         ("source", item.source),
+        *(
+            (
+                "also from",
+                f"{note['origin']} as {note['key']} (\"{note['title']}\", last {app.local(note['last_seen_at']):%H:%M %d/%m/%Y})",
+            )
+            for note in duplicates
+        ),
     ]
     for label, value in rows:
         click.echo(f"{label + ':':<12}{value}")
@@ -167,4 +181,5 @@ def advisory_json(app: App, item: Advisory) -> dict[str, Any]:
         "outside_coverage": item.outside_coverage,
         "area_override": None if item.area_override is None else list(item.area_override),
         "area_override_at": when(item.area_override_at),
+        "origin": item.origin,
     }

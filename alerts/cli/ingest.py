@@ -64,6 +64,8 @@ def run_ingest(app: App, paths: tuple[Path, ...] = ()) -> IngestReport:
 def summary_line(report: IngestReport) -> str:
     c = report.counts()
     line = f"{c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged, {c['rejected']} rejected"
+    if c["duplicates"]:
+        line += f", {c['duplicates']} duplicate(s) of another source's advisories"
     line += f", {c['failed_sources']} source(s) failed" if c["failed_sources"] else ""
     if c["outside_coverage"] or c["no_place"]:
         line += f"; {c['outside_coverage']} outside coverage (not mailed), {c['no_place']} force-wide for want of a place"

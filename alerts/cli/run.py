@@ -11,7 +11,7 @@ import click
 
 from alerts import scheduler
 from alerts.app import App
-from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, with_app
+from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, with_app, with_existing_app
 from alerts.cli.checks import check_startup
 from alerts.cli.send import send_progress, stop_on_signals
 from alerts.locking import instance_lock
@@ -79,7 +79,7 @@ def serve(app: App, standby: bool) -> None:
 
 @cli.command(short_help="Show when 'alerts serve' runs each job next.")
 @json_option
-@with_app
+@with_existing_app
 def schedule(app: App, as_json: bool) -> None:
     """Show the jobs 'alerts serve' runs and when each runs next (local time and UTC),
     and whether a digest is due now (it is then sent at the next start or poll)."""

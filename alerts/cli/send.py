@@ -13,7 +13,15 @@ from typing import Any
 import click
 
 from alerts.app import App
-from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, progress_bar, with_app
+from alerts.cli import (
+    EXIT_FAILURES,
+    cli,
+    json_option,
+    print_json,
+    progress_bar,
+    with_app,
+    with_existing_app,
+)
 from alerts.cli.checks import check_startup
 from alerts.delivery import send_pending
 from alerts.errors import AlertsError
@@ -67,7 +75,7 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
 
 @cli.command(short_help="Show the outbox by status and the last run.")
 @json_option
-@with_app
+@with_existing_app
 def status(app: App, as_json: bool) -> None:
     """Show the outbox by status, the oldest message waiting, and the last run."""
     info = outbox_status(app.store)

@@ -150,11 +150,22 @@ def build_entry(advisory: Advisory, gazetteer: Gazetteer, base_url: str) -> Entr
         # Sanitised at ingest; again here because the feed is where it leaves us.
         content_html=absolute_html(advisory.body_html, advisory.url),
         published=advisory.published_at.astimezone(UTC),
-        updated=advisory.updated_at.astimezone(UTC),
+        updated=entry_updated(advisory),
         categories=categories,
         image_url=advisory.image_url,
         image_type=image_type,
     )
+
+
+def entry_updated(advisory: Advisory) -> datetime:
+    """When the entry last changed in a way a reader cares about: its publication, or
+    its last material change (a new title or text) after that. Not when it was stored:
+    one ingest run would give every advisory it read the same stamp, which readers
+    cannot order by and the W3C validator warns about; publication dates differ."""
+    published = advisory.published_at.astimezone(UTC)
+    if advisory.revision <= 1:
+        return published
+    return max(published, advisory.changed_at.astimezone(UTC))
 
 
 @dataclass(frozen=True)

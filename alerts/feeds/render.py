@@ -5,8 +5,15 @@ unless told ``order='append'``; naive datetimes raise; the RSS channel ``<link>`
 href of the *last* ``fg.link()`` call; ``description()`` after ``content()`` would
 replace the Atom content (so ``summary()`` is used); ``updated``/``lastBuildDate``
 default to the clock (so they are always pinned); XML-illegal control characters make
-lxml raise (the model strips them); and entry links lose their ``rel`` and ``type``
-in Atom output (a shadowed variable in feedgen), which :func:`render_atom` puts back.
+lxml raise (the model strips them); entry links lose their ``rel`` and ``type``
+in Atom output (a shadowed variable in feedgen), which :func:`render_atom` puts back;
+and its media extension wraps even a single ``media:content`` in a ``media:group``,
+which the W3C Feed Validator rejects ("media:group must have multiple media:content
+children"), so the image is written here as a bare ``media:content``.
+
+Both XML feeds start with an ``xml-stylesheet`` processing instruction naming
+:data:`STYLESHEET` (``alerts/feeds/feed.xsl``, written beside the feeds): a browser that
+opens a feed shows a page listing its advisories and how to follow it, not raw XML.
 """
 
 from __future__ import annotations
@@ -22,11 +29,13 @@ from alerts.feeds.model import Entry, Feed, area_url
 
 GENERATOR = "Area Alerts"
 ATOM = "{http://www.w3.org/2005/Atom}"
+MEDIA_NS = "http://search.yahoo.com/mrss/"
+#: The stylesheet's file name, beside the feeds (so relative to each feed's URL).
+STYLESHEET = "feed.xsl"
 
 
 def _generator(feed: Feed, fmt: str) -> FeedGenerator:
     fg = FeedGenerator()
-    fg.load_extension("media", atom=True, rss=True)
     # RSS <author> must be an email address; dc:creator is how RSS names an author.
     fg.load_extension("dc", atom=False, rss=True)
     fg.id(feed.url("atom"))
@@ -55,17 +64,14 @@ def _generator(feed: Feed, fmt: str) -> FeedGenerator:
             fe.summary(entry.summary)
         for category in entry.categories:
             fe.category(term=category.slug, label=category.name, scheme=area_url(feed.base_url, ""))
-        if entry.image_url:
-            media = {"url": entry.image_url, "medium": "image"}
-            if entry.image_type:
-                media["type"] = entry.image_type
-            fe.media.content(media)
     return fg
 
 
 def render_rss(feed: Feed) -> bytes:
-    data: bytes = _generator(feed, "rss").rss_str(pretty=True)  # feedgen has no type hints
-    return data
+    root = etree.fromstring(_generator(feed, "rss").rss_str())
+    for element, entry in zip(root.iterfind("channel/item"), feed.entries, strict=True):
+        _add_image(element, entry)
+    return _finish(root)
 
 
 def render_atom(feed: Feed) -> bytes:
@@ -74,8 +80,27 @@ def render_atom(feed: Feed) -> bytes:
         for tag, link in zip(element.iterfind(f"{ATOM}link"), _entry_links(entry), strict=True):
             tag.set("rel", link["rel"])
             tag.set("type", link["type"])
+        _add_image(element, entry)
+    return _finish(root)
+
+
+def _add_image(element: Any, entry: Entry) -> None:
+    """One ``media:content`` straight in the item: a group of one is invalid Media RSS.
+    (An enclosure would need the image's length in bytes, which we do not know.)"""
+    if not entry.image_url:
+        return
+    media = etree.SubElement(element, f"{{{MEDIA_NS}}}content", url=entry.image_url, medium="image")
+    if entry.image_type:
+        media.set("type", entry.image_type)
+
+
+def _finish(root: Any) -> bytes:
+    """Declare the Media RSS namespace once at the top, indent, and put the
+    stylesheet instruction before the root element."""
+    etree.cleanup_namespaces(root, top_nsmap={"media": MEDIA_NS})
     etree.indent(root, space="  ")
-    data: bytes = etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True)
+    root.addprevious(etree.ProcessingInstruction("xml-stylesheet", f'type="text/xsl" href="{STYLESHEET}"'))
+    data: bytes = etree.tostring(root.getroottree(), encoding="UTF-8", xml_declaration=True, pretty_print=True)
     return data
 
 

@@ -47,13 +47,20 @@ def ingest_sources(
     progress: Callable[[int], Progress] | None = None,
 ) -> IngestReport:
     """Ingest from every source in the config. A source that fails is reported; the
-    others go on."""
+    others go on. Last, changes held back as too soon after an advisory's last update
+    whose time has come become new revisions (to be mailed as updated)."""
     report = IngestReport()
     paths = [source.path for source in config.sources if source.path is not None]
     if paths:
         # Configured folders are polled: only new and changed files are read.
-        report.merge(ingest_directories(paths, store, gazetteer, now=now, zone=config.tz, progress=progress))
+        targets = {source.path: source.symlink_targets for source in config.sources if source.path is not None}
+        report.merge(
+            ingest_directories(
+                paths, store, gazetteer, now=now, zone=config.tz, progress=progress, symlink_targets=targets
+            )
+        )
     feeds = [source for source in config.sources if source.feed is not None]
     if feeds:
         report.merge(ingest_feeds(feeds, store, gazetteer, now=now, site_url=config.site.base_url))
+    report.updated += [i for i in store.release_held_updates(now) if i not in report.updated]
     return report

@@ -31,6 +31,8 @@ class IngestReport:
     new: list[int] = field(default_factory=list)
     updated: list[int] = field(default_factory=list)
     unchanged: int = 0
+    #: Items another source had already stored (noted on that advisory, not stored).
+    duplicates: int = 0
     rejected: list[AdvisoryError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     #: Sources that could not be read at all (a feed that is down); retried next poll.
@@ -49,6 +51,7 @@ class IngestReport:
             "new": len(self.new),
             "updated": len(self.updated),
             "unchanged": self.unchanged,
+            "duplicates": self.duplicates,
             "rejected": len(self.rejected),
             "failed_sources": len(self.source_errors),
             "outside_coverage": len(self.outside_coverage),
@@ -59,6 +62,7 @@ class IngestReport:
         self.new += other.new
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.duplicates += other.duplicates
         self.rejected += other.rejected
         self.warnings += other.warnings
         self.source_errors += other.source_errors
@@ -169,6 +173,8 @@ def _ingest_one(
         report.new.append(result.advisory_id)
     elif result.outcome is Outcome.UPDATED:
         report.updated.append(result.advisory_id)
+    elif result.outcome is Outcome.DUPLICATE:
+        report.duplicates += 1
     else:
         report.unchanged += 1
     return report

@@ -7,11 +7,12 @@ here, so a file and a feed entry saying the same thing become the same advisory.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from alerts.areas import Gazetteer
+from alerts.ingest.dates import clamp_future
 from alerts.tagging import AdvisoryText, Declared, decide_areas, decision_warnings
 from alerts.text import one_line
 from alerts.types import AdvisoryInput
@@ -45,14 +46,24 @@ def publisher(raw_title: str) -> Declared | None:
 
 
 def published_or_first_seen(
-    published_at: datetime | None, now: datetime, warning: str, warnings: list[str]
+    published_at: datetime | None,
+    now: datetime,
+    warning: str,
+    warnings: list[str],
+    *,
+    future: Callable[[datetime], str],
 ) -> tuple[datetime, bool]:
     """The publication date, or ``now`` with ``warning`` when the source gave none;
-    and whether it was assumed."""
-    if published_at is not None:
-        return published_at, False
-    warnings.append(warning)
-    return now, True
+    and whether it was assumed. A date more than a day ahead is taken as ``now`` too
+    (the store keeps the time first seen), warning ``future(date)``: it would sort
+    first in every feed for ever."""
+    if published_at is None:
+        warnings.append(warning)
+        return now, True
+    if (clamped := clamp_future(published_at, now)) is not None:
+        warnings.append(future(published_at))
+        return clamped, True
+    return published_at, False
 
 
 def finish_advisory(

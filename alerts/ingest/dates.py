@@ -1,5 +1,10 @@
 """Dates as advisories write them: the UK form ``HH:MM DD/MM/YYYY`` in local time,
-also ``DD/MM/YYYY [HH:MM]`` and ISO 8601. Naive values are local to the force's zone."""
+also ``DD/MM/YYYY [HH:MM]`` and ISO 8601. Naive values are local to the force's zone.
+
+A year outside :data:`YEARS` is impossible for an advisory and refused. A date more
+than :data:`MAX_SKEW` ahead of the clock is a publisher's mistake (a typo, a wrong
+zone, an embargo left in): :func:`clamp_future` takes it as the time first seen, so it
+cannot sort first in every feed for ever."""
 
 from __future__ import annotations
 
@@ -10,6 +15,10 @@ from zoneinfo import ZoneInfo
 from alerts.text import one_line
 
 LONDON = ZoneInfo("Europe/London")
+#: The years an advisory's date may fall in.
+YEARS = range(1900, 2201)
+#: How far ahead of our clock a date may be (clocks and zones differ).
+MAX_SKEW = timedelta(days=1)
 
 _UK_TIME_FIRST = re.compile(r"^(\d{1,2}):(\d{2})\s+(\d{1,2})/(\d{1,2})/(\d{4})$")
 _UK_DATE_FIRST = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:,?\s+(\d{1,2}):(\d{2}))?$")
@@ -61,9 +70,16 @@ def _shown(value: object) -> str:
 def _aware(value: datetime, zone: ZoneInfo) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone, fold=0)
-    if not 1900 <= value.year <= 2200:
-        raise BadDate(f"date {value.date().isoformat()} is out of range")
+    if value.year not in YEARS:
+        raise BadDate(f"impossible year {value.year} (an advisory is dated {YEARS[0]} to {YEARS[-1]})")
     # A fixed offset, not the zone: Python never finds a zone-aware time in the repeated
     # autumn hour equal to the same instant in another zone (PEP 495), which would make
     # comparisons quietly wrong. The offset is still the local one (+01:00 in summer).
     return value.astimezone(timezone(value.utcoffset() or timedelta(0)))
+
+
+def clamp_future(moment: datetime, now: datetime) -> datetime | None:
+    """None when ``moment`` is within :data:`MAX_SKEW` of ``now`` or before it; else
+    the instant to use instead: ``now``, the time it was first seen (the store keeps
+    the first-seen time of an advisory whose date is assumed)."""
+    return now if moment > now + MAX_SKEW else None

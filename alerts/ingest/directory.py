@@ -6,17 +6,23 @@ only a changed hash is parsed again. So a folder of 10,000 advisories in which n
 changed polls in a few tens of milliseconds (``benchmarks/poll.py``).
 
 A file that is rejected is not remembered, so it is reported again at every poll until
-it is fixed. A new version of Area Alerts, gazetteer or time zone re-reads every file
-once (the ``parser`` fingerprint). ``alerts ingest PATH`` always reads what it is given.
+it is fixed. What is never read is reported once and remembered (until it changes): a
+FIFO, socket or device (opening one could block the poll for ever), and a symlink that
+leads outside the source folder (a folder of advisories must not become a way to read
+any file the service can), unless the source lists the target in ``symlink_targets``.
+A new version of Area Alerts, gazetteer or time zone re-reads every file once (the
+``parser`` fingerprint). ``alerts ingest PATH`` always reads what it is given.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
+import stat
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +40,22 @@ from alerts.tagging import RULE_VERSION
 # A file modified this close to the scan may change again within the same mtime tick
 # unseen (the "racy git" problem), so its stat is not trusted at the next poll.
 RACY_NS = 2_000_000_000
+#: ``source_files.parser`` of an entry that was refused (the rest is a hash of why).
+REFUSED = "refused:"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An entry of a source folder that is never read, and why."""
+
+    reason: str
+    hint: str
+
+    @property
+    def mark(self) -> str:
+        return REFUSED + hashlib.sha256(self.reason.encode()).hexdigest()[:32]
 
 
 def ingest_directories(
@@ -44,20 +66,22 @@ def ingest_directories(
     now: datetime,
     zone: ZoneInfo,
     progress: Callable[[int], Progress] | None = None,
+    symlink_targets: Mapping[Path, Sequence[Path]] | None = None,
 ) -> IngestReport:
     """Read the new and changed advisory files under ``paths`` and store them.
 
     A missing folder is a source error (reported, retried next poll). ``progress`` is
     called with the number of files to read, as for :func:`alerts.ingest.ingest_files`.
+    ``symlink_targets``: per folder, the folders outside it its symlinks may lead to.
     """
     report = IngestReport()
     fingerprint = parser_fingerprint(gazetteer, zone)
-    roots, found = _scan_sources(paths, report)
+    roots, found, refused = _scan_sources(paths, report, symlink_targets or {})
     seen = load_seen_files(store, roots)
+    remember = _report_refused(refused, seen, report)
     todo = _changed_files(found, seen, fingerprint, report)
     advance = progress(len(todo)) if progress and todo else None
     scanned_ns = time.time_ns()
-    remember: dict[str, SeenFile] = {}
     reader = _Reader(store, gazetteer, fingerprint, now, zone)
     for name, info, old in todo:
         read = reader.read(name, old, report)
@@ -66,16 +90,20 @@ def ingest_directories(
             remember[name] = SeenFile(-1 if racy else info.st_mtime_ns, info.st_size, read, fingerprint)
         if advance:
             advance(1)
-    vanished = [name for name in seen if name not in found]
+    vanished = [name for name in seen if name not in found and name not in refused]
     save_seen_files(store, remember, forget=vanished, now=now)
     return report
 
 
-def _scan_sources(paths: Iterable[Path], report: IngestReport) -> tuple[list[str], dict[str, os.stat_result]]:
-    """The readable source folders (or files), and every advisory file under them with
-    its stat. A missing or unreadable source is a source error in ``report``."""
+def _scan_sources(
+    paths: Iterable[Path], report: IngestReport, symlink_targets: Mapping[Path, Sequence[Path]]
+) -> tuple[list[str], dict[str, os.stat_result], dict[str, Refused]]:
+    """The readable source folders (or files), every advisory file under them with its
+    stat, and the entries refused. A missing or unreadable source is a source error in
+    ``report``."""
     roots: list[str] = []
     found: dict[str, os.stat_result] = {}
+    refused: dict[str, Refused] = {}
     for path in paths:
         if not path.exists():
             report.source_errors.append(
@@ -83,7 +111,7 @@ def _scan_sources(paths: Iterable[Path], report: IngestReport) -> tuple[list[str
             )
             continue
         try:
-            files = dict(scan(path))
+            files = dict(scan(path, symlink_targets.get(path, ())))
         except OSError as exc:
             # Read as empty, every file under it would be forgotten and re-read later.
             report.source_errors.append(
@@ -95,8 +123,26 @@ def _scan_sources(paths: Iterable[Path], report: IngestReport) -> tuple[list[str
             )
             continue
         roots.append(str(path))
-        found.update(files)
-    return roots, found
+        for name, item in files.items():
+            if isinstance(item, Refused):
+                refused[name] = item
+            else:
+                found[name] = item
+    return roots, found, refused
+
+
+def _report_refused(refused: dict[str, Refused], seen: dict[str, SeenFile], report: IngestReport) -> dict[str, SeenFile]:
+    """Warn of each refused entry not already reported for the same reason; returns
+    what to remember of them, so the next polls stay quiet."""
+    remember: dict[str, SeenFile] = {}
+    for name, why in refused.items():
+        old = seen.get(name)
+        if old is None or old.parser != why.mark:
+            warning = f"{name}: {why.reason}; skipped ({why.hint})"
+            log.warning("%s", warning)
+            report.warnings.append(warning)
+            remember[name] = SeenFile(0, 0, "", why.mark)
+    return remember
 
 
 def _changed_files(
@@ -144,13 +190,18 @@ class _Reader:
         return None if batch.rejected else digest
 
 
-def scan(root: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """Advisory files under ``root`` (or ``root`` itself) with their stat; hidden files
-    and folders are skipped, symlinked folders are not followed. Raises OSError when
-    ``root`` itself cannot be read."""
+def scan(root: Path, symlink_targets: Sequence[Path] = ()) -> Iterator[tuple[str, os.stat_result | Refused]]:
+    """Advisory files under ``root`` (or ``root`` itself) with their stat, and the
+    entries refused with why; hidden files and folders are skipped. A symlink is
+    followed only when it leads inside ``root`` (a symlinked folder there is not: it
+    is read already) or into one of ``symlink_targets``. Raises OSError when ``root``
+    itself cannot be read."""
     if not root.is_dir():
         yield str(root), root.stat()
         return
+    real_root = os.path.realpath(root)
+    allowed = [real_root, *(os.path.realpath(target) for target in symlink_targets)]
+    visited = {real_root}
     stack = [str(root)]
     while stack:
         folder = stack.pop()
@@ -164,12 +215,60 @@ def scan(root: Path) -> Iterator[tuple[str, os.stat_result]]:
             if entry.name.startswith("."):
                 continue
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                elif os.path.splitext(entry.name)[1].lower() in SUFFIXES and entry.is_file():
-                    yield entry.path, entry.stat()
+                yield from _entry(entry, real_root, allowed, visited, stack)
             except OSError:
                 continue
+
+
+def _entry(
+    entry: os.DirEntry[str], real_root: str, allowed: list[str], visited: set[str], stack: list[str]
+) -> Iterator[tuple[str, os.stat_result | Refused]]:
+    """One folder entry as :func:`scan` sees it (a folder to walk goes on ``stack``)."""
+    advisory = os.path.splitext(entry.name)[1].lower() in SUFFIXES
+    if entry.is_symlink():
+        target = os.path.realpath(entry.path)
+        if not _inside(target, allowed):
+            if advisory or os.path.isdir(target):
+                yield entry.path, Refused(
+                    f"a symlink to {target}, outside the source folder",
+                    "list the target's folder in 'symlink_targets' of this source to read it",
+                )
+            return
+        info = os.stat(target)
+        if stat.S_ISDIR(info.st_mode):
+            if not _inside(target, [real_root]) and target not in visited:
+                visited.add(target)  # a loop of links is walked once
+                stack.append(entry.path)
+            return
+    elif entry.is_dir(follow_symlinks=False):
+        stack.append(entry.path)
+        return
+    elif not advisory:
+        return
+    else:
+        info = entry.stat(follow_symlinks=False)
+    if not advisory:
+        return
+    if stat.S_ISREG(info.st_mode):
+        yield entry.path, info
+    else:
+        yield entry.path, Refused(
+            f"a {_kind(info.st_mode)}, not a file", "an advisory is a plain file: move this out of the folder"
+        )
+
+
+def _inside(path: str, folders: Iterable[str]) -> bool:
+    return any(path == folder or path.startswith(folder.rstrip(os.sep) + os.sep) for folder in folders)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special file"
 
 
 def parser_fingerprint(gazetteer: Gazetteer, zone: ZoneInfo) -> str:

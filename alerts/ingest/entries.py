@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import io
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from alerts.ingest.build import (
     published_or_first_seen,
     publisher,
 )
+from alerts.ingest.dates import YEARS, clamp_future
 from alerts.ingest.files import canonical_url
 from alerts.tagging import Declared
 from alerts.text import html_to_text, one_line, sanitise_html
@@ -53,6 +55,8 @@ class Fetched:
     etag: str | None
     last_modified: str | None
     content_type: str | None = None
+    #: Where a redirect (3xx with a Location) points, absolute; None for any other answer.
+    location: str | None = None
 
 
 def parse_feed(
@@ -85,15 +89,33 @@ def parse_feed(
     if not parsed.get("version"):
         raise _not_a_feed(url, fetched)
     items: list[tuple[str, Callable[[], ParsedFile]]] = []
+    # A link several entries share (a feed that links every entry to its home page) says
+    # nothing about which advisory an entry is.
+    links = Counter(_link(entry) for entry in parsed.entries)
+    keys: set[str] = set()
+    repeated: list[str] = []
     for index, entry in enumerate(parsed.entries, 1):
         where = (
             f"{url} entry {one_line(str(entry.get('id') or entry.get('link') or index), limit=200)}"
         )
+        # An id twice in one document: the first wins (feeds list the newest first);
+        # read both, the second would overwrite the first, and each poll flip them.
+        key = entry_key(str(entry.get("id") or "").strip(), _link(entry), url)
+        if key and key in keys:
+            repeated.append(key)
+            continue
+        keys.add(key)
 
         def parse(entry: Any = entry, where: str = where) -> ParsedFile:
-            return entry_to_advisory(entry, where, url, gazetteer, now=now, force_area=force_area)
+            parsed = entry_to_advisory(entry, where, url, gazetteer, now=now, force_area=force_area)
+            if links[_link(entry)] > 1:
+                parsed.advisory.extra["link_unique"] = False
+            return parsed
 
         items.append((where, parse))
+    if repeated:
+        shown = ", ".join(one_line(key, limit=100) for key in dict.fromkeys(repeated))
+        warnings.append(f"{url}: {len(repeated)} entries repeat an earlier entry's id; the first of each is read ({shown})")
     return items, warnings
 
 
@@ -121,13 +143,19 @@ def entry_to_advisory(
     body_html = _body_html(entry)
     body_text = html_to_text(body_html)
     title = _title(entry, body_text, where, warnings)
-    updated_at = _date(entry, "updated_parsed")
+    updated_at = _date(entry, "updated", where)
     published_at, date_assumed = published_or_first_seen(
-        _date(entry, "published_parsed") or updated_at,
+        _date(entry, "published", where) or updated_at,
         now,
         f"{where}: no date; taken as published when first seen",
         warnings,
+        future=lambda date: (
+            f"{where}: dated {date:%Y-%m-%d %H:%M} UTC, more than a day in the future;"
+            " taken as published when first seen"
+        ),
     )
+    if updated_at is not None and clamp_future(updated_at, now) is not None:
+        updated_at = None  # no more believable than a future publication date
     categories = [one_line(str(tag.get("term") or ""), limit=100) for tag in entry.get("tags") or ()]
     item = AdvisoryInput(
         key=key,
@@ -142,6 +170,7 @@ def entry_to_advisory(
         image_url=_image(entry),
         date_assumed=date_assumed,
         extra=_extra(feed_url, guid, updated_at, categories),
+        origin=feed_url,
     )
     declared = _declared_areas(categories, force_area)
     if not force_area and (by := publisher(str(entry.get("title", "")))):
@@ -259,18 +288,30 @@ def _body_html(entry: Any) -> str:
     return sanitise_html(value)
 
 
-def _date(entry: Any, field: str) -> datetime | None:
-    """feedparser gives dates as UTC struct_time; out-of-range ones are ignored."""
+def _date(entry: Any, field: str, where: str) -> datetime | None:
+    """The entry's ``published`` or ``updated`` date in UTC (feedparser gives a UTC
+    struct_time), None when it has none or feedparser could not read it. An impossible
+    year (before 1900, after 2200: "9999" is a placeholder, not a date) rejects the
+    entry: taken as "no date" it would be published as new, dated when first seen."""
     # dict.get: feedparser's own get() maps a missing published_parsed to updated_parsed, with a warning.
-    value = dict.get(entry, field)
+    value = dict.get(entry, f"{field}_parsed")
     if not value:
         return None
     try:
         year, month, day, hour, minute, second = (int(part) for part in value[:6])
-        moment = datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
     except (TypeError, ValueError):
         return None
-    return moment if 1900 <= moment.year <= 2200 else None
+    if year not in YEARS:
+        raw = one_line(str(dict.get(entry, field) or year), limit=60)
+        raise AdvisoryError(
+            f"{field} date {raw!r} has an impossible year {year}",
+            where=where,
+            hint="the feed's publisher must correct it; the entry is read again at the next poll",
+        )
+    try:
+        return datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def _image(entry: Any) -> str | None:

@@ -276,6 +276,10 @@ def _build(
         now,
         f"{where}: no publish.date; taken as published when first seen ({now.astimezone(zone):%H:%M %d/%m/%Y})",
         warnings,
+        future=lambda date: (
+            f"{where}: publish.date {date.astimezone(zone):%H:%M %d/%m/%Y} is more than a day in the future;"
+            f" taken as published when first seen ({now.astimezone(zone):%H:%M %d/%m/%Y})"
+        ),
     )
     expires_at = _expires(fm, zone)
     status, priority = _status_and_priority(fm)

@@ -10,10 +10,12 @@ fetch except the error, so the next poll simply tries again.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterable
 from datetime import datetime
+from urllib.parse import urljoin
 
 import httpx
 
@@ -23,6 +25,7 @@ from alerts.config import SourceConfig
 from alerts.errors import ConfigError, SourceError, UnknownArea
 from alerts.ingest.batch import IngestReport, save_parsed
 from alerts.ingest.entries import RETRY_HINT, Fetched, parse_feed
+from alerts.ingest.redirects import check_redirect
 from alerts.store import Store
 from alerts.store.sources import UpstreamPoll, load_upstream_poll, save_upstream_poll
 
@@ -41,9 +44,9 @@ def user_agent(site_url: str | None = None) -> str:
 
 
 def make_client(site_url: str | None = None) -> httpx.Client:
+    # Redirects are followed by fetch_feed, each checked (alerts.ingest.redirects).
     return httpx.Client(
-        follow_redirects=True,
-        max_redirects=MAX_REDIRECTS,
+        follow_redirects=False,
         headers={"User-Agent": user_agent(site_url), "Accept": ACCEPT},
     )
 
@@ -88,6 +91,7 @@ def ingest_feed(
     force_area = resolve_source_area(source, gazetteer)
     state = load_upstream_poll(store, url)
     fetched = fetch_feed(source, state, client=client)
+    warned = state.warned
     if fetched.body is None:  # 304: the validators sent are still the feed's
         log.debug("%s not modified", url)
         report = IngestReport()
@@ -95,8 +99,12 @@ def ingest_feed(
         parsers, warnings = parse_feed(fetched, source, gazetteer, now=now, force_area=force_area)
         report = save_parsed(parsers, store, gazetteer, now)
         report.warnings[:0] = warnings
+        # Logged once: a feed that repeats a GUID in every version would otherwise
+        # fill the log at every poll. The report still carries them for this run.
+        warned = hashlib.sha256("\n".join(warnings).encode()).hexdigest() if warnings else None
+        level = logging.WARNING if warned != state.warned else logging.DEBUG
         for warning in warnings:
-            log.warning("%s", warning, extra={"ctx_source": url})
+            log.log(level, "%s", warning, extra={"ctx_source": url})
     if state.error:
         log.info("source %s is answering again", url)
     # Validators are kept only once the entries are stored: a crash before this line
@@ -109,6 +117,7 @@ def ingest_feed(
         error=None,
         etag=fetched.etag,
         last_modified=fetched.last_modified,
+        warned=warned,
     )
     return report
 
@@ -132,8 +141,23 @@ def resolve_source_area(source: SourceConfig, gazetteer: Gazetteer) -> str | Non
 
 def fetch_feed(source: SourceConfig, state: UpstreamPoll, *, client: httpx.Client) -> Fetched:
     """GET the feed with the stored validators, at most ``source.max_bytes`` in
-    ``source.timeout`` seconds all told. Raises :class:`SourceError`."""
+    ``source.timeout`` seconds all told, following at most :data:`MAX_REDIRECTS`
+    redirects the source's policy allows. Raises :class:`SourceError`."""
     url = source.feed or ""
+    for _ in range(MAX_REDIRECTS + 1):
+        fetched = _get(url, source, state, client=client)
+        if fetched.location is None:
+            return fetched
+        check_redirect(source.feed or "", fetched.location, source.redirect_hosts)
+        log.debug("%s redirects to %s", url, fetched.location)
+        url = fetched.location
+    raise SourceError(
+        f"more than {MAX_REDIRECTS} redirects", where=source.feed or "", hint="check the feed URL in config.yaml"
+    )
+
+
+def _get(url: str, source: SourceConfig, state: UpstreamPoll, *, client: httpx.Client) -> Fetched:
+    """One GET of ``url``; a redirect comes back as a :class:`Fetched` with its location."""
     headers = {}
     if state.etag:
         headers["If-None-Match"] = state.etag
@@ -142,7 +166,7 @@ def fetch_feed(source: SourceConfig, state: UpstreamPoll, *, client: httpx.Clien
     deadline = time.monotonic() + source.timeout
 
     def fail(message: str, hint: str = RETRY_HINT) -> SourceError:
-        return SourceError(message, where=url, hint=hint)
+        return SourceError(message, where=source.feed or url, hint=hint)
 
     try:
         with client.stream(
@@ -150,6 +174,9 @@ def fetch_feed(source: SourceConfig, state: UpstreamPoll, *, client: httpx.Clien
         ) as response:
             if response.status_code == 304:
                 return Fetched(str(response.url), 304, None, state.etag, state.last_modified)
+            if response.is_redirect:
+                location = urljoin(url, response.headers["Location"].strip())
+                return Fetched(str(response.url), response.status_code, None, None, None, location=location)
             if response.status_code >= 400:
                 hint = (
                     "check the feed URL in config.yaml"
@@ -183,10 +210,6 @@ def fetch_feed(source: SourceConfig, state: UpstreamPoll, *, client: httpx.Clien
             )
     except httpx.TimeoutException:
         raise fail(f"timed out after {source.timeout:g} s") from None
-    except httpx.TooManyRedirects:
-        raise fail(
-            f"more than {MAX_REDIRECTS} redirects", "check the feed URL in config.yaml"
-        ) from None
     except httpx.RemoteProtocolError as exc:
         raise fail(
             f"the connection broke before the whole feed arrived (truncated): {exc}"

@@ -3,6 +3,8 @@
 
 - :mod:`~alerts.store.database`: connecting, migrating (``open_store``), errors.
 - :mod:`~alerts.store.advisories`: :class:`Store` and the advisories it holds.
+- :mod:`~alerts.store.identity`: which stored advisory an item from a source is, and
+  when its change is an update to mail.
 - :mod:`~alerts.store.subscribers`: subscriber records and their status changes.
 - :mod:`~alerts.store.digests`: digests, queueing them, and what each subscriber was sent.
 - :mod:`~alerts.store.outbox`: the outbox as a work queue (claims, leases, outcomes).
@@ -15,7 +17,6 @@ from alerts.store.advisories import (
     Outcome,
     Store,
     load_advisory_rows,
-    material_hash,
     retag_advisory,
     row_to_advisory,
     utcnow,
@@ -29,6 +30,7 @@ from alerts.store.database import (
     migrate,
     open_store,
 )
+from alerts.store.identity import material_hash
 from alerts.store.ids import CHUNK, chunks
 
 __all__ = [

@@ -8,8 +8,6 @@ other aggregates' modules take it as their first parameter.
 from __future__ import annotations
 
 import enum
-import hashlib
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,7 +18,16 @@ from sqlalchemy import Engine, RowMapping, case, delete, func, insert, select, u
 from sqlalchemy.engine import Connection
 
 from alerts.errors import NotFound
-from alerts.schema import advisories, advisory_areas
+from alerts.schema import advisories, advisory_areas, advisory_duplicates
+from alerts.store.identity import (
+    DEFAULT_UPDATE_INTERVAL,
+    log_revision,
+    material_hash,
+    next_revision,
+    note_duplicate,
+    own_advisory,
+    stored_elsewhere,
+)
 from alerts.store.ids import chunks
 from alerts.types import Advisory, AdvisoryInput, AreaDecision, Candidate, Priority, Status
 
@@ -29,6 +36,8 @@ class Outcome(enum.StrEnum):
     NEW = "new"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
+    #: Another source created it: noted on that advisory, which is left as it was.
+    DUPLICATE = "duplicate"
 
 
 @dataclass(frozen=True)
@@ -38,17 +47,13 @@ class IngestResult:
     revision: int
 
 
-def material_hash(item: AdvisoryInput) -> str:
-    """What makes an update material (worth mailing again): title, summary and body."""
-    payload = json.dumps([item.title, item.summary, item.body_html], ensure_ascii=False)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
 class Store:
     """Reads and writes advisories. One per process; cheap to share."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, *, update_interval: timedelta = DEFAULT_UPDATE_INTERVAL):
         self.engine = engine
+        #: At most one "Updated" per advisory in this time (``digests.update_interval_hours``).
+        self.update_interval = update_interval
 
     def close(self) -> None:
         self.engine.dispose()
@@ -56,21 +61,59 @@ class Store:
     # -- advisories ---------------------------------------------------------------
 
     def save_advisory(self, item: AdvisoryInput, areas: Iterable[str], now: datetime) -> IngestResult:
-        """Insert a new advisory or update the stored one with the same key.
+        """Insert a new advisory or update the one its source stored before
+        (:mod:`alerts.store.identity`); an advisory another source stored with this key
+        or URL is left as it was, the item noted on it as a duplicate.
 
-        ``areas`` are the most specific areas it concerns. A changed title, summary or
-        body bumps ``revision`` and ``changed_at``; other changes (status, expiry, areas,
-        ...) only ``updated_at``; nothing changed leaves the row alone.
+        ``areas`` are the most specific areas it concerns. A material change of title,
+        summary or body is a new revision, at most one per :attr:`update_interval`
+        unless urgent (sooner it is held); other changes (status, expiry, areas, ...)
+        only move ``updated_at``; nothing changed leaves the row alone.
         """
         wanted = sorted(set(areas))
         values = _row_values(item)
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(advisories).where(advisories.c.key == item.key).with_for_update()
-            ).mappings().first()
+            row = own_advisory(conn, item, values["content_hash"], now)
             if row is None:
-                return _insert_advisory(conn, item.key, values, wanted, now)
-            return _update_advisory(conn, row, item, values, wanted, now)
+                first = stored_elsewhere(conn, item)
+                if first is not None:
+                    note_duplicate(conn, first, item, now)
+                    return IngestResult(Outcome.DUPLICATE, first["id"], first["revision"])
+                return _insert_advisory(conn, item, values, wanted, now)
+            return _update_advisory(conn, row, item, values, wanted, now, self.update_interval)
+
+    def release_held_updates(self, now: datetime) -> list[int]:
+        """Make a new revision of every advisory whose held change may now be mailed
+        (its last update was :attr:`update_interval` ago, or it is urgent). Returns their ids."""
+        due = advisories.c.held_since.is_not(None) & (
+            (advisories.c.changed_at <= now - self.update_interval) | (advisories.c.priority == Priority.URGENT.value)
+        )
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(advisories.c.id, advisories.c.content_hash).where(due).with_for_update()).all()
+            for advisory_id, content_hash in rows:
+                conn.execute(
+                    update(advisories)
+                    .where(advisories.c.id == advisory_id)
+                    .values(
+                        revision=advisories.c.revision + 1,
+                        changed_at=now,
+                        updated_at=now,
+                        revision_hash=content_hash,
+                        held_since=None,
+                    )
+                )
+        return [advisory_id for advisory_id, _ in rows]
+
+    def duplicates_of(self, advisory_id: int) -> list[dict[str, Any]]:
+        """What other sources sent of this advisory (origin, key, url, title, first and
+        last seen), oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(advisory_duplicates)
+                .where(advisory_duplicates.c.advisory_id == advisory_id)
+                .order_by(advisory_duplicates.c.first_seen_at, advisory_duplicates.c.origin)
+            ).mappings()
+            return [dict(row) for row in rows]
 
     def advisory(self, ref: int | str) -> Advisory:
         """One advisory by numeric id, by key (its URL or GUID) or by its URL."""
@@ -281,6 +324,7 @@ def row_to_advisory(row: Any, areas: Iterable[str]) -> Advisory:
         outside_coverage=bool(row["outside_coverage"]),
         area_override=None if row["area_override"] is None else tuple(row["area_override"]),
         area_override_at=row["area_override_at"],
+        origin=row["origin"],
     )
 
 
@@ -309,11 +353,20 @@ def _row_values(item: AdvisoryInput) -> dict[str, Any]:
 
 
 def _insert_advisory(
-    conn: Connection, key: str, values: dict[str, Any], areas: list[str], now: datetime
+    conn: Connection, item: AdvisoryInput, values: dict[str, Any], areas: list[str], now: datetime
 ) -> IngestResult:
     advisory_id = conn.execute(
         insert(advisories)
-        .values(key=key, first_seen_at=now, changed_at=now, updated_at=now, revision=1, **values)
+        .values(
+            origin=item.origin,
+            key=item.key,
+            first_seen_at=now,
+            changed_at=now,
+            updated_at=now,
+            revision=1,
+            revision_hash=values["content_hash"],
+            **values,
+        )
         .returning(advisories.c.id)
     ).scalar_one()
     _set_areas(conn, advisory_id, areas)
@@ -327,9 +380,11 @@ def _update_advisory(
     values: dict[str, Any],
     areas: list[str],
     now: datetime,
+    interval: timedelta,
 ) -> IngestResult:
     """Update the stored ``row`` where something changed: a material change (title,
-    summary, body) is a new revision; any other only moves ``updated_at``."""
+    summary, body) is a new revision (or held: see :func:`next_revision`); any other
+    only moves ``updated_at``."""
     if item.date_assumed:
         # No date in the source: it was published when first seen, not now.
         values["published_at"] = row["published_at"]
@@ -342,19 +397,27 @@ def _update_advisory(
     old_areas = sorted(
         conn.execute(select(advisory_areas.c.area).where(advisory_areas.c.advisory_id == row["id"])).scalars()
     )
-    changed = {k for k, v in values.items() if row[k] != v} - {"source", "body_text"}
+    content_hash = values["content_hash"]
+    urgent = item.priority is Priority.URGENT
+    step = next_revision(row, content_hash, urgent=urgent, now=now, interval=interval)
+    values |= {
+        "revision": step.revision,
+        "changed_at": step.changed_at,
+        "revision_hash": step.revision_hash,
+        "held_since": step.held_since,
+    }
+    if step.flapped:
+        values["flaps"] = row["flaps"] + 1
+    log_revision(row, step, item.origin, values.get("flaps", row["flaps"]), interval)
+    # The content hash of an advisory stored before it meant the normalised words.
+    ignored = {"source", "body_text"} | ({"content_hash"} if content_hash == material_hash(row) else set())
+    changed = {k for k, v in values.items() if row[k] != v} - ignored
     if not changed and old_areas == areas:
         return IngestResult(Outcome.UNCHANGED, row["id"], row["revision"])
-    revision = row["revision"]
-    if values["content_hash"] != row["content_hash"]:
-        revision += 1
-        values["changed_at"] = now
-    conn.execute(
-        update(advisories).where(advisories.c.id == row["id"]).values(updated_at=now, revision=revision, **values)
-    )
+    conn.execute(update(advisories).where(advisories.c.id == row["id"]).values(updated_at=now, **values))
     if old_areas != areas:
         _set_areas(conn, row["id"], areas)
-    return IngestResult(Outcome.UPDATED, row["id"], revision)
+    return IngestResult(Outcome.UPDATED, row["id"], step.revision)
 
 
 def retag_advisory(store: Store, advisory_id: int, areas: Iterable[str] | None, now: datetime) -> None:

@@ -41,14 +41,25 @@ def engine_url(url: str) -> str:
     return url
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
+class NoDatabase(DatabaseConfigError):
+    """A command that only reads found no database file (it never makes one)."""
+
+
+def create_db_engine(url: str, *, create: bool = True, **kwargs: Any) -> Engine:
     """An engine with the settings this project relies on (SQLite: WAL, foreign keys,
-    a busy timeout so concurrent processes wait instead of failing)."""
+    a busy timeout so concurrent processes wait instead of failing). With ``create``
+    False a missing SQLite file raises :class:`NoDatabase` instead of being made."""
     url = engine_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
-        if database and database != ":memory:":
+        if database and database != ":memory:" and not create and not Path(database).is_file():
+            raise NoDatabase(
+                f"no database file {database}",
+                where="database",
+                hint="check the 'database:' URL in config.yaml; 'alerts run --once' or 'alerts ingest' creates it",
+            )
+        if database and database != ":memory:" and create:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {"timeout": 30})
         engine = create_engine(url, **kwargs)
@@ -75,10 +86,12 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
-def open_store(url: str, *, upgrade: bool = True, **engine_kwargs: Any) -> Store:
-    """Connect to the database at ``url`` and (by default) migrate it to the newest schema."""
+def open_store(url: str, *, upgrade: bool = True, create: bool = True, **engine_kwargs: Any) -> Store:
+    """Connect to the database at ``url`` and (by default) migrate it to the newest schema.
+    ``create=False`` (commands that only read): a missing SQLite file is an error naming
+    it, and neither it nor its folder is made."""
     try:
-        engine = create_db_engine(url, **engine_kwargs)
+        engine = create_db_engine(url, create=create, **engine_kwargs)
         if upgrade:
             migrate(engine)
     except OSError as exc:  # the SQLite file's folder cannot be made

@@ -30,6 +30,8 @@ class UpstreamPoll:
     last_modified: str | None = None
     status: int | None = None
     error: str | None = None
+    #: A hash of the feed-level warnings last logged (see :func:`alerts.ingest.upstream.ingest_feed`).
+    warned: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def load_upstream_poll(store: Store, url: str) -> UpstreamPoll:
         row = conn.execute(select(source_feeds).where(source_feeds.c.url == url)).mappings().first()
     if row is None:
         return UpstreamPoll()
-    return UpstreamPoll(row["etag"], row["last_modified"], row["status"], row["error"])
+    return UpstreamPoll(row["etag"], row["last_modified"], row["status"], row["error"], row["warned"])
 
 
 def save_upstream_poll(
@@ -61,11 +63,13 @@ def save_upstream_poll(
     error: str | None,
     etag: str | None = None,
     last_modified: str | None = None,
+    warned: str | None = None,
 ) -> None:
-    """Record a poll. On failure (``error`` set) the validators from the last success are kept."""
+    """Record a poll. On failure (``error`` set) the validators from the last success
+    (and what was last warned about the feed) are kept."""
     values: dict[str, Any] = {"fetched_at": now, "status": status, "error": error}
     if error is None:
-        values |= {"etag": etag, "last_modified": last_modified}
+        values |= {"etag": etag, "last_modified": last_modified, "warned": warned}
     with store.engine.begin() as conn:
         exists = conn.execute(select(source_feeds.c.url).where(source_feeds.c.url == url)).first()
         if exists:

@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 from alerts.app import App
 from alerts.errors import NotFound, UnknownArea
 from alerts.feeds.model import FORMATS
+from alerts.feeds.render import STYLESHEET
 from alerts.types import AreaKind, Status
 from alerts.web.pages import error_page, render, web_app
 
@@ -48,6 +49,8 @@ PAGE_HEADERS = {
 # Below this, gzip saves less than the header costs.
 GZIP_MIN = 1024
 _FEED_NAME = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9-]*)\.(?P<fmt>rss|atom|json)$")
+#: Served for the feeds' xml-stylesheet instruction.
+STYLESHEET_TYPE = "text/xsl; charset=utf-8"
 
 
 def routes(app: App) -> list[BaseRoute]:
@@ -210,7 +213,10 @@ def advisory_page(request: Request) -> Response:
 def feed_file(request: Request) -> Response:
     """A built feed, with conditional GET (If-None-Match, If-Modified-Since -> 304)."""
     app = web_app(request)
-    match = _FEED_NAME.match(request.path_params["name"])
+    name = request.path_params["name"]
+    if name == STYLESHEET:
+        return _serve_file(request, Path(app.config.feeds.out) / name, STYLESHEET_TYPE)
+    match = _FEED_NAME.match(name)
     if match is None or (match["slug"] != "all" and match["slug"] not in app.gazetteer):
         return error_page(
             request,
@@ -224,7 +230,30 @@ def feed_file(request: Request) -> Response:
         # A postcode district or a village has no feed of its own; its town's or
         # district's carries what it gets.
         return RedirectResponse(request.url_for("feed", name=f"{canonical}.{match['fmt']}"), status_code=301)
-    path = Path(app.config.feeds.out) / request.path_params["name"]
+    return _serve_file(request, Path(app.config.feeds.out) / name, feed_media_type(request, match["fmt"]))
+
+
+def feed_media_type(request: Request, fmt: str) -> str:
+    """A feed reader gets the feed's own type. A browser opening the link (it asks for
+    text/html) gets the XML one: Chromium shows application/rss+xml as plain text and
+    Firefox offers it as a download, neither applying the stylesheet that makes the
+    feed a readable page. The W3C Feed Validator accepts both types."""
+    if fmt != "json" and _accepts_html(request):
+        return "application/xml; charset=utf-8"
+    return f"{FORMATS[fmt]}; charset=utf-8"
+
+
+def _accepts_html(request: Request) -> bool:
+    for item in request.headers.get("accept", "").split(","):
+        name, _, params = item.partition(";")
+        if name.strip().lower() == "text/html":
+            quality = params.strip().lower().removeprefix("q=")
+            return not params.strip() or quality.strip("0.") != ""
+    return False
+
+
+def _serve_file(request: Request, path: Path, media_type: str) -> Response:
+    """A file of the feeds folder, with conditional GET and gzip."""
     try:
         handle = path.open("rb")
     except FileNotFoundError:
@@ -248,7 +277,7 @@ def feed_file(request: Request) -> Response:
             "ETag": etags[gzipped],
             "Last-Modified": formatdate(mtime, usegmt=True),
             "Cache-Control": FEED_CACHE,
-            "Vary": "Accept-Encoding",
+            "Vary": "Accept, Accept-Encoding",
             # A feed is data: a browser must never sniff it into a page.
             "X-Content-Type-Options": "nosniff",
         }
@@ -260,7 +289,6 @@ def feed_file(request: Request) -> Response:
         # mtime=0: the same bytes for the same feed, as the ETag promises.
         data = gzip.compress(data, compresslevel=6, mtime=0)
         headers["Content-Encoding"] = "gzip"
-    media_type = f"{FORMATS[match['fmt']]}; charset=utf-8"
     return Response(data, media_type=media_type, headers=headers)
 
 
