@@ -124,14 +124,17 @@ def national_phrase(words: tuple[Word, ...], part: str, paragraph: int) -> str |
     country. "Action Fraud" counts only near the top (most local fraud warnings end by
     saying where to report)."""
     folds = [w.fold for w in words]
-    phrases: tuple[tuple[str, ...], ...] = lex.NATIONAL_PHRASES
-    if part in ("title", "summary") or paragraph == 0:
-        phrases = phrases + lex.NATIONAL_LEDE_PHRASES
-    for phrase in phrases:
+    lede = part in ("title", "summary") or paragraph == 0
+    for phrase in lex.NATIONAL_PHRASES + lex.NATIONAL_LEDE_PHRASES:
+        if phrase in lex.NATIONAL_LEDE_PHRASES and not lede:
+            continue
         size = len(phrase)
         for start in range(len(folds) - size + 1):
-            if tuple(folds[start : start + size]) == phrase:
-                return " ".join(w.text for w in words[start : start + size])
+            if tuple(folds[start : start + size]) != phrase:
+                continue
+            if phrase in lex.NATIONAL_LEDE_PHRASES and start > 0 and folds[start - 1] in lex.REPORT_LEADS:
+                continue  # "report it to Action Fraud": where to report, not who warns
+            return " ".join(w.text for w in words[start : start + size])
     return None
 
 

@@ -105,7 +105,7 @@ COUNTY_PHRASES = (
 )
 
 # A warning for the whole country (see context.national_phrase).
-NATIONAL_PHRASES = (
+NATIONAL_PHRASES: tuple[tuple[str, ...], ...] = (
     ("across", "the", "uk"),
     ("throughout", "the", "uk"),
     ("around", "the", "uk"),
@@ -120,7 +120,9 @@ NATIONAL_PHRASES = (
     ("national", "fraud", "intelligence", "bureau"),
     ("national", "cyber", "security", "centre"),
 )
-NATIONAL_LEDE_PHRASES = (("action", "fraud"), ("national", "rise"), ("nca",))
+NATIONAL_LEDE_PHRASES: tuple[tuple[str, ...], ...] = (("action", "fraud"), ("national", "rise"), ("nca",))
+# "report it to Action Fraud", "contact Action Fraud": where to report, not who warns.
+REPORT_LEADS = _set("to via contact call report reported reporting visit through with on")
 
 # Counties, regions and cities elsewhere: "Rainham, Essex", "Gillingham (Dorset)".
 OTHER_PLACES = _set("""essex dorset hampshire surrey sussex london berkshire buckinghamshire
