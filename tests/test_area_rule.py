@@ -14,8 +14,8 @@ import yaml
 from click.testing import Result
 
 from alerts.areas import Gazetteer, load_gazetteer
-from alerts.errors import GazetteerError
 from alerts.config import SourceConfig
+from alerts.errors import GazetteerError
 from alerts.ingest.entries import Fetched, parse_feed
 from alerts.ingest.files import parse_advisory_bytes
 from alerts.tagging import AdvisoryText, Declared, decide_areas
