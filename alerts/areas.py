@@ -101,12 +101,17 @@ class Gazetteer:
         *,
         not_places: Iterable[str] = (),
         outside: Iterable[OutsideName] = (),
+        sites: Iterable[str] = (),
+        outside_sites: Iterable[str] = (),
     ):
         self.nodes: dict[str, AreaNode] = {}
         for node in nodes:
             self.nodes[node.slug] = node
         self._not_places = tuple(not_places)
         self._outside = tuple(outside)
+        #: Web sites the force publishes on, and publishers elsewhere (host suffixes).
+        self.sites = tuple(s.casefold() for s in sites)
+        self.outside_sites = tuple(s.casefold() for s in outside_sites)
         self._children: dict[str, list[str]] = {slug: [] for slug in self.nodes}
         for node in self.nodes.values():
             if node.parent is not None:
@@ -143,7 +148,13 @@ class Gazetteer:
             replace(node, aliases=(*node.aliases, *extra[node.slug])) if node.slug in extra else node
             for node in self.nodes.values()
         ]
-        return Gazetteer(nodes, not_places=self._not_places, outside=self._outside)
+        return Gazetteer(
+            nodes,
+            not_places=self._not_places,
+            outside=self._outside,
+            sites=self.sites,
+            outside_sites=self.outside_sites,
+        )
 
     # -- the tree ---------------------------------------------------------------
 
@@ -277,7 +288,13 @@ class Gazetteer:
     def fingerprint(self) -> str:
         """Changes whenever the data could change what a text is tagged with."""
         payload = repr(
-            (sorted(self.nodes.items()), sorted(self._not_places), sorted(self._outside, key=repr))
+            (
+                sorted(self.nodes.items()),
+                sorted(self._not_places),
+                sorted(self._outside, key=repr),
+                self.sites,
+                self.outside_sites,
+            )
         ).encode()
         return hashlib.sha256(payload).hexdigest()[:32]
 
@@ -492,9 +509,21 @@ def _parse_gazetteer(data: Any, where: str) -> Gazetteer:
     not_places = data.get("not_places") or []
     if not isinstance(not_places, list):
         raise fail("'not_places' must be a list of names")
+    outside = data.get("outside") or {}
     return Gazetteer(
-        nodes, not_places=[str(name) for name in not_places], outside=_parse_outside(data, fail)
+        nodes,
+        not_places=[str(name) for name in not_places],
+        outside=_parse_outside(data, fail),
+        sites=_sites(data["force"], "force", fail),
+        outside_sites=_sites(outside, "outside", fail),
     )
+
+
+def _sites(entry: Any, where: str, fail: Callable[[str], GazetteerError]) -> list[str]:
+    listed = entry.get("sites") or [] if isinstance(entry, dict) else []
+    if not isinstance(listed, list) or not all(isinstance(s, str) and s.strip() for s in listed):
+        raise fail(f"'{where}: sites' must be a list of host names such as kent.police.uk")
+    return [s.strip() for s in listed]
 
 
 def _parse_outside(data: dict[str, Any], fail: Callable[[str], GazetteerError]) -> list[OutsideName]:

@@ -512,3 +512,28 @@ def test_the_gazetteer_rejects_a_malformed_outside_list(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(GazetteerError, match="outside: places"):
         load_gazetteer(str(path))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://www.essex.police.uk/news/essex/2024/ticket-fraud/",
+        "https://www.actionfraud.police.uk/news/ticket-fraud",
+        "https://www.nationalcrimeagency.gov.uk/news/ticket-fraud",
+    ],
+)
+def test_a_release_naming_nowhere_on_another_forces_site_is_outside_coverage(gazetteer: Gazetteer, url: str) -> None:
+    text = AdvisoryText("Festival ticket warning", "", "Fans lost an average of £600 each last summer.", url)
+    decision = decide_areas(gazetteer, text)
+    assert decision.outside_coverage
+    assert reasons(decision)[url.split("/")[2]] == "published on another force's or a national site"
+
+
+def test_a_release_naming_nowhere_on_the_forces_own_site_stays_force_wide(gazetteer: Gazetteer) -> None:
+    url = "https://www.kent.police.uk/news/kent/2024/ticket-fraud/"
+    decision = decide_areas(gazetteer, AdvisoryText("Festival ticket warning", "", "Fans lost £600 each.", url))
+    assert decision.areas == {"kent"} and decision.no_place
+    # A place here decides whoever published it; the site is a hint only for text naming nowhere.
+    elsewhere = "https://www.essex.police.uk/news/2024/dartford/"
+    decision = decide_areas(gazetteer, AdvisoryText("Burglary in Dartford", "", "A house was burgled.", elsewhere))
+    assert decision.areas == {"dartford"}

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from alerts.areas import Gazetteer, PlaceName, fold_words
 from alerts.errors import UnknownArea
@@ -52,6 +53,8 @@ class AdvisoryText:
     title: str
     summary: str = ""
     text: str = ""
+    #: Where it was published: another force's site is a hint when the text names nowhere.
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ def decide_areas(
     decision = _from_text(gazetteer, parts, reads, _read_outside(parts, gazetteer), bool(known))
     if decision.no_place and not known:
         decision = _national(gazetteer, parts, decision)
+    if decision.no_place and not known:
+        decision = _published_elsewhere(gazetteer, text.url, decision)
     at_root = tuple(
         Evidence(
             root, f"{item.key}: {item.value}", "declared", "declared force area; the text decides"
@@ -238,6 +243,26 @@ def _national(gazetteer: Gazetteer, parts: list[Sentence], decision: AreaDecisio
                 "a national warning naming nowhere in the force area"
                 " (map 'National' to the force in area_aliases: to send these force-wide)",
             ),
+        ),
+        outside_coverage=True,
+    )
+
+
+def _published_elsewhere(gazetteer: Gazetteer, url: str, decision: AreaDecision) -> AreaDecision:
+    """Text naming nowhere, declaring nothing, published on another force's site (or
+    Action Fraud's, the NCA's): that publisher's news, outside coverage."""
+    host = (urlsplit(url).hostname or "").casefold()
+
+    def on(sites: tuple[str, ...]) -> bool:
+        return any(host == site or host.endswith("." + site) for site in sites)
+
+    if not host or not on(gazetteer.outside_sites) or on(gazetteer.sites):
+        return decision
+    return AreaDecision(
+        areas=frozenset(),
+        discounted=(
+            *decision.discounted,
+            Discounted(host, None, url, "published on another force's or a national site"),
         ),
         outside_coverage=True,
     )
