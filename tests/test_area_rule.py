@@ -537,3 +537,16 @@ def test_a_release_naming_nowhere_on_the_forces_own_site_stays_force_wide(gazett
     elsewhere = "https://www.essex.police.uk/news/2024/dartford/"
     decision = decide_areas(gazetteer, AdvisoryText("Burglary in Dartford", "", "A house was burgled.", elsewhere))
     assert decision.areas == {"dartford"}
+
+
+@pytest.mark.parametrize(
+    "person",
+    [
+        "John Lancaster, 45, was charged with three burglaries.",
+        "Officers charged Paul Chester with three burglaries.",
+        "Inspector Andy Hastings said patrols will continue.",
+    ],
+)
+def test_a_surname_like_a_town_elsewhere_does_not_make_a_release_another_forces(gazetteer: Gazetteer, person: str) -> None:
+    decision = undeclared(gazetteer, "Man charged with burglary", person)
+    assert decision.areas == {"kent"} and not decision.outside_coverage

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from alerts.areas import Gazetteer, PlaceName, fold_words
 from alerts.errors import UnknownArea
+from alerts.tagging import words as lex
 from alerts.tagging.context import (
     NOISE,
     Reading,
@@ -197,9 +198,35 @@ def _read_outside(parts: list[Sentence], gazetteer: Gazetteer) -> list[_Elsewher
                 found.append(_Elsewhere(named, Reading(None, "another police force")))
                 continue
             reading = read_mention(mention, lead)
-            if reading is not NOISE:
-                found.append(_Elsewhere(named, reading))
+            if reading is NOISE or reading.reason in _NOT_A_PLACE or _person_named(named):
+                continue
+            found.append(_Elsewhere(named, reading))
     return found
+
+
+# Readings that say the words are not a place at all ("Inspector Andy Hastings").
+_NOT_A_PLACE = ("a person's name", "the name of a police operation")
+
+
+def _person_named(named: OutsideMention) -> bool:
+    """ "John Lancaster, 45," or "charged Paul Chester": a name after a capitalised
+    word that is not a preposition or a compass point, in a sentence that is not in
+    title case, or before an age. Such a surname is not another force's town."""
+    words = named.sentence.words
+    after = words[named.last + 1 : named.last + 2]
+    if after and after[0].text.isdigit() and "," in after[0].gap:
+        return True
+    if named.first == 0:
+        return False
+    before = words[named.first - 1]
+    if not before.capitalised or before.text[:1].isdigit():
+        return False
+    if words[named.first].gap.strip():
+        return False  # "Erdington, Birmingham"
+    if before.fold in lex.PLACE_PREPOSITIONS | lex.OTHER_PREPOSITIONS | lex.REGION_PREFIXES | {"the"}:
+        return False
+    capitalised = sum(w.text[:1].isupper() for w in words)
+    return capitalised * 2 <= len(words)  # "Appeal After Croydon Stabbing" is title case
 
 
 def _national(gazetteer: Gazetteer, parts: list[Sentence], decision: AreaDecision) -> AreaDecision:
