@@ -550,3 +550,9 @@ def test_a_release_naming_nowhere_on_the_forces_own_site_stays_force_wide(gazett
 def test_a_surname_like_a_town_elsewhere_does_not_make_a_release_another_forces(gazetteer: Gazetteer, person: str) -> None:
     decision = undeclared(gazetteer, "Man charged with burglary", person)
     assert decision.areas == {"kent"} and not decision.outside_coverage
+
+
+def test_the_met_office_is_not_the_met(gazetteer: Gazetteer) -> None:
+    decision = undeclared(gazetteer, "Drivers urged to take care", "The Met Office has issued a yellow warning for ice.")
+    assert decision.areas == {"kent"} and not decision.outside_coverage
+    assert undeclared(gazetteer, "Man charged", "Officers from the Met charged a man.").outside_coverage
