@@ -15,7 +15,7 @@ import difflib
 import functools
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -79,14 +79,39 @@ class PlaceName:
     elsewhere: bool = False
 
 
+@dataclass(frozen=True)
+class OutsideName:
+    """A place outside the force area ("Chelmsford", "Essex") or another police force
+    ("Essex Police", "the Met"), from the gazetteer's ``outside:``. Text naming these
+    and nothing in the force area is another force's news."""
+
+    name: str
+    force: bool = False
+    #: Also an ordinary word or a surname ("Reading", "Sutton"): counts only after a
+    #: preposition or a comma.
+    common_word: bool = False
+
+
 class Gazetteer:
     """An area tree loaded from data. Build one with :func:`load_gazetteer`."""
 
-    def __init__(self, nodes: Iterable[AreaNode], *, not_places: Iterable[str] = ()):
+    def __init__(
+        self,
+        nodes: Iterable[AreaNode],
+        *,
+        not_places: Iterable[str] = (),
+        outside: Iterable[OutsideName] = (),
+        sites: Iterable[str] = (),
+        outside_sites: Iterable[str] = (),
+    ):
         self.nodes: dict[str, AreaNode] = {}
         for node in nodes:
             self.nodes[node.slug] = node
         self._not_places = tuple(not_places)
+        self._outside = tuple(outside)
+        #: Web sites the force publishes on, and publishers elsewhere (host suffixes).
+        self.sites = tuple(s.casefold() for s in sites)
+        self.outside_sites = tuple(s.casefold() for s in outside_sites)
         self._children: dict[str, list[str]] = {slug: [] for slug in self.nodes}
         for node in self.nodes.values():
             if node.parent is not None:
@@ -123,7 +148,13 @@ class Gazetteer:
             replace(node, aliases=(*node.aliases, *extra[node.slug])) if node.slug in extra else node
             for node in self.nodes.values()
         ]
-        return Gazetteer(nodes, not_places=self._not_places)
+        return Gazetteer(
+            nodes,
+            not_places=self._not_places,
+            outside=self._outside,
+            sites=self.sites,
+            outside_sites=self.outside_sites,
+        )
 
     # -- the tree ---------------------------------------------------------------
 
@@ -256,7 +287,15 @@ class Gazetteer:
     @functools.cached_property
     def fingerprint(self) -> str:
         """Changes whenever the data could change what a text is tagged with."""
-        payload = repr((sorted(self.nodes.items()), sorted(self._not_places))).encode()
+        payload = repr(
+            (
+                sorted(self.nodes.items()),
+                sorted(self._not_places),
+                sorted(self._outside, key=repr),
+                self.sites,
+                self.outside_sites,
+            )
+        ).encode()
         return hashlib.sha256(payload).hexdigest()[:32]
 
     @functools.cached_property
@@ -265,11 +304,27 @@ class Gazetteer:
         return frozenset(fold_words(name) for name in self._not_places)
 
     @functools.cached_property
+    def outside_names(self) -> dict[tuple[str, ...], OutsideName]:
+        """Places outside the force area and other forces, as folded words. A name that
+        is also a place here ("Rainham") is in both this and :attr:`place_names`."""
+        found: dict[tuple[str, ...], OutsideName] = {}
+        for item in self._outside:
+            words = fold_words(item.name)
+            if words:
+                found.setdefault(words, item)
+        return found
+
+    @functools.cached_property
+    def shared_names(self) -> frozenset[tuple[str, ...]]:
+        """Names of places here that are places elsewhere too ("Rainham", "Hythe")."""
+        return frozenset(self.outside_names) & frozenset(self.place_names)
+
+    @functools.cached_property
     def first_words(self) -> dict[str, int]:
-        """The first word of every name (and not-place), with the most words a name
-        starting with it has: the tagger tries only those lengths at that word."""
+        """The first word of every name (and not-place, and name elsewhere), with the
+        most words a name starting with it has: the tagger tries only those lengths."""
         found: dict[str, int] = {}
-        for words in [*self.place_names, *self.not_places]:
+        for words in [*self.place_names, *self.not_places, *self.outside_names]:
             found[words[0]] = max(found.get(words[0], 0), len(words))
         return found
 
@@ -454,4 +509,45 @@ def _parse_gazetteer(data: Any, where: str) -> Gazetteer:
     not_places = data.get("not_places") or []
     if not isinstance(not_places, list):
         raise fail("'not_places' must be a list of names")
-    return Gazetteer(nodes, not_places=[str(name) for name in not_places])
+    outside = data.get("outside") or {}
+    return Gazetteer(
+        nodes,
+        not_places=[str(name) for name in not_places],
+        outside=_parse_outside(data, fail),
+        sites=_sites(data["force"], "force", fail),
+        outside_sites=_sites(outside, "outside", fail),
+    )
+
+
+def _sites(entry: Any, where: str, fail: Callable[[str], GazetteerError]) -> list[str]:
+    listed = entry.get("sites") or [] if isinstance(entry, dict) else []
+    if not isinstance(listed, list) or not all(isinstance(s, str) and s.strip() for s in listed):
+        raise fail(f"'{where}: sites' must be a list of host names such as kent.police.uk")
+    return [s.strip() for s in listed]
+
+
+def _parse_outside(data: dict[str, Any], fail: Callable[[str], GazetteerError]) -> list[OutsideName]:
+    """``outside: {forces: [...], places: [...]}``: places may be grouped in lists, and
+    each is a name or ``{name: X, common_word: true}``."""
+    outside = data.get("outside") or {}
+    if not isinstance(outside, dict):
+        raise fail("'outside' must be a mapping with 'forces' and 'places'")
+    found: list[OutsideName] = []
+    for key in ("forces", "places"):
+        listed = outside.get(key) or []
+        if not isinstance(listed, list):
+            raise fail(f"'outside: {key}' must be a list of names")
+        pending: list[Any] = list(listed)
+        while pending:
+            item = pending.pop(0)
+            if isinstance(item, list):
+                pending[:0] = item
+            elif isinstance(item, dict) and item.get("name"):
+                found.append(
+                    OutsideName(str(item["name"]), key == "forces", bool(item.get("common_word")))
+                )
+            elif isinstance(item, str) and item.strip():
+                found.append(OutsideName(item.strip(), key == "forces"))
+            else:
+                raise fail(f"'outside: {key}' has {item!r}, not a name or {{name: ...}}")
+    return found

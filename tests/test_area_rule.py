@@ -13,8 +13,9 @@ import pytest
 import yaml
 from click.testing import Result
 
-from alerts.areas import Gazetteer
+from alerts.areas import Gazetteer, load_gazetteer
 from alerts.config import SourceConfig
+from alerts.errors import GazetteerError
 from alerts.ingest.entries import Fetched, parse_feed
 from alerts.ingest.files import parse_advisory_bytes
 from alerts.tagging import AdvisoryText, Declared, decide_areas
@@ -374,3 +375,184 @@ def test_a_person_who_did_the_deed_is_a_suspect_and_one_it_was_done_to_a_victim(
     )
     assert decision.areas == {"gravesend", "chatham"}  # a victim's home counts wherever it is said
     assert reasons(decision)["Dartford"] == "a suspect's home"
+
+
+# -- another force's or a national release is outside coverage, not force-wide --------
+
+
+def undeclared(gazetteer: Gazetteer, title: str, *paragraphs: str) -> AreaDecision:
+    """No ``area:`` and no "| X Police" in the title: the text alone decides."""
+    return decide_areas(gazetteer, AdvisoryText(title, "", "\n\n".join(paragraphs)))
+
+
+def test_a_release_naming_only_another_forces_towns_is_outside_coverage(gazetteer: Gazetteer) -> None:
+    decision, warnings = decide(
+        gazetteer,
+        "Burglaries in Chelmsford",
+        "Sheds were broken into in Springfield and Great Baddow overnight.",
+        area=None,
+        force=None,
+    )
+    assert decision.outside_coverage and decision.areas == frozenset()
+    assert reasons(decision)["Chelmsford"] == "a place outside the force area"
+    assert "Chelmsford" in warnings[0] and "outside coverage" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    "signed",
+    [
+        "Officers from the Met arrested a man on Friday.",
+        "The PSNI is appealing for dashcam footage.",
+        "Police Scotland said the machine was taken overnight.",
+        "Anyone with information should call Sussex Police on 101.",
+    ],
+)
+def test_a_release_signed_by_another_force_in_its_text_is_outside_coverage(gazetteer: Gazetteer, signed: str) -> None:
+    decision = undeclared(gazetteer, "Appeal after car stolen", signed)
+    assert decision.outside_coverage
+    assert "another police force" in reasons(decision).values()
+
+
+def test_a_name_kent_shares_with_elsewhere_stays_kent_without_other_context(gazetteer: Gazetteer) -> None:
+    assert undeclared(gazetteer, "Shop window smashed in Rainham", "Officers are appealing.").areas == {"rainham"}
+    # A suspect's home elsewhere does not make the scene elsewhere.
+    decision = undeclared(gazetteer, "Robbery in Rainham", "A man from Croydon was arrested after a robbery in Rainham.")
+    assert decision.areas == {"rainham"}
+
+
+@pytest.mark.parametrize(
+    ("title", "text"),
+    [
+        ("Van thefts in Romford and Rainham", "Tools were stolen from vans in Romford and Rainham."),
+        ("Robbery at a petrol station", "A shop was robbed in Rainham. The Metropolitan Police are investigating."),
+        ("Livestock worrying", "Sheep were killed near Gillingham and Shaftesbury. Dorset Police are visiting farms."),
+        ("Boat fire at Hythe marina", "Officers attended a fire in Hythe. Hampshire Constabulary said the cause is unknown."),
+    ],
+)
+def test_a_name_kent_shares_with_elsewhere_is_outside_when_the_text_is_clearly_elsewhere(
+    gazetteer: Gazetteer, title: str, text: str
+) -> None:
+    decision = undeclared(gazetteer, title, text)
+    assert decision.outside_coverage
+    assert any(r.startswith("also a place outside the force area") for r in reasons(decision).values())
+
+
+def test_a_longer_name_elsewhere_beats_a_shorter_kent_name(gazetteer: Gazetteer) -> None:
+    decision = undeclared(gazetteer, "Car stolen", "A car was stolen in Stanford-le-Hope on Friday.")
+    assert decision.outside_coverage
+    assert "stanford" not in {d.area for d in decision.discounted}
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "area"),
+    [
+        ("Man arrested after assault", "A man from Southend was arrested after an assault in Gravesend.", "gravesend"),
+        ("Stolen car recovered", "A car stolen in a burglary in Sevenoaks was found in Croydon.", "sevenoaks"),
+        ("Bike thieves targeted", "Kent Police and Essex Police officers targeted bike thieves in Dartford.", "dartford"),
+    ],
+)
+def test_a_kent_release_naming_elsewhere_in_passing_stays_kent(gazetteer: Gazetteer, title: str, text: str, area: str) -> None:
+    assert undeclared(gazetteer, title, text).areas == {area}
+
+
+def test_a_kent_court_keeps_a_release_naming_a_home_elsewhere_force_wide(gazetteer: Gazetteer) -> None:
+    decision = undeclared(gazetteer, "Burglar jailed", "John Smith, 34, of Croydon, was jailed at Maidstone Crown Court.")
+    assert decision.areas == {"kent"} and not decision.outside_coverage
+
+
+def test_a_name_elsewhere_that_is_also_a_word_counts_only_as_a_place(gazetteer: Gazetteer) -> None:
+    assert undeclared(gazetteer, "Reading the signs of a scam", "Reading the signs early helps.").areas == {"kent"}
+    assert undeclared(gazetteer, "Concern for missing girl", "A girl, 14, is missing from Reading.").outside_coverage
+
+
+@pytest.mark.parametrize(
+    "national",
+    [
+        "Fake parcel delivery texts are being sent across the UK.",
+        "The National Crime Agency is urging businesses to patch their systems.",
+        "Action Fraud is warning the public about courier fraud.",
+        "Reports of ticket fraud have risen nationally.",
+    ],
+)
+def test_a_national_warning_with_no_declared_area_is_outside_coverage_and_reported(
+    gazetteer: Gazetteer, national: str
+) -> None:
+    decision, warnings = decide(gazetteer, "Fraud warning", national, area=None, force=None)
+    assert decision.outside_coverage and decision.areas == frozenset()
+    assert "national warning" in warnings[0] and "area_aliases" in warnings[0]
+
+
+def test_a_national_warning_goes_force_wide_when_the_operator_maps_national(gazetteer: Gazetteer) -> None:
+    widened = gazetteer.with_aliases({"National": "kent"})
+    decision = undeclared(widened, "Fraud warning", "Fake parcel delivery texts are being sent across the UK.")
+    assert decision.areas == {"kent"} and decision.force_wide and not decision.no_place
+    assert any("national warning" in e.how for e in decision.evidence)
+
+
+def test_kent_police_republishing_a_national_warning_is_force_wide(gazetteer: Gazetteer) -> None:
+    for front in ({"area": "Kent", "force": None}, {"area": None, "force": "Kent Police"}):
+        decision, _ = decide(gazetteer, "Fraud warning", "Fake parcel texts are being sent across the UK.", **front)
+        assert decision.areas == {"kent"} and not decision.outside_coverage
+
+
+def test_action_fraud_as_where_to_report_does_not_make_a_kent_warning_national(gazetteer: Gazetteer) -> None:
+    decision = undeclared(gazetteer, "Beware of fake tradesmen", "Never pay upfront. Report it to Action Fraud on 0300 123 2040.")
+    assert decision.areas == {"kent"} and not decision.outside_coverage
+
+
+def test_a_kent_place_named_with_a_national_phrase_stays_kent(gazetteer: Gazetteer) -> None:
+    decision = undeclared(gazetteer, "Herne Bay woman loses savings", "A Herne Bay woman was defrauded. Fraud is reported nationally.")
+    assert decision.areas == {"herne-bay"}
+
+
+def test_the_gazetteer_rejects_a_malformed_outside_list(tmp_path: Path) -> None:
+    data = yaml.safe_load((REPO / "alerts" / "gazetteers" / "kent.yaml").read_text(encoding="utf-8"))
+    data["outside"] = {"places": [{"common_word": True}]}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(GazetteerError, match="outside: places"):
+        load_gazetteer(str(path))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://www.essex.police.uk/news/essex/2024/ticket-fraud/",
+        "https://www.actionfraud.police.uk/news/ticket-fraud",
+        "https://www.nationalcrimeagency.gov.uk/news/ticket-fraud",
+    ],
+)
+def test_a_release_naming_nowhere_on_another_forces_site_is_outside_coverage(gazetteer: Gazetteer, url: str) -> None:
+    text = AdvisoryText("Festival ticket warning", "", "Fans lost an average of £600 each last summer.", url)
+    decision = decide_areas(gazetteer, text)
+    assert decision.outside_coverage
+    assert reasons(decision)[url.split("/")[2]] == "published on another force's or a national site"
+
+
+def test_a_release_naming_nowhere_on_the_forces_own_site_stays_force_wide(gazetteer: Gazetteer) -> None:
+    url = "https://www.kent.police.uk/news/kent/2024/ticket-fraud/"
+    decision = decide_areas(gazetteer, AdvisoryText("Festival ticket warning", "", "Fans lost £600 each.", url))
+    assert decision.areas == {"kent"} and decision.no_place
+    # A place here decides whoever published it; the site is a hint only for text naming nowhere.
+    elsewhere = "https://www.essex.police.uk/news/2024/dartford/"
+    decision = decide_areas(gazetteer, AdvisoryText("Burglary in Dartford", "", "A house was burgled.", elsewhere))
+    assert decision.areas == {"dartford"}
+
+
+@pytest.mark.parametrize(
+    "person",
+    [
+        "John Lancaster, 45, was charged with three burglaries.",
+        "Officers charged Paul Chester with three burglaries.",
+        "Inspector Andy Hastings said patrols will continue.",
+    ],
+)
+def test_a_surname_like_a_town_elsewhere_does_not_make_a_release_another_forces(gazetteer: Gazetteer, person: str) -> None:
+    decision = undeclared(gazetteer, "Man charged with burglary", person)
+    assert decision.areas == {"kent"} and not decision.outside_coverage
+
+
+def test_the_met_office_is_not_the_met(gazetteer: Gazetteer) -> None:
+    decision = undeclared(gazetteer, "Drivers urged to take care", "The Met Office has issued a yellow warning for ice.")
+    assert decision.areas == {"kent"} and not decision.outside_coverage
+    assert undeclared(gazetteer, "Man charged", "Officers from the Met charged a man.").outside_coverage

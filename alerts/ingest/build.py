@@ -79,7 +79,7 @@ def finish_advisory(
     (:func:`alerts.tagging.decide_areas`) from ``declared`` and the text, with warnings
     for an unknown area (outside coverage) and for no place at all (force-wide)."""
     # A summary made from the body is not read again as its own lede.
-    text = AdvisoryText(item.title, item.summary, item.body_text)
+    text = AdvisoryText(item.title, item.summary, item.body_text, item.url)
     decision = decide_areas(gazetteer, text, declared)
     warnings += decision_warnings(decision, where, gazetteer)
     summary = item.summary or one_line(item.body_text, limit=SUMMARY_FROM_BODY)

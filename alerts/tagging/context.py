@@ -119,6 +119,25 @@ def county_phrase(words: tuple[Word, ...]) -> str | None:
     return None
 
 
+def national_phrase(words: tuple[Word, ...], part: str, paragraph: int) -> str | None:
+    """ "across the UK", "nationally", "National Crime Agency": a warning for the whole
+    country. "Action Fraud" counts only near the top (most local fraud warnings end by
+    saying where to report)."""
+    folds = [w.fold for w in words]
+    lede = part in ("title", "summary") or paragraph == 0
+    for phrase in lex.NATIONAL_PHRASES + lex.NATIONAL_LEDE_PHRASES:
+        if phrase in lex.NATIONAL_LEDE_PHRASES and not lede:
+            continue
+        size = len(phrase)
+        for start in range(len(folds) - size + 1):
+            if tuple(folds[start : start + size]) != phrase:
+                continue
+            if phrase in lex.NATIONAL_LEDE_PHRASES and start > 0 and folds[start - 1] in lex.REPORT_LEADS:
+                continue  # "report it to Action Fraud": where to report, not who warns
+            return " ".join(w.text for w in words[start : start + size])
+    return None
+
+
 def _named_person(words: tuple[Word, ...], first: int) -> bool:
     """ "Inspector Mark Hythe", "Mrs Ashford", "PC Deal": a name after a rank or title."""
     before = words[max(0, first - 2) : first]
@@ -301,7 +320,11 @@ def person_role(words: tuple[Word, ...], first: int, last: int) -> str | None:
             role = "victim"
             # "a Dartford man who assaulted a woman": after the person, a deed in the
             # active voice is theirs; only "was assaulted" makes them the victim.
-            if index > last and fold in lex.DEEDS and words[index - 1].fold not in lex.PASSIVE:
+            # "Ashford pensioners targeted by rogue traders" is passive too.
+            passive = words[index - 1].fold in lex.PASSIVE or (
+                index + 1 < len(words) and words[index + 1].fold == "by"
+            )
+            if index > last and fold in lex.DEEDS and not passive:
                 role = "suspect"
         else:
             continue

@@ -7,6 +7,10 @@
   thing happened or whom it is for; the title and first paragraph weigh most. "Across
   Kent", or no place at all, is force-wide.
 - A declared area the gazetteer does not know is outside coverage.
+- Not declared, text naming places elsewhere (the gazetteer's ``outside:``) or another
+  force, and nothing in the force area, is outside coverage; so is a national warning
+  ("across the UK", "National Crime Agency") that names nowhere here, unless the
+  operator maps ``National`` to the force (an ``area_aliases:`` entry).
 """
 
 from __future__ import annotations
@@ -14,23 +18,33 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
+from urllib.parse import urlsplit
 
-from alerts.areas import Gazetteer
+from alerts.areas import Gazetteer, PlaceName, fold_words
 from alerts.errors import UnknownArea
+from alerts.tagging import words as lex
 from alerts.tagging.context import (
     NOISE,
     Reading,
     county_phrase,
     find_lead,
+    national_phrase,
     other_force,
     read_mention,
 )
-from alerts.tagging.mentions import Mention, Sentence, find_mentions, sentences
+from alerts.tagging.mentions import (
+    Mention,
+    OutsideMention,
+    Sentence,
+    find_mentions,
+    find_outside,
+    sentences,
+)
 from alerts.types import AreaDecision, Discounted, Evidence
 
 # Bumped whenever the rule changes what a text is tagged with, so that configured
 # folders are read again (see alerts.ingest.directory.parser_fingerprint).
-RULE_VERSION = 2
+RULE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,8 @@ class AdvisoryText:
     title: str
     summary: str = ""
     text: str = ""
+    #: Where it was published: another force's site is a hint when the text names nowhere.
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,7 +137,11 @@ def decide_areas(
                 if r.area != root and not r.reading.noise and r.reading.reason is None
             ),
         )
-    decision = _from_text(gazetteer, parts, reads)
+    decision = _from_text(gazetteer, parts, reads, _read_outside(parts, gazetteer), bool(known))
+    if decision.no_place and not known:
+        decision = _national(gazetteer, parts, decision)
+    if decision.no_place and not known:
+        decision = _published_elsewhere(gazetteer, text.url, decision)
     at_root = tuple(
         Evidence(
             root, f"{item.key}: {item.value}", "declared", "declared force area; the text decides"
@@ -131,6 +151,147 @@ def decide_areas(
     )
     return replace(
         decision, evidence=decision.evidence + at_root, declared=shown, unknown=tuple(unknown)
+    )
+
+
+@dataclass(frozen=True)
+class _Elsewhere:
+    """A place outside the force area, or another force, as the text names it."""
+
+    mention: OutsideMention
+    reading: Reading
+
+    def discounted(self) -> Discounted:
+        if self.mention.name.force:
+            reason = "another police force"
+        elif self.reading.reason is None:
+            reason = "a place outside the force area"
+        else:
+            reason = f"a place outside the force area ({self.reading.reason})"
+        quote = Mention(self.mention.sentence, self.mention.first, self.mention.last, _NOWHERE)
+        return Discounted(self.mention.written, None, quote.quote(), reason)
+
+    @property
+    def evidence(self) -> bool:
+        """Says the thing happened there ("in Romford"), or is signed by another force; a
+        suspect's home, a court, or "travelled from London" does not."""
+        return self.mention.name.force or (self.reading.reason is None and self.reading.strong)
+
+
+_NOWHERE = PlaceName("", ())
+
+
+def _read_outside(parts: list[Sentence], gazetteer: Gazetteer) -> list[_Elsewhere]:
+    """Places outside the force area and other forces, each read by its context as a
+    place here would be ("in Chelmsford" is where it happened; "a man from Basildon
+    was arrested" a suspect's home)."""
+    found: list[_Elsewhere] = []
+    for sentence in parts:
+        previous: Mention | None = None
+        previous_lead = -1
+        for named in find_outside(gazetteer, sentence):
+            place = PlaceName(named.name.name, (), common_word=named.name.common_word)
+            mention = Mention(sentence, named.first, named.last, place)
+            lead = find_lead(mention, previous, previous_lead)
+            previous, previous_lead = mention, lead
+            if named.name.force:
+                found.append(_Elsewhere(named, Reading(None, "another police force")))
+                continue
+            reading = read_mention(mention, lead)
+            if reading is NOISE or reading.reason in _NOT_A_PLACE or _person_named(named):
+                continue
+            found.append(_Elsewhere(named, reading))
+    return found
+
+
+# Readings that say the words are not a place at all ("Inspector Andy Hastings").
+_NOT_A_PLACE = ("a person's name", "the name of a police operation")
+
+
+def _person_named(named: OutsideMention) -> bool:
+    """ "John Lancaster, 45," or "charged Paul Chester": a name after a capitalised
+    word that is not a preposition or a compass point, in a sentence that is not in
+    title case, or before an age. Such a surname is not another force's town."""
+    words = named.sentence.words
+    after = words[named.last + 1 : named.last + 2]
+    if after and after[0].text.isdigit() and "," in after[0].gap:
+        return True
+    if named.first == 0:
+        return False
+    before = words[named.first - 1]
+    if not before.capitalised or before.text[:1].isdigit():
+        return False
+    if words[named.first].gap.strip():
+        return False  # "Erdington, Birmingham"
+    if before.fold in lex.PLACE_PREPOSITIONS | lex.OTHER_PREPOSITIONS | lex.REGION_PREFIXES | {"the"}:
+        return False
+    capitalised = sum(w.text[:1].isupper() for w in words)
+    return capitalised * 2 <= len(words)  # "Appeal After Croydon Stabbing" is title case
+
+
+def _national(gazetteer: Gazetteer, parts: list[Sentence], decision: AreaDecision) -> AreaDecision:
+    """A national warning that names nowhere in the force area and declares nothing:
+    force-wide only when the operator says so by mapping "National" to the force (an
+    ``area_aliases:`` entry, or an alias in the gazetteer); otherwise outside coverage.
+    A force that republishes one declares itself (``area: Kent``, "| Kent Police")."""
+    phrase = next(
+        (
+            found
+            for sentence in parts
+            if (found := national_phrase(sentence.words, sentence.part, sentence.paragraph))
+        ),
+        None,
+    )
+    if phrase is None:
+        return decision
+    try:
+        national = gazetteer.resolve("National")
+    except UnknownArea:
+        national = None
+    if national == gazetteer.root.slug:
+        return replace(
+            decision,
+            evidence=(
+                *decision.evidence,
+                Evidence(
+                    national, phrase, "text", "a national warning; 'National' is an alias of the force"
+                ),
+            ),
+            no_place=False,
+        )
+    return AreaDecision(
+        areas=frozenset(),
+        discounted=(
+            *decision.discounted,
+            Discounted(
+                phrase,
+                None,
+                phrase,
+                "a national warning naming nowhere in the force area"
+                " (map 'National' to the force in area_aliases: to send these force-wide)",
+            ),
+        ),
+        outside_coverage=True,
+    )
+
+
+def _published_elsewhere(gazetteer: Gazetteer, url: str, decision: AreaDecision) -> AreaDecision:
+    """Text naming nowhere, declaring nothing, published on another force's site (or
+    Action Fraud's, the NCA's): that publisher's news, outside coverage."""
+    host = (urlsplit(url).hostname or "").casefold()
+
+    def on(sites: tuple[str, ...]) -> bool:
+        return any(host == site or host.endswith("." + site) for site in sites)
+
+    if not host or not on(gazetteer.outside_sites) or on(gazetteer.sites):
+        return decision
+    return AreaDecision(
+        areas=frozenset(),
+        discounted=(
+            *decision.discounted,
+            Discounted(host, None, url, "published on another force's or a national site"),
+        ),
+        outside_coverage=True,
     )
 
 
@@ -265,8 +426,60 @@ def _declared(
     )
 
 
-def _from_text(gazetteer: Gazetteer, parts: list[Sentence], reads: list[_Read]) -> AreaDecision:
+def _elsewhere(
+    gazetteer: Gazetteer, reads: list[_Read], outside: list[_Elsewhere]
+) -> AreaDecision | None:
+    """Outside coverage when the text is another force's news: it names nothing in the
+    force area as where something happened and places elsewhere (or another force)
+    instead, and neither names the force ("Kent", "Kent Police"). A name a place here
+    shares with one elsewhere ("Rainham", "Hythe") is the place here unless the rest of
+    the text is about elsewhere."""
     root = gazetteer.root.slug
+    if not outside or any(
+        r.area == root
+        and (r.reading.reason is None or r.reading.reason.startswith("a police"))
+        for r in reads
+    ):
+        return None
+    evidence = [r for r in reads if r.area is not None and r.reading.reason is None]
+    about_elsewhere = [o for o in outside if o.evidence]
+    shared = [r for r in evidence if fold_words(r.mention.place.name) in gazetteer.shared_names]
+    named_here = any(r.area is not None for r in reads)
+    if evidence and not (about_elsewhere and len(shared) == len(evidence)):
+        return None
+    if not evidence and not about_elsewhere and named_here:
+        return None  # "a man from Croydon was jailed at Maidstone Crown Court"
+    names = ", ".join(dict.fromkeys(o.mention.written for o in outside))
+    discounted = [
+        Discounted(
+            r.mention.written,
+            r.area,
+            r.mention.quote(),
+            f"also a place outside the force area, and the text is about elsewhere ({names})",
+        )
+        for r in shared
+    ]
+    discounted += [
+        Discounted(r.mention.written, r.area, r.mention.quote(), r.reading.reason)
+        for r in reads
+        if r.reading.reason is not None
+    ]
+    discounted += [o.discounted() for o in outside]
+    return AreaDecision(areas=frozenset(), discounted=_unique(discounted), outside_coverage=True)
+
+
+def _from_text(
+    gazetteer: Gazetteer,
+    parts: list[Sentence],
+    reads: list[_Read],
+    outside: list[_Elsewhere],
+    declared: bool,
+) -> AreaDecision:
+    """``declared``: the force itself is declared (``area: Kent``, "| Kent Police"), so
+    places elsewhere do not make it another force's news."""
+    root = gazetteer.root.slug
+    if not declared and (elsewhere_decision := _elsewhere(gazetteer, reads, outside)):
+        return elsewhere_decision
     county: list[Evidence] = []
     county_lede: list[Evidence] = []
     for read in reads:

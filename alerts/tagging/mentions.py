@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from alerts.areas import Gazetteer, PlaceName, fold_word, words_of
+from alerts.areas import Gazetteer, OutsideName, PlaceName, fold_word, words_of
 
 # Where a sentence ends: . ! ? then a capital, or a blank line.
 _SENTENCE_END = re.compile(r"[.!?]['\"’”)]*\s+(?=[A-Z0-9'\"‘“(])|\n\s*\n|\n(?=\s*[-*•])")
@@ -102,12 +102,41 @@ def sentences(part: str, text: str) -> list[Sentence]:
 
 def find_mentions(gazetteer: Gazetteer, sentence: Sentence) -> list[Mention]:
     """Every place the sentence names, longest name first at each word ("Tunbridge
-    Wells", not "Tunbridge"); names that are somewhere else ("Charing Cross") are skipped."""
+    Wells", not "Tunbridge"); names that are somewhere else ("Charing Cross",
+    "Stanford-le-Hope") are skipped."""
+    return [found for found in _scan(gazetteer, sentence) if isinstance(found, Mention)]
+
+
+@dataclass(frozen=True)
+class OutsideMention:
+    """A place outside the force area or another force, named in a sentence: words
+    ``first`` to ``last``. A name that is also a place here ("Rainham") is a
+    :class:`Mention`, not this."""
+
+    sentence: Sentence
+    first: int
+    last: int
+    name: OutsideName
+
+    @property
+    def written(self) -> str:
+        words = self.sentence.words
+        return self.sentence.text[words[self.first].start : words[self.last].end]
+
+
+def find_outside(gazetteer: Gazetteer, sentence: Sentence) -> list[OutsideMention]:
+    """Every place outside the force area, and every other force, the sentence names
+    (a name also a place here is not one: it is found by :func:`find_mentions`)."""
+    return [found for found in _scan(gazetteer, sentence) if isinstance(found, OutsideMention)]
+
+
+def _scan(gazetteer: Gazetteer, sentence: Sentence) -> list[Mention | OutsideMention]:
     words = sentence.words
     names = gazetteer.place_names
+    outside = gazetteer.outside_names
     starts = gazetteer.first_words
     shouting = sum(w.text.isupper() for w in words if len(w.text) > 1) > len(words) * 0.6
-    found: list[Mention] = []
+    found: list[Mention | OutsideMention] = []
     index = 0
     while index < len(words):
         matched = 0
@@ -120,29 +149,31 @@ def find_mentions(gazetteer: Gazetteer, sentence: Sentence) -> list[Mention]:
             if any(not _JOINS.fullmatch(w.gap) for w in span[1:]):
                 continue
             key = tuple(w.fold for w in span)
+            if span[-1].text[-2:] in _POSSESSIVE and key not in names and key not in outside:
+                key = (*key[:-1], key[-1][:-1])  # "Maidstone's", "Essex Police's"
+            place = names.get(key)
+            if place is not None and _written_as_a_name(span, place.name, shouting):
+                found.append(Mention(sentence, index, index + size - 1, place))
+                matched = size
+                break
+            elsewhere = outside.get(key)
+            if elsewhere is not None and _written_as_a_name(span, elsewhere.name, shouting):
+                found.append(OutsideMention(sentence, index, index + size - 1, elsewhere))
+                matched = size
+                break
             if key in gazetteer.not_places and span[0].capitalised:
                 matched = size
                 break
-            place = names.get(key)
-            if place is None and span[-1].text[-2:] in _POSSESSIVE:
-                place = names.get((*key[:-1], key[-1][:-1]))  # "Maidstone's", "Chatham’s"
-            if place is None or not _written_as_a_name(span, place, shouting):
-                continue
-            found.append(Mention(sentence, index, index + size - 1, place))
-            matched = size
-            break
         index += matched or 1
     return found
 
 
-
-
-def _written_as_a_name(span: tuple[Word, ...], place: PlaceName, shouting: bool) -> bool:
+def _written_as_a_name(span: tuple[Word, ...], name: str, shouting: bool) -> bool:
     """A place's name starts with a capital ("in deal" is not Deal) and its capitalised
     words are capitalised as written; a postcode is in capitals."""
     if shouting:
         return True
-    name_words = list(words_of(place.name))
+    name_words = list(words_of(name))
     if len(name_words) != len(span):
         return span[0].capitalised
     for word, name_word in zip(span, name_words, strict=True):

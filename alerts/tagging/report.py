@@ -22,7 +22,14 @@ def decision_warnings(decision: AreaDecision, where: str, gazetteer: Gazetteer) 
             )
         else:
             warnings.append(f"{where}: area {name!r} is not in the gazetteer; ignored ({hint})")
-    if decision.outside_coverage and not decision.unknown:
+    national = [d.words for d in decision.discounted if d.reason.startswith("a national warning")]
+    if decision.outside_coverage and not decision.unknown and national:
+        warnings.append(
+            f"{where}: a national warning ({national[0]!r}) naming no place in"
+            f" {gazetteer.root.name}, so it is outside coverage: stored, but never mailed and in"
+            f" no feed ({ALIAS_HINT})"
+        )
+    elif decision.outside_coverage and not decision.unknown:
         named = ", ".join(
             sorted(
                 {d.name for d in decision.discounted if d.area is None or "elsewhere" in d.reason}
@@ -59,6 +66,8 @@ def explain(decision: AreaDecision, gazetteer: Gazetteer) -> list[str]:
         why = (
             f"declared area {', '.join(repr(u) for u in decision.unknown)} is not in the gazetteer"
             if decision.unknown
+            else f"a national warning naming no place in {gazetteer.root.name}; {ALIAS_HINT}"
+            if any(d.reason.startswith("a national warning") for d in decision.discounted)
             else f"it names no place in {gazetteer.root.name}, only places or forces elsewhere"
         )
         lines.append(f"Reaches:    nobody: outside coverage ({why}); stored, never mailed, in no feed")

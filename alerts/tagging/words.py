@@ -104,6 +104,26 @@ COUNTY_PHRASES = (
     ("all", "districts"),
 )
 
+# A warning for the whole country (see context.national_phrase).
+NATIONAL_PHRASES: tuple[tuple[str, ...], ...] = (
+    ("across", "the", "uk"),
+    ("throughout", "the", "uk"),
+    ("around", "the", "uk"),
+    ("across", "the", "country"),
+    ("across", "britain"),
+    ("across", "great", "britain"),
+    ("across", "england", "and", "wales"),
+    ("uk", "wide"),
+    ("nationally",),
+    ("nationwide",),
+    ("national", "crime", "agency"),
+    ("national", "fraud", "intelligence", "bureau"),
+    ("national", "cyber", "security", "centre"),
+)
+NATIONAL_LEDE_PHRASES: tuple[tuple[str, ...], ...] = (("action", "fraud"), ("national", "rise"), ("nca",))
+# "report it to Action Fraud", "contact Action Fraud": where to report, not who warns.
+REPORT_LEADS = _set("to via contact call report reported reporting visit through with on")
+
 # Counties, regions and cities elsewhere: "Rainham, Essex", "Gillingham (Dorset)".
 OTHER_PLACES = _set("""essex dorset hampshire surrey sussex london berkshire buckinghamshire
     oxfordshire hertfordshire bedfordshire cambridgeshire suffolk norfolk lincolnshire
