@@ -7,7 +7,9 @@ connections leave that message pending with backoff; a 5xx at RCPT TO is a hard 
 (``delivery.max_bounces`` of them suppress the address); a 5xx at MAIL FROM, DATA or
 after the body fails that message. Only what condemns the relay (refused, TLS, AUTH,
 421, the sender refused for message after message) pauses a worker or stops the run,
-naming the cause. After any error the session is reset or replaced, so the next message
+naming the cause; what the relay suffers (down, 421, sessions dropped) defers the
+messages it met with the relay's backoff and counts no attempt against them, so an
+outage of any length fails no mail. After any error the session is reset or replaced, so the next message
 goes through in the same run. A crash leaves claimed rows to be sent again after their
 lease, with the same Message-ID.
 

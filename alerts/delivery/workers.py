@@ -32,6 +32,7 @@ from alerts.delivery.base import (
     RelayUnavailable,
     Sender,
     SenderRefused,
+    SessionLost,
     Stage,
     TemporaryFailure,
 )
@@ -162,6 +163,13 @@ class _Worker:
         #: relay lets that one past MAIL FROM, they failed for their own sake; if it refuses
         #: it too, the relay may be refusing the sender, and they must not fail for that.
         self.refused_senders: list[tuple[Claimed, SenderRefused]] = []
+        #: Messages in whose middle the relay closed the session (421, or no reply):
+        #: whether that was the relay's trouble or the message's waits for the next one.
+        #: If the relay carries a later message past MAIL FROM, the attempt counts; if
+        #: not, it was the relay's, and no attempt is counted.
+        self.lost: list[tuple[Claimed, str]] = []
+        #: Sessions in a row that failed for the relay's sake.
+        self.unavailable = 0
         self.marks: SentMarks | None = None
         self.reclaimed_at = time.monotonic()
 
@@ -178,13 +186,12 @@ class _Worker:
                 if batch and not self._send_batch(connection, batch):
                     return
                 if self.stop.is_set():
-                    self._undecided_senders()
+                    self._undecided()
                     self._flush()
                     return
                 batch, suppressed = self._flush_and_claim()
-            if self.refused_senders:
-                self._undecided_senders()
-                self._flush()
+            self._undecided()
+            self._flush()
         finally:
             connection.close()
             if self.marks is not None:
@@ -200,7 +207,6 @@ class _Worker:
     def _send_batch(self, connection: Connection, batch: list[Claimed]) -> bool:
         """Send a claimed batch; False when this worker should stop."""
         lease_until = self.clock() + self.d.outbox.lease
-        unavailable = 0
         # Each message is built and DKIM-signed by a build thread while the one before it
         # is on the wire, so this connection spends its time in SMTP, not in templates
         # and RSA.
@@ -225,11 +231,13 @@ class _Worker:
                 self._give_back(batch[position:], stopped=False)
                 raise
             except RelayUnavailable as exc:
-                unavailable += 1
+                self.unavailable += 1
                 self.unreachable = str(exc)
-                self.outcomes.deferred.append((claimed, str(exc)))
-                if unavailable >= UNAVAILABLE_LIMIT:
-                    self._flush()
+                if isinstance(exc, SessionLost):
+                    self.lost.append((claimed, str(exc)))
+                else:
+                    self.outcomes.relay_deferred.append((claimed, str(exc)))
+                if self.unavailable >= UNAVAILABLE_LIMIT:
                     return self._give_back(batch[position + 1 :], stopped=False)
             except TemporaryFailure as exc:
                 self._past_mail_from(exc.stage)
@@ -247,8 +255,6 @@ class _Worker:
             except _BuildError as exc:
                 self.outcomes.deferred.append((claimed, str(exc)))
             else:
-                unavailable = 0
-                self.unreachable = None
                 self._past_mail_from(Stage.BODY)
                 self._sent(claimed)
             if time.monotonic() - self.unflushed_since >= self.d.flush_every:
@@ -266,19 +272,34 @@ class _Worker:
             self.advance(1)
 
     def _past_mail_from(self, stage: Stage | None) -> None:
-        """A message got past MAIL FROM: the sender is accepted, so the messages refused
-        there before it were refused for their own sake, and fail."""
-        if stage in PAST_MAIL_FROM and self.refused_senders:
+        """A message got past MAIL FROM: the relay works and accepts the sender, so the
+        messages refused at MAIL FROM before it were refused for their own sake, and
+        fail; and those in whose middle the session was lost may have caused it, and
+        count the attempt."""
+        if stage not in PAST_MAIL_FROM:
+            return
+        self.unavailable = 0
+        self.unreachable = None
+        if self.refused_senders:
             self.outcomes.failed.extend((claimed, str(exc)) for claimed, exc in self.refused_senders)
             self.refused_senders = []
+        if self.lost:
+            self.outcomes.deferred.extend(self.lost)
+            self.lost = []
 
-    def _undecided_senders(self) -> None:
-        """Messages refused at MAIL FROM with nothing after them to tell why: deferred, an
-        attempt counted, so that they neither fail for the sender's sake nor hold the
-        head of the queue."""
+    def _undecided(self) -> None:
+        """Messages whose verdict waited for a later one that never came (end of the run,
+        a stop, the relay given up on).
+
+        Refused at MAIL FROM: deferred, an attempt counted, so that they neither fail
+        for the sender's sake nor hold the head of the queue. Session lost in their
+        middle with no later message getting through: the relay's trouble, deferred with
+        no attempt counted."""
         why = "deferred: no other message has shown yet whether the relay refuses this message or the sender"
         self.outcomes.deferred.extend((claimed, f"{exc} ({why})") for claimed, exc in self.refused_senders)
         self.refused_senders = []
+        self.outcomes.relay_deferred.extend(self.lost)
+        self.lost = []
 
     def _refuses_the_sender(self, exc: SenderRefused, rest: list[Claimed]) -> NoReturn:
         """Several messages in a row refused at MAIL FROM: the relay refuses the sender.
@@ -353,7 +374,7 @@ class _Worker:
             self.advance(len(outcomes))
 
     def _give_back(self, rest: list[Claimed], *, stopped: bool) -> bool:
-        self._undecided_senders()
+        self._undecided()
         self._flush()
         if rest:
             self.d.outbox.release(self.name, [c.item.outbox_id for c in rest])
