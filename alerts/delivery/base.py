@@ -104,7 +104,14 @@ class SessionLost(RelayUnavailable):
 
 
 class RecipientRefused(DeliveryFailure):
-    """A 5xx reply at RCPT TO: a hard bounce."""
+    """A 5xx reply at RCPT TO: a hard bounce, unless it turns out to be the relay
+    refusing to relay at all (see :mod:`alerts.delivery.policy`). ``code`` and
+    ``detail`` (the reply's text) let the dispatcher compare refusals."""
+
+    def __init__(self, text: str, stage: Stage = Stage.RCPT, *, code: int = 550, detail: str = ""):
+        super().__init__(text, stage)
+        self.code = code
+        self.detail = detail
 
 
 class MessageRefused(DeliveryFailure):

@@ -281,7 +281,7 @@ class SmtpConnection:
             # RFC 5321 4.5.3.1.10: 552 at RCPT TO is to be treated as temporary.
             raise TemporaryFailure(reply, stage)
         if stage is Stage.RCPT:
-            raise RecipientRefused(reply, stage)
+            raise RecipientRefused(reply, stage, code=code, detail=_text(text))
         if stage is Stage.MAIL and not _about_size(code, text):
             raise SenderRefused(reply, envelope_from)
         raise MessageRefused(reply, stage)

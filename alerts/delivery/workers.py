@@ -37,6 +37,7 @@ from alerts.delivery.base import (
     TemporaryFailure,
 )
 from alerts.delivery.dkim import DkimSigner
+from alerts.delivery.policy import RcptRefusal, condemns_the_relay, same_words_across_domains
 from alerts.errors import AlertsError
 from alerts.store import StoreError
 from alerts.store.outbox import (
@@ -62,6 +63,8 @@ SENDER_REFUSED_LIMIT = 3
 RECLAIM_EVERY = 5.0
 #: Stages a message reaches only once the relay accepted MAIL FROM.
 PAST_MAIL_FROM = frozenset({Stage.RCPT, Stage.DATA, Stage.BODY})
+#: Stages a message reaches only once the relay accepted its recipient.
+PAST_RCPT = frozenset({Stage.DATA, Stage.BODY})
 
 
 @dataclass
@@ -168,6 +171,11 @@ class _Worker:
         #: If the relay carries a later message past MAIL FROM, the attempt counts; if
         #: not, it was the relay's, and no attempt is counted.
         self.lost: list[tuple[Claimed, str]] = []
+        #: Recipients refused at RCPT TO since a message last got past it, whose verdict
+        #: waits for a later message: if the relay takes that one's recipient, they were
+        #: refused for their own sake (bounces); if it refuses recipient after recipient
+        #: alike, it is the relay refusing to relay, and nobody bounces for that.
+        self.refused_rcpts: list[tuple[Claimed, RcptRefusal, str]] = []
         #: Sessions in a row that failed for the relay's sake.
         self.unavailable = 0
         self.marks: SentMarks | None = None
@@ -244,7 +252,7 @@ class _Worker:
                 self.outcomes.deferred.append((claimed, str(exc)))
             except RecipientRefused as exc:
                 self._past_mail_from(exc.stage)
-                self.outcomes.bounced.append((claimed, str(exc)))
+                self._refused_recipient(claimed, exc, batch[position + 1 :])
             except SenderRefused as exc:
                 self.refused_senders.append((claimed, exc))
                 if len(self.refused_senders) >= SENDER_REFUSED_LIMIT:
@@ -286,6 +294,34 @@ class _Worker:
         if self.lost:
             self.outcomes.deferred.extend(self.lost)
             self.lost = []
+        if stage in PAST_RCPT and self.refused_rcpts:
+            # The relay takes recipients: those refused before were refused for their own
+            # sake. A refusal for relaying says nothing about the address, though: the
+            # message fails (this relay will not carry it) but nobody bounces.
+            for claimed, refusal, error in self.refused_rcpts:
+                if refusal.about_relaying:
+                    self.outcomes.failed.append((claimed, f"{error} (refused for relaying, not for the address)"))
+                else:
+                    self.outcomes.bounced.append((claimed, error))
+            self.refused_rcpts = []
+
+    def _refused_recipient(self, claimed: Claimed, exc: RecipientRefused, rest: list[Claimed]) -> None:
+        self.refused_rcpts.append((claimed, RcptRefusal(claimed.item.email, exc.code, exc.detail), str(exc)))
+        refusals = [refusal for _, refusal, _ in self.refused_rcpts]
+        if not condemns_the_relay(refusals):
+            return
+        held = [c for c, _, _ in self.refused_rcpts]
+        self.refused_rcpts = []
+        self._give_back(held + rest, stopped=False)
+        domains = sorted({r.domain for r in refusals})
+        raise RelayError(
+            f'the relay refused {len(held)} recipients in a row at RCPT TO with "{exc.code} {exc.detail}"'
+            f" (at {', '.join(domains)}): it will not relay for this account, which says nothing of the"
+            " addresses; the messages stay queued and no address was counted as a bounce",
+            where="delivery.smtp",
+            hint="check delivery.smtp.username and the password: the relay must let this account send to other"
+            " domains; and delivery.smtp.host: the relay for sending, not a domain's own mail server",
+        )
 
     def _undecided(self) -> None:
         """Messages whose verdict waited for a later one that never came (end of the run,
@@ -300,6 +336,17 @@ class _Worker:
         self.refused_senders = []
         self.outcomes.relay_deferred.extend(self.lost)
         self.lost = []
+        # Refused at RCPT TO with nothing after to tell: a refusal for relaying, or the
+        # same words for several domains, may be the relay's, so it is deferred (an
+        # attempt counted, never a bounce); any other is this recipient's bounce.
+        blanket = same_words_across_domains([refusal for _, refusal, _ in self.refused_rcpts])
+        for claimed, refusal, error in self.refused_rcpts:
+            if refusal.about_relaying or blanket:
+                why = "deferred, not bounced: no message since has shown whether the relay refuses every recipient"
+                self.outcomes.deferred.append((claimed, f"{error} ({why})"))
+            else:
+                self.outcomes.bounced.append((claimed, error))
+        self.refused_rcpts = []
 
     def _refuses_the_sender(self, exc: SenderRefused, rest: list[Claimed]) -> NoReturn:
         """Several messages in a row refused at MAIL FROM: the relay refuses the sender.
