@@ -179,6 +179,20 @@ def test_a_relay_refusing_every_recipient_for_relaying_stops_the_run_naming_the_
     assert sorted(sink.message_ids()) == sorted(ids)
 
 
+def test_with_several_workers_the_first_to_see_the_relay_refuse_every_recipient_stops_them_all_and_nobody_bounces(
+    smtp_app: App, sink: SmtpSink
+) -> None:
+    queue(smtp_app, 160)  # more than one batch for each of the workers
+    sink.faults.inject("rcpt", "554 5.7.1 Relay access denied")
+
+    with pytest.raises(RelayError, match="will not relay for this account"):
+        send(smtp_app, workers=3)
+
+    assert statuses(smtp_app) == {"pending": 160}
+    assert {(row["attempts"], row["claimed_by"]) for row in rows(smtp_app).values()} == {(0, None)}
+    assert subscriber_states(smtp_app) == {("active", 0)}
+
+
 def test_the_same_refusal_for_recipients_at_different_domains_condemns_the_relay_whatever_its_words(
     smtp_app: App, sink: SmtpSink
 ) -> None:

@@ -339,11 +339,14 @@ class _Worker:
         # Refused at RCPT TO with nothing after to tell: a refusal for relaying, or the
         # same words for several domains, may be the relay's, so it is deferred (an
         # attempt counted, never a bounce); any other is this recipient's bounce.
+        # When the run stops (another worker found the relay refusing every recipient, or
+        # SIGTERM) nothing was learnt about these messages: no attempt is counted.
         blanket = same_words_across_domains([refusal for _, refusal, _ in self.refused_rcpts])
+        undecided = self.outcomes.relay_deferred if self.stop.is_set() else self.outcomes.deferred
         for claimed, refusal, error in self.refused_rcpts:
             if refusal.about_relaying or blanket:
                 why = "deferred, not bounced: no message since has shown whether the relay refuses every recipient"
-                self.outcomes.deferred.append((claimed, f"{error} ({why})"))
+                undecided.append((claimed, f"{error} ({why})"))
             else:
                 self.outcomes.bounced.append((claimed, error))
         self.refused_rcpts = []
