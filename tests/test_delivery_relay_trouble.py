@@ -29,7 +29,8 @@ from tests.delivery_fixtures import *  # noqa: F403
 from tests.delivery_fixtures import DELIVERY, queue, rows, send, statuses
 
 COUNT = 5
-RUNS = DELIVERY["max_attempts"] + 2  # more runs than a message has attempts
+MAX_ATTEMPTS = int(DELIVERY["max_attempts"])
+RUNS = MAX_ATTEMPTS + 2  # more runs than a message has attempts
 
 
 def subscriber_states(app: App) -> set[tuple[str, int]]:
@@ -122,7 +123,7 @@ def test_a_message_the_relay_always_drops_while_others_go_uses_up_its_attempts_a
         send(smtp_app, now=when, workers=1)
 
     row = rows(smtp_app)[ids[2]]
-    assert (row["status"], row["attempts"]) == ("failed", DELIVERY["max_attempts"])
+    assert (row["status"], row["attempts"]) == ("failed", MAX_ATTEMPTS)
     assert row["last_error"].startswith("gave up after 3 attempts")
     assert sorted(sink.message_ids()) == sorted(ids[:2] + ids[3:])
 
