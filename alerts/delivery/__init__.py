@@ -4,10 +4,14 @@ A message the outbox holds reaches the relay once, whatever fails on the way: a 
 marked sent only after the relay accepted it. Every reply is read for the stage it came
 at and the message it concerns: 4xx (and 552 at RCPT TO), timeouts and dropped
 connections leave that message pending with backoff; a 5xx at RCPT TO is a hard bounce
-(``delivery.max_bounces`` of them suppress the address); a 5xx at MAIL FROM, DATA or
+(``delivery.max_bounces`` of them suppress the address), unless recipient after recipient
+is refused alike for relaying or authentication, which stops the run naming
+``delivery.smtp`` and bounces nobody (:mod:`alerts.delivery.policy`); a 5xx at MAIL FROM, DATA or
 after the body fails that message. Only what condemns the relay (refused, TLS, AUTH,
 421, the sender refused for message after message) pauses a worker or stops the run,
-naming the cause. After any error the session is reset or replaced, so the next message
+naming the cause; what the relay suffers (down, 421, sessions dropped) defers the
+messages it met with the relay's backoff and counts no attempt against them, so an
+outage of any length fails no mail. After any error the session is reset or replaced, so the next message
 goes through in the same run. A crash leaves claimed rows to be sent again after their
 lease, with the same Message-ID.
 

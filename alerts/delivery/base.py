@@ -27,6 +27,7 @@ __all__ = [
     "RelayUnavailable",
     "Sender",
     "SenderRefused",
+    "SessionLost",
     "Stage",
     "TemporaryFailure",
 ]
@@ -89,13 +90,28 @@ class TemporaryFailure(DeliveryFailure):
 
 class RelayUnavailable(TemporaryFailure):
     """The relay, not the message: no session could be opened (refused, timed out, a
-    4xx greeting or EHLO, a temporary TLS or AUTH failure) or the relay closed it with
-    421. The row is deferred; a worker that keeps getting this stops for this run rather
-    than burn every message's attempts."""
+    4xx greeting or EHLO, a temporary TLS or AUTH failure). The row is deferred with
+    the relay's backoff and no attempt is counted against it (a long outage must not
+    use up ``delivery.max_attempts``); a worker that keeps getting this stops for this
+    run."""
+
+
+class SessionLost(RelayUnavailable):
+    """The relay closed the session in the middle of this message (421, or dropped it
+    with no reply). That may be the relay's trouble or this message's (one the relay
+    chokes on): the dispatcher counts an attempt only once a later message shows the
+    relay working; otherwise it is the relay's, like :class:`RelayUnavailable`."""
 
 
 class RecipientRefused(DeliveryFailure):
-    """A 5xx reply at RCPT TO: a hard bounce."""
+    """A 5xx reply at RCPT TO: a hard bounce, unless it turns out to be the relay
+    refusing to relay at all (see :mod:`alerts.delivery.policy`). ``code`` and
+    ``detail`` (the reply's text) let the dispatcher compare refusals."""
+
+    def __init__(self, text: str, stage: Stage = Stage.RCPT, *, code: int = 550, detail: str = ""):
+        super().__init__(text, stage)
+        self.code = code
+        self.detail = detail
 
 
 class MessageRefused(DeliveryFailure):

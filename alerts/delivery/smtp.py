@@ -26,6 +26,7 @@ from alerts.delivery.base import (
     RelayError,
     RelayUnavailable,
     SenderRefused,
+    SessionLost,
     Stage,
     TemporaryFailure,
 )
@@ -254,7 +255,7 @@ class SmtpConnection:
             # Dropped or timed out. From DATA on we cannot know whether it went, so it
             # is tried again (with the same Message-ID) on a new connection.
             self._drop()
-            raise TemporaryFailure(f"{stage}: connection lost: {_describe(exc)}", stage) from None
+            raise SessionLost(f"{stage}: connection lost: {_describe(exc)}", stage) from None
 
     def close(self) -> None:
         if self._smtp is not None:
@@ -270,7 +271,7 @@ class SmtpConnection:
         reply = f"{stage}: {code} {_text(text)}"
         if code == CLOSING:
             self._drop()
-            raise RelayUnavailable(f"the relay closed the session at {reply}", stage)
+            raise SessionLost(f"the relay closed the session at {reply}", stage)
         if not 400 <= code < 600:  # not an answer SMTP allows here: start afresh
             self._drop()
             raise TemporaryFailure(f"{stage}: unexpected reply {code} {_text(text)}", stage)
@@ -280,7 +281,7 @@ class SmtpConnection:
             # RFC 5321 4.5.3.1.10: 552 at RCPT TO is to be treated as temporary.
             raise TemporaryFailure(reply, stage)
         if stage is Stage.RCPT:
-            raise RecipientRefused(reply, stage)
+            raise RecipientRefused(reply, stage, code=code, detail=_text(text))
         if stage is Stage.MAIL and not _about_size(code, text):
             raise SenderRefused(reply, envelope_from)
         raise MessageRefused(reply, stage)

@@ -32,10 +32,12 @@ from alerts.delivery.base import (
     RelayUnavailable,
     Sender,
     SenderRefused,
+    SessionLost,
     Stage,
     TemporaryFailure,
 )
 from alerts.delivery.dkim import DkimSigner
+from alerts.delivery.policy import RcptRefusal, condemns_the_relay, same_words_across_domains
 from alerts.errors import AlertsError
 from alerts.store import StoreError
 from alerts.store.outbox import (
@@ -61,6 +63,8 @@ SENDER_REFUSED_LIMIT = 3
 RECLAIM_EVERY = 5.0
 #: Stages a message reaches only once the relay accepted MAIL FROM.
 PAST_MAIL_FROM = frozenset({Stage.RCPT, Stage.DATA, Stage.BODY})
+#: Stages a message reaches only once the relay accepted its recipient.
+PAST_RCPT = frozenset({Stage.DATA, Stage.BODY})
 
 
 @dataclass
@@ -162,6 +166,18 @@ class _Worker:
         #: relay lets that one past MAIL FROM, they failed for their own sake; if it refuses
         #: it too, the relay may be refusing the sender, and they must not fail for that.
         self.refused_senders: list[tuple[Claimed, SenderRefused]] = []
+        #: Messages in whose middle the relay closed the session (421, or no reply):
+        #: whether that was the relay's trouble or the message's waits for the next one.
+        #: If the relay carries a later message past MAIL FROM, the attempt counts; if
+        #: not, it was the relay's, and no attempt is counted.
+        self.lost: list[tuple[Claimed, str]] = []
+        #: Recipients refused at RCPT TO since a message last got past it, whose verdict
+        #: waits for a later message: if the relay takes that one's recipient, they were
+        #: refused for their own sake (bounces); if it refuses recipient after recipient
+        #: alike, it is the relay refusing to relay, and nobody bounces for that.
+        self.refused_rcpts: list[tuple[Claimed, RcptRefusal, str]] = []
+        #: Sessions in a row that failed for the relay's sake.
+        self.unavailable = 0
         self.marks: SentMarks | None = None
         self.reclaimed_at = time.monotonic()
 
@@ -178,13 +194,12 @@ class _Worker:
                 if batch and not self._send_batch(connection, batch):
                     return
                 if self.stop.is_set():
-                    self._undecided_senders()
+                    self._undecided()
                     self._flush()
                     return
                 batch, suppressed = self._flush_and_claim()
-            if self.refused_senders:
-                self._undecided_senders()
-                self._flush()
+            self._undecided()
+            self._flush()
         finally:
             connection.close()
             if self.marks is not None:
@@ -200,7 +215,6 @@ class _Worker:
     def _send_batch(self, connection: Connection, batch: list[Claimed]) -> bool:
         """Send a claimed batch; False when this worker should stop."""
         lease_until = self.clock() + self.d.outbox.lease
-        unavailable = 0
         # Each message is built and DKIM-signed by a build thread while the one before it
         # is on the wire, so this connection spends its time in SMTP, not in templates
         # and RSA.
@@ -225,18 +239,20 @@ class _Worker:
                 self._give_back(batch[position:], stopped=False)
                 raise
             except RelayUnavailable as exc:
-                unavailable += 1
+                self.unavailable += 1
                 self.unreachable = str(exc)
-                self.outcomes.deferred.append((claimed, str(exc)))
-                if unavailable >= UNAVAILABLE_LIMIT:
-                    self._flush()
+                if isinstance(exc, SessionLost):
+                    self.lost.append((claimed, str(exc)))
+                else:
+                    self.outcomes.relay_deferred.append((claimed, str(exc)))
+                if self.unavailable >= UNAVAILABLE_LIMIT:
                     return self._give_back(batch[position + 1 :], stopped=False)
             except TemporaryFailure as exc:
                 self._past_mail_from(exc.stage)
                 self.outcomes.deferred.append((claimed, str(exc)))
             except RecipientRefused as exc:
                 self._past_mail_from(exc.stage)
-                self.outcomes.bounced.append((claimed, str(exc)))
+                self._refused_recipient(claimed, exc, batch[position + 1 :])
             except SenderRefused as exc:
                 self.refused_senders.append((claimed, exc))
                 if len(self.refused_senders) >= SENDER_REFUSED_LIMIT:
@@ -247,8 +263,6 @@ class _Worker:
             except _BuildError as exc:
                 self.outcomes.deferred.append((claimed, str(exc)))
             else:
-                unavailable = 0
-                self.unreachable = None
                 self._past_mail_from(Stage.BODY)
                 self._sent(claimed)
             if time.monotonic() - self.unflushed_since >= self.d.flush_every:
@@ -266,19 +280,76 @@ class _Worker:
             self.advance(1)
 
     def _past_mail_from(self, stage: Stage | None) -> None:
-        """A message got past MAIL FROM: the sender is accepted, so the messages refused
-        there before it were refused for their own sake, and fail."""
-        if stage in PAST_MAIL_FROM and self.refused_senders:
+        """A message got past MAIL FROM: the relay works and accepts the sender, so the
+        messages refused at MAIL FROM before it were refused for their own sake, and
+        fail; and those in whose middle the session was lost may have caused it, and
+        count the attempt."""
+        if stage not in PAST_MAIL_FROM:
+            return
+        self.unavailable = 0
+        self.unreachable = None
+        if self.refused_senders:
             self.outcomes.failed.extend((claimed, str(exc)) for claimed, exc in self.refused_senders)
             self.refused_senders = []
+        if self.lost:
+            self.outcomes.deferred.extend(self.lost)
+            self.lost = []
+        if stage in PAST_RCPT and self.refused_rcpts:
+            # The relay takes recipients: those refused before were refused for their own
+            # sake. A refusal for relaying says nothing about the address, though: the
+            # message fails (this relay will not carry it) but nobody bounces.
+            for claimed, refusal, error in self.refused_rcpts:
+                if refusal.about_relaying:
+                    self.outcomes.failed.append((claimed, f"{error} (refused for relaying, not for the address)"))
+                else:
+                    self.outcomes.bounced.append((claimed, error))
+            self.refused_rcpts = []
 
-    def _undecided_senders(self) -> None:
-        """Messages refused at MAIL FROM with nothing after them to tell why: deferred, an
-        attempt counted, so that they neither fail for the sender's sake nor hold the
-        head of the queue."""
+    def _refused_recipient(self, claimed: Claimed, exc: RecipientRefused, rest: list[Claimed]) -> None:
+        self.refused_rcpts.append((claimed, RcptRefusal(claimed.item.email, exc.code, exc.detail), str(exc)))
+        refusals = [refusal for _, refusal, _ in self.refused_rcpts]
+        if not condemns_the_relay(refusals):
+            return
+        held = [c for c, _, _ in self.refused_rcpts]
+        self.refused_rcpts = []
+        self._give_back(held + rest, stopped=False)
+        domains = sorted({r.domain for r in refusals})
+        raise RelayError(
+            f'the relay refused {len(held)} recipients in a row at RCPT TO with "{exc.code} {exc.detail}"'
+            f" (at {', '.join(domains)}): it will not relay for this account, which says nothing of the"
+            " addresses; the messages stay queued and no address was counted as a bounce",
+            where="delivery.smtp",
+            hint="check delivery.smtp.username and the password: the relay must let this account send to other"
+            " domains; and delivery.smtp.host: the relay for sending, not a domain's own mail server",
+        )
+
+    def _undecided(self) -> None:
+        """Messages whose verdict waited for a later one that never came (end of the run,
+        a stop, the relay given up on).
+
+        Refused at MAIL FROM: deferred, an attempt counted, so that they neither fail
+        for the sender's sake nor hold the head of the queue. Session lost in their
+        middle with no later message getting through: the relay's trouble, deferred with
+        no attempt counted."""
         why = "deferred: no other message has shown yet whether the relay refuses this message or the sender"
         self.outcomes.deferred.extend((claimed, f"{exc} ({why})") for claimed, exc in self.refused_senders)
         self.refused_senders = []
+        self.outcomes.relay_deferred.extend(self.lost)
+        self.lost = []
+        # Refused at RCPT TO with nothing after to tell: a refusal for relaying, or the
+        # same words for several domains, may be the relay's, so it is deferred (an
+        # attempt counted, never a bounce); any other is this recipient's bounce.
+        # When the run stops (another worker found the relay refusing every recipient, or
+        # SIGTERM) nothing was learnt about these messages: no attempt is counted.
+        blanket = same_words_across_domains([refusal for _, refusal, _ in self.refused_rcpts])
+        undecided = self.outcomes.relay_deferred if self.stop.is_set() else self.outcomes.deferred
+        for claimed, refusal, error in self.refused_rcpts:
+            if refusal.about_relaying or blanket:
+                why = "deferred, not bounced: no message since has shown whether the relay refuses every recipient"
+                undecided.append((claimed, f"{error} ({why})"))
+            else:
+                self.outcomes.bounced.append((claimed, error))
+        self.refused_rcpts = []
 
     def _refuses_the_sender(self, exc: SenderRefused, rest: list[Claimed]) -> NoReturn:
         """Several messages in a row refused at MAIL FROM: the relay refuses the sender.
@@ -353,7 +424,7 @@ class _Worker:
             self.advance(len(outcomes))
 
     def _give_back(self, rest: list[Claimed], *, stopped: bool) -> bool:
-        self._undecided_senders()
+        self._undecided()
         self._flush()
         if rest:
             self.d.outbox.release(self.name, [c.item.outbox_id for c in rest])

@@ -99,9 +99,14 @@ class Outcomes:
     deferred: list[tuple[Claimed, str]] = field(default_factory=list)
     bounced: list[tuple[Claimed, str]] = field(default_factory=list)
     failed: list[tuple[Claimed, str]] = field(default_factory=list)
+    #: Deferred for the relay's sake (down, closing sessions): pending again after the
+    #: relay's backoff, with no attempt counted, so an outage never fails mail for good.
+    relay_deferred: list[tuple[Claimed, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.sent) + len(self.deferred) + len(self.bounced) + len(self.failed)
+        return (
+            len(self.sent) + len(self.deferred) + len(self.bounced) + len(self.failed) + len(self.relay_deferred)
+        )
 
 
 @dataclass(frozen=True)
@@ -366,6 +371,10 @@ class Outbox:
                 )
             )
         changes = []
+        for claimed, error in outcomes.relay_deferred:
+            # The relay's backoff: the base delay, whatever the message's own attempts.
+            deferred += 1
+            changes.append((claimed, OutboxStatus.PENDING, now + self.retry.delay(1), error, 0))
         for claimed, error in outcomes.deferred:
             attempts = claimed.attempts + 1
             if attempts >= self.retry.max_attempts:
@@ -373,13 +382,13 @@ class Outbox:
                 error = f"gave up after {attempts} attempts: {error}"
             else:
                 status, due, deferred = OutboxStatus.PENDING, now + self.retry.delay(attempts), deferred + 1
-            changes.append((claimed, status, due, error))
+            changes.append((claimed, status, due, error, 1))
         for claimed, error in outcomes.failed:
             failed += 1
-            changes.append((claimed, OutboxStatus.FAILED, now, error))
+            changes.append((claimed, OutboxStatus.FAILED, now, error, 1))
         for claimed, error in outcomes.bounced:
             bounced.append(claimed.item.subscriber_id)
-            changes.append((claimed, OutboxStatus.BOUNCED, now, error))
+            changes.append((claimed, OutboxStatus.BOUNCED, now, error, 1))
         if changes:
             conn.execute(
                 update(outbox)
@@ -392,13 +401,13 @@ class Outbox:
                     status=bindparam("new_status"),
                     next_attempt_at=bindparam("due"),
                     last_error=bindparam("error"),
-                    attempts=outbox.c.attempts + 1,
+                    attempts=outbox.c.attempts + bindparam("counted"),
                     claimed_by=None,
                     claimed_until=None,
                 ),
                 [
-                    {"row_id": c.item.outbox_id, "new_status": s, "due": d, "error": e[:2000]}
-                    for c, s, d, e in changes
+                    {"row_id": c.item.outbox_id, "new_status": s, "due": d, "error": e[:2000], "counted": n}
+                    for c, s, d, e, n in changes
                 ],
             )
         return Recorded(len(outcomes.sent), deferred, failed, tuple(bounced))
