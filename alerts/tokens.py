@@ -35,6 +35,11 @@ UNSUBSCRIBE = "unsubscribe"
 MANAGE = "manage"
 CONFIRM = "confirm"
 PURPOSES = frozenset({UNSUBSCRIBE, MANAGE, CONFIRM})
+#: How long a manage link works. Every email carries a fresh one, and the "Manage your
+#: subscription" page mails one on request, so an old link found in a mailbox or a
+#: forwarded message stops working. Unsubscribe links never expire: leaving must always
+#: work, from the oldest email.
+MANAGE_MAX_AGE = 30 * 24 * 3600
 MIN_KEY_LENGTH = 16
 
 

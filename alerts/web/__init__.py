@@ -2,22 +2,30 @@
 
 Routes live with their concern: ``alerts.web.archive`` (archive pages, feeds) and
 ``alerts.web.subscriptions`` (subscribe, confirm, manage, unsubscribe). Stage errors
-become a page with the next step here, never a traceback.
+become a page with the next step here, never a traceback. Every request first passes
+the guards in ``alerts.web.guards`` (a bounded body, the host of ``site.base_url``).
 """
 
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from alerts.app import App
+from alerts.web.guards import BodyLimit, CanonicalHost, redact_access_log
 
 
 def create_app(app: App) -> Starlette:
     """The ASGI app for one configuration."""
     from alerts.web import archive, pages, subscriptions
 
+    redact_access_log()
     web = Starlette(
         routes=[*archive.routes(app), *subscriptions.routes(app)],
+        middleware=[
+            Middleware(BodyLimit),
+            Middleware(CanonicalHost, base_url=app.config.site.base_url),
+        ],
         # A friendly page naming the next step, never a bare "Not Found" or a traceback.
         exception_handlers={404: pages.http_error, 405: pages.http_error, 500: pages.http_error},
     )

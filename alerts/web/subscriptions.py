@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -39,7 +39,7 @@ from alerts.subscribers import (
     update_subscriber,
 )
 from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates, send_confirmation
-from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, link_signer
+from alerts.tokens import CONFIRM, MANAGE, MANAGE_MAX_AGE, UNSUBSCRIBE, link_signer
 from alerts.types import Frequency, Subscriber
 from alerts.web.pages import render, web_app
 
@@ -58,7 +58,8 @@ def routes(app: App) -> list[BaseRoute]:
         Route("/confirm", confirm, methods=["GET", "POST"], name="confirm"),
         Route("/manage", manage, methods=["GET", "POST"], name="manage"),
         Route("/unsubscribe", unsubscribe_page, methods=["GET", "POST"], name="unsubscribe"),
-        Route("/unsubscribe/one-click", one_click, methods=["POST"], name="one_click"),
+        # The List-Unsubscribe address: opened in a browser it is the unsubscribe page.
+        Route("/unsubscribe/one-click", one_click, methods=["GET", "POST"], name="one_click"),
     ]
 
 
@@ -67,7 +68,7 @@ def routes(app: App) -> list[BaseRoute]:
 
 async def subscribe(request: Request) -> Response:
     app = web_app(request)
-    if request.method == "GET":
+    if reading(request):
         form = {"frequency": "daily", "urgent": "yes", "areas": prefilled_area(app, request.query_params.get("area"))}
         return page(request, "subscribe.html", {"form": form, "errors": {}})
     if refused := foreign_origin(request):
@@ -89,7 +90,7 @@ async def confirm(request: Request) -> Response:
     """GET asks, POST confirms: mail scanners (Safe Links, corporate gateways) open every
     link in a message, so opening the link must not subscribe anybody."""
     app = web_app(request)
-    if request.method == "GET":
+    if reading(request):
         token = request.query_params.get("token")
     else:
         if refused := foreign_origin(request):
@@ -98,7 +99,7 @@ async def confirm(request: Request) -> Response:
     subscriber = subscriber_from(request, token, CONFIRM, max_age=CONFIRM_MAX_AGE)
     if isinstance(subscriber, Response):
         return subscriber
-    if subscriber.status is PENDING and request.method == "GET":
+    if subscriber.status is PENDING and reading(request):
         return page(request, "confirm.html", personal(app, subscriber, {"token": token}))
     confirmed = subscriber.status is PENDING and confirm_subscriber(app.store, subscriber.id, now=app.now())
     subscriber = get_subscriber(app.store, subscriber.id)  # as it is now, whoever changed it
@@ -110,7 +111,7 @@ async def confirm(request: Request) -> Response:
 
 async def manage(request: Request) -> Response:
     app = web_app(request)
-    if request.method == "POST":
+    if not reading(request):
         if refused := foreign_origin(request):
             return refused
         form = await form_fields(request)
@@ -118,13 +119,13 @@ async def manage(request: Request) -> Response:
     else:
         form = {}
         token = request.query_params.get("token")
-    subscriber = subscriber_from(request, token, MANAGE)
+    subscriber = subscriber_from(request, token, MANAGE, max_age=MANAGE_MAX_AGE)
     if isinstance(subscriber, Response):
         return subscriber
     if subscriber.status in OPTED_OUT:
         return page(request, "opted_out.html", personal(app, subscriber, {}))
     context = personal(app, subscriber, {"token": token, "errors": {}, "saved": False})
-    if request.method == "GET":
+    if reading(request):
         context["form"] = current_form(app, subscriber)
         return page(request, "manage.html", context)
     context["form"] = form
@@ -138,7 +139,7 @@ async def manage(request: Request) -> Response:
 
 async def unsubscribe_page(request: Request) -> Response:
     app = web_app(request)
-    if request.method == "GET":
+    if reading(request):
         token = request.query_params.get("token")
         subscriber = subscriber_from(request, token, UNSUBSCRIBE)
         if isinstance(subscriber, Response):
@@ -155,11 +156,18 @@ async def unsubscribe_page(request: Request) -> Response:
 
 
 async def one_click(request: Request) -> Response:
-    """RFC 8058: the mail provider POSTs ``List-Unsubscribe=One-Click`` here. Any POST
-    with a valid unsubscribe token is honoured (a POST is never a prefetch), answered
-    with 200 and no page to show."""
+    """RFC 8058: the mail provider POSTs ``List-Unsubscribe=One-Click`` here, and that
+    body is required (any other POST acts on nothing). Opened in a browser (GET, HEAD),
+    it is the unsubscribe page with its button; answered 200 with no page to show."""
+    if reading(request):
+        return await unsubscribe_page(request)
     app = web_app(request)
-    await request.body()  # read (and ignore) whatever form encoding the provider used
+    if not await one_click_body(request):
+        return PlainTextResponse(
+            "This address unsubscribes with the RFC 8058 body List-Unsubscribe=One-Click.\n",
+            status_code=400,
+            headers=PRIVATE,
+        )
     try:
         subscriber_id = link_signer(app.config).verify(request.query_params.get("token") or "", UNSUBSCRIBE)
         unsubscribe(app.store, subscriber_id, now=app.now())
@@ -169,6 +177,25 @@ async def one_click(request: Request) -> Response:
 
 
 # -- helpers --------------------------------------------------------------------
+
+
+def reading(request: Request) -> bool:
+    """GET and HEAD only read: they never change anything, whatever the link."""
+    return request.method in ("GET", "HEAD")
+
+
+async def one_click_body(request: Request) -> bool:
+    """Whether the body holds ``List-Unsubscribe=One-Click`` (RFC 8058 3.2), sent as
+    application/x-www-form-urlencoded or multipart/form-data; without a Content-Type
+    the body is read as the former."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        values = [str(value).strip() for value in (await request.form()).getlist("List-Unsubscribe")]
+    else:
+        values = parse_qs((await request.body()).decode("latin-1")).get("List-Unsubscribe", [])
+    return "One-Click" in values
 
 
 def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
@@ -186,13 +213,17 @@ def subscriber_from(request: Request, token: str | None, purpose: str, max_age: 
         return get_subscriber(app.store, link_signer(app.config).verify(token, purpose, max_age=max_age))
     except BadToken as exc:
         if exc.expired:
-            return bad_link(request, "This link has expired", "Confirmation links work for a week.", expired=True)
+            how_long = f"work for {(max_age or 0) // 86400} days"
+            reason = f"Confirmation links {how_long}." if purpose == CONFIRM else f"Links to change your alerts {how_long}."
+            return bad_link(request, "This link has expired", reason, expired=purpose)
         return bad_link(request, "This link is not valid", "It may have been cut short when it was copied.")
     except NotFound:
         return bad_link(request, "This link is not valid", "It belongs to a subscription that no longer exists.")
 
 
-def bad_link(request: Request, title: str, reason: str, *, expired: bool = False) -> Response:
+def bad_link(request: Request, title: str, reason: str, *, expired: str | None = None) -> Response:
+    """The 400 page for a link that does not work; ``expired`` names the purpose of an
+    expired one, so the page offers the way to a new link."""
     return page(request, "bad_link.html", {"title": title, "reason": reason, "expired": expired}, status=400)
 
 
@@ -207,7 +238,7 @@ def foreign_origin(request: Request) -> Response | None:
     return page(
         request,
         "bad_link.html",
-        {"title": "This form came from another site", "reason": "Nothing was changed.", "expired": False},
+        {"title": "This form came from another site", "reason": "Nothing was changed.", "expired": None},
         status=403,
     )
 
