@@ -194,6 +194,17 @@ class SecurityConfig(_Model):
     secret_key_file: Path = Path("var/secret.key")
 
 
+class RetentionConfig(_Model):
+    """How long personal data is kept (``alerts purge`` applies it; the privacy notice
+    states it). Days from the event: a message sent, a sign-up left unconfirmed, an
+    address unsubscribed or suppressed (then kept only as a keyed hash, so that it is
+    never added again)."""
+
+    sent_days: int = Field(default=7, ge=0)
+    pending_days: int = Field(default=7, ge=0)
+    unsubscribed_days: int = Field(default=28, ge=0)
+
+
 class Config(_Model):
     """Everything ``config.yaml`` says, validated; paths are absolute."""
 
@@ -210,6 +221,7 @@ class Config(_Model):
     delivery: DeliveryConfig = DeliveryConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     security: SecurityConfig = SecurityConfig()
+    retention: RetentionConfig = RetentionConfig()
     #: Directory the config file lives in; relative paths were resolved against it.
     root: Path = Path(".")
 

@@ -252,6 +252,9 @@ class DigestRenderer:
             # The areas this message is about, filled in on the form for whoever it is forwarded to.
             "subscribe_url": f"{base}/subscribe" + (f"?area={quote(','.join(areas), safe=',')}" if areas else ""),
             "places": places,
+            "privacy_url": f"{base}/privacy",
+            # A forwardable copy has no personal link: its owner asks for one by email.
+            "manage_request_url": f"{base}/manage",
             "css": self._css,
             "responsive_css": self._responsive,
             **placeholders,

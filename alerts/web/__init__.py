@@ -17,11 +17,11 @@ from alerts.web.guards import BodyLimit, CanonicalHost, redact_access_log
 
 def create_app(app: App) -> Starlette:
     """The ASGI app for one configuration."""
-    from alerts.web import archive, pages, subscriptions
+    from alerts.web import archive, pages, privacy, subscriptions
 
     redact_access_log()
     web = Starlette(
-        routes=[*archive.routes(app), *subscriptions.routes(app)],
+        routes=[*archive.routes(app), *subscriptions.routes(app), *privacy.routes(app)],
         middleware=[
             Middleware(BodyLimit),
             Middleware(CanonicalHost, base_url=app.config.site.base_url),
