@@ -77,6 +77,10 @@ def errors(html: str) -> list[str]:
     return re.findall(r'<p class="error" id="[a-z]+-error">(.*?)</p>', html)
 
 
+def ticked_areas(html: str) -> list[str]:
+    return re.findall(r'name="area" value="([^"]+)" checked', html)
+
+
 def queued_messages(app: App) -> list[EmailMessage]:
     with app.store.engine.connect() as conn:
         rows = conn.execute(
@@ -197,7 +201,7 @@ def test_manage_shows_the_current_choices(app: App, client: TestClient, subscrib
     response = client.get(f"/manage?token={token(app, subscriber.id, MANAGE)}")
     assert response.status_code == 200
     assert heading(response.text) == "Your alerts"
-    assert 'value="Medway"' in response.text
+    assert ticked_areas(response.text) == ["medway"]
     assert 'value="daily" checked' in response.text
     assert 'name="urgent" value="yes" checked' in response.text
 
@@ -467,12 +471,14 @@ def test_an_unknown_area_is_named_with_what_to_type_instead(client: TestClient) 
         assert message in errors(response.text)[0], errors(response.text)
 
 
-def test_the_archive_link_prefills_the_area(client: TestClient) -> None:
-    assert 'id="areas" name="areas" value="Medway"' in client.get("/subscribe?area=medway").text
-    assert 'id="areas" name="areas" value=""' in client.get("/subscribe?area=%3Cscript%3E").text
+def test_the_archive_link_ticks_the_area(client: TestClient) -> None:
+    assert ticked_areas(client.get("/subscribe?area=medway").text) == ["medway"]
+    assert ticked_areas(client.get("/subscribe?area=ME4").text) == ["medway"]
+    assert ticked_areas(client.get("/subscribe?area=%3Cscript%3E").text) == []
     # A forwarded digest's link names all its areas; one that names nothing is left out.
     page = client.get("/subscribe?area=chatham,medway,narnia,chatham").text
-    assert 'id="areas" name="areas" value="Chatham, Medway"' in page
+    assert ticked_areas(page) == ["medway", "chatham"]
+    assert 'id="areas" name="areas" value=""' in page
 
 
 def test_a_missing_confirmation_template_stops_the_web_app_at_start_up_naming_it(
@@ -495,3 +501,34 @@ def test_manage_names_every_bad_field_at_once(app: App, client: TestClient, subs
     found = errors(response.text)
     assert len(found) == 2 and any("Medwy" in e for e in found) and any("hourly" in e for e in found)
     assert get_subscriber(app.store, subscriber.id) == subscriber
+
+
+def test_areas_are_chosen_by_ticking_districts_and_towns_and_typing_more(app: App, client: TestClient) -> None:
+    page = client.get("/subscribe").text
+    # One box per district and town, grouped by district, no script on the page.
+    assert "<script" not in page
+    medway = re.search(r'<details class="district">\s*<summary>Medway</summary>(.*?)</details>', page, re.S)
+    assert medway, page
+    boxes = re.findall(r'name="area" value="([^"]+)"', medway.group(1))
+    assert boxes[0] == "medway" and {"chatham", "gillingham", "rochester"} <= set(boxes)
+    response = client.post(
+        "/subscribe",
+        data={"email": "tick@example.org", "area": ["chatham", "dover"], "areas": "TN23", "frequency": "weekly"},
+    )
+    assert response.status_code == 200, errors(response.text)
+    subscriber = find_subscriber(app.store, "tick@example.org")
+    assert subscriber is not None and set(subscriber.areas) == {"chatham", "dover", "ashford"}
+    # Nothing ticked and nothing typed: one clear error, the choices kept.
+    response = client.post("/subscribe", data={"email": "none@example.org", "frequency": "daily"})
+    assert response.status_code == 400 and errors(response.text) == ["At least one area is required."]
+    response = client.post("/subscribe", data={"email": "x@example.org", "area": ["dover", "narnia"], "frequency": "daily"})
+    assert response.status_code == 400 and "narnia" in errors(response.text)[0].lower()
+    assert ticked_areas(response.text) == ["dover"]  # what was ticked stays ticked
+
+
+def test_manage_ticks_the_current_areas_and_saves_the_new_boxes(app: App, client: TestClient, subscriber: Subscriber) -> None:
+    manage = token(app, subscriber.id, MANAGE)
+    response = client.post("/manage", data={"token": manage, "area": ["gillingham", "deal"], "frequency": "daily", "urgent": "yes"})
+    assert response.status_code == 200, errors(response.text)
+    assert set(get_subscriber(app.store, subscriber.id).areas) == {"gillingham", "deal"}
+    assert sorted(ticked_areas(client.get(f"/manage?token={manage}").text)) == ["deal", "gillingham"]

@@ -11,7 +11,9 @@ it; a foreign ``Origin`` is refused as well.
 
 from __future__ import annotations
 
+import functools
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,7 +22,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alerts.app import App
-from alerts.areas import Gazetteer
+from alerts.areas import AreaNode, Gazetteer
 from alerts.errors import AlertsError, BadToken, NotFound, UnknownArea
 from alerts.subscribers import (
     ACTIVE,
@@ -40,10 +42,12 @@ from alerts.subscribers import (
 )
 from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates, send_confirmation
 from alerts.tokens import CONFIRM, MANAGE, MANAGE_MAX_AGE, UNSUBSCRIBE, link_signer
-from alerts.types import Frequency, Subscriber
+from alerts.types import AreaKind, Frequency, Subscriber
 from alerts.web.pages import render, web_app
 
 MAX_FIELD = 1000
+#: More boxes than the form has are not read.
+MAX_TICKED = 500
 #: "A and B and C": tried as areas up to this many words (each try is a gazetteer lookup).
 MAX_AND_PARTS = 8
 # Pages reached by a personal link: never cached, and the token never leaks to another
@@ -69,7 +73,7 @@ def routes(app: App) -> list[BaseRoute]:
 async def subscribe(request: Request) -> Response:
     app = web_app(request)
     if reading(request):
-        form = {"frequency": "daily", "urgent": "yes", "areas": prefilled_area(app, request.query_params.get("area"))}
+        form = {"frequency": "daily", "urgent": "yes", "area": prefilled_area(app, request.query_params.get("area"))}
         return page(request, "subscribe.html", {"form": form, "errors": {}})
     if refused := foreign_origin(request):
         return refused
@@ -199,7 +203,8 @@ async def one_click_body(request: Request) -> bool:
 
 
 def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
-    response = render(request, f"subscriptions/{name}", {"feed_slug": None, **context}, status=status)
+    choices = area_choices(web_app(request).gazetteer)
+    response = render(request, f"subscriptions/{name}", {"feed_slug": None, "choices": choices, **context}, status=status)
     response.headers.update(PRIVATE)
     return response
 
@@ -249,9 +254,14 @@ def _origin(url: str) -> str:
 
 
 async def form_fields(request: Request) -> dict[str, str]:
-    """Form fields as single, trimmed, bounded strings (an over-long field is cut, not an error)."""
+    """Form fields as single, trimmed, bounded strings (an over-long field is cut, not an
+    error). The ticked area boxes (``area``, one value each) become one comma-separated
+    field, as a slug never holds a comma."""
     form = await request.form()
-    return {key: str(value).strip()[:MAX_FIELD] for key, value in form.items() if isinstance(value, str)}
+    fields = {key: str(value).strip()[:MAX_FIELD] for key, value in form.items() if isinstance(value, str)}
+    ticked = [str(value).strip()[:100] for value in form.getlist("area")[:MAX_TICKED] if isinstance(value, str)]
+    fields["area"] = ",".join(value for value in ticked if value and "," not in value)
+    return fields
 
 
 def checked_fields(app: App, form: dict[str, str], names: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -259,7 +269,9 @@ def checked_fields(app: App, form: dict[str, str], names: tuple[str, ...]) -> tu
     (every bad field is named at once, not the first only)."""
     checks = {
         "email": lambda: normalise_email(form.get("email", "")),
-        "areas": lambda: resolve_areas(app.gazetteer, split_areas(form.get("areas", ""), app.gazetteer)),
+        "areas": lambda: resolve_areas(
+            app.gazetteer, [*filter(None, form.get("area", "").split(",")), *split_areas(form.get("areas", ""), app.gazetteer)]
+        ),
         "frequency": lambda: parse_frequency(form.get("frequency", "")),
     }
     values: dict[str, Any] = {}
@@ -312,14 +324,42 @@ def _names_an_area(gazetteer: Gazetteer, text: str) -> bool:
 
 def prefilled_area(app: App, asked: str | None) -> str:
     """The areas a link names (``?area=medway`` from an archive page, ``?area=chatham,
-    gillingham`` from a forwarded digest), by name; any that name nothing are left out."""
-    names = []
+    gillingham`` from a forwarded digest), as the boxes to tick; any that name nothing
+    are left out."""
+    slugs = []
     for part in (asked or "")[:300].split(",")[:20]:
         try:
-            names.append(app.gazetteer.node(app.gazetteer.resolve(part)).name)
+            slugs.append(app.gazetteer.resolve(part))
         except UnknownArea:
             continue
-    return ", ".join(dict.fromkeys(names))
+    return ",".join(dict.fromkeys(slugs))
+
+
+@dataclass(frozen=True)
+class AreaChoices:
+    """The boxes on the form: the whole force, then each district with its towns."""
+
+    force: AreaNode
+    districts: tuple[tuple[AreaNode, tuple[AreaNode, ...]], ...]
+
+    @property
+    def slugs(self) -> frozenset[str]:
+        return frozenset(
+            [self.force.slug, *(d.slug for d, _ in self.districts), *(t.slug for _, ts in self.districts for t in ts)]
+        )
+
+
+@functools.lru_cache(maxsize=4)
+def area_choices(gazetteer: Gazetteer) -> AreaChoices:
+    areas = gazetteer.feed_areas()
+    districts = [node for node in areas if node.kind is AreaKind.DISTRICT]
+    return AreaChoices(
+        force=gazetteer.root,
+        districts=tuple(
+            (district, tuple(node for node in areas if node.parent == district.slug and node.kind is not AreaKind.DISTRICT))
+            for district in districts
+        ),
+    )
 
 
 def area_names(app: App, subscriber: Subscriber) -> list[str]:
@@ -332,8 +372,12 @@ def and_list(names: list[str]) -> str:
 
 
 def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
+    """The form as the subscriber's preferences fill it: their areas ticked, and any
+    that have no box (a village below a town) typed."""
+    boxes = area_choices(app.gazetteer).slugs
     return {
-        "areas": ", ".join(area_names(app, subscriber)),
+        "area": ",".join(slug for slug in subscriber.areas if slug in boxes),
+        "areas": ", ".join(_area_name(app.gazetteer, slug) for slug in subscriber.areas if slug not in boxes),
         "frequency": subscriber.frequency.value,
         "urgent": "yes" if subscriber.urgent else "no",
     }
