@@ -24,8 +24,8 @@ from starlette.responses import HTMLResponse
 
 from alerts.app import App
 from alerts.errors import AlertsError
-from alerts.feeds.model import FORMATS, absolute_html, feed_url, plain_text
-from alerts.text import sanitise_html
+from alerts.feeds.model import FORMATS, absolute_html, feed_url
+from alerts.text import plain_text, sanitise_html
 
 FEED_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
 
