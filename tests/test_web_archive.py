@@ -179,6 +179,9 @@ def test_area_pages_are_paged(write_config: Callable[..., Path], tmp_path: Path)
     assert 'rel="next"' in first
     second = client.get("/areas/dover?page=2").text
     assert "Advice number 04" in second and "Advice number 00" in second and 'rel="prev"' in second
+    # Each page has its own title: bookmarks, history and search results tell them apart.
+    assert "<title>Dover advisories · " in first
+    assert "<title>Dover advisories (page 2) · " in second
     app.close()
 
 
@@ -369,3 +372,37 @@ def test_alerts_web_with_a_bad_config_fails_before_serving(
     result = run_cli("web", "--port", "1", config=write_config(site={"base_url": "not a url"}))
     assert result.exit_code == 2
     assert "site.base_url" in result.output and result.output.count("\n") == 1
+
+
+def crumbs(html: str) -> list[str]:
+    nav = re.search(r'<nav class="crumbs" aria-label="Breadcrumb">(.*?)</nav>', html, re.S)
+    assert nav, html
+    return re.findall(r"<li><a [^>]*>([^<]+)</a></li>", nav.group(1))
+
+
+def test_the_advisory_breadcrumb_is_its_path_in_the_tree_and_places_are_listed_apart(site: App, client: TestClient) -> None:
+    with site.store.engine.begin() as conn:
+        first = sample_id(site)
+        conn.execute(advisory_areas.delete().where(advisory_areas.c.advisory_id == first))
+        conn.execute(insert(advisory_areas), [{"advisory_id": first, "area": area} for area in ("chatham", "gillingham")])
+    page = client.get(f"/advisories/{first}").text
+    # Siblings are not nested: the path leads to the district that holds both towns.
+    assert crumbs(page) == ["All areas", "Kent", "Medway"]
+    places = re.search(r'<p class="meta places">(.*?)</p>', page, re.S)
+    assert places and re.findall(r">([^<]+)</a>", places.group(1)) == ["Chatham", "Gillingham"]
+    with site.store.engine.begin() as conn:
+        conn.execute(advisory_areas.delete().where(advisory_areas.c.advisory_id == first, advisory_areas.c.area == "gillingham"))
+    assert crumbs(client.get(f"/advisories/{first}").text) == ["All areas", "Kent", "Medway", "Chatham"]
+    assert crumbs(client.get("/areas/chatham").text) == ["All areas", "Kent", "Medway", "Chatham"]
+
+
+@pytest.mark.parametrize("path", ["/", "/areas/medway", "/subscribe", "/privacy"])
+def test_html_pages_carry_an_etag_answer_304_and_are_gzipped(client: TestClient, path: str) -> None:
+    first = client.get(path, headers={"Accept-Encoding": "gzip"})
+    assert first.status_code == 200
+    assert first.headers["content-encoding"] == "gzip" and "accept-encoding" in first.headers["vary"].lower()
+    assert int(first.headers["content-length"]) < len(first.content) / 2  # sent compressed, read whole
+    etag = first.headers["etag"]
+    again = client.get(path, headers={"If-None-Match": etag, "Accept-Encoding": "identity"})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    assert client.get(path, headers={"If-None-Match": 'W/"other"'}).status_code == 200
