@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 
 from alerts.app import App
+from alerts.feeds.model import FORMATS
 from alerts.web.archive import GZIP_MIN
 from alerts.web.guards import BodyLimit, CanonicalHost, redact_access_log
 
@@ -27,8 +28,14 @@ def create_app(app: App) -> Starlette:
         middleware=[
             Middleware(BodyLimit),
             Middleware(CanonicalHost, base_url=app.config.site.base_url),
-            # Pages compress about 5:1; feeds come gzipped already and pass through.
-            Middleware(GZipMiddleware, minimum_size=GZIP_MIN),
+            # Pages compress about 5:1. Feeds are gzipped by feed_file itself (one
+            # stable ETag per encoding, from the bytes on disk), so they pass through.
+            Middleware(
+                GZipMiddleware,
+                minimum_size=GZIP_MIN,
+                compresslevel=6,
+                exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, *FORMATS.values()),
+            ),
         ],
         # A friendly page naming the next step, never a bare "Not Found" or a traceback.
         exception_handlers={404: pages.http_error, 405: pages.http_error, 500: pages.http_error},
