@@ -25,6 +25,7 @@ test: setup
 	$(BIN)/ruff check alerts tests benchmarks
 	$(BIN)/mypy alerts
 	scripts/install-system-packages chromium
+	scripts/install-axe-core
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:

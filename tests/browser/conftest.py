@@ -41,6 +41,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PHONE = {"width": 375, "height": 812}
+AXE = Path(os.environ.get("ALERTS_TEST_AXE", Path(__file__).resolve().parents[2] / ".cache/npm/node_modules/axe-core/axe.min.js"))
+#: The WCAG 2.2 AA rules (and the A and 2.0/2.1 ones they include).
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
@@ -93,3 +96,27 @@ def live_server(write_config: Callable[..., Path]) -> Iterator[Callable[..., Liv
             return LiveServer(url=url, app=app)
 
         yield start
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    if not AXE.exists():
+        pytest.skip(f"{AXE} is absent: run 'scripts/install-axe-core' (make test does)")
+    return AXE.read_text(encoding="utf-8")
+
+
+def axe_violations(page: Any, source: str) -> list[str]:
+    """Run axe-core's WCAG 2.2 AA rules on the page as it stands; one line per
+    violation and element, empty when there is none. The page's context must bypass
+    its Content-Security-Policy (``bypass_csp=True``), which forbids scripts."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(content=source)
+    result = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})",
+        AXE_TAGS,
+    )
+    return [
+        f"{violation['id']} ({violation['impact']}): {node['target']} {node['failureSummary']}"
+        for violation in result["violations"]
+        for node in violation["nodes"]
+    ]
