@@ -28,6 +28,7 @@ from itsdangerous.encoding import base64_encode, int_to_bytes
 
 from alerts.config import Config
 from alerts.errors import BadToken, ConfigError
+from alerts.types import Frequency
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,19 @@ PURPOSES = frozenset({UNSUBSCRIBE, MANAGE, CONFIRM})
 #: work, from the oldest email.
 MANAGE_MAX_AGE = 30 * 24 * 3600
 MIN_KEY_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What a confirmation link confirms: the subscriber, and the preferences the email
+    stated, signed into the link so that what is confirmed is what was mailed (a later
+    sign-up for the same address cannot change it). ``areas`` is None for a link made
+    before preferences travelled in it: then the stored ones are confirmed."""
+
+    subscriber_id: int
+    areas: tuple[str, ...] | None = None
+    frequency: Frequency | None = None
+    urgent: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -115,9 +129,46 @@ class LinkSigner:
             one_click_url=f"{self.base_url}/unsubscribe/one-click?token={unsubscribe}",
         )
 
-    def confirm_url(self, subscriber_id: int) -> str:
-        """The link in a confirmation email."""
-        return f"{self.base_url}/confirm?token={self.token(subscriber_id, CONFIRM)}"
+    def confirm_url(self, confirmation: Confirmation) -> str:
+        """The link in a confirmation email, carrying the preferences it states."""
+        return f"{self.base_url}/confirm?token={self.confirm_token(confirmation)}"
+
+    def confirm_token(self, confirmation: Confirmation) -> str:
+        if confirmation.areas is None or confirmation.frequency is None or confirmation.urgent is None:
+            return self.token(confirmation.subscriber_id, CONFIRM)
+        payload = [
+            int(confirmation.subscriber_id),
+            list(confirmation.areas),
+            Frequency(confirmation.frequency).value,
+            int(confirmation.urgent),
+        ]
+        token: str = self._serializers[CONFIRM].dumps(payload)
+        return token
+
+    def verify_confirmation(self, token: str, max_age: int | None = None) -> Confirmation:
+        """What a confirmation token confirms. Raises :class:`BadToken` as verify() does."""
+        serializer = self._serializer(CONFIRM)
+        try:
+            value = serializer.loads(token, max_age=max_age)
+        except SignatureExpired:
+            raise BadToken("this confirm link has expired", expired=True, hint="subscribe again for a new link") from None
+        except BadData:
+            raise BadToken("this confirm link is not valid", hint="copy the whole link from the email") from None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return Confirmation(value)  # a link made before preferences travelled in it
+        try:
+            subscriber_id, areas, frequency, urgent = value
+            confirmation = Confirmation(
+                subscriber_id=int(subscriber_id),
+                areas=tuple(str(area) for area in areas),
+                frequency=Frequency(frequency),
+                urgent=bool(urgent),
+            )
+        except (TypeError, ValueError):
+            raise BadToken("this confirm link is not valid") from None
+        if confirmation.subscriber_id < 1 or not confirmation.areas:
+            raise BadToken("this confirm link is not valid")
+        return confirmation
 
     def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
         try:

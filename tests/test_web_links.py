@@ -30,7 +30,7 @@ from alerts.subscribers import (
     get_subscriber,
     make_subscription,
 )
-from alerts.tokens import MANAGE, MANAGE_MAX_AGE, LinkSigner
+from alerts.tokens import MANAGE, MANAGE_MAX_AGE, Confirmation, LinkSigner
 from alerts.types import Subscriber
 from alerts.web import create_app
 from alerts.web.guards import MAX_BODY, RedactTokens, redact_tokens
@@ -121,7 +121,7 @@ def test_head_on_every_personal_link_changes_nothing(app: App, client: TestClien
     links = signer.links(active.id)
     for url in (links.one_click_url, links.unsubscribe_url, links.manage_url + "&areas=dover&frequency=weekly"):
         assert client.head(local(url)).status_code == 200, url
-    assert client.head(local(signer.confirm_url(pending.id))).status_code == 200
+    assert client.head(local(signer.confirm_url(Confirmation(pending.id, pending.areas, pending.frequency, pending.urgent)))).status_code == 200
     assert client.head("/subscribe?email=x@example.org&areas=medway&frequency=daily").status_code == 200
     assert get_subscriber(app.store, active.id) == active
     assert get_subscriber(app.store, pending.id) == pending

@@ -34,7 +34,7 @@ from alerts.subscribers import (
     suppress,
     unsubscribe,
 )
-from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, LinkSigner
+from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, Confirmation, LinkSigner
 from alerts.types import Frequency, Subscriber
 from alerts.web import create_app
 from tests.conftest import NOW, REPO
@@ -532,3 +532,35 @@ def test_manage_ticks_the_current_areas_and_saves_the_new_boxes(app: App, client
     assert response.status_code == 200, errors(response.text)
     assert set(get_subscriber(app.store, subscriber.id).areas) == {"gillingham", "deal"}
     assert sorted(ticked_areas(client.get(f"/manage?token={manage}").text)) == ["deal", "gillingham"]
+
+
+def test_what_is_confirmed_is_what_the_email_said_whoever_posts_the_form_since(app: App, client: TestClient) -> None:
+    client.post("/subscribe", data={"email": "owner@example.org", "area": ["medway"], "frequency": "weekly"})
+    # Someone else, within the resend window: no second email, and it cannot change
+    # what the owner's link confirms.
+    client.post("/subscribe", data={"email": "owner@example.org", "area": ["dover"], "frequency": "immediate", "urgent": "yes"})
+    [message] = queued_messages(app)
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "weekly alerts for Medway" in text
+    link = confirm_link(message)
+    page = client.get(path_of(link)).text
+    assert "weekly alerts for Medway" in page and "Dover" not in page
+    assert press_confirm(client, link) == "You are subscribed"
+    subscriber = find_subscriber(app.store, "owner@example.org")
+    assert subscriber is not None and subscriber.status is ACTIVE
+    assert subscriber.areas == ("medway",) and subscriber.frequency is Frequency.WEEKLY and not subscriber.urgent
+
+
+def test_a_confirmation_link_whose_preferences_were_changed_is_refused(app: App, client: TestClient) -> None:
+    pending = add_subscriber(
+        app.store, make_subscription(app.gazetteer, "p@example.org", ["medway"]), now=NOW, status=PENDING
+    )
+    signer = LinkSigner(app.config)
+    good = signer.confirm_token(Confirmation(pending.id, ("medway",), Frequency.DAILY, True))
+    _, timestamp, signature = good.split(".")
+    forged = signer.confirm_token(Confirmation(pending.id, ("dover",), Frequency.DAILY, True)).split(".")[0]
+    response = client.post("/confirm", data={"token": f"{forged}.{timestamp}.{signature}"})
+    assert response.status_code == 400 and heading(response.text) == "This link is not valid"
+    # A link mailed before preferences travelled in links confirms the stored ones.
+    assert press_confirm(client, f"/confirm?token={token(app, pending.id, CONFIRM)}") == "You are subscribed"
+    assert get_subscriber(app.store, pending.id).areas == ("medway",)

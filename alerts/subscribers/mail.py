@@ -26,7 +26,7 @@ from alerts.errors import ConfigError
 from alerts.schema import digests, outbox
 from alerts.store import Store
 from alerts.text import one_line
-from alerts.tokens import link_signer
+from alerts.tokens import Confirmation, link_signer
 from alerts.types import Subscriber
 
 CONFIRM = "confirm"
@@ -124,7 +124,10 @@ def send_confirmation(config: Config, store: Store, subscriber: Subscriber, area
         ).scalar_one()
     if recent:
         return None
-    confirm_url = link_signer(config).confirm_url(subscriber.id)
+    # The preferences the email states travel in its link: what is confirmed is what was mailed.
+    confirm_url = link_signer(config).confirm_url(
+        Confirmation(subscriber.id, subscriber.areas, subscriber.frequency, subscriber.urgent)
+    )
     subject, text, html = confirmation_content(config, subscriber, confirm_url, area_names)
     message_id = make_msgid(idstring=CONFIRM, domain=config.email.domain)
     message = build_transactional_message(config, subscriber, subject, text, html, now=now, message_id=message_id)

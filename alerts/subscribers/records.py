@@ -224,15 +224,20 @@ def apply_preferences(conn: Connection, subscriber_id: int, changes: Preferences
         set_areas(conn, subscriber_id, changes.areas)
 
 
-def confirm_subscriber(store: Store, subscriber_id: int, *, now: datetime) -> bool:
-    """Make a pending subscriber active, their watermark starting ``now``. False (and
-    nothing changes) when they are not pending: already active, or opted out since."""
+def confirm_subscriber(
+    store: Store, subscriber_id: int, *, now: datetime, preferences: Preferences | None = None
+) -> bool:
+    """Make a pending subscriber active, their watermark starting ``now``, with
+    ``preferences`` (those the confirmation email stated) in the same transaction. False
+    (and nothing changes) when they are not pending: already active, or opted out since."""
     with store.engine.begin() as conn:
         result = conn.execute(
             update(subscribers)
             .where(subscribers.c.id == subscriber_id, subscribers.c.status == PENDING.value)
             .values(status=ACTIVE.value, confirmed_at=now, watermark=now, status_changed_at=now, bounces=0)
         )
+        if result.rowcount == 1 and preferences is not None:
+            apply_preferences(conn, subscriber_id, preferences)
         return result.rowcount == 1
 
 

@@ -11,6 +11,7 @@ it; a foreign ``Origin`` is refused as well.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from alerts.subscribers import (
     update_subscriber,
 )
 from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates, send_confirmation
-from alerts.tokens import CONFIRM, MANAGE, MANAGE_MAX_AGE, UNSUBSCRIBE, link_signer
+from alerts.tokens import CONFIRM, MANAGE, MANAGE_MAX_AGE, UNSUBSCRIBE, Confirmation, link_signer
 from alerts.types import AreaKind, Frequency, Subscriber
 from alerts.web.pages import render, web_app
 
@@ -105,7 +106,11 @@ async def confirm(request: Request) -> Response:
         return subscriber
     if subscriber.status is PENDING and reading(request):
         return page(request, "confirm.html", personal(app, subscriber, {"token": token}))
-    confirmed = subscriber.status is PENDING and confirm_subscriber(app.store, subscriber.id, now=app.now())
+    # What the email stated (signed into its link) is what is confirmed.
+    stated = Preferences(areas=subscriber.areas, frequency=subscriber.frequency, urgent=subscriber.urgent)
+    confirmed = subscriber.status is PENDING and confirm_subscriber(
+        app.store, subscriber.id, now=app.now(), preferences=stated
+    )
     subscriber = get_subscriber(app.store, subscriber.id)  # as it is now, whoever changed it
     if subscriber.status is not ACTIVE:
         return bad_link(request, "This confirmation link no longer works", "The address was unsubscribed since it was sent.")
@@ -210,12 +215,17 @@ def page(request: Request, name: str, context: dict[str, Any], *, status: int = 
 
 
 def subscriber_from(request: Request, token: str | None, purpose: str, max_age: int | None = None) -> Subscriber | Response:
-    """The subscriber a token names, or the friendly 400 page saying what to do."""
+    """The subscriber a token names, or the friendly 400 page saying what to do. For a
+    confirmation link, with the preferences its email stated (signed into it)."""
     app = web_app(request)
     if not token:
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
+    signer = link_signer(app.config)
     try:
-        return get_subscriber(app.store, link_signer(app.config).verify(token, purpose, max_age=max_age))
+        if purpose == CONFIRM:
+            confirmation = signer.verify_confirmation(token, max_age=max_age)
+            return as_stated(get_subscriber(app.store, confirmation.subscriber_id), confirmation)
+        return get_subscriber(app.store, signer.verify(token, purpose, max_age=max_age))
     except BadToken as exc:
         if exc.expired:
             how_long = f"work for {(max_age or 0) // 86400} days"
@@ -224,6 +234,16 @@ def subscriber_from(request: Request, token: str | None, purpose: str, max_age: 
         return bad_link(request, "This link is not valid", "It may have been cut short when it was copied.")
     except NotFound:
         return bad_link(request, "This link is not valid", "It belongs to a subscription that no longer exists.")
+
+
+def as_stated(subscriber: Subscriber, confirmation: Confirmation) -> Subscriber:
+    """The subscriber with the preferences a confirmation link carries (a link made
+    before they travelled in it confirms the stored ones)."""
+    if confirmation.areas is None or confirmation.frequency is None or confirmation.urgent is None:
+        return subscriber
+    return dataclasses.replace(
+        subscriber, areas=confirmation.areas, frequency=confirmation.frequency, urgent=confirmation.urgent
+    )
 
 
 def bad_link(request: Request, title: str, reason: str, *, expired: str | None = None) -> Response:

@@ -16,7 +16,7 @@ from alerts.app import App
 from alerts.digest import queue_digests
 from alerts.subscribers import PENDING, add_subscriber, make_subscription
 from alerts.subscribers.mail import send_confirmation
-from alerts.tokens import LinkSigner
+from alerts.tokens import Confirmation, LinkSigner
 from alerts.types import Frequency, Priority
 from tests.browser.conftest import PHONE, LiveServer, axe_violations
 from tests.conftest import NOW
@@ -51,7 +51,7 @@ def people(site: LiveServer) -> dict[str, str]:
         "manage": links.manage_url,
         "unsubscribe": links.unsubscribe_url,
         "one_click": links.one_click_url,
-        "confirm": signer.confirm_url(pending.id),
+        "confirm": signer.confirm_url(Confirmation(pending.id, pending.areas, pending.frequency, pending.urgent)),
         "gone_unsubscribe": signer.links(gone.id).unsubscribe_url,
     }
 
