@@ -21,6 +21,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
@@ -55,6 +56,8 @@ class Confirmation:
     areas: tuple[str, ...] | None = None
     frequency: Frequency | None = None
     urgent: bool | None = None
+    #: When the link was made (set by verify_confirmation).
+    issued_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -149,13 +152,13 @@ class LinkSigner:
         """What a confirmation token confirms. Raises :class:`BadToken` as verify() does."""
         serializer = self._serializer(CONFIRM)
         try:
-            value = serializer.loads(token, max_age=max_age)
+            value, issued_at = serializer.loads(token, max_age=max_age, return_timestamp=True)
         except SignatureExpired:
             raise BadToken("this confirm link has expired", expired=True, hint="subscribe again for a new link") from None
         except BadData:
             raise BadToken("this confirm link is not valid", hint="copy the whole link from the email") from None
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            return Confirmation(value)  # a link made before preferences travelled in it
+            return Confirmation(value, issued_at=issued_at)  # made before preferences travelled in links
         try:
             subscriber_id, areas, frequency, urgent = value
             confirmation = Confirmation(
@@ -163,6 +166,7 @@ class LinkSigner:
                 areas=tuple(str(area) for area in areas),
                 frequency=Frequency(frequency),
                 urgent=bool(urgent),
+                issued_at=issued_at,
             )
         except (TypeError, ValueError):
             raise BadToken("this confirm link is not valid") from None

@@ -178,3 +178,8 @@ def queue_transactional(
                 ).returning(outbox.c.id)
             ).scalar_one()
         )
+
+
+def email_templates(config: Config) -> Environment:
+    """The Jinja2 environment for ``<templates>/email`` (autoescape for .html only)."""
+    return _environment(config.templates / "email")

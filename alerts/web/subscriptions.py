@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -29,6 +30,7 @@ from alerts.subscribers import (
     ACTIVE,
     OPTED_OUT,
     PENDING,
+    UNSUBSCRIBED,
     InvalidSubscriber,
     Preferences,
     Subscription,
@@ -37,11 +39,12 @@ from alerts.subscribers import (
     normalise_email,
     parse_frequency,
     resolve_areas,
-    resubscribe_pending,
     unsubscribe,
     update_subscriber,
 )
-from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates, send_confirmation
+from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates
+from alerts.subscribers.notices import check_notice_templates
+from alerts.subscribers.requests import quietly, request_manage_link, sign_up, welcome
 from alerts.tokens import CONFIRM, MANAGE, MANAGE_MAX_AGE, UNSUBSCRIBE, Confirmation, link_signer
 from alerts.types import AreaKind, Frequency, Subscriber
 from alerts.web.pages import render, web_app
@@ -58,6 +61,7 @@ PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Rob
 
 def routes(app: App) -> list[BaseRoute]:
     check_confirmation_templates(app.config)  # a sign-up must not be the first to find them missing
+    check_notice_templates(app.config)
     return [
         Route("/subscribe", subscribe, methods=["GET", "POST"], name="subscribe"),
         Route("/confirm", confirm, methods=["GET", "POST"], name="confirm"),
@@ -83,17 +87,17 @@ async def subscribe(request: Request) -> Response:
     if errors:
         return page(request, "subscribe.html", {"form": form, "errors": errors}, status=400)
     subscription = Subscription(**values, urgent=form.get("urgent") == "yes")
-    now = app.now()
-    subscriber, send = resubscribe_pending(app.store, subscription, now=now)
-    if send:
-        send_confirmation(app.config, app.store, subscriber, area_names(app, subscriber), now=now)
-    # The same answer whatever the address's state, so the form tells nobody who subscribes.
-    return page(request, "check_inbox.html", {"email": subscription.email})
+    # The same answer whatever the address's state, sent before anything is looked up
+    # (the work runs after it), so neither its words nor its timing tell who subscribes.
+    response = page(request, "check_inbox.html", {"email": subscription.email})
+    response.background = BackgroundTask(quietly, sign_up, app.config, app.store, app.gazetteer, subscription, app.now())
+    return response
 
 
 async def confirm(request: Request) -> Response:
     """GET asks, POST confirms: mail scanners (Safe Links, corporate gateways) open every
-    link in a message, so opening the link must not subscribe anybody."""
+    link in a message, so opening the link must not subscribe anybody. What is confirmed
+    is what the email stated (its link carries it); then a welcome email says it again."""
     app = web_app(request)
     if reading(request):
         token = request.query_params.get("token")
@@ -101,21 +105,26 @@ async def confirm(request: Request) -> Response:
         if refused := foreign_origin(request):
             return refused
         token = (await form_fields(request)).get("token")
-    subscriber = subscriber_from(request, token, CONFIRM, max_age=CONFIRM_MAX_AGE)
-    if isinstance(subscriber, Response):
-        return subscriber
-    if subscriber.status is PENDING and reading(request):
+    found = confirmation_from(request, token)
+    if isinstance(found, Response):
+        return found
+    confirmation, subscriber = found
+    waiting = subscriber.status is PENDING or signed_up_again(subscriber, confirmation)
+    if waiting and reading(request):
         return page(request, "confirm.html", personal(app, subscriber, {"token": token}))
-    # What the email stated (signed into its link) is what is confirmed.
     stated = Preferences(areas=subscriber.areas, frequency=subscriber.frequency, urgent=subscriber.urgent)
-    confirmed = subscriber.status is PENDING and confirm_subscriber(
-        app.store, subscriber.id, now=app.now(), preferences=stated
+    now = app.now()
+    confirmed = waiting and confirm_subscriber(
+        app.store, subscriber.id, now=now, preferences=stated, issued_at=confirmation.issued_at
     )
     subscriber = get_subscriber(app.store, subscriber.id)  # as it is now, whoever changed it
     if subscriber.status is not ACTIVE:
         return bad_link(request, "This confirmation link no longer works", "The address was unsubscribed since it was sent.")
     outcome = "confirmed" if confirmed else "already"
-    return page(request, "confirmed.html", personal(app, subscriber, {"outcome": outcome}))
+    response = page(request, "confirmed.html", personal(app, subscriber, {"outcome": outcome}))
+    if confirmed:
+        response.background = BackgroundTask(quietly, welcome, app.config, app.store, app.gazetteer, subscriber, now)
+    return response
 
 
 async def manage(request: Request) -> Response:
@@ -128,6 +137,8 @@ async def manage(request: Request) -> Response:
     else:
         form = {}
         token = request.query_params.get("token")
+    if not token:
+        return manage_by_email(request, form)
     subscriber = subscriber_from(request, token, MANAGE, max_age=MANAGE_MAX_AGE)
     if isinstance(subscriber, Response):
         return subscriber
@@ -144,6 +155,24 @@ async def manage(request: Request) -> Response:
     subscriber = update_subscriber(app.store, subscriber.id, Preferences(**values, urgent=form.get("urgent") == "yes"))
     context.update(personal(app, subscriber, {"saved": True, "form": current_form(app, subscriber)}))
     return page(request, "manage.html", context)
+
+
+def manage_by_email(request: Request, form: dict[str, str]) -> Response:
+    """"Manage your subscription" without a link: asks for the address and mails a
+    manage link to it. The same answer, at once, whatever the address (the look-up and
+    the mail come after it); a coordinator, whose copies carry no personal link, uses
+    this too."""
+    app = web_app(request)
+    if reading(request):
+        return page(request, "manage_request.html", {"form": {}, "errors": {}})
+    values, errors = checked_fields(app, form, ("email",))
+    if errors:
+        return page(request, "manage_request.html", {"form": form, "errors": errors}, status=400)
+    response = page(request, "check_inbox_manage.html", {"email": values["email"], "manage_days": MANAGE_MAX_AGE // 86400})
+    response.background = BackgroundTask(
+        quietly, request_manage_link, app.config, app.store, app.gazetteer, values["email"], app.now()
+    )
+    return response
 
 
 async def unsubscribe_page(request: Request) -> Response:
@@ -215,25 +244,44 @@ def page(request: Request, name: str, context: dict[str, Any], *, status: int = 
 
 
 def subscriber_from(request: Request, token: str | None, purpose: str, max_age: int | None = None) -> Subscriber | Response:
-    """The subscriber a token names, or the friendly 400 page saying what to do. For a
-    confirmation link, with the preferences its email stated (signed into it)."""
+    """The subscriber a token names, or the friendly 400 page saying what to do."""
     app = web_app(request)
     if not token:
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
-    signer = link_signer(app.config)
     try:
-        if purpose == CONFIRM:
-            confirmation = signer.verify_confirmation(token, max_age=max_age)
-            return as_stated(get_subscriber(app.store, confirmation.subscriber_id), confirmation)
-        return get_subscriber(app.store, signer.verify(token, purpose, max_age=max_age))
-    except BadToken as exc:
-        if exc.expired:
-            how_long = f"work for {(max_age or 0) // 86400} days"
-            reason = f"Confirmation links {how_long}." if purpose == CONFIRM else f"Links to change your alerts {how_long}."
-            return bad_link(request, "This link has expired", reason, expired=purpose)
-        return bad_link(request, "This link is not valid", "It may have been cut short when it was copied.")
-    except NotFound:
+        return get_subscriber(app.store, link_signer(app.config).verify(token, purpose, max_age=max_age))
+    except (BadToken, NotFound) as exc:
+        return link_error(request, exc, purpose, max_age)
+
+
+def confirmation_from(request: Request, token: str | None) -> tuple[Confirmation, Subscriber] | Response:
+    """What a confirmation link confirms, and its subscriber with the preferences the
+    email stated; or the friendly 400 page."""
+    app = web_app(request)
+    if not token:
+        return bad_link(request, "This link is incomplete", "The address has no token in it.")
+    try:
+        confirmation = link_signer(app.config).verify_confirmation(token, max_age=CONFIRM_MAX_AGE)
+        return confirmation, as_stated(get_subscriber(app.store, confirmation.subscriber_id), confirmation)
+    except (BadToken, NotFound) as exc:
+        return link_error(request, exc, CONFIRM, CONFIRM_MAX_AGE)
+
+
+def link_error(request: Request, exc: BadToken | NotFound, purpose: str, max_age: int | None) -> Response:
+    if isinstance(exc, NotFound):
         return bad_link(request, "This link is not valid", "It belongs to a subscription that no longer exists.")
+    if exc.expired:
+        how_long = f"work for {(max_age or 0) // 86400} days"
+        reason = f"Confirmation links {how_long}." if purpose == CONFIRM else f"Links to change your alerts {how_long}."
+        return bad_link(request, "This link has expired", reason, expired=purpose)
+    return bad_link(request, "This link is not valid", "It may have been cut short when it was copied.")
+
+
+def signed_up_again(subscriber: Subscriber, confirmation: Confirmation) -> bool:
+    """An unsubscribed address whose confirmation link was made after it left: its owner
+    asked to come back. (A link from before the unsubscribe does nothing.)"""
+    changed, issued = subscriber.status_changed_at, confirmation.issued_at
+    return subscriber.status is UNSUBSCRIBED and changed is not None and issued is not None and changed < issued
 
 
 def as_stated(subscriber: Subscriber, confirmation: Confirmation) -> Subscriber:
