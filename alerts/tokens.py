@@ -181,6 +181,20 @@ class LinkSigner:
             raise ValueError(f"unknown token purpose {purpose!r}; one of {sorted(PURPOSES)}") from None
 
 
+def keyed_hash(key: bytes, value: str) -> str:
+    """HMAC-SHA256 of ``value`` under a key derived for this use from a signing key."""
+    derived = hmac.new(key, b"area-alerts.keyed-hash", hashlib.sha256).digest()
+    return hmac.new(derived, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def mailbox_hashes(config: Config, email: str) -> list[str]:
+    """The keyed hash of a mailbox (the whole address in lower case) under each signing
+    key, the current one first: what is kept of an address once it may not be kept
+    itself. A key that is replaced keeps matching while it is listed as an older key."""
+    mailbox = email.strip().lower()
+    return [keyed_hash(key, mailbox) for key in load_secret_keys(config)]
+
+
 @functools.lru_cache(maxsize=8)
 def link_signer(config: Config) -> LinkSigner:
     """The signer for a configuration, made once: the key is read (or the key file made)

@@ -24,6 +24,7 @@ from alerts.subscribers import (
 from alerts.subscribers.lists import SubscriberListError, export_list, import_list
 from alerts.subscribers.mail import send_confirmation
 from alerts.subscribers.records import similar_addresses
+from alerts.subscribers.retention import hashed_opt_out, opt_out_checker
 from alerts.text import one_line
 from alerts.types import Frequency, Subscriber, SubscriberStatus
 
@@ -80,6 +81,9 @@ def add(
     except InvalidSubscriber as exc:
         fail(exc)
     now = app.now()
+    if find_subscriber(app.store, subscription.email) is None and hashed_opt_out(app.config, app.store, subscription.email):
+        fail(OptedOut(f"{subscription.email} opted out or was erased; it is not added again",
+                      hint="only its owner can subscribe again, on the subscribe page"), EXIT_FAILURES)
     try:
         subscriber, outcome = save_subscriber(
             app.store, subscription, now=now, status=PENDING if pending else SubscriberStatus.ACTIVE, origin="cli"
@@ -167,7 +171,10 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
         send_confirmation(app.config, app.store, subscriber, area_names(app, subscriber), now=now)
 
     try:
-        report = import_list(app.store, app.gazetteer, file, now=now, pending=pending, update=update, on_pending=confirm)
+        report = import_list(
+            app.store, app.gazetteer, file, now=now, pending=pending, update=update, on_pending=confirm,
+            hashed=opt_out_checker(app.config, app.store),
+        )
     except SubscriberListError as exc:
         fail(exc)
     if as_json:

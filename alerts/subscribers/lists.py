@@ -32,7 +32,7 @@ from alerts.subscribers.records import (
     PENDING,
     SUPPRESSED,
     UNSUBSCRIBED,
-    find_subscriber,
+    find_mailbox,
     get_subscriber,
     insert_subscriber,
     iter_subscribers,
@@ -218,12 +218,14 @@ def import_list(
     pending: bool = False,
     update: bool = False,
     on_pending: Callable[[Subscriber], None] | None = None,
+    hashed: Callable[[str], bool] | None = None,
 ) -> ImportReport:
     """Import a subscriber list. New addresses become active with their watermark at
     ``now`` (the coordinator vouches for them), or pending with ``pending`` (then
     ``on_pending`` is called for each, to send the confirmation). Existing pending or
     active ones keep their own preferences unless ``update``. Opted-out addresses are
-    skipped with the reason. Raises :class:`SubscriberListError` for an unreadable file.
+    skipped with the reason, and so are those ``hashed`` says are kept only as a hash
+    of an opt-out or an erasure. Raises :class:`SubscriberListError` for an unreadable file.
     """
     report = ImportReport()
     seen: dict[str, str] = {}
@@ -279,11 +281,11 @@ def import_list(
             report.bad.append(RowProblem(row.where, email, str(exc)))
             continue
         email = subscription.email
-        if email in seen:
-            report.bad.append(RowProblem(row.where, email, f"repeats the address on line {seen[email]}"))
+        if email.lower() in seen:  # one mailbox, however it is spelled
+            report.bad.append(RowProblem(row.where, email, f"repeats the address on line {seen[email.lower()]}"))
             continue
-        seen[email] = row.where.rsplit(":", 1)[1]
-        existing = find_subscriber(store, email) if email in stored else None
+        seen[email.lower()] = row.where.rsplit(":", 1)[1]
+        existing = find_mailbox(store, email) if email.lower() in stored else None
         if existing is None and wanted not in OPTED_OUT and email.lower() in opted_out_ids:
             existing = get_subscriber(store, opted_out_ids[email.lower()])
 
@@ -306,6 +308,11 @@ def import_list(
             how = "unsubscribed" if existing.status is UNSUBSCRIBED else "was suppressed"
             report.skipped.append(
                 RowProblem(row.where, email, f"{how}: not re-added (PECR); only they can subscribe again")
+            )
+            continue
+        if existing is None and hashed is not None and hashed(email):
+            report.skipped.append(
+                RowProblem(row.where, email, "opted out or erased (kept as a keyed hash): not re-added (PECR)")
             )
             continue
         if existing is not None and not update:
@@ -335,7 +342,7 @@ def _addresses(store: Store) -> tuple[set[str], dict[str, int]]:
         for subscriber_id, email, status in conn.execute(
             select(subscribers.c.id, subscribers.c.email, subscribers.c.status)
         ):
-            stored.add(email)
+            stored.add(email.lower())
             if status in opted_out_values:
                 opted_out[email.lower()] = subscriber_id
     return stored, opted_out

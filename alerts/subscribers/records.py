@@ -189,8 +189,8 @@ def add_subscriber(
         ).first()
         if existing is None:
             # Most mail systems ignore the case of the local part: Jo@ and jo@ are the
-            # same person, so an opt-out under either spelling blocks both.
-            existing = opted_out_variant(conn, subscription.email)
+            # same mailbox, one row (an opt-out under either spelling blocks both).
+            existing = mailbox_variant(conn, subscription.email)
         if existing is not None:
             if SubscriberStatus(existing.status) in OPTED_OUT:
                 raise opted_out(existing.email, SubscriberStatus(existing.status))
@@ -420,13 +420,14 @@ def save_subscriber(
     """Add a subscriber, or change an existing pending or active one to match
     ``subscription`` (its status stays). Returns the subscriber and ``"added"``,
     ``"updated"`` or ``"unchanged"``. Raises :class:`OptedOut` for an address that
-    unsubscribed or was suppressed: it is never added back."""
-    existing = find_subscriber(store, subscription.email)
+    unsubscribed or was suppressed: it is never added back. The address is compared
+    without case: another spelling of a stored mailbox is that subscriber."""
+    existing = find_mailbox(store, subscription.email)
     if existing is None:
         try:
             return add_subscriber(store, subscription, now=now, status=status, origin=origin), "added"
         except InvalidSubscriber:
-            existing = find_subscriber(store, subscription.email)  # added meanwhile
+            existing = find_mailbox(store, subscription.email)  # added meanwhile
             if existing is None:
                 raise
     if existing.status in OPTED_OUT:

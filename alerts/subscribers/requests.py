@@ -27,15 +27,17 @@ from datetime import datetime
 from alerts.areas import Gazetteer
 from alerts.config import Config
 from alerts.store import Store
+from alerts.subscribers.limits import MAILBOX, mailbox_key, take
 from alerts.subscribers.mail import send_confirmation
 from alerts.subscribers.notices import ALREADY, MANAGE_LINK, WELCOME, send_notice
 from alerts.subscribers.records import (
     ACTIVE,
     PENDING,
-    UNSUBSCRIBED,
+    SUPPRESSED,
     find_mailbox,
     resubscribe_pending,
 )
+from alerts.subscribers.retention import hashed_opt_out
 from alerts.subscribers.validation import Subscription
 from alerts.types import Subscriber
 
@@ -48,23 +50,29 @@ def area_names(gazetteer: Gazetteer, subscriber: Subscriber) -> list[str]:
 
 def sign_up(config: Config, store: Store, gazetteer: Gazetteer, subscription: Subscription, now: datetime) -> str:
     """Act on a sign-up from the form; returns what was done (for logs and tests):
-    ``confirm``, ``already`` or ``nothing``."""
+    ``confirm``, ``already``, ``limited`` (the mailbox had its mail for now) or
+    ``nothing``."""
+    if hashed_opt_out(config, store, subscription.email) == SUPPRESSED.value:
+        return "nothing"  # bounced or complained, and kept only as a hash: never mailed
     subscriber, send = resubscribe_pending(store, subscription, now=now)
-    if send and send_confirmation(config, store, subscriber, area_names(gazetteer, subscriber), now=now) is not None:
-        return "confirm"
-    if subscriber.status is ACTIVE and send_notice(
-        config, store, subscriber, ALREADY, area_names(gazetteer, subscriber), now=now
-    ) is not None:
-        return "already"
-    return "nothing"
+    if not send and subscriber.status is not ACTIVE:
+        return "nothing"
+    if not take(store, mailbox_key(config, subscription.email), MAILBOX, now):
+        return "limited"
+    names = area_names(gazetteer, subscriber)
+    if send:
+        return "confirm" if send_confirmation(config, store, subscriber, names, now=now) is not None else "nothing"
+    return "already" if send_notice(config, store, subscriber, ALREADY, names, now=now) is not None else "nothing"
 
 
 def request_manage_link(config: Config, store: Store, gazetteer: Gazetteer, email: str, now: datetime) -> str:
     """Act on "Manage your subscription" for ``email`` (any case): ``manage``,
     ``confirm`` (a pending sign-up is asked to confirm again) or ``nothing``."""
     subscriber = find_mailbox(store, email)
-    if subscriber is None or subscriber.status is UNSUBSCRIBED:
+    if subscriber is None or subscriber.status not in (ACTIVE, PENDING):
         return "nothing"
+    if not take(store, mailbox_key(config, email), MAILBOX, now):
+        return "limited"
     names = area_names(gazetteer, subscriber)
     if subscriber.status is PENDING:
         return "confirm" if send_confirmation(config, store, subscriber, names, now=now) is not None else "nothing"
