@@ -49,15 +49,30 @@ def client_key(config: Config, address: str) -> str:
 def take(store: Store, key: str, limit: Limit, now: datetime) -> bool:
     """Count one use of ``key`` if ``limit`` allows it now; False (and nothing counted)
     if not."""
+    for _attempt in range(2):
+        counted = _count(store, key, limit, now)
+        if counted is not None:
+            return counted
+        try:
+            with store.engine.begin() as conn:
+                conn.execute(insert(mail_limits).values(key=key, last_at=now, window_start=now, count=1))
+            return True
+        except IntegrityError:
+            continue  # another process made the row meanwhile: count against it
+    return False
+
+
+def _count(store: Store, key: str, limit: Limit, now: datetime) -> bool | None:
+    """Count a use against the key's row: True, False when the limit says no, None when
+    there is no row yet."""
     fresh = mail_limits.c.window_start <= now - limit.window
+    allowed = [mail_limits.c.key == key, or_(fresh, mail_limits.c.count < limit.per_window)]
+    if limit.gap:
+        allowed.append(mail_limits.c.last_at <= now - limit.gap)
     with store.engine.begin() as conn:
         counted = conn.execute(
             update(mail_limits)
-            .where(
-                mail_limits.c.key == key,
-                mail_limits.c.last_at <= now - limit.gap,
-                or_(fresh, mail_limits.c.count < limit.per_window),
-            )
+            .where(*allowed)
             .values(
                 last_at=now,
                 window_start=case((fresh, now), else_=mail_limits.c.window_start),
@@ -66,14 +81,7 @@ def take(store: Store, key: str, limit: Limit, now: datetime) -> bool:
         )
         if counted.rowcount == 1:
             return True
-        if conn.execute(select(mail_limits.c.key).where(mail_limits.c.key == key)).first() is not None:
-            return False
-    try:
-        with store.engine.begin() as conn:
-            conn.execute(insert(mail_limits).values(key=key, last_at=now, window_start=now, count=1))
-    except IntegrityError:
-        return False  # another process made the row first: its use is the one counted
-    return True
+        return False if conn.execute(select(mail_limits.c.key).where(mail_limits.c.key == key)).first() else None
 
 
 def prune_limits(store: Store, now: datetime, keep: timedelta = timedelta(days=1)) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -42,6 +43,7 @@ from alerts.subscribers import (
     unsubscribe,
     update_subscriber,
 )
+from alerts.subscribers.limits import CLIENT, client_key, take
 from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates
 from alerts.subscribers.notices import check_notice_templates
 from alerts.subscribers.requests import quietly, request_manage_link, sign_up, welcome
@@ -87,6 +89,8 @@ async def subscribe(request: Request) -> Response:
     if errors:
         return page(request, "subscribe.html", {"form": form, "errors": errors}, status=400)
     subscription = Subscription(**values, urgent=form.get("urgent") == "yes")
+    if limited := await too_many(request):
+        return limited
     # The same answer whatever the address's state, sent before anything is looked up
     # (the work runs after it), so neither its words nor its timing tell who subscribes.
     response = page(request, "check_inbox.html", {"email": subscription.email})
@@ -138,7 +142,7 @@ async def manage(request: Request) -> Response:
         form = {}
         token = request.query_params.get("token")
     if not token:
-        return manage_by_email(request, form)
+        return await manage_by_email(request, form)
     subscriber = subscriber_from(request, token, MANAGE, max_age=MANAGE_MAX_AGE)
     if isinstance(subscriber, Response):
         return subscriber
@@ -157,7 +161,26 @@ async def manage(request: Request) -> Response:
     return page(request, "manage.html", context)
 
 
-def manage_by_email(request: Request, form: dict[str, str]) -> Response:
+async def too_many(request: Request) -> Response | None:
+    """The 429 page when this client address has set off too much mail lately (the
+    count is in the database, so it holds across web processes); None otherwise. It
+    says nothing about any address, and is checked the same way for all of them."""
+    app = web_app(request)
+    client = request.client.host if request.client else "unknown"
+    allowed = await run_in_threadpool(take, app.store, client_key(app.config, client), CLIENT, app.now())
+    if allowed:
+        return None
+    response = page(
+        request,
+        "bad_link.html",
+        {"title": "Too many requests", "reason": "This connection has sent the form too often. Please try again in an hour.", "expired": None},
+        status=429,
+    )
+    response.headers["Retry-After"] = str(int(CLIENT.window.total_seconds()))
+    return response
+
+
+async def manage_by_email(request: Request, form: dict[str, str]) -> Response:
     """"Manage your subscription" without a link: asks for the address and mails a
     manage link to it. The same answer, at once, whatever the address (the look-up and
     the mail come after it); a coordinator, whose copies carry no personal link, uses
@@ -168,6 +191,8 @@ def manage_by_email(request: Request, form: dict[str, str]) -> Response:
     values, errors = checked_fields(app, form, ("email",))
     if errors:
         return page(request, "manage_request.html", {"form": form, "errors": errors}, status=400)
+    if limited := await too_many(request):
+        return limited
     response = page(request, "check_inbox_manage.html", {"email": values["email"], "manage_days": MANAGE_MAX_AGE // 86400})
     response.background = BackgroundTask(
         quietly, request_manage_link, app.config, app.store, app.gazetteer, values["email"], app.now()
