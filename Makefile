@@ -23,7 +23,8 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check alerts tests benchmarks
-	$(BIN)/mypy alerts
+	$(BIN)/mypy --strict alerts
+	$(BIN)/mypy tests benchmarks
 	scripts/install-system-packages chromium
 	scripts/install-axe-core
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

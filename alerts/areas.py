@@ -106,6 +106,15 @@ class Gazetteer:
         except KeyError:
             raise self._unknown(slug) from None
 
+    def name_of(self, slug: str) -> str:
+        """The area's name as residents know it ('Medway'), or the slug itself for an area
+        this gazetteer does not hold (one stored under an older gazetteer)."""
+        node = self.nodes.get(slug)
+        return node.name if node else slug
+
+    def names_of(self, slugs: Iterable[str]) -> list[str]:
+        return [self.name_of(slug) for slug in slugs]
+
     def ancestors(self, slug: str) -> list[str]:
         """Parent, grandparent, ... up to the force."""
         chain = []

@@ -11,6 +11,14 @@ content (with the personal links at their longest). The HTML part is ASCII with 
 lines, so it is normally 7bit and the links are substituted straight into the bytes;
 a part that needs quoted-printable or base64 is encoded per message after
 substitution, since an encoder could split a placeholder.
+
+Why a second way to build an email exists (``alerts.subscribers.mail``): a confirmation
+goes to one person, once, and is complete when it is queued (its signed link, Date and
+Message-ID are fixed then, so a retry resends the very same bytes). The stdlib
+``EmailMessage`` builds it, correct by construction, and it is queued whole; here it is
+only read back (:class:`_Finished`). This module's byte-level composing exists for the
+other case only: one rendered digest going to thousands, where per-message cost
+matters. Both reach the relay through :class:`MessageFactory`.
 """
 
 from __future__ import annotations
@@ -22,22 +30,18 @@ import functools
 import re
 import secrets
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import select
 
 from alerts.config import Config
 from alerts.errors import AlertsError, NotFound
-from alerts.schema import digests
+from alerts.store.advisories import Store
+from alerts.store.digests import StoredDigest, load_digest
 from alerts.text import one_line
 from alerts.tokens import LinkSigner, PersonalLinks
-
-if TYPE_CHECKING:  # alerts.digest imports this module
-    from alerts.digest.render import RenderedDigest
+from alerts.types import OutboxItem, RenderedDigest
 
 CRLF = b"\r\n"
 #: How the email package decides a part's transfer encoding: 7bit-clean output (no
@@ -53,19 +57,6 @@ _PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]*$")
 
 class MessageError(AlertsError):
     """A message cannot be built (a bad address or Message-ID in the outbox row)."""
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """One outbox row to turn into a message. ``name`` is the subscriber's display name
-    for the To header (optional)."""
-
-    outbox_id: int
-    subscriber_id: int
-    digest_id: int
-    message_id: str
-    email: str
-    name: str | None = None
 
 
 def new_message_id(domain: str) -> str:
@@ -175,15 +166,15 @@ class PreparedDigest:
         )
 
     @classmethod
-    def from_row(cls, row: Any, config: Config) -> PreparedDigest:
-        """From a ``digests`` row (a transactional one, such as a confirmation, gets no
+    def from_stored(cls, digest: StoredDigest, config: Config) -> PreparedDigest:
+        """From a stored digest (a transactional one, such as a confirmation, gets no
         List-Unsubscribe headers: there is no subscription to leave yet)."""
-        meta = dict(row["meta"] or {})
+        meta = digest.meta
         return cls(
             config,
-            subject=row["subject"],
-            text=row["text"],
-            html=row["html"],
+            subject=digest.subject,
+            text=digest.text,
+            html=digest.html,
             placeholders=dict(meta.get("placeholders") or {}),
             unsubscribe_headers=not meta.get("transactional"),
         )
@@ -267,10 +258,11 @@ def recipient_header(item: OutboxItem) -> bytes:
     return _fold("To", value, email.policy.SMTPUTF8)
 
 
-def _fold(name: str, value: str, policy: Any = _HEADER_POLICY) -> bytes:
+def _fold(name: str, value: str, policy: email.policy.EmailPolicy[EmailMessage] = _HEADER_POLICY) -> bytes:
     """A header line, RFC 2047-encoded where needed and folded by the email package."""
     header = policy.header_factory(name, one_line(value))
-    return header.fold(policy=policy).encode("utf-8" if policy.utf8 else "ascii")
+    folded: str = header.fold(policy=policy)
+    return folded.encode("utf-8" if policy.utf8 else "ascii")
 
 
 class _Finished:
@@ -288,9 +280,12 @@ class MessageFactory:
     """Builds outbox items into messages (bytes). Keeps the most recently used digests
     prepared; safe to share between delivery threads."""
 
-    def __init__(self, app: Any, *, cache_bytes: int = 32_000_000):
-        self.app = app
-        self.config: Config = app.config
+    def __init__(
+        self, config: Config, store: Store, clock: Callable[[], datetime], *, cache_bytes: int = 32_000_000
+    ):
+        self.config = config
+        self.store = store
+        self.clock = clock
         self.signer = LinkSigner(self.config)
         self._zone = self.config.tz
         # Bounded by size, not count: delivery takes rows in queue order, which
@@ -303,7 +298,7 @@ class MessageFactory:
     def build(self, item: OutboxItem) -> bytes:
         """The full RFC 5322 message for ``item``, ready for the relay."""
         prepared = self.prepared(item.digest_id)
-        when = self.app.now().astimezone(self._zone).replace(microsecond=0)
+        when = self.clock().astimezone(self._zone).replace(microsecond=0)
         return prepared.compose(item, self.signer.links(item.subscriber_id), when)
 
     def prepared(self, digest_id: int) -> PreparedDigest | _Finished:
@@ -312,16 +307,15 @@ class MessageFactory:
             if cached is not None:
                 self._cache.move_to_end(digest_id)
                 return cached
-        with self.app.store.engine.connect() as conn:
-            row = conn.execute(select(digests).where(digests.c.id == digest_id)).mappings().first()
-        if row is None:
+        stored = load_digest(self.store, digest_id)
+        if stored is None:
             raise NotFound(f"no digest {digest_id}", where="outbox")
-        meta = row["meta"] or {}
+        meta = stored.meta
         if meta.get("transactional") and meta.get("raw"):
             # Queued finished (a confirmation email): send it as it is.
             prepared: PreparedDigest | _Finished = _Finished(str(meta["raw"]))
         else:
-            prepared = PreparedDigest.from_row(row, self.config)
+            prepared = PreparedDigest.from_stored(stored, self.config)
         with self._lock:
             if digest_id not in self._cache:
                 self._cache[digest_id] = prepared

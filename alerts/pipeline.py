@@ -14,21 +14,25 @@ next, and the per-subscriber watermarks make a repeated run send nothing twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Engine, delete, func, insert, select
-
-from alerts.app import App
-from alerts.config import WEEKDAYS, DigestsConfig
+from alerts.areas import Gazetteer
+from alerts.config import WEEKDAYS, Config, DigestsConfig
+from alerts.delivery import send_pending
+from alerts.digest import queue_digests
 from alerts.errors import ConfigError, GazetteerError, UnknownArea
-from alerts.schema import advisories, runs
-from alerts.types import Frequency
+from alerts.feeds import build_feeds
+from alerts.ingest import ingest_sources
+from alerts.store import Store
+from alerts.store.runs import FEEDS_BUILT, digest_kind, feeds_stale, last_digest, mark, record_run
+from alerts.types import Frequency, RunReport
 
 #: Called with the number of messages to send; returns a callback for each one sent.
 SendProgress = Callable[[int], Callable[[int], None]]
@@ -37,12 +41,7 @@ log = logging.getLogger("alerts.pipeline")
 
 #: Errors that mean the configuration is wrong: they stop the run (exit status 2).
 FATAL = (ConfigError, GazetteerError, UnknownArea)
-#: How long the rows of frequent runs are kept (digest rows are kept: they say what is due).
-KEEP_POLLS = timedelta(days=30)
-#: The kinds of ``runs`` rows that come every few minutes; only the last KEEP_POLLS are kept.
-PRUNED = ("poll", "run", "send")
 SCHEDULED = (Frequency.DAILY, Frequency.WEEKLY)
-FEEDS_BUILT = "feeds"
 
 
 @dataclass(frozen=True)
@@ -67,88 +66,21 @@ DAILY = Plan("daily", digests=(Frequency.DAILY,))
 WEEKLY = Plan("weekly", digests=(Frequency.WEEKLY,))
 
 
-@dataclass
-class RunReport:
-    """What one cycle did, in counts, and what went wrong."""
-
-    kind: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    new: int = 0
-    updated: int = 0
-    rejected: int = 0
-    failed_sources: int = 0
-    feeds_written: int = 0
-    feeds_unchanged: int = 0
-    queued: int = 0
-    digests: list[str] = field(default_factory=list)
-    sent: int = 0
-    deferred: int = 0
-    bounced: int = 0
-    failed: int = 0
-    suppressed: int = 0
-    stopped: bool = False
-    #: One line per problem: rejected files, failed sources, failed stages, relay trouble.
-    problems: list[str] = field(default_factory=list)
-    #: Stages that raised (their names); later stages still ran.
-    failed_stages: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+class Resources(Protocol):
+    """What a cycle works with (:class:`alerts.app.App` is one): the config, the store,
+    the gazetteer and the clock."""
 
     @property
-    def ok(self) -> bool:
-        """False when the run reported failures: rejected advisories, failed sources, a
-        failed stage, or messages deferred or given up. Bounces are not failures."""
-        return not (
-            self.rejected
-            or self.failed_sources
-            or self.failed_stages
-            or self.deferred
-            or self.failed
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "started_at": self.started_at.isoformat(),
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            "ok": self.ok,
-            "new": self.new,
-            "updated": self.updated,
-            "rejected": self.rejected,
-            "failed_sources": self.failed_sources,
-            "feeds_written": self.feeds_written,
-            "feeds_unchanged": self.feeds_unchanged,
-            "queued": self.queued,
-            "digests": list(self.digests),
-            "sent": self.sent,
-            "deferred": self.deferred,
-            "bounced": self.bounced,
-            "failed": self.failed,
-            "suppressed": self.suppressed,
-            "stopped": self.stopped,
-            "failed_stages": list(self.failed_stages),
-            "problems": list(self.problems),
-            "seconds": round(self.seconds, 3),
-        }
-
-    def summary(self) -> str:
-        """One line an operator reads in a log."""
-        digests = f" (ran the {' and '.join(self.digests)} digests)" if self.digests else ""
-        line = (
-            f"{self.kind}: {self.new} new, {self.updated} updated, {self.rejected} rejected, "
-            f"{self.failed_sources} sources failed; {self.feeds_written} feeds written; "
-            f"{self.queued} messages queued{digests}; {self.sent} sent, {self.deferred} deferred, "
-            f"{self.bounced} bounced, {self.failed} failed ({self.seconds:.1f} s)"
-        )
-        if self.failed_stages:
-            line += f"; FAILED: {', '.join(self.failed_stages)}"
-        if self.stopped:
-            line += "; stopped early, the rest stays queued"
-        return line
+    def config(self) -> Config: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def gazetteer(self) -> Gazetteer: ...
+    def now(self) -> datetime: ...
 
 
 def run_once(
-    app: App,
+    app: Resources,
     *,
     now: datetime | None = None,
     stop: threading.Event | None = None,
@@ -164,7 +96,7 @@ def run_once(
 
 
 def run_cycle(
-    app: App,
+    app: Resources,
     plan: Plan,
     *,
     now: datetime | None = None,
@@ -172,16 +104,61 @@ def run_cycle(
     progress: SendProgress | None = None,
 ) -> RunReport:
     """Run the stages ``plan`` asks for, in pipeline order, record the run and log one line."""
-    # A run on the clock lets delivery read the clock as it goes (retry times); a run
-    # for a given instant (tests, replays) sends as of that instant.
-    send_at = now
-    now = now or app.now()
-    stop = stop or threading.Event()
-    report = RunReport(kind=plan.kind, started_at=now)
-    clock = time.monotonic()
+    cycle = _Cycle(app.config, app.store, app.gazetteer, plan, now or app.now(), now, stop or threading.Event(), progress)
+    cycle.run()
+    return cycle.report
 
-    def stage(name: str, action: Any) -> Any:
-        if stop.is_set():
+
+class _Cycle:
+    """One cycle: its stages in pipeline order, each guarded so that one that fails is
+    reported and the later ones still run."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        gazetteer: Gazetteer,
+        plan: Plan,
+        now: datetime,
+        send_at: datetime | None,
+        stop: threading.Event,
+        progress: SendProgress | None,
+    ):
+        self.config = config
+        self.store = store
+        self.gazetteer = gazetteer
+        self.plan = plan
+        self.now = now
+        # A run on the clock lets delivery read the clock as it goes (retry times); a run
+        # for a given instant (tests, replays) sends as of that instant.
+        self.send_at = send_at
+        self.stop = stop
+        self.progress = progress
+        self.report = RunReport(kind=plan.kind, started_at=now)
+
+    def run(self) -> None:
+        plan, now = self.plan, self.now
+        started = time.monotonic()
+        found = False
+        if plan.ingest:
+            found = bool(self._stage("ingest", self._ingest))
+        if plan.feeds == "always" or (plan.feeds == "if-new" and (found or feeds_stale(self.store, now))):
+            self._stage("feeds", self._feeds)
+        if plan.immediate:
+            self._stage("immediate", lambda: self._queue(Frequency.IMMEDIATE))
+        for frequency in plan.digests:
+            if is_due(self.store, self.config, frequency, now):
+                self._stage(f"{frequency.value} digests", functools.partial(self._digest, frequency))
+        if plan.send:
+            self._stage("send", self._send)
+        self.report.seconds = time.monotonic() - started
+        self.report.finished_at = now + timedelta(seconds=self.report.seconds)
+        record_run(self.store, self.report)
+        self._log()
+
+    def _stage(self, name: str, action: Callable[[], object]) -> object:
+        report = self.report
+        if self.stop.is_set():
             report.stopped = True
             return None
         try:
@@ -201,117 +178,56 @@ def run_cycle(
             report.problems.append(f"{name}: {exc}")
             return None
 
-    found = False
-    if plan.ingest:
-        ingest = stage("ingest", lambda: _ingest(app, now, report))
-        found = bool(ingest)
-    if plan.feeds == "always" or (
-        plan.feeds == "if-new" and (found or feeds_stale(app.store.engine, now))
-    ):
-        stage("feeds", lambda: _feeds(app, now, report))
-    if plan.immediate:
-        stage("immediate", lambda: _queue(app, Frequency.IMMEDIATE, now, report))
-    for frequency in plan.digests:
-        if is_due(app, frequency, now):
-            stage(f"{frequency.value} digests", lambda f=frequency: _digest(app, f, now, report))
-    if plan.send:
-        stage("send", lambda: _send(app, send_at, stop, report, progress))
-    report.seconds = time.monotonic() - clock
-    report.finished_at = now + timedelta(seconds=report.seconds)
-    record_run(app.store.engine, report)
-    # Each problem on a line of its own, naming the file or source: an operator of
-    # 'alerts serve' reads the log, not a terminal.
-    for problem in report.problems:
-        log.warning("%s", problem, extra={"ctx_kind": report.kind})
-    log.info(
-        "%s",
-        report.summary(),
-        extra={f"ctx_{k}": v for k, v in report.as_dict().items() if k != "problems"},
-    )
-    return report
+    def _log(self) -> None:
+        report = self.report
+        # Each problem on a line of its own, naming the file or source: an operator of
+        # 'alerts serve' reads the log, not a terminal.
+        for problem in report.problems:
+            log.warning("%s", problem, extra={"ctx_kind": report.kind})
+        log.info(
+            "%s",
+            report.summary(),
+            extra={f"ctx_{k}": v for k, v in report.as_dict().items() if k != "problems"},
+        )
 
+    # -- the stages -----------------------------------------------------------
 
-# -- the stages ---------------------------------------------------------------
+    def _ingest(self) -> bool:
+        report = self.report
+        result = ingest_sources(self.config, self.store, self.gazetteer, now=self.now)
+        counts = result.counts()
+        report.new, report.updated = counts["new"], counts["updated"]
+        report.rejected, report.failed_sources = counts["rejected"], counts["failed_sources"]
+        report.problems += [f"rejected: {e}" for e in result.rejected]
+        report.problems += [f"source failed: {e}" for e in result.source_errors]
+        return bool(result.new or result.updated)
 
+    def _feeds(self) -> None:
+        result = build_feeds(self.config, self.store, self.gazetteer, now=self.now)
+        self.report.feeds_written, self.report.feeds_unchanged = len(result.written), result.unchanged
+        mark(self.store, FEEDS_BUILT, self.now)
 
-def _ingest(app: App, now: datetime, report: RunReport) -> bool:
-    from alerts.ingest import ingest_sources
+    def _queue(self, frequency: Frequency) -> None:
+        result = queue_digests(self.config, self.store, self.gazetteer, frequency, now=self.now)
+        self.report.queued += result.messages
 
-    result = ingest_sources(app.config, app.store, app.gazetteer, now=now)
-    counts = result.counts()
-    report.new, report.updated = counts["new"], counts["updated"]
-    report.rejected, report.failed_sources = counts["rejected"], counts["failed_sources"]
-    report.problems += [f"rejected: {e}" for e in result.rejected]
-    report.problems += [f"source failed: {e}" for e in result.source_errors]
-    return bool(result.new or result.updated)
+    def _digest(self, frequency: Frequency) -> None:
+        self._queue(frequency)
+        self.report.digests.append(frequency.value)
+        # The marker that makes this digest not due again until its next scheduled time.
+        mark(self.store, digest_kind(frequency), self.now)
 
-
-def _feeds(app: App, now: datetime, report: RunReport) -> None:
-    from alerts.feeds import build_feeds
-
-    result = build_feeds(app, now=now)
-    report.feeds_written, report.feeds_unchanged = len(result.written), result.unchanged
-    _mark(app.store.engine, FEEDS_BUILT, now)
-
-
-def feeds_stale(engine: Engine, now: datetime) -> bool:
-    """Did an advisory change (``alerts ingest`` by hand, say) or expire since the last build?"""
-    with engine.connect() as conn:
-        built = conn.execute(
-            select(func.max(runs.c.started_at)).where(runs.c.kind == FEEDS_BUILT)
-        ).scalar_one()
-        if built is None:
-            return True
-        changed = conn.execute(
-            select(advisories.c.id)
-            .where(
-                (advisories.c.updated_at > built)
-                | ((advisories.c.expires_at > built) & (advisories.c.expires_at <= now))
-            )
-            .limit(1)
-        ).first()
-    return changed is not None
-
-
-def _mark(engine: Engine, kind: str, now: datetime) -> None:
-    """A marker row in ``runs``: when this was last done (feeds built, a digest queued).
-    Only the latest marker of a kind is ever read."""
-    add_run(engine, kind, now, now, ok=True, summary={})
-
-
-def _queue(app: App, frequency: Frequency, now: datetime, report: RunReport) -> None:
-    from alerts.digest import queue_digests
-
-    result = queue_digests(app, frequency, now=now)
-    report.queued += result.messages
-
-
-def _digest(app: App, frequency: Frequency, now: datetime, report: RunReport) -> None:
-    _queue(app, frequency, now, report)
-    report.digests.append(frequency.value)
-    # The marker that makes this digest not due again until its next scheduled time.
-    _mark(app.store.engine, digest_kind(frequency), now)
-
-
-def _send(
-    app: App, now: datetime | None, stop: threading.Event, report: RunReport, progress: SendProgress | None
-) -> None:
-    from alerts.delivery import send_pending
-
-    result = send_pending(app, now=now, stop=stop, progress=progress)
-    report.sent, report.deferred, report.bounced = result.sent, result.deferred, result.bounced
-    report.failed, report.suppressed = result.failed, result.suppressed
-    report.stopped = report.stopped or result.stopped
-    report.problems += [f"send: {e}" for e in result.errors]
-    if result.errors and not result.deferred:
-        report.failed_stages.append("send")
+    def _send(self) -> None:
+        report = self.report
+        result = send_pending(self.config, self.store, now=self.send_at, stop=self.stop, progress=self.progress)
+        report.send = result
+        report.stopped = report.stopped or result.stopped
+        report.problems += [f"send: {e}" for e in result.errors]
+        if result.errors and not result.deferred:
+            report.failed_stages.append("send")
 
 
 # -- what is due --------------------------------------------------------------
-
-
-def digest_kind(frequency: Frequency) -> str:
-    return f"digest-{frequency.value}"
 
 
 def last_scheduled(
@@ -334,56 +250,7 @@ def last_scheduled(
     raise AssertionError("unreachable: a scheduled time within three periods")
 
 
-def last_digest(engine: Engine, frequency: Frequency) -> datetime | None:
-    """When a ``frequency`` digest run was last queued, from the ``runs`` table."""
-    with engine.connect() as conn:
-        return conn.execute(
-            select(func.max(runs.c.started_at)).where(
-                runs.c.kind == digest_kind(frequency), runs.c.ok.is_(True)
-            )
-        ).scalar_one()
-
-
-def is_due(app: App, frequency: Frequency, now: datetime) -> bool:
+def is_due(store: Store, config: Config, frequency: Frequency, now: datetime) -> bool:
     """True when the scheduled time of ``frequency`` digests has passed since the last one."""
-    last = last_digest(app.store.engine, frequency)
-    return last is None or last < last_scheduled(frequency, app.config.digests, now, app.config.tz)
-
-
-def record_run(engine: Engine, report: RunReport) -> None:
-    """One ``runs`` row per cycle; poll and ``alerts run`` rows older than :data:`KEEP_POLLS`
-    are pruned (``alerts run`` from cron every few minutes would otherwise add 100,000 a year)."""
-    add_run(
-        engine,
-        report.kind,
-        report.started_at,
-        report.finished_at,
-        ok=report.ok,
-        summary=report.as_dict(),
-        prune=PRUNED,
-    )
-
-
-def add_run(
-    engine: Engine,
-    kind: str,
-    started: datetime,
-    finished: datetime | None,
-    *,
-    ok: bool,
-    summary: dict[str, Any],
-    prune: tuple[str, ...] | None = None,
-) -> None:
-    """Insert a ``runs`` row and delete the rows of the ``prune`` kinds (default: this
-    kind) older than :data:`KEEP_POLLS`, in one transaction."""
-    with engine.begin() as conn:
-        conn.execute(
-            insert(runs).values(
-                kind=kind, started_at=started, finished_at=finished, ok=ok, summary=summary
-            )
-        )
-        conn.execute(
-            delete(runs).where(
-                runs.c.kind.in_(prune or (kind,)), runs.c.started_at < started - KEEP_POLLS
-            )
-        )
+    last = last_digest(store, frequency)
+    return last is None or last < last_scheduled(frequency, config.digests, now, config.tz)

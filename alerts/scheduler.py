@@ -36,6 +36,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from alerts import __version__
@@ -50,10 +51,10 @@ from alerts.pipeline import (
     WEEKLY,
     Plan,
     is_due,
-    last_digest,
     run_cycle,
 )
-from alerts.subscribers.retention import purge
+from alerts.store.retention import purge
+from alerts.store.runs import last_digest
 from alerts.types import Frequency
 
 log = logging.getLogger("alerts.scheduler")
@@ -61,7 +62,7 @@ log = logging.getLogger("alerts.scheduler")
 PURGE_AT = time(3, 30)
 
 
-class LocalCronTrigger(CronTrigger):
+class LocalCronTrigger(CronTrigger):  # type: ignore[misc, unused-ignore]  # APScheduler 3 has no type hints (Any under --strict)
     """A CronTrigger that always moves on.
 
     APScheduler 3.11's CronTrigger can return the same fire time forever inside the
@@ -73,7 +74,7 @@ class LocalCronTrigger(CronTrigger):
     def get_next_fire_time(
         self, previous_fire_time: datetime | None, now: datetime
     ) -> datetime | None:
-        fire = super().get_next_fire_time(previous_fire_time, now)
+        fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
         probe = now
         for _ in range(3):
             if fire is None or previous_fire_time is None or fire > previous_fire_time:
@@ -247,8 +248,8 @@ def schedule_table(app: App, now: datetime) -> list[dict[str, Any]]:
             "does": does,
         }
         if spec.id in ("daily", "weekly"):
-            row["due_now"] = is_due(app, Frequency(spec.id), now)
-            row["last_digest"] = last_digest(app.store.engine, Frequency(spec.id))
+            row["due_now"] = is_due(app.store, app.config, Frequency(spec.id), now)
+            row["last_digest"] = last_digest(app.store, Frequency(spec.id))
         rows.append(row)
     return rows
 
@@ -260,38 +261,72 @@ def serve(app: App, *, standby: bool = False) -> None:
     :class:`~alerts.locking.LockLost` if the lock is lost while running."""
     # The settings, the sources' areas and the database were checked (and the database
     # opened) by alerts.cli.checks.check_startup, so a bad one fails now, not in a job.
-    config = app.config
-    lock = instance_lock(config.database, "serve")
+    lock = instance_lock(app.config.database, "serve")
     stop = threading.Event()
     runner = JobRunner(app, stop, lock)
     scheduler = build_scheduler(app, runner)
     # Halts the scheduler from a job too: a stop that lands before start() still ends it.
     runner.halt = lambda: scheduler.shutdown(wait=False) if scheduler.running else None
+    signals = _StopSignals(stop, runner)
+    try:
+        if not _acquire(lock, stop, signals, standby=standby):
+            return
+        _log_start(app.config)
+        try:
+            scheduler.start()  # blocks until shutdown
+        finally:
+            if signals.received:
+                log.info("%s: finishing the message in flight; the rest stays queued", signals.received[0])
+            runner.wait_idle()
+            lock.release()
+    finally:
+        signals.restore()
+    if runner.lost_lock:
+        raise LockLost(
+            "the instance lock was lost",
+            where="database",
+            hint="check the database connection; then start 'alerts serve' again",
+        )
+    log.info("stopped")
 
-    def on_signal(signum: int, _frame: Any) -> None:
+
+class _StopSignals:
+    """SIGTERM and SIGINT stop the scheduler (a second one exits at once) while installed."""
+
+    def __init__(self, stop: threading.Event, runner: JobRunner):
+        self.stop = stop
+        self.runner = runner
+        self.received: list[str] = []
+        self.previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
         # Only sets flags: an exception raised here could land anywhere (even inside
         # logging, which would swallow it).
         name = signal.Signals(signum).name
-        if stop.is_set():
+        if self.stop.is_set():
             os.write(2, f"{name} again: exiting at once\n".encode())
             os._exit(1)
-        received.append(name)
-        stop.set()
-        runner.halt()
+        self.received.append(name)
+        self.stop.set()
+        self.runner.halt()
 
-    received: list[str] = []
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    def restore(self) -> None:
+        _restore(self.previous)
+
+
+def _acquire(lock: InstanceLock, stop: threading.Event, signals: _StopSignals, *, standby: bool) -> bool:
+    """Take the instance lock (``standby``: wait for it). False when stopped while waiting."""
+    if standby:
+        log.info("standing by until the running scheduler stops")
     try:
-        if standby:
-            log.info("standing by until the running scheduler stops")
         lock.acquire(wait=float("inf") if standby else 0.0, stop=stop)
     except WaitStopped:
-        log.info("%s while standing by: stopped", received[0] if received else "stop")
-        _restore(previous)
-        return
-    except BaseException:
-        _restore(previous)
-        raise
+        log.info("%s while standing by: stopped", signals.received[0] if signals.received else "stop")
+        return False
+    return True
+
+
+def _log_start(config: Config) -> None:
     digests = config.digests
     log.info(
         "alerts %s serving %s (database %s, time zone %s): sources polled every %g minutes, "
@@ -305,21 +340,6 @@ def serve(app: App, *, standby: bool = False) -> None:
         digests.weekly_day.capitalize(),
         f"{digests.weekly_at:%H:%M}",
     )
-    try:
-        scheduler.start()  # blocks until shutdown
-    finally:
-        if received:
-            log.info("%s: finishing the message in flight; the rest stays queued", received[0])
-        runner.wait_idle()
-        _restore(previous)
-        lock.release()
-    if runner.lost_lock:
-        raise LockLost(
-            "the instance lock was lost",
-            where="database",
-            hint="check the database connection; then start 'alerts serve' again",
-        )
-    log.info("stopped")
 
 
 def _restore(handlers: dict[signal.Signals, Any]) -> None:
@@ -328,6 +348,4 @@ def _restore(handlers: dict[signal.Signals, Any]) -> None:
 
 
 def _redacted(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)

@@ -28,9 +28,10 @@ from email.utils import format_datetime
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select, update
 
-from alerts.schema import digests, outbox, subscriber_areas, subscribers
+from alerts.schema import digests, metadata, outbox, subscriber_areas, subscribers
+from alerts.types import OutboxItem
 
 LOOPBACK = "127.0.0.1"
 
@@ -339,7 +340,7 @@ class PlainMessageFactory:
         self._rendered: dict[int, bytes] = {}
         self._lock = threading.Lock()
 
-    def build(self, item: Any) -> bytes:
+    def build(self, item: OutboxItem) -> bytes:
         template = self._rendered.get(item.digest_id)
         if template is None:
             template = self._render(item.digest_id)
@@ -439,6 +440,95 @@ def seed_outbox(
             ]
         ):
             conn.execute(insert(outbox), rows)
+    return message_ids
+
+
+# -- looking inside the tables (tests only: stages go through alerts.store) ----------
+
+
+def outbox_rows(engine: Engine) -> list[dict[str, Any]]:
+    """Every outbox row in queue order, with its subscriber's ``email`` and ``name`` and
+    its digest's ``kind``, ``subject`` and ``meta`` (as ``digest_kind`` etc.)."""
+    query = (
+        select(
+            outbox,
+            subscribers.c.email,
+            subscribers.c.name,
+            digests.c.kind.label("digest_kind"),
+            digests.c.subject.label("digest_subject"),
+            digests.c.meta.label("digest_meta"),
+        )
+        .select_from(outbox.join(subscribers).join(digests))
+        .order_by(outbox.c.id)
+    )
+    with engine.connect() as conn:
+        return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def row_counts(engine: Engine, *names: str) -> dict[str, int]:
+    """How many rows each named table holds."""
+    with engine.connect() as conn:
+        return {
+            name: int(conn.execute(select(func.count()).select_from(metadata.tables[name])).scalar_one())
+            for name in names
+        }
+
+
+def table_rows(engine: Engine, name: str) -> list[dict[str, Any]]:
+    """Every row of the named table, in primary-key order."""
+    table = metadata.tables[name]
+    with engine.connect() as conn:
+        return [dict(row) for row in conn.execute(select(table).order_by(*table.primary_key)).mappings()]
+
+
+def insert_rows(engine: Engine, name: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Bulk-insert ``rows`` into the named table in one transaction (for volumes the
+    stages would take seconds to write one by one)."""
+    table = metadata.tables[name]
+    with engine.begin() as conn:
+        for chunk in _chunked(list(rows)):
+            conn.execute(insert(table), chunk)
+        if conn.dialect.name == "postgresql" and rows and "id" in rows[0]:
+            # Explicit ids leave the sequence behind: the next plain INSERT would collide.
+            conn.exec_driver_sql(
+                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), max(id)) FROM {table.name}"
+            )
+
+
+def set_columns(engine: Engine, name: str, values: dict[str, Any], **where: Any) -> int:
+    """Force ``values`` into the rows of the named table matching ``where`` (column ==
+    value; none: every row): a state no stage would make, such as a dead worker's claim.
+    Returns the number of rows changed."""
+    table = metadata.tables[name]
+    statement = update(table).values(**values)
+    for column, value in where.items():
+        statement = statement.where(table.c[column] == value)
+    with engine.begin() as conn:
+        return int(conn.execute(statement).rowcount)
+
+
+def seed_messages(engine: Engine, subscriber_id: int, due: Sequence[datetime], *, domain: str = "example.org") -> list[str]:
+    """More messages for one subscriber: a digest each, pending and due at the instants
+    given. Returns their Message-IDs (bare)."""
+    message_ids = []
+    with engine.begin() as conn:
+        for when in due:
+            digest_id = conn.execute(
+                insert(digests)
+                .values(
+                    key=uuid.uuid4().hex, kind="immediate", subject="More alerts", html="<p>More</p>",
+                    text="More\n", areas=["medway"], advisory_ids=[], created_at=when, meta={},
+                )
+                .returning(digests.c.id)
+            ).scalar_one()
+            message_id = f"{uuid.uuid4().hex}@{domain}"
+            conn.execute(
+                insert(outbox).values(
+                    subscriber_id=subscriber_id, digest_id=digest_id, status="pending", attempts=0,
+                    next_attempt_at=when, message_id=f"<{message_id}>", created_at=when,
+                )
+            )
+            message_ids.append(message_id)
     return message_ids
 
 

@@ -35,16 +35,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
-from sqlalchemy import select
 
 from alerts.app import App
 from alerts.delivery import send_pending
 from alerts.digest import queue_digests
 from alerts.ingest import store_advisory
 from alerts.message import MessageFactory, OutboxItem
-from alerts.schema import outbox, subscribers
+from alerts.store.subscribers import insert_subscriber
 from alerts.subscribers import make_subscription
-from alerts.subscribers.records import insert_subscriber
+from alerts.testing import outbox_rows
 from alerts.types import AdvisoryInput, AreaKind, Frequency, SubscriberStatus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -132,7 +131,7 @@ def queue(config: Path, count: int) -> tuple[int, float]:
             )
             insert_subscriber(conn, subscription, status=SubscriberStatus.ACTIVE, now=now - timedelta(days=1))
     started = time.perf_counter()
-    report = queue_digests(app, Frequency.IMMEDIATE, now=now)
+    report = queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=now)
     seconds = time.perf_counter() - started
     app.close()
     return report.messages, seconds
@@ -141,14 +140,10 @@ def queue(config: Path, count: int) -> tuple[int, float]:
 def prebuilt(config: Path) -> list[tuple[str, bytes]]:
     """The floor's messages: the pipeline's own, built before the clock starts."""
     app = App(config)
-    factory = MessageFactory(app)
-    with app.store.engine.connect() as conn:
-        rows = conn.execute(
-            select(outbox, subscribers.c.email).join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
-        ).all()
+    factory = MessageFactory(app.config, app.store, app.now)
     messages = [
-        (r.email, factory.build(OutboxItem(r.id, r.subscriber_id, r.digest_id, r.message_id, r.email)))
-        for r in rows
+        (r["email"], factory.build(OutboxItem(r["id"], r["subscriber_id"], r["digest_id"], r["message_id"], r["email"])))
+        for r in outbox_rows(app.store.engine)
     ]
     app.close()
     return messages
@@ -159,7 +154,7 @@ def run_pipeline(config: Path, queued: Path, database: Path, connections: int) -
     app = App(config)
     app.store  # connect and migrate before the clock starts  # noqa: B018
     started = time.perf_counter()
-    report = send_pending(app, workers=connections)
+    report = send_pending(app.config, app.store, workers=connections)
     seconds = time.perf_counter() - started
     app.close()
     if report.sent == 0 or report.deferred or report.failed:

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import insert, select
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -39,7 +38,7 @@ from alerts.app import App  # noqa: E402
 from alerts.digest import queue_digests, render  # noqa: E402
 from alerts.ingest import store_advisory  # noqa: E402
 from alerts.message import MessageFactory, OutboxItem  # noqa: E402
-from alerts.schema import outbox, subscriber_areas, subscribers  # noqa: E402
+from alerts.testing import insert_rows, outbox_rows  # noqa: E402
 from alerts.types import AdvisoryInput, AreaKind, Frequency, Priority  # noqa: E402
 
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
@@ -59,22 +58,21 @@ def setup(folder: Path, count: int) -> App:
     app = App(folder / "config.yaml")
     districts = [node.slug for node in app.gazetteer if node.kind is AreaKind.DISTRICT]
     joined = NOW - timedelta(days=30)
-    with app.store.engine.begin() as conn:
-        for start in range(0, count, 5000):
-            people, areas = [], []
-            for i in range(start, min(count, start + 5000)):
-                people.append({
-                    "id": i + 1, "email": f"reader{i}@example.org", "name": f"Reader {i}",
-                    "frequency": FREQUENCIES[i % 3], "status": "active", "forwardable": i % 50 == 0,
-                    "urgent": True, "bounces": 0, "created_at": joined, "confirmed_at": joined,
-                    "watermark": joined,
-                })
-                home = districts[i % 13]
-                areas.append({"subscriber_id": i + 1, "area": home})
-                if i % 10 == 0:
-                    areas.append({"subscriber_id": i + 1, "area": districts[(i // 13 + 1) % 13]})
-            conn.execute(insert(subscribers), people)
-            conn.execute(insert(subscriber_areas), [dict(a) for a in {tuple(a.items()): a for a in areas}.values()])
+    for start in range(0, count, 5000):
+        people, areas = [], []
+        for i in range(start, min(count, start + 5000)):
+            people.append({
+                "id": i + 1, "email": f"reader{i}@example.org", "name": f"Reader {i}",
+                "frequency": FREQUENCIES[i % 3], "status": "active", "forwardable": i % 50 == 0,
+                "urgent": True, "bounces": 0, "created_at": joined, "confirmed_at": joined,
+                "watermark": joined,
+            })
+            home = districts[i % 13]
+            areas.append({"subscriber_id": i + 1, "area": home})
+            if i % 10 == 0:
+                areas.append({"subscriber_id": i + 1, "area": districts[(i // 13 + 1) % 13]})
+        insert_rows(app.store.engine, "subscribers", people)
+        insert_rows(app.store.engine, "subscriber_areas", [dict(a) for a in {tuple(a.items()): a for a in areas}.values()])
     body = (REPO / "advisories").glob("*.md").__next__().read_text(encoding="utf-8")
     paragraphs = "".join(f"<p>{p}</p>" for p in body.split("```", 2)[-1].split("\n\n") if p.strip())
     for n, slug in enumerate([*districts, *districts, "kent", "kent"]):
@@ -109,20 +107,16 @@ def measure(count: int, runs: int, sample: int, trace: bool) -> dict[str, Any]:
         if trace:
             tracemalloc.start()
         started, cpu = time.perf_counter(), time.process_time()
-        reports = [queue_digests(app, Frequency(f), now=NOW).as_dict() for f in ("immediate", "daily", "weekly")]
+        reports = [queue_digests(app.config, app.store, app.gazetteer, Frequency(f), now=NOW).as_dict() for f in ("immediate", "daily", "weekly")]
         queue_seconds, queue_cpu = time.perf_counter() - started, time.process_time() - cpu
         traced_peak = tracemalloc.get_traced_memory()[1] if trace else None
         tracemalloc.stop()
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        with app.store.engine.connect() as conn:
-            rows = conn.execute(
-                select(outbox.c.id, outbox.c.subscriber_id, outbox.c.digest_id, outbox.c.message_id,
-                       subscribers.c.email, subscribers.c.name)
-                .join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
-                .order_by(outbox.c.id).limit(sample)
-            ).all()
-        items = [OutboxItem(*row) for row in rows]
-        factory = MessageFactory(app)
+        items = [
+            OutboxItem(r["id"], r["subscriber_id"], r["digest_id"], r["message_id"], r["email"], r["name"])
+            for r in outbox_rows(app.store.engine)[:sample]
+        ]
+        factory = MessageFactory(app.config, app.store, app.now)
         sizes = [len(factory.build(item)) for item in items]  # warm: every digest prepared once
         rates = []
         for _ in range(runs):

@@ -14,14 +14,12 @@ import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import insert, text
-
 from alerts.areas import load_gazetteer
 from alerts.config import parse_config
-from alerts.schema import subscriber_areas, subscribers
-from alerts.store import open_store
-from alerts.subscribers import iter_subscribers
+from alerts.store import Store, open_store
+from alerts.store.subscribers import iter_subscribers
 from alerts.subscribers.lists import import_list
+from alerts.testing import insert_rows
 from alerts.tokens import LinkSigner
 from alerts.types import Frequency
 
@@ -29,20 +27,17 @@ AREAS = ["medway", "chatham", "dover", "canterbury", "maidstone", "ashford", "th
          "swale", "dartford", "gravesham", "sevenoaks", "tunbridge-wells"]  # fmt: skip
 
 
-def fill(store, count: int) -> None:  # type: ignore[no-untyped-def]
+def fill(store: Store, count: int) -> None:
     now = datetime.now(UTC)
     rng = random.Random(1)
-    with store.engine.begin() as conn:
-        for start in range(0, count, 5000):
-            ids = range(start + 1, min(start + 5000, count) + 1)
-            conn.execute(insert(subscribers), [
-                {"id": i, "email": f"s{i}@example.org", "frequency": rng.choice(list(Frequency)).value,
-                 "status": "active", "forwardable": False, "urgent": True, "bounces": 0,
-                 "created_at": now, "confirmed_at": now, "watermark": now} for i in ids
-            ])  # fmt: skip
-            conn.execute(insert(subscriber_areas), [{"subscriber_id": i, "area": rng.choice(AREAS)} for i in ids])
-        if conn.dialect.name == "postgresql":  # explicit ids leave the sequence behind
-            conn.execute(text("SELECT setval(pg_get_serial_sequence('subscribers', 'id'), max(id)) FROM subscribers"))
+    for start in range(0, count, 5000):
+        ids = range(start + 1, min(start + 5000, count) + 1)
+        insert_rows(store.engine, "subscribers", [
+            {"id": i, "email": f"s{i}@example.org", "frequency": rng.choice(list(Frequency)).value,
+             "status": "active", "forwardable": False, "urgent": True, "bounces": 0,
+             "created_at": now, "confirmed_at": now, "watermark": now} for i in ids
+        ])  # fmt: skip
+        insert_rows(store.engine, "subscriber_areas", [{"subscriber_id": i, "area": rng.choice(AREAS)} for i in ids])
 
 
 def main() -> None:

@@ -3,8 +3,10 @@ a config written to disk, the gazetteer, and the CLI run in-process."""
 
 from __future__ import annotations
 
+import calendar
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -24,6 +26,11 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "advisories" / "2020-12-18-telephone-fraudster-poses-as-kent-police-officer.md"
 POSTGRES_ENV = "ALERTS_TEST_POSTGRES_URL"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def utc_of(parsed: time.struct_time) -> datetime:
+    """A date as feedparser reads it (a UTC struct_time) as an aware datetime."""
+    return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from alerts.app import App
 from alerts.delivery import send_pending
 from alerts.delivery.workers import SendReport
-from alerts.schema import outbox
-from alerts.testing import PlainMessageFactory, SmtpSink, seed_outbox
+from alerts.testing import PlainMessageFactory, SmtpSink, outbox_rows, seed_messages, seed_outbox
 from tests.conftest import NOW
 
 # Test modules take the fixtures with ``from tests.delivery_fixtures import *``.
@@ -70,14 +68,12 @@ def queue(app: App, count: int, *, now: datetime = NOW, **kwargs: Any) -> list[s
 def send(app: App, *, now: datetime = NOW, **kwargs: Any) -> SendReport:
     """``send_pending`` with the plain builder (the digests' own is tested end to end elsewhere)."""
     kwargs.setdefault("builder", PlainMessageFactory(app.store.engine))
-    return send_pending(app, now=now, **kwargs)
+    return send_pending(app.config, app.store, now=now, **kwargs)
 
 
 def rows(app: App) -> dict[str, dict[str, Any]]:
     """Outbox rows by bare Message-ID."""
-    with app.store.engine.connect() as conn:
-        found = conn.execute(select(outbox)).mappings().all()
-    return {row["message_id"].strip("<>"): dict(row) for row in found}
+    return {row["message_id"].strip("<>"): row for row in outbox_rows(app.store.engine)}
 
 
 def statuses(app: App) -> dict[str, int]:
@@ -89,27 +85,4 @@ def statuses(app: App) -> dict[str, int]:
 
 def queue_more(app: App, subscriber_id: int, due: list[datetime]) -> list[str]:
     """More messages for one subscriber: a digest each, due at the instants given."""
-    import uuid
-
-    from sqlalchemy import insert
-
-    from alerts.schema import digests
-
-    ids = []
-    with app.store.engine.begin() as conn:
-        for when in due:
-            digest_id = conn.execute(
-                insert(digests).values(
-                    key=uuid.uuid4().hex, kind="immediate", subject="More alerts", html="<p>More</p>",
-                    text="More\n", areas=["medway"], advisory_ids=[], created_at=when, meta={},
-                ).returning(digests.c.id)
-            ).scalar_one()
-            message_id = f"{uuid.uuid4().hex}@example.org"
-            conn.execute(
-                insert(outbox).values(
-                    subscriber_id=subscriber_id, digest_id=digest_id, status="pending", attempts=0,
-                    next_attempt_at=when, message_id=f"<{message_id}>", created_at=when,
-                )
-            )
-            ids.append(message_id)
-    return ids
+    return seed_messages(app.store.engine, subscriber_id, due)

@@ -11,14 +11,12 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-
 from alerts.app import App
 from alerts.ingest import store_advisory
 from alerts.message import MessageFactory, OutboxItem
-from alerts.schema import digests, outbox, subscriber_advisories, subscribers
-from alerts.subscribers import add_subscriber, make_subscription
-from alerts.subscribers.records import insert_subscriber
+from alerts.store.subscribers import add_subscriber, insert_new_subscribers, iter_subscribers
+from alerts.subscribers import make_subscription
+from alerts.testing import outbox_rows, row_counts
 from alerts.types import AdvisoryInput, Frequency, Priority, Status, Subscriber, SubscriberStatus
 from tests.conftest import NOW
 
@@ -96,28 +94,24 @@ def subscribe_many(
     app: App, count: int, areas: Callable[[int], list[str]], frequency: Callable[[int], str], *, at: datetime
 ) -> None:
     """``count`` active subscribers in one transaction (fast enough for 1,000 in a test)."""
-    with app.store.engine.begin() as conn:
-        for i in range(count):
-            subscription = make_subscription(
-                app.gazetteer, f"reader{i}@example.org", areas(i), frequency=frequency(i)
-            )
-            insert_subscriber(conn, subscription, status=SubscriberStatus.ACTIVE, now=at)
+    rows = [
+        (make_subscription(app.gazetteer, f"reader{i}@example.org", areas(i), frequency=frequency(i)), SubscriberStatus.ACTIVE)
+        for i in range(count)
+    ]
+    assert insert_new_subscribers(app.store, rows, now=at) is not None
 
 
 def outbox_items(app: App) -> list[OutboxItem]:
     """The queued messages, in the order they were queued."""
-    with app.store.engine.connect() as conn:
-        rows = conn.execute(
-            select(outbox, subscribers.c.email, subscribers.c.name)
-            .join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
-            .order_by(outbox.c.id)
-        ).all()
-    return [OutboxItem(r.id, r.subscriber_id, r.digest_id, r.message_id, r.email, r.name) for r in rows]
+    return [
+        OutboxItem(r["id"], r["subscriber_id"], r["digest_id"], r["message_id"], r["email"], r["name"])
+        for r in outbox_rows(app.store.engine)
+    ]
 
 
 def built(app: App, factory: MessageFactory | None = None) -> list[tuple[OutboxItem, bytes, EmailMessage]]:
     """Every queued message built by the real factory and parsed back by the email package."""
-    factory = factory or MessageFactory(app)
+    factory = factory or MessageFactory(app.config, app.store, app.now)
     found = []
     for item in outbox_items(app):
         data = factory.build(item)
@@ -140,27 +134,16 @@ def parts(message: EmailMessage) -> tuple[str, str]:
 
 
 def counts(app: App) -> dict[str, int]:
-    with app.store.engine.connect() as conn:
-        return {
-            table.name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-            for table in (digests, outbox, subscriber_advisories)
-        }
+    return row_counts(app.store.engine, "digests", "outbox", "subscriber_advisories")
 
 
 def watermarks(app: App) -> dict[str, datetime | None]:
-    with app.store.engine.connect() as conn:
-        return {row.email: row.watermark for row in conn.execute(select(subscribers.c.email, subscribers.c.watermark))}
+    return {subscriber.email: subscriber.watermark for subscriber in iter_subscribers(app.store, status=None)}
 
 
 def subjects(app: App) -> dict[str, list[str]]:
     """Address -> subjects of the messages queued for it."""
     found: dict[str, list[str]] = {}
-    with app.store.engine.connect() as conn:
-        rows = conn.execute(
-            select(subscribers.c.email, digests.c.subject)
-            .select_from(outbox.join(subscribers, subscribers.c.id == outbox.c.subscriber_id).join(digests))
-            .order_by(outbox.c.id)
-        )
-        for address, subject in rows:
-            found.setdefault(address, []).append(subject)
+    for row in outbox_rows(app.store.engine):
+        found.setdefault(row["email"], []).append(row["digest_subject"])
     return found

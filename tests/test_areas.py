@@ -288,3 +288,9 @@ def test_areas_text_is_an_indented_tree(run_cli: Callable[..., Result]) -> None:
     assert "  Medway [medway]  (also: Medway Towns)" in lines
     assert "    Chatham [chatham]" in lines
     assert any(line.strip().startswith("postcodes: ME1 ME2 ME3 ME4") for line in lines)
+
+
+def test_an_area_is_named_as_residents_know_it_and_an_unknown_slug_stays_as_it_is(gazetteer: Gazetteer) -> None:
+    assert gazetteer.name_of("medway") == "Medway"
+    assert gazetteer.name_of("tunbridge-wells") == "Tunbridge Wells"
+    assert gazetteer.names_of(["chatham", "retired-area"]) == ["Chatham", "retired-area"]

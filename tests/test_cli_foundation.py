@@ -75,10 +75,14 @@ def test_ingest_of_a_missing_path_is_reported(run_cli: Run, tmp_path: Path) -> N
     assert "no such file or folder" in result.stderr
 
 
-def test_progress_bar_is_silent_off_a_terminal() -> None:
-    start = progress_bar("ingest", "file", minimum=PROGRESS_FROM)
-    advance = start(PROGRESS_FROM * 10)  # stderr under pytest is not a terminal
-    advance(1)
+def test_progress_bar_is_silent_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    log_file = io.StringIO()  # a pipe or a log file: isatty() is False
+    monkeypatch.setattr(sys, "stderr", log_file)
+    total = PROGRESS_FROM * 10
+    advance = progress_bar("ingest", "file", minimum=PROGRESS_FROM)(total)
+    for _ in range(total):
+        advance(1)
+    assert log_file.getvalue() == ""
 
 
 def test_progress_bar_draws_on_a_terminal_for_large_batches(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from alerts.app import App
 from alerts.cli import cli
 from alerts.digest import queue_digests
 from alerts.logs import TextFormatter
+from alerts.store.runs import KEEP_POLLS, add_run, list_runs
 from alerts.testing import SmtpSink
 from alerts.types import Frequency
 from tests.conftest import NOW
@@ -36,7 +38,7 @@ def queue_alerts(config: Path, count: int = 1) -> None:
     save(app, advisory("courier-fraud", areas=("medway",)))
     for i in range(count):
         subscribe(app, f"reader{i}@example.org", ["chatham"], frequency=Frequency.IMMEDIATE)
-    assert queue_digests(app, Frequency.IMMEDIATE, now=NOW).messages == count
+    assert queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW).messages == count
     app.close()
 
 
@@ -355,42 +357,26 @@ def test_schedule_lines_up_its_columns(run_cli: Run) -> None:
 
 @pytest.mark.parametrize("kind", ["run", "send"])
 def test_rows_of_frequent_runs_are_kept_for_a_month_not_for_ever(config_path: Path, run_cli: Run, kind: str) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from sqlalchemy import insert, select
-
-    from alerts.pipeline import KEEP_POLLS
-    from alerts.schema import runs
-
     app = App(config_path)
     old = datetime.now(UTC) - KEEP_POLLS - timedelta(days=1)
-    with app.store.engine.begin() as conn:
-        conn.execute(insert(runs).values(kind=kind, started_at=old, finished_at=old, ok=True, summary={}))
+    add_run(app.store, kind, old, old, ok=True, summary={})
     app.close()
 
     assert run_cli(kind).exit_code == 0
 
     app = App(config_path)
-    with app.store.engine.connect() as conn:
-        kept = conn.execute(select(runs.c.started_at).where(runs.c.kind == kind)).scalars().all()
+    kept = [run.started_at for run in list_runs(app.store, kind)]
     app.close()
     assert len(kept) == 1 and kept[0] > old
 
 
 def test_status_shows_a_failed_job_that_later_runs_would_hide(config_path: Path, run_cli: Run) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from sqlalchemy import insert
-
-    from alerts.schema import runs
-
     app = App(config_path)
     earlier = datetime.now(UTC) - timedelta(hours=3)
     summary = {"new": 0, "updated": 0, "rejected": 0, "failed_sources": 0, "feeds_written": 0, "feeds_unchanged": 0,
                "queued": 0, "digests": [], "sent": 0, "deferred": 0, "bounced": 0, "failed": 0,
                "failed_stages": ["daily digests"], "problems": ["daily digests: the database went away"], "seconds": 0.5}
-    with app.store.engine.begin() as conn:
-        conn.execute(insert(runs).values(kind="daily", started_at=earlier, finished_at=earlier, ok=False, summary=summary))
+    add_run(app.store, "daily", earlier, earlier, ok=False, summary=summary)
     app.close()
     assert run_cli("run").exit_code == 0
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import Result
 
 from alerts.store import open_store
-from alerts.subscribers import find_subscriber
+from alerts.store.subscribers import find_subscriber
 from alerts.subscribers.lists import read_list
 from alerts.types import SubscriberStatus
 from tests.conftest import REPO

@@ -50,7 +50,7 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
 def test_config_is_frozen(tmp_path: Path) -> None:
     config = load(tmp_path, "")
     with pytest.raises(ValueError, match="frozen"):
-        config.timezone = "UTC"  # type: ignore[misc]
+        config.timezone = "UTC"
 
 
 @pytest.mark.parametrize(

@@ -15,11 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from alerts.schema import outbox
 from alerts.store import open_store
-from alerts.testing import Faults, SmtpSink, bare_message_id, seed_outbox
+from alerts.testing import Faults, SmtpSink, bare_message_id, outbox_rows, seed_outbox
 from tests.conftest import NOW, REPO
 
 MESSAGES = 2000
@@ -50,11 +48,10 @@ def outbox_state(database: str) -> dict[str, tuple[str, str | None]]:
     """Bare Message-ID -> (status, claimed_by)."""
     store = open_store(database)
     try:
-        with store.engine.connect() as conn:
-            rows = conn.execute(select(outbox.c.message_id, outbox.c.status, outbox.c.claimed_by)).all()
+        rows = outbox_rows(store.engine)
     finally:
         store.close()
-    return {bare_message_id(r.message_id): (r.status, r.claimed_by) for r in rows}
+    return {bare_message_id(r["message_id"]): (r["status"], r["claimed_by"]) for r in rows}
 
 
 def fill(database: str) -> set[str]:

@@ -77,7 +77,7 @@ def test_sent_messages_carry_a_signature_that_verifies_against_the_published_key
     app = signed_app(make_app, sink, key_file, sqlite_url)
     queue(app, 3)
 
-    send_pending(app, now=NOW, builder=PlainMessageFactory(app.store.engine))
+    send_pending(app.config, app.store, now=NOW, builder=PlainMessageFactory(app.store.engine))
 
     assert len(sink.received) == 3
     for got in sink.received:
@@ -91,7 +91,7 @@ def test_the_signature_is_relaxed_relaxed_and_covers_both_list_unsubscribe_heade
     app = signed_app(make_app, sink, key_file, sqlite_url)
     queue(app, 1)
 
-    send_pending(app, now=NOW, builder=PlainMessageFactory(app.store.engine))
+    send_pending(app.config, app.store, now=NOW, builder=PlainMessageFactory(app.store.engine))
 
     header = sink.received[0].message()["DKIM-Signature"]
     tags = {k.strip(): v for k, v in (t.split("=", 1) for t in re.sub(r"\s+", "", header).split(";") if t)}
@@ -106,7 +106,7 @@ def test_a_changed_one_click_header_breaks_the_signature(
 ) -> None:
     app = signed_app(make_app, sink, key_file, sqlite_url)
     queue(app, 1)
-    send_pending(app, now=NOW, builder=PlainMessageFactory(app.store.engine))
+    send_pending(app.config, app.store, now=NOW, builder=PlainMessageFactory(app.store.engine))
 
     data = sink.received[0].data
     tampered = data.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: x=y")
@@ -121,9 +121,9 @@ def test_a_digest_built_by_the_real_message_factory_verifies_after_sending(
     app = signed_app(make_app, sink, key_file, sqlite_url)
     save(app, advisory("courier-fraud", areas=("medway",)))
     subscribe(app, "ann@example.org", ["medway"], frequency=Frequency.IMMEDIATE)
-    queue_digests(app, Frequency.IMMEDIATE, now=NOW)
+    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
 
-    assert send_pending(app, now=NOW).sent == 1
+    assert send_pending(app.config, app.store, now=NOW).sent == 1
 
     [got] = sink.received
     assert dkim.verify(got.data, dnsfunc=dns_for(key))

@@ -26,13 +26,13 @@ def queue_one_alert(app: App) -> None:
     save(app, advisory("courier-fraud", areas=("medway",)))
     subscribe(app, "ann@example.org", ["chatham"], frequency=Frequency.IMMEDIATE)
     subscribe(app, "bob@example.org", ["dover"], frequency=Frequency.IMMEDIATE)  # not concerned
-    assert queue_digests(app, Frequency.IMMEDIATE, now=NOW).messages == 1
+    assert queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW).messages == 1
 
 
 def test_a_queued_alert_reaches_the_relay_through_the_real_message_factory(smtp_app: App, sink: SmtpSink) -> None:
     queue_one_alert(smtp_app)
 
-    report = send_pending(smtp_app, now=NOW)
+    report = send_pending(smtp_app.config, smtp_app.store, now=NOW)
 
     assert report.sent == 1
     [got] = sink.received

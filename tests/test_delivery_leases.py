@@ -11,14 +11,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select, update
-
 from alerts.app import App
 from alerts.delivery import Dispatcher, make_outbox, make_sender
-from alerts.delivery.outbox import Outbox, Outcomes
 from alerts.message import OutboxItem
-from alerts.schema import outbox
-from alerts.testing import PlainMessageFactory, SmtpSink, bare_message_id
+from alerts.store.outbox import Outbox, Outcomes
+from alerts.testing import PlainMessageFactory, SmtpSink, bare_message_id, outbox_rows, set_columns
 from tests.conftest import NOW
 from tests.delivery_fixtures import *  # noqa: F403
 from tests.delivery_fixtures import queue, rows, statuses
@@ -110,8 +107,7 @@ def test_on_sqlite_rows_held_by_a_dead_process_of_this_machine_are_freed_at_once
     box = an_outbox(app)
     box.claim("placeholder", 4, NOW)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    with app.store.engine.begin() as conn:
-        conn.execute(update(outbox).values(claimed_by=f"{socket.gethostname()[:60]}:{int(dead.stdout)}:0:cafe"))
+    set_columns(app.store.engine, "outbox", {"claimed_by": f"{socket.gethostname()[:60]}:{int(dead.stdout)}:0:cafe"})
 
     assert box.reclaim_orphans() == 4
     assert statuses(app) == {"pending": 4}
@@ -126,8 +122,7 @@ def test_rows_held_by_a_live_process_are_left_to_their_lease(make_app, sqlite_ur
         assert box.reclaim_orphans() == 0
         assert alive.stdin is not None
         alive.stdin.close()
-    with app.store.engine.connect() as conn:
-        assert set(conn.execute(select(outbox.c.status)).scalars()) == {"sending"}
+    assert {row["status"] for row in outbox_rows(app.store.engine)} == {"sending"}
 
 
 def test_a_worker_renews_its_lease_as_it_goes_and_skips_rows_it_lost(smtp_app: App, sink: SmtpSink) -> None:
@@ -143,9 +138,8 @@ def test_a_worker_renews_its_lease_as_it_goes_and_skips_rows_it_lost(smtp_app: A
 
         def build(self, item: OutboxItem) -> bytes:
             if not taken:
-                with smtp_app.store.engine.begin() as conn:
-                    last = conn.execute(select(outbox.c.id).order_by(outbox.c.id.desc()).limit(1)).scalar_one()
-                    conn.execute(update(outbox).where(outbox.c.id == last).values(claimed_by="someone-else"))
+                last = outbox_rows(smtp_app.store.engine)[-1]["id"]
+                set_columns(smtp_app.store.engine, "outbox", {"claimed_by": "someone-else"}, id=last)
                 taken.append(last)
             return self.plain.build(item)
 

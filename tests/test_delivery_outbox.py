@@ -9,12 +9,11 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
 
 from alerts.app import App
-from alerts.delivery.outbox import RetryPolicy
-from alerts.schema import subscribers
-from alerts.testing import SmtpSink
+from alerts.store.outbox import RetryPolicy
+from alerts.store.subscribers import get_subscriber, iter_subscribers
+from alerts.testing import SmtpSink, set_columns
 from tests.conftest import NOW
 from tests.delivery_fixtures import *  # noqa: F403
 from tests.delivery_fixtures import queue, queue_more, rows, send, statuses
@@ -129,11 +128,8 @@ def test_three_hard_bounces_suppress_the_address_and_its_queued_messages(smtp_ap
     assert [r.suppressed_addresses for r in reports] == [0, 0, 1]
     assert reports[2].suppressed == 2  # the two still queued for later
     assert statuses(smtp_app) == {"bounced": 3, "suppressed": 2}
-    with smtp_app.store.engine.connect() as conn:
-        status, bounces = conn.execute(
-            select(subscribers.c.status, subscribers.c.bounces).where(subscribers.c.id == subscriber_id)
-        ).one()
-    assert (status, bounces) == ("suppressed", 3)
+    subscriber = get_subscriber(smtp_app.store, subscriber_id)
+    assert (subscriber.status, subscriber.bounces) == ("suppressed", 3)
     assert sink.message_ids() == []
     assert send(smtp_app, now=NOW + timedelta(days=1)).sent == 0
 
@@ -142,8 +138,7 @@ def test_messages_to_someone_who_unsubscribed_meanwhile_are_suppressed_not_sent(
     smtp_app: App, sink: SmtpSink
 ) -> None:
     ids = queue(smtp_app, 3)
-    with smtp_app.store.engine.begin() as conn:
-        conn.execute(update(subscribers).where(subscribers.c.email == "reader1@example.org").values(status="unsubscribed"))
+    set_columns(smtp_app.store.engine, "subscribers", {"status": "unsubscribed"}, email="reader1@example.org")
 
     report = send(smtp_app)
 
@@ -175,8 +170,7 @@ def test_554_after_data_fails_the_message_without_counting_a_bounce(smtp_app: Ap
 
     assert (report.sent, report.failed, report.bounced) == (1, 1, 0)
     assert rows(smtp_app)[ids[0]]["status"] == "failed"
-    with smtp_app.store.engine.connect() as conn:
-        assert conn.execute(select(subscribers.c.bounces)).scalars().all() == [0, 0]
+    assert [s.bounces for s in iter_subscribers(smtp_app.store, status=None)] == [0, 0]
 
 
 def test_421_on_connect_defers_that_message_and_a_new_connection_delivers_the_rest(

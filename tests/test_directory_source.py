@@ -4,6 +4,7 @@ Whether a file was parsed again shows through a file with no date: parsing it wa
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -11,15 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
 
 from alerts.areas import Gazetteer
 from alerts.config import load_config
 from alerts.ingest import IngestReport, ingest_sources
 from alerts.ingest.dates import LONDON
 from alerts.ingest.directory import ingest_directories
-from alerts.schema import source_files
 from alerts.store import Store
+from alerts.store.sources import load_seen_files, save_seen_files
 from tests.conftest import NOW
 
 HOUR_AGO_NS = time.time_ns() - 3600 * 10**9
@@ -104,10 +104,7 @@ def test_a_touched_file_is_rehashed_but_not_parsed(
     os.utime(undated, ns=(HOUR_AGO_NS + 5 * 10**9, HOUR_AGO_NS + 5 * 10**9))
     report = poll(folder, sqlite_store, gazetteer)
     assert undated_warnings(report) == [] and report.counts()["unchanged"] == 3
-    with sqlite_store.engine.connect() as conn:
-        mtime = conn.execute(
-            select(source_files.c.mtime_ns).where(source_files.c.path == str(undated))
-        ).scalar_one()
+    mtime = load_seen_files(sqlite_store)[str(undated)].mtime_ns
     assert mtime == HOUR_AGO_NS + 5 * 10**9  # the new stat is remembered: next time a stat suffices
 
 
@@ -119,8 +116,7 @@ def test_new_files_are_picked_up_and_deleted_ones_forgotten(
     (folder / "b.md").unlink()
     report = poll(folder, sqlite_store, gazetteer)
     assert report.counts()["new"] == 1 and report.counts()["unchanged"] == 2
-    with sqlite_store.engine.connect() as conn:
-        paths = set(conn.execute(select(source_files.c.path)).scalars())
+    paths = set(load_seen_files(sqlite_store))
     assert str(folder / "b.md") not in paths and str(folder / "c.md") in paths
     # The advisory itself stays: deleting a file does not withdraw what was published.
     assert sqlite_store.count_advisories() == 4
@@ -143,8 +139,9 @@ def test_a_new_parser_reads_every_file_once_more(
     folder: Path, sqlite_store: Store, gazetteer: Gazetteer
 ) -> None:
     poll(folder, sqlite_store, gazetteer)
-    with sqlite_store.engine.begin() as conn:
-        conn.execute(update(source_files).values(parser="an older version"))
+    seen = load_seen_files(sqlite_store)
+    older = {path: dataclasses.replace(file, parser="an older version") for path, file in seen.items()}
+    save_seen_files(sqlite_store, older, forget=[], now=NOW)
     report = poll(folder, sqlite_store, gazetteer)
     assert len(undated_warnings(report)) == 1 and report.counts()["unchanged"] == 3
     assert undated_warnings(poll(folder, sqlite_store, gazetteer)) == []
@@ -157,12 +154,10 @@ def test_a_file_written_this_instant_is_checked_again_next_poll(
     folder = tmp_path / "fresh"
     path = write(folder, "now.md", "Just written", settle=False)
     poll(folder, sqlite_store, gazetteer)
-    with sqlite_store.engine.connect() as conn:
-        assert conn.execute(select(source_files.c.mtime_ns)).scalar_one() == -1
+    assert [file.mtime_ns for file in load_seen_files(sqlite_store).values()] == [-1]
     os.utime(path, ns=(HOUR_AGO_NS, HOUR_AGO_NS))
     poll(folder, sqlite_store, gazetteer)
-    with sqlite_store.engine.connect() as conn:
-        assert conn.execute(select(source_files.c.mtime_ns)).scalar_one() == HOUR_AGO_NS
+    assert [file.mtime_ns for file in load_seen_files(sqlite_store).values()] == [HOUR_AGO_NS]
 
 
 def test_hidden_files_and_other_suffixes_are_ignored(
@@ -200,8 +195,7 @@ def test_an_unreadable_folder_is_a_source_error_and_its_files_are_not_forgotten(
     assert [str(e) for e in report.source_errors] == [
         f"{folder}: cannot read: Permission denied (make it readable by the user running alerts)"
     ]
-    with sqlite_store.engine.connect() as conn:
-        assert len(conn.execute(select(source_files.c.path)).all()) == 3
+    assert len(load_seen_files(sqlite_store)) == 3
 
 
 def test_configured_sources_use_the_cache(

@@ -11,9 +11,11 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import feedparser
 import pytest
+from click.testing import Result
 from lxml import etree
 
 from alerts.app import App
@@ -21,7 +23,7 @@ from alerts.feeds import FeedsReport, build_feeds, write_if_changed
 from alerts.feeds.state import STATE_FILE
 from alerts.ingest import ingest_files
 from tests.advisory_files import write_advisory
-from tests.conftest import NOW, SAMPLE
+from tests.conftest import NOW, SAMPLE, utc_of
 
 BASE = "https://alerts.example.org"
 SAMPLE_URL = (
@@ -53,6 +55,15 @@ def out(app: App) -> Path:
     return app.config.feeds.out
 
 
+T = TypeVar("T")
+
+
+def found(value: T | None) -> T:
+    """What an XPath find returned, failing the test where it found nothing."""
+    assert value is not None
+    return value
+
+
 def parse(app: App, name: str) -> feedparser.FeedParserDict:
     parsed = feedparser.parse((out(app) / name).read_bytes())
     assert not parsed.bozo, f"{name}: {parsed.get('bozo_exception')}"
@@ -72,7 +83,7 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
 
 def test_builds_rss_atom_and_json_for_every_feed_area_and_all(feeds_app: App) -> None:
     ingest(feeds_app)
-    report = build_feeds(feeds_app, now=NOW)
+    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     slugs = ["all", *(node.slug for node in feeds_app.gazetteer.feed_areas())]
     expected = {f"{slug}.{fmt}" for slug in slugs for fmt in ("rss", "atom", "json")}
     assert {path.name for path in report.written} == expected
@@ -83,7 +94,7 @@ def test_builds_rss_atom_and_json_for_every_feed_area_and_all(feeds_app: App) ->
 
 def test_every_feed_parses_in_feedparser_without_errors(feeds_app: App) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     for path in sorted(out(feeds_app).glob("[!.]*")):
         if path.suffix == ".json":
             data = json.loads(path.read_bytes())
@@ -97,7 +108,7 @@ def test_every_feed_parses_in_feedparser_without_errors(feeds_app: App) -> None:
 
 def test_medway_and_chatham_feeds_hold_the_sample_and_dover_does_not(feeds_app: App) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     for slug in ("medway", "chatham", "kent", "all"):  # Chatham: the matching rule (town in Medway)
         assert entry_ids(feeds_app, slug) == {"rss": [SAMPLE_URL], "atom": [SAMPLE_URL], "json": [SAMPLE_URL]}, slug
     for slug in ("dover", "deal", "maidstone"):
@@ -106,7 +117,7 @@ def test_medway_and_chatham_feeds_hold_the_sample_and_dover_does_not(feeds_app: 
 
 def test_entry_round_trips_id_dates_links_content_and_categories(feeds_app: App) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     advisory = feeds_app.store.advisory(SAMPLE_URL)
     for fmt in ("rss", "atom"):
         parsed = parse(feeds_app, f"medway.{fmt}")
@@ -117,7 +128,7 @@ def test_entry_round_trips_id_dates_links_content_and_categories(feeds_app: App)
         assert entry.id == SAMPLE_URL
         assert entry.title == SAMPLE_TITLE
         assert entry.link == SAMPLE_URL
-        assert datetime(*entry.published_parsed[:6], tzinfo=UTC) == SAMPLE_PUBLISHED
+        assert utc_of(entry.published_parsed) == SAMPLE_PUBLISHED
         assert entry.summary.startswith("Fraud investigators are reminding residents")
         assert "<strong>Medway</strong>" in entry.content[0].value
         # Atom: term is the slug, label the name; RSS has room for one, the name readers show.
@@ -125,7 +136,7 @@ def test_entry_round_trips_id_dates_links_content_and_categories(feeds_app: App)
         assert entry.media_content[0]["url"] == advisory.image_url
         assert entry.author == "Kent Police"  # Atom author, RSS dc:creator
         if fmt == "atom":
-            assert datetime(*entry.updated_parsed[:6], tzinfo=UTC) == NOW
+            assert utc_of(entry.updated_parsed) == NOW
             assert {(link.rel, link.href) for link in entry.links} == {
                 ("alternate", SAMPLE_URL),
                 ("related", f"{BASE}/advisories/{advisory.id}"),
@@ -140,18 +151,18 @@ def test_entry_round_trips_id_dates_links_content_and_categories(feeds_app: App)
 
 def test_rss_and_atom_follow_the_rules_validators_apply(feeds_app: App) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     rss = etree.fromstring((out(feeds_app) / "medway.rss").read_bytes())
-    channel = rss.find("channel")
+    channel = found(rss.find("channel"))
     (self_link,) = channel.findall(f"{ATOM}link")
     assert self_link.get("rel") == "self" and self_link.get("href") == f"{BASE}/feeds/medway.rss"
     assert self_link.get("type") == "application/rss+xml"
     assert channel.findtext("link") == f"{BASE}/areas/medway"
-    assert RFC822.match(channel.findtext("lastBuildDate"))
-    item = channel.find("item")
-    assert RFC822.match(item.findtext("pubDate"))
+    assert RFC822.match(found(channel.findtext("lastBuildDate")))
+    item = found(channel.find("item"))
+    assert RFC822.match(found(item.findtext("pubDate")))
     assert item.findtext("pubDate") == "Fri, 18 Dec 2020 14:30:00 +0000"
-    guid = item.find("guid")
+    guid = found(item.find("guid"))
     assert guid.text == SAMPLE_URL and guid.get("isPermaLink") == "true"  # the id is the URL
 
     atom = etree.fromstring((out(feeds_app) / "medway.atom").read_bytes())
@@ -165,7 +176,7 @@ def test_rss_and_atom_follow_the_rules_validators_apply(feeds_app: App) -> None:
         assert entry.findtext(f"{ATOM}id") and entry.findtext(f"{ATOM}updated")
         rels = [link.get("rel") for link in entry.findall(f"{ATOM}link")]
         assert rels.count("alternate") == 1, "RFC 4287: one alternate link per type"
-        assert entry.find(f"{ATOM}content").get("type") == "html"
+        assert found(entry.find(f"{ATOM}content")).get("type") == "html"
 
 
 def test_an_urgent_advisory_says_so_in_its_title_in_every_format(feeds_app: App, tmp_path: Path) -> None:
@@ -173,7 +184,7 @@ def test_an_urgent_advisory_says_so_in_its_title_in_every_format(feeds_app: App,
     folder.mkdir()
     write_advisory(folder, "u", title="Flooding in Dover", url="https://www.kent.police.uk/news/u/", priority="urgent")
     ingest(feeds_app, folder)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     for fmt in ("rss", "atom"):
         assert [e.title for e in parse(feeds_app, f"dover.{fmt}").entries] == ["Urgent: Flooding in Dover"]
     assert json.loads((out(feeds_app) / "dover.json").read_bytes())["items"][0]["title"] == "Urgent: Flooding in Dover"
@@ -184,15 +195,15 @@ def test_an_id_that_is_not_a_url_is_not_a_permalink_and_becomes_a_tag_uri(feeds_
     folder.mkdir()
     write_advisory(folder, "guid", title="Appeal in Dover", url="https://www.kent.police.uk/news/appeal/", guid="12345")
     ingest(feeds_app, folder)
-    build_feeds(feeds_app, now=NOW)
-    guid = etree.fromstring((out(feeds_app) / "dover.rss").read_bytes()).find("channel/item/guid")
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
+    guid = found(etree.fromstring((out(feeds_app) / "dover.rss").read_bytes()).find("channel/item/guid"))
     assert guid.text == "tag:www.kent.police.uk,2026-11-01:12345"
     assert guid.get("isPermaLink") == "false"
     assert parse(feeds_app, "dover.atom").entries[0].id == guid.text
 
 
 def test_empty_feed_is_valid_with_a_fixed_date(feeds_app: App) -> None:
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     parsed = parse(feeds_app, "dover.atom")
     assert parsed.entries == []
     assert parsed.feed.updated.startswith("1970-01-01")
@@ -200,11 +211,11 @@ def test_empty_feed_is_valid_with_a_fixed_date(feeds_app: App) -> None:
 
 def test_rebuild_with_nothing_new_changes_no_byte_and_touches_no_file(feeds_app: App) -> None:
     ingest(feeds_app)
-    first = build_feeds(feeds_app, now=NOW)
+    first = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     before = snapshot(out(feeds_app))
     # Later, and the sample ingested again unchanged: still nothing new.
     ingest(feeds_app, now=NOW + timedelta(hours=3))
-    again = build_feeds(feeds_app, now=NOW + timedelta(hours=3))
+    again = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW + timedelta(hours=3))
     assert again.written == []
     assert again.unchanged == len(first.written)
     assert snapshot(out(feeds_app)) == before
@@ -212,24 +223,24 @@ def test_rebuild_with_nothing_new_changes_no_byte_and_touches_no_file(feeds_app:
 
 def test_a_damaged_or_missing_feed_file_is_repaired_by_the_next_build(feeds_app: App) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     good = (out(feeds_app) / "medway.atom").read_bytes()
     (out(feeds_app) / "medway.atom").write_bytes(good[:100])  # as a crash mid-write might leave it
     (out(feeds_app) / "dover.json").unlink()
-    report = build_feeds(feeds_app, now=NOW)
+    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     assert sorted(path.name for path in report.written) == ["dover.json", "medway.atom"]
     assert (out(feeds_app) / "medway.atom").read_bytes() == good
 
 
 def test_only_the_feeds_a_new_advisory_concerns_are_rewritten(feeds_app: App, tmp_path: Path) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     folder = tmp_path / "new"
     folder.mkdir()
     write_advisory(folder, "dover", title="Scam calls reported in Dover", url="https://www.kent.police.uk/news/dover-scam/")
     later = NOW + timedelta(hours=1)
     ingest(feeds_app, folder, now=later)
-    report = build_feeds(feeds_app, now=later)
+    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=later)
     gazetteer = feeds_app.gazetteer
     concerned = {"all"} | {node.slug for node in gazetteer.feed_areas() if gazetteer.wants([node.slug], ["dover"])}
     assert {"dover", "deal", "kent"} <= concerned and "medway" not in concerned
@@ -240,43 +251,43 @@ def test_only_the_feeds_a_new_advisory_concerns_are_rewritten(feeds_app: App, tm
 
 def test_updated_advisory_keeps_its_id_and_gets_a_new_updated(feeds_app: App, advisory_dir: Path) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     copy = advisory_dir / SAMPLE.name
     copy.write_text(copy.read_text(encoding="utf-8") + "\nUpdate: a man has been arrested.\n", encoding="utf-8")
     later = NOW + timedelta(days=1)
     ingest(feeds_app, now=later)
-    build_feeds(feeds_app, now=later)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=later)
     parsed = parse(feeds_app, "medway.atom")
     (entry,) = parsed.entries
     assert entry.id == SAMPLE_URL
-    assert datetime(*entry.updated_parsed[:6], tzinfo=UTC) == later
-    assert datetime(*entry.published_parsed[:6], tzinfo=UTC) == SAMPLE_PUBLISHED
+    assert utc_of(entry.updated_parsed) == later
+    assert utc_of(entry.published_parsed) == SAMPLE_PUBLISHED
     assert "a man has been arrested" in entry.content[0].value
-    assert datetime(*parsed.feed.updated_parsed[:6], tzinfo=UTC) == later
+    assert utc_of(parsed.feed.updated_parsed) == later
     rss = parse(feeds_app, "medway.rss")
     assert rss.entries[0].id == SAMPLE_URL
-    assert datetime(*rss.feed.updated_parsed[:6], tzinfo=UTC) == later  # lastBuildDate
+    assert utc_of(rss.feed.updated_parsed) == later  # lastBuildDate
 
 
 def test_withdrawn_advisory_leaves_the_feeds_at_the_next_build(feeds_app: App, advisory_dir: Path) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     copy = advisory_dir / SAMPLE.name
     copy.write_text(copy.read_text(encoding="utf-8").replace("area: Kent", "area: Kent\nstatus: withdrawn"), encoding="utf-8")
     later = NOW + timedelta(days=2)
     ingest(feeds_app, now=later)
-    report = build_feeds(feeds_app, now=later)
+    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=later)
     for slug in ("medway", "chatham", "kent", "all"):
         assert entry_ids(feeds_app, slug) == {"rss": [], "atom": [], "json": []}
     assert out(feeds_app) / "medway.rss" in report.written
     # The feed's date moves on with the withdrawal, so readers see it changed.
-    assert datetime(*parse(feeds_app, "medway.rss").feed.updated_parsed[:6], tzinfo=UTC) == later
+    assert utc_of(parse(feeds_app, "medway.rss").feed.updated_parsed) == later
 
 
 def feed_dates(app: App, slug: str) -> tuple[datetime, datetime]:
     """(Atom updated, RSS lastBuildDate) of one area's feed."""
     atom, rss = parse(app, f"{slug}.atom").feed, parse(app, f"{slug}.rss").feed
-    return (datetime(*atom.updated_parsed[:6], tzinfo=UTC), datetime(*rss.updated_parsed[:6], tzinfo=UTC))
+    return (utc_of(atom.updated_parsed), utc_of(rss.updated_parsed))
 
 
 def test_an_advisory_retagged_out_of_an_area_moves_that_areas_feed_date_forward(
@@ -288,7 +299,7 @@ def test_an_advisory_retagged_out_of_an_area_moves_that_areas_feed_date_forward(
     write_advisory(folder, "moving", title="Scam calls in Dover", url=url)
     first = NOW + timedelta(hours=1)
     ingest(feeds_app, folder, now=first)
-    build_feeds(feeds_app, now=first)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=first)
     assert entry_ids(feeds_app, "dover")["atom"] == [url]
     assert feed_dates(feeds_app, "dover") == (first, first)
 
@@ -296,7 +307,7 @@ def test_an_advisory_retagged_out_of_an_area_moves_that_areas_feed_date_forward(
     write_advisory(folder, "moving", title="Scam calls in Maidstone", url=url)
     retagged = NOW + timedelta(hours=2)
     ingest(feeds_app, folder, now=retagged)
-    report = build_feeds(feeds_app, now=retagged + timedelta(minutes=5))
+    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=retagged + timedelta(minutes=5))
     assert out(feeds_app) / "dover.atom" in report.written
     assert entry_ids(feeds_app, "dover") == {"rss": [], "atom": [], "json": []}
     # A reader caching on updated/lastBuildDate sees the change, dated when it happened.
@@ -304,7 +315,7 @@ def test_an_advisory_retagged_out_of_an_area_moves_that_areas_feed_date_forward(
     assert feed_dates(feeds_app, "maidstone") == (retagged, retagged)
     # And the dates hold: building again with nothing new changes no byte.
     before = snapshot(out(feeds_app))
-    assert build_feeds(feeds_app, now=retagged + timedelta(days=1)).written == []
+    assert build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=retagged + timedelta(days=1)).written == []
     assert snapshot(out(feeds_app)) == before
 
 
@@ -313,28 +324,28 @@ def test_a_feed_changed_by_the_config_alone_is_dated_by_the_build_that_changed_i
 ) -> None:
     first = App(write_config(database=db_url, site={"name": "Kent Alerts"}))
     ingest(first)
-    build_feeds(first, now=NOW)
+    build_feeds(first.config, first.store, first.gazetteer, now=NOW)
     first.close()
     renamed = App(write_config(database=db_url, site={"name": "Kent Area Alerts"}))
     later = NOW + timedelta(days=1)
     try:
-        build_feeds(renamed, now=later)
+        build_feeds(renamed.config, renamed.store, renamed.gazetteer, now=later)
         assert parse(renamed, "medway.atom").feed.title == "Kent Area Alerts: Medway"
         # No advisory changed, so only the build's clock says when the feed did.
         assert feed_dates(renamed, "medway") == (later, later)
-        assert build_feeds(renamed, now=later + timedelta(hours=1)).written == []
+        assert build_feeds(renamed.config, renamed.store, renamed.gazetteer, now=later + timedelta(hours=1)).written == []
     finally:
         renamed.close()
 
 
 def test_a_lost_or_damaged_date_record_only_costs_the_dates_from_the_store(feeds_app: App) -> None:
     ingest(feeds_app)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     before = snapshot(out(feeds_app))
     (out(feeds_app) / STATE_FILE).write_text("{not json")
-    assert build_feeds(feeds_app, now=NOW + timedelta(hours=1)).written == []
+    assert build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW + timedelta(hours=1)).written == []
     (out(feeds_app) / STATE_FILE).unlink()
-    assert build_feeds(feeds_app, now=NOW + timedelta(hours=2)).written == []
+    assert build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW + timedelta(hours=2)).written == []
     after = snapshot(out(feeds_app))
     assert after.pop(STATE_FILE)[0] == before.pop(STATE_FILE)[0]  # the record, written again
     assert after == before  # the feeds, untouched
@@ -348,15 +359,15 @@ def test_expired_advisory_leaves_the_feeds_at_the_next_build(feeds_app: App, tmp
         expires="18:00 26/11/2026",
     )
     ingest(feeds_app, folder)
-    build_feeds(feeds_app, now=NOW)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     assert entry_ids(feeds_app, "dover")["rss"] == ["https://www.kent.police.uk/news/closure/"]
     after = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-    build_feeds(feeds_app, now=after)
+    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=after)
     assert entry_ids(feeds_app, "dover") == {"rss": [], "atom": [], "json": []}
     updated = parse(feeds_app, "dover.atom").feed.updated_parsed
-    assert datetime(*updated[:6], tzinfo=UTC) == datetime(2026, 11, 26, 18, 0, tzinfo=UTC)
+    assert utc_of(updated) == datetime(2026, 11, 26, 18, 0, tzinfo=UTC)
     # and that is stable: building again later changes nothing
-    assert build_feeds(feeds_app, now=after + timedelta(days=3)).written == []
+    assert build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=after + timedelta(days=3)).written == []
 
 
 def test_feeds_hold_at_most_max_items_newest_first(
@@ -372,7 +383,7 @@ def test_feeds_hold_at_most_max_items_newest_first(
     app = App(write_config(sources=[{"path": str(folder)}], feeds={"max_items": 2}))
     try:
         ingest(app)
-        build_feeds(app, now=NOW)
+        build_feeds(app.config, app.store, app.gazetteer, now=NOW)
         expected = ["https://www.kent.police.uk/news/3/", "https://www.kent.police.uk/news/2/"]
         assert entry_ids(app, "dover") == {"rss": expected, "atom": expected, "json": expected}
     finally:
@@ -381,7 +392,7 @@ def test_feeds_hold_at_most_max_items_newest_first(
 
 def test_build_writes_into_out_when_given(feeds_app: App, tmp_path: Path) -> None:
     ingest(feeds_app)
-    report = build_feeds(feeds_app, now=NOW, out=tmp_path / "elsewhere")
+    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW, out=tmp_path / "elsewhere")
     assert isinstance(report, FeedsReport)
     assert (tmp_path / "elsewhere" / "medway.rss").exists()
     assert not out(feeds_app).exists()
@@ -398,7 +409,7 @@ def test_write_if_changed_replaces_atomically_with_a_readable_file(tmp_path: Pat
 
 
 def test_cli_feeds_build_prints_json_and_a_second_run_writes_nothing(
-    run_cli: Callable[..., object], config_path: Path, tmp_path: Path
+    run_cli: Callable[..., Result], config_path: Path, tmp_path: Path
 ) -> None:
     assert run_cli("ingest").exit_code == 0
     first = run_cli("feeds", "build", "--json")
@@ -410,7 +421,7 @@ def test_cli_feeds_build_prints_json_and_a_second_run_writes_nothing(
     assert second.output.strip() == f"Feeds in {tmp_path / 'feeds'}: 0 written, {len(data['written'])} unchanged."
 
 
-def test_cli_feeds_build_into_a_file_fails_with_one_line(run_cli: Callable[..., object], tmp_path: Path) -> None:
+def test_cli_feeds_build_into_a_file_fails_with_one_line(run_cli: Callable[..., Result], tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     result = run_cli("feeds", "build", "--out", str(blocker / "feeds"))

@@ -17,6 +17,7 @@ from alerts.areas import load_gazetteer
 from alerts.feeds.model import Feed, build_entry
 from alerts.feeds.render import render_atom, render_json, render_rss
 from alerts.types import Advisory, Priority, Status
+from tests.conftest import utc_of
 
 GAZETTEER = load_gazetteer("kent")
 BASE = "https://alerts.example.org"
@@ -83,6 +84,6 @@ def test_any_text_gives_well_formed_feeds_that_round_trip(
         (read,) = parsed.entries
         assert read.id == entry.id
         assert read.get("title", "") == as_feedparser_reads(entry.title.strip())
-        assert datetime(*read.published_parsed[:6], tzinfo=UTC) == published
+        assert utc_of(read.published_parsed) == published
     item = json.loads(render_json(feed))["items"][0]
     assert item["id"] == entry.id and item["title"] == entry.title

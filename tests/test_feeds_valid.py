@@ -1,4 +1,4 @@
-"""Every feed built passes the rules strict validators apply (alerts.feeds.validate), and
+"""Every feed built passes the rules strict validators apply (tests/feed_rules.py), and
 those rules do catch what they are meant to. Relative links in an advisory's body reach
 readers resolved against the advisory's own page."""
 
@@ -14,11 +14,11 @@ from starlette.testclient import TestClient
 
 from alerts.app import App
 from alerts.feeds import build_feeds
-from alerts.feeds.validate import atom_problems, feed_problems, json_feed_problems, rss_problems
 from alerts.ingest import ingest_files
 from alerts.web import create_app
 from tests.advisory_files import write_advisory, write_hostile_advisory
 from tests.conftest import NOW
+from tests.feed_rules import atom_problems, feed_problems, json_feed_problems, rss_problems
 
 BASE = "https://alerts.example.org"
 LINKED = "https://www.kent.police.uk/news/appeals/linked/"
@@ -38,7 +38,7 @@ def built(write_config: Callable[..., Path], advisory_dir: Path, db_url: str) ->
     app = App(write_config(database=db_url, site={"base_url": BASE}))
     report = ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW)
     assert len(report.new) == 4 and not report.rejected
-    build_feeds(app, now=NOW)
+    build_feeds(app.config, app.store, app.gazetteer, now=NOW)
     return app
 
 

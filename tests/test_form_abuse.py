@@ -14,12 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 import time_machine
-from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from alerts.app import App
-from alerts.schema import outbox, subscribers
-from alerts.subscribers.limits import CLIENT
+from alerts.store.limits import CLIENT
+from alerts.testing import row_counts, table_rows
 from alerts.web import create_app
 from alerts.web.testing import serve_in_thread
 from tests.conftest import NOW
@@ -42,13 +41,11 @@ def app(write_config: Callable[..., Path], db_url: str) -> Iterator[App]:
 
 
 def messages(app: App) -> int:
-    with app.store.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
+    return row_counts(app.store.engine, "outbox")["outbox"]
 
 
 def rows(app: App) -> list[str]:
-    with app.store.engine.connect() as conn:
-        return list(conn.execute(select(subscribers.c.email)).scalars())
+    return [row["email"] for row in table_rows(app.store.engine, "subscribers")]
 
 
 def test_twenty_case_variants_posted_at_once_to_two_web_processes_make_one_row_and_one_email(

@@ -4,7 +4,8 @@ skipped while the rest go in; identity and updates; progress reporting."""
 from __future__ import annotations
 
 import shutil
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ SAMPLE_URL = (
 )
 
 
-def ingest(folder: Path, store: Store, gazetteer: Gazetteer, *, now=NOW) -> IngestReport:  # type: ignore[no-untyped-def]
+def ingest(folder: Path, store: Store, gazetteer: Gazetteer, *, now: datetime = NOW) -> IngestReport:
     return ingest_files([folder], store, gazetteer, now=now)
 
 
@@ -242,7 +243,7 @@ def test_unknown_front_matter_survives_the_store(tmp_path: Path, store: Store, g
 def test_progress_is_told_the_total_then_each_file(messy_folder: Path, store: Store, gazetteer: Gazetteer) -> None:
     calls: list[tuple[str, int]] = []
 
-    def start(total: int):  # type: ignore[no-untyped-def]
+    def start(total: int) -> Callable[[int], None]:
         calls.append(("total", total))
         return lambda n: calls.append(("done", n))
 

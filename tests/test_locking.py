@@ -6,13 +6,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from alerts.locking import AlreadyRunning, FileLock, NoLock, PostgresLock, instance_lock
-from tests.conftest import REPO
+from alerts.store import engine_url, open_store
+from tests.conftest import POSTGRES_ENV, REPO
 
 HOLD = """
 import sys
@@ -27,8 +30,6 @@ sys.stdin.read()  # hold until killed
 @pytest.fixture
 def holder(db_url: str) -> Iterator[subprocess.Popen[str]]:
     """Another process holding the instance lock of ``db_url``."""
-    from alerts.store import open_store
-
     open_store(db_url).close()  # the database exists, as it would for 'alerts serve'
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLD, db_url],
@@ -73,8 +74,6 @@ def test_the_lock_is_free_again_when_its_holder_dies(
 
 
 def test_released_lock_can_be_taken_again_in_process(db_url: str) -> None:
-    from alerts.store import open_store
-
     open_store(db_url).close()
     with instance_lock(db_url), pytest.raises(AlreadyRunning):
         instance_lock(db_url).acquire()
@@ -95,20 +94,20 @@ def test_kinds_of_lock() -> None:
 
 
 def test_different_postgres_schemas_do_not_block_each_other(postgres_url: str) -> None:
-    import uuid
-
-    from sqlalchemy import create_engine, text
-
-    from alerts.store import engine_url
-
-    base = os.environ["ALERTS_TEST_POSTGRES_URL"]
+    base = os.environ[POSTGRES_ENV]
     other = f"t_{uuid.uuid4().hex[:12]}"
+    separator = "&" if "?" in base else "?"
+    other_url = f"{base}{separator}options=-csearch_path%3D{other}"
     admin = create_engine(engine_url(base), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{other}"'))
     try:
-        with instance_lock(postgres_url), instance_lock(f"{base}?options=-csearch_path%3D{other}"):
-            pass
+        with PostgresLock(postgres_url) as first, PostgresLock(other_url) as second:
+            assert first.check() and second.check()  # both held at once
+            assert first.key != second.key
+            for url in (postgres_url, other_url):  # and each still keeps out its own schema
+                with pytest.raises(AlreadyRunning):
+                    PostgresLock(url).acquire()
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{other}" CASCADE'))
@@ -116,10 +115,6 @@ def test_different_postgres_schemas_do_not_block_each_other(postgres_url: str) -
 
 
 def test_a_dropped_postgres_lock_connection_takes_the_lock_again(postgres_url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    from alerts.store import engine_url
-
     lock = instance_lock(postgres_url)
     assert isinstance(lock, PostgresLock)
     lock.acquire()
@@ -142,9 +137,6 @@ def test_a_dropped_postgres_lock_connection_takes_the_lock_again(postgres_url: s
 
 
 def test_a_lost_lock_that_another_took_is_reported_lost(postgres_url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    from alerts.store import engine_url
 
     lock = instance_lock(postgres_url)
     assert isinstance(lock, PostgresLock)

@@ -6,22 +6,21 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import insert, select
 
 from alerts.app import App
 from alerts.config import DigestsConfig
-from alerts.pipeline import KEEP_POLLS, Plan, is_due, last_scheduled, run_cycle, run_once
-from alerts.schema import runs
-from alerts.subscribers.records import add_subscriber
+from alerts.pipeline import Plan, is_due, last_scheduled, run_cycle, run_once
+from alerts.store.runs import KEEP_POLLS, add_run, list_runs
+from alerts.store.subscribers import add_subscriber
 from alerts.subscribers.validation import Subscription
-from alerts.types import Frequency
+from alerts.types import Frequency, RunReport, SendReport
 from tests.conftest import NOW
 
 LONDON = ZoneInfo("Europe/London")
@@ -48,7 +47,7 @@ def write_advisory(folder: Path, name: str, when: datetime) -> None:
 
 
 @pytest.fixture
-def app(tmp_path: Path, write_config: Callable[..., Path], db_url: str) -> App:
+def app(tmp_path: Path, write_config: Callable[..., Path], db_url: str) -> Iterator[App]:
     folder = tmp_path / "incoming"
     folder.mkdir()
     app = App(write_config(database=db_url, sources=[{"path": str(folder)}]))
@@ -109,19 +108,18 @@ def test_a_second_run_sends_nothing_twice(app: App) -> None:
 
 def test_each_run_is_recorded_with_its_summary(app: App) -> None:
     report = run_cycle(app, NO_FEEDS, now=NOW)
-    with app.store.engine.connect() as conn:
-        rows = conn.execute(select(runs).order_by(runs.c.id)).mappings().all()
-    kinds = [row["kind"] for row in rows]
+    rows = list_runs(app.store)
+    kinds = [row.kind for row in rows]
     assert kinds == ["digest-daily", "digest-weekly", "run"]
-    summary = rows[-1]["summary"]
-    assert rows[-1]["ok"] is True and summary["sent"] == report.sent and summary["kind"] == "run"
-    assert rows[-1]["started_at"] == NOW
+    summary = rows[-1].summary
+    assert rows[-1].ok is True and summary["sent"] == report.sent and summary["kind"] == "run"
+    assert rows[-1].started_at == NOW
 
 
 def test_a_daily_digest_is_due_once_its_local_time_has_passed(app: App) -> None:
     run_cycle(app, NO_FEEDS, now=NOW)  # Wednesday 12:00: daily and weekly go
     thursday = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)  # 07:00 GMT
-    assert not is_due(app, Frequency.DAILY, thursday - timedelta(minutes=1))
+    assert not is_due(app.store, app.config, Frequency.DAILY, thursday - timedelta(minutes=1))
     write_advisory(source_folder(app), "fraud.md", thursday - timedelta(hours=2))
     report = run_cycle(app, NO_FEEDS, now=thursday + timedelta(minutes=1))
     assert report.digests == ["daily"]  # the weekly waits for Monday
@@ -186,17 +184,11 @@ def test_a_stop_before_the_run_skips_the_stages(app: App) -> None:
 
 
 def test_old_poll_records_are_pruned(app: App) -> None:
-    with app.store.engine.begin() as conn:
-        conn.execute(
-            insert(runs).values(
-                kind="poll", started_at=NOW - KEEP_POLLS - timedelta(days=1), ok=True, summary={}
-            )
-        )
+    old = NOW - KEEP_POLLS - timedelta(days=1)
+    add_run(app.store, "poll", old, None, ok=True, summary={})
+    assert [r.started_at for r in list_runs(app.store, "poll")] == [old]
     run_cycle(app, POLL_NO_FEEDS, now=NOW)
-    with app.store.engine.connect() as conn:
-        assert [r.started_at for r in conn.execute(select(runs).where(runs.c.kind == "poll"))] == [
-            NOW
-        ]
+    assert [r.started_at for r in list_runs(app.store, "poll")] == [NOW]
 
 
 def test_alerts_run_refuses_while_serve_holds_the_lock(
@@ -226,8 +218,8 @@ def test_alerts_run_prints_one_summary_line(run_cli: Callable[..., Any]) -> None
 # -- when digests are due -------------------------------------------------------
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -271,3 +263,14 @@ def test_a_poll_rebuilds_feeds_only_when_an_advisory_changed(app: App, tmp_path:
     ingest_files([tmp_path / "by-hand"], app.store, app.gazetteer, now=NOW + timedelta(minutes=15))
     report = run_cycle(app, POLL, now=NOW + timedelta(minutes=20))
     assert report.new == 0 and report.feeds_written > 0
+
+
+def test_a_run_report_holds_the_send_report_and_keeps_its_suppressed_addresses() -> None:
+    delivered = SendReport(sent=2, bounced=1, suppressed=1, suppressed_addresses=1, stopped=True)
+    report = RunReport(kind="run", started_at=NOW, send=delivered)
+    summary = report.as_dict()
+    assert report.send is delivered
+    assert (summary["sent"], summary["bounced"], summary["suppressed"]) == (2, 1, 1)
+    assert summary["suppressed_addresses"] == 1
+    # The run's own keys stay as they were (alerts run --json is a contract).
+    assert {"new", "queued", "deferred", "failed", "stopped", "problems", "seconds"} <= summary.keys()

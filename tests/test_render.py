@@ -11,13 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jinja2 import UndefinedError
 
 from alerts.app import App
 from alerts.digest import EmailTemplateError, queue_digests, render
-from alerts.digest.plan import DigestKind, Entry, Variant, load_advisories
+from alerts.digest.plan import Entry, Variant
 from alerts.digest.render import DigestRenderer
+from alerts.store.advisories import load_advisories
+from alerts.templating import template_environment
 from alerts.text import plain_text
-from alerts.types import AreaKind, Frequency
+from alerts.types import AreaKind, DigestKind, Frequency
 from tests.conftest import NOW
 from tests.digest_support import (
     DAY,
@@ -64,9 +67,9 @@ def test_premailer_runs_once_per_variant_for_1000_subscribers_over_13_areas(
         save(app, advisory(f"news-{slug}", areas=[slug]))
     save(app, advisory("force-wide", areas=["kent"]))
 
-    daily = queue_digests(app, Frequency.DAILY, now=NOW)
-    weekly = queue_digests(app, Frequency.WEEKLY, now=NOW)
-    immediate = queue_digests(app, Frequency.IMMEDIATE, now=NOW)
+    daily = queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
+    weekly = queue_digests(app.config, app.store, app.gazetteer, Frequency.WEEKLY, now=NOW)
+    immediate = queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
 
     # One digest per area set for daily and weekly; immediate: one message per advisory
     # (its own district's and the force-wide one), the same for everyone who gets it.
@@ -74,7 +77,7 @@ def test_premailer_runs_once_per_variant_for_1000_subscribers_over_13_areas(
     assert (daily.digests, weekly.digests, immediate.digests) == (13, 13, 14)
     assert len(premailer_calls) == 13 + 13 + 14
     # A second run has nothing new, renders nothing.
-    queue_digests(app, Frequency.DAILY, now=NOW + DAY)
+    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW + DAY)
     assert len(premailer_calls) == 40
 
 
@@ -86,7 +89,7 @@ def test_a_variant_rendered_in_an_earlier_batch_is_not_rendered_again(
     monkeypatch.setattr(queue, "BATCH", 7)
     subscribe_many(app, 30, lambda i: ["medway"], lambda i: "daily", at=NOW - DAY)
     save(app, advisory("news"))
-    report = queue_digests(app, Frequency.DAILY, now=NOW)
+    report = queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
     assert (report.messages, report.digests, len(premailer_calls)) == (30, 1, 1)
 
 
@@ -95,7 +98,7 @@ def _digest_html(app: App, count: int = 3, **kwargs: Any) -> tuple[str, str]:
     for i in range(count):
         save(app, advisory(f"news-{i}", published=NOW - (i + 2) * HOUR, summary=f"Summary £{i} “quoted”."))
     save(app, advisory("force-wide", areas=["kent"]))
-    queue_digests(app, Frequency.DAILY, now=NOW)
+    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
     [(_, _, message)] = built(app)
     return parts(message)
 
@@ -189,7 +192,7 @@ def test_fifty_advisories_show_the_newest_and_link_to_the_rest_under_100_kb(app:
 def test_hostile_advisory_renders_harmless(app: App) -> None:
     subscribe(app, "jane@example.org", ["medway"], frequency="immediate")
     save(app, advisory("hostile", title=HOSTILE_TITLE, body=HOSTILE_BODY_HTML + "<p>__unsubscribe_url_0000__</p>"))
-    queue_digests(app, Frequency.IMMEDIATE, now=NOW)
+    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
     [(_, _, message)] = built(app)
     text, html = parts(message)
     for marker in ("<script", "javascript:", "onerror", "tracker.example", "alert('body')", "alert('img')"):
@@ -212,7 +215,7 @@ def test_a_missing_template_stops_the_run_naming_the_folder(
     (empty / "email").mkdir(parents=True)
     app = App(write_config(templates=str(empty), database=sqlite_url))
     with pytest.raises(EmailTemplateError, match=r"missing email template digest\.html") as caught:
-        queue_digests(app, Frequency.DAILY, now=NOW)
+        queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
     assert caught.value.where == str(empty / "email")
 
 
@@ -226,7 +229,7 @@ def test_a_broken_template_names_the_file(write_config: Callable[..., Path], tmp
     (folder / "digest.html").write_text("{% for x in %}", encoding="utf-8")
     app = App(write_config(templates=str(folder.parent), database=sqlite_url))
     with pytest.raises(EmailTemplateError, match="broken email template"):
-        queue_digests(app, Frequency.DAILY, now=NOW)
+        queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
 
 
 def test_a_huge_digest_lists_some_titles_and_sends_the_rest_to_the_web(app: App) -> None:
@@ -241,8 +244,7 @@ def test_one_renderer_renders_a_new_revision_of_an_advisory_with_its_new_words(a
     renderer = DigestRenderer(app.config, app.gazetteer)
 
     def render_now(updated: bool) -> str:
-        with app.store.engine.connect() as conn:
-            loaded = load_advisories(conn, [advisory_id])
+        loaded = load_advisories(app.store, [advisory_id])
         entry = Entry(advisory_id, loaded[advisory_id].revision, updated=updated)
         return renderer.render(Variant(DigestKind.DAILY, (entry,), ("medway",), False), loaded).text
 
@@ -257,8 +259,8 @@ def test_a_title_with_markup_reads_the_same_in_subject_html_text_and_on_the_web(
     subscribe(app, "day@example.org", ["medway"], frequency="daily")
     title = "Fraud &amp; <b>scams</b> in <i>Medway</i>"
     save(app, advisory("marked", title=title))
-    queue_digests(app, Frequency.IMMEDIATE, now=NOW)
-    queue_digests(app, Frequency.DAILY, now=NOW)
+    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
+    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
     [(_, _, single), (_, _, digest)] = built(app)
     assert single["Subject"] == "Fraud & scams in Medway" == plain_text(title)
     for message in (single, digest):
@@ -272,7 +274,7 @@ def test_the_preheader_is_cut_at_a_word(app: App) -> None:
     subscribe(app, "jane@example.org", ["medway"], frequency="immediate")
     long_summary = "Residents are warned about callers who claim to be from the bank " * 5
     save(app, advisory("long", title="Phone scam", summary=long_summary))
-    queue_digests(app, Frequency.IMMEDIATE, now=NOW)
+    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
     [(_, _, message)] = built(app)
     _, html = parts(message)
     preheader = re.search(r'<div class="preheader" style="[^"]*">([^<]*?)&#847;', html)
@@ -281,3 +283,13 @@ def test_the_preheader_is_cut_at_a_word(app: App) -> None:
     assert shown.endswith("…") and len(shown) <= 140
     assert long_summary.startswith(shown[:-1])
     assert long_summary[len(shown) - 1] == " "  # the cut falls between words
+
+
+def test_one_template_environment_escapes_html_templates_and_not_text_ones(tmp_path: Path) -> None:
+    (tmp_path / "page.html").write_text("<p>{{ title }}</p>")
+    (tmp_path / "page.txt").write_text("{{ title }}\n")
+    env = template_environment(tmp_path)
+    assert env.get_template("page.html").render(title="Fish & <chips>") == "<p>Fish &amp; &lt;chips&gt;</p>"
+    assert env.get_template("page.txt").render(title="Fish & <chips>") == "Fish & <chips>\n"
+    with pytest.raises(UndefinedError):
+        env.get_template("page.txt").render()

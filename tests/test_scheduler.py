@@ -18,21 +18,19 @@ import pytest
 import time_machine
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import select
 
 from alerts.app import App
 from alerts.pipeline import STARTUP, Plan, is_due, last_scheduled, run_cycle
 from alerts.scheduler import JobRunner, build_scheduler, job_specs
-from alerts.schema import outbox
-from alerts.testing import Faults, SmtpSink, seed_outbox
+from alerts.testing import Faults, SmtpSink, outbox_rows, seed_outbox
 from alerts.types import Frequency
 from tests.conftest import NOW, REPO
 
 LONDON = ZoneInfo("Europe/London")
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def next_fires(trigger: CronTrigger, count: int) -> list[datetime]:
@@ -50,7 +48,7 @@ def next_fires(trigger: CronTrigger, count: int) -> list[datetime]:
 
 def jobs(write_config: Callable[..., Path], **digests: str) -> dict[str, CronTrigger]:
     app = App(write_config(digests=digests) if digests else write_config())
-    return {spec.id: spec.trigger for spec in job_specs(app.config)}  # type: ignore[misc]
+    return {spec.id: spec.trigger for spec in job_specs(app.config)}
 
 
 def test_daily_0700_is_0700_london_time_across_the_spring_change(
@@ -88,7 +86,7 @@ def test_a_digest_in_the_repeated_autumn_hour_goes_once(write_config: Callable[.
     app = App(write_config(digests={"daily_at": "01:30"}))
     daily = {spec.id: spec.trigger for spec in job_specs(app.config)}["daily"]
     with time_machine.travel(utc(2026, 10, 24, 12, 0), tick=False):
-        fires = next_fires(daily, 3)  # type: ignore[arg-type]
+        fires = next_fires(daily, 3)
     # 01:30 happens twice on 25 October (BST, then GMT). APScheduler 3.11's own trigger
     # returns the first forever (the scheduler would spin); ours fires once and moves on.
     assert fires == [utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30), utc(2026, 10, 27, 1, 30)]
@@ -96,11 +94,11 @@ def test_a_digest_in_the_repeated_autumn_hour_goes_once(write_config: Callable[.
     first, second = fires[0], fires[0] + timedelta(hours=1)
     assert last_scheduled(Frequency.DAILY, app.config.digests, first, LONDON) == first
     assert last_scheduled(Frequency.DAILY, app.config.digests, second, LONDON) == first
-    assert is_due(app, Frequency.DAILY, first)
+    assert is_due(app.store, app.config, Frequency.DAILY, first)
     run_cycle(
         app, Plan("daily", ingest=False, feeds="never", immediate=False, send=False), now=first
     )
-    assert not is_due(app, Frequency.DAILY, second)
+    assert not is_due(app.store, app.config, Frequency.DAILY, second)
     app.close()
 
 
@@ -289,8 +287,7 @@ def test_sigterm_finishes_the_message_in_flight_and_leaves_the_rest_queued(
         code = server.stop()
         accepted = sink.message_ids()
     assert code == 0
-    with app.store.engine.connect() as conn:
-        states = dict(conn.execute(select(outbox.c.message_id, outbox.c.status)).all())
+    states = {row["message_id"]: row["status"] for row in outbox_rows(app.store.engine)}
     app.close()
     sent = sorted(m.strip("<>") for m, s in states.items() if s == "sent")
     assert sent == sorted(accepted)  # every message the relay took is marked sent, no other

@@ -7,19 +7,20 @@ import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from alerts.areas import Gazetteer
 from alerts.errors import NotFound
-from alerts.store import Outcome, Store, StoreError, open_store
+from alerts.store import IngestResult, Outcome, Store, StoreError, open_store
 from alerts.types import AdvisoryInput, Priority, Status
 from tests.conftest import NOW
 
 BST = timezone(timedelta(hours=1))
 
 
-def make(n: int = 1, **changes: object) -> AdvisoryInput:
+def make(n: int = 1, /, **changes: Any) -> AdvisoryInput:
     item = AdvisoryInput(
         key=f"https://www.kent.police.uk/news/{n}/",
         url=f"https://www.kent.police.uk/news/{n}/",
@@ -32,10 +33,10 @@ def make(n: int = 1, **changes: object) -> AdvisoryInput:
         areas=frozenset({"kent", "medway"}),
         force_area="kent",
     )
-    return replace(item, **changes)  # type: ignore[arg-type]
+    return replace(item, **changes)
 
 
-def save(store: Store, item: AdvisoryInput, areas: set[str] | None = None, now: datetime = NOW):  # type: ignore[no-untyped-def]
+def save(store: Store, item: AdvisoryInput, areas: set[str] | None = None, now: datetime = NOW) -> IngestResult:
     return store.save_advisory(item, areas if areas is not None else {"medway"}, now)
 
 

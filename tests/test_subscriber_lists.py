@@ -11,7 +11,7 @@ import pytest
 
 from alerts.areas import Gazetteer
 from alerts.store import Store, open_store
-from alerts.subscribers import (
+from alerts.store.subscribers import (
     ACTIVE,
     PENDING,
     SUPPRESSED,
@@ -19,10 +19,10 @@ from alerts.subscribers import (
     add_subscriber,
     find_subscriber,
     iter_subscribers,
-    make_subscription,
     suppress,
     unsubscribe,
 )
+from alerts.subscribers import make_subscription
 from alerts.subscribers.lists import SubscriberListError, export_list, import_list, read_list
 from alerts.types import Frequency, Subscriber
 from tests.conftest import NOW, REPO

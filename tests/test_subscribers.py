@@ -4,28 +4,24 @@ cares about, bounces, and streaming for the digest stage."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from alerts.areas import Gazetteer
 from alerts.errors import NotFound, UnknownArea
 from alerts.store import Store
-from alerts.subscribers import (
+from alerts.store.subscribers import (
     ACTIVE,
     PENDING,
     SUPPRESSED,
     UNSUBSCRIBED,
-    InvalidSubscriber,
-    OptedOut,
-    Preferences,
     add_subscriber,
     confirm_subscriber,
     count_subscribers,
     find_subscriber,
     get_subscriber,
     iter_subscribers,
-    make_subscription,
-    normalise_email,
     record_bounce,
     resubscribe_pending,
     save_subscriber,
@@ -33,11 +29,18 @@ from alerts.subscribers import (
     unsubscribe,
     update_subscriber,
 )
-from alerts.types import Frequency
+from alerts.subscribers import (
+    InvalidSubscriber,
+    OptedOut,
+    Preferences,
+    make_subscription,
+    normalise_email,
+)
+from alerts.types import Frequency, Subscriber
 from tests.conftest import NOW
 
 
-def subscribe(store: Store, gazetteer: Gazetteer, email: str, *areas: str, **kwargs):  # type: ignore[no-untyped-def]
+def subscribe(store: Store, gazetteer: Gazetteer, email: str, *areas: str, **kwargs: Any) -> Subscriber:
     status = kwargs.pop("status", ACTIVE)
     now = kwargs.pop("now", NOW)
     return add_subscriber(

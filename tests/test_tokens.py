@@ -7,7 +7,7 @@ import logging
 import stat
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 import pytest
 import time_machine
@@ -111,7 +111,7 @@ def test_links_point_at_the_site_pages_with_tokens_for_their_purpose(signer: Lin
     assert links.manage_url.startswith("https://alerts.example.org/manage?token=")
     assert links.one_click_url.startswith("https://alerts.example.org/unsubscribe/one-click?token=")
 
-    def token(parts) -> str:  # type: ignore[no-untyped-def]
+    def token(parts: SplitResult) -> str:
         return parse_qs(parts.query)["token"][0]
 
     assert signer.verify(token(unsubscribe), UNSUBSCRIBE) == 9

@@ -8,7 +8,6 @@ from typing import Any
 
 import feedparser
 import pytest
-from sqlalchemy import select
 
 from alerts.areas import Gazetteer
 from alerts.config import SourceConfig
@@ -16,8 +15,8 @@ from alerts.errors import ConfigError
 from alerts.ingest import IngestReport
 from alerts.ingest.entries import entry_key, strip_tracking
 from alerts.ingest.upstream import ingest_feeds, user_agent
-from alerts.schema import source_feeds
 from alerts.store import Store
+from alerts.store.sources import load_upstream_poll
 from tests.conftest import NOW
 from tests.fixtures.feed_server import ATOM_LAST_MODIFIED, RSS_ETAG, FeedServer, serve_feeds
 
@@ -149,9 +148,8 @@ def test_unchanged_feed_costs_a_304_and_ingests_nothing(
         "rejected": 0,
         "failed_sources": 0,
     }
-    with store.engine.connect() as conn:
-        row = conn.execute(select(source_feeds)).mappings().one()
-    assert row["status"] == 304 and row["etag"] == RSS_ETAG and row["error"] is None
+    state = load_upstream_poll(store, feed.feed or "")
+    assert state.status == 304 and state.etag == RSS_ETAG and state.error is None
 
 
 def test_last_modified_is_sent_back_as_if_modified_since(
@@ -261,9 +259,8 @@ def test_a_failure_keeps_the_validators_and_the_next_poll_retries(
     poll(sqlite_store, gazetteer, feed)
     server.routes["/news.rss"] = (503, {}, b"down for maintenance")
     assert "HTTP 503" in failure(poll(sqlite_store, gazetteer, feed))
-    with sqlite_store.engine.connect() as conn:
-        row = conn.execute(select(source_feeds)).mappings().one()
-    assert row["etag"] == RSS_ETAG and "HTTP 503" in row["error"]
+    state = load_upstream_poll(sqlite_store, feed.feed or "")
+    assert state.etag == RSS_ETAG and "HTTP 503" in (state.error or "")
     del server.routes["/news.rss"]
     again = poll(sqlite_store, gazetteer, feed)
     assert again.ok and server.headers_of("/news.rss")[-1]["if-none-match"] == RSS_ETAG

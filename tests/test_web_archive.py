@@ -15,18 +15,18 @@ import feedparser
 import httpx
 import pytest
 import time_machine
-from sqlalchemy import insert, select
 from starlette.testclient import TestClient
 
 from alerts.app import App
 from alerts.feeds import build_feeds
 from alerts.ingest import ingest_files
-from alerts.schema import advisories, advisory_areas
+from alerts.testing import insert_rows, table_rows
 from alerts.web import create_app
 from alerts.web.archive import PER_PAGE
 from alerts.web.testing import serve_in_thread
 from tests.advisory_files import write_advisory, write_hostile_advisory
 from tests.conftest import NOW, SAMPLE
+from tests.digest_support import advisory, save
 
 BASE = "https://alerts.example.org"
 SAMPLE_TITLE = "Safety advice after telephone fraudster poses as Kent Police officer"
@@ -40,7 +40,7 @@ def site(write_config: Callable[..., Path], advisory_dir: Path) -> Iterator[App]
     with time_machine.travel(NOW, tick=False):
         report = ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW)
         assert len(report.new) == 2 and not report.rejected
-        build_feeds(app, now=NOW)
+        build_feeds(app.config, app.store, app.gazetteer, now=NOW)
         yield app
     app.close()
 
@@ -201,10 +201,9 @@ def test_every_page_of_a_long_archive_is_reachable(
         }
         for n in range(total)
     ]
-    with app.store.engine.begin() as conn:
-        conn.execute(insert(advisories), rows)
-        ids = conn.execute(select(advisories.c.id)).scalars().all()
-        conn.execute(insert(advisory_areas), [{"advisory_id": i, "area": "dover"} for i in ids])
+    insert_rows(app.store.engine, "advisories", rows)
+    ids = [row["id"] for row in table_rows(app.store.engine, "advisories")]
+    insert_rows(app.store.engine, "advisory_areas", [{"advisory_id": i, "area": "dover"} for i in ids])
     client = TestClient(create_app(app))
     with time_machine.travel(NOW, tick=False):
         page_41 = client.get("/areas/dover?page=41").text
@@ -265,13 +264,13 @@ def test_rebuild_with_nothing_new_keeps_the_etag_and_a_change_alters_it(
     client: TestClient, site: App, tmp_path: Path
 ) -> None:
     etag = client.get("/feeds/medway.rss").headers["etag"]
-    build_feeds(site, now=NOW + timedelta(hours=1))
+    build_feeds(site.config, site.store, site.gazetteer, now=NOW + timedelta(hours=1))
     assert client.get("/feeds/medway.rss", headers={"If-None-Match": etag}).status_code == 304
     folder = tmp_path / "news"
     folder.mkdir()
     write_advisory(folder, "m", title="Appeal in Chatham", url="https://www.kent.police.uk/news/m/")
     ingest_files([folder], site.store, site.gazetteer, now=NOW + timedelta(hours=2))
-    build_feeds(site, now=NOW + timedelta(hours=2))
+    build_feeds(site.config, site.store, site.gazetteer, now=NOW + timedelta(hours=2))
     changed = client.get("/feeds/medway.rss", headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag
     assert "Appeal in Chatham" in changed.text
@@ -381,18 +380,14 @@ def crumbs(html: str) -> list[str]:
 
 
 def test_the_advisory_breadcrumb_is_its_path_in_the_tree_and_places_are_listed_apart(site: App, client: TestClient) -> None:
-    with site.store.engine.begin() as conn:
-        first = sample_id(site)
-        conn.execute(advisory_areas.delete().where(advisory_areas.c.advisory_id == first))
-        conn.execute(insert(advisory_areas), [{"advisory_id": first, "area": area} for area in ("chatham", "gillingham")])
-    page = client.get(f"/advisories/{first}").text
+    both = save(site, advisory("both", areas=["chatham", "gillingham"], title="Two towns"))
+    one = save(site, advisory("one", areas=["chatham"], title="One town"))
+    page = client.get(f"/advisories/{both}").text
     # Siblings are not nested: the path leads to the district that holds both towns.
     assert crumbs(page) == ["All areas", "Kent", "Medway"]
     places = re.search(r'<p class="meta places">(.*?)</p>', page, re.S)
     assert places and re.findall(r">([^<]+)</a>", places.group(1)) == ["Chatham", "Gillingham"]
-    with site.store.engine.begin() as conn:
-        conn.execute(advisory_areas.delete().where(advisory_areas.c.advisory_id == first, advisory_areas.c.area == "gillingham"))
-    assert crumbs(client.get(f"/advisories/{first}").text) == ["All areas", "Kent", "Medway", "Chatham"]
+    assert crumbs(client.get(f"/advisories/{one}").text) == ["All areas", "Kent", "Medway", "Chatham"]
     assert crumbs(client.get("/areas/chatham").text) == ["All areas", "Kent", "Medway", "Chatham"]
 
 

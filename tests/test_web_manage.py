@@ -9,6 +9,7 @@ import asyncio
 import email
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
@@ -16,20 +17,21 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event
 from starlette.testclient import TestClient
+from starlette.types import Message
 
 from alerts.app import App
-from alerts.schema import digests, outbox
-from alerts.subscribers import (
+from alerts.store.subscribers import (
     ACTIVE,
     PENDING,
     add_subscriber,
     find_subscriber,
-    make_subscription,
     suppress,
     unsubscribe,
 )
+from alerts.subscribers import make_subscription
+from alerts.testing import outbox_rows
 from alerts.types import Subscriber
 from alerts.web import create_app
 from tests.conftest import NOW
@@ -57,13 +59,12 @@ def subscriber(app: App) -> Subscriber:
 
 def mail(app: App) -> list[tuple[str, EmailMessage]]:
     """(kind, message) for each transactional message queued, in order."""
-    with app.store.engine.connect() as conn:
-        rows = conn.execute(
-            select(digests.c.kind, digests.c.meta)
-            .select_from(outbox.join(digests, outbox.c.digest_id == digests.c.id))
-            .order_by(outbox.c.id)
-        ).all()
-    return [(row.kind, email.message_from_string(row.meta["raw"], policy=default)) for row in rows]  # type: ignore[misc]
+    found = []
+    for row in outbox_rows(app.store.engine):
+        message = email.message_from_string(row["digest_meta"]["raw"], policy=default)
+        assert isinstance(message, EmailMessage)
+        found.append((row["digest_kind"], message))
+    return found
 
 
 def text_of(message: EmailMessage) -> str:
@@ -134,10 +135,10 @@ def test_a_bad_address_is_explained_next_to_its_field(app: App, client: TestClie
     assert mail(app) == []
 
 
-def run_asgi(asgi: Any, path: str, form: dict[str, str]) -> list[dict[str, Any]]:
+def run_asgi(asgi: Any, path: str, form: dict[str, str]) -> list[Message]:
     """One POST through the ASGI interface; the messages the app sent, in order."""
     body = urlencode(form).encode()
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
     done = False
 
     async def receive() -> dict[str, Any]:
@@ -147,7 +148,7 @@ def run_asgi(asgi: Any, path: str, form: dict[str, str]) -> list[dict[str, Any]]
         done = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     scope = {
@@ -157,7 +158,9 @@ def run_asgi(asgi: Any, path: str, form: dict[str, str]) -> list[dict[str, Any]]
                     (b"content-length", str(len(body)).encode())],
         "client": ("127.0.0.1", 5000), "server": ("alerts.example.org", 443),
     }  # fmt: skip
-    asyncio.run(asgi(scope, receive, send))
+    # In a thread of its own: a test run that drives a browser has an event loop here already.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, asgi(scope, receive, send)).result()
     return sent
 
 
@@ -183,7 +186,7 @@ def test_the_answer_goes_back_before_any_address_is_looked_up(
         order.append("limit" if "mail_limits" in sql else "sql")
 
     async def recording(scope: Any, receive: Any, send: Any) -> None:
-        async def tap(message: dict[str, Any]) -> None:
+        async def tap(message: Message) -> None:
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 order.append("answered")
             await send(message)

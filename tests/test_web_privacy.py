@@ -13,7 +13,8 @@ from starlette.testclient import TestClient
 from alerts.app import App
 from alerts.digest import queue_digests
 from alerts.errors import ConfigError
-from alerts.subscribers import PENDING, add_subscriber, make_subscription
+from alerts.store.subscribers import PENDING, add_subscriber
+from alerts.subscribers import make_subscription
 from alerts.subscribers.mail import send_confirmation
 from alerts.types import Frequency
 from alerts.web import create_app
@@ -73,8 +74,8 @@ def test_every_email_links_the_privacy_notice(app: App) -> None:
     subscribe(app, "daily@example.org", ["medway"], frequency="daily")
     subscribe(app, "group@example.org", ["medway"], frequency="immediate", forwardable=True)
     save(app, advisory("thefts", title="Catalytic converter thefts"))
-    queue_digests(app, Frequency.DAILY, now=NOW)
-    queue_digests(app, Frequency.IMMEDIATE, now=NOW)
+    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
+    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
     messages = [message for _, _, message in built(app)]
     assert len(messages) == 3
     for message in messages:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from alerts import __version__
 from alerts.app import App
 from alerts.errors import AlertsError, ConfigError, GazetteerError, NotFound, UnknownArea
+from alerts.ingest.dates import BadDate, parse_date
 from alerts.logs import configure_logging
 from alerts.text import one_line
 
@@ -100,7 +101,12 @@ def progress_bar(label: str, unit: str, *, minimum: int = 1) -> Callable[[int], 
     def start(total: int) -> Callable[[int], None]:
         if total < minimum or not sys.stderr.isatty():
             return lambda n: None
-        return tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=False).update
+        bar = tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=False)
+
+        def advance(n: int) -> None:
+            bar.update(n)
+
+        return advance
 
     return start
 
@@ -109,8 +115,6 @@ def parse_when(value: str | None, app: App, option: str) -> datetime | None:
     """A command-line date (UK or ISO form) in the configured zone, or a usage error."""
     if value is None:
         return None
-    from alerts.ingest.dates import BadDate, parse_date
-
     try:
         return parse_date(value, app.config.tz)
     except BadDate as exc:

@@ -5,7 +5,12 @@ bad setting fails at once, naming its key, instead of halfway through a run (or,
 from __future__ import annotations
 
 from alerts.app import App
+from alerts.delivery import envelope_from, make_sender
+from alerts.delivery.dkim import DkimSigner
+from alerts.digest.render import DigestRenderer
 from alerts.errors import ConfigError
+from alerts.ingest.upstream import resolve_source_area
+from alerts.tokens import load_secret_keys
 
 
 def check_startup(app: App, *, email: bool = False, mail: bool = False, links: bool = False) -> None:
@@ -23,24 +28,15 @@ def check_startup(app: App, *, email: bool = False, mail: bool = False, links: b
             where="templates",
             hint="set 'templates:' in config.yaml to the folder holding email/ and web/, like the repository's templates/",
         )
-    from alerts.ingest.upstream import resolve_source_area
-
     for source in config.sources:
         resolve_source_area(source, gazetteer)
     if email:
-        from alerts.digest.render import DigestRenderer
-
         DigestRenderer(config, gazetteer)
     if mail:
-        from alerts.delivery import envelope_from, make_sender
-        from alerts.delivery.dkim import DkimSigner
-
         make_sender(config)
         if config.delivery.dkim:
             DkimSigner.from_config(config.delivery.dkim)
         envelope_from(config)
     app.store  # noqa: B018 - the database last but one: opening it makes files and migrates
     if mail or links:
-        from alerts.tokens import load_secret_keys
-
         load_secret_keys(config)  # made on first use (last: a start that fails makes none)

@@ -48,7 +48,7 @@ def preview(
     """
     slugs = tuple(app.gazetteer.resolve(area) for area in areas)
     now = parse_when(at, app, "--at") or app.now()
-    result = preview_digest(app, slugs, Frequency(frequency), now=now, forwardable=forwardable)
+    result = preview_digest(app.config, app.store, app.gazetteer, slugs, Frequency(frequency), now=now, forwardable=forwardable)
     if result.rendered is None:
         message = f"Nothing to preview: no advisories for {', '.join(slugs)}."
         if as_json:
@@ -108,11 +108,11 @@ def digest(app: App, frequency: str, dry_run: bool, as_json: bool) -> None:
             click.echo(f"{message.email}\t{message.kind}\t{message.subject}\t[{ids}]")
 
     if dry_run:
-        report = queue_digests(app, Frequency(frequency), now=app.now(), dry_run=True, on_message=show)
+        report = queue_digests(app.config, app.store, app.gazetteer, Frequency(frequency), now=app.now(), dry_run=True, on_message=show)
     else:
         # Never alongside 'alerts serve' or another run: both would queue the same messages.
         with instance_lock(app.config.database, "digest"):
-            report = queue_digests(app, Frequency(frequency), now=app.now())
+            report = queue_digests(app.config, app.store, app.gazetteer, Frequency(frequency), now=app.now())
     if as_json:
         print_json({**report.as_dict(), **({"planned": planned} if dry_run else {})})
         return

@@ -8,6 +8,7 @@ import click
 
 from alerts.app import App
 from alerts.cli import cli, json_option, print_json, with_app
+from alerts.feeds import build_feeds
 
 
 @cli.group()
@@ -30,9 +31,7 @@ def build(app: App, out: Path | None, as_json: bool) -> None:
     Only files whose content changed are rewritten; a rebuild with nothing new
     changes no byte.
     """
-    from alerts.feeds import build_feeds
-
-    report = build_feeds(app, now=app.now(), out=out)
+    report = build_feeds(app.config, app.store, app.gazetteer, now=app.now(), out=out)
     if as_json:
         print_json(report.as_dict())
         return

@@ -9,7 +9,7 @@ import click
 
 from alerts.app import App
 from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, progress_bar, with_app
-from alerts.ingest import IngestReport, ingest_files
+from alerts.ingest import IngestReport, ingest_files, ingest_sources
 
 PROGRESS_FROM = 50  # files; smaller batches finish before a bar is worth drawing
 PROGRESS = progress_bar("ingest", "file", minimum=PROGRESS_FROM)
@@ -54,8 +54,6 @@ def ingest(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
 
 
 def run_ingest(app: App, paths: tuple[Path, ...] = ()) -> IngestReport:
-    from alerts.ingest import ingest_sources
-
     if paths:
         return ingest_files(
             paths, app.store, app.gazetteer, now=app.now(), zone=app.config.tz, progress=PROGRESS

@@ -8,8 +8,8 @@ import click
 from alerts.app import App
 from alerts.cli import cli, json_option, print_json, with_app
 from alerts.cli.subscribers import subscribers
+from alerts.store.retention import erase, export_data, purge
 from alerts.subscribers import InvalidSubscriber, normalise_email
-from alerts.subscribers.retention import erase, export_data, purge
 
 
 @cli.command("purge")

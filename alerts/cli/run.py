@@ -9,10 +9,13 @@ import threading
 
 import click
 
+from alerts import scheduler
 from alerts.app import App
 from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, with_app
 from alerts.cli.checks import check_startup
+from alerts.cli.send import send_progress, stop_on_signals
 from alerts.locking import instance_lock
+from alerts.pipeline import run_once
 
 
 @cli.command(short_help="Run the whole pipeline once (from cron, or by hand).")
@@ -32,9 +35,6 @@ def run(app: App, once: bool, as_json: bool) -> None:
     that could not be fetched, a stage that failed, or messages deferred or given up
     (they stay queued and are retried). Bounces are recorded, not failures.
     """
-    from alerts.cli.send import send_progress, stop_on_signals
-    from alerts.pipeline import run_once
-
     check_startup(app, email=True, mail=True)
     stop = threading.Event()
     with instance_lock(app.config.database, "run"), stop_on_signals(stop):
@@ -64,8 +64,6 @@ def serve(app: App, standby: bool) -> None:
     run against a database: a second one says who holds it and exits 1. SIGTERM or
     Ctrl-C finishes the message in flight, leaves the rest queued, exits 0.
     """
-    from alerts.scheduler import serve as run_scheduler
-
     check_startup(app, email=True, mail=True)  # not in the first job, with the service running on
     root = click.get_current_context().find_root().params
     verbose = root.get("verbose") or 0
@@ -76,7 +74,7 @@ def serve(app: App, standby: bool) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
     if verbose < 2:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # "Running job ..." twice a job
-    run_scheduler(app, standby=standby)
+    scheduler.serve(app, standby=standby)
 
 
 @cli.command(short_help="Show when 'alerts serve' runs each job next.")
@@ -85,10 +83,8 @@ def serve(app: App, standby: bool) -> None:
 def schedule(app: App, as_json: bool) -> None:
     """Show the jobs 'alerts serve' runs and when each runs next (local time and UTC),
     and whether a digest is due now (it is then sent at the next start or poll)."""
-    from alerts.scheduler import schedule_table
-
     now = app.now()
-    rows = schedule_table(app, now)
+    rows = scheduler.schedule_table(app, now)
     if as_json:
         print_json(rows)
         return

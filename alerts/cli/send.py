@@ -11,18 +11,13 @@ from datetime import datetime
 from typing import Any
 
 import click
-from sqlalchemy import Engine, func, select
 
 from alerts.app import App
 from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, progress_bar, with_app
 from alerts.cli.checks import check_startup
+from alerts.delivery import send_pending
 from alerts.errors import AlertsError
-from alerts.pipeline import FEEDS_BUILT, add_run, digest_kind
-from alerts.schema import outbox, runs
-from alerts.types import Frequency
-
-STATUSES = ("pending", "sending", "sent", "bounced", "failed", "suppressed")
-MARKERS = [FEEDS_BUILT, *(digest_kind(f) for f in Frequency)]
+from alerts.store.runs import STATUSES, add_run, outbox_status
 
 
 @cli.command(short_help="Deliver the queued messages that are due.")
@@ -42,27 +37,25 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
     leaves the rest queued. Several 'alerts send' may run at once on PostgreSQL.
     Exit status 1 when messages failed for good or the relay could not be reached.
     """
-    from alerts.delivery import send_pending
-
     check_startup(app, mail=True)
     stop = threading.Event()
     started = app.now()
     try:
         with stop_on_signals(stop):
-            report = send_pending(app, workers=workers, stop=stop, progress=None if as_json else send_progress())
+            report = send_pending(app.config, app.store, workers=workers, stop=stop, progress=None if as_json else send_progress())
     except AlertsError as exc:
         # 'alerts send' from cron every minute: add_run keeps a month of rows, not every one ever.
-        add_run(app.store.engine, "send", started, app.now(), ok=False, summary={"error": str(exc)})
+        add_run(app.store, "send", started, app.now(), ok=False, summary={"error": str(exc)})
         raise
     summary = report.as_dict()
     ok = not (report.failed or report.errors)
-    add_run(app.store.engine, "send", started, app.now(), ok=ok, summary=summary)
+    add_run(app.store, "send", started, app.now(), ok=ok, summary=summary)
     if as_json:
         print_json(summary)
     else:
         click.echo(summary_line(summary) + (" Stopped early; the rest stays queued." if report.stopped else ""))
         if not (report.sent or report.deferred or report.bounced or report.failed):
-            waiting = outbox_status(app.store.engine)
+            waiting = outbox_status(app.store)
             if waiting["next_attempt_at"] is not None:
                 count = waiting["outbox"]["pending"] + waiting["outbox"]["sending"]
                 click.echo(f"Nothing due: {count} waiting to be retried, the next at {_local(app, waiting['next_attempt_at'])}.")
@@ -77,7 +70,7 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
 @with_app
 def status(app: App, as_json: bool) -> None:
     """Show the outbox by status, the oldest message waiting, and the last run."""
-    info = outbox_status(app.store.engine)
+    info = outbox_status(app.store)
     if as_json:
         print_json(info)
         return
@@ -150,48 +143,6 @@ def _mail(summary: dict[str, Any]) -> str:
     if summary.get("suppressed_addresses"):
         text += f"; {summary['suppressed_addresses']} address(es) suppressed after repeated bounces"
     return text
-
-
-def outbox_status(engine: Engine) -> dict[str, Any]:
-    """Counts by status, the oldest waiting message, the next due attempt, the last run,
-    and the last run with failures unless a later run of its kind went well."""
-    waiting = outbox.c.status.in_(["pending", "sending"])
-    with engine.connect() as conn:
-        counts = dict.fromkeys(STATUSES, 0)
-        for state, count in conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status)):
-            counts[state] = int(count)
-        oldest, due = conn.execute(
-            select(func.min(outbox.c.created_at), func.min(outbox.c.next_attempt_at)).where(waiting)
-        ).one()
-        latest = (
-            select(runs)
-            .where(runs.c.kind.notin_(MARKERS))  # rows that only say when feeds or a digest were last done
-            .order_by(runs.c.started_at.desc(), runs.c.id.desc())
-            .limit(1)
-        )
-        last = conn.execute(latest).mappings().first()
-        # A service polls every few minutes: a failed digest job would hide behind the polls
-        # after it. Shown until a run of its kind succeeds.
-        failure = conn.execute(latest.where(runs.c.ok.is_(False))).mappings().first()
-        if failure is not None and conn.execute(
-            select(runs.c.id).where(
-                runs.c.kind == failure["kind"], runs.c.ok.is_(True), runs.c.started_at > failure["started_at"]
-            ).limit(1)
-        ).first():
-            failure = None
-    return {
-        "outbox": counts,
-        "oldest_pending": oldest,
-        "next_attempt_at": due,
-        "last_run": _run(last),
-        "last_failure": _run(failure),
-    }
-
-
-def _run(row: Any) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    return {key: row[key] for key in ("kind", "started_at", "finished_at", "ok", "summary")}
 
 
 def summary_line(summary: dict[str, Any]) -> str:

@@ -11,20 +11,18 @@ import click
 from alerts.app import App
 from alerts.cli import EXIT_FAILURES, EXIT_USAGE, cli, json_option, print_json, with_app
 from alerts.errors import AlertsError
-from alerts.subscribers import (
+from alerts.store.retention import hashed_opt_out, opt_out_checker
+from alerts.store.subscribers import (
     PENDING,
-    InvalidSubscriber,
-    OptedOut,
     find_subscriber,
     iter_subscribers,
-    make_subscription,
     save_subscriber,
+    similar_addresses,
     unsubscribe,
 )
+from alerts.subscribers import InvalidSubscriber, OptedOut, make_subscription
 from alerts.subscribers.lists import SubscriberListError, export_list, import_list
 from alerts.subscribers.mail import send_confirmation
-from alerts.subscribers.records import similar_addresses
-from alerts.subscribers.retention import hashed_opt_out, opt_out_checker
 from alerts.text import one_line
 from alerts.types import Frequency, Subscriber, SubscriberStatus
 
@@ -91,7 +89,7 @@ def add(
     except OptedOut as exc:
         fail(exc, EXIT_FAILURES)
     if outcome == "added" and subscriber.status is PENDING:
-        send_confirmation(app.config, app.store, subscriber, area_names(app, subscriber), now=now)
+        send_confirmation(app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now)
     if as_json:
         print_json({**subscriber_json(app, subscriber), "outcome": outcome})
         return
@@ -168,7 +166,7 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
     now = app.now()
 
     def confirm(subscriber: Subscriber) -> None:
-        send_confirmation(app.config, app.store, subscriber, area_names(app, subscriber), now=now)
+        send_confirmation(app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now)
 
     try:
         report = import_list(
@@ -213,14 +211,10 @@ def export(app: App, fmt: str, status: str | None, out: Path | None) -> None:
     click.echo(f"Wrote {count} subscribers to {out}.", err=True)
 
 
-def area_names(app: App, subscriber: Subscriber) -> list[str]:
-    return [app.gazetteer.node(slug).name if slug in app.gazetteer else slug for slug in subscriber.areas]
-
-
 def describe(app: App, subscriber: Subscriber) -> str:
     return (
         f"{subscriber.email} ({subscriber.status.value}, {subscriber.frequency.value}, "
-        f"{', '.join(area_names(app, subscriber))})"
+        f"{', '.join(app.gazetteer.names_of(subscriber.areas))})"
     )
 
 

@@ -21,6 +21,7 @@ def web(app: App, host: str, port: int) -> None:
     Feeds are served from feeds.out as 'alerts feeds build' wrote them. Put a
     reverse proxy (TLS) in front of it and set site.base_url to its public address.
     """
+    # Loaded here, not at the top: uvicorn and Starlette cost every other command's start-up.
     import uvicorn
 
     from alerts.web import create_app

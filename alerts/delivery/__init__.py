@@ -18,15 +18,18 @@ from email.utils import parseaddr
 
 from sqlalchemy import Engine
 
-from alerts.app import App
 from alerts.config import Config
 from alerts.delivery.base import MessageBuilder, RelayError, Sender
 from alerts.delivery.dkim import DkimSigner
 from alerts.delivery.maildir import MaildirSender
-from alerts.delivery.outbox import Outbox, OutboxStatus, RetryPolicy
 from alerts.delivery.smtp import SmtpSender
-from alerts.delivery.workers import Dispatcher, Progress, SendReport
+from alerts.delivery.workers import Dispatcher, Progress
 from alerts.errors import ConfigError
+from alerts.message import MessageFactory
+from alerts.store import Store, utcnow
+from alerts.store.outbox import Outbox, OutboxStatus, RetryPolicy
+from alerts.store.subscribers import record_bounce
+from alerts.types import SendReport
 
 __all__ = [
     "Dispatcher",
@@ -41,7 +44,8 @@ __all__ = [
 
 
 def send_pending(
-    app: App,
+    config: Config,
+    store: Store,
     *,
     now: datetime | None = None,
     workers: int | None = None,
@@ -61,22 +65,16 @@ def send_pending(
     Raises :class:`~alerts.delivery.base.RelayError` when the relay cannot be used as
     configured (credentials, certificate, STARTTLS); the messages then stay queued.
     """
-    config = app.config
     sender = make_sender(config)
     signer = DkimSigner.from_config(config.delivery.dkim) if config.delivery.dkim else None
+    clock: Callable[[], datetime] = (lambda: now) if now is not None else utcnow
     if builder is None:
-        from alerts.message import MessageFactory
-
-        builder = MessageFactory(app)
+        builder = MessageFactory(config, store, utcnow)
     if workers is None:
         smtp = config.delivery.smtp
         workers = smtp.connections if config.delivery.backend == "smtp" and smtp else 1
-    store = app.store
-    clock: Callable[[], datetime] = (lambda: now) if now is not None else app.now
 
-    def record_bounce(subscriber_id: int) -> bool:
-        from alerts.subscribers import record_bounce
-
+    def bounced(subscriber_id: int) -> bool:
         return record_bounce(store, subscriber_id, config.delivery.max_bounces, now=clock())
 
     dispatcher = Dispatcher(
@@ -85,7 +83,7 @@ def send_pending(
         sender=sender,
         envelope_from=envelope_from(config),
         signer=signer,
-        record_bounce=record_bounce,
+        record_bounce=bounced,
     )
     return dispatcher.run(workers=workers, clock=clock, stop=stop, progress=progress)
 

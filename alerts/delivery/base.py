@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from alerts.errors import AlertsError
-from alerts.message import OutboxItem
+from alerts.types import OutboxItem
 
 __all__ = [
     "Connection",

@@ -65,7 +65,7 @@ class DkimSigner:
         return cls(settings.domain, settings.selector, key)
 
     def sign(self, message: bytes) -> bytes:
-        signature = dkim.sign(
+        signature: bytes = dkim.sign(
             message,
             self.selector,
             self.domain,

@@ -15,9 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -32,34 +31,16 @@ from alerts.delivery.base import (
     TemporaryFailure,
 )
 from alerts.delivery.dkim import DkimSigner
-from alerts.delivery.outbox import Claimed, Outbox, Outcomes, Recorded, worker_name
 from alerts.errors import AlertsError
 from alerts.store import StoreError
+from alerts.store.outbox import Claimed, Outbox, Outcomes, Recorded, worker_name
+from alerts.types import SendReport
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 #: Consecutive failures to open a session after which a worker gives up for this run.
 UNAVAILABLE_LIMIT = 3
-
-
-@dataclass
-class SendReport:
-    """What one run of :func:`alerts.delivery.send_pending` did."""
-
-    sent: int = 0
-    deferred: int = 0
-    bounced: int = 0
-    failed: int = 0
-    suppressed: int = 0
-    #: Subscribers suppressed by this run's bounces.
-    suppressed_addresses: int = 0
-    #: Why workers stopped early (relay unreachable); the messages stay queued.
-    errors: list[str] = field(default_factory=list)
-    stopped: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

@@ -7,10 +7,11 @@ subscriber would get without writing anything. :mod:`alerts.message` builds the
 personalised message for each outbox row.
 """
 
-from alerts.digest.plan import DigestKind, Entry, Variant
+from alerts.digest.plan import Entry, Variant
 from alerts.digest.preview import Preview, preview_digest
 from alerts.digest.queue import PlannedMessage, QueueReport, queue_digests
-from alerts.digest.render import DigestRenderer, EmailTemplateError, RenderedDigest
+from alerts.digest.render import DigestRenderer, EmailTemplateError
+from alerts.types import DigestKind, RenderedDigest
 
 __all__ = [
     "DigestKind",

@@ -12,39 +12,15 @@ grow with the number of distinct variants, not with subscribers.
 
 from __future__ import annotations
 
-import enum
 import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
+from datetime import date, datetime
 
 from alerts.areas import Gazetteer
-from alerts.schema import (
-    UtcDateTime,
-    advisories,
-    advisory_areas,
-    subscriber_advisories,
-    subscribers,
-)
-from alerts.store import load_advisory_rows
-from alerts.types import Advisory, Frequency, Priority, Status, Subscriber, SubscriberStatus
-
-
-class DigestKind(enum.StrEnum):
-    DAILY = "daily"
-    WEEKLY = "weekly"
-    IMMEDIATE = "immediate"  # one advisory, for an immediate subscriber
-    URGENT = "urgent"  # one urgent advisory, to every subscriber of its areas
-
-    @property
-    def single(self) -> bool:
-        """One advisory in full, rather than a digest of summaries."""
-        return self in (DigestKind.IMMEDIATE, DigestKind.URGENT)
+from alerts.types import Candidate, DigestKind, Subscriber
 
 
 @dataclass(frozen=True)
@@ -91,121 +67,11 @@ class Variant:
         return [entry.advisory_id for entry in self.entries]
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """The little planning needs to know of an advisory (bodies are loaded only to render)."""
-
-    id: int
-    revision: int
-    changed_at: datetime
-    published_at: datetime
-    areas: frozenset[str]
-    urgent: bool
-
-
 def watermark_of(subscriber: Subscriber) -> datetime:
     """Advisories that changed after this are new to the subscriber. It starts at their
     confirmation, so a new subscriber is not sent the past."""
     start = subscriber.watermark or subscriber.confirmed_at or subscriber.created_at
     return start
-
-
-def oldest_watermark(conn: Connection, frequencies: Iterable[Frequency]) -> datetime | None:
-    """The earliest watermark among active subscribers of these frequencies (None: nobody)."""
-    start = func.coalesce(subscribers.c.watermark, subscribers.c.confirmed_at, subscribers.c.created_at)
-    value = conn.execute(
-        select(func.min(start, type_=UtcDateTime())).where(
-            subscribers.c.status == SubscriberStatus.ACTIVE.value,
-            subscribers.c.frequency.in_([f.value for f in frequencies]),
-        )
-    ).scalar_one_or_none()
-    return value if isinstance(value, datetime) else None
-
-
-def load_candidates(
-    conn: Connection,
-    *,
-    after: datetime,
-    until: datetime,
-    max_age: timedelta,
-    urgent_only: bool = False,
-) -> list[Candidate]:
-    """Live advisories that changed in (``after``, ``until``], newest published first,
-    leaving out those published more than ``max_age`` before they were first ingested."""
-    query = select(
-        advisories.c.id,
-        advisories.c.revision,
-        advisories.c.changed_at,
-        advisories.c.published_at,
-        advisories.c.first_seen_at,
-        advisories.c.priority,
-    ).where(
-        advisories.c.changed_at > after,
-        advisories.c.changed_at <= until,
-        advisories.c.status == Status.ACTIVE.value,
-        advisories.c.expires_at.is_(None) | (advisories.c.expires_at > until),
-    )
-    if urgent_only:
-        query = query.where(advisories.c.priority == Priority.URGENT.value)
-    rows = [
-        row
-        for row in conn.execute(query)
-        # A backlog (published long before we first saw it) is for feeds and the archive.
-        if row.published_at >= row.first_seen_at - max_age
-    ]
-    areas: dict[int, set[str]] = {row.id: set() for row in rows}
-    for chunk in _chunks(list(areas), 500):
-        for advisory_id, area in conn.execute(
-            select(advisory_areas.c.advisory_id, advisory_areas.c.area).where(
-                advisory_areas.c.advisory_id.in_(chunk)
-            )
-        ):
-            areas[advisory_id].add(area)
-    candidates = [
-        Candidate(
-            id=row.id,
-            revision=row.revision,
-            changed_at=row.changed_at,
-            published_at=row.published_at,
-            areas=frozenset(areas[row.id]),
-            urgent=row.priority == Priority.URGENT.value,
-        )
-        for row in rows
-    ]
-    candidates.sort(key=lambda c: (c.published_at, c.id), reverse=True)
-    return candidates
-
-
-def sent_revisions(
-    conn: Connection, subscriber_ids: Sequence[int], advisory_ids: Sequence[int]
-) -> dict[tuple[int, int], int]:
-    """(subscriber id, advisory id) -> the revision they were sent, for these ids."""
-    if not subscriber_ids or not advisory_ids:
-        return {}
-    sent: dict[tuple[int, int], int] = {}
-    for advisory_chunk in _chunks(list(advisory_ids), 900):
-        rows = conn.execute(
-            select(
-                subscriber_advisories.c.subscriber_id,
-                subscriber_advisories.c.advisory_id,
-                subscriber_advisories.c.revision,
-            ).where(
-                subscriber_advisories.c.subscriber_id.in_(list(subscriber_ids)),
-                subscriber_advisories.c.advisory_id.in_(advisory_chunk),
-            )
-        )
-        for subscriber_id, advisory_id, revision in rows:
-            sent[(subscriber_id, advisory_id)] = revision
-    return sent
-
-
-def load_advisories(conn: Connection, ids: Iterable[int]) -> dict[int, Advisory]:
-    """Full advisories by id (for rendering)."""
-    found: dict[int, Advisory] = {}
-    for chunk in _chunks(sorted(set(ids)), 500):
-        rows = conn.execute(select(advisories).where(advisories.c.id.in_(chunk))).mappings().all()
-        found.update((item.id, item) for item in load_advisory_rows(conn, rows))
-    return found
 
 
 class Planner:
@@ -275,8 +141,3 @@ class Planner:
 
 def areas_key(areas: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(areas)))
-
-
-def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

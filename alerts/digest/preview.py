@@ -5,13 +5,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from alerts.digest.plan import DigestKind, Planner, areas_key, load_advisories, load_candidates
-from alerts.digest.render import DigestRenderer, RenderedDigest
-from alerts.message import OutboxItem, PreparedDigest, new_message_id
+from alerts.areas import Gazetteer
+from alerts.config import Config
+from alerts.digest.plan import Planner, areas_key
+from alerts.digest.render import DigestRenderer
+from alerts.message import PreparedDigest, new_message_id
+from alerts.store.advisories import Store, load_advisories, load_candidates
 from alerts.tokens import PersonalLinks
-from alerts.types import Frequency, Subscriber, SubscriberStatus
+from alerts.types import (
+    DigestKind,
+    Frequency,
+    OutboxItem,
+    RenderedDigest,
+    Subscriber,
+    SubscriberStatus,
+)
 
 #: How far back each frequency looks for "new" in a preview.
 PERIOD = {
@@ -37,7 +46,9 @@ class Preview:
 
 
 def preview_digest(
-    app: Any,
+    config: Config,
+    store: Store,
+    gazetteer: Gazetteer,
     areas: tuple[str, ...],
     frequency: Frequency,
     *,
@@ -47,8 +58,7 @@ def preview_digest(
     """Render what a subscriber to ``areas`` with ``frequency`` would get at ``now``
     (for immediate: the newest alert). The personal links are harmless examples."""
     frequency = Frequency(frequency)
-    config = app.config
-    renderer = DigestRenderer(config, app.gazetteer)
+    renderer = DigestRenderer(config, gazetteer)
     kind = DigestKind(frequency.value)
     since = now - PERIOD[frequency]
     subscriber = Subscriber(
@@ -64,26 +74,26 @@ def preview_digest(
         created_at=since,
     )
     max_age = timedelta(days=config.digests.max_age_days)
-    with app.store.engine.connect() as conn:
-        candidates = load_candidates(conn, after=since, until=now, max_age=max_age)
-        planner = Planner(app.gazetteer, candidates, day=app.local(now).date())
-        entries = planner.entries(subscriber, {})
-        latest = not entries
-        if latest:
-            # Nothing new: show the latest there is, so the layout can still be checked.
-            epoch = datetime(1970, 1, 1, tzinfo=UTC)
-            planner = Planner(
-                app.gazetteer,
-                load_candidates(conn, after=epoch, until=now, max_age=timedelta(days=36500)),
-                day=app.local(now).date(),
-            )
-            entries = planner.entries(replace(subscriber, watermark=epoch), {})
-            entries = entries[: config.digests.max_items]
-        variants = planner.variants(subscriber, entries, kind)
-        if not variants:
-            return Preview(None, "", "", b"", latest, 0)
-        variant = variants[0]
-        advisories = load_advisories(conn, variant.advisory_ids)
+    local = now.astimezone(config.tz)
+    candidates = load_candidates(store, after=since, until=now, max_age=max_age)
+    planner = Planner(gazetteer, candidates, day=local.date())
+    entries = planner.entries(subscriber, {})
+    latest = not entries
+    if latest:
+        # Nothing new: show the latest there is, so the layout can still be checked.
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        planner = Planner(
+            gazetteer,
+            load_candidates(store, after=epoch, until=now, max_age=timedelta(days=36500)),
+            day=local.date(),
+        )
+        entries = planner.entries(replace(subscriber, watermark=epoch), {})
+        entries = entries[: config.digests.max_items]
+    variants = planner.variants(subscriber, entries, kind)
+    if not variants:
+        return Preview(None, "", "", b"", latest, 0)
+    variant = variants[0]
+    advisories = load_advisories(store, variant.advisory_ids)
     rendered = renderer.render(variant, advisories)
     base = config.site.base_url
     links = PersonalLinks(
@@ -96,5 +106,5 @@ def preview_digest(
         html = html.replace(marker, getattr(links, name))
         text = text.replace(marker, getattr(links, name))
     item = OutboxItem(0, 0, 0, new_message_id(config.email.domain), PREVIEW_ADDRESS, "A Subscriber")
-    message = PreparedDigest.from_rendered(rendered, config).compose(item, links, app.local(now))
+    message = PreparedDigest.from_rendered(rendered, config).compose(item, links, local)
     return Preview(rendered, html, text, message, latest, len(variant.entries))

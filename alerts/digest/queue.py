@@ -16,25 +16,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
-
 from alerts.areas import Gazetteer
-from alerts.digest.plan import (
-    DigestKind,
-    Planner,
-    Variant,
-    load_advisories,
-    load_candidates,
-    oldest_watermark,
+from alerts.config import Config
+from alerts.digest.plan import Planner, Variant
+from alerts.digest.render import DigestRenderer
+from alerts.message import new_message_id
+from alerts.store.advisories import Store, load_advisories, load_candidates
+from alerts.store.digests import (
+    QueuedMessage,
+    SentRevision,
+    move_all_watermarks,
+    queue_batch,
     sent_revisions,
 )
-from alerts.digest.render import DigestRenderer, RenderedDigest
-from alerts.message import new_message_id
-from alerts.schema import digests, outbox, subscriber_advisories, subscribers
-from alerts.subscribers import iter_subscribers
-from alerts.types import Advisory, Frequency, Subscriber, SubscriberStatus
+from alerts.store.subscribers import iter_subscribers, oldest_watermark
+from alerts.types import Advisory, DigestKind, Frequency, RenderedDigest, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +99,9 @@ class _Pass:
 
 
 def queue_digests(
-    app: Any,
+    config: Config,
+    store: Store,
+    gazetteer: Gazetteer,
     frequency: Frequency,
     *,
     now: datetime,
@@ -117,10 +115,9 @@ def queue_digests(
     nothing and renders nothing; ``on_message`` is called for every message planned.
     """
     frequency = Frequency(frequency)
-    config = app.config
-    renderer = DigestRenderer(config, app.gazetteer)
+    renderer = DigestRenderer(config, gazetteer)
     report = QueueReport(frequency=frequency.value, dry_run=dry_run)
-    day = app.local(now).date()
+    day = now.astimezone(config.tz).date()
     if frequency is Frequency.IMMEDIATE:
         passes = [
             _Pass((Frequency.IMMEDIATE,), DigestKind.IMMEDIATE),
@@ -128,29 +125,27 @@ def queue_digests(
         ]
     else:
         passes = [_Pass((frequency,), DigestKind(frequency.value))]
-    run = _Run(app, renderer, report, now=now, dry_run=dry_run, on_message=on_message)
+    run = _Run(store, renderer, report, domain=config.email.domain, now=now, dry_run=dry_run, on_message=on_message)
     for sweep in passes:
-        with app.store.engine.connect() as conn:
-            oldest = oldest_watermark(conn, sweep.frequencies)
-            if oldest is None:
-                continue
-            candidates = load_candidates(
-                conn,
-                after=oldest,
-                until=now,
-                max_age=timedelta(days=config.digests.max_age_days),
-                urgent_only=sweep.urgent_only,
-            )
+        oldest = oldest_watermark(store, sweep.frequencies)
+        if oldest is None:
+            continue
+        candidates = load_candidates(
+            store,
+            after=oldest,
+            until=now,
+            max_age=timedelta(days=config.digests.max_age_days),
+            urgent_only=sweep.urgent_only,
+        )
         if not candidates:
             if sweep.move_watermark and not dry_run:
                 # Nothing new for anyone: move every watermark in one statement.
-                with app.store.engine.begin() as conn:
-                    _move_all_watermarks(conn, sweep.frequencies, now)
+                move_all_watermarks(store, sweep.frequencies, now)
             continue
-        planner = Planner(app.gazetteer, candidates, day=None if sweep.kind.single else day)
+        planner = Planner(gazetteer, candidates, day=None if sweep.kind.single else day)
         for wanted in sweep.frequencies:
             # The urgent sweep reads only those who want urgent alerts at once.
-            chosen = iter_subscribers(app.store, frequency=wanted, urgent=True if sweep.urgent_only else None, batch=BATCH)
+            chosen = iter_subscribers(store, frequency=wanted, urgent=True if sweep.urgent_only else None, batch=BATCH)
             for batch in _batches(chosen, BATCH):
                 run.batch(planner, sweep, batch)
     log.info("queued %s", report.as_dict())
@@ -163,23 +158,22 @@ class _Run:
 
     def __init__(
         self,
-        app: Any,
+        store: Store,
         renderer: DigestRenderer,
         report: QueueReport,
         *,
+        domain: str,
         now: datetime,
         dry_run: bool,
         on_message: Callable[[PlannedMessage], None] | None,
     ):
-        self.app = app
-        self.gazetteer: Gazetteer = app.gazetteer
-        self.engine = app.store.engine
+        self.store = store
         self.renderer = renderer
         self.report = report
         self.now = now
         self.dry_run = dry_run
         self.on_message = on_message
-        self.domain = app.config.email.domain
+        self.domain = domain
         self.digest_ids: dict[str, int] = {}
         self.seen_keys: set[str] = set()
         self._advisories: collections.OrderedDict[int, Advisory] = collections.OrderedDict()
@@ -187,8 +181,7 @@ class _Run:
     def batch(self, planner: Planner, sweep: _Pass, batch: list[Subscriber]) -> None:
         if not batch:
             return
-        with self.engine.connect() as conn:
-            sent = sent_revisions(conn, [s.id for s in batch], [c.id for c in planner.candidates])
+        sent = sent_revisions(self.store, [s.id for s in batch], [c.id for c in planner.candidates])
         plans: list[tuple[Subscriber, list[Variant]]] = []
         for subscriber in batch:
             entries = planner.entries(subscriber, sent, new_only=sweep.urgent_only)
@@ -209,49 +202,33 @@ class _Run:
         if self.dry_run:
             self._report(plans, subjects)
             return
-        with self.engine.begin() as conn:
-            ids = dict(self.digest_ids)
-            for key, digest in rendered.items():
-                ids[key] = _store_digest(conn, digest, self.now)
-            self._write(conn, plans, ids)
-            if sweep.move_watermark:
-                _move_watermarks(conn, [s.id for s in batch], self.now)
+        messages, revisions = self._rows(plans)
+        ids = queue_batch(
+            self.store,
+            rendered=rendered.values(),
+            known=self.digest_ids,
+            messages=messages,
+            sent=revisions,
+            watermarks=[s.id for s in batch] if sweep.move_watermark else None,
+            now=self.now,
+        )
         # Only now that the batch is committed may later batches reuse its digests.
         self.digest_ids = ids
         self.report.rendered += len(rendered)
         self._report(plans, {})
 
-    def _write(self, conn: Connection, plans: list[tuple[Subscriber, list[Variant]]], ids: dict[str, int]) -> None:
-        messages: list[dict[str, Any]] = []
-        sent: list[dict[str, Any]] = []
+    def _rows(self, plans: list[tuple[Subscriber, list[Variant]]]) -> tuple[list[QueuedMessage], list[SentRevision]]:
+        """The outbox rows and sent revisions of a batch's plans."""
+        messages: list[QueuedMessage] = []
+        sent: list[SentRevision] = []
         for subscriber, variants in plans:
             for variant in variants:
-                digest_id = ids[variant.key]
-                messages.append(
-                    {
-                        "subscriber_id": subscriber.id,
-                        "digest_id": digest_id,
-                        "status": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": self.now,
-                        "message_id": new_message_id(self.domain),
-                        "created_at": self.now,
-                    }
-                )
+                messages.append(QueuedMessage(subscriber.id, variant.key, new_message_id(self.domain)))
                 sent.extend(
-                    {
-                        "subscriber_id": subscriber.id,
-                        "advisory_id": entry.advisory_id,
-                        "revision": entry.revision,
-                        "digest_id": digest_id,
-                        "queued_at": self.now,
-                    }
+                    SentRevision(subscriber.id, entry.advisory_id, entry.revision, variant.key)
                     for entry in variant.entries
                 )
-        if messages:
-            conn.execute(insert(outbox), messages)
-        if sent:
-            _record_sent(conn, sent)
+        return messages, sent
 
     def _report(self, plans: list[tuple[Subscriber, list[Variant]]], subjects: dict[str, str]) -> None:
         report = self.report
@@ -280,71 +257,12 @@ class _Run:
         wanted = set(ids)
         missing = wanted - self._advisories.keys()
         if missing:
-            with self.engine.connect() as conn:
-                self._advisories.update(load_advisories(conn, missing))
+            self._advisories.update(load_advisories(self.store, missing))
         # Bodies can be large: keep a bounded number, those this batch needs last.
         for advisory_id in wanted:
             self._advisories.move_to_end(advisory_id)
         while len(self._advisories) > max(500, len(wanted)):
             self._advisories.popitem(last=False)
-
-
-def _store_digest(conn: Connection, digest: RenderedDigest, now: datetime) -> int:
-    """Insert a rendered variant, or reuse the row an earlier run stored for it."""
-    existing = conn.execute(select(digests.c.id).where(digests.c.key == digest.key)).scalar_one_or_none()
-    if existing is not None:
-        return int(existing)
-    digest_id = conn.execute(
-        insert(digests)
-        .values(
-            key=digest.key,
-            kind=digest.kind.value,
-            subject=digest.subject,
-            html=digest.html,
-            text=digest.text,
-            areas=list(digest.areas),
-            advisory_ids=list(digest.advisory_ids),
-            created_at=now,
-            meta=digest.meta,
-        )
-        .returning(digests.c.id)
-    ).scalar_one()
-    return int(digest_id)
-
-
-def _record_sent(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Upsert which revision of which advisory each subscriber was sent."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(subscriber_advisories)
-    statement = statement.on_conflict_do_update(
-        index_elements=[subscriber_advisories.c.subscriber_id, subscriber_advisories.c.advisory_id],
-        set_={
-            "revision": statement.excluded.revision,
-            "digest_id": statement.excluded.digest_id,
-            "queued_at": statement.excluded.queued_at,
-        },
-    )
-    conn.execute(statement, rows)
-
-
-def _move_watermarks(conn: Connection, ids: list[int], now: datetime) -> None:
-    """Everything up to ``now`` has been planned for these subscribers."""
-    conn.execute(
-        update(subscribers)
-        .where(subscribers.c.id.in_(ids))
-        .where(or_(subscribers.c.watermark.is_(None), subscribers.c.watermark < now))
-        .values(watermark=now)
-    )
-
-
-def _move_all_watermarks(conn: Connection, frequencies: Iterable[Frequency], now: datetime) -> None:
-    conn.execute(
-        update(subscribers)
-        .where(subscribers.c.status == SubscriberStatus.ACTIVE.value)
-        .where(subscribers.c.frequency.in_([f.value for f in frequencies]))
-        .where(or_(subscribers.c.watermark.is_(None), subscribers.c.watermark < now))
-        .values(watermark=now)
-    )
 
 
 def _batches(items: Iterator[Subscriber], size: int) -> Iterator[list[Subscriber]]:

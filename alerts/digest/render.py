@@ -12,20 +12,20 @@ import re
 import secrets
 import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import TemplateError
 from premailer import Premailer
 
 from alerts.areas import Gazetteer
 from alerts.config import Config
-from alerts.digest.plan import DigestKind, Entry, Variant
+from alerts.digest.plan import Entry, Variant
 from alerts.errors import ConfigError
+from alerts.templating import template_environment
 from alerts.text import cut_at_word, html_to_text, one_line, plain_text, sanitise_html
-from alerts.types import Advisory
+from alerts.types import Advisory, DigestKind, RenderedDigest
 
 HTML_TEMPLATE = "digest.html"
 TEXT_TEMPLATE = "digest.txt"
@@ -51,48 +51,13 @@ class EmailTemplateError(ConfigError):
     """The email templates are missing or broken."""
 
 
-@dataclass(frozen=True)
-class RenderedDigest:
-    """One variant, rendered: what a ``digests`` row holds. ``placeholders`` maps each
-    personal value's name to the marker standing for it in ``html`` and ``text``."""
-
-    key: str
-    kind: DigestKind
-    subject: str
-    html: str
-    text: str
-    areas: tuple[str, ...]
-    advisory_ids: tuple[int, ...]
-    forwardable: bool
-    placeholders: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        return {"placeholders": self.placeholders, "forwardable": self.forwardable}
-
-
-class _Inliner(Premailer):
-    """premailer re-serialises the stylesheet's rules on every call (most of its time);
-    ours is the same for every variant, so its rules are worked out once per process."""
-
-    _rules: ClassVar[dict[tuple[str, int], tuple[list[Any], list[Any]]]] = {}
-
-    def _parse_style_rules(self, css_body: str, ruleset_index: int) -> tuple[list[Any], list[Any]]:
-        key = (css_body, ruleset_index)
-        found = self._rules.get(key)
-        if found is None:
-            found = super()._parse_style_rules(css_body, ruleset_index)
-            if len(self._rules) < 32:
-                self._rules[key] = found
-        rules, leftover = found
-        return list(rules), list(leftover)
-
-
 def inline_css(html: str) -> str:
     """Inline the stylesheet into style attributes. Network and file access are off
     (templates never load anything remote) and cssutils' warnings are silenced; the
-    ``data-premailer="ignore"`` style block (@media rules) is kept as it is."""
-    return _Inliner(
+    ``data-premailer="ignore"`` style block (@media rules) is kept as it is. premailer
+    caches the parsed stylesheet itself (``cache_css_parsing``), and this runs once per
+    variant, never per subscriber."""
+    inliner = Premailer(
         html,
         base_url=None,
         disable_link_rewrites=True,
@@ -104,7 +69,9 @@ def inline_css(html: str) -> str:
         remove_classes=False,
         # Keep width="600" on the container: Outlook sizes tables by the attribute.
         disable_basic_attributes=["width", "height"],
-    ).transform(pretty_print=True)
+    )
+    inlined: str = inliner.transform(pretty_print=True)
+    return inlined
 
 
 class DigestRenderer:
@@ -122,11 +89,10 @@ class DigestRenderer:
                     where=str(folder),
                     hint="set 'templates:' in config.yaml to a folder holding email/" + ", email/".join(TEMPLATES),
                 )
-        loader = FileSystemLoader(folder)
-        options: dict[str, Any] = {"undefined": StrictUndefined, "trim_blocks": True, "lstrip_blocks": True}
+        env = template_environment(folder)  # autoescapes the .html template, not the .txt
         try:
-            self._html = Environment(loader=loader, autoescape=True, **options).get_template(HTML_TEMPLATE)
-            self._text = Environment(loader=loader, autoescape=False, **options).get_template(TEXT_TEMPLATE)
+            self._html = env.get_template(HTML_TEMPLATE)
+            self._text = env.get_template(TEXT_TEMPLATE)
         except TemplateError as exc:
             line = getattr(exc, "lineno", None)
             raise EmailTemplateError(
@@ -140,7 +106,7 @@ class DigestRenderer:
 
     def area_names(self, areas: Sequence[str], limit: int = 3) -> str:
         """'Medway', 'Medway and Chatham', 'Ashford, Dover and 2 more areas'."""
-        names = [self._name(slug) for slug in areas]
+        names = [self.gazetteer.name_of(slug) for slug in areas]
         if len(names) > limit:
             shown = names[: limit - 1]
             return f"{', '.join(shown)} and {len(names) - len(shown)} more areas"
@@ -208,7 +174,7 @@ class DigestRenderer:
         shown, rest = variant.entries[:limit], variant.entries[limit:]
         # A single alert is shared by everyone it goes to: it names the areas it concerns.
         areas = variant.areas or tuple(advisories[shown[0].advisory_id].areas)
-        archive_links = [{"name": self._name(slug), "url": f"{base}/areas/{slug}"} for slug in areas]
+        archive_links = [{"name": self.gazetteer.name_of(slug), "url": f"{base}/areas/{slug}"} for slug in areas]
         fallback = archive_links[0]["url"] if archive_links else f"{base}/"
         items = {e.advisory_id: self._item(e, advisories[e.advisory_id], fallback, full=full) for e in shown}
         subject = self.subject(variant, advisories)
@@ -281,7 +247,7 @@ class DigestRenderer:
             "title": title,
             "title_text": _wrap(title),
             "when": self._when(advisory.published_at),
-            "areas": ", ".join(self._name(slug) for slug in advisory.areas),
+            "areas": ", ".join(self.gazetteer.name_of(slug) for slug in advisory.areas),
             "urgent": advisory.priority.value == "urgent",
             "summary": summary,
             "summary_text": _wrap(summary),
@@ -308,7 +274,7 @@ class DigestRenderer:
                 force_wide.append(entry)
                 continue
             groups.setdefault(self._group(variant.areas, areas), []).append(entry)
-        sections = [(self._name(slug), group) for slug, group in groups.items()]
+        sections = [(self.gazetteer.name_of(slug), group) for slug, group in groups.items()]
         sections.sort(key=lambda section: section[0])
         if force_wide:
             sections.append((f"Across {root.name}", force_wide))
@@ -327,9 +293,6 @@ class DigestRenderer:
             chain = [area, *gazetteer.ancestors(area)] if area in gazetteer else [area]
             return chain[-2] if len(chain) >= 2 else chain[-1]
         return sorted(areas)[0]
-
-    def _name(self, slug: str) -> str:
-        return self.gazetteer.node(slug).name if slug in self.gazetteer else slug
 
     def _when(self, moment: datetime) -> str:
         local = moment.astimezone(self.config.tz)

@@ -20,15 +20,15 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from alerts.areas import Gazetteer
+from alerts.config import Config
 from alerts.errors import AlertsError
 from alerts.feeds.model import ALL, FORMATS, Entry, Feed, LastChanges, build_feed, feed_url
 from alerts.feeds.render import RENDERERS
 from alerts.feeds.state import STATE_FILE, dump_state, load_state, settle
-
-if TYPE_CHECKING:
-    from alerts.app import App
+from alerts.store.advisories import Store, last_changes
 
 __all__ = ["ALL", "FORMATS", "FeedWriteError", "FeedsReport", "build_feeds", "feed_url", "write_if_changed"]
 
@@ -55,12 +55,13 @@ class FeedsReport:
         }
 
 
-def build_feeds(app: App, *, now: datetime, out: Path | None = None) -> FeedsReport:
+def build_feeds(
+    config: Config, store: Store, gazetteer: Gazetteer, *, now: datetime, out: Path | None = None
+) -> FeedsReport:
     """Write every feed into ``out`` (default ``feeds.out`` from the config).
 
     ``now`` decides which advisories have expired; nothing else reads a clock.
     """
-    config, gazetteer, store = app.config, app.gazetteer, app.store
     folder = Path(out) if out is not None else config.feeds.out
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -72,7 +73,7 @@ def build_feeds(app: App, *, now: datetime, out: Path | None = None) -> FeedsRep
         ) from None
     report = FeedsReport(out=folder)
     limit = config.feeds.max_items
-    changes = LastChanges(store.engine, now)
+    changes = LastChanges(*last_changes(store, now))
     cache: dict[int, Entry] = {}
     feeds: list[Feed] = [
         build_feed(config, gazetteer, changes, store.advisories(live_at=now, limit=limit), None, cache)
@@ -82,7 +83,7 @@ def build_feeds(app: App, *, now: datetime, out: Path | None = None) -> FeedsRep
         feeds.append(build_feed(config, gazetteer, changes, items, area, cache))
     # A feed something left (an advisory re-tagged elsewhere) must still move its date on.
     previous = load_state(folder)
-    feeds = [settle(feed, previous.get(feed.slug), changed_at=changes.everything, now=now) for feed in feeds]
+    feeds = [settle(feed, previous.get(feed.slug), changed_at=changes.of(None), now=now) for feed in feeds]
     for feed in feeds:
         for fmt, render in RENDERERS.items():
             path = folder / f"{feed.slug}.{fmt}"

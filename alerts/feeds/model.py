@@ -15,11 +15,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import nh3
-from sqlalchemy import Engine, case, func, select
 
 from alerts.areas import AreaNode, Gazetteer
 from alerts.config import Config
-from alerts.schema import advisories, advisory_areas
 from alerts.text import (
     ALLOWED_ATTRIBUTES,
     ALLOWED_SCHEMES,
@@ -130,7 +128,7 @@ def entry_id(advisory: Advisory) -> str:
 def build_entry(advisory: Advisory, gazetteer: Gazetteer, base_url: str) -> Entry:
     ident = entry_id(advisory)
     categories = tuple(
-        Category(slug, gazetteer.nodes[slug].name if slug in gazetteer else slug) for slug in advisory.areas
+        Category(slug, gazetteer.name_of(slug)) for slug in advisory.areas
     )
     image_type = None
     if advisory.image_url:
@@ -153,40 +151,22 @@ def build_entry(advisory: Advisory, gazetteer: Gazetteer, base_url: str) -> Entr
     )
 
 
+@dataclass(frozen=True)
 class LastChanges:
     """When each feed last changed: the newest update of any advisory it could hold
     (live or not, so a withdrawal counts) or the newest expiry already past. Pinning
     ``updated``/``lastBuildDate`` to this, never to the clock, keeps rebuilds
-    byte-identical. Two queries per build, not one per feed."""
+    byte-identical. Read in two queries per build (:func:`alerts.store.advisories.last_changes`),
+    not one per feed."""
 
-    def __init__(self, engine: Engine, now: datetime):
-        expired = case((advisories.c.expires_at <= now, advisories.c.expires_at), else_=None)
-        with engine.connect() as conn:
-            overall = conn.execute(select(func.max(advisories.c.updated_at), func.max(expired))).one()
-            rows = conn.execute(
-                select(advisory_areas.c.area, func.max(advisories.c.updated_at), func.max(expired))
-                .join(advisories, advisories.c.id == advisory_areas.c.advisory_id)
-                .group_by(advisory_areas.c.area)
-            ).all()
-        self.everything = _latest(overall)
-        self.by_area = {row[0]: _latest(row[1:]) for row in rows}
+    everything: datetime | None
+    by_area: dict[str, datetime]
 
     def of(self, areas: set[str] | None) -> datetime:
         """For the feed of advisories concerning ``areas`` (None: everything)."""
         if areas is None:
-            return self.everything
+            return self.everything or EPOCH
         return max((self.by_area[area] for area in areas if area in self.by_area), default=EPOCH)
-
-
-def _latest(values: Any) -> datetime:
-    return max((_aware(value) for value in values if value is not None), default=EPOCH)
-
-
-def _aware(value: datetime | str) -> datetime:
-    # max() over a UtcDateTime column comes back untyped on SQLite (a string) and naive.
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def build_feed(

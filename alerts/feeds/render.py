@@ -64,7 +64,8 @@ def _generator(feed: Feed, fmt: str) -> FeedGenerator:
 
 
 def render_rss(feed: Feed) -> bytes:
-    return _generator(feed, "rss").rss_str(pretty=True)
+    data: bytes = _generator(feed, "rss").rss_str(pretty=True)  # feedgen has no type hints
+    return data
 
 
 def render_atom(feed: Feed) -> bytes:
@@ -74,7 +75,8 @@ def render_atom(feed: Feed) -> bytes:
             tag.set("rel", link["rel"])
             tag.set("type", link["type"])
     etree.indent(root, space="  ")
-    return etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True)
+    data: bytes = etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True)
+    return data
 
 
 def _entry_links(entry: Entry) -> list[dict[str, str]]:

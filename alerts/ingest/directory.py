@@ -22,27 +22,17 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, delete, insert, select
-
 from alerts import __version__
 from alerts.areas import Gazetteer
 from alerts.errors import AdvisoryError, SourceError
-from alerts.ingest import IngestReport, Progress, save_parsed
+from alerts.ingest.batch import IngestReport, Progress, save_parsed
 from alerts.ingest.files import MAX_BYTES, SUFFIXES, parse_advisory_bytes
-from alerts.schema import source_files
 from alerts.store import Store
+from alerts.store.sources import SeenFile, load_seen_files, save_seen_files
 
 # A file modified this close to the scan may change again within the same mtime tick
 # unseen (the "racy git" problem), so its stat is not trusted at the next poll.
 RACY_NS = 2_000_000_000
-
-
-@dataclass(frozen=True)
-class Seen:
-    mtime_ns: int
-    size: int
-    sha256: str
-    parser: str | None
 
 
 def ingest_directories(
@@ -61,16 +51,34 @@ def ingest_directories(
     """
     report = IngestReport()
     fingerprint = parser_fingerprint(gazetteer, zone)
+    roots, found = _scan_sources(paths, report)
+    seen = load_seen_files(store, roots)
+    todo = _changed_files(found, seen, fingerprint, report)
+    advance = progress(len(todo)) if progress and todo else None
+    scanned_ns = time.time_ns()
+    remember: dict[str, SeenFile] = {}
+    reader = _Reader(store, gazetteer, fingerprint, now, zone)
+    for name, info, old in todo:
+        read = reader.read(name, old, report)
+        if read is not None:
+            racy = abs(scanned_ns - info.st_mtime_ns) < RACY_NS
+            remember[name] = SeenFile(-1 if racy else info.st_mtime_ns, info.st_size, read, fingerprint)
+        if advance:
+            advance(1)
+    vanished = [name for name in seen if name not in found]
+    save_seen_files(store, remember, forget=vanished, now=now)
+    return report
+
+
+def _scan_sources(paths: Iterable[Path], report: IngestReport) -> tuple[list[str], dict[str, os.stat_result]]:
+    """The readable source folders (or files), and every advisory file under them with
+    its stat. A missing or unreadable source is a source error in ``report``."""
     roots: list[str] = []
     found: dict[str, os.stat_result] = {}
     for path in paths:
         if not path.exists():
             report.source_errors.append(
-                SourceError(
-                    "no such file or folder",
-                    where=str(path),
-                    hint="check 'sources:' in config.yaml",
-                )
+                SourceError("no such file or folder", where=str(path), hint="check 'sources:' in config.yaml")
             )
             continue
         try:
@@ -87,51 +95,52 @@ def ingest_directories(
             continue
         roots.append(str(path))
         found.update(files)
-    seen = load_seen(store.engine, roots)
+    return roots, found
+
+
+def _changed_files(
+    found: dict[str, os.stat_result], seen: dict[str, SeenFile], fingerprint: str, report: IngestReport
+) -> list[tuple[str, os.stat_result, SeenFile | None]]:
+    """The files whose stat (or the parser) changed since they were last seen; the rest
+    are counted unchanged."""
     todo = []
     for name, info in found.items():
         old = seen.get(name)
-        if (
-            old
-            and old.parser == fingerprint
-            and old.mtime_ns == info.st_mtime_ns
-            and old.size == info.st_size
-        ):
+        if old and old.parser == fingerprint and old.mtime_ns == info.st_mtime_ns and old.size == info.st_size:
             report.unchanged += 1
         else:
             todo.append((name, info, old))
-    advance = progress(len(todo)) if progress and todo else None
-    scanned_ns = time.time_ns()
-    remember: dict[str, Seen] = {}
-    for name, info, old in todo:
+    return todo
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """Reads changed files of one poll and stores their advisories."""
+
+    store: Store
+    gazetteer: Gazetteer
+    fingerprint: str
+    now: datetime
+    zone: ZoneInfo
+
+    def read(self, name: str, old: SeenFile | None, report: IngestReport) -> str | None:
+        """Read one file and store its advisory unless its bytes are as last seen.
+        Returns its SHA-256 to remember, or None when it could not be read or was
+        rejected (so it is read again next poll)."""
         try:
             with open(name, "rb") as handle:
                 data = handle.read(MAX_BYTES + 1)
         except OSError as exc:
-            report.rejected.append(
-                AdvisoryError(f"cannot read file: {exc.strerror or exc}", where=name)
-            )
-            continue
+            report.rejected.append(AdvisoryError(f"cannot read file: {exc.strerror or exc}", where=name))
+            return None
         digest = hashlib.sha256(data).hexdigest()
-        if old and old.sha256 == digest and old.parser == fingerprint:
+        if old and old.sha256 == digest and old.parser == self.fingerprint:
             report.unchanged += 1  # touched, not changed
-            batch = IngestReport()
-        else:
-            parse = functools.partial(
-                parse_advisory_bytes, data, name, gazetteer, now=now, zone=zone
-            )
-            batch = save_parsed([(name, parse)], store, gazetteer, now)
-            report.merge(batch)
-        if not batch.rejected:
-            racy = abs(scanned_ns - info.st_mtime_ns) < RACY_NS
-            remember[name] = Seen(
-                -1 if racy else info.st_mtime_ns, info.st_size, digest, fingerprint
-            )
-        if advance:
-            advance(1)
-    vanished = [name for name in seen if name not in found]
-    save_seen(store.engine, remember, forget=vanished, now=now)
-    return report
+            return digest
+        parse = functools.partial(parse_advisory_bytes, data, name, self.gazetteer, now=self.now, zone=self.zone)
+        batch = save_parsed([(name, parse)], self.store, self.gazetteer, self.now)
+        report.merge(batch)
+        return None if batch.rejected else digest
 
 
 def scan(root: Path) -> Iterator[tuple[str, os.stat_result]]:
@@ -167,49 +176,3 @@ def parser_fingerprint(gazetteer: Gazetteer, zone: ZoneInfo) -> str:
     places = sorted((n.slug, n.name, n.parent or "", *n.aliases) for n in gazetteer.nodes.values())
     payload = repr((__version__, str(zone), places)).encode()
     return hashlib.sha256(payload).hexdigest()[:32]
-
-
-def load_seen(engine: Engine, roots: list[str]) -> dict[str, Seen]:
-    """What was last seen of every file under ``roots``."""
-    prefixes = tuple(root.rstrip(os.sep) + os.sep for root in roots)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                source_files.c.path,
-                source_files.c.mtime_ns,
-                source_files.c.size,
-                source_files.c.sha256,
-                source_files.c.parser,
-            )
-        ).all()
-    return {
-        path: Seen(mtime_ns, size, sha256, parser)
-        for path, mtime_ns, size, sha256, parser in rows
-        if path in roots or path.startswith(prefixes)
-    }
-
-
-def save_seen(engine: Engine, seen: dict[str, Seen], *, forget: list[str], now: datetime) -> None:
-    if not seen and not forget:
-        return
-    names = [*seen, *forget]
-    with engine.begin() as conn:
-        for start in range(0, len(names), 500):
-            conn.execute(
-                delete(source_files).where(source_files.c.path.in_(names[start : start + 500]))
-            )
-        if seen:
-            conn.execute(
-                insert(source_files),
-                [
-                    {
-                        "path": name,
-                        "mtime_ns": s.mtime_ns,
-                        "size": s.size,
-                        "sha256": s.sha256,
-                        "parser": s.parser,
-                        "seen_at": now,
-                    }
-                    for name, s in seen.items()
-                ],
-            )

@@ -23,7 +23,8 @@ import feedparser
 from alerts.areas import Gazetteer
 from alerts.config import SourceConfig
 from alerts.errors import AdvisoryError, SourceError, UnknownArea
-from alerts.ingest.files import _FORCE_SUFFIX, ParsedFile, canonical_url
+from alerts.ingest.build import ParsedFile, clean_title, finish_advisory, published_or_first_seen
+from alerts.ingest.files import canonical_url
 from alerts.text import html_to_text, one_line, sanitise_html
 from alerts.types import AdvisoryInput
 
@@ -110,6 +111,38 @@ def entry_to_advisory(
 ) -> ParsedFile:
     """One feed entry as an advisory. Raises :class:`AdvisoryError` only."""
     warnings: list[str] = []
+    key, url, guid = _identity(entry, where, feed_url)
+    body_html = _body_html(entry)
+    body_text = html_to_text(body_html)
+    title = _title(entry, body_text, where, warnings)
+    updated_at = _date(entry, "updated_parsed")
+    published_at, date_assumed = published_or_first_seen(
+        _date(entry, "published_parsed") or updated_at,
+        now,
+        f"{where}: no date; taken as published when first seen",
+        warnings,
+    )
+    categories = [one_line(str(tag.get("term") or ""), limit=100) for tag in entry.get("tags") or ()]
+    item = AdvisoryInput(
+        key=key,
+        url=url,
+        title=title,
+        summary=_summary(entry),
+        body_html=body_html,
+        body_text=body_text,
+        published_at=published_at,
+        source=feed_url,
+        force_area=force_area,
+        image_url=_image(entry),
+        date_assumed=date_assumed,
+        extra=_extra(feed_url, guid, updated_at, categories),
+    )
+    declared = _declared_areas(categories, gazetteer, force_area)
+    return finish_advisory(item, declared, gazetteer, where=where, warnings=warnings)
+
+
+def _identity(entry: Any, where: str, feed_url: str) -> tuple[str, str, str]:
+    """The entry's key (see :func:`entry_key`), its URL, and its GUID as given."""
     link = _link(entry)
     guid = str(entry.get("id") or "").strip()
     key = entry_key(guid, link, feed_url)
@@ -122,62 +155,44 @@ def entry_to_advisory(
         )
     if len(key) > 2000:
         raise AdvisoryError("entry id is longer than 2000 characters", where=where)
+    return key, url, guid
 
-    body_html = _body_html(entry)
-    body_text = html_to_text(body_html)
-    title = _text_of(entry.get("title_detail"), entry.get("title", ""))
-    title = one_line(_FORCE_SUFFIX.sub("", title), limit=300)
-    if not title:
-        if not body_text:
-            raise AdvisoryError("entry has no title and no content", where=where)
-        title = one_line(body_text, limit=120)
-        warnings.append(f"{where}: no title; the start of its text is used")
-    summary = ""
+
+def _title(entry: Any, body_text: str, where: str, warnings: list[str]) -> str:
+    """The entry's title, or the start of its text (with a warning) when it has none."""
+    title = clean_title(_text_of(entry.get("title_detail"), entry.get("title", "")))
+    if title:
+        return title
+    if not body_text:
+        raise AdvisoryError("entry has no title and no content", where=where)
+    warnings.append(f"{where}: no title; the start of its text is used")
+    return one_line(body_text, limit=120)
+
+
+def _summary(entry: Any) -> str:
+    """The summary, where the entry has one beside its content; else none (the body's
+    start stands in). Without content, the summary *is* the body."""
     if entry.get("content") and entry.get("summary"):
-        summary = one_line(
-            _text_of(entry.get("summary_detail"), entry.get("summary", "")), limit=1000
-        )
-    summary = summary or one_line(body_text, limit=300)
+        return one_line(_text_of(entry.get("summary_detail"), entry.get("summary", "")), limit=1000)
+    return ""
 
-    updated_at = _date(entry, "updated_parsed")
-    published_at = _date(entry, "published_parsed") or updated_at
-    date_assumed = published_at is None
-    if published_at is None:
-        published_at = now
-        warnings.append(f"{where}: no date; taken as published when first seen")
 
-    categories = [
-        one_line(str(tag.get("term") or ""), limit=100) for tag in entry.get("tags") or ()
-    ]
+def _declared_areas(categories: list[str], gazetteer: Gazetteer, force_area: str | None) -> set[str]:
+    """The source's configured area and any category naming an area."""
     declared = {force_area} if force_area else set()
     for name in categories:
         with contextlib.suppress(UnknownArea):  # categories such as "Fraud" are not places
             declared.add(gazetteer.resolve(name))
-    areas, force_wide = gazetteer.tag_advisory(declared, title, summary, body_text)
-    if force_wide:
-        warnings.append(f"{where}: no area named; treated as force-wide ({gazetteer.root.name})")
+    return declared
 
+
+def _extra(feed_url: str, guid: str, updated_at: datetime | None, categories: list[str]) -> dict[str, Any]:
     extra: dict[str, Any] = {"feed": feed_url, "guid": guid or None}
     if updated_at:
         extra["updated"] = updated_at.isoformat()
     if categories:
         extra["categories"] = [c for c in categories if c]
-    advisory = AdvisoryInput(
-        key=key,
-        url=url,
-        title=title,
-        summary=summary,
-        body_html=body_html,
-        body_text=body_text,
-        published_at=published_at,
-        source=feed_url,
-        areas=frozenset(areas),
-        force_area=force_area,
-        image_url=_image(entry),
-        date_assumed=date_assumed,
-        extra=extra,
-    )
-    return ParsedFile(advisory, warnings)
+    return extra
 
 
 def entry_key(guid: str, link: str | None, feed_url: str) -> str:

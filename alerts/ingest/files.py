@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 import stat
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import yaml
 
 from alerts.areas import Gazetteer
 from alerts.errors import AdvisoryError, UnknownArea
+from alerts.ingest.build import ParsedFile, clean_title, finish_advisory, published_or_first_seen
 from alerts.ingest.dates import LONDON, BadDate, parse_date
 from alerts.text import decode_entities, html_to_text, one_line, render_markdown, strip_control
 from alerts.types import AdvisoryInput, Priority, Status
@@ -27,16 +29,7 @@ MAX_TITLE = 1_000
 SUFFIXES = (".md", ".markdown")
 _FENCE_OPEN = re.compile(r"^(```|~~~)\s*(ya?ml)?\s*$", re.IGNORECASE)
 _DASHES = re.compile(r"^---\s*$")
-_FORCE_SUFFIX = re.compile(r"(?:^|\s+)[|\u2013\u2014-]\s+[^|]*(?:Police|Constabulary)\s*$", re.IGNORECASE)
 KNOWN_KEYS = {"title", "url", "area", "areas", "publish", "og", "date", "status", "expires", "priority", "guid", "summary"}
-
-
-class ParsedFile:
-    """An advisory read from a file, with warnings that do not stop it being stored."""
-
-    def __init__(self, advisory: AdvisoryInput, warnings: list[str]):
-        self.advisory = advisory
-        self.warnings = warnings
 
 
 def parse_advisory_file(
@@ -119,10 +112,9 @@ def _split_front_matter(text: str, where: str) -> tuple[str, int, str]:
         raise AdvisoryError("empty file", where=where, hint="an advisory starts with a ```yaml block")
     first = lines[start]
     if match := _FENCE_OPEN.match(first.strip()):
-        fence = match.group(1)
-        is_close = lambda line: line.strip() == fence  # noqa: E731
+        closers = {match.group(1)}
     elif _DASHES.match(first):
-        is_close = lambda line: line.strip() in {"---", "..."}  # noqa: E731
+        closers = {"---", "..."}
     else:
         raise AdvisoryError(
             "no front matter",
@@ -131,7 +123,7 @@ def _split_front_matter(text: str, where: str) -> tuple[str, int, str]:
             hint="start the file with a ```yaml block (or a --- block) holding title, url and publish.date",
         )
     for end in range(start + 1, len(lines)):
-        if is_close(lines[end]):
+        if lines[end].strip() in closers:
             return "\n".join(lines[start + 1 : end]), start + 2, "\n".join(lines[end + 1 :])
     raise AdvisoryError(
         "front matter is never closed", where=where, line=start + 1, hint=f"end it with a line '{first.strip()[:3]}'"
@@ -174,9 +166,9 @@ def _load_yaml(front: str, front_line: int, where: str) -> dict[str, Any]:
             line=front_line,
             hint="write 'title: ...', 'url: ...' on separate lines",
         )
-    budget = [MAX_NODES]
+    budget = [MAX_NODES - 1]  # the mapping itself is a node
     try:
-        return _decode(meta, budget, 0)
+        return _decode_mapping(meta, budget, 0)
     except _TooComplex:
         raise AdvisoryError(
             "front matter is too deeply nested or too large (YAML anchors and aliases?)",
@@ -203,7 +195,7 @@ def _decode(value: Any, budget: list[int], depth: int) -> Any:
     if isinstance(value, str):
         return strip_control(decode_entities(value))
     if isinstance(value, dict):
-        return {strip_control(str(k)): _decode(v, budget, depth + 1) for k, v in value.items()}
+        return _decode_mapping(value, budget, depth)
     if isinstance(value, list | tuple | set):
         return [_decode(v, budget, depth + 1) for v in value]
     if isinstance(value, bytes):
@@ -211,6 +203,10 @@ def _decode(value: Any, budget: list[int], depth: int) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
+
+
+def _decode_mapping(value: dict[Any, Any], budget: list[int], depth: int) -> dict[str, Any]:
+    return {strip_control(str(k)): _decode(v, budget, depth + 1) for k, v in value.items()}
 
 
 def _get(meta: dict[str, Any], dotted: str) -> Any:
@@ -226,12 +222,28 @@ def _get(meta: dict[str, Any], dotted: str) -> Any:
     return node
 
 
-def _line_of(front: str, front_line: int, key: str) -> int:
-    leaf = key.split(".")[-1]
-    for offset, line in enumerate(front.split("\n")):
-        if re.match(rf"^\s*['\"]?{re.escape(leaf)}['\"]?\s*:", line):
-            return front_line + offset
-    return front_line
+@dataclass(frozen=True)
+class _FrontMatter:
+    """The decoded front matter, and where it sits in the file (for errors that name
+    the line of the key at fault)."""
+
+    meta: dict[str, Any]
+    text: str
+    first_line: int
+    where: str
+
+    def fail(self, key: str, message: str, hint: str | None = None) -> AdvisoryError:
+        return AdvisoryError(message, where=self.where, line=self.line_of(key), hint=hint)
+
+    def line_of(self, key: str) -> int:
+        leaf = key.split(".")[-1]
+        for offset, line in enumerate(self.text.split("\n")):
+            if re.match(rf"^\s*['\"]?{re.escape(leaf)}['\"]?\s*:", line):
+                return self.first_line + offset
+        return self.first_line
+
+    def get(self, dotted: str) -> Any:
+        return _get(self.meta, dotted)
 
 
 def _build(
@@ -245,122 +257,138 @@ def _build(
     now: datetime,
     zone: ZoneInfo,
 ) -> ParsedFile:
+    """The advisory the front matter and Markdown body describe: each field read and
+    checked in turn, then finished as every source's advisories are."""
+    fm = _FrontMatter(meta, front, front_line, where)
     warnings: list[str] = []
+    title = _title(fm)
+    key, url = _identity(fm)
+    published_at, date_assumed = published_or_first_seen(
+        _published(fm, zone),
+        now,
+        f"{where}: no publish.date; taken as published when first seen ({now.astimezone(zone):%H:%M %d/%m/%Y})",
+        warnings,
+    )
+    expires_at = _expires(fm, zone)
+    status, priority = _status_and_priority(fm)
+    body_html = render_markdown(body)
+    image = fm.get("og.image")
+    declared, force_area = _declared_areas(fm, gazetteer, warnings)
+    item = AdvisoryInput(
+        key=key,
+        url=url,
+        title=title,
+        summary=one_line(str(fm.get("og.description") or meta.get("summary") or ""), limit=1000),
+        body_html=body_html,
+        body_text=html_to_text(body_html),
+        published_at=published_at,
+        source=where,
+        force_area=force_area,
+        image_url=canonical_url(image.strip(), keep_query=True) if isinstance(image, str) else None,
+        status=status,
+        priority=priority,
+        expires_at=expires_at,
+        date_assumed=date_assumed,
+        extra=_extra(meta),
+    )
+    return finish_advisory(item, declared, gazetteer, where=where, warnings=warnings)
 
-    def fail(key: str, message: str, hint: str | None = None) -> AdvisoryError:
-        return AdvisoryError(message, where=where, line=_line_of(front, front_line, key), hint=hint)
 
-    raw_title = meta.get("title")
-    if raw_title is None or not str(raw_title).strip():
-        raise fail("title", "no title", "add 'title: ...' to the front matter")
-    if len(str(raw_title)) > MAX_TITLE:
-        raise fail(
-            "title", f"the title is {len(str(raw_title))} characters; at most {MAX_TITLE}", "shorten the title"
-        )
-    title = one_line(_FORCE_SUFFIX.sub("", one_line(str(raw_title))), limit=300)
+def _title(fm: _FrontMatter) -> str:
+    raw = fm.meta.get("title")
+    if raw is None or not str(raw).strip():
+        raise fm.fail("title", "no title", "add 'title: ...' to the front matter")
+    if len(str(raw)) > MAX_TITLE:
+        raise fm.fail("title", f"the title is {len(str(raw))} characters; at most {MAX_TITLE}", "shorten the title")
+    title = clean_title(str(raw))
     if not title:
-        raise fail("title", "the title is empty once the force name is removed", "write the advisory's headline")
+        raise fm.fail("title", "the title is empty once the force name is removed", "write the advisory's headline")
+    return title
 
-    url = meta.get("url")
-    if url is None or (isinstance(url, str) and not url.strip()):
-        raise fail("url", "no url", "add 'url: https://...', the advisory's page: it is its identity")
-    if not isinstance(url, str):
-        raise fail("url", f"url must be an address, got {_shown(url)}", "write 'url: https://...'")
-    url = canonical_url(url.strip())
+
+def _identity(fm: _FrontMatter) -> tuple[str, str]:
+    """The advisory's key (its ``guid``, else its canonical URL) and its URL."""
+    raw = fm.meta.get("url")
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise fm.fail("url", "no url", "add 'url: https://...', the advisory's page: it is its identity")
+    if not isinstance(raw, str):
+        raise fm.fail("url", f"url must be an address, got {_shown(raw)}", "write 'url: https://...'")
+    url = canonical_url(raw.strip())
     if url is None:
-        raise fail(
-            "url",
-            f"url is not an absolute http(s) address: {_shown(meta['url'])}",
-            "write the full address, starting https://",
+        raise fm.fail(
+            "url", f"url is not an absolute http(s) address: {_shown(raw)}", "write the full address, starting https://"
         )
-    guid = meta.get("guid")
+    guid = fm.meta.get("guid")
     key = one_line(str(guid)) if guid not in (None, "") else url
     if not key or len(key) > 2000:
-        raise fail("guid", "guid must be 1 to 2000 characters of text", "use the upstream id, or remove guid")
+        raise fm.fail("guid", "guid must be 1 to 2000 characters of text", "use the upstream id, or remove guid")
+    return key, url
 
-    date_value = _get(meta, "publish.date") or meta.get("date")
-    date_assumed = False
-    if date_value in (None, ""):
-        published_at = now
-        date_assumed = True
-        warnings.append(
-            f"{where}: no publish.date; taken as published when first seen"
-            f" ({now.astimezone(zone):%H:%M %d/%m/%Y})"
-        )
-    else:
-        try:
-            published_at = parse_date(date_value, zone)
-        except BadDate as exc:
-            raise fail("date", str(exc), "write it as 'HH:MM DD/MM/YYYY', local UK time") from None
 
-    expires_at = None
-    if meta.get("expires") not in (None, ""):
-        try:
-            expires_at = parse_date(meta["expires"], zone)
-        except BadDate as exc:
-            raise fail("expires", f"expires: {exc}", "write it as 'HH:MM DD/MM/YYYY', local UK time") from None
+def _published(fm: _FrontMatter, zone: ZoneInfo) -> datetime | None:
+    value = fm.get("publish.date") or fm.meta.get("date")
+    if value in (None, ""):
+        return None
+    try:
+        return parse_date(value, zone)
+    except BadDate as exc:
+        raise fm.fail("date", str(exc), "write it as 'HH:MM DD/MM/YYYY', local UK time") from None
+
+
+def _expires(fm: _FrontMatter, zone: ZoneInfo) -> datetime | None:
+    value = fm.meta.get("expires")
+    if value in (None, ""):
+        return None
+    try:
+        return parse_date(value, zone)
+    except BadDate as exc:
+        raise fm.fail("expires", f"expires: {exc}", "write it as 'HH:MM DD/MM/YYYY', local UK time") from None
+
+
+def _status_and_priority(fm: _FrontMatter) -> tuple[Status, Priority]:
+    meta = fm.meta
     try:
         status = Status(str(meta.get("status") or "active").strip().lower())
     except ValueError:
-        raise fail(
+        raise fm.fail(
             "status", f"status must be 'active' or 'withdrawn', got {_shown(meta.get('status'))}", "fix or remove it"
         ) from None
     try:
         priority = Priority(str(meta.get("priority") or "normal").strip().lower())
     except ValueError:
-        raise fail(
+        raise fm.fail(
             "priority", f"priority must be 'urgent' or 'normal', got {_shown(meta.get('priority'))}", "fix or remove it"
         ) from None
+    return status, priority
 
-    summary = one_line(str(_get(meta, "og.description") or meta.get("summary") or ""), limit=1000)
-    image = _get(meta, "og.image")
-    image_url = canonical_url(image.strip(), keep_query=True) if isinstance(image, str) else None
 
-    body_html = render_markdown(body)
-    body_text = html_to_text(body_html)
-    if not summary:
-        summary = one_line(body_text, limit=300)
-
+def _declared_areas(fm: _FrontMatter, gazetteer: Gazetteer, warnings: list[str]) -> tuple[set[str], str | None]:
+    """The slugs of ``area:`` and ``areas:`` (unknown names are warned about and left
+    out), and the slug of ``area:`` itself, the force area."""
+    meta = fm.meta
     areas: set[str] = set()
     force_area = None
     listed = meta.get("areas")
-    declared = [meta.get("area"), *(listed if isinstance(listed, list) else [listed])]
-    for name in declared:
+    for name in [meta.get("area"), *(listed if isinstance(listed, list) else [listed])]:
         if name in (None, ""):
             continue
         try:
             slug = gazetteer.resolve(str(name))
         except UnknownArea:
-            warnings.append(f"{where}: area {name!r} is not in the gazetteer; ignored (see 'alerts areas')")
+            warnings.append(f"{fm.where}: area {name!r} is not in the gazetteer; ignored (see 'alerts areas')")
             continue
         areas.add(slug)
         if name is meta.get("area"):
             force_area = slug
-    areas, force_wide = gazetteer.tag_advisory(areas, title, summary, body_text)
-    if force_wide:
-        warnings.append(f"{where}: no area named; treated as force-wide ({gazetteer.root.name})")
+    return areas, force_area
 
+
+def _extra(meta: dict[str, Any]) -> dict[str, Any]:
+    """Keys this parser does not read, kept as they are (and ``og`` whole)."""
     extra = {k: v for k, v in meta.items() if k not in KNOWN_KEYS}
-    extra.update({k: v for k, v in {"og": meta.get("og")}.items() if isinstance(v, dict)})
-    advisory = AdvisoryInput(
-        key=key,
-        url=url,
-        title=title,
-        summary=summary,
-        body_html=body_html,
-        body_text=body_text,
-        published_at=published_at,
-        source=where,
-        areas=frozenset(areas),
-        force_area=force_area,
-        image_url=image_url,
-        status=status,
-        priority=priority,
-        expires_at=expires_at,
-        date_assumed=date_assumed,
-        extra=extra,
-    )
-    return ParsedFile(advisory, warnings)
+    if isinstance(meta.get("og"), dict):
+        extra["og"] = meta["og"]
+    return extra
 
 
 def _shown(value: Any) -> str:

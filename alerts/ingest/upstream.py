@@ -13,21 +13,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import httpx
-from sqlalchemy import Engine, insert, select, update
 
 from alerts import __version__
 from alerts.areas import Gazetteer
 from alerts.config import SourceConfig
 from alerts.errors import ConfigError, SourceError, UnknownArea
-from alerts.ingest import IngestReport, save_parsed
+from alerts.ingest.batch import IngestReport, save_parsed
 from alerts.ingest.entries import RETRY_HINT, Fetched, parse_feed
-from alerts.schema import source_feeds
 from alerts.store import Store
+from alerts.store.sources import UpstreamPoll, load_upstream_poll, save_upstream_poll
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +32,6 @@ MAX_REDIRECTS = 5
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1"
 )
-
-
-@dataclass(frozen=True)
-class FeedState:
-    """What we remember of a feed between polls: its validators and last outcome."""
-
-    etag: str | None = None
-    last_modified: str | None = None
-    status: int | None = None
-    error: str | None = None
 
 
 def user_agent(site_url: str | None = None) -> str:
@@ -85,7 +72,7 @@ def ingest_feeds(
                 # Reported by the caller (the pipeline's log line, the CLI's output): a
                 # warning here too would log every failed poll twice.
                 log.debug("source failed: %s", exc, extra={"ctx_source": source.feed})
-                save_state(store.engine, source.feed, now=now, status=None, error=str(exc.message))
+                save_upstream_poll(store, source.feed, now=now, status=None, error=str(exc.message))
                 report.source_errors.append(exc)
     finally:
         if own_client:
@@ -99,7 +86,7 @@ def ingest_feed(
     """One feed: conditional GET, parse, store. Raises :class:`SourceError`."""
     url = source.feed or ""
     force_area = resolve_source_area(source, gazetteer)
-    state = load_state(store.engine, url)
+    state = load_upstream_poll(store, url)
     fetched = fetch_feed(source, state, client=client)
     if fetched.body is None:  # 304: the validators sent are still the feed's
         log.debug("%s not modified", url)
@@ -114,8 +101,8 @@ def ingest_feed(
         log.info("source %s is answering again", url)
     # Validators are kept only once the entries are stored: a crash before this line
     # means the next poll fetches the whole feed again rather than skipping it.
-    save_state(
-        store.engine,
+    save_upstream_poll(
+        store,
         url,
         now=now,
         status=fetched.status,
@@ -143,7 +130,7 @@ def resolve_source_area(source: SourceConfig, gazetteer: Gazetteer) -> str | Non
 # -- fetching -----------------------------------------------------------------
 
 
-def fetch_feed(source: SourceConfig, state: FeedState, *, client: httpx.Client) -> Fetched:
+def fetch_feed(source: SourceConfig, state: UpstreamPoll, *, client: httpx.Client) -> Fetched:
     """GET the feed with the stored validators, at most ``source.max_bytes`` in
     ``source.timeout`` seconds all told. Raises :class:`SourceError`."""
     url = source.feed or ""
@@ -213,36 +200,3 @@ _SIZE_HINT = "raise 'max_bytes' of this source in config.yaml if the feed really
 
 def _too_large(size: int, cap: int, *, more: bool = False) -> str:
     return f"feed is {'over ' if more else ''}{size:,} bytes, more than max_bytes {cap:,}"
-
-
-# -- state --------------------------------------------------------------------
-
-
-def load_state(engine: Engine, url: str) -> FeedState:
-    with engine.connect() as conn:
-        row = conn.execute(select(source_feeds).where(source_feeds.c.url == url)).mappings().first()
-    if row is None:
-        return FeedState()
-    return FeedState(row["etag"], row["last_modified"], row["status"], row["error"])
-
-
-def save_state(
-    engine: Engine,
-    url: str,
-    *,
-    now: datetime,
-    status: int | None,
-    error: str | None,
-    etag: str | None = None,
-    last_modified: str | None = None,
-) -> None:
-    """Record a poll. On failure (``error`` set) the validators from the last success are kept."""
-    values: dict[str, Any] = {"fetched_at": now, "status": status, "error": error}
-    if error is None:
-        values |= {"etag": etag, "last_modified": last_modified}
-    with engine.begin() as conn:
-        exists = conn.execute(select(source_feeds.c.url).where(source_feeds.c.url == url)).first()
-        if exists:
-            conn.execute(update(source_feeds).where(source_feeds.c.url == url).values(**values))
-        else:
-            conn.execute(insert(source_feeds).values(url=url, **values))

@@ -1,10 +1,11 @@
-"""Alembic environment: runs on the connection that ``alerts.store.migrate`` passes in,
+"""Alembic environment: runs on the connection that ``alerts.store.database.migrate`` passes in,
 or on ``-x url=...`` when the alembic command line is used directly."""
 
 from alembic import context
 from sqlalchemy import create_engine
 
 from alerts.schema import metadata
+from alerts.store.database import engine_url
 
 config = context.config
 
@@ -16,8 +17,6 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    from alerts.store import engine_url
-
     url = context.get_x_argument(as_dictionary=True).get("url", "sqlite:///var/alerts.db")
     engine = create_engine(engine_url(url))
     with engine.begin() as conn:

@@ -19,22 +19,21 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from alerts.areas import Gazetteer
-from alerts.errors import AlertsError, UnknownArea
-from alerts.schema import subscribers
+from alerts.errors import AlertsError, NotFound, UnknownArea
 from alerts.store import Store
-from alerts.subscribers.records import (
+from alerts.store.subscribers import (
     ACTIVE,
     OPTED_OUT,
     PENDING,
     SUPPRESSED,
     UNSUBSCRIBED,
+    address_book,
     find_mailbox,
+    find_subscriber,
     get_subscriber,
-    insert_subscriber,
+    insert_new_subscribers,
     iter_subscribers,
     same_preferences,
     save_subscriber,
@@ -227,48 +226,89 @@ def import_list(
     skipped with the reason, and so are those ``hashed`` says are kept only as a hash
     of an opt-out or an erasure. Raises :class:`SubscriberListError` for an unreadable file.
     """
-    report = ImportReport()
-    seen: dict[str, str] = {}
-    origin = f"import:{path.name}"
-    # Opt-outs by address in lower case, read once: most mail systems ignore the case of
-    # the local part, so an opt-out under any spelling blocks the row (see records.py).
-    # Every stored address too, so a new row (most of a first import) costs no lookup.
-    stored, opted_out_ids = _addresses(store)
-    new_rows: list[tuple[str, Subscription, SubscriberStatus]] = []
-
-    def save(where: str, subscription: Subscription, status: SubscriberStatus) -> None:
-        try:
-            subscriber, outcome = save_subscriber(store, subscription, now=now, status=status, origin=origin)
-        except OptedOut as exc:  # opted out between our look and our write
-            report.skipped.append(RowProblem(where, subscription.email, exc.message))
-            return
-        setattr(report, outcome, getattr(report, outcome) + 1)
-        if outcome == "added" and subscriber.status is PENDING and on_pending is not None:
-            on_pending(subscriber)
-
-    def flush() -> None:
-        batch = list(new_rows)
-        new_rows.clear()
-        try:
-            with store.engine.begin() as conn:
-                ids = [insert_subscriber(conn, sub, status=status, now=now, origin=origin) for _, sub, status in batch]
-        except IntegrityError:  # one was added meanwhile by someone else: go row by row
-            for where, subscription, status in batch:
-                save(where, subscription, status)
-            return
-        report.added += len(ids)
-        if on_pending is not None:
-            for new_id, (_, _, status) in zip(ids, batch, strict=True):
-                if status is PENDING:
-                    on_pending(get_subscriber(store, new_id))
-
+    importer = _Importer(
+        store, gazetteer, f"import:{path.name}", now=now, pending=pending, update=update, on_pending=on_pending
+    )
+    importer.hashed = hashed
     for row in read_list(path):
+        importer.take(row)
+    importer.flush()
+    return importer.report
+
+
+class _Importer:
+    """One import: the addresses already stored and opted out (read once, so a new row,
+    most of a first import, costs no lookup), the addresses seen in the file, and the
+    new rows waiting to be inserted in a batch."""
+
+    def __init__(
+        self,
+        store: Store,
+        gazetteer: Gazetteer,
+        origin: str,
+        *,
+        now: datetime,
+        pending: bool,
+        update: bool,
+        on_pending: Callable[[Subscriber], None] | None,
+    ):
+        self.store = store
+        self.gazetteer = gazetteer
+        self.origin = origin
+        self.now = now
+        self.pending = pending
+        self.update = update
+        self.on_pending = on_pending
+        self.report = ImportReport()
+        self.seen: dict[str, str] = {}
+        self.stored, self.opted_out_ids = address_book(store)
+        self.new_rows: list[tuple[str, Subscription, SubscriberStatus]] = []
+        #: Whether an address is kept only as the hash of an opt-out or an erasure.
+        self.hashed: Callable[[str], bool] | None = None
+
+    def take(self, row: ListRow) -> None:
+        """Check one row of the list and act on it."""
+        parsed = self._parse(row)
+        if parsed is None:
+            return
+        subscription, wanted = parsed
+        email = subscription.email
+        existing = self._existing(email, wanted)
+        if wanted in OPTED_OUT:  # the list says stop: always honoured
+            self._opt_out(subscription, wanted, existing)
+        elif existing is not None and existing.status in OPTED_OUT:
+            how = "unsubscribed" if existing.status is UNSUBSCRIBED else "was suppressed"
+            self.report.skipped.append(
+                RowProblem(row.where, email, f"{how}: not re-added (PECR); only they can subscribe again")
+            )
+        elif existing is None and self.hashed is not None and self.hashed(email):
+            self.report.skipped.append(
+                RowProblem(row.where, email, "opted out or erased (kept as a keyed hash): not re-added (PECR)")
+            )
+        elif existing is not None and not self.update:
+            same = same_preferences(existing, subscription)
+            self.report.unchanged += same
+            self.report.kept += not same
+        else:
+            status = PENDING if self.pending or wanted is PENDING else ACTIVE
+            if existing is None:
+                # New, and checked against the opt-outs above: inserted in batches, since a
+                # commit per row (an fsync each) would cost more than all the rest.
+                self.new_rows.append((row.where, subscription, status))
+                if len(self.new_rows) >= INSERT_BATCH:
+                    self.flush()
+            else:
+                self._save(row.where, subscription, status)
+
+    def _parse(self, row: ListRow) -> tuple[Subscription, SubscriberStatus | None] | None:
+        """The row's subscription and wanted status, or None when it is bad or repeated
+        (recorded in the report)."""
         email = str(row.values.get("email") or "").strip() or None
         try:
             if "_error" in row.values:
                 raise InvalidSubscriber(row.values["_error"])
             subscription = make_subscription(
-                gazetteer,
+                self.gazetteer,
                 str(row.values.get("email") or ""),
                 _areas(row.values.get("areas")),
                 frequency=str(row.values.get("frequency") or "daily"),
@@ -278,74 +318,71 @@ def import_list(
             )
             wanted = _status(row.values.get("status"))
         except (InvalidSubscriber, UnknownArea) as exc:
-            report.bad.append(RowProblem(row.where, email, str(exc)))
-            continue
+            self.report.bad.append(RowProblem(row.where, email, str(exc)))
+            return None
+        if subscription.email.lower() in self.seen:  # one mailbox, however it is spelled
+            line = self.seen[subscription.email.lower()]
+            self.report.bad.append(RowProblem(row.where, subscription.email, f"repeats the address on line {line}"))
+            return None
+        self.seen[subscription.email.lower()] = row.where.rsplit(":", 1)[1]
+        return subscription, wanted
+
+    def _existing(self, email: str, wanted: SubscriberStatus | None) -> Subscriber | None:
+        """The stored subscriber of this address, or of an opted-out spelling of it."""
+        existing = find_mailbox(self.store, email) if email.lower() in self.stored else None
+        if existing is None and wanted not in OPTED_OUT and email.lower() in self.opted_out_ids:
+            existing = get_subscriber(self.store, self.opted_out_ids[email.lower()])
+        return existing
+
+    def _opt_out(self, subscription: Subscription, wanted: SubscriberStatus, existing: Subscriber | None) -> None:
         email = subscription.email
-        if email.lower() in seen:  # one mailbox, however it is spelled
-            report.bad.append(RowProblem(row.where, email, f"repeats the address on line {seen[email.lower()]}"))
-            continue
-        seen[email.lower()] = row.where.rsplit(":", 1)[1]
-        existing = find_mailbox(store, email) if email.lower() in stored else None
-        if existing is None and wanted not in OPTED_OUT and email.lower() in opted_out_ids:
-            existing = get_subscriber(store, opted_out_ids[email.lower()])
-
-        if wanted in OPTED_OUT:  # the list says stop: always honoured
-            if existing is None:
-                with store.engine.begin() as conn:
-                    opted_out_ids[email.lower()] = insert_subscriber(
-                        conn, subscription, status=wanted, now=now, origin=origin
-                    )
-                report.opted_out += 1
-            elif existing.status in OPTED_OUT:
-                report.unchanged += 1
-            else:
-                stop = suppress if wanted is SUPPRESSED else unsubscribe
-                stop(store, existing.id, now=now)
-                opted_out_ids[email.lower()] = existing.id
-                report.opted_out += 1
-            continue
-        if existing is not None and existing.status in OPTED_OUT:
-            how = "unsubscribed" if existing.status is UNSUBSCRIBED else "was suppressed"
-            report.skipped.append(
-                RowProblem(row.where, email, f"{how}: not re-added (PECR); only they can subscribe again")
-            )
-            continue
-        if existing is None and hashed is not None and hashed(email):
-            report.skipped.append(
-                RowProblem(row.where, email, "opted out or erased (kept as a keyed hash): not re-added (PECR)")
-            )
-            continue
-        if existing is not None and not update:
-            same = same_preferences(existing, subscription)
-            report.unchanged += same
-            report.kept += not same
-            continue
-        status = PENDING if pending or wanted is PENDING else ACTIVE
         if existing is None:
-            # New, and checked against the opt-outs above: inserted in batches, since a
-            # commit per row (an fsync each) would cost more than all the rest.
-            new_rows.append((row.where, subscription, status))
-            if len(new_rows) >= INSERT_BATCH:
-                flush()
-            continue
-        save(row.where, subscription, status)
-    flush()
-    return report
+            ids = insert_new_subscribers(self.store, [(subscription, wanted)], now=self.now, origin=self.origin)
+            if ids is not None:
+                self.opted_out_ids[email.lower()] = ids[0]
+                self.report.opted_out += 1
+                return
+            # Added by someone else since we looked: stop that one instead.
+            existing = find_subscriber(self.store, email)
+            if existing is None:
+                raise NotFound(f"{email} was added and removed during the import", hint="run the import again")
+        if existing.status in OPTED_OUT:
+            self.report.unchanged += 1
+            return
+        stop = suppress if wanted is SUPPRESSED else unsubscribe
+        stop(self.store, existing.id, now=self.now)
+        self.opted_out_ids[email.lower()] = existing.id
+        self.report.opted_out += 1
 
+    def _save(self, where: str, subscription: Subscription, status: SubscriberStatus) -> None:
+        try:
+            subscriber, outcome = save_subscriber(self.store, subscription, now=self.now, status=status, origin=self.origin)
+        except OptedOut as exc:  # opted out between our look and our write
+            self.report.skipped.append(RowProblem(where, subscription.email, exc.message))
+            return
+        setattr(self.report, outcome, getattr(self.report, outcome) + 1)
+        if outcome == "added" and subscriber.status is PENDING and self.on_pending is not None:
+            self.on_pending(subscriber)
 
-def _addresses(store: Store) -> tuple[set[str], dict[str, int]]:
-    """Every stored address, and the opted-out ones by address in lower case."""
-    stored: set[str] = set()
-    opted_out: dict[str, int] = {}
-    opted_out_values = {status.value for status in OPTED_OUT}
-    with store.engine.connect() as conn:
-        for subscriber_id, email, status in conn.execute(
-            select(subscribers.c.id, subscribers.c.email, subscribers.c.status)
-        ):
-            stored.add(email.lower())
-            if status in opted_out_values:
-                opted_out[email.lower()] = subscriber_id
-    return stored, opted_out
+    def flush(self) -> None:
+        """Insert the new rows waiting, in one transaction (row by row when one of them
+        was added meanwhile by someone else)."""
+        batch = list(self.new_rows)
+        self.new_rows.clear()
+        if not batch:
+            return
+        ids = insert_new_subscribers(
+            self.store, [(sub, status) for _, sub, status in batch], now=self.now, origin=self.origin
+        )
+        if ids is None:
+            for where, subscription, status in batch:
+                self._save(where, subscription, status)
+            return
+        self.report.added += len(ids)
+        if self.on_pending is not None:
+            for new_id, (_, _, status) in zip(ids, batch, strict=True):
+                if status is PENDING:
+                    self.on_pending(get_subscriber(self.store, new_id))
 
 
 def _status(value: Any) -> SubscriberStatus | None:

@@ -5,12 +5,13 @@ It is built here with the stdlib email package (every header value passes throug
 message: one ``digests`` row of kind ``confirm`` holding the finished subject, text and
 HTML (and, in ``meta["raw"]``, the complete RFC 5322 message), plus one ``outbox`` row,
 so delivery sends it with the same retries and bounce handling as a digest.
+(Digests are composed at send time by :mod:`alerts.message` instead; its docstring says
+why there are two ways.)
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -18,13 +19,13 @@ from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
-from sqlalchemy import func, insert, select
+from jinja2 import Environment, TemplateError
 
 from alerts.config import Config
 from alerts.errors import ConfigError
-from alerts.schema import digests, outbox
-from alerts.store import Store
+from alerts.store.advisories import Store
+from alerts.store.digests import queue_finished_message, queued_since
+from alerts.templating import template_environment
 from alerts.text import one_line
 from alerts.tokens import Confirmation, link_signer
 from alerts.types import Subscriber
@@ -40,14 +41,7 @@ CONFIRM_TEMPLATES = ("confirm.txt", "confirm.html")
 
 @functools.lru_cache(maxsize=4)
 def _environment(directory: Path) -> Environment:
-    return Environment(
-        loader=FileSystemLoader(directory),
-        autoescape=select_autoescape(["html"], default_for_string=False),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    return template_environment(directory)
 
 
 def check_confirmation_templates(config: Config) -> None:
@@ -112,17 +106,7 @@ def confirmation_content(config: Config, subscriber: Subscriber, confirm_url: st
 def send_confirmation(config: Config, store: Store, subscriber: Subscriber, area_names: list[str], *, now: datetime) -> int | None:
     """Queue the confirmation email for a pending subscriber. Returns the outbox id, or
     None when one was queued for them less than :data:`RESEND_AFTER` ago."""
-    with store.engine.connect() as conn:
-        recent = conn.execute(
-            select(func.count())
-            .select_from(outbox.join(digests, outbox.c.digest_id == digests.c.id))
-            .where(
-                outbox.c.subscriber_id == subscriber.id,
-                digests.c.kind == CONFIRM,
-                outbox.c.created_at > now - RESEND_AFTER,
-            )
-        ).scalar_one()
-    if recent:
+    if queued_since(store, subscriber.id, CONFIRM, now - RESEND_AFTER):
         return None
     # The preferences the email states travel in its link: what is confirmed is what was mailed.
     confirm_url = link_signer(config).confirm_url(
@@ -151,33 +135,17 @@ def queue_transactional(
     """Queue one finished message for one subscriber: a ``digests`` row of ``kind``
     (``meta["transactional"]`` true, ``meta["raw"]`` the whole message when given) and a
     pending ``outbox`` row. Returns the outbox id."""
-    with store.engine.begin() as conn:
-        digest_id = conn.execute(
-            insert(digests).values(
-                key=hashlib.sha256(message_id.encode()).hexdigest(),
-                kind=kind,
-                subject=one_line(subject, 200),
-                html=html,
-                text=text,
-                areas=[],
-                advisory_ids=[],
-                created_at=now,
-                meta={"transactional": True, **({"raw": raw} if raw is not None else {})},
-            ).returning(digests.c.id)
-        ).scalar_one()
-        return int(
-            conn.execute(
-                insert(outbox).values(
-                    subscriber_id=subscriber_id,
-                    digest_id=digest_id,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    message_id=message_id,
-                    created_at=now,
-                ).returning(outbox.c.id)
-            ).scalar_one()
-        )
+    return queue_finished_message(
+        store,
+        subscriber_id,
+        kind=kind,
+        subject=one_line(subject, 200),
+        text=text,
+        html=html,
+        message_id=message_id,
+        meta={"transactional": True, **({"raw": raw} if raw is not None else {})},
+        now=now,
+    )
 
 
 def email_templates(config: Config) -> Environment:

@@ -27,17 +27,17 @@ from datetime import datetime
 from alerts.areas import Gazetteer
 from alerts.config import Config
 from alerts.store import Store
-from alerts.subscribers.limits import MAILBOX, mailbox_key, take
-from alerts.subscribers.mail import send_confirmation
-from alerts.subscribers.notices import ALREADY, MANAGE_LINK, WELCOME, send_notice
-from alerts.subscribers.records import (
+from alerts.store.limits import MAILBOX, mailbox_key, take
+from alerts.store.retention import hashed_opt_out
+from alerts.store.subscribers import (
     ACTIVE,
     PENDING,
     SUPPRESSED,
     find_mailbox,
     resubscribe_pending,
 )
-from alerts.subscribers.retention import hashed_opt_out
+from alerts.subscribers.mail import send_confirmation
+from alerts.subscribers.notices import ALREADY, MANAGE_LINK, WELCOME, send_notice
 from alerts.subscribers.validation import Subscription
 from alerts.types import Subscriber
 

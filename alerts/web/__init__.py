@@ -14,14 +14,13 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddle
 
 from alerts.app import App
 from alerts.feeds.model import FORMATS
+from alerts.web import archive, pages, privacy, subscriptions
 from alerts.web.archive import GZIP_MIN
 from alerts.web.guards import BodyLimit, CanonicalHost, redact_access_log
 
 
 def create_app(app: App) -> Starlette:
     """The ASGI app for one configuration."""
-    from alerts.web import archive, pages, privacy, subscriptions
-
     redact_access_log()
     web = Starlette(
         routes=[*archive.routes(app), *subscriptions.routes(app), *privacy.routes(app)],

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 from markupsafe import Markup
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -26,6 +26,7 @@ from starlette.responses import HTMLResponse, Response
 from alerts.app import App
 from alerts.errors import AlertsError
 from alerts.feeds.model import FORMATS, absolute_html, feed_url
+from alerts.templating import template_environment
 from alerts.text import plain_text, sanitise_html
 
 FEED_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
@@ -33,20 +34,17 @@ FEED_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
 
 @functools.lru_cache(maxsize=4)
 def environment(directory: Path) -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(directory),
-        autoescape=select_autoescape(["html", "xml"], default_for_string=True),
-        undefined=StrictUndefined,  # a typo in a template fails in tests, not silently
-        trim_blocks=True,
-        lstrip_blocks=True,
+    return template_environment(
+        directory,
+        filters={
+            # safe_html(base): relative links resolve against the advisory's own page, not ours.
+            "safe_html": lambda fragment, base=None: Markup(
+                absolute_html(fragment, base) if base else sanitise_html(fragment or "")
+            ),
+            # Titles and summaries are plain text: markup from a source is dropped, not shown.
+            "plain": plain_text,
+        },
     )
-    # safe_html(base): relative links resolve against the advisory's own page, not ours.
-    env.filters["safe_html"] = lambda fragment, base=None: Markup(
-        absolute_html(fragment, base) if base else sanitise_html(fragment or "")
-    )
-    # Titles and summaries are plain text: markup from a source is dropped, not shown.
-    env.filters["plain"] = plain_text
-    return env
 
 
 def web_app(request: Request) -> App:
@@ -118,8 +116,9 @@ def error_page(
     return render(request, "error.html", context, status=status)
 
 
-async def http_error(request: Request, exc: Exception) -> Response:
-    """Starlette exception handler: a page that says what to do next, never a traceback."""
+def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette exception handler: a page that says what to do next, never a traceback.
+    A plain ``def``: Starlette runs it in the thread pool, as Jinja blocks."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 404:
         return error_page(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -27,23 +28,25 @@ from starlette.routing import BaseRoute, Route
 from alerts.app import App
 from alerts.areas import AreaNode, Gazetteer
 from alerts.errors import AlertsError, BadToken, NotFound, UnknownArea
-from alerts.subscribers import (
+from alerts.store.limits import CLIENT, client_key, take
+from alerts.store.subscribers import (
     ACTIVE,
     OPTED_OUT,
     PENDING,
     UNSUBSCRIBED,
-    InvalidSubscriber,
-    Preferences,
-    Subscription,
     confirm_subscriber,
     get_subscriber,
-    normalise_email,
-    parse_frequency,
-    resolve_areas,
     unsubscribe,
     update_subscriber,
 )
-from alerts.subscribers.limits import CLIENT, client_key, take
+from alerts.subscribers import (
+    InvalidSubscriber,
+    Preferences,
+    Subscription,
+    normalise_email,
+    parse_frequency,
+    resolve_areas,
+)
 from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates
 from alerts.subscribers.notices import check_notice_templates
 from alerts.subscribers.requests import quietly, request_manage_link, sign_up, welcome
@@ -76,20 +79,38 @@ def routes(app: App) -> list[BaseRoute]:
 
 # -- pages ----------------------------------------------------------------------
 
+#: A page's work once its form is read: it blocks (SQLAlchemy, Jinja, sending mail).
+FormPage = Callable[[Request, dict[str, str]], Response]
 
-async def subscribe(request: Request) -> Response:
+
+def off_the_loop(handler: FormPage) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint for ``handler``: the posted form is read on the event loop (Starlette
+    parses forms asynchronously), then ``handler`` runs in the thread pool, so one slow
+    database call or template never stalls every other request. A plain ``def``
+    endpoint would run in the pool too, but could not read the form."""
+
+    async def endpoint(request: Request) -> Response:
+        form = await form_fields(request) if request.method == "POST" else {}
+        return await run_in_threadpool(handler, request, form)
+
+    endpoint.__name__ = endpoint.__qualname__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+@off_the_loop
+def subscribe(request: Request, form: dict[str, str]) -> Response:
     app = web_app(request)
     if reading(request):
         form = {"frequency": "daily", "urgent": "yes", "area": prefilled_area(app, request.query_params.get("area"))}
         return page(request, "subscribe.html", {"form": form, "errors": {}})
     if refused := foreign_origin(request):
         return refused
-    form = await form_fields(request)
     values, errors = checked_fields(app, form, ("email", "areas", "frequency"))
     if errors:
         return page(request, "subscribe.html", {"form": form, "errors": errors}, status=400)
     subscription = Subscription(**values, urgent=form.get("urgent") == "yes")
-    if limited := await too_many(request):
+    if limited := too_many(request):
         return limited
     # The same answer whatever the address's state, sent before anything is looked up
     # (the work runs after it), so neither its words nor its timing tell who subscribes.
@@ -98,7 +119,8 @@ async def subscribe(request: Request) -> Response:
     return response
 
 
-async def confirm(request: Request) -> Response:
+@off_the_loop
+def confirm(request: Request, form: dict[str, str]) -> Response:
     """GET asks, POST confirms: mail scanners (Safe Links, corporate gateways) open every
     link in a message, so opening the link must not subscribe anybody. What is confirmed
     is what the email stated (its link carries it); then a welcome email says it again."""
@@ -108,7 +130,7 @@ async def confirm(request: Request) -> Response:
     else:
         if refused := foreign_origin(request):
             return refused
-        token = (await form_fields(request)).get("token")
+        token = form.get("token")
     found = confirmation_from(request, token)
     if isinstance(found, Response):
         return found
@@ -131,18 +153,17 @@ async def confirm(request: Request) -> Response:
     return response
 
 
-async def manage(request: Request) -> Response:
+@off_the_loop
+def manage(request: Request, form: dict[str, str]) -> Response:
     app = web_app(request)
     if not reading(request):
         if refused := foreign_origin(request):
             return refused
-        form = await form_fields(request)
         token = form.get("token") or request.query_params.get("token")
     else:
-        form = {}
         token = request.query_params.get("token")
     if not token:
-        return await manage_by_email(request, form)
+        return manage_by_email(request, form)
     subscriber = subscriber_from(request, token, MANAGE, max_age=MANAGE_MAX_AGE)
     if isinstance(subscriber, Response):
         return subscriber
@@ -161,14 +182,13 @@ async def manage(request: Request) -> Response:
     return page(request, "manage.html", context)
 
 
-async def too_many(request: Request) -> Response | None:
+def too_many(request: Request) -> Response | None:
     """The 429 page when this client address has set off too much mail lately (the
     count is in the database, so it holds across web processes); None otherwise. It
     says nothing about any address, and is checked the same way for all of them."""
     app = web_app(request)
     client = request.client.host if request.client else "unknown"
-    allowed = await run_in_threadpool(take, app.store, client_key(app.config, client), CLIENT, app.now())
-    if allowed:
+    if take(app.store, client_key(app.config, client), CLIENT, app.now()):
         return None
     response = page(
         request,
@@ -180,7 +200,7 @@ async def too_many(request: Request) -> Response | None:
     return response
 
 
-async def manage_by_email(request: Request, form: dict[str, str]) -> Response:
+def manage_by_email(request: Request, form: dict[str, str]) -> Response:
     """"Manage your subscription" without a link: asks for the address and mails a
     manage link to it. The same answer, at once, whatever the address (the look-up and
     the mail come after it); a coordinator, whose copies carry no personal link, uses
@@ -191,7 +211,7 @@ async def manage_by_email(request: Request, form: dict[str, str]) -> Response:
     values, errors = checked_fields(app, form, ("email",))
     if errors:
         return page(request, "manage_request.html", {"form": form, "errors": errors}, status=400)
-    if limited := await too_many(request):
+    if limited := too_many(request):
         return limited
     response = page(request, "check_inbox_manage.html", {"email": values["email"], "manage_days": MANAGE_MAX_AGE // 86400})
     response.background = BackgroundTask(
@@ -200,7 +220,8 @@ async def manage_by_email(request: Request, form: dict[str, str]) -> Response:
     return response
 
 
-async def unsubscribe_page(request: Request) -> Response:
+@off_the_loop
+def unsubscribe_page(request: Request, form: dict[str, str]) -> Response:
     app = web_app(request)
     if reading(request):
         token = request.query_params.get("token")
@@ -210,7 +231,6 @@ async def unsubscribe_page(request: Request) -> Response:
         return page(request, "unsubscribe.html", personal(app, subscriber, {"token": token}))
     if refused := foreign_origin(request):
         return refused
-    form = await form_fields(request)
     subscriber = subscriber_from(request, form.get("token"), UNSUBSCRIBE)
     if isinstance(subscriber, Response):
         return subscriber
@@ -224,13 +244,17 @@ async def one_click(request: Request) -> Response:
     it is the unsubscribe page with its button; answered 200 with no page to show."""
     if reading(request):
         return await unsubscribe_page(request)
-    app = web_app(request)
     if not await one_click_body(request):
         return PlainTextResponse(
             "This address unsubscribes with the RFC 8058 body List-Unsubscribe=One-Click.\n",
             status_code=400,
             headers=PRIVATE,
         )
+    return await run_in_threadpool(_unsubscribe_by_token, request)
+
+
+def _unsubscribe_by_token(request: Request) -> Response:
+    app = web_app(request)
     try:
         subscriber_id = link_signer(app.config).verify(request.query_params.get("token") or "", UNSUBSCRIBE)
         unsubscribe(app.store, subscriber_id, now=app.now())
@@ -360,7 +384,7 @@ async def form_fields(request: Request) -> dict[str, str]:
 def checked_fields(app: App, form: dict[str, str], names: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str]]:
     """The form's ``names`` fields checked: their values, and a sentence for each bad one
     (every bad field is named at once, not the first only)."""
-    checks = {
+    checks: dict[str, Callable[[], object]] = {
         "email": lambda: normalise_email(form.get("email", "")),
         "areas": lambda: resolve_areas(
             app.gazetteer, [*filter(None, form.get("area", "").split(",")), *split_areas(form.get("areas", ""), app.gazetteer)]

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,3 +122,14 @@ def axe_violations(page: Any, source: str) -> list[str]:
         for violation in result["violations"]
         for node in violation["nodes"]
     ]
+
+
+def eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait for work the server does after it answered (the forms queue their mail in a
+    background task, so the answer's timing tells nothing), polling a few times a
+    second; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    pause = threading.Event()
+    while not check():
+        assert time.monotonic() < deadline, "the server never finished its background work"
+        pause.wait(0.02)

@@ -14,7 +14,8 @@ import pytest
 
 from alerts.app import App
 from alerts.digest import queue_digests
-from alerts.subscribers import PENDING, add_subscriber, make_subscription
+from alerts.store.subscribers import PENDING, add_subscriber
+from alerts.subscribers import make_subscription
 from alerts.subscribers.mail import send_confirmation
 from alerts.tokens import Confirmation, LinkSigner
 from alerts.types import Frequency, Priority
@@ -136,7 +137,7 @@ def test_every_kind_of_email_has_no_wcag_22_aa_violation(
         save(app, advisory("thefts", title="Catalytic converter <i>thefts</i>"))
         save(app, advisory("dover", areas=["dover"], title="Dover harbour scam"))
         for frequency in (Frequency.IMMEDIATE, Frequency.DAILY, Frequency.WEEKLY):
-            queue_digests(app, frequency, now=NOW)
+            queue_digests(app.config, app.store, app.gazetteer, frequency, now=NOW)
         messages = built(app)
     finally:
         app.close()

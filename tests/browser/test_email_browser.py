@@ -49,8 +49,8 @@ def test_alert_emails_fit_a_320px_screen_light_and_dark(browser: Any, app: App, 
     save(app, advisory("flood", title="Flood warning", priority=Priority.URGENT, body=BODY))
     save(app, advisory("thefts", title="Catalytic converter thefts", body=BODY, summary=f"Report at {LONG_URL}"))
     save(app, advisory("dover", areas=["dover"], title="Dover harbour scam"))
-    queue_digests(app, Frequency.IMMEDIATE, now=NOW)
-    queue_digests(app, Frequency.DAILY, now=NOW)
+    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
+    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
     paths = html_of_each_message(app, tmp_path)
     assert len(paths) == 4  # two immediate alerts, the urgent one again for daily, one digest
 

@@ -13,15 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from alerts.delivery import send_pending
-from alerts.subscribers import ACTIVE, PENDING, find_subscriber
+from alerts.store.subscribers import ACTIVE, PENDING, find_subscriber
+from alerts.testing import row_counts
 from alerts.types import Frequency
+from tests.browser.conftest import eventually
 
 
 def delivered(maildir: Path) -> list[EmailMessage]:
     """The messages delivery wrote to the Maildir, parsed back."""
-    messages = [email.message_from_bytes(path.read_bytes(), policy=default) for path in sorted((maildir / "new").iterdir())]
-    assert all(isinstance(message, EmailMessage) for message in messages)
-    return messages  # type: ignore[return-value]
+    messages = []
+    for path in sorted((maildir / "new").iterdir()):
+        message = email.message_from_bytes(path.read_bytes(), policy=default)
+        assert isinstance(message, EmailMessage)  # policy=default parses to EmailMessage
+        messages.append(message)
+    return messages
 
 
 def test_subscribe_then_the_emailed_link_asks_and_the_button_confirms(live_server: Callable[..., Any], page: Any) -> None:
@@ -34,11 +39,12 @@ def test_subscribe_then_the_emailed_link_asks_and_the_button_confirms(live_serve
     page.get_by_role("button", name="Subscribe").click()
     page.wait_for_url(f"{server.url}/subscribe")
     assert page.locator("h1").inner_text() == "Check your email"
+    eventually(lambda: row_counts(app.store.engine, "outbox")["outbox"] == 1)
     pending = find_subscriber(app.store, "resident@example.org")
     assert pending is not None and pending.status is PENDING
     assert pending.areas == ("medway",) and pending.frequency is Frequency.WEEKLY
 
-    assert send_pending(app).sent == 1
+    assert send_pending(app.config, app.store).sent == 1
     [message] = delivered(app.config.delivery.maildir)
     assert message["To"] == "resident@example.org"
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
@@ -96,6 +102,7 @@ def test_areas_are_ticked_by_district_and_town_with_javascript_off(live_server: 
         page.get_by_label("Or type towns or postcode districts").fill("TN23")
         page.get_by_role("button", name="Subscribe").click()
         assert page.locator("h1").inner_text() == "Check your email"
+        eventually(lambda: find_subscriber(server.app.store, "ticks@example.org") is not None)
         subscriber = find_subscriber(server.app.store, "ticks@example.org")
         assert subscriber is not None and set(subscriber.areas) == {"dover", "chatham", "gillingham", "ashford"}
         assert page.evaluate("document.documentElement.scrollWidth") <= 375

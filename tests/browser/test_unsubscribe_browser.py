@@ -6,13 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from alerts.subscribers import (
-    ACTIVE,
-    UNSUBSCRIBED,
-    add_subscriber,
-    get_subscriber,
-    make_subscription,
-)
+from alerts.store.subscribers import ACTIVE, UNSUBSCRIBED, add_subscriber, get_subscriber
+from alerts.subscribers import make_subscription
 from alerts.tokens import LinkSigner
 from tests.conftest import NOW
 

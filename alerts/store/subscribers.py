@@ -23,8 +23,8 @@ from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from alerts.errors import AlertsError, NotFound
-from alerts.schema import subscriber_areas, subscribers
-from alerts.store import Store
+from alerts.schema import UtcDateTime, subscriber_areas, subscribers
+from alerts.store.advisories import Store
 from alerts.subscribers.validation import (
     InvalidSubscriber,
     OptedOut,
@@ -456,3 +456,49 @@ def as_preferences(subscription: Subscription, existing: Subscriber | None = Non
         forwardable=subscription.forwardable,
         urgent=subscription.urgent,
     )
+
+
+def oldest_watermark(store: Store, frequencies: Iterable[Frequency]) -> datetime | None:
+    """The earliest watermark among active subscribers of these frequencies (None: nobody)."""
+    start = func.coalesce(subscribers.c.watermark, subscribers.c.confirmed_at, subscribers.c.created_at)
+    with store.engine.connect() as conn:
+        value = conn.execute(
+            select(func.min(start, type_=UtcDateTime())).where(
+                subscribers.c.status == SubscriberStatus.ACTIVE.value,
+                subscribers.c.frequency.in_([f.value for f in frequencies]),
+            )
+        ).scalar_one_or_none()
+    return value if isinstance(value, datetime) else None
+
+
+def insert_new_subscribers(
+    store: Store,
+    rows: Iterable[tuple[Subscription, SubscriberStatus]],
+    *,
+    now: datetime,
+    origin: str | None = None,
+) -> list[int] | None:
+    """Insert subscribers whose addresses are not stored yet, in one transaction; their
+    ids in order. None, with nothing written, when one of them was added meanwhile."""
+    try:
+        with store.engine.begin() as conn:
+            return [insert_subscriber(conn, sub, status=status, now=now, origin=origin) for sub, status in rows]
+    except IntegrityError:
+        return None
+
+
+def address_book(store: Store) -> tuple[set[str], dict[str, int]]:
+    """Every stored mailbox (the address in lower case), and the ids of the opted-out ones by address in lower case
+    (most mail systems ignore the case of the local part, so an opt-out under any
+    spelling counts)."""
+    stored: set[str] = set()
+    opted_out: dict[str, int] = {}
+    opted_out_values = {status.value for status in OPTED_OUT}
+    with store.engine.connect() as conn:
+        for subscriber_id, email, status in conn.execute(
+            select(subscribers.c.id, subscribers.c.email, subscribers.c.status)
+        ):
+            stored.add(email.lower())
+            if status in opted_out_values:
+                opted_out[email.lower()] = subscriber_id
+    return stored, opted_out

@@ -28,9 +28,9 @@ from alerts.schema import (
     subscriber_advisories,
     subscribers,
 )
-from alerts.store import Store
-from alerts.subscribers.limits import prune_limits
-from alerts.subscribers.records import OPTED_OUT, PENDING, SUPPRESSED, get_subscriber
+from alerts.store.advisories import Store
+from alerts.store.limits import prune_limits
+from alerts.store.subscribers import OPTED_OUT, PENDING, SUPPRESSED, get_subscriber
 from alerts.tokens import mailbox_hashes
 
 #: Digest kinds that are one person's message (their address is in its stored copy).

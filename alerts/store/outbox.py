@@ -1,4 +1,6 @@
-"""The outbox as a work queue: claim due rows under a lease, record what the relay said.
+"""The outbox as a work queue (queueing into it is in :mod:`alerts.store.digests`).
+
+The outbox is a work queue: claim due rows under a lease, record what the relay said.
 
 A row is ``pending`` until a worker claims it (``sending``, with ``claimed_by`` and a
 lease in ``claimed_until``), then ``sent``, ``bounced``, ``failed`` or ``suppressed``, or
@@ -21,15 +23,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, select, update
+from sqlalchemy import Engine, Row, and_, bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
-from alerts.delivery.base import OutboxItem
 from alerts.schema import outbox, subscribers
-from alerts.types import SubscriberStatus
-
-CHUNK = 500  # ids per IN (...) list: well under SQLite's variable limit
+from alerts.store.ids import chunks
+from alerts.types import OutboxItem, SubscriberStatus
 
 
 class OutboxStatus(enum.StrEnum):
@@ -148,6 +149,19 @@ class Outbox:
             return (recorded, *self._claim(conn, worker, limit, now))
 
     def _claim(self, conn: Connection, worker: str, limit: int, now: datetime) -> tuple[list[Claimed], int]:
+        rows = self._due_rows(conn, limit, now)
+        if not rows:
+            return [], 0
+        left = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.SUPPRESSED)
+        gone = [r.id for r in rows if r.status in left]
+        held = [r for r in rows if r.status not in left]
+        _mark_left(conn, gone)
+        self._hold(conn, worker, [r.id for r in held], now)
+        return [_claimed(r) for r in held], len(gone)
+
+    def _due_rows(self, conn: Connection, limit: int, now: datetime) -> list[Row[*tuple[Any, ...]]]:
+        """Up to ``limit`` rows to claim, locked: those under an expired lease first, then
+        the pending ones that are due, each in queue order."""
         columns = (
             outbox.c.id,
             outbox.c.subscriber_id,
@@ -180,43 +194,15 @@ class Outbox:
         rows = list(conn.execute(expired))
         if len(rows) < limit:
             rows += conn.execute(due.limit(limit - len(rows))).all()
-        if not rows:
-            return [], 0
-        left = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.SUPPRESSED)
-        gone = [r.id for r in rows if r.status in left]
-        held = [r for r in rows if r.status not in left]
-        for chunk in chunks(gone):
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id.in_(chunk))
-                .values(
-                    status=OutboxStatus.SUPPRESSED,
-                    last_error="subscriber unsubscribed or suppressed before it was sent",
-                    claimed_by=None,
-                    claimed_until=None,
-                )
-            )
-        for chunk in chunks([r.id for r in held]):
+        return rows
+
+    def _hold(self, conn: Connection, worker: str, ids: list[int], now: datetime) -> None:
+        for chunk in chunks(ids):
             conn.execute(
                 update(outbox)
                 .where(outbox.c.id.in_(chunk))
                 .values(status=OutboxStatus.SENDING, claimed_by=worker, claimed_until=now + self.lease)
             )
-        claimed = [
-            Claimed(
-                OutboxItem(
-                    outbox_id=r.id,
-                    subscriber_id=r.subscriber_id,
-                    digest_id=r.digest_id,
-                    message_id=r.message_id,
-                    email=r.email,
-                    name=r.name,
-                ),
-                r.attempts,
-            )
-            for r in held
-        ]
-        return claimed, len(gone)
 
     def renew(self, worker: str, ids: Sequence[int], now: datetime) -> set[int]:
         """Extend the lease on rows this worker still holds; returns the ids it holds."""
@@ -378,6 +364,29 @@ def _dead_here(holder: str, host: str) -> bool:
     return False
 
 
-def chunks(ids: Sequence[int], size: int = CHUNK) -> Iterator[list[int]]:
-    for start in range(0, len(ids), size):
-        yield list(ids[start : start + size])
+
+def _mark_left(conn: Connection, ids: list[int]) -> None:
+    """Rows of subscribers who left or were suppressed since they were queued: never sent."""
+    for chunk in chunks(ids):
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(chunk))
+            .values(
+                status=OutboxStatus.SUPPRESSED,
+                last_error="subscriber unsubscribed or suppressed before it was sent",
+                claimed_by=None,
+                claimed_until=None,
+            )
+        )
+
+
+def _claimed(row: Row[*tuple[Any, ...]]) -> Claimed:
+    item = OutboxItem(
+        outbox_id=row.id,
+        subscriber_id=row.subscriber_id,
+        digest_id=row.digest_id,
+        message_id=row.message_id,
+        email=row.email,
+        name=row.name,
+    )
+    return Claimed(item, row.attempts)

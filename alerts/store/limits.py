@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from alerts.config import Config
 from alerts.schema import mail_limits
-from alerts.store import Store
+from alerts.store.advisories import Store
 from alerts.tokens import keyed_hash, load_secret_key, mailbox_hashes
 
 

@@ -1,0 +1,166 @@
+"""A batch of advisories: parse each, store it, and report what happened. One bad
+advisory is reported and skipped, never fatal to the batch."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import DataError, IntegrityError
+
+from alerts.areas import Gazetteer
+from alerts.errors import AdvisoryError, AlertsError
+from alerts.ingest.build import ParsedFile
+from alerts.ingest.dates import LONDON
+from alerts.ingest.files import SUFFIXES, parse_advisory_file
+from alerts.store import IngestResult, Outcome, Store
+from alerts.types import AdvisoryInput
+
+log = logging.getLogger("alerts.ingest")
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did. ``rejected`` holds one error per skipped advisory."""
+
+    new: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    unchanged: int = 0
+    rejected: list[AdvisoryError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    #: Sources that could not be read at all (a feed that is down); retried next poll.
+    source_errors: list[AlertsError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected and not self.source_errors
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "new": len(self.new),
+            "updated": len(self.updated),
+            "unchanged": self.unchanged,
+            "rejected": len(self.rejected),
+            "failed_sources": len(self.source_errors),
+        }
+
+    def merge(self, other: IngestReport) -> None:
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.rejected += other.rejected
+        self.warnings += other.warnings
+        self.source_errors += other.source_errors
+
+
+Progress = Callable[[int], None]
+
+
+def find_advisory_files(paths: Iterable[Path]) -> tuple[list[Path], list[AdvisoryError]]:
+    """Files to read: each file given, and every ``*.md`` under each folder given
+    (hidden files and folders skipped), in a stable order."""
+    found: list[Path] = []
+    missing: list[AdvisoryError] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    # A folder named *.md is listed too, so it is reported, not silently skipped.
+                    if p.suffix.lower() in SUFFIXES
+                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                )
+            )
+        elif path.exists():
+            found.append(path)
+        else:
+            missing.append(AdvisoryError("no such file or folder", where=str(path), hint="check the path"))
+    return found, missing
+
+
+def ingest_files(
+    paths: Iterable[Path],
+    store: Store,
+    gazetteer: Gazetteer,
+    *,
+    now: datetime,
+    zone: ZoneInfo = LONDON,
+    progress: Callable[[int], Progress] | None = None,
+) -> IngestReport:
+    """Parse and store every advisory file under ``paths``.
+
+    ``progress``, if given, is called once with the number of files and returns a
+    function called with the count done after each file (the CLI draws a bar with it).
+    """
+    files, missing = find_advisory_files(paths)
+    report = IngestReport(rejected=missing)
+    advance = progress(len(files)) if progress else None
+    for path in files:
+        parse = functools.partial(parse_advisory_file, path, gazetteer, now=now, zone=zone)
+        report.merge(_ingest_one(parse, str(path), store, gazetteer, now))
+        if advance:
+            advance(1)
+    return report
+
+
+def save_parsed(
+    items: Iterable[tuple[str, Callable[[], ParsedFile]]], store: Store, gazetteer: Gazetteer, now: datetime
+) -> IngestReport:
+    """Store advisories from any source: each item names where it came from and how to
+    parse it (a parser that raises :class:`AdvisoryError` for a bad one)."""
+    report = IngestReport()
+    for where, parse in items:
+        report.merge(_ingest_one(parse, where, store, gazetteer, now))
+    return report
+
+
+def _ingest_one(
+    parse: Callable[[], ParsedFile], where: str, store: Store, gazetteer: Gazetteer, now: datetime
+) -> IngestReport:
+    report = IngestReport()
+    try:
+        parsed = parse()
+    except AdvisoryError as exc:
+        # INFO, not WARNING: the report carries it and whoever runs the batch shows it
+        # (the CLI prints it once; a second copy from the log would be noise).
+        log.info("rejected %s", exc)
+        report.rejected.append(exc)
+        return report
+    except Exception as exc:  # a bug must not cost the rest of the batch
+        log.exception("unexpected error reading %s", where)
+        report.rejected.append(
+            AdvisoryError(f"unexpected error: {exc!r}", where=where, hint="please report this as a bug")
+        )
+        return report
+    report.warnings += parsed.warnings
+    for warning in parsed.warnings:
+        log.info("%s", warning)
+    try:
+        result = store_advisory(parsed.advisory, store, gazetteer, now)
+    except (DataError, IntegrityError) as exc:
+        # The database refused this one advisory's values: report it, keep the batch going.
+        # (A database that cannot be reached at all still stops the run.)
+        log.exception("cannot store %s", where)
+        detail = str(exc.orig or exc).splitlines()[0]
+        report.rejected.append(
+            AdvisoryError(f"the database refused it: {detail}", where=where, hint="please report this as a bug")
+        )
+        return report
+    if result.outcome is Outcome.NEW:
+        report.new.append(result.advisory_id)
+    elif result.outcome is Outcome.UPDATED:
+        report.updated.append(result.advisory_id)
+    else:
+        report.unchanged += 1
+    return report
+
+
+def store_advisory(item: AdvisoryInput, store: Store, gazetteer: Gazetteer, now: datetime) -> IngestResult:
+    """Save one advisory, with the most specific of its tagged areas as the areas it concerns."""
+    return store.save_advisory(item, gazetteer.most_specific(item.areas), now)

@@ -1,0 +1,52 @@
+"""The store: the one owner of the database, a module per aggregate over the tables in
+:mod:`alerts.schema`. Stages call these functions and classes; none writes SQL of its own.
+
+- :mod:`~alerts.store.database`: connecting, migrating (``open_store``), errors.
+- :mod:`~alerts.store.advisories`: :class:`Store` and the advisories it holds.
+- :mod:`~alerts.store.subscribers`: subscriber records and their status changes.
+- :mod:`~alerts.store.digests`: digests, queueing them, and what each subscriber was sent.
+- :mod:`~alerts.store.outbox`: the outbox as a work queue (claims, leases, outcomes).
+- :mod:`~alerts.store.runs`: the record of runs, and ``alerts status``.
+- :mod:`~alerts.store.sources`: what each source has already given (files, feeds).
+- :mod:`~alerts.store.limits`: how often the forms may set off mail, per key.
+- :mod:`~alerts.store.retention`: purge, erasure and export of personal data.
+"""
+
+from alerts.store.advisories import (
+    IngestResult,
+    Outcome,
+    Store,
+    load_advisory_rows,
+    material_hash,
+    row_to_advisory,
+    utcnow,
+)
+from alerts.store.database import (
+    MIGRATIONS,
+    DatabaseConfigError,
+    StoreError,
+    create_db_engine,
+    engine_url,
+    migrate,
+    open_store,
+)
+from alerts.store.ids import CHUNK, chunks
+
+__all__ = [
+    "CHUNK",
+    "MIGRATIONS",
+    "DatabaseConfigError",
+    "IngestResult",
+    "Outcome",
+    "Store",
+    "StoreError",
+    "chunks",
+    "create_db_engine",
+    "engine_url",
+    "load_advisory_rows",
+    "material_hash",
+    "migrate",
+    "open_store",
+    "row_to_advisory",
+    "utcnow",
+]

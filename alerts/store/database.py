@@ -1,0 +1,106 @@
+"""The database connection: SQLAlchemy over SQLite (the default) or PostgreSQL (by URL).
+
+``open_store`` connects and brings the schema up to date through the Alembic
+migrations shipped in ``alerts/migrations``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from alerts.errors import AlertsError, ConfigError
+from alerts.store.advisories import Store
+
+MIGRATIONS = Path(__file__).parent.parent / "migrations"
+
+
+
+class StoreError(AlertsError):
+    """The database cannot be reached or is not in a usable state."""
+
+
+class DatabaseConfigError(StoreError, ConfigError):
+    """The database refused the URL itself: no such database or user, a wrong password."""
+
+
+#: What drivers say when the URL, not the moment, is at fault.
+CONFIG_CAUSES = ("does not exist", "password authentication failed", "no password supplied", "unable to open database file")
+
+
+def engine_url(url: str) -> str:
+    """Plain ``postgresql://`` URLs use psycopg 3, the driver this project installs."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def create_db_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine with the settings this project relies on (SQLite: WAL, foreign keys,
+    a busy timeout so concurrent processes wait instead of failing)."""
+    url = engine_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {"timeout": 30})
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (default: the newest) with Alembic."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+
+
+def open_store(url: str, *, upgrade: bool = True, **engine_kwargs: Any) -> Store:
+    """Connect to the database at ``url`` and (by default) migrate it to the newest schema."""
+    try:
+        engine = create_db_engine(url, **engine_kwargs)
+        if upgrade:
+            migrate(engine)
+    except OSError as exc:  # the SQLite file's folder cannot be made
+        raise DatabaseConfigError(
+            f"cannot create the folder {exc.filename or url}: {exc.strerror or exc}",
+            where="database",
+            hint="check the 'database:' URL in config.yaml",
+        ) from None
+    except SQLAlchemyError as exc:
+        # The driver's own words (psycopg's name the host, port and database), not SQLAlchemy's wrapping.
+        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        shown = make_url(url).render_as_string(hide_password=True)
+        # The server answered and refused (no such database or user, wrong password) or
+        # the file cannot be: the URL is wrong, not the moment (exit status 2, not 1).
+        refused = any(words in cause for words in CONFIG_CAUSES)
+        raise (DatabaseConfigError if refused else StoreError)(
+            f"cannot open {shown}: {cause}",
+            where="database",
+            hint="check the 'database:' URL in config.yaml"
+            + ("" if refused else " and that the server is running"),
+        ) from None
+    return Store(engine)
+
+
+

@@ -1,0 +1,119 @@
+"""Source state: what each source has already given, so a poll reads only what changed.
+
+- Upstream feeds (``source_feeds``): the HTTP validators (ETag, Last-Modified) and the
+  outcome of the last poll of each feed URL (:class:`UpstreamPoll`).
+- Advisory files (``source_files``): the stat and SHA-256 of each file last read
+  (:class:`SeenFile`).
+
+Not to be confused with :mod:`alerts.feeds.state`, which remembers the feeds we publish.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+
+from alerts.schema import source_feeds, source_files
+from alerts.store.advisories import Store
+from alerts.store.ids import chunks
+
+
+@dataclass(frozen=True)
+class UpstreamPoll:
+    """What we remember of an upstream feed between polls: its validators and last outcome."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    status: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SeenFile:
+    """What was last read of an advisory file: its stat, its SHA-256 and the parser
+    fingerprint it was read with."""
+
+    mtime_ns: int
+    size: int
+    sha256: str
+    parser: str | None
+
+
+def load_upstream_poll(store: Store, url: str) -> UpstreamPoll:
+    """The last poll of the feed at ``url`` (all None: never polled)."""
+    with store.engine.connect() as conn:
+        row = conn.execute(select(source_feeds).where(source_feeds.c.url == url)).mappings().first()
+    if row is None:
+        return UpstreamPoll()
+    return UpstreamPoll(row["etag"], row["last_modified"], row["status"], row["error"])
+
+
+def save_upstream_poll(
+    store: Store,
+    url: str,
+    *,
+    now: datetime,
+    status: int | None,
+    error: str | None,
+    etag: str | None = None,
+    last_modified: str | None = None,
+) -> None:
+    """Record a poll. On failure (``error`` set) the validators from the last success are kept."""
+    values: dict[str, Any] = {"fetched_at": now, "status": status, "error": error}
+    if error is None:
+        values |= {"etag": etag, "last_modified": last_modified}
+    with store.engine.begin() as conn:
+        exists = conn.execute(select(source_feeds.c.url).where(source_feeds.c.url == url)).first()
+        if exists:
+            conn.execute(update(source_feeds).where(source_feeds.c.url == url).values(**values))
+        else:
+            conn.execute(insert(source_feeds).values(url=url, **values))
+
+
+def load_seen_files(store: Store, roots: list[str] | None = None) -> dict[str, SeenFile]:
+    """What was last seen of every file under ``roots`` (None: of every file)."""
+    prefixes = tuple(root.rstrip(os.sep) + os.sep for root in roots or ())
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                source_files.c.path,
+                source_files.c.mtime_ns,
+                source_files.c.size,
+                source_files.c.sha256,
+                source_files.c.parser,
+            )
+        ).all()
+    return {
+        path: SeenFile(mtime_ns, size, sha256, parser)
+        for path, mtime_ns, size, sha256, parser in rows
+        if roots is None or path in roots or path.startswith(prefixes)
+    }
+
+
+def save_seen_files(store: Store, seen: dict[str, SeenFile], *, forget: list[str], now: datetime) -> None:
+    """Remember ``seen`` files and forget the ``forget`` ones (gone from disk), in one transaction."""
+    if not seen and not forget:
+        return
+    names = [*seen, *forget]
+    with store.engine.begin() as conn:
+        for chunk in chunks(names):
+            conn.execute(delete(source_files).where(source_files.c.path.in_(chunk)))
+        if seen:
+            conn.execute(
+                insert(source_files),
+                [
+                    {
+                        "path": name,
+                        "mtime_ns": s.mtime_ns,
+                        "size": s.size,
+                        "sha256": s.sha256,
+                        "parser": s.parser,
+                        "seen_at": now,
+                    }
+                    for name, s in seen.items()
+                ],
+            )
