@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, insert, or_, select, update
+from sqlalchemy import Update, case, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from alerts.config import Config
@@ -49,10 +49,17 @@ def client_key(config: Config, address: str) -> str:
 def take(store: Store, key: str, limit: Limit, now: datetime) -> bool:
     """Count one use of ``key`` if ``limit`` allows it now; False (and nothing counted)
     if not."""
-    for _attempt in range(2):
-        counted = _count(store, key, limit, now)
-        if counted is not None:
-            return counted
+    for _attempt in range(3):
+        with store.engine.begin() as conn:
+            # Write first: on SQLite that takes the write lock (a read that later turns
+            # into a write can fail at once when another writer waits).
+            if conn.execute(_counted(key, limit, now)).rowcount == 1:
+                return True
+            if conn.execute(select(mail_limits.c.key).where(mail_limits.c.key == key)).first() is not None:
+                # The row exists (perhaps committed just after the UPDATE above looked):
+                # the conditional UPDATE decides, after any other process's UPDATE of it
+                # (PostgreSQL re-checks the WHERE once the row lock is free).
+                return bool(conn.execute(_counted(key, limit, now)).rowcount == 1)
         try:
             with store.engine.begin() as conn:
                 conn.execute(insert(mail_limits).values(key=key, last_at=now, window_start=now, count=1))
@@ -62,26 +69,21 @@ def take(store: Store, key: str, limit: Limit, now: datetime) -> bool:
     return False
 
 
-def _count(store: Store, key: str, limit: Limit, now: datetime) -> bool | None:
-    """Count a use against the key's row: True, False when the limit says no, None when
-    there is no row yet."""
+def _counted(key: str, limit: Limit, now: datetime) -> Update:
+    """The UPDATE that counts one use, matching the row only when the limit allows it."""
     fresh = mail_limits.c.window_start <= now - limit.window
     allowed = [mail_limits.c.key == key, or_(fresh, mail_limits.c.count < limit.per_window)]
     if limit.gap:
         allowed.append(mail_limits.c.last_at <= now - limit.gap)
-    with store.engine.begin() as conn:
-        counted = conn.execute(
-            update(mail_limits)
-            .where(*allowed)
-            .values(
-                last_at=now,
-                window_start=case((fresh, now), else_=mail_limits.c.window_start),
-                count=case((fresh, 1), else_=mail_limits.c.count + 1),
-            )
+    return (
+        update(mail_limits)
+        .where(*allowed)
+        .values(
+            last_at=now,
+            window_start=case((fresh, now), else_=mail_limits.c.window_start),
+            count=case((fresh, 1), else_=mail_limits.c.count + 1),
         )
-        if counted.rowcount == 1:
-            return True
-        return False if conn.execute(select(mail_limits.c.key).where(mail_limits.c.key == key)).first() else None
+    )
 
 
 def prune_limits(store: Store, now: datetime, keep: timedelta = timedelta(days=1)) -> int:
