@@ -17,6 +17,7 @@ from alerts.digest import queue_digests
 from alerts.store.subscribers import PENDING, add_subscriber
 from alerts.subscribers import make_subscription
 from alerts.subscribers.mail import send_confirmation
+from alerts.subscribers.notices import KINDS, send_notice
 from alerts.tokens import Confirmation, LinkSigner
 from alerts.types import Frequency, Priority
 from tests.browser.conftest import PHONE, LiveServer, axe_violations
@@ -119,6 +120,12 @@ def test_the_subscription_journey_has_no_wcag_22_aa_violation(
     assert_accessible(page, axe_source, "unsubscribed")
     page.goto(f"{site.url}/manage?token=garbage")
     assert_accessible(page, axe_source, "bad link")
+    page.goto(f"{site.url}/manage")
+    assert_accessible(page, axe_source, "manage: ask for a link")
+    page.get_by_label("Email address").fill("active@example.org")
+    page.get_by_role("button", name="Email me a link").click()
+    assert page.locator("h1").inner_text() == "Check your email"
+    assert_accessible(page, axe_source, "manage: check your email")
 
 
 def test_every_kind_of_email_has_no_wcag_22_aa_violation(
@@ -130,7 +137,9 @@ def test_every_kind_of_email_has_no_wcag_22_aa_violation(
             app.store, make_subscription(app.gazetteer, "new@example.org", ["medway"]), now=NOW, status=PENDING
         )
         send_confirmation(app.config, app.store, pending, ["Medway"], now=NOW)
-        subscribe(app, "now@example.org", ["medway"], frequency="immediate")
+        now = subscribe(app, "now@example.org", ["medway"], frequency="immediate")
+        for kind in KINDS:  # manage link, "already subscribed", welcome
+            send_notice(app.config, app.store, now, kind, ["Medway"], now=NOW)
         subscribe(app, "day@example.org", ["medway", "dover"], frequency="daily")
         subscribe(app, "group@example.org", ["medway"], frequency="weekly", forwardable=True)
         save(app, advisory("flood", title="Flood warning", priority=Priority.URGENT, body=HOSTILE_BODY_HTML))
@@ -141,7 +150,7 @@ def test_every_kind_of_email_has_no_wcag_22_aa_violation(
         messages = built(app)
     finally:
         app.close()
-    assert len(messages) >= 5
+    assert len(messages) >= 8  # confirm, manage, already, welcome, and the alerts
     for scheme in SCHEMES:
         context = browser.new_context(viewport={"width": 320, "height": 640}, color_scheme=scheme)
         try:
