@@ -155,7 +155,17 @@ class SmtpConfig(_Model):
 class DkimConfig(_Model):
     domain: str
     selector: str
+    #: The RSA private key (PEM) whose public half is at ``<selector>._domainkey.<domain>``.
     key_file: Path
+    #: A second signature with Ed25519 (RFC 8463), under a selector of its own.
+    ed25519_selector: str | None = None
+    ed25519_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> DkimConfig:
+        if (self.ed25519_selector is None) != (self.ed25519_key_file is None):
+            raise ValueError("an Ed25519 signature needs both ed25519_selector and ed25519_key_file")
+        return self
 
 
 class DeliveryConfig(_Model):
@@ -361,7 +371,15 @@ def _resolve_paths(config: Config, root: Path) -> Config:
     delivery = config.delivery.model_copy(update={"maildir": absolute(config.delivery.maildir)})
     if delivery.dkim:
         delivery = delivery.model_copy(
-            update={"dkim": delivery.dkim.model_copy(update={"key_file": absolute(delivery.dkim.key_file)})}
+            update={
+                "dkim": delivery.dkim.model_copy(
+                    update={
+                        "key_file": absolute(delivery.dkim.key_file),
+                        "ed25519_key_file": delivery.dkim.ed25519_key_file
+                        and absolute(delivery.dkim.ed25519_key_file),
+                    }
+                )
+            }
         )
     if delivery.smtp and delivery.smtp.ca_file:
         smtp = delivery.smtp.model_copy(update={"ca_file": absolute(delivery.smtp.ca_file)})

@@ -6,6 +6,13 @@ can produce, a plain message builder, and a way to fill an outbox.
         ...  # point delivery.smtp at sink.host, sink.port
         assert sink.message_ids() == [...]
 
+Any reply at any stage can be chosen, for one recipient or for every session, once or
+for good::
+
+    sink.faults.inject("data", "554 5.7.1 refused", recipient="ann@example.org")
+    sink.faults.inject("connect", "421 4.3.2 busy", times=2)
+    sink.faults.inject("body", DROP, recipient="bob@example.org")  # cut off, no reply
+
 ``python -m alerts.testing`` runs a sink in its own process (for benchmarks): it prints
 ``PORT <n>``, then answers each line read on stdin with the number of messages accepted.
 """
@@ -34,6 +41,24 @@ from alerts.schema import digests, metadata, outbox, subscriber_areas, subscribe
 from alerts.types import OutboxItem
 
 LOOPBACK = "127.0.0.1"
+#: As an injected reply: close the connection without answering.
+DROP = ""
+#: Where a reply can be injected: the session's steps, in order. ``data`` is the DATA
+#: command (before the body), ``body`` the reply after the body's final dot.
+STAGES = ("connect", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "body", "rset", "quit")
+#: Stages that belong to one message, so that a reply there can be for one recipient.
+RECIPIENT_STAGES = ("rcpt", "data", "body")
+
+
+@dataclass
+class Injected:
+    """A reply the sink gives at ``stage`` instead of its own: to every session, or only
+    in transactions to ``recipient``; ``times`` times, or for good (None)."""
+
+    stage: str
+    reply: str
+    recipient: str | None = None
+    times: int | None = None
 
 
 @dataclass
@@ -54,6 +79,33 @@ class Faults:
     delay: float = 0.0
     #: While True, the answer to DATA waits (to line clients up before anything is accepted).
     paused: bool = False
+    #: Messages larger than this are refused with 552 5.3.4 at MAIL FROM (by the SIZE the
+    #: client declares) or after the body.
+    size_limit: int | None = None
+    #: Replies chosen per stage (and recipient): see :meth:`inject`.
+    injected: list[Injected] = field(default_factory=list)
+
+    def inject(self, stage: str, reply: str, *, recipient: str | None = None, times: int | None = None) -> None:
+        """Answer ``stage`` with ``reply`` (a whole reply line such as ``"451 4.3.0 later"``;
+        :data:`DROP` closes the connection instead; a 421 closes it after answering)."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
+        if recipient is not None and stage not in RECIPIENT_STAGES:
+            raise ValueError(f"a reply at {stage} cannot be for one recipient: the sink does not know it yet")
+        self.injected.append(Injected(stage, reply, recipient, times))
+
+    def take(self, stage: str, recipients: Iterable[str] = ()) -> str | None:
+        """The reply injected for this stage and these recipients, if any (counting it)."""
+        wanted = set(recipients)
+        for rule in self.injected:
+            if rule.stage != stage or (rule.recipient is not None and rule.recipient not in wanted):
+                continue
+            if rule.times is not None:
+                if rule.times <= 0:
+                    continue
+                rule.times -= 1
+            return rule.reply
+        return None
 
 
 @dataclass(frozen=True)
@@ -84,6 +136,7 @@ class SmtpSink:
     ``require_starttls``). ``users``: accounts for AUTH (then required, and only offered
     over TLS). ``keep``: keep message bodies (turn off for long benchmarks).
     ``on_accept``: called with each accepted message before the 250 goes back.
+    ``smtputf8``: offer SMTPUTF8 (RFC 6531). ``resets`` counts the RSET commands received.
     """
 
     def __init__(
@@ -97,8 +150,10 @@ class SmtpSink:
         keep: bool = True,
         host: str = LOOPBACK,
         on_accept: Callable[[Received], None] | None = None,
+        smtputf8: bool = True,
     ):
         self.faults = faults or Faults()
+        self.smtputf8 = smtputf8
         self.tls_context = tls_context
         self.implicit_tls = implicit_tls
         self.require_starttls = require_starttls
@@ -108,6 +163,7 @@ class SmtpSink:
         self.on_accept = on_accept
         self.port = 0
         self.connections = 0
+        self.resets = 0
         self.received: list[Received] = []
         self.count = 0
         self._changed = threading.Condition()
@@ -208,7 +264,7 @@ class SmtpSink:
             auth_required=self.users is not None,
             # With implicit TLS the whole session is encrypted, which aiosmtpd cannot see.
             auth_require_tls=not self.implicit_tls,
-            enable_SMTPUTF8=True,
+            enable_SMTPUTF8=self.smtputf8,
         )
 
     def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
@@ -239,9 +295,19 @@ class SmtpSink:
 
 
 class _FaultySMTP(SMTP):
+    """aiosmtpd's server, answering with an injected reply where the faults say so."""
+
     def __init__(self, sink: SmtpSink, handler: Any, **kwargs: Any):
         super().__init__(handler, **kwargs)
         self._sink = sink
+
+    async def _injected(self, stage: str, recipients: Iterable[str] = ()) -> bool:
+        """Give the injected reply for ``stage``, if there is one; True if one was given."""
+        reply = self._sink.faults.take(stage, recipients)
+        if reply is None:
+            return False
+        await _answer(self, reply)
+        return True
 
     async def _handle_client(self) -> None:
         faults = self._sink.faults
@@ -251,7 +317,60 @@ class _FaultySMTP(SMTP):
             if self.transport is not None:
                 self.transport.close()
             return
+        if await self._injected("connect"):
+            if self.transport is not None:
+                self.transport.close()
+            return
         await super()._handle_client()
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        if not await self._injected("ehlo"):
+            await super().smtp_EHLO(hostname)
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        if not await self._injected("ehlo"):
+            await super().smtp_HELO(hostname)
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if not await self._injected("starttls"):
+            await super().smtp_STARTTLS(arg)
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        if not await self._injected("auth"):
+            await super().smtp_AUTH(arg)
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if not await self._injected("mail"):
+            await super().smtp_MAIL(arg)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        # The envelope stays as it is after a refused DATA command, as on a real relay:
+        # a client that does not RSET meets "503 nested MAIL command" next.
+        if not await self._injected("data", self.envelope.rcpt_tos if self.envelope else ()):
+            await super().smtp_DATA(arg)
+
+    async def smtp_RSET(self, arg: str) -> None:
+        with self._sink._changed:
+            self._sink.resets += 1
+        if not await self._injected("rset"):
+            await super().smtp_RSET(arg)
+
+    async def smtp_QUIT(self, arg: str) -> None:
+        if not await self._injected("quit"):
+            await super().smtp_QUIT(arg)
+
+
+async def _answer(server: SMTP, reply: str) -> str:
+    """Send ``reply`` (closing after a 421, or instead of it for DROP); returns the status
+    a handler hook should give so that aiosmtpd sends nothing more."""
+    if reply == DROP:
+        if isinstance(server.transport, asyncio.Transport):
+            server.transport.abort()
+        return "250 the client never sees this"
+    await server.push(reply)
+    if reply.startswith("421") and server.transport is not None:
+        server.transport.close()
+    return reply
 
 
 class _Handler:
@@ -266,6 +385,10 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         await self._slow()
+        limit = self.sink.faults.size_limit
+        sizes = [o.split("=", 1)[1] for o in options if o.upper().startswith("SIZE=")]
+        if limit is not None and sizes and sizes[0].isdigit() and int(sizes[0]) > limit:
+            return f"552 5.3.4 Message size exceeds fixed maximum message size ({limit})"
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
@@ -276,6 +399,12 @@ class _Handler:
         await self._slow()
         if address in self.sink.faults.reject:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        reply = self.sink.faults.take("rcpt", [address])
+        if reply is not None:
+            if reply == DROP or reply.startswith("421"):
+                await _answer(server, reply)
+                return "250 the client never sees this"
+            return reply
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return "250 OK"
@@ -295,6 +424,15 @@ class _Handler:
             return "451 4.3.0 Temporary failure, try again later"
         if recipients & faults.refuse_message:
             return "554 5.6.0 Message content refused"
+        content = envelope.original_content or b""
+        if faults.size_limit is not None and len(content) > faults.size_limit:
+            return f"552 5.3.4 Message size exceeds fixed maximum message size ({faults.size_limit})"
+        reply = faults.take("body", recipients)
+        if reply is not None:
+            if reply == DROP:
+                await _answer(server, reply)
+                return "451 4.3.0 connection lost"
+            return reply
         self.sink._record(envelope, session)
         return "250 2.0.0 OK: queued"
 
@@ -507,17 +645,21 @@ def set_columns(engine: Engine, name: str, values: dict[str, Any], **where: Any)
         return int(conn.execute(statement).rowcount)
 
 
-def seed_messages(engine: Engine, subscriber_id: int, due: Sequence[datetime], *, domain: str = "example.org") -> list[str]:
+def seed_messages(
+    engine: Engine, subscriber_id: int, due: Sequence[datetime], *, domain: str = "example.org", size: int = 0
+) -> list[str]:
     """More messages for one subscriber: a digest each, pending and due at the instants
-    given. Returns their Message-IDs (bare)."""
+    given; ``size``: characters of filler in each (a message bigger than the rest).
+    Returns their Message-IDs (bare)."""
     message_ids = []
     with engine.begin() as conn:
         for when in due:
             digest_id = conn.execute(
                 insert(digests)
                 .values(
-                    key=uuid.uuid4().hex, kind="immediate", subject="More alerts", html="<p>More</p>",
-                    text="More\n", areas=["medway"], advisory_ids=[], created_at=when, meta={},
+                    key=uuid.uuid4().hex, kind="immediate", subject="More alerts",
+                    html="<p>More</p>" + "<p>filler</p>" * (size // 13), text="More\n" + "filler\n" * (size // 7),
+                    areas=["medway"], advisory_ids=[], created_at=when, meta={},
                 )
                 .returning(digests.c.id)
             ).scalar_one()

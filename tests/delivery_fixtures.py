@@ -83,6 +83,7 @@ def statuses(app: App) -> dict[str, int]:
     return counts
 
 
-def queue_more(app: App, subscriber_id: int, due: list[datetime]) -> list[str]:
-    """More messages for one subscriber: a digest each, due at the instants given."""
-    return seed_messages(app.store.engine, subscriber_id, due)
+def queue_more(app: App, subscriber_id: int, due: list[datetime], *, size: int = 0) -> list[str]:
+    """More messages for one subscriber: a digest each, due at the instants given;
+    ``size``: characters of filler in each, for a message bigger than the rest."""
+    return seed_messages(app.store.engine, subscriber_id, due, size=size)

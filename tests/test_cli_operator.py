@@ -167,7 +167,7 @@ def test_a_bad_dkim_key_fails_at_start_up(
 
     assert result.exit_code == 2
     [error] = error_lines(result)
-    assert error.startswith(f"Error: delivery.dkim.key_file: {key} is not an RSA private key in PEM form: ")
+    assert error.startswith(f"Error: delivery.dkim.key_file: {key} is not an RSA private key in PEM form (unencrypted): ")
     assert error.endswith("(give the PEM file that starts with -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----)")
     assert not (tmp_path / "alerts.db").exists()
 

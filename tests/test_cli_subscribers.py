@@ -183,3 +183,51 @@ def test_export_writes_what_import_reads(run: Run, tmp_path: Path, fmt: str) -> 
     assert {row["email"] for row in rows} >= {"moved.away@example.org", "resident.chatham@example.org"}
     active_only = run("subscribers", "export", "--format", fmt, "--status", "active").output
     assert "moved.away@example.org" not in active_only
+
+
+def test_add_refuses_an_address_with_non_ascii_before_the_at_in_one_line_and_stores_nothing(run: Run) -> None:
+    result = run("subscribers", "add", "josé@example.org", "--area", "kent", "--pending")
+
+    assert result.exit_code == 2
+    [line] = result.output.splitlines()
+    assert line == (
+        "Error: 'josé@example.org' has characters outside ASCII before the @, and alerts can only be sent to"
+        " addresses written in ASCII letters, digits and punctuation (use another address for this subscriber)"
+    )
+    assert json.loads(run("subscribers", "list", "--json").output) == []
+
+
+def test_add_stores_an_internationalised_domain_in_its_ascii_form_so_any_relay_takes_it(run: Run) -> None:
+    result = run("subscribers", "add", "ann@bücher.example", "--area", "kent")
+
+    assert result.exit_code == 0, result.output
+    [entry] = json.loads(run("subscribers", "list", "--json").output)
+    assert entry["email"] == "ann@xn--bcher-kva.example"
+    assert status_of(run, "ann@BÜCHER.example") is SubscriberStatus.ACTIVE  # found in either form
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("list.csv", "email,areas\ngood@example.org,kent\njosé@example.org,kent\nann@bücher.example,kent\n", 3),
+        (
+            "list.yaml",
+            "subscribers:\n  - email: good@example.org\n    areas: [kent]\n  - email: josé@example.org\n"
+            "    areas: [kent]\n  - email: ann@bücher.example\n    areas: [kent]\n",
+            4,
+        ),
+    ],
+)
+def test_import_names_a_non_ascii_address_by_line_and_imports_the_rest(
+    run: Run, tmp_path: Path, name: str, text: str, line: int
+) -> None:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+
+    result = run("subscribers", "import", str(path))
+
+    assert result.exit_code == 1
+    assert f"Bad row: {path}:{line}: josé@example.org: 'josé@example.org' has characters outside ASCII" in result.output
+    assert "2 added" in result.output
+    listed = {e["email"] for e in json.loads(run("subscribers", "list", "--json").output)}
+    assert listed == {"good@example.org", "ann@xn--bcher-kva.example"}

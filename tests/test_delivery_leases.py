@@ -11,10 +11,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
 from alerts.app import App
 from alerts.delivery import Dispatcher, make_outbox, make_sender
 from alerts.message import OutboxItem
-from alerts.store.outbox import Outbox, Outcomes
+from alerts.store import engine_url
+from alerts.store.outbox import SENDER_LOCKS, Outbox, Outcomes, sender_lock_key, sender_name
 from alerts.testing import PlainMessageFactory, SmtpSink, bare_message_id, outbox_rows, set_columns
 from tests.conftest import NOW
 from tests.delivery_fixtures import *  # noqa: F403
@@ -166,3 +170,50 @@ def test_the_lease_comes_from_the_config(write_config: Callable[..., Path]) -> N
     config = load_config(write_config(delivery={"lease_seconds": 42}))
     outbox = make_outbox(config, create_db_engine(config.database))
     assert outbox.lease.total_seconds() == 42
+
+
+def test_on_postgresql_rows_of_a_sender_whose_lock_is_gone_come_back_and_a_live_or_hung_ones_stay(
+    make_app, postgres_url: str
+) -> None:
+    app = make_app(database=postgres_url)
+    queue(app, 6)
+    box = an_outbox(app)
+    # Another sending process (another machine, say): it holds its lock on a session of its own.
+    other = "relay-host-2:4242:0badcafe"
+    box.claim(f"{other}:0", 3, NOW)
+    box.claim(f"{other}:1", 3, NOW)
+    session = create_engine(engine_url(postgres_url), poolclass=NullPool).connect()
+    params = {"ns": SENDER_LOCKS, "key": sender_lock_key(other)}
+    session.execute(text("SELECT pg_advisory_lock(:ns, :key)"), params)
+    session.commit()
+
+    assert box.reclaim_orphans() == 0, "a live (or hung) sender keeps its rows; the lease covers it"
+    assert statuses(app) == {"sending": 6}
+    session.close()  # the process died: the server drops its lock with its session
+
+    assert box.reclaim_orphans() == 6
+    assert statuses(app) == {"pending": 6}
+    assert all(row["attempts"] == 0 and row["claimed_by"] is None for row in rows(app).values())
+
+
+def test_on_postgresql_a_sender_holds_its_lock_while_it_runs_and_lets_go_after(
+    make_app, postgres_url: str
+) -> None:
+    app = make_app(database=postgres_url)
+    box = an_outbox(app)
+    check = create_engine(engine_url(postgres_url), poolclass=NullPool)
+    sender = sender_name()
+    params = {"ns": SENDER_LOCKS, "key": sender_lock_key(sender)}
+
+    def free() -> bool:
+        with check.connect() as conn:
+            taken = bool(conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"), params).scalar_one())
+            if taken:
+                conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), params)
+            return taken
+
+    with box.alive(sender):
+        assert not free()
+        assert box.reclaim_orphans() == 0
+    assert free()
+    check.dispose()

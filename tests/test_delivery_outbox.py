@@ -256,3 +256,14 @@ def test_a_connection_is_renewed_after_per_connection_messages(
     send(app, workers=1)
 
     assert sink.connections == 3
+
+
+def test_more_workers_than_the_connection_pool_holds_still_deliver_everything(smtp_app: App, sink: SmtpSink) -> None:
+    # Each worker holds a connection for its sent marks for the whole run; those come
+    # from outside the pool (5 + 10 overflow) that claims and builds share.
+    ids = queue(smtp_app, 200, areas=("medway", "dover"))
+
+    report = send(smtp_app, workers=20)
+
+    assert report.sent == 200
+    assert sorted(sink.message_ids()) == sorted(ids)

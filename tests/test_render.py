@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +44,15 @@ def app(write_config: Callable[..., Path], db_url: str) -> App:
 
 @pytest.fixture
 def premailer_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts calls of the CSS inliner the renderer uses (it still runs for real)."""
+    """Counts the documents the renderer has premailer inline (it still runs for real)."""
     calls: list[int] = []
-    real = render.inline_css
+    real = render.inline_css_all
 
-    def counting(html: str) -> str:
-        calls.append(len(html))
-        return real(html)
+    def counting(documents: Sequence[str]) -> list[str]:
+        calls.extend(len(html) for html in documents)
+        return real(documents)
 
-    monkeypatch.setattr(render, "inline_css", counting)
+    monkeypatch.setattr(render, "inline_css_all", counting)
     return calls
 
 
@@ -293,3 +293,49 @@ def test_one_template_environment_escapes_html_templates_and_not_text_ones(tmp_p
     assert env.get_template("page.txt").render(title="Fish & <chips>") == "Fish & <chips>\n"
     with pytest.raises(UndefinedError):
         env.get_template("page.txt").render()
+
+
+#: Documents premailer treats in its own ways: no <head> (it adds one), no doctype, a
+#: comment beside <html>, a print stylesheet, rules it cannot inline (kept in <style>,
+#: made !important), a filter pseudo-class, an ignored block, an inline style it keeps,
+#: no stylesheet, two stylesheets.
+_ODD_DOCUMENTS = [
+    "<html><body><p class='x'>a</p><style>.x{color:red}</style></body></html>",
+    "<!DOCTYPE html><html><head><style>p{color:red} a:hover{color:blue}</style></head>"
+    "<body><p>b</p><a href='#'>l</a></body></html>",
+    "<html><head><style>p{color:red} a:hover{color:blue}</style></head><body><p>c</p></body></html>",
+    "<!-- c --><html><head><style>p{color:red}</style></head><body><p>d</p></body></html>",
+    "<html><head><style media='print'>p{color:green}</style><style>p{color:red}</style></head>"
+    "<body><p>e</p></body></html>",
+    "<html><head><style>li:first-child{color:red}</style></head><body><ul><li>f</li><li>g</li></ul></body></html>",
+    "<html><head><style>p{color:red !important; margin:0}</style><style data-premailer='ignore'>"
+    "@media (max-width:600px){p{margin:1px}}</style></head><body><p style='margin:2px'>h</p></body></html>",
+    "<html><head><title>i</title></head><body><p>i</p></body></html>",
+    "<html><head><style>p{color:red}</style><style>p{color:blue} td{background-color:#fff}</style></head>"
+    "<body><table><tr><td><p>j</p></td></tr></table></body></html>",
+]
+
+
+def test_inlining_variants_together_gives_each_what_premailer_gives_it_alone(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    documents: list[str] = []
+    real = render.inline_css_all
+
+    def keeping(batch: Sequence[str]) -> list[str]:
+        documents.extend(batch)
+        return real(batch)
+
+    monkeypatch.setattr(render, "inline_css_all", keeping)
+    subscribe(app, "jane@example.org", ["medway"])
+    subscribe(app, "joe@example.org", ["medway", "ashford"], forwardable=True)
+    subscribe(app, "kim@example.org", ["ashford"], frequency="immediate")
+    save(app, advisory("news-medway", areas=["medway"], body=HOSTILE_BODY_HTML))
+    save(app, advisory("news-ashford", areas=["ashford"], summary="Summary £1 “quoted”."))
+    save(app, advisory("force-wide", areas=["kent"], body="<p>Advice.</p>" * 3000))  # over the size limit
+    for frequency in (Frequency.DAILY, Frequency.IMMEDIATE):
+        queue_digests(app.config, app.store, app.gazetteer, frequency, now=NOW)
+    # Jane's and Joe's digests, Kim's two alerts, the too long one again with its summary.
+    assert len(documents) == 5
+    documents += _ODD_DOCUMENTS * 2
+    assert render.inline_css_all(documents) == [render.inline_css(html) for html in documents]

@@ -13,7 +13,7 @@ import trustme
 from alerts.app import App
 from alerts.delivery.base import RelayError
 from alerts.errors import ConfigError
-from alerts.testing import SmtpSink
+from alerts.testing import DROP, SmtpSink
 from tests.delivery_fixtures import *  # noqa: F403
 from tests.delivery_fixtures import queue, rows, send, statuses
 
@@ -177,3 +177,74 @@ def test_an_unreadable_ca_file_is_a_config_error(make_app, tls_sink: SmtpSink, t
 
     with pytest.raises(ConfigError, match="ca_file"):
         send(app)
+
+
+@pytest.mark.parametrize(
+    ("stage", "reply"),
+    [("starttls", "454 4.7.0 TLS not available due to temporary reason"), ("auth", "454 4.7.0 try again later")],
+)
+def test_a_temporary_refusal_of_starttls_or_auth_defers_one_message_and_the_next_session_delivers(
+    make_app, tls_sink: SmtpSink, ca_file: Path, sqlite_url: str, stage: str, reply: str
+) -> None:
+    app = make_app(database=sqlite_url, smtp=relay(tls_sink, ca_file=str(ca_file)))
+    ids = queue(app, 4)
+    # smtplib tries each mechanism the relay offers (PLAIN, then LOGIN): refuse both.
+    tls_sink.faults.inject(stage, reply, times=2 if stage == "auth" else 1)
+
+    report = send(app, workers=1)
+
+    assert (report.sent, report.deferred, report.failed) == (3, 1, 0)
+    row = rows(app)[ids[0]]
+    assert (row["status"], row["attempts"]) == ("pending", 1)
+    assert f"answered {stage.upper()} with {reply}" in row["last_error"]
+    assert sorted(tls_sink.message_ids()) == sorted(ids[1:])
+
+
+@pytest.mark.parametrize(
+    ("stage", "reply", "says"),
+    [
+        ("starttls", "501 5.5.4 Syntax error", "refused the session at STARTTLS: 501 5.5.4"),
+        ("auth", "535 5.7.8 Authentication credentials invalid", "refused the credentials: 535 5.7.8"),
+        ("auth", "534 5.7.9 Authentication mechanism is too weak", "refused the credentials: 534 5.7.9"),
+    ],
+)
+def test_a_permanent_refusal_of_starttls_or_auth_stops_the_run_naming_it_and_nothing_is_lost(
+    make_app, tls_sink: SmtpSink, ca_file: Path, sqlite_url: str, stage: str, reply: str, says: str
+) -> None:
+    app = make_app(database=sqlite_url, smtp=relay(tls_sink, ca_file=str(ca_file)))
+    queue(app, 3)
+    tls_sink.faults.inject(stage, reply)
+
+    with pytest.raises(RelayError, match=says):
+        send(app)
+
+    assert statuses(app) == {"pending": 3}
+    assert all(row["attempts"] == 0 and row["claimed_by"] is None for row in rows(app).values())
+    assert tls_sink.received == []
+
+
+def test_a_relay_that_drops_the_connection_at_starttls_is_unavailable_not_misconfigured(
+    make_app, tls_sink: SmtpSink, ca_file: Path, sqlite_url: str
+) -> None:
+    app = make_app(database=sqlite_url, smtp=relay(tls_sink, ca_file=str(ca_file)))
+    ids = queue(app, 3)
+    tls_sink.faults.inject("starttls", DROP, times=1)
+
+    report = send(app, workers=1)
+
+    assert (report.sent, report.deferred) == (2, 1)
+    assert "connection lost at STARTTLS" in rows(app)[ids[0]]["last_error"]
+
+
+def test_a_tls_handshake_that_fails_stops_the_run_naming_tls(
+    make_app, ca_file: Path, sqlite_url: str
+) -> None:
+    with SmtpSink() as plain:  # speaks plain SMTP where the config expects TLS at once
+        app = make_app(database=sqlite_url, smtp=relay(plain, security="ssl", ca_file=str(ca_file)))
+        queue(app, 2)
+
+        with pytest.raises(RelayError, match="TLS failed at connect") as caught:
+            send(app)
+
+    assert "delivery.smtp.security" in str(caught.value)
+    assert statuses(app) == {"pending": 2}

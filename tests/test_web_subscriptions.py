@@ -608,3 +608,28 @@ def test_a_confirmation_link_whose_preferences_were_changed_is_refused(app: App,
     # A link mailed before preferences travelled in links confirms the stored ones.
     assert press_confirm(client, f"/confirm?token={token(app, pending.id, CONFIRM)}") == "You are subscribed"
     assert get_subscriber(app.store, pending.id).areas == ("medway",)
+
+
+@pytest.mark.parametrize("address", ["josé@example.org", "用户@例子.广告", "Zoë.Bloggs@example.org"])
+def test_the_form_refuses_an_address_with_non_ascii_before_the_at_in_one_sentence_and_stores_nothing(
+    app: App, client: TestClient, address: str
+) -> None:
+    response = client.post("/subscribe", data={"email": address, "areas": "Medway", "frequency": "daily"})
+
+    assert response.status_code == 400
+    [message] = errors(response.text)
+    assert "has characters outside ASCII before the @" in message
+    assert "alerts can only be sent to addresses written in ASCII" in message
+    assert queued_messages(app) == []
+    assert find_subscriber(app.store, "anyone@example.org") is None
+    assert outbox_rows(app.store.engine) == []
+
+
+def test_the_form_takes_an_internationalised_domain_in_its_ascii_form(app: App, client: TestClient) -> None:
+    response = client.post("/subscribe", data={"email": "ann@Bücher.example", "areas": "Medway", "frequency": "daily"})
+
+    assert response.status_code == 200, response.text
+    stored = find_subscriber(app.store, "ann@xn--bcher-kva.example")
+    assert stored is not None and stored.email == "ann@xn--bcher-kva.example"
+    [message] = queued_messages(app)
+    assert message["To"] == "ann@xn--bcher-kva.example"

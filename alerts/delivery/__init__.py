@@ -1,10 +1,15 @@
 """Delivery: drain the outbox through the configured backend (an SMTP relay, or a Maildir).
 
 A message the outbox holds reaches the relay once, whatever fails on the way: a row is
-marked sent only after the relay accepted it; 4xx replies, timeouts and dropped
-connections leave it pending with backoff; a 5xx for the recipient is a hard bounce,
-and ``delivery.max_bounces`` of them suppress the address. A crash leaves claimed rows
-to be sent again after their lease, with the same Message-ID.
+marked sent only after the relay accepted it. Every reply is read for the stage it came
+at and the message it concerns: 4xx (and 552 at RCPT TO), timeouts and dropped
+connections leave that message pending with backoff; a 5xx at RCPT TO is a hard bounce
+(``delivery.max_bounces`` of them suppress the address); a 5xx at MAIL FROM, DATA or
+after the body fails that message. Only what condemns the relay (refused, TLS, AUTH,
+421, the sender refused for message after message) pauses a worker or stops the run,
+naming the cause. After any error the session is reset or replaced, so the next message
+goes through in the same run. A crash leaves claimed rows to be sent again after their
+lease, with the same Message-ID.
 
 Entry point: :func:`send_pending`.
 """

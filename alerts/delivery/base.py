@@ -4,10 +4,14 @@ Delivery depends on two small protocols: a :class:`MessageBuilder` (anything wit
 ``build(item) -> bytes``; the real one is ``alerts.message.MessageFactory``) and a
 :class:`Sender` whose connections hand one message to the relay or raise one of the
 errors below, each of which decides what becomes of the outbox row.
+
+Every error a relay's reply causes names the :class:`Stage` it came at, so that the
+row's ``last_error`` says where the message stuck ("RCPT TO: 452 4.2.2 mailbox full").
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Protocol
 
 from alerts.errors import AlertsError
@@ -22,8 +26,25 @@ __all__ = [
     "RelayError",
     "RelayUnavailable",
     "Sender",
+    "SenderRefused",
+    "Stage",
     "TemporaryFailure",
 ]
+
+
+class Stage(enum.StrEnum):
+    """The steps of an SMTP session, as a reply's place is named in errors."""
+
+    CONNECT = "connect"
+    EHLO = "EHLO"
+    STARTTLS = "STARTTLS"
+    AUTH = "AUTH"
+    MAIL = "MAIL FROM"
+    RCPT = "RCPT TO"
+    DATA = "DATA"
+    BODY = "end of data"
+    RSET = "RSET"
+    QUIT = "QUIT"
 
 
 class MessageBuilder(Protocol):
@@ -38,7 +59,8 @@ class Connection(Protocol):
     def send(self, envelope_from: str, recipient: str, message: bytes) -> None:
         """Return only once the relay accepted the message (250 after DATA); otherwise
         raise :class:`TemporaryFailure`, :class:`RecipientRefused`,
-        :class:`MessageRefused` or :class:`RelayError`."""
+        :class:`MessageRefused` or :class:`RelayError`. Whatever it raised, the
+        connection is ready for the next message (reset, or replaced on next use)."""
         ...
 
     def close(self) -> None: ...
@@ -50,26 +72,51 @@ class Sender(Protocol):
     def connection(self) -> Connection: ...
 
 
-class TemporaryFailure(Exception):
-    """Try again later: a 4xx reply, a timeout, a connection refused or dropped mid-DATA.
-    The row goes back to pending with backoff."""
+class DeliveryFailure(Exception):
+    """A reply (or the lack of one) that decides this message's fate; the text names the
+    stage and the reply. ``stage``: where in the session it came, ``None`` outside SMTP
+    (a Maildir, a build)."""
+
+    def __init__(self, text: str, stage: Stage | None = None):
+        super().__init__(text)
+        self.stage = stage
+
+
+class TemporaryFailure(DeliveryFailure):
+    """Try again later: a 4xx reply (or 552 at RCPT TO, RFC 5321 4.5.3.1.10), a timeout,
+    a connection dropped mid-transaction. The row goes back to pending with backoff."""
 
 
 class RelayUnavailable(TemporaryFailure):
-    """No session could be opened (refused, 421 greeting, timeout). A worker that keeps
-    getting this stops for this run rather than burn every message's attempts."""
+    """The relay, not the message: no session could be opened (refused, timed out, a
+    4xx greeting or EHLO, a temporary TLS or AUTH failure) or the relay closed it with
+    421. The row is deferred; a worker that keeps getting this stops for this run rather
+    than burn every message's attempts."""
 
 
-class RecipientRefused(Exception):
-    """A 5xx reply for the recipient: a hard bounce."""
+class RecipientRefused(DeliveryFailure):
+    """A 5xx reply at RCPT TO: a hard bounce."""
 
 
-class MessageRefused(Exception):
-    """A 5xx reply to the message itself (after DATA): this message fails for good, but
-    it says nothing about the address, so it is not counted as a bounce."""
+class MessageRefused(DeliveryFailure):
+    """A 5xx reply to this message (at MAIL FROM for its size, at DATA or after the
+    body): it fails for good, but it says nothing about the address, so it is not
+    counted as a bounce."""
+
+
+class SenderRefused(MessageRefused):
+    """A 5xx reply at MAIL FROM that is not about the message's size. The envelope
+    sender is the same for every message, so one such reply may be this message's
+    (a policy check) or the relay refusing ``email.from`` altogether: the dispatcher
+    tells the two apart by what the relay says to the messages after it."""
+
+    def __init__(self, text: str, sender: str):
+        super().__init__(text, Stage.MAIL)
+        self.sender = sender
 
 
 class RelayError(AlertsError):
     """The relay cannot be used as configured (credentials refused, certificate not
-    trusted, no STARTTLS offered, sender refused): no message can go until the config
-    is fixed, so the run stops and the messages stay queued."""
+    trusted, no STARTTLS offered, the sender refused for every message, a 5xx greeting):
+    no message can go until the config is fixed, so the run stops and the messages stay
+    queued."""

@@ -1,9 +1,11 @@
 """The SMTP backend: one connection per worker, reused for ``per_connection`` messages,
 TLS that verifies the relay's certificate, AUTH only over TLS, a shared rate limit.
 
-Every relay answer is mapped to what it means for the outbox row (see
-:mod:`alerts.delivery.base`): a message counts as delivered only when ``sendmail``
-returned, that is when the relay answered 250 to the end of DATA.
+Every relay answer is mapped, for the stage it came at, to what it means for the outbox
+row (see :mod:`alerts.delivery.base`): 4xx (and 552 at RCPT TO) is temporary, 5xx is
+this message's failure or bounce, and only what condemns the relay itself (refused,
+TLS, credentials, 421) is raised as the relay's. A message counts as delivered only when
+the relay answered 250 to the end of DATA.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from alerts.config import Secret, SmtpConfig
 from alerts.delivery.base import (
@@ -23,11 +25,14 @@ from alerts.delivery.base import (
     RecipientRefused,
     RelayError,
     RelayUnavailable,
+    SenderRefused,
+    Stage,
     TemporaryFailure,
 )
 from alerts.errors import ConfigError
 
 CLOSING = 421  # the relay is closing the session: the connection is gone after this
+MAILBOX_FULL = 552  # at RCPT TO temporary (RFC 5321 4.5.3.1.10); at MAIL FROM the SIZE
 
 
 class RateLimiter:
@@ -99,9 +104,14 @@ class SmtpSender:
         return SmtpConnection(self)
 
     def open(self) -> smtplib.SMTP:
-        """A session ready for MAIL FROM: connected, TLS on if configured, logged in."""
+        """A session ready for MAIL FROM: connected, TLS on if configured, logged in.
+
+        Raises :class:`RelayUnavailable` for what may pass (refused, timed out, a 4xx or
+        421 at any step) and :class:`RelayError` for what will not until the config or
+        the relay is fixed (a 5xx greeting or EHLO, TLS, credentials)."""
         s = self.settings
         smtp: smtplib.SMTP | None = None
+        stage = Stage.CONNECT
         try:
             if s.security == "ssl":
                 smtp = smtplib.SMTP_SSL(
@@ -109,7 +119,8 @@ class SmtpSender:
                 )
             else:
                 smtp = smtplib.SMTP(s.host, s.effective_port, local_hostname=self.local_hostname, timeout=s.timeout)
-            smtp.ehlo()
+            stage = Stage.EHLO
+            _hello(smtp)
             if s.security == "starttls":
                 if not smtp.has_extn("starttls"):
                     raise RelayError(
@@ -117,20 +128,35 @@ class SmtpSender:
                         where=self.label,
                         hint="use the relay's submission port, or security: ssl if it speaks TLS from the start",
                     )
+                stage = Stage.STARTTLS
                 smtp.starttls(context=self.context)
-                smtp.ehlo()
+                stage = Stage.EHLO
+                _hello(smtp)
             if s.username:
                 if self.password is None:
                     raise RelayError("no password", where="delivery.smtp.password_env")
+                stage = Stage.AUTH
                 smtp.login(s.username, self.password.reveal())
             return smtp
         except BaseException as exc:
             if smtp is not None:
                 _close(smtp)
-            raise _connect_error(exc, self.label) from None
+            raise _connect_error(exc, self.label, stage) from None
 
 
-def _connect_error(exc: BaseException, label: str) -> BaseException:
+def _hello(smtp: smtplib.SMTP) -> None:
+    """EHLO, or HELO from a relay that refuses EHLO with 5xx (it predates ESMTP)."""
+    code, text = smtp.ehlo()
+    if code == 250:
+        return
+    if 500 <= code < 600:
+        code, text = smtp.helo()
+        if code == 250:
+            return
+    raise smtplib.SMTPHeloError(code, text)
+
+
+def _connect_error(exc: BaseException, label: str, stage: Stage) -> BaseException:
     """What a failure to open a session means: fix the config, or try again later."""
     if isinstance(exc, RelayError | KeyboardInterrupt | SystemExit):
         return exc
@@ -140,26 +166,45 @@ def _connect_error(exc: BaseException, label: str) -> BaseException:
             where=label,
             hint="set delivery.smtp.ca_file to the CA that signed it, or fix the host name",
         )
-    if isinstance(exc, smtplib.SMTPAuthenticationError):
+    if isinstance(exc, ssl.SSLError):
         return RelayError(
-            f"the relay refused the credentials: {exc.smtp_code} {_text(exc.smtp_error)}",
+            f"TLS failed at {stage}: {exc.reason or exc}",
             where=label,
-            hint="check delivery.smtp.username and the password in the variable named by password_env",
+            hint="check delivery.smtp.security (ssl for a port that speaks TLS at once, starttls for 587) and port",
         )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        reply = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+        if not 500 <= exc.smtp_code < 600:  # 4xx, 421, or no proper reply: it may pass
+            return RelayUnavailable(f"{label} answered {stage} with {reply}", stage)
+        if stage is Stage.AUTH:
+            return RelayError(
+                f"the relay refused the credentials: {reply}",
+                where=label,
+                hint="check delivery.smtp.username and the password in the variable named by password_env",
+            )
+        return RelayError(f"the relay refused the session at {stage}: {reply}", where=label)
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return RelayError(f"the relay does not support this: {exc}", where=label, hint="check delivery.smtp.security")
-    if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code >= 500:
-        return RelayError(f"the relay refused the session: {exc.smtp_code} {_text(exc.smtp_error)}", where=label)
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return RelayUnavailable(f"{label}: {exc.smtp_code} {_text(exc.smtp_error)}")
+    if isinstance(exc, smtplib.SMTPException) and stage is Stage.AUTH and not isinstance(
+        exc, smtplib.SMTPServerDisconnected
+    ):
+        return RelayError(f"cannot log in: {exc}", where=label, hint="check that the relay offers AUTH PLAIN or LOGIN")
     if isinstance(exc, OSError | smtplib.SMTPException):
-        return RelayUnavailable(f"{label}: cannot connect: {_describe(exc)}")
+        doing = "cannot connect" if stage is Stage.CONNECT else f"connection lost at {stage}"
+        return RelayUnavailable(f"{label}: {doing}: {_describe(exc)}", stage)
     return exc
 
 
 class SmtpConnection:
     """One worker's session, opened on first use and again after ``per_connection``
-    messages or after the relay dropped it."""
+    messages or after the relay dropped it.
+
+    Each message is one explicit transaction (MAIL FROM, RCPT TO, DATA, the body) so
+    that every reply is read for the stage it came at. After a refusal at MAIL FROM,
+    RCPT TO or the DATA command the transaction is still open on the relay's side, so
+    it is reset (RSET; the connection is dropped if that fails too): the next message
+    must not meet "503 nested MAIL command".
+    """
 
     def __init__(self, sender: SmtpSender):
         self.sender = sender
@@ -173,61 +218,92 @@ class SmtpConnection:
             self._smtp = self.sender.open()
             self._sent = 0
         smtp = self._smtp
-        options: tuple[str, ...] = ()
+        options: list[str] = []
         if not (recipient.isascii() and envelope_from.isascii()):
             if not smtp.has_extn("smtputf8"):
-                raise MessageRefused("the address is not ASCII and the relay does not offer SMTPUTF8")
-            options = ("SMTPUTF8",)
+                raise TemporaryFailure(
+                    f"the address is not ASCII and the relay ({self.sender.label}) does not offer SMTPUTF8;"
+                    " it stays queued until the relay does",
+                    Stage.EHLO,
+                )
+            options.append("SMTPUTF8")
+        if smtp.has_extn("size"):
+            # Lets a relay refuse a message over its limit at MAIL FROM, before the body.
+            options.append(f"SIZE={len(message)}")
         if self.sender.limiter:
             self.sender.limiter.wait()
         self._sent += 1
+        stage = Stage.MAIL
         try:
-            smtp.sendmail(envelope_from, [recipient], message, mail_options=options)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = next(iter(exc.recipients.values()))
-            self._after_reply(code)
-            if code >= 500:
-                raise RecipientRefused(f"{code} {_text(text)}") from None
-            raise TemporaryFailure(f"{code} {_text(text)}") from None
-        except smtplib.SMTPSenderRefused as exc:
-            self._after_reply(exc.smtp_code)
-            if exc.smtp_code >= 500:
-                raise RelayError(
-                    f"the relay refused the sender {envelope_from}: {exc.smtp_code} {_text(exc.smtp_error)}",
-                    where=self.sender.label,
-                    hint="check email.from: the relay must accept it as a sender for this account",
-                ) from None
-            raise TemporaryFailure(f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
-        except smtplib.SMTPDataError as exc:
-            self._after_reply(exc.smtp_code)
-            if exc.smtp_code >= 500:
-                raise MessageRefused(f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
-            raise TemporaryFailure(f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
-        except smtplib.SMTPResponseException as exc:
-            self._after_reply(exc.smtp_code)
-            raise TemporaryFailure(f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
+            code, text = smtp.mail(envelope_from, options)
+            if code != 250:
+                self._refused(stage, code, text, envelope_from)
+            stage = Stage.RCPT
+            code, text = smtp.rcpt(recipient)
+            if code not in (250, 251):
+                self._refused(stage, code, text, envelope_from)
+            stage = Stage.DATA
+            try:
+                code, text = smtp.data(message)
+            except smtplib.SMTPDataError as exc:  # the DATA command itself, before the body
+                self._refused(stage, exc.smtp_code, exc.smtp_error, envelope_from)
+            stage = Stage.BODY
+            if code != 250:
+                self._refused(stage, code, text, envelope_from)
         except (OSError, smtplib.SMTPException) as exc:
-            # Dropped, timed out, or mid-DATA: we cannot know whether it went, so it is
-            # tried again (with the same Message-ID) on a new connection.
+            # Dropped or timed out. From DATA on we cannot know whether it went, so it
+            # is tried again (with the same Message-ID) on a new connection.
             self._drop()
-            raise TemporaryFailure(f"connection lost: {_describe(exc)}") from None
+            raise TemporaryFailure(f"{stage}: connection lost: {_describe(exc)}", stage) from None
 
     def close(self) -> None:
         if self._smtp is not None:
             smtp, self._smtp = self._smtp, None
             try:
-                smtp.quit()
+                smtp.quit()  # whatever QUIT gets, the messages were accepted already
             except (OSError, smtplib.SMTPException):
                 _close(smtp)
 
-    def _after_reply(self, code: int) -> None:
+    def _refused(self, stage: Stage, code: int, text: bytes | str, envelope_from: str) -> NoReturn:
+        """Raise what a reply other than the expected one means for this message, with
+        the session left ready for the next (reset, or dropped)."""
+        reply = f"{stage}: {code} {_text(text)}"
         if code == CLOSING:
+            self._drop()
+            raise RelayUnavailable(f"the relay closed the session at {reply}", stage)
+        if not 400 <= code < 600:  # not an answer SMTP allows here: start afresh
+            self._drop()
+            raise TemporaryFailure(f"{stage}: unexpected reply {code} {_text(text)}", stage)
+        if stage is not Stage.BODY:  # after the body the relay has ended the transaction
+            self._reset()
+        if code < 500 or (stage is Stage.RCPT and code == MAILBOX_FULL):
+            # RFC 5321 4.5.3.1.10: 552 at RCPT TO is to be treated as temporary.
+            raise TemporaryFailure(reply, stage)
+        if stage is Stage.RCPT:
+            raise RecipientRefused(reply, stage)
+        if stage is Stage.MAIL and not _about_size(code, text):
+            raise SenderRefused(reply, envelope_from)
+        raise MessageRefused(reply, stage)
+
+    def _reset(self) -> None:
+        if self._smtp is None:
+            return
+        try:
+            code = self._smtp.rset()[0]
+        except (OSError, smtplib.SMTPException):
+            code = -1
+        if code != 250:
             self._drop()
 
     def _drop(self) -> None:
         if self._smtp is not None:
             _close(self._smtp)
             self._smtp = None
+
+
+def _about_size(code: int, text: bytes | str) -> bool:
+    """A refusal at MAIL FROM for the SIZE given (RFC 1870: 552; enhanced code 5.3.4)."""
+    return code == MAILBOX_FULL or _text(text).startswith("5.3.4")
 
 
 def _close(smtp: smtplib.SMTP) -> None:

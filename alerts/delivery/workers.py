@@ -1,11 +1,13 @@
 """Worker threads that drain the outbox: claim a batch, build, sign, send each message,
-and write the outcomes back in one transaction per batch.
+and write the outcomes back.
 
-Bookkeeping is batched (one UPDATE for up to ``batch`` sent rows, or whatever finished
-in ``flush_every`` seconds) because one commit per message would cost more than the
-SMTP exchange itself. Nothing is written as sent before the relay accepted it: a crash
-between acceptance and the flush leaves those rows claimed, and they go again after
-the lease, with the same Message-ID.
+A message the relay accepted is marked sent at once, in a commit of its own that does
+not wait for the disk (:class:`~alerts.store.outbox.SentMarks`), before the
+connection carries the next: a sender killed at any instant repeats at most one message
+per connection. Nothing is written as sent before the relay accepted it. The other
+outcomes (deferred, bounced, failed) are written in batches (up to ``batch`` rows, or
+whatever finished in ``flush_every`` seconds): losing them to a crash sends nothing
+twice, the message is only tried again.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -28,12 +31,22 @@ from alerts.delivery.base import (
     RelayError,
     RelayUnavailable,
     Sender,
+    SenderRefused,
+    Stage,
     TemporaryFailure,
 )
 from alerts.delivery.dkim import DkimSigner
 from alerts.errors import AlertsError
 from alerts.store import StoreError
-from alerts.store.outbox import Claimed, Outbox, Outcomes, Recorded, worker_name
+from alerts.store.outbox import (
+    Claimed,
+    Outbox,
+    Outcomes,
+    Recorded,
+    SentMarks,
+    sender_name,
+    worker_name,
+)
 from alerts.types import SendReport
 
 log = logging.getLogger(__name__)
@@ -41,6 +54,13 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 #: Consecutive failures to open a session after which a worker gives up for this run.
 UNAVAILABLE_LIMIT = 3
+#: Messages in a row refused at MAIL FROM (and none let past it) after which the relay is
+#: taken to refuse the sender itself: the run stops, naming ``email.from``.
+SENDER_REFUSED_LIMIT = 3
+#: Seconds between looks for rows held by senders that died (see Outbox.reclaim_orphans).
+RECLAIM_EVERY = 5.0
+#: Stages a message reaches only once the relay accepted MAIL FROM.
+PAST_MAIL_FROM = frozenset({Stage.RCPT, Stage.DATA, Stage.BODY})
 
 
 @dataclass
@@ -59,6 +79,9 @@ class Dispatcher:
     #: Renew the lease when less than this is left of it.
     renew_margin: timedelta = timedelta(minutes=2)
     record_bounce: Callable[[int], bool] | None = None
+    #: Mark each accepted message sent at once (False: with the batch; only for
+    #: benchmarks/fanout.py --durability, which measures what the first costs).
+    mark_each: bool = True
     _builds: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def run(
@@ -71,6 +94,7 @@ class Dispatcher:
     ) -> SendReport:
         stop = stop or threading.Event()
         report = SendReport()
+        sender = sender_name()
         self.outbox.reclaim_orphans()
         advance = progress(self.outbox.due(clock())) if progress else None
         lock = threading.Lock()
@@ -78,7 +102,7 @@ class Dispatcher:
 
         def work(index: int) -> None:
             try:
-                _Worker(self, worker_name(index), clock, stop, report, lock, advance).run()
+                _Worker(self, worker_name(sender, index), clock, stop, report, lock, advance).run()
             except SQLAlchemyError as exc:
                 failures.append(
                     StoreError(
@@ -93,7 +117,12 @@ class Dispatcher:
                 stop.set()
 
         threads = [threading.Thread(target=work, args=(i,), name=f"alerts-send-{i}") for i in range(max(1, workers))]
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="alerts-build") as builds:
+        # One build thread per worker: each worker's next message is built and signed
+        # while its current one is on the wire (OpenSSL signs without holding the GIL).
+        with (
+            self.outbox.alive(sender),
+            ThreadPoolExecutor(max_workers=len(threads), thread_name_prefix="alerts-build") as builds,
+        ):
             self._builds = builds
             for thread in threads:
                 thread.start()
@@ -129,9 +158,17 @@ class _Worker:
         self.unflushed_since = time.monotonic()
         #: Why the last session could not be opened, until one is.
         self.unreachable: str | None = None
+        #: Messages refused at MAIL FROM whose verdict waits for the next message: if the
+        #: relay lets that one past MAIL FROM, they failed for their own sake; if it refuses
+        #: it too, the relay may be refusing the sender, and they must not fail for that.
+        self.refused_senders: list[tuple[Claimed, SenderRefused]] = []
+        self.marks: SentMarks | None = None
+        self.reclaimed_at = time.monotonic()
 
     def run(self) -> None:
         connection = self.d.sender.connection()
+        if self.d.mark_each:
+            self.marks = self.d.outbox.sent_marks()
         try:
             if self.stop.is_set():
                 return
@@ -141,11 +178,17 @@ class _Worker:
                 if batch and not self._send_batch(connection, batch):
                     return
                 if self.stop.is_set():
+                    self._undecided_senders()
                     self._flush()
                     return
                 batch, suppressed = self._flush_and_claim()
+            if self.refused_senders:
+                self._undecided_senders()
+                self._flush()
         finally:
             connection.close()
+            if self.marks is not None:
+                self.marks.close()
             if self.unreachable:
                 # The run ends with the relay out of reach: say so, or the messages it
                 # deferred would look like an ordinary retry.
@@ -158,8 +201,9 @@ class _Worker:
         """Send a claimed batch; False when this worker should stop."""
         lease_until = self.clock() + self.d.outbox.lease
         unavailable = 0
-        # Each message is built (and signed) by the build thread while the one before it
-        # is on the wire, so this connection spends its time in SMTP, not in templates.
+        # Each message is built and DKIM-signed by a build thread while the one before it
+        # is on the wire, so this connection spends its time in SMTP, not in templates
+        # and RSA.
         upcoming: Future[bytes] | None = self._build(batch[0])
         for position, claimed in enumerate(batch):
             built = upcoming
@@ -188,20 +232,66 @@ class _Worker:
                     self._flush()
                     return self._give_back(batch[position + 1 :], stopped=False)
             except TemporaryFailure as exc:
+                self._past_mail_from(exc.stage)
                 self.outcomes.deferred.append((claimed, str(exc)))
             except RecipientRefused as exc:
+                self._past_mail_from(exc.stage)
                 self.outcomes.bounced.append((claimed, str(exc)))
+            except SenderRefused as exc:
+                self.refused_senders.append((claimed, exc))
+                if len(self.refused_senders) >= SENDER_REFUSED_LIMIT:
+                    self._refuses_the_sender(exc, batch[position + 1 :])
             except MessageRefused as exc:
+                self._past_mail_from(exc.stage)
                 self.outcomes.failed.append((claimed, str(exc)))
             except _BuildError as exc:
                 self.outcomes.deferred.append((claimed, str(exc)))
             else:
                 unavailable = 0
                 self.unreachable = None
-                self.outcomes.sent.append(claimed.item.outbox_id)
+                self._past_mail_from(Stage.BODY)
+                self._sent(claimed)
             if time.monotonic() - self.unflushed_since >= self.d.flush_every:
                 self._flush()
         return True  # the caller records the rest together with the next claim
+
+    def _sent(self, claimed: Claimed) -> None:
+        """The relay accepted it: marked sent before the next message goes."""
+        if self.marks is None:
+            self.outcomes.sent.append(claimed.item.outbox_id)
+            return
+        self.marks.mark(claimed.item.outbox_id, self.clock())
+        self._count(sent=1)
+        if self.advance:
+            self.advance(1)
+
+    def _past_mail_from(self, stage: Stage | None) -> None:
+        """A message got past MAIL FROM: the sender is accepted, so the messages refused
+        there before it were refused for their own sake, and fail."""
+        if stage in PAST_MAIL_FROM and self.refused_senders:
+            self.outcomes.failed.extend((claimed, str(exc)) for claimed, exc in self.refused_senders)
+            self.refused_senders = []
+
+    def _undecided_senders(self) -> None:
+        """Messages refused at MAIL FROM with nothing after them to tell why: deferred, an
+        attempt counted, so that they neither fail for the sender's sake nor hold the
+        head of the queue."""
+        why = "deferred: no other message has shown yet whether the relay refuses this message or the sender"
+        self.outcomes.deferred.extend((claimed, f"{exc} ({why})") for claimed, exc in self.refused_senders)
+        self.refused_senders = []
+
+    def _refuses_the_sender(self, exc: SenderRefused, rest: list[Claimed]) -> NoReturn:
+        """Several messages in a row refused at MAIL FROM: the relay refuses the sender.
+        Those messages and the rest of the batch stay queued (no attempt counted)."""
+        refused = [claimed for claimed, _ in self.refused_senders]
+        self.refused_senders = []
+        self._give_back(refused + rest, stopped=False)
+        raise RelayError(
+            f"the relay refused the sender {exc.sender} for {len(refused)} messages in a row ({exc});"
+            " the messages stay queued",
+            where="email.from",
+            hint="check email.from: the relay must accept it as a sender for this account",
+        )
 
     def _build(self, claimed: Claimed) -> Future[bytes]:
         assert self.d._builds is not None
@@ -231,6 +321,10 @@ class _Worker:
 
     def _flush_and_claim(self) -> tuple[list[Claimed], int]:
         self.unflushed_since = time.monotonic()
+        if self.unflushed_since - self.reclaimed_at >= RECLAIM_EVERY:
+            # A sender that died while this one runs: its rows come back within seconds.
+            self.reclaimed_at = self.unflushed_since
+            self.d.outbox.reclaim_orphans()
         outcomes, self.outcomes = self.outcomes, Outcomes()
         if not outcomes:
             batch, suppressed = self.d.outbox.claim(self.name, self.d.batch, self.clock())
@@ -259,6 +353,7 @@ class _Worker:
             self.advance(len(outcomes))
 
     def _give_back(self, rest: list[Claimed], *, stopped: bool) -> bool:
+        self._undecided_senders()
         self._flush()
         if rest:
             self.d.outbox.release(self.name, [c.item.outbox_id for c in rest])

@@ -30,7 +30,7 @@ from alerts.store.digests import (
     sent_revisions,
 )
 from alerts.store.subscribers import iter_subscribers, oldest_watermark
-from alerts.types import Advisory, DigestKind, Frequency, RenderedDigest, Subscriber
+from alerts.types import Advisory, DigestKind, Frequency, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -190,18 +190,12 @@ class _Run:
                 plans.append((subscriber, variants))
         variants_needed = {v.key: v for _, variants in plans for v in variants}
         self._need_advisories(i for v in variants_needed.values() for i in v.advisory_ids)
-        rendered: dict[str, RenderedDigest] = {}
-        subjects: dict[str, str] = {}
-        for key, variant in variants_needed.items():
-            if key in self.digest_ids:
-                continue
-            if self.dry_run:
-                subjects[key] = self.renderer.subject(variant, self._advisories)
-            else:
-                rendered[key] = self.renderer.render(variant, self._advisories)
+        new = [variant for key, variant in variants_needed.items() if key not in self.digest_ids]
         if self.dry_run:
-            self._report(plans, subjects)
+            self._report(plans, {v.key: self.renderer.subject(v, self._advisories) for v in new})
             return
+        # Together: premailer's cost is mostly the stylesheet, paid once per call.
+        rendered = {r.key: r for r in self.renderer.render_all(new, self._advisories)}
         messages, revisions = self._rows(plans)
         ids = queue_batch(
             self.store,

@@ -11,26 +11,50 @@ way a message can go twice, and it keeps its Message-ID when it does.
 PostgreSQL: claims are ``SELECT ... FOR UPDATE SKIP LOCKED`` in a short transaction, so
 several processes on several machines share one outbox. SQLite: one writer at a time, so a
 claim is a ``BEGIN IMMEDIATE`` transaction.
+
+A message the relay accepted is marked sent at once, in a commit of its own
+(:class:`SentMarks`), before the connection carries the next one: a sender killed at any
+instant repeats at most the one message per connection whose 250 had arrived. The
+commit survives the process dying without waiting for the disk (SQLite WAL with
+``synchronous=NORMAL``; PostgreSQL ``synchronous_commit = off``); only a power cut or a
+server crash may lose the last few marks, and those messages go again with their
+Message-ID.
+
+A dead sender's rows come back without waiting for their lease: on SQLite by its pid
+(one machine owns the file), on PostgreSQL by a session advisory lock each sending
+process holds while it runs, which the server drops when the process or its connection
+dies. A sender that hangs keeps its lock, and the lease covers it.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
+import logging
 import os
 import random
 import socket
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, bindparam, func, select, update
+from sqlalchemy import Engine, Row, and_, bindparam, func, select, text, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
 
 from alerts.schema import outbox, subscribers
+from alerts.store.database import create_db_engine
 from alerts.store.ids import chunks
 from alerts.types import OutboxItem, SubscriberStatus
+
+log = logging.getLogger(__name__)
+
+#: First key of the senders' advisory locks (the two-key form, so that it can never be the
+#: scheduler's one-key lock in alerts.locking).
+SENDER_LOCKS = 0x61_6C_72_74
 
 
 class OutboxStatus(enum.StrEnum):
@@ -90,9 +114,38 @@ class Recorded:
     bounced_subscribers: tuple[int, ...] = ()
 
 
-def worker_name(index: int) -> str:
-    """``host:pid:index:nonce``: unique per worker, and says which process holds a row."""
-    return f"{socket.gethostname()[:60]}:{os.getpid()}:{index}:{random.getrandbits(32):08x}"
+def sender_name() -> str:
+    """A new name for one run of a sending process: host, pid and a nonce (pids are
+    reused, and one process may run several senders at once)."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{random.getrandbits(32):08x}"
+
+
+def worker_name(sender: str, index: int) -> str:
+    """``host:pid:nonce:index``: unique per worker, and says which sender holds a row."""
+    return f"{sender}:{index}"
+
+
+def holder_sender(holder: str) -> str | None:
+    """The ``host:pid:nonce`` part of a worker name (None for a name of another form)."""
+    parts = holder.split(":")
+    return ":".join(parts[:3]) if len(parts) == 4 and parts[1].isdigit() else None
+
+
+def sender_lock_key(sender: str) -> int:
+    """The second key of a sender's advisory lock (a signed 32-bit int)."""
+    return int.from_bytes(hashlib.blake2b(sender.encode(), digest_size=4).digest(), "big", signed=True)
+
+
+_writers: dict[str, threading.Lock] = {}
+_writers_guard = threading.Lock()
+
+
+def sqlite_writer(engine: Engine) -> threading.Lock:
+    """One lock per SQLite database in this process, taken around each write transaction
+    of the outbox: the workers take turns here rather than in SQLite's busy handler,
+    which sleeps 1, 2, 5, 10 ms... between tries (other processes still meet that)."""
+    with _writers_guard:
+        return _writers.setdefault(str(engine.url.database), threading.Lock())
 
 
 @contextmanager
@@ -101,24 +154,85 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     IMMEDIATE``), so two claimers queue on the busy timeout instead of both reading the
     same due rows and one failing on upgrade."""
     with engine.connect() as conn:
-        sqlite = conn.dialect.name == "sqlite"
-        if sqlite:
-            # WAL with synchronous=NORMAL: a commit survives a crash of this process (all
-            # the outbox promises) but is not fsynced each time; after a power cut the
-            # last marks may be lost, and those messages go again with their Message-ID.
-            # Restored afterwards: the connection goes back to the pool for other stages.
-            previous = int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
-            conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.dialect.name != "sqlite":
+            with conn.begin():
+                yield conn
+            return
+        # WAL with synchronous=NORMAL: a commit survives a crash of this process (all
+        # the outbox promises) but is not fsynced each time; after a power cut the
+        # last marks may be lost, and those messages go again with their Message-ID.
+        # Restored afterwards: the connection goes back to the pool for other stages.
+        previous = int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+        conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
         try:
-            yield conn
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
+            with sqlite_writer(engine):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
         finally:
-            if sqlite:
-                conn.exec_driver_sql(f"PRAGMA synchronous={previous}")
+            conn.exec_driver_sql(f"PRAGMA synchronous={previous}")
+
+
+class SentMarks:
+    """Marks accepted messages sent one at a time, each in a commit of its own, on a
+    connection of its own (one per worker), as soon as the relay said 250.
+
+    The commit does not wait for the disk: it survives the process dying, which is what
+    bounds the repeats after kill -9 to the one message per connection in flight
+    (measured in benchmarks/fanout.py --durability against batching the marks)."""
+
+    def __init__(self, engine: Engine):
+        self.sqlite = engine.dialect.name == "sqlite"
+        self._writer = sqlite_writer(engine)
+        self.conn = engine.connect()
+        if self.sqlite:
+            self._previous = int(self.conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+            self.conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+        else:
+            self.conn.exec_driver_sql("SET synchronous_commit TO off")
+        self.conn.commit()
+        self._mark = (
+            update(outbox)
+            .where(outbox.c.id == bindparam("row_id"))
+            .values(
+                status=OutboxStatus.SENT,
+                sent_at=bindparam("now"),
+                attempts=outbox.c.attempts + 1,
+                last_error=None,
+                claimed_by=None,
+                claimed_until=None,
+            )
+        )
+
+    def mark(self, outbox_id: int, now: datetime) -> None:
+        """Record that the relay accepted this row's message. It was accepted, so the row
+        is sent whoever holds it now (a worker that lost its lease included)."""
+        if not self.sqlite:
+            with self.conn.begin():
+                self.conn.execute(self._mark, {"row_id": outbox_id, "now": now})
+            return
+        with self._writer:
+            try:
+                self.conn.exec_driver_sql("BEGIN IMMEDIATE")
+                self.conn.execute(self._mark, {"row_id": outbox_id, "now": now})
+                self.conn.commit()
+            except BaseException:
+                self.conn.rollback()
+                raise
+
+    def close(self) -> None:
+        try:
+            if self.sqlite:
+                self.conn.exec_driver_sql(f"PRAGMA synchronous={self._previous}")
+            else:
+                self.conn.exec_driver_sql("RESET synchronous_commit")
+            self.conn.commit()
+        finally:
+            self.conn.close()
 
 
 class Outbox:
@@ -129,6 +243,8 @@ class Outbox:
         self.retry = retry
         self.lease = lease
         self.sqlite = engine.dialect.name == "sqlite"
+        self._held: Engine | None = None
+        self._lock = threading.Lock()
 
     def claim(self, worker: str, limit: int, now: datetime) -> tuple[list[Claimed], int]:
         """Take up to ``limit`` due rows (pending and due, or held under an expired lease).
@@ -311,27 +427,83 @@ class Outbox:
                 .values(status=OutboxStatus.SUPPRESSED, last_error="address suppressed after hard bounces")
             ).rowcount
 
+    def sent_marks(self) -> SentMarks:
+        """A worker's own connection for marking its messages sent one by one."""
+        return SentMarks(self._held_engine())
+
+    def _held_engine(self) -> Engine:
+        """An engine without a pool for the connections a run holds from start to end (a
+        sender's lock, each worker's marks), so that they never starve the pool that
+        claims, builds and the other stages share, whatever the number of workers."""
+        with self._lock:
+            if self._held is None:
+                if self.sqlite and self.engine.url.database in (None, "", ":memory:"):
+                    self._held = self.engine  # one in-memory database: only this engine sees it
+                else:
+                    url = self.engine.url.render_as_string(hide_password=False)
+                    self._held = create_db_engine(url, poolclass=NullPool)
+            return self._held
+
+    @contextmanager
+    def alive(self, sender: str) -> Iterator[None]:
+        """Hold the lock that says ``sender`` runs while it sends (PostgreSQL; nothing on
+        SQLite, where the pid says whether a holder lives). Taken before any claim."""
+        if self.sqlite:
+            yield
+            return
+        params = {"ns": SENDER_LOCKS, "key": sender_lock_key(sender)}
+        with self._held_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            # A 32-bit key of a random name: taken unless another sender's name hashed the
+            # same (then its rows and ours are left to their leases, as before).
+            held = conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"), params).scalar_one()
+            if not held:
+                log.warning("sender lock %s is held by another sender; dead senders' rows wait for their lease", params)
+            yield
+
     def reclaim_orphans(self) -> int:
-        """Free rows held by dead processes of this machine, so a restart after a crash
-        need not wait for their leases. SQLite only: a database file belongs to one
-        machine, so a ``host:pid`` there is unambiguous; on PostgreSQL (shared by
-        machines that may reuse host names and pids) the lease alone decides."""
-        if not self.sqlite:
-            return 0
-        host = socket.gethostname()[:60]
+        """Free rows held by senders that died, so that they need not wait for their
+        leases. SQLite: holders on this machine whose pid is gone (a database file belongs
+        to one machine). PostgreSQL: holders whose sender lock is free, which the server
+        guarantees once their process or connection is gone, wherever they ran."""
         with self.engine.connect() as conn:
             holders = conn.execute(
                 select(outbox.c.claimed_by).where(outbox.c.status == OutboxStatus.SENDING).distinct()
             ).scalars().all()
-        dead = [h for h in holders if h and _dead_here(h, host)]
+        if self.sqlite:
+            host = socket.gethostname()[:60]
+            dead = [h for h in holders if h and _dead_here(h, host)]
+        else:
+            dead = self._unlocked(h for h in holders if h)
         if not dead:
             return 0
         with write_transaction(self.engine) as conn:
-            return conn.execute(
-                update(outbox)
-                .where(outbox.c.status == OutboxStatus.SENDING, outbox.c.claimed_by.in_(dead))
-                .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_until=None)
-            ).rowcount
+            return sum(
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.status == OutboxStatus.SENDING, outbox.c.claimed_by.in_(chunk))
+                    .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_until=None)
+                ).rowcount
+                for chunk in chunks(dead)
+            )
+
+    def _unlocked(self, holders: Iterable[str]) -> list[str]:
+        """The holders whose sender's lock nobody holds (PostgreSQL)."""
+        by_sender: dict[str, list[str]] = {}
+        for holder in holders:
+            sender = holder_sender(holder)
+            if sender is not None:
+                by_sender.setdefault(sender, []).append(holder)
+        dead: list[str] = []
+        if not by_sender:
+            return dead
+        # A connection of its own: a session takes its own advisory locks again at will.
+        with self._held_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for sender, names in by_sender.items():
+                params = {"ns": SENDER_LOCKS, "key": sender_lock_key(sender)}
+                if conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"), params).scalar_one():
+                    conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), params)
+                    dead.extend(names)
+        return dead
 
     def due(self, now: datetime) -> int:
         """How many rows are due now (pending and due, or under an expired lease)."""

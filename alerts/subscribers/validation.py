@@ -62,18 +62,31 @@ class Preferences:
 
 
 def normalise_email(text: str) -> str:
-    """The address as stored: the local part as given, the domain in lower case.
+    """The address as stored: the local part as given, the domain in lower case and in
+    its ASCII form (``bücher.example`` -> ``xn--bcher-kva.example``), so that every
+    stored address can be sent through any relay.
 
-    Raises :class:`InvalidSubscriber` with the validator's reason. No DNS lookups.
+    An address whose local part is not ASCII would need SMTPUTF8 from the relay and
+    from every server after it; it is refused here, at every door (CLI, imports, web
+    form), rather than stored to fail at each send. Raises :class:`InvalidSubscriber`
+    with the reason. No DNS lookups.
     """
     text = (text or "").strip()
     if not text:
         raise InvalidSubscriber("an email address is required")
+    local = text.rpartition("@")[0]
+    if local and not local.isascii():
+        raise InvalidSubscriber(
+            f"{one_line(text, 80)!r} has characters outside ASCII before the @, and alerts can only be"
+            " sent to addresses written in ASCII letters, digits and punctuation",
+            hint="use another address for this subscriber",
+        )
     try:
-        result = validate_email(text, check_deliverability=False)
+        result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InvalidSubscriber(f"{one_line(text, 80)!r} is not a valid email address: {exc}") from None
-    return f"{result.local_part}@{result.domain.lower()}"
+    domain = result.ascii_domain or result.domain
+    return f"{result.local_part}@{domain.lower()}"
 
 
 def resolve_areas(gazetteer: Gazetteer, names: Iterable[str]) -> tuple[str, ...]:
