@@ -26,6 +26,7 @@ test: setup
 	$(BIN)/mypy --strict alerts
 	$(BIN)/mypy tests benchmarks
 	scripts/install-system-packages chromium
+	scripts/install-axe-core
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:

@@ -221,6 +221,17 @@ class SecurityConfig(_Model):
     secret_key_file: Path = Path("var/secret.key")
 
 
+class RetentionConfig(_Model):
+    """How long personal data is kept (``alerts purge`` applies it; the privacy notice
+    states it). Days from the event: a message sent, a sign-up left unconfirmed, an
+    address unsubscribed or suppressed (then kept only as a keyed hash, so that it is
+    never added again)."""
+
+    sent_days: int = Field(default=7, ge=0)
+    pending_days: int = Field(default=7, ge=0)
+    unsubscribed_days: int = Field(default=28, ge=0)
+
+
 class Config(_Model):
     """Everything ``config.yaml`` says, validated; paths are absolute."""
 
@@ -241,6 +252,7 @@ class Config(_Model):
     #: ``area: National`` are force-wide instead of outside coverage. Kept as pairs: the
     #: config is frozen and hashable.
     area_aliases: tuple[tuple[str, str], ...] = ()
+    retention: RetentionConfig = RetentionConfig()
     #: Directory the config file lives in; relative paths were resolved against it.
     root: Path = Path(".")
 

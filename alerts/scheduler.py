@@ -8,6 +8,7 @@ clock changes):
 * ``poll``: every ``scheduler.poll_minutes``: ingest; when something was new, rebuild
   the feeds; queue immediate and urgent alerts; send what is due (retries included).
 * ``daily`` / ``weekly``: at ``digests.daily_at`` and on ``weekly_day`` at ``weekly_at``.
+* ``purge``: daily at 03:30, ``alerts purge`` (personal data past ``retention:``).
 
 Jobs run one at a time (one worker thread), are coalesced (a backlog of missed runs is
 run once) and may start up to ``scheduler.misfire_grace_minutes`` late (a suspended
@@ -26,7 +27,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -52,10 +53,13 @@ from alerts.pipeline import (
     is_due,
     run_cycle,
 )
+from alerts.store.retention import purge
 from alerts.store.runs import last_digest
 from alerts.types import Frequency
 
 log = logging.getLogger("alerts.scheduler")
+#: When the daily purge runs (local time): a quiet hour, away from the digests.
+PURGE_AT = time(3, 30)
 
 
 class LocalCronTrigger(CronTrigger):  # type: ignore[misc, unused-ignore]  # APScheduler 3 has no type hints (Any under --strict)
@@ -200,7 +204,24 @@ def build_scheduler(
         scheduler.add_job(
             runner.run, spec.trigger, args=[spec.plan], id=spec.id, name=spec.description
         )
+    scheduler.add_job(
+        purge_daily,
+        LocalCronTrigger(hour=PURGE_AT.hour, minute=PURGE_AT.minute, timezone=config.tz),
+        args=[app],
+        id="purge",
+        name=f"daily at {PURGE_AT:%H:%M}: purge personal data past retention:",
+    )
     return scheduler
+
+
+def purge_daily(app: App) -> None:
+    """The daily ``alerts purge``; a failure is logged and tried again tomorrow."""
+    try:
+        report = purge(app.config, app.store, app.now())
+    except Exception:
+        log.exception("The daily purge failed; run 'alerts purge' to see why")
+        return
+    log.info("Purged personal data past its time: %s", report.as_dict())
 
 
 def schedule_table(app: App, now: datetime) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    func,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -140,6 +141,30 @@ subscribers = Table(
     # Advisories that changed after this instant are new to the subscriber.
     Column("watermark", UtcDateTime),
     Column("origin", Text),
+)
+# One row per mailbox: most mail systems ignore the case of the whole address.
+Index("uq_subscribers_mailbox", func.lower(subscribers.c.email), unique=True)
+
+# Addresses that unsubscribed, were suppressed or erased, kept only as a keyed hash
+# (HMAC of the address in lower case) once the retention period is over: enough to
+# never add them again, not enough to read them back.
+opt_outs = Table(
+    "opt_outs",
+    metadata,
+    Column("mailbox_hash", String(64), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("hashed_at", UtcDateTime, nullable=False),
+)
+
+# How often mail was set off for a key (a mailbox's hash, a client address's hash):
+# kept in the database so the limits hold across web processes.
+mail_limits = Table(
+    "mail_limits",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("last_at", UtcDateTime, nullable=False),
+    Column("window_start", UtcDateTime, nullable=False),
+    Column("count", Integer, nullable=False),
 )
 
 subscriber_areas = Table(

@@ -173,3 +173,23 @@ def html_to_text(fragment: str) -> str:
 def decode_entities(value: str) -> str:
     """``&amp;`` -> ``&`` and friends, as advisory front matter carries them."""
     return html.unescape(value)
+
+
+def plain_text(text: str) -> str:
+    """Untrusted text (a title, a summary) as plain text on one line: markup is dropped,
+    not shown, and entities are decoded. The one text form of a title, on the web, in
+    feeds (many readers treat an RSS title as HTML) and in mail alike."""
+    return one_line(html_to_text(sanitise_html(text or "")))
+
+
+def cut_at_word(text: str, limit: int) -> str:
+    """``text`` on one line, at most ``limit`` characters: cut at the last space that
+    fits, with an ellipsis (a single word longer than that is cut where it must be)."""
+    text = one_line(text)
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    space = head.rfind(" ")
+    if space > limit // 2:
+        head = head[:space]
+    return head.rstrip(" ,;:.-–—") + "…"

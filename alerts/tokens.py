@@ -21,6 +21,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
@@ -28,6 +29,7 @@ from itsdangerous.encoding import base64_encode, int_to_bytes
 
 from alerts.config import Config
 from alerts.errors import BadToken, ConfigError
+from alerts.types import Frequency
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,27 @@ UNSUBSCRIBE = "unsubscribe"
 MANAGE = "manage"
 CONFIRM = "confirm"
 PURPOSES = frozenset({UNSUBSCRIBE, MANAGE, CONFIRM})
+#: How long a manage link works. Every email carries a fresh one, and the "Manage your
+#: subscription" page mails one on request, so an old link found in a mailbox or a
+#: forwarded message stops working. Unsubscribe links never expire: leaving must always
+#: work, from the oldest email.
+MANAGE_MAX_AGE = 30 * 24 * 3600
 MIN_KEY_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What a confirmation link confirms: the subscriber, and the preferences the email
+    stated, signed into the link so that what is confirmed is what was mailed (a later
+    sign-up for the same address cannot change it). ``areas`` is None for a link made
+    before preferences travelled in it: then the stored ones are confirmed."""
+
+    subscriber_id: int
+    areas: tuple[str, ...] | None = None
+    frequency: Frequency | None = None
+    urgent: bool | None = None
+    #: When the link was made (set by verify_confirmation).
+    issued_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -110,15 +132,67 @@ class LinkSigner:
             one_click_url=f"{self.base_url}/unsubscribe/one-click?token={unsubscribe}",
         )
 
-    def confirm_url(self, subscriber_id: int) -> str:
-        """The link in a confirmation email."""
-        return f"{self.base_url}/confirm?token={self.token(subscriber_id, CONFIRM)}"
+    def confirm_url(self, confirmation: Confirmation) -> str:
+        """The link in a confirmation email, carrying the preferences it states."""
+        return f"{self.base_url}/confirm?token={self.confirm_token(confirmation)}"
+
+    def confirm_token(self, confirmation: Confirmation) -> str:
+        if confirmation.areas is None or confirmation.frequency is None or confirmation.urgent is None:
+            return self.token(confirmation.subscriber_id, CONFIRM)
+        payload = [
+            int(confirmation.subscriber_id),
+            list(confirmation.areas),
+            Frequency(confirmation.frequency).value,
+            int(confirmation.urgent),
+        ]
+        token: str = self._serializers[CONFIRM].dumps(payload)
+        return token
+
+    def verify_confirmation(self, token: str, max_age: int | None = None) -> Confirmation:
+        """What a confirmation token confirms. Raises :class:`BadToken` as verify() does."""
+        serializer = self._serializer(CONFIRM)
+        try:
+            value, issued_at = serializer.loads(token, max_age=max_age, return_timestamp=True)
+        except SignatureExpired:
+            raise BadToken("this confirm link has expired", expired=True, hint="subscribe again for a new link") from None
+        except BadData:
+            raise BadToken("this confirm link is not valid", hint="copy the whole link from the email") from None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return Confirmation(value, issued_at=issued_at)  # made before preferences travelled in links
+        try:
+            subscriber_id, areas, frequency, urgent = value
+            confirmation = Confirmation(
+                subscriber_id=int(subscriber_id),
+                areas=tuple(str(area) for area in areas),
+                frequency=Frequency(frequency),
+                urgent=bool(urgent),
+                issued_at=issued_at,
+            )
+        except (TypeError, ValueError):
+            raise BadToken("this confirm link is not valid") from None
+        if confirmation.subscriber_id < 1 or not confirmation.areas:
+            raise BadToken("this confirm link is not valid")
+        return confirmation
 
     def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
         try:
             return self._serializers[purpose]
         except KeyError:
             raise ValueError(f"unknown token purpose {purpose!r}; one of {sorted(PURPOSES)}") from None
+
+
+def keyed_hash(key: bytes, value: str) -> str:
+    """HMAC-SHA256 of ``value`` under a key derived for this use from a signing key."""
+    derived = hmac.new(key, b"area-alerts.keyed-hash", hashlib.sha256).digest()
+    return hmac.new(derived, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def mailbox_hashes(config: Config, email: str) -> list[str]:
+    """The keyed hash of a mailbox (the whole address in lower case) under each signing
+    key, the current one first: what is kept of an address once it may not be kept
+    itself. A key that is replaced keeps matching while it is listed as an older key."""
+    mailbox = email.strip().lower()
+    return [keyed_hash(key, mailbox) for key in load_secret_keys(config)]
 
 
 @functools.lru_cache(maxsize=8)

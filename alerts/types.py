@@ -228,6 +228,8 @@ class Subscriber:
     created_at: datetime
     confirmed_at: datetime | None = None
     bounces: int = 0
+    #: When the status last changed (an unsubscribe, a confirmation).
+    status_changed_at: datetime | None = None
 
 
 class DigestKind(enum.StrEnum):

@@ -12,6 +12,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from alerts.schema import metadata
 from alerts.store import MIGRATIONS, engine_url, migrate, open_store
@@ -82,3 +83,37 @@ def test_tests_leave_no_tables_in_the_public_schema() -> None:
     finally:
         engine.dispose()
     assert not public & {*metadata.tables, "alembic_version"}
+
+
+def test_case_variants_of_one_mailbox_are_merged_keeping_the_opt_out(db_url: str) -> None:
+    engine = create_engine(engine_url(db_url))
+    try:
+        migrate(engine, "0001")
+        with engine.begin() as conn:
+            insert = text(
+                "INSERT INTO subscribers (id, email, frequency, status, forwardable, urgent, bounces, created_at)"
+                " VALUES (:id, :email, 'daily', :status, false, true, 0, '2026-11-01 00:00:00')"
+            )
+            for row in [
+                {"id": 1, "email": "Victim@example.org", "status": "active"},
+                {"id": 2, "email": "victim@example.org", "status": "unsubscribed"},
+                {"id": 3, "email": "VICTIM@example.org", "status": "pending"},
+                {"id": 4, "email": "jo@example.org", "status": "active"},
+                {"id": 5, "email": "Jo@example.org", "status": "pending"},
+            ]:
+                conn.execute(insert, row)
+            conn.execute(
+                text("INSERT INTO subscriber_areas (subscriber_id, area) VALUES (1, 'medway'), (4, 'dover'), (5, 'deal')")
+            )
+        migrate(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, status FROM subscribers ORDER BY id")).all()
+            areas = conn.execute(text("SELECT subscriber_id, area FROM subscriber_areas ORDER BY area")).all()
+        # The opt-out stays (nobody who left is mailed again); two subscriptions become
+        # the active one, with the areas of both.
+        assert [tuple(row) for row in rows] == [(2, "unsubscribed"), (4, "active")]
+        assert [tuple(row) for row in areas] == [(4, "deal"), (4, "dover")]
+        with pytest.raises(IntegrityError, match=r"(?i)unique"), engine.begin() as conn:
+            conn.execute(insert, {"id": 6, "email": "JO@EXAMPLE.ORG", "status": "pending"})
+    finally:
+        engine.dispose()

@@ -4,6 +4,7 @@ Gmail's clipping size, and harmless whatever the advisory holds."""
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from alerts.digest.plan import Entry, Variant
 from alerts.digest.render import DigestRenderer
 from alerts.store.advisories import load_advisories
 from alerts.templating import template_environment
+from alerts.text import plain_text
 from alerts.types import AreaKind, DigestKind, Frequency
 from tests.conftest import NOW
 from tests.digest_support import (
@@ -115,17 +117,18 @@ def test_html_is_a_600px_table_layout_readable_at_320px_with_dark_mode(app: App)
     assert re.search(r'<td class="section" style="[^"]*padding', html)
 
 
-def test_html_has_no_tracking_pixel_remote_image_or_hidden_preheader(app: App) -> None:
+def test_html_has_no_tracking_pixel_or_remote_image_and_its_preheader_is_hidden(app: App) -> None:
     _, html = _digest_html(app)
     for img in re.findall(r"<img[^>]*>", html):
         assert "alt=" in img and "http" not in img
     assert "url(" not in html and "background=" not in html
-    preheader = re.search(r'<td class="preheader" style="([^"]*)">([^<]+)</td>', html)
-    assert preheader is not None
+    preheader = re.search(r'<div class="preheader" style="([^"]*)">([^<&]+)', html)
+    assert preheader is not None, html[:2000]
     assert "1 new alert" not in preheader.group(2)  # says what is in this digest
     assert preheader.group(2).startswith("4 new alerts for Medway: Advisory ")
-    hidden = re.compile(r"display:\s*none|visibility:\s*hidden|font-size:\s*0|max-height:\s*0|opacity:\s*0")
-    assert not hidden.search(preheader.group(1))
+    # Shown by the inbox after the subject, never in the message itself.
+    for rule in ("display:none", "max-height:0", "opacity:0", "mso-hide:all"):
+        assert rule in preheader.group(1).replace(" ", ""), preheader.group(1)
 
 
 def test_one_h1_and_every_link_makes_sense_out_of_context(app: App) -> None:
@@ -194,10 +197,12 @@ def test_hostile_advisory_renders_harmless(app: App) -> None:
     text, html = parts(message)
     for marker in ("<script", "javascript:", "onerror", "tracker.example", "alert('body')", "alert('img')"):
         assert marker not in html, marker
-    # The plain-text part is text: the title's markup is shown as it is, nothing runs.
-    for marker in ("javascript:", "tracker.example", "alert('body')", "alert('link')"):
+    for marker in ("<script", "javascript:", "tracker.example", "alert('body')", "alert('link')", "alert('t')"):
         assert marker not in text, marker
-    assert "&lt;script&gt;" in html  # the title's markup is shown as text, escaped
+    # The title's one text form, as the web page shows it: markup dropped, one line.
+    assert message["Subject"] == "Scam warning Bcc: victim@example.org"
+    assert re.search(r"<h1[^>]*>Scam warning Bcc: victim@example.org</h1>", html)
+    assert "&lt;script" not in html and "<script" not in text
     assert "Residents of Medway should be careful." in html and "Residents of Medway should be careful." in text
     # Text that looks like a placeholder is left alone: the real ones carry a nonce.
     assert "__unsubscribe_url_0000__" in html
@@ -247,6 +252,37 @@ def test_one_renderer_renders_a_new_revision_of_an_advisory_with_its_new_words(a
     save(app, advisory("fraud", title="Caller poses as detective"), at=NOW - HOUR / 2)
     text = render_now(True)
     assert "Caller poses as detective" in text and "Caller poses as officer" not in text
+
+
+def test_a_title_with_markup_reads_the_same_in_subject_html_text_and_on_the_web(app: App) -> None:
+    subscribe(app, "jane@example.org", ["medway"], frequency="immediate")
+    subscribe(app, "day@example.org", ["medway"], frequency="daily")
+    title = "Fraud &amp; <b>scams</b> in <i>Medway</i>"
+    save(app, advisory("marked", title=title))
+    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
+    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
+    [(_, _, single), (_, _, digest)] = built(app)
+    assert single["Subject"] == "Fraud & scams in Medway" == plain_text(title)
+    for message in (single, digest):
+        text, html = parts(message)
+        assert "Fraud & scams in Medway" in text
+        assert "Fraud &amp; scams in Medway" in html
+        assert "<b>" not in html and "&lt;b&gt;" not in html and "<b>" not in text
+
+
+def test_the_preheader_is_cut_at_a_word(app: App) -> None:
+    subscribe(app, "jane@example.org", ["medway"], frequency="immediate")
+    long_summary = "Residents are warned about callers who claim to be from the bank " * 5
+    save(app, advisory("long", title="Phone scam", summary=long_summary))
+    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
+    [(_, _, message)] = built(app)
+    _, html = parts(message)
+    preheader = re.search(r'<div class="preheader" style="[^"]*">([^<]*?)&#847;', html)
+    assert preheader is not None
+    shown = html_lib.unescape(preheader.group(1).replace("\r\n", " "))
+    assert shown.endswith("…") and len(shown) <= 140
+    assert long_summary.startswith(shown[:-1])
+    assert long_summary[len(shown) - 1] == " "  # the cut falls between words
 
 
 def test_one_template_environment_escapes_html_templates_and_not_text_ones(tmp_path: Path) -> None:

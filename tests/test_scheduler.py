@@ -117,7 +117,9 @@ def test_jobs_coalesce_never_overlap_and_may_start_late(write_config: Callable[.
     scheduler.start(paused=True)  # the job defaults apply once the jobs are really added
     found = {job.id: job for job in scheduler.get_jobs()}
     scheduler.shutdown(wait=False)
-    assert set(found) == {"startup", "poll", "daily", "weekly"}
+    assert set(found) == {"startup", "poll", "daily", "weekly", "purge"}
+    # The retention purge, daily in the small hours, local time.
+    assert str(found["purge"].trigger) == "cron[hour='3', minute='30']"
     for job in found.values():
         assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time == 7200
     assert found["startup"].args == (STARTUP,)

@@ -26,6 +26,7 @@ from alerts.web.archive import PER_PAGE
 from alerts.web.testing import serve_in_thread
 from tests.advisory_files import write_advisory, write_hostile_advisory
 from tests.conftest import NOW, SAMPLE
+from tests.digest_support import advisory, save
 
 BASE = "https://alerts.example.org"
 SAMPLE_TITLE = "Safety advice after telephone fraudster poses as Kent Police officer"
@@ -178,6 +179,9 @@ def test_area_pages_are_paged(write_config: Callable[..., Path], tmp_path: Path)
     assert 'rel="next"' in first
     second = client.get("/areas/dover?page=2").text
     assert "Advice number 04" in second and "Advice number 00" in second and 'rel="prev"' in second
+    # Each page has its own title: bookmarks, history and search results tell them apart.
+    assert "<title>Dover advisories · " in first
+    assert "<title>Dover advisories (page 2) · " in second
     app.close()
 
 
@@ -322,10 +326,12 @@ def test_readers_fetch_feeds_over_loopback_http_with_conditional_get(site: App) 
         assert cached.status == 304
         head = httpx.head(f"{url}/feeds/chatham.rss")
         assert head.status_code == 200 and head.content == b"" and head.headers["etag"]
-        # Subscribed by postcode: the reader is told, permanently, where the feed lives.
-        moved = feedparser.parse(f"{url}/feeds/me4.rss")
-        assert moved.status == 301 and moved.href == f"{url}/feeds/chatham.rss" and not moved.bozo
-        assert [entry.title for entry in moved.entries] == [SAMPLE_TITLE]
+        # Subscribed by postcode: the reader is told, permanently, where the feed lives
+        # (on the configured site, whatever host the request came in on).
+        moved = httpx.get(f"{url}/feeds/me4.rss")
+        assert moved.status_code == 301 and moved.headers["location"] == f"{BASE}/feeds/chatham.rss"
+        parsed = feedparser.parse(f"{url}/feeds/chatham.rss")
+        assert [entry.title for entry in parsed.entries] == [SAMPLE_TITLE]
 
 
 def test_feeds_are_gzipped_for_readers_that_ask_and_304_works_across_encodings(site: App) -> None:
@@ -375,3 +381,31 @@ def test_a_villages_page_lists_what_concerns_it_and_its_feed_is_its_towns(client
     assert "/feeds/chatham.rss" in page.text
     response = client.get("/feeds/lordswood.rss", follow_redirects=False)
     assert response.status_code == 301 and response.headers["location"].endswith("/feeds/chatham.rss")
+def crumbs(html: str) -> list[str]:
+    nav = re.search(r'<nav class="crumbs" aria-label="Breadcrumb">(.*?)</nav>', html, re.S)
+    assert nav, html
+    return re.findall(r"<li><a [^>]*>([^<]+)</a></li>", nav.group(1))
+
+
+def test_the_advisory_breadcrumb_is_its_path_in_the_tree_and_places_are_listed_apart(site: App, client: TestClient) -> None:
+    both = save(site, advisory("both", areas=["chatham", "gillingham"], title="Two towns"))
+    one = save(site, advisory("one", areas=["chatham"], title="One town"))
+    page = client.get(f"/advisories/{both}").text
+    # Siblings are not nested: the path leads to the district that holds both towns.
+    assert crumbs(page) == ["All areas", "Kent", "Medway"]
+    places = re.search(r'<p class="meta places">(.*?)</p>', page, re.S)
+    assert places and re.findall(r">([^<]+)</a>", places.group(1)) == ["Chatham", "Gillingham"]
+    assert crumbs(client.get(f"/advisories/{one}").text) == ["All areas", "Kent", "Medway", "Chatham"]
+    assert crumbs(client.get("/areas/chatham").text) == ["All areas", "Kent", "Medway", "Chatham"]
+
+
+@pytest.mark.parametrize("path", ["/", "/areas/medway", "/subscribe", "/privacy"])
+def test_html_pages_carry_an_etag_answer_304_and_are_gzipped(client: TestClient, path: str) -> None:
+    first = client.get(path, headers={"Accept-Encoding": "gzip"})
+    assert first.status_code == 200
+    assert first.headers["content-encoding"] == "gzip" and "accept-encoding" in first.headers["vary"].lower()
+    assert int(first.headers["content-length"]) < len(first.content) / 2  # sent compressed, read whole
+    etag = first.headers["etag"]
+    again = client.get(path, headers={"If-None-Match": etag, "Accept-Encoding": "identity"})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    assert client.get(path, headers={"If-None-Match": 'W/"other"'}).status_code == 200

@@ -178,4 +178,15 @@ def main() -> None:
 
 
 # Each module registers its commands on ``cli``; importing them last avoids a cycle.
-from alerts.cli import advisories, areas, digest, feeds, ingest, run, send, subscribers, web  # noqa: E402, F401
+from alerts.cli import (  # noqa: E402, F401
+    advisories,
+    areas,
+    digest,
+    feeds,
+    ingest,
+    privacy,
+    run,
+    send,
+    subscribers,
+    web,
+)

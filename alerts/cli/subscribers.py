@@ -11,6 +11,7 @@ import click
 from alerts.app import App
 from alerts.cli import EXIT_FAILURES, EXIT_USAGE, cli, json_option, print_json, with_app
 from alerts.errors import AlertsError
+from alerts.store.retention import hashed_opt_out, opt_out_checker
 from alerts.store.subscribers import (
     PENDING,
     find_subscriber,
@@ -78,6 +79,9 @@ def add(
     except InvalidSubscriber as exc:
         fail(exc)
     now = app.now()
+    if find_subscriber(app.store, subscription.email) is None and hashed_opt_out(app.config, app.store, subscription.email):
+        fail(OptedOut(f"{subscription.email} opted out or was erased; it is not added again",
+                      hint="only its owner can subscribe again, on the subscribe page"), EXIT_FAILURES)
     try:
         subscriber, outcome = save_subscriber(
             app.store, subscription, now=now, status=PENDING if pending else SubscriberStatus.ACTIVE, origin="cli"
@@ -165,7 +169,10 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
         send_confirmation(app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now)
 
     try:
-        report = import_list(app.store, app.gazetteer, file, now=now, pending=pending, update=update, on_pending=confirm)
+        report = import_list(
+            app.store, app.gazetteer, file, now=now, pending=pending, update=update, on_pending=confirm,
+            hashed=opt_out_checker(app.config, app.store),
+        )
     except SubscriberListError as exc:
         fail(exc)
     if as_json:

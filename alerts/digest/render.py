@@ -27,7 +27,7 @@ from alerts.config import Config
 from alerts.digest.plan import Entry, Variant
 from alerts.errors import ConfigError
 from alerts.templating import template_environment
-from alerts.text import html_to_text, one_line, sanitise_html
+from alerts.text import cut_at_word, html_to_text, one_line, plain_text, sanitise_html
 from alerts.types import Advisory, DigestKind, RenderedDigest
 
 HTML_TEMPLATE = "digest.html"
@@ -41,6 +41,8 @@ HTML_LIMIT = 100_000
 PERSONAL = ("unsubscribe_url", "manage_url")
 TEXT_WIDTH = 76
 SUMMARY_LIMIT = 600
+#: What an inbox shows after the subject; cut at a word.
+PREHEADER_LIMIT = 140
 #: Titles listed (as links) after the advisories shown in full; the rest are on the web.
 MORE_LIMIT = 30
 #: Advisories whose rendered items a renderer keeps (a run's candidates, normally).
@@ -224,10 +226,10 @@ class DigestRenderer:
         """'3 new alerts for Medway', 'Urgent: <title>', or the title of a single alert."""
         if variant.kind.single:
             entry = variant.entries[0]
-            title = advisories[entry.advisory_id].title
+            title = plain_text(advisories[entry.advisory_id].title)
             prefix = "Urgent: " if variant.kind is DigestKind.URGENT else ""
             prefix += "Updated: " if entry.updated else ""
-            return one_line(prefix + title, limit=150)
+            return cut_at_word(prefix + title, 150)
         updated = sum(entry.updated for entry in variant.entries)
         new = len(variant.entries) - updated
         places = self.area_names(variant.areas)
@@ -307,17 +309,17 @@ class DigestRenderer:
         places = self.area_names(areas)
         if variant.kind.single:
             advisory = advisories[shown[0].advisory_id]
-            heading = one_line(advisory.title, limit=300)
+            heading = cut_at_word(plain_text(advisory.title), 300)
             sections: list[dict[str, Any]] = [{"title": None, "items": list(items.values())}]
-            preheader = one_line(advisory.summary or advisory.body_text, limit=140) or heading
+            preheader = cut_at_word(plain_text(advisory.summary) or advisory.body_text, PREHEADER_LIMIT) or heading
         else:
             heading = f"Your {variant.kind.value} alerts for {places}"
             sections = [
                 {"title": title, "items": [items[e.advisory_id] for e in group]}
                 for title, group in self._sections(variant, shown, advisories)
             ]
-            titles = "; ".join(one_line(advisories[e.advisory_id].title) for e in shown)
-            preheader = one_line(f"{subject}: {titles}", limit=140)
+            titles = "; ".join(plain_text(advisories[e.advisory_id].title) for e in shown)
+            preheader = cut_at_word(f"{subject}: {titles}", PREHEADER_LIMIT)
         reason = {
             DigestKind.DAILY: f"You get this daily summary because you subscribed to alerts for {places}.",
             DigestKind.WEEKLY: f"You get this weekly summary because you subscribed to alerts for {places}.",
@@ -346,6 +348,9 @@ class DigestRenderer:
             # The areas this message is about, filled in on the form for whoever it is forwarded to.
             "subscribe_url": f"{base}/subscribe" + (f"?area={quote(','.join(areas), safe=',')}" if areas else ""),
             "places": places,
+            "privacy_url": f"{base}/privacy",
+            # A forwardable copy has no personal link: its owner asks for one by email.
+            "manage_request_url": f"{base}/manage",
             "css": self._css,
             "responsive_css": self._responsive,
             **placeholders,
@@ -362,8 +367,9 @@ class DigestRenderer:
         cached = self._items.get((advisory.id, full))
         if cached is not None and cached[0] is advisory:
             return cached[1]
-        title = one_line(advisory.title, limit=300)
-        summary = one_line(advisory.summary or advisory.body_text, limit=SUMMARY_LIMIT)
+        # The web's text form of the title and summary: markup dropped, entities decoded.
+        title = cut_at_word(plain_text(advisory.title), 300)
+        summary = cut_at_word(plain_text(advisory.summary) or advisory.body_text, SUMMARY_LIMIT)
         body_html = sanitise_html(advisory.body_html) if full else ""
         item = {
             "title": title,

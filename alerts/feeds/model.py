@@ -22,8 +22,8 @@ from alerts.text import (
     ALLOWED_ATTRIBUTES,
     ALLOWED_SCHEMES,
     ALLOWED_TAGS,
-    html_to_text,
     one_line,
+    plain_text,
     sanitise_html,
     strip_control,
 )
@@ -90,12 +90,6 @@ def area_url(base_url: str, slug: str) -> str:
 
 def advisory_url(base_url: str, advisory_id: int) -> str:
     return f"{base_url}/advisories/{advisory_id}"
-
-
-def plain_text(text: str) -> str:
-    """Untrusted text as plain text on one line. Many readers treat an RSS title as
-    HTML, so markup in it is dropped rather than merely escaped."""
-    return one_line(html_to_text(sanitise_html(text or "")))
 
 
 def plain_title(title: str) -> str:

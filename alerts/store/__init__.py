@@ -10,6 +10,8 @@
 - :mod:`~alerts.store.outbox`: the outbox as a work queue (claims, leases, outcomes).
 - :mod:`~alerts.store.runs`: the record of runs, and ``alerts status``.
 - :mod:`~alerts.store.sources`: what each source has already given (files, feeds).
+- :mod:`~alerts.store.limits`: how often the forms may set off mail, per key.
+- :mod:`~alerts.store.retention`: purge, erasure and export of personal data.
 """
 
 from alerts.store.advisories import (

@@ -14,11 +14,12 @@ when they become active, so a new subscriber is not flooded with old mail.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from alerts.errors import AlertsError, NotFound
@@ -62,6 +63,22 @@ def find_subscriber(store: Store, email: str) -> Subscriber | None:
     with store.engine.connect() as conn:
         found = _load(conn, select(subscribers).where(subscribers.c.email == address))
     return found[0] if found else None
+
+
+def find_mailbox(store: Store, email: str) -> Subscriber | None:
+    """The subscriber for this mailbox: the whole address compared without case (most
+    mail systems ignore it), the exact spelling first. None for an invalid address."""
+    try:
+        address = normalise_email(email)
+    except InvalidSubscriber:
+        return None
+    with store.engine.connect() as conn:
+        found = _load(
+            conn,
+            select(subscribers).where(func.lower(subscribers.c.email) == address.lower()).order_by(subscribers.c.id),
+        )
+    exact = [subscriber for subscriber in found if subscriber.email == address]
+    return exact[0] if exact else (found[0] if found else None)
 
 
 def similar_addresses(store: Store, email: str, limit: int = 3) -> list[str]:
@@ -128,6 +145,17 @@ def opted_out_variant(conn: Connection, email: str) -> Any:
     ).first()
 
 
+def mailbox_variant(conn: Connection, email: str) -> Any:
+    """A row for ``email`` spelled in any case (an opted-out one first), or None."""
+    opted_out_first = case((subscribers.c.status.in_([s.value for s in OPTED_OUT]), 0), else_=1)
+    return conn.execute(
+        select(subscribers.c.id, subscribers.c.email, subscribers.c.status)
+        .where(func.lower(subscribers.c.email) == email.lower())
+        .order_by(opted_out_first, subscribers.c.id)
+        .limit(1)
+    ).first()
+
+
 def count_subscribers(store: Store) -> dict[str, int]:
     """How many subscribers there are in each status."""
     with store.engine.connect() as conn:
@@ -161,8 +189,8 @@ def add_subscriber(
         ).first()
         if existing is None:
             # Most mail systems ignore the case of the local part: Jo@ and jo@ are the
-            # same person, so an opt-out under either spelling blocks both.
-            existing = opted_out_variant(conn, subscription.email)
+            # same mailbox, one row (an opt-out under either spelling blocks both).
+            existing = mailbox_variant(conn, subscription.email)
         if existing is not None:
             if SubscriberStatus(existing.status) in OPTED_OUT:
                 raise opted_out(existing.email, SubscriberStatus(existing.status))
@@ -224,15 +252,33 @@ def apply_preferences(conn: Connection, subscriber_id: int, changes: Preferences
         set_areas(conn, subscriber_id, changes.areas)
 
 
-def confirm_subscriber(store: Store, subscriber_id: int, *, now: datetime) -> bool:
-    """Make a pending subscriber active, their watermark starting ``now``. False (and
-    nothing changes) when they are not pending: already active, or opted out since."""
+def confirm_subscriber(
+    store: Store,
+    subscriber_id: int,
+    *,
+    now: datetime,
+    preferences: Preferences | None = None,
+    issued_at: datetime | None = None,
+) -> bool:
+    """Make a pending subscriber active, their watermark starting ``now``, with
+    ``preferences`` (those the confirmation email stated) in the same transaction. An
+    unsubscribed one is made active too when the confirmation was ``issued_at`` after
+    they unsubscribed (they signed up again; an older link does nothing). False (and
+    nothing changes) otherwise: already active, suppressed, or unsubscribed since."""
+    confirmable = subscribers.c.status == PENDING.value
+    if issued_at is not None:
+        confirmable = or_(
+            confirmable,
+            and_(subscribers.c.status == UNSUBSCRIBED.value, subscribers.c.status_changed_at < issued_at),
+        )
     with store.engine.begin() as conn:
         result = conn.execute(
             update(subscribers)
-            .where(subscribers.c.id == subscriber_id, subscribers.c.status == PENDING.value)
+            .where(subscribers.c.id == subscriber_id, confirmable)
             .values(status=ACTIVE.value, confirmed_at=now, watermark=now, status_changed_at=now, bounces=0)
         )
+        if result.rowcount == 1 and preferences is not None:
+            apply_preferences(conn, subscriber_id, preferences)
         return result.rowcount == 1
 
 
@@ -279,10 +325,11 @@ def _suppress(conn: Connection, subscriber_id: int, now: datetime) -> bool:
 
 
 def resubscribe_pending(store: Store, subscription: Subscription, *, now: datetime) -> tuple[Subscriber, bool]:
-    """A sign-up from the web: a new address becomes pending; a pending or unsubscribed
-    one becomes pending with the new preferences (the owner's own, fresh request, to be
-    confirmed by email). Returns the subscriber and whether a confirmation should be
-    sent: not for an active one (nothing to confirm) nor a suppressed one (never mailed).
+    """A sign-up from the web: a new address becomes pending; a pending one takes the
+    new preferences. An unsubscribed one is left as it is: only its owner's confirmation
+    (whose link carries the preferences) makes it active again. Returns the subscriber
+    and whether a confirmation should be sent: not for an active one (nothing to
+    confirm) nor a suppressed one (never mailed).
     """
     for _attempt in range(2):
         try:
@@ -290,9 +337,9 @@ def resubscribe_pending(store: Store, subscription: Subscription, *, now: dateti
                 row = conn.execute(
                     select(subscribers.c.id, subscribers.c.status).where(subscribers.c.email == subscription.email)
                 ).first()
-                # The same mailbox spelled in another case is the same person: a
-                # suppressed one is never mailed, an unsubscribed one is signed up again.
-                row = row or opted_out_variant(conn, subscription.email)
+                # The same mailbox spelled in another case is the same person, and the
+                # same row: never a second one beside it.
+                row = row or mailbox_variant(conn, subscription.email)
                 if row is None:
                     subscriber_id = insert_subscriber(conn, subscription, status=PENDING, now=now, origin="web")
                     send = True
@@ -300,13 +347,16 @@ def resubscribe_pending(store: Store, subscription: Subscription, *, now: dateti
                     subscriber_id = row.id
                     status = SubscriberStatus(row.status)
                     send = status in (PENDING, UNSUBSCRIBED)
-                    if send:
-                        values = {"status": PENDING.value}
-                        if status is not PENDING:
-                            values["status_changed_at"] = now  # type: ignore[assignment]
-                        conn.execute(update(subscribers).where(subscribers.c.id == row.id).values(**values))
+                    if status is PENDING:
                         apply_preferences(conn, row.id, as_preferences(subscription))
-            return get_subscriber(store, subscriber_id), send
+            subscriber = get_subscriber(store, subscriber_id)
+            if subscriber.status is UNSUBSCRIBED:
+                # Unchanged in the store; the confirmation states (and its link carries)
+                # what was asked for now.
+                subscriber = dataclasses.replace(
+                    subscriber, areas=subscription.areas, frequency=subscription.frequency, urgent=subscription.urgent
+                )
+            return subscriber, send
         except IntegrityError:
             continue  # two sign-ups for one new address at once: the other won; go again
     raise AlertsError("could not save the subscription, please try again")
@@ -354,6 +404,7 @@ def row_to_subscriber(row: Any, areas: Iterable[str]) -> Subscriber:
         created_at=row["created_at"],
         confirmed_at=row["confirmed_at"],
         bounces=row["bounces"] or 0,
+        status_changed_at=row["status_changed_at"],
     )
 
 
@@ -369,13 +420,14 @@ def save_subscriber(
     """Add a subscriber, or change an existing pending or active one to match
     ``subscription`` (its status stays). Returns the subscriber and ``"added"``,
     ``"updated"`` or ``"unchanged"``. Raises :class:`OptedOut` for an address that
-    unsubscribed or was suppressed: it is never added back."""
-    existing = find_subscriber(store, subscription.email)
+    unsubscribed or was suppressed: it is never added back. The address is compared
+    without case: another spelling of a stored mailbox is that subscriber."""
+    existing = find_mailbox(store, subscription.email)
     if existing is None:
         try:
             return add_subscriber(store, subscription, now=now, status=status, origin=origin), "added"
         except InvalidSubscriber:
-            existing = find_subscriber(store, subscription.email)  # added meanwhile
+            existing = find_mailbox(store, subscription.email)  # added meanwhile
             if existing is None:
                 raise
     if existing.status in OPTED_OUT:
@@ -436,7 +488,7 @@ def insert_new_subscribers(
 
 
 def address_book(store: Store) -> tuple[set[str], dict[str, int]]:
-    """Every stored address, and the ids of the opted-out ones by address in lower case
+    """Every stored mailbox (the address in lower case), and the ids of the opted-out ones by address in lower case
     (most mail systems ignore the case of the local part, so an opt-out under any
     spelling counts)."""
     stored: set[str] = set()
@@ -446,7 +498,7 @@ def address_book(store: Store) -> tuple[set[str], dict[str, int]]:
         for subscriber_id, email, status in conn.execute(
             select(subscribers.c.id, subscribers.c.email, subscribers.c.status)
         ):
-            stored.add(email)
+            stored.add(email.lower())
             if status in opted_out_values:
                 opted_out[email.lower()] = subscriber_id
     return stored, opted_out

@@ -30,6 +30,7 @@ from alerts.store.subscribers import (
     SUPPRESSED,
     UNSUBSCRIBED,
     address_book,
+    find_mailbox,
     find_subscriber,
     get_subscriber,
     insert_new_subscribers,
@@ -216,14 +217,19 @@ def import_list(
     pending: bool = False,
     update: bool = False,
     on_pending: Callable[[Subscriber], None] | None = None,
+    hashed: Callable[[str], bool] | None = None,
 ) -> ImportReport:
     """Import a subscriber list. New addresses become active with their watermark at
     ``now`` (the coordinator vouches for them), or pending with ``pending`` (then
     ``on_pending`` is called for each, to send the confirmation). Existing pending or
     active ones keep their own preferences unless ``update``. Opted-out addresses are
-    skipped with the reason. Raises :class:`SubscriberListError` for an unreadable file.
+    skipped with the reason, and so are those ``hashed`` says are kept only as a hash
+    of an opt-out or an erasure. Raises :class:`SubscriberListError` for an unreadable file.
     """
-    importer = _Importer(store, gazetteer, f"import:{path.name}", now=now, pending=pending, update=update, on_pending=on_pending)
+    importer = _Importer(
+        store, gazetteer, f"import:{path.name}", now=now, pending=pending, update=update, on_pending=on_pending
+    )
+    importer.hashed = hashed
     for row in read_list(path):
         importer.take(row)
     importer.flush()
@@ -257,6 +263,8 @@ class _Importer:
         self.seen: dict[str, str] = {}
         self.stored, self.opted_out_ids = address_book(store)
         self.new_rows: list[tuple[str, Subscription, SubscriberStatus]] = []
+        #: Whether an address is kept only as the hash of an opt-out or an erasure.
+        self.hashed: Callable[[str], bool] | None = None
 
     def take(self, row: ListRow) -> None:
         """Check one row of the list and act on it."""
@@ -272,6 +280,10 @@ class _Importer:
             how = "unsubscribed" if existing.status is UNSUBSCRIBED else "was suppressed"
             self.report.skipped.append(
                 RowProblem(row.where, email, f"{how}: not re-added (PECR); only they can subscribe again")
+            )
+        elif existing is None and self.hashed is not None and self.hashed(email):
+            self.report.skipped.append(
+                RowProblem(row.where, email, "opted out or erased (kept as a keyed hash): not re-added (PECR)")
             )
         elif existing is not None and not self.update:
             same = same_preferences(existing, subscription)
@@ -308,16 +320,16 @@ class _Importer:
         except (InvalidSubscriber, UnknownArea) as exc:
             self.report.bad.append(RowProblem(row.where, email, str(exc)))
             return None
-        if subscription.email in self.seen:
-            line = self.seen[subscription.email]
+        if subscription.email.lower() in self.seen:  # one mailbox, however it is spelled
+            line = self.seen[subscription.email.lower()]
             self.report.bad.append(RowProblem(row.where, subscription.email, f"repeats the address on line {line}"))
             return None
-        self.seen[subscription.email] = row.where.rsplit(":", 1)[1]
+        self.seen[subscription.email.lower()] = row.where.rsplit(":", 1)[1]
         return subscription, wanted
 
     def _existing(self, email: str, wanted: SubscriberStatus | None) -> Subscriber | None:
         """The stored subscriber of this address, or of an opted-out spelling of it."""
-        existing = find_subscriber(self.store, email) if email in self.stored else None
+        existing = find_mailbox(self.store, email) if email.lower() in self.stored else None
         if existing is None and wanted not in OPTED_OUT and email.lower() in self.opted_out_ids:
             existing = get_subscriber(self.store, self.opted_out_ids[email.lower()])
         return existing

@@ -27,7 +27,7 @@ from alerts.store.advisories import Store
 from alerts.store.digests import queue_finished_message, queued_since
 from alerts.templating import template_environment
 from alerts.text import one_line
-from alerts.tokens import link_signer
+from alerts.tokens import Confirmation, link_signer
 from alerts.types import Subscriber
 
 CONFIRM = "confirm"
@@ -108,7 +108,10 @@ def send_confirmation(config: Config, store: Store, subscriber: Subscriber, area
     None when one was queued for them less than :data:`RESEND_AFTER` ago."""
     if queued_since(store, subscriber.id, CONFIRM, now - RESEND_AFTER):
         return None
-    confirm_url = link_signer(config).confirm_url(subscriber.id)
+    # The preferences the email states travel in its link: what is confirmed is what was mailed.
+    confirm_url = link_signer(config).confirm_url(
+        Confirmation(subscriber.id, subscriber.areas, subscriber.frequency, subscriber.urgent)
+    )
     subject, text, html = confirmation_content(config, subscriber, confirm_url, area_names)
     message_id = make_msgid(idstring=CONFIRM, domain=config.email.domain)
     message = build_transactional_message(config, subscriber, subject, text, html, now=now, message_id=message_id)
@@ -143,3 +146,8 @@ def queue_transactional(
         meta={"transactional": True, **({"raw": raw} if raw is not None else {})},
         now=now,
     )
+
+
+def email_templates(config: Config) -> Environment:
+    """The Jinja2 environment for ``<templates>/email`` (autoescape for .html only)."""
+    return _environment(config.templates / "email")

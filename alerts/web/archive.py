@@ -23,6 +23,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alerts.app import App
+from alerts.areas import Gazetteer
 from alerts.errors import NotFound, UnknownArea
 from alerts.feeds.model import FORMATS
 from alerts.feeds.render import STYLESHEET
@@ -195,12 +196,14 @@ def advisory_page(request: Request) -> Response:
     gazetteer = app.gazetteer
     areas = [gazetteer.node(slug) for slug in advisory.areas if slug in gazetteer]
     withdrawn = advisory.status is Status.WITHDRAWN
+    crumbs = [gazetteer.node(slug) for slug in common_path(gazetteer, [area.slug for area in areas])]
     return _page(
         request,
         "advisory.html",
         {
             "advisory": advisory,
             "areas": areas,
+            "crumbs": crumbs,
             "withdrawn": withdrawn,
             "expired": not withdrawn and not advisory.is_live(app.now()),
             "feed_slug": areas[0].slug if len(areas) == 1 else "all",
@@ -208,6 +211,19 @@ def advisory_page(request: Request) -> Response:
         # Gone, not missing: readers and search engines drop it.
         status=410 if withdrawn else 200,
     )
+
+
+def common_path(gazetteer: Gazetteer, slugs: list[str]) -> list[str]:
+    """The path from the top of the tree to the deepest area that holds all of
+    ``slugs``: ``[kent, medway, chatham]`` for Chatham alone, ``[kent, medway]`` for
+    Chatham and Gillingham, ``[kent]`` for Chatham and Dover, ``[]`` for none."""
+    paths = [[*reversed(gazetteer.ancestors(slug)), slug] for slug in slugs]
+    common: list[str] = []
+    for level in zip(*paths, strict=False):
+        if len(set(level)) != 1:
+            break
+        common.append(level[0])
+    return common
 
 
 def feed_file(request: Request) -> Response:

@@ -12,6 +12,7 @@ Templates live in ``<templates>/web/`` and extend ``base.html``.
 from __future__ import annotations
 
 import functools
+import hashlib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,13 @@ from jinja2 import Environment
 from markupsafe import Markup
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 
 from alerts.app import App
 from alerts.errors import AlertsError
-from alerts.feeds.model import FORMATS, absolute_html, feed_url, plain_text
+from alerts.feeds.model import FORMATS, absolute_html, feed_url
 from alerts.templating import template_environment
-from alerts.text import sanitise_html
+from alerts.text import plain_text, sanitise_html
 
 FEED_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
 
@@ -51,7 +52,7 @@ def web_app(request: Request) -> App:
     return app
 
 
-def render(request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200) -> HTMLResponse:
+def render(request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200) -> Response:
     """Render ``<templates>/web/<name>`` with the site-wide context."""
     app = web_app(request)
     env = environment(app.config.templates / "web")
@@ -73,7 +74,7 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
         except Exception:  # starlette.routing.NoMatchFound, and bad params alike
             return None
 
-    page = env.get_template(name).render(
+    html = env.get_template(name).render(
         {
             "site": site,
             "request": request,
@@ -84,7 +85,20 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
             **(context or {}),
         }
     )
-    return HTMLResponse(page, status_code=status)
+    return html_response(request, html, status)
+
+
+def html_response(request: Request, html: str, status: int = 200) -> Response:
+    """A page with an ETag (a hash of its text), answered 304 when the browser already
+    holds it. Weak, as GZipMiddleware serves the same page in other bytes to clients
+    that ask for gzip (RFC 9110 8.8.1)."""
+    if status != 200:
+        return HTMLResponse(html, status_code=status)
+    etag = f'W/"{hashlib.blake2b(html.encode(), digest_size=16).hexdigest()}"'
+    held = {tag.strip().removeprefix("W/") for tag in request.headers.get("if-none-match", "").split(",")}
+    if etag.removeprefix("W/") in held or "*" in held:
+        return Response(status_code=304, headers={"ETag": etag})
+    return HTMLResponse(html, headers={"ETag": etag})
 
 
 def error_page(
@@ -95,14 +109,14 @@ def error_page(
     hint: str | None = None,
     *,
     suggestions: list[tuple[str, str]] | None = None,
-) -> HTMLResponse:
+) -> Response:
     """A page saying what went wrong and what to do; ``suggestions`` are (path, label)
     links offered as "Did you mean ...?"."""
     context = {"title": title, "message": message, "hint": hint, "suggestions": suggestions or []}
     return render(request, "error.html", context, status=status)
 
 
-def http_error(request: Request, exc: Exception) -> HTMLResponse:
+def http_error(request: Request, exc: Exception) -> Response:
     """Starlette exception handler: a page that says what to do next, never a traceback.
     A plain ``def``: Starlette runs it in the thread pool, as Jinja blocks."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500

@@ -11,26 +11,31 @@ it; a foreign ``Origin`` is refused as well.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alerts.app import App
-from alerts.areas import Gazetteer
+from alerts.areas import AreaNode, Gazetteer
 from alerts.errors import AlertsError, BadToken, NotFound, UnknownArea
+from alerts.store.limits import CLIENT, client_key, take
 from alerts.store.subscribers import (
     ACTIVE,
     OPTED_OUT,
     PENDING,
+    UNSUBSCRIBED,
     confirm_subscriber,
     get_subscriber,
-    resubscribe_pending,
     unsubscribe,
     update_subscriber,
 )
@@ -42,12 +47,16 @@ from alerts.subscribers import (
     parse_frequency,
     resolve_areas,
 )
-from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates, send_confirmation
-from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, link_signer
-from alerts.types import Frequency, Subscriber
+from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates
+from alerts.subscribers.notices import check_notice_templates
+from alerts.subscribers.requests import quietly, request_manage_link, sign_up, welcome
+from alerts.tokens import CONFIRM, MANAGE, MANAGE_MAX_AGE, UNSUBSCRIBE, Confirmation, link_signer
+from alerts.types import AreaKind, Frequency, Subscriber
 from alerts.web.pages import render, web_app
 
 MAX_FIELD = 1000
+#: More boxes than the form has are not read.
+MAX_TICKED = 500
 #: "A and B and C": tried as areas up to this many words (each try is a gazetteer lookup).
 MAX_AND_PARTS = 8
 # Pages reached by a personal link: never cached, and the token never leaks to another
@@ -57,12 +66,14 @@ PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Rob
 
 def routes(app: App) -> list[BaseRoute]:
     check_confirmation_templates(app.config)  # a sign-up must not be the first to find them missing
+    check_notice_templates(app.config)
     return [
         Route("/subscribe", subscribe, methods=["GET", "POST"], name="subscribe"),
         Route("/confirm", confirm, methods=["GET", "POST"], name="confirm"),
         Route("/manage", manage, methods=["GET", "POST"], name="manage"),
         Route("/unsubscribe", unsubscribe_page, methods=["GET", "POST"], name="unsubscribe"),
-        Route("/unsubscribe/one-click", one_click, methods=["POST"], name="one_click"),
+        # The List-Unsubscribe address: opened in a browser it is the unsubscribe page.
+        Route("/unsubscribe/one-click", one_click, methods=["GET", "POST"], name="one_click"),
     ]
 
 
@@ -90,8 +101,8 @@ def off_the_loop(handler: FormPage) -> Callable[[Request], Awaitable[Response]]:
 @off_the_loop
 def subscribe(request: Request, form: dict[str, str]) -> Response:
     app = web_app(request)
-    if request.method == "GET":
-        form = {"frequency": "daily", "urgent": "yes", "areas": prefilled_area(app, request.query_params.get("area"))}
+    if reading(request):
+        form = {"frequency": "daily", "urgent": "yes", "area": prefilled_area(app, request.query_params.get("area"))}
         return page(request, "subscribe.html", {"form": form, "errors": {}})
     if refused := foreign_origin(request):
         return refused
@@ -99,54 +110,67 @@ def subscribe(request: Request, form: dict[str, str]) -> Response:
     if errors:
         return page(request, "subscribe.html", {"form": form, "errors": errors}, status=400)
     subscription = Subscription(**values, urgent=form.get("urgent") == "yes")
-    now = app.now()
-    subscriber, send = resubscribe_pending(app.store, subscription, now=now)
-    if send:
-        send_confirmation(app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now)
-    # The same answer whatever the address's state, so the form tells nobody who subscribes.
-    return page(request, "check_inbox.html", {"email": subscription.email})
+    if limited := too_many(request):
+        return limited
+    # The same answer whatever the address's state, sent before anything is looked up
+    # (the work runs after it), so neither its words nor its timing tell who subscribes.
+    response = page(request, "check_inbox.html", {"email": subscription.email})
+    response.background = BackgroundTask(quietly, sign_up, app.config, app.store, app.gazetteer, subscription, app.now())
+    return response
 
 
 @off_the_loop
 def confirm(request: Request, form: dict[str, str]) -> Response:
     """GET asks, POST confirms: mail scanners (Safe Links, corporate gateways) open every
-    link in a message, so opening the link must not subscribe anybody."""
+    link in a message, so opening the link must not subscribe anybody. What is confirmed
+    is what the email stated (its link carries it); then a welcome email says it again."""
     app = web_app(request)
-    if request.method == "GET":
+    if reading(request):
         token = request.query_params.get("token")
     else:
         if refused := foreign_origin(request):
             return refused
         token = form.get("token")
-    subscriber = subscriber_from(request, token, CONFIRM, max_age=CONFIRM_MAX_AGE)
-    if isinstance(subscriber, Response):
-        return subscriber
-    if subscriber.status is PENDING and request.method == "GET":
+    found = confirmation_from(request, token)
+    if isinstance(found, Response):
+        return found
+    confirmation, subscriber = found
+    waiting = subscriber.status is PENDING or signed_up_again(subscriber, confirmation)
+    if waiting and reading(request):
         return page(request, "confirm.html", personal(app, subscriber, {"token": token}))
-    confirmed = subscriber.status is PENDING and confirm_subscriber(app.store, subscriber.id, now=app.now())
+    stated = Preferences(areas=subscriber.areas, frequency=subscriber.frequency, urgent=subscriber.urgent)
+    now = app.now()
+    confirmed = waiting and confirm_subscriber(
+        app.store, subscriber.id, now=now, preferences=stated, issued_at=confirmation.issued_at
+    )
     subscriber = get_subscriber(app.store, subscriber.id)  # as it is now, whoever changed it
     if subscriber.status is not ACTIVE:
         return bad_link(request, "This confirmation link no longer works", "The address was unsubscribed since it was sent.")
     outcome = "confirmed" if confirmed else "already"
-    return page(request, "confirmed.html", personal(app, subscriber, {"outcome": outcome}))
+    response = page(request, "confirmed.html", personal(app, subscriber, {"outcome": outcome}))
+    if confirmed:
+        response.background = BackgroundTask(quietly, welcome, app.config, app.store, app.gazetteer, subscriber, now)
+    return response
 
 
 @off_the_loop
 def manage(request: Request, form: dict[str, str]) -> Response:
     app = web_app(request)
-    if request.method == "POST":
+    if not reading(request):
         if refused := foreign_origin(request):
             return refused
         token = form.get("token") or request.query_params.get("token")
     else:
         token = request.query_params.get("token")
-    subscriber = subscriber_from(request, token, MANAGE)
+    if not token:
+        return manage_by_email(request, form)
+    subscriber = subscriber_from(request, token, MANAGE, max_age=MANAGE_MAX_AGE)
     if isinstance(subscriber, Response):
         return subscriber
     if subscriber.status in OPTED_OUT:
         return page(request, "opted_out.html", personal(app, subscriber, {}))
     context = personal(app, subscriber, {"token": token, "errors": {}, "saved": False})
-    if request.method == "GET":
+    if reading(request):
         context["form"] = current_form(app, subscriber)
         return page(request, "manage.html", context)
     context["form"] = form
@@ -158,10 +182,48 @@ def manage(request: Request, form: dict[str, str]) -> Response:
     return page(request, "manage.html", context)
 
 
+def too_many(request: Request) -> Response | None:
+    """The 429 page when this client address has set off too much mail lately (the
+    count is in the database, so it holds across web processes); None otherwise. It
+    says nothing about any address, and is checked the same way for all of them."""
+    app = web_app(request)
+    client = request.client.host if request.client else "unknown"
+    if take(app.store, client_key(app.config, client), CLIENT, app.now()):
+        return None
+    response = page(
+        request,
+        "bad_link.html",
+        {"title": "Too many requests", "reason": "This connection has sent the form too often. Please try again in an hour.", "expired": None},
+        status=429,
+    )
+    response.headers["Retry-After"] = str(int(CLIENT.window.total_seconds()))
+    return response
+
+
+def manage_by_email(request: Request, form: dict[str, str]) -> Response:
+    """"Manage your subscription" without a link: asks for the address and mails a
+    manage link to it. The same answer, at once, whatever the address (the look-up and
+    the mail come after it); a coordinator, whose copies carry no personal link, uses
+    this too."""
+    app = web_app(request)
+    if reading(request):
+        return page(request, "manage_request.html", {"form": {}, "errors": {}})
+    values, errors = checked_fields(app, form, ("email",))
+    if errors:
+        return page(request, "manage_request.html", {"form": form, "errors": errors}, status=400)
+    if limited := too_many(request):
+        return limited
+    response = page(request, "check_inbox_manage.html", {"email": values["email"], "manage_days": MANAGE_MAX_AGE // 86400})
+    response.background = BackgroundTask(
+        quietly, request_manage_link, app.config, app.store, app.gazetteer, values["email"], app.now()
+    )
+    return response
+
+
 @off_the_loop
 def unsubscribe_page(request: Request, form: dict[str, str]) -> Response:
     app = web_app(request)
-    if request.method == "GET":
+    if reading(request):
         token = request.query_params.get("token")
         subscriber = subscriber_from(request, token, UNSUBSCRIBE)
         if isinstance(subscriber, Response):
@@ -177,10 +239,17 @@ def unsubscribe_page(request: Request, form: dict[str, str]) -> Response:
 
 
 async def one_click(request: Request) -> Response:
-    """RFC 8058: the mail provider POSTs ``List-Unsubscribe=One-Click`` here. Any POST
-    with a valid unsubscribe token is honoured (a POST is never a prefetch), answered
-    with 200 and no page to show."""
-    await request.body()  # read (and ignore) whatever form encoding the provider used
+    """RFC 8058: the mail provider POSTs ``List-Unsubscribe=One-Click`` here, and that
+    body is required (any other POST acts on nothing). Opened in a browser (GET, HEAD),
+    it is the unsubscribe page with its button; answered 200 with no page to show."""
+    if reading(request):
+        return await unsubscribe_page(request)
+    if not await one_click_body(request):
+        return PlainTextResponse(
+            "This address unsubscribes with the RFC 8058 body List-Unsubscribe=One-Click.\n",
+            status_code=400,
+            headers=PRIVATE,
+        )
     return await run_in_threadpool(_unsubscribe_by_token, request)
 
 
@@ -197,8 +266,28 @@ def _unsubscribe_by_token(request: Request) -> Response:
 # -- helpers --------------------------------------------------------------------
 
 
+def reading(request: Request) -> bool:
+    """GET and HEAD only read: they never change anything, whatever the link."""
+    return request.method in ("GET", "HEAD")
+
+
+async def one_click_body(request: Request) -> bool:
+    """Whether the body holds ``List-Unsubscribe=One-Click`` (RFC 8058 3.2), sent as
+    application/x-www-form-urlencoded or multipart/form-data; without a Content-Type
+    the body is read as the former."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        values = [str(value).strip() for value in (await request.form()).getlist("List-Unsubscribe")]
+    else:
+        values = parse_qs((await request.body()).decode("latin-1")).get("List-Unsubscribe", [])
+    return "One-Click" in values
+
+
 def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
-    response = render(request, f"subscriptions/{name}", {"feed_slug": None, **context}, status=status)
+    choices = area_choices(web_app(request).gazetteer)
+    response = render(request, f"subscriptions/{name}", {"feed_slug": None, "choices": choices, **context}, status=status)
     response.headers.update(PRIVATE)
     return response
 
@@ -210,15 +299,53 @@ def subscriber_from(request: Request, token: str | None, purpose: str, max_age: 
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
         return get_subscriber(app.store, link_signer(app.config).verify(token, purpose, max_age=max_age))
-    except BadToken as exc:
-        if exc.expired:
-            return bad_link(request, "This link has expired", "Confirmation links work for a week.", expired=True)
-        return bad_link(request, "This link is not valid", "It may have been cut short when it was copied.")
-    except NotFound:
+    except (BadToken, NotFound) as exc:
+        return link_error(request, exc, purpose, max_age)
+
+
+def confirmation_from(request: Request, token: str | None) -> tuple[Confirmation, Subscriber] | Response:
+    """What a confirmation link confirms, and its subscriber with the preferences the
+    email stated; or the friendly 400 page."""
+    app = web_app(request)
+    if not token:
+        return bad_link(request, "This link is incomplete", "The address has no token in it.")
+    try:
+        confirmation = link_signer(app.config).verify_confirmation(token, max_age=CONFIRM_MAX_AGE)
+        return confirmation, as_stated(get_subscriber(app.store, confirmation.subscriber_id), confirmation)
+    except (BadToken, NotFound) as exc:
+        return link_error(request, exc, CONFIRM, CONFIRM_MAX_AGE)
+
+
+def link_error(request: Request, exc: BadToken | NotFound, purpose: str, max_age: int | None) -> Response:
+    if isinstance(exc, NotFound):
         return bad_link(request, "This link is not valid", "It belongs to a subscription that no longer exists.")
+    if exc.expired:
+        how_long = f"work for {(max_age or 0) // 86400} days"
+        reason = f"Confirmation links {how_long}." if purpose == CONFIRM else f"Links to change your alerts {how_long}."
+        return bad_link(request, "This link has expired", reason, expired=purpose)
+    return bad_link(request, "This link is not valid", "It may have been cut short when it was copied.")
 
 
-def bad_link(request: Request, title: str, reason: str, *, expired: bool = False) -> Response:
+def signed_up_again(subscriber: Subscriber, confirmation: Confirmation) -> bool:
+    """An unsubscribed address whose confirmation link was made after it left: its owner
+    asked to come back. (A link from before the unsubscribe does nothing.)"""
+    changed, issued = subscriber.status_changed_at, confirmation.issued_at
+    return subscriber.status is UNSUBSCRIBED and changed is not None and issued is not None and changed < issued
+
+
+def as_stated(subscriber: Subscriber, confirmation: Confirmation) -> Subscriber:
+    """The subscriber with the preferences a confirmation link carries (a link made
+    before they travelled in it confirms the stored ones)."""
+    if confirmation.areas is None or confirmation.frequency is None or confirmation.urgent is None:
+        return subscriber
+    return dataclasses.replace(
+        subscriber, areas=confirmation.areas, frequency=confirmation.frequency, urgent=confirmation.urgent
+    )
+
+
+def bad_link(request: Request, title: str, reason: str, *, expired: str | None = None) -> Response:
+    """The 400 page for a link that does not work; ``expired`` names the purpose of an
+    expired one, so the page offers the way to a new link."""
     return page(request, "bad_link.html", {"title": title, "reason": reason, "expired": expired}, status=400)
 
 
@@ -233,7 +360,7 @@ def foreign_origin(request: Request) -> Response | None:
     return page(
         request,
         "bad_link.html",
-        {"title": "This form came from another site", "reason": "Nothing was changed.", "expired": False},
+        {"title": "This form came from another site", "reason": "Nothing was changed.", "expired": None},
         status=403,
     )
 
@@ -244,9 +371,14 @@ def _origin(url: str) -> str:
 
 
 async def form_fields(request: Request) -> dict[str, str]:
-    """Form fields as single, trimmed, bounded strings (an over-long field is cut, not an error)."""
+    """Form fields as single, trimmed, bounded strings (an over-long field is cut, not an
+    error). The ticked area boxes (``area``, one value each) become one comma-separated
+    field, as a slug never holds a comma."""
     form = await request.form()
-    return {key: str(value).strip()[:MAX_FIELD] for key, value in form.items() if isinstance(value, str)}
+    fields = {key: str(value).strip()[:MAX_FIELD] for key, value in form.items() if isinstance(value, str)}
+    ticked = [str(value).strip()[:100] for value in form.getlist("area")[:MAX_TICKED] if isinstance(value, str)]
+    fields["area"] = ",".join(value for value in ticked if value and "," not in value)
+    return fields
 
 
 def checked_fields(app: App, form: dict[str, str], names: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -254,7 +386,9 @@ def checked_fields(app: App, form: dict[str, str], names: tuple[str, ...]) -> tu
     (every bad field is named at once, not the first only)."""
     checks: dict[str, Callable[[], object]] = {
         "email": lambda: normalise_email(form.get("email", "")),
-        "areas": lambda: resolve_areas(app.gazetteer, split_areas(form.get("areas", ""), app.gazetteer)),
+        "areas": lambda: resolve_areas(
+            app.gazetteer, [*filter(None, form.get("area", "").split(",")), *split_areas(form.get("areas", ""), app.gazetteer)]
+        ),
         "frequency": lambda: parse_frequency(form.get("frequency", "")),
     }
     values: dict[str, Any] = {}
@@ -307,14 +441,46 @@ def _names_an_area(gazetteer: Gazetteer, text: str) -> bool:
 
 def prefilled_area(app: App, asked: str | None) -> str:
     """The areas a link names (``?area=medway`` from an archive page, ``?area=chatham,
-    gillingham`` from a forwarded digest), by name; any that name nothing are left out."""
-    names = []
+    gillingham`` from a forwarded digest), as the boxes to tick; any that name nothing
+    are left out."""
+    slugs = []
     for part in (asked or "")[:300].split(",")[:20]:
         try:
-            names.append(app.gazetteer.node(app.gazetteer.resolve(part)).name)
+            slugs.append(app.gazetteer.resolve(part))
         except UnknownArea:
             continue
-    return ", ".join(dict.fromkeys(names))
+    return ",".join(dict.fromkeys(slugs))
+
+
+@dataclass(frozen=True)
+class AreaChoices:
+    """The boxes on the form: the whole force, then each district with its towns."""
+
+    force: AreaNode
+    districts: tuple[tuple[AreaNode, tuple[AreaNode, ...]], ...]
+
+    @property
+    def slugs(self) -> frozenset[str]:
+        return frozenset(
+            [self.force.slug, *(d.slug for d, _ in self.districts), *(t.slug for _, ts in self.districts for t in ts)]
+        )
+
+
+@functools.lru_cache(maxsize=4)
+def area_choices(gazetteer: Gazetteer) -> AreaChoices:
+    areas = gazetteer.feed_areas()
+    districts = [node for node in areas if node.kind is AreaKind.DISTRICT]
+    return AreaChoices(
+        force=gazetteer.root,
+        districts=tuple(
+            (district, tuple(node for node in areas if node.parent == district.slug and node.kind is not AreaKind.DISTRICT))
+            for district in districts
+        ),
+    )
+
+
+def area_names(app: App, subscriber: Subscriber) -> list[str]:
+    return [_area_name(app.gazetteer, slug) for slug in subscriber.areas]
 
 
 def and_list(names: list[str]) -> str:
@@ -323,8 +489,12 @@ def and_list(names: list[str]) -> str:
 
 
 def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
+    """The form as the subscriber's preferences fill it: their areas ticked, and any
+    that have no box (a village below a town) typed."""
+    boxes = area_choices(app.gazetteer).slugs
     return {
-        "areas": ", ".join(app.gazetteer.names_of(subscriber.areas)),
+        "area": ",".join(slug for slug in subscriber.areas if slug in boxes),
+        "areas": ", ".join(_area_name(app.gazetteer, slug) for slug in subscriber.areas if slug not in boxes),
         "frequency": subscriber.frequency.value,
         "urgent": "yes" if subscriber.urgent else "no",
     }
@@ -336,8 +506,8 @@ def personal(app: App, subscriber: Subscriber, context: dict[str, Any]) -> dict[
     signer = link_signer(app.config)
     return {
         "masked_email": mask(subscriber.email),
-        "area_names": app.gazetteer.names_of(subscriber.areas),
-        "areas_text": and_list(app.gazetteer.names_of(subscriber.areas)),
+        "area_names": area_names(app, subscriber),
+        "areas_text": and_list(area_names(app, subscriber)),
         "subscriber": subscriber,
         "frequencies": [f.value for f in Frequency],
         "manage_token": signer.token(subscriber.id, MANAGE),
@@ -358,9 +528,13 @@ def message_of(exc: AlertsError, gazetteer: Gazetteer | None = None) -> str:
     if isinstance(exc, UnknownArea):
         hint = (exc.hint or "").replace("run 'alerts areas' for the list", "").strip().rstrip("?")
         if gazetteer is not None:
-            hint = re.sub(r"'([^']+)'", lambda m: repr(gazetteer.name_of(m.group(1))), hint)
+            hint = re.sub(r"'([^']+)'", lambda m: repr(_area_name(gazetteer, m.group(1))), hint)
             if not hint:
                 where = gazetteer.root.name
                 return f"{exc.message[0].upper()}{exc.message[1:]}. Use a town, district or postcode district in {where}."
         return f"{exc.message[0].upper()}{exc.message[1:]}." + (f" {hint[0].upper()}{hint[1:]}?" if hint else "")
     return exc.message[0].upper() + exc.message[1:] + ("" if exc.message.endswith(".") else ".")
+
+
+def _area_name(gazetteer: Gazetteer, slug: str) -> str:
+    return gazetteer.node(slug).name if slug in gazetteer else slug

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PHONE = {"width": 375, "height": 812}
+AXE = Path(os.environ.get("ALERTS_TEST_AXE", Path(__file__).resolve().parents[2] / ".cache/npm/node_modules/axe-core/axe.min.js"))
+#: The WCAG 2.2 AA rules (and the A and 2.0/2.1 ones they include).
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
@@ -93,3 +98,38 @@ def live_server(write_config: Callable[..., Path]) -> Iterator[Callable[..., Liv
             return LiveServer(url=url, app=app)
 
         yield start
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    if not AXE.exists():
+        pytest.skip(f"{AXE} is absent: run 'scripts/install-axe-core' (make test does)")
+    return AXE.read_text(encoding="utf-8")
+
+
+def axe_violations(page: Any, source: str) -> list[str]:
+    """Run axe-core's WCAG 2.2 AA rules on the page as it stands; one line per
+    violation and element, empty when there is none. The page's context must bypass
+    its Content-Security-Policy (``bypass_csp=True``), which forbids scripts."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(content=source)
+    result = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})",
+        AXE_TAGS,
+    )
+    return [
+        f"{violation['id']} ({violation['impact']}): {node['target']} {node['failureSummary']}"
+        for violation in result["violations"]
+        for node in violation["nodes"]
+    ]
+
+
+def eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait for work the server does after it answered (the forms queue their mail in a
+    background task, so the answer's timing tells nothing), polling a few times a
+    second; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    pause = threading.Event()
+    while not check():
+        assert time.monotonic() < deadline, "the server never finished its background work"
+        pause.wait(0.02)

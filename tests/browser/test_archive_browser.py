@@ -116,3 +116,33 @@ def test_archive_reads_well_in_dark_mode_on_a_phone(
         )
     finally:
         context.close()
+
+
+FOCUS = """el => { const s = getComputedStyle(el);
+  return {bg: s.backgroundColor, colour: s.color, outline: s.outlineColor, width: s.outlineWidth, shadow: s.boxShadow}; }"""
+YELLOW, BLACK = "rgb(255, 221, 0)", "rgb(11, 12, 12)"
+
+
+def test_keyboard_focus_is_yellow_with_black_in_light_and_dark(live_server: Callable[..., Any], browser: Any) -> None:
+    server = live_server()
+    for scheme in ("light", "dark"):
+        context = browser.new_context(viewport={"width": 375, "height": 812}, color_scheme=scheme)
+        try:
+            page = context.new_page()
+            page.goto(f"{server.url}/")
+            page.keyboard.press("Tab")  # the skip link
+            page.keyboard.press("Tab")  # the site name
+            link = page.evaluate("document.activeElement.tagName")
+            assert link == "A"
+            style = page.evaluate(f"({FOCUS})(document.activeElement)")
+            # Black text on yellow with a black bar beneath: 19:1 on any background.
+            assert style["bg"] == YELLOW and style["colour"] == BLACK and BLACK in style["shadow"], style
+            page.focus("#q")
+            page.keyboard.press("Shift+Tab")
+            page.keyboard.press("Tab")
+            style = page.evaluate(f"({FOCUS})(document.activeElement)")
+            # A control: a yellow ring inside a black one (the black one 21:1 on white,
+            # the yellow one 13:1 on the dark page).
+            assert style["outline"] == YELLOW and style["width"] == "3px" and BLACK in style["shadow"], style
+        finally:
+            context.close()

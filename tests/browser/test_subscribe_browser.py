@@ -14,7 +14,9 @@ from typing import Any
 
 from alerts.delivery import send_pending
 from alerts.store.subscribers import ACTIVE, PENDING, find_subscriber
+from alerts.testing import row_counts
 from alerts.types import Frequency
+from tests.browser.conftest import eventually
 
 
 def delivered(maildir: Path) -> list[EmailMessage]:
@@ -32,11 +34,12 @@ def test_subscribe_then_the_emailed_link_asks_and_the_button_confirms(live_serve
     app = server.app
     page.goto(f"{server.url}/subscribe")
     page.get_by_label("Email address").fill("resident@example.org")
-    page.get_by_label("Areas").fill("ME4 4TR")
+    page.get_by_label("Or type towns or postcode districts").fill("ME4 4TR")
     page.get_by_label("A weekly digest").check()
     page.get_by_role("button", name="Subscribe").click()
     page.wait_for_url(f"{server.url}/subscribe")
     assert page.locator("h1").inner_text() == "Check your email"
+    eventually(lambda: row_counts(app.store.engine, "outbox")["outbox"] == 1)
     pending = find_subscriber(app.store, "resident@example.org")
     assert pending is not None and pending.status is PENDING
     assert pending.areas == ("chatham",) and pending.frequency is Frequency.WEEKLY
@@ -69,10 +72,10 @@ def test_a_mistyped_town_is_explained_next_to_its_field_at_320px(live_server: Ca
     page.set_viewport_size({"width": 320, "height": 640})
     page.goto(f"{server.url}/subscribe")
     page.get_by_label("Email address").fill("resident@example.org")
-    page.get_by_label("Areas").fill("Chathm")
+    page.get_by_label("Or type towns or postcode districts").fill("Chathm")
     page.get_by_role("button", name="Subscribe").click()
     assert page.title().startswith("Error: ")
-    areas = page.get_by_label("Areas")
+    areas = page.get_by_label("Or type towns or postcode districts")
     assert areas.get_attribute("aria-invalid") == "true"
     assert areas.input_value() == "Chathm"  # kept, to fix rather than retype
     error = page.locator("#areas-error")
@@ -82,3 +85,26 @@ def test_a_mistyped_town_is_explained_next_to_its_field_at_320px(live_server: Ca
     assert 0 <= gap < 40
     assert page.evaluate("document.documentElement.scrollWidth") <= 320
     assert find_subscriber(server.app.store, "resident@example.org") is None
+
+
+def test_areas_are_ticked_by_district_and_town_with_javascript_off(live_server: Callable[..., Any], browser: Any) -> None:
+    server = live_server()
+    context = browser.new_context(viewport={"width": 375, "height": 812}, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/subscribe?area=dover")
+        page.get_by_label("Email address").fill("ticks@example.org")
+        # The archive's link ticked Dover and opened its list; Medway's list opens on a tap.
+        assert page.get_by_label("All of Dover").is_checked()
+        page.locator("summary", has_text="Medway").click()
+        page.get_by_label("Chatham", exact=True).check()
+        page.get_by_label("Gillingham", exact=True).check()
+        page.get_by_label("Or type towns or postcode districts").fill("TN23")
+        page.get_by_role("button", name="Subscribe").click()
+        assert page.locator("h1").inner_text() == "Check your email"
+        eventually(lambda: find_subscriber(server.app.store, "ticks@example.org") is not None)
+        subscriber = find_subscriber(server.app.store, "ticks@example.org")
+        assert subscriber is not None and set(subscriber.areas) == {"dover", "chatham", "gillingham", "ashford"}
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    finally:
+        context.close()

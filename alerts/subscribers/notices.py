@@ -1,0 +1,116 @@
+"""Mail about a subscription itself, beside the confirmation (:mod:`.mail`):
+
+- ``manage``: a link to change or stop the subscription, asked for on the "Manage your
+  subscription" page (a coordinator, whose forwardable copies carry no personal link,
+  uses the same path);
+- ``already``: "you are already subscribed; manage it here", when an active address
+  signs up again (the form says the same whatever the address, so only its owner
+  learns that it is subscribed);
+- ``welcome``: after confirmation, the areas, the frequency, when mail comes and how
+  to leave.
+
+Each is built and queued like the confirmation (templates ``<kind>.txt`` and
+``<kind>.html`` in ``<templates>/email``), and is never sent to an address that
+unsubscribed or was suppressed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.utils import make_msgid
+from typing import Any
+
+from jinja2 import TemplateError
+
+from alerts.config import Config
+from alerts.errors import ConfigError
+from alerts.store import Store
+from alerts.subscribers.mail import (
+    build_transactional_message,
+    email_templates,
+    queue_transactional,
+)
+from alerts.tokens import MANAGE_MAX_AGE, link_signer
+from alerts.types import Frequency, Subscriber, SubscriberStatus
+
+MANAGE_LINK = "manage"
+ALREADY = "already"
+WELCOME = "welcome"
+SUBJECTS = {
+    MANAGE_LINK: "Manage your {site} subscription",
+    ALREADY: "You are already subscribed to {site}",
+    WELCOME: "Welcome to {site}",
+}
+KINDS = tuple(SUBJECTS)
+MAILABLE = frozenset({SubscriberStatus.ACTIVE, SubscriberStatus.PENDING})
+
+
+def check_notice_templates(config: Config) -> None:
+    """Raise :class:`ConfigError` naming the file when a notice template is missing or
+    broken, so the web app fails at start-up rather than on the first request."""
+    folder = config.templates / "email"
+    env = email_templates(config)
+    for kind in KINDS:
+        for name in (f"{kind}.txt", f"{kind}.html"):
+            try:
+                env.get_template(name)
+            except TemplateError as exc:
+                missing = not (folder / name).is_file()
+                raise ConfigError(
+                    f"missing email template {name}" if missing else f"broken email template {name}: {exc}",
+                    where=str(folder),
+                    hint="copy it from Area Alerts' templates/email folder",
+                ) from None
+
+
+def when_mail_comes(config: Config, subscriber: Subscriber) -> str:
+    """'Each day at 07:00 when there is news', in the words of the welcome email."""
+    digests = config.digests
+    when = {
+        Frequency.IMMEDIATE: "as soon as we publish an alert for your areas",
+        Frequency.DAILY: f"once a day, at {digests.daily_at:%H:%M}, when there is news for your areas",
+        Frequency.WEEKLY: (
+            f"once a week, on {digests.weekly_day.capitalize()} at {digests.weekly_at:%H:%M},"
+            " when there is news for your areas"
+        ),
+    }[subscriber.frequency]
+    if subscriber.frequency is not Frequency.IMMEDIATE and subscriber.urgent:
+        when += "; urgent alerts come at once"
+    return when
+
+
+def notice_content(config: Config, subscriber: Subscriber, kind: str, area_names: list[str]) -> tuple[str, str, str]:
+    """Subject, plain text and HTML of one notice."""
+    env = email_templates(config)
+    links = link_signer(config).links(subscriber.id)
+    context: dict[str, Any] = {
+        "site": config.site,
+        "subscriber": subscriber,
+        "areas": area_names,
+        "manage_url": links.manage_url,
+        "unsubscribe_url": links.unsubscribe_url,
+        "privacy_url": f"{config.site.base_url}/privacy",
+        "manage_days": MANAGE_MAX_AGE // 86400,
+        "when": when_mail_comes(config, subscriber),
+        "pending": subscriber.status is SubscriberStatus.PENDING,
+    }
+    subject = SUBJECTS[kind].format(site=config.site.name)
+    return subject, env.get_template(f"{kind}.txt").render(context), env.get_template(f"{kind}.html").render(context)
+
+
+def send_notice(
+    config: Config, store: Store, subscriber: Subscriber, kind: str, area_names: list[str], *, now: datetime
+) -> int | None:
+    """Queue one notice for ``subscriber``; returns the outbox id, or None for an
+    address that may not be mailed (unsubscribed, suppressed). Limits on how often are
+    the caller's (the web pages apply them per mailbox)."""
+    if kind not in SUBJECTS:
+        raise ValueError(f"unknown notice {kind!r}; one of {', '.join(KINDS)}")
+    if subscriber.status not in MAILABLE:
+        return None
+    subject, text, html = notice_content(config, subscriber, kind, area_names)
+    message_id = make_msgid(idstring=kind, domain=config.email.domain)
+    message = build_transactional_message(config, subscriber, subject, text, html, now=now, message_id=message_id)
+    return queue_transactional(
+        store, subscriber.id, message["Subject"], text, html, now, message_id=message_id, raw=message.as_string(), kind=kind
+    )
