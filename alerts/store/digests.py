@@ -22,7 +22,7 @@ from alerts.schema import digests, outbox, subscriber_advisories, subscribers
 from alerts.store.advisories import Store
 from alerts.store.ids import chunks
 from alerts.store.outbox import OutboxStatus
-from alerts.types import Frequency, SubscriberStatus
+from alerts.types import Frequency, MailPriority, SubscriberStatus
 
 
 class DigestContent(Protocol):
@@ -67,6 +67,10 @@ class QueuedMessage:
     subscriber_id: int
     digest_key: str
     message_id: str
+    #: alerts.types.MailPriority: an alert goes ahead of a digest.
+    priority: int = 20
+    #: When what it carries arrived (the earliest of its advisories).
+    arrived_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,8 @@ def queue_batch(
                 "next_attempt_at": now,
                 "message_id": m.message_id,
                 "created_at": now,
+                "priority": m.priority,
+                "arrived_at": m.arrived_at,
             }
             for m in messages
         ]
@@ -205,6 +211,9 @@ def queue_finished_message(
                     next_attempt_at=now,
                     message_id=message_id,
                     created_at=now,
+                    # Transactional: ahead of every alert and digest; its latency runs from now.
+                    priority=MailPriority.TRANSACTIONAL,
+                    arrived_at=now,
                 )
                 .returning(outbox.c.id)
             ).scalar_one()

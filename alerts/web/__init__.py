@@ -7,18 +7,34 @@ become a page with the next step here, never a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.applications import Starlette
 
 from alerts.app import App
-from alerts.web import archive, pages, subscriptions
+from alerts.store.runs import HEARTBEAT_FRESH, last_beat
+from alerts.web import archive, ops, pages, subscriptions
 
 
-def create_app(app: App) -> Starlette:
-    """The ASGI app for one configuration."""
+def create_app(app: App, *, sends_mail: bool = False) -> Starlette:
+    """The ASGI app for one configuration. ``sends_mail``: this process sends the
+    confirmations itself (``alerts web`` does, unless ``--no-send``); otherwise pages
+    say mail is on its way only while ``alerts serve``'s heartbeat is fresh."""
     web = Starlette(
-        routes=[*archive.routes(app), *subscriptions.routes(app)],
+        routes=[*ops.routes(), *archive.routes(app), *subscriptions.routes(app)],
         # A friendly page naming the next step, never a bare "Not Found" or a traceback.
         exception_handlers={404: pages.http_error, 405: pages.http_error, 500: pages.http_error},
     )
     web.state.app = app
+    web.state.mail_running = (lambda: True) if sends_mail else scheduler_running(app)
     return web
+
+
+def scheduler_running(app: App) -> Callable[[], bool]:
+    """True while ``alerts serve`` writes its heartbeat (it sends what is queued)."""
+
+    def running() -> bool:
+        last = last_beat(app.store)
+        return last is not None and app.now() - last[0] <= HEARTBEAT_FRESH
+
+    return running

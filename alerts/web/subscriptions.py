@@ -42,7 +42,12 @@ from alerts.subscribers import (
     parse_frequency,
     resolve_areas,
 )
-from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates, send_confirmation
+from alerts.subscribers.mail import (
+    CONFIRM_MAX_AGE,
+    RESEND_AFTER,
+    check_confirmation_templates,
+    send_confirmation,
+)
 from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, link_signer
 from alerts.types import Frequency, Subscriber
 from alerts.web.pages import render, web_app
@@ -104,7 +109,12 @@ def subscribe(request: Request, form: dict[str, str]) -> Response:
     if send:
         send_confirmation(app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now)
     # The same answer whatever the address's state, so the form tells nobody who subscribes.
-    return page(request, "check_inbox.html", {"email": subscription.email})
+    context = {
+        "email": subscription.email,
+        "mail_running": request.app.state.mail_running(),
+        "resend_minutes": int(RESEND_AFTER.total_seconds() // 60),
+    }
+    return page(request, "check_inbox.html", context)
 
 
 @off_the_loop
