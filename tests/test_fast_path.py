@@ -23,8 +23,8 @@ from alerts.app import App
 from alerts.delivery.drain import OutboxDrainer
 from alerts.delivery.workers import SendReport
 from alerts.schema import outbox
+from alerts.store.wakeup import channel_for, notify, socket_folder
 from alerts.testing import AlertsProcess, SmtpSink, free_port, seed_outbox, seed_subscribers
-from alerts.wakeup import channel_for, notify, socket_folder
 from tests.advisory_files import write_advisory
 from tests.conftest import REPO
 
@@ -195,7 +195,7 @@ def test_a_wake_up_reaches_a_listener_in_another_process_beside_a_sqlite_databas
     try:
         assert listener.wait(0.01) is False
         subprocess.run(
-            [sys.executable, "-c", f"from alerts.wakeup import notify; notify({url!r})"], check=True
+            [sys.executable, "-c", f"from alerts.store.wakeup import notify; notify({url!r})"], check=True
         )
         assert listener.wait(30) is True
         assert listener.wait(0.01) is False  # one wake-up, consumed

@@ -37,8 +37,8 @@ from alerts.store import Store, utcnow
 from alerts.store.outbox import Outbox, OutboxStatus, RetryPolicy
 from alerts.store.runs import add_run
 from alerts.store.subscribers import record_bounce
+from alerts.store.wakeup import channel_for
 from alerts.types import SendReport
-from alerts.wakeup import channel_for
 
 #: The sender's one line per drain (alerts serve shows it; alerts.delivery is for detail).
 sender_log = logging.getLogger("alerts.sender")

@@ -1,5 +1,5 @@
 """A sender that never stops: drain the outbox, then sleep until mail is queued (a
-wake-up from :mod:`alerts.wakeup`) or the next retry falls due.
+wake-up from :mod:`alerts.store.wakeup`) or the next retry falls due.
 
 ``alerts serve`` runs one for everything; ``alerts web`` runs one for transactional mail
 (confirmations), so a sign-up is answered within seconds even where only the web app
@@ -17,8 +17,8 @@ from datetime import datetime
 from sqlalchemy.exc import OperationalError
 
 from alerts.errors import AlertsError
+from alerts.store.wakeup import Channel, Listener
 from alerts.types import SendReport
-from alerts.wakeup import Channel, Listener
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,6 @@ from alerts.store.digests import (
 )
 from alerts.store.subscribers import iter_subscribers, oldest_watermark
 from alerts.types import Advisory, DigestKind, Frequency, MailPriority, Subscriber
-from alerts.wakeup import notify
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +113,8 @@ def queue_digests(
     ``IMMEDIATE`` also sends urgent advisories at once to the daily and weekly
     subscribers of their areas who did not opt out of urgent alerts. ``dry_run`` writes
     nothing and renders nothing; ``on_message`` is called for every message planned.
-    Each committed batch wakes the senders (:mod:`alerts.wakeup`), so the first
-    thousand messages are on their way while the rest are planned.
+    Each committed batch wakes the senders (:func:`alerts.store.digests.queue_batch`), so
+    the first thousand messages are on their way while the rest are planned.
     """
     frequency = Frequency(frequency)
     renderer = DigestRenderer(config, gazetteer)
@@ -213,8 +212,6 @@ class _Run:
         self.digest_ids = ids
         self.report.rendered += len(rendered)
         self._report(plans, {})
-        if plans:
-            notify(self.store.engine)
 
     def _rows(self, plans: list[tuple[Subscriber, list[Variant]]]) -> tuple[list[QueuedMessage], list[SentRevision]]:
         """The outbox rows and sent revisions of a batch's plans."""

@@ -22,6 +22,7 @@ from alerts.schema import digests, outbox, subscriber_advisories, subscribers
 from alerts.store.advisories import Store
 from alerts.store.ids import chunks
 from alerts.store.outbox import OutboxStatus
+from alerts.store.wakeup import notify
 from alerts.types import Frequency, MailPriority, SubscriberStatus
 
 
@@ -131,6 +132,8 @@ def queue_batch(
             _record_sent(conn, revisions)
         if watermarks is not None:
             _move_watermarks(conn, watermarks, now)
+    if rows:
+        notify(store.engine)  # committed: senders in any process start on it now
     return ids
 
 
@@ -183,7 +186,8 @@ def queue_finished_message(
     now: datetime,
 ) -> int:
     """Queue one finished message for one subscriber: a ``digests`` row of ``kind`` with
-    ``meta`` and a pending ``outbox`` row, in one transaction. Returns the outbox id."""
+    ``meta`` and a pending ``outbox`` row, in one transaction, ahead of every alert and
+    digest; then wakes the senders. Returns the outbox id."""
     with store.engine.begin() as conn:
         digest_id = conn.execute(
             insert(digests)
@@ -200,7 +204,7 @@ def queue_finished_message(
             )
             .returning(digests.c.id)
         ).scalar_one()
-        return int(
+        outbox_id = int(
             conn.execute(
                 insert(outbox)
                 .values(
@@ -218,6 +222,8 @@ def queue_finished_message(
                 .returning(outbox.c.id)
             ).scalar_one()
         )
+    notify(store.engine)
+    return outbox_id
 
 
 def queued_since(store: Store, subscriber_id: int, kind: str, since: datetime) -> int:

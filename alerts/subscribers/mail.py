@@ -29,7 +29,6 @@ from alerts.templating import template_environment
 from alerts.text import one_line
 from alerts.tokens import link_signer
 from alerts.types import Subscriber
-from alerts.wakeup import notify
 
 CONFIRM = "confirm"
 #: How long a confirmation link works.
@@ -132,8 +131,9 @@ def queue_transactional(
 ) -> int:
     """Queue one finished message for one subscriber: a ``digests`` row of ``kind``
     (``meta["transactional"]`` true, ``meta["raw"]`` the whole message when given) and a
-    pending ``outbox`` row ahead of any digest, and wakes the senders. Returns the outbox id."""
-    outbox_id = queue_finished_message(
+    pending ``outbox`` row ahead of any digest (the store wakes the senders). Returns the
+    outbox id."""
+    return queue_finished_message(
         store,
         subscriber_id,
         kind=kind,
@@ -144,5 +144,3 @@ def queue_transactional(
         meta={"transactional": True, **({"raw": raw} if raw is not None else {})},
         now=now,
     )
-    notify(store.engine)  # a sender in any process starts on it now
-    return outbox_id
