@@ -272,7 +272,7 @@ def schedule_table(app: App, now: datetime) -> list[dict[str, Any]]:
             "job": "startup",
             "when": "when 'alerts serve' starts",
             "next_run": None,
-            "does": "ingest, feeds, immediate alerts, digests that are due, send",
+            "does": "ingest, immediate alerts, feeds, digests that are due",
         }
     ]
     watched = [s for s in app.config.sources if s.path is not None and s.watch != "no"]

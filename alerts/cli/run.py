@@ -76,6 +76,7 @@ def serve(app: App, standby: bool) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
     if verbose < 2:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # "Running job ..." twice a job
+        logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "1 change detected" per change
     scheduler.serve(app, standby=standby)
 
 
