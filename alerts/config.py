@@ -62,6 +62,17 @@ class SourceConfig(_Model):
     symlink_targets: tuple[Path, ...] = ()
     #: Hosts (``host`` or ``host:port``) a feed may redirect to besides its own.
     redirect_hosts: tuple[str, ...] = ()
+    #: A feed: minutes between polls (default ``scheduler.poll_minutes``).
+    poll_minutes: float | None = Field(default=None, gt=0, le=10080)
+    #: A folder: how changes are noticed. ``auto``: inotify, or polling where events do not
+    #: come (a network filesystem, or inotify failing); ``inotify``; ``poll`` (every
+    #: ``poll_seconds``); ``no``: only the ``scheduler.poll_minutes`` rescan.
+    watch: Literal["auto", "inotify", "poll", "no"] = "auto"
+    #: A folder polled for changes: seconds between looks.
+    poll_seconds: float = Field(default=1.0, gt=0, le=3600)
+    #: A folder: a file is read only once nothing wrote to it for this many seconds (a file
+    #: still being written is never read half-done).
+    settle_seconds: float = Field(default=0.5, ge=0, le=3600)
 
     @field_validator("redirect_hosts")
     @classmethod
@@ -77,6 +88,12 @@ class SourceConfig(_Model):
             raise ValueError("give exactly one of 'path' (a folder of advisory files) or 'feed' (a URL)")
         if self.feed is not None and not re.match(r"^https?://", self.feed):
             raise ValueError(f"feed must be an http(s) URL, got {self.feed!r}")
+        if self.feed is not None and "watch" in self.model_fields_set:
+            raise ValueError("'watch' is for folders; a feed is polled every 'poll_minutes'")
+        if self.path is not None and "poll_minutes" in self.model_fields_set:
+            raise ValueError(
+                "'poll_minutes' is for feeds; a folder is watched (see 'watch' and 'poll_seconds')"
+            )
         return self
 
     @property

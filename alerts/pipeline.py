@@ -29,9 +29,18 @@ from alerts.delivery import send_pending
 from alerts.digest import queue_digests
 from alerts.errors import ConfigError, GazetteerError, UnknownArea
 from alerts.feeds import build_feeds
-from alerts.ingest import ingest_sources
+from alerts.ingest import MAX_SETTLE_WAIT, ingest_sources
+from alerts.ingest.settle import Settling
 from alerts.store import Store
-from alerts.store.runs import FEEDS_BUILT, digest_kind, feeds_stale, last_digest, mark, record_run
+from alerts.store.runs import (
+    FEEDS_BUILT,
+    add_run,
+    digest_kind,
+    feeds_stale,
+    last_digest,
+    mark,
+    record_run,
+)
 from alerts.types import Frequency, RunReport
 
 #: Called with the number of messages to send; returns a callback for each one sent.
@@ -52,6 +61,8 @@ class Plan:
 
     kind: str
     ingest: bool = True
+    #: The labels of the sources to ingest (None: all of them).
+    sources: tuple[str, ...] | None = None
     feeds: str = "always"
     immediate: bool = True
     digests: tuple[Frequency, ...] = SCHEDULED
@@ -102,9 +113,14 @@ def run_cycle(
     now: datetime | None = None,
     stop: threading.Event | None = None,
     progress: SendProgress | None = None,
+    settling: Settling | None = None,
 ) -> RunReport:
-    """Run the stages ``plan`` asks for, in pipeline order, record the run and log one line."""
+    """Run the stages ``plan`` asks for, in pipeline order, record the run and log one line.
+
+    ``settling`` (``alerts serve``): files still being written are not waited for but
+    left for a later look (``report.recheck_in``), remembered in it."""
     cycle = _Cycle(app.config, app.store, app.gazetteer, plan, now or app.now(), now, stop or threading.Event(), progress)
+    cycle.settling = settling
     cycle.run()
     return cycle.report
 
@@ -135,6 +151,8 @@ class _Cycle:
         self.stop = stop
         self.progress = progress
         self.report = RunReport(kind=plan.kind, started_at=now)
+        #: Files not yet settled, remembered across cycles (``alerts serve``); None: wait.
+        self.settling: Settling | None = None
 
     def run(self) -> None:
         plan, now = self.plan, self.now
@@ -142,10 +160,12 @@ class _Cycle:
         found = False
         if plan.ingest:
             found = bool(self._stage("ingest", self._ingest))
-        if plan.feeds == "always" or (plan.feeds == "if-new" and (found or feeds_stale(self.store, now))):
-            self._stage("feeds", self._feeds)
+        # Immediate and urgent alerts before the feeds: queueing wakes the senders, so the
+        # mail is on its way while the feeds are written.
         if plan.immediate:
             self._stage("immediate", lambda: self._queue(Frequency.IMMEDIATE))
+        if plan.feeds == "always" or (plan.feeds == "if-new" and (found or feeds_stale(self.store, now))):
+            self._stage("feeds", self._feeds)
         for frequency in plan.digests:
             if is_due(self.store, self.config, frequency, now):
                 self._stage(f"{frequency.value} digests", functools.partial(self._digest, frequency))
@@ -194,7 +214,16 @@ class _Cycle:
 
     def _ingest(self) -> bool:
         report = self.report
-        result = ingest_sources(self.config, self.store, self.gazetteer, now=self.now)
+        result = ingest_sources(
+            self.config,
+            self.store,
+            self.gazetteer,
+            now=self.now,
+            only=self.plan.sources,
+            settling=self.settling,
+            wait=0.0 if self.settling is not None else MAX_SETTLE_WAIT,
+        )
+        report.unsettled, report.recheck_in = len(result.unsettled), result.recheck_in
         counts = result.counts()
         report.new, report.updated = counts["new"], counts["updated"]
         report.rejected, report.failed_sources = counts["rejected"], counts["failed_sources"]
@@ -207,9 +236,13 @@ class _Cycle:
         return bool(result.new or result.updated)
 
     def _feeds(self) -> None:
+        started = time.monotonic()
         result = build_feeds(self.config, self.store, self.gazetteer, now=self.now)
         self.report.feeds_written, self.report.feeds_unchanged = len(result.written), result.unchanged
-        mark(self.store, FEEDS_BUILT, self.now)
+        # The marker says when, and (for operators) how long the build took.
+        took = time.monotonic() - started
+        summary = {"seconds": round(took, 3), "written": len(result.written)}
+        add_run(self.store, FEEDS_BUILT, self.now, self.now + timedelta(seconds=took), ok=True, summary=summary)
 
     def _queue(self, frequency: Frequency) -> None:
         result = queue_digests(self.config, self.store, self.gazetteer, frequency, now=self.now)

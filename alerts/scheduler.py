@@ -5,10 +5,20 @@ clock changes):
 
 * ``startup``: once, at start: the whole pipeline, including any digest whose time
   passed while the service was down (one catch-up, however long it was down).
-* ``poll``: every ``scheduler.poll_minutes``: ingest; when something was new, rebuild
-  the feeds; queue immediate and urgent alerts; send what is due (retries included).
+* ``files``: whenever a watched folder changed (:mod:`alerts.ingest.watch`): read the
+  new and changed files once their writes settled, queue immediate and urgent alerts,
+  rebuild the feeds. A file still being written is looked at again when it settles.
+* ``poll``: every ``scheduler.poll_minutes``: read the folders again (a change the
+  watcher missed, a folder on a network filesystem with ``watch: no``); when something
+  was new, rebuild the feeds; queue immediate and urgent alerts.
+* ``feed-N``: every ``poll_minutes`` of that feed source (default
+  ``scheduler.poll_minutes``): fetch it, and the same.
 * ``daily`` / ``weekly``: at ``digests.daily_at`` and on ``weekly_day`` at ``weekly_at``.
 * ``purge``: daily at 03:30, ``alerts purge`` (personal data past ``retention:``).
+
+Mail is sent by a sender thread (:mod:`alerts.delivery.drain`) that drains the outbox
+whenever anything is queued, by this process or another (``alerts web``, ``alerts
+digest``), and when a retry falls due.
 
 Jobs run one at a time (one worker thread), are coalesced (a backlog of missed runs is
 run once) and may start up to ``scheduler.misfire_grace_minutes`` late (a suspended
@@ -24,9 +34,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -42,6 +53,9 @@ from sqlalchemy.exc import OperationalError
 from alerts import __version__
 from alerts.app import App
 from alerts.config import Config
+from alerts.delivery import outbox_drainer
+from alerts.ingest.settle import Settling
+from alerts.ingest.watch import FolderWatcher
 from alerts.locking import InstanceLock, LockLost, NoLock, WaitStopped, instance_lock
 from alerts.pipeline import (
     DAILY,
@@ -54,8 +68,8 @@ from alerts.pipeline import (
     run_cycle,
 )
 from alerts.store.retention import purge
-from alerts.store.runs import last_digest
-from alerts.types import Frequency
+from alerts.store.runs import beat, last_digest
+from alerts.types import Frequency, RunReport
 
 log = logging.getLogger("alerts.scheduler")
 #: When the daily purge runs (local time): a quiet hour, away from the digests.
@@ -92,18 +106,38 @@ class JobSpec:
     description: str
 
 
+def folder_labels(config: Config) -> tuple[str, ...]:
+    return tuple(source.label for source in config.sources if source.path is not None)
+
+
+def files_plan(config: Config) -> Plan:
+    """What a change in a watched folder runs: the folders only, no digests."""
+    return Plan("files", sources=folder_labels(config), feeds="if-new", digests=())
+
+
 def job_specs(config: Config) -> list[JobSpec]:
     """The recurring jobs, with triggers in the configured zone."""
     zone = config.tz
     minutes = config.scheduler.poll_minutes
     digests = config.digests
+    feeds = [
+        JobSpec(
+            f"feed-{index}",
+            Plan("poll", sources=(source.label,), feeds="if-new", digests=()),
+            IntervalTrigger(minutes=source.poll_minutes or minutes, timezone=zone),
+            f"every {source.poll_minutes or minutes:g} minutes: {source.label}",
+        )
+        for index, source in enumerate(config.sources, start=1)
+        if source.feed is not None
+    ]
     return [
         JobSpec(
             "poll",
-            POLL,
+            replace(POLL, sources=folder_labels(config)),
             IntervalTrigger(minutes=minutes, timezone=zone),
             f"every {minutes:g} minutes",
         ),
+        *feeds,
         JobSpec(
             "daily",
             DAILY,
@@ -130,28 +164,43 @@ class JobRunner:
     """Runs one job's cycle at a time; checks the instance lock first; never lets an
     exception escape into APScheduler (it is logged with what to do)."""
 
-    def __init__(self, app: App, stop: threading.Event, lock: InstanceLock | None = None):
+    def __init__(
+        self,
+        app: App,
+        stop: threading.Event,
+        lock: InstanceLock | None = None,
+        *,
+        sender: bool = False,
+    ):
         self.app = app
         self.stop = stop
         self.lock = lock or NoLock()
         self.busy = threading.Lock()
         self.lost_lock = False
+        #: A sender thread drains the outbox: the cycles only queue.
+        self.sender = sender
+        #: Files in watched folders not yet settled, across cycles.
+        self.settling = Settling()
+        #: Set when a watched folder changed; :meth:`react_to_files` runs the files job.
+        self.files_changed = threading.Event()
         #: Stops the scheduler (set by :func:`serve`).
         self.halt: Callable[[], None] = lambda: None
 
-    def run(self, plan: Plan) -> None:
+    def run(self, plan: Plan) -> RunReport | None:
         if self.stop.is_set():
             self.halt()
-            return
+            return None
+        if self.sender:
+            plan = replace(plan, send=False)
         with self.busy:
             if not self.lock.check():
                 self.lost_lock = True
                 log.error("the instance lock is lost; stopping so two schedulers never send twice")
                 self.stop.set()
                 self.halt()
-                return
+                return None
             try:
-                run_cycle(self.app, plan, stop=self.stop)
+                return run_cycle(self.app, plan, stop=self.stop, settling=self.settling)
             except OperationalError as exc:
                 log.error(
                     "%s job: the database is unavailable (%s); check the database server; "
@@ -167,6 +216,19 @@ class JobRunner:
                 log.exception(
                     "%s job failed unexpectedly; it runs again at its next time", plan.kind
                 )
+            return None
+
+    def react_to_files(self, plan: Plan) -> None:
+        """Run ``plan`` each time a watched folder changed, and again when a file that
+        was still being written should have settled; until ``stop``."""
+        recheck: float | None = None
+        while not self.stop.is_set():
+            self.files_changed.wait(recheck)
+            if self.stop.is_set():
+                return
+            self.files_changed.clear()
+            report = self.run(plan)
+            recheck = report.recheck_in if report is not None else None
 
     def wait_idle(self) -> None:
         """Block until the job in flight (if any) has finished."""
@@ -231,13 +293,32 @@ def schedule_table(app: App, now: datetime) -> list[dict[str, Any]]:
             "job": "startup",
             "when": "when 'alerts serve' starts",
             "next_run": None,
-            "does": "ingest, feeds, immediate alerts, digests that are due, send",
+            "does": "ingest, immediate alerts, feeds, digests that are due",
         }
     ]
+    watched = [s for s in app.config.sources if s.path is not None and s.watch != "no"]
+    if watched:
+        rows.append(
+            {
+                "job": "files",
+                "when": "when a watched folder changes",
+                "next_run": None,
+                "does": "read new and changed files once written; immediate alerts; feeds",
+            }
+        )
+    rows.append(
+        {
+            "job": "sender",
+            "when": "whenever mail is queued, and when a retry falls due",
+            "next_run": None,
+            "does": "send what the outbox holds, confirmations first, then alerts, then digests",
+        }
+    )
     for spec in job_specs(app.config):
-        if spec.id == "poll":
-            next_run = now + timedelta(minutes=app.config.scheduler.poll_minutes)
-            does = "ingest; feeds and immediate alerts when something is new; send"
+        if spec.id == "poll" or spec.id.startswith("feed-"):
+            next_run = spec.trigger.get_next_fire_time(None, now.astimezone(app.config.tz))
+            what = "read the folders again" if spec.id == "poll" else "fetch the feed"
+            does = f"{what}; immediate alerts, and feeds when something is new"
         else:
             next_run = spec.trigger.get_next_fire_time(None, now.astimezone(app.config.tz))
             does = f"{spec.id} digests"
@@ -263,7 +344,7 @@ def serve(app: App, *, standby: bool = False) -> None:
     # opened) by alerts.cli.checks.check_startup, so a bad one fails now, not in a job.
     lock = instance_lock(app.config.database, "serve")
     stop = threading.Event()
-    runner = JobRunner(app, stop, lock)
+    runner = JobRunner(app, stop, lock, sender=True)
     scheduler = build_scheduler(app, runner)
     # Halts the scheduler from a job too: a stop that lands before start() still ends it.
     runner.halt = lambda: scheduler.shutdown(wait=False) if scheduler.running else None
@@ -272,12 +353,17 @@ def serve(app: App, *, standby: bool = False) -> None:
         if not _acquire(lock, stop, signals, standby=standby):
             return
         _log_start(app.config)
+        services = _Services(app, runner, stop)
         try:
+            services.start()
             scheduler.start()  # blocks until shutdown
         finally:
             if signals.received:
                 log.info("%s: finishing the message in flight; the rest stays queued", signals.received[0])
+            stop.set()
+            runner.files_changed.set()
             runner.wait_idle()
+            services.join()
             lock.release()
     finally:
         signals.restore()
@@ -288,6 +374,51 @@ def serve(app: App, *, standby: bool = False) -> None:
             hint="check the database connection; then start 'alerts serve' again",
         )
     log.info("stopped")
+
+
+class _Services:
+    """What runs beside the scheduler's jobs: the sender, the folder watcher and the
+    thread that runs the files job when it calls, and the heartbeat."""
+
+    def __init__(self, app: App, runner: JobRunner, stop: threading.Event):
+        config = app.config
+        self.sender = outbox_drainer(config, app.store, stop, name="sender", clock=app.now)
+        self.watcher = FolderWatcher(config.sources, on_change=runner.files_changed.set, stop=stop)
+        self.threads = [
+            threading.Thread(
+                target=runner.react_to_files, args=(files_plan(config),), name="alerts-files", daemon=True
+            ),
+            threading.Thread(target=heartbeat, args=(app, stop), name="alerts-heartbeat", daemon=True),
+        ]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+        self.sender.start()
+        self.watcher.start()
+
+    def join(self) -> None:
+        """Once ``stop`` is set: the message in flight is finished, then all stop."""
+        self.sender.join()
+        self.watcher.stop()
+        for thread in self.threads:
+            thread.join(30)
+
+
+#: Seconds between heartbeats (see :data:`alerts.store.runs.HEARTBEAT_FRESH`).
+HEARTBEAT_SECONDS = 15.0
+
+
+def heartbeat(app: App, stop: threading.Event) -> None:
+    """Write the heartbeat every few seconds until ``stop`` (a thread of its own, so a
+    long digest job does not make a healthy service look dead)."""
+    who = {"host": socket.gethostname(), "pid": os.getpid(), "version": __version__}
+    while not stop.is_set():
+        try:
+            beat(app.store, app.now(), who)
+        except OperationalError as exc:
+            log.warning("cannot write the heartbeat: %s", str(exc.orig or exc).splitlines()[0])
+        stop.wait(HEARTBEAT_SECONDS)
 
 
 class _StopSignals:
@@ -308,6 +439,7 @@ class _StopSignals:
             os._exit(1)
         self.received.append(name)
         self.stop.set()
+        self.runner.files_changed.set()
         self.runner.halt()
 
     def restore(self) -> None:
@@ -329,7 +461,8 @@ def _acquire(lock: InstanceLock, stop: threading.Event, signals: _StopSignals, *
 def _log_start(config: Config) -> None:
     digests = config.digests
     log.info(
-        "alerts %s serving %s (database %s, time zone %s): sources polled every %g minutes, "
+        "alerts %s serving %s (database %s, time zone %s): folders watched and read again "
+        "every %g minutes, "
         "daily digests at %s, weekly digests on %ss at %s",
         __version__,
         config.site.name,

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -217,9 +218,16 @@ outbox = Table(
     Column("claimed_by", String(100)),
     Column("claimed_until", UtcDateTime),
     Column("created_at", UtcDateTime, nullable=False),
+    # When the relay accepted it (each message's own moment, not its batch's).
     Column("sent_at", UtcDateTime),
+    # alerts.types.MailPriority: lowest first (confirmations, then alerts, then digests).
+    Column("priority", SmallInteger, nullable=False, default=20, server_default="20"),
+    # When what it carries arrived: the advisory's ingest (the earliest, for a digest),
+    # or the request (a confirmation). With sent_at, the latency operators see.
+    Column("arrived_at", UtcDateTime),
+    Column("latency_ms", BigInteger),
     UniqueConstraint("subscriber_id", "digest_id", name="uq_outbox_subscriber_digest"),
-    Index("ix_outbox_due", "status", "next_attempt_at"),
+    Index("ix_outbox_due", "status", "priority", "next_attempt_at"),
 )
 
 # What a directory source last saw of each file, so unchanged files are not re-read.
@@ -248,6 +256,29 @@ source_feeds = Table(
     # A hash of the warnings about the feed as a whole last logged (a repeated GUID, ...):
     # the same ones again are not logged at every poll.
     Column("warned", String(64)),
+)
+
+# The health of each source (a folder or a feed, by its label), for operators and metrics.
+source_health = Table(
+    "source_health",
+    metadata,
+    Column("source", String(2000), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("last_poll_at", UtcDateTime),
+    Column("last_ok_at", UtcDateTime),
+    # Failed polls in a row (0 once one succeeds), and ever.
+    Column("failures", Integer, nullable=False, default=0),
+    Column("failures_total", BigInteger, nullable=False, default=0),
+    Column("polls_total", BigInteger, nullable=False, default=0),
+    Column("last_error", Text),
+)
+
+# Totals that only grow (messages sent, deferred, bounced, failed), shared by every process.
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", BigInteger, nullable=False, default=0),
 )
 
 runs = Table(

@@ -21,7 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import signal
+import socket
 import ssl
+import subprocess
 import sys
 import threading
 import uuid
@@ -573,6 +578,8 @@ def seed_outbox(
                     "next_attempt_at": now,
                     "message_id": f"<{message_ids[i]}>",
                     "created_at": now,
+                    "priority": 10,  # an alert (alerts.types.MailPriority.ALERT)
+                    "arrived_at": now,
                 }
                 for i, p in enumerate(people)
             ]
@@ -672,6 +679,112 @@ def seed_messages(
             )
             message_ids.append(message_id)
     return message_ids
+
+
+class AlertsProcess:
+    """``alerts --log-format json --config CONFIG ARGS...`` in a subprocess (``alerts serve``,
+    ``alerts web``), its stderr lines collected as they come."""
+
+    def __init__(self, config: str | os.PathLike[str], *args: str, cwd: str | None = None):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "alerts", "--log-format", "json", "--config", str(config), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+        )
+        self.lines: list[str] = []
+        self._new = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._new:
+                self.lines.append(line.rstrip("\n"))
+                self._new.notify_all()
+
+    def mark(self) -> int:
+        """Where the log is now: ``wait_for(..., after=mark)`` looks only at later lines."""
+        with self._new:
+            return len(self.lines)
+
+    def wait_for(self, text: str, timeout: float = 90, *, after: int = 0) -> dict[str, Any]:
+        """The first JSON log line (from line ``after`` on) whose message contains
+        ``text`` (AssertionError when none comes within ``timeout`` seconds or the
+        process ends)."""
+
+        def found() -> dict[str, Any] | None:
+            for line in self.lines[after:]:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # a traceback, say: shown in the assertion below
+                if text in str(entry.get("message")):
+                    return dict(entry)
+            return None
+
+        with self._new:
+            self._new.wait_for(lambda: found() is not None or self.proc.poll() is not None, timeout)
+            entry = found()
+        assert entry is not None, f"no {text!r} within {timeout} s; the log so far: {self.lines}"
+        return entry
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def free_port() -> int:
+    """A TCP port on the loopback nobody listens on (for ``alerts web --port``)."""
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+def seed_subscribers(
+    engine: Engine,
+    *,
+    count: int,
+    now: datetime,
+    areas: Sequence[str] = ("medway",),
+    frequencies: Sequence[str] = ("immediate", "daily", "weekly"),
+    urgent: bool = True,
+    domain: str = "example.org",
+) -> list[str]:
+    """Add ``count`` active subscribers, their frequencies and areas taken in turn from
+    ``frequencies`` and ``areas``, watermarks at ``now``. Returns their addresses."""
+    people = [
+        {
+            "email": f"resident{i}@{domain}",
+            "frequency": frequencies[i % len(frequencies)],
+            "status": "active",
+            "forwardable": False,
+            "urgent": urgent,
+            "bounces": 0,
+            "created_at": now,
+            "confirmed_at": now,
+            "watermark": now,
+        }
+        for i in range(count)
+    ]
+    with engine.begin() as conn:
+        for rows in _chunked(people):
+            added = conn.execute(
+                insert(subscribers).returning(subscribers.c.id, sort_by_parameter_order=True), rows
+            ).scalars()
+            for row, subscriber_id in zip(rows, added, strict=True):
+                row["id"] = subscriber_id
+        for rows in _chunked(
+            [{"subscriber_id": p["id"], "area": areas[i % len(areas)]} for i, p in enumerate(people)]
+        ):
+            conn.execute(insert(subscriber_areas), rows)
+    return [str(p["email"]) for p in people]
 
 
 def _chunked(rows: list[dict[str, Any]], size: int = 1000) -> Iterable[list[dict[str, Any]]]:

@@ -22,6 +22,15 @@ class Priority(enum.StrEnum):
     URGENT = "urgent"
 
 
+class MailPriority(enum.IntEnum):
+    """Which queued mail a sender takes first (lowest first): a confirmation before an
+    alert, an alert before a digest."""
+
+    TRANSACTIONAL = 0
+    ALERT = 10
+    DIGEST = 20
+
+
 class AreaKind(enum.StrEnum):
     FORCE = "force"
     DISTRICT = "district"
@@ -333,6 +342,9 @@ class RunReport:
     #: Stages that raised (their names); later stages still ran.
     failed_stages: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: Files still being written when the folders were read, and when to look again.
+    unsettled: int = 0
+    recheck_in: float | None = None
 
     @property
     def sent(self) -> int:
@@ -389,6 +401,7 @@ class RunReport:
             "suppressed": self.suppressed,
             "suppressed_addresses": self.send.suppressed_addresses,
             "stopped": self.stopped,
+            "unsettled": self.unsettled,
             "failed_stages": list(self.failed_stages),
             "problems": list(self.problems),
             "seconds": round(self.seconds, 3),
@@ -408,6 +421,8 @@ class RunReport:
                 f"; areas to check: {self.outside_coverage} outside coverage (not mailed),"
                 f" {self.no_place} force-wide for want of a place"
             )
+        if self.unsettled:
+            line += f"; {self.unsettled} file(s) still being written, read once they settle"
         if self.failed_stages:
             line += f"; FAILED: {', '.join(self.failed_stages)}"
         if self.stopped:

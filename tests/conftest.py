@@ -100,7 +100,8 @@ def write_config(tmp_path: Path, sqlite_url: str, advisory_dir: Path) -> Callabl
     def write(**overrides: Any) -> Path:
         data: dict[str, Any] = {
             "database": sqlite_url,
-            "sources": [{"path": str(advisory_dir)}],
+            # Test files are written whole before anything reads them: no settle wait.
+            "sources": [{"path": str(advisory_dir), "settle_seconds": 0}],
             "templates": str(REPO / "templates"),
             "feeds": {"out": str(tmp_path / "feeds")},
             "delivery": {"backend": "maildir", "maildir": str(tmp_path / "maildir")},

@@ -64,10 +64,14 @@ def test_status_tells_the_last_run_in_words_and_json_keeps_every_count(run_cli: 
     info = json.loads(run_cli("status", "--json").stdout)
 
     lines = text.splitlines()
-    assert re.fullmatch(r"Last run: alerts run at \d\d/\d\d/\d{4} \d\d:\d\d \w+ \(\d+\.\d s\): ok", lines[1])
-    assert lines[2] == "  Advisories: 1 new, 0 updated, 0 rejected"
-    assert re.fullmatch(r"  Feeds: \d+ rewritten, 0 unchanged", lines[3])
-    assert lines[4] == "  Mail: 0 queued (ran the daily and weekly digests); 0 sent, 0 deferred, 0 bounced, 0 failed"
+    assert lines[0] == "Scheduler: 'alerts serve' has never run against this database"
+    assert "Delivered so far: 0 sent, 0 deferred, 0 bounced, 0 failed" in lines
+    assert any(re.fullmatch(r"Source .*advisories \(folder\): ok, last read .*", line) for line in lines)
+    run = next(i for i, line in enumerate(lines) if line.startswith("Last run:"))
+    assert re.fullmatch(r"Last run: alerts run at \d\d/\d\d/\d{4} \d\d:\d\d \w+ \(\d+\.\d s\): ok", lines[run])
+    assert lines[run + 1] == "  Advisories: 1 new, 0 updated, 0 rejected"
+    assert re.fullmatch(r"  Feeds: \d+ rewritten, 0 unchanged", lines[run + 2])
+    assert lines[run + 3] == "  Mail: 0 queued (ran the daily and weekly digests); 0 sent, 0 deferred, 0 bounced, 0 failed"
     assert "new: " not in text and "seconds" not in text  # no dict dump
     summary = info["last_run"]["summary"]
     assert info["last_run"]["kind"] == "run"  # not the 'feeds' marker row written during it
@@ -301,7 +305,7 @@ def test_alerts_web_logs_every_line_as_json_with_log_format_json(config_path: Pa
         proc.wait()
 
     entries = [json.loads(line) for line in lines]  # every line, uvicorn's included
-    [serving] = [entry for entry in entries if entry["logger"] == "alerts.web"]
+    [serving] = [e for e in entries if e["logger"] == "alerts.web" and e["message"].startswith("serving")]
     assert serving["message"] == f"serving Area Alerts on http://127.0.0.1:{port}/ (Ctrl+C to stop)"
     assert any(entry["logger"] == "uvicorn.error" for entry in entries)
 
@@ -352,9 +356,10 @@ def test_schedule_lines_up_its_columns(config_path: Path, run_cli: Run) -> None:
     lines = run_cli("schedule").stdout.splitlines()
 
     jobs = [line for line in lines if not line.startswith(" ")]
-    assert [line.split()[0] for line in jobs] == ["startup", "poll", "daily", "weekly"]
-    assert len({line.index(" ingest") for line in jobs[:2]}) == 1  # the 'does' column
-    assert len({line.index("next ") for line in jobs[1:]}) == 1
+    assert [line.split()[0] for line in jobs] == ["startup", "files", "sender", "poll", "daily", "weekly"]
+    does = ("ingest", "read new", "send what", "read the", "daily digests", "weekly digests")
+    assert len({line.index(text) for line, text in zip(jobs, does, strict=True)}) == 1  # the 'does' column
+    assert len({line.index("next ") for line in jobs[3:]}) == 1
 
 
 @pytest.mark.parametrize("kind", ["run", "send"])
@@ -385,7 +390,8 @@ def test_status_shows_a_failed_job_that_later_runs_would_hide(config_path: Path,
     lines = run_cli("status").stdout.splitlines()
     info = json.loads(run_cli("status", "--json").stdout)
 
-    assert lines[1].startswith("Last run: alerts run at ") and lines[1].endswith(": ok")
+    [run] = [line for line in lines if line.startswith("Last run: ")]
+    assert run.startswith("Last run: alerts run at ") and run.endswith(": ok")
     [failure] = [i for i, line in enumerate(lines) if line.startswith("Last run with failures: ")]
     assert lines[failure].startswith("Last run with failures: alerts serve daily digest job at ")
     assert lines[failure].endswith(" (0.5 s): with failures")
@@ -482,3 +488,20 @@ def test_a_read_only_command_reads_a_database_a_run_made(config_path: Path, run_
     assert run_cli("run", "--once").exit_code == 0
     assert run_cli("advisories", "list").exit_code == 0
     assert run_cli("status").stdout.startswith("Outbox: ")
+def test_alerts_web_without_the_relay_password_says_to_set_it_or_use_no_send(
+    write_config: Callable[..., Path], run_cli: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ALERTS_TEST_RELAY_PASSWORD", raising=False)
+    config = write_config(
+        delivery={
+            "backend": "smtp",
+            "smtp": {"host": "relay.example.org", "username": "alerts", "password_env": "ALERTS_TEST_RELAY_PASSWORD"},
+        }
+    )
+    result = run_cli("web", config=config)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: delivery.smtp.password_env: environment variable ALERTS_TEST_RELAY_PASSWORD is not set"
+        " (export ALERTS_TEST_RELAY_PASSWORD=... before running; or run 'alerts web --no-send' and let"
+        " 'alerts serve' send the confirmations)\n"
+    )

@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 
 from alerts.areas import Gazetteer
 from alerts.config import load_config
 from alerts.ingest import IngestReport, ingest_sources
 from alerts.ingest.dates import LONDON
 from alerts.ingest.directory import ingest_directories
-from alerts.store import Store
+from alerts.ingest.settle import Settling
+from alerts.store import Store, open_store
 from alerts.store.sources import load_seen_files, save_seen_files
 from tests.conftest import NOW
 
@@ -224,3 +227,110 @@ def test_alerts_ingest_with_paths_always_reads_them(
         assert "no publish.date" in result.stderr  # type: ignore[attr-defined]
     result = run_cli("ingest", "--json")
     assert result.exit_code == 0  # type: ignore[attr-defined]
+
+
+# -- only settled files are read ----------------------------------------------------
+
+
+def settled_poll(folder: Path, store: Store, gazetteer: Gazetteer, settling: Settling) -> IngestReport:
+    return ingest_directories(
+        [folder], store, gazetteer, now=NOW, zone=LONDON, settle=0.5, settling=settling
+    )
+
+
+def test_a_file_written_just_now_is_left_until_its_writes_settle(
+    tmp_path: Path, sqlite_store: Store, gazetteer: Gazetteer
+) -> None:
+    folder = tmp_path / "watched"
+    write(folder, "new.md", "Dangerous dog in Chatham", settle=False)
+    settling = Settling()
+    first = settled_poll(folder, sqlite_store, gazetteer, settling)
+    assert first.counts()["new"] == 0
+    assert first.unsettled == [str(folder / "new.md")]
+    assert first.recheck_in is not None and 0 < first.recheck_in <= 0.5
+    # Nothing was remembered: the next look reads it once it has been quiet long enough.
+    with time_machine.travel(time.time() + 5, tick=False):
+        later = settled_poll(folder, sqlite_store, gazetteer, settling)
+    assert later.counts()["new"] == 1 and later.unsettled == []
+
+
+def test_a_file_dated_in_the_future_is_read_once_it_held_still(
+    tmp_path: Path, sqlite_store: Store, gazetteer: Gazetteer
+) -> None:
+    # A network filesystem whose clock runs ahead: the times cannot say it settled, so
+    # the same stat seen for the settle time does.
+    folder = tmp_path / "skewed"
+    path = write(folder, "ahead.md", "Appeal", settle=False)
+    ahead = time.time_ns() + 3600 * 10**9
+    os.utime(path, ns=(ahead, ahead))
+    settling = Settling()
+    report = settled_poll(folder, sqlite_store, gazetteer, settling)
+    assert report.unsettled and report.recheck_in is not None
+    time.sleep(report.recheck_in)  # the monotonic clock, which time-machine does not move
+    assert settled_poll(folder, sqlite_store, gazetteer, settling).counts()["new"] == 1
+
+
+def test_temporary_and_backup_names_are_never_read_and_a_rename_into_place_is(
+    tmp_path: Path, sqlite_store: Store, gazetteer: Gazetteer
+) -> None:
+    folder = tmp_path / "renamed"
+    write(folder, "alert.md.tmp", "Being written")
+    write(folder, "alert.md~", "Editor backup")
+    write(folder, ".alert.md.swp", "Swap file")
+    assert poll(folder, sqlite_store, gazetteer).counts()["new"] == 0
+    os.rename(folder / "alert.md.tmp", folder / "alert.md")
+    assert poll(folder, sqlite_store, gazetteer).counts()["new"] == 1
+
+
+def test_a_one_off_ingest_waits_for_a_file_still_being_written_and_stores_it_whole(
+    tmp_path: Path, write_config: Callable[..., Path], gazetteer: Gazetteer
+) -> None:
+    folder = tmp_path / "slow"
+    folder.mkdir()
+    config = load_config(write_config(sources=[{"path": str(folder), "settle_seconds": 0.3}]))
+    store = open_store(config.database)
+    path = folder / "slow.md"
+    head = "```yaml\ntitle: Slow upload\nurl: https://www.kent.police.uk/news/slow/\n"
+    tail = "publish:\n  date: 14:30 18/11/2026\n```\n\nResidents of Medway: the whole text.\n"
+    finished = threading.Event()
+
+    def writer() -> None:
+        with path.open("w", encoding="utf-8") as handle:
+            handle.write(head)
+            handle.flush()
+            time.sleep(0.2)  # a slow copy: the front matter is not even closed yet
+            handle.write(tail)
+        finished.set()
+
+    thread = threading.Thread(target=writer)
+    try:
+        thread.start()
+        while not path.exists():
+            time.sleep(0.01)
+        report = ingest_sources(config, store, gazetteer, now=NOW)
+        thread.join()
+        assert finished.is_set()
+        assert report.counts()["new"] == 1 and report.rejected == []
+        (advisory,) = store.advisories()
+        assert "the whole text" in advisory.body_text
+    finally:
+        thread.join()
+        store.close()
+
+
+def test_a_one_off_ingest_that_waited_counts_each_file_once(
+    tmp_path: Path, write_config: Callable[..., Path], gazetteer: Gazetteer
+) -> None:
+    folder = tmp_path / "mixed"
+    write(folder, "old.md", "Written a moment ago")
+    time.sleep(0.35)  # settled by the first look; the two below are not
+    write(folder, "bad.md", "No date", date=None, settle=False).write_text("no front matter", encoding="utf-8")
+    write(folder, "new.md", "Written just now", settle=False)
+    config = load_config(write_config(sources=[{"path": str(folder), "settle_seconds": 0.3}]))
+    store = open_store(config.database)
+    try:
+        report = ingest_sources(config, store, gazetteer, now=NOW)
+    finally:
+        store.close()
+    counts = report.counts()
+    assert (counts["new"], counts["updated"], counts["unchanged"], counts["rejected"]) == (2, 0, 0, 1)

@@ -4,6 +4,7 @@ jobs that never overlap, and ``alerts schedule``."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -20,9 +21,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from alerts.app import App
+from alerts.config import load_config
+from alerts.errors import ConfigError
 from alerts.pipeline import STARTUP, Plan, is_due, last_scheduled, run_cycle
 from alerts.scheduler import JobRunner, build_scheduler, job_specs
-from alerts.testing import Faults, SmtpSink, outbox_rows, seed_outbox
+from alerts.testing import AlertsProcess, Faults, SmtpSink, outbox_rows, seed_outbox
 from alerts.types import Frequency
 from tests.conftest import NOW, REPO, make_database
 
@@ -161,7 +164,7 @@ def test_alerts_schedule_prints_every_job_with_its_next_run(config_path: Path, r
         data = json.loads(run_cli("schedule", "--json").output)  # type: ignore[attr-defined]
     lines = {line.split()[0]: line for line in text.splitlines() if not line.startswith(" ")}
     assert text.count("never queued yet; due now: it goes at the next start or poll") == 2
-    assert set(lines) == {"startup", "poll", "daily", "weekly"}
+    assert set(lines) == {"startup", "files", "sender", "poll", "daily", "weekly"}
     assert "next Thu 26 Nov 2026 07:00 GMT (07:00 UTC)" in lines["daily"]
     assert "next Mon 30 Nov 2026 07:00 GMT (07:00 UTC)" in lines["weekly"]
     assert "next Wed 25 Nov 2026 12:10 GMT" in lines["poll"]
@@ -190,61 +193,11 @@ def test_weekly_day_names_map_to_cron(write_config: Callable[..., Path], day: st
 # -- alerts serve, as a real process ---------------------------------------------
 
 
-class ServeProcess:
-    """``alerts serve`` in a subprocess; its stderr lines are collected as they come."""
+class ServeProcess(AlertsProcess):
+    """``alerts serve`` in a subprocess."""
 
     def __init__(self, config: Path, *args: str):
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "alerts",
-                "--log-format",
-                "json",
-                "--config",
-                str(config),
-                "serve",
-                *args,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-        )
-        self.lines: list[str] = []
-        self._new = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._new:
-                self.lines.append(line.rstrip("\n"))
-                self._new.notify_all()
-
-    def wait_for(self, text: str, timeout: float = 90) -> dict[str, Any]:
-        """The first JSON log line whose message contains ``text``."""
-
-        def found() -> dict[str, Any] | None:
-            for line in self.lines:
-                entry = json.loads(line)
-                if text in entry["message"]:
-                    return entry
-            return None
-
-        with self._new:
-            seen = self._new.wait_for(
-                lambda: found() is not None or self.proc.poll() is not None, timeout
-            )
-            assert seen, f"no {text!r} within {timeout} s; the log so far: {self.lines}"
-            entry = found()
-        assert entry is not None, f"no log line with {text!r}: {self.lines}"
-        return entry
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(timeout=30)
+        super().__init__(config, "serve", *args, cwd=str(REPO))
 
 
 @pytest.fixture
@@ -295,15 +248,15 @@ def test_sigterm_finishes_the_message_in_flight_and_leaves_the_rest_queued(
     assert sent == sorted(accepted)  # every message the relay took is marked sent, no other
     assert 1 <= len(sent) <= 3
     assert sorted(states.values()).count("pending") == len(queued) - len(sent)  # none left claimed
-    # Every log line is JSON; the startup job's line carries its counts as fields.
+    # Every log line is JSON; the sender's line carries its counts as fields.
     for line in server.lines:
         json.loads(line)
     assert server.wait_for("SIGTERM: finishing the message in flight")["level"] == "info"
-    startup = server.wait_for("startup: ")
+    sender = server.wait_for("sender: ")
     assert (
-        startup["sent"] == len(sent)
-        and startup["stopped"] is True
-        and startup["logger"] == "alerts.pipeline"
+        sender["sent"] == len(sent)
+        and sender["stopped"] is True
+        and sender["logger"] == "alerts.sender"
     )
 
 
@@ -339,3 +292,38 @@ def test_a_second_serve_says_who_runs_and_exits_and_a_standby_takes_over(
     spare.wait_for("SIGTERM while standing by: stopped")
     assert standby.stop(signal.SIGINT) == 0  # Ctrl-C: the same as SIGTERM
     standby.wait_for("SIGINT: finishing the message in flight")
+
+
+def test_each_feed_is_polled_at_its_own_interval_and_folders_are_read_again_every_poll(
+    write_config: Callable[..., Path], advisory_dir: Path
+) -> None:
+    app = App(
+        write_config(
+            sources=[
+                {"path": str(advisory_dir)},
+                {"feed": "https://example.org/fast.rss", "name": "fast", "poll_minutes": 2},
+                {"feed": "https://example.org/slow.rss", "name": "slow"},
+            ],
+            scheduler={"poll_minutes": 15},
+        )
+    )
+    specs = {spec.id: spec for spec in job_specs(app.config)}
+    assert specs["feed-2"].plan.sources == ("fast",)
+    assert specs["feed-2"].trigger.interval.total_seconds() == 120
+    assert specs["feed-3"].trigger.interval.total_seconds() == 900
+    assert specs["poll"].plan.sources == (str(advisory_dir),)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ({"feed": "https://example.org/a.rss", "watch": "poll"}, "'watch' is for folders"),
+        ({"path": "advisories", "poll_minutes": 5}, "'poll_minutes' is for feeds"),
+        ({"path": "advisories", "watch": "sometimes"}, "sources[0].watch"),
+    ],
+)
+def test_watch_settings_on_the_wrong_kind_of_source_name_the_key(
+    write_config: Callable[..., Path], source: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(write_config(sources=[source]))

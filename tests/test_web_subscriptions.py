@@ -22,6 +22,7 @@ from starlette.testclient import TestClient
 
 from alerts.app import App
 from alerts.errors import ConfigError
+from alerts.store.runs import beat
 from alerts.store.subscribers import (
     ACTIVE,
     PENDING,
@@ -634,3 +635,26 @@ def test_the_form_takes_an_internationalised_domain_in_its_ascii_form(app: App, 
     assert stored is not None and stored.email == "ann@xn--bcher-kva.example"
     [message] = queued_messages(app)
     assert message["To"] == "ann@xn--bcher-kva.example"
+
+
+def sign_up(client: TestClient) -> str:
+    response = client.post("/subscribe", data={"email": "soon@example.org", "areas": "Medway", "frequency": "daily"})
+    assert response.status_code == 200
+    return " ".join(response.text.split())
+
+
+def test_the_check_your_email_page_says_how_soon_and_what_to_do_when_this_process_sends(app: App) -> None:
+    text = sign_up(TestClient(create_app(app, sends_mail=True), base_url="https://alerts.example.org"))
+    assert "It usually arrives within a minute." in text
+    # What to do, truthfully: a second request within the resend window sends nothing.
+    assert "Still nothing after 10 minutes?" in text and "at most one every 10 minutes" in text
+
+
+def test_the_check_your_email_page_says_mail_waits_when_alerts_serve_is_not_running(app: App, client: TestClient) -> None:
+    text = sign_up(client)
+    assert "Our email service is paused at the moment" in text and "within a minute" not in text
+    beat(app.store, app.now(), {"pid": 1})  # alerts serve is alive: it sends
+    text = sign_up(TestClient(create_app(app), base_url="https://alerts.example.org"))
+    assert "It usually arrives within a minute." in text
+    beat(app.store, app.now() - timedelta(minutes=5), {"pid": 1})  # and then it stopped
+    assert "paused" in sign_up(client)

@@ -55,9 +55,11 @@ def run(app: App, once: bool, as_json: bool) -> None:
 )
 @with_app
 def serve(app: App, standby: bool) -> None:
-    """Run the scheduler: poll the sources every scheduler.poll_minutes, send immediate
-    alerts when something is new, daily and weekly digests at their local times
-    (catching up once after downtime). Logs one line per job at INFO.
+    """Run the scheduler: watch the advisory folders (a new file is read within a second
+    once its writes settle), fetch feeds every poll_minutes, queue immediate and urgent
+    alerts at once, daily and weekly digests at their local times (catching up once
+    after downtime), and send whenever mail is queued, by this process or another
+    (confirmations from 'alerts web'). Logs one line per job and per send at INFO.
 
     The settings (templates, gazetteer, relay password, DKIM key, database) are checked
     first: a bad one exits 2 with one line naming it, before anything runs. Only one may
@@ -74,6 +76,7 @@ def serve(app: App, standby: bool) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
     if verbose < 2:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # "Running job ..." twice a job
+        logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "1 change detected" per change
     scheduler.serve(app, standby=standby)
 
 

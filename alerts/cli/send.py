@@ -25,6 +25,7 @@ from alerts.cli import (
 from alerts.cli.checks import check_startup
 from alerts.delivery import send_pending
 from alerts.errors import AlertsError
+from alerts.store.monitoring import operations
 from alerts.store.runs import STATUSES, add_run, outbox_status
 
 
@@ -77,18 +78,35 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
 @json_option
 @with_existing_app
 def status(app: App, as_json: bool) -> None:
-    """Show the outbox by status, the oldest message waiting, and the last run."""
-    info = outbox_status(app.store)
+    """Show whether 'alerts serve' runs, the outbox by status, the oldest message
+    waiting, delivery totals, arrival-to-relay latency percentiles (p50, p90, p99), each
+    source's health, and the last run."""
+    info = outbox_status(app.store) | operations(app.store, app.now())
     if as_json:
         print_json(info)
         return
     counts = info["outbox"]
+    beat = info["heartbeat"]
+    if beat is None:
+        click.echo("Scheduler: 'alerts serve' has never run against this database")
+    elif beat["fresh"]:
+        click.echo(f"Scheduler: 'alerts serve' running (pid {beat['pid']} on {beat['host']}, heartbeat {beat['age_seconds']:.0f} s ago)")
+    else:
+        click.echo(f"Scheduler: NOT RUNNING: last heartbeat {_local(app, beat['at'])}; start 'alerts serve'")
     click.echo("Outbox: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
     if info["oldest_pending"]:
         click.echo(f"Oldest waiting: queued {_local(app, info['oldest_pending'])}")
     if info["next_attempt_at"]:
         due = info["next_attempt_at"]
         click.echo(f"Next attempt: {'due now' if due <= app.now() else _local(app, due)}")
+    totals = info["totals"]
+    click.echo("Delivered so far: " + ", ".join(f"{totals[k]} {k}" for k in ("sent", "deferred", "bounced", "failed")))
+    for group, latency in info["latency"].items():
+        if latency["count"]:
+            shown = ", ".join(f"p{p} {_seconds(v)}" for p, v in latency["percentiles"].items())
+            click.echo(f"Arrival to relay, {group} ({latency['count']} sent): {shown}")
+    for source in info["sources"]:
+        click.echo(_source_line(app, source))
     run = info["last_run"]
     if run is None:
         click.echo("Last run: none yet")
@@ -107,6 +125,9 @@ RUN_KINDS = {
     "send": "alerts send",
     "startup": "alerts serve start-up job",
     "poll": "alerts serve poll",
+    "files": "alerts serve, a watched folder changed",
+    "sender": "alerts serve sender",
+    "web-sender": "alerts web sender (confirmations)",
     "daily": "alerts serve daily digest job",
     "weekly": "alerts serve weekly digest job",
 }
@@ -156,6 +177,23 @@ def _mail(summary: dict[str, Any]) -> str:
     if summary.get("suppressed_addresses"):
         text += f"; {summary['suppressed_addresses']} address(es) suppressed after repeated bounces"
     return text
+
+
+def _seconds(value: float) -> str:
+    if value < 120:
+        return f"{value:.1f} s"
+    if value < 7200:
+        return f"{value / 60:.0f} min"
+    return f"{value / 3600:.1f} h"
+
+
+def _source_line(app: App, source: dict[str, Any]) -> str:
+    name = f"Source {source['source']} ({source['kind']})"
+    if not source["failures"]:
+        return f"{name}: ok, last read {_local(app, source['last_poll_at'])}"
+    since = f"last ok {_local(app, source['last_ok_at'])}" if source["last_ok_at"] else "never read"
+    return f"{name}: FAILING, {source['failures']} poll(s) in a row ({since}): {source['last_error']}"
+
 
 
 def summary_line(summary: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ Entry point: :func:`send_pending`.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from sqlalchemy import Engine
 from alerts.config import Config
 from alerts.delivery.base import MessageBuilder, RelayError, Sender
 from alerts.delivery.dkim import DkimSigner
+from alerts.delivery.drain import OutboxDrainer
 from alerts.delivery.maildir import MaildirSender
 from alerts.delivery.smtp import SmtpSender
 from alerts.delivery.workers import Dispatcher, Progress
@@ -37,17 +39,24 @@ from alerts.errors import ConfigError
 from alerts.message import MessageFactory
 from alerts.store import Store, utcnow
 from alerts.store.outbox import Outbox, OutboxStatus, RetryPolicy
+from alerts.store.runs import add_run
 from alerts.store.subscribers import record_bounce
+from alerts.store.wakeup import channel_for
 from alerts.types import SendReport
+
+#: The sender's one line per drain (alerts serve shows it; alerts.delivery is for detail).
+sender_log = logging.getLogger("alerts.sender")
 
 __all__ = [
     "Dispatcher",
     "MessageBuilder",
     "Outbox",
+    "OutboxDrainer",
     "OutboxStatus",
     "RelayError",
     "SendReport",
     "make_sender",
+    "outbox_drainer",
     "send_pending",
 ]
 
@@ -61,6 +70,7 @@ def send_pending(
     stop: threading.Event | None = None,
     progress: Callable[[int], Progress] | None = None,
     builder: MessageBuilder | None = None,
+    transactional_only: bool = False,
 ) -> SendReport:
     """Send every outbox message that is due, then return what happened.
 
@@ -69,7 +79,8 @@ def send_pending(
     leave the rest pending. ``progress``: called with the number due, returns a function
     called with each number done. ``now``: the instant to send as of (tests); by default
     the clock. ``builder``: what turns a row into bytes (default: the digests'
-    ``alerts.message.MessageFactory``).
+    ``alerts.message.MessageFactory``). ``transactional_only``: confirmations and other
+    transactional mail only (what ``alerts web`` sends itself).
 
     Raises :class:`~alerts.delivery.base.RelayError` when the relay cannot be used as
     configured (credentials, certificate, STARTTLS); the messages then stay queued.
@@ -87,7 +98,7 @@ def send_pending(
         return record_bounce(store, subscriber_id, config.delivery.max_bounces, now=clock())
 
     dispatcher = Dispatcher(
-        outbox=make_outbox(config, store.engine),
+        outbox=make_outbox(config, store.engine, transactional_only=transactional_only),
         builder=builder,
         sender=sender,
         envelope_from=envelope_from(config),
@@ -95,6 +106,47 @@ def send_pending(
         record_bounce=bounced,
     )
     return dispatcher.run(workers=workers, clock=clock, stop=stop, progress=progress)
+
+
+def outbox_drainer(
+    config: Config,
+    store: Store,
+    stop: threading.Event,
+    *,
+    name: str = "sender",
+    transactional_only: bool = False,
+    clock: Callable[[], datetime] = utcnow,
+) -> OutboxDrainer:
+    """A sender that drains the outbox whenever mail is queued (any process) or a retry
+    falls due, until ``stop``; each drain that did something is logged and recorded as a
+    run of kind ``name`` (``sender``, ``web-sender``). Call ``start()`` on it."""
+
+    def send(stop_event: threading.Event) -> SendReport:
+        return send_pending(config, store, stop=stop_event, transactional_only=transactional_only)
+
+    def record(result: SendReport, started: datetime) -> None:
+        ok = not (result.failed or result.errors)
+        add_run(store, name, started, clock(), ok=ok, summary=result.as_dict())
+        line = (
+            f"{name}: {result.sent} sent, {result.deferred} deferred, {result.bounced} bounced, "
+            f"{result.failed} failed"
+        )
+        if result.stopped:
+            line += "; stopped early, the rest stays queued"
+        fields = {f"ctx_{k}": v for k, v in result.as_dict().items()}
+        sender_log.log(logging.INFO if ok else logging.WARNING, "%s", line, extra=fields)
+        for error in result.errors:
+            sender_log.warning("%s: %s", name, error)
+
+    return OutboxDrainer(
+        send=send,
+        channel=channel_for(store.engine.url.render_as_string(hide_password=False)),
+        next_due=make_outbox(config, store.engine, transactional_only=transactional_only).next_due,
+        clock=clock,
+        stop=stop,
+        report=record,
+        name=name,
+    )
 
 
 def make_sender(config: Config) -> Sender:
@@ -105,10 +157,15 @@ def make_sender(config: Config) -> Sender:
     return MaildirSender(delivery.maildir)
 
 
-def make_outbox(config: Config, engine: Engine) -> Outbox:
+def make_outbox(config: Config, engine: Engine, *, transactional_only: bool = False) -> Outbox:
     delivery = config.delivery
     retry = RetryPolicy(delivery.retry_base, delivery.retry_max, delivery.max_attempts)
-    return Outbox(engine, retry, lease=timedelta(seconds=delivery.lease_seconds))
+    return Outbox(
+        engine,
+        retry,
+        lease=timedelta(seconds=delivery.lease_seconds),
+        transactional_only=transactional_only,
+    )
 
 
 def envelope_from(config: Config) -> str:

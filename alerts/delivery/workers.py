@@ -271,10 +271,14 @@ class _Worker:
 
     def _sent(self, claimed: Claimed) -> None:
         """The relay accepted it: marked sent before the next message goes."""
+        row_id, accepted = claimed.item.outbox_id, self.clock()  # the relay's 250, this moment
         if self.marks is None:
-            self.outcomes.sent.append(claimed.item.outbox_id)
+            self.outcomes.sent.append(row_id)
+            self.outcomes.accepted[row_id] = accepted
+            if claimed.arrived_at is not None:
+                self.outcomes.arrived[row_id] = claimed.arrived_at
             return
-        self.marks.mark(claimed.item.outbox_id, self.clock())
+        self.marks.mark(row_id, accepted, claimed.arrived_at)
         self._count(sent=1)
         if self.advance:
             self.advance(1)

@@ -30,7 +30,7 @@ from alerts.store.digests import (
     sent_revisions,
 )
 from alerts.store.subscribers import iter_subscribers, oldest_watermark
-from alerts.types import Advisory, DigestKind, Frequency, Subscriber
+from alerts.types import Advisory, DigestKind, Frequency, MailPriority, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,8 @@ def queue_digests(
     ``IMMEDIATE`` also sends urgent advisories at once to the daily and weekly
     subscribers of their areas who did not opt out of urgent alerts. ``dry_run`` writes
     nothing and renders nothing; ``on_message`` is called for every message planned.
+    Each committed batch wakes the senders (:func:`alerts.store.digests.queue_batch`), so
+    the first thousand messages are on their way while the rest are planned.
     """
     frequency = Frequency(frequency)
     renderer = DigestRenderer(config, gazetteer)
@@ -217,12 +219,25 @@ class _Run:
         sent: list[SentRevision] = []
         for subscriber, variants in plans:
             for variant in variants:
-                messages.append(QueuedMessage(subscriber.id, variant.key, new_message_id(self.domain)))
+                messages.append(
+                    QueuedMessage(
+                        subscriber.id,
+                        variant.key,
+                        new_message_id(self.domain),
+                        priority=MailPriority.ALERT if variant.kind.single else MailPriority.DIGEST,
+                        arrived_at=self._arrived(variant),
+                    )
+                )
                 sent.extend(
                     SentRevision(subscriber.id, entry.advisory_id, entry.revision, variant.key)
                     for entry in variant.entries
                 )
         return messages, sent
+
+    def _arrived(self, variant: Variant) -> datetime | None:
+        """When the advisories it carries arrived (changed): the earliest of them."""
+        times = [self._advisories[e.advisory_id].changed_at for e in variant.entries if e.advisory_id in self._advisories]
+        return min(times) if times else None
 
     def _report(self, plans: list[tuple[Subscriber, list[Variant]]], subjects: dict[str, str]) -> None:
         report = self.report

@@ -8,7 +8,8 @@ report of what happened. :func:`ingest_sources` reads every configured source.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection
 from datetime import datetime
 
 from alerts.areas import Gazetteer
@@ -22,10 +23,13 @@ from alerts.ingest.batch import (
     store_advisory,
 )
 from alerts.ingest.directory import ingest_directories
+from alerts.ingest.settle import Settling
 from alerts.ingest.upstream import ingest_feeds
 from alerts.store import Store
+from alerts.store.sources import SourcePoll, record_source_polls
 
 __all__ = [
+    "MAX_SETTLE_WAIT",
     "IngestReport",
     "Progress",
     "find_advisory_files",
@@ -37,6 +41,10 @@ __all__ = [
     "store_advisory",
 ]
 
+#: How long a one-off ingest waits for files still being written before leaving them
+#: for the next run.
+MAX_SETTLE_WAIT = 10.0
+
 
 def ingest_sources(
     config: Config,
@@ -45,22 +53,73 @@ def ingest_sources(
     *,
     now: datetime,
     progress: Callable[[int], Progress] | None = None,
+    only: Collection[str] | None = None,
+    settling: Settling | None = None,
+    wait: float = MAX_SETTLE_WAIT,
 ) -> IngestReport:
-    """Ingest from every source in the config. A source that fails is reported; the
-    others go on. Last, changes held back as too soon after an advisory's last update
-    whose time has come become new revisions (to be mailed as updated)."""
+    """Ingest from every source in the config (or those whose label is in ``only``). A
+    source that fails is reported; the others go on.
+
+    A file still being written is waited for, up to ``wait`` seconds (``alerts run
+    --once``, ``alerts ingest``); what has not settled by then is left for the next run
+    and listed in ``report.unsettled``. ``alerts serve`` passes ``wait=0`` and its own
+    ``settling``, and looks again after ``report.recheck_in`` seconds. Last, changes held
+    back as too soon after an advisory's last update whose time has come become new
+    revisions (to be mailed as updated)."""
+    chosen = [s for s in config.sources if only is None or s.label in only]
+    folders = [source for source in chosen if source.path is not None]
+    settling = settling or Settling()
+    targets = {source.path: source.symlink_targets for source in folders if source.path is not None}
+    deadline = time.monotonic() + wait
     report = IngestReport()
-    paths = [source.path for source in config.sources if source.path is not None]
-    if paths:
-        # Configured folders are polled: only new and changed files are read.
-        targets = {source.path: source.symlink_targets for source in config.sources if source.path is not None}
-        report.merge(
-            ingest_directories(
-                paths, store, gazetteer, now=now, zone=config.tz, progress=progress, symlink_targets=targets
+    while folders:
+        look = IngestReport()
+        # Only new and changed files are read, once their writes have settled; folders
+        # with the same settle time go in one pass.
+        for settle in sorted({source.settle_seconds for source in folders}):
+            paths = [s.path for s in folders if s.settle_seconds == settle and s.path]
+            look.merge(
+                ingest_directories(
+                    paths,
+                    store,
+                    gazetteer,
+                    now=now,
+                    zone=config.tz,
+                    progress=progress,
+                    settle=settle,
+                    settling=settling,
+                    symlink_targets=targets,
+                )
             )
-        )
-    feeds = [source for source in config.sources if source.feed is not None]
+        if look.recheck_in is None or time.monotonic() + look.recheck_in > deadline:
+            # What earlier looks stored, this one found unchanged: counted once, as stored.
+            look.unchanged -= len(report.new) + len(report.updated)
+            report.merge(look)
+            break
+        # Keep what this look stored; the next look counts the rest again (and reports a
+        # rejected file again: a rejected file is not remembered).
+        pause = look.recheck_in
+        report.merge(IngestReport(new=look.new, updated=look.updated, warnings=look.warnings))
+        time.sleep(pause)
+    feeds = [source for source in chosen if source.feed is not None]
     if feeds:
         report.merge(ingest_feeds(feeds, store, gazetteer, now=now, site_url=config.site.base_url))
+    # Changes held back as too soon after an advisory's last update, whose time has come,
+    # become new revisions (to be mailed as updated).
     report.updated += [i for i in store.release_held_updates(now) if i not in report.updated]
+    # Each source's health, for 'alerts status' and /metrics: a folder or feed failed
+    # when a source error names it.
+    failed = {error.where: error.message for error in report.source_errors}
+    record_source_polls(
+        store,
+        [
+            SourcePoll(
+                source.label,
+                "folder" if source.path is not None else "feed",
+                failed.get(str(source.path) if source.path is not None else source.feed),
+            )
+            for source in chosen
+        ],
+        now,
+    )
     return report

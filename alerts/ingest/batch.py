@@ -41,6 +41,10 @@ class IngestReport:
     outside_coverage: list[str] = field(default_factory=list)
     #: Where each advisory that named no place (so went force-wide) came from.
     no_place: list[str] = field(default_factory=list)
+    #: Files in a watched folder still being written: not read yet.
+    unsettled: list[str] = field(default_factory=list)
+    #: Seconds until the first of them will have settled (look again then).
+    recheck_in: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -68,6 +72,9 @@ class IngestReport:
         self.source_errors += other.source_errors
         self.outside_coverage += other.outside_coverage
         self.no_place += other.no_place
+        self.unsettled += other.unsettled
+        if other.recheck_in is not None:
+            self.recheck_in = min(self.recheck_in or other.recheck_in, other.recheck_in)
 
 
 Progress = Callable[[int], None]

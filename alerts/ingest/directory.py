@@ -5,6 +5,13 @@ file whose mtime and size are unchanged costs one ``stat``; a changed one is re-
 only a changed hash is parsed again. So a folder of 10,000 advisories in which nothing
 changed polls in a few tens of milliseconds (``benchmarks/poll.py``).
 
+A file is read only once its writes have settled: nothing changed it (mtime or ctime)
+for ``settle`` seconds, and its stat is the same after the read as before. A file still
+being written is left for the next look (``IngestReport.unsettled``, with
+``recheck_in``), so a half-written advisory is never stored, let alone mailed. Writers
+that rename a finished file into place are safest: names starting with ``.`` or ending
+in ``~`` or ``.tmp`` (editors' and copiers' temporary files) are never read.
+
 A file that is rejected is not remembered, so it is reported again at every poll until
 it is fixed. What is never read is reported once and remembered (until it changes): a
 FIFO, socket or device (opening one could block the poll for ever), and a symlink that
@@ -32,7 +39,8 @@ from alerts import __version__
 from alerts.areas import Gazetteer
 from alerts.errors import AdvisoryError, SourceError
 from alerts.ingest.batch import IngestReport, Progress, save_parsed
-from alerts.ingest.files import MAX_BYTES, SUFFIXES, parse_advisory_bytes
+from alerts.ingest.files import MAX_BYTES, parse_advisory_bytes
+from alerts.ingest.settle import Settling, identity, is_advisory_name
 from alerts.store import Store
 from alerts.store.sources import SeenFile, load_seen_files, save_seen_files
 from alerts.tagging import RULE_VERSION
@@ -67,24 +75,29 @@ def ingest_directories(
     zone: ZoneInfo,
     progress: Callable[[int], Progress] | None = None,
     symlink_targets: Mapping[Path, Sequence[Path]] | None = None,
+    settle: float = 0.0,
+    settling: Settling | None = None,
 ) -> IngestReport:
     """Read the new and changed advisory files under ``paths`` and store them.
 
     A missing folder is a source error (reported, retried next poll). ``progress`` is
     called with the number of files to read, as for :func:`alerts.ingest.ingest_files`.
     ``symlink_targets``: per folder, the folders outside it its symlinks may lead to.
+    A file written to less than ``settle`` seconds ago is not read yet (see above);
+    ``settling`` remembers such files between looks (pass the same one each time).
     """
     report = IngestReport()
     fingerprint = parser_fingerprint(gazetteer, zone)
     roots, found, refused = _scan_sources(paths, report, symlink_targets or {})
     seen = load_seen_files(store, roots)
     remember = _report_refused(refused, seen, report)
-    todo = _changed_files(found, seen, fingerprint, report)
-    advance = progress(len(todo)) if progress and todo else None
     scanned_ns = time.time_ns()
-    reader = _Reader(store, gazetteer, fingerprint, now, zone)
+    todo = _changed_files(found, seen, fingerprint, report)
+    todo = _settled(todo, settling or Settling(), scanned_ns, int(settle * 1e9), report)
+    advance = progress(len(todo)) if progress and todo else None
+    reader = _Reader(store, gazetteer, fingerprint, now, zone, settle)
     for name, info, old in todo:
-        read = reader.read(name, old, report)
+        read = reader.read(name, info, old, report)
         if read is not None:
             racy = abs(scanned_ns - info.st_mtime_ns) < RACY_NS
             remember[name] = SeenFile(-1 if racy else info.st_mtime_ns, info.st_size, read, fingerprint)
@@ -160,6 +173,28 @@ def _changed_files(
     return todo
 
 
+def _settled(
+    todo: list[tuple[str, os.stat_result, SeenFile | None]],
+    settling: Settling,
+    now_ns: int,
+    settle_ns: int,
+    report: IngestReport,
+) -> list[tuple[str, os.stat_result, SeenFile | None]]:
+    """The changed files whose writes have settled; the others go to ``report.unsettled``."""
+    ready = []
+    for name, info, old in todo:
+        if wait := settling.wait(name, info, now_ns, settle_ns):
+            _unsettled(report, name, wait)
+        else:
+            ready.append((name, info, old))
+    return ready
+
+
+def _unsettled(report: IngestReport, name: str, wait: float) -> None:
+    report.unsettled.append(name)
+    report.recheck_in = wait if report.recheck_in is None else min(report.recheck_in, wait)
+
+
 @dataclass(frozen=True)
 class _Reader:
     """Reads changed files of one poll and stores their advisories."""
@@ -169,16 +204,22 @@ class _Reader:
     fingerprint: str
     now: datetime
     zone: ZoneInfo
+    settle: float
 
-    def read(self, name: str, old: SeenFile | None, report: IngestReport) -> str | None:
+    def read(self, name: str, info: os.stat_result, old: SeenFile | None, report: IngestReport) -> str | None:
         """Read one file and store its advisory unless its bytes are as last seen.
-        Returns its SHA-256 to remember, or None when it could not be read or was
-        rejected (so it is read again next poll)."""
+        Returns its SHA-256 to remember, or None when it could not be read, was being
+        written to as it was read, or was rejected (so it is read again next look)."""
         try:
             with open(name, "rb") as handle:
                 data = handle.read(MAX_BYTES + 1)
+                after = os.fstat(handle.fileno())
         except OSError as exc:
             report.rejected.append(AdvisoryError(f"cannot read file: {exc.strerror or exc}", where=name))
+            return None
+        if self.settle and (identity(after) != identity(info) or len(data) != min(after.st_size, MAX_BYTES + 1)):
+            # Written to while it was read: what was read may be cut short.
+            _unsettled(report, name, self.settle)
             return None
         digest = hashlib.sha256(data).hexdigest()
         if old and old.sha256 == digest and old.parser == self.fingerprint:
@@ -224,7 +265,7 @@ def _entry(
     entry: os.DirEntry[str], real_root: str, allowed: list[str], visited: set[str], stack: list[str]
 ) -> Iterator[tuple[str, os.stat_result | Refused]]:
     """One folder entry as :func:`scan` sees it (a folder to walk goes on ``stack``)."""
-    advisory = os.path.splitext(entry.name)[1].lower() in SUFFIXES
+    advisory = is_advisory_name(entry.name)
     if entry.is_symlink():
         target = os.path.realpath(entry.path)
         if not _inside(target, allowed):

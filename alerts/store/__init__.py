@@ -9,9 +9,12 @@
 - :mod:`~alerts.store.digests`: digests, queueing them, and what each subscriber was sent.
 - :mod:`~alerts.store.outbox`: the outbox as a work queue (claims, leases, outcomes).
 - :mod:`~alerts.store.runs`: the record of runs, and ``alerts status``.
-- :mod:`~alerts.store.sources`: what each source has already given (files, feeds).
+- :mod:`~alerts.store.sources`: what each source has already given (files, feeds), and
+  each source's health.
 - :mod:`~alerts.store.limits`: how often the forms may set off mail, per key.
 - :mod:`~alerts.store.retention`: purge, erasure and export of personal data.
+- :mod:`~alerts.store.monitoring`: what operators watch (outbox depth, latency).
+- :mod:`~alerts.store.wakeup`: waking senders in any process when mail is queued.
 """
 
 from alerts.store.advisories import (

@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -116,4 +116,7 @@ def open_store(url: str, *, upgrade: bool = True, create: bool = True, **engine_
     return Store(engine)
 
 
-
+def ping(store: Store) -> None:
+    """Raise (SQLAlchemyError) unless the database answers a trivial query."""
+    with store.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

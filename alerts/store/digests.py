@@ -22,7 +22,8 @@ from alerts.schema import digests, outbox, subscriber_advisories, subscribers
 from alerts.store.advisories import Store
 from alerts.store.ids import chunks
 from alerts.store.outbox import OutboxStatus
-from alerts.types import Frequency, SubscriberStatus
+from alerts.store.wakeup import notify
+from alerts.types import Frequency, MailPriority, SubscriberStatus
 
 
 class DigestContent(Protocol):
@@ -67,6 +68,10 @@ class QueuedMessage:
     subscriber_id: int
     digest_key: str
     message_id: str
+    #: alerts.types.MailPriority: an alert goes ahead of a digest.
+    priority: int = 20
+    #: When what it carries arrived (the earliest of its advisories).
+    arrived_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,8 @@ def queue_batch(
                 "next_attempt_at": now,
                 "message_id": m.message_id,
                 "created_at": now,
+                "priority": m.priority,
+                "arrived_at": m.arrived_at,
             }
             for m in messages
         ]
@@ -125,6 +132,8 @@ def queue_batch(
             _record_sent(conn, revisions)
         if watermarks is not None:
             _move_watermarks(conn, watermarks, now)
+    if rows:
+        notify(store.engine)  # committed: senders in any process start on it now
     return ids
 
 
@@ -177,7 +186,8 @@ def queue_finished_message(
     now: datetime,
 ) -> int:
     """Queue one finished message for one subscriber: a ``digests`` row of ``kind`` with
-    ``meta`` and a pending ``outbox`` row, in one transaction. Returns the outbox id."""
+    ``meta`` and a pending ``outbox`` row, in one transaction, ahead of every alert and
+    digest; then wakes the senders. Returns the outbox id."""
     with store.engine.begin() as conn:
         digest_id = conn.execute(
             insert(digests)
@@ -194,7 +204,7 @@ def queue_finished_message(
             )
             .returning(digests.c.id)
         ).scalar_one()
-        return int(
+        outbox_id = int(
             conn.execute(
                 insert(outbox)
                 .values(
@@ -205,10 +215,15 @@ def queue_finished_message(
                     next_attempt_at=now,
                     message_id=message_id,
                     created_at=now,
+                    # Transactional: ahead of every alert and digest; its latency runs from now.
+                    priority=MailPriority.TRANSACTIONAL,
+                    arrived_at=now,
                 )
                 .returning(outbox.c.id)
             ).scalar_one()
         )
+    notify(store.engine)
+    return outbox_id
 
 
 def queued_since(store: Store, subscriber_id: int, kind: str, since: datetime) -> int:

@@ -41,14 +41,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, bindparam, func, select, text, update
+from sqlalchemy import Engine, Row, and_, bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.elements import ColumnElement
 
-from alerts.schema import outbox, subscribers
+from alerts.schema import counters, outbox, subscribers
+from alerts.store.advisories import Store
 from alerts.store.database import create_db_engine
 from alerts.store.ids import chunks
-from alerts.types import OutboxItem, SubscriberStatus
+from alerts.types import MailPriority, OutboxItem, SubscriberStatus
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,8 @@ class Claimed:
 
     item: OutboxItem
     attempts: int
+    #: When what it carries arrived (for the latency recorded when it is sent).
+    arrived_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,10 @@ class Outcomes:
     """What happened to claimed rows since the last flush; written in one transaction."""
 
     sent: list[int] = field(default_factory=list)
+    #: When the relay accepted each sent row (default: the time of the flush), and when
+    #: what it carries arrived (to record the latency).
+    accepted: dict[int, datetime] = field(default_factory=dict)
+    arrived: dict[int, datetime] = field(default_factory=dict)
     deferred: list[tuple[Claimed, str]] = field(default_factory=list)
     bounced: list[tuple[Claimed, str]] = field(default_factory=list)
     failed: list[tuple[Claimed, str]] = field(default_factory=list)
@@ -206,6 +215,7 @@ class SentMarks:
             .values(
                 status=OutboxStatus.SENT,
                 sent_at=bindparam("now"),
+                latency_ms=bindparam("latency"),
                 attempts=outbox.c.attempts + 1,
                 last_error=None,
                 claimed_by=None,
@@ -213,17 +223,21 @@ class SentMarks:
             )
         )
 
-    def mark(self, outbox_id: int, now: datetime) -> None:
-        """Record that the relay accepted this row's message. It was accepted, so the row
-        is sent whoever holds it now (a worker that lost its lease included)."""
+    def mark(self, outbox_id: int, now: datetime, arrived: datetime | None = None) -> None:
+        """Record that the relay accepted this row's message at ``now`` (and the latency
+        from ``arrived``, when its content's arrival is known). It was accepted, so the
+        row is sent whoever holds it now (a worker that lost its lease included)."""
+        values = {"row_id": outbox_id, "now": now, "latency": _latency_ms(now, arrived)}
         if not self.sqlite:
             with self.conn.begin():
-                self.conn.execute(self._mark, {"row_id": outbox_id, "now": now})
+                self.conn.execute(self._mark, values)
+                _count(self.conn, sent=1)
             return
         with self._writer:
             try:
                 self.conn.exec_driver_sql("BEGIN IMMEDIATE")
-                self.conn.execute(self._mark, {"row_id": outbox_id, "now": now})
+                self.conn.execute(self._mark, values)
+                _count(self.conn, sent=1)
                 self.conn.commit()
             except BaseException:
                 self.conn.rollback()
@@ -243,13 +257,22 @@ class SentMarks:
 class Outbox:
     """The outbox table's queue operations. Thread-safe: each call uses its own connection."""
 
-    def __init__(self, engine: Engine, retry: RetryPolicy, *, lease: timedelta = timedelta(minutes=5)):
+    def __init__(
+        self,
+        engine: Engine,
+        retry: RetryPolicy,
+        *,
+        lease: timedelta = timedelta(minutes=5),
+        transactional_only: bool = False,
+    ):
         self.engine = engine
         self.retry = retry
         self.lease = lease
         self.sqlite = engine.dialect.name == "sqlite"
         self._held: Engine | None = None
         self._lock = threading.Lock()
+        #: Claim only transactional mail (confirmations), never digests or alerts.
+        self.transactional_only = transactional_only
 
     def claim(self, worker: str, limit: int, now: datetime) -> tuple[list[Claimed], int]:
         """Take up to ``limit`` due rows (pending and due, or held under an expired lease).
@@ -289,6 +312,7 @@ class Outbox:
             outbox.c.digest_id,
             outbox.c.message_id,
             outbox.c.attempts,
+            outbox.c.arrived_at,
             subscribers.c.email,
             subscribers.c.name,
             subscribers.c.status,
@@ -300,7 +324,7 @@ class Outbox:
             select(*columns)
             .select_from(source)
             .where(outbox.c.status == OutboxStatus.SENDING, outbox.c.claimed_until < now)
-            .order_by(outbox.c.next_attempt_at, outbox.c.id)
+            .order_by(outbox.c.priority, outbox.c.next_attempt_at, outbox.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True, of=outbox)
         )
@@ -308,10 +332,12 @@ class Outbox:
             select(*columns)
             .select_from(source)
             .where(outbox.c.status == OutboxStatus.PENDING, outbox.c.next_attempt_at <= now)
-            .order_by(outbox.c.next_attempt_at, outbox.c.id)
+            .order_by(outbox.c.priority, outbox.c.next_attempt_at, outbox.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True, of=outbox)
         )
+        if self.transactional_only:
+            expired, due = expired.where(self._transactional()), due.where(self._transactional())
         rows = list(conn.execute(expired))
         if len(rows) < limit:
             rows += conn.execute(due.limit(limit - len(rows))).all()
@@ -357,18 +383,20 @@ class Outbox:
     def _record(self, conn: Connection, worker: str, outcomes: Outcomes, now: datetime) -> Recorded:
         deferred = failed = 0
         bounced: list[int] = []
-        for chunk in chunks(outcomes.sent):
+        if outcomes.sent:
             conn.execute(
                 update(outbox)
-                .where(outbox.c.id.in_(chunk))
+                .where(outbox.c.id == bindparam("row_id"))
                 .values(
                     status=OutboxStatus.SENT,
-                    sent_at=now,
+                    sent_at=bindparam("accepted"),
+                    latency_ms=bindparam("latency"),
                     attempts=outbox.c.attempts + 1,
                     last_error=None,
                     claimed_by=None,
                     claimed_until=None,
-                )
+                ),
+                [_sent_row(row_id, outcomes, now) for row_id in outcomes.sent],
             )
         changes = []
         for claimed, error in outcomes.relay_deferred:
@@ -389,6 +417,7 @@ class Outbox:
         for claimed, error in outcomes.bounced:
             bounced.append(claimed.item.subscriber_id)
             changes.append((claimed, OutboxStatus.BOUNCED, now, error, 1))
+        _count(conn, sent=len(outcomes.sent), deferred=deferred, failed=failed, bounced=len(bounced))
         if changes:
             conn.execute(
                 update(outbox)
@@ -514,6 +543,22 @@ class Outbox:
                     dead.extend(names)
         return dead
 
+    def next_due(self) -> datetime | None:
+        """When the next message this outbox would claim falls due: the earliest retry
+        of a pending row, or the end of the earliest lease of a claimed one (None when
+        nothing waits)."""
+        pending = select(func.min(outbox.c.next_attempt_at)).where(outbox.c.status == OutboxStatus.PENDING)
+        leased = select(func.min(outbox.c.claimed_until)).where(outbox.c.status == OutboxStatus.SENDING)
+        if self.transactional_only:
+            pending, leased = pending.where(self._transactional()), leased.where(self._transactional())
+        with self.engine.connect() as conn:
+            times = [conn.execute(pending).scalar_one(), conn.execute(leased).scalar_one()]
+        found = [t for t in times if t is not None]
+        return min(found) if found else None
+
+    def _transactional(self) -> ColumnElement[bool]:
+        return outbox.c.priority == MailPriority.TRANSACTIONAL
+
     def due(self, now: datetime) -> int:
         """How many rows are due now (pending and due, or under an expired lease)."""
         with self.engine.connect() as conn:
@@ -527,6 +572,55 @@ class Outbox:
                     )
                 ).scalar_one()
             )
+
+
+def _sent_row(row_id: int, outcomes: Outcomes, now: datetime) -> dict[str, object]:
+    accepted = outcomes.accepted.get(row_id, now)
+    return {"row_id": row_id, "accepted": accepted, "latency": _latency_ms(accepted, outcomes.arrived.get(row_id))}
+
+
+def _latency_ms(accepted: datetime, arrived: datetime | None) -> int | None:
+    """From the content's arrival to the relay's acceptance, in milliseconds."""
+    return None if arrived is None else max(0, round((accepted - arrived).total_seconds() * 1000))
+
+
+#: The delivery totals kept in ``counters`` (see :func:`delivery_totals`).
+TOTALS = ("sent", "deferred", "bounced", "failed")
+
+
+def _count(conn: Connection, **amounts: int) -> None:
+    """Add to the delivery totals, in the transaction that records the outcomes."""
+    for name, amount in amounts.items():
+        if not amount:
+            continue
+        key = f"delivery_{name}"
+        changed = conn.execute(
+            update(counters).where(counters.c.name == key).values(value=counters.c.value + amount)
+        ).rowcount
+        if changed:
+            continue
+        # The migration made the rows; a database made otherwise gets them here. Two
+        # senders may both try: the one whose insert fails adds to the other's row.
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(counters).values(name=key, value=amount))
+        except IntegrityError:
+            conn.execute(
+                update(counters).where(counters.c.name == key).values(value=counters.c.value + amount)
+            )
+
+
+def delivery_totals(store: Store) -> dict[str, int]:
+    """Messages sent, deferred, bounced and failed since the database was made."""
+    with store.engine.connect() as conn:
+        rows = dict(
+            conn.execute(
+                select(counters.c.name, counters.c.value).where(
+                    counters.c.name.in_([f"delivery_{name}" for name in TOTALS])
+                )
+            ).all()
+        )
+    return {name: int(rows.get(f"delivery_{name}", 0)) for name in TOTALS}
 
 
 def _dead_here(holder: str, host: str) -> bool:
@@ -570,4 +664,4 @@ def _claimed(row: Row[*tuple[Any, ...]]) -> Claimed:
         email=row.email,
         name=row.name,
     )
-    return Claimed(item, row.attempts)
+    return Claimed(item, row.attempts, row.arrived_at)

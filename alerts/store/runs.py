@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import RowMapping, delete, func, insert, select
+from sqlalchemy import RowMapping, delete, func, insert, select, update
 
 from alerts.schema import advisories, outbox, runs
 from alerts.store.advisories import Store
@@ -21,9 +21,13 @@ from alerts.types import Frequency, RunReport
 #: How long the rows of frequent runs are kept (digest rows are kept: they say what is due).
 KEEP_POLLS = timedelta(days=30)
 #: The kinds of ``runs`` rows that come every few minutes; only the last KEEP_POLLS are kept.
-PRUNED = ("poll", "run", "send")
+PRUNED = ("poll", "files", "run", "send", "sender", "web-sender")
 #: The marker of a feeds build.
 FEEDS_BUILT = "feeds"
+#: The one row ``alerts serve`` rewrites every few seconds while it runs.
+HEARTBEAT = "heartbeat"
+#: A heartbeat older than this means ``alerts serve`` is not running (or is stuck).
+HEARTBEAT_FRESH = timedelta(seconds=60)
 #: Every outbox status, in the order ``alerts status`` shows them.
 STATUSES = tuple(OutboxStatus)
 
@@ -34,7 +38,7 @@ def digest_kind(frequency: Frequency) -> str:
 
 
 #: Rows that only say when feeds or a digest were last done (not runs to show).
-MARKERS = (FEEDS_BUILT, *(digest_kind(f) for f in Frequency))
+MARKERS = (FEEDS_BUILT, HEARTBEAT, *(digest_kind(f) for f in Frequency))
 
 
 def add_run(
@@ -91,6 +95,28 @@ def list_runs(store: Store, kind: str | None = None) -> list[RunRecord]:
             RunRecord(row["kind"], row["started_at"], row["finished_at"], row["ok"], dict(row["summary"] or {}))
             for row in conn.execute(query).mappings()
         ]
+
+
+def beat(store: Store, now: datetime, who: dict[str, Any]) -> None:
+    """``alerts serve`` is alive at ``now``: one row, rewritten (not a row per beat)."""
+    with store.engine.begin() as conn:
+        changed = conn.execute(
+            update(runs).where(runs.c.kind == HEARTBEAT).values(started_at=now, finished_at=now, ok=True, summary=who)
+        ).rowcount
+        if not changed:
+            conn.execute(insert(runs).values(kind=HEARTBEAT, started_at=now, finished_at=now, ok=True, summary=who))
+
+
+def last_beat(store: Store) -> tuple[datetime, dict[str, Any]] | None:
+    """When ``alerts serve`` last said it was alive, and who it was (host, pid)."""
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            select(runs.c.started_at, runs.c.summary)
+            .where(runs.c.kind == HEARTBEAT)
+            .order_by(runs.c.started_at.desc())
+            .limit(1)
+        ).first()
+    return (row[0], dict(row[1] or {})) if row else None
 
 
 def mark(store: Store, kind: str, now: datetime) -> None:

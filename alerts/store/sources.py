@@ -4,6 +4,8 @@
   outcome of the last poll of each feed URL (:class:`UpstreamPoll`).
 - Advisory files (``source_files``): the stat and SHA-256 of each file last read
   (:class:`SeenFile`).
+- Every source's health (``source_health``): its polls, failures in a row and ever, its
+  last success (:class:`SourceHealth`), for ``alerts status`` and ``/metrics``.
 
 Not to be confused with :mod:`alerts.feeds.state`, which remembers the feeds we publish.
 """
@@ -11,13 +13,14 @@ Not to be confused with :mod:`alerts.feeds.state`, which remembers the feeds we 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from alerts.schema import source_feeds, source_files
+from alerts.schema import source_feeds, source_files, source_health
 from alerts.store.advisories import Store
 from alerts.store.ids import chunks
 
@@ -121,3 +124,69 @@ def save_seen_files(store: Store, seen: dict[str, SeenFile], *, forget: list[str
                     for name, s in seen.items()
                 ],
             )
+
+
+# -- health: each source's polls, for alerts status and /metrics ----------------------
+
+
+@dataclass(frozen=True)
+class SourcePoll:
+    """One look at one source: its label, ``folder`` or ``feed``, and what went wrong."""
+
+    source: str
+    kind: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    source: str
+    kind: str
+    last_poll_at: datetime | None
+    last_ok_at: datetime | None
+    failures: int
+    failures_total: int
+    polls_total: int
+    last_error: str | None
+
+
+def record_source_polls(store: Store, polls: Iterable[SourcePoll], now: datetime) -> None:
+    """Count each poll, and its failure (in a row, and ever); a success clears the run."""
+    polls = list(polls)
+    if not polls:
+        return
+    with store.engine.begin() as conn:
+        for poll in polls:
+            failed = poll.error is not None
+            values: dict[str, Any] = {
+                "kind": poll.kind,
+                "last_poll_at": now,
+                "polls_total": source_health.c.polls_total + 1,
+                "failures": source_health.c.failures + 1 if failed else 0,
+                "failures_total": source_health.c.failures_total + (1 if failed else 0),
+                "last_error": poll.error,
+            }
+            if not failed:
+                values["last_ok_at"] = now
+            changed = conn.execute(
+                update(source_health).where(source_health.c.source == poll.source).values(**values)
+            ).rowcount
+            if not changed:
+                conn.execute(
+                    insert(source_health).values(
+                        source=poll.source,
+                        kind=poll.kind,
+                        last_poll_at=now,
+                        last_ok_at=None if failed else now,
+                        failures=int(failed),
+                        failures_total=int(failed),
+                        polls_total=1,
+                        last_error=poll.error,
+                    )
+                )
+
+
+def source_healths(store: Store) -> list[SourceHealth]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(source_health).order_by(source_health.c.source)).mappings().all()
+    return [SourceHealth(**{key: row[key] for key in SourceHealth.__dataclass_fields__}) for row in rows]

@@ -134,7 +134,8 @@ def queue_transactional(
 ) -> int:
     """Queue one finished message for one subscriber: a ``digests`` row of ``kind``
     (``meta["transactional"]`` true, ``meta["raw"]`` the whole message when given) and a
-    pending ``outbox`` row. Returns the outbox id."""
+    pending ``outbox`` row ahead of any digest (the store wakes the senders). Returns the
+    outbox id."""
     return queue_finished_message(
         store,
         subscriber_id,

@@ -8,22 +8,27 @@ the guards in ``alerts.web.guards`` (a bounded body, the host of ``site.base_url
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 
 from alerts.app import App
 from alerts.feeds.model import FORMATS
-from alerts.web import archive, pages, privacy, subscriptions
+from alerts.store.runs import HEARTBEAT_FRESH, last_beat
+from alerts.web import archive, ops, pages, privacy, subscriptions
 from alerts.web.archive import GZIP_MIN
 from alerts.web.guards import BodyLimit, CanonicalHost, redact_access_log
 
 
-def create_app(app: App) -> Starlette:
-    """The ASGI app for one configuration."""
+def create_app(app: App, *, sends_mail: bool = False) -> Starlette:
+    """The ASGI app for one configuration. ``sends_mail``: this process sends the
+    confirmations itself (``alerts web`` does, unless ``--no-send``); otherwise pages
+    say mail is on its way only while ``alerts serve``'s heartbeat is fresh."""
     redact_access_log()
     web = Starlette(
-        routes=[*archive.routes(app), *subscriptions.routes(app), *privacy.routes(app)],
+        routes=[*ops.routes(), *archive.routes(app), *subscriptions.routes(app), *privacy.routes(app)],
         middleware=[
             Middleware(BodyLimit),
             Middleware(CanonicalHost, base_url=app.config.site.base_url),
@@ -40,4 +45,15 @@ def create_app(app: App) -> Starlette:
         exception_handlers={404: pages.http_error, 405: pages.http_error, 500: pages.http_error},
     )
     web.state.app = app
+    web.state.mail_running = (lambda: True) if sends_mail else scheduler_running(app)
     return web
+
+
+def scheduler_running(app: App) -> Callable[[], bool]:
+    """True while ``alerts serve`` writes its heartbeat (it sends what is queued)."""
+
+    def running() -> bool:
+        last = last_beat(app.store)
+        return last is not None and app.now() - last[0] <= HEARTBEAT_FRESH
+
+    return running

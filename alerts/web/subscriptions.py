@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from alerts.app import App
 from alerts.areas import AreaNode, Gazetteer
 from alerts.errors import AlertsError, BadToken, NotFound, UnknownArea
-from alerts.store.limits import CLIENT, client_key, take
+from alerts.store.limits import CLIENT, MAILBOX, client_key, take
 from alerts.store.subscribers import (
     ACTIVE,
     OPTED_OUT,
@@ -114,7 +114,12 @@ def subscribe(request: Request, form: dict[str, str]) -> Response:
         return limited
     # The same answer whatever the address's state, sent before anything is looked up
     # (the work runs after it), so neither its words nor its timing tell who subscribes.
-    response = page(request, "check_inbox.html", {"email": subscription.email})
+    context = {
+        "email": subscription.email,
+        "mail_running": request.app.state.mail_running(),
+        "resend_minutes": int(MAILBOX.gap.total_seconds() // 60),
+    }
+    response = page(request, "check_inbox.html", context)
     response.background = BackgroundTask(quietly, sign_up, app.config, app.store, app.gazetteer, subscription, app.now())
     return response
 

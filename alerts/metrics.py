@@ -1,0 +1,139 @@
+"""Prometheus metrics, computed from the database at each scrape.
+
+Every figure comes from the tables (:mod:`alerts.store.monitoring` and its neighbours), not from counters in one
+process's memory, so any web process answers the same however many senders and web
+workers run. The totals only grow (they live in the ``counters`` table); the latency
+histogram covers the sent messages the outbox keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from alerts.store import Store
+from alerts.store.monitoring import (
+    last_feed_build,
+    latencies,
+    oldest_waiting,
+    outbox_counts,
+)
+from alerts.store.outbox import OutboxStatus, delivery_totals
+from alerts.store.runs import last_beat
+from alerts.store.sources import source_healths
+from alerts.types import MailPriority
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class DatabaseCollector(Collector):
+    """Reads the figures from the database on each collect."""
+
+    def __init__(self, store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.store = store
+        self.clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.clock()
+        counts = outbox_counts(self.store)
+        depth = GaugeMetricFamily(
+            "alerts_outbox_messages",
+            "Messages in the outbox by status and priority (0 transactional, 10 alerts, 20 digests).",
+            labels=["status", "priority"],
+        )
+        for status in OutboxStatus:
+            for priority in MailPriority:
+                depth.add_metric(
+                    [status.value, priority.name.lower()], counts.get((status.value, int(priority)), 0)
+                )
+        yield depth
+
+        oldest = oldest_waiting(self.store)
+        yield GaugeMetricFamily(
+            "alerts_outbox_oldest_pending_age_seconds",
+            "Age of the oldest message waiting to be sent (0 when none waits).",
+            value=max((now - oldest).total_seconds(), 0.0) if oldest else 0.0,
+        )
+
+        totals = CounterMetricFamily(
+            "alerts_delivery_messages",
+            "Delivery outcomes since the database was made: sent, deferred (to retry), bounced, failed.",
+            labels=["outcome"],
+        )
+        for outcome, value in delivery_totals(self.store).items():
+            totals.add_metric([outcome], value)
+        yield totals
+
+        polled = GaugeMetricFamily(
+            "alerts_source_last_poll_timestamp_seconds", "When each source was last polled.", labels=["source", "kind"]
+        )
+        succeeded = GaugeMetricFamily(
+            "alerts_source_last_success_timestamp_seconds",
+            "When each source was last polled successfully (0: never).",
+            labels=["source", "kind"],
+        )
+        failing = GaugeMetricFamily(
+            "alerts_source_consecutive_failures", "Failed polls in a row of each source.", labels=["source", "kind"]
+        )
+        failures = CounterMetricFamily(
+            "alerts_source_poll_failures", "Failed polls of each source, ever.", labels=["source", "kind"]
+        )
+        polls = CounterMetricFamily("alerts_source_polls", "Polls of each source, ever.", labels=["source", "kind"])
+        for health in source_healths(self.store):
+            labels = [health.source, health.kind]
+            polled.add_metric(labels, health.last_poll_at.timestamp() if health.last_poll_at else 0.0)
+            succeeded.add_metric(labels, health.last_ok_at.timestamp() if health.last_ok_at else 0.0)
+            failing.add_metric(labels, health.failures)
+            failures.add_metric(labels, health.failures_total)
+            polls.add_metric(labels, health.polls_total)
+        yield from (polled, succeeded, failing, failures, polls)
+
+        build = last_feed_build(self.store)
+        yield GaugeMetricFamily(
+            "alerts_feeds_build_seconds", "How long the last feed build took.", value=build[1] if build else 0.0
+        )
+        yield GaugeMetricFamily(
+            "alerts_feeds_last_build_timestamp_seconds",
+            "When the feeds were last built (0: never).",
+            value=build[0].timestamp() if build else 0.0,
+        )
+
+        beat = last_beat(self.store)
+        yield GaugeMetricFamily(
+            "alerts_scheduler_heartbeat_timestamp_seconds",
+            "When 'alerts serve' last said it was alive (0: never).",
+            value=beat[0].timestamp() if beat else 0.0,
+        )
+
+        histogram = HistogramMetricFamily(
+            "alerts_arrival_to_relay_seconds",
+            "From an advisory's arrival (or a sign-up) to the relay accepting the message, by kind of message.",
+            labels=["kind"],
+        )
+        for latency in latencies(self.store):
+            buckets = [(_le(bound), float(count)) for bound, count in latency.buckets]
+            buckets.append(("+Inf", float(latency.count)))
+            histogram.add_metric([latency.kind], buckets, latency.total_seconds)
+        yield histogram
+
+
+def _le(bound: float) -> str:
+    """A bucket's bound as prometheus_client writes it ("1.0", "+Inf")."""
+    # As prometheus_client's floatToGoString writes these bounds (all well under 1e16).
+    return repr(float(bound))
+
+
+def render_metrics(store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> bytes:
+    """The metrics in the Prometheus text format."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DatabaseCollector(store, clock))
+    return generate_latest(registry)

@@ -1,0 +1,155 @@
+"""What an operator on call watches, read from the database (so every web and sender
+process reports the same): the outbox by status and priority, the oldest message
+waiting, the last feed build, and the latency from an advisory's arrival to the relay's
+acceptance; with the heartbeat (:mod:`~alerts.store.runs`), the delivery totals
+(:mod:`~alerts.store.outbox`) and each source's health (:mod:`~alerts.store.sources`),
+what :func:`operations` gathers for ``alerts status``. :mod:`alerts.metrics` turns the
+same into Prometheus text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select
+
+from alerts.schema import digests, outbox, runs
+from alerts.store.advisories import Store
+from alerts.store.outbox import delivery_totals
+from alerts.store.runs import FEEDS_BUILT, HEARTBEAT_FRESH, last_beat
+from alerts.store.sources import source_healths
+
+#: Latency histogram buckets, in seconds: an urgent alert should be in the first few;
+#: daily and weekly digests land in the last ones by design.
+LATENCY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, 7 * 86400.0)
+WAITING = ("pending", "sending")
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Arrival-to-relay latencies of one kind of message (``urgent``, ``immediate``,
+    ``daily``, ``weekly``, ``confirm``...): cumulative bucket counts, count and sum."""
+
+    kind: str
+    buckets: tuple[tuple[float, int], ...]
+    count: int
+    total_seconds: float
+
+
+def outbox_counts(store: Store) -> dict[tuple[str, int], int]:
+    """Rows by (status, priority)."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(outbox.c.status, outbox.c.priority, func.count()).group_by(outbox.c.status, outbox.c.priority)
+        ).all()
+    return {(status, int(priority)): int(count) for status, priority, count in rows}
+
+
+def oldest_waiting(store: Store) -> datetime | None:
+    """When the oldest message still waiting (pending or being sent) was queued."""
+    with store.engine.connect() as conn:
+        oldest: datetime | None = conn.execute(
+            select(func.min(outbox.c.created_at)).where(outbox.c.status.in_(WAITING))
+        ).scalar_one()
+    return oldest
+
+
+def last_feed_build(store: Store) -> tuple[datetime, float] | None:
+    """When the feeds were last built, and how many seconds it took."""
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            select(runs.c.started_at, runs.c.finished_at)
+            .where(runs.c.kind == FEEDS_BUILT)
+            .order_by(runs.c.started_at.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        return None
+    started, finished = row
+    return started, max(((finished or started) - started).total_seconds(), 0.0)
+
+
+def latencies(store: Store, buckets: Sequence[float] = LATENCY_BUCKETS) -> list[Latency]:
+    """Arrival-to-relay latency of every sent message the outbox keeps, by kind."""
+    limits = [round(b * 1000) for b in buckets]
+    columns = [func.sum(case((outbox.c.latency_ms <= limit, 1), else_=0)) for limit in limits]
+    query = (
+        select(digests.c.kind, func.count(), func.sum(outbox.c.latency_ms), *columns)
+        .select_from(outbox.join(digests, digests.c.id == outbox.c.digest_id))
+        .where(outbox.c.status == "sent", outbox.c.latency_ms.is_not(None))
+        .group_by(digests.c.kind)
+        .order_by(digests.c.kind)
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        Latency(
+            kind=row[0],
+            buckets=tuple((bound, int(row[3 + i] or 0)) for i, bound in enumerate(buckets)),
+            count=int(row[1]),
+            total_seconds=int(row[2] or 0) / 1000,
+        )
+        for row in rows
+    ]
+
+
+def latency_percentiles(
+    store: Store, percents: Sequence[int] = (50, 90, 99), kinds: Sequence[str] | None = None
+) -> tuple[int, dict[int, float]]:
+    """How many sent messages have a latency, and its percentiles in seconds (nearest
+    rank), over the messages the outbox keeps; ``kinds`` limits it to those kinds."""
+    source = outbox.join(digests, digests.c.id == outbox.c.digest_id)
+    where = [outbox.c.status == "sent", outbox.c.latency_ms.is_not(None)]
+    if kinds is not None:
+        where.append(digests.c.kind.in_(list(kinds)))
+    with store.engine.connect() as conn:
+        count = int(conn.execute(select(func.count()).select_from(source).where(*where)).scalar_one())
+        found: dict[int, float] = {}
+        if not count:
+            return 0, found
+        for percent in percents:
+            rank = max(1, -(-percent * count // 100))  # ceil: the nearest-rank percentile
+            value = conn.execute(
+                select(outbox.c.latency_ms)
+                .select_from(source)
+                .where(*where)
+                .order_by(outbox.c.latency_ms)
+                .offset(rank - 1)
+                .limit(1)
+            ).scalar_one()
+            found[percent] = int(value) / 1000
+    return count, found
+
+
+#: The kinds of message whose latency 'alerts status' shows, together.
+LATENCY_GROUPS = {
+    "urgent and immediate alerts": ("urgent", "immediate"),
+    "confirmations": ("confirm",),
+    "daily and weekly digests": ("daily", "weekly"),
+}
+
+
+def operations(store: Store, now: datetime) -> dict[str, Any]:
+    """For ``alerts status``: is ``alerts serve`` alive, the delivery totals, latency
+    percentiles by group of kinds, and each source's health."""
+    beat = last_beat(store)
+    return {
+        "heartbeat": None
+        if beat is None
+        else {
+            "at": beat[0],
+            "age_seconds": (now - beat[0]).total_seconds(),
+            "fresh": now - beat[0] <= HEARTBEAT_FRESH,
+            "host": beat[1].get("host"),
+            "pid": beat[1].get("pid"),
+        },
+        "totals": delivery_totals(store),
+        "latency": {
+            group: dict(zip(("count", "percentiles"), latency_percentiles(store, kinds=kinds), strict=True))
+            for group, kinds in LATENCY_GROUPS.items()
+        },
+        "sources": [asdict(health) for health in source_healths(store)],
+    }

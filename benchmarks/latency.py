@@ -1,0 +1,259 @@
+"""Latency: an urgent advisory file appears in the watched folder -> the first, and the
+last, of its messages accepted by an SMTP relay on loopback, through a real ``alerts
+serve`` (its own process), for N subscribers of mixed frequencies (immediate, daily and
+weekly, all wanting urgent alerts, so every one of them is mailed at once).
+
+    .venv/bin/python benchmarks/latency.py [--sizes 1000,10000] [--runs 3] [--database URL]
+        [--confirmations 5]
+
+Set-up (not timed): a fresh SQLite database (or the PostgreSQL URL given, in a schema
+of its own), N subscribers in Medway, the relay (aiosmtpd, in this process: the
+sender is the other process), ``alerts serve`` started and its start-up job done.
+
+Timed, per run: a new urgent advisory is written to a staging folder and renamed into
+the watched folder (the instant it "appears"); the relay records the time it accepts
+each message. Prints, per size, the median over the runs of: first acceptance, last
+acceptance, and messages per second from the first to the last; and the parts of the
+first: the files job (settle wait, ingest, queue) from ``alerts serve``'s log.
+Aim (issue 12): first <= 2 s, all 10,000 <= 20 s.
+
+Then, with ``alerts serve`` and ``alerts web --no-send`` running (the confirmation goes
+through the cross-process wake-up) and again with ``alerts web`` alone (it sends them
+itself): a sign-up form POST -> its confirmation accepted by the relay, median of
+``--confirmations`` sign-ups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import yaml
+from sqlalchemy.engine import make_url
+
+from alerts.app import App
+from alerts.testing import AlertsProcess, Received, SmtpSink, free_port, seed_subscribers
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Clock:
+    """Acceptance times at the relay (wall clock, as the file's appearance)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.lock = threading.Condition()
+
+    def __call__(self, _received: Received) -> None:
+        with self.lock:
+            self.times.append(time.time())
+            self.lock.notify_all()
+
+    def wait(self, count: int, timeout: float) -> bool:
+        with self.lock:
+            return self.lock.wait_for(lambda: len(self.times) >= count, timeout)
+
+
+def advisory(number: int) -> str:
+    stamp = datetime.now(UTC).astimezone().strftime("%H:%M %d/%m/%Y")
+    meta = {
+        "title": f"Urgent: dangerous dog loose in Chatham ({number})",
+        "url": f"https://www.kent.police.uk/news/latency-{uuid.uuid4().hex}/",
+        "area": "Medway",
+        "priority": "urgent",
+        "publish": {"date": stamp},
+    }
+    return "```yaml\n" + yaml.safe_dump(meta) + "```\n\nResidents of Chatham: keep children indoors.\n"
+
+
+@contextlib.contextmanager
+def postgres_schema(url: str) -> Iterator[str]:
+    """A fresh schema on the server, selected through the URL's search_path; dropped after."""
+    schema = f"latency_{uuid.uuid4().hex[:8]}"
+    server = make_url(url).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def run_size(size: int, runs: int, database: str | None, connections: int) -> dict[str, Any]:
+    if database:
+        with postgres_schema(database) as url:
+            return _run_size(size, runs, url, connections)
+    return _run_size(size, runs, None, connections)
+
+
+def _run_size(size: int, runs: int, database: str | None, connections: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="alerts-latency-") as tmp:
+        root = Path(tmp)
+        folder, staging = root / "advisories", root / "staging"
+        folder.mkdir()
+        staging.mkdir()
+        clock = Clock()
+        with SmtpSink(keep=False, on_accept=clock) as sink:
+            config = root / "config.yaml"
+            config.write_text(
+                yaml.safe_dump(
+                    {
+                        "database": database or f"sqlite:///{root / 'alerts.db'}",
+                        "templates": str(REPO / "templates"),
+                        "sources": [{"path": str(folder)}],
+                        "feeds": {"out": str(root / "feeds")},
+                        "delivery": {
+                            "backend": "smtp",
+                            "smtp": {
+                                "host": sink.host,
+                                "port": sink.port,
+                                "security": "none",
+                                "connections": connections,
+                                "per_connection": 1000,
+                            },
+                        },
+                        "email": {"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
+                        "security": {"secret_key_file": str(root / "secret.key")},
+                    }
+                ),
+                encoding="utf-8",
+            )
+            app = App(config)
+            seed_subscribers(app.store.engine, count=size, now=datetime.now(UTC))
+            app.close()
+            serve = AlertsProcess(config, "serve", cwd=str(REPO))
+            try:
+                serve.wait_for("watching ", timeout=120)
+                serve.wait_for("startup: ", timeout=120)
+                firsts, lasts, rates, jobs = [], [], [], []
+                for run in range(runs):
+                    done = len(clock.times)
+                    mark = serve.mark()
+                    path = staging / f"urgent-{run}.md"
+                    path.write_text(advisory(run), encoding="utf-8")
+                    appeared = time.time()
+                    os.rename(path, folder / path.name)
+                    if not clock.wait(done + size, timeout=600):
+                        raise SystemExit(f"only {len(clock.times) - done} of {size} messages arrived in 600 s")
+                    with clock.lock:
+                        times = clock.times[done : done + size]
+                    first, last = min(times) - appeared, max(times) - appeared
+                    firsts.append(first)
+                    lasts.append(last)
+                    rates.append((size - 1) / (last - first) if last > first else float("inf"))
+                    job = serve.wait_for("files: 1 new", after=mark)
+                    jobs.append(float(job.get("seconds", 0.0)))
+                    print(
+                        f"  run {run + 1}: first {first:.2f} s, last {last:.2f} s, files job {jobs[-1]:.2f} s",
+                        file=sys.stderr,
+                    )
+            finally:
+                serve.stop()
+    return {
+        "size": size,
+        "first": statistics.median(firsts),
+        "last": statistics.median(lasts),
+        "rate": statistics.median(rates),
+        "job": statistics.median(jobs),
+    }
+
+
+def confirmations(count: int, *, alone: bool) -> float:
+    """Median seconds from a sign-up POST to its confirmation at the relay."""
+    with tempfile.TemporaryDirectory(prefix="alerts-latency-") as tmp:
+        root = Path(tmp)
+        (root / "advisories").mkdir()
+        port = free_port()
+        clock = Clock()
+        with SmtpSink(keep=False, on_accept=clock) as sink:
+            config = root / "config.yaml"
+            config.write_text(
+                yaml.safe_dump(
+                    {
+                        "database": f"sqlite:///{root / 'alerts.db'}",
+                        "templates": str(REPO / "templates"),
+                        "sources": [{"path": str(root / "advisories")}],
+                        "feeds": {"out": str(root / "feeds")},
+                        "site": {"base_url": f"http://127.0.0.1:{port}"},
+                        "delivery": {
+                            "backend": "smtp",
+                            "smtp": {"host": sink.host, "port": sink.port, "security": "none"},
+                        },
+                        "email": {"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
+                        "security": {"secret_key_file": str(root / "secret.key")},
+                    }
+                ),
+                encoding="utf-8",
+            )
+            started = []
+            try:
+                if not alone:
+                    started.append(AlertsProcess(config, "serve", cwd=str(REPO)))
+                    started[-1].wait_for("startup: ", timeout=120)
+                web = AlertsProcess(config, "web", "--port", str(port), *([] if alone else ["--no-send"]), cwd=str(REPO))
+                started.append(web)
+                web.wait_for("serving ", timeout=120)
+                with httpx.Client(timeout=30) as client:
+                    for _ in range(100):  # uvicorn says 'serving' just before it listens
+                        try:
+                            client.get(f"http://127.0.0.1:{port}/subscribe")
+                            break
+                        except httpx.ConnectError:
+                            time.sleep(0.05)
+                    took = []
+                    for number in range(count):
+                        done = len(clock.times)
+                        posted = time.time()
+                        client.post(
+                            f"http://127.0.0.1:{port}/subscribe",
+                            data={"email": f"new{number}@example.org", "areas": "Medway", "frequency": "daily"},
+                        )
+                        if not clock.wait(done + 1, timeout=120):
+                            raise SystemExit("a confirmation did not arrive within 120 s")
+                        took.append(clock.times[done] - posted)
+            finally:
+                for process in started:
+                    process.stop()
+    return statistics.median(took)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,10000", help="subscriber counts, comma-separated")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=4, help="delivery.smtp.connections")
+    parser.add_argument("--database", help="a PostgreSQL URL (default: SQLite in a temporary folder)")
+    parser.add_argument("--confirmations", type=int, default=5, help="sign-ups to time (0: none)")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    backend = "postgresql" if args.database else "sqlite"
+    print(f"latency: file appears -> relay accepts; {backend}, {args.connections} connections, median of {args.runs} runs")
+    print(f"{'subscribers':>12} {'first (s)':>10} {'last (s)':>10} {'msg/s':>8} {'files job (s)':>14}")
+    for size in sizes:
+        result = run_size(size, args.runs, args.database, args.connections)
+        print(
+            f"{result['size']:>12,} {result['first']:>10.2f} {result['last']:>10.2f} "
+            f"{result['rate']:>8.0f} {result['job']:>14.2f}"
+        )
+    if args.confirmations:
+        print(f"sign-up POST -> confirmation at the relay (sqlite, median of {args.confirmations}):")
+        print(f"  alerts serve + alerts web --no-send: {confirmations(args.confirmations, alone=False):.2f} s")
+        print(f"  alerts web alone:                    {confirmations(args.confirmations, alone=True):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
