@@ -2,8 +2,9 @@
 
 Every figure comes from the tables (:mod:`alerts.store.monitoring` and its neighbours), not from counters in one
 process's memory, so any web process answers the same however many senders and web
-workers run. The totals only grow (they live in the ``counters`` table); the latency
-histogram covers the sent messages the outbox keeps.
+workers run. The totals and the latency histogram only grow (they live in the
+``counters`` and ``latency_buckets`` tables, counted as messages are sent), so purging
+sent messages never looks like a counter reset.
 """
 
 from __future__ import annotations

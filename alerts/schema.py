@@ -281,6 +281,19 @@ counters = Table(
     Column("value", BigInteger, nullable=False, default=0),
 )
 
+# The arrival-to-relay latency histogram, counted as messages are sent (so purging sent
+# rows never lowers it): per kind of message, how many latencies fell in each bucket
+# (above the previous bound, up to ``le_ms``; the last bucket's bound is
+# alerts.store.outbox.OVERFLOW_MS) and their sum. Not cumulative: the reader adds up.
+latency_buckets = Table(
+    "latency_buckets",
+    metadata,
+    Column("kind", String(20), primary_key=True),
+    Column("le_ms", BigInteger, primary_key=True, autoincrement=False),
+    Column("count", BigInteger, nullable=False, default=0),
+    Column("sum_ms", BigInteger, nullable=False, default=0),
+)
+
 runs = Table(
     "runs",
     metadata,

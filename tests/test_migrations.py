@@ -117,3 +117,59 @@ def test_case_variants_of_one_mailbox_are_merged_keeping_the_opt_out(db_url: str
             conn.execute(insert, {"id": 6, "email": "JO@EXAMPLE.ORG", "status": "pending"})
     finally:
         engine.dispose()
+
+
+def test_the_latency_histogram_starts_from_the_sent_messages_kept_at_the_upgrade(
+    db_url: str,
+) -> None:
+    engine = create_engine(engine_url(db_url))
+    try:
+        migrate(engine, "0005")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO subscribers (id, email, frequency, status, forwardable, urgent, bounces, created_at)"
+                    " VALUES (1, 'jo@example.org', 'daily', 'active', false, true, 0, '2026-11-01 00:00:00')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO digests (id, key, kind, subject, html, text, areas, advisory_ids, created_at, meta)"
+                    " VALUES (:id, :key, :kind, 's', 'h', 't', '[]', '[]', '2026-11-01 00:00:00', '{}')"
+                ),
+                [
+                    {"id": 1, "key": "a", "kind": "urgent"},
+                    {"id": 2, "key": "b", "kind": "urgent"},
+                    {"id": 3, "key": "c", "kind": "daily"},
+                    {"id": 4, "key": "d", "kind": "daily"},
+                ],
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO outbox (subscriber_id, digest_id, status, attempts, next_attempt_at, message_id,"
+                    " created_at, latency_ms) VALUES (1, :digest, :status, 1, '2026-11-01 00:00:00', :mid,"
+                    " '2026-11-01 00:00:00', :latency)"
+                ),
+                [
+                    {"digest": 1, "status": "sent", "mid": "m1", "latency": 800},
+                    {"digest": 2, "status": "sent", "mid": "m2", "latency": 1000},
+                    {
+                        "digest": 3,
+                        "status": "sent",
+                        "mid": "m3",
+                        "latency": 700_000_000,
+                    },  # past the last bound
+                    {"digest": 4, "status": "pending", "mid": "m4", "latency": None},
+                ],
+            )
+        migrate(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT kind, le_ms, count, sum_ms FROM latency_buckets ORDER BY kind")
+            ).all()
+        assert [tuple(row) for row in rows] == [
+            ("daily", 2**62, 1, 700_000_000),
+            ("urgent", 1000, 2, 1800),
+        ]
+    finally:
+        engine.dispose()

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import time_machine
 from click.testing import Result
+from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.app import App
 from alerts.delivery import send_pending
 from alerts.digest import queue_digests
+from alerts.metrics import render_metrics
 from alerts.schema import metadata
 from alerts.store.retention import hashed_opt_out
 from alerts.store.runs import add_run
@@ -127,6 +129,39 @@ def test_purge_with_sent_days_0_leaves_no_sent_message(
         # The stored copies of the sent messages went with them (a confirmation names its address).
         assert ADDRESS.lower() not in repr(table_rows(app.store.engine, "digests")).lower()
         assert [row["kind"] for row in table_rows(app.store.engine, "digests")] == ["confirm"]
+    finally:
+        app.close()
+
+
+def latency_histogram(app: App) -> dict[tuple[str, str], float]:
+    """/metrics' arrival-to-relay histogram as Prometheus parses it: (sample, kind) to value."""
+    text = render_metrics(app.store, lambda: NOW).decode()
+    [family] = [f for f in text_string_to_metric_families(text) if f.name == "alerts_arrival_to_relay_seconds"]
+    return {(s.name.rsplit("_", 1)[-1] + s.labels.get("le", ""), s.labels["kind"]): s.value for s in family.samples}
+
+
+def test_purging_sent_messages_never_lowers_the_latency_histogram(
+    write_config: Callable[..., Path], run_cli: Callable[..., Result], db_url: str
+) -> None:
+    """Prometheus reads any drop in a histogram's count or sum as a counter reset."""
+    config = write_config(database=db_url, retention={"sent_days": 0})
+    app = App(config)
+    try:
+        seeded(app)
+        before = latency_histogram(app)
+        assert before[("count", "confirm")] == 1 and before[("count", "daily")] == 2
+        assert before[("bucket+Inf", "daily")] == 2 and before[("sum", "daily")] > 0
+        result = run_cli("purge", "--json", config=config)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output[result.output.index("{") :])["sent_messages"] == 3
+        assert latency_histogram(app) == before
+        # And it goes on counting from there: one more sent is one more counted.
+        newcomer = subscribe(app, "newcomer@example.org", ["kent"], frequency="daily")
+        send_confirmation(app.config, app.store, newcomer, ["Kent"], now=NOW)
+        assert send_pending(app.config, app.store).sent == 1
+        after = latency_histogram(app)
+        assert after[("count", "confirm")] == 2 and after[("sum", "confirm")] >= before[("sum", "confirm")]
+        assert after[("count", "daily")] == 2
     finally:
         app.close()
 

@@ -79,8 +79,9 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
 @with_existing_app
 def status(app: App, as_json: bool) -> None:
     """Show whether 'alerts serve' runs, the outbox by status, the oldest message
-    waiting, delivery totals, arrival-to-relay latency percentiles (p50, p90, p99), each
-    source's health, and the last run."""
+    waiting, delivery totals, arrival-to-relay latency percentiles (p50, p90, p99, exact,
+    over the sent messages still kept: see retention.sent_days), each source's health,
+    and the last run."""
     info = outbox_status(app.store) | operations(app.store, app.now())
     if as_json:
         print_json(info)

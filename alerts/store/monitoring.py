@@ -14,17 +14,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
-from alerts.schema import digests, outbox, runs
+from alerts.schema import digests, latency_buckets, outbox, runs
 from alerts.store.advisories import Store
-from alerts.store.outbox import delivery_totals
+from alerts.store.outbox import LATENCY_BUCKETS, delivery_totals
 from alerts.store.runs import FEEDS_BUILT, HEARTBEAT_FRESH, last_beat
 from alerts.store.sources import source_healths
 
-#: Latency histogram buckets, in seconds: an urgent alert should be in the first few;
-#: daily and weekly digests land in the last ones by design.
-LATENCY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, 7 * 86400.0)
 WAITING = ("pending", "sending")
 
 
@@ -73,34 +70,41 @@ def last_feed_build(store: Store) -> tuple[datetime, float] | None:
 
 
 def latencies(store: Store, buckets: Sequence[float] = LATENCY_BUCKETS) -> list[Latency]:
-    """Arrival-to-relay latency of every sent message the outbox keeps, by kind."""
-    limits = [round(b * 1000) for b in buckets]
-    columns = [func.sum(case((outbox.c.latency_ms <= limit, 1), else_=0)) for limit in limits]
-    query = (
-        select(digests.c.kind, func.count(), func.sum(outbox.c.latency_ms), *columns)
-        .select_from(outbox.join(digests, digests.c.id == outbox.c.digest_id))
-        .where(outbox.c.status == "sent", outbox.c.latency_ms.is_not(None))
-        .group_by(digests.c.kind)
-        .order_by(digests.c.kind)
-    )
+    """Arrival-to-relay latency of every message sent since the database was made, by
+    kind: the counts kept in ``latency_buckets`` as messages are sent, so purging sent
+    rows never lowers them (Prometheus would read a drop as a counter reset)."""
     with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return [
-        Latency(
-            kind=row[0],
-            buckets=tuple((bound, int(row[3 + i] or 0)) for i, bound in enumerate(buckets)),
-            count=int(row[1]),
-            total_seconds=int(row[2] or 0) / 1000,
+        rows = conn.execute(
+            select(latency_buckets.c.kind, latency_buckets.c.le_ms, latency_buckets.c.count, latency_buckets.c.sum_ms)
+        ).all()
+    by_kind: dict[str, list[tuple[int, int, int]]] = {}
+    for kind, le_ms, count, sum_ms in rows:
+        by_kind.setdefault(kind, []).append((int(le_ms), int(count), int(sum_ms)))
+    found = []
+    for kind in sorted(by_kind):
+        counted = by_kind[kind]
+        found.append(
+            Latency(
+                kind=kind,
+                buckets=tuple(
+                    (bound, sum(count for le_ms, count, _ in counted if le_ms <= round(bound * 1000)))
+                    for bound in buckets
+                ),
+                count=sum(count for _, count, _ in counted),
+                total_seconds=sum(sum_ms for _, _, sum_ms in counted) / 1000,
+            )
         )
-        for row in rows
-    ]
+    return found
 
 
 def latency_percentiles(
     store: Store, percents: Sequence[int] = (50, 90, 99), kinds: Sequence[str] | None = None
 ) -> tuple[int, dict[int, float]]:
     """How many sent messages have a latency, and its percentiles in seconds (nearest
-    rank), over the messages the outbox keeps; ``kinds`` limits it to those kinds."""
+    rank), over the messages the outbox keeps; ``kinds`` limits it to those kinds.
+
+    Exact and recent (the last ``retention.sent_days``), which is what an operator on
+    call asks; the ever-growing buckets (:func:`latencies`) could only interpolate."""
     source = outbox.join(digests, digests.c.id == outbox.c.digest_id)
     where = [outbox.c.status == "sent", outbox.c.latency_ms.is_not(None)]
     if kinds is not None:

@@ -47,7 +47,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.elements import ColumnElement
 
-from alerts.schema import counters, outbox, subscribers
+from alerts.schema import counters, digests, latency_buckets, outbox, subscribers
 from alerts.store.advisories import Store
 from alerts.store.database import create_db_engine
 from alerts.store.ids import chunks
@@ -232,12 +232,14 @@ class SentMarks:
             with self.conn.begin():
                 self.conn.execute(self._mark, values)
                 _count(self.conn, sent=1)
+                _count_latencies(self.conn, {outbox_id: values["latency"]})
             return
         with self._writer:
             try:
                 self.conn.exec_driver_sql("BEGIN IMMEDIATE")
                 self.conn.execute(self._mark, values)
                 _count(self.conn, sent=1)
+                _count_latencies(self.conn, {outbox_id: values["latency"]})
                 self.conn.commit()
             except BaseException:
                 self.conn.rollback()
@@ -384,6 +386,7 @@ class Outbox:
         deferred = failed = 0
         bounced: list[int] = []
         if outcomes.sent:
+            sent_rows = [_sent_row(row_id, outcomes, now) for row_id in outcomes.sent]
             conn.execute(
                 update(outbox)
                 .where(outbox.c.id == bindparam("row_id"))
@@ -396,8 +399,9 @@ class Outbox:
                     claimed_by=None,
                     claimed_until=None,
                 ),
-                [_sent_row(row_id, outcomes, now) for row_id in outcomes.sent],
+                sent_rows,
             )
+            _count_latencies(conn, {row_id: row["latency"] for row_id, row in zip(outcomes.sent, sent_rows, strict=True)})
         changes = []
         for claimed, error in outcomes.relay_deferred:
             # The relay's backoff: the base delay, whatever the message's own attempts.
@@ -608,6 +612,54 @@ def _count(conn: Connection, **amounts: int) -> None:
             conn.execute(
                 update(counters).where(counters.c.name == key).values(value=counters.c.value + amount)
             )
+
+
+#: Latency histogram buckets, in seconds: an urgent alert should be in the first few;
+#: daily and weekly digests land in the last ones by design.
+LATENCY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, 7 * 86400.0)
+#: The bound stored for the bucket above the last one (``+Inf``).
+OVERFLOW_MS = 2**62
+_BOUNDS_MS = tuple(round(bound * 1000) for bound in LATENCY_BUCKETS)
+
+
+def latency_bucket_ms(latency_ms: int) -> int:
+    """The bound of the ``latency_buckets`` row a latency is counted in."""
+    return next((bound for bound in _BOUNDS_MS if latency_ms <= bound), OVERFLOW_MS)
+
+
+def _count_latencies(conn: Connection, latencies: dict[int, object]) -> None:
+    """Add the latencies of these sent rows (by outbox id; None: arrival unknown) to the
+    histogram, in the transaction that marks them sent: one read of their kinds and one
+    write per bucket touched."""
+    known = {row_id: ms for row_id, ms in latencies.items() if isinstance(ms, int)}
+    if not known:
+        return
+    kinds = dict(
+        conn.execute(
+            select(outbox.c.id, digests.c.kind)
+            .select_from(outbox.join(digests, digests.c.id == outbox.c.digest_id))
+            .where(outbox.c.id.in_(list(known)))
+        ).all()
+    )
+    added: dict[tuple[str, int], list[int]] = {}
+    for row_id, ms in known.items():
+        kind = kinds.get(row_id)
+        if kind is not None:
+            found = added.setdefault((str(kind), latency_bucket_ms(ms)), [0, 0])
+            found[0] += 1
+            found[1] += ms
+    for (kind, bound), (count, sum_ms) in sorted(added.items()):
+        where = (latency_buckets.c.kind == kind, latency_buckets.c.le_ms == bound)
+        grow = {"count": latency_buckets.c.count + count, "sum_ms": latency_buckets.c.sum_ms + sum_ms}
+        if conn.execute(update(latency_buckets).where(*where).values(grow)).rowcount:
+            continue
+        # The first of its kind in this bucket; two senders may both insert: the one
+        # that fails adds to the other's row (as in _count).
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(latency_buckets).values(kind=kind, le_ms=bound, count=count, sum_ms=sum_ms))
+        except IntegrityError:
+            conn.execute(update(latency_buckets).where(*where).values(grow))
 
 
 def delivery_totals(store: Store) -> dict[str, int]:
