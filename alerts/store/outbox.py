@@ -217,19 +217,6 @@ class SentMarks:
         self.conn.commit()
         self._uncounted: dict[int, object] = {}
         self._counted_at = time.monotonic()
-        self._mark = (
-            update(outbox)
-            .where(outbox.c.id == bindparam("row_id"))
-            .values(
-                status=OutboxStatus.SENT,
-                sent_at=bindparam("now"),
-                latency_ms=bindparam("latency"),
-                attempts=outbox.c.attempts + 1,
-                last_error=None,
-                claimed_by=None,
-                claimed_until=None,
-            )
-        )
 
     def mark(self, outbox_id: int, now: datetime, arrived: datetime | None = None) -> None:
         """Record that the relay accepted this row's message at ``now`` (and the latency
@@ -241,8 +228,8 @@ class SentMarks:
         :data:`COUNT_SECONDS`, and at :meth:`close`): an upsert of each per message
         halved the fan-out rate (benchmarks/fanout.py). After kill -9 the totals may miss
         the last batch; the rows themselves never do."""
-        values = {"row_id": outbox_id, "now": now, "latency": _latency_ms(now, arrived)}
-        self._write(lambda conn: conn.execute(self._mark, values))
+        values = {"row_id": outbox_id, "accepted": now, "latency": _latency_ms(now, arrived)}
+        self._write(lambda conn: conn.execute(MARK_SENT, values))
         self._uncounted[outbox_id] = values["latency"]
         if len(self._uncounted) >= COUNT_EVERY or time.monotonic() - self._counted_at >= COUNT_SECONDS:
             self.flush_counts()
@@ -418,20 +405,7 @@ class Outbox:
         bounced: list[int] = []
         if outcomes.sent:
             sent_rows = [_sent_row(row_id, outcomes, now) for row_id in outcomes.sent]
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id == bindparam("row_id"))
-                .values(
-                    status=OutboxStatus.SENT,
-                    sent_at=bindparam("accepted"),
-                    latency_ms=bindparam("latency"),
-                    attempts=outbox.c.attempts + 1,
-                    last_error=None,
-                    claimed_by=None,
-                    claimed_until=None,
-                ),
-                sent_rows,
-            )
+            conn.execute(MARK_SENT, sent_rows)
             _count_latencies(conn, {row_id: row["latency"] for row_id, row in zip(outcomes.sent, sent_rows, strict=True)})
         changes = []
         for claimed, error in outcomes.relay_deferred:
@@ -607,6 +581,23 @@ class Outbox:
                     )
                 ).scalar_one()
             )
+
+
+#: One row accepted by the relay (``row_id``, ``accepted``, ``latency``): marked sent by
+#: SentMarks one at a time and by Outbox._record in batches, with the same statement.
+MARK_SENT = (
+    update(outbox)
+    .where(outbox.c.id == bindparam("row_id"))
+    .values(
+        status=OutboxStatus.SENT,
+        sent_at=bindparam("accepted"),
+        latency_ms=bindparam("latency"),
+        attempts=outbox.c.attempts + 1,
+        last_error=None,
+        claimed_by=None,
+        claimed_until=None,
+    )
+)
 
 
 def _sent_row(row_id: int, outcomes: Outcomes, now: datetime) -> dict[str, object]:
