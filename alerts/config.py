@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alerts.errors import ConfigError
+from alerts.templating import template_folders
 
 DEFAULT_CONFIG = "config.yaml"
 CONFIG_ENV = "ALERTS_CONFIG"
@@ -256,7 +257,9 @@ class Config(_Model):
     timezone: str = "Europe/London"
     #: A built-in gazetteer name (``kent``) or the path of a gazetteer YAML file.
     gazetteer: str = "kent"
-    templates: Path = Path("templates")
+    #: A folder whose ``email/`` and ``web/`` templates replace the packaged ones of the same
+    #: name (the rest still come from the package); unset, the packaged templates serve.
+    templates: Path | None = None
     sources: tuple[SourceConfig, ...] = ()
     site: SiteConfig = SiteConfig()
     feeds: FeedsConfig = FeedsConfig()
@@ -301,6 +304,10 @@ class Config(_Model):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def template_folders(self, kind: str) -> tuple[Path, ...]:
+        """Where ``email`` or ``web`` templates are found: the operator's folder, then the package's."""
+        return template_folders(self.templates, kind)
 
 
 def config_path(path: str | os.PathLike[str] | None = None) -> Path:
@@ -442,7 +449,7 @@ def _resolve_paths(config: Config, root: Path) -> Config:
         update={
             "database": database,
             "sources": sources,
-            "templates": absolute(config.templates),
+            "templates": config.templates and absolute(config.templates),
             "feeds": config.feeds.model_copy(update={"out": absolute(config.feeds.out)}),
             "delivery": delivery,
             "gazetteer": gazetteer,
