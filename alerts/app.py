@@ -9,7 +9,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from alerts.areas import Gazetteer, load_gazetteer
-from alerts.config import Config, load_config
+from alerts.config import Config, config_path, load_config
 from alerts.errors import ConfigError, GazetteerError, UnknownArea
 from alerts.store import Store, open_store
 
@@ -37,7 +37,7 @@ class App:
         except (UnknownArea, GazetteerError) as exc:
             raise ConfigError(
                 f"area_aliases: {exc.message}",
-                where=str(self.config.root / "config.yaml"),
+                where=str(config_path(self.config_path)),
                 hint=exc.hint or "map each name to an area 'alerts areas' lists",
             ) from None
 

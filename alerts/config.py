@@ -7,15 +7,26 @@ Relative paths are resolved against the directory that holds the config file.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from alerts.errors import ConfigError
 from alerts.templating import template_folders
@@ -30,6 +41,24 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 class _Model(BaseModel):
     # No inf or nan: ".inf" passes "greater than 0" and overflows later.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_kinds(cls, value: Any, info: ValidationInfo) -> Any:
+        # YAML's true/false are not numbers (``sent_days: true`` is not 1 day), and a switch
+        # is true or false, not 1 or "yes": pydantic's lax mode would take both.
+        kinds = _scalar_kinds(cls.model_fields[info.field_name or ""].annotation)
+        if isinstance(value, bool) and kinds and bool not in kinds and kinds <= {int, float}:
+            raise ValueError(f"must be a number, got {str(value).lower()}")
+        if bool in kinds and not isinstance(value, bool) and value is not None:
+            raise ValueError(f"must be true or false, got {value!r}")
+        return value
+
+
+def _scalar_kinds(annotation: Any) -> set[Any]:
+    """The scalar types a field accepts: ``int | None`` -> {int, NoneType}."""
+    args = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    return {arg for arg in args if arg in (int, float, bool)}
 
 
 class Secret:
@@ -113,8 +142,20 @@ class SiteConfig(_Model):
     @field_validator("base_url")
     @classmethod
     def _http(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        # Personal links are this plus a path: a query, a fragment or a user name in it
+        # would break (or leak into) every one of them.
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", value):
+            raise ValueError(f"must be an http(s) URL such as https://alerts.example.org, got {value!r}")
+        if parts.query or parts.fragment or "?" in value or "#" in value or "@" in parts.netloc:
+            raise ValueError(
+                f"must be an origin with an optional path (https://example.org/alerts), "
+                f"without a query, fragment or user name, got {value!r}"
+            )
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number up to 65535
+        except ValueError:
+            raise ValueError(f"has a bad port, got {value!r}") from None
         return value.rstrip("/")
 
 
@@ -245,9 +286,9 @@ class RetentionConfig(_Model):
     address unsubscribed or suppressed (then kept only as a keyed hash, so that it is
     never added again)."""
 
-    sent_days: int = Field(default=7, ge=0)
-    pending_days: int = Field(default=7, ge=0)
-    unsubscribed_days: int = Field(default=28, ge=0)
+    sent_days: int = Field(default=7, ge=0, le=3650)
+    pending_days: int = Field(default=7, ge=0, le=3650)
+    unsubscribed_days: int = Field(default=28, ge=0, le=3650)
 
 
 class Config(_Model):
@@ -329,16 +370,36 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file: {exc}", where=str(file)) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: plain data only
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{file}:{mark.line + 1}" if mark else str(file)
+        if isinstance(exc, _DuplicateKey):
+            raise ConfigError(str(exc.problem), where=where, hint="keep one of them") from None
         raise ConfigError(f"invalid YAML: {exc.problem}", where=where, hint="fix the YAML syntax") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("the config must be a mapping of keys to values", where=str(file))
     return parse_config(data, root=file.resolve().parent, where=str(file), source=text)
+
+
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (the
+    plain loader keeps the last silently, so a setting further up the file does nothing)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise _DuplicateKey(None, None, f"the key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def parse_config(
@@ -387,6 +448,9 @@ def _describe(exc: ValidationError) -> tuple[str, tuple[Any, ...]]:
     if kind == "extra_forbidden":
         message = f"unknown key '{key}'"
         hint = "check the spelling against the example config.yaml"
+        close = difflib.get_close_matches(str(first["loc"][-1]), _keys_at(first["loc"][:-1]), n=1, cutoff=0.6)
+        if close:
+            hint = f"did you mean '{close[0]}'?"
     elif kind == "missing":
         message = f"missing required key '{key}'"
         hint = None
@@ -400,6 +464,23 @@ def _describe(exc: ValidationError) -> tuple[str, tuple[Any, ...]]:
     if len(errors) > 1:
         message += f" [and {len(errors) - 1} more problem(s)]"
     return (f"{message}; {hint}" if hint else message), tuple(first["loc"])
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the config model accepts at ``loc`` (a mapping inside the config)."""
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        candidates = [field.annotation, *get_args(field.annotation)]
+        candidates += [inner for arg in candidates for inner in get_args(arg)]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return [field.alias or name for name, field in model.model_fields.items() if name != "root"]
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

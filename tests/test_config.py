@@ -56,7 +56,26 @@ def test_config_is_frozen(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("databse: sqlite:///x.db\n", "config.yaml:1: unknown key 'databse'; check the spelling"),
+        ("databse: sqlite:///x.db\n", "config.yaml:1: unknown key 'databse'; did you mean 'database'?"),
+        ("colour: blue\n", "config.yaml:1: unknown key 'colour'; check the spelling"),
+        ("site:\n  base_ur: https://a.example\n", "config.yaml:2: unknown key 'site.base_ur'; did you mean 'base_url'?"),
+        ("sources:\n  - path: a\n    timout: 3\n", "unknown key 'sources[0].timout'; did you mean 'timeout'?"),
+        ("email:\n  form: a@example.org\n", "unknown key 'email.form'; did you mean 'from'?"),
+        ("delivery:\n  smtp:\n    host: a\n    pasword_env: P\n", "did you mean 'password_env'?"),
+        # Booleans are not numbers, nor numbers booleans.
+        ("retention:\n  sent_days: true\n", "config.yaml:2: 'retention.sent_days': must be a number, got true"),
+        ("scheduler:\n  poll_minutes: false\n", "'scheduler.poll_minutes': must be a number, got false"),
+        ("retention:\n  unsubscribed_days: 1e6\n", "'retention.unsubscribed_days'"),
+        ("retention:\n  pending_days: 99999999999\n", "'retention.pending_days': Input should be less than or equal to 3650"),
+        # A key given twice: the first would silently do nothing.
+        ("timezone: UTC\nfeeds: {}\ntimezone: Europe/London\n", "config.yaml:3: the key 'timezone' is given twice (keep one of them)"),
+        ("site:\n  name: A\n  name: B\n", "config.yaml:3: the key 'name' is given twice"),
+        # base_url: personal links are base_url + path, so an origin with an optional path only.
+        ("site:\n  base_url: https://a.example/alerts?x=1\n", "'site.base_url': must be an origin with an optional path"),
+        ("site:\n  base_url: https://a.example/#top\n", "'site.base_url': must be an origin with an optional path"),
+        ("site:\n  base_url: https://user:pw@a.example\n", "'site.base_url': must be an origin with an optional path"),
+        ("site:\n  base_url: https://a.example:99999\n", "'site.base_url': has a bad port"),
+        ("site:\n  base_url: ftp://a.example\n", "'site.base_url': must be an http(s) URL"),
         ("delivery:\n  smtp:\n    host: a\n    hots: b\n", "config.yaml:4: unknown key 'delivery.smtp.hots'"),
         ("sources:\n  - path: a\n  - pth: b\n", "config.yaml:3: unknown key 'sources[1].pth'"),
         ("feeds:\n  max_items: lots\n", "config.yaml:2: 'feeds.max_items': Input should be a valid integer"),
@@ -105,6 +124,16 @@ def test_each_mistake_is_one_line_naming_the_key_and_line(tmp_path: Path, text: 
     assert "\n" not in message
     assert message.startswith(str(tmp_path / "config.yaml"))
     assert expected in message
+
+
+def test_base_url_may_carry_a_path(tmp_path: Path) -> None:
+    assert load(tmp_path, "site:\n  base_url: https://council.example/alerts/\n").site.base_url == (
+        "https://council.example/alerts"
+    )
+
+
+def test_retention_of_ten_years_is_the_most_allowed(tmp_path: Path) -> None:
+    assert load(tmp_path, "retention:\n  sent_days: 3650\n").retention.sent_days == 3650
 
 
 def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
