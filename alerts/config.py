@@ -81,7 +81,9 @@ class SourceConfig(_Model):
 
     path: Path | None = None
     feed: str | None = None
-    name: str | None = None
+    #: What metrics, logs and 'alerts status' call the source (letters, digits, ``. _ -``).
+    #: Default: a folder's name, or a feed's host; required where two feeds share a host.
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     #: The force area to assume for feed entries that name none (a slug such as ``kent``).
     area: str | None = None
     #: Seconds before an upstream request gives up.
@@ -128,7 +130,20 @@ class SourceConfig(_Model):
 
     @property
     def label(self) -> str:
-        return self.name or str(self.path or self.feed)
+        """The source's name: given, else derived from what cannot hold a secret (a folder's
+        last part; a feed's host and port, never its path, query or credentials)."""
+        if self.name:
+            return self.name
+        if self.path is not None:
+            return self.path.name or str(self.path)
+        parts = urlsplit(self.feed or "")
+        return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+class MonitoringConfig(_Model):
+    #: ``/healthz`` also names the scheduler's host and pid and the database's error text
+    #: (off: a load balancer needs only healthy or why not, and the rest helps an attacker).
+    healthz_details: bool = False
 
 
 class SiteConfig(_Model):
@@ -314,6 +329,7 @@ class Config(_Model):
     #: config is frozen and hashable.
     area_aliases: tuple[tuple[str, str], ...] = ()
     retention: RetentionConfig = RetentionConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     #: Directory the config file lives in; relative paths were resolved against it.
     root: Path = Path(".")
 
@@ -325,6 +341,19 @@ class Config(_Model):
         if not isinstance(value, dict):
             raise ValueError("must be a mapping of name: area, e.g. {National: kent}")
         return tuple((str(name), str(area)) for name, area in value.items())
+
+    @field_validator("sources")
+    @classmethod
+    def _names(cls, sources: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]:
+        seen: dict[str, SourceConfig] = {}
+        for source in sources:
+            other = seen.setdefault(source.label, source)
+            if other is source:
+                continue
+            if source.feed and other.feed and not (source.name and other.name):
+                raise ValueError(f"two feeds are on {source.label}: give each a 'name:' of its own")
+            raise ValueError(f"two sources are named {source.label!r}: give each a 'name:' of its own")
+        return sources
 
     @field_validator("timezone")
     @classmethod

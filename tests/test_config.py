@@ -248,3 +248,38 @@ def test_default_is_config_yaml_in_the_working_directory(
     result = CliRunner().invoke(cli, ["areas"])
     assert result.exit_code == 2
     assert "config.yaml: config file not found" in result.stderr
+
+
+def test_a_source_is_named_by_what_cannot_hold_a_secret_unless_named(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        "sources:\n  - path: advisories\n  - feed: https://u:pw@feeds.example.org:8443/rss?key=s3cret\n"
+        "  - feed: https://other.example.org/rss\n    name: other-force\n",
+    )
+    assert [source.label for source in config.sources] == ["advisories", "feeds.example.org:8443", "other-force"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "sources:\n  - feed: https://x.example/a.rss\n  - feed: https://x.example/b.rss\n",
+            "'sources': two feeds are on x.example: give each a 'name:' of its own",
+        ),
+        (
+            "sources:\n  - path: a/advisories\n  - path: b/advisories\n",
+            "'sources': two sources are named 'advisories': give each a 'name:' of its own",
+        ),
+        ("sources:\n  - path: a\n    name: 'has space'\n", "'sources[0].name': String should match pattern"),
+    ],
+)
+def test_source_names_are_unique_and_plain(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in error(tmp_path, text)
+
+
+def test_two_feeds_on_one_host_with_names_are_fine(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        "sources:\n  - feed: https://x.example/a.rss\n    name: a\n  - feed: https://x.example/b.rss\n    name: b\n",
+    )
+    assert [source.label for source in config.sources] == ["a", "b"]
