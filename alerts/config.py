@@ -8,6 +8,7 @@ Relative paths are resolved against the directory that holds the config file.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from datetime import time
@@ -79,7 +80,9 @@ class Secret:
 class SourceConfig(_Model):
     """One place advisories come from: a directory (or file) of advisory files, or a feed."""
 
+    #: A folder (or one file) of advisory Markdown files.
     path: Path | None = None
+    #: An upstream RSS or Atom feed (http or https URL).
     feed: str | None = None
     #: What metrics, logs and 'alerts status' call the source (letters, digits, ``. _ -``).
     #: Default: a folder's name, or a feed's host; required where two feeds share a host.
@@ -140,6 +143,22 @@ class SourceConfig(_Model):
         return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
+class WebConfig(_Model):
+    #: Addresses (or networks) of the reverse proxies whose X-Forwarded-For and
+    #: X-Forwarded-Proto 'alerts web' believes; empty: none, each client is its own address.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            try:
+                ipaddress.ip_network(address, strict=False)
+            except ValueError:
+                raise ValueError(f"list IP addresses or networks such as 127.0.0.1 or 10.0.0.0/8, got {address!r}") from None
+        return value
+
+
 class MonitoringConfig(_Model):
     #: ``/healthz`` also names the scheduler's host and pid and the database's error text
     #: (off: a load balancer needs only healthy or why not, and the rest helps an attacker).
@@ -147,11 +166,13 @@ class MonitoringConfig(_Model):
 
 
 class SiteConfig(_Model):
+    #: The service's name, in page titles, feeds and mail.
     name: str = "Area Alerts"
     #: Public address of the web app (archive, subscribe, unsubscribe pages).
     base_url: str = "http://localhost:8000"
     #: Who publishes: shown in feeds and mail as the author.
     publisher: str = "Kent Police"
+    #: Language tag of the pages, feeds and mail.
     language: str = "en-GB"
 
     @field_validator("base_url")
@@ -175,7 +196,9 @@ class SiteConfig(_Model):
 
 
 class FeedsConfig(_Model):
+    #: Folder the RSS and Atom files are written to (<area>.rss, <area>.atom, all.rss, all.atom).
     out: Path = Path("var/feeds")
+    #: Newest advisories in each feed.
     max_items: int = Field(default=50, ge=1, le=1000)
 
 
@@ -186,15 +209,20 @@ class DigestsConfig(_Model):
     update_interval_hours: float = Field(default=24.0, ge=0, le=30 * 24)
     #: Advisories shown in full in one digest; the rest are linked on the web.
     max_items: int = Field(default=20, ge=1, le=1000)
+    #: Local time daily digests go out (HH:MM).
     daily_at: time = time(7, 0)
+    #: Day weekly digests go out.
     weekly_day: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
+    #: Local time weekly digests go out (HH:MM).
     weekly_at: time = time(7, 0)
 
 
 class EmailConfig(_Model):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    #: The From: of every message.
     from_address: str = Field(default="Area Alerts <alerts@localhost>", alias="from")
+    #: Where replies go (and residents write about their data), if not to From.
     reply_to: str | None = None
     #: Domain for Message-IDs and the List-Id.
     domain: str = "localhost"
@@ -203,17 +231,25 @@ class EmailConfig(_Model):
 
 
 class SmtpConfig(_Model):
+    #: The relay's host name.
     host: str
+    #: The relay's port; unset, 25 (security none), 587 (starttls) or 465 (ssl).
     port: int | None = Field(default=None, ge=1, le=65535)
+    #: none, starttls or ssl (TLS from the start).
     security: Literal["none", "starttls", "ssl"] = "starttls"
+    #: Log in as this user (needs starttls or ssl, and password_env).
     username: str | None = None
     #: Name of the environment variable that holds the password (never the password).
     password_env: str | None = None
+    #: Seconds before a relay that does not answer is given up.
     timeout: float = Field(default=30.0, gt=0, le=600)
+    #: Connections to the relay at once.
     connections: int = Field(default=4, ge=1, le=64)
+    #: Messages sent over one connection before it is renewed.
     per_connection: int = Field(default=100, ge=1, le=100_000)
     #: Messages per second across all connections; 0 means no limit.
     rate: float = Field(default=0.0, ge=0, le=100_000)
+    #: CA certificates (PEM) to check the relay against, instead of the system's.
     ca_file: Path | None = None
 
     @model_validator(mode="after")
@@ -244,12 +280,15 @@ class SmtpConfig(_Model):
 
 
 class DkimConfig(_Model):
+    #: The signing domain (d=).
     domain: str
+    #: The RSA key's selector (s=).
     selector: str
     #: The RSA private key (PEM) whose public half is at ``<selector>._domainkey.<domain>``.
     key_file: Path
     #: A second signature with Ed25519 (RFC 8463), under a selector of its own.
     ed25519_selector: str | None = None
+    #: The Ed25519 private key (PEM).
     ed25519_key_file: Path | None = None
 
     @model_validator(mode="after")
@@ -260,14 +299,19 @@ class DkimConfig(_Model):
 
 
 class DeliveryConfig(_Model):
+    #: smtp (a relay) or maildir (files in a folder: for trying it out).
     backend: Literal["maildir", "smtp"] = "maildir"
+    #: The Maildir folder for the maildir backend.
     maildir: Path = Path("var/maildir")
+    #: The relay, for backend: smtp.
     smtp: SmtpConfig | None = None
+    #: Sign messages with DKIM.
     dkim: DkimConfig | None = None
     #: Hard bounces after which an address is suppressed.
     max_bounces: int = Field(default=3, ge=1, le=100)
     #: First retry delay in seconds; doubles each attempt.
     retry_base: float = Field(default=60.0, gt=0, le=DAY_SECONDS)
+    #: Longest retry delay in seconds.
     retry_max: float = Field(default=6 * 3600.0, gt=0, le=30 * DAY_SECONDS)
     #: Attempts after which a message is given up as failed.
     max_attempts: int = Field(default=12, ge=1, le=1000)
@@ -284,7 +328,9 @@ class DeliveryConfig(_Model):
 
 
 class SchedulerConfig(_Model):
+    #: Minutes between 'alerts serve' runs (polling feeds, rescanning folders).
     poll_minutes: float = Field(default=10.0, gt=0, le=7 * DAY_MINUTES)
+    #: A digest missed while stopped still goes out if the service is back within this.
     misfire_grace_minutes: float = Field(default=60.0 * 24, gt=0, le=30 * DAY_MINUTES)
 
 
@@ -301,34 +347,51 @@ class RetentionConfig(_Model):
     address unsubscribed or suppressed (then kept only as a keyed hash, so that it is
     never added again)."""
 
+    #: Days a sent message is kept.
     sent_days: int = Field(default=7, ge=0, le=3650)
+    #: Days an unconfirmed sign-up is kept.
     pending_days: int = Field(default=7, ge=0, le=3650)
+    #: Days an unsubscribed or suppressed address is kept before only its keyed hash remains.
     unsubscribed_days: int = Field(default=28, ge=0, le=3650)
 
 
 class Config(_Model):
     """Everything ``config.yaml`` says, validated; paths are absolute."""
 
+    #: The database: sqlite:///path (relative to this file) or postgresql://user@host/dbname.
     database: str = "sqlite:///var/alerts.db"
+    #: Local time zone of advisory dates and digest times (an IANA name).
     timezone: str = "Europe/London"
     #: A built-in gazetteer name (``kent``) or the path of a gazetteer YAML file.
     gazetteer: str = "kent"
     #: A folder whose ``email/`` and ``web/`` templates replace the packaged ones of the same
     #: name (the rest still come from the package); unset, the packaged templates serve.
     templates: Path | None = None
+    #: Where advisories come from: folders of advisory files, upstream feeds.
     sources: tuple[SourceConfig, ...] = ()
+    #: The public web site.
     site: SiteConfig = SiteConfig()
+    #: The RSS and Atom files.
     feeds: FeedsConfig = FeedsConfig()
+    #: Email digests.
     digests: DigestsConfig = DigestsConfig()
+    #: Addresses in the mail.
     email: EmailConfig = EmailConfig()
+    #: How mail leaves: a relay, or a Maildir folder.
     delivery: DeliveryConfig = DeliveryConfig()
+    #: 'alerts serve' timetable.
     scheduler: SchedulerConfig = SchedulerConfig()
+    #: The key that signs the links in mail.
     security: SecurityConfig = SecurityConfig()
+    # Kept as pairs: the config is frozen and hashable.
     #: Extra names for areas, e.g. ``National: kent`` so that advisories declaring
-    #: ``area: National`` are force-wide instead of outside coverage. Kept as pairs: the
-    #: config is frozen and hashable.
+    #: ``area: National`` are force-wide instead of outside coverage.
     area_aliases: tuple[tuple[str, str], ...] = ()
+    #: How long personal data is kept ('alerts purge' applies it; the privacy notice states it).
     retention: RetentionConfig = RetentionConfig()
+    #: 'alerts web' behind a reverse proxy.
+    web: WebConfig = WebConfig()
+    #: /metrics and /healthz.
     monitoring: MonitoringConfig = MonitoringConfig()
     #: Directory the config file lives in; relative paths were resolved against it.
     root: Path = Path(".")

@@ -184,6 +184,7 @@ from alerts.cli import (  # noqa: E402, F401
     digest,
     feeds,
     ingest,
+    init,
     privacy,
     run,
     send,
