@@ -144,5 +144,5 @@ def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path) -> None:
     path.write_text("web:\n  trusted_proxies: [127.0.0.1, '10.0.0.0/8', '::1']\n", encoding="utf-8")
     assert load_config(path).web.trusted_proxies == ("127.0.0.1", "10.0.0.0/8", "::1")
     path.write_text("web:\n  trusted_proxies: [proxy.local]\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="'web.trusted_proxies': list IP addresses or networks"):
+    with pytest.raises(ConfigError, match=r"'web\.trusted_proxies': list IP addresses or networks"):
         load_config(path)
