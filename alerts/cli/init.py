@@ -50,8 +50,9 @@ PROXY = "127.0.0.1"
     "--no-key-file: you set ALERTS_SECRET_KEY in the service's environment instead.",
 )
 def init(directory: Path | None, config_path: Path | None, base_url: str, database: str, key_file: bool) -> None:
-    """Create DIRECTORY with a commented config.yaml, an advisories folder and var/.
+    """Make a new installation: config.yaml and folders.
 
+    DIRECTORY gets a commented config.yaml, an advisories folder, var/ and a signing key.
     Every key of the configuration is in the file with its default and what it does.
     Nothing is overwritten: an existing config.yaml stops it.
     """
