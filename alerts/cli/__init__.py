@@ -185,6 +185,7 @@ from alerts.cli import (  # noqa: E402, F401
     feeds,
     ingest,
     init,
+    migrate,
     privacy,
     run,
     send,
