@@ -25,7 +25,7 @@ test: setup
 	$(BIN)/ruff check alerts tests benchmarks
 	$(BIN)/mypy --strict alerts
 	$(BIN)/mypy tests benchmarks
-	scripts/install-system-packages chromium
+	scripts/install-system-packages chromium nginx systemd
 	scripts/install-axe-core
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
