@@ -33,7 +33,11 @@ EXAMPLES: Mapping[str, Any] = {
     "area_aliases": {},  # the default, as YAML writes it (the model keeps pairs)
 }
 #: A feed source, shown commented out beneath the folder ``alerts init`` sets up.
-FEED_EXAMPLE = {"feed": "https://www.example.police.uk/news/rss", "name": "force-news", "area": "kent"}
+FEED_EXAMPLE = {
+    "feed": "https://www.example.police.uk/news/rss",
+    "name": "force-news",
+    "area": "kent",
+}
 INDENT = "  "
 
 
@@ -87,9 +91,15 @@ def _model_lines(
         section = _section_model(info)
         if section is not None and name != "sources":
             default = None if info.is_required() else info.get_default(call_default_factory=True)
-            yield f"{indent}{mark}{key}:" + ("" if default is not None or on else "            # off by default")
+            yield f"{indent}{mark}{key}:" + (
+                "" if default is not None or on else "            # off by default"
+            )
             yield from _model_lines(
-                section, settings.get(key, {}) if on else {}, depth=depth + 1, active=on, prefix=f"{dotted}."
+                section,
+                settings.get(key, {}) if on else {},
+                depth=depth + 1,
+                active=on,
+                prefix=f"{dotted}.",
             )
             if depth == 0:
                 yield ""
@@ -162,7 +172,9 @@ def _scalar(value: Any) -> str:
             value = dict(value)  # area_aliases are kept as pairs
     if value is None:
         return "null"
-    text = yaml.safe_dump(value, default_flow_style=True, width=1000, sort_keys=False, allow_unicode=True)
+    text = yaml.safe_dump(
+        value, default_flow_style=True, width=1000, sort_keys=False, allow_unicode=True
+    )
     return text.removesuffix("\n...\n").strip()
 
 

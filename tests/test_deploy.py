@@ -53,17 +53,23 @@ def filled_in(text: str, replacements: dict[str, str]) -> str:
 def test_the_systemd_units_verify_with_real_paths(unit: str, tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
-        pytest.skip("systemd-analyze is missing: run scripts/install-system-packages systemd (make test does)")
+        pytest.skip(
+            "systemd-analyze is missing: run scripts/install-system-packages systemd (make test does)"
+        )
     site = tmp_path / "site"
     CliRunner().invoke(cli, ["init", str(site)], catch_exceptions=False)
     text = filled_in(
         (DEPLOY / "systemd" / unit).read_text(encoding="utf-8"),
         {"/srv/alerts": str(site), "/opt/area-alerts/venv": sys.prefix},
     )
-    assert "User=alerts" in text and "ProtectSystem=strict" in text and "NoNewPrivileges=yes" in text
+    assert (
+        "User=alerts" in text and "ProtectSystem=strict" in text and "NoNewPrivileges=yes" in text
+    )
     assert f"ReadWritePaths={site / 'var'}" in text
     (tmp_path / unit).write_text(text, encoding="utf-8")
-    result = subprocess.run([analyze, "verify", str(tmp_path / unit)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [analyze, "verify", str(tmp_path / unit)], capture_output=True, text=True, timeout=120
+    )
     # Unknown keys and bad values are only warnings (exit 0): none is allowed.
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
@@ -95,7 +101,11 @@ class Stack:
         """The app's access-log lines for requests whose path holds ``marker``."""
         deadline = time.monotonic() + 10
         while True:
-            lines = [line for line in self.app_log.read_text(errors="replace").splitlines() if marker in line]
+            lines = [
+                line
+                for line in self.app_log.read_text(errors="replace").splitlines()
+                if marker in line
+            ]
             if lines or time.monotonic() > deadline:
                 return lines
             time.sleep(0.1)
@@ -113,22 +123,30 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> Non
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
     if nginx is None:
         pytest.skip("nginx is missing: run scripts/install-system-packages nginx (make test does)")
     stack = Stack(tmp_path_factory.mktemp("deploy"))
     root = stack.root
     site = root / "site"
-    result = CliRunner().invoke(cli, ["init", str(site), "--base-url", "https://alerts.example.org"])
+    result = CliRunner().invoke(
+        cli, ["init", str(site), "--base-url", "https://alerts.example.org"]
+    )
     assert result.exit_code == 0, result.output
     # 'alerts init' and the site file agree: the app believes forwarded headers from the
     # address nginx connects from, and nginx connects to where the unit has it listen.
     assert load_config(site / "config.yaml").web.trusted_proxies == ("127.0.0.1",)
-    assert "--host 127.0.0.1 --port 8000" in (DEPLOY / "systemd" / "alerts-web.service").read_text(encoding="utf-8")
+    assert "--host 127.0.0.1 --port 8000" in (DEPLOY / "systemd" / "alerts-web.service").read_text(
+        encoding="utf-8"
+    )
     shutil.copy(SAMPLE, site / "advisories")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTS_")}
     alerts = Path(sys.prefix) / "bin" / "alerts"
-    subprocess.run([alerts, "run", "--once"], cwd=site, env=env, check=True, capture_output=True, timeout=180)
+    subprocess.run(
+        [alerts, "run", "--once"], cwd=site, env=env, check=True, capture_output=True, timeout=180
+    )
     with open(stack.app_log, "wb") as log:
         stack.app = subprocess.Popen(
             [alerts, "web", "--host", "127.0.0.1", "--port", str(stack.app_port), "--no-send"],
@@ -176,7 +194,15 @@ http {{
 """,
         encoding="utf-8",
     )
-    command = [nginx, "-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(root / "error.log")]
+    command = [
+        nginx,
+        "-p",
+        str(root),
+        "-c",
+        str(root / "nginx.conf"),
+        "-e",
+        str(root / "error.log"),
+    ]
     check = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stderr
     stack.nginx = subprocess.Popen(command)
@@ -197,13 +223,18 @@ http {{
 def test_pages_and_feeds_come_through_the_proxy_with_feeds_still_negotiated(stack: Stack) -> None:
     with stack.client() as client:
         home = client.get("/")
-        assert home.status_code == 200 and "telephone fraudster poses as Kent Police officer" in home.text
+        assert (
+            home.status_code == 200
+            and "telephone fraudster poses as Kent Police officer" in home.text
+        )
         assert client.get("/subscribe").status_code == 200
         page = client.get("/feeds/medway.rss", headers={"Accept": "text/html"})
         feed = client.get("/feeds/medway.rss", headers={"Accept": "application/rss+xml"})
         # What a browser gets differs from what a feed reader gets: nginx did not serve the file.
         assert page.headers["content-type"] != feed.headers["content-type"]
-        assert feed.headers["content-type"].startswith("application/rss+xml") and "<rss" in feed.text
+        assert (
+            feed.headers["content-type"].startswith("application/rss+xml") and "<rss" in feed.text
+        )
         assert "Accept" in feed.headers["vary"]
         plain = httpx.get(f"http://127.0.0.1:{stack.http_port}/subscribe", timeout=10)
         assert plain.status_code == 301 and plain.headers["location"].startswith("https://")
@@ -211,12 +242,19 @@ def test_pages_and_feeds_come_through_the_proxy_with_feeds_still_negotiated(stac
 
 def test_a_forwarded_for_from_the_client_is_replaced_by_its_address(stack: Stack) -> None:
     with stack.client() as client:
-        assert client.get("/?through-proxy", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 200
+        assert (
+            client.get("/?through-proxy", headers={"X-Forwarded-For": "203.0.113.9"}).status_code
+            == 200
+        )
     [line] = stack.app_lines("/?through-proxy")
     assert "127.0.0.1:" in line and "203.0.113.9" not in line
     # The app does believe its proxy (web.trusted_proxies): straight from 127.0.0.1, the
     # header names the client. nginx's replacing it is what keeps a client from naming itself.
-    httpx.get(f"http://127.0.0.1:{stack.app_port}/?from-proxy", headers={"X-Forwarded-For": "198.51.100.7"}, timeout=10)
+    httpx.get(
+        f"http://127.0.0.1:{stack.app_port}/?from-proxy",
+        headers={"X-Forwarded-For": "198.51.100.7"},
+        timeout=10,
+    )
     [line] = stack.app_lines("/?from-proxy")
     assert "198.51.100.7" in line
 
@@ -234,7 +272,9 @@ def test_a_thousand_half_sent_requests_do_not_hold_the_app(stack: Stack) -> None
         for _ in range(HALF_OPEN):
             raw = socket.create_connection(("127.0.0.1", stack.https_port), timeout=10)
             tls = context.wrap_socket(raw, server_hostname="alerts.example.org")
-            tls.sendall(b"GET / HTTP/1.1\r\nHost: alerts.example.org\r\nUser-Agent: slow")  # never finished
+            tls.sendall(
+                b"GET / HTTP/1.1\r\nHost: alerts.example.org\r\nUser-Agent: slow"
+            )  # never finished
             held.append(tls)
         # The app holds none of them: nginx passes on only whole requests.
         app_files = len(os.listdir(f"/proc/{stack.app.pid}/fd"))

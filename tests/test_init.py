@@ -38,15 +38,21 @@ def every_key(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "model", [Config, *{_section_model(info) for info in Config.model_fields.values()} - {None}], ids=str
+    "model",
+    [Config, *{_section_model(info) for info in Config.model_fields.values()} - {None}],
+    ids=str,
 )
 def test_every_config_key_has_a_line_on_what_it_does(model: type[BaseModel]) -> None:
     comments = field_comments(model)
     missing = [name for name in model.model_fields if name != "root" and name not in comments]
-    assert not missing, f"add a '#:' comment above these fields of {model.__name__} in alerts/config.py"
+    assert not missing, (
+        f"add a '#:' comment above these fields of {model.__name__} in alerts/config.py"
+    )
 
 
-def test_init_writes_a_valid_config_naming_every_key_and_the_folders_it_names(tmp_path: Path) -> None:
+def test_init_writes_a_valid_config_naming_every_key_and_the_folders_it_names(
+    tmp_path: Path,
+) -> None:
     code, output = init(str(tmp_path / "site"))
     assert code == 0, output
     text = (tmp_path / "site" / "config.yaml").read_text(encoding="utf-8")
@@ -108,11 +114,15 @@ def test_the_signing_key_is_readable_by_its_owner_only(tmp_path: Path) -> None:
 
 
 def test_without_a_key_file_it_says_to_set_the_variable(tmp_path: Path) -> None:
-    code, output = init(str(tmp_path / "site"), "--no-key-file", "--base-url", "https://alerts.example.org")
+    code, output = init(
+        str(tmp_path / "site"), "--no-key-file", "--base-url", "https://alerts.example.org"
+    )
     assert code == 0
     assert not (tmp_path / "site" / "var" / "secret.key").exists()
     assert "Set ALERTS_SECRET_KEY" in output
-    assert load_config(tmp_path / "site" / "config.yaml").site.base_url == "https://alerts.example.org"
+    assert (
+        load_config(tmp_path / "site" / "config.yaml").site.base_url == "https://alerts.example.org"
+    )
 
 
 def test_init_refuses_to_overwrite_a_config(tmp_path: Path) -> None:
@@ -136,7 +146,10 @@ def test_init_keeps_a_signing_key_that_is_there(tmp_path: Path) -> None:
 def test_init_takes_the_config_file_to_write_like_every_command(tmp_path: Path) -> None:
     code, _ = init("--config", str(tmp_path / "srv" / "alerts.yaml"))
     assert code == 0
-    assert load_config(tmp_path / "srv" / "alerts.yaml").sources[0].path == tmp_path / "srv" / "advisories"
+    assert (
+        load_config(tmp_path / "srv" / "alerts.yaml").sources[0].path
+        == tmp_path / "srv" / "advisories"
+    )
 
 
 def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path) -> None:

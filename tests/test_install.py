@@ -34,14 +34,25 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     .pth line (so no download), which adds that folder to sys.path without running its own
     .pth files: the editable install there stays out of reach."""
     venv = tmp_path_factory.mktemp("venv") / "env"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
     purelib = Path(
         subprocess.run(
-            [venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            check=True, capture_output=True, text=True, timeout=60,
+            [
+                venv / "bin" / "python",
+                "-c",
+                "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
         ).stdout.strip()
     )
-    (purelib / "zz_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
+    (purelib / "zz_test_dependencies.pth").write_text(
+        sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8"
+    )
     build = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-deps",
          "--quiet", "--disable-pip-version-check", str(REPO)],
@@ -53,12 +64,18 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALERTS_", "PYTHON", "VIRTUAL_ENV"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ALERTS_", "PYTHON", "VIRTUAL_ENV"))
+    }
     env["PATH"] = "/usr/bin:/bin"
     return env
 
 
-def test_the_installed_package_is_the_one_in_the_new_environment(installed: Path, tmp_path: Path) -> None:
+def test_the_installed_package_is_the_one_in_the_new_environment(
+    installed: Path, tmp_path: Path
+) -> None:
     where = subprocess.run(
         [installed / "python", "-c", "import alerts, alerts.templating as t; print(alerts.__file__); print(t.PACKAGE_TEMPLATES)"],
         cwd=tmp_path, env=clean_env(), capture_output=True, text=True, check=True, timeout=60,
@@ -70,17 +87,29 @@ def test_the_installed_package_is_the_one_in_the_new_environment(installed: Path
     assert (templates / "email" / "digest.html").is_file()
 
 
-def test_init_then_run_once_then_web_serves_the_home_page_and_sign_up_form(installed: Path, tmp_path: Path) -> None:
+def test_init_then_run_once_then_web_serves_the_home_page_and_sign_up_form(
+    installed: Path, tmp_path: Path
+) -> None:
     env = clean_env()
     init = subprocess.run(
-        [installed / "alerts", "init", "site"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        [installed / "alerts", "init", "site"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert init.returncode == 0, init.stderr
     site = tmp_path / "site"
     for sample in (REPO / "advisories").glob("*.md"):
         shutil.copy(sample, site / "advisories")
     run = subprocess.run(
-        [installed / "alerts", "run", "--once"], cwd=site, env=env, capture_output=True, text=True, timeout=120
+        [installed / "alerts", "run", "--once"],
+        cwd=site,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr
     assert "run: 1 new" in run.stdout + run.stderr
@@ -97,9 +126,14 @@ def test_init_then_run_once_then_web_serves_the_home_page_and_sign_up_form(insta
                 home = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
                 break
             except httpx.TransportError:
-                assert web.poll() is None and time.monotonic() < deadline, "alerts web did not start"
+                assert web.poll() is None and time.monotonic() < deadline, (
+                    "alerts web did not start"
+                )
                 time.sleep(0.2)
-        assert home.status_code == 200 and "telephone fraudster poses as Kent Police officer" in home.text
+        assert (
+            home.status_code == 200
+            and "telephone fraudster poses as Kent Police officer" in home.text
+        )
         form = httpx.get(f"http://127.0.0.1:{port}/subscribe", timeout=5)
         assert form.status_code == 200 and "<form" in form.text
     finally:

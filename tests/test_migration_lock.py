@@ -61,7 +61,9 @@ def test_a_process_waits_for_a_migration_in_progress_then_finds_nothing_to_do(
     try:
         with migration_lock(engine), engine.connect() as holder:
             if engine.dialect.name == "postgresql":
-                holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _migration_key(holder)})
+                holder.execute(
+                    text("SELECT pg_advisory_lock(:key)"), {"key": _migration_key(holder)}
+                )
             waiting = start(config, "migrate")
             # It is started, and must still be waiting well after it would have finished.
             deadline = time.monotonic() + 5
@@ -69,7 +71,9 @@ def test_a_process_waits_for_a_migration_in_progress_then_finds_nothing_to_do(
                 time.sleep(0.1)
             assert waiting.poll() is None, finish(waiting)[1]
             if engine.dialect.name == "postgresql":
-                holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _migration_key(holder)})
+                holder.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": _migration_key(holder)}
+                )
                 holder.commit()
         code, output = finish(waiting)
         assert code == 0, output
@@ -78,9 +82,15 @@ def test_a_process_waits_for_a_migration_in_progress_then_finds_nothing_to_do(
         engine.dispose()
 
 
-def test_migrate_says_when_there_is_nothing_to_do(run_cli: Callable[..., Result], write_config: WriteConfig) -> None:
+def test_migrate_says_when_there_is_nothing_to_do(
+    run_cli: Callable[..., Result], write_config: WriteConfig
+) -> None:
     config = write_config()
     first = run_cli("migrate", config=config)
-    assert first.exit_code == 0 and first.stdout.startswith("Migrated the database schema from revision (new database)")
+    assert first.exit_code == 0 and first.stdout.startswith(
+        "Migrated the database schema from revision (new database)"
+    )
     again = run_cli("migrate", config=config)
-    assert again.exit_code == 0 and again.stdout.startswith("The database schema is up to date (revision ")
+    assert again.exit_code == 0 and again.stdout.startswith(
+        "The database schema is up to date (revision "
+    )

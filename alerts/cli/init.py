@@ -49,7 +49,9 @@ PROXY = "127.0.0.1"
     help="Write a random link-signing key to var/secret.key (mode 0600); "
     "--no-key-file: you set ALERTS_SECRET_KEY in the service's environment instead.",
 )
-def init(directory: Path | None, config_path: Path | None, base_url: str, database: str, key_file: bool) -> None:
+def init(
+    directory: Path | None, config_path: Path | None, base_url: str, database: str, key_file: bool
+) -> None:
     """Make a new installation: config.yaml and folders.
 
     DIRECTORY gets a commented config.yaml, an advisories folder, var/ and a signing key.
@@ -85,7 +87,9 @@ def init(directory: Path | None, config_path: Path | None, base_url: str, databa
     # Exclusive create: two 'alerts init' at once cannot both write it.
     with open(config_file, "x", encoding="utf-8") as file:
         file.write(text)
-    load_config(config_file)  # what it wrote is a valid config (a test of the template, at every init)
+    load_config(
+        config_file
+    )  # what it wrote is a valid config (a test of the template, at every init)
     made = [config_file, directory / "advisories", directory / "var"]
     key = directory / "var" / "secret.key"
     if key_file:
@@ -94,7 +98,9 @@ def init(directory: Path | None, config_path: Path | None, base_url: str, databa
             click.echo(f"Kept the existing signing key {key}.")
     click.echo("Created " + ", ".join(str(path) for path in made) + ".")
     if not key_file:
-        click.echo("Set ALERTS_SECRET_KEY to a long random value in the environment of every alerts process,")
+        click.echo(
+            "Set ALERTS_SECRET_KEY to a long random value in the environment of every alerts process,"
+        )
         click.echo("e.g. $(python3 -c 'import secrets; print(secrets.token_urlsafe(48))').")
     click.echo("Next:")
     click.echo(f"  cd {shlex.quote(str(directory))}")

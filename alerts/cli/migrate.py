@@ -24,4 +24,6 @@ def migrate(app: App) -> None:
     if before == after:
         click.echo(f"The database schema is up to date (revision {after}).")
     else:
-        click.echo(f"Migrated the database schema from revision {before or '(new database)'} to {after}.")
+        click.echo(
+            f"Migrated the database schema from revision {before or '(new database)'} to {after}."
+        )
