@@ -39,6 +39,12 @@ FEED_EXAMPLE = {
     "area": "kent",
 }
 INDENT = "  "
+#: The source keys that belong to the other kind of source (the model refuses some of them
+#: there), left out of each kind's commented list.
+SOURCE_KEYS_FOR = {
+    "folder": {"area", "timeout", "max_bytes", "redirect_hosts", "poll_minutes"},
+    "feed": {"symlink_targets", "watch", "poll_seconds", "settle_seconds"},
+}
 
 
 def field_comments(model: type[BaseModel]) -> dict[str, str]:
@@ -115,25 +121,28 @@ def _model_lines(
 
 
 def _source_lines(sources: list[Mapping[str, Any]], indent: str, on: bool) -> Iterator[str]:
+    """Each source set, with the other keys a folder takes commented out beneath it; then a
+    feed, commented out, with the keys a feed takes."""
+    comments = field_comments(SourceConfig)
+
+    def others(kind: str, given: Mapping[str, Any], prefix: str) -> Iterator[str]:
+        for name, info in SourceConfig.model_fields.items():
+            if name in given or name in ("path", "feed") or name in SOURCE_KEYS_FOR[kind]:
+                continue
+            for part in _wrap(comments.get(name, ""), 84):
+                yield f"{prefix}# {part}"
+            yield f"{prefix}# {name}: {_scalar(info.get_default(call_default_factory=True))}"
+
     yield f"{indent}{'' if on and sources else '# '}sources:"
     for source in sources:
-        first = True
-        for key, value in source.items():
-            yield f"{indent}{'  - ' if first else '    '}{key}: {_scalar(value)}"
-            first = False
-    # One more entry, commented out, with every key a source takes.
-    yield f"{indent}  # A feed instead of a folder (give each source one of 'path' or 'feed'):"
-    shown = dict(FEED_EXAMPLE)
-    comments = field_comments(SourceConfig)
-    first = True
-    for name, info in SourceConfig.model_fields.items():
-        if name == "path":
-            continue
-        value = shown.get(name, info.get_default(call_default_factory=True))
-        for part in _wrap(comments.get(name, ""), 84):
-            yield f"{indent}  #   # {part}"
-        yield f"{indent}  # {'- ' if first else '  '}{name}: {_scalar(value)}"
-        first = False
+        for position, (key, value) in enumerate(source.items()):
+            yield f"{indent}{'  - ' if position == 0 else '    '}{key}: {_scalar(value)}"
+        kind = "folder" if "path" in source else "feed"
+        yield from others(kind, source, f"{indent}    ")
+    yield f"{indent}  # A feed (each source has either 'path', a folder, or 'feed'):"
+    for position, (key, value) in enumerate(FEED_EXAMPLE.items()):
+        yield f"{indent}  # {'- ' if position == 0 else '  '}{key}: {_scalar(value)}"
+    yield from others("feed", FEED_EXAMPLE, f"{indent}  #   ")
 
 
 def _section_model(info: FieldInfo) -> type[BaseModel] | None:
