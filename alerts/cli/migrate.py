@@ -14,7 +14,11 @@ from alerts.store.database import create_db_engine, schema_revision
 @cli.command()
 @with_app
 def migrate(app: App) -> None:
-    """Bring the database schema up to date (waits for another process doing it)."""
+    """Bring the database schema up to date.
+
+    Waits while another process does it (they take turns under a lock), then finds
+    nothing to do.
+    """
     engine = create_db_engine(app.config.database)
     try:
         before = schema_revision(engine)
