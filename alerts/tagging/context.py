@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from alerts.tagging import words as lex
 from alerts.tagging.mentions import Mention, Word
+from alerts.types import Basis, Why
 
 
 @dataclass(frozen=True)
@@ -16,13 +17,15 @@ class Reading:
     "X residents", a victim's home) counts anywhere, weak (a bare name) only near the top
     or when nothing stronger is found."""
 
-    reason: str | None
-    how: str = "named"
+    reason: Why | None
+    how: Basis = Basis.NAMED
     strong: bool = False
     #: "across Kent", "Kent residents": addressed to the whole force area.
     county: bool = False
     #: Not a place mention at all ("Deal with it"): neither evidence nor discounted.
     noise: bool = False
+    #: Shown with the reason's (or the basis's) words ("Essex"); never read by code.
+    detail: str = ""
 
 
 NOISE = Reading(None, noise=True)
@@ -39,15 +42,15 @@ def read_mention(mention: Mention, lead: int) -> Reading:
     if mention.place.common_word and not _placed(mention, lead, after):
         return NOISE
     if _named_person(words, first):
-        return Reading("a person's name")
+        return Reading(Why.PERSON_NAME)
     if first > 0 and words[first - 1].fold in ("operation", "op") and words[first - 1].capitalised:
-        return Reading("the name of a police operation")
+        return Reading(Why.OPERATION_NAME)
     if after is not None and after.gap in ("-", "‐") and after.fold in lex.BASE_WORDS:
-        return Reading("an organisation's base")
+        return Reading(Why.ORGANISATION_BASE)
     if after is not None and after.gap in ("-", "‐") and after.fold == "wide":
-        return Reading(None, "all of it", strong=True, county=True)
+        return Reading(None, Basis.ALL_OF_IT, strong=True, county=True)
     if elsewhere := _other_county(words, first, last):
-        return Reading(f"a place of that name in {elsewhere}, not here")
+        return Reading(Why.OTHER_COUNTY, detail=elsewhere)
     if institution := _institution_after(words, last):
         return Reading(institution)
     if institution := _institution_before(words, first):
@@ -55,7 +58,7 @@ def read_mention(mention: Mention, lead: int) -> Reading:
     if after is not None and after.fold in lex.PERSON_NOUNS and _spaced(after):
         return _home(mention)
     if after is not None and after.fold in lex.AUDIENCE_NOUNS and _spaced(after):
-        return Reading(None, "whom it is for", strong=True, county=True)
+        return Reading(None, Basis.AUDIENCE, strong=True, county=True)
     if lead_word in ("from", "of") and _person_before(words, lead):
         return _home(mention)
     if (
@@ -63,22 +66,22 @@ def read_mention(mention: Mention, lead: int) -> Reading:
         and lead >= 1
         and words[lead - 1].fold in lex.AUDIENCE_NOUNS
     ):
-        return Reading(None, "whom it is for", strong=True, county=True)
+        return Reading(None, Basis.AUDIENCE, strong=True, county=True)
     if lead_word in ("in", "at", "near") and _home_before(words, lead):
         return _home(mention)
     if lead_word == "to" and lead >= 1 and words[lead - 1].fold in lex.ATTENDED_WORDS:
-        return Reading(None, "where it happened", strong=True)  # "officers were called to X"
+        return Reading(None, Basis.SCENE, strong=True)  # "officers were called to X"
     if lead_word in lex.COUNTY_LEADS:
-        return Reading(None, "where it happened", strong=True, county=True)
+        return Reading(None, Basis.SCENE, strong=True, county=True)
     if lead_word in lex.PLACE_PREPOSITIONS:
-        return Reading(None, "where it happened", strong=True)
+        return Reading(None, Basis.SCENE, strong=True)
     if lead_word == "the" and lead >= 1 and words[lead - 1].fold in lex.PLACE_PREPOSITIONS:
-        return Reading(None, "where it happened", strong=True)
+        return Reading(None, Basis.SCENE, strong=True)
     if lead_word == "of" and lead >= 1 and words[lead - 1].fold in lex.AREA_NOUNS:
-        return Reading(None, "where it happened", strong=True)
+        return Reading(None, Basis.SCENE, strong=True)
     if after is not None and after.fold in lex.AREA_NOUNS and _spaced(after):
-        return Reading(None, "where it happened", strong=True)
-    return Reading(None, "named")
+        return Reading(None, Basis.SCENE, strong=True)
+    return Reading(None, Basis.NAMED)
 
 
 def find_lead(mention: Mention, previous: Mention | None, previous_lead: int) -> int:
@@ -132,7 +135,11 @@ def national_phrase(words: tuple[Word, ...], part: str, paragraph: int) -> str |
         for start in range(len(folds) - size + 1):
             if tuple(folds[start : start + size]) != phrase:
                 continue
-            if phrase in lex.NATIONAL_LEDE_PHRASES and start > 0 and folds[start - 1] in lex.REPORT_LEADS:
+            if (
+                phrase in lex.NATIONAL_LEDE_PHRASES
+                and start > 0
+                and folds[start - 1] in lex.REPORT_LEADS
+            ):
                 continue  # "report it to Action Fraud": where to report, not who warns
             return " ".join(w.text for w in words[start : start + size])
     return None
@@ -214,7 +221,7 @@ def _other_county(words: tuple[Word, ...], first: int, last: int) -> str | None:
     return None
 
 
-def _institution_after(words: tuple[Word, ...], last: int) -> str | None:
+def _institution_after(words: tuple[Word, ...], last: int) -> Why | None:
     """ "Maidstone Crown Court", "Medway Maritime Hospital", "Kent Police", "Dover Road"."""
     for index in range(last + 1, min(len(words), last + 4)):
         word = words[index]
@@ -222,54 +229,54 @@ def _institution_after(words: tuple[Word, ...], last: int) -> str | None:
             return None
         fold = _base(word)
         if fold in lex.COURT_WORDS:
-            return "a court"
+            return Why.COURT
         if fold in lex.POLICE_WORDS:
             if index + 1 < len(words) and words[index + 1].fold == "station":
-                return "a police station"
-            return "a police force or team"
+                return Why.POLICE_STATION
+            return Why.POLICE_FORCE
         if fold in lex.HOSPITAL_WORDS:
-            return "a hospital"
+            return Why.HOSPITAL
         if fold in lex.PRISON_WORDS:
-            return "a prison"
+            return Why.PRISON
         if not word.capitalised:
             return None
         if fold in lex.ORGANISATION_WORDS:
-            return "an organisation"
+            return Why.ORGANISATION
         if fold in lex.STREET_WORDS:
             if fold == "street" and words[index - 1].fold == "high":
                 return None  # "Chatham High Street" is in Chatham
-            return "a road or street name"
+            return Why.STREET
     return None
 
 
-def _institution_before(words: tuple[Word, ...], first: int) -> str | None:
+def _institution_before(words: tuple[Word, ...], first: int) -> Why | None:
     """ "appeared before magistrates in Sevenoaks", "taken to hospital in Ashford", "HMP
     Maidstone", "a charity based in Ashford", "the MP for Dover"."""
     if first == 0:
         return None
     lead = words[first - 1].fold
     if lead == "hmp":
-        return "a prison"
+        return Why.PRISON
     if lead not in ("in", "at", "near", "of", "for"):
         return None
     window = [_base(w) for w in words[max(0, first - 3) : first - 1]]
     if lead in ("of", "for"):
-        return "a title or office" if window and window[-1] in lex.TITLE_LEADS else None
+        return Why.TITLE if window and window[-1] in lex.TITLE_LEADS else None
     if not window:
         return None
     # The institution is the word just before the preposition: "hospital in Ashford",
     # not "taken to hospital after an assault in Margate".
     fold = window[-1]
     if fold in lex.BASE_WORDS | {"offices", "office", "headquarters", "branch"}:
-        return "an organisation's base"
+        return Why.ORGANISATION_BASE
     if fold in lex.COURT_WORDS:
-        return "a court"
+        return Why.COURT
     if fold in lex.HOSPITAL_WORDS:
-        return "a hospital"
+        return Why.HOSPITAL
     if fold in lex.PRISON_WORDS or fold == "custody":
-        return "a prison or custody"
+        return Why.CUSTODY
     if fold == "station" and len(window) > 1 and window[-2] == "police":
-        return "a police station"
+        return Why.POLICE_STATION
     return None
 
 
@@ -300,10 +307,10 @@ def _home(mention: Mention) -> Reading:
     from the nearest word about what happened to them."""
     role = person_role(mention.sentence.words, mention.first, mention.last)
     if role == "suspect":
-        return Reading("a suspect's home")
+        return Reading(Why.SUSPECT_HOME)
     if role == "victim":
-        return Reading(None, "a victim's home", strong=True)
-    return Reading(None, "someone's home")
+        return Reading(None, Basis.VICTIM_HOME, strong=True)
+    return Reading(None, Basis.SOMEONE_HOME)
 
 
 def person_role(words: tuple[Word, ...], first: int, last: int) -> str | None:

@@ -40,7 +40,7 @@ from alerts.tagging.mentions import (
     find_outside,
     sentences,
 )
-from alerts.types import AreaDecision, Discounted, Evidence
+from alerts.types import AreaDecision, Basis, Discounted, Evidence, Why
 
 # Bumped whenever the rule changes what a text is tagged with, so that configured
 # folders are read again (see alerts.ingest.directory.parser_fingerprint).
@@ -130,9 +130,7 @@ def decide_areas(
             unknown=tuple(unknown),
             outside_coverage=True,
             discounted=tuple(
-                Discounted(
-                    r.mention.written, r.area, r.mention.quote(), "the advisory is outside coverage"
-                )
+                Discounted(r.mention.written, r.area, r.mention.quote(), Why.OUTSIDE_COVERAGE)
                 for r in reads
                 if r.area != root and not r.reading.noise and r.reading.reason is None
             ),
@@ -143,9 +141,7 @@ def decide_areas(
     if decision.no_place and not known:
         decision = _published_elsewhere(gazetteer, text.url, decision)
     at_root = tuple(
-        Evidence(
-            root, f"{item.key}: {item.value}", "declared", "declared force area; the text decides"
-        )
+        Evidence(root, f"{item.key}: {item.value}", "declared", Basis.DECLARED_FORCE)
         for item, slug in known
         if slug == root
     )
@@ -162,14 +158,12 @@ class _Elsewhere:
     reading: Reading
 
     def discounted(self) -> Discounted:
-        if self.mention.name.force:
-            reason = "another police force"
-        elif self.reading.reason is None:
-            reason = "a place outside the force area"
-        else:
-            reason = f"a place outside the force area ({self.reading.reason})"
         quote = Mention(self.mention.sentence, self.mention.first, self.mention.last, _NOWHERE)
-        return Discounted(self.mention.written, None, quote.quote(), reason)
+        if self.mention.name.force:
+            return Discounted(self.mention.written, None, quote.quote(), Why.OTHER_FORCE)
+        inner = self.reading.reason
+        detail = "" if inner is None else _render(inner, self.reading.detail)
+        return Discounted(self.mention.written, None, quote.quote(), Why.OUTSIDE_PLACE, detail)
 
     @property
     def evidence(self) -> bool:
@@ -195,17 +189,17 @@ def _read_outside(parts: list[Sentence], gazetteer: Gazetteer) -> list[_Elsewher
             lead = find_lead(mention, previous, previous_lead)
             previous, previous_lead = mention, lead
             if named.name.force:
-                found.append(_Elsewhere(named, Reading(None, "another police force")))
+                found.append(_Elsewhere(named, Reading(None)))
                 continue
             reading = read_mention(mention, lead)
-            if reading is NOISE or reading.reason in _NOT_A_PLACE or _person_named(named):
+            if (
+                reading is NOISE
+                or (reading.reason and reading.reason.not_a_place)
+                or _person_named(named)
+            ):
                 continue
             found.append(_Elsewhere(named, reading))
     return found
-
-
-# Readings that say the words are not a place at all ("Inspector Andy Hastings").
-_NOT_A_PLACE = ("a person's name", "the name of a police operation")
 
 
 def _person_named(named: OutsideMention) -> bool:
@@ -223,7 +217,9 @@ def _person_named(named: OutsideMention) -> bool:
         return False
     if words[named.first].gap.strip():
         return False  # "Erdington, Birmingham"
-    if before.fold in lex.PLACE_PREPOSITIONS | lex.OTHER_PREPOSITIONS | lex.REGION_PREFIXES | {"the"}:
+    if before.fold in lex.PLACE_PREPOSITIONS | lex.OTHER_PREPOSITIONS | lex.REGION_PREFIXES | {
+        "the"
+    }:
         return False
     capitalised = sum(w.text[:1].isupper() for w in words)
     return capitalised * 2 <= len(words)  # "Appeal After Croydon Stabbing" is title case
@@ -253,9 +249,7 @@ def _national(gazetteer: Gazetteer, parts: list[Sentence], decision: AreaDecisio
             decision,
             evidence=(
                 *decision.evidence,
-                Evidence(
-                    national, phrase, "text", "a national warning; 'National' is an alias of the force"
-                ),
+                Evidence(national, phrase, "text", Basis.NATIONAL_ALIAS),
             ),
             no_place=False,
         )
@@ -263,13 +257,7 @@ def _national(gazetteer: Gazetteer, parts: list[Sentence], decision: AreaDecisio
         areas=frozenset(),
         discounted=(
             *decision.discounted,
-            Discounted(
-                phrase,
-                None,
-                phrase,
-                "a national warning naming nowhere in the force area"
-                " (map 'National' to the force in area_aliases: to send these force-wide)",
-            ),
+            Discounted(phrase, None, phrase, Why.NATIONAL),
         ),
         outside_coverage=True,
     )
@@ -289,7 +277,7 @@ def _published_elsewhere(gazetteer: Gazetteer, url: str, decision: AreaDecision)
         areas=frozenset(),
         discounted=(
             *decision.discounted,
-            Discounted(host, None, url, "published on another force's or a national site"),
+            Discounted(host, None, url, Why.PUBLISHED_ELSEWHERE),
         ),
         outside_coverage=True,
     )
@@ -346,7 +334,7 @@ def _resolve_homonyms(gazetteer: Gazetteer, reads: list[_Read]) -> list[_Read]:
     context = {
         gazetteer.district_of(r.area)
         for r in reads
-        if r.area is not None and not (r.reading.reason or "").startswith("a place of that name")
+        if r.area is not None and r.reading.reason is not Why.OTHER_COUNTY
     }
     resolved: list[_Read] = []
     for read in reads:
@@ -358,28 +346,21 @@ def _resolve_homonyms(gazetteer: Gazetteer, reads: list[_Read]) -> list[_Read]:
         if len(fits) == 1:
             district = gazetteer.node(gazetteer.district_of(fits[0]) or fits[0]).name
             reading = read.reading
-            how = (
-                f"{reading.how} ({district}, which the text also names)"
-                if reading.reason is None
-                else reading.how
-            )
-            resolved.append(
-                _Read(
-                    read.mention,
-                    Reading(reading.reason, how, reading.strong),
-                    gazetteer.canonical(fits[0]),
-                )
-            )
+            if reading.reason is None:
+                reading = replace(reading, detail=f"{district}, which the text also names")
+            resolved.append(_Read(read.mention, reading, gazetteer.canonical(fits[0])))
             continue
-        if read.mention.place.elsewhere:
-            reason = "also a place outside the force area, and nothing here puts it inside"
+        if read.reading.reason is not None:
+            unresolved = Reading(read.reading.reason, detail=read.reading.detail)
+        elif read.mention.place.elsewhere:
+            unresolved = Reading(Why.ALSO_ELSEWHERE)
         else:
             where = " or ".join(
                 f"{gazetteer.node(s).name} ({gazetteer.node(gazetteer.district_of(s) or s).name})"
                 for s in slugs
             )
-            reason = f"names more than one place ({where}) and the text does not say which"
-        resolved.append(_Read(read.mention, Reading(read.reading.reason or reason), None))
+            unresolved = Reading(Why.AMBIGUOUS, detail=where)
+        resolved.append(_Read(read.mention, unresolved, None))
     return resolved
 
 
@@ -392,7 +373,7 @@ def _declared(
 ) -> AreaDecision:
     areas = gazetteer.least_specific(slug for _, slug in below)
     evidence = tuple(
-        Evidence(slug, f"{item.key}: {item.value}", "declared", "declared area")
+        Evidence(slug, f"{item.key}: {item.value}", "declared", Basis.DECLARED)
         for item, slug in below
         if slug in areas
     )
@@ -406,16 +387,11 @@ def _declared(
         if read.area == gazetteer.root.slug:
             continue
         if inside and read.area is not None and read.reading.reason is None:
-            mentioned.append(
-                Evidence(
-                    read.area, read.mention.quote(), read.mention.sentence.part, read.reading.how
-                )
-            )
+            mentioned.append(_evidence(read))
+        elif read.reading.reason is not None:
+            discounted.append(_discounted(read, read.reading.reason, read.reading.detail))
         else:
-            reason = read.reading.reason or f"outside the declared area ({names})"
-            discounted.append(
-                Discounted(read.mention.written, read.area, read.mention.quote(), reason)
-            )
+            discounted.append(_discounted(read, Why.OUTSIDE_DECLARED, names))
     return AreaDecision(
         areas=frozenset(areas),
         evidence=evidence,
@@ -436,8 +412,7 @@ def _elsewhere(
     the text is about elsewhere."""
     root = gazetteer.root.slug
     if not outside or any(
-        r.area == root
-        and (r.reading.reason is None or r.reading.reason.startswith("a police"))
+        r.area == root and (r.reading.reason is None or r.reading.reason.names_the_force)
         for r in reads
     ):
         return None
@@ -450,17 +425,9 @@ def _elsewhere(
     if not evidence and not about_elsewhere and named_here:
         return None  # "a man from Croydon was jailed at Maidstone Crown Court"
     names = ", ".join(dict.fromkeys(o.mention.written for o in outside))
-    discounted = [
-        Discounted(
-            r.mention.written,
-            r.area,
-            r.mention.quote(),
-            f"also a place outside the force area, and the text is about elsewhere ({names})",
-        )
-        for r in shared
-    ]
+    discounted = [_discounted(r, Why.ABOUT_ELSEWHERE, names) for r in shared]
     discounted += [
-        Discounted(r.mention.written, r.area, r.mention.quote(), r.reading.reason)
+        _discounted(r, r.reading.reason, r.reading.detail)
         for r in reads
         if r.reading.reason is not None
     ]
@@ -485,14 +452,14 @@ def _from_text(
     for read in reads:
         if read.area == root and read.reading.reason is None and read.reading.county:
             found = Evidence(
-                root, read.mention.quote(), read.mention.sentence.part, "the whole force area"
+                root, read.mention.quote(), read.mention.sentence.part, Basis.FORCE_AREA
             )
             county.append(found)
             if read.lede:
                 county_lede.append(found)
     for sentence in parts:
         if phrase := county_phrase(sentence.words):
-            found = Evidence(root, phrase, sentence.part, "the whole force area")
+            found = Evidence(root, phrase, sentence.part, Basis.FORCE_AREA)
             county.append(found)
             if sentence.part in ("title", "summary") or sentence.paragraph == 0:
                 county_lede.append(found)
@@ -512,57 +479,33 @@ def _from_text(
     else:
         chosen = specific
     discounted = [
-        Discounted(r.mention.written, r.area, r.mention.quote(), r.reading.reason or "")
+        _discounted(r, r.reading.reason, r.reading.detail)
         for r in reads
         if r.reading.reason is not None and r.area != root
     ]
     if county_lede or (county and not chosen):
-        discounted += [
-            Discounted(
-                r.mention.written,
-                r.area,
-                r.mention.quote(),
-                "the advisory is for the whole force area",
-            )
-            for r in passing
-        ]
+        discounted += [_discounted(r, Why.FORCE_WIDE) for r in passing]
         return AreaDecision(
             areas=frozenset([root]),
             evidence=_unique(county),
             discounted=_unique(discounted),
             force_wide=True,
         )
-    discounted += [
-        Discounted(
-            r.mention.written,
-            r.area,
-            r.mention.quote(),
-            "named only in passing, below the first paragraph",
-        )
-        for r in passing
-    ]
+    discounted += [_discounted(r, Why.IN_PASSING) for r in passing]
     if chosen:
         areas = gazetteer.most_specific(r.area for r in chosen if r.area is not None)
-        decided = [
-            Evidence(r.area, r.mention.quote(), r.mention.sentence.part, r.reading.how)
-            for r in chosen
-            if r.area is not None
-        ]
+        decided = [_evidence(r) for r in chosen if r.area is not None]
         return AreaDecision(
             areas=frozenset(areas), evidence=_unique(decided), discounted=_unique(discounted)
         )
-    at_root = [
-        Evidence(root, r.mention.quote(), r.mention.sentence.part, r.reading.how)
-        for r in evidence
-        if r.area == root
-    ]
+    at_root = [_evidence(r) for r in evidence if r.area == root]
     if not at_root and not any(r.area == root for r in reads):
         # Nothing here names the force area, and something names another: another
         # force's release, not ours to send.
-        elsewhere = [d for d in discounted if d.reason.startswith("a place of that name in")]
+        elsewhere = [d for d in discounted if d.why is Why.OTHER_COUNTY]
         for sentence in parts:
             if force := other_force(sentence.words):
-                elsewhere.append(Discounted(force, None, force, "another police force"))
+                elsewhere.append(Discounted(force, None, force, Why.OTHER_FORCE))
         if elsewhere:
             return AreaDecision(
                 areas=frozenset(), discounted=_unique(discounted + elsewhere), outside_coverage=True
@@ -581,11 +524,33 @@ _T = TypeVar("_T", Evidence, Discounted)
 
 def _unique(items: Sequence[_T]) -> tuple[_T, ...]:
     """The same words said twice (a summary repeating the first paragraph) once."""
-    seen: set[tuple[str | None, str, str]] = set()
+    seen: set[tuple[str | None, str, str, str]] = set()
     kept: list[_T] = []
     for item in items:
-        key = (item.area, item.words, item.how if isinstance(item, Evidence) else item.reason)
+        code = item.basis if isinstance(item, Evidence) else item.why
+        key = (item.area, item.words, code.value, item.detail)
         if key not in seen:
             seen.add(key)
             kept.append(item)
     return tuple(kept)
+
+
+def _evidence(read: _Read) -> Evidence:
+    assert read.area is not None
+    return Evidence(
+        read.area,
+        read.mention.quote(),
+        read.mention.sentence.part,
+        read.reading.how,
+        read.reading.detail,
+    )
+
+
+def _discounted(read: _Read, why: Why, detail: str = "") -> Discounted:
+    return Discounted(read.mention.written, read.area, read.mention.quote(), why, detail)
+
+
+def _render(why: Why, detail: str) -> str:
+    """A reason's words, to quote inside another's ("a place outside the force area (a
+    suspect's home)")."""
+    return Discounted("", None, "", why, detail).reason
