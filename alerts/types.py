@@ -53,6 +53,8 @@ class Basis(enum.StrEnum):
     VICTIM_HOME = "victim-home"
     SOMEONE_HOME = "someone-home"
     NAMED = "named"
+    FORCE_ADVICE = "force-advice"
+    STOPPED_ONLY = "stopped-only"
     #: A stored decision whose words no longer match any basis (written by an older
     #: version): shown as stored, decides nothing new.
     UNKNOWN = "unknown"
@@ -73,6 +75,8 @@ _BASIS_WORDS: dict[Basis, str] = {
     Basis.VICTIM_HOME: "a victim's home",
     Basis.SOMEONE_HOME: "someone's home",
     Basis.NAMED: "named",
+    Basis.FORCE_ADVICE: "advice addressed to the whole force area",
+    Basis.STOPPED_ONLY: "where someone was stopped or arrested, the only place named",
     Basis.UNKNOWN: "",
 }
 
@@ -108,6 +112,7 @@ class Why(enum.StrEnum):
     OUTSIDE_COVERAGE = "outside-coverage"
     OUTSIDE_DECLARED = "outside-declared"
     FORCE_WIDE = "force-wide"
+    EXAMPLE = "example"
     IN_PASSING = "in-passing"
     #: A stored decision whose words no longer match any reason (written by an older
     #: version): shown as stored, decides nothing new.
@@ -159,6 +164,7 @@ _WHY_WORDS: dict[Why, str] = {
     Why.OUTSIDE_COVERAGE: "the advisory is outside coverage",
     Why.OUTSIDE_DECLARED: "outside the declared area ({})",
     Why.FORCE_WIDE: "the advisory is for the whole force area",
+    Why.EXAMPLE: "an example: the advice is addressed to the whole force area",
     Why.IN_PASSING: "named only in passing, below the first paragraph",
     Why.UNKNOWN: "",
 }

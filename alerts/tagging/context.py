@@ -69,6 +69,10 @@ def read_mention(mention: Mention, lead: int) -> Reading:
         return Reading(None, Basis.AUDIENCE, strong=True, county=True)
     if lead_word in ("in", "at", "near") and _home_before(words, lead):
         return _home(mention)
+    if lead_word in lex.PLACE_PREPOSITIONS and (
+        _stopped_before(words, lead) or _stopped_after(words, last)
+    ):
+        return Reading(Why.STOPPED_AT)
     if lead_word == "to" and lead >= 1 and words[lead - 1].fold in lex.ATTENDED_WORDS:
         return Reading(None, Basis.SCENE, strong=True)  # "officers were called to X"
     if lead_word in lex.COUNTY_LEADS:
@@ -299,7 +303,58 @@ def _person_before(words: tuple[Word, ...], lead: int) -> bool:
         index -= 1
     if index < lead - 1:
         return True  # "a 35-year-old from", "Smith, 34, of", "aged 34, from"
-    return index >= 0 and words[index].fold in lex.PERSON_NOUNS
+    if index >= 0 and words[index].fold in lex.PERSON_NOUNS:
+        return True
+    return _full_name_before(words, lead)
+
+
+def _full_name_before(words: tuple[Word, ...], lead: int) -> bool:
+    """ "Mark Dean of Larkfield", "Lee Marsh, of Station Road, Snodland": a first name
+    and a surname before "of" or "from", in a sentence not written in title case (where
+    "Port of Dover" or "Isle of Sheppey" would look the same)."""
+    if lead < 2:
+        return False
+    name = words[lead - 2 : lead]
+    if not all(w.text[:1].isupper() and w.text.isalpha() for w in name) or name[1].gap.strip():
+        return False
+    not_names = lex.ORGANISATION_WORDS | lex.RANK_WORDS | lex.TITLE_LEADS | lex.STREET_WORDS
+    if any(
+        w.fold in not_names | {"the", "a", "an", "isle", "port", "city", "county"} for w in name
+    ):
+        return False
+    capitalised = sum(w.text[:1].isupper() for w in words)
+    return capitalised * 2 <= len(words)
+
+
+def _stopped_before(words: tuple[Word, ...], lead: int) -> bool:
+    """ "was arrested in X", "stopped a van on the M20 near X", "pulled over on the A2 at
+    X": a stop word a few words before the preposition, nothing between that names the
+    offence ("arrested after a burglary in X" does)."""
+    for index in range(lead - 1, max(-1, lead - 8), -1):
+        word = words[index]
+        if word.fold == "over" and index > 0 and words[index - 1].fold == "pulled":
+            return True  # "pulled over in X"
+        if word.fold in lex.STOP_BREAKERS or "," in words[index + 1].gap:
+            return False
+        if word.fold in lex.STOP_WORDS - {"pulled"}:
+            return True
+    return False
+
+
+def _stopped_after(words: tuple[Word, ...], last: int) -> bool:
+    """ "near Dartford, where the driver was arrested": the place is where the stop was."""
+    index = last + 1
+    if index >= len(words) or words[index].fold != "where":
+        return False
+    return any(w.fold in lex.STOP_WORDS for w in words[index + 1 : index + 6])
+
+
+def _a_price(words: tuple[Word, ...], index: int) -> bool:
+    """ "charged £6,000", "charged them 900 pounds": what someone was made to pay."""
+    if words[index].fold not in ("charged", "charge", "charges", "charging"):
+        return False
+    after = words[index + 1 : index + 3]
+    return any("£" in w.gap or "$" in w.gap or w.text.isdigit() for w in after)
 
 
 def _home(mention: Mention) -> Reading:
@@ -321,6 +376,8 @@ def person_role(words: tuple[Word, ...], first: int, last: int) -> str | None:
         if first <= index <= last:
             continue
         fold = word.fold
+        if fold in lex.SUSPECT_WORDS and _a_price(words, index):
+            continue  # "was charged £6,000 for a new roof"
         if fold in lex.SUSPECT_WORDS:
             role = "suspect"
         elif fold in lex.VICTIM_WORDS or fold.startswith(lex.VICTIM_PREFIXES):
@@ -339,3 +396,25 @@ def person_role(words: tuple[Word, ...], first: int, last: int) -> str | None:
         if best is None or distance < best[0]:
             best = (distance, role)
     return best[1] if best else None
+
+
+def advice_words(words: tuple[Word, ...]) -> bool:
+    """ "is warning", "urging", "launched a campaign", "a week of action": the sentence
+    gives advice rather than reports an incident."""
+    folds = [w.fold for w in words]
+    if any(fold in lex.APPEAL_WORDS for fold in folds):
+        return False  # "urging witnesses to come forward": an appeal about one incident
+    if any(fold in lex.ADVICE_WORDS for fold in folds):
+        return True
+    return any(
+        tuple(folds[start : start + len(phrase)]) == phrase
+        for phrase in lex.ADVICE_PHRASES
+        for start in range(len(folds) - len(phrase) + 1)
+    )
+
+
+def collision_elsewhere(words: tuple[Word, ...]) -> bool:
+    """ "a motorcyclist from Faversham died in a collision": harm on the road, not at the
+    victim's home (unlike "defrauded", "rogue traders", "burgled", "missing")."""
+    folds = {w.fold for w in words}
+    return bool(folds & lex.COLLISION_WORDS) and not folds & lex.REMOTE_HARM_WORDS
