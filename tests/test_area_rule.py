@@ -997,3 +997,25 @@ def test_another_forces_arrest_in_a_kent_town_reaches_no_kent_resident(
         "A man has been arrested in Tunbridge Wells after a series of burglaries in Crowborough, East Sussex.",
     )
     assert decision.outside_coverage and decision.areas == frozenset()
+
+
+def test_a_wanted_persons_home_said_in_a_sentence_of_its_own_is_not_evidence(
+    gazetteer: Gazetteer,
+) -> None:
+    decision, _ = decide(
+        gazetteer,
+        "Appeal to find man",
+        "Police are searching for Daniel Webb, 31, who is wanted on recall to prison.",
+        "Officers believe he is in the Dartford area. He is from Gravesend.",
+    )
+    assert decision.areas == {"dartford"}
+    assert {d.name: d.why for d in decision.discounted}["Gravesend"] is Why.SUSPECT_HOME
+
+
+def test_a_pedestrian_struck_by_a_car_elsewhere_is_a_collision_victim(gazetteer: Gazetteer) -> None:
+    decision, _ = decide(
+        gazetteer,
+        "Pedestrian injured",
+        "A woman from Deal was seriously injured when she was struck by a car in Sturry Road, Canterbury.",
+    )
+    assert decision.areas == {"canterbury"}

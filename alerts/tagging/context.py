@@ -4,6 +4,7 @@ organisation's base or a place elsewhere (discounted, with the reason)?"""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from alerts.tagging import words as lex
@@ -305,7 +306,12 @@ def _person_before(words: tuple[Word, ...], lead: int) -> bool:
         return True  # "a 35-year-old from", "Smith, 34, of", "aged 34, from"
     if index >= 0 and words[index].fold in lex.PERSON_NOUNS:
         return True
+    if index >= 1 and words[index].fold in lex.PASSIVE and words[index - 1].fold in _PRONOUNS:
+        return True  # "He is from Gravesend", "who was from Deal"
     return _full_name_before(words, lead)
+
+
+_PRONOUNS = frozenset(["he", "she", "they", "who"])
 
 
 def _full_name_before(words: tuple[Word, ...], lead: int) -> bool:
@@ -360,18 +366,40 @@ def _a_price(words: tuple[Word, ...], index: int) -> bool:
 def _home(mention: Mention) -> Reading:
     """A person's home counts when they are a victim, not when they are a suspect; read
     from the nearest word about what happened to them."""
-    role = person_role(mention.sentence.words, mention.first, mention.last)
-    if role == "suspect":
+    return home_reading(person_role(mention.sentence.words, mention.first, mention.last))
+
+
+def home_reading(role: Role | None) -> Reading:
+    if role is Role.SUSPECT:
         return Reading(Why.SUSPECT_HOME)
-    if role == "victim":
+    if role is Role.VICTIM:
         return Reading(None, Basis.VICTIM_HOME, strong=True)
     return Reading(None, Basis.SOMEONE_HOME)
 
 
-def person_role(words: tuple[Word, ...], first: int, last: int) -> str | None:
-    """ "suspect" or "victim": the role the nearest word about what happened gives the
-    person at words ``first``..``last``; None when no such word is in the sentence."""
-    best: tuple[int, str] | None = None
+class Role(enum.Enum):
+    """What happened to a person whose home the text names."""
+
+    SUSPECT = "suspect"
+    VICTIM = "victim"
+
+
+def sentence_role(words: tuple[Word, ...]) -> Role | None:
+    """The one role a sentence's words give ("Police are searching for Daniel Webb, who
+    is wanted"), to read "He is from Gravesend" that follows; None for none or both."""
+    found: set[Role] = set()
+    for index, word in enumerate(words):
+        if word.fold in lex.SUSPECT_WORDS and not _a_price(words, index):
+            found.add(Role.SUSPECT)
+        elif word.fold in lex.VICTIM_WORDS or word.fold.startswith(lex.VICTIM_PREFIXES):
+            found.add(Role.VICTIM)
+    return next(iter(found)) if len(found) == 1 else None
+
+
+def person_role(words: tuple[Word, ...], first: int, last: int) -> Role | None:
+    """The role the nearest word about what happened gives the person at words
+    ``first``..``last``; None when no such word is in the sentence."""
+    best: tuple[int, Role] | None = None
     for index, word in enumerate(words):
         if first <= index <= last:
             continue
@@ -379,9 +407,9 @@ def person_role(words: tuple[Word, ...], first: int, last: int) -> str | None:
         if fold in lex.SUSPECT_WORDS and _a_price(words, index):
             continue  # "was charged £6,000 for a new roof"
         if fold in lex.SUSPECT_WORDS:
-            role = "suspect"
+            role = Role.SUSPECT
         elif fold in lex.VICTIM_WORDS or fold.startswith(lex.VICTIM_PREFIXES):
-            role = "victim"
+            role = Role.VICTIM
             # "a Dartford man who assaulted a woman": after the person, a deed in the
             # active voice is theirs; only "was assaulted" makes them the victim.
             # "Ashford pensioners targeted by rogue traders" is passive too.
@@ -389,7 +417,7 @@ def person_role(words: tuple[Word, ...], first: int, last: int) -> str | None:
                 index + 1 < len(words) and words[index + 1].fold == "by"
             )
             if index > last and fold in lex.DEEDS and not passive:
-                role = "suspect"
+                role = Role.SUSPECT
         else:
             continue
         distance = first - index if index < first else index - last

@@ -8,7 +8,14 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from alerts.areas import Gazetteer
-from alerts.tagging.context import NOISE, Reading, find_lead, read_mention
+from alerts.tagging.context import (
+    NOISE,
+    Reading,
+    find_lead,
+    home_reading,
+    read_mention,
+    sentence_role,
+)
 from alerts.tagging.mentions import Mention, Sentence, find_mentions
 from alerts.types import Basis, Discounted, Evidence, Why
 
@@ -42,8 +49,23 @@ def read_text(gazetteer: Gazetteer, parts: list[Sentence]) -> list[Read]:
                 if len(slugs) == 1 and not mention.place.elsewhere
                 else None
             )
+            if reading.reason is None and reading.how is Basis.SOMEONE_HOME:
+                reading = _role_from_before(parts, sentence) or reading
             reads.append(Read(mention, reading, area))
     return _resolve_homonyms(gazetteer, reads)
+
+
+def _role_from_before(parts: list[Sentence], sentence: Sentence) -> Reading | None:
+    """ "Police are searching for Daniel Webb, who is wanted. He is from Gravesend.": a
+    home whose sentence says nothing of what happened takes the role the nearest of the
+    three sentences before it (in the same part) that says one gives."""
+    position = parts.index(sentence)
+    for before in reversed(parts[max(0, position - 3) : position]):
+        if before.part != sentence.part:
+            continue
+        if (role := sentence_role(before.words)) is not None:
+            return home_reading(role)
+    return None
 
 
 def _resolve_homonyms(gazetteer: Gazetteer, reads: list[Read]) -> list[Read]:

@@ -166,7 +166,8 @@ APPEAL_WORDS = _set("""witness witnesses witnessed dashcam footage cctv informat
 
 # A road collision: a victim's home is not where it happened (DESIGN.md, "Decisions").
 COLLISION_WORDS = _set("""collision collisions crash crashed crashes collided accident
-    motorcyclist motorcycle motorbike cyclist pedestrian rider lorry""")
+    motorcyclist motorcycle motorbike cyclist pedestrian rider lorry struck knocked car
+    vehicle van junction roundabout carriageway""")
 # Harm that reaches a victim at home: fraud, doorstep crime, a burglary; a missing
 # person's home matters too. These keep a victim's home as evidence whatever else.
 REMOTE_HARM_WORDS = _set("""fraud fraudster fraudsters fraudulent scam scams scammer scammers scammed
