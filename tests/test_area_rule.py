@@ -1019,3 +1019,23 @@ def test_a_pedestrian_struck_by_a_car_elsewhere_is_a_collision_victim(gazetteer:
         "A woman from Deal was seriously injured when she was struck by a car in Sturry Road, Canterbury.",
     )
     assert decision.areas == {"canterbury"}
+
+
+def test_another_forces_arrest_at_a_kent_crossing_reaches_no_kent_resident(
+    gazetteer: Gazetteer,
+) -> None:
+    decision = undeclared(
+        gazetteer,
+        "Man arrested after burglaries",
+        "Officers arrested a man from Dartford at the Dartford Crossing after a series of burglaries in Grays.",
+    )
+    assert decision.outside_coverage and decision.areas == frozenset()
+
+
+def test_the_home_of_anyone_in_a_collision_elsewhere_is_not_evidence(gazetteer: Gazetteer) -> None:
+    decision, _ = decide(
+        gazetteer,
+        "Two taken to hospital",
+        "Two people from Ramsgate were taken to hospital after their car collided with a lorry near Ashford.",
+    )
+    assert decision.areas == {"ashford"}

@@ -70,8 +70,11 @@ def read_mention(mention: Mention, lead: int) -> Reading:
         return Reading(None, Basis.AUDIENCE, strong=True, county=True)
     if lead_word in ("in", "at", "near") and _home_before(words, lead):
         return _home(mention)
-    if lead_word in lex.PLACE_PREPOSITIONS and (
-        _stopped_before(words, lead) or _stopped_after(words, last)
+    preposition = lead - 1 if lead_word == "the" else lead  # "arrested at the X Crossing"
+    if (
+        preposition >= 0
+        and words[preposition].fold in lex.PLACE_PREPOSITIONS
+        and (_stopped_before(words, preposition) or _stopped_after(words, last))
     ):
         return Reading(Why.STOPPED_AT)
     if lead_word == "to" and lead >= 1 and words[lead - 1].fold in lex.ATTENDED_WORDS:

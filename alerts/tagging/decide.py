@@ -307,7 +307,8 @@ def _from_text(
 
 def _victims_hurt_elsewhere(reads: list[Read], outside: list[Elsewhere]) -> list[Read]:
     """A victim's home is evidence where the harm reached them there (fraud, doorstep
-    crime); for a collision that the text places somewhere else, it is only where they
+    crime); for a collision that the text places somewhere else, it (or the home of
+    anyone in it: "two people from Ramsgate were taken to hospital") is only where they
     live. (An assault victim's home still counts: tests/test_area_rule.py pins it.)"""
     scenes = {r.area for r in reads if r.reading.reason is None and r.reading.how is Basis.SCENE}
     elsewhere = any(o.evidence for o in outside)
@@ -315,7 +316,7 @@ def _victims_hurt_elsewhere(reads: list[Read], outside: list[Elsewhere]) -> list
     for read in reads:
         if (
             read.reading.reason is None
-            and read.reading.how is Basis.VICTIM_HOME
+            and read.reading.how in (Basis.VICTIM_HOME, Basis.SOMEONE_HOME)
             and (elsewhere or scenes - {read.area, None})
             and collision_elsewhere(read.mention.sentence.words)
         ):

@@ -73,7 +73,7 @@ ORGANISATION_WORDS = _set("""council councils partnership fc united athletic rov
     housing group ltd limited plc gazette messenger news radio chamber taskforce
     commission diocese archdiocese deanery fire rescue ambulance coastguard rnli""")
 STREET_WORDS = _set("""road rd street st lane ln avenue ave way drive dr close crescent gardens terrace
-    place square row walk parade grove rise mews bypass highway approach hill""")
+    place square row walk parade grove rise mews bypass highway approach hill crossing""")
 # "based in X" / "X-based": where an organisation is, not where the thing happened.
 BASE_WORDS = _set("based headquartered registered")
 # Before a place: "appeared at court in X", "taken to hospital in X".
@@ -166,8 +166,8 @@ APPEAL_WORDS = _set("""witness witnesses witnessed dashcam footage cctv informat
 
 # A road collision: a victim's home is not where it happened (DESIGN.md, "Decisions").
 COLLISION_WORDS = _set("""collision collisions crash crashed crashes collided accident
-    motorcyclist motorcycle motorbike cyclist pedestrian rider lorry struck knocked car
-    vehicle van junction roundabout carriageway""")
+    motorcyclist motorcycle motorbike cyclist pedestrian rider lorry struck knocked
+    junction roundabout carriageway""")
 # Harm that reaches a victim at home: fraud, doorstep crime, a burglary; a missing
 # person's home matters too. These keep a victim's home as evidence whatever else.
 REMOTE_HARM_WORDS = _set("""fraud fraudster fraudsters fraudulent scam scams scammer scammers scammed
