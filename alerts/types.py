@@ -122,6 +122,10 @@ class Why(enum.StrEnum):
     def words(self) -> str:
         return _WHY_WORDS[self]
 
+    def say(self, detail: str = "") -> str:
+        """The words with a detail ("a place of that name in Essex, not here")."""
+        return _render(self.words, detail)
+
     @property
     def not_a_place(self) -> bool:
         """The words are not a place at all ("Inspector Andy Hastings", "Operation Deal")."""
@@ -247,7 +251,7 @@ class Discounted:
 
     @property
     def reason(self) -> str:
-        return _render(self.why.words, self.detail)
+        return self.why.say(self.detail)
 
     def as_json(self) -> dict[str, str | None]:
         found = {"name": self.name, "area": self.area, "words": self.words, "reason": self.reason}

@@ -5,7 +5,10 @@
   mentioned, for display).
 - Declared as the force, or not declared, the text decides, by evidence of where the
   thing happened or whom it is for; the title and first paragraph weigh most. "Across
-  Kent", or no place at all, is force-wide.
+  Kent", advice the force gives to all (its places further down are examples), or no
+  place at all, is force-wide. The home of anyone charged, arrested or wanted is never
+  evidence; where someone was stopped or arrested decides only when nothing else does;
+  a victim's home counts unless the harm was a collision the text places elsewhere.
 - A declared area the gazetteer does not know is outside coverage.
 - Not declared, text naming places elsewhere (the gazetteer's ``outside:``) or another
   force, and nothing in the force area, is outside coverage; so is a national warning

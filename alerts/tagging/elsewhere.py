@@ -11,7 +11,7 @@ from alerts.errors import UnknownArea
 from alerts.tagging import words as lex
 from alerts.tagging.context import NOISE, Reading, find_lead, national_phrase, read_mention
 from alerts.tagging.mentions import Mention, OutsideMention, Sentence, find_outside
-from alerts.tagging.reads import Read, discounted_of, render, unique
+from alerts.tagging.reads import Read, discounted_of, unique
 from alerts.types import AreaDecision, Basis, Discounted, Evidence, Why
 
 
@@ -27,7 +27,7 @@ class Elsewhere:
         if self.mention.name.force:
             return Discounted(self.mention.written, None, quote.quote(), Why.OTHER_FORCE)
         inner = self.reading.reason
-        detail = "" if inner is None else render(inner, self.reading.detail)
+        detail = "" if inner is None else inner.say(self.reading.detail)
         return Discounted(self.mention.written, None, quote.quote(), Why.OUTSIDE_PLACE, detail)
 
     @property

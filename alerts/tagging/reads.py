@@ -138,9 +138,3 @@ def evidence_of(read: Read) -> Evidence:
 
 def discounted_of(read: Read, why: Why, detail: str = "") -> Discounted:
     return Discounted(read.mention.written, read.area, read.mention.quote(), why, detail)
-
-
-def render(why: Why, detail: str) -> str:
-    """A reason's words, to quote inside another's ("a place outside the force area (a
-    suspect's home)")."""
-    return Discounted("", None, "", why, detail).reason
