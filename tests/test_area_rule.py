@@ -1039,3 +1039,16 @@ def test_the_home_of_anyone_in_a_collision_elsewhere_is_not_evidence(gazetteer: 
         "Two people from Ramsgate were taken to hospital after their car collided with a lorry near Ashford.",
     )
     assert decision.areas == {"ashford"}
+
+
+def test_a_warning_from_the_force_about_one_local_spate_reaches_that_district(
+    gazetteer: Gazetteer,
+) -> None:
+    decision, _ = decide(
+        gazetteer,
+        "Thefts from vans",
+        "Kent Police is warning van owners to remove tools overnight.",
+        "Six vans were broken into in Northfleet and Gravesend overnight on Tuesday.",
+    )
+    assert not decision.force_wide
+    assert {gazetteer.district_of(area) for area in decision.areas} == {"gravesham"}

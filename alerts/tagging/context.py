@@ -449,3 +449,9 @@ def collision_elsewhere(words: tuple[Word, ...]) -> bool:
     victim's home (unlike "defrauded", "rogue traders", "burgled", "missing")."""
     folds = {w.fold for w in words}
     return bool(folds & lex.COLLISION_WORDS) and not folds & lex.REMOTE_HARM_WORDS
+
+
+def example_words(words: tuple[Word, ...]) -> bool:
+    """ "In one case", "recent thefts", "last year", "reports have come from": incidents
+    told as examples."""
+    return any(w.fold in lex.EXAMPLE_WORDS for w in words)

@@ -28,6 +28,7 @@ from alerts.tagging.context import (
     advice_words,
     collision_elsewhere,
     county_phrase,
+    example_words,
     other_force,
 )
 from alerts.tagging.elsewhere import (
@@ -234,7 +235,12 @@ def _from_text(
     lede = [r for r in specific if r.lede]
     strong_below = [r for r in specific if not r.lede and r.reading.strong]
     passing: list[Read] = []
-    if not county_lede and not lede and (advice := _force_advice(parts, reads, root)):
+    if (
+        not county_lede
+        and not lede
+        and (advice := _force_advice(parts, reads, root))
+        and _examples(gazetteer, specific)
+    ):
         # "Kent Police is warning...", then "victims in Deal, Hythe and Tonbridge": the
         # places below a lede addressed to the whole force are examples.
         discounted = [
@@ -326,6 +332,17 @@ def _victims_hurt_elsewhere(reads: list[Read], outside: list[Elsewhere]) -> list
             read = Read(read.mention, Reading(Why.VICTIM_HOME_ELSEWHERE), read.area)
         weighed.append(read)
     return weighed
+
+
+def _examples(gazetteer: Gazetteer, specific: list[Read]) -> bool:
+    """The places below advice to the whole force read as examples: in several districts
+    ("victims in Folkestone, Sevenoaks and Herne Bay"), or said as examples ("in one case",
+    "recent thefts", "last year"). One spate in one district told as news ("the thefts
+    happened in Northfleet and Gravesend on Tuesday") is that district's."""
+    if not specific:
+        return True
+    districts = {gazetteer.district_of(r.area) or r.area for r in specific if r.area is not None}
+    return len(districts) > 1 or any(example_words(r.mention.sentence.words) for r in specific)
 
 
 def _force_advice(parts: list[Sentence], reads: list[Read], root: str) -> Evidence | None:

@@ -159,6 +159,10 @@ ADVICE_WORDS = _set("""warn warns warned warning warnings urge urges urged urgin
     encouraged encouraging campaign campaigns launch launches launched launching crackdown
     tips guard alert aware awareness""")
 ADVICE_PHRASES: tuple[tuple[str, ...], ...] = (("week", "of", "action"), ("day", "of", "action"))
+# Incidents given as examples of what the advice is about.
+EXAMPLE_WORDS = _set("""example examples instance instances case cases including include
+    includes such among recent recently last previous previously past reports reported
+    reporting""")
 
 # An appeal about one incident ("urging witnesses to come forward"), not advice.
 APPEAL_WORDS = _set("""witness witnesses witnessed dashcam footage cctv information
