@@ -1052,3 +1052,28 @@ def test_a_warning_from_the_force_about_one_local_spate_reaches_that_district(
     )
     assert not decision.force_wide
     assert {gazetteer.district_of(area) for area in decision.areas} == {"gravesham"}
+
+
+def test_a_kent_police_release_advising_all_with_examples_in_several_districts_is_force_wide(
+    gazetteer: Gazetteer,
+) -> None:
+    decision, _ = decide(
+        gazetteer,
+        "Residents urged to be on their guard against courier fraud",
+        "Officers are urging people to hang up on callers who claim to be police officers.",
+        "In recent cases, victims in Folkestone, Sevenoaks and Herne Bay handed cash to a courier.",
+    )
+    assert decision.force_wide and decision.areas == {"kent"}
+
+
+def test_advice_without_the_force_named_and_one_districts_news_below_stays_local(
+    gazetteer: Gazetteer,
+) -> None:
+    decision, _ = decide(
+        gazetteer,
+        "Residents urged to check shed security",
+        "Residents are being urged to check the security of their sheds following a number of break-ins.",
+        "The break-ins happened in Marden and Staplehurst last week.",
+    )
+    assert not decision.force_wide
+    assert {gazetteer.district_of(area) for area in decision.areas} == {"maidstone"}

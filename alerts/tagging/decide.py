@@ -235,12 +235,17 @@ def _from_text(
     lede = [r for r in specific if r.lede]
     strong_below = [r for r in specific if not r.lede and r.reading.strong]
     passing: list[Read] = []
+    stopped = [
+        r for r in reads if r.reading.reason is Why.STOPPED_AT and r.area not in (None, root)
+    ]
     if (
         not county_lede
         and not lede
-        and (advice := _force_advice(parts, reads, root))
-        and _examples(gazetteer, specific)
+        and (specific or stopped)
+        and (advice_found := _force_advice(parts, reads, root, declared))
+        and _examples(gazetteer, specific + stopped, strict=not advice_found[1])
     ):
+        advised = advice_found[0]
         # "Kent Police is warning...", then "victims in Deal, Hythe and Tonbridge": the
         # places below a lede addressed to the whole force are examples.
         discounted = [
@@ -251,16 +256,14 @@ def _from_text(
         discounted += [discounted_of(r, Why.EXAMPLE) for r in specific]
         return AreaDecision(
             areas=frozenset([root]),
-            evidence=unique([*county, advice]),
+            evidence=unique([*county, advised]),
             discounted=unique(discounted),
             force_wide=True,
         )
     if not county_lede and not specific:
         # Where someone was stopped or arrested decides only when nothing else does ("a
         # driver was stopped in Ashford and failed a breath test").
-        specific = [
-            r for r in reads if r.reading.reason is Why.STOPPED_AT and r.area not in (None, root)
-        ]
+        specific = stopped
         reads = [r for r in reads if r not in specific]
         lede = specific
     if county_lede:
@@ -334,21 +337,27 @@ def _victims_hurt_elsewhere(reads: list[Read], outside: list[Elsewhere]) -> list
     return weighed
 
 
-def _examples(gazetteer: Gazetteer, specific: list[Read]) -> bool:
+def _examples(gazetteer: Gazetteer, specific: list[Read], *, strict: bool = False) -> bool:
     """The places below advice to the whole force read as examples: in several districts
     ("victims in Folkestone, Sevenoaks and Herne Bay"), or said as examples ("in one case",
-    "recent thefts", "last year"). One spate in one district told as news ("the thefts
-    happened in Northfleet and Gravesend on Tuesday") is that district's."""
-    if not specific:
-        return True
+    "recent thefts", "last year"); ``strict`` (the text does not name the force): both.
+    One spate in one district told as news ("the thefts happened in Northfleet and
+    Gravesend on Tuesday") is that district's."""
     districts = {gazetteer.district_of(r.area) or r.area for r in specific if r.area is not None}
-    return len(districts) > 1 or any(example_words(r.mention.sentence.words) for r in specific)
+    several = len(districts) > 1
+    framed = any(example_words(r.mention.sentence.words) for r in specific)
+    return several and framed if strict else several or framed
 
 
-def _force_advice(parts: list[Sentence], reads: list[Read], root: str) -> Evidence | None:
+def _force_advice(
+    parts: list[Sentence], reads: list[Read], root: str, declared: bool
+) -> tuple[Evidence, bool] | None:
     """Advice addressed to the whole force area: a sentence at the top (title, summary or
     first paragraph) that names the force ("Kent Police is warning", "people in Kent")
-    and gives advice or launches a campaign ("warning", "urging", "a week of action")."""
+    and gives advice or launches a campaign ("warning", "urging", "a week of action").
+    Where the force is declared (``area: Kent``, "| Kent Police") and the text does not
+    name it, advice at the top counts too. Returns the evidence, and whether the text
+    names the force (if not, the caller asks more of the examples)."""
     for read in reads:
         if (
             read.area != root
@@ -357,7 +366,12 @@ def _force_advice(parts: list[Sentence], reads: list[Read], root: str) -> Eviden
         ):
             continue
         if advice_words(read.mention.sentence.words):
-            return Evidence(
-                root, read.mention.quote(), read.mention.sentence.part, Basis.FORCE_ADVICE
-            )
+            quote, part = read.mention.quote(), read.mention.sentence.part
+            return Evidence(root, quote, part, Basis.FORCE_ADVICE), True
+    if declared:
+        for sentence in parts:
+            lede = sentence.part in ("title", "summary") or sentence.paragraph == 0
+            if lede and advice_words(sentence.words):
+                quote = " ".join(sentence.text.split())
+                return Evidence(root, quote, sentence.part, Basis.FORCE_ADVICE), False
     return None
