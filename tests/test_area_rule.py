@@ -18,7 +18,7 @@ from alerts.config import SourceConfig
 from alerts.errors import GazetteerError
 from alerts.ingest.entries import Fetched, parse_feed
 from alerts.ingest.files import parse_advisory_bytes
-from alerts.tagging import AdvisoryText, Declared, decide_areas
+from alerts.tagging import AdvisoryText, Declared, decide_areas, decision_warnings
 from alerts.types import AreaDecision, Basis, Why
 from tests.conftest import NOW, REPO
 
@@ -1077,3 +1077,23 @@ def test_advice_without_the_force_named_and_one_districts_news_below_stays_local
     )
     assert not decision.force_wide
     assert {gazetteer.district_of(area) for area in decision.areas} == {"maidstone"}
+
+
+def test_another_forces_release_naming_a_kent_victim_reaches_no_kent_resident(
+    gazetteer: Gazetteer,
+) -> None:
+    text = AdvisoryText(
+        "Fraudster jailed",
+        "",
+        "A man from Luton who cheated women out of £200,000 has been jailed.\n\n"
+        "His victims included a woman from Dartford and two women in Bedford.",
+        url="https://www.beds.police.uk/news/2024/fraudster-jailed/",
+    )
+    decision = decide_areas(gazetteer, text)
+    assert decision.outside_coverage and decision.areas == frozenset()
+    assert {d.name: d.why for d in decision.discounted}["Dartford"] is Why.PUBLISHED_ELSEWHERE
+    [warning] = decision_warnings(decision, "beds.md", gazetteer)
+    assert "published on another force's or a national site (www.beds.police.uk)" in warning
+    assert "although it names Dartford" in warning
+    kent = decide_areas(gazetteer, text, [Declared("area", "Kent")])
+    assert kent.areas == {"dartford"}  # the force declared: the text decides

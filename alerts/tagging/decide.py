@@ -128,7 +128,15 @@ def decide_areas(
     decision = _from_text(gazetteer, parts, reads, outside, bool(known))
     if decision.no_place and not known:
         decision = national(gazetteer, parts, decision)
-    if decision.no_place and not known:
+    if (
+        not known
+        and not decision.outside_coverage
+        and all(e.basis in _NOT_WHERE_IT_HAPPENED for e in decision.evidence)
+    ):
+        # Published on another force's site and declaring nothing: that force's news when
+        # it names nowhere here, or only someone's home ("his victims included a woman
+        # from Dartford") or where someone was stopped. Where it happened ("a burglary in
+        # Dartford") decides whoever published it.
         decision = published_elsewhere(gazetteer, text.url, decision)
     at_root = tuple(
         Evidence(root, f"{item.key}: {item.value}", "declared", Basis.DECLARED_FORCE)
@@ -138,6 +146,11 @@ def decide_areas(
     return replace(
         decision, evidence=decision.evidence + at_root, declared=shown, unknown=tuple(unknown)
     )
+
+
+_NOT_WHERE_IT_HAPPENED = frozenset(
+    [Basis.VICTIM_HOME, Basis.SOMEONE_HOME, Basis.STOPPED_ONLY, Basis.FORCE_AREA]
+)
 
 
 def _resolve(gazetteer: Gazetteer, value: str) -> list[str]:

@@ -129,8 +129,8 @@ def national(gazetteer: Gazetteer, parts: list[Sentence], decision: AreaDecision
 
 
 def published_elsewhere(gazetteer: Gazetteer, url: str, decision: AreaDecision) -> AreaDecision:
-    """Text naming nowhere, declaring nothing, published on another force's site (or
-    Action Fraud's, the NCA's): that publisher's news, outside coverage."""
+    """Declaring nothing and published on another force's site (or Action Fraud's, the
+    NCA's): that publisher's news, outside coverage, whatever places here it names."""
     host = (urlsplit(url).hostname or "").casefold()
 
     def on(sites: tuple[str, ...]) -> bool:
@@ -138,11 +138,20 @@ def published_elsewhere(gazetteer: Gazetteer, url: str, decision: AreaDecision) 
 
     if not host or not on(gazetteer.outside_sites) or on(gazetteer.sites):
         return decision
+    root = gazetteer.root.slug
+    named_here = [
+        Discounted(gazetteer.node(e.area).name, e.area, e.words, Why.PUBLISHED_ELSEWHERE)
+        for e in decision.evidence
+        if e.area != root and e.area in gazetteer
+    ]
     return AreaDecision(
         areas=frozenset(),
-        discounted=(
-            *decision.discounted,
-            Discounted(host, None, url, Why.PUBLISHED_ELSEWHERE),
+        discounted=unique(
+            [
+                *named_here,
+                *decision.discounted,
+                Discounted(host, None, url, Why.PUBLISHED_ELSEWHERE),
+            ]
         ),
         outside_coverage=True,
     )

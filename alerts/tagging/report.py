@@ -29,6 +29,17 @@ def decision_warnings(decision: AreaDecision, where: str, gazetteer: Gazetteer) 
             f" {gazetteer.root.name}, so it is outside coverage: stored, but never mailed and in"
             f" no feed ({ALIAS_HINT})"
         )
+    elif decision.outside_coverage and not decision.unknown and (here := _published_here(decision)):
+        host = next(
+            d.name
+            for d in decision.discounted
+            if d.why is Why.PUBLISHED_ELSEWHERE and d.area is None
+        )
+        warnings.append(
+            f"{where}: published on another force's or a national site ({host}) and declaring no"
+            f" area, so it is outside coverage although it names {here}: stored, but never mailed"
+            f" and in no feed (declare 'area:' in its front matter, or retag it, to bring it in)"
+        )
     elif decision.outside_coverage and not decision.unknown:
         named = ", ".join(
             sorted(
@@ -47,6 +58,17 @@ def decision_warnings(decision: AreaDecision, where: str, gazetteer: Gazetteer) 
     if decision.no_place:
         warnings.append(f"{where}: no place found; treated as force-wide ({gazetteer.root.name})")
     return warnings
+
+
+def _published_here(decision: AreaDecision) -> str:
+    """The places here that another force's release names ("Dartford"), if any."""
+    return ", ".join(
+        dict.fromkeys(
+            d.name
+            for d in decision.discounted
+            if d.why is Why.PUBLISHED_ELSEWHERE and d.area is not None
+        )
+    )
 
 
 def _hint(gazetteer: Gazetteer, name: str) -> str:
@@ -74,6 +96,8 @@ def explain(decision: AreaDecision, gazetteer: Gazetteer) -> list[str]:
             if decision.unknown
             else f"a national warning naming no place in {gazetteer.root.name}; {ALIAS_HINT}"
             if any(d.why is Why.NATIONAL for d in decision.discounted)
+            else "published on another force's or a national site, declaring no area"
+            if _published_here(decision)
             else f"it names no place in {gazetteer.root.name}, only places or forces elsewhere"
         )
         lines.append(
