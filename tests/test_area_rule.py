@@ -1097,3 +1097,18 @@ def test_another_forces_release_naming_a_kent_victim_reaches_no_kent_resident(
     assert "although it names Dartford" in warning
     kent = decide_areas(gazetteer, text, [Declared("area", "Kent")])
     assert kent.areas == {"dartford"}  # the force declared: the text decides
+
+
+def test_advice_on_the_forces_own_site_with_examples_is_force_wide_without_a_declared_area(
+    gazetteer: Gazetteer,
+) -> None:
+    text = AdvisoryText(
+        "Residents urged to be on their guard against courier fraud",
+        "",
+        "Officers are urging people to hang up on callers who claim to be police officers.\n\n"
+        "In recent cases, victims in Folkestone, Sevenoaks and Herne Bay handed cash to a courier.",
+        url="https://www.kent.police.uk/news/kent/2024/courier-fraud/",
+    )
+    assert decide_areas(gazetteer, text).force_wide
+    elsewhere = AdvisoryText(text.title, "", text.text, url="")
+    assert not decide_areas(gazetteer, elsewhere).force_wide  # no one says it is the force's

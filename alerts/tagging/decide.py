@@ -35,6 +35,7 @@ from alerts.tagging.elsewhere import (
     Elsewhere,
     elsewhere_decision,
     national,
+    own_site,
     published_elsewhere,
     read_outside,
 )
@@ -125,7 +126,14 @@ def decide_areas(
         )
     outside = read_outside(parts, gazetteer)
     reads = _victims_hurt_elsewhere(reads, outside)
-    decision = _from_text(gazetteer, parts, reads, outside, bool(known))
+    decision = _from_text(
+        gazetteer,
+        parts,
+        reads,
+        outside,
+        bool(known),
+        ours=bool(known) or own_site(gazetteer, text.url),
+    )
     if decision.no_place and not known:
         decision = national(gazetteer, parts, decision)
     if (
@@ -221,9 +229,12 @@ def _from_text(
     reads: list[Read],
     outside: list[Elsewhere],
     declared: bool,
+    *,
+    ours: bool = False,
 ) -> AreaDecision:
     """``declared``: the force itself is declared (``area: Kent``, "| Kent Police"), so
-    places elsewhere do not make it another force's news."""
+    places elsewhere do not make it another force's news. ``ours``: declared, or
+    published on the force's own site (advice at its top is the force's own)."""
     root = gazetteer.root.slug
     if not declared and (theirs := elsewhere_decision(gazetteer, reads, outside)):
         return theirs
@@ -255,7 +266,7 @@ def _from_text(
         not county_lede
         and not lede
         and (specific or stopped)
-        and (advice_found := _force_advice(parts, reads, root, declared))
+        and (advice_found := _force_advice(parts, reads, root, ours))
         and _examples(gazetteer, specific + stopped, strict=not advice_found[1])
     ):
         advised = advice_found[0]

@@ -128,15 +128,20 @@ def national(gazetteer: Gazetteer, parts: list[Sentence], decision: AreaDecision
     )
 
 
+def on_sites(host: str, sites: tuple[str, ...]) -> bool:
+    return any(host == site or host.endswith("." + site) for site in sites)
+
+
+def own_site(gazetteer: Gazetteer, url: str) -> bool:
+    """Published on the force's own site (``sites:``, kent.police.uk)."""
+    return on_sites((urlsplit(url).hostname or "").casefold(), gazetteer.sites)
+
+
 def published_elsewhere(gazetteer: Gazetteer, url: str, decision: AreaDecision) -> AreaDecision:
     """Declaring nothing and published on another force's site (or Action Fraud's, the
     NCA's): that publisher's news, outside coverage, whatever places here it names."""
     host = (urlsplit(url).hostname or "").casefold()
-
-    def on(sites: tuple[str, ...]) -> bool:
-        return any(host == site or host.endswith("." + site) for site in sites)
-
-    if not host or not on(gazetteer.outside_sites) or on(gazetteer.sites):
+    if not host or not on_sites(host, gazetteer.outside_sites) or on_sites(host, gazetteer.sites):
         return decision
     root = gazetteer.root.slug
     named_here = [
