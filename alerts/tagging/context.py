@@ -318,7 +318,7 @@ _PRONOUNS = frozenset(["he", "she", "they", "who"])
 
 
 def _full_name_before(words: tuple[Word, ...], lead: int) -> bool:
-    """ "Mark Dean of Larkfield", "Lee Marsh, of Station Road, Snodland": a first name
+    """ "Mark Hughes of Larkfield", "Lee Marsh, of Station Road, Snodland": a first name
     and a surname before "of" or "from", in a sentence not written in title case (where
     "Port of Dover" or "Isle of Sheppey" would look the same)."""
     if lead < 2:
