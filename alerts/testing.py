@@ -42,7 +42,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from sqlalchemy import Engine, func, insert, select, update
 
-from alerts.schema import digests, metadata, outbox, subscriber_areas, subscribers
+from alerts.store.schema import digests, metadata, outbox, subscriber_areas, subscribers
 from alerts.types import OutboxItem
 
 LOOPBACK = "127.0.0.1"

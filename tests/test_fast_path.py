@@ -22,7 +22,7 @@ from sqlalchemy import select
 from alerts.app import App
 from alerts.delivery.drain import OutboxDrainer
 from alerts.delivery.workers import SendReport
-from alerts.schema import outbox
+from alerts.store.schema import outbox
 from alerts.store.wakeup import channel_for, notify, socket_folder
 from alerts.testing import AlertsProcess, SmtpSink, free_port, seed_outbox, seed_subscribers
 from tests.advisory_files import write_advisory

@@ -1,5 +1,5 @@
 """Schema changes go through Alembic: the migrations build exactly the tables that
-alerts/schema.py declares, on SQLite and PostgreSQL, and running them again is harmless."""
+alerts/store/schema.py declares, on SQLite and PostgreSQL, and running them again is harmless."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from alerts.schema import metadata
 from alerts.store import MIGRATIONS, engine_url, migrate, open_store
+from alerts.store.schema import metadata
 from tests.conftest import POSTGRES_ENV
 
 

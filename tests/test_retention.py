@@ -18,9 +18,9 @@ from alerts.app import App
 from alerts.delivery import send_pending
 from alerts.digest import queue_digests
 from alerts.metrics import render_metrics
-from alerts.schema import metadata
 from alerts.store.retention import hashed_opt_out
 from alerts.store.runs import add_run
+from alerts.store.schema import metadata
 from alerts.store.subscribers import (
     PENDING,
     SUPPRESSED,

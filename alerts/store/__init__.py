@@ -1,5 +1,5 @@
 """The store: the one owner of the database, a module per aggregate over the tables in
-:mod:`alerts.schema`. Stages call these functions and classes; none writes SQL of its own.
+:mod:`alerts.store.schema`. Stages call these functions and classes; none writes SQL of its own.
 
 - :mod:`~alerts.store.database`: connecting, migrating (``open_store``), errors.
 - :mod:`~alerts.store.advisories`: :class:`Store` and the advisories it holds.

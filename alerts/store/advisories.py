@@ -18,7 +18,6 @@ from sqlalchemy import Engine, RowMapping, case, delete, func, insert, select, u
 from sqlalchemy.engine import Connection
 
 from alerts.errors import NotFound
-from alerts.schema import advisories, advisory_areas, advisory_duplicates
 from alerts.store.identity import (
     DEFAULT_UPDATE_INTERVAL,
     log_revision,
@@ -29,6 +28,7 @@ from alerts.store.identity import (
     stored_elsewhere,
 )
 from alerts.store.ids import chunks
+from alerts.store.schema import advisories, advisory_areas, advisory_duplicates
 from alerts.types import Advisory, AdvisoryInput, AreaDecision, Candidate, Priority, Status
 
 

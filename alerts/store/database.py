@@ -1,7 +1,7 @@
 """The database connection: SQLAlchemy over SQLite (the default) or PostgreSQL (by URL).
 
 ``open_store`` connects and brings the schema up to date through the Alembic
-migrations shipped in ``alerts/migrations``.
+migrations shipped in ``alerts/store/migrations``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from alerts.errors import AlertsError, ConfigError
 from alerts.store.advisories import Store
 
-MIGRATIONS = Path(__file__).parent.parent / "migrations"
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 

@@ -18,10 +18,10 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from alerts.schema import digests, outbox, subscriber_advisories, subscribers
 from alerts.store.advisories import Store
 from alerts.store.ids import chunks
 from alerts.store.outbox import OutboxStatus
+from alerts.store.schema import digests, outbox, subscriber_advisories, subscribers
 from alerts.store.wakeup import notify
 from alerts.types import Frequency, MailPriority, SubscriberStatus
 

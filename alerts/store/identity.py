@@ -24,7 +24,7 @@ from sqlalchemy import RowMapping, insert, select, update
 from sqlalchemy.engine import Connection
 
 from alerts.material import material_hash as hash_of_words
-from alerts.schema import advisories, advisory_duplicates
+from alerts.store.schema import advisories, advisory_duplicates
 from alerts.types import FILES_ORIGIN, AdvisoryInput
 
 #: At most one "Updated" mail per advisory in this time, unless the new version is urgent.

@@ -17,8 +17,8 @@ from sqlalchemy import Update, case, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from alerts.config import Config
-from alerts.schema import mail_limits
 from alerts.store.advisories import Store
+from alerts.store.schema import mail_limits
 from alerts.tokens import keyed_hash, load_secret_key, mailbox_hashes
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from alerts.schema import digests, latency_buckets, outbox, runs
 from alerts.store.advisories import Store
 from alerts.store.outbox import LATENCY_BUCKETS, delivery_totals
 from alerts.store.runs import FEEDS_BUILT, HEARTBEAT_FRESH, last_beat
+from alerts.store.schema import digests, latency_buckets, outbox, runs
 from alerts.store.sources import source_healths
 
 WAITING = ("pending", "sending")

@@ -48,10 +48,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.elements import ColumnElement
 
-from alerts.schema import counters, digests, latency_buckets, outbox, subscribers
 from alerts.store.advisories import Store
 from alerts.store.database import create_db_engine
 from alerts.store.ids import chunks
+from alerts.store.schema import counters, digests, latency_buckets, outbox, subscribers
 from alerts.types import MailPriority, OutboxItem, SubscriberStatus
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,9 @@ from typing import Any
 from sqlalchemy import Connection, String, cast, delete, func, insert, or_, select, update
 
 from alerts.config import Config
-from alerts.schema import (
+from alerts.store.advisories import Store
+from alerts.store.limits import prune_limits
+from alerts.store.schema import (
     advisories,
     digests,
     opt_outs,
@@ -28,8 +30,6 @@ from alerts.schema import (
     subscriber_advisories,
     subscribers,
 )
-from alerts.store.advisories import Store
-from alerts.store.limits import prune_limits
 from alerts.store.subscribers import OPTED_OUT, PENDING, SUPPRESSED, get_subscriber
 from alerts.tokens import mailbox_hashes
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import RowMapping, delete, func, insert, select, update
 
-from alerts.schema import advisories, outbox, runs
 from alerts.store.advisories import Store
 from alerts.store.outbox import OutboxStatus
+from alerts.store.schema import advisories, outbox, runs
 from alerts.types import Frequency, RunReport
 
 #: How long the rows of frequent runs are kept (digest rows are kept: they say what is due).

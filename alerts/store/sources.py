@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from alerts.schema import source_feeds, source_files, source_health
 from alerts.store.advisories import Store
 from alerts.store.ids import chunks
+from alerts.store.schema import source_feeds, source_files, source_health
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from alerts.errors import AlertsError, NotFound
-from alerts.schema import UtcDateTime, subscriber_areas, subscribers
 from alerts.store.advisories import Store
+from alerts.store.schema import UtcDateTime, subscriber_areas, subscribers
 from alerts.subscribers.validation import (
     InvalidSubscriber,
     OptedOut,
