@@ -22,7 +22,6 @@ from alerts.ingest.dates import LONDON
 from alerts.ingest.directory import ingest_directories
 from alerts.ingest.settle import Settling
 from alerts.store import Store, open_store
-from alerts.store.sources import load_seen_files, save_seen_files
 from tests.conftest import NOW
 
 HOUR_AGO_NS = time.time_ns() - 3600 * 10**9
@@ -110,7 +109,7 @@ def test_a_touched_file_is_rehashed_but_not_parsed(
     os.utime(undated, ns=(HOUR_AGO_NS + 5 * 10**9, HOUR_AGO_NS + 5 * 10**9))
     report = poll(folder, sqlite_store, gazetteer)
     assert undated_warnings(report) == [] and report.counts()["unchanged"] == 3
-    mtime = load_seen_files(sqlite_store)[str(undated)].mtime_ns
+    mtime = sqlite_store.sources.seen_files()[str(undated)].mtime_ns
     assert mtime == HOUR_AGO_NS + 5 * 10**9  # the new stat is remembered: next time a stat suffices
 
 
@@ -122,10 +121,10 @@ def test_new_files_are_picked_up_and_deleted_ones_forgotten(
     (folder / "b.md").unlink()
     report = poll(folder, sqlite_store, gazetteer)
     assert report.counts()["new"] == 1 and report.counts()["unchanged"] == 2
-    paths = set(load_seen_files(sqlite_store))
+    paths = set(sqlite_store.sources.seen_files())
     assert str(folder / "b.md") not in paths and str(folder / "c.md") in paths
     # The advisory itself stays: deleting a file does not withdraw what was published.
-    assert sqlite_store.count_advisories() == 4
+    assert sqlite_store.advisories.count() == 4
 
 
 def test_a_bad_file_is_reported_at_every_poll_until_fixed(
@@ -145,9 +144,9 @@ def test_a_new_parser_reads_every_file_once_more(
     folder: Path, sqlite_store: Store, gazetteer: Gazetteer
 ) -> None:
     poll(folder, sqlite_store, gazetteer)
-    seen = load_seen_files(sqlite_store)
+    seen = sqlite_store.sources.seen_files()
     older = {path: dataclasses.replace(file, parser="an older version") for path, file in seen.items()}
-    save_seen_files(sqlite_store, older, forget=[], now=NOW)
+    sqlite_store.sources.save_seen_files(older, forget=[], now=NOW)
     report = poll(folder, sqlite_store, gazetteer)
     assert len(undated_warnings(report)) == 1 and report.counts()["unchanged"] == 3
     assert undated_warnings(poll(folder, sqlite_store, gazetteer)) == []
@@ -160,10 +159,10 @@ def test_a_file_written_this_instant_is_checked_again_next_poll(
     folder = tmp_path / "fresh"
     path = write(folder, "now.md", "Just written", settle=False)
     poll(folder, sqlite_store, gazetteer)
-    assert [file.mtime_ns for file in load_seen_files(sqlite_store).values()] == [-1]
+    assert [file.mtime_ns for file in sqlite_store.sources.seen_files().values()] == [-1]
     os.utime(path, ns=(HOUR_AGO_NS, HOUR_AGO_NS))
     poll(folder, sqlite_store, gazetteer)
-    assert [file.mtime_ns for file in load_seen_files(sqlite_store).values()] == [HOUR_AGO_NS]
+    assert [file.mtime_ns for file in sqlite_store.sources.seen_files().values()] == [HOUR_AGO_NS]
 
 
 def test_hidden_files_and_other_suffixes_are_ignored(
@@ -201,7 +200,7 @@ def test_an_unreadable_folder_is_a_source_error_and_its_files_are_not_forgotten(
     assert [str(e) for e in report.source_errors] == [
         f"{folder}: cannot read: Permission denied (make it readable by the user running alerts)"
     ]
-    assert len(load_seen_files(sqlite_store)) == 3
+    assert len(sqlite_store.sources.seen_files()) == 3
 
 
 def test_configured_sources_use_the_cache(
@@ -311,7 +310,7 @@ def test_a_one_off_ingest_waits_for_a_file_still_being_written_and_stores_it_who
         thread.join()
         assert finished.is_set()
         assert report.counts()["new"] == 1 and report.rejected == []
-        (advisory,) = store.advisories()
+        (advisory,) = store.advisories.find()
         assert "the whole text" in advisory.body_text
     finally:
         thread.join()

@@ -44,11 +44,11 @@ def test_opening_a_store_twice_is_harmless(db_url: str) -> None:
     from tests.test_store import make
 
     first = open_store(db_url)
-    first.save_advisory(make(), {"medway"}, make().published_at)
+    first.advisories.save(make(), {"medway"}, make().published_at)
     first.close()
     second = open_store(db_url)
     try:
-        assert second.count_advisories() == 1
+        assert second.advisories.count() == 1
     finally:
         second.close()
 
