@@ -1,8 +1,8 @@
 """Digests and queueing: rendered variants (``digests``), the messages queued from them
 into the outbox and which revision of which advisory each subscriber was sent
 (``subscriber_advisories``), with the subscribers' watermarks moved in the same
-transaction. Queueing writes a batch in one transaction (:func:`queue_batch`);
-transactional mail queues one finished message (:func:`queue_finished_message`).
+transaction. Queueing writes a batch in one transaction (:meth:`Digests.queue_batch`);
+transactional mail queues one finished message (:meth:`Digests.queue_finished_message`).
 Claiming and sending the queued rows is :mod:`alerts.store.outbox`.
 """
 

@@ -2,7 +2,7 @@
 across web processes and restarts.
 
 Each key (a mailbox's keyed hash, a client address's keyed hash) has one row: when mail
-was last set off for it, and how many times in the current window. :func:`take` checks
+was last set off for it, and how many times in the current window. :meth:`Limits.take` checks
 and counts in one conditional UPDATE, so two processes asking at once cannot both get
 through: on PostgreSQL the second waits for the first's row lock and then finds the
 row changed; on SQLite writes are serialised.

@@ -2,8 +2,8 @@
 process reports the same): the outbox by status and priority, the oldest message
 waiting, the last feed build, and the latency from an advisory's arrival to the relay's
 acceptance; with the heartbeat (:mod:`~alerts.store.runs`), the delivery totals
-(:mod:`~alerts.store.outbox`) and each source's health (:mod:`~alerts.store.sources`),
-what :func:`operations` gathers for ``alerts status``. :mod:`alerts.metrics` turns the
+(counted by :mod:`~alerts.store.outbox`) and each source's health (:mod:`~alerts.store.sources`),
+what :meth:`Metrics.operations` gathers for ``alerts status``. :mod:`alerts.metrics` turns the
 same into Prometheus text.
 """
 
@@ -127,7 +127,7 @@ class Metrics:
         rank), over the messages the outbox keeps; ``kinds`` limits it to those kinds.
 
         Exact and recent (the last ``retention.sent_days``), which is what an operator on
-        call asks; the ever-growing buckets (:func:`latencies`) could only interpolate."""
+        call asks; the ever-growing buckets (:meth:`latencies`) could only interpolate."""
         source = outbox.join(digests, digests.c.id == outbox.c.digest_id)
         where = [outbox.c.status == "sent", outbox.c.latency_ms.is_not(None)]
         if kinds is not None:

@@ -682,7 +682,7 @@ def _latency_ms(accepted: datetime, arrived: datetime | None) -> int | None:
     return None if arrived is None else max(0, round((accepted - arrived).total_seconds() * 1000))
 
 
-#: The delivery totals kept in ``counters`` (see :func:`delivery_totals`).
+#: The delivery totals kept in ``counters`` (see :meth:`alerts.store.monitoring.Metrics.delivery_totals`).
 TOTALS = ("sent", "deferred", "bounced", "failed")
 
 

@@ -1,12 +1,12 @@
 """Keeping personal data only as long as it serves (``retention:`` in config.yaml), and
 what a resident may ask for: erasure and a copy of all that is held.
 
-- :func:`purge`: sent messages go after ``sent_days``; sign-ups never confirmed after
+- :meth:`Retention.purge`: sent messages go after ``sent_days``; sign-ups never confirmed after
   ``pending_days``; addresses that unsubscribed or were suppressed are reduced to a
   keyed hash after ``unsubscribed_days`` (so an import or a sign-up can still tell they
   opted out, and nobody can read the address back).
-- :func:`erase`: every row that names an address, at once, keeping only its hash.
-- :func:`export_data`: everything held about an address, as plain data.
+- :meth:`Retention.erase`: every row that names an address, at once, keeping only its hash.
+- :meth:`Retention.export_data`: everything held about an address, as plain data.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A marker row says when something was last done (feeds built, a digest of a frequency
 queued); only the latest marker of a kind is ever read. ``alerts status`` reads the
-outbox counts and the last runs through :func:`outbox_status`.
+outbox counts and the last runs through :meth:`Runs.outbox_status`.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ Each repository owns its tables and has one method per operation:
 - ``store.limits``: :class:`~alerts.store.limits.Limits`
 - ``store.metrics``: :class:`~alerts.store.monitoring.Metrics`
 - ``store.retention``: :class:`~alerts.store.retention.Retention`
+- ``store.fixtures``: :class:`~alerts.store.fixtures.Fixtures` (tests and benchmarks only)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from alerts.store.database import (
     migrate,
 )
 from alerts.store.digests import Digests
+from alerts.store.fixtures import Fixtures
 from alerts.store.identity import DEFAULT_UPDATE_INTERVAL
 from alerts.store.limits import Limits
 from alerts.store.monitoring import Metrics
@@ -57,6 +59,8 @@ class Store:
         self.limits = Limits(engine)
         self.metrics = Metrics(engine, self.runs, self.sources)
         self.retention = Retention(engine, self.subscribers, self.limits)
+        #: Seeding and looking inside the tables: for tests and benchmarks only.
+        self.fixtures = Fixtures(engine)
 
     def ping(self) -> None:
         """Raise (SQLAlchemyError) unless the database answers a trivial query."""

@@ -310,7 +310,7 @@ class Subscribers:
         PENDING leaves it unset until they confirm. Raises :class:`OptedOut` or
         :class:`InvalidSubscriber` (already subscribed) when the address exists."""
         if status in OPTED_OUT:
-            raise ValueError("add_subscriber adds pending or active subscribers only")
+            raise ValueError("Subscribers.add adds pending or active subscribers only")
         with self.engine.begin() as conn:
             existing = conn.execute(
                 select(subscribers.c.id, subscribers.c.email, subscribers.c.status).where(
