@@ -9,7 +9,7 @@ retry times into the outcomes before the store records them.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -90,8 +90,8 @@ class SendQueue:
     def suppress_queued(self, subscriber_id: int) -> int:
         return self.outbox.suppress_queued(subscriber_id)
 
-    def sent_marks(self) -> SentMarks:
-        return self.outbox.sent_marks()
+    def sent_marks(self, monotonic: Callable[[], float]) -> SentMarks:
+        return self.outbox.sent_marks(monotonic)
 
     def alive(self, sender: str) -> AbstractContextManager[None]:
         return self.outbox.alive(sender)

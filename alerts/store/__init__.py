@@ -27,7 +27,6 @@ from alerts.store.advisories import (
     Outcome,
     load_advisory_rows,
     row_to_advisory,
-    utcnow,
 )
 from alerts.store.database import (
     MIGRATIONS,
@@ -57,5 +56,4 @@ __all__ = [
     "migrate",
     "open_store",
     "row_to_advisory",
-    "utcnow",
 ]

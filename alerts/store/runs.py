@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, RowMapping, delete, func, insert, select, update
+from sqlalchemy import Engine, RowMapping, and_, delete, func, insert, or_, select, update
 
 from alerts.store.outbox import OutboxStatus
 from alerts.store.schema import advisories, outbox, runs
@@ -206,7 +206,14 @@ class Runs:
                     .where(
                         runs.c.kind == failure["kind"],
                         runs.c.ok.is_(True),
-                        runs.c.started_at > failure["started_at"],
+                        # Later: started after it, or in the same instant but recorded after it.
+                        or_(
+                            runs.c.started_at > failure["started_at"],
+                            and_(
+                                runs.c.started_at == failure["started_at"],
+                                runs.c.id > failure["id"],
+                            ),
+                        ),
                     )
                     .limit(1)
                 ).first()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, case, delete, func, insert, or_, select, update
@@ -391,14 +391,12 @@ class Subscribers:
             )
             return result.rowcount == 1
 
-    def suppress(self, subscriber_id: int, *, now: datetime | None = None) -> bool:
+    def suppress(self, subscriber_id: int, *, now: datetime) -> bool:
         """Never mail this address again (hard bounces, a complaint). False if it already was."""
         with self.engine.begin() as conn:
-            return _suppress(conn, subscriber_id, now or datetime.now(UTC))
+            return _suppress(conn, subscriber_id, now)
 
-    def record_bounce(
-        self, subscriber_id: int, max_bounces: int, *, now: datetime | None = None
-    ) -> bool:
+    def record_bounce(self, subscriber_id: int, max_bounces: int, *, now: datetime) -> bool:
         """Count a hard bounce; at ``max_bounces`` the address is suppressed. True when this
         bounce suppressed it (so delivery can report it)."""
         with self.engine.begin() as conn:
@@ -410,9 +408,7 @@ class Subscribers:
             ).scalar()
             if bounces is None:
                 raise NotFound(f"no subscriber with id {subscriber_id}")
-            return bounces >= max_bounces and _suppress(
-                conn, subscriber_id, now or datetime.now(UTC)
-            )
+            return bounces >= max_bounces and _suppress(conn, subscriber_id, now)
 
     def resubscribe_pending(
         self, subscription: Subscription, *, now: datetime
