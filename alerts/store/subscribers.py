@@ -10,6 +10,9 @@ Statuses move like this::
 
 The watermark (advisories that changed after it are new to the subscriber) starts
 when they become active, so a new subscriber is not flooded with old mail.
+
+A little over 500 lines: the status rules above and the operations that apply them
+are kept in one file so that they are read together.
 """
 
 from __future__ import annotations
