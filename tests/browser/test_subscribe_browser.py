@@ -56,7 +56,7 @@ def test_subscribe_then_the_emailed_link_asks_and_the_button_confirms(live_serve
     assert page.locator("h1").inner_text() == "Confirm your subscription"
     assert "weekly alerts for Chatham" in page.locator("main").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
-    assert app.store.subscribers.find("resident@example.org").status is PENDING  # type: ignore[union-attr]
+    assert app.store.subscribers.find("resident@example.org").status is PENDING
 
     button = page.get_by_role("button", name="Confirm my subscription")
     assert button.bounding_box()["height"] >= 44  # big enough for a thumb
