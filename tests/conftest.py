@@ -1,7 +1,7 @@
 """Fixtures every stage uses: real stores (SQLite in tmp_path, PostgreSQL on this
-machine), a config written to disk, the gazetteer, and the CLI run in-process. Each
-stage's folder has a conftest.py of its own; helpers that are not fixtures are in
-:mod:`tests.support`."""
+machine), a config written to disk, the gazetteer, the CLI run in-process, and business
+time frozen at NOW for every test (the ``clock`` fixture moves it). Each stage's folder
+has a conftest.py of its own; helpers that are not fixtures are in :mod:`tests.support`."""
 
 from __future__ import annotations
 
@@ -19,8 +19,20 @@ from sqlalchemy import create_engine, text
 
 from alerts.areas import Gazetteer, load_gazetteer
 from alerts.cli import cli
+from alerts.clock import ManualClock, use_clock
 from alerts.store import Store, engine_url, open_store
-from tests.support import POSTGRES_ENV, REPO, SAMPLE
+from tests.support import NOW, POSTGRES_ENV, REPO, SAMPLE
+
+
+@pytest.fixture(autouse=True)
+def clock() -> Iterator[ManualClock]:
+    """Business time stands at NOW for the whole test, whatever the date on the machine:
+    every App made in the test (the CLI's included) reads it. Move it with
+    ``clock.advance(...)`` or ``clock.set(...)``; its monotonic time keeps running, so no
+    deadline waits on a frozen clock. Processes the tests start run on the real clock."""
+    manual = ManualClock(NOW)
+    with use_clock(manual):
+        yield manual
 
 
 @pytest.fixture(scope="session")

@@ -261,7 +261,7 @@ async def one_click(request: Request) -> Response:
 def _unsubscribe_by_token(request: Request) -> Response:
     app = web_app(request)
     try:
-        subscriber_id = link_signer(app.config).verify(request.query_params.get("token") or "", UNSUBSCRIBE)
+        subscriber_id = link_signer(app.config).verify(request.query_params.get("token") or "", UNSUBSCRIBE, app.now())
         unsubscribe(app.store, subscriber_id, now=app.now())
     except (BadToken, NotFound):
         return PlainTextResponse("This unsubscribe link is not valid.\n", status_code=400, headers=PRIVATE)
@@ -303,7 +303,7 @@ def subscriber_from(request: Request, token: str | None, purpose: str, max_age: 
     if not token:
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
-        return get_subscriber(app.store, link_signer(app.config).verify(token, purpose, max_age=max_age))
+        return get_subscriber(app.store, link_signer(app.config).verify(token, purpose, app.now(), max_age=max_age))
     except (BadToken, NotFound) as exc:
         return link_error(request, exc, purpose, max_age)
 
@@ -315,7 +315,7 @@ def confirmation_from(request: Request, token: str | None) -> tuple[Confirmation
     if not token:
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
-        confirmation = link_signer(app.config).verify_confirmation(token, max_age=CONFIRM_MAX_AGE)
+        confirmation = link_signer(app.config).verify_confirmation(token, app.now(), max_age=CONFIRM_MAX_AGE)
         return confirmation, as_stated(get_subscriber(app.store, confirmation.subscriber_id), confirmation)
     except (BadToken, NotFound) as exc:
         return link_error(request, exc, CONFIRM, CONFIRM_MAX_AGE)
@@ -508,15 +508,15 @@ def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
 def personal(app: App, subscriber: Subscriber, context: dict[str, Any]) -> dict[str, Any]:
     """What every page about one subscriber shows: a masked address, their areas, and
     fresh links to the other pages (the token they came with proves who they are)."""
-    signer = link_signer(app.config)
+    signer, now = link_signer(app.config), app.now()
     return {
         "masked_email": mask(subscriber.email),
         "area_names": area_names(app, subscriber),
         "areas_text": and_list(area_names(app, subscriber)),
         "subscriber": subscriber,
         "frequencies": [f.value for f in Frequency],
-        "manage_token": signer.token(subscriber.id, MANAGE),
-        "unsubscribe_token": signer.token(subscriber.id, UNSUBSCRIBE),
+        "manage_token": signer.token(subscriber.id, MANAGE, now),
+        "unsubscribe_token": signer.token(subscriber.id, UNSUBSCRIBE, now),
         **context,
     }
 

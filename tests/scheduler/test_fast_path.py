@@ -25,7 +25,7 @@ from alerts.delivery.workers import SendReport
 from alerts.schema import outbox
 from alerts.store.wakeup import channel_for, notify, socket_folder
 from alerts.testing import SmtpSink
-from tests.support import REPO
+from tests.support import NOW, REPO
 from tests.support.advisory_files import write_advisory
 from tests.support.processes import AlertsProcess, free_port
 from tests.support.seeding import seed_outbox, seed_subscribers
@@ -238,7 +238,7 @@ def test_the_drainer_sends_when_woken_and_stops_when_asked(tmp_path: Path) -> No
         send=send,
         channel=channel_for(url),
         next_due=lambda: None,  # nothing ever due: only a wake-up makes it look again
-        clock=lambda: datetime.now(UTC),
+        clock=lambda: NOW,
         stop=stop,
         idle=3600,
     ).start()
