@@ -1,5 +1,6 @@
-"""Filling a store for tests and benchmarks through the store's own API: active
-subscribers, and an outbox of pending messages with a plain builder for them."""
+"""Filling a store for tests and benchmarks through the store's own API
+(``store.subscribers.insert_new``, ``store.digests.queue_batch``): active subscribers, and
+an outbox of pending messages with a plain builder for them."""
 
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ from typing import Any
 
 from alerts.clock import default_clock
 from alerts.store import Store
-from alerts.store.digests import QueuedMessage, load_digest, queue_batch
-from alerts.store.subscribers import insert_new_subscribers
+from alerts.store.digests import QueuedMessage
 from alerts.subscribers import Subscription
 from alerts.types import Frequency, MailPriority, OutboxItem, SubscriberStatus
 
@@ -58,7 +58,7 @@ def add_subscribers(
         )
         for i, email in enumerate(emails)
     ]
-    ids = insert_new_subscribers(store, rows, now=now)
+    ids = store.subscribers.insert_new(rows, now=now)
     assert ids is not None, "a seeded address was already stored"
     return ids
 
@@ -106,8 +106,7 @@ def seed_outbox(
         for area in areas
     ]
     message_ids = [f"{uuid.uuid4().hex}@{domain}" for _ in range(count)]
-    queue_batch(
-        store,
+    store.digests.queue_batch(
         rendered=variants,
         known={},
         messages=[
@@ -147,8 +146,7 @@ def seed_messages(
             areas=["medway"],
         )
         message_id = f"{uuid.uuid4().hex}@{domain}"
-        queue_batch(
-            store,
+        store.digests.queue_batch(
             rendered=[variant],
             known={},
             messages=[
@@ -203,7 +201,7 @@ class PlainMessageFactory:
         )
 
     def _render(self, digest_id: int) -> bytes:
-        digest = load_digest(self.store, digest_id)
+        digest = self.store.digests.get(digest_id)
         assert digest is not None, f"no digest {digest_id}"
         message = EmailMessage(policy=SMTP_POLICY)
         message["From"] = self.from_address
