@@ -114,13 +114,17 @@ class SourceConfig(_Model):
     def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for host in value:
             if not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[\w.-]+)(:\d{1,5})?", host):
-                raise ValueError(f"list host names such as feeds.example.org or feeds.example.org:8443, got {host!r}")
+                raise ValueError(
+                    f"list host names such as feeds.example.org or feeds.example.org:8443, got {host!r}"
+                )
         return tuple(host.lower() for host in value)
 
     @model_validator(mode="after")
     def _one_kind(self) -> SourceConfig:
         if (self.path is None) == (self.feed is None):
-            raise ValueError("give exactly one of 'path' (a folder of advisory files) or 'feed' (a URL)")
+            raise ValueError(
+                "give exactly one of 'path' (a folder of advisory files) or 'feed' (a URL)"
+            )
         if self.feed is not None and not re.match(r"^https?://", self.feed):
             raise ValueError(f"feed must be an http(s) URL, got {self.feed!r}")
         if self.feed is not None and "watch" in self.model_fields_set:
@@ -155,7 +159,9 @@ class WebConfig(_Model):
             try:
                 ipaddress.ip_network(address, strict=False)
             except ValueError:
-                raise ValueError(f"list IP addresses or networks such as 127.0.0.1 or 10.0.0.0/8, got {address!r}") from None
+                raise ValueError(
+                    f"list IP addresses or networks such as 127.0.0.1 or 10.0.0.0/8, got {address!r}"
+                ) from None
         return value
 
 
@@ -182,7 +188,9 @@ class SiteConfig(_Model):
         # would break (or leak into) every one of them.
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", value):
-            raise ValueError(f"must be an http(s) URL such as https://alerts.example.org, got {value!r}")
+            raise ValueError(
+                f"must be an http(s) URL such as https://alerts.example.org, got {value!r}"
+            )
         if parts.query or parts.fragment or "?" in value or "#" in value or "@" in parts.netloc:
             raise ValueError(
                 f"must be an origin with an optional path (https://example.org/alerts), "
@@ -255,9 +263,13 @@ class SmtpConfig(_Model):
     @model_validator(mode="after")
     def _safe(self) -> SmtpConfig:
         if self.username and self.security == "none":
-            raise ValueError("refusing to send credentials in clear: set security to starttls or ssl")
+            raise ValueError(
+                "refusing to send credentials in clear: set security to starttls or ssl"
+            )
         if self.username and not self.password_env:
-            raise ValueError("username is set but password_env (the variable holding the password) is not")
+            raise ValueError(
+                "username is set but password_env (the variable holding the password) is not"
+            )
         return self
 
     @property
@@ -294,7 +306,9 @@ class DkimConfig(_Model):
     @model_validator(mode="after")
     def _both_or_neither(self) -> DkimConfig:
         if (self.ed25519_selector is None) != (self.ed25519_key_file is None):
-            raise ValueError("an Ed25519 signature needs both ed25519_selector and ed25519_key_file")
+            raise ValueError(
+                "an Ed25519 signature needs both ed25519_selector and ed25519_key_file"
+            )
         return self
 
 
@@ -415,7 +429,9 @@ class Config(_Model):
                 continue
             if source.feed and other.feed and not (source.name and other.name):
                 raise ValueError(f"two feeds are on {source.label}: give each a 'name:' of its own")
-            raise ValueError(f"two sources are named {source.label!r}: give each a 'name:' of its own")
+            raise ValueError(
+                f"two sources are named {source.label!r}: give each a 'name:' of its own"
+            )
         return sources
 
     @field_validator("timezone")
@@ -424,7 +440,9 @@ class Config(_Model):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/London") from None
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as Europe/London"
+            ) from None
         return value
 
     @field_validator("database")
@@ -468,7 +486,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         where = f"{file}:{mark.line + 1}" if mark else str(file)
         if isinstance(exc, DuplicateKey):
             raise ConfigError(str(exc.problem), where=where, hint="keep one of them") from None
-        raise ConfigError(f"invalid YAML: {exc.problem}", where=where, hint="fix the YAML syntax") from None
+        raise ConfigError(
+            f"invalid YAML: {exc.problem}", where=where, hint="fix the YAML syntax"
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -482,7 +502,9 @@ def parse_config(
     """Validate a config mapping; paths in it are resolved against ``root``.
     ``source``, the YAML text it came from, lets an error name the line."""
     if "root" in data:
-        raise ConfigError("unknown key 'root'; check the spelling against the example config.yaml", where=where)
+        raise ConfigError(
+            "unknown key 'root'; check the spelling against the example config.yaml", where=where
+        )
     try:
         config = Config.model_validate({**data, "root": root})
     except ValidationError as exc:

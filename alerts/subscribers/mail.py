@@ -23,8 +23,7 @@ from jinja2 import Environment, TemplateError
 
 from alerts.config import Config
 from alerts.errors import ConfigError
-from alerts.store.advisories import Store
-from alerts.store.digests import queue_finished_message, queued_since
+from alerts.store.store import Store
 from alerts.templating import find_template, template_environment
 from alerts.text import one_line
 from alerts.tokens import Confirmation, link_signer
@@ -56,9 +55,14 @@ def check_confirmation_templates(config: Config) -> None:
             line = getattr(exc, "lineno", None)
             found = find_template(folders, name)
             raise ConfigError(
-                f"missing email template {name}" if found is None else f"broken email template {name}: {exc}",
-                where=str(folders[0]) if found is None else f"{found}{':' + str(line) if line else ''}",
-                hint="set 'templates:' in config.yaml to a folder holding email/" + ", email/".join(CONFIRM_TEMPLATES),
+                f"missing email template {name}"
+                if found is None
+                else f"broken email template {name}: {exc}",
+                where=str(folders[0])
+                if found is None
+                else f"{found}{':' + str(line) if line else ''}",
+                hint="set 'templates:' in config.yaml to a folder holding email/"
+                + ", email/".join(CONFIRM_TEMPLATES),
             ) from None
 
 
@@ -87,7 +91,9 @@ def build_transactional_message(
     return message
 
 
-def confirmation_content(config: Config, subscriber: Subscriber, confirm_url: str, area_names: list[str]) -> tuple[str, str, str]:
+def confirmation_content(
+    config: Config, subscriber: Subscriber, confirm_url: str, area_names: list[str]
+) -> tuple[str, str, str]:
     """Subject, plain text and HTML of the confirmation email."""
     env = _environment(config.template_folders("email"))
     context: dict[str, Any] = {
@@ -103,10 +109,12 @@ def confirmation_content(config: Config, subscriber: Subscriber, confirm_url: st
     return subject, text, html
 
 
-def send_confirmation(config: Config, store: Store, subscriber: Subscriber, area_names: list[str], *, now: datetime) -> int | None:
+def send_confirmation(
+    config: Config, store: Store, subscriber: Subscriber, area_names: list[str], *, now: datetime
+) -> int | None:
     """Queue the confirmation email for a pending subscriber. Returns the outbox id, or
     None when one was queued for them less than :data:`RESEND_AFTER` ago."""
-    if queued_since(store, subscriber.id, CONFIRM, now - RESEND_AFTER):
+    if store.digests.queued_since(subscriber.id, CONFIRM, now - RESEND_AFTER):
         return None
     # The preferences the email states travel in its link: what is confirmed is what was mailed.
     confirm_url = link_signer(config).confirm_url(
@@ -114,9 +122,18 @@ def send_confirmation(config: Config, store: Store, subscriber: Subscriber, area
     )
     subject, text, html = confirmation_content(config, subscriber, confirm_url, area_names)
     message_id = make_msgid(idstring=CONFIRM, domain=config.email.domain)
-    message = build_transactional_message(config, subscriber, subject, text, html, now=now, message_id=message_id)
+    message = build_transactional_message(
+        config, subscriber, subject, text, html, now=now, message_id=message_id
+    )
     return queue_transactional(
-        store, subscriber.id, message["Subject"], text, html, now, message_id=message_id, raw=message.as_string()
+        store,
+        subscriber.id,
+        message["Subject"],
+        text,
+        html,
+        now,
+        message_id=message_id,
+        raw=message.as_string(),
     )
 
 
@@ -136,8 +153,7 @@ def queue_transactional(
     (``meta["transactional"]`` true, ``meta["raw"]`` the whole message when given) and a
     pending ``outbox`` row ahead of any digest (the store wakes the senders). Returns the
     outbox id."""
-    return queue_finished_message(
-        store,
+    return store.digests.queue_finished_message(
         subscriber_id,
         kind=kind,
         subject=one_line(subject, 200),
