@@ -28,7 +28,7 @@ test: setup
 	$(BIN)/ruff format --check alerts tests benchmarks
 	$(BIN)/mypy --strict alerts
 	$(BIN)/mypy tests benchmarks
-	scripts/install-system-packages chromium
+	scripts/install-system-packages chromium nginx systemd
 	scripts/install-axe-core
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from alerts.areas import Gazetteer, load_gazetteer
 from alerts.clock import Clock, default_clock
-from alerts.config import Config, load_config
+from alerts.config import Config, config_path, load_config
 from alerts.errors import ConfigError, GazetteerError, UnknownArea
 from alerts.store import Store, open_store
 
@@ -46,7 +46,7 @@ class App:
         except (UnknownArea, GazetteerError) as exc:
             raise ConfigError(
                 f"area_aliases: {exc.message}",
-                where=str(self.config.root / "config.yaml"),
+                where=str(config_path(self.config_path)),
                 hint=exc.hint or "map each name to an area 'alerts areas' lists",
             ) from None
 

@@ -7,17 +7,30 @@ Relative paths are resolved against the directory that holds the config file.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from alerts.config_file import DuplicateKey, UniqueKeyLoader, describe, line_of, resolve_paths
 from alerts.errors import ConfigError
+from alerts.templating import template_folders
 
 DEFAULT_CONFIG = "config.yaml"
 CONFIG_ENV = "ALERTS_CONFIG"
@@ -29,6 +42,24 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 class _Model(BaseModel):
     # No inf or nan: ".inf" passes "greater than 0" and overflows later.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_kinds(cls, value: Any, info: ValidationInfo) -> Any:
+        # YAML's true/false are not numbers (``sent_days: true`` is not 1 day), and a switch
+        # is true or false, not 1 or "yes": pydantic's lax mode would take both.
+        kinds = _scalar_kinds(cls.model_fields[info.field_name or ""].annotation)
+        if isinstance(value, bool) and kinds and bool not in kinds and kinds <= {int, float}:
+            raise ValueError(f"must be a number, got {str(value).lower()}")
+        if bool in kinds and not isinstance(value, bool) and value is not None:
+            raise ValueError(f"must be true or false, got {value!r}")
+        return value
+
+
+def _scalar_kinds(annotation: Any) -> set[Any]:
+    """The scalar types a field accepts: ``int | None`` -> {int, NoneType}."""
+    args = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    return {arg for arg in args if arg in (int, float, bool)}
 
 
 class Secret:
@@ -49,9 +80,13 @@ class Secret:
 class SourceConfig(_Model):
     """One place advisories come from: a directory (or file) of advisory files, or a feed."""
 
+    #: A folder (or one file) of advisory Markdown files.
     path: Path | None = None
+    #: An upstream RSS or Atom feed (http or https URL).
     feed: str | None = None
-    name: str | None = None
+    #: What metrics, logs and 'alerts status' call the source (letters, digits, ``. _ -``).
+    #: Default: a folder's name, or a feed's host; required where two feeds share a host.
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     #: The force area to assume for feed entries that name none (a slug such as ``kent``).
     area: str | None = None
     #: Seconds before an upstream request gives up.
@@ -102,27 +137,76 @@ class SourceConfig(_Model):
 
     @property
     def label(self) -> str:
-        return self.name or str(self.path or self.feed)
+        """The source's name: given, else derived from what cannot hold a secret (a folder's
+        last part; a feed's host and port, never its path, query or credentials)."""
+        if self.name:
+            return self.name
+        if self.path is not None:
+            return self.path.name or str(self.path)
+        parts = urlsplit(self.feed or "")
+        return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+class WebConfig(_Model):
+    #: Addresses (or networks) of the reverse proxies whose X-Forwarded-For and
+    #: X-Forwarded-Proto 'alerts web' believes; empty: none, each client is its own address.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            try:
+                ipaddress.ip_network(address, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"list IP addresses or networks such as 127.0.0.1 or 10.0.0.0/8, got {address!r}"
+                ) from None
+        return value
+
+
+class MonitoringConfig(_Model):
+    #: ``/healthz`` also names the scheduler's host and pid and the database's error text
+    #: (off: a load balancer needs only healthy or why not, and the rest helps an attacker).
+    healthz_details: bool = False
 
 
 class SiteConfig(_Model):
+    #: The service's name, in page titles, feeds and mail.
     name: str = "Area Alerts"
     #: Public address of the web app (archive, subscribe, unsubscribe pages).
     base_url: str = "http://localhost:8000"
     #: Who publishes: shown in feeds and mail as the author.
     publisher: str = "Kent Police"
+    #: Language tag of the pages, feeds and mail.
     language: str = "en-GB"
 
     @field_validator("base_url")
     @classmethod
     def _http(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        # Personal links are this plus a path: a query, a fragment or a user name in it
+        # would break (or leak into) every one of them.
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", value):
+            raise ValueError(
+                f"must be an http(s) URL such as https://alerts.example.org, got {value!r}"
+            )
+        if parts.query or parts.fragment or "?" in value or "#" in value or "@" in parts.netloc:
+            raise ValueError(
+                f"must be an origin with an optional path (https://example.org/alerts), "
+                f"without a query, fragment or user name, got {value!r}"
+            )
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number up to 65535
+        except ValueError:
+            raise ValueError(f"has a bad port, got {value!r}") from None
         return value.rstrip("/")
 
 
 class FeedsConfig(_Model):
+    #: Folder the RSS and Atom files are written to (<area>.rss, <area>.atom, all.rss, all.atom).
     out: Path = Path("var/feeds")
+    #: Newest advisories in each feed.
     max_items: int = Field(default=50, ge=1, le=1000)
 
 
@@ -133,15 +217,20 @@ class DigestsConfig(_Model):
     update_interval_hours: float = Field(default=24.0, ge=0, le=30 * 24)
     #: Advisories shown in full in one digest; the rest are linked on the web.
     max_items: int = Field(default=20, ge=1, le=1000)
+    #: Local time daily digests go out (HH:MM).
     daily_at: time = time(7, 0)
+    #: Day weekly digests go out.
     weekly_day: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
+    #: Local time weekly digests go out (HH:MM).
     weekly_at: time = time(7, 0)
 
 
 class EmailConfig(_Model):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    #: The From: of every message.
     from_address: str = Field(default="Area Alerts <alerts@localhost>", alias="from")
+    #: Where replies go (and residents write about their data), if not to From.
     reply_to: str | None = None
     #: Domain for Message-IDs and the List-Id.
     domain: str = "localhost"
@@ -150,17 +239,25 @@ class EmailConfig(_Model):
 
 
 class SmtpConfig(_Model):
+    #: The relay's host name.
     host: str
+    #: The relay's port; unset, 25 (security none), 587 (starttls) or 465 (ssl).
     port: int | None = Field(default=None, ge=1, le=65535)
+    #: none, starttls or ssl (TLS from the start).
     security: Literal["none", "starttls", "ssl"] = "starttls"
+    #: Log in as this user (needs starttls or ssl, and password_env).
     username: str | None = None
     #: Name of the environment variable that holds the password (never the password).
     password_env: str | None = None
+    #: Seconds before a relay that does not answer is given up.
     timeout: float = Field(default=30.0, gt=0, le=600)
+    #: Connections to the relay at once.
     connections: int = Field(default=4, ge=1, le=64)
+    #: Messages sent over one connection before it is renewed.
     per_connection: int = Field(default=100, ge=1, le=100_000)
     #: Messages per second across all connections; 0 means no limit.
     rate: float = Field(default=0.0, ge=0, le=100_000)
+    #: CA certificates (PEM) to check the relay against, instead of the system's.
     ca_file: Path | None = None
 
     @model_validator(mode="after")
@@ -195,12 +292,15 @@ class SmtpConfig(_Model):
 
 
 class DkimConfig(_Model):
+    #: The signing domain (d=).
     domain: str
+    #: The RSA key's selector (s=).
     selector: str
     #: The RSA private key (PEM) whose public half is at ``<selector>._domainkey.<domain>``.
     key_file: Path
     #: A second signature with Ed25519 (RFC 8463), under a selector of its own.
     ed25519_selector: str | None = None
+    #: The Ed25519 private key (PEM).
     ed25519_key_file: Path | None = None
 
     @model_validator(mode="after")
@@ -213,14 +313,19 @@ class DkimConfig(_Model):
 
 
 class DeliveryConfig(_Model):
+    #: smtp (a relay) or maildir (files in a folder: for trying it out).
     backend: Literal["maildir", "smtp"] = "maildir"
+    #: The Maildir folder for the maildir backend.
     maildir: Path = Path("var/maildir")
+    #: The relay, for backend: smtp.
     smtp: SmtpConfig | None = None
+    #: Sign messages with DKIM.
     dkim: DkimConfig | None = None
     #: Hard bounces after which an address is suppressed.
     max_bounces: int = Field(default=3, ge=1, le=100)
     #: First retry delay in seconds; doubles each attempt.
     retry_base: float = Field(default=60.0, gt=0, le=DAY_SECONDS)
+    #: Longest retry delay in seconds.
     retry_max: float = Field(default=6 * 3600.0, gt=0, le=30 * DAY_SECONDS)
     #: Attempts after which a message is given up as failed.
     max_attempts: int = Field(default=12, ge=1, le=1000)
@@ -237,7 +342,9 @@ class DeliveryConfig(_Model):
 
 
 class SchedulerConfig(_Model):
+    #: Minutes between 'alerts serve' runs (polling feeds, rescanning folders).
     poll_minutes: float = Field(default=10.0, gt=0, le=7 * DAY_MINUTES)
+    #: A digest missed while stopped still goes out if the service is back within this.
     misfire_grace_minutes: float = Field(default=60.0 * 24, gt=0, le=30 * DAY_MINUTES)
 
 
@@ -254,32 +361,52 @@ class RetentionConfig(_Model):
     address unsubscribed or suppressed (then kept only as a keyed hash, so that it is
     never added again)."""
 
-    sent_days: int = Field(default=7, ge=0)
-    pending_days: int = Field(default=7, ge=0)
-    unsubscribed_days: int = Field(default=28, ge=0)
+    #: Days a sent message is kept.
+    sent_days: int = Field(default=7, ge=0, le=3650)
+    #: Days an unconfirmed sign-up is kept.
+    pending_days: int = Field(default=7, ge=0, le=3650)
+    #: Days an unsubscribed or suppressed address is kept before only its keyed hash remains.
+    unsubscribed_days: int = Field(default=28, ge=0, le=3650)
 
 
 class Config(_Model):
     """Everything ``config.yaml`` says, validated; paths are absolute."""
 
+    #: The database: sqlite:///path (relative to this file) or postgresql://user@host/dbname.
     database: str = "sqlite:///var/alerts.db"
+    #: Local time zone of advisory dates and digest times (an IANA name).
     timezone: str = "Europe/London"
     #: A built-in gazetteer name (``kent``) or the path of a gazetteer YAML file.
     gazetteer: str = "kent"
-    templates: Path = Path("templates")
+    #: A folder whose ``email/`` and ``web/`` templates replace the packaged ones of the same
+    #: name (the rest still come from the package); unset, the packaged templates serve.
+    templates: Path | None = None
+    #: Where advisories come from: folders of advisory files, upstream feeds.
     sources: tuple[SourceConfig, ...] = ()
+    #: The public web site.
     site: SiteConfig = SiteConfig()
+    #: The RSS and Atom files.
     feeds: FeedsConfig = FeedsConfig()
+    #: Email digests.
     digests: DigestsConfig = DigestsConfig()
+    #: Addresses in the mail.
     email: EmailConfig = EmailConfig()
+    #: How mail leaves: a relay, or a Maildir folder.
     delivery: DeliveryConfig = DeliveryConfig()
+    #: 'alerts serve' timetable.
     scheduler: SchedulerConfig = SchedulerConfig()
+    #: The key that signs the links in mail.
     security: SecurityConfig = SecurityConfig()
+    # Kept as pairs: the config is frozen and hashable.
     #: Extra names for areas, e.g. ``National: kent`` so that advisories declaring
-    #: ``area: National`` are force-wide instead of outside coverage. Kept as pairs: the
-    #: config is frozen and hashable.
+    #: ``area: National`` are force-wide instead of outside coverage.
     area_aliases: tuple[tuple[str, str], ...] = ()
+    #: How long personal data is kept ('alerts purge' applies it; the privacy notice states it).
     retention: RetentionConfig = RetentionConfig()
+    #: 'alerts web' behind a reverse proxy.
+    web: WebConfig = WebConfig()
+    #: /metrics and /healthz.
+    monitoring: MonitoringConfig = MonitoringConfig()
     #: Directory the config file lives in; relative paths were resolved against it.
     root: Path = Path(".")
 
@@ -291,6 +418,21 @@ class Config(_Model):
         if not isinstance(value, dict):
             raise ValueError("must be a mapping of name: area, e.g. {National: kent}")
         return tuple((str(name), str(area)) for name, area in value.items())
+
+    @field_validator("sources")
+    @classmethod
+    def _names(cls, sources: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]:
+        seen: dict[str, SourceConfig] = {}
+        for source in sources:
+            other = seen.setdefault(source.label, source)
+            if other is source:
+                continue
+            if source.feed and other.feed and not (source.name and other.name):
+                raise ValueError(f"two feeds are on {source.label}: give each a 'name:' of its own")
+            raise ValueError(
+                f"two sources are named {source.label!r}: give each a 'name:' of its own"
+            )
+        return sources
 
     @field_validator("timezone")
     @classmethod
@@ -314,6 +456,10 @@ class Config(_Model):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def template_folders(self, kind: str) -> tuple[Path, ...]:
+        """Where ``email`` or ``web`` templates are found: the operator's folder, then the package's."""
+        return template_folders(self.templates, kind)
+
 
 def config_path(path: str | os.PathLike[str] | None = None) -> Path:
     """The config file to read: the one given, else ``$ALERTS_CONFIG``, else ``./config.yaml``."""
@@ -334,10 +480,12 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file: {exc}", where=str(file)) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader: plain data only
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{file}:{mark.line + 1}" if mark else str(file)
+        if isinstance(exc, DuplicateKey):
+            raise ConfigError(str(exc.problem), where=where, hint="keep one of them") from None
         raise ConfigError(
             f"invalid YAML: {exc.problem}", where=where, hint="fix the YAML syntax"
         ) from None
@@ -360,115 +508,7 @@ def parse_config(
     try:
         config = Config.model_validate({**data, "root": root})
     except ValidationError as exc:
-        message, loc = _describe(exc)
-        line = _line_of(source, loc) if source is not None else None
+        message, loc = describe(exc, Config)
+        line = line_of(source, loc) if source is not None else None
         raise ConfigError(message, where=f"{where}:{line}" if line else where) from None
-    return _resolve_paths(config, root)
-
-
-def _line_of(source: str, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the key at ``loc`` in the YAML text (or of its nearest parent)."""
-    try:
-        node = yaml.compose(source)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((kv for kv in node.value if kv[0].value == part), None)
-            if match is None:
-                break
-            line, node = match[0].start_mark.line + 1, match[1]
-        elif (
-            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
-        ):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
-def _describe(exc: ValidationError) -> tuple[str, tuple[Any, ...]]:
-    # An unknown key explains the rest (a misspelt required key is also "missing").
-    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    first = errors[0]
-    key = _dotted(first["loc"]) or "(top level)"
-    kind = first["type"]
-    if kind == "extra_forbidden":
-        message = f"unknown key '{key}'"
-        hint = "check the spelling against the example config.yaml"
-    elif kind == "missing":
-        message = f"missing required key '{key}'"
-        hint = None
-    else:
-        shown = first.get("input")
-        message = f"'{key}': {first['msg']}"
-        if not isinstance(shown, dict | list) and kind != "value_error":
-            message += f" (got {shown!r})"
-        hint = None
-    message = message.replace("Value error, ", "").replace("a valid tuple", "a list")
-    if len(errors) > 1:
-        message += f" [and {len(errors) - 1} more problem(s)]"
-    return (f"{message}; {hint}" if hint else message), tuple(first["loc"])
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    """``("sources", 0, "pth")`` -> ``sources[0].pth``."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
-    return text
-
-
-def _resolve_paths(config: Config, root: Path) -> Config:
-    def absolute(path: Path) -> Path:
-        return path if path.is_absolute() else (root / path).resolve()
-
-    database = config.database
-    match = re.match(r"^(sqlite(?:\+\w+)?:///)(.+)$", database)
-    if match and match.group(2) != ":memory:" and not match.group(2).startswith("/"):
-        database = match.group(1) + str(absolute(Path(match.group(2))))
-    sources = tuple(
-        source.model_copy(
-            update={
-                "path": absolute(source.path),
-                "symlink_targets": tuple(map(absolute, source.symlink_targets)),
-            }
-        )
-        if source.path
-        else source
-        for source in config.sources
-    )
-    delivery = config.delivery.model_copy(update={"maildir": absolute(config.delivery.maildir)})
-    if delivery.dkim:
-        delivery = delivery.model_copy(
-            update={
-                "dkim": delivery.dkim.model_copy(
-                    update={
-                        "key_file": absolute(delivery.dkim.key_file),
-                        "ed25519_key_file": delivery.dkim.ed25519_key_file
-                        and absolute(delivery.dkim.ed25519_key_file),
-                    }
-                )
-            }
-        )
-    if delivery.smtp and delivery.smtp.ca_file:
-        smtp = delivery.smtp.model_copy(update={"ca_file": absolute(delivery.smtp.ca_file)})
-        delivery = delivery.model_copy(update={"smtp": smtp})
-    gazetteer = config.gazetteer
-    if gazetteer.endswith((".yaml", ".yml")):
-        gazetteer = str(absolute(Path(gazetteer)))
-    return config.model_copy(
-        update={
-            "database": database,
-            "sources": sources,
-            "templates": absolute(config.templates),
-            "feeds": config.feeds.model_copy(update={"out": absolute(config.feeds.out)}),
-            "delivery": delivery,
-            "gazetteer": gazetteer,
-            "security": config.security.model_copy(
-                update={"secret_key_file": absolute(config.security.secret_key_file)}
-            ),
-        }
-    )
+    return resolve_paths(config, root)

@@ -9,7 +9,7 @@ sent messages never looks like a counter reset.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -31,9 +31,14 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class DatabaseCollector(Collector):
     """Reads the figures from the database on each collect."""
 
-    def __init__(self, store: Store, clock: Callable[[], datetime]):
+    def __init__(
+        self, store: Store, clock: Callable[[], datetime], sources: Collection[str] | None = None
+    ):
         self.store = store
         self.clock = clock
+        #: The configured sources' names: only these are reported (an older version kept
+        #: health under a feed's URL, which may carry credentials).
+        self.sources = sources
 
     def collect(self) -> Iterator[Metric]:
         now = self.clock()
@@ -91,6 +96,8 @@ class DatabaseCollector(Collector):
             "alerts_source_polls", "Polls of each source, ever.", labels=["source", "kind"]
         )
         for health in self.store.sources.healths():
+            if self.sources is not None and health.source not in self.sources:
+                continue
             labels = [health.source, health.kind]
             polled.add_metric(
                 labels, health.last_poll_at.timestamp() if health.last_poll_at else 0.0
@@ -140,8 +147,10 @@ def _le(bound: float) -> str:
     return repr(float(bound))
 
 
-def render_metrics(store: Store, clock: Callable[[], datetime]) -> bytes:
-    """The metrics in the Prometheus text format."""
+def render_metrics(
+    store: Store, clock: Callable[[], datetime], sources: Collection[str] | None = None
+) -> bytes:
+    """The metrics in the Prometheus text format (of the sources named in ``sources``, when given)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DatabaseCollector(store, clock))
+    registry.register(DatabaseCollector(store, clock, sources))
     return generate_latest(registry)

@@ -198,6 +198,8 @@ from alerts.cli import (  # noqa: E402, F401
     digest,
     feeds,
     ingest,
+    init,
+    migrate,
     privacy,
     run,
     send,

@@ -24,11 +24,11 @@ def check_startup(
     beside it)."""
     config = app.config
     gazetteer = app.gazetteer
-    if not config.templates.is_dir():
+    if config.templates is not None and not config.templates.is_dir():
         raise ConfigError(
             f"the templates folder {config.templates} does not exist",
             where="templates",
-            hint="set 'templates:' in config.yaml to the folder holding email/ and web/, like the repository's templates/",
+            hint="create it (its email/ and web/ templates replace the packaged ones) or remove 'templates:' from config.yaml",
         )
     for source in config.sources:
         resolve_source_area(source, gazetteer)

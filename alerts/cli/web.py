@@ -83,12 +83,16 @@ def web(app: App, host: str, port: int, send: bool) -> None:
     try:
         # log_config=None: uvicorn's lines (requests included) go through our handler, so
         # they carry a date and follow --log-format like every other line.
+        # Forwarded headers only from the proxies config.yaml names (uvicorn would trust
+        # 127.0.0.1 by default, so any local user could pose as any client).
+        proxies = list(app.config.web.trusted_proxies)
         uvicorn.run(
             create_app(app, sends_mail=send),
             host=host,
             port=port,
             log_config=None,
-            proxy_headers=True,
+            proxy_headers=bool(proxies),
+            forwarded_allow_ips=proxies or None,
         )
     finally:
         stop.set()  # the message in flight is finished; the rest stays queued

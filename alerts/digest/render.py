@@ -15,6 +15,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -26,7 +27,7 @@ from alerts.areas import Gazetteer
 from alerts.config import Config
 from alerts.digest.plan import Entry, Variant
 from alerts.errors import ConfigError
-from alerts.templating import template_environment
+from alerts.templating import find_template, template_environment
 from alerts.text import cut_at_word, html_to_text, one_line, plain_text, sanitise_html
 from alerts.types import Advisory, DigestKind, RenderedDigest
 
@@ -195,26 +196,30 @@ class DigestRenderer:
     def __init__(self, config: Config, gazetteer: Gazetteer):
         self.config = config
         self.gazetteer = gazetteer
-        folder = config.templates / "email"
+        folders = config.template_folders("email")
+        files: dict[str, Path] = {}
         for name in TEMPLATES:
-            if not (folder / name).is_file():
+            file = find_template(folders, name)
+            if file is None:
                 raise EmailTemplateError(
                     f"missing email template {name}",
-                    where=str(folder),
+                    where=str(folders[0]),
                     hint="set 'templates:' in config.yaml to a folder holding email/"
                     + ", email/".join(TEMPLATES),
                 )
-        env = template_environment(folder)  # autoescapes the .html template, not the .txt
+            files[name] = file
+        env = template_environment(folders)  # autoescapes the .html template, not the .txt
         try:
             self._html = env.get_template(HTML_TEMPLATE)
             self._text = env.get_template(TEXT_TEMPLATE)
         except TemplateError as exc:
             line = getattr(exc, "lineno", None)
+            broken = getattr(exc, "filename", None) or folders[0]
             raise EmailTemplateError(
-                f"broken email template: {exc}", where=f"{folder}{':' + str(line) if line else ''}"
+                f"broken email template: {exc}", where=f"{broken}{':' + str(line) if line else ''}"
             ) from None
-        self._css = (folder / STYLESHEET).read_text(encoding="utf-8")
-        self._responsive = (folder / RESPONSIVE_STYLESHEET).read_text(encoding="utf-8")
+        self._css = files[STYLESHEET].read_text(encoding="utf-8")
+        self._responsive = files[RESPONSIVE_STYLESHEET].read_text(encoding="utf-8")
         self._items: dict[tuple[int, bool], tuple[Advisory, dict[str, Any]]] = {}
 
     # -- words --------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, RowMapping, case, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from alerts.errors import NotFound
 from alerts.store.identity import (
@@ -67,6 +68,16 @@ class Advisories:
         """
         wanted = sorted(set(areas))
         values = _row_values(item)
+        try:
+            return self._save_advisory(item, values, wanted, now)
+        except IntegrityError:
+            # Another process (two 'alerts ingest' started together) inserted the same
+            # advisory between our look and our insert: look again, and find it stored.
+            return self._save_advisory(item, values, wanted, now)
+
+    def _save_advisory(
+        self, item: AdvisoryInput, values: dict[str, Any], wanted: list[str], now: datetime
+    ) -> IngestResult:
         with self.engine.begin() as conn:
             row = own_advisory(conn, item, values["content_hash"], now)
             if row is None:

@@ -6,12 +6,19 @@ through the Alembic migrations shipped in ``alerts/store/migrations`` (:func:`mi
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from alerts.errors import AlertsError, ConfigError
@@ -80,9 +87,76 @@ def create_db_engine(url: str, *, create: bool = True, **kwargs: Any) -> Engine:
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (default: the newest) with Alembic."""
+    """Bring the schema to ``revision`` (default: the newest) with Alembic, under the
+    migration lock: processes started together (``serve`` and ``web`` after an upgrade,
+    several ``ingest`` on a new database) wait for the first to finish, then find nothing
+    to do, instead of racing to create the same tables."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with migration_lock(engine), engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Held to the end of this transaction, which is the migration's: the next
+            # process reads the schema only once this one has committed it.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _migration_key(connection)}
+            )
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at (None: a new database)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+# -- the migration lock -------------------------------------------------------------------
+
+#: Longest wait for another process's migration (they take seconds; a holder that died
+#: released its lock with it).
+MIGRATION_WAIT = 600.0
+
+
+def _migration_key(connection: Connection) -> int:
+    """A 64-bit advisory-lock key for this schema: two installations sharing a server (in
+    schemas of their own) do not wait for each other."""
+    schema = connection.execute(text("SELECT current_schema()")).scalar_one() or "public"
+    digest = hashlib.sha256(f"area-alerts migrations {schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """SQLite: an exclusive ``flock`` on ``<database>.migrate.lock`` beside the database,
+    held while migrating (PostgreSQL's advisory lock is taken inside the transaction)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    path = Path(database).with_name(Path(database).name + ".migrate.lock")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        # A folder this process may not write (a read-only web process): it cannot
+        # migrate either, so there is nothing to keep out.
+        yield
+        return
+    try:
+        waited = 0.0
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if waited >= MIGRATION_WAIT:
+                    raise StoreError(
+                        f"another process has been migrating the database for {MIGRATION_WAIT:.0f} s",
+                        where=str(path),
+                        hint="see what holds it (fuser " + str(path) + ") and try again",
+                    ) from None
+                # Blocking flock would not give up; the waits are short and few.
+                time.sleep(0.05)
+                waited += 0.05
+        yield
+    finally:
+        os.close(fd)  # closing the file releases the lock

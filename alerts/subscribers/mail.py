@@ -24,7 +24,7 @@ from jinja2 import Environment, TemplateError
 from alerts.config import Config
 from alerts.errors import ConfigError
 from alerts.store.store import Store
-from alerts.templating import template_environment
+from alerts.templating import find_template, template_environment
 from alerts.text import one_line
 from alerts.tokens import Confirmation, link_signer
 from alerts.types import Subscriber
@@ -39,26 +39,28 @@ CONFIRM_TEMPLATES = ("confirm.txt", "confirm.html")
 
 
 @functools.lru_cache(maxsize=4)
-def _environment(directory: Path) -> Environment:
-    return template_environment(directory)
+def _environment(folders: tuple[Path, ...]) -> Environment:
+    return template_environment(folders)
 
 
 def check_confirmation_templates(config: Config) -> None:
     """Raise :class:`ConfigError` naming the file when a confirmation template is missing
     or broken, so the web app fails at start-up rather than on the first sign-up."""
-    folder = config.templates / "email"
-    env = _environment(folder)
+    folders = config.template_folders("email")
+    env = _environment(folders)
     for name in CONFIRM_TEMPLATES:
         try:
             env.get_template(name)
         except TemplateError as exc:
             line = getattr(exc, "lineno", None)
-            missing = not (folder / name).is_file()
+            found = find_template(folders, name)
             raise ConfigError(
                 f"missing email template {name}"
-                if missing
+                if found is None
                 else f"broken email template {name}: {exc}",
-                where=f"{folder}{':' + str(line) if line and not missing else ''}",
+                where=str(folders[0])
+                if found is None
+                else f"{found}{':' + str(line) if line else ''}",
                 hint="set 'templates:' in config.yaml to a folder holding email/"
                 + ", email/".join(CONFIRM_TEMPLATES),
             ) from None
@@ -93,7 +95,7 @@ def confirmation_content(
     config: Config, subscriber: Subscriber, confirm_url: str, area_names: list[str]
 ) -> tuple[str, str, str]:
     """Subject, plain text and HTML of the confirmation email."""
-    env = _environment(config.templates / "email")
+    env = _environment(config.template_folders("email"))
     context: dict[str, Any] = {
         "site": config.site,
         "subscriber": subscriber,
@@ -164,5 +166,5 @@ def queue_transactional(
 
 
 def email_templates(config: Config) -> Environment:
-    """The Jinja2 environment for ``<templates>/email`` (autoescape for .html only)."""
-    return _environment(config.templates / "email")
+    """The Jinja2 environment for ``email/`` templates (the operator's, then the packaged ones; (autoescape for .html only)."""
+    return _environment(config.template_folders("email"))

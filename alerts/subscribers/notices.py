@@ -30,6 +30,7 @@ from alerts.subscribers.mail import (
     email_templates,
     queue_transactional,
 )
+from alerts.templating import find_template
 from alerts.tokens import MANAGE_MAX_AGE, link_signer
 from alerts.types import Frequency, Subscriber, SubscriberStatus
 
@@ -48,19 +49,19 @@ MAILABLE = frozenset({SubscriberStatus.ACTIVE, SubscriberStatus.PENDING})
 def check_notice_templates(config: Config) -> None:
     """Raise :class:`ConfigError` naming the file when a notice template is missing or
     broken, so the web app fails at start-up rather than on the first request."""
-    folder = config.templates / "email"
+    folders = config.template_folders("email")
     env = email_templates(config)
     for kind in KINDS:
         for name in (f"{kind}.txt", f"{kind}.html"):
             try:
                 env.get_template(name)
             except TemplateError as exc:
-                missing = not (folder / name).is_file()
+                found = find_template(folders, name)
                 raise ConfigError(
                     f"missing email template {name}"
-                    if missing
+                    if found is None
                     else f"broken email template {name}: {exc}",
-                    where=str(folder),
+                    where=str(found or folders[0]),
                     hint="copy it from Area Alerts' templates/email folder",
                 ) from None
 

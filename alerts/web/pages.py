@@ -33,9 +33,9 @@ FEED_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
 
 
 @functools.lru_cache(maxsize=4)
-def environment(directory: Path) -> Environment:
+def environment(folders: tuple[Path, ...]) -> Environment:
     return template_environment(
-        directory,
+        folders,
         filters={
             # safe_html(base): relative links resolve against the advisory's own page, not ours.
             "safe_html": lambda fragment, base=None: Markup(
@@ -55,9 +55,9 @@ def web_app(request: Request) -> App:
 def render(
     request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200
 ) -> Response:
-    """Render ``<templates>/web/<name>`` with the site-wide context."""
+    """Render ``web/<name>`` (the operator's, else the packaged one) with the site-wide context."""
     app = web_app(request)
-    env = environment(app.config.templates / "web")
+    env = environment(app.config.template_folders("web"))
     site = app.config.site
 
     def local(moment: datetime, fmt: str = "%-d %B %Y, %H:%M") -> str:

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from alerts.app import App
 from alerts.config import Config
 from alerts.errors import ConfigError
+from alerts.templating import find_template
 from alerts.web.pages import environment, render, web_app
 
 TEMPLATE = "privacy.html"
@@ -29,14 +30,14 @@ def routes(app: App) -> list[BaseRoute]:
 
 def check_template(config: Config) -> None:
     """The notice must exist before the first resident asks for it."""
-    folder = config.templates / "web"
-    if not (folder / TEMPLATE).is_file():
+    folders = config.template_folders("web")
+    if find_template(folders, TEMPLATE) is None:
         raise ConfigError(
             f"missing page template {TEMPLATE}",
-            where=str(folder),
+            where=str(folders[0]),
             hint="copy templates/web/privacy.html from Area Alerts and edit it for your organisation",
         )
-    environment(folder).get_template(TEMPLATE)
+    environment(folders).get_template(TEMPLATE)
 
 
 def contact_address(config: Config) -> str:

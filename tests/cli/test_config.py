@@ -59,7 +59,56 @@ def test_config_is_frozen(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("databse: sqlite:///x.db\n", "config.yaml:1: unknown key 'databse'; check the spelling"),
+        (
+            "databse: sqlite:///x.db\n",
+            "config.yaml:1: unknown key 'databse'; did you mean 'database'?",
+        ),
+        ("colour: blue\n", "config.yaml:1: unknown key 'colour'; check the spelling"),
+        (
+            "site:\n  base_ur: https://a.example\n",
+            "config.yaml:2: unknown key 'site.base_ur'; did you mean 'base_url'?",
+        ),
+        (
+            "sources:\n  - path: a\n    timout: 3\n",
+            "unknown key 'sources[0].timout'; did you mean 'timeout'?",
+        ),
+        ("email:\n  form: a@example.org\n", "unknown key 'email.form'; did you mean 'from'?"),
+        ("delivery:\n  smtp:\n    host: a\n    pasword_env: P\n", "did you mean 'password_env'?"),
+        # Booleans are not numbers, nor numbers booleans.
+        (
+            "retention:\n  sent_days: true\n",
+            "config.yaml:2: 'retention.sent_days': must be a number, got true",
+        ),
+        (
+            "scheduler:\n  poll_minutes: false\n",
+            "'scheduler.poll_minutes': must be a number, got false",
+        ),
+        ("retention:\n  unsubscribed_days: 1e6\n", "'retention.unsubscribed_days'"),
+        (
+            "retention:\n  pending_days: 99999999999\n",
+            "'retention.pending_days': Input should be less than or equal to 3650",
+        ),
+        # A key given twice: the first would silently do nothing.
+        (
+            "timezone: UTC\nfeeds: {}\ntimezone: Europe/London\n",
+            "config.yaml:3: the key 'timezone' is given twice (keep one of them)",
+        ),
+        ("site:\n  name: A\n  name: B\n", "config.yaml:3: the key 'name' is given twice"),
+        # base_url: personal links are base_url + path, so an origin with an optional path only.
+        (
+            "site:\n  base_url: https://a.example/alerts?x=1\n",
+            "'site.base_url': must be an origin with an optional path",
+        ),
+        (
+            "site:\n  base_url: https://a.example/#top\n",
+            "'site.base_url': must be an origin with an optional path",
+        ),
+        (
+            "site:\n  base_url: https://user:pw@a.example\n",
+            "'site.base_url': must be an origin with an optional path",
+        ),
+        ("site:\n  base_url: https://a.example:99999\n", "'site.base_url': has a bad port"),
+        ("site:\n  base_url: ftp://a.example\n", "'site.base_url': must be an http(s) URL"),
         (
             "delivery:\n  smtp:\n    host: a\n    hots: b\n",
             "config.yaml:4: unknown key 'delivery.smtp.hots'",
@@ -170,6 +219,16 @@ def test_each_mistake_is_one_line_naming_the_key_and_line(
     assert "\n" not in message
     assert message.startswith(str(tmp_path / "config.yaml"))
     assert expected in message
+
+
+def test_base_url_may_carry_a_path(tmp_path: Path) -> None:
+    assert load(tmp_path, "site:\n  base_url: https://council.example/alerts/\n").site.base_url == (
+        "https://council.example/alerts"
+    )
+
+
+def test_retention_of_ten_years_is_the_most_allowed(tmp_path: Path) -> None:
+    assert load(tmp_path, "retention:\n  sent_days: 3650\n").retention.sent_days == 3650
 
 
 def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
@@ -292,3 +351,45 @@ def test_default_is_config_yaml_in_the_working_directory(
     result = CliRunner().invoke(cli, ["areas"])
     assert result.exit_code == 2
     assert "config.yaml: config file not found" in result.stderr
+
+
+def test_a_source_is_named_by_what_cannot_hold_a_secret_unless_named(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        "sources:\n  - path: advisories\n  - feed: https://u:pw@feeds.example.org:8443/rss?key=s3cret\n"
+        "  - feed: https://other.example.org/rss\n    name: other-force\n",
+    )
+    assert [source.label for source in config.sources] == [
+        "advisories",
+        "feeds.example.org:8443",
+        "other-force",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "sources:\n  - feed: https://x.example/a.rss\n  - feed: https://x.example/b.rss\n",
+            "'sources': two feeds are on x.example: give each a 'name:' of its own",
+        ),
+        (
+            "sources:\n  - path: a/advisories\n  - path: b/advisories\n",
+            "'sources': two sources are named 'advisories': give each a 'name:' of its own",
+        ),
+        (
+            "sources:\n  - path: a\n    name: 'has space'\n",
+            "'sources[0].name': String should match pattern",
+        ),
+    ],
+)
+def test_source_names_are_unique_and_plain(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in error(tmp_path, text)
+
+
+def test_two_feeds_on_one_host_with_names_are_fine(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        "sources:\n  - feed: https://x.example/a.rss\n    name: a\n  - feed: https://x.example/b.rss\n    name: b\n",
+    )
+    assert [source.label for source in config.sources] == ["a", "b"]

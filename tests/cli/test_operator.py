@@ -159,8 +159,8 @@ def test_a_templates_folder_that_does_not_exist_fails_at_start_up_naming_the_key
 
     assert result.exit_code == 2
     assert result.stderr == (
-        f"Error: templates: the templates folder {tmp_path / 'nowhere'} does not exist (set 'templates:' "
-        "in config.yaml to the folder holding email/ and web/, like the repository's templates/)\n"
+        f"Error: templates: the templates folder {tmp_path / 'nowhere'} does not exist (create it (its "
+        "email/ and web/ templates replace the packaged ones) or remove 'templates:' from config.yaml)\n"
     )
     assert not (tmp_path / "alerts.db").exists()  # nothing ran
 

@@ -243,15 +243,37 @@ def test_hostile_advisory_renders_harmless(app: App) -> None:
     assert "__unsubscribe_url_0000__" in html
 
 
-def test_a_missing_template_stops_the_run_naming_the_folder(
+def test_an_operator_template_replaces_the_packaged_one_and_the_package_serves_the_rest(
     write_config: Callable[..., Path], tmp_path: Path, sqlite_url: str
 ) -> None:
-    empty = tmp_path / "templates"
-    (empty / "email").mkdir(parents=True)
-    app = App(write_config(templates=str(empty), database=sqlite_url))
-    with pytest.raises(EmailTemplateError, match=r"missing email template digest\.html") as caught:
-        queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
-    assert caught.value.where == str(empty / "email")
+    ours = tmp_path / "templates"
+    (ours / "email").mkdir(parents=True)
+    (ours / "email" / "digest.txt").write_text(
+        "From the council: {{ sections|length }} section(s)\n", encoding="utf-8"
+    )
+    app = App(write_config(templates=str(ours), database=sqlite_url))
+    advisory_id = save(app, advisory("fraud", title="Caller poses as officer"))
+    loaded = app.store.advisories.load([advisory_id])
+    entry = Entry(advisory_id, loaded[advisory_id].revision, updated=False)
+    rendered = DigestRenderer(app.config, app.gazetteer).render(
+        Variant(DigestKind.DAILY, (entry,), ("medway",), False), loaded
+    )
+    assert rendered.text == "From the council: 1 section(s)\n"
+    assert "Caller poses as officer" in rendered.html  # digest.html still comes from the package
+
+
+def test_without_a_templates_folder_the_packaged_templates_serve(
+    write_config: Callable[..., Path], sqlite_url: str
+) -> None:
+    app = App(write_config(templates=None, database=sqlite_url))
+    assert app.config.templates is None
+    advisory_id = save(app, advisory("fraud", title="Caller poses as officer"))
+    loaded = app.store.advisories.load([advisory_id])
+    entry = Entry(advisory_id, loaded[advisory_id].revision, updated=False)
+    rendered = DigestRenderer(app.config, app.gazetteer).render(
+        Variant(DigestKind.DAILY, (entry,), ("medway",), False), loaded
+    )
+    assert "Caller poses as officer" in rendered.text and "Caller poses as officer" in rendered.html
 
 
 def test_a_broken_template_names_the_file(
@@ -265,8 +287,9 @@ def test_a_broken_template_names_the_file(
         (folder / source.name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
     (folder / "digest.html").write_text("{% for x in %}", encoding="utf-8")
     app = App(write_config(templates=str(folder.parent), database=sqlite_url))
-    with pytest.raises(EmailTemplateError, match="broken email template"):
+    with pytest.raises(EmailTemplateError, match="broken email template") as caught:
         queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
+    assert str(caught.value.where).startswith(str(folder / "digest.html"))
 
 
 def test_a_huge_digest_lists_some_titles_and_sends_the_rest_to_the_web(app: App) -> None:

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from alerts.app import App
 from alerts.store.sources import SourcePoll
-from alerts.web import create_app
+from alerts.web import create_app, ops
 from tests.support import NOW
 from tests.support.seeding import seed_outbox
 from tests.support.tables import set_columns
@@ -42,18 +43,83 @@ def test_healthz_fails_until_the_scheduler_beats_and_again_when_it_stops(app: Ap
     )
     app.store.runs.beat(app.now(), {"host": "alerts-1", "pid": 42})
     alive = client.get("/healthz")
-    assert (
-        alive.status_code == 200
-        and alive.json()["ok"] is True
-        and alive.json()["scheduler_pid"] == 42
-    )
+    assert alive.status_code == 200 and alive.json()["ok"] is True
+    assert "alerts-1" not in alive.text and "scheduler_pid" not in alive.json()  # unless configured
     app.store.runs.beat(app.now() - timedelta(minutes=3), {"host": "alerts-1", "pid": 42})
     stale = client.get("/healthz")
     assert stale.status_code == 503 and "no heartbeat for 180 s" in stale.json()["scheduler"]
 
 
-def test_a_failing_feed_shows_its_failures_in_a_row_and_its_last_success(app: App) -> None:
-    feed = "https://example.org/news.rss"
+def test_healthz_names_the_scheduler_host_and_pid_only_when_configured(
+    write_config: Callable[..., Path], db_url: str
+) -> None:
+    app = App(write_config(database=db_url, monitoring={"healthz_details": True}))
+    try:
+        app.store.runs.beat(app.now(), {"host": "alerts-1", "pid": 42})
+        body = TestClient(create_app(app)).get("/healthz").json()
+        assert (body["ok"], body["scheduler_host"], body["scheduler_pid"]) == (True, "alerts-1", 42)
+    finally:
+        app.close()
+
+
+def _ops_only(app: App) -> Starlette:
+    """Just /healthz and /metrics: the whole app would open the database as it starts."""
+    web = Starlette(routes=ops.routes())
+    web.state.app = app
+    return web
+
+
+def test_healthz_says_why_without_the_database_error_text(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    # A database that cannot open: a folder where the file should be.
+    (tmp_path / "db").mkdir()
+    (tmp_path / "db" / "alerts.db").mkdir()
+    app = App(write_config(database=f"sqlite:///{tmp_path / 'db' / 'alerts.db'}"))
+    try:
+        response = TestClient(_ops_only(app)).get("/healthz")
+        assert response.status_code == 503
+        assert response.json()["database"] == "unavailable" and str(tmp_path) not in response.text
+    finally:
+        app.close()
+
+
+def test_metrics_name_a_feed_by_its_configured_name_never_its_url(
+    write_config: Callable[..., Path], db_url: str, advisory_dir: Path
+) -> None:
+    secret_url = "https://user:hunter2@feeds.example.org/rss?api_key=s3cret"
+    app = App(
+        write_config(
+            database=db_url,
+            sources=[
+                {"path": str(advisory_dir)},
+                {"feed": secret_url, "name": "force-news", "area": "kent"},
+            ],
+        )
+    )
+    try:
+        feed = app.config.sources[1]
+        # What a version that labelled sources by URL left behind is not reported either.
+        app.store.sources.record_polls(
+            [SourcePoll(secret_url, "feed"), SourcePoll(feed.label, "feed", "HTTP 503")], NOW
+        )
+        text = TestClient(create_app(app)).get("/metrics").text
+        assert "hunter2" not in text and "s3cret" not in text and "feeds.example.org" not in text
+        assert 'alerts_source_consecutive_failures{kind="feed",source="force-news"} 1.0' in text
+    finally:
+        app.close()
+
+
+def test_a_failing_feed_shows_its_failures_in_a_row_and_its_last_success(
+    write_config: Callable[..., Path], db_url: str
+) -> None:
+    app = App(
+        write_config(
+            database=db_url, sources=[{"feed": "https://example.org/news.rss", "area": "kent"}]
+        )
+    )
+    feed = app.config.sources[0].label
+    assert feed == "example.org"  # a feed's default name: its host
     app.store.sources.record_polls([SourcePoll(feed, "feed")], NOW)
     for minutes in (10, 20):
         app.store.sources.record_polls(
@@ -72,6 +138,7 @@ def test_a_failing_feed_shows_its_failures_in_a_row_and_its_last_success(app: Ap
     ]
     app.store.sources.record_polls([SourcePoll(feed, "feed")], NOW + timedelta(minutes=30))
     assert app.store.sources.healths()[0].failures == 0
+    app.close()
 
 
 def test_the_oldest_pending_message_and_the_outbox_by_priority_are_reported(app: App) -> None:

@@ -356,9 +356,11 @@ def test_area_aliases_in_config_are_used_and_a_bad_target_is_a_config_error(
     result = run_cli("areas", "--json", config=good)
     assert result.exit_code == 0 and '"National"' in result.output
     bad = write_config(area_aliases={"National": "Narnia"})
-    result = run_cli("areas", config=bad)
+    elsewhere = bad.rename(tmp_path / "site.yaml")
+    result = run_cli("areas", config=elsewhere)
     assert result.exit_code == 2
     assert "area_aliases" in result.output and "Narnia" in result.output
+    assert str(elsewhere) in result.output  # the file actually read, not a config.yaml beside it
 
 
 # -- d. names as they are written ---------------------------------------------------------

@@ -647,16 +647,16 @@ def test_the_archive_link_ticks_the_area(client: TestClient) -> None:
     assert 'id="areas" name="areas" value=""' in page
 
 
-def test_a_missing_confirmation_template_stops_the_web_app_at_start_up_naming_it(
+def test_a_broken_confirmation_template_stops_the_web_app_at_start_up_naming_it(
     write_config: Callable[..., Path], tmp_path: Path, sqlite_url: str
 ) -> None:
     templates = tmp_path / "templates"
     shutil.copytree(REPO / "templates", templates)
-    (templates / "email" / "confirm.html").unlink()
+    (templates / "email" / "confirm.html").write_text("{% for x in %}", encoding="utf-8")
     app = App(write_config(database=sqlite_url, templates=str(templates)))
-    with pytest.raises(ConfigError, match=r"missing email template confirm\.html") as raised:
+    with pytest.raises(ConfigError, match=r"broken email template confirm\.html") as raised:
         create_app(app)
-    assert raised.value.where == str(templates / "email")
+    assert str(raised.value.where).startswith(str(templates / "email" / "confirm.html"))
     app.close()
 
 
