@@ -1,8 +1,7 @@
 """Feeds: RSS 2.0, Atom and JSON Feed files per area, and one for everything.
 
 ``build_feeds`` writes ``<slug>.rss``, ``<slug>.atom`` and ``<slug>.json`` for every
-feed area of the gazetteer plus ``all.*`` into the feeds folder, and ``feed.xsl``, the
-stylesheet that shows an RSS or Atom feed opened in a browser as a page. An area's feed holds
+feed area of the gazetteer plus ``all.*`` into the feeds folder. An area's feed holds
 what a subscriber to that area gets (the matching rule in :mod:`alerts.areas`), live
 advisories only, newest first, at most ``feeds.max_items``.
 
@@ -27,15 +26,21 @@ from alerts.areas import Gazetteer
 from alerts.config import Config
 from alerts.errors import AlertsError
 from alerts.feeds.model import ALL, FORMATS, Entry, Feed, LastChanges, build_feed, feed_url
-from alerts.feeds.render import RENDERERS, STYLESHEET
+from alerts.feeds.render import RENDERERS
 from alerts.feeds.state import STATE_FILE, dump_state, load_state, settle
 from alerts.store.advisories import Store, last_changes
 
-__all__ = ["ALL", "FORMATS", "FeedWriteError", "FeedsReport", "build_feeds", "feed_url", "write_if_changed"]
+__all__ = [
+    "ALL",
+    "FORMATS",
+    "FeedWriteError",
+    "FeedsReport",
+    "build_feeds",
+    "feed_url",
+    "write_if_changed",
+]
 
 log = logging.getLogger(__name__)
-#: The stylesheet shipped with the package, copied into the feeds folder.
-STYLESHEET_SOURCE = Path(__file__).parent / STYLESHEET
 
 
 class FeedWriteError(AlertsError):
@@ -79,14 +84,21 @@ def build_feeds(
     changes = LastChanges(*last_changes(store, now))
     cache: dict[int, Entry] = {}
     feeds: list[Feed] = [
-        build_feed(config, gazetteer, changes, store.advisories(live_at=now, limit=limit), None, cache)
+        build_feed(
+            config, gazetteer, changes, store.advisories(live_at=now, limit=limit), None, cache
+        )
     ]
     for area in gazetteer.feed_areas():
-        items = store.advisories(areas=gazetteer.matching_areas([area.slug]), live_at=now, limit=limit)
+        items = store.advisories(
+            areas=gazetteer.matching_areas([area.slug]), live_at=now, limit=limit
+        )
         feeds.append(build_feed(config, gazetteer, changes, items, area, cache))
     # A feed something left (an advisory re-tagged elsewhere) must still move its date on.
     previous = load_state(folder)
-    feeds = [settle(feed, previous.get(feed.slug), changed_at=changes.of(None), now=now) for feed in feeds]
+    feeds = [
+        settle(feed, previous.get(feed.slug), changed_at=changes.of(None), now=now)
+        for feed in feeds
+    ]
     for feed in feeds:
         for fmt, render in RENDERERS.items():
             path = folder / f"{feed.slug}.{fmt}"
@@ -94,9 +106,6 @@ def build_feeds(
                 report.written.append(path)
             else:
                 report.unchanged += 1
-    # The stylesheet the feeds name, so a browser opening one shows a page; beside
-    # them, so it is served from wherever the folder is (and a new version replaces it).
-    write_if_changed(folder / STYLESHEET, STYLESHEET_SOURCE.read_bytes())
     # Recorded after the feeds: a crash between the two leaves the old record, and the
     # next build settles against it again, reaching the same dates.
     write_if_changed(folder / STATE_FILE, dump_state(feeds))
@@ -115,7 +124,9 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     except OSError as exc:
         raise _write_error(path, exc) from None
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
         try:
             # No fsync: the rename is what makes the swap atomic for readers, and a file
             # a power cut leaves damaged differs from the next build's bytes, so that

@@ -5,7 +5,8 @@ matching rule in :mod:`alerts.areas`), live advisories newest first. Feeds are t
 files ``alerts feeds build`` wrote, served with a strong ETag (a hash of the bytes,
 which a rebuild with nothing new leaves unchanged) and Last-Modified (the file's mtime,
 which such a rebuild does not touch), so readers polling with conditional GET get 304;
-gzipped for readers that ask. Archive pages carry a script-free Content-Security-Policy.
+gzipped for readers that ask. A browser opening a feed's URL gets a page instead
+(:mod:`alerts.web.feed_pages`). Archive pages carry a script-free Content-Security-Policy.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from alerts.app import App
 from alerts.areas import Gazetteer
 from alerts.errors import NotFound, UnknownArea
 from alerts.feeds.model import FORMATS
-from alerts.feeds.render import STYLESHEET
 from alerts.types import AreaKind, Status
+from alerts.web.feed_pages import feed_page, prefers_html
 from alerts.web.pages import error_page, render, web_app
 
 PER_PAGE = 30
@@ -50,8 +51,6 @@ PAGE_HEADERS = {
 # Below this, gzip saves less than the header costs.
 GZIP_MIN = 1024
 _FEED_NAME = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9-]*)\.(?P<fmt>rss|atom|json)$")
-#: Served for the feeds' xml-stylesheet instruction.
-STYLESHEET_TYPE = "text/xsl; charset=utf-8"
 
 
 def routes(app: App) -> list[BaseRoute]:
@@ -70,14 +69,22 @@ def index(request: Request) -> Response:
     areas = gazetteer.feed_areas()
     districts = [node for node in areas if node.kind is AreaKind.DISTRICT]
     towns = {
-        district.slug: [node for node in areas if node.parent == district.slug and node.kind is AreaKind.TOWN]
+        district.slug: [
+            node for node in areas if node.parent == district.slug and node.kind is AreaKind.TOWN
+        ]
         for district in districts
     }
     latest = app.store.advisories(live_at=app.now(), limit=10)
     return _page(
         request,
         "index.html",
-        {"force": gazetteer.root, "districts": districts, "towns": towns, "latest": latest, "feed_slug": "all"},
+        {
+            "force": gazetteer.root,
+            "districts": districts,
+            "towns": towns,
+            "latest": latest,
+            "feed_slug": "all",
+        },
     )
 
 
@@ -121,7 +128,10 @@ def area_page(request: Request) -> Response:
         return RedirectResponse(request.url_for("area", slug=slug), status_code=301)
     page = _page_number(request)
     items = app.store.advisories(
-        areas=gazetteer.matching_areas([slug]), live_at=app.now(), limit=PER_PAGE + 1, offset=(page - 1) * PER_PAGE
+        areas=gazetteer.matching_areas([slug]),
+        live_at=app.now(),
+        limit=PER_PAGE + 1,
+        offset=(page - 1) * PER_PAGE,
     )
     node = gazetteer.node(slug)
     if page > 1 and not items:
@@ -142,7 +152,9 @@ def area_page(request: Request) -> Response:
             "parents": [gazetteer.node(parent) for parent in reversed(gazetteer.ancestors(slug))],
             "children": [child for child in gazetteer.feed_areas() if child.parent == slug],
             "postcodes": sorted(
-                n.name for n in gazetteer.nodes.values() if n.kind is AreaKind.POSTCODE and n.parent == slug
+                n.name
+                for n in gazetteer.nodes.values()
+                if n.kind is AreaKind.POSTCODE and n.parent == slug
             ),
             "advisories": items[:PER_PAGE],
             "page": page,
@@ -168,7 +180,9 @@ def _suggestions(request: Request, exc: UnknownArea) -> list[tuple[str, str]]:
     gazetteer = web_app(request).gazetteer
     asked = hint.split("did you mean ", 1)[1].split("?", 1)[0]
     slugs = [slug for slug in re.findall(r"'([^']+)'", asked) if slug in gazetteer]
-    return [(str(request.url_for("area", slug=slug).path), gazetteer.node(slug).name) for slug in slugs]
+    return [
+        (str(request.url_for("area", slug=slug).path), gazetteer.node(slug).name) for slug in slugs
+    ]
 
 
 def _page_number(request: Request) -> int:
@@ -196,7 +210,9 @@ def advisory_page(request: Request) -> Response:
     gazetteer = app.gazetteer
     areas = [gazetteer.node(slug) for slug in advisory.areas if slug in gazetteer]
     withdrawn = advisory.status is Status.WITHDRAWN
-    crumbs = [gazetteer.node(slug) for slug in common_path(gazetteer, [area.slug for area in areas])]
+    crumbs = [
+        gazetteer.node(slug) for slug in common_path(gazetteer, [area.slug for area in areas])
+    ]
     return _page(
         request,
         "advisory.html",
@@ -227,11 +243,10 @@ def common_path(gazetteer: Gazetteer, slugs: list[str]) -> list[str]:
 
 
 def feed_file(request: Request) -> Response:
-    """A built feed, with conditional GET (If-None-Match, If-Modified-Since -> 304)."""
+    """A built feed, with conditional GET (If-None-Match, If-Modified-Since -> 304);
+    or, for a browser, the feed's page."""
     app = web_app(request)
     name = request.path_params["name"]
-    if name == STYLESHEET:
-        return _serve_file(request, Path(app.config.feeds.out) / name, STYLESHEET_TYPE)
     match = _FEED_NAME.match(name)
     if match is None or (match["slug"] != "all" and match["slug"] not in app.gazetteer):
         return error_page(
@@ -245,27 +260,20 @@ def feed_file(request: Request) -> Response:
     if canonical != match["slug"]:
         # A postcode district or a village has no feed of its own; its town's or
         # district's carries what it gets.
-        return RedirectResponse(request.url_for("feed", name=f"{canonical}.{match['fmt']}"), status_code=301)
-    return _serve_file(request, Path(app.config.feeds.out) / name, feed_media_type(request, match["fmt"]))
-
-
-def feed_media_type(request: Request, fmt: str) -> str:
-    """A feed reader gets the feed's own type. A browser opening the link (it asks for
-    text/html) gets the XML one: Chromium shows application/rss+xml as plain text and
-    Firefox offers it as a download, neither applying the stylesheet that makes the
-    feed a readable page. The W3C Feed Validator accepts both types."""
-    if fmt != "json" and _accepts_html(request):
-        return "application/xml; charset=utf-8"
-    return f"{FORMATS[fmt]}; charset=utf-8"
-
-
-def _accepts_html(request: Request) -> bool:
-    for item in request.headers.get("accept", "").split(","):
-        name, _, params = item.partition(";")
-        if name.strip().lower() == "text/html":
-            quality = params.strip().lower().removeprefix("q=")
-            return not params.strip() or quality.strip("0.") != ""
-    return False
+        return RedirectResponse(
+            request.url_for("feed", name=f"{canonical}.{match['fmt']}"), status_code=301
+        )
+    if prefers_html(request.headers.get("accept")):
+        # Its own weak ETag (a hash of the page), never the feed's: the two differ.
+        return feed_page(
+            request,
+            canonical,
+            match["fmt"],
+            {**PAGE_HEADERS, "Cache-Control": FEED_CACHE, "Vary": "Accept"},
+        )
+    return _serve_file(
+        request, Path(app.config.feeds.out) / name, f"{FORMATS[match['fmt']]}; charset=utf-8"
+    )
 
 
 def _serve_file(request: Request, path: Path, media_type: str) -> Response:
