@@ -6,7 +6,7 @@ files ``alerts feeds build`` wrote, served with a strong ETag (a hash of the byt
 which a rebuild with nothing new leaves unchanged) and Last-Modified (the file's mtime,
 which such a rebuild does not touch), so readers polling with conditional GET get 304;
 gzipped for readers that ask. A browser opening a feed's URL gets a page instead
-(:mod:`alerts.web.feed_pages`). Archive pages carry a script-free Content-Security-Policy.
+(:mod:`alerts.web.feed_pages`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from alerts.errors import NotFound, UnknownArea
 from alerts.feeds.model import FORMATS
 from alerts.types import AreaKind, Status
 from alerts.web.feed_pages import feed_page, prefers_html
-from alerts.web.pages import error_page, render, web_app
+from alerts.web.pages import PAGE_HEADERS, error_page, render, web_app
 
 PER_PAGE = 30
 # Each page is one query of PER_PAGE + 1 rows (the extra one says whether there is an
@@ -37,17 +37,6 @@ PER_PAGE = 30
 # every database accepts: ten million pages is far beyond any archive.
 MAX_PAGE = 10_000_000
 FEED_CACHE = "public, max-age=300"
-# Archive pages carry text from outside. It is sanitised; this is the second line of
-# defence should a sanitiser ever miss something: no script, plugin, frame or foreign
-# form may run, only the page's own inline styles and requests to this site.
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; "
-        "base-uri 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
-}
 # Below this, gzip saves less than the header costs.
 GZIP_MIN = 1024
 _FEED_NAME = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9-]*)\.(?P<fmt>rss|atom|json)$")
@@ -75,7 +64,7 @@ def index(request: Request) -> Response:
         for district in districts
     }
     latest = app.store.advisories(live_at=app.now(), limit=10)
-    return _page(
+    return render(
         request,
         "index.html",
         {
@@ -144,7 +133,7 @@ def area_page(request: Request) -> Response:
             f"There are fewer pages of advisories for {node.name} than that.",
             "The newest are on the area's first page.",
         )
-    return _page(
+    return render(
         request,
         "area.html",
         {
@@ -162,13 +151,6 @@ def area_page(request: Request) -> Response:
             "feed_slug": gazetteer.feed_area(slug),
         },
     )
-
-
-def _page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
-    """An archive page, with the headers that contain anything a sanitiser missed."""
-    response = render(request, name, context, status=status)
-    response.headers.update(PAGE_HEADERS)
-    return response
 
 
 def _suggestions(request: Request, exc: UnknownArea) -> list[tuple[str, str]]:
@@ -213,7 +195,7 @@ def advisory_page(request: Request) -> Response:
     crumbs = [
         gazetteer.node(slug) for slug in common_path(gazetteer, [area.slug for area in areas])
     ]
-    return _page(
+    return render(
         request,
         "advisory.html",
         {

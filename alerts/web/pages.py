@@ -30,6 +30,19 @@ from alerts.templating import template_environment
 from alerts.text import plain_text, sanitise_html
 
 FEED_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
+# Every page carries these: archive pages show text from outside (sanitised; this is the
+# second line of defence should a sanitiser ever miss something), and the subscription
+# pages take addresses. No script, plugin, frame or foreign form may run, only the
+# page's own inline styles and requests to this site; no site may frame a page (so no
+# button can be clickjacked); no response is sniffed into another type.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
 
 
 @functools.lru_cache(maxsize=4)
@@ -52,8 +65,10 @@ def web_app(request: Request) -> App:
     return app
 
 
-def render(request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200) -> Response:
-    """Render ``<templates>/web/<name>`` with the site-wide context."""
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200
+) -> Response:
+    """Render ``<templates>/web/<name>`` with the site-wide context and :data:`PAGE_HEADERS`."""
     app = web_app(request)
     env = environment(app.config.templates / "web")
     site = app.config.site
@@ -63,7 +78,11 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
 
     def feeds_for(slug: str) -> list[dict[str, str]]:
         return [
-            {"url": feed_url(site.base_url, slug, fmt), "type": media_type, "label": FEED_LABELS[fmt]}
+            {
+                "url": feed_url(site.base_url, slug, fmt),
+                "type": media_type,
+                "label": FEED_LABELS[fmt],
+            }
             for fmt, media_type in FORMATS.items()
         ]
 
@@ -85,7 +104,9 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
             **(context or {}),
         }
     )
-    return html_response(request, html, status)
+    response = html_response(request, html, status)
+    response.headers.update(PAGE_HEADERS)
+    return response
 
 
 def html_response(request: Request, html: str, status: int = 200) -> Response:
@@ -95,7 +116,10 @@ def html_response(request: Request, html: str, status: int = 200) -> Response:
     if status != 200:
         return HTMLResponse(html, status_code=status)
     etag = f'W/"{hashlib.blake2b(html.encode(), digest_size=16).hexdigest()}"'
-    held = {tag.strip().removeprefix("W/") for tag in request.headers.get("if-none-match", "").split(",")}
+    held = {
+        tag.strip().removeprefix("W/")
+        for tag in request.headers.get("if-none-match", "").split(",")
+    }
     if etag.removeprefix("W/") in held or "*" in held:
         return Response(status_code=304, headers={"ETag": etag})
     return HTMLResponse(html, headers={"ETag": etag})
@@ -122,11 +146,18 @@ def http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 404:
         return error_page(
-            request, 404, "Page not found", "There is no page at this address.", "Start from the list of areas."
+            request,
+            404,
+            "Page not found",
+            "There is no page at this address.",
+            "Start from the list of areas.",
         )
     if status == 405:
         response = error_page(
-            request, 405, "Not allowed here", "This address does not take that kind of request.",
+            request,
+            405,
+            "Not allowed here",
+            "This address does not take that kind of request.",
             "Open it in your browser or feed reader.",
         )
         # RFC 9110 15.5.6: a 405 names the methods that are allowed.
@@ -134,4 +165,6 @@ def http_error(request: Request, exc: Exception) -> Response:
         return response
     if isinstance(exc, AlertsError):
         return error_page(request, 500, "Something went wrong", exc.message, exc.hint)
-    return error_page(request, status, "Something went wrong", "This page could not be shown.", "Try again later.")
+    return error_page(
+        request, status, "Something went wrong", "This page could not be shown.", "Try again later."
+    )
