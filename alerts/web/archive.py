@@ -17,7 +17,7 @@ import os
 import re
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
