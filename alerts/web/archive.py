@@ -154,17 +154,11 @@ def area_page(request: Request) -> Response:
 
 
 def _suggestions(request: Request, exc: UnknownArea) -> list[tuple[str, str]]:
-    """The gazetteer's "did you mean" slugs as links to their pages, by name. (Its hint
-    ends with a CLI command, which means nothing on the web.)"""
-    hint = exc.hint or ""
-    if "did you mean" not in hint:
-        return []
+    """The areas the error suggests (spelt alike, or the several places a name names)
+    as links to their pages, by name."""
     gazetteer = web_app(request).gazetteer
-    asked = hint.split("did you mean ", 1)[1].split("?", 1)[0]
-    slugs = [slug for slug in re.findall(r"'([^']+)'", asked) if slug in gazetteer]
-    return [
-        (str(request.url_for("area", slug=slug).path), gazetteer.node(slug).name) for slug in slugs
-    ]
+    slugs = [slug for slug in (*exc.homonyms, *exc.suggestions) if slug in gazetteer]
+    return [(str(request.url_for("area", slug=slug).path), gazetteer.node(slug).name) for slug in slugs]
 
 
 def _page_number(request: Request) -> int:

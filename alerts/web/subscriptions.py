@@ -12,10 +12,7 @@ it; a foreign ``Origin`` is refused as well.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,8 +23,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alerts.app import App
-from alerts.areas import AreaNode, Gazetteer
-from alerts.errors import AlertsError, BadToken, NotFound, UnknownArea
+from alerts.areas import Gazetteer
+from alerts.errors import BadToken, NotFound
 from alerts.store.limits import CLIENT, MAILBOX, client_key, take
 from alerts.store.subscribers import (
     ACTIVE,
@@ -39,26 +36,24 @@ from alerts.store.subscribers import (
     unsubscribe,
     update_subscriber,
 )
-from alerts.subscribers import (
-    InvalidSubscriber,
-    Preferences,
-    Subscription,
-    normalise_email,
-    parse_frequency,
-    resolve_areas,
-)
+from alerts.subscribers import Preferences, Subscription
 from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates
 from alerts.subscribers.notices import check_notice_templates
 from alerts.subscribers.requests import quietly, request_manage_link, sign_up, welcome
 from alerts.tokens import CONFIRM, MANAGE, MANAGE_MAX_AGE, UNSUBSCRIBE, Confirmation, link_signer
-from alerts.types import AreaKind, Frequency, Subscriber
+from alerts.types import Frequency, Subscriber
 from alerts.web.pages import render, web_app
+from alerts.web.subscription_form import (
+    area_choices,
+    checked_fields,
+    prefilled_area,
+    widening_key,
+    widenings,
+)
 
 MAX_FIELD = 1000
 #: More boxes than the form has are not read.
 MAX_TICKED = 500
-#: "A and B and C": tried as areas up to this many words (each try is a gazetteer lookup).
-MAX_AND_PARTS = 8
 # Pages reached by a personal link: never cached, and the token never leaks to another
 # site through the Referer header.
 PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
@@ -102,13 +97,20 @@ def off_the_loop(handler: FormPage) -> Callable[[Request], Awaitable[Response]]:
 def subscribe(request: Request, form: dict[str, str]) -> Response:
     app = web_app(request)
     if reading(request):
-        form = {"frequency": "daily", "urgent": "yes", "area": prefilled_area(app, request.query_params.get("area"))}
-        return page(request, "subscribe.html", {"form": form, "errors": {}})
+        prefill = prefilled_area(app.gazetteer, request.query_params.get("area"))
+        form = {"frequency": "daily", "urgent": "yes", "area": prefill.ticked}
+        return page(
+            request,
+            "subscribe.html",
+            {"form": form, "errors": {}, "stands_for": prefill.stands_for},
+        )
     if refused := foreign_origin(request):
         return refused
-    values, errors = checked_fields(app, form, ("email", "areas", "frequency"))
+    values, errors = checked_fields(app.gazetteer, form, ("email", "areas", "frequency"))
     if errors:
         return page(request, "subscribe.html", {"form": form, "errors": errors}, status=400)
+    if shown := shown_back(request, "subscribe.html", form, {}):
+        return shown
     subscription = Subscription(**values, urgent=form.get("urgent") == "yes")
     if limited := too_many(request):
         return limited
@@ -120,7 +122,9 @@ def subscribe(request: Request, form: dict[str, str]) -> Response:
         "resend_minutes": int(MAILBOX.gap.total_seconds() // 60),
     }
     response = page(request, "check_inbox.html", context)
-    response.background = BackgroundTask(quietly, sign_up, app.config, app.store, app.gazetteer, subscription, app.now())
+    response.background = BackgroundTask(
+        quietly, sign_up, app.config, app.store, app.gazetteer, subscription, app.now()
+    )
     return response
 
 
@@ -143,18 +147,26 @@ def confirm(request: Request, form: dict[str, str]) -> Response:
     waiting = subscriber.status is PENDING or signed_up_again(subscriber, confirmation)
     if waiting and reading(request):
         return page(request, "confirm.html", personal(app, subscriber, {"token": token}))
-    stated = Preferences(areas=subscriber.areas, frequency=subscriber.frequency, urgent=subscriber.urgent)
+    stated = Preferences(
+        areas=subscriber.areas, frequency=subscriber.frequency, urgent=subscriber.urgent
+    )
     now = app.now()
     confirmed = waiting and confirm_subscriber(
         app.store, subscriber.id, now=now, preferences=stated, issued_at=confirmation.issued_at
     )
     subscriber = get_subscriber(app.store, subscriber.id)  # as it is now, whoever changed it
     if subscriber.status is not ACTIVE:
-        return bad_link(request, "This confirmation link no longer works", "The address was unsubscribed since it was sent.")
+        return bad_link(
+            request,
+            "This confirmation link no longer works",
+            "The address was unsubscribed since it was sent.",
+        )
     outcome = "confirmed" if confirmed else "already"
     response = page(request, "confirmed.html", personal(app, subscriber, {"outcome": outcome}))
     if confirmed:
-        response.background = BackgroundTask(quietly, welcome, app.config, app.store, app.gazetteer, subscriber, now)
+        response.background = BackgroundTask(
+            quietly, welcome, app.config, app.store, app.gazetteer, subscriber, now
+        )
     return response
 
 
@@ -179,12 +191,38 @@ def manage(request: Request, form: dict[str, str]) -> Response:
         context["form"] = current_form(app, subscriber)
         return page(request, "manage.html", context)
     context["form"] = form
-    values, context["errors"] = checked_fields(app, form, ("areas", "frequency"))
+    values, context["errors"] = checked_fields(app.gazetteer, form, ("areas", "frequency"))
     if context["errors"]:
         return page(request, "manage.html", context, status=400)
-    subscriber = update_subscriber(app.store, subscriber.id, Preferences(**values, urgent=form.get("urgent") == "yes"))
-    context.update(personal(app, subscriber, {"saved": True, "form": current_form(app, subscriber)}))
+    if shown := shown_back(request, "manage.html", form, context):
+        return shown
+    subscriber = update_subscriber(
+        app.store, subscriber.id, Preferences(**values, urgent=form.get("urgent") == "yes")
+    )
+    context.update(
+        personal(app, subscriber, {"saved": True, "form": current_form(app, subscriber)})
+    )
     return page(request, "manage.html", context)
+
+
+def shown_back(
+    request: Request, name: str, form: dict[str, str], context: dict[str, Any]
+) -> Response | None:
+    """The form again, saving nothing, when typed areas mean more than they seem to
+    ("ME5" is all of Medway, "Kent" everything in Kent) and the resident has not yet
+    seen that; None once the same entries come back with the page's hidden key (they
+    chose to keep them) or when nothing widens."""
+    found = widenings(web_app(request).gazetteer, form.get("areas", ""), form.get("area", ""))
+    key = widening_key(found)
+    if not found or form.get("widening") == key:
+        return None
+    gazetteer = web_app(request).gazetteer
+    shown = [(w.typed, gazetteer.name_of(w.area), w.why.value) for w in found]
+    return page(
+        request,
+        name,
+        {**context, "form": form, "errors": {}, "widenings": shown, "widening_key": key},
+    )
 
 
 def too_many(request: Request) -> Response | None:
@@ -198,7 +236,11 @@ def too_many(request: Request) -> Response | None:
     response = page(
         request,
         "bad_link.html",
-        {"title": "Too many requests", "reason": "This connection has sent the form too often. Please try again in an hour.", "expired": None},
+        {
+            "title": "Too many requests",
+            "reason": "This connection has sent the form too often. Please try again in an hour.",
+            "expired": None,
+        },
         status=429,
     )
     response.headers["Retry-After"] = str(int(CLIENT.window.total_seconds()))
@@ -206,21 +248,31 @@ def too_many(request: Request) -> Response | None:
 
 
 def manage_by_email(request: Request, form: dict[str, str]) -> Response:
-    """"Manage your subscription" without a link: asks for the address and mails a
+    """ "Manage your subscription" without a link: asks for the address and mails a
     manage link to it. The same answer, at once, whatever the address (the look-up and
     the mail come after it); a coordinator, whose copies carry no personal link, uses
     this too."""
     app = web_app(request)
     if reading(request):
         return page(request, "manage_request.html", {"form": {}, "errors": {}})
-    values, errors = checked_fields(app, form, ("email",))
+    values, errors = checked_fields(app.gazetteer, form, ("email",))
     if errors:
         return page(request, "manage_request.html", {"form": form, "errors": errors}, status=400)
     if limited := too_many(request):
         return limited
-    response = page(request, "check_inbox_manage.html", {"email": values["email"], "manage_days": MANAGE_MAX_AGE // 86400})
+    response = page(
+        request,
+        "check_inbox_manage.html",
+        {"email": values["email"], "manage_days": MANAGE_MAX_AGE // 86400},
+    )
     response.background = BackgroundTask(
-        quietly, request_manage_link, app.config, app.store, app.gazetteer, values["email"], app.now()
+        quietly,
+        request_manage_link,
+        app.config,
+        app.store,
+        app.gazetteer,
+        values["email"],
+        app.now(),
     )
     return response
 
@@ -261,10 +313,14 @@ async def one_click(request: Request) -> Response:
 def _unsubscribe_by_token(request: Request) -> Response:
     app = web_app(request)
     try:
-        subscriber_id = link_signer(app.config).verify(request.query_params.get("token") or "", UNSUBSCRIBE)
+        subscriber_id = link_signer(app.config).verify(
+            request.query_params.get("token") or "", UNSUBSCRIBE
+        )
         unsubscribe(app.store, subscriber_id, now=app.now())
     except (BadToken, NotFound):
-        return PlainTextResponse("This unsubscribe link is not valid.\n", status_code=400, headers=PRIVATE)
+        return PlainTextResponse(
+            "This unsubscribe link is not valid.\n", status_code=400, headers=PRIVATE
+        )
     return PlainTextResponse("Unsubscribed.\n", headers=PRIVATE)
 
 
@@ -284,7 +340,9 @@ async def one_click_body(request: Request) -> bool:
         "application/x-www-form-urlencoded",
         "multipart/form-data",
     ):
-        values = [str(value).strip() for value in (await request.form()).getlist("List-Unsubscribe")]
+        values = [
+            str(value).strip() for value in (await request.form()).getlist("List-Unsubscribe")
+        ]
     else:
         values = parse_qs((await request.body()).decode("latin-1")).get("List-Unsubscribe", [])
     return "One-Click" in values
@@ -292,23 +350,36 @@ async def one_click_body(request: Request) -> bool:
 
 def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
     choices = area_choices(web_app(request).gazetteer)
-    response = render(request, f"subscriptions/{name}", {"feed_slug": None, "choices": choices, **context}, status=status)
+    defaults: dict[str, Any] = {
+        "feed_slug": None,
+        "choices": choices,
+        "widenings": [],
+        "widening_key": "",
+        "stands_for": (),
+    }
+    response = render(request, f"subscriptions/{name}", {**defaults, **context}, status=status)
     response.headers.update(PRIVATE)
     return response
 
 
-def subscriber_from(request: Request, token: str | None, purpose: str, max_age: int | None = None) -> Subscriber | Response:
+def subscriber_from(
+    request: Request, token: str | None, purpose: str, max_age: int | None = None
+) -> Subscriber | Response:
     """The subscriber a token names, or the friendly 400 page saying what to do."""
     app = web_app(request)
     if not token:
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
-        return get_subscriber(app.store, link_signer(app.config).verify(token, purpose, max_age=max_age))
+        return get_subscriber(
+            app.store, link_signer(app.config).verify(token, purpose, max_age=max_age)
+        )
     except (BadToken, NotFound) as exc:
         return link_error(request, exc, purpose, max_age)
 
 
-def confirmation_from(request: Request, token: str | None) -> tuple[Confirmation, Subscriber] | Response:
+def confirmation_from(
+    request: Request, token: str | None
+) -> tuple[Confirmation, Subscriber] | Response:
     """What a confirmation link confirms, and its subscriber with the preferences the
     email stated; or the friendly 400 page."""
     app = web_app(request)
@@ -316,26 +387,43 @@ def confirmation_from(request: Request, token: str | None) -> tuple[Confirmation
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
         confirmation = link_signer(app.config).verify_confirmation(token, max_age=CONFIRM_MAX_AGE)
-        return confirmation, as_stated(get_subscriber(app.store, confirmation.subscriber_id), confirmation)
+        return confirmation, as_stated(
+            get_subscriber(app.store, confirmation.subscriber_id), confirmation
+        )
     except (BadToken, NotFound) as exc:
         return link_error(request, exc, CONFIRM, CONFIRM_MAX_AGE)
 
 
-def link_error(request: Request, exc: BadToken | NotFound, purpose: str, max_age: int | None) -> Response:
+def link_error(
+    request: Request, exc: BadToken | NotFound, purpose: str, max_age: int | None
+) -> Response:
     if isinstance(exc, NotFound):
-        return bad_link(request, "This link is not valid", "It belongs to a subscription that no longer exists.")
+        return bad_link(
+            request, "This link is not valid", "It belongs to a subscription that no longer exists."
+        )
     if exc.expired:
         how_long = f"work for {(max_age or 0) // 86400} days"
-        reason = f"Confirmation links {how_long}." if purpose == CONFIRM else f"Links to change your alerts {how_long}."
+        reason = (
+            f"Confirmation links {how_long}."
+            if purpose == CONFIRM
+            else f"Links to change your alerts {how_long}."
+        )
         return bad_link(request, "This link has expired", reason, expired=purpose)
-    return bad_link(request, "This link is not valid", "It may have been cut short when it was copied.")
+    return bad_link(
+        request, "This link is not valid", "It may have been cut short when it was copied."
+    )
 
 
 def signed_up_again(subscriber: Subscriber, confirmation: Confirmation) -> bool:
     """An unsubscribed address whose confirmation link was made after it left: its owner
     asked to come back. (A link from before the unsubscribe does nothing.)"""
     changed, issued = subscriber.status_changed_at, confirmation.issued_at
-    return subscriber.status is UNSUBSCRIBED and changed is not None and issued is not None and changed < issued
+    return (
+        subscriber.status is UNSUBSCRIBED
+        and changed is not None
+        and issued is not None
+        and changed < issued
+    )
 
 
 def as_stated(subscriber: Subscriber, confirmation: Confirmation) -> Subscriber:
@@ -344,14 +432,19 @@ def as_stated(subscriber: Subscriber, confirmation: Confirmation) -> Subscriber:
     if confirmation.areas is None or confirmation.frequency is None or confirmation.urgent is None:
         return subscriber
     return dataclasses.replace(
-        subscriber, areas=confirmation.areas, frequency=confirmation.frequency, urgent=confirmation.urgent
+        subscriber,
+        areas=confirmation.areas,
+        frequency=confirmation.frequency,
+        urgent=confirmation.urgent,
     )
 
 
 def bad_link(request: Request, title: str, reason: str, *, expired: str | None = None) -> Response:
     """The 400 page for a link that does not work; ``expired`` names the purpose of an
     expired one, so the page offers the way to a new link."""
-    return page(request, "bad_link.html", {"title": title, "reason": reason, "expired": expired}, status=400)
+    return page(
+        request, "bad_link.html", {"title": title, "reason": reason, "expired": expired}, status=400
+    )
 
 
 def foreign_origin(request: Request) -> Response | None:
@@ -365,7 +458,11 @@ def foreign_origin(request: Request) -> Response | None:
     return page(
         request,
         "bad_link.html",
-        {"title": "This form came from another site", "reason": "Nothing was changed.", "expired": None},
+        {
+            "title": "This form came from another site",
+            "reason": "Nothing was changed.",
+            "expired": None,
+        },
         status=403,
     )
 
@@ -380,108 +477,16 @@ async def form_fields(request: Request) -> dict[str, str]:
     error). The ticked area boxes (``area``, one value each) become one comma-separated
     field, as a slug never holds a comma."""
     form = await request.form()
-    fields = {key: str(value).strip()[:MAX_FIELD] for key, value in form.items() if isinstance(value, str)}
-    ticked = [str(value).strip()[:100] for value in form.getlist("area")[:MAX_TICKED] if isinstance(value, str)]
+    fields = {
+        key: str(value).strip()[:MAX_FIELD] for key, value in form.items() if isinstance(value, str)
+    }
+    ticked = [
+        str(value).strip()[:100]
+        for value in form.getlist("area")[:MAX_TICKED]
+        if isinstance(value, str)
+    ]
     fields["area"] = ",".join(value for value in ticked if value and "," not in value)
     return fields
-
-
-def checked_fields(app: App, form: dict[str, str], names: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The form's ``names`` fields checked: their values, and a sentence for each bad one
-    (every bad field is named at once, not the first only)."""
-    checks: dict[str, Callable[[], object]] = {
-        "email": lambda: normalise_email(form.get("email", "")),
-        "areas": lambda: resolve_areas(
-            app.gazetteer, [*filter(None, form.get("area", "").split(",")), *split_areas(form.get("areas", ""), app.gazetteer)]
-        ),
-        "frequency": lambda: parse_frequency(form.get("frequency", "")),
-    }
-    values: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for name in names:
-        try:
-            values[name] = checks[name]()
-        except (InvalidSubscriber, UnknownArea) as exc:
-            errors[name] = message_of(exc, app.gazetteer)
-    return values, errors
-
-
-def split_areas(text: str, gazetteer: Gazetteer) -> list[str]:
-    """The areas a resident typed: separated by commas, semicolons or lines, and also by
-    "and" or "&" ("Chatham and Gillingham") where the words do not name one area
-    ("Tonbridge and Malling"). Words naming no area are kept whole, so the error quotes them."""
-    areas = []
-    for chunk in re.split(r"[,;\n]", text):
-        chunk = chunk.strip()
-        if chunk:
-            areas.extend(_split_and(gazetteer, chunk))
-    return areas
-
-
-def _split_and(gazetteer: Gazetteer, chunk: str) -> list[str]:
-    pieces = re.split(r"(\s+and\s+|\s*&\s*)", chunk, flags=re.IGNORECASE)
-    words, separators = pieces[0::2], pieces[1::2]
-    if len(words) == 1 or len(words) > MAX_AND_PARTS:
-        return [chunk]
-    found: list[str] = []
-    start = 0
-    while start < len(words):
-        # The longest run of words from here that names an area, else one word.
-        for end in range(len(words), start, -1):
-            candidate = words[start] + "".join(separators[i] + words[i + 1] for i in range(start, end - 1))
-            if end == start + 1 or _names_an_area(gazetteer, candidate):
-                break
-        found.append(candidate.strip())
-        start = end
-    return found if any(_names_an_area(gazetteer, part) for part in found) else [chunk]
-
-
-def _names_an_area(gazetteer: Gazetteer, text: str) -> bool:
-    try:
-        gazetteer.resolve(text)
-    except UnknownArea:
-        return False
-    return True
-
-
-def prefilled_area(app: App, asked: str | None) -> str:
-    """The areas a link names (``?area=medway`` from an archive page, ``?area=chatham,
-    gillingham`` from a forwarded digest), as the boxes to tick; any that name nothing
-    are left out."""
-    slugs = []
-    for part in (asked or "")[:300].split(",")[:20]:
-        try:
-            slugs.append(app.gazetteer.resolve(part))
-        except UnknownArea:
-            continue
-    return ",".join(dict.fromkeys(slugs))
-
-
-@dataclass(frozen=True)
-class AreaChoices:
-    """The boxes on the form: the whole force, then each district with its towns."""
-
-    force: AreaNode
-    districts: tuple[tuple[AreaNode, tuple[AreaNode, ...]], ...]
-
-    @property
-    def slugs(self) -> frozenset[str]:
-        return frozenset(
-            [self.force.slug, *(d.slug for d, _ in self.districts), *(t.slug for _, ts in self.districts for t in ts)]
-        )
-
-
-@functools.lru_cache(maxsize=4)
-def area_choices(gazetteer: Gazetteer) -> AreaChoices:
-    areas = gazetteer.feed_areas()
-    districts = [node for node in areas if node.kind is AreaKind.DISTRICT]
-    return AreaChoices(
-        force=gazetteer.root,
-        districts=tuple(
-            (district, tuple(node for node in areas if node.parent == district.slug and node.kind is not AreaKind.DISTRICT))
-            for district in districts
-        ),
-    )
 
 
 def area_names(app: App, subscriber: Subscriber) -> list[str]:
@@ -499,7 +504,9 @@ def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
     boxes = area_choices(app.gazetteer).slugs
     return {
         "area": ",".join(slug for slug in subscriber.areas if slug in boxes),
-        "areas": ", ".join(_area_name(app.gazetteer, slug) for slug in subscriber.areas if slug not in boxes),
+        "areas": ", ".join(
+            _area_name(app.gazetteer, slug) for slug in subscriber.areas if slug not in boxes
+        ),
         "frequency": subscriber.frequency.value,
         "urgent": "yes" if subscriber.urgent else "no",
     }
@@ -525,20 +532,6 @@ def mask(email: str) -> str:
     """``jo.bloggs@example.org`` -> ``j…@example.org``: enough to recognise, not to harvest."""
     local, _, domain = email.rpartition("@")
     return f"{local[:1]}…@{domain}"
-
-
-def message_of(exc: AlertsError, gazetteer: Gazetteer | None = None) -> str:
-    """The error as a sentence for a form. Suggested areas are named as residents know
-    them ('Medway'), not by the slugs the CLI prints ('medway')."""
-    if isinstance(exc, UnknownArea):
-        hint = (exc.hint or "").replace("run 'alerts areas' for the list", "").strip().rstrip("?")
-        if gazetteer is not None:
-            hint = re.sub(r"'([^']+)'", lambda m: repr(_area_name(gazetteer, m.group(1))), hint)
-            if not hint:
-                where = gazetteer.root.name
-                return f"{exc.message[0].upper()}{exc.message[1:]}. Use a town, district or postcode district in {where}."
-        return f"{exc.message[0].upper()}{exc.message[1:]}." + (f" {hint[0].upper()}{hint[1:]}?" if hint else "")
-    return exc.message[0].upper() + exc.message[1:] + ("" if exc.message.endswith(".") else ".")
 
 
 def _area_name(gazetteer: Gazetteer, slug: str) -> str:
