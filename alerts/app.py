@@ -6,9 +6,10 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from alerts.areas import Gazetteer, load_gazetteer
+from alerts.clock import Clock, default_clock
 from alerts.config import Config, load_config
 from alerts.errors import ConfigError, GazetteerError, UnknownArea
 from alerts.store import Store, open_store
@@ -17,8 +18,16 @@ from alerts.store import Store, open_store
 class App:
     """Opened lazily, shared by the threads of one process (web workers, senders)."""
 
-    def __init__(self, config_path: str | os.PathLike[str] | None = None, *, read_only: bool = False):
+    def __init__(
+        self,
+        config_path: str | os.PathLike[str] | None = None,
+        *,
+        read_only: bool = False,
+        clock: Clock | None = None,
+    ):
         self.config_path = config_path
+        #: The one clock of this process: every stage that needs the time is given it.
+        self.clock = clock or default_clock()
         #: A command that only reads: it never creates the database (nor its folder).
         self.read_only = read_only
         self._store: Store | None = None
@@ -50,7 +59,8 @@ class App:
             return self._store
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        """Business time: ``self.clock.now()``."""
+        return self.clock.now()
 
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self.config.tz)

@@ -16,7 +16,6 @@ it dies, so another instance may take over (``alerts serve --standby`` waits for
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import logging
 import os
@@ -31,6 +30,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from alerts.clock import SYSTEM, Clock
 from alerts.errors import AlertsError
 from alerts.store import create_db_engine
 
@@ -71,14 +71,16 @@ def holder_name(purpose: str = "serve") -> str:
     return f"alerts {purpose} pid {os.getpid()} on {socket.gethostname()}"[:63]
 
 
-def instance_lock(database_url: str, purpose: str = "serve") -> InstanceLock:
-    """The lock for the database at ``database_url`` (not yet acquired)."""
+def instance_lock(database_url: str, purpose: str = "serve", *, clock: Clock = SYSTEM) -> InstanceLock:
+    """The lock for the database at ``database_url`` (not yet acquired). ``clock`` times
+    the wait for it and stamps when it was taken; processes wait for each other in real
+    time, so the system clock unless the caller has the process's own."""
     url = make_url(database_url)
     if url.get_backend_name() == "postgresql":
-        return PostgresLock(database_url, purpose)
+        return PostgresLock(database_url, purpose, clock=clock)
     if not url.database or url.database == ":memory:":
         return NoLock()
-    return FileLock(Path(url.database).with_name(Path(url.database).name + ".lock"), purpose)
+    return FileLock(Path(url.database).with_name(Path(url.database).name + ".lock"), purpose, clock=clock)
 
 
 def _pause(stop: threading.Event | None) -> bool:
@@ -114,9 +116,10 @@ class NoLock(_Context):
 class FileLock(_Context):
     """An exclusive ``flock`` on a file beside the SQLite database, which names its holder."""
 
-    def __init__(self, path: Path, purpose: str = "serve"):
+    def __init__(self, path: Path, purpose: str = "serve", *, clock: Clock = SYSTEM):
         self.path = path
         self.purpose = purpose
+        self.clock = clock
         self._fd: int | None = None
 
     def acquire(self, wait: float = 0.0, stop: threading.Event | None = None) -> None:
@@ -126,13 +129,13 @@ class FileLock(_Context):
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + wait
+        deadline = self.clock.monotonic() + wait
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                if self.clock.monotonic() >= deadline:
                     holder = (
                         os.pread(fd, 500, 0).decode("utf-8", "replace").strip() or "another process"
                     )
@@ -146,7 +149,7 @@ class FileLock(_Context):
                     os.close(fd)
                     raise WaitStopped from None
         os.ftruncate(fd, 0)
-        since = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        since = self.clock.now().isoformat(timespec="seconds")
         os.pwrite(fd, f"{holder_name(self.purpose)} since {since}\n".encode(), 0)
         self._fd = fd
 
@@ -169,8 +172,9 @@ class PostgresLock(_Context):
     """A session advisory lock on a connection of its own, held until released or the
     process (or its connection) ends."""
 
-    def __init__(self, database_url: str, purpose: str = "serve"):
+    def __init__(self, database_url: str, purpose: str = "serve", *, clock: Clock = SYSTEM):
         self.purpose = purpose
+        self.clock = clock
         self.name = holder_name(purpose)
         self.engine = create_db_engine(
             database_url,
@@ -197,11 +201,11 @@ class PostgresLock(_Context):
 
     def acquire(self, wait: float = 0.0, stop: threading.Event | None = None) -> None:
         conn = self._connect()
-        deadline = time.monotonic() + wait
+        deadline = self.clock.monotonic() + wait
         while not conn.execute(
             text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}
         ).scalar_one():
-            if time.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 holder = self._holder(conn)
                 conn.close()
                 raise AlreadyRunning(

@@ -10,7 +10,7 @@ sent messages never looks like a counter reset.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -39,7 +39,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class DatabaseCollector(Collector):
     """Reads the figures from the database on each collect."""
 
-    def __init__(self, store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+    def __init__(self, store: Store, clock: Callable[[], datetime]):
         self.store = store
         self.clock = clock
 
@@ -133,7 +133,7 @@ def _le(bound: float) -> str:
     return repr(float(bound))
 
 
-def render_metrics(store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> bytes:
+def render_metrics(store: Store, clock: Callable[[], datetime]) -> bytes:
     """The metrics in the Prometheus text format."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(store, clock))

@@ -17,13 +17,13 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from alerts.areas import Gazetteer
+from alerts.clock import Clock
 from alerts.config import WEEKDAYS, Config, DigestsConfig
 from alerts.delivery import send_pending
 from alerts.digest import queue_digests
@@ -87,6 +87,8 @@ class Resources(Protocol):
     def store(self) -> Store: ...
     @property
     def gazetteer(self) -> Gazetteer: ...
+    @property
+    def clock(self) -> Clock: ...
     def now(self) -> datetime: ...
 
 
@@ -119,7 +121,9 @@ def run_cycle(
 
     ``settling`` (``alerts serve``): files still being written are not waited for but
     left for a later look (``report.recheck_in``), remembered in it."""
-    cycle = _Cycle(app.config, app.store, app.gazetteer, plan, now or app.now(), now, stop or threading.Event(), progress)
+    cycle = _Cycle(
+        app.config, app.store, app.gazetteer, app.clock, plan, now or app.now(), now, stop or threading.Event(), progress
+    )
     cycle.settling = settling
     cycle.run()
     return cycle.report
@@ -134,6 +138,7 @@ class _Cycle:
         config: Config,
         store: Store,
         gazetteer: Gazetteer,
+        clock: Clock,
         plan: Plan,
         now: datetime,
         send_at: datetime | None,
@@ -143,6 +148,7 @@ class _Cycle:
         self.config = config
         self.store = store
         self.gazetteer = gazetteer
+        self.clock = clock
         self.plan = plan
         self.now = now
         # A run on the clock lets delivery read the clock as it goes (retry times); a run
@@ -156,7 +162,7 @@ class _Cycle:
 
     def run(self) -> None:
         plan, now = self.plan, self.now
-        started = time.monotonic()
+        started = self.clock.monotonic()
         found = False
         if plan.ingest:
             found = bool(self._stage("ingest", self._ingest))
@@ -171,7 +177,7 @@ class _Cycle:
                 self._stage(f"{frequency.value} digests", functools.partial(self._digest, frequency))
         if plan.send:
             self._stage("send", self._send)
-        self.report.seconds = time.monotonic() - started
+        self.report.seconds = self.clock.monotonic() - started
         self.report.finished_at = now + timedelta(seconds=self.report.seconds)
         record_run(self.store, self.report)
         self._log()
@@ -219,6 +225,7 @@ class _Cycle:
             self.store,
             self.gazetteer,
             now=self.now,
+            clock=self.clock,
             only=self.plan.sources,
             settling=self.settling,
             wait=0.0 if self.settling is not None else MAX_SETTLE_WAIT,
@@ -236,11 +243,11 @@ class _Cycle:
         return bool(result.new or result.updated)
 
     def _feeds(self) -> None:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         result = build_feeds(self.config, self.store, self.gazetteer, now=self.now)
         self.report.feeds_written, self.report.feeds_unchanged = len(result.written), result.unchanged
         # The marker says when, and (for operators) how long the build took.
-        took = time.monotonic() - started
+        took = self.clock.monotonic() - started
         summary = {"seconds": round(took, 3), "written": len(result.written)}
         add_run(self.store, FEEDS_BUILT, self.now, self.now + timedelta(seconds=took), ok=True, summary=summary)
 
@@ -256,7 +263,9 @@ class _Cycle:
 
     def _send(self) -> None:
         report = self.report
-        result = send_pending(self.config, self.store, now=self.send_at, stop=self.stop, progress=self.progress)
+        result = send_pending(
+            self.config, self.store, self.clock, now=self.send_at, stop=self.stop, progress=self.progress
+        )
         report.send = result
         report.stopped = report.stopped or result.stopped
         report.problems += [f"send: {e}" for e in result.errors]

@@ -115,16 +115,21 @@ def files_plan(config: Config) -> Plan:
     return Plan("files", sources=folder_labels(config), feeds="if-new", digests=())
 
 
-def job_specs(config: Config) -> list[JobSpec]:
-    """The recurring jobs, with triggers in the configured zone."""
+def job_specs(config: Config, now: datetime) -> list[JobSpec]:
+    """The recurring jobs, with triggers in the configured zone. Interval jobs first run
+    one interval after ``now`` (our clock's: APScheduler would read the system's)."""
     zone = config.tz
+
+    def every(minutes: float) -> IntervalTrigger:
+        return IntervalTrigger(minutes=minutes, timezone=zone, start_date=now + timedelta(minutes=minutes))
+
     minutes = config.scheduler.poll_minutes
     digests = config.digests
     feeds = [
         JobSpec(
             f"feed-{index}",
             Plan("poll", sources=(source.label,), feeds="if-new", digests=()),
-            IntervalTrigger(minutes=source.poll_minutes or minutes, timezone=zone),
+            every(source.poll_minutes or minutes),
             f"every {source.poll_minutes or minutes:g} minutes: {source.label}",
         )
         for index, source in enumerate(config.sources, start=1)
@@ -134,7 +139,7 @@ def job_specs(config: Config) -> list[JobSpec]:
         JobSpec(
             "poll",
             replace(POLL, sources=folder_labels(config)),
-            IntervalTrigger(minutes=minutes, timezone=zone),
+            every(minutes),
             f"every {minutes:g} minutes",
         ),
         *feeds,
@@ -180,7 +185,7 @@ class JobRunner:
         #: A sender thread drains the outbox: the cycles only queue.
         self.sender = sender
         #: Files in watched folders not yet settled, across cycles.
-        self.settling = Settling()
+        self.settling = Settling(app.clock.monotonic)
         #: Set when a watched folder changed; :meth:`react_to_files` runs the files job.
         self.files_changed = threading.Event()
         #: Stops the scheduler (set by :func:`serve`).
@@ -260,9 +265,11 @@ def build_scheduler(
             args=[STARTUP],
             id="startup",
             name="startup catch-up",
-            next_run_time=datetime.now(config.tz),
+            # APScheduler reads the system clock itself to fire jobs; the first run time
+            # comes from ours, so the two agree at start (they are one clock outside tests).
+            next_run_time=app.now().astimezone(config.tz),
         )
-    for spec in job_specs(config):
+    for spec in job_specs(config, app.now()):
         scheduler.add_job(
             runner.run, spec.trigger, args=[spec.plan], id=spec.id, name=spec.description
         )
@@ -314,7 +321,7 @@ def schedule_table(app: App, now: datetime) -> list[dict[str, Any]]:
             "does": "send what the outbox holds, confirmations first, then alerts, then digests",
         }
     )
-    for spec in job_specs(app.config):
+    for spec in job_specs(app.config, now):
         if spec.id == "poll" or spec.id.startswith("feed-"):
             next_run = spec.trigger.get_next_fire_time(None, now.astimezone(app.config.tz))
             what = "read the folders again" if spec.id == "poll" else "fetch the feed"
@@ -342,7 +349,7 @@ def serve(app: App, *, standby: bool = False) -> None:
     :class:`~alerts.locking.LockLost` if the lock is lost while running."""
     # The settings, the sources' areas and the database were checked (and the database
     # opened) by alerts.cli.checks.check_startup, so a bad one fails now, not in a job.
-    lock = instance_lock(app.config.database, "serve")
+    lock = instance_lock(app.config.database, "serve", clock=app.clock)
     stop = threading.Event()
     runner = JobRunner(app, stop, lock, sender=True)
     scheduler = build_scheduler(app, runner)
@@ -382,7 +389,7 @@ class _Services:
 
     def __init__(self, app: App, runner: JobRunner, stop: threading.Event):
         config = app.config
-        self.sender = outbox_drainer(config, app.store, stop, name="sender", clock=app.now)
+        self.sender = outbox_drainer(config, app.store, stop, clock=app.clock, name="sender")
         self.watcher = FolderWatcher(config.sources, on_change=runner.files_changed.set, stop=stop)
         self.threads = [
             threading.Thread(

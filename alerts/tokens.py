@@ -5,6 +5,10 @@ A token is the subscriber id signed with a key only this installation knows
 from someone else's id, or used for another purpose than the one it was made for. The
 payload is not secret (it is only signed), so a token never names an email address.
 
+Times are the caller's: a token is stamped with the ``issued`` moment it is given and
+checked against the ``now`` it is given (business time from :class:`alerts.clock.Clock`),
+so nothing here reads the system clock and tests can move time at will.
+
 The key comes from the environment variable named by ``security.secret_key_env``;
 when that is unset, from ``security.secret_key_file``, created with a random key (mode
 0600) the first time it is needed, so a fresh install works without setup and its links
@@ -19,12 +23,12 @@ import hmac
 import logging
 import os
 import secrets
-import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
 
 from alerts.config import Config
@@ -90,73 +94,78 @@ class LinkSigner:
             for purpose, serializer in self._serializers.items()
         }
 
-    def token(self, subscriber_id: int, purpose: str) -> str:
-        """A URL-safe token that proves ``purpose`` for ``subscriber_id``: what
-        ``URLSafeTimedSerializer.dumps`` makes, except that the payload is never
-        compressed (dumps compresses only ids with long runs of digits, such as 10**12;
-        verify() reads both)."""
+    def token(self, subscriber_id: int, purpose: str, issued: datetime) -> str:
+        """A URL-safe token that proves ``purpose`` for ``subscriber_id``, stamped with
+        ``issued``: what ``URLSafeTimedSerializer.dumps`` makes, except that the payload is
+        never compressed (dumps compresses only ids with long runs of digits, such as
+        10**12; verify() reads both)."""
         self._serializer(purpose)  # rejects an unknown purpose
-        value = base64_encode(b"%d" % int(subscriber_id)) + b"." + base64_encode(int_to_bytes(int(time.time())))
+        return self._stamp(purpose, base64_encode(b"%d" % int(subscriber_id)), issued)
+
+    def _stamp(self, purpose: str, payload: bytes, issued: datetime) -> str:
+        """``payload``, the issue time and their MAC, as itsdangerous's TimestampSigner
+        lays them out (so its ``loads`` checks what this makes)."""
+        value = payload + b"." + base64_encode(int_to_bytes(int(issued.timestamp())))
         mac = self._macs[purpose].copy()
         mac.update(value)
         return (value + b"." + base64_encode(mac.digest())).decode("ascii")
 
-    def verify(self, token: str, purpose: str, max_age: int | None = None) -> int:
-        """The subscriber id a token was made for. Raises :class:`BadToken` when it was
-        tampered with, made for another purpose, or is older than ``max_age`` seconds."""
+    def _load(self, token: str, purpose: str, now: datetime, max_age: int | None) -> tuple[Any, datetime]:
+        """The payload and issue time of a token signed for ``purpose``; raises
+        :class:`BadToken` when it is forged or tampered with, or older than ``max_age``
+        seconds at ``now``. The age is ours to check (itsdangerous would read the system
+        clock); a link stamped a little ahead of ``now`` (another process's clock) is new."""
         serializer = self._serializer(purpose)
         try:
-            value = serializer.loads(token, max_age=max_age)
-        except SignatureExpired:
-            raise BadToken(
-                f"this {purpose} link has expired", expired=True, hint="ask for a new link"
-            ) from None
+            value, issued_at = serializer.loads(token, return_timestamp=True)
         except BadData:
-            raise BadToken(
-                f"this {purpose} link is not valid",
-                hint="copy the whole link from the email, or ask for a new one",
-            ) from None
+            hint = "copy the whole link from the email" + ("" if purpose == CONFIRM else ", or ask for a new one")
+            raise BadToken(f"this {purpose} link is not valid", hint=hint) from None
+        issued_at = issued_at.astimezone(UTC)
+        if max_age is not None and (now - issued_at).total_seconds() > max_age:
+            hint = "subscribe again for a new link" if purpose == CONFIRM else "ask for a new link"
+            raise BadToken(f"this {purpose} link has expired", expired=True, hint=hint)
+        return value, issued_at
+
+    def verify(self, token: str, purpose: str, now: datetime, max_age: int | None = None) -> int:
+        """The subscriber id a token was made for. Raises :class:`BadToken` when it was
+        tampered with, made for another purpose, or is older than ``max_age`` seconds at
+        ``now``."""
+        value, _ = self._load(token, purpose, now, max_age)
         # A validly signed token only ever holds what token() put in, but be strict anyway.
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise BadToken(f"this {purpose} link is not valid")
         return value
 
-    def links(self, subscriber_id: int) -> PersonalLinks:
-        """The personal links for one subscriber's mail. Tokens are URL-safe base64 and
-        dots, so they go into a query string as they are."""
-        unsubscribe = self.token(subscriber_id, UNSUBSCRIBE)
-        manage = self.token(subscriber_id, MANAGE)
+    def links(self, subscriber_id: int, issued: datetime) -> PersonalLinks:
+        """The personal links for one subscriber's mail, made at ``issued``. Tokens are
+        URL-safe base64 and dots, so they go into a query string as they are."""
+        unsubscribe = self.token(subscriber_id, UNSUBSCRIBE, issued)
+        manage = self.token(subscriber_id, MANAGE, issued)
         return PersonalLinks(
             unsubscribe_url=f"{self.base_url}/unsubscribe?token={unsubscribe}",
             manage_url=f"{self.base_url}/manage?token={manage}",
             one_click_url=f"{self.base_url}/unsubscribe/one-click?token={unsubscribe}",
         )
 
-    def confirm_url(self, confirmation: Confirmation) -> str:
+    def confirm_url(self, confirmation: Confirmation, issued: datetime) -> str:
         """The link in a confirmation email, carrying the preferences it states."""
-        return f"{self.base_url}/confirm?token={self.confirm_token(confirmation)}"
+        return f"{self.base_url}/confirm?token={self.confirm_token(confirmation, issued)}"
 
-    def confirm_token(self, confirmation: Confirmation) -> str:
+    def confirm_token(self, confirmation: Confirmation, issued: datetime) -> str:
         if confirmation.areas is None or confirmation.frequency is None or confirmation.urgent is None:
-            return self.token(confirmation.subscriber_id, CONFIRM)
+            return self.token(confirmation.subscriber_id, CONFIRM, issued)
         payload = [
             int(confirmation.subscriber_id),
             list(confirmation.areas),
             Frequency(confirmation.frequency).value,
             int(confirmation.urgent),
         ]
-        token: str = self._serializers[CONFIRM].dumps(payload)
-        return token
+        return self._stamp(CONFIRM, self._serializers[CONFIRM].dump_payload(payload), issued)
 
-    def verify_confirmation(self, token: str, max_age: int | None = None) -> Confirmation:
+    def verify_confirmation(self, token: str, now: datetime, max_age: int | None = None) -> Confirmation:
         """What a confirmation token confirms. Raises :class:`BadToken` as verify() does."""
-        serializer = self._serializer(CONFIRM)
-        try:
-            value, issued_at = serializer.loads(token, max_age=max_age, return_timestamp=True)
-        except SignatureExpired:
-            raise BadToken("this confirm link has expired", expired=True, hint="subscribe again for a new link") from None
-        except BadData:
-            raise BadToken("this confirm link is not valid", hint="copy the whole link from the email") from None
+        value, issued_at = self._load(token, CONFIRM, now, max_age)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             return Confirmation(value, issued_at=issued_at)  # made before preferences travelled in links
         try:

@@ -187,7 +187,7 @@ def run_pipeline(
     # The batched marks are no option of the config: they are only measured here.
     delivery.Dispatcher = functools.partial(Dispatcher, mark_each=mark_each)  # type: ignore[misc,assignment]
     started, cpu = time.perf_counter(), time.process_time()
-    report = send_pending(app.config, app.store, workers=connections)
+    report = send_pending(app.config, app.store, app.clock, workers=connections)
     seconds = time.perf_counter() - started
     CPU.setdefault(config.name if mark_each else "batched", []).append((time.process_time() - cpu) / max(report.sent, 1))
     app.close()

@@ -128,7 +128,7 @@ def measure(count: int, runs: int, sample: int, trace: bool) -> dict[str, Any]:
             rates.append(len(items) / (time.process_time() - started))
         # The same, split: signing the personal links (alerts.tokens) and the rest.
         when = app.local(NOW)
-        links = [factory.signer.links(item.subscriber_id) for item in items]
+        links = [factory.signer.links(item.subscriber_id, when) for item in items]
         prepared = [factory.prepared(item.digest_id) for item in items]
         compose, sign = [], []
         for _ in range(runs):
@@ -138,7 +138,7 @@ def measure(count: int, runs: int, sample: int, trace: bool) -> dict[str, Any]:
             compose.append((time.process_time() - started) / max(1, len(items)))
             started = time.process_time()
             for item in items:
-                factory.signer.links(item.subscriber_id)
+                factory.signer.links(item.subscriber_id, when)
             sign.append((time.process_time() - started) / max(1, len(items)))
         app.close()
     return {

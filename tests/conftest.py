@@ -1,5 +1,6 @@
 """Shared fixtures: real stores (SQLite in tmp_path, PostgreSQL on this machine),
-a config written to disk, the gazetteer, and the CLI run in-process."""
+a config written to disk, the gazetteer, the CLI run in-process, and business time
+frozen at NOW for every test (the ``clock`` fixture moves it)."""
 
 from __future__ import annotations
 
@@ -21,12 +22,24 @@ from sqlalchemy import create_engine, text
 from alerts.app import App
 from alerts.areas import Gazetteer, load_gazetteer
 from alerts.cli import cli
+from alerts.clock import ManualClock, use_clock
 from alerts.store import Store, engine_url, open_store
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "advisories" / "2020-12-18-telephone-fraudster-poses-as-kent-police-officer.md"
 POSTGRES_ENV = "ALERTS_TEST_POSTGRES_URL"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def clock() -> Iterator[ManualClock]:
+    """Business time stands at NOW for the whole test, whatever the date on the machine:
+    every App made in the test (the CLI's included) reads it. Move it with
+    ``clock.advance(...)`` or ``clock.set(...)``; its monotonic time keeps running, so no
+    deadline waits on a frozen clock. Processes the tests start run on the real clock."""
+    manual = ManualClock(NOW)
+    with use_clock(manual):
+        yield manual
 
 
 def utc_of(parsed: time.struct_time) -> datetime:

@@ -68,7 +68,7 @@ def queue(app: App, count: int, *, now: datetime = NOW, **kwargs: Any) -> list[s
 def send(app: App, *, now: datetime = NOW, **kwargs: Any) -> SendReport:
     """``send_pending`` with the plain builder (the digests' own is tested end to end elsewhere)."""
     kwargs.setdefault("builder", PlainMessageFactory(app.store.engine))
-    return send_pending(app.config, app.store, now=now, **kwargs)
+    return send_pending(app.config, app.store, app.clock, now=now, **kwargs)
 
 
 def rows(app: App) -> dict[str, dict[str, Any]]:

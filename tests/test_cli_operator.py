@@ -8,7 +8,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -365,7 +365,7 @@ def test_schedule_lines_up_its_columns(config_path: Path, run_cli: Run) -> None:
 @pytest.mark.parametrize("kind", ["run", "send"])
 def test_rows_of_frequent_runs_are_kept_for_a_month_not_for_ever(config_path: Path, run_cli: Run, kind: str) -> None:
     app = App(config_path)
-    old = datetime.now(UTC) - KEEP_POLLS - timedelta(days=1)
+    old = NOW - KEEP_POLLS - timedelta(days=1)
     add_run(app.store, kind, old, old, ok=True, summary={})
     app.close()
 
@@ -379,7 +379,7 @@ def test_rows_of_frequent_runs_are_kept_for_a_month_not_for_ever(config_path: Pa
 
 def test_status_shows_a_failed_job_that_later_runs_would_hide(config_path: Path, run_cli: Run) -> None:
     app = App(config_path)
-    earlier = datetime.now(UTC) - timedelta(hours=3)
+    earlier = NOW - timedelta(hours=3)
     summary = {"new": 0, "updated": 0, "rejected": 0, "failed_sources": 0, "feeds_written": 0, "feeds_unchanged": 0,
                "queued": 0, "digests": [], "sent": 0, "deferred": 0, "bounced": 0, "failed": 0,
                "failed_stages": ["daily digests"], "problems": ["daily digests: the database went away"], "seconds": 0.5}

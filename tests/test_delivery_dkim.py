@@ -80,7 +80,7 @@ def test_sent_messages_carry_a_signature_that_verifies_against_the_published_key
     app = signed_app(make_app, sink, key_file, sqlite_url)
     queue(app, 3)
 
-    send_pending(app.config, app.store, now=NOW, builder=PlainMessageFactory(app.store.engine))
+    send_pending(app.config, app.store, app.clock, now=NOW, builder=PlainMessageFactory(app.store.engine))
 
     assert len(sink.received) == 3
     for got in sink.received:
@@ -94,7 +94,7 @@ def test_the_signature_is_relaxed_relaxed_and_covers_both_list_unsubscribe_heade
     app = signed_app(make_app, sink, key_file, sqlite_url)
     queue(app, 1)
 
-    send_pending(app.config, app.store, now=NOW, builder=PlainMessageFactory(app.store.engine))
+    send_pending(app.config, app.store, app.clock, now=NOW, builder=PlainMessageFactory(app.store.engine))
 
     header = sink.received[0].message()["DKIM-Signature"]
     tags = {k.strip(): v for k, v in (t.split("=", 1) for t in re.sub(r"\s+", "", header).split(";") if t)}
@@ -109,7 +109,7 @@ def test_a_changed_one_click_header_breaks_the_signature(
 ) -> None:
     app = signed_app(make_app, sink, key_file, sqlite_url)
     queue(app, 1)
-    send_pending(app.config, app.store, now=NOW, builder=PlainMessageFactory(app.store.engine))
+    send_pending(app.config, app.store, app.clock, now=NOW, builder=PlainMessageFactory(app.store.engine))
 
     data = sink.received[0].data
     tampered = data.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: x=y")
@@ -126,7 +126,7 @@ def test_a_digest_built_by_the_real_message_factory_verifies_after_sending(
     subscribe(app, "ann@example.org", ["medway"], frequency=Frequency.IMMEDIATE)
     queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
 
-    assert send_pending(app.config, app.store, now=NOW).sent == 1
+    assert send_pending(app.config, app.store, app.clock, now=NOW).sent == 1
 
     [got] = sink.received
     assert dkim.verify(got.data, dnsfunc=dns_for(key))
@@ -136,7 +136,7 @@ def test_a_digest_built_by_the_real_message_factory_verifies_after_sending(
 def test_a_signed_message_verifies_with_the_signer_alone(key_file: Path, key: rsa.RSAPrivateKey) -> None:
     from alerts.config import DkimConfig
 
-    signer = DkimSigner.from_config(DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=key_file))
+    signer = DkimSigner.from_config(DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=key_file), NOW.timestamp)
     message = (
         b"From: Kent Area Alerts <alerts@example.org>\r\nTo: ann@example.org\r\nSubject: Alerts\r\n"
         b"Message-ID: <1@example.org>\r\nList-Unsubscribe: <https://alerts.example.org/u/x>\r\n"
@@ -150,11 +150,11 @@ def test_a_key_file_that_is_missing_or_not_a_key_is_a_config_error_at_start(tmp_
     from alerts.config import DkimConfig
 
     with pytest.raises(ConfigError, match=r"delivery\.dkim\.key_file"):
-        DkimSigner.from_config(DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=tmp_path / "none.pem"))
+        DkimSigner.from_config(DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=tmp_path / "none.pem"), NOW.timestamp)
     junk = tmp_path / "junk.pem"
     junk.write_text("not a key")
     with pytest.raises(ConfigError, match="not an RSA private key in PEM form"):
-        DkimSigner.from_config(DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=junk))
+        DkimSigner.from_config(DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=junk), NOW.timestamp)
 
 
 # -- OpenSSL signing, checked by dkimpy's verifier ------------------------------------------
@@ -202,7 +202,7 @@ def test_an_ed25519_key_in_the_config_adds_a_second_signature_and_both_verify(
     )
     queue(app, 2)
 
-    send_pending(app.config, app.store, now=NOW, builder=PlainMessageFactory(app.store.engine))
+    send_pending(app.config, app.store, app.clock, now=NOW, builder=PlainMessageFactory(app.store.engine))
 
     assert len(sink.received) == 2
     for got in sink.received:
@@ -231,15 +231,16 @@ def test_keys_of_the_wrong_kind_or_too_short_are_refused_at_start(
 
     ed_file = pem(ed_key, tmp_path / "ed.pem")
     with pytest.raises(ConfigError, match="is not an RSA private key"):
-        DkimSigner.from_config(DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=ed_file))
+        DkimSigner.from_config(DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=ed_file), NOW.timestamp)
     with pytest.raises(ConfigError, match="is not an Ed25519 private key"):
         DkimSigner.from_config(
-            DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=key_file, ed25519_selector="ed", ed25519_key_file=key_file)
+            DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=key_file, ed25519_selector="ed", ed25519_key_file=key_file),
+            NOW.timestamp,
         )
     short = tmp_path / "short.pem"
     short.write_text(SHORT_RSA_KEY)  # cryptography will not make one this short
     with pytest.raises(ConfigError, match="512-bit RSA key"):
-        DkimSigner.from_config(DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=short))
+        DkimSigner.from_config(DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=short), NOW.timestamp)
 
 
 SHORT_RSA_KEY = """\
@@ -297,7 +298,7 @@ def messages(draw: st.DrawFn) -> bytes:
 def test_any_message_signed_with_openssl_verifies_with_dkimpy(
     message: bytes, key: rsa.RSAPrivateKey, ed_key: ed25519.Ed25519PrivateKey
 ) -> None:
-    signer = DkimSigner(DOMAIN, SELECTOR, key, ed25519_key=(ED_SELECTOR, ed_key))
+    signer = DkimSigner(DOMAIN, SELECTOR, key, clock=NOW.timestamp, ed25519_key=(ED_SELECTOR, ed_key))
 
     signed = signer.sign(message)
 
@@ -308,7 +309,7 @@ def test_any_message_signed_with_openssl_verifies_with_dkimpy(
 
 def test_a_changed_body_breaks_the_signature_but_added_trailing_white_space_does_not(key: rsa.RSAPrivateKey) -> None:
     message = b"From: a@example.org\r\nSubject: Hi\r\n\r\nSome  text.\r\nMore.\r\n"
-    signed = DkimSigner(DOMAIN, SELECTOR, key).sign(message)
+    signed = DkimSigner(DOMAIN, SELECTOR, key, clock=NOW.timestamp).sign(message)
 
     assert dkim.verify(signed.replace(b"More.", b"More.  \t") + b"\r\n\r\n", dnsfunc=dns_for(key))
     assert not dkim.verify(signed.replace(b"More.", b"Less."), dnsfunc=dns_for(key))

@@ -32,7 +32,7 @@ def queue_one_alert(app: App) -> None:
 def test_a_queued_alert_reaches_the_relay_through_the_real_message_factory(smtp_app: App, sink: SmtpSink) -> None:
     queue_one_alert(smtp_app)
 
-    report = send_pending(smtp_app.config, smtp_app.store, now=NOW)
+    report = send_pending(smtp_app.config, smtp_app.store, smtp_app.clock, now=NOW)
 
     assert report.sent == 1
     [got] = sink.received

@@ -150,12 +150,12 @@ def test_a_worker_renews_its_lease_as_it_goes_and_skips_rows_it_lost(smtp_app: A
     dispatcher = Dispatcher(
         outbox=box,
         builder=TakeOverOne(),
-        sender=make_sender(smtp_app.config),
+        sender=make_sender(smtp_app.config, smtp_app.clock),
         envelope_from="alerts@example.org",
         renew_margin=box.lease * 2,  # always short of lease: renew before every message
     )
 
-    report = dispatcher.run(workers=1, clock=lambda: NOW)
+    report = dispatcher.run(workers=1, clock=smtp_app.clock, now=NOW)
 
     assert report.sent == 5
     assert sorted(sink.message_ids()) == sorted(ids[:-1])

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import time_machine
 
 from alerts.areas import Gazetteer
+from alerts.clock import ManualClock, default_clock
 from alerts.config import load_config
 from alerts.ingest import IngestReport, ingest_sources
 from alerts.ingest.dates import LONDON
-from alerts.ingest.directory import ingest_directories
+from alerts.ingest.directory import ingest_directories, provisional
 from alerts.ingest.settle import Settling
 from alerts.store import Store, open_store
 from alerts.store.sources import load_seen_files, save_seen_files
@@ -94,6 +94,7 @@ def test_a_file_whose_stat_is_unchanged_is_trusted_without_reading_it(
     folder: Path, sqlite_store: Store, gazetteer: Gazetteer
 ) -> None:
     poll(folder, sqlite_store, gazetteer)
+    poll(folder, sqlite_store, gazetteer)  # the stat held from one look to the next: trusted
     # Same size, same mtime, different bytes: only a read could notice, and none happens.
     write(folder, "a.md", "Appeal One")
     assert poll(folder, sqlite_store, gazetteer).counts()["updated"] == 0
@@ -110,8 +111,12 @@ def test_a_touched_file_is_rehashed_but_not_parsed(
     os.utime(undated, ns=(HOUR_AGO_NS + 5 * 10**9, HOUR_AGO_NS + 5 * 10**9))
     report = poll(folder, sqlite_store, gazetteer)
     assert undated_warnings(report) == [] and report.counts()["unchanged"] == 3
-    mtime = load_seen_files(sqlite_store)[str(undated)].mtime_ns
-    assert mtime == HOUR_AGO_NS + 5 * 10**9  # the new stat is remembered: next time a stat suffices
+    touched = HOUR_AGO_NS + 5 * 10**9
+    assert load_seen_files(sqlite_store)[str(undated)].mtime_ns == provisional(touched)
+    # The new stat held until the next look: remembered as it is, and a stat suffices.
+    report = poll(folder, sqlite_store, gazetteer)
+    assert undated_warnings(report) == [] and report.counts()["unchanged"] == 3
+    assert load_seen_files(sqlite_store)[str(undated)].mtime_ns == touched
 
 
 def test_new_files_are_picked_up_and_deleted_ones_forgotten(
@@ -153,17 +158,23 @@ def test_a_new_parser_reads_every_file_once_more(
     assert undated_warnings(poll(folder, sqlite_store, gazetteer)) == []
 
 
-def test_a_file_written_this_instant_is_checked_again_next_poll(
+def test_a_file_read_for_the_first_time_is_checked_again_next_poll_whatever_its_dates(
     tmp_path: Path, sqlite_store: Store, gazetteer: Gazetteer
 ) -> None:
-    # Written within the filesystem's mtime tick, a second write could keep the same stat.
+    # A second write within the filesystem's mtime tick could keep the same stat: a stat is
+    # trusted only once it held from one look to the next (the file's dates say nothing).
     folder = tmp_path / "fresh"
     path = write(folder, "now.md", "Just written", settle=False)
+    written = path.stat().st_mtime_ns
     poll(folder, sqlite_store, gazetteer)
-    assert [file.mtime_ns for file in load_seen_files(sqlite_store).values()] == [-1]
-    os.utime(path, ns=(HOUR_AGO_NS, HOUR_AGO_NS))
+    assert [file.mtime_ns for file in load_seen_files(sqlite_store).values()] == [provisional(written)]
+    path.write_text(path.read_text(encoding="utf-8").replace("Just written", "Just writtem"), encoding="utf-8")
+    os.utime(path, ns=(written, written))  # the same tick, the same size: only a read can tell
+    report = poll(folder, sqlite_store, gazetteer)
+    assert report.counts()["updated"] == 1  # the racy write was seen
+    assert [file.mtime_ns for file in load_seen_files(sqlite_store).values()] == [provisional(written)]
     poll(folder, sqlite_store, gazetteer)
-    assert [file.mtime_ns for file in load_seen_files(sqlite_store).values()] == [HOUR_AGO_NS]
+    assert [file.mtime_ns for file in load_seen_files(sqlite_store).values()] == [written]
 
 
 def test_hidden_files_and_other_suffixes_are_ignored(
@@ -212,8 +223,8 @@ def test_configured_sources_use_the_cache(
 
     store = open_store(config.database)
     try:
-        assert ingest_sources(config, store, gazetteer, now=NOW).counts()["new"] == 3
-        again = ingest_sources(config, store, gazetteer, now=NOW)
+        assert ingest_sources(config, store, gazetteer, now=NOW, clock=default_clock()).counts()["new"] == 3
+        again = ingest_sources(config, store, gazetteer, now=NOW, clock=default_clock())
         assert again.counts()["unchanged"] == 3 and undated_warnings(again) == []
     finally:
         store.close()
@@ -243,15 +254,53 @@ def test_a_file_written_just_now_is_left_until_its_writes_settle(
 ) -> None:
     folder = tmp_path / "watched"
     write(folder, "new.md", "Dangerous dog in Chatham", settle=False)
-    settling = Settling()
+    clock = ManualClock(NOW, freeze_monotonic=True)
+    settling = Settling(clock.monotonic)
     first = settled_poll(folder, sqlite_store, gazetteer, settling)
     assert first.counts()["new"] == 0
     assert first.unsettled == [str(folder / "new.md")]
     assert first.recheck_in is not None and 0 < first.recheck_in <= 0.5
+    clock.advance(0.3)  # still within the settle time: not yet
+    assert settled_poll(folder, sqlite_store, gazetteer, settling).unsettled == [str(folder / "new.md")]
     # Nothing was remembered: the next look reads it once it has been quiet long enough.
-    with time_machine.travel(time.time() + 5, tick=False):
-        later = settled_poll(folder, sqlite_store, gazetteer, settling)
+    clock.advance(0.3)
+    later = settled_poll(folder, sqlite_store, gazetteer, settling)
     assert later.counts()["new"] == 1 and later.unsettled == []
+
+
+def test_a_file_written_to_between_looks_waits_again_from_its_last_write(
+    tmp_path: Path, sqlite_store: Store, gazetteer: Gazetteer
+) -> None:
+    folder = tmp_path / "growing"
+    path = write(folder, "grow.md", "Appeal", settle=False)
+    clock = ManualClock(NOW, freeze_monotonic=True)
+    settling = Settling(clock.monotonic)
+    assert settled_poll(folder, sqlite_store, gazetteer, settling).unsettled
+    clock.advance(0.4)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("More of the text.\n")  # a slow copy goes on: the size moves
+    assert settled_poll(folder, sqlite_store, gazetteer, settling).unsettled
+    clock.advance(0.4)  # 0.8 s since the first look, only 0.4 s since the last write
+    assert settled_poll(folder, sqlite_store, gazetteer, settling).unsettled
+    clock.advance(0.2)
+    assert settled_poll(folder, sqlite_store, gazetteer, settling).counts()["new"] == 1
+
+
+@pytest.mark.parametrize("skew_hours", [-48, 0, 48, 24 * 400])
+def test_a_files_own_dates_never_decide_when_it_settled(
+    tmp_path: Path, sqlite_store: Store, gazetteer: Gazetteer, skew_hours: int
+) -> None:
+    # A network filesystem whose clock runs ahead or behind (by a day, or a year): only
+    # what this process saw of the file over the settle time counts.
+    folder = tmp_path / "skewed"
+    path = write(folder, "skewed.md", "Appeal", settle=False)
+    stamp = time.time_ns() + skew_hours * 3600 * 10**9
+    os.utime(path, ns=(stamp, stamp))
+    clock = ManualClock(NOW, freeze_monotonic=True)
+    settling = Settling(clock.monotonic)
+    assert settled_poll(folder, sqlite_store, gazetteer, settling).unsettled
+    clock.advance(0.5)
+    assert settled_poll(folder, sqlite_store, gazetteer, settling).counts()["new"] == 1
 
 
 def test_a_file_dated_in_the_future_is_read_once_it_held_still(
@@ -263,7 +312,7 @@ def test_a_file_dated_in_the_future_is_read_once_it_held_still(
     path = write(folder, "ahead.md", "Appeal", settle=False)
     ahead = time.time_ns() + 3600 * 10**9
     os.utime(path, ns=(ahead, ahead))
-    settling = Settling()
+    settling = Settling(time.monotonic)
     report = settled_poll(folder, sqlite_store, gazetteer, settling)
     assert report.unsettled and report.recheck_in is not None
     time.sleep(report.recheck_in)  # the monotonic clock, which time-machine does not move
@@ -307,7 +356,7 @@ def test_a_one_off_ingest_waits_for_a_file_still_being_written_and_stores_it_who
         thread.start()
         while not path.exists():
             time.sleep(0.01)
-        report = ingest_sources(config, store, gazetteer, now=NOW)
+        report = ingest_sources(config, store, gazetteer, now=NOW, clock=default_clock())
         thread.join()
         assert finished.is_set()
         assert report.counts()["new"] == 1 and report.rejected == []
@@ -329,7 +378,7 @@ def test_a_one_off_ingest_that_waited_counts_each_file_once(
     config = load_config(write_config(sources=[{"path": str(folder), "settle_seconds": 0.3}]))
     store = open_store(config.database)
     try:
-        report = ingest_sources(config, store, gazetteer, now=NOW)
+        report = ingest_sources(config, store, gazetteer, now=NOW, clock=default_clock())
     finally:
         store.close()
     counts = report.counts()

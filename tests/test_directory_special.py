@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from alerts.areas import Gazetteer
+from alerts.clock import default_clock
 from alerts.config import load_config
 from alerts.ingest import IngestReport, ingest_sources
 from alerts.ingest.dates import LONDON
@@ -155,5 +156,5 @@ def test_symlink_targets_in_config_are_relative_to_it(
         write_config(sources=[{"path": str(folder), "symlink_targets": [os.path.relpath(outside.parent, tmp_path)]}])
     )
     assert config.sources[0].symlink_targets == (outside.parent,)
-    report = ingest_sources(config, sqlite_store, gazetteer, now=NOW)
+    report = ingest_sources(config, sqlite_store, gazetteer, now=NOW, clock=default_clock())
     assert report.counts()["new"] == 2 and skipped(report) == []

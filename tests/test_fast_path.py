@@ -26,7 +26,7 @@ from alerts.schema import outbox
 from alerts.store.wakeup import channel_for, notify, socket_folder
 from alerts.testing import AlertsProcess, SmtpSink, free_port, seed_outbox, seed_subscribers
 from tests.advisory_files import write_advisory
-from tests.conftest import REPO
+from tests.conftest import NOW, REPO
 
 #: Generous: a loaded two-core machine running the suite in parallel.
 ARRIVAL = 60.0
@@ -236,7 +236,7 @@ def test_the_drainer_sends_when_woken_and_stops_when_asked(tmp_path: Path) -> No
         send=send,
         channel=channel_for(url),
         next_due=lambda: None,  # nothing ever due: only a wake-up makes it look again
-        clock=lambda: datetime.now(UTC),
+        clock=lambda: NOW,
         stop=stop,
         idle=3600,
     ).start()

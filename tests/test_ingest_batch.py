@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alerts.areas import Gazetteer
+from alerts.clock import default_clock
 from alerts.config import parse_config
 from alerts.ingest import IngestReport, ingest_files, ingest_sources
 from alerts.store import Store
@@ -257,7 +258,7 @@ def test_ingest_sources_reads_every_configured_folder(tmp_path: Path, store: Sto
     write(one, "a.md", f"```yaml\n{GOOD_FRONT.format(n=1)}```\n")
     write(two, "b.md", f"```yaml\n{GOOD_FRONT.format(n=2)}```\n")
     config = parse_config({"sources": [{"path": "one"}, {"path": str(two)}]}, root=tmp_path)
-    report = ingest_sources(config, store, gazetteer, now=NOW)
+    report = ingest_sources(config, store, gazetteer, now=NOW, clock=default_clock())
     assert counts(report) == (2, 0, 0, 0)
 
 

@@ -141,7 +141,7 @@ def test_a_failing_source_is_reported_and_the_rest_runs(
     tmp_path: Path, write_config: Callable[..., Path], run_cli: Callable[..., Any]
 ) -> None:
     folder = tmp_path / "incoming"
-    write_advisory(folder, "fraud.md", datetime.now(UTC) - timedelta(hours=1))
+    write_advisory(folder, "fraud.md", NOW - timedelta(hours=1))
     dead = "http://127.0.0.1:9/news.rss"  # the discard port: nothing listens
     config = write_config(sources=[{"path": str(folder)}, {"feed": dead, "timeout": 2}])
     result = run_cli("run", "--once", "--json", config=config)

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-import time_machine
 from click.testing import Result
 from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.app import App
+from alerts.clock import ManualClock
 from alerts.delivery import send_pending
 from alerts.digest import queue_digests
 from alerts.metrics import render_metrics
@@ -53,7 +53,7 @@ def seeded(app: App) -> None:
     subscribe(app, "other@example.org", ["medway"], frequency="daily")
     save(app, advisory("thefts", title="Catalytic converter thefts"))
     queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
-    assert send_pending(app.config, app.store).sent == 3
+    assert send_pending(app.config, app.store, app.clock).sent == 3
     add_run(app.store, "send", NOW, NOW, ok=True, summary={"suppressed": [ADDRESS.lower()], "sent": 3})
 
 
@@ -158,7 +158,7 @@ def test_purging_sent_messages_never_lowers_the_latency_histogram(
         # And it goes on counting from there: one more sent is one more counted.
         newcomer = subscribe(app, "newcomer@example.org", ["kent"], frequency="daily")
         send_confirmation(app.config, app.store, newcomer, ["Kent"], now=NOW)
-        assert send_pending(app.config, app.store).sent == 1
+        assert send_pending(app.config, app.store, app.clock).sent == 1
         after = latency_histogram(app)
         assert after[("count", "confirm")] == 2 and after[("sum", "confirm")] >= before[("sum", "confirm")]
         assert after[("count", "daily")] == 2
@@ -167,7 +167,8 @@ def test_purging_sent_messages_never_lowers_the_latency_histogram(
 
 
 def test_purge_drops_unconfirmed_sign_ups_and_reduces_opt_outs_to_a_keyed_hash(
-    write_config: Callable[..., Path], run_cli: Callable[..., Result], db_url: str
+    write_config: Callable[..., Path], run_cli: Callable[..., Result], db_url: str,
+    clock: ManualClock,
 ) -> None:
     config = write_config(database=db_url, retention={"pending_days": 7, "unsubscribed_days": 28})
     app = App(config)
@@ -179,16 +180,16 @@ def test_purge_drops_unconfirmed_sign_ups_and_reduces_opt_outs_to_a_keyed_hash(
         unsubscribe(app.store, left.id, now=NOW)
         bounced = subscribe(app, "Bounced@example.org", ["dover"])
         suppress(app.store, bounced.id, now=NOW)
-        with time_machine.travel(NOW + timedelta(days=6), tick=False):
-            run_cli("purge", config=config)
+        clock.set(NOW + timedelta(days=6))
+        run_cli("purge", config=config)
         assert find_mailbox(app.store, "waiting@example.org") is not None  # 6 days: kept
-        with time_machine.travel(NOW + timedelta(days=8), tick=False):
-            result = run_cli("purge", config=config)
+        clock.set(NOW + timedelta(days=8))
+        result = run_cli("purge", config=config)
         assert "1 unconfirmed sign-ups" in result.output
         assert find_mailbox(app.store, waiting.email) is None
         assert find_mailbox(app.store, "left@example.org").status is UNSUBSCRIBED  # type: ignore[union-attr]
-        with time_machine.travel(NOW + timedelta(days=29), tick=False):
-            result = run_cli("purge", config=config)
+        clock.set(NOW + timedelta(days=29))
+        result = run_cli("purge", config=config)
         assert "2 opted-out addresses reduced to a keyed hash" in result.output
         assert "left@example.org" not in everything(app) and "bounced@example.org" not in everything(app)
         assert hashed_opt_out(app.config, app.store, "LEFT@example.org") == UNSUBSCRIBED.value

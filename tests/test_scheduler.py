@@ -16,11 +16,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import time_machine
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from alerts.app import App
+from alerts.clock import ManualClock
 from alerts.config import load_config
 from alerts.errors import ConfigError
 from alerts.pipeline import STARTUP, Plan, is_due, last_scheduled, run_cycle
@@ -36,10 +36,11 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> date
     return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
-def next_fires(trigger: CronTrigger, count: int) -> list[datetime]:
-    """The next ``count`` fire times from the (frozen) present, in UTC."""
+def next_fires(trigger: CronTrigger, count: int, start: datetime) -> list[datetime]:
+    """The next ``count`` fire times after ``start``, in UTC (APScheduler is given the
+    time, as the scheduler gives it ours)."""
     fires: list[datetime] = []
-    now = datetime.now(LONDON)
+    now = start.astimezone(LONDON)
     previous = None
     for _ in range(count):
         fire = trigger.get_next_fire_time(previous, now)
@@ -51,15 +52,14 @@ def next_fires(trigger: CronTrigger, count: int) -> list[datetime]:
 
 def jobs(write_config: Callable[..., Path], **digests: str) -> dict[str, CronTrigger]:
     app = App(write_config(digests=digests) if digests else write_config())
-    return {spec.id: spec.trigger for spec in job_specs(app.config)}
+    return {spec.id: spec.trigger for spec in job_specs(app.config, NOW)}
 
 
 def test_daily_0700_is_0700_london_time_across_the_spring_change(
     write_config: Callable[..., Path],
 ) -> None:
     daily = jobs(write_config)["daily"]
-    with time_machine.travel(utc(2026, 3, 27, 12, 0), tick=False):
-        fires = next_fires(daily, 4)
+    fires = next_fires(daily, 4, utc(2026, 3, 27, 12, 0))
     # 28 March: GMT, 07:00 is 07:00 UTC. From Sunday 29 March: BST, 07:00 is 06:00 UTC.
     assert fires == [
         utc(2026, 3, 28, 7),
@@ -74,8 +74,7 @@ def test_daily_0700_is_0700_london_time_across_the_autumn_change(
     write_config: Callable[..., Path],
 ) -> None:
     daily = jobs(write_config)["daily"]
-    with time_machine.travel(utc(2026, 10, 23, 12, 0), tick=False):
-        fires = next_fires(daily, 4)
+    fires = next_fires(daily, 4, utc(2026, 10, 23, 12, 0))
     # 24 October: BST (06:00 UTC). From Sunday 25 October: GMT (07:00 UTC).
     assert fires == [
         utc(2026, 10, 24, 6),
@@ -87,9 +86,8 @@ def test_daily_0700_is_0700_london_time_across_the_autumn_change(
 
 def test_a_digest_in_the_repeated_autumn_hour_goes_once(write_config: Callable[..., Path]) -> None:
     app = App(write_config(digests={"daily_at": "01:30"}))
-    daily = {spec.id: spec.trigger for spec in job_specs(app.config)}["daily"]
-    with time_machine.travel(utc(2026, 10, 24, 12, 0), tick=False):
-        fires = next_fires(daily, 3)
+    daily = {spec.id: spec.trigger for spec in job_specs(app.config, NOW)}["daily"]
+    fires = next_fires(daily, 3, utc(2026, 10, 24, 12, 0))
     # 01:30 happens twice on 25 October (BST, then GMT). APScheduler 3.11's own trigger
     # returns the first forever (the scheduler would spin); ours fires once and moves on.
     assert fires == [utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30), utc(2026, 10, 27, 1, 30)]
@@ -107,10 +105,8 @@ def test_a_digest_in_the_repeated_autumn_hour_goes_once(write_config: Callable[.
 
 def test_weekly_digest_on_the_dst_sundays(write_config: Callable[..., Path]) -> None:
     weekly = jobs(write_config, weekly_day="sunday", weekly_at="07:00")["weekly"]
-    with time_machine.travel(utc(2026, 3, 22, 12, 0), tick=False):
-        assert next_fires(weekly, 2) == [utc(2026, 3, 29, 6), utc(2026, 4, 5, 6)]
-    with time_machine.travel(utc(2026, 10, 18, 12, 0), tick=False):
-        assert next_fires(weekly, 2) == [utc(2026, 10, 25, 7), utc(2026, 11, 1, 7)]
+    assert next_fires(weekly, 2, utc(2026, 3, 22, 12, 0)) == [utc(2026, 3, 29, 6), utc(2026, 4, 5, 6)]
+    assert next_fires(weekly, 2, utc(2026, 10, 18, 12, 0)) == [utc(2026, 10, 25, 7), utc(2026, 11, 1, 7)]
 
 
 def test_jobs_coalesce_never_overlap_and_may_start_late(write_config: Callable[..., Path]) -> None:
@@ -145,7 +141,7 @@ def test_a_backlog_of_missed_digests_runs_once(write_config: Callable[..., Path]
         timezone=LONDON,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 24 * 3600},
     )
-    daily = next(spec for spec in job_specs(app.config) if spec.id == "daily")
+    daily = next(spec for spec in job_specs(app.config, NOW) if spec.id == "daily")
     scheduler.add_job(
         job, daily.trigger, id="daily", next_run_time=datetime.now(LONDON) - timedelta(days=7)
     )
@@ -157,11 +153,11 @@ def test_a_backlog_of_missed_digests_runs_once(write_config: Callable[..., Path]
     assert len(ran) == 1
 
 
-def test_alerts_schedule_prints_every_job_with_its_next_run(config_path: Path, run_cli: Callable[..., object]) -> None:
+def test_alerts_schedule_prints_every_job_with_its_next_run(config_path: Path, run_cli: Callable[..., object], clock: ManualClock) -> None:
     make_database(config_path)
-    with time_machine.travel(NOW, tick=False):  # Wednesday 25 November 2026, 12:00 UTC
-        text = run_cli("schedule").output  # type: ignore[attr-defined]
-        data = json.loads(run_cli("schedule", "--json").output)  # type: ignore[attr-defined]
+    clock.set(NOW)  # Wednesday 25 November 2026, 12:00 UTC
+    text = run_cli("schedule").output  # type: ignore[attr-defined]
+    data = json.loads(run_cli("schedule", "--json").output)  # type: ignore[attr-defined]
     lines = {line.split()[0]: line for line in text.splitlines() if not line.startswith(" ")}
     assert text.count("never queued yet; due now: it goes at the next start or poll") == 2
     assert set(lines) == {"startup", "files", "sender", "poll", "daily", "weekly"}
@@ -175,18 +171,17 @@ def test_alerts_schedule_prints_every_job_with_its_next_run(config_path: Path, r
     assert by_job["weekly"]["last_digest"] is None
 
 
-def test_alerts_schedule_in_summer_shows_bst(config_path: Path, run_cli: Callable[..., object]) -> None:
+def test_alerts_schedule_in_summer_shows_bst(config_path: Path, run_cli: Callable[..., object], clock: ManualClock) -> None:
     make_database(config_path)
-    with time_machine.travel(utc(2026, 7, 1, 12, 0), tick=False):
-        text = run_cli("schedule").output  # type: ignore[attr-defined]
+    clock.set(utc(2026, 7, 1, 12, 0))
+    text = run_cli("schedule").output  # type: ignore[attr-defined]
     assert "next Thu 02 Jul 2026 07:00 BST (06:00 UTC)" in text
 
 
 @pytest.mark.parametrize("day", ["monday", "sunday"])
 def test_weekly_day_names_map_to_cron(write_config: Callable[..., Path], day: str) -> None:
     weekly = jobs(write_config, weekly_day=day)["weekly"]
-    with time_machine.travel(NOW, tick=False):
-        fire = next_fires(weekly, 1)[0]
+    fire = next_fires(weekly, 1, NOW)[0]
     assert fire.astimezone(LONDON).strftime("%A").lower() == day
 
 
@@ -307,7 +302,7 @@ def test_each_feed_is_polled_at_its_own_interval_and_folders_are_read_again_ever
             scheduler={"poll_minutes": 15},
         )
     )
-    specs = {spec.id: spec for spec in job_specs(app.config)}
+    specs = {spec.id: spec for spec in job_specs(app.config, NOW)}
     assert specs["feed-2"].plan.sources == ("fast",)
     assert specs["feed-2"].trigger.interval.total_seconds() == 120
     assert specs["feed-3"].trigger.interval.total_seconds() == 900

@@ -182,15 +182,15 @@ def test_preferences_change_only_what_is_given(store: Store, gazetteer: Gazettee
 
 def test_hard_bounces_suppress_the_address_at_the_limit(store: Store, gazetteer: Gazetteer) -> None:
     subscriber = subscribe(store, gazetteer, "b@example.org")
-    assert record_bounce(store, subscriber.id, 3) is False
-    assert record_bounce(store, subscriber.id, 3) is False
-    assert record_bounce(store, subscriber.id, 3) is True  # this one suppressed it
-    assert record_bounce(store, subscriber.id, 3) is False  # already suppressed: not news
+    assert record_bounce(store, subscriber.id, 3, now=NOW) is False
+    assert record_bounce(store, subscriber.id, 3, now=NOW) is False
+    assert record_bounce(store, subscriber.id, 3, now=NOW) is True  # this one suppressed it
+    assert record_bounce(store, subscriber.id, 3, now=NOW) is False  # already suppressed: not news
     after = get_subscriber(store, subscriber.id)
     assert after.status is SUPPRESSED and after.bounces == 4
     assert not unsubscribe(store, subscriber.id, now=NOW)  # suppressed stays suppressed
     with pytest.raises(NotFound):
-        record_bounce(store, 999, 3)
+        record_bounce(store, 999, 3, now=NOW)
 
 
 def test_a_web_sign_up_is_pending_and_only_its_owner_can_come_back(store: Store, gazetteer: Gazetteer) -> None:

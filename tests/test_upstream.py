@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,7 +35,7 @@ def source(server: FeedServer, path: str, **kwargs: Any) -> SourceConfig:
 
 
 def poll(store: Store, gazetteer: Gazetteer, *sources: SourceConfig, now: datetime = NOW) -> IngestReport:
-    return ingest_feeds(sources, store, gazetteer, now=now, site_url="https://alerts.example")
+    return ingest_feeds(sources, store, gazetteer, now=now, monotonic=time.monotonic, site_url="https://alerts.example")
 
 
 def failure(report: IngestReport) -> str:

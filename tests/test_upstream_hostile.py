@@ -5,6 +5,7 @@ in one document is read once, the first, and logged once."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -53,7 +54,7 @@ def test_an_entry_dated_2100_is_clamped_to_when_first_seen_and_stays_there(
             ("b", "Tomorrow morning", "Thu, 26 Nov 2026 09:00:00 +0000")),  # within a day of NOW: kept
     )
     source = SourceConfig(feed=server.url("/f.rss"))
-    report = ingest_feeds([source], sqlite_store, gazetteer, now=NOW)
+    report = ingest_feeds([source], sqlite_store, gazetteer, now=NOW, monotonic=time.monotonic)
     assert len(report.new) == 2 and report.ok
     future = [w for w in report.warnings if "in the future" in w]
     assert future == [
@@ -66,7 +67,7 @@ def test_an_entry_dated_2100_is_clamped_to_when_first_seen_and_stays_there(
 
     # A later poll (the feed changed) keeps the time first seen, not the new clock.
     server.routes["/f.rss"] = (200, RSS_TYPE, server.routes["/f.rss"][2].replace(b"Residents", b"People"))
-    ingest_feeds([source], sqlite_store, gazetteer, now=NOW + timedelta(hours=5))
+    ingest_feeds([source], sqlite_store, gazetteer, now=NOW + timedelta(hours=5), monotonic=time.monotonic)
     assert sqlite_store.advisory(second.id).published_at == NOW
 
 
@@ -76,7 +77,7 @@ def test_an_entry_with_an_impossible_year_is_refused_in_one_line(
 ) -> None:
     server.routes["/f.rss"] = (200, RSS_TYPE, rss(("x", "Placeholder", date), ("y", "Fine", "Tue, 24 Nov 2026 10:00:00 +0000")))
     source = SourceConfig(feed=server.url("/f.rss"))
-    report = ingest_feeds([source], sqlite_store, gazetteer, now=NOW)
+    report = ingest_feeds([source], sqlite_store, gazetteer, now=NOW, monotonic=time.monotonic)
     assert len(report.new) == 1
     (error,) = report.rejected
     year = date.split()[3]
@@ -125,7 +126,7 @@ def test_a_guid_listed_twice_in_one_document_the_first_wins_logged_once(
     )
     source = SourceConfig(feed=server.url("/f.rss"))
     with caplog.at_level("WARNING"):
-        report = ingest_feeds([source], sqlite_store, gazetteer, now=NOW)
+        report = ingest_feeds([source], sqlite_store, gazetteer, now=NOW, monotonic=time.monotonic)
     assert len(report.new) == 2 and report.ok
     assert sorted(a.title for a in sqlite_store.advisories()) == ["Another", "The real appeal"]
     repeats = [r.getMessage() for r in caplog.records if "repeat an earlier entry's id" in r.getMessage()]
@@ -140,15 +141,15 @@ def test_a_guid_listed_twice_in_one_document_the_first_wins_logged_once(
         server.routes["/f.rss"] = (200, RSS_TYPE, body)
         caplog.clear()
         with caplog.at_level("WARNING"):
-            again = ingest_feeds([source], sqlite_store, gazetteer, now=NOW + poll * timedelta(minutes=10))
+            again = ingest_feeds([source], sqlite_store, gazetteer, now=NOW + poll * timedelta(minutes=10), monotonic=time.monotonic)
         assert [w for w in again.warnings if "repeat an earlier" in w] and not [
             r for r in caplog.records if "repeat an earlier entry's id" in r.getMessage()
         ]
     server.routes["/f.rss"] = (200, RSS_TYPE, rss(("dup", "The real appeal", "Tue, 24 Nov 2026 10:00:00 +0000")))
     with caplog.at_level("WARNING"):
-        assert not ingest_feeds([source], sqlite_store, gazetteer, now=NOW + timedelta(hours=1)).warnings
+        assert not ingest_feeds([source], sqlite_store, gazetteer, now=NOW + timedelta(hours=1), monotonic=time.monotonic).warnings
     server.routes["/f.rss"] = (200, RSS_TYPE, rss(("dup", "A", "Tue, 24 Nov 2026 10:00:00 +0000"), ("dup", "B", "Tue, 24 Nov 2026 10:00:00 +0000")))
     caplog.clear()
     with caplog.at_level("WARNING"):
-        ingest_feeds([source], sqlite_store, gazetteer, now=NOW + timedelta(hours=2))
+        ingest_feeds([source], sqlite_store, gazetteer, now=NOW + timedelta(hours=2), monotonic=time.monotonic)
     assert len([r for r in caplog.records if "repeat an earlier entry's id" in r.getMessage()]) == 1

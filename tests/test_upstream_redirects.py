@@ -5,6 +5,7 @@ From a public address to a private or loopback one is never followed."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -38,7 +39,7 @@ def redirect(server: FeedServer, path: str, location: str) -> SourceConfig:
 
 
 def error_of(store: Store, gazetteer: Gazetteer, source: SourceConfig) -> str:
-    report = ingest_feeds([source], store, gazetteer, now=NOW)
+    report = ingest_feeds([source], store, gazetteer, now=NOW, monotonic=time.monotonic)
     (error,) = report.source_errors
     return str(error)
 
@@ -47,7 +48,7 @@ def test_a_redirect_on_the_same_host_and_port_is_followed(
     sqlite_store: Store, gazetteer: Gazetteer, server: FeedServer
 ) -> None:
     source = redirect(server, "/old.rss", "/news.rss")  # relative, as servers often send
-    report = ingest_feeds([source], sqlite_store, gazetteer, now=NOW)
+    report = ingest_feeds([source], sqlite_store, gazetteer, now=NOW, monotonic=time.monotonic)
     assert report.ok and len(report.new) == 3
 
 
@@ -72,7 +73,7 @@ def test_a_redirect_to_another_host_is_refused_unless_the_source_lists_it(
     source = redirect(server, "/f.rss", moved)
     assert "localhost:" + port + " is not the feed's own host and port" in error_of(sqlite_store, gazetteer, source)
     listed = source.model_copy(update={"redirect_hosts": (f"localhost:{port}",)})
-    report = ingest_feeds([listed], sqlite_store, gazetteer, now=NOW)
+    report = ingest_feeds([listed], sqlite_store, gazetteer, now=NOW, monotonic=time.monotonic)
     assert report.ok and len(report.new) == 3 and len(other.requests) == 1
 
 

@@ -14,10 +14,10 @@ from typing import Any
 import feedparser
 import httpx
 import pytest
-import time_machine
 from starlette.testclient import TestClient
 
 from alerts.app import App
+from alerts.clock import ManualClock
 from alerts.feeds import build_feeds
 from alerts.ingest import ingest_files
 from alerts.testing import insert_rows, table_rows
@@ -33,15 +33,15 @@ SAMPLE_TITLE = "Safety advice after telephone fraudster poses as Kent Police off
 
 
 @pytest.fixture
-def site(write_config: Callable[..., Path], advisory_dir: Path) -> Iterator[App]:
-    """The sample and a hostile advisory ingested, feeds built, the clock frozen at NOW."""
+def site(write_config: Callable[..., Path], advisory_dir: Path, clock: ManualClock) -> Iterator[App]:
+    """The sample and a hostile advisory ingested, feeds built (business time is NOW)."""
     write_hostile_advisory(advisory_dir)
     app = App(write_config(site={"base_url": BASE, "name": "Kent Area Alerts"}))
-    with time_machine.travel(NOW, tick=False):
-        report = ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW)
-        assert len(report.new) == 2 and not report.rejected
-        build_feeds(app.config, app.store, app.gazetteer, now=NOW)
-        yield app
+    clock.set(NOW)
+    report = ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW)
+    assert len(report.new) == 2 and not report.rejected
+    build_feeds(app.config, app.store, app.gazetteer, now=NOW)
+    yield app
     app.close()
 
 
@@ -186,7 +186,8 @@ def test_area_pages_are_paged(write_config: Callable[..., Path], tmp_path: Path)
 
 
 def test_every_page_of_a_long_archive_is_reachable(
-    write_config: Callable[..., Path], db_url: str
+    write_config: Callable[..., Path], db_url: str,
+    clock: ManualClock,
 ) -> None:
     # 41 full pages and one row more: page 42 holds exactly the oldest advisory. Rows go
     # in with one bulk INSERT (through save_advisory this would take seconds).
@@ -205,21 +206,21 @@ def test_every_page_of_a_long_archive_is_reachable(
     ids = [row["id"] for row in table_rows(app.store.engine, "advisories")]
     insert_rows(app.store.engine, "advisory_areas", [{"advisory_id": i, "area": "dover"} for i in ids])
     client = TestClient(create_app(app))
-    with time_machine.travel(NOW, tick=False):
-        page_41 = client.get("/areas/dover?page=41").text
-        # Newest first: page 41 holds numbers PER_PAGE down to 1, page 42 number 0 alone.
-        assert f"Advice number {PER_PAGE:04} for Dover" in page_41 and "Advice number 0001 for Dover" in page_41
-        assert f"Advice number {PER_PAGE + 1:04} for Dover" not in page_41
-        assert "Advice number 0000 for Dover" not in page_41
-        assert 'href="?page=42" rel="next"' in page_41
-        last = client.get("/areas/dover?page=42")
-        assert last.status_code == 200 and "Advice number 0000 for Dover" in last.text
-        assert 'rel="next"' not in last.text and 'href="?page=41" rel="prev"' in last.text
-        beyond = client.get("/areas/dover?page=43")
-        assert beyond.status_code == 404 and "fewer pages of advisories for Dover" in beyond.text
-        for silly in ("0", "-3", "x", "9" * 40):
-            response = client.get(f"/areas/dover?page={silly}")
-            assert response.status_code in (200, 404) and "Traceback" not in response.text, silly
+    clock.set(NOW)
+    page_41 = client.get("/areas/dover?page=41").text
+    # Newest first: page 41 holds numbers PER_PAGE down to 1, page 42 number 0 alone.
+    assert f"Advice number {PER_PAGE:04} for Dover" in page_41 and "Advice number 0001 for Dover" in page_41
+    assert f"Advice number {PER_PAGE + 1:04} for Dover" not in page_41
+    assert "Advice number 0000 for Dover" not in page_41
+    assert 'href="?page=42" rel="next"' in page_41
+    last = client.get("/areas/dover?page=42")
+    assert last.status_code == 200 and "Advice number 0000 for Dover" in last.text
+    assert 'rel="next"' not in last.text and 'href="?page=41" rel="prev"' in last.text
+    beyond = client.get("/areas/dover?page=43")
+    assert beyond.status_code == 404 and "fewer pages of advisories for Dover" in beyond.text
+    for silly in ("0", "-3", "x", "9" * 40):
+        response = client.get(f"/areas/dover?page={silly}")
+        assert response.status_code in (200, 404) and "Traceback" not in response.text, silly
     app.close()
 
 

@@ -46,8 +46,8 @@ def test_every_subscription_page_forbids_framing_scripts_and_sniffing(
         client.get("/subscribe"),
         client.post("/subscribe", data={"email": "nope"}),
         client.get("/manage"),
-        client.get(f"/manage?token={signer.token(subscriber.id, MANAGE)}"),
-        client.get(f"/unsubscribe?token={signer.token(subscriber.id, UNSUBSCRIBE)}"),
+        client.get(f"/manage?token={signer.token(subscriber.id, MANAGE, NOW)}"),
+        client.get(f"/unsubscribe?token={signer.token(subscriber.id, UNSUBSCRIBE, NOW)}"),
         client.get("/confirm?token=garbage"),
         client.get("/privacy"),
         client.get("/no-such-page"),
@@ -159,7 +159,7 @@ def test_managing_shows_widening_back_before_saving(app: App, client: TestClient
     subscriber = add_subscriber(
         app.store, make_subscription(app.gazetteer, "jo@example.org", ["dover"]), now=NOW
     )
-    manage = LinkSigner(app.config).token(subscriber.id, MANAGE)
+    manage = LinkSigner(app.config).token(subscriber.id, MANAGE, NOW)
     shown = client.post("/manage", data={"token": manage, "areas": "ME5", "frequency": "daily"})
     assert "Check your areas" in shown.text and "press Save again" in shown.text
     assert get_subscriber(app.store, subscriber.id).areas == ("dover",)

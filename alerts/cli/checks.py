@@ -33,9 +33,9 @@ def check_startup(app: App, *, email: bool = False, mail: bool = False, links: b
     if email:
         DigestRenderer(config, gazetteer)
     if mail:
-        make_sender(config)
+        make_sender(config, app.clock)
         if config.delivery.dkim:
-            DkimSigner.from_config(config.delivery.dkim)
+            DkimSigner.from_config(config.delivery.dkim, app.clock.timestamp)
         envelope_from(config)
     app.store  # noqa: B018 - the database last but one: opening it makes files and migrates
     if mail or links:

@@ -111,7 +111,7 @@ def digest(app: App, frequency: str, dry_run: bool, as_json: bool) -> None:
         report = queue_digests(app.config, app.store, app.gazetteer, Frequency(frequency), now=app.now(), dry_run=True, on_message=show)
     else:
         # Never alongside 'alerts serve' or another run: both would queue the same messages.
-        with instance_lock(app.config.database, "digest"):
+        with instance_lock(app.config.database, "digest", clock=app.clock):
             report = queue_digests(app.config, app.store, app.gazetteer, Frequency(frequency), now=app.now())
     if as_json:
         print_json({**report.as_dict(), **({"planned": planned} if dry_run else {})})

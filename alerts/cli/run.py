@@ -37,7 +37,7 @@ def run(app: App, once: bool, as_json: bool) -> None:
     """
     check_startup(app, email=True, mail=True)
     stop = threading.Event()
-    with instance_lock(app.config.database, "run"), stop_on_signals(stop):
+    with instance_lock(app.config.database, "run", clock=app.clock), stop_on_signals(stop):
         report = run_once(app, stop=stop, progress=None if as_json else send_progress())
     if as_json:
         print_json(report.as_dict())

@@ -51,7 +51,7 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
     started = app.now()
     try:
         with stop_on_signals(stop):
-            report = send_pending(app.config, app.store, workers=workers, stop=stop, progress=None if as_json else send_progress())
+            report = send_pending(app.config, app.store, app.clock, workers=workers, stop=stop, progress=None if as_json else send_progress())
     except AlertsError as exc:
         # 'alerts send' from cron every minute: add_run keeps a month of rows, not every one ever.
         add_run(app.store, "send", started, app.now(), ok=False, summary={"error": str(exc)})

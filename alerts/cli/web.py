@@ -63,7 +63,7 @@ def web(app: App, host: str, port: int, send: bool) -> None:
     )
     stop = threading.Event()
     sender = (
-        outbox_drainer(app.config, app.store, stop, name="web-sender", transactional_only=True, clock=app.now)
+        outbox_drainer(app.config, app.store, stop, clock=app.clock, name="web-sender", transactional_only=True)
         if send
         else None
     )

@@ -28,6 +28,7 @@ from email.utils import parseaddr
 
 from sqlalchemy import Engine
 
+from alerts.clock import Clock
 from alerts.config import Config
 from alerts.delivery.base import MessageBuilder, RelayError, Sender
 from alerts.delivery.dkim import DkimSigner
@@ -37,7 +38,7 @@ from alerts.delivery.smtp import SmtpSender
 from alerts.delivery.workers import Dispatcher, Progress
 from alerts.errors import ConfigError
 from alerts.message import MessageFactory
-from alerts.store import Store, utcnow
+from alerts.store import Store
 from alerts.store.outbox import Outbox, OutboxStatus, RetryPolicy
 from alerts.store.runs import add_run
 from alerts.store.subscribers import record_bounce
@@ -64,6 +65,7 @@ __all__ = [
 def send_pending(
     config: Config,
     store: Store,
+    clock: Clock,
     *,
     now: datetime | None = None,
     workers: int | None = None,
@@ -77,25 +79,25 @@ def send_pending(
     ``workers``: threads, each with its own connection (default: ``delivery.smtp.connections``,
     1 for the Maildir). ``stop``: set it (on SIGTERM) to finish the messages in flight and
     leave the rest pending. ``progress``: called with the number due, returns a function
-    called with each number done. ``now``: the instant to send as of (tests); by default
-    the clock. ``builder``: what turns a row into bytes (default: the digests'
+    called with each number done. ``clock``: business time and deadlines. ``now``: the
+    instant to send as of (a run for a given moment); by default the clock moves on. ``builder``: what turns a row into bytes (default: the digests'
     ``alerts.message.MessageFactory``). ``transactional_only``: confirmations and other
     transactional mail only (what ``alerts web`` sends itself).
 
     Raises :class:`~alerts.delivery.base.RelayError` when the relay cannot be used as
     configured (credentials, certificate, STARTTLS); the messages then stay queued.
     """
-    sender = make_sender(config)
-    signer = DkimSigner.from_config(config.delivery.dkim) if config.delivery.dkim else None
-    clock: Callable[[], datetime] = (lambda: now) if now is not None else utcnow
+    sender = make_sender(config, clock)
+    signer = DkimSigner.from_config(config.delivery.dkim, clock.timestamp) if config.delivery.dkim else None
+    at: Callable[[], datetime] = (lambda: now) if now is not None else clock.now
     if builder is None:
-        builder = MessageFactory(config, store, utcnow)
+        builder = MessageFactory(config, store, clock.now)
     if workers is None:
         smtp = config.delivery.smtp
         workers = smtp.connections if config.delivery.backend == "smtp" and smtp else 1
 
     def bounced(subscriber_id: int) -> bool:
-        return record_bounce(store, subscriber_id, config.delivery.max_bounces, now=clock())
+        return record_bounce(store, subscriber_id, config.delivery.max_bounces, now=at())
 
     dispatcher = Dispatcher(
         outbox=make_outbox(config, store.engine, transactional_only=transactional_only),
@@ -105,7 +107,7 @@ def send_pending(
         signer=signer,
         record_bounce=bounced,
     )
-    return dispatcher.run(workers=workers, clock=clock, stop=stop, progress=progress)
+    return dispatcher.run(workers=workers, clock=clock, now=now, stop=stop, progress=progress)
 
 
 def outbox_drainer(
@@ -113,20 +115,20 @@ def outbox_drainer(
     store: Store,
     stop: threading.Event,
     *,
+    clock: Clock,
     name: str = "sender",
     transactional_only: bool = False,
-    clock: Callable[[], datetime] = utcnow,
 ) -> OutboxDrainer:
     """A sender that drains the outbox whenever mail is queued (any process) or a retry
     falls due, until ``stop``; each drain that did something is logged and recorded as a
     run of kind ``name`` (``sender``, ``web-sender``). Call ``start()`` on it."""
 
     def send(stop_event: threading.Event) -> SendReport:
-        return send_pending(config, store, stop=stop_event, transactional_only=transactional_only)
+        return send_pending(config, store, clock, stop=stop_event, transactional_only=transactional_only)
 
     def record(result: SendReport, started: datetime) -> None:
         ok = not (result.failed or result.errors)
-        add_run(store, name, started, clock(), ok=ok, summary=result.as_dict())
+        add_run(store, name, started, clock.now(), ok=ok, summary=result.as_dict())
         line = (
             f"{name}: {result.sent} sent, {result.deferred} deferred, {result.bounced} bounced, "
             f"{result.failed} failed"
@@ -142,18 +144,18 @@ def outbox_drainer(
         send=send,
         channel=channel_for(store.engine.url.render_as_string(hide_password=False)),
         next_due=make_outbox(config, store.engine, transactional_only=transactional_only).next_due,
-        clock=clock,
+        clock=clock.now,
         stop=stop,
         report=record,
         name=name,
     )
 
 
-def make_sender(config: Config) -> Sender:
+def make_sender(config: Config, clock: Clock) -> Sender:
     """The configured backend, checked (password variable, CA file, Maildir folder)."""
     delivery = config.delivery
     if delivery.backend == "smtp" and delivery.smtp is not None:
-        return SmtpSender.from_config(delivery.smtp)
+        return SmtpSender.from_config(delivery.smtp, clock)
     return MaildirSender(delivery.maildir)
 
 

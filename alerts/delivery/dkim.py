@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +67,7 @@ class DkimSigner:
         private_key: rsa.RSAPrivateKey,
         *,
         ed25519_key: tuple[str, ed25519.Ed25519PrivateKey] | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float],
     ):
         self.domain = domain.encode("ascii")
         self.clock = clock
@@ -81,7 +80,7 @@ class DkimSigner:
             )
 
     @classmethod
-    def from_config(cls, settings: DkimConfig) -> DkimSigner:
+    def from_config(cls, settings: DkimConfig, clock: Callable[[], float]) -> DkimSigner:
         """Read and check the keys at start-up, not on the first message."""
         for where, value in (("delivery.dkim.domain", settings.domain), ("delivery.dkim.selector", settings.selector)):
             if not value.isascii() or not value or any(c.isspace() or c in ";=" for c in value):
@@ -109,7 +108,7 @@ class DkimSigner:
                     hint="make one with: openssl genpkey -algorithm ed25519",
                 )
             second = (settings.ed25519_selector, ed_key)
-        return cls(settings.domain, settings.selector, key, ed25519_key=second)
+        return cls(settings.domain, settings.selector, key, ed25519_key=second, clock=clock)
 
     def sign(self, message: bytes) -> bytes:
         """``message`` with a ``DKIM-Signature`` header per key in front of it."""

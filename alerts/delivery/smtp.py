@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from alerts.clock import Clock
 from alerts.config import Secret, SmtpConfig
 from alerts.delivery.base import (
     MessageRefused,
@@ -44,7 +45,7 @@ class RateLimiter:
         self,
         rate: float,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float],
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.interval = 1.0 / rate
@@ -81,6 +82,7 @@ class SmtpSender:
     def __init__(
         self,
         settings: SmtpConfig,
+        clock: Clock,
         *,
         password: Secret | None = None,
         local_hostname: str | None = None,
@@ -88,14 +90,14 @@ class SmtpSender:
         self.settings = settings
         self.password = password
         self.context = tls_context(settings.ca_file) if settings.security != "none" else None
-        self.limiter = RateLimiter(settings.rate) if settings.rate else None
+        self.limiter = RateLimiter(settings.rate, clock=clock.monotonic) if settings.rate else None
         # smtplib looks the FQDN up on every connect otherwise.
         self.local_hostname = local_hostname or socket.getfqdn()
 
     @classmethod
-    def from_config(cls, settings: SmtpConfig) -> SmtpSender:
+    def from_config(cls, settings: SmtpConfig, clock: Clock) -> SmtpSender:
         """Check what can be checked before sending: the password variable, the CA file."""
-        return cls(settings, password=settings.password() if settings.username else None)
+        return cls(settings, clock, password=settings.password() if settings.username else None)
 
     @property
     def label(self) -> str:

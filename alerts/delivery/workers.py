@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from alerts.clock import Clock
 from alerts.delivery.base import (
     Connection,
     MessageBuilder,
@@ -92,21 +92,25 @@ class Dispatcher:
         self,
         *,
         workers: int,
-        clock: Callable[[], datetime],
+        clock: Clock,
+        now: datetime | None = None,
         stop: threading.Event | None = None,
         progress: Callable[[int], Progress] | None = None,
     ) -> SendReport:
         stop = stop or threading.Event()
         report = SendReport()
+        # ``now`` pins the instant a run sends as of (a run for a given moment); otherwise
+        # business time moves on as the run does (retry times, acceptance stamps).
+        at: Callable[[], datetime] = (lambda: now) if now is not None else clock.now
         sender = sender_name()
         self.outbox.reclaim_orphans()
-        advance = progress(self.outbox.due(clock())) if progress else None
+        advance = progress(self.outbox.due(at())) if progress else None
         lock = threading.Lock()
         failures: list[BaseException] = []
 
         def work(index: int) -> None:
             try:
-                _Worker(self, worker_name(sender, index), clock, stop, report, lock, advance).run()
+                _Worker(self, worker_name(sender, index), at, clock.monotonic, stop, report, lock, advance).run()
             except SQLAlchemyError as exc:
                 failures.append(
                     StoreError(
@@ -146,6 +150,7 @@ class _Worker:
         dispatcher: Dispatcher,
         name: str,
         clock: Callable[[], datetime],
+        monotonic: Callable[[], float],
         stop: threading.Event,
         report: SendReport,
         lock: threading.Lock,
@@ -154,12 +159,13 @@ class _Worker:
         self.d = dispatcher
         self.name = name
         self.clock = clock
+        self.monotonic = monotonic
         self.stop = stop
         self.report = report
         self.lock = lock
         self.advance = advance
         self.outcomes = Outcomes()
-        self.unflushed_since = time.monotonic()
+        self.unflushed_since = self.monotonic()
         #: Why the last session could not be opened, until one is.
         self.unreachable: str | None = None
         #: Messages refused at MAIL FROM whose verdict waits for the next message: if the
@@ -179,12 +185,12 @@ class _Worker:
         #: Sessions in a row that failed for the relay's sake.
         self.unavailable = 0
         self.marks: SentMarks | None = None
-        self.reclaimed_at = time.monotonic()
+        self.reclaimed_at = self.monotonic()
 
     def run(self) -> None:
         connection = self.d.sender.connection()
         if self.d.mark_each:
-            self.marks = self.d.outbox.sent_marks()
+            self.marks = self.d.outbox.sent_marks(self.monotonic)
         try:
             if self.stop.is_set():
                 return
@@ -265,7 +271,7 @@ class _Worker:
             else:
                 self._past_mail_from(Stage.BODY)
                 self._sent(claimed)
-            if time.monotonic() - self.unflushed_since >= self.d.flush_every:
+            if self.monotonic() - self.unflushed_since >= self.d.flush_every:
                 self._flush()
         return True  # the caller records the rest together with the next claim
 
@@ -388,14 +394,14 @@ class _Worker:
         return message
 
     def _flush(self) -> None:
-        self.unflushed_since = time.monotonic()
+        self.unflushed_since = self.monotonic()
         if not self.outcomes:
             return
         outcomes, self.outcomes = self.outcomes, Outcomes()
         self._counted(outcomes, self.d.outbox.record(self.name, outcomes, self.clock()))
 
     def _flush_and_claim(self) -> tuple[list[Claimed], int]:
-        self.unflushed_since = time.monotonic()
+        self.unflushed_since = self.monotonic()
         if self.unflushed_since - self.reclaimed_at >= RECLAIM_EVERY:
             # A sender that died while this one runs: its rows come back within seconds.
             self.reclaimed_at = self.unflushed_since

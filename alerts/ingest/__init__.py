@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection
 from datetime import datetime
 
 from alerts.areas import Gazetteer
+from alerts.clock import Clock
 from alerts.config import Config
 from alerts.ingest.batch import (
     IngestReport,
@@ -52,6 +53,7 @@ def ingest_sources(
     gazetteer: Gazetteer,
     *,
     now: datetime,
+    clock: Clock,
     progress: Callable[[int], Progress] | None = None,
     only: Collection[str] | None = None,
     settling: Settling | None = None,
@@ -65,12 +67,13 @@ def ingest_sources(
     and listed in ``report.unsettled``. ``alerts serve`` passes ``wait=0`` and its own
     ``settling``, and looks again after ``report.recheck_in`` seconds. Last, changes held
     back as too soon after an advisory's last update whose time has come become new
-    revisions (to be mailed as updated)."""
+    revisions (to be mailed as updated). ``now`` is the run's business time; ``clock``
+    times the waits (its monotonic clock)."""
     chosen = [s for s in config.sources if only is None or s.label in only]
     folders = [source for source in chosen if source.path is not None]
-    settling = settling or Settling()
+    settling = settling or Settling(clock.monotonic)
     targets = {source.path: source.symlink_targets for source in folders if source.path is not None}
-    deadline = time.monotonic() + wait
+    deadline = clock.monotonic() + wait
     report = IngestReport()
     while folders:
         look = IngestReport()
@@ -91,7 +94,7 @@ def ingest_sources(
                     symlink_targets=targets,
                 )
             )
-        if look.recheck_in is None or time.monotonic() + look.recheck_in > deadline:
+        if look.recheck_in is None or clock.monotonic() + look.recheck_in > deadline:
             # What earlier looks stored, this one found unchanged: counted once, as stored.
             look.unchanged -= len(report.new) + len(report.updated)
             report.merge(look)
@@ -103,7 +106,9 @@ def ingest_sources(
         time.sleep(pause)
     feeds = [source for source in chosen if source.feed is not None]
     if feeds:
-        report.merge(ingest_feeds(feeds, store, gazetteer, now=now, site_url=config.site.base_url))
+        report.merge(
+            ingest_feeds(feeds, store, gazetteer, now=now, monotonic=clock.monotonic, site_url=config.site.base_url)
+        )
     # Changes held back as too soon after an advisory's last update, whose time has come,
     # become new revisions (to be mailed as updated).
     report.updated += [i for i in store.release_held_updates(now) if i not in report.updated]

@@ -5,8 +5,13 @@ file whose mtime and size are unchanged costs one ``stat``; a changed one is re-
 only a changed hash is parsed again. So a folder of 10,000 advisories in which nothing
 changed polls in a few tens of milliseconds (``benchmarks/poll.py``).
 
-A file is read only once its writes have settled: nothing changed it (mtime or ctime)
-for ``settle`` seconds, and its stat is the same after the read as before. A file still
+A file is read only once its writes have settled: its stat held for ``settle`` seconds
+of the monotonic clock, and is the same after the read as before. A stat is trusted
+(a later poll skips a file whose stat is the same) only once it held from one look to
+the next: until then it is remembered as provisional and the file is hashed once more,
+since a write in the same mtime tick as the one read could otherwise go unseen (the
+"racy git" problem; some filesystems tick in whole seconds). No file time is ever
+compared with the clock: on a network filesystem it is another machine's. A file still
 being written is left for the next look (``IngestReport.unsettled``, with
 ``recheck_in``), so a half-written advisory is never stored, let alone mailed. Writers
 that rename a finished file into place are safest: names starting with ``.`` or ending
@@ -28,7 +33,6 @@ import hashlib
 import logging
 import os
 import stat
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,9 +49,6 @@ from alerts.store import Store
 from alerts.store.sources import SeenFile, load_seen_files, save_seen_files
 from alerts.tagging import RULE_VERSION
 
-# A file modified this close to the scan may change again within the same mtime tick
-# unseen (the "racy git" problem), so its stat is not trusted at the next poll.
-RACY_NS = 2_000_000_000
 #: ``source_files.parser`` of an entry that was refused (the rest is a hash of why).
 REFUSED = "refused:"
 
@@ -91,16 +92,19 @@ def ingest_directories(
     roots, found, refused = _scan_sources(paths, report, symlink_targets or {})
     seen = load_seen_files(store, roots)
     remember = _report_refused(refused, seen, report)
-    scanned_ns = time.time_ns()
     todo = _changed_files(found, seen, fingerprint, report)
-    todo = _settled(todo, settling or Settling(), scanned_ns, int(settle * 1e9), report)
+    if settle > 0:
+        if settling is None:
+            raise ValueError("a settle time needs a Settling (made with the clock's monotonic)")
+        todo = _settled(todo, settling, settle, report)
     advance = progress(len(todo)) if progress and todo else None
     reader = _Reader(store, gazetteer, fingerprint, now, zone, settle)
     for name, info, old in todo:
         read = reader.read(name, info, old, report)
         if read is not None:
-            racy = abs(scanned_ns - info.st_mtime_ns) < RACY_NS
-            remember[name] = SeenFile(-1 if racy else info.st_mtime_ns, info.st_size, read, fingerprint)
+            trusted = _held(old, info) and old is not None and old.sha256 == read
+            mtime = info.st_mtime_ns if trusted else provisional(info.st_mtime_ns)
+            remember[name] = SeenFile(mtime, info.st_size, read, fingerprint)
         if advance:
             advance(1)
     vanished = [name for name in seen if name not in found and name not in refused]
@@ -173,17 +177,28 @@ def _changed_files(
     return todo
 
 
+def provisional(mtime_ns: int) -> int:
+    """How an mtime is remembered until it held from one look to the next: a value no
+    real stat has (negative), from which the mtime can be told."""
+    return -mtime_ns - 2
+
+
+def _held(old: SeenFile | None, info: os.stat_result) -> bool:
+    """Did the file keep the stat it had at the last look (remembered as provisional)?"""
+    return old is not None and old.mtime_ns == provisional(info.st_mtime_ns) and old.size == info.st_size
+
+
 def _settled(
     todo: list[tuple[str, os.stat_result, SeenFile | None]],
     settling: Settling,
-    now_ns: int,
-    settle_ns: int,
+    settle: float,
     report: IngestReport,
 ) -> list[tuple[str, os.stat_result, SeenFile | None]]:
-    """The changed files whose writes have settled; the others go to ``report.unsettled``."""
+    """The changed files whose writes have settled; the others go to ``report.unsettled``.
+    A file whose stat held since the last look settled already."""
     ready = []
     for name, info, old in todo:
-        if wait := settling.wait(name, info, now_ns, settle_ns):
+        if not _held(old, info) and (wait := settling.wait(name, info, settle)):
             _unsettled(report, name, wait)
         else:
             ready.append((name, info, old))

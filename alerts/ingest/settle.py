@@ -1,15 +1,16 @@
 """When a file in a watched folder may be read: its writes have settled.
 
-A file settled when the clock says nothing changed it (mtime or ctime) for ``settle``
-seconds, or, where its times cannot be trusted (a network filesystem whose clock runs
-ahead, a date in the future), when this process saw the same stat for that long.
-Names that editors and copiers use while writing are never read at all.
+A file settled when this process saw the same stat (inode, size, mtime, ctime) for
+``settle`` seconds of the monotonic clock. A file's times are never compared with the
+clock: they come from the filesystem, and on a network filesystem from another
+machine's clock, which may run ahead or behind by any amount. Names that editors and
+copiers use while writing are never read at all.
 """
 
 from __future__ import annotations
 
 import os
-import time
+from collections.abc import Callable
 
 from alerts.ingest.files import SUFFIXES
 
@@ -23,38 +24,28 @@ def is_advisory_name(name: str) -> bool:
 
 
 class Settling:
-    """What was seen of files not yet settled, across looks (pass the same one each time)."""
+    """What was seen of files not yet settled, across looks (pass the same one each
+    time); ``monotonic`` is the clock's."""
 
-    def __init__(self) -> None:
+    def __init__(self, monotonic: Callable[[], float]) -> None:
+        self._monotonic = monotonic
         self._first: dict[str, tuple[tuple[int, int, int, int], float]] = {}
 
-    def wait(self, name: str, info: os.stat_result, now_ns: int, settle_ns: int) -> float:
+    def wait(self, name: str, info: os.stat_result, settle: float) -> float:
         """0 when the file settled, else the seconds to wait before looking again."""
-        if settle_ns <= 0:
+        if settle <= 0:
             return 0.0
-        age = now_ns - last_change_ns(info)
-        if age >= settle_ns:
-            self._first.pop(name, None)
-            return 0.0
-        current, seen = identity(info), time.monotonic()
+        current, seen = identity(info), self._monotonic()
         first = self._first.get(name)
         if first is None or first[0] != current:
+            # New, or changed since the last look: the quiet time starts now.
             self._first[name] = (current, seen)
-            first = self._first[name]
+            return settle
         held = seen - first[1]
-        if held * 1e9 >= settle_ns:
+        if held >= settle:
             del self._first[name]
             return 0.0
-        left = settle_ns / 1e9 - held
-        if age >= 0:
-            left = min(left, (settle_ns - age) / 1e9)
-        return max(left, 0.01)
-
-
-def last_change_ns(info: os.stat_result) -> int:
-    """When the file last changed: its mtime, or its ctime when later (a copy that keeps
-    the original's mtime still moves the ctime, which nobody can set back)."""
-    return max(info.st_mtime_ns, info.st_ctime_ns)
+        return max(settle - held, 0.01)
 
 
 def identity(info: os.stat_result) -> tuple[int, int, int, int]:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from urllib.parse import urljoin
 
@@ -57,11 +56,13 @@ def ingest_feeds(
     gazetteer: Gazetteer,
     *,
     now: datetime,
+    monotonic: Callable[[], float],
     site_url: str | None = None,
     client: httpx.Client | None = None,
 ) -> IngestReport:
     """Fetch, parse and store every feed source. A feed that fails is logged with its
-    URL and listed in ``report.source_errors``; the others go on."""
+    URL and listed in ``report.source_errors``; the others go on. ``monotonic`` (the
+    clock's) times each fetch's overall deadline."""
     report = IngestReport()
     own_client = client is None
     client = client or make_client(site_url)
@@ -70,7 +71,7 @@ def ingest_feeds(
             if source.feed is None:
                 continue  # a folder: alerts.ingest.directory reads those
             try:
-                report.merge(ingest_feed(source, store, gazetteer, now=now, client=client))
+                report.merge(ingest_feed(source, store, gazetteer, now=now, monotonic=monotonic, client=client))
             except SourceError as exc:
                 # Reported by the caller (the pipeline's log line, the CLI's output): a
                 # warning here too would log every failed poll twice.
@@ -84,13 +85,19 @@ def ingest_feeds(
 
 
 def ingest_feed(
-    source: SourceConfig, store: Store, gazetteer: Gazetteer, *, now: datetime, client: httpx.Client
+    source: SourceConfig,
+    store: Store,
+    gazetteer: Gazetteer,
+    *,
+    now: datetime,
+    monotonic: Callable[[], float],
+    client: httpx.Client,
 ) -> IngestReport:
     """One feed: conditional GET, parse, store. Raises :class:`SourceError`."""
     url = source.feed or ""
     force_area = resolve_source_area(source, gazetteer)
     state = load_upstream_poll(store, url)
-    fetched = fetch_feed(source, state, client=client)
+    fetched = fetch_feed(source, state, monotonic=monotonic, client=client)
     warned = state.warned
     if fetched.body is None:  # 304: the validators sent are still the feed's
         log.debug("%s not modified", url)
@@ -139,13 +146,15 @@ def resolve_source_area(source: SourceConfig, gazetteer: Gazetteer) -> str | Non
 # -- fetching -----------------------------------------------------------------
 
 
-def fetch_feed(source: SourceConfig, state: UpstreamPoll, *, client: httpx.Client) -> Fetched:
+def fetch_feed(
+    source: SourceConfig, state: UpstreamPoll, *, monotonic: Callable[[], float], client: httpx.Client
+) -> Fetched:
     """GET the feed with the stored validators, at most ``source.max_bytes`` in
     ``source.timeout`` seconds all told, following at most :data:`MAX_REDIRECTS`
     redirects the source's policy allows. Raises :class:`SourceError`."""
     url = source.feed or ""
     for _ in range(MAX_REDIRECTS + 1):
-        fetched = _get(url, source, state, client=client)
+        fetched = _get(url, source, state, monotonic=monotonic, client=client)
         if fetched.location is None:
             return fetched
         check_redirect(source.feed or "", fetched.location, source.redirect_hosts)
@@ -156,14 +165,16 @@ def fetch_feed(source: SourceConfig, state: UpstreamPoll, *, client: httpx.Clien
     )
 
 
-def _get(url: str, source: SourceConfig, state: UpstreamPoll, *, client: httpx.Client) -> Fetched:
+def _get(
+    url: str, source: SourceConfig, state: UpstreamPoll, *, monotonic: Callable[[], float], client: httpx.Client
+) -> Fetched:
     """One GET of ``url``; a redirect comes back as a :class:`Fetched` with its location."""
     headers = {}
     if state.etag:
         headers["If-None-Match"] = state.etag
     if state.last_modified:
         headers["If-Modified-Since"] = state.last_modified
-    deadline = time.monotonic() + source.timeout
+    deadline = monotonic() + source.timeout
 
     def fail(message: str, hint: str = RETRY_HINT) -> SourceError:
         return SourceError(message, where=source.feed or url, hint=hint)
@@ -197,7 +208,7 @@ def _get(url: str, source: SourceConfig, state: UpstreamPoll, *, client: httpx.C
                 size += len(chunk)
                 if size > source.max_bytes:
                     raise fail(_too_large(size, source.max_bytes, more=True), _SIZE_HINT)
-                if time.monotonic() > deadline:
+                if monotonic() > deadline:
                     raise fail(f"too slow: not complete after {source.timeout:g} s")
                 chunks.append(chunk)
             return Fetched(

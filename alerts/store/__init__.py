@@ -24,7 +24,6 @@ from alerts.store.advisories import (
     load_advisory_rows,
     retag_advisory,
     row_to_advisory,
-    utcnow,
 )
 from alerts.store.database import (
     MIGRATIONS,
@@ -55,5 +54,4 @@ __all__ = [
     "open_store",
     "retag_advisory",
     "row_to_advisory",
-    "utcnow",
 ]

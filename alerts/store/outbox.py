@@ -35,7 +35,6 @@ import os
 import random
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -205,8 +204,9 @@ class SentMarks:
     bounds the repeats after kill -9 to the one message per connection in flight
     (measured in benchmarks/fanout.py --durability against batching the marks)."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, monotonic: Callable[[], float]):
         self.sqlite = engine.dialect.name == "sqlite"
+        self._monotonic = monotonic
         self._writer = sqlite_writer(engine)
         self.conn = engine.connect()
         if self.sqlite:
@@ -216,7 +216,7 @@ class SentMarks:
             self.conn.exec_driver_sql("SET synchronous_commit TO off")
         self.conn.commit()
         self._uncounted: dict[int, object] = {}
-        self._counted_at = time.monotonic()
+        self._counted_at = monotonic()
 
     def mark(self, outbox_id: int, now: datetime, arrived: datetime | None = None) -> None:
         """Record that the relay accepted this row's message at ``now`` (and the latency
@@ -231,13 +231,13 @@ class SentMarks:
         values = {"row_id": outbox_id, "accepted": now, "latency": _latency_ms(now, arrived)}
         self._write(lambda conn: conn.execute(MARK_SENT, values))
         self._uncounted[outbox_id] = values["latency"]
-        if len(self._uncounted) >= COUNT_EVERY or time.monotonic() - self._counted_at >= COUNT_SECONDS:
+        if len(self._uncounted) >= COUNT_EVERY or self._monotonic() - self._counted_at >= COUNT_SECONDS:
             self.flush_counts()
 
     def flush_counts(self) -> None:
         """Add the messages marked since the last flush to the totals and the histogram."""
         latencies, self._uncounted = self._uncounted, {}
-        self._counted_at = time.monotonic()
+        self._counted_at = self._monotonic()
         if latencies:
 
             def count(conn: Connection) -> None:
@@ -474,9 +474,10 @@ class Outbox:
                 .values(status=OutboxStatus.SUPPRESSED, last_error="address suppressed after hard bounces")
             ).rowcount
 
-    def sent_marks(self) -> SentMarks:
-        """A worker's own connection for marking its messages sent one by one."""
-        return SentMarks(self._held_engine())
+    def sent_marks(self, monotonic: Callable[[], float]) -> SentMarks:
+        """A worker's own connection for marking its messages sent one by one;
+        ``monotonic`` (the run's clock) paces how often totals are counted."""
+        return SentMarks(self._held_engine(), monotonic)
 
     def _held_engine(self) -> Engine:
         """An engine without a pool for the connections a run holds from start to end (a

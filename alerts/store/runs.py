@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import RowMapping, delete, func, insert, select, update
+from sqlalchemy import RowMapping, and_, delete, func, insert, or_, select, update
 
 from alerts.schema import advisories, outbox, runs
 from alerts.store.advisories import Store
@@ -173,7 +173,15 @@ def outbox_status(store: Store) -> dict[str, Any]:
         failure = conn.execute(latest.where(runs.c.ok.is_(False))).mappings().first()
         if failure is not None and conn.execute(
             select(runs.c.id)
-            .where(runs.c.kind == failure["kind"], runs.c.ok.is_(True), runs.c.started_at > failure["started_at"])
+            .where(
+                runs.c.kind == failure["kind"],
+                runs.c.ok.is_(True),
+                # Later: started after it, or in the same instant but recorded after it.
+                or_(
+                    runs.c.started_at > failure["started_at"],
+                    and_(runs.c.started_at == failure["started_at"], runs.c.id > failure["id"]),
+                ),
+            )
             .limit(1)
         ).first():
             failure = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select, update
@@ -294,13 +294,13 @@ def unsubscribe(store: Store, subscriber_id: int, *, now: datetime) -> bool:
         return result.rowcount == 1
 
 
-def suppress(store: Store, subscriber_id: int, *, now: datetime | None = None) -> bool:
+def suppress(store: Store, subscriber_id: int, *, now: datetime) -> bool:
     """Never mail this address again (hard bounces, a complaint). False if it already was."""
     with store.engine.begin() as conn:
-        return _suppress(conn, subscriber_id, now or datetime.now(UTC))
+        return _suppress(conn, subscriber_id, now)
 
 
-def record_bounce(store: Store, subscriber_id: int, max_bounces: int, *, now: datetime | None = None) -> bool:
+def record_bounce(store: Store, subscriber_id: int, max_bounces: int, *, now: datetime) -> bool:
     """Count a hard bounce; at ``max_bounces`` the address is suppressed. True when this
     bounce suppressed it (so delivery can report it)."""
     with store.engine.begin() as conn:
@@ -312,7 +312,7 @@ def record_bounce(store: Store, subscriber_id: int, max_bounces: int, *, now: da
         ).scalar()
         if bounces is None:
             raise NotFound(f"no subscriber with id {subscriber_id}")
-        return bounces >= max_bounces and _suppress(conn, subscriber_id, now or datetime.now(UTC))
+        return bounces >= max_bounces and _suppress(conn, subscriber_id, now)
 
 
 def _suppress(conn: Connection, subscriber_id: int, now: datetime) -> bool:

@@ -22,6 +22,7 @@ import errno
 import hashlib
 import logging
 import os
+import secrets
 import select
 import socket
 import tempfile
@@ -124,7 +125,7 @@ class SocketChannel:
 class SocketListener:
     def __init__(self, folder: Path):
         folder.mkdir(mode=0o770, parents=True, exist_ok=True)
-        self.path = folder / f"{os.getpid()}-{threading.get_ident() % 100000}-{time.monotonic_ns() % 10**6}.sock"
+        self.path = folder / f"{os.getpid()}-{threading.get_ident() % 100000}-{secrets.token_hex(3)}.sock"
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(self.path))
         os.chmod(self.path, 0o660)  # the web app and the scheduler may run as different users

@@ -79,10 +79,12 @@ def when_mail_comes(config: Config, subscriber: Subscriber) -> str:
     return when
 
 
-def notice_content(config: Config, subscriber: Subscriber, kind: str, area_names: list[str]) -> tuple[str, str, str]:
-    """Subject, plain text and HTML of one notice."""
+def notice_content(
+    config: Config, subscriber: Subscriber, kind: str, area_names: list[str], now: datetime
+) -> tuple[str, str, str]:
+    """Subject, plain text and HTML of one notice, its links made at ``now``."""
     env = email_templates(config)
-    links = link_signer(config).links(subscriber.id)
+    links = link_signer(config).links(subscriber.id, now)
     context: dict[str, Any] = {
         "site": config.site,
         "subscriber": subscriber,
@@ -108,7 +110,7 @@ def send_notice(
         raise ValueError(f"unknown notice {kind!r}; one of {', '.join(KINDS)}")
     if subscriber.status not in MAILABLE:
         return None
-    subject, text, html = notice_content(config, subscriber, kind, area_names)
+    subject, text, html = notice_content(config, subscriber, kind, area_names, now)
     message_id = make_msgid(idstring=kind, domain=config.email.domain)
     message = build_transactional_message(config, subscriber, subject, text, html, now=now, message_id=message_id)
     return queue_transactional(

@@ -314,7 +314,7 @@ def _unsubscribe_by_token(request: Request) -> Response:
     app = web_app(request)
     try:
         subscriber_id = link_signer(app.config).verify(
-            request.query_params.get("token") or "", UNSUBSCRIBE
+            request.query_params.get("token") or "", UNSUBSCRIBE, app.now()
         )
         unsubscribe(app.store, subscriber_id, now=app.now())
     except (BadToken, NotFound):
@@ -371,7 +371,7 @@ def subscriber_from(
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
         return get_subscriber(
-            app.store, link_signer(app.config).verify(token, purpose, max_age=max_age)
+            app.store, link_signer(app.config).verify(token, purpose, app.now(), max_age=max_age)
         )
     except (BadToken, NotFound) as exc:
         return link_error(request, exc, purpose, max_age)
@@ -386,7 +386,9 @@ def confirmation_from(
     if not token:
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
-        confirmation = link_signer(app.config).verify_confirmation(token, max_age=CONFIRM_MAX_AGE)
+        confirmation = link_signer(app.config).verify_confirmation(
+            token, app.now(), max_age=CONFIRM_MAX_AGE
+        )
         return confirmation, as_stated(
             get_subscriber(app.store, confirmation.subscriber_id), confirmation
         )
@@ -515,15 +517,15 @@ def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
 def personal(app: App, subscriber: Subscriber, context: dict[str, Any]) -> dict[str, Any]:
     """What every page about one subscriber shows: a masked address, their areas, and
     fresh links to the other pages (the token they came with proves who they are)."""
-    signer = link_signer(app.config)
+    signer, now = link_signer(app.config), app.now()
     return {
         "masked_email": mask(subscriber.email),
         "area_names": area_names(app, subscriber),
         "areas_text": and_list(area_names(app, subscriber)),
         "subscriber": subscriber,
         "frequencies": [f.value for f in Frequency],
-        "manage_token": signer.token(subscriber.id, MANAGE),
-        "unsubscribe_token": signer.token(subscriber.id, UNSUBSCRIBE),
+        "manage_token": signer.token(subscriber.id, MANAGE, now),
+        "unsubscribe_token": signer.token(subscriber.id, UNSUBSCRIBE, now),
         **context,
     }
 

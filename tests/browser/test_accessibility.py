@@ -48,13 +48,13 @@ def people(site: LiveServer) -> dict[str, str]:
         app.store, make_subscription(app.gazetteer, "pending@example.org", ["chatham"]), now=NOW, status=PENDING
     )
     gone = subscribe(app, "gone@example.org", ["dover"])
-    links = signer.links(active.id)
+    links = signer.links(active.id, NOW)
     return {
         "manage": links.manage_url,
         "unsubscribe": links.unsubscribe_url,
         "one_click": links.one_click_url,
-        "confirm": signer.confirm_url(Confirmation(pending.id, pending.areas, pending.frequency, pending.urgent)),
-        "gone_unsubscribe": signer.links(gone.id).unsubscribe_url,
+        "confirm": signer.confirm_url(Confirmation(pending.id, pending.areas, pending.frequency, pending.urgent), NOW),
+        "gone_unsubscribe": signer.links(gone.id, NOW).unsubscribe_url,
     }
 
 

@@ -18,7 +18,7 @@ def test_an_unsubscribe_link_asks_then_the_button_unsubscribes(live_server: Call
     subscriber = add_subscriber(
         app.store, make_subscription(app.gazetteer, "resident@example.org", ["medway"]), now=NOW
     )
-    link = LinkSigner(app.config).links(subscriber.id).unsubscribe_url
+    link = LinkSigner(app.config).links(subscriber.id, NOW).unsubscribe_url
     assert link.startswith(server.url)
 
     response = page.goto(link)
