@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from html.parser import HTMLParser
 
 import nh3
@@ -108,7 +109,9 @@ def render_markdown(source: str) -> str:
 class _TextWriter(HTMLParser):
     """Sanitised HTML to readable plain text: paragraphs, lists, links as 'text (url)'."""
 
-    _BLOCKS = frozenset({"p", "div", "blockquote", "pre", "table", "tr", "h2", "h3", "h4", "h5", "h6", "ul", "ol"})
+    _BLOCKS = frozenset(
+        {"p", "div", "blockquote", "pre", "table", "tr", "h2", "h3", "h4", "h5", "h6", "ul", "ol"}
+    )
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -193,3 +196,10 @@ def cut_at_word(text: str, limit: int) -> str:
     if space > limit // 2:
         head = head[:space]
     return head.rstrip(" ,;:.-–—") + "…"
+
+
+def and_list(names: Sequence[str]) -> str:
+    """'Chatham', 'Chatham and Medway', 'Chatham, Dover and Medway': how pages and
+    emails list areas (a comma alone, "Chatham, Medway", reads as one place)."""
+    names = list(names)
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)

@@ -53,7 +53,9 @@ def client(app: App) -> TestClient:
 
 @pytest.fixture
 def subscriber(app: App) -> Subscriber:
-    subscription = make_subscription(app.gazetteer, "Jo.Bloggs@example.org", ["medway", "dover"], frequency="weekly")
+    subscription = make_subscription(
+        app.gazetteer, "Jo.Bloggs@example.org", ["medway", "dover"], frequency="weekly"
+    )
     return add_subscriber(app.store, subscription, now=NOW)
 
 
@@ -105,13 +107,24 @@ def test_asking_mails_a_manage_link_to_an_active_address_in_any_case(
     assert f"{BASE}/privacy" in text_of(message)
 
 
-def test_the_answer_is_the_same_whatever_the_address(app: App, client: TestClient, subscriber: Subscriber) -> None:
-    gone = add_subscriber(app.store, make_subscription(app.gazetteer, "gone@example.org", ["kent"]), now=NOW)
+def test_the_answer_is_the_same_whatever_the_address(
+    app: App, client: TestClient, subscriber: Subscriber
+) -> None:
+    gone = add_subscriber(
+        app.store, make_subscription(app.gazetteer, "gone@example.org", ["kent"]), now=NOW
+    )
     unsubscribe(app.store, gone.id, now=NOW)
-    bounced = add_subscriber(app.store, make_subscription(app.gazetteer, "bounced@example.org", ["kent"]), now=NOW)
+    bounced = add_subscriber(
+        app.store, make_subscription(app.gazetteer, "bounced@example.org", ["kent"]), now=NOW
+    )
     suppress(app.store, bounced.id, now=NOW)
     answers = set()
-    for address in ("jo.bloggs@example.org", "nobody@example.org", "gone@example.org", "bounced@example.org"):
+    for address in (
+        "jo.bloggs@example.org",
+        "nobody@example.org",
+        "gone@example.org",
+        "bounced@example.org",
+    ):
         response = client.post("/manage", data={"email": address})
         assert response.status_code == 200
         answers.add(body(response.text).replace(address, "ADDRESS"))
@@ -119,9 +132,14 @@ def test_the_answer_is_the_same_whatever_the_address(app: App, client: TestClien
     assert [kind for kind, _ in mail(app)] == ["manage"]  # only the active address is mailed
 
 
-def test_a_pending_address_asking_is_sent_its_confirmation_again(app: App, client: TestClient) -> None:
+def test_a_pending_address_asking_is_sent_its_confirmation_again(
+    app: App, client: TestClient
+) -> None:
     pending = add_subscriber(
-        app.store, make_subscription(app.gazetteer, "p@example.org", ["chatham"]), now=NOW, status=PENDING
+        app.store,
+        make_subscription(app.gazetteer, "p@example.org", ["chatham"]),
+        now=NOW,
+        status=PENDING,
     )
     client.post("/manage", data={"email": "p@example.org"})
     [(kind, message)] = mail(app)
@@ -131,7 +149,10 @@ def test_a_pending_address_asking_is_sent_its_confirmation_again(app: App, clien
 def test_a_bad_address_is_explained_next_to_its_field(app: App, client: TestClient) -> None:
     response = client.post("/manage", data={"email": "not an address"})
     assert response.status_code == 400
-    assert '<p class="error" id="email-error">' in response.text and 'aria-invalid="true"' in response.text
+    assert (
+        '<p class="error" id="email-error">' in response.text
+        and 'aria-invalid="true"' in response.text
+    )
     assert mail(app) == []
 
 
@@ -208,19 +229,35 @@ def test_the_answer_goes_back_before_any_address_is_looked_up(
 def test_subscribing_an_active_address_mails_already_subscribed_with_a_manage_link(
     app: App, client: TestClient, subscriber: Subscriber
 ) -> None:
-    response = client.post("/subscribe", data={"email": "jo.bloggs@example.org", "area": "chatham", "frequency": "daily"})
+    response = client.post(
+        "/subscribe",
+        data={"email": "jo.bloggs@example.org", "area": "chatham", "frequency": "daily"},
+    )
     assert "<h1>Check your email</h1>" in response.text
     [(kind, message)] = mail(app)
     assert kind == "already" and message["Subject"].startswith("You are already subscribed")
     text = text_of(message)
-    assert "weekly alerts for Dover, Medway" in text or "weekly alerts for Medway, Dover" in text
+    # Joined with "and", as pages join them: "Dover, Medway" would read as one place.
+    assert (
+        "weekly alerts for Dover and Medway" in text or "weekly alerts for Medway and Dover" in text
+    )
     assert client.get(link_in(message, "/manage")).status_code == 200
     after = find_subscriber(app.store, "Jo.Bloggs@example.org")
     assert after is not None and set(after.areas) == {"medway", "dover"}  # nothing changed
 
 
-def test_a_confirmed_sign_up_gets_a_welcome_saying_what_when_and_how_to_leave(app: App, client: TestClient) -> None:
-    client.post("/subscribe", data={"email": "new@example.org", "area": ["chatham", "dover"], "frequency": "weekly", "urgent": "yes"})
+def test_a_confirmed_sign_up_gets_a_welcome_saying_what_when_and_how_to_leave(
+    app: App, client: TestClient
+) -> None:
+    client.post(
+        "/subscribe",
+        data={
+            "email": "new@example.org",
+            "area": ["chatham", "dover"],
+            "frequency": "weekly",
+            "urgent": "yes",
+        },
+    )
     [(_, confirmation)] = mail(app)
     token = link_in(confirmation, "/confirm").split("token=")[1]
     assert client.post("/confirm", data={"token": token}).status_code == 200
@@ -228,10 +265,14 @@ def test_a_confirmed_sign_up_gets_a_welcome_saying_what_when_and_how_to_leave(ap
     assert kinds == ["confirm", "welcome"]
     welcome = mail(app)[1][1]
     text = " ".join(text_of(welcome).split())
-    assert "Areas: Dover, Chatham" in text or "Areas: Chatham, Dover" in text
+    assert "Areas: Dover and Chatham" in text or "Areas: Chatham and Dover" in text
     assert "How often: weekly" in text
     assert "once a week, on Monday at 07:00" in text and "urgent alerts come at once" in text
-    assert "Unsubscribe (this link always works" in text
+    # It says what the link does: it opens a page with a button, it does not act at once.
+    assert (
+        "Unsubscribe (this link always works; it opens a page where one button stops all your alerts)"
+        in text
+    )
     assert client.get(link_in(welcome, "/unsubscribe")).status_code == 200
     # Pressing the button again (a double click) sends no second welcome.
     client.post("/confirm", data={"token": token})

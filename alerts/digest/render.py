@@ -34,7 +34,9 @@ HTML_TEMPLATE = "digest.html"
 TEXT_TEMPLATE = "digest.txt"
 STYLESHEET = "digest.css"
 RESPONSIVE_STYLESHEET = "responsive.css"
-TEMPLATES = (HTML_TEMPLATE, TEXT_TEMPLATE, STYLESHEET, RESPONSIVE_STYLESHEET)
+#: The layout every email extends (this one's and the subscription emails').
+LAYOUT_TEMPLATE = "_layout.html"
+TEMPLATES = (HTML_TEMPLATE, TEXT_TEMPLATE, STYLESHEET, RESPONSIVE_STYLESHEET, LAYOUT_TEMPLATE)
 #: Gmail clips a message whose HTML passes 102 KB; stay clear of it.
 HTML_LIMIT = 100_000
 #: The personal values a message carries in its body (see alerts.tokens.PersonalLinks).

@@ -22,11 +22,12 @@ from typing import Any
 from jinja2 import Environment, TemplateError
 
 from alerts.config import Config
+from alerts.digest.render import RESPONSIVE_STYLESHEET, STYLESHEET, inline_css
 from alerts.errors import ConfigError
 from alerts.store.advisories import Store
 from alerts.store.digests import queue_finished_message, queued_since
 from alerts.templating import template_environment
-from alerts.text import one_line
+from alerts.text import and_list, one_line
 from alerts.tokens import Confirmation, link_signer
 from alerts.types import Subscriber
 
@@ -36,12 +37,32 @@ CONFIRM_MAX_AGE = 7 * 24 * 3600
 #: A second sign-up for the same address within this time sends no second email, so
 #: nobody can use the form to flood someone else's inbox.
 RESEND_AFTER = timedelta(minutes=10)
-CONFIRM_TEMPLATES = ("confirm.txt", "confirm.html")
+CONFIRM_TEMPLATES = ("confirm.txt", "confirm.html", "_layout.html")
 
 
 @functools.lru_cache(maxsize=4)
 def _environment(directory: Path) -> Environment:
-    return template_environment(directory)
+    return template_environment(directory, filters={"and_list": and_list})
+
+
+def render_html_email(config: Config, name: str, subject: str, context: dict[str, Any]) -> str:
+    """``<templates>/email/<name>`` (which extends ``_layout.html``, the layout every email
+    shares with the digests) with the layout's context, its stylesheet inlined as the
+    digests' is."""
+    folder = config.templates / "email"
+    site = config.site
+    layout = {
+        "lang": site.language,
+        "subject": subject,
+        "heading": subject,
+        "preheader": "",
+        "site_name": site.name,
+        "publisher": site.publisher,
+        "privacy_url": f"{site.base_url}/privacy",
+        "css": (folder / STYLESHEET).read_text(encoding="utf-8"),
+        "responsive_css": (folder / RESPONSIVE_STYLESHEET).read_text(encoding="utf-8"),
+    }
+    return inline_css(_environment(folder).get_template(name).render({**layout, **context}))
 
 
 def check_confirmation_templates(config: Config) -> None:
@@ -56,9 +77,12 @@ def check_confirmation_templates(config: Config) -> None:
             line = getattr(exc, "lineno", None)
             missing = not (folder / name).is_file()
             raise ConfigError(
-                f"missing email template {name}" if missing else f"broken email template {name}: {exc}",
+                f"missing email template {name}"
+                if missing
+                else f"broken email template {name}: {exc}",
                 where=f"{folder}{':' + str(line) if line and not missing else ''}",
-                hint="set 'templates:' in config.yaml to a folder holding email/" + ", email/".join(CONFIRM_TEMPLATES),
+                hint="set 'templates:' in config.yaml to a folder holding email/"
+                + ", email/".join(CONFIRM_TEMPLATES),
             ) from None
 
 
@@ -87,7 +111,9 @@ def build_transactional_message(
     return message
 
 
-def confirmation_content(config: Config, subscriber: Subscriber, confirm_url: str, area_names: list[str]) -> tuple[str, str, str]:
+def confirmation_content(
+    config: Config, subscriber: Subscriber, confirm_url: str, area_names: list[str]
+) -> tuple[str, str, str]:
     """Subject, plain text and HTML of the confirmation email."""
     env = _environment(config.templates / "email")
     context: dict[str, Any] = {
@@ -99,11 +125,13 @@ def confirmation_content(config: Config, subscriber: Subscriber, confirm_url: st
     }
     subject = f"Confirm your {config.site.name} subscription"
     text = env.get_template("confirm.txt").render(context)
-    html = env.get_template("confirm.html").render(context)
+    html = render_html_email(config, "confirm.html", subject, context)
     return subject, text, html
 
 
-def send_confirmation(config: Config, store: Store, subscriber: Subscriber, area_names: list[str], *, now: datetime) -> int | None:
+def send_confirmation(
+    config: Config, store: Store, subscriber: Subscriber, area_names: list[str], *, now: datetime
+) -> int | None:
     """Queue the confirmation email for a pending subscriber. Returns the outbox id, or
     None when one was queued for them less than :data:`RESEND_AFTER` ago."""
     if queued_since(store, subscriber.id, CONFIRM, now - RESEND_AFTER):
@@ -114,9 +142,18 @@ def send_confirmation(config: Config, store: Store, subscriber: Subscriber, area
     )
     subject, text, html = confirmation_content(config, subscriber, confirm_url, area_names)
     message_id = make_msgid(idstring=CONFIRM, domain=config.email.domain)
-    message = build_transactional_message(config, subscriber, subject, text, html, now=now, message_id=message_id)
+    message = build_transactional_message(
+        config, subscriber, subject, text, html, now=now, message_id=message_id
+    )
     return queue_transactional(
-        store, subscriber.id, message["Subject"], text, html, now, message_id=message_id, raw=message.as_string()
+        store,
+        subscriber.id,
+        message["Subject"],
+        text,
+        html,
+        now,
+        message_id=message_id,
+        raw=message.as_string(),
     )
 
 

@@ -40,6 +40,7 @@ from alerts.subscribers import Preferences, Subscription
 from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates
 from alerts.subscribers.notices import check_notice_templates
 from alerts.subscribers.requests import quietly, request_manage_link, sign_up, welcome
+from alerts.text import and_list
 from alerts.tokens import CONFIRM, MANAGE, MANAGE_MAX_AGE, UNSUBSCRIBE, Confirmation, link_signer
 from alerts.types import Frequency, Subscriber
 from alerts.web.pages import render, web_app
@@ -493,11 +494,6 @@ async def form_fields(request: Request) -> dict[str, str]:
 
 def area_names(app: App, subscriber: Subscriber) -> list[str]:
     return [_area_name(app.gazetteer, slug) for slug in subscriber.areas]
-
-
-def and_list(names: list[str]) -> str:
-    """'Chatham', 'Chatham and Gillingham', 'Chatham, Gillingham and Dover'."""
-    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
