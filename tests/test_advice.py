@@ -5,8 +5,9 @@ area the advisory concerns."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,21 @@ def test_each_digest_item_shows_its_advice_and_sits_under_the_area_it_concerns(a
         < html.index("Caller poses as police", medway)
     )
     assert "What to do:" in text
+
+
+def test_the_seed_alert_shows_its_advice_before_the_full_text(app: App) -> None:
+    parsed = parse_advisory_file(SEED, app.gazetteer, now=NOW).advisory
+    # The seed is from 2020, too old to mail; the same advisory published an hour ago.
+    save(app, dataclasses.replace(parsed, published_at=NOW - timedelta(hours=1)))
+    subscribe(app, "now@example.org", ["chatham"], frequency="immediate")
+    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
+    [(_, _, message)] = built(app)
+    text, html = parts(message)
+    flat = " ".join(text.split())
+    story = "The victim reported receiving a call"
+    assert flat.index("What to do:") < flat.index(SEED_ADVICE) < flat.index(story)
+    assert (
+        html.index("What to do")
+        < html.index("end it immediately, wait five minutes")
+        < html.index(story)
+    )
