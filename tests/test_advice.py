@@ -11,12 +11,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
 from alerts.app import App
 from alerts.digest import queue_digests
 from alerts.digest.advice import advice_of, is_advice
 from alerts.ingest.files import parse_advisory_file
 from alerts.types import Frequency
+from alerts.web import create_app
 from tests.conftest import NOW, REPO
 from tests.digest_support import advisory, built, parts, save, subscribe
 
@@ -132,4 +134,21 @@ def test_the_seed_alert_shows_its_advice_before_the_full_text(app: App) -> None:
         html.index("What to do")
         < html.index("end it immediately, wait five minutes")
         < html.index(story)
+    )
+
+
+def test_the_advisory_page_leads_with_what_to_do(app: App) -> None:
+    advisory_id = save(
+        app, advisory("fraud", title="Caller poses as police", body=FRAUD_BODY, areas=["medway"])
+    )
+    page = (
+        TestClient(create_app(app), base_url="https://alerts.example.org")
+        .get(f"/advisories/{advisory_id}")
+        .text
+    )
+    advice = "If you receive such a call, end it immediately and call 101 from another phone."
+    assert (
+        page.index('<h2 id="advice-heading">What to do</h2>')
+        < page.index(advice)
+        < page.index("A Medway man")
     )

@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from alerts.app import App
 from alerts.areas import Gazetteer
+from alerts.digest.advice import advice_of
 from alerts.errors import NotFound, UnknownArea
 from alerts.feeds.model import FORMATS
 from alerts.types import AreaKind, Status
@@ -158,7 +159,9 @@ def _suggestions(request: Request, exc: UnknownArea) -> list[tuple[str, str]]:
     as links to their pages, by name."""
     gazetteer = web_app(request).gazetteer
     slugs = [slug for slug in (*exc.homonyms, *exc.suggestions) if slug in gazetteer]
-    return [(str(request.url_for("area", slug=slug).path), gazetteer.node(slug).name) for slug in slugs]
+    return [
+        (str(request.url_for("area", slug=slug).path), gazetteer.node(slug).name) for slug in slugs
+    ]
 
 
 def _page_number(request: Request) -> int:
@@ -198,6 +201,8 @@ def advisory_page(request: Request) -> Response:
             "crumbs": crumbs,
             "withdrawn": withdrawn,
             "expired": not withdrawn and not advisory.is_live(app.now()),
+            # What to do, above the story, as the emails show it.
+            "advice": advice_of(advisory.body_text, advisory.extra),
             "feed_slug": areas[0].slug if len(areas) == 1 else "all",
         },
         # Gone, not missing: readers and search engines drop it.
