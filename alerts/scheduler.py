@@ -67,8 +67,6 @@ from alerts.pipeline import (
     is_due,
     run_cycle,
 )
-from alerts.store.retention import purge
-from alerts.store.runs import beat, last_digest
 from alerts.types import Frequency, RunReport
 
 log = logging.getLogger("alerts.scheduler")
@@ -121,7 +119,9 @@ def job_specs(config: Config, now: datetime) -> list[JobSpec]:
     zone = config.tz
 
     def every(minutes: float) -> IntervalTrigger:
-        return IntervalTrigger(minutes=minutes, timezone=zone, start_date=now + timedelta(minutes=minutes))
+        return IntervalTrigger(
+            minutes=minutes, timezone=zone, start_date=now + timedelta(minutes=minutes)
+        )
 
     minutes = config.scheduler.poll_minutes
     digests = config.digests
@@ -286,7 +286,7 @@ def build_scheduler(
 def purge_daily(app: App) -> None:
     """The daily ``alerts purge``; a failure is logged and tried again tomorrow."""
     try:
-        report = purge(app.config, app.store, app.now())
+        report = app.store.retention.purge(app.config, app.now())
     except Exception:
         log.exception("The daily purge failed; run 'alerts purge' to see why")
         return
@@ -337,7 +337,7 @@ def schedule_table(app: App, now: datetime) -> list[dict[str, Any]]:
         }
         if spec.id in ("daily", "weekly"):
             row["due_now"] = is_due(app.store, app.config, Frequency(spec.id), now)
-            row["last_digest"] = last_digest(app.store, Frequency(spec.id))
+            row["last_digest"] = app.store.runs.last_digest(Frequency(spec.id))
         rows.append(row)
     return rows
 
@@ -366,7 +366,10 @@ def serve(app: App, *, standby: bool = False) -> None:
             scheduler.start()  # blocks until shutdown
         finally:
             if signals.received:
-                log.info("%s: finishing the message in flight; the rest stays queued", signals.received[0])
+                log.info(
+                    "%s: finishing the message in flight; the rest stays queued",
+                    signals.received[0],
+                )
             stop.set()
             runner.files_changed.set()
             runner.wait_idle()
@@ -393,9 +396,14 @@ class _Services:
         self.watcher = FolderWatcher(config.sources, on_change=runner.files_changed.set, stop=stop)
         self.threads = [
             threading.Thread(
-                target=runner.react_to_files, args=(files_plan(config),), name="alerts-files", daemon=True
+                target=runner.react_to_files,
+                args=(files_plan(config),),
+                name="alerts-files",
+                daemon=True,
             ),
-            threading.Thread(target=heartbeat, args=(app, stop), name="alerts-heartbeat", daemon=True),
+            threading.Thread(
+                target=heartbeat, args=(app, stop), name="alerts-heartbeat", daemon=True
+            ),
         ]
 
     def start(self) -> None:
@@ -422,7 +430,7 @@ def heartbeat(app: App, stop: threading.Event) -> None:
     who = {"host": socket.gethostname(), "pid": os.getpid(), "version": __version__}
     while not stop.is_set():
         try:
-            beat(app.store, app.now(), who)
+            app.store.runs.beat(app.now(), who)
         except OperationalError as exc:
             log.warning("cannot write the heartbeat: %s", str(exc.orig or exc).splitlines()[0])
         stop.wait(HEARTBEAT_SECONDS)
@@ -435,7 +443,9 @@ class _StopSignals:
         self.stop = stop
         self.runner = runner
         self.received: list[str] = []
-        self.previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        self.previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         # Only sets flags: an exception raised here could land anywhere (even inside
@@ -453,14 +463,18 @@ class _StopSignals:
         _restore(self.previous)
 
 
-def _acquire(lock: InstanceLock, stop: threading.Event, signals: _StopSignals, *, standby: bool) -> bool:
+def _acquire(
+    lock: InstanceLock, stop: threading.Event, signals: _StopSignals, *, standby: bool
+) -> bool:
     """Take the instance lock (``standby``: wait for it). False when stopped while waiting."""
     if standby:
         log.info("standing by until the running scheduler stops")
     try:
         lock.acquire(wait=float("inf") if standby else 0.0, stop=stop)
     except WaitStopped:
-        log.info("%s while standing by: stopped", signals.received[0] if signals.received else "stop")
+        log.info(
+            "%s while standing by: stopped", signals.received[0] if signals.received else "stop"
+        )
         return False
     return True
 

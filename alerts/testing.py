@@ -1,6 +1,6 @@
-"""Fakes that tests of this project, and of what is built on it, need: a real SMTP server
+"""A fake relay for tests of this project and of what is built on it: a real SMTP server
 on a free loopback port that records what it accepts and injects the faults a relay
-can produce, a plain message builder, and a way to fill an outbox.
+can produce. It needs the test extra (aiosmtpd): ``pip install 'area-alerts[test]'``.
 
     with SmtpSink(faults=Faults(reject={"gone@example.org"})) as sink:
         ...  # point delivery.smtp at sink.host, sink.port
@@ -21,29 +21,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
-import signal
-import socket
 import ssl
-import subprocess
 import sys
 import threading
-import uuid
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
-from email.utils import format_datetime
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from sqlalchemy import Engine, func, insert, select, update
-
-from alerts.schema import digests, metadata, outbox, subscriber_areas, subscribers
-from alerts.types import OutboxItem
+try:
+    from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+except ImportError as missing:  # a test-only dependency: say which extra brings it
+    raise ImportError(
+        "alerts.testing needs aiosmtpd, from the test extra: pip install 'area-alerts[test]'",
+        name=missing.name,
+    ) from missing
 
 LOOPBACK = "127.0.0.1"
 #: As an injected reply: close the connection without answering.
@@ -90,13 +83,17 @@ class Faults:
     #: Replies chosen per stage (and recipient): see :meth:`inject`.
     injected: list[Injected] = field(default_factory=list)
 
-    def inject(self, stage: str, reply: str, *, recipient: str | None = None, times: int | None = None) -> None:
+    def inject(
+        self, stage: str, reply: str, *, recipient: str | None = None, times: int | None = None
+    ) -> None:
         """Answer ``stage`` with ``reply`` (a whole reply line such as ``"451 4.3.0 later"``;
         :data:`DROP` closes the connection instead; a 421 closes it after answering)."""
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
         if recipient is not None and stage not in RECIPIENT_STAGES:
-            raise ValueError(f"a reply at {stage} cannot be for one recipient: the sink does not know it yet")
+            raise ValueError(
+                f"a reply at {stage} cannot be for one recipient: the sink does not know it yet"
+            )
         self.injected.append(Injected(stage, reply, recipient, times))
 
     def take(self, stage: str, recipients: Iterable[str] = ()) -> str | None:
@@ -272,7 +269,9 @@ class SmtpSink:
             enable_SMTPUTF8=self.smtputf8,
         )
 
-    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
         if not isinstance(data, LoginPassword) or self.users is None:
             return AuthResult(success=False, handled=False)
         user = data.login.decode("utf-8", "replace")
@@ -431,7 +430,9 @@ class _Handler:
             return "554 5.6.0 Message content refused"
         content = envelope.original_content or b""
         if faults.size_limit is not None and len(content) > faults.size_limit:
-            return f"552 5.3.4 Message size exceeds fixed maximum message size ({faults.size_limit})"
+            return (
+                f"552 5.3.4 Message size exceeds fixed maximum message size ({faults.size_limit})"
+            )
         reply = faults.take("body", recipients)
         if reply is not None:
             if reply == DROP:
@@ -459,337 +460,6 @@ def header_message_id(data: bytes) -> str | None:
 
 def bare_message_id(value: str) -> str:
     return value.strip().strip("<>").strip()
-
-
-# -- a plain message builder, and an outbox to feed it -----------------------------------
-
-
-class PlainMessageFactory:
-    """Builds a real RFC 5322 message (text and HTML parts, RFC 8058 headers) for an
-    outbox row from its ``digests`` row: the plain cousin of ``alerts.message.MessageFactory``
-    for tests and benchmarks. Each digest is rendered once; per message only the
-    recipient, Message-ID and unsubscribe link are put into the finished bytes."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        from_address: str = "Area Alerts <alerts@example.org>",
-        unsubscribe: str = "https://alerts.example.org/unsubscribe/{subscriber_id}",
-    ):
-        self.engine = engine
-        self.from_address = from_address
-        self.unsubscribe = unsubscribe
-        self._rendered: dict[int, bytes] = {}
-        self._lock = threading.Lock()
-
-    def build(self, item: OutboxItem) -> bytes:
-        template = self._rendered.get(item.digest_id)
-        if template is None:
-            template = self._render(item.digest_id)
-            with self._lock:
-                self._rendered[item.digest_id] = template
-        message_id = item.message_id if item.message_id.startswith("<") else f"<{item.message_id}>"
-        return (
-            template.replace(b"@@TO@@", item.email.encode())
-            .replace(b"@@MESSAGE_ID@@", message_id.encode())
-            .replace(b"@@UNSUBSCRIBE@@", self.unsubscribe.format(subscriber_id=item.subscriber_id).encode())
-        )
-
-    def _render(self, digest_id: int) -> bytes:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(digests).where(digests.c.id == digest_id)).mappings().one()
-        message = EmailMessage(policy=SMTP_POLICY)
-        message["From"] = self.from_address
-        message["To"] = "@@TO@@"
-        message["Subject"] = row["subject"]
-        message["Date"] = format_datetime(row["created_at"])
-        message["Message-ID"] = "@@MESSAGE_ID@@"
-        message["List-Unsubscribe"] = "<@@UNSUBSCRIBE@@>"
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message.set_content(row["text"], cte="quoted-printable")
-        message.add_alternative(row["html"], subtype="html", cte="quoted-printable")
-        return message.as_bytes()
-
-
-def seed_outbox(
-    engine: Engine,
-    *,
-    count: int,
-    now: datetime,
-    areas: Sequence[str] = ("medway",),
-    domain: str = "example.org",
-    body: str = "A telephone fraudster is posing as a police officer.",
-    emails: Callable[[int], str] | None = None,
-) -> list[str]:
-    """Queue ``count`` messages: one digest per area, ``count`` active subscribers spread
-    over the areas, one pending outbox row each. Returns the Message-IDs (bare)."""
-    address = emails or (lambda i: f"reader{i}@{domain}")
-    with engine.begin() as conn:
-        digest_ids = []
-        for area in areas:
-            digest_ids.append(
-                conn.execute(
-                    insert(digests).values(
-                        key=uuid.uuid4().hex,
-                        kind="immediate",
-                        subject=f"Alerts for {area}",
-                        html=f"<html><body><h1>{area}</h1><p>{body}</p></body></html>",
-                        text=f"{area}\n\n{body}\n",
-                        areas=[area],
-                        advisory_ids=[],
-                        created_at=now,
-                        meta={},
-                    ).returning(digests.c.id)
-                ).scalar_one()
-            )
-        people = [
-            {
-                "email": address(i),
-                "frequency": "immediate",
-                "status": "active",
-                "forwardable": False,
-                "urgent": True,
-                "bounces": 0,
-                "created_at": now,
-                "confirmed_at": now,
-                "watermark": now,
-            }
-            for i in range(count)
-        ]
-        message_ids = [f"{uuid.uuid4().hex}@{domain}" for _ in range(count)]
-        for rows in _chunked(people):
-            added = conn.execute(
-                insert(subscribers).returning(subscribers.c.id, sort_by_parameter_order=True), rows
-            ).scalars()
-            for row, subscriber_id in zip(rows, added, strict=True):
-                row["id"] = subscriber_id
-        for rows in _chunked(
-            [{"subscriber_id": p["id"], "area": areas[i % len(areas)]} for i, p in enumerate(people)]
-        ):
-            conn.execute(insert(subscriber_areas), rows)
-        for rows in _chunked(
-            [
-                {
-                    "subscriber_id": p["id"],
-                    "digest_id": digest_ids[i % len(digest_ids)],
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "message_id": f"<{message_ids[i]}>",
-                    "created_at": now,
-                    "priority": 10,  # an alert (alerts.types.MailPriority.ALERT)
-                    "arrived_at": now,
-                }
-                for i, p in enumerate(people)
-            ]
-        ):
-            conn.execute(insert(outbox), rows)
-    return message_ids
-
-
-# -- looking inside the tables (tests only: stages go through alerts.store) ----------
-
-
-def outbox_rows(engine: Engine) -> list[dict[str, Any]]:
-    """Every outbox row in queue order, with its subscriber's ``email`` and ``name`` and
-    its digest's ``kind``, ``subject`` and ``meta`` (as ``digest_kind`` etc.)."""
-    query = (
-        select(
-            outbox,
-            subscribers.c.email,
-            subscribers.c.name,
-            digests.c.kind.label("digest_kind"),
-            digests.c.subject.label("digest_subject"),
-            digests.c.meta.label("digest_meta"),
-        )
-        .select_from(outbox.join(subscribers).join(digests))
-        .order_by(outbox.c.id)
-    )
-    with engine.connect() as conn:
-        return [dict(row) for row in conn.execute(query).mappings()]
-
-
-def row_counts(engine: Engine, *names: str) -> dict[str, int]:
-    """How many rows each named table holds."""
-    with engine.connect() as conn:
-        return {
-            name: int(conn.execute(select(func.count()).select_from(metadata.tables[name])).scalar_one())
-            for name in names
-        }
-
-
-def table_rows(engine: Engine, name: str) -> list[dict[str, Any]]:
-    """Every row of the named table, in primary-key order."""
-    table = metadata.tables[name]
-    with engine.connect() as conn:
-        return [dict(row) for row in conn.execute(select(table).order_by(*table.primary_key)).mappings()]
-
-
-def insert_rows(engine: Engine, name: str, rows: Sequence[dict[str, Any]]) -> None:
-    """Bulk-insert ``rows`` into the named table in one transaction (for volumes the
-    stages would take seconds to write one by one)."""
-    table = metadata.tables[name]
-    with engine.begin() as conn:
-        for chunk in _chunked(list(rows)):
-            conn.execute(insert(table), chunk)
-        if conn.dialect.name == "postgresql" and rows and "id" in rows[0]:
-            # Explicit ids leave the sequence behind: the next plain INSERT would collide.
-            conn.exec_driver_sql(
-                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), max(id)) FROM {table.name}"
-            )
-
-
-def set_columns(engine: Engine, name: str, values: dict[str, Any], **where: Any) -> int:
-    """Force ``values`` into the rows of the named table matching ``where`` (column ==
-    value; none: every row): a state no stage would make, such as a dead worker's claim.
-    Returns the number of rows changed."""
-    table = metadata.tables[name]
-    statement = update(table).values(**values)
-    for column, value in where.items():
-        statement = statement.where(table.c[column] == value)
-    with engine.begin() as conn:
-        return int(conn.execute(statement).rowcount)
-
-
-def seed_messages(
-    engine: Engine, subscriber_id: int, due: Sequence[datetime], *, domain: str = "example.org", size: int = 0
-) -> list[str]:
-    """More messages for one subscriber: a digest each, pending and due at the instants
-    given; ``size``: characters of filler in each (a message bigger than the rest).
-    Returns their Message-IDs (bare)."""
-    message_ids = []
-    with engine.begin() as conn:
-        for when in due:
-            digest_id = conn.execute(
-                insert(digests)
-                .values(
-                    key=uuid.uuid4().hex, kind="immediate", subject="More alerts",
-                    html="<p>More</p>" + "<p>filler</p>" * (size // 13), text="More\n" + "filler\n" * (size // 7),
-                    areas=["medway"], advisory_ids=[], created_at=when, meta={},
-                )
-                .returning(digests.c.id)
-            ).scalar_one()
-            message_id = f"{uuid.uuid4().hex}@{domain}"
-            conn.execute(
-                insert(outbox).values(
-                    subscriber_id=subscriber_id, digest_id=digest_id, status="pending", attempts=0,
-                    next_attempt_at=when, message_id=f"<{message_id}>", created_at=when,
-                )
-            )
-            message_ids.append(message_id)
-    return message_ids
-
-
-class AlertsProcess:
-    """``alerts --log-format json --config CONFIG ARGS...`` in a subprocess (``alerts serve``,
-    ``alerts web``), its stderr lines collected as they come."""
-
-    def __init__(self, config: str | os.PathLike[str], *args: str, cwd: str | None = None):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "alerts", "--log-format", "json", "--config", str(config), *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=cwd,
-        )
-        self.lines: list[str] = []
-        self._new = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._new:
-                self.lines.append(line.rstrip("\n"))
-                self._new.notify_all()
-
-    def mark(self) -> int:
-        """Where the log is now: ``wait_for(..., after=mark)`` looks only at later lines."""
-        with self._new:
-            return len(self.lines)
-
-    def wait_for(self, text: str, timeout: float = 90, *, after: int = 0) -> dict[str, Any]:
-        """The first JSON log line (from line ``after`` on) whose message contains
-        ``text`` (AssertionError when none comes within ``timeout`` seconds or the
-        process ends)."""
-
-        def found() -> dict[str, Any] | None:
-            for line in self.lines[after:]:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue  # a traceback, say: shown in the assertion below
-                if text in str(entry.get("message")):
-                    return dict(entry)
-            return None
-
-        with self._new:
-            self._new.wait_for(lambda: found() is not None or self.proc.poll() is not None, timeout)
-            entry = found()
-        assert entry is not None, f"no {text!r} within {timeout} s; the log so far: {self.lines}"
-        return entry
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
-
-
-def free_port() -> int:
-    """A TCP port on the loopback nobody listens on (for ``alerts web --port``)."""
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
-
-
-def seed_subscribers(
-    engine: Engine,
-    *,
-    count: int,
-    now: datetime,
-    areas: Sequence[str] = ("medway",),
-    frequencies: Sequence[str] = ("immediate", "daily", "weekly"),
-    urgent: bool = True,
-    domain: str = "example.org",
-) -> list[str]:
-    """Add ``count`` active subscribers, their frequencies and areas taken in turn from
-    ``frequencies`` and ``areas``, watermarks at ``now``. Returns their addresses."""
-    people = [
-        {
-            "email": f"resident{i}@{domain}",
-            "frequency": frequencies[i % len(frequencies)],
-            "status": "active",
-            "forwardable": False,
-            "urgent": urgent,
-            "bounces": 0,
-            "created_at": now,
-            "confirmed_at": now,
-            "watermark": now,
-        }
-        for i in range(count)
-    ]
-    with engine.begin() as conn:
-        for rows in _chunked(people):
-            added = conn.execute(
-                insert(subscribers).returning(subscribers.c.id, sort_by_parameter_order=True), rows
-            ).scalars()
-            for row, subscriber_id in zip(rows, added, strict=True):
-                row["id"] = subscriber_id
-        for rows in _chunked(
-            [{"subscriber_id": p["id"], "area": areas[i % len(areas)]} for i, p in enumerate(people)]
-        ):
-            conn.execute(insert(subscriber_areas), rows)
-    return [str(p["email"]) for p in people]
-
-
-def _chunked(rows: list[dict[str, Any]], size: int = 1000) -> Iterable[list[dict[str, Any]]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
 
 
 def main() -> None:

@@ -21,15 +21,8 @@ from alerts.config import Config
 from alerts.digest.plan import Planner, Variant
 from alerts.digest.render import DigestRenderer
 from alerts.message import new_message_id
-from alerts.store.advisories import Store, load_advisories, load_candidates
-from alerts.store.digests import (
-    QueuedMessage,
-    SentRevision,
-    move_all_watermarks,
-    queue_batch,
-    sent_revisions,
-)
-from alerts.store.subscribers import iter_subscribers, oldest_watermark
+from alerts.store.digests import QueuedMessage, SentRevision
+from alerts.store.store import Store
 from alerts.types import Advisory, DigestKind, Frequency, MailPriority, Subscriber
 
 log = logging.getLogger(__name__)
@@ -123,17 +116,29 @@ def queue_digests(
     if frequency is Frequency.IMMEDIATE:
         passes = [
             _Pass((Frequency.IMMEDIATE,), DigestKind.IMMEDIATE),
-            _Pass((Frequency.DAILY, Frequency.WEEKLY), DigestKind.URGENT, urgent_only=True, move_watermark=False),
+            _Pass(
+                (Frequency.DAILY, Frequency.WEEKLY),
+                DigestKind.URGENT,
+                urgent_only=True,
+                move_watermark=False,
+            ),
         ]
     else:
         passes = [_Pass((frequency,), DigestKind(frequency.value))]
-    run = _Run(store, renderer, report, domain=config.email.domain, now=now, dry_run=dry_run, on_message=on_message)
+    run = _Run(
+        store,
+        renderer,
+        report,
+        domain=config.email.domain,
+        now=now,
+        dry_run=dry_run,
+        on_message=on_message,
+    )
     for sweep in passes:
-        oldest = oldest_watermark(store, sweep.frequencies)
+        oldest = store.subscribers.oldest_watermark(sweep.frequencies)
         if oldest is None:
             continue
-        candidates = load_candidates(
-            store,
+        candidates = store.advisories.candidates(
             after=oldest,
             until=now,
             max_age=timedelta(days=config.digests.max_age_days),
@@ -142,12 +147,14 @@ def queue_digests(
         if not candidates:
             if sweep.move_watermark and not dry_run:
                 # Nothing new for anyone: move every watermark in one statement.
-                move_all_watermarks(store, sweep.frequencies, now)
+                store.digests.move_all_watermarks(sweep.frequencies, now)
             continue
         planner = Planner(gazetteer, candidates, day=None if sweep.kind.single else day)
         for wanted in sweep.frequencies:
             # The urgent sweep reads only those who want urgent alerts at once.
-            chosen = iter_subscribers(store, frequency=wanted, urgent=True if sweep.urgent_only else None, batch=BATCH)
+            chosen = store.subscribers.iterate(
+                frequency=wanted, urgent=True if sweep.urgent_only else None, batch=BATCH
+            )
             for batch in _batches(chosen, BATCH):
                 run.batch(planner, sweep, batch)
     log.info("queued %s", report.as_dict())
@@ -183,7 +190,9 @@ class _Run:
     def batch(self, planner: Planner, sweep: _Pass, batch: list[Subscriber]) -> None:
         if not batch:
             return
-        sent = sent_revisions(self.store, [s.id for s in batch], [c.id for c in planner.candidates])
+        sent = self.store.digests.sent_revisions(
+            [s.id for s in batch], [c.id for c in planner.candidates]
+        )
         plans: list[tuple[Subscriber, list[Variant]]] = []
         for subscriber in batch:
             entries = planner.entries(subscriber, sent, new_only=sweep.urgent_only)
@@ -199,8 +208,7 @@ class _Run:
         # Together: premailer's cost is mostly the stylesheet, paid once per call.
         rendered = {r.key: r for r in self.renderer.render_all(new, self._advisories)}
         messages, revisions = self._rows(plans)
-        ids = queue_batch(
-            self.store,
+        ids = self.store.digests.queue_batch(
             rendered=rendered.values(),
             known=self.digest_ids,
             messages=messages,
@@ -213,7 +221,9 @@ class _Run:
         self.report.rendered += len(rendered)
         self._report(plans, {})
 
-    def _rows(self, plans: list[tuple[Subscriber, list[Variant]]]) -> tuple[list[QueuedMessage], list[SentRevision]]:
+    def _rows(
+        self, plans: list[tuple[Subscriber, list[Variant]]]
+    ) -> tuple[list[QueuedMessage], list[SentRevision]]:
         """The outbox rows and sent revisions of a batch's plans."""
         messages: list[QueuedMessage] = []
         sent: list[SentRevision] = []
@@ -236,10 +246,16 @@ class _Run:
 
     def _arrived(self, variant: Variant) -> datetime | None:
         """When the advisories it carries arrived (changed): the earliest of them."""
-        times = [self._advisories[e.advisory_id].changed_at for e in variant.entries if e.advisory_id in self._advisories]
+        times = [
+            self._advisories[e.advisory_id].changed_at
+            for e in variant.entries
+            if e.advisory_id in self._advisories
+        ]
         return min(times) if times else None
 
-    def _report(self, plans: list[tuple[Subscriber, list[Variant]]], subjects: dict[str, str]) -> None:
+    def _report(
+        self, plans: list[tuple[Subscriber, list[Variant]]], subjects: dict[str, str]
+    ) -> None:
         report = self.report
         for subscriber, variants in plans:
             report.subscribers += 1
@@ -250,7 +266,9 @@ class _Run:
                     self.seen_keys.add(variant.key)
                     report.digests += 1
                 if self.on_message is not None:
-                    subject = subjects.get(variant.key) or self.renderer.subject(variant, self._advisories)
+                    subject = subjects.get(variant.key) or self.renderer.subject(
+                        variant, self._advisories
+                    )
                     self.on_message(
                         PlannedMessage(
                             subscriber.id,
@@ -266,7 +284,7 @@ class _Run:
         wanted = set(ids)
         missing = wanted - self._advisories.keys()
         if missing:
-            self._advisories.update(load_advisories(self.store, missing))
+            self._advisories.update(self.store.advisories.load(missing))
         # Bodies can be large: keep a bounded number, those this batch needs last.
         for advisory_id in wanted:
             self._advisories.move_to_end(advisory_id)

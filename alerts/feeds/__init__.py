@@ -28,7 +28,7 @@ from alerts.errors import AlertsError
 from alerts.feeds.model import ALL, FORMATS, Entry, Feed, LastChanges, build_feed, feed_url
 from alerts.feeds.render import RENDERERS
 from alerts.feeds.state import STATE_FILE, dump_state, load_state, settle
-from alerts.store.advisories import Store, last_changes
+from alerts.store.store import Store
 
 __all__ = [
     "ALL",
@@ -81,15 +81,15 @@ def build_feeds(
         ) from None
     report = FeedsReport(out=folder)
     limit = config.feeds.max_items
-    changes = LastChanges(*last_changes(store, now))
+    changes = LastChanges(*store.advisories.last_changes(now))
     cache: dict[int, Entry] = {}
     feeds: list[Feed] = [
         build_feed(
-            config, gazetteer, changes, store.advisories(live_at=now, limit=limit), None, cache
+            config, gazetteer, changes, store.advisories.find(live_at=now, limit=limit), None, cache
         )
     ]
     for area in gazetteer.feed_areas():
-        items = store.advisories(
+        items = store.advisories.find(
             areas=gazetteer.matching_areas([area.slug]), live_at=now, limit=limit
         )
         feeds.append(build_feed(config, gazetteer, changes, items, area, cache))

@@ -24,8 +24,7 @@ from jinja2 import Environment, TemplateError
 from alerts.config import Config
 from alerts.digest.render import RESPONSIVE_STYLESHEET, STYLESHEET, inline_css
 from alerts.errors import ConfigError
-from alerts.store.advisories import Store
-from alerts.store.digests import queue_finished_message, queued_since
+from alerts.store.store import Store
 from alerts.templating import template_environment
 from alerts.text import and_list, one_line
 from alerts.tokens import Confirmation, link_signer
@@ -134,7 +133,7 @@ def send_confirmation(
 ) -> int | None:
     """Queue the confirmation email for a pending subscriber. Returns the outbox id, or
     None when one was queued for them less than :data:`RESEND_AFTER` ago."""
-    if queued_since(store, subscriber.id, CONFIRM, now - RESEND_AFTER):
+    if store.digests.queued_since(subscriber.id, CONFIRM, now - RESEND_AFTER):
         return None
     # The preferences the email states travel in its link: what is confirmed is what was mailed.
     confirm_url = link_signer(config).confirm_url(
@@ -173,8 +172,7 @@ def queue_transactional(
     (``meta["transactional"]`` true, ``meta["raw"]`` the whole message when given) and a
     pending ``outbox`` row ahead of any digest (the store wakes the senders). Returns the
     outbox id."""
-    return queue_finished_message(
-        store,
+    return store.digests.queue_finished_message(
         subscriber_id,
         kind=kind,
         subject=one_line(subject, 200),

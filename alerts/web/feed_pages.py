@@ -59,7 +59,7 @@ def feed_page(request: Request, slug: str, fmt: str, headers: dict[str, str]) ->
     gazetteer = app.gazetteer
     area = None if slug == ALL else gazetteer.node(slug)
     areas = None if area is None else gazetteer.matching_areas([slug])
-    advisories = app.store.advisories(
+    advisories = app.store.advisories.find(
         areas=areas, live_at=app.now(), limit=app.config.feeds.max_items
     )
     base_url = app.config.site.base_url

@@ -25,17 +25,8 @@ from starlette.routing import BaseRoute, Route
 from alerts.app import App
 from alerts.areas import Gazetteer
 from alerts.errors import BadToken, NotFound
-from alerts.store.limits import CLIENT, MAILBOX, client_key, take
-from alerts.store.subscribers import (
-    ACTIVE,
-    OPTED_OUT,
-    PENDING,
-    UNSUBSCRIBED,
-    confirm_subscriber,
-    get_subscriber,
-    unsubscribe,
-    update_subscriber,
-)
+from alerts.store.limits import CLIENT, MAILBOX, client_key
+from alerts.store.subscribers import ACTIVE, OPTED_OUT, PENDING, UNSUBSCRIBED
 from alerts.subscribers import Preferences, Subscription
 from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates
 from alerts.subscribers.notices import check_notice_templates
@@ -152,10 +143,10 @@ def confirm(request: Request, form: dict[str, str]) -> Response:
         areas=subscriber.areas, frequency=subscriber.frequency, urgent=subscriber.urgent
     )
     now = app.now()
-    confirmed = waiting and confirm_subscriber(
-        app.store, subscriber.id, now=now, preferences=stated, issued_at=confirmation.issued_at
+    confirmed = waiting and app.store.subscribers.confirm(
+        subscriber.id, now=now, preferences=stated, issued_at=confirmation.issued_at
     )
-    subscriber = get_subscriber(app.store, subscriber.id)  # as it is now, whoever changed it
+    subscriber = app.store.subscribers.get(subscriber.id)  # as it is now, whoever changed it
     if subscriber.status is not ACTIVE:
         return bad_link(
             request,
@@ -197,8 +188,8 @@ def manage(request: Request, form: dict[str, str]) -> Response:
         return page(request, "manage.html", context, status=400)
     if shown := shown_back(request, "manage.html", form, context):
         return shown
-    subscriber = update_subscriber(
-        app.store, subscriber.id, Preferences(**values, urgent=form.get("urgent") == "yes")
+    subscriber = app.store.subscribers.update(
+        subscriber.id, Preferences(**values, urgent=form.get("urgent") == "yes")
     )
     context.update(
         personal(app, subscriber, {"saved": True, "form": current_form(app, subscriber)})
@@ -232,7 +223,7 @@ def too_many(request: Request) -> Response | None:
     says nothing about any address, and is checked the same way for all of them."""
     app = web_app(request)
     client = request.client.host if request.client else "unknown"
-    if take(app.store, client_key(app.config, client), CLIENT, app.now()):
+    if app.store.limits.take(client_key(app.config, client), CLIENT, app.now()):
         return None
     response = page(
         request,
@@ -292,7 +283,7 @@ def unsubscribe_page(request: Request, form: dict[str, str]) -> Response:
     subscriber = subscriber_from(request, form.get("token"), UNSUBSCRIBE)
     if isinstance(subscriber, Response):
         return subscriber
-    changed = unsubscribe(app.store, subscriber.id, now=app.now())
+    changed = app.store.subscribers.unsubscribe(subscriber.id, now=app.now())
     return page(request, "unsubscribed.html", personal(app, subscriber, {"changed": changed}))
 
 
@@ -317,7 +308,7 @@ def _unsubscribe_by_token(request: Request) -> Response:
         subscriber_id = link_signer(app.config).verify(
             request.query_params.get("token") or "", UNSUBSCRIBE, app.now()
         )
-        unsubscribe(app.store, subscriber_id, now=app.now())
+        app.store.subscribers.unsubscribe(subscriber_id, now=app.now())
     except (BadToken, NotFound):
         return PlainTextResponse(
             "This unsubscribe link is not valid.\n", status_code=400, headers=PRIVATE
@@ -371,8 +362,8 @@ def subscriber_from(
     if not token:
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
-        return get_subscriber(
-            app.store, link_signer(app.config).verify(token, purpose, app.now(), max_age=max_age)
+        return app.store.subscribers.get(
+            link_signer(app.config).verify(token, purpose, app.now(), max_age=max_age)
         )
     except (BadToken, NotFound) as exc:
         return link_error(request, exc, purpose, max_age)
@@ -391,7 +382,7 @@ def confirmation_from(
             token, app.now(), max_age=CONFIRM_MAX_AGE
         )
         return confirmation, as_stated(
-            get_subscriber(app.store, confirmation.subscriber_id), confirmation
+            app.store.subscribers.get(confirmation.subscriber_id), confirmation
         )
     except (BadToken, NotFound) as exc:
         return link_error(request, exc, CONFIRM, CONFIRM_MAX_AGE)

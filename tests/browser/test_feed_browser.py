@@ -16,9 +16,9 @@ from alerts.feeds import build_feeds
 from alerts.feeds.model import FORMATS
 from alerts.ingest import ingest_files
 from alerts.web.feed_pages import FORMAT_LABELS
-from tests.advisory_files import write_advisory
 from tests.browser.conftest import PHONE
-from tests.conftest import NOW
+from tests.support import NOW
+from tests.support.advisory_files import write_advisory
 
 SAMPLE_TITLE = "Safety advice after telephone fraudster poses as Kent Police officer"
 

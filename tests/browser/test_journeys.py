@@ -20,12 +20,12 @@ import pytest
 from alerts.clock import ManualClock
 from alerts.delivery import send_pending
 from alerts.digest import queue_digests
-from alerts.store.retention import erase
-from alerts.store.subscribers import ACTIVE, UNSUBSCRIBED, find_subscriber, unsubscribe
-from alerts.testing import SmtpSink, outbox_rows
+from alerts.store.subscribers import ACTIVE, UNSUBSCRIBED
+from alerts.testing import SmtpSink
 from alerts.types import Frequency
 from tests.browser.conftest import PHONE, LiveServer, axe_violations, eventually
-from tests.digest_support import advisory, save, subscribe
+from tests.support.digests import advisory, save, subscribe
+from tests.support.tables import outbox_rows
 
 SCHEMES = ["light", "dark"]
 
@@ -129,7 +129,7 @@ def test_a_resident_signs_up_confirms_manages_by_email_changes_areas_and_leaves(
         "daily alerts for Chatham, and urgent alerts at once" in page.locator("main").inner_text()
     )
     accessible(page, axe_source, "confirmed")
-    subscriber = find_subscriber(app.store, address)
+    subscriber = app.store.subscribers.find(address)
     assert (
         subscriber is not None and subscriber.status is ACTIVE and subscriber.areas == ("chatham",)
     )
@@ -162,7 +162,7 @@ def test_a_resident_signs_up_confirms_manages_by_email_changes_areas_and_leaves(
         in page.get_by_role("status").inner_text()
     )
     accessible(page, axe_source, "manage saved")
-    assert set(find_subscriber(app.store, address).areas) == {"chatham", "dover"}  # type: ignore[union-attr]
+    assert set(app.store.subscribers.find(address).areas) == {"chatham", "dover"}  # type: ignore[union-attr]
 
     # Leave, from the welcome email's link: it asks first, the button acts.
     page.goto(inbox.link(welcome, "/unsubscribe"))
@@ -171,7 +171,7 @@ def test_a_resident_signs_up_confirms_manages_by_email_changes_areas_and_leaves(
     page.get_by_role("button", name="Unsubscribe").click()
     assert page.locator("h1").inner_text() == "You are unsubscribed"
     accessible(page, axe_source, "unsubscribed")
-    assert find_subscriber(app.store, address).status is UNSUBSCRIBED  # type: ignore[union-attr]
+    assert app.store.subscribers.find(address).status is UNSUBSCRIBED  # type: ignore[union-attr]
 
 
 def test_a_coordinator_s_edition_forwards_cleanly_and_its_links_serve_whoever_reads_it(
@@ -239,10 +239,10 @@ def test_a_resident_who_left_comes_back_by_signing_up_and_confirming(
 ) -> None:
     app = inbox.site.app
     gone = subscribe(inbox.site.app, "back@example.org", ["medway"])
-    unsubscribe(app.store, gone.id, now=app.now())
+    app.store.subscribers.unsubscribe(gone.id, now=app.now())
     clock.advance(timedelta(days=1))
     sign_up_and_confirm(checked, inbox, "back@example.org", 1, axe_source, "coming back")
-    back = find_subscriber(app.store, "back@example.org")
+    back = app.store.subscribers.find("back@example.org")
     assert back is not None and back.status is ACTIVE and back.areas == ("dover",)
 
 
@@ -251,9 +251,9 @@ def test_an_erased_address_can_sign_up_afresh(
 ) -> None:
     app = inbox.site.app
     subscribe(app, "erased@example.org", ["medway"])
-    assert erase(app.config, app.store, "erased@example.org", app.now())
-    assert find_subscriber(app.store, "erased@example.org") is None
+    assert app.store.retention.erase(app.config, "erased@example.org", app.now())
+    assert app.store.subscribers.find("erased@example.org") is None
     clock.advance(timedelta(days=1))
     sign_up_and_confirm(checked, inbox, "erased@example.org", 1, axe_source, "after erasure")
-    again = find_subscriber(app.store, "erased@example.org")
+    again = app.store.subscribers.find("erased@example.org")
     assert again is not None and again.status is ACTIVE

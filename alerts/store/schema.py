@@ -1,0 +1,306 @@
+"""The database tables, named once. Changes go through a migration in
+``alerts/store/migrations/versions`` (a test checks the two agree)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store keeps aware datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+advisories = Table(
+    "advisories",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # Identity belongs to a source: ``key`` (a feed's GUID or link, a file's canonical
+    # URL) is unique within its ``origin`` ("files", or the feed's URL), not across them.
+    Column("origin", String(2000), nullable=False, server_default="files"),
+    # Indexed alone too: whether another source stored a key looks across origins.
+    Column("key", String(2000), nullable=False, index=True),
+    Column("url", Text, nullable=False, index=True),
+    Column("title", Text, nullable=False),
+    Column("summary", Text, nullable=False, default=""),
+    Column("body_html", Text, nullable=False, default=""),
+    Column("body_text", Text, nullable=False, default=""),
+    Column("content_hash", String(64), nullable=False),
+    Column("published_at", UtcDateTime, nullable=False),
+    Column("date_assumed", Boolean, nullable=False, default=False),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("changed_at", UtcDateTime, nullable=False, index=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("revision", Integer, nullable=False, default=1),
+    # The material hash of the version last announced (revision); NULL: not recorded yet.
+    Column("revision_hash", String(64)),
+    # When a material change arrived too soon after the last one to be mailed; it is
+    # released (a new revision) once the update interval has passed. NULL: none held.
+    Column("held_since", UtcDateTime, index=True),
+    # Times the source went back to the announced version while a change was held.
+    Column("flaps", Integer, nullable=False, server_default="0"),
+    Column("source", Text, nullable=False),
+    Column("force_area", String(100)),
+    Column("image_url", Text),
+    Column("status", String(20), nullable=False, default="active"),
+    Column("priority", String(20), nullable=False, default="normal"),
+    Column("expires_at", UtcDateTime),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("extra", JSON, nullable=False, default=dict),
+    # Who it reaches and why, as the area rule decided at ingest (AreaDecision.as_json).
+    Column("area_decision", JSON),
+    # Outside coverage (an unknown or other force's area): stored, never mailed or published.
+    Column("outside_coverage", Boolean, nullable=False, default=False, server_default=false()),
+    # An operator's retag: the areas it reaches instead of the rule's ([] for none), kept
+    # through re-ingest and source changes until cleared.
+    Column("area_override", JSON),
+    Column("area_override_at", UtcDateTime),
+    UniqueConstraint("origin", "key", name="uq_advisories_origin_key"),
+)
+
+# The same advisory (a key or URL already stored) arriving from another source: noted on
+# the first, never an update of it.
+advisory_duplicates = Table(
+    "advisory_duplicates",
+    metadata,
+    Column("advisory_id", ForeignKey("advisories.id", ondelete="CASCADE"), primary_key=True),
+    Column("origin", String(2000), primary_key=True),
+    Column("key", String(2000), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+)
+
+# The most specific areas each advisory concerns: what the matching rule reads.
+advisory_areas = Table(
+    "advisory_areas",
+    metadata,
+    Column("advisory_id", ForeignKey("advisories.id", ondelete="CASCADE"), primary_key=True),
+    Column("area", String(100), primary_key=True, index=True),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", Text),
+    Column("frequency", String(20), nullable=False),
+    Column("status", String(20), nullable=False, index=True),
+    Column("forwardable", Boolean, nullable=False, default=False),
+    Column("urgent", Boolean, nullable=False, default=True),
+    Column("bounces", Integer, nullable=False, default=0),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("confirmed_at", UtcDateTime),
+    Column("status_changed_at", UtcDateTime),
+    # Advisories that changed after this instant are new to the subscriber.
+    Column("watermark", UtcDateTime),
+    Column("origin", Text),
+)
+# One row per mailbox: most mail systems ignore the case of the whole address.
+Index("uq_subscribers_mailbox", func.lower(subscribers.c.email), unique=True)
+
+# Addresses that unsubscribed, were suppressed or erased, kept only as a keyed hash
+# (HMAC of the address in lower case) once the retention period is over: enough to
+# never add them again, not enough to read them back.
+opt_outs = Table(
+    "opt_outs",
+    metadata,
+    Column("mailbox_hash", String(64), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("hashed_at", UtcDateTime, nullable=False),
+)
+
+# How often mail was set off for a key (a mailbox's hash, a client address's hash):
+# kept in the database so the limits hold across web processes.
+mail_limits = Table(
+    "mail_limits",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("last_at", UtcDateTime, nullable=False),
+    Column("window_start", UtcDateTime, nullable=False),
+    Column("count", Integer, nullable=False),
+)
+
+subscriber_areas = Table(
+    "subscriber_areas",
+    metadata,
+    Column("subscriber_id", ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
+    Column("area", String(100), primary_key=True, index=True),
+)
+
+# Which revision of which advisory each subscriber has been sent (so it goes once,
+# and again only when it changed materially).
+subscriber_advisories = Table(
+    "subscriber_advisories",
+    metadata,
+    Column("subscriber_id", ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
+    Column("advisory_id", ForeignKey("advisories.id", ondelete="CASCADE"), primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("digest_id", ForeignKey("digests.id", ondelete="SET NULL")),
+    Column("queued_at", UtcDateTime, nullable=False),
+)
+
+# One rendered variant: the same advisories for the same areas with the same footer.
+# Personal links are placeholders in html/text, filled in per message.
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("kind", String(20), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("areas", JSON, nullable=False, default=list),
+    Column("advisory_ids", JSON, nullable=False, default=list),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("meta", JSON, nullable=False, default=dict),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subscriber_id", ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("digest_id", ForeignKey("digests.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(20), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("message_id", String(255), nullable=False, unique=True),
+    Column("claimed_by", String(100)),
+    Column("claimed_until", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    # When the relay accepted it (each message's own moment, not its batch's).
+    Column("sent_at", UtcDateTime),
+    # alerts.types.MailPriority: lowest first (confirmations, then alerts, then digests).
+    Column("priority", SmallInteger, nullable=False, default=20, server_default="20"),
+    # When what it carries arrived: the advisory's ingest (the earliest, for a digest),
+    # or the request (a confirmation). With sent_at, the latency operators see.
+    Column("arrived_at", UtcDateTime),
+    Column("latency_ms", BigInteger),
+    UniqueConstraint("subscriber_id", "digest_id", name="uq_outbox_subscriber_digest"),
+    Index("ix_outbox_due", "status", "priority", "next_attempt_at"),
+)
+
+# What a directory source last saw of each file, so unchanged files are not re-read.
+source_files = Table(
+    "source_files",
+    metadata,
+    Column("path", String(2000), primary_key=True),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    # What read it (version, gazetteer, zone): a new one re-reads every file once.
+    Column("parser", String(64)),
+    Column("seen_at", UtcDateTime, nullable=False),
+)
+
+# Conditional-GET state and health of each upstream feed.
+source_feeds = Table(
+    "source_feeds",
+    metadata,
+    Column("url", String(2000), primary_key=True),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("fetched_at", UtcDateTime),
+    Column("status", Integer),
+    Column("error", Text),
+    # A hash of the warnings about the feed as a whole last logged (a repeated GUID, ...):
+    # the same ones again are not logged at every poll.
+    Column("warned", String(64)),
+)
+
+# The health of each source (a folder or a feed, by its label), for operators and metrics.
+source_health = Table(
+    "source_health",
+    metadata,
+    Column("source", String(2000), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("last_poll_at", UtcDateTime),
+    Column("last_ok_at", UtcDateTime),
+    # Failed polls in a row (0 once one succeeds), and ever.
+    Column("failures", Integer, nullable=False, default=0),
+    Column("failures_total", BigInteger, nullable=False, default=0),
+    Column("polls_total", BigInteger, nullable=False, default=0),
+    Column("last_error", Text),
+)
+
+# Totals that only grow (messages sent, deferred, bounced, failed), shared by every process.
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", BigInteger, nullable=False, default=0),
+)
+
+# The arrival-to-relay latency histogram, counted as messages are sent (so purging sent
+# rows never lowers it): per kind of message, how many latencies fell in each bucket
+# (above the previous bound, up to ``le_ms``; the last bucket's bound is
+# alerts.store.outbox.OVERFLOW_MS) and their sum. Not cumulative: the reader adds up.
+latency_buckets = Table(
+    "latency_buckets",
+    metadata,
+    Column("kind", String(20), primary_key=True),
+    Column("le_ms", BigInteger, primary_key=True, autoincrement=False),
+    Column("count", BigInteger, nullable=False, default=0),
+    Column("sum_ms", BigInteger, nullable=False, default=0),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("ok", Boolean),
+    Column("summary", JSON, nullable=False, default=dict),
+)
