@@ -242,26 +242,36 @@ class Gazetteer:
 
         ``"ME4"`` and ``"ME4 4TR"`` resolve to ``medway``. Raises :class:`UnknownArea`.
         """
-        folded = fold(text)
-        slug = self._names.get(folded)
+        return self.canonical(self.lookup(text))
+
+    def lookup(self, text: str) -> str:
+        """The area a text names, before a postcode district stands for its town or
+        district (``"ME5"`` -> the postcode district ``me5``). Raises :class:`UnknownArea`."""
+        slug = self._names.get(fold(text))
         if slug is None:
             match = _TYPED_POSTCODE.fullmatch(text.strip().upper())
             if match:
                 slug = self._names.get(fold(match.group(1)))
         if slug is None:
             raise self._unknown(text)
-        return self.canonical(slug)
+        return slug
 
     def _unknown(self, text: str) -> UnknownArea:
         places = self._homonyms.get(fold(text))
         if places:
             named = " or ".join(f"{self.nodes[s].name} [{s}]" for s in places)
-            return UnknownArea(f"{text!r} names more than one place", hint=f"say which: {named}")
+            return UnknownArea(
+                f"{text!r} names more than one place",
+                hint=f"say which: {named}",
+                asked=text,
+                homonyms=tuple(places),
+            )
         close = difflib.get_close_matches(fold(text), list(self._names), n=3, cutoff=0.75)
+        suggestions = tuple(dict.fromkeys(self._names[c] for c in close))
         hint = "run 'alerts areas' for the list"
-        if close:
-            hint = "did you mean " + " or ".join(repr(self._names[c]) for c in close) + "? " + hint
-        return UnknownArea(f"unknown area {text!r}", hint=hint)
+        if suggestions:
+            hint = "did you mean " + " or ".join(repr(slug) for slug in suggestions) + "? " + hint
+        return UnknownArea(f"unknown area {text!r}", hint=hint, asked=text, suggestions=suggestions)
 
     # -- names in text ------------------------------------------------------------
 

@@ -31,7 +31,26 @@ class ConfigError(AlertsError):
 
 
 class UnknownArea(AlertsError):
-    """A name, slug or postcode district that the gazetteer does not know."""
+    """A name, slug or postcode district that the gazetteer does not know.
+
+    As data for the front doors (never read back from the hint's words): ``asked``, the
+    text as given; ``suggestions``, slugs of known areas spelt like it ("did you mean");
+    ``homonyms``, slugs of the several places it names (one must be chosen)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        hint: str | None = None,
+        asked: str = "",
+        suggestions: tuple[str, ...] = (),
+        homonyms: tuple[str, ...] = (),
+    ):
+        super().__init__(message, where=where, hint=hint)
+        self.asked = asked
+        self.suggestions = suggestions
+        self.homonyms = homonyms
 
 
 class GazetteerError(AlertsError):

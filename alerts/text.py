@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from html.parser import HTMLParser
 
 import nh3
@@ -195,3 +196,10 @@ def cut_at_word(text: str, limit: int) -> str:
     if space > limit // 2:
         head = head[:space]
     return head.rstrip(" ,;:.-–—") + "…"
+
+
+def and_list(names: Sequence[str]) -> str:
+    """'Chatham', 'Chatham and Medway', 'Chatham, Dover and Medway': how pages and
+    emails list areas (a comma alone, "Chatham, Medway", reads as one place)."""
+    names = list(names)
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)

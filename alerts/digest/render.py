@@ -25,17 +25,20 @@ from premailer import Premailer
 
 from alerts.areas import Gazetteer
 from alerts.config import Config
+from alerts.digest.advice import advice_of
 from alerts.digest.plan import Entry, Variant
 from alerts.errors import ConfigError
 from alerts.templating import find_template, template_environment
-from alerts.text import cut_at_word, html_to_text, one_line, plain_text, sanitise_html
+from alerts.text import and_list, cut_at_word, html_to_text, one_line, plain_text, sanitise_html
 from alerts.types import Advisory, DigestKind, RenderedDigest
 
 HTML_TEMPLATE = "digest.html"
 TEXT_TEMPLATE = "digest.txt"
 STYLESHEET = "digest.css"
 RESPONSIVE_STYLESHEET = "responsive.css"
-TEMPLATES = (HTML_TEMPLATE, TEXT_TEMPLATE, STYLESHEET, RESPONSIVE_STYLESHEET)
+#: The layout every email extends (this one's and the subscription emails').
+LAYOUT_TEMPLATE = "_layout.html"
+TEMPLATES = (HTML_TEMPLATE, TEXT_TEMPLATE, STYLESHEET, RESPONSIVE_STYLESHEET, LAYOUT_TEMPLATE)
 #: Gmail clips a message whose HTML passes 102 KB; stay clear of it.
 HTML_LIMIT = 100_000
 #: The personal values a message carries in its body (see alerts.tokens.PersonalLinks).
@@ -416,6 +419,7 @@ class DigestRenderer:
         title = cut_at_word(plain_text(advisory.title), 300)
         summary = cut_at_word(plain_text(advisory.summary) or advisory.body_text, SUMMARY_LIMIT)
         body_html = sanitise_html(advisory.body_html) if full else ""
+        advice = advice_of(advisory.body_text, advisory.extra)
         item = {
             "title": title,
             "title_text": _wrap(title),
@@ -424,6 +428,9 @@ class DigestRenderer:
             "urgent": advisory.priority.value == "urgent",
             "summary": summary,
             "summary_text": _wrap(summary),
+            # What to do, before the story (see alerts.digest.advice for the rule).
+            "advice": advice,
+            "advice_text": _wrap("\n\n".join(advice)),
             "body_html": body_html,
             # From the sanitised HTML, so the text part says exactly what the HTML says.
             "body_text": _wrap(html_to_text(body_html)) if full else "",
@@ -436,10 +443,12 @@ class DigestRenderer:
     def _sections(
         self, variant: Variant, entries: Sequence[Entry], advisories: Mapping[int, Advisory]
     ) -> list[tuple[str, list[Entry]]]:
-        """Group a digest's entries by area, newest first in each; force-wide advice
-        (about the whole force area) in a section of its own, last."""
+        """Group a digest's entries under the area each advisory concerns (a Medway
+        advisory sits under "Medway" in a Chatham subscriber's digest, not under
+        "Chatham"), newest first in each; force-wide advice (about the whole force area)
+        in a section of its own, last."""
         root = self.gazetteer.root
-        groups: dict[str, list[Entry]] = {}
+        groups: dict[tuple[str, ...], list[Entry]] = {}
         force_wide: list[Entry] = []
         for entry in entries:
             areas = set(advisories[entry.advisory_id].areas)
@@ -447,25 +456,27 @@ class DigestRenderer:
                 force_wide.append(entry)
                 continue
             groups.setdefault(self._group(variant.areas, areas), []).append(entry)
-        sections = [(self.gazetteer.name_of(slug), group) for slug, group in groups.items()]
+        sections = [
+            (and_list(self.gazetteer.names_of(slugs)), group) for slugs, group in groups.items()
+        ]
         sections.sort(key=lambda section: section[0])
         if force_wide:
             sections.append((f"Across {root.name}", force_wide))
         return sections
 
-    def _group(self, subscribed: Sequence[str], areas: set[str]) -> str:
-        """The section an advisory goes in: the subscribed area it matched, or (for a
-        subscriber to a wider area) the district it concerns."""
+    def _group(self, subscribed: Sequence[str], areas: set[str]) -> tuple[str, ...]:
+        """The section an advisory goes in: the areas it concerns;
+        for a subscriber to the whole force, the district it concerns (a force-wide
+        digest reads by district, not by village)."""
         gazetteer = self.gazetteer
-        for slug in subscribed:
-            if not gazetteer.wants([slug], areas):
-                continue
-            if gazetteer.node(slug).kind.value != "force":
-                return slug
-            area = sorted(areas)[0]
+        known = sorted(areas)
+        if any(
+            gazetteer.node(slug).kind.value == "force" for slug in subscribed if slug in gazetteer
+        ):
+            area = known[0]
             chain = [area, *gazetteer.ancestors(area)] if area in gazetteer else [area]
-            return chain[-2] if len(chain) >= 2 else chain[-1]
-        return sorted(areas)[0]
+            return (chain[-2] if len(chain) >= 2 else chain[-1],)
+        return tuple(known)
 
     def _when(self, moment: datetime) -> str:
         local = moment.astimezone(self.config.tz)

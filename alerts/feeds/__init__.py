@@ -1,8 +1,7 @@
 """Feeds: RSS 2.0, Atom and JSON Feed files per area, and one for everything.
 
 ``build_feeds`` writes ``<slug>.rss``, ``<slug>.atom`` and ``<slug>.json`` for every
-feed area of the gazetteer plus ``all.*`` into the feeds folder, and ``feed.xsl``, the
-stylesheet that shows an RSS or Atom feed opened in a browser as a page. An area's feed holds
+feed area of the gazetteer plus ``all.*`` into the feeds folder. An area's feed holds
 what a subscriber to that area gets (the matching rule in :mod:`alerts.areas`), live
 advisories only, newest first, at most ``feeds.max_items``.
 
@@ -27,7 +26,7 @@ from alerts.areas import Gazetteer
 from alerts.config import Config
 from alerts.errors import AlertsError
 from alerts.feeds.model import ALL, FORMATS, Entry, Feed, LastChanges, build_feed, feed_url
-from alerts.feeds.render import RENDERERS, STYLESHEET
+from alerts.feeds.render import RENDERERS
 from alerts.feeds.state import STATE_FILE, dump_state, load_state, settle
 from alerts.store.store import Store
 
@@ -42,8 +41,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-#: The stylesheet shipped with the package, copied into the feeds folder.
-STYLESHEET_SOURCE = Path(__file__).parent / STYLESHEET
 
 
 class FeedWriteError(AlertsError):
@@ -109,9 +106,6 @@ def build_feeds(
                 report.written.append(path)
             else:
                 report.unchanged += 1
-    # The stylesheet the feeds name, so a browser opening one shows a page; beside
-    # them, so it is served from wherever the folder is (and a new version replaces it).
-    write_if_changed(folder / STYLESHEET, STYLESHEET_SOURCE.read_bytes())
     # Recorded after the feeds: a crash between the two leaves the old record, and the
     # next build settles against it again, reaching the same dates.
     write_if_changed(folder / STATE_FILE, dump_state(feeds))

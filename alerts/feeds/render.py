@@ -11,9 +11,9 @@ and its media extension wraps even a single ``media:content`` in a ``media:group
 which the W3C Feed Validator rejects ("media:group must have multiple media:content
 children"), so the image is written here as a bare ``media:content``.
 
-Both XML feeds start with an ``xml-stylesheet`` processing instruction naming
-:data:`STYLESHEET` (``alerts/feeds/feed.xsl``, written beside the feeds): a browser that
-opens a feed shows a page listing its advisories and how to follow it, not raw XML.
+The feeds name no XSLT stylesheet: browsers are removing XSLT (Chromium shows a
+warning over any page that uses it), so the web app answers a browser that opens a feed
+URL with an HTML page instead (content negotiation, :mod:`alerts.web.feed_pages`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ from alerts.feeds.model import Entry, Feed, area_url
 GENERATOR = "Area Alerts"
 ATOM = "{http://www.w3.org/2005/Atom}"
 MEDIA_NS = "http://search.yahoo.com/mrss/"
-#: The stylesheet's file name, beside the feeds (so relative to each feed's URL).
-STYLESHEET = "feed.xsl"
 
 
 def _generator(feed: Feed, fmt: str) -> FeedGenerator:
@@ -95,13 +93,9 @@ def _add_image(element: Any, entry: Entry) -> None:
 
 
 def _finish(root: Any) -> bytes:
-    """Declare the Media RSS namespace once at the top, indent, and put the
-    stylesheet instruction before the root element."""
+    """Declare the Media RSS namespace once at the top, and indent."""
     etree.cleanup_namespaces(root, top_nsmap={"media": MEDIA_NS})
     etree.indent(root, space="  ")
-    root.addprevious(
-        etree.ProcessingInstruction("xml-stylesheet", f'type="text/xsl" href="{STYLESHEET}"')
-    )
     data: bytes = etree.tostring(
         root.getroottree(), encoding="UTF-8", xml_declaration=True, pretty_print=True
     )

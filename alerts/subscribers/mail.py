@@ -22,10 +22,11 @@ from typing import Any
 from jinja2 import Environment, TemplateError
 
 from alerts.config import Config
+from alerts.digest.render import RESPONSIVE_STYLESHEET, STYLESHEET, inline_css
 from alerts.errors import ConfigError
 from alerts.store.store import Store
 from alerts.templating import find_template, template_environment
-from alerts.text import one_line
+from alerts.text import and_list, one_line
 from alerts.tokens import Confirmation, link_signer
 from alerts.types import Subscriber
 
@@ -35,12 +36,46 @@ CONFIRM_MAX_AGE = 7 * 24 * 3600
 #: A second sign-up for the same address within this time sends no second email, so
 #: nobody can use the form to flood someone else's inbox.
 RESEND_AFTER = timedelta(minutes=10)
-CONFIRM_TEMPLATES = ("confirm.txt", "confirm.html")
+CONFIRM_TEMPLATES = ("confirm.txt", "confirm.html", "_layout.html")
 
 
 @functools.lru_cache(maxsize=4)
 def _environment(folders: tuple[Path, ...]) -> Environment:
-    return template_environment(folders)
+    return template_environment(folders, filters={"and_list": and_list})
+
+
+@functools.lru_cache(maxsize=8)
+def _stylesheet(path: Path) -> str:
+    """A stylesheet's text, read once per process (every email inlines it)."""
+    return path.read_text(encoding="utf-8")
+
+
+def render_html_email(config: Config, name: str, subject: str, context: dict[str, Any]) -> str:
+    """``email/<name>`` (which extends ``_layout.html``, the layout every email shares with
+    the digests) with the layout's context, its stylesheet inlined as the digests' is."""
+    folders = config.template_folders("email")
+    site = config.site
+    css, responsive = (
+        find_template(folders, sheet) for sheet in (STYLESHEET, RESPONSIVE_STYLESHEET)
+    )
+    if css is None or responsive is None:
+        raise ConfigError(
+            f"missing email stylesheet {STYLESHEET} or {RESPONSIVE_STYLESHEET}",
+            where=str(folders[0]),
+            hint="an operator's email/ folder may override them; the package ships both",
+        )
+    layout = {
+        "lang": site.language,
+        "subject": subject,
+        "heading": subject,
+        "preheader": "",
+        "site_name": site.name,
+        "publisher": site.publisher,
+        "privacy_url": f"{site.base_url}/privacy",
+        "css": _stylesheet(css),
+        "responsive_css": _stylesheet(responsive),
+    }
+    return inline_css(_environment(folders).get_template(name).render({**layout, **context}))
 
 
 def check_confirmation_templates(config: Config) -> None:
@@ -105,7 +140,7 @@ def confirmation_content(
     }
     subject = f"Confirm your {config.site.name} subscription"
     text = env.get_template("confirm.txt").render(context)
-    html = env.get_template("confirm.html").render(context)
+    html = render_html_email(config, "confirm.html", subject, context)
     return subject, text, html
 
 

@@ -29,6 +29,7 @@ from alerts.subscribers.mail import (
     build_transactional_message,
     email_templates,
     queue_transactional,
+    render_html_email,
 )
 from alerts.templating import find_template
 from alerts.tokens import MANAGE_MAX_AGE, link_signer
@@ -103,7 +104,7 @@ def notice_content(
     return (
         subject,
         env.get_template(f"{kind}.txt").render(context),
-        env.get_template(f"{kind}.html").render(context),
+        render_html_email(config, f"{kind}.html", subject, context),
     )
 
 

@@ -3,6 +3,7 @@ frequency and a header-safe name. Shared by the CLI, list imports and the web fo
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,8 +19,32 @@ from alerts.types import Frequency
 MAX_NAME = 100
 
 
+class Problem(enum.StrEnum):
+    """What is wrong with a subscription's input, as data: the web form words each one
+    its own way (GOV.UK's), the CLI prints the error's message."""
+
+    EMAIL_MISSING = "email-missing"
+    EMAIL_FORMAT = "email-format"
+    EMAIL_NOT_ASCII = "email-not-ascii"
+    AREAS_MISSING = "areas-missing"
+    FREQUENCY_UNKNOWN = "frequency-unknown"
+    OTHER = "other"
+
+
 class InvalidSubscriber(AlertsError):
-    """An address, area, frequency or name that cannot be used for a subscription."""
+    """An address, area, frequency or name that cannot be used for a subscription;
+    ``problem`` says which."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        hint: str | None = None,
+        problem: Problem = Problem.OTHER,
+    ):
+        super().__init__(message, where=where, hint=hint)
+        self.problem = problem
 
 
 class OptedOut(AlertsError):
@@ -73,19 +98,21 @@ def normalise_email(text: str) -> str:
     """
     text = (text or "").strip()
     if not text:
-        raise InvalidSubscriber("an email address is required")
+        raise InvalidSubscriber("an email address is required", problem=Problem.EMAIL_MISSING)
     local = text.rpartition("@")[0]
     if local and not local.isascii():
         raise InvalidSubscriber(
             f"{one_line(text, 80)!r} has characters outside ASCII before the @, and alerts can only be"
             " sent to addresses written in ASCII letters, digits and punctuation",
             hint="use another address for this subscriber",
+            problem=Problem.EMAIL_NOT_ASCII,
         )
     try:
         result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InvalidSubscriber(
-            f"{one_line(text, 80)!r} is not a valid email address: {exc}"
+            f"{one_line(text, 80)!r} is not a valid email address: {exc}",
+            problem=Problem.EMAIL_FORMAT,
         ) from None
     domain = result.ascii_domain or result.domain
     return f"{result.local_part}@{domain.lower()}"
@@ -101,7 +128,9 @@ def resolve_areas(gazetteer: Gazetteer, names: Iterable[str]) -> tuple[str, ...]
             slugs.add(gazetteer.resolve(name))
     if not slugs:
         raise InvalidSubscriber(
-            "at least one area is required", hint="e.g. --area medway or --area ME4"
+            "at least one area is required",
+            hint="e.g. --area medway or --area ME4",
+            problem=Problem.AREAS_MISSING,
         )
     order = _area_order(gazetteer)
     return tuple(sorted(slugs, key=lambda slug: order.get(slug, len(order))))
@@ -119,7 +148,8 @@ def parse_frequency(value: str | Frequency) -> Frequency:
     except ValueError:
         choices = ", ".join(f.value for f in Frequency)
         raise InvalidSubscriber(
-            f"unknown frequency {one_line(str(value), 40)!r}; use one of {choices}"
+            f"unknown frequency {one_line(str(value), 40)!r}; use one of {choices}",
+            problem=Problem.FREQUENCY_UNKNOWN,
         ) from None
 
 

@@ -5,7 +5,8 @@ matching rule in :mod:`alerts.areas`), live advisories newest first. Feeds are t
 files ``alerts feeds build`` wrote, served with a strong ETag (a hash of the bytes,
 which a rebuild with nothing new leaves unchanged) and Last-Modified (the file's mtime,
 which such a rebuild does not touch), so readers polling with conditional GET get 304;
-gzipped for readers that ask. Archive pages carry a script-free Content-Security-Policy.
+gzipped for readers that ask. A browser opening a feed's URL gets a page instead
+(:mod:`alerts.web.feed_pages`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import re
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -24,11 +25,12 @@ from starlette.routing import BaseRoute, Route
 
 from alerts.app import App
 from alerts.areas import Gazetteer
+from alerts.digest.advice import advice_of
 from alerts.errors import NotFound, UnknownArea
 from alerts.feeds.model import FORMATS
-from alerts.feeds.render import STYLESHEET
 from alerts.types import AreaKind, Status
-from alerts.web.pages import error_page, render, web_app
+from alerts.web.feed_pages import feed_page, prefers_html
+from alerts.web.pages import PAGE_HEADERS, error_page, render, web_app
 
 PER_PAGE = 30
 # Each page is one query of PER_PAGE + 1 rows (the extra one says whether there is an
@@ -36,22 +38,9 @@ PER_PAGE = 30
 # every database accepts: ten million pages is far beyond any archive.
 MAX_PAGE = 10_000_000
 FEED_CACHE = "public, max-age=300"
-# Archive pages carry text from outside. It is sanitised; this is the second line of
-# defence should a sanitiser ever miss something: no script, plugin, frame or foreign
-# form may run, only the page's own inline styles and requests to this site.
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; "
-        "base-uri 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
-}
 # Below this, gzip saves less than the header costs.
 GZIP_MIN = 1024
 _FEED_NAME = re.compile(r"^(?P<slug>[a-z0-9][a-z0-9-]*)\.(?P<fmt>rss|atom|json)$")
-#: Served for the feeds' xml-stylesheet instruction.
-STYLESHEET_TYPE = "text/xsl; charset=utf-8"
 
 
 def routes(app: App) -> list[BaseRoute]:
@@ -76,7 +65,7 @@ def index(request: Request) -> Response:
         for district in districts
     }
     latest = app.store.advisories.find(live_at=app.now(), limit=10)
-    return _page(
+    return render(
         request,
         "index.html",
         {
@@ -145,7 +134,7 @@ def area_page(request: Request) -> Response:
             f"There are fewer pages of advisories for {node.name} than that.",
             "The newest are on the area's first page.",
         )
-    return _page(
+    return render(
         request,
         "area.html",
         {
@@ -165,22 +154,11 @@ def area_page(request: Request) -> Response:
     )
 
 
-def _page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
-    """An archive page, with the headers that contain anything a sanitiser missed."""
-    response = render(request, name, context, status=status)
-    response.headers.update(PAGE_HEADERS)
-    return response
-
-
 def _suggestions(request: Request, exc: UnknownArea) -> list[tuple[str, str]]:
-    """The gazetteer's "did you mean" slugs as links to their pages, by name. (Its hint
-    ends with a CLI command, which means nothing on the web.)"""
-    hint = exc.hint or ""
-    if "did you mean" not in hint:
-        return []
+    """The areas the error suggests (spelt alike, or the several places a name names)
+    as links to their pages, by name."""
     gazetteer = web_app(request).gazetteer
-    asked = hint.split("did you mean ", 1)[1].split("?", 1)[0]
-    slugs = [slug for slug in re.findall(r"'([^']+)'", asked) if slug in gazetteer]
+    slugs = [slug for slug in (*exc.homonyms, *exc.suggestions) if slug in gazetteer]
     return [
         (str(request.url_for("area", slug=slug).path), gazetteer.node(slug).name) for slug in slugs
     ]
@@ -214,7 +192,7 @@ def advisory_page(request: Request) -> Response:
     crumbs = [
         gazetteer.node(slug) for slug in common_path(gazetteer, [area.slug for area in areas])
     ]
-    return _page(
+    return render(
         request,
         "advisory.html",
         {
@@ -223,6 +201,8 @@ def advisory_page(request: Request) -> Response:
             "crumbs": crumbs,
             "withdrawn": withdrawn,
             "expired": not withdrawn and not advisory.is_live(app.now()),
+            # What to do, above the story, as the emails show it.
+            "advice": advice_of(advisory.body_text, advisory.extra),
             "feed_slug": areas[0].slug if len(areas) == 1 else "all",
         },
         # Gone, not missing: readers and search engines drop it.
@@ -244,11 +224,10 @@ def common_path(gazetteer: Gazetteer, slugs: list[str]) -> list[str]:
 
 
 def feed_file(request: Request) -> Response:
-    """A built feed, with conditional GET (If-None-Match, If-Modified-Since -> 304)."""
+    """A built feed, with conditional GET (If-None-Match, If-Modified-Since -> 304);
+    or, for a browser, the feed's page."""
     app = web_app(request)
     name = request.path_params["name"]
-    if name == STYLESHEET:
-        return _serve_file(request, Path(app.config.feeds.out) / name, STYLESHEET_TYPE)
     match = _FEED_NAME.match(name)
     if match is None or (match["slug"] != "all" and match["slug"] not in app.gazetteer):
         return error_page(
@@ -265,28 +244,17 @@ def feed_file(request: Request) -> Response:
         return RedirectResponse(
             request.url_for("feed", name=f"{canonical}.{match['fmt']}"), status_code=301
         )
+    if prefers_html(request.headers.get("accept")):
+        # Its own weak ETag (a hash of the page), never the feed's: the two differ.
+        return feed_page(
+            request,
+            canonical,
+            match["fmt"],
+            {**PAGE_HEADERS, "Cache-Control": FEED_CACHE, "Vary": "Accept"},
+        )
     return _serve_file(
-        request, Path(app.config.feeds.out) / name, feed_media_type(request, match["fmt"])
+        request, Path(app.config.feeds.out) / name, f"{FORMATS[match['fmt']]}; charset=utf-8"
     )
-
-
-def feed_media_type(request: Request, fmt: str) -> str:
-    """A feed reader gets the feed's own type. A browser opening the link (it asks for
-    text/html) gets the XML one: Chromium shows application/rss+xml as plain text and
-    Firefox offers it as a download, neither applying the stylesheet that makes the
-    feed a readable page. The W3C Feed Validator accepts both types."""
-    if fmt != "json" and _accepts_html(request):
-        return "application/xml; charset=utf-8"
-    return f"{FORMATS[fmt]}; charset=utf-8"
-
-
-def _accepts_html(request: Request) -> bool:
-    for item in request.headers.get("accept", "").split(","):
-        name, _, params = item.partition(";")
-        if name.strip().lower() == "text/html":
-            quality = params.strip().lower().removeprefix("q=")
-            return not params.strip() or quality.strip("0.") != ""
-    return False
 
 
 def _serve_file(request: Request, path: Path, media_type: str) -> Response:

@@ -30,6 +30,19 @@ from alerts.templating import template_environment
 from alerts.text import plain_text, sanitise_html
 
 FEED_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
+# Every page carries these: archive pages show text from outside (sanitised; this is the
+# second line of defence should a sanitiser ever miss something), and the subscription
+# pages take addresses. No script, plugin, frame or foreign form may run, only the
+# page's own inline styles and requests to this site; no site may frame a page (so no
+# button can be clickjacked); no response is sniffed into another type.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
 
 
 @functools.lru_cache(maxsize=4)
@@ -55,7 +68,8 @@ def web_app(request: Request) -> App:
 def render(
     request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200
 ) -> Response:
-    """Render ``web/<name>`` (the operator's, else the packaged one) with the site-wide context."""
+    """Render ``web/<name>`` (the operator's, else the packaged one) with the site-wide
+    context and :data:`PAGE_HEADERS`."""
     app = web_app(request)
     env = environment(app.config.template_folders("web"))
     site = app.config.site
@@ -91,7 +105,9 @@ def render(
             **(context or {}),
         }
     )
-    return html_response(request, html, status)
+    response = html_response(request, html, status)
+    response.headers.update(PAGE_HEADERS)
+    return response
 
 
 def html_response(request: Request, html: str, status: int = 200) -> Response:

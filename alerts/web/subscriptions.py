@@ -12,10 +12,7 @@ it; a foreign ``Origin`` is refused as well.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,30 +23,29 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alerts.app import App
-from alerts.areas import AreaNode, Gazetteer
-from alerts.errors import AlertsError, BadToken, NotFound, UnknownArea
+from alerts.areas import Gazetteer
+from alerts.errors import BadToken, NotFound
 from alerts.store.limits import CLIENT, MAILBOX, client_key
 from alerts.store.subscribers import ACTIVE, OPTED_OUT, PENDING, UNSUBSCRIBED
-from alerts.subscribers import (
-    InvalidSubscriber,
-    Preferences,
-    Subscription,
-    normalise_email,
-    parse_frequency,
-    resolve_areas,
-)
+from alerts.subscribers import Preferences, Subscription
 from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates
 from alerts.subscribers.notices import check_notice_templates
 from alerts.subscribers.requests import quietly, request_manage_link, sign_up, welcome
+from alerts.text import and_list
 from alerts.tokens import CONFIRM, MANAGE, MANAGE_MAX_AGE, UNSUBSCRIBE, Confirmation, link_signer
-from alerts.types import AreaKind, Frequency, Subscriber
+from alerts.types import Frequency, Subscriber
 from alerts.web.pages import render, web_app
+from alerts.web.subscription_form import (
+    area_choices,
+    checked_fields,
+    prefilled_area,
+    widening_key,
+    widenings,
+)
 
 MAX_FIELD = 1000
 #: More boxes than the form has are not read.
 MAX_TICKED = 500
-#: "A and B and C": tried as areas up to this many words (each try is a gazetteer lookup).
-MAX_AND_PARTS = 8
 # Pages reached by a personal link: never cached, and the token never leaks to another
 # site through the Referer header.
 PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
@@ -93,17 +89,20 @@ def off_the_loop(handler: FormPage) -> Callable[[Request], Awaitable[Response]]:
 def subscribe(request: Request, form: dict[str, str]) -> Response:
     app = web_app(request)
     if reading(request):
-        form = {
-            "frequency": "daily",
-            "urgent": "yes",
-            "area": prefilled_area(app, request.query_params.get("area")),
-        }
-        return page(request, "subscribe.html", {"form": form, "errors": {}})
+        prefill = prefilled_area(app.gazetteer, request.query_params.get("area"))
+        form = {"frequency": "daily", "urgent": "yes", "area": prefill.ticked}
+        return page(
+            request,
+            "subscribe.html",
+            {"form": form, "errors": {}, "stands_for": prefill.stands_for},
+        )
     if refused := foreign_origin(request):
         return refused
-    values, errors = checked_fields(app, form, ("email", "areas", "frequency"))
+    values, errors = checked_fields(app.gazetteer, form, ("email", "areas", "frequency"))
     if errors:
         return page(request, "subscribe.html", {"form": form, "errors": errors}, status=400)
+    if shown := shown_back(request, "subscribe.html", form, {}):
+        return shown
     subscription = Subscription(**values, urgent=form.get("urgent") == "yes")
     if limited := too_many(request):
         return limited
@@ -184,9 +183,11 @@ def manage(request: Request, form: dict[str, str]) -> Response:
         context["form"] = current_form(app, subscriber)
         return page(request, "manage.html", context)
     context["form"] = form
-    values, context["errors"] = checked_fields(app, form, ("areas", "frequency"))
+    values, context["errors"] = checked_fields(app.gazetteer, form, ("areas", "frequency"))
     if context["errors"]:
         return page(request, "manage.html", context, status=400)
+    if shown := shown_back(request, "manage.html", form, context):
+        return shown
     subscriber = app.store.subscribers.update(
         subscriber.id, Preferences(**values, urgent=form.get("urgent") == "yes")
     )
@@ -194,6 +195,26 @@ def manage(request: Request, form: dict[str, str]) -> Response:
         personal(app, subscriber, {"saved": True, "form": current_form(app, subscriber)})
     )
     return page(request, "manage.html", context)
+
+
+def shown_back(
+    request: Request, name: str, form: dict[str, str], context: dict[str, Any]
+) -> Response | None:
+    """The form again, saving nothing, when typed areas mean more than they seem to
+    ("ME5" is all of Medway, "Kent" everything in Kent) and the resident has not yet
+    seen that; None once the same entries come back with the page's hidden key (they
+    chose to keep them) or when nothing widens."""
+    found = widenings(web_app(request).gazetteer, form.get("areas", ""), form.get("area", ""))
+    key = widening_key(found)
+    if not found or form.get("widening") == key:
+        return None
+    gazetteer = web_app(request).gazetteer
+    shown = [(w.typed, gazetteer.name_of(w.area), w.why.value) for w in found]
+    return page(
+        request,
+        name,
+        {**context, "form": form, "errors": {}, "widenings": shown, "widening_key": key},
+    )
 
 
 def too_many(request: Request) -> Response | None:
@@ -226,7 +247,7 @@ def manage_by_email(request: Request, form: dict[str, str]) -> Response:
     app = web_app(request)
     if reading(request):
         return page(request, "manage_request.html", {"form": {}, "errors": {}})
-    values, errors = checked_fields(app, form, ("email",))
+    values, errors = checked_fields(app.gazetteer, form, ("email",))
     if errors:
         return page(request, "manage_request.html", {"form": form, "errors": errors}, status=400)
     if limited := too_many(request):
@@ -321,12 +342,14 @@ async def one_click_body(request: Request) -> bool:
 
 def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
     choices = area_choices(web_app(request).gazetteer)
-    response = render(
-        request,
-        f"subscriptions/{name}",
-        {"feed_slug": None, "choices": choices, **context},
-        status=status,
-    )
+    defaults: dict[str, Any] = {
+        "feed_slug": None,
+        "choices": choices,
+        "widenings": [],
+        "widening_key": "",
+        "stands_for": (),
+    }
+    response = render(request, f"subscriptions/{name}", {**defaults, **context}, status=status)
     response.headers.update(PRIVATE)
     return response
 
@@ -460,130 +483,8 @@ async def form_fields(request: Request) -> dict[str, str]:
     return fields
 
 
-def checked_fields(
-    app: App, form: dict[str, str], names: tuple[str, ...]
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """The form's ``names`` fields checked: their values, and a sentence for each bad one
-    (every bad field is named at once, not the first only)."""
-    checks: dict[str, Callable[[], object]] = {
-        "email": lambda: normalise_email(form.get("email", "")),
-        "areas": lambda: resolve_areas(
-            app.gazetteer,
-            [
-                *filter(None, form.get("area", "").split(",")),
-                *split_areas(form.get("areas", ""), app.gazetteer),
-            ],
-        ),
-        "frequency": lambda: parse_frequency(form.get("frequency", "")),
-    }
-    values: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for name in names:
-        try:
-            values[name] = checks[name]()
-        except (InvalidSubscriber, UnknownArea) as exc:
-            errors[name] = message_of(exc, app.gazetteer)
-    return values, errors
-
-
-def split_areas(text: str, gazetteer: Gazetteer) -> list[str]:
-    """The areas a resident typed: separated by commas, semicolons or lines, and also by
-    "and" or "&" ("Chatham and Gillingham") where the words do not name one area
-    ("Tonbridge and Malling"). Words naming no area are kept whole, so the error quotes them."""
-    areas = []
-    for chunk in re.split(r"[,;\n]", text):
-        chunk = chunk.strip()
-        if chunk:
-            areas.extend(_split_and(gazetteer, chunk))
-    return areas
-
-
-def _split_and(gazetteer: Gazetteer, chunk: str) -> list[str]:
-    pieces = re.split(r"(\s+and\s+|\s*&\s*)", chunk, flags=re.IGNORECASE)
-    words, separators = pieces[0::2], pieces[1::2]
-    if len(words) == 1 or len(words) > MAX_AND_PARTS:
-        return [chunk]
-    found: list[str] = []
-    start = 0
-    while start < len(words):
-        # The longest run of words from here that names an area, else one word.
-        for end in range(len(words), start, -1):
-            candidate = words[start] + "".join(
-                separators[i] + words[i + 1] for i in range(start, end - 1)
-            )
-            if end == start + 1 or _names_an_area(gazetteer, candidate):
-                break
-        found.append(candidate.strip())
-        start = end
-    return found if any(_names_an_area(gazetteer, part) for part in found) else [chunk]
-
-
-def _names_an_area(gazetteer: Gazetteer, text: str) -> bool:
-    try:
-        gazetteer.resolve(text)
-    except UnknownArea:
-        return False
-    return True
-
-
-def prefilled_area(app: App, asked: str | None) -> str:
-    """The areas a link names (``?area=medway`` from an archive page, ``?area=chatham,
-    gillingham`` from a forwarded digest), as the boxes to tick; any that name nothing
-    are left out."""
-    slugs = []
-    for part in (asked or "")[:300].split(",")[:20]:
-        try:
-            slugs.append(app.gazetteer.resolve(part))
-        except UnknownArea:
-            continue
-    return ",".join(dict.fromkeys(slugs))
-
-
-@dataclass(frozen=True)
-class AreaChoices:
-    """The boxes on the form: the whole force, then each district with its towns."""
-
-    force: AreaNode
-    districts: tuple[tuple[AreaNode, tuple[AreaNode, ...]], ...]
-
-    @property
-    def slugs(self) -> frozenset[str]:
-        return frozenset(
-            [
-                self.force.slug,
-                *(d.slug for d, _ in self.districts),
-                *(t.slug for _, ts in self.districts for t in ts),
-            ]
-        )
-
-
-@functools.lru_cache(maxsize=4)
-def area_choices(gazetteer: Gazetteer) -> AreaChoices:
-    areas = gazetteer.feed_areas()
-    districts = [node for node in areas if node.kind is AreaKind.DISTRICT]
-    return AreaChoices(
-        force=gazetteer.root,
-        districts=tuple(
-            (
-                district,
-                tuple(
-                    node
-                    for node in areas
-                    if node.parent == district.slug and node.kind is not AreaKind.DISTRICT
-                ),
-            )
-            for district in districts
-        ),
-    )
-
-
 def area_names(app: App, subscriber: Subscriber) -> list[str]:
     return [_area_name(app.gazetteer, slug) for slug in subscriber.areas]
-
-
-def and_list(names: list[str]) -> str:
-    """'Chatham', 'Chatham and Gillingham', 'Chatham, Gillingham and Dover'."""
-    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
@@ -620,22 +521,6 @@ def mask(email: str) -> str:
     """``jo.bloggs@example.org`` -> ``j…@example.org``: enough to recognise, not to harvest."""
     local, _, domain = email.rpartition("@")
     return f"{local[:1]}…@{domain}"
-
-
-def message_of(exc: AlertsError, gazetteer: Gazetteer | None = None) -> str:
-    """The error as a sentence for a form. Suggested areas are named as residents know
-    them ('Medway'), not by the slugs the CLI prints ('medway')."""
-    if isinstance(exc, UnknownArea):
-        hint = (exc.hint or "").replace("run 'alerts areas' for the list", "").strip().rstrip("?")
-        if gazetteer is not None:
-            hint = re.sub(r"'([^']+)'", lambda m: repr(_area_name(gazetteer, m.group(1))), hint)
-            if not hint:
-                where = gazetteer.root.name
-                return f"{exc.message[0].upper()}{exc.message[1:]}. Use a town, district or postcode district in {where}."
-        return f"{exc.message[0].upper()}{exc.message[1:]}." + (
-            f" {hint[0].upper()}{hint[1:]}?" if hint else ""
-        )
-    return exc.message[0].upper() + exc.message[1:] + ("" if exc.message.endswith(".") else ".")
 
 
 def _area_name(gazetteer: Gazetteer, slug: str) -> str:

@@ -35,6 +35,15 @@ def site(live_server: Callable[..., LiveServer]) -> LiveServer:
         app,
         advisory("urgent", title="Flooding on the A2", priority=Priority.URGENT, areas=["chatham"]),
     )
+    # Its "What to do" box leads the advisory's page.
+    save(
+        app,
+        advisory(
+            "advice",
+            title="Caller poses as police",
+            body="<p>A call.</p><p>If you get such a call, hang up.</p>",
+        ),
+    )
     save(
         app,
         advisory(
@@ -101,7 +110,7 @@ def assert_accessible(page: Any, axe_source: str, where: str) -> None:
 
 
 ARCHIVE = ["/", "/areas/medway", "/areas/dover", "/areas/dover?page=2", "/areas/kent", "/privacy",
-           "/find?q=Narnia", "/no-such-page", "/advisories/999999"]  # fmt: skip
+           "/find?q=Narnia", "/no-such-page", "/advisories/999999", "/feeds/medway.rss", "/feeds/all.atom"]  # fmt: skip
 
 
 def test_archive_pages_have_no_wcag_22_aa_violation(

@@ -20,7 +20,6 @@ from lxml import etree
 
 from alerts.app import App
 from alerts.feeds import FeedsReport, build_feeds, write_if_changed
-from alerts.feeds.render import STYLESHEET
 from alerts.feeds.state import STATE_FILE
 from alerts.ingest import ingest_files
 from tests.support import NOW, SAMPLE, utc_of
@@ -98,9 +97,9 @@ def test_builds_rss_atom_and_json_for_every_feed_area_and_all(feeds_app: App) ->
     expected = {f"{slug}.{fmt}" for slug in slugs for fmt in ("rss", "atom", "json")}
     assert {path.name for path in report.written} == expected
     assert report.unchanged == 0
-    # No temporary files left; the one dot-file records each feed's date (never served);
-    # the stylesheet makes a feed opened in a browser a page.
-    assert {path.name for path in out(feeds_app).iterdir()} == expected | {STATE_FILE, STYLESHEET}
+    # No temporary files left; the one dot-file records each feed's date (never served).
+    # No stylesheet: a browser opening a feed's URL gets a page from the web app.
+    assert {path.name for path in out(feeds_app).iterdir()} == expected | {STATE_FILE}
 
 
 def test_every_feed_parses_in_feedparser_without_errors(feeds_app: App) -> None:

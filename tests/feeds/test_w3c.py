@@ -1,8 +1,8 @@
 """What the W3C Feed Validator and browsers need of our RSS and Atom: an image is one
 ``media:content`` in the item (never a ``media:group`` of one), entries read in one run
-carry distinct ``updated`` stamps, and every feed names a stylesheet that turns it into
-a page listing its advisories and saying how to follow it (applied here with libxslt,
-the XSLT engine Chromium uses; tests/browser/test_feed_browser.py opens it in Chromium)."""
+carry distinct ``updated`` stamps, and no feed relies on XSLT (browsers are removing it):
+the feed URL answers a browser with a page instead (tests/test_feed_pages.py, and
+tests/browser/test_feed_browser.py in Chromium)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from lxml import etree
 
 from alerts.app import App
 from alerts.feeds import build_feeds
-from alerts.feeds.render import STYLESHEET
+from alerts.feeds.model import FORMATS
 from alerts.ingest import ingest_files
 from alerts.web import create_app
 from alerts.web.testing import serve_in_thread
@@ -104,88 +104,43 @@ def test_an_entry_changed_after_publication_is_updated_when_it_changed(
     assert untouched.findtext(f"{ATOM}updated") == untouched.findtext(f"{ATOM}published")
 
 
-def test_every_xml_feed_names_the_stylesheet_written_beside_it(app: App) -> None:
+def test_no_feed_names_an_xslt_stylesheet_which_browsers_are_removing(app: App) -> None:
     folder = app.config.feeds.out
-    assert (folder / STYLESHEET).read_bytes() == (Path("alerts/feeds") / STYLESHEET).read_bytes()
+    assert not list(folder.glob("*.xsl"))
     for path in [*folder.glob("*.rss"), *folder.glob("*.atom")]:
-        head = path.read_bytes()[:200].decode()
-        assert f'<?xml-stylesheet type="text/xsl" href="{STYLESHEET}"?>' in head, path.name
+        assert b"<?xml-stylesheet" not in path.read_bytes(), path.name
 
 
-@pytest.mark.parametrize("fmt", ["rss", "atom"])
-def test_the_stylesheet_makes_a_feed_a_page_listing_its_advisories_and_how_to_follow_it(
-    app: App, fmt: str
-) -> None:
-    transform = etree.XSLT(etree.parse(str(app.config.feeds.out / STYLESHEET)))
-    page = transform(etree.parse(str(app.config.feeds.out / f"medway.{fmt}")))
-    html = page.getroot()
-    assert html.get("lang") == "en-GB"
-    assert (
-        html.findtext("head/title")
-        == f"Kent Area Alerts: Medway ({fmt.upper() if fmt == 'rss' else 'Atom'} feed)"
-    )
-    assert html.findtext(".//h1") == "Kent Area Alerts: Medway"
-    links = list(html.iterfind(".//ol/li/h3/a"))
-    assert [text_of(a) for a in links[:3]] == [
-        "Appeal 2 in Chatham",
-        "Appeal 1 in Chatham",
-        "Appeal 0 in Chatham",
-    ]
-    assert links[0].get("href") == "https://www.kent.police.uk/news/medway-2/"
-    assert text_of(next(html.iterfind(".//ol/li/time"))) == "1 Nov 2026"
-    (address,) = html.iterfind(".//input[@id='feed-address']")
-    assert address.get("value") == f"{BASE}/feeds/medway.{fmt}" and address.get("readonly")
-    assert html.find(".//label[@for='feed-address']") is not None
-    assert "feed reader" in text_of(next(html.iterfind(".//section")))
-    assert f"{BASE}/areas/medway" in [a.get("href") for a in html.iterfind(".//section//a")]
-
-
-def test_the_stylesheet_shows_markup_in_a_title_as_text_never_as_markup(
-    app: App, advisory_dir: Path
-) -> None:
-    write_advisory(
-        advisory_dir,
-        "evil",
-        title="<b>Bold</b> & <script>alert(1)</script>",
-        url="https://www.kent.police.uk/news/evil/",
-        area="Medway",
-    )
-    ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW)
-    build_feeds(app.config, app.store, app.gazetteer, now=NOW)
-    transform = etree.XSLT(etree.parse(str(app.config.feeds.out / STYLESHEET)))
-    for fmt in ("rss", "atom"):
-        page = transform(etree.parse(str(app.config.feeds.out / f"medway.{fmt}")))
-        assert page.getroot().find(".//script") is None and page.getroot().find(".//ol//b") is None
-
-
-def test_a_browser_gets_the_feed_as_xml_it_renders_and_a_reader_gets_the_feed_type(
-    app: App,
-) -> None:
+def test_a_browser_gets_a_page_and_a_reader_gets_the_feed_each_with_its_own_etag(app: App) -> None:
     with serve_in_thread(create_app(app)) as url, httpx.Client() as http:
-        for fmt in ("rss", "atom"):
-            reader = http.get(
-                f"{url}/feeds/medway.{fmt}", headers={"Accept": "application/rss+xml, */*;q=0.1"}
-            )
-            assert reader.headers["content-type"] == f"application/{fmt}+xml; charset=utf-8"
-            browser = http.get(f"{url}/feeds/medway.{fmt}", headers={"Accept": BROWSER_ACCEPT})
-            assert browser.headers["content-type"] == "application/xml; charset=utf-8"
-            assert browser.content == reader.content and "Accept" in browser.headers["vary"]
-            # What a page's script or a reader without Accept gets: the feed's own type.
+        for fmt in ("rss", "atom", "json"):
+            address = f"{url}/feeds/medway.{fmt}"
+            reader = http.get(address, headers={"Accept": "application/rss+xml, */*;q=0.1"})
+            assert reader.headers["content-type"] == f"{FORMATS[fmt]}; charset=utf-8"
+            assert reader.content == (app.config.feeds.out / f"medway.{fmt}").read_bytes()
+            browser = http.get(address, headers={"Accept": BROWSER_ACCEPT})
+            assert browser.headers["content-type"] == "text/html; charset=utf-8"
             assert (
-                http.get(f"{url}/feeds/medway.{fmt}")
-                .headers["content-type"]
-                .startswith(f"application/{fmt}+xml")
+                "<h1>Kent Area Alerts: Medway</h1>" in browser.text
+                and "Appeal 2 in Chatham" in browser.text
             )
-        as_json = http.get(f"{url}/feeds/medway.json", headers={"Accept": BROWSER_ACCEPT})
-        assert as_json.headers["content-type"] == "application/feed+json; charset=utf-8"
-        style = http.get(f"{url}/feeds/{STYLESHEET}")
-        assert (
-            style.status_code == 200 and style.headers["content-type"] == "text/xsl; charset=utf-8"
-        )
-        assert style.content == (app.config.feeds.out / STYLESHEET).read_bytes()
-        assert (
-            http.get(
-                f"{url}/feeds/{STYLESHEET}", headers={"If-None-Match": style.headers["etag"]}
-            ).status_code
-            == 304
-        )
+            for answer in (reader, browser):
+                assert answer.headers["vary"].split(", ")[0] == "Accept"
+            assert browser.headers["etag"] != reader.headers["etag"]
+            assert "frame-ancestors 'none'" in browser.headers["content-security-policy"]
+            # Each representation's 304 answers its own tag only.
+            for accept, answer in (("application/atom+xml", reader), (BROWSER_ACCEPT, browser)):
+                again = http.get(
+                    address, headers={"Accept": accept, "If-None-Match": answer.headers["etag"]}
+                )
+                assert again.status_code == 304, (fmt, accept)
+            assert (
+                http.get(
+                    address,
+                    headers={"Accept": BROWSER_ACCEPT, "If-None-Match": reader.headers["etag"]},
+                ).status_code
+                == 200
+            )
+            # No Accept, or */* (scripts, curl, most readers): the feed.
+            for headers in ({}, {"Accept": "*/*"}):
+                assert http.get(address, headers=headers).content == reader.content

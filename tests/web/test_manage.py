@@ -213,7 +213,10 @@ def test_subscribing_an_active_address_mails_already_subscribed_with_a_manage_li
     [(kind, message)] = mail(app)
     assert kind == "already" and message["Subject"].startswith("You are already subscribed")
     text = text_of(message)
-    assert "weekly alerts for Dover, Medway" in text or "weekly alerts for Medway, Dover" in text
+    # Joined with "and", as pages join them: "Dover, Medway" would read as one place.
+    assert (
+        "weekly alerts for Dover and Medway" in text or "weekly alerts for Medway and Dover" in text
+    )
     assert client.get(link_in(message, "/manage")).status_code == 200
     after = app.store.subscribers.find("Jo.Bloggs@example.org")
     assert after is not None and set(after.areas) == {"medway", "dover"}  # nothing changed
@@ -238,10 +241,14 @@ def test_a_confirmed_sign_up_gets_a_welcome_saying_what_when_and_how_to_leave(
     assert kinds == ["confirm", "welcome"]
     welcome = mail(app)[1][1]
     text = " ".join(text_of(welcome).split())
-    assert "Areas: Dover, Chatham" in text or "Areas: Chatham, Dover" in text
+    assert "Areas: Dover and Chatham" in text or "Areas: Chatham and Dover" in text
     assert "How often: weekly" in text
     assert "once a week, on Monday at 07:00" in text and "urgent alerts come at once" in text
-    assert "Unsubscribe (this link always works" in text
+    # It says what the link does: it opens a page with a button, it does not act at once.
+    assert (
+        "Unsubscribe (this link always works; it opens a page where one button stops all your alerts)"
+        in text
+    )
     assert client.get(link_in(welcome, "/unsubscribe")).status_code == 200
     # Pressing the button again (a double click) sends no second welcome.
     client.post("/confirm", data={"token": token})

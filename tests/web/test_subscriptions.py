@@ -267,6 +267,7 @@ def test_manage_changes_areas_frequency_and_urgent(
             "token": token(app, subscriber.id, MANAGE),
             "areas": "Chatham, CT1, dover",
             "frequency": "weekly",
+            "widening": "ct1:canterbury",
         },
     )
     assert response.status_code == 200
@@ -288,14 +289,16 @@ def test_manage_explains_bad_input_and_changes_nothing(
         "/manage", data={"token": manage, "areas": "Medwy", "frequency": "daily", "urgent": "yes"}
     )
     assert response.status_code == 400
-    assert errors(response.text) == ["Unknown area &#39;Medwy&#39;. Did you mean &#39;Medway&#39;?"]
+    assert errors(response.text) == ["“Medwy” is not a place we know. Did you mean Medway?"]
     assert 'value="Medwy"' in response.text  # what they typed is kept for them to fix
     response = client.post("/manage", data={"token": manage, "areas": "", "frequency": "daily"})
-    assert errors(response.text) == ["At least one area is required."]
+    assert errors(response.text) == [
+        "Choose at least one area, or type a town or postcode district"
+    ]
     response = client.post(
         "/manage", data={"token": manage, "areas": "kent", "frequency": "hourly"}
     )
-    assert errors(response.text)[0].startswith("Unknown frequency &#39;hourly&#39;")
+    assert errors(response.text) == ["Select how often you want alerts"]
     assert app.store.subscribers.get(subscriber.id) == subscriber
 
 
@@ -341,9 +344,9 @@ def test_subscribe_form_is_labelled_and_explains_each_bad_field(client: TestClie
     assert "<script>alert(1)</script>" not in response.text
     messages = errors(response.text)
     assert len(messages) == 3
-    assert "is not a valid email address" in messages[0]
-    assert messages[1].startswith("Unknown area &#39;Narnia&#39;")
-    assert messages[2].startswith("Unknown frequency")
+    assert messages[0] == "Enter an email address in the correct format, like name@example.com"
+    assert messages[1].startswith("“Narnia” is not a place we know")
+    assert messages[2] == "Select how often you want alerts"
     assert '<div class="notice" role="alert"' in response.text
 
 
@@ -603,7 +606,6 @@ def test_a_web_sign_up_is_delivered_and_its_link_confirms(
         ("Tonbridge and Malling", {"tonbridge-and-malling"}),
         ("Dover and Tonbridge and Malling", {"dover", "tonbridge-and-malling"}),
         ("me4 4tr", {"chatham"}),
-        ("me8 9aa", {"medway"}),
     ],
 )
 def test_areas_can_be_typed_as_people_write_them(
@@ -618,12 +620,15 @@ def test_areas_can_be_typed_as_people_write_them(
 
 def test_an_unknown_area_is_named_with_what_to_type_instead(client: TestClient) -> None:
     for typed, message in [
-        ("SE9", "Unknown area &#39;SE9&#39;. Use a town, district or postcode district in Kent."),
+        (
+            "SE9",
+            "“SE9” is not a place we know. Enter a town, district or postcode district in Kent",
+        ),
         (
             "Chatham and Narnia",
-            "Unknown area &#39;Narnia&#39;. Use a town, district or postcode district in Kent.",
+            "“Narnia” is not a place we know. Enter a town, district or postcode district in Kent",
         ),
-        ("St Margret&#39;s at Clife", "Did you mean &#34;St Margaret&#39;s at Cliffe&#34;?"),
+        ("St Margret&#39;s at Clife", "Did you mean St Margaret&#39;s at Cliffe?"),
     ]:
         data = {
             "email": "t@example.org",
@@ -670,7 +675,9 @@ def test_manage_names_every_bad_field_at_once(
     assert response.status_code == 400
     found = errors(response.text)
     assert (
-        len(found) == 2 and any("Medwy" in e for e in found) and any("hourly" in e for e in found)
+        len(found) == 2
+        and any("Medwy" in e for e in found)
+        and "Select how often you want alerts" in found
     )
     assert app.store.subscribers.get(subscriber.id) == subscriber
 
@@ -694,6 +701,7 @@ def test_areas_are_chosen_by_ticking_districts_and_towns_and_typing_more(
             "area": ["chatham", "dover"],
             "areas": "TN23",
             "frequency": "weekly",
+            "widening": "tn23:ashford",  # seen, and kept: TN23 spans Ashford's towns
         },
     )
     assert response.status_code == 200, errors(response.text)
@@ -701,8 +709,9 @@ def test_areas_are_chosen_by_ticking_districts_and_towns_and_typing_more(
     assert subscriber is not None and set(subscriber.areas) == {"chatham", "dover", "ashford"}
     # Nothing ticked and nothing typed: one clear error, the choices kept.
     response = client.post("/subscribe", data={"email": "none@example.org", "frequency": "daily"})
-    assert response.status_code == 400 and errors(response.text) == [
-        "At least one area is required."
+    assert response.status_code == 400
+    assert errors(response.text) == [
+        "Choose at least one area, or type a town or postcode district"
     ]
     response = client.post(
         "/subscribe",
@@ -800,8 +809,9 @@ def test_the_form_refuses_an_address_with_non_ascii_before_the_at_in_one_sentenc
 
     assert response.status_code == 400
     [message] = errors(response.text)
-    assert "has characters outside ASCII before the @" in message
-    assert "alerts can only be sent to addresses written in ASCII" in message
+    assert message == (
+        "Enter an email address with only English letters, numbers and symbols before the @, like name@example.com"
+    )
     assert queued_messages(app) == []
     assert app.store.subscribers.find("anyone@example.org") is None
     assert outbox_rows(app.store.engine) == []
