@@ -188,5 +188,6 @@ from alerts.cli import (  # noqa: E402, F401
     run,
     send,
     subscribers,
+    users,
     web,
 )
