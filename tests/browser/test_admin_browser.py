@@ -14,10 +14,11 @@ import pytest
 
 from alerts.delivery import outbox_drainer
 from alerts.store.users import Role
-from alerts.testing import SmtpSink, seed_subscribers
-from tests.admin_support import PASSWORD, add_user
+from alerts.testing import SmtpSink
 from tests.browser.conftest import PHONE, LiveServer, axe_violations
 from tests.conftest import NOW
+from tests.support.console import PASSWORD, add_user
+from tests.support.seeding import seed_subscribers
 
 #: The issue's bar: at the relay within 10 s of pressing Send.
 AT_RELAY = 10.0
@@ -85,14 +86,14 @@ def test_an_editor_sends_an_urgent_advisory_for_chatham_by_keyboard_and_it_is_at
     app = console.app
     add_user(app, "jo", Role.EDITOR)
     chatham = seed_subscribers(
-        app.store.engine,
+        app.store,
         count=1,
         now=NOW - timedelta(hours=1),
         areas=("chatham",),
         frequencies=("daily",),
     )
     seed_subscribers(
-        app.store.engine,
+        app.store,
         count=1,
         now=NOW - timedelta(hours=1),
         areas=("dover",),
@@ -155,7 +156,7 @@ def test_every_console_page_has_no_wcag_22_aa_violation(
     add_user(console.app, "ada", Role.ADMIN)
     add_user(console.app, "jo", Role.EDITOR)
     seed_subscribers(
-        console.app.store.engine, count=3, now=NOW - timedelta(hours=1), areas=("chatham",)
+        console.app.store, count=3, now=NOW - timedelta(hours=1), areas=("chatham",)
     )
 
     def check(where: str) -> None:

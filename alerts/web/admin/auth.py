@@ -17,6 +17,7 @@ is removed or given a new password.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
 import logging
@@ -29,7 +30,7 @@ from starlette.responses import Response
 
 from alerts.app import App
 from alerts.store.limits import Limit
-from alerts.store.users import Session
+from alerts.store.users import Session, User
 from alerts.tokens import keyed_hash, load_secret_key
 from alerts.web.admin import passwords
 
@@ -90,56 +91,64 @@ def _locked(app: App, key: str) -> bool:
 
 async def sign_in(app: App, request: Request, name: str, password: str) -> SignIn:
     """Check a name and password from this request's client; start a session when right.
-    Every outcome is logged and audited (the name as typed, never the password)."""
-    store, now = app.store, app.now()
+    Every outcome is logged and audited (the name as typed, never the password). The
+    database work runs in threads and the hash in the pool: the event loop never waits."""
     name = name.strip()[:64]
     client = client_hash(app, request)
-    account = account_key(name, client)
+    refused, user = await asyncio.to_thread(_before_hashing, app, name, client)
+    if refused is not None:
+        return await asyncio.to_thread(_record, app, name, client, refused, None)
+    try:
+        right, rehash = await passwords.verify_in_pool(
+            user.password_hash if user else None, password
+        )
+    except passwords.Busy:
+        return await asyncio.to_thread(_record, app, name, client, Outcome.BUSY, None)
+    if not (right and user):
+        return await asyncio.to_thread(_record, app, name, client, Outcome.REFUSED, None)
+    if rehash:
+        new_hash = await passwords.hash_in_pool(password)
+        await asyncio.to_thread(
+            app.store.users.set_password, user.name, new_hash, app.now(), keep_sessions=True
+        )
+    return await asyncio.to_thread(_record, app, name, client, Outcome.SIGNED_IN, user)
+
+
+def _before_hashing(app: App, name: str, client: str) -> tuple[Outcome | None, User | None]:
+    """Refusals that cost no hash, then the account (None: the dummy hash is checked)."""
     if _locked(app, "client:" + client):
-        outcome = Outcome.SLOWED
-    elif _locked(app, account):
-        outcome = Outcome.LOCKED
-    elif not store.limits.take("console-login:" + client, ATTEMPTS, now):
-        outcome = Outcome.SLOWED
-    else:
-        user = store.users.find(name) if name else None
-        try:
-            right, rehash = await passwords.verify_in_pool(
-                user.password_hash if user else None, password
-            )
-        except passwords.Busy:
-            right, rehash, outcome = False, False, Outcome.BUSY
-        else:
-            outcome = Outcome.SIGNED_IN if right and user else Outcome.REFUSED
-        if outcome is Outcome.SIGNED_IN and user is not None:
-            store.users.clear_failures(account)
-            if rehash:
-                store.users.set_password(
-                    user.name, passwords.hash_password(password), now, keep_sessions=True
-                )
-            token = secrets.token_urlsafe(32)
-            store.users.start_session(
-                user, token_hash(token), secrets.token_urlsafe(32), now, LIFETIME
-            )
-            store.audit.record(user.name, "sign-in", now, target=f"client {client[:8]}")
-            log.info("console: %s signed in", user.name)
-            return SignIn(Outcome.SIGNED_IN, token)
-        if outcome is Outcome.REFUSED:
-            rule = ACCOUNT_FAILURES
-            failures = store.users.record_failure(
-                account, now, window=rule.window, limit=rule.limit, lock=rule.lock
-            )
-            rule = CLIENT_FAILURES
-            store.users.record_failure(
-                "client:" + client, now, window=rule.window, limit=rule.limit, lock=rule.lock
-            )
-            if failures.locked_until is not None:
-                store.audit.record(
-                    "-", "account-locked", now, target=f"{name} from client {client[:8]}"
-                )
-    store.audit.record(
-        "-", f"sign-in-{outcome.value}", now, target=f"{name} from client {client[:8]}"
-    )
+        return Outcome.SLOWED, None
+    if _locked(app, account_key(name, client)):
+        return Outcome.LOCKED, None
+    if not app.store.limits.take("console-login:" + client, ATTEMPTS, app.now()):
+        return Outcome.SLOWED, None
+    return None, app.store.users.find(name) if name else None
+
+
+def _record(app: App, name: str, client: str, outcome: Outcome, user: User | None) -> SignIn:
+    """Count a failure or start the session; audit and log either way."""
+    store, now = app.store, app.now()
+    account = account_key(name, client)
+    who = f"{name} from client {client[:8]}"
+    if outcome is Outcome.SIGNED_IN and user is not None:
+        store.users.clear_failures(account)
+        token = secrets.token_urlsafe(32)
+        store.users.start_session(user, token_hash(token), secrets.token_urlsafe(32), now, LIFETIME)
+        store.audit.record(user.name, "sign-in", now, target=f"client {client[:8]}")
+        log.info("console: %s signed in", user.name)
+        return SignIn(Outcome.SIGNED_IN, token)
+    if outcome is Outcome.REFUSED:
+        rule = ACCOUNT_FAILURES
+        failures = store.users.record_failure(
+            account, now, window=rule.window, limit=rule.limit, lock=rule.lock
+        )
+        rule = CLIENT_FAILURES
+        store.users.record_failure(
+            "client:" + client, now, window=rule.window, limit=rule.limit, lock=rule.lock
+        )
+        if failures.locked_until is not None:
+            store.audit.record("-", "account-locked", now, target=who)
+    store.audit.record("-", f"sign-in-{outcome.value}", now, target=who)
     log.warning("console: sign-in as %r from client %s %s", name, client[:8], outcome.value)
     return SignIn(outcome)
 

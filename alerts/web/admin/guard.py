@@ -9,6 +9,7 @@ POST must carry the session's CSRF token. Only :data:`PUBLIC` paths skip the gat
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -83,7 +84,7 @@ def console_route(
 
     @functools.wraps(endpoint)
     async def gated(request: Request) -> Response:
-        session = current_session(request)
+        session = await asyncio.to_thread(current_session, request)
         if session is None:
             if request.method in ("GET", "HEAD"):
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")

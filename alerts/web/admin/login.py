@@ -54,7 +54,7 @@ def safe_next(value: object) -> str:
 async def login_page(request: Request) -> Response:
     app = web_app(request)
     if request.method == "GET":
-        if current_session(request) is not None:
+        if await asyncio.to_thread(current_session, request) is not None:
             return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
         return _form(request, next_path=safe_next(request.query_params.get("next")))
     form = await request.form()
@@ -120,5 +120,5 @@ async def logout(request: Request, session: Session) -> Response:
     app = web_app(request)
     response = RedirectResponse(f"{PREFIX}/login", status_code=303)
     await asyncio.to_thread(app.store.audit.record, session.user.name, "sign-out", app.now())
-    sign_out(request, response)
+    await asyncio.to_thread(sign_out, request, response)
     return response
