@@ -155,9 +155,7 @@ def test_every_console_page_has_no_wcag_22_aa_violation(
     page, url = checked_page, console.url
     add_user(console.app, "ada", Role.ADMIN)
     add_user(console.app, "jo", Role.EDITOR)
-    seed_subscribers(
-        console.app.store, count=3, now=NOW - timedelta(hours=1), areas=("chatham",)
-    )
+    seed_subscribers(console.app.store, count=3, now=NOW - timedelta(hours=1), areas=("chatham",))
 
     def check(where: str) -> None:
         violations = axe_violations(page, axe_source)
