@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -83,7 +84,14 @@ async def compose_page(request: Request, session: Session) -> Response:
 
     def send() -> tuple[int, int]:
         result = store_advisory(item, app.store, app.gazetteer, now)
-        report = queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=now)
+        try:
+            report = queue_digests(
+                app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=now
+            )
+        except IntegrityError:
+            # 'alerts serve' queued the same messages at the same moment: the outbox's
+            # one row per (subscriber, message) refused ours, so nobody gets it twice.
+            return result.advisory_id, 0
         return result.advisory_id, report.messages
 
     advisory_id, queued = await asyncio.to_thread(send)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from argon2 import Type, extract_parameters
 from click.testing import Result
 from starlette.routing import Route
 from starlette.testclient import TestClient
@@ -18,6 +19,7 @@ from alerts.store.users import Role
 from alerts.web import create_app
 from alerts.web.admin import PREFIX, PUBLIC
 from alerts.web.admin.auth import ACCOUNT_FAILURES, COOKIE
+from alerts.web.admin.passwords import dummy_hash, hash_password, verify
 from tests.support.console import BASE, PASSWORD, add_user, csrf_of, post_login, signed_in
 
 
@@ -280,3 +282,19 @@ def test_an_admin_opens_the_subscriber_erase_page(app: App, client: TestClient) 
     add_user(app, "ada", Role.ADMIN)
     signed_in(client, "ada")
     assert client.get("/admin/subscribers/erase").status_code == 200
+
+
+def test_an_unknown_name_is_checked_against_a_dummy_hash_of_the_same_cost() -> None:
+    real = extract_parameters(hash_password(PASSWORD))
+    assert extract_parameters(dummy_hash()) == real
+    assert (real.type, real.time_cost, real.memory_cost, real.parallelism) == (
+        Type.ID,
+        2,
+        19 * 1024,
+        1,
+    )
+    assert verify(None, PASSWORD) == (False, False)
+    assert verify(dummy_hash(), "\x00 no such account \x00") == (
+        True,
+        False,
+    )  # it really is checked
