@@ -197,6 +197,7 @@ def test_every_console_page_has_no_wcag_22_aa_violation(
     for path in (
         "/admin",
         "/admin/outbox",
+        "/admin/sources",
         "/admin/users",
         "/admin/audit",
         "/admin/subscribers",

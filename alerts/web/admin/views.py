@@ -33,6 +33,7 @@ def routes() -> list[Route]:
             name="admin_retag",
         ),
         console_route(PREFIX + "/outbox", outbox, name="admin_outbox"),
+        console_route(PREFIX + "/sources", sources, name="admin_sources"),
     ]
 
 
@@ -162,3 +163,11 @@ async def outbox(request: Request, session: Session) -> Response:
     return console_render(
         request, session, "admin/outbox.html", {"status": status, "subscribers": counts}
     )
+
+
+async def sources(request: Request, session: Session) -> Response:
+    """Each source's health: when it was last read, and what went wrong. (Surge holds,
+    with release and drop, belong here once sources can be held.)"""
+    app = web_app(request)
+    healths = await asyncio.to_thread(app.store.sources.healths)
+    return console_render(request, session, "admin/sources.html", {"healths": healths})

@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 
 from alerts.app import App
 from alerts.clock import ManualClock
+from alerts.store.sources import SourcePoll
 from alerts.store.users import Role
 from alerts.subscribers import make_subscription
 from alerts.web import create_app
@@ -222,3 +223,11 @@ def test_the_audit_log_is_kept_for_retention_audit_days(
     clock.advance(timedelta(days=app.config.retention.audit_days + 1))
     report = app.store.retention.purge(app.config, app.now())
     assert report.audit_entries >= 2 and app.store.audit.recent() == []
+
+
+def test_the_sources_page_shows_each_sources_health(app: App, editor: TestClient) -> None:
+    app.store.sources.record_polls(
+        [SourcePoll("https://force.example/feed", "feed", error="HTTP 503 from the server")], NOW
+    )
+    page = editor.get("/admin/sources").text
+    assert "https://force.example/feed" in page and "failing" in page and "HTTP 503" in page
