@@ -52,7 +52,7 @@ def _already_sent(app: App, compose: Compose) -> int | None:
 
 async def compose_page(request: Request, session: Session) -> Response:
     app = web_app(request)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return _form(request, session, Compose(draft=uuid.uuid4().hex))
     form = form_of(request)
     compose = Compose.from_form(form, app.gazetteer)

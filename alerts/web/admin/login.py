@@ -53,7 +53,7 @@ def safe_next(value: object) -> str:
 
 async def login_page(request: Request) -> Response:
     app = web_app(request)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         if await asyncio.to_thread(current_session, request) is not None:
             return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
         return _form(request, next_path=safe_next(request.query_params.get("next")))

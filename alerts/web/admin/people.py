@@ -92,7 +92,7 @@ async def subscribers_page(request: Request, session: Session) -> Response:
 
 async def erase_page(request: Request, session: Session) -> Response:
     app = web_app(request)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return console_render(
             request, session, "admin/erase.html", {"done": None, "email": "", "error": None}
         )

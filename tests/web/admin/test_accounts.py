@@ -298,3 +298,7 @@ def test_an_unknown_name_is_checked_against_a_dummy_hash_of_the_same_cost() -> N
         True,
         False,
     )  # it really is checked
+
+
+def test_head_on_the_login_page_answers_as_get(client: TestClient) -> None:
+    assert client.head("/admin/login").status_code == 200
