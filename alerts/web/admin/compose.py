@@ -16,7 +16,7 @@ import uuid
 
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from alerts.app import App
@@ -27,6 +27,7 @@ from alerts.ingest.batch import store_advisory
 from alerts.store.users import Session
 from alerts.tagging import explain
 from alerts.types import Frequency
+from alerts.web.admin.email_preview import render_email
 from alerts.web.admin.forms import DRAFT, NEW_PATH, Compose, count_reach
 from alerts.web.admin.guard import PREFIX, console_render, console_route, form_of
 from alerts.web.pages import web_app
@@ -66,6 +67,9 @@ async def compose_page(request: Request, session: Session) -> Response:
         return _form(request, session, compose, status=400)
     item = parsed.advisory
     areas = item.decision.areas if item.decision else frozenset(compose.slugs)
+    if action == "email":
+        html = await asyncio.to_thread(render_email, app.config, app.gazetteer, item, areas, now)
+        return HTMLResponse(html)
     if action != "send":
         reach = await asyncio.to_thread(
             count_reach, app.store, app.gazetteer, areas, compose.priority == "urgent"

@@ -231,3 +231,15 @@ def test_the_sources_page_shows_each_sources_health(app: App, editor: TestClient
     )
     page = editor.get("/admin/sources").text
     assert "https://force.example/feed" in page and "failing" in page and "HTTP 503" in page
+
+
+def test_the_email_as_residents_get_it_is_shown_before_anything_is_stored(
+    app: App, editor: TestClient
+) -> None:
+    status, html = compose(
+        editor, "email", body="Keep **children** indoors.", advice="Call 999 if you see it."
+    )
+    assert status == 200
+    assert "Dangerous dog loose" in html and "<strong>children</strong>" in html
+    assert "token=preview" in html  # example personal links, never a real one
+    assert app.store.advisories.count() == 0
