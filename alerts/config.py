@@ -367,6 +367,9 @@ class RetentionConfig(_Model):
     pending_days: int = Field(default=7, ge=0, le=3650)
     #: Days an unsubscribed or suppressed address is kept before only its keyed hash remains.
     unsubscribed_days: int = Field(default=28, ge=0, le=3650)
+    #: Days the operator console's audit log is kept (who did what, when); it names
+    #: residents only by subscriber id or a masked address.
+    audit_days: int = Field(default=365, ge=1, le=3650)
 
 
 class Config(_Model):

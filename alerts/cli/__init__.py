@@ -204,5 +204,6 @@ from alerts.cli import (  # noqa: E402, F401
     run,
     send,
     subscribers,
+    users,
     web,
 )

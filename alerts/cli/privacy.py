@@ -19,8 +19,8 @@ def purge_command(app: App, as_json: bool) -> None:
 
     Sent messages after retention.sent_days, sign-ups never confirmed after
     pending_days; addresses that unsubscribed or were suppressed are reduced to a keyed
-    hash after unsubscribed_days, so they are still never added again. 'alerts serve'
-    runs this daily.
+    hash after unsubscribed_days, so they are still never added again; the console's
+    audit log goes after audit_days. 'alerts serve' runs this daily.
     """
     report = app.store.retention.purge(app.config, app.now())
     if as_json:

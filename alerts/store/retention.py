@@ -22,7 +22,9 @@ from alerts.config import Config
 from alerts.store.limits import Limits
 from alerts.store.schema import (
     advisories,
+    audit,
     digests,
+    login_failures,
     opt_outs,
     outbox,
     runs,
@@ -44,6 +46,7 @@ class PurgeReport:
     pending_sign_ups: int = 0
     hashed_addresses: int = 0
     stale_limits: int = 0
+    audit_entries: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -188,6 +191,18 @@ class Retention:
             report.hashed_addresses = _remove(conn, [row.id for row in gone])
             _drop_orphan_digests(conn, sent_before)
         report.stale_limits = self.limits.prune(now)
+        with self.engine.begin() as conn:
+            report.audit_entries = int(
+                conn.execute(
+                    delete(audit).where(audit.c.at < now - timedelta(days=retention.audit_days))
+                ).rowcount
+            )
+            # Failed sign-ins past every window that reads them.
+            conn.execute(
+                delete(login_failures).where(
+                    login_failures.c.window_start < now - timedelta(days=1)
+                )
+            )
         return report
 
     def erase(self, config: Config, email: str, now: datetime) -> int:

@@ -304,3 +304,56 @@ runs = Table(
     Column("ok", Boolean),
     Column("summary", JSON, nullable=False, default=dict),
 )
+
+# -- the operator console (alerts.web.admin) ---------------------------------------
+
+# People who may sign in to /admin. ``role`` is "editor" or "admin"; the password is an
+# Argon2id hash (its parameters are in the hash, so raising them re-hashes at sign-in).
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(10), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("password_changed_at", UtcDateTime, nullable=False),
+)
+
+# A signed-in browser. ``id`` is the SHA-256 of the cookie's random token, so a copy of
+# the table signs nobody in; ``csrf`` is the token every console form posts back.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+
+# Failed sign-ins, per key: an account name from one client (the lockout), or one
+# client across every account (the slowdown). Keys hold keyed hashes, never an address.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("window_start", UtcDateTime, nullable=False),
+    Column("locked_until", UtcDateTime),
+)
+
+# Every console action: who, what, when, on what, and the record before and after.
+# Residents appear only by subscriber id or a masked address, so erasure stays complete.
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", UtcDateTime, nullable=False, index=True),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("target", String(200), nullable=False, default=""),
+    Column("before", JSON),
+    Column("after", JSON),
+)

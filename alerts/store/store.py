@@ -12,6 +12,8 @@ Each repository owns its tables and has one method per operation:
 - ``store.limits``: :class:`~alerts.store.limits.Limits`
 - ``store.metrics``: :class:`~alerts.store.monitoring.Metrics`
 - ``store.retention``: :class:`~alerts.store.retention.Retention`
+- ``store.users``: :class:`~alerts.store.users.Users` (console accounts and sign-ins)
+- ``store.audit``: :class:`~alerts.store.audit.Audit` (what the console did)
 - ``store.fixtures``: :class:`~alerts.store.fixtures.Fixtures` (tests and benchmarks only)
 """
 
@@ -25,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.store.advisories import Advisories
+from alerts.store.audit import Audit
 from alerts.store.database import (
     CONFIG_CAUSES,
     DatabaseConfigError,
@@ -42,6 +45,7 @@ from alerts.store.retention import Retention
 from alerts.store.runs import Runs
 from alerts.store.sources import Sources
 from alerts.store.subscribers import Subscribers
+from alerts.store.users import Users
 
 
 class Store:
@@ -59,6 +63,8 @@ class Store:
         self.limits = Limits(engine)
         self.metrics = Metrics(engine, self.runs, self.sources)
         self.retention = Retention(engine, self.subscribers, self.limits)
+        self.users = Users(engine)
+        self.audit = Audit(engine)
         #: Seeding and looking inside the tables: for tests and benchmarks only.
         self.fixtures = Fixtures(engine)
 

@@ -17,7 +17,7 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddle
 from alerts.app import App
 from alerts.feeds.model import FORMATS
 from alerts.store.runs import HEARTBEAT_FRESH
-from alerts.web import archive, ops, pages, privacy, subscriptions
+from alerts.web import admin, archive, ops, pages, privacy, subscriptions
 from alerts.web.archive import GZIP_MIN
 from alerts.web.guards import BodyLimit, CanonicalHost, redact_access_log
 
@@ -33,9 +33,12 @@ def create_app(app: App, *, sends_mail: bool = False) -> Starlette:
             *archive.routes(app),
             *subscriptions.routes(app),
             *privacy.routes(app),
+            *admin.routes(),
         ],
         middleware=[
             Middleware(BodyLimit),
+            # The console's pages are never framed, cached or given a script to run.
+            Middleware(admin.ConsoleHeaders),
             Middleware(CanonicalHost, base_url=app.config.site.base_url),
             # Pages compress about 5:1. Feeds are gzipped by feed_file itself (one
             # stable ETag per encoding, from the bytes on disk), so they pass through.
