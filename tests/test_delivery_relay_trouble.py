@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from alerts.app import App
 from alerts.delivery.base import RelayError
-from alerts.delivery.policy import about_relaying
+from alerts.delivery.refusals import about_relaying
 from alerts.schema import subscribers
 from alerts.testing import DROP, SmtpSink
 from tests.conftest import NOW

@@ -6,7 +6,7 @@ at and the message it concerns: 4xx (and 552 at RCPT TO), timeouts and dropped
 connections leave that message pending with backoff; a 5xx at RCPT TO is a hard bounce
 (``delivery.max_bounces`` of them suppress the address), unless recipient after recipient
 is refused alike for relaying or authentication, which stops the run naming
-``delivery.smtp`` and bounces nobody (:mod:`alerts.delivery.policy`); a 5xx at MAIL FROM, DATA or
+``delivery.smtp`` and bounces nobody (:mod:`alerts.delivery.refusals`); a 5xx at MAIL FROM, DATA or
 after the body fails that message. Only what condemns the relay (refused, TLS, AUTH,
 421, the sender refused for message after message) pauses a worker or stops the run,
 naming the cause; what the relay suffers (down, 421, sessions dropped) defers the
@@ -88,7 +88,11 @@ def send_pending(
     configured (credentials, certificate, STARTTLS); the messages then stay queued.
     """
     sender = make_sender(config, clock)
-    signer = DkimSigner.from_config(config.delivery.dkim, clock.timestamp) if config.delivery.dkim else None
+    signer = (
+        DkimSigner.from_config(config.delivery.dkim, clock.timestamp)
+        if config.delivery.dkim
+        else None
+    )
     at: Callable[[], datetime] = (lambda: now) if now is not None else clock.now
     if builder is None:
         builder = MessageFactory(config, store, clock.now)
@@ -124,7 +128,9 @@ def outbox_drainer(
     run of kind ``name`` (``sender``, ``web-sender``). Call ``start()`` on it."""
 
     def send(stop_event: threading.Event) -> SendReport:
-        return send_pending(config, store, clock, stop=stop_event, transactional_only=transactional_only)
+        return send_pending(
+            config, store, clock, stop=stop_event, transactional_only=transactional_only
+        )
 
     def record(result: SendReport, started: datetime) -> None:
         ok = not (result.failed or result.errors)

@@ -25,19 +25,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from alerts.clock import Clock
 from alerts.delivery.base import (
     Connection,
+    DeliveryFailure,
     MessageBuilder,
     MessageRefused,
-    RecipientRefused,
+    NoFinalReply,
     RelayError,
     RelayUnavailable,
     Sender,
     SenderRefused,
     SessionLost,
     Stage,
-    TemporaryFailure,
 )
 from alerts.delivery.dkim import DkimSigner
-from alerts.delivery.policy import RcptRefusal, condemns_the_relay, same_words_across_domains
+from alerts.delivery.policy import ON_THE_WIRE, Charge, Event, Limits, State, decide
+from alerts.delivery.verdicts import PAST_MAIL_FROM, Condemned, Decided, Verdicts
 from alerts.errors import AlertsError
 from alerts.store import StoreError
 from alerts.store.outbox import (
@@ -56,15 +57,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 #: Consecutive failures to open a session after which a worker gives up for this run.
 UNAVAILABLE_LIMIT = 3
-#: Messages in a row refused at MAIL FROM (and none let past it) after which the relay is
-#: taken to refuse the sender itself: the run stops, naming ``email.from``.
-SENDER_REFUSED_LIMIT = 3
 #: Seconds between looks for rows held by senders that died (see Outbox.reclaim_orphans).
 RECLAIM_EVERY = 5.0
-#: Stages a message reaches only once the relay accepted MAIL FROM.
-PAST_MAIL_FROM = frozenset({Stage.RCPT, Stage.DATA, Stage.BODY})
-#: Stages a message reaches only once the relay accepted its recipient.
-PAST_RCPT = frozenset({Stage.DATA, Stage.BODY})
 
 
 @dataclass
@@ -110,7 +104,16 @@ class Dispatcher:
 
         def work(index: int) -> None:
             try:
-                _Worker(self, worker_name(sender, index), at, clock.monotonic, stop, report, lock, advance).run()
+                _Worker(
+                    self,
+                    worker_name(sender, index),
+                    at,
+                    clock.monotonic,
+                    stop,
+                    report,
+                    lock,
+                    advance,
+                ).run()
             except SQLAlchemyError as exc:
                 failures.append(
                     StoreError(
@@ -124,12 +127,17 @@ class Dispatcher:
                 failures.append(exc)
                 stop.set()
 
-        threads = [threading.Thread(target=work, args=(i,), name=f"alerts-send-{i}") for i in range(max(1, workers))]
+        threads = [
+            threading.Thread(target=work, args=(i,), name=f"alerts-send-{i}")
+            for i in range(max(1, workers))
+        ]
         # One build thread per worker: each worker's next message is built and signed
         # while its current one is on the wire (OpenSSL signs without holding the GIL).
         with (
             self.outbox.alive(sender),
-            ThreadPoolExecutor(max_workers=len(threads), thread_name_prefix="alerts-build") as builds,
+            ThreadPoolExecutor(
+                max_workers=len(threads), thread_name_prefix="alerts-build"
+            ) as builds,
         ):
             self._builds = builds
             for thread in threads:
@@ -145,6 +153,9 @@ class Dispatcher:
 
 
 class _Worker:
+    """One thread with one connection: claims batches, sends them, and writes what the
+    lifecycle table (:mod:`alerts.delivery.policy`) says each event does."""
+
     def __init__(
         self,
         dispatcher: Dispatcher,
@@ -168,24 +179,17 @@ class _Worker:
         self.unflushed_since = self.monotonic()
         #: Why the last session could not be opened, until one is.
         self.unreachable: str | None = None
-        #: Messages refused at MAIL FROM whose verdict waits for the next message: if the
-        #: relay lets that one past MAIL FROM, they failed for their own sake; if it refuses
-        #: it too, the relay may be refusing the sender, and they must not fail for that.
-        self.refused_senders: list[tuple[Claimed, SenderRefused]] = []
-        #: Messages in whose middle the relay closed the session (421, or no reply):
-        #: whether that was the relay's trouble or the message's waits for the next one.
-        #: If the relay carries a later message past MAIL FROM, the attempt counts; if
-        #: not, it was the relay's, and no attempt is counted.
-        self.lost: list[tuple[Claimed, str]] = []
-        #: Recipients refused at RCPT TO since a message last got past it, whose verdict
-        #: waits for a later message: if the relay takes that one's recipient, they were
-        #: refused for their own sake (bounces); if it refuses recipient after recipient
-        #: alike, it is the relay refusing to relay, and nobody bounces for that.
-        self.refused_rcpts: list[tuple[Claimed, RcptRefusal, str]] = []
+        #: What each reply meant, once later messages show it (see verdicts.py).
+        self.verdicts: Verdicts[Claimed] = Verdicts()
         #: Sessions in a row that failed for the relay's sake.
         self.unavailable = 0
+        #: The relay's own reply that paused sending (quota, throttle), if one did.
+        self.paused: str | None = None
+        #: Claimed rows not tried, to release with the next flush.
+        self.given_back: list[Claimed] = []
         self.marks: SentMarks | None = None
         self.reclaimed_at = self.monotonic()
+        self.limits = Limits(max_attempts=dispatcher.outbox.retry.max_attempts)
 
     def run(self) -> None:
         connection = self.d.sender.connection()
@@ -200,11 +204,11 @@ class _Worker:
                 if batch and not self._send_batch(connection, batch):
                     return
                 if self.stop.is_set():
-                    self._undecided()
+                    self._finish()
                     self._flush()
                     return
                 batch, suppressed = self._flush_and_claim()
-            self._undecided()
+            self._finish()
             self._flush()
         finally:
             connection.close()
@@ -229,51 +233,77 @@ class _Worker:
             built = upcoming
             assert built is not None  # one is always submitted for the current position
             upcoming = self._build(batch[position + 1]) if position + 1 < len(batch) else None
+            rest = batch[position + 1 :]
             if self.stop.is_set():
-                return self._give_back(batch[position:], stopped=True)
+                self._give_back(batch[position:], stopped=True)
+                return False
             now = self.clock()
             if lease_until - now < self.d.renew_margin:
-                held = self.d.outbox.renew(self.name, [c.item.outbox_id for c in batch[position:]], now)
+                held = self.d.outbox.renew(
+                    self.name, [c.item.outbox_id for c in batch[position:]], now
+                )
                 lease_until = now + self.d.outbox.lease
                 if claimed.item.outbox_id not in held:
                     continue  # another worker took it over; it is theirs to send
             try:
-                message = built.result()
-                connection.send(self.d.envelope_from, claimed.item.email, message)
+                decided = self._try(connection, claimed, built)
+            except Condemned as exc:
+                self._condemned(exc, rest)
             except RelayError:
                 self._flush()
                 self._give_back(batch[position:], stopped=False)
                 raise
-            except RelayUnavailable as exc:
-                self.unavailable += 1
-                self.unreachable = str(exc)
-                if isinstance(exc, SessionLost):
-                    self.lost.append((claimed, str(exc)))
-                else:
-                    self.outcomes.relay_deferred.append((claimed, str(exc)))
-                if self.unavailable >= UNAVAILABLE_LIMIT:
-                    return self._give_back(batch[position + 1 :], stopped=False)
-            except TemporaryFailure as exc:
-                self._past_mail_from(exc.stage)
-                self.outcomes.deferred.append((claimed, str(exc)))
-            except RecipientRefused as exc:
-                self._past_mail_from(exc.stage)
-                self._refused_recipient(claimed, exc, batch[position + 1 :])
-            except SenderRefused as exc:
-                self.refused_senders.append((claimed, exc))
-                if len(self.refused_senders) >= SENDER_REFUSED_LIMIT:
-                    self._refuses_the_sender(exc, batch[position + 1 :])
-            except MessageRefused as exc:
-                self._past_mail_from(exc.stage)
-                self.outcomes.failed.append((claimed, str(exc)))
-            except _BuildError as exc:
-                self.outcomes.deferred.append((claimed, str(exc)))
-            else:
-                self._past_mail_from(Stage.BODY)
-                self._sent(claimed)
+            if not self._apply(decided):
+                self._give_back(rest, stopped=False)
+                return False
+            if self.unavailable >= UNAVAILABLE_LIMIT:
+                self._give_back(rest, stopped=False)
+                return False
             if self.monotonic() - self.unflushed_since >= self.d.flush_every:
                 self._flush()
         return True  # the caller records the rest together with the next claim
+
+    def _try(
+        self, connection: Connection, claimed: Claimed, built: Future[bytes]
+    ) -> list[Decided[Claimed]]:
+        """Send one message; the events it (and the replies before it) decided."""
+        v = self.verdicts
+        try:
+            message = built.result()
+            connection.send(self.d.envelope_from, claimed.item.email, message)
+        except NoFinalReply as exc:
+            self.unavailable = 0
+            return v.unanswered(claimed, str(exc), timed_out=exc.timed_out)
+        except SessionLost as exc:
+            self._unavailable(exc)
+            return v.lost_session(claimed, exc.stage or Stage.CONNECT, str(exc))
+        except RelayUnavailable as exc:
+            self._unavailable(exc)
+            return v.unavailable(claimed, str(exc))
+        except DeliveryFailure as exc:
+            return self._failure(claimed, exc)
+        except _BuildError as exc:
+            return [Decided(claimed, Event.BUILD_FAILED, str(exc))]
+        self._reachable(Stage.BODY)
+        return v.accepted(claimed)
+
+    def _failure(self, claimed: Claimed, exc: DeliveryFailure) -> list[Decided[Claimed]]:
+        """A reply that refused this message (or a failure with no reply)."""
+        if exc.code is None or exc.stage is None:
+            # Not a relay's reply: the build, a Maildir that cannot be written, an address
+            # the relay cannot take: this message's own.
+            event = Event.BUILD_REFUSED if isinstance(exc, MessageRefused) else Event.BUILD_FAILED
+            return [Decided(claimed, event, str(exc))]
+        self._reachable(exc.stage)
+        if (
+            exc.stage is Stage.MAIL
+            and isinstance(exc, MessageRefused)
+            and not isinstance(exc, SenderRefused)
+        ):
+            return self.verdicts.too_big(claimed, str(exc))
+        return self.verdicts.reply(
+            claimed, claimed.item.email, exc.stage, exc.code, exc.detail, str(exc)
+        )
 
     def _sent(self, claimed: Claimed) -> None:
         """The relay accepted it: marked sent before the next message goes."""
@@ -289,89 +319,69 @@ class _Worker:
         if self.advance:
             self.advance(1)
 
-    def _past_mail_from(self, stage: Stage | None) -> None:
-        """A message got past MAIL FROM: the relay works and accepts the sender, so the
-        messages refused at MAIL FROM before it were refused for their own sake, and
-        fail; and those in whose middle the session was lost may have caused it, and
-        count the attempt."""
-        if stage not in PAST_MAIL_FROM:
-            return
-        self.unavailable = 0
-        self.unreachable = None
-        if self.refused_senders:
-            self.outcomes.failed.extend((claimed, str(exc)) for claimed, exc in self.refused_senders)
-            self.refused_senders = []
-        if self.lost:
-            self.outcomes.deferred.extend(self.lost)
-            self.lost = []
-        if stage in PAST_RCPT and self.refused_rcpts:
-            # The relay takes recipients: those refused before were refused for their own
-            # sake. A refusal for relaying says nothing about the address, though: the
-            # message fails (this relay will not carry it) but nobody bounces.
-            for claimed, refusal, error in self.refused_rcpts:
-                if refusal.about_relaying:
-                    self.outcomes.failed.append((claimed, f"{error} (refused for relaying, not for the address)"))
-                else:
-                    self.outcomes.bounced.append((claimed, error))
-            self.refused_rcpts = []
+    def _unavailable(self, exc: RelayUnavailable) -> None:
+        self.unavailable += 1
+        self.unreachable = str(exc)
 
-    def _refused_recipient(self, claimed: Claimed, exc: RecipientRefused, rest: list[Claimed]) -> None:
-        self.refused_rcpts.append((claimed, RcptRefusal(claimed.item.email, exc.code, exc.detail), str(exc)))
-        refusals = [refusal for _, refusal, _ in self.refused_rcpts]
-        if not condemns_the_relay(refusals):
-            return
-        held = [c for c, _, _ in self.refused_rcpts]
-        self.refused_rcpts = []
+    def _reachable(self, stage: Stage | None) -> None:
+        if stage in PAST_MAIL_FROM:
+            self.unavailable = 0
+            self.unreachable = None
+
+    def _apply(self, decided: list[Decided[Claimed]]) -> bool:
+        """Write what the table says each event does; False when the relay paused."""
+        keep_going = True
+        for claimed, event, why in ((d.message, d.event, d.why) for d in decided):
+            step = decide(
+                State.SENDING, event, attempts=claimed.attempts, unanswered=0, limits=self.limits
+            )
+            if step.to is State.SENT:
+                self._sent(claimed)
+            elif step.to is State.BOUNCED:
+                self.outcomes.bounced.append((claimed, why))
+            elif step.to is State.FAILED:
+                if ON_THE_WIRE[event].to is State.DEFERRED:  # its attempts used up
+                    why = f"gave up after {claimed.attempts + 1} attempts: {why}"
+                self.outcomes.failed.append((claimed, why))
+            elif step.to is State.PENDING:
+                self.given_back.append(claimed)
+            elif step.charge is Charge.NOTHING:
+                self.outcomes.relay_deferred.append((claimed, why))
+            else:
+                self.outcomes.deferred.append((claimed, why))
+            if step.pause_relay:
+                self.paused = why
+                keep_going = False
+        if not keep_going:
+            self._error(
+                f"the relay asked to wait: {self.paused}; sending paused with the relay's backoff"
+            )
+            self.stop.set()  # the other workers meet the same relay
+        return keep_going
+
+    def _finish(self) -> None:
+        self._apply(self.verdicts.finish(stopped=self.stop.is_set()))
+
+    def _condemned(self, exc: Condemned, rest: list[Claimed]) -> NoReturn:
+        """The relay refuses the sender, or every recipient: those messages and the rest
+        of the batch stay queued (no attempt counted), and the run stops naming why."""
+        held = [c for c in exc.held if isinstance(c, Claimed)]
         self._give_back(held + rest, stopped=False)
-        domains = sorted({r.domain for r in refusals})
+        if exc.kind == "sender":
+            raise RelayError(
+                f"the relay refused the sender {self.d.envelope_from} for {len(held)} messages in a row ({exc});"
+                " the messages stay queued",
+                where="email.from",
+                hint="check email.from: the relay must accept it as a sender for this account",
+            )
+        domains = sorted({c.item.email.rpartition("@")[2].lower() for c in held})
         raise RelayError(
-            f'the relay refused {len(held)} recipients in a row at RCPT TO with "{exc.code} {exc.detail}"'
+            f'the relay refused {len(held)} recipients in a row at RCPT TO with "{exc}"'
             f" (at {', '.join(domains)}): it will not relay for this account, which says nothing of the"
             " addresses; the messages stay queued and no address was counted as a bounce",
             where="delivery.smtp",
             hint="check delivery.smtp.username and the password: the relay must let this account send to other"
             " domains; and delivery.smtp.host: the relay for sending, not a domain's own mail server",
-        )
-
-    def _undecided(self) -> None:
-        """Messages whose verdict waited for a later one that never came (end of the run,
-        a stop, the relay given up on).
-
-        Refused at MAIL FROM: deferred, an attempt counted, so that they neither fail
-        for the sender's sake nor hold the head of the queue. Session lost in their
-        middle with no later message getting through: the relay's trouble, deferred with
-        no attempt counted."""
-        why = "deferred: no other message has shown yet whether the relay refuses this message or the sender"
-        self.outcomes.deferred.extend((claimed, f"{exc} ({why})") for claimed, exc in self.refused_senders)
-        self.refused_senders = []
-        self.outcomes.relay_deferred.extend(self.lost)
-        self.lost = []
-        # Refused at RCPT TO with nothing after to tell: a refusal for relaying, or the
-        # same words for several domains, may be the relay's, so it is deferred (an
-        # attempt counted, never a bounce); any other is this recipient's bounce.
-        # When the run stops (another worker found the relay refusing every recipient, or
-        # SIGTERM) nothing was learnt about these messages: no attempt is counted.
-        blanket = same_words_across_domains([refusal for _, refusal, _ in self.refused_rcpts])
-        undecided = self.outcomes.relay_deferred if self.stop.is_set() else self.outcomes.deferred
-        for claimed, refusal, error in self.refused_rcpts:
-            if refusal.about_relaying or blanket:
-                why = "deferred, not bounced: no message since has shown whether the relay refuses every recipient"
-                undecided.append((claimed, f"{error} ({why})"))
-            else:
-                self.outcomes.bounced.append((claimed, error))
-        self.refused_rcpts = []
-
-    def _refuses_the_sender(self, exc: SenderRefused, rest: list[Claimed]) -> NoReturn:
-        """Several messages in a row refused at MAIL FROM: the relay refuses the sender.
-        Those messages and the rest of the batch stay queued (no attempt counted)."""
-        refused = [claimed for claimed, _ in self.refused_senders]
-        self.refused_senders = []
-        self._give_back(refused + rest, stopped=False)
-        raise RelayError(
-            f"the relay refused the sender {exc.sender} for {len(refused)} messages in a row ({exc});"
-            " the messages stay queued",
-            where="email.from",
-            hint="check email.from: the relay must accept it as a sender for this account",
         )
 
     def _build(self, claimed: Claimed) -> Future[bytes]:
@@ -390,11 +400,16 @@ class _Worker:
             # Anything else may pass (a locked database...): retried with backoff, and
             # failed after max_attempts.
             log.exception("cannot build message %s", claimed.item.message_id)
-            raise _BuildError(f"cannot build the message: {exc.__class__.__name__}: {exc}") from None
+            raise _BuildError(
+                f"cannot build the message: {exc.__class__.__name__}: {exc}"
+            ) from None
         return message
 
     def _flush(self) -> None:
         self.unflushed_since = self.monotonic()
+        if self.given_back:
+            back, self.given_back = self.given_back, []
+            self.d.outbox.release(self.name, [c.item.outbox_id for c in back])
         if not self.outcomes:
             return
         outcomes, self.outcomes = self.outcomes, Outcomes()
@@ -433,27 +448,41 @@ class _Worker:
         if self.advance:
             self.advance(len(outcomes))
 
-    def _give_back(self, rest: list[Claimed], *, stopped: bool) -> bool:
-        self._undecided()
+    def _give_back(self, rest: list[Claimed], *, stopped: bool) -> None:
+        """Settle what waited on later messages and release ``rest`` untried (due as
+        before, no attempt counted)."""
+        self._finish()
+        self.given_back += rest
         self._flush()
-        if rest:
-            self.d.outbox.release(self.name, [c.item.outbox_id for c in rest])
         if stopped:
             with self.lock:
                 self.report.stopped = True
-        return False
 
     def _error(self, text: str) -> None:
         with self.lock:
             if text not in self.report.errors:  # workers on one relay meet the same trouble
                 self.report.errors.append(text)
 
-    def _count(self, **counts: int) -> None:
-        if not any(counts.values()):
+    def _count(
+        self,
+        *,
+        sent: int = 0,
+        deferred: int = 0,
+        failed: int = 0,
+        bounced: int = 0,
+        suppressed: int = 0,
+        suppressed_addresses: int = 0,
+    ) -> None:
+        if not (sent or deferred or failed or bounced or suppressed or suppressed_addresses):
             return
         with self.lock:
-            for key, value in counts.items():
-                setattr(self.report, key, getattr(self.report, key) + value)
+            report = self.report
+            report.sent += sent
+            report.deferred += deferred
+            report.failed += failed
+            report.bounced += bounced
+            report.suppressed += suppressed
+            report.suppressed_addresses += suppressed_addresses
 
 
 class _BuildError(Exception):
