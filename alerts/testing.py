@@ -89,14 +89,24 @@ class Faults:
     size_limit: int | None = None
     #: Replies chosen per stage (and recipient): see :meth:`inject`.
     injected: list[Injected] = field(default_factory=list)
+    #: Messages a session may carry; MAIL FROM after that many is answered ``session_full``.
+    per_session: int | None = None
+    session_full: str = "452 4.5.3 Too many messages in this session"
+    #: Seconds between the bytes of the replies to MAIL, RCPT and DATA (a relay that
+    #: trickles; 0: whole lines at once).
+    trickle: float = 0.0
 
-    def inject(self, stage: str, reply: str, *, recipient: str | None = None, times: int | None = None) -> None:
+    def inject(
+        self, stage: str, reply: str, *, recipient: str | None = None, times: int | None = None
+    ) -> None:
         """Answer ``stage`` with ``reply`` (a whole reply line such as ``"451 4.3.0 later"``;
         :data:`DROP` closes the connection instead; a 421 closes it after answering)."""
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
         if recipient is not None and stage not in RECIPIENT_STAGES:
-            raise ValueError(f"a reply at {stage} cannot be for one recipient: the sink does not know it yet")
+            raise ValueError(
+                f"a reply at {stage} cannot be for one recipient: the sink does not know it yet"
+            )
         self.injected.append(Injected(stage, reply, recipient, times))
 
     def take(self, stage: str, recipients: Iterable[str] = ()) -> str | None:
@@ -272,7 +282,9 @@ class SmtpSink:
             enable_SMTPUTF8=self.smtputf8,
         )
 
-    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
         if not isinstance(data, LoginPassword) or self.users is None:
             return AuthResult(success=False, handled=False)
         user = data.login.decode("utf-8", "replace")
@@ -344,9 +356,28 @@ class _FaultySMTP(SMTP):
         if not await self._injected("auth"):
             await super().smtp_AUTH(arg)
 
+    accepted_here = 0
+
     async def smtp_MAIL(self, arg: str | None) -> None:
+        limit = self._sink.faults.per_session
+        if limit is not None and self.accepted_here >= limit:
+            await _answer(self, self._sink.faults.session_full)
+            return
         if not await self._injected("mail"):
             await super().smtp_MAIL(arg)
+
+    async def push(self, status: Any) -> None:
+        delay = self._sink.faults.trickle
+        if not (delay and self.envelope is not None and self.envelope.mail_from):
+            await super().push(status)
+            return
+        # Within a transaction: the reply a byte at a time.
+        for byte in (status.encode() if isinstance(status, str) else status) + b"\r\n":
+            transport = self.transport
+            if not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
+                return
+            transport.write(bytes([byte]))
+            await asyncio.sleep(delay)
 
     async def smtp_DATA(self, arg: str) -> None:
         # The envelope stays as it is after a refused DATA command, as on a real relay:
@@ -431,7 +462,9 @@ class _Handler:
             return "554 5.6.0 Message content refused"
         content = envelope.original_content or b""
         if faults.size_limit is not None and len(content) > faults.size_limit:
-            return f"552 5.3.4 Message size exceeds fixed maximum message size ({faults.size_limit})"
+            return (
+                f"552 5.3.4 Message size exceeds fixed maximum message size ({faults.size_limit})"
+            )
         reply = faults.take("body", recipients)
         if reply is not None:
             if reply == DROP:
@@ -439,6 +472,8 @@ class _Handler:
                 return "451 4.3.0 connection lost"
             return reply
         self.sink._record(envelope, session)
+        if isinstance(server, _FaultySMTP):
+            server.accepted_here += 1
         return "250 2.0.0 OK: queued"
 
 
@@ -493,7 +528,10 @@ class PlainMessageFactory:
         return (
             template.replace(b"@@TO@@", item.email.encode())
             .replace(b"@@MESSAGE_ID@@", message_id.encode())
-            .replace(b"@@UNSUBSCRIBE@@", self.unsubscribe.format(subscriber_id=item.subscriber_id).encode())
+            .replace(
+                b"@@UNSUBSCRIBE@@",
+                self.unsubscribe.format(subscriber_id=item.subscriber_id).encode(),
+            )
         )
 
     def _render(self, digest_id: int) -> bytes:
@@ -530,7 +568,8 @@ def seed_outbox(
         for area in areas:
             digest_ids.append(
                 conn.execute(
-                    insert(digests).values(
+                    insert(digests)
+                    .values(
                         key=uuid.uuid4().hex,
                         kind="immediate",
                         subject=f"Alerts for {area}",
@@ -540,7 +579,8 @@ def seed_outbox(
                         advisory_ids=[],
                         created_at=now,
                         meta={},
-                    ).returning(digests.c.id)
+                    )
+                    .returning(digests.c.id)
                 ).scalar_one()
             )
         people = [
@@ -565,7 +605,10 @@ def seed_outbox(
             for row, subscriber_id in zip(rows, added, strict=True):
                 row["id"] = subscriber_id
         for rows in _chunked(
-            [{"subscriber_id": p["id"], "area": areas[i % len(areas)]} for i, p in enumerate(people)]
+            [
+                {"subscriber_id": p["id"], "area": areas[i % len(areas)]}
+                for i, p in enumerate(people)
+            ]
         ):
             conn.execute(insert(subscriber_areas), rows)
         for rows in _chunked(
@@ -614,7 +657,9 @@ def row_counts(engine: Engine, *names: str) -> dict[str, int]:
     """How many rows each named table holds."""
     with engine.connect() as conn:
         return {
-            name: int(conn.execute(select(func.count()).select_from(metadata.tables[name])).scalar_one())
+            name: int(
+                conn.execute(select(func.count()).select_from(metadata.tables[name])).scalar_one()
+            )
             for name in names
         }
 
@@ -623,7 +668,9 @@ def table_rows(engine: Engine, name: str) -> list[dict[str, Any]]:
     """Every row of the named table, in primary-key order."""
     table = metadata.tables[name]
     with engine.connect() as conn:
-        return [dict(row) for row in conn.execute(select(table).order_by(*table.primary_key)).mappings()]
+        return [
+            dict(row) for row in conn.execute(select(table).order_by(*table.primary_key)).mappings()
+        ]
 
 
 def insert_rows(engine: Engine, name: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -653,7 +700,12 @@ def set_columns(engine: Engine, name: str, values: dict[str, Any], **where: Any)
 
 
 def seed_messages(
-    engine: Engine, subscriber_id: int, due: Sequence[datetime], *, domain: str = "example.org", size: int = 0
+    engine: Engine,
+    subscriber_id: int,
+    due: Sequence[datetime],
+    *,
+    domain: str = "example.org",
+    size: int = 0,
 ) -> list[str]:
     """More messages for one subscriber: a digest each, pending and due at the instants
     given; ``size``: characters of filler in each (a message bigger than the rest).
@@ -664,17 +716,28 @@ def seed_messages(
             digest_id = conn.execute(
                 insert(digests)
                 .values(
-                    key=uuid.uuid4().hex, kind="immediate", subject="More alerts",
-                    html="<p>More</p>" + "<p>filler</p>" * (size // 13), text="More\n" + "filler\n" * (size // 7),
-                    areas=["medway"], advisory_ids=[], created_at=when, meta={},
+                    key=uuid.uuid4().hex,
+                    kind="immediate",
+                    subject="More alerts",
+                    html="<p>More</p>" + "<p>filler</p>" * (size // 13),
+                    text="More\n" + "filler\n" * (size // 7),
+                    areas=["medway"],
+                    advisory_ids=[],
+                    created_at=when,
+                    meta={},
                 )
                 .returning(digests.c.id)
             ).scalar_one()
             message_id = f"{uuid.uuid4().hex}@{domain}"
             conn.execute(
                 insert(outbox).values(
-                    subscriber_id=subscriber_id, digest_id=digest_id, status="pending", attempts=0,
-                    next_attempt_at=when, message_id=f"<{message_id}>", created_at=when,
+                    subscriber_id=subscriber_id,
+                    digest_id=digest_id,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=when,
+                    message_id=f"<{message_id}>",
+                    created_at=when,
                 )
             )
             message_ids.append(message_id)
@@ -687,7 +750,16 @@ class AlertsProcess:
 
     def __init__(self, config: str | os.PathLike[str], *args: str, cwd: str | None = None):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "alerts", "--log-format", "json", "--config", str(config), *args],
+            [
+                sys.executable,
+                "-m",
+                "alerts",
+                "--log-format",
+                "json",
+                "--config",
+                str(config),
+                *args,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -781,7 +853,10 @@ def seed_subscribers(
             for row, subscriber_id in zip(rows, added, strict=True):
                 row["id"] = subscriber_id
         for rows in _chunked(
-            [{"subscriber_id": p["id"], "area": areas[i % len(areas)]} for i, p in enumerate(people)]
+            [
+                {"subscriber_id": p["id"], "area": areas[i % len(areas)]}
+                for i, p in enumerate(people)
+            ]
         ):
             conn.execute(insert(subscriber_areas), rows)
     return [str(p["email"]) for p in people]
