@@ -74,6 +74,30 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
         sys.exit(EXIT_FAILURES)
 
 
+@cli.command(short_help="Read bounces and complaints that came back by mail.")
+@json_option
+@with_app
+def bounces(app: App, as_json: bool) -> None:
+    """Read the new mail in delivery.bounces.maildir (where mail to the return path is
+    delivered): delivery status notifications that failed for good (5.x.x) count as hard
+    bounces, only when sent to a return path whose signature verifies; feedback-loop
+    complaints suppress the address at once. Each message is read once (moved to cur/).
+    'alerts serve' does this every delivery.bounces.every_minutes."""
+    from alerts.delivery import return_paths
+    from alerts.delivery.bounces import read_bounces
+
+    report = read_bounces(app.config, app.store, app.clock, return_paths(app.config))
+    if as_json:
+        print_json(report.as_dict())
+        return
+    click.echo(
+        f"Read {report.read}: {report.bounces} bounces, {report.complaints} complaints,"
+        f" {report.suppressed} addresses suppressed, {report.unverified} not verified, {report.ignored} ignored."
+    )
+    for note in report.notes:
+        click.echo(f"Note: {note}")
+
+
 @cli.command(short_help="Show the outbox by status and the last run.")
 @json_option
 @with_existing_app

@@ -34,6 +34,7 @@ from alerts.delivery.base import MessageBuilder, RelayError, Sender
 from alerts.delivery.dkim import DkimSigner
 from alerts.delivery.drain import OutboxDrainer
 from alerts.delivery.maildir import MaildirSender
+from alerts.delivery.returns import ReturnPaths
 from alerts.delivery.smtp import SmtpSender
 from alerts.delivery.workers import Dispatcher, Progress
 from alerts.errors import ConfigError
@@ -43,6 +44,7 @@ from alerts.store.outbox import Outbox, OutboxStatus, RetryPolicy
 from alerts.store.runs import add_run
 from alerts.store.subscribers import record_bounce
 from alerts.store.wakeup import channel_for
+from alerts.tokens import load_secret_keys
 from alerts.types import SendReport
 
 #: The sender's one line per drain (alerts serve shows it; alerts.delivery is for detail).
@@ -110,6 +112,7 @@ def send_pending(
         envelope_from=envelope_from(config),
         signer=signer,
         record_bounce=bounced,
+        return_paths=return_paths(config),
     )
     return dispatcher.run(workers=workers, clock=clock, now=now, stop=stop, progress=progress)
 
@@ -174,6 +177,15 @@ def make_outbox(config: Config, engine: Engine, *, transactional_only: bool = Fa
         lease=timedelta(seconds=delivery.lease_seconds),
         transactional_only=transactional_only,
     )
+
+
+def return_paths(config: Config) -> ReturnPaths | None:
+    """The per-message return paths, when ``delivery.return_path.enabled``."""
+    settings = config.delivery.return_path
+    if not settings.enabled:
+        return None
+    domain = settings.domain or envelope_from(config).rpartition("@")[2]
+    return ReturnPaths(load_secret_keys(config), domain=domain, prefix=settings.prefix)
 
 
 def envelope_from(config: Config) -> str:

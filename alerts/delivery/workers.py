@@ -38,6 +38,7 @@ from alerts.delivery.base import (
 )
 from alerts.delivery.dkim import DkimSigner
 from alerts.delivery.policy import ON_THE_WIRE, Charge, Event, Limits, State, decide
+from alerts.delivery.returns import ReturnPaths
 from alerts.delivery.verdicts import PAST_MAIL_FROM, Condemned, Decided, Verdicts
 from alerts.errors import AlertsError
 from alerts.store import StoreError
@@ -70,6 +71,8 @@ class Dispatcher:
     sender: Sender
     envelope_from: str
     signer: DkimSigner | None = None
+    #: Each message's own envelope sender (VERP), when configured.
+    return_paths: ReturnPaths | None = None
     max_bounces: int = 3
     #: Rows claimed (and flushed) at a time per worker.
     batch: int = 50
@@ -270,7 +273,7 @@ class _Worker:
         v = self.verdicts
         try:
             message = built.result()
-            connection.send(self.d.envelope_from, claimed.item.email, message)
+            connection.send(self._envelope_from(claimed), claimed.item.email, message)
         except NoFinalReply as exc:
             self.unavailable = 0
             return v.unanswered(claimed, str(exc), timed_out=exc.timed_out)
@@ -286,6 +289,12 @@ class _Worker:
             return [Decided(claimed, Event.BUILD_FAILED, str(exc))]
         self._reachable(Stage.BODY)
         return v.accepted(claimed)
+
+    def _envelope_from(self, claimed: Claimed) -> str:
+        paths = self.d.return_paths
+        if paths is None:
+            return self.d.envelope_from
+        return paths.address(claimed.item.outbox_id, claimed.item.subscriber_id)
 
     def _failure(self, claimed: Claimed, exc: DeliveryFailure) -> list[Decided[Claimed]]:
         """A reply that refused this message (or a failure with no reply)."""

@@ -67,6 +67,7 @@ class OutboxStatus(enum.StrEnum):
     BOUNCED = "bounced"  # the relay refused the recipient (5xx)
     FAILED = "failed"  # given up: too many attempts, or refused for good
     SUPPRESSED = "suppressed"  # the subscriber left or was suppressed before it went
+    UNKNOWN = "unknown"  # the body went out, no final reply came, its tries used up
 
 
 @dataclass(frozen=True)
