@@ -634,9 +634,10 @@ def seed_outbox(
 # -- looking inside the tables (tests only: stages go through alerts.store) ----------
 
 
-def outbox_rows(engine: Engine) -> list[dict[str, Any]]:
-    """Every outbox row in queue order, with its subscriber's ``email`` and ``name`` and
-    its digest's ``kind``, ``subject`` and ``meta`` (as ``digest_kind`` etc.)."""
+def outbox_rows(engine: Engine, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """Every outbox row in queue order (or the first ``limit``), with its subscriber's
+    ``email`` and ``name`` and its digest's ``kind``, ``subject`` and ``meta`` (as
+    ``digest_kind`` etc.)."""
     query = (
         select(
             outbox,
@@ -648,6 +649,7 @@ def outbox_rows(engine: Engine) -> list[dict[str, Any]]:
         )
         .select_from(outbox.join(subscribers).join(digests))
         .order_by(outbox.c.id)
+        .limit(limit)
     )
     with engine.connect() as conn:
         return [dict(row) for row in conn.execute(query).mappings()]

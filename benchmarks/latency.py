@@ -15,7 +15,11 @@ the watched folder (the instant it "appears"); the relay records the time it acc
 each message. Prints, per size, the median over the runs of: first acceptance, last
 acceptance, and messages per second from the first to the last; and the parts of the
 first: the files job (settle wait, ingest, queue) from ``alerts serve``'s log.
-Aim (issue 12): first <= 2 s, all 10,000 <= 20 s.
+Then the floor, in the same session against the same relay: plain smtplib handing as
+many copies of one of the run's messages to it over as many connections (median of the
+runs), and the ratio of the last acceptance to it. The load average is printed at start
+and end: the machine may be shared.
+Aim (issue 20): first <= 5 s, 10,000 <= 20 s and 100,000 <= 120 s, on PostgreSQL too.
 
 Then, with ``alerts serve`` and ``alerts web --no-send`` running (the confirmation goes
 through the cross-process wake-up) and again with ``alerts web`` alone (it sends them
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import smtplib
 import statistics
 import sys
 import tempfile
@@ -45,7 +50,16 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from alerts.app import App
-from alerts.testing import AlertsProcess, Received, SmtpSink, free_port, seed_subscribers
+from alerts.message import MessageFactory
+from alerts.testing import (
+    AlertsProcess,
+    Received,
+    SmtpSink,
+    free_port,
+    outbox_rows,
+    seed_subscribers,
+)
+from alerts.types import OutboxItem
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -76,7 +90,9 @@ def advisory(number: int) -> str:
         "priority": "urgent",
         "publish": {"date": stamp},
     }
-    return "```yaml\n" + yaml.safe_dump(meta) + "```\n\nResidents of Chatham: keep children indoors.\n"
+    return (
+        "```yaml\n" + yaml.safe_dump(meta) + "```\n\nResidents of Chatham: keep children indoors.\n"
+    )
 
 
 @contextlib.contextmanager
@@ -87,7 +103,11 @@ def postgres_schema(url: str) -> Iterator[str]:
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     try:
-        yield make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
+        yield (
+            make_url(url)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(False)
+        )
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
@@ -126,7 +146,10 @@ def _run_size(size: int, runs: int, database: str | None, connections: int) -> d
                                 "per_connection": 1000,
                             },
                         },
-                        "email": {"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
+                        "email": {
+                            "from": "Kent Area Alerts <alerts@example.org>",
+                            "domain": "example.org",
+                        },
                         "security": {"secret_key_file": str(root / "secret.key")},
                     }
                 ),
@@ -148,7 +171,9 @@ def _run_size(size: int, runs: int, database: str | None, connections: int) -> d
                     appeared = time.time()
                     os.rename(path, folder / path.name)
                     if not clock.wait(done + size, timeout=600):
-                        raise SystemExit(f"only {len(clock.times) - done} of {size} messages arrived in 600 s")
+                        raise SystemExit(
+                            f"only {len(clock.times) - done} of {size} messages arrived in 600 s"
+                        )
                     with clock.lock:
                         times = clock.times[done : done + size]
                     first, last = min(times) - appeared, max(times) - appeared
@@ -163,13 +188,59 @@ def _run_size(size: int, runs: int, database: str | None, connections: int) -> d
                     )
             finally:
                 serve.stop()
+            # The floor, against the same relay in the same session: plain smtplib sending
+            # as many messages of the same size over the same number of connections.
+            message = one_message(config)
+            floors = [smtp_floor(sink.port, message, size, connections) for _ in range(runs)]
     return {
         "size": size,
         "first": statistics.median(firsts),
         "last": statistics.median(lasts),
         "rate": statistics.median(rates),
         "job": statistics.median(jobs),
+        "floor": statistics.median(floors),
     }
+
+
+def one_message(config: Path) -> bytes:
+    """One of the messages the run sent, built again as the sender built it."""
+    app = App(config)
+    try:
+        [row] = outbox_rows(app.store.engine, limit=1)
+        factory = MessageFactory(app.config, app.store, app.now)
+        return factory.build(
+            OutboxItem(
+                row["id"], row["subscriber_id"], row["digest_id"], row["message_id"], row["email"]
+            )
+        )
+    finally:
+        app.close()
+
+
+def smtp_floor(
+    port: int, message: bytes, count: int, connections: int, per_connection: int = 1000
+) -> float:
+    """Seconds for plain smtplib to hand ``count`` copies of ``message`` to the relay."""
+
+    def work(share: int) -> None:
+        sent = 0
+        while sent < share:
+            smtp = smtplib.SMTP("127.0.0.1", port, local_hostname="bench.local", timeout=30)
+            for _ in range(min(per_connection, share - sent)):
+                smtp.sendmail("alerts@example.org", [f"floor{sent}@example.org"], message)
+                sent += 1
+            smtp.quit()
+
+    shares = [
+        count // connections + (1 if i < count % connections else 0) for i in range(connections)
+    ]
+    threads = [threading.Thread(target=work, args=(share,)) for share in shares]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
 
 
 def confirmations(count: int, *, alone: bool) -> float:
@@ -193,7 +264,10 @@ def confirmations(count: int, *, alone: bool) -> float:
                             "backend": "smtp",
                             "smtp": {"host": sink.host, "port": sink.port, "security": "none"},
                         },
-                        "email": {"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
+                        "email": {
+                            "from": "Kent Area Alerts <alerts@example.org>",
+                            "domain": "example.org",
+                        },
                         "security": {"secret_key_file": str(root / "secret.key")},
                     }
                 ),
@@ -204,7 +278,14 @@ def confirmations(count: int, *, alone: bool) -> float:
                 if not alone:
                     started.append(AlertsProcess(config, "serve", cwd=str(REPO)))
                     started[-1].wait_for("startup: ", timeout=120)
-                web = AlertsProcess(config, "web", "--port", str(port), *([] if alone else ["--no-send"]), cwd=str(REPO))
+                web = AlertsProcess(
+                    config,
+                    "web",
+                    "--port",
+                    str(port),
+                    *([] if alone else ["--no-send"]),
+                    cwd=str(REPO),
+                )
                 started.append(web)
                 web.wait_for("serving ", timeout=120)
                 with httpx.Client(timeout=30) as client:
@@ -220,7 +301,11 @@ def confirmations(count: int, *, alone: bool) -> float:
                         posted = time.time()
                         client.post(
                             f"http://127.0.0.1:{port}/subscribe",
-                            data={"email": f"new{number}@example.org", "areas": "Medway", "frequency": "daily"},
+                            data={
+                                "email": f"new{number}@example.org",
+                                "areas": "Medway",
+                                "frequency": "daily",
+                            },
                         )
                         if not clock.wait(done + 1, timeout=120):
                             raise SystemExit("a confirmation did not arrive within 120 s")
@@ -232,27 +317,47 @@ def confirmations(count: int, *, alone: bool) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="1000,10000", help="subscriber counts, comma-separated")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=4, help="delivery.smtp.connections")
-    parser.add_argument("--database", help="a PostgreSQL URL (default: SQLite in a temporary folder)")
+    parser.add_argument(
+        "--database", help="a PostgreSQL URL (default: SQLite in a temporary folder)"
+    )
     parser.add_argument("--confirmations", type=int, default=5, help="sign-ups to time (0: none)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     backend = "postgresql" if args.database else "sqlite"
-    print(f"latency: file appears -> relay accepts; {backend}, {args.connections} connections, median of {args.runs} runs")
-    print(f"{'subscribers':>12} {'first (s)':>10} {'last (s)':>10} {'msg/s':>8} {'files job (s)':>14}")
+    print(
+        f"latency: file appears -> relay accepts; {backend}, {args.connections} connections, median of {args.runs} runs"
+    )
+    print(
+        f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)"
+    )
+    print(
+        f"{'subscribers':>12} {'first (s)':>10} {'last (s)':>10} {'msg/s':>8} {'files job (s)':>14}"
+        f" {'floor (s)':>10} {'last/floor':>10}"
+    )
     for size in sizes:
         result = run_size(size, args.runs, args.database, args.connections)
         print(
             f"{result['size']:>12,} {result['first']:>10.2f} {result['last']:>10.2f} "
-            f"{result['rate']:>8.0f} {result['job']:>14.2f}"
+            f"{result['rate']:>8.0f} {result['job']:>14.2f} {result['floor']:>10.2f}"
+            f" {result['last'] / result['floor']:>10.2f}"
         )
+    print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.confirmations:
-        print(f"sign-up POST -> confirmation at the relay (sqlite, median of {args.confirmations}):")
-        print(f"  alerts serve + alerts web --no-send: {confirmations(args.confirmations, alone=False):.2f} s")
-        print(f"  alerts web alone:                    {confirmations(args.confirmations, alone=True):.2f} s")
+        print(
+            f"sign-up POST -> confirmation at the relay (sqlite, median of {args.confirmations}):"
+        )
+        print(
+            f"  alerts serve + alerts web --no-send: {confirmations(args.confirmations, alone=False):.2f} s"
+        )
+        print(
+            f"  alerts web alone:                    {confirmations(args.confirmations, alone=True):.2f} s"
+        )
 
 
 if __name__ == "__main__":
