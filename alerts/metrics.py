@@ -29,6 +29,7 @@ from alerts.store.monitoring import (
     outbox_counts,
 )
 from alerts.store.outbox import OutboxStatus, delivery_totals
+from alerts.store.relay import relay_pauses_now
 from alerts.store.runs import last_beat
 from alerts.store.sources import source_healths
 from alerts.types import MailPriority
@@ -67,12 +68,23 @@ class DatabaseCollector(Collector):
 
         totals = CounterMetricFamily(
             "alerts_delivery_messages",
-            "Delivery outcomes since the database was made: sent, deferred (to retry), bounced, failed.",
+            "Delivery outcomes since the database was made: sent, deferred (to retry), bounced, failed,"
+            " unknown (no final reply to the body, tries used up).",
             labels=["outcome"],
         )
         for outcome, value in delivery_totals(self.store).items():
             totals.add_metric([outcome], value)
         yield totals
+
+        paused = GaugeMetricFamily(
+            "alerts_relay_paused_until_timestamp_seconds",
+            "When each relay that asked every sender to wait (a quota, a throttle) lets sending resume;"
+            " reply: its words.",
+            labels=["relay", "reply"],
+        )
+        for pause in relay_pauses_now(self.store, now):
+            paused.add_metric([pause.relay, pause.reply[:200]], pause.until.timestamp())
+        yield paused
 
         polled = GaugeMetricFamily(
             "alerts_source_last_poll_timestamp_seconds", "When each source was last polled.", labels=["source", "kind"]

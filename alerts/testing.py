@@ -179,6 +179,8 @@ class SmtpSink:
         self.port = 0
         self.connections = 0
         self.resets = 0
+        #: Message bodies that reached the sink whole, accepted or not.
+        self.bodies = 0
         self.received: list[Received] = []
         self.count = 0
         self._changed = threading.Condition()
@@ -446,6 +448,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.sink._changed:
+            self.sink.bodies += 1
         await self._slow()
         faults = self.sink.faults
         while faults.paused:

@@ -10,9 +10,11 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from click.testing import Result
 
 from alerts.app import App
-from alerts.testing import SmtpSink
+from alerts.metrics import render_metrics
+from alerts.testing import DROP, SmtpSink
 from tests.conftest import NOW
 from tests.delivery_fixtures import *  # noqa: F403
 from tests.delivery_fixtures import queue, rows, send, statuses
@@ -82,3 +84,61 @@ def test_a_relay_trickling_its_replies_is_cut_off_at_the_timeout_not_per_byte(
     errors = [rows(app)[i]["last_error"] for i in ids]
     assert all("within 1 s" in e or "timed out" in e for e in errors), errors
     assert {row["attempts"] for row in rows(app).values()} == {0}
+
+
+def test_a_relay_that_takes_the_body_and_never_answers_gets_at_most_three_copies_then_the_message_is_unknown(
+    smtp_app: App, sink: SmtpSink
+) -> None:
+    [only] = queue(smtp_app, 1)
+    sink.faults.inject("body", DROP)
+
+    reports = [send(smtp_app, now=NOW + timedelta(hours=run)) for run in range(12)]
+
+    assert sink.bodies == 3, "sent again and again although the relay may have taken it"
+    row = rows(smtp_app)[only]
+    assert (row["status"], row["attempts"], row["unanswered"]) == ("unknown", 0, 3)
+    assert "no final reply after the body, 3 times" in row["last_error"]
+    assert sum(r.unknown for r in reports) == 1 and sum(r.failed for r in reports) == 0
+
+
+def test_the_tries_after_an_unanswered_body_wait_longer_each_time(
+    smtp_app: App, sink: SmtpSink
+) -> None:
+    [only] = queue(smtp_app, 1)
+    sink.faults.inject("body", DROP)
+
+    send(smtp_app, now=NOW)
+    first = rows(smtp_app)[only]["next_attempt_at"]
+    send(smtp_app, now=first)
+    second = rows(smtp_app)[only]["next_attempt_at"]
+
+    assert first - NOW == timedelta(minutes=10)
+    assert second - first == timedelta(minutes=20)
+
+
+def test_the_relays_pause_is_remembered_across_runs_and_shown_by_status_and_metrics(
+    smtp_app: App, sink: SmtpSink, run_cli: Callable[..., Result]
+) -> None:
+    queue(smtp_app, 3)
+    sink.faults.inject("mail", QUOTA, times=1)
+
+    first = send(smtp_app, now=NOW)
+    before = rows(smtp_app)
+    # Another run (another process would do the same) before the pause ends: nothing is tried.
+    during = send(smtp_app, now=NOW + timedelta(seconds=30))
+    untouched = rows(smtp_app) == before
+    smtp_app.clock.set(NOW + timedelta(seconds=30))
+    shown = run_cli("status", config=smtp_app.config_path)
+    metrics = render_metrics(smtp_app.store, smtp_app.clock.now).decode()
+    after = send(smtp_app, now=NOW + timedelta(hours=1))
+
+    assert first.paused_until is not None and first.relay_reply and QUOTA in first.relay_reply
+    assert (during.sent, during.deferred, during.paused_until) == (0, 0, first.paused_until)
+    assert untouched, "a paused relay was tried again"
+    assert "PAUSED until" in shown.output and QUOTA in shown.output
+    assert (
+        "alerts_relay_paused_until_timestamp_seconds{" in metrics
+        and "Daily sending quota" in metrics
+    )
+    assert (after.sent, after.paused_until) == (3, None)
+    assert {row["attempts"] for row in rows(smtp_app).values()} == {1}

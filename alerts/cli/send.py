@@ -26,6 +26,7 @@ from alerts.cli.checks import check_startup
 from alerts.delivery import send_pending
 from alerts.errors import AlertsError
 from alerts.store.monitoring import operations
+from alerts.store.relay import relay_pauses_now
 from alerts.store.runs import STATUSES, add_run, outbox_status
 
 
@@ -107,6 +108,10 @@ def status(app: App, as_json: bool) -> None:
     over the sent messages still kept: see retention.sent_days), each source's health,
     and the last run."""
     info = outbox_status(app.store) | operations(app.store, app.now())
+    info["relay_pauses"] = [
+        {"relay": p.relay, "until": p.until, "since": p.since, "pauses": p.pauses, "reply": p.reply}
+        for p in relay_pauses_now(app.store, app.now())
+    ]
     if as_json:
         print_json(info)
         return
@@ -119,6 +124,11 @@ def status(app: App, as_json: bool) -> None:
     else:
         click.echo(f"Scheduler: NOT RUNNING: last heartbeat {_local(app, beat['at'])}; start 'alerts serve'")
     click.echo("Outbox: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
+    for pause in info["relay_pauses"]:
+        click.echo(
+            f"Relay {pause['relay']}: PAUSED until {_local(app, pause['until'])}, it said \"{pause['reply']}\""
+            f" ({pause['pauses']} pause(s) in a row; no message spends an attempt on it)"
+        )
     if info["oldest_pending"]:
         click.echo(f"Oldest waiting: queued {_local(app, info['oldest_pending'])}")
     if info["next_attempt_at"]:

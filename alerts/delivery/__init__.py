@@ -41,6 +41,7 @@ from alerts.errors import ConfigError
 from alerts.message import MessageFactory
 from alerts.store import Store
 from alerts.store.outbox import Outbox, OutboxStatus, RetryPolicy
+from alerts.store.relay import RelayPause, pause_relay, relay_pause, relay_recovered
 from alerts.store.runs import add_run
 from alerts.store.subscribers import record_bounce
 from alerts.store.wakeup import channel_for
@@ -113,6 +114,11 @@ def send_pending(
         signer=signer,
         record_bounce=bounced,
         return_paths=return_paths(config),
+        max_unanswered=config.delivery.max_unanswered,
+        unanswered_base=timedelta(seconds=config.delivery.unanswered_base),
+        pauses=StoredPauses(store, f"smtp {sender.label}", make_outbox(config, store.engine).retry)
+        if isinstance(sender, SmtpSender)
+        else None,
     )
     return dispatcher.run(workers=workers, clock=clock, now=now, stop=stop, progress=progress)
 
@@ -177,6 +183,25 @@ def make_outbox(config: Config, engine: Engine, *, transactional_only: bool = Fa
         lease=timedelta(seconds=delivery.lease_seconds),
         transactional_only=transactional_only,
     )
+
+
+class StoredPauses:
+    """The relay's pauses as the store keeps them, for one relay; the backoff doubles
+    with each pause in a row (``retry_base`` to ``retry_max``)."""
+
+    def __init__(self, store: Store, relay: str, retry: RetryPolicy):
+        self.store = store
+        self.relay = relay
+        self.retry = retry
+
+    def current(self, now: datetime) -> RelayPause | None:
+        return relay_pause(self.store, self.relay)
+
+    def pause(self, reply: str, now: datetime) -> RelayPause:
+        return pause_relay(self.store, self.relay, reply, now, self.retry.delay)
+
+    def recovered(self) -> None:
+        relay_recovered(self.store, self.relay)
 
 
 def return_paths(config: Config) -> ReturnPaths | None:

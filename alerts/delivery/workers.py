@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -51,6 +51,7 @@ from alerts.store.outbox import (
     sender_name,
     worker_name,
 )
+from alerts.store.relay import RelayPause
 from alerts.types import SendReport
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,11 @@ class Dispatcher:
     #: Each message's own envelope sender (VERP), when configured.
     return_paths: ReturnPaths | None = None
     max_bounces: int = 3
+    #: Tries again after a body got no final reply, and the first wait (doubling).
+    max_unanswered: int = 2
+    unanswered_base: timedelta = timedelta(minutes=10)
+    #: Remembers the relay's pauses across runs and processes (None: nothing is).
+    pauses: RelayPauses | None = None
     #: Rows claimed (and flushed) at a time per worker.
     batch: int = 50
     flush_every: float = 0.2
@@ -84,6 +90,32 @@ class Dispatcher:
     #: benchmarks/fanout.py --durability, which measures what the first costs).
     mark_each: bool = True
     _builds: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    _paused: RelayPause | None = field(default=None, init=False, repr=False)
+    _pausing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _pauses_before: bool = field(default=False, init=False, repr=False)
+
+    def pause(self, reply: str, now: datetime) -> datetime:
+        """Record the relay's pause (once per run); when it ends."""
+        with self._pausing:
+            if self._paused is None:
+                if self.pauses is None:
+                    return now + self.outbox.retry.delay(1)
+                self._paused = self.pauses.pause(reply, now)
+                log.warning(
+                    "the relay asked to wait, sending paused until %s: %s",
+                    self._paused.until.isoformat(),
+                    reply,
+                )
+            return self._paused.until
+
+    def recovered(self) -> None:
+        """A message was accepted: a pause in a row ends (once per run, and only when
+        one was recorded)."""
+        if self._pauses_before and self.pauses is not None:
+            with self._pausing:
+                if self._pauses_before:
+                    self._pauses_before = False
+                    self.pauses.recovered()
 
     def run(
         self,
@@ -99,6 +131,15 @@ class Dispatcher:
         # ``now`` pins the instant a run sends as of (a run for a given moment); otherwise
         # business time moves on as the run does (retry times, acceptance stamps).
         at: Callable[[], datetime] = (lambda: now) if now is not None else clock.now
+        if self.pauses is not None:
+            paused = self.pauses.current(at())
+            if paused is not None and paused.until > at():
+                # The relay asked every sender to wait: nothing is claimed until then.
+                report.paused_until = paused.until.isoformat()
+                report.relay_reply = paused.reply
+                return report
+            self._pauses_before = paused is not None
+        self._paused = None
         sender = sender_name()
         self.outbox.reclaim_orphans()
         advance = progress(self.outbox.due(at())) if progress else None
@@ -147,12 +188,26 @@ class Dispatcher:
                 thread.start()
             for thread in threads:
                 thread.join()
+        if self._paused is not None:
+            report.paused_until = self._paused.until.isoformat()
+            report.relay_reply = self._paused.reply
+            report.stopped = False
         relay_errors = [f for f in failures if isinstance(f, RelayError)]
         if relay_errors:
             raise relay_errors[0]
         if failures:
             raise failures[0]
         return report
+
+
+class RelayPauses(Protocol):
+    """Where a relay's pause is remembered (:mod:`alerts.store.relay`, bound to a relay)."""
+
+    def current(self, now: datetime) -> RelayPause | None: ...
+
+    def pause(self, reply: str, now: datetime) -> RelayPause: ...
+
+    def recovered(self) -> None: ...
 
 
 class _Worker:
@@ -186,13 +241,14 @@ class _Worker:
         self.verdicts: Verdicts[Claimed] = Verdicts()
         #: Sessions in a row that failed for the relay's sake.
         self.unavailable = 0
-        #: The relay's own reply that paused sending (quota, throttle), if one did.
-        self.paused: str | None = None
         #: Claimed rows not tried, to release with the next flush.
         self.given_back: list[Claimed] = []
         self.marks: SentMarks | None = None
         self.reclaimed_at = self.monotonic()
-        self.limits = Limits(max_attempts=dispatcher.outbox.retry.max_attempts)
+        self.limits = Limits(
+            max_attempts=dispatcher.outbox.retry.max_attempts,
+            max_unanswered=dispatcher.max_unanswered,
+        )
 
     def run(self) -> None:
         connection = self.d.sender.connection()
@@ -317,6 +373,7 @@ class _Worker:
     def _sent(self, claimed: Claimed) -> None:
         """The relay accepted it: marked sent before the next message goes."""
         row_id, accepted = claimed.item.outbox_id, self.clock()  # the relay's 250, this moment
+        self.d.recovered()
         if self.marks is None:
             self.outcomes.sent.append(row_id)
             self.outcomes.accepted[row_id] = accepted
@@ -342,8 +399,15 @@ class _Worker:
         keep_going = True
         for claimed, event, why in ((d.message, d.event, d.why) for d in decided):
             step = decide(
-                State.SENDING, event, attempts=claimed.attempts, unanswered=0, limits=self.limits
+                State.SENDING,
+                event,
+                attempts=claimed.attempts,
+                unanswered=claimed.unanswered,
+                limits=self.limits,
             )
+            if step.pause_relay:
+                self._pause(why)
+                keep_going = False
             if step.to is State.SENT:
                 self._sent(claimed)
             elif step.to is State.BOUNCED:
@@ -352,21 +416,31 @@ class _Worker:
                 if ON_THE_WIRE[event].to is State.DEFERRED:  # its attempts used up
                     why = f"gave up after {claimed.attempts + 1} attempts: {why}"
                 self.outcomes.failed.append((claimed, why))
+            elif step.to is State.UNKNOWN:
+                tries = claimed.unanswered + 1
+                self.outcomes.unknown.append(
+                    (claimed, f"no final reply after the body, {tries} times: {why}")
+                )
             elif step.to is State.PENDING:
                 self.given_back.append(claimed)
+            elif step.charge is Charge.UNANSWERED:
+                wait = self.d.unanswered_base * 2**claimed.unanswered
+                self.outcomes.unanswered.append((claimed, why, self.clock() + wait))
             elif step.charge is Charge.NOTHING:
                 self.outcomes.relay_deferred.append((claimed, why))
             else:
                 self.outcomes.deferred.append((claimed, why))
-            if step.pause_relay:
-                self.paused = why
-                keep_going = False
-        if not keep_going:
-            self._error(
-                f"the relay asked to wait: {self.paused}; sending paused with the relay's backoff"
-            )
-            self.stop.set()  # the other workers meet the same relay
         return keep_going
+
+    def _pause(self, why: str) -> None:
+        """The relay asked every sender to wait: remember it (every process honours it),
+        and stop this run; the messages it met are due when the pause ends."""
+        until = self.d.pause(why, self.clock())
+        self.outcomes.relay_until = until
+        self._error(
+            f"the relay asked every sender to wait: {why}; sending paused until {until.isoformat()}"
+        )
+        self.stop.set()  # the other workers meet the same relay
 
     def _finish(self) -> None:
         self._apply(self.verdicts.finish(stopped=self.stop.is_set()))
@@ -453,6 +527,7 @@ class _Worker:
             failed=recorded.failed,
             bounced=len(recorded.bounced_subscribers),
             suppressed_addresses=newly_suppressed,
+            unknown=recorded.unknown,
         )
         if self.advance:
             self.advance(len(outcomes))
@@ -481,8 +556,11 @@ class _Worker:
         bounced: int = 0,
         suppressed: int = 0,
         suppressed_addresses: int = 0,
+        unknown: int = 0,
     ) -> None:
-        if not (sent or deferred or failed or bounced or suppressed or suppressed_addresses):
+        if not (
+            sent or deferred or failed or bounced or suppressed or suppressed_addresses or unknown
+        ):
             return
         with self.lock:
             report = self.report
@@ -492,6 +570,7 @@ class _Worker:
             report.bounced += bounced
             report.suppressed += suppressed
             report.suppressed_addresses += suppressed_addresses
+            report.unknown += unknown
 
 
 class _BuildError(Exception):

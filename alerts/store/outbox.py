@@ -78,6 +78,8 @@ class Claimed:
     attempts: int
     #: When what it carries arrived (for the latency recorded when it is sent).
     arrived_at: datetime | None = None
+    #: Bodies sent before without a final reply.
+    unanswered: int = 0
 
 
 @dataclass(frozen=True)
@@ -112,10 +114,24 @@ class Outcomes:
     #: Deferred for the relay's sake (down, closing sessions): pending again after the
     #: relay's backoff, with no attempt counted, so an outage never fails mail for good.
     relay_deferred: list[tuple[Claimed, str]] = field(default_factory=list)
+    #: When the relay's pause ends, if it asked to wait: the relay-deferred rows are
+    #: due then (otherwise after the base delay).
+    relay_until: datetime | None = None
+    #: The body went out without a final reply: pending again at the time given, no
+    #: attempt counted, the unanswered count up by one.
+    unanswered: list[tuple[Claimed, str, datetime]] = field(default_factory=list)
+    #: The same, with its tries used up: neither sent nor failed, never sent again.
+    unknown: list[tuple[Claimed, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
-            len(self.sent) + len(self.deferred) + len(self.bounced) + len(self.failed) + len(self.relay_deferred)
+            len(self.sent)
+            + len(self.deferred)
+            + len(self.bounced)
+            + len(self.failed)
+            + len(self.relay_deferred)
+            + len(self.unanswered)
+            + len(self.unknown)
         )
 
 
@@ -127,6 +143,7 @@ class Recorded:
     deferred: int = 0
     failed: int = 0
     bounced_subscribers: tuple[int, ...] = ()
+    unknown: int = 0
 
 
 def sender_name() -> str:
@@ -334,6 +351,7 @@ class Outbox:
             outbox.c.message_id,
             outbox.c.attempts,
             outbox.c.arrived_at,
+            outbox.c.unanswered,
             subscribers.c.email,
             subscribers.c.name,
             subscribers.c.status,
@@ -410,9 +428,12 @@ class Outbox:
             _count_latencies(conn, {row_id: row["latency"] for row_id, row in zip(outcomes.sent, sent_rows, strict=True)})
         changes = []
         for claimed, error in outcomes.relay_deferred:
-            # The relay's backoff: the base delay, whatever the message's own attempts.
+            # The relay's backoff: its pause, or the base delay, whatever the message's own attempts.
             deferred += 1
-            changes.append((claimed, OutboxStatus.PENDING, now + self.retry.delay(1), error, 0))
+            changes.append((claimed, OutboxStatus.PENDING, outcomes.relay_until or now + self.retry.delay(1), error, 0))
+        answerless = [(claimed, OutboxStatus.PENDING, due, error) for claimed, error, due in outcomes.unanswered]
+        answerless += [(claimed, OutboxStatus.UNKNOWN, now, error) for claimed, error in outcomes.unknown]
+        deferred += len(outcomes.unanswered)
         for claimed, error in outcomes.deferred:
             attempts = claimed.attempts + 1
             if attempts >= self.retry.max_attempts:
@@ -449,7 +470,26 @@ class Outbox:
                     for c, s, d, e, n in changes
                 ],
             )
-        return Recorded(len(outcomes.sent), deferred, failed, tuple(bounced))
+        if answerless:
+            conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.id == bindparam("row_id"),
+                    outbox.c.claimed_by == worker,
+                    outbox.c.status == OutboxStatus.SENDING,
+                )
+                .values(
+                    status=bindparam("new_status"),
+                    next_attempt_at=bindparam("due"),
+                    last_error=bindparam("error"),
+                    unanswered=outbox.c.unanswered + 1,
+                    claimed_by=None,
+                    claimed_until=None,
+                ),
+                [{"row_id": c.item.outbox_id, "new_status": s, "due": d, "error": e[:2000]} for c, s, d, e in answerless],
+            )
+        _count(conn, unknown=len(outcomes.unknown))
+        return Recorded(len(outcomes.sent), deferred, failed, tuple(bounced), len(outcomes.unknown))
 
     def release(self, worker: str, ids: Iterable[int]) -> None:
         """Give back rows this worker claimed but did not try (stopping, or relay down):
@@ -613,7 +653,7 @@ def _latency_ms(accepted: datetime, arrived: datetime | None) -> int | None:
 
 
 #: The delivery totals kept in ``counters`` (see :func:`delivery_totals`).
-TOTALS = ("sent", "deferred", "bounced", "failed")
+TOTALS = ("sent", "deferred", "bounced", "failed", "unknown")
 
 
 def _count(conn: Connection, **amounts: int) -> None:
@@ -740,4 +780,4 @@ def _claimed(row: Row[*tuple[Any, ...]]) -> Claimed:
         email=row.email,
         name=row.name,
     )
-    return Claimed(item, row.attempts, row.arrived_at)
+    return Claimed(item, row.attempts, row.arrived_at, row.unanswered)
