@@ -56,7 +56,6 @@ from alerts.testing import (
     Received,
     SmtpSink,
     free_port,
-    outbox_rows,
     seed_subscribers,
 )
 from alerts.types import OutboxItem
@@ -206,7 +205,7 @@ def one_message(config: Path) -> bytes:
     """One of the messages the run sent, built again as the sender built it."""
     app = App(config)
     try:
-        [row] = outbox_rows(app.store.engine, limit=1)
+        [row] = app.store.fixtures.outbox_rows(limit=1)
         factory = MessageFactory(app.config, app.store, app.now)
         return factory.build(
             OutboxItem(

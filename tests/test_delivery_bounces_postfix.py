@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from sqlalchemy import select
 
 from alerts.app import App
 from alerts.delivery import return_paths
 from alerts.delivery.bounces import read_bounces
-from alerts.schema import subscribers
 from alerts.testing import Faults, SmtpSink
 from tests.delivery_fixtures import *  # noqa: F403
 from tests.delivery_fixtures import DELIVERY, queue, rows, send, statuses
@@ -52,9 +50,8 @@ def wait(condition: Callable[[], object], seconds: float = 30.0) -> bool:
 
 
 def subscriber_of(app: App, email: str) -> tuple[str, int]:
-    with app.store.engine.connect() as conn:
-        row = conn.execute(select(subscribers.c.status, subscribers.c.bounces).where(subscribers.c.email == email)).one()
-    return row.status, row.bounces
+    [row] = [r for r in app.store.fixtures.table_rows("subscribers") if r["email"] == email]
+    return row["status"], row["bounces"]
 
 
 def test_a_dsn_written_by_a_real_postfix_bounces_the_message_and_suppresses_its_address(

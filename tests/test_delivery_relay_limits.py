@@ -117,7 +117,9 @@ def test_the_tries_after_an_unanswered_body_wait_longer_each_time(
 
 
 def test_the_relays_pause_is_remembered_across_runs_and_shown_by_status_and_metrics(
-    smtp_app: App, sink: SmtpSink, run_cli: Callable[..., Result]
+    run_cli: Callable[..., Result],
+    smtp_app: App,
+    sink: SmtpSink,  # run_cli first: smtp_app's config wins
 ) -> None:
     queue(smtp_app, 3)
     sink.faults.inject("mail", QUOTA, times=1)

@@ -28,8 +28,6 @@ from alerts.delivery.reports import Bounce, Complaint, Ignored, read_report
 from alerts.delivery.returns import ReturnPaths
 from alerts.errors import ConfigError
 from alerts.store import Store
-from alerts.store.bounces import mark_bounced_later, message_by_id
-from alerts.store.subscribers import record_bounce, suppress
 
 log = logging.getLogger(__name__)
 
@@ -110,16 +108,16 @@ def _act(
             continue
         step = TABLE[(State.SENT, Event.LATER_BOUNCE)]
         why = f"{bounce.status} {bounce.diagnostic}"
-        if not mark_bounced_later(
-            store, returned.outbox_id, returned.subscriber_id, bounce.recipient, why
+        if not store.returns.mark_bounced_later(
+            returned.outbox_id, returned.subscriber_id, bounce.recipient, why
         ):
             report.notes.append(
                 f"a bounce for outbox {returned.outbox_id} counted already, or not its recipient"
             )
             continue
         report.bounces += 1
-        if step.bounce and record_bounce(
-            store, returned.subscriber_id, config.delivery.max_bounces, now=clock.now()
+        if step.bounce and store.subscribers.record_bounce(
+            returned.subscriber_id, config.delivery.max_bounces, now=clock.now()
         ):
             report.suppressed += 1
             _suppress_queued(config, store, returned.subscriber_id)
@@ -132,7 +130,7 @@ def _complaint(
         report.ignored += 1
         report.notes.append("a complaint without the Message-ID of the message: ignored")
         return
-    message = message_by_id(store, found.message_id)
+    message = store.returns.message_by_id(found.message_id)
     if message is None:
         report.ignored += 1
         report.notes.append(
@@ -140,16 +138,12 @@ def _complaint(
         )
         return
     report.complaints += 1
-    if TABLE[(State.SENT, Event.COMPLAINT)].suppress and suppress(
-        store, message[1], now=clock.now()
+    if TABLE[(State.SENT, Event.COMPLAINT)].suppress and store.subscribers.suppress(
+        message[1], now=clock.now()
     ):
         report.suppressed += 1
         _suppress_queued(config, store, message[1])
 
 
 def _suppress_queued(config: Config, store: Store, subscriber_id: int) -> None:
-    from alerts.delivery import make_outbox
-
-    make_outbox(config, store.engine).suppress_queued(subscriber_id)
-
-
+    store.outbox.suppress_queued(subscriber_id)

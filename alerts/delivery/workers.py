@@ -38,13 +38,13 @@ from alerts.delivery.base import (
 )
 from alerts.delivery.dkim import DkimSigner
 from alerts.delivery.policy import ON_THE_WIRE, Charge, Event, Limits, State, decide
+from alerts.delivery.queue import SendQueue
 from alerts.delivery.returns import ReturnPaths
 from alerts.delivery.verdicts import PAST_MAIL_FROM, Condemned, Decided, Verdicts
 from alerts.errors import AlertsError
 from alerts.store import StoreError
 from alerts.store.outbox import (
     Claimed,
-    Outbox,
     Outcomes,
     Recorded,
     SentMarks,
@@ -67,7 +67,7 @@ RECLAIM_EVERY = 5.0
 class Dispatcher:
     """Everything a run needs, configured once; :meth:`run` drains the outbox."""
 
-    outbox: Outbox
+    outbox: SendQueue
     builder: MessageBuilder
     sender: Sender
     envelope_from: str

@@ -7,7 +7,7 @@ Create Date: 2026-12-06 19:20:00.000000
 
 from alembic import op
 import sqlalchemy as sa
-import alerts.schema
+import alerts.store.schema
 
 
 revision = '0007'
@@ -19,8 +19,8 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('relay_pauses',
     sa.Column('relay', sa.String(length=300), nullable=False),
-    sa.Column('paused_until', alerts.schema.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('since', alerts.schema.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('paused_until', alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('since', alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
     sa.Column('pauses', sa.Integer(), nullable=False),
     sa.Column('reply', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('relay', name=op.f('pk_relay_pauses'))
