@@ -18,7 +18,8 @@ from alerts.app import App
 from alerts.delivery import Dispatcher, SendQueue, make_outbox, make_sender
 from alerts.message import OutboxItem
 from alerts.store import engine_url
-from alerts.store.outbox import SENDER_LOCKS, Outcomes, sender_lock_key, sender_name
+from alerts.store.outbox import Outcomes
+from alerts.store.senders import SENDER_LOCKS, sender_lock_key, sender_name
 from alerts.testing import PlainMessageFactory, SmtpSink, bare_message_id, outbox_rows, set_columns
 from tests.conftest import NOW
 from tests.delivery_fixtures import *  # noqa: F403

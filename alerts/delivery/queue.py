@@ -14,7 +14,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from alerts.store.outbox import Claimed, Outbox, Outcomes, Recorded, SentMarks
+from alerts.store.marks import SentMarks
+from alerts.store.outbox import Claimed, Outbox, Outcomes, Recorded
 
 
 @dataclass(frozen=True)

@@ -43,15 +43,14 @@ from alerts.delivery.returns import ReturnPaths
 from alerts.delivery.verdicts import PAST_MAIL_FROM, Condemned, Decided, Verdicts
 from alerts.errors import AlertsError
 from alerts.store import StoreError
+from alerts.store.marks import SentMarks
 from alerts.store.outbox import (
     Claimed,
     Outcomes,
     Recorded,
-    SentMarks,
-    sender_name,
-    worker_name,
 )
 from alerts.store.relay import RelayPause
+from alerts.store.senders import sender_name, worker_name
 from alerts.types import SendReport
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, func, or_, select, update
 
-from alerts.store.outbox import OutboxStatus, write_transaction
+from alerts.store.outbox import OutboxStatus
 from alerts.store.schema import outbox, subscribers
+from alerts.store.writes import write_transaction
 
 #: A later bounce concerns a message the relay took, or one whose fate was unknown.
 _TAKEN = (OutboxStatus.SENT, OutboxStatus.UNKNOWN)

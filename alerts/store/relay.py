@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from alerts.store.outbox import write_transaction
 from alerts.store.schema import relay_pauses
+from alerts.store.writes import write_transaction
 
 
 @dataclass(frozen=True)
