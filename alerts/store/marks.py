@@ -52,7 +52,6 @@ class SentMarks:
 
     def __init__(self, engine: Engine, monotonic: Callable[[], float]):
         self.sqlite = engine.dialect.name == "sqlite"
-        self._engine = engine
         self._monotonic = monotonic
         self._writer = sqlite_writer(engine)
         self.conn = engine.connect()
@@ -61,11 +60,17 @@ class SentMarks:
             # trip (BEGIN, UPDATE, COMMIT were three; profiled with py-spy under
             # benchmarks/latency.py, the marks were a third of each sender's time).
             self.conn = self.conn.execution_options(isolation_level="AUTOCOMMIT")
+        #: Where the batched totals are written: this connection on SQLite; on PostgreSQL
+        #: a second one held for the run (a new connection per batch cost more than the
+        #: marks themselves: py-spy again).
+        self._counts = self.conn if self.sqlite else engine.connect()
         if self.sqlite:
             self._previous = int(self.conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
             self.conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
         else:
             self.conn.exec_driver_sql("SET synchronous_commit TO off")
+            self._counts.exec_driver_sql("SET synchronous_commit TO off")
+            self._counts.commit()
         self.conn.commit()
         self._uncounted: dict[int, object] = {}
         self._counted_at = monotonic()
@@ -106,11 +111,11 @@ class SentMarks:
 
     def _write(self, work: Callable[[Connection], object]) -> None:
         """One commit of ``work`` (SQLite: on this connection, taking turns with the
-        other writers of this database; PostgreSQL: in a transaction of its own, since
-        this connection autocommits)."""
+        other writers of this database; PostgreSQL: in a transaction on the counting
+        connection, since this one autocommits)."""
         if not self.sqlite:
-            with self._engine.begin() as conn:
-                work(conn)
+            with self._counts.begin():
+                work(self._counts)
             return
         with immediate(self.conn, self._writer):
             work(self.conn)
@@ -125,3 +130,5 @@ class SentMarks:
             self.conn.commit()
         finally:
             self.conn.close()
+            if self._counts is not self.conn:
+                self._counts.close()
