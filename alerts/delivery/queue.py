@@ -71,7 +71,9 @@ class SendQueue:
         for claimed, _error in outcomes.relay_deferred:
             # The relay's backoff: until its pause ends, or the base delay, whatever the
             # message's own attempts.
-            outcomes.retry_at[claimed.item.outbox_id] = outcomes.relay_until or now + self.retry.delay(1)
+            outcomes.retry_at[claimed.item.outbox_id] = (
+                outcomes.relay_until or now + self.retry.delay(1)
+            )
         deferred = []
         for claimed, error in outcomes.deferred:
             attempts = claimed.attempts + 1

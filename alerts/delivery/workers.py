@@ -40,7 +40,6 @@ from alerts.types import SendReport
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class Dispatcher:
     """Everything a run needs, configured once; :meth:`run` drains the outbox."""

@@ -54,6 +54,7 @@ from alerts.types import MailPriority, OutboxItem, SubscriberStatus
 
 log = logging.getLogger(__name__)
 
+
 class OutboxStatus(enum.StrEnum):
     PENDING = "pending"
     SENDING = "sending"
@@ -294,8 +295,13 @@ class Outbox:
             changes.append(
                 (claimed, OutboxStatus.PENDING, outcomes.retry_at[claimed.item.outbox_id], error, 0)
             )
-        answerless = [(claimed, OutboxStatus.PENDING, due, error) for claimed, error, due in outcomes.unanswered]
-        answerless += [(claimed, OutboxStatus.UNKNOWN, now, error) for claimed, error in outcomes.unknown]
+        answerless = [
+            (claimed, OutboxStatus.PENDING, due, error)
+            for claimed, error, due in outcomes.unanswered
+        ]
+        answerless += [
+            (claimed, OutboxStatus.UNKNOWN, now, error) for claimed, error in outcomes.unknown
+        ]
         deferred += len(outcomes.unanswered)
         for claimed, error in outcomes.deferred:
             deferred += 1
@@ -354,7 +360,10 @@ class Outbox:
                     claimed_by=None,
                     claimed_until=None,
                 ),
-                [{"row_id": c.item.outbox_id, "new_status": s, "due": d, "error": e[:2000]} for c, s, d, e in answerless],
+                [
+                    {"row_id": c.item.outbox_id, "new_status": s, "due": d, "error": e[:2000]}
+                    for c, s, d, e in answerless
+                ],
             )
         count_totals(conn, unknown=len(outcomes.unknown))
         return Recorded(len(outcomes.sent), deferred, failed, tuple(bounced), len(outcomes.unknown))
