@@ -32,7 +32,7 @@ from alerts.store.outbox import Claimed, Outcomes, Recorded
 from alerts.types import SendReport
 
 if TYPE_CHECKING:
-    from alerts.delivery.workers import Dispatcher
+    from alerts.delivery.workers import Dispatcher, RunStop
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Worker:
         name: str,
         clock: Callable[[], datetime],
         monotonic: Callable[[], float],
-        stop: threading.Event,
+        stop: RunStop,
         report: SendReport,
         lock: threading.Lock,
         advance: Progress | None,

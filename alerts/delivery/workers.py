@@ -103,7 +103,10 @@ class Dispatcher:
         stop: threading.Event | None = None,
         progress: Callable[[int], Progress] | None = None,
     ) -> SendReport:
-        stop = stop or threading.Event()
+        # The workers stop together when this run must end (the relay paused, refused us,
+        # a database error); that must not set the caller's event, which may be a
+        # long-lived sender's own (alerts serve's drainer would stop for good).
+        run_stop = RunStop(stop or threading.Event())
         report = SendReport()
         # ``now`` pins the instant a run sends as of (a run for a given moment); otherwise
         # business time moves on as the run does (retry times, acceptance stamps).
@@ -130,7 +133,7 @@ class Dispatcher:
                     worker_name(sender, index),
                     at,
                     clock.monotonic,
-                    stop,
+                    run_stop,
                     report,
                     lock,
                     advance,
@@ -143,10 +146,10 @@ class Dispatcher:
                         hint="messages that were in flight go again after their lease",
                     )
                 )
-                stop.set()
+                run_stop.set()
             except BaseException as exc:  # re-raised in the calling thread below
                 failures.append(exc)
-                stop.set()
+                run_stop.set()
 
         threads = [
             threading.Thread(target=work, args=(i,), name=f"alerts-send-{i}")
@@ -175,6 +178,20 @@ class Dispatcher:
         if failures:
             raise failures[0]
         return report
+
+
+class RunStop:
+    """A run's stop: set by the caller's event (SIGTERM) or by the run itself."""
+
+    def __init__(self, outer: threading.Event):
+        self.outer = outer
+        self.inner = threading.Event()
+
+    def is_set(self) -> bool:
+        return self.inner.is_set() or self.outer.is_set()
+
+    def set(self) -> None:
+        self.inner.set()
 
 
 class RelayPauses(Protocol):

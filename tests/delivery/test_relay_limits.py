@@ -5,6 +5,7 @@ none fails for them, and none is lost or sent twice."""
 from __future__ import annotations
 
 import collections
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -143,3 +144,16 @@ def test_the_relays_pause_is_remembered_across_runs_and_shown_by_status_and_metr
     )
     assert (after.sent, after.paused_until) == (3, None)
     assert {row["attempts"] for row in rows(smtp_app).values()} == {1}
+
+
+def test_a_pause_ends_the_run_but_not_the_long_lived_sender_that_started_it(
+    smtp_app: App, sink: SmtpSink
+) -> None:
+    queue(smtp_app, 3)
+    sink.faults.inject("mail", QUOTA, times=1)
+    serving = threading.Event()  # alerts serve's drainer passes its own stop event
+
+    report = send(smtp_app, stop=serving)
+
+    assert report.paused_until is not None
+    assert not serving.is_set(), "the relay's pause stopped the sender for good"
