@@ -28,7 +28,8 @@ test: setup
 	$(BIN)/ruff format --check alerts tests benchmarks
 	$(BIN)/mypy --strict alerts
 	$(BIN)/mypy tests benchmarks
-	scripts/install-system-packages chromium
+	@# postfix: tests/delivery/test_bounces_postfix.py runs a private instance of it (never the system one).
+	scripts/install-system-packages chromium postfix
 	scripts/install-axe-core
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

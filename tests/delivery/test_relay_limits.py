@@ -14,6 +14,7 @@ import pytest
 from click.testing import Result
 
 from alerts.app import App
+from alerts.clock import ManualClock
 from alerts.metrics import render_metrics
 from alerts.testing import DROP, SmtpSink
 from tests.support import NOW
@@ -118,6 +119,7 @@ def test_the_tries_after_an_unanswered_body_wait_longer_each_time(
 
 def test_the_relays_pause_is_remembered_across_runs_and_shown_by_status_and_metrics(
     run_cli: Callable[..., Result],
+    clock: ManualClock,
     smtp_app: App,
     sink: SmtpSink,  # run_cli first: smtp_app's config wins
 ) -> None:
@@ -129,7 +131,7 @@ def test_the_relays_pause_is_remembered_across_runs_and_shown_by_status_and_metr
     # Another run (another process would do the same) before the pause ends: nothing is tried.
     during = send(smtp_app, now=NOW + timedelta(seconds=30))
     untouched = rows(smtp_app) == before
-    smtp_app.clock.set(NOW + timedelta(seconds=30))
+    clock.set(NOW + timedelta(seconds=30))
     shown = run_cli("status", config=smtp_app.config_path)
     metrics = render_metrics(smtp_app.store, smtp_app.clock.now).decode()
     after = send(smtp_app, now=NOW + timedelta(hours=1))
