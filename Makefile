@@ -28,7 +28,9 @@ test: setup
 	$(BIN)/ruff format --check alerts tests benchmarks
 	$(BIN)/mypy --strict alerts
 	$(BIN)/mypy tests benchmarks
-	scripts/install-system-packages chromium nginx systemd
+	@# postfix: tests/delivery/test_bounces_postfix.py runs a private instance of it (never the system one);
+	@# nginx and systemd: tests/deploy runs nginx on loopback and checks the units.
+	scripts/install-system-packages chromium nginx systemd postfix
 	scripts/install-axe-core
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

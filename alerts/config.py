@@ -11,6 +11,7 @@ import ipaddress
 import os
 import re
 from datetime import time
+from email.utils import parseaddr
 from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
@@ -312,6 +313,26 @@ class DkimConfig(_Model):
         return self
 
 
+class ReturnPathConfig(_Model):
+    """Each message's own envelope sender, ``<prefix>+<signed id>@<domain>``, so that
+    bounces that come later by mail name the message (VERP). Leave it off where the
+    relay insists that MAIL FROM equal the account it logs in as."""
+
+    enabled: bool = False
+    #: Default: the domain of ``email.from``. Must share its organisational domain.
+    domain: str | None = None
+    prefix: str = Field(default="bounces", pattern=r"^[a-z0-9][a-z0-9.-]{0,15}$")
+
+
+class BouncesConfig(_Model):
+    """Where bounces and complaints that come later are read from."""
+
+    #: A Maildir folder the return path's mail is delivered to.
+    maildir: Path | None = None
+    #: How often ``alerts serve`` reads it.
+    every_minutes: float = Field(default=5.0, gt=0, le=24 * 60)
+
+
 class DeliveryConfig(_Model):
     #: smtp (a relay) or maildir (files in a folder: for trying it out).
     backend: Literal["maildir", "smtp"] = "maildir"
@@ -329,6 +350,13 @@ class DeliveryConfig(_Model):
     retry_max: float = Field(default=6 * 3600.0, gt=0, le=30 * DAY_SECONDS)
     #: Attempts after which a message is given up as failed.
     max_attempts: int = Field(default=12, ge=1, le=1000)
+    #: Tries again after a body went out and no final reply came (it may have been
+    #: delivered); then the message is ``unknown`` and never sent again by itself.
+    max_unanswered: int = Field(default=2, ge=0, le=10)
+    #: First wait after such a body, in seconds; doubles each time.
+    unanswered_base: float = Field(default=600.0, gt=0, le=DAY_SECONDS)
+    return_path: ReturnPathConfig = ReturnPathConfig()
+    bounces: BouncesConfig = BouncesConfig()
     #: How long a sender holds the rows it claimed. Rows a crashed sender held go out
     #: again after this (on SQLite at once when the sender ran on this machine); keep it
     #: well above the time one batch takes to send.
@@ -436,6 +464,22 @@ class Config(_Model):
                 f"two sources are named {source.label!r}: give each a 'name:' of its own"
             )
         return sources
+
+    @model_validator(mode="after")
+    def _return_path_aligned(self) -> Config:
+        path = self.delivery.return_path
+        if not path.enabled:
+            return self
+        from alerts.delivery.returns import organisational_domain
+
+        sender = parseaddr(self.email.from_address)[1].rpartition("@")[2].lower()
+        domain = (path.domain or sender).lower()
+        if organisational_domain(domain) != organisational_domain(sender):
+            raise ValueError(
+                f"delivery.return_path.domain {domain!r} does not share email.from's organisational domain"
+                f" ({organisational_domain(sender)}): SPF and DMARC would not align; use a domain under it"
+            )
+        return self
 
     @field_validator("timezone")
     @classmethod

@@ -65,12 +65,23 @@ class DatabaseCollector(Collector):
 
         totals = CounterMetricFamily(
             "alerts_delivery_messages",
-            "Delivery outcomes since the database was made: sent, deferred (to retry), bounced, failed.",
+            "Delivery outcomes since the database was made: sent, deferred (to retry), bounced, failed,"
+            " unknown (no final reply to the body, tries used up).",
             labels=["outcome"],
         )
         for outcome, value in self.store.metrics.delivery_totals().items():
             totals.add_metric([outcome], value)
         yield totals
+
+        paused = GaugeMetricFamily(
+            "alerts_relay_paused_until_timestamp_seconds",
+            "When each relay that asked every sender to wait (a quota, a throttle) lets sending resume;"
+            " reply: its words.",
+            labels=["relay", "reply"],
+        )
+        for pause in self.store.relays.active(now):
+            paused.add_metric([pause.relay, pause.reply[:200]], pause.until.timestamp())
+        yield paused
 
         polled = GaugeMetricFamily(
             "alerts_source_last_poll_timestamp_seconds",

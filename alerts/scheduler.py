@@ -273,6 +273,19 @@ def build_scheduler(
         scheduler.add_job(
             runner.run, spec.trigger, args=[spec.plan], id=spec.id, name=spec.description
         )
+    bounces = config.delivery.bounces
+    if bounces.maildir is not None:
+        scheduler.add_job(
+            read_bounces_now,
+            IntervalTrigger(
+                minutes=bounces.every_minutes,
+                timezone=config.tz,
+                start_date=app.now() + timedelta(minutes=bounces.every_minutes),
+            ),
+            args=[app],
+            id="bounces",
+            name=f"every {bounces.every_minutes:g} minutes: read bounces and complaints from {bounces.maildir}",
+        )
     scheduler.add_job(
         purge_daily,
         LocalCronTrigger(hour=PURGE_AT.hour, minute=PURGE_AT.minute, timezone=config.tz),
@@ -281,6 +294,20 @@ def build_scheduler(
         name=f"daily at {PURGE_AT:%H:%M}: purge personal data past retention:",
     )
     return scheduler
+
+
+def read_bounces_now(app: App) -> None:
+    """``alerts bounces`` for ``alerts serve``; a failure is logged and tried next time."""
+    from alerts.delivery import return_paths
+    from alerts.delivery.bounces import read_bounces
+
+    try:
+        report = read_bounces(app.config, app.store, app.clock, return_paths(app.config))
+    except Exception:
+        log.exception("Reading the bounce mailbox failed; run 'alerts bounces' to see why")
+        return
+    if report.read:
+        log.info("Bounces read: %s", report.as_dict())
 
 
 def purge_daily(app: App) -> None:

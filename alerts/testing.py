@@ -82,6 +82,12 @@ class Faults:
     size_limit: int | None = None
     #: Replies chosen per stage (and recipient): see :meth:`inject`.
     injected: list[Injected] = field(default_factory=list)
+    #: Messages a session may carry; MAIL FROM after that many is answered ``session_full``.
+    per_session: int | None = None
+    session_full: str = "452 4.5.3 Too many messages in this session"
+    #: Seconds between the bytes of the replies within a transaction (a relay that
+    #: trickles; 0: whole lines at once).
+    trickle: float = 0.0
 
     def inject(
         self, stage: str, reply: str, *, recipient: str | None = None, times: int | None = None
@@ -166,6 +172,8 @@ class SmtpSink:
         self.port = 0
         self.connections = 0
         self.resets = 0
+        #: Message bodies that reached the sink whole, accepted or not.
+        self.bodies = 0
         self.received: list[Received] = []
         self.count = 0
         self._changed = threading.Condition()
@@ -343,9 +351,28 @@ class _FaultySMTP(SMTP):
         if not await self._injected("auth"):
             await super().smtp_AUTH(arg)
 
+    accepted_here = 0
+
     async def smtp_MAIL(self, arg: str | None) -> None:
+        limit = self._sink.faults.per_session
+        if limit is not None and self.accepted_here >= limit:
+            await _answer(self, self._sink.faults.session_full)
+            return
         if not await self._injected("mail"):
             await super().smtp_MAIL(arg)
+
+    async def push(self, status: Any) -> None:
+        delay = self._sink.faults.trickle
+        if not (delay and self.envelope is not None and self.envelope.mail_from):
+            await super().push(status)
+            return
+        # Within a transaction: the reply a byte at a time.
+        for byte in (status.encode() if isinstance(status, str) else status) + b"\r\n":
+            transport = self.transport
+            if not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
+                return
+            transport.write(bytes([byte]))
+            await asyncio.sleep(delay)
 
     async def smtp_DATA(self, arg: str) -> None:
         # The envelope stays as it is after a refused DATA command, as on a real relay:
@@ -414,6 +441,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.sink._changed:
+            self.sink.bodies += 1
         await self._slow()
         faults = self.sink.faults
         while faults.paused:
@@ -440,6 +469,8 @@ class _Handler:
                 return "451 4.3.0 connection lost"
             return reply
         self.sink._record(envelope, session)
+        if isinstance(server, _FaultySMTP):
+            server.accepted_here += 1
         return "250 2.0.0 OK: queued"
 
 

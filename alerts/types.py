@@ -515,9 +515,14 @@ class SendReport:
     suppressed: int = 0
     #: Subscribers suppressed by this run's bounces.
     suppressed_addresses: int = 0
+    #: Messages whose bodies got no final reply, their tries used up: ``unknown``.
+    unknown: int = 0
     #: Why workers stopped early (relay unreachable); the messages stay queued.
     errors: list[str] = field(default_factory=list)
     stopped: bool = False
+    #: The relay asked every sender to wait (ISO 8601), quoting ``relay_reply``.
+    paused_until: str | None = None
+    relay_reply: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

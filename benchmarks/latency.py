@@ -15,7 +15,11 @@ the watched folder (the instant it "appears"); the relay records the time it acc
 each message. Prints, per size, the median over the runs of: first acceptance, last
 acceptance, and messages per second from the first to the last; and the parts of the
 first: the files job (settle wait, ingest, queue) from ``alerts serve``'s log.
-Aim (issue 12): first <= 2 s, all 10,000 <= 20 s.
+Then the floor, in the same session against the same relay: plain smtplib handing as
+many copies of one of the run's messages to it over as many connections (median of the
+runs), and the ratio of the last acceptance to it. The load average is printed at start
+and end: the machine may be shared.
+Aim (issue 20): first <= 5 s, 10,000 <= 20 s and 100,000 <= 120 s, on PostgreSQL too.
 
 Then, with ``alerts serve`` and ``alerts web --no-send`` running (the confirmation goes
 through the cross-process wake-up) and again with ``alerts web`` alone (it sends them
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import smtplib
 import statistics
 import sys
 import tempfile
@@ -45,7 +50,9 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from alerts.app import App
+from alerts.message import MessageFactory
 from alerts.testing import Received, SmtpSink
+from alerts.types import OutboxItem
 
 # The seeding helpers live with the tests (tests/support), which are not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -179,13 +186,59 @@ def _run_size(size: int, runs: int, database: str | None, connections: int) -> d
                     )
             finally:
                 serve.stop()
+            # The floor, against the same relay in the same session: plain smtplib sending
+            # as many messages of the same size over the same number of connections.
+            message = one_message(config)
+            floors = [smtp_floor(sink.port, message, size, connections) for _ in range(runs)]
     return {
         "size": size,
         "first": statistics.median(firsts),
         "last": statistics.median(lasts),
         "rate": statistics.median(rates),
         "job": statistics.median(jobs),
+        "floor": statistics.median(floors),
     }
+
+
+def one_message(config: Path) -> bytes:
+    """One of the messages the run sent, built again as the sender built it."""
+    app = App(config)
+    try:
+        [row] = app.store.fixtures.outbox_rows(limit=1)
+        factory = MessageFactory(app.config, app.store, app.now)
+        return factory.build(
+            OutboxItem(
+                row["id"], row["subscriber_id"], row["digest_id"], row["message_id"], row["email"]
+            )
+        )
+    finally:
+        app.close()
+
+
+def smtp_floor(
+    port: int, message: bytes, count: int, connections: int, per_connection: int = 1000
+) -> float:
+    """Seconds for plain smtplib to hand ``count`` copies of ``message`` to the relay."""
+
+    def work(share: int) -> None:
+        sent = 0
+        while sent < share:
+            smtp = smtplib.SMTP("127.0.0.1", port, local_hostname="bench.local", timeout=30)
+            for _ in range(min(per_connection, share - sent)):
+                smtp.sendmail("alerts@example.org", [f"floor{sent}@example.org"], message)
+                sent += 1
+            smtp.quit()
+
+    shares = [
+        count // connections + (1 if i < count % connections else 0) for i in range(connections)
+    ]
+    threads = [threading.Thread(target=work, args=(share,)) for share in shares]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
 
 
 def confirmations(count: int, *, alone: bool) -> float:
@@ -279,14 +332,20 @@ def main() -> None:
         f"latency: file appears -> relay accepts; {backend}, {args.connections} connections, median of {args.runs} runs"
     )
     print(
+        f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)"
+    )
+    print(
         f"{'subscribers':>12} {'first (s)':>10} {'last (s)':>10} {'msg/s':>8} {'files job (s)':>14}"
+        f" {'floor (s)':>10} {'last/floor':>10}"
     )
     for size in sizes:
         result = run_size(size, args.runs, args.database, args.connections)
         print(
             f"{result['size']:>12,} {result['first']:>10.2f} {result['last']:>10.2f} "
-            f"{result['rate']:>8.0f} {result['job']:>14.2f}"
+            f"{result['rate']:>8.0f} {result['job']:>14.2f} {result['floor']:>10.2f}"
+            f" {result['last'] / result['floor']:>10.2f}"
         )
+    print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.confirmations:
         print(
             f"sign-up POST -> confirmation at the relay (sqlite, median of {args.confirmations}):"

@@ -85,6 +85,30 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
         sys.exit(EXIT_FAILURES)
 
 
+@cli.command(short_help="Read bounces and complaints that came back by mail.")
+@json_option
+@with_app
+def bounces(app: App, as_json: bool) -> None:
+    """Read the new mail in delivery.bounces.maildir (where mail to the return path is
+    delivered): delivery status notifications that failed for good (5.x.x) count as hard
+    bounces, only when sent to a return path whose signature verifies; feedback-loop
+    complaints suppress the address at once. Each message is read once (moved to cur/).
+    'alerts serve' does this every delivery.bounces.every_minutes."""
+    from alerts.delivery import return_paths
+    from alerts.delivery.bounces import read_bounces
+
+    report = read_bounces(app.config, app.store, app.clock, return_paths(app.config))
+    if as_json:
+        print_json(report.as_dict())
+        return
+    click.echo(
+        f"Read {report.read}: {report.bounces} bounces, {report.complaints} complaints,"
+        f" {report.suppressed} addresses suppressed, {report.unverified} not verified, {report.ignored} ignored."
+    )
+    for note in report.notes:
+        click.echo(f"Note: {note}")
+
+
 @cli.command(short_help="Show the outbox by status and the last run.")
 @json_option
 @with_existing_app
@@ -94,6 +118,10 @@ def status(app: App, as_json: bool) -> None:
     over the sent messages still kept: see retention.sent_days), each source's health,
     and the last run."""
     info = app.store.runs.outbox_status() | app.store.metrics.operations(app.now())
+    info["relay_pauses"] = [
+        {"relay": p.relay, "until": p.until, "since": p.since, "pauses": p.pauses, "reply": p.reply}
+        for p in app.store.relays.active(app.now())
+    ]
     if as_json:
         print_json(info)
         return
@@ -110,6 +138,11 @@ def status(app: App, as_json: bool) -> None:
             f"Scheduler: NOT RUNNING: last heartbeat {_local(app, beat['at'])}; start 'alerts serve'"
         )
     click.echo("Outbox: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
+    for pause in info["relay_pauses"]:
+        click.echo(
+            f'Relay {pause["relay"]}: PAUSED until {_local(app, pause["until"])}, it said "{pause["reply"]}"'
+            f" ({pause['pauses']} pause(s) in a row; no message spends an attempt on it)"
+        )
     if info["oldest_pending"]:
         click.echo(f"Oldest waiting: queued {_local(app, info['oldest_pending'])}")
     if info["next_attempt_at"]:

@@ -6,7 +6,7 @@ at and the message it concerns: 4xx (and 552 at RCPT TO), timeouts and dropped
 connections leave that message pending with backoff; a 5xx at RCPT TO is a hard bounce
 (``delivery.max_bounces`` of them suppress the address), unless recipient after recipient
 is refused alike for relaying or authentication, which stops the run naming
-``delivery.smtp`` and bounces nobody (:mod:`alerts.delivery.policy`); a 5xx at MAIL FROM, DATA or
+``delivery.smtp`` and bounces nobody (:mod:`alerts.delivery.refusals`); a 5xx at MAIL FROM, DATA or
 after the body fails that message. Only what condemns the relay (refused, TLS, AUTH,
 421, the sender refused for message after message) pauses a worker or stops the run,
 naming the cause; what the relay suffers (down, 421, sessions dropped) defers the
@@ -33,13 +33,16 @@ from alerts.delivery.dkim import DkimSigner
 from alerts.delivery.drain import OutboxDrainer
 from alerts.delivery.maildir import MaildirSender
 from alerts.delivery.queue import RetryPolicy, SendQueue
+from alerts.delivery.returns import ReturnPaths
 from alerts.delivery.smtp import SmtpSender
 from alerts.delivery.workers import Dispatcher, Progress
 from alerts.errors import ConfigError
 from alerts.message import MessageFactory
 from alerts.store import Store
 from alerts.store.outbox import OutboxStatus
+from alerts.store.relay import RelayPause
 from alerts.store.wakeup import channel_for
+from alerts.tokens import load_secret_keys
 from alerts.types import SendReport
 
 #: The sender's one line per drain (alerts serve shows it; alerts.delivery is for detail).
@@ -108,6 +111,12 @@ def send_pending(
         envelope_from=envelope_from(config),
         signer=signer,
         record_bounce=bounced,
+        return_paths=return_paths(config),
+        max_unanswered=config.delivery.max_unanswered,
+        unanswered_base=timedelta(seconds=config.delivery.unanswered_base),
+        pauses=StoredPauses(store, f"smtp {sender.label}", make_outbox(config, store).retry)
+        if isinstance(sender, SmtpSender)
+        else None,
     )
     return dispatcher.run(workers=workers, clock=clock, now=now, stop=stop, progress=progress)
 
@@ -173,6 +182,34 @@ def make_outbox(config: Config, store: Store, *, transactional_only: bool = Fals
         lease=timedelta(seconds=delivery.lease_seconds),
         transactional_only=transactional_only,
     )
+
+
+class StoredPauses:
+    """The relay's pauses as the store keeps them, for one relay; the backoff doubles
+    with each pause in a row (``retry_base`` to ``retry_max``)."""
+
+    def __init__(self, store: Store, relay: str, retry: RetryPolicy):
+        self.store = store
+        self.relay = relay
+        self.retry = retry
+
+    def current(self, now: datetime) -> RelayPause | None:
+        return self.store.relays.get(self.relay)
+
+    def pause(self, reply: str, now: datetime) -> RelayPause:
+        return self.store.relays.pause(self.relay, reply, now, self.retry.delay)
+
+    def recovered(self) -> None:
+        self.store.relays.recovered(self.relay)
+
+
+def return_paths(config: Config) -> ReturnPaths | None:
+    """The per-message return paths, when ``delivery.return_path.enabled``."""
+    settings = config.delivery.return_path
+    if not settings.enabled:
+        return None
+    domain = settings.domain or envelope_from(config).rpartition("@")[2]
+    return ReturnPaths(load_secret_keys(config), domain=domain, prefix=settings.prefix)
 
 
 def envelope_from(config: Config) -> str:

@@ -21,6 +21,7 @@ __all__ = [
     "Connection",
     "MessageBuilder",
     "MessageRefused",
+    "NoFinalReply",
     "OutboxItem",
     "RecipientRefused",
     "RelayError",
@@ -78,9 +79,14 @@ class DeliveryFailure(Exception):
     stage and the reply. ``stage``: where in the session it came, ``None`` outside SMTP
     (a Maildir, a build)."""
 
-    def __init__(self, text: str, stage: Stage | None = None):
+    def __init__(
+        self, text: str, stage: Stage | None = None, *, code: int | None = None, detail: str = ""
+    ):
         super().__init__(text)
         self.stage = stage
+        #: The relay's reply code and text, when a reply (not its absence) decided it.
+        self.code = code
+        self.detail = detail
 
 
 class TemporaryFailure(DeliveryFailure):
@@ -103,15 +109,25 @@ class SessionLost(RelayUnavailable):
     relay working; otherwise it is the relay's, like :class:`RelayUnavailable`."""
 
 
+class NoFinalReply(SessionLost):
+    """The body went out and no final reply came: the connection dropped, or the reply
+    did not come within the deadline (``timed_out``). The relay may have taken the
+    message, so it is tried again only a bounded number of times (then ``unknown``)."""
+
+    def __init__(self, text: str, *, timed_out: bool):
+        super().__init__(text, Stage.BODY)
+        self.timed_out = timed_out
+
+
 class RecipientRefused(DeliveryFailure):
     """A 5xx reply at RCPT TO: a hard bounce, unless it turns out to be the relay
-    refusing to relay at all (see :mod:`alerts.delivery.policy`). ``code`` and
+    refusing to relay at all (see :mod:`alerts.delivery.refusals`). ``code`` and
     ``detail`` (the reply's text) let the dispatcher compare refusals."""
 
+    code: int
+
     def __init__(self, text: str, stage: Stage = Stage.RCPT, *, code: int = 550, detail: str = ""):
-        super().__init__(text, stage)
-        self.code = code
-        self.detail = detail
+        super().__init__(text, stage, code=code, detail=detail)
 
 
 class MessageRefused(DeliveryFailure):
@@ -126,8 +142,8 @@ class SenderRefused(MessageRefused):
     (a policy check) or the relay refusing ``email.from`` altogether: the dispatcher
     tells the two apart by what the relay says to the messages after it."""
 
-    def __init__(self, text: str, sender: str):
-        super().__init__(text, Stage.MAIL)
+    def __init__(self, text: str, sender: str, *, code: int = 550, detail: str = ""):
+        super().__init__(text, Stage.MAIL, code=code, detail=detail)
         self.sender = sender
 
 

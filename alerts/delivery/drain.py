@@ -123,6 +123,10 @@ class OutboxDrainer:
         busy = bool(result.sent or result.deferred or result.bounced or result.failed)
         if (busy or result.errors) and self.report is not None:
             self.report(result, started)
+        if result.paused_until is not None:
+            # The relay asked every sender to wait: look again when the pause ends.
+            until = datetime.fromisoformat(result.paused_until)
+            return min(max((until - self.clock()).total_seconds(), 1.0), self.idle)
         if result.errors:
             return TROUBLE_PAUSE  # the relay is out of reach: the rows wait for their retry
         try:

@@ -1,99 +1,243 @@
-"""Telling a relay that refuses to relay from recipients that do not exist.
+"""The message lifecycle: one table of what each event does to an outbox message.
 
-A 5xx at RCPT TO is normally the recipient's (a hard bounce), but a relay that is
-misconfigured, or that this account may not relay through, refuses every recipient
-alike: "554 5.7.1 <ann@example.net>: Relay access denied", "550 5.7.1 ... not permitted
-to relay", "530 5.7.0 Authentication required". Bouncing on that would suppress every
-subscriber. These functions read a refusal (:func:`about_relaying`) and a streak of them
-in a row (:func:`condemns_the_relay`); the dispatcher holds each refusal until a later
-message shows whether the relay takes recipients at all.
+Everything that decides a message's fate reads this table (the dispatcher, the bounce
+reader) and the README prints it (``python -m alerts.delivery.policy`` writes it as
+Markdown). It is pure data and one pure function, :func:`decide`; the rest of delivery
+works out which :class:`Event` happened (see :mod:`alerts.delivery.verdicts`) and writes
+what the :class:`Step` says.
+
+The rules it keeps:
+
+- nothing is marked sent before the relay accepted it (only ``ACCEPTED`` leads to sent);
+- the relay's trouble is the relay's: an event that is the relay's (:data:`RELAY_EVENTS`)
+  pauses sending and never spends one of the message's attempts;
+- a body that went out without a final reply may have been delivered: it is tried again
+  at most ``max_unanswered`` times, then ``unknown``, never sent again by itself;
+- later bounces and complaints count as the ones at RCPT TO do.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+import enum
 from dataclasses import dataclass
 
-#: Refusals in a row at RCPT TO, for different recipients, after which the relay (or the
-#: account) is taken to refuse them all: the same number as for MAIL FROM.
-RCPT_REFUSED_LIMIT = 3
-#: RFC 4954: authentication required.
-AUTH_REQUIRED = 530
 
-_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-_ADDRESS = re.compile(r"<[^<>]*>|\S+@\S+")
-_RELAY_WORDS = re.compile(r"\brelay|\bauth|\blog ?in\b|\bcredential|\bsubmission\b", re.IGNORECASE)
+class State(enum.StrEnum):
+    """Where a message is. The values are those stored in ``outbox.status``, except
+    ``deferred``, which is stored as ``pending`` (with a later ``next_attempt_at``)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DEFERRED = "deferred"
+    UNKNOWN = "unknown"  # the body went out, no final reply came, tries used up
+    BOUNCED = "bounced"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+
+    @property
+    def stored(self) -> str:
+        return "pending" if self is State.DEFERRED else self.value
+
+
+class Event(enum.StrEnum):
+    """What happens to a message, as the dispatcher reads a relay's replies."""
+
+    CLAIMED = "claimed"
+    GIVEN_BACK = "given back"  # claimed, not tried (a stop, the relay given up on)
+    LEASE_EXPIRED = "lease expired"
+    SUBSCRIBER_LEFT = "subscriber left"
+    ACCEPTED = "accepted"  # 250 after the body
+    # A temporary (4xx) or permanent (5xx) reply, by where it came. A 4xx at MAIL FROM
+    # names no recipient yet: it is the relay's (its quota, its throttle).
+    TEMPORARY_AT_MAIL = "4xx at MAIL FROM"
+    PERMANENT_AT_MAIL = "5xx at MAIL FROM"
+    TEMPORARY_AT_RCPT = "4xx at RCPT TO"
+    PERMANENT_AT_RCPT = "5xx at RCPT TO"
+    TEMPORARY_AT_DATA = "4xx at DATA"
+    PERMANENT_AT_DATA = "5xx at DATA"
+    TEMPORARY_AFTER_BODY = "4xx after the body"
+    PERMANENT_AFTER_BODY = "5xx after the body"
+    # A 5xx at RCPT TO that speaks of relaying, or that several recipients got alike:
+    # the relay's rule for this account, which says nothing of the address.
+    REFUSED_FOR_RELAYING = "refused for relaying"
+    # The same 4xx for consecutive messages to different recipients (at DATA or after
+    # the body): the relay's, like a 4xx at MAIL FROM.
+    SAME_REPLY_IN_A_ROW = "the same 4xx in a row"
+    # 421 or 452 on a connection that already carried messages: its per-connection limit.
+    CONNECTION_LIMIT = "per-connection limit"
+    # No session could be opened (refused, 4xx greeting, TLS or AUTH for now).
+    RELAY_UNAVAILABLE = "relay unavailable"
+    # The session ended before the body's final dot: the message was not taken. Whose
+    # trouble it was shows by the next message: if the relay carries that, this one's.
+    LOST_BEFORE_BODY = "lost before the body, relay working"
+    LOST_BEFORE_BODY_RELAY = "lost before the body, relay not working"
+    # The body went out and no final reply came: it may have been delivered.
+    LOST_AFTER_BODY = "lost after the body"
+    REPLY_TIMEOUT = "no final reply in time"
+    # A reply whose meaning waited for a later message that never came: counted as the
+    # message's own temporary failure, so that it neither fails for another's sake nor
+    # holds the head of the queue.
+    UNDECIDED = "undecided"
+    BUILD_FAILED = "cannot build, for now"
+    BUILD_REFUSED = "cannot build, for good"
+    ATTEMPTS_USED = "attempts used up"
+    # Later, by mail: a delivery status notification (Action: failed, 5.x.x) to the
+    # message's own return path, or a feedback-loop (ARF) complaint.
+    LATER_BOUNCE = "later DSN"
+    COMPLAINT = "complaint"
+
+
+class Charge(enum.StrEnum):
+    """What an event spends of the message's allowance."""
+
+    NOTHING = "nothing"
+    ATTEMPT = "an attempt"  # of max_attempts: then failed
+    UNANSWERED = "an unanswered try"  # of max_unanswered: then unknown
+
+
+class Wait(enum.StrEnum):
+    """When a message that goes back to the queue is due again."""
+
+    AS_BEFORE = "as before"
+    MESSAGE_BACKOFF = "message backoff"  # retry_base doubling per attempt, to retry_max
+    RELAY_BACKOFF = "relay backoff"  # the relay's pause (doubling per pause in a row)
+    UNANSWERED_BACKOFF = "unanswered backoff"  # unanswered_base doubling per try
+    AT_ONCE = "at once"  # on a new connection
 
 
 @dataclass(frozen=True)
-class RcptRefusal:
-    """A 5xx reply at RCPT TO for one recipient."""
+class Step:
+    """What an event does: the state it leads to and its side effects."""
 
-    recipient: str
-    code: int
-    #: The reply's text after the code ("5.7.1 <ann@example.net>: Relay access denied").
-    detail: str
-
-    @property
-    def domain(self) -> str:
-        return self.recipient.rpartition("@")[2].lower()
-
-    @property
-    def about_relaying(self) -> bool:
-        return about_relaying(self.code, self.detail)
-
-    @property
-    def shape(self) -> str:
-        """The reply with the addresses taken out, to compare refusals of different
-        recipients ("550 5.7.1 : relay access denied")."""
-        return f"{self.code} " + " ".join(_ADDRESS.sub("", self.detail).lower().split())
-
-    @property
-    def about_the_mailbox(self) -> bool:
-        """Enhanced status 5.1.x (addressing) or 5.2.x (mailbox): this recipient's."""
-        enhanced = enhanced_code(self.detail)
-        return enhanced is not None and enhanced.startswith(("5.1.", "5.2."))
+    to: State
+    charge: Charge = Charge.NOTHING
+    wait: Wait = Wait.AS_BEFORE
+    #: The relay's trouble: sending pauses (remembered across runs and processes).
+    pause_relay: bool = False
+    #: Counts towards the subscriber's hard bounces (max_bounces of them suppress).
+    bounce: bool = False
+    #: Suppresses the subscriber at once.
+    suppress: bool = False
 
 
-def enhanced_code(detail: str) -> str | None:
-    """The RFC 3463 enhanced status code at the start of a reply's text, if any."""
-    match = _ENHANCED.match(detail.strip())
-    return ".".join(match.groups()) if match else None
+#: Events that are the relay's, never a message's: they spend no attempt.
+RELAY_EVENTS = frozenset(
+    {
+        Event.TEMPORARY_AT_MAIL,
+        Event.SAME_REPLY_IN_A_ROW,
+        Event.CONNECTION_LIMIT,
+        Event.RELAY_UNAVAILABLE,
+        Event.LOST_BEFORE_BODY_RELAY,
+        Event.REFUSED_FOR_RELAYING,
+    }
+)
+
+_RETRY = Step(State.DEFERRED, Charge.ATTEMPT, Wait.MESSAGE_BACKOFF)
+_RELAY = Step(State.DEFERRED, Charge.NOTHING, Wait.RELAY_BACKOFF)
+_UNANSWERED = Step(State.DEFERRED, Charge.UNANSWERED, Wait.UNANSWERED_BACKOFF)
+_FAILED = Step(State.FAILED, Charge.ATTEMPT)
+_BOUNCED = Step(State.BOUNCED, Charge.ATTEMPT, bounce=True)
+
+#: From a message on the wire (``sending``): one row per event the relay can cause.
+ON_THE_WIRE: dict[Event, Step] = {
+    Event.ACCEPTED: Step(State.SENT, Charge.ATTEMPT),
+    Event.TEMPORARY_AT_MAIL: Step(
+        State.DEFERRED, Charge.NOTHING, Wait.RELAY_BACKOFF, pause_relay=True
+    ),
+    Event.PERMANENT_AT_MAIL: _FAILED,
+    Event.TEMPORARY_AT_RCPT: _RETRY,
+    Event.PERMANENT_AT_RCPT: _BOUNCED,
+    Event.TEMPORARY_AT_DATA: _RETRY,
+    Event.PERMANENT_AT_DATA: _FAILED,
+    Event.TEMPORARY_AFTER_BODY: _RETRY,
+    Event.PERMANENT_AFTER_BODY: _FAILED,
+    # Refused for relaying, yet the relay took other recipients: this relay will not
+    # carry this message, but the address may be fine.
+    Event.REFUSED_FOR_RELAYING: Step(State.FAILED),
+    Event.SAME_REPLY_IN_A_ROW: Step(
+        State.DEFERRED, Charge.NOTHING, Wait.RELAY_BACKOFF, pause_relay=True
+    ),
+    Event.CONNECTION_LIMIT: Step(State.SENDING, Charge.NOTHING, Wait.AT_ONCE),
+    Event.RELAY_UNAVAILABLE: _RELAY,
+    Event.LOST_BEFORE_BODY: _RETRY,
+    Event.LOST_BEFORE_BODY_RELAY: _RELAY,
+    Event.LOST_AFTER_BODY: _UNANSWERED,
+    Event.REPLY_TIMEOUT: _UNANSWERED,
+    Event.UNDECIDED: _RETRY,
+    Event.BUILD_FAILED: _RETRY,
+    Event.BUILD_REFUSED: Step(State.FAILED),
+    Event.GIVEN_BACK: Step(State.PENDING),
+    Event.LEASE_EXPIRED: Step(State.PENDING),
+}
+
+#: The whole table: (state, event) -> step. A pair not in it leaves the message as it is.
+TABLE: dict[tuple[State, Event], Step] = {
+    (State.PENDING, Event.CLAIMED): Step(State.SENDING),
+    (State.DEFERRED, Event.CLAIMED): Step(State.SENDING),
+    (State.PENDING, Event.SUBSCRIBER_LEFT): Step(State.SUPPRESSED),
+    (State.DEFERRED, Event.SUBSCRIBER_LEFT): Step(State.SUPPRESSED),
+    **{(State.SENDING, event): step for event, step in ON_THE_WIRE.items()},
+    # What the relay accepted may bounce later, by a DSN to the return path; the copy
+    # whose fate is unknown too (the DSN shows it was taken).
+    (State.SENT, Event.LATER_BOUNCE): Step(State.BOUNCED, bounce=True),
+    (State.UNKNOWN, Event.LATER_BOUNCE): Step(State.BOUNCED, bounce=True),
+    # A complaint is about mail that arrived: the message stays as it was, the
+    # subscriber is suppressed at once.
+    **{
+        (state, Event.COMPLAINT): Step(state, suppress=True)
+        for state in (State.SENT, State.UNKNOWN, State.BOUNCED)
+    },
+}
 
 
-def about_relaying(code: int, detail: str) -> bool:
-    """A refusal that speaks of relaying or authentication (RFC 3463 5.7.x, security or
-    policy; or 530, authentication required): the relay's rule for this account, which
-    says nothing about whether the address exists."""
-    if code == AUTH_REQUIRED:
-        return True
-    enhanced = enhanced_code(detail)
-    if enhanced is not None and not enhanced.startswith("5.7."):
-        return False
-    return bool(_RELAY_WORDS.search(_ADDRESS.sub("", detail)))
+@dataclass(frozen=True)
+class Limits:
+    max_attempts: int
+    #: Tries again after a body went out without a final reply (then ``unknown``).
+    max_unanswered: int = 2
 
 
-def condemns_the_relay(refusals: Sequence[RcptRefusal]) -> bool:
-    """Do these refusals in a row (no message let past RCPT TO between them) say the
-    relay refuses recipients as such? Yes when :data:`RCPT_REFUSED_LIMIT` different
-    recipients were refused for relaying or authentication, or when the last that many
-    were refused with the same words (addresses aside) across more than one domain and
-    not with a mailbox's own status (5.1.x, 5.2.x: "no such user" stays a bounce)."""
-    policy = {r.recipient for r in refusals if r.about_relaying}
-    if len(policy) >= RCPT_REFUSED_LIMIT:
-        return True
-    last = refusals[-RCPT_REFUSED_LIMIT:]
-    return len(last) == RCPT_REFUSED_LIMIT and same_words_across_domains(last)
+def decide(state: State, event: Event, *, attempts: int, unanswered: int, limits: Limits) -> Step:
+    """The step ``event`` takes a message in ``state`` with ``attempts`` counted and
+    ``unanswered`` bodies sent without a final reply. Applies the allowances: a
+    deferral that spends the last attempt fails; an unanswered body beyond
+    ``max_unanswered`` retries is ``unknown``."""
+    step = TABLE.get((state, event))
+    if step is None:
+        return Step(state)
+    if (
+        step.to is State.DEFERRED
+        and step.charge is Charge.ATTEMPT
+        and attempts + 1 >= limits.max_attempts
+    ):
+        return Step(State.FAILED, Charge.ATTEMPT)
+    if (
+        step.to is State.DEFERRED
+        and step.charge is Charge.UNANSWERED
+        and unanswered + 1 > limits.max_unanswered
+    ):
+        return Step(State.UNKNOWN, Charge.UNANSWERED)
+    return step
 
 
-def same_words_across_domains(refusals: Sequence[RcptRefusal]) -> bool:
-    """Two or more refusals with the same words (addresses aside) for more than one
-    domain, none with a mailbox's own status: a relay's blanket answer, not the
-    recipients' servers each saying the same."""
-    return (
-        len(refusals) > 1
-        and len({r.shape for r in refusals}) == 1
-        and len({r.domain for r in refusals}) > 1
-        and not any(r.about_the_mailbox for r in refusals)
-    )
+def markdown_table() -> str:
+    """The table as Markdown (the README's copy; a test keeps the two the same)."""
+    lines = ["| state | event | becomes | spends | due again | also |", "|---|---|---|---|---|---|"]
+    for (state, event), step in TABLE.items():
+        also = ", ".join(
+            word
+            for word, on in (
+                ("pauses the relay", step.pause_relay),
+                ("a bounce", step.bounce),
+                ("suppresses", step.suppress),
+            )
+            if on
+        )
+        due = step.wait.value if step.to in (State.DEFERRED, State.PENDING, State.SENDING) else ""
+        lines.append(f"| {state} | {event} | {step.to} | {step.charge} | {due} | {also} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

@@ -14,7 +14,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from alerts.store.outbox import Claimed, Outbox, Outcomes, Recorded, SentMarks
+from alerts.store.marks import SentMarks
+from alerts.store.outbox import Claimed, Outbox, Outcomes, Recorded
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,11 @@ class SendQueue:
         """Set when each deferred row is due again; a row deferred ``max_attempts`` times
         fails instead ("gave up after N attempts")."""
         for claimed, _error in outcomes.relay_deferred:
-            # The relay's backoff: the base delay, whatever the message's own attempts.
-            outcomes.retry_at[claimed.item.outbox_id] = now + self.retry.delay(1)
+            # The relay's backoff: until its pause ends, or the base delay, whatever the
+            # message's own attempts.
+            outcomes.retry_at[claimed.item.outbox_id] = (
+                outcomes.relay_until or now + self.retry.delay(1)
+            )
         deferred = []
         for claimed, error in outcomes.deferred:
             attempts = claimed.attempts + 1

@@ -11,6 +11,8 @@ the relay answered 250 to the end of DATA.
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 import smtplib
 import socket
 import ssl
@@ -23,6 +25,7 @@ from alerts.clock import Clock
 from alerts.config import Secret, SmtpConfig
 from alerts.delivery.base import (
     MessageRefused,
+    NoFinalReply,
     RecipientRefused,
     RelayError,
     RelayUnavailable,
@@ -33,7 +36,10 @@ from alerts.delivery.base import (
 )
 from alerts.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 CLOSING = 421  # the relay is closing the session: the connection is gone after this
+INSUFFICIENT_STORAGE = 452  # at MAIL FROM after some messages: often "too many messages"
 MAILBOX_FULL = 552  # at RCPT TO temporary (RFC 5321 4.5.3.1.10); at MAIL FROM the SIZE
 
 
@@ -93,6 +99,25 @@ class SmtpSender:
         self.limiter = RateLimiter(settings.rate, clock=clock.monotonic) if settings.rate else None
         # smtplib looks the FQDN up on every connect otherwise.
         self.local_hostname = local_hostname or socket.getfqdn()
+        self.monotonic = clock.monotonic
+        #: Messages per session: ``per_connection``, or fewer once the relay showed its limit.
+        self.per_connection = settings.per_connection
+        self._learn = threading.Lock()
+
+    def learn_limit(self, carried: int, reply: str) -> None:
+        """The relay refused the next message on a session that carried ``carried``: open
+        a new session after that many from now on (every worker shares this)."""
+        with self._learn:
+            if carried < self.per_connection:
+                log.info(
+                    "the relay %s takes %d messages per session (it answered %r to the next);"
+                    " sending %d per session from now on",
+                    self.label,
+                    carried,
+                    reply,
+                    carried,
+                )
+                self.per_connection = carried
 
     @classmethod
     def from_config(cls, settings: SmtpConfig, clock: Clock) -> SmtpSender:
@@ -228,15 +253,31 @@ class SmtpConnection:
     def __init__(self, sender: SmtpSender):
         self.sender = sender
         self._smtp: smtplib.SMTP | None = None
+        self._reader: _DeadlineReader | None = None
         self._sent = 0
 
     def send(self, envelope_from: str, recipient: str, message: bytes) -> None:
-        if self._smtp is not None and self._sent >= self.sender.settings.per_connection:
+        try:
+            self._send(envelope_from, recipient, message)
+        except _ConnectionLimit as limit:
+            # The relay takes only so many messages per session (421 or 452 at MAIL FROM
+            # once it carried some): that is nobody's failure. Carry on with a new
+            # session, and open new ones that much sooner from now on.
+            self.sender.learn_limit(limit.carried, limit.reply)
+            self._send(envelope_from, recipient, message)
+
+    def _send(self, envelope_from: str, recipient: str, message: bytes) -> None:
+        if self._smtp is not None and self._sent >= self.sender.per_connection:
             self.close()
         if self._smtp is None:
             self._smtp = self.sender.open()
+            self._reader = _DeadlineReader.install(
+                self._smtp, self.sender.settings.timeout, self.sender.monotonic
+            )
             self._sent = 0
         smtp = self._smtp
+        reader = self._reader
+        assert reader is not None
         options: list[str] = []
         if not (recipient.isascii() and envelope_from.isascii()):
             if not smtp.has_extn("smtputf8"):
@@ -251,28 +292,47 @@ class SmtpConnection:
             options.append(f"SIZE={len(message)}")
         if self.sender.limiter:
             self.sender.limiter.wait()
-        self._sent += 1
+        carried, self._sent = self._sent, self._sent + 1
         stage = Stage.MAIL
         try:
+            reader.start()
             code, text = smtp.mail(envelope_from, options)
             if code != 250:
+                if carried and code in (CLOSING, INSUFFICIENT_STORAGE):
+                    self._drop()
+                    raise _ConnectionLimit(carried, f"{code} {_text(text)}")
                 self._refused(stage, code, text, envelope_from)
             stage = Stage.RCPT
+            reader.start()
             code, text = smtp.rcpt(recipient)
             if code not in (250, 251):
                 self._refused(stage, code, text, envelope_from)
             stage = Stage.DATA
-            try:
-                code, text = smtp.data(message)
-            except smtplib.SMTPDataError as exc:  # the DATA command itself, before the body
-                self._refused(stage, exc.smtp_code, exc.smtp_error, envelope_from)
-            stage = Stage.BODY
+            reader.start()
+            smtp.putcmd("data")
+            code, text = smtp.getreply()
+            if code != 354:
+                self._refused(stage, code, text, envelope_from)
+            reader.start()
+            smtp.send(_dot_stuffed(message))
+            stage = Stage.BODY  # from here on the relay may have taken it
+            code, text = smtp.getreply()
             if code != 250:
                 self._refused(stage, code, text, envelope_from)
         except (OSError, smtplib.SMTPException) as exc:
-            # Dropped or timed out. From DATA on we cannot know whether it went, so it
-            # is tried again (with the same Message-ID) on a new connection.
+            # Dropped or too slow. Before the body's end the relay cannot have taken it;
+            # after, we cannot know whether it went.
             self._drop()
+            if stage is Stage.BODY:
+                raise NoFinalReply(
+                    f"{stage}: no reply after the body: {_describe(exc)}"
+                    + (
+                        f" (none within {self.sender.settings.timeout:g} s)"
+                        if reader.timed_out
+                        else ""
+                    ),
+                    timed_out=reader.timed_out,
+                ) from None
             raise SessionLost(f"{stage}: connection lost: {_describe(exc)}", stage) from None
 
     def close(self) -> None:
@@ -292,17 +352,18 @@ class SmtpConnection:
             raise SessionLost(f"the relay closed the session at {reply}", stage)
         if not 400 <= code < 600:  # not an answer SMTP allows here: start afresh
             self._drop()
-            raise TemporaryFailure(f"{stage}: unexpected reply {code} {_text(text)}", stage)
+            raise SessionLost(f"{stage}: unexpected reply {code} {_text(text)}", stage)
         if stage is not Stage.BODY:  # after the body the relay has ended the transaction
             self._reset()
+        detail = _text(text)
         if code < 500 or (stage is Stage.RCPT and code == MAILBOX_FULL):
             # RFC 5321 4.5.3.1.10: 552 at RCPT TO is to be treated as temporary.
-            raise TemporaryFailure(reply, stage)
+            raise TemporaryFailure(reply, stage, code=code, detail=detail)
         if stage is Stage.RCPT:
-            raise RecipientRefused(reply, stage, code=code, detail=_text(text))
+            raise RecipientRefused(reply, stage, code=code, detail=detail)
         if stage is Stage.MAIL and not _about_size(code, text):
-            raise SenderRefused(reply, envelope_from)
-        raise MessageRefused(reply, stage)
+            raise SenderRefused(reply, envelope_from, code=code, detail=detail)
+        raise MessageRefused(reply, stage, code=code, detail=detail)
 
     def _reset(self) -> None:
         if self._smtp is None:
@@ -338,3 +399,82 @@ def _text(value: bytes | str) -> str:
 def _describe(exc: BaseException) -> str:
     text = str(exc) or exc.__class__.__name__
     return f"{exc.__class__.__name__}: {text}" if text != exc.__class__.__name__ else text
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+class _ConnectionLimit(Exception):
+    def __init__(self, carried: int, reply: str):
+        super().__init__(reply)
+        self.carried = carried
+        self.reply = reply
+
+
+def _dot_stuffed(message: bytes) -> bytes:
+    """The body as DATA sends it (RFC 5321 4.5.2): leading dots doubled, CRLF-ended,
+    then the lone dot. The same as smtplib's ``data`` does."""
+    body = _LEADING_DOT.sub(b"..", message)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    return body + b".\r\n"
+
+
+class _DeadlineReader:
+    """Reads the relay's replies for smtplib with one deadline per command: ``timeout``
+    seconds for the whole reply, however it trickles in (a socket timeout alone applies
+    to each read, and a relay sending a byte a second never trips it). Installed as the
+    session's ``file``, which is all smtplib reads replies from."""
+
+    def __init__(self, sock: socket.socket, timeout: float, monotonic: Callable[[], float]):
+        self.sock = sock
+        self.timeout = timeout
+        self.monotonic = monotonic
+        self.buffer = b""
+        self.deadline = monotonic() + timeout
+        self.timed_out = False
+
+    @classmethod
+    def install(
+        cls, smtp: smtplib.SMTP, timeout: float, monotonic: Callable[[], float]
+    ) -> _DeadlineReader:
+        if smtp.file is not None:  # already reading: keep what it buffered
+            smtp.file.close()
+        assert smtp.sock is not None  # open() returns a connected session
+        reader = cls(smtp.sock, timeout, monotonic)
+        smtp.file = reader
+        return reader
+
+    def start(self) -> None:
+        """A command goes now: its reply (and sending it) must be done within ``timeout``."""
+        self.deadline = self.monotonic() + self.timeout
+        self.timed_out = False
+        self.sock.settimeout(self.timeout)
+
+    def readline(self, limit: int = -1) -> bytes:
+        while True:
+            end = self.buffer.find(b"\n")
+            if end >= 0 or (0 <= limit <= len(self.buffer)):
+                cut = end + 1 if end >= 0 else limit
+                if 0 <= limit < cut:
+                    cut = limit
+                line, self.buffer = self.buffer[:cut], self.buffer[cut:]
+                return line
+            left = self.deadline - self.monotonic()
+            if left <= 0:
+                self.timed_out = True
+                raise TimeoutError(f"no complete reply within {self.timeout:g} s")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                self.timed_out = True
+                raise
+            if not chunk:
+                line, self.buffer = self.buffer, b""
+                return line
+
+            self.buffer += chunk
+
+    def close(self) -> None:
+        self.buffer = b""

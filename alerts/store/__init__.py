@@ -12,7 +12,13 @@ writes SQL of its own, and no module outside the store imports the tables.
   when its change is an update to mail.
 - :mod:`~alerts.store.subscribers`: subscriber records and their status changes.
 - :mod:`~alerts.store.digests`: digests, queueing them, and what each subscriber was sent.
-- :mod:`~alerts.store.outbox`: the outbox as a work queue (claims, leases, outcomes).
+- :mod:`~alerts.store.outbox`: the outbox as a work queue (claims, leases, outcomes);
+  :mod:`~alerts.store.marks` marks each accepted message sent at once;
+  :mod:`~alerts.store.senders` says who is sending and who died;
+  :mod:`~alerts.store.writes` is the one SQLite write transaction;
+  :mod:`~alerts.store.counters` keeps the delivery totals and the latency histogram.
+- :mod:`~alerts.store.relay`: a relay's pause (``store.relays``);
+  :mod:`~alerts.store.bounces`: bounces and complaints that come later (``store.returns``).
 - :mod:`~alerts.store.runs`: the record of runs, and ``alerts status``.
 - :mod:`~alerts.store.sources`: what each source has already given (files, feeds), and
   each source's health.

@@ -113,9 +113,10 @@ class Fixtures:
                 conn.execute(insert(outbox), rows)
         return message_ids
 
-    def outbox_rows(self) -> list[dict[str, Any]]:
-        """Every outbox row in queue order, with its subscriber's ``email`` and ``name`` and
-        its digest's ``kind``, ``subject`` and ``meta`` (as ``digest_kind`` etc.)."""
+    def outbox_rows(self, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every outbox row in queue order (or the first ``limit``), with its subscriber's
+        ``email`` and ``name`` and its digest's ``kind``, ``subject`` and ``meta`` (as
+        ``digest_kind`` etc.)."""
         query = (
             select(
                 outbox,
@@ -127,6 +128,7 @@ class Fixtures:
             )
             .select_from(outbox.join(subscribers).join(digests))
             .order_by(outbox.c.id)
+            .limit(limit)
         )
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from alerts.store.outbox import LATENCY_BUCKETS, TOTALS
+from alerts.store.counters import LATENCY_BUCKETS, TOTALS
 from alerts.store.runs import FEEDS_BUILT, HEARTBEAT_FRESH, Runs
 from alerts.store.schema import counters, digests, latency_buckets, outbox, runs
 from alerts.store.sources import Sources

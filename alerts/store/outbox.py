@@ -29,10 +29,7 @@ dies. A sender that hangs keeps its lock, and the lease covers it.
 from __future__ import annotations
 
 import enum
-import hashlib
 import logging
-import os
-import random
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -41,22 +38,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, bindparam, func, insert, select, text, update
+from sqlalchemy import Engine, Row, and_, bindparam, func, select, text, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.elements import ColumnElement
 
+from alerts.store.counters import count_latencies, count_totals
 from alerts.store.database import create_db_engine
 from alerts.store.ids import chunks
-from alerts.store.schema import counters, digests, latency_buckets, outbox, subscribers
+from alerts.store.marks import MARK_SENT, SentMarks, latency_ms
+from alerts.store.schema import outbox, subscribers
+from alerts.store.senders import SENDER_LOCKS, dead_here, holder_sender, sender_lock_key
+from alerts.store.writes import write_transaction
 from alerts.types import MailPriority, OutboxItem, SubscriberStatus
 
 log = logging.getLogger(__name__)
-
-#: First key of the senders' advisory locks (the two-key form, so that it can never be the
-#: scheduler's one-key lock in alerts.locking).
-SENDER_LOCKS = 0x61_6C_72_74
 
 
 class OutboxStatus(enum.StrEnum):
@@ -66,6 +62,7 @@ class OutboxStatus(enum.StrEnum):
     BOUNCED = "bounced"  # the relay refused the recipient (5xx)
     FAILED = "failed"  # given up: too many attempts, or refused for good
     SUPPRESSED = "suppressed"  # the subscriber left or was suppressed before it went
+    UNKNOWN = "unknown"  # the body went out, no final reply came, its tries used up
 
 
 @dataclass(frozen=True)
@@ -76,6 +73,8 @@ class Claimed:
     attempts: int
     #: When what it carries arrived (for the latency recorded when it is sent).
     arrived_at: datetime | None = None
+    #: Bodies sent before without a final reply.
+    unanswered: int = 0
 
 
 @dataclass
@@ -93,6 +92,14 @@ class Outcomes:
     #: Deferred for the relay's sake (down, closing sessions): pending again after the
     #: relay's backoff, with no attempt counted, so an outage never fails mail for good.
     relay_deferred: list[tuple[Claimed, str]] = field(default_factory=list)
+    #: When the relay's pause ends, if it asked to wait: the relay-deferred rows are
+    #: due then (otherwise when the sender's retry policy says).
+    relay_until: datetime | None = None
+    #: The body went out without a final reply: pending again at the time given, no
+    #: attempt counted, the unanswered count up by one.
+    unanswered: list[tuple[Claimed, str, datetime]] = field(default_factory=list)
+    #: The same, with its tries used up: neither sent nor failed, never sent again.
+    unknown: list[tuple[Claimed, str]] = field(default_factory=list)
     #: When each deferred and relay-deferred row is due again (by outbox id): the
     #: sender's retry policy decides, not the store (a row it gives up on is ``failed``).
     retry_at: dict[int, datetime] = field(default_factory=dict)
@@ -104,6 +111,8 @@ class Outcomes:
             + len(self.bounced)
             + len(self.failed)
             + len(self.relay_deferred)
+            + len(self.unanswered)
+            + len(self.unknown)
         )
 
 
@@ -115,157 +124,7 @@ class Recorded:
     deferred: int = 0
     failed: int = 0
     bounced_subscribers: tuple[int, ...] = ()
-
-
-def sender_name() -> str:
-    """A new name for one run of a sending process: host, pid and a nonce (pids are
-    reused, and one process may run several senders at once)."""
-    return f"{socket.gethostname()[:60]}:{os.getpid()}:{random.getrandbits(32):08x}"
-
-
-def worker_name(sender: str, index: int) -> str:
-    """``host:pid:nonce:index``: unique per worker, and says which sender holds a row."""
-    return f"{sender}:{index}"
-
-
-def holder_sender(holder: str) -> str | None:
-    """The ``host:pid:nonce`` part of a worker name (None for a name of another form)."""
-    parts = holder.split(":")
-    return ":".join(parts[:3]) if len(parts) == 4 and parts[1].isdigit() else None
-
-
-def sender_lock_key(sender: str) -> int:
-    """The second key of a sender's advisory lock (a signed 32-bit int)."""
-    return int.from_bytes(
-        hashlib.blake2b(sender.encode(), digest_size=4).digest(), "big", signed=True
-    )
-
-
-_writers: dict[str, threading.Lock] = {}
-_writers_guard = threading.Lock()
-
-
-def sqlite_writer(engine: Engine) -> threading.Lock:
-    """One lock per SQLite database in this process, taken around each write transaction
-    of the outbox: the workers take turns here rather than in SQLite's busy handler,
-    which sleeps 1, 2, 5, 10 ms... between tries (other processes still meet that)."""
-    with _writers_guard:
-        return _writers.setdefault(str(engine.url.database), threading.Lock())
-
-
-@contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that writes. On SQLite it takes the write lock up front (``BEGIN
-    IMMEDIATE``), so two claimers queue on the busy timeout instead of both reading the
-    same due rows and one failing on upgrade."""
-    with engine.connect() as conn:
-        if conn.dialect.name != "sqlite":
-            with conn.begin():
-                yield conn
-            return
-        # WAL with synchronous=NORMAL: a commit survives a crash of this process (all
-        # the outbox promises) but is not fsynced each time; after a power cut the
-        # last marks may be lost, and those messages go again with their Message-ID.
-        # Restored afterwards: the connection goes back to the pool for other stages.
-        previous = int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
-        conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
-        try:
-            with sqlite_writer(engine):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                    conn.commit()
-                except BaseException:
-                    conn.rollback()
-                    raise
-        finally:
-            conn.exec_driver_sql(f"PRAGMA synchronous={previous}")
-
-
-#: Sent messages counted into the totals and the histogram at a time (see SentMarks.mark).
-COUNT_EVERY = 200
-COUNT_SECONDS = 1.0
-
-
-class SentMarks:
-    """Marks accepted messages sent one at a time, each in a commit of its own, on a
-    connection of its own (one per worker), as soon as the relay said 250.
-
-    The commit does not wait for the disk: it survives the process dying, which is what
-    bounds the repeats after kill -9 to the one message per connection in flight
-    (measured in benchmarks/fanout.py --durability against batching the marks)."""
-
-    def __init__(self, engine: Engine, monotonic: Callable[[], float]):
-        self.sqlite = engine.dialect.name == "sqlite"
-        self._monotonic = monotonic
-        self._writer = sqlite_writer(engine)
-        self.conn = engine.connect()
-        if self.sqlite:
-            self._previous = int(self.conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
-            self.conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
-        else:
-            self.conn.exec_driver_sql("SET synchronous_commit TO off")
-        self.conn.commit()
-        self._uncounted: dict[int, object] = {}
-        self._counted_at = monotonic()
-
-    def mark(self, outbox_id: int, now: datetime, arrived: datetime | None = None) -> None:
-        """Record that the relay accepted this row's message at ``now`` (and the latency
-        from ``arrived``, when its content's arrival is known). It was accepted, so the
-        row is sent whoever holds it now (a worker that lost its lease included).
-
-        Only the row is written per message. The delivery totals and the latency
-        histogram are counted in batches (:data:`COUNT_EVERY` messages or
-        :data:`COUNT_SECONDS`, and at :meth:`close`): an upsert of each per message
-        halved the fan-out rate (benchmarks/fanout.py). After kill -9 the totals may miss
-        the last batch; the rows themselves never do."""
-        values = {"row_id": outbox_id, "accepted": now, "latency": _latency_ms(now, arrived)}
-        self._write(lambda conn: conn.execute(MARK_SENT, values))
-        self._uncounted[outbox_id] = values["latency"]
-        if (
-            len(self._uncounted) >= COUNT_EVERY
-            or self._monotonic() - self._counted_at >= COUNT_SECONDS
-        ):
-            self.flush_counts()
-
-    def flush_counts(self) -> None:
-        """Add the messages marked since the last flush to the totals and the histogram."""
-        latencies, self._uncounted = self._uncounted, {}
-        self._counted_at = self._monotonic()
-        if latencies:
-
-            def count(conn: Connection) -> None:
-                _count(conn, sent=len(latencies))
-                _count_latencies(conn, latencies)
-
-            self._write(count)
-
-    def _write(self, work: Callable[[Connection], object]) -> None:
-        """One commit of ``work`` on this connection (SQLite: taking turns with the other
-        writers of this database)."""
-        if not self.sqlite:
-            with self.conn.begin():
-                work(self.conn)
-            return
-        with self._writer:
-            try:
-                self.conn.exec_driver_sql("BEGIN IMMEDIATE")
-                work(self.conn)
-                self.conn.commit()
-            except BaseException:
-                self.conn.rollback()
-                raise
-
-    def close(self) -> None:
-        try:
-            self.flush_counts()
-            if self.sqlite:
-                self.conn.exec_driver_sql(f"PRAGMA synchronous={self._previous}")
-            else:
-                self.conn.exec_driver_sql("RESET synchronous_commit")
-            self.conn.commit()
-        finally:
-            self.conn.close()
+    unknown: int = 0
 
 
 class Outbox:
@@ -345,6 +204,7 @@ class Outbox:
             outbox.c.message_id,
             outbox.c.attempts,
             outbox.c.arrived_at,
+            outbox.c.unanswered,
             subscribers.c.email,
             subscribers.c.name,
             subscribers.c.status,
@@ -421,7 +281,7 @@ class Outbox:
         if outcomes.sent:
             sent_rows = [_sent_row(row_id, outcomes, now) for row_id in outcomes.sent]
             conn.execute(MARK_SENT, sent_rows)
-            _count_latencies(
+            count_latencies(
                 conn,
                 {
                     row_id: row["latency"]
@@ -435,6 +295,14 @@ class Outbox:
             changes.append(
                 (claimed, OutboxStatus.PENDING, outcomes.retry_at[claimed.item.outbox_id], error, 0)
             )
+        answerless = [
+            (claimed, OutboxStatus.PENDING, due, error)
+            for claimed, error, due in outcomes.unanswered
+        ]
+        answerless += [
+            (claimed, OutboxStatus.UNKNOWN, now, error) for claimed, error in outcomes.unknown
+        ]
+        deferred += len(outcomes.unanswered)
         for claimed, error in outcomes.deferred:
             deferred += 1
             changes.append(
@@ -446,7 +314,7 @@ class Outbox:
         for claimed, error in outcomes.bounced:
             bounced.append(claimed.item.subscriber_id)
             changes.append((claimed, OutboxStatus.BOUNCED, now, error, 1))
-        _count(
+        count_totals(
             conn, sent=len(outcomes.sent), deferred=deferred, failed=failed, bounced=len(bounced)
         )
         if changes:
@@ -476,7 +344,29 @@ class Outbox:
                     for c, s, d, e, n in changes
                 ],
             )
-        return Recorded(len(outcomes.sent), deferred, failed, tuple(bounced))
+        if answerless:
+            conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.id == bindparam("row_id"),
+                    outbox.c.claimed_by == worker,
+                    outbox.c.status == OutboxStatus.SENDING,
+                )
+                .values(
+                    status=bindparam("new_status"),
+                    next_attempt_at=bindparam("due"),
+                    last_error=bindparam("error"),
+                    unanswered=outbox.c.unanswered + 1,
+                    claimed_by=None,
+                    claimed_until=None,
+                ),
+                [
+                    {"row_id": c.item.outbox_id, "new_status": s, "due": d, "error": e[:2000]}
+                    for c, s, d, e in answerless
+                ],
+            )
+        count_totals(conn, unknown=len(outcomes.unknown))
+        return Recorded(len(outcomes.sent), deferred, failed, tuple(bounced), len(outcomes.unknown))
 
     def release(self, worker: str, ids: Iterable[int]) -> None:
         """Give back rows this worker claimed but did not try (stopping, or relay down):
@@ -568,7 +458,7 @@ class Outbox:
             )
         if self.sqlite:
             host = socket.gethostname()[:60]
-            dead = [h for h in holders if h and _dead_here(h, host)]
+            dead = [h for h in holders if h and dead_here(h, host)]
         else:
             dead = self._unlocked(h for h in holders if h)
         if not dead:
@@ -652,147 +542,13 @@ class Outbox:
             )
 
 
-#: One row accepted by the relay (``row_id``, ``accepted``, ``latency``): marked sent by
-#: SentMarks one at a time and by Outbox._record in batches, with the same statement.
-MARK_SENT = (
-    update(outbox)
-    .where(outbox.c.id == bindparam("row_id"))
-    .values(
-        status=OutboxStatus.SENT,
-        sent_at=bindparam("accepted"),
-        latency_ms=bindparam("latency"),
-        attempts=outbox.c.attempts + 1,
-        last_error=None,
-        claimed_by=None,
-        claimed_until=None,
-    )
-)
-
-
 def _sent_row(row_id: int, outcomes: Outcomes, now: datetime) -> dict[str, object]:
     accepted = outcomes.accepted.get(row_id, now)
     return {
         "row_id": row_id,
         "accepted": accepted,
-        "latency": _latency_ms(accepted, outcomes.arrived.get(row_id)),
+        "latency": latency_ms(accepted, outcomes.arrived.get(row_id)),
     }
-
-
-def _latency_ms(accepted: datetime, arrived: datetime | None) -> int | None:
-    """From the content's arrival to the relay's acceptance, in milliseconds."""
-    return None if arrived is None else max(0, round((accepted - arrived).total_seconds() * 1000))
-
-
-#: The delivery totals kept in ``counters`` (see :meth:`alerts.store.monitoring.Metrics.delivery_totals`).
-TOTALS = ("sent", "deferred", "bounced", "failed")
-
-
-def _count(conn: Connection, **amounts: int) -> None:
-    """Add to the delivery totals, in the transaction that records the outcomes."""
-    for name, amount in amounts.items():
-        if not amount:
-            continue
-        key = f"delivery_{name}"
-        changed = conn.execute(
-            update(counters).where(counters.c.name == key).values(value=counters.c.value + amount)
-        ).rowcount
-        if changed:
-            continue
-        # The migration made the rows; a database made otherwise gets them here. Two
-        # senders may both try: the one whose insert fails adds to the other's row.
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(counters).values(name=key, value=amount))
-        except IntegrityError:
-            conn.execute(
-                update(counters)
-                .where(counters.c.name == key)
-                .values(value=counters.c.value + amount)
-            )
-
-
-#: Latency histogram buckets, in seconds: an urgent alert should be in the first few;
-#: daily and weekly digests land in the last ones by design.
-LATENCY_BUCKETS = (
-    1.0,
-    2.0,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-    300.0,
-    900.0,
-    3600.0,
-    6 * 3600.0,
-    86400.0,
-    7 * 86400.0,
-)
-#: The bound stored for the bucket above the last one (``+Inf``).
-OVERFLOW_MS = 2**62
-_BOUNDS_MS = tuple(round(bound * 1000) for bound in LATENCY_BUCKETS)
-
-
-def latency_bucket_ms(latency_ms: int) -> int:
-    """The bound of the ``latency_buckets`` row a latency is counted in."""
-    return next((bound for bound in _BOUNDS_MS if latency_ms <= bound), OVERFLOW_MS)
-
-
-def _count_latencies(conn: Connection, latencies: dict[int, object]) -> None:
-    """Add the latencies of these sent rows (by outbox id; None: arrival unknown) to the
-    histogram (batched: see SentMarks.mark): one read of their kinds and one
-    write per bucket touched."""
-    known = {row_id: ms for row_id, ms in latencies.items() if isinstance(ms, int)}
-    if not known:
-        return
-    kinds = dict(
-        conn.execute(
-            select(outbox.c.id, digests.c.kind)
-            .select_from(outbox.join(digests, digests.c.id == outbox.c.digest_id))
-            .where(outbox.c.id.in_(list(known)))
-        ).all()
-    )
-    added: dict[tuple[str, int], list[int]] = {}
-    for row_id, ms in known.items():
-        kind = kinds.get(row_id)
-        if kind is not None:
-            found = added.setdefault((str(kind), latency_bucket_ms(ms)), [0, 0])
-            found[0] += 1
-            found[1] += ms
-    for (kind, bound), (count, sum_ms) in sorted(added.items()):
-        where = (latency_buckets.c.kind == kind, latency_buckets.c.le_ms == bound)
-        grow = {
-            "count": latency_buckets.c.count + count,
-            "sum_ms": latency_buckets.c.sum_ms + sum_ms,
-        }
-        if conn.execute(update(latency_buckets).where(*where).values(grow)).rowcount:
-            continue
-        # The first of its kind in this bucket; two senders may both insert: the one
-        # that fails adds to the other's row (as in _count).
-        try:
-            with conn.begin_nested():
-                conn.execute(
-                    insert(latency_buckets).values(
-                        kind=kind, le_ms=bound, count=count, sum_ms=sum_ms
-                    )
-                )
-        except IntegrityError:
-            conn.execute(update(latency_buckets).where(*where).values(grow))
-
-
-def _dead_here(holder: str, host: str) -> bool:
-    parts = holder.split(":")
-    if len(parts) < 2 or parts[0] != host or not parts[1].isdigit():
-        return False
-    pid = int(parts[1])
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def _mark_left(conn: Connection, ids: list[int]) -> None:
@@ -819,4 +575,4 @@ def _claimed(row: Row[*tuple[Any, ...]]) -> Claimed:
         email=row.email,
         name=row.name,
     )
-    return Claimed(item, row.attempts, row.arrived_at)
+    return Claimed(item, row.attempts, row.arrived_at, row.unanswered)

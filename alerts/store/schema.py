@@ -226,6 +226,9 @@ outbox = Table(
     # or the request (a confirmation). With sent_at, the latency operators see.
     Column("arrived_at", UtcDateTime),
     Column("latency_ms", BigInteger),
+    # Bodies sent that got no final reply (the relay may have taken them): after
+    # delivery.max_unanswered more the message is "unknown", never sent again by itself.
+    Column("unanswered", SmallInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("subscriber_id", "digest_id", name="uq_outbox_subscriber_digest"),
     Index("ix_outbox_due", "status", "priority", "next_attempt_at"),
 )
@@ -292,6 +295,20 @@ latency_buckets = Table(
     Column("le_ms", BigInteger, primary_key=True, autoincrement=False),
     Column("count", BigInteger, nullable=False, default=0),
     Column("sum_ms", BigInteger, nullable=False, default=0),
+)
+
+# A relay that asked every sender to wait (a quota or throttle: a 4xx at MAIL FROM, the
+# same 4xx for consecutive messages): no process sends through it before paused_until.
+relay_pauses = Table(
+    "relay_pauses",
+    metadata,
+    Column("relay", String(300), primary_key=True),
+    Column("paused_until", UtcDateTime, nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+    # Pauses in a row without a message accepted between: the backoff doubles with them.
+    Column("pauses", Integer, nullable=False, default=1),
+    # The relay's own words, quoted by alerts status, /metrics and the log.
+    Column("reply", Text, nullable=False),
 )
 
 runs = Table(

@@ -14,6 +14,8 @@ Each repository owns its tables and has one method per operation:
 - ``store.retention``: :class:`~alerts.store.retention.Retention`
 - ``store.users``: :class:`~alerts.store.users.Users` (console accounts and sign-ins)
 - ``store.audit``: :class:`~alerts.store.audit.Audit` (what the console did)
+- ``store.relays``: :class:`~alerts.store.relay.RelayPauses` (a relay's pause, across processes)
+- ``store.returns``: :class:`~alerts.store.bounces.Returns` (bounces and complaints that come later)
 - ``store.fixtures``: :class:`~alerts.store.fixtures.Fixtures` (tests and benchmarks only)
 """
 
@@ -28,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.store.advisories import Advisories
 from alerts.store.audit import Audit
+from alerts.store.bounces import Returns
 from alerts.store.database import (
     CONFIG_CAUSES,
     DatabaseConfigError,
@@ -41,6 +44,7 @@ from alerts.store.identity import DEFAULT_UPDATE_INTERVAL
 from alerts.store.limits import Limits
 from alerts.store.monitoring import Metrics
 from alerts.store.outbox import Outbox
+from alerts.store.relay import RelayPauses
 from alerts.store.retention import Retention
 from alerts.store.runs import Runs
 from alerts.store.sources import Sources
@@ -65,6 +69,8 @@ class Store:
         self.retention = Retention(engine, self.subscribers, self.limits)
         self.users = Users(engine)
         self.audit = Audit(engine)
+        self.relays = RelayPauses(engine)
+        self.returns = Returns(engine)
         #: Seeding and looking inside the tables: for tests and benchmarks only.
         self.fixtures = Fixtures(engine)
 

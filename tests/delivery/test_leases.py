@@ -18,7 +18,8 @@ from alerts.app import App
 from alerts.delivery import Dispatcher, SendQueue, make_outbox, make_sender
 from alerts.message import OutboxItem
 from alerts.store import engine_url
-from alerts.store.outbox import SENDER_LOCKS, Outcomes, sender_lock_key, sender_name
+from alerts.store.outbox import Outcomes
+from alerts.store.senders import SENDER_LOCKS, sender_lock_key, sender_name
 from alerts.testing import SmtpSink, bare_message_id
 from tests.support import NOW
 from tests.support.delivery import queue, rows, statuses

@@ -62,4 +62,5 @@ def test_the_delivery_totals_count_every_outcome_across_runs(make_app: object, d
         "deferred": 2,
         "bounced": 1,
         "failed": 0,
+        "unknown": 0,
     }
