@@ -113,7 +113,9 @@ class LinkSigner:
             for purpose, serializer in self._serializers.items()
         }
 
-    def token(self, subscriber_id: int, purpose: str, issued: datetime, key: str | None = None) -> str:
+    def token(
+        self, subscriber_id: int, purpose: str, issued: datetime, key: str | None = None
+    ) -> str:
         """A URL-safe token that proves ``purpose`` for ``subscriber_id`` (whose row holds
         ``key``), stamped with ``issued``: what ``URLSafeTimedSerializer.dumps`` makes,
         except that the payload is never compressed (dumps compresses only ids with long
@@ -122,7 +124,9 @@ class LinkSigner:
         self._serializer(purpose)  # rejects an unknown purpose
         if key is None:
             return self._stamp(purpose, base64_encode(b"%d" % int(subscriber_id)), issued)
-        return self._stamp(purpose, base64_encode(b'[%d,"%s"]' % (int(subscriber_id), _checked_key(key))), issued)
+        return self._stamp(
+            purpose, base64_encode(b'[%d,"%s"]' % (int(subscriber_id), _checked_key(key))), issued
+        )
 
     def _stamp(self, purpose: str, payload: bytes, issued: datetime) -> str:
         """``payload``, the issue time and their MAC, as itsdangerous's TimestampSigner
@@ -132,7 +136,9 @@ class LinkSigner:
         mac.update(value)
         return (value + b"." + base64_encode(mac.digest())).decode("ascii")
 
-    def _load(self, token: str, purpose: str, now: datetime, max_age: int | None) -> tuple[Any, datetime]:
+    def _load(
+        self, token: str, purpose: str, now: datetime, max_age: int | None
+    ) -> tuple[Any, datetime]:
         """The payload and issue time of a token signed for ``purpose``; raises
         :class:`BadToken` when it is forged or tampered with, or older than ``max_age``
         seconds at ``now``. The age is ours to check (itsdangerous would read the system
@@ -141,7 +147,9 @@ class LinkSigner:
         try:
             value, issued_at = serializer.loads(token, return_timestamp=True)
         except BadData:
-            hint = "copy the whole link from the email" + ("" if purpose == CONFIRM else ", or ask for a new one")
+            hint = "copy the whole link from the email" + (
+                "" if purpose == CONFIRM else ", or ask for a new one"
+            )
             raise BadToken(f"this {purpose} link is not valid", hint=hint) from None
         issued_at = issued_at.astimezone(UTC)
         if max_age is not None and (now - issued_at).total_seconds() > max_age:
@@ -155,7 +163,9 @@ class LinkSigner:
         ``now``. (Whether it fits the row that has the id now is :func:`link_fits`.)"""
         return self.read(token, purpose, now, max_age).subscriber_id
 
-    def read(self, token: str, purpose: str, now: datetime, max_age: int | None = None) -> LinkClaim:
+    def read(
+        self, token: str, purpose: str, now: datetime, max_age: int | None = None
+    ) -> LinkClaim:
         """What a token says: the id, the key and the issue time. Raises :class:`BadToken`
         as :meth:`verify` does."""
         value, issued_at = self._load(token, purpose, now, max_age)
@@ -184,7 +194,11 @@ class LinkSigner:
         return f"{self.base_url}/confirm?token={self.confirm_token(confirmation, issued)}"
 
     def confirm_token(self, confirmation: Confirmation, issued: datetime) -> str:
-        if confirmation.areas is None or confirmation.frequency is None or confirmation.urgent is None:
+        if (
+            confirmation.areas is None
+            or confirmation.frequency is None
+            or confirmation.urgent is None
+        ):
             return self.token(confirmation.subscriber_id, CONFIRM, issued, confirmation.key)
         payload: list[Any] = [
             int(confirmation.subscriber_id),
@@ -196,12 +210,21 @@ class LinkSigner:
             payload.append(_checked_key(confirmation.key).decode("ascii"))
         return self._stamp(CONFIRM, self._serializers[CONFIRM].dump_payload(payload), issued)
 
-    def verify_confirmation(self, token: str, now: datetime, max_age: int | None = None) -> Confirmation:
+    def verify_confirmation(
+        self, token: str, now: datetime, max_age: int | None = None
+    ) -> Confirmation:
         """What a confirmation token confirms. Raises :class:`BadToken` as verify() does."""
         value, issued_at = self._load(token, CONFIRM, now, max_age)
         if _is_id(value):
-            return Confirmation(value, issued_at=issued_at)  # made before preferences travelled in links
-        if isinstance(value, list) and len(value) == 2 and _is_id(value[0]) and isinstance(value[1], str):
+            return Confirmation(
+                value, issued_at=issued_at
+            )  # made before preferences travelled in links
+        if (
+            isinstance(value, list)
+            and len(value) == 2
+            and _is_id(value[0])
+            and isinstance(value[1], str)
+        ):
             return Confirmation(value[0], issued_at=issued_at, key=value[1])
         try:
             subscriber_id, areas, frequency, urgent, *key = value
@@ -223,7 +246,9 @@ class LinkSigner:
         try:
             return self._serializers[purpose]
         except KeyError:
-            raise ValueError(f"unknown token purpose {purpose!r}; one of {sorted(PURPOSES)}") from None
+            raise ValueError(
+                f"unknown token purpose {purpose!r}; one of {sorted(PURPOSES)}"
+            ) from None
 
 
 def new_link_key() -> str:
@@ -231,7 +256,9 @@ def new_link_key() -> str:
     return secrets.token_urlsafe(12)
 
 
-def link_fits(claim: LinkClaim | Confirmation, row_key: str | None, created_at: datetime | None) -> bool:
+def link_fits(
+    claim: LinkClaim | Confirmation, row_key: str | None, created_at: datetime | None
+) -> bool:
     """Whether a link was made for the row that now has its id (whose ``link_key`` is
     ``row_key``, created at ``created_at``). A keyed link fits the row holding its key.
     A link of the old form (the id alone, made before keys travelled in links) fits a row
@@ -343,5 +370,8 @@ def _create_key_file(path: Path) -> bytes:
         ) from None
     finally:
         temporary.unlink(missing_ok=True)
-    log.warning("Created a new random key for signing links in %s (keep it: links already sent depend on it)", path)
+    log.warning(
+        "Created a new random key for signing links in %s (keep it: links already sent depend on it)",
+        path,
+    )
     return key

@@ -11,7 +11,15 @@ import pytest
 
 from alerts.config import Config, parse_config
 from alerts.errors import BadToken
-from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, Confirmation, LinkSigner, link_fits, new_link_key
+from alerts.tokens import (
+    CONFIRM,
+    MANAGE,
+    UNSUBSCRIBE,
+    Confirmation,
+    LinkSigner,
+    link_fits,
+    new_link_key,
+)
 from alerts.types import Frequency
 from tests.conftest import NOW
 
@@ -22,7 +30,11 @@ KEY_ENV = "ALERTS_TEST_TOKEN_KEY"
 def signer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LinkSigner:
     monkeypatch.delenv(KEY_ENV, raising=False)
     config: Config = parse_config(
-        {"site": {"base_url": "https://alerts.example.org/"}, "security": {"secret_key_env": KEY_ENV}}, root=tmp_path
+        {
+            "site": {"base_url": "https://alerts.example.org/"},
+            "security": {"secret_key_env": KEY_ENV},
+        },
+        root=tmp_path,
     )
     return LinkSigner(config)
 
@@ -40,7 +52,9 @@ def test_a_keyed_token_fits_only_the_row_holding_its_key(signer: LinkSigner) -> 
 def test_an_old_form_token_fits_a_row_that_existed_when_it_was_made(signer: LinkSigner) -> None:
     claim = signer.read(signer.token(7, UNSUBSCRIBE, NOW), UNSUBSCRIBE, NOW + timedelta(days=900))
     assert claim.key is None
-    assert link_fits(claim, new_link_key(), NOW - timedelta(days=30))  # an unsubscribe link never expires
+    assert link_fits(
+        claim, new_link_key(), NOW - timedelta(days=30)
+    )  # an unsubscribe link never expires
     assert link_fits(claim, new_link_key(), NOW)
     # The id was reused by a row made after the link: not the person it was made for.
     assert not link_fits(claim, new_link_key(), NOW + timedelta(seconds=1))
@@ -51,7 +65,11 @@ def test_a_confirmation_carries_the_key_with_the_choices_it_states(signer: LinkS
     stated = Confirmation(7, ("medway",), Frequency.WEEKLY, False, key=key)
     token = signer.confirm_token(stated, NOW)
     confirmation = signer.verify_confirmation(token, NOW)
-    assert (confirmation.subscriber_id, confirmation.areas, confirmation.key) == (7, ("medway",), key)
+    assert (confirmation.subscriber_id, confirmation.areas, confirmation.key) == (
+        7,
+        ("medway",),
+        key,
+    )
     assert link_fits(confirmation, key, NOW) and not link_fits(confirmation, new_link_key(), NOW)
     # A confirmation made before keys and choices travelled in links still reads.
     old = signer.verify_confirmation(signer.token(7, CONFIRM, NOW), NOW)
