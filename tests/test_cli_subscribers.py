@@ -14,15 +14,17 @@ from alerts.store import open_store
 from alerts.store.subscribers import find_subscriber
 from alerts.subscribers.lists import read_list
 from alerts.types import SubscriberStatus
-from tests.conftest import REPO
+from tests.conftest import REPO, make_database
 
 Run = Callable[..., Result]
 
 
 @pytest.fixture
 def run(write_config: Callable[..., Path], db_url: str, run_cli: Run) -> Run:
-    """The CLI against a config whose database is SQLite or PostgreSQL in turn."""
+    """The CLI against a config whose database is SQLite or PostgreSQL in turn, made
+    as a first run makes it (list, remove and export never make one)."""
     config = write_config(database=db_url)
+    make_database(config)
 
     def invoke(*args: str) -> Result:
         return run_cli(*args, config=config)

@@ -24,7 +24,7 @@ from alerts.feeds.render import STYLESHEET
 from alerts.feeds.state import STATE_FILE
 from alerts.ingest import ingest_files
 from tests.advisory_files import write_advisory
-from tests.conftest import NOW, SAMPLE, utc_of
+from tests.conftest import NOW, SAMPLE, make_database, utc_of
 
 BASE = "https://alerts.example.org"
 SAMPLE_URL = (
@@ -424,7 +424,10 @@ def test_cli_feeds_build_prints_json_and_a_second_run_writes_nothing(
     assert second.output.strip() == f"Feeds in {tmp_path / 'feeds'}: 0 written, {len(data['written'])} unchanged."
 
 
-def test_cli_feeds_build_into_a_file_fails_with_one_line(run_cli: Callable[..., Result], tmp_path: Path) -> None:
+def test_cli_feeds_build_into_a_file_fails_with_one_line(
+    run_cli: Callable[..., Result], config_path: Path, tmp_path: Path
+) -> None:
+    make_database(config_path)  # feeds build reads what a run stored; it never makes a database
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     result = run_cli("feeds", "build", "--out", str(blocker / "feeds"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from alerts.app import App
-from alerts.cli import cli, json_option, print_json, with_app
+from alerts.cli import cli, json_option, print_json, with_existing_app
 from alerts.cli.subscribers import subscribers
 from alerts.store.retention import erase, export_data, purge
 from alerts.subscribers import InvalidSubscriber, normalise_email
@@ -14,7 +14,7 @@ from alerts.subscribers import InvalidSubscriber, normalise_email
 
 @cli.command("purge")
 @json_option
-@with_app
+@with_existing_app
 def purge_command(app: App, as_json: bool) -> None:
     """Delete personal data past its time (retention: in config.yaml).
 
@@ -36,7 +36,7 @@ def purge_command(app: App, as_json: bool) -> None:
 @subscribers.command("erase", short_help="Remove every row that names an address, at once.")
 @click.argument("email")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@with_app
+@with_existing_app
 def erase_command(app: App, email: str, yes: bool) -> None:
     """Erase an address on its owner's request: its subscription, the messages queued
     or sent to it and every other row that names it, in any case, at once. Only a keyed
@@ -56,7 +56,7 @@ def erase_command(app: App, email: str, yes: bool) -> None:
 
 @subscribers.command("export-data", short_help="Print all that is held about an address (JSON).")
 @click.argument("email")
-@with_app
+@with_existing_app
 def export_data_command(app: App, email: str) -> None:
     """Print, as JSON, all that is held about an address (a subject access request):
     its subscriptions, the messages queued or sent to it, the advisories it was sent,

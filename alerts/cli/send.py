@@ -19,7 +19,6 @@ from alerts.cli import (
     json_option,
     print_json,
     progress_bar,
-    with_app,
     with_existing_app,
 )
 from alerts.cli.checks import check_startup
@@ -37,7 +36,7 @@ from alerts.store.runs import STATUSES, add_run, outbox_status
     help="Connections in parallel [default: delivery.smtp.connections; 1 for the Maildir].",
 )
 @json_option
-@with_app
+@with_existing_app
 def send(app: App, workers: int | None, as_json: bool) -> None:
     """Deliver what the outbox holds that is due, through the configured relay or Maildir.
 

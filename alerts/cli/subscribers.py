@@ -9,7 +9,15 @@ from typing import Any, NoReturn
 import click
 
 from alerts.app import App
-from alerts.cli import EXIT_FAILURES, EXIT_USAGE, cli, json_option, print_json, with_app
+from alerts.cli import (
+    EXIT_FAILURES,
+    EXIT_USAGE,
+    cli,
+    json_option,
+    print_json,
+    with_app,
+    with_existing_app,
+)
 from alerts.errors import AlertsError
 from alerts.store.retention import hashed_opt_out, opt_out_checker
 from alerts.store.subscribers import (
@@ -99,7 +107,7 @@ def add(
 
 @subscribers.command("remove")
 @click.argument("email")
-@with_app
+@with_existing_app
 def remove(app: App, email: str) -> None:
     """Unsubscribe an address. The record is kept (as unsubscribed) so that no import
     or command can add the address again."""
@@ -119,7 +127,7 @@ def remove(app: App, email: str) -> None:
 @click.option("--status", type=STATUSES, help="Only this status [default: all].")
 @click.option("--frequency", type=FREQUENCIES, help="Only this frequency.")
 @json_option
-@with_app
+@with_existing_app
 def list_subscribers(app: App, area: str | None, status: str | None, frequency: str | None, as_json: bool) -> None:
     """List subscribers with their areas, frequency and status."""
     # "Gets alerts for this area" is the matching rule, so a Kent subscriber is listed for Medway.
@@ -196,7 +204,7 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
 @click.option("--format", "fmt", type=click.Choice(["csv", "yaml"]), default="csv", show_default=True)
 @click.option("--status", type=STATUSES, help="Only this status [default: all, so do-not-mail rows travel too].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file instead of stdout.")
-@with_app
+@with_existing_app
 def export(app: App, fmt: str, status: str | None, out: Path | None) -> None:
     """Write subscribers as CSV or YAML, in the form 'alerts subscribers import' reads."""
     selected = SubscriberStatus(status) if status else None
