@@ -247,6 +247,9 @@ class RetentionConfig(_Model):
     sent_days: int = Field(default=7, ge=0)
     pending_days: int = Field(default=7, ge=0)
     unsubscribed_days: int = Field(default=28, ge=0)
+    #: How long the web server's access logs are kept (they hold client addresses). The
+    #: privacy notice states it; rotate the logs to match (journald, logrotate).
+    web_log_days: int = Field(default=14, ge=0)
 
 
 class Config(_Model):
