@@ -22,15 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from alerts.store import Store
-from alerts.store.monitoring import (
-    last_feed_build,
-    latencies,
-    oldest_waiting,
-    outbox_counts,
-)
-from alerts.store.outbox import OutboxStatus, delivery_totals
-from alerts.store.runs import last_beat
-from alerts.store.sources import source_healths
+from alerts.store.outbox import OutboxStatus
 from alerts.types import MailPriority
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -45,7 +37,7 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         now = self.clock()
-        counts = outbox_counts(self.store)
+        counts = self.store.metrics.outbox_counts()
         depth = GaugeMetricFamily(
             "alerts_outbox_messages",
             "Messages in the outbox by status and priority (0 transactional, 10 alerts, 20 digests).",
@@ -58,7 +50,7 @@ class DatabaseCollector(Collector):
                 )
         yield depth
 
-        oldest = oldest_waiting(self.store)
+        oldest = self.store.metrics.oldest_waiting()
         yield GaugeMetricFamily(
             "alerts_outbox_oldest_pending_age_seconds",
             "Age of the oldest message waiting to be sent (0 when none waits).",
@@ -70,7 +62,7 @@ class DatabaseCollector(Collector):
             "Delivery outcomes since the database was made: sent, deferred (to retry), bounced, failed.",
             labels=["outcome"],
         )
-        for outcome, value in delivery_totals(self.store).items():
+        for outcome, value in self.store.metrics.delivery_totals().items():
             totals.add_metric([outcome], value)
         yield totals
 
@@ -89,7 +81,7 @@ class DatabaseCollector(Collector):
             "alerts_source_poll_failures", "Failed polls of each source, ever.", labels=["source", "kind"]
         )
         polls = CounterMetricFamily("alerts_source_polls", "Polls of each source, ever.", labels=["source", "kind"])
-        for health in source_healths(self.store):
+        for health in self.store.sources.healths():
             labels = [health.source, health.kind]
             polled.add_metric(labels, health.last_poll_at.timestamp() if health.last_poll_at else 0.0)
             succeeded.add_metric(labels, health.last_ok_at.timestamp() if health.last_ok_at else 0.0)
@@ -98,7 +90,7 @@ class DatabaseCollector(Collector):
             polls.add_metric(labels, health.polls_total)
         yield from (polled, succeeded, failing, failures, polls)
 
-        build = last_feed_build(self.store)
+        build = self.store.metrics.last_feed_build()
         yield GaugeMetricFamily(
             "alerts_feeds_build_seconds", "How long the last feed build took.", value=build[1] if build else 0.0
         )
@@ -108,7 +100,7 @@ class DatabaseCollector(Collector):
             value=build[0].timestamp() if build else 0.0,
         )
 
-        beat = last_beat(self.store)
+        beat = self.store.runs.last_beat()
         yield GaugeMetricFamily(
             "alerts_scheduler_heartbeat_timestamp_seconds",
             "When 'alerts serve' last said it was alive (0: never).",
@@ -120,7 +112,7 @@ class DatabaseCollector(Collector):
             "From an advisory's arrival (or a sign-up) to the relay accepting the message, by kind of message.",
             labels=["kind"],
         )
-        for latency in latencies(self.store):
+        for latency in self.store.metrics.latencies():
             buckets = [(_le(bound), float(count)) for bound, count in latency.buckets]
             buckets.append(("+Inf", float(latency.count)))
             histogram.add_metric([latency.kind], buckets, latency.total_seconds)

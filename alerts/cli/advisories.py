@@ -10,7 +10,6 @@ import click
 
 from alerts.app import App
 from alerts.cli import cli, json_option, parse_when, print_json, with_existing_app
-from alerts.store import retag_advisory
 from alerts.tagging import explain
 from alerts.types import Advisory
 
@@ -30,12 +29,12 @@ def list_advisories(app: App, area: str | None, since: str | None, limit: int | 
     """List advisories, newest first."""
     areas = app.gazetteer.matching_areas([app.gazetteer.resolve(area)]) if area else None
     published_since = parse_when(since, app, "--since")  # a usage error before the database
-    items = app.store.advisories(areas=areas, since=published_since, limit=limit, include_outside=area is None)
+    items = app.store.advisories.find(areas=areas, since=published_since, limit=limit, include_outside=area is None)
     if as_json:
         print_json([advisory_json(app, item) for item in items])
         return
     if not items:
-        click.echo("No advisories." + ("" if app.store.count_advisories() else " Run 'alerts ingest' first."))
+        click.echo("No advisories." + ("" if app.store.advisories.count() else " Run 'alerts ingest' first."))
         return
     for item in items:
         flags = "".join(
@@ -59,8 +58,8 @@ def list_advisories(app: App, area: str | None, since: str | None, limit: int | 
 @with_existing_app
 def show_advisory(app: App, ref: str, as_json: bool) -> None:
     """Show one advisory by id or URL."""
-    item = app.store.advisory(ref)
-    duplicates = app.store.duplicates_of(item.id)
+    item = app.store.advisories.get(ref)
+    duplicates = app.store.advisories.duplicates_of(item.id)
     if as_json:
         others = [
             {**note, "first_seen_at": app.local(note["first_seen_at"]).isoformat(),
@@ -124,11 +123,11 @@ def retag(app: App, ref: str, areas: tuple[str, ...], outside: bool, auto: bool)
     """
     if sum((bool(areas), outside, auto)) != 1:
         raise click.UsageError("give --area (once or more), --outside or --auto")
-    item = app.store.advisory(ref)
+    item = app.store.advisories.get(ref)
     slugs = None if auto else [app.gazetteer.resolve(area) for area in areas]
     was = names(app, item.areas) or "nobody"
-    retag_advisory(app.store, item.id, slugs, app.now())
-    now = app.store.advisory(item.id)
+    app.store.advisories.retag(item.id, slugs, app.now())
+    now = app.store.advisories.get(item.id)
     reach = names(app, now.areas) or "nobody (outside coverage)"
     how = "as the area rule decided" if auto else "until 'alerts advisories retag " + str(item.id) + " --auto'"
     click.echo(f"Advisory {item.id} now reaches {reach} (was {was}), {how}.")

@@ -24,8 +24,7 @@ from alerts.cli import (
 from alerts.cli.checks import check_startup
 from alerts.delivery import send_pending
 from alerts.errors import AlertsError
-from alerts.store.monitoring import operations
-from alerts.store.runs import STATUSES, add_run, outbox_status
+from alerts.store.runs import STATUSES
 
 
 @cli.command(short_help="Deliver the queued messages that are due.")
@@ -52,18 +51,18 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
         with stop_on_signals(stop):
             report = send_pending(app.config, app.store, app.clock, workers=workers, stop=stop, progress=None if as_json else send_progress())
     except AlertsError as exc:
-        # 'alerts send' from cron every minute: add_run keeps a month of rows, not every one ever.
-        add_run(app.store, "send", started, app.now(), ok=False, summary={"error": str(exc)})
+        # 'alerts send' from cron every minute: store.runs.add keeps a month of rows, not every one ever.
+        app.store.runs.add("send", started, app.now(), ok=False, summary={"error": str(exc)})
         raise
     summary = report.as_dict()
     ok = not (report.failed or report.errors)
-    add_run(app.store, "send", started, app.now(), ok=ok, summary=summary)
+    app.store.runs.add("send", started, app.now(), ok=ok, summary=summary)
     if as_json:
         print_json(summary)
     else:
         click.echo(summary_line(summary) + (" Stopped early; the rest stays queued." if report.stopped else ""))
         if not (report.sent or report.deferred or report.bounced or report.failed):
-            waiting = outbox_status(app.store)
+            waiting = app.store.runs.outbox_status()
             if waiting["next_attempt_at"] is not None:
                 count = waiting["outbox"]["pending"] + waiting["outbox"]["sending"]
                 click.echo(f"Nothing due: {count} waiting to be retried, the next at {_local(app, waiting['next_attempt_at'])}.")
@@ -81,7 +80,7 @@ def status(app: App, as_json: bool) -> None:
     waiting, delivery totals, arrival-to-relay latency percentiles (p50, p90, p99, exact,
     over the sent messages still kept: see retention.sent_days), each source's health,
     and the last run."""
-    info = outbox_status(app.store) | operations(app.store, app.now())
+    info = app.store.runs.outbox_status() | app.store.metrics.operations(app.now())
     if as_json:
         print_json(info)
         return
