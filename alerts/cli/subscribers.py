@@ -20,7 +20,7 @@ from alerts.cli import (
 )
 from alerts.errors import AlertsError
 from alerts.store.subscribers import PENDING
-from alerts.subscribers import InvalidSubscriber, OptedOut, make_subscription
+from alerts.subscribers import InvalidSubscriber, OptedOut, Subscription, make_subscription
 from alerts.subscribers.lists import SubscriberListError, export_list, import_list
 from alerts.subscribers.mail import send_confirmation
 from alerts.text import one_line
@@ -65,7 +65,9 @@ def add(
 ) -> None:
     """Add a subscriber, active at once (or --pending); an existing one is updated.
 
-    An address that unsubscribed or was suppressed is never added back.
+    An address that unsubscribed or was erased is not added back: it is mailed a
+    confirmation of these choices, and is active once its owner confirms. A suppressed
+    address is refused.
 
     \b
     Examples:
@@ -79,9 +81,14 @@ def add(
     except InvalidSubscriber as exc:
         fail(exc)
     now = app.now()
-    if app.store.subscribers.find(subscription.email) is None and app.store.retention.hashed_opt_out(app.config, subscription.email):
-        fail(OptedOut(f"{subscription.email} opted out or was erased; it is not added again",
-                      hint="only its owner can subscribe again, on the subscribe page"), EXIT_FAILURES)
+    existing = app.store.subscribers.find_mailbox(subscription.email)
+    hashed = app.store.retention.hashed_opt_out(app.config, subscription.email) if existing is None else None
+    if hashed == SubscriberStatus.SUPPRESSED.value:
+        fail(OptedOut(f"{subscription.email} was suppressed (bounces or a complaint); it is never mailed again",
+                      hint="nothing can be sent to it"), EXIT_FAILURES)  # fmt: skip
+    if hashed or (existing is not None and existing.status is SubscriberStatus.UNSUBSCRIBED):
+        ask_to_come_back(app, subscription, "was erased" if hashed else "unsubscribed", as_json)
+        return
     try:
         subscriber, outcome = app.store.subscribers.save(subscription, now=now, status=PENDING if pending else SubscriberStatus.ACTIVE, origin="cli"
         )
@@ -94,6 +101,24 @@ def add(
         return
     detail = " (a confirmation email is queued)" if outcome == "added" and pending else ""
     click.echo(f"{outcome.capitalize()}: {describe(app, subscriber)}{detail}")
+
+
+def ask_to_come_back(app: App, subscription: Subscription, how: str, as_json: bool) -> None:
+    """An address that left is never made active by anyone but its owner (the lifecycle
+    table): the operator's add mails them a confirmation of these choices instead, and
+    they are active once they confirm."""
+    now = app.now()
+    subscriber, _ = app.store.subscribers.resubscribe_pending(subscription, now=now, origin="cli")
+    queued = send_confirmation(app.config, app.store, subscriber, app.gazetteer.names_of(subscription.areas), now=now)
+    outcome = "asked" if queued is not None else "asked-recently"
+    if as_json:
+        print_json({**subscriber_json(app, subscriber), "outcome": outcome})
+        return
+    sent = "a confirmation email is queued" if queued is not None else "a confirmation was queued less than 10 minutes ago"
+    click.echo(
+        f"Asked {subscriber.email} to confirm: it {how}, so only its owner can subscribe again; {sent} "
+        f"for {', '.join(app.gazetteer.names_of(subscription.areas))}."
+    )
 
 
 @subscribers.command("remove")

@@ -414,7 +414,7 @@ class Subscribers:
             return bounces >= max_bounces and _suppress(conn, subscriber_id, now)
 
     def resubscribe_pending(
-        self, subscription: Subscription, *, now: datetime
+        self, subscription: Subscription, *, now: datetime, origin: str = "web"
     ) -> tuple[Subscriber, bool]:
         """A sign-up from the web: a new address becomes pending; a pending one takes the
         new preferences. An unsubscribed one is left as it is: only its owner's confirmation
@@ -435,7 +435,7 @@ class Subscribers:
                     row = row or mailbox_variant(conn, subscription.email)
                     if row is None:
                         subscriber_id = insert_subscriber(
-                            conn, subscription, status=PENDING, now=now, origin="web"
+                            conn, subscription, status=PENDING, now=now, origin=origin
                         )
                         send = True
                     else:

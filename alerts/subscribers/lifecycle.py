@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
 
 
 class State(enum.StrEnum):
@@ -204,3 +205,16 @@ def markdown_table() -> str:
             cells.append(text)
         lines.append(f"| {event.value} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def may_mail(status: str, *, transactional: bool, queued_at: datetime | None, left_at: datetime | None) -> bool:
+    """Whether a message queued at ``queued_at`` may go to a subscriber whose status is
+    ``status`` now (checked when it is sent, so whoever left meanwhile gets nothing):
+    pending and active ones, yes; an unsubscribed one only transactional mail queued
+    after they left (``left_at``), which is the confirmation they (or the operator for
+    them) just asked for; a suppressed one never."""
+    if status in (State.PENDING, State.ACTIVE):
+        return True
+    if status == State.UNSUBSCRIBED and transactional:
+        return queued_at is not None and left_at is not None and queued_at > left_at
+    return False
