@@ -83,6 +83,26 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (default: the newest) with Alembic."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, revision)
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A revision may rebuild a table (SQLite alters few columns in place): with
+            # foreign keys on, dropping the old table deletes every child row (ON DELETE
+            # CASCADE). The pragma does nothing inside a transaction, so it is switched
+            # off before one begins, and the keys are checked before it commits.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, revision)
+                if sqlite and (broken := connection.exec_driver_sql("PRAGMA foreign_key_check").all()):
+                    raise StoreError(
+                        f"the schema upgrade left {len(broken)} rows whose parent is missing (first: {tuple(broken[0])})",
+                        where="database",
+                        hint="restore the database from before the upgrade, or report this",
+                    )
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()

@@ -358,6 +358,7 @@ class Outbox:
             subscribers.c.name,
             subscribers.c.status,
             subscribers.c.status_changed_at,
+            subscribers.c.link_key,
         )
         source = outbox.join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
         # Two queries rather than one OR, so each is an index range scan in order
@@ -828,5 +829,6 @@ def _claimed(row: Row[*tuple[Any, ...]]) -> Claimed:
         message_id=row.message_id,
         email=row.email,
         name=row.name,
+        link_key=row.link_key,
     )
     return Claimed(item, row.attempts, row.arrived_at)

@@ -142,6 +142,12 @@ subscribers = Table(
     # Advisories that changed after this instant are new to the subscriber.
     Column("watermark", UtcDateTime),
     Column("origin", Text),
+    # A random key every link made for this row carries (alerts.tokens.link_fits): the
+    # links of a row that is gone act on nobody. Null only for rows made before keys.
+    Column("link_key", String(32)),
+    # Ids are never reused (SQLite AUTOINCREMENT; PostgreSQL's sequence never goes back),
+    # so a link made for one person never names another.
+    sqlite_autoincrement=True,
 )
 # One row per mailbox: most mail systems ignore the case of the whole address.
 Index("uq_subscribers_mailbox", func.lower(subscribers.c.email), unique=True)

@@ -109,7 +109,8 @@ def send_confirmation(config: Config, store: Store, subscriber: Subscriber, area
         return None
     # The preferences the email states travel in its link: what is confirmed is what was mailed.
     confirm_url = link_signer(config).confirm_url(
-        Confirmation(subscriber.id, subscriber.areas, subscriber.frequency, subscriber.urgent), now
+        Confirmation(subscriber.id, subscriber.areas, subscriber.frequency, subscriber.urgent, key=subscriber.link_key),
+        now,
     )
     subject, text, html = confirmation_content(config, subscriber, confirm_url, area_names)
     message_id = make_msgid(idstring=CONFIRM, domain=config.email.domain)

@@ -84,7 +84,7 @@ def notice_content(
 ) -> tuple[str, str, str]:
     """Subject, plain text and HTML of one notice, its links made at ``now``."""
     env = email_templates(config)
-    links = link_signer(config).links(subscriber.id, now)
+    links = link_signer(config).links(subscriber.id, now, subscriber.link_key)
     context: dict[str, Any] = {
         "site": config.site,
         "subscriber": subscriber,

@@ -251,8 +251,8 @@ async def one_click(request: Request) -> Response:
 def _unsubscribe_by_token(request: Request) -> Response:
     app = web_app(request)
     try:
-        subscriber_id = link_signer(app.config).verify(request.query_params.get("token") or "", UNSUBSCRIBE, app.now())
-        app.store.subscribers.unsubscribe(subscriber_id, now=app.now())
+        claim = link_signer(app.config).read(request.query_params.get("token") or "", UNSUBSCRIBE, app.now())
+        app.store.subscribers.unsubscribe(app.store.subscribers.for_link(claim).id, now=app.now())
     except (BadToken, NotFound):
         return PlainTextResponse("This unsubscribe link is not valid.\n", status_code=400, headers=PRIVATE)
     return PlainTextResponse("Unsubscribed.\n", headers=PRIVATE)
@@ -293,7 +293,8 @@ def subscriber_from(request: Request, token: str | None, purpose: str, max_age: 
     if not token:
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
-        return app.store.subscribers.get(link_signer(app.config).verify(token, purpose, app.now(), max_age=max_age))
+        claim = link_signer(app.config).read(token, purpose, app.now(), max_age=max_age)
+        return app.store.subscribers.for_link(claim)
     except (BadToken, NotFound) as exc:
         return link_error(request, exc, purpose, max_age)
 
@@ -306,7 +307,7 @@ def confirmation_from(request: Request, token: str | None) -> tuple[Confirmation
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
         confirmation = link_signer(app.config).verify_confirmation(token, app.now(), max_age=CONFIRM_MAX_AGE)
-        return confirmation, as_stated(app.store.subscribers.get(confirmation.subscriber_id), confirmation)
+        return confirmation, as_stated(app.store.subscribers.for_link(confirmation), confirmation)
     except (BadToken, NotFound) as exc:
         return link_error(request, exc, CONFIRM, CONFIRM_MAX_AGE)
 
@@ -505,8 +506,8 @@ def personal(app: App, subscriber: Subscriber, context: dict[str, Any]) -> dict[
         "areas_text": and_list(area_names(app, subscriber)),
         "subscriber": subscriber,
         "frequencies": [f.value for f in Frequency],
-        "manage_token": signer.token(subscriber.id, MANAGE, now),
-        "unsubscribe_token": signer.token(subscriber.id, UNSUBSCRIBE, now),
+        "manage_token": signer.token(subscriber.id, MANAGE, now, subscriber.link_key),
+        "unsubscribe_token": signer.token(subscriber.id, UNSUBSCRIBE, now, subscriber.link_key),
         **context,
     }
 
