@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 #: The origin of advisories read from files: one namespace for every advisory file (a
 #: feed's origin is its URL). See :attr:`AdvisoryInput.origin`.
@@ -39,33 +39,239 @@ class AreaKind(enum.StrEnum):
     POSTCODE = "postcode"
 
 
+class Basis(enum.StrEnum):
+    """Why a place decided who an advisory reaches (:attr:`Evidence.basis`). The value is
+    what is stored; :attr:`words` is for people, and may be reworded freely."""
+
+    DECLARED = "declared"
+    DECLARED_FORCE = "declared-force"
+    NATIONAL_ALIAS = "national-alias"
+    SCENE = "scene"
+    AUDIENCE = "audience"
+    FORCE_AREA = "force-area"
+    ALL_OF_IT = "all-of-it"
+    VICTIM_HOME = "victim-home"
+    SOMEONE_HOME = "someone-home"
+    NAMED = "named"
+    FORCE_ADVICE = "force-advice"
+    STOPPED_ONLY = "stopped-only"
+    #: A stored decision whose words no longer match any basis (written by an older
+    #: version): shown as stored, decides nothing new.
+    UNKNOWN = "unknown"
+
+    @property
+    def words(self) -> str:
+        return _BASIS_WORDS[self]
+
+
+_BASIS_WORDS: dict[Basis, str] = {
+    Basis.DECLARED: "declared area",
+    Basis.DECLARED_FORCE: "declared force area; the text decides",
+    Basis.NATIONAL_ALIAS: "a national warning; 'National' is an alias of the force",
+    Basis.SCENE: "where it happened",
+    Basis.AUDIENCE: "whom it is for",
+    Basis.FORCE_AREA: "the whole force area",
+    Basis.ALL_OF_IT: "all of it",
+    Basis.VICTIM_HOME: "a victim's home",
+    Basis.SOMEONE_HOME: "someone's home",
+    Basis.NAMED: "named",
+    Basis.FORCE_ADVICE: "advice addressed to the whole force area",
+    Basis.STOPPED_ONLY: "where someone was stopped or arrested, the only place named",
+    Basis.UNKNOWN: "",
+}
+
+
+class Why(enum.StrEnum):
+    """Why a place the text names did not decide who an advisory reaches
+    (:attr:`Discounted.why`). The value is what is stored; :attr:`words` (a template
+    whose ``{}`` takes the detail) is for people, and may be reworded freely."""
+
+    PERSON_NAME = "person-name"
+    OPERATION_NAME = "operation-name"
+    ORGANISATION_BASE = "organisation-base"
+    ORGANISATION = "organisation"
+    OTHER_COUNTY = "other-county"
+    COURT = "court"
+    POLICE_FORCE = "police-force"
+    POLICE_STATION = "police-station"
+    HOSPITAL = "hospital"
+    PRISON = "prison"
+    CUSTODY = "custody"
+    STREET = "street"
+    TITLE = "title-or-office"
+    SUSPECT_HOME = "suspect-home"
+    STOPPED_AT = "stopped-at"
+    VICTIM_HOME_ELSEWHERE = "victim-home-elsewhere"
+    AMBIGUOUS = "ambiguous"
+    ALSO_ELSEWHERE = "also-elsewhere"
+    ABOUT_ELSEWHERE = "about-elsewhere"
+    OUTSIDE_PLACE = "outside-place"
+    OTHER_FORCE = "other-force"
+    NATIONAL = "national"
+    PUBLISHED_ELSEWHERE = "published-elsewhere"
+    OUTSIDE_COVERAGE = "outside-coverage"
+    OUTSIDE_DECLARED = "outside-declared"
+    FORCE_WIDE = "force-wide"
+    EXAMPLE = "example"
+    IN_PASSING = "in-passing"
+    #: A stored decision whose words no longer match any reason (written by an older
+    #: version): shown as stored, decides nothing new.
+    UNKNOWN = "unknown"
+
+    @property
+    def words(self) -> str:
+        return _WHY_WORDS[self]
+
+    def say(self, detail: str = "") -> str:
+        """The words with a detail ("a place of that name in Essex, not here")."""
+        return _render(self.words, detail)
+
+    @property
+    def not_a_place(self) -> bool:
+        """The words are not a place at all ("Inspector Andy Hastings", "Operation Deal")."""
+        return self in (Why.PERSON_NAME, Why.OPERATION_NAME)
+
+    @property
+    def names_the_force(self) -> bool:
+        """ "Kent Police", "Kent Police Station": the force named as an institution, which
+        still says the release is the force's own."""
+        return self in (Why.POLICE_FORCE, Why.POLICE_STATION)
+
+
+_WHY_WORDS: dict[Why, str] = {
+    Why.PERSON_NAME: "a person's name",
+    Why.OPERATION_NAME: "the name of a police operation",
+    Why.ORGANISATION_BASE: "an organisation's base",
+    Why.ORGANISATION: "an organisation",
+    Why.OTHER_COUNTY: "a place of that name in {}, not here",
+    Why.COURT: "a court",
+    Why.POLICE_FORCE: "a police force or team",
+    Why.POLICE_STATION: "a police station",
+    Why.HOSPITAL: "a hospital",
+    Why.PRISON: "a prison",
+    Why.CUSTODY: "a prison or custody",
+    Why.STREET: "a road or street name",
+    Why.TITLE: "a title or office",
+    Why.SUSPECT_HOME: "a suspect's home",
+    Why.STOPPED_AT: "where someone was stopped or arrested, not where it happened",
+    Why.VICTIM_HOME_ELSEWHERE: "a victim's home, but the harm happened elsewhere",
+    Why.AMBIGUOUS: "names more than one place ({}) and the text does not say which",
+    Why.ALSO_ELSEWHERE: "also a place outside the force area, and nothing here puts it inside",
+    Why.ABOUT_ELSEWHERE: "also a place outside the force area, and the text is about elsewhere ({})",
+    Why.OUTSIDE_PLACE: "a place outside the force area",
+    Why.OTHER_FORCE: "another police force",
+    Why.NATIONAL: (
+        "a national warning naming nowhere in the force area"
+        " (map 'National' to the force in area_aliases: to send these force-wide)"
+    ),
+    Why.PUBLISHED_ELSEWHERE: "published on another force's or a national site",
+    Why.OUTSIDE_COVERAGE: "the advisory is outside coverage",
+    Why.OUTSIDE_DECLARED: "outside the declared area ({})",
+    Why.FORCE_WIDE: "the advisory is for the whole force area",
+    Why.EXAMPLE: "an example: the advice is addressed to the whole force area",
+    Why.IN_PASSING: "named only in passing, below the first paragraph",
+    Why.UNKNOWN: "",
+}
+
+
+def _render(template: str, detail: str) -> str:
+    """A reason's words with its detail: in the template's ``{}``, else in brackets after."""
+    if "{}" in template:
+        return template.replace("{}", detail)
+    if template and detail:
+        return f"{template} ({detail})"
+    return template or detail
+
+
+_E = TypeVar("_E", Basis, Why)
+
+
+def _parse_words(members: type[_E], text: str, unknown: _E) -> tuple[_E, str]:
+    """An older stored decision kept only the words: find the member they render, and
+    the detail. Read only for rows stored before the codes were; new rows carry the code."""
+    for member in members:
+        template = member.words
+        if not template:
+            continue
+        head, _, tail = template.partition("{}")
+        if "{}" in template:
+            if text.startswith(head) and text.endswith(tail) and len(text) > len(head) + len(tail):
+                return member, text[len(head) : len(text) - len(tail)]
+        elif text == template:
+            return member, ""
+        elif text.startswith(template + " (") and text.endswith(")"):
+            return member, text[len(template) + 2 : -1]
+    return unknown, text
+
+
 @dataclass(frozen=True)
 class Evidence:
     """Why an advisory concerns an area: the words that decided it and where they were
     (``title``, ``summary``, ``text``; ``declared`` for front matter or a feed source's
-    ``area:``; ``override`` for an operator's retag)."""
+    ``area:``; ``override`` for an operator's retag). ``basis`` is the decision as data;
+    ``how`` its words, for people."""
 
     area: str
     words: str
     part: str
-    how: str
+    basis: Basis
+    #: Shown with the basis's words ("Medway, which the text also names"); never read by code.
+    detail: str = ""
+
+    @property
+    def how(self) -> str:
+        return _render(self.basis.words, self.detail)
 
     def as_json(self) -> dict[str, str]:
-        return {"area": self.area, "words": self.words, "part": self.part, "how": self.how}
+        found = {"area": self.area, "words": self.words, "part": self.part, "how": self.how}
+        return found | {"basis": self.basis.value, "detail": self.detail}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Evidence:
+        """Rows stored before ``basis`` was have only ``how``: its words are mapped back."""
+        if data.get("basis") in _BASES:
+            basis, detail = Basis(data["basis"]), str(data.get("detail") or "")
+        else:
+            basis, detail = _parse_words(Basis, str(data.get("how") or ""), Basis.UNKNOWN)
+        return cls(str(data["area"]), str(data["words"]), str(data["part"]), basis, detail)
 
 
 @dataclass(frozen=True)
 class Discounted:
     """A place the text names that did not decide who the advisory reaches, and why
-    ("a court", "a suspect's home", "outside the declared area Medway")."""
+    (``why`` as data; ``reason`` its words: "a court", "a suspect's home", "outside the
+    declared area (Medway)")."""
 
     name: str
     area: str | None
     words: str
-    reason: str
+    why: Why
+    #: Shown in the reason's words ("Essex", "Medway"); never read by code.
+    detail: str = ""
+
+    @property
+    def reason(self) -> str:
+        return self.why.say(self.detail)
 
     def as_json(self) -> dict[str, str | None]:
-        return {"name": self.name, "area": self.area, "words": self.words, "reason": self.reason}
+        found = {"name": self.name, "area": self.area, "words": self.words, "reason": self.reason}
+        return found | {"why": self.why.value, "detail": self.detail}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Discounted:
+        """Rows stored before ``why`` was have only ``reason``: its words are mapped back."""
+        if data.get("why") in _WHYS:
+            why, detail = Why(data["why"]), str(data.get("detail") or "")
+        else:
+            why, detail = _parse_words(Why, str(data.get("reason") or ""), Why.UNKNOWN)
+        area = data.get("area")
+        return cls(
+            str(data["name"]), None if area is None else str(area), str(data["words"]), why, detail
+        )
+
+
+_BASES = frozenset(b.value for b in Basis)
+_WHYS = frozenset(w.value for w in Why)
 
 
 @dataclass(frozen=True)
@@ -113,9 +319,9 @@ class AreaDecision:
     def from_json(cls, data: dict[str, Any]) -> AreaDecision:
         return cls(
             areas=frozenset(data.get("areas") or ()),
-            evidence=tuple(Evidence(**e) for e in data.get("evidence") or ()),
-            discounted=tuple(Discounted(**d) for d in data.get("discounted") or ()),
-            mentioned=tuple(Evidence(**m) for m in data.get("mentioned") or ()),
+            evidence=tuple(Evidence.from_json(e) for e in data.get("evidence") or ()),
+            discounted=tuple(Discounted.from_json(d) for d in data.get("discounted") or ()),
+            mentioned=tuple(Evidence.from_json(m) for m in data.get("mentioned") or ()),
             declared=tuple(data.get("declared") or ()),
             unknown=tuple(data.get("unknown") or ()),
             outside_coverage=bool(data.get("outside_coverage")),
@@ -273,6 +479,8 @@ class RenderedDigest:
     @property
     def meta(self) -> dict[str, Any]:
         return {"placeholders": self.placeholders, "forwardable": self.forwardable}
+
+
 @dataclass(frozen=True)
 class OutboxItem:
     """One outbox row to turn into a message. ``name`` is the subscriber's display name

@@ -1,18 +1,22 @@
 """How well does the area rule send advisories to the right districts?
 
-    .venv/bin/python benchmarks/areas.py [--folder tests/fixtures/areas-eval] [--gazetteer kent] [--verbose]
+    .venv/bin/python benchmarks/areas.py [--folder tests/fixtures/areas-eval] [--gazetteer kent]
+        [--match GLOB] [--exclude GLOB] [--verbose]
 
 Reads every advisory in the folder as ``alerts ingest`` would, and compares the districts
 its area decision reaches with the label in the folder's ``labels.yaml`` (a list of
 district slugs, ``force-wide`` for every district, ``outside`` for none). Prints each
 mismatch with the decision's evidence, then micro precision, recall and F1 over
 (advisory, district) pairs, and the number of outside advisories that would reach a
-subscriber here (a leak: another force's news in a resident's inbox).
+subscriber here (a leak: another force's news in a resident's inbox). ``--match`` scores
+only the advisories whose file name matches a glob (``'*-r3-*'``: one round's cases),
+``--exclude`` all but those.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import sys
 import time
 from datetime import UTC, datetime
@@ -48,7 +52,9 @@ def expected_districts(gazetteer: Gazetteer, label: object) -> set[str]:
     if label == "force-wide":
         return districts_of(gazetteer, {gazetteer.root.slug})
     if not isinstance(label, list):
-        raise SystemExit(f"labels.yaml: {label!r} is not a list of districts, force-wide or outside")
+        raise SystemExit(
+            f"labels.yaml: {label!r} is not a list of districts, force-wide or outside"
+        )
     return {str(slug) for slug in label}
 
 
@@ -63,10 +69,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=DEFAULT_FOLDER)
     parser.add_argument("--gazetteer", default="kent")
-    parser.add_argument("--verbose", action="store_true", help="print every decision, not only mismatches")
+    parser.add_argument("--match", default="*", help="score only file names matching this glob")
+    parser.add_argument("--exclude", default="", help="leave out file names matching this glob")
+    parser.add_argument(
+        "--verbose", action="store_true", help="print every decision, not only mismatches"
+    )
     args = parser.parse_args()
     gazetteer = load_gazetteer(args.gazetteer)
     labels = yaml.safe_load((args.folder / "labels.yaml").read_text(encoding="utf-8"))
+    labels = {
+        name: label
+        for name, label in labels.items()
+        if fnmatch.fnmatch(name, args.match)
+        and not (args.exclude and fnmatch.fnmatch(name, args.exclude))
+    }
     true_pos = false_pos = false_neg = 0
     leaks = outside = exact = 0
     started = time.perf_counter()
@@ -94,7 +110,9 @@ def main() -> None:
     recall = true_pos / (true_pos + false_neg) if true_pos + false_neg else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     print()
-    print(f"advisories: {len(labels)}  exactly right: {exact}  ({elapsed * 1000 / max(len(labels), 1):.1f} ms each)")
+    print(
+        f"advisories: {len(labels)}  exactly right: {exact}  ({elapsed * 1000 / max(len(labels), 1):.1f} ms each)"
+    )
     print(f"(advisory, district) pairs: tp {true_pos}  fp {false_pos}  fn {false_neg}")
     print(f"micro precision {precision:.3f}  recall {recall:.3f}  F1 {f1:.3f}")
     print(f"outside advisories: {outside}  reaching a subscriber here (leaks): {leaks}")

@@ -55,7 +55,11 @@ def erase_command(app: App, email: str, yes: bool) -> None:
     # now: a site may have started on the Maildir).
     files = erase_addressed_to(app.config.delivery.maildir, email)
     what = f"{removed} subscription{'s' if removed != 1 else ''}" if removed else "no subscription"
-    mail = f", {files} delivered message{'s' if files != 1 else ''} in {app.config.delivery.maildir}" if files else ""
+    mail = (
+        f", {files} delivered message{'s' if files != 1 else ''} in {app.config.delivery.maildir}"
+        if files
+        else ""
+    )
     click.echo(f"Erased {email}: {what}{mail} and all that named it; only a keyed hash is kept.")
 
 

@@ -44,10 +44,24 @@ def subscribers() -> None:
 
 @subscribers.command("add", short_help="Add a subscriber, or update one.")
 @click.argument("email")
-@click.option("--area", "areas", multiple=True, required=True, help="Area slug, name or postcode (ME4); repeat for more.")
-@click.option("--frequency", type=FREQUENCIES, default="daily", show_default=True, help="How often they get mail.")
+@click.option(
+    "--area",
+    "areas",
+    multiple=True,
+    required=True,
+    help="Area slug, name or postcode (ME4); repeat for more.",
+)
+@click.option(
+    "--frequency",
+    type=FREQUENCIES,
+    default="daily",
+    show_default=True,
+    help="How often they get mail.",
+)
 @click.option("--name", help="Display name for the To: header.")
-@click.option("--forwardable", is_flag=True, help="A coordinator's digest: no personal links in the body.")
+@click.option(
+    "--forwardable", is_flag=True, help="A coordinator's digest: no personal links in the body."
+)
 @click.option("--no-urgent", is_flag=True, help="Opt out of urgent alerts sent at once.")
 @click.option("--pending", is_flag=True, help="Make them confirm by email before anything is sent.")
 @json_option
@@ -76,13 +90,23 @@ def add(
     """
     try:
         subscription = make_subscription(
-            app.gazetteer, email, areas, frequency=frequency, name=name, forwardable=forwardable, urgent=not no_urgent
+            app.gazetteer,
+            email,
+            areas,
+            frequency=frequency,
+            name=name,
+            forwardable=forwardable,
+            urgent=not no_urgent,
         )
     except InvalidSubscriber as exc:
         fail(exc)
     now = app.now()
     existing = app.store.subscribers.find_mailbox(subscription.email)
-    hashed = app.store.retention.hashed_opt_out(app.config, subscription.email) if existing is None else None
+    hashed = (
+        app.store.retention.hashed_opt_out(app.config, subscription.email)
+        if existing is None
+        else None
+    )
     if hashed == SubscriberStatus.SUPPRESSED.value:
         fail(OptedOut(f"{subscription.email} was suppressed (bounces or a complaint); it is never mailed again",
                       hint="nothing can be sent to it"), EXIT_FAILURES)  # fmt: skip
@@ -90,12 +114,18 @@ def add(
         ask_to_come_back(app, subscription, "was erased" if hashed else "unsubscribed", as_json)
         return
     try:
-        subscriber, outcome = app.store.subscribers.save(subscription, now=now, status=PENDING if pending else SubscriberStatus.ACTIVE, origin="cli"
+        subscriber, outcome = app.store.subscribers.save(
+            subscription,
+            now=now,
+            status=PENDING if pending else SubscriberStatus.ACTIVE,
+            origin="cli",
         )
     except OptedOut as exc:
         fail(exc, EXIT_FAILURES)
     if outcome == "added" and subscriber.status is PENDING:
-        send_confirmation(app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now)
+        send_confirmation(
+            app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now
+        )
     if as_json:
         print_json({**subscriber_json(app, subscriber), "outcome": outcome})
         return
@@ -109,12 +139,18 @@ def ask_to_come_back(app: App, subscription: Subscription, how: str, as_json: bo
     they are active once they confirm."""
     now = app.now()
     subscriber, _ = app.store.subscribers.resubscribe_pending(subscription, now=now, origin="cli")
-    queued = send_confirmation(app.config, app.store, subscriber, app.gazetteer.names_of(subscription.areas), now=now)
+    queued = send_confirmation(
+        app.config, app.store, subscriber, app.gazetteer.names_of(subscription.areas), now=now
+    )
     outcome = "asked" if queued is not None else "asked-recently"
     if as_json:
         print_json({**subscriber_json(app, subscriber), "outcome": outcome})
         return
-    sent = "a confirmation email is queued" if queued is not None else "a confirmation was queued less than 10 minutes ago"
+    sent = (
+        "a confirmation email is queued"
+        if queued is not None
+        else "a confirmation was queued less than 10 minutes ago"
+    )
     click.echo(
         f"Asked {subscriber.email} to confirm: it {how}, so only its owner can subscribe again; {sent} "
         f"for {', '.join(app.gazetteer.names_of(subscription.areas))}."
@@ -130,7 +166,11 @@ def remove(app: App, email: str) -> None:
     subscriber = app.store.subscribers.find(email)
     if subscriber is None:
         similar = app.store.subscribers.similar_addresses(email)
-        hint = f"did you mean {' or '.join(similar)}?" if similar else "run 'alerts subscribers list' to see them"
+        hint = (
+            f"did you mean {' or '.join(similar)}?"
+            if similar
+            else "run 'alerts subscribers list' to see them"
+        )
         fail(AlertsError(f"no subscriber {email!r}", hint=hint))
     if app.store.subscribers.unsubscribe(subscriber.id, now=app.now()):
         click.echo(f"Unsubscribed {subscriber.email}.")
@@ -144,7 +184,9 @@ def remove(app: App, email: str) -> None:
 @click.option("--frequency", type=FREQUENCIES, help="Only this frequency.")
 @json_option
 @with_existing_app
-def list_subscribers(app: App, area: str | None, status: str | None, frequency: str | None, as_json: bool) -> None:
+def list_subscribers(
+    app: App, area: str | None, status: str | None, frequency: str | None, as_json: bool
+) -> None:
     """List subscribers with their areas, frequency and status."""
     # "Gets alerts for this area" is the matching rule, so a Kent subscriber is listed for Medway.
     areas = app.gazetteer.matching_areas([app.gazetteer.resolve(area)]) if area else None
@@ -161,7 +203,10 @@ def list_subscribers(app: App, area: str | None, status: str | None, frequency: 
         count += 1
         flags = "".join(
             f" [{flag}]"
-            for flag, on in (("forwardable", subscriber.forwardable), ("no urgent", not subscriber.urgent))
+            for flag, on in (
+                ("forwardable", subscriber.forwardable),
+                ("no urgent", not subscriber.urgent),
+            )
             if on
         )
         click.echo(
@@ -169,13 +214,21 @@ def list_subscribers(app: App, area: str | None, status: str | None, frequency: 
             f"{subscriber.email:<36}  {','.join(subscriber.areas)}{flags}"
         )
     if not count:
-        click.echo("No subscribers." if not (area or status or frequency) else "No subscribers match.")
+        click.echo(
+            "No subscribers." if not (area or status or frequency) else "No subscribers match."
+        )
 
 
 @subscribers.command("import", short_help="Import a YAML or CSV list of subscribers.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--pending", is_flag=True, help="New addresses confirm by email first (a confirmation is queued).")
-@click.option("--update", is_flag=True, help="Existing subscribers take the file's areas and frequency.")
+@click.option(
+    "--pending",
+    is_flag=True,
+    help="New addresses confirm by email first (a confirmation is queued).",
+)
+@click.option(
+    "--update", is_flag=True, help="Existing subscribers take the file's areas and frequency."
+)
 @json_option
 @with_app
 def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_json: bool) -> None:
@@ -189,11 +242,19 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
     now = app.now()
 
     def confirm(subscriber: Subscriber) -> None:
-        send_confirmation(app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now)
+        send_confirmation(
+            app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now
+        )
 
     try:
         report = import_list(
-            app.store, app.gazetteer, file, now=now, pending=pending, update=update, on_pending=confirm,
+            app.store,
+            app.gazetteer,
+            file,
+            now=now,
+            pending=pending,
+            update=update,
+            on_pending=confirm,
             hashed=app.store.retention.opt_out_checker(app.config),
         )
     except SubscriberListError as exc:
@@ -206,7 +267,11 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
         for problem in report.skipped:
             click.echo(f"Skipped: {problem}", err=True)
         # "kept" only when there are some: it is the one count that asks for something.
-        kept = f"{report.kept} kept as they are (--update applies the file to them), " if report.kept else ""
+        kept = (
+            f"{report.kept} kept as they are (--update applies the file to them), "
+            if report.kept
+            else ""
+        )
         click.echo(
             f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, {kept}"
             f"{report.opted_out} opted out, {len(report.skipped)} skipped, {len(report.bad)} bad rows."
@@ -216,9 +281,19 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
 
 
 @subscribers.command("export", short_help="Write subscribers as CSV or YAML.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "yaml"]), default="csv", show_default=True)
-@click.option("--status", type=STATUSES, help="Only this status [default: all, so do-not-mail rows travel too].")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file instead of stdout.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "yaml"]), default="csv", show_default=True
+)
+@click.option(
+    "--status",
+    type=STATUSES,
+    help="Only this status [default: all, so do-not-mail rows travel too].",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
 @with_existing_app
 def export(app: App, fmt: str, status: str | None, out: Path | None) -> None:
     """Write subscribers as CSV or YAML, in the form 'alerts subscribers import' reads."""

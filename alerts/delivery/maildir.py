@@ -78,5 +78,7 @@ def _recipients(file: Path) -> set[str]:
             headers = BytesHeaderParser(policy=compat32).parse(handle)
     except OSError:
         return set()
-    values = [str(value) for name in ("To", "Cc", "Delivered-To") for value in headers.get_all(name, [])]
+    values = [
+        str(value) for name in ("To", "Cc", "Delivered-To") for value in headers.get_all(name, [])
+    ]
     return {address.lower() for _, address in getaddresses(values) if address}

@@ -114,7 +114,9 @@ class Planner:
             entries.append(Entry(candidate.id, candidate.revision, updated=previous is not None))
         return entries
 
-    def variants(self, subscriber: Subscriber, entries: list[Entry], kind: DigestKind) -> list[Variant]:
+    def variants(
+        self, subscriber: Subscriber, entries: list[Entry], kind: DigestKind
+    ) -> list[Variant]:
         """The messages for ``subscriber``: one digest holding every entry, or (for single
         kinds) one message per entry; urgent ones are marked so. A single alert does not
         depend on the subscriber's areas (it names its own), so all who get it share it."""
@@ -122,7 +124,9 @@ class Planner:
             return []
         if not kind.single:
             areas = areas_key(subscriber.areas)
-            return [self._shared(Variant(kind, tuple(entries), areas, subscriber.forwardable, self.day))]
+            return [
+                self._shared(Variant(kind, tuple(entries), areas, subscriber.forwardable, self.day))
+            ]
         return [
             self._shared(
                 Variant(

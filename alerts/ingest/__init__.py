@@ -107,11 +107,20 @@ def ingest_sources(
     feeds = [source for source in chosen if source.feed is not None]
     if feeds:
         report.merge(
-            ingest_feeds(feeds, store, gazetteer, now=now, monotonic=clock.monotonic, site_url=config.site.base_url)
+            ingest_feeds(
+                feeds,
+                store,
+                gazetteer,
+                now=now,
+                monotonic=clock.monotonic,
+                site_url=config.site.base_url,
+            )
         )
     # Changes held back as too soon after an advisory's last update, whose time has come,
     # become new revisions (to be mailed as updated).
-    report.updated += [i for i in store.advisories.release_held_updates(now) if i not in report.updated]
+    report.updated += [
+        i for i in store.advisories.release_held_updates(now) if i not in report.updated
+    ]
     # Each source's health, for 'alerts status' and /metrics: a folder or feed failed
     # when a source error names it.
     failed = {error.where: error.message for error in report.source_errors}

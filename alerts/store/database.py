@@ -96,7 +96,9 @@ def migrate(engine: Engine, revision: str = "head") -> None:
             with connection.begin():
                 cfg.attributes["connection"] = connection
                 command.upgrade(cfg, revision)
-                if sqlite and (broken := connection.exec_driver_sql("PRAGMA foreign_key_check").all()):
+                if sqlite and (
+                    broken := connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                ):
                     raise StoreError(
                         f"the schema upgrade left {len(broken)} rows whose parent is missing (first: {tuple(broken[0])})",
                         where="database",

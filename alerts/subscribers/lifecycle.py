@@ -207,7 +207,9 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
-def may_mail(status: str, *, transactional: bool, queued_at: datetime | None, left_at: datetime | None) -> bool:
+def may_mail(
+    status: str, *, transactional: bool, queued_at: datetime | None, left_at: datetime | None
+) -> bool:
     """Whether a message queued at ``queued_at`` may go to a subscriber whose status is
     ``status`` now (checked when it is sent, so whoever left meanwhile gets nothing):
     pending and active ones, yes; an unsubscribed one only transactional mail queued

@@ -2,7 +2,11 @@
 that turns them and its declared areas into an explained :class:`AreaDecision`.
 
 Open in order: :mod:`.mentions` (finding names), :mod:`.context` (what each mention
-says), :mod:`.decide` (the rule), :mod:`.report` (warnings for the run's report).
+says, with the word lists in :mod:`.words`), :mod:`.reads` (a mention as the rule weighs
+it), :mod:`.elsewhere` (another force's news), :mod:`.decide` (the rule), :mod:`.report`
+(warnings for the run's report, and the decision as ``alerts advisories show`` prints it).
+Reasons are data (:class:`alerts.types.Basis`, :class:`alerts.types.Why`); their words
+are for display only.
 """
 
 from alerts.tagging.decide import RULE_VERSION, AdvisoryText, Declared, decide_areas, declared_areas

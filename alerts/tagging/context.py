@@ -4,10 +4,12 @@ organisation's base or a place elsewhere (discounted, with the reason)?"""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from alerts.tagging import words as lex
 from alerts.tagging.mentions import Mention, Word
+from alerts.types import Basis, Why
 
 
 @dataclass(frozen=True)
@@ -16,13 +18,15 @@ class Reading:
     "X residents", a victim's home) counts anywhere, weak (a bare name) only near the top
     or when nothing stronger is found."""
 
-    reason: str | None
-    how: str = "named"
+    reason: Why | None
+    how: Basis = Basis.NAMED
     strong: bool = False
     #: "across Kent", "Kent residents": addressed to the whole force area.
     county: bool = False
     #: Not a place mention at all ("Deal with it"): neither evidence nor discounted.
     noise: bool = False
+    #: Shown with the reason's (or the basis's) words ("Essex"); never read by code.
+    detail: str = ""
 
 
 NOISE = Reading(None, noise=True)
@@ -39,15 +43,15 @@ def read_mention(mention: Mention, lead: int) -> Reading:
     if mention.place.common_word and not _placed(mention, lead, after):
         return NOISE
     if _named_person(words, first):
-        return Reading("a person's name")
+        return Reading(Why.PERSON_NAME)
     if first > 0 and words[first - 1].fold in ("operation", "op") and words[first - 1].capitalised:
-        return Reading("the name of a police operation")
+        return Reading(Why.OPERATION_NAME)
     if after is not None and after.gap in ("-", "‐") and after.fold in lex.BASE_WORDS:
-        return Reading("an organisation's base")
+        return Reading(Why.ORGANISATION_BASE)
     if after is not None and after.gap in ("-", "‐") and after.fold == "wide":
-        return Reading(None, "all of it", strong=True, county=True)
+        return Reading(None, Basis.ALL_OF_IT, strong=True, county=True)
     if elsewhere := _other_county(words, first, last):
-        return Reading(f"a place of that name in {elsewhere}, not here")
+        return Reading(Why.OTHER_COUNTY, detail=elsewhere)
     if institution := _institution_after(words, last):
         return Reading(institution)
     if institution := _institution_before(words, first):
@@ -55,7 +59,7 @@ def read_mention(mention: Mention, lead: int) -> Reading:
     if after is not None and after.fold in lex.PERSON_NOUNS and _spaced(after):
         return _home(mention)
     if after is not None and after.fold in lex.AUDIENCE_NOUNS and _spaced(after):
-        return Reading(None, "whom it is for", strong=True, county=True)
+        return Reading(None, Basis.AUDIENCE, strong=True, county=True)
     if lead_word in ("from", "of") and _person_before(words, lead):
         return _home(mention)
     if (
@@ -63,22 +67,29 @@ def read_mention(mention: Mention, lead: int) -> Reading:
         and lead >= 1
         and words[lead - 1].fold in lex.AUDIENCE_NOUNS
     ):
-        return Reading(None, "whom it is for", strong=True, county=True)
+        return Reading(None, Basis.AUDIENCE, strong=True, county=True)
     if lead_word in ("in", "at", "near") and _home_before(words, lead):
         return _home(mention)
+    preposition = lead - 1 if lead_word == "the" else lead  # "arrested at the X Crossing"
+    if (
+        preposition >= 0
+        and words[preposition].fold in lex.PLACE_PREPOSITIONS
+        and (_stopped_before(words, preposition) or _stopped_after(words, last))
+    ):
+        return Reading(Why.STOPPED_AT)
     if lead_word == "to" and lead >= 1 and words[lead - 1].fold in lex.ATTENDED_WORDS:
-        return Reading(None, "where it happened", strong=True)  # "officers were called to X"
+        return Reading(None, Basis.SCENE, strong=True)  # "officers were called to X"
     if lead_word in lex.COUNTY_LEADS:
-        return Reading(None, "where it happened", strong=True, county=True)
+        return Reading(None, Basis.SCENE, strong=True, county=True)
     if lead_word in lex.PLACE_PREPOSITIONS:
-        return Reading(None, "where it happened", strong=True)
+        return Reading(None, Basis.SCENE, strong=True)
     if lead_word == "the" and lead >= 1 and words[lead - 1].fold in lex.PLACE_PREPOSITIONS:
-        return Reading(None, "where it happened", strong=True)
+        return Reading(None, Basis.SCENE, strong=True)
     if lead_word == "of" and lead >= 1 and words[lead - 1].fold in lex.AREA_NOUNS:
-        return Reading(None, "where it happened", strong=True)
+        return Reading(None, Basis.SCENE, strong=True)
     if after is not None and after.fold in lex.AREA_NOUNS and _spaced(after):
-        return Reading(None, "where it happened", strong=True)
-    return Reading(None, "named")
+        return Reading(None, Basis.SCENE, strong=True)
+    return Reading(None, Basis.NAMED)
 
 
 def find_lead(mention: Mention, previous: Mention | None, previous_lead: int) -> int:
@@ -132,7 +143,11 @@ def national_phrase(words: tuple[Word, ...], part: str, paragraph: int) -> str |
         for start in range(len(folds) - size + 1):
             if tuple(folds[start : start + size]) != phrase:
                 continue
-            if phrase in lex.NATIONAL_LEDE_PHRASES and start > 0 and folds[start - 1] in lex.REPORT_LEADS:
+            if (
+                phrase in lex.NATIONAL_LEDE_PHRASES
+                and start > 0
+                and folds[start - 1] in lex.REPORT_LEADS
+            ):
                 continue  # "report it to Action Fraud": where to report, not who warns
             return " ".join(w.text for w in words[start : start + size])
     return None
@@ -214,7 +229,7 @@ def _other_county(words: tuple[Word, ...], first: int, last: int) -> str | None:
     return None
 
 
-def _institution_after(words: tuple[Word, ...], last: int) -> str | None:
+def _institution_after(words: tuple[Word, ...], last: int) -> Why | None:
     """ "Maidstone Crown Court", "Medway Maritime Hospital", "Kent Police", "Dover Road"."""
     for index in range(last + 1, min(len(words), last + 4)):
         word = words[index]
@@ -222,54 +237,54 @@ def _institution_after(words: tuple[Word, ...], last: int) -> str | None:
             return None
         fold = _base(word)
         if fold in lex.COURT_WORDS:
-            return "a court"
+            return Why.COURT
         if fold in lex.POLICE_WORDS:
             if index + 1 < len(words) and words[index + 1].fold == "station":
-                return "a police station"
-            return "a police force or team"
+                return Why.POLICE_STATION
+            return Why.POLICE_FORCE
         if fold in lex.HOSPITAL_WORDS:
-            return "a hospital"
+            return Why.HOSPITAL
         if fold in lex.PRISON_WORDS:
-            return "a prison"
+            return Why.PRISON
         if not word.capitalised:
             return None
         if fold in lex.ORGANISATION_WORDS:
-            return "an organisation"
+            return Why.ORGANISATION
         if fold in lex.STREET_WORDS:
             if fold == "street" and words[index - 1].fold == "high":
                 return None  # "Chatham High Street" is in Chatham
-            return "a road or street name"
+            return Why.STREET
     return None
 
 
-def _institution_before(words: tuple[Word, ...], first: int) -> str | None:
+def _institution_before(words: tuple[Word, ...], first: int) -> Why | None:
     """ "appeared before magistrates in Sevenoaks", "taken to hospital in Ashford", "HMP
     Maidstone", "a charity based in Ashford", "the MP for Dover"."""
     if first == 0:
         return None
     lead = words[first - 1].fold
     if lead == "hmp":
-        return "a prison"
+        return Why.PRISON
     if lead not in ("in", "at", "near", "of", "for"):
         return None
     window = [_base(w) for w in words[max(0, first - 3) : first - 1]]
     if lead in ("of", "for"):
-        return "a title or office" if window and window[-1] in lex.TITLE_LEADS else None
+        return Why.TITLE if window and window[-1] in lex.TITLE_LEADS else None
     if not window:
         return None
     # The institution is the word just before the preposition: "hospital in Ashford",
     # not "taken to hospital after an assault in Margate".
     fold = window[-1]
     if fold in lex.BASE_WORDS | {"offices", "office", "headquarters", "branch"}:
-        return "an organisation's base"
+        return Why.ORGANISATION_BASE
     if fold in lex.COURT_WORDS:
-        return "a court"
+        return Why.COURT
     if fold in lex.HOSPITAL_WORDS:
-        return "a hospital"
+        return Why.HOSPITAL
     if fold in lex.PRISON_WORDS or fold == "custody":
-        return "a prison or custody"
+        return Why.CUSTODY
     if fold == "station" and len(window) > 1 and window[-2] == "police":
-        return "a police station"
+        return Why.POLICE_STATION
     return None
 
 
@@ -292,32 +307,112 @@ def _person_before(words: tuple[Word, ...], lead: int) -> bool:
         index -= 1
     if index < lead - 1:
         return True  # "a 35-year-old from", "Smith, 34, of", "aged 34, from"
-    return index >= 0 and words[index].fold in lex.PERSON_NOUNS
+    if index >= 0 and words[index].fold in lex.PERSON_NOUNS:
+        return True
+    if index >= 1 and words[index].fold in lex.PASSIVE and words[index - 1].fold in _PRONOUNS:
+        return True  # "He is from Gravesend", "who was from Deal"
+    return _full_name_before(words, lead)
+
+
+_PRONOUNS = frozenset(["he", "she", "they", "who"])
+
+
+def _full_name_before(words: tuple[Word, ...], lead: int) -> bool:
+    """ "Mark Hughes of Larkfield", "Lee Marsh, of Station Road, Snodland": a first name
+    and a surname before "of" or "from", in a sentence not written in title case (where
+    "Port of Dover" or "Isle of Sheppey" would look the same)."""
+    if lead < 2:
+        return False
+    name = words[lead - 2 : lead]
+    if not all(w.text[:1].isupper() and w.text.isalpha() for w in name) or name[1].gap.strip():
+        return False
+    not_names = lex.ORGANISATION_WORDS | lex.RANK_WORDS | lex.TITLE_LEADS | lex.STREET_WORDS
+    if any(
+        w.fold in not_names | {"the", "a", "an", "isle", "port", "city", "county"} for w in name
+    ):
+        return False
+    capitalised = sum(w.text[:1].isupper() for w in words)
+    return capitalised * 2 <= len(words)
+
+
+def _stopped_before(words: tuple[Word, ...], lead: int) -> bool:
+    """ "was arrested in X", "stopped a van on the M20 near X", "pulled over on the A2 at
+    X": a stop word a few words before the preposition, nothing between that names the
+    offence ("arrested after a burglary in X" does)."""
+    for index in range(lead - 1, max(-1, lead - 8), -1):
+        word = words[index]
+        if word.fold == "over" and index > 0 and words[index - 1].fold == "pulled":
+            return True  # "pulled over in X"
+        if word.fold in lex.STOP_BREAKERS or "," in words[index + 1].gap:
+            return False
+        if word.fold in lex.STOP_WORDS - {"pulled"}:
+            return True
+    return False
+
+
+def _stopped_after(words: tuple[Word, ...], last: int) -> bool:
+    """ "near Dartford, where the driver was arrested": the place is where the stop was."""
+    index = last + 1
+    if index >= len(words) or words[index].fold != "where":
+        return False
+    return any(w.fold in lex.STOP_WORDS for w in words[index + 1 : index + 6])
+
+
+def _a_price(words: tuple[Word, ...], index: int) -> bool:
+    """ "charged £6,000", "charged them 900 pounds": what someone was made to pay."""
+    if words[index].fold not in ("charged", "charge", "charges", "charging"):
+        return False
+    after = words[index + 1 : index + 3]
+    return any("£" in w.gap or "$" in w.gap or w.text.isdigit() for w in after)
 
 
 def _home(mention: Mention) -> Reading:
     """A person's home counts when they are a victim, not when they are a suspect; read
     from the nearest word about what happened to them."""
-    role = person_role(mention.sentence.words, mention.first, mention.last)
-    if role == "suspect":
-        return Reading("a suspect's home")
-    if role == "victim":
-        return Reading(None, "a victim's home", strong=True)
-    return Reading(None, "someone's home")
+    return home_reading(person_role(mention.sentence.words, mention.first, mention.last))
 
 
-def person_role(words: tuple[Word, ...], first: int, last: int) -> str | None:
-    """ "suspect" or "victim": the role the nearest word about what happened gives the
-    person at words ``first``..``last``; None when no such word is in the sentence."""
-    best: tuple[int, str] | None = None
+def home_reading(role: Role | None) -> Reading:
+    if role is Role.SUSPECT:
+        return Reading(Why.SUSPECT_HOME)
+    if role is Role.VICTIM:
+        return Reading(None, Basis.VICTIM_HOME, strong=True)
+    return Reading(None, Basis.SOMEONE_HOME)
+
+
+class Role(enum.Enum):
+    """What happened to a person whose home the text names."""
+
+    SUSPECT = "suspect"
+    VICTIM = "victim"
+
+
+def sentence_role(words: tuple[Word, ...]) -> Role | None:
+    """The one role a sentence's words give ("Police are searching for Daniel Webb, who
+    is wanted"), to read "He is from Gravesend" that follows; None for none or both."""
+    found: set[Role] = set()
+    for index, word in enumerate(words):
+        if word.fold in lex.SUSPECT_WORDS and not _a_price(words, index):
+            found.add(Role.SUSPECT)
+        elif word.fold in lex.VICTIM_WORDS or word.fold.startswith(lex.VICTIM_PREFIXES):
+            found.add(Role.VICTIM)
+    return next(iter(found)) if len(found) == 1 else None
+
+
+def person_role(words: tuple[Word, ...], first: int, last: int) -> Role | None:
+    """The role the nearest word about what happened gives the person at words
+    ``first``..``last``; None when no such word is in the sentence."""
+    best: tuple[int, Role] | None = None
     for index, word in enumerate(words):
         if first <= index <= last:
             continue
         fold = word.fold
+        if fold in lex.SUSPECT_WORDS and _a_price(words, index):
+            continue  # "was charged £6,000 for a new roof"
         if fold in lex.SUSPECT_WORDS:
-            role = "suspect"
+            role = Role.SUSPECT
         elif fold in lex.VICTIM_WORDS or fold.startswith(lex.VICTIM_PREFIXES):
-            role = "victim"
+            role = Role.VICTIM
             # "a Dartford man who assaulted a woman": after the person, a deed in the
             # active voice is theirs; only "was assaulted" makes them the victim.
             # "Ashford pensioners targeted by rogue traders" is passive too.
@@ -325,10 +420,38 @@ def person_role(words: tuple[Word, ...], first: int, last: int) -> str | None:
                 index + 1 < len(words) and words[index + 1].fold == "by"
             )
             if index > last and fold in lex.DEEDS and not passive:
-                role = "suspect"
+                role = Role.SUSPECT
         else:
             continue
         distance = first - index if index < first else index - last
         if best is None or distance < best[0]:
             best = (distance, role)
     return best[1] if best else None
+
+
+def advice_words(words: tuple[Word, ...]) -> bool:
+    """ "is warning", "urging", "launched a campaign", "a week of action": the sentence
+    gives advice rather than reports an incident."""
+    folds = [w.fold for w in words]
+    if any(fold in lex.APPEAL_WORDS for fold in folds):
+        return False  # "urging witnesses to come forward": an appeal about one incident
+    if any(fold in lex.ADVICE_WORDS for fold in folds):
+        return True
+    return any(
+        tuple(folds[start : start + len(phrase)]) == phrase
+        for phrase in lex.ADVICE_PHRASES
+        for start in range(len(folds) - len(phrase) + 1)
+    )
+
+
+def collision_elsewhere(words: tuple[Word, ...]) -> bool:
+    """ "a motorcyclist from Faversham died in a collision": harm on the road, not at the
+    victim's home (unlike "defrauded", "rogue traders", "burgled", "missing")."""
+    folds = {w.fold for w in words}
+    return bool(folds & lex.COLLISION_WORDS) and not folds & lex.REMOTE_HARM_WORDS
+
+
+def example_words(words: tuple[Word, ...]) -> bool:
+    """ "In one case", "recent thefts", "last year", "reports have come from": incidents
+    told as examples."""
+    return any(w.fold in lex.EXAMPLE_WORDS for w in words)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alerts.areas import Gazetteer
 from alerts.errors import UnknownArea
-from alerts.types import AreaDecision
+from alerts.types import AreaDecision, Why
 
 ALIAS_HINT = "to bring such advisories in, map the name under 'area_aliases:' in config.yaml (e.g. National: kent)"
 
@@ -22,17 +22,32 @@ def decision_warnings(decision: AreaDecision, where: str, gazetteer: Gazetteer) 
             )
         else:
             warnings.append(f"{where}: area {name!r} is not in the gazetteer; ignored ({hint})")
-    national = [d.words for d in decision.discounted if d.reason.startswith("a national warning")]
+    national = [d.words for d in decision.discounted if d.why is Why.NATIONAL]
     if decision.outside_coverage and not decision.unknown and national:
         warnings.append(
             f"{where}: a national warning ({national[0]!r}) naming no place in"
             f" {gazetteer.root.name}, so it is outside coverage: stored, but never mailed and in"
             f" no feed ({ALIAS_HINT})"
         )
+    elif decision.outside_coverage and not decision.unknown and (here := _published_here(decision)):
+        host = next(
+            d.name
+            for d in decision.discounted
+            if d.why is Why.PUBLISHED_ELSEWHERE and d.area is None
+        )
+        warnings.append(
+            f"{where}: published on another force's or a national site ({host}) and declaring no"
+            f" area, so it is outside coverage although it names {here}: stored, but never mailed"
+            f" and in no feed (declare 'area:' in its front matter, or retag it, to bring it in)"
+        )
     elif decision.outside_coverage and not decision.unknown:
         named = ", ".join(
             sorted(
-                {d.name for d in decision.discounted if d.area is None or "elsewhere" in d.reason}
+                {
+                    d.name
+                    for d in decision.discounted
+                    if d.area is None or d.why is Why.ABOUT_ELSEWHERE
+                }
             )
         )
         warnings.append(
@@ -43,6 +58,17 @@ def decision_warnings(decision: AreaDecision, where: str, gazetteer: Gazetteer) 
     if decision.no_place:
         warnings.append(f"{where}: no place found; treated as force-wide ({gazetteer.root.name})")
     return warnings
+
+
+def _published_here(decision: AreaDecision) -> str:
+    """The places here that another force's release names ("Dartford"), if any."""
+    return ", ".join(
+        dict.fromkeys(
+            d.name
+            for d in decision.discounted
+            if d.why is Why.PUBLISHED_ELSEWHERE and d.area is not None
+        )
+    )
 
 
 def _hint(gazetteer: Gazetteer, name: str) -> str:
@@ -59,7 +85,9 @@ def explain(decision: AreaDecision, gazetteer: Gazetteer) -> list[str]:
     the reason."""
 
     def name(slug: str | None) -> str:
-        return gazetteer.node(slug).name if slug is not None and slug in gazetteer else (slug or "?")
+        return (
+            gazetteer.node(slug).name if slug is not None and slug in gazetteer else (slug or "?")
+        )
 
     lines: list[str] = []
     if decision.outside_coverage:
@@ -67,22 +95,30 @@ def explain(decision: AreaDecision, gazetteer: Gazetteer) -> list[str]:
             f"declared area {', '.join(repr(u) for u in decision.unknown)} is not in the gazetteer"
             if decision.unknown
             else f"a national warning naming no place in {gazetteer.root.name}; {ALIAS_HINT}"
-            if any(d.reason.startswith("a national warning") for d in decision.discounted)
+            if any(d.why is Why.NATIONAL for d in decision.discounted)
+            else "published on another force's or a national site, declaring no area"
+            if _published_here(decision)
             else f"it names no place in {gazetteer.root.name}, only places or forces elsewhere"
         )
-        lines.append(f"Reaches:    nobody: outside coverage ({why}); stored, never mailed, in no feed")
+        lines.append(
+            f"Reaches:    nobody: outside coverage ({why}); stored, never mailed, in no feed"
+        )
     else:
         reach = ", ".join(name(a) for a in sorted(decision.areas, key=name))
         if decision.force_wide:
             reach += " (force-wide" + (": no place found)" if decision.no_place else ")")
         lines.append(f"Reaches:    {reach}")
     if decision.overridden:
-        lines.append("            set by the operator ('alerts advisories retag'); kept when the source changes")
+        lines.append(
+            "            set by the operator ('alerts advisories retag'); kept when the source changes"
+        )
     root = gazetteer.root.slug
     for evidence in decision.evidence:
         if evidence.part == "declared" and evidence.area == root and not decision.force_wide:
             continue  # said below: it let the text decide, it decided nothing itself
-        lines.append(f"  {name(evidence.area)}: {evidence.how}: “{evidence.words}” ({evidence.part})")
+        lines.append(
+            f"  {name(evidence.area)}: {evidence.how}: “{evidence.words}” ({evidence.part})"
+        )
     at_root = [e.words for e in decision.evidence if e.part == "declared" and e.area == root]
     if at_root and not decision.force_wide:
         lines.append(f"Declared:   {', '.join(at_root)} (the force area, so the text decides)")

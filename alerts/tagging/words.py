@@ -38,7 +38,8 @@ SUSPECT_WORDS = _set("""arrested arrest arrests charged charge jailed sentenced 
     bailed detained admitted admits pleaded pleads appeared appear appears guilty wanted
     suspect suspects suspected disqualified banned fined imprisoned locked caught summonsed
     cautioned prosecuted accused defendant offender offenders custody court trial
-    released interviewed jail prison imprisonment""")
+    released interviewed jail prison imprisonment charges faces facing admitting denies
+    denied referral remand bail sentence suspended summons requisition tagged curfew""")
 VICTIM_WORDS = _set("""victim victims defrauded scammed conned targeted robbed assaulted attacked injured
     hurt died killed lost tricked duped approached contacted called phoned received
     burgled threatened missing stabbed punched hit seriously concern concerns harmed
@@ -72,7 +73,7 @@ ORGANISATION_WORDS = _set("""council councils partnership fc united athletic rov
     housing group ltd limited plc gazette messenger news radio chamber taskforce
     commission diocese archdiocese deanery fire rescue ambulance coastguard rnli""")
 STREET_WORDS = _set("""road rd street st lane ln avenue ave way drive dr close crescent gardens terrace
-    place square row walk parade grove rise mews bypass highway approach hill""")
+    place square row walk parade grove rise mews bypass highway approach hill crossing""")
 # "based in X" / "X-based": where an organisation is, not where the thing happened.
 BASE_WORDS = _set("based headquartered registered")
 # Before a place: "appeared at court in X", "taken to hospital in X".
@@ -120,7 +121,11 @@ NATIONAL_PHRASES: tuple[tuple[str, ...], ...] = (
     ("national", "fraud", "intelligence", "bureau"),
     ("national", "cyber", "security", "centre"),
 )
-NATIONAL_LEDE_PHRASES: tuple[tuple[str, ...], ...] = (("action", "fraud"), ("national", "rise"), ("nca",))
+NATIONAL_LEDE_PHRASES: tuple[tuple[str, ...], ...] = (
+    ("action", "fraud"),
+    ("national", "rise"),
+    ("nca",),
+)
 # "report it to Action Fraud", "contact Action Fraud": where to report, not who warns.
 REPORT_LEADS = _set("to via contact call report reported reporting visit through with on")
 
@@ -135,3 +140,41 @@ OTHER_PLACES = _set("""essex dorset hampshire surrey sussex london berkshire buc
     swindon bristol shaftesbury dover-delaware france belgium netherlands calais
     boulogne dunkerque spain metropolitan mercia thames""")
 REGION_PREFIXES = _set("east west north south central greater inner outer")
+
+# "was arrested in X", "stopped a van on the M20 near X": where someone was stopped or
+# arrested, which is not where the thing happened (see context.read_mention).
+STOP_WORDS = _set("arrested stopped detained intercepted apprehended pulled")
+# Between a stop word and the place, these end the search: "arrested after a burglary in
+# X", "arrested on suspicion of burglary in X" name the scene, not the stop.
+STOP_BREAKERS = _set("""after following over for of when while during connection suspicion into
+    because since as who which that""")
+# "a cost of", "charged £6,000": a price, not a criminal charge.
+PRICE_WORDS = _set("for to")
+
+# Advice addressed to the whole force area: "Kent Police is warning...", "a campaign",
+# "a week of action". In the lede, with the force named and no place below it, the
+# places further down are examples (DESIGN.md, "Decisions").
+ADVICE_WORDS = _set("""warn warns warned warning warnings urge urges urged urging remind reminds
+    reminded reminding advise advises advised advising advice encourage encourages
+    encouraged encouraging campaign campaigns launch launches launched launching crackdown
+    tips guard alert aware awareness""")
+ADVICE_PHRASES: tuple[tuple[str, ...], ...] = (("week", "of", "action"), ("day", "of", "action"))
+# Incidents given as examples of what the advice is about.
+EXAMPLE_WORDS = _set("""example examples instance instances case cases including include
+    includes such among recent recently last previous previously past reports reported
+    reporting""")
+
+# An appeal about one incident ("urging witnesses to come forward"), not advice.
+APPEAL_WORDS = _set("""witness witnesses witnessed dashcam footage cctv information
+    saw sighting sightings""")
+
+# A road collision: a victim's home is not where it happened (DESIGN.md, "Decisions").
+COLLISION_WORDS = _set("""collision collisions crash crashed crashes collided accident
+    motorcyclist motorcycle motorbike cyclist pedestrian rider lorry struck knocked
+    junction roundabout carriageway""")
+# Harm that reaches a victim at home: fraud, doorstep crime, a burglary; a missing
+# person's home matters too. These keep a victim's home as evidence whatever else.
+REMOTE_HARM_WORDS = _set("""fraud fraudster fraudsters fraudulent scam scams scammer scammers scammed
+    defrauded conned courier caller callers call calls phoned phone online romance doorstep
+    rogue trader traders door burglary burglaries burgled burglar burglars distraction
+    cold missing concern welfare""")

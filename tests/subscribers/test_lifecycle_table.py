@@ -4,7 +4,7 @@ keeping its own rules (the state-machine test checks the real store against it).
 from __future__ import annotations
 
 from alerts.subscribers.lifecycle import MAILABLE, TABLE, Event, Mail, State, markdown_table, step
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 def test_every_state_has_a_cell_for_every_event() -> None:

@@ -21,7 +21,7 @@ from alerts.tokens import (
     new_link_key,
 )
 from alerts.types import Frequency
-from tests.conftest import NOW
+from tests.support import NOW
 
 KEY_ENV = "ALERTS_TEST_TOKEN_KEY"
 

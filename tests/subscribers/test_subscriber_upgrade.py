@@ -12,7 +12,7 @@ from alerts.store.database import create_db_engine, migrate
 from alerts.store.fixtures import Fixtures
 from alerts.store.schema import outbox, subscriber_areas, subscribers
 from alerts.subscribers import make_subscription
-from tests.conftest import NOW
+from tests.support import NOW
 
 
 def counts(engine: object) -> dict[str, int]:
