@@ -287,8 +287,18 @@ def _checked_key(key: str) -> bytes:
 
 def keyed_hash(key: bytes, value: str) -> str:
     """HMAC-SHA256 of ``value`` under a key derived for this use from a signing key."""
-    derived = hmac.new(key, b"area-alerts.keyed-hash", hashlib.sha256).digest()
-    return hmac.new(derived, value.encode("utf-8"), hashlib.sha256).hexdigest()
+    return peppered_hash(derived_pepper(key), value)
+
+
+def derived_pepper(key: bytes) -> bytes:
+    """The key :func:`keyed_hash` derives from a signing key: what the opt-out pepper kept
+    in the database is made from, so that hashes made before it still match."""
+    return hmac.new(key, b"area-alerts.keyed-hash", hashlib.sha256).digest()
+
+
+def peppered_hash(pepper: bytes, value: str) -> str:
+    """HMAC-SHA256 of ``value`` under ``pepper``."""
+    return hmac.new(pepper, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def mailbox_hashes(config: Config, email: str) -> list[str]:

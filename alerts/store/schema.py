@@ -163,6 +163,15 @@ opt_outs = Table(
     Column("hashed_at", UtcDateTime, nullable=False),
 )
 
+# Keys this database keeps for itself (the opt-out pepper, alerts.store.pepper), so that
+# what they protect does not depend on a file kept elsewhere.
+site_keys = Table(
+    "site_keys",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
 # How often mail was set off for a key (a mailbox's hash, a client address's hash):
 # kept in the database so the limits hold across web processes.
 mail_limits = Table(
