@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from alerts.config import Config
 from alerts.store.schema import mail_limits
+from alerts.subscribers.limit_keys import limit_client, limit_mailbox
 from alerts.tokens import keyed_hash, load_secret_key, mailbox_hashes
 
 
@@ -38,11 +39,16 @@ CLIENT = Limit(gap=timedelta(0), per_window=30, window=timedelta(hours=1))
 
 
 def mailbox_key(config: Config, email: str) -> str:
-    return "mailbox:" + mailbox_hashes(config, email)[0]
+    """The mailbox an address delivers to, hashed: ``jo+1@`` and ``jo+2@`` count as
+    ``jo@``, and Gmail's dots and its two names as one (only here: the address's own row
+    and its opt-out hash are the whole address)."""
+    return "mailbox:" + mailbox_hashes(config, limit_mailbox(email))[0]
 
 
 def client_key(config: Config, address: str) -> str:
-    return "client:" + keyed_hash(load_secret_key(config), address)
+    """A client, hashed: an IPv4-mapped IPv6 address as its IPv4 address, an IPv6
+    address by its /64 (one subscriber line's worth of addresses)."""
+    return "client:" + keyed_hash(load_secret_key(config), limit_client(address))
 
 
 def _counted(key: str, limit: Limit, now: datetime) -> Update:
