@@ -219,6 +219,13 @@ class Retention:
                 conn.execute(
                     update(runs).where(runs.c.id == run_id).values(summary=_scrub(summary, mailbox))
                 )
+        if self.engine.dialect.name == "sqlite":
+            # The rows went (overwritten: secure_delete), but the WAL still holds the pages
+            # as they were until a checkpoint copies them back; TRUNCATE empties it too.
+            # (PostgreSQL keeps dead rows until VACUUM and its WAL until recycled: the
+            # privacy notice and README say so.)
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         return removed
 
     def export_data(self, config: Config, email: str) -> dict[str, Any]:
