@@ -108,10 +108,17 @@ def confirmation_content(
 
 
 def send_confirmation(
-    config: Config, store: Store, subscriber: Subscriber, area_names: list[str], *, now: datetime
+    config: Config,
+    store: Store,
+    subscriber: Subscriber,
+    area_names: list[str],
+    *,
+    now: datetime,
+    not_before: datetime | None = None,
 ) -> int | None:
-    """Queue the confirmation email for a pending subscriber. Returns the outbox id, or
-    None when one was queued for them less than :data:`RESEND_AFTER` ago."""
+    """Queue the confirmation email for a pending subscriber (to go at ``not_before``
+    when the forms' hourly ceiling is reached). Returns the outbox id, or None when one
+    was queued for them less than :data:`RESEND_AFTER` ago."""
     if store.digests.queued_since(subscriber.id, CONFIRM, now - RESEND_AFTER):
         return None
     # The preferences the email states travel in its link: what is confirmed is what was mailed.
@@ -139,6 +146,7 @@ def send_confirmation(
         now,
         message_id=message_id,
         raw=message.as_string(),
+        not_before=not_before,
     )
 
 
@@ -153,6 +161,7 @@ def queue_transactional(
     message_id: str,
     raw: str | None = None,
     kind: str = CONFIRM,
+    not_before: datetime | None = None,
 ) -> int:
     """Queue one finished message for one subscriber: a ``digests`` row of ``kind``
     (``meta["transactional"]`` true, ``meta["raw"]`` the whole message when given) and a
@@ -167,6 +176,7 @@ def queue_transactional(
         message_id=message_id,
         meta={"transactional": True, **({"raw": raw} if raw is not None else {})},
         now=now,
+        not_before=not_before,
     )
 
 
