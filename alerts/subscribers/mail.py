@@ -30,6 +30,8 @@ from alerts.tokens import Confirmation, link_signer
 from alerts.types import Subscriber
 
 CONFIRM = "confirm"
+#: The digest kind of a confirmation email (the same word as the link purpose).
+CONFIRMATION = CONFIRM
 #: How long a confirmation link works.
 CONFIRM_MAX_AGE = 7 * 24 * 3600
 #: A second sign-up for the same address within this time sends no second email, so

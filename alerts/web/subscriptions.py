@@ -16,6 +16,7 @@ import functools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,7 +39,7 @@ from alerts.subscribers import (
     parse_frequency,
     resolve_areas,
 )
-from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates
+from alerts.subscribers.mail import CONFIRM_MAX_AGE, CONFIRMATION, check_confirmation_templates
 from alerts.subscribers.notices import check_notice_templates
 from alerts.subscribers.requests import quietly, request_manage_link, sign_up, welcome
 from alerts.tokens import CONFIRM, MANAGE, MANAGE_MAX_AGE, UNSUBSCRIBE, Confirmation, link_signer
@@ -138,6 +139,12 @@ def confirm(request: Request, form: dict[str, str]) -> Response:
         return found
     confirmation, subscriber = found
     waiting = subscriber.status is PENDING or signed_up_again(subscriber, confirmation)
+    if waiting and replaced(app, subscriber, confirmation):
+        return bad_link(
+            request,
+            "This confirmation link was replaced",
+            "A newer confirmation email was sent for the choices made since. Use the link in that one.",
+        )
     if waiting and reading(request):
         return page(request, "confirm.html", personal(app, subscriber, {"token": token}))
     stated = Preferences(
@@ -379,6 +386,17 @@ def link_error(
         return bad_link(request, "This link has expired", reason, expired=purpose)
     return bad_link(
         request, "This link is not valid", "It may have been cut short when it was copied."
+    )
+
+
+def replaced(app: App, subscriber: Subscriber, confirmation: Confirmation) -> bool:
+    """Whether a newer confirmation (a corrected sign-up) was sent after this one: then
+    only the newest states what is to be confirmed."""
+    issued = confirmation.issued_at
+    newer_than = issued + timedelta(seconds=1) if issued else None  # stamps are whole seconds
+    return (
+        newer_than is not None
+        and app.store.digests.queued_since(subscriber.id, CONFIRMATION, newer_than) > 0
     )
 
 
