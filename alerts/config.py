@@ -398,6 +398,9 @@ class RetentionConfig(_Model):
     #: Days the operator console's audit log is kept (who did what, when); it names
     #: residents only by subscriber id or a masked address.
     audit_days: int = Field(default=365, ge=1, le=3650)
+    #: Days the web server's access logs are kept (they hold client addresses). The
+    #: privacy notice states it; rotate the logs to match (journald, logrotate).
+    web_log_days: int = Field(default=14, ge=0, le=3650)
 
 
 class Config(_Model):

@@ -320,7 +320,9 @@ class MessageFactory:
         """The full RFC 5322 message for ``item``, ready for the relay."""
         prepared = self.prepared(item.digest_id)
         when = self.clock().astimezone(self._zone).replace(microsecond=0)
-        return prepared.compose(item, self.signer.links(item.subscriber_id, when), when)
+        return prepared.compose(
+            item, self.signer.links(item.subscriber_id, when, item.link_key), when
+        )
 
     def prepared(self, digest_id: int) -> PreparedDigest | _Finished:
         with self._lock:

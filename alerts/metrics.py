@@ -22,6 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from alerts.store import Store
+from alerts.store.limits import FORM_MAIL_KEY
 from alerts.store.outbox import OutboxStatus
 from alerts.types import MailPriority
 
@@ -82,6 +83,11 @@ class DatabaseCollector(Collector):
         for pause in self.store.relays.active(now):
             paused.add_metric([pause.relay, pause.reply[:200]], pause.until.timestamp())
         yield paused
+        yield CounterMetricFamily(
+            "alerts_form_mail_delayed",
+            "Emails the forms set off past the hourly ceiling on all of them, queued for the next hour.",
+            value=self.store.limits.held_back(FORM_MAIL_KEY),
+        )
 
         polled = GaugeMetricFamily(
             "alerts_source_last_poll_timestamp_seconds",

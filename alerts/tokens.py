@@ -5,6 +5,13 @@ A token is the subscriber id signed with a key only this installation knows
 from someone else's id, or used for another purpose than the one it was made for. The
 payload is not secret (it is only signed), so a token never names an email address.
 
+A token also carries the subscriber's own random ``link_key`` (a column of their row,
+made when the row is), and a link acts only on the row whose key it carries
+(:func:`link_fits`): so the links of a person who was erased or purged act on nobody,
+even on a database whose ids were once reused. Tokens made before keys travelled in
+them (the id alone) still work for the rows they were made for: those that existed
+when the token was issued (an unsubscribe link never expires).
+
 Times are the caller's: a token is stamped with the ``issued`` moment it is given and
 checked against the ``now`` it is given (business time from :class:`alerts.clock.Clock`),
 so nothing here reads the system clock and tests can move time at will.
@@ -62,6 +69,18 @@ class Confirmation:
     urgent: bool | None = None
     #: When the link was made (set by verify_confirmation).
     issued_at: datetime | None = None
+    #: The subscriber's link key (None in a link made before keys travelled in links).
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkClaim:
+    """What a verified token says: made for ``subscriber_id`` (whose row holds ``key``;
+    None for a token made before keys travelled in links) at ``issued_at``."""
+
+    subscriber_id: int
+    key: str | None
+    issued_at: datetime
 
 
 @dataclass(frozen=True)
@@ -94,13 +113,20 @@ class LinkSigner:
             for purpose, serializer in self._serializers.items()
         }
 
-    def token(self, subscriber_id: int, purpose: str, issued: datetime) -> str:
-        """A URL-safe token that proves ``purpose`` for ``subscriber_id``, stamped with
-        ``issued``: what ``URLSafeTimedSerializer.dumps`` makes, except that the payload is
-        never compressed (dumps compresses only ids with long runs of digits, such as
-        10**12; verify() reads both)."""
+    def token(
+        self, subscriber_id: int, purpose: str, issued: datetime, key: str | None = None
+    ) -> str:
+        """A URL-safe token that proves ``purpose`` for ``subscriber_id`` (whose row holds
+        ``key``), stamped with ``issued``: what ``URLSafeTimedSerializer.dumps`` makes,
+        except that the payload is never compressed (dumps compresses only ids with long
+        runs of digits, such as 10**12; verify() reads both). Without ``key`` it is the
+        old form, the id alone."""
         self._serializer(purpose)  # rejects an unknown purpose
-        return self._stamp(purpose, base64_encode(b"%d" % int(subscriber_id)), issued)
+        if key is None:
+            return self._stamp(purpose, base64_encode(b"%d" % int(subscriber_id)), issued)
+        return self._stamp(
+            purpose, base64_encode(b'[%d,"%s"]' % (int(subscriber_id), _checked_key(key))), issued
+        )
 
     def _stamp(self, purpose: str, payload: bytes, issued: datetime) -> str:
         """``payload``, the issue time and their MAC, as itsdangerous's TimestampSigner
@@ -134,18 +160,29 @@ class LinkSigner:
     def verify(self, token: str, purpose: str, now: datetime, max_age: int | None = None) -> int:
         """The subscriber id a token was made for. Raises :class:`BadToken` when it was
         tampered with, made for another purpose, or is older than ``max_age`` seconds at
-        ``now``."""
-        value, _ = self._load(token, purpose, now, max_age)
-        # A validly signed token only ever holds what token() put in, but be strict anyway.
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise BadToken(f"this {purpose} link is not valid")
-        return value
+        ``now``. (Whether it fits the row that has the id now is :func:`link_fits`.)"""
+        return self.read(token, purpose, now, max_age).subscriber_id
 
-    def links(self, subscriber_id: int, issued: datetime) -> PersonalLinks:
-        """The personal links for one subscriber's mail, made at ``issued``. Tokens are
-        URL-safe base64 and dots, so they go into a query string as they are."""
-        unsubscribe = self.token(subscriber_id, UNSUBSCRIBE, issued)
-        manage = self.token(subscriber_id, MANAGE, issued)
+    def read(
+        self, token: str, purpose: str, now: datetime, max_age: int | None = None
+    ) -> LinkClaim:
+        """What a token says: the id, the key and the issue time. Raises :class:`BadToken`
+        as :meth:`verify` does."""
+        value, issued_at = self._load(token, purpose, now, max_age)
+        key = None
+        # A validly signed token only ever holds what token() put in, but be strict anyway.
+        if isinstance(value, list) and len(value) == 2 and isinstance(value[1], str):
+            value, key = value
+        if not _is_id(value):
+            raise BadToken(f"this {purpose} link is not valid")
+        return LinkClaim(value, key, issued_at)
+
+    def links(self, subscriber_id: int, issued: datetime, key: str | None = None) -> PersonalLinks:
+        """The personal links for one subscriber's mail (whose row holds ``key``), made at
+        ``issued``. Tokens are URL-safe base64 and dots, so they go into a query string
+        as they are."""
+        unsubscribe = self.token(subscriber_id, UNSUBSCRIBE, issued, key)
+        manage = self.token(subscriber_id, MANAGE, issued, key)
         return PersonalLinks(
             unsubscribe_url=f"{self.base_url}/unsubscribe?token={unsubscribe}",
             manage_url=f"{self.base_url}/manage?token={manage}",
@@ -162,13 +199,15 @@ class LinkSigner:
             or confirmation.frequency is None
             or confirmation.urgent is None
         ):
-            return self.token(confirmation.subscriber_id, CONFIRM, issued)
-        payload = [
+            return self.token(confirmation.subscriber_id, CONFIRM, issued, confirmation.key)
+        payload: list[Any] = [
             int(confirmation.subscriber_id),
             list(confirmation.areas),
             Frequency(confirmation.frequency).value,
             int(confirmation.urgent),
         ]
+        if confirmation.key is not None:
+            payload.append(_checked_key(confirmation.key).decode("ascii"))
         return self._stamp(CONFIRM, self._serializers[CONFIRM].dump_payload(payload), issued)
 
     def verify_confirmation(
@@ -176,18 +215,26 @@ class LinkSigner:
     ) -> Confirmation:
         """What a confirmation token confirms. Raises :class:`BadToken` as verify() does."""
         value, issued_at = self._load(token, CONFIRM, now, max_age)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        if _is_id(value):
             return Confirmation(
                 value, issued_at=issued_at
             )  # made before preferences travelled in links
+        if (
+            isinstance(value, list)
+            and len(value) == 2
+            and _is_id(value[0])
+            and isinstance(value[1], str)
+        ):
+            return Confirmation(value[0], issued_at=issued_at, key=value[1])
         try:
-            subscriber_id, areas, frequency, urgent = value
+            subscriber_id, areas, frequency, urgent, *key = value
             confirmation = Confirmation(
                 subscriber_id=int(subscriber_id),
                 areas=tuple(str(area) for area in areas),
                 frequency=Frequency(frequency),
                 urgent=bool(urgent),
                 issued_at=issued_at,
+                key=str(key[0]) if key else None,
             )
         except (TypeError, ValueError):
             raise BadToken("this confirm link is not valid") from None
@@ -204,10 +251,54 @@ class LinkSigner:
             ) from None
 
 
+def new_link_key() -> str:
+    """A random key for a new subscriber row, carried in every link made for it."""
+    return secrets.token_urlsafe(12)
+
+
+def link_fits(
+    claim: LinkClaim | Confirmation, row_key: str | None, created_at: datetime | None
+) -> bool:
+    """Whether a link was made for the row that now has its id (whose ``link_key`` is
+    ``row_key``, created at ``created_at``). A keyed link fits the row holding its key.
+    A link of the old form (the id alone, made before keys travelled in links) fits a row
+    that already existed when it was made: a row that came later with the same id (an
+    id reused after an erasure, before ids were never reused) is not the one it was
+    made for."""
+    if claim.key is not None:
+        return row_key is not None and hmac.compare_digest(claim.key.encode(), row_key.encode())
+    if claim.issued_at is None or created_at is None:
+        return False
+    # Tokens are stamped in whole seconds.
+    return int(claim.issued_at.timestamp()) >= int(created_at.timestamp())
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _checked_key(key: str) -> bytes:
+    """A link key as it goes into a payload: URL-safe characters only, so it needs no
+    escaping in JSON and a key cannot change the payload's shape."""
+    if not key or not all(c.isascii() and (c.isalnum() or c in "-_") for c in key):
+        raise ValueError("a link key is URL-safe base64")
+    return key.encode("ascii")
+
+
 def keyed_hash(key: bytes, value: str) -> str:
     """HMAC-SHA256 of ``value`` under a key derived for this use from a signing key."""
-    derived = hmac.new(key, b"area-alerts.keyed-hash", hashlib.sha256).digest()
-    return hmac.new(derived, value.encode("utf-8"), hashlib.sha256).hexdigest()
+    return peppered_hash(derived_pepper(key), value)
+
+
+def derived_pepper(key: bytes) -> bytes:
+    """The key :func:`keyed_hash` derives from a signing key: what the opt-out pepper kept
+    in the database is made from, so that hashes made before it still match."""
+    return hmac.new(key, b"area-alerts.keyed-hash", hashlib.sha256).digest()
+
+
+def peppered_hash(pepper: bytes, value: str) -> str:
+    """HMAC-SHA256 of ``value`` under ``pepper``."""
+    return hmac.new(pepper, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def mailbox_hashes(config: Config, email: str) -> list[str]:

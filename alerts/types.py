@@ -445,6 +445,8 @@ class Subscriber:
     bounces: int = 0
     #: When the status last changed (an unsubscribe, a confirmation).
     status_changed_at: datetime | None = None
+    #: The random key the links made for this row carry (None: a row made before keys).
+    link_key: str | None = None
 
 
 class DigestKind(enum.StrEnum):
@@ -490,6 +492,8 @@ class OutboxItem:
     message_id: str
     email: str
     name: str | None = None
+    #: The subscriber's link key, carried by the personal links in the message.
+    link_key: str | None = None
 
 
 @dataclass(frozen=True)

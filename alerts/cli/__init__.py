@@ -75,8 +75,10 @@ def with_app(func: F) -> F:
 
 
 def with_existing_app(func: F) -> F:
-    """:func:`with_app` for a command that only reads: a database that does not exist
-    is an error naming it; the command never makes one (nor its folder)."""
+    """:func:`with_app` for a command that reads, changes, exports, erases or purges
+    what exists: a database that does not exist is an error naming it (a mistyped path
+    must not pass for an empty list, or an erasure done); the command never makes one
+    (nor its folder). Only commands that bring data in or set a site up may make one."""
     return _with_app(func, read_only=True)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from alerts.app import App
-from alerts.cli import cli, json_option, parse_when, print_json, with_app, with_existing_app
+from alerts.cli import cli, json_option, parse_when, print_json, with_existing_app
 from alerts.tagging import explain
 from alerts.types import Advisory
 
@@ -137,7 +137,7 @@ def show_advisory(app: App, ref: str, as_json: bool) -> None:
     help="It reaches nobody: outside coverage (stored, never mailed or published).",
 )
 @click.option("--auto", is_flag=True, help="Drop the override: the area rule decides again.")
-@with_app
+@with_existing_app
 def retag(app: App, ref: str, areas: tuple[str, ...], outside: bool, auto: bool) -> None:
     """Set whom an advisory reaches, overriding the area rule. The override is kept
     when the unchanged source is ingested again and when the source changes (then

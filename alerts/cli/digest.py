@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from alerts.app import App
-from alerts.cli import cli, json_option, parse_when, print_json, with_app
+from alerts.cli import cli, json_option, parse_when, print_json, with_existing_app
 from alerts.cli.checks import check_startup
 from alerts.digest import PlannedMessage, preview_digest, queue_digests
 from alerts.locking import instance_lock
@@ -50,7 +50,7 @@ FREQUENCIES = click.Choice([f.value for f in Frequency])
     "--at", "at", help="Preview as of this time (DD/MM/YYYY HH:MM or ISO 8601) [default: now]."
 )
 @json_option
-@with_app
+@with_existing_app
 def preview(
     app: App,
     areas: tuple[str, ...],
@@ -134,7 +134,7 @@ def preview(
 )
 @click.option("--dry-run", is_flag=True, help="Print who would get what; write nothing.")
 @json_option
-@with_app
+@with_existing_app
 def digest(app: App, frequency: str, dry_run: bool, as_json: bool) -> None:
     """Plan and render the next messages for subscribers of --frequency into the outbox.
 

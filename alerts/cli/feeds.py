@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from alerts.app import App
-from alerts.cli import cli, json_option, print_json, with_app
+from alerts.cli import cli, json_option, print_json, with_existing_app
 from alerts.feeds import build_feeds
 
 
@@ -24,7 +24,7 @@ def feeds() -> None:
     help="Folder to write into [default: feeds.out from the config].",
 )
 @json_option
-@with_app
+@with_existing_app
 def build(app: App, out: Path | None, as_json: bool) -> None:
     """Write <area>.rss, <area>.atom and <area>.json for every area, and all.*.
 

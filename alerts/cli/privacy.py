@@ -6,14 +6,15 @@ from __future__ import annotations
 import click
 
 from alerts.app import App
-from alerts.cli import cli, json_option, print_json, with_app
+from alerts.cli import cli, json_option, print_json, with_existing_app
 from alerts.cli.subscribers import subscribers
+from alerts.delivery.maildir import erase_addressed_to
 from alerts.subscribers import InvalidSubscriber, normalise_email
 
 
 @cli.command("purge")
 @json_option
-@with_app
+@with_existing_app
 def purge_command(app: App, as_json: bool) -> None:
     """Delete personal data past its time (retention: in config.yaml).
 
@@ -35,11 +36,12 @@ def purge_command(app: App, as_json: bool) -> None:
 @subscribers.command("erase", short_help="Remove every row that names an address, at once.")
 @click.argument("email")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@with_app
+@with_existing_app
 def erase_command(app: App, email: str, yes: bool) -> None:
     """Erase an address on its owner's request: its subscription, the messages queued
-    or sent to it and every other row that names it, in any case, at once. Only a keyed
-    hash stays, so that no import or command adds it back.
+    or sent to it and every other row that names it, in any case, at once, and the
+    messages the Maildir backend delivered to it. Only a keyed hash stays, so that no
+    import or command adds it back.
 
     \b
     Example:
@@ -49,13 +51,21 @@ def erase_command(app: App, email: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Erase everything held about {email}? This cannot be undone", abort=True)
     removed = app.store.retention.erase(app.config, email, app.now())
+    # The embedded backend's deliveries are copies we hold too (whichever backend is set
+    # now: a site may have started on the Maildir).
+    files = erase_addressed_to(app.config.delivery.maildir, email)
     what = f"{removed} subscription{'s' if removed != 1 else ''}" if removed else "no subscription"
-    click.echo(f"Erased {email}: {what} and all that named it; only a keyed hash is kept.")
+    mail = (
+        f", {files} delivered message{'s' if files != 1 else ''} in {app.config.delivery.maildir}"
+        if files
+        else ""
+    )
+    click.echo(f"Erased {email}: {what}{mail} and all that named it; only a keyed hash is kept.")
 
 
 @subscribers.command("export-data", short_help="Print all that is held about an address (JSON).")
 @click.argument("email")
-@with_app
+@with_existing_app
 def export_data_command(app: App, email: str) -> None:
     """Print, as JSON, all that is held about an address (a subject access request):
     its subscriptions, the messages queued or sent to it, the advisories it was sent,

@@ -19,7 +19,6 @@ from alerts.cli import (
     json_option,
     print_json,
     progress_bar,
-    with_app,
     with_existing_app,
 )
 from alerts.cli.checks import check_startup
@@ -36,7 +35,7 @@ from alerts.store.runs import STATUSES
     help="Connections in parallel [default: delivery.smtp.connections; 1 for the Maildir].",
 )
 @json_option
-@with_app
+@with_existing_app
 def send(app: App, workers: int | None, as_json: bool) -> None:
     """Deliver what the outbox holds that is due, through the configured relay or Maildir.
 
@@ -87,7 +86,7 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
 
 @cli.command(short_help="Read bounces and complaints that came back by mail.")
 @json_option
-@with_app
+@with_existing_app
 def bounces(app: App, as_json: bool) -> None:
     """Read the new mail in delivery.bounces.maildir (where mail to the return path is
     delivered): delivery status notifications that failed for good (5.x.x) count as hard

@@ -9,10 +9,18 @@ from typing import Any, NoReturn
 import click
 
 from alerts.app import App
-from alerts.cli import EXIT_FAILURES, EXIT_USAGE, cli, json_option, print_json, with_app
+from alerts.cli import (
+    EXIT_FAILURES,
+    EXIT_USAGE,
+    cli,
+    json_option,
+    print_json,
+    with_app,
+    with_existing_app,
+)
 from alerts.errors import AlertsError
 from alerts.store.subscribers import PENDING
-from alerts.subscribers import InvalidSubscriber, OptedOut, make_subscription
+from alerts.subscribers import InvalidSubscriber, OptedOut, Subscription, make_subscription
 from alerts.subscribers.lists import SubscriberListError, export_list, import_list
 from alerts.subscribers.mail import send_confirmation
 from alerts.text import one_line
@@ -71,7 +79,9 @@ def add(
 ) -> None:
     """Add a subscriber, active at once (or --pending); an existing one is updated.
 
-    An address that unsubscribed or was suppressed is never added back.
+    An address that unsubscribed or was erased is not added back: it is mailed a
+    confirmation of these choices, and is active once its owner confirms. A suppressed
+    address is refused.
 
     \b
     Examples:
@@ -91,16 +101,18 @@ def add(
     except InvalidSubscriber as exc:
         fail(exc)
     now = app.now()
-    if app.store.subscribers.find(
-        subscription.email
-    ) is None and app.store.retention.hashed_opt_out(app.config, subscription.email):
-        fail(
-            OptedOut(
-                f"{subscription.email} opted out or was erased; it is not added again",
-                hint="only its owner can subscribe again, on the subscribe page",
-            ),
-            EXIT_FAILURES,
-        )
+    existing = app.store.subscribers.find_mailbox(subscription.email)
+    hashed = (
+        app.store.retention.hashed_opt_out(app.config, subscription.email)
+        if existing is None
+        else None
+    )
+    if hashed == SubscriberStatus.SUPPRESSED.value:
+        fail(OptedOut(f"{subscription.email} was suppressed (bounces or a complaint); it is never mailed again",
+                      hint="nothing can be sent to it"), EXIT_FAILURES)  # fmt: skip
+    if hashed or (existing is not None and existing.status is SubscriberStatus.UNSUBSCRIBED):
+        ask_to_come_back(app, subscription, "was erased" if hashed else "unsubscribed", as_json)
+        return
     try:
         subscriber, outcome = app.store.subscribers.save(
             subscription,
@@ -121,9 +133,33 @@ def add(
     click.echo(f"{outcome.capitalize()}: {describe(app, subscriber)}{detail}")
 
 
+def ask_to_come_back(app: App, subscription: Subscription, how: str, as_json: bool) -> None:
+    """An address that left is never made active by anyone but its owner (the lifecycle
+    table): the operator's add mails them a confirmation of these choices instead, and
+    they are active once they confirm."""
+    now = app.now()
+    subscriber, _ = app.store.subscribers.resubscribe_pending(subscription, now=now, origin="cli")
+    queued = send_confirmation(
+        app.config, app.store, subscriber, app.gazetteer.names_of(subscription.areas), now=now
+    )
+    outcome = "asked" if queued is not None else "asked-recently"
+    if as_json:
+        print_json({**subscriber_json(app, subscriber), "outcome": outcome})
+        return
+    sent = (
+        "a confirmation email is queued"
+        if queued is not None
+        else "a confirmation was queued less than 10 minutes ago"
+    )
+    click.echo(
+        f"Asked {subscriber.email} to confirm: it {how}, so only its owner can subscribe again; {sent} "
+        f"for {', '.join(app.gazetteer.names_of(subscription.areas))}."
+    )
+
+
 @subscribers.command("remove")
 @click.argument("email")
-@with_app
+@with_existing_app
 def remove(app: App, email: str) -> None:
     """Unsubscribe an address. The record is kept (as unsubscribed) so that no import
     or command can add the address again."""
@@ -147,7 +183,7 @@ def remove(app: App, email: str) -> None:
 @click.option("--status", type=STATUSES, help="Only this status [default: all].")
 @click.option("--frequency", type=FREQUENCIES, help="Only this frequency.")
 @json_option
-@with_app
+@with_existing_app
 def list_subscribers(
     app: App, area: str | None, status: str | None, frequency: str | None, as_json: bool
 ) -> None:
@@ -258,7 +294,7 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file instead of stdout.",
 )
-@with_app
+@with_existing_app
 def export(app: App, fmt: str, status: str | None, out: Path | None) -> None:
     """Write subscribers as CSV or YAML, in the form 'alerts subscribers import' reads."""
     selected = SubscriberStatus(status) if status else None

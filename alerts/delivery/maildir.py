@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import mailbox
 import threading
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses
 from pathlib import Path
 
 from alerts.delivery.base import TemporaryFailure
@@ -50,3 +53,32 @@ class MaildirSender:
 
     def close(self) -> None:
         pass
+
+
+def erase_addressed_to(path: Path, email: str) -> int:
+    """Remove every message in the Maildir at ``path`` addressed to ``email`` (To, Cc or
+    Delivered-To, in any case): what the embedded backend delivered is a copy we hold,
+    and an erasure reaches it. Returns how many files went (0 when there is no Maildir)."""
+    wanted = email.strip().lower()
+    removed = 0
+    for folder in ("new", "cur", "tmp"):
+        directory = Path(path) / folder
+        if not directory.is_dir():
+            continue
+        for file in directory.iterdir():
+            if file.is_file() and wanted in _recipients(file):
+                file.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _recipients(file: Path) -> set[str]:
+    try:
+        with file.open("rb") as handle:
+            headers = BytesHeaderParser(policy=compat32).parse(handle)
+    except OSError:
+        return set()
+    values = [
+        str(value) for name in ("To", "Cc", "Delivered-To") for value in headers.get_all(name, [])
+    ]
+    return {address.lower() for _, address in getaddresses(values) if address}

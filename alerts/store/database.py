@@ -77,6 +77,9 @@ def create_db_engine(url: str, *, create: bool = True, **kwargs: Any) -> Engine:
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Deleted rows are overwritten with zeros, not left in free pages: an erased
+            # address must leave no byte behind (set here, whatever the build's default).
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
@@ -93,15 +96,39 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     to do, instead of racing to create the same tables."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with migration_lock(engine), engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            # Held to the end of this transaction, which is the migration's: the next
-            # process reads the schema only once this one has committed it.
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _migration_key(connection)}
-            )
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, revision)
+    with migration_lock(engine), engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A revision may rebuild a table (SQLite alters few columns in place): with
+            # foreign keys on, dropping the old table deletes every child row (ON DELETE
+            # CASCADE). The pragma does nothing inside a transaction, so it is switched
+            # off before one begins, and the keys are checked before it commits.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                if not sqlite:
+                    # Held to the end of this transaction, which is the migration's: the
+                    # next process reads the schema only once this one has committed it.
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"),
+                        {"key": _migration_key(connection)},
+                    )
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, revision)
+                if sqlite and (
+                    broken := connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                ):
+                    raise StoreError(
+                        f"the schema upgrade left {len(broken)} rows whose parent is missing"
+                        f" (first: {tuple(broken[0])})",
+                        where="database",
+                        hint="restore the database from before the upgrade, or report this",
+                    )
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 def schema_revision(engine: Engine) -> str | None:

@@ -236,10 +236,12 @@ class Digests:
         message_id: str,
         meta: dict[str, Any],
         now: datetime,
+        not_before: datetime | None = None,
     ) -> int:
         """Queue one finished message for one subscriber: a ``digests`` row of ``kind`` with
         ``meta`` and a pending ``outbox`` row, in one transaction, ahead of every alert and
-        digest; then wakes the senders. Returns the outbox id."""
+        digest (due at ``not_before``, else at once); then wakes the senders. Returns the
+        outbox id."""
         with self.engine.begin() as conn:
             digest_id = conn.execute(
                 insert(digests)
@@ -264,7 +266,7 @@ class Digests:
                         digest_id=digest_id,
                         status=OutboxStatus.PENDING,
                         attempts=0,
-                        next_attempt_at=now,
+                        next_attempt_at=not_before or now,
                         message_id=message_id,
                         created_at=now,
                         # Transactional: ahead of every alert and digest; its latency runs from now.

@@ -17,7 +17,8 @@ from sqlalchemy import Engine, Update, case, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from alerts.config import Config
-from alerts.store.schema import mail_limits
+from alerts.store.schema import counters, mail_limits
+from alerts.subscribers.limit_keys import limit_client, limit_mailbox
 from alerts.tokens import keyed_hash, load_secret_key, mailbox_hashes
 
 
@@ -35,14 +36,24 @@ class Limit:
 MAILBOX = Limit(gap=timedelta(minutes=10), per_window=3, window=timedelta(days=1))
 #: Form posts that may set off mail, from one client address.
 CLIENT = Limit(gap=timedelta(0), per_window=30, window=timedelta(hours=1))
+#: All mail the forms set off, whoever asked: past this many an hour (a flood from many
+#: clients and mailboxes at once) it waits for the next hour instead of going at once.
+#: Residents are never refused for it: their mail is queued, only later.
+FORM_MAIL = Limit(gap=timedelta(0), per_window=300, window=timedelta(hours=1))
+FORM_MAIL_KEY = "global:form-mail"
 
 
 def mailbox_key(config: Config, email: str) -> str:
-    return "mailbox:" + mailbox_hashes(config, email)[0]
+    """The mailbox an address delivers to, hashed: ``jo+1@`` and ``jo+2@`` count as
+    ``jo@``, and Gmail's dots and its two names as one (only here: the address's own row
+    and its opt-out hash are the whole address)."""
+    return "mailbox:" + mailbox_hashes(config, limit_mailbox(email))[0]
 
 
 def client_key(config: Config, address: str) -> str:
-    return "client:" + keyed_hash(load_secret_key(config), address)
+    """A client, hashed: an IPv4-mapped IPv6 address as its IPv4 address, an IPv6
+    address by its /64 (one subscriber line's worth of addresses)."""
+    return "client:" + keyed_hash(load_secret_key(config), limit_client(address))
 
 
 def _counted(key: str, limit: Limit, now: datetime) -> Update:
@@ -94,6 +105,39 @@ class Limits:
             except IntegrityError:
                 continue  # another process made the row meanwhile: count against it
         return False
+
+    def ceiling(self, key: str, limit: Limit, now: datetime) -> datetime | None:
+        """Count one use of ``key`` if ``limit`` allows it now (None); otherwise, with
+        nothing counted, when its window ends: the moment to send what waits."""
+        if self.take(key, limit, now):
+            return None
+        with self.engine.begin() as conn:
+            start = conn.execute(
+                select(mail_limits.c.window_start).where(mail_limits.c.key == key)
+            ).scalar()
+            # How often the ceiling held mail back, for /metrics.
+            name = f"ceiling_{key}"
+            if not conn.execute(
+                update(counters).where(counters.c.name == name).values(value=counters.c.value + 1)
+            ).rowcount:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(counters).values(name=name, value=1))
+                except IntegrityError:
+                    conn.execute(
+                        update(counters)
+                        .where(counters.c.name == name)
+                        .values(value=counters.c.value + 1)
+                    )
+        return (start or now) + limit.window
+
+    def held_back(self, key: str) -> int:
+        """How many times :meth:`ceiling` held mail back for ``key`` since the database was made."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(counters.c.value).where(counters.c.name == f"ceiling_{key}")
+            ).scalar()
+        return int(value or 0)
 
     def prune(self, now: datetime, keep: timedelta = timedelta(days=1)) -> int:
         """Drop rows no limit looks at any more (nothing for a day); returns how many."""

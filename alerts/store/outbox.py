@@ -50,7 +50,8 @@ from alerts.store.marks import MARK_SENT, SentMarks, latency_ms
 from alerts.store.schema import outbox, subscribers
 from alerts.store.senders import SENDER_LOCKS, dead_here, holder_sender, sender_lock_key
 from alerts.store.writes import write_transaction
-from alerts.types import MailPriority, OutboxItem, SubscriberStatus
+from alerts.subscribers.lifecycle import may_mail
+from alerts.types import MailPriority, OutboxItem
 
 log = logging.getLogger(__name__)
 
@@ -185,9 +186,15 @@ class Outbox:
         rows = self._due_rows(conn, limit, now, transactional_only)
         if not rows:
             return [], 0
-        left = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.SUPPRESSED)
-        gone = [r.id for r in rows if r.status in left]
-        held = [r for r in rows if r.status not in left]
+        # Who may be mailed is the lifecycle's rule: the confirmation an unsubscribed
+        # person asked for after leaving goes; nothing else to anyone who left.
+        allowed = [r for r in rows if may_mail(
+            r.status, transactional=r.priority == MailPriority.TRANSACTIONAL, queued_at=r.created_at,
+            left_at=r.status_changed_at,
+        )]  # fmt: skip
+        held_ids = {r.id for r in allowed}
+        gone = [r.id for r in rows if r.id not in held_ids]
+        held = allowed
         _mark_left(conn, gone)
         self._hold(conn, worker, [r.id for r in held], now + lease)
         return [_claimed(r) for r in held], len(gone)
@@ -205,9 +212,13 @@ class Outbox:
             outbox.c.attempts,
             outbox.c.arrived_at,
             outbox.c.unanswered,
+            outbox.c.priority,
+            outbox.c.created_at,
             subscribers.c.email,
             subscribers.c.name,
             subscribers.c.status,
+            subscribers.c.status_changed_at,
+            subscribers.c.link_key,
         )
         source = outbox.join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
         # Two queries rather than one OR, so each is an index range scan in order
@@ -574,5 +585,6 @@ def _claimed(row: Row[*tuple[Any, ...]]) -> Claimed:
         message_id=row.message_id,
         email=row.email,
         name=row.name,
+        link_key=row.link_key,
     )
     return Claimed(item, row.attempts, row.arrived_at, row.unanswered)

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, String, cast, delete, func, insert, o
 
 from alerts.config import Config
 from alerts.store.limits import Limits
+from alerts.store.pepper import Pepper
 from alerts.store.schema import (
     advisories,
     audit,
@@ -32,7 +33,6 @@ from alerts.store.schema import (
     subscribers,
 )
 from alerts.store.subscribers import OPTED_OUT, PENDING, SUPPRESSED, Subscribers
-from alerts.tokens import mailbox_hashes
 
 #: Digest kinds that are one person's message (their address is in its stored copy).
 PERSONAL_KINDS = ("confirm", "manage", "already", "welcome")
@@ -76,8 +76,7 @@ def _remove(conn: Connection, subscriber_ids: list[int]) -> int:
     )
 
 
-def _keep_hash(conn: Connection, config: Config, email: str, status: str, now: datetime) -> None:
-    current = mailbox_hashes(config, email)[0]
+def _keep_hash(conn: Connection, current: str, status: str, now: datetime) -> None:
     known = conn.execute(
         select(opt_outs.c.status).where(opt_outs.c.mailbox_hash == current)
     ).scalar()
@@ -123,6 +122,7 @@ class Retention:
         self.engine = engine
         self.subscribers = subscribers
         self.limits = limits
+        self.pepper = Pepper(engine)
 
     def hashed_opt_out(self, config: Config, email: str) -> str | None:
         """How an address that is kept only as a hash left (``unsubscribed``,
@@ -135,7 +135,7 @@ class Retention:
             statuses = set(
                 conn.execute(
                     select(opt_outs.c.status).where(
-                        opt_outs.c.mailbox_hash.in_(mailbox_hashes(config, email))
+                        opt_outs.c.mailbox_hash.in_(self.pepper.mailbox_hashes(config, email))
                     )
                 ).scalars()
             )
@@ -150,7 +150,9 @@ class Retention:
             known = set(conn.execute(select(opt_outs.c.mailbox_hash)).scalars())
 
         def hashed(email: str) -> bool:
-            return bool(known) and any(digest in known for digest in mailbox_hashes(config, email))
+            return bool(known) and any(
+                digest in known for digest in self.pepper.mailbox_hashes(config, email)
+            )
 
         return hashed
 
@@ -159,6 +161,7 @@ class Retention:
         retention = config.retention
         report = PurgeReport()
         sent_before = now - timedelta(days=retention.sent_days)
+        self.pepper.peppers(config)  # read (or made) before the write transaction takes the lock
         with self.engine.begin() as conn:
             report.sent_messages = int(
                 conn.execute(
@@ -187,7 +190,7 @@ class Retention:
                 )
             ).all()
             for row in gone:
-                _keep_hash(conn, config, row.email, row.status, now)
+                _keep_hash(conn, self.pepper.mailbox_hashes(config, row.email)[0], row.status, now)
             report.hashed_addresses = _remove(conn, [row.id for row in gone])
             _drop_orphan_digests(conn, sent_before)
         report.stale_limits = self.limits.prune(now)
@@ -210,6 +213,7 @@ class Retention:
         keyed hash so that no import or form adds it back without its owner. Returns how
         many subscriber rows went (0 when none named it; the hash is kept all the same)."""
         mailbox = email.strip().lower()
+        current = self.pepper.mailbox_hashes(config, mailbox)[0]  # before the write lock
         with self.engine.begin() as conn:
             rows = conn.execute(
                 select(subscribers.c.id, subscribers.c.status).where(
@@ -219,7 +223,7 @@ class Retention:
             status = (
                 SUPPRESSED.value if any(row.status == SUPPRESSED.value for row in rows) else ERASED
             )
-            _keep_hash(conn, config, mailbox, status, now)
+            _keep_hash(conn, current, status, now)
             removed = _remove(conn, [row.id for row in rows])
             # A run's summary may name an address (one suppressed during a send).
             for run_id, summary in conn.execute(
@@ -230,6 +234,13 @@ class Retention:
                 conn.execute(
                     update(runs).where(runs.c.id == run_id).values(summary=_scrub(summary, mailbox))
                 )
+        if self.engine.dialect.name == "sqlite":
+            # The rows went (overwritten: secure_delete), but the WAL still holds the pages
+            # as they were until a checkpoint copies them back; TRUNCATE empties it too.
+            # (PostgreSQL keeps dead rows until VACUUM and its WAL until recycled: the
+            # privacy notice and README say so.)
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         return removed
 
     def export_data(self, config: Config, email: str) -> dict[str, Any]:

@@ -142,6 +142,12 @@ subscribers = Table(
     # Advisories that changed after this instant are new to the subscriber.
     Column("watermark", UtcDateTime),
     Column("origin", Text),
+    # A random key every link made for this row carries (alerts.tokens.link_fits): the
+    # links of a row that is gone act on nobody. Null only for rows made before keys.
+    Column("link_key", String(32)),
+    # Ids are never reused (SQLite AUTOINCREMENT; PostgreSQL's sequence never goes back),
+    # so a link made for one person never names another.
+    sqlite_autoincrement=True,
 )
 # One row per mailbox: most mail systems ignore the case of the whole address.
 Index("uq_subscribers_mailbox", func.lower(subscribers.c.email), unique=True)
@@ -155,6 +161,15 @@ opt_outs = Table(
     Column("mailbox_hash", String(64), primary_key=True),
     Column("status", String(20), nullable=False),
     Column("hashed_at", UtcDateTime, nullable=False),
+)
+
+# Keys this database keeps for itself (the opt-out pepper, alerts.store.pepper), so that
+# what they protect does not depend on a file kept elsewhere.
+site_keys = Table(
+    "site_keys",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", Text, nullable=False),
 )
 
 # How often mail was set off for a key (a mailbox's hash, a client address's hash):

@@ -34,6 +34,7 @@ from alerts.subscribers.validation import (
     Subscription,
     normalise_email,
 )
+from alerts.tokens import Confirmation, LinkClaim, link_fits, new_link_key
 from alerts.types import Frequency, Subscriber, SubscriberStatus
 
 ACTIVE = SubscriberStatus.ACTIVE
@@ -98,6 +99,7 @@ def insert_subscriber(
                 status_changed_at=now,
                 watermark=now if active else None,
                 origin=origin,
+                link_key=new_link_key(),
             )
             .returning(subscribers.c.id)
         ).scalar_one()
@@ -172,6 +174,7 @@ def row_to_subscriber(row: Any, areas: Iterable[str]) -> Subscriber:
         confirmed_at=row["confirmed_at"],
         bounces=row["bounces"] or 0,
         status_changed_at=row["status_changed_at"],
+        link_key=row["link_key"],
     )
 
 
@@ -211,6 +214,16 @@ class Subscribers:
         if not found:
             raise NotFound(f"no subscriber with id {subscriber_id}")
         return found[0]
+
+    def for_link(self, claim: LinkClaim | Confirmation) -> Subscriber:
+        """The subscriber a verified link was made for: the row with its id, only if the
+        link fits that row (its key; or, for a link of the old form, a row that existed
+        when it was made). Raises :class:`NotFound` otherwise: the person it was made for
+        is gone, and the link acts on nobody."""
+        subscriber = self.get(claim.subscriber_id)
+        if not link_fits(claim, subscriber.link_key, subscriber.created_at):
+            raise NotFound(f"no subscriber with id {claim.subscriber_id} for this link")
+        return subscriber
 
     def find(self, email: str) -> Subscriber | None:
         """The subscriber with this address (domain compared case-insensitively), or None."""
@@ -414,7 +427,7 @@ class Subscribers:
             return bounces >= max_bounces and _suppress(conn, subscriber_id, now)
 
     def resubscribe_pending(
-        self, subscription: Subscription, *, now: datetime
+        self, subscription: Subscription, *, now: datetime, origin: str = "web"
     ) -> tuple[Subscriber, bool]:
         """A sign-up from the web: a new address becomes pending; a pending one takes the
         new preferences. An unsubscribed one is left as it is: only its owner's confirmation
@@ -435,7 +448,7 @@ class Subscribers:
                     row = row or mailbox_variant(conn, subscription.email)
                     if row is None:
                         subscriber_id = insert_subscriber(
-                            conn, subscription, status=PENDING, now=now, origin="web"
+                            conn, subscription, status=PENDING, now=now, origin=origin
                         )
                         send = True
                     else:

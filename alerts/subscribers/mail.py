@@ -31,6 +31,8 @@ from alerts.tokens import Confirmation, link_signer
 from alerts.types import Subscriber
 
 CONFIRM = "confirm"
+#: The digest kind of a confirmation email (the same word as the link purpose).
+CONFIRMATION = CONFIRM
 #: How long a confirmation link works.
 CONFIRM_MAX_AGE = 7 * 24 * 3600
 #: A second sign-up for the same address within this time sends no second email, so
@@ -145,15 +147,29 @@ def confirmation_content(
 
 
 def send_confirmation(
-    config: Config, store: Store, subscriber: Subscriber, area_names: list[str], *, now: datetime
+    config: Config,
+    store: Store,
+    subscriber: Subscriber,
+    area_names: list[str],
+    *,
+    now: datetime,
+    not_before: datetime | None = None,
 ) -> int | None:
-    """Queue the confirmation email for a pending subscriber. Returns the outbox id, or
-    None when one was queued for them less than :data:`RESEND_AFTER` ago."""
+    """Queue the confirmation email for a pending subscriber (to go at ``not_before``
+    when the forms' hourly ceiling is reached). Returns the outbox id, or None when one
+    was queued for them less than :data:`RESEND_AFTER` ago."""
     if store.digests.queued_since(subscriber.id, CONFIRM, now - RESEND_AFTER):
         return None
     # The preferences the email states travel in its link: what is confirmed is what was mailed.
     confirm_url = link_signer(config).confirm_url(
-        Confirmation(subscriber.id, subscriber.areas, subscriber.frequency, subscriber.urgent), now
+        Confirmation(
+            subscriber.id,
+            subscriber.areas,
+            subscriber.frequency,
+            subscriber.urgent,
+            key=subscriber.link_key,
+        ),
+        now,
     )
     subject, text, html = confirmation_content(config, subscriber, confirm_url, area_names)
     message_id = make_msgid(idstring=CONFIRM, domain=config.email.domain)
@@ -169,6 +185,7 @@ def send_confirmation(
         now,
         message_id=message_id,
         raw=message.as_string(),
+        not_before=not_before,
     )
 
 
@@ -183,6 +200,7 @@ def queue_transactional(
     message_id: str,
     raw: str | None = None,
     kind: str = CONFIRM,
+    not_before: datetime | None = None,
 ) -> int:
     """Queue one finished message for one subscriber: a ``digests`` row of ``kind``
     (``meta["transactional"]`` true, ``meta["raw"]`` the whole message when given) and a
@@ -197,6 +215,7 @@ def queue_transactional(
         message_id=message_id,
         meta={"transactional": True, **({"raw": raw} if raw is not None else {})},
         now=now,
+        not_before=not_before,
     )
 
 

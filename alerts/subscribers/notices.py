@@ -88,7 +88,7 @@ def notice_content(
 ) -> tuple[str, str, str]:
     """Subject, plain text and HTML of one notice, its links made at ``now``."""
     env = email_templates(config)
-    links = link_signer(config).links(subscriber.id, now)
+    links = link_signer(config).links(subscriber.id, now, subscriber.link_key)
     context: dict[str, Any] = {
         "site": config.site,
         "subscriber": subscriber,
@@ -116,8 +116,9 @@ def send_notice(
     area_names: list[str],
     *,
     now: datetime,
+    not_before: datetime | None = None,
 ) -> int | None:
-    """Queue one notice for ``subscriber``; returns the outbox id, or None for an
+    """Queue one notice for ``subscriber`` (to go at ``not_before`` if given); returns the outbox id, or None for an
     address that may not be mailed (unsubscribed, suppressed). Limits on how often are
     the caller's (the web pages apply them per mailbox)."""
     if kind not in SUBJECTS:
@@ -139,4 +140,5 @@ def send_notice(
         message_id=message_id,
         raw=message.as_string(),
         kind=kind,
+        not_before=not_before,
     )

@@ -27,7 +27,7 @@ from datetime import datetime
 from alerts.areas import Gazetteer
 from alerts.config import Config
 from alerts.store import Store
-from alerts.store.limits import MAILBOX, mailbox_key
+from alerts.store.limits import FORM_MAIL, FORM_MAIL_KEY, MAILBOX, mailbox_key
 from alerts.store.subscribers import ACTIVE, PENDING, SUPPRESSED
 from alerts.subscribers.mail import send_confirmation
 from alerts.subscribers.notices import ALREADY, MANAGE_LINK, WELCOME, send_notice
@@ -39,6 +39,19 @@ log = logging.getLogger(__name__)
 
 def area_names(gazetteer: Gazetteer, subscriber: Subscriber) -> list[str]:
     return [gazetteer.node(slug).name if slug in gazetteer else slug for slug in subscriber.areas]
+
+
+def form_mail_time(store: Store, now: datetime) -> datetime | None:
+    """None when mail the forms set off may go now; past the hourly ceiling on all of it
+    (:data:`FORM_MAIL`), when it goes instead: queued, never refused, and logged."""
+    later = store.limits.ceiling(FORM_MAIL_KEY, FORM_MAIL, now)
+    if later is not None:
+        log.warning(
+            "More than %d form emails this hour: this one is queued for %s",
+            FORM_MAIL.per_window,
+            later.isoformat(timespec="seconds"),
+        )
+    return later
 
 
 def sign_up(
@@ -55,17 +68,12 @@ def sign_up(
     if not store.limits.take(mailbox_key(config, subscription.email), MAILBOX, now):
         return "limited"
     names = area_names(gazetteer, subscriber)
+    later = form_mail_time(store, now)
     if send:
-        return (
-            "confirm"
-            if send_confirmation(config, store, subscriber, names, now=now) is not None
-            else "nothing"
-        )
-    return (
-        "already"
-        if send_notice(config, store, subscriber, ALREADY, names, now=now) is not None
-        else "nothing"
-    )
+        queued = send_confirmation(config, store, subscriber, names, now=now, not_before=later)
+        return "confirm" if queued is not None else "nothing"
+    queued = send_notice(config, store, subscriber, ALREADY, names, now=now, not_before=later)
+    return "already" if queued is not None else "nothing"
 
 
 def request_manage_link(
@@ -79,18 +87,12 @@ def request_manage_link(
     if not store.limits.take(mailbox_key(config, email), MAILBOX, now):
         return "limited"
     names = area_names(gazetteer, subscriber)
+    later = form_mail_time(store, now)
     if subscriber.status is PENDING:
-        return (
-            "confirm"
-            if send_confirmation(config, store, subscriber, names, now=now) is not None
-            else "nothing"
-        )
-    if (
-        subscriber.status is ACTIVE
-        and send_notice(config, store, subscriber, MANAGE_LINK, names, now=now) is not None
-    ):
-        return "manage"
-    return "nothing"
+        queued = send_confirmation(config, store, subscriber, names, now=now, not_before=later)
+        return "confirm" if queued is not None else "nothing"
+    queued = send_notice(config, store, subscriber, MANAGE_LINK, names, now=now, not_before=later)
+    return "manage" if queued is not None else "nothing"
 
 
 def welcome(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,8 +28,11 @@ from alerts.areas import Gazetteer
 from alerts.errors import BadToken, NotFound
 from alerts.store.limits import CLIENT, MAILBOX, client_key
 from alerts.store.subscribers import ACTIVE, OPTED_OUT, PENDING, UNSUBSCRIBED
-from alerts.subscribers import Preferences, Subscription
-from alerts.subscribers.mail import CONFIRM_MAX_AGE, check_confirmation_templates
+from alerts.subscribers import (
+    Preferences,
+    Subscription,
+)
+from alerts.subscribers.mail import CONFIRM_MAX_AGE, CONFIRMATION, check_confirmation_templates
 from alerts.subscribers.notices import check_notice_templates
 from alerts.subscribers.requests import quietly, request_manage_link, sign_up, welcome
 from alerts.text import and_list
@@ -137,6 +141,12 @@ def confirm(request: Request, form: dict[str, str]) -> Response:
         return found
     confirmation, subscriber = found
     waiting = subscriber.status is PENDING or signed_up_again(subscriber, confirmation)
+    if waiting and replaced(app, subscriber, confirmation):
+        return bad_link(
+            request,
+            "This confirmation link was replaced",
+            "A newer confirmation email was sent for the choices made since. Use the link in that one.",
+        )
     if waiting and reading(request):
         return page(request, "confirm.html", personal(app, subscriber, {"token": token}))
     stated = Preferences(
@@ -305,10 +315,10 @@ async def one_click(request: Request) -> Response:
 def _unsubscribe_by_token(request: Request) -> Response:
     app = web_app(request)
     try:
-        subscriber_id = link_signer(app.config).verify(
+        claim = link_signer(app.config).read(
             request.query_params.get("token") or "", UNSUBSCRIBE, app.now()
         )
-        app.store.subscribers.unsubscribe(subscriber_id, now=app.now())
+        app.store.subscribers.unsubscribe(app.store.subscribers.for_link(claim).id, now=app.now())
     except (BadToken, NotFound):
         return PlainTextResponse(
             "This unsubscribe link is not valid.\n", status_code=400, headers=PRIVATE
@@ -362,9 +372,8 @@ def subscriber_from(
     if not token:
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
-        return app.store.subscribers.get(
-            link_signer(app.config).verify(token, purpose, app.now(), max_age=max_age)
-        )
+        claim = link_signer(app.config).read(token, purpose, app.now(), max_age=max_age)
+        return app.store.subscribers.for_link(claim)
     except (BadToken, NotFound) as exc:
         return link_error(request, exc, purpose, max_age)
 
@@ -381,9 +390,7 @@ def confirmation_from(
         confirmation = link_signer(app.config).verify_confirmation(
             token, app.now(), max_age=CONFIRM_MAX_AGE
         )
-        return confirmation, as_stated(
-            app.store.subscribers.get(confirmation.subscriber_id), confirmation
-        )
+        return confirmation, as_stated(app.store.subscribers.for_link(confirmation), confirmation)
     except (BadToken, NotFound) as exc:
         return link_error(request, exc, CONFIRM, CONFIRM_MAX_AGE)
 
@@ -405,6 +412,17 @@ def link_error(
         return bad_link(request, "This link has expired", reason, expired=purpose)
     return bad_link(
         request, "This link is not valid", "It may have been cut short when it was copied."
+    )
+
+
+def replaced(app: App, subscriber: Subscriber, confirmation: Confirmation) -> bool:
+    """Whether a newer confirmation (a corrected sign-up) was sent after this one: then
+    only the newest states what is to be confirmed."""
+    issued = confirmation.issued_at
+    newer_than = issued + timedelta(seconds=1) if issued else None  # stamps are whole seconds
+    return (
+        newer_than is not None
+        and app.store.digests.queued_since(subscriber.id, CONFIRMATION, newer_than) > 0
     )
 
 
@@ -511,8 +529,8 @@ def personal(app: App, subscriber: Subscriber, context: dict[str, Any]) -> dict[
         "areas_text": and_list(area_names(app, subscriber)),
         "subscriber": subscriber,
         "frequencies": [f.value for f in Frequency],
-        "manage_token": signer.token(subscriber.id, MANAGE, now),
-        "unsubscribe_token": signer.token(subscriber.id, UNSUBSCRIBE, now),
+        "manage_token": signer.token(subscriber.id, MANAGE, now, subscriber.link_key),
+        "unsubscribe_token": signer.token(subscriber.id, UNSUBSCRIBE, now, subscriber.link_key),
         **context,
     }
 

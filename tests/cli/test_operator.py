@@ -530,7 +530,7 @@ def test_a_sqlite_path_under_a_file_is_a_config_error_not_a_traceback(
     result = run_cli(*command, config=config)
 
     assert result.exit_code == 2
-    if command == ("status",):  # only reads: it never tries to make the database
+    if command != ("run",):  # works on what exists: it never tries to make the database
         assert result.stderr.startswith(
             f"Error: database: no database file {blocker / 'alerts.db'} ("
         )

@@ -22,7 +22,7 @@ from alerts.app import App
 from alerts.feeds import FeedsReport, build_feeds, write_if_changed
 from alerts.feeds.state import STATE_FILE
 from alerts.ingest import ingest_files
-from tests.support import NOW, SAMPLE, utc_of
+from tests.support import NOW, SAMPLE, make_database, utc_of
 from tests.support.advisory_files import write_advisory
 
 BASE = "https://alerts.example.org"
@@ -527,8 +527,9 @@ def test_cli_feeds_build_prints_json_and_a_second_run_writes_nothing(
 
 
 def test_cli_feeds_build_into_a_file_fails_with_one_line(
-    run_cli: Callable[..., Result], tmp_path: Path
+    run_cli: Callable[..., Result], config_path: Path, tmp_path: Path
 ) -> None:
+    make_database(config_path)  # feeds build reads what a run stored; it never makes a database
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     result = run_cli("feeds", "build", "--out", str(blocker / "feeds"))

@@ -60,7 +60,14 @@ def test_erase_leaves_no_trace_of_the_address_and_an_import_cannot_bring_it_back
         assert ADDRESS.lower() in everything(app)
         result = run_cli("subscribers", "erase", "JO.BLOGGS@example.org", "--yes", config=config)
         assert result.exit_code == 0, result.output
-        assert "Erased JO.BLOGGS@example.org: 1 subscription and all that named it" in result.output
+        assert result.output.startswith(
+            "Erased JO.BLOGGS@example.org: 1 subscription, 2 delivered messages in "
+        )
+        assert result.output.endswith(" and all that named it; only a keyed hash is kept.\n")
+        maildir = "".join(
+            p.read_text("utf-8") for p in (tmp_path / "maildir").rglob("*") if p.is_file()
+        )
+        assert "other@example.org" in maildir and "jo.bloggs" not in maildir.lower()
         assert ADDRESS.lower() not in everything(app)
         assert "jo.bloggs" not in everything(app)
         # The other subscriber and the shared digest are untouched; only a hash is kept.
@@ -76,8 +83,11 @@ def test_erase_leaves_no_trace_of_the_address_and_an_import_cannot_bring_it_back
         result = run_cli(
             "subscribers", "add", "jo.bloggs@example.org", "--area", "medway", config=config
         )
-        assert result.exit_code == 1 and "not added again" in result.output
-        assert app.store.subscribers.find_mailbox(ADDRESS) is None
+        # The operator's add only asks the owner: a new pending record and a confirmation.
+        assert result.exit_code == 0
+        assert "it was erased, so only its owner can subscribe again" in result.output
+        found = app.store.subscribers.find_mailbox(ADDRESS)
+        assert found is not None and found.status is PENDING
     finally:
         app.close()
 

@@ -22,7 +22,7 @@ from tests.support import NOW
 from tests.support.digests import advisory, built, parts, save, subscribe
 
 BASE = "https://alerts.example.org"
-RETENTION = {"sent_days": 3, "pending_days": 5, "unsubscribed_days": 40}
+RETENTION = {"sent_days": 3, "pending_days": 5, "unsubscribed_days": 40, "web_log_days": 9}
 
 
 @pytest.fixture
@@ -55,6 +55,24 @@ def test_the_privacy_notice_states_each_retention_period_in_days_from_the_config
         assert f">{heading}</h2>" in response.text
     assert "Kent Police is the data controller" in text
     assert 'href="/manage"' in response.text  # how to use the rights, not just their names
+
+
+def test_the_privacy_notice_says_how_long_logs_and_limit_records_are_kept_and_what_lies_beyond_reach(
+    client: TestClient,
+) -> None:
+    text = text_of(client.get("/privacy").text)
+    assert (
+        "Our web server's logs record the pages asked for and the address your connection came from"
+        in text
+    )
+    assert "are kept for 9 days" in text
+    assert (
+        "we count, for a day after the last use, how often mail was asked for each address" in text
+    )
+    assert (
+        "Beyond our reach: the mail service that carries our emails to you keeps its own delivery logs"
+        in text
+    )
 
 
 def test_the_sign_up_form_links_the_privacy_notice_beside_the_button(client: TestClient) -> None:

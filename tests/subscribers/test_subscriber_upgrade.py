@@ -1,0 +1,55 @@
+"""The upgrade that makes subscriber ids never reused and gives each row a link key, run
+on a populated database: nothing that hangs off a subscriber is lost (a rebuilt table
+with foreign keys on would have cascaded its drop into them), every row gets its own
+key, and an id once handed out is never handed out again."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, select
+
+from alerts.store import open_store
+from alerts.store.database import create_db_engine, migrate
+from alerts.store.fixtures import Fixtures
+from alerts.store.schema import outbox, subscriber_areas, subscribers
+from alerts.subscribers import make_subscription
+from tests.support import NOW
+
+
+def counts(engine: object) -> dict[str, int]:
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        return {
+            table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in (subscribers, subscriber_areas, outbox)
+        }
+
+
+def test_the_upgrade_keeps_every_row_that_hangs_off_a_subscriber_and_ids_are_never_reused(
+    db_url: str, gazetteer
+) -> None:
+    engine = create_db_engine(db_url)
+    migrate(engine, "0006")
+    Fixtures(engine).seed_outbox(count=6, now=NOW)
+    before = counts(engine)
+    assert before["subscribers"] == 6 and before["outbox"] == 6 and before["subscriber_areas"] == 6
+    engine.dispose()
+
+    store = open_store(db_url)
+    try:
+        assert counts(store.engine) == before
+        with store.engine.connect() as conn:
+            keys = list(conn.execute(select(subscribers.c.link_key)).scalars())
+            highest = conn.execute(select(func.max(subscribers.c.id))).scalar_one()
+        assert all(keys) and len(set(keys)) == len(keys)
+
+        # The newest subscriber is erased: the next one does not get its id.
+        with store.engine.begin() as conn:
+            for table in (outbox, subscriber_areas):
+                conn.execute(delete(table).where(table.c.subscriber_id == highest))
+            conn.execute(delete(subscribers).where(subscribers.c.id == highest))
+        newcomer = store.subscribers.add(
+            make_subscription(gazetteer, "new@example.org", ["medway"], frequency="daily"), now=NOW
+        )
+        assert newcomer.id > highest
+        assert newcomer.link_key and newcomer.link_key not in keys
+    finally:
+        store.close()
