@@ -228,12 +228,6 @@ def sign_up_and_confirm(
     accessible(page, axe_source, f"{where}: confirmed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the subscriber lifecycle (another issue): delivery suppresses the confirmation an unsubscribed"
-    " address asked for ('subscriber unsubscribed or suppressed before it was sent'), so the resident never"
-    " gets a link to come back",
-)
 def test_a_resident_who_left_comes_back_by_signing_up_and_confirming(
     inbox: Inbox, checked: Any, axe_source: str, clock: ManualClock
 ) -> None:
