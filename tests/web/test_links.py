@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from starlette.testclient import TestClient
 from starlette.types import Message
@@ -217,10 +216,10 @@ def test_a_chunked_body_is_cut_off_when_it_passes_the_limit(
     assert pulled == MAX_BODY // 16384 + 1  # read no further than the limit
 
 
-def raw_request(url: str, head: bytes, body_size: int) -> tuple[int, int]:
+def raw_request(url: str, head: bytes, body_size: int) -> tuple[int | None, int]:
     """Send ``head`` then up to ``body_size`` bytes over a real socket, as curl does;
-    returns the status line's code and how many body bytes the server took before it
-    answered and closed."""
+    returns the status line's code (None when the server cut the connection and the reset
+    took its answer with it) and how many body bytes were sent before it refused more."""
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
         sock.sendall(head)
@@ -241,7 +240,7 @@ def raw_request(url: str, head: bytes, body_size: int) -> tuple[int, int]:
                 reply += data
         except ConnectionResetError:
             pass
-    return int(reply.split(b" ", 2)[1]), sent
+    return (int(reply.split(b" ", 2)[1]) if reply else None), sent
 
 
 def test_a_20_mb_post_to_the_list_unsubscribe_address_gets_413_from_the_server(
@@ -255,14 +254,16 @@ def test_a_20_mb_post_to_the_list_unsubscribe_address_gets_413_from_the_server(
             f"POST {path} HTTP/1.1\r\nHost: alerts.example.org\r\nContent-Type: application/x-www-form-urlencoded\r\n"
             f"Content-Length: {size}\r\nExpect: 100-continue\r\n\r\n"
         ).encode()
-        status, _ = raw_request(
-            url, head, 0
-        )  # curl waits for 100 Continue: it gets the answer instead
+        # curl waits for 100 Continue: it gets the answer instead, before sending a byte.
+        status, _ = raw_request(url, head, 0)
         assert status == 413
-        response = httpx.post(
-            url + path, content=b"List-Unsubscribe=One-Click&" + b"x" * size, timeout=30
-        )
-        assert response.status_code == 413
+        # A client that sends the body at once is answered 413 and cut off long before
+        # 20 MB. Whether the 413 reaches it is TCP's race, not the server's: closing with
+        # unread bytes resets the connection, which may discard the answer in flight. So
+        # either it read the 413, or it was refused before it could send the body.
+        blunt = head.replace(b"Expect: 100-continue\r\n", b"")
+        status, sent = raw_request(url, blunt, size)
+        assert status == 413 or (status is None and sent < size), (status, sent)
     assert app.store.subscribers.get(subscriber.id).status is ACTIVE
 
 
