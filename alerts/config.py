@@ -129,6 +129,10 @@ class DigestsConfig(_Model):
     update_interval_hours: float = Field(default=24.0, ge=0, le=30 * 24)
     #: Advisories shown in full in one digest; the rest are linked on the web.
     max_items: int = Field(default=20, ge=1, le=1000)
+    #: Separate alerts a subscriber gets in any hour; past it they are gathered into one
+    #: message when the hour is up (alerts.digest.guard). Urgent ones have their own limit.
+    alerts_per_hour: int = Field(default=4, ge=1, le=1000)
+    urgent_per_hour: int = Field(default=10, ge=1, le=1000)
     daily_at: time = time(7, 0)
     weekly_day: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
     weekly_at: time = time(7, 0)

@@ -246,11 +246,19 @@ class DigestKind(enum.StrEnum):
     WEEKLY = "weekly"
     IMMEDIATE = "immediate"  # one advisory, for an immediate subscriber
     URGENT = "urgent"  # one urgent advisory, to every subscriber of its areas
+    #: The alerts past a subscriber's hourly limit, gathered into one message when the
+    #: hour is up (alerts.digest.guard).
+    GATHERED = "gathered"
 
     @property
     def single(self) -> bool:
         """One advisory in full, rather than a digest of summaries."""
         return self in (DigestKind.IMMEDIATE, DigestKind.URGENT)
+
+    @property
+    def alert(self) -> bool:
+        """Sent as advisories arrive (ahead of digests), and counted by the flood guard."""
+        return self.single or self is DigestKind.GATHERED
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,8 @@ class SentRevision:
     subscriber_id: int
     advisory_id: int
     revision: int
-    digest_key: str
+    #: None: not sent but held back (alerts.digest.guard.HELD).
+    digest_key: str | None
 
 
 def queue_batch(
@@ -123,7 +124,7 @@ def queue_batch(
                 "subscriber_id": s.subscriber_id,
                 "advisory_id": s.advisory_id,
                 "revision": s.revision,
-                "digest_id": ids[s.digest_key],
+                "digest_id": None if s.digest_key is None else ids[s.digest_key],
                 "queued_at": now,
             }
             for s in sent
