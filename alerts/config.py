@@ -73,6 +73,10 @@ class SourceConfig(_Model):
     #: A folder: a file is read only once nothing wrote to it for this many seconds (a file
     #: still being written is never read half-done).
     settle_seconds: float = Field(default=0.5, ge=0, le=3600)
+    #: More new, recent advisories than this in one poll (a folder: in one minute) is a
+    #: surge: the batch is held until an operator releases it (alerts.ingest.lifecycle).
+    #: A force publishes a few a day, rarely ten in an hour; 0: never held.
+    surge_limit: int = Field(default=20, ge=0, le=1_000_000)
 
     @field_validator("redirect_hosts")
     @classmethod

@@ -31,7 +31,7 @@ from alerts.store.monitoring import (
 from alerts.store.outbox import OutboxStatus, delivery_totals
 from alerts.store.runs import last_beat
 from alerts.store.sources import source_healths
-from alerts.types import MailPriority
+from alerts.types import MailPriority, SourceState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -97,6 +97,28 @@ class DatabaseCollector(Collector):
             failures.add_metric(labels, health.failures_total)
             polls.add_metric(labels, health.polls_total)
         yield from (polled, succeeded, failing, failures, polls)
+
+        # The lifecycle (alerts.ingest.lifecycle): 1 for the state each source is in.
+        state = GaugeMetricFamily(
+            "alerts_source_state",
+            "Where each source stands: 1 for its state (healthy, failing, surging), 0 for the others.",
+            labels=["source", "kind", "state"],
+        )
+        healths = source_healths(self.store)
+        lives = self.store.holds.lifecycles([health.source for health in healths])
+        for health in healths:
+            current = lives[health.source].state if health.source in lives else SourceState.HEALTHY
+            for each in SourceState:
+                state.add_metric([health.source, health.kind, each.value], 1.0 if each is current else 0.0)
+        yield state
+        held = GaugeMetricFamily(
+            "alerts_source_held_advisories",
+            "Advisories each source's hold keeps from inboxes and feeds (surge: until released; dropped: for good).",
+            labels=["source", "hold"],
+        )
+        for batch in self.store.holds.batches():
+            held.add_metric([batch.source, batch.hold.value], float(batch.count))
+        yield held
 
         build = last_feed_build(self.store)
         yield GaugeMetricFamily(

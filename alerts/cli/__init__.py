@@ -187,6 +187,7 @@ from alerts.cli import (  # noqa: E402, F401
     privacy,
     run,
     send,
+    sources,
     subscribers,
     web,
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from alerts.areas import Gazetteer
 from alerts.clock import Clock
@@ -25,6 +25,7 @@ from alerts.ingest.batch import (
 )
 from alerts.ingest.directory import ingest_directories
 from alerts.ingest.settle import Settling
+from alerts.ingest.surges import apply_lifecycle
 from alerts.ingest.upstream import ingest_feeds
 from alerts.store import Store
 from alerts.store.sources import SourcePoll, record_source_polls
@@ -109,6 +110,11 @@ def ingest_sources(
         report.merge(
             ingest_feeds(feeds, store, gazetteer, now=now, monotonic=clock.monotonic, site_url=config.site.base_url)
         )
+    # Each source through its lifecycle: a first poll's advisories are its baseline, a
+    # surge's are held (alerts.ingest.lifecycle).
+    max_age = timedelta(days=config.digests.max_age_days)
+    report.surges = apply_lifecycle(store, chosen, report, now=now, max_age=max_age)
+    report.warnings += [surge.warning() for surge in report.surges]
     # Changes held back as too soon after an advisory's last update, whose time has come,
     # become new revisions (to be mailed as updated).
     report.updated += [i for i in store.release_held_updates(now) if i not in report.updated]

@@ -18,6 +18,7 @@ from alerts.errors import AdvisoryError, AlertsError
 from alerts.ingest.build import ParsedFile
 from alerts.ingest.dates import LONDON
 from alerts.ingest.files import SUFFIXES, parse_advisory_file
+from alerts.ingest.lifecycle import Surge
 from alerts.store import IngestResult, Outcome, Store
 from alerts.types import AdvisoryInput
 
@@ -29,6 +30,8 @@ class IngestReport:
     """What one ingest run did. ``rejected`` holds one error per skipped advisory."""
 
     new: list[int] = field(default_factory=list)
+    #: Where each new advisory came from (a file's path, a feed's URL), by id.
+    origins: dict[int, str] = field(default_factory=dict)
     updated: list[int] = field(default_factory=list)
     unchanged: int = 0
     #: Items another source had already stored (noted on that advisory, not stored).
@@ -45,6 +48,8 @@ class IngestReport:
     unsettled: list[str] = field(default_factory=list)
     #: Seconds until the first of them will have settled (look again then).
     recheck_in: float | None = None
+    #: Sources holding a batch (surging) after this poll.
+    surges: list[Surge] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -64,6 +69,7 @@ class IngestReport:
 
     def merge(self, other: IngestReport) -> None:
         self.new += other.new
+        self.origins.update(other.origins)
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.duplicates += other.duplicates
@@ -73,6 +79,7 @@ class IngestReport:
         self.outside_coverage += other.outside_coverage
         self.no_place += other.no_place
         self.unsettled += other.unsettled
+        self.surges += other.surges
         if other.recheck_in is not None:
             self.recheck_in = min(self.recheck_in or other.recheck_in, other.recheck_in)
 
@@ -178,6 +185,7 @@ def _ingest_one(
         return report
     if result.outcome is Outcome.NEW:
         report.new.append(result.advisory_id)
+        report.origins[result.advisory_id] = where
     elif result.outcome is Outcome.UPDATED:
         report.updated.append(result.advisory_id)
     elif result.outcome is Outcome.DUPLICATE:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from alerts.errors import NotFound
 from alerts.schema import advisories, advisory_areas, advisory_duplicates
+from alerts.store.holds import Holds
 from alerts.store.identity import (
     DEFAULT_UPDATE_INTERVAL,
     log_revision,
@@ -29,7 +30,7 @@ from alerts.store.identity import (
     stored_elsewhere,
 )
 from alerts.store.ids import chunks
-from alerts.types import Advisory, AdvisoryInput, AreaDecision, Candidate, Priority, Status
+from alerts.types import Advisory, AdvisoryInput, AreaDecision, Candidate, Hold, Priority, Status
 
 
 class Outcome(enum.StrEnum):
@@ -54,6 +55,7 @@ class Store:
         self.engine = engine
         #: At most one "Updated" per advisory in this time (``digests.update_interval_hours``).
         self.update_interval = update_interval
+        self.holds = Holds(engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -156,7 +158,9 @@ class Store:
         """
         query = select(advisories)
         if not include_outside:
-            query = query.where(advisories.c.outside_coverage.is_(False))
+            query = query.where(advisories.c.outside_coverage.is_(False)).where(
+                advisories.c.hold.is_(None) | (advisories.c.hold == Hold.BASELINE.value)
+            )
         if areas is not None:
             query = query.where(
                 advisories.c.id.in_(
@@ -210,6 +214,7 @@ def load_candidates(
         advisories.c.status == Status.ACTIVE.value,
         advisories.c.expires_at.is_(None) | (advisories.c.expires_at > until),
         advisories.c.outside_coverage.is_(False),
+        advisories.c.hold.is_(None),
     )
     if urgent_only:
         query = query.where(advisories.c.priority == Priority.URGENT.value)
@@ -325,6 +330,11 @@ def row_to_advisory(row: Any, areas: Iterable[str]) -> Advisory:
         area_override=None if row["area_override"] is None else tuple(row["area_override"]),
         area_override_at=row["area_override_at"],
         origin=row["origin"],
+        hold=Hold(row["hold"]) if row["hold"] else None,
+        hold_source=row["hold_source"],
+        hold_at=row["hold_at"],
+        hold_detail=row["hold_detail"],
+        update_held_since=row["held_since"],
     )
 
 
