@@ -37,8 +37,8 @@ from email.utils import format_datetime
 
 from alerts.config import Config
 from alerts.errors import AlertsError, NotFound
-from alerts.store.advisories import Store
-from alerts.store.digests import StoredDigest, load_digest
+from alerts.store.digests import StoredDigest
+from alerts.store.store import Store
 from alerts.text import one_line
 from alerts.tokens import LinkSigner, PersonalLinks
 from alerts.types import OutboxItem, RenderedDigest
@@ -307,7 +307,7 @@ class MessageFactory:
             if cached is not None:
                 self._cache.move_to_end(digest_id)
                 return cached
-        stored = load_digest(self.store, digest_id)
+        stored = self.store.digests.get(digest_id)
         if stored is None:
             raise NotFound(f"no digest {digest_id}", where="outbox")
         meta = stored.meta

@@ -22,15 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from alerts.store import Store
-from alerts.store.monitoring import (
-    last_feed_build,
-    latencies,
-    oldest_waiting,
-    outbox_counts,
-)
-from alerts.store.outbox import OutboxStatus, delivery_totals
-from alerts.store.runs import last_beat
-from alerts.store.sources import source_healths
+from alerts.store.outbox import OutboxStatus
 from alerts.types import MailPriority, SourceState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -45,7 +37,7 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         now = self.clock()
-        counts = outbox_counts(self.store)
+        counts = self.store.metrics.outbox_counts()
         depth = GaugeMetricFamily(
             "alerts_outbox_messages",
             "Messages in the outbox by status and priority (0 transactional, 10 alerts, 20 digests).",
@@ -58,7 +50,7 @@ class DatabaseCollector(Collector):
                 )
         yield depth
 
-        oldest = oldest_waiting(self.store)
+        oldest = self.store.metrics.oldest_waiting()
         yield GaugeMetricFamily(
             "alerts_outbox_oldest_pending_age_seconds",
             "Age of the oldest message waiting to be sent (0 when none waits).",
@@ -70,7 +62,7 @@ class DatabaseCollector(Collector):
             "Delivery outcomes since the database was made: sent, deferred (to retry), bounced, failed.",
             labels=["outcome"],
         )
-        for outcome, value in delivery_totals(self.store).items():
+        for outcome, value in self.store.metrics.delivery_totals().items():
             totals.add_metric([outcome], value)
         yield totals
 
@@ -89,7 +81,7 @@ class DatabaseCollector(Collector):
             "alerts_source_poll_failures", "Failed polls of each source, ever.", labels=["source", "kind"]
         )
         polls = CounterMetricFamily("alerts_source_polls", "Polls of each source, ever.", labels=["source", "kind"])
-        for health in source_healths(self.store):
+        for health in self.store.sources.healths():
             labels = [health.source, health.kind]
             polled.add_metric(labels, health.last_poll_at.timestamp() if health.last_poll_at else 0.0)
             succeeded.add_metric(labels, health.last_ok_at.timestamp() if health.last_ok_at else 0.0)
@@ -104,12 +96,14 @@ class DatabaseCollector(Collector):
             "Where each source stands: 1 for its state (healthy, failing, surging), 0 for the others.",
             labels=["source", "kind", "state"],
         )
-        healths = source_healths(self.store)
+        healths = self.store.sources.healths()
         lives = self.store.holds.lifecycles([health.source for health in healths])
         for health in healths:
             current = lives[health.source].state if health.source in lives else SourceState.HEALTHY
             for each in SourceState:
-                state.add_metric([health.source, health.kind, each.value], 1.0 if each is current else 0.0)
+                state.add_metric(
+                    [health.source, health.kind, each.value], 1.0 if each is current else 0.0
+                )
         yield state
         held = GaugeMetricFamily(
             "alerts_source_held_advisories",
@@ -120,7 +114,7 @@ class DatabaseCollector(Collector):
             held.add_metric([batch.source, batch.hold.value], float(batch.count))
         yield held
 
-        build = last_feed_build(self.store)
+        build = self.store.metrics.last_feed_build()
         yield GaugeMetricFamily(
             "alerts_feeds_build_seconds", "How long the last feed build took.", value=build[1] if build else 0.0
         )
@@ -130,7 +124,7 @@ class DatabaseCollector(Collector):
             value=build[0].timestamp() if build else 0.0,
         )
 
-        beat = last_beat(self.store)
+        beat = self.store.runs.last_beat()
         yield GaugeMetricFamily(
             "alerts_scheduler_heartbeat_timestamp_seconds",
             "When 'alerts serve' last said it was alive (0: never).",
@@ -142,7 +136,7 @@ class DatabaseCollector(Collector):
             "From an advisory's arrival (or a sign-up) to the relay accepting the message, by kind of message.",
             labels=["kind"],
         )
-        for latency in latencies(self.store):
+        for latency in self.store.metrics.latencies():
             buckets = [(_le(bound), float(count)) for bound, count in latency.buckets]
             buckets.append(("+Inf", float(latency.count)))
             histogram.add_metric([latency.kind], buckets, latency.total_seconds)

@@ -32,15 +32,7 @@ from alerts.feeds import build_feeds
 from alerts.ingest import MAX_SETTLE_WAIT, ingest_sources
 from alerts.ingest.settle import Settling
 from alerts.store import Store
-from alerts.store.runs import (
-    FEEDS_BUILT,
-    add_run,
-    digest_kind,
-    feeds_stale,
-    last_digest,
-    mark,
-    record_run,
-)
+from alerts.store.runs import FEEDS_BUILT, digest_kind
 from alerts.types import Frequency, RunReport
 
 #: Called with the number of messages to send; returns a callback for each one sent.
@@ -170,7 +162,7 @@ class _Cycle:
         # mail is on its way while the feeds are written.
         if plan.immediate:
             self._stage("immediate", lambda: self._queue(Frequency.IMMEDIATE))
-        if plan.feeds == "always" or (plan.feeds == "if-new" and (found or feeds_stale(self.store, now))):
+        if plan.feeds == "always" or (plan.feeds == "if-new" and (found or self.store.runs.feeds_stale(now))):
             self._stage("feeds", self._feeds)
         for frequency in plan.digests:
             if is_due(self.store, self.config, frequency, now):
@@ -179,7 +171,7 @@ class _Cycle:
             self._stage("send", self._send)
         self.report.seconds = self.clock.monotonic() - started
         self.report.finished_at = now + timedelta(seconds=self.report.seconds)
-        record_run(self.store, self.report)
+        self.store.runs.record(self.report)
         self._log()
 
     def _stage(self, name: str, action: Callable[[], object]) -> object:
@@ -250,7 +242,7 @@ class _Cycle:
         # The marker says when, and (for operators) how long the build took.
         took = self.clock.monotonic() - started
         summary = {"seconds": round(took, 3), "written": len(result.written)}
-        add_run(self.store, FEEDS_BUILT, self.now, self.now + timedelta(seconds=took), ok=True, summary=summary)
+        self.store.runs.add(FEEDS_BUILT, self.now, self.now + timedelta(seconds=took), ok=True, summary=summary)
 
     def _queue(self, frequency: Frequency) -> None:
         result = queue_digests(self.config, self.store, self.gazetteer, frequency, now=self.now)
@@ -260,7 +252,7 @@ class _Cycle:
         self._queue(frequency)
         self.report.digests.append(frequency.value)
         # The marker that makes this digest not due again until its next scheduled time.
-        mark(self.store, digest_kind(frequency), self.now)
+        self.store.runs.mark(digest_kind(frequency), self.now)
 
     def _send(self) -> None:
         report = self.report
@@ -299,5 +291,5 @@ def last_scheduled(
 
 def is_due(store: Store, config: Config, frequency: Frequency, now: datetime) -> bool:
     """True when the scheduled time of ``frequency`` digests has passed since the last one."""
-    last = last_digest(store, frequency)
+    last = store.runs.last_digest(frequency)
     return last is None or last < last_scheduled(frequency, config.digests, now, config.tz)

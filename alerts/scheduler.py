@@ -67,8 +67,6 @@ from alerts.pipeline import (
     is_due,
     run_cycle,
 )
-from alerts.store.retention import purge
-from alerts.store.runs import beat, last_digest
 from alerts.types import Frequency, RunReport
 
 log = logging.getLogger("alerts.scheduler")
@@ -286,7 +284,7 @@ def build_scheduler(
 def purge_daily(app: App) -> None:
     """The daily ``alerts purge``; a failure is logged and tried again tomorrow."""
     try:
-        report = purge(app.config, app.store, app.now())
+        report = app.store.retention.purge(app.config, app.now())
     except Exception:
         log.exception("The daily purge failed; run 'alerts purge' to see why")
         return
@@ -337,7 +335,7 @@ def schedule_table(app: App, now: datetime) -> list[dict[str, Any]]:
         }
         if spec.id in ("daily", "weekly"):
             row["due_now"] = is_due(app.store, app.config, Frequency(spec.id), now)
-            row["last_digest"] = last_digest(app.store, Frequency(spec.id))
+            row["last_digest"] = app.store.runs.last_digest(Frequency(spec.id))
         rows.append(row)
     return rows
 
@@ -422,7 +420,7 @@ def heartbeat(app: App, stop: threading.Event) -> None:
     who = {"host": socket.gethostname(), "pid": os.getpid(), "version": __version__}
     while not stop.is_set():
         try:
-            beat(app.store, app.now(), who)
+            app.store.runs.beat(app.now(), who)
         except OperationalError as exc:
             log.warning("cannot write the heartbeat: %s", str(exc.orig or exc).splitlines()[0])
         stop.wait(HEARTBEAT_SECONDS)

@@ -29,7 +29,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import uuid
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -40,9 +39,9 @@ from email.utils import format_datetime
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine
 
-from alerts.schema import digests, metadata, outbox, subscriber_areas, subscribers
+from alerts.store import Store
 from alerts.types import OutboxItem
 
 LOOPBACK = "127.0.0.1"
@@ -497,8 +496,7 @@ class PlainMessageFactory:
         )
 
     def _render(self, digest_id: int) -> bytes:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(digests).where(digests.c.id == digest_id)).mappings().one()
+        row = Store(self.engine).fixtures.digest_row(digest_id)
         message = EmailMessage(policy=SMTP_POLICY)
         message["From"] = self.from_address
         message["To"] = "@@TO@@"
@@ -510,6 +508,26 @@ class PlainMessageFactory:
         message.set_content(row["text"], cte="quoted-printable")
         message.add_alternative(row["html"], subtype="html", cte="quoted-printable")
         return message.as_bytes()
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+# -- seeding and looking inside the tables (tests and benchmarks; stages use alerts.store) --
+# Each goes through the store (``Store(engine).fixtures``): no module outside alerts.store
+# touches the tables.
 
 
 def seed_outbox(
@@ -524,161 +542,60 @@ def seed_outbox(
 ) -> list[str]:
     """Queue ``count`` messages: one digest per area, ``count`` active subscribers spread
     over the areas, one pending outbox row each. Returns the Message-IDs (bare)."""
-    address = emails or (lambda i: f"reader{i}@{domain}")
-    with engine.begin() as conn:
-        digest_ids = []
-        for area in areas:
-            digest_ids.append(
-                conn.execute(
-                    insert(digests).values(
-                        key=uuid.uuid4().hex,
-                        kind="immediate",
-                        subject=f"Alerts for {area}",
-                        html=f"<html><body><h1>{area}</h1><p>{body}</p></body></html>",
-                        text=f"{area}\n\n{body}\n",
-                        areas=[area],
-                        advisory_ids=[],
-                        created_at=now,
-                        meta={},
-                    ).returning(digests.c.id)
-                ).scalar_one()
-            )
-        people = [
-            {
-                "email": address(i),
-                "frequency": "immediate",
-                "status": "active",
-                "forwardable": False,
-                "urgent": True,
-                "bounces": 0,
-                "created_at": now,
-                "confirmed_at": now,
-                "watermark": now,
-            }
-            for i in range(count)
-        ]
-        message_ids = [f"{uuid.uuid4().hex}@{domain}" for _ in range(count)]
-        for rows in _chunked(people):
-            added = conn.execute(
-                insert(subscribers).returning(subscribers.c.id, sort_by_parameter_order=True), rows
-            ).scalars()
-            for row, subscriber_id in zip(rows, added, strict=True):
-                row["id"] = subscriber_id
-        for rows in _chunked(
-            [{"subscriber_id": p["id"], "area": areas[i % len(areas)]} for i, p in enumerate(people)]
-        ):
-            conn.execute(insert(subscriber_areas), rows)
-        for rows in _chunked(
-            [
-                {
-                    "subscriber_id": p["id"],
-                    "digest_id": digest_ids[i % len(digest_ids)],
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "message_id": f"<{message_ids[i]}>",
-                    "created_at": now,
-                    "priority": 10,  # an alert (alerts.types.MailPriority.ALERT)
-                    "arrived_at": now,
-                }
-                for i, p in enumerate(people)
-            ]
-        ):
-            conn.execute(insert(outbox), rows)
-    return message_ids
-
-
-# -- looking inside the tables (tests only: stages go through alerts.store) ----------
+    return Store(engine).fixtures.seed_outbox(
+        count=count, now=now, areas=areas, domain=domain, body=body, emails=emails
+    )
 
 
 def outbox_rows(engine: Engine) -> list[dict[str, Any]]:
     """Every outbox row in queue order, with its subscriber's ``email`` and ``name`` and
     its digest's ``kind``, ``subject`` and ``meta`` (as ``digest_kind`` etc.)."""
-    query = (
-        select(
-            outbox,
-            subscribers.c.email,
-            subscribers.c.name,
-            digests.c.kind.label("digest_kind"),
-            digests.c.subject.label("digest_subject"),
-            digests.c.meta.label("digest_meta"),
-        )
-        .select_from(outbox.join(subscribers).join(digests))
-        .order_by(outbox.c.id)
-    )
-    with engine.connect() as conn:
-        return [dict(row) for row in conn.execute(query).mappings()]
+    return Store(engine).fixtures.outbox_rows()
 
 
 def row_counts(engine: Engine, *names: str) -> dict[str, int]:
     """How many rows each named table holds."""
-    with engine.connect() as conn:
-        return {
-            name: int(conn.execute(select(func.count()).select_from(metadata.tables[name])).scalar_one())
-            for name in names
-        }
+    return Store(engine).fixtures.row_counts(*names)
 
 
 def table_rows(engine: Engine, name: str) -> list[dict[str, Any]]:
     """Every row of the named table, in primary-key order."""
-    table = metadata.tables[name]
-    with engine.connect() as conn:
-        return [dict(row) for row in conn.execute(select(table).order_by(*table.primary_key)).mappings()]
+    return Store(engine).fixtures.table_rows(name)
 
 
 def insert_rows(engine: Engine, name: str, rows: Sequence[dict[str, Any]]) -> None:
-    """Bulk-insert ``rows`` into the named table in one transaction (for volumes the
-    stages would take seconds to write one by one)."""
-    table = metadata.tables[name]
-    with engine.begin() as conn:
-        for chunk in _chunked(list(rows)):
-            conn.execute(insert(table), chunk)
-        if conn.dialect.name == "postgresql" and rows and "id" in rows[0]:
-            # Explicit ids leave the sequence behind: the next plain INSERT would collide.
-            conn.exec_driver_sql(
-                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), max(id)) FROM {table.name}"
-            )
+    """Bulk-insert ``rows`` into the named table in one transaction."""
+    Store(engine).fixtures.insert_rows(name, rows)
 
 
 def set_columns(engine: Engine, name: str, values: dict[str, Any], **where: Any) -> int:
-    """Force ``values`` into the rows of the named table matching ``where`` (column ==
-    value; none: every row): a state no stage would make, such as a dead worker's claim.
-    Returns the number of rows changed."""
-    table = metadata.tables[name]
-    statement = update(table).values(**values)
-    for column, value in where.items():
-        statement = statement.where(table.c[column] == value)
-    with engine.begin() as conn:
-        return int(conn.execute(statement).rowcount)
+    """Force ``values`` into the rows of the named table matching ``where`` (a state no
+    stage would make, such as a dead worker's claim). Returns the number of rows changed."""
+    return Store(engine).fixtures.set_columns(name, values, **where)
 
 
 def seed_messages(
     engine: Engine, subscriber_id: int, due: Sequence[datetime], *, domain: str = "example.org", size: int = 0
 ) -> list[str]:
-    """More messages for one subscriber: a digest each, pending and due at the instants
-    given; ``size``: characters of filler in each (a message bigger than the rest).
-    Returns their Message-IDs (bare)."""
-    message_ids = []
-    with engine.begin() as conn:
-        for when in due:
-            digest_id = conn.execute(
-                insert(digests)
-                .values(
-                    key=uuid.uuid4().hex, kind="immediate", subject="More alerts",
-                    html="<p>More</p>" + "<p>filler</p>" * (size // 13), text="More\n" + "filler\n" * (size // 7),
-                    areas=["medway"], advisory_ids=[], created_at=when, meta={},
-                )
-                .returning(digests.c.id)
-            ).scalar_one()
-            message_id = f"{uuid.uuid4().hex}@{domain}"
-            conn.execute(
-                insert(outbox).values(
-                    subscriber_id=subscriber_id, digest_id=digest_id, status="pending", attempts=0,
-                    next_attempt_at=when, message_id=f"<{message_id}>", created_at=when,
-                )
-            )
-            message_ids.append(message_id)
-    return message_ids
+    """More messages for one subscriber, pending and due at the instants given. Returns
+    their Message-IDs (bare)."""
+    return Store(engine).fixtures.seed_messages(subscriber_id, due, domain=domain, size=size)
+
+
+def seed_subscribers(
+    engine: Engine,
+    *,
+    count: int,
+    now: datetime,
+    areas: Sequence[str] = ("medway",),
+    frequencies: Sequence[str] = ("immediate", "daily", "weekly"),
+    urgent: bool = True,
+    domain: str = "example.org",
+) -> list[str]:
+    """Add ``count`` active subscribers (see :meth:`alerts.store.fixtures.Fixtures.seed_subscribers`)."""
+    return Store(engine).fixtures.seed_subscribers(
+        count=count, now=now, areas=areas, frequencies=frequencies, urgent=urgent, domain=domain
+    )
 
 
 class AlertsProcess:
@@ -747,49 +664,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def seed_subscribers(
-    engine: Engine,
-    *,
-    count: int,
-    now: datetime,
-    areas: Sequence[str] = ("medway",),
-    frequencies: Sequence[str] = ("immediate", "daily", "weekly"),
-    urgent: bool = True,
-    domain: str = "example.org",
-) -> list[str]:
-    """Add ``count`` active subscribers, their frequencies and areas taken in turn from
-    ``frequencies`` and ``areas``, watermarks at ``now``. Returns their addresses."""
-    people = [
-        {
-            "email": f"resident{i}@{domain}",
-            "frequency": frequencies[i % len(frequencies)],
-            "status": "active",
-            "forwardable": False,
-            "urgent": urgent,
-            "bounces": 0,
-            "created_at": now,
-            "confirmed_at": now,
-            "watermark": now,
-        }
-        for i in range(count)
-    ]
-    with engine.begin() as conn:
-        for rows in _chunked(people):
-            added = conn.execute(
-                insert(subscribers).returning(subscribers.c.id, sort_by_parameter_order=True), rows
-            ).scalars()
-            for row, subscriber_id in zip(rows, added, strict=True):
-                row["id"] = subscriber_id
-        for rows in _chunked(
-            [{"subscriber_id": p["id"], "area": areas[i % len(areas)]} for i, p in enumerate(people)]
-        ):
-            conn.execute(insert(subscriber_areas), rows)
-    return [str(p["email"]) for p in people]
 
 
-def _chunked(rows: list[dict[str, Any]], size: int = 1000) -> Iterable[list[dict[str, Any]]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ from typing import Any
 from alerts.app import App
 from alerts.ingest import store_advisory
 from alerts.message import MessageFactory, OutboxItem
-from alerts.store.subscribers import add_subscriber, insert_new_subscribers, iter_subscribers
 from alerts.subscribers import make_subscription
 from alerts.testing import outbox_rows, row_counts
 from alerts.types import AdvisoryInput, Frequency, Priority, Status, Subscriber, SubscriberStatus
@@ -87,7 +86,7 @@ def subscribe(
     subscription = make_subscription(
         app.gazetteer, address, areas, frequency=frequency, name=name, forwardable=forwardable, urgent=urgent
     )
-    return add_subscriber(app.store, subscription, now=at, status=status)
+    return app.store.subscribers.add(subscription, now=at, status=status)
 
 
 def subscribe_many(
@@ -98,7 +97,7 @@ def subscribe_many(
         (make_subscription(app.gazetteer, f"reader{i}@example.org", areas(i), frequency=frequency(i)), SubscriberStatus.ACTIVE)
         for i in range(count)
     ]
-    assert insert_new_subscribers(app.store, rows, now=at) is not None
+    assert app.store.subscribers.insert_new(rows, now=at) is not None
 
 
 def outbox_items(app: App) -> list[OutboxItem]:
@@ -138,7 +137,7 @@ def counts(app: App) -> dict[str, int]:
 
 
 def watermarks(app: App) -> dict[str, datetime | None]:
-    return {subscriber.email: subscriber.watermark for subscriber in iter_subscribers(app.store, status=None)}
+    return {subscriber.email: subscriber.watermark for subscriber in app.store.subscribers.iterate(status=None)}
 
 
 def subjects(app: App) -> dict[str, list[str]]:

@@ -49,7 +49,7 @@ def app(write_config: Callable[..., Path], db_url: str, clock: ManualClock) -> I
 
 
 def only_id(app: App) -> int:
-    [item] = app.store.advisories(include_outside=True)
+    [item] = app.store.advisories.find(include_outside=True)
     return item.id
 
 
@@ -87,10 +87,10 @@ def test_an_advisory_outside_coverage_is_stored_but_in_no_feed_digest_or_area_pa
     subscribe(app, "everyone@example.org", ["kent"], frequency=Frequency.DAILY, at=NOW - timedelta(days=1))
     report = ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW - timedelta(hours=1))
     assert len(report.new) == 2 and len(report.outside_coverage) == 1
-    stored = app.store.advisories(include_outside=True)
+    stored = app.store.advisories.find(include_outside=True)
     [essex] = [item for item in stored if item.outside_coverage]
     assert essex.areas == () and essex.decision is not None and essex.decision.unknown == ("Essex",)
-    assert [item.title for item in app.store.advisories()] == ["Appeal after theft in Chatham"]
+    assert [item.title for item in app.store.advisories.find()] == ["Appeal after theft in Chatham"]
     build_feeds(app.config, app.store, app.gazetteer, now=NOW)
     feeds = app.config.feeds.out
     assert all("van stolen" not in path.read_text(encoding="utf-8") for path in feeds.iterdir() if path.is_file())

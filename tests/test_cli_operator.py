@@ -18,7 +18,7 @@ from alerts.app import App
 from alerts.cli import cli
 from alerts.digest import queue_digests
 from alerts.logs import TextFormatter
-from alerts.store.runs import KEEP_POLLS, add_run, list_runs
+from alerts.store.runs import KEEP_POLLS
 from alerts.testing import SmtpSink
 from alerts.types import Frequency
 from tests.conftest import NOW, make_database
@@ -366,13 +366,13 @@ def test_schedule_lines_up_its_columns(config_path: Path, run_cli: Run) -> None:
 def test_rows_of_frequent_runs_are_kept_for_a_month_not_for_ever(config_path: Path, run_cli: Run, kind: str) -> None:
     app = App(config_path)
     old = NOW - KEEP_POLLS - timedelta(days=1)
-    add_run(app.store, kind, old, old, ok=True, summary={})
+    app.store.runs.add(kind, old, old, ok=True, summary={})
     app.close()
 
     assert run_cli(kind).exit_code == 0
 
     app = App(config_path)
-    kept = [run.started_at for run in list_runs(app.store, kind)]
+    kept = [run.started_at for run in app.store.runs.history(kind)]
     app.close()
     assert len(kept) == 1 and kept[0] > old
 
@@ -383,7 +383,7 @@ def test_status_shows_a_failed_job_that_later_runs_would_hide(config_path: Path,
     summary = {"new": 0, "updated": 0, "rejected": 0, "failed_sources": 0, "feeds_written": 0, "feeds_unchanged": 0,
                "queued": 0, "digests": [], "sent": 0, "deferred": 0, "bounced": 0, "failed": 0,
                "failed_stages": ["daily digests"], "problems": ["daily digests: the database went away"], "seconds": 0.5}
-    add_run(app.store, "daily", earlier, earlier, ok=False, summary=summary)
+    app.store.runs.add("daily", earlier, earlier, ok=False, summary=summary)
     app.close()
     assert run_cli("run").exit_code == 0
 

@@ -11,7 +11,6 @@ import pytest
 from click.testing import Result
 
 from alerts.store import open_store
-from alerts.store.subscribers import find_subscriber
 from alerts.subscribers.lists import read_list
 from alerts.types import SubscriberStatus
 from tests.conftest import REPO
@@ -34,7 +33,7 @@ def run(write_config: Callable[..., Path], db_url: str, run_cli: Run) -> Run:
 def status_of(run: Run, email: str) -> SubscriberStatus | None:
     store = open_store(run.db_url)  # type: ignore[attr-defined]
     try:
-        found = find_subscriber(store, email)
+        found = store.subscribers.find(email)
         return found.status if found else None
     finally:
         store.close()

@@ -15,18 +15,18 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from alerts.app import App
-from alerts.delivery import Dispatcher, make_outbox, make_sender
+from alerts.delivery import Dispatcher, SendQueue, make_outbox, make_sender
 from alerts.message import OutboxItem
 from alerts.store import engine_url
-from alerts.store.outbox import SENDER_LOCKS, Outbox, Outcomes, sender_lock_key, sender_name
+from alerts.store.outbox import SENDER_LOCKS, Outcomes, sender_lock_key, sender_name
 from alerts.testing import PlainMessageFactory, SmtpSink, bare_message_id, outbox_rows, set_columns
 from tests.conftest import NOW
 from tests.delivery_fixtures import *  # noqa: F403
 from tests.delivery_fixtures import queue, rows, statuses
 
 
-def an_outbox(app: App) -> Outbox:
-    return make_outbox(app.config, app.store.engine)
+def an_outbox(app: App) -> SendQueue:
+    return make_outbox(app.config, app.store)
 
 
 def test_claimed_rows_are_held_under_a_lease_and_not_claimed_twice(smtp_app: App) -> None:
@@ -165,10 +165,10 @@ def test_a_worker_renews_its_lease_as_it_goes_and_skips_rows_it_lost(smtp_app: A
 def test_the_lease_comes_from_the_config(write_config: Callable[..., Path]) -> None:
     from alerts.config import load_config
     from alerts.delivery import make_outbox
-    from alerts.store import create_db_engine
+    from alerts.store import Store, create_db_engine
 
     config = load_config(write_config(delivery={"lease_seconds": 42}))
-    outbox = make_outbox(config, create_db_engine(config.database))
+    outbox = make_outbox(config, Store(create_db_engine(config.database)))
     assert outbox.lease.total_seconds() == 42
 
 

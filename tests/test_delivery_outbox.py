@@ -11,8 +11,7 @@ from datetime import timedelta
 import pytest
 
 from alerts.app import App
-from alerts.store.outbox import RetryPolicy
-from alerts.store.subscribers import get_subscriber, iter_subscribers
+from alerts.delivery.queue import RetryPolicy
 from alerts.testing import SmtpSink, set_columns
 from tests.conftest import NOW
 from tests.delivery_fixtures import *  # noqa: F403
@@ -128,7 +127,7 @@ def test_three_hard_bounces_suppress_the_address_and_its_queued_messages(smtp_ap
     assert [r.suppressed_addresses for r in reports] == [0, 0, 1]
     assert reports[2].suppressed == 2  # the two still queued for later
     assert statuses(smtp_app) == {"bounced": 3, "suppressed": 2}
-    subscriber = get_subscriber(smtp_app.store, subscriber_id)
+    subscriber = smtp_app.store.subscribers.get(subscriber_id)
     assert (subscriber.status, subscriber.bounces) == ("suppressed", 3)
     assert sink.message_ids() == []
     assert send(smtp_app, now=NOW + timedelta(days=1)).sent == 0
@@ -170,7 +169,7 @@ def test_554_after_data_fails_the_message_without_counting_a_bounce(smtp_app: Ap
 
     assert (report.sent, report.failed, report.bounced) == (1, 1, 0)
     assert rows(smtp_app)[ids[0]]["status"] == "failed"
-    assert [s.bounces for s in iter_subscribers(smtp_app.store, status=None)] == [0, 0]
+    assert [s.bounces for s in smtp_app.store.subscribers.iterate(status=None)] == [0, 0]
 
 
 def test_421_on_connect_defers_that_message_and_a_new_connection_delivers_the_rest(

@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from alerts.app import App
-from alerts.store.outbox import delivery_totals
-from alerts.store.subscribers import PENDING, add_subscriber
+from alerts.store.subscribers import PENDING
 from alerts.subscribers import make_subscription
 from alerts.subscribers.mail import send_confirmation
 from alerts.testing import Faults, SmtpSink, set_columns
@@ -18,8 +17,7 @@ from tests.delivery_fixtures import queue, rows, send
 
 def test_a_confirmation_queued_behind_a_thousand_alerts_goes_first(smtp_app: App, sink: SmtpSink) -> None:
     queue(smtp_app, 1000, now=NOW - timedelta(minutes=1))
-    newcomer = add_subscriber(
-        smtp_app.store,
+    newcomer = smtp_app.store.subscribers.add(
         make_subscription(smtp_app.gazetteer, "newcomer@example.org", ["dover"]),
         now=NOW,
         status=PENDING,
@@ -46,9 +44,9 @@ def test_each_message_records_when_the_relay_accepted_it_and_its_latency(smtp_ap
 def test_the_delivery_totals_count_every_outcome_across_runs(make_app: object, db_url: str) -> None:
     with SmtpSink(faults=Faults(reject={"reader1@example.org"}, defer={"reader2@example.org"})) as sink:
         app = make_app(database=db_url, smtp={"host": sink.host, "port": sink.port})  # type: ignore[operator]
-        before = delivery_totals(app.store)
+        before = app.store.metrics.delivery_totals()
         queue(app, 4)
         send(app)
         send(app, now=NOW + timedelta(hours=1))  # the deferred one, deferred again
-        after = delivery_totals(app.store)
+        after = app.store.metrics.delivery_totals()
     assert {k: after[k] - before[k] for k in after} == {"sent": 2, "deferred": 2, "bounced": 1, "failed": 0}

@@ -17,12 +17,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from sqlalchemy import select
 
 from alerts.app import App
 from alerts.delivery.base import RelayError
 from alerts.delivery.policy import about_relaying
-from alerts.schema import subscribers
 from alerts.testing import DROP, SmtpSink
 from tests.conftest import NOW
 from tests.delivery_fixtures import *  # noqa: F403
@@ -35,8 +33,7 @@ RUNS = MAX_ATTEMPTS + 2  # more runs than a message has attempts
 
 def subscriber_states(app: App) -> set[tuple[str, int]]:
     """Every subscriber's (status, bounces)."""
-    with app.store.engine.connect() as conn:
-        return {(row.status, row.bounces) for row in conn.execute(select(subscribers.c.status, subscribers.c.bounces))}
+    return {(row["status"], row["bounces"]) for row in app.store.fixtures.table_rows("subscribers")}
 
 
 def spread(i: int) -> str:

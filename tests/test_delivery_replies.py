@@ -18,12 +18,10 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from sqlalchemy import select
 
 from alerts.app import App
 from alerts.clock import ManualClock
 from alerts.delivery.base import RelayError
-from alerts.schema import subscribers
 from alerts.testing import DROP, SmtpSink
 from tests.conftest import NOW
 from tests.delivery_fixtures import *  # noqa: F403
@@ -34,8 +32,7 @@ COUNT = 5
 
 
 def bounces(app: App) -> int:
-    with app.store.engine.connect() as conn:
-        return sum(conn.execute(select(subscribers.c.bounces)).scalars())
+    return sum(row["bounces"] for row in app.store.fixtures.table_rows("subscribers"))
 
 
 # -- one message's stages: RCPT TO, the DATA command, after the body ---------------------

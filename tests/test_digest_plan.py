@@ -12,7 +12,6 @@ import pytest
 from alerts.app import App
 from alerts.digest import queue_digests
 from alerts.digest.queue import PlannedMessage
-from alerts.store.subscribers import unsubscribe
 from alerts.testing import set_columns, table_rows
 from alerts.types import Frequency, Priority, Status, SubscriberStatus
 from tests.conftest import NOW
@@ -211,7 +210,7 @@ def test_digest_groups_by_area_with_force_wide_advice_in_its_own_section(app: Ap
 
 def test_only_active_subscribers_are_mailed(app: App) -> None:
     gone = subscribe(app, "gone@example.org", ["medway"])
-    unsubscribe(app.store, gone.id, now=NOW - HOUR)
+    app.store.subscribers.unsubscribe(gone.id, now=NOW - HOUR)
     subscribe(app, "pending@example.org", ["medway"], status=SubscriberStatus.PENDING)
     save(app, advisory("news"))
     assert queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW).messages == 0
@@ -242,7 +241,7 @@ def test_each_batch_records_what_each_subscriber_was_sent(app: App) -> None:
     advisory_id = save(app, advisory("news"))
     queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
     rows = table_rows(app.store.engine, "subscriber_advisories")
-    revision = app.store.advisory(advisory_id).revision
+    revision = app.store.advisories.get(advisory_id).revision
     assert [(r["subscriber_id"], r["advisory_id"], r["revision"]) for r in rows] == [(jane.id, advisory_id, revision)]
     assert watermarks(app)["jane@example.org"] == NOW
 

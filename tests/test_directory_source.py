@@ -22,7 +22,6 @@ from alerts.ingest.dates import LONDON
 from alerts.ingest.directory import ingest_directories, provisional
 from alerts.ingest.settle import Settling
 from alerts.store import Store, open_store
-from alerts.store.sources import load_seen_files, save_seen_files
 from tests.conftest import NOW
 
 HOUR_AGO_NS = time.time_ns() - 3600 * 10**9
@@ -112,11 +111,11 @@ def test_a_touched_file_is_rehashed_but_not_parsed(
     report = poll(folder, sqlite_store, gazetteer)
     assert undated_warnings(report) == [] and report.counts()["unchanged"] == 3
     touched = HOUR_AGO_NS + 5 * 10**9
-    assert load_seen_files(sqlite_store)[str(undated)].mtime_ns == provisional(touched)
+    assert sqlite_store.sources.seen_files()[str(undated)].mtime_ns == provisional(touched)
     # The new stat held until the next look: remembered as it is, and a stat suffices.
     report = poll(folder, sqlite_store, gazetteer)
     assert undated_warnings(report) == [] and report.counts()["unchanged"] == 3
-    assert load_seen_files(sqlite_store)[str(undated)].mtime_ns == touched
+    assert sqlite_store.sources.seen_files()[str(undated)].mtime_ns == touched
 
 
 def test_new_files_are_picked_up_and_deleted_ones_forgotten(
@@ -127,10 +126,10 @@ def test_new_files_are_picked_up_and_deleted_ones_forgotten(
     (folder / "b.md").unlink()
     report = poll(folder, sqlite_store, gazetteer)
     assert report.counts()["new"] == 1 and report.counts()["unchanged"] == 2
-    paths = set(load_seen_files(sqlite_store))
+    paths = set(sqlite_store.sources.seen_files())
     assert str(folder / "b.md") not in paths and str(folder / "c.md") in paths
     # The advisory itself stays: deleting a file does not withdraw what was published.
-    assert sqlite_store.count_advisories() == 4
+    assert sqlite_store.advisories.count() == 4
 
 
 def test_a_bad_file_is_reported_at_every_poll_until_fixed(
@@ -150,9 +149,9 @@ def test_a_new_parser_reads_every_file_once_more(
     folder: Path, sqlite_store: Store, gazetteer: Gazetteer
 ) -> None:
     poll(folder, sqlite_store, gazetteer)
-    seen = load_seen_files(sqlite_store)
+    seen = sqlite_store.sources.seen_files()
     older = {path: dataclasses.replace(file, parser="an older version") for path, file in seen.items()}
-    save_seen_files(sqlite_store, older, forget=[], now=NOW)
+    sqlite_store.sources.save_seen_files(older, forget=[], now=NOW)
     report = poll(folder, sqlite_store, gazetteer)
     assert len(undated_warnings(report)) == 1 and report.counts()["unchanged"] == 3
     assert undated_warnings(poll(folder, sqlite_store, gazetteer)) == []
@@ -167,14 +166,14 @@ def test_a_file_read_for_the_first_time_is_checked_again_next_poll_whatever_its_
     path = write(folder, "now.md", "Just written", settle=False)
     written = path.stat().st_mtime_ns
     poll(folder, sqlite_store, gazetteer)
-    assert [file.mtime_ns for file in load_seen_files(sqlite_store).values()] == [provisional(written)]
+    assert [file.mtime_ns for file in sqlite_store.sources.seen_files().values()] == [provisional(written)]
     path.write_text(path.read_text(encoding="utf-8").replace("Just written", "Just writtem"), encoding="utf-8")
     os.utime(path, ns=(written, written))  # the same tick, the same size: only a read can tell
     report = poll(folder, sqlite_store, gazetteer)
     assert report.counts()["updated"] == 1  # the racy write was seen
-    assert [file.mtime_ns for file in load_seen_files(sqlite_store).values()] == [provisional(written)]
+    assert [file.mtime_ns for file in sqlite_store.sources.seen_files().values()] == [provisional(written)]
     poll(folder, sqlite_store, gazetteer)
-    assert [file.mtime_ns for file in load_seen_files(sqlite_store).values()] == [written]
+    assert [file.mtime_ns for file in sqlite_store.sources.seen_files().values()] == [written]
 
 
 def test_hidden_files_and_other_suffixes_are_ignored(
@@ -212,7 +211,7 @@ def test_an_unreadable_folder_is_a_source_error_and_its_files_are_not_forgotten(
     assert [str(e) for e in report.source_errors] == [
         f"{folder}: cannot read: Permission denied (make it readable by the user running alerts)"
     ]
-    assert len(load_seen_files(sqlite_store)) == 3
+    assert len(sqlite_store.sources.seen_files()) == 3
 
 
 def test_configured_sources_use_the_cache(
@@ -360,7 +359,7 @@ def test_a_one_off_ingest_waits_for_a_file_still_being_written_and_stores_it_who
         thread.join()
         assert finished.is_set()
         assert report.counts()["new"] == 1 and report.rejected == []
-        (advisory,) = store.advisories()
+        (advisory,) = store.advisories.find()
         assert "the whole text" in advisory.body_text
     finally:
         thread.join()

@@ -68,7 +68,7 @@ def test_a_symlink_out_of_the_folder_is_skipped_and_reported_once(
         f"{link}: a symlink to {outside}, outside the source folder; skipped"
         " (list the target's folder in 'symlink_targets' of this source to read it)"
     ]
-    assert [a.title for a in sqlite_store.advisories()] == ["Appeal in Chatham"]
+    assert [a.title for a in sqlite_store.advisories.find()] == ["Appeal in Chatham"]
     for _ in range(3):
         assert skipped(poll(folder, sqlite_store, gazetteer)) == []
 
@@ -100,7 +100,7 @@ def test_a_symlink_into_a_listed_target_is_read(
     (outside.parent / "loop").symlink_to(outside.parent, target_is_directory=True)  # a loop is walked once
     report = poll(folder, sqlite_store, gazetteer, targets=[outside.parent])
     assert skipped(report) == [] and not report.rejected
-    assert sorted(a.title for a in sqlite_store.advisories()) == ["Appeal in Chatham", "Not for publication"]
+    assert sorted(a.title for a in sqlite_store.advisories.find()) == ["Appeal in Chatham", "Not for publication"]
 
 
 def test_a_symlink_within_the_folder_is_read(folder: Path, sqlite_store: Store, gazetteer: Gazetteer) -> None:
@@ -109,7 +109,7 @@ def test_a_symlink_within_the_folder_is_read(folder: Path, sqlite_store: Store, 
     (folder / "again").symlink_to(folder / "archive", target_is_directory=True)  # read already: not twice
     report = poll(folder, sqlite_store, gazetteer)
     assert skipped(report) == [] and not report.rejected
-    assert sorted(a.title for a in sqlite_store.advisories()) == ["Appeal in Chatham", "Appeal in Rochester"]
+    assert sorted(a.title for a in sqlite_store.advisories.find()) == ["Appeal in Chatham", "Appeal in Rochester"]
 
 
 @pytest.fixture

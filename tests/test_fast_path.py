@@ -17,14 +17,19 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import select
 
 from alerts.app import App
 from alerts.delivery.drain import OutboxDrainer
 from alerts.delivery.workers import SendReport
-from alerts.schema import outbox
 from alerts.store.wakeup import channel_for, notify, socket_folder
-from alerts.testing import AlertsProcess, SmtpSink, free_port, seed_outbox, seed_subscribers
+from alerts.testing import (
+    AlertsProcess,
+    SmtpSink,
+    free_port,
+    outbox_rows,
+    seed_outbox,
+    seed_subscribers,
+)
 from tests.advisory_files import write_advisory
 from tests.conftest import NOW, REPO
 
@@ -271,10 +276,7 @@ def test_alerts_web_alone_sends_the_confirmation_and_leaves_digests_to_serve(
         assert sink.wait_until(lambda: sink.count >= 1, ARRIVAL)
         assert [m.rcpt_tos for m in sink.received] == [("alone@example.org",)]
         web.stop()
-        with app.store.engine.connect() as conn:
-            status = conn.execute(
-                select(outbox.c.status).where(outbox.c.message_id == f"<{digest}>")
-            ).scalar_one()
+        [status] = [row["status"] for row in outbox_rows(app.store.engine) if row["message_id"] == f"<{digest}>"]
         app.close()
         assert status == "pending"  # an alert is alerts serve's to send
 

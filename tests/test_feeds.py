@@ -120,7 +120,7 @@ def test_medway_and_chatham_feeds_hold_the_sample_and_dover_does_not(feeds_app: 
 def test_entry_round_trips_id_dates_links_content_and_categories(feeds_app: App) -> None:
     ingest(feeds_app)
     build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
-    advisory = feeds_app.store.advisory(SAMPLE_URL)
+    advisory = feeds_app.store.advisories.get(SAMPLE_URL)
     for fmt in ("rss", "atom"):
         parsed = parse(feeds_app, f"medway.{fmt}")
         assert parsed.feed.title == "Kent Area Alerts: Medway"

@@ -74,7 +74,7 @@ def test_relative_links_in_a_body_resolve_against_the_advisorys_own_page(built: 
     item = next(i for i in json.loads((folder / "dover.json").read_bytes())["items"] if i["id"] == LINKED)
     assert all(f'href="{href}"' in item["content_html"] for href in expected)
     # The archive page too: "/news/..." would otherwise lead to this site, not the force's.
-    advisory = built.store.advisory(LINKED)
+    advisory = built.store.advisories.get(LINKED)
     page = TestClient(create_app(built)).get(f"/advisories/{advisory.id}").text
     assert all(f'href="{href}"' in page for href in expected)
 

@@ -139,7 +139,7 @@ def test_five_polls_of_a_hostile_feed_mail_each_story_once_and_hijack_nothing(
     bodies = b"".join(path.read_bytes() for path in (app.config.delivery.maildir / "new").glob("*"))
     assert b"0900" not in bodies and b"evil.example" not in bodies
 
-    kept = app.store.advisory(FILE_URL)
+    kept = app.store.advisories.get(FILE_URL)
     assert (kept.title, kept.url, kept.revision) == (FILE_TITLE, FILE_URL, 1)
     assert FILE_BODY in kept.body_text and "0900" not in kept.body_text
 
@@ -169,6 +169,6 @@ def test_five_runs_of_alerts_run_once_mail_each_story_once(sqlite_app: App, serv
     for story in ("Scam texts in Gillingham", "Bike thefts in Rochester", "Missing dog found in Strood", FILE_TITLE):
         assert sum(n for s, n in counts.items() if story in s) == 1, (story, counts)
     assert not [s for s in counts if "HIJACKED" in s], counts
-    assert app.store.advisory(FILE_URL).title == FILE_TITLE
+    assert app.store.advisories.get(FILE_URL).title == FILE_TITLE
     # The feeds built from it carry the file's advisory, not the claim.
     assert b"HIJACKED" not in (app.config.feeds.out / "medway.rss").read_bytes()

@@ -99,7 +99,7 @@ def test_bad_files_are_reported_and_skipped_while_the_rest_are_stored(
     for name, error in reported.items():
         assert error.hint, f"{name} has no hint: {error}"
         assert "\n" not in str(error)
-    assert store.count_advisories() == 2
+    assert store.advisories.count() == 2
 
 
 def test_files_are_read_in_a_stable_order_and_hidden_ones_skipped(
@@ -113,7 +113,7 @@ def test_files_are_read_in_a_stable_order_and_hidden_ones_skipped(
     write(folder, "a.md", f"```yaml\n{GOOD_FRONT.format(n=1)}```\n")
     report = ingest(folder, store, gazetteer)
     assert counts(report) == (2, 0, 0, 0)
-    assert [a.source for a in store.advisories()] == [str(folder / "sub/b.markdown"), str(folder / "a.md")]
+    assert [a.source for a in store.advisories.find()] == [str(folder / "sub/b.markdown"), str(folder / "a.md")]
 
 
 def test_a_missing_path_is_reported(tmp_path: Path, store: Store, gazetteer: Gazetteer) -> None:
@@ -135,7 +135,7 @@ def folder(tmp_path: Path) -> Path:
 def test_same_file_twice_is_stored_once(folder: Path, store: Store, gazetteer: Gazetteer) -> None:
     assert counts(ingest(folder, store, gazetteer)) == (1, 0, 0, 0)
     assert counts(ingest(folder, store, gazetteer, now=LATER)) == (0, 0, 1, 0)
-    [item] = store.advisories()
+    [item] = store.advisories.find()
     assert (item.revision, item.first_seen_at, item.updated_at) == (1, NOW, NOW)
 
 
@@ -143,7 +143,7 @@ def test_sample_is_stored_as_concerning_medway_tagged_kent_and_medway(
     folder: Path, store: Store, gazetteer: Gazetteer
 ) -> None:
     ingest(folder, store, gazetteer)
-    item = store.advisory(SAMPLE_URL)
+    item = store.advisories.get(SAMPLE_URL)
     assert item.areas == ("medway",)
     assert set(item.tags) == {"kent", "medway"}
     assert item.published_at.utcoffset() == timedelta(0)
@@ -162,11 +162,11 @@ def test_changed_body_or_title_is_an_update_with_a_new_revision(
     folder: Path, store: Store, gazetteer: Gazetteer, old: str, new: str
 ) -> None:
     ingest(folder, store, gazetteer)
-    [before] = store.advisories()
+    [before] = store.advisories.find()
     assert old in SAMPLE_TEXT
     write(folder, SAMPLE.name, SAMPLE_TEXT.replace(old, new))
     assert counts(ingest(folder, store, gazetteer, now=LATER)) == (0, 1, 0, 0)
-    [after] = store.advisories()
+    [after] = store.advisories.find()
     assert after.id == before.id
     assert after.revision == 2
     assert (after.first_seen_at, after.changed_at, after.updated_at) == (NOW, LATER, LATER)
@@ -178,10 +178,10 @@ def test_withdrawal_is_an_update_without_a_new_revision(folder: Path, store: Sto
     write(folder, SAMPLE.name, SAMPLE_TEXT.replace("area: Kent\n", "area: Kent\nstatus: withdrawn\n"))
     report = ingest(folder, store, gazetteer, now=LATER)
     assert counts(report) == (0, 1, 0, 0)
-    [item] = store.advisories()
+    [item] = store.advisories.find()
     assert item.status is Status.WITHDRAWN
     assert (item.revision, item.changed_at, item.updated_at) == (1, NOW, LATER)
-    assert store.advisories(live_at=LATER) == []
+    assert store.advisories.find(live_at=LATER) == []
 
 
 def test_advisory_dated_in_the_repeated_autumn_hour_is_unchanged_when_ingested_again(
@@ -194,7 +194,7 @@ def test_advisory_dated_in_the_repeated_autumn_hour_is_unchanged_when_ingested_a
     write(folder, "night.md", f"```yaml\n{front}```\nIn Dover.\n")
     assert counts(ingest(folder, store, gazetteer)) == (1, 0, 0, 0)
     assert counts(ingest(folder, store, gazetteer, now=LATER)) == (0, 0, 1, 0)
-    [item] = store.advisories()
+    [item] = store.advisories.find()
     assert item.published_at.isoformat() == "2020-10-25T00:30:00+00:00"
 
 
@@ -202,7 +202,7 @@ def test_expiry_and_priority_are_stored(folder: Path, store: Store, gazetteer: G
     text = SAMPLE_TEXT.replace("area: Kent\n", "area: Kent\nexpires: 09:00 01/01/2021\npriority: urgent\n")
     write(folder, SAMPLE.name, text)
     ingest(folder, store, gazetteer)
-    [item] = store.advisories()
+    [item] = store.advisories.find()
     assert item.priority.value == "urgent"
     assert item.expires_at is not None
     assert item.expires_at.isoformat() == "2021-01-01T09:00:00+00:00"
@@ -213,7 +213,7 @@ def test_expiry_and_priority_are_stored(folder: Path, store: Store, gazetteer: G
 def test_same_advisory_under_two_file_names_is_one_row(folder: Path, store: Store, gazetteer: Gazetteer) -> None:
     write(folder, "copy-of-the-same.md", SAMPLE_TEXT)
     assert counts(ingest(folder, store, gazetteer)) == (1, 0, 1, 0)
-    assert store.count_advisories() == 1
+    assert store.advisories.count() == 1
 
 
 def test_undated_advisory_keeps_its_first_seen_time_when_ingested_again(
@@ -224,7 +224,7 @@ def test_undated_advisory_keeps_its_first_seen_time_when_ingested_again(
     first = ingest(folder, store, gazetteer)
     assert any("no publish.date" in w for w in first.warnings)
     assert counts(ingest(folder, store, gazetteer, now=LATER)) == (0, 0, 1, 0)
-    [item] = store.advisories()
+    [item] = store.advisories.find()
     assert item.published_at == NOW
     assert item.first_seen_at == NOW
 
@@ -234,7 +234,7 @@ def test_unknown_front_matter_survives_the_store(tmp_path: Path, store: Store, g
     front = GOOD_FRONT.format(n=9) + "category: fraud\nodd: .nan\nwhen: 2020-01-02\nnested: {a: [1, 2]}\n"
     write(folder, "x.md", f"```yaml\n{front}```\n")
     assert counts(ingest(folder, store, gazetteer)) == (1, 0, 0, 0)
-    [item] = store.advisories()
+    [item] = store.advisories.find()
     assert item.extra == {"category": "fraud", "odd": "nan", "when": "2020-01-02", "nested": {"a": [1, 2]}}
 
 

@@ -1,5 +1,5 @@
 """Schema changes go through Alembic: the migrations build exactly the tables that
-alerts/schema.py declares, on SQLite and PostgreSQL, and running them again is harmless."""
+alerts/store/schema.py declares, on SQLite and PostgreSQL, and running them again is harmless."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from alerts.schema import metadata
 from alerts.store import MIGRATIONS, engine_url, migrate, open_store
+from alerts.store.schema import metadata
 from tests.conftest import POSTGRES_ENV
 
 
@@ -44,11 +44,11 @@ def test_opening_a_store_twice_is_harmless(db_url: str) -> None:
     from tests.test_store import make
 
     first = open_store(db_url)
-    first.save_advisory(make(), {"medway"}, make().published_at)
+    first.advisories.save(make(), {"medway"}, make().published_at)
     first.close()
     second = open_store(db_url)
     try:
-        assert second.count_advisories() == 1
+        assert second.advisories.count() == 1
     finally:
         second.close()
 

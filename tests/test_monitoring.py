@@ -14,9 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from alerts.app import App
-from alerts.store.monitoring import latency_percentiles
-from alerts.store.runs import beat
-from alerts.store.sources import SourcePoll, record_source_polls, source_healths
+from alerts.store.sources import SourcePoll
 from alerts.testing import seed_outbox, set_columns
 from alerts.web import create_app
 from tests.conftest import NOW
@@ -39,28 +37,28 @@ def test_healthz_fails_until_the_scheduler_beats_and_again_when_it_stops(app: Ap
     client = TestClient(create_app(app))
     never = client.get("/healthz")
     assert never.status_code == 503 and never.json()["scheduler"] == "never ran: start 'alerts serve'"
-    beat(app.store, app.now(), {"host": "alerts-1", "pid": 42})
+    app.store.runs.beat(app.now(), {"host": "alerts-1", "pid": 42})
     alive = client.get("/healthz")
     assert alive.status_code == 200 and alive.json()["ok"] is True and alive.json()["scheduler_pid"] == 42
-    beat(app.store, app.now() - timedelta(minutes=3), {"host": "alerts-1", "pid": 42})
+    app.store.runs.beat(app.now() - timedelta(minutes=3), {"host": "alerts-1", "pid": 42})
     stale = client.get("/healthz")
     assert stale.status_code == 503 and "no heartbeat for 180 s" in stale.json()["scheduler"]
 
 
 def test_a_failing_feed_shows_its_failures_in_a_row_and_its_last_success(app: App) -> None:
     feed = "https://example.org/news.rss"
-    record_source_polls(app.store, [SourcePoll(feed, "feed")], NOW)
+    app.store.sources.record_polls([SourcePoll(feed, "feed")], NOW)
     for minutes in (10, 20):
-        record_source_polls(app.store, [SourcePoll(feed, "feed", "HTTP 503")], NOW + timedelta(minutes=minutes))
-    [health] = source_healths(app.store)
+        app.store.sources.record_polls([SourcePoll(feed, "feed", "HTTP 503")], NOW + timedelta(minutes=minutes))
+    [health] = app.store.sources.healths()
     assert (health.failures, health.failures_total, health.polls_total) == (2, 2, 3)
     assert health.last_ok_at == NOW and health.last_error == "HTTP 503"
     found = metrics(app)
     labels = {"source": feed, "kind": "feed"}
     assert [s.value for s in found["alerts_source_consecutive_failures"] if s.labels == labels] == [2]
     assert [s.value for s in found["alerts_source_last_success_timestamp_seconds"]] == [NOW.timestamp()]
-    record_source_polls(app.store, [SourcePoll(feed, "feed")], NOW + timedelta(minutes=30))
-    assert source_healths(app.store)[0].failures == 0
+    app.store.sources.record_polls([SourcePoll(feed, "feed")], NOW + timedelta(minutes=30))
+    assert app.store.sources.healths()[0].failures == 0
 
 
 def test_the_oldest_pending_message_and_the_outbox_by_priority_are_reported(app: App) -> None:
@@ -78,7 +76,7 @@ def test_status_shows_the_latency_percentiles_of_what_was_sent(app: App, run_cli
         set_columns(
             app.store.engine, "outbox", {"status": "sent", "sent_at": NOW, "latency_ms": (index + 1) * 1000}, id=index + 1
         )
-    assert latency_percentiles(app.store) == (10, {50: 5.0, 90: 9.0, 99: 10.0})
+    assert app.store.metrics.latency_percentiles() == (10, {50: 5.0, 90: 9.0, 99: 10.0})
     text = run_cli("status", config=Path(app.config_path or "")).stdout
     assert "Arrival to relay, urgent and immediate alerts (10 sent): p50 5.0 s, p90 9.0 s, p99 10.0 s" in text
     info = json.loads(run_cli("status", "--json", config=Path(app.config_path or "")).stdout)

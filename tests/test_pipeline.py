@@ -17,8 +17,7 @@ import pytest
 from alerts.app import App
 from alerts.config import DigestsConfig
 from alerts.pipeline import Plan, is_due, last_scheduled, run_cycle, run_once
-from alerts.store.runs import KEEP_POLLS, add_run, list_runs
-from alerts.store.subscribers import add_subscriber
+from alerts.store.runs import KEEP_POLLS
 from alerts.subscribers.validation import Subscription
 from alerts.types import Frequency, RunReport, SendReport
 from tests.conftest import NOW
@@ -58,8 +57,7 @@ def app(tmp_path: Path, write_config: Callable[..., Path], db_url: str) -> Itera
         ("dover@example.org", Frequency.IMMEDIATE, "dover"),
     ]
     for email, frequency, area in people:
-        add_subscriber(
-            app.store, Subscription(email, (area,), frequency), now=NOW - timedelta(days=1)
+        app.store.subscribers.add(Subscription(email, (area,), frequency), now=NOW - timedelta(days=1)
         )
     yield app
     app.close()
@@ -108,7 +106,7 @@ def test_a_second_run_sends_nothing_twice(app: App) -> None:
 
 def test_each_run_is_recorded_with_its_summary(app: App) -> None:
     report = run_cycle(app, NO_FEEDS, now=NOW)
-    rows = list_runs(app.store)
+    rows = app.store.runs.history()
     kinds = [row.kind for row in rows]
     assert kinds == ["digest-daily", "digest-weekly", "run"]
     summary = rows[-1].summary
@@ -185,10 +183,10 @@ def test_a_stop_before_the_run_skips_the_stages(app: App) -> None:
 
 def test_old_poll_records_are_pruned(app: App) -> None:
     old = NOW - KEEP_POLLS - timedelta(days=1)
-    add_run(app.store, "poll", old, None, ok=True, summary={})
-    assert [r.started_at for r in list_runs(app.store, "poll")] == [old]
+    app.store.runs.add("poll", old, None, ok=True, summary={})
+    assert [r.started_at for r in app.store.runs.history("poll")] == [old]
     run_cycle(app, POLL_NO_FEEDS, now=NOW)
-    assert [r.started_at for r in list_runs(app.store, "poll")] == [NOW]
+    assert [r.started_at for r in app.store.runs.history("poll")] == [NOW]
 
 
 def test_alerts_run_refuses_while_serve_holds_the_lock(

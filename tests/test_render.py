@@ -17,7 +17,6 @@ from alerts.app import App
 from alerts.digest import EmailTemplateError, queue_digests, render
 from alerts.digest.plan import Entry, Variant
 from alerts.digest.render import DigestRenderer
-from alerts.store.advisories import load_advisories
 from alerts.templating import template_environment
 from alerts.text import plain_text
 from alerts.types import AreaKind, DigestKind, Frequency
@@ -244,7 +243,7 @@ def test_one_renderer_renders_a_new_revision_of_an_advisory_with_its_new_words(a
     renderer = DigestRenderer(app.config, app.gazetteer)
 
     def render_now(updated: bool) -> str:
-        loaded = load_advisories(app.store, [advisory_id])
+        loaded = app.store.advisories.load([advisory_id])
         entry = Entry(advisory_id, loaded[advisory_id].revision, updated=updated)
         return renderer.render(Variant(DigestKind.DAILY, (entry,), ("medway",), False), loaded).text
 

@@ -18,18 +18,7 @@ from alerts.clock import ManualClock
 from alerts.delivery import send_pending
 from alerts.digest import queue_digests
 from alerts.metrics import render_metrics
-from alerts.schema import metadata
-from alerts.store.retention import hashed_opt_out
-from alerts.store.runs import add_run
-from alerts.store.subscribers import (
-    PENDING,
-    SUPPRESSED,
-    UNSUBSCRIBED,
-    add_subscriber,
-    find_mailbox,
-    suppress,
-    unsubscribe,
-)
+from alerts.store.subscribers import PENDING, SUPPRESSED, UNSUBSCRIBED
 from alerts.subscribers import make_subscription
 from alerts.subscribers.mail import send_confirmation
 from alerts.testing import outbox_rows, row_counts, table_rows
@@ -42,7 +31,7 @@ ADDRESS = "Jo.Bloggs@Example.org"
 
 def everything(app: App) -> str:
     """Every row of every table, as text, in lower case."""
-    return repr([table_rows(app.store.engine, name) for name in metadata.tables]).lower()
+    return repr([table_rows(app.store.engine, name) for name in app.store.fixtures.table_names()]).lower()
 
 
 def seeded(app: App) -> None:
@@ -54,7 +43,7 @@ def seeded(app: App) -> None:
     save(app, advisory("thefts", title="Catalytic converter thefts"))
     queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
     assert send_pending(app.config, app.store, app.clock).sent == 3
-    add_run(app.store, "send", NOW, NOW, ok=True, summary={"suppressed": [ADDRESS.lower()], "sent": 3})
+    app.store.runs.add("send", NOW, NOW, ok=True, summary={"suppressed": [ADDRESS.lower()], "sent": 3})
 
 
 def test_erase_leaves_no_trace_of_the_address_and_an_import_cannot_bring_it_back(
@@ -71,9 +60,9 @@ def test_erase_leaves_no_trace_of_the_address_and_an_import_cannot_bring_it_back
         assert ADDRESS.lower() not in everything(app)
         assert "jo.bloggs" not in everything(app)
         # The other subscriber and the shared digest are untouched; only a hash is kept.
-        assert find_mailbox(app.store, "other@example.org") is not None
+        assert app.store.subscribers.find_mailbox("other@example.org") is not None
         assert row_counts(app.store.engine, "opt_outs")["opt_outs"] == 1
-        assert hashed_opt_out(app.config, app.store, ADDRESS) == "erased"
+        assert app.store.retention.hashed_opt_out(app.config, ADDRESS) == "erased"
 
         listing = tmp_path / "list.csv"
         listing.write_text(f"email,areas\n{ADDRESS}\tmedway\n".replace("\t", ","), encoding="utf-8")
@@ -82,7 +71,7 @@ def test_erase_leaves_no_trace_of_the_address_and_an_import_cannot_bring_it_back
         assert "kept as a keyed hash" in result.output and "0 added" in result.output
         result = run_cli("subscribers", "add", "jo.bloggs@example.org", "--area", "medway", config=config)
         assert result.exit_code == 1 and "not added again" in result.output
-        assert find_mailbox(app.store, ADDRESS) is None
+        assert app.store.subscribers.find_mailbox(ADDRESS) is None
     finally:
         app.close()
 
@@ -118,8 +107,7 @@ def test_purge_with_sent_days_0_leaves_no_sent_message(
     app = App(config)
     try:
         seeded(app)
-        pending = add_subscriber(
-            app.store, make_subscription(app.gazetteer, "later@example.org", ["kent"]), now=NOW, status=PENDING
+        pending = app.store.subscribers.add(make_subscription(app.gazetteer, "later@example.org", ["kent"]), now=NOW, status=PENDING
         )
         send_confirmation(app.config, app.store, pending, ["Kent"], now=NOW)  # queued, not sent yet
         result = run_cli("purge", "--json", config=config)
@@ -173,27 +161,26 @@ def test_purge_drops_unconfirmed_sign_ups_and_reduces_opt_outs_to_a_keyed_hash(
     config = write_config(database=db_url, retention={"pending_days": 7, "unsubscribed_days": 28})
     app = App(config)
     try:
-        waiting = add_subscriber(
-            app.store, make_subscription(app.gazetteer, "waiting@example.org", ["kent"]), now=NOW, status=PENDING
+        waiting = app.store.subscribers.add(make_subscription(app.gazetteer, "waiting@example.org", ["kent"]), now=NOW, status=PENDING
         )
         left = subscribe(app, "left@example.org", ["dover"])
-        unsubscribe(app.store, left.id, now=NOW)
+        app.store.subscribers.unsubscribe(left.id, now=NOW)
         bounced = subscribe(app, "Bounced@example.org", ["dover"])
-        suppress(app.store, bounced.id, now=NOW)
+        app.store.subscribers.suppress(bounced.id, now=NOW)
         clock.set(NOW + timedelta(days=6))
         run_cli("purge", config=config)
-        assert find_mailbox(app.store, "waiting@example.org") is not None  # 6 days: kept
+        assert app.store.subscribers.find_mailbox("waiting@example.org") is not None  # 6 days: kept
         clock.set(NOW + timedelta(days=8))
         result = run_cli("purge", config=config)
         assert "1 unconfirmed sign-ups" in result.output
-        assert find_mailbox(app.store, waiting.email) is None
-        assert find_mailbox(app.store, "left@example.org").status is UNSUBSCRIBED  # type: ignore[union-attr]
+        assert app.store.subscribers.find_mailbox(waiting.email) is None
+        assert app.store.subscribers.find_mailbox("left@example.org").status is UNSUBSCRIBED  # type: ignore[union-attr]
         clock.set(NOW + timedelta(days=29))
         result = run_cli("purge", config=config)
         assert "2 opted-out addresses reduced to a keyed hash" in result.output
         assert "left@example.org" not in everything(app) and "bounced@example.org" not in everything(app)
-        assert hashed_opt_out(app.config, app.store, "LEFT@example.org") == UNSUBSCRIBED.value
-        assert hashed_opt_out(app.config, app.store, "bounced@example.org") == SUPPRESSED.value
+        assert app.store.retention.hashed_opt_out(app.config, "LEFT@example.org") == UNSUBSCRIBED.value
+        assert app.store.retention.hashed_opt_out(app.config, "bounced@example.org") == SUPPRESSED.value
         # Still never re-added: an import skips both; the form never mails the suppressed one.
         listing = Path(config).parent / "back.csv"
         listing.write_text("email,areas\nleft@example.org,kent\nbounced@example.org,kent\n", encoding="utf-8")

@@ -29,7 +29,6 @@ from alerts.ingest.surges import settle_surge
 from alerts.metrics import render_metrics
 from alerts.pipeline import ONCE, run_cycle
 from alerts.store import Store, open_store
-from alerts.store.advisories import load_candidates
 from alerts.testing import SmtpSink
 from alerts.types import Frequency, Hold
 from tests.conftest import NOW, REPO
@@ -283,14 +282,15 @@ class SourceMachine(RuleBasedStateMachine):
             assert self.store.holds.count_held(label, Hold.SURGE) == model.held
             assert self.store.holds.count_held(label, Hold.BASELINE) == model.baseline
         # Nothing held or baseline is ever a candidate for mail, nor (held) published.
-        candidates = load_candidates(
-            self.store,
+        candidates = self.store.advisories.candidates(
             after=NOW - timedelta(days=30),
             until=self.clock.now(),
             max_age=timedelta(days=7),
         )
-        published = self.store.advisories(include_outside=False)
-        held = {a.id for a in self.store.advisories(include_outside=True) if a.hold is not None}
+        published = self.store.advisories.find(include_outside=False)
+        held = {
+            a.id for a in self.store.advisories.find(include_outside=True) if a.hold is not None
+        }
         assert not held & {c.id for c in candidates}
         assert all(a.hold in (None, Hold.BASELINE) for a in published)
 

@@ -37,13 +37,13 @@ def make(n: int = 1, /, **changes: Any) -> AdvisoryInput:
 
 
 def save(store: Store, item: AdvisoryInput, areas: set[str] | None = None, now: datetime = NOW) -> IngestResult:
-    return store.save_advisory(item, areas if areas is not None else {"medway"}, now)
+    return store.advisories.save(item, areas if areas is not None else {"medway"}, now)
 
 
 def test_new_advisory_round_trips_with_aware_utc_datetimes(store: Store) -> None:
     result = save(store, make(extra={"category": "fraud", "n": [1, 2.5, None, True]}))
     assert (result.outcome, result.revision) == (Outcome.NEW, 1)
-    item = store.advisory(result.advisory_id)
+    item = store.advisories.get(result.advisory_id)
     assert item.published_at == datetime(2020, 7, 2, 11, 0, tzinfo=UTC)
     assert item.published_at.tzinfo is not None
     assert item.published_at.utcoffset() == timedelta(0)
@@ -56,7 +56,7 @@ def test_new_advisory_round_trips_with_aware_utc_datetimes(store: Store) -> None
 
 def test_extra_values_json_cannot_hold_are_stored_as_text(store: Store) -> None:
     result = save(store, make(extra={"nan": math.nan, "when": datetime(2020, 1, 2, tzinfo=UTC), "set": {1}}))
-    extra = store.advisory(result.advisory_id).extra
+    extra = store.advisories.get(result.advisory_id).extra
     assert extra == {"nan": "nan", "when": "2020-01-02T00:00:00+00:00", "set": "{1}"}
 
 
@@ -64,7 +64,7 @@ def test_saving_the_same_advisory_again_changes_nothing(store: Store) -> None:
     first = save(store, make())
     again = save(store, make(source="elsewhere.md"), now=NOW + timedelta(hours=1))
     assert (again.outcome, again.advisory_id, again.revision) == (Outcome.UNCHANGED, first.advisory_id, 1)
-    assert store.advisory(first.advisory_id).updated_at == NOW
+    assert store.advisories.get(first.advisory_id).updated_at == NOW
 
 
 @pytest.mark.parametrize("field", ["title", "summary", "body_html"])
@@ -73,7 +73,7 @@ def test_material_change_bumps_revision_and_changed_at(store: Store, field: str)
     later = NOW + timedelta(days=1)
     result = save(store, make(**{field: "changed"}), now=later)
     assert (result.outcome, result.advisory_id, result.revision) == (Outcome.UPDATED, first.advisory_id, 2)
-    item = store.advisory(first.advisory_id)
+    item = store.advisories.get(first.advisory_id)
     assert (item.revision, item.first_seen_at, item.changed_at, item.updated_at) == (2, NOW, later, later)
 
 
@@ -91,7 +91,7 @@ def test_non_material_change_updates_without_a_new_revision(store: Store, change
     later = NOW + timedelta(days=1)
     result = save(store, make(**changes), now=later)
     assert (result.outcome, result.revision) == (Outcome.UPDATED, 1)
-    item = store.advisory(first.advisory_id)
+    item = store.advisories.get(first.advisory_id)
     assert (item.changed_at, item.updated_at) == (NOW, later)
     for name, value in changes.items():
         assert getattr(item, name) == value
@@ -101,7 +101,7 @@ def test_changed_areas_alone_are_an_update_without_a_new_revision(store: Store) 
     first = save(store, make())
     result = save(store, make(), areas={"dover"}, now=NOW + timedelta(hours=1))
     assert (result.outcome, result.revision) == (Outcome.UPDATED, 1)
-    assert store.advisory(first.advisory_id).areas == ("dover",)
+    assert store.advisories.get(first.advisory_id).areas == ("dover",)
 
 
 def test_an_assumed_date_keeps_the_first_one(store: Store) -> None:
@@ -109,24 +109,24 @@ def test_an_assumed_date_keeps_the_first_one(store: Store) -> None:
     later = NOW + timedelta(days=2)
     again = save(store, make(published_at=later, date_assumed=True), now=later)
     assert again.outcome is Outcome.UNCHANGED
-    assert store.advisory(first.advisory_id).published_at == NOW
+    assert store.advisories.get(first.advisory_id).published_at == NOW
 
 
 def test_advisory_by_id_key_or_url(store: Store) -> None:
     plain = save(store, make(1))
     guid = save(store, make(2, key="kent-guid-2"))
-    assert store.advisory(plain.advisory_id).id == plain.advisory_id
-    assert store.advisory(str(plain.advisory_id)).id == plain.advisory_id
-    assert store.advisory("https://www.kent.police.uk/news/1/").id == plain.advisory_id
-    assert store.advisory("kent-guid-2").id == guid.advisory_id
-    assert store.advisory("https://www.kent.police.uk/news/2/").id == guid.advisory_id
+    assert store.advisories.get(plain.advisory_id).id == plain.advisory_id
+    assert store.advisories.get(str(plain.advisory_id)).id == plain.advisory_id
+    assert store.advisories.get("https://www.kent.police.uk/news/1/").id == plain.advisory_id
+    assert store.advisories.get("kent-guid-2").id == guid.advisory_id
+    assert store.advisories.get("https://www.kent.police.uk/news/2/").id == guid.advisory_id
 
 
 @pytest.mark.parametrize("ref", [999, "999", "99999999999999999999", "https://nowhere.example/", "nope"])
 def test_unknown_advisory_is_not_found_with_a_hint(store: Store, ref: int | str) -> None:
     save(store, make())
     with pytest.raises(NotFound) as info:
-        store.advisory(ref)
+        store.advisories.get(ref)
     assert info.value.hint is not None
     assert "alerts advisories list" in info.value.hint
 
@@ -138,23 +138,23 @@ def test_advisories_by_area_follow_the_matching_rule(store: Store, gazetteer: Ga
     dover = save(store, make(4), {"dover"}).advisory_id
 
     def ids(area: str) -> set[int]:
-        return {a.id for a in store.advisories(areas=gazetteer.matching_areas([area]))}
+        return {a.id for a in store.advisories.find(areas=gazetteer.matching_areas([area]))}
 
     assert ids("chatham") == {medway, chatham, kent}
     assert ids("medway") == {medway, chatham, kent}
     assert ids("me4") == {medway, chatham, kent}
     assert ids("dover") == {kent, dover}
     assert ids("kent") == {medway, chatham, kent, dover}
-    assert store.advisories(areas=[]) == []
+    assert store.advisories.find(areas=[]) == []
 
 
 def test_advisories_newest_first_with_since_changed_since_and_limit(store: Store) -> None:
     ids = [save(store, make(n), now=NOW + timedelta(minutes=n)).advisory_id for n in (1, 2, 3)]
-    assert [a.id for a in store.advisories()] == ids[::-1]
-    assert [a.id for a in store.advisories(limit=2)] == ids[:0:-1]
+    assert [a.id for a in store.advisories.find()] == ids[::-1]
+    assert [a.id for a in store.advisories.find(limit=2)] == ids[:0:-1]
     since = datetime(2020, 7, 3, 11, 0, tzinfo=UTC)  # exactly advisory 2's publication
-    assert [a.id for a in store.advisories(since=since)] == [ids[2], ids[1]]
-    assert [a.id for a in store.advisories(changed_since=NOW + timedelta(minutes=2))] == [ids[2]]
+    assert [a.id for a in store.advisories.find(since=since)] == [ids[2], ids[1]]
+    assert [a.id for a in store.advisories.find(changed_since=NOW + timedelta(minutes=2))] == [ids[2]]
 
 
 def test_live_at_leaves_out_withdrawn_and_expired(store: Store) -> None:
@@ -162,14 +162,14 @@ def test_live_at_leaves_out_withdrawn_and_expired(store: Store) -> None:
     save(store, make(2, status=Status.WITHDRAWN))
     save(store, make(3, expires_at=NOW))
     forever = save(store, make(4)).advisory_id
-    assert [a.id for a in store.advisories(live_at=NOW)] == [forever, live]
+    assert [a.id for a in store.advisories.find(live_at=NOW)] == [forever, live]
 
 
 def test_count_advisories(store: Store) -> None:
-    assert store.count_advisories() == 0
+    assert store.advisories.count() == 0
     save(store, make(1))
     save(store, make(2))
-    assert store.count_advisories() == 2
+    assert store.advisories.count() == 2
 
 
 def test_unreachable_database_is_a_store_error_naming_the_setting() -> None:

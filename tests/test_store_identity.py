@@ -37,24 +37,24 @@ def test_a_feed_entry_with_a_files_key_is_a_duplicate_noted_never_an_update(stor
     result = save(store, hijack, now=NOW + DAY)
 
     assert (result.outcome, result.advisory_id, result.revision) == (Outcome.DUPLICATE, original.advisory_id, 1)
-    kept = store.advisory(original.advisory_id)
+    kept = store.advisories.get(original.advisory_id)
     assert (kept.title, kept.url, kept.origin, kept.updated_at) == ("Advisory 1", make(1).url, FILES_ORIGIN, NOW)
-    assert store.count_advisories() == 1
-    (noted,) = store.duplicates_of(original.advisory_id)
+    assert store.advisories.count() == 1
+    (noted,) = store.advisories.duplicates_of(original.advisory_id)
     assert (noted["origin"], noted["key"], noted["url"], noted["title"]) == (
         FEED, make(1).key, "https://evil.example/pay/", "HIJACKED: call 0900 123 456"
     )
     # Seen again: the note is kept up to date, still nothing else changes.
     assert save(store, hijack, now=NOW + 2 * DAY).outcome is Outcome.DUPLICATE
-    assert [n["last_seen_at"] for n in store.duplicates_of(original.advisory_id)] == [NOW + 2 * DAY]
+    assert [n["last_seen_at"] for n in store.advisories.duplicates_of(original.advisory_id)] == [NOW + 2 * DAY]
 
 
 def test_the_same_url_from_another_source_is_a_duplicate_of_the_first(store: Store) -> None:
     first = save(store, from_feed(1))
     copy = make(9, url=from_feed(1).url, key=from_feed(1).url, title="The force's own copy")
     assert save(store, copy).outcome is Outcome.DUPLICATE
-    assert store.advisory(first.advisory_id).title == "Advisory 1"
-    assert [n["origin"] for n in store.duplicates_of(first.advisory_id)] == [FILES_ORIGIN]
+    assert store.advisories.get(first.advisory_id).title == "Advisory 1"
+    assert [n["origin"] for n in store.advisories.duplicates_of(first.advisory_id)] == [FILES_ORIGIN]
 
 
 def test_two_feeds_may_use_the_same_bare_guid_for_different_advisories(store: Store) -> None:
@@ -68,7 +68,7 @@ def test_a_new_guid_with_the_same_link_is_the_same_advisory(store: Store) -> Non
     first = save(store, from_feed(1))
     again = save(store, from_feed(1, key=f"{FEED}#churned-1"), now=NOW + HOUR)
     assert (again.outcome, again.advisory_id) == (Outcome.UNCHANGED, first.advisory_id)
-    assert store.count_advisories() == 1
+    assert store.advisories.count() == 1
 
 
 def test_a_new_guid_and_link_with_the_same_title_and_text_is_the_same_advisory(store: Store) -> None:
@@ -76,7 +76,7 @@ def test_a_new_guid_and_link_with_the_same_title_and_text_is_the_same_advisory(s
     churned = from_feed(1, key=f"{FEED}#churned-1", url="https://partner.example/news/1/?session=2")
     again = save(store, churned, now=NOW + HOUR)
     assert (again.outcome, again.advisory_id, again.revision) == (Outcome.UPDATED, first.advisory_id, 1)
-    assert store.advisory(first.advisory_id).url.endswith("?session=2")  # the link moved: no mail
+    assert store.advisories.get(first.advisory_id).url.endswith("?session=2")  # the link moved: no mail
     # Not after the re-issue window: by then a story told again is news again.
     late = from_feed(1, key=f"{FEED}#churned-2", url="https://partner.example/news/1/?session=3")
     assert save(store, late, now=NOW + timedelta(days=31)).outcome is Outcome.NEW
@@ -86,7 +86,7 @@ def test_a_link_that_several_entries_share_does_not_make_them_one(store: Store) 
     home = "https://partner.example/"
     save(store, from_feed(1, url=home, extra={"link_unique": False}))
     result = save(store, from_feed(2, url=home, extra={"link_unique": False}))
-    assert result.outcome is Outcome.NEW and store.count_advisories() == 2
+    assert result.outcome is Outcome.NEW and store.advisories.count() == 2
 
 
 # -- material change, at most one update a day -------------------------------------------
@@ -97,27 +97,27 @@ def test_whitespace_markup_and_tracking_changes_are_no_new_revision(store: Store
     first = save(store, make(1, body_html=body))
     cosmetic = make(1, title="Advisory  1 ", body_html='<p class="c">Call  <a href="https://a.example/?x=1&amp;utm_source=rss">us</a>.</p>')
     result = save(store, cosmetic, now=NOW + 2 * DAY)
-    assert result.revision == 1 and store.advisory(first.advisory_id).changed_at == NOW
+    assert result.revision == 1 and store.advisories.get(first.advisory_id).changed_at == NOW
 
 
 def test_a_change_within_the_interval_is_held_then_released_once(store: Store) -> None:
     first = save(store, make(1))
     changed = save(store, make(1, body_html="<p>Now also in Gillingham.</p>"), now=NOW + HOUR)
     assert (changed.outcome, changed.revision) == (Outcome.UPDATED, 1)  # stored (feeds show it), not announced
-    stored = store.advisory(first.advisory_id)
+    stored = store.advisories.get(first.advisory_id)
     assert (stored.body_html, stored.changed_at) == ("<p>Now also in Gillingham.</p>", NOW)
 
-    assert store.release_held_updates(NOW + 23 * HOUR) == []
-    assert store.release_held_updates(NOW + DAY) == [first.advisory_id]
-    released = store.advisory(first.advisory_id)
+    assert store.advisories.release_held_updates(NOW + 23 * HOUR) == []
+    assert store.advisories.release_held_updates(NOW + DAY) == [first.advisory_id]
+    released = store.advisories.get(first.advisory_id)
     assert (released.revision, released.changed_at) == (2, NOW + DAY)
-    assert store.release_held_updates(NOW + 3 * DAY) == []  # once
+    assert store.advisories.release_held_updates(NOW + 3 * DAY) == []  # once
 
 
 def test_a_change_after_the_interval_is_a_new_revision_at_once(store: Store) -> None:
     first = save(store, make(1))
     result = save(store, make(1, title="Advisory 1: arrest made"), now=NOW + DAY)
-    assert result.revision == 2 and store.advisory(first.advisory_id).changed_at == NOW + DAY
+    assert result.revision == 2 and store.advisories.get(first.advisory_id).changed_at == NOW + DAY
 
 
 def test_an_urgent_new_version_is_not_held(store: Store) -> None:
@@ -128,7 +128,7 @@ def test_an_urgent_new_version_is_not_held(store: Store) -> None:
 
 def test_the_interval_comes_from_the_store(db_url: str) -> None:
     store = open_store(db_url)
-    store.update_interval = timedelta(0)
+    store.advisories.update_interval = timedelta(0)
     try:
         save(store, make(1))
         assert save(store, make(1, title="Changed"), now=NOW + timedelta(seconds=1)).revision == 2
@@ -149,8 +149,8 @@ def test_a_source_flapping_back_is_logged_and_its_hold_dropped(
         f"advisory {first.advisory_id} ({FEED}#guid-1) is flapping: {FEED} went back to the version already"
         " mailed (2 times); the change in between is not mailed"
     )
-    assert store.advisory(first.advisory_id).revision == 1
-    assert store.release_held_updates(NOW + 2 * DAY) == []  # it ended on the mailed version
+    assert store.advisories.get(first.advisory_id).revision == 1
+    assert store.advisories.release_held_updates(NOW + 2 * DAY) == []  # it ended on the mailed version
 
 
 # -- migration --------------------------------------------------------------------------
@@ -176,11 +176,11 @@ def test_existing_advisories_keep_their_keys_and_feed_ones_get_their_feed_as_ori
     engine.dispose()
     store = open_store(db_url)
     try:
-        assert [(a.key, a.origin) for a in sorted(store.advisories(), key=lambda a: a.id)] == [
+        assert [(a.key, a.origin) for a in sorted(store.advisories.find(), key=lambda a: a.id)] == [
             (make(1).key, FILES_ORIGIN), (f"{FEED}#g", FEED)
         ]
         # The same words again (the stored hash meant something else then): no new revision.
         again = save(store, make(1, title="T", summary="", body_html="", body_text=""), now=NOW + HOUR)
-        assert again.revision == 1 and store.advisory(again.advisory_id).changed_at == NOW
+        assert again.revision == 1 and store.advisories.get(again.advisory_id).changed_at == NOW
     finally:
         store.close()

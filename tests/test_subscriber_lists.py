@@ -11,17 +11,7 @@ import pytest
 
 from alerts.areas import Gazetteer
 from alerts.store import Store, open_store
-from alerts.store.subscribers import (
-    ACTIVE,
-    PENDING,
-    SUPPRESSED,
-    UNSUBSCRIBED,
-    add_subscriber,
-    find_subscriber,
-    iter_subscribers,
-    suppress,
-    unsubscribe,
-)
+from alerts.store.subscribers import ACTIVE, PENDING, SUPPRESSED, UNSUBSCRIBED
 from alerts.subscribers import make_subscription
 from alerts.subscribers.lists import SubscriberListError, export_list, import_list, read_list
 from alerts.types import Frequency, Subscriber
@@ -43,7 +33,7 @@ def test_the_shipped_examples_import_cleanly_and_only_use_example_org(
     report = import_list(store, gazetteer, EXAMPLES / name, now=NOW)
     assert report.bad == [] and report.skipped == []
     assert report.added >= 3
-    everyone = list(iter_subscribers(store, status=None))
+    everyone = list(store.subscribers.iterate(status=None))
     assert everyone and all(s.email.endswith("@example.org") for s in everyone)
     active = [s for s in everyone if s.status is ACTIVE]
     assert all(s.watermark == NOW and s.confirmed_at == NOW for s in active)
@@ -51,33 +41,33 @@ def test_the_shipped_examples_import_cleanly_and_only_use_example_org(
 
 def test_the_example_yaml_sets_every_column(store: Store, gazetteer: Gazetteer) -> None:
     import_list(store, gazetteer, EXAMPLES / "example.yaml", now=NOW)
-    coordinator = find_subscriber(store, "coordinator.medway@example.org")
+    coordinator = store.subscribers.find("coordinator.medway@example.org")
     assert coordinator is not None
     assert coordinator.forwardable and coordinator.frequency is Frequency.WEEKLY
     assert coordinator.areas == ("chatham", "medway") and coordinator.name == "Medway Neighbourhood Watch"
-    shop = find_subscriber(store, "shopkeeper@example.org")
+    shop = store.subscribers.find("shopkeeper@example.org")
     assert shop is not None and not shop.urgent and shop.areas == ("tunbridge-wells",)
-    moved = find_subscriber(store, "moved.away@example.org")
+    moved = store.subscribers.find("moved.away@example.org")
     assert moved is not None and moved.status is UNSUBSCRIBED
 
 
 @pytest.mark.parametrize("name", ["example.yaml", "example.csv"])
 def test_importing_twice_changes_nothing(store: Store, gazetteer: Gazetteer, name: str) -> None:
     import_list(store, gazetteer, EXAMPLES / name, now=NOW)
-    before = list(iter_subscribers(store, status=None))
+    before = list(store.subscribers.iterate(status=None))
     report = import_list(store, gazetteer, EXAMPLES / name, now=NOW + timedelta(days=1))
     assert report.added == report.updated == report.kept == report.opted_out == 0
     assert report.unchanged == len(before)
-    assert list(iter_subscribers(store, status=None)) == before  # watermarks did not move
+    assert list(store.subscribers.iterate(status=None)) == before  # watermarks did not move
 
 
 def test_import_never_reactivates_an_unsubscribed_or_suppressed_address(
     store: Store, gazetteer: Gazetteer, tmp_path: Path
 ) -> None:
-    gone = add_subscriber(store, make_subscription(gazetteer, "gone@example.org", ["kent"]), now=NOW)
-    unsubscribe(store, gone.id, now=NOW)
-    bounced = add_subscriber(store, make_subscription(gazetteer, "bounced@example.org", ["kent"]), now=NOW)
-    suppress(store, bounced.id, now=NOW)
+    gone = store.subscribers.add(make_subscription(gazetteer, "gone@example.org", ["kent"]), now=NOW)
+    store.subscribers.unsubscribe(gone.id, now=NOW)
+    bounced = store.subscribers.add(make_subscription(gazetteer, "bounced@example.org", ["kent"]), now=NOW)
+    store.subscribers.suppress(bounced.id, now=NOW)
     path = write(
         tmp_path,
         "list.csv",
@@ -94,19 +84,19 @@ def test_import_never_reactivates_an_unsubscribed_or_suppressed_address(
         # And gone@EXAMPLE.org is that mailbox once more.
         assert [(p.where.rsplit(":", 1)[1], p.reason) for p in report.bad] == [("3", "repeats the address on line 2")]
         assert report.added == report.updated == 0
-    assert find_subscriber(store, "gone@example.org").status is UNSUBSCRIBED  # type: ignore[union-attr]
-    assert find_subscriber(store, "bounced@example.org").status is SUPPRESSED  # type: ignore[union-attr]
+    assert store.subscribers.find("gone@example.org").status is UNSUBSCRIBED  # type: ignore[union-attr]
+    assert store.subscribers.find("bounced@example.org").status is SUPPRESSED  # type: ignore[union-attr]
 
 
 def test_a_list_saying_unsubscribed_stops_an_active_subscriber(store: Store, gazetteer: Gazetteer, tmp_path: Path) -> None:
-    active = add_subscriber(store, make_subscription(gazetteer, "a@example.org", ["kent"]), now=NOW)
+    active = store.subscribers.add(make_subscription(gazetteer, "a@example.org", ["kent"]), now=NOW)
     path = write(tmp_path, "list.yaml", "- {email: a@example.org, areas: [kent], status: unsubscribed}\n"
                  "- {email: b@example.org, areas: kent, status: suppressed}\n")
     report = import_list(store, gazetteer, path, now=NOW)
     assert report.opted_out == 2
-    assert find_subscriber(store, "a@example.org").status is UNSUBSCRIBED  # type: ignore[union-attr]
-    assert find_subscriber(store, "b@example.org").status is SUPPRESSED  # type: ignore[union-attr]
-    assert active.id == find_subscriber(store, "a@example.org").id  # type: ignore[union-attr]
+    assert store.subscribers.find("a@example.org").status is UNSUBSCRIBED  # type: ignore[union-attr]
+    assert store.subscribers.find("b@example.org").status is SUPPRESSED  # type: ignore[union-attr]
+    assert active.id == store.subscribers.find("a@example.org").id  # type: ignore[union-attr]
 
 
 CSV_WITH_BAD_ROWS = """\
@@ -144,7 +134,7 @@ def test_bad_csv_rows_are_reported_by_line_and_the_rest_imported(
     # One mailbox however it is spelled: GOOD.ONE@ is good.one@ again.
     assert "repeats the address on line 3" in bad["13"] and "repeats the address on line 3" in bad["14"]
     assert report.added == 2  # good.one, multi (a quoted name over two lines)
-    multi = find_subscriber(store, "multi@example.org")
+    multi = store.subscribers.find("multi@example.org")
     assert multi is not None and multi.name == "A name over two lines" and multi.forwardable
 
 
@@ -206,14 +196,14 @@ def test_a_missing_list_file_is_an_error(tmp_path: Path) -> None:
 def test_existing_subscribers_keep_their_own_choices_unless_update(
     store: Store, gazetteer: Gazetteer, tmp_path: Path
 ) -> None:
-    add_subscriber(store, make_subscription(gazetteer, "a@example.org", ["dover"], frequency="weekly"), now=NOW)
+    store.subscribers.add(make_subscription(gazetteer, "a@example.org", ["dover"], frequency="weekly"), now=NOW)
     path = write(tmp_path, "list.csv", "email,areas,frequency\na@example.org,medway,daily\n")
     report = import_list(store, gazetteer, path, now=NOW)
     assert report.kept == 1
-    assert find_subscriber(store, "a@example.org").frequency is Frequency.WEEKLY  # type: ignore[union-attr]
+    assert store.subscribers.find("a@example.org").frequency is Frequency.WEEKLY  # type: ignore[union-attr]
     report = import_list(store, gazetteer, path, now=NOW, update=True)
     assert report.updated == 1
-    after = find_subscriber(store, "a@example.org")
+    after = store.subscribers.find("a@example.org")
     assert after is not None and after.areas == ("medway",) and after.frequency is Frequency.DAILY
     assert after.status is ACTIVE and after.watermark == NOW
 
@@ -245,8 +235,8 @@ def test_an_export_imports_into_a_fresh_store_with_its_do_not_mail_rows(
     def shape(s: Subscriber) -> tuple[object, ...]:
         return (s.email, s.name, s.areas, s.frequency, s.status, s.forwardable, s.urgent)
 
-    assert [shape(s) for s in iter_subscribers(target, status=None)] == [
-        shape(s) for s in iter_subscribers(store, status=None)
+    assert [shape(s) for s in target.subscribers.iterate(status=None)] == [
+        shape(s) for s in store.subscribers.iterate(status=None)
     ]
     target.close()
 

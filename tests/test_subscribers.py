@@ -11,24 +11,7 @@ import pytest
 from alerts.areas import Gazetteer
 from alerts.errors import NotFound, UnknownArea
 from alerts.store import Store
-from alerts.store.subscribers import (
-    ACTIVE,
-    PENDING,
-    SUPPRESSED,
-    UNSUBSCRIBED,
-    add_subscriber,
-    confirm_subscriber,
-    count_subscribers,
-    find_subscriber,
-    get_subscriber,
-    iter_subscribers,
-    record_bounce,
-    resubscribe_pending,
-    save_subscriber,
-    suppress,
-    unsubscribe,
-    update_subscriber,
-)
+from alerts.store.subscribers import ACTIVE, PENDING, SUPPRESSED, UNSUBSCRIBED
 from alerts.subscribers import (
     InvalidSubscriber,
     OptedOut,
@@ -43,8 +26,7 @@ from tests.conftest import NOW
 def subscribe(store: Store, gazetteer: Gazetteer, email: str, *areas: str, **kwargs: Any) -> Subscriber:
     status = kwargs.pop("status", ACTIVE)
     now = kwargs.pop("now", NOW)
-    return add_subscriber(
-        store, make_subscription(gazetteer, email, areas or ("medway",), **kwargs), now=now, status=status
+    return store.subscribers.add(make_subscription(gazetteer, email, areas or ("medway",), **kwargs), now=now, status=status
     )
 
 
@@ -102,70 +84,68 @@ def test_an_active_subscriber_starts_their_watermark_when_added(store: Store, ga
     assert subscriber.email == "Jo@example.org"
     assert subscriber.areas == ("chatham",)  # ME4 stands for Chatham
     assert subscriber.frequency is Frequency.WEEKLY and subscriber.urgent and not subscriber.forwardable
-    assert get_subscriber(store, subscriber.id) == subscriber
+    assert store.subscribers.get(subscriber.id) == subscriber
 
 
 def test_the_domain_is_compared_without_case(store: Store, gazetteer: Gazetteer) -> None:
     subscriber = subscribe(store, gazetteer, "Jo@example.org")
-    assert find_subscriber(store, "Jo@EXAMPLE.ORG") == subscriber
-    assert find_subscriber(store, "jo@example.org") is None  # the local part is the owner's business
+    assert store.subscribers.find("Jo@EXAMPLE.ORG") == subscriber
+    assert store.subscribers.find("jo@example.org") is None  # the local part is the owner's business
     with pytest.raises(InvalidSubscriber, match="already subscribed"):
         subscribe(store, gazetteer, "Jo@Example.Org")
 
 
 def test_a_missing_subscriber_is_not_found(store: Store) -> None:
     with pytest.raises(NotFound):
-        get_subscriber(store, 999)
-    assert find_subscriber(store, "nobody@example.org") is None
-    assert find_subscriber(store, "not an address") is None
+        store.subscribers.get(999)
+    assert store.subscribers.find("nobody@example.org") is None
+    assert store.subscribers.find("not an address") is None
 
 
 def test_a_pending_subscriber_has_no_watermark_until_confirmed(store: Store, gazetteer: Gazetteer) -> None:
     subscriber = subscribe(store, gazetteer, "p@example.org", status=PENDING)
     assert subscriber.status is PENDING and subscriber.watermark is None
     later = NOW + timedelta(days=3)
-    assert confirm_subscriber(store, subscriber.id, now=later)
-    confirmed = get_subscriber(store, subscriber.id)
+    assert store.subscribers.confirm(subscriber.id, now=later)
+    confirmed = store.subscribers.get(subscriber.id)
     assert confirmed.status is ACTIVE
     assert confirmed.watermark == later and confirmed.confirmed_at == later
     # Confirming again moves nothing: the watermark is theirs now.
-    assert not confirm_subscriber(store, subscriber.id, now=later + timedelta(days=1))
-    assert get_subscriber(store, subscriber.id).watermark == later
+    assert not store.subscribers.confirm(subscriber.id, now=later + timedelta(days=1))
+    assert store.subscribers.get(subscriber.id).watermark == later
 
 
 def test_unsubscribing_keeps_the_row_and_a_confirm_link_cannot_undo_it(store: Store, gazetteer: Gazetteer) -> None:
     subscriber = subscribe(store, gazetteer, "u@example.org", status=PENDING)
-    assert unsubscribe(store, subscriber.id, now=NOW)
-    assert not unsubscribe(store, subscriber.id, now=NOW)
-    assert get_subscriber(store, subscriber.id).status is UNSUBSCRIBED
-    assert not confirm_subscriber(store, subscriber.id, now=NOW)
-    assert get_subscriber(store, subscriber.id).status is UNSUBSCRIBED
+    assert store.subscribers.unsubscribe(subscriber.id, now=NOW)
+    assert not store.subscribers.unsubscribe(subscriber.id, now=NOW)
+    assert store.subscribers.get(subscriber.id).status is UNSUBSCRIBED
+    assert not store.subscribers.confirm(subscriber.id, now=NOW)
+    assert store.subscribers.get(subscriber.id).status is UNSUBSCRIBED
 
 
 def test_an_opted_out_address_is_never_added_back(store: Store, gazetteer: Gazetteer) -> None:
     gone = subscribe(store, gazetteer, "gone@example.org")
-    unsubscribe(store, gone.id, now=NOW)
+    store.subscribers.unsubscribe(gone.id, now=NOW)
     bounced = subscribe(store, gazetteer, "bounced@example.org")
-    suppress(store, bounced.id, now=NOW)
+    store.subscribers.suppress(bounced.id, now=NOW)
     for address in ("gone@example.org", "bounced@EXAMPLE.org"):
         subscription = make_subscription(gazetteer, address, ["kent"])
         with pytest.raises(OptedOut, match="not added again"):
-            save_subscriber(store, subscription, now=NOW)
+            store.subscribers.save(subscription, now=NOW)
         with pytest.raises(OptedOut):
-            add_subscriber(store, subscription, now=NOW)
-    assert get_subscriber(store, gone.id).status is UNSUBSCRIBED
-    assert get_subscriber(store, bounced.id).status is SUPPRESSED
+            store.subscribers.add(subscription, now=NOW)
+    assert store.subscribers.get(gone.id).status is UNSUBSCRIBED
+    assert store.subscribers.get(bounced.id).status is SUPPRESSED
 
 
 def test_save_updates_preferences_but_never_the_status(store: Store, gazetteer: Gazetteer) -> None:
     pending = subscribe(store, gazetteer, "p@example.org", status=PENDING, name="Pat")
-    changed, outcome = save_subscriber(
-        store, make_subscription(gazetteer, "p@example.org", ["dover"], frequency="immediate"), now=NOW
+    changed, outcome = store.subscribers.save(make_subscription(gazetteer, "p@example.org", ["dover"], frequency="immediate"), now=NOW
     )
     assert outcome == "updated"
     assert changed.status is PENDING and changed.areas == ("dover",) and changed.name == "Pat"
-    _same, outcome = save_subscriber(
-        store, make_subscription(gazetteer, "p@example.org", ["dover"], frequency="immediate"), now=NOW
+    _same, outcome = store.subscribers.save(make_subscription(gazetteer, "p@example.org", ["dover"], frequency="immediate"), now=NOW
     )
     assert outcome == "unchanged"
     assert pending.id == changed.id
@@ -173,51 +153,51 @@ def test_save_updates_preferences_but_never_the_status(store: Store, gazetteer: 
 
 def test_preferences_change_only_what_is_given(store: Store, gazetteer: Gazetteer) -> None:
     subscriber = subscribe(store, gazetteer, "m@example.org", "medway", frequency="daily", name="M")
-    updated = update_subscriber(store, subscriber.id, Preferences(areas=("dover", "kent"), urgent=False))
+    updated = store.subscribers.update(subscriber.id, Preferences(areas=("dover", "kent"), urgent=False))
     assert updated.areas == ("dover", "kent") and not updated.urgent
     assert updated.frequency is Frequency.DAILY and updated.name == "M" and updated.status is ACTIVE
     with pytest.raises(NotFound):
-        update_subscriber(store, 999, Preferences(urgent=False))
+        store.subscribers.update(999, Preferences(urgent=False))
 
 
 def test_hard_bounces_suppress_the_address_at_the_limit(store: Store, gazetteer: Gazetteer) -> None:
     subscriber = subscribe(store, gazetteer, "b@example.org")
-    assert record_bounce(store, subscriber.id, 3, now=NOW) is False
-    assert record_bounce(store, subscriber.id, 3, now=NOW) is False
-    assert record_bounce(store, subscriber.id, 3, now=NOW) is True  # this one suppressed it
-    assert record_bounce(store, subscriber.id, 3, now=NOW) is False  # already suppressed: not news
-    after = get_subscriber(store, subscriber.id)
+    assert store.subscribers.record_bounce(subscriber.id, 3, now=NOW) is False
+    assert store.subscribers.record_bounce(subscriber.id, 3, now=NOW) is False
+    assert store.subscribers.record_bounce(subscriber.id, 3, now=NOW) is True  # this one suppressed it
+    assert store.subscribers.record_bounce(subscriber.id, 3, now=NOW) is False  # already suppressed: not news
+    after = store.subscribers.get(subscriber.id)
     assert after.status is SUPPRESSED and after.bounces == 4
-    assert not unsubscribe(store, subscriber.id, now=NOW)  # suppressed stays suppressed
+    assert not store.subscribers.unsubscribe(subscriber.id, now=NOW)  # suppressed stays suppressed
     with pytest.raises(NotFound):
-        record_bounce(store, 999, 3, now=NOW)
+        store.subscribers.record_bounce(999, 3, now=NOW)
 
 
 def test_a_web_sign_up_is_pending_and_only_its_owner_can_come_back(store: Store, gazetteer: Gazetteer) -> None:
     subscription = make_subscription(gazetteer, "w@example.org", ["chatham"])
-    new, send = resubscribe_pending(store, subscription, now=NOW)
+    new, send = store.subscribers.resubscribe_pending(subscription, now=NOW)
     assert new.status is PENDING and send
-    confirm_subscriber(store, new.id, now=NOW)
-    active, send = resubscribe_pending(store, make_subscription(gazetteer, "w@example.org", ["dover"]), now=NOW)
+    store.subscribers.confirm(new.id, now=NOW)
+    active, send = store.subscribers.resubscribe_pending(make_subscription(gazetteer, "w@example.org", ["dover"]), now=NOW)
     assert active.status is ACTIVE and not send and active.areas == ("chatham",)
-    unsubscribe(store, new.id, now=NOW)
-    back, send = resubscribe_pending(store, make_subscription(gazetteer, "w@example.org", ["dover"]), now=NOW)
+    store.subscribers.unsubscribe(new.id, now=NOW)
+    back, send = store.subscribers.resubscribe_pending(make_subscription(gazetteer, "w@example.org", ["dover"]), now=NOW)
     # Mailed to confirm what was asked; the store keeps it unsubscribed until then.
     assert back.status is UNSUBSCRIBED and send and back.areas == ("dover",)
-    assert get_subscriber(store, new.id).areas == ("chatham",)
-    suppress(store, new.id, now=NOW)
-    blocked, send = resubscribe_pending(store, subscription, now=NOW)
+    assert store.subscribers.get(new.id).areas == ("chatham",)
+    store.subscribers.suppress(new.id, now=NOW)
+    blocked, send = store.subscribers.resubscribe_pending(subscription, now=NOW)
     assert blocked.status is SUPPRESSED and not send
 
 
 def test_a_web_sign_up_in_another_case_is_the_same_opted_out_mailbox(store: Store, gazetteer: Gazetteer) -> None:
-    first, _ = resubscribe_pending(store, make_subscription(gazetteer, "jo@example.org", ["chatham"]), now=NOW)
-    suppress(store, first.id, now=NOW)
-    again, send = resubscribe_pending(store, make_subscription(gazetteer, "Jo@example.org", ["chatham"]), now=NOW)
+    first, _ = store.subscribers.resubscribe_pending(make_subscription(gazetteer, "jo@example.org", ["chatham"]), now=NOW)
+    store.subscribers.suppress(first.id, now=NOW)
+    again, send = store.subscribers.resubscribe_pending(make_subscription(gazetteer, "Jo@example.org", ["chatham"]), now=NOW)
     assert (again.id, again.status, send) == (first.id, SUPPRESSED, False)  # never mailed, no second row
-    other, _ = resubscribe_pending(store, make_subscription(gazetteer, "sam@example.org", ["dover"]), now=NOW)
-    unsubscribe(store, other.id, now=NOW)
-    back, send = resubscribe_pending(store, make_subscription(gazetteer, "SAM@example.org", ["dover"]), now=NOW)
+    other, _ = store.subscribers.resubscribe_pending(make_subscription(gazetteer, "sam@example.org", ["dover"]), now=NOW)
+    store.subscribers.unsubscribe(other.id, now=NOW)
+    back, send = store.subscribers.resubscribe_pending(make_subscription(gazetteer, "SAM@example.org", ["dover"]), now=NOW)
     assert (back.id, back.status, send) == (other.id, UNSUBSCRIBED, True)  # the owner asks again: confirm by email
 
 
@@ -229,36 +209,36 @@ def test_iter_subscribers_streams_in_batches_and_filters(store: Store, gazetteer
     weekly = subscribe(store, gazetteer, "w@example.org", "dover", frequency="weekly")
     pending = subscribe(store, gazetteer, "p@example.org", status=PENDING, frequency="daily")
     gone = subscribe(store, gazetteer, "g@example.org", frequency="daily")
-    unsubscribe(store, gone.id, now=NOW)
+    store.subscribers.unsubscribe(gone.id, now=NOW)
 
-    stream = iter_subscribers(store, frequency=Frequency.DAILY, batch=2)
+    stream = store.subscribers.iterate(frequency=Frequency.DAILY, batch=2)
     first = next(stream)
     # Later pages are read when reached, not up front: a subscriber added meanwhile shows up.
     late = subscribe(store, gazetteer, "late@example.org", frequency="daily")
     rest = list(stream)
     assert [s.id for s in [first, *rest]] == [*(s.id for s in daily), late.id]
 
-    assert [s.id for s in iter_subscribers(store, frequency=Frequency.WEEKLY)] == [weekly.id]
-    assert [s.id for s in iter_subscribers(store, status=PENDING)] == [pending.id]
-    assert len(list(iter_subscribers(store, status=None, batch=3))) == 9
-    assert [s.id for s in iter_subscribers(store, areas=["dover"])] == [weekly.id]
-    assert count_subscribers(store) == {"pending": 1, "active": 7, "unsubscribed": 1, "suppressed": 0}
+    assert [s.id for s in store.subscribers.iterate(frequency=Frequency.WEEKLY)] == [weekly.id]
+    assert [s.id for s in store.subscribers.iterate(status=PENDING)] == [pending.id]
+    assert len(list(store.subscribers.iterate(status=None, batch=3))) == 9
+    assert [s.id for s in store.subscribers.iterate(areas=["dover"])] == [weekly.id]
+    assert store.subscribers.count() == {"pending": 1, "active": 7, "unsubscribed": 1, "suppressed": 0}
 
 
 def test_iter_subscribers_with_nobody_yields_nothing(store: Store) -> None:
-    assert list(iter_subscribers(store)) == []
+    assert list(store.subscribers.iterate()) == []
 
 
 def test_an_opt_out_covers_every_spelling_of_the_local_part(store: Store, gazetteer: Gazetteer) -> None:
     gone = subscribe(store, gazetteer, "Jo.Bloggs@example.org")
-    unsubscribe(store, gone.id, now=NOW)
+    store.subscribers.unsubscribe(gone.id, now=NOW)
     with pytest.raises(OptedOut, match=r"Jo\.Bloggs@example\.org unsubscribed"):
-        save_subscriber(store, make_subscription(gazetteer, "jo.bloggs@example.org", ["kent"]), now=NOW)
+        store.subscribers.save(make_subscription(gazetteer, "jo.bloggs@example.org", ["kent"]), now=NOW)
 
 
 def test_iter_subscribers_can_keep_only_those_who_want_urgent_alerts_at_once(store: Store, gazetteer: Gazetteer) -> None:
     eager = subscribe(store, gazetteer, "eager@example.org", frequency="daily")
     calm = subscribe(store, gazetteer, "calm@example.org", frequency="daily", urgent=False)
-    assert [s.id for s in iter_subscribers(store, urgent=True)] == [eager.id]
-    assert [s.id for s in iter_subscribers(store, urgent=False)] == [calm.id]
-    assert len(list(iter_subscribers(store))) == 2
+    assert [s.id for s in store.subscribers.iterate(urgent=True)] == [eager.id]
+    assert [s.id for s in store.subscribers.iterate(urgent=False)] == [calm.id]
+    assert len(list(store.subscribers.iterate())) == 2

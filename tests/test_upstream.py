@@ -17,7 +17,6 @@ from alerts.ingest import IngestReport
 from alerts.ingest.entries import entry_key, strip_tracking
 from alerts.ingest.upstream import ingest_feeds, user_agent
 from alerts.store import Store
-from alerts.store.sources import load_upstream_poll
 from tests.conftest import NOW
 from tests.fixtures.feed_server import ATOM_LAST_MODIFIED, RSS_ETAG, FeedServer, serve_feeds
 
@@ -62,7 +61,7 @@ def test_rss_entries_become_advisories_keyed_by_guid(
         "no_place": 0,
     }
     # A bare GUID is only unique within its feed, so the feed URL qualifies it.
-    advisory = store.advisory(f"{feed.feed}#kent-police-news-508544")
+    advisory = store.advisories.get(f"{feed.feed}#kent-police-news-508544")
     assert advisory.url == RSS_FIRST  # tracking parameters dropped
     assert (
         advisory.title == "Warning after courier fraudsters target elderly residents in Maidstone"
@@ -80,7 +79,7 @@ def test_rss_entries_become_advisories_keyed_by_guid(
 
 def test_rss_html_is_sanitised(store: Store, gazetteer: Gazetteer, server: FeedServer) -> None:
     poll(store, gazetteer, source(server, "/news.rss"))
-    advisory = store.advisory(f"{server.url('/news.rss')}#kent-police-news-508544")
+    advisory = store.advisories.get(f"{server.url('/news.rss')}#kent-police-news-508544")
     body = advisory.body_html
     for dangerous in ("<script", "document.cookie", "onerror", "onclick", "javascript:", "<img"):
         assert dangerous not in body
@@ -94,7 +93,7 @@ def test_rss_entry_with_only_the_force_named_is_force_wide(
     store: Store, gazetteer: Gazetteer, server: FeedServer
 ) -> None:
     poll(store, gazetteer, source(server, "/news.rss", area="kent"))
-    advisory = store.advisory(f"{server.url('/news.rss')}#kent-police-news-512001")
+    advisory = store.advisories.get(f"{server.url('/news.rss')}#kent-police-news-512001")
     assert advisory.title == "Safety advice for drivers & cyclists as the clocks go back"
     assert advisory.areas == ("kent",)
 
@@ -107,7 +106,7 @@ def test_atom_entries_become_advisories(
 ) -> None:
     report = poll(store, gazetteer, source(server, "/news.atom"))
     assert report.counts()["new"] == 2 and report.ok
-    advisory = store.advisory("tag:kent.police.example,2026:news/medway/rogue-traders-0423")
+    advisory = store.advisories.get("tag:kent.police.example,2026:news/medway/rogue-traders-0423")
     assert (
         advisory.title == "Rogue traders warning for Gillingham homeowners"
     )  # markup and force gone
@@ -127,7 +126,7 @@ def test_atom_plain_text_summary_becomes_paragraphs_and_updated_stands_for_publi
     store: Store, gazetteer: Gazetteer, server: FeedServer
 ) -> None:
     poll(store, gazetteer, source(server, "/news.atom"))
-    advisory = store.advisory("tag:kent.police.example,2026:news/dover/missing-man-0422")
+    advisory = store.advisories.get("tag:kent.police.example,2026:news/dover/missing-man-0422")
     assert advisory.body_html.count("<p>") == 2
     assert advisory.published_at == datetime(2026, 4, 22, 16, 0, tzinfo=UTC)
     assert advisory.areas == ("dover",)
@@ -155,7 +154,7 @@ def test_unchanged_feed_costs_a_304_and_ingests_nothing(
         "outside_coverage": 0,
         "no_place": 0,
     }
-    state = load_upstream_poll(store, feed.feed or "")
+    state = store.sources.upstream_poll(feed.feed or "")
     assert state.status == 304 and state.etag == RSS_ETAG and state.error is None
 
 
@@ -222,7 +221,7 @@ def test_a_body_cut_short_of_its_content_length_is_truncated(
 ) -> None:
     report = poll(sqlite_store, gazetteer, source(server, "/truncated"))
     assert "truncated" in failure(report)
-    assert sqlite_store.count_advisories() == 0
+    assert sqlite_store.advisories.count() == 0
 
 
 def test_a_feed_cut_off_mid_document_is_truncated_not_half_read(
@@ -230,7 +229,7 @@ def test_a_feed_cut_off_mid_document_is_truncated_not_half_read(
 ) -> None:
     report = poll(sqlite_store, gazetteer, source(server, "/truncated-xml"))
     assert "feed is truncated" in failure(report)
-    assert sqlite_store.count_advisories() == 0
+    assert sqlite_store.advisories.count() == 0
 
 
 @pytest.mark.parametrize("path", ["/huge", "/huge-stream"])
@@ -266,7 +265,7 @@ def test_a_failure_keeps_the_validators_and_the_next_poll_retries(
     poll(sqlite_store, gazetteer, feed)
     server.routes["/news.rss"] = (503, {}, b"down for maintenance")
     assert "HTTP 503" in failure(poll(sqlite_store, gazetteer, feed))
-    state = load_upstream_poll(sqlite_store, feed.feed or "")
+    state = sqlite_store.sources.upstream_poll(feed.feed or "")
     assert state.etag == RSS_ETAG and "HTTP 503" in (state.error or "")
     del server.routes["/news.rss"]
     again = poll(sqlite_store, gazetteer, feed)
@@ -291,7 +290,7 @@ def test_changed_entry_is_an_update_not_a_new_advisory(
     server.routes["/news.rss"] = (200, {"ETag": '"rss-v2"'}, changed)
     report = poll(sqlite_store, gazetteer, feed, now=NOW + timedelta(days=1))  # past the interval
     assert report.counts()["updated"] == 1 and report.counts()["unchanged"] == 2
-    assert sqlite_store.advisory(f"{feed.feed}#kent-police-news-508544").revision == 2
+    assert sqlite_store.advisories.get(f"{feed.feed}#kent-police-news-508544").revision == 2
 
 
 # -- identities -----------------------------------------------------------------

@@ -61,14 +61,14 @@ def test_an_entry_dated_2100_is_clamped_to_when_first_seen_and_stays_there(
         f"{source.feed} entry a: dated 2100-12-01 10:00 UTC, more than a day in the future;"
         " taken as published when first seen"
     ]
-    first, second = sqlite_store.advisories()  # newest first
+    first, second = sqlite_store.advisories.find()  # newest first
     assert (first.title, first.published_at) == ("Tomorrow morning", NOW.replace(day=26, hour=9))
     assert (second.title, second.published_at) == ("From the future", NOW)
 
     # A later poll (the feed changed) keeps the time first seen, not the new clock.
     server.routes["/f.rss"] = (200, RSS_TYPE, server.routes["/f.rss"][2].replace(b"Residents", b"People"))
     ingest_feeds([source], sqlite_store, gazetteer, now=NOW + timedelta(hours=5), monotonic=time.monotonic)
-    assert sqlite_store.advisory(second.id).published_at == NOW
+    assert sqlite_store.advisories.get(second.id).published_at == NOW
 
 
 @pytest.mark.parametrize("date", ["Fri, 31 Dec 9999 10:00:00 +0000", "Mon, 01 Jan 1066 10:00:00 +0000"])
@@ -97,7 +97,7 @@ def test_a_file_dated_more_than_a_day_ahead_is_clamped_with_a_warning(
     report = ingest_files([path], sqlite_store, gazetteer, now=NOW)
     assert report.new and not report.rejected
     assert f"{path}: publish.date 09:00 01/12/2100 is more than a day in the future; taken as published when first seen (12:00 25/11/2026)" in report.warnings
-    assert sqlite_store.advisory("https://a.example/future/").published_at == NOW
+    assert sqlite_store.advisories.get("https://a.example/future/").published_at == NOW
 
 
 def test_a_file_with_an_impossible_year_is_refused_naming_the_line(
@@ -128,7 +128,7 @@ def test_a_guid_listed_twice_in_one_document_the_first_wins_logged_once(
     with caplog.at_level("WARNING"):
         report = ingest_feeds([source], sqlite_store, gazetteer, now=NOW, monotonic=time.monotonic)
     assert len(report.new) == 2 and report.ok
-    assert sorted(a.title for a in sqlite_store.advisories()) == ["Another", "The real appeal"]
+    assert sorted(a.title for a in sqlite_store.advisories.find()) == ["Another", "The real appeal"]
     repeats = [r.getMessage() for r in caplog.records if "repeat an earlier entry's id" in r.getMessage()]
     assert repeats == [
         f"{source.feed}: 2 entries repeat an earlier entry's id; the first of each is read ({source.feed}#dup)"

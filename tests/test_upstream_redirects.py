@@ -62,7 +62,7 @@ def test_a_redirect_to_another_port_on_the_same_machine_is_refused(
         " host and port (if the feed really moved there, put its new URL in config.yaml"
         " (or list the host in 'redirect_hosts'))"
     )
-    assert other.requests == [] and sqlite_store.count_advisories() == 0
+    assert other.requests == [] and sqlite_store.advisories.count() == 0
 
 
 def test_a_redirect_to_another_host_is_refused_unless_the_source_lists_it(

@@ -55,7 +55,7 @@ def alternates(html: str) -> list[tuple[str, str]]:
 
 
 def sample_id(app: App) -> int:
-    return app.store.advisories(areas=["medway"])[0].id
+    return app.store.advisories.find(areas=["medway"])[0].id
 
 
 def test_area_page_lists_what_the_area_gets_newest_first(client: TestClient) -> None:
@@ -124,13 +124,13 @@ def test_advisory_page_shows_the_sanitised_body_and_the_original_link(client: Te
     assert page.status_code == 200
     assert f"<h1>{SAMPLE_TITLE}</h1>" in page.text
     assert "<strong>Medway</strong>" in page.text
-    advisory = site.store.advisories(areas=["medway"])[0]
+    advisory = site.store.advisories.find(areas=["medway"])[0]
     assert f'href="{advisory.url}"' in page.text
     assert alternates(page.text)[0] == ("application/rss+xml", f"{BASE}/feeds/medway.rss")
 
 
 def test_archive_pages_forbid_scripts_should_a_sanitiser_ever_miss_one(client: TestClient, site: App) -> None:
-    for path in ("/", "/areas/dover", f"/advisories/{site.store.advisories(areas=['dover'])[0].id}"):
+    for path in ("/", "/areas/dover", f"/advisories/{site.store.advisories.find(areas=['dover'])[0].id}"):
         headers = client.get(path).headers
         policy = headers["content-security-policy"]
         assert "default-src 'none'" in policy and "script-src" not in policy, path
@@ -139,7 +139,7 @@ def test_archive_pages_forbid_scripts_should_a_sanitiser_ever_miss_one(client: T
 
 
 def test_hostile_advisory_page_carries_none_of_it(client: TestClient, site: App) -> None:
-    hostile = site.store.advisories(areas=["dover"])[0]
+    hostile = site.store.advisories.find(areas=["dover"])[0]
     for path in (f"/advisories/{hostile.id}", "/areas/dover", "/"):
         text = client.get(path).text
         for marker in ("<script", "onerror", "onclick", "<iframe", "href=\"javascript", "\x01", "\x07"):

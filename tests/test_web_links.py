@@ -24,7 +24,7 @@ from starlette.types import Message
 
 from alerts.app import App
 from alerts.clock import ManualClock
-from alerts.store.subscribers import ACTIVE, PENDING, UNSUBSCRIBED, add_subscriber, get_subscriber
+from alerts.store.subscribers import ACTIVE, PENDING, UNSUBSCRIBED
 from alerts.subscribers import make_subscription
 from alerts.tokens import MANAGE, MANAGE_MAX_AGE, Confirmation, LinkSigner
 from alerts.types import Subscriber
@@ -51,7 +51,7 @@ def client(app: App) -> TestClient:
 @pytest.fixture
 def subscriber(app: App) -> Subscriber:
     subscription = make_subscription(app.gazetteer, "jo@example.org", ["medway"], frequency="daily")
-    return add_subscriber(app.store, subscription, now=NOW)
+    return app.store.subscribers.add(subscription, now=NOW)
 
 
 def local(url: str) -> str:
@@ -72,7 +72,7 @@ def test_the_list_unsubscribe_address_opened_in_a_browser_shows_the_page_with_it
     form = re.search(r'<form method="post" action="/unsubscribe">(.*?)</form>', response.text, re.S)
     assert form and '<button class="danger" type="submit">Unsubscribe</button>' in form.group(1)
     assert response.headers["cache-control"] == "no-store"
-    assert get_subscriber(app.store, subscriber.id).status is ACTIVE  # opening it changed nothing
+    assert app.store.subscribers.get(subscriber.id).status is ACTIVE  # opening it changed nothing
 
 
 @pytest.mark.parametrize(
@@ -91,18 +91,18 @@ def test_one_click_without_the_rfc_8058_body_changes_nothing(
     response = client.post(local(links.one_click_url), content=body, headers={"Content-Type": content_type})
     assert response.status_code == 400
     assert "List-Unsubscribe=One-Click" in response.text
-    assert get_subscriber(app.store, subscriber.id).status is ACTIVE
+    assert app.store.subscribers.get(subscriber.id).status is ACTIVE
 
 
 def test_one_click_takes_the_body_as_multipart_or_without_a_content_type(app: App, client: TestClient) -> None:
     signer = LinkSigner(app.config)
-    first = add_subscriber(app.store, make_subscription(app.gazetteer, "a@example.org", ["medway"]), now=NOW)
-    second = add_subscriber(app.store, make_subscription(app.gazetteer, "b@example.org", ["medway"]), now=NOW)
+    first = app.store.subscribers.add(make_subscription(app.gazetteer, "a@example.org", ["medway"]), now=NOW)
+    second = app.store.subscribers.add(make_subscription(app.gazetteer, "b@example.org", ["medway"]), now=NOW)
     response = client.post(local(signer.links(first.id, NOW).one_click_url), files={"List-Unsubscribe": (None, "One-Click")})
     assert response.status_code == 200, response.text
     response = client.post(local(signer.links(second.id, NOW).one_click_url), content=b"List-Unsubscribe=One-Click")
     assert response.status_code == 200, response.text
-    assert {get_subscriber(app.store, s.id).status for s in (first, second)} == {UNSUBSCRIBED}
+    assert {app.store.subscribers.get(s.id).status for s in (first, second)} == {UNSUBSCRIBED}
 
 
 # -- HEAD -----------------------------------------------------------------------
@@ -110,17 +110,16 @@ def test_one_click_takes_the_body_as_multipart_or_without_a_content_type(app: Ap
 
 def test_head_on_every_personal_link_changes_nothing(app: App, client: TestClient) -> None:
     signer = LinkSigner(app.config)
-    active = add_subscriber(app.store, make_subscription(app.gazetteer, "on@example.org", ["medway"]), now=NOW)
-    pending = add_subscriber(
-        app.store, make_subscription(app.gazetteer, "new@example.org", ["dover"]), now=NOW, status=PENDING
+    active = app.store.subscribers.add(make_subscription(app.gazetteer, "on@example.org", ["medway"]), now=NOW)
+    pending = app.store.subscribers.add(make_subscription(app.gazetteer, "new@example.org", ["dover"]), now=NOW, status=PENDING
     )
     links = signer.links(active.id, NOW)
     for url in (links.one_click_url, links.unsubscribe_url, links.manage_url + "&areas=dover&frequency=weekly"):
         assert client.head(local(url)).status_code == 200, url
     assert client.head(local(signer.confirm_url(Confirmation(pending.id, pending.areas, pending.frequency, pending.urgent), NOW))).status_code == 200
     assert client.head("/subscribe?email=x@example.org&areas=medway&frequency=daily").status_code == 200
-    assert get_subscriber(app.store, active.id) == active
-    assert get_subscriber(app.store, pending.id) == pending
+    assert app.store.subscribers.get(active.id) == active
+    assert app.store.subscribers.get(pending.id) == pending
 
 
 # -- bodies -----------------------------------------------------------------------
@@ -131,7 +130,7 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(app: App, client: Te
     body = b"List-Unsubscribe=One-Click&" + b"x" * MAX_BODY
     response = client.post(local(links.one_click_url), content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert response.status_code == 413
-    assert get_subscriber(app.store, subscriber.id).status is ACTIVE
+    assert app.store.subscribers.get(subscriber.id).status is ACTIVE
 
 
 def test_a_chunked_body_is_cut_off_when_it_passes_the_limit(app: App, subscriber: Subscriber) -> None:
@@ -203,7 +202,7 @@ def test_a_20_mb_post_to_the_list_unsubscribe_address_gets_413_from_the_server(a
         assert status == 413
         response = httpx.post(url + path, content=b"List-Unsubscribe=One-Click&" + b"x" * size, timeout=30)
         assert response.status_code == 413
-    assert get_subscriber(app.store, subscriber.id).status is ACTIVE
+    assert app.store.subscribers.get(subscriber.id).status is ACTIVE
 
 
 # -- hosts and redirects -------------------------------------------------------------
@@ -229,7 +228,7 @@ def test_pages_and_forms_name_the_configured_site_whatever_the_host_header(
         headers={"Host": "internal:8000", "Origin": BASE},
     )
     assert response.status_code == 200
-    assert get_subscriber(app.store, subscriber.id).status is UNSUBSCRIBED
+    assert app.store.subscribers.get(subscriber.id).status is UNSUBSCRIBED
 
 
 # -- access logs ---------------------------------------------------------------------
@@ -268,4 +267,4 @@ def test_manage_links_expire_and_unsubscribe_links_keep_working(app: App, client
     assert client.get(local(links.unsubscribe_url)).status_code == 200
     response = client.post(local(links.one_click_url), data={"List-Unsubscribe": "One-Click"})
     assert response.status_code == 200
-    assert get_subscriber(app.store, subscriber.id).status is UNSUBSCRIBED
+    assert app.store.subscribers.get(subscriber.id).status is UNSUBSCRIBED

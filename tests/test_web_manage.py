@@ -22,14 +22,7 @@ from starlette.testclient import TestClient
 from starlette.types import Message
 
 from alerts.app import App
-from alerts.store.subscribers import (
-    ACTIVE,
-    PENDING,
-    add_subscriber,
-    find_subscriber,
-    suppress,
-    unsubscribe,
-)
+from alerts.store.subscribers import ACTIVE, PENDING
 from alerts.subscribers import make_subscription
 from alerts.testing import outbox_rows
 from alerts.types import Subscriber
@@ -54,7 +47,7 @@ def client(app: App) -> TestClient:
 @pytest.fixture
 def subscriber(app: App) -> Subscriber:
     subscription = make_subscription(app.gazetteer, "Jo.Bloggs@example.org", ["medway", "dover"], frequency="weekly")
-    return add_subscriber(app.store, subscription, now=NOW)
+    return app.store.subscribers.add(subscription, now=NOW)
 
 
 def mail(app: App) -> list[tuple[str, EmailMessage]]:
@@ -106,10 +99,10 @@ def test_asking_mails_a_manage_link_to_an_active_address_in_any_case(
 
 
 def test_the_answer_is_the_same_whatever_the_address(app: App, client: TestClient, subscriber: Subscriber) -> None:
-    gone = add_subscriber(app.store, make_subscription(app.gazetteer, "gone@example.org", ["kent"]), now=NOW)
-    unsubscribe(app.store, gone.id, now=NOW)
-    bounced = add_subscriber(app.store, make_subscription(app.gazetteer, "bounced@example.org", ["kent"]), now=NOW)
-    suppress(app.store, bounced.id, now=NOW)
+    gone = app.store.subscribers.add(make_subscription(app.gazetteer, "gone@example.org", ["kent"]), now=NOW)
+    app.store.subscribers.unsubscribe(gone.id, now=NOW)
+    bounced = app.store.subscribers.add(make_subscription(app.gazetteer, "bounced@example.org", ["kent"]), now=NOW)
+    app.store.subscribers.suppress(bounced.id, now=NOW)
     answers = set()
     for address in ("jo.bloggs@example.org", "nobody@example.org", "gone@example.org", "bounced@example.org"):
         response = client.post("/manage", data={"email": address})
@@ -120,8 +113,7 @@ def test_the_answer_is_the_same_whatever_the_address(app: App, client: TestClien
 
 
 def test_a_pending_address_asking_is_sent_its_confirmation_again(app: App, client: TestClient) -> None:
-    pending = add_subscriber(
-        app.store, make_subscription(app.gazetteer, "p@example.org", ["chatham"]), now=NOW, status=PENDING
+    pending = app.store.subscribers.add(make_subscription(app.gazetteer, "p@example.org", ["chatham"]), now=NOW, status=PENDING
     )
     client.post("/manage", data={"email": "p@example.org"})
     [(kind, message)] = mail(app)
@@ -215,7 +207,7 @@ def test_subscribing_an_active_address_mails_already_subscribed_with_a_manage_li
     text = text_of(message)
     assert "weekly alerts for Dover, Medway" in text or "weekly alerts for Medway, Dover" in text
     assert client.get(link_in(message, "/manage")).status_code == 200
-    after = find_subscriber(app.store, "Jo.Bloggs@example.org")
+    after = app.store.subscribers.find("Jo.Bloggs@example.org")
     assert after is not None and set(after.areas) == {"medway", "dover"}  # nothing changed
 
 
@@ -236,5 +228,5 @@ def test_a_confirmed_sign_up_gets_a_welcome_saying_what_when_and_how_to_leave(ap
     # Pressing the button again (a double click) sends no second welcome.
     client.post("/confirm", data={"token": token})
     assert [kind for kind, _ in mail(app)] == ["confirm", "welcome"]
-    active = find_subscriber(app.store, "new@example.org")
+    active = app.store.subscribers.find("new@example.org")
     assert active is not None and active.status is ACTIVE

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from alerts.app import App
 from alerts.digest import queue_digests
 from alerts.errors import ConfigError
-from alerts.store.subscribers import PENDING, add_subscriber
+from alerts.store.subscribers import PENDING
 from alerts.subscribers import make_subscription
 from alerts.subscribers.mail import send_confirmation
 from alerts.types import Frequency
@@ -67,8 +67,7 @@ def test_every_page_links_the_privacy_notice(client: TestClient, path: str) -> N
 
 
 def test_every_email_links_the_privacy_notice(app: App) -> None:
-    pending = add_subscriber(
-        app.store, make_subscription(app.gazetteer, "new@example.org", ["medway"]), now=NOW, status=PENDING
+    pending = app.store.subscribers.add(make_subscription(app.gazetteer, "new@example.org", ["medway"]), now=NOW, status=PENDING
     )
     send_confirmation(app.config, app.store, pending, ["Medway"], now=NOW)
     subscribe(app, "daily@example.org", ["medway"], frequency="daily")

@@ -22,18 +22,7 @@ from starlette.testclient import TestClient
 from alerts.app import App
 from alerts.clock import ManualClock
 from alerts.errors import ConfigError
-from alerts.store.runs import beat
-from alerts.store.subscribers import (
-    ACTIVE,
-    PENDING,
-    SUPPRESSED,
-    UNSUBSCRIBED,
-    add_subscriber,
-    find_subscriber,
-    get_subscriber,
-    suppress,
-    unsubscribe,
-)
+from alerts.store.subscribers import ACTIVE, PENDING, SUPPRESSED, UNSUBSCRIBED
 from alerts.subscribers import make_subscription
 from alerts.testing import outbox_rows
 from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, Confirmation, LinkSigner
@@ -57,7 +46,7 @@ def client(app: App) -> TestClient:
 @pytest.fixture
 def subscriber(app: App) -> Subscriber:
     subscription = make_subscription(app.gazetteer, "Jo.Bloggs@example.org", ["medway"], frequency="daily")
-    return add_subscriber(app.store, subscription, now=NOW)
+    return app.store.subscribers.add(subscription, now=NOW)
 
 
 def token(app: App, subscriber_id: int, purpose: str) -> str:
@@ -159,14 +148,14 @@ def test_the_unsubscribe_link_asks_first_and_changes_nothing(app: App, client: T
     assert '<form method="post" action="/unsubscribe">' in response.text
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["referrer-policy"] == "no-referrer"
-    assert get_subscriber(app.store, subscriber.id).status is ACTIVE
+    assert app.store.subscribers.get(subscriber.id).status is ACTIVE
 
 
 def test_the_button_unsubscribes(app: App, client: TestClient, subscriber: Subscriber) -> None:
     response = client.post("/unsubscribe", data={"token": token(app, subscriber.id, UNSUBSCRIBE)})
     assert response.status_code == 200
     assert heading(response.text) == "You are unsubscribed"
-    assert get_subscriber(app.store, subscriber.id).status is UNSUBSCRIBED
+    assert app.store.subscribers.get(subscriber.id).status is UNSUBSCRIBED
     again = client.post("/unsubscribe", data={"token": token(app, subscriber.id, UNSUBSCRIBE)})
     assert "it was already unsubscribed" in again.text
     page = client.get(f"/unsubscribe?token={token(app, subscriber.id, UNSUBSCRIBE)}")
@@ -178,10 +167,10 @@ def test_a_form_posted_from_another_site_is_refused(app: App, client: TestClient
     response = client.post("/unsubscribe", data=data, headers={"Origin": "https://evil.example"})
     assert response.status_code == 403
     assert "Nothing was changed" in response.text
-    assert get_subscriber(app.store, subscriber.id).status is ACTIVE
+    assert app.store.subscribers.get(subscriber.id).status is ACTIVE
     ours = client.post("/unsubscribe", data=data, headers={"Origin": "https://alerts.example.org"})
     assert ours.status_code == 200
-    assert get_subscriber(app.store, subscriber.id).status is UNSUBSCRIBED
+    assert app.store.subscribers.get(subscriber.id).status is UNSUBSCRIBED
 
 
 def test_a_token_for_another_purpose_does_not_unsubscribe(app: App, client: TestClient, subscriber: Subscriber) -> None:
@@ -190,7 +179,7 @@ def test_a_token_for_another_purpose_does_not_unsubscribe(app: App, client: Test
         assert response.status_code == 400
         assert heading(response.text) == "This link is not valid"
     assert client.post("/unsubscribe", data={}).status_code == 400
-    assert get_subscriber(app.store, subscriber.id).status is ACTIVE
+    assert app.store.subscribers.get(subscriber.id).status is ACTIVE
 
 
 def test_one_click_unsubscribes_at_once(app: App, client: TestClient, subscriber: Subscriber) -> None:
@@ -201,7 +190,7 @@ def test_one_click_unsubscribes_at_once(app: App, client: TestClient, subscriber
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 200
-    assert get_subscriber(app.store, subscriber.id).status is UNSUBSCRIBED
+    assert app.store.subscribers.get(subscriber.id).status is UNSUBSCRIBED
     # Providers may repeat the POST: still fine.
     assert client.post(path_of(links.one_click_url), data={"List-Unsubscribe": "One-Click"}).status_code == 200
 
@@ -212,7 +201,7 @@ def test_one_click_needs_a_post_and_a_valid_unsubscribe_token(app: App, client: 
     manage = token(app, subscriber.id, MANAGE)
     assert client.post(f"/unsubscribe/one-click?token={manage}", data={"List-Unsubscribe": "One-Click"}).status_code == 400
     assert client.post("/unsubscribe/one-click", data={"List-Unsubscribe": "One-Click"}).status_code == 400
-    assert get_subscriber(app.store, subscriber.id).status is ACTIVE
+    assert app.store.subscribers.get(subscriber.id).status is ACTIVE
 
 
 @pytest.mark.parametrize("query", ["", "?token=", "?token=garbage", "?token=eyJhIjoxfQ.abc.def"])
@@ -250,7 +239,7 @@ def test_manage_changes_areas_frequency_and_urgent(app: App, client: TestClient,
     )
     assert response.status_code == 200
     assert "Saved. You will get weekly alerts for Canterbury, Chatham and Dover. Urgent alerts wait for your digest." in response.text
-    after = get_subscriber(app.store, subscriber.id)
+    after = app.store.subscribers.get(subscriber.id)
     assert set(after.areas) == {"chatham", "canterbury", "dover"}
     assert after.frequency is Frequency.WEEKLY and not after.urgent
     assert after.status is ACTIVE and after.watermark == subscriber.watermark
@@ -266,7 +255,7 @@ def test_manage_explains_bad_input_and_changes_nothing(app: App, client: TestCli
     assert errors(response.text) == ["At least one area is required."]
     response = client.post("/manage", data={"token": manage, "areas": "kent", "frequency": "hourly"})
     assert errors(response.text)[0].startswith("Unknown frequency &#39;hourly&#39;")
-    assert get_subscriber(app.store, subscriber.id) == subscriber
+    assert app.store.subscribers.get(subscriber.id) == subscriber
 
 
 def test_an_unsubscribe_token_cannot_manage(app: App, client: TestClient, subscriber: Subscriber) -> None:
@@ -274,15 +263,15 @@ def test_an_unsubscribe_token_cannot_manage(app: App, client: TestClient, subscr
         "/manage", data={"token": token(app, subscriber.id, UNSUBSCRIBE), "areas": "dover", "frequency": "weekly"}
     )
     assert response.status_code == 400
-    assert get_subscriber(app.store, subscriber.id).areas == ("medway",)
+    assert app.store.subscribers.get(subscriber.id).areas == ("medway",)
 
 
 def test_manage_cannot_bring_back_an_unsubscribed_address(app: App, client: TestClient, subscriber: Subscriber) -> None:
-    unsubscribe(app.store, subscriber.id, now=NOW)
+    app.store.subscribers.unsubscribe(subscriber.id, now=NOW)
     manage = token(app, subscriber.id, MANAGE)
     assert heading(client.get(f"/manage?token={manage}").text) == "You are not subscribed"
     client.post("/manage", data={"token": manage, "areas": "dover", "frequency": "weekly"})
-    after = get_subscriber(app.store, subscriber.id)
+    after = app.store.subscribers.get(subscriber.id)
     assert after.status is UNSUBSCRIBED and after.areas == ("medway",)
 
 
@@ -315,7 +304,7 @@ def test_subscribing_creates_a_pending_subscriber_and_queues_a_confirmation(app:
     )
     assert response.status_code == 200
     assert heading(response.text) == "Check your email"
-    pending = find_subscriber(app.store, "New@example.org")
+    pending = app.store.subscribers.find("New@example.org")
     assert pending is not None and pending.status is PENDING and pending.watermark is None
     assert set(pending.areas) == {"chatham"} and pending.frequency is Frequency.WEEKLY and pending.urgent
     [message] = queued_messages(app)
@@ -344,7 +333,7 @@ def test_opening_the_confirmation_link_asks_and_changes_nothing(app: App, client
     assert "Confirm my subscription</button>" in response.text
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["referrer-policy"] == "no-referrer"
-    assert find_subscriber(app.store, "scan@example.org").status is PENDING  # type: ignore[union-attr]
+    assert app.store.subscribers.find("scan@example.org").status is PENDING  # type: ignore[union-attr]
 
 
 def test_the_confirm_button_activates_with_the_watermark_at_that_moment(app: App, client: TestClient, clock: ManualClock) -> None:
@@ -354,27 +343,27 @@ def test_the_confirm_button_activates_with_the_watermark_at_that_moment(app: App
     later = NOW + timedelta(days=2)
     clock.set(later)
     assert press_confirm(client, link) == "You are subscribed"
-    active = find_subscriber(app.store, "c@example.org")
+    active = app.store.subscribers.find("c@example.org")
     assert active is not None and active.status is ACTIVE and active.watermark == later
     assert not active.urgent  # the box was left unticked
     clock.set(later + timedelta(hours=1))
     assert press_confirm(client, link) == "You were already subscribed"
     assert heading(client.get(path_of(link)).text) == "You were already subscribed"
-    assert get_subscriber(app.store, active.id).watermark == later
+    assert app.store.subscribers.get(active.id).watermark == later
 
 
 def test_the_confirm_button_refuses_a_form_from_another_site(app: App, client: TestClient) -> None:
     client.post("/subscribe", data={"email": "x@example.org", "areas": "kent", "frequency": "daily"})
-    pending = find_subscriber(app.store, "x@example.org")
+    pending = app.store.subscribers.find("x@example.org")
     assert pending is not None
     data = {"token": token(app, pending.id, CONFIRM)}
     response = client.post("/confirm", data=data, headers={"Origin": "https://evil.example"})
     assert response.status_code == 403
-    assert get_subscriber(app.store, pending.id).status is PENDING
+    assert app.store.subscribers.get(pending.id).status is PENDING
     for purpose in (MANAGE, UNSUBSCRIBE):  # only a confirm token confirms
         assert client.post("/confirm", data={"token": token(app, pending.id, purpose)}).status_code == 400
     assert client.post("/confirm", data={}).status_code == 400
-    assert get_subscriber(app.store, pending.id).status is PENDING
+    assert app.store.subscribers.get(pending.id).status is PENDING
 
 
 def test_an_expired_confirmation_link_says_to_subscribe_again(app: App, client: TestClient, clock: ManualClock) -> None:
@@ -387,48 +376,48 @@ def test_an_expired_confirmation_link_says_to_subscribe_again(app: App, client: 
     assert response.status_code == 400 and pressed.status_code == 400
     assert heading(response.text) == heading(pressed.text) == "This link has expired"
     assert 'href="/subscribe"' in response.text
-    assert find_subscriber(app.store, "slow@example.org").status is PENDING  # type: ignore[union-attr]
+    assert app.store.subscribers.find("slow@example.org").status is PENDING  # type: ignore[union-attr]
 
 
 def test_a_confirmation_link_cannot_undo_an_unsubscribe(app: App, client: TestClient, clock: ManualClock) -> None:
     clock.set(NOW)
     client.post("/subscribe", data={"email": "u@example.org", "areas": "kent", "frequency": "daily"})
     link = confirm_link(queued_messages(app)[0])
-    pending = find_subscriber(app.store, "u@example.org")
+    pending = app.store.subscribers.find("u@example.org")
     assert pending is not None
-    unsubscribe(app.store, pending.id, now=NOW + timedelta(minutes=1))  # after the link was made
+    app.store.subscribers.unsubscribe(pending.id, now=NOW + timedelta(minutes=1))  # after the link was made
     response = client.get(path_of(link))
     assert response.status_code == 400
     pressed = client.post("/confirm", data={"token": parse_qs(urlsplit(link).query)["token"][0]})
     assert pressed.status_code == 400 and heading(pressed.text) == "This confirmation link no longer works"
-    assert get_subscriber(app.store, pending.id).status is UNSUBSCRIBED
+    assert app.store.subscribers.get(pending.id).status is UNSUBSCRIBED
 
 
 def test_the_form_answers_alike_whoever_the_address_belongs_to(
     app: App, client: TestClient, subscriber: Subscriber
 ) -> None:
-    bounced = add_subscriber(app.store, make_subscription(app.gazetteer, "b@example.org", ["kent"]), now=NOW)
-    suppress(app.store, bounced.id, now=NOW)
+    bounced = app.store.subscribers.add(make_subscription(app.gazetteer, "b@example.org", ["kent"]), now=NOW)
+    app.store.subscribers.suppress(bounced.id, now=NOW)
     for address in ("Jo.Bloggs@example.org", "b@example.org"):
         response = client.post("/subscribe", data={"email": address, "areas": "dover", "frequency": "weekly"})
         assert response.status_code == 200 and heading(response.text) == "Check your email"
     # Active: told by email that it is subscribed, with a manage link; suppressed: never mailed.
     assert queued_messages(app, "confirm") == []
     assert [m["To"] for m in queued_messages(app, "already")] == ["Jo.Bloggs@example.org"]
-    assert get_subscriber(app.store, subscriber.id).areas == ("medway",)
-    assert get_subscriber(app.store, bounced.id).status is SUPPRESSED
+    assert app.store.subscribers.get(subscriber.id).areas == ("medway",)
+    assert app.store.subscribers.get(bounced.id).status is SUPPRESSED
 
 
 def test_someone_who_left_can_come_back_by_confirming(app: App, client: TestClient, subscriber: Subscriber, clock: ManualClock) -> None:
-    unsubscribe(app.store, subscriber.id, now=NOW)
+    app.store.subscribers.unsubscribe(subscriber.id, now=NOW)
     clock.set(NOW + timedelta(seconds=5))
     client.post("/subscribe", data={"email": "Jo.Bloggs@example.org", "areas": "dover", "frequency": "weekly"})
     # Not pending, nor changed: unsubscribed until the owner confirms.
-    assert get_subscriber(app.store, subscriber.id).status is UNSUBSCRIBED
-    assert get_subscriber(app.store, subscriber.id).areas == ("medway",)
+    assert app.store.subscribers.get(subscriber.id).status is UNSUBSCRIBED
+    assert app.store.subscribers.get(subscriber.id).areas == ("medway",)
     link = confirm_link(queued_messages(app)[0])
     assert press_confirm(client, link) == "You are subscribed"
-    back = get_subscriber(app.store, subscriber.id)
+    back = app.store.subscribers.get(subscriber.id)
     assert back.status is ACTIVE and back.areas == ("dover",) and back.frequency is Frequency.WEEKLY
 
 
@@ -485,7 +474,7 @@ def test_a_web_sign_up_is_delivered_and_its_link_confirms(app: App, client: Test
     link = confirm_link(delivered)
     assert heading(client.get(path_of(link)).text) == "Confirm your subscription"
     assert press_confirm(client, link) == "You are subscribed"
-    assert find_subscriber(app.store, "e2e@example.org").status is ACTIVE  # type: ignore[union-attr]
+    assert app.store.subscribers.find("e2e@example.org").status is ACTIVE  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -502,7 +491,7 @@ def test_a_web_sign_up_is_delivered_and_its_link_confirms(app: App, client: Test
 def test_areas_can_be_typed_as_people_write_them(app: App, client: TestClient, typed: str, areas: set[str]) -> None:
     response = client.post("/subscribe", data={"email": "t@example.org", "areas": typed, "frequency": "daily"})
     assert response.status_code == 200, errors(response.text)
-    assert set(find_subscriber(app.store, "t@example.org").areas) == areas  # type: ignore[union-attr]
+    assert set(app.store.subscribers.find("t@example.org").areas) == areas  # type: ignore[union-attr]
 
 
 def test_an_unknown_area_is_named_with_what_to_type_instead(client: TestClient) -> None:
@@ -546,7 +535,7 @@ def test_manage_names_every_bad_field_at_once(app: App, client: TestClient, subs
     assert response.status_code == 400
     found = errors(response.text)
     assert len(found) == 2 and any("Medwy" in e for e in found) and any("hourly" in e for e in found)
-    assert get_subscriber(app.store, subscriber.id) == subscriber
+    assert app.store.subscribers.get(subscriber.id) == subscriber
 
 
 def test_areas_are_chosen_by_ticking_districts_and_towns_and_typing_more(app: App, client: TestClient) -> None:
@@ -562,7 +551,7 @@ def test_areas_are_chosen_by_ticking_districts_and_towns_and_typing_more(app: Ap
         data={"email": "tick@example.org", "area": ["chatham", "dover"], "areas": "TN23", "frequency": "weekly"},
     )
     assert response.status_code == 200, errors(response.text)
-    subscriber = find_subscriber(app.store, "tick@example.org")
+    subscriber = app.store.subscribers.find("tick@example.org")
     assert subscriber is not None and set(subscriber.areas) == {"chatham", "dover", "ashford"}
     # Nothing ticked and nothing typed: one clear error, the choices kept.
     response = client.post("/subscribe", data={"email": "none@example.org", "frequency": "daily"})
@@ -576,7 +565,7 @@ def test_manage_ticks_the_current_areas_and_saves_the_new_boxes(app: App, client
     manage = token(app, subscriber.id, MANAGE)
     response = client.post("/manage", data={"token": manage, "area": ["gillingham", "deal"], "frequency": "daily", "urgent": "yes"})
     assert response.status_code == 200, errors(response.text)
-    assert set(get_subscriber(app.store, subscriber.id).areas) == {"gillingham", "deal"}
+    assert set(app.store.subscribers.get(subscriber.id).areas) == {"gillingham", "deal"}
     assert sorted(ticked_areas(client.get(f"/manage?token={manage}").text)) == ["deal", "gillingham"]
 
 
@@ -592,14 +581,13 @@ def test_what_is_confirmed_is_what_the_email_said_whoever_posts_the_form_since(a
     page = client.get(path_of(link)).text
     assert "weekly alerts for Medway" in page and "Dover" not in page
     assert press_confirm(client, link) == "You are subscribed"
-    subscriber = find_subscriber(app.store, "owner@example.org")
+    subscriber = app.store.subscribers.find("owner@example.org")
     assert subscriber is not None and subscriber.status is ACTIVE
     assert subscriber.areas == ("medway",) and subscriber.frequency is Frequency.WEEKLY and not subscriber.urgent
 
 
 def test_a_confirmation_link_whose_preferences_were_changed_is_refused(app: App, client: TestClient) -> None:
-    pending = add_subscriber(
-        app.store, make_subscription(app.gazetteer, "p@example.org", ["medway"]), now=NOW, status=PENDING
+    pending = app.store.subscribers.add(make_subscription(app.gazetteer, "p@example.org", ["medway"]), now=NOW, status=PENDING
     )
     signer = LinkSigner(app.config)
     good = signer.confirm_token(Confirmation(pending.id, ("medway",), Frequency.DAILY, True), NOW)
@@ -609,7 +597,7 @@ def test_a_confirmation_link_whose_preferences_were_changed_is_refused(app: App,
     assert response.status_code == 400 and heading(response.text) == "This link is not valid"
     # A link mailed before preferences travelled in links confirms the stored ones.
     assert press_confirm(client, f"/confirm?token={token(app, pending.id, CONFIRM)}") == "You are subscribed"
-    assert get_subscriber(app.store, pending.id).areas == ("medway",)
+    assert app.store.subscribers.get(pending.id).areas == ("medway",)
 
 
 @pytest.mark.parametrize("address", ["josé@example.org", "用户@例子.广告", "Zoë.Bloggs@example.org"])
@@ -623,7 +611,7 @@ def test_the_form_refuses_an_address_with_non_ascii_before_the_at_in_one_sentenc
     assert "has characters outside ASCII before the @" in message
     assert "alerts can only be sent to addresses written in ASCII" in message
     assert queued_messages(app) == []
-    assert find_subscriber(app.store, "anyone@example.org") is None
+    assert app.store.subscribers.find("anyone@example.org") is None
     assert outbox_rows(app.store.engine) == []
 
 
@@ -631,7 +619,7 @@ def test_the_form_takes_an_internationalised_domain_in_its_ascii_form(app: App, 
     response = client.post("/subscribe", data={"email": "ann@Bücher.example", "areas": "Medway", "frequency": "daily"})
 
     assert response.status_code == 200, response.text
-    stored = find_subscriber(app.store, "ann@xn--bcher-kva.example")
+    stored = app.store.subscribers.find("ann@xn--bcher-kva.example")
     assert stored is not None and stored.email == "ann@xn--bcher-kva.example"
     [message] = queued_messages(app)
     assert message["To"] == "ann@xn--bcher-kva.example"
@@ -653,8 +641,8 @@ def test_the_check_your_email_page_says_how_soon_and_what_to_do_when_this_proces
 def test_the_check_your_email_page_says_mail_waits_when_alerts_serve_is_not_running(app: App, client: TestClient) -> None:
     text = sign_up(client)
     assert "Our email service is paused at the moment" in text and "within a minute" not in text
-    beat(app.store, app.now(), {"pid": 1})  # alerts serve is alive: it sends
+    app.store.runs.beat(app.now(), {"pid": 1})  # alerts serve is alive: it sends
     text = sign_up(TestClient(create_app(app), base_url="https://alerts.example.org"))
     assert "It usually arrives within a minute." in text
-    beat(app.store, app.now() - timedelta(minutes=5), {"pid": 1})  # and then it stopped
+    app.store.runs.beat(app.now() - timedelta(minutes=5), {"pid": 1})  # and then it stopped
     assert "paused" in sign_up(client)

@@ -10,7 +10,6 @@ import click
 
 from alerts.app import App
 from alerts.cli import cli, json_option, parse_when, print_json, with_app, with_existing_app
-from alerts.store import retag_advisory
 from alerts.tagging import explain
 from alerts.types import Advisory, Hold
 
@@ -33,7 +32,7 @@ def list_advisories(
     """List advisories, newest first."""
     areas = app.gazetteer.matching_areas([app.gazetteer.resolve(area)]) if area else None
     published_since = parse_when(since, app, "--since")  # a usage error before the database
-    items = app.store.advisories(
+    items = app.store.advisories.find(
         areas=areas, since=published_since, limit=None if held else limit, include_outside=area is None or held
     )
     if held:
@@ -42,7 +41,7 @@ def list_advisories(
         print_json([advisory_json(app, item) for item in items])
         return
     if not items:
-        click.echo("No advisories." + ("" if app.store.count_advisories() else " Run 'alerts ingest' first."))
+        click.echo("No advisories." + ("" if app.store.advisories.count() else " Run 'alerts ingest' first."))
         return
     for item in items:
         flags = "".join(
@@ -68,8 +67,8 @@ def list_advisories(
 @with_existing_app
 def show_advisory(app: App, ref: str, as_json: bool) -> None:
     """Show one advisory by id or URL."""
-    item = app.store.advisory(ref)
-    duplicates = app.store.duplicates_of(item.id)
+    item = app.store.advisories.get(ref)
+    duplicates = app.store.advisories.duplicates_of(item.id)
     if as_json:
         others = [
             {**note, "first_seen_at": app.local(note["first_seen_at"]).isoformat(),
@@ -134,11 +133,11 @@ def retag(app: App, ref: str, areas: tuple[str, ...], outside: bool, auto: bool)
     """
     if sum((bool(areas), outside, auto)) != 1:
         raise click.UsageError("give --area (once or more), --outside or --auto")
-    item = app.store.advisory(ref)
+    item = app.store.advisories.get(ref)
     slugs = None if auto else [app.gazetteer.resolve(area) for area in areas]
     was = names(app, item.areas) or "nobody"
-    retag_advisory(app.store, item.id, slugs, app.now())
-    now = app.store.advisory(item.id)
+    app.store.advisories.retag(item.id, slugs, app.now())
+    now = app.store.advisories.get(item.id)
     reach = names(app, now.areas) or "nobody (outside coverage)"
     how = "as the area rule decided" if auto else "until 'alerts advisories retag " + str(item.id) + " --auto'"
     click.echo(f"Advisory {item.id} now reaches {reach} (was {was}), {how}.")
@@ -202,7 +201,9 @@ def advisory_json(app: App, item: Advisory) -> dict[str, Any]:
 
 def held_back(item: Advisory) -> bool:
     """Kept from inboxes by a hold an operator may act on (a baseline is by design)."""
-    return (item.hold is not None and item.hold is not Hold.BASELINE) or item.update_held_since is not None
+    return (
+        item.hold is not None and item.hold is not Hold.BASELINE
+    ) or item.update_held_since is not None
 
 
 def hold_lines(app: App, item: Advisory) -> list[str]:

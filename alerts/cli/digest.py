@@ -54,7 +54,7 @@ def preview(
         if as_json:
             print_json({"subject": None, "advisories": 0, "note": message})
         else:
-            click.echo(message + ("" if app.store.count_advisories() else " Run 'alerts ingest' first."))
+            click.echo(message + ("" if app.store.advisories.count() else " Run 'alerts ingest' first."))
         return
     if out is not None:
         _write(out, result.html.encode("utf-8"))

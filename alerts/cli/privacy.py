@@ -8,7 +8,6 @@ import click
 from alerts.app import App
 from alerts.cli import cli, json_option, print_json, with_app
 from alerts.cli.subscribers import subscribers
-from alerts.store.retention import erase, export_data, purge
 from alerts.subscribers import InvalidSubscriber, normalise_email
 
 
@@ -23,7 +22,7 @@ def purge_command(app: App, as_json: bool) -> None:
     hash after unsubscribed_days, so they are still never added again. 'alerts serve'
     runs this daily.
     """
-    report = purge(app.config, app.store, app.now())
+    report = app.store.retention.purge(app.config, app.now())
     if as_json:
         print_json(report.as_dict())
         return
@@ -49,7 +48,7 @@ def erase_command(app: App, email: str, yes: bool) -> None:
     check_address(email)
     if not yes:
         click.confirm(f"Erase everything held about {email}? This cannot be undone", abort=True)
-    removed = erase(app.config, app.store, email, app.now())
+    removed = app.store.retention.erase(app.config, email, app.now())
     what = f"{removed} subscription{'s' if removed != 1 else ''}" if removed else "no subscription"
     click.echo(f"Erased {email}: {what} and all that named it; only a keyed hash is kept.")
 
@@ -62,7 +61,7 @@ def export_data_command(app: App, email: str) -> None:
     its subscriptions, the messages queued or sent to it, the advisories it was sent,
     and whether it is kept only as a keyed hash."""
     check_address(email)
-    print_json(export_data(app.config, app.store, email))
+    print_json(app.store.retention.export_data(app.config, email))
 
 
 def check_address(email: str) -> None:

@@ -25,8 +25,7 @@ from alerts.cli import (
 from alerts.cli.checks import check_startup
 from alerts.delivery import send_pending
 from alerts.errors import AlertsError
-from alerts.store.monitoring import operations
-from alerts.store.runs import STATUSES, add_run, outbox_status
+from alerts.store.runs import STATUSES
 from alerts.text import one_line
 from alerts.types import Hold
 
@@ -55,18 +54,18 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
         with stop_on_signals(stop):
             report = send_pending(app.config, app.store, app.clock, workers=workers, stop=stop, progress=None if as_json else send_progress())
     except AlertsError as exc:
-        # 'alerts send' from cron every minute: add_run keeps a month of rows, not every one ever.
-        add_run(app.store, "send", started, app.now(), ok=False, summary={"error": str(exc)})
+        # 'alerts send' from cron every minute: store.runs.add keeps a month of rows, not every one ever.
+        app.store.runs.add("send", started, app.now(), ok=False, summary={"error": str(exc)})
         raise
     summary = report.as_dict()
     ok = not (report.failed or report.errors)
-    add_run(app.store, "send", started, app.now(), ok=ok, summary=summary)
+    app.store.runs.add("send", started, app.now(), ok=ok, summary=summary)
     if as_json:
         print_json(summary)
     else:
         click.echo(summary_line(summary) + (" Stopped early; the rest stays queued." if report.stopped else ""))
         if not (report.sent or report.deferred or report.bounced or report.failed):
-            waiting = outbox_status(app.store)
+            waiting = app.store.runs.outbox_status()
             if waiting["next_attempt_at"] is not None:
                 count = waiting["outbox"]["pending"] + waiting["outbox"]["sending"]
                 click.echo(f"Nothing due: {count} waiting to be retried, the next at {_local(app, waiting['next_attempt_at'])}.")
@@ -84,7 +83,11 @@ def status(app: App, as_json: bool) -> None:
     waiting, delivery totals, arrival-to-relay latency percentiles (p50, p90, p99, exact,
     over the sent messages still kept: see retention.sent_days), each source's health,
     and the last run."""
-    info = outbox_status(app.store) | operations(app.store, app.now()) | {"holds": holds_status(app)}
+    info = (
+        app.store.runs.outbox_status()
+        | app.store.metrics.operations(app.now())
+        | {"holds": holds_status(app)}
+    )
     if as_json:
         print_json(info)
         return
@@ -200,19 +203,24 @@ def _source_line(app: App, source: dict[str, Any]) -> str:
     return f"{name}: FAILING, {source['failures']} poll(s) in a row ({since}): {source['last_error']}"
 
 
+
 def holds_status(app: App) -> dict[str, Any]:
     """Every hold: the sources surging and the batches held (surges, dropped ones are
     not), and the updates waiting for their interval."""
     labels = [source.label for source in app.config.sources]
     lives = app.store.holds.lifecycles(labels)
     return {
-        "sources": {label: (lives[label].state.value if label in lives else "healthy") for label in labels},
+        "sources": {
+            label: (lives[label].state.value if label in lives else "healthy") for label in labels
+        },
         "batches": [
             {"source": b.source, "hold": b.hold.value, "advisories": b.count, "since": b.since}
             for b in app.store.holds.batches()
             if b.hold is not Hold.DROPPED
         ],
-        "updates": [{"id": u.id, "title": u.title, "since": u.since} for u in app.store.holds.held_updates()],
+        "updates": [
+            {"id": u.id, "title": u.title, "since": u.since} for u in app.store.holds.held_updates()
+        ],
     }
 
 

@@ -11,15 +11,7 @@ import click
 from alerts.app import App
 from alerts.cli import EXIT_FAILURES, EXIT_USAGE, cli, json_option, print_json, with_app
 from alerts.errors import AlertsError
-from alerts.store.retention import hashed_opt_out, opt_out_checker
-from alerts.store.subscribers import (
-    PENDING,
-    find_subscriber,
-    iter_subscribers,
-    save_subscriber,
-    similar_addresses,
-    unsubscribe,
-)
+from alerts.store.subscribers import PENDING
 from alerts.subscribers import InvalidSubscriber, OptedOut, make_subscription
 from alerts.subscribers.lists import SubscriberListError, export_list, import_list
 from alerts.subscribers.mail import send_confirmation
@@ -79,12 +71,11 @@ def add(
     except InvalidSubscriber as exc:
         fail(exc)
     now = app.now()
-    if find_subscriber(app.store, subscription.email) is None and hashed_opt_out(app.config, app.store, subscription.email):
+    if app.store.subscribers.find(subscription.email) is None and app.store.retention.hashed_opt_out(app.config, subscription.email):
         fail(OptedOut(f"{subscription.email} opted out or was erased; it is not added again",
                       hint="only its owner can subscribe again, on the subscribe page"), EXIT_FAILURES)
     try:
-        subscriber, outcome = save_subscriber(
-            app.store, subscription, now=now, status=PENDING if pending else SubscriberStatus.ACTIVE, origin="cli"
+        subscriber, outcome = app.store.subscribers.save(subscription, now=now, status=PENDING if pending else SubscriberStatus.ACTIVE, origin="cli"
         )
     except OptedOut as exc:
         fail(exc, EXIT_FAILURES)
@@ -103,12 +94,12 @@ def add(
 def remove(app: App, email: str) -> None:
     """Unsubscribe an address. The record is kept (as unsubscribed) so that no import
     or command can add the address again."""
-    subscriber = find_subscriber(app.store, email)
+    subscriber = app.store.subscribers.find(email)
     if subscriber is None:
-        similar = similar_addresses(app.store, email)
+        similar = app.store.subscribers.similar_addresses(email)
         hint = f"did you mean {' or '.join(similar)}?" if similar else "run 'alerts subscribers list' to see them"
         fail(AlertsError(f"no subscriber {email!r}", hint=hint))
-    if unsubscribe(app.store, subscriber.id, now=app.now()):
+    if app.store.subscribers.unsubscribe(subscriber.id, now=app.now()):
         click.echo(f"Unsubscribed {subscriber.email}.")
     else:
         click.echo(f"{subscriber.email} was already {subscriber.status.value}; nothing to do.")
@@ -124,8 +115,7 @@ def list_subscribers(app: App, area: str | None, status: str | None, frequency: 
     """List subscribers with their areas, frequency and status."""
     # "Gets alerts for this area" is the matching rule, so a Kent subscriber is listed for Medway.
     areas = app.gazetteer.matching_areas([app.gazetteer.resolve(area)]) if area else None
-    found = iter_subscribers(
-        app.store,
+    found = app.store.subscribers.iterate(
         status=SubscriberStatus(status) if status else None,
         frequency=Frequency(frequency) if frequency else None,
         areas=areas,
@@ -171,7 +161,7 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
     try:
         report = import_list(
             app.store, app.gazetteer, file, now=now, pending=pending, update=update, on_pending=confirm,
-            hashed=opt_out_checker(app.config, app.store),
+            hashed=app.store.retention.opt_out_checker(app.config),
         )
     except SubscriberListError as exc:
         fail(exc)

@@ -26,22 +26,19 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 
-from sqlalchemy import Engine
-
 from alerts.clock import Clock
 from alerts.config import Config
 from alerts.delivery.base import MessageBuilder, RelayError, Sender
 from alerts.delivery.dkim import DkimSigner
 from alerts.delivery.drain import OutboxDrainer
 from alerts.delivery.maildir import MaildirSender
+from alerts.delivery.queue import RetryPolicy, SendQueue
 from alerts.delivery.smtp import SmtpSender
 from alerts.delivery.workers import Dispatcher, Progress
 from alerts.errors import ConfigError
 from alerts.message import MessageFactory
 from alerts.store import Store
-from alerts.store.outbox import Outbox, OutboxStatus, RetryPolicy
-from alerts.store.runs import add_run
-from alerts.store.subscribers import record_bounce
+from alerts.store.outbox import OutboxStatus
 from alerts.store.wakeup import channel_for
 from alerts.types import SendReport
 
@@ -51,10 +48,11 @@ sender_log = logging.getLogger("alerts.sender")
 __all__ = [
     "Dispatcher",
     "MessageBuilder",
-    "Outbox",
     "OutboxDrainer",
     "OutboxStatus",
     "RelayError",
+    "RetryPolicy",
+    "SendQueue",
     "SendReport",
     "make_sender",
     "outbox_drainer",
@@ -97,10 +95,10 @@ def send_pending(
         workers = smtp.connections if config.delivery.backend == "smtp" and smtp else 1
 
     def bounced(subscriber_id: int) -> bool:
-        return record_bounce(store, subscriber_id, config.delivery.max_bounces, now=at())
+        return store.subscribers.record_bounce(subscriber_id, config.delivery.max_bounces, now=at())
 
     dispatcher = Dispatcher(
-        outbox=make_outbox(config, store.engine, transactional_only=transactional_only),
+        outbox=make_outbox(config, store, transactional_only=transactional_only),
         builder=builder,
         sender=sender,
         envelope_from=envelope_from(config),
@@ -128,7 +126,7 @@ def outbox_drainer(
 
     def record(result: SendReport, started: datetime) -> None:
         ok = not (result.failed or result.errors)
-        add_run(store, name, started, clock.now(), ok=ok, summary=result.as_dict())
+        store.runs.add(name, started, clock.now(), ok=ok, summary=result.as_dict())
         line = (
             f"{name}: {result.sent} sent, {result.deferred} deferred, {result.bounced} bounced, "
             f"{result.failed} failed"
@@ -143,7 +141,7 @@ def outbox_drainer(
     return OutboxDrainer(
         send=send,
         channel=channel_for(store.engine.url.render_as_string(hide_password=False)),
-        next_due=make_outbox(config, store.engine, transactional_only=transactional_only).next_due,
+        next_due=make_outbox(config, store, transactional_only=transactional_only).next_due,
         clock=clock.now,
         stop=stop,
         report=record,
@@ -159,11 +157,12 @@ def make_sender(config: Config, clock: Clock) -> Sender:
     return MaildirSender(delivery.maildir)
 
 
-def make_outbox(config: Config, engine: Engine, *, transactional_only: bool = False) -> Outbox:
+def make_outbox(config: Config, store: Store, *, transactional_only: bool = False) -> SendQueue:
+    """``store.outbox`` with the configured retry policy and lease."""
     delivery = config.delivery
     retry = RetryPolicy(delivery.retry_base, delivery.retry_max, delivery.max_attempts)
-    return Outbox(
-        engine,
+    return SendQueue(
+        store.outbox,
         retry,
         lease=timedelta(seconds=delivery.lease_seconds),
         transactional_only=transactional_only,

@@ -38,11 +38,11 @@ from alerts.delivery.base import (
 )
 from alerts.delivery.dkim import DkimSigner
 from alerts.delivery.policy import RcptRefusal, condemns_the_relay, same_words_across_domains
+from alerts.delivery.queue import SendQueue
 from alerts.errors import AlertsError
 from alerts.store import StoreError
 from alerts.store.outbox import (
     Claimed,
-    Outbox,
     Outcomes,
     Recorded,
     SentMarks,
@@ -71,7 +71,7 @@ PAST_RCPT = frozenset({Stage.DATA, Stage.BODY})
 class Dispatcher:
     """Everything a run needs, configured once; :meth:`run` drains the outbox."""
 
-    outbox: Outbox
+    outbox: SendQueue
     builder: MessageBuilder
     sender: Sender
     envelope_from: str

@@ -11,7 +11,7 @@ from alerts.config import Config
 from alerts.digest.plan import Planner, areas_key
 from alerts.digest.render import DigestRenderer
 from alerts.message import PreparedDigest, new_message_id
-from alerts.store.advisories import Store, load_advisories, load_candidates
+from alerts.store.store import Store
 from alerts.tokens import PersonalLinks
 from alerts.types import (
     DigestKind,
@@ -75,7 +75,7 @@ def preview_digest(
     )
     max_age = timedelta(days=config.digests.max_age_days)
     local = now.astimezone(config.tz)
-    candidates = load_candidates(store, after=since, until=now, max_age=max_age)
+    candidates = store.advisories.candidates(after=since, until=now, max_age=max_age)
     planner = Planner(gazetteer, candidates, day=local.date())
     entries = planner.entries(subscriber, {})
     latest = not entries
@@ -84,7 +84,7 @@ def preview_digest(
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
         planner = Planner(
             gazetteer,
-            load_candidates(store, after=epoch, until=now, max_age=timedelta(days=36500)),
+            store.advisories.candidates(after=epoch, until=now, max_age=timedelta(days=36500)),
             day=local.date(),
         )
         entries = planner.entries(replace(subscriber, watermark=epoch), {})
@@ -93,7 +93,7 @@ def preview_digest(
     if not variants:
         return Preview(None, "", "", b"", latest, 0)
     variant = variants[0]
-    advisories = load_advisories(store, variant.advisory_ids)
+    advisories = store.advisories.load(variant.advisory_ids)
     rendered = renderer.render(variant, advisories)
     base = config.site.base_url
     links = PersonalLinks(

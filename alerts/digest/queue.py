@@ -26,16 +26,8 @@ from alerts.digest.guard import HELD, WINDOW, Limits, Recent, split_entries
 from alerts.digest.plan import Entry, Planner, Variant
 from alerts.digest.render import DigestRenderer
 from alerts.message import new_message_id
-from alerts.store.advisories import Store, load_advisories, load_candidates
-from alerts.store.digests import (
-    QueuedMessage,
-    SentRevision,
-    move_all_watermarks,
-    queue_batch,
-    sent_revisions,
-)
-from alerts.store.flood import recent_alerts
-from alerts.store.subscribers import iter_subscribers, oldest_watermark
+from alerts.store.digests import QueuedMessage, SentRevision
+from alerts.store.store import Store
 from alerts.types import Advisory, DigestKind, Frequency, MailPriority, Subscriber
 
 log = logging.getLogger(__name__)
@@ -143,11 +135,10 @@ def queue_digests(
         store, renderer, report, domain=config.email.domain, now=now, limits=limits, dry_run=dry_run, on_message=on_message
     )
     for sweep in passes:
-        oldest = oldest_watermark(store, sweep.frequencies)
+        oldest = store.subscribers.oldest_watermark(sweep.frequencies)
         if oldest is None:
             continue
-        candidates = load_candidates(
-            store,
+        candidates = store.advisories.candidates(
             after=oldest,
             until=now,
             max_age=timedelta(days=config.digests.max_age_days),
@@ -156,12 +147,12 @@ def queue_digests(
         if not candidates:
             if sweep.move_watermark and not dry_run:
                 # Nothing new for anyone: move every watermark in one statement.
-                move_all_watermarks(store, sweep.frequencies, now)
+                store.digests.move_all_watermarks(sweep.frequencies, now)
             continue
         planner = Planner(gazetteer, candidates, day=None if sweep.kind.single else day)
         for wanted in sweep.frequencies:
             # The urgent sweep reads only those who want urgent alerts at once.
-            chosen = iter_subscribers(store, frequency=wanted, urgent=True if sweep.urgent_only else None, batch=BATCH)
+            chosen = store.subscribers.iterate(frequency=wanted, urgent=True if sweep.urgent_only else None, batch=BATCH)
             for batch in _batches(chosen, BATCH):
                 run.batch(planner, sweep, batch)
     log.info("queued %s", report.as_dict())
@@ -199,20 +190,14 @@ class _Run:
     def batch(self, planner: Planner, sweep: _Pass, batch: list[Subscriber]) -> None:
         if not batch:
             return
-        sent = sent_revisions(self.store, [s.id for s in batch], [c.id for c in planner.candidates])
-        recent = (
-            recent_alerts(self.store, [s.id for s in batch], self.now - WINDOW)
-            if sweep.kind.single
-            else {}
-        )
+        sent = self.store.digests.sent_revisions([s.id for s in batch], [c.id for c in planner.candidates])
+        recent = self.store.digests.recent_alerts([s.id for s in batch], self.now - WINDOW) if sweep.kind.single else {}
         plans: list[tuple[Subscriber, list[Variant]]] = []
         held: dict[int, list[Entry]] = {}
         for subscriber in batch:
             entries = planner.entries(subscriber, sent, new_only=sweep.urgent_only)
             if sweep.kind.single and entries:
-                variants, held_now = self._guarded(
-                    planner, sweep, subscriber, entries, recent.get(subscriber.id, {})
-                )
+                variants, held_now = self._guarded(planner, sweep, subscriber, entries, recent.get(subscriber.id, {}))
                 if held_now:
                     held[subscriber.id] = held_now
             else:
@@ -236,8 +221,7 @@ class _Run:
             for entry in entries
             if not entry.held
         ]
-        ids = queue_batch(
-            self.store,
+        ids = self.store.digests.queue_batch(
             rendered=rendered.values(),
             known=self.digest_ids,
             messages=messages,
@@ -320,7 +304,7 @@ class _Run:
         wanted = set(ids)
         missing = wanted - self._advisories.keys()
         if missing:
-            self._advisories.update(load_advisories(self.store, missing))
+            self._advisories.update(self.store.advisories.load(missing))
         # Bodies can be large: keep a bounded number, those this batch needs last.
         for advisory_id in wanted:
             self._advisories.move_to_end(advisory_id)

@@ -29,7 +29,7 @@ from alerts.errors import AlertsError
 from alerts.feeds.model import ALL, FORMATS, Entry, Feed, LastChanges, build_feed, feed_url
 from alerts.feeds.render import RENDERERS, STYLESHEET
 from alerts.feeds.state import STATE_FILE, dump_state, load_state, settle
-from alerts.store.advisories import Store, last_changes
+from alerts.store.store import Store
 
 __all__ = ["ALL", "FORMATS", "FeedWriteError", "FeedsReport", "build_feeds", "feed_url", "write_if_changed"]
 
@@ -76,13 +76,13 @@ def build_feeds(
         ) from None
     report = FeedsReport(out=folder)
     limit = config.feeds.max_items
-    changes = LastChanges(*last_changes(store, now))
+    changes = LastChanges(*store.advisories.last_changes(now))
     cache: dict[int, Entry] = {}
     feeds: list[Feed] = [
-        build_feed(config, gazetteer, changes, store.advisories(live_at=now, limit=limit), None, cache)
+        build_feed(config, gazetteer, changes, store.advisories.find(live_at=now, limit=limit), None, cache)
     ]
     for area in gazetteer.feed_areas():
-        items = store.advisories(areas=gazetteer.matching_areas([area.slug]), live_at=now, limit=limit)
+        items = store.advisories.find(areas=gazetteer.matching_areas([area.slug]), live_at=now, limit=limit)
         feeds.append(build_feed(config, gazetteer, changes, items, area, cache))
     # A feed something left (an advisory re-tagged elsewhere) must still move its date on.
     previous = load_state(folder)

@@ -28,7 +28,7 @@ from alerts.ingest.settle import Settling
 from alerts.ingest.surges import apply_lifecycle
 from alerts.ingest.upstream import ingest_feeds
 from alerts.store import Store
-from alerts.store.sources import SourcePoll, record_source_polls
+from alerts.store.sources import SourcePoll
 
 __all__ = [
     "MAX_SETTLE_WAIT",
@@ -117,12 +117,11 @@ def ingest_sources(
     report.warnings += [surge.warning() for surge in report.surges]
     # Changes held back as too soon after an advisory's last update, whose time has come,
     # become new revisions (to be mailed as updated).
-    report.updated += [i for i in store.release_held_updates(now) if i not in report.updated]
+    report.updated += [i for i in store.advisories.release_held_updates(now) if i not in report.updated]
     # Each source's health, for 'alerts status' and /metrics: a folder or feed failed
     # when a source error names it.
     failed = {error.where: error.message for error in report.source_errors}
-    record_source_polls(
-        store,
+    store.sources.record_polls(
         [
             SourcePoll(
                 source.label,

@@ -199,4 +199,4 @@ def store_advisory(item: AdvisoryInput, store: Store, gazetteer: Gazetteer, now:
     """Save one advisory with the areas its decision gave it (none when outside coverage;
     an input made without a decision keeps the most specific of its tags)."""
     areas = item.decision.areas if item.decision else gazetteer.most_specific(item.areas)
-    return store.save_advisory(item, set(areas), now)
+    return store.advisories.save(item, set(areas), now)

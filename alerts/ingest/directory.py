@@ -46,7 +46,7 @@ from alerts.ingest.batch import IngestReport, Progress, save_parsed
 from alerts.ingest.files import MAX_BYTES, parse_advisory_bytes
 from alerts.ingest.settle import Settling, identity, is_advisory_name
 from alerts.store import Store
-from alerts.store.sources import SeenFile, load_seen_files, save_seen_files
+from alerts.store.sources import SeenFile
 from alerts.tagging import RULE_VERSION
 
 #: ``source_files.parser`` of an entry that was refused (the rest is a hash of why).
@@ -90,7 +90,7 @@ def ingest_directories(
     report = IngestReport()
     fingerprint = parser_fingerprint(gazetteer, zone)
     roots, found, refused = _scan_sources(paths, report, symlink_targets or {})
-    seen = load_seen_files(store, roots)
+    seen = store.sources.seen_files(roots)
     remember = _report_refused(refused, seen, report)
     todo = _changed_files(found, seen, fingerprint, report)
     if settle > 0:
@@ -108,7 +108,7 @@ def ingest_directories(
         if advance:
             advance(1)
     vanished = [name for name in seen if name not in found and name not in refused]
-    save_seen_files(store, remember, forget=vanished, now=now)
+    store.sources.save_seen_files(remember, forget=vanished, now=now)
     return report
 
 

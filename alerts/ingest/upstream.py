@@ -26,7 +26,7 @@ from alerts.ingest.batch import IngestReport, save_parsed
 from alerts.ingest.entries import RETRY_HINT, Fetched, parse_feed
 from alerts.ingest.redirects import check_redirect
 from alerts.store import Store
-from alerts.store.sources import UpstreamPoll, load_upstream_poll, save_upstream_poll
+from alerts.store.sources import UpstreamPoll
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def ingest_feeds(
                 # Reported by the caller (the pipeline's log line, the CLI's output): a
                 # warning here too would log every failed poll twice.
                 log.debug("source failed: %s", exc, extra={"ctx_source": source.feed})
-                save_upstream_poll(store, source.feed, now=now, status=None, error=str(exc.message))
+                store.sources.save_upstream_poll(source.feed, now=now, status=None, error=str(exc.message))
                 report.source_errors.append(exc)
     finally:
         if own_client:
@@ -96,7 +96,7 @@ def ingest_feed(
     """One feed: conditional GET, parse, store. Raises :class:`SourceError`."""
     url = source.feed or ""
     force_area = resolve_source_area(source, gazetteer)
-    state = load_upstream_poll(store, url)
+    state = store.sources.upstream_poll(url)
     fetched = fetch_feed(source, state, monotonic=monotonic, client=client)
     warned = state.warned
     if fetched.body is None:  # 304: the validators sent are still the feed's
@@ -116,8 +116,7 @@ def ingest_feed(
         log.info("source %s is answering again", url)
     # Validators are kept only once the entries are stored: a crash before this line
     # means the next poll fetches the whole feed again rather than skipping it.
-    save_upstream_poll(
-        store,
+    store.sources.save_upstream_poll(
         url,
         now=now,
         status=fetched.status,

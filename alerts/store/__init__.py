@@ -1,8 +1,13 @@
 """The store: the one owner of the database, a module per aggregate over the tables in
-:mod:`alerts.schema`. Stages call these functions and classes; none writes SQL of its own.
+:mod:`alerts.store.schema` (and their migrations, in ``migrations/``). Stages are given
+one :class:`Store` (``open_store``) and call its repositories (``store.advisories``,
+``store.subscribers``, ``store.digests``, ``store.outbox``, ``store.runs``,
+``store.sources``, ``store.limits``, ``store.metrics``, ``store.retention``); none
+writes SQL of its own, and no module outside the store imports the tables.
 
-- :mod:`~alerts.store.database`: connecting, migrating (``open_store``), errors.
-- :mod:`~alerts.store.advisories`: :class:`Store` and the advisories it holds.
+- :mod:`~alerts.store.store`: :class:`Store`, the handle, and ``open_store``.
+- :mod:`~alerts.store.database`: connecting, migrating, errors.
+- :mod:`~alerts.store.advisories`: the advisories it holds.
 - :mod:`~alerts.store.identity`: which stored advisory an item from a source is, and
   when its change is an update to mail.
 - :mod:`~alerts.store.subscribers`: subscriber records and their status changes.
@@ -13,16 +18,14 @@
   each source's health.
 - :mod:`~alerts.store.limits`: how often the forms may set off mail, per key.
 - :mod:`~alerts.store.retention`: purge, erasure and export of personal data.
-- :mod:`~alerts.store.monitoring`: what operators watch (outbox depth, latency).
+- :mod:`~alerts.store.monitoring`: what operators watch (outbox depth, latency, totals).
 - :mod:`~alerts.store.wakeup`: waking senders in any process when mail is queued.
 """
 
 from alerts.store.advisories import (
     IngestResult,
     Outcome,
-    Store,
     load_advisory_rows,
-    retag_advisory,
     row_to_advisory,
 )
 from alerts.store.database import (
@@ -32,10 +35,10 @@ from alerts.store.database import (
     create_db_engine,
     engine_url,
     migrate,
-    open_store,
 )
 from alerts.store.identity import material_hash
 from alerts.store.ids import CHUNK, chunks
+from alerts.store.store import Store, open_store
 
 __all__ = [
     "CHUNK",
@@ -52,6 +55,5 @@ __all__ = [
     "material_hash",
     "migrate",
     "open_store",
-    "retag_advisory",
     "row_to_advisory",
 ]

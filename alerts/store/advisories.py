@@ -18,8 +18,6 @@ from sqlalchemy import Engine, RowMapping, case, delete, func, insert, select, u
 from sqlalchemy.engine import Connection
 
 from alerts.errors import NotFound
-from alerts.schema import advisories, advisory_areas, advisory_duplicates
-from alerts.store.holds import Holds
 from alerts.store.identity import (
     DEFAULT_UPDATE_INTERVAL,
     log_revision,
@@ -30,6 +28,7 @@ from alerts.store.identity import (
     stored_elsewhere,
 )
 from alerts.store.ids import chunks
+from alerts.store.schema import advisories, advisory_areas, advisory_duplicates
 from alerts.types import Advisory, AdvisoryInput, AreaDecision, Candidate, Hold, Priority, Status
 
 
@@ -48,21 +47,15 @@ class IngestResult:
     revision: int
 
 
-class Store:
-    """Reads and writes advisories. One per process; cheap to share."""
+class Advisories:
+    """Reads and writes advisories (``store.advisories``)."""
 
     def __init__(self, engine: Engine, *, update_interval: timedelta = DEFAULT_UPDATE_INTERVAL):
         self.engine = engine
         #: At most one "Updated" per advisory in this time (``digests.update_interval_hours``).
         self.update_interval = update_interval
-        self.holds = Holds(engine)
 
-    def close(self) -> None:
-        self.engine.dispose()
-
-    # -- advisories ---------------------------------------------------------------
-
-    def save_advisory(self, item: AdvisoryInput, areas: Iterable[str], now: datetime) -> IngestResult:
+    def save(self, item: AdvisoryInput, areas: Iterable[str], now: datetime) -> IngestResult:
         """Insert a new advisory or update the one its source stored before
         (:mod:`alerts.store.identity`); an advisory another source stored with this key
         or URL is left as it was, the item noted on it as a duplicate.
@@ -88,10 +81,13 @@ class Store:
         """Make a new revision of every advisory whose held change may now be mailed
         (its last update was :attr:`update_interval` ago, or it is urgent). Returns their ids."""
         due = advisories.c.held_since.is_not(None) & (
-            (advisories.c.changed_at <= now - self.update_interval) | (advisories.c.priority == Priority.URGENT.value)
+            (advisories.c.changed_at <= now - self.update_interval)
+            | (advisories.c.priority == Priority.URGENT.value)
         )
         with self.engine.begin() as conn:
-            rows = conn.execute(select(advisories.c.id, advisories.c.content_hash).where(due).with_for_update()).all()
+            rows = conn.execute(
+                select(advisories.c.id, advisories.c.content_hash).where(due).with_for_update()
+            ).all()
             for advisory_id, content_hash in rows:
                 conn.execute(
                     update(advisories)
@@ -117,7 +113,7 @@ class Store:
             ).mappings()
             return [dict(row) for row in rows]
 
-    def advisory(self, ref: int | str) -> Advisory:
+    def get(self, ref: int | str) -> Advisory:
         """One advisory by numeric id, by key (its URL or GUID) or by its URL."""
         if isinstance(ref, int) or str(ref).isdigit():
             # Beyond a 32-bit id, PostgreSQL would refuse the query rather than find nothing.
@@ -133,10 +129,12 @@ class Store:
             )
         found = self._load(query)
         if not found:
-            raise NotFound(f"no advisory {ref!r}", hint="run 'alerts advisories list' to see the ids")
+            raise NotFound(
+                f"no advisory {ref!r}", hint="run 'alerts advisories list' to see the ids"
+            )
         return found[0]
 
-    def advisories(
+    def find(
         self,
         *,
         areas: Iterable[str] | None = None,
@@ -164,7 +162,9 @@ class Store:
         if areas is not None:
             query = query.where(
                 advisories.c.id.in_(
-                    select(advisory_areas.c.advisory_id).where(advisory_areas.c.area.in_(sorted(set(areas))))
+                    select(advisory_areas.c.advisory_id).where(
+                        advisory_areas.c.area.in_(sorted(set(areas)))
+                    )
                 )
             )
         if since is not None:
@@ -182,7 +182,7 @@ class Store:
             query = query.offset(offset)
         return self._load(query)
 
-    def count_advisories(self) -> int:
+    def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(advisories)).scalar_one())
 
@@ -190,91 +190,139 @@ class Store:
         with self.engine.connect() as conn:
             return load_advisory_rows(conn, conn.execute(query).mappings().all())
 
-
-def load_candidates(
-    store: Store,
-    *,
-    after: datetime,
-    until: datetime,
-    max_age: timedelta,
-    urgent_only: bool = False,
-) -> list[Candidate]:
-    """Live advisories that changed in (``after``, ``until``], newest published first,
-    leaving out those published more than ``max_age`` before they were first ingested."""
-    query = select(
-        advisories.c.id,
-        advisories.c.revision,
-        advisories.c.changed_at,
-        advisories.c.published_at,
-        advisories.c.first_seen_at,
-        advisories.c.priority,
-    ).where(
-        advisories.c.changed_at > after,
-        advisories.c.changed_at <= until,
-        advisories.c.status == Status.ACTIVE.value,
-        advisories.c.expires_at.is_(None) | (advisories.c.expires_at > until),
-        advisories.c.outside_coverage.is_(False),
-        advisories.c.hold.is_(None),
-    )
-    if urgent_only:
-        query = query.where(advisories.c.priority == Priority.URGENT.value)
-    with store.engine.connect() as conn:
-        rows = [
-            row
-            for row in conn.execute(query)
-            # A backlog (published long before we first saw it) is for feeds and the archive.
-            if row.published_at >= row.first_seen_at - max_age
-        ]
-        areas: dict[int, set[str]] = {row.id: set() for row in rows}
-        for chunk in chunks(list(areas)):
-            for advisory_id, area in conn.execute(
-                select(advisory_areas.c.advisory_id, advisory_areas.c.area).where(
-                    advisory_areas.c.advisory_id.in_(chunk)
-                )
-            ):
-                areas[advisory_id].add(area)
-    candidates = [
-        Candidate(
-            id=row.id,
-            revision=row.revision,
-            changed_at=row.changed_at,
-            published_at=row.published_at,
-            areas=frozenset(areas[row.id]),
-            urgent=row.priority == Priority.URGENT.value,
+    def candidates(
+        self,
+        *,
+        after: datetime,
+        until: datetime,
+        max_age: timedelta,
+        urgent_only: bool = False,
+    ) -> list[Candidate]:
+        """Live advisories that changed in (``after``, ``until``], newest published first,
+        leaving out those published more than ``max_age`` before they were first ingested."""
+        query = select(
+            advisories.c.id,
+            advisories.c.revision,
+            advisories.c.changed_at,
+            advisories.c.published_at,
+            advisories.c.first_seen_at,
+            advisories.c.priority,
+        ).where(
+            advisories.c.changed_at > after,
+            advisories.c.changed_at <= until,
+            advisories.c.status == Status.ACTIVE.value,
+            advisories.c.expires_at.is_(None) | (advisories.c.expires_at > until),
+            advisories.c.outside_coverage.is_(False),
+            advisories.c.hold.is_(None),
         )
-        for row in rows
-    ]
-    candidates.sort(key=lambda c: (c.published_at, c.id), reverse=True)
-    return candidates
+        if urgent_only:
+            query = query.where(advisories.c.priority == Priority.URGENT.value)
+        with self.engine.connect() as conn:
+            rows = [
+                row
+                for row in conn.execute(query)
+                # A backlog (published long before we first saw it) is for feeds and the archive.
+                if row.published_at >= row.first_seen_at - max_age
+            ]
+            areas: dict[int, set[str]] = {row.id: set() for row in rows}
+            for chunk in chunks(list(areas)):
+                for advisory_id, area in conn.execute(
+                    select(advisory_areas.c.advisory_id, advisory_areas.c.area).where(
+                        advisory_areas.c.advisory_id.in_(chunk)
+                    )
+                ):
+                    areas[advisory_id].add(area)
+        candidates = [
+            Candidate(
+                id=row.id,
+                revision=row.revision,
+                changed_at=row.changed_at,
+                published_at=row.published_at,
+                areas=frozenset(areas[row.id]),
+                urgent=row.priority == Priority.URGENT.value,
+            )
+            for row in rows
+        ]
+        candidates.sort(key=lambda c: (c.published_at, c.id), reverse=True)
+        return candidates
 
+    def load(self, ids: Iterable[int]) -> dict[int, Advisory]:
+        """Full advisories by id (for rendering)."""
+        found: dict[int, Advisory] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunks(sorted(set(ids))):
+                rows = (
+                    conn.execute(select(advisories).where(advisories.c.id.in_(chunk)))
+                    .mappings()
+                    .all()
+                )
+                found.update((item.id, item) for item in load_advisory_rows(conn, rows))
+        return found
 
-def load_advisories(store: Store, ids: Iterable[int]) -> dict[int, Advisory]:
-    """Full advisories by id (for rendering)."""
-    found: dict[int, Advisory] = {}
-    with store.engine.connect() as conn:
-        for chunk in chunks(sorted(set(ids))):
-            rows = conn.execute(select(advisories).where(advisories.c.id.in_(chunk))).mappings().all()
-            found.update((item.id, item) for item in load_advisory_rows(conn, rows))
-    return found
+    def last_changes(self, now: datetime) -> tuple[datetime | None, dict[str, datetime]]:
+        """The newest update or past expiry of any advisory (None: there are none), and of
+        the advisories of each area."""
+        expired = case((advisories.c.expires_at <= now, advisories.c.expires_at), else_=None)
+        with self.engine.connect() as conn:
+            overall = conn.execute(
+                select(func.max(advisories.c.updated_at), func.max(expired))
+            ).one()
+            rows = conn.execute(
+                select(advisory_areas.c.area, func.max(advisories.c.updated_at), func.max(expired))
+                .join(advisories, advisories.c.id == advisory_areas.c.advisory_id)
+                .group_by(advisory_areas.c.area)
+            ).all()
+        by_area: dict[str, datetime] = {}
+        for area, *values in rows:
+            latest = _latest(values)
+            if latest is not None:
+                by_area[area] = latest
+        return _latest(overall), by_area
 
-
-def last_changes(store: Store, now: datetime) -> tuple[datetime | None, dict[str, datetime]]:
-    """The newest update or past expiry of any advisory (None: there are none), and of
-    the advisories of each area."""
-    expired = case((advisories.c.expires_at <= now, advisories.c.expires_at), else_=None)
-    with store.engine.connect() as conn:
-        overall = conn.execute(select(func.max(advisories.c.updated_at), func.max(expired))).one()
-        rows = conn.execute(
-            select(advisory_areas.c.area, func.max(advisories.c.updated_at), func.max(expired))
-            .join(advisories, advisories.c.id == advisory_areas.c.advisory_id)
-            .group_by(advisory_areas.c.area)
-        ).all()
-    by_area: dict[str, datetime] = {}
-    for area, *values in rows:
-        latest = _latest(values)
-        if latest is not None:
-            by_area[area] = latest
-    return _latest(overall), by_area
+    def retag(self, advisory_id: int, areas: Iterable[str] | None, now: datetime) -> None:
+        """An operator's retag: the advisory reaches ``areas`` (none: outside coverage)
+        whatever the area rule says, through re-ingest and changes of its source; ``None``
+        hands it back to the rule's stored decision. ``changed_at`` moves, so subscribers it
+        newly concerns get it; those sent its revision already do not get it twice."""
+        with self.engine.begin() as conn:
+            row = (
+                conn.execute(
+                    select(advisories.c.id, advisories.c.area_decision)
+                    .where(advisories.c.id == advisory_id)
+                    .with_for_update()
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise NotFound(
+                    f"no advisory {advisory_id!r}",
+                    hint="run 'alerts advisories list' to see the ids",
+                )
+            if areas is None:
+                decision = (
+                    AreaDecision.from_json(row["area_decision"]) if row["area_decision"] else None
+                )
+                current = conn.execute(
+                    select(advisory_areas.c.area).where(advisory_areas.c.advisory_id == advisory_id)
+                )
+                wanted = sorted(decision.areas) if decision else sorted(current.scalars())
+                outside, override, at = bool(decision and decision.outside_coverage), None, None
+            else:
+                wanted = sorted(set(areas))
+                outside, override, at = not wanted, wanted, now
+            conn.execute(
+                update(advisories)
+                .where(advisories.c.id == advisory_id)
+                .values(
+                    area_override=override,
+                    area_override_at=at,
+                    outside_coverage=outside,
+                    updated_at=now,
+                    changed_at=now,
+                )
+            )
+            _set_areas(conn, advisory_id, wanted)
 
 
 def _latest(values: Iterable[datetime | str | None]) -> datetime | None:
@@ -405,7 +453,9 @@ def _update_advisory(
         areas = sorted(row["area_override"])
         values["outside_coverage"] = not areas
     old_areas = sorted(
-        conn.execute(select(advisory_areas.c.area).where(advisory_areas.c.advisory_id == row["id"])).scalars()
+        conn.execute(
+            select(advisory_areas.c.area).where(advisory_areas.c.advisory_id == row["id"])
+        ).scalars()
     )
     content_hash = values["content_hash"]
     urgent = item.priority is Priority.URGENT
@@ -420,53 +470,26 @@ def _update_advisory(
         values["flaps"] = row["flaps"] + 1
     log_revision(row, step, item.origin, values.get("flaps", row["flaps"]), interval)
     # The content hash of an advisory stored before it meant the normalised words.
-    ignored = {"source", "body_text"} | ({"content_hash"} if content_hash == material_hash(row) else set())
+    ignored = {"source", "body_text"} | (
+        {"content_hash"} if content_hash == material_hash(row) else set()
+    )
     changed = {k for k, v in values.items() if row[k] != v} - ignored
     if not changed and old_areas == areas:
         return IngestResult(Outcome.UNCHANGED, row["id"], row["revision"])
-    conn.execute(update(advisories).where(advisories.c.id == row["id"]).values(updated_at=now, **values))
+    conn.execute(
+        update(advisories).where(advisories.c.id == row["id"]).values(updated_at=now, **values)
+    )
     if old_areas != areas:
         _set_areas(conn, row["id"], areas)
     return IngestResult(Outcome.UPDATED, row["id"], step.revision)
 
 
-def retag_advisory(store: Store, advisory_id: int, areas: Iterable[str] | None, now: datetime) -> None:
-    """An operator's retag: the advisory reaches ``areas`` (none: outside coverage)
-    whatever the area rule says, through re-ingest and changes of its source; ``None``
-    hands it back to the rule's stored decision. ``changed_at`` moves, so subscribers it
-    newly concerns get it; those sent its revision already do not get it twice."""
-    with store.engine.begin() as conn:
-        row = conn.execute(
-            select(advisories.c.id, advisories.c.area_decision).where(advisories.c.id == advisory_id).with_for_update()
-        ).mappings().first()
-        if row is None:
-            raise NotFound(f"no advisory {advisory_id!r}", hint="run 'alerts advisories list' to see the ids")
-        if areas is None:
-            decision = AreaDecision.from_json(row["area_decision"]) if row["area_decision"] else None
-            current = conn.execute(select(advisory_areas.c.area).where(advisory_areas.c.advisory_id == advisory_id))
-            wanted = sorted(decision.areas) if decision else sorted(current.scalars())
-            outside, override, at = bool(decision and decision.outside_coverage), None, None
-        else:
-            wanted = sorted(set(areas))
-            outside, override, at = not wanted, wanted, now
-        conn.execute(
-            update(advisories)
-            .where(advisories.c.id == advisory_id)
-            .values(
-                area_override=override,
-                area_override_at=at,
-                outside_coverage=outside,
-                updated_at=now,
-                changed_at=now,
-            )
-        )
-        _set_areas(conn, advisory_id, wanted)
-
-
 def _set_areas(conn: Connection, advisory_id: int, areas: list[str]) -> None:
     conn.execute(delete(advisory_areas).where(advisory_areas.c.advisory_id == advisory_id))
     if areas:
-        conn.execute(insert(advisory_areas), [{"advisory_id": advisory_id, "area": a} for a in areas])
+        conn.execute(
+            insert(advisory_areas), [{"advisory_id": advisory_id, "area": a} for a in areas]
+        )
 
 
 def _jsonable(value: Any) -> Any:

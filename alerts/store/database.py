@@ -1,7 +1,7 @@
 """The database connection: SQLAlchemy over SQLite (the default) or PostgreSQL (by URL).
 
-``open_store`` connects and brings the schema up to date through the Alembic
-migrations shipped in ``alerts/migrations``.
+:func:`~alerts.store.store.open_store` connects and brings the schema up to date
+through the Alembic migrations shipped in ``alerts/store/migrations`` (:func:`migrate`).
 """
 
 from __future__ import annotations
@@ -11,15 +11,12 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.errors import AlertsError, ConfigError
-from alerts.store.advisories import Store
 
-MIGRATIONS = Path(__file__).parent.parent / "migrations"
-
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class StoreError(AlertsError):
@@ -31,7 +28,12 @@ class DatabaseConfigError(StoreError, ConfigError):
 
 
 #: What drivers say when the URL, not the moment, is at fault.
-CONFIG_CAUSES = ("does not exist", "password authentication failed", "no password supplied", "unable to open database file")
+CONFIG_CAUSES = (
+    "does not exist",
+    "password authentication failed",
+    "no password supplied",
+    "unable to open database file",
+)
 
 
 def engine_url(url: str) -> str:
@@ -84,39 +86,3 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
-
-
-def open_store(url: str, *, upgrade: bool = True, create: bool = True, **engine_kwargs: Any) -> Store:
-    """Connect to the database at ``url`` and (by default) migrate it to the newest schema.
-    ``create=False`` (commands that only read): a missing SQLite file is an error naming
-    it, and neither it nor its folder is made."""
-    try:
-        engine = create_db_engine(url, create=create, **engine_kwargs)
-        if upgrade:
-            migrate(engine)
-    except OSError as exc:  # the SQLite file's folder cannot be made
-        raise DatabaseConfigError(
-            f"cannot create the folder {exc.filename or url}: {exc.strerror or exc}",
-            where="database",
-            hint="check the 'database:' URL in config.yaml",
-        ) from None
-    except SQLAlchemyError as exc:
-        # The driver's own words (psycopg's name the host, port and database), not SQLAlchemy's wrapping.
-        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        shown = make_url(url).render_as_string(hide_password=True)
-        # The server answered and refused (no such database or user, wrong password) or
-        # the file cannot be: the URL is wrong, not the moment (exit status 2, not 1).
-        refused = any(words in cause for words in CONFIG_CAUSES)
-        raise (DatabaseConfigError if refused else StoreError)(
-            f"cannot open {shown}: {cause}",
-            where="database",
-            hint="check the 'database:' URL in config.yaml"
-            + ("" if refused else " and that the server is running"),
-        ) from None
-    return Store(engine)
-
-
-def ping(store: Store) -> None:
-    """Raise (SQLAlchemyError) unless the database answers a trivial query."""
-    with store.engine.connect() as conn:
-        conn.execute(text("SELECT 1"))

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
 
-from alerts.schema import advisories, source_health
 from alerts.store.ids import chunks
+from alerts.store.schema import advisories, source_health
 from alerts.types import FILES_ORIGIN, Hold, SourceState
 
 

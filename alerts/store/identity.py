@@ -24,7 +24,7 @@ from sqlalchemy import RowMapping, insert, select, update
 from sqlalchemy.engine import Connection
 
 from alerts.material import material_hash as hash_of_words
-from alerts.schema import advisories, advisory_duplicates
+from alerts.store.schema import advisories, advisory_duplicates
 from alerts.types import FILES_ORIGIN, AdvisoryInput
 
 #: At most one "Updated" mail per advisory in this time, unless the new version is urgent.
@@ -70,28 +70,40 @@ def next_revision(
     announced = row["revision_hash"] or material_hash(row)
     held = row["held_since"]
     if new_hash == announced:
-        return Revision(row["revision"], row["changed_at"], announced, None, flapped=held is not None)
+        return Revision(
+            row["revision"], row["changed_at"], announced, None, flapped=held is not None
+        )
     if urgent or row["changed_at"] <= now - interval:
         return Revision(row["revision"] + 1, now, new_hash, None)
     return Revision(row["revision"], row["changed_at"], announced, held or now)
 
 
-def log_revision(row: RowMapping, step: Revision, origin: str, flaps: int, interval: timedelta) -> None:
+def log_revision(
+    row: RowMapping, step: Revision, origin: str, flaps: int, interval: timedelta
+) -> None:
     """Say so when a source flaps, or a change is first held."""
     if step.flapped:
         log.warning(
             "advisory %d (%s) is flapping: %s went back to the version already mailed"
             " (%d times); the change in between is not mailed",
-            row["id"], row["key"], origin, flaps,
+            row["id"],
+            row["key"],
+            origin,
+            flaps,
         )
     elif step.held_since is not None and row["held_since"] is None:
         log.info(
             "advisory %d (%s) changed again within %s of its last update: held until %s",
-            row["id"], row["key"], interval, step.changed_at + interval,
+            row["id"],
+            row["key"],
+            interval,
+            step.changed_at + interval,
         )
 
 
-def own_advisory(conn: Connection, item: AdvisoryInput, content_hash: str, now: datetime) -> RowMapping | None:
+def own_advisory(
+    conn: Connection, item: AdvisoryInput, content_hash: str, now: datetime
+) -> RowMapping | None:
     """The advisory ``item``'s source stored before, locked for update."""
     own = advisories.c.origin == item.origin
     tries = [advisories.c.key == item.key]
@@ -99,12 +111,21 @@ def own_advisory(conn: Connection, item: AdvisoryInput, content_hash: str, now: 
         tries.append(advisories.c.url == item.url)
     if item.origin != FILES_ORIGIN:
         tries.append(
-            (advisories.c.content_hash == content_hash) & (advisories.c.first_seen_at >= now - REISSUE_WINDOW)
+            (advisories.c.content_hash == content_hash)
+            & (advisories.c.first_seen_at >= now - REISSUE_WINDOW)
         )
     for condition in tries:
-        row = conn.execute(
-            select(advisories).where(own, condition).order_by(advisories.c.id).limit(1).with_for_update()
-        ).mappings().first()
+        row = (
+            conn.execute(
+                select(advisories)
+                .where(own, condition)
+                .order_by(advisories.c.id)
+                .limit(1)
+                .with_for_update()
+            )
+            .mappings()
+            .first()
+        )
         if row is not None:
             return row
     return None
@@ -112,13 +133,21 @@ def own_advisory(conn: Connection, item: AdvisoryInput, content_hash: str, now: 
 
 def stored_elsewhere(conn: Connection, item: AdvisoryInput) -> RowMapping | None:
     """The first advisory another source stored with ``item``'s key or URL."""
-    return conn.execute(
-        select(advisories)
-        .where(advisories.c.origin != item.origin)
-        .where((advisories.c.key == item.key) | (advisories.c.url == item.url) | (advisories.c.key == item.url))
-        .order_by(advisories.c.id)
-        .limit(1)
-    ).mappings().first()
+    return (
+        conn.execute(
+            select(advisories)
+            .where(advisories.c.origin != item.origin)
+            .where(
+                (advisories.c.key == item.key)
+                | (advisories.c.url == item.url)
+                | (advisories.c.key == item.url)
+            )
+            .order_by(advisories.c.id)
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
 
 
 def note_duplicate(conn: Connection, first: RowMapping, item: AdvisoryInput, now: datetime) -> None:
@@ -129,15 +158,27 @@ def note_duplicate(conn: Connection, first: RowMapping, item: AdvisoryInput, now
         & (advisory_duplicates.c.key == item.key)
     )
     if conn.execute(select(advisory_duplicates.c.key).where(where)).first() is not None:
-        conn.execute(update(advisory_duplicates).where(where).values(url=item.url, title=item.title, last_seen_at=now))
+        conn.execute(
+            update(advisory_duplicates)
+            .where(where)
+            .values(url=item.url, title=item.title, last_seen_at=now)
+        )
         return
     log.warning(
         "%s sent %s, which %s already published as advisory %d: noted as a duplicate, not an update",
-        item.origin, item.key, first["origin"], first["id"],
+        item.origin,
+        item.key,
+        first["origin"],
+        first["id"],
     )
     conn.execute(
         insert(advisory_duplicates).values(
-            advisory_id=first["id"], origin=item.origin, key=item.key, url=item.url,
-            title=item.title, first_seen_at=now, last_seen_at=now,
+            advisory_id=first["id"],
+            origin=item.origin,
+            key=item.key,
+            url=item.url,
+            title=item.title,
+            first_seen_at=now,
+            last_seen_at=now,
         )
     )

@@ -2,7 +2,7 @@
 across web processes and restarts.
 
 Each key (a mailbox's keyed hash, a client address's keyed hash) has one row: when mail
-was last set off for it, and how many times in the current window. :func:`take` checks
+was last set off for it, and how many times in the current window. :meth:`Limits.take` checks
 and counts in one conditional UPDATE, so two processes asking at once cannot both get
 through: on PostgreSQL the second waits for the first's row lock and then finds the
 row changed; on SQLite writes are serialised.
@@ -13,12 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Update, case, delete, insert, or_, select, update
+from sqlalchemy import Engine, Update, case, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from alerts.config import Config
-from alerts.schema import mail_limits
-from alerts.store.advisories import Store
+from alerts.store.schema import mail_limits
 from alerts.tokens import keyed_hash, load_secret_key, mailbox_hashes
 
 
@@ -46,29 +45,6 @@ def client_key(config: Config, address: str) -> str:
     return "client:" + keyed_hash(load_secret_key(config), address)
 
 
-def take(store: Store, key: str, limit: Limit, now: datetime) -> bool:
-    """Count one use of ``key`` if ``limit`` allows it now; False (and nothing counted)
-    if not."""
-    for _attempt in range(3):
-        with store.engine.begin() as conn:
-            # Write first: on SQLite that takes the write lock (a read that later turns
-            # into a write can fail at once when another writer waits).
-            if conn.execute(_counted(key, limit, now)).rowcount == 1:
-                return True
-            if conn.execute(select(mail_limits.c.key).where(mail_limits.c.key == key)).first() is not None:
-                # The row exists (perhaps committed just after the UPDATE above looked):
-                # the conditional UPDATE decides, after any other process's UPDATE of it
-                # (PostgreSQL re-checks the WHERE once the row lock is free).
-                return bool(conn.execute(_counted(key, limit, now)).rowcount == 1)
-        try:
-            with store.engine.begin() as conn:
-                conn.execute(insert(mail_limits).values(key=key, last_at=now, window_start=now, count=1))
-            return True
-        except IntegrityError:
-            continue  # another process made the row meanwhile: count against it
-    return False
-
-
 def _counted(key: str, limit: Limit, now: datetime) -> Update:
     """The UPDATE that counts one use, matching the row only when the limit allows it."""
     fresh = mail_limits.c.window_start <= now - limit.window
@@ -86,7 +62,42 @@ def _counted(key: str, limit: Limit, now: datetime) -> Update:
     )
 
 
-def prune_limits(store: Store, now: datetime, keep: timedelta = timedelta(days=1)) -> int:
-    """Drop rows no limit looks at any more (nothing for a day); returns how many."""
-    with store.engine.begin() as conn:
-        return int(conn.execute(delete(mail_limits).where(mail_limits.c.last_at < now - keep)).rowcount)
+class Limits:
+    """How often the forms may set off mail, per key (``store.limits``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def take(self, key: str, limit: Limit, now: datetime) -> bool:
+        """Count one use of ``key`` if ``limit`` allows it now; False (and nothing counted)
+        if not."""
+        for _attempt in range(3):
+            with self.engine.begin() as conn:
+                # Write first: on SQLite that takes the write lock (a read that later turns
+                # into a write can fail at once when another writer waits).
+                if conn.execute(_counted(key, limit, now)).rowcount == 1:
+                    return True
+                if (
+                    conn.execute(select(mail_limits.c.key).where(mail_limits.c.key == key)).first()
+                    is not None
+                ):
+                    # The row exists (perhaps committed just after the UPDATE above looked):
+                    # the conditional UPDATE decides, after any other process's UPDATE of it
+                    # (PostgreSQL re-checks the WHERE once the row lock is free).
+                    return bool(conn.execute(_counted(key, limit, now)).rowcount == 1)
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        insert(mail_limits).values(key=key, last_at=now, window_start=now, count=1)
+                    )
+                return True
+            except IntegrityError:
+                continue  # another process made the row meanwhile: count against it
+        return False
+
+    def prune(self, now: datetime, keep: timedelta = timedelta(days=1)) -> int:
+        """Drop rows no limit looks at any more (nothing for a day); returns how many."""
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(delete(mail_limits).where(mail_limits.c.last_at < now - keep)).rowcount
+            )

@@ -47,10 +47,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.elements import ColumnElement
 
-from alerts.schema import counters, digests, latency_buckets, outbox, subscribers
-from alerts.store.advisories import Store
 from alerts.store.database import create_db_engine
 from alerts.store.ids import chunks
+from alerts.store.schema import counters, digests, latency_buckets, outbox, subscribers
 from alerts.types import MailPriority, OutboxItem, SubscriberStatus
 
 log = logging.getLogger(__name__)
@@ -79,23 +78,6 @@ class Claimed:
     arrived_at: datetime | None = None
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff: ``base`` seconds doubling per attempt up to ``maximum``, with
-    jitter so that a relay coming back is not hit by every deferred message at once."""
-
-    base: float
-    maximum: float
-    max_attempts: int
-
-    def delay(self, attempts: int, rng: random.Random | None = None) -> timedelta:
-        """Wait before the next attempt, after ``attempts`` failed ones (1 or more)."""
-        exponent = min(max(attempts - 1, 0), 40)
-        seconds = min(self.maximum, self.base * 2**exponent)
-        seconds *= (rng or random).uniform(0.8, 1.2)
-        return timedelta(seconds=min(seconds, self.maximum))
-
-
 @dataclass
 class Outcomes:
     """What happened to claimed rows since the last flush; written in one transaction."""
@@ -111,10 +93,17 @@ class Outcomes:
     #: Deferred for the relay's sake (down, closing sessions): pending again after the
     #: relay's backoff, with no attempt counted, so an outage never fails mail for good.
     relay_deferred: list[tuple[Claimed, str]] = field(default_factory=list)
+    #: When each deferred and relay-deferred row is due again (by outbox id): the
+    #: sender's retry policy decides, not the store (a row it gives up on is ``failed``).
+    retry_at: dict[int, datetime] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return (
-            len(self.sent) + len(self.deferred) + len(self.bounced) + len(self.failed) + len(self.relay_deferred)
+            len(self.sent)
+            + len(self.deferred)
+            + len(self.bounced)
+            + len(self.failed)
+            + len(self.relay_deferred)
         )
 
 
@@ -147,7 +136,9 @@ def holder_sender(holder: str) -> str | None:
 
 def sender_lock_key(sender: str) -> int:
     """The second key of a sender's advisory lock (a signed 32-bit int)."""
-    return int.from_bytes(hashlib.blake2b(sender.encode(), digest_size=4).digest(), "big", signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(sender.encode(), digest_size=4).digest(), "big", signed=True
+    )
 
 
 _writers: dict[str, threading.Lock] = {}
@@ -231,7 +222,10 @@ class SentMarks:
         values = {"row_id": outbox_id, "accepted": now, "latency": _latency_ms(now, arrived)}
         self._write(lambda conn: conn.execute(MARK_SENT, values))
         self._uncounted[outbox_id] = values["latency"]
-        if len(self._uncounted) >= COUNT_EVERY or self._monotonic() - self._counted_at >= COUNT_SECONDS:
+        if (
+            len(self._uncounted) >= COUNT_EVERY
+            or self._monotonic() - self._counted_at >= COUNT_SECONDS
+        ):
             self.flush_counts()
 
     def flush_counts(self) -> None:
@@ -275,55 +269,73 @@ class SentMarks:
 
 
 class Outbox:
-    """The outbox table's queue operations. Thread-safe: each call uses its own connection."""
+    """The outbox table's queue operations (``store.outbox``). Thread-safe: each call
+    uses its own connection. How long a claim holds (``lease``) and whether only
+    transactional mail is claimed are the caller's (:mod:`alerts.delivery.queue`)."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        retry: RetryPolicy,
-        *,
-        lease: timedelta = timedelta(minutes=5),
-        transactional_only: bool = False,
-    ):
+    def __init__(self, engine: Engine):
         self.engine = engine
-        self.retry = retry
-        self.lease = lease
         self.sqlite = engine.dialect.name == "sqlite"
         self._held: Engine | None = None
         self._lock = threading.Lock()
-        #: Claim only transactional mail (confirmations), never digests or alerts.
-        self.transactional_only = transactional_only
 
-    def claim(self, worker: str, limit: int, now: datetime) -> tuple[list[Claimed], int]:
-        """Take up to ``limit`` due rows (pending and due, or held under an expired lease).
+    def claim(
+        self,
+        worker: str,
+        limit: int,
+        now: datetime,
+        *,
+        lease: timedelta,
+        transactional_only: bool = False,
+    ) -> tuple[list[Claimed], int]:
+        """Take up to ``limit`` due rows (pending and due, or held under an expired lease),
+        each held for ``lease``; ``transactional_only``: confirmations and other
+        transactional mail only, never digests or alerts.
 
         Rows of subscribers who unsubscribed or were suppressed since they were queued
         are marked ``suppressed`` on the way and not returned; their number comes second.
         """
         with write_transaction(self.engine) as conn:
-            return self._claim(conn, worker, limit, now)
+            return self._claim(conn, worker, limit, now, lease, transactional_only)
 
     def record_and_claim(
-        self, worker: str, outcomes: Outcomes, limit: int, now: datetime
+        self,
+        worker: str,
+        outcomes: Outcomes,
+        limit: int,
+        now: datetime,
+        *,
+        lease: timedelta,
+        transactional_only: bool = False,
     ) -> tuple[Recorded, list[Claimed], int]:
         """:meth:`record` a finished batch and :meth:`claim` the next in one transaction
         (one commit, one turn of the SQLite write lock, per batch)."""
         with write_transaction(self.engine) as conn:
             recorded = self._record(conn, worker, outcomes, now)
-            return (recorded, *self._claim(conn, worker, limit, now))
+            return (recorded, *self._claim(conn, worker, limit, now, lease, transactional_only))
 
-    def _claim(self, conn: Connection, worker: str, limit: int, now: datetime) -> tuple[list[Claimed], int]:
-        rows = self._due_rows(conn, limit, now)
+    def _claim(
+        self,
+        conn: Connection,
+        worker: str,
+        limit: int,
+        now: datetime,
+        lease: timedelta,
+        transactional_only: bool,
+    ) -> tuple[list[Claimed], int]:
+        rows = self._due_rows(conn, limit, now, transactional_only)
         if not rows:
             return [], 0
         left = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.SUPPRESSED)
         gone = [r.id for r in rows if r.status in left]
         held = [r for r in rows if r.status not in left]
         _mark_left(conn, gone)
-        self._hold(conn, worker, [r.id for r in held], now)
+        self._hold(conn, worker, [r.id for r in held], now + lease)
         return [_claimed(r) for r in held], len(gone)
 
-    def _due_rows(self, conn: Connection, limit: int, now: datetime) -> list[Row[*tuple[Any, ...]]]:
+    def _due_rows(
+        self, conn: Connection, limit: int, now: datetime, transactional_only: bool
+    ) -> list[Row[*tuple[Any, ...]]]:
         """Up to ``limit`` rows to claim, locked: those under an expired lease first, then
         the pending ones that are due, each in queue order."""
         columns = (
@@ -356,23 +368,25 @@ class Outbox:
             .limit(limit)
             .with_for_update(skip_locked=True, of=outbox)
         )
-        if self.transactional_only:
+        if transactional_only:
             expired, due = expired.where(self._transactional()), due.where(self._transactional())
         rows = list(conn.execute(expired))
         if len(rows) < limit:
             rows += conn.execute(due.limit(limit - len(rows))).all()
         return rows
 
-    def _hold(self, conn: Connection, worker: str, ids: list[int], now: datetime) -> None:
+    def _hold(self, conn: Connection, worker: str, ids: list[int], until: datetime) -> None:
         for chunk in chunks(ids):
             conn.execute(
                 update(outbox)
                 .where(outbox.c.id.in_(chunk))
-                .values(status=OutboxStatus.SENDING, claimed_by=worker, claimed_until=now + self.lease)
+                .values(status=OutboxStatus.SENDING, claimed_by=worker, claimed_until=until)
             )
 
-    def renew(self, worker: str, ids: Sequence[int], now: datetime) -> set[int]:
-        """Extend the lease on rows this worker still holds; returns the ids it holds."""
+    def renew(
+        self, worker: str, ids: Sequence[int], now: datetime, *, lease: timedelta
+    ) -> set[int]:
+        """Hold the rows this worker still holds for ``lease`` from ``now``; returns their ids."""
         held: set[int] = set()
         with write_transaction(self.engine) as conn:
             for chunk in chunks(ids):
@@ -384,7 +398,7 @@ class Outbox:
                             outbox.c.claimed_by == worker,
                             outbox.c.status == OutboxStatus.SENDING,
                         )
-                        .values(claimed_until=now + self.lease)
+                        .values(claimed_until=now + lease)
                         .returning(outbox.c.id)
                     ).scalars()
                 )
@@ -396,6 +410,7 @@ class Outbox:
         ``sent`` rows were accepted by the relay, so they are marked sent whoever holds
         them now. The other outcomes apply only to rows this worker still holds: if its
         lease ran out and another worker sent the row meanwhile, that result stands.
+        Deferred rows are due again at ``outcomes.retry_at``.
         """
         with write_transaction(self.engine) as conn:
             return self._record(conn, worker, outcomes, now)
@@ -406,27 +421,34 @@ class Outbox:
         if outcomes.sent:
             sent_rows = [_sent_row(row_id, outcomes, now) for row_id in outcomes.sent]
             conn.execute(MARK_SENT, sent_rows)
-            _count_latencies(conn, {row_id: row["latency"] for row_id, row in zip(outcomes.sent, sent_rows, strict=True)})
+            _count_latencies(
+                conn,
+                {
+                    row_id: row["latency"]
+                    for row_id, row in zip(outcomes.sent, sent_rows, strict=True)
+                },
+            )
         changes = []
         for claimed, error in outcomes.relay_deferred:
-            # The relay's backoff: the base delay, whatever the message's own attempts.
+            # No attempt counted: the relay's trouble, not the message's.
             deferred += 1
-            changes.append((claimed, OutboxStatus.PENDING, now + self.retry.delay(1), error, 0))
+            changes.append(
+                (claimed, OutboxStatus.PENDING, outcomes.retry_at[claimed.item.outbox_id], error, 0)
+            )
         for claimed, error in outcomes.deferred:
-            attempts = claimed.attempts + 1
-            if attempts >= self.retry.max_attempts:
-                status, due, failed = OutboxStatus.FAILED, now, failed + 1
-                error = f"gave up after {attempts} attempts: {error}"
-            else:
-                status, due, deferred = OutboxStatus.PENDING, now + self.retry.delay(attempts), deferred + 1
-            changes.append((claimed, status, due, error, 1))
+            deferred += 1
+            changes.append(
+                (claimed, OutboxStatus.PENDING, outcomes.retry_at[claimed.item.outbox_id], error, 1)
+            )
         for claimed, error in outcomes.failed:
             failed += 1
             changes.append((claimed, OutboxStatus.FAILED, now, error, 1))
         for claimed, error in outcomes.bounced:
             bounced.append(claimed.item.subscriber_id)
             changes.append((claimed, OutboxStatus.BOUNCED, now, error, 1))
-        _count(conn, sent=len(outcomes.sent), deferred=deferred, failed=failed, bounced=len(bounced))
+        _count(
+            conn, sent=len(outcomes.sent), deferred=deferred, failed=failed, bounced=len(bounced)
+        )
         if changes:
             conn.execute(
                 update(outbox)
@@ -444,7 +466,13 @@ class Outbox:
                     claimed_until=None,
                 ),
                 [
-                    {"row_id": c.item.outbox_id, "new_status": s, "due": d, "error": e[:2000], "counted": n}
+                    {
+                        "row_id": c.item.outbox_id,
+                        "new_status": s,
+                        "due": d,
+                        "error": e[:2000],
+                        "counted": n,
+                    }
                     for c, s, d, e, n in changes
                 ],
             )
@@ -470,8 +498,13 @@ class Outbox:
         with write_transaction(self.engine) as conn:
             return conn.execute(
                 update(outbox)
-                .where(outbox.c.subscriber_id == subscriber_id, outbox.c.status == OutboxStatus.PENDING)
-                .values(status=OutboxStatus.SUPPRESSED, last_error="address suppressed after hard bounces")
+                .where(
+                    outbox.c.subscriber_id == subscriber_id, outbox.c.status == OutboxStatus.PENDING
+                )
+                .values(
+                    status=OutboxStatus.SUPPRESSED,
+                    last_error="address suppressed after hard bounces",
+                )
             ).rowcount
 
     def sent_marks(self, monotonic: Callable[[], float]) -> SentMarks:
@@ -492,6 +525,13 @@ class Outbox:
                     self._held = create_db_engine(url, poolclass=NullPool)
             return self._held
 
+    def close(self) -> None:
+        """Close the connections of :meth:`_held_engine` (``Store.close``)."""
+        with self._lock:
+            if self._held is not None and self._held is not self.engine:
+                self._held.dispose()
+            self._held = None
+
     @contextmanager
     def alive(self, sender: str) -> Iterator[None]:
         """Hold the lock that says ``sender`` runs while it sends (PostgreSQL; nothing on
@@ -505,7 +545,10 @@ class Outbox:
             # same (then its rows and ours are left to their leases, as before).
             held = conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"), params).scalar_one()
             if not held:
-                log.warning("sender lock %s is held by another sender; dead senders' rows wait for their lease", params)
+                log.warning(
+                    "sender lock %s is held by another sender; dead senders' rows wait for their lease",
+                    params,
+                )
             yield
 
     def reclaim_orphans(self) -> int:
@@ -514,9 +557,15 @@ class Outbox:
         to one machine). PostgreSQL: holders whose sender lock is free, which the server
         guarantees once their process or connection is gone, wherever they ran."""
         with self.engine.connect() as conn:
-            holders = conn.execute(
-                select(outbox.c.claimed_by).where(outbox.c.status == OutboxStatus.SENDING).distinct()
-            ).scalars().all()
+            holders = (
+                conn.execute(
+                    select(outbox.c.claimed_by)
+                    .where(outbox.c.status == OutboxStatus.SENDING)
+                    .distinct()
+                )
+                .scalars()
+                .all()
+            )
         if self.sqlite:
             host = socket.gethostname()[:60]
             dead = [h for h in holders if h and _dead_here(h, host)]
@@ -548,19 +597,28 @@ class Outbox:
         with self._held_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             for sender, names in by_sender.items():
                 params = {"ns": SENDER_LOCKS, "key": sender_lock_key(sender)}
-                if conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"), params).scalar_one():
+                if conn.execute(
+                    text("SELECT pg_try_advisory_lock(:ns, :key)"), params
+                ).scalar_one():
                     conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), params)
                     dead.extend(names)
         return dead
 
-    def next_due(self) -> datetime | None:
-        """When the next message this outbox would claim falls due: the earliest retry
-        of a pending row, or the end of the earliest lease of a claimed one (None when
-        nothing waits)."""
-        pending = select(func.min(outbox.c.next_attempt_at)).where(outbox.c.status == OutboxStatus.PENDING)
-        leased = select(func.min(outbox.c.claimed_until)).where(outbox.c.status == OutboxStatus.SENDING)
-        if self.transactional_only:
-            pending, leased = pending.where(self._transactional()), leased.where(self._transactional())
+    def next_due(self, *, transactional_only: bool = False) -> datetime | None:
+        """When the next message a claim (of only transactional mail) would take falls
+        due: the earliest retry of a pending row, or the end of the earliest lease of a
+        claimed one (None when nothing waits)."""
+        pending = select(func.min(outbox.c.next_attempt_at)).where(
+            outbox.c.status == OutboxStatus.PENDING
+        )
+        leased = select(func.min(outbox.c.claimed_until)).where(
+            outbox.c.status == OutboxStatus.SENDING
+        )
+        if transactional_only:
+            pending, leased = (
+                pending.where(self._transactional()),
+                leased.where(self._transactional()),
+            )
         with self.engine.connect() as conn:
             times = [conn.execute(pending).scalar_one(), conn.execute(leased).scalar_one()]
         found = [t for t in times if t is not None]
@@ -577,8 +635,18 @@ class Outbox:
                     select(func.count())
                     .select_from(outbox)
                     .where(
-                        (and_(outbox.c.status == OutboxStatus.PENDING, outbox.c.next_attempt_at <= now))
-                        | (and_(outbox.c.status == OutboxStatus.SENDING, outbox.c.claimed_until < now))
+                        (
+                            and_(
+                                outbox.c.status == OutboxStatus.PENDING,
+                                outbox.c.next_attempt_at <= now,
+                            )
+                        )
+                        | (
+                            and_(
+                                outbox.c.status == OutboxStatus.SENDING,
+                                outbox.c.claimed_until < now,
+                            )
+                        )
                     )
                 ).scalar_one()
             )
@@ -603,7 +671,11 @@ MARK_SENT = (
 
 def _sent_row(row_id: int, outcomes: Outcomes, now: datetime) -> dict[str, object]:
     accepted = outcomes.accepted.get(row_id, now)
-    return {"row_id": row_id, "accepted": accepted, "latency": _latency_ms(accepted, outcomes.arrived.get(row_id))}
+    return {
+        "row_id": row_id,
+        "accepted": accepted,
+        "latency": _latency_ms(accepted, outcomes.arrived.get(row_id)),
+    }
 
 
 def _latency_ms(accepted: datetime, arrived: datetime | None) -> int | None:
@@ -611,7 +683,7 @@ def _latency_ms(accepted: datetime, arrived: datetime | None) -> int | None:
     return None if arrived is None else max(0, round((accepted - arrived).total_seconds() * 1000))
 
 
-#: The delivery totals kept in ``counters`` (see :func:`delivery_totals`).
+#: The delivery totals kept in ``counters`` (see :meth:`alerts.store.monitoring.Metrics.delivery_totals`).
 TOTALS = ("sent", "deferred", "bounced", "failed")
 
 
@@ -633,13 +705,28 @@ def _count(conn: Connection, **amounts: int) -> None:
                 conn.execute(insert(counters).values(name=key, value=amount))
         except IntegrityError:
             conn.execute(
-                update(counters).where(counters.c.name == key).values(value=counters.c.value + amount)
+                update(counters)
+                .where(counters.c.name == key)
+                .values(value=counters.c.value + amount)
             )
 
 
 #: Latency histogram buckets, in seconds: an urgent alert should be in the first few;
 #: daily and weekly digests land in the last ones by design.
-LATENCY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, 7 * 86400.0)
+LATENCY_BUCKETS = (
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+    6 * 3600.0,
+    86400.0,
+    7 * 86400.0,
+)
 #: The bound stored for the bucket above the last one (``+Inf``).
 OVERFLOW_MS = 2**62
 _BOUNDS_MS = tuple(round(bound * 1000) for bound in LATENCY_BUCKETS)
@@ -673,29 +760,23 @@ def _count_latencies(conn: Connection, latencies: dict[int, object]) -> None:
             found[1] += ms
     for (kind, bound), (count, sum_ms) in sorted(added.items()):
         where = (latency_buckets.c.kind == kind, latency_buckets.c.le_ms == bound)
-        grow = {"count": latency_buckets.c.count + count, "sum_ms": latency_buckets.c.sum_ms + sum_ms}
+        grow = {
+            "count": latency_buckets.c.count + count,
+            "sum_ms": latency_buckets.c.sum_ms + sum_ms,
+        }
         if conn.execute(update(latency_buckets).where(*where).values(grow)).rowcount:
             continue
         # The first of its kind in this bucket; two senders may both insert: the one
         # that fails adds to the other's row (as in _count).
         try:
             with conn.begin_nested():
-                conn.execute(insert(latency_buckets).values(kind=kind, le_ms=bound, count=count, sum_ms=sum_ms))
+                conn.execute(
+                    insert(latency_buckets).values(
+                        kind=kind, le_ms=bound, count=count, sum_ms=sum_ms
+                    )
+                )
         except IntegrityError:
             conn.execute(update(latency_buckets).where(*where).values(grow))
-
-
-def delivery_totals(store: Store) -> dict[str, int]:
-    """Messages sent, deferred, bounced and failed since the database was made."""
-    with store.engine.connect() as conn:
-        rows = dict(
-            conn.execute(
-                select(counters.c.name, counters.c.value).where(
-                    counters.c.name.in_([f"delivery_{name}" for name in TOTALS])
-                )
-            ).all()
-        )
-    return {name: int(rows.get(f"delivery_{name}", 0)) for name in TOTALS}
 
 
 def _dead_here(holder: str, host: str) -> bool:
@@ -712,7 +793,6 @@ def _dead_here(holder: str, host: str) -> bool:
     except PermissionError:
         return False
     return False
-
 
 
 def _mark_left(conn: Connection, ids: list[int]) -> None:

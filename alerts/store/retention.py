@@ -1,12 +1,12 @@
 """Keeping personal data only as long as it serves (``retention:`` in config.yaml), and
 what a resident may ask for: erasure and a copy of all that is held.
 
-- :func:`purge`: sent messages go after ``sent_days``; sign-ups never confirmed after
+- :meth:`Retention.purge`: sent messages go after ``sent_days``; sign-ups never confirmed after
   ``pending_days``; addresses that unsubscribed or were suppressed are reduced to a
   keyed hash after ``unsubscribed_days`` (so an import or a sign-up can still tell they
   opted out, and nobody can read the address back).
-- :func:`erase`: every row that names an address, at once, keeping only its hash.
-- :func:`export_data`: everything held about an address, as plain data.
+- :meth:`Retention.erase`: every row that names an address, at once, keeping only its hash.
+- :meth:`Retention.export_data`: everything held about an address, as plain data.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, String, cast, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, String, cast, delete, func, insert, or_, select, update
 
 from alerts.config import Config
-from alerts.schema import (
+from alerts.store.limits import Limits
+from alerts.store.schema import (
     advisories,
     digests,
     opt_outs,
@@ -28,9 +29,7 @@ from alerts.schema import (
     subscriber_advisories,
     subscribers,
 )
-from alerts.store.advisories import Store
-from alerts.store.limits import prune_limits
-from alerts.store.subscribers import OPTED_OUT, PENDING, SUPPRESSED, get_subscriber
+from alerts.store.subscribers import OPTED_OUT, PENDING, SUPPRESSED, Subscribers
 from alerts.tokens import mailbox_hashes
 
 #: Digest kinds that are one person's message (their address is in its stored copy).
@@ -48,137 +47,6 @@ class PurgeReport:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-def hashed_opt_out(config: Config, store: Store, email: str) -> str | None:
-    """How an address that is kept only as a hash left (``unsubscribed``,
-    ``suppressed``, ``erased``), or None when no hash of it is kept."""
-    with store.engine.connect() as conn:
-        if conn.execute(select(opt_outs.c.mailbox_hash).limit(1)).first() is None:
-            return None  # none kept: no need for the key (a fresh install makes it on first use)
-        statuses = set(
-            conn.execute(
-                select(opt_outs.c.status).where(opt_outs.c.mailbox_hash.in_(mailbox_hashes(config, email)))
-            ).scalars()
-        )
-    if not statuses:
-        return None
-    return SUPPRESSED.value if SUPPRESSED.value in statuses else sorted(statuses)[0]
-
-
-def opt_out_checker(config: Config, store: Store) -> Callable[[str], bool]:
-    """For an import: whether an address is kept only as the hash of an opt-out or an
-    erasure (the hashes read once; each address costs an HMAC per signing key)."""
-    with store.engine.connect() as conn:
-        known = set(conn.execute(select(opt_outs.c.mailbox_hash)).scalars())
-
-    def hashed(email: str) -> bool:
-        return bool(known) and any(digest in known for digest in mailbox_hashes(config, email))
-
-    return hashed
-
-
-def purge(config: Config, store: Store, now: datetime) -> PurgeReport:
-    """Apply ``retention:``; returns how many of each were removed."""
-    retention = config.retention
-    report = PurgeReport()
-    sent_before = now - timedelta(days=retention.sent_days)
-    with store.engine.begin() as conn:
-        report.sent_messages = int(
-            conn.execute(
-                delete(outbox).where(
-                    outbox.c.status.in_(FINISHED),
-                    func.coalesce(outbox.c.sent_at, outbox.c.created_at) <= sent_before,
-                )
-            ).rowcount
-        )
-        # Pending sign-ups never confirmed.
-        stale = list(
-            conn.execute(
-                select(subscribers.c.id).where(
-                    subscribers.c.status == PENDING.value,
-                    subscribers.c.created_at <= now - timedelta(days=retention.pending_days),
-                )
-            ).scalars()
-        )
-        report.pending_sign_ups = _remove(conn, stale)
-        # Opt-outs past their time: only the keyed hash stays.
-        gone = conn.execute(
-            select(subscribers.c.id, subscribers.c.email, subscribers.c.status).where(
-                subscribers.c.status.in_([status.value for status in OPTED_OUT]),
-                subscribers.c.status_changed_at <= now - timedelta(days=retention.unsubscribed_days),
-            )
-        ).all()
-        for row in gone:
-            _keep_hash(conn, config, row.email, row.status, now)
-        report.hashed_addresses = _remove(conn, [row.id for row in gone])
-        _drop_orphan_digests(conn, sent_before)
-    report.stale_limits = prune_limits(store, now)
-    return report
-
-
-def erase(config: Config, store: Store, email: str, now: datetime) -> int:
-    """Remove every row that names ``email`` (in any case), at once, keeping only its
-    keyed hash so that no import or form adds it back without its owner. Returns how
-    many subscriber rows went (0 when none named it; the hash is kept all the same)."""
-    mailbox = email.strip().lower()
-    with store.engine.begin() as conn:
-        rows = conn.execute(
-            select(subscribers.c.id, subscribers.c.status).where(func.lower(subscribers.c.email) == func.lower(mailbox))
-        ).all()
-        status = SUPPRESSED.value if any(row.status == SUPPRESSED.value for row in rows) else ERASED
-        _keep_hash(conn, config, mailbox, status, now)
-        removed = _remove(conn, [row.id for row in rows])
-        # A run's summary may name an address (one suppressed during a send).
-        for run_id, summary in conn.execute(
-            select(runs.c.id, runs.c.summary).where(func.lower(cast(runs.c.summary, String)).contains(mailbox))
-        ):
-            conn.execute(update(runs).where(runs.c.id == run_id).values(summary=_scrub(summary, mailbox)))
-    return removed
-
-
-def export_data(config: Config, store: Store, email: str) -> dict[str, Any]:
-    """All that is held about ``email`` (in any case): its subscriptions, the messages
-    queued or sent to it, the advisories it was sent, and whether only a hash is kept."""
-    mailbox = email.strip().lower()
-    with store.engine.connect() as conn:
-        ids = list(
-            conn.execute(
-                select(subscribers.c.id).where(func.lower(subscribers.c.email) == func.lower(mailbox))
-            ).scalars()
-        )
-        messages = conn.execute(
-            select(
-                outbox.c.subscriber_id, digests.c.kind, digests.c.subject, outbox.c.status, outbox.c.attempts,
-                outbox.c.created_at, outbox.c.sent_at, outbox.c.last_error,
-            )
-            .select_from(outbox.join(digests, outbox.c.digest_id == digests.c.id))
-            .where(outbox.c.subscriber_id.in_(ids))
-            .order_by(outbox.c.id)
-        ).mappings().all()  # fmt: skip
-        sent = conn.execute(
-            select(subscriber_advisories.c.subscriber_id, advisories.c.title, advisories.c.url,
-                   subscriber_advisories.c.revision, subscriber_advisories.c.queued_at)
-            .select_from(subscriber_advisories.join(advisories, subscriber_advisories.c.advisory_id == advisories.c.id))
-            .where(subscriber_advisories.c.subscriber_id.in_(ids))
-            .order_by(subscriber_advisories.c.queued_at)
-        ).mappings().all()  # fmt: skip
-    held = [get_subscriber(store, subscriber_id) for subscriber_id in ids]
-    return {
-        "email": email,
-        "subscriptions": [
-            {
-                "email": s.email, "name": s.name, "status": s.status.value, "areas": list(s.areas),
-                "frequency": s.frequency.value, "urgent": s.urgent, "forwardable": s.forwardable,
-                "created_at": _iso(s.created_at), "confirmed_at": _iso(s.confirmed_at),
-                "status_changed_at": _iso(s.status_changed_at), "bounces": s.bounces, "watermark": _iso(s.watermark),
-            }
-            for s in held
-        ],
-        "messages": [{key: _iso(value) for key, value in row.items() if key != "subscriber_id"} for row in messages],
-        "advisories_sent": [{key: _iso(value) for key, value in row.items() if key != "subscriber_id"} for row in sent],
-        "kept_as_hash": hashed_opt_out(config, store, email),
-    }  # fmt: skip
 
 
 # -- helpers ----------------------------------------------------------------------
@@ -200,23 +68,35 @@ def _remove(conn: Connection, subscriber_ids: list[int]) -> int:
         conn.execute(delete(table).where(table.c.subscriber_id.in_(subscriber_ids)))
     if personal:
         conn.execute(delete(digests).where(digests.c.id.in_(personal)))
-    return int(conn.execute(delete(subscribers).where(subscribers.c.id.in_(subscriber_ids))).rowcount)
+    return int(
+        conn.execute(delete(subscribers).where(subscribers.c.id.in_(subscriber_ids))).rowcount
+    )
 
 
 def _keep_hash(conn: Connection, config: Config, email: str, status: str, now: datetime) -> None:
     current = mailbox_hashes(config, email)[0]
-    known = conn.execute(select(opt_outs.c.status).where(opt_outs.c.mailbox_hash == current)).scalar()
+    known = conn.execute(
+        select(opt_outs.c.status).where(opt_outs.c.mailbox_hash == current)
+    ).scalar()
     if known is None:
         conn.execute(insert(opt_outs).values(mailbox_hash=current, status=status, hashed_at=now))
     elif known != SUPPRESSED.value:  # suppressed stays suppressed
-        conn.execute(update(opt_outs).where(opt_outs.c.mailbox_hash == current).values(status=status, hashed_at=now))
+        conn.execute(
+            update(opt_outs)
+            .where(opt_outs.c.mailbox_hash == current)
+            .values(status=status, hashed_at=now)
+        )
 
 
 def _drop_orphan_digests(conn: Connection, before: datetime) -> None:
     """Digests no message refers to any more: a person's own at once, shared variants
     once they are older than the sent-message period."""
     unused = ~select(outbox.c.id).where(outbox.c.digest_id == digests.c.id).exists()
-    conn.execute(delete(digests).where(unused, or_(digests.c.kind.in_(PERSONAL_KINDS), digests.c.created_at <= before)))
+    conn.execute(
+        delete(digests).where(
+            unused, or_(digests.c.kind.in_(PERSONAL_KINDS), digests.c.created_at <= before)
+        )
+    )
 
 
 def _scrub(value: Any, mailbox: str) -> Any:
@@ -231,3 +111,153 @@ def _scrub(value: Any, mailbox: str) -> Any:
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
+
+
+class Retention:
+    """Purge, erasure and export of personal data (``store.retention``)."""
+
+    def __init__(self, engine: Engine, subscribers: Subscribers, limits: Limits) -> None:
+        self.engine = engine
+        self.subscribers = subscribers
+        self.limits = limits
+
+    def hashed_opt_out(self, config: Config, email: str) -> str | None:
+        """How an address that is kept only as a hash left (``unsubscribed``,
+        ``suppressed``, ``erased``), or None when no hash of it is kept."""
+        with self.engine.connect() as conn:
+            if conn.execute(select(opt_outs.c.mailbox_hash).limit(1)).first() is None:
+                return (
+                    None  # none kept: no need for the key (a fresh install makes it on first use)
+                )
+            statuses = set(
+                conn.execute(
+                    select(opt_outs.c.status).where(
+                        opt_outs.c.mailbox_hash.in_(mailbox_hashes(config, email))
+                    )
+                ).scalars()
+            )
+        if not statuses:
+            return None
+        return SUPPRESSED.value if SUPPRESSED.value in statuses else sorted(statuses)[0]
+
+    def opt_out_checker(self, config: Config) -> Callable[[str], bool]:
+        """For an import: whether an address is kept only as the hash of an opt-out or an
+        erasure (the hashes read once; each address costs an HMAC per signing key)."""
+        with self.engine.connect() as conn:
+            known = set(conn.execute(select(opt_outs.c.mailbox_hash)).scalars())
+
+        def hashed(email: str) -> bool:
+            return bool(known) and any(digest in known for digest in mailbox_hashes(config, email))
+
+        return hashed
+
+    def purge(self, config: Config, now: datetime) -> PurgeReport:
+        """Apply ``retention:``; returns how many of each were removed."""
+        retention = config.retention
+        report = PurgeReport()
+        sent_before = now - timedelta(days=retention.sent_days)
+        with self.engine.begin() as conn:
+            report.sent_messages = int(
+                conn.execute(
+                    delete(outbox).where(
+                        outbox.c.status.in_(FINISHED),
+                        func.coalesce(outbox.c.sent_at, outbox.c.created_at) <= sent_before,
+                    )
+                ).rowcount
+            )
+            # Pending sign-ups never confirmed.
+            stale = list(
+                conn.execute(
+                    select(subscribers.c.id).where(
+                        subscribers.c.status == PENDING.value,
+                        subscribers.c.created_at <= now - timedelta(days=retention.pending_days),
+                    )
+                ).scalars()
+            )
+            report.pending_sign_ups = _remove(conn, stale)
+            # Opt-outs past their time: only the keyed hash stays.
+            gone = conn.execute(
+                select(subscribers.c.id, subscribers.c.email, subscribers.c.status).where(
+                    subscribers.c.status.in_([status.value for status in OPTED_OUT]),
+                    subscribers.c.status_changed_at
+                    <= now - timedelta(days=retention.unsubscribed_days),
+                )
+            ).all()
+            for row in gone:
+                _keep_hash(conn, config, row.email, row.status, now)
+            report.hashed_addresses = _remove(conn, [row.id for row in gone])
+            _drop_orphan_digests(conn, sent_before)
+        report.stale_limits = self.limits.prune(now)
+        return report
+
+    def erase(self, config: Config, email: str, now: datetime) -> int:
+        """Remove every row that names ``email`` (in any case), at once, keeping only its
+        keyed hash so that no import or form adds it back without its owner. Returns how
+        many subscriber rows went (0 when none named it; the hash is kept all the same)."""
+        mailbox = email.strip().lower()
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(subscribers.c.id, subscribers.c.status).where(
+                    func.lower(subscribers.c.email) == func.lower(mailbox)
+                )
+            ).all()
+            status = (
+                SUPPRESSED.value if any(row.status == SUPPRESSED.value for row in rows) else ERASED
+            )
+            _keep_hash(conn, config, mailbox, status, now)
+            removed = _remove(conn, [row.id for row in rows])
+            # A run's summary may name an address (one suppressed during a send).
+            for run_id, summary in conn.execute(
+                select(runs.c.id, runs.c.summary).where(
+                    func.lower(cast(runs.c.summary, String)).contains(mailbox)
+                )
+            ):
+                conn.execute(
+                    update(runs).where(runs.c.id == run_id).values(summary=_scrub(summary, mailbox))
+                )
+        return removed
+
+    def export_data(self, config: Config, email: str) -> dict[str, Any]:
+        """All that is held about ``email`` (in any case): its subscriptions, the messages
+        queued or sent to it, the advisories it was sent, and whether only a hash is kept."""
+        mailbox = email.strip().lower()
+        with self.engine.connect() as conn:
+            ids = list(
+                conn.execute(
+                    select(subscribers.c.id).where(
+                        func.lower(subscribers.c.email) == func.lower(mailbox)
+                    )
+                ).scalars()
+            )
+            messages = conn.execute(
+                select(
+                    outbox.c.subscriber_id, digests.c.kind, digests.c.subject, outbox.c.status, outbox.c.attempts,
+                    outbox.c.created_at, outbox.c.sent_at, outbox.c.last_error,
+                )
+                .select_from(outbox.join(digests, outbox.c.digest_id == digests.c.id))
+                .where(outbox.c.subscriber_id.in_(ids))
+                .order_by(outbox.c.id)
+            ).mappings().all()  # fmt: skip
+            sent = conn.execute(
+                select(subscriber_advisories.c.subscriber_id, advisories.c.title, advisories.c.url,
+                       subscriber_advisories.c.revision, subscriber_advisories.c.queued_at)
+                .select_from(subscriber_advisories.join(advisories, subscriber_advisories.c.advisory_id == advisories.c.id))
+                .where(subscriber_advisories.c.subscriber_id.in_(ids))
+                .order_by(subscriber_advisories.c.queued_at)
+            ).mappings().all()  # fmt: skip
+        held = [self.subscribers.get(subscriber_id) for subscriber_id in ids]
+        return {
+            "email": email,
+            "subscriptions": [
+                {
+                    "email": s.email, "name": s.name, "status": s.status.value, "areas": list(s.areas),
+                    "frequency": s.frequency.value, "urgent": s.urgent, "forwardable": s.forwardable,
+                    "created_at": _iso(s.created_at), "confirmed_at": _iso(s.confirmed_at),
+                    "status_changed_at": _iso(s.status_changed_at), "bounces": s.bounces, "watermark": _iso(s.watermark),
+                }
+                for s in held
+            ],
+            "messages": [{key: _iso(value) for key, value in row.items() if key != "subscriber_id"} for row in messages],
+            "advisories_sent": [{key: _iso(value) for key, value in row.items() if key != "subscriber_id"} for row in sent],
+            "kept_as_hash": self.hashed_opt_out(config, email),
+        }  # fmt: skip

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
-from alerts.schema import source_feeds, source_files, source_health
-from alerts.store.advisories import Store
 from alerts.store.ids import chunks
+from alerts.store.schema import source_feeds, source_files, source_health
 
 
 @dataclass(frozen=True)
@@ -46,84 +45,6 @@ class SeenFile:
     size: int
     sha256: str
     parser: str | None
-
-
-def load_upstream_poll(store: Store, url: str) -> UpstreamPoll:
-    """The last poll of the feed at ``url`` (all None: never polled)."""
-    with store.engine.connect() as conn:
-        row = conn.execute(select(source_feeds).where(source_feeds.c.url == url)).mappings().first()
-    if row is None:
-        return UpstreamPoll()
-    return UpstreamPoll(row["etag"], row["last_modified"], row["status"], row["error"], row["warned"])
-
-
-def save_upstream_poll(
-    store: Store,
-    url: str,
-    *,
-    now: datetime,
-    status: int | None,
-    error: str | None,
-    etag: str | None = None,
-    last_modified: str | None = None,
-    warned: str | None = None,
-) -> None:
-    """Record a poll. On failure (``error`` set) the validators from the last success
-    (and what was last warned about the feed) are kept."""
-    values: dict[str, Any] = {"fetched_at": now, "status": status, "error": error}
-    if error is None:
-        values |= {"etag": etag, "last_modified": last_modified, "warned": warned}
-    with store.engine.begin() as conn:
-        exists = conn.execute(select(source_feeds.c.url).where(source_feeds.c.url == url)).first()
-        if exists:
-            conn.execute(update(source_feeds).where(source_feeds.c.url == url).values(**values))
-        else:
-            conn.execute(insert(source_feeds).values(url=url, **values))
-
-
-def load_seen_files(store: Store, roots: list[str] | None = None) -> dict[str, SeenFile]:
-    """What was last seen of every file under ``roots`` (None: of every file)."""
-    prefixes = tuple(root.rstrip(os.sep) + os.sep for root in roots or ())
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                source_files.c.path,
-                source_files.c.mtime_ns,
-                source_files.c.size,
-                source_files.c.sha256,
-                source_files.c.parser,
-            )
-        ).all()
-    return {
-        path: SeenFile(mtime_ns, size, sha256, parser)
-        for path, mtime_ns, size, sha256, parser in rows
-        if roots is None or path in roots or path.startswith(prefixes)
-    }
-
-
-def save_seen_files(store: Store, seen: dict[str, SeenFile], *, forget: list[str], now: datetime) -> None:
-    """Remember ``seen`` files and forget the ``forget`` ones (gone from disk), in one transaction."""
-    if not seen and not forget:
-        return
-    names = [*seen, *forget]
-    with store.engine.begin() as conn:
-        for chunk in chunks(names):
-            conn.execute(delete(source_files).where(source_files.c.path.in_(chunk)))
-        if seen:
-            conn.execute(
-                insert(source_files),
-                [
-                    {
-                        "path": name,
-                        "mtime_ns": s.mtime_ns,
-                        "size": s.size,
-                        "sha256": s.sha256,
-                        "parser": s.parser,
-                        "seen_at": now,
-                    }
-                    for name, s in seen.items()
-                ],
-            )
 
 
 # -- health: each source's polls, for alerts status and /metrics ----------------------
@@ -150,43 +71,141 @@ class SourceHealth:
     last_error: str | None
 
 
-def record_source_polls(store: Store, polls: Iterable[SourcePoll], now: datetime) -> None:
-    """Count each poll, and its failure (in a row, and ever); a success clears the run."""
-    polls = list(polls)
-    if not polls:
-        return
-    with store.engine.begin() as conn:
-        for poll in polls:
-            failed = poll.error is not None
-            values: dict[str, Any] = {
-                "kind": poll.kind,
-                "last_poll_at": now,
-                "polls_total": source_health.c.polls_total + 1,
-                "failures": source_health.c.failures + 1 if failed else 0,
-                "failures_total": source_health.c.failures_total + (1 if failed else 0),
-                "last_error": poll.error,
-            }
-            if not failed:
-                values["last_ok_at"] = now
-            changed = conn.execute(
-                update(source_health).where(source_health.c.source == poll.source).values(**values)
-            ).rowcount
-            if not changed:
+class Sources:
+    """What each source has already given, and each source's health (``store.sources``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def upstream_poll(self, url: str) -> UpstreamPoll:
+        """The last poll of the feed at ``url`` (all None: never polled)."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(source_feeds).where(source_feeds.c.url == url))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return UpstreamPoll()
+        return UpstreamPoll(
+            row["etag"], row["last_modified"], row["status"], row["error"], row["warned"]
+        )
+
+    def save_upstream_poll(
+        self,
+        url: str,
+        *,
+        now: datetime,
+        status: int | None,
+        error: str | None,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        warned: str | None = None,
+    ) -> None:
+        """Record a poll. On failure (``error`` set) the validators from the last success
+        (and what was last warned about the feed) are kept."""
+        values: dict[str, Any] = {"fetched_at": now, "status": status, "error": error}
+        if error is None:
+            values |= {"etag": etag, "last_modified": last_modified, "warned": warned}
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                select(source_feeds.c.url).where(source_feeds.c.url == url)
+            ).first()
+            if exists:
+                conn.execute(update(source_feeds).where(source_feeds.c.url == url).values(**values))
+            else:
+                conn.execute(insert(source_feeds).values(url=url, **values))
+
+    def seen_files(self, roots: list[str] | None = None) -> dict[str, SeenFile]:
+        """What was last seen of every file under ``roots`` (None: of every file)."""
+        prefixes = tuple(root.rstrip(os.sep) + os.sep for root in roots or ())
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    source_files.c.path,
+                    source_files.c.mtime_ns,
+                    source_files.c.size,
+                    source_files.c.sha256,
+                    source_files.c.parser,
+                )
+            ).all()
+        return {
+            path: SeenFile(mtime_ns, size, sha256, parser)
+            for path, mtime_ns, size, sha256, parser in rows
+            if roots is None or path in roots or path.startswith(prefixes)
+        }
+
+    def save_seen_files(
+        self, seen: dict[str, SeenFile], *, forget: list[str], now: datetime
+    ) -> None:
+        """Remember ``seen`` files and forget the ``forget`` ones (gone from disk), in one transaction."""
+        if not seen and not forget:
+            return
+        names = [*seen, *forget]
+        with self.engine.begin() as conn:
+            for chunk in chunks(names):
+                conn.execute(delete(source_files).where(source_files.c.path.in_(chunk)))
+            if seen:
                 conn.execute(
-                    insert(source_health).values(
-                        source=poll.source,
-                        kind=poll.kind,
-                        last_poll_at=now,
-                        last_ok_at=None if failed else now,
-                        failures=int(failed),
-                        failures_total=int(failed),
-                        polls_total=1,
-                        last_error=poll.error,
-                    )
+                    insert(source_files),
+                    [
+                        {
+                            "path": name,
+                            "mtime_ns": s.mtime_ns,
+                            "size": s.size,
+                            "sha256": s.sha256,
+                            "parser": s.parser,
+                            "seen_at": now,
+                        }
+                        for name, s in seen.items()
+                    ],
                 )
 
+    def record_polls(self, polls: Iterable[SourcePoll], now: datetime) -> None:
+        """Count each poll, and its failure (in a row, and ever); a success clears the run."""
+        polls = list(polls)
+        if not polls:
+            return
+        with self.engine.begin() as conn:
+            for poll in polls:
+                failed = poll.error is not None
+                values: dict[str, Any] = {
+                    "kind": poll.kind,
+                    "last_poll_at": now,
+                    "polls_total": source_health.c.polls_total + 1,
+                    "failures": source_health.c.failures + 1 if failed else 0,
+                    "failures_total": source_health.c.failures_total + (1 if failed else 0),
+                    "last_error": poll.error,
+                }
+                if not failed:
+                    values["last_ok_at"] = now
+                changed = conn.execute(
+                    update(source_health)
+                    .where(source_health.c.source == poll.source)
+                    .values(**values)
+                ).rowcount
+                if not changed:
+                    conn.execute(
+                        insert(source_health).values(
+                            source=poll.source,
+                            kind=poll.kind,
+                            last_poll_at=now,
+                            last_ok_at=None if failed else now,
+                            failures=int(failed),
+                            failures_total=int(failed),
+                            polls_total=1,
+                            last_error=poll.error,
+                        )
+                    )
 
-def source_healths(store: Store) -> list[SourceHealth]:
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(source_health).order_by(source_health.c.source)).mappings().all()
-    return [SourceHealth(**{key: row[key] for key in SourceHealth.__dataclass_fields__}) for row in rows]
+    def healths(self) -> list[SourceHealth]:
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(select(source_health).order_by(source_health.c.source))
+                .mappings()
+                .all()
+            )
+        return [
+            SourceHealth(**{key: row[key] for key in SourceHealth.__dataclass_fields__})
+            for row in rows
+        ]

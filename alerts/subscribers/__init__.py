@@ -2,7 +2,7 @@
 (``lists``) and transactional mail such as the sign-up confirmation (``mail``).
 
 The records and their status changes live in :mod:`alerts.store.subscribers` (the
-digest stage streams subscribers with ``iter_subscribers``; delivery reports hard
+digest stage streams subscribers with ``store.subscribers.iterate``; delivery reports hard
 bounces with ``record_bounce``).
 """
 

@@ -29,16 +29,7 @@ from alerts.store.subscribers import (
     PENDING,
     SUPPRESSED,
     UNSUBSCRIBED,
-    address_book,
-    find_mailbox,
-    find_subscriber,
-    get_subscriber,
-    insert_new_subscribers,
-    iter_subscribers,
     same_preferences,
-    save_subscriber,
-    suppress,
-    unsubscribe,
 )
 from alerts.subscribers.validation import (
     InvalidSubscriber,
@@ -261,7 +252,7 @@ class _Importer:
         self.on_pending = on_pending
         self.report = ImportReport()
         self.seen: dict[str, str] = {}
-        self.stored, self.opted_out_ids = address_book(store)
+        self.stored, self.opted_out_ids = store.subscribers.address_book()
         self.new_rows: list[tuple[str, Subscription, SubscriberStatus]] = []
         #: Whether an address is kept only as the hash of an opt-out or an erasure.
         self.hashed: Callable[[str], bool] | None = None
@@ -329,34 +320,35 @@ class _Importer:
 
     def _existing(self, email: str, wanted: SubscriberStatus | None) -> Subscriber | None:
         """The stored subscriber of this address, or of an opted-out spelling of it."""
-        existing = find_mailbox(self.store, email) if email.lower() in self.stored else None
+        existing = self.store.subscribers.find_mailbox(email) if email.lower() in self.stored else None
         if existing is None and wanted not in OPTED_OUT and email.lower() in self.opted_out_ids:
-            existing = get_subscriber(self.store, self.opted_out_ids[email.lower()])
+            existing = self.store.subscribers.get(self.opted_out_ids[email.lower()])
         return existing
 
     def _opt_out(self, subscription: Subscription, wanted: SubscriberStatus, existing: Subscriber | None) -> None:
         email = subscription.email
         if existing is None:
-            ids = insert_new_subscribers(self.store, [(subscription, wanted)], now=self.now, origin=self.origin)
+            ids = self.store.subscribers.insert_new([(subscription, wanted)], now=self.now, origin=self.origin)
             if ids is not None:
                 self.opted_out_ids[email.lower()] = ids[0]
                 self.report.opted_out += 1
                 return
             # Added by someone else since we looked: stop that one instead.
-            existing = find_subscriber(self.store, email)
+            existing = self.store.subscribers.find(email)
             if existing is None:
                 raise NotFound(f"{email} was added and removed during the import", hint="run the import again")
         if existing.status in OPTED_OUT:
             self.report.unchanged += 1
             return
-        stop = suppress if wanted is SUPPRESSED else unsubscribe
-        stop(self.store, existing.id, now=self.now)
+        subscribers = self.store.subscribers
+        stop = subscribers.suppress if wanted is SUPPRESSED else subscribers.unsubscribe
+        stop(existing.id, now=self.now)
         self.opted_out_ids[email.lower()] = existing.id
         self.report.opted_out += 1
 
     def _save(self, where: str, subscription: Subscription, status: SubscriberStatus) -> None:
         try:
-            subscriber, outcome = save_subscriber(self.store, subscription, now=self.now, status=status, origin=self.origin)
+            subscriber, outcome = self.store.subscribers.save(subscription, now=self.now, status=status, origin=self.origin)
         except OptedOut as exc:  # opted out between our look and our write
             self.report.skipped.append(RowProblem(where, subscription.email, exc.message))
             return
@@ -371,8 +363,7 @@ class _Importer:
         self.new_rows.clear()
         if not batch:
             return
-        ids = insert_new_subscribers(
-            self.store, [(sub, status) for _, sub, status in batch], now=self.now, origin=self.origin
+        ids = self.store.subscribers.insert_new([(sub, status) for _, sub, status in batch], now=self.now, origin=self.origin
         )
         if ids is None:
             for where, subscription, status in batch:
@@ -382,7 +373,7 @@ class _Importer:
         if self.on_pending is not None:
             for new_id, (_, _, status) in zip(ids, batch, strict=True):
                 if status is PENDING:
-                    self.on_pending(get_subscriber(self.store, new_id))
+                    self.on_pending(self.store.subscribers.get(new_id))
 
 
 def _status(value: Any) -> SubscriberStatus | None:
@@ -414,7 +405,7 @@ def export_list(store: Store, out: TextIO, *, fmt: str = "csv", status: Subscrib
     """Write subscribers (every status by default, so do-not-mail rows travel too) in a
     form :func:`import_list` reads back. Streams; returns how many were written."""
     count = 0
-    rows = (export_row(s) for s in iter_subscribers(store, status=status))
+    rows = (export_row(s) for s in store.subscribers.iterate(status=status))
     if fmt == "csv":
         out.write("# Area Alerts subscribers. areas: slugs separated by ';'. forwardable, urgent: yes/no.\n")
         writer = csv.writer(out, lineterminator="\n")

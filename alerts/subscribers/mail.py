@@ -23,8 +23,7 @@ from jinja2 import Environment, TemplateError
 
 from alerts.config import Config
 from alerts.errors import ConfigError
-from alerts.store.advisories import Store
-from alerts.store.digests import queue_finished_message, queued_since
+from alerts.store.store import Store
 from alerts.templating import template_environment
 from alerts.text import one_line
 from alerts.tokens import Confirmation, link_signer
@@ -106,7 +105,7 @@ def confirmation_content(config: Config, subscriber: Subscriber, confirm_url: st
 def send_confirmation(config: Config, store: Store, subscriber: Subscriber, area_names: list[str], *, now: datetime) -> int | None:
     """Queue the confirmation email for a pending subscriber. Returns the outbox id, or
     None when one was queued for them less than :data:`RESEND_AFTER` ago."""
-    if queued_since(store, subscriber.id, CONFIRM, now - RESEND_AFTER):
+    if store.digests.queued_since(subscriber.id, CONFIRM, now - RESEND_AFTER):
         return None
     # The preferences the email states travel in its link: what is confirmed is what was mailed.
     confirm_url = link_signer(config).confirm_url(
@@ -136,8 +135,7 @@ def queue_transactional(
     (``meta["transactional"]`` true, ``meta["raw"]`` the whole message when given) and a
     pending ``outbox`` row ahead of any digest (the store wakes the senders). Returns the
     outbox id."""
-    return queue_finished_message(
-        store,
+    return store.digests.queue_finished_message(
         subscriber_id,
         kind=kind,
         subject=one_line(subject, 200),

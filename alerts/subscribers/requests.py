@@ -27,15 +27,8 @@ from datetime import datetime
 from alerts.areas import Gazetteer
 from alerts.config import Config
 from alerts.store import Store
-from alerts.store.limits import MAILBOX, mailbox_key, take
-from alerts.store.retention import hashed_opt_out
-from alerts.store.subscribers import (
-    ACTIVE,
-    PENDING,
-    SUPPRESSED,
-    find_mailbox,
-    resubscribe_pending,
-)
+from alerts.store.limits import MAILBOX, mailbox_key
+from alerts.store.subscribers import ACTIVE, PENDING, SUPPRESSED
 from alerts.subscribers.mail import send_confirmation
 from alerts.subscribers.notices import ALREADY, MANAGE_LINK, WELCOME, send_notice
 from alerts.subscribers.validation import Subscription
@@ -52,12 +45,12 @@ def sign_up(config: Config, store: Store, gazetteer: Gazetteer, subscription: Su
     """Act on a sign-up from the form; returns what was done (for logs and tests):
     ``confirm``, ``already``, ``limited`` (the mailbox had its mail for now) or
     ``nothing``."""
-    if hashed_opt_out(config, store, subscription.email) == SUPPRESSED.value:
+    if store.retention.hashed_opt_out(config, subscription.email) == SUPPRESSED.value:
         return "nothing"  # bounced or complained, and kept only as a hash: never mailed
-    subscriber, send = resubscribe_pending(store, subscription, now=now)
+    subscriber, send = store.subscribers.resubscribe_pending(subscription, now=now)
     if not send and subscriber.status is not ACTIVE:
         return "nothing"
-    if not take(store, mailbox_key(config, subscription.email), MAILBOX, now):
+    if not store.limits.take(mailbox_key(config, subscription.email), MAILBOX, now):
         return "limited"
     names = area_names(gazetteer, subscriber)
     if send:
@@ -68,10 +61,10 @@ def sign_up(config: Config, store: Store, gazetteer: Gazetteer, subscription: Su
 def request_manage_link(config: Config, store: Store, gazetteer: Gazetteer, email: str, now: datetime) -> str:
     """Act on "Manage your subscription" for ``email`` (any case): ``manage``,
     ``confirm`` (a pending sign-up is asked to confirm again) or ``nothing``."""
-    subscriber = find_mailbox(store, email)
+    subscriber = store.subscribers.find_mailbox(email)
     if subscriber is None or subscriber.status not in (ACTIVE, PENDING):
         return "nothing"
-    if not take(store, mailbox_key(config, email), MAILBOX, now):
+    if not store.limits.take(mailbox_key(config, email), MAILBOX, now):
         return "limited"
     names = area_names(gazetteer, subscriber)
     if subscriber.status is PENDING:

@@ -16,7 +16,7 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddle
 
 from alerts.app import App
 from alerts.feeds.model import FORMATS
-from alerts.store.runs import HEARTBEAT_FRESH, last_beat
+from alerts.store.runs import HEARTBEAT_FRESH
 from alerts.web import archive, ops, pages, privacy, subscriptions
 from alerts.web.archive import GZIP_MIN
 from alerts.web.guards import BodyLimit, CanonicalHost, redact_access_log
@@ -53,7 +53,7 @@ def scheduler_running(app: App) -> Callable[[], bool]:
     """True while ``alerts serve`` writes its heartbeat (it sends what is queued)."""
 
     def running() -> bool:
-        last = last_beat(app.store)
+        last = app.store.runs.last_beat()
         return last is not None and app.now() - last[0] <= HEARTBEAT_FRESH
 
     return running

@@ -73,7 +73,7 @@ def index(request: Request) -> Response:
         district.slug: [node for node in areas if node.parent == district.slug and node.kind is AreaKind.TOWN]
         for district in districts
     }
-    latest = app.store.advisories(live_at=app.now(), limit=10)
+    latest = app.store.advisories.find(live_at=app.now(), limit=10)
     return _page(
         request,
         "index.html",
@@ -120,7 +120,7 @@ def area_page(request: Request) -> Response:
         # A name, alias or postcode district ("ME4", "Chatham") goes to the area's one address.
         return RedirectResponse(request.url_for("area", slug=slug), status_code=301)
     page = _page_number(request)
-    items = app.store.advisories(
+    items = app.store.advisories.find(
         areas=gazetteer.matching_areas([slug]), live_at=app.now(), limit=PER_PAGE + 1, offset=(page - 1) * PER_PAGE
     )
     node = gazetteer.node(slug)
@@ -181,7 +181,7 @@ def _page_number(request: Request) -> int:
 def advisory_page(request: Request) -> Response:
     app = web_app(request)
     try:
-        advisory = app.store.advisory(int(request.path_params["advisory_id"]))
+        advisory = app.store.advisories.get(int(request.path_params["advisory_id"]))
         if advisory.outside_coverage:
             # Another force's news, or an unknown area: stored for the operator, not published.
             raise NotFound("outside coverage")

@@ -14,8 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alerts.metrics import CONTENT_TYPE, render_metrics
-from alerts.store.database import ping
-from alerts.store.runs import HEARTBEAT_FRESH, last_beat
+from alerts.store.runs import HEARTBEAT_FRESH
 from alerts.web.pages import web_app
 
 NO_CACHE = {"Cache-Control": "no-store"}
@@ -48,8 +47,8 @@ async def healthz(request: Request) -> Response:
 
     def check() -> tuple[bool, dict[str, object]]:
         try:
-            ping(app.store)
-            beat = last_beat(app.store)
+            app.store.ping()
+            beat = app.store.runs.last_beat()
         except SQLAlchemyError as exc:
             detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             return False, {"database": f"unavailable: {detail}", "scheduler": "unknown"}

@@ -28,17 +28,8 @@ from starlette.routing import BaseRoute, Route
 from alerts.app import App
 from alerts.areas import AreaNode, Gazetteer
 from alerts.errors import AlertsError, BadToken, NotFound, UnknownArea
-from alerts.store.limits import CLIENT, MAILBOX, client_key, take
-from alerts.store.subscribers import (
-    ACTIVE,
-    OPTED_OUT,
-    PENDING,
-    UNSUBSCRIBED,
-    confirm_subscriber,
-    get_subscriber,
-    unsubscribe,
-    update_subscriber,
-)
+from alerts.store.limits import CLIENT, MAILBOX, client_key
+from alerts.store.subscribers import ACTIVE, OPTED_OUT, PENDING, UNSUBSCRIBED
 from alerts.subscribers import (
     InvalidSubscriber,
     Preferences,
@@ -145,10 +136,9 @@ def confirm(request: Request, form: dict[str, str]) -> Response:
         return page(request, "confirm.html", personal(app, subscriber, {"token": token}))
     stated = Preferences(areas=subscriber.areas, frequency=subscriber.frequency, urgent=subscriber.urgent)
     now = app.now()
-    confirmed = waiting and confirm_subscriber(
-        app.store, subscriber.id, now=now, preferences=stated, issued_at=confirmation.issued_at
+    confirmed = waiting and app.store.subscribers.confirm(subscriber.id, now=now, preferences=stated, issued_at=confirmation.issued_at
     )
-    subscriber = get_subscriber(app.store, subscriber.id)  # as it is now, whoever changed it
+    subscriber = app.store.subscribers.get(subscriber.id)  # as it is now, whoever changed it
     if subscriber.status is not ACTIVE:
         return bad_link(request, "This confirmation link no longer works", "The address was unsubscribed since it was sent.")
     outcome = "confirmed" if confirmed else "already"
@@ -182,7 +172,7 @@ def manage(request: Request, form: dict[str, str]) -> Response:
     values, context["errors"] = checked_fields(app, form, ("areas", "frequency"))
     if context["errors"]:
         return page(request, "manage.html", context, status=400)
-    subscriber = update_subscriber(app.store, subscriber.id, Preferences(**values, urgent=form.get("urgent") == "yes"))
+    subscriber = app.store.subscribers.update(subscriber.id, Preferences(**values, urgent=form.get("urgent") == "yes"))
     context.update(personal(app, subscriber, {"saved": True, "form": current_form(app, subscriber)}))
     return page(request, "manage.html", context)
 
@@ -193,7 +183,7 @@ def too_many(request: Request) -> Response | None:
     says nothing about any address, and is checked the same way for all of them."""
     app = web_app(request)
     client = request.client.host if request.client else "unknown"
-    if take(app.store, client_key(app.config, client), CLIENT, app.now()):
+    if app.store.limits.take(client_key(app.config, client), CLIENT, app.now()):
         return None
     response = page(
         request,
@@ -239,7 +229,7 @@ def unsubscribe_page(request: Request, form: dict[str, str]) -> Response:
     subscriber = subscriber_from(request, form.get("token"), UNSUBSCRIBE)
     if isinstance(subscriber, Response):
         return subscriber
-    changed = unsubscribe(app.store, subscriber.id, now=app.now())
+    changed = app.store.subscribers.unsubscribe(subscriber.id, now=app.now())
     return page(request, "unsubscribed.html", personal(app, subscriber, {"changed": changed}))
 
 
@@ -262,7 +252,7 @@ def _unsubscribe_by_token(request: Request) -> Response:
     app = web_app(request)
     try:
         subscriber_id = link_signer(app.config).verify(request.query_params.get("token") or "", UNSUBSCRIBE, app.now())
-        unsubscribe(app.store, subscriber_id, now=app.now())
+        app.store.subscribers.unsubscribe(subscriber_id, now=app.now())
     except (BadToken, NotFound):
         return PlainTextResponse("This unsubscribe link is not valid.\n", status_code=400, headers=PRIVATE)
     return PlainTextResponse("Unsubscribed.\n", headers=PRIVATE)
@@ -303,7 +293,7 @@ def subscriber_from(request: Request, token: str | None, purpose: str, max_age: 
     if not token:
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
-        return get_subscriber(app.store, link_signer(app.config).verify(token, purpose, app.now(), max_age=max_age))
+        return app.store.subscribers.get(link_signer(app.config).verify(token, purpose, app.now(), max_age=max_age))
     except (BadToken, NotFound) as exc:
         return link_error(request, exc, purpose, max_age)
 
@@ -316,7 +306,7 @@ def confirmation_from(request: Request, token: str | None) -> tuple[Confirmation
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
         confirmation = link_signer(app.config).verify_confirmation(token, app.now(), max_age=CONFIRM_MAX_AGE)
-        return confirmation, as_stated(get_subscriber(app.store, confirmation.subscriber_id), confirmation)
+        return confirmation, as_stated(app.store.subscribers.get(confirmation.subscriber_id), confirmation)
     except (BadToken, NotFound) as exc:
         return link_error(request, exc, CONFIRM, CONFIRM_MAX_AGE)
 

@@ -14,7 +14,7 @@ import pytest
 
 from alerts.app import App
 from alerts.digest import queue_digests
-from alerts.store.subscribers import PENDING, add_subscriber
+from alerts.store.subscribers import PENDING
 from alerts.subscribers import make_subscription
 from alerts.subscribers.mail import send_confirmation
 from alerts.subscribers.notices import KINDS, send_notice
@@ -44,8 +44,7 @@ def people(site: LiveServer) -> dict[str, str]:
     app = site.app
     signer = LinkSigner(app.config)
     active = subscribe(app, "active@example.org", ["medway", "dover"], frequency="daily")
-    pending = add_subscriber(
-        app.store, make_subscription(app.gazetteer, "pending@example.org", ["chatham"]), now=NOW, status=PENDING
+    pending = app.store.subscribers.add(make_subscription(app.gazetteer, "pending@example.org", ["chatham"]), now=NOW, status=PENDING
     )
     gone = subscribe(app, "gone@example.org", ["dover"])
     links = signer.links(active.id, NOW)
@@ -82,7 +81,7 @@ def test_archive_pages_have_no_wcag_22_aa_violation(site: LiveServer, checked_pa
     for path in ARCHIVE:
         checked_page.goto(site.url + path)
         assert_accessible(checked_page, axe_source, path)
-    for item in site.app.store.advisories(areas=["medway", "chatham"]):
+    for item in site.app.store.advisories.find(areas=["medway", "chatham"]):
         checked_page.goto(f"{site.url}/advisories/{item.id}")
         assert_accessible(checked_page, axe_source, f"/advisories/{item.id}")
 
@@ -133,8 +132,7 @@ def test_every_kind_of_email_has_no_wcag_22_aa_violation(
 ) -> None:
     app = App(write_config(site={"base_url": "https://alerts.example.org"}))
     try:
-        pending = add_subscriber(
-            app.store, make_subscription(app.gazetteer, "new@example.org", ["medway"]), now=NOW, status=PENDING
+        pending = app.store.subscribers.add(make_subscription(app.gazetteer, "new@example.org", ["medway"]), now=NOW, status=PENDING
         )
         send_confirmation(app.config, app.store, pending, ["Medway"], now=NOW)
         now = subscribe(app, "now@example.org", ["medway"], frequency="immediate")

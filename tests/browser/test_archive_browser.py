@@ -107,7 +107,7 @@ def test_archive_reads_well_in_dark_mode_on_a_phone(
         for path in ("/", "/areas/medway", "/areas/dover"):
             page.goto(server.url + path)
             assert page.evaluate("document.documentElement.scrollWidth") <= 375, path
-        hostile = app.store.advisories(areas=["dover"])[0]
+        hostile = app.store.advisories.find(areas=["dover"])[0]
         page.goto(f"{server.url}/advisories/{hostile.id}")
         # A link the sanitiser disarmed reads as words, not as a link that does nothing.
         dead = page.locator(".body a:not([href])").first

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.delivery import send_pending
-from alerts.store.subscribers import ACTIVE, PENDING, find_subscriber
+from alerts.store.subscribers import ACTIVE, PENDING
 from alerts.testing import row_counts
 from alerts.types import Frequency
 from tests.browser.conftest import eventually
@@ -40,7 +40,7 @@ def test_subscribe_then_the_emailed_link_asks_and_the_button_confirms(live_serve
     page.wait_for_url(f"{server.url}/subscribe")
     assert page.locator("h1").inner_text() == "Check your email"
     eventually(lambda: row_counts(app.store.engine, "outbox")["outbox"] == 1)
-    pending = find_subscriber(app.store, "resident@example.org")
+    pending = app.store.subscribers.find("resident@example.org")
     assert pending is not None and pending.status is PENDING
     assert pending.areas == ("chatham",) and pending.frequency is Frequency.WEEKLY
 
@@ -56,14 +56,14 @@ def test_subscribe_then_the_emailed_link_asks_and_the_button_confirms(live_serve
     assert page.locator("h1").inner_text() == "Confirm your subscription"
     assert "weekly alerts for Chatham" in page.locator("main").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
-    assert find_subscriber(app.store, "resident@example.org").status is PENDING  # type: ignore[union-attr]
+    assert app.store.subscribers.find("resident@example.org").status is PENDING
 
     button = page.get_by_role("button", name="Confirm my subscription")
     assert button.bounding_box()["height"] >= 44  # big enough for a thumb
     button.click()
     page.wait_for_url(f"{server.url}/confirm")
     assert page.locator("h1").inner_text() == "You are subscribed"
-    active = find_subscriber(app.store, "resident@example.org")
+    active = app.store.subscribers.find("resident@example.org")
     assert active is not None and active.status is ACTIVE and active.watermark is not None
 
 
@@ -84,7 +84,7 @@ def test_a_mistyped_town_is_explained_next_to_its_field_at_320px(live_server: Ca
     gap = areas.bounding_box()["y"] - (error.bounding_box()["y"] + error.bounding_box()["height"])
     assert 0 <= gap < 40
     assert page.evaluate("document.documentElement.scrollWidth") <= 320
-    assert find_subscriber(server.app.store, "resident@example.org") is None
+    assert server.app.store.subscribers.find("resident@example.org") is None
 
 
 def test_areas_are_ticked_by_district_and_town_with_javascript_off(live_server: Callable[..., Any], browser: Any) -> None:
@@ -102,8 +102,8 @@ def test_areas_are_ticked_by_district_and_town_with_javascript_off(live_server: 
         page.get_by_label("Or type towns or postcode districts").fill("TN23")
         page.get_by_role("button", name="Subscribe").click()
         assert page.locator("h1").inner_text() == "Check your email"
-        eventually(lambda: find_subscriber(server.app.store, "ticks@example.org") is not None)
-        subscriber = find_subscriber(server.app.store, "ticks@example.org")
+        eventually(lambda: server.app.store.subscribers.find("ticks@example.org") is not None)
+        subscriber = server.app.store.subscribers.find("ticks@example.org")
         assert subscriber is not None and set(subscriber.areas) == {"dover", "chatham", "gillingham", "ashford"}
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
     finally:

@@ -7,7 +7,7 @@ Create Date: 2026-11-25 15:40:14.632582
 
 from alembic import op
 import sqlalchemy as sa
-import alerts.schema
+import alerts.store.schema
 
 
 revision = '0001'
@@ -27,18 +27,18 @@ def upgrade() -> None:
     sa.Column('body_html', sa.Text(), nullable=False),
     sa.Column('body_text', sa.Text(), nullable=False),
     sa.Column('content_hash', sa.String(length=64), nullable=False),
-    sa.Column('published_at', alerts.schema.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
     sa.Column('date_assumed', sa.Boolean(), nullable=False),
-    sa.Column('first_seen_at', alerts.schema.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('changed_at', alerts.schema.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', alerts.schema.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('first_seen_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('changed_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
     sa.Column('revision', sa.Integer(), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('force_area', sa.String(length=100), nullable=True),
     sa.Column('image_url', sa.Text(), nullable=True),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('priority', sa.String(length=20), nullable=False),
-    sa.Column('expires_at', alerts.schema.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=True),
     sa.Column('tags', sa.JSON(), nullable=False),
     sa.Column('extra', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_advisories')),
@@ -56,7 +56,7 @@ def upgrade() -> None:
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('areas', sa.JSON(), nullable=False),
     sa.Column('advisory_ids', sa.JSON(), nullable=False),
-    sa.Column('created_at', alerts.schema.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
     sa.Column('meta', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_digests')),
     sa.UniqueConstraint('key', name=op.f('uq_digests_key'))
@@ -64,8 +64,8 @@ def upgrade() -> None:
     op.create_table('runs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=40), nullable=False),
-    sa.Column('started_at', alerts.schema.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', alerts.schema.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=True),
     sa.Column('ok', sa.Boolean(), nullable=True),
     sa.Column('summary', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_runs'))
@@ -74,7 +74,7 @@ def upgrade() -> None:
     sa.Column('url', sa.String(length=2000), nullable=False),
     sa.Column('etag', sa.Text(), nullable=True),
     sa.Column('last_modified', sa.Text(), nullable=True),
-    sa.Column('fetched_at', alerts.schema.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('fetched_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=True),
     sa.Column('status', sa.Integer(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('url', name=op.f('pk_source_feeds'))
@@ -85,7 +85,7 @@ def upgrade() -> None:
     sa.Column('size', sa.BigInteger(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('parser', sa.String(length=64), nullable=True),
-    sa.Column('seen_at', alerts.schema.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('seen_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('path', name=op.f('pk_source_files'))
     )
     op.create_table('subscribers',
@@ -97,10 +97,10 @@ def upgrade() -> None:
     sa.Column('forwardable', sa.Boolean(), nullable=False),
     sa.Column('urgent', sa.Boolean(), nullable=False),
     sa.Column('bounces', sa.Integer(), nullable=False),
-    sa.Column('created_at', alerts.schema.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('confirmed_at', alerts.schema.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('status_changed_at', alerts.schema.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('watermark', alerts.schema.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('confirmed_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('status_changed_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('watermark', alerts.store.schema.UtcDateTime(timezone=True), nullable=True),
     sa.Column('origin', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subscribers')),
     sa.UniqueConstraint('email', name=op.f('uq_subscribers_email'))
@@ -123,13 +123,13 @@ def upgrade() -> None:
     sa.Column('digest_id', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', alerts.schema.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('next_attempt_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('message_id', sa.String(length=255), nullable=False),
     sa.Column('claimed_by', sa.String(length=100), nullable=True),
-    sa.Column('claimed_until', alerts.schema.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', alerts.schema.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', alerts.schema.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('claimed_until', alerts.store.schema.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['digest_id'], ['digests.id'], name=op.f('fk_outbox_digest_id_digests'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscribers.id'], name=op.f('fk_outbox_subscriber_id_subscribers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
@@ -144,7 +144,7 @@ def upgrade() -> None:
     sa.Column('advisory_id', sa.Integer(), nullable=False),
     sa.Column('revision', sa.Integer(), nullable=False),
     sa.Column('digest_id', sa.Integer(), nullable=True),
-    sa.Column('queued_at', alerts.schema.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('queued_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['advisory_id'], ['advisories.id'], name=op.f('fk_subscriber_advisories_advisory_id_advisories'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['digest_id'], ['digests.id'], name=op.f('fk_subscriber_advisories_digest_id_digests'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscribers.id'], name=op.f('fk_subscriber_advisories_subscriber_id_subscribers'), ondelete='CASCADE'),

@@ -1,5 +1,5 @@
 """The database tables, named once. Changes go through a migration in
-``alerts/migrations/versions`` (a test checks the two agree)."""
+``alerts/store/migrations/versions`` (a test checks the two agree)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ Create Date: 2026-12-01 04:06:21.444512
 
 from alembic import op
 import sqlalchemy as sa
-import alerts.schema
+import alerts.store.schema
 
 
 revision = '0002'
@@ -22,7 +22,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('area_decision', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('outside_coverage', sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.add_column(sa.Column('area_override', sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column('area_override_at', alerts.schema.UtcDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('area_override_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=True))
 
     # ### end Alembic commands ###
 

@@ -4,8 +4,8 @@ or on ``-x url=...`` when the alembic command line is used directly."""
 from alembic import context
 from sqlalchemy import create_engine
 
-from alerts.schema import metadata
 from alerts.store.database import engine_url
+from alerts.store.schema import metadata
 
 config = context.config
 

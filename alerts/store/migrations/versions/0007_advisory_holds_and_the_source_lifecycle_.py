@@ -7,7 +7,7 @@ Create Date: 2026-12-06 19:12:31.432985
 
 from alembic import op
 import sqlalchemy as sa
-import alerts.schema
+import alerts.store.schema
 
 
 revision = '0007'
@@ -21,7 +21,7 @@ def upgrade() -> None:
     with op.batch_alter_table('advisories', schema=None) as batch_op:
         batch_op.add_column(sa.Column('hold', sa.String(length=20), nullable=True))
         batch_op.add_column(sa.Column('hold_source', sa.String(length=2000), nullable=True))
-        batch_op.add_column(sa.Column('hold_at', alerts.schema.UtcDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('hold_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('hold_detail', sa.JSON(), nullable=True))
         batch_op.create_index(batch_op.f('ix_advisories_hold'), ['hold'], unique=False)
 

@@ -16,7 +16,7 @@ from collections import defaultdict
 import sqlalchemy as sa
 from alembic import op
 
-import alerts.schema
+import alerts.store.schema
 
 revision = "0004"
 down_revision = "0003"
@@ -30,8 +30,8 @@ def upgrade() -> None:
     op.create_table(
         "mail_limits",
         sa.Column("key", sa.String(length=80), nullable=False),
-        sa.Column("last_at", alerts.schema.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("window_start", alerts.schema.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("last_at", alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("window_start", alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_mail_limits")),
     )
@@ -39,7 +39,7 @@ def upgrade() -> None:
         "opt_outs",
         sa.Column("mailbox_hash", sa.String(length=64), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("hashed_at", alerts.schema.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("hashed_at", alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("mailbox_hash", name=op.f("pk_opt_outs")),
     )
     merge_case_variants(op.get_bind())

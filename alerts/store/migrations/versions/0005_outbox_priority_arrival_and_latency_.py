@@ -7,7 +7,7 @@ Create Date: 2026-12-01 03:35:52.377982
 
 from alembic import op
 import sqlalchemy as sa
-import alerts.schema
+import alerts.store.schema
 
 
 revision = '0005'
@@ -26,8 +26,8 @@ def upgrade() -> None:
     op.create_table('source_health',
     sa.Column('source', sa.String(length=2000), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
-    sa.Column('last_poll_at', alerts.schema.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('last_ok_at', alerts.schema.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('last_poll_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('last_ok_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=True),
     sa.Column('failures', sa.Integer(), nullable=False),
     sa.Column('failures_total', sa.BigInteger(), nullable=False),
     sa.Column('polls_total', sa.BigInteger(), nullable=False),
@@ -36,7 +36,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.add_column(sa.Column('priority', sa.SmallInteger(), server_default='20', nullable=False))
-        batch_op.add_column(sa.Column('arrived_at', alerts.schema.UtcDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('arrived_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('latency_ms', sa.BigInteger(), nullable=True))
         batch_op.drop_index(batch_op.f('ix_outbox_due'))
         batch_op.create_index('ix_outbox_due', ['status', 'priority', 'next_attempt_at'], unique=False)

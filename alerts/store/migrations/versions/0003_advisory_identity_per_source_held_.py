@@ -9,7 +9,7 @@ Create Date: 2026-12-01 03:28:44.793243
 
 from alembic import op
 import sqlalchemy as sa
-import alerts.schema
+import alerts.store.schema
 
 
 revision = '0003'
@@ -26,15 +26,15 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=2000), nullable=False),
     sa.Column('url', sa.Text(), nullable=False),
     sa.Column('title', sa.Text(), nullable=False),
-    sa.Column('first_seen_at', alerts.schema.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('last_seen_at', alerts.schema.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('first_seen_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', alerts.store.schema.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['advisory_id'], ['advisories.id'], name=op.f('fk_advisory_duplicates_advisory_id_advisories'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('advisory_id', 'origin', 'key', name=op.f('pk_advisory_duplicates'))
     )
     with op.batch_alter_table('advisories', schema=None) as batch_op:
         batch_op.add_column(sa.Column('origin', sa.String(length=2000), server_default='files', nullable=False))
         batch_op.add_column(sa.Column('revision_hash', sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column('held_since', alerts.schema.UtcDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('held_since', alerts.store.schema.UtcDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('flaps', sa.Integer(), server_default='0', nullable=False))
         batch_op.drop_constraint(batch_op.f('uq_advisories_key'), type_='unique')
         batch_op.create_index(batch_op.f('ix_advisories_held_since'), ['held_since'], unique=False)

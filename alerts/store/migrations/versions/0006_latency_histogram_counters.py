@@ -7,7 +7,7 @@ Create Date: 2026-12-01 05:14:35.918722
 
 from alembic import op
 import sqlalchemy as sa
-import alerts.schema
+import alerts.store.schema
 
 
 revision = '0006'
