@@ -35,6 +35,10 @@ class Hold(enum.StrEnum):
     DROPPED = "dropped"
     #: Its source's first poll: published, never mailed (a new source mails no backlog).
     BASELINE = "baseline"
+    #: A file naming an existing advisory's URL with an entirely different title, text
+    #: and date (alerts.replacement): stored as an advisory of its own, neither mailed
+    #: nor published until an operator releases it; the old one is left as it was.
+    REPLACEMENT = "replacement"
 
     @property
     def published(self) -> bool:

@@ -112,6 +112,29 @@ def show_advisory(app: App, ref: str, as_json: bool) -> None:
     click.echo(item.body_text)
 
 
+@advisories.command("release")
+@click.argument("advisory_id", type=int)
+@with_app
+def release(app: App, advisory_id: int) -> None:
+    """Release an advisory held as a replacement (a file that took an existing
+    advisory's URL but says something else entirely): it goes out as an advisory of its
+    own with the next run, and the one whose URL it took stays as it is. To make it a
+    new advisory the proper way instead, give the file its own url.
+
+    A source's surge is released as a whole: 'alerts sources release NAME'."""
+    item = app.store.advisories.get(advisory_id)
+    if app.store.holds.release_replacement(item.id, now=app.now()):
+        click.echo(f"Advisory {item.id} released: the next run mails and publishes it.")
+        return
+    if item.hold is Hold.SURGE:
+        raise click.UsageError(
+            f"advisory {item.id} is held with the surge of {item.hold_source}:"
+            f" release the batch with 'alerts sources release {item.hold_source}'",
+            ctx=click.get_current_context(),
+        )
+    click.echo(f"Advisory {item.id} is not held as a replacement; nothing to release.")
+
+
 @advisories.command("retag")
 @click.argument("ref")
 @click.option("--area", "areas", multiple=True, help="An area it reaches (repeat for several): slug, name or postcode.")
@@ -216,6 +239,12 @@ def hold_lines(app: App, item: Advisory) -> list[str]:
         )
     elif item.hold is Hold.DROPPED:
         lines.append(f"dropped with the surge of {item.hold_source}: never mailed or published")
+    elif item.hold is Hold.REPLACEMENT and item.hold_detail:
+        detail = item.hold_detail
+        lines.append(
+            f"replaces advisory {detail.get('replaces')} '{detail.get('title')}' ({str(detail.get('published_at'))[:10]})"
+            f" by its url: give {item.hold_source} its own url, or 'alerts advisories release {item.id}'"
+        )
     elif item.hold is Hold.BASELINE:
         lines.append(f"the first poll of {item.hold_source}: published, mailed to nobody")
     if item.update_held_since is not None:

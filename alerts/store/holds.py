@@ -158,6 +158,18 @@ class Holds:
                 ).rowcount
             )
 
+    def release_replacement(self, advisory_id: int, *, now: datetime) -> bool:
+        """Let a held replacement go as the advisory of its own it is: mailed and
+        published by the next run (it counts as changed ``now``). False: it is not one."""
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    update(advisories)
+                    .where(advisories.c.id == advisory_id, advisories.c.hold == Hold.REPLACEMENT.value)
+                    .values(hold=None, hold_source=None, hold_at=None, hold_detail=None, changed_at=now)
+                ).rowcount
+            )
+
     def drop_held(self, source: str, *, now: datetime) -> int:
         """Drop ``source``'s surge: kept (so never new again), never mailed or published."""
         with self.engine.begin() as conn:
