@@ -100,10 +100,19 @@ def ingest_sources(
             look.unchanged -= len(report.new) + len(report.updated)
             report.merge(look)
             break
-        # Keep what this look stored; the next look counts the rest again (and reports a
-        # rejected file again: a rejected file is not remembered).
+        # Keep what this look stored and rejected (a rejected file is remembered, so the
+        # next look does not report it again); the next look counts the rest again.
         pause = look.recheck_in
-        report.merge(IngestReport(new=look.new, updated=look.updated, warnings=look.warnings))
+        report.merge(
+            IngestReport(
+                new=look.new,
+                origins=look.origins,
+                updated=look.updated,
+                held=look.held,
+                rejected=look.rejected,
+                warnings=look.warnings,
+            )
+        )
         time.sleep(pause)
     feeds = [source for source in chosen if source.feed is not None]
     if feeds:

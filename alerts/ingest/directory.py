@@ -223,8 +223,10 @@ class _Reader:
 
     def read(self, name: str, info: os.stat_result, old: SeenFile | None, report: IngestReport) -> str | None:
         """Read one file and store its advisory unless its bytes are as last seen.
-        Returns its SHA-256 to remember, or None when it could not be read, was being
-        written to as it was read, or was rejected (so it is read again next look)."""
+        Returns its SHA-256 to remember, or None when it could not be read or was being
+        written to as it was read (so it is read again next look). A rejected file is
+        remembered too: it is reported once per change of its contents, not at every
+        look (a 50 MB file is not read again until it changes)."""
         try:
             with open(name, "rb") as handle:
                 data = handle.read(MAX_BYTES + 1)
@@ -243,7 +245,7 @@ class _Reader:
         parse = functools.partial(parse_advisory_bytes, data, name, self.gazetteer, now=self.now, zone=self.zone)
         batch = save_parsed([(name, parse)], self.store, self.gazetteer, self.now)
         report.merge(batch)
-        return None if batch.rejected else digest
+        return digest
 
 
 def scan(root: Path, symlink_targets: Sequence[Path] = ()) -> Iterator[tuple[str, os.stat_result | Refused]]:
