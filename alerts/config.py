@@ -77,6 +77,9 @@ class SourceConfig(_Model):
     #: surge: the batch is held until an operator releases it (alerts.ingest.lifecycle).
     #: A force publishes a few a day, rarely ten in an hour; 0: never held.
     surge_limit: int = Field(default=20, ge=0, le=1_000_000)
+    #: A folder: a deleted file's advisory is withdrawn this many hours later (unless the
+    #: file comes back); null: deleting a file withdraws nothing.
+    withdraw_deleted_hours: float | None = Field(default=24.0, ge=0, le=24 * 365)
 
     @field_validator("redirect_hosts")
     @classmethod

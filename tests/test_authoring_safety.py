@@ -11,6 +11,7 @@ from pathlib import Path
 
 from click.testing import Result
 
+from alerts.clock import ManualClock
 from alerts.replacement import looks_like_replacement
 from tests.advisory_files import write_advisory
 from tests.conftest import NOW
@@ -118,3 +119,54 @@ def test_giving_the_copy_its_own_url_makes_it_a_new_advisory_and_drops_the_hold(
     assert result.exit_code == 0, result.output
     items = json.loads(run_cli("advisories", "list", "--json").stdout)
     assert {(a["url"], a["hold"]) for a in items} == {(fixed, None), (SAMPLE_URL, None)}
+
+
+def test_a_deleted_file_withdraws_its_advisory_only_after_the_grace_period(
+    run_cli: Callable[..., Result], advisory_dir: Path, clock: ManualClock
+) -> None:
+    when = f"{NOW - timedelta(hours=2):%H:%M %d/%m/%Y}"
+    for name in ("a", "b"):
+        write_advisory(
+            advisory_dir,
+            name,
+            title=f"Burglaries in Deal ({name})",
+            url=f"https://k.example/{name}/",
+            date=when,
+        )
+    assert run_cli("ingest").exit_code == 0
+    (advisory_dir / "a.md").unlink()
+
+    run_cli("ingest")
+    clock.advance(timedelta(hours=23))
+    run_cli("ingest")
+    live = {
+        a["url"]: a["status"] for a in json.loads(run_cli("advisories", "list", "--json").stdout)
+    }
+    assert live["https://k.example/a/"] == "active"  # within the grace period
+    clock.advance(timedelta(hours=2))
+    result = run_cli("ingest")
+
+    assert result.exit_code == 0
+    assert "1 advisories withdrawn, their files deleted 24 h ago" in result.output
+    live = {
+        a["url"]: a["status"] for a in json.loads(run_cli("advisories", "list", "--json").stdout)
+    }
+    assert (live["https://k.example/a/"], live["https://k.example/b/"]) == ("withdrawn", "active")
+
+
+def test_a_folder_that_empties_at_once_is_a_failing_source_and_withdraws_nothing(
+    run_cli: Callable[..., Result], advisory_dir: Path, clock: ManualClock
+) -> None:
+    assert run_cli("ingest").exit_code == 0
+    hidden = advisory_dir.parent / "unmounted"
+    advisory_dir.rename(hidden)
+    advisory_dir.mkdir()  # the mount point, empty
+
+    first = run_cli("ingest")
+    clock.advance(timedelta(days=3))
+    later = run_cli("ingest")
+
+    assert first.exit_code == 1 and "the folder is empty, but held 1 advisory files" in first.output
+    assert later.exit_code == 1
+    [sample] = json.loads(run_cli("advisories", "list", "--json").stdout)
+    assert sample["status"] == "active"

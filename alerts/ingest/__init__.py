@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from alerts.areas import Gazetteer
 from alerts.clock import Clock
-from alerts.config import Config
+from alerts.config import Config, SourceConfig
 from alerts.ingest.batch import (
     IngestReport,
     Progress,
@@ -48,6 +48,27 @@ __all__ = [
 MAX_SETTLE_WAIT = 10.0
 
 
+def withdraw_deleted(sources: Collection[SourceConfig], store: Store, *, now: datetime) -> IngestReport:
+    """Withdraw the advisories of files deleted at least ``withdraw_deleted_hours`` ago
+    (a folder's; not at all where it is null), and forget those files."""
+    report = IngestReport()
+    for source in sources:
+        if source.path is None or source.withdraw_deleted_hours is None:
+            continue
+        gone = store.sources.gone_before(str(source.path), now - timedelta(hours=source.withdraw_deleted_hours))
+        if not gone:
+            continue
+        withdrawn = store.holds.withdraw_files(gone, now=now)
+        store.sources.forget_files(gone)
+        report.updated += withdrawn
+        if withdrawn:
+            report.warnings.append(
+                f"{source.path}: {len(withdrawn)} advisories withdrawn, their files deleted"
+                f" {source.withdraw_deleted_hours:g} h ago (ids {', '.join(map(str, withdrawn))})"
+            )
+    return report
+
+
 def ingest_sources(
     config: Config,
     store: Store,
@@ -74,6 +95,7 @@ def ingest_sources(
     folders = [source for source in chosen if source.path is not None]
     settling = settling or Settling(clock.monotonic)
     targets = {source.path: source.symlink_targets for source in folders if source.path is not None}
+    max_deleted = {source.path: source.surge_limit for source in folders if source.path is not None}
     deadline = clock.monotonic() + wait
     report = IngestReport()
     while folders:
@@ -93,6 +115,7 @@ def ingest_sources(
                     settle=settle,
                     settling=settling,
                     symlink_targets=targets,
+                    max_deleted=max_deleted,
                 )
             )
         if look.recheck_in is None or clock.monotonic() + look.recheck_in > deadline:
@@ -119,6 +142,7 @@ def ingest_sources(
         report.merge(
             ingest_feeds(feeds, store, gazetteer, now=now, monotonic=clock.monotonic, site_url=config.site.base_url)
         )
+    report.merge(withdraw_deleted(chosen, store, now=now))
     # Each source through its lifecycle: a first poll's advisories are its baseline, a
     # surge's are held (alerts.ingest.lifecycle).
     max_age = timedelta(days=config.digests.max_age_days)

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from alerts.store.ids import chunks
 from alerts.store.schema import advisories, source_health
-from alerts.types import FILES_ORIGIN, Hold, SourceState
+from alerts.types import FILES_ORIGIN, Hold, SourceState, Status
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ class Holds:
                 conn.execute(
                     update(advisories)
                     .where(advisories.c.id == advisory_id, advisories.c.hold == Hold.REPLACEMENT.value)
-                    .values(hold=None, hold_source=None, hold_at=None, hold_detail=None, changed_at=now)
+                    .values(hold=None, hold_source=None, hold_at=None, hold_detail=None, changed_at=now, updated_at=now)
                 ).rowcount
             )
 
@@ -182,6 +182,24 @@ class Holds:
                     .values(hold=Hold.DROPPED.value, hold_at=now)
                 ).rowcount
             )
+
+    def withdraw_files(self, paths: Sequence[str], *, now: datetime) -> list[int]:
+        """Withdraw the live advisories read from these (deleted) files. Returns their ids."""
+        ids: list[int] = []
+        with self.engine.begin() as conn:
+            for chunk in chunks(list(paths)):
+                where = (
+                    advisories.c.origin == FILES_ORIGIN,
+                    advisories.c.source.in_(chunk),
+                    advisories.c.status == Status.ACTIVE.value,
+                )
+                found = [int(i) for (i,) in conn.execute(select(advisories.c.id).where(*where))]
+                if found:
+                    conn.execute(
+                        update(advisories).where(advisories.c.id.in_(found)).values(status=Status.WITHDRAWN.value, updated_at=now)
+                    )
+                ids += found
+        return ids
 
     def batches(self) -> list[HeldBatch]:
         """Every hold that keeps advisories from inboxes, by source and kind (a

@@ -248,6 +248,9 @@ source_files = Table(
     # What read it (version, gazetteer, zone): a new one re-reads every file once.
     Column("parser", String(64)),
     Column("seen_at", UtcDateTime, nullable=False),
+    # When the file was found deleted: its advisory is withdrawn once the source's
+    # withdraw_deleted_hours have passed (unless it comes back). NULL: it is there.
+    Column("gone_at", UtcDateTime),
 )
 
 # Conditional-GET state and health of each upstream feed.
