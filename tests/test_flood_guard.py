@@ -155,9 +155,9 @@ def test_a_feed_bringing_300_new_advisories_at_each_of_two_polls_sends_an_immedi
 
 
 def test_a_gathered_message_is_rendered_once_for_all_who_share_its_areas_and_alerts(
-    write_config: Callable[..., Path], clock: ManualClock
+    write_config: Callable[..., Path], db_url: str
 ) -> None:
-    app = App(write_config())
+    app = App(write_config(database=db_url))
     try:
         for i in range(6):
             save(app, advisory(f"a{i}", areas=("medway",)), at=NOW - timedelta(minutes=30))

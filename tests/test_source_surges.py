@@ -320,10 +320,14 @@ def rss(items: range, published: datetime) -> bytes:
 
 
 def test_a_feed_bringing_300_new_advisories_at_each_of_two_polls_is_held_named_and_mails_nobody_until_released(
-    write_config: Callable[..., Path], run_cli: Callable[..., Result], clock: ManualClock
+    write_config: Callable[..., Path],
+    run_cli: Callable[..., Result],
+    clock: ManualClock,
+    db_url: str,
 ) -> None:
     with serve_feeds() as server, SmtpSink() as sink:
         config = write_config(
+            database=db_url,
             sources=[{"feed": server.url("/flood.rss"), "area": "kent", "name": "neighbour"}],
             delivery={
                 "backend": "smtp",
