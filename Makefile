@@ -6,16 +6,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint lock clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 2; }
 	@# A bare Debian lacks python3-venv: install it when making the venv fails, then retry.
 	$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { rm -rf $(VENV); scripts/install-system-packages python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	@# The versions the suite passed with (make lock renews the file), then the project itself.
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $@
 
 run: setup
@@ -23,11 +25,18 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check alerts tests benchmarks
+	$(BIN)/ruff format --check alerts tests benchmarks
 	$(BIN)/mypy --strict alerts
 	$(BIN)/mypy tests benchmarks
 	scripts/install-system-packages chromium
 	scripts/install-axe-core
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Re-resolve requirements.lock (from PyPI) after changing pyproject.toml's dependencies:
+# the pins still allowed stay; UPGRADE=--upgrade takes the newest of everything.
+lock: setup
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile --quiet $(UPGRADE) pyproject.toml --extra test --universal --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

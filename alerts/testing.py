@@ -1,6 +1,6 @@
-"""Fakes that tests of this project, and of what is built on it, need: a real SMTP server
+"""A fake relay for tests of this project and of what is built on it: a real SMTP server
 on a free loopback port that records what it accepts and injects the faults a relay
-can produce, a plain message builder, and a way to fill an outbox.
+can produce. It needs the test extra (aiosmtpd): ``pip install 'area-alerts[test]'``.
 
     with SmtpSink(faults=Faults(reject={"gone@example.org"})) as sink:
         ...  # point delivery.smtp at sink.host, sink.port
@@ -21,28 +21,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
-import signal
-import socket
 import ssl
-import subprocess
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
-from email.utils import format_datetime
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from sqlalchemy import Engine
-
-from alerts.store import Store
-from alerts.types import OutboxItem
+try:
+    from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+except ImportError as missing:  # a test-only dependency: say which extra brings it
+    raise ImportError(
+        "alerts.testing needs aiosmtpd, from the test extra: pip install 'area-alerts[test]'",
+        name=missing.name,
+    ) from missing
 
 LOOPBACK = "127.0.0.1"
 #: As an injected reply: close the connection without answering.
@@ -458,214 +452,6 @@ def header_message_id(data: bytes) -> str | None:
 
 def bare_message_id(value: str) -> str:
     return value.strip().strip("<>").strip()
-
-
-# -- a plain message builder, and an outbox to feed it -----------------------------------
-
-
-class PlainMessageFactory:
-    """Builds a real RFC 5322 message (text and HTML parts, RFC 8058 headers) for an
-    outbox row from its ``digests`` row: the plain cousin of ``alerts.message.MessageFactory``
-    for tests and benchmarks. Each digest is rendered once; per message only the
-    recipient, Message-ID and unsubscribe link are put into the finished bytes."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        from_address: str = "Area Alerts <alerts@example.org>",
-        unsubscribe: str = "https://alerts.example.org/unsubscribe/{subscriber_id}",
-    ):
-        self.engine = engine
-        self.from_address = from_address
-        self.unsubscribe = unsubscribe
-        self._rendered: dict[int, bytes] = {}
-        self._lock = threading.Lock()
-
-    def build(self, item: OutboxItem) -> bytes:
-        template = self._rendered.get(item.digest_id)
-        if template is None:
-            template = self._render(item.digest_id)
-            with self._lock:
-                self._rendered[item.digest_id] = template
-        message_id = item.message_id if item.message_id.startswith("<") else f"<{item.message_id}>"
-        return (
-            template.replace(b"@@TO@@", item.email.encode())
-            .replace(b"@@MESSAGE_ID@@", message_id.encode())
-            .replace(b"@@UNSUBSCRIBE@@", self.unsubscribe.format(subscriber_id=item.subscriber_id).encode())
-        )
-
-    def _render(self, digest_id: int) -> bytes:
-        row = Store(self.engine).fixtures.digest_row(digest_id)
-        message = EmailMessage(policy=SMTP_POLICY)
-        message["From"] = self.from_address
-        message["To"] = "@@TO@@"
-        message["Subject"] = row["subject"]
-        message["Date"] = format_datetime(row["created_at"])
-        message["Message-ID"] = "@@MESSAGE_ID@@"
-        message["List-Unsubscribe"] = "<@@UNSUBSCRIBE@@>"
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message.set_content(row["text"], cte="quoted-printable")
-        message.add_alternative(row["html"], subtype="html", cte="quoted-printable")
-        return message.as_bytes()
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-# -- seeding and looking inside the tables (tests and benchmarks; stages use alerts.store) --
-# Each goes through the store (``Store(engine).fixtures``): no module outside alerts.store
-# touches the tables.
-
-
-def seed_outbox(
-    engine: Engine,
-    *,
-    count: int,
-    now: datetime,
-    areas: Sequence[str] = ("medway",),
-    domain: str = "example.org",
-    body: str = "A telephone fraudster is posing as a police officer.",
-    emails: Callable[[int], str] | None = None,
-) -> list[str]:
-    """Queue ``count`` messages: one digest per area, ``count`` active subscribers spread
-    over the areas, one pending outbox row each. Returns the Message-IDs (bare)."""
-    return Store(engine).fixtures.seed_outbox(
-        count=count, now=now, areas=areas, domain=domain, body=body, emails=emails
-    )
-
-
-def outbox_rows(engine: Engine) -> list[dict[str, Any]]:
-    """Every outbox row in queue order, with its subscriber's ``email`` and ``name`` and
-    its digest's ``kind``, ``subject`` and ``meta`` (as ``digest_kind`` etc.)."""
-    return Store(engine).fixtures.outbox_rows()
-
-
-def row_counts(engine: Engine, *names: str) -> dict[str, int]:
-    """How many rows each named table holds."""
-    return Store(engine).fixtures.row_counts(*names)
-
-
-def table_rows(engine: Engine, name: str) -> list[dict[str, Any]]:
-    """Every row of the named table, in primary-key order."""
-    return Store(engine).fixtures.table_rows(name)
-
-
-def insert_rows(engine: Engine, name: str, rows: Sequence[dict[str, Any]]) -> None:
-    """Bulk-insert ``rows`` into the named table in one transaction."""
-    Store(engine).fixtures.insert_rows(name, rows)
-
-
-def set_columns(engine: Engine, name: str, values: dict[str, Any], **where: Any) -> int:
-    """Force ``values`` into the rows of the named table matching ``where`` (a state no
-    stage would make, such as a dead worker's claim). Returns the number of rows changed."""
-    return Store(engine).fixtures.set_columns(name, values, **where)
-
-
-def seed_messages(
-    engine: Engine, subscriber_id: int, due: Sequence[datetime], *, domain: str = "example.org", size: int = 0
-) -> list[str]:
-    """More messages for one subscriber, pending and due at the instants given. Returns
-    their Message-IDs (bare)."""
-    return Store(engine).fixtures.seed_messages(subscriber_id, due, domain=domain, size=size)
-
-
-def seed_subscribers(
-    engine: Engine,
-    *,
-    count: int,
-    now: datetime,
-    areas: Sequence[str] = ("medway",),
-    frequencies: Sequence[str] = ("immediate", "daily", "weekly"),
-    urgent: bool = True,
-    domain: str = "example.org",
-) -> list[str]:
-    """Add ``count`` active subscribers (see :meth:`alerts.store.fixtures.Fixtures.seed_subscribers`)."""
-    return Store(engine).fixtures.seed_subscribers(
-        count=count, now=now, areas=areas, frequencies=frequencies, urgent=urgent, domain=domain
-    )
-
-
-class AlertsProcess:
-    """``alerts --log-format json --config CONFIG ARGS...`` in a subprocess (``alerts serve``,
-    ``alerts web``), its stderr lines collected as they come."""
-
-    def __init__(self, config: str | os.PathLike[str], *args: str, cwd: str | None = None):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "alerts", "--log-format", "json", "--config", str(config), *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=cwd,
-        )
-        self.lines: list[str] = []
-        self._new = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._new:
-                self.lines.append(line.rstrip("\n"))
-                self._new.notify_all()
-
-    def mark(self) -> int:
-        """Where the log is now: ``wait_for(..., after=mark)`` looks only at later lines."""
-        with self._new:
-            return len(self.lines)
-
-    def wait_for(self, text: str, timeout: float = 90, *, after: int = 0) -> dict[str, Any]:
-        """The first JSON log line (from line ``after`` on) whose message contains
-        ``text`` (AssertionError when none comes within ``timeout`` seconds or the
-        process ends)."""
-
-        def found() -> dict[str, Any] | None:
-            for line in self.lines[after:]:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue  # a traceback, say: shown in the assertion below
-                if text in str(entry.get("message")):
-                    return dict(entry)
-            return None
-
-        with self._new:
-            self._new.wait_for(lambda: found() is not None or self.proc.poll() is not None, timeout)
-            entry = found()
-        assert entry is not None, f"no {text!r} within {timeout} s; the log so far: {self.lines}"
-        return entry
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
-
-
-def free_port() -> int:
-    """A TCP port on the loopback nobody listens on (for ``alerts web --port``)."""
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
-
-
-
-
 
 
 def main() -> None:

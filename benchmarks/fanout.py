@@ -57,8 +57,11 @@ from alerts.ingest import store_advisory
 from alerts.message import MessageFactory, OutboxItem
 from alerts.store.subscribers import insert_subscriber
 from alerts.subscribers import make_subscription
-from alerts.testing import outbox_rows
 from alerts.types import AdvisoryInput, AreaKind, Frequency, SubscriberStatus
+
+# The seeding helpers live with the tests (tests/support), which are not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.tables import outbox_rows
 
 REPO = Path(__file__).resolve().parent.parent
 

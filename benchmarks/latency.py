@@ -45,7 +45,12 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from alerts.app import App
-from alerts.testing import AlertsProcess, Received, SmtpSink, free_port, seed_subscribers
+from alerts.testing import Received, SmtpSink
+
+# The seeding helpers live with the tests (tests/support), which are not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.processes import AlertsProcess, free_port
+from tests.support.seeding import seed_subscribers
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -133,7 +138,7 @@ def _run_size(size: int, runs: int, database: str | None, connections: int) -> d
                 encoding="utf-8",
             )
             app = App(config)
-            seed_subscribers(app.store.engine, count=size, now=datetime.now(UTC))
+            seed_subscribers(app.store, count=size, now=datetime.now(UTC))
             app.close()
             serve = AlertsProcess(config, "serve", cwd=str(REPO))
             try:

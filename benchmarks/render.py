@@ -40,8 +40,8 @@ from alerts.app import App  # noqa: E402
 from alerts.digest import queue_digests, render  # noqa: E402
 from alerts.ingest import store_advisory  # noqa: E402
 from alerts.message import MessageFactory, OutboxItem  # noqa: E402
-from alerts.testing import insert_rows, outbox_rows  # noqa: E402
 from alerts.types import AdvisoryInput, AreaKind, Frequency, Priority  # noqa: E402
+from tests.support.tables import insert_rows, outbox_rows  # noqa: E402
 
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 FREQUENCIES = ("daily", "weekly", "immediate")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -19,9 +20,12 @@ from alerts.clock import SYSTEM
 from alerts.config import parse_config
 from alerts.store import Store, open_store
 from alerts.subscribers.lists import import_list
-from alerts.testing import insert_rows
 from alerts.tokens import LinkSigner
 from alerts.types import Frequency
+
+# The seeding helpers live with the tests (tests/support), which are not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.tables import insert_rows
 
 AREAS = ["medway", "chatham", "dover", "canterbury", "maidstone", "ashford", "thanet", "kent",
          "swale", "dartford", "gravesham", "sevenoaks", "tunbridge-wells"]  # fmt: skip

@@ -1,16 +1,14 @@
-"""Shared fixtures: real stores (SQLite in tmp_path, PostgreSQL on this machine),
-a config written to disk, the gazetteer, the CLI run in-process, and business time
-frozen at NOW for every test (the ``clock`` fixture moves it)."""
+"""Fixtures every stage uses: real stores (SQLite in tmp_path, PostgreSQL on this
+machine), a config written to disk, the gazetteer, the CLI run in-process, and business
+time frozen at NOW for every test (the ``clock`` fixture moves it). Each stage's folder
+has a conftest.py of its own; helpers that are not fixtures are in :mod:`tests.support`."""
 
 from __future__ import annotations
 
-import calendar
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +17,11 @@ import yaml
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 
-from alerts.app import App
 from alerts.areas import Gazetteer, load_gazetteer
 from alerts.cli import cli
 from alerts.clock import ManualClock, use_clock
 from alerts.store import Store, engine_url, open_store
-
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "advisories" / "2020-12-18-telephone-fraudster-poses-as-kent-police-officer.md"
-POSTGRES_ENV = "ALERTS_TEST_POSTGRES_URL"
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+from tests.support import NOW, POSTGRES_ENV, REPO, SAMPLE
 
 
 @pytest.fixture(autouse=True)
@@ -40,11 +33,6 @@ def clock() -> Iterator[ManualClock]:
     manual = ManualClock(NOW)
     with use_clock(manual):
         yield manual
-
-
-def utc_of(parsed: time.struct_time) -> datetime:
-    """A date as feedparser reads it (a UTC struct_time) as an aware datetime."""
-    return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
 
 
 @pytest.fixture(scope="session")
@@ -135,14 +123,6 @@ def write_config(tmp_path: Path, sqlite_url: str, advisory_dir: Path) -> Callabl
 @pytest.fixture
 def config_path(write_config: Callable[..., Path]) -> Path:
     return write_config()
-
-
-def make_database(config: Path) -> None:
-    """Create (and migrate) the database ``config`` names, as a first run would: the
-    commands that only read (status, schedule, advisories list) never make one."""
-    app = App(config)
-    app.store  # noqa: B018 - opening it creates it
-    app.close()
 
 
 @pytest.fixture

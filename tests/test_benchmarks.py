@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 CASES = {
     "poll.py": (["--files", "20", "--polls", "2"], "poll with nothing changed"),

@@ -12,7 +12,7 @@ import pytest
 
 from alerts.app import App
 from alerts.clock import SYSTEM, Clock, ManualClock, default_clock, use_clock
-from tests.conftest import NOW
+from tests.support import NOW
 
 PACKAGE = Path(__file__).resolve().parent.parent / "alerts"
 #: Attributes of the time module that read a clock (sleeping is not reading).

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from alerts.cli import cli
-from tests.conftest import REPO
+from tests.support import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 

@@ -21,8 +21,8 @@ from alerts.subscribers.notices import KINDS, send_notice
 from alerts.tokens import Confirmation, LinkSigner
 from alerts.types import Frequency, Priority
 from tests.browser.conftest import PHONE, LiveServer, axe_violations
-from tests.conftest import NOW
-from tests.digest_support import HOSTILE_BODY_HTML, advisory, built, parts, save, subscribe
+from tests.support import NOW
+from tests.support.digests import HOSTILE_BODY_HTML, advisory, built, parts, save, subscribe
 
 SCHEMES = ["light", "dark"]
 

@@ -13,8 +13,8 @@ import feedparser
 
 from alerts.feeds import build_feeds
 from alerts.ingest import ingest_files
-from tests.advisory_files import write_advisory, write_hostile_advisory
-from tests.conftest import NOW
+from tests.support import NOW
+from tests.support.advisory_files import write_advisory, write_hostile_advisory
 
 SAMPLE_TITLE = "Safety advice after telephone fraudster poses as Kent Police officer"
 FEED_TYPES = ["application/rss+xml", "application/atom+xml", "application/feed+json"]

@@ -14,8 +14,8 @@ import pytest
 from alerts.app import App
 from alerts.digest import queue_digests
 from alerts.types import Frequency, Priority
-from tests.conftest import NOW
-from tests.digest_support import advisory, built, make_app, parts, save, subscribe
+from tests.support import NOW
+from tests.support.digests import advisory, built, make_app, parts, save, subscribe
 
 LONG_URL = "https://www.actionfraud.police.uk/report/" + "x" * 120
 BODY = (

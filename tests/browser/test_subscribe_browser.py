@@ -14,9 +14,9 @@ from typing import Any
 
 from alerts.delivery import send_pending
 from alerts.store.subscribers import ACTIVE, PENDING
-from alerts.testing import row_counts
 from alerts.types import Frequency
 from tests.browser.conftest import eventually
+from tests.support.tables import row_counts
 
 
 def delivered(maildir: Path) -> list[EmailMessage]:

@@ -9,7 +9,7 @@ from typing import Any
 from alerts.store.subscribers import ACTIVE, UNSUBSCRIBED
 from alerts.subscribers import make_subscription
 from alerts.tokens import LinkSigner
-from tests.conftest import NOW
+from tests.support import NOW
 
 
 def test_an_unsubscribe_link_asks_then_the_button_unsubscribes(live_server: Callable[..., Any], page: Any) -> None:
