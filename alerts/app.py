@@ -55,7 +55,9 @@ class App:
         with self._store_lock:
             if self._store is None:
                 self._store = open_store(self.config.database, create=not self.read_only)
-                self._store.advisories.update_interval = timedelta(hours=self.config.digests.update_interval_hours)
+                self._store.advisories.update_interval = timedelta(
+                    hours=self.config.digests.update_interval_hours
+                )
             return self._store
 
     def now(self) -> datetime:

@@ -145,7 +145,9 @@ class Gazetteer:
                 )
             extra.setdefault(slug, []).append(str(name))
         nodes = [
-            replace(node, aliases=(*node.aliases, *extra[node.slug])) if node.slug in extra else node
+            replace(node, aliases=(*node.aliases, *extra[node.slug]))
+            if node.slug in extra
+            else node
             for node in self.nodes.values()
         ]
         return Gazetteer(
@@ -274,7 +276,9 @@ class Gazetteer:
                 if not words:
                     continue
                 old = found.get(words)
-                slugs = (*old.slugs, node.slug) if old and node.slug not in old.slugs else (node.slug,)
+                slugs = (
+                    (*old.slugs, node.slug) if old and node.slug not in old.slugs else (node.slug,)
+                )
                 common = node.common_word and len(words) == 1
                 found[words] = PlaceName(
                     name=name,
@@ -395,7 +399,9 @@ def words_of(text: str) -> Iterator[re.Match[str]]:
 
 
 def _natural(text: str) -> tuple[Any, ...]:
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text.casefold()))
+    return tuple(
+        int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text.casefold())
+    )
 
 
 def slugify(name: str) -> str:
@@ -426,7 +432,9 @@ def load_gazetteer(name_or_path: str = "kent") -> Gazetteer:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or exc
-        raise GazetteerError(f"invalid YAML: {problem}", where=f"{path}:{mark.line + 1}" if mark else str(path)) from None
+        raise GazetteerError(
+            f"invalid YAML: {problem}", where=f"{path}:{mark.line + 1}" if mark else str(path)
+        ) from None
     return _parse_gazetteer(data, str(path))
 
 
@@ -495,17 +503,25 @@ def _parse_gazetteer(data: Any, where: str) -> Gazetteer:
         # A list of codes (each stands for the district), or a mapping code -> the town
         # it lies in (null where it spans several).
         pairs = codes.items() if isinstance(codes, dict) else ((code, None) for code in codes)
-        postcodes += [(str(code).upper(), slug, None if town is None else str(town)) for code, town in pairs]
+        postcodes += [
+            (str(code).upper(), slug, None if town is None else str(town)) for code, town in pairs
+        ]
     for code, district_slug, town in postcodes:
         add({"name": code, "slug": code.lower()}, AreaKind.POSTCODE, district_slug)
-        nodes[-1] = replace(nodes[-1], stands_for=None if town is None else seen.get(fold(town), town))
+        nodes[-1] = replace(
+            nodes[-1], stands_for=None if town is None else seen.get(fold(town), town)
+        )
     by_slug = {node.slug: node for node in nodes}
     for node in nodes:
         if node.stands_for is not None and node.stands_for not in by_slug:
-            raise fail(f"postcode {node.name} stands for {node.stands_for!r}, which is not a place here")
+            raise fail(
+                f"postcode {node.name} stands for {node.stands_for!r}, which is not a place here"
+            )
     for label, slugs in shared.items():
         if label in seen and seen[label] not in slugs:
-            raise fail(f"{label!r} is a homonym of {', '.join(slugs)} but also a name of {seen[label]!r}")
+            raise fail(
+                f"{label!r} is a homonym of {', '.join(slugs)} but also a name of {seen[label]!r}"
+            )
     not_places = data.get("not_places") or []
     if not isinstance(not_places, list):
         raise fail("'not_places' must be a list of names")
@@ -526,7 +542,9 @@ def _sites(entry: Any, where: str, fail: Callable[[str], GazetteerError]) -> lis
     return [s.strip() for s in listed]
 
 
-def _parse_outside(data: dict[str, Any], fail: Callable[[str], GazetteerError]) -> list[OutsideName]:
+def _parse_outside(
+    data: dict[str, Any], fail: Callable[[str], GazetteerError]
+) -> list[OutsideName]:
     """``outside: {forces: [...], places: [...]}``: places may be grouped in lists, and
     each is a name or ``{name: X, common_word: true}``."""
     outside = data.get("outside") or {}

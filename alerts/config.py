@@ -86,13 +86,17 @@ class SourceConfig(_Model):
     def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for host in value:
             if not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[\w.-]+)(:\d{1,5})?", host):
-                raise ValueError(f"list host names such as feeds.example.org or feeds.example.org:8443, got {host!r}")
+                raise ValueError(
+                    f"list host names such as feeds.example.org or feeds.example.org:8443, got {host!r}"
+                )
         return tuple(host.lower() for host in value)
 
     @model_validator(mode="after")
     def _one_kind(self) -> SourceConfig:
         if (self.path is None) == (self.feed is None):
-            raise ValueError("give exactly one of 'path' (a folder of advisory files) or 'feed' (a URL)")
+            raise ValueError(
+                "give exactly one of 'path' (a folder of advisory files) or 'feed' (a URL)"
+            )
         if self.feed is not None and not re.match(r"^https?://", self.feed):
             raise ValueError(f"feed must be an http(s) URL, got {self.feed!r}")
         if self.feed is not None and "watch" in self.model_fields_set:
@@ -173,9 +177,13 @@ class SmtpConfig(_Model):
     @model_validator(mode="after")
     def _safe(self) -> SmtpConfig:
         if self.username and self.security == "none":
-            raise ValueError("refusing to send credentials in clear: set security to starttls or ssl")
+            raise ValueError(
+                "refusing to send credentials in clear: set security to starttls or ssl"
+            )
         if self.username and not self.password_env:
-            raise ValueError("username is set but password_env (the variable holding the password) is not")
+            raise ValueError(
+                "username is set but password_env (the variable holding the password) is not"
+            )
         return self
 
     @property
@@ -209,7 +217,9 @@ class DkimConfig(_Model):
     @model_validator(mode="after")
     def _both_or_neither(self) -> DkimConfig:
         if (self.ed25519_selector is None) != (self.ed25519_key_file is None):
-            raise ValueError("an Ed25519 signature needs both ed25519_selector and ed25519_key_file")
+            raise ValueError(
+                "an Ed25519 signature needs both ed25519_selector and ed25519_key_file"
+            )
         return self
 
 
@@ -299,7 +309,9 @@ class Config(_Model):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/London") from None
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as Europe/London"
+            ) from None
         return value
 
     @field_validator("database")
@@ -337,7 +349,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{file}:{mark.line + 1}" if mark else str(file)
-        raise ConfigError(f"invalid YAML: {exc.problem}", where=where, hint="fix the YAML syntax") from None
+        raise ConfigError(
+            f"invalid YAML: {exc.problem}", where=where, hint="fix the YAML syntax"
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -351,7 +365,9 @@ def parse_config(
     """Validate a config mapping; paths in it are resolved against ``root``.
     ``source``, the YAML text it came from, lets an error name the line."""
     if "root" in data:
-        raise ConfigError("unknown key 'root'; check the spelling against the example config.yaml", where=where)
+        raise ConfigError(
+            "unknown key 'root'; check the spelling against the example config.yaml", where=where
+        )
     try:
         config = Config.model_validate({**data, "root": root})
     except ValidationError as exc:
@@ -374,7 +390,9 @@ def _line_of(source: str, loc: tuple[Any, ...]) -> int | None:
             if match is None:
                 break
             line, node = match[0].start_mark.line + 1, match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
             node = node.value[part]
             line = node.start_mark.line + 1
         else:
@@ -424,7 +442,10 @@ def _resolve_paths(config: Config, root: Path) -> Config:
         database = match.group(1) + str(absolute(Path(match.group(2))))
     sources = tuple(
         source.model_copy(
-            update={"path": absolute(source.path), "symlink_targets": tuple(map(absolute, source.symlink_targets))}
+            update={
+                "path": absolute(source.path),
+                "symlink_targets": tuple(map(absolute, source.symlink_targets)),
+            }
         )
         if source.path
         else source

@@ -71,7 +71,9 @@ def holder_name(purpose: str = "serve") -> str:
     return f"alerts {purpose} pid {os.getpid()} on {socket.gethostname()}"[:63]
 
 
-def instance_lock(database_url: str, purpose: str = "serve", *, clock: Clock = SYSTEM) -> InstanceLock:
+def instance_lock(
+    database_url: str, purpose: str = "serve", *, clock: Clock = SYSTEM
+) -> InstanceLock:
     """The lock for the database at ``database_url`` (not yet acquired). ``clock`` times
     the wait for it and stamps when it was taken; processes wait for each other in real
     time, so the system clock unless the caller has the process's own."""
@@ -80,7 +82,9 @@ def instance_lock(database_url: str, purpose: str = "serve", *, clock: Clock = S
         return PostgresLock(database_url, purpose, clock=clock)
     if not url.database or url.database == ":memory:":
         return NoLock()
-    return FileLock(Path(url.database).with_name(Path(url.database).name + ".lock"), purpose, clock=clock)
+    return FileLock(
+        Path(url.database).with_name(Path(url.database).name + ".lock"), purpose, clock=clock
+    )
 
 
 def _pause(stop: threading.Event | None) -> bool:

@@ -24,7 +24,40 @@ TRACKING = re.compile(
 _SPACE = re.compile(r"\s+")
 #: Elements that break a line: between them words are apart; inline ones (b, a, span) join.
 _BREAKS = frozenset(
-    ["address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul"]
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "br",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "figcaption",
+        "figure",
+        "footer",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "td",
+        "th",
+        "tr",
+        "ul",
+    ]
 )
 
 
@@ -36,7 +69,9 @@ def strip_tracking(url: str) -> str:
         return url
     if not parts.query:
         return url
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING.match(k)]
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING.match(k)
+    ]
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
@@ -54,7 +89,11 @@ class _Reader(HTMLParser):
             self._hidden += 1
         if tag in _BREAKS:
             self.words.append(" ")  # <p>a</p><p>b</p> reads "a b", as "a<br>b" does
-        self.urls += [strip_tracking(value.strip()) for name, value in attrs if name in ("href", "src") and value]
+        self.urls += [
+            strip_tracking(value.strip())
+            for name, value in attrs
+            if name in ("href", "src") and value
+        ]
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style") and self._hidden:

@@ -147,7 +147,9 @@ class PreparedDigest:
         self.unsubscribe_headers = unsubscribe_headers
         if mail.reply_to:
             headers.append(_fold("Reply-To", mail.reply_to))
-        headers.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode("ascii"))
+        headers.append(
+            f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode("ascii")
+        )
         self._headers = b"".join(headers)
         self._mailto = (
             f", <mailto:{mail.unsubscribe_mailbox}?subject=unsubscribe>".encode("ascii")
@@ -182,7 +184,9 @@ class PreparedDigest:
     def compose(self, item: OutboxItem, links: PersonalLinks, when: datetime) -> bytes:
         """The whole message for one subscriber, CRLF line ends."""
         if not _MESSAGE_ID.match(item.message_id):
-            raise MessageError(f"bad Message-ID {item.message_id!r}", where=f"outbox {item.outbox_id}")
+            raise MessageError(
+                f"bad Message-ID {item.message_id!r}", where=f"outbox {item.outbox_id}"
+            )
         values = {
             "unsubscribe_url": links.unsubscribe_url.encode("ascii"),
             "manage_url": links.manage_url.encode("ascii"),
@@ -218,7 +222,13 @@ class PreparedDigest:
     def _unsubscribe(self, links: PersonalLinks) -> bytes:
         if not self.unsubscribe_headers:
             return b""
-        return b"List-Unsubscribe: <" + links.one_click_url.encode("ascii") + b">" + self._mailto + CRLF
+        return (
+            b"List-Unsubscribe: <"
+            + links.one_click_url.encode("ascii")
+            + b">"
+            + self._mailto
+            + CRLF
+        )
 
 
 @functools.lru_cache(maxsize=16)
@@ -252,13 +262,17 @@ def recipient_header(item: OutboxItem) -> bytes:
 
         value = str(Address(display_name=name, addr_spec=address))
     except (ValueError, IndexError, TypeError) as exc:
-        raise MessageError(f"bad address {item.email!r}: {exc}", where=f"subscriber {item.subscriber_id}") from None
+        raise MessageError(
+            f"bad address {item.email!r}: {exc}", where=f"subscriber {item.subscriber_id}"
+        ) from None
     if address.isascii():
         return _fold("To", value)
     return _fold("To", value, email.policy.SMTPUTF8)
 
 
-def _fold(name: str, value: str, policy: email.policy.EmailPolicy[EmailMessage] = _HEADER_POLICY) -> bytes:
+def _fold(
+    name: str, value: str, policy: email.policy.EmailPolicy[EmailMessage] = _HEADER_POLICY
+) -> bytes:
     """A header line, RFC 2047-encoded where needed and folded by the email package."""
     header = policy.header_factory(name, one_line(value))
     folded: str = header.fold(policy=policy)
@@ -281,7 +295,12 @@ class MessageFactory:
     prepared; safe to share between delivery threads."""
 
     def __init__(
-        self, config: Config, store: Store, clock: Callable[[], datetime], *, cache_bytes: int = 32_000_000
+        self,
+        config: Config,
+        store: Store,
+        clock: Callable[[], datetime],
+        *,
+        cache_bytes: int = 32_000_000,
     ):
         self.config = config
         self.store = store
@@ -290,7 +309,9 @@ class MessageFactory:
         self._zone = self.config.tz
         # Bounded by size, not count: delivery takes rows in queue order, which
         # interleaves the variants of a run, so many digests are in use at once.
-        self._cache: collections.OrderedDict[int, PreparedDigest | _Finished] = collections.OrderedDict()
+        self._cache: collections.OrderedDict[int, PreparedDigest | _Finished] = (
+            collections.OrderedDict()
+        )
         self._cache_bytes = cache_bytes
         self._cached_bytes = 0
         self._lock = threading.Lock()

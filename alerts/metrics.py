@@ -46,7 +46,8 @@ class DatabaseCollector(Collector):
         for status in OutboxStatus:
             for priority in MailPriority:
                 depth.add_metric(
-                    [status.value, priority.name.lower()], counts.get((status.value, int(priority)), 0)
+                    [status.value, priority.name.lower()],
+                    counts.get((status.value, int(priority)), 0),
                 )
         yield depth
 
@@ -67,7 +68,9 @@ class DatabaseCollector(Collector):
         yield totals
 
         polled = GaugeMetricFamily(
-            "alerts_source_last_poll_timestamp_seconds", "When each source was last polled.", labels=["source", "kind"]
+            "alerts_source_last_poll_timestamp_seconds",
+            "When each source was last polled.",
+            labels=["source", "kind"],
         )
         succeeded = GaugeMetricFamily(
             "alerts_source_last_success_timestamp_seconds",
@@ -75,16 +78,26 @@ class DatabaseCollector(Collector):
             labels=["source", "kind"],
         )
         failing = GaugeMetricFamily(
-            "alerts_source_consecutive_failures", "Failed polls in a row of each source.", labels=["source", "kind"]
+            "alerts_source_consecutive_failures",
+            "Failed polls in a row of each source.",
+            labels=["source", "kind"],
         )
         failures = CounterMetricFamily(
-            "alerts_source_poll_failures", "Failed polls of each source, ever.", labels=["source", "kind"]
+            "alerts_source_poll_failures",
+            "Failed polls of each source, ever.",
+            labels=["source", "kind"],
         )
-        polls = CounterMetricFamily("alerts_source_polls", "Polls of each source, ever.", labels=["source", "kind"])
+        polls = CounterMetricFamily(
+            "alerts_source_polls", "Polls of each source, ever.", labels=["source", "kind"]
+        )
         for health in self.store.sources.healths():
             labels = [health.source, health.kind]
-            polled.add_metric(labels, health.last_poll_at.timestamp() if health.last_poll_at else 0.0)
-            succeeded.add_metric(labels, health.last_ok_at.timestamp() if health.last_ok_at else 0.0)
+            polled.add_metric(
+                labels, health.last_poll_at.timestamp() if health.last_poll_at else 0.0
+            )
+            succeeded.add_metric(
+                labels, health.last_ok_at.timestamp() if health.last_ok_at else 0.0
+            )
             failing.add_metric(labels, health.failures)
             failures.add_metric(labels, health.failures_total)
             polls.add_metric(labels, health.polls_total)
@@ -116,7 +129,9 @@ class DatabaseCollector(Collector):
 
         build = self.store.metrics.last_feed_build()
         yield GaugeMetricFamily(
-            "alerts_feeds_build_seconds", "How long the last feed build took.", value=build[1] if build else 0.0
+            "alerts_feeds_build_seconds",
+            "How long the last feed build took.",
+            value=build[1] if build else 0.0,
         )
         yield GaugeMetricFamily(
             "alerts_feeds_last_build_timestamp_seconds",

@@ -114,7 +114,15 @@ def run_cycle(
     ``settling`` (``alerts serve``): files still being written are not waited for but
     left for a later look (``report.recheck_in``), remembered in it."""
     cycle = _Cycle(
-        app.config, app.store, app.gazetteer, app.clock, plan, now or app.now(), now, stop or threading.Event(), progress
+        app.config,
+        app.store,
+        app.gazetteer,
+        app.clock,
+        plan,
+        now or app.now(),
+        now,
+        stop or threading.Event(),
+        progress,
     )
     cycle.settling = settling
     cycle.run()
@@ -162,11 +170,15 @@ class _Cycle:
         # mail is on its way while the feeds are written.
         if plan.immediate:
             self._stage("immediate", lambda: self._queue(Frequency.IMMEDIATE))
-        if plan.feeds == "always" or (plan.feeds == "if-new" and (found or self.store.runs.feeds_stale(now))):
+        if plan.feeds == "always" or (
+            plan.feeds == "if-new" and (found or self.store.runs.feeds_stale(now))
+        ):
             self._stage("feeds", self._feeds)
         for frequency in plan.digests:
             if is_due(self.store, self.config, frequency, now):
-                self._stage(f"{frequency.value} digests", functools.partial(self._digest, frequency))
+                self._stage(
+                    f"{frequency.value} digests", functools.partial(self._digest, frequency)
+                )
         if plan.send:
             self._stage("send", self._send)
         self.report.seconds = self.clock.monotonic() - started
@@ -238,11 +250,16 @@ class _Cycle:
     def _feeds(self) -> None:
         started = self.clock.monotonic()
         result = build_feeds(self.config, self.store, self.gazetteer, now=self.now)
-        self.report.feeds_written, self.report.feeds_unchanged = len(result.written), result.unchanged
+        self.report.feeds_written, self.report.feeds_unchanged = (
+            len(result.written),
+            result.unchanged,
+        )
         # The marker says when, and (for operators) how long the build took.
         took = self.clock.monotonic() - started
         summary = {"seconds": round(took, 3), "written": len(result.written)}
-        self.store.runs.add(FEEDS_BUILT, self.now, self.now + timedelta(seconds=took), ok=True, summary=summary)
+        self.store.runs.add(
+            FEEDS_BUILT, self.now, self.now + timedelta(seconds=took), ok=True, summary=summary
+        )
 
     def _queue(self, frequency: Frequency) -> None:
         result = queue_digests(self.config, self.store, self.gazetteer, frequency, now=self.now)
@@ -257,7 +274,12 @@ class _Cycle:
     def _send(self) -> None:
         report = self.report
         result = send_pending(
-            self.config, self.store, self.clock, now=self.send_at, stop=self.stop, progress=self.progress
+            self.config,
+            self.store,
+            self.clock,
+            now=self.send_at,
+            stop=self.stop,
+            progress=self.progress,
         )
         report.send = result
         report.stopped = report.stopped or result.stopped

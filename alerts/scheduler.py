@@ -119,7 +119,9 @@ def job_specs(config: Config, now: datetime) -> list[JobSpec]:
     zone = config.tz
 
     def every(minutes: float) -> IntervalTrigger:
-        return IntervalTrigger(minutes=minutes, timezone=zone, start_date=now + timedelta(minutes=minutes))
+        return IntervalTrigger(
+            minutes=minutes, timezone=zone, start_date=now + timedelta(minutes=minutes)
+        )
 
     minutes = config.scheduler.poll_minutes
     digests = config.digests
@@ -364,7 +366,10 @@ def serve(app: App, *, standby: bool = False) -> None:
             scheduler.start()  # blocks until shutdown
         finally:
             if signals.received:
-                log.info("%s: finishing the message in flight; the rest stays queued", signals.received[0])
+                log.info(
+                    "%s: finishing the message in flight; the rest stays queued",
+                    signals.received[0],
+                )
             stop.set()
             runner.files_changed.set()
             runner.wait_idle()
@@ -391,9 +396,14 @@ class _Services:
         self.watcher = FolderWatcher(config.sources, on_change=runner.files_changed.set, stop=stop)
         self.threads = [
             threading.Thread(
-                target=runner.react_to_files, args=(files_plan(config),), name="alerts-files", daemon=True
+                target=runner.react_to_files,
+                args=(files_plan(config),),
+                name="alerts-files",
+                daemon=True,
             ),
-            threading.Thread(target=heartbeat, args=(app, stop), name="alerts-heartbeat", daemon=True),
+            threading.Thread(
+                target=heartbeat, args=(app, stop), name="alerts-heartbeat", daemon=True
+            ),
         ]
 
     def start(self) -> None:
@@ -433,7 +443,9 @@ class _StopSignals:
         self.stop = stop
         self.runner = runner
         self.received: list[str] = []
-        self.previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        self.previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         # Only sets flags: an exception raised here could land anywhere (even inside
@@ -451,14 +463,18 @@ class _StopSignals:
         _restore(self.previous)
 
 
-def _acquire(lock: InstanceLock, stop: threading.Event, signals: _StopSignals, *, standby: bool) -> bool:
+def _acquire(
+    lock: InstanceLock, stop: threading.Event, signals: _StopSignals, *, standby: bool
+) -> bool:
     """Take the instance lock (``standby``: wait for it). False when stopped while waiting."""
     if standby:
         log.info("standing by until the running scheduler stops")
     try:
         lock.acquire(wait=float("inf") if standby else 0.0, stop=stop)
     except WaitStopped:
-        log.info("%s while standing by: stopped", signals.received[0] if signals.received else "stop")
+        log.info(
+            "%s while standing by: stopped", signals.received[0] if signals.received else "stop"
+        )
         return False
     return True
 

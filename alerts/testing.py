@@ -83,13 +83,17 @@ class Faults:
     #: Replies chosen per stage (and recipient): see :meth:`inject`.
     injected: list[Injected] = field(default_factory=list)
 
-    def inject(self, stage: str, reply: str, *, recipient: str | None = None, times: int | None = None) -> None:
+    def inject(
+        self, stage: str, reply: str, *, recipient: str | None = None, times: int | None = None
+    ) -> None:
         """Answer ``stage`` with ``reply`` (a whole reply line such as ``"451 4.3.0 later"``;
         :data:`DROP` closes the connection instead; a 421 closes it after answering)."""
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
         if recipient is not None and stage not in RECIPIENT_STAGES:
-            raise ValueError(f"a reply at {stage} cannot be for one recipient: the sink does not know it yet")
+            raise ValueError(
+                f"a reply at {stage} cannot be for one recipient: the sink does not know it yet"
+            )
         self.injected.append(Injected(stage, reply, recipient, times))
 
     def take(self, stage: str, recipients: Iterable[str] = ()) -> str | None:
@@ -265,7 +269,9 @@ class SmtpSink:
             enable_SMTPUTF8=self.smtputf8,
         )
 
-    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
         if not isinstance(data, LoginPassword) or self.users is None:
             return AuthResult(success=False, handled=False)
         user = data.login.decode("utf-8", "replace")
@@ -424,7 +430,9 @@ class _Handler:
             return "554 5.6.0 Message content refused"
         content = envelope.original_content or b""
         if faults.size_limit is not None and len(content) > faults.size_limit:
-            return f"552 5.3.4 Message size exceeds fixed maximum message size ({faults.size_limit})"
+            return (
+                f"552 5.3.4 Message size exceeds fixed maximum message size ({faults.size_limit})"
+            )
         reply = faults.take("body", recipients)
         if reply is not None:
             if reply == DROP:

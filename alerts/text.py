@@ -108,7 +108,9 @@ def render_markdown(source: str) -> str:
 class _TextWriter(HTMLParser):
     """Sanitised HTML to readable plain text: paragraphs, lists, links as 'text (url)'."""
 
-    _BLOCKS = frozenset({"p", "div", "blockquote", "pre", "table", "tr", "h2", "h3", "h4", "h5", "h6", "ul", "ol"})
+    _BLOCKS = frozenset(
+        {"p", "div", "blockquote", "pre", "table", "tr", "h2", "h3", "h4", "h5", "h6", "ul", "ol"}
+    )
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

@@ -110,7 +110,9 @@ class LinkSigner:
         mac.update(value)
         return (value + b"." + base64_encode(mac.digest())).decode("ascii")
 
-    def _load(self, token: str, purpose: str, now: datetime, max_age: int | None) -> tuple[Any, datetime]:
+    def _load(
+        self, token: str, purpose: str, now: datetime, max_age: int | None
+    ) -> tuple[Any, datetime]:
         """The payload and issue time of a token signed for ``purpose``; raises
         :class:`BadToken` when it is forged or tampered with, or older than ``max_age``
         seconds at ``now``. The age is ours to check (itsdangerous would read the system
@@ -119,7 +121,9 @@ class LinkSigner:
         try:
             value, issued_at = serializer.loads(token, return_timestamp=True)
         except BadData:
-            hint = "copy the whole link from the email" + ("" if purpose == CONFIRM else ", or ask for a new one")
+            hint = "copy the whole link from the email" + (
+                "" if purpose == CONFIRM else ", or ask for a new one"
+            )
             raise BadToken(f"this {purpose} link is not valid", hint=hint) from None
         issued_at = issued_at.astimezone(UTC)
         if max_age is not None and (now - issued_at).total_seconds() > max_age:
@@ -153,7 +157,11 @@ class LinkSigner:
         return f"{self.base_url}/confirm?token={self.confirm_token(confirmation, issued)}"
 
     def confirm_token(self, confirmation: Confirmation, issued: datetime) -> str:
-        if confirmation.areas is None or confirmation.frequency is None or confirmation.urgent is None:
+        if (
+            confirmation.areas is None
+            or confirmation.frequency is None
+            or confirmation.urgent is None
+        ):
             return self.token(confirmation.subscriber_id, CONFIRM, issued)
         payload = [
             int(confirmation.subscriber_id),
@@ -163,11 +171,15 @@ class LinkSigner:
         ]
         return self._stamp(CONFIRM, self._serializers[CONFIRM].dump_payload(payload), issued)
 
-    def verify_confirmation(self, token: str, now: datetime, max_age: int | None = None) -> Confirmation:
+    def verify_confirmation(
+        self, token: str, now: datetime, max_age: int | None = None
+    ) -> Confirmation:
         """What a confirmation token confirms. Raises :class:`BadToken` as verify() does."""
         value, issued_at = self._load(token, CONFIRM, now, max_age)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            return Confirmation(value, issued_at=issued_at)  # made before preferences travelled in links
+            return Confirmation(
+                value, issued_at=issued_at
+            )  # made before preferences travelled in links
         try:
             subscriber_id, areas, frequency, urgent = value
             confirmation = Confirmation(
@@ -187,7 +199,9 @@ class LinkSigner:
         try:
             return self._serializers[purpose]
         except KeyError:
-            raise ValueError(f"unknown token purpose {purpose!r}; one of {sorted(PURPOSES)}") from None
+            raise ValueError(
+                f"unknown token purpose {purpose!r}; one of {sorted(PURPOSES)}"
+            ) from None
 
 
 def keyed_hash(key: bytes, value: str) -> str:
@@ -275,5 +289,8 @@ def _create_key_file(path: Path) -> bytes:
         ) from None
     finally:
         temporary.unlink(missing_ok=True)
-    log.warning("Created a new random key for signing links in %s (keep it: links already sent depend on it)", path)
+    log.warning(
+        "Created a new random key for signing links in %s (keep it: links already sent depend on it)",
+        path,
+    )
     return key

@@ -316,6 +316,8 @@ class RenderedDigest:
     @property
     def meta(self) -> dict[str, Any]:
         return {"placeholders": self.placeholders, "forwardable": self.forwardable}
+
+
 @dataclass(frozen=True)
 class OutboxItem:
     """One outbox row to turn into a message. ``name`` is the subscriber's display name

@@ -48,7 +48,9 @@ def expected_districts(gazetteer: Gazetteer, label: object) -> set[str]:
     if label == "force-wide":
         return districts_of(gazetteer, {gazetteer.root.slug})
     if not isinstance(label, list):
-        raise SystemExit(f"labels.yaml: {label!r} is not a list of districts, force-wide or outside")
+        raise SystemExit(
+            f"labels.yaml: {label!r} is not a list of districts, force-wide or outside"
+        )
     return {str(slug) for slug in label}
 
 
@@ -63,7 +65,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=DEFAULT_FOLDER)
     parser.add_argument("--gazetteer", default="kent")
-    parser.add_argument("--verbose", action="store_true", help="print every decision, not only mismatches")
+    parser.add_argument(
+        "--verbose", action="store_true", help="print every decision, not only mismatches"
+    )
     args = parser.parse_args()
     gazetteer = load_gazetteer(args.gazetteer)
     labels = yaml.safe_load((args.folder / "labels.yaml").read_text(encoding="utf-8"))
@@ -94,7 +98,9 @@ def main() -> None:
     recall = true_pos / (true_pos + false_neg) if true_pos + false_neg else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     print()
-    print(f"advisories: {len(labels)}  exactly right: {exact}  ({elapsed * 1000 / max(len(labels), 1):.1f} ms each)")
+    print(
+        f"advisories: {len(labels)}  exactly right: {exact}  ({elapsed * 1000 / max(len(labels), 1):.1f} ms each)"
+    )
     print(f"(advisory, district) pairs: tp {true_pos}  fp {false_pos}  fn {false_neg}")
     print(f"micro precision {precision:.3f}  recall {recall:.3f}  F1 {f1:.3f}")
     print(f"outside advisories: {outside}  reaching a subscriber here (leaks): {leaks}")

@@ -138,7 +138,10 @@ def queue(config: Path, count: int) -> tuple[int, float]:
     districts = sorted(s for s, n in app.gazetteer.nodes.items() if n.kind == AreaKind.DISTRICT)
     for area in districts:
         url = f"https://www.kent.police.uk/news/benchmark/{area}/"
-        body = "<p>Residents are warned about a telephone fraudster posing as a police officer. " * 12 + "</p>"
+        body = (
+            "<p>Residents are warned about a telephone fraudster posing as a police officer. " * 12
+            + "</p>"
+        )
         item = AdvisoryInput(
             key=url,
             url=url,
@@ -155,9 +158,14 @@ def queue(config: Path, count: int) -> tuple[int, float]:
     with app.store.engine.begin() as conn:
         for i in range(count):
             subscription = make_subscription(
-                app.gazetteer, f"reader{i}@example.org", [districts[i % len(districts)]], frequency="immediate"
+                app.gazetteer,
+                f"reader{i}@example.org",
+                [districts[i % len(districts)]],
+                frequency="immediate",
             )
-            insert_subscriber(conn, subscription, status=SubscriberStatus.ACTIVE, now=now - timedelta(days=1))
+            insert_subscriber(
+                conn, subscription, status=SubscriberStatus.ACTIVE, now=now - timedelta(days=1)
+            )
     started = time.perf_counter()
     report = queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=now)
     seconds = time.perf_counter() - started
@@ -170,7 +178,12 @@ def prebuilt(config: Path) -> list[tuple[str, bytes]]:
     app = App(config)
     factory = MessageFactory(app.config, app.store, app.now)
     messages = [
-        (r["email"], factory.build(OutboxItem(r["id"], r["subscriber_id"], r["digest_id"], r["message_id"], r["email"])))
+        (
+            r["email"],
+            factory.build(
+                OutboxItem(r["id"], r["subscriber_id"], r["digest_id"], r["message_id"], r["email"])
+            ),
+        )
         for r in outbox_rows(app.store.engine)
     ]
     app.close()
@@ -192,7 +205,9 @@ def run_pipeline(
     started, cpu = time.perf_counter(), time.process_time()
     report = send_pending(app.config, app.store, app.clock, workers=connections)
     seconds = time.perf_counter() - started
-    CPU.setdefault(config.name if mark_each else "batched", []).append((time.process_time() - cpu) / max(report.sent, 1))
+    CPU.setdefault(config.name if mark_each else "batched", []).append(
+        (time.process_time() - cpu) / max(report.sent, 1)
+    )
     app.close()
     if report.sent == 0 or report.deferred or report.failed:
         raise SystemExit(f"pipeline run went wrong: {report.as_dict()}")
@@ -201,11 +216,14 @@ def run_pipeline(
 
 def dkim_keys(folder: Path, ed: bool) -> dict[str, str]:
     """A 2048-bit RSA key (and an Ed25519 one) for signing, as the config names them."""
+
     def write(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey, name: str) -> str:
         path = folder / name
         path.write_bytes(
             key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
             )
         )
         return str(path)
@@ -213,14 +231,21 @@ def dkim_keys(folder: Path, ed: bool) -> dict[str, str]:
     settings = {
         "domain": "example.org",
         "selector": "bench",
-        "key_file": write(rsa.generate_private_key(public_exponent=65537, key_size=2048), "dkim.pem"),
+        "key_file": write(
+            rsa.generate_private_key(public_exponent=65537, key_size=2048), "dkim.pem"
+        ),
     }
     if ed:
-        settings.update(ed25519_selector="bench-ed", ed25519_key_file=write(ed25519.Ed25519PrivateKey.generate(), "ed.pem"))
+        settings.update(
+            ed25519_selector="bench-ed",
+            ed25519_key_file=write(ed25519.Ed25519PrivateKey.generate(), "ed.pem"),
+        )
     return settings
 
 
-def run_floor(port: int, messages: list[tuple[str, bytes]], connections: int, per_connection: int) -> float:
+def run_floor(
+    port: int, messages: list[tuple[str, bytes]], connections: int, per_connection: int
+) -> float:
     def work(share: list[tuple[str, bytes]]) -> None:
         for start in range(0, len(share), per_connection):
             smtp = smtplib.SMTP("127.0.0.1", port, local_hostname="bench.local", timeout=30)
@@ -228,7 +253,9 @@ def run_floor(port: int, messages: list[tuple[str, bytes]], connections: int, pe
                 smtp.sendmail("alerts@example.org", [recipient], data)
             smtp.quit()
 
-    threads = [threading.Thread(target=work, args=(messages[i::connections],)) for i in range(connections)]
+    threads = [
+        threading.Thread(target=work, args=(messages[i::connections],)) for i in range(connections)
+    ]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -255,10 +282,16 @@ def main() -> None:
         help="messages per SMTP session, for both (default: the config default, 100)",
     )
     parser.add_argument(
-        "--durability", action="store_true", help="also time a run that marks sent messages in batches"
+        "--durability",
+        action="store_true",
+        help="also time a run that marks sent messages in batches",
     )
-    parser.add_argument("--dkim", action="store_true", help="also time a DKIM-signed run (RSA-2048) in each round")
-    parser.add_argument("--ed25519", action="store_true", help="with --dkim: add an Ed25519 signature (RFC 8463)")
+    parser.add_argument(
+        "--dkim", action="store_true", help="also time a DKIM-signed run (RSA-2048) in each round"
+    )
+    parser.add_argument(
+        "--ed25519", action="store_true", help="with --dkim: add an Ed25519 signature (RFC 8463)"
+    )
     args = parser.parse_args()
 
     # By default the sink gets one core and this process (floor and pipeline alike) the
@@ -275,13 +308,22 @@ def main() -> None:
         messages, queue_seconds = queue(config, args.subscribers)
         floor_messages = prebuilt(config)
         size = statistics.median(len(data) for _, data in floor_messages)
-        print(f"queued {messages} messages for {args.subscribers} subscribers over 13 districts "
-              f"in {queue_seconds:.1f} s (queue_digests); median message {size / 1024:.1f} KiB")
-        run_config = write_config(folder, database, sink.port, args.connections, args.per_connection)
+        print(
+            f"queued {messages} messages for {args.subscribers} subscribers over 13 districts "
+            f"in {queue_seconds:.1f} s (queue_digests); median message {size / 1024:.1f} KiB"
+        )
+        run_config = write_config(
+            folder, database, sink.port, args.connections, args.per_connection
+        )
         signed_config = (
             write_config(
-                folder, database, sink.port, args.connections, args.per_connection,
-                dkim=dkim_keys(folder, args.ed25519), name="signed.yaml",
+                folder,
+                database,
+                sink.port,
+                args.connections,
+                args.per_connection,
+                dkim=dkim_keys(folder, args.ed25519),
+                name="signed.yaml",
             )
             if args.dkim
             else None
@@ -301,15 +343,21 @@ def main() -> None:
             line = f"run {run}: floor {floor_rates[-1]:7.0f} msg/s   pipeline {pipeline_rates[-1]:7.0f} msg/s"
             if args.durability:
                 before = sink.count()
-                seconds, sent = run_pipeline(run_config, queued, database, args.connections, mark_each=False)
-                assert sink.count() - before == sent == messages, "the batched pipeline lost messages"
+                seconds, sent = run_pipeline(
+                    run_config, queued, database, args.connections, mark_each=False
+                )
+                assert sink.count() - before == sent == messages, (
+                    "the batched pipeline lost messages"
+                )
                 batched_rates.append(sent / seconds)
                 batched_ratios.append(unsigned_seconds / seconds)
                 line += f"   batched marks {batched_rates[-1]:7.0f} msg/s"
             if signed_config is not None:
                 before = sink.count()
                 seconds, sent = run_pipeline(signed_config, queued, database, args.connections)
-                assert sink.count() - before == sent == messages, "the signed pipeline lost messages"
+                assert sink.count() - before == sent == messages, (
+                    "the signed pipeline lost messages"
+                )
                 signed_rates.append(sent / seconds)
                 signed_ratios.append(seconds / unsigned_seconds)
                 line += f"   signed {signed_rates[-1]:7.0f} msg/s ({signed_ratios[-1]:.2f}x the unsigned time)"
@@ -317,26 +365,46 @@ def main() -> None:
     sink.close()
 
     floor, pipeline = statistics.median(floor_rates), statistics.median(pipeline_rates)
-    print(f"{args.connections} connections at a time, {args.per_connection} messages per connection; "
-          f"sink {'on a core of its own' if pin else 'sharing the cores'}; medians of {args.runs} runs")
+    print(
+        f"{args.connections} connections at a time, {args.per_connection} messages per connection; "
+        f"sink {'on a core of its own' if pin else 'sharing the cores'}; medians of {args.runs} runs"
+    )
     print(f"floor (plain smtplib, pre-built):           {floor:7.0f} msg/s")
     print(f"pipeline (send_pending: claim, build, send, mark): {pipeline:7.0f} msg/s")
     print(f"ratio floor/pipeline: {floor / pipeline:.2f}x (aim: at most 1.25x)")
     if batched_rates:
-        print(f"pipeline with sent marks batched (50 rows / 0.2 s): {statistics.median(batched_rates):7.0f} msg/s")
-        print(f"ratio each-at-once/batched time: {statistics.median(batched_ratios):.2f}x, median of the rounds "
-              f"(what one commit per accepted message costs)")
-        each_cpu, batched_cpu = statistics.median(CPU["config.yaml"]), statistics.median(CPU["batched"])
-        print(f"CPU per message: marks each at once {each_cpu * 1000:.2f} ms, batched {batched_cpu * 1000:.2f} ms")
+        print(
+            f"pipeline with sent marks batched (50 rows / 0.2 s): {statistics.median(batched_rates):7.0f} msg/s"
+        )
+        print(
+            f"ratio each-at-once/batched time: {statistics.median(batched_ratios):.2f}x, median of the rounds "
+            f"(what one commit per accepted message costs)"
+        )
+        each_cpu, batched_cpu = (
+            statistics.median(CPU["config.yaml"]),
+            statistics.median(CPU["batched"]),
+        )
+        print(
+            f"CPU per message: marks each at once {each_cpu * 1000:.2f} ms, batched {batched_cpu * 1000:.2f} ms"
+        )
     if signed_rates:
         kind = "RSA-2048 + Ed25519" if args.ed25519 else "RSA-2048"
-        print(f"signed pipeline (DKIM {kind}, OpenSSL):    {statistics.median(signed_rates):7.0f} msg/s")
-        print(f"ratio signed/unsigned time: {statistics.median(signed_ratios):.2f}x, median of the rounds "
-              f"(each round against its own unsigned run; aim: at most 1.3x)")
-        unsigned_cpu, signed_cpu = statistics.median(CPU["config.yaml"]), statistics.median(CPU["signed.yaml"])
-        print(f"CPU per message (this process, all threads; steadier than wall time on a busy machine): "
-              f"unsigned {unsigned_cpu * 1000:.2f} ms, signed {signed_cpu * 1000:.2f} ms "
-              f"(+{(signed_cpu - unsigned_cpu) * 1000:.2f} ms to sign)")
+        print(
+            f"signed pipeline (DKIM {kind}, OpenSSL):    {statistics.median(signed_rates):7.0f} msg/s"
+        )
+        print(
+            f"ratio signed/unsigned time: {statistics.median(signed_ratios):.2f}x, median of the rounds "
+            f"(each round against its own unsigned run; aim: at most 1.3x)"
+        )
+        unsigned_cpu, signed_cpu = (
+            statistics.median(CPU["config.yaml"]),
+            statistics.median(CPU["signed.yaml"]),
+        )
+        print(
+            f"CPU per message (this process, all threads; steadier than wall time on a busy machine): "
+            f"unsigned {unsigned_cpu * 1000:.2f} ms, signed {signed_cpu * 1000:.2f} ms "
+            f"(+{(signed_cpu - unsigned_cpu) * 1000:.2f} ms to sign)"
+        )
 
 
 if __name__ == "__main__":

@@ -81,7 +81,9 @@ def advisory(number: int) -> str:
         "priority": "urgent",
         "publish": {"date": stamp},
     }
-    return "```yaml\n" + yaml.safe_dump(meta) + "```\n\nResidents of Chatham: keep children indoors.\n"
+    return (
+        "```yaml\n" + yaml.safe_dump(meta) + "```\n\nResidents of Chatham: keep children indoors.\n"
+    )
 
 
 @contextlib.contextmanager
@@ -92,7 +94,11 @@ def postgres_schema(url: str) -> Iterator[str]:
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     try:
-        yield make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
+        yield (
+            make_url(url)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(False)
+        )
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
@@ -131,7 +137,10 @@ def _run_size(size: int, runs: int, database: str | None, connections: int) -> d
                                 "per_connection": 1000,
                             },
                         },
-                        "email": {"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
+                        "email": {
+                            "from": "Kent Area Alerts <alerts@example.org>",
+                            "domain": "example.org",
+                        },
                         "security": {"secret_key_file": str(root / "secret.key")},
                     }
                 ),
@@ -153,7 +162,9 @@ def _run_size(size: int, runs: int, database: str | None, connections: int) -> d
                     appeared = time.time()
                     os.rename(path, folder / path.name)
                     if not clock.wait(done + size, timeout=600):
-                        raise SystemExit(f"only {len(clock.times) - done} of {size} messages arrived in 600 s")
+                        raise SystemExit(
+                            f"only {len(clock.times) - done} of {size} messages arrived in 600 s"
+                        )
                     with clock.lock:
                         times = clock.times[done : done + size]
                     first, last = min(times) - appeared, max(times) - appeared
@@ -198,7 +209,10 @@ def confirmations(count: int, *, alone: bool) -> float:
                             "backend": "smtp",
                             "smtp": {"host": sink.host, "port": sink.port, "security": "none"},
                         },
-                        "email": {"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
+                        "email": {
+                            "from": "Kent Area Alerts <alerts@example.org>",
+                            "domain": "example.org",
+                        },
                         "security": {"secret_key_file": str(root / "secret.key")},
                     }
                 ),
@@ -209,7 +223,14 @@ def confirmations(count: int, *, alone: bool) -> float:
                 if not alone:
                     started.append(AlertsProcess(config, "serve", cwd=str(REPO)))
                     started[-1].wait_for("startup: ", timeout=120)
-                web = AlertsProcess(config, "web", "--port", str(port), *([] if alone else ["--no-send"]), cwd=str(REPO))
+                web = AlertsProcess(
+                    config,
+                    "web",
+                    "--port",
+                    str(port),
+                    *([] if alone else ["--no-send"]),
+                    cwd=str(REPO),
+                )
                 started.append(web)
                 web.wait_for("serving ", timeout=120)
                 with httpx.Client(timeout=30) as client:
@@ -225,7 +246,11 @@ def confirmations(count: int, *, alone: bool) -> float:
                         posted = time.time()
                         client.post(
                             f"http://127.0.0.1:{port}/subscribe",
-                            data={"email": f"new{number}@example.org", "areas": "Medway", "frequency": "daily"},
+                            data={
+                                "email": f"new{number}@example.org",
+                                "areas": "Medway",
+                                "frequency": "daily",
+                            },
                         )
                         if not clock.wait(done + 1, timeout=120):
                             raise SystemExit("a confirmation did not arrive within 120 s")
@@ -237,17 +262,25 @@ def confirmations(count: int, *, alone: bool) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="1000,10000", help="subscriber counts, comma-separated")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=4, help="delivery.smtp.connections")
-    parser.add_argument("--database", help="a PostgreSQL URL (default: SQLite in a temporary folder)")
+    parser.add_argument(
+        "--database", help="a PostgreSQL URL (default: SQLite in a temporary folder)"
+    )
     parser.add_argument("--confirmations", type=int, default=5, help="sign-ups to time (0: none)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     backend = "postgresql" if args.database else "sqlite"
-    print(f"latency: file appears -> relay accepts; {backend}, {args.connections} connections, median of {args.runs} runs")
-    print(f"{'subscribers':>12} {'first (s)':>10} {'last (s)':>10} {'msg/s':>8} {'files job (s)':>14}")
+    print(
+        f"latency: file appears -> relay accepts; {backend}, {args.connections} connections, median of {args.runs} runs"
+    )
+    print(
+        f"{'subscribers':>12} {'first (s)':>10} {'last (s)':>10} {'msg/s':>8} {'files job (s)':>14}"
+    )
     for size in sizes:
         result = run_size(size, args.runs, args.database, args.connections)
         print(
@@ -255,9 +288,15 @@ def main() -> None:
             f"{result['rate']:>8.0f} {result['job']:>14.2f}"
         )
     if args.confirmations:
-        print(f"sign-up POST -> confirmation at the relay (sqlite, median of {args.confirmations}):")
-        print(f"  alerts serve + alerts web --no-send: {confirmations(args.confirmations, alone=False):.2f} s")
-        print(f"  alerts web alone:                    {confirmations(args.confirmations, alone=True):.2f} s")
+        print(
+            f"sign-up POST -> confirmation at the relay (sqlite, median of {args.confirmations}):"
+        )
+        print(
+            f"  alerts serve + alerts web --no-send: {confirmations(args.confirmations, alone=False):.2f} s"
+        )
+        print(
+            f"  alerts web alone:                    {confirmations(args.confirmations, alone=True):.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,11 @@ def setup(folder: Path, count: int) -> App:
         "database": f"sqlite:///{folder / 'alerts.db'}",
         "templates": str(REPO / "templates"),
         "security": {"secret_key_file": str(folder / "secret.key")},
-        "email": {"from": "Kent Area Alerts <alerts@alerts.example.org>", "domain": "alerts.example.org",
-                  "unsubscribe_mailbox": "unsubscribe@alerts.example.org"},
+        "email": {
+            "from": "Kent Area Alerts <alerts@alerts.example.org>",
+            "domain": "alerts.example.org",
+            "unsubscribe_mailbox": "unsubscribe@alerts.example.org",
+        },
         "site": {"name": "Kent Area Alerts", "base_url": "https://alerts.example.org"},
     }
     (folder / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -63,31 +66,51 @@ def setup(folder: Path, count: int) -> App:
     for start in range(0, count, 5000):
         people, areas = [], []
         for i in range(start, min(count, start + 5000)):
-            people.append({
-                "id": i + 1, "email": f"reader{i}@example.org", "name": f"Reader {i}",
-                "frequency": FREQUENCIES[i % 3], "status": "active", "forwardable": i % 50 == 0,
-                "urgent": True, "bounces": 0, "created_at": joined, "confirmed_at": joined,
-                "watermark": joined,
-            })
+            people.append(
+                {
+                    "id": i + 1,
+                    "email": f"reader{i}@example.org",
+                    "name": f"Reader {i}",
+                    "frequency": FREQUENCIES[i % 3],
+                    "status": "active",
+                    "forwardable": i % 50 == 0,
+                    "urgent": True,
+                    "bounces": 0,
+                    "created_at": joined,
+                    "confirmed_at": joined,
+                    "watermark": joined,
+                }
+            )
             home = districts[i % 13]
             areas.append({"subscriber_id": i + 1, "area": home})
             if i % 10 == 0:
                 areas.append({"subscriber_id": i + 1, "area": districts[(i // 13 + 1) % 13]})
         insert_rows(app.store.engine, "subscribers", people)
-        insert_rows(app.store.engine, "subscriber_areas", [dict(a) for a in {tuple(a.items()): a for a in areas}.values()])
+        insert_rows(
+            app.store.engine,
+            "subscriber_areas",
+            [dict(a) for a in {tuple(a.items()): a for a in areas}.values()],
+        )
     body = (REPO / "advisories").glob("*.md").__next__().read_text(encoding="utf-8")
     paragraphs = "".join(f"<p>{p}</p>" for p in body.split("```", 2)[-1].split("\n\n") if p.strip())
     for n, slug in enumerate([*districts, *districts, "kent", "kent"]):
         store_advisory(
             AdvisoryInput(
-                key=f"https://www.kent.police.uk/news/bench-{n}/", url=f"https://www.kent.police.uk/news/bench-{n}/",
+                key=f"https://www.kent.police.uk/news/bench-{n}/",
+                url=f"https://www.kent.police.uk/news/bench-{n}/",
                 title=f"Telephone fraudster poses as police officer ({n})",
                 summary="Fraud investigators are reminding residents of safety advice following a report.",
-                body_html=paragraphs, body_text=body, published_at=NOW - timedelta(hours=3, minutes=n),
-                source="bench", areas=frozenset({slug}), force_area="kent",
+                body_html=paragraphs,
+                body_text=body,
+                published_at=NOW - timedelta(hours=3, minutes=n),
+                source="bench",
+                areas=frozenset({slug}),
+                force_area="kent",
                 priority=Priority.URGENT if n == 0 else Priority.NORMAL,
             ),
-            app.store, app.gazetteer, NOW - timedelta(hours=2),
+            app.store,
+            app.gazetteer,
+            NOW - timedelta(hours=2),
         )
     return app
 
@@ -109,13 +132,18 @@ def measure(count: int, runs: int, sample: int, trace: bool) -> dict[str, Any]:
         if trace:
             tracemalloc.start()
         started, cpu = time.perf_counter(), time.process_time()
-        reports = [queue_digests(app.config, app.store, app.gazetteer, Frequency(f), now=NOW).as_dict() for f in ("immediate", "daily", "weekly")]
+        reports = [
+            queue_digests(app.config, app.store, app.gazetteer, Frequency(f), now=NOW).as_dict()
+            for f in ("immediate", "daily", "weekly")
+        ]
         queue_seconds, queue_cpu = time.perf_counter() - started, time.process_time() - cpu
         traced_peak = tracemalloc.get_traced_memory()[1] if trace else None
         tracemalloc.stop()
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         items = [
-            OutboxItem(r["id"], r["subscriber_id"], r["digest_id"], r["message_id"], r["email"], r["name"])
+            OutboxItem(
+                r["id"], r["subscriber_id"], r["digest_id"], r["message_id"], r["email"], r["name"]
+            )
             for r in outbox_rows(app.store.engine)[:sample]
         ]
         factory = MessageFactory(app.config, app.store, app.now)
@@ -162,9 +190,15 @@ def measure(count: int, runs: int, sample: int, trace: bool) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="10000,100000", help="subscriber counts, comma-separated")
-    parser.add_argument("--runs", type=int, default=5, help="message-building runs (the median is reported)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes", default="10000,100000", help="subscriber counts, comma-separated"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=5, help="message-building runs (the median is reported)"
+    )
     parser.add_argument("--sample", type=int, default=20000, help="messages built per run")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
@@ -182,15 +216,37 @@ def main() -> None:
         results.append(timed)
         print(json.dumps(timed), flush=True)
     print()
-    header = ("subscribers", "queue_s", "queue_cpu_s", "messages", "variants", "premailer_calls", "build_per_s_median",
-              "build_us_median", "compose_us_median", "sign_links_us_median", "mean_message_kb", "peak_rss_mb_after_queue", "traced_peak_mb_queue")
+    header = (
+        "subscribers",
+        "queue_s",
+        "queue_cpu_s",
+        "messages",
+        "variants",
+        "premailer_calls",
+        "build_per_s_median",
+        "build_us_median",
+        "compose_us_median",
+        "sign_links_us_median",
+        "mean_message_kb",
+        "peak_rss_mb_after_queue",
+        "traced_peak_mb_queue",
+    )
     print(" | ".join(header))
     for row in results:
         print(" | ".join(str(row[key]) for key in header))
 
 
 def _child(size: int, args: argparse.Namespace, *, trace: bool) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--one", str(size), "--runs", str(args.runs), "--sample", str(args.sample)]
+    command = [
+        sys.executable,
+        __file__,
+        "--one",
+        str(size),
+        "--runs",
+        str(args.runs),
+        "--sample",
+        str(args.sample),
+    ]
     if trace:
         command += ["--trace", "--runs", "1", "--sample", "100"]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout

@@ -41,7 +41,11 @@ def fill(store: Store, count: int) -> None:
              "status": "active", "forwardable": False, "urgent": True, "bounces": 0,
              "created_at": now, "confirmed_at": now, "watermark": now} for i in ids
         ])  # fmt: skip
-        insert_rows(store.engine, "subscriber_areas", [{"subscriber_id": i, "area": rng.choice(AREAS)} for i in ids])
+        insert_rows(
+            store.engine,
+            "subscriber_areas",
+            [{"subscriber_id": i, "area": rng.choice(AREAS)} for i in ids],
+        )
 
 
 def main() -> None:
@@ -62,7 +66,9 @@ def main() -> None:
         sum(1 for _ in store.subscribers.iterate(frequency=frequency))
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        print(f"iter_subscribers({label}): {seen} in {elapsed:.2f}s = {seen / elapsed:,.0f}/s, peak {peak / 1e6:.1f} MB")
+        print(
+            f"iter_subscribers({label}): {seen} in {elapsed:.2f}s = {seen / elapsed:,.0f}/s, peak {peak / 1e6:.1f} MB"
+        )
 
     config = parse_config({"security": {"secret_key_file": str(folder / "key")}}, root=folder)
     signer = LinkSigner(config)
@@ -71,7 +77,9 @@ def main() -> None:
     for n in range(1, 20_001):
         signer.links(n, issued)
     elapsed = time.perf_counter() - started
-    print(f"LinkSigner.links: {20_000 / elapsed:,.0f}/s ({elapsed / 20_000 * 1e6:.1f} µs each, 3 links)")
+    print(
+        f"LinkSigner.links: {20_000 / elapsed:,.0f}/s ({elapsed / 20_000 * 1e6:.1f} µs each, 3 links)"
+    )
 
     rows = 5_000
     path = folder / "list.csv"
@@ -84,7 +92,9 @@ def main() -> None:
     started = time.perf_counter()
     import_list(store, load_gazetteer("kent"), path, now=datetime.now(UTC))
     again = time.perf_counter() - started
-    print(f"import {rows} CSV rows: {first:.1f}s ({report.added} added); again (all unchanged): {again:.1f}s")
+    print(
+        f"import {rows} CSV rows: {first:.1f}s ({report.added} added); again (all unchanged): {again:.1f}s"
+    )
     store.close()
 
 

@@ -131,6 +131,11 @@ def run_cli(config_path: Path) -> Callable[..., Result]:
 
     def run(*args: str, config: Path | None = None, input: str | None = None) -> Result:
         runner = CliRunner()
-        return runner.invoke(cli, ["--config", str(config or config_path), *args], input=input, catch_exceptions=False)
+        return runner.invoke(
+            cli,
+            ["--config", str(config or config_path), *args],
+            input=input,
+            catch_exceptions=False,
+        )
 
     return run

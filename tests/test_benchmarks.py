@@ -16,7 +16,10 @@ from tests.support import REPO
 CASES = {
     "poll.py": (["--files", "20", "--polls", "2"], "poll with nothing changed"),
     "render.py": (["--sizes", "40", "--runs", "1", "--sample", "50"], "premailer_calls"),
-    "fanout.py": (["--subscribers", "60", "--runs", "1", "--durability", "--dkim", "--ed25519"], "ratio signed/unsigned time"),
+    "fanout.py": (
+        ["--subscribers", "60", "--runs", "1", "--durability", "--dkim", "--ed25519"],
+        "ratio signed/unsigned time",
+    ),
     "areas.py": ([], "micro precision"),
     "latency.py": (["--sizes", "20", "--runs", "1", "--confirmations", "1"], "alerts web alone"),
 }

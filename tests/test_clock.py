@@ -16,7 +16,18 @@ from tests.support import NOW
 
 PACKAGE = Path(__file__).resolve().parent.parent / "alerts"
 #: Attributes of the time module that read a clock (sleeping is not reading).
-TIME_READS = {"time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns", "localtime", "gmtime", "ctime", "asctime"}
+TIME_READS = {
+    "time",
+    "time_ns",
+    "monotonic",
+    "monotonic_ns",
+    "perf_counter",
+    "perf_counter_ns",
+    "localtime",
+    "gmtime",
+    "ctime",
+    "asctime",
+}
 #: Class methods of datetime and date that read the clock.
 DATE_READS = {"now", "utcnow", "today"}
 
@@ -27,11 +38,21 @@ def clock_reads(tree: ast.AST) -> list[tuple[int, str]]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module == "time":
-            found += [(node.lineno, f"from time import {a.name}") for a in node.names if a.name in TIME_READS]
+            found += [
+                (node.lineno, f"from time import {a.name}")
+                for a in node.names
+                if a.name in TIME_READS
+            ]
         if not isinstance(node, ast.Attribute):
             continue
         base = node.value
-        name = base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else None
+        name = (
+            base.id
+            if isinstance(base, ast.Name)
+            else base.attr
+            if isinstance(base, ast.Attribute)
+            else None
+        )
         if name == "time" and node.attr in TIME_READS:
             found.append((node.lineno, f"time.{node.attr}"))
         if name in {"datetime", "date"} and node.attr in DATE_READS:
@@ -46,7 +67,9 @@ def test_no_module_but_the_clock_reads_the_system_clock() -> None:
             continue
         for line, what in clock_reads(ast.parse(path.read_text(encoding="utf-8"))):
             offenders.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {what}")
-    assert offenders == [], "read the time from the injected Clock instead:\n" + "\n".join(offenders)
+    assert offenders == [], "read the time from the injected Clock instead:\n" + "\n".join(
+        offenders
+    )
 
 
 def test_the_scan_finds_each_way_of_reading_the_clock() -> None:

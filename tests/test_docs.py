@@ -36,12 +36,18 @@ def test_every_command_has_help_text(path: str) -> None:
     assert "Usage:" in result.output
 
 
-@pytest.mark.parametrize("path", sorted(p for p, c in COMMANDS.items() if not isinstance(c, click.Group)))
+@pytest.mark.parametrize(
+    "path", sorted(p for p, c in COMMANDS.items() if not isinstance(c, click.Group))
+)
 def test_every_command_is_in_the_readme(path: str) -> None:
-    assert re.search(rf"alerts {re.escape(path)}\b", README), f"README.md does not mention 'alerts {path}'"
+    assert re.search(rf"alerts {re.escape(path)}\b", README), (
+        f"README.md does not mention 'alerts {path}'"
+    )
 
 
-@pytest.mark.parametrize("path", sorted(p for p, c in COMMANDS.items() if not isinstance(c, click.Group)))
+@pytest.mark.parametrize(
+    "path", sorted(p for p, c in COMMANDS.items() if not isinstance(c, click.Group))
+)
 def test_every_command_takes_config(path: str) -> None:
     params = {opt for param in COMMANDS[path].params for opt in getattr(param, "opts", [])}
     assert "--config" in params, f"'alerts {path}' does not take --config"
@@ -50,13 +56,17 @@ def test_every_command_takes_config(path: str) -> None:
 def test_readme_names_the_two_setup_commands_that_ci_runs() -> None:
     assert "make run" in README and "make test" in README
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
-    assert re.search(r"^make test$", ci, re.MULTILINE), ".ci/run must call the README's test command"
+    assert re.search(r"^make test$", ci, re.MULTILINE), (
+        ".ci/run must call the README's test command"
+    )
 
 
 def test_python_dash_m_alerts_is_the_same_cli() -> None:
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "alerts", "--help"], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "alerts", "--help"], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0
     assert "Area Alerts" in result.stdout

@@ -40,12 +40,20 @@ class AlertsGroup(click.Group):
         try:
             return super().invoke(ctx)
         except AlertsError as exc:
-            click.echo(f"Error: {one_line(str(exc))}", err=True)  # one line, whatever the cause says
+            click.echo(
+                f"Error: {one_line(str(exc))}", err=True
+            )  # one line, whatever the cause says
             ctx.exit(EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_FAILURES)
         except click.UsageError as exc:
             usage_error(exc)
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any) -> click.Context:
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as exc:  # an option of 'alerts' itself
@@ -104,7 +112,9 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def progress_bar(label: str, unit: str, *, minimum: int = 1) -> Callable[[int], Callable[[int], None]]:
+def progress_bar(
+    label: str, unit: str, *, minimum: int = 1
+) -> Callable[[int], Callable[[int], None]]:
     """A progress factory for the library (called with the total, returns the callback
     for each one done): a tqdm bar on a terminal from ``minimum`` items, nothing otherwise."""
 
@@ -141,7 +151,9 @@ Examples:
 """
 
 
-@click.group(cls=AlertsGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
+@click.group(
+    cls=AlertsGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES
+)
 @click.version_option(__version__, prog_name="alerts")
 @click.option(
     "--log-format",
@@ -164,7 +176,9 @@ def cli(log_format: str, verbose: int, quiet: bool, config_path: str | None) -> 
 
     Every command reads config.yaml (or --config PATH, or $ALERTS_CONFIG).
     """
-    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    level = (
+        logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    )
     configure_logging(log_format, level)
 
 

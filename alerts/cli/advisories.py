@@ -41,7 +41,10 @@ def list_advisories(
         print_json([advisory_json(app, item) for item in items])
         return
     if not items:
-        click.echo("No advisories." + ("" if app.store.advisories.count() else " Run 'alerts ingest' first."))
+        click.echo(
+            "No advisories."
+            + ("" if app.store.advisories.count() else " Run 'alerts ingest' first.")
+        )
         return
     for item in items:
         flags = "".join(
@@ -71,12 +74,20 @@ def show_advisory(app: App, ref: str, as_json: bool) -> None:
     duplicates = app.store.advisories.duplicates_of(item.id)
     if as_json:
         others = [
-            {**note, "first_seen_at": app.local(note["first_seen_at"]).isoformat(),
-             "last_seen_at": app.local(note["last_seen_at"]).isoformat()}
+            {
+                **note,
+                "first_seen_at": app.local(note["first_seen_at"]).isoformat(),
+                "last_seen_at": app.local(note["last_seen_at"]).isoformat(),
+            }
             for note in duplicates
         ]
         print_json(
-            {**advisory_json(app, item), "body_html": item.body_html, "body_text": item.body_text, "duplicates": others}
+            {
+                **advisory_json(app, item),
+                "body_html": item.body_html,
+                "body_text": item.body_text,
+                "duplicates": others,
+            }
         )
         return
     click.echo(item.title)
@@ -88,14 +99,18 @@ def show_advisory(app: App, ref: str, as_json: bool) -> None:
         ("first seen", f"{app.local(item.first_seen_at):%H:%M %d/%m/%Y %Z}"),
         ("updated", f"{app.local(item.updated_at):%H:%M %d/%m/%Y %Z} (revision {item.revision})"),
         ("areas", ", ".join(app.gazetteer.node(a).name for a in item.areas if a in app.gazetteer)),
-        ("status", item.status.value + (f", expires {app.local(item.expires_at):%d/%m/%Y}" if item.expires_at else "")),
+        (
+            "status",
+            item.status.value
+            + (f", expires {app.local(item.expires_at):%d/%m/%Y}" if item.expires_at else ""),
+        ),
         ("priority", item.priority.value),
         ("source", item.source),
         *(("held", line) for line in hold_lines(app, item)),
         *(
             (
                 "also from",
-                f"{note['origin']} as {note['key']} (\"{note['title']}\", last {app.local(note['last_seen_at']):%H:%M %d/%m/%Y})",
+                f'{note["origin"]} as {note["key"]} ("{note["title"]}", last {app.local(note["last_seen_at"]):%H:%M %d/%m/%Y})',
             )
             for note in duplicates
         ),
@@ -105,7 +120,9 @@ def show_advisory(app: App, ref: str, as_json: bool) -> None:
     for line in explain_areas(app, item):
         click.echo(line)
     click.echo()
-    if item.summary and not " ".join(item.body_text.split()).startswith(" ".join(item.summary.split())):
+    if item.summary and not " ".join(item.body_text.split()).startswith(
+        " ".join(item.summary.split())
+    ):
         # A summary taken from the first paragraph would be printed twice.
         click.echo(item.summary)
         click.echo()
@@ -137,8 +154,17 @@ def release(app: App, advisory_id: int) -> None:
 
 @advisories.command("retag")
 @click.argument("ref")
-@click.option("--area", "areas", multiple=True, help="An area it reaches (repeat for several): slug, name or postcode.")
-@click.option("--outside", is_flag=True, help="It reaches nobody: outside coverage (stored, never mailed or published).")
+@click.option(
+    "--area",
+    "areas",
+    multiple=True,
+    help="An area it reaches (repeat for several): slug, name or postcode.",
+)
+@click.option(
+    "--outside",
+    is_flag=True,
+    help="It reaches nobody: outside coverage (stored, never mailed or published).",
+)
 @click.option("--auto", is_flag=True, help="Drop the override: the area rule decides again.")
 @with_app
 def retag(app: App, ref: str, areas: tuple[str, ...], outside: bool, auto: bool) -> None:
@@ -162,7 +188,11 @@ def retag(app: App, ref: str, areas: tuple[str, ...], outside: bool, auto: bool)
     app.store.advisories.retag(item.id, slugs, app.now())
     now = app.store.advisories.get(item.id)
     reach = names(app, now.areas) or "nobody (outside coverage)"
-    how = "as the area rule decided" if auto else "until 'alerts advisories retag " + str(item.id) + " --auto'"
+    how = (
+        "as the area rule decided"
+        if auto
+        else "until 'alerts advisories retag " + str(item.id) + " --auto'"
+    )
     click.echo(f"Advisory {item.id} now reaches {reach} (was {was}), {how}.")
 
 
@@ -174,7 +204,11 @@ def explain_areas(app: App, item: Advisory) -> list[str]:
     """Whom it reaches and why: the operator's override if any, then the rule's decision."""
     lines: list[str] = []
     if item.area_override is not None:
-        at = f" at {app.local(item.area_override_at):%H:%M %d/%m/%Y}" if item.area_override_at else ""
+        at = (
+            f" at {app.local(item.area_override_at):%H:%M %d/%m/%Y}"
+            if item.area_override_at
+            else ""
+        )
         lines.append(
             f"Reaches:    {names(app, item.area_override) or 'nobody (outside coverage)'}: set by the operator{at}"
             f" ('alerts advisories retag {item.id} --auto' hands it back to the rule)"

@@ -11,7 +11,9 @@ from alerts.types import AreaKind
 
 @cli.command(short_help="List the areas one can subscribe to.")
 @json_option
-@click.option("--postcodes/--no-postcodes", default=True, show_default=True, help="List postcode districts.")
+@click.option(
+    "--postcodes/--no-postcodes", default=True, show_default=True, help="List postcode districts."
+)
 @with_app
 def areas(app: App, as_json: bool, postcodes: bool) -> None:
     """List the areas one can subscribe to: force, districts, towns, parishes and
@@ -31,10 +33,16 @@ def areas(app: App, as_json: bool, postcodes: bool) -> None:
         aliases = f"  (also: {', '.join(node.aliases)})" if node.aliases else ""
         indent = "  " * (depth[node.kind] + 1)
         click.echo(f"{'  ' * depth[node.kind]}{node.name} [{node.slug}]{aliases}")
-        villages = [n.slug for n in app.gazetteer if n.parent == node.slug and n.kind is AreaKind.VILLAGE]
+        villages = [
+            n.slug for n in app.gazetteer if n.parent == node.slug and n.kind is AreaKind.VILLAGE
+        ]
         if villages:
             click.echo(f"{indent}villages: {' '.join(villages)}")
         if node.kind is AreaKind.DISTRICT and postcodes:
-            codes = [n.name for n in app.gazetteer if n.parent == node.slug and n.kind is AreaKind.POSTCODE]
+            codes = [
+                n.name
+                for n in app.gazetteer
+                if n.parent == node.slug and n.kind is AreaKind.POSTCODE
+            ]
             if codes:
                 click.echo(f"{indent}postcodes: {' '.join(codes)}")

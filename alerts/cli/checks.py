@@ -13,7 +13,9 @@ from alerts.ingest.upstream import resolve_source_area
 from alerts.tokens import load_secret_keys
 
 
-def check_startup(app: App, *, email: bool = False, mail: bool = False, links: bool = False) -> None:
+def check_startup(
+    app: App, *, email: bool = False, mail: bool = False, links: bool = False
+) -> None:
     """Load the gazetteer, check the templates folder and the sources' areas; with
     ``email`` also the email templates; with ``mail`` also the delivery settings (the
     password variable, the CA file, the DKIM key, the From address) and, as with

@@ -19,12 +19,36 @@ FREQUENCIES = click.Choice([f.value for f in Frequency])
 
 
 @cli.command(short_help="Show what a subscriber to an area would get; sends nothing.")
-@click.option("--area", "areas", multiple=True, required=True, help="Area (slug, name or postcode district); repeat for several.")
-@click.option("--frequency", type=FREQUENCIES, default=Frequency.DAILY.value, show_default=True, help="Which kind of message.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the HTML part to this file.")
-@click.option("--eml", type=click.Path(dir_okay=False, path_type=Path), help="Write the whole message (.eml) to this file.")
-@click.option("--forwardable", is_flag=True, help="As a coordinator's copy: no personal links in the body.")
-@click.option("--at", "at", help="Preview as of this time (DD/MM/YYYY HH:MM or ISO 8601) [default: now].")
+@click.option(
+    "--area",
+    "areas",
+    multiple=True,
+    required=True,
+    help="Area (slug, name or postcode district); repeat for several.",
+)
+@click.option(
+    "--frequency",
+    type=FREQUENCIES,
+    default=Frequency.DAILY.value,
+    show_default=True,
+    help="Which kind of message.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the HTML part to this file.",
+)
+@click.option(
+    "--eml",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the whole message (.eml) to this file.",
+)
+@click.option(
+    "--forwardable", is_flag=True, help="As a coordinator's copy: no personal links in the body."
+)
+@click.option(
+    "--at", "at", help="Preview as of this time (DD/MM/YYYY HH:MM or ISO 8601) [default: now]."
+)
 @json_option
 @with_app
 def preview(
@@ -48,19 +72,33 @@ def preview(
     """
     slugs = tuple(app.gazetteer.resolve(area) for area in areas)
     now = parse_when(at, app, "--at") or app.now()
-    result = preview_digest(app.config, app.store, app.gazetteer, slugs, Frequency(frequency), now=now, forwardable=forwardable)
+    result = preview_digest(
+        app.config,
+        app.store,
+        app.gazetteer,
+        slugs,
+        Frequency(frequency),
+        now=now,
+        forwardable=forwardable,
+    )
     if result.rendered is None:
         message = f"Nothing to preview: no advisories for {', '.join(slugs)}."
         if as_json:
             print_json({"subject": None, "advisories": 0, "note": message})
         else:
-            click.echo(message + ("" if app.store.advisories.count() else " Run 'alerts ingest' first."))
+            click.echo(
+                message + ("" if app.store.advisories.count() else " Run 'alerts ingest' first.")
+            )
         return
     if out is not None:
         _write(out, result.html.encode("utf-8"))
     if eml is not None:
         _write(eml, result.message)
-    note = f"nothing new in the last {'week' if frequency == 'weekly' else 'day'}: showing the latest" if result.latest else None
+    note = (
+        f"nothing new in the last {'week' if frequency == 'weekly' else 'day'}: showing the latest"
+        if result.latest
+        else None
+    )
     info: dict[str, Any] = {
         "subject": result.rendered.subject,
         "advisories": result.count,
@@ -80,13 +118,20 @@ def preview(
         click.echo(result.text.rstrip())
         return
     written = " and ".join(str(p) for p in (out, eml) if p is not None)
-    click.echo(f"{result.rendered.subject}: {result.count} advisor{'y' if result.count == 1 else 'ies'}, HTML {info['html_bytes'] / 1000:.1f} kB; wrote {written}")
+    click.echo(
+        f"{result.rendered.subject}: {result.count} advisor{'y' if result.count == 1 else 'ies'}, HTML {info['html_bytes'] / 1000:.1f} kB; wrote {written}"
+    )
     if note:
         click.echo(f"({note})")
 
 
 @cli.command(short_help="Queue the next digests of one --frequency into the outbox.")
-@click.option("--frequency", type=FREQUENCIES, required=True, help="Whose messages to queue (immediate also sends urgent alerts to everyone).")
+@click.option(
+    "--frequency",
+    type=FREQUENCIES,
+    required=True,
+    help="Whose messages to queue (immediate also sends urgent alerts to everyone).",
+)
 @click.option("--dry-run", is_flag=True, help="Print who would get what; write nothing.")
 @json_option
 @with_app
@@ -108,11 +153,21 @@ def digest(app: App, frequency: str, dry_run: bool, as_json: bool) -> None:
             click.echo(f"{message.email}\t{message.kind}\t{message.subject}\t[{ids}]")
 
     if dry_run:
-        report = queue_digests(app.config, app.store, app.gazetteer, Frequency(frequency), now=app.now(), dry_run=True, on_message=show)
+        report = queue_digests(
+            app.config,
+            app.store,
+            app.gazetteer,
+            Frequency(frequency),
+            now=app.now(),
+            dry_run=True,
+            on_message=show,
+        )
     else:
         # Never alongside 'alerts serve' or another run: both would queue the same messages.
         with instance_lock(app.config.database, "digest", clock=app.clock):
-            report = queue_digests(app.config, app.store, app.gazetteer, Frequency(frequency), now=app.now())
+            report = queue_digests(
+                app.config, app.store, app.gazetteer, Frequency(frequency), now=app.now()
+            )
     if as_json:
         print_json({**report.as_dict(), **({"planned": planned} if dry_run else {})})
         return

@@ -35,4 +35,6 @@ def build(app: App, out: Path | None, as_json: bool) -> None:
     if as_json:
         print_json(report.as_dict())
         return
-    click.echo(f"Feeds in {report.out}: {len(report.written)} written, {report.unchanged} unchanged.")
+    click.echo(
+        f"Feeds in {report.out}: {len(report.written)} written, {report.unchanged} unchanged."
+    )

@@ -58,7 +58,9 @@ def run_ingest(app: App, paths: tuple[Path, ...] = ()) -> IngestReport:
         return ingest_files(
             paths, app.store, app.gazetteer, now=app.now(), zone=app.config.tz, progress=PROGRESS
         )
-    return ingest_sources(app.config, app.store, app.gazetteer, now=app.now(), clock=app.clock, progress=PROGRESS)
+    return ingest_sources(
+        app.config, app.store, app.gazetteer, now=app.now(), clock=app.clock, progress=PROGRESS
+    )
 
 
 def summary_line(report: IngestReport) -> str:

@@ -100,7 +100,9 @@ def schedule(app: App, as_json: bool) -> None:
     ]
     next_width = max(len(text) for text in nexts)
     for row, next_run in zip(rows, nexts, strict=True):
-        click.echo(f"{row['job']:<8} {row['when']:<{width}} {next_run:<{next_width}}  {row['does']}")
+        click.echo(
+            f"{row['job']:<8} {row['when']:<{width}} {next_run:<{next_width}}  {row['does']}"
+        )
         if "last_digest" in row:
             last = row["last_digest"]
             done = (

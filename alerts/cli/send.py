@@ -52,7 +52,14 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
     started = app.now()
     try:
         with stop_on_signals(stop):
-            report = send_pending(app.config, app.store, app.clock, workers=workers, stop=stop, progress=None if as_json else send_progress())
+            report = send_pending(
+                app.config,
+                app.store,
+                app.clock,
+                workers=workers,
+                stop=stop,
+                progress=None if as_json else send_progress(),
+            )
     except AlertsError as exc:
         # 'alerts send' from cron every minute: store.runs.add keeps a month of rows, not every one ever.
         app.store.runs.add("send", started, app.now(), ok=False, summary={"error": str(exc)})
@@ -63,12 +70,17 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
     if as_json:
         print_json(summary)
     else:
-        click.echo(summary_line(summary) + (" Stopped early; the rest stays queued." if report.stopped else ""))
+        click.echo(
+            summary_line(summary)
+            + (" Stopped early; the rest stays queued." if report.stopped else "")
+        )
         if not (report.sent or report.deferred or report.bounced or report.failed):
             waiting = app.store.runs.outbox_status()
             if waiting["next_attempt_at"] is not None:
                 count = waiting["outbox"]["pending"] + waiting["outbox"]["sending"]
-                click.echo(f"Nothing due: {count} waiting to be retried, the next at {_local(app, waiting['next_attempt_at'])}.")
+                click.echo(
+                    f"Nothing due: {count} waiting to be retried, the next at {_local(app, waiting['next_attempt_at'])}."
+                )
         for error in report.errors:
             click.echo(f"Error: {error}", err=True)
     if not ok:
@@ -96,9 +108,13 @@ def status(app: App, as_json: bool) -> None:
     if beat is None:
         click.echo("Scheduler: 'alerts serve' has never run against this database")
     elif beat["fresh"]:
-        click.echo(f"Scheduler: 'alerts serve' running (pid {beat['pid']} on {beat['host']}, heartbeat {beat['age_seconds']:.0f} s ago)")
+        click.echo(
+            f"Scheduler: 'alerts serve' running (pid {beat['pid']} on {beat['host']}, heartbeat {beat['age_seconds']:.0f} s ago)"
+        )
     else:
-        click.echo(f"Scheduler: NOT RUNNING: last heartbeat {_local(app, beat['at'])}; start 'alerts serve'")
+        click.echo(
+            f"Scheduler: NOT RUNNING: last heartbeat {_local(app, beat['at'])}; start 'alerts serve'"
+        )
     click.echo("Outbox: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
     if info["oldest_pending"]:
         click.echo(f"Oldest waiting: queued {_local(app, info['oldest_pending'])}")
@@ -106,7 +122,10 @@ def status(app: App, as_json: bool) -> None:
         due = info["next_attempt_at"]
         click.echo(f"Next attempt: {'due now' if due <= app.now() else _local(app, due)}")
     totals = info["totals"]
-    click.echo("Delivered so far: " + ", ".join(f"{totals[k]} {k}" for k in ("sent", "deferred", "bounced", "failed")))
+    click.echo(
+        "Delivered so far: "
+        + ", ".join(f"{totals[k]} {k}" for k in ("sent", "deferred", "bounced", "failed"))
+    )
     for group, latency in info["latency"].items():
         if latency["count"]:
             shown = ", ".join(f"p{p} {_seconds(v)}" for p, v in latency["percentiles"].items())
@@ -123,7 +142,9 @@ def status(app: App, as_json: bool) -> None:
         click.echo(line)
     failure = info["last_failure"]
     if failure is not None and failure != run:
-        for line in describe_run(failure, _local(app, failure["started_at"]), label="Last run with failures"):
+        for line in describe_run(
+            failure, _local(app, failure["started_at"]), label="Last run with failures"
+        ):
             click.echo(line)
 
 
@@ -147,10 +168,16 @@ def describe_run(run: dict[str, Any], started: str, *, label: str = "Last run") 
     """The last run as a person reads it: what it was, when, how it went, what it did."""
     summary = run["summary"] or {}
     outcome = {True: "ok", False: "with failures", None: "unfinished"}[run["ok"]]
-    took = f" ({summary['seconds']:.1f} s)" if isinstance(summary.get("seconds"), int | float) else ""
+    took = (
+        f" ({summary['seconds']:.1f} s)" if isinstance(summary.get("seconds"), int | float) else ""
+    )
     lines = [f"{label}: {RUN_KINDS.get(run['kind'], run['kind'])} at {started}{took}: {outcome}"]
     if "new" in summary:  # a pipeline cycle (alerts.pipeline.RunReport)
-        failed = f", {summary['failed_sources']} source(s) could not be read" if summary.get("failed_sources") else ""
+        failed = (
+            f", {summary['failed_sources']} source(s) could not be read"
+            if summary.get("failed_sources")
+            else ""
+        )
         lines.append(
             f"  Advisories: {summary['new']} new, {summary['updated']} updated, {summary['rejected']} rejected{failed}"
         )
@@ -159,8 +186,14 @@ def describe_run(run: dict[str, Any], started: str, *, label: str = "Last run") 
                 f"  Areas to check: {summary.get('outside_coverage', 0)} outside coverage (stored, not mailed),"
                 f" {summary.get('no_place', 0)} force-wide for want of a place ('alerts advisories show ID')"
             )
-        lines.append(f"  Feeds: {summary['feeds_written']} rewritten, {summary['feeds_unchanged']} unchanged")
-        digests = f" (ran the {' and '.join(summary['digests'])} digests)" if summary.get("digests") else ""
+        lines.append(
+            f"  Feeds: {summary['feeds_written']} rewritten, {summary['feeds_unchanged']} unchanged"
+        )
+        digests = (
+            f" (ran the {' and '.join(summary['digests'])} digests)"
+            if summary.get("digests")
+            else ""
+        )
         lines.append(f"  Mail: {summary['queued']} queued{digests}; {_mail(summary)}")
         if summary.get("failed_stages"):
             lines.append(f"  Failed: {', '.join(summary['failed_stages'])}")
@@ -172,7 +205,9 @@ def describe_run(run: dict[str, Any], started: str, *, label: str = "Last run") 
     for problem in problems[:SHOW_PROBLEMS]:
         lines.append(f"  ! {problem}")
     if len(problems) > SHOW_PROBLEMS:
-        lines.append(f"  ... and {len(problems) - SHOW_PROBLEMS} more ('alerts status --json' lists them all)")
+        lines.append(
+            f"  ... and {len(problems) - SHOW_PROBLEMS} more ('alerts status --json' lists them all)"
+        )
     if summary.get("stopped"):
         lines.append("  Stopped early (SIGTERM or Ctrl-C); the rest stayed queued.")
     return lines
@@ -200,8 +235,9 @@ def _source_line(app: App, source: dict[str, Any]) -> str:
     if not source["failures"]:
         return f"{name}: ok, last read {_local(app, source['last_poll_at'])}"
     since = f"last ok {_local(app, source['last_ok_at'])}" if source["last_ok_at"] else "never read"
-    return f"{name}: FAILING, {source['failures']} poll(s) in a row ({since}): {source['last_error']}"
-
+    return (
+        f"{name}: FAILING, {source['failures']} poll(s) in a row ({since}): {source['last_error']}"
+    )
 
 
 def holds_status(app: App) -> dict[str, Any]:

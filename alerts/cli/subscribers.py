@@ -36,10 +36,24 @@ def subscribers() -> None:
 
 @subscribers.command("add", short_help="Add a subscriber, or update one.")
 @click.argument("email")
-@click.option("--area", "areas", multiple=True, required=True, help="Area slug, name or postcode (ME4); repeat for more.")
-@click.option("--frequency", type=FREQUENCIES, default="daily", show_default=True, help="How often they get mail.")
+@click.option(
+    "--area",
+    "areas",
+    multiple=True,
+    required=True,
+    help="Area slug, name or postcode (ME4); repeat for more.",
+)
+@click.option(
+    "--frequency",
+    type=FREQUENCIES,
+    default="daily",
+    show_default=True,
+    help="How often they get mail.",
+)
 @click.option("--name", help="Display name for the To: header.")
-@click.option("--forwardable", is_flag=True, help="A coordinator's digest: no personal links in the body.")
+@click.option(
+    "--forwardable", is_flag=True, help="A coordinator's digest: no personal links in the body."
+)
 @click.option("--no-urgent", is_flag=True, help="Opt out of urgent alerts sent at once.")
 @click.option("--pending", is_flag=True, help="Make them confirm by email before anything is sent.")
 @json_option
@@ -66,21 +80,40 @@ def add(
     """
     try:
         subscription = make_subscription(
-            app.gazetteer, email, areas, frequency=frequency, name=name, forwardable=forwardable, urgent=not no_urgent
+            app.gazetteer,
+            email,
+            areas,
+            frequency=frequency,
+            name=name,
+            forwardable=forwardable,
+            urgent=not no_urgent,
         )
     except InvalidSubscriber as exc:
         fail(exc)
     now = app.now()
-    if app.store.subscribers.find(subscription.email) is None and app.store.retention.hashed_opt_out(app.config, subscription.email):
-        fail(OptedOut(f"{subscription.email} opted out or was erased; it is not added again",
-                      hint="only its owner can subscribe again, on the subscribe page"), EXIT_FAILURES)
+    if app.store.subscribers.find(
+        subscription.email
+    ) is None and app.store.retention.hashed_opt_out(app.config, subscription.email):
+        fail(
+            OptedOut(
+                f"{subscription.email} opted out or was erased; it is not added again",
+                hint="only its owner can subscribe again, on the subscribe page",
+            ),
+            EXIT_FAILURES,
+        )
     try:
-        subscriber, outcome = app.store.subscribers.save(subscription, now=now, status=PENDING if pending else SubscriberStatus.ACTIVE, origin="cli"
+        subscriber, outcome = app.store.subscribers.save(
+            subscription,
+            now=now,
+            status=PENDING if pending else SubscriberStatus.ACTIVE,
+            origin="cli",
         )
     except OptedOut as exc:
         fail(exc, EXIT_FAILURES)
     if outcome == "added" and subscriber.status is PENDING:
-        send_confirmation(app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now)
+        send_confirmation(
+            app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now
+        )
     if as_json:
         print_json({**subscriber_json(app, subscriber), "outcome": outcome})
         return
@@ -97,7 +130,11 @@ def remove(app: App, email: str) -> None:
     subscriber = app.store.subscribers.find(email)
     if subscriber is None:
         similar = app.store.subscribers.similar_addresses(email)
-        hint = f"did you mean {' or '.join(similar)}?" if similar else "run 'alerts subscribers list' to see them"
+        hint = (
+            f"did you mean {' or '.join(similar)}?"
+            if similar
+            else "run 'alerts subscribers list' to see them"
+        )
         fail(AlertsError(f"no subscriber {email!r}", hint=hint))
     if app.store.subscribers.unsubscribe(subscriber.id, now=app.now()):
         click.echo(f"Unsubscribed {subscriber.email}.")
@@ -111,7 +148,9 @@ def remove(app: App, email: str) -> None:
 @click.option("--frequency", type=FREQUENCIES, help="Only this frequency.")
 @json_option
 @with_app
-def list_subscribers(app: App, area: str | None, status: str | None, frequency: str | None, as_json: bool) -> None:
+def list_subscribers(
+    app: App, area: str | None, status: str | None, frequency: str | None, as_json: bool
+) -> None:
     """List subscribers with their areas, frequency and status."""
     # "Gets alerts for this area" is the matching rule, so a Kent subscriber is listed for Medway.
     areas = app.gazetteer.matching_areas([app.gazetteer.resolve(area)]) if area else None
@@ -128,7 +167,10 @@ def list_subscribers(app: App, area: str | None, status: str | None, frequency: 
         count += 1
         flags = "".join(
             f" [{flag}]"
-            for flag, on in (("forwardable", subscriber.forwardable), ("no urgent", not subscriber.urgent))
+            for flag, on in (
+                ("forwardable", subscriber.forwardable),
+                ("no urgent", not subscriber.urgent),
+            )
             if on
         )
         click.echo(
@@ -136,13 +178,21 @@ def list_subscribers(app: App, area: str | None, status: str | None, frequency: 
             f"{subscriber.email:<36}  {','.join(subscriber.areas)}{flags}"
         )
     if not count:
-        click.echo("No subscribers." if not (area or status or frequency) else "No subscribers match.")
+        click.echo(
+            "No subscribers." if not (area or status or frequency) else "No subscribers match."
+        )
 
 
 @subscribers.command("import", short_help="Import a YAML or CSV list of subscribers.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--pending", is_flag=True, help="New addresses confirm by email first (a confirmation is queued).")
-@click.option("--update", is_flag=True, help="Existing subscribers take the file's areas and frequency.")
+@click.option(
+    "--pending",
+    is_flag=True,
+    help="New addresses confirm by email first (a confirmation is queued).",
+)
+@click.option(
+    "--update", is_flag=True, help="Existing subscribers take the file's areas and frequency."
+)
 @json_option
 @with_app
 def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_json: bool) -> None:
@@ -156,11 +206,19 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
     now = app.now()
 
     def confirm(subscriber: Subscriber) -> None:
-        send_confirmation(app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now)
+        send_confirmation(
+            app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now
+        )
 
     try:
         report = import_list(
-            app.store, app.gazetteer, file, now=now, pending=pending, update=update, on_pending=confirm,
+            app.store,
+            app.gazetteer,
+            file,
+            now=now,
+            pending=pending,
+            update=update,
+            on_pending=confirm,
             hashed=app.store.retention.opt_out_checker(app.config),
         )
     except SubscriberListError as exc:
@@ -173,7 +231,11 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
         for problem in report.skipped:
             click.echo(f"Skipped: {problem}", err=True)
         # "kept" only when there are some: it is the one count that asks for something.
-        kept = f"{report.kept} kept as they are (--update applies the file to them), " if report.kept else ""
+        kept = (
+            f"{report.kept} kept as they are (--update applies the file to them), "
+            if report.kept
+            else ""
+        )
         click.echo(
             f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, {kept}"
             f"{report.opted_out} opted out, {len(report.skipped)} skipped, {len(report.bad)} bad rows."
@@ -183,9 +245,19 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
 
 
 @subscribers.command("export", short_help="Write subscribers as CSV or YAML.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "yaml"]), default="csv", show_default=True)
-@click.option("--status", type=STATUSES, help="Only this status [default: all, so do-not-mail rows travel too].")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file instead of stdout.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "yaml"]), default="csv", show_default=True
+)
+@click.option(
+    "--status",
+    type=STATUSES,
+    help="Only this status [default: all, so do-not-mail rows travel too].",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
 @with_app
 def export(app: App, fmt: str, status: str | None, out: Path | None) -> None:
     """Write subscribers as CSV or YAML, in the form 'alerts subscribers import' reads."""

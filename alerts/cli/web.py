@@ -17,7 +17,13 @@ log = logging.getLogger("alerts.web")
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on.",
+)
 @click.option(
     "--send/--no-send",
     default=True,
@@ -53,17 +59,19 @@ def web(app: App, host: str, port: int, send: bool) -> None:
         # This process may lack what sending needs (the relay's password) where the
         # scheduler's has it.
         also = "or run 'alerts web --no-send' and let 'alerts serve' send the confirmations"
-        raise ConfigError(exc.message, where=exc.where, hint=f"{exc.hint}; {also}" if exc.hint else also) from None
+        raise ConfigError(
+            exc.message, where=exc.where, hint=f"{exc.hint}; {also}" if exc.hint else also
+        ) from None
     root = click.get_current_context().find_root().params
     if not root.get("quiet") and not root.get("verbose"):
         logging.getLogger().setLevel(logging.INFO)  # a service says what it does
     # A log line, not an echo: with --log-format json every line on stderr is JSON.
-    log.info(
-        "serving %s on http://%s:%s/ (Ctrl+C to stop)", app.config.site.name, host, port
-    )
+    log.info("serving %s on http://%s:%s/ (Ctrl+C to stop)", app.config.site.name, host, port)
     stop = threading.Event()
     sender = (
-        outbox_drainer(app.config, app.store, stop, clock=app.clock, name="web-sender", transactional_only=True)
+        outbox_drainer(
+            app.config, app.store, stop, clock=app.clock, name="web-sender", transactional_only=True
+        )
         if send
         else None
     )
@@ -75,7 +83,13 @@ def web(app: App, host: str, port: int, send: bool) -> None:
     try:
         # log_config=None: uvicorn's lines (requests included) go through our handler, so
         # they carry a date and follow --log-format like every other line.
-        uvicorn.run(create_app(app, sends_mail=send), host=host, port=port, log_config=None, proxy_headers=True)
+        uvicorn.run(
+            create_app(app, sends_mail=send),
+            host=host,
+            port=port,
+            log_config=None,
+            proxy_headers=True,
+        )
     finally:
         stop.set()  # the message in flight is finished; the rest stays queued
         if sender is not None:

@@ -86,7 +86,11 @@ def send_pending(
     configured (credentials, certificate, STARTTLS); the messages then stay queued.
     """
     sender = make_sender(config, clock)
-    signer = DkimSigner.from_config(config.delivery.dkim, clock.timestamp) if config.delivery.dkim else None
+    signer = (
+        DkimSigner.from_config(config.delivery.dkim, clock.timestamp)
+        if config.delivery.dkim
+        else None
+    )
     at: Callable[[], datetime] = (lambda: now) if now is not None else clock.now
     if builder is None:
         builder = MessageFactory(config, store, clock.now)
@@ -122,7 +126,9 @@ def outbox_drainer(
     run of kind ``name`` (``sender``, ``web-sender``). Call ``start()`` on it."""
 
     def send(stop_event: threading.Event) -> SendReport:
-        return send_pending(config, store, clock, stop=stop_event, transactional_only=transactional_only)
+        return send_pending(
+            config, store, clock, stop=stop_event, transactional_only=transactional_only
+        )
 
     def record(result: SendReport, started: datetime) -> None:
         ok = not (result.failed or result.errors)

@@ -76,15 +76,24 @@ class DkimSigner:
             ed_selector, ed_private = ed25519_key
             # RFC 8463 section 3: Ed25519 signs the SHA-256 hash of the signed data.
             self.keys.append(
-                _Key(b"ed25519-sha256", ed_selector.encode("ascii"), lambda data: ed_private.sign(_sha256(data)))
+                _Key(
+                    b"ed25519-sha256",
+                    ed_selector.encode("ascii"),
+                    lambda data: ed_private.sign(_sha256(data)),
+                )
             )
 
     @classmethod
     def from_config(cls, settings: DkimConfig, clock: Callable[[], float]) -> DkimSigner:
         """Read and check the keys at start-up, not on the first message."""
-        for where, value in (("delivery.dkim.domain", settings.domain), ("delivery.dkim.selector", settings.selector)):
+        for where, value in (
+            ("delivery.dkim.domain", settings.domain),
+            ("delivery.dkim.selector", settings.selector),
+        ):
             if not value.isascii() or not value or any(c.isspace() or c in ";=" for c in value):
-                raise ConfigError(f"not a DKIM name: {value!r}", where=where, hint="use the ASCII (punycode) form")
+                raise ConfigError(
+                    f"not a DKIM name: {value!r}", where=where, hint="use the ASCII (punycode) form"
+                )
         key = _load(settings.key_file, "delivery.dkim.key_file", "an RSA")
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ConfigError(
@@ -100,7 +109,9 @@ class DkimSigner:
             )
         second: tuple[str, ed25519.Ed25519PrivateKey] | None = None
         if settings.ed25519_key_file is not None and settings.ed25519_selector is not None:
-            ed_key = _load(settings.ed25519_key_file, "delivery.dkim.ed25519_key_file", "an Ed25519")
+            ed_key = _load(
+                settings.ed25519_key_file, "delivery.dkim.ed25519_key_file", "an Ed25519"
+            )
             if not isinstance(ed_key, ed25519.Ed25519PrivateKey):
                 raise ConfigError(
                     f"{settings.ed25519_key_file} is not an Ed25519 private key",

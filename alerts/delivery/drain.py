@@ -102,7 +102,12 @@ class OutboxDrainer:
         except AlertsError as exc:
             # The relay refused our settings (credentials, certificate): the mail stays
             # queued; say so each time until it is fixed.
-            log.error("%s: %s; the mail stays queued and is tried again in %g s", self.name, exc, TROUBLE_PAUSE)
+            log.error(
+                "%s: %s; the mail stays queued and is tried again in %g s",
+                self.name,
+                exc,
+                TROUBLE_PAUSE,
+            )
             return TROUBLE_PAUSE
         except OperationalError as exc:
             log.error(

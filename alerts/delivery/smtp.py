@@ -118,10 +118,16 @@ class SmtpSender:
         try:
             if s.security == "ssl":
                 smtp = smtplib.SMTP_SSL(
-                    s.host, s.effective_port, local_hostname=self.local_hostname, timeout=s.timeout, context=self.context
+                    s.host,
+                    s.effective_port,
+                    local_hostname=self.local_hostname,
+                    timeout=s.timeout,
+                    context=self.context,
                 )
             else:
-                smtp = smtplib.SMTP(s.host, s.effective_port, local_hostname=self.local_hostname, timeout=s.timeout)
+                smtp = smtplib.SMTP(
+                    s.host, s.effective_port, local_hostname=self.local_hostname, timeout=s.timeout
+                )
             stage = Stage.EHLO
             _hello(smtp)
             if s.security == "starttls":
@@ -187,11 +193,21 @@ def _connect_error(exc: BaseException, label: str, stage: Stage) -> BaseExceptio
             )
         return RelayError(f"the relay refused the session at {stage}: {reply}", where=label)
     if isinstance(exc, smtplib.SMTPNotSupportedError):
-        return RelayError(f"the relay does not support this: {exc}", where=label, hint="check delivery.smtp.security")
-    if isinstance(exc, smtplib.SMTPException) and stage is Stage.AUTH and not isinstance(
-        exc, smtplib.SMTPServerDisconnected
+        return RelayError(
+            f"the relay does not support this: {exc}",
+            where=label,
+            hint="check delivery.smtp.security",
+        )
+    if (
+        isinstance(exc, smtplib.SMTPException)
+        and stage is Stage.AUTH
+        and not isinstance(exc, smtplib.SMTPServerDisconnected)
     ):
-        return RelayError(f"cannot log in: {exc}", where=label, hint="check that the relay offers AUTH PLAIN or LOGIN")
+        return RelayError(
+            f"cannot log in: {exc}",
+            where=label,
+            hint="check that the relay offers AUTH PLAIN or LOGIN",
+        )
     if isinstance(exc, OSError | smtplib.SMTPException):
         doing = "cannot connect" if stage is Stage.CONNECT else f"connection lost at {stage}"
         return RelayUnavailable(f"{label}: {doing}: {_describe(exc)}", stage)

@@ -110,7 +110,16 @@ class Dispatcher:
 
         def work(index: int) -> None:
             try:
-                _Worker(self, worker_name(sender, index), at, clock.monotonic, stop, report, lock, advance).run()
+                _Worker(
+                    self,
+                    worker_name(sender, index),
+                    at,
+                    clock.monotonic,
+                    stop,
+                    report,
+                    lock,
+                    advance,
+                ).run()
             except SQLAlchemyError as exc:
                 failures.append(
                     StoreError(
@@ -124,12 +133,17 @@ class Dispatcher:
                 failures.append(exc)
                 stop.set()
 
-        threads = [threading.Thread(target=work, args=(i,), name=f"alerts-send-{i}") for i in range(max(1, workers))]
+        threads = [
+            threading.Thread(target=work, args=(i,), name=f"alerts-send-{i}")
+            for i in range(max(1, workers))
+        ]
         # One build thread per worker: each worker's next message is built and signed
         # while its current one is on the wire (OpenSSL signs without holding the GIL).
         with (
             self.outbox.alive(sender),
-            ThreadPoolExecutor(max_workers=len(threads), thread_name_prefix="alerts-build") as builds,
+            ThreadPoolExecutor(
+                max_workers=len(threads), thread_name_prefix="alerts-build"
+            ) as builds,
         ):
             self._builds = builds
             for thread in threads:
@@ -233,7 +247,9 @@ class _Worker:
                 return self._give_back(batch[position:], stopped=True)
             now = self.clock()
             if lease_until - now < self.d.renew_margin:
-                held = self.d.outbox.renew(self.name, [c.item.outbox_id for c in batch[position:]], now)
+                held = self.d.outbox.renew(
+                    self.name, [c.item.outbox_id for c in batch[position:]], now
+                )
                 lease_until = now + self.d.outbox.lease
                 if claimed.item.outbox_id not in held:
                     continue  # another worker took it over; it is theirs to send
@@ -299,7 +315,9 @@ class _Worker:
         self.unavailable = 0
         self.unreachable = None
         if self.refused_senders:
-            self.outcomes.failed.extend((claimed, str(exc)) for claimed, exc in self.refused_senders)
+            self.outcomes.failed.extend(
+                (claimed, str(exc)) for claimed, exc in self.refused_senders
+            )
             self.refused_senders = []
         if self.lost:
             self.outcomes.deferred.extend(self.lost)
@@ -310,13 +328,19 @@ class _Worker:
             # message fails (this relay will not carry it) but nobody bounces.
             for claimed, refusal, error in self.refused_rcpts:
                 if refusal.about_relaying:
-                    self.outcomes.failed.append((claimed, f"{error} (refused for relaying, not for the address)"))
+                    self.outcomes.failed.append(
+                        (claimed, f"{error} (refused for relaying, not for the address)")
+                    )
                 else:
                     self.outcomes.bounced.append((claimed, error))
             self.refused_rcpts = []
 
-    def _refused_recipient(self, claimed: Claimed, exc: RecipientRefused, rest: list[Claimed]) -> None:
-        self.refused_rcpts.append((claimed, RcptRefusal(claimed.item.email, exc.code, exc.detail), str(exc)))
+    def _refused_recipient(
+        self, claimed: Claimed, exc: RecipientRefused, rest: list[Claimed]
+    ) -> None:
+        self.refused_rcpts.append(
+            (claimed, RcptRefusal(claimed.item.email, exc.code, exc.detail), str(exc))
+        )
         refusals = [refusal for _, refusal, _ in self.refused_rcpts]
         if not condemns_the_relay(refusals):
             return
@@ -342,7 +366,9 @@ class _Worker:
         middle with no later message getting through: the relay's trouble, deferred with
         no attempt counted."""
         why = "deferred: no other message has shown yet whether the relay refuses this message or the sender"
-        self.outcomes.deferred.extend((claimed, f"{exc} ({why})") for claimed, exc in self.refused_senders)
+        self.outcomes.deferred.extend(
+            (claimed, f"{exc} ({why})") for claimed, exc in self.refused_senders
+        )
         self.refused_senders = []
         self.outcomes.relay_deferred.extend(self.lost)
         self.lost = []
@@ -390,7 +416,9 @@ class _Worker:
             # Anything else may pass (a locked database...): retried with backoff, and
             # failed after max_attempts.
             log.exception("cannot build message %s", claimed.item.message_id)
-            raise _BuildError(f"cannot build the message: {exc.__class__.__name__}: {exc}") from None
+            raise _BuildError(
+                f"cannot build the message: {exc.__class__.__name__}: {exc}"
+            ) from None
         return message
 
     def _flush(self) -> None:

@@ -143,7 +143,9 @@ class Planner:
             return []
         if not kind.single:
             areas = areas_key(subscriber.areas)
-            return [self._shared(Variant(kind, tuple(entries), areas, subscriber.forwardable, self.day))]
+            return [
+                self._shared(Variant(kind, tuple(entries), areas, subscriber.forwardable, self.day))
+            ]
         return [
             self._shared(
                 Variant(

@@ -126,7 +126,12 @@ def queue_digests(
     if frequency is Frequency.IMMEDIATE:
         passes = [
             _Pass((Frequency.IMMEDIATE,), DigestKind.IMMEDIATE),
-            _Pass((Frequency.DAILY, Frequency.WEEKLY), DigestKind.URGENT, urgent_only=True, move_watermark=False),
+            _Pass(
+                (Frequency.DAILY, Frequency.WEEKLY),
+                DigestKind.URGENT,
+                urgent_only=True,
+                move_watermark=False,
+            ),
         ]
     else:
         passes = [_Pass((frequency,), DigestKind(frequency.value))]
@@ -152,7 +157,9 @@ def queue_digests(
         planner = Planner(gazetteer, candidates, day=None if sweep.kind.single else day)
         for wanted in sweep.frequencies:
             # The urgent sweep reads only those who want urgent alerts at once.
-            chosen = store.subscribers.iterate(frequency=wanted, urgent=True if sweep.urgent_only else None, batch=BATCH)
+            chosen = store.subscribers.iterate(
+                frequency=wanted, urgent=True if sweep.urgent_only else None, batch=BATCH
+            )
             for batch in _batches(chosen, BATCH):
                 run.batch(planner, sweep, batch)
     log.info("queued %s", report.as_dict())
@@ -274,10 +281,16 @@ class _Run:
 
     def _arrived(self, variant: Variant) -> datetime | None:
         """When the advisories it carries arrived (changed): the earliest of them."""
-        times = [self._advisories[e.advisory_id].changed_at for e in variant.entries if e.advisory_id in self._advisories]
+        times = [
+            self._advisories[e.advisory_id].changed_at
+            for e in variant.entries
+            if e.advisory_id in self._advisories
+        ]
         return min(times) if times else None
 
-    def _report(self, plans: list[tuple[Subscriber, list[Variant]]], subjects: dict[str, str]) -> None:
+    def _report(
+        self, plans: list[tuple[Subscriber, list[Variant]]], subjects: dict[str, str]
+    ) -> None:
         report = self.report
         for subscriber, variants in plans:
             report.subscribers += 1
@@ -288,7 +301,9 @@ class _Run:
                     self.seen_keys.add(variant.key)
                     report.digests += 1
                 if self.on_message is not None:
-                    subject = subjects.get(variant.key) or self.renderer.subject(variant, self._advisories)
+                    subject = subjects.get(variant.key) or self.renderer.subject(
+                        variant, self._advisories
+                    )
                     self.on_message(
                         PlannedMessage(
                             subscriber.id,

@@ -179,7 +179,13 @@ def _inline_pages(pages: Sequence[_Page]) -> list[str]:
         if page.doctype is None:
             html = etree.tostring(page.root, method="html", pretty_print=True, encoding="unicode")
         else:
-            html = etree.tostring(page.root, method="html", pretty_print=True, encoding="unicode", doctype=page.doctype)
+            html = etree.tostring(
+                page.root,
+                method="html",
+                pretty_print=True,
+                encoding="unicode",
+                doctype=page.doctype,
+            )
         out.append(str(html))
     return out
 
@@ -197,7 +203,8 @@ class DigestRenderer:
                 raise EmailTemplateError(
                     f"missing email template {name}",
                     where=str(folder),
-                    hint="set 'templates:' in config.yaml to a folder holding email/" + ", email/".join(TEMPLATES),
+                    hint="set 'templates:' in config.yaml to a folder holding email/"
+                    + ", email/".join(TEMPLATES),
                 )
         env = template_environment(folder)  # autoescapes the .html template, not the .txt
         try:
@@ -252,7 +259,9 @@ class DigestRenderer:
         [rendered] = self.render_all([variant], advisories)
         return rendered
 
-    def render_all(self, variants: Sequence[Variant], advisories: Mapping[int, Advisory]) -> list[RenderedDigest]:
+    def render_all(
+        self, variants: Sequence[Variant], advisories: Mapping[int, Advisory]
+    ) -> list[RenderedDigest]:
         """:meth:`render` of each variant, their CSS inlined together (premailer's cost is
         mostly reading the stylesheet, the same for every variant, once per call)."""
         rendered: list[RenderedDigest] = []
@@ -260,19 +269,27 @@ class DigestRenderer:
             rendered += self._render_batch(variants[start : start + INLINE_BATCH], advisories)
         return rendered
 
-    def _render_batch(self, variants: Sequence[Variant], advisories: Mapping[int, Advisory]) -> list[RenderedDigest]:
+    def _render_batch(
+        self, variants: Sequence[Variant], advisories: Mapping[int, Advisory]
+    ) -> list[RenderedDigest]:
         contexts = []
         for variant in variants:
             nonce = secrets.token_hex(8)
             placeholders = {name: f"__{name}_{nonce}__" for name in PERSONAL}
-            contexts.append(self._context(variant, advisories, placeholders, full=variant.kind.single))
+            contexts.append(
+                self._context(variant, advisories, placeholders, full=variant.kind.single)
+            )
         htmls = self._render_html(contexts)
         # A very long advisory: show its summary and link to the whole text.
-        too_long = [i for i, html in enumerate(htmls) if len(html) > HTML_LIMIT and contexts[i]["full"]]
+        too_long = [
+            i for i, html in enumerate(htmls) if len(html) > HTML_LIMIT and contexts[i]["full"]
+        ]
         for i in too_long:
             placeholders = {name: contexts[i][name] for name in PERSONAL}
             contexts[i] = self._context(variants[i], advisories, placeholders, full=False)
-        for i, html in zip(too_long, self._render_html([contexts[i] for i in too_long]), strict=True):
+        for i, html in zip(
+            too_long, self._render_html([contexts[i] for i in too_long]), strict=True
+        ):
             htmls[i] = html
         return [
             RenderedDigest(
@@ -284,7 +301,9 @@ class DigestRenderer:
                 areas=variant.areas,
                 advisory_ids=tuple(variant.advisory_ids),
                 forwardable=variant.forwardable,
-                placeholders={} if variant.forwardable else {name: context[name] for name in PERSONAL},
+                placeholders={}
+                if variant.forwardable
+                else {name: context[name] for name in PERSONAL},
             )
             for variant, context, html in zip(variants, contexts, htmls, strict=True)
         ]
@@ -298,7 +317,12 @@ class DigestRenderer:
         ]
 
     def _context(
-        self, variant: Variant, advisories: Mapping[int, Advisory], placeholders: dict[str, str], *, full: bool
+        self,
+        variant: Variant,
+        advisories: Mapping[int, Advisory],
+        placeholders: dict[str, str],
+        *,
+        full: bool,
     ) -> dict[str, Any]:
         config = self.config
         base = config.site.base_url
@@ -306,9 +330,14 @@ class DigestRenderer:
         shown, rest = variant.entries[:limit], variant.entries[limit:]
         # A single alert is shared by everyone it goes to: it names the areas it concerns.
         areas = variant.areas or tuple(advisories[shown[0].advisory_id].areas)
-        archive_links = [{"name": self.gazetteer.name_of(slug), "url": f"{base}/areas/{slug}"} for slug in areas]
+        archive_links = [
+            {"name": self.gazetteer.name_of(slug), "url": f"{base}/areas/{slug}"} for slug in areas
+        ]
         fallback = archive_links[0]["url"] if archive_links else f"{base}/"
-        items = {e.advisory_id: self._item(e, advisories[e.advisory_id], fallback, full=full) for e in shown}
+        items = {
+            e.advisory_id: self._item(e, advisories[e.advisory_id], fallback, full=full)
+            for e in shown
+        }
         subject = self.subject(variant, advisories)
         places = self.area_names(areas)
         more_limit = GATHERED_MORE_LIMIT if variant.kind is DigestKind.GATHERED else MORE_LIMIT
@@ -316,7 +345,10 @@ class DigestRenderer:
             advisory = advisories[shown[0].advisory_id]
             heading = cut_at_word(plain_text(advisory.title), 300)
             sections: list[dict[str, Any]] = [{"title": None, "items": list(items.values())}]
-            preheader = cut_at_word(plain_text(advisory.summary) or advisory.body_text, PREHEADER_LIMIT) or heading
+            preheader = (
+                cut_at_word(plain_text(advisory.summary) or advisory.body_text, PREHEADER_LIMIT)
+                or heading
+            )
         else:
             heading = (
                 subject
@@ -340,7 +372,9 @@ class DigestRenderer:
             ),
         }[variant.kind]
         if variant.forwardable:
-            reason = f"This is the {config.site.name} service" + ("." if variant.kind.single else f" for {places}.")
+            reason = f"This is the {config.site.name} service" + (
+                "." if variant.kind.single else f" for {places}."
+            )
         return {
             "lang": config.site.language,
             "site_name": config.site.name,
@@ -359,7 +393,8 @@ class DigestRenderer:
             "reason_text": _wrap(reason),
             "forwardable": variant.forwardable,
             # The areas this message is about, filled in on the form for whoever it is forwarded to.
-            "subscribe_url": f"{base}/subscribe" + (f"?area={quote(','.join(areas), safe=',')}" if areas else ""),
+            "subscribe_url": f"{base}/subscribe"
+            + (f"?area={quote(','.join(areas), safe=',')}" if areas else ""),
             "places": places,
             "privacy_url": f"{base}/privacy",
             # A forwardable copy has no personal link: its owner asks for one by email.
@@ -369,7 +404,9 @@ class DigestRenderer:
             **placeholders,
         }
 
-    def _item(self, entry: Entry, advisory: Advisory, fallback_url: str, *, full: bool) -> dict[str, Any]:
+    def _item(
+        self, entry: Entry, advisory: Advisory, fallback_url: str, *, full: bool
+    ) -> dict[str, Any]:
         url = advisory.url if _SAFE_URL.match(advisory.url or "") else fallback_url
         return {**self._advisory_item(advisory, full), "url": url, "updated": entry.updated}
 

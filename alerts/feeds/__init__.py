@@ -31,7 +31,15 @@ from alerts.feeds.render import RENDERERS, STYLESHEET
 from alerts.feeds.state import STATE_FILE, dump_state, load_state, settle
 from alerts.store.store import Store
 
-__all__ = ["ALL", "FORMATS", "FeedWriteError", "FeedsReport", "build_feeds", "feed_url", "write_if_changed"]
+__all__ = [
+    "ALL",
+    "FORMATS",
+    "FeedWriteError",
+    "FeedsReport",
+    "build_feeds",
+    "feed_url",
+    "write_if_changed",
+]
 
 log = logging.getLogger(__name__)
 #: The stylesheet shipped with the package, copied into the feeds folder.
@@ -79,14 +87,21 @@ def build_feeds(
     changes = LastChanges(*store.advisories.last_changes(now))
     cache: dict[int, Entry] = {}
     feeds: list[Feed] = [
-        build_feed(config, gazetteer, changes, store.advisories.find(live_at=now, limit=limit), None, cache)
+        build_feed(
+            config, gazetteer, changes, store.advisories.find(live_at=now, limit=limit), None, cache
+        )
     ]
     for area in gazetteer.feed_areas():
-        items = store.advisories.find(areas=gazetteer.matching_areas([area.slug]), live_at=now, limit=limit)
+        items = store.advisories.find(
+            areas=gazetteer.matching_areas([area.slug]), live_at=now, limit=limit
+        )
         feeds.append(build_feed(config, gazetteer, changes, items, area, cache))
     # A feed something left (an advisory re-tagged elsewhere) must still move its date on.
     previous = load_state(folder)
-    feeds = [settle(feed, previous.get(feed.slug), changed_at=changes.of(None), now=now) for feed in feeds]
+    feeds = [
+        settle(feed, previous.get(feed.slug), changed_at=changes.of(None), now=now)
+        for feed in feeds
+    ]
     for feed in feeds:
         for fmt, render in RENDERERS.items():
             path = folder / f"{feed.slug}.{fmt}"
@@ -115,7 +130,9 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     except OSError as exc:
         raise _write_error(path, exc) from None
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
         try:
             # No fsync: the rename is what makes the swap atomic for readers, and a file
             # a power cut leaves damaged differs from the next build's bytes, so that

@@ -30,7 +30,11 @@ from alerts.text import (
 from alerts.types import Advisory, Priority
 
 ALL = "all"
-FORMATS = {"rss": "application/rss+xml", "atom": "application/atom+xml", "json": "application/feed+json"}
+FORMATS = {
+    "rss": "application/rss+xml",
+    "atom": "application/atom+xml",
+    "json": "application/feed+json",
+}
 # A feed that has never held anything still needs an `updated` date; a fixed one keeps
 # rebuilds byte-identical (the clock would change it every run).
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -127,9 +131,7 @@ def entry_id(advisory: Advisory) -> str:
 
 def build_entry(advisory: Advisory, gazetteer: Gazetteer, base_url: str) -> Entry:
     ident = entry_id(advisory)
-    categories = tuple(
-        Category(slug, gazetteer.name_of(slug)) for slug in advisory.areas
-    )
+    categories = tuple(Category(slug, gazetteer.name_of(slug)) for slug in advisory.areas)
     image_type = None
     if advisory.image_url:
         image_type = mimetypes.guess_type(urlsplit(advisory.image_url).path)[0]
@@ -139,7 +141,8 @@ def build_entry(advisory: Advisory, gazetteer: Gazetteer, base_url: str) -> Entr
         url=advisory.url,
         archive_url=advisory_url(base_url, advisory.id),
         # Readers show titles, not categories: urgency must be in the title, as in the email subject.
-        title=("Urgent: " if advisory.priority is Priority.URGENT else "") + plain_title(advisory.title),
+        title=("Urgent: " if advisory.priority is Priority.URGENT else "")
+        + plain_title(advisory.title),
         summary=plain_text(advisory.summary),
         # Sanitised at ingest; again here because the feed is where it leaves us.
         content_html=absolute_html(advisory.body_html, advisory.url),
@@ -205,7 +208,9 @@ def build_feed(
         home = area_url(base_url, area.slug)
     cache = {} if cache is None else cache
     entries = tuple(
-        cache[item.id] if item.id in cache else cache.setdefault(item.id, build_entry(item, gazetteer, base_url))
+        cache[item.id]
+        if item.id in cache
+        else cache.setdefault(item.id, build_entry(item, gazetteer, base_url))
         for item in items
     )
     updated = max([changes.of(areas), *(entry.updated for entry in entries)])

@@ -99,8 +99,12 @@ def _finish(root: Any) -> bytes:
     stylesheet instruction before the root element."""
     etree.cleanup_namespaces(root, top_nsmap={"media": MEDIA_NS})
     etree.indent(root, space="  ")
-    root.addprevious(etree.ProcessingInstruction("xml-stylesheet", f'type="text/xsl" href="{STYLESHEET}"'))
-    data: bytes = etree.tostring(root.getroottree(), encoding="UTF-8", xml_declaration=True, pretty_print=True)
+    root.addprevious(
+        etree.ProcessingInstruction("xml-stylesheet", f'type="text/xsl" href="{STYLESHEET}"')
+    )
+    data: bytes = etree.tostring(
+        root.getroottree(), encoding="UTF-8", xml_declaration=True, pretty_print=True
+    )
     return data
 
 

@@ -77,7 +77,9 @@ def load_state(folder: Path) -> dict[str, FeedState]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        log.warning("feeds: ignoring unreadable %s (%s); dates come from the store alone", path, exc)
+        log.warning(
+            "feeds: ignoring unreadable %s (%s); dates come from the store alone", path, exc
+        )
         return {}
 
 

@@ -140,7 +140,14 @@ def ingest_sources(
     feeds = [source for source in chosen if source.feed is not None]
     if feeds:
         report.merge(
-            ingest_feeds(feeds, store, gazetteer, now=now, monotonic=clock.monotonic, site_url=config.site.base_url)
+            ingest_feeds(
+                feeds,
+                store,
+                gazetteer,
+                now=now,
+                monotonic=clock.monotonic,
+                site_url=config.site.base_url,
+            )
         )
     report.merge(withdraw_deleted(chosen, store, now=now))
     # Each source through its lifecycle: a first poll's advisories are its baseline, a
@@ -150,7 +157,9 @@ def ingest_sources(
     report.warnings += [surge.warning() for surge in report.surges]
     # Changes held back as too soon after an advisory's last update, whose time has come,
     # become new revisions (to be mailed as updated).
-    report.updated += [i for i in store.advisories.release_held_updates(now) if i not in report.updated]
+    report.updated += [
+        i for i in store.advisories.release_held_updates(now) if i not in report.updated
+    ]
     # Each source's health, for 'alerts status' and /metrics: a folder or feed failed
     # when a source error names it.
     failed = {error.where: error.message for error in report.source_errors}

@@ -110,7 +110,9 @@ def find_advisory_files(paths: Iterable[Path]) -> tuple[list[Path], list[Advisor
         elif path.exists():
             found.append(path)
         else:
-            missing.append(AdvisoryError("no such file or folder", where=str(path), hint="check the path"))
+            missing.append(
+                AdvisoryError("no such file or folder", where=str(path), hint="check the path")
+            )
     return found, missing
 
 
@@ -140,7 +142,10 @@ def ingest_files(
 
 
 def save_parsed(
-    items: Iterable[tuple[str, Callable[[], ParsedFile]]], store: Store, gazetteer: Gazetteer, now: datetime
+    items: Iterable[tuple[str, Callable[[], ParsedFile]]],
+    store: Store,
+    gazetteer: Gazetteer,
+    now: datetime,
 ) -> IngestReport:
     """Store advisories from any source: each item names where it came from and how to
     parse it (a parser that raises :class:`AdvisoryError` for a bad one)."""
@@ -165,7 +170,9 @@ def _ingest_one(
     except Exception as exc:  # a bug must not cost the rest of the batch
         log.exception("unexpected error reading %s", where)
         report.rejected.append(
-            AdvisoryError(f"unexpected error: {exc!r}", where=where, hint="please report this as a bug")
+            AdvisoryError(
+                f"unexpected error: {exc!r}", where=where, hint="please report this as a bug"
+            )
         )
         return report
     report.warnings += parsed.warnings
@@ -184,7 +191,11 @@ def _ingest_one(
         log.exception("cannot store %s", where)
         detail = str(exc.orig or exc).splitlines()[0]
         report.rejected.append(
-            AdvisoryError(f"the database refused it: {detail}", where=where, hint="please report this as a bug")
+            AdvisoryError(
+                f"the database refused it: {detail}",
+                where=where,
+                hint="please report this as a bug",
+            )
         )
         return report
     if result.replaces is not None:

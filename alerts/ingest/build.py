@@ -83,4 +83,6 @@ def finish_advisory(
     decision = decide_areas(gazetteer, text, declared)
     warnings += decision_warnings(decision, where, gazetteer)
     summary = item.summary or one_line(item.body_text, limit=SUMMARY_FROM_BODY)
-    return ParsedFile(replace(item, summary=summary, areas=decision.tags, decision=decision), warnings)
+    return ParsedFile(
+        replace(item, summary=summary, areas=decision.tags, decision=decision), warnings
+    )

@@ -71,7 +71,9 @@ def _aware(value: datetime, zone: ZoneInfo) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone, fold=0)
     if value.year not in YEARS:
-        raise BadDate(f"impossible year {value.year} (an advisory is dated {YEARS[0]} to {YEARS[-1]})")
+        raise BadDate(
+            f"impossible year {value.year} (an advisory is dated {YEARS[0]} to {YEARS[-1]})"
+        )
     # A fixed offset, not the zone: Python never finds a zone-aware time in the repeated
     # autumn hour equal to the same instant in another zone (PEP 495), which would make
     # comparisons quietly wrong. The offset is still the local one (+01:00 in summer).

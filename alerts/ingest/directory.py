@@ -169,7 +169,11 @@ def _scan_sources(
     for path in paths:
         if not path.exists():
             report.source_errors.append(
-                SourceError("no such file or folder", where=str(path), hint="check 'sources:' in config.yaml")
+                SourceError(
+                    "no such file or folder",
+                    where=str(path),
+                    hint="check 'sources:' in config.yaml",
+                )
             )
             continue
         try:
@@ -193,7 +197,9 @@ def _scan_sources(
     return roots, found, refused
 
 
-def _report_refused(refused: dict[str, Refused], seen: dict[str, SeenFile], report: IngestReport) -> dict[str, SeenFile]:
+def _report_refused(
+    refused: dict[str, Refused], seen: dict[str, SeenFile], report: IngestReport
+) -> dict[str, SeenFile]:
     """Warn of each refused entry not already reported for the same reason; returns
     what to remember of them, so the next polls stay quiet."""
     remember: dict[str, SeenFile] = {}
@@ -208,14 +214,22 @@ def _report_refused(refused: dict[str, Refused], seen: dict[str, SeenFile], repo
 
 
 def _changed_files(
-    found: dict[str, os.stat_result], seen: dict[str, SeenFile], fingerprint: str, report: IngestReport
+    found: dict[str, os.stat_result],
+    seen: dict[str, SeenFile],
+    fingerprint: str,
+    report: IngestReport,
 ) -> list[tuple[str, os.stat_result, SeenFile | None]]:
     """The files whose stat (or the parser) changed since they were last seen; the rest
     are counted unchanged."""
     todo = []
     for name, info in found.items():
         old = seen.get(name)
-        if old and old.parser == fingerprint and old.mtime_ns == info.st_mtime_ns and old.size == info.st_size:
+        if (
+            old
+            and old.parser == fingerprint
+            and old.mtime_ns == info.st_mtime_ns
+            and old.size == info.st_size
+        ):
             report.unchanged += 1
         else:
             todo.append((name, info, old))
@@ -230,7 +244,11 @@ def provisional(mtime_ns: int) -> int:
 
 def _held(old: SeenFile | None, info: os.stat_result) -> bool:
     """Did the file keep the stat it had at the last look (remembered as provisional)?"""
-    return old is not None and old.mtime_ns == provisional(info.st_mtime_ns) and old.size == info.st_size
+    return (
+        old is not None
+        and old.mtime_ns == provisional(info.st_mtime_ns)
+        and old.size == info.st_size
+    )
 
 
 def _settled(
@@ -266,7 +284,9 @@ class _Reader:
     zone: ZoneInfo
     settle: float
 
-    def read(self, name: str, info: os.stat_result, old: SeenFile | None, report: IngestReport) -> str | None:
+    def read(
+        self, name: str, info: os.stat_result, old: SeenFile | None, report: IngestReport
+    ) -> str | None:
         """Read one file and store its advisory unless its bytes are as last seen.
         Returns its SHA-256 to remember, or None when it could not be read or was being
         written to as it was read (so it is read again next look). A rejected file is
@@ -277,9 +297,13 @@ class _Reader:
                 data = handle.read(MAX_BYTES + 1)
                 after = os.fstat(handle.fileno())
         except OSError as exc:
-            report.rejected.append(AdvisoryError(f"cannot read file: {exc.strerror or exc}", where=name))
+            report.rejected.append(
+                AdvisoryError(f"cannot read file: {exc.strerror or exc}", where=name)
+            )
             return None
-        if self.settle and (identity(after) != identity(info) or len(data) != min(after.st_size, MAX_BYTES + 1)):
+        if self.settle and (
+            identity(after) != identity(info) or len(data) != min(after.st_size, MAX_BYTES + 1)
+        ):
             # Written to while it was read: what was read may be cut short.
             _unsettled(report, name, self.settle)
             return None
@@ -287,13 +311,17 @@ class _Reader:
         if old and old.sha256 == digest and old.parser == self.fingerprint:
             report.unchanged += 1  # touched, not changed
             return digest
-        parse = functools.partial(parse_advisory_bytes, data, name, self.gazetteer, now=self.now, zone=self.zone)
+        parse = functools.partial(
+            parse_advisory_bytes, data, name, self.gazetteer, now=self.now, zone=self.zone
+        )
         batch = save_parsed([(name, parse)], self.store, self.gazetteer, self.now)
         report.merge(batch)
         return digest
 
 
-def scan(root: Path, symlink_targets: Sequence[Path] = ()) -> Iterator[tuple[str, os.stat_result | Refused]]:
+def scan(
+    root: Path, symlink_targets: Sequence[Path] = ()
+) -> Iterator[tuple[str, os.stat_result | Refused]]:
     """Advisory files under ``root`` (or ``root`` itself) with their stat, and the
     entries refused with why; hidden files and folders are skipped. A symlink is
     followed only when it leads inside ``root`` (a symlinked folder there is not: it
@@ -332,9 +360,12 @@ def _entry(
         target = os.path.realpath(entry.path)
         if not _inside(target, allowed):
             if advisory or os.path.isdir(target):
-                yield entry.path, Refused(
-                    f"a symlink to {target}, outside the source folder",
-                    "list the target's folder in 'symlink_targets' of this source to read it",
+                yield (
+                    entry.path,
+                    Refused(
+                        f"a symlink to {target}, outside the source folder",
+                        "list the target's folder in 'symlink_targets' of this source to read it",
+                    ),
                 )
             return
         info = os.stat(target)
@@ -355,13 +386,19 @@ def _entry(
     if stat.S_ISREG(info.st_mode):
         yield entry.path, info
     else:
-        yield entry.path, Refused(
-            f"a {_kind(info.st_mode)}, not a file", "an advisory is a plain file: move this out of the folder"
+        yield (
+            entry.path,
+            Refused(
+                f"a {_kind(info.st_mode)}, not a file",
+                "an advisory is a plain file: move this out of the folder",
+            ),
         )
 
 
 def _inside(path: str, folders: Iterable[str]) -> bool:
-    return any(path == folder or path.startswith(folder.rstrip(os.sep) + os.sep) for folder in folders)
+    return any(
+        path == folder or path.startswith(folder.rstrip(os.sep) + os.sep) for folder in folders
+    )
 
 
 def _kind(mode: int) -> str:

@@ -115,7 +115,9 @@ def parse_feed(
         items.append((where, parse))
     if repeated:
         shown = ", ".join(one_line(key, limit=100) for key in dict.fromkeys(repeated))
-        warnings.append(f"{url}: {len(repeated)} entries repeat an earlier entry's id; the first of each is read ({shown})")
+        warnings.append(
+            f"{url}: {len(repeated)} entries repeat an earlier entry's id; the first of each is read ({shown})"
+        )
     return items, warnings
 
 
@@ -156,7 +158,9 @@ def entry_to_advisory(
     )
     if updated_at is not None and clamp_future(updated_at, now) is not None:
         updated_at = None  # no more believable than a future publication date
-    categories = [one_line(str(tag.get("term") or ""), limit=100) for tag in entry.get("tags") or ()]
+    categories = [
+        one_line(str(tag.get("term") or ""), limit=100) for tag in entry.get("tags") or ()
+    ]
     item = AdvisoryInput(
         key=key,
         url=url,
@@ -221,7 +225,9 @@ def _declared_areas(categories: list[str], force_area: str | None) -> list[Decla
     return declared + [Declared("category", name) for name in categories if name]
 
 
-def _extra(feed_url: str, guid: str, updated_at: datetime | None, categories: list[str]) -> dict[str, Any]:
+def _extra(
+    feed_url: str, guid: str, updated_at: datetime | None, categories: list[str]
+) -> dict[str, Any]:
     extra: dict[str, Any] = {"feed": feed_url, "guid": guid or None}
     if updated_at:
         extra["updated"] = updated_at.isoformat()

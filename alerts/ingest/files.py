@@ -37,7 +37,20 @@ MAX_TITLE = 1_000
 SUFFIXES = (".md", ".markdown")
 _FENCE_OPEN = re.compile(r"^(```|~~~)\s*(ya?ml)?\s*$", re.IGNORECASE)
 _DASHES = re.compile(r"^---\s*$")
-KNOWN_KEYS = {"title", "url", "area", "areas", "publish", "og", "date", "status", "expires", "priority", "guid", "summary"}
+KNOWN_KEYS = {
+    "title",
+    "url",
+    "area",
+    "areas",
+    "publish",
+    "og",
+    "date",
+    "status",
+    "expires",
+    "priority",
+    "guid",
+    "summary",
+}
 
 
 def parse_advisory_file(
@@ -49,15 +62,21 @@ def parse_advisory_file(
         info = path.stat()
     except OSError as exc:
         raise AdvisoryError(
-            f"cannot read file: {exc.strerror or exc}", where=where, hint="check the path and that the file exists"
+            f"cannot read file: {exc.strerror or exc}",
+            where=where,
+            hint="check the path and that the file exists",
         ) from None
     if stat.S_ISDIR(info.st_mode):
         raise AdvisoryError(
-            "is a folder, not an advisory file", where=where, hint="rename the folder so it does not end in .md"
+            "is a folder, not an advisory file",
+            where=where,
+            hint="rename the folder so it does not end in .md",
         )
     if not stat.S_ISREG(info.st_mode):
         # A FIFO or a device would block or never end: never open one.
-        raise AdvisoryError("not a regular file", where=where, hint="advisories are plain UTF-8 Markdown files")
+        raise AdvisoryError(
+            "not a regular file", where=where, hint="advisories are plain UTF-8 Markdown files"
+        )
     # Checked before reading, so a huge file costs one stat, not a read.
     if info.st_size > MAX_BYTES:
         raise AdvisoryError(
@@ -70,11 +89,15 @@ def parse_advisory_file(
             data = handle.read(MAX_BYTES + 1)  # the file may have grown since the stat
     except PermissionError:
         raise AdvisoryError(
-            "cannot read file: permission denied", where=where, hint="make it readable by the user running alerts"
+            "cannot read file: permission denied",
+            where=where,
+            hint="make it readable by the user running alerts",
         ) from None
     except OSError as exc:
         raise AdvisoryError(
-            f"cannot read file: {exc.strerror or exc}", where=where, hint="check the file and try again"
+            f"cannot read file: {exc.strerror or exc}",
+            where=where,
+            hint="check the file and try again",
         ) from None
     return parse_advisory_bytes(data, where, gazetteer, now=now, zone=zone)
 
@@ -91,9 +114,13 @@ def parse_advisory_bytes(
             hint=f"an advisory is at most {MAX_BYTES // 1_000_000} MB of text",
         )
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise AdvisoryError("UTF-16 text, not UTF-8", where=where, line=1, hint="save the file as UTF-8")
+        raise AdvisoryError(
+            "UTF-16 text, not UTF-8", where=where, line=1, hint="save the file as UTF-8"
+        )
     if b"\x00" in data:
-        raise AdvisoryError("binary file, not an advisory", where=where, hint="advisories are UTF-8 Markdown text")
+        raise AdvisoryError(
+            "binary file, not an advisory", where=where, hint="advisories are UTF-8 Markdown text"
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -117,7 +144,9 @@ def _split_front_matter(text: str, where: str) -> tuple[str, int, str]:
     while start < len(lines) and not lines[start].strip():
         start += 1
     if start == len(lines):
-        raise AdvisoryError("empty file", where=where, hint="an advisory starts with a ```yaml block")
+        raise AdvisoryError(
+            "empty file", where=where, hint="an advisory starts with a ```yaml block"
+        )
     first = lines[start]
     if match := _FENCE_OPEN.match(first.strip()):
         closers = {match.group(1)}
@@ -134,7 +163,10 @@ def _split_front_matter(text: str, where: str) -> tuple[str, int, str]:
         if lines[end].strip() in closers:
             return "\n".join(lines[start + 1 : end]), start + 2, "\n".join(lines[end + 1 :])
     raise AdvisoryError(
-        "front matter is never closed", where=where, line=start + 1, hint=f"end it with a line '{first.strip()[:3]}'"
+        "front matter is never closed",
+        where=where,
+        line=start + 1,
+        hint=f"end it with a line '{first.strip()[:3]}'",
     )
 
 
@@ -149,7 +181,9 @@ def _load_yaml(front: str, front_line: int, where: str) -> dict[str, Any]:
             if "mapping values are not allowed" in problem
             else "check the indentation, brackets and quotes on that line"
         )
-        raise AdvisoryError(f"broken YAML in front matter: {problem}", where=where, line=line, hint=hint) from None
+        raise AdvisoryError(
+            f"broken YAML in front matter: {problem}", where=where, line=line, hint=hint
+        ) from None
     except yaml.reader.ReaderError as exc:
         line = front_line + front[: exc.position].count("\n")
         raise AdvisoryError(
@@ -313,10 +347,18 @@ def _title(fm: _FrontMatter) -> str:
     if raw is None or not str(raw).strip():
         raise fm.fail("title", "no title", "add 'title: ...' to the front matter")
     if len(str(raw)) > MAX_TITLE:
-        raise fm.fail("title", f"the title is {len(str(raw))} characters; at most {MAX_TITLE}", "shorten the title")
+        raise fm.fail(
+            "title",
+            f"the title is {len(str(raw))} characters; at most {MAX_TITLE}",
+            "shorten the title",
+        )
     title = clean_title(str(raw))
     if not title:
-        raise fm.fail("title", "the title is empty once the force name is removed", "write the advisory's headline")
+        raise fm.fail(
+            "title",
+            "the title is empty once the force name is removed",
+            "write the advisory's headline",
+        )
     return title
 
 
@@ -324,18 +366,28 @@ def _identity(fm: _FrontMatter) -> tuple[str, str]:
     """The advisory's key (its ``guid``, else its canonical URL) and its URL."""
     raw = fm.meta.get("url")
     if raw is None or (isinstance(raw, str) and not raw.strip()):
-        raise fm.fail("url", "no url", "add 'url: https://...', the advisory's page: it is its identity")
+        raise fm.fail(
+            "url", "no url", "add 'url: https://...', the advisory's page: it is its identity"
+        )
     if not isinstance(raw, str):
-        raise fm.fail("url", f"url must be an address, got {_shown(raw)}", "write 'url: https://...'")
+        raise fm.fail(
+            "url", f"url must be an address, got {_shown(raw)}", "write 'url: https://...'"
+        )
     url = canonical_url(raw.strip())
     if url is None:
         raise fm.fail(
-            "url", f"url is not an absolute http(s) address: {_shown(raw)}", "write the full address, starting https://"
+            "url",
+            f"url is not an absolute http(s) address: {_shown(raw)}",
+            "write the full address, starting https://",
         )
     guid = fm.meta.get("guid")
     key = one_line(str(guid)) if guid not in (None, "") else url
     if not key or len(key) > 2000:
-        raise fm.fail("guid", "guid must be 1 to 2000 characters of text", "use the upstream id, or remove guid")
+        raise fm.fail(
+            "guid",
+            "guid must be 1 to 2000 characters of text",
+            "use the upstream id, or remove guid",
+        )
     return key, url
 
 
@@ -356,7 +408,9 @@ def _expires(fm: _FrontMatter, zone: ZoneInfo) -> datetime | None:
     try:
         return parse_date(value, zone)
     except BadDate as exc:
-        raise fm.fail("expires", f"expires: {exc}", "write it as 'HH:MM DD/MM/YYYY', local UK time") from None
+        raise fm.fail(
+            "expires", f"expires: {exc}", "write it as 'HH:MM DD/MM/YYYY', local UK time"
+        ) from None
 
 
 def _status_and_priority(fm: _FrontMatter) -> tuple[Status, Priority]:
@@ -365,13 +419,17 @@ def _status_and_priority(fm: _FrontMatter) -> tuple[Status, Priority]:
         status = Status(str(meta.get("status") or "active").strip().lower())
     except ValueError:
         raise fm.fail(
-            "status", f"status must be 'active' or 'withdrawn', got {_shown(meta.get('status'))}", "fix or remove it"
+            "status",
+            f"status must be 'active' or 'withdrawn', got {_shown(meta.get('status'))}",
+            "fix or remove it",
         ) from None
     try:
         priority = Priority(str(meta.get("priority") or "normal").strip().lower())
     except ValueError:
         raise fm.fail(
-            "priority", f"priority must be 'urgent' or 'normal', got {_shown(meta.get('priority'))}", "fix or remove it"
+            "priority",
+            f"priority must be 'urgent' or 'normal', got {_shown(meta.get('priority'))}",
+            "fix or remove it",
         ) from None
     return status, priority
 
@@ -416,4 +474,6 @@ def canonical_url(url: str, *, keep_query: bool = True) -> str | None:
     netloc = parts.netloc.rsplit("@", 1)[-1]
     host, sep, port = netloc.rpartition(":") if netloc.count(":") == 1 else (netloc, "", "")
     netloc = f"{host.lower()}{sep}{port}" if sep else netloc.lower()
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query if keep_query else "", ""))
+    return urlunsplit(
+        (parts.scheme.lower(), netloc, parts.path or "/", parts.query if keep_query else "", "")
+    )

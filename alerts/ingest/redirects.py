@@ -61,14 +61,19 @@ def check_redirect(
         goal_port = goal.port or DEFAULT_PORTS[goal.scheme]
     except ValueError:
         raise refuse("its port is not a number") from None
-    if not (_same_place(origin, goal, goal_port) or _listed(goal.hostname, goal_port, goal.scheme, allowed_hosts)):
+    if not (
+        _same_place(origin, goal, goal_port)
+        or _listed(goal.hostname, goal_port, goal.scheme, allowed_hosts)
+    ):
         raise refuse(f"{goal.hostname}:{goal_port} is not the feed's own host and port")
     origin_port = origin.port or DEFAULT_PORTS.get(origin.scheme, 80)
     if _public(_addresses(origin.hostname or "", origin_port, resolve)):
         goal_addresses = _addresses(goal.hostname, goal_port, resolve)
         inside = [a for a in goal_addresses if not ipaddress.ip_address(a).is_global]
         if inside:
-            raise refuse(f"it leads from a public address to a private or loopback one ({inside[0]})")
+            raise refuse(
+                f"it leads from a public address to a private or loopback one ({inside[0]})"
+            )
 
 
 def _same_place(origin: SplitResult, goal: SplitResult, goal_port: int) -> bool:

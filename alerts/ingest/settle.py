@@ -50,5 +50,3 @@ class Settling:
 
 def identity(info: os.stat_result) -> tuple[int, int, int, int]:
     return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-
-

@@ -71,12 +71,18 @@ def ingest_feeds(
             if source.feed is None:
                 continue  # a folder: alerts.ingest.directory reads those
             try:
-                report.merge(ingest_feed(source, store, gazetteer, now=now, monotonic=monotonic, client=client))
+                report.merge(
+                    ingest_feed(
+                        source, store, gazetteer, now=now, monotonic=monotonic, client=client
+                    )
+                )
             except SourceError as exc:
                 # Reported by the caller (the pipeline's log line, the CLI's output): a
                 # warning here too would log every failed poll twice.
                 log.debug("source failed: %s", exc, extra={"ctx_source": source.feed})
-                store.sources.save_upstream_poll(source.feed, now=now, status=None, error=str(exc.message))
+                store.sources.save_upstream_poll(
+                    source.feed, now=now, status=None, error=str(exc.message)
+                )
                 report.source_errors.append(exc)
     finally:
         if own_client:
@@ -146,7 +152,11 @@ def resolve_source_area(source: SourceConfig, gazetteer: Gazetteer) -> str | Non
 
 
 def fetch_feed(
-    source: SourceConfig, state: UpstreamPoll, *, monotonic: Callable[[], float], client: httpx.Client
+    source: SourceConfig,
+    state: UpstreamPoll,
+    *,
+    monotonic: Callable[[], float],
+    client: httpx.Client,
 ) -> Fetched:
     """GET the feed with the stored validators, at most ``source.max_bytes`` in
     ``source.timeout`` seconds all told, following at most :data:`MAX_REDIRECTS`
@@ -160,12 +170,19 @@ def fetch_feed(
         log.debug("%s redirects to %s", url, fetched.location)
         url = fetched.location
     raise SourceError(
-        f"more than {MAX_REDIRECTS} redirects", where=source.feed or "", hint="check the feed URL in config.yaml"
+        f"more than {MAX_REDIRECTS} redirects",
+        where=source.feed or "",
+        hint="check the feed URL in config.yaml",
     )
 
 
 def _get(
-    url: str, source: SourceConfig, state: UpstreamPoll, *, monotonic: Callable[[], float], client: httpx.Client
+    url: str,
+    source: SourceConfig,
+    state: UpstreamPoll,
+    *,
+    monotonic: Callable[[], float],
+    client: httpx.Client,
 ) -> Fetched:
     """One GET of ``url``; a redirect comes back as a :class:`Fetched` with its location."""
     headers = {}
@@ -186,7 +203,9 @@ def _get(
                 return Fetched(str(response.url), 304, None, state.etag, state.last_modified)
             if response.is_redirect:
                 location = urljoin(url, response.headers["Location"].strip())
-                return Fetched(str(response.url), response.status_code, None, None, None, location=location)
+                return Fetched(
+                    str(response.url), response.status_code, None, None, None, location=location
+                )
             if response.status_code >= 400:
                 hint = (
                     "check the feed URL in config.yaml"

@@ -113,7 +113,9 @@ def watch_plans(sources: Iterable[SourceConfig]) -> list[WatchPlan]:
 def advisory_change(_change: watchfiles.Change, path: str) -> bool:
     """Only advisory files count (hidden folders, temporary and backup names do not)."""
     name = os.path.basename(path)
-    return is_advisory_name(name) and not any(part.startswith(".") for part in Path(path).parts[:-1])
+    return is_advisory_name(name) and not any(
+        part.startswith(".") for part in Path(path).parts[:-1]
+    )
 
 
 class FolderWatcher:

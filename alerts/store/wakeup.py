@@ -76,7 +76,9 @@ def notify(database: str | Engine) -> None:
     try:
         channel_for(database).notify()
     except Exception as exc:  # a hint only; the mail is safely queued
-        log.warning("could not wake the senders (%s); they pick the mail up at their next look", exc)
+        log.warning(
+            "could not wake the senders (%s); they pick the mail up at their next look", exc
+        )
 
 
 # -- SQLite: datagram sockets in a folder --------------------------------------------
@@ -125,7 +127,9 @@ class SocketChannel:
 class SocketListener:
     def __init__(self, folder: Path):
         folder.mkdir(mode=0o770, parents=True, exist_ok=True)
-        self.path = folder / f"{os.getpid()}-{threading.get_ident() % 100000}-{secrets.token_hex(3)}.sock"
+        self.path = (
+            folder / f"{os.getpid()}-{threading.get_ident() % 100000}-{secrets.token_hex(3)}.sock"
+        )
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(self.path))
         os.chmod(self.path, 0o660)  # the web app and the scheduler may run as different users

@@ -98,20 +98,26 @@ def read_list(path: Path) -> Iterator[ListRow]:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".yaml", ".yml"):
         raise SubscriberListError(
-            "unknown list format", where=str(path), hint="use a .csv or .yaml file like subscribers/example.csv"
+            "unknown list format",
+            where=str(path),
+            hint="use a .csv or .yaml file like subscribers/example.csv",
         )
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise SubscriberListError("file not found", where=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SubscriberListError(f"cannot read the file: {exc}", where=str(path), hint="save it as UTF-8") from None
+        raise SubscriberListError(
+            f"cannot read the file: {exc}", where=str(path), hint="save it as UTF-8"
+        ) from None
     return _read_csv(text, str(path)) if suffix == ".csv" else _read_yaml(text, str(path))
 
 
 def _read_csv(text: str, name: str) -> Iterator[ListRow]:
     # Comment lines become blank lines (which csv skips), so line numbers stay true.
-    lines = ["\n" if line.lstrip().startswith("#") else line for line in io.StringIO(text, newline="")]
+    lines = [
+        "\n" if line.lstrip().startswith("#") else line for line in io.StringIO(text, newline="")
+    ]
     reader = csv.reader(lines)
     header: list[str] | None = None
     start = 1
@@ -130,9 +136,15 @@ def _read_csv(text: str, name: str) -> Iterator[ListRow]:
                 )
             continue
         if len(record) > len(header):
-            yield ListRow(f"{name}:{line}", {"_error": f"{len(record)} values for {len(header)} columns"})
+            yield ListRow(
+                f"{name}:{line}", {"_error": f"{len(record)} values for {len(header)} columns"}
+            )
             continue
-        values = {column: cell.strip() for column, cell in zip(header, record, strict=False) if cell.strip()}
+        values = {
+            column: cell.strip()
+            for column, cell in zip(header, record, strict=False)
+            if cell.strip()
+        }
         yield ListRow(f"{name}:{line}", values)
 
 
@@ -152,18 +164,24 @@ def _read_yaml(text: str, name: str) -> Iterator[ListRow]:
                 )
             items = found[0]
         if not isinstance(items, yaml.SequenceNode):
-            raise SubscriberListError("'subscribers' must be a list", where=f"{name}:{items.start_mark.line + 1}")
+            raise SubscriberListError(
+                "'subscribers' must be a list", where=f"{name}:{items.start_mark.line + 1}"
+            )
         for item in items.value:
             where = f"{name}:{item.start_mark.line + 1}"
             value = loader.construct_object(item, deep=True)
             if isinstance(value, str):
                 value = {"email": value}  # a bare address: defaults for the rest
             if not isinstance(value, dict):
-                yield ListRow(where, {"_error": "each entry must be an address or a mapping with 'email:'"})
+                yield ListRow(
+                    where, {"_error": "each entry must be an address or a mapping with 'email:'"}
+                )
                 continue
             unknown = [str(k) for k in value if k not in COLUMNS]
             if unknown:
-                yield ListRow(where, {"_error": f"unknown key {unknown[0]!r}; keys are {', '.join(COLUMNS)}"})
+                yield ListRow(
+                    where, {"_error": f"unknown key {unknown[0]!r}; keys are {', '.join(COLUMNS)}"}
+                )
                 continue
             yield ListRow(where, value)
     except yaml.MarkedYAMLError as exc:
@@ -218,7 +236,13 @@ def import_list(
     of an opt-out or an erasure. Raises :class:`SubscriberListError` for an unreadable file.
     """
     importer = _Importer(
-        store, gazetteer, f"import:{path.name}", now=now, pending=pending, update=update, on_pending=on_pending
+        store,
+        gazetteer,
+        f"import:{path.name}",
+        now=now,
+        pending=pending,
+        update=update,
+        on_pending=on_pending,
     )
     importer.hashed = hashed
     for row in read_list(path):
@@ -270,11 +294,17 @@ class _Importer:
         elif existing is not None and existing.status in OPTED_OUT:
             how = "unsubscribed" if existing.status is UNSUBSCRIBED else "was suppressed"
             self.report.skipped.append(
-                RowProblem(row.where, email, f"{how}: not re-added (PECR); only they can subscribe again")
+                RowProblem(
+                    row.where, email, f"{how}: not re-added (PECR); only they can subscribe again"
+                )
             )
         elif existing is None and self.hashed is not None and self.hashed(email):
             self.report.skipped.append(
-                RowProblem(row.where, email, "opted out or erased (kept as a keyed hash): not re-added (PECR)")
+                RowProblem(
+                    row.where,
+                    email,
+                    "opted out or erased (kept as a keyed hash): not re-added (PECR)",
+                )
             )
         elif existing is not None and not self.update:
             same = same_preferences(existing, subscription)
@@ -313,22 +343,30 @@ class _Importer:
             return None
         if subscription.email.lower() in self.seen:  # one mailbox, however it is spelled
             line = self.seen[subscription.email.lower()]
-            self.report.bad.append(RowProblem(row.where, subscription.email, f"repeats the address on line {line}"))
+            self.report.bad.append(
+                RowProblem(row.where, subscription.email, f"repeats the address on line {line}")
+            )
             return None
         self.seen[subscription.email.lower()] = row.where.rsplit(":", 1)[1]
         return subscription, wanted
 
     def _existing(self, email: str, wanted: SubscriberStatus | None) -> Subscriber | None:
         """The stored subscriber of this address, or of an opted-out spelling of it."""
-        existing = self.store.subscribers.find_mailbox(email) if email.lower() in self.stored else None
+        existing = (
+            self.store.subscribers.find_mailbox(email) if email.lower() in self.stored else None
+        )
         if existing is None and wanted not in OPTED_OUT and email.lower() in self.opted_out_ids:
             existing = self.store.subscribers.get(self.opted_out_ids[email.lower()])
         return existing
 
-    def _opt_out(self, subscription: Subscription, wanted: SubscriberStatus, existing: Subscriber | None) -> None:
+    def _opt_out(
+        self, subscription: Subscription, wanted: SubscriberStatus, existing: Subscriber | None
+    ) -> None:
         email = subscription.email
         if existing is None:
-            ids = self.store.subscribers.insert_new([(subscription, wanted)], now=self.now, origin=self.origin)
+            ids = self.store.subscribers.insert_new(
+                [(subscription, wanted)], now=self.now, origin=self.origin
+            )
             if ids is not None:
                 self.opted_out_ids[email.lower()] = ids[0]
                 self.report.opted_out += 1
@@ -336,7 +374,9 @@ class _Importer:
             # Added by someone else since we looked: stop that one instead.
             existing = self.store.subscribers.find(email)
             if existing is None:
-                raise NotFound(f"{email} was added and removed during the import", hint="run the import again")
+                raise NotFound(
+                    f"{email} was added and removed during the import", hint="run the import again"
+                )
         if existing.status in OPTED_OUT:
             self.report.unchanged += 1
             return
@@ -348,7 +388,9 @@ class _Importer:
 
     def _save(self, where: str, subscription: Subscription, status: SubscriberStatus) -> None:
         try:
-            subscriber, outcome = self.store.subscribers.save(subscription, now=self.now, status=status, origin=self.origin)
+            subscriber, outcome = self.store.subscribers.save(
+                subscription, now=self.now, status=status, origin=self.origin
+            )
         except OptedOut as exc:  # opted out between our look and our write
             self.report.skipped.append(RowProblem(where, subscription.email, exc.message))
             return
@@ -363,7 +405,8 @@ class _Importer:
         self.new_rows.clear()
         if not batch:
             return
-        ids = self.store.subscribers.insert_new([(sub, status) for _, sub, status in batch], now=self.now, origin=self.origin
+        ids = self.store.subscribers.insert_new(
+            [(sub, status) for _, sub, status in batch], now=self.now, origin=self.origin
         )
         if ids is None:
             for where, subscription, status in batch:
@@ -383,7 +426,9 @@ def _status(value: Any) -> SubscriberStatus | None:
         return SubscriberStatus(str(value).strip().lower())
     except ValueError:
         choices = ", ".join(s.value for s in SubscriberStatus)
-        raise InvalidSubscriber(f"unknown status {str(value)[:20]!r}; use one of {choices}") from None
+        raise InvalidSubscriber(
+            f"unknown status {str(value)[:20]!r}; use one of {choices}"
+        ) from None
 
 
 # -- exporting ------------------------------------------------------------------
@@ -401,13 +446,17 @@ def export_row(subscriber: Subscriber) -> dict[str, Any]:
     }
 
 
-def export_list(store: Store, out: TextIO, *, fmt: str = "csv", status: SubscriberStatus | None = None) -> int:
+def export_list(
+    store: Store, out: TextIO, *, fmt: str = "csv", status: SubscriberStatus | None = None
+) -> int:
     """Write subscribers (every status by default, so do-not-mail rows travel too) in a
     form :func:`import_list` reads back. Streams; returns how many were written."""
     count = 0
     rows = (export_row(s) for s in store.subscribers.iterate(status=status))
     if fmt == "csv":
-        out.write("# Area Alerts subscribers. areas: slugs separated by ';'. forwardable, urgent: yes/no.\n")
+        out.write(
+            "# Area Alerts subscribers. areas: slugs separated by ';'. forwardable, urgent: yes/no.\n"
+        )
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(COLUMNS)
         for row in rows:
@@ -417,11 +466,15 @@ def export_list(store: Store, out: TextIO, *, fmt: str = "csv", status: Subscrib
             writer.writerow([row[c] if row[c] is not None else "" for c in COLUMNS])
             count += 1
     elif fmt == "yaml":
-        out.write("# Area Alerts subscribers: import with 'alerts subscribers import FILE'.\nsubscribers:\n")
+        out.write(
+            "# Area Alerts subscribers: import with 'alerts subscribers import FILE'.\nsubscribers:\n"
+        )
         for row in rows:
             if row["name"] is None:
                 del row["name"]
-            out.write(yaml.safe_dump([row], allow_unicode=True, sort_keys=False, default_flow_style=None))
+            out.write(
+                yaml.safe_dump([row], allow_unicode=True, sort_keys=False, default_flow_style=None)
+            )
             count += 1
         if count == 0:
             out.write("  []\n")

@@ -55,9 +55,12 @@ def check_confirmation_templates(config: Config) -> None:
             line = getattr(exc, "lineno", None)
             missing = not (folder / name).is_file()
             raise ConfigError(
-                f"missing email template {name}" if missing else f"broken email template {name}: {exc}",
+                f"missing email template {name}"
+                if missing
+                else f"broken email template {name}: {exc}",
                 where=f"{folder}{':' + str(line) if line and not missing else ''}",
-                hint="set 'templates:' in config.yaml to a folder holding email/" + ", email/".join(CONFIRM_TEMPLATES),
+                hint="set 'templates:' in config.yaml to a folder holding email/"
+                + ", email/".join(CONFIRM_TEMPLATES),
             ) from None
 
 
@@ -86,7 +89,9 @@ def build_transactional_message(
     return message
 
 
-def confirmation_content(config: Config, subscriber: Subscriber, confirm_url: str, area_names: list[str]) -> tuple[str, str, str]:
+def confirmation_content(
+    config: Config, subscriber: Subscriber, confirm_url: str, area_names: list[str]
+) -> tuple[str, str, str]:
     """Subject, plain text and HTML of the confirmation email."""
     env = _environment(config.templates / "email")
     context: dict[str, Any] = {
@@ -102,7 +107,9 @@ def confirmation_content(config: Config, subscriber: Subscriber, confirm_url: st
     return subject, text, html
 
 
-def send_confirmation(config: Config, store: Store, subscriber: Subscriber, area_names: list[str], *, now: datetime) -> int | None:
+def send_confirmation(
+    config: Config, store: Store, subscriber: Subscriber, area_names: list[str], *, now: datetime
+) -> int | None:
     """Queue the confirmation email for a pending subscriber. Returns the outbox id, or
     None when one was queued for them less than :data:`RESEND_AFTER` ago."""
     if store.digests.queued_since(subscriber.id, CONFIRM, now - RESEND_AFTER):
@@ -113,9 +120,18 @@ def send_confirmation(config: Config, store: Store, subscriber: Subscriber, area
     )
     subject, text, html = confirmation_content(config, subscriber, confirm_url, area_names)
     message_id = make_msgid(idstring=CONFIRM, domain=config.email.domain)
-    message = build_transactional_message(config, subscriber, subject, text, html, now=now, message_id=message_id)
+    message = build_transactional_message(
+        config, subscriber, subject, text, html, now=now, message_id=message_id
+    )
     return queue_transactional(
-        store, subscriber.id, message["Subject"], text, html, now, message_id=message_id, raw=message.as_string()
+        store,
+        subscriber.id,
+        message["Subject"],
+        text,
+        html,
+        now,
+        message_id=message_id,
+        raw=message.as_string(),
     )
 
 

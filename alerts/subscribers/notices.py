@@ -57,7 +57,9 @@ def check_notice_templates(config: Config) -> None:
             except TemplateError as exc:
                 missing = not (folder / name).is_file()
                 raise ConfigError(
-                    f"missing email template {name}" if missing else f"broken email template {name}: {exc}",
+                    f"missing email template {name}"
+                    if missing
+                    else f"broken email template {name}: {exc}",
                     where=str(folder),
                     hint="copy it from Area Alerts' templates/email folder",
                 ) from None
@@ -97,11 +99,21 @@ def notice_content(
         "pending": subscriber.status is SubscriberStatus.PENDING,
     }
     subject = SUBJECTS[kind].format(site=config.site.name)
-    return subject, env.get_template(f"{kind}.txt").render(context), env.get_template(f"{kind}.html").render(context)
+    return (
+        subject,
+        env.get_template(f"{kind}.txt").render(context),
+        env.get_template(f"{kind}.html").render(context),
+    )
 
 
 def send_notice(
-    config: Config, store: Store, subscriber: Subscriber, kind: str, area_names: list[str], *, now: datetime
+    config: Config,
+    store: Store,
+    subscriber: Subscriber,
+    kind: str,
+    area_names: list[str],
+    *,
+    now: datetime,
 ) -> int | None:
     """Queue one notice for ``subscriber``; returns the outbox id, or None for an
     address that may not be mailed (unsubscribed, suppressed). Limits on how often are
@@ -112,7 +124,17 @@ def send_notice(
         return None
     subject, text, html = notice_content(config, subscriber, kind, area_names, now)
     message_id = make_msgid(idstring=kind, domain=config.email.domain)
-    message = build_transactional_message(config, subscriber, subject, text, html, now=now, message_id=message_id)
+    message = build_transactional_message(
+        config, subscriber, subject, text, html, now=now, message_id=message_id
+    )
     return queue_transactional(
-        store, subscriber.id, message["Subject"], text, html, now, message_id=message_id, raw=message.as_string(), kind=kind
+        store,
+        subscriber.id,
+        message["Subject"],
+        text,
+        html,
+        now,
+        message_id=message_id,
+        raw=message.as_string(),
+        kind=kind,
     )

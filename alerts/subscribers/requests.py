@@ -41,7 +41,9 @@ def area_names(gazetteer: Gazetteer, subscriber: Subscriber) -> list[str]:
     return [gazetteer.node(slug).name if slug in gazetteer else slug for slug in subscriber.areas]
 
 
-def sign_up(config: Config, store: Store, gazetteer: Gazetteer, subscription: Subscription, now: datetime) -> str:
+def sign_up(
+    config: Config, store: Store, gazetteer: Gazetteer, subscription: Subscription, now: datetime
+) -> str:
     """Act on a sign-up from the form; returns what was done (for logs and tests):
     ``confirm``, ``already``, ``limited`` (the mailbox had its mail for now) or
     ``nothing``."""
@@ -54,11 +56,21 @@ def sign_up(config: Config, store: Store, gazetteer: Gazetteer, subscription: Su
         return "limited"
     names = area_names(gazetteer, subscriber)
     if send:
-        return "confirm" if send_confirmation(config, store, subscriber, names, now=now) is not None else "nothing"
-    return "already" if send_notice(config, store, subscriber, ALREADY, names, now=now) is not None else "nothing"
+        return (
+            "confirm"
+            if send_confirmation(config, store, subscriber, names, now=now) is not None
+            else "nothing"
+        )
+    return (
+        "already"
+        if send_notice(config, store, subscriber, ALREADY, names, now=now) is not None
+        else "nothing"
+    )
 
 
-def request_manage_link(config: Config, store: Store, gazetteer: Gazetteer, email: str, now: datetime) -> str:
+def request_manage_link(
+    config: Config, store: Store, gazetteer: Gazetteer, email: str, now: datetime
+) -> str:
     """Act on "Manage your subscription" for ``email`` (any case): ``manage``,
     ``confirm`` (a pending sign-up is asked to confirm again) or ``nothing``."""
     subscriber = store.subscribers.find_mailbox(email)
@@ -68,15 +80,26 @@ def request_manage_link(config: Config, store: Store, gazetteer: Gazetteer, emai
         return "limited"
     names = area_names(gazetteer, subscriber)
     if subscriber.status is PENDING:
-        return "confirm" if send_confirmation(config, store, subscriber, names, now=now) is not None else "nothing"
-    if subscriber.status is ACTIVE and send_notice(config, store, subscriber, MANAGE_LINK, names, now=now) is not None:
+        return (
+            "confirm"
+            if send_confirmation(config, store, subscriber, names, now=now) is not None
+            else "nothing"
+        )
+    if (
+        subscriber.status is ACTIVE
+        and send_notice(config, store, subscriber, MANAGE_LINK, names, now=now) is not None
+    ):
         return "manage"
     return "nothing"
 
 
-def welcome(config: Config, store: Store, gazetteer: Gazetteer, subscriber: Subscriber, now: datetime) -> str:
+def welcome(
+    config: Config, store: Store, gazetteer: Gazetteer, subscriber: Subscriber, now: datetime
+) -> str:
     """After confirmation: the areas, the frequency, when mail comes and how to leave."""
-    sent = send_notice(config, store, subscriber, WELCOME, area_names(gazetteer, subscriber), now=now)
+    sent = send_notice(
+        config, store, subscriber, WELCOME, area_names(gazetteer, subscriber), now=now
+    )
     return "welcome" if sent is not None else "nothing"
 
 

@@ -84,7 +84,9 @@ def normalise_email(text: str) -> str:
     try:
         result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        raise InvalidSubscriber(f"{one_line(text, 80)!r} is not a valid email address: {exc}") from None
+        raise InvalidSubscriber(
+            f"{one_line(text, 80)!r} is not a valid email address: {exc}"
+        ) from None
     domain = result.ascii_domain or result.domain
     return f"{result.local_part}@{domain.lower()}"
 
@@ -98,7 +100,9 @@ def resolve_areas(gazetteer: Gazetteer, names: Iterable[str]) -> tuple[str, ...]
         if name:
             slugs.add(gazetteer.resolve(name))
     if not slugs:
-        raise InvalidSubscriber("at least one area is required", hint="e.g. --area medway or --area ME4")
+        raise InvalidSubscriber(
+            "at least one area is required", hint="e.g. --area medway or --area ME4"
+        )
     order = _area_order(gazetteer)
     return tuple(sorted(slugs, key=lambda slug: order.get(slug, len(order))))
 
@@ -114,7 +118,9 @@ def parse_frequency(value: str | Frequency) -> Frequency:
         return Frequency(str(value).strip().lower())
     except ValueError:
         choices = ", ".join(f.value for f in Frequency)
-        raise InvalidSubscriber(f"unknown frequency {one_line(str(value), 40)!r}; use one of {choices}") from None
+        raise InvalidSubscriber(
+            f"unknown frequency {one_line(str(value), 40)!r}; use one of {choices}"
+        ) from None
 
 
 def clean_name(value: str | None) -> str | None:

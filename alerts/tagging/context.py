@@ -132,7 +132,11 @@ def national_phrase(words: tuple[Word, ...], part: str, paragraph: int) -> str |
         for start in range(len(folds) - size + 1):
             if tuple(folds[start : start + size]) != phrase:
                 continue
-            if phrase in lex.NATIONAL_LEDE_PHRASES and start > 0 and folds[start - 1] in lex.REPORT_LEADS:
+            if (
+                phrase in lex.NATIONAL_LEDE_PHRASES
+                and start > 0
+                and folds[start - 1] in lex.REPORT_LEADS
+            ):
                 continue  # "report it to Action Fraud": where to report, not who warns
             return " ".join(w.text for w in words[start : start + size])
     return None

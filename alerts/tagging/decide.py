@@ -223,7 +223,9 @@ def _person_named(named: OutsideMention) -> bool:
         return False
     if words[named.first].gap.strip():
         return False  # "Erdington, Birmingham"
-    if before.fold in lex.PLACE_PREPOSITIONS | lex.OTHER_PREPOSITIONS | lex.REGION_PREFIXES | {"the"}:
+    if before.fold in lex.PLACE_PREPOSITIONS | lex.OTHER_PREPOSITIONS | lex.REGION_PREFIXES | {
+        "the"
+    }:
         return False
     capitalised = sum(w.text[:1].isupper() for w in words)
     return capitalised * 2 <= len(words)  # "Appeal After Croydon Stabbing" is title case
@@ -254,7 +256,10 @@ def _national(gazetteer: Gazetteer, parts: list[Sentence], decision: AreaDecisio
             evidence=(
                 *decision.evidence,
                 Evidence(
-                    national, phrase, "text", "a national warning; 'National' is an alias of the force"
+                    national,
+                    phrase,
+                    "text",
+                    "a national warning; 'National' is an alias of the force",
                 ),
             ),
             no_place=False,
@@ -436,8 +441,7 @@ def _elsewhere(
     the text is about elsewhere."""
     root = gazetteer.root.slug
     if not outside or any(
-        r.area == root
-        and (r.reading.reason is None or r.reading.reason.startswith("a police"))
+        r.area == root and (r.reading.reason is None or r.reading.reason.startswith("a police"))
         for r in reads
     ):
         return None

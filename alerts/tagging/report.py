@@ -59,7 +59,9 @@ def explain(decision: AreaDecision, gazetteer: Gazetteer) -> list[str]:
     the reason."""
 
     def name(slug: str | None) -> str:
-        return gazetteer.node(slug).name if slug is not None and slug in gazetteer else (slug or "?")
+        return (
+            gazetteer.node(slug).name if slug is not None and slug in gazetteer else (slug or "?")
+        )
 
     lines: list[str] = []
     if decision.outside_coverage:
@@ -70,19 +72,25 @@ def explain(decision: AreaDecision, gazetteer: Gazetteer) -> list[str]:
             if any(d.reason.startswith("a national warning") for d in decision.discounted)
             else f"it names no place in {gazetteer.root.name}, only places or forces elsewhere"
         )
-        lines.append(f"Reaches:    nobody: outside coverage ({why}); stored, never mailed, in no feed")
+        lines.append(
+            f"Reaches:    nobody: outside coverage ({why}); stored, never mailed, in no feed"
+        )
     else:
         reach = ", ".join(name(a) for a in sorted(decision.areas, key=name))
         if decision.force_wide:
             reach += " (force-wide" + (": no place found)" if decision.no_place else ")")
         lines.append(f"Reaches:    {reach}")
     if decision.overridden:
-        lines.append("            set by the operator ('alerts advisories retag'); kept when the source changes")
+        lines.append(
+            "            set by the operator ('alerts advisories retag'); kept when the source changes"
+        )
     root = gazetteer.root.slug
     for evidence in decision.evidence:
         if evidence.part == "declared" and evidence.area == root and not decision.force_wide:
             continue  # said below: it let the text decide, it decided nothing itself
-        lines.append(f"  {name(evidence.area)}: {evidence.how}: “{evidence.words}” ({evidence.part})")
+        lines.append(
+            f"  {name(evidence.area)}: {evidence.how}: “{evidence.words}” ({evidence.part})"
+        )
     at_root = [e.words for e in decision.evidence if e.part == "declared" and e.area == root]
     if at_root and not decision.force_wide:
         lines.append(f"Declared:   {', '.join(at_root)} (the force area, so the text decides)")

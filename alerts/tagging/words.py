@@ -120,7 +120,11 @@ NATIONAL_PHRASES: tuple[tuple[str, ...], ...] = (
     ("national", "fraud", "intelligence", "bureau"),
     ("national", "cyber", "security", "centre"),
 )
-NATIONAL_LEDE_PHRASES: tuple[tuple[str, ...], ...] = (("action", "fraud"), ("national", "rise"), ("nca",))
+NATIONAL_LEDE_PHRASES: tuple[tuple[str, ...], ...] = (
+    ("action", "fraud"),
+    ("national", "rise"),
+    ("nca",),
+)
 # "report it to Action Fraud", "contact Action Fraud": where to report, not who warns.
 REPORT_LEADS = _set("to via contact call report reported reporting visit through with on")
 

@@ -28,7 +28,12 @@ def create_app(app: App, *, sends_mail: bool = False) -> Starlette:
     say mail is on its way only while ``alerts serve``'s heartbeat is fresh."""
     redact_access_log()
     web = Starlette(
-        routes=[*ops.routes(), *archive.routes(app), *subscriptions.routes(app), *privacy.routes(app)],
+        routes=[
+            *ops.routes(),
+            *archive.routes(app),
+            *subscriptions.routes(app),
+            *privacy.routes(app),
+        ],
         middleware=[
             Middleware(BodyLimit),
             Middleware(CanonicalHost, base_url=app.config.site.base_url),

@@ -70,14 +70,22 @@ def index(request: Request) -> Response:
     areas = gazetteer.feed_areas()
     districts = [node for node in areas if node.kind is AreaKind.DISTRICT]
     towns = {
-        district.slug: [node for node in areas if node.parent == district.slug and node.kind is AreaKind.TOWN]
+        district.slug: [
+            node for node in areas if node.parent == district.slug and node.kind is AreaKind.TOWN
+        ]
         for district in districts
     }
     latest = app.store.advisories.find(live_at=app.now(), limit=10)
     return _page(
         request,
         "index.html",
-        {"force": gazetteer.root, "districts": districts, "towns": towns, "latest": latest, "feed_slug": "all"},
+        {
+            "force": gazetteer.root,
+            "districts": districts,
+            "towns": towns,
+            "latest": latest,
+            "feed_slug": "all",
+        },
     )
 
 
@@ -121,7 +129,10 @@ def area_page(request: Request) -> Response:
         return RedirectResponse(request.url_for("area", slug=slug), status_code=301)
     page = _page_number(request)
     items = app.store.advisories.find(
-        areas=gazetteer.matching_areas([slug]), live_at=app.now(), limit=PER_PAGE + 1, offset=(page - 1) * PER_PAGE
+        areas=gazetteer.matching_areas([slug]),
+        live_at=app.now(),
+        limit=PER_PAGE + 1,
+        offset=(page - 1) * PER_PAGE,
     )
     node = gazetteer.node(slug)
     if page > 1 and not items:
@@ -142,7 +153,9 @@ def area_page(request: Request) -> Response:
             "parents": [gazetteer.node(parent) for parent in reversed(gazetteer.ancestors(slug))],
             "children": [child for child in gazetteer.feed_areas() if child.parent == slug],
             "postcodes": sorted(
-                n.name for n in gazetteer.nodes.values() if n.kind is AreaKind.POSTCODE and n.parent == slug
+                n.name
+                for n in gazetteer.nodes.values()
+                if n.kind is AreaKind.POSTCODE and n.parent == slug
             ),
             "advisories": items[:PER_PAGE],
             "page": page,
@@ -168,7 +181,9 @@ def _suggestions(request: Request, exc: UnknownArea) -> list[tuple[str, str]]:
     gazetteer = web_app(request).gazetteer
     asked = hint.split("did you mean ", 1)[1].split("?", 1)[0]
     slugs = [slug for slug in re.findall(r"'([^']+)'", asked) if slug in gazetteer]
-    return [(str(request.url_for("area", slug=slug).path), gazetteer.node(slug).name) for slug in slugs]
+    return [
+        (str(request.url_for("area", slug=slug).path), gazetteer.node(slug).name) for slug in slugs
+    ]
 
 
 def _page_number(request: Request) -> int:
@@ -198,7 +213,9 @@ def advisory_page(request: Request) -> Response:
     gazetteer = app.gazetteer
     areas = [gazetteer.node(slug) for slug in advisory.areas if slug in gazetteer]
     withdrawn = advisory.status is Status.WITHDRAWN
-    crumbs = [gazetteer.node(slug) for slug in common_path(gazetteer, [area.slug for area in areas])]
+    crumbs = [
+        gazetteer.node(slug) for slug in common_path(gazetteer, [area.slug for area in areas])
+    ]
     return _page(
         request,
         "advisory.html",
@@ -247,8 +264,12 @@ def feed_file(request: Request) -> Response:
     if canonical != match["slug"]:
         # A postcode district or a village has no feed of its own; its town's or
         # district's carries what it gets.
-        return RedirectResponse(request.url_for("feed", name=f"{canonical}.{match['fmt']}"), status_code=301)
-    return _serve_file(request, Path(app.config.feeds.out) / name, feed_media_type(request, match["fmt"]))
+        return RedirectResponse(
+            request.url_for("feed", name=f"{canonical}.{match['fmt']}"), status_code=301
+        )
+    return _serve_file(
+        request, Path(app.config.feeds.out) / name, feed_media_type(request, match["fmt"])
+    )
 
 
 def feed_media_type(request: Request, fmt: str) -> str:

@@ -103,12 +103,19 @@ class CanonicalHost:
         parts = urlsplit(base_url)
         self.scheme = parts.scheme
         self.host = parts.netloc.encode("ascii")
-        self.server = (parts.hostname or "localhost", parts.port or (443 if parts.scheme == "https" else 80))
+        self.server = (
+            parts.hostname or "localhost",
+            parts.port or (443 if parts.scheme == "https" else 80),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             scope = dict(scope)
-            scope["scheme"] = self.scheme if scope["type"] == "http" else ("wss" if self.scheme == "https" else "ws")
+            scope["scheme"] = (
+                self.scheme
+                if scope["type"] == "http"
+                else ("wss" if self.scheme == "https" else "ws")
+            )
             scope["server"] = self.server
             scope["headers"] = [(b"host", self.host)] + [
                 (name, value) for name, value in scope.get("headers", []) if name != b"host"
@@ -127,7 +134,9 @@ class RedactTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(redact_tokens(arg) if isinstance(arg, str) else arg for arg in record.args)
+            record.args = tuple(
+                redact_tokens(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
         elif isinstance(record.msg, str):
             record.msg = redact_tokens(record.msg)
         return True

@@ -58,7 +58,9 @@ async def healthz(request: Request) -> Response:
         fresh = age <= HEARTBEAT_FRESH.total_seconds()
         return fresh, {
             "database": "ok",
-            "scheduler": "ok" if fresh else f"no heartbeat for {age:.0f} s: is 'alerts serve' running?",
+            "scheduler": "ok"
+            if fresh
+            else f"no heartbeat for {age:.0f} s: is 'alerts serve' running?",
             "heartbeat": beat[0].isoformat(),
             "heartbeat_age_seconds": round(age, 1),
             "scheduler_host": beat[1].get("host"),
@@ -66,4 +68,6 @@ async def healthz(request: Request) -> Response:
         }
 
     healthy, body = await asyncio.to_thread(check)
-    return JSONResponse({"ok": healthy, **body}, status_code=200 if healthy else 503, headers=NO_CACHE)
+    return JSONResponse(
+        {"ok": healthy, **body}, status_code=200 if healthy else 503, headers=NO_CACHE
+    )

@@ -52,7 +52,9 @@ def web_app(request: Request) -> App:
     return app
 
 
-def render(request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200) -> Response:
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200
+) -> Response:
     """Render ``<templates>/web/<name>`` with the site-wide context."""
     app = web_app(request)
     env = environment(app.config.templates / "web")
@@ -63,7 +65,11 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
 
     def feeds_for(slug: str) -> list[dict[str, str]]:
         return [
-            {"url": feed_url(site.base_url, slug, fmt), "type": media_type, "label": FEED_LABELS[fmt]}
+            {
+                "url": feed_url(site.base_url, slug, fmt),
+                "type": media_type,
+                "label": FEED_LABELS[fmt],
+            }
             for fmt, media_type in FORMATS.items()
         ]
 
@@ -95,7 +101,10 @@ def html_response(request: Request, html: str, status: int = 200) -> Response:
     if status != 200:
         return HTMLResponse(html, status_code=status)
     etag = f'W/"{hashlib.blake2b(html.encode(), digest_size=16).hexdigest()}"'
-    held = {tag.strip().removeprefix("W/") for tag in request.headers.get("if-none-match", "").split(",")}
+    held = {
+        tag.strip().removeprefix("W/")
+        for tag in request.headers.get("if-none-match", "").split(",")
+    }
     if etag.removeprefix("W/") in held or "*" in held:
         return Response(status_code=304, headers={"ETag": etag})
     return HTMLResponse(html, headers={"ETag": etag})
@@ -122,11 +131,18 @@ def http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 404:
         return error_page(
-            request, 404, "Page not found", "There is no page at this address.", "Start from the list of areas."
+            request,
+            404,
+            "Page not found",
+            "There is no page at this address.",
+            "Start from the list of areas.",
         )
     if status == 405:
         response = error_page(
-            request, 405, "Not allowed here", "This address does not take that kind of request.",
+            request,
+            405,
+            "Not allowed here",
+            "This address does not take that kind of request.",
             "Open it in your browser or feed reader.",
         )
         # RFC 9110 15.5.6: a 405 names the methods that are allowed.
@@ -134,4 +150,6 @@ def http_error(request: Request, exc: Exception) -> Response:
         return response
     if isinstance(exc, AlertsError):
         return error_page(request, 500, "Something went wrong", exc.message, exc.hint)
-    return error_page(request, status, "Something went wrong", "This page could not be shown.", "Try again later.")
+    return error_page(
+        request, status, "Something went wrong", "This page could not be shown.", "Try again later."
+    )

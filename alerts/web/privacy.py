@@ -46,4 +46,8 @@ def contact_address(config: Config) -> str:
 
 def privacy(request: Request) -> Response:
     config = web_app(request).config
-    return render(request, TEMPLATE, {"retention": config.retention, "contact": contact_address(config), "feed_slug": None})
+    return render(
+        request,
+        TEMPLATE,
+        {"retention": config.retention, "contact": contact_address(config), "feed_slug": None},
+    )

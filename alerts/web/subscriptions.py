@@ -93,7 +93,11 @@ def off_the_loop(handler: FormPage) -> Callable[[Request], Awaitable[Response]]:
 def subscribe(request: Request, form: dict[str, str]) -> Response:
     app = web_app(request)
     if reading(request):
-        form = {"frequency": "daily", "urgent": "yes", "area": prefilled_area(app, request.query_params.get("area"))}
+        form = {
+            "frequency": "daily",
+            "urgent": "yes",
+            "area": prefilled_area(app, request.query_params.get("area")),
+        }
         return page(request, "subscribe.html", {"form": form, "errors": {}})
     if refused := foreign_origin(request):
         return refused
@@ -111,7 +115,9 @@ def subscribe(request: Request, form: dict[str, str]) -> Response:
         "resend_minutes": int(MAILBOX.gap.total_seconds() // 60),
     }
     response = page(request, "check_inbox.html", context)
-    response.background = BackgroundTask(quietly, sign_up, app.config, app.store, app.gazetteer, subscription, app.now())
+    response.background = BackgroundTask(
+        quietly, sign_up, app.config, app.store, app.gazetteer, subscription, app.now()
+    )
     return response
 
 
@@ -134,17 +140,26 @@ def confirm(request: Request, form: dict[str, str]) -> Response:
     waiting = subscriber.status is PENDING or signed_up_again(subscriber, confirmation)
     if waiting and reading(request):
         return page(request, "confirm.html", personal(app, subscriber, {"token": token}))
-    stated = Preferences(areas=subscriber.areas, frequency=subscriber.frequency, urgent=subscriber.urgent)
+    stated = Preferences(
+        areas=subscriber.areas, frequency=subscriber.frequency, urgent=subscriber.urgent
+    )
     now = app.now()
-    confirmed = waiting and app.store.subscribers.confirm(subscriber.id, now=now, preferences=stated, issued_at=confirmation.issued_at
+    confirmed = waiting and app.store.subscribers.confirm(
+        subscriber.id, now=now, preferences=stated, issued_at=confirmation.issued_at
     )
     subscriber = app.store.subscribers.get(subscriber.id)  # as it is now, whoever changed it
     if subscriber.status is not ACTIVE:
-        return bad_link(request, "This confirmation link no longer works", "The address was unsubscribed since it was sent.")
+        return bad_link(
+            request,
+            "This confirmation link no longer works",
+            "The address was unsubscribed since it was sent.",
+        )
     outcome = "confirmed" if confirmed else "already"
     response = page(request, "confirmed.html", personal(app, subscriber, {"outcome": outcome}))
     if confirmed:
-        response.background = BackgroundTask(quietly, welcome, app.config, app.store, app.gazetteer, subscriber, now)
+        response.background = BackgroundTask(
+            quietly, welcome, app.config, app.store, app.gazetteer, subscriber, now
+        )
     return response
 
 
@@ -172,8 +187,12 @@ def manage(request: Request, form: dict[str, str]) -> Response:
     values, context["errors"] = checked_fields(app, form, ("areas", "frequency"))
     if context["errors"]:
         return page(request, "manage.html", context, status=400)
-    subscriber = app.store.subscribers.update(subscriber.id, Preferences(**values, urgent=form.get("urgent") == "yes"))
-    context.update(personal(app, subscriber, {"saved": True, "form": current_form(app, subscriber)}))
+    subscriber = app.store.subscribers.update(
+        subscriber.id, Preferences(**values, urgent=form.get("urgent") == "yes")
+    )
+    context.update(
+        personal(app, subscriber, {"saved": True, "form": current_form(app, subscriber)})
+    )
     return page(request, "manage.html", context)
 
 
@@ -188,7 +207,11 @@ def too_many(request: Request) -> Response | None:
     response = page(
         request,
         "bad_link.html",
-        {"title": "Too many requests", "reason": "This connection has sent the form too often. Please try again in an hour.", "expired": None},
+        {
+            "title": "Too many requests",
+            "reason": "This connection has sent the form too often. Please try again in an hour.",
+            "expired": None,
+        },
         status=429,
     )
     response.headers["Retry-After"] = str(int(CLIENT.window.total_seconds()))
@@ -196,7 +219,7 @@ def too_many(request: Request) -> Response | None:
 
 
 def manage_by_email(request: Request, form: dict[str, str]) -> Response:
-    """"Manage your subscription" without a link: asks for the address and mails a
+    """ "Manage your subscription" without a link: asks for the address and mails a
     manage link to it. The same answer, at once, whatever the address (the look-up and
     the mail come after it); a coordinator, whose copies carry no personal link, uses
     this too."""
@@ -208,9 +231,19 @@ def manage_by_email(request: Request, form: dict[str, str]) -> Response:
         return page(request, "manage_request.html", {"form": form, "errors": errors}, status=400)
     if limited := too_many(request):
         return limited
-    response = page(request, "check_inbox_manage.html", {"email": values["email"], "manage_days": MANAGE_MAX_AGE // 86400})
+    response = page(
+        request,
+        "check_inbox_manage.html",
+        {"email": values["email"], "manage_days": MANAGE_MAX_AGE // 86400},
+    )
     response.background = BackgroundTask(
-        quietly, request_manage_link, app.config, app.store, app.gazetteer, values["email"], app.now()
+        quietly,
+        request_manage_link,
+        app.config,
+        app.store,
+        app.gazetteer,
+        values["email"],
+        app.now(),
     )
     return response
 
@@ -251,10 +284,14 @@ async def one_click(request: Request) -> Response:
 def _unsubscribe_by_token(request: Request) -> Response:
     app = web_app(request)
     try:
-        subscriber_id = link_signer(app.config).verify(request.query_params.get("token") or "", UNSUBSCRIBE, app.now())
+        subscriber_id = link_signer(app.config).verify(
+            request.query_params.get("token") or "", UNSUBSCRIBE, app.now()
+        )
         app.store.subscribers.unsubscribe(subscriber_id, now=app.now())
     except (BadToken, NotFound):
-        return PlainTextResponse("This unsubscribe link is not valid.\n", status_code=400, headers=PRIVATE)
+        return PlainTextResponse(
+            "This unsubscribe link is not valid.\n", status_code=400, headers=PRIVATE
+        )
     return PlainTextResponse("Unsubscribed.\n", headers=PRIVATE)
 
 
@@ -274,7 +311,9 @@ async def one_click_body(request: Request) -> bool:
         "application/x-www-form-urlencoded",
         "multipart/form-data",
     ):
-        values = [str(value).strip() for value in (await request.form()).getlist("List-Unsubscribe")]
+        values = [
+            str(value).strip() for value in (await request.form()).getlist("List-Unsubscribe")
+        ]
     else:
         values = parse_qs((await request.body()).decode("latin-1")).get("List-Unsubscribe", [])
     return "One-Click" in values
@@ -282,50 +321,80 @@ async def one_click_body(request: Request) -> bool:
 
 def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
     choices = area_choices(web_app(request).gazetteer)
-    response = render(request, f"subscriptions/{name}", {"feed_slug": None, "choices": choices, **context}, status=status)
+    response = render(
+        request,
+        f"subscriptions/{name}",
+        {"feed_slug": None, "choices": choices, **context},
+        status=status,
+    )
     response.headers.update(PRIVATE)
     return response
 
 
-def subscriber_from(request: Request, token: str | None, purpose: str, max_age: int | None = None) -> Subscriber | Response:
+def subscriber_from(
+    request: Request, token: str | None, purpose: str, max_age: int | None = None
+) -> Subscriber | Response:
     """The subscriber a token names, or the friendly 400 page saying what to do."""
     app = web_app(request)
     if not token:
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
-        return app.store.subscribers.get(link_signer(app.config).verify(token, purpose, app.now(), max_age=max_age))
+        return app.store.subscribers.get(
+            link_signer(app.config).verify(token, purpose, app.now(), max_age=max_age)
+        )
     except (BadToken, NotFound) as exc:
         return link_error(request, exc, purpose, max_age)
 
 
-def confirmation_from(request: Request, token: str | None) -> tuple[Confirmation, Subscriber] | Response:
+def confirmation_from(
+    request: Request, token: str | None
+) -> tuple[Confirmation, Subscriber] | Response:
     """What a confirmation link confirms, and its subscriber with the preferences the
     email stated; or the friendly 400 page."""
     app = web_app(request)
     if not token:
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
-        confirmation = link_signer(app.config).verify_confirmation(token, app.now(), max_age=CONFIRM_MAX_AGE)
-        return confirmation, as_stated(app.store.subscribers.get(confirmation.subscriber_id), confirmation)
+        confirmation = link_signer(app.config).verify_confirmation(
+            token, app.now(), max_age=CONFIRM_MAX_AGE
+        )
+        return confirmation, as_stated(
+            app.store.subscribers.get(confirmation.subscriber_id), confirmation
+        )
     except (BadToken, NotFound) as exc:
         return link_error(request, exc, CONFIRM, CONFIRM_MAX_AGE)
 
 
-def link_error(request: Request, exc: BadToken | NotFound, purpose: str, max_age: int | None) -> Response:
+def link_error(
+    request: Request, exc: BadToken | NotFound, purpose: str, max_age: int | None
+) -> Response:
     if isinstance(exc, NotFound):
-        return bad_link(request, "This link is not valid", "It belongs to a subscription that no longer exists.")
+        return bad_link(
+            request, "This link is not valid", "It belongs to a subscription that no longer exists."
+        )
     if exc.expired:
         how_long = f"work for {(max_age or 0) // 86400} days"
-        reason = f"Confirmation links {how_long}." if purpose == CONFIRM else f"Links to change your alerts {how_long}."
+        reason = (
+            f"Confirmation links {how_long}."
+            if purpose == CONFIRM
+            else f"Links to change your alerts {how_long}."
+        )
         return bad_link(request, "This link has expired", reason, expired=purpose)
-    return bad_link(request, "This link is not valid", "It may have been cut short when it was copied.")
+    return bad_link(
+        request, "This link is not valid", "It may have been cut short when it was copied."
+    )
 
 
 def signed_up_again(subscriber: Subscriber, confirmation: Confirmation) -> bool:
     """An unsubscribed address whose confirmation link was made after it left: its owner
     asked to come back. (A link from before the unsubscribe does nothing.)"""
     changed, issued = subscriber.status_changed_at, confirmation.issued_at
-    return subscriber.status is UNSUBSCRIBED and changed is not None and issued is not None and changed < issued
+    return (
+        subscriber.status is UNSUBSCRIBED
+        and changed is not None
+        and issued is not None
+        and changed < issued
+    )
 
 
 def as_stated(subscriber: Subscriber, confirmation: Confirmation) -> Subscriber:
@@ -334,14 +403,19 @@ def as_stated(subscriber: Subscriber, confirmation: Confirmation) -> Subscriber:
     if confirmation.areas is None or confirmation.frequency is None or confirmation.urgent is None:
         return subscriber
     return dataclasses.replace(
-        subscriber, areas=confirmation.areas, frequency=confirmation.frequency, urgent=confirmation.urgent
+        subscriber,
+        areas=confirmation.areas,
+        frequency=confirmation.frequency,
+        urgent=confirmation.urgent,
     )
 
 
 def bad_link(request: Request, title: str, reason: str, *, expired: str | None = None) -> Response:
     """The 400 page for a link that does not work; ``expired`` names the purpose of an
     expired one, so the page offers the way to a new link."""
-    return page(request, "bad_link.html", {"title": title, "reason": reason, "expired": expired}, status=400)
+    return page(
+        request, "bad_link.html", {"title": title, "reason": reason, "expired": expired}, status=400
+    )
 
 
 def foreign_origin(request: Request) -> Response | None:
@@ -355,7 +429,11 @@ def foreign_origin(request: Request) -> Response | None:
     return page(
         request,
         "bad_link.html",
-        {"title": "This form came from another site", "reason": "Nothing was changed.", "expired": None},
+        {
+            "title": "This form came from another site",
+            "reason": "Nothing was changed.",
+            "expired": None,
+        },
         status=403,
     )
 
@@ -370,19 +448,31 @@ async def form_fields(request: Request) -> dict[str, str]:
     error). The ticked area boxes (``area``, one value each) become one comma-separated
     field, as a slug never holds a comma."""
     form = await request.form()
-    fields = {key: str(value).strip()[:MAX_FIELD] for key, value in form.items() if isinstance(value, str)}
-    ticked = [str(value).strip()[:100] for value in form.getlist("area")[:MAX_TICKED] if isinstance(value, str)]
+    fields = {
+        key: str(value).strip()[:MAX_FIELD] for key, value in form.items() if isinstance(value, str)
+    }
+    ticked = [
+        str(value).strip()[:100]
+        for value in form.getlist("area")[:MAX_TICKED]
+        if isinstance(value, str)
+    ]
     fields["area"] = ",".join(value for value in ticked if value and "," not in value)
     return fields
 
 
-def checked_fields(app: App, form: dict[str, str], names: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str]]:
+def checked_fields(
+    app: App, form: dict[str, str], names: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, str]]:
     """The form's ``names`` fields checked: their values, and a sentence for each bad one
     (every bad field is named at once, not the first only)."""
     checks: dict[str, Callable[[], object]] = {
         "email": lambda: normalise_email(form.get("email", "")),
         "areas": lambda: resolve_areas(
-            app.gazetteer, [*filter(None, form.get("area", "").split(",")), *split_areas(form.get("areas", ""), app.gazetteer)]
+            app.gazetteer,
+            [
+                *filter(None, form.get("area", "").split(",")),
+                *split_areas(form.get("areas", ""), app.gazetteer),
+            ],
         ),
         "frequency": lambda: parse_frequency(form.get("frequency", "")),
     }
@@ -418,7 +508,9 @@ def _split_and(gazetteer: Gazetteer, chunk: str) -> list[str]:
     while start < len(words):
         # The longest run of words from here that names an area, else one word.
         for end in range(len(words), start, -1):
-            candidate = words[start] + "".join(separators[i] + words[i + 1] for i in range(start, end - 1))
+            candidate = words[start] + "".join(
+                separators[i] + words[i + 1] for i in range(start, end - 1)
+            )
             if end == start + 1 or _names_an_area(gazetteer, candidate):
                 break
         found.append(candidate.strip())
@@ -457,7 +549,11 @@ class AreaChoices:
     @property
     def slugs(self) -> frozenset[str]:
         return frozenset(
-            [self.force.slug, *(d.slug for d, _ in self.districts), *(t.slug for _, ts in self.districts for t in ts)]
+            [
+                self.force.slug,
+                *(d.slug for d, _ in self.districts),
+                *(t.slug for _, ts in self.districts for t in ts),
+            ]
         )
 
 
@@ -468,7 +564,14 @@ def area_choices(gazetteer: Gazetteer) -> AreaChoices:
     return AreaChoices(
         force=gazetteer.root,
         districts=tuple(
-            (district, tuple(node for node in areas if node.parent == district.slug and node.kind is not AreaKind.DISTRICT))
+            (
+                district,
+                tuple(
+                    node
+                    for node in areas
+                    if node.parent == district.slug and node.kind is not AreaKind.DISTRICT
+                ),
+            )
             for district in districts
         ),
     )
@@ -489,7 +592,9 @@ def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
     boxes = area_choices(app.gazetteer).slugs
     return {
         "area": ",".join(slug for slug in subscriber.areas if slug in boxes),
-        "areas": ", ".join(_area_name(app.gazetteer, slug) for slug in subscriber.areas if slug not in boxes),
+        "areas": ", ".join(
+            _area_name(app.gazetteer, slug) for slug in subscriber.areas if slug not in boxes
+        ),
         "frequency": subscriber.frequency.value,
         "urgent": "yes" if subscriber.urgent else "no",
     }
@@ -527,7 +632,9 @@ def message_of(exc: AlertsError, gazetteer: Gazetteer | None = None) -> str:
             if not hint:
                 where = gazetteer.root.name
                 return f"{exc.message[0].upper()}{exc.message[1:]}. Use a town, district or postcode district in {where}."
-        return f"{exc.message[0].upper()}{exc.message[1:]}." + (f" {hint[0].upper()}{hint[1:]}?" if hint else "")
+        return f"{exc.message[0].upper()}{exc.message[1:]}." + (
+            f" {hint[0].upper()}{hint[1:]}?" if hint else ""
+        )
     return exc.message[0].upper() + exc.message[1:] + ("" if exc.message.endswith(".") else ".")
 
 

@@ -38,7 +38,9 @@ def serve_in_thread(asgi_app: Any, sock: socket.socket | None = None) -> Iterato
     sock = sock or bind_loopback()
     config = uvicorn.Config(asgi_app, log_level="warning", lifespan="off", access_log=False)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="uvicorn")
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="uvicorn"
+    )
     thread.start()
     try:
         yield socket_url(sock)

@@ -43,9 +43,15 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PHONE = {"width": 375, "height": 812}
-AXE = Path(os.environ.get("ALERTS_TEST_AXE", Path(__file__).resolve().parents[2] / ".cache/npm/node_modules/axe-core/axe.min.js"))
+AXE = Path(
+    os.environ.get(
+        "ALERTS_TEST_AXE",
+        Path(__file__).resolve().parents[2] / ".cache/npm/node_modules/axe-core/axe.min.js",
+    )
+)
 #: The WCAG 2.2 AA rules (and the A and 2.0/2.1 ones they include).
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

@@ -31,10 +31,28 @@ SCHEMES = ["light", "dark"]
 def site(live_server: Callable[..., LiveServer]) -> LiveServer:
     server = live_server()
     app = server.app
-    save(app, advisory("urgent", title="Flooding on the A2", priority=Priority.URGENT, areas=["chatham"]))
-    save(app, advisory("hostile", title="Scam <b>warning</b>", body=HOSTILE_BODY_HTML + "<table><tr><th>A</th></tr></table>"))
+    save(
+        app,
+        advisory("urgent", title="Flooding on the A2", priority=Priority.URGENT, areas=["chatham"]),
+    )
+    save(
+        app,
+        advisory(
+            "hostile",
+            title="Scam <b>warning</b>",
+            body=HOSTILE_BODY_HTML + "<table><tr><th>A</th></tr></table>",
+        ),
+    )
     for n in range(31):
-        save(app, advisory(f"many{n}", areas=["dover"], title=f"Dover advice {n}", published=NOW - timedelta(hours=3 + n)))
+        save(
+            app,
+            advisory(
+                f"many{n}",
+                areas=["dover"],
+                title=f"Dover advice {n}",
+                published=NOW - timedelta(hours=3 + n),
+            ),
+        )
     return server
 
 
@@ -44,7 +62,10 @@ def people(site: LiveServer) -> dict[str, str]:
     app = site.app
     signer = LinkSigner(app.config)
     active = subscribe(app, "active@example.org", ["medway", "dover"], frequency="daily")
-    pending = app.store.subscribers.add(make_subscription(app.gazetteer, "pending@example.org", ["chatham"]), now=NOW, status=PENDING
+    pending = app.store.subscribers.add(
+        make_subscription(app.gazetteer, "pending@example.org", ["chatham"]),
+        now=NOW,
+        status=PENDING,
     )
     gone = subscribe(app, "gone@example.org", ["dover"])
     links = signer.links(active.id, NOW)
@@ -52,7 +73,9 @@ def people(site: LiveServer) -> dict[str, str]:
         "manage": links.manage_url,
         "unsubscribe": links.unsubscribe_url,
         "one_click": links.one_click_url,
-        "confirm": signer.confirm_url(Confirmation(pending.id, pending.areas, pending.frequency, pending.urgent), NOW),
+        "confirm": signer.confirm_url(
+            Confirmation(pending.id, pending.areas, pending.frequency, pending.urgent), NOW
+        ),
         "gone_unsubscribe": signer.links(gone.id, NOW).unsubscribe_url,
     }
 
@@ -60,7 +83,11 @@ def people(site: LiveServer) -> dict[str, str]:
 @pytest.fixture(params=SCHEMES)
 def checked_page(request: pytest.FixtureRequest, browser: Any) -> Iterator[Any]:
     context = browser.new_context(
-        viewport=PHONE, locale="en-GB", color_scheme=request.param, bypass_csp=True, timezone_id="Europe/London"
+        viewport=PHONE,
+        locale="en-GB",
+        color_scheme=request.param,
+        bypass_csp=True,
+        timezone_id="Europe/London",
     )
     context.set_default_timeout(10_000)
     yield context.new_page()
@@ -77,7 +104,9 @@ ARCHIVE = ["/", "/areas/medway", "/areas/dover", "/areas/dover?page=2", "/areas/
            "/find?q=Narnia", "/no-such-page", "/advisories/999999"]  # fmt: skip
 
 
-def test_archive_pages_have_no_wcag_22_aa_violation(site: LiveServer, checked_page: Any, axe_source: str) -> None:
+def test_archive_pages_have_no_wcag_22_aa_violation(
+    site: LiveServer, checked_page: Any, axe_source: str
+) -> None:
     for path in ARCHIVE:
         checked_page.goto(site.url + path)
         assert_accessible(checked_page, axe_source, path)
@@ -132,7 +161,8 @@ def test_every_kind_of_email_has_no_wcag_22_aa_violation(
 ) -> None:
     app = App(write_config(site={"base_url": "https://alerts.example.org"}))
     try:
-        pending = app.store.subscribers.add(make_subscription(app.gazetteer, "new@example.org", ["medway"]), now=NOW, status=PENDING
+        pending = app.store.subscribers.add(
+            make_subscription(app.gazetteer, "new@example.org", ["medway"]), now=NOW, status=PENDING
         )
         send_confirmation(app.config, app.store, pending, ["Medway"], now=NOW)
         now = subscribe(app, "now@example.org", ["medway"], frequency="immediate")
@@ -140,7 +170,12 @@ def test_every_kind_of_email_has_no_wcag_22_aa_violation(
             send_notice(app.config, app.store, now, kind, ["Medway"], now=NOW)
         subscribe(app, "day@example.org", ["medway", "dover"], frequency="daily")
         subscribe(app, "group@example.org", ["medway"], frequency="weekly", forwardable=True)
-        save(app, advisory("flood", title="Flood warning", priority=Priority.URGENT, body=HOSTILE_BODY_HTML))
+        save(
+            app,
+            advisory(
+                "flood", title="Flood warning", priority=Priority.URGENT, body=HOSTILE_BODY_HTML
+            ),
+        )
         save(app, advisory("thefts", title="Catalytic converter <i>thefts</i>"))
         save(app, advisory("dover", areas=["dover"], title="Dover harbour scam"))
         for frequency in (Frequency.IMMEDIATE, Frequency.DAILY, Frequency.WEEKLY):

@@ -89,13 +89,19 @@ def test_archive_reads_well_in_dark_mode_on_a_phone(
 ) -> None:
     write_hostile_advisory(advisory_dir)
     write_advisory(
-        advisory_dir, "urgent", title="Flooding on the A2 near Rochester", url="https://www.kent.police.uk/news/flood/",
-        date="08:00 24/11/2026", priority="urgent",
+        advisory_dir,
+        "urgent",
+        title="Flooding on the A2 near Rochester",
+        url="https://www.kent.police.uk/news/flood/",
+        date="08:00 24/11/2026",
+        priority="urgent",
     )
     server = live_server()
     app = server.app
     assert len(ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW).new) == 3
-    context = browser.new_context(viewport={"width": 375, "height": 812}, color_scheme="dark", locale="en-GB")
+    context = browser.new_context(
+        viewport={"width": 375, "height": 812}, color_scheme="dark", locale="en-GB"
+    )
     try:
         page = context.new_page()
         page.goto(f"{server.url}/")
@@ -123,7 +129,9 @@ FOCUS = """el => { const s = getComputedStyle(el);
 YELLOW, BLACK = "rgb(255, 221, 0)", "rgb(11, 12, 12)"
 
 
-def test_keyboard_focus_is_yellow_with_black_in_light_and_dark(live_server: Callable[..., Any], browser: Any) -> None:
+def test_keyboard_focus_is_yellow_with_black_in_light_and_dark(
+    live_server: Callable[..., Any], browser: Any
+) -> None:
     server = live_server()
     for scheme in ("light", "dark"):
         context = browser.new_context(viewport={"width": 375, "height": 812}, color_scheme=scheme)
@@ -136,13 +144,17 @@ def test_keyboard_focus_is_yellow_with_black_in_light_and_dark(live_server: Call
             assert link == "A"
             style = page.evaluate(f"({FOCUS})(document.activeElement)")
             # Black text on yellow with a black bar beneath: 19:1 on any background.
-            assert style["bg"] == YELLOW and style["colour"] == BLACK and BLACK in style["shadow"], style
+            assert (
+                style["bg"] == YELLOW and style["colour"] == BLACK and BLACK in style["shadow"]
+            ), style
             page.focus("#q")
             page.keyboard.press("Shift+Tab")
             page.keyboard.press("Tab")
             style = page.evaluate(f"({FOCUS})(document.activeElement)")
             # A control: a yellow ring inside a black one (the black one 21:1 on white,
             # the yellow one 13:1 on the dark page).
-            assert style["outline"] == YELLOW and style["width"] == "3px" and BLACK in style["shadow"], style
+            assert (
+                style["outline"] == YELLOW and style["width"] == "3px" and BLACK in style["shadow"]
+            ), style
         finally:
             context.close()

@@ -43,11 +43,18 @@ def html_of_each_message(app: App, tmp_path: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_alert_emails_fit_a_320px_screen_light_and_dark(browser: Any, app: App, tmp_path: Path, scheme: str) -> None:
+def test_alert_emails_fit_a_320px_screen_light_and_dark(
+    browser: Any, app: App, tmp_path: Path, scheme: str
+) -> None:
     subscribe(app, "now@example.org", ["medway"], frequency="immediate")
     subscribe(app, "day@example.org", ["medway", "dover"], frequency="daily")
     save(app, advisory("flood", title="Flood warning", priority=Priority.URGENT, body=BODY))
-    save(app, advisory("thefts", title="Catalytic converter thefts", body=BODY, summary=f"Report at {LONG_URL}"))
+    save(
+        app,
+        advisory(
+            "thefts", title="Catalytic converter thefts", body=BODY, summary=f"Report at {LONG_URL}"
+        ),
+    )
     save(app, advisory("dover", areas=["dover"], title="Dover harbour scam"))
     queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
     queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
@@ -63,13 +70,17 @@ def test_alert_emails_fit_a_320px_screen_light_and_dark(browser: Any, app: App, 
             assert page.locator("h1").count() == 1
             # Body text is light on dark in dark mode, dark on light otherwise.
             colour = page.eval_on_selector("td.footer p", "e => getComputedStyle(e).color")
-            channels = [int(c) for c in colour[colour.index("(") + 1 : colour.index(")")].split(",")[:3]]
+            channels = [
+                int(c) for c in colour[colour.index("(") + 1 : colour.index(")")].split(",")[:3]
+            ]
             assert (min(channels) > 150) if scheme == "dark" else (max(channels) < 120), colour
     finally:
         context.close()
 
 
-def test_the_advisory_page_with_the_same_content_fits_a_320px_screen(live_server: Callable[..., Any], page: Any) -> None:
+def test_the_advisory_page_with_the_same_content_fits_a_320px_screen(
+    live_server: Callable[..., Any], page: Any
+) -> None:
     server = live_server()
     advisory_id = save(server.app, advisory("flood", title="Flood warning", body=BODY))
     page.set_viewport_size({"width": 320, "height": 640})

@@ -24,8 +24,12 @@ def test_a_feed_opened_in_chromium_is_a_page_listing_its_advisories_and_how_to_f
     live_server: Callable[..., Any], page: Any, advisory_dir: Path, tmp_path: Path, fmt: str
 ) -> None:
     write_advisory(
-        advisory_dir, "chatham", title="Appeal after burglary in Chatham",
-        url="https://www.kent.police.uk/news/chatham/", date="09:00 20/11/2026", area="Medway",
+        advisory_dir,
+        "chatham",
+        title="Appeal after burglary in Chatham",
+        url="https://www.kent.police.uk/news/chatham/",
+        date="09:00 20/11/2026",
+        area="Medway",
     )
     server = live_server(site={"name": "Kent Area Alerts"})
     app = server.app
@@ -40,11 +44,17 @@ def test_a_feed_opened_in_chromium_is_a_page_listing_its_advisories_and_how_to_f
     assert response.headers["content-type"] == "application/xml; charset=utf-8"
     assert page.title() == f"Kent Area Alerts: Medway ({'RSS' if fmt == 'rss' else 'Atom'} feed)"
     assert page.locator("h1").inner_text() == "Kent Area Alerts: Medway"
-    assert page.locator("ol li h3 a").all_inner_texts() == ["Appeal after burglary in Chatham", SAMPLE_TITLE]
+    assert page.locator("ol li h3 a").all_inner_texts() == [
+        "Appeal after burglary in Chatham",
+        SAMPLE_TITLE,
+    ]
     assert page.locator("ol li time").first.inner_text() == "20 Nov 2026"
     follow = page.get_by_role("region", name="How to follow this feed")
     assert "feed reader" in follow.inner_text()
-    assert page.get_by_label(f"Feed address ({'RSS' if fmt == 'rss' else 'Atom'})").input_value() == href
+    assert (
+        page.get_by_label(f"Feed address ({'RSS' if fmt == 'rss' else 'Atom'})").input_value()
+        == href
+    )
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     shot = tmp_path / f"medway-{fmt}-375.png"
     page.screenshot(path=str(shot), full_page=True)

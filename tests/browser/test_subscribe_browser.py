@@ -29,7 +29,9 @@ def delivered(maildir: Path) -> list[EmailMessage]:
     return messages
 
 
-def test_subscribe_then_the_emailed_link_asks_and_the_button_confirms(live_server: Callable[..., Any], page: Any) -> None:
+def test_subscribe_then_the_emailed_link_asks_and_the_button_confirms(
+    live_server: Callable[..., Any], page: Any
+) -> None:
     server = live_server()
     app = server.app
     page.goto(f"{server.url}/subscribe")
@@ -67,7 +69,9 @@ def test_subscribe_then_the_emailed_link_asks_and_the_button_confirms(live_serve
     assert active is not None and active.status is ACTIVE and active.watermark is not None
 
 
-def test_a_mistyped_town_is_explained_next_to_its_field_at_320px(live_server: Callable[..., Any], page: Any) -> None:
+def test_a_mistyped_town_is_explained_next_to_its_field_at_320px(
+    live_server: Callable[..., Any], page: Any
+) -> None:
     server = live_server()
     page.set_viewport_size({"width": 320, "height": 640})
     page.goto(f"{server.url}/subscribe")
@@ -87,7 +91,9 @@ def test_a_mistyped_town_is_explained_next_to_its_field_at_320px(live_server: Ca
     assert server.app.store.subscribers.find("resident@example.org") is None
 
 
-def test_areas_are_ticked_by_district_and_town_with_javascript_off(live_server: Callable[..., Any], browser: Any) -> None:
+def test_areas_are_ticked_by_district_and_town_with_javascript_off(
+    live_server: Callable[..., Any], browser: Any
+) -> None:
     server = live_server()
     context = browser.new_context(viewport={"width": 375, "height": 812}, java_script_enabled=False)
     try:
@@ -104,7 +110,12 @@ def test_areas_are_ticked_by_district_and_town_with_javascript_off(live_server: 
         assert page.locator("h1").inner_text() == "Check your email"
         eventually(lambda: server.app.store.subscribers.find("ticks@example.org") is not None)
         subscriber = server.app.store.subscribers.find("ticks@example.org")
-        assert subscriber is not None and set(subscriber.areas) == {"dover", "chatham", "gillingham", "ashford"}
+        assert subscriber is not None and set(subscriber.areas) == {
+            "dover",
+            "chatham",
+            "gillingham",
+            "ashford",
+        }
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
     finally:
         context.close()

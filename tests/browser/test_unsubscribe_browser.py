@@ -12,10 +12,13 @@ from alerts.tokens import LinkSigner
 from tests.support import NOW
 
 
-def test_an_unsubscribe_link_asks_then_the_button_unsubscribes(live_server: Callable[..., Any], page: Any) -> None:
+def test_an_unsubscribe_link_asks_then_the_button_unsubscribes(
+    live_server: Callable[..., Any], page: Any
+) -> None:
     server = live_server()
     app = server.app
-    subscriber = app.store.subscribers.add(make_subscription(app.gazetteer, "resident@example.org", ["medway"]), now=NOW
+    subscriber = app.store.subscribers.add(
+        make_subscription(app.gazetteer, "resident@example.org", ["medway"]), now=NOW
     )
     link = LinkSigner(app.config).links(subscriber.id, NOW).unsubscribe_url
     assert link.startswith(server.url)
@@ -23,7 +26,9 @@ def test_an_unsubscribe_link_asks_then_the_button_unsubscribes(live_server: Call
     response = page.goto(link)
     assert response.status == 200
     assert page.locator("h1").inner_text() == f"Unsubscribe from {app.config.site.name}?"
-    assert app.store.subscribers.get(subscriber.id).status is ACTIVE  # opening the link changed nothing
+    assert (
+        app.store.subscribers.get(subscriber.id).status is ACTIVE
+    )  # opening the link changed nothing
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
 
     # The browser sends its own Origin with the form: the same-site check lets it through.

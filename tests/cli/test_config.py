@@ -41,7 +41,10 @@ def test_an_empty_file_gives_the_defaults(tmp_path: Path) -> None:
 
 
 def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
-    config = load(tmp_path, "sources:\n  - path: advisories\nfeeds:\n  out: public/feeds\ndatabase: sqlite:///db/a.db\n")
+    config = load(
+        tmp_path,
+        "sources:\n  - path: advisories\nfeeds:\n  out: public/feeds\ndatabase: sqlite:///db/a.db\n",
+    )
     assert config.sources[0].path == tmp_path / "advisories"
     assert config.feeds.out == tmp_path / "public" / "feeds"
     assert config.database == f"sqlite:///{tmp_path / 'db' / 'a.db'}"
@@ -57,27 +60,54 @@ def test_config_is_frozen(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ("databse: sqlite:///x.db\n", "config.yaml:1: unknown key 'databse'; check the spelling"),
-        ("delivery:\n  smtp:\n    host: a\n    hots: b\n", "config.yaml:4: unknown key 'delivery.smtp.hots'"),
+        (
+            "delivery:\n  smtp:\n    host: a\n    hots: b\n",
+            "config.yaml:4: unknown key 'delivery.smtp.hots'",
+        ),
         ("sources:\n  - path: a\n  - pth: b\n", "config.yaml:3: unknown key 'sources[1].pth'"),
-        ("feeds:\n  max_items: lots\n", "config.yaml:2: 'feeds.max_items': Input should be a valid integer"),
-        ("scheduler:\n  poll_minutes: -1\n", "config.yaml:2: 'scheduler.poll_minutes': Input should be greater than 0"),
-        ("digests:\n  daily_at: '25:00'\n", "config.yaml:2: 'digests.daily_at': Input should be in a valid time format"),
-        ("digests:\n  weekly_day: funday\n", "config.yaml:2: 'digests.weekly_day': Input should be 'monday'"),
+        (
+            "feeds:\n  max_items: lots\n",
+            "config.yaml:2: 'feeds.max_items': Input should be a valid integer",
+        ),
+        (
+            "scheduler:\n  poll_minutes: -1\n",
+            "config.yaml:2: 'scheduler.poll_minutes': Input should be greater than 0",
+        ),
+        (
+            "digests:\n  daily_at: '25:00'\n",
+            "config.yaml:2: 'digests.daily_at': Input should be in a valid time format",
+        ),
+        (
+            "digests:\n  weekly_day: funday\n",
+            "config.yaml:2: 'digests.weekly_day': Input should be 'monday'",
+        ),
         ("sources: advisories\n", "config.yaml:1: 'sources': Input should be a list"),
-        ("database: mysql://x\n", "config.yaml:1: 'database': must be a sqlite:/// or postgresql:// URL"),
-        ("site:\n  base_url: localhost\n", "config.yaml:2: 'site.base_url': must be an http(s) URL"),
+        (
+            "database: mysql://x\n",
+            "config.yaml:1: 'database': must be a sqlite:/// or postgresql:// URL",
+        ),
+        (
+            "site:\n  base_url: localhost\n",
+            "config.yaml:2: 'site.base_url': must be an http(s) URL",
+        ),
         (
             "delivery:\n  backend: smtp\n  smtp:\n    port: 587\n",
             "config.yaml:3: missing required key 'delivery.smtp.host'",
         ),
-        ("delivery:\n  backend: smtp\n", "config.yaml:1: 'delivery': backend is smtp but there is no 'smtp:' section"),
+        (
+            "delivery:\n  backend: smtp\n",
+            "config.yaml:1: 'delivery': backend is smtp but there is no 'smtp:' section",
+        ),
         (
             "delivery:\n  smtp:\n    host: a\n    security: none\n    username: u\n    password_env: P\n",
             "'delivery.smtp': refusing to send credentials in clear",
         ),
         ("timezone: Mars/Olympus\n", "config.yaml:1: 'timezone': unknown time zone 'Mars/Olympus'"),
         ("timezone: 5\n", "'timezone': Input should be a valid string (got 5)"),
-        ("sources:\n  - path: a\n    feed: https://x.example/rss\n", "'sources[0]': give exactly one of 'path'"),
+        (
+            "sources:\n  - path: a\n    feed: https://x.example/rss\n",
+            "'sources[0]': give exactly one of 'path'",
+        ),
         ("root: /etc\n", "unknown key 'root'"),
         ("- a\n- b\n", "the config must be a mapping"),
         ("feeds:\n  out: [unclosed\nsite: {}\n", "config.yaml:3: invalid YAML"),
@@ -87,20 +117,55 @@ def test_config_is_frozen(tmp_path: Path) -> None:
             "config.yaml:2: 'digests.max_age_days': Input should be less than or equal to 3650 "
             "(got 99999999999999999999)",
         ),
-        ("feeds:\n  max_items: 100000\n", "'feeds.max_items': Input should be less than or equal to 1000"),
-        ("digests:\n  max_items: 1000000000\n", "'digests.max_items': Input should be less than or equal to 1000"),
-        ("scheduler:\n  poll_minutes: .inf\n", "config.yaml:2: 'scheduler.poll_minutes': Input should be a finite number"),
-        ("scheduler:\n  misfire_grace_minutes: 1e12\n", "'scheduler.misfire_grace_minutes': Input should be less than or equal to 43200"),
-        ("sources:\n  - feed: https://x.example/rss\n    timeout: .nan\n", "config.yaml:3: 'sources[0].timeout': Input should be a finite number"),
-        ("sources:\n  - feed: https://x.example/rss\n    max_bytes: 1e30\n", "'sources[0].max_bytes'"),
-        ("delivery:\n  retry_max: 1e300\n", "'delivery.retry_max': Input should be less than or equal to 2592000"),
-        ("delivery:\n  max_attempts: 10000000\n", "'delivery.max_attempts': Input should be less than or equal to 1000"),
-        ("delivery:\n  lease_seconds: 1e20\n", "'delivery.lease_seconds': Input should be less than or equal to 86400"),
-        ("delivery:\n  max_bounces: 0\n", "'delivery.max_bounces': Input should be greater than or equal to 1"),
-        ("delivery:\n  smtp:\n    host: a\n    rate: 1e400\n", "config.yaml:4: 'delivery.smtp.rate': Input should be a finite number"),
+        (
+            "feeds:\n  max_items: 100000\n",
+            "'feeds.max_items': Input should be less than or equal to 1000",
+        ),
+        (
+            "digests:\n  max_items: 1000000000\n",
+            "'digests.max_items': Input should be less than or equal to 1000",
+        ),
+        (
+            "scheduler:\n  poll_minutes: .inf\n",
+            "config.yaml:2: 'scheduler.poll_minutes': Input should be a finite number",
+        ),
+        (
+            "scheduler:\n  misfire_grace_minutes: 1e12\n",
+            "'scheduler.misfire_grace_minutes': Input should be less than or equal to 43200",
+        ),
+        (
+            "sources:\n  - feed: https://x.example/rss\n    timeout: .nan\n",
+            "config.yaml:3: 'sources[0].timeout': Input should be a finite number",
+        ),
+        (
+            "sources:\n  - feed: https://x.example/rss\n    max_bytes: 1e30\n",
+            "'sources[0].max_bytes'",
+        ),
+        (
+            "delivery:\n  retry_max: 1e300\n",
+            "'delivery.retry_max': Input should be less than or equal to 2592000",
+        ),
+        (
+            "delivery:\n  max_attempts: 10000000\n",
+            "'delivery.max_attempts': Input should be less than or equal to 1000",
+        ),
+        (
+            "delivery:\n  lease_seconds: 1e20\n",
+            "'delivery.lease_seconds': Input should be less than or equal to 86400",
+        ),
+        (
+            "delivery:\n  max_bounces: 0\n",
+            "'delivery.max_bounces': Input should be greater than or equal to 1",
+        ),
+        (
+            "delivery:\n  smtp:\n    host: a\n    rate: 1e400\n",
+            "config.yaml:4: 'delivery.smtp.rate': Input should be a finite number",
+        ),
     ],
 )
-def test_each_mistake_is_one_line_naming_the_key_and_line(tmp_path: Path, text: str, expected: str) -> None:
+def test_each_mistake_is_one_line_naming_the_key_and_line(
+    tmp_path: Path, text: str, expected: str
+) -> None:
     message = error(tmp_path, text)
     assert "\n" not in message
     assert message.startswith(str(tmp_path / "config.yaml"))
@@ -118,7 +183,10 @@ def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
 def test_password_comes_from_the_named_variable_and_never_prints(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = load(tmp_path, "delivery:\n  smtp:\n    host: a\n    username: u\n    password_env: TEST_SMTP_PW\n")
+    config = load(
+        tmp_path,
+        "delivery:\n  smtp:\n    host: a\n    username: u\n    password_env: TEST_SMTP_PW\n",
+    )
     assert config.delivery.smtp is not None
     with pytest.raises(ConfigError, match="TEST_SMTP_PW is not set"):
         config.delivery.smtp.password()
@@ -139,7 +207,12 @@ def test_parse_config_validates_a_mapping_without_a_file(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(
     "text",
-    ["databse: x\n", "delivery:\n  backend: smtp\n  smtp:\n    port: 25\n", "timezone: Nowhere/Land\n", "a: [\n"],
+    [
+        "databse: x\n",
+        "delivery:\n  backend: smtp\n  smtp:\n    port: 25\n",
+        "timezone: Nowhere/Land\n",
+        "a: [\n",
+    ],
 )
 def test_cli_prints_one_line_and_exits_2_on_a_bad_config(tmp_path: Path, text: str) -> None:
     path = tmp_path / "config.yaml"

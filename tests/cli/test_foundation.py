@@ -45,7 +45,9 @@ def test_ingest_prints_the_summary_and_is_idempotent(run_cli: Run) -> None:
 
 def test_ingest_paths_reports_bad_files_and_exits_1(run_cli: Run, tmp_path: Path) -> None:
     bad = tmp_path / "bad.md"
-    bad.write_text("```yaml\ntitle: x\nurl: https://a.example/\npublish:\n  date: 14:30 31/02/2020\n```\n")
+    bad.write_text(
+        "```yaml\ntitle: x\nurl: https://a.example/\npublish:\n  date: 14:30 31/02/2020\n```\n"
+    )
     result = run_cli("ingest", str(SAMPLE), str(bad))
     assert result.exit_code == 1
     assert result.stdout == "1 new, 0 updated, 0 unchanged, 1 rejected\n"
@@ -56,7 +58,9 @@ def test_ingest_paths_reports_bad_files_and_exits_1(run_cli: Run, tmp_path: Path
 
 def test_ingest_json(run_cli: Run, tmp_path: Path) -> None:
     undated = tmp_path / "undated.md"
-    undated.write_text("```yaml\ntitle: Undated\nurl: https://a.example/u\narea: Dover\n```\nText.\n")
+    undated.write_text(
+        "```yaml\ntitle: Undated\nurl: https://a.example/u\narea: Dover\n```\nText.\n"
+    )
     (tmp_path / "empty.md").write_bytes(b"")
     result = run_cli("ingest", "--json", str(undated), str(tmp_path / "empty.md"))
     assert result.exit_code == 1
@@ -64,7 +68,9 @@ def test_ingest_json(run_cli: Run, tmp_path: Path) -> None:
     assert {k: report[k] for k in ("new", "updated", "unchanged", "rejected")} == {
         "new": 1, "updated": 0, "unchanged": 0, "rejected": 1,
     }  # fmt: skip
-    assert report["errors"] == [f"{tmp_path / 'empty.md'}: empty file (an advisory starts with a ```yaml block)"]
+    assert report["errors"] == [
+        f"{tmp_path / 'empty.md'}: empty file (an advisory starts with a ```yaml block)"
+    ]
     assert len(report["warnings"]) == 1
     assert "no publish.date" in report["warnings"][0]
 
@@ -85,7 +91,9 @@ def test_progress_bar_is_silent_off_a_terminal(monkeypatch: pytest.MonkeyPatch) 
     assert log_file.getvalue() == ""
 
 
-def test_progress_bar_draws_on_a_terminal_for_large_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_bar_draws_on_a_terminal_for_large_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
@@ -117,7 +125,9 @@ def test_list_json_is_an_array_with_offsets_and_slugs(ingested: Run) -> None:
 
 def test_list_json_gives_summer_dates_with_the_summer_offset(run_cli: Run, tmp_path: Path) -> None:
     summer = tmp_path / "summer.md"
-    summer.write_text("```yaml\ntitle: Summer\nurl: https://a.example/s\npublish:\n  date: 14:30 18/07/2021\n```\nIn Deal.\n")
+    summer.write_text(
+        "```yaml\ntitle: Summer\nurl: https://a.example/s\npublish:\n  date: 14:30 18/07/2021\n```\nIn Deal.\n"
+    )
     assert run_cli("ingest", str(summer)).exit_code == 0
     [item] = json.loads(run_cli("advisories", "list", "--json").stdout)
     assert item["published_at"] == "2021-07-18T14:30:00+01:00"
@@ -169,7 +179,9 @@ def test_list_on_an_empty_store_says_what_to_do(config_path: Path, run_cli: Run)
         (["--since", "yesterday"], "Invalid value for --since: unreadable date 'yesterday'"),
     ],
 )
-def test_list_bad_options_exit_2_with_one_line(ingested: Run, args: list[str], message: str) -> None:
+def test_list_bad_options_exit_2_with_one_line(
+    ingested: Run, args: list[str], message: str
+) -> None:
     result = ingested("advisories", "list", *args)
     assert result.exit_code == 2
     assert message in result.stderr
@@ -197,13 +209,18 @@ def test_show_json_has_the_body(ingested: Run) -> None:
 def test_show_unknown_exits_2_with_a_hint(ingested: Run, ref: str) -> None:
     result = ingested("advisories", "show", ref)
     assert result.exit_code == 2
-    assert result.stderr == f"Error: no advisory {ref!r} (run 'alerts advisories list' to see the ids)\n"
+    assert (
+        result.stderr
+        == f"Error: no advisory {ref!r} (run 'alerts advisories list' to see the ids)\n"
+    )
 
 
 # -- help without a config ---------------------------------------------------------------------
 
 
-def every_command(group: click.Group = cli, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+def every_command(
+    group: click.Group = cli, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[str, ...]]:
     yield prefix
     for name, command in sorted(group.commands.items()):
         if isinstance(command, click.Group):
@@ -217,7 +234,9 @@ def test_help_works_without_a_config_file(
     path: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, [*path, "--help"], env={CONFIG_ENV: str(tmp_path / "absent.yaml")})
+    result = CliRunner().invoke(
+        cli, [*path, "--help"], env={CONFIG_ENV: str(tmp_path / "absent.yaml")}
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Usage: ")
     assert not (tmp_path / "var").exists()  # --help touched no database
@@ -225,7 +244,11 @@ def test_help_works_without_a_config_file(
 
 def test_python_m_alerts_is_the_same_cli(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "alerts", "--help"], capture_output=True, text=True, cwd=tmp_path, check=False
+        [sys.executable, "-m", "alerts", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
     )
     assert result.returncode == 0
     assert "ingest" in result.stdout

@@ -38,7 +38,10 @@ def queue_alerts(config: Path, count: int = 1) -> None:
     save(app, advisory("courier-fraud", areas=("medway",)))
     for i in range(count):
         subscribe(app, f"reader{i}@example.org", ["chatham"], frequency=Frequency.IMMEDIATE)
-    assert queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW).messages == count
+    assert (
+        queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW).messages
+        == count
+    )
     app.close()
 
 
@@ -66,16 +69,31 @@ def test_status_tells_the_last_run_in_words_and_json_keeps_every_count(run_cli: 
     lines = text.splitlines()
     assert lines[0] == "Scheduler: 'alerts serve' has never run against this database"
     assert "Delivered so far: 0 sent, 0 deferred, 0 bounced, 0 failed" in lines
-    assert any(re.fullmatch(r"Source .*advisories \(folder\): ok, last read .*", line) for line in lines)
+    assert any(
+        re.fullmatch(r"Source .*advisories \(folder\): ok, last read .*", line) for line in lines
+    )
     run = next(i for i, line in enumerate(lines) if line.startswith("Last run:"))
-    assert re.fullmatch(r"Last run: alerts run at \d\d/\d\d/\d{4} \d\d:\d\d \w+ \(\d+\.\d s\): ok", lines[run])
+    assert re.fullmatch(
+        r"Last run: alerts run at \d\d/\d\d/\d{4} \d\d:\d\d \w+ \(\d+\.\d s\): ok", lines[run]
+    )
     assert lines[run + 1] == "  Advisories: 1 new, 0 updated, 0 rejected"
     assert re.fullmatch(r"  Feeds: \d+ rewritten, 0 unchanged", lines[run + 2])
-    assert lines[run + 3] == "  Mail: 0 queued (ran the daily and weekly digests); 0 sent, 0 deferred, 0 bounced, 0 failed"
+    assert (
+        lines[run + 3]
+        == "  Mail: 0 queued (ran the daily and weekly digests); 0 sent, 0 deferred, 0 bounced, 0 failed"
+    )
     assert "new: " not in text and "seconds" not in text  # no dict dump
     summary = info["last_run"]["summary"]
     assert info["last_run"]["kind"] == "run"  # not the 'feeds' marker row written during it
-    assert {"new", "feeds_written", "feeds_unchanged", "queued", "sent", "seconds", "problems"} <= set(summary)
+    assert {
+        "new",
+        "feeds_written",
+        "feeds_unchanged",
+        "queued",
+        "sent",
+        "seconds",
+        "problems",
+    } <= set(summary)
 
 
 def test_status_before_any_run_says_so(config_path: Path, run_cli: Run) -> None:
@@ -109,7 +127,9 @@ def test_send_with_the_relay_down_keeps_the_messages_and_says_what_to_do_in_one_
     assert "  ! relay unavailable: 127.0.0.1:" in status.stdout
 
 
-def test_send_with_nothing_due_says_when_the_next_retry_is(write_config: WriteConfig, run_cli: Run) -> None:
+def test_send_with_nothing_due_says_when_the_next_retry_is(
+    write_config: WriteConfig, run_cli: Run
+) -> None:
     config = relay_down(write_config)
     queue_alerts(config)
     assert run_cli("send", config=config).exit_code == 1  # deferred for a minute
@@ -166,14 +186,20 @@ def test_a_bad_dkim_key_fails_at_start_up(
 ) -> None:
     key = tmp_path / "dkim.pem"
     key.write_text("not a key\n", encoding="utf-8")
-    config = write_config(delivery={"dkim": {"domain": "example.org", "selector": "s1", "key_file": str(key)}})
+    config = write_config(
+        delivery={"dkim": {"domain": "example.org", "selector": "s1", "key_file": str(key)}}
+    )
 
     result = run_cli(*command, config=config)
 
     assert result.exit_code == 2
     [error] = error_lines(result)
-    assert error.startswith(f"Error: delivery.dkim.key_file: {key} is not an RSA private key in PEM form (unencrypted): ")
-    assert error.endswith("(give the PEM file that starts with -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----)")
+    assert error.startswith(
+        f"Error: delivery.dkim.key_file: {key} is not an RSA private key in PEM form (unencrypted): "
+    )
+    assert error.endswith(
+        "(give the PEM file that starts with -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----)"
+    )
     assert not (tmp_path / "alerts.db").exists()
 
 
@@ -181,7 +207,11 @@ def test_serve_without_the_smtp_password_fails_at_start_up(
     write_config: WriteConfig, run_cli: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ALERTS_TEST_NO_SUCH_PASSWORD", raising=False)
-    smtp = {"host": "127.0.0.1", "username": "alerts", "password_env": "ALERTS_TEST_NO_SUCH_PASSWORD"}
+    smtp = {
+        "host": "127.0.0.1",
+        "username": "alerts",
+        "password_env": "ALERTS_TEST_NO_SUCH_PASSWORD",
+    }
     config = write_config(delivery={"backend": "smtp", "smtp": smtp})
 
     result = run_cli("serve", config=config)
@@ -204,20 +234,28 @@ def test_an_unreachable_postgresql_server_is_one_line_with_the_password_hidden(
 
     assert result.exit_code == 1
     [error] = result.stderr.splitlines()
-    assert error.startswith(f"Error: database: cannot open postgresql://alerts:***@127.0.0.1:{port}/alerts: ")
+    assert error.startswith(
+        f"Error: database: cannot open postgresql://alerts:***@127.0.0.1:{port}/alerts: "
+    )
     assert "Connection refused" in error and "sekrit" not in error
-    assert error.endswith("(check the 'database:' URL in config.yaml and that the server is running)")
+    assert error.endswith(
+        "(check the 'database:' URL in config.yaml and that the server is running)"
+    )
 
 
 # -- what else an operator reads -------------------------------------------------------------
 
 
 def test_text_log_lines_carry_the_utc_offset() -> None:
-    record = logging.LogRecord("alerts.pipeline", logging.INFO, __file__, 1, "poll: 0 new", None, None)
+    record = logging.LogRecord(
+        "alerts.pipeline", logging.INFO, __file__, 1, "poll: 0 new", None, None
+    )
 
     line = TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s").format(record)
 
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d INFO alerts.pipeline: poll: 0 new", line)
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d INFO alerts.pipeline: poll: 0 new", line
+    )
 
 
 def test_advisories_show_prints_a_summary_taken_from_the_first_paragraph_once(run_cli: Run) -> None:
@@ -236,12 +274,23 @@ def test_advisories_show_prints_a_summary_taken_from_the_first_paragraph_once(ru
             "Error: Invalid value for --since: unreadable date 'yesterday'; write it as 'HH:MM DD/MM/YYYY' "
             "such as 14:30 18/12/2020, or ISO 8601 (see 'alerts advisories list --help')",
         ),
-        (("subscribers", "add", "a@example.org"), "Error: Missing option '--area' (see 'alerts subscribers add --help')"),
-        (("--log-format", "xml", "status"), "Error: Invalid value for '--log-format': 'xml' is not one of 'text', 'json' (see 'alerts --help')"),
-        (("statsu",), "Error: No such command 'statsu'. Did you mean 'status'? (see 'alerts --help')"),
+        (
+            ("subscribers", "add", "a@example.org"),
+            "Error: Missing option '--area' (see 'alerts subscribers add --help')",
+        ),
+        (
+            ("--log-format", "xml", "status"),
+            "Error: Invalid value for '--log-format': 'xml' is not one of 'text', 'json' (see 'alerts --help')",
+        ),
+        (
+            ("statsu",),
+            "Error: No such command 'statsu'. Did you mean 'status'? (see 'alerts --help')",
+        ),
     ],
 )
-def test_a_usage_error_is_one_line_pointing_at_the_help(config_path: Path, args: tuple[str, ...], line: str) -> None:
+def test_a_usage_error_is_one_line_pointing_at_the_help(
+    config_path: Path, args: tuple[str, ...], line: str
+) -> None:
     result = CliRunner().invoke(cli, ["--config", str(config_path), *args], prog_name="alerts")
 
     assert result.exit_code == 2
@@ -256,7 +305,9 @@ def test_the_command_list_is_not_cut_short_and_the_help_ends_with_examples() -> 
     assert "Examples:\n    alerts run --once" in text
 
 
-def test_run_while_serve_holds_the_database_says_to_wait_not_to_use_standby(config_path: Path, run_cli: Run) -> None:
+def test_run_while_serve_holds_the_database_says_to_wait_not_to_use_standby(
+    config_path: Path, run_cli: Run
+) -> None:
     from alerts.config import load_config
     from alerts.locking import instance_lock
 
@@ -289,7 +340,18 @@ def test_alerts_web_logs_every_line_as_json_with_log_format_json(config_path: Pa
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "alerts", "--log-format", "json", "--config", str(config_path), "web", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "alerts",
+        "--log-format",
+        "json",
+        "--config",
+        str(config_path),
+        "web",
+        "--port",
+        str(port),
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
@@ -305,19 +367,28 @@ def test_alerts_web_logs_every_line_as_json_with_log_format_json(config_path: Pa
         proc.wait()
 
     entries = [json.loads(line) for line in lines]  # every line, uvicorn's included
-    [serving] = [e for e in entries if e["logger"] == "alerts.web" and e["message"].startswith("serving")]
+    [serving] = [
+        e for e in entries if e["logger"] == "alerts.web" and e["message"].startswith("serving")
+    ]
     assert serving["message"] == f"serving Area Alerts on http://127.0.0.1:{port}/ (Ctrl+C to stop)"
     assert any(entry["logger"] == "uvicorn.error" for entry in entries)
 
 
-def test_subscribers_export_to_a_folder_that_does_not_exist_is_one_line(run_cli: Run, tmp_path: Path) -> None:
+def test_subscribers_export_to_a_folder_that_does_not_exist_is_one_line(
+    run_cli: Run, tmp_path: Path
+) -> None:
     result = run_cli("subscribers", "export", "--out", str(tmp_path / "no" / "such" / "list.csv"))
 
     assert result.exit_code == 1
-    assert result.stderr == f"Error: Could not open file '{tmp_path / 'no' / 'such' / 'list.csv'}': No such file or directory\n"
+    assert (
+        result.stderr
+        == f"Error: Could not open file '{tmp_path / 'no' / 'such' / 'list.csv'}': No such file or directory\n"
+    )
 
 
-def test_subscribers_import_mentions_update_only_when_rows_were_kept(run_cli: Run, tmp_path: Path) -> None:
+def test_subscribers_import_mentions_update_only_when_rows_were_kept(
+    run_cli: Run, tmp_path: Path
+) -> None:
     first, changed = tmp_path / "first.csv", tmp_path / "changed.csv"
     first.write_text("email,areas\nann@example.org,chatham\n", encoding="utf-8")
     changed.write_text("email,areas\nann@example.org,dover\n", encoding="utf-8")
@@ -334,7 +405,11 @@ def test_subscribers_import_mentions_update_only_when_rows_were_kept(run_cli: Ru
 
 @pytest.mark.parametrize("command", [("run",), ("serve",), ("web",)], ids=lambda c: c[0])
 def test_a_signing_key_file_that_cannot_be_created_fails_at_start_up(
-    write_config: WriteConfig, run_cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+    write_config: WriteConfig,
+    run_cli: Run,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: tuple[str, ...],
 ) -> None:
     monkeypatch.delenv("ALERTS_SECRET_KEY", raising=False)
     blocker = tmp_path / "a-file"
@@ -356,14 +431,25 @@ def test_schedule_lines_up_its_columns(config_path: Path, run_cli: Run) -> None:
     lines = run_cli("schedule").stdout.splitlines()
 
     jobs = [line for line in lines if not line.startswith(" ")]
-    assert [line.split()[0] for line in jobs] == ["startup", "files", "sender", "poll", "daily", "weekly"]
+    assert [line.split()[0] for line in jobs] == [
+        "startup",
+        "files",
+        "sender",
+        "poll",
+        "daily",
+        "weekly",
+    ]
     does = ("ingest", "read new", "send what", "read the", "daily digests", "weekly digests")
-    assert len({line.index(text) for line, text in zip(jobs, does, strict=True)}) == 1  # the 'does' column
+    assert (
+        len({line.index(text) for line, text in zip(jobs, does, strict=True)}) == 1
+    )  # the 'does' column
     assert len({line.index("next ") for line in jobs[3:]}) == 1
 
 
 @pytest.mark.parametrize("kind", ["run", "send"])
-def test_rows_of_frequent_runs_are_kept_for_a_month_not_for_ever(config_path: Path, run_cli: Run, kind: str) -> None:
+def test_rows_of_frequent_runs_are_kept_for_a_month_not_for_ever(
+    config_path: Path, run_cli: Run, kind: str
+) -> None:
     app = App(config_path)
     old = NOW - KEEP_POLLS - timedelta(days=1)
     app.store.runs.add(kind, old, old, ok=True, summary={})
@@ -377,12 +463,28 @@ def test_rows_of_frequent_runs_are_kept_for_a_month_not_for_ever(config_path: Pa
     assert len(kept) == 1 and kept[0] > old
 
 
-def test_status_shows_a_failed_job_that_later_runs_would_hide(config_path: Path, run_cli: Run) -> None:
+def test_status_shows_a_failed_job_that_later_runs_would_hide(
+    config_path: Path, run_cli: Run
+) -> None:
     app = App(config_path)
     earlier = NOW - timedelta(hours=3)
-    summary = {"new": 0, "updated": 0, "rejected": 0, "failed_sources": 0, "feeds_written": 0, "feeds_unchanged": 0,
-               "queued": 0, "digests": [], "sent": 0, "deferred": 0, "bounced": 0, "failed": 0,
-               "failed_stages": ["daily digests"], "problems": ["daily digests: the database went away"], "seconds": 0.5}
+    summary = {
+        "new": 0,
+        "updated": 0,
+        "rejected": 0,
+        "failed_sources": 0,
+        "feeds_written": 0,
+        "feeds_unchanged": 0,
+        "queued": 0,
+        "digests": [],
+        "sent": 0,
+        "deferred": 0,
+        "bounced": 0,
+        "failed": 0,
+        "failed_stages": ["daily digests"],
+        "problems": ["daily digests: the database went away"],
+        "seconds": 0.5,
+    }
     app.store.runs.add("daily", earlier, earlier, ok=False, summary=summary)
     app.close()
     assert run_cli("run").exit_code == 0
@@ -400,7 +502,9 @@ def test_status_shows_a_failed_job_that_later_runs_would_hide(config_path: Path,
     assert info["last_failure"]["kind"] == "daily" and info["last_run"]["kind"] == "run"
 
 
-def test_status_forgets_a_failure_once_a_run_of_its_kind_went_well(write_config: WriteConfig, run_cli: Run) -> None:
+def test_status_forgets_a_failure_once_a_run_of_its_kind_went_well(
+    write_config: WriteConfig, run_cli: Run
+) -> None:
     config = relay_down(write_config)
     queue_alerts(config)
     assert run_cli("send", config=config).exit_code == 1
@@ -413,7 +517,9 @@ def test_status_forgets_a_failure_once_a_run_of_its_kind_went_well(write_config:
     assert "with failures" not in run_cli("status", config=ok_config).stdout
 
 
-@pytest.mark.parametrize("command", [("status",), ("run",), ("digest", "--frequency", "daily")], ids=lambda c: c[0])
+@pytest.mark.parametrize(
+    "command", [("status",), ("run",), ("digest", "--frequency", "daily")], ids=lambda c: c[0]
+)
 def test_a_sqlite_path_under_a_file_is_a_config_error_not_a_traceback(
     write_config: WriteConfig, run_cli: Run, tmp_path: Path, command: tuple[str, ...]
 ) -> None:
@@ -425,7 +531,9 @@ def test_a_sqlite_path_under_a_file_is_a_config_error_not_a_traceback(
 
     assert result.exit_code == 2
     if command == ("status",):  # only reads: it never tries to make the database
-        assert result.stderr.startswith(f"Error: database: no database file {blocker / 'alerts.db'} (")
+        assert result.stderr.startswith(
+            f"Error: database: no database file {blocker / 'alerts.db'} ("
+        )
         return
     assert result.stderr == (
         f"Error: database: cannot create the folder {blocker}: File exists (check the 'database:' URL in config.yaml)\n"
@@ -444,8 +552,12 @@ def test_a_postgresql_database_that_does_not_exist_is_a_config_error(
 
     assert result.exit_code == 2
     [error] = result.stderr.splitlines()
-    assert error.startswith(f"Error: database: cannot open {missing.render_as_string(hide_password=True)}: ")
-    assert error.endswith('database "alerts_no_such_database" does not exist (check the \'database:\' URL in config.yaml)')
+    assert error.startswith(
+        f"Error: database: cannot open {missing.render_as_string(hide_password=True)}: "
+    )
+    assert error.endswith(
+        "database \"alerts_no_such_database\" does not exist (check the 'database:' URL in config.yaml)"
+    )
 
 
 def test_each_problem_of_a_run_is_a_log_line_naming_the_job(
@@ -461,13 +573,17 @@ def test_each_problem_of_a_run_is_a_log_line_naming_the_job(
         report = run_once(app)
     app.close()
 
-    [record] = [r for r in caplog.records if r.name == "alerts.pipeline" and r.levelno == logging.WARNING]
+    [record] = [
+        r for r in caplog.records if r.name == "alerts.pipeline" and r.levelno == logging.WARNING
+    ]
     assert record.getMessage().startswith("send: relay unavailable: 127.0.0.1:")
     assert record.__dict__["ctx_kind"] == "run"
     assert not report.ok
 
 
-@pytest.mark.parametrize("command", [("status",), ("advisories", "list"), ("schedule",), ("status", "--json")])
+@pytest.mark.parametrize(
+    "command", [("status",), ("advisories", "list"), ("schedule",), ("status", "--json")]
+)
 def test_a_read_only_command_never_creates_a_database_or_its_folder(
     write_config: WriteConfig, run_cli: Run, tmp_path: Path, command: tuple[str, ...]
 ) -> None:
@@ -488,6 +604,8 @@ def test_a_read_only_command_reads_a_database_a_run_made(config_path: Path, run_
     assert run_cli("run", "--once").exit_code == 0
     assert run_cli("advisories", "list").exit_code == 0
     assert "\nOutbox: " in run_cli("status").stdout
+
+
 def test_alerts_web_without_the_relay_password_says_to_set_it_or_use_no_send(
     write_config: Callable[..., Path], run_cli: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -495,7 +613,11 @@ def test_alerts_web_without_the_relay_password_says_to_set_it_or_use_no_send(
     config = write_config(
         delivery={
             "backend": "smtp",
-            "smtp": {"host": "relay.example.org", "username": "alerts", "password_env": "ALERTS_TEST_RELAY_PASSWORD"},
+            "smtp": {
+                "host": "relay.example.org",
+                "username": "alerts",
+                "password_env": "ALERTS_TEST_RELAY_PASSWORD",
+            },
         }
     )
     result = run_cli("web", config=config)

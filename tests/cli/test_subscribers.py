@@ -40,8 +40,21 @@ def status_of(run: Run, email: str) -> SubscriberStatus | None:
 
 
 def test_add_then_list_as_json_with_offsets_and_slugs(run: Run) -> None:
-    result = run("subscribers", "add", "Jo@Example.ORG", "--area", "ME4", "--area", "Chatham",
-                 "--frequency", "weekly", "--name", "Jo", "--forwardable", "--no-urgent")
+    result = run(
+        "subscribers",
+        "add",
+        "Jo@Example.ORG",
+        "--area",
+        "ME4",
+        "--area",
+        "Chatham",
+        "--frequency",
+        "weekly",
+        "--name",
+        "Jo",
+        "--forwardable",
+        "--no-urgent",
+    )
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Added: Jo@example.org (active, weekly, ")
     listed = json.loads(run("subscribers", "list", "--json").output)
@@ -78,7 +91,9 @@ def test_add_pending_queues_a_confirmation(run: Run) -> None:
         (["a@example.org", "--area", "kent", "--frequency", "hourly"], "'hourly' is not one of"),
     ],
 )
-def test_bad_input_to_add_is_one_line_and_exit_status_2(run: Run, args: list[str], message: str) -> None:
+def test_bad_input_to_add_is_one_line_and_exit_status_2(
+    run: Run, args: list[str], message: str
+) -> None:
     result = run("subscribers", "add", *args)
     assert result.exit_code == 2
     assert message in result.output
@@ -111,12 +126,22 @@ def test_list_filters_by_area_with_the_matching_rule_and_by_status(run: Run) -> 
     run("subscribers", "import", str(REPO / "subscribers" / "example.yaml"))
     medway = json.loads(run("subscribers", "list", "--json", "--area", "ME4").output)
     # Medway news reaches Medway's own subscribers and those of places within it.
-    assert {e["email"] for e in medway} == {"resident.chatham@example.org", "coordinator.medway@example.org"}
+    assert {e["email"] for e in medway} == {
+        "resident.chatham@example.org",
+        "coordinator.medway@example.org",
+    }
     gone = json.loads(run("subscribers", "list", "--json", "--status", "unsubscribed").output)
     assert [e["email"] for e in gone] == ["moved.away@example.org"]
     text = run("subscribers", "list").output
-    assert "coordinator.medway@example.org" in text and "[forwardable]" in text and "[no urgent]" in text
-    assert run("subscribers", "list", "--area", "dover", "--status", "active").output == "No subscribers match.\n"
+    assert (
+        "coordinator.medway@example.org" in text
+        and "[forwardable]" in text
+        and "[no urgent]" in text
+    )
+    assert (
+        run("subscribers", "list", "--area", "dover", "--status", "active").output
+        == "No subscribers match.\n"
+    )
 
 
 def test_list_with_nobody(run: Run) -> None:
@@ -135,7 +160,9 @@ def test_import_is_idempotent_and_reports_counts(run: Run) -> None:
 
 def test_import_with_bad_rows_names_them_and_exits_1(run: Run, tmp_path: Path) -> None:
     path = tmp_path / "list.csv"
-    path.write_text("email,areas\ngood@example.org,kent\nbad,kent\nworse@example.org,Narnia\n", encoding="utf-8")
+    path.write_text(
+        "email,areas\ngood@example.org,kent\nbad,kent\nworse@example.org,Narnia\n", encoding="utf-8"
+    )
     result = run("subscribers", "import", str(path))
     assert result.exit_code == 1
     assert f"Bad row: {path}:3: bad: " in result.output
@@ -147,10 +174,14 @@ def test_import_skips_opted_out_addresses_and_says_why(run: Run, tmp_path: Path)
     run("subscribers", "add", "gone@example.org", "--area", "kent")
     run("subscribers", "remove", "gone@example.org")
     path = tmp_path / "list.yaml"
-    path.write_text("subscribers:\n  - email: gone@example.org\n    areas: [kent]\n", encoding="utf-8")
+    path.write_text(
+        "subscribers:\n  - email: gone@example.org\n    areas: [kent]\n", encoding="utf-8"
+    )
     result = run("subscribers", "import", str(path))
     assert result.exit_code == 0
-    assert f"Skipped: {path}:2: gone@example.org: unsubscribed: not re-added (PECR)" in result.output
+    assert (
+        f"Skipped: {path}:2: gone@example.org: unsubscribed: not re-added (PECR)" in result.output
+    )
     assert status_of(run, "gone@example.org") is SubscriberStatus.UNSUBSCRIBED
 
 
@@ -179,12 +210,17 @@ def test_export_writes_what_import_reads(run: Run, tmp_path: Path, fmt: str) -> 
     assert written.exit_code == 0 and "Wrote 4 subscribers" in written.output
     assert out.read_text(encoding="utf-8") == printed.output
     rows = [row.values for row in read_list(out)]
-    assert {row["email"] for row in rows} >= {"moved.away@example.org", "resident.chatham@example.org"}
+    assert {row["email"] for row in rows} >= {
+        "moved.away@example.org",
+        "resident.chatham@example.org",
+    }
     active_only = run("subscribers", "export", "--format", fmt, "--status", "active").output
     assert "moved.away@example.org" not in active_only
 
 
-def test_add_refuses_an_address_with_non_ascii_before_the_at_in_one_line_and_stores_nothing(run: Run) -> None:
+def test_add_refuses_an_address_with_non_ascii_before_the_at_in_one_line_and_stores_nothing(
+    run: Run,
+) -> None:
     result = run("subscribers", "add", "josé@example.org", "--area", "kent", "--pending")
 
     assert result.exit_code == 2
@@ -196,7 +232,9 @@ def test_add_refuses_an_address_with_non_ascii_before_the_at_in_one_line_and_sto
     assert json.loads(run("subscribers", "list", "--json").output) == []
 
 
-def test_add_stores_an_internationalised_domain_in_its_ascii_form_so_any_relay_takes_it(run: Run) -> None:
+def test_add_stores_an_internationalised_domain_in_its_ascii_form_so_any_relay_takes_it(
+    run: Run,
+) -> None:
     result = run("subscribers", "add", "ann@bücher.example", "--area", "kent")
 
     assert result.exit_code == 0, result.output
@@ -208,7 +246,11 @@ def test_add_stores_an_internationalised_domain_in_its_ascii_form_so_any_relay_t
 @pytest.mark.parametrize(
     ("name", "text", "line"),
     [
-        ("list.csv", "email,areas\ngood@example.org,kent\njosé@example.org,kent\nann@bücher.example,kent\n", 3),
+        (
+            "list.csv",
+            "email,areas\ngood@example.org,kent\njosé@example.org,kent\nann@bücher.example,kent\n",
+            3,
+        ),
         (
             "list.yaml",
             "subscribers:\n  - email: good@example.org\n    areas: [kent]\n  - email: josé@example.org\n"
@@ -226,7 +268,10 @@ def test_import_names_a_non_ascii_address_by_line_and_imports_the_rest(
     result = run("subscribers", "import", str(path))
 
     assert result.exit_code == 1
-    assert f"Bad row: {path}:{line}: josé@example.org: 'josé@example.org' has characters outside ASCII" in result.output
+    assert (
+        f"Bad row: {path}:{line}: josé@example.org: 'josé@example.org' has characters outside ASCII"
+        in result.output
+    )
     assert "2 added" in result.output
     listed = {e["email"] for e in json.loads(run("subscribers", "list", "--json").output)}
     assert listed == {"good@example.org", "ann@xn--bcher-kva.example"}

@@ -28,7 +28,9 @@ def make_app(write_config: Callable[..., Path]) -> Iterator[Callable[..., App]]:
     def make(*, database: str, smtp: dict[str, Any] | None = None, **delivery: Any) -> App:
         settings: dict[str, Any] = {**DELIVERY, **delivery}
         if smtp is not None:
-            settings.update(backend="smtp", smtp={"security": "none", "timeout": 5, "connections": 2, **smtp})
+            settings.update(
+                backend="smtp", smtp={"security": "none", "timeout": 5, "connections": 2, **smtp}
+            )
         app = App(
             write_config(
                 database=database,

@@ -72,7 +72,9 @@ def fill(database: str) -> set[str]:
         store.close()
 
 
-@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def test_a_sender_killed_mid_run_and_restarted_loses_nothing_and_repeats_at_most_one_message_per_connection(
     write_config: Callable[..., Path], request: pytest.FixtureRequest, database: str
 ) -> None:
@@ -106,7 +108,9 @@ def test_a_sender_killed_mid_run_and_restarted_loses_nothing_and_repeats_at_most
     twice = {mid for mid, n in received.items() if n > 1}
     assert len(twice) <= CONNECTIONS, f"{len(twice)} messages came twice"
     assert all(n <= 2 for n in received.values())
-    assert twice <= in_flight & unmarked, "a message that was not in flight at the kill was sent twice"
+    assert twice <= in_flight & unmarked, (
+        "a message that was not in flight at the kill was sent twice"
+    )
     assert json.loads(out)["sent"] == MESSAGES - len(set(received_at_kill)) + len(twice)
     after = outbox_state(url)
     assert collections.Counter(status for status, _ in after.values()) == {"sent": MESSAGES}

@@ -47,7 +47,9 @@ def key_file(key: rsa.RSAPrivateKey, tmp_path: Path) -> Path:
     path = tmp_path / "dkim.pem"
     path.write_bytes(
         key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
     )
     return path
@@ -66,7 +68,9 @@ def dns_for(key: rsa.RSAPrivateKey) -> Callable[..., bytes | None]:
     return dnsfunc
 
 
-def signed_app(make_app: Callable[..., App], sink: SmtpSink, key_file: Path, sqlite_url: str) -> App:
+def signed_app(
+    make_app: Callable[..., App], sink: SmtpSink, key_file: Path, sqlite_url: str
+) -> App:
     return make_app(
         database=sqlite_url,
         smtp={"host": sink.host, "port": sink.port},
@@ -97,11 +101,22 @@ def test_the_signature_is_relaxed_relaxed_and_covers_both_list_unsubscribe_heade
     send_pending(app.config, app.store, app.clock, now=NOW, builder=PlainMessageFactory(app.store))
 
     header = sink.received[0].message()["DKIM-Signature"]
-    tags = {k.strip(): v for k, v in (t.split("=", 1) for t in re.sub(r"\s+", "", header).split(";") if t)}
+    tags = {
+        k.strip(): v
+        for k, v in (t.split("=", 1) for t in re.sub(r"\s+", "", header).split(";") if t)
+    }
     assert tags["c"] == "relaxed/relaxed"
     assert (tags["d"], tags["s"]) == (DOMAIN, SELECTOR)
     signed = tags["h"].lower().split(":")
-    assert {"from", "to", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post"} <= set(signed)
+    assert {
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+    } <= set(signed)
 
 
 def test_a_changed_one_click_header_breaks_the_signature(
@@ -112,7 +127,9 @@ def test_a_changed_one_click_header_breaks_the_signature(
     send_pending(app.config, app.store, app.clock, now=NOW, builder=PlainMessageFactory(app.store))
 
     data = sink.received[0].data
-    tampered = data.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: x=y")
+    tampered = data.replace(
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: x=y"
+    )
 
     assert tampered != data
     assert not dkim.verify(tampered, dnsfunc=dns_for(key))
@@ -133,10 +150,14 @@ def test_a_digest_built_by_the_real_message_factory_verifies_after_sending(
     assert b"list-unsubscribe-post" in got.data.split(b"\r\n\r\n")[0].lower().split(b"bh=")[0]
 
 
-def test_a_signed_message_verifies_with_the_signer_alone(key_file: Path, key: rsa.RSAPrivateKey) -> None:
+def test_a_signed_message_verifies_with_the_signer_alone(
+    key_file: Path, key: rsa.RSAPrivateKey
+) -> None:
     from alerts.config import DkimConfig
 
-    signer = DkimSigner.from_config(DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=key_file), NOW.timestamp)
+    signer = DkimSigner.from_config(
+        DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=key_file), NOW.timestamp
+    )
     message = (
         b"From: Kent Area Alerts <alerts@example.org>\r\nTo: ann@example.org\r\nSubject: Alerts\r\n"
         b"Message-ID: <1@example.org>\r\nList-Unsubscribe: <https://alerts.example.org/u/x>\r\n"
@@ -150,11 +171,16 @@ def test_a_key_file_that_is_missing_or_not_a_key_is_a_config_error_at_start(tmp_
     from alerts.config import DkimConfig
 
     with pytest.raises(ConfigError, match=r"delivery\.dkim\.key_file"):
-        DkimSigner.from_config(DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=tmp_path / "none.pem"), NOW.timestamp)
+        DkimSigner.from_config(
+            DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=tmp_path / "none.pem"),
+            NOW.timestamp,
+        )
     junk = tmp_path / "junk.pem"
     junk.write_text("not a key")
     with pytest.raises(ConfigError, match="not an RSA private key in PEM form"):
-        DkimSigner.from_config(DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=junk), NOW.timestamp)
+        DkimSigner.from_config(
+            DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=junk), NOW.timestamp
+        )
 
 
 # -- OpenSSL signing, checked by dkimpy's verifier ------------------------------------------
@@ -169,15 +195,23 @@ def ed_key() -> ed25519.Ed25519PrivateKey:
 
 def pem(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey, path: Path) -> Path:
     path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
     )
     return path
 
 
-def dns_for_both(key: rsa.RSAPrivateKey, ed_key: ed25519.Ed25519PrivateKey) -> Callable[..., bytes | None]:
+def dns_for_both(
+    key: rsa.RSAPrivateKey, ed_key: ed25519.Ed25519PrivateKey
+) -> Callable[..., bytes | None]:
     """The two TXT records: RSA under SELECTOR, Ed25519 (the raw 32 bytes, RFC 8463) under ED_SELECTOR."""
     rsa_record = dns_for(key)
-    raw = ed_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw = ed_key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
     ed_record = b"v=DKIM1; k=ed25519; p=" + base64.b64encode(raw)
 
     def dnsfunc(name: bytes, timeout: int = 5) -> bytes | None:
@@ -189,15 +223,23 @@ def dns_for_both(key: rsa.RSAPrivateKey, ed_key: ed25519.Ed25519PrivateKey) -> C
 
 
 def test_an_ed25519_key_in_the_config_adds_a_second_signature_and_both_verify(
-    make_app, sink: SmtpSink, key_file: Path, key: rsa.RSAPrivateKey, ed_key: ed25519.Ed25519PrivateKey,
-    sqlite_url: str, tmp_path: Path,
+    make_app,
+    sink: SmtpSink,
+    key_file: Path,
+    key: rsa.RSAPrivateKey,
+    ed_key: ed25519.Ed25519PrivateKey,
+    sqlite_url: str,
+    tmp_path: Path,
 ) -> None:
     app = make_app(
         database=sqlite_url,
         smtp={"host": sink.host, "port": sink.port},
         dkim={
-            "domain": DOMAIN, "selector": SELECTOR, "key_file": str(key_file),
-            "ed25519_selector": ED_SELECTOR, "ed25519_key_file": str(pem(ed_key, tmp_path / "ed.pem")),
+            "domain": DOMAIN,
+            "selector": SELECTOR,
+            "key_file": str(key_file),
+            "ed25519_selector": ED_SELECTOR,
+            "ed25519_key_file": str(pem(ed_key, tmp_path / "ed.pem")),
         },
     )
     queue(app, 2)
@@ -207,7 +249,10 @@ def test_an_ed25519_key_in_the_config_adds_a_second_signature_and_both_verify(
     assert len(sink.received) == 2
     for got in sink.received:
         signatures = got.message().get_all("DKIM-Signature")
-        assert [re.search(r"a=([\w-]+)", s).group(1) for s in signatures] == ["rsa-sha256", "ed25519-sha256"]  # type: ignore[union-attr]
+        assert [re.search(r"a=([\w-]+)", s).group(1) for s in signatures] == [  # type: ignore[union-attr]
+            "rsa-sha256",
+            "ed25519-sha256",
+        ]
         checker = dkim.DKIM(got.data)
         assert checker.verify(idx=0, dnsfunc=dns_for_both(key, ed_key))
         assert checker.verify(idx=1, dnsfunc=dns_for_both(key, ed_key))
@@ -217,7 +262,14 @@ def test_an_ed25519_selector_without_its_key_file_is_a_config_error(
     write_config: Callable[..., Path], key_file: Path
 ) -> None:
     config = write_config(
-        delivery={"dkim": {"domain": DOMAIN, "selector": SELECTOR, "key_file": str(key_file), "ed25519_selector": "x"}}
+        delivery={
+            "dkim": {
+                "domain": DOMAIN,
+                "selector": SELECTOR,
+                "key_file": str(key_file),
+                "ed25519_selector": "x",
+            }
+        }
     )
 
     with pytest.raises(ConfigError, match="needs both ed25519_selector and ed25519_key_file"):
@@ -231,16 +283,26 @@ def test_keys_of_the_wrong_kind_or_too_short_are_refused_at_start(
 
     ed_file = pem(ed_key, tmp_path / "ed.pem")
     with pytest.raises(ConfigError, match="is not an RSA private key"):
-        DkimSigner.from_config(DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=ed_file), NOW.timestamp)
+        DkimSigner.from_config(
+            DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=ed_file), NOW.timestamp
+        )
     with pytest.raises(ConfigError, match="is not an Ed25519 private key"):
         DkimSigner.from_config(
-            DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=key_file, ed25519_selector="ed", ed25519_key_file=key_file),
+            DkimConfig(
+                domain=DOMAIN,
+                selector=SELECTOR,
+                key_file=key_file,
+                ed25519_selector="ed",
+                ed25519_key_file=key_file,
+            ),
             NOW.timestamp,
         )
     short = tmp_path / "short.pem"
     short.write_text(SHORT_RSA_KEY)  # cryptography will not make one this short
     with pytest.raises(ConfigError, match="512-bit RSA key"):
-        DkimSigner.from_config(DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=short), NOW.timestamp)
+        DkimSigner.from_config(
+            DkimConfig(domain=DOMAIN, selector=SELECTOR, key_file=short), NOW.timestamp
+        )
 
 
 SHORT_RSA_KEY = """\
@@ -257,13 +319,18 @@ znH3oymBK3xi
 """
 
 WSP = st.sampled_from([" ", "\t", "  ", " \t "])
-WORD = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=":"), min_size=1, max_size=12)
+WORD = st.text(
+    alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=":"),
+    min_size=1,
+    max_size=12,
+)
 
 
 @st.composite
 def messages(draw: st.DrawFn) -> bytes:
     """Messages whose white space the relaxed canonicalisations must see through: runs of
     spaces and tabs, folded headers, trailing white space, empty lines at the end."""
+
     def value() -> str:
         words = draw(st.lists(WORD, min_size=1, max_size=6))
         text = ""
@@ -285,20 +352,27 @@ def messages(draw: st.DrawFn) -> bytes:
     if draw(st.booleans()):
         head.append(f"To:{value()}")  # a header twice: both signed, the last first
     lines = [
-        draw(st.sampled_from(["", " ", "\t"])).join(draw(st.lists(WORD, max_size=5))) + draw(st.sampled_from(["", " ", "\t "]))
+        draw(st.sampled_from(["", " ", "\t"])).join(draw(st.lists(WORD, max_size=5)))
+        + draw(st.sampled_from(["", " ", "\t "]))
         for _ in range(draw(st.integers(0, 6)))
     ]
     # The body ends with CRLF (or is empty), as the workers and SMTP make every message.
-    body = "".join(line + "\r\n" for line in lines) + draw(st.sampled_from(["", "\r\n", "\r\n \r\n"]))
+    body = "".join(line + "\r\n" for line in lines) + draw(
+        st.sampled_from(["", "\r\n", "\r\n \r\n"])
+    )
     return ("\r\n".join(head) + "\r\n\r\n" + body).encode()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(message=messages())
 def test_any_message_signed_with_openssl_verifies_with_dkimpy(
     message: bytes, key: rsa.RSAPrivateKey, ed_key: ed25519.Ed25519PrivateKey
 ) -> None:
-    signer = DkimSigner(DOMAIN, SELECTOR, key, clock=NOW.timestamp, ed25519_key=(ED_SELECTOR, ed_key))
+    signer = DkimSigner(
+        DOMAIN, SELECTOR, key, clock=NOW.timestamp, ed25519_key=(ED_SELECTOR, ed_key)
+    )
 
     signed = signer.sign(message)
 
@@ -307,7 +381,9 @@ def test_any_message_signed_with_openssl_verifies_with_dkimpy(
     assert checker.verify(idx=1, dnsfunc=dns_for_both(key, ed_key))
 
 
-def test_a_changed_body_breaks_the_signature_but_added_trailing_white_space_does_not(key: rsa.RSAPrivateKey) -> None:
+def test_a_changed_body_breaks_the_signature_but_added_trailing_white_space_does_not(
+    key: rsa.RSAPrivateKey,
+) -> None:
     message = b"From: a@example.org\r\nSubject: Hi\r\n\r\nSome  text.\r\nMore.\r\n"
     signed = DkimSigner(DOMAIN, SELECTOR, key, clock=NOW.timestamp).sign(message)
 

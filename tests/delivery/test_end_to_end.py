@@ -25,10 +25,15 @@ def queue_one_alert(app: App) -> None:
     save(app, advisory("courier-fraud", areas=("medway",)))
     subscribe(app, "ann@example.org", ["chatham"], frequency=Frequency.IMMEDIATE)
     subscribe(app, "bob@example.org", ["dover"], frequency=Frequency.IMMEDIATE)  # not concerned
-    assert queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW).messages == 1
+    assert (
+        queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW).messages
+        == 1
+    )
 
 
-def test_a_queued_alert_reaches_the_relay_through_the_real_message_factory(smtp_app: App, sink: SmtpSink) -> None:
+def test_a_queued_alert_reaches_the_relay_through_the_real_message_factory(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     queue_one_alert(smtp_app)
 
     report = send_pending(smtp_app.config, smtp_app.store, smtp_app.clock, now=NOW)
@@ -74,7 +79,10 @@ def test_alerts_send_reports_a_relay_it_cannot_use_in_one_line_and_exits_1(
 ) -> None:
     with SmtpSink() as plain:
         config = write_config(
-            delivery={"backend": "smtp", "smtp": {"host": "127.0.0.1", "port": plain.port, "security": "starttls"}}
+            delivery={
+                "backend": "smtp",
+                "smtp": {"host": "127.0.0.1", "port": plain.port, "security": "starttls"},
+            }
         )
         app = App(config)
         queue_one_alert(app)
@@ -96,7 +104,10 @@ def test_alerts_send_with_workers_exits_1_when_messages_fail_for_good(
     write_config: Callable[..., Path], run_cli: Callable[..., Result], sink: SmtpSink
 ) -> None:
     config = write_config(
-        delivery={"backend": "smtp", "smtp": {"host": sink.host, "port": sink.port, "security": "none"}}
+        delivery={
+            "backend": "smtp",
+            "smtp": {"host": sink.host, "port": sink.port, "security": "none"},
+        }
     )
     app = App(config)
     queue(app, 6)

@@ -101,7 +101,9 @@ def test_released_rows_are_pending_again_without_counting_an_attempt(smtp_app: A
     box.release("worker-a", [c.item.outbox_id for c in claimed])
 
     assert statuses(smtp_app) == {"pending": 3}
-    assert all(row["attempts"] == 0 and row["claimed_by"] is None for row in rows(smtp_app).values())
+    assert all(
+        row["attempts"] == 0 and row["claimed_by"] is None for row in rows(smtp_app).values()
+    )
 
 
 def test_on_sqlite_rows_held_by_a_dead_process_of_this_machine_are_freed_at_once(
@@ -111,8 +113,14 @@ def test_on_sqlite_rows_held_by_a_dead_process_of_this_machine_are_freed_at_once
     queue(app, 4)
     box = an_outbox(app)
     box.claim("placeholder", 4, NOW)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    set_columns(app.store.engine, "outbox", {"claimed_by": f"{socket.gethostname()[:60]}:{int(dead.stdout)}:0:cafe"})
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    set_columns(
+        app.store.engine,
+        "outbox",
+        {"claimed_by": f"{socket.gethostname()[:60]}:{int(dead.stdout)}:0:cafe"},
+    )
 
     assert box.reclaim_orphans() == 4
     assert statuses(app) == {"pending": 4}
@@ -122,7 +130,9 @@ def test_rows_held_by_a_live_process_are_left_to_their_lease(make_app, sqlite_ur
     app = make_app(database=sqlite_url)
     queue(app, 2)
     box = an_outbox(app)
-    with subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE) as alive:
+    with subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    ) as alive:
         box.claim(f"{socket.gethostname()[:60]}:{alive.pid}:0:cafe", 2, NOW)
         assert box.reclaim_orphans() == 0
         assert alive.stdin is not None
@@ -130,7 +140,9 @@ def test_rows_held_by_a_live_process_are_left_to_their_lease(make_app, sqlite_ur
     assert {row["status"] for row in outbox_rows(app.store.engine)} == {"sending"}
 
 
-def test_a_worker_renews_its_lease_as_it_goes_and_skips_rows_it_lost(smtp_app: App, sink: SmtpSink) -> None:
+def test_a_worker_renews_its_lease_as_it_goes_and_skips_rows_it_lost(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     ids = queue(smtp_app, 6)
     box = an_outbox(smtp_app)
     taken: list[int] = []
@@ -144,7 +156,9 @@ def test_a_worker_renews_its_lease_as_it_goes_and_skips_rows_it_lost(smtp_app: A
         def build(self, item: OutboxItem) -> bytes:
             if not taken:
                 last = outbox_rows(smtp_app.store.engine)[-1]["id"]
-                set_columns(smtp_app.store.engine, "outbox", {"claimed_by": "someone-else"}, id=last)
+                set_columns(
+                    smtp_app.store.engine, "outbox", {"claimed_by": "someone-else"}, id=last
+                )
                 taken.append(last)
             return self.plain.build(item)
 
@@ -208,7 +222,9 @@ def test_on_postgresql_a_sender_holds_its_lock_while_it_runs_and_lets_go_after(
 
     def free() -> bool:
         with check.connect() as conn:
-            taken = bool(conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"), params).scalar_one())
+            taken = bool(
+                conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"), params).scalar_one()
+            )
             if taken:
                 conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), params)
             return taken

@@ -26,7 +26,12 @@ def test_every_queued_message_is_sent_once_and_marked_sent(smtp_app: App, sink: 
     assert report.sent == 120
     assert sorted(sink.message_ids()) == sorted(ids)
     for row in rows(smtp_app).values():
-        assert (row["status"], row["attempts"], row["sent_at"], row["claimed_by"]) == ("sent", 1, NOW, None)
+        assert (row["status"], row["attempts"], row["sent_at"], row["claimed_by"]) == (
+            "sent",
+            1,
+            NOW,
+            None,
+        )
 
 
 def test_the_envelope_and_headers_name_the_subscriber(smtp_app: App, sink: SmtpSink) -> None:
@@ -61,7 +66,9 @@ def test_451_after_data_leaves_the_message_pending_with_backoff_and_the_rest_go(
     assert NOW + timedelta(seconds=48) <= row["next_attempt_at"] <= NOW + timedelta(seconds=72)
 
 
-def test_a_deferred_message_goes_on_a_later_run_with_the_same_message_id(smtp_app: App, sink: SmtpSink) -> None:
+def test_a_deferred_message_goes_on_a_later_run_with_the_same_message_id(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     ids = queue(smtp_app, 3)
     sink.faults.defer.add("reader1@example.org")
     send(smtp_app)
@@ -101,7 +108,9 @@ def test_backoff_doubles_from_retry_base_up_to_retry_max_with_jitter() -> None:
     assert delays[-1] <= 3600
 
 
-def test_550_for_a_recipient_is_a_bounce_and_the_others_go_on(smtp_app: App, sink: SmtpSink) -> None:
+def test_550_for_a_recipient_is_a_bounce_and_the_others_go_on(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     ids = queue(smtp_app, 5)
     sink.faults.reject.add("reader2@example.org")
 
@@ -114,7 +123,9 @@ def test_550_for_a_recipient_is_a_bounce_and_the_others_go_on(smtp_app: App, sin
     assert sorted(sink.message_ids()) == sorted(ids[:2] + ids[3:])
 
 
-def test_three_hard_bounces_suppress_the_address_and_its_queued_messages(smtp_app: App, sink: SmtpSink) -> None:
+def test_three_hard_bounces_suppress_the_address_and_its_queued_messages(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     queue(smtp_app, 1)
     [row] = rows(smtp_app).values()
     subscriber_id = row["subscriber_id"]
@@ -137,7 +148,12 @@ def test_messages_to_someone_who_unsubscribed_meanwhile_are_suppressed_not_sent(
     smtp_app: App, sink: SmtpSink
 ) -> None:
     ids = queue(smtp_app, 3)
-    set_columns(smtp_app.store.engine, "subscribers", {"status": "unsubscribed"}, email="reader1@example.org")
+    set_columns(
+        smtp_app.store.engine,
+        "subscribers",
+        {"status": "unsubscribed"},
+        email="reader1@example.org",
+    )
 
     report = send(smtp_app)
 
@@ -161,7 +177,9 @@ def test_a_connection_dropped_mid_data_leaves_the_message_pending_and_the_rest_g
     assert sorted(sink.message_ids()) == sorted(ids[:2] + ids[3:])
 
 
-def test_554_after_data_fails_the_message_without_counting_a_bounce(smtp_app: App, sink: SmtpSink) -> None:
+def test_554_after_data_fails_the_message_without_counting_a_bounce(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     ids = queue(smtp_app, 2)
     sink.faults.refuse_message.add("reader0@example.org")
 
@@ -205,7 +223,10 @@ def test_a_relay_that_refuses_connections_stops_the_run_and_nothing_is_lost(
 def test_a_relay_slower_than_the_timeout_defers_and_one_within_it_delivers(
     make_app, sink: SmtpSink, db_url: str
 ) -> None:
-    app = make_app(database=db_url, smtp={"host": sink.host, "port": sink.port, "timeout": 0.3, "connections": 1})
+    app = make_app(
+        database=db_url,
+        smtp={"host": sink.host, "port": sink.port, "timeout": 0.3, "connections": 1},
+    )
     ids = queue(app, 1)
     sink.faults.delay = 0.6
 
@@ -219,7 +240,9 @@ def test_a_relay_slower_than_the_timeout_defers_and_one_within_it_delivers(
     assert ids[0] in sink.message_ids()
 
 
-def test_stop_finishes_the_message_in_flight_and_leaves_the_rest_pending(smtp_app: App, sink: SmtpSink) -> None:
+def test_stop_finishes_the_message_in_flight_and_leaves_the_rest_pending(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     queue(smtp_app, 20)
     stop = threading.Event()
     # As SIGTERM would: set while the third message is in flight (before its 250 goes back).
@@ -234,7 +257,9 @@ def test_stop_finishes_the_message_in_flight_and_leaves_the_rest_pending(smtp_ap
     assert send(smtp_app).sent == 17
 
 
-def test_several_workers_share_the_outbox_without_sending_anything_twice(smtp_app: App, sink: SmtpSink) -> None:
+def test_several_workers_share_the_outbox_without_sending_anything_twice(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     ids = queue(smtp_app, 400, areas=("medway", "dover"))
 
     report = send(smtp_app, workers=4)
@@ -249,7 +274,10 @@ def test_several_workers_share_the_outbox_without_sending_anything_twice(smtp_ap
 def test_a_connection_is_renewed_after_per_connection_messages(
     make_app, sink: SmtpSink, db_url: str, per_connection: int
 ) -> None:
-    app = make_app(database=db_url, smtp={"host": sink.host, "port": sink.port, "per_connection": per_connection})
+    app = make_app(
+        database=db_url,
+        smtp={"host": sink.host, "port": sink.port, "per_connection": per_connection},
+    )
     queue(app, 21)
 
     send(app, workers=1)
@@ -257,7 +285,9 @@ def test_a_connection_is_renewed_after_per_connection_messages(
     assert sink.connections == 3
 
 
-def test_more_workers_than_the_connection_pool_holds_still_deliver_everything(smtp_app: App, sink: SmtpSink) -> None:
+def test_more_workers_than_the_connection_pool_holds_still_deliver_everything(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     # Each worker holds a connection for its sent marks for the whole run; those come
     # from outside the pool (5 + 10 overflow) that claims and builds share.
     ids = queue(smtp_app, 200, areas=("medway", "dover"))

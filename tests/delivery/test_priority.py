@@ -15,7 +15,9 @@ from tests.support.delivery import queue, rows, send
 from tests.support.tables import set_columns
 
 
-def test_a_confirmation_queued_behind_a_thousand_alerts_goes_first(smtp_app: App, sink: SmtpSink) -> None:
+def test_a_confirmation_queued_behind_a_thousand_alerts_goes_first(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     queue(smtp_app, 1000, now=NOW - timedelta(minutes=1))
     newcomer = smtp_app.store.subscribers.add(
         make_subscription(smtp_app.gazetteer, "newcomer@example.org", ["dover"]),
@@ -30,9 +32,13 @@ def test_a_confirmation_queued_behind_a_thousand_alerts_goes_first(smtp_app: App
     assert sink.count == 1001
 
 
-def test_each_message_records_when_the_relay_accepted_it_and_its_latency(smtp_app: App, sink: SmtpSink) -> None:
+def test_each_message_records_when_the_relay_accepted_it_and_its_latency(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     ids = queue(smtp_app, 3, now=NOW)
-    set_columns(smtp_app.store.engine, "outbox", {"arrived_at": NOW - timedelta(seconds=90)})  # 90 s before
+    set_columns(
+        smtp_app.store.engine, "outbox", {"arrived_at": NOW - timedelta(seconds=90)}
+    )  # 90 s before
 
     send(smtp_app, now=NOW)
 
@@ -42,11 +48,18 @@ def test_each_message_records_when_the_relay_accepted_it_and_its_latency(smtp_ap
 
 
 def test_the_delivery_totals_count_every_outcome_across_runs(make_app: object, db_url: str) -> None:
-    with SmtpSink(faults=Faults(reject={"reader1@example.org"}, defer={"reader2@example.org"})) as sink:
+    with SmtpSink(
+        faults=Faults(reject={"reader1@example.org"}, defer={"reader2@example.org"})
+    ) as sink:
         app = make_app(database=db_url, smtp={"host": sink.host, "port": sink.port})  # type: ignore[operator]
         before = app.store.metrics.delivery_totals()
         queue(app, 4)
         send(app)
         send(app, now=NOW + timedelta(hours=1))  # the deferred one, deferred again
         after = app.store.metrics.delivery_totals()
-    assert {k: after[k] - before[k] for k in after} == {"sent": 2, "deferred": 2, "bounced": 1, "failed": 0}
+    assert {k: after[k] - before[k] for k in after} == {
+        "sent": 2,
+        "deferred": 2,
+        "bounced": 1,
+        "failed": 0,
+    }

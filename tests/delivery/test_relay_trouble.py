@@ -53,7 +53,9 @@ OUTAGES = [
 ]
 
 
-@pytest.mark.parametrize(("stage", "reply"), OUTAGES, ids=[f"{s}-{r[:3] or 'drop'}" for s, r in OUTAGES])
+@pytest.mark.parametrize(
+    ("stage", "reply"), OUTAGES, ids=[f"{s}-{r[:3] or 'drop'}" for s, r in OUTAGES]
+)
 def test_a_relay_down_for_more_runs_than_max_attempts_delivers_every_message_once_when_it_is_back(
     smtp_app: App, sink: SmtpSink, stage: str, reply: str
 ) -> None:
@@ -68,14 +70,18 @@ def test_a_relay_down_for_more_runs_than_max_attempts_delivers_every_message_onc
     assert all(report.sent == report.failed == report.bounced == 0 for report in outage)
     assert all(report.errors and "relay unavailable" in report.errors[0] for report in outage)
     assert {row["status"] for row in during.values()} == {"pending"}
-    assert {row["attempts"] for row in during.values()} == {0}, "the outage counted against the messages"
+    assert {row["attempts"] for row in during.values()} == {0}, (
+        "the outage counted against the messages"
+    )
     assert (after.sent, after.failed, after.errors) == (COUNT, 0, [])
     received = collections.Counter(sink.message_ids())
     assert set(received) == set(ids) and max(received.values()) == 1
     assert {row["attempts"] for row in rows(smtp_app).values()} == {1}
 
 
-def test_a_relay_deferral_names_the_relays_reply_and_waits_the_relays_backoff(smtp_app: App, sink: SmtpSink) -> None:
+def test_a_relay_deferral_names_the_relays_reply_and_waits_the_relays_backoff(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     ids = queue(smtp_app, COUNT)
     sink.faults.inject("connect", "421 4.3.2 maintenance")
 
@@ -85,8 +91,13 @@ def test_a_relay_deferral_names_the_relays_reply_and_waits_the_relays_backoff(sm
     deferred = [rows(smtp_app)[i] for i in ids[:3]]
     assert all("421 4.3.2 maintenance" in row["last_error"] for row in deferred)
     # retry_base is 60 s, with jitter of a fifth either way, whatever the attempts.
-    assert all(NOW + timedelta(seconds=48) <= row["next_attempt_at"] <= NOW + timedelta(seconds=72) for row in deferred)
-    assert all(rows(smtp_app)[i]["next_attempt_at"] == NOW for i in ids[3:]), "untried ones stay due"
+    assert all(
+        NOW + timedelta(seconds=48) <= row["next_attempt_at"] <= NOW + timedelta(seconds=72)
+        for row in deferred
+    )
+    assert all(rows(smtp_app)[i]["next_attempt_at"] == NOW for i in ids[3:]), (
+        "untried ones stay due"
+    )
 
 
 def test_a_relay_that_refuses_connections_for_long_fails_no_message(
@@ -124,7 +135,9 @@ def test_a_message_the_relay_always_drops_while_others_go_uses_up_its_attempts_a
     assert sorted(sink.message_ids()) == sorted(ids[:2] + ids[3:])
 
 
-def test_a_session_lost_with_no_later_message_to_tell_why_counts_no_attempt(smtp_app: App, sink: SmtpSink) -> None:
+def test_a_session_lost_with_no_later_message_to_tell_why_counts_no_attempt(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     [only] = queue(smtp_app, 1)
     sink.faults.inject("data", "421 4.3.2 closing")
 
@@ -166,10 +179,14 @@ def test_a_relay_refusing_every_recipient_for_relaying_stops_the_run_naming_the_
     assert "refused 3 recipients in a row at RCPT TO" in str(error)
     assert f'with "{reply}"' in str(error)
     assert "no address was counted as a bounce" in str(error)
-    assert error.hint and "delivery.smtp.username" in error.hint and "delivery.smtp.host" in error.hint
+    assert (
+        error.hint and "delivery.smtp.username" in error.hint and "delivery.smtp.host" in error.hint
+    )
     assert statuses(smtp_app) == {"pending": COUNT}
     assert {(row["attempts"], row["claimed_by"]) for row in rows(smtp_app).values()} == {(0, None)}
-    assert subscriber_states(smtp_app) == {("active", 0)}, "somebody was bounced for the relay's refusal"
+    assert subscriber_states(smtp_app) == {("active", 0)}, (
+        "somebody was bounced for the relay's refusal"
+    )
     sink.faults.injected.clear()  # the operator fixed delivery.smtp
     after = send(smtp_app, now=NOW + timedelta(hours=RUNS))
     assert (after.sent, after.bounced) == (COUNT, 0)
@@ -195,9 +212,16 @@ def test_the_same_refusal_for_recipients_at_different_domains_condemns_the_relay
 ) -> None:
     ids = queue(smtp_app, COUNT, emails=spread)
     for i in range(COUNT):  # the relay names each address, but says the same of each
-        sink.faults.inject("rcpt", f"550 <{spread(i)}>: Recipient address rejected: not accepted here", recipient=spread(i))
+        sink.faults.inject(
+            "rcpt",
+            f"550 <{spread(i)}>: Recipient address rejected: not accepted here",
+            recipient=spread(i),
+        )
 
-    with pytest.raises(RelayError, match=r'with "550 <reader2@\S+>: Recipient address rejected: not accepted here" \(at example\.net, example\.org,'):
+    with pytest.raises(
+        RelayError,
+        match=r'with "550 <reader2@\S+>: Recipient address rejected: not accepted here" \(at example\.net, example\.org,',
+    ):
         send(smtp_app, workers=1)
 
     assert statuses(smtp_app) == {"pending": COUNT}
@@ -205,11 +229,15 @@ def test_the_same_refusal_for_recipients_at_different_domains_condemns_the_relay
     assert len(ids) == COUNT and not sink.received
 
 
-def test_no_such_user_for_several_recipients_in_a_row_stays_their_bounces(smtp_app: App, sink: SmtpSink) -> None:
+def test_no_such_user_for_several_recipients_in_a_row_stays_their_bounces(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     ids = queue(smtp_app, COUNT, emails=spread)
     gone = [spread(i) for i in range(3)]
     for address in gone:
-        sink.faults.inject("rcpt", "550 5.1.1 User unknown in virtual mailbox table", recipient=address)
+        sink.faults.inject(
+            "rcpt", "550 5.1.1 User unknown in virtual mailbox table", recipient=address
+        )
 
     report = send(smtp_app, workers=1)
 
@@ -218,7 +246,9 @@ def test_no_such_user_for_several_recipients_in_a_row_stays_their_bounces(smtp_a
     assert subscriber_states(smtp_app) == {("active", 1), ("active", 0)}
 
 
-def test_a_single_no_such_user_is_a_bounce_even_as_the_last_message_of_the_run(smtp_app: App, sink: SmtpSink) -> None:
+def test_a_single_no_such_user_is_a_bounce_even_as_the_last_message_of_the_run(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     ids = queue(smtp_app, COUNT)
     sink.faults.inject("rcpt", "550 5.1.1 no such user", recipient=rows(smtp_app)[ids[-1]]["email"])
 
@@ -232,18 +262,25 @@ def test_one_recipient_refused_for_relaying_while_others_go_fails_that_message_w
     smtp_app: App, sink: SmtpSink
 ) -> None:
     ids = queue(smtp_app, COUNT)
-    sink.faults.inject("rcpt", "554 5.7.1 Relay access denied", recipient=rows(smtp_app)[ids[1]]["email"])
+    sink.faults.inject(
+        "rcpt", "554 5.7.1 Relay access denied", recipient=rows(smtp_app)[ids[1]]["email"]
+    )
 
     report = send(smtp_app, workers=1)
 
     assert (report.sent, report.failed, report.bounced, report.errors) == (COUNT - 1, 1, 0, [])
     row = rows(smtp_app)[ids[1]]
     assert row["status"] == "failed"
-    assert row["last_error"] == "RCPT TO: 554 5.7.1 Relay access denied (refused for relaying, not for the address)"
+    assert (
+        row["last_error"]
+        == "RCPT TO: 554 5.7.1 Relay access denied (refused for relaying, not for the address)"
+    )
     assert subscriber_states(smtp_app) == {("active", 0)}
 
 
-def test_a_refusal_for_relaying_with_nothing_after_it_is_deferred_not_bounced(smtp_app: App, sink: SmtpSink) -> None:
+def test_a_refusal_for_relaying_with_nothing_after_it_is_deferred_not_bounced(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     ids = queue(smtp_app, 2)
     sink.faults.inject("rcpt", "554 5.7.1 Relay access denied")
 
@@ -259,7 +296,10 @@ def test_alerts_send_against_a_relay_that_will_not_relay_says_so_in_one_line_and
     write_config: Callable[..., Path], run_cli: Callable[..., Result], sink: SmtpSink
 ) -> None:
     config = write_config(
-        delivery={"backend": "smtp", "smtp": {"host": sink.host, "port": sink.port, "security": "none"}},
+        delivery={
+            "backend": "smtp",
+            "smtp": {"host": sink.host, "port": sink.port, "security": "none"},
+        },
         email={"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
     )
     app = App(config)
@@ -283,13 +323,27 @@ def test_alerts_send_against_a_relay_that_will_not_relay_says_so_in_one_line_and
         (554, "5.7.1 <ann@example.net>: Relay access denied", True),
         (550, "5.7.1 Unable to relay for ann@example.net", True),
         (530, "5.7.0 Must issue a STARTTLS command first", True),
-        (550, "5.7.1 Client does not have permissions to send as this sender; authentication required", True),
+        (
+            550,
+            "5.7.1 Client does not have permissions to send as this sender; authentication required",
+            True,
+        ),
         (554, "Relaying denied", True),
         (554, "5.7.1 recipient refused", False),
-        (550, "5.1.1 <relay@example.net>: no such user", False),  # an address named "relay" is not the word
-        (550, "5.1.1 relay-user unknown", False),  # a mailbox status is the mailbox's, whatever it says
+        (
+            550,
+            "5.1.1 <relay@example.net>: no such user",
+            False,
+        ),  # an address named "relay" is not the word
+        (
+            550,
+            "5.1.1 relay-user unknown",
+            False,
+        ),  # a mailbox status is the mailbox's, whatever it says
         (550, "Requested action not taken: mailbox unavailable", False),
     ],
 )
-def test_a_refusal_is_read_as_about_relaying_only_from_its_status_and_words(code: int, detail: str, relaying: bool) -> None:
+def test_a_refusal_is_read_as_about_relaying_only_from_its_status_and_words(
+    code: int, detail: str, relaying: bool
+) -> None:
     assert about_relaying(code, detail) is relaying

@@ -108,7 +108,9 @@ def test_a_relay_closing_the_session_mid_message_defers_it_and_a_new_connection_
     assert ("421" in row["last_error"]) if reply else ("connection lost" in row["last_error"])
 
 
-def test_a_failed_rset_replaces_the_connection_and_the_rest_go(smtp_app: App, sink: SmtpSink) -> None:
+def test_a_failed_rset_replaces_the_connection_and_the_rest_go(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     ids = queue(smtp_app, COUNT)
     sink.faults.inject("rcpt", "550 5.1.1 no such user", recipient=FAULTY)
     sink.faults.inject("rset", "421 4.3.2 going away")
@@ -124,7 +126,9 @@ def test_a_failed_rset_replaces_the_connection_and_the_rest_go(smtp_app: App, si
 def test_whatever_quit_gets_the_messages_already_accepted_stay_sent(
     make_app: Callable[..., App], sink: SmtpSink, db_url: str, reply: str
 ) -> None:
-    app = make_app(database=db_url, smtp={"host": sink.host, "port": sink.port, "per_connection": 2})
+    app = make_app(
+        database=db_url, smtp={"host": sink.host, "port": sink.port, "per_connection": 2}
+    )
     ids = queue(app, COUNT)
     sink.faults.inject("quit", reply)
 
@@ -154,7 +158,9 @@ def test_a_temporary_reply_to_mail_from_defers_that_message_and_the_rest_go(
     assert sink.connections == 1
 
 
-@pytest.mark.parametrize("reply", ["552 5.3.4 message size exceeds fixed limit", "550 5.7.1 policy says no"])
+@pytest.mark.parametrize(
+    "reply", ["552 5.3.4 message size exceeds fixed limit", "550 5.7.1 policy says no"]
+)
 def test_a_permanent_reply_to_one_mail_from_fails_that_message_once_the_next_is_let_past(
     smtp_app: App, sink: SmtpSink, reply: str
 ) -> None:
@@ -207,7 +213,9 @@ def test_a_relay_refusing_the_sender_for_every_message_stops_the_run_naming_emai
     assert {row["attempts"] for row in rows(smtp_app).values()} == {0}
 
 
-def test_a_refused_mail_from_with_nothing_after_it_is_deferred_not_failed(smtp_app: App, sink: SmtpSink) -> None:
+def test_a_refused_mail_from_with_nothing_after_it_is_deferred_not_failed(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     [only] = queue(smtp_app, 1)
     sink.faults.inject("mail", "550 5.7.1 not now")
 
@@ -237,7 +245,12 @@ def test_421_at_mail_from_defers_that_message_and_a_new_connection_takes_the_res
 
 @pytest.mark.parametrize(
     ("stage", "reply"),
-    [("connect", "421 4.3.2 busy"), ("connect", "450 4.3.2 busy"), ("ehlo", "421 4.3.2 busy"), ("ehlo", "451 4.3.0 hm")],
+    [
+        ("connect", "421 4.3.2 busy"),
+        ("connect", "450 4.3.2 busy"),
+        ("ehlo", "421 4.3.2 busy"),
+        ("ehlo", "451 4.3.0 hm"),
+    ],
 )
 def test_a_temporary_refusal_of_the_session_defers_one_message_and_the_next_connection_takes_the_rest(
     smtp_app: App, sink: SmtpSink, stage: str, reply: str
@@ -272,7 +285,9 @@ def test_a_permanent_refusal_of_the_session_stops_the_run_naming_it_and_nothing_
     assert {row["attempts"] for row in rows(smtp_app).values()} == {0}
 
 
-def test_a_relay_that_refuses_ehlo_once_is_greeted_with_helo_instead(smtp_app: App, sink: SmtpSink) -> None:
+def test_a_relay_that_refuses_ehlo_once_is_greeted_with_helo_instead(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     ids = queue(smtp_app, COUNT)
     sink.faults.inject("ehlo", "502 5.5.2 EHLO not implemented", times=1)
 
@@ -282,14 +297,20 @@ def test_a_relay_that_refuses_ehlo_once_is_greeted_with_helo_instead(smtp_app: A
     assert sorted(sink.message_ids()) == sorted(ids)
 
 
-def test_a_relay_that_keeps_closing_sessions_pauses_the_worker_naming_the_reply(smtp_app: App, sink: SmtpSink) -> None:
+def test_a_relay_that_keeps_closing_sessions_pauses_the_worker_naming_the_reply(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     queue(smtp_app, COUNT)
     sink.faults.inject("connect", "421 4.3.2 maintenance")
 
     report = send(smtp_app, workers=1)
 
     assert (report.sent, report.deferred) == (0, 3)
-    assert report.errors and "relay unavailable" in report.errors[0] and "421 4.3.2 maintenance" in report.errors[0]
+    assert (
+        report.errors
+        and "relay unavailable" in report.errors[0]
+        and "421 4.3.2 maintenance" in report.errors[0]
+    )
     assert statuses(smtp_app) == {"pending": COUNT}
 
 
@@ -297,7 +318,9 @@ def test_a_relay_that_keeps_closing_sessions_pauses_the_worker_naming_the_reply(
 
 
 def test_alerts_send_delivers_the_other_57_of_60_past_three_faulty_recipients_and_the_temporary_ones_later(
-    write_config: Callable[..., Path], run_cli: Callable[..., Result], sink: SmtpSink,
+    write_config: Callable[..., Path],
+    run_cli: Callable[..., Result],
+    sink: SmtpSink,
     clock: ManualClock,
 ) -> None:
     config = write_config(
@@ -323,7 +346,12 @@ def test_alerts_send_delivers_the_other_57_of_60_past_three_faulty_recipients_an
     third = run_cli("send", "--json", config=config)
 
     summary: dict[str, Any] = json.loads(first.stdout)
-    assert (summary["sent"], summary["deferred"], summary["failed"], summary["bounced"]) == (57, 2, 1, 0)
+    assert (summary["sent"], summary["deferred"], summary["failed"], summary["bounced"]) == (
+        57,
+        2,
+        1,
+        0,
+    )
     assert summary["errors"] == []
     assert first.exit_code == 1  # one message failed for good
     assert json.loads(second.stdout)["sent"] == 2
@@ -342,7 +370,9 @@ def legacy(i: int) -> str:
     return "josé@example.org" if i == 1 else f"reader{i}@example.org"
 
 
-def test_a_stored_non_ascii_address_goes_with_smtputf8_when_the_relay_offers_it(smtp_app: App, sink: SmtpSink) -> None:
+def test_a_stored_non_ascii_address_goes_with_smtputf8_when_the_relay_offers_it(
+    smtp_app: App, sink: SmtpSink
+) -> None:
     ids = queue(smtp_app, 3, emails=legacy)
 
     report = send(smtp_app, workers=1)

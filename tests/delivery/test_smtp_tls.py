@@ -148,7 +148,12 @@ def test_a_config_with_credentials_over_plain_text_is_refused_at_start(
     config = write_config(
         delivery={
             "backend": "smtp",
-            "smtp": {"host": "127.0.0.1", "security": "none", "username": "alerts", "password_env": PASSWORD_ENV},
+            "smtp": {
+                "host": "127.0.0.1",
+                "security": "none",
+                "username": "alerts",
+                "password_env": PASSWORD_ENV,
+            },
         }
     )
 
@@ -171,7 +176,9 @@ def test_a_missing_password_variable_is_named_before_anything_is_sent(
     assert tls_sink.connections == 0
 
 
-def test_an_unreadable_ca_file_is_a_config_error(make_app, tls_sink: SmtpSink, tmp_path: Path, sqlite_url: str) -> None:
+def test_an_unreadable_ca_file_is_a_config_error(
+    make_app, tls_sink: SmtpSink, tmp_path: Path, sqlite_url: str
+) -> None:
     app = make_app(database=sqlite_url, smtp=relay(tls_sink, ca_file=str(tmp_path / "missing.pem")))
 
     with pytest.raises(ConfigError, match="ca_file"):
@@ -180,7 +187,10 @@ def test_an_unreadable_ca_file_is_a_config_error(make_app, tls_sink: SmtpSink, t
 
 @pytest.mark.parametrize(
     ("stage", "reply"),
-    [("starttls", "454 4.7.0 TLS not available due to temporary reason"), ("auth", "454 4.7.0 try again later")],
+    [
+        ("starttls", "454 4.7.0 TLS not available due to temporary reason"),
+        ("auth", "454 4.7.0 try again later"),
+    ],
 )
 def test_a_temporary_refusal_of_starttls_or_auth_defers_one_message_and_the_next_session_delivers(
     make_app, tls_sink: SmtpSink, ca_file: Path, sqlite_url: str, stage: str, reply: str
@@ -194,7 +204,10 @@ def test_a_temporary_refusal_of_starttls_or_auth_defers_one_message_and_the_next
 
     assert (report.sent, report.deferred, report.failed) == (3, 1, 0)
     row = rows(app)[ids[0]]
-    assert (row["status"], row["attempts"]) == ("pending", 0)  # the relay's trouble, not the message's
+    assert (row["status"], row["attempts"]) == (
+        "pending",
+        0,
+    )  # the relay's trouble, not the message's
     assert f"answered {stage.upper()} with {reply}" in row["last_error"]
     assert sorted(tls_sink.message_ids()) == sorted(ids[1:])
 
@@ -203,8 +216,16 @@ def test_a_temporary_refusal_of_starttls_or_auth_defers_one_message_and_the_next
     ("stage", "reply", "says"),
     [
         ("starttls", "501 5.5.4 Syntax error", "refused the session at STARTTLS: 501 5.5.4"),
-        ("auth", "535 5.7.8 Authentication credentials invalid", "refused the credentials: 535 5.7.8"),
-        ("auth", "534 5.7.9 Authentication mechanism is too weak", "refused the credentials: 534 5.7.9"),
+        (
+            "auth",
+            "535 5.7.8 Authentication credentials invalid",
+            "refused the credentials: 535 5.7.8",
+        ),
+        (
+            "auth",
+            "534 5.7.9 Authentication mechanism is too weak",
+            "refused the credentials: 534 5.7.9",
+        ),
     ],
 )
 def test_a_permanent_refusal_of_starttls_or_auth_stops_the_run_naming_it_and_nothing_is_lost(

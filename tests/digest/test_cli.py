@@ -27,10 +27,14 @@ def app(config_path: Path) -> Iterator[App]:
     app.close()
 
 
-def test_preview_writes_html_and_eml_and_moves_no_watermark(app: App, run_cli: Run, tmp_path: Path) -> None:
+def test_preview_writes_html_and_eml_and_moves_no_watermark(
+    app: App, run_cli: Run, tmp_path: Path
+) -> None:
     before = watermarks(app)
     out, eml = tmp_path / "preview.html", tmp_path / "preview.eml"
-    result = run_cli("preview", "--area", "ME4", "--frequency", "daily", "--out", str(out), "--eml", str(eml))
+    result = run_cli(
+        "preview", "--area", "ME4", "--frequency", "daily", "--out", str(out), "--eml", str(eml)
+    )
     assert result.exit_code == 0, result.output
     assert result.output.startswith("1 new alert for Chatham: 1 advisory, HTML ")
     html = out.read_text(encoding="utf-8")
@@ -53,7 +57,10 @@ def test_preview_prints_the_text_part_when_no_file_is_given(app: App, run_cli: R
 def test_forwardable_preview_has_no_personal_link(app: App, run_cli: Run) -> None:
     result = run_cli("preview", "--area", "chatham", "--forwardable")
     assert result.exit_code == 0, result.output
-    assert "token=" not in result.output and "Subscribe yourself to alerts for Chatham:" in result.output
+    assert (
+        "token=" not in result.output
+        and "Subscribe yourself to alerts for Chatham:" in result.output
+    )
 
 
 def test_preview_with_nothing_new_shows_the_latest(app: App, run_cli: Run) -> None:
@@ -66,10 +73,14 @@ def test_preview_with_nothing_new_shows_the_latest(app: App, run_cli: Run) -> No
 def test_preview_of_an_unknown_area_is_one_line_and_exit_2(app: App, run_cli: Run) -> None:
     result = run_cli("preview", "--area", "Atlantis")
     assert result.exit_code == 2
-    assert result.output.strip().splitlines() == ["Error: unknown area 'Atlantis' (run 'alerts areas' for the list)"]
+    assert result.output.strip().splitlines() == [
+        "Error: unknown area 'Atlantis' (run 'alerts areas' for the list)"
+    ]
 
 
-def test_digest_dry_run_prints_who_would_get_what_and_writes_nothing(app: App, run_cli: Run) -> None:
+def test_digest_dry_run_prints_who_would_get_what_and_writes_nothing(
+    app: App, run_cli: Run
+) -> None:
     before = watermarks(app)
     result = run_cli("digest", "--frequency", "daily", "--dry-run")
     assert result.exit_code == 0, result.output
@@ -78,7 +89,10 @@ def test_digest_dry_run_prints_who_would_get_what_and_writes_nothing(app: App, r
         "coordinator@example.org\tdaily\t1 new alert for Chatham\t[1]",
         "jane@example.org\tdaily\t1 new alert for Medway\t[1]",
     ]
-    assert lines[-1] == "Would queue 2 messages to 2 daily subscribers: 1 advisory in 2 distinct messages."
+    assert (
+        lines[-1]
+        == "Would queue 2 messages to 2 daily subscribers: 1 advisory in 2 distinct messages."
+    )
     assert counts(app) == {"digests": 0, "outbox": 0, "subscriber_advisories": 0}
     assert watermarks(app) == before
 

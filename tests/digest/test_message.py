@@ -43,7 +43,12 @@ EMAIL = {
 
 @pytest.fixture
 def app(write_config: Callable[..., Path], db_url: str) -> App:
-    return make_app(write_config, db_url, email=EMAIL, site={"name": "Kent Area Alerts", "base_url": "https://alerts.example.org"})
+    return make_app(
+        write_config,
+        db_url,
+        email=EMAIL,
+        site={"name": "Kent Area Alerts", "base_url": "https://alerts.example.org"},
+    )
 
 
 @pytest.fixture
@@ -57,7 +62,13 @@ def sample_app(app: App, advisory_dir: Path) -> App:
 
 def test_sample_digest_parses_back_with_every_header_and_both_parts(sample_app: App) -> None:
     app = sample_app
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=datetime(2020, 12, 19, 7, 0, tzinfo=UTC))
+    queue_digests(
+        app.config,
+        app.store,
+        app.gazetteer,
+        Frequency.DAILY,
+        now=datetime(2020, 12, 19, 7, 0, tzinfo=UTC),
+    )
     [(item, data, message)] = built(app)
     assert message["From"] == EMAIL["from"]
     assert message["To"].addresses[0].display_name == "Jane Smith"
@@ -111,7 +122,10 @@ def test_each_subscriber_gets_their_own_links_and_message_id(app: App) -> None:
 def test_hostile_title_cannot_add_a_header_and_hostile_body_is_harmless(app: App) -> None:
     subscribe(app, "jane@example.org", ["medway"], frequency="immediate")
     subscribe(app, "daily@example.org", ["medway"], frequency="daily")
-    save(app, advisory("hostile", title=HOSTILE_TITLE, body=HOSTILE_BODY_HTML, url="javascript:alert(1)"))
+    save(
+        app,
+        advisory("hostile", title=HOSTILE_TITLE, body=HOSTILE_BODY_HTML, url="javascript:alert(1)"),
+    )
     queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
     queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
     messages = built(app)
@@ -130,7 +144,13 @@ def test_hostile_title_cannot_add_a_header_and_hostile_body_is_harmless(app: App
 
 @pytest.mark.parametrize(
     "name",
-    ['Jane "JJ" O\'Neil', "Zoë Ångström-Øster", "A very long display name " * 4, "Evil\r\nBcc: x@example.org", None],
+    [
+        'Jane "JJ" O\'Neil',
+        "Zoë Ångström-Øster",
+        "A very long display name " * 4,
+        "Evil\r\nBcc: x@example.org",
+        None,
+    ],
 )
 def test_display_names_are_encoded_safely(app: App, name: str | None) -> None:
     subscribe(app, "named@example.org", ["medway"], name=name)
@@ -190,7 +210,10 @@ def test_urgent_subject_and_immediate_subject_name_the_advisory(app: App) -> Non
     save(app, advisory("urgent", title="Flood warning", priority=Priority.URGENT))
     save(app, advisory("plain", title="Bike thefts"))
     queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
-    assert sorted(m["Subject"] for _, _, m in built(app)) == ["Bike thefts", "Urgent: Flood warning"]
+    assert sorted(m["Subject"] for _, _, m in built(app)) == [
+        "Bike thefts",
+        "Urgent: Flood warning",
+    ]
 
 
 def test_a_message_id_that_could_break_the_header_is_refused(app: App) -> None:
@@ -198,7 +221,9 @@ def test_a_message_id_that_could_break_the_header_is_refused(app: App) -> None:
     save(app, advisory("news"))
     queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
     [item] = outbox_items(app)
-    bad = OutboxItem(item.outbox_id, item.subscriber_id, item.digest_id, "<x@y>\r\nBcc: a@b", item.email)
+    bad = OutboxItem(
+        item.outbox_id, item.subscriber_id, item.digest_id, "<x@y>\r\nBcc: a@b", item.email
+    )
     with pytest.raises(MessageError, match="Message-ID"):
         MessageFactory(app.config, app.store, app.now).build(bad)
 
@@ -206,7 +231,16 @@ def test_a_message_id_that_could_break_the_header_is_refused(app: App) -> None:
 def test_transactional_messages_are_sent_as_queued(app: App) -> None:
     subscriber = subscribe(app, "jane@example.org", ["medway"])
     raw = "From: a@example.org\nTo: jane@example.org\nSubject: Confirm\nMessage-ID: <c@example.org>\n\nConfirm please.\n"
-    queue_transactional(app.store, subscriber.id, "Confirm", "Confirm please.", "<p>Confirm</p>", NOW, message_id="<c@example.org>", raw=raw)
+    queue_transactional(
+        app.store,
+        subscriber.id,
+        "Confirm",
+        "Confirm please.",
+        "<p>Confirm</p>",
+        NOW,
+        message_id="<c@example.org>",
+        raw=raw,
+    )
     [(_, data, message)] = built(app)
     assert message["Subject"] == "Confirm"
     assert data.endswith(b"Confirm please.\r\n")
@@ -225,14 +259,24 @@ def test_factory_reuses_the_prepared_digest(app: App) -> None:
     assert factory.prepared(second.digest_id) is prepared
 
 
-def test_hostile_advisory_file_through_real_ingest_gives_a_safe_message(app: App, tmp_path: Path) -> None:
+def test_hostile_advisory_file_through_real_ingest_gives_a_safe_message(
+    app: App, tmp_path: Path
+) -> None:
     from tests.support.advisory_files import write_hostile_advisory
 
     folder = tmp_path / "hostile"
     folder.mkdir()
     write_hostile_advisory(folder)
-    subscribe(app, "dover@example.org", ["dover"], frequency="immediate", at=datetime(2026, 11, 1, tzinfo=UTC))
-    report = ingest_files([folder], app.store, app.gazetteer, now=datetime(2026, 11, 20, 10, tzinfo=UTC))
+    subscribe(
+        app,
+        "dover@example.org",
+        ["dover"],
+        frequency="immediate",
+        at=datetime(2026, 11, 1, tzinfo=UTC),
+    )
+    report = ingest_files(
+        [folder], app.store, app.gazetteer, now=datetime(2026, 11, 20, 10, tzinfo=UTC)
+    )
     assert report.new
     queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
     [(_, data, message)] = built(app)

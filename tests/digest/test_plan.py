@@ -60,10 +60,20 @@ def test_immediate_subscriber_gets_one_email_per_advisory(app: App) -> None:
 def test_a_second_run_sends_nothing_twice(app: App) -> None:
     subscribe(app, "jane@example.org", ["medway"])
     save(app, advisory("one"))
-    assert queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW).messages == 1
-    assert queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW + DAY).messages == 0
+    assert (
+        queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW).messages == 1
+    )
+    assert (
+        queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW + DAY).messages
+        == 0
+    )
     save(app, advisory("two"), at=NOW + DAY + HOUR)
-    assert queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW + 2 * DAY).messages == 1
+    assert (
+        queue_digests(
+            app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW + 2 * DAY
+        ).messages
+        == 1
+    )
     assert subjects(app)["jane@example.org"] == ["1 new alert for Medway"] * 2
 
 
@@ -72,7 +82,12 @@ def test_a_missed_run_leaves_no_gap(app: App) -> None:
     save(app, advisory("monday"), at=NOW - HOUR)
     save(app, advisory("tuesday", published=NOW + DAY - 2 * HOUR), at=NOW + DAY - HOUR)
     # No run on Monday: Tuesday's digest holds both.
-    assert queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW + DAY).advisories == 2
+    assert (
+        queue_digests(
+            app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW + DAY
+        ).advisories
+        == 2
+    )
 
 
 def test_watermark_starts_at_confirmation_so_a_new_subscriber_gets_no_old_mail(app: App) -> None:
@@ -116,7 +131,10 @@ def test_unchanged_reingest_is_not_sent_again(app: App) -> None:
     save(app, item)
     queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
     save(app, item, at=NOW + HOUR)
-    assert queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW + DAY).messages == 0
+    assert (
+        queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW + DAY).messages
+        == 0
+    )
 
 
 def test_withdrawn_advisory_is_never_sent_again(app: App) -> None:
@@ -126,11 +144,18 @@ def test_withdrawn_advisory_is_never_sent_again(app: App) -> None:
     save(app, item, at=NOW - 2 * HOUR)
     # Changed materially and withdrawn before anyone was sent it.
     save(app, replace(item, title="Corrected", status=Status.WITHDRAWN), at=NOW - HOUR)
-    assert queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW).messages == 0
-    assert queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW).messages == 0
+    assert (
+        queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW).messages == 0
+    )
+    assert (
+        queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW).messages
+        == 0
+    )
 
 
-def test_urgent_advisory_goes_at_once_to_every_frequency_and_not_again_in_the_digest(app: App) -> None:
+def test_urgent_advisory_goes_at_once_to_every_frequency_and_not_again_in_the_digest(
+    app: App,
+) -> None:
     for frequency in ("immediate", "daily", "weekly"):
         subscribe(app, f"{frequency}@example.org", ["chatham"], frequency=frequency)
     subscribe(app, "calm@example.org", ["medway"], frequency="daily", urgent=False)
@@ -150,8 +175,15 @@ def test_urgent_advisory_goes_at_once_to_every_frequency_and_not_again_in_the_di
     assert queued["daily@example.org"][-1] == "1 new alert for Chatham"
     assert queued["calm@example.org"] == ["2 new alerts for Medway"]
     # ...and the urgent one is not repeated in it, nor sent urgently twice.
-    assert queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW + 2 * HOUR).messages == 0
-    message = [m for _, _, m in built(app) if m["To"].addresses[0].addr_spec == "daily@example.org"][-1]
+    assert (
+        queue_digests(
+            app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW + 2 * HOUR
+        ).messages
+        == 0
+    )
+    message = [
+        m for _, _, m in built(app) if m["To"].addresses[0].addr_spec == "daily@example.org"
+    ][-1]
     text, _ = parts(message)
     assert "Flood warning" not in text and "Advisory ordinary" in text
 
@@ -193,7 +225,17 @@ def test_digest_groups_by_area_with_force_wide_advice_in_its_own_section(app: Ap
     text, html = parts(message)
     for body in (text, html):
         body = body[body.index("</h1>" if body is html else "====") :]  # past the preheader
-        order = [body.index(s) for s in ("Dover", "Advisory dover-news", "Medway", "Advisory medway-news", "Across Kent", "Advisory force-wide")]
+        order = [
+            body.index(s)
+            for s in (
+                "Dover",
+                "Advisory dover-news",
+                "Medway",
+                "Advisory medway-news",
+                "Across Kent",
+                "Advisory force-wide",
+            )
+        ]
         assert order == sorted(order)
     assert ">Across Kent</h2>" in html
 
@@ -203,7 +245,9 @@ def test_only_active_subscribers_are_mailed(app: App) -> None:
     app.store.subscribers.unsubscribe(gone.id, now=NOW - HOUR)
     subscribe(app, "pending@example.org", ["medway"], status=SubscriberStatus.PENDING)
     save(app, advisory("news"))
-    assert queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW).messages == 0
+    assert (
+        queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW).messages == 0
+    )
 
 
 def test_weekly_run_leaves_daily_subscribers_alone(app: App) -> None:
@@ -219,9 +263,19 @@ def test_dry_run_writes_nothing_but_says_who_would_get_what(app: App) -> None:
     subscribe(app, "jane@example.org", ["medway"])
     save(app, advisory("news", title="Phone scam"))
     planned: list[PlannedMessage] = []
-    report = queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW, dry_run=True, on_message=planned.append)
+    report = queue_digests(
+        app.config,
+        app.store,
+        app.gazetteer,
+        Frequency.DAILY,
+        now=NOW,
+        dry_run=True,
+        on_message=planned.append,
+    )
     assert report.dry_run and report.messages == 1
-    assert [(p.email, p.subject) for p in planned] == [("jane@example.org", "1 new alert for Medway")]
+    assert [(p.email, p.subject) for p in planned] == [
+        ("jane@example.org", "1 new alert for Medway")
+    ]
     assert counts(app) == {"digests": 0, "outbox": 0, "subscriber_advisories": 0}
     assert watermarks(app)["jane@example.org"] == NOW - DAY
 
@@ -232,7 +286,9 @@ def test_each_batch_records_what_each_subscriber_was_sent(app: App) -> None:
     queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
     rows = table_rows(app.store.engine, "subscriber_advisories")
     revision = app.store.advisories.get(advisory_id).revision
-    assert [(r["subscriber_id"], r["advisory_id"], r["revision"]) for r in rows] == [(jane.id, advisory_id, revision)]
+    assert [(r["subscriber_id"], r["advisory_id"], r["revision"]) for r in rows] == [
+        (jane.id, advisory_id, revision)
+    ]
     assert watermarks(app)["jane@example.org"] == NOW
 
 
@@ -240,4 +296,6 @@ def test_expired_advisory_is_not_mailed(app: App) -> None:
     subscribe(app, "jane@example.org", ["medway"])
     advisory_id = save(app, advisory("expired"))
     set_columns(app.store.engine, "advisories", {"expires_at": NOW - HOUR / 2}, id=advisory_id)
-    assert queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW).messages == 0
+    assert (
+        queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW).messages == 0
+    )

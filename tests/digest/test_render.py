@@ -55,7 +55,9 @@ def test_premailer_runs_once_per_variant_for_1000_subscribers_over_13_areas(
     districts = [n.slug for n in app.gazetteer if n.kind is AreaKind.DISTRICT]
     assert len(districts) == 13
     frequencies = ["daily", "weekly", "immediate"]
-    subscribe_many(app, 1000, lambda i: [districts[i % 13]], lambda i: frequencies[i % 3], at=NOW - DAY)
+    subscribe_many(
+        app, 1000, lambda i: [districts[i % 13]], lambda i: frequencies[i % 3], at=NOW - DAY
+    )
     for slug in districts:
         save(app, advisory(f"news-{slug}", areas=[slug]))
     save(app, advisory("force-wide", areas=["kent"]))
@@ -89,7 +91,12 @@ def test_a_variant_rendered_in_an_earlier_batch_is_not_rendered_again(
 def _digest_html(app: App, count: int = 3, **kwargs: Any) -> tuple[str, str]:
     subscribe(app, "jane@example.org", ["medway"], **kwargs)
     for i in range(count):
-        save(app, advisory(f"news-{i}", published=NOW - (i + 2) * HOUR, summary=f"Summary £{i} “quoted”."))
+        save(
+            app,
+            advisory(
+                f"news-{i}", published=NOW - (i + 2) * HOUR, summary=f"Summary £{i} “quoted”."
+            ),
+        )
     save(app, advisory("force-wide", areas=["kent"]))
     queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
     [(_, _, message)] = built(app)
@@ -129,7 +136,10 @@ def test_one_h1_and_every_link_makes_sense_out_of_context(app: App) -> None:
     so the words must be in the link text itself."""
     _, html = _digest_html(app)
     assert len(re.findall(r"<h1[\s>]", html)) == 1
-    links = [" ".join(re.sub(r"<[^>]+>", "", text).split()) for text in re.findall(r"<a [^>]*>(.*?)</a>", html, re.S)]
+    links = [
+        " ".join(re.sub(r"<[^>]+>", "", text).split())
+        for text in re.findall(r"<a [^>]*>(.*?)</a>", html, re.S)
+    ]
     assert links
     for text in links:
         assert text.lower() not in {"read more", "here", "click here", "more", "link"}, links
@@ -166,7 +176,11 @@ def test_text_part_carries_the_same_content_as_the_html(app: App) -> None:
     for title in titles:
         assert title in flat
     for summary in ("Summary £0 “quoted”.", "Summary £2 “quoted”."):
-        assert summary in flat and summary.replace("£", "&#163;").replace("“", "&#8220;").replace("”", "&#8221;") in html
+        assert (
+            summary in flat
+            and summary.replace("£", "&#163;").replace("“", "&#8220;").replace("”", "&#8221;")
+            in html
+        )
     for link in re.findall(r'href="(https?://[^"]+)"', html):
         assert link.replace("&amp;", "&") in text
 
@@ -176,7 +190,11 @@ def test_fifty_advisories_show_the_newest_and_link_to_the_rest_under_100_kb(app:
     assert len(html.encode()) < 100_000
     shown = re.findall(r"<h3[^>]*><a [^>]*>([^<]+)</a></h3>", html)
     assert len(shown) == app.config.digests.max_items
-    assert "Advisory force-wide" in shown and "Advisory news-0" in shown and "Advisory news-48" not in shown
+    assert (
+        "Advisory force-wide" in shown
+        and "Advisory news-0" in shown
+        and "Advisory news-48" not in shown
+    )
     assert "31 more alerts" in html and "31 more alerts" in text
     assert ">Advisory news-48</a>" in html and "And 1 older, on the website" in html
     assert 'href="http://localhost:8000/areas/medway"' in html
@@ -184,19 +202,43 @@ def test_fifty_advisories_show_the_newest_and_link_to_the_rest_under_100_kb(app:
 
 def test_hostile_advisory_renders_harmless(app: App) -> None:
     subscribe(app, "jane@example.org", ["medway"], frequency="immediate")
-    save(app, advisory("hostile", title=HOSTILE_TITLE, body=HOSTILE_BODY_HTML + "<p>__unsubscribe_url_0000__</p>"))
+    save(
+        app,
+        advisory(
+            "hostile",
+            title=HOSTILE_TITLE,
+            body=HOSTILE_BODY_HTML + "<p>__unsubscribe_url_0000__</p>",
+        ),
+    )
     queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
     [(_, _, message)] = built(app)
     text, html = parts(message)
-    for marker in ("<script", "javascript:", "onerror", "tracker.example", "alert('body')", "alert('img')"):
+    for marker in (
+        "<script",
+        "javascript:",
+        "onerror",
+        "tracker.example",
+        "alert('body')",
+        "alert('img')",
+    ):
         assert marker not in html, marker
-    for marker in ("<script", "javascript:", "tracker.example", "alert('body')", "alert('link')", "alert('t')"):
+    for marker in (
+        "<script",
+        "javascript:",
+        "tracker.example",
+        "alert('body')",
+        "alert('link')",
+        "alert('t')",
+    ):
         assert marker not in text, marker
     # The title's one text form, as the web page shows it: markup dropped, one line.
     assert message["Subject"] == "Scam warning Bcc: victim@example.org"
     assert re.search(r"<h1[^>]*>Scam warning Bcc: victim@example.org</h1>", html)
     assert "&lt;script" not in html and "<script" not in text
-    assert "Residents of Medway should be careful." in html and "Residents of Medway should be careful." in text
+    assert (
+        "Residents of Medway should be careful." in html
+        and "Residents of Medway should be careful." in text
+    )
     # Text that looks like a placeholder is left alone: the real ones carry a nonce.
     assert "__unsubscribe_url_0000__" in html
 
@@ -212,7 +254,9 @@ def test_a_missing_template_stops_the_run_naming_the_folder(
     assert caught.value.where == str(empty / "email")
 
 
-def test_a_broken_template_names_the_file(write_config: Callable[..., Path], tmp_path: Path, sqlite_url: str) -> None:
+def test_a_broken_template_names_the_file(
+    write_config: Callable[..., Path], tmp_path: Path, sqlite_url: str
+) -> None:
     from tests.support import REPO
 
     folder = tmp_path / "templates" / "email"
@@ -282,7 +326,10 @@ def test_one_template_environment_escapes_html_templates_and_not_text_ones(tmp_p
     (tmp_path / "page.html").write_text("<p>{{ title }}</p>")
     (tmp_path / "page.txt").write_text("{{ title }}\n")
     env = template_environment(tmp_path)
-    assert env.get_template("page.html").render(title="Fish & <chips>") == "<p>Fish &amp; &lt;chips&gt;</p>"
+    assert (
+        env.get_template("page.html").render(title="Fish & <chips>")
+        == "<p>Fish &amp; &lt;chips&gt;</p>"
+    )
     assert env.get_template("page.txt").render(title="Fish & <chips>") == "Fish & <chips>\n"
     with pytest.raises(UndefinedError):
         env.get_template("page.txt").render()
@@ -325,7 +372,9 @@ def test_inlining_variants_together_gives_each_what_premailer_gives_it_alone(
     subscribe(app, "kim@example.org", ["ashford"], frequency="immediate")
     save(app, advisory("news-medway", areas=["medway"], body=HOSTILE_BODY_HTML))
     save(app, advisory("news-ashford", areas=["ashford"], summary="Summary £1 “quoted”."))
-    save(app, advisory("force-wide", areas=["kent"], body="<p>Advice.</p>" * 3000))  # over the size limit
+    save(
+        app, advisory("force-wide", areas=["kent"], body="<p>Advice.</p>" * 3000)
+    )  # over the size limit
     for frequency in (Frequency.DAILY, Frequency.IMMEDIATE):
         queue_digests(app.config, app.store, app.gazetteer, frequency, now=NOW)
     # Jane's and Joe's digests, Kim's two alerts, the too long one again with its summary.

@@ -34,13 +34,18 @@ SAMPLE_URL = (
 SAMPLE_TITLE = "Safety advice after telephone fraudster poses as Kent Police officer"
 SAMPLE_PUBLISHED = datetime(2020, 12, 18, 14, 30, tzinfo=UTC)  # 14:30 GMT
 ATOM = "{http://www.w3.org/2005/Atom}"
-RFC822 = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}$")
+RFC822 = re.compile(
+    r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}$"
+)
 
 
 @pytest.fixture
 def feeds_app(write_config: Callable[..., Path], db_url: str) -> Iterator[App]:
     """An App on SQLite or PostgreSQL with the sample advisory ingested at NOW."""
-    path = write_config(database=db_url, site={"base_url": BASE, "name": "Kent Area Alerts", "publisher": "Kent Police"})
+    path = write_config(
+        database=db_url,
+        site={"base_url": BASE, "name": "Kent Area Alerts", "publisher": "Kent Police"},
+    )
     app = App(path)
     yield app
     app.close()
@@ -74,12 +79,16 @@ def parse(app: App, name: str) -> feedparser.FeedParserDict:
 def entry_ids(app: App, slug: str) -> dict[str, list[str]]:
     """The entry ids in each format of one area's feed."""
     found = {fmt: [e.id for e in parse(app, f"{slug}.{fmt}").entries] for fmt in ("rss", "atom")}
-    found["json"] = [item["id"] for item in json.loads((out(app) / f"{slug}.json").read_bytes())["items"]]
+    found["json"] = [
+        item["id"] for item in json.loads((out(app) / f"{slug}.json").read_bytes())["items"]
+    ]
     return found
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    return {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in sorted(folder.iterdir())}
+    return {
+        path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in sorted(folder.iterdir())
+    }
 
 
 def test_builds_rss_atom_and_json_for_every_feed_area_and_all(feeds_app: App) -> None:
@@ -97,7 +106,9 @@ def test_builds_rss_atom_and_json_for_every_feed_area_and_all(feeds_app: App) ->
 def test_every_feed_parses_in_feedparser_without_errors(feeds_app: App) -> None:
     ingest(feeds_app)
     build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
-    for path in sorted(p for p in out(feeds_app).glob("[!.]*") if p.suffix in (".rss", ".atom", ".json")):
+    for path in sorted(
+        p for p in out(feeds_app).glob("[!.]*") if p.suffix in (".rss", ".atom", ".json")
+    ):
         if path.suffix == ".json":
             data = json.loads(path.read_bytes())
             assert data["version"] == "https://jsonfeed.org/version/1.1"
@@ -112,7 +123,11 @@ def test_medway_and_chatham_feeds_hold_the_sample_and_dover_does_not(feeds_app: 
     ingest(feeds_app)
     build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     for slug in ("medway", "chatham", "kent", "all"):  # Chatham: the matching rule (town in Medway)
-        assert entry_ids(feeds_app, slug) == {"rss": [SAMPLE_URL], "atom": [SAMPLE_URL], "json": [SAMPLE_URL]}, slug
+        assert entry_ids(feeds_app, slug) == {
+            "rss": [SAMPLE_URL],
+            "atom": [SAMPLE_URL],
+            "json": [SAMPLE_URL],
+        }, slug
     for slug in ("dover", "deal", "maidstone"):
         assert entry_ids(feeds_app, slug) == {"rss": [], "atom": [], "json": []}, slug
 
@@ -125,7 +140,9 @@ def test_entry_round_trips_id_dates_links_content_and_categories(feeds_app: App)
         parsed = parse(feeds_app, f"medway.{fmt}")
         assert parsed.feed.title == "Kent Area Alerts: Medway"
         assert parsed.feed.link == f"{BASE}/areas/medway"
-        assert {(link.rel, link.href) for link in parsed.feed.links} >= {("self", f"{BASE}/feeds/medway.{fmt}")}
+        assert {(link.rel, link.href) for link in parsed.feed.links} >= {
+            ("self", f"{BASE}/feeds/medway.{fmt}")
+        }
         (entry,) = parsed.entries
         assert entry.id == SAMPLE_URL
         assert entry.title == SAMPLE_TITLE
@@ -182,24 +199,47 @@ def test_rss_and_atom_follow_the_rules_validators_apply(feeds_app: App) -> None:
         assert found(entry.find(f"{ATOM}content")).get("type") == "html"
 
 
-def test_an_urgent_advisory_says_so_in_its_title_in_every_format(feeds_app: App, tmp_path: Path) -> None:
+def test_an_urgent_advisory_says_so_in_its_title_in_every_format(
+    feeds_app: App, tmp_path: Path
+) -> None:
     folder = tmp_path / "urgent"
     folder.mkdir()
-    write_advisory(folder, "u", title="Flooding in Dover", url="https://www.kent.police.uk/news/u/", priority="urgent")
+    write_advisory(
+        folder,
+        "u",
+        title="Flooding in Dover",
+        url="https://www.kent.police.uk/news/u/",
+        priority="urgent",
+    )
     ingest(feeds_app, folder)
     build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     for fmt in ("rss", "atom"):
-        assert [e.title for e in parse(feeds_app, f"dover.{fmt}").entries] == ["Urgent: Flooding in Dover"]
-    assert json.loads((out(feeds_app) / "dover.json").read_bytes())["items"][0]["title"] == "Urgent: Flooding in Dover"
+        assert [e.title for e in parse(feeds_app, f"dover.{fmt}").entries] == [
+            "Urgent: Flooding in Dover"
+        ]
+    assert (
+        json.loads((out(feeds_app) / "dover.json").read_bytes())["items"][0]["title"]
+        == "Urgent: Flooding in Dover"
+    )
 
 
-def test_an_id_that_is_not_a_url_is_not_a_permalink_and_becomes_a_tag_uri(feeds_app: App, tmp_path: Path) -> None:
+def test_an_id_that_is_not_a_url_is_not_a_permalink_and_becomes_a_tag_uri(
+    feeds_app: App, tmp_path: Path
+) -> None:
     folder = tmp_path / "guids"
     folder.mkdir()
-    write_advisory(folder, "guid", title="Appeal in Dover", url="https://www.kent.police.uk/news/appeal/", guid="12345")
+    write_advisory(
+        folder,
+        "guid",
+        title="Appeal in Dover",
+        url="https://www.kent.police.uk/news/appeal/",
+        guid="12345",
+    )
     ingest(feeds_app, folder)
     build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
-    guid = found(etree.fromstring((out(feeds_app) / "dover.rss").read_bytes()).find("channel/item/guid"))
+    guid = found(
+        etree.fromstring((out(feeds_app) / "dover.rss").read_bytes()).find("channel/item/guid")
+    )
     assert guid.text == "tag:www.kent.police.uk,2026-11-01:12345"
     assert guid.get("isPermaLink") == "false"
     assert parse(feeds_app, "dover.atom").entries[0].id == guid.text
@@ -218,7 +258,9 @@ def test_rebuild_with_nothing_new_changes_no_byte_and_touches_no_file(feeds_app:
     before = snapshot(out(feeds_app))
     # Later, and the sample ingested again unchanged: still nothing new.
     ingest(feeds_app, now=NOW + timedelta(hours=3))
-    again = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW + timedelta(hours=3))
+    again = build_feeds(
+        feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW + timedelta(hours=3)
+    )
     assert again.written == []
     assert again.unchanged == len(first.written)
     assert snapshot(out(feeds_app)) == before
@@ -235,28 +277,44 @@ def test_a_damaged_or_missing_feed_file_is_repaired_by_the_next_build(feeds_app:
     assert (out(feeds_app) / "medway.atom").read_bytes() == good
 
 
-def test_only_the_feeds_a_new_advisory_concerns_are_rewritten(feeds_app: App, tmp_path: Path) -> None:
+def test_only_the_feeds_a_new_advisory_concerns_are_rewritten(
+    feeds_app: App, tmp_path: Path
+) -> None:
     ingest(feeds_app)
     build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     folder = tmp_path / "new"
     folder.mkdir()
-    write_advisory(folder, "dover", title="Scam calls reported in Dover", url="https://www.kent.police.uk/news/dover-scam/")
+    write_advisory(
+        folder,
+        "dover",
+        title="Scam calls reported in Dover",
+        url="https://www.kent.police.uk/news/dover-scam/",
+    )
     later = NOW + timedelta(hours=1)
     ingest(feeds_app, folder, now=later)
     report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=later)
     gazetteer = feeds_app.gazetteer
-    concerned = {"all"} | {node.slug for node in gazetteer.feed_areas() if gazetteer.wants([node.slug], ["dover"])}
+    concerned = {"all"} | {
+        node.slug for node in gazetteer.feed_areas() if gazetteer.wants([node.slug], ["dover"])
+    }
     assert {"dover", "deal", "kent"} <= concerned and "medway" not in concerned
     assert {path.stem for path in report.written} == concerned
     assert len(report.written) == 3 * len(concerned)
-    assert entry_ids(feeds_app, "all")["atom"] == ["https://www.kent.police.uk/news/dover-scam/", SAMPLE_URL]
+    assert entry_ids(feeds_app, "all")["atom"] == [
+        "https://www.kent.police.uk/news/dover-scam/",
+        SAMPLE_URL,
+    ]
 
 
-def test_updated_advisory_keeps_its_id_and_gets_a_new_updated(feeds_app: App, advisory_dir: Path) -> None:
+def test_updated_advisory_keeps_its_id_and_gets_a_new_updated(
+    feeds_app: App, advisory_dir: Path
+) -> None:
     ingest(feeds_app)
     build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     copy = advisory_dir / SAMPLE.name
-    copy.write_text(copy.read_text(encoding="utf-8") + "\nUpdate: a man has been arrested.\n", encoding="utf-8")
+    copy.write_text(
+        copy.read_text(encoding="utf-8") + "\nUpdate: a man has been arrested.\n", encoding="utf-8"
+    )
     later = NOW + timedelta(days=1)
     ingest(feeds_app, now=later)
     build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=later)
@@ -272,11 +330,16 @@ def test_updated_advisory_keeps_its_id_and_gets_a_new_updated(feeds_app: App, ad
     assert utc_of(rss.feed.updated_parsed) == later  # lastBuildDate
 
 
-def test_withdrawn_advisory_leaves_the_feeds_at_the_next_build(feeds_app: App, advisory_dir: Path) -> None:
+def test_withdrawn_advisory_leaves_the_feeds_at_the_next_build(
+    feeds_app: App, advisory_dir: Path
+) -> None:
     ingest(feeds_app)
     build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     copy = advisory_dir / SAMPLE.name
-    copy.write_text(copy.read_text(encoding="utf-8").replace("area: Kent", "area: Kent\nstatus: withdrawn"), encoding="utf-8")
+    copy.write_text(
+        copy.read_text(encoding="utf-8").replace("area: Kent", "area: Kent\nstatus: withdrawn"),
+        encoding="utf-8",
+    )
     later = NOW + timedelta(days=2)
     ingest(feeds_app, now=later)
     report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=later)
@@ -310,7 +373,9 @@ def test_an_advisory_retagged_out_of_an_area_moves_that_areas_feed_date_forward(
     write_advisory(folder, "moving", title="Scam calls in Maidstone", url=url)
     retagged = NOW + timedelta(hours=2)
     ingest(feeds_app, folder, now=retagged)
-    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=retagged + timedelta(minutes=5))
+    report = build_feeds(
+        feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=retagged + timedelta(minutes=5)
+    )
     assert out(feeds_app) / "dover.atom" in report.written
     assert entry_ids(feeds_app, "dover") == {"rss": [], "atom": [], "json": []}
     # A reader caching on updated/lastBuildDate sees the change, dated when it happened.
@@ -318,7 +383,12 @@ def test_an_advisory_retagged_out_of_an_area_moves_that_areas_feed_date_forward(
     assert feed_dates(feeds_app, "maidstone") == (retagged, retagged)
     # And the dates hold: building again with nothing new changes no byte.
     before = snapshot(out(feeds_app))
-    assert build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=retagged + timedelta(days=1)).written == []
+    assert (
+        build_feeds(
+            feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=retagged + timedelta(days=1)
+        ).written
+        == []
+    )
     assert snapshot(out(feeds_app)) == before
 
 
@@ -336,7 +406,12 @@ def test_a_feed_changed_by_the_config_alone_is_dated_by_the_build_that_changed_i
         assert parse(renamed, "medway.atom").feed.title == "Kent Area Alerts: Medway"
         # No advisory changed, so only the build's clock says when the feed did.
         assert feed_dates(renamed, "medway") == (later, later)
-        assert build_feeds(renamed.config, renamed.store, renamed.gazetteer, now=later + timedelta(hours=1)).written == []
+        assert (
+            build_feeds(
+                renamed.config, renamed.store, renamed.gazetteer, now=later + timedelta(hours=1)
+            ).written
+            == []
+        )
     finally:
         renamed.close()
 
@@ -346,19 +421,34 @@ def test_a_lost_or_damaged_date_record_only_costs_the_dates_from_the_store(feeds
     build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
     before = snapshot(out(feeds_app))
     (out(feeds_app) / STATE_FILE).write_text("{not json")
-    assert build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW + timedelta(hours=1)).written == []
+    assert (
+        build_feeds(
+            feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW + timedelta(hours=1)
+        ).written
+        == []
+    )
     (out(feeds_app) / STATE_FILE).unlink()
-    assert build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW + timedelta(hours=2)).written == []
+    assert (
+        build_feeds(
+            feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW + timedelta(hours=2)
+        ).written
+        == []
+    )
     after = snapshot(out(feeds_app))
     assert after.pop(STATE_FILE)[0] == before.pop(STATE_FILE)[0]  # the record, written again
     assert after == before  # the feeds, untouched
 
 
-def test_expired_advisory_leaves_the_feeds_at_the_next_build(feeds_app: App, tmp_path: Path) -> None:
+def test_expired_advisory_leaves_the_feeds_at_the_next_build(
+    feeds_app: App, tmp_path: Path
+) -> None:
     folder = tmp_path / "expiring"
     folder.mkdir()
     write_advisory(
-        folder, "appeal", title="Road closure in Dover", url="https://www.kent.police.uk/news/closure/",
+        folder,
+        "appeal",
+        title="Road closure in Dover",
+        url="https://www.kent.police.uk/news/closure/",
         expires="18:00 26/11/2026",
     )
     ingest(feeds_app, folder)
@@ -370,7 +460,12 @@ def test_expired_advisory_leaves_the_feeds_at_the_next_build(feeds_app: App, tmp
     updated = parse(feeds_app, "dover.atom").feed.updated_parsed
     assert utc_of(updated) == datetime(2026, 11, 26, 18, 0, tzinfo=UTC)
     # and that is stable: building again later changes nothing
-    assert build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=after + timedelta(days=3)).written == []
+    assert (
+        build_feeds(
+            feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=after + timedelta(days=3)
+        ).written
+        == []
+    )
 
 
 def test_feeds_hold_at_most_max_items_newest_first(
@@ -380,7 +475,10 @@ def test_feeds_hold_at_most_max_items_newest_first(
     folder.mkdir()
     for day in (1, 2, 3):
         write_advisory(
-            folder, f"a{day}", title=f"Advice {day} for Dover", url=f"https://www.kent.police.uk/news/{day}/",
+            folder,
+            f"a{day}",
+            title=f"Advice {day} for Dover",
+            url=f"https://www.kent.police.uk/news/{day}/",
             date=f"10:00 0{day}/11/2026",
         )
     app = App(write_config(sources=[{"path": str(folder)}], feeds={"max_items": 2}))
@@ -395,7 +493,9 @@ def test_feeds_hold_at_most_max_items_newest_first(
 
 def test_build_writes_into_out_when_given(feeds_app: App, tmp_path: Path) -> None:
     ingest(feeds_app)
-    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW, out=tmp_path / "elsewhere")
+    report = build_feeds(
+        feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW, out=tmp_path / "elsewhere"
+    )
     assert isinstance(report, FeedsReport)
     assert (tmp_path / "elsewhere" / "medway.rss").exists()
     assert not out(feeds_app).exists()
@@ -421,14 +521,18 @@ def test_cli_feeds_build_prints_json_and_a_second_run_writes_nothing(
     assert data["unchanged"] == 0 and f"{tmp_path / 'feeds' / 'medway.rss'}" in data["written"]
     second = run_cli("feeds", "build")
     assert second.exit_code == 0
-    assert second.output.strip() == f"Feeds in {tmp_path / 'feeds'}: 0 written, {len(data['written'])} unchanged."
+    assert (
+        second.output.strip()
+        == f"Feeds in {tmp_path / 'feeds'}: 0 written, {len(data['written'])} unchanged."
+    )
 
 
-def test_cli_feeds_build_into_a_file_fails_with_one_line(run_cli: Callable[..., Result], tmp_path: Path) -> None:
+def test_cli_feeds_build_into_a_file_fails_with_one_line(
+    run_cli: Callable[..., Result], tmp_path: Path
+) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     result = run_cli("feeds", "build", "--out", str(blocker / "feeds"))
     assert result.exit_code == 1
     assert result.output.count("\n") == 1
     assert "cannot create the feeds folder" in result.output and "--out DIR" in result.output
-

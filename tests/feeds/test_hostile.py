@@ -54,7 +54,9 @@ def hostile_app(write_config: Callable[..., Path], tmp_path: Path) -> App:
 
 
 @pytest.mark.parametrize("slug", ["dover", "all"])
-def test_hostile_advisory_leaves_feeds_well_formed_and_harmless(hostile_app: App, slug: str) -> None:
+def test_hostile_advisory_leaves_feeds_well_formed_and_harmless(
+    hostile_app: App, slug: str
+) -> None:
     folder = hostile_app.config.feeds.out
     for fmt in ("rss", "atom"):
         raw = (folder / f"{slug}.{fmt}").read_bytes()
@@ -69,7 +71,9 @@ def test_hostile_advisory_leaves_feeds_well_formed_and_harmless(hostile_app: App
         content = entry.content[0].value
         assert_harmless(content)
         # What was text stays text, escaped once: the CDATA terminator survives as words.
-        assert "A CDATA end ]]&gt; in the text" in content or "A CDATA end ]]> in the text" in content
+        assert (
+            "A CDATA end ]]&gt; in the text" in content or "A CDATA end ]]> in the text" in content
+        )
         assert "Residents of Dover should be careful." in content
     item = json.loads((folder / f"{slug}.json").read_bytes())["items"][0]
     assert item["title"] == "Warning Second line in Dover"

@@ -23,7 +23,10 @@ GAZETTEER = load_gazetteer("kent")
 BASE = "https://alerts.example.org"
 # Any text at all, control characters, markup and CDATA terminators included.
 WILD = st.lists(
-    st.one_of(st.text(max_size=20), st.sampled_from(["<", ">", "&", "]]>", "<b>", "\x00", "\x0b", "\r", "\n", "\u2028"])),
+    st.one_of(
+        st.text(max_size=20),
+        st.sampled_from(["<", ">", "&", "]]>", "<b>", "\x00", "\x0b", "\r", "\n", "\u2028"]),
+    ),
     max_size=12,
 ).map("".join)
 MOMENTS = st.datetimes(
@@ -73,8 +76,15 @@ def test_any_text_gives_well_formed_feeds_that_round_trip(
 ) -> None:
     entry = build_entry(advisory(title, summary, body, key, published), GAZETTEER, BASE)
     feed = Feed(
-        slug="medway", title="Alerts: Medway", subtitle="Medway", base_url=BASE, home_url=f"{BASE}/areas/medway",
-        updated=entry.updated, language="en-GB", publisher="Kent Police", entries=(entry,),
+        slug="medway",
+        title="Alerts: Medway",
+        subtitle="Medway",
+        base_url=BASE,
+        home_url=f"{BASE}/areas/medway",
+        updated=entry.updated,
+        language="en-GB",
+        publisher="Kent Police",
+        entries=(entry,),
     )
     assert "\n" not in entry.title and "\r" not in entry.title
     for raw in (render_rss(feed), render_atom(feed)):

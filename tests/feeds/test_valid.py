@@ -40,7 +40,13 @@ def built(write_config: Callable[..., Path], advisory_dir: Path, db_url: str) ->
     """The sample, a hostile advisory, one with relative links and one keyed by a GUID."""
     write_hostile_advisory(advisory_dir)
     write_advisory(advisory_dir, "linked", title="Appeal in Dover", url=LINKED, body=RELATIVE_BODY)
-    write_advisory(advisory_dir, "guid", title="Advice for Deal", url="https://www.kent.police.uk/news/deal/", guid="42")
+    write_advisory(
+        advisory_dir,
+        "guid",
+        title="Advice for Deal",
+        url="https://www.kent.police.uk/news/deal/",
+        guid="42",
+    )
     app = App(write_config(database=db_url, site={"base_url": BASE}))
     report = ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW)
     assert len(report.new) == 4 and not report.rejected
@@ -49,7 +55,11 @@ def built(write_config: Callable[..., Path], advisory_dir: Path, db_url: str) ->
 
 
 def test_every_feed_built_passes_the_validators_rules(built: App) -> None:
-    files = sorted(path for path in built.config.feeds.out.glob("[!.]*") if path.suffix in (".rss", ".atom", ".json"))
+    files = sorted(
+        path
+        for path in built.config.feeds.out.glob("[!.]*")
+        if path.suffix in (".rss", ".atom", ".json")
+    )
     assert len(files) == 3 * (1 + len(built.gazetteer.feed_areas()))
     for path in files:
         assert feed_problems(path.read_bytes(), f"{BASE}/feeds/{path.name}") == [], path.name
@@ -67,11 +77,15 @@ def test_relative_links_in_a_body_resolve_against_the_advisorys_own_page(built: 
     folder = built.config.feeds.out
     for fmt in ("rss", "atom"):
         # As published: feedparser's own clean-up would resolve and drop links itself.
-        parsed = feedparser.parse((folder / f"dover.{fmt}").read_bytes(), sanitize_html=False, resolve_relative_uris=False)
+        parsed = feedparser.parse(
+            (folder / f"dover.{fmt}").read_bytes(), sanitize_html=False, resolve_relative_uris=False
+        )
         entry = next(e for e in parsed.entries if e.id == LINKED)
         for href in expected:
             assert f'href="{href}"' in entry.content[0].value, (fmt, href)
-    item = next(i for i in json.loads((folder / "dover.json").read_bytes())["items"] if i["id"] == LINKED)
+    item = next(
+        i for i in json.loads((folder / "dover.json").read_bytes())["items"] if i["id"] == LINKED
+    )
     assert all(f'href="{href}"' in item["content_html"] for href in expected)
     # The archive page too: "/news/..." would otherwise lead to this site, not the force's.
     advisory = built.store.advisories.get(LINKED)
@@ -85,11 +99,13 @@ RSS_OK = (
     '<atom:link rel="self" type="application/rss+xml" href="https://a.example/f.rss"/>'
     "<lastBuildDate>Wed, 25 Nov 2026 10:00:00 +0000</lastBuildDate>{items}</channel></rss>"
 )
-ITEM = '<item><title>x</title><guid>{guid}</guid><pubDate>{date}</pubDate><description>{html}</description></item>'
+ITEM = "<item><title>x</title><guid>{guid}</guid><pubDate>{date}</pubDate><description>{html}</description></item>"
 
 
 def rss(*items: tuple[str, str, str]) -> bytes:
-    return RSS_OK.format(items="".join(ITEM.format(guid=g, date=d, html=h) for g, d, h in items)).encode()
+    return RSS_OK.format(
+        items="".join(ITEM.format(guid=g, date=d, html=h) for g, d, h in items)
+    ).encode()
 
 
 def test_the_rss_rules_catch_what_readers_trip_on() -> None:
@@ -100,7 +116,11 @@ def test_the_rss_rules_catch_what_readers_trip_on() -> None:
     problems = rss_problems(
         rss(
             good,
-            ("https://a.example/1", "Wed, 25 Nov 2026 09:00:00 GMT", "&lt;a href=\"/rel\"&gt;x&lt;/a&gt;"),
+            (
+                "https://a.example/1",
+                "Wed, 25 Nov 2026 09:00:00 GMT",
+                '&lt;a href="/rel"&gt;x&lt;/a&gt;',
+            ),
             ("not-a-url", "Tue, 25 Nov 2026 08:00:00 +0000", ""),
         ),
         url,
@@ -110,7 +130,9 @@ def test_the_rss_rules_catch_what_readers_trip_on() -> None:
     assert any("'/rel' is relative" in p for p in problems)
     assert any("permalink guid: 'not-a-url'" in p for p in problems)
     assert any("wrong day of the week" in p for p in problems)
-    assert rss_problems(b"<rss version='2.0'><channel><title>T</title></channel></rss>", url)[:2] == [
+    assert rss_problems(b"<rss version='2.0'><channel><title>T</title></channel></rss>", url)[
+        :2
+    ] == [
         "channel: no <link> (required)",
         "channel: no <description> (required)",
     ]
@@ -132,7 +154,12 @@ def test_the_atom_and_json_feed_rules_catch_what_readers_trip_on() -> None:
     assert any("no author" in p for p in problems)
     assert any("after the feed's <updated>" in p for p in problems)
     item = {"id": 7, "url": "/relative", "date_published": "2026-11-25 10:00"}
-    feed = {"version": "https://jsonfeed.org/version/1", "title": "T", "feed_url": url, "items": [item]}
+    feed = {
+        "version": "https://jsonfeed.org/version/1",
+        "title": "T",
+        "feed_url": url,
+        "items": [item],
+    }
     problems = json_feed_problems(json.dumps(feed).encode(), url)
     assert any(p.startswith("version is") for p in problems)
     assert "item 1: id must be a non-empty string" in problems
@@ -142,13 +169,19 @@ def test_the_atom_and_json_feed_rules_catch_what_readers_trip_on() -> None:
 
 def test_the_media_rules_are_the_w3c_validators() -> None:
     url = "https://a.example/f.rss"
-    media = '<item><title>x</title><guid>https://a.example/1</guid><pubDate>Wed, 25 Nov 2026 10:00:00 +0000</pubDate>{}</item>'
+    media = "<item><title>x</title><guid>https://a.example/1</guid><pubDate>Wed, 25 Nov 2026 10:00:00 +0000</pubDate>{}</item>"
     ns = ' xmlns:media="http://search.yahoo.com/mrss/"'
     one = RSS_OK.replace("<rss ", f"<rss{ns} ").format(
-        items=media.format('<media:group><media:content url="https://a.example/i.jpg"/></media:group>')
+        items=media.format(
+            '<media:group><media:content url="https://a.example/i.jpg"/></media:group>'
+        )
     )
-    assert "item 1: media:group must have multiple media:content children" in rss_problems(one.encode(), url)
-    bare = RSS_OK.replace("<rss ", f"<rss{ns} ").format(items=media.format('<media:content url="https://a.example/i.jpg" medium="image"/>'))
+    assert "item 1: media:group must have multiple media:content children" in rss_problems(
+        one.encode(), url
+    )
+    bare = RSS_OK.replace("<rss ", f"<rss{ns} ").format(
+        items=media.format('<media:content url="https://a.example/i.jpg" medium="image"/>')
+    )
     assert rss_problems(bare.encode(), url) == []
     two = RSS_OK.replace("<rss ", f"<rss{ns} ").format(
         items=media.format(
@@ -162,7 +195,14 @@ def test_two_atom_entries_updated_at_the_same_instant_are_warned_about() -> None
     entry = "<entry><id>urn:x:{n}</id><title>E</title><updated>{when}</updated></entry>"
     atom = (
         '<feed xmlns="http://www.w3.org/2005/Atom">'
-        + "".join(entry.format(n=n, when=w) for n, w in ((1, "2026-11-25T10:00:00Z"), (2, "2026-11-25T09:00:00Z"), (3, "2026-11-25T10:00:00Z")))
+        + "".join(
+            entry.format(n=n, when=w)
+            for n, w in (
+                (1, "2026-11-25T10:00:00Z"),
+                (2, "2026-11-25T09:00:00Z"),
+                (3, "2026-11-25T10:00:00Z"),
+            )
+        )
         + "</feed>"
     ).encode()
     assert feed_warnings(atom, "https://a.example/f.atom") == [

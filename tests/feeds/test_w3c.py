@@ -26,7 +26,9 @@ from tests.support.advisory_files import write_advisory
 BASE = "https://alerts.example.org"
 ATOM = "{http://www.w3.org/2005/Atom}"
 MEDIA = "{http://search.yahoo.com/mrss/}"
-BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+BROWSER_ACCEPT = (
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+)
 
 
 @pytest.fixture
@@ -62,7 +64,9 @@ def test_an_image_is_one_media_content_in_the_item_never_a_group_of_one(app: App
     for name, items in (("medway.rss", "channel/item"), ("medway.atom", f"{ATOM}entry")):
         root = xml(app, name)
         assert not list(root.iter(f"{MEDIA}group")), name
-        with_image = [item for item in root.iterfind(items) if item.find(f"{MEDIA}content") is not None]
+        with_image = [
+            item for item in root.iterfind(items) if item.find(f"{MEDIA}content") is not None
+        ]
         assert len(with_image) == 1, name
         (media,) = with_image[0].findall(f"{MEDIA}content")
         assert media.get("url", "").startswith("https://") and media.get("medium") == "image"
@@ -72,11 +76,15 @@ def test_an_image_is_one_media_content_in_the_item_never_a_group_of_one(app: App
 
 def test_entries_read_in_one_run_carry_distinct_updated_stamps(app: App) -> None:
     for name in ("medway.atom", "all.atom"):
-        stamps = [entry.findtext(f"{ATOM}updated") for entry in xml(app, name).iterfind(f"{ATOM}entry")]
+        stamps = [
+            entry.findtext(f"{ATOM}updated") for entry in xml(app, name).iterfind(f"{ATOM}entry")
+        ]
         assert len(stamps) == 4 and len(set(stamps)) == 4, (name, stamps)
 
 
-def test_an_entry_changed_after_publication_is_updated_when_it_changed(app: App, advisory_dir: Path) -> None:
+def test_an_entry_changed_after_publication_is_updated_when_it_changed(
+    app: App, advisory_dir: Path
+) -> None:
     later = NOW + timedelta(days=1, hours=3)  # past the one-update-a-day interval
     write_advisory(
         advisory_dir,
@@ -112,10 +120,17 @@ def test_the_stylesheet_makes_a_feed_a_page_listing_its_advisories_and_how_to_fo
     page = transform(etree.parse(str(app.config.feeds.out / f"medway.{fmt}")))
     html = page.getroot()
     assert html.get("lang") == "en-GB"
-    assert html.findtext("head/title") == f"Kent Area Alerts: Medway ({fmt.upper() if fmt == 'rss' else 'Atom'} feed)"
+    assert (
+        html.findtext("head/title")
+        == f"Kent Area Alerts: Medway ({fmt.upper() if fmt == 'rss' else 'Atom'} feed)"
+    )
     assert html.findtext(".//h1") == "Kent Area Alerts: Medway"
     links = list(html.iterfind(".//ol/li/h3/a"))
-    assert [text_of(a) for a in links[:3]] == ["Appeal 2 in Chatham", "Appeal 1 in Chatham", "Appeal 0 in Chatham"]
+    assert [text_of(a) for a in links[:3]] == [
+        "Appeal 2 in Chatham",
+        "Appeal 1 in Chatham",
+        "Appeal 0 in Chatham",
+    ]
     assert links[0].get("href") == "https://www.kent.police.uk/news/medway-2/"
     assert text_of(next(html.iterfind(".//ol/li/time"))) == "1 Nov 2026"
     (address,) = html.iterfind(".//input[@id='feed-address']")
@@ -125,10 +140,15 @@ def test_the_stylesheet_makes_a_feed_a_page_listing_its_advisories_and_how_to_fo
     assert f"{BASE}/areas/medway" in [a.get("href") for a in html.iterfind(".//section//a")]
 
 
-def test_the_stylesheet_shows_markup_in_a_title_as_text_never_as_markup(app: App, advisory_dir: Path) -> None:
+def test_the_stylesheet_shows_markup_in_a_title_as_text_never_as_markup(
+    app: App, advisory_dir: Path
+) -> None:
     write_advisory(
-        advisory_dir, "evil", title="<b>Bold</b> & <script>alert(1)</script>",
-        url="https://www.kent.police.uk/news/evil/", area="Medway",
+        advisory_dir,
+        "evil",
+        title="<b>Bold</b> & <script>alert(1)</script>",
+        url="https://www.kent.police.uk/news/evil/",
+        area="Medway",
     )
     ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW)
     build_feeds(app.config, app.store, app.gazetteer, now=NOW)
@@ -138,19 +158,34 @@ def test_the_stylesheet_shows_markup_in_a_title_as_text_never_as_markup(app: App
         assert page.getroot().find(".//script") is None and page.getroot().find(".//ol//b") is None
 
 
-def test_a_browser_gets_the_feed_as_xml_it_renders_and_a_reader_gets_the_feed_type(app: App) -> None:
+def test_a_browser_gets_the_feed_as_xml_it_renders_and_a_reader_gets_the_feed_type(
+    app: App,
+) -> None:
     with serve_in_thread(create_app(app)) as url, httpx.Client() as http:
         for fmt in ("rss", "atom"):
-            reader = http.get(f"{url}/feeds/medway.{fmt}", headers={"Accept": "application/rss+xml, */*;q=0.1"})
+            reader = http.get(
+                f"{url}/feeds/medway.{fmt}", headers={"Accept": "application/rss+xml, */*;q=0.1"}
+            )
             assert reader.headers["content-type"] == f"application/{fmt}+xml; charset=utf-8"
             browser = http.get(f"{url}/feeds/medway.{fmt}", headers={"Accept": BROWSER_ACCEPT})
             assert browser.headers["content-type"] == "application/xml; charset=utf-8"
             assert browser.content == reader.content and "Accept" in browser.headers["vary"]
             # What a page's script or a reader without Accept gets: the feed's own type.
-            assert http.get(f"{url}/feeds/medway.{fmt}").headers["content-type"].startswith(f"application/{fmt}+xml")
+            assert (
+                http.get(f"{url}/feeds/medway.{fmt}")
+                .headers["content-type"]
+                .startswith(f"application/{fmt}+xml")
+            )
         as_json = http.get(f"{url}/feeds/medway.json", headers={"Accept": BROWSER_ACCEPT})
         assert as_json.headers["content-type"] == "application/feed+json; charset=utf-8"
         style = http.get(f"{url}/feeds/{STYLESHEET}")
-        assert style.status_code == 200 and style.headers["content-type"] == "text/xsl; charset=utf-8"
+        assert (
+            style.status_code == 200 and style.headers["content-type"] == "text/xsl; charset=utf-8"
+        )
         assert style.content == (app.config.feeds.out / STYLESHEET).read_bytes()
-        assert http.get(f"{url}/feeds/{STYLESHEET}", headers={"If-None-Match": style.headers["etag"]}).status_code == 304
+        assert (
+            http.get(
+                f"{url}/feeds/{STYLESHEET}", headers={"If-None-Match": style.headers["etag"]}
+            ).status_code
+            == 304
+        )

@@ -29,7 +29,9 @@ SAMPLE_URL = (
 )
 
 
-def ingest(folder: Path, store: Store, gazetteer: Gazetteer, *, now: datetime = NOW) -> IngestReport:
+def ingest(
+    folder: Path, store: Store, gazetteer: Gazetteer, *, now: datetime = NOW
+) -> IngestReport:
     return ingest_files([folder], store, gazetteer, now=now)
 
 
@@ -71,7 +73,9 @@ BAD_FILES: dict[str, bytes] = {
 @pytest.fixture
 def messy_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "batch"
-    shutil.copytree(SAMPLE.parent, folder, ignore=lambda d, names: [n for n in names if n != SAMPLE.name])
+    shutil.copytree(
+        SAMPLE.parent, folder, ignore=lambda d, names: [n for n in names if n != SAMPLE.name]
+    )
     for name, content in BAD_FILES.items():
         write(folder, name, content)
     write(folder, "zz-good.md", f"```yaml\n{GOOD_FRONT.format(n=1)}```\nA theft in Chatham.\n")
@@ -113,7 +117,10 @@ def test_files_are_read_in_a_stable_order_and_hidden_ones_skipped(
     write(folder, "a.md", f"```yaml\n{GOOD_FRONT.format(n=1)}```\n")
     report = ingest(folder, store, gazetteer)
     assert counts(report) == (2, 0, 0, 0)
-    assert [a.source for a in store.advisories.find()] == [str(folder / "sub/b.markdown"), str(folder / "a.md")]
+    assert [a.source for a in store.advisories.find()] == [
+        str(folder / "sub/b.markdown"),
+        str(folder / "a.md"),
+    ]
 
 
 def test_a_missing_path_is_reported(tmp_path: Path, store: Store, gazetteer: Gazetteer) -> None:
@@ -153,7 +160,10 @@ def test_sample_is_stored_as_concerning_medway_tagged_kent_and_medway(
 @pytest.mark.parametrize(
     ("old", "new"),
     [
-        ("defrauded a **Medway** man of money.\n\nThe victim", "defrauded a **Medway** man of £500.\n\nThe victim"),
+        (
+            "defrauded a **Medway** man of money.\n\nThe victim",
+            "defrauded a **Medway** man of £500.\n\nThe victim",
+        ),
         ("title: Safety advice after", "title: Updated safety advice after"),
     ],
     ids=["body", "title"],
@@ -173,9 +183,13 @@ def test_changed_body_or_title_is_an_update_with_a_new_revision(
     assert after.title != before.title or after.body_html != before.body_html
 
 
-def test_withdrawal_is_an_update_without_a_new_revision(folder: Path, store: Store, gazetteer: Gazetteer) -> None:
+def test_withdrawal_is_an_update_without_a_new_revision(
+    folder: Path, store: Store, gazetteer: Gazetteer
+) -> None:
     ingest(folder, store, gazetteer)
-    write(folder, SAMPLE.name, SAMPLE_TEXT.replace("area: Kent\n", "area: Kent\nstatus: withdrawn\n"))
+    write(
+        folder, SAMPLE.name, SAMPLE_TEXT.replace("area: Kent\n", "area: Kent\nstatus: withdrawn\n")
+    )
     report = ingest(folder, store, gazetteer, now=LATER)
     assert counts(report) == (0, 1, 0, 0)
     [item] = store.advisories.find()
@@ -199,7 +213,9 @@ def test_advisory_dated_in_the_repeated_autumn_hour_is_unchanged_when_ingested_a
 
 
 def test_expiry_and_priority_are_stored(folder: Path, store: Store, gazetteer: Gazetteer) -> None:
-    text = SAMPLE_TEXT.replace("area: Kent\n", "area: Kent\nexpires: 09:00 01/01/2021\npriority: urgent\n")
+    text = SAMPLE_TEXT.replace(
+        "area: Kent\n", "area: Kent\nexpires: 09:00 01/01/2021\npriority: urgent\n"
+    )
     write(folder, SAMPLE.name, text)
     ingest(folder, store, gazetteer)
     [item] = store.advisories.find()
@@ -210,7 +226,9 @@ def test_expiry_and_priority_are_stored(folder: Path, store: Store, gazetteer: G
     assert not item.is_live(item.expires_at)
 
 
-def test_same_advisory_under_two_file_names_is_one_row(folder: Path, store: Store, gazetteer: Gazetteer) -> None:
+def test_same_advisory_under_two_file_names_is_one_row(
+    folder: Path, store: Store, gazetteer: Gazetteer
+) -> None:
     write(folder, "copy-of-the-same.md", SAMPLE_TEXT)
     assert counts(ingest(folder, store, gazetteer)) == (1, 0, 1, 0)
     assert store.advisories.count() == 1
@@ -220,7 +238,11 @@ def test_undated_advisory_keeps_its_first_seen_time_when_ingested_again(
     tmp_path: Path, store: Store, gazetteer: Gazetteer
 ) -> None:
     folder = tmp_path / "adv"
-    write(folder, "undated.md", "```yaml\ntitle: Undated appeal\nurl: https://a.example/u\n```\nIn Dover.\n")
+    write(
+        folder,
+        "undated.md",
+        "```yaml\ntitle: Undated appeal\nurl: https://a.example/u\n```\nIn Dover.\n",
+    )
     first = ingest(folder, store, gazetteer)
     assert any("no publish.date" in w for w in first.warnings)
     assert counts(ingest(folder, store, gazetteer, now=LATER)) == (0, 0, 1, 0)
@@ -229,19 +251,31 @@ def test_undated_advisory_keeps_its_first_seen_time_when_ingested_again(
     assert item.first_seen_at == NOW
 
 
-def test_unknown_front_matter_survives_the_store(tmp_path: Path, store: Store, gazetteer: Gazetteer) -> None:
+def test_unknown_front_matter_survives_the_store(
+    tmp_path: Path, store: Store, gazetteer: Gazetteer
+) -> None:
     folder = tmp_path / "adv"
-    front = GOOD_FRONT.format(n=9) + "category: fraud\nodd: .nan\nwhen: 2020-01-02\nnested: {a: [1, 2]}\n"
+    front = (
+        GOOD_FRONT.format(n=9)
+        + "category: fraud\nodd: .nan\nwhen: 2020-01-02\nnested: {a: [1, 2]}\n"
+    )
     write(folder, "x.md", f"```yaml\n{front}```\n")
     assert counts(ingest(folder, store, gazetteer)) == (1, 0, 0, 0)
     [item] = store.advisories.find()
-    assert item.extra == {"category": "fraud", "odd": "nan", "when": "2020-01-02", "nested": {"a": [1, 2]}}
+    assert item.extra == {
+        "category": "fraud",
+        "odd": "nan",
+        "when": "2020-01-02",
+        "nested": {"a": [1, 2]},
+    }
 
 
 # -- progress and sources -------------------------------------------------------------------
 
 
-def test_progress_is_told_the_total_then_each_file(messy_folder: Path, store: Store, gazetteer: Gazetteer) -> None:
+def test_progress_is_told_the_total_then_each_file(
+    messy_folder: Path, store: Store, gazetteer: Gazetteer
+) -> None:
     calls: list[tuple[str, int]] = []
 
     def start(total: int) -> Callable[[int], None]:
@@ -253,7 +287,9 @@ def test_progress_is_told_the_total_then_each_file(messy_folder: Path, store: St
     assert calls == [("total", files)] + [("done", 1)] * files
 
 
-def test_ingest_sources_reads_every_configured_folder(tmp_path: Path, store: Store, gazetteer: Gazetteer) -> None:
+def test_ingest_sources_reads_every_configured_folder(
+    tmp_path: Path, store: Store, gazetteer: Gazetteer
+) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     write(one, "a.md", f"```yaml\n{GOOD_FRONT.format(n=1)}```\n")
     write(two, "b.md", f"```yaml\n{GOOD_FRONT.format(n=2)}```\n")
@@ -265,7 +301,9 @@ def test_ingest_sources_reads_every_configured_folder(tmp_path: Path, store: Sto
 # -- generated front matter all the way into the store -----------------------------------------
 
 STORE_JUNK = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 ODD_SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30), st.binary(max_size=10),
@@ -273,7 +311,9 @@ ODD_SCALARS = st.one_of(
 )  # fmt: skip
 ODD_VALUES = st.recursive(
     ODD_SCALARS,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -281,7 +321,9 @@ ODD_VALUES = st.recursive(
 @STORE_JUNK
 @given(
     extra=st.dictionaries(
-        st.sampled_from(["publish", "expires", "og", "guid", "areas", "status", "priority", "summary", "x", "y"]),
+        st.sampled_from(
+            ["publish", "expires", "og", "guid", "areas", "status", "priority", "summary", "x", "y"]
+        ),
         ODD_VALUES,
         max_size=5,
     ),
@@ -289,7 +331,12 @@ ODD_VALUES = st.recursive(
     body=st.text(max_size=300),
 )
 def test_whatever_parses_can_be_stored(
-    tmp_path_factory: pytest.TempPathFactory, store: Store, gazetteer: Gazetteer, extra: dict, title: str, body: str
+    tmp_path_factory: pytest.TempPathFactory,
+    store: Store,
+    gazetteer: Gazetteer,
+    extra: dict,
+    title: str,
+    body: str,
 ) -> None:
     front = {"title": title, "url": "https://a.example/fuzz", **extra}
     data = f"```yaml\n{yaml.safe_dump(front, allow_unicode=True)}```\n{body}"

@@ -36,10 +36,14 @@ FEED = f"""<?xml version="1.0" encoding="utf-8"?>
 """.encode()
 
 
-def test_a_file_and_a_feed_entry_with_the_same_words_make_the_same_advisory(gazetteer: Gazetteer) -> None:
+def test_a_file_and_a_feed_entry_with_the_same_words_make_the_same_advisory(
+    gazetteer: Gazetteer,
+) -> None:
     from_file = parse_advisory_bytes(FILE, "courier.md", gazetteer, now=NOW)
     [entry] = feedparser.parse(io.BytesIO(FEED)).entries
-    from_feed = entry_to_advisory(entry, "feed entry", "https://example.org/feed", gazetteer, now=NOW, force_area=None)
+    from_feed = entry_to_advisory(
+        entry, "feed entry", "https://example.org/feed", gazetteer, now=NOW, force_area=None
+    )
     a, b = from_file.advisory, from_feed.advisory
     assert (a.key, a.url, a.title, a.summary, a.body_text, a.published_at, a.areas) == (
         b.key, b.url, b.title, b.summary, b.body_text, b.published_at, b.areas,

@@ -155,7 +155,9 @@ def test_a_new_parser_reads_every_file_once_more(
 ) -> None:
     poll(folder, sqlite_store, gazetteer)
     seen = sqlite_store.sources.seen_files()
-    older = {path: dataclasses.replace(file, parser="an older version") for path, file in seen.items()}
+    older = {
+        path: dataclasses.replace(file, parser="an older version") for path, file in seen.items()
+    }
     sqlite_store.sources.save_seen_files(older, forget=[], now=NOW)
     report = poll(folder, sqlite_store, gazetteer)
     assert len(undated_warnings(report)) == 1 and report.counts()["unchanged"] == 3
@@ -171,12 +173,18 @@ def test_a_file_read_for_the_first_time_is_checked_again_next_poll_whatever_its_
     path = write(folder, "now.md", "Just written", settle=False)
     written = path.stat().st_mtime_ns
     poll(folder, sqlite_store, gazetteer)
-    assert [file.mtime_ns for file in sqlite_store.sources.seen_files().values()] == [provisional(written)]
-    path.write_text(path.read_text(encoding="utf-8").replace("Just written", "Just writtem"), encoding="utf-8")
+    assert [file.mtime_ns for file in sqlite_store.sources.seen_files().values()] == [
+        provisional(written)
+    ]
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("Just written", "Just writtem"), encoding="utf-8"
+    )
     os.utime(path, ns=(written, written))  # the same tick, the same size: only a read can tell
     report = poll(folder, sqlite_store, gazetteer)
     assert report.counts()["updated"] == 1  # the racy write was seen
-    assert [file.mtime_ns for file in sqlite_store.sources.seen_files().values()] == [provisional(written)]
+    assert [file.mtime_ns for file in sqlite_store.sources.seen_files().values()] == [
+        provisional(written)
+    ]
     poll(folder, sqlite_store, gazetteer)
     assert [file.mtime_ns for file in sqlite_store.sources.seen_files().values()] == [written]
 
@@ -227,7 +235,10 @@ def test_configured_sources_use_the_cache(
 
     store = open_store(config.database)
     try:
-        assert ingest_sources(config, store, gazetteer, now=NOW, clock=default_clock()).counts()["new"] == 3
+        assert (
+            ingest_sources(config, store, gazetteer, now=NOW, clock=default_clock()).counts()["new"]
+            == 3
+        )
         again = ingest_sources(config, store, gazetteer, now=NOW, clock=default_clock())
         assert again.counts()["unchanged"] == 3 and undated_warnings(again) == []
     finally:
@@ -247,7 +258,9 @@ def test_alerts_ingest_with_paths_always_reads_them(
 # -- only settled files are read ----------------------------------------------------
 
 
-def settled_poll(folder: Path, store: Store, gazetteer: Gazetteer, settling: Settling) -> IngestReport:
+def settled_poll(
+    folder: Path, store: Store, gazetteer: Gazetteer, settling: Settling
+) -> IngestReport:
     return ingest_directories(
         [folder], store, gazetteer, now=NOW, zone=LONDON, settle=0.5, settling=settling
     )
@@ -265,7 +278,9 @@ def test_a_file_written_just_now_is_left_until_its_writes_settle(
     assert first.unsettled == [str(folder / "new.md")]
     assert first.recheck_in is not None and 0 < first.recheck_in <= 0.5
     clock.advance(0.3)  # still within the settle time: not yet
-    assert settled_poll(folder, sqlite_store, gazetteer, settling).unsettled == [str(folder / "new.md")]
+    assert settled_poll(folder, sqlite_store, gazetteer, settling).unsettled == [
+        str(folder / "new.md")
+    ]
     # Nothing was remembered: the next look reads it once it has been quiet long enough.
     clock.advance(0.3)
     later = settled_poll(folder, sqlite_store, gazetteer, settling)
@@ -377,7 +392,9 @@ def test_a_one_off_ingest_that_waited_counts_each_file_once(
     folder = tmp_path / "mixed"
     write(folder, "old.md", "Written a moment ago")
     time.sleep(0.35)  # settled by the first look; the two below are not
-    write(folder, "bad.md", "No date", date=None, settle=False).write_text("no front matter", encoding="utf-8")
+    write(folder, "bad.md", "No date", date=None, settle=False).write_text(
+        "no front matter", encoding="utf-8"
+    )
     write(folder, "new.md", "Written just now", settle=False)
     config = load_config(write_config(sources=[{"path": str(folder), "settle_seconds": 0.3}]))
     store = open_store(config.database)
@@ -386,4 +403,9 @@ def test_a_one_off_ingest_that_waited_counts_each_file_once(
     finally:
         store.close()
     counts = report.counts()
-    assert (counts["new"], counts["updated"], counts["unchanged"], counts["rejected"]) == (2, 0, 0, 1)
+    assert (counts["new"], counts["updated"], counts["unchanged"], counts["rejected"]) == (
+        2,
+        0,
+        0,
+        1,
+    )

@@ -34,7 +34,9 @@ def advisory(path: Path, title: str) -> Path:
     return path
 
 
-def poll(folder: Path, store: Store, gazetteer: Gazetteer, targets: Sequence[Path] = ()) -> IngestReport:
+def poll(
+    folder: Path, store: Store, gazetteer: Gazetteer, targets: Sequence[Path] = ()
+) -> IngestReport:
     return ingest_directories(
         [folder], store, gazetteer, now=NOW, zone=LONDON, symlink_targets={folder: tuple(targets)}
     )
@@ -97,19 +99,31 @@ def test_a_symlink_into_a_listed_target_is_read(
 ) -> None:
     (folder / "linked.md").symlink_to(outside)
     (folder / "shared").symlink_to(outside.parent, target_is_directory=True)
-    (outside.parent / "loop").symlink_to(outside.parent, target_is_directory=True)  # a loop is walked once
+    (outside.parent / "loop").symlink_to(
+        outside.parent, target_is_directory=True
+    )  # a loop is walked once
     report = poll(folder, sqlite_store, gazetteer, targets=[outside.parent])
     assert skipped(report) == [] and not report.rejected
-    assert sorted(a.title for a in sqlite_store.advisories.find()) == ["Appeal in Chatham", "Not for publication"]
+    assert sorted(a.title for a in sqlite_store.advisories.find()) == [
+        "Appeal in Chatham",
+        "Not for publication",
+    ]
 
 
-def test_a_symlink_within_the_folder_is_read(folder: Path, sqlite_store: Store, gazetteer: Gazetteer) -> None:
+def test_a_symlink_within_the_folder_is_read(
+    folder: Path, sqlite_store: Store, gazetteer: Gazetteer
+) -> None:
     advisory(folder / "archive" / "b.md", "Appeal in Rochester")
     (folder / "latest.md").symlink_to(folder / "archive" / "b.md")
-    (folder / "again").symlink_to(folder / "archive", target_is_directory=True)  # read already: not twice
+    (folder / "again").symlink_to(
+        folder / "archive", target_is_directory=True
+    )  # read already: not twice
     report = poll(folder, sqlite_store, gazetteer)
     assert skipped(report) == [] and not report.rejected
-    assert sorted(a.title for a in sqlite_store.advisories.find()) == ["Appeal in Chatham", "Appeal in Rochester"]
+    assert sorted(a.title for a in sqlite_store.advisories.find()) == [
+        "Appeal in Chatham",
+        "Appeal in Rochester",
+    ]
 
 
 @pytest.fixture
@@ -148,12 +162,23 @@ def test_fifos_sockets_and_devices_are_never_opened_and_reported_once(
 
 
 def test_symlink_targets_in_config_are_relative_to_it(
-    tmp_path: Path, folder: Path, outside: Path, sqlite_store: Store, gazetteer: Gazetteer,
+    tmp_path: Path,
+    folder: Path,
+    outside: Path,
+    sqlite_store: Store,
+    gazetteer: Gazetteer,
     write_config: Callable[..., Path],
 ) -> None:
     (folder / "linked.md").symlink_to(outside)
     config = load_config(
-        write_config(sources=[{"path": str(folder), "symlink_targets": [os.path.relpath(outside.parent, tmp_path)]}])
+        write_config(
+            sources=[
+                {
+                    "path": str(folder),
+                    "symlink_targets": [os.path.relpath(outside.parent, tmp_path)],
+                }
+            ]
+        )
     )
     assert config.sources[0].symlink_targets == (outside.parent,)
     report = ingest_sources(config, sqlite_store, gazetteer, now=NOW, clock=default_clock())

@@ -37,11 +37,16 @@ def minimal(**lines: str) -> str:
     """Front matter with title, url and date, each replaceable (or dropped with '')."""
     values = {"title": "Appeal after burglary", "url": URL, "publish": "\n  date: 14:30 18/12/2020"}
     values.update(lines)
-    return "\n".join(f"{key}: {value}" if not value.startswith("\n") else f"{key}:{value}"
-                     for key, value in values.items() if value)
+    return "\n".join(
+        f"{key}: {value}" if not value.startswith("\n") else f"{key}:{value}"
+        for key, value in values.items()
+        if value
+    )
 
 
-def parse(data: bytes, gazetteer: Gazetteer, *, where: str = "advisory.md", now: datetime = NOW) -> ParsedFile:
+def parse(
+    data: bytes, gazetteer: Gazetteer, *, where: str = "advisory.md", now: datetime = NOW
+) -> ParsedFile:
     return parse_advisory_bytes(data, where, gazetteer, now=now)
 
 
@@ -54,7 +59,9 @@ def rejected(data: bytes, gazetteer: Gazetteer, where: str = "bad.md") -> Adviso
 # -- the sample and the front-matter forms -----------------------------------------
 
 
-def test_sample_is_parsed_with_title_suffix_stripped_and_entities_decoded(gazetteer: Gazetteer) -> None:
+def test_sample_is_parsed_with_title_suffix_stripped_and_entities_decoded(
+    gazetteer: Gazetteer,
+) -> None:
     parsed = parse_advisory_file(SAMPLE, gazetteer, now=NOW)
     item = parsed.advisory
     assert item.title == "Safety advice after telephone fraudster poses as Kent Police officer"
@@ -94,7 +101,12 @@ def test_quoted_values_and_entities_in_any_value_are_decoded(gazetteer: Gazettee
 
 @pytest.mark.parametrize(
     "title",
-    ["Appeal | Kent Police", "Appeal  |  Kent Police ", "Appeal - Kent Police", "Appeal | kent police"],
+    [
+        "Appeal | Kent Police",
+        "Appeal  |  Kent Police ",
+        "Appeal - Kent Police",
+        "Appeal | kent police",
+    ],
 )
 def test_force_suffix_is_stripped_from_titles(gazetteer: Gazetteer, title: str) -> None:
     assert parse(advisory(minimal(title=title)), gazetteer).advisory.title == "Appeal"
@@ -136,7 +148,9 @@ def test_a_guid_is_the_identity_when_given(gazetteer: Gazetteer) -> None:
 
 
 def test_url_is_canonicalised(gazetteer: Gazetteer) -> None:
-    item = parse(advisory(minimal(url="HTTPS://WWW.Kent.Police.UK/news/x?id=1#top")), gazetteer).advisory
+    item = parse(
+        advisory(minimal(url="HTTPS://WWW.Kent.Police.UK/news/x?id=1#top")), gazetteer
+    ).advisory
     assert item.url == "https://www.kent.police.uk/news/x?id=1"
 
 
@@ -159,20 +173,22 @@ def test_winter_date_is_greenwich_mean_time(gazetteer: Gazetteer) -> None:
     assert when == datetime(2020, 12, 18, 14, 30, tzinfo=UTC)
 
 
-def test_october_repeated_hour_is_read_as_the_first_summer_time_instant(gazetteer: Gazetteer) -> None:
+def test_october_repeated_hour_is_read_as_the_first_summer_time_instant(
+    gazetteer: Gazetteer,
+) -> None:
     # Clocks went back at 02:00 BST on 25 October 2020: 01:30 happened twice.
     when = dated("01:30 25/10/2020", gazetteer)
     assert when == datetime(2020, 10, 25, 0, 30, tzinfo=UTC)
     assert when.utcoffset() == timedelta(hours=1)
 
 
-def test_march_missing_hour_is_read_as_winter_time_an_hour_later_on_the_clock(gazetteer: Gazetteer) -> None:
+def test_march_missing_hour_is_read_as_winter_time_an_hour_later_on_the_clock(
+    gazetteer: Gazetteer,
+) -> None:
     # Clocks went forward at 01:00 GMT on 29 March 2020: 01:30 never happened.
     when = dated("01:30 29/03/2020", gazetteer)
     assert when == datetime(2020, 3, 29, 1, 30, tzinfo=UTC)
     assert when.astimezone(LONDON).strftime("%H:%M %Z") == "02:30 BST"
-
-
 
 
 @pytest.mark.parametrize(
@@ -188,7 +204,9 @@ def test_march_missing_hour_is_read_as_winter_time_an_hour_later_on_the_clock(ga
         ("' 14:30   18/12/2020 '", datetime(2020, 12, 18, 14, 30, tzinfo=UTC)),
     ],
 )
-def test_iso_8601_and_bare_uk_dates_are_accepted(gazetteer: Gazetteer, value: str, expected: datetime) -> None:
+def test_iso_8601_and_bare_uk_dates_are_accepted(
+    gazetteer: Gazetteer, value: str, expected: datetime
+) -> None:
     when = dated(value, gazetteer)
     assert when.tzinfo is not None
     assert when == expected
@@ -376,7 +394,9 @@ def test_impossible_date_hint_shows_the_expected_form(gazetteer: Gazetteer) -> N
 
 
 def test_not_utf8_names_the_line_of_the_bad_byte(gazetteer: Gazetteer) -> None:
-    data = advisory(minimal(), "First line.\n\nCaf\xe9 in Latin-1.\n".encode("latin-1").decode("latin-1"))
+    data = advisory(
+        minimal(), "First line.\n\nCaf\xe9 in Latin-1.\n".encode("latin-1").decode("latin-1")
+    )
     data = data.replace("Café".encode(), b"Caf\xe9")
     error = rejected(data, gazetteer)
     assert "not UTF-8" in error.message
@@ -402,7 +422,9 @@ def test_control_characters_in_front_matter_name_the_line(gazetteer: Gazetteer) 
 
 def test_yaml_alias_bomb_is_rejected_not_expanded(gazetteer: Gazetteer) -> None:
     lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
-    lines += [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]" for i in range(8)]
+    lines += [
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]" for i in range(8)
+    ]
     error = rejected(advisory(minimal() + "\n" + "\n".join(lines)), gazetteer)
     assert "too deeply nested or too large" in error.message
 
@@ -433,7 +455,9 @@ def bytes_read_so_far() -> int:
 
 
 @pytest.mark.skipif(not IO_ACCOUNTING.exists(), reason="needs Linux's /proc/thread-self/io")
-def test_50_megabyte_file_is_rejected_without_being_read(gazetteer: Gazetteer, tmp_path: Path) -> None:
+def test_50_megabyte_file_is_rejected_without_being_read(
+    gazetteer: Gazetteer, tmp_path: Path
+) -> None:
     big = tmp_path / "huge.md"
     with big.open("wb") as handle:
         handle.write(advisory(minimal()))  # a good advisory, if anything read it
@@ -443,7 +467,9 @@ def test_50_megabyte_file_is_rejected_without_being_read(gazetteer: Gazetteer, t
         parse_advisory_file(big, gazetteer, now=NOW)
     # Reading even the permitted first MAX_BYTES would show here as 2 MB.
     assert bytes_read_so_far() - before < 64 * 1024
-    assert str(info.value).startswith(f"{big}: file is 50.0 MB; an advisory is at most {MAX_BYTES // 1_000_000} MB")
+    assert str(info.value).startswith(
+        f"{big}: file is 50.0 MB; an advisory is at most {MAX_BYTES // 1_000_000} MB"
+    )
     assert info.value.hint
 
 
@@ -489,7 +515,9 @@ def test_unreadable_file_is_rejected(gazetteer: Gazetteer, tmp_path: Path) -> No
     locked.write_bytes(advisory(minimal()))
     locked.chmod(0)
     if os.access(locked, os.R_OK):
-        pytest.skip("running as root (or with CAP_DAC_OVERRIDE): file permissions do not stop root reading")
+        pytest.skip(
+            "running as root (or with CAP_DAC_OVERRIDE): file permissions do not stop root reading"
+        )
     with pytest.raises(AdvisoryError, match="permission denied") as info:
         parse_advisory_file(locked, gazetteer, now=NOW)
     assert info.value.hint
@@ -539,7 +567,25 @@ def test_truncated_sample_never_crashes_the_parser(gazetteer: Gazetteer, cut: in
     insert=st.one_of(
         st.binary(max_size=40),
         st.text(max_size=40).map(lambda t: t.encode("utf-8", "surrogatepass")),
-        st.sampled_from([b"\n", b": ", b"- ", b"&a ", b"*a", b"!!binary ", b"'", b'"', b"{", b"[", b"\t", b"```\n", b"---\n", b"&amp;", b"\xef\xbb\xbf"]),
+        st.sampled_from(
+            [
+                b"\n",
+                b": ",
+                b"- ",
+                b"&a ",
+                b"*a",
+                b"!!binary ",
+                b"'",
+                b'"',
+                b"{",
+                b"[",
+                b"\t",
+                b"```\n",
+                b"---\n",
+                b"&amp;",
+                b"\xef\xbb\xbf",
+            ]
+        ),
     ),
 )
 def test_insertions_into_the_sample_front_matter_never_crash_the_parser(
@@ -554,10 +600,28 @@ YAML_SCALARS = st.one_of(
 )  # fmt: skip
 YAML_VALUES = st.recursive(
     YAML_SCALARS,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=12,
 )
-KEYS = st.sampled_from(["title", "url", "area", "areas", "publish", "date", "og", "status", "expires", "priority", "guid", "summary", "other"])
+KEYS = st.sampled_from(
+    [
+        "title",
+        "url",
+        "area",
+        "areas",
+        "publish",
+        "date",
+        "og",
+        "status",
+        "expires",
+        "priority",
+        "guid",
+        "summary",
+        "other",
+    ]
+)
 
 
 @JUNK

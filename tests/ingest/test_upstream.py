@@ -22,14 +22,21 @@ from tests.support.feed_server import ATOM_LAST_MODIFIED, RSS_ETAG, FeedServer
 RSS_FIRST = "https://news.kent.police.example/news/warning-after-courier-fraudsters-target-elderly-residents-508544"
 
 
-
-
 def source(server: FeedServer, path: str, **kwargs: Any) -> SourceConfig:
     return SourceConfig(feed=server.url(path), **kwargs)
 
 
-def poll(store: Store, gazetteer: Gazetteer, *sources: SourceConfig, now: datetime = NOW) -> IngestReport:
-    return ingest_feeds(sources, store, gazetteer, now=now, monotonic=time.monotonic, site_url="https://alerts.example")
+def poll(
+    store: Store, gazetteer: Gazetteer, *sources: SourceConfig, now: datetime = NOW
+) -> IngestReport:
+    return ingest_feeds(
+        sources,
+        store,
+        gazetteer,
+        now=now,
+        monotonic=time.monotonic,
+        site_url="https://alerts.example",
+    )
 
 
 def failure(report: IngestReport) -> str:

@@ -37,16 +37,16 @@ def rss(*items: tuple[str, str, str]) -> bytes:
     ).encode()
 
 
-
-
 def test_an_entry_dated_2100_is_clamped_to_when_first_seen_and_stays_there(
     sqlite_store: Store, gazetteer: Gazetteer, server: FeedServer
 ) -> None:
     server.routes["/f.rss"] = (
         200,
         RSS_TYPE,
-        rss(("a", "From the future", "Wed, 01 Dec 2100 10:00:00 +0000"),
-            ("b", "Tomorrow morning", "Thu, 26 Nov 2026 09:00:00 +0000")),  # within a day of NOW: kept
+        rss(
+            ("a", "From the future", "Wed, 01 Dec 2100 10:00:00 +0000"),
+            ("b", "Tomorrow morning", "Thu, 26 Nov 2026 09:00:00 +0000"),
+        ),  # within a day of NOW: kept
     )
     source = SourceConfig(feed=server.url("/f.rss"))
     report = ingest_feeds([source], sqlite_store, gazetteer, now=NOW, monotonic=time.monotonic)
@@ -61,16 +61,28 @@ def test_an_entry_dated_2100_is_clamped_to_when_first_seen_and_stays_there(
     assert (second.title, second.published_at) == ("From the future", NOW)
 
     # A later poll (the feed changed) keeps the time first seen, not the new clock.
-    server.routes["/f.rss"] = (200, RSS_TYPE, server.routes["/f.rss"][2].replace(b"Residents", b"People"))
-    ingest_feeds([source], sqlite_store, gazetteer, now=NOW + timedelta(hours=5), monotonic=time.monotonic)
+    server.routes["/f.rss"] = (
+        200,
+        RSS_TYPE,
+        server.routes["/f.rss"][2].replace(b"Residents", b"People"),
+    )
+    ingest_feeds(
+        [source], sqlite_store, gazetteer, now=NOW + timedelta(hours=5), monotonic=time.monotonic
+    )
     assert sqlite_store.advisories.get(second.id).published_at == NOW
 
 
-@pytest.mark.parametrize("date", ["Fri, 31 Dec 9999 10:00:00 +0000", "Mon, 01 Jan 1066 10:00:00 +0000"])
+@pytest.mark.parametrize(
+    "date", ["Fri, 31 Dec 9999 10:00:00 +0000", "Mon, 01 Jan 1066 10:00:00 +0000"]
+)
 def test_an_entry_with_an_impossible_year_is_refused_in_one_line(
     sqlite_store: Store, gazetteer: Gazetteer, server: FeedServer, date: str
 ) -> None:
-    server.routes["/f.rss"] = (200, RSS_TYPE, rss(("x", "Placeholder", date), ("y", "Fine", "Tue, 24 Nov 2026 10:00:00 +0000")))
+    server.routes["/f.rss"] = (
+        200,
+        RSS_TYPE,
+        rss(("x", "Placeholder", date), ("y", "Fine", "Tue, 24 Nov 2026 10:00:00 +0000")),
+    )
     source = SourceConfig(feed=server.url("/f.rss"))
     report = ingest_feeds([source], sqlite_store, gazetteer, now=NOW, monotonic=time.monotonic)
     assert len(report.new) == 1
@@ -87,18 +99,27 @@ def test_a_file_dated_more_than_a_day_ahead_is_clamped_with_a_warning(
     sqlite_store: Store, gazetteer: Gazetteer, advisory_dir: Path
 ) -> None:
     path = write_advisory(
-        advisory_dir, "future", title="Embargo left in", url="https://a.example/future/", date="09:00 01/12/2100"
+        advisory_dir,
+        "future",
+        title="Embargo left in",
+        url="https://a.example/future/",
+        date="09:00 01/12/2100",
     )
     report = ingest_files([path], sqlite_store, gazetteer, now=NOW)
     assert report.new and not report.rejected
-    assert f"{path}: publish.date 09:00 01/12/2100 is more than a day in the future; taken as published when first seen (12:00 25/11/2026)" in report.warnings
+    assert (
+        f"{path}: publish.date 09:00 01/12/2100 is more than a day in the future; taken as published when first seen (12:00 25/11/2026)"
+        in report.warnings
+    )
     assert sqlite_store.advisories.get("https://a.example/future/").published_at == NOW
 
 
 def test_a_file_with_an_impossible_year_is_refused_naming_the_line(
     sqlite_store: Store, gazetteer: Gazetteer, advisory_dir: Path
 ) -> None:
-    path = write_advisory(advisory_dir, "y9999", title="T", url="https://a.example/y/", date="14:30 18/12/9999")
+    path = write_advisory(
+        advisory_dir, "y9999", title="T", url="https://a.example/y/", date="14:30 18/12/9999"
+    )
     (error,) = ingest_files([path], sqlite_store, gazetteer, now=NOW).rejected
     assert str(error) == (
         f"{path}:4: impossible date '14:30 18/12/9999': impossible year 9999 (an advisory is dated 1900 to 2200)"
@@ -124,7 +145,9 @@ def test_a_guid_listed_twice_in_one_document_the_first_wins_logged_once(
         report = ingest_feeds([source], sqlite_store, gazetteer, now=NOW, monotonic=time.monotonic)
     assert len(report.new) == 2 and report.ok
     assert sorted(a.title for a in sqlite_store.advisories.find()) == ["Another", "The real appeal"]
-    repeats = [r.getMessage() for r in caplog.records if "repeat an earlier entry's id" in r.getMessage()]
+    repeats = [
+        r.getMessage() for r in caplog.records if "repeat an earlier entry's id" in r.getMessage()
+    ]
     assert repeats == [
         f"{source.feed}: 2 entries repeat an earlier entry's id; the first of each is read ({source.feed}#dup)"
     ]
@@ -136,15 +159,44 @@ def test_a_guid_listed_twice_in_one_document_the_first_wins_logged_once(
         server.routes["/f.rss"] = (200, RSS_TYPE, body)
         caplog.clear()
         with caplog.at_level("WARNING"):
-            again = ingest_feeds([source], sqlite_store, gazetteer, now=NOW + poll * timedelta(minutes=10), monotonic=time.monotonic)
+            again = ingest_feeds(
+                [source],
+                sqlite_store,
+                gazetteer,
+                now=NOW + poll * timedelta(minutes=10),
+                monotonic=time.monotonic,
+            )
         assert [w for w in again.warnings if "repeat an earlier" in w] and not [
             r for r in caplog.records if "repeat an earlier entry's id" in r.getMessage()
         ]
-    server.routes["/f.rss"] = (200, RSS_TYPE, rss(("dup", "The real appeal", "Tue, 24 Nov 2026 10:00:00 +0000")))
+    server.routes["/f.rss"] = (
+        200,
+        RSS_TYPE,
+        rss(("dup", "The real appeal", "Tue, 24 Nov 2026 10:00:00 +0000")),
+    )
     with caplog.at_level("WARNING"):
-        assert not ingest_feeds([source], sqlite_store, gazetteer, now=NOW + timedelta(hours=1), monotonic=time.monotonic).warnings
-    server.routes["/f.rss"] = (200, RSS_TYPE, rss(("dup", "A", "Tue, 24 Nov 2026 10:00:00 +0000"), ("dup", "B", "Tue, 24 Nov 2026 10:00:00 +0000")))
+        assert not ingest_feeds(
+            [source],
+            sqlite_store,
+            gazetteer,
+            now=NOW + timedelta(hours=1),
+            monotonic=time.monotonic,
+        ).warnings
+    server.routes["/f.rss"] = (
+        200,
+        RSS_TYPE,
+        rss(
+            ("dup", "A", "Tue, 24 Nov 2026 10:00:00 +0000"),
+            ("dup", "B", "Tue, 24 Nov 2026 10:00:00 +0000"),
+        ),
+    )
     caplog.clear()
     with caplog.at_level("WARNING"):
-        ingest_feeds([source], sqlite_store, gazetteer, now=NOW + timedelta(hours=2), monotonic=time.monotonic)
+        ingest_feeds(
+            [source],
+            sqlite_store,
+            gazetteer,
+            now=NOW + timedelta(hours=2),
+            monotonic=time.monotonic,
+        )
     assert len([r for r in caplog.records if "repeat an earlier entry's id" in r.getMessage()]) == 1

@@ -65,26 +65,33 @@ def test_a_redirect_to_another_host_is_refused_unless_the_source_lists_it(
     port = other.base.rsplit(":", 1)[1]
     moved = other.url("/news.rss").replace("127.0.0.1", "localhost")
     source = redirect(server, "/f.rss", moved)
-    assert "localhost:" + port + " is not the feed's own host and port" in error_of(sqlite_store, gazetteer, source)
+    assert "localhost:" + port + " is not the feed's own host and port" in error_of(
+        sqlite_store, gazetteer, source
+    )
     listed = source.model_copy(update={"redirect_hosts": (f"localhost:{port}",)})
     report = ingest_feeds([listed], sqlite_store, gazetteer, now=NOW, monotonic=time.monotonic)
     assert report.ok and len(report.new) == 3 and len(other.requests) == 1
 
 
-@pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://127.0.0.1/feed.rss", "gopher://127.0.0.1:70/"])
+@pytest.mark.parametrize(
+    "location", ["file:///etc/passwd", "ftp://127.0.0.1/feed.rss", "gopher://127.0.0.1:70/"]
+)
 def test_a_redirect_off_http_is_refused(
     sqlite_store: Store, gazetteer: Gazetteer, server: FeedServer, location: str
 ) -> None:
     source = redirect(server, "/f.rss", location)
-    assert f"redirect to {location} refused: only http and https addresses are followed" in error_of(
-        sqlite_store, gazetteer, source
+    assert (
+        f"redirect to {location} refused: only http and https addresses are followed"
+        in error_of(sqlite_store, gazetteer, source)
     )
 
 
 def test_a_chain_of_allowed_redirects_still_stops_after_five(
     sqlite_store: Store, gazetteer: Gazetteer, server: FeedServer
 ) -> None:
-    assert "more than 5 redirects" in error_of(sqlite_store, gazetteer, SourceConfig(feed=server.url("/loop")))
+    assert "more than 5 redirects" in error_of(
+        sqlite_store, gazetteer, SourceConfig(feed=server.url("/loop"))
+    )
     assert len(server.headers_of("/loop")) == 6
 
 
@@ -106,10 +113,19 @@ def dns(host: str, port: int) -> list[str]:
 @pytest.mark.parametrize(
     ("target", "reason"),
     [
-        ("https://admin.kent.example/feed", "from a public address to a private or loopback one (10.0.0.5)"),
+        (
+            "https://admin.kent.example/feed",
+            "from a public address to a private or loopback one (10.0.0.5)",
+        ),
         ("http://localhost/feed", "from a public address to a private or loopback one (127.0.0.1)"),
-        ("https://both.kent.example/feed", "from a public address to a private or loopback one (127.0.0.1)"),
-        ("http://169.254.169.254/latest/meta-data/", "from a public address to a private or loopback one (169.254.169.254)"),
+        (
+            "https://both.kent.example/feed",
+            "from a public address to a private or loopback one (127.0.0.1)",
+        ),
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "from a public address to a private or loopback one (169.254.169.254)",
+        ),
         ("http://[::1]/feed", "from a public address to a private or loopback one (::1)"),
     ],
 )
@@ -123,15 +139,31 @@ def test_a_redirect_from_a_public_address_to_a_private_one_is_refused_even_when_
 
 
 def test_redirects_a_feed_may_follow() -> None:
-    check_redirect("http://news.kent.example/feed", "https://news.kent.example/feed", resolve=dns)  # upgrade
-    check_redirect("https://news.kent.example/feed", "https://NEWS.kent.example:443/new", resolve=dns)
-    check_redirect("https://news.kent.example/feed", "https://cdn.kent.example/feed", ["cdn.kent.example"], resolve=dns)
+    check_redirect(
+        "http://news.kent.example/feed", "https://news.kent.example/feed", resolve=dns
+    )  # upgrade
+    check_redirect(
+        "https://news.kent.example/feed", "https://NEWS.kent.example:443/new", resolve=dns
+    )
+    check_redirect(
+        "https://news.kent.example/feed",
+        "https://cdn.kent.example/feed",
+        ["cdn.kent.example"],
+        resolve=dns,
+    )
     # A feed on a private network may redirect within it (the operator chose it).
     check_redirect("http://localhost:8080/feed", "http://localhost:8080/new", resolve=dns)
     with pytest.raises(SourceError, match="not the feed's own host and port"):
-        check_redirect("https://news.kent.example/feed", "http://news.kent.example/feed", resolve=dns)  # downgrade
+        check_redirect(
+            "https://news.kent.example/feed", "http://news.kent.example/feed", resolve=dns
+        )  # downgrade
     with pytest.raises(SourceError, match="not the feed's own host and port"):
-        check_redirect("https://news.kent.example/feed", "https://cdn.kent.example:8443/", ["cdn.kent.example"], resolve=dns)
+        check_redirect(
+            "https://news.kent.example/feed",
+            "https://cdn.kent.example:8443/",
+            ["cdn.kent.example"],
+            resolve=dns,
+        )
 
 
 def test_redirect_hosts_in_config_must_be_host_names(tmp_path: object) -> None:
@@ -139,9 +171,25 @@ def test_redirect_hosts_in_config_must_be_host_names(tmp_path: object) -> None:
     from alerts.errors import ConfigError
 
     config = parse_config(
-        {"sources": [{"feed": "https://a.example/f", "redirect_hosts": ["CDN.example", "b.example:8443", "[::1]:80"]}]},
+        {
+            "sources": [
+                {
+                    "feed": "https://a.example/f",
+                    "redirect_hosts": ["CDN.example", "b.example:8443", "[::1]:80"],
+                }
+            ]
+        },
         root=tmp_path,  # type: ignore[arg-type]
     )
     assert config.sources[0].redirect_hosts == ("cdn.example", "b.example:8443", "[::1]:80")
-    with pytest.raises(ConfigError, match=r"'sources\[0\].redirect_hosts'.*got 'https://cdn.example/'"):
-        parse_config({"sources": [{"feed": "https://a.example/f", "redirect_hosts": ["https://cdn.example/"]}]}, root=tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(
+        ConfigError, match=r"'sources\[0\].redirect_hosts'.*got 'https://cdn.example/'"
+    ):
+        parse_config(
+            {
+                "sources": [
+                    {"feed": "https://a.example/f", "redirect_hosts": ["https://cdn.example/"]}
+                ]
+            },
+            root=tmp_path,  # type: ignore[arg-type]
+        )

@@ -79,11 +79,12 @@ def test_a_watcher_stops_when_asked(watched: Path) -> None:
     assert not any(thread.is_alive() for thread in watcher.threads)
 
 
-def test_a_folder_on_a_network_filesystem_is_polled(watched: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_folder_on_a_network_filesystem_is_polled(
+    watched: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     mounts = tmp_path / "mounts"
     mounts.write_text(
-        "overlay / overlay rw 0 0\n"
-        f"server:/export {watched} nfs4 rw,relatime 0 0\n",
+        f"overlay / overlay rw 0 0\nserver:/export {watched} nfs4 rw,relatime 0 0\n",
         encoding="utf-8",
     )
     assert filesystem_type(watched, str(mounts)) == "nfs4"
@@ -106,7 +107,10 @@ def test_a_mount_point_with_a_space_is_read_from_its_escaped_form(tmp_path: Path
 
 
 def test_when_inotify_fails_the_folder_is_polled_instead(
-    watched: Path, monkeypatch: pytest.MonkeyPatch, stopping: list[FolderWatcher], caplog: pytest.LogCaptureFixture
+    watched: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stopping: list[FolderWatcher],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     real = watchfiles.watch
 

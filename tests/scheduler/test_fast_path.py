@@ -97,7 +97,9 @@ def test_an_urgent_advisory_dropped_into_the_folder_reaches_every_subscriber_at_
             priority="urgent",
             body="Residents of Chatham: keep children indoors.",
         ).rename(advisory_dir / "dangerous-dog.md")
-        assert sink.wait_for(len(addresses), timeout=ARRIVAL), f"{sink.count} of {len(addresses)} arrived"
+        assert sink.wait_for(len(addresses), timeout=ARRIVAL), (
+            f"{sink.count} of {len(addresses)} arrived"
+        )
         received = sorted(r for message in sink.received for r in message.rcpt_tos)
         assert received == sorted(addresses)
         assert all("Dangerous dog" in str(m.message()["Subject"]) for m in sink.received)
@@ -144,7 +146,9 @@ def test_a_half_written_file_is_never_mailed_cut_short(
         assert sink.wait_for(3, timeout=ARRIVAL)
         for message in sink.received:
             assert "where to call" in message.message().get_body(("plain",)).get_content()  # type: ignore[union-attr]
-        problems = [json.loads(line)["message"] for line in serve.lines if '"level": "warning"' in line]
+        problems = [
+            json.loads(line)["message"] for line in serve.lines if '"level": "warning"' in line
+        ]
         assert not [p for p in problems if p.startswith("rejected")], problems
 
 
@@ -165,7 +169,12 @@ def test_a_sign_up_on_the_web_form_gets_its_confirmation_at_the_relay_with_serve
         web.wait_for("serving ")
         answer = _post_until_up(
             f"http://127.0.0.1:{port}/subscribe",
-            {"email": "new.resident@example.org", "areas": "Chatham", "frequency": "daily", "urgent": "yes"},
+            {
+                "email": "new.resident@example.org",
+                "areas": "Chatham",
+                "frequency": "daily",
+                "urgent": "yes",
+            },
         )
         assert answer.status_code == 200 and "Check your email" in answer.text
         assert sink.wait_until(
@@ -196,7 +205,8 @@ def test_a_wake_up_reaches_a_listener_in_another_process_beside_a_sqlite_databas
     try:
         assert listener.wait(0.01) is False
         subprocess.run(
-            [sys.executable, "-c", f"from alerts.store.wakeup import notify; notify({url!r})"], check=True
+            [sys.executable, "-c", f"from alerts.store.wakeup import notify; notify({url!r})"],
+            check=True,
         )
         assert listener.wait(30) is True
         assert listener.wait(0.01) is False  # one wake-up, consumed
@@ -272,7 +282,11 @@ def test_alerts_web_alone_sends_the_confirmation_and_leaves_digests_to_serve(
         assert sink.wait_until(lambda: sink.count >= 1, ARRIVAL)
         assert [m.rcpt_tos for m in sink.received] == [("alone@example.org",)]
         web.stop()
-        [status] = [row["status"] for row in outbox_rows(app.store.engine) if row["message_id"] == f"<{digest}>"]
+        [status] = [
+            row["status"]
+            for row in outbox_rows(app.store.engine)
+            if row["message_id"] == f"<{digest}>"
+        ]
         app.close()
         assert status == "pending"  # an alert is alerts serve's to send
 
@@ -297,7 +311,9 @@ def test_metrics_hold_the_outbox_sources_and_an_arrival_to_relay_histogram_cover
 ) -> None:
     port = free_port()
     with SmtpSink() as sink:
-        config = write_config(**relay_config(sink, advisory_dir, site={"base_url": f"http://127.0.0.1:{port}"}))
+        config = write_config(
+            **relay_config(sink, advisory_dir, site={"base_url": f"http://127.0.0.1:{port}"})
+        )
         app = App(config)
         seed_subscribers(app.store, count=12, now=datetime.now(UTC))
         app.close()
@@ -329,14 +345,19 @@ def test_metrics_hold_the_outbox_sources_and_an_arrival_to_relay_histogram_cover
             time.sleep(0.2)
         metrics = scrape(port)
 
-    by_kind = {s.labels["kind"]: s.value for s in metrics["alerts_arrival_to_relay_seconds"] if s.name.endswith("_count")}
+    by_kind = {
+        s.labels["kind"]: s.value
+        for s in metrics["alerts_arrival_to_relay_seconds"]
+        if s.name.endswith("_count")
+    }
     assert by_kind == {"confirm": 1, "urgent": 12}  # an urgent advisory is an urgent alert to all
     sent_total = {s.labels["outcome"]: s.value for s in metrics["alerts_delivery_messages"]}["sent"]
     assert sum(by_kind.values()) == sent_total == sink.count == 13
     buckets = [s for s in metrics["alerts_arrival_to_relay_seconds"] if s.name.endswith("_bucket")]
     assert {s.labels["le"] for s in buckets} >= {"1.0", "10.0", "+Inf"}
     outbox_depth = {
-        (s.labels["status"], s.labels["priority"]): s.value for s in metrics["alerts_outbox_messages"]
+        (s.labels["status"], s.labels["priority"]): s.value
+        for s in metrics["alerts_outbox_messages"]
     }
     assert outbox_depth[("sent", "alert")] == 12 and outbox_depth[("sent", "transactional")] == 1
     assert outbox_depth[("pending", "digest")] == 0

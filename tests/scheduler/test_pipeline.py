@@ -57,7 +57,8 @@ def app(tmp_path: Path, write_config: Callable[..., Path], db_url: str) -> Itera
         ("dover@example.org", Frequency.IMMEDIATE, "dover"),
     ]
     for email, frequency, area in people:
-        app.store.subscribers.add(Subscription(email, (area,), frequency), now=NOW - timedelta(days=1)
+        app.store.subscribers.add(
+            Subscription(email, (area,), frequency), now=NOW - timedelta(days=1)
         )
     yield app
     app.close()
@@ -271,7 +272,15 @@ def test_a_run_report_holds_the_send_report_and_keeps_its_suppressed_addresses()
     assert (summary["sent"], summary["bounced"], summary["suppressed"]) == (2, 1, 1)
     assert summary["suppressed_addresses"] == 1
     # The run's own keys stay as they were (alerts run --json is a contract).
-    assert {"new", "queued", "deferred", "failed", "stopped", "problems", "seconds"} <= summary.keys()
+    assert {
+        "new",
+        "queued",
+        "deferred",
+        "failed",
+        "stopped",
+        "problems",
+        "seconds",
+    } <= summary.keys()
 
 
 OUTSIDE = """```yaml
@@ -297,7 +306,10 @@ Check the locks on your shed and garage.
 
 
 def test_area_warnings_are_problem_lines_of_a_run_and_of_the_schedulers_polls(
-    app: App, caplog: pytest.LogCaptureFixture, run_cli: Callable[..., Any], write_config: Callable[..., Path]
+    app: App,
+    caplog: pytest.LogCaptureFixture,
+    run_cli: Callable[..., Any],
+    write_config: Callable[..., Path],
 ) -> None:
     when = (NOW - timedelta(hours=1)).astimezone(LONDON).strftime("%H:%M %d/%m/%Y")
     (source_folder(app) / "essex.md").write_text(OUTSIDE.format(date=when))
@@ -305,8 +317,13 @@ def test_area_warnings_are_problem_lines_of_a_run_and_of_the_schedulers_polls(
     with caplog.at_level("WARNING", logger="alerts.pipeline"):
         report = run_cycle(app, POLL_NO_FEEDS, now=NOW)  # what 'alerts serve' runs every poll
     assert (report.new, report.outside_coverage, report.no_place) == (2, 1, 1)
-    assert any("essex.md: area 'Essex' is not in the gazetteer, so the advisory is outside coverage" in p for p in report.problems)
-    assert any("shed.md: no place found; treated as force-wide (Kent)" in p for p in report.problems)
+    assert any(
+        "essex.md: area 'Essex' is not in the gazetteer, so the advisory is outside coverage" in p
+        for p in report.problems
+    )
+    assert any(
+        "shed.md: no place found; treated as force-wide (Kent)" in p for p in report.problems
+    )
     logged = [r.getMessage() for r in caplog.records]
     assert any("outside coverage" in line for line in logged)
     assert "1 outside coverage (not mailed), 1 force-wide for want of a place" in report.summary()

@@ -108,8 +108,14 @@ def test_a_digest_in_the_repeated_autumn_hour_goes_once(write_config: Callable[.
 
 def test_weekly_digest_on_the_dst_sundays(write_config: Callable[..., Path]) -> None:
     weekly = jobs(write_config, weekly_day="sunday", weekly_at="07:00")["weekly"]
-    assert next_fires(weekly, 2, utc(2026, 3, 22, 12, 0)) == [utc(2026, 3, 29, 6), utc(2026, 4, 5, 6)]
-    assert next_fires(weekly, 2, utc(2026, 10, 18, 12, 0)) == [utc(2026, 10, 25, 7), utc(2026, 11, 1, 7)]
+    assert next_fires(weekly, 2, utc(2026, 3, 22, 12, 0)) == [
+        utc(2026, 3, 29, 6),
+        utc(2026, 4, 5, 6),
+    ]
+    assert next_fires(weekly, 2, utc(2026, 10, 18, 12, 0)) == [
+        utc(2026, 10, 25, 7),
+        utc(2026, 11, 1, 7),
+    ]
 
 
 def test_jobs_coalesce_never_overlap_and_may_start_late(write_config: Callable[..., Path]) -> None:
@@ -156,7 +162,9 @@ def test_a_backlog_of_missed_digests_runs_once(write_config: Callable[..., Path]
     assert len(ran) == 1
 
 
-def test_alerts_schedule_prints_every_job_with_its_next_run(config_path: Path, run_cli: Callable[..., object], clock: ManualClock) -> None:
+def test_alerts_schedule_prints_every_job_with_its_next_run(
+    config_path: Path, run_cli: Callable[..., object], clock: ManualClock
+) -> None:
     make_database(config_path)
     clock.set(NOW)  # Wednesday 25 November 2026, 12:00 UTC
     text = run_cli("schedule").output  # type: ignore[attr-defined]
@@ -174,7 +182,9 @@ def test_alerts_schedule_prints_every_job_with_its_next_run(config_path: Path, r
     assert by_job["weekly"]["last_digest"] is None
 
 
-def test_alerts_schedule_in_summer_shows_bst(config_path: Path, run_cli: Callable[..., object], clock: ManualClock) -> None:
+def test_alerts_schedule_in_summer_shows_bst(
+    config_path: Path, run_cli: Callable[..., object], clock: ManualClock
+) -> None:
     make_database(config_path)
     clock.set(utc(2026, 7, 1, 12, 0))
     text = run_cli("schedule").output  # type: ignore[attr-defined]
@@ -232,9 +242,7 @@ def test_sigterm_finishes_the_message_in_flight_and_leaves_the_rest_queued(
             email={"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
         )
         app = App(config)
-        queued = seed_outbox(
-            app.store, count=20, now=datetime.now(UTC) - timedelta(minutes=1)
-        )
+        queued = seed_outbox(app.store, count=20, now=datetime.now(UTC) - timedelta(minutes=1))
         server = serving(config)
         assert sink.wait_for(1)
         code = server.stop()

@@ -23,7 +23,13 @@ HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
 
 def from_feed(n: int = 1, **changes: object) -> AdvisoryInput:
-    item = make(n, origin=FEED, source=FEED, key=f"{FEED}#guid-{n}", url=f"https://partner.example/news/{n}/")
+    item = make(
+        n,
+        origin=FEED,
+        source=FEED,
+        key=f"{FEED}#guid-{n}",
+        url=f"https://partner.example/news/{n}/",
+    )
     return replace(item, **changes)  # type: ignore[arg-type]
 
 
@@ -32,21 +38,37 @@ def from_feed(n: int = 1, **changes: object) -> AdvisoryInput:
 
 def test_a_feed_entry_with_a_files_key_is_a_duplicate_noted_never_an_update(store: Store) -> None:
     original = save(store, make(1))
-    hijack = from_feed(1, key=make(1).key, url="https://evil.example/pay/", title="HIJACKED: call 0900 123 456")
+    hijack = from_feed(
+        1, key=make(1).key, url="https://evil.example/pay/", title="HIJACKED: call 0900 123 456"
+    )
 
     result = save(store, hijack, now=NOW + DAY)
 
-    assert (result.outcome, result.advisory_id, result.revision) == (Outcome.DUPLICATE, original.advisory_id, 1)
+    assert (result.outcome, result.advisory_id, result.revision) == (
+        Outcome.DUPLICATE,
+        original.advisory_id,
+        1,
+    )
     kept = store.advisories.get(original.advisory_id)
-    assert (kept.title, kept.url, kept.origin, kept.updated_at) == ("Advisory 1", make(1).url, FILES_ORIGIN, NOW)
+    assert (kept.title, kept.url, kept.origin, kept.updated_at) == (
+        "Advisory 1",
+        make(1).url,
+        FILES_ORIGIN,
+        NOW,
+    )
     assert store.advisories.count() == 1
     (noted,) = store.advisories.duplicates_of(original.advisory_id)
     assert (noted["origin"], noted["key"], noted["url"], noted["title"]) == (
-        FEED, make(1).key, "https://evil.example/pay/", "HIJACKED: call 0900 123 456"
+        FEED,
+        make(1).key,
+        "https://evil.example/pay/",
+        "HIJACKED: call 0900 123 456",
     )
     # Seen again: the note is kept up to date, still nothing else changes.
     assert save(store, hijack, now=NOW + 2 * DAY).outcome is Outcome.DUPLICATE
-    assert [n["last_seen_at"] for n in store.advisories.duplicates_of(original.advisory_id)] == [NOW + 2 * DAY]
+    assert [n["last_seen_at"] for n in store.advisories.duplicates_of(original.advisory_id)] == [
+        NOW + 2 * DAY
+    ]
 
 
 def test_the_same_url_from_another_source_is_a_duplicate_of_the_first(store: Store) -> None:
@@ -54,14 +76,18 @@ def test_the_same_url_from_another_source_is_a_duplicate_of_the_first(store: Sto
     copy = make(9, url=from_feed(1).url, key=from_feed(1).url, title="The force's own copy")
     assert save(store, copy).outcome is Outcome.DUPLICATE
     assert store.advisories.get(first.advisory_id).title == "Advisory 1"
-    assert [n["origin"] for n in store.advisories.duplicates_of(first.advisory_id)] == [FILES_ORIGIN]
+    assert [n["origin"] for n in store.advisories.duplicates_of(first.advisory_id)] == [
+        FILES_ORIGIN
+    ]
 
 
 def test_two_feeds_may_use_the_same_bare_guid_for_different_advisories(store: Store) -> None:
     other = "https://other.example/rss"
     first = save(store, from_feed(1))
     second = save(store, from_feed(2, origin=other, source=other, key=from_feed(1).key))
-    assert second.outcome is Outcome.DUPLICATE and second.advisory_id == first.advisory_id  # a key it did not make
+    assert (
+        second.outcome is Outcome.DUPLICATE and second.advisory_id == first.advisory_id
+    )  # a key it did not make
 
 
 def test_a_new_guid_with_the_same_link_is_the_same_advisory(store: Store) -> None:
@@ -71,12 +97,20 @@ def test_a_new_guid_with_the_same_link_is_the_same_advisory(store: Store) -> Non
     assert store.advisories.count() == 1
 
 
-def test_a_new_guid_and_link_with_the_same_title_and_text_is_the_same_advisory(store: Store) -> None:
+def test_a_new_guid_and_link_with_the_same_title_and_text_is_the_same_advisory(
+    store: Store,
+) -> None:
     first = save(store, from_feed(1))
     churned = from_feed(1, key=f"{FEED}#churned-1", url="https://partner.example/news/1/?session=2")
     again = save(store, churned, now=NOW + HOUR)
-    assert (again.outcome, again.advisory_id, again.revision) == (Outcome.UPDATED, first.advisory_id, 1)
-    assert store.advisories.get(first.advisory_id).url.endswith("?session=2")  # the link moved: no mail
+    assert (again.outcome, again.advisory_id, again.revision) == (
+        Outcome.UPDATED,
+        first.advisory_id,
+        1,
+    )
+    assert store.advisories.get(first.advisory_id).url.endswith(
+        "?session=2"
+    )  # the link moved: no mail
     # Not after the re-issue window: by then a story told again is news again.
     late = from_feed(1, key=f"{FEED}#churned-2", url="https://partner.example/news/1/?session=3")
     assert save(store, late, now=NOW + timedelta(days=31)).outcome is Outcome.NEW
@@ -95,7 +129,11 @@ def test_a_link_that_several_entries_share_does_not_make_them_one(store: Store) 
 def test_whitespace_markup_and_tracking_changes_are_no_new_revision(store: Store) -> None:
     body = '<p>Call <a href="https://a.example/?x=1">us</a>.</p>'
     first = save(store, make(1, body_html=body))
-    cosmetic = make(1, title="Advisory  1 ", body_html='<p class="c">Call  <a href="https://a.example/?x=1&amp;utm_source=rss">us</a>.</p>')
+    cosmetic = make(
+        1,
+        title="Advisory  1 ",
+        body_html='<p class="c">Call  <a href="https://a.example/?x=1&amp;utm_source=rss">us</a>.</p>',
+    )
     result = save(store, cosmetic, now=NOW + 2 * DAY)
     assert result.revision == 1 and store.advisories.get(first.advisory_id).changed_at == NOW
 
@@ -103,7 +141,10 @@ def test_whitespace_markup_and_tracking_changes_are_no_new_revision(store: Store
 def test_a_change_within_the_interval_is_held_then_released_once(store: Store) -> None:
     first = save(store, make(1))
     changed = save(store, make(1, body_html="<p>Now also in Gillingham.</p>"), now=NOW + HOUR)
-    assert (changed.outcome, changed.revision) == (Outcome.UPDATED, 1)  # stored (feeds show it), not announced
+    assert (changed.outcome, changed.revision) == (
+        Outcome.UPDATED,
+        1,
+    )  # stored (feeds show it), not announced
     stored = store.advisories.get(first.advisory_id)
     assert (stored.body_html, stored.changed_at) == ("<p>Now also in Gillingham.</p>", NOW)
 
@@ -150,13 +191,17 @@ def test_a_source_flapping_back_is_logged_and_its_hold_dropped(
         " mailed (2 times); the change in between is not mailed"
     )
     assert store.advisories.get(first.advisory_id).revision == 1
-    assert store.advisories.release_held_updates(NOW + 2 * DAY) == []  # it ended on the mailed version
+    assert (
+        store.advisories.release_held_updates(NOW + 2 * DAY) == []
+    )  # it ended on the mailed version
 
 
 # -- migration --------------------------------------------------------------------------
 
 
-def test_existing_advisories_keep_their_keys_and_feed_ones_get_their_feed_as_origin(db_url: str) -> None:
+def test_existing_advisories_keep_their_keys_and_feed_ones_get_their_feed_as_origin(
+    db_url: str,
+) -> None:
     engine = create_db_engine(db_url)
     migrate(engine, "0001")
     columns = (
@@ -177,10 +222,13 @@ def test_existing_advisories_keep_their_keys_and_feed_ones_get_their_feed_as_ori
     store = open_store(db_url)
     try:
         assert [(a.key, a.origin) for a in sorted(store.advisories.find(), key=lambda a: a.id)] == [
-            (make(1).key, FILES_ORIGIN), (f"{FEED}#g", FEED)
+            (make(1).key, FILES_ORIGIN),
+            (f"{FEED}#g", FEED),
         ]
         # The same words again (the stored hash meant something else then): no new revision.
-        again = save(store, make(1, title="T", summary="", body_html="", body_text=""), now=NOW + HOUR)
+        again = save(
+            store, make(1, title="T", summary="", body_html="", body_text=""), now=NOW + HOUR
+        )
         assert again.revision == 1 and store.advisories.get(again.advisory_id).changed_at == NOW
     finally:
         store.close()

@@ -33,7 +33,9 @@ def test_migrations_produce_exactly_the_declared_schema(db_url: str) -> None:
     store = open_store(db_url)
     try:
         with store.engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": True}
+            )
             assert compare_metadata(context, metadata) == []
             assert context.get_current_revision() == script_directory().get_current_head()
     finally:
@@ -103,12 +105,16 @@ def test_case_variants_of_one_mailbox_are_merged_keeping_the_opt_out(db_url: str
             ]:
                 conn.execute(insert, row)
             conn.execute(
-                text("INSERT INTO subscriber_areas (subscriber_id, area) VALUES (1, 'medway'), (4, 'dover'), (5, 'deal')")
+                text(
+                    "INSERT INTO subscriber_areas (subscriber_id, area) VALUES (1, 'medway'), (4, 'dover'), (5, 'deal')"
+                )
             )
         migrate(engine)
         with engine.connect() as conn:
             rows = conn.execute(text("SELECT id, status FROM subscribers ORDER BY id")).all()
-            areas = conn.execute(text("SELECT subscriber_id, area FROM subscriber_areas ORDER BY area")).all()
+            areas = conn.execute(
+                text("SELECT subscriber_id, area FROM subscriber_areas ORDER BY area")
+            ).all()
         # The opt-out stays (nobody who left is mailed again); two subscriptions become
         # the active one, with the areas of both.
         assert [tuple(row) for row in rows] == [(2, "unsubscribed"), (4, "active")]

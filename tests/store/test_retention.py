@@ -31,7 +31,9 @@ ADDRESS = "Jo.Bloggs@Example.org"
 
 def everything(app: App) -> str:
     """Every row of every table, as text, in lower case."""
-    return repr([table_rows(app.store.engine, name) for name in app.store.fixtures.table_names()]).lower()
+    return repr(
+        [table_rows(app.store.engine, name) for name in app.store.fixtures.table_names()]
+    ).lower()
 
 
 def seeded(app: App) -> None:
@@ -43,7 +45,9 @@ def seeded(app: App) -> None:
     save(app, advisory("thefts", title="Catalytic converter thefts"))
     queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
     assert send_pending(app.config, app.store, app.clock).sent == 3
-    app.store.runs.add("send", NOW, NOW, ok=True, summary={"suppressed": [ADDRESS.lower()], "sent": 3})
+    app.store.runs.add(
+        "send", NOW, NOW, ok=True, summary={"suppressed": [ADDRESS.lower()], "sent": 3}
+    )
 
 
 def test_erase_leaves_no_trace_of_the_address_and_an_import_cannot_bring_it_back(
@@ -69,7 +73,9 @@ def test_erase_leaves_no_trace_of_the_address_and_an_import_cannot_bring_it_back
         result = run_cli("subscribers", "import", str(listing), config=config)
         assert result.exit_code == 0, result.output
         assert "kept as a keyed hash" in result.output and "0 added" in result.output
-        result = run_cli("subscribers", "add", "jo.bloggs@example.org", "--area", "medway", config=config)
+        result = run_cli(
+            "subscribers", "add", "jo.bloggs@example.org", "--area", "medway", config=config
+        )
         assert result.exit_code == 1 and "not added again" in result.output
         assert app.store.subscribers.find_mailbox(ADDRESS) is None
     finally:
@@ -87,7 +93,9 @@ def test_export_data_prints_all_that_is_held_about_an_address(
         assert result.exit_code == 0, result.output
         held = json.loads(result.output[result.output.index("{") :])
         [subscription] = held["subscriptions"]
-        assert subscription["email"] == "Jo.Bloggs@example.org" and sorted(subscription["areas"]) == ["dover", "medway"]
+        assert subscription["email"] == "Jo.Bloggs@example.org" and sorted(
+            subscription["areas"]
+        ) == ["dover", "medway"]
         assert subscription["status"] == "active" and subscription["frequency"] == "daily"
         assert [m["kind"] for m in held["messages"]] == ["confirm", "daily"]
         assert {m["status"] for m in held["messages"]} == {"sent"}
@@ -95,7 +103,11 @@ def test_export_data_prints_all_that_is_held_about_an_address(
         assert held["kept_as_hash"] is None
         run_cli("subscribers", "erase", ADDRESS, "--yes", config=config)
         after = json.loads(run_cli("subscribers", "export-data", ADDRESS, config=config).output)
-        assert after["subscriptions"] == [] and after["messages"] == [] and after["kept_as_hash"] == "erased"
+        assert (
+            after["subscriptions"] == []
+            and after["messages"] == []
+            and after["kept_as_hash"] == "erased"
+        )
     finally:
         app.close()
 
@@ -107,13 +119,16 @@ def test_purge_with_sent_days_0_leaves_no_sent_message(
     app = App(config)
     try:
         seeded(app)
-        pending = app.store.subscribers.add(make_subscription(app.gazetteer, "later@example.org", ["kent"]), now=NOW, status=PENDING
+        pending = app.store.subscribers.add(
+            make_subscription(app.gazetteer, "later@example.org", ["kent"]), now=NOW, status=PENDING
         )
         send_confirmation(app.config, app.store, pending, ["Kent"], now=NOW)  # queued, not sent yet
         result = run_cli("purge", "--json", config=config)
         assert result.exit_code == 0, result.output
         assert json.loads(result.output[result.output.index("{") :])["sent_messages"] == 3
-        assert [row["status"] for row in outbox_rows(app.store.engine)] == ["pending"]  # not sent: kept
+        assert [row["status"] for row in outbox_rows(app.store.engine)] == [
+            "pending"
+        ]  # not sent: kept
         # The stored copies of the sent messages went with them (a confirmation names its address).
         assert ADDRESS.lower() not in repr(table_rows(app.store.engine, "digests")).lower()
         assert [row["kind"] for row in table_rows(app.store.engine, "digests")] == ["confirm"]
@@ -124,8 +139,15 @@ def test_purge_with_sent_days_0_leaves_no_sent_message(
 def latency_histogram(app: App) -> dict[tuple[str, str], float]:
     """/metrics' arrival-to-relay histogram as Prometheus parses it: (sample, kind) to value."""
     text = render_metrics(app.store, lambda: NOW).decode()
-    [family] = [f for f in text_string_to_metric_families(text) if f.name == "alerts_arrival_to_relay_seconds"]
-    return {(s.name.rsplit("_", 1)[-1] + s.labels.get("le", ""), s.labels["kind"]): s.value for s in family.samples}
+    [family] = [
+        f
+        for f in text_string_to_metric_families(text)
+        if f.name == "alerts_arrival_to_relay_seconds"
+    ]
+    return {
+        (s.name.rsplit("_", 1)[-1] + s.labels.get("le", ""), s.labels["kind"]): s.value
+        for s in family.samples
+    }
 
 
 def test_purging_sent_messages_never_lowers_the_latency_histogram(
@@ -148,20 +170,28 @@ def test_purging_sent_messages_never_lowers_the_latency_histogram(
         send_confirmation(app.config, app.store, newcomer, ["Kent"], now=NOW)
         assert send_pending(app.config, app.store, app.clock).sent == 1
         after = latency_histogram(app)
-        assert after[("count", "confirm")] == 2 and after[("sum", "confirm")] >= before[("sum", "confirm")]
+        assert (
+            after[("count", "confirm")] == 2
+            and after[("sum", "confirm")] >= before[("sum", "confirm")]
+        )
         assert after[("count", "daily")] == 2
     finally:
         app.close()
 
 
 def test_purge_drops_unconfirmed_sign_ups_and_reduces_opt_outs_to_a_keyed_hash(
-    write_config: Callable[..., Path], run_cli: Callable[..., Result], db_url: str,
+    write_config: Callable[..., Path],
+    run_cli: Callable[..., Result],
+    db_url: str,
     clock: ManualClock,
 ) -> None:
     config = write_config(database=db_url, retention={"pending_days": 7, "unsubscribed_days": 28})
     app = App(config)
     try:
-        waiting = app.store.subscribers.add(make_subscription(app.gazetteer, "waiting@example.org", ["kent"]), now=NOW, status=PENDING
+        waiting = app.store.subscribers.add(
+            make_subscription(app.gazetteer, "waiting@example.org", ["kent"]),
+            now=NOW,
+            status=PENDING,
         )
         left = subscribe(app, "left@example.org", ["dover"])
         app.store.subscribers.unsubscribe(left.id, now=NOW)
@@ -178,12 +208,21 @@ def test_purge_drops_unconfirmed_sign_ups_and_reduces_opt_outs_to_a_keyed_hash(
         clock.set(NOW + timedelta(days=29))
         result = run_cli("purge", config=config)
         assert "2 opted-out addresses reduced to a keyed hash" in result.output
-        assert "left@example.org" not in everything(app) and "bounced@example.org" not in everything(app)
-        assert app.store.retention.hashed_opt_out(app.config, "LEFT@example.org") == UNSUBSCRIBED.value
-        assert app.store.retention.hashed_opt_out(app.config, "bounced@example.org") == SUPPRESSED.value
+        assert "left@example.org" not in everything(
+            app
+        ) and "bounced@example.org" not in everything(app)
+        assert (
+            app.store.retention.hashed_opt_out(app.config, "LEFT@example.org") == UNSUBSCRIBED.value
+        )
+        assert (
+            app.store.retention.hashed_opt_out(app.config, "bounced@example.org")
+            == SUPPRESSED.value
+        )
         # Still never re-added: an import skips both; the form never mails the suppressed one.
         listing = Path(config).parent / "back.csv"
-        listing.write_text("email,areas\nleft@example.org,kent\nbounced@example.org,kent\n", encoding="utf-8")
+        listing.write_text(
+            "email,areas\nleft@example.org,kent\nbounced@example.org,kent\n", encoding="utf-8"
+        )
         result = run_cli("subscribers", "import", str(listing), config=config)
         assert result.output.count("kept as a keyed hash") == 2 and "0 added" in result.output
     finally:

@@ -36,7 +36,9 @@ def make(n: int = 1, /, **changes: Any) -> AdvisoryInput:
     return replace(item, **changes)
 
 
-def save(store: Store, item: AdvisoryInput, areas: set[str] | None = None, now: datetime = NOW) -> IngestResult:
+def save(
+    store: Store, item: AdvisoryInput, areas: set[str] | None = None, now: datetime = NOW
+) -> IngestResult:
     return store.advisories.save(item, areas if areas is not None else {"medway"}, now)
 
 
@@ -55,7 +57,9 @@ def test_new_advisory_round_trips_with_aware_utc_datetimes(store: Store) -> None
 
 
 def test_extra_values_json_cannot_hold_are_stored_as_text(store: Store) -> None:
-    result = save(store, make(extra={"nan": math.nan, "when": datetime(2020, 1, 2, tzinfo=UTC), "set": {1}}))
+    result = save(
+        store, make(extra={"nan": math.nan, "when": datetime(2020, 1, 2, tzinfo=UTC), "set": {1}})
+    )
     extra = store.advisories.get(result.advisory_id).extra
     assert extra == {"nan": "nan", "when": "2020-01-02T00:00:00+00:00", "set": "{1}"}
 
@@ -63,7 +67,11 @@ def test_extra_values_json_cannot_hold_are_stored_as_text(store: Store) -> None:
 def test_saving_the_same_advisory_again_changes_nothing(store: Store) -> None:
     first = save(store, make())
     again = save(store, make(source="elsewhere.md"), now=NOW + timedelta(hours=1))
-    assert (again.outcome, again.advisory_id, again.revision) == (Outcome.UNCHANGED, first.advisory_id, 1)
+    assert (again.outcome, again.advisory_id, again.revision) == (
+        Outcome.UNCHANGED,
+        first.advisory_id,
+        1,
+    )
     assert store.advisories.get(first.advisory_id).updated_at == NOW
 
 
@@ -72,9 +80,18 @@ def test_material_change_bumps_revision_and_changed_at(store: Store, field: str)
     first = save(store, make())
     later = NOW + timedelta(days=1)
     result = save(store, make(**{field: "changed"}), now=later)
-    assert (result.outcome, result.advisory_id, result.revision) == (Outcome.UPDATED, first.advisory_id, 2)
+    assert (result.outcome, result.advisory_id, result.revision) == (
+        Outcome.UPDATED,
+        first.advisory_id,
+        2,
+    )
     item = store.advisories.get(first.advisory_id)
-    assert (item.revision, item.first_seen_at, item.changed_at, item.updated_at) == (2, NOW, later, later)
+    assert (item.revision, item.first_seen_at, item.changed_at, item.updated_at) == (
+        2,
+        NOW,
+        later,
+        later,
+    )
 
 
 @pytest.mark.parametrize(
@@ -86,7 +103,9 @@ def test_material_change_bumps_revision_and_changed_at(store: Store, field: str)
         {"image_url": "https://img.example/x.jpg"},
     ],
 )
-def test_non_material_change_updates_without_a_new_revision(store: Store, changes: dict[str, object]) -> None:
+def test_non_material_change_updates_without_a_new_revision(
+    store: Store, changes: dict[str, object]
+) -> None:
     first = save(store, make())
     later = NOW + timedelta(days=1)
     result = save(store, make(**changes), now=later)
@@ -122,7 +141,9 @@ def test_advisory_by_id_key_or_url(store: Store) -> None:
     assert store.advisories.get("https://www.kent.police.uk/news/2/").id == guid.advisory_id
 
 
-@pytest.mark.parametrize("ref", [999, "999", "99999999999999999999", "https://nowhere.example/", "nope"])
+@pytest.mark.parametrize(
+    "ref", [999, "999", "99999999999999999999", "https://nowhere.example/", "nope"]
+)
 def test_unknown_advisory_is_not_found_with_a_hint(store: Store, ref: int | str) -> None:
     save(store, make())
     with pytest.raises(NotFound) as info:
@@ -154,7 +175,9 @@ def test_advisories_newest_first_with_since_changed_since_and_limit(store: Store
     assert [a.id for a in store.advisories.find(limit=2)] == ids[:0:-1]
     since = datetime(2020, 7, 3, 11, 0, tzinfo=UTC)  # exactly advisory 2's publication
     assert [a.id for a in store.advisories.find(since=since)] == [ids[2], ids[1]]
-    assert [a.id for a in store.advisories.find(changed_since=NOW + timedelta(minutes=2))] == [ids[2]]
+    assert [a.id for a in store.advisories.find(changed_since=NOW + timedelta(minutes=2))] == [
+        ids[2]
+    ]
 
 
 def test_live_at_leaves_out_withdrawn_and_expired(store: Store) -> None:

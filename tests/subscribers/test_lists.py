@@ -44,7 +44,10 @@ def test_the_example_yaml_sets_every_column(store: Store, gazetteer: Gazetteer) 
     coordinator = store.subscribers.find("coordinator.medway@example.org")
     assert coordinator is not None
     assert coordinator.forwardable and coordinator.frequency is Frequency.WEEKLY
-    assert coordinator.areas == ("chatham", "medway") and coordinator.name == "Medway Neighbourhood Watch"
+    assert (
+        coordinator.areas == ("chatham", "medway")
+        and coordinator.name == "Medway Neighbourhood Watch"
+    )
     shop = store.subscribers.find("shopkeeper@example.org")
     assert shop is not None and not shop.urgent and shop.areas == ("tunbridge-wells",)
     moved = store.subscribers.find("moved.away@example.org")
@@ -64,9 +67,13 @@ def test_importing_twice_changes_nothing(store: Store, gazetteer: Gazetteer, nam
 def test_import_never_reactivates_an_unsubscribed_or_suppressed_address(
     store: Store, gazetteer: Gazetteer, tmp_path: Path
 ) -> None:
-    gone = store.subscribers.add(make_subscription(gazetteer, "gone@example.org", ["kent"]), now=NOW)
+    gone = store.subscribers.add(
+        make_subscription(gazetteer, "gone@example.org", ["kent"]), now=NOW
+    )
     store.subscribers.unsubscribe(gone.id, now=NOW)
-    bounced = store.subscribers.add(make_subscription(gazetteer, "bounced@example.org", ["kent"]), now=NOW)
+    bounced = store.subscribers.add(
+        make_subscription(gazetteer, "bounced@example.org", ["kent"]), now=NOW
+    )
     store.subscribers.suppress(bounced.id, now=NOW)
     path = write(
         tmp_path,
@@ -80,18 +87,29 @@ def test_import_never_reactivates_an_unsubscribed_or_suppressed_address(
         assert "was suppressed" in skipped["4"]
         # Gone@ differs only in the case of the local part: most mail systems deliver
         # both to one mailbox, so the opt-out covers it too.
-        assert skipped["2"] == "Gone@example.org: unsubscribed: not re-added (PECR); only they can subscribe again"
+        assert (
+            skipped["2"]
+            == "Gone@example.org: unsubscribed: not re-added (PECR); only they can subscribe again"
+        )
         # And gone@EXAMPLE.org is that mailbox once more.
-        assert [(p.where.rsplit(":", 1)[1], p.reason) for p in report.bad] == [("3", "repeats the address on line 2")]
+        assert [(p.where.rsplit(":", 1)[1], p.reason) for p in report.bad] == [
+            ("3", "repeats the address on line 2")
+        ]
         assert report.added == report.updated == 0
     assert store.subscribers.find("gone@example.org").status is UNSUBSCRIBED  # type: ignore[union-attr]
     assert store.subscribers.find("bounced@example.org").status is SUPPRESSED  # type: ignore[union-attr]
 
 
-def test_a_list_saying_unsubscribed_stops_an_active_subscriber(store: Store, gazetteer: Gazetteer, tmp_path: Path) -> None:
+def test_a_list_saying_unsubscribed_stops_an_active_subscriber(
+    store: Store, gazetteer: Gazetteer, tmp_path: Path
+) -> None:
     active = store.subscribers.add(make_subscription(gazetteer, "a@example.org", ["kent"]), now=NOW)
-    path = write(tmp_path, "list.yaml", "- {email: a@example.org, areas: [kent], status: unsubscribed}\n"
-                 "- {email: b@example.org, areas: kent, status: suppressed}\n")
+    path = write(
+        tmp_path,
+        "list.yaml",
+        "- {email: a@example.org, areas: [kent], status: unsubscribed}\n"
+        "- {email: b@example.org, areas: kent, status: suppressed}\n",
+    )
     report = import_list(store, gazetteer, path, now=NOW)
     assert report.opted_out == 2
     assert store.subscribers.find("a@example.org").status is UNSUBSCRIBED  # type: ignore[union-attr]
@@ -132,7 +150,10 @@ def test_bad_csv_rows_are_reported_by_line_and_the_rest_imported(
     assert "6 values for 5 columns" in bad["11"]
     assert "at least one area" in bad["12"]
     # One mailbox however it is spelled: GOOD.ONE@ is good.one@ again.
-    assert "repeats the address on line 3" in bad["13"] and "repeats the address on line 3" in bad["14"]
+    assert (
+        "repeats the address on line 3" in bad["13"]
+        and "repeats the address on line 3" in bad["14"]
+    )
     assert report.added == 2  # good.one, multi (a quoted name over two lines)
     multi = store.subscribers.find("multi@example.org")
     assert multi is not None and multi.name == "A name over two lines" and multi.forwardable
@@ -181,7 +202,9 @@ def test_bad_yaml_rows_are_reported_by_line_and_the_rest_imported(
         ("list.yaml", "subscribers: 3\n", "must be a list"),
     ],
 )
-def test_an_unreadable_list_is_one_error_naming_the_file(tmp_path: Path, name: str, text: str, message: str) -> None:
+def test_an_unreadable_list_is_one_error_naming_the_file(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
     path = write(tmp_path, name, text)
     with pytest.raises(SubscriberListError, match=message) as caught:
         list(read_list(path))
@@ -196,7 +219,9 @@ def test_a_missing_list_file_is_an_error(tmp_path: Path) -> None:
 def test_existing_subscribers_keep_their_own_choices_unless_update(
     store: Store, gazetteer: Gazetteer, tmp_path: Path
 ) -> None:
-    store.subscribers.add(make_subscription(gazetteer, "a@example.org", ["dover"], frequency="weekly"), now=NOW)
+    store.subscribers.add(
+        make_subscription(gazetteer, "a@example.org", ["dover"], frequency="weekly"), now=NOW
+    )
     path = write(tmp_path, "list.csv", "email,areas,frequency\na@example.org,medway,daily\n")
     report = import_list(store, gazetteer, path, now=NOW)
     assert report.kept == 1
@@ -208,7 +233,9 @@ def test_existing_subscribers_keep_their_own_choices_unless_update(
     assert after.status is ACTIVE and after.watermark == NOW
 
 
-def test_a_pending_import_asks_each_new_address_to_confirm(store: Store, gazetteer: Gazetteer, tmp_path: Path) -> None:
+def test_a_pending_import_asks_each_new_address_to_confirm(
+    store: Store, gazetteer: Gazetteer, tmp_path: Path
+) -> None:
     path = write(tmp_path, "list.csv", "email,areas\nnew@example.org,kent\n")
     asked: list[Subscriber] = []
     report = import_list(store, gazetteer, path, now=NOW, pending=True, on_pending=asked.append)

@@ -24,7 +24,11 @@ def make_config(tmp_path: Path, **security: str) -> Config:
     return parse_config(
         {
             "site": {"base_url": "https://alerts.example.org/"},
-            "security": {"secret_key_env": KEY_ENV, "secret_key_file": "var/secret.key", **security},
+            "security": {
+                "secret_key_env": KEY_ENV,
+                "secret_key_file": "var/secret.key",
+                **security,
+            },
         },
         root=tmp_path,
     )
@@ -70,7 +74,9 @@ def test_a_tampered_token_is_rejected(signer: LinkSigner) -> None:
         assert not caught.value.expired
 
 
-def test_a_token_signed_with_another_key_is_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_token_signed_with_another_key_is_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(KEY_ENV, "one-key-that-is-long-enough")
     token = LinkSigner(make_config(tmp_path)).token(7, UNSUBSCRIBE, NOW)
     monkeypatch.setenv(KEY_ENV, "another-key-that-is-long-enough")
@@ -89,11 +95,15 @@ def test_a_token_expires_after_max_age_only_when_asked(signer: LinkSigner) -> No
 
 
 def test_a_token_stamped_ahead_of_now_by_another_clock_is_still_good(signer: LinkSigner) -> None:
-    token = signer.token(5, MANAGE, NOW + timedelta(minutes=3))  # a web process whose clock runs ahead
+    token = signer.token(
+        5, MANAGE, NOW + timedelta(minutes=3)
+    )  # a web process whose clock runs ahead
     assert signer.verify(token, MANAGE, NOW, max_age=60) == 5
 
 
-def test_the_age_of_a_token_is_read_from_the_time_given_never_the_system_clock(signer: LinkSigner) -> None:
+def test_the_age_of_a_token_is_read_from_the_time_given_never_the_system_clock(
+    signer: LinkSigner,
+) -> None:
     # Made and checked in 2031: the machine's date (any) plays no part.
     then = datetime(2031, 6, 1, tzinfo=UTC)
     token = signer.token(6, MANAGE, then)
@@ -117,7 +127,9 @@ def test_an_unknown_purpose_is_a_programming_error(signer: LinkSigner) -> None:
 def test_links_point_at_the_site_pages_with_tokens_for_their_purpose(signer: LinkSigner) -> None:
     links = signer.links(9, NOW)
     assert isinstance(links, PersonalLinks)
-    unsubscribe, manage, one_click = (urlsplit(u) for u in (links.unsubscribe_url, links.manage_url, links.one_click_url))
+    unsubscribe, manage, one_click = (
+        urlsplit(u) for u in (links.unsubscribe_url, links.manage_url, links.one_click_url)
+    )
     assert links.unsubscribe_url.startswith("https://alerts.example.org/unsubscribe?token=")
     assert links.manage_url.startswith("https://alerts.example.org/manage?token=")
     assert links.one_click_url.startswith("https://alerts.example.org/unsubscribe/one-click?token=")
@@ -151,15 +163,21 @@ def test_without_the_variable_a_private_key_file_is_made_once_and_reused(
     assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
 
 
-def test_the_environment_variable_wins_over_the_file(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_environment_variable_wins_over_the_file(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(KEY_ENV, "  a-key-from-the-environment  ")
     assert load_secret_key(config) == b"a-key-from-the-environment"
     assert not config.security.secret_key_file.exists()
 
 
-def test_a_short_key_is_a_config_error_naming_the_setting(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_short_key_is_a_config_error_naming_the_setting(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(KEY_ENV, "short")
-    with pytest.raises(ConfigError, match=r"security\.secret_key_env: a signing key .* shorter than 16"):
+    with pytest.raises(
+        ConfigError, match=r"security\.secret_key_env: a signing key .* shorter than 16"
+    ):
         LinkSigner(config)
     monkeypatch.delenv(KEY_ENV)
     config.security.secret_key_file.parent.mkdir(parents=True)
@@ -179,7 +197,9 @@ def test_a_new_key_can_replace_the_old_without_breaking_links_already_sent(
     assert rotated.verify(sent, UNSUBSCRIBE, NOW) == 8  # old mail still works
     fresh = rotated.token(8, UNSUBSCRIBE, NOW)
     monkeypatch.setenv(KEY_ENV, new)
-    assert LinkSigner(make_config(tmp_path)).verify(fresh, UNSUBSCRIBE, NOW) == 8  # signed with the new key
+    assert (
+        LinkSigner(make_config(tmp_path)).verify(fresh, UNSUBSCRIBE, NOW) == 8
+    )  # signed with the new key
     with pytest.raises(BadToken):
         LinkSigner(make_config(tmp_path)).verify(sent, UNSUBSCRIBE, NOW)  # the old key is gone
     monkeypatch.setenv(KEY_ENV, f"{new} short")
@@ -195,6 +215,8 @@ def test_a_token_is_exactly_what_itsdangerous_makes_for_the_same_key_salt_and_ti
     with time_machine.travel(NOW, tick=False):
         for purpose in (UNSUBSCRIBE, MANAGE, CONFIRM):
             for subscriber_id in (1, 42, 987_654_321):
-                assert signer.token(subscriber_id, purpose, NOW) == signer._serializer(purpose).dumps(subscriber_id)
+                assert signer.token(subscriber_id, purpose, NOW) == signer._serializer(
+                    purpose
+                ).dumps(subscriber_id)
             # An id itsdangerous would compress is signed uncompressed, and still verifies.
             assert signer.verify(signer.token(10**12, purpose, NOW), purpose, NOW) == 10**12

@@ -22,7 +22,10 @@ def write_advisory(
     """An advisory file ``<folder>/<name>.md``: fenced YAML front matter, then Markdown."""
     meta = {"title": title, "url": url, "area": area, "publish": {"date": date}, **front}
     path = folder / f"{name}.md"
-    path.write_text("```yaml\n" + yaml.safe_dump(meta, allow_unicode=True) + "```\n\n" + body + "\n", encoding="utf-8")
+    path.write_text(
+        "```yaml\n" + yaml.safe_dump(meta, allow_unicode=True) + "```\n\n" + body + "\n",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -30,9 +33,9 @@ HOSTILE_BODY = (
     "Residents of Dover should be careful.\n\n"
     "<script>alert('body')</script>\n\n"
     "[Click here](javascript:alert('link')) or <a href=\"javascript:alert('a')\">here</a>.\n\n"
-    "<img src=x onerror=\"alert('img')\"> <iframe src=\"https://evil.example/\"></iframe>\n\n"
+    '<img src=x onerror="alert(\'img\')"> <iframe src="https://evil.example/"></iframe>\n\n'
     "A CDATA end ]]> in the text, and control characters: \x01\x02\x0b\x0c\x1b\x7f done.\n\n"
-    "<p onclick=\"alert('p')\" style=\"color:red\">Styled</p>\n"
+    '<p onclick="alert(\'p\')" style="color:red">Styled</p>\n'
 )
 
 
@@ -51,4 +54,14 @@ def write_hostile_advisory(folder: Path) -> Path:
 
 
 # What must never reach a feed or page from the hostile advisory.
-HOSTILE_MARKERS = ("<script", "javascript:", "onerror", "onclick", "alert(", "<iframe", "\x01", "\x07", "\x1b")
+HOSTILE_MARKERS = (
+    "<script",
+    "javascript:",
+    "onerror",
+    "onclick",
+    "alert(",
+    "<iframe",
+    "\x01",
+    "\x07",
+    "\x1b",
+)

@@ -27,7 +27,7 @@ HOSTILE_BODY_HTML = (
     "<p>Residents of Medway should be careful.</p>"
     "<script>alert('body')</script>"
     "<p><a href=\"javascript:alert('link')\">Click here</a></p>"
-    "<img src=\"https://tracker.example/pixel.gif\" onerror=\"alert('img')\">"
+    '<img src="https://tracker.example/pixel.gif" onerror="alert(\'img\')">'
 )
 
 
@@ -84,17 +84,33 @@ def subscribe(
 ) -> Subscriber:
     """An active (confirmed at ``at``) subscriber, through the subscribers module."""
     subscription = make_subscription(
-        app.gazetteer, address, areas, frequency=frequency, name=name, forwardable=forwardable, urgent=urgent
+        app.gazetteer,
+        address,
+        areas,
+        frequency=frequency,
+        name=name,
+        forwardable=forwardable,
+        urgent=urgent,
     )
     return app.store.subscribers.add(subscription, now=at, status=status)
 
 
 def subscribe_many(
-    app: App, count: int, areas: Callable[[int], list[str]], frequency: Callable[[int], str], *, at: datetime
+    app: App,
+    count: int,
+    areas: Callable[[int], list[str]],
+    frequency: Callable[[int], str],
+    *,
+    at: datetime,
 ) -> None:
     """``count`` active subscribers in one transaction (fast enough for 1,000 in a test)."""
     rows = [
-        (make_subscription(app.gazetteer, f"reader{i}@example.org", areas(i), frequency=frequency(i)), SubscriberStatus.ACTIVE)
+        (
+            make_subscription(
+                app.gazetteer, f"reader{i}@example.org", areas(i), frequency=frequency(i)
+            ),
+            SubscriberStatus.ACTIVE,
+        )
         for i in range(count)
     ]
     assert app.store.subscribers.insert_new(rows, now=at) is not None
@@ -103,12 +119,16 @@ def subscribe_many(
 def outbox_items(app: App) -> list[OutboxItem]:
     """The queued messages, in the order they were queued."""
     return [
-        OutboxItem(r["id"], r["subscriber_id"], r["digest_id"], r["message_id"], r["email"], r["name"])
+        OutboxItem(
+            r["id"], r["subscriber_id"], r["digest_id"], r["message_id"], r["email"], r["name"]
+        )
         for r in outbox_rows(app.store.engine)
     ]
 
 
-def built(app: App, factory: MessageFactory | None = None) -> list[tuple[OutboxItem, bytes, EmailMessage]]:
+def built(
+    app: App, factory: MessageFactory | None = None
+) -> list[tuple[OutboxItem, bytes, EmailMessage]]:
     """Every queued message built by the real factory and parsed back by the email package."""
     factory = factory or MessageFactory(app.config, app.store, app.now)
     found = []
@@ -137,7 +157,10 @@ def counts(app: App) -> dict[str, int]:
 
 
 def watermarks(app: App) -> dict[str, datetime | None]:
-    return {subscriber.email: subscriber.watermark for subscriber in app.store.subscribers.iterate(status=None)}
+    return {
+        subscriber.email: subscriber.watermark
+        for subscriber in app.store.subscribers.iterate(status=None)
+    }
 
 
 def subjects(app: App) -> dict[str, list[str]]:

@@ -53,7 +53,7 @@ def rss_problems(raw: bytes, url: str) -> list[str]:
     if root is None:
         return problems
     if root.tag != "rss" or root.get("version") != "2.0":
-        return [*problems, "root is not <rss version=\"2.0\">"]
+        return [*problems, 'root is not <rss version="2.0">']
     channels = root.findall("channel")
     if len(channels) != 1:
         return [*problems, f"{len(channels)} <channel> elements, not one"]
@@ -64,11 +64,13 @@ def rss_problems(raw: bytes, url: str) -> list[str]:
     _absolute(problems, "channel <link>", channel.findtext("link"))
     selves = [link for link in channel.findall(f"{ATOM}link") if link.get("rel") == "self"]
     if len(selves) != 1:
-        problems.append(f"channel: {len(selves)} atom:link rel=\"self\", not one")
+        problems.append(f'channel: {len(selves)} atom:link rel="self", not one')
     elif selves[0].get("href") != url:
-        problems.append(f"channel: atom:link rel=\"self\" is {selves[0].get('href')!r}, not the served {url!r}")
+        problems.append(
+            f'channel: atom:link rel="self" is {selves[0].get("href")!r}, not the served {url!r}'
+        )
     elif selves[0].get("type") != "application/rss+xml":
-        problems.append("channel: atom:link rel=\"self\" lacks type=\"application/rss+xml\"")
+        problems.append('channel: atom:link rel="self" lacks type="application/rss+xml"')
     for name in ("lastBuildDate", "pubDate"):
         if channel.find(name) is not None:
             _rfc822(problems, f"channel <{name}>", channel.findtext(name))
@@ -118,7 +120,7 @@ def atom_problems(raw: bytes, url: str) -> list[str]:
     links = root.findall(f"{ATOM}link")
     selves = [link for link in links if link.get("rel") == "self"]
     if len(selves) != 1 or selves[0].get("href") != url:
-        problems.append(f"feed: link rel=\"self\" must be one, to the served {url!r}")
+        problems.append(f'feed: link rel="self" must be one, to the served {url!r}')
     _links(problems, "feed", links)
     ids: set[str] = set()
     for number, entry in enumerate(root.findall(f"{ATOM}entry"), 1):
@@ -143,7 +145,9 @@ def atom_problems(raw: bytes, url: str) -> list[str]:
         entry_links = entry.findall(f"{ATOM}link")
         _links(problems, where, entry_links)
         content = entry.find(f"{ATOM}content")
-        if content is None and not any(link.get("rel", "alternate") == "alternate" for link in entry_links):
+        if content is None and not any(
+            link.get("rel", "alternate") == "alternate" for link in entry_links
+        ):
             problems.append(f"{where}: no <content> and no alternate link")
         for name in ("content", "summary"):
             element = entry.find(f"{ATOM}{name}")
@@ -151,7 +155,9 @@ def atom_problems(raw: bytes, url: str) -> list[str]:
                 continue
             kind = element.get("type", "text")
             if kind in ("text", "html") and len(element):
-                problems.append(f"{where} <{name} type=\"{kind}\">: holds elements; the markup must be escaped")
+                problems.append(
+                    f'{where} <{name} type="{kind}">: holds elements; the markup must be escaped'
+                )
             if kind == "html":
                 _html_links(problems, f"{where} <{name}>", element.text)
         for category in entry.findall(f"{ATOM}category"):
@@ -174,7 +180,9 @@ def feed_warnings(raw: bytes, url: str) -> list[str]:
     for number, entry in enumerate(root.findall(f"{ATOM}entry"), 1):
         stamp = entry.findtext(f"{ATOM}updated") or ""
         if stamp in seen:
-            warnings.append(f"entry {number}: two entries with the same value for atom:updated ({stamp}, entry {seen[stamp]})")
+            warnings.append(
+                f"entry {number}: two entries with the same value for atom:updated ({stamp}, entry {seen[stamp]})"
+            )
         seen.setdefault(stamp, number)
     return warnings
 
@@ -206,7 +214,9 @@ def json_feed_problems(raw: bytes, url: str) -> list[str]:
     _absolute(problems, "home_page_url", data.get("home_page_url"))
     authors = data.get("authors")
     if authors is not None and not (
-        isinstance(authors, list) and authors and all(isinstance(a, dict) and a.get("name") for a in authors)
+        isinstance(authors, list)
+        and authors
+        and all(isinstance(a, dict) and a.get("name") for a in authors)
     ):
         problems.append("authors must be a list of objects with a name")
     items = data.get("items")
@@ -221,7 +231,9 @@ def json_feed_problems(raw: bytes, url: str) -> list[str]:
         elif ident in ids:
             problems.append(f"{where}: id {ident!r} repeats")
         ids.add(str(ident))
-        if not isinstance(item.get("content_html"), str) and not isinstance(item.get("content_text"), str):
+        if not isinstance(item.get("content_html"), str) and not isinstance(
+            item.get("content_text"), str
+        ):
             problems.append(f"{where}: neither content_html nor content_text")
         for key in ("url", "external_url", "image"):
             if key in item:
@@ -229,7 +241,9 @@ def json_feed_problems(raw: bytes, url: str) -> list[str]:
         for key in ("date_published", "date_modified"):
             if key in item:
                 _rfc3339(problems, f"{where} {key}", item[key])
-        if "tags" in item and not (isinstance(item["tags"], list) and all(isinstance(t, str) for t in item["tags"])):
+        if "tags" in item and not (
+            isinstance(item["tags"], list) and all(isinstance(t, str) for t in item["tags"])
+        ):
             problems.append(f"{where}: tags must be a list of strings")
         _html_links(problems, f"{where} content_html", item.get("content_html"))
     return problems
@@ -243,7 +257,9 @@ def _xml(raw: bytes, problems: list[str]) -> Any:
         return None
 
 
-def _absolute(problems: list[str], where: str, value: Any, schemes: set[str] | None = _ABSOLUTE) -> None:
+def _absolute(
+    problems: list[str], where: str, value: Any, schemes: set[str] | None = _ABSOLUTE
+) -> None:
     """An absolute URL (``schemes``: of these; None: any IRI with a scheme, as ids may be)."""
     parts = urlsplit(value) if isinstance(value, str) else None
     if parts is None or not parts.scheme or (schemes is not None and parts.scheme not in schemes):
@@ -259,7 +275,9 @@ def _links(problems: list[str], where: str, links: list[Any]) -> None:
         if link.get("rel", "alternate") == "alternate":
             key = (link.get("type", ""), link.get("hreflang", ""))
             if key in seen:
-                problems.append(f"{where}: more than one alternate link of type {key[0]!r} (RFC 4287 4.1.1)")
+                problems.append(
+                    f"{where}: more than one alternate link of type {key[0]!r} (RFC 4287 4.1.1)"
+                )
             seen.add(key)
 
 
@@ -290,7 +308,11 @@ class _Links(HTMLParser):
         self.urls: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.urls += [value or "" for name, value in attrs if name in ("href", "src", "cite", "poster", "srcset")]
+        self.urls += [
+            value or ""
+            for name, value in attrs
+            if name in ("href", "src", "cite", "poster", "srcset")
+        ]
 
 
 def _html_links(problems: list[str], where: str, fragment: str | None) -> None:

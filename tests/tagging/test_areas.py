@@ -46,7 +46,9 @@ def test_every_district_has_towns_villages_and_postcode_districts(gazetteer: Gaz
         assert kinds == {AreaKind.TOWN, AreaKind.VILLAGE, AreaKind.POSTCODE}, district
 
 
-def test_the_gazetteer_knows_about_300_parishes_and_villages_each_in_its_district(gazetteer: Gazetteer) -> None:
+def test_the_gazetteer_knows_about_300_parishes_and_villages_each_in_its_district(
+    gazetteer: Gazetteer,
+) -> None:
     villages = [n for n in gazetteer if n.kind is AreaKind.VILLAGE]
     assert len(villages) >= 300
     assert all(gazetteer.district_of(n.slug) in KENT_DISTRICTS for n in villages)
@@ -55,8 +57,12 @@ def test_the_gazetteer_knows_about_300_parishes_and_villages_each_in_its_distric
     assert gazetteer.ancestors("lordswood") == ["chatham", "medway", "kent"]
 
 
-@pytest.mark.parametrize("code", [f"ME{n}" for n in range(1, 21)] + [f"CT{n}" for n in range(1, 22)])
-def test_every_me_and_ct_postcode_district_lies_in_a_kent_district(gazetteer: Gazetteer, code: str) -> None:
+@pytest.mark.parametrize(
+    "code", [f"ME{n}" for n in range(1, 21)] + [f"CT{n}" for n in range(1, 22)]
+)
+def test_every_me_and_ct_postcode_district_lies_in_a_kent_district(
+    gazetteer: Gazetteer, code: str
+) -> None:
     assert gazetteer.district_of(gazetteer.resolve(code)) in KENT_DISTRICTS
 
 
@@ -76,7 +82,9 @@ def test_feed_areas_are_the_force_districts_and_towns(gazetteer: Gazetteer) -> N
     feed = gazetteer.feed_areas()
     assert feed[0].slug == "kent"
     assert {n.kind for n in feed} == {AreaKind.FORCE, AreaKind.DISTRICT, AreaKind.TOWN}
-    assert len(feed) == len([n for n in gazetteer if n.kind not in (AreaKind.POSTCODE, AreaKind.VILLAGE)])
+    assert len(feed) == len(
+        [n for n in gazetteer if n.kind not in (AreaKind.POSTCODE, AreaKind.VILLAGE)]
+    )
 
 
 # -- names -------------------------------------------------------------------------------
@@ -108,7 +116,9 @@ def test_feed_areas_are_the_force_districts_and_towns(gazetteer: Gazetteer) -> N
         ("Kent & Medway", "kent"),
     ],
 )
-def test_resolve_accepts_slugs_names_aliases_and_postcodes(gazetteer: Gazetteer, text: str, slug: str) -> None:
+def test_resolve_accepts_slugs_names_aliases_and_postcodes(
+    gazetteer: Gazetteer, text: str, slug: str
+) -> None:
     assert gazetteer.resolve(text) == slug
 
 
@@ -172,7 +182,9 @@ def test_operator_aliases_add_names_for_areas(gazetteer: Gazetteer) -> None:
         "Lydd",
     ],
 )
-def test_tagging_ignores_substrings_common_words_and_institutions(gazetteer: Gazetteer, text: str) -> None:
+def test_tagging_ignores_substrings_common_words_and_institutions(
+    gazetteer: Gazetteer, text: str
+) -> None:
     assert evidence_areas(gazetteer, text) == set()
 
 
@@ -266,7 +278,9 @@ def test_most_specific_drops_areas_that_contain_another(
         ([], ["kent"], False),
     ],
 )
-def test_matching_rule(gazetteer: Gazetteer, subscription: list[str], advisory: list[str], wanted: bool) -> None:
+def test_matching_rule(
+    gazetteer: Gazetteer, subscription: list[str], advisory: list[str], wanted: bool
+) -> None:
     assert gazetteer.wants(subscription, advisory) is wanted
 
 
@@ -298,7 +312,10 @@ def test_unknown_builtin_gazetteer_names_the_choices() -> None:
     ("content", "message"),
     [
         ("districts: []\n", "expected top-level keys"),
-        ("force: {name: X}\ndistricts:\n  - {name: A}\n  - {name: B, aliases: [A]}\n", "names both"),
+        (
+            "force: {name: X}\ndistricts:\n  - {name: A}\n  - {name: B, aliases: [A]}\n",
+            "names both",
+        ),
         ("force: {name: X}\ndistricts:\n  - {slug: a}\n", "needs a 'name'"),
         ("force: [unclosed\n", "invalid YAML"),
         ("force: {name: X}\ndistricts: 5\n", "must be a list"),
@@ -340,7 +357,12 @@ def test_areas_json_is_a_flat_array_of_nodes(run_cli: Callable[..., Result]) -> 
     assert all(node["parent"] in slugs for node in nodes if node["parent"] is not None)
     assert {node["kind"] for node in nodes} == {"force", "district", "town", "village", "postcode"}
     by_slug = {node["slug"]: node for node in nodes}
-    assert by_slug["medway"] == {**by_slug["medway"], "kind": "district", "parent": "kent", "name": "Medway"}
+    assert by_slug["medway"] == {
+        **by_slug["medway"],
+        "kind": "district",
+        "parent": "kent",
+        "name": "Medway",
+    }
     assert by_slug["me4"]["parent"] == "medway"
     assert by_slug["me4"]["stands_for"] == "chatham"
     assert by_slug["chatham"]["parent"] == "medway"
@@ -356,7 +378,9 @@ def test_areas_text_is_an_indented_tree(run_cli: Callable[..., Result]) -> None:
     assert any(line.strip().startswith("postcodes: ME1 ME2 ME3 ME4") for line in lines)
 
 
-def test_an_area_is_named_as_residents_know_it_and_an_unknown_slug_stays_as_it_is(gazetteer: Gazetteer) -> None:
+def test_an_area_is_named_as_residents_know_it_and_an_unknown_slug_stays_as_it_is(
+    gazetteer: Gazetteer,
+) -> None:
     assert gazetteer.name_of("medway") == "Medway"
     assert gazetteer.name_of("tunbridge-wells") == "Tunbridge Wells"
     assert gazetteer.names_of(["chatham", "retired-area"]) == ["Chatham", "retired-area"]

@@ -33,7 +33,9 @@ SAMPLE_TITLE = "Safety advice after telephone fraudster poses as Kent Police off
 
 
 @pytest.fixture
-def site(write_config: Callable[..., Path], advisory_dir: Path, clock: ManualClock) -> Iterator[App]:
+def site(
+    write_config: Callable[..., Path], advisory_dir: Path, clock: ManualClock
+) -> Iterator[App]:
     """The sample and a hostile advisory ingested, feeds built (business time is NOW)."""
     write_hostile_advisory(advisory_dir)
     app = App(write_config(site={"base_url": BASE, "name": "Kent Area Alerts"}))
@@ -77,7 +79,9 @@ def test_pages_carry_autodiscovery_links_for_the_areas_three_feeds(client: TestC
         ("application/feed+json", f"{BASE}/feeds/medway.json"),
     ]
     assert [href for _, href in alternates(client.get("/").text)] == [
-        f"{BASE}/feeds/all.rss", f"{BASE}/feeds/all.atom", f"{BASE}/feeds/all.json",
+        f"{BASE}/feeds/all.rss",
+        f"{BASE}/feeds/all.atom",
+        f"{BASE}/feeds/all.json",
     ]
 
 
@@ -95,9 +99,16 @@ def test_names_and_postcode_districts_redirect_to_the_areas_address(client: Test
 
 
 def test_the_find_box_takes_a_town_or_postcode_to_its_area(client: TestClient) -> None:
-    for query, slug in (("ME4 4TR", "chatham"), ("ME8 9AA", "medway"), ("chatham", "chatham"), ("  Dover ", "dover")):
+    for query, slug in (
+        ("ME4 4TR", "chatham"),
+        ("ME8 9AA", "medway"),
+        ("chatham", "chatham"),
+        ("  Dover ", "dover"),
+    ):
         response = client.get("/find", params={"q": query}, follow_redirects=False)
-        assert response.status_code == 303 and response.headers["location"].endswith(f"/areas/{slug}"), query
+        assert response.status_code == 303 and response.headers["location"].endswith(
+            f"/areas/{slug}"
+        ), query
     assert client.get("/find", params={"q": ""}, follow_redirects=False).status_code == 303
     missing = client.get("/find", params={"q": "Atlantis"})
     assert missing.status_code == 404 and "No area in Kent matches “Atlantis”." in missing.text
@@ -116,10 +127,14 @@ def test_unknown_advisory_and_unknown_path_are_friendly_404s(client: TestClient)
     page = client.get("/advisories/99999")
     assert page.status_code == 404 and "Advisory not found" in page.text
     page = client.get("/no/such/page")
-    assert page.status_code == 404 and "Page not found" in page.text and "Traceback" not in page.text
+    assert (
+        page.status_code == 404 and "Page not found" in page.text and "Traceback" not in page.text
+    )
 
 
-def test_advisory_page_shows_the_sanitised_body_and_the_original_link(client: TestClient, site: App) -> None:
+def test_advisory_page_shows_the_sanitised_body_and_the_original_link(
+    client: TestClient, site: App
+) -> None:
     page = client.get(f"/advisories/{sample_id(site)}")
     assert page.status_code == 200
     assert f"<h1>{SAMPLE_TITLE}</h1>" in page.text
@@ -129,8 +144,14 @@ def test_advisory_page_shows_the_sanitised_body_and_the_original_link(client: Te
     assert alternates(page.text)[0] == ("application/rss+xml", f"{BASE}/feeds/medway.rss")
 
 
-def test_archive_pages_forbid_scripts_should_a_sanitiser_ever_miss_one(client: TestClient, site: App) -> None:
-    for path in ("/", "/areas/dover", f"/advisories/{site.store.advisories.find(areas=['dover'])[0].id}"):
+def test_archive_pages_forbid_scripts_should_a_sanitiser_ever_miss_one(
+    client: TestClient, site: App
+) -> None:
+    for path in (
+        "/",
+        "/areas/dover",
+        f"/advisories/{site.store.advisories.find(areas=['dover'])[0].id}",
+    ):
         headers = client.get(path).headers
         policy = headers["content-security-policy"]
         assert "default-src 'none'" in policy and "script-src" not in policy, path
@@ -142,7 +163,15 @@ def test_hostile_advisory_page_carries_none_of_it(client: TestClient, site: App)
     hostile = site.store.advisories.find(areas=["dover"])[0]
     for path in (f"/advisories/{hostile.id}", "/areas/dover", "/"):
         text = client.get(path).text
-        for marker in ("<script", "onerror", "onclick", "<iframe", "href=\"javascript", "\x01", "\x07"):
+        for marker in (
+            "<script",
+            "onerror",
+            "onclick",
+            "<iframe",
+            'href="javascript',
+            "\x01",
+            "\x07",
+        ):
             assert marker not in text, (path, marker)
         # The only "alert(" left is the Markdown link that Markdown refused to make a
         # link: inert text, shown as written, not a script or an href.
@@ -154,7 +183,10 @@ def test_withdrawn_advisory_page_is_gone_without_its_content(
     client: TestClient, site: App, advisory_dir: Path
 ) -> None:
     copy = advisory_dir / SAMPLE.name
-    copy.write_text(copy.read_text(encoding="utf-8").replace("area: Kent", "area: Kent\nstatus: withdrawn"), encoding="utf-8")
+    copy.write_text(
+        copy.read_text(encoding="utf-8").replace("area: Kent", "area: Kent\nstatus: withdrawn"),
+        encoding="utf-8",
+    )
     ingest_files([advisory_dir], site.store, site.gazetteer, now=NOW)
     page = client.get(f"/advisories/{sample_id(site)}")
     assert page.status_code == 410
@@ -168,14 +200,21 @@ def test_area_pages_are_paged(write_config: Callable[..., Path], tmp_path: Path)
     folder.mkdir()
     for n in range(35):
         write_advisory(
-            folder, f"a{n:02}", title=f"Advice number {n:02} for Dover", url=f"https://www.kent.police.uk/news/{n}/",
+            folder,
+            f"a{n:02}",
+            title=f"Advice number {n:02} for Dover",
+            url=f"https://www.kent.police.uk/news/{n}/",
             date=f"10:{n:02} 01/11/2026",
         )
     app = App(write_config(sources=[{"path": str(folder)}]))
     ingest_files([folder], app.store, app.gazetteer, now=NOW)
     client = TestClient(create_app(app))
     first = client.get("/areas/dover").text
-    assert "Advice number 34" in first and "Advice number 05" in first and "Advice number 04" not in first
+    assert (
+        "Advice number 34" in first
+        and "Advice number 05" in first
+        and "Advice number 04" not in first
+    )
     assert 'rel="next"' in first
     second = client.get("/areas/dover?page=2").text
     assert "Advice number 04" in second and "Advice number 00" in second and 'rel="prev"' in second
@@ -186,7 +225,8 @@ def test_area_pages_are_paged(write_config: Callable[..., Path], tmp_path: Path)
 
 
 def test_every_page_of_a_long_archive_is_reachable(
-    write_config: Callable[..., Path], db_url: str,
+    write_config: Callable[..., Path],
+    db_url: str,
     clock: ManualClock,
 ) -> None:
     # 41 full pages and one row more: page 42 holds exactly the oldest advisory. Rows go
@@ -196,20 +236,31 @@ def test_every_page_of_a_long_archive_is_reachable(
     start = NOW - timedelta(days=30)
     rows = [
         {
-            "key": f"https://www.kent.police.uk/news/{n}/", "url": f"https://www.kent.police.uk/news/{n}/",
-            "title": f"Advice number {n:04} for Dover", "content_hash": str(n), "source": "bulk",
-            "published_at": start + timedelta(minutes=n), "first_seen_at": NOW, "changed_at": NOW, "updated_at": NOW,
+            "key": f"https://www.kent.police.uk/news/{n}/",
+            "url": f"https://www.kent.police.uk/news/{n}/",
+            "title": f"Advice number {n:04} for Dover",
+            "content_hash": str(n),
+            "source": "bulk",
+            "published_at": start + timedelta(minutes=n),
+            "first_seen_at": NOW,
+            "changed_at": NOW,
+            "updated_at": NOW,
         }
         for n in range(total)
     ]
     insert_rows(app.store.engine, "advisories", rows)
     ids = [row["id"] for row in table_rows(app.store.engine, "advisories")]
-    insert_rows(app.store.engine, "advisory_areas", [{"advisory_id": i, "area": "dover"} for i in ids])
+    insert_rows(
+        app.store.engine, "advisory_areas", [{"advisory_id": i, "area": "dover"} for i in ids]
+    )
     client = TestClient(create_app(app))
     clock.set(NOW)
     page_41 = client.get("/areas/dover?page=41").text
     # Newest first: page 41 holds numbers PER_PAGE down to 1, page 42 number 0 alone.
-    assert f"Advice number {PER_PAGE:04} for Dover" in page_41 and "Advice number 0001 for Dover" in page_41
+    assert (
+        f"Advice number {PER_PAGE:04} for Dover" in page_41
+        and "Advice number 0001 for Dover" in page_41
+    )
     assert f"Advice number {PER_PAGE + 1:04} for Dover" not in page_41
     assert "Advice number 0000 for Dover" not in page_41
     assert 'href="?page=42" rel="next"' in page_41
@@ -233,10 +284,18 @@ def test_feed_is_served_with_its_type_etag_and_last_modified(client: TestClient,
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/rss+xml; charset=utf-8"
     assert response.content == path.read_bytes()
-    assert re.fullmatch(r'"[0-9a-f]{32}(-gzip)?"', response.headers["etag"])  # the test client asks for gzip
+    assert re.fullmatch(
+        r'"[0-9a-f]{32}(-gzip)?"', response.headers["etag"]
+    )  # the test client asks for gzip
     assert response.headers["last-modified"] == formatdate(int(path.stat().st_mtime), usegmt=True)
-    assert client.get("/feeds/medway.atom").headers["content-type"] == "application/atom+xml; charset=utf-8"
-    assert client.get("/feeds/medway.json").headers["content-type"] == "application/feed+json; charset=utf-8"
+    assert (
+        client.get("/feeds/medway.atom").headers["content-type"]
+        == "application/atom+xml; charset=utf-8"
+    )
+    assert (
+        client.get("/feeds/medway.json").headers["content-type"]
+        == "application/feed+json; charset=utf-8"
+    )
 
 
 def test_conditional_get_answers_304_when_nothing_changed(client: TestClient) -> None:
@@ -255,7 +314,10 @@ def test_conditional_get_answers_304_when_nothing_changed(client: TestClient) ->
     assert client.get("/feeds/medway.atom", headers={"If-None-Match": '"stale"'}).status_code == 200
     old = formatdate(0, usegmt=True)
     assert client.get("/feeds/medway.atom", headers={"If-Modified-Since": old}).status_code == 200
-    assert client.get("/feeds/medway.atom", headers={"If-Modified-Since": "garbage"}).status_code == 200
+    assert (
+        client.get("/feeds/medway.atom", headers={"If-Modified-Since": "garbage"}).status_code
+        == 200
+    )
     # If-None-Match decides when both are sent (RFC 9110): a stale tag means 200.
     both = {"If-None-Match": '"stale"', "If-Modified-Since": modified}
     assert client.get("/feeds/medway.atom", headers=both).status_code == 200
@@ -277,7 +339,9 @@ def test_rebuild_with_nothing_new_keeps_the_etag_and_a_change_alters_it(
     assert "Appeal in Chatham" in changed.text
 
 
-def test_a_feed_replaced_by_one_of_the_same_size_and_mtime_gets_a_new_etag(client: TestClient, site: App) -> None:
+def test_a_feed_replaced_by_one_of_the_same_size_and_mtime_gets_a_new_etag(
+    client: TestClient, site: App
+) -> None:
     path = site.config.feeds.out / "medway.json"
     etag = client.get("/feeds/medway.json", headers={"Accept-Encoding": "identity"}).headers["etag"]
     info = path.stat()
@@ -288,20 +352,31 @@ def test_a_feed_replaced_by_one_of_the_same_size_and_mtime_gets_a_new_etag(clien
     replacement.write_bytes(swapped)
     os.utime(replacement, ns=(info.st_atime_ns, info.st_mtime_ns))
     os.replace(replacement, path)  # as build_feeds writes: a new file renamed in
-    response = client.get("/feeds/medway.json", headers={"If-None-Match": etag, "Accept-Encoding": "identity"})
+    response = client.get(
+        "/feeds/medway.json", headers={"If-None-Match": etag, "Accept-Encoding": "identity"}
+    )
     assert response.status_code == 200 and response.headers["etag"] != etag
     assert response.content == swapped
 
 
 def test_a_postcode_districts_feed_redirects_to_its_town_or_district(client: TestClient) -> None:
     response = client.get("/feeds/me4.atom", follow_redirects=False)
-    assert response.status_code == 301 and response.headers["location"].endswith("/feeds/chatham.atom")
+    assert response.status_code == 301 and response.headers["location"].endswith(
+        "/feeds/chatham.atom"
+    )
     response = client.get("/feeds/me8.atom", follow_redirects=False)
-    assert response.status_code == 301 and response.headers["location"].endswith("/feeds/medway.atom")
+    assert response.status_code == 301 and response.headers["location"].endswith(
+        "/feeds/medway.atom"
+    )
 
 
 def test_unknown_or_unbuilt_feed_is_a_friendly_404(client: TestClient, site: App) -> None:
-    for path in ("/feeds/nowhere.rss", "/feeds/medway.xml", "/feeds/.medway.rss.tmp", "/feeds/.feeds-state.json"):
+    for path in (
+        "/feeds/nowhere.rss",
+        "/feeds/medway.xml",
+        "/feeds/.medway.rss.tmp",
+        "/feeds/.feeds-state.json",
+    ):
         response = client.get(path)
         assert response.status_code == 404 and "Feed not found" in response.text, path
     response = client.get("/feeds/..%2Fconfig.yaml")
@@ -315,15 +390,22 @@ def test_readers_fetch_feeds_over_loopback_http_with_conditional_get(site: App) 
     with serve_in_thread(create_app(site)) as url:
         first = httpx.get(f"{url}/feeds/chatham.atom")
         assert first.status_code == 200
-        again = httpx.get(f"{url}/feeds/chatham.atom", headers={"If-None-Match": first.headers["etag"]})
+        again = httpx.get(
+            f"{url}/feeds/chatham.atom", headers={"If-None-Match": first.headers["etag"]}
+        )
         assert again.status_code == 304
         # feedparser is a real reader: it fetches, parses, and sends its own validators.
         parsed = feedparser.parse(f"{url}/feeds/chatham.atom")
         assert not parsed.bozo and parsed.status == 200
         assert [entry.title for entry in parsed.entries] == [SAMPLE_TITLE]
-        cached = feedparser.parse(f"{url}/feeds/chatham.atom", etag=parsed.etag, modified=parsed.modified)
+        cached = feedparser.parse(
+            f"{url}/feeds/chatham.atom", etag=parsed.etag, modified=parsed.modified
+        )
         assert cached.status == 304 and cached.entries == []
-        cached = feedparser.parse(f"{url}/feeds/chatham.rss", modified=httpx.get(f"{url}/feeds/chatham.rss").headers["last-modified"])
+        cached = feedparser.parse(
+            f"{url}/feeds/chatham.rss",
+            modified=httpx.get(f"{url}/feeds/chatham.rss").headers["last-modified"],
+        )
         assert cached.status == 304
         head = httpx.head(f"{url}/feeds/chatham.rss")
         assert head.status_code == 200 and head.content == b"" and head.headers["etag"]
@@ -341,16 +423,23 @@ def test_feeds_are_gzipped_for_readers_that_ask_and_304_works_across_encodings(s
         plain = http.get(f"{url}/feeds/all.atom", headers={"Accept-Encoding": "identity"})
         assert "content-encoding" not in plain.headers and plain.content == raw
         packed = http.get(f"{url}/feeds/all.atom", headers={"Accept-Encoding": "gzip, deflate"})
-        assert packed.headers["content-encoding"] == "gzip" and packed.content == raw  # httpx unpacks
+        assert (
+            packed.headers["content-encoding"] == "gzip" and packed.content == raw
+        )  # httpx unpacks
         assert int(packed.headers["content-length"]) < len(raw)
-        assert packed.headers["etag"] != plain.headers["etag"]  # two representations, two strong tags
+        assert (
+            packed.headers["etag"] != plain.headers["etag"]
+        )  # two representations, two strong tags
         for response in (plain, packed):
             assert response.headers["vary"] == "Accept, Accept-Encoding"
             assert response.headers["cache-control"] == "public, max-age=300"
         # A reader's tag for either encoding means it holds this version.
         for tag in (plain.headers["etag"], packed.headers["etag"]):
             for encoding in ("identity", "gzip"):
-                again = http.get(f"{url}/feeds/all.atom", headers={"If-None-Match": tag, "Accept-Encoding": encoding})
+                again = http.get(
+                    f"{url}/feeds/all.atom",
+                    headers={"If-None-Match": tag, "Accept-Encoding": encoding},
+                )
                 assert again.status_code == 304 and again.content == b"", (tag, encoding)
         refused = http.get(f"{url}/feeds/all.atom", headers={"Accept-Encoding": "gzip;q=0, br"})
         assert "content-encoding" not in refused.headers
@@ -358,7 +447,10 @@ def test_feeds_are_gzipped_for_readers_that_ask_and_304_works_across_encodings(s
         assert head.status_code == 200 and head.content == b""
         assert head.headers["content-type"] == "application/rss+xml; charset=utf-8"
         # The same bytes each time: a cache or reader comparing them sees no change.
-        assert http.get(f"{url}/feeds/all.atom").headers["content-length"] == packed.headers["content-length"]
+        assert (
+            http.get(f"{url}/feeds/all.atom").headers["content-length"]
+            == packed.headers["content-length"]
+        )
 
 
 def test_a_feed_answers_other_methods_with_405_and_what_is_allowed(client: TestClient) -> None:
@@ -376,19 +468,27 @@ def test_alerts_web_with_a_bad_config_fails_before_serving(
     assert "site.base_url" in result.output and result.output.count("\n") == 1
 
 
-def test_a_villages_page_lists_what_concerns_it_and_its_feed_is_its_towns(client: TestClient) -> None:
+def test_a_villages_page_lists_what_concerns_it_and_its_feed_is_its_towns(
+    client: TestClient,
+) -> None:
     page = client.get("/areas/lordswood")
     assert page.status_code == 200 and "Lordswood" in page.text
     assert "/feeds/chatham.rss" in page.text
     response = client.get("/feeds/lordswood.rss", follow_redirects=False)
-    assert response.status_code == 301 and response.headers["location"].endswith("/feeds/chatham.rss")
+    assert response.status_code == 301 and response.headers["location"].endswith(
+        "/feeds/chatham.rss"
+    )
+
+
 def crumbs(html: str) -> list[str]:
     nav = re.search(r'<nav class="crumbs" aria-label="Breadcrumb">(.*?)</nav>', html, re.S)
     assert nav, html
     return re.findall(r"<li><a [^>]*>([^<]+)</a></li>", nav.group(1))
 
 
-def test_the_advisory_breadcrumb_is_its_path_in_the_tree_and_places_are_listed_apart(site: App, client: TestClient) -> None:
+def test_the_advisory_breadcrumb_is_its_path_in_the_tree_and_places_are_listed_apart(
+    site: App, client: TestClient
+) -> None:
     both = save(site, advisory("both", areas=["chatham", "gillingham"], title="Two towns"))
     one = save(site, advisory("one", areas=["chatham"], title="One town"))
     page = client.get(f"/advisories/{both}").text
@@ -396,7 +496,12 @@ def test_the_advisory_breadcrumb_is_its_path_in_the_tree_and_places_are_listed_a
     assert crumbs(page) == ["All areas", "Kent", "Medway"]
     places = re.search(r'<p class="meta places">(.*?)</p>', page, re.S)
     assert places and re.findall(r">([^<]+)</a>", places.group(1)) == ["Chatham", "Gillingham"]
-    assert crumbs(client.get(f"/advisories/{one}").text) == ["All areas", "Kent", "Medway", "Chatham"]
+    assert crumbs(client.get(f"/advisories/{one}").text) == [
+        "All areas",
+        "Kent",
+        "Medway",
+        "Chatham",
+    ]
     assert crumbs(client.get("/areas/chatham").text) == ["All areas", "Kent", "Medway", "Chatham"]
 
 
@@ -404,8 +509,13 @@ def test_the_advisory_breadcrumb_is_its_path_in_the_tree_and_places_are_listed_a
 def test_html_pages_carry_an_etag_answer_304_and_are_gzipped(client: TestClient, path: str) -> None:
     first = client.get(path, headers={"Accept-Encoding": "gzip"})
     assert first.status_code == 200
-    assert first.headers["content-encoding"] == "gzip" and "accept-encoding" in first.headers["vary"].lower()
-    assert int(first.headers["content-length"]) < len(first.content) / 2  # sent compressed, read whole
+    assert (
+        first.headers["content-encoding"] == "gzip"
+        and "accept-encoding" in first.headers["vary"].lower()
+    )
+    assert (
+        int(first.headers["content-length"]) < len(first.content) / 2
+    )  # sent compressed, read whole
     etag = first.headers["etag"]
     again = client.get(path, headers={"If-None-Match": etag, "Accept-Encoding": "identity"})
     assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag

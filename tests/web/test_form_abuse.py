@@ -32,8 +32,6 @@ VARIANTS = [
 ]  # fmt: skip
 
 
-
-
 def messages(app: App) -> int:
     return row_counts(app.store.engine, "outbox")["outbox"]
 
@@ -46,11 +44,16 @@ def test_twenty_case_variants_posted_at_once_to_two_web_processes_make_one_row_a
     app: App, write_config: Callable[..., Path], db_url: str
 ) -> None:
     assert len(set(VARIANTS)) == 20 and len({v.lower() for v in VARIANTS}) == 1
-    other = App(write_config(database=db_url, site={"base_url": BASE}))  # a second web process's own engine
+    other = App(
+        write_config(database=db_url, site={"base_url": BASE})
+    )  # a second web process's own engine
     for each in (app, other):
         assert each.store  # opened before serving, as 'alerts web' does at start-up
     try:
-        with serve_in_thread(create_app(app)) as first, serve_in_thread(create_app(other)) as second:
+        with (
+            serve_in_thread(create_app(app)) as first,
+            serve_in_thread(create_app(other)) as second,
+        ):
             start = threading.Barrier(len(VARIANTS))
             answers: list[int] = []
 
@@ -82,17 +85,23 @@ def test_one_mail_per_mailbox_per_ten_minutes_and_three_a_day(app: App, clock: M
         if minutes % 2:
             client.post("/manage", data={"email": address})
         else:
-            client.post("/subscribe", data={"email": address, "area": "dover", "frequency": "weekly"})
+            client.post(
+                "/subscribe", data={"email": address, "area": "dover", "frequency": "weekly"}
+            )
         sent.append(messages(app))
     # Mail at 0, 11 and 30 minutes; then the day's three are used up until a day on.
     assert sent == [1, 1, 1, 2, 2, 3, 3, 3, 4]
 
 
-def test_a_client_address_that_posts_too_often_is_told_to_wait(app: App, clock: ManualClock) -> None:
+def test_a_client_address_that_posts_too_often_is_told_to_wait(
+    app: App, clock: ManualClock
+) -> None:
     client = TestClient(create_app(app), base_url=BASE)
     clock.set(NOW)
     for n in range(CLIENT.per_window):
-        response = client.post("/subscribe", data={"email": f"n{n}@example.org", "area": "kent", "frequency": "daily"})
+        response = client.post(
+            "/subscribe", data={"email": f"n{n}@example.org", "area": "kent", "frequency": "daily"}
+        )
         assert response.status_code == 200
     response = client.post("/manage", data={"email": "another@example.org"})
     assert response.status_code == 429 and response.headers["retry-after"] == "3600"

@@ -88,19 +88,32 @@ def test_one_click_without_the_rfc_8058_body_changes_nothing(
     app: App, client: TestClient, subscriber: Subscriber, body: bytes, content_type: str
 ) -> None:
     links = LinkSigner(app.config).links(subscriber.id, NOW)
-    response = client.post(local(links.one_click_url), content=body, headers={"Content-Type": content_type})
+    response = client.post(
+        local(links.one_click_url), content=body, headers={"Content-Type": content_type}
+    )
     assert response.status_code == 400
     assert "List-Unsubscribe=One-Click" in response.text
     assert app.store.subscribers.get(subscriber.id).status is ACTIVE
 
 
-def test_one_click_takes_the_body_as_multipart_or_without_a_content_type(app: App, client: TestClient) -> None:
+def test_one_click_takes_the_body_as_multipart_or_without_a_content_type(
+    app: App, client: TestClient
+) -> None:
     signer = LinkSigner(app.config)
-    first = app.store.subscribers.add(make_subscription(app.gazetteer, "a@example.org", ["medway"]), now=NOW)
-    second = app.store.subscribers.add(make_subscription(app.gazetteer, "b@example.org", ["medway"]), now=NOW)
-    response = client.post(local(signer.links(first.id, NOW).one_click_url), files={"List-Unsubscribe": (None, "One-Click")})
+    first = app.store.subscribers.add(
+        make_subscription(app.gazetteer, "a@example.org", ["medway"]), now=NOW
+    )
+    second = app.store.subscribers.add(
+        make_subscription(app.gazetteer, "b@example.org", ["medway"]), now=NOW
+    )
+    response = client.post(
+        local(signer.links(first.id, NOW).one_click_url),
+        files={"List-Unsubscribe": (None, "One-Click")},
+    )
     assert response.status_code == 200, response.text
-    response = client.post(local(signer.links(second.id, NOW).one_click_url), content=b"List-Unsubscribe=One-Click")
+    response = client.post(
+        local(signer.links(second.id, NOW).one_click_url), content=b"List-Unsubscribe=One-Click"
+    )
     assert response.status_code == 200, response.text
     assert {app.store.subscribers.get(s.id).status for s in (first, second)} == {UNSUBSCRIBED}
 
@@ -110,14 +123,33 @@ def test_one_click_takes_the_body_as_multipart_or_without_a_content_type(app: Ap
 
 def test_head_on_every_personal_link_changes_nothing(app: App, client: TestClient) -> None:
     signer = LinkSigner(app.config)
-    active = app.store.subscribers.add(make_subscription(app.gazetteer, "on@example.org", ["medway"]), now=NOW)
-    pending = app.store.subscribers.add(make_subscription(app.gazetteer, "new@example.org", ["dover"]), now=NOW, status=PENDING
+    active = app.store.subscribers.add(
+        make_subscription(app.gazetteer, "on@example.org", ["medway"]), now=NOW
+    )
+    pending = app.store.subscribers.add(
+        make_subscription(app.gazetteer, "new@example.org", ["dover"]), now=NOW, status=PENDING
     )
     links = signer.links(active.id, NOW)
-    for url in (links.one_click_url, links.unsubscribe_url, links.manage_url + "&areas=dover&frequency=weekly"):
+    for url in (
+        links.one_click_url,
+        links.unsubscribe_url,
+        links.manage_url + "&areas=dover&frequency=weekly",
+    ):
         assert client.head(local(url)).status_code == 200, url
-    assert client.head(local(signer.confirm_url(Confirmation(pending.id, pending.areas, pending.frequency, pending.urgent), NOW))).status_code == 200
-    assert client.head("/subscribe?email=x@example.org&areas=medway&frequency=daily").status_code == 200
+    assert (
+        client.head(
+            local(
+                signer.confirm_url(
+                    Confirmation(pending.id, pending.areas, pending.frequency, pending.urgent), NOW
+                )
+            )
+        ).status_code
+        == 200
+    )
+    assert (
+        client.head("/subscribe?email=x@example.org&areas=medway&frequency=daily").status_code
+        == 200
+    )
     assert app.store.subscribers.get(active.id) == active
     assert app.store.subscribers.get(pending.id) == pending
 
@@ -125,15 +157,23 @@ def test_head_on_every_personal_link_changes_nothing(app: App, client: TestClien
 # -- bodies -----------------------------------------------------------------------
 
 
-def test_a_body_over_the_limit_is_refused_before_it_is_read(app: App, client: TestClient, subscriber: Subscriber) -> None:
+def test_a_body_over_the_limit_is_refused_before_it_is_read(
+    app: App, client: TestClient, subscriber: Subscriber
+) -> None:
     links = LinkSigner(app.config).links(subscriber.id, NOW)
     body = b"List-Unsubscribe=One-Click&" + b"x" * MAX_BODY
-    response = client.post(local(links.one_click_url), content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = client.post(
+        local(links.one_click_url),
+        content=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 413
     assert app.store.subscribers.get(subscriber.id).status is ACTIVE
 
 
-def test_a_chunked_body_is_cut_off_when_it_passes_the_limit(app: App, subscriber: Subscriber) -> None:
+def test_a_chunked_body_is_cut_off_when_it_passes_the_limit(
+    app: App, subscriber: Subscriber
+) -> None:
     # Driven through the ASGI interface itself: TestClient reads a streamed body whole
     # before the app sees it, which would hide whether the app stops reading.
     asgi = create_app(app)
@@ -143,17 +183,32 @@ def test_a_chunked_body_is_cut_off_when_it_passes_the_limit(app: App, subscriber
     async def receive() -> dict[str, Any]:
         nonlocal pulled
         pulled += 1
-        return {"type": "http.request", "body": b"x" * 16384, "more_body": pulled < 1000}  # 16 MB in all
+        return {
+            "type": "http.request",
+            "body": b"x" * 16384,
+            "more_body": pulled < 1000,
+        }  # 16 MB in all
 
     async def send(message: Message) -> None:
         sent.append(message)
 
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "https",
-        "path": "/subscribe", "raw_path": b"/subscribe", "root_path": "", "query_string": b"",
-        "headers": [(b"host", b"alerts.example.org"), (b"content-type", b"application/x-www-form-urlencoded"),
-                    (b"transfer-encoding", b"chunked")],
-        "client": ("127.0.0.1", 5000), "server": ("alerts.example.org", 443),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/subscribe",
+        "raw_path": b"/subscribe",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"alerts.example.org"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"transfer-encoding", b"chunked"),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("alerts.example.org", 443),
     }
     # In a thread of its own: a test run that drives a browser has an event loop here already.
     with ThreadPoolExecutor(1) as pool:
@@ -189,7 +244,9 @@ def raw_request(url: str, head: bytes, body_size: int) -> tuple[int, int]:
     return int(reply.split(b" ", 2)[1]), sent
 
 
-def test_a_20_mb_post_to_the_list_unsubscribe_address_gets_413_from_the_server(app: App, subscriber: Subscriber) -> None:
+def test_a_20_mb_post_to_the_list_unsubscribe_address_gets_413_from_the_server(
+    app: App, subscriber: Subscriber
+) -> None:
     links = LinkSigner(app.config).links(subscriber.id, NOW)
     with serve_in_thread(create_app(app)) as url:
         size = 20 * 1024 * 1024
@@ -198,9 +255,13 @@ def test_a_20_mb_post_to_the_list_unsubscribe_address_gets_413_from_the_server(a
             f"POST {path} HTTP/1.1\r\nHost: alerts.example.org\r\nContent-Type: application/x-www-form-urlencoded\r\n"
             f"Content-Length: {size}\r\nExpect: 100-continue\r\n\r\n"
         ).encode()
-        status, _ = raw_request(url, head, 0)  # curl waits for 100 Continue: it gets the answer instead
+        status, _ = raw_request(
+            url, head, 0
+        )  # curl waits for 100 Continue: it gets the answer instead
         assert status == 413
-        response = httpx.post(url + path, content=b"List-Unsubscribe=One-Click&" + b"x" * size, timeout=30)
+        response = httpx.post(
+            url + path, content=b"List-Unsubscribe=One-Click&" + b"x" * size, timeout=30
+        )
         assert response.status_code == 413
     assert app.store.subscribers.get(subscriber.id).status is ACTIVE
 
@@ -209,7 +270,9 @@ def test_a_20_mb_post_to_the_list_unsubscribe_address_gets_413_from_the_server(a
 
 
 @pytest.mark.parametrize("path", ["/find?q=ME4", "/areas/chatham/", "/areas/ME4", "/feeds/me4.rss"])
-def test_redirects_go_to_the_configured_site_whatever_the_host_header(client: TestClient, path: str) -> None:
+def test_redirects_go_to_the_configured_site_whatever_the_host_header(
+    client: TestClient, path: str
+) -> None:
     response = client.get(path, headers={"Host": "evil.example"})
     assert response.status_code in (301, 303, 307), response.text
     assert response.headers["location"].startswith(BASE + "/"), response.headers["location"]
@@ -219,7 +282,10 @@ def test_pages_and_forms_name_the_configured_site_whatever_the_host_header(
     app: App, client: TestClient, subscriber: Subscriber
 ) -> None:
     links = LinkSigner(app.config).links(subscriber.id, NOW)
-    page = client.get(local(links.unsubscribe_url), headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"})
+    page = client.get(
+        local(links.unsubscribe_url),
+        headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"},
+    )
     assert "evil.example" not in page.text
     # A form posted from the configured site is accepted whatever Host the proxy passed on.
     response = client.post(
@@ -234,7 +300,9 @@ def test_pages_and_forms_name_the_configured_site_whatever_the_host_header(
 # -- access logs ---------------------------------------------------------------------
 
 
-def test_the_access_log_never_carries_a_token(app: App, subscriber: Subscriber, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_access_log_never_carries_a_token(
+    app: App, subscriber: Subscriber, caplog: pytest.LogCaptureFixture
+) -> None:
     links = LinkSigner(app.config).links(subscriber.id, NOW)
     token = links.manage_url.split("token=")[1]
     create_app(app)  # installs the filter on uvicorn's access logger
@@ -252,7 +320,9 @@ def test_the_access_log_never_carries_a_token(app: App, subscriber: Subscriber, 
 # -- expiry ---------------------------------------------------------------------------
 
 
-def test_manage_links_expire_and_unsubscribe_links_keep_working(app: App, client: TestClient, subscriber: Subscriber, clock: ManualClock) -> None:
+def test_manage_links_expire_and_unsubscribe_links_keep_working(
+    app: App, client: TestClient, subscriber: Subscriber, clock: ManualClock
+) -> None:
     links = LinkSigner(app.config).links(subscriber.id, NOW)
     assert client.get(local(links.manage_url)).status_code == 200
     clock.set(NOW + timedelta(seconds=MANAGE_MAX_AGE + 60))

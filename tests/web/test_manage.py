@@ -30,13 +30,11 @@ from tests.support.tables import outbox_rows
 BASE = "https://alerts.example.org"
 
 
-
-
-
-
 @pytest.fixture
 def subscriber(app: App) -> Subscriber:
-    subscription = make_subscription(app.gazetteer, "Jo.Bloggs@example.org", ["medway", "dover"], frequency="weekly")
+    subscription = make_subscription(
+        app.gazetteer, "Jo.Bloggs@example.org", ["medway", "dover"], frequency="weekly"
+    )
     return app.store.subscribers.add(subscription, now=NOW)
 
 
@@ -88,13 +86,24 @@ def test_asking_mails_a_manage_link_to_an_active_address_in_any_case(
     assert f"{BASE}/privacy" in text_of(message)
 
 
-def test_the_answer_is_the_same_whatever_the_address(app: App, client: TestClient, subscriber: Subscriber) -> None:
-    gone = app.store.subscribers.add(make_subscription(app.gazetteer, "gone@example.org", ["kent"]), now=NOW)
+def test_the_answer_is_the_same_whatever_the_address(
+    app: App, client: TestClient, subscriber: Subscriber
+) -> None:
+    gone = app.store.subscribers.add(
+        make_subscription(app.gazetteer, "gone@example.org", ["kent"]), now=NOW
+    )
     app.store.subscribers.unsubscribe(gone.id, now=NOW)
-    bounced = app.store.subscribers.add(make_subscription(app.gazetteer, "bounced@example.org", ["kent"]), now=NOW)
+    bounced = app.store.subscribers.add(
+        make_subscription(app.gazetteer, "bounced@example.org", ["kent"]), now=NOW
+    )
     app.store.subscribers.suppress(bounced.id, now=NOW)
     answers = set()
-    for address in ("jo.bloggs@example.org", "nobody@example.org", "gone@example.org", "bounced@example.org"):
+    for address in (
+        "jo.bloggs@example.org",
+        "nobody@example.org",
+        "gone@example.org",
+        "bounced@example.org",
+    ):
         response = client.post("/manage", data={"email": address})
         assert response.status_code == 200
         answers.add(body(response.text).replace(address, "ADDRESS"))
@@ -102,8 +111,11 @@ def test_the_answer_is_the_same_whatever_the_address(app: App, client: TestClien
     assert [kind for kind, _ in mail(app)] == ["manage"]  # only the active address is mailed
 
 
-def test_a_pending_address_asking_is_sent_its_confirmation_again(app: App, client: TestClient) -> None:
-    pending = app.store.subscribers.add(make_subscription(app.gazetteer, "p@example.org", ["chatham"]), now=NOW, status=PENDING
+def test_a_pending_address_asking_is_sent_its_confirmation_again(
+    app: App, client: TestClient
+) -> None:
+    pending = app.store.subscribers.add(
+        make_subscription(app.gazetteer, "p@example.org", ["chatham"]), now=NOW, status=PENDING
     )
     client.post("/manage", data={"email": "p@example.org"})
     [(kind, message)] = mail(app)
@@ -113,7 +125,10 @@ def test_a_pending_address_asking_is_sent_its_confirmation_again(app: App, clien
 def test_a_bad_address_is_explained_next_to_its_field(app: App, client: TestClient) -> None:
     response = client.post("/manage", data={"email": "not an address"})
     assert response.status_code == 400
-    assert '<p class="error" id="email-error">' in response.text and 'aria-invalid="true"' in response.text
+    assert (
+        '<p class="error" id="email-error">' in response.text
+        and 'aria-invalid="true"' in response.text
+    )
     assert mail(app) == []
 
 
@@ -190,7 +205,10 @@ def test_the_answer_goes_back_before_any_address_is_looked_up(
 def test_subscribing_an_active_address_mails_already_subscribed_with_a_manage_link(
     app: App, client: TestClient, subscriber: Subscriber
 ) -> None:
-    response = client.post("/subscribe", data={"email": "jo.bloggs@example.org", "area": "chatham", "frequency": "daily"})
+    response = client.post(
+        "/subscribe",
+        data={"email": "jo.bloggs@example.org", "area": "chatham", "frequency": "daily"},
+    )
     assert "<h1>Check your email</h1>" in response.text
     [(kind, message)] = mail(app)
     assert kind == "already" and message["Subject"].startswith("You are already subscribed")
@@ -201,8 +219,18 @@ def test_subscribing_an_active_address_mails_already_subscribed_with_a_manage_li
     assert after is not None and set(after.areas) == {"medway", "dover"}  # nothing changed
 
 
-def test_a_confirmed_sign_up_gets_a_welcome_saying_what_when_and_how_to_leave(app: App, client: TestClient) -> None:
-    client.post("/subscribe", data={"email": "new@example.org", "area": ["chatham", "dover"], "frequency": "weekly", "urgent": "yes"})
+def test_a_confirmed_sign_up_gets_a_welcome_saying_what_when_and_how_to_leave(
+    app: App, client: TestClient
+) -> None:
+    client.post(
+        "/subscribe",
+        data={
+            "email": "new@example.org",
+            "area": ["chatham", "dover"],
+            "frequency": "weekly",
+            "urgent": "yes",
+        },
+    )
     [(_, confirmation)] = mail(app)
     token = link_in(confirmation, "/confirm").split("token=")[1]
     assert client.post("/confirm", data={"token": token}).status_code == 200

@@ -32,21 +32,26 @@ def app(write_config: Callable[..., Path]) -> Iterator[App]:
     app.close()
 
 
-
-
 def text_of(html: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
-def test_the_privacy_notice_states_each_retention_period_in_days_from_the_config(client: TestClient) -> None:
+def test_the_privacy_notice_states_each_retention_period_in_days_from_the_config(
+    client: TestClient,
+) -> None:
     response = client.get("/privacy")
     assert response.status_code == 200
     text = text_of(response.text)
     assert "Each email we send you is kept for 3 days after it is sent" in text
     assert "A sign-up you never confirm is deleted 5 days after it was made" in text
     assert "we keep your address for 40 days. After that we keep only a keyed hash" in text
-    for heading in ("Who is responsible", "Why we keep your address", "Our lawful basis",
-                    "What we keep, and for how long", "Your rights, and how to use them"):
+    for heading in (
+        "Who is responsible",
+        "Why we keep your address",
+        "Our lawful basis",
+        "What we keep, and for how long",
+        "Your rights, and how to use them",
+    ):
         assert f">{heading}</h2>" in response.text
     assert "Kent Police is the data controller" in text
     assert 'href="/manage"' in response.text  # how to use the rights, not just their names
@@ -57,14 +62,17 @@ def test_the_sign_up_form_links_the_privacy_notice_beside_the_button(client: Tes
     assert form and '<a href="/privacy">privacy notice</a>' in form.group(0)
 
 
-@pytest.mark.parametrize("path", ["/", "/areas/medway", "/subscribe", "/privacy", "/no-such-page", "/unsubscribe"])
+@pytest.mark.parametrize(
+    "path", ["/", "/areas/medway", "/subscribe", "/privacy", "/no-such-page", "/unsubscribe"]
+)
 def test_every_page_links_the_privacy_notice(client: TestClient, path: str) -> None:
     footer = re.search(r'<footer class="site">.*?</footer>', client.get(path).text, re.S)
     assert footer and '<a href="/privacy">Privacy notice</a>' in footer.group(0), path
 
 
 def test_every_email_links_the_privacy_notice(app: App) -> None:
-    pending = app.store.subscribers.add(make_subscription(app.gazetteer, "new@example.org", ["medway"]), now=NOW, status=PENDING
+    pending = app.store.subscribers.add(
+        make_subscription(app.gazetteer, "new@example.org", ["medway"]), now=NOW, status=PENDING
     )
     send_confirmation(app.config, app.store, pending, ["Medway"], now=NOW)
     subscribe(app, "daily@example.org", ["medway"], frequency="daily")
@@ -80,7 +88,9 @@ def test_every_email_links_the_privacy_notice(app: App) -> None:
         assert f'href="{BASE}/privacy"' in html, message["Subject"]
 
 
-def test_a_missing_privacy_template_stops_the_web_app_at_start_up(write_config: Callable[..., Path], tmp_path: Path) -> None:
+def test_a_missing_privacy_template_stops_the_web_app_at_start_up(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
     templates = tmp_path / "templates"
     for folder in ("web", "email"):
         (templates / folder).mkdir(parents=True)

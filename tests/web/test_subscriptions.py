@@ -33,7 +33,9 @@ from tests.support.tables import outbox_rows
 
 @pytest.fixture
 def subscriber(app: App) -> Subscriber:
-    subscription = make_subscription(app.gazetteer, "Jo.Bloggs@example.org", ["medway"], frequency="daily")
+    subscription = make_subscription(
+        app.gazetteer, "Jo.Bloggs@example.org", ["medway"], frequency="daily"
+    )
     return app.store.subscribers.add(subscription, now=NOW)
 
 
@@ -114,20 +116,29 @@ def test_every_page_does_its_database_work_off_the_event_loop(
     unsubscribe_token = token(app, subscriber.id, UNSUBSCRIBE)
     manage_token = token(app, subscriber.id, MANAGE)
     requests = [
-        client.post("/subscribe", data={"email": "new@example.org", "areas": "Dover", "frequency": "daily"}),
+        client.post(
+            "/subscribe", data={"email": "new@example.org", "areas": "Dover", "frequency": "daily"}
+        ),
         client.get(f"/confirm?token={token(app, subscriber.id, CONFIRM)}"),
         client.post("/confirm", data={"token": token(app, subscriber.id, CONFIRM)}),
         client.get(f"/manage?token={manage_token}"),
-        client.post("/manage", data={"token": manage_token, "areas": "Dover", "frequency": "weekly"}),
+        client.post(
+            "/manage", data={"token": manage_token, "areas": "Dover", "frequency": "weekly"}
+        ),
         client.get(f"/unsubscribe?token={unsubscribe_token}"),
         client.post("/unsubscribe", data={"token": unsubscribe_token}),
-        client.post(f"/unsubscribe/one-click?token={unsubscribe_token}", data={"List-Unsubscribe": "One-Click"}),
+        client.post(
+            f"/unsubscribe/one-click?token={unsubscribe_token}",
+            data={"List-Unsubscribe": "One-Click"},
+        ),
     ]
     assert [r.status_code for r in requests] == [200] * len(requests)
     assert on_the_loop and not any(on_the_loop)
 
 
-def test_the_unsubscribe_link_asks_first_and_changes_nothing(app: App, client: TestClient, subscriber: Subscriber) -> None:
+def test_the_unsubscribe_link_asks_first_and_changes_nothing(
+    app: App, client: TestClient, subscriber: Subscriber
+) -> None:
     links = LinkSigner(app.config).links(subscriber.id, NOW)
     response = client.get(path_of(links.unsubscribe_url))
     assert response.status_code == 200
@@ -150,7 +161,9 @@ def test_the_button_unsubscribes(app: App, client: TestClient, subscriber: Subsc
     assert heading(page.text) == "You are already unsubscribed"
 
 
-def test_a_form_posted_from_another_site_is_refused(app: App, client: TestClient, subscriber: Subscriber) -> None:
+def test_a_form_posted_from_another_site_is_refused(
+    app: App, client: TestClient, subscriber: Subscriber
+) -> None:
     data = {"token": token(app, subscriber.id, UNSUBSCRIBE)}
     response = client.post("/unsubscribe", data=data, headers={"Origin": "https://evil.example"})
     assert response.status_code == 403
@@ -161,7 +174,9 @@ def test_a_form_posted_from_another_site_is_refused(app: App, client: TestClient
     assert app.store.subscribers.get(subscriber.id).status is UNSUBSCRIBED
 
 
-def test_a_token_for_another_purpose_does_not_unsubscribe(app: App, client: TestClient, subscriber: Subscriber) -> None:
+def test_a_token_for_another_purpose_does_not_unsubscribe(
+    app: App, client: TestClient, subscriber: Subscriber
+) -> None:
     for purpose in (MANAGE, CONFIRM):
         response = client.post("/unsubscribe", data={"token": token(app, subscriber.id, purpose)})
         assert response.status_code == 400
@@ -170,7 +185,9 @@ def test_a_token_for_another_purpose_does_not_unsubscribe(app: App, client: Test
     assert app.store.subscribers.get(subscriber.id).status is ACTIVE
 
 
-def test_one_click_unsubscribes_at_once(app: App, client: TestClient, subscriber: Subscriber) -> None:
+def test_one_click_unsubscribes_at_once(
+    app: App, client: TestClient, subscriber: Subscriber
+) -> None:
     links = LinkSigner(app.config).links(subscriber.id, NOW)
     response = client.post(
         path_of(links.one_click_url),
@@ -180,15 +197,32 @@ def test_one_click_unsubscribes_at_once(app: App, client: TestClient, subscriber
     assert response.status_code == 200
     assert app.store.subscribers.get(subscriber.id).status is UNSUBSCRIBED
     # Providers may repeat the POST: still fine.
-    assert client.post(path_of(links.one_click_url), data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert (
+        client.post(
+            path_of(links.one_click_url), data={"List-Unsubscribe": "One-Click"}
+        ).status_code
+        == 200
+    )
 
 
-def test_one_click_needs_a_post_and_a_valid_unsubscribe_token(app: App, client: TestClient, subscriber: Subscriber) -> None:
+def test_one_click_needs_a_post_and_a_valid_unsubscribe_token(
+    app: App, client: TestClient, subscriber: Subscriber
+) -> None:
     links = LinkSigner(app.config).links(subscriber.id, NOW)
-    assert client.get(path_of(links.one_click_url)).status_code == 200  # a prefetch cannot unsubscribe
+    assert (
+        client.get(path_of(links.one_click_url)).status_code == 200
+    )  # a prefetch cannot unsubscribe
     manage = token(app, subscriber.id, MANAGE)
-    assert client.post(f"/unsubscribe/one-click?token={manage}", data={"List-Unsubscribe": "One-Click"}).status_code == 400
-    assert client.post("/unsubscribe/one-click", data={"List-Unsubscribe": "One-Click"}).status_code == 400
+    assert (
+        client.post(
+            f"/unsubscribe/one-click?token={manage}", data={"List-Unsubscribe": "One-Click"}
+        ).status_code
+        == 400
+    )
+    assert (
+        client.post("/unsubscribe/one-click", data={"List-Unsubscribe": "One-Click"}).status_code
+        == 400
+    )
     assert app.store.subscribers.get(subscriber.id).status is ACTIVE
 
 
@@ -203,7 +237,9 @@ def test_a_bad_link_gets_a_friendly_page_and_400(client: TestClient, query: str)
         assert "the links at the foot of the most recent email" in response.text
 
 
-def test_a_link_for_a_subscriber_that_no_longer_exists_is_a_bad_link(app: App, client: TestClient) -> None:
+def test_a_link_for_a_subscriber_that_no_longer_exists_is_a_bad_link(
+    app: App, client: TestClient
+) -> None:
     response = client.get(f"/unsubscribe?token={token(app, 424242, UNSUBSCRIBE)}")
     assert response.status_code == 400 and "no longer exists" in response.text
 
@@ -211,7 +247,9 @@ def test_a_link_for_a_subscriber_that_no_longer_exists_is_a_bad_link(app: App, c
 # -- manage ---------------------------------------------------------------------
 
 
-def test_manage_shows_the_current_choices(app: App, client: TestClient, subscriber: Subscriber) -> None:
+def test_manage_shows_the_current_choices(
+    app: App, client: TestClient, subscriber: Subscriber
+) -> None:
     response = client.get(f"/manage?token={token(app, subscriber.id, MANAGE)}")
     assert response.status_code == 200
     assert heading(response.text) == "Your alerts"
@@ -220,41 +258,65 @@ def test_manage_shows_the_current_choices(app: App, client: TestClient, subscrib
     assert 'name="urgent" value="yes" checked' in response.text
 
 
-def test_manage_changes_areas_frequency_and_urgent(app: App, client: TestClient, subscriber: Subscriber) -> None:
+def test_manage_changes_areas_frequency_and_urgent(
+    app: App, client: TestClient, subscriber: Subscriber
+) -> None:
     response = client.post(
         "/manage",
-        data={"token": token(app, subscriber.id, MANAGE), "areas": "Chatham, CT1, dover", "frequency": "weekly"},
+        data={
+            "token": token(app, subscriber.id, MANAGE),
+            "areas": "Chatham, CT1, dover",
+            "frequency": "weekly",
+        },
     )
     assert response.status_code == 200
-    assert "Saved. You will get weekly alerts for Canterbury, Chatham and Dover. Urgent alerts wait for your digest." in response.text
+    assert (
+        "Saved. You will get weekly alerts for Canterbury, Chatham and Dover. Urgent alerts wait for your digest."
+        in response.text
+    )
     after = app.store.subscribers.get(subscriber.id)
     assert set(after.areas) == {"chatham", "canterbury", "dover"}
     assert after.frequency is Frequency.WEEKLY and not after.urgent
     assert after.status is ACTIVE and after.watermark == subscriber.watermark
 
 
-def test_manage_explains_bad_input_and_changes_nothing(app: App, client: TestClient, subscriber: Subscriber) -> None:
+def test_manage_explains_bad_input_and_changes_nothing(
+    app: App, client: TestClient, subscriber: Subscriber
+) -> None:
     manage = token(app, subscriber.id, MANAGE)
-    response = client.post("/manage", data={"token": manage, "areas": "Medwy", "frequency": "daily", "urgent": "yes"})
+    response = client.post(
+        "/manage", data={"token": manage, "areas": "Medwy", "frequency": "daily", "urgent": "yes"}
+    )
     assert response.status_code == 400
     assert errors(response.text) == ["Unknown area &#39;Medwy&#39;. Did you mean &#39;Medway&#39;?"]
     assert 'value="Medwy"' in response.text  # what they typed is kept for them to fix
     response = client.post("/manage", data={"token": manage, "areas": "", "frequency": "daily"})
     assert errors(response.text) == ["At least one area is required."]
-    response = client.post("/manage", data={"token": manage, "areas": "kent", "frequency": "hourly"})
+    response = client.post(
+        "/manage", data={"token": manage, "areas": "kent", "frequency": "hourly"}
+    )
     assert errors(response.text)[0].startswith("Unknown frequency &#39;hourly&#39;")
     assert app.store.subscribers.get(subscriber.id) == subscriber
 
 
-def test_an_unsubscribe_token_cannot_manage(app: App, client: TestClient, subscriber: Subscriber) -> None:
+def test_an_unsubscribe_token_cannot_manage(
+    app: App, client: TestClient, subscriber: Subscriber
+) -> None:
     response = client.post(
-        "/manage", data={"token": token(app, subscriber.id, UNSUBSCRIBE), "areas": "dover", "frequency": "weekly"}
+        "/manage",
+        data={
+            "token": token(app, subscriber.id, UNSUBSCRIBE),
+            "areas": "dover",
+            "frequency": "weekly",
+        },
     )
     assert response.status_code == 400
     assert app.store.subscribers.get(subscriber.id).areas == ("medway",)
 
 
-def test_manage_cannot_bring_back_an_unsubscribed_address(app: App, client: TestClient, subscriber: Subscriber) -> None:
+def test_manage_cannot_bring_back_an_unsubscribed_address(
+    app: App, client: TestClient, subscriber: Subscriber
+) -> None:
     app.store.subscribers.unsubscribe(subscriber.id, now=NOW)
     manage = token(app, subscriber.id, MANAGE)
     assert heading(client.get(f"/manage?token={manage}").text) == "You are not subscribed"
@@ -272,7 +334,8 @@ def test_subscribe_form_is_labelled_and_explains_each_bad_field(client: TestClie
     for field in ("email", "areas"):
         assert f'<label for="{field}">' in page.text and f'id="{field}"' in page.text
     response = client.post(
-        "/subscribe", data={"email": "<script>alert(1)</script>", "areas": "Narnia", "frequency": "hourly"}
+        "/subscribe",
+        data={"email": "<script>alert(1)</script>", "areas": "Narnia", "frequency": "hourly"},
     )
     assert response.status_code == 400
     assert "<script>alert(1)</script>" not in response.text
@@ -284,17 +347,28 @@ def test_subscribe_form_is_labelled_and_explains_each_bad_field(client: TestClie
     assert '<div class="notice" role="alert"' in response.text
 
 
-def test_subscribing_creates_a_pending_subscriber_and_queues_a_confirmation(app: App, client: TestClient, clock: ManualClock) -> None:
+def test_subscribing_creates_a_pending_subscriber_and_queues_a_confirmation(
+    app: App, client: TestClient, clock: ManualClock
+) -> None:
     clock.set(NOW)
     response = client.post(
         "/subscribe",
-        data={"email": "New@Example.org", "areas": "ME4, Chatham", "frequency": "weekly", "urgent": "yes"},
+        data={
+            "email": "New@Example.org",
+            "areas": "ME4, Chatham",
+            "frequency": "weekly",
+            "urgent": "yes",
+        },
     )
     assert response.status_code == 200
     assert heading(response.text) == "Check your email"
     pending = app.store.subscribers.find("New@example.org")
     assert pending is not None and pending.status is PENDING and pending.watermark is None
-    assert set(pending.areas) == {"chatham"} and pending.frequency is Frequency.WEEKLY and pending.urgent
+    assert (
+        set(pending.areas) == {"chatham"}
+        and pending.frequency is Frequency.WEEKLY
+        and pending.urgent
+    )
     [message] = queued_messages(app)
     assert message["To"] == "New@example.org"
     assert message["Subject"] == f"Confirm your {app.config.site.name} subscription"
@@ -306,17 +380,25 @@ def test_subscribing_creates_a_pending_subscriber_and_queues_a_confirmation(app:
     assert confirm_link(message) in html.replace("&amp;", "&")
 
 
-def test_opening_the_confirmation_link_asks_and_changes_nothing(app: App, client: TestClient, clock: ManualClock) -> None:
+def test_opening_the_confirmation_link_asks_and_changes_nothing(
+    app: App, client: TestClient, clock: ManualClock
+) -> None:
     """Mail scanners (Outlook Safe Links, corporate gateways) open every link in a
     message: a GET must not subscribe anybody."""
     clock.set(NOW)
-    client.post("/subscribe", data={"email": "scan@example.org", "areas": "ME4", "frequency": "weekly", "urgent": "yes"})
+    client.post(
+        "/subscribe",
+        data={"email": "scan@example.org", "areas": "ME4", "frequency": "weekly", "urgent": "yes"},
+    )
     link = confirm_link(queued_messages(app)[0])
     for _ in range(3):  # a scanner, then the person, then a reload
         response = client.get(path_of(link))
         assert response.status_code == 200
         assert heading(response.text) == "Confirm your subscription"
-    assert "s…@example.org will get weekly alerts for Chatham, and urgent alerts at once." in response.text
+    assert (
+        "s…@example.org will get weekly alerts for Chatham, and urgent alerts at once."
+        in response.text
+    )
     assert '<form method="post" action="/confirm">' in response.text
     assert "Confirm my subscription</button>" in response.text
     assert response.headers["cache-control"] == "no-store"
@@ -324,9 +406,13 @@ def test_opening_the_confirmation_link_asks_and_changes_nothing(app: App, client
     assert app.store.subscribers.find("scan@example.org").status is PENDING  # type: ignore[union-attr]
 
 
-def test_the_confirm_button_activates_with_the_watermark_at_that_moment(app: App, client: TestClient, clock: ManualClock) -> None:
+def test_the_confirm_button_activates_with_the_watermark_at_that_moment(
+    app: App, client: TestClient, clock: ManualClock
+) -> None:
     clock.set(NOW)
-    client.post("/subscribe", data={"email": "c@example.org", "areas": "kent", "frequency": "daily"})
+    client.post(
+        "/subscribe", data={"email": "c@example.org", "areas": "kent", "frequency": "daily"}
+    )
     link = confirm_link(queued_messages(app)[0])
     later = NOW + timedelta(days=2)
     clock.set(later)
@@ -341,7 +427,9 @@ def test_the_confirm_button_activates_with_the_watermark_at_that_moment(app: App
 
 
 def test_the_confirm_button_refuses_a_form_from_another_site(app: App, client: TestClient) -> None:
-    client.post("/subscribe", data={"email": "x@example.org", "areas": "kent", "frequency": "daily"})
+    client.post(
+        "/subscribe", data={"email": "x@example.org", "areas": "kent", "frequency": "daily"}
+    )
     pending = app.store.subscribers.find("x@example.org")
     assert pending is not None
     data = {"token": token(app, pending.id, CONFIRM)}
@@ -349,14 +437,21 @@ def test_the_confirm_button_refuses_a_form_from_another_site(app: App, client: T
     assert response.status_code == 403
     assert app.store.subscribers.get(pending.id).status is PENDING
     for purpose in (MANAGE, UNSUBSCRIBE):  # only a confirm token confirms
-        assert client.post("/confirm", data={"token": token(app, pending.id, purpose)}).status_code == 400
+        assert (
+            client.post("/confirm", data={"token": token(app, pending.id, purpose)}).status_code
+            == 400
+        )
     assert client.post("/confirm", data={}).status_code == 400
     assert app.store.subscribers.get(pending.id).status is PENDING
 
 
-def test_an_expired_confirmation_link_says_to_subscribe_again(app: App, client: TestClient, clock: ManualClock) -> None:
+def test_an_expired_confirmation_link_says_to_subscribe_again(
+    app: App, client: TestClient, clock: ManualClock
+) -> None:
     clock.set(NOW)
-    client.post("/subscribe", data={"email": "slow@example.org", "areas": "kent", "frequency": "daily"})
+    client.post(
+        "/subscribe", data={"email": "slow@example.org", "areas": "kent", "frequency": "daily"}
+    )
     link = confirm_link(queued_messages(app)[0])
     clock.set(NOW + timedelta(days=8))
     response = client.get(path_of(link))
@@ -367,27 +462,40 @@ def test_an_expired_confirmation_link_says_to_subscribe_again(app: App, client: 
     assert app.store.subscribers.find("slow@example.org").status is PENDING  # type: ignore[union-attr]
 
 
-def test_a_confirmation_link_cannot_undo_an_unsubscribe(app: App, client: TestClient, clock: ManualClock) -> None:
+def test_a_confirmation_link_cannot_undo_an_unsubscribe(
+    app: App, client: TestClient, clock: ManualClock
+) -> None:
     clock.set(NOW)
-    client.post("/subscribe", data={"email": "u@example.org", "areas": "kent", "frequency": "daily"})
+    client.post(
+        "/subscribe", data={"email": "u@example.org", "areas": "kent", "frequency": "daily"}
+    )
     link = confirm_link(queued_messages(app)[0])
     pending = app.store.subscribers.find("u@example.org")
     assert pending is not None
-    app.store.subscribers.unsubscribe(pending.id, now=NOW + timedelta(minutes=1))  # after the link was made
+    app.store.subscribers.unsubscribe(
+        pending.id, now=NOW + timedelta(minutes=1)
+    )  # after the link was made
     response = client.get(path_of(link))
     assert response.status_code == 400
     pressed = client.post("/confirm", data={"token": parse_qs(urlsplit(link).query)["token"][0]})
-    assert pressed.status_code == 400 and heading(pressed.text) == "This confirmation link no longer works"
+    assert (
+        pressed.status_code == 400
+        and heading(pressed.text) == "This confirmation link no longer works"
+    )
     assert app.store.subscribers.get(pending.id).status is UNSUBSCRIBED
 
 
 def test_the_form_answers_alike_whoever_the_address_belongs_to(
     app: App, client: TestClient, subscriber: Subscriber
 ) -> None:
-    bounced = app.store.subscribers.add(make_subscription(app.gazetteer, "b@example.org", ["kent"]), now=NOW)
+    bounced = app.store.subscribers.add(
+        make_subscription(app.gazetteer, "b@example.org", ["kent"]), now=NOW
+    )
     app.store.subscribers.suppress(bounced.id, now=NOW)
     for address in ("Jo.Bloggs@example.org", "b@example.org"):
-        response = client.post("/subscribe", data={"email": address, "areas": "dover", "frequency": "weekly"})
+        response = client.post(
+            "/subscribe", data={"email": address, "areas": "dover", "frequency": "weekly"}
+        )
         assert response.status_code == 200 and heading(response.text) == "Check your email"
     # Active: told by email that it is subscribed, with a manage link; suppressed: never mailed.
     assert queued_messages(app, "confirm") == []
@@ -396,10 +504,15 @@ def test_the_form_answers_alike_whoever_the_address_belongs_to(
     assert app.store.subscribers.get(bounced.id).status is SUPPRESSED
 
 
-def test_someone_who_left_can_come_back_by_confirming(app: App, client: TestClient, subscriber: Subscriber, clock: ManualClock) -> None:
+def test_someone_who_left_can_come_back_by_confirming(
+    app: App, client: TestClient, subscriber: Subscriber, clock: ManualClock
+) -> None:
     app.store.subscribers.unsubscribe(subscriber.id, now=NOW)
     clock.set(NOW + timedelta(seconds=5))
-    client.post("/subscribe", data={"email": "Jo.Bloggs@example.org", "areas": "dover", "frequency": "weekly"})
+    client.post(
+        "/subscribe",
+        data={"email": "Jo.Bloggs@example.org", "areas": "dover", "frequency": "weekly"},
+    )
     # Not pending, nor changed: unsubscribed until the owner confirms.
     assert app.store.subscribers.get(subscriber.id).status is UNSUBSCRIBED
     assert app.store.subscribers.get(subscriber.id).areas == ("medway",)
@@ -422,20 +535,33 @@ def test_the_form_cannot_flood_an_inbox(app: App, client: TestClient, clock: Man
 
 def test_no_newline_from_the_form_reaches_a_header(app: App, client: TestClient) -> None:
     response = client.post(
-        "/subscribe", data={"email": "x@example.org\r\nBcc: victim@example.org", "areas": "kent", "frequency": "daily"}
+        "/subscribe",
+        data={
+            "email": "x@example.org\r\nBcc: victim@example.org",
+            "areas": "kent",
+            "frequency": "daily",
+        },
     )
     assert response.status_code == 400
     assert queued_messages(app) == []
 
 
-def test_a_transactional_message_keeps_newlines_out_of_its_headers(app: App, subscriber: Subscriber) -> None:
+def test_a_transactional_message_keeps_newlines_out_of_its_headers(
+    app: App, subscriber: Subscriber
+) -> None:
     from dataclasses import replace
 
     from alerts.subscribers.mail import build_transactional_message
 
     hostile = replace(subscriber, name="Jo\r\nBcc: victim@example.org")
     message = build_transactional_message(
-        app.config, hostile, "Hello\r\nBcc: victim@example.org", "text", "<p>html</p>", now=NOW, message_id="<a@b>"
+        app.config,
+        hostile,
+        "Hello\r\nBcc: victim@example.org",
+        "text",
+        "<p>html</p>",
+        now=NOW,
+        message_id="<a@b>",
     )
     parsed = email.message_from_bytes(message.as_bytes(), policy=default)
     assert parsed["Bcc"] is None
@@ -445,13 +571,17 @@ def test_a_transactional_message_keeps_newlines_out_of_its_headers(app: App, sub
     assert [part.get_content_type() for part in parsed.iter_parts()] == ["text/plain", "text/html"]
 
 
-def test_a_web_sign_up_is_delivered_and_its_link_confirms(app: App, client: TestClient, clock: ManualClock) -> None:
+def test_a_web_sign_up_is_delivered_and_its_link_confirms(
+    app: App, client: TestClient, clock: ManualClock
+) -> None:
     """End to end with the real delivery stage (Maildir backend): the queued confirmation
     is sent as built, and the link in the delivered mail activates the subscriber."""
     from alerts.delivery import send_pending
 
     clock.set(NOW)
-    client.post("/subscribe", data={"email": "e2e@example.org", "areas": "ME4", "frequency": "daily"})
+    client.post(
+        "/subscribe", data={"email": "e2e@example.org", "areas": "ME4", "frequency": "daily"}
+    )
     report = send_pending(app.config, app.store, app.clock, now=NOW)
     assert report.sent == 1
     [path] = list((app.config.delivery.maildir / "new").iterdir())
@@ -476,8 +606,12 @@ def test_a_web_sign_up_is_delivered_and_its_link_confirms(app: App, client: Test
         ("me8 9aa", {"medway"}),
     ],
 )
-def test_areas_can_be_typed_as_people_write_them(app: App, client: TestClient, typed: str, areas: set[str]) -> None:
-    response = client.post("/subscribe", data={"email": "t@example.org", "areas": typed, "frequency": "daily"})
+def test_areas_can_be_typed_as_people_write_them(
+    app: App, client: TestClient, typed: str, areas: set[str]
+) -> None:
+    response = client.post(
+        "/subscribe", data={"email": "t@example.org", "areas": typed, "frequency": "daily"}
+    )
     assert response.status_code == 200, errors(response.text)
     assert set(app.store.subscribers.find("t@example.org").areas) == areas  # type: ignore[union-attr]
 
@@ -485,10 +619,17 @@ def test_areas_can_be_typed_as_people_write_them(app: App, client: TestClient, t
 def test_an_unknown_area_is_named_with_what_to_type_instead(client: TestClient) -> None:
     for typed, message in [
         ("SE9", "Unknown area &#39;SE9&#39;. Use a town, district or postcode district in Kent."),
-        ("Chatham and Narnia", "Unknown area &#39;Narnia&#39;. Use a town, district or postcode district in Kent."),
+        (
+            "Chatham and Narnia",
+            "Unknown area &#39;Narnia&#39;. Use a town, district or postcode district in Kent.",
+        ),
         ("St Margret&#39;s at Clife", "Did you mean &#34;St Margaret&#39;s at Cliffe&#34;?"),
     ]:
-        data = {"email": "t@example.org", "areas": typed.replace("&#39;", "'"), "frequency": "daily"}
+        data = {
+            "email": "t@example.org",
+            "areas": typed.replace("&#39;", "'"),
+            "frequency": "daily",
+        }
         response = client.post("/subscribe", data=data)
         assert response.status_code == 400
         assert message in errors(response.text)[0], errors(response.text)
@@ -496,7 +637,9 @@ def test_an_unknown_area_is_named_with_what_to_type_instead(client: TestClient) 
 
 def test_the_archive_link_ticks_the_area(client: TestClient) -> None:
     assert ticked_areas(client.get("/subscribe?area=medway").text) == ["medway"]
-    assert ticked_areas(client.get("/subscribe?area=ME4").text) == ["chatham"]  # ME4 lies in Chatham
+    assert ticked_areas(client.get("/subscribe?area=ME4").text) == [
+        "chatham"
+    ]  # ME4 lies in Chatham
     assert ticked_areas(client.get("/subscribe?area=%3Cscript%3E").text) == []
     # A forwarded digest's link names all its areas; one that names nothing is left out.
     page = client.get("/subscribe?area=chatham,medway,narnia,chatham").text
@@ -517,51 +660,96 @@ def test_a_missing_confirmation_template_stops_the_web_app_at_start_up_naming_it
     app.close()
 
 
-def test_manage_names_every_bad_field_at_once(app: App, client: TestClient, subscriber: Subscriber) -> None:
+def test_manage_names_every_bad_field_at_once(
+    app: App, client: TestClient, subscriber: Subscriber
+) -> None:
     manage = token(app, subscriber.id, MANAGE)
-    response = client.post("/manage", data={"token": manage, "areas": "Medwy", "frequency": "hourly"})
+    response = client.post(
+        "/manage", data={"token": manage, "areas": "Medwy", "frequency": "hourly"}
+    )
     assert response.status_code == 400
     found = errors(response.text)
-    assert len(found) == 2 and any("Medwy" in e for e in found) and any("hourly" in e for e in found)
+    assert (
+        len(found) == 2 and any("Medwy" in e for e in found) and any("hourly" in e for e in found)
+    )
     assert app.store.subscribers.get(subscriber.id) == subscriber
 
 
-def test_areas_are_chosen_by_ticking_districts_and_towns_and_typing_more(app: App, client: TestClient) -> None:
+def test_areas_are_chosen_by_ticking_districts_and_towns_and_typing_more(
+    app: App, client: TestClient
+) -> None:
     page = client.get("/subscribe").text
     # One box per district and town, grouped by district, no script on the page.
     assert "<script" not in page
-    medway = re.search(r'<details class="district">\s*<summary>Medway</summary>(.*?)</details>', page, re.S)
+    medway = re.search(
+        r'<details class="district">\s*<summary>Medway</summary>(.*?)</details>', page, re.S
+    )
     assert medway, page
     boxes = re.findall(r'name="area" value="([^"]+)"', medway.group(1))
     assert boxes[0] == "medway" and {"chatham", "gillingham", "rochester"} <= set(boxes)
     response = client.post(
         "/subscribe",
-        data={"email": "tick@example.org", "area": ["chatham", "dover"], "areas": "TN23", "frequency": "weekly"},
+        data={
+            "email": "tick@example.org",
+            "area": ["chatham", "dover"],
+            "areas": "TN23",
+            "frequency": "weekly",
+        },
     )
     assert response.status_code == 200, errors(response.text)
     subscriber = app.store.subscribers.find("tick@example.org")
     assert subscriber is not None and set(subscriber.areas) == {"chatham", "dover", "ashford"}
     # Nothing ticked and nothing typed: one clear error, the choices kept.
     response = client.post("/subscribe", data={"email": "none@example.org", "frequency": "daily"})
-    assert response.status_code == 400 and errors(response.text) == ["At least one area is required."]
-    response = client.post("/subscribe", data={"email": "x@example.org", "area": ["dover", "narnia"], "frequency": "daily"})
+    assert response.status_code == 400 and errors(response.text) == [
+        "At least one area is required."
+    ]
+    response = client.post(
+        "/subscribe",
+        data={"email": "x@example.org", "area": ["dover", "narnia"], "frequency": "daily"},
+    )
     assert response.status_code == 400 and "narnia" in errors(response.text)[0].lower()
     assert ticked_areas(response.text) == ["dover"]  # what was ticked stays ticked
 
 
-def test_manage_ticks_the_current_areas_and_saves_the_new_boxes(app: App, client: TestClient, subscriber: Subscriber) -> None:
+def test_manage_ticks_the_current_areas_and_saves_the_new_boxes(
+    app: App, client: TestClient, subscriber: Subscriber
+) -> None:
     manage = token(app, subscriber.id, MANAGE)
-    response = client.post("/manage", data={"token": manage, "area": ["gillingham", "deal"], "frequency": "daily", "urgent": "yes"})
+    response = client.post(
+        "/manage",
+        data={
+            "token": manage,
+            "area": ["gillingham", "deal"],
+            "frequency": "daily",
+            "urgent": "yes",
+        },
+    )
     assert response.status_code == 200, errors(response.text)
     assert set(app.store.subscribers.get(subscriber.id).areas) == {"gillingham", "deal"}
-    assert sorted(ticked_areas(client.get(f"/manage?token={manage}").text)) == ["deal", "gillingham"]
+    assert sorted(ticked_areas(client.get(f"/manage?token={manage}").text)) == [
+        "deal",
+        "gillingham",
+    ]
 
 
-def test_what_is_confirmed_is_what_the_email_said_whoever_posts_the_form_since(app: App, client: TestClient) -> None:
-    client.post("/subscribe", data={"email": "owner@example.org", "area": ["medway"], "frequency": "weekly"})
+def test_what_is_confirmed_is_what_the_email_said_whoever_posts_the_form_since(
+    app: App, client: TestClient
+) -> None:
+    client.post(
+        "/subscribe", data={"email": "owner@example.org", "area": ["medway"], "frequency": "weekly"}
+    )
     # Someone else, within the resend window: no second email, and it cannot change
     # what the owner's link confirms.
-    client.post("/subscribe", data={"email": "owner@example.org", "area": ["dover"], "frequency": "immediate", "urgent": "yes"})
+    client.post(
+        "/subscribe",
+        data={
+            "email": "owner@example.org",
+            "area": ["dover"],
+            "frequency": "immediate",
+            "urgent": "yes",
+        },
+    )
     [message] = queued_messages(app)
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "weekly alerts for Medway" in text
@@ -571,28 +759,44 @@ def test_what_is_confirmed_is_what_the_email_said_whoever_posts_the_form_since(a
     assert press_confirm(client, link) == "You are subscribed"
     subscriber = app.store.subscribers.find("owner@example.org")
     assert subscriber is not None and subscriber.status is ACTIVE
-    assert subscriber.areas == ("medway",) and subscriber.frequency is Frequency.WEEKLY and not subscriber.urgent
+    assert (
+        subscriber.areas == ("medway",)
+        and subscriber.frequency is Frequency.WEEKLY
+        and not subscriber.urgent
+    )
 
 
-def test_a_confirmation_link_whose_preferences_were_changed_is_refused(app: App, client: TestClient) -> None:
-    pending = app.store.subscribers.add(make_subscription(app.gazetteer, "p@example.org", ["medway"]), now=NOW, status=PENDING
+def test_a_confirmation_link_whose_preferences_were_changed_is_refused(
+    app: App, client: TestClient
+) -> None:
+    pending = app.store.subscribers.add(
+        make_subscription(app.gazetteer, "p@example.org", ["medway"]), now=NOW, status=PENDING
     )
     signer = LinkSigner(app.config)
     good = signer.confirm_token(Confirmation(pending.id, ("medway",), Frequency.DAILY, True), NOW)
     _, timestamp, signature = good.split(".")
-    forged = signer.confirm_token(Confirmation(pending.id, ("dover",), Frequency.DAILY, True), NOW).split(".")[0]
+    forged = signer.confirm_token(
+        Confirmation(pending.id, ("dover",), Frequency.DAILY, True), NOW
+    ).split(".")[0]
     response = client.post("/confirm", data={"token": f"{forged}.{timestamp}.{signature}"})
     assert response.status_code == 400 and heading(response.text) == "This link is not valid"
     # A link mailed before preferences travelled in links confirms the stored ones.
-    assert press_confirm(client, f"/confirm?token={token(app, pending.id, CONFIRM)}") == "You are subscribed"
+    assert (
+        press_confirm(client, f"/confirm?token={token(app, pending.id, CONFIRM)}")
+        == "You are subscribed"
+    )
     assert app.store.subscribers.get(pending.id).areas == ("medway",)
 
 
-@pytest.mark.parametrize("address", ["josé@example.org", "用户@例子.广告", "Zoë.Bloggs@example.org"])
+@pytest.mark.parametrize(
+    "address", ["josé@example.org", "用户@例子.广告", "Zoë.Bloggs@example.org"]
+)
 def test_the_form_refuses_an_address_with_non_ascii_before_the_at_in_one_sentence_and_stores_nothing(
     app: App, client: TestClient, address: str
 ) -> None:
-    response = client.post("/subscribe", data={"email": address, "areas": "Medway", "frequency": "daily"})
+    response = client.post(
+        "/subscribe", data={"email": address, "areas": "Medway", "frequency": "daily"}
+    )
 
     assert response.status_code == 400
     [message] = errors(response.text)
@@ -603,8 +807,12 @@ def test_the_form_refuses_an_address_with_non_ascii_before_the_at_in_one_sentenc
     assert outbox_rows(app.store.engine) == []
 
 
-def test_the_form_takes_an_internationalised_domain_in_its_ascii_form(app: App, client: TestClient) -> None:
-    response = client.post("/subscribe", data={"email": "ann@Bücher.example", "areas": "Medway", "frequency": "daily"})
+def test_the_form_takes_an_internationalised_domain_in_its_ascii_form(
+    app: App, client: TestClient
+) -> None:
+    response = client.post(
+        "/subscribe", data={"email": "ann@Bücher.example", "areas": "Medway", "frequency": "daily"}
+    )
 
     assert response.status_code == 200, response.text
     stored = app.store.subscribers.find("ann@xn--bcher-kva.example")
@@ -614,19 +822,27 @@ def test_the_form_takes_an_internationalised_domain_in_its_ascii_form(app: App, 
 
 
 def sign_up(client: TestClient) -> str:
-    response = client.post("/subscribe", data={"email": "soon@example.org", "areas": "Medway", "frequency": "daily"})
+    response = client.post(
+        "/subscribe", data={"email": "soon@example.org", "areas": "Medway", "frequency": "daily"}
+    )
     assert response.status_code == 200
     return " ".join(response.text.split())
 
 
-def test_the_check_your_email_page_says_how_soon_and_what_to_do_when_this_process_sends(app: App) -> None:
-    text = sign_up(TestClient(create_app(app, sends_mail=True), base_url="https://alerts.example.org"))
+def test_the_check_your_email_page_says_how_soon_and_what_to_do_when_this_process_sends(
+    app: App,
+) -> None:
+    text = sign_up(
+        TestClient(create_app(app, sends_mail=True), base_url="https://alerts.example.org")
+    )
     assert "It usually arrives within a minute." in text
     # What to do, truthfully: a second request within the resend window sends nothing.
     assert "Still nothing after 10 minutes?" in text and "at most one every 10 minutes" in text
 
 
-def test_the_check_your_email_page_says_mail_waits_when_alerts_serve_is_not_running(app: App, client: TestClient) -> None:
+def test_the_check_your_email_page_says_mail_waits_when_alerts_serve_is_not_running(
+    app: App, client: TestClient
+) -> None:
     text = sign_up(client)
     assert "Our email service is paused at the moment" in text and "within a minute" not in text
     app.store.runs.beat(app.now(), {"pid": 1})  # alerts serve is alive: it sends
