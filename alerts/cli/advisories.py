@@ -23,7 +23,9 @@ def advisories() -> None:
 @click.option("--area", help="Only what a subscriber to this area gets (slug, name or postcode).")
 @click.option("--since", help="Only those published since this date (DD/MM/YYYY or ISO 8601).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many, newest first.")
-@click.option("--held", is_flag=True, help="Only those held back: a surge, a replacement, an update waiting.")
+@click.option(
+    "--held", is_flag=True, help="Only those held back: a surge, a replacement, an update waiting."
+)
 @json_option
 @with_existing_app
 def list_advisories(
@@ -33,7 +35,10 @@ def list_advisories(
     areas = app.gazetteer.matching_areas([app.gazetteer.resolve(area)]) if area else None
     published_since = parse_when(since, app, "--since")  # a usage error before the database
     items = app.store.advisories.find(
-        areas=areas, since=published_since, limit=None if held else limit, include_outside=area is None or held
+        areas=areas,
+        since=published_since,
+        limit=None if held else limit,
+        include_outside=area is None or held,
     )
     if held:
         items = [item for item in items if held_back(item)][:limit]

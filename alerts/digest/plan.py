@@ -132,10 +132,14 @@ class Planner:
     def gathered(self, subscriber: Subscriber, entries: list[Entry]) -> Variant:
         """One message gathering the alerts the flood guard held: like a digest, it names
         the subscriber's areas, so all with the same areas and entries share it."""
-        variant = Variant(DigestKind.GATHERED, tuple(entries), areas_key(subscriber.areas), subscriber.forwardable)
+        variant = Variant(
+            DigestKind.GATHERED, tuple(entries), areas_key(subscriber.areas), subscriber.forwardable
+        )
         return self._shared(variant)
 
-    def variants(self, subscriber: Subscriber, entries: list[Entry], kind: DigestKind) -> list[Variant]:
+    def variants(
+        self, subscriber: Subscriber, entries: list[Entry], kind: DigestKind
+    ) -> list[Variant]:
         """The messages for ``subscriber``: one digest holding every entry, or (for single
         kinds) one message per entry; urgent ones are marked so. A single alert does not
         depend on the subscriber's areas (it names its own), so all who get it share it."""

@@ -137,7 +137,14 @@ def queue_digests(
         passes = [_Pass((frequency,), DigestKind(frequency.value))]
     limits = Limits(alerts=config.digests.alerts_per_hour, urgent=config.digests.urgent_per_hour)
     run = _Run(
-        store, renderer, report, domain=config.email.domain, now=now, limits=limits, dry_run=dry_run, on_message=on_message
+        store,
+        renderer,
+        report,
+        domain=config.email.domain,
+        now=now,
+        limits=limits,
+        dry_run=dry_run,
+        on_message=on_message,
     )
     for sweep in passes:
         oldest = store.subscribers.oldest_watermark(sweep.frequencies)
@@ -197,14 +204,22 @@ class _Run:
     def batch(self, planner: Planner, sweep: _Pass, batch: list[Subscriber]) -> None:
         if not batch:
             return
-        sent = self.store.digests.sent_revisions([s.id for s in batch], [c.id for c in planner.candidates])
-        recent = self.store.digests.recent_alerts([s.id for s in batch], self.now - WINDOW) if sweep.kind.single else {}
+        sent = self.store.digests.sent_revisions(
+            [s.id for s in batch], [c.id for c in planner.candidates]
+        )
+        recent = (
+            self.store.digests.recent_alerts([s.id for s in batch], self.now - WINDOW)
+            if sweep.kind.single
+            else {}
+        )
         plans: list[tuple[Subscriber, list[Variant]]] = []
         held: dict[int, list[Entry]] = {}
         for subscriber in batch:
             entries = planner.entries(subscriber, sent, new_only=sweep.urgent_only)
             if sweep.kind.single and entries:
-                variants, held_now = self._guarded(planner, sweep, subscriber, entries, recent.get(subscriber.id, {}))
+                variants, held_now = self._guarded(
+                    planner, sweep, subscriber, entries, recent.get(subscriber.id, {})
+                )
                 if held_now:
                     held[subscriber.id] = held_now
             else:
@@ -244,12 +259,18 @@ class _Run:
         self._report(plans, {})
 
     def _guarded(
-        self, planner: Planner, sweep: _Pass, subscriber: Subscriber, entries: list[Entry], recent: dict[str, int]
+        self,
+        planner: Planner,
+        sweep: _Pass,
+        subscriber: Subscriber,
+        entries: list[Entry],
+        recent: dict[str, int],
     ) -> tuple[list[Variant], list[Entry]]:
         """The flood guard's answer for one subscriber: the messages to queue now, and
         the entries held for later."""
         counted = Recent(
-            alerts=recent.get(DigestKind.IMMEDIATE.value, 0) + recent.get(DigestKind.GATHERED.value, 0),
+            alerts=recent.get(DigestKind.IMMEDIATE.value, 0)
+            + recent.get(DigestKind.GATHERED.value, 0),
             urgent=recent.get(DigestKind.URGENT.value, 0),
         )
         split = split_entries(entries, planner.urgent, counted, self.limits)
@@ -258,7 +279,9 @@ class _Run:
             variants.append(planner.gathered(subscriber, split.gathered))
         return variants, split.held
 
-    def _rows(self, plans: list[tuple[Subscriber, list[Variant]]]) -> tuple[list[QueuedMessage], list[SentRevision]]:
+    def _rows(
+        self, plans: list[tuple[Subscriber, list[Variant]]]
+    ) -> tuple[list[QueuedMessage], list[SentRevision]]:
         """The outbox rows and sent revisions of a batch's plans."""
         messages: list[QueuedMessage] = []
         sent: list[SentRevision] = []

@@ -386,7 +386,10 @@ class DigestRenderer:
             "heading": heading,
             "preheader": preheader,
             "sections": sections,
-            "more": [self._item(e, advisories[e.advisory_id], fallback, full=False) for e in rest[:more_limit]],
+            "more": [
+                self._item(e, advisories[e.advisory_id], fallback, full=False)
+                for e in rest[:more_limit]
+            ],
             "more_count": len(rest),
             "archive_links": archive_links,
             "reason": reason,

@@ -48,14 +48,18 @@ __all__ = [
 MAX_SETTLE_WAIT = 10.0
 
 
-def withdraw_deleted(sources: Collection[SourceConfig], store: Store, *, now: datetime) -> IngestReport:
+def withdraw_deleted(
+    sources: Collection[SourceConfig], store: Store, *, now: datetime
+) -> IngestReport:
     """Withdraw the advisories of files deleted at least ``withdraw_deleted_hours`` ago
     (a folder's; not at all where it is null), and forget those files."""
     report = IngestReport()
     for source in sources:
         if source.path is None or source.withdraw_deleted_hours is None:
             continue
-        gone = store.sources.gone_before(str(source.path), now - timedelta(hours=source.withdraw_deleted_hours))
+        gone = store.sources.gone_before(
+            str(source.path), now - timedelta(hours=source.withdraw_deleted_hours)
+        )
         if not gone:
             continue
         withdrawn = store.holds.withdraw_files(gone, now=now)

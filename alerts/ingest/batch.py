@@ -224,7 +224,9 @@ def replacement_warning(where: str, advisory_id: int, replaces: tuple[int, str, 
     )
 
 
-def store_advisory(item: AdvisoryInput, store: Store, gazetteer: Gazetteer, now: datetime) -> IngestResult:
+def store_advisory(
+    item: AdvisoryInput, store: Store, gazetteer: Gazetteer, now: datetime
+) -> IngestResult:
     """Save one advisory with the areas its decision gave it (none when outside coverage;
     an input made without a decision keeps the most specific of its tags)."""
     areas = item.decision.areas if item.decision else gazetteer.most_specific(item.areas)

@@ -143,7 +143,9 @@ def _deletions(
         if not any(name.startswith(prefix) for name in found):
             reason = f"the folder is empty, but held {len(gone)} advisory files at the last look"
         elif limit and len(gone) > limit:
-            reason = f"{len(gone)} advisory files were deleted at once (more than surge_limit, {limit})"
+            reason = (
+                f"{len(gone)} advisory files were deleted at once (more than surge_limit, {limit})"
+            )
         else:
             kept += gone
             continue

@@ -87,12 +87,15 @@ class Advisories:
             row = own_advisory(conn, item, values["content_hash"], now)
             if item.origin == FILES_ORIGIN:
                 if row is not None and _replaces(row, item):
-                    return _save_replacement(conn, row, item, values, wanted, now, self.update_interval)
+                    return _save_replacement(
+                        conn, row, item, values, wanted, now, self.update_interval
+                    )
                 # The file says its own thing now (a new url, or an update after all): a
                 # replacement it made before and nobody released is gone.
                 conn.execute(
                     delete(advisories).where(
-                        advisories.c.hold == Hold.REPLACEMENT.value, advisories.c.hold_source == item.source
+                        advisories.c.hold == Hold.REPLACEMENT.value,
+                        advisories.c.hold_source == item.source,
                     )
                 )
             if row is None:
@@ -438,7 +441,12 @@ def _row_values(item: AdvisoryInput) -> dict[str, Any]:
 
 def _replaces(row: RowMapping, item: AdvisoryInput) -> bool:
     return row["hold"] != Hold.REPLACEMENT.value and looks_like_replacement(
-        row["title"], row["body_text"], row["published_at"], item.title, item.body_text, item.published_at
+        row["title"],
+        row["body_text"],
+        row["published_at"],
+        item.title,
+        item.body_text,
+        item.published_at,
     )
 
 
@@ -457,7 +465,9 @@ def _save_replacement(
     own = dataclasses.replace(item, key=f"{item.key}#file:{item.source}")
     about = (replaced["id"], replaced["title"], replaced["published_at"])
     row = (
-        conn.execute(select(advisories).where(advisories.c.origin == own.origin, advisories.c.key == own.key))
+        conn.execute(
+            select(advisories).where(advisories.c.origin == own.origin, advisories.c.key == own.key)
+        )
         .mappings()
         .first()
     )
@@ -465,11 +475,17 @@ def _save_replacement(
         result = _update_advisory(conn, row, own, values, areas, now, interval)
         return dataclasses.replace(result, replaces=about) if row["hold"] else result
     result = _insert_advisory(conn, own, values, areas, now)
-    detail = {"replaces": replaced["id"], "title": replaced["title"], "published_at": replaced["published_at"].isoformat()}
+    detail = {
+        "replaces": replaced["id"],
+        "title": replaced["title"],
+        "published_at": replaced["published_at"].isoformat(),
+    }
     conn.execute(
         update(advisories)
         .where(advisories.c.id == result.advisory_id)
-        .values(hold=Hold.REPLACEMENT.value, hold_source=item.source, hold_at=now, hold_detail=detail)
+        .values(
+            hold=Hold.REPLACEMENT.value, hold_source=item.source, hold_at=now, hold_detail=detail
+        )
     )
     return IngestResult(Outcome.HELD, result.advisory_id, result.revision, about)
 

@@ -165,8 +165,17 @@ class Holds:
             return bool(
                 conn.execute(
                     update(advisories)
-                    .where(advisories.c.id == advisory_id, advisories.c.hold == Hold.REPLACEMENT.value)
-                    .values(hold=None, hold_source=None, hold_at=None, hold_detail=None, changed_at=now, updated_at=now)
+                    .where(
+                        advisories.c.id == advisory_id, advisories.c.hold == Hold.REPLACEMENT.value
+                    )
+                    .values(
+                        hold=None,
+                        hold_source=None,
+                        hold_at=None,
+                        hold_detail=None,
+                        changed_at=now,
+                        updated_at=now,
+                    )
                 ).rowcount
             )
 
@@ -196,7 +205,9 @@ class Holds:
                 found = [int(i) for (i,) in conn.execute(select(advisories.c.id).where(*where))]
                 if found:
                     conn.execute(
-                        update(advisories).where(advisories.c.id.in_(found)).values(status=Status.WITHDRAWN.value, updated_at=now)
+                        update(advisories)
+                        .where(advisories.c.id.in_(found))
+                        .values(status=Status.WITHDRAWN.value, updated_at=now)
                     )
                 ids += found
         return ids

@@ -179,7 +179,8 @@ class Sources:
                 path
                 for (path,) in conn.execute(
                     select(source_files.c.path).where(
-                        source_files.c.gone_at <= cutoff, source_files.c.path.startswith(prefix, autoescape=True)
+                        source_files.c.gone_at <= cutoff,
+                        source_files.c.path.startswith(prefix, autoescape=True),
                     )
                 )
             ]

@@ -13,8 +13,8 @@ from click.testing import Result
 
 from alerts.clock import ManualClock
 from alerts.replacement import looks_like_replacement
-from tests.support.advisory_files import write_advisory
 from tests.support import NOW
+from tests.support.advisory_files import write_advisory
 
 OLD = datetime(2020, 12, 18, 14, 30, tzinfo=UTC)
 SAMPLE_URL = (

@@ -106,7 +106,9 @@ EMPTY = (
 )
 
 
-def hostile_setup(write_config: Callable[..., Path], advisory_dir: Path, server: FeedServer, **config: object) -> App:
+def hostile_setup(
+    write_config: Callable[..., Path], advisory_dir: Path, server: FeedServer, **config: object
+) -> App:
     """The file advisory, the hostile feed as a Medway source, one immediate subscriber."""
     write_advisory(
         advisory_dir,
@@ -206,7 +208,9 @@ def test_five_runs_of_alerts_run_once_mail_each_story_once(
     app = sqlite_app
     baseline(server)
     clock.set(NOW - timedelta(minutes=10))
-    assert CliRunner().invoke(cli, ["--config", str(app.config_path), "run", "--once"]).exit_code == 0
+    assert (
+        CliRunner().invoke(cli, ["--config", str(app.config_path), "run", "--once"]).exit_code == 0
+    )
     for poll in range(5):
         server.routes["/partner.rss"] = (
             200,
