@@ -109,6 +109,13 @@ class SourceConfig(_Model):
     #: A folder: a file is read only once nothing wrote to it for this many seconds (a file
     #: still being written is never read half-done).
     settle_seconds: float = Field(default=0.5, ge=0, le=3600)
+    #: More new, recent advisories than this in one poll (a folder: in one minute) is a
+    #: surge: the batch is held until an operator releases it (alerts.ingest.lifecycle).
+    #: A force publishes a few a day, rarely ten in an hour; 0: never held.
+    surge_limit: int = Field(default=20, ge=0, le=1_000_000)
+    #: A folder: a deleted file's advisory is withdrawn this many hours later (unless the
+    #: file comes back); null: deleting a file withdraws nothing.
+    withdraw_deleted_hours: float | None = Field(default=24.0, ge=0, le=24 * 365)
 
     @field_validator("redirect_hosts")
     @classmethod
@@ -218,6 +225,10 @@ class DigestsConfig(_Model):
     update_interval_hours: float = Field(default=24.0, ge=0, le=30 * 24)
     #: Advisories shown in full in one digest; the rest are linked on the web.
     max_items: int = Field(default=20, ge=1, le=1000)
+    #: Separate alerts a subscriber gets in any hour; past it they are gathered into one
+    #: message when the hour is up (alerts.digest.guard). Urgent ones have their own limit.
+    alerts_per_hour: int = Field(default=4, ge=1, le=1000)
+    urgent_per_hour: int = Field(default=10, ge=1, le=1000)
     #: Local time daily digests go out (HH:MM).
     daily_at: time = time(7, 0)
     #: Day weekly digests go out.

@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from alerts.store import Store
 from alerts.store.limits import FORM_MAIL_KEY
 from alerts.store.outbox import OutboxStatus
-from alerts.types import MailPriority
+from alerts.types import MailPriority, SourceState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -126,6 +126,30 @@ class DatabaseCollector(Collector):
             failures.add_metric(labels, health.failures_total)
             polls.add_metric(labels, health.polls_total)
         yield from (polled, succeeded, failing, failures, polls)
+
+        # The lifecycle (alerts.ingest.lifecycle): 1 for the state each source is in.
+        state = GaugeMetricFamily(
+            "alerts_source_state",
+            "Where each source stands: 1 for its state (healthy, failing, surging), 0 for the others.",
+            labels=["source", "kind", "state"],
+        )
+        healths = self.store.sources.healths()
+        lives = self.store.holds.lifecycles([health.source for health in healths])
+        for health in healths:
+            current = lives[health.source].state if health.source in lives else SourceState.HEALTHY
+            for each in SourceState:
+                state.add_metric(
+                    [health.source, health.kind, each.value], 1.0 if each is current else 0.0
+                )
+        yield state
+        held = GaugeMetricFamily(
+            "alerts_source_held_advisories",
+            "Advisories each source's hold keeps from inboxes and feeds (surge: until released; dropped: for good).",
+            labels=["source", "hold"],
+        )
+        for batch in self.store.holds.batches():
+            held.add_metric([batch.source, batch.hold.value], float(batch.count))
+        yield held
 
         build = self.store.metrics.last_feed_build()
         yield GaugeMetricFamily(

@@ -244,6 +244,7 @@ class _Cycle:
         # date) are problem lines too, so 'alerts run' and 'alerts serve' show them.
         report.problems += [f"warning: {w}" for w in result.warnings]
         report.outside_coverage, report.no_place = counts["outside_coverage"], counts["no_place"]
+        report.surging = {surge.source: surge.held for surge in result.surges}
         return bool(result.new or result.updated)
 
     def _feeds(self) -> None:

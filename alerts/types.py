@@ -17,6 +17,35 @@ class Status(enum.StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+class SourceState(enum.StrEnum):
+    """Where a source stands in its lifecycle (the table is alerts.ingest.lifecycle.TABLE)."""
+
+    HEALTHY = "healthy"
+    FAILING = "failing"
+    SURGING = "surging"
+
+
+class Hold(enum.StrEnum):
+    """Why an advisory is held back (``advisories.hold``); NULL: it is not."""
+
+    #: Its source surged (alerts.ingest.lifecycle): neither mailed nor published until
+    #: an operator releases the batch.
+    SURGE = "surge"
+    #: A surge an operator dropped: kept (so it is never new again), never mailed or published.
+    DROPPED = "dropped"
+    #: Its source's first poll: published, never mailed (a new source mails no backlog).
+    BASELINE = "baseline"
+    #: A file naming an existing advisory's URL with an entirely different title, text
+    #: and date (alerts.replacement): stored as an advisory of its own, neither mailed
+    #: nor published until an operator releases it; the old one is left as it was.
+    REPLACEMENT = "replacement"
+
+    @property
+    def published(self) -> bool:
+        """In the feeds and the archive despite the hold."""
+        return self is Hold.BASELINE
+
+
 class Priority(enum.StrEnum):
     NORMAL = "normal"
     URGENT = "urgent"
@@ -404,6 +433,14 @@ class Advisory:
     area_override: tuple[str, ...] | None = None
     area_override_at: datetime | None = None
     origin: str = FILES_ORIGIN
+    #: Held back whatever its areas say (None: not held); only a baseline is published.
+    #: Which source's batch (or file), since when, and what the operator is told.
+    hold: Hold | None = None
+    hold_source: str | None = None
+    hold_at: datetime | None = None
+    hold_detail: dict[str, Any] | None = None
+    #: A material change waiting for its update interval (None: none waits).
+    update_held_since: datetime | None = None
 
     def is_live(self, now: datetime) -> bool:
         """Still to be published: not withdrawn and not expired at ``now``."""
@@ -454,11 +491,19 @@ class DigestKind(enum.StrEnum):
     WEEKLY = "weekly"
     IMMEDIATE = "immediate"  # one advisory, for an immediate subscriber
     URGENT = "urgent"  # one urgent advisory, to every subscriber of its areas
+    #: The alerts past a subscriber's hourly limit, gathered into one message when the
+    #: hour is up (alerts.digest.guard).
+    GATHERED = "gathered"
 
     @property
     def single(self) -> bool:
         """One advisory in full, rather than a digest of summaries."""
         return self in (DigestKind.IMMEDIATE, DigestKind.URGENT)
+
+    @property
+    def alert(self) -> bool:
+        """Sent as advisories arrive (ahead of digests), and counted by the flood guard."""
+        return self.single or self is DigestKind.GATHERED
 
 
 @dataclass(frozen=True)
@@ -562,6 +607,9 @@ class RunReport:
     #: Files still being written when the folders were read, and when to look again.
     unsettled: int = 0
     recheck_in: float | None = None
+    #: Sources surging (alerts.ingest.lifecycle) and how many advisories each holds: not
+    #: a failure (the run exits 0), but named wherever the run is reported.
+    surging: dict[str, int] = field(default_factory=dict)
 
     @property
     def sent(self) -> int:
@@ -619,6 +667,7 @@ class RunReport:
             "suppressed_addresses": self.send.suppressed_addresses,
             "stopped": self.stopped,
             "unsettled": self.unsettled,
+            "surging": dict(self.surging),
             "failed_stages": list(self.failed_stages),
             "problems": list(self.problems),
             "seconds": round(self.seconds, 3),
@@ -640,6 +689,9 @@ class RunReport:
             )
         if self.unsettled:
             line += f"; {self.unsettled} file(s) still being written, read once they settle"
+        if self.surging:
+            held = ", ".join(f"{count} from {source}" for source, count in self.surging.items())
+            line += f"; HELD, sources surging: {held} (alerts sources release NAME, or drop)"
         if self.failed_stages:
             line += f"; FAILED: {', '.join(self.failed_stages)}"
         if self.stopped:

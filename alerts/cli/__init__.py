@@ -205,6 +205,7 @@ from alerts.cli import (  # noqa: E402, F401
     privacy,
     run,
     send,
+    sources,
     subscribers,
     users,
     web,

@@ -11,7 +11,7 @@ import click
 from alerts.app import App
 from alerts.cli import cli, json_option, parse_when, print_json, with_existing_app
 from alerts.tagging import explain
-from alerts.types import Advisory
+from alerts.types import Advisory, Hold
 
 
 @cli.group()
@@ -23,17 +23,25 @@ def advisories() -> None:
 @click.option("--area", help="Only what a subscriber to this area gets (slug, name or postcode).")
 @click.option("--since", help="Only those published since this date (DD/MM/YYYY or ISO 8601).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many, newest first.")
+@click.option(
+    "--held", is_flag=True, help="Only those held back: a surge, a replacement, an update waiting."
+)
 @json_option
 @with_existing_app
 def list_advisories(
-    app: App, area: str | None, since: str | None, limit: int | None, as_json: bool
+    app: App, area: str | None, since: str | None, limit: int | None, held: bool, as_json: bool
 ) -> None:
     """List advisories, newest first."""
     areas = app.gazetteer.matching_areas([app.gazetteer.resolve(area)]) if area else None
     published_since = parse_when(since, app, "--since")  # a usage error before the database
     items = app.store.advisories.find(
-        areas=areas, since=published_since, limit=limit, include_outside=area is None
+        areas=areas,
+        since=published_since,
+        limit=None if held else limit,
+        include_outside=area is None or held,
     )
+    if held:
+        items = [item for item in items if held_back(item)][:limit]
     if as_json:
         print_json([advisory_json(app, item) for item in items])
         return
@@ -51,6 +59,8 @@ def list_advisories(
                 ("urgent", item.priority == "urgent"),
                 ("outside coverage", item.outside_coverage),
                 ("retagged", item.area_override is not None),
+                (f"held: {item.hold}", held_back(item) and item.hold is not None),
+                ("held: update", item.update_held_since is not None),
             )
             if on
         )
@@ -101,6 +111,7 @@ def show_advisory(app: App, ref: str, as_json: bool) -> None:
         ),
         ("priority", item.priority.value),
         ("source", item.source),
+        *(("held", line) for line in hold_lines(app, item)),
         *(
             (
                 "also from",
@@ -121,6 +132,29 @@ def show_advisory(app: App, ref: str, as_json: bool) -> None:
         click.echo(item.summary)
         click.echo()
     click.echo(item.body_text)
+
+
+@advisories.command("release")
+@click.argument("advisory_id", type=int)
+@with_existing_app
+def release(app: App, advisory_id: int) -> None:
+    """Release an advisory held as a replacement (a file that took an existing
+    advisory's URL but says something else entirely): it goes out as an advisory of its
+    own with the next run, and the one whose URL it took stays as it is. To make it a
+    new advisory the proper way instead, give the file its own url.
+
+    A source's surge is released as a whole: 'alerts sources release NAME'."""
+    item = app.store.advisories.get(advisory_id)
+    if app.store.holds.release_replacement(item.id, now=app.now()):
+        click.echo(f"Advisory {item.id} released: the next run mails and publishes it.")
+        return
+    if item.hold is Hold.SURGE:
+        raise click.UsageError(
+            f"advisory {item.id} is held with the surge of {item.hold_source}:"
+            f" release the batch with 'alerts sources release {item.hold_source}'",
+            ctx=click.get_current_context(),
+        )
+    click.echo(f"Advisory {item.id} is not held as a replacement; nothing to release.")
 
 
 @advisories.command("retag")
@@ -219,4 +253,42 @@ def advisory_json(app: App, item: Advisory) -> dict[str, Any]:
         "area_override": None if item.area_override is None else list(item.area_override),
         "area_override_at": when(item.area_override_at),
         "origin": item.origin,
+        "hold": None if item.hold is None else item.hold.value,
+        "hold_source": item.hold_source,
+        "hold_at": when(item.hold_at),
+        "hold_detail": item.hold_detail,
+        "update_held_since": when(item.update_held_since),
     }
+
+
+def held_back(item: Advisory) -> bool:
+    """Kept from inboxes by a hold an operator may act on (a baseline is by design)."""
+    return (
+        item.hold is not None and item.hold is not Hold.BASELINE
+    ) or item.update_held_since is not None
+
+
+def hold_lines(app: App, item: Advisory) -> list[str]:
+    """What holds the advisory back, and what to do about it."""
+    lines = []
+    if item.hold is Hold.SURGE:
+        since = f" since {app.local(item.hold_at):%H:%M %d/%m/%Y}" if item.hold_at else ""
+        lines.append(
+            f"in the surge of {item.hold_source}{since}: 'alerts sources release {item.hold_source}' or 'drop'"
+        )
+    elif item.hold is Hold.DROPPED:
+        lines.append(f"dropped with the surge of {item.hold_source}: never mailed or published")
+    elif item.hold is Hold.REPLACEMENT and item.hold_detail:
+        detail = item.hold_detail
+        lines.append(
+            f"replaces advisory {detail.get('replaces')} '{detail.get('title')}' ({str(detail.get('published_at'))[:10]})"
+            f" by its url: give {item.hold_source} its own url, or 'alerts advisories release {item.id}'"
+        )
+    elif item.hold is Hold.BASELINE:
+        lines.append(f"the first poll of {item.hold_source}: published, mailed to nobody")
+    if item.update_held_since is not None:
+        lines.append(
+            f"a change since {app.local(item.update_held_since):%H:%M %d/%m/%Y} waits for its update interval"
+            " (digests.update_interval_hours) before it is mailed"
+        )
+    return lines

@@ -25,6 +25,8 @@ from alerts.cli.checks import check_startup
 from alerts.delivery import send_pending
 from alerts.errors import AlertsError
 from alerts.store.runs import STATUSES
+from alerts.text import one_line
+from alerts.types import Hold
 
 
 @cli.command(short_help="Deliver the queued messages that are due.")
@@ -116,7 +118,11 @@ def status(app: App, as_json: bool) -> None:
     waiting, delivery totals, arrival-to-relay latency percentiles (p50, p90, p99, exact,
     over the sent messages still kept: see retention.sent_days), each source's health,
     and the last run."""
-    info = app.store.runs.outbox_status() | app.store.metrics.operations(app.now())
+    info = (
+        app.store.runs.outbox_status()
+        | app.store.metrics.operations(app.now())
+        | {"holds": holds_status(app)}
+    )
     info["relay_pauses"] = [
         {"relay": p.relay, "until": p.until, "since": p.since, "pauses": p.pauses, "reply": p.reply}
         for p in app.store.relays.active(app.now())
@@ -158,6 +164,8 @@ def status(app: App, as_json: bool) -> None:
             click.echo(f"Arrival to relay, {group} ({latency['count']} sent): {shown}")
     for source in info["sources"]:
         click.echo(_source_line(app, source))
+    for line in holds_lines(app, info["holds"]):
+        click.echo(line)
     run = info["last_run"]
     if run is None:
         click.echo("Last run: none yet")
@@ -262,6 +270,43 @@ def _source_line(app: App, source: dict[str, Any]) -> str:
     return (
         f"{name}: FAILING, {source['failures']} poll(s) in a row ({since}): {source['last_error']}"
     )
+
+
+def holds_status(app: App) -> dict[str, Any]:
+    """Every hold: the sources surging and the batches held (surges, dropped ones are
+    not), and the updates waiting for their interval."""
+    labels = [source.label for source in app.config.sources]
+    lives = app.store.holds.lifecycles(labels)
+    return {
+        "sources": {
+            label: (lives[label].state.value if label in lives else "healthy") for label in labels
+        },
+        "batches": [
+            {"source": b.source, "hold": b.hold.value, "advisories": b.count, "since": b.since}
+            for b in app.store.holds.batches()
+            if b.hold is not Hold.DROPPED
+        ],
+        "updates": [
+            {"id": u.id, "title": u.title, "since": u.since} for u in app.store.holds.held_updates()
+        ],
+    }
+
+
+def holds_lines(app: App, holds: dict[str, Any]) -> list[str]:
+    lines = [
+        f"HELD: {b['source']} took an existing advisory's url (since {_local(app, b['since'])});"
+        " 'alerts advisories list --held', then give it its own url or 'alerts advisories release ID'"
+        if b["hold"] == Hold.REPLACEMENT
+        else f"HELD: {b['advisories']} advisories from {b['source']} ({b['hold']}) since {_local(app, b['since'])};"
+        f" 'alerts advisories list --held', then 'alerts sources release {b['source']}' or 'drop'"
+        for b in holds["batches"]
+    ]
+    for update in holds["updates"]:
+        lines.append(
+            f"Held update: advisory {update['id']} '{one_line(update['title'], limit=60)}' changed"
+            f" {_local(app, update['since'])}, mailed once its update interval has passed"
+        )
+    return lines or ["Holds: none"]
 
 
 def summary_line(summary: dict[str, Any]) -> str:

@@ -4,7 +4,8 @@ A subscriber gets an advisory when it matches their areas (the one matching rule
 :meth:`alerts.areas.Gazetteer.matching_areas`), changed after their watermark, is
 live, was not already old when first ingested (a backlog goes to feeds, not inboxes),
 and has not been sent to them at its current revision (``subscriber_advisories``).
-One sent at an older revision comes again, marked updated.
+One sent at an older revision comes again, marked updated. One the flood guard held
+(:data:`HELD`, see :mod:`alerts.digest.guard`) comes again, marked held.
 
 Subscribers whose plans are identical share a :class:`Variant`, so rendering costs
 grow with the number of distinct variants, not with subscribers.
@@ -16,11 +17,15 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from alerts.areas import Gazetteer
 from alerts.types import Candidate, DigestKind, Subscriber
+
+#: The ``subscriber_advisories.revision`` of an advisory the flood guard held for a
+#: subscriber: real revisions start at 1, so a held one reads as "not sent yet".
+HELD = 0
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,8 @@ class Entry:
     advisory_id: int
     revision: int
     updated: bool
+    #: Held back by the flood guard in an earlier run (not part of what a message says).
+    held: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -109,10 +116,26 @@ class Planner:
             if candidate.changed_at <= watermark:
                 continue
             previous = sent.get((subscriber.id, candidate.id))
+            if previous == HELD:
+                entries.append(Entry(candidate.id, candidate.revision, updated=False, held=True))
+                continue
             if previous is not None and (new_only or previous >= candidate.revision):
                 continue
             entries.append(Entry(candidate.id, candidate.revision, updated=previous is not None))
         return entries
+
+    @property
+    def urgent(self) -> set[int]:
+        """The ids of the urgent candidates."""
+        return self._urgent
+
+    def gathered(self, subscriber: Subscriber, entries: list[Entry]) -> Variant:
+        """One message gathering the alerts the flood guard held: like a digest, it names
+        the subscriber's areas, so all with the same areas and entries share it."""
+        variant = Variant(
+            DigestKind.GATHERED, tuple(entries), areas_key(subscriber.areas), subscriber.forwardable
+        )
+        return self._shared(variant)
 
     def variants(
         self, subscriber: Subscriber, entries: list[Entry], kind: DigestKind

@@ -5,6 +5,10 @@ repeats nothing. Subscribers are streamed, never all in memory.
 
 A run covers the advisories that changed in (watermark, now]. Runs are meant to be
 one at a time (the scheduler is a single process).
+
+Alerts (immediate and urgent) pass the flood guard (:mod:`alerts.digest.guard`): what
+comes past a subscriber's hourly limit is held (their watermark stays put) and gathered
+into one message once the hour is up.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from typing import Any
 
 from alerts.areas import Gazetteer
 from alerts.config import Config
-from alerts.digest.plan import Planner, Variant
+from alerts.digest.guard import HELD, WINDOW, Limits, Recent, split_entries
+from alerts.digest.plan import Entry, Planner, Variant
 from alerts.digest.render import DigestRenderer
 from alerts.message import new_message_id
 from alerts.store.digests import QueuedMessage, SentRevision
@@ -63,6 +68,9 @@ class QueueReport:
     rendered: int = 0
     subscribers: int = 0
     advisory_ids: set[int] = field(default_factory=set)
+    #: Subscribers some of whose alerts the flood guard held for later, and how many alerts.
+    held_subscribers: int = 0
+    held: int = 0
 
     @property
     def advisories(self) -> int:
@@ -77,6 +85,8 @@ class QueueReport:
             "rendered": self.rendered,
             "subscribers": self.subscribers,
             "advisories": self.advisories,
+            "held_subscribers": self.held_subscribers,
+            "held": self.held,
         }
 
 
@@ -125,12 +135,14 @@ def queue_digests(
         ]
     else:
         passes = [_Pass((frequency,), DigestKind(frequency.value))]
+    limits = Limits(alerts=config.digests.alerts_per_hour, urgent=config.digests.urgent_per_hour)
     run = _Run(
         store,
         renderer,
         report,
         domain=config.email.domain,
         now=now,
+        limits=limits,
         dry_run=dry_run,
         on_message=on_message,
     )
@@ -173,6 +185,7 @@ class _Run:
         *,
         domain: str,
         now: datetime,
+        limits: Limits,
         dry_run: bool,
         on_message: Callable[[PlannedMessage], None] | None,
     ):
@@ -185,6 +198,7 @@ class _Run:
         self.domain = domain
         self.digest_ids: dict[str, int] = {}
         self.seen_keys: set[str] = set()
+        self.limits = limits
         self._advisories: collections.OrderedDict[int, Advisory] = collections.OrderedDict()
 
     def batch(self, planner: Planner, sweep: _Pass, batch: list[Subscriber]) -> None:
@@ -193,12 +207,27 @@ class _Run:
         sent = self.store.digests.sent_revisions(
             [s.id for s in batch], [c.id for c in planner.candidates]
         )
+        recent = (
+            self.store.digests.recent_alerts([s.id for s in batch], self.now - WINDOW)
+            if sweep.kind.single
+            else {}
+        )
         plans: list[tuple[Subscriber, list[Variant]]] = []
+        held: dict[int, list[Entry]] = {}
         for subscriber in batch:
             entries = planner.entries(subscriber, sent, new_only=sweep.urgent_only)
-            variants = planner.variants(subscriber, entries, sweep.kind)
+            if sweep.kind.single and entries:
+                variants, held_now = self._guarded(
+                    planner, sweep, subscriber, entries, recent.get(subscriber.id, {})
+                )
+                if held_now:
+                    held[subscriber.id] = held_now
+            else:
+                variants = planner.variants(subscriber, entries, sweep.kind)
             if variants:
                 plans.append((subscriber, variants))
+        self.report.held_subscribers += len(held)
+        self.report.held += sum(len(entries) for entries in held.values())
         variants_needed = {v.key: v for _, variants in plans for v in variants}
         self._need_advisories(i for v in variants_needed.values() for i in v.advisory_ids)
         new = [variant for key, variant in variants_needed.items() if key not in self.digest_ids]
@@ -208,18 +237,47 @@ class _Run:
         # Together: premailer's cost is mostly the stylesheet, paid once per call.
         rendered = {r.key: r for r in self.renderer.render_all(new, self._advisories)}
         messages, revisions = self._rows(plans)
+        revisions += [
+            SentRevision(subscriber_id, entry.advisory_id, HELD, None)
+            for subscriber_id, entries in held.items()
+            for entry in entries
+            if not entry.held
+        ]
         ids = self.store.digests.queue_batch(
             rendered=rendered.values(),
             known=self.digest_ids,
             messages=messages,
             sent=revisions,
-            watermarks=[s.id for s in batch] if sweep.move_watermark else None,
+            # A subscriber with alerts held keeps their watermark, so the held ones are
+            # planned again (and gathered) once the hour is up.
+            watermarks=[s.id for s in batch if s.id not in held] if sweep.move_watermark else None,
             now=self.now,
         )
         # Only now that the batch is committed may later batches reuse its digests.
         self.digest_ids = ids
         self.report.rendered += len(rendered)
         self._report(plans, {})
+
+    def _guarded(
+        self,
+        planner: Planner,
+        sweep: _Pass,
+        subscriber: Subscriber,
+        entries: list[Entry],
+        recent: dict[str, int],
+    ) -> tuple[list[Variant], list[Entry]]:
+        """The flood guard's answer for one subscriber: the messages to queue now, and
+        the entries held for later."""
+        counted = Recent(
+            alerts=recent.get(DigestKind.IMMEDIATE.value, 0)
+            + recent.get(DigestKind.GATHERED.value, 0),
+            urgent=recent.get(DigestKind.URGENT.value, 0),
+        )
+        split = split_entries(entries, planner.urgent, counted, self.limits)
+        variants = planner.variants(subscriber, split.singles, sweep.kind)
+        if split.gathered:
+            variants.append(planner.gathered(subscriber, split.gathered))
+        return variants, split.held
 
     def _rows(
         self, plans: list[tuple[Subscriber, list[Variant]]]
@@ -234,7 +292,7 @@ class _Run:
                         subscriber.id,
                         variant.key,
                         new_message_id(self.domain),
-                        priority=MailPriority.ALERT if variant.kind.single else MailPriority.DIGEST,
+                        priority=MailPriority.ALERT if variant.kind.alert else MailPriority.DIGEST,
                         arrived_at=self._arrived(variant),
                     )
                 )

@@ -49,6 +49,8 @@ SUMMARY_LIMIT = 600
 PREHEADER_LIMIT = 140
 #: Titles listed (as links) after the advisories shown in full; the rest are on the web.
 MORE_LIMIT = 30
+#: The same for a gathered message (alerts past the hourly limit): each title and link.
+GATHERED_MORE_LIMIT = 100
 #: Advisories whose rendered items a renderer keeps (a run's candidates, normally).
 ITEM_CACHE = 1000
 _SAFE_URL = re.compile(r"^https?://[^\s\"'<>\\]+$", re.IGNORECASE)
@@ -248,6 +250,8 @@ class DigestRenderer:
         updated = sum(entry.updated for entry in variant.entries)
         new = len(variant.entries) - updated
         places = self.area_names(variant.areas)
+        if variant.kind is DigestKind.GATHERED:
+            return one_line(f"{_count(len(variant.entries), 'more alert')} for {places}", limit=150)
         if not updated:
             counted = _count(new, "new alert")
         elif not new:
@@ -344,6 +348,7 @@ class DigestRenderer:
         }
         subject = self.subject(variant, advisories)
         places = self.area_names(areas)
+        more_limit = GATHERED_MORE_LIMIT if variant.kind is DigestKind.GATHERED else MORE_LIMIT
         if variant.kind.single:
             advisory = advisories[shown[0].advisory_id]
             heading = cut_at_word(plain_text(advisory.title), 300)
@@ -353,7 +358,11 @@ class DigestRenderer:
                 or heading
             )
         else:
-            heading = f"Your {variant.kind.value} alerts for {places}"
+            heading = (
+                subject
+                if variant.kind is DigestKind.GATHERED
+                else f"Your {variant.kind.value} alerts for {places}"
+            )
             sections = [
                 {"title": title, "items": [items[e.advisory_id] for e in group]}
                 for title, group in self._sections(variant, shown, advisories)
@@ -365,6 +374,10 @@ class DigestRenderer:
             DigestKind.WEEKLY: f"You get this weekly summary because you subscribed to alerts for {places}.",
             DigestKind.IMMEDIATE: f"You get each alert for your areas as it is published. This one concerns {places}.",
             DigestKind.URGENT: f"Urgent alerts go out at once to everyone subscribed to the areas they concern: {places}.",
+            DigestKind.GATHERED: (
+                f"You get alerts for {places} as they are published, up to {config.digests.alerts_per_hour}"
+                " an hour; these came after that, so they are gathered in one message."
+            ),
         }[variant.kind]
         if variant.forwardable:
             reason = f"This is the {config.site.name} service" + (
@@ -383,7 +396,7 @@ class DigestRenderer:
             "sections": sections,
             "more": [
                 self._item(e, advisories[e.advisory_id], fallback, full=False)
-                for e in rest[:MORE_LIMIT]
+                for e in rest[:more_limit]
             ],
             "more_count": len(rest),
             "archive_links": archive_links,

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from alerts.areas import Gazetteer
 from alerts.clock import Clock
-from alerts.config import Config
+from alerts.config import Config, SourceConfig
 from alerts.ingest.batch import (
     IngestReport,
     Progress,
@@ -25,6 +25,7 @@ from alerts.ingest.batch import (
 )
 from alerts.ingest.directory import ingest_directories
 from alerts.ingest.settle import Settling
+from alerts.ingest.surges import apply_lifecycle
 from alerts.ingest.upstream import ingest_feeds
 from alerts.store import Store
 from alerts.store.sources import SourcePoll
@@ -45,6 +46,31 @@ __all__ = [
 #: How long a one-off ingest waits for files still being written before leaving them
 #: for the next run.
 MAX_SETTLE_WAIT = 10.0
+
+
+def withdraw_deleted(
+    sources: Collection[SourceConfig], store: Store, *, now: datetime
+) -> IngestReport:
+    """Withdraw the advisories of files deleted at least ``withdraw_deleted_hours`` ago
+    (a folder's; not at all where it is null), and forget those files."""
+    report = IngestReport()
+    for source in sources:
+        if source.path is None or source.withdraw_deleted_hours is None:
+            continue
+        gone = store.sources.gone_before(
+            str(source.path), now - timedelta(hours=source.withdraw_deleted_hours)
+        )
+        if not gone:
+            continue
+        withdrawn = store.holds.withdraw_files(gone, now=now)
+        store.sources.forget_files(gone)
+        report.updated += withdrawn
+        if withdrawn:
+            report.warnings.append(
+                f"{source.path}: {len(withdrawn)} advisories withdrawn, their files deleted"
+                f" {source.withdraw_deleted_hours:g} h ago (ids {', '.join(map(str, withdrawn))})"
+            )
+    return report
 
 
 def ingest_sources(
@@ -73,6 +99,7 @@ def ingest_sources(
     folders = [source for source in chosen if source.path is not None]
     settling = settling or Settling(clock.monotonic)
     targets = {source.path: source.symlink_targets for source in folders if source.path is not None}
+    max_deleted = {source.path: source.surge_limit for source in folders if source.path is not None}
     deadline = clock.monotonic() + wait
     report = IngestReport()
     while folders:
@@ -92,6 +119,7 @@ def ingest_sources(
                     settle=settle,
                     settling=settling,
                     symlink_targets=targets,
+                    max_deleted=max_deleted,
                 )
             )
         if look.recheck_in is None or clock.monotonic() + look.recheck_in > deadline:
@@ -99,10 +127,19 @@ def ingest_sources(
             look.unchanged -= len(report.new) + len(report.updated)
             report.merge(look)
             break
-        # Keep what this look stored; the next look counts the rest again (and reports a
-        # rejected file again: a rejected file is not remembered).
+        # Keep what this look stored and rejected (a rejected file is remembered, so the
+        # next look does not report it again); the next look counts the rest again.
         pause = look.recheck_in
-        report.merge(IngestReport(new=look.new, updated=look.updated, warnings=look.warnings))
+        report.merge(
+            IngestReport(
+                new=look.new,
+                origins=look.origins,
+                updated=look.updated,
+                held=look.held,
+                rejected=look.rejected,
+                warnings=look.warnings,
+            )
+        )
         time.sleep(pause)
     feeds = [source for source in chosen if source.feed is not None]
     if feeds:
@@ -116,6 +153,12 @@ def ingest_sources(
                 site_url=config.site.base_url,
             )
         )
+    report.merge(withdraw_deleted(chosen, store, now=now))
+    # Each source through its lifecycle: a first poll's advisories are its baseline, a
+    # surge's are held (alerts.ingest.lifecycle).
+    max_age = timedelta(days=config.digests.max_age_days)
+    report.surges = apply_lifecycle(store, chosen, report, now=now, max_age=max_age)
+    report.warnings += [surge.warning() for surge in report.surges]
     # Changes held back as too soon after an advisory's last update, whose time has come,
     # become new revisions (to be mailed as updated).
     report.updated += [

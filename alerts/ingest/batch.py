@@ -18,7 +18,9 @@ from alerts.errors import AdvisoryError, AlertsError
 from alerts.ingest.build import ParsedFile
 from alerts.ingest.dates import LONDON
 from alerts.ingest.files import SUFFIXES, parse_advisory_file
+from alerts.ingest.lifecycle import Surge
 from alerts.store import IngestResult, Outcome, Store
+from alerts.text import cut_at_word
 from alerts.types import AdvisoryInput
 
 log = logging.getLogger("alerts.ingest")
@@ -29,6 +31,8 @@ class IngestReport:
     """What one ingest run did. ``rejected`` holds one error per skipped advisory."""
 
     new: list[int] = field(default_factory=list)
+    #: Where each new advisory came from (a file's path, a feed's URL), by id.
+    origins: dict[int, str] = field(default_factory=dict)
     updated: list[int] = field(default_factory=list)
     unchanged: int = 0
     #: Items another source had already stored (noted on that advisory, not stored).
@@ -45,6 +49,10 @@ class IngestReport:
     unsettled: list[str] = field(default_factory=list)
     #: Seconds until the first of them will have settled (look again then).
     recheck_in: float | None = None
+    #: Files held as replacements of an existing advisory (alerts.replacement), by new id.
+    held: list[int] = field(default_factory=list)
+    #: Sources holding a batch (surging) after this poll.
+    surges: list[Surge] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -64,6 +72,7 @@ class IngestReport:
 
     def merge(self, other: IngestReport) -> None:
         self.new += other.new
+        self.origins.update(other.origins)
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.duplicates += other.duplicates
@@ -73,6 +82,8 @@ class IngestReport:
         self.outside_coverage += other.outside_coverage
         self.no_place += other.no_place
         self.unsettled += other.unsettled
+        self.surges += other.surges
+        self.held += other.held
         if other.recheck_in is not None:
             self.recheck_in = min(self.recheck_in or other.recheck_in, other.recheck_in)
 
@@ -187,15 +198,30 @@ def _ingest_one(
             )
         )
         return report
+    if result.replaces is not None:
+        report.warnings.append(replacement_warning(where, result.advisory_id, result.replaces))
+        log.info("%s", report.warnings[-1])  # the report carries it, as other warnings
     if result.outcome is Outcome.NEW:
         report.new.append(result.advisory_id)
+        report.origins[result.advisory_id] = where
     elif result.outcome is Outcome.UPDATED:
         report.updated.append(result.advisory_id)
+    elif result.outcome is Outcome.HELD:
+        report.held.append(result.advisory_id)
     elif result.outcome is Outcome.DUPLICATE:
         report.duplicates += 1
     else:
         report.unchanged += 1
     return report
+
+
+def replacement_warning(where: str, advisory_id: int, replaces: tuple[int, str, datetime]) -> str:
+    """What an author is told of a file that took an existing advisory's URL."""
+    old_id, title, published = replaces
+    return (
+        f"{where} replaces advisory {old_id} '{cut_at_word(title, 40)}' from {published.year}, held as"
+        f" advisory {advisory_id}: give a new advisory its own url, or 'alerts advisories release {advisory_id}'"
+    )
 
 
 def store_advisory(

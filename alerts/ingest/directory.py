@@ -78,6 +78,7 @@ def ingest_directories(
     symlink_targets: Mapping[Path, Sequence[Path]] | None = None,
     settle: float = 0.0,
     settling: Settling | None = None,
+    max_deleted: Mapping[Path, int] | None = None,
 ) -> IngestReport:
     """Read the new and changed advisory files under ``paths`` and store them.
 
@@ -86,7 +87,13 @@ def ingest_directories(
     ``symlink_targets``: per folder, the folders outside it its symlinks may lead to.
     A file written to less than ``settle`` seconds ago is not read yet (see above);
     ``settling`` remembers such files between looks (pass the same one each time).
+
+    A file found deleted is remembered as gone (its advisory is withdrawn later, see
+    :func:`alerts.ingest.withdraw_deleted`). A folder whose files all went at once (an
+    unmounted share), or more than ``max_deleted`` of them (per folder; 0: no limit), is
+    a source error: nothing is taken for deleted, and so nothing is ever withdrawn.
     """
+    paths = list(paths)
     report = IngestReport()
     fingerprint = parser_fingerprint(gazetteer, zone)
     roots, found, refused = _scan_sources(paths, report, symlink_targets or {})
@@ -108,8 +115,48 @@ def ingest_directories(
         if advance:
             advance(1)
     vanished = [name for name in seen if name not in found and name not in refused]
-    store.sources.save_seen_files(remember, forget=vanished, now=now)
+    vanished = _deletions(paths, vanished, seen, found, max_deleted or {}, report)
+    store.sources.save_seen_files(remember, forget=[], now=now)
+    store.sources.mark_gone(vanished, now)
     return report
+
+
+def _deletions(
+    paths: Iterable[Path],
+    vanished: list[str],
+    seen: Mapping[str, SeenFile],
+    found: Mapping[str, os.stat_result],
+    limits: Mapping[Path, int],
+    report: IngestReport,
+) -> list[str]:
+    """The files to take for deleted: not those of a folder that emptied at once, nor of
+    one that lost more than its limit in one look (each a source error instead)."""
+    kept: list[str] = []
+    for path in paths:
+        if not path.is_dir():
+            continue
+        prefix = str(path).rstrip(os.sep) + os.sep
+        gone = [name for name in vanished if name.startswith(prefix)]
+        if not gone:
+            continue
+        limit = limits.get(path, 0)
+        if not any(name.startswith(prefix) for name in found):
+            reason = f"the folder is empty, but held {len(gone)} advisory files at the last look"
+        elif limit and len(gone) > limit:
+            reason = (
+                f"{len(gone)} advisory files were deleted at once (more than surge_limit, {limit})"
+            )
+        else:
+            kept += gone
+            continue
+        report.source_errors.append(
+            SourceError(
+                f"{reason}: taken for a fault (an unmounted share?), nothing is withdrawn",
+                where=str(path),
+                hint="put the files back; to withdraw advisories, set 'status: withdrawn' in them",
+            )
+        )
+    return kept
 
 
 def _scan_sources(
@@ -243,8 +290,10 @@ class _Reader:
         self, name: str, info: os.stat_result, old: SeenFile | None, report: IngestReport
     ) -> str | None:
         """Read one file and store its advisory unless its bytes are as last seen.
-        Returns its SHA-256 to remember, or None when it could not be read, was being
-        written to as it was read, or was rejected (so it is read again next look)."""
+        Returns its SHA-256 to remember, or None when it could not be read or was being
+        written to as it was read (so it is read again next look). A rejected file is
+        remembered too: it is reported once per change of its contents, not at every
+        look (a 50 MB file is not read again until it changes)."""
         try:
             with open(name, "rb") as handle:
                 data = handle.read(MAX_BYTES + 1)
@@ -269,7 +318,7 @@ class _Reader:
         )
         batch = save_parsed([(name, parse)], self.store, self.gazetteer, self.now)
         report.merge(batch)
-        return None if batch.rejected else digest
+        return digest
 
 
 def scan(

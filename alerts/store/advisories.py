@@ -7,6 +7,7 @@ other aggregates' modules take it as their first parameter.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from alerts.errors import NotFound
+from alerts.replacement import looks_like_replacement
 from alerts.store.identity import (
     DEFAULT_UPDATE_INTERVAL,
     log_revision,
@@ -30,7 +32,16 @@ from alerts.store.identity import (
 )
 from alerts.store.ids import chunks
 from alerts.store.schema import advisories, advisory_areas, advisory_duplicates
-from alerts.types import Advisory, AdvisoryInput, AreaDecision, Candidate, Priority, Status
+from alerts.types import (
+    FILES_ORIGIN,
+    Advisory,
+    AdvisoryInput,
+    AreaDecision,
+    Candidate,
+    Hold,
+    Priority,
+    Status,
+)
 
 
 class Outcome(enum.StrEnum):
@@ -39,6 +50,9 @@ class Outcome(enum.StrEnum):
     UNCHANGED = "unchanged"
     #: Another source created it: noted on that advisory, which is left as it was.
     DUPLICATE = "duplicate"
+    #: A file naming an existing advisory's URL but saying something else entirely
+    #: (alerts.replacement): stored as an advisory of its own, held (Hold.REPLACEMENT).
+    HELD = "held"
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,8 @@ class IngestResult:
     outcome: Outcome
     advisory_id: int
     revision: int
+    #: For a held replacement: the advisory whose URL it names (id, title, published).
+    replaces: tuple[int, str, datetime] | None = None
 
 
 class Advisories:
@@ -80,6 +96,19 @@ class Advisories:
     ) -> IngestResult:
         with self.engine.begin() as conn:
             row = own_advisory(conn, item, values["content_hash"], now)
+            if item.origin == FILES_ORIGIN:
+                if row is not None and _replaces(row, item):
+                    return _save_replacement(
+                        conn, row, item, values, wanted, now, self.update_interval
+                    )
+                # The file says its own thing now (a new url, or an update after all): a
+                # replacement it made before and nobody released is gone.
+                conn.execute(
+                    delete(advisories).where(
+                        advisories.c.hold == Hold.REPLACEMENT.value,
+                        advisories.c.hold_source == item.source,
+                    )
+                )
             if row is None:
                 first = stored_elsewhere(conn, item)
                 if first is not None:
@@ -167,7 +196,9 @@ class Advisories:
         """
         query = select(advisories)
         if not include_outside:
-            query = query.where(advisories.c.outside_coverage.is_(False))
+            query = query.where(advisories.c.outside_coverage.is_(False)).where(
+                advisories.c.hold.is_(None) | (advisories.c.hold == Hold.BASELINE.value)
+            )
         if areas is not None:
             query = query.where(
                 advisories.c.id.in_(
@@ -222,6 +253,7 @@ class Advisories:
             advisories.c.status == Status.ACTIVE.value,
             advisories.c.expires_at.is_(None) | (advisories.c.expires_at > until),
             advisories.c.outside_coverage.is_(False),
+            advisories.c.hold.is_(None),
         )
         if urgent_only:
             query = query.where(advisories.c.priority == Priority.URGENT.value)
@@ -386,6 +418,11 @@ def row_to_advisory(row: Any, areas: Iterable[str]) -> Advisory:
         area_override=None if row["area_override"] is None else tuple(row["area_override"]),
         area_override_at=row["area_override_at"],
         origin=row["origin"],
+        hold=Hold(row["hold"]) if row["hold"] else None,
+        hold_source=row["hold_source"],
+        hold_at=row["hold_at"],
+        hold_detail=row["hold_detail"],
+        update_held_since=row["held_since"],
     )
 
 
@@ -411,6 +448,57 @@ def _row_values(item: AdvisoryInput) -> dict[str, Any]:
         "area_decision": item.decision.as_json() if item.decision else None,
         "outside_coverage": bool(item.decision and item.decision.outside_coverage),
     }
+
+
+def _replaces(row: RowMapping, item: AdvisoryInput) -> bool:
+    return row["hold"] != Hold.REPLACEMENT.value and looks_like_replacement(
+        row["title"],
+        row["body_text"],
+        row["published_at"],
+        item.title,
+        item.body_text,
+        item.published_at,
+    )
+
+
+def _save_replacement(
+    conn: Connection,
+    replaced: RowMapping,
+    item: AdvisoryInput,
+    values: dict[str, Any],
+    areas: list[str],
+    now: datetime,
+    interval: timedelta,
+) -> IngestResult:
+    """Store ``item``, which names ``replaced``'s URL but is another advisory, as one of
+    its own, keyed by its file (so later edits of that file update it), held until an
+    operator releases it; ``replaced`` is left as it was."""
+    own = dataclasses.replace(item, key=f"{item.key}#file:{item.source}")
+    about = (replaced["id"], replaced["title"], replaced["published_at"])
+    row = (
+        conn.execute(
+            select(advisories).where(advisories.c.origin == own.origin, advisories.c.key == own.key)
+        )
+        .mappings()
+        .first()
+    )
+    if row is not None:
+        result = _update_advisory(conn, row, own, values, areas, now, interval)
+        return dataclasses.replace(result, replaces=about) if row["hold"] else result
+    result = _insert_advisory(conn, own, values, areas, now)
+    detail = {
+        "replaces": replaced["id"],
+        "title": replaced["title"],
+        "published_at": replaced["published_at"].isoformat(),
+    }
+    conn.execute(
+        update(advisories)
+        .where(advisories.c.id == result.advisory_id)
+        .values(
+            hold=Hold.REPLACEMENT.value, hold_source=item.source, hold_at=now, hold_detail=detail
+        )
+    )
+    return IngestResult(Outcome.HELD, result.advisory_id, result.revision, about)
 
 
 def _insert_advisory(

@@ -22,7 +22,10 @@ from alerts.store.ids import chunks
 from alerts.store.outbox import OutboxStatus
 from alerts.store.schema import digests, outbox, subscriber_advisories, subscribers
 from alerts.store.wakeup import notify
-from alerts.types import Frequency, MailPriority, SubscriberStatus
+from alerts.types import DigestKind, Frequency, MailPriority, SubscriberStatus
+
+#: The kinds of message the flood guard counts (a daily or weekly digest is never limited).
+ALERT_KINDS = tuple(kind.value for kind in DigestKind if kind.alert)
 
 
 class DigestContent(Protocol):
@@ -80,7 +83,8 @@ class SentRevision:
     subscriber_id: int
     advisory_id: int
     revision: int
-    digest_key: str
+    #: None: not sent but held back (alerts.digest.guard.HELD).
+    digest_key: str | None
 
 
 def _store_digest(conn: Connection, digest: DigestContent, now: datetime) -> int:
@@ -178,7 +182,7 @@ class Digests:
                     "subscriber_id": s.subscriber_id,
                     "advisory_id": s.advisory_id,
                     "revision": s.revision,
-                    "digest_id": ids[s.digest_key],
+                    "digest_id": None if s.digest_key is None else ids[s.digest_key],
                     "queued_at": now,
                 }
                 for s in sent
@@ -293,6 +297,29 @@ class Digests:
                     )
                 ).scalar_one()
             )
+
+    def recent_alerts(
+        self, subscriber_ids: Sequence[int], since: datetime
+    ) -> dict[int, dict[str, int]]:
+        """subscriber id -> {digest kind: messages queued for them after ``since``}, for
+        the kinds the flood guard counts (immediate, urgent, gathered: alerts.digest.guard);
+        subscribers with none are left out."""
+        found: dict[int, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunks(list(subscriber_ids), 900):
+                rows = conn.execute(
+                    select(outbox.c.subscriber_id, digests.c.kind, func.count())
+                    .select_from(outbox.join(digests, outbox.c.digest_id == digests.c.id))
+                    .where(
+                        outbox.c.subscriber_id.in_(chunk),
+                        outbox.c.created_at > since,
+                        digests.c.kind.in_(ALERT_KINDS),
+                    )
+                    .group_by(outbox.c.subscriber_id, digests.c.kind)
+                )
+                for subscriber_id, kind, count in rows:
+                    found.setdefault(subscriber_id, {})[kind] = int(count)
+        return found
 
     def get(self, digest_id: int) -> StoredDigest | None:
         """The ``digests`` row ``digest_id``, or None."""

@@ -100,6 +100,13 @@ advisories = Table(
     # through re-ingest and source changes until cleared.
     Column("area_override", JSON),
     Column("area_override_at", UtcDateTime),
+    # Held back whatever its area (alerts.types.Hold: a source's surge, its first poll's
+    # baseline, a dropped surge); NULL: not held. Which source's batch, since when, and
+    # what the operator is told.
+    Column("hold", String(20), index=True),
+    Column("hold_source", String(2000)),
+    Column("hold_at", UtcDateTime),
+    Column("hold_detail", JSON),
     UniqueConstraint("origin", "key", name="uq_advisories_origin_key"),
 )
 
@@ -259,6 +266,9 @@ source_files = Table(
     # What read it (version, gazetteer, zone): a new one re-reads every file once.
     Column("parser", String(64)),
     Column("seen_at", UtcDateTime, nullable=False),
+    # When the file was found deleted: its advisory is withdrawn once the source's
+    # withdraw_deleted_hours have passed (unless it comes back). NULL: it is there.
+    Column("gone_at", UtcDateTime),
 )
 
 # Conditional-GET state and health of each upstream feed.
@@ -289,6 +299,8 @@ source_health = Table(
     Column("failures_total", BigInteger, nullable=False, default=0),
     Column("polls_total", BigInteger, nullable=False, default=0),
     Column("last_error", Text),
+    # Where it stands in its lifecycle (alerts.ingest.lifecycle.SourceState).
+    Column("state", String(20), nullable=False, server_default="healthy"),
 )
 
 # Totals that only grow (messages sent, deferred, bounced, failed), shared by every process.

@@ -127,7 +127,7 @@ class Sources:
                     source_files.c.size,
                     source_files.c.sha256,
                     source_files.c.parser,
-                )
+                ).where(source_files.c.gone_at.is_(None))
             ).all()
         return {
             path: SeenFile(mtime_ns, size, sha256, parser)
@@ -160,6 +160,35 @@ class Sources:
                         for name, s in seen.items()
                     ],
                 )
+
+    def mark_gone(self, names: list[str], now: datetime) -> None:
+        """These files were found deleted ``now`` (kept, so a withdrawal can wait)."""
+        with self.engine.begin() as conn:
+            for chunk in chunks(names):
+                conn.execute(
+                    update(source_files)
+                    .where(source_files.c.path.in_(chunk), source_files.c.gone_at.is_(None))
+                    .values(gone_at=now)
+                )
+
+    def gone_before(self, root: str, cutoff: datetime) -> list[str]:
+        """The files under ``root`` found deleted at or before ``cutoff``."""
+        prefix = root.rstrip(os.sep) + os.sep
+        with self.engine.connect() as conn:
+            return [
+                path
+                for (path,) in conn.execute(
+                    select(source_files.c.path).where(
+                        source_files.c.gone_at <= cutoff,
+                        source_files.c.path.startswith(prefix, autoescape=True),
+                    )
+                )
+            ]
+
+    def forget_files(self, names: list[str]) -> None:
+        with self.engine.begin() as conn:
+            for chunk in chunks(names):
+                conn.execute(delete(source_files).where(source_files.c.path.in_(chunk)))
 
     def record_polls(self, polls: Iterable[SourcePoll], now: datetime) -> None:
         """Count each poll, and its failure (in a row, and ever); a success clears the run."""

@@ -9,6 +9,7 @@ Each repository owns its tables and has one method per operation:
 - ``store.outbox``: :class:`~alerts.store.outbox.Outbox` (the work queue senders claim from)
 - ``store.runs``: :class:`~alerts.store.runs.Runs`
 - ``store.sources``: :class:`~alerts.store.sources.Sources`
+- ``store.holds``: :class:`~alerts.store.holds.Holds` (surges held, and each source's lifecycle state)
 - ``store.limits``: :class:`~alerts.store.limits.Limits`
 - ``store.metrics``: :class:`~alerts.store.monitoring.Metrics`
 - ``store.retention``: :class:`~alerts.store.retention.Retention`
@@ -40,6 +41,7 @@ from alerts.store.database import (
 )
 from alerts.store.digests import Digests
 from alerts.store.fixtures import Fixtures
+from alerts.store.holds import Holds
 from alerts.store.identity import DEFAULT_UPDATE_INTERVAL
 from alerts.store.limits import Limits
 from alerts.store.monitoring import Metrics
@@ -64,6 +66,7 @@ class Store:
         self.outbox = Outbox(engine)
         self.runs = Runs(engine)
         self.sources = Sources(engine)
+        self.holds = Holds(engine)
         self.limits = Limits(engine)
         self.metrics = Metrics(engine, self.runs, self.sources)
         self.retention = Retention(engine, self.subscribers, self.limits)

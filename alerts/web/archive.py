@@ -178,6 +178,8 @@ def advisory_page(request: Request) -> Response:
         if advisory.outside_coverage:
             # Another force's news, or an unknown area: stored for the operator, not published.
             raise NotFound("outside coverage")
+        if advisory.hold is not None and not advisory.hold.published:
+            raise NotFound("held")  # a surge held (or dropped): not published until released
     except NotFound:
         return error_page(
             request,

@@ -132,13 +132,18 @@ def test_new_files_are_picked_up_and_deleted_ones_forgotten(
     assert sqlite_store.advisories.count() == 4
 
 
-def test_a_bad_file_is_reported_at_every_poll_until_fixed(
+def test_a_bad_file_is_reported_once_per_change_of_its_contents_until_fixed(
     folder: Path, sqlite_store: Store, gazetteer: Gazetteer
 ) -> None:
     bad = folder / "bad.md"
     bad.write_text("no front matter here\n", encoding="utf-8")
     os.utime(bad, ns=(HOUR_AGO_NS, HOUR_AGO_NS))
     assert [e.path for e in poll(folder, sqlite_store, gazetteer).rejected] == [str(bad)]
+    assert poll(folder, sqlite_store, gazetteer).rejected == []  # not at every poll
+    os.utime(bad, ns=(HOUR_AGO_NS + 10**9, HOUR_AGO_NS + 10**9))  # touched, the same bytes
+    assert poll(folder, sqlite_store, gazetteer).rejected == []
+    bad.write_text("still no front matter\n", encoding="utf-8")
+    os.utime(bad, ns=(HOUR_AGO_NS + 2 * 10**9, HOUR_AGO_NS + 2 * 10**9))
     assert [e.path for e in poll(folder, sqlite_store, gazetteer).rejected] == [str(bad)]
     write(folder, "bad.md", "Fixed now")
     report = poll(folder, sqlite_store, gazetteer)
