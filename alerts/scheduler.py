@@ -1,4 +1,6 @@
-"""``alerts serve``: the pipeline on a clock, in one long-running process.
+"""``alerts serve``: the pipeline on a clock, in one long-running process. It runs a
+little past 500 lines because the job table, the runner and the services it starts
+(sender, watcher, heartbeat, bounces) are one process's parts.
 
 Jobs (APScheduler 3, in the configured time zone, so 07:00 stays 07:00 local across the
 clock changes):

@@ -1,6 +1,8 @@
 """A fake relay for tests of this project and of what is built on it: a real SMTP server
 on a free loopback port that records what it accepts and injects the faults a relay
 can produce. It needs the test extra (aiosmtpd): ``pip install 'area-alerts[test]'``.
+It runs a little past 500 lines because each fault a relay can produce (a reply at any
+stage, a dropped session, a per-session limit, a trickle) is a small piece of one handler.
 
     with SmtpSink(faults=Faults(reject={"gone@example.org"})) as sink:
         ...  # point delivery.smtp at sink.host, sink.port

@@ -4,6 +4,9 @@ subscriber: the personal links are placeholders here, filled into the finished m
 by :mod:`alerts.message`.
 
 The placeholders carry a random nonce, so advisory text cannot contain (or forge) one.
+
+It runs past 500 lines because the batched premailer pass (which reproduces premailer's
+output byte for byte, tested against it) sits beside the renderer it serves.
 """
 
 from __future__ import annotations

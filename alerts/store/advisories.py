@@ -1,8 +1,8 @@
-"""Advisories: the ``advisories`` and ``advisory_areas`` tables.
+"""Advisories: the ``advisories`` and ``advisory_areas`` tables, as ``store.advisories``.
 
-:class:`Store` is the handle every stage is given (``open_store`` in
-:mod:`alerts.store.database` makes it); its methods read and write advisories, and the
-other aggregates' modules take it as their first parameter.
+It runs past 500 lines because saving an advisory is one transaction that applies the
+identity rules (:mod:`alerts.store.identity`), the update interval and replacements, and
+each needs the same private insert and update helpers.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""The outbox as a work queue (queueing into it is in :mod:`alerts.store.digests`).
-
-The outbox is a work queue: claim due rows under a lease, record what the relay said.
+"""The outbox as a work queue (queueing into it is in :mod:`alerts.store.digests`): claim due
+rows under a lease, record what the relay said. It runs past 500 lines because claiming
+and recording share one transaction per batch; the write transaction, the counters, the
+senders and the sent marks are modules of their own.
 
 A row is ``pending`` until a worker claims it (``sending``, with ``claimed_by`` and a
 lease in ``claimed_until``), then ``sent``, ``bounced``, ``failed`` or ``suppressed``, or

@@ -2,11 +2,8 @@
 law cares about (PECR): an address that unsubscribed or was suppressed is never made
 active again by anyone but its owner, through a confirmed sign-up.
 
-Statuses move like this::
-
-    pending --confirm--> active --unsubscribe--> unsubscribed
-       \\                  \\--bounces/complaint--> suppressed (never mailed again)
-        \\--unsubscribe--> unsubscribed --signs up again on the web--> pending
+How statuses move, event by event, is one table: :mod:`alerts.subscribers.lifecycle`
+(also in the README); this module applies it to the rows.
 
 The watermark (advisories that changed after it are new to the subscriber) starts
 when they become active, so a new subscriber is not flooded with old mail.

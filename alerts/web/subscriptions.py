@@ -7,6 +7,9 @@ its sender; the RFC 8058 one-click POST (from the mail provider, from the
 ``List-Unsubscribe`` header) acts at once. Forms that change something need the signed
 token in the form: that is the proof of ownership, and a cross-site form cannot produce
 it; a foreign ``Origin`` is refused as well.
+
+It runs past 500 lines because each page's handler sits next to the checks that guard it
+(tokens, limits, origin); the form's own helpers are in :mod:`alerts.web.subscription_form`.
 """
 
 from __future__ import annotations
