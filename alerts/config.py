@@ -232,6 +232,7 @@ class DigestsConfig(_Model):
     #: Separate alerts a subscriber gets in any hour; past it they are gathered into one
     #: message when the hour is up (alerts.digest.guard). Urgent ones have their own limit.
     alerts_per_hour: int = Field(default=4, ge=1, le=1000)
+    #: Separate urgent alerts a subscriber gets in any hour (the rest are gathered too).
     urgent_per_hour: int = Field(default=10, ge=1, le=1000)
     #: Local time daily digests go out (HH:MM).
     daily_at: time = time(7, 0)
@@ -333,9 +334,11 @@ class ReturnPathConfig(_Model):
     bounces that come later by mail name the message (VERP). Leave it off where the
     relay insists that MAIL FROM equal the account it logs in as."""
 
+    #: Send each message with its own return path (needs the DNS records in the README).
     enabled: bool = False
     #: Default: the domain of ``email.from``. Must share its organisational domain.
     domain: str | None = None
+    #: The local part before the '+' (lower case letters, digits, dots and dashes).
     prefix: str = Field(default="bounces", pattern=r"^[a-z0-9][a-z0-9.-]{0,15}$")
 
 
@@ -370,7 +373,9 @@ class DeliveryConfig(_Model):
     max_unanswered: int = Field(default=2, ge=0, le=10)
     #: First wait after such a body, in seconds; doubles each time.
     unanswered_base: float = Field(default=600.0, gt=0, le=DAY_SECONDS)
+    #: Each message's own return path (VERP), so bounces that come later name it; off by default.
     return_path: ReturnPathConfig = ReturnPathConfig()
+    #: Where bounces and complaints that come later by mail are read ('alerts bounces').
     bounces: BouncesConfig = BouncesConfig()
     #: How long a sender holds the rows it claimed. Rows a crashed sender held go out
     #: again after this (on SQLite at once when the sender ran on this machine); keep it
