@@ -136,6 +136,8 @@ class DatabaseCollector(Collector):
         healths = self.store.sources.healths()
         lives = self.store.holds.lifecycles([health.source for health in healths])
         for health in healths:
+            if self.sources is not None and health.source not in self.sources:
+                continue  # a row kept from before sources had names (keyed by a URL): never shown
             current = lives[health.source].state if health.source in lives else SourceState.HEALTHY
             for each in SourceState:
                 state.add_metric(
@@ -148,6 +150,8 @@ class DatabaseCollector(Collector):
             labels=["source", "hold"],
         )
         for batch in self.store.holds.batches():
+            if self.sources is not None and batch.source not in self.sources:
+                continue
             held.add_metric([batch.source, batch.hold.value], float(batch.count))
         yield held
 

@@ -67,8 +67,9 @@ def drop(app: App, name: str) -> None:
 
 
 def _source(app: App, name: str) -> SourceConfig:
+    """The source configured under ``name`` (its ``name:``), or at that folder or feed URL."""
     for source in app.config.sources:
-        if name == source.label:
+        if name in (source.label, str(source.path) if source.path else None, source.feed):
             return source
     labels = ", ".join(source.label for source in app.config.sources)
     raise NotFound(f"no source named {name!r}", where="sources", hint=f"the sources are: {labels}")

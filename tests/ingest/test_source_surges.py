@@ -31,7 +31,7 @@ from alerts.pipeline import ONCE, run_cycle
 from alerts.store import Store, open_store
 from alerts.testing import SmtpSink
 from alerts.types import Frequency, Hold
-from tests.support import NOW, REPO
+from tests.support import NOW, REPO, make_database
 from tests.support.digests import subscribe
 from tests.support.feed_server import serve_feeds
 
@@ -407,9 +407,11 @@ def test_a_feed_bringing_300_new_advisories_at_each_of_two_polls_is_held_named_a
 
 
 def test_releasing_a_source_that_holds_nothing_says_so_and_an_unknown_name_is_a_usage_error(
-    run_cli: Callable[..., Result], advisory_dir: Path
+    run_cli: Callable[..., Result], advisory_dir: Path, config_path: Path
 ) -> None:
-    nothing = run_cli("sources", "release", str(advisory_dir))
+    make_database(config_path)  # release changes what exists: it never makes a database
+    assert run_cli("sources", "release", "advisories").stdout == "advisories holds nothing.\n"
+    nothing = run_cli("sources", "release", str(advisory_dir))  # the folder's path names it too
     unknown = run_cli("sources", "release", "nowhere")
     assert nothing.exit_code == 0 and nothing.stdout == f"{advisory_dir} holds nothing.\n"
     assert unknown.exit_code == 2
