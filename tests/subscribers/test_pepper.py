@@ -8,11 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from click.testing import Result
-from sqlalchemy import insert
 
 from alerts.app import App
 from alerts.store.database import create_db_engine, migrate
-from alerts.store.schema import opt_outs
+from alerts.store.fixtures import Fixtures
 from alerts.tokens import keyed_hash, load_secret_key
 from tests.support import NOW
 
@@ -31,16 +30,13 @@ def test_after_the_upgrade_and_the_loss_of_the_key_file_every_hashed_address_is_
     engine = create_db_engine(sqlite_url)
     migrate(engine, "0009")
     key = load_secret_key(App(config).config)
-    with engine.begin() as conn:
-        conn.execute(
-            insert(opt_outs),
-            [
-                {"mailbox_hash": keyed_hash(key, email.lower()), "status": status, "hashed_at": NOW}
-                for email, status in zip(
-                    GONE, ["erased", "suppressed", "unsubscribed"], strict=True
-                )
-            ],
-        )
+    Fixtures(engine).insert_rows(
+        "opt_outs",
+        [
+            {"mailbox_hash": keyed_hash(key, email.lower()), "status": status, "hashed_at": NOW}
+            for email, status in zip(GONE, ["erased", "suppressed", "unsubscribed"], strict=True)
+        ],
+    )
     engine.dispose()
     app = App(config)
     try:

@@ -5,27 +5,30 @@ key, and an id once handed out is never handed out again."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from collections.abc import Callable
+from pathlib import Path
 
+import pytest
+from sqlalchemy import Engine
+
+from alerts.areas import Gazetteer
+from alerts.config import load_config
+from alerts.errors import NotFound
 from alerts.store import open_store
 from alerts.store.database import create_db_engine, migrate
 from alerts.store.fixtures import Fixtures
-from alerts.store.schema import outbox, subscriber_areas, subscribers
 from alerts.subscribers import make_subscription
 from tests.support import NOW
 
 
-def counts(engine: object) -> dict[str, int]:
-    with engine.connect() as conn:  # type: ignore[attr-defined]
-        return {
-            table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
-            for table in (subscribers, subscriber_areas, outbox)
-        }
+def counts(engine: Engine) -> dict[str, int]:
+    return Fixtures(engine).row_counts("subscribers", "subscriber_areas", "outbox")
 
 
 def test_the_upgrade_keeps_every_row_that_hangs_off_a_subscriber_and_ids_are_never_reused(
-    db_url: str, gazetteer
+    db_url: str, gazetteer: Gazetteer, write_config: Callable[..., Path]
 ) -> None:
+    config = load_config(write_config(database=db_url))
     engine = create_db_engine(db_url)
     migrate(engine, "0008")  # the schema just before the rebuild
     Fixtures(engine).seed_outbox(count=6, now=NOW)
@@ -36,16 +39,16 @@ def test_the_upgrade_keeps_every_row_that_hangs_off_a_subscriber_and_ids_are_nev
     store = open_store(db_url)
     try:
         assert counts(store.engine) == before
-        with store.engine.connect() as conn:
-            keys = list(conn.execute(select(subscribers.c.link_key)).scalars())
-            highest = conn.execute(select(func.max(subscribers.c.id))).scalar_one()
+        rows = store.fixtures.table_rows("subscribers")
+        keys = [row["link_key"] for row in rows]
+        newest = max(rows, key=lambda row: row["id"])
+        highest = newest["id"]
         assert all(keys) and len(set(keys)) == len(keys)
 
         # The newest subscriber is erased: the next one does not get its id.
-        with store.engine.begin() as conn:
-            for table in (outbox, subscriber_areas):
-                conn.execute(delete(table).where(table.c.subscriber_id == highest))
-            conn.execute(delete(subscribers).where(subscribers.c.id == highest))
+        assert store.retention.erase(config, newest["email"], NOW) == 1
+        with pytest.raises(NotFound):
+            store.subscribers.get(highest)
         newcomer = store.subscribers.add(
             make_subscription(gazetteer, "new@example.org", ["medway"], frequency="daily"), now=NOW
         )
