@@ -25,13 +25,6 @@ class Fixtures:
         """Every table the schema declares."""
         return list(metadata.tables)
 
-    def digest_row(self, digest_id: int) -> dict[str, Any]:
-        """The ``digests`` row ``digest_id`` (all its columns)."""
-        with self.engine.connect() as conn:
-            return dict(
-                conn.execute(select(digests).where(digests.c.id == digest_id)).mappings().one()
-            )
-
     def seed_outbox(
         self,
         *,
@@ -177,93 +170,6 @@ class Fixtures:
             statement = statement.where(table.c[column] == value)
         with self.engine.begin() as conn:
             return int(conn.execute(statement).rowcount)
-
-    def seed_messages(
-        self,
-        subscriber_id: int,
-        due: Sequence[datetime],
-        *,
-        domain: str = "example.org",
-        size: int = 0,
-    ) -> list[str]:
-        """More messages for one subscriber: a digest each, pending and due at the instants
-        given; ``size``: characters of filler in each (a message bigger than the rest).
-        Returns their Message-IDs (bare)."""
-        message_ids = []
-        with self.engine.begin() as conn:
-            for when in due:
-                digest_id = conn.execute(
-                    insert(digests)
-                    .values(
-                        key=uuid.uuid4().hex,
-                        kind="immediate",
-                        subject="More alerts",
-                        html="<p>More</p>" + "<p>filler</p>" * (size // 13),
-                        text="More\n" + "filler\n" * (size // 7),
-                        areas=["medway"],
-                        advisory_ids=[],
-                        created_at=when,
-                        meta={},
-                    )
-                    .returning(digests.c.id)
-                ).scalar_one()
-                message_id = f"{uuid.uuid4().hex}@{domain}"
-                conn.execute(
-                    insert(outbox).values(
-                        subscriber_id=subscriber_id,
-                        digest_id=digest_id,
-                        status="pending",
-                        attempts=0,
-                        next_attempt_at=when,
-                        message_id=f"<{message_id}>",
-                        created_at=when,
-                    )
-                )
-                message_ids.append(message_id)
-        return message_ids
-
-    def seed_subscribers(
-        self,
-        *,
-        count: int,
-        now: datetime,
-        areas: Sequence[str] = ("medway",),
-        frequencies: Sequence[str] = ("immediate", "daily", "weekly"),
-        urgent: bool = True,
-        domain: str = "example.org",
-    ) -> list[str]:
-        """Add ``count`` active subscribers, their frequencies and areas taken in turn from
-        ``frequencies`` and ``areas``, watermarks at ``now``. Returns their addresses."""
-        people = [
-            {
-                "email": f"resident{i}@{domain}",
-                "frequency": frequencies[i % len(frequencies)],
-                "status": "active",
-                "forwardable": False,
-                "urgent": urgent,
-                "bounces": 0,
-                "created_at": now,
-                "confirmed_at": now,
-                "watermark": now,
-            }
-            for i in range(count)
-        ]
-        with self.engine.begin() as conn:
-            for rows in chunked(people):
-                added = conn.execute(
-                    insert(subscribers).returning(subscribers.c.id, sort_by_parameter_order=True),
-                    rows,
-                ).scalars()
-                for row, subscriber_id in zip(rows, added, strict=True):
-                    row["id"] = subscriber_id
-            for rows in chunked(
-                [
-                    {"subscriber_id": p["id"], "area": areas[i % len(areas)]}
-                    for i, p in enumerate(people)
-                ]
-            ):
-                conn.execute(insert(subscriber_areas), rows)
-        return [str(p["email"]) for p in people]
 
 
 def chunked(rows: list[dict[str, Any]], size: int = 1000) -> Iterable[list[dict[str, Any]]]:
