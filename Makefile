@@ -29,8 +29,9 @@ test: setup
 	$(BIN)/mypy --strict alerts
 	$(BIN)/mypy tests benchmarks
 	@# postfix: tests/delivery/test_bounces_postfix.py runs a private instance of it (never the system one);
+	@# dovecot-imapd: tests/delivery/test_bounces_imap.py runs a private IMAPS server (never the system one);
 	@# nginx and systemd: tests/deploy runs nginx on loopback and checks the units.
-	scripts/install-system-packages chromium nginx systemd postfix
+	scripts/install-system-packages chromium nginx systemd postfix dovecot-imapd
 	scripts/install-axe-core
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

@@ -342,13 +342,71 @@ class ReturnPathConfig(_Model):
     prefix: str = Field(default="bounces", pattern=r"^[a-z0-9][a-z0-9.-]{0,15}$")
 
 
+#: An IMAP folder name: ASCII letters, digits, spaces and ``. _ / [ ] + -`` (no quoting
+#: or modified UTF-7 needed, no LIST wildcards).
+_IMAP_FOLDER = r"^[A-Za-z0-9\[][A-Za-z0-9 ._/\[\]+-]{0,199}$"
+
+
+class ImapConfig(_Model):
+    """A bounce mailbox read over IMAP with TLS from the start (port 993, RFC 8314); the
+    server's certificate is always verified."""
+
+    #: The IMAP server's host name (as its certificate names it).
+    host: str = Field(min_length=1)
+    #: The port that speaks TLS at once (IMAPS).
+    port: int = Field(default=993, ge=1, le=65535)
+    #: Log in as this user.
+    username: str = Field(min_length=1)
+    #: Name of the environment variable that holds the password (never the password).
+    password_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: The folder the return path's mail is delivered to.
+    folder: str = Field(default="INBOX", pattern=_IMAP_FOLDER)
+    #: Move each message there once handled (made if missing); unset, handled messages
+    #: stay where they are, flagged $AlertsCounted (and seen). Nothing is ever deleted.
+    processed_folder: str | None = Field(default=None, pattern=_IMAP_FOLDER)
+    #: CA certificates (PEM) to check the server against, instead of the system's.
+    ca_file: Path | None = None
+    #: Seconds one reading may take, from connecting to logging out; what is not read by
+    #: then is read the next time.
+    timeout: float = Field(default=120.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _distinct_folders(self) -> ImapConfig:
+        if self.processed_folder is not None and self.processed_folder == self.folder:
+            raise ValueError("processed_folder must differ from folder (or be left unset)")
+        return self
+
+    def password(self) -> Secret:
+        value = os.environ.get(self.password_env)
+        if value is None:
+            raise ConfigError(
+                f"environment variable {self.password_env} is not set",
+                where="delivery.bounces.imap.password_env",
+                hint=f"export {self.password_env}=... (the bounce mailbox's password) before running",
+            )
+        return Secret(value)
+
+
 class BouncesConfig(_Model):
-    """Where bounces and complaints that come later are read from."""
+    """Where bounces and complaints that come later are read from: a Maildir folder on
+    this machine, or an IMAP mailbox (one of the two)."""
 
     #: A Maildir folder the return path's mail is delivered to.
     maildir: Path | None = None
+    #: An IMAP mailbox the return path's mail is delivered to (instead of maildir).
+    imap: ImapConfig | None = None
     #: How often ``alerts serve`` reads it.
     every_minutes: float = Field(default=5.0, gt=0, le=24 * 60)
+
+    @model_validator(mode="after")
+    def _one_mailbox(self) -> BouncesConfig:
+        if self.maildir is not None and self.imap is not None:
+            raise ValueError("give either maildir or imap (the one bounce mailbox), not both")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return self.maildir is not None or self.imap is not None
 
 
 class DeliveryConfig(_Model):

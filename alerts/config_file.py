@@ -151,6 +151,13 @@ def resolve_paths(config: Config, root: Path) -> Config:
                 )
             }
         )
+    bounces = delivery.bounces
+    if bounces.maildir:
+        bounces = bounces.model_copy(update={"maildir": absolute(bounces.maildir)})
+    if bounces.imap and bounces.imap.ca_file:
+        imap = bounces.imap.model_copy(update={"ca_file": absolute(bounces.imap.ca_file)})
+        bounces = bounces.model_copy(update={"imap": imap})
+    delivery = delivery.model_copy(update={"bounces": bounces})
     if delivery.smtp and delivery.smtp.ca_file:
         smtp = delivery.smtp.model_copy(update={"ca_file": absolute(delivery.smtp.ca_file)})
         delivery = delivery.model_copy(update={"smtp": smtp})

@@ -30,6 +30,9 @@ EXAMPLES: Mapping[str, Any] = {
     "delivery.dkim.domain": "example.org",
     "delivery.dkim.selector": "alerts",
     "delivery.dkim.key_file": "dkim/alerts.pem",
+    "delivery.bounces.imap.host": "imap.example.org",
+    "delivery.bounces.imap.username": "bounces@example.org",
+    "delivery.bounces.imap.password_env": "ALERTS_IMAP_PASSWORD",
     "area_aliases": {},  # the default, as YAML writes it (the model keeps pairs)
 }
 #: A feed source, shown commented out beneath the folder ``alerts init`` sets up.

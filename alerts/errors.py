@@ -90,3 +90,10 @@ class BadToken(AlertsError):
     def __init__(self, message: str, *, expired: bool = False, hint: str | None = None):
         super().__init__(message, hint=hint)
         self.expired = expired
+
+
+class MailboxError(AlertsError):
+    """The bounce mailbox cannot be read: its server is down or too slow, refuses the
+    login, shows a certificate that is not trusted, or lacks the folder. Nothing read so
+    far is lost (each message is marked once handled); it is read again at the next run,
+    and ``alerts serve``'s other jobs go on. ``where`` is the server (host:port)."""

@@ -56,6 +56,7 @@ from alerts import __version__
 from alerts.app import App
 from alerts.config import Config
 from alerts.delivery import outbox_drainer
+from alerts.errors import AlertsError
 from alerts.ingest.settle import Settling
 from alerts.ingest.watch import FolderWatcher
 from alerts.locking import InstanceLock, LockLost, NoLock, WaitStopped, instance_lock
@@ -115,15 +116,32 @@ def files_plan(config: Config) -> Plan:
     return Plan("files", sources=folder_labels(config), feeds="if-new", digests=())
 
 
+@dataclass(frozen=True)
+class TaskSpec:
+    """A recurring job that is not a pipeline cycle (reading bounces, the purge)."""
+
+    id: str
+    task: Callable[[App], None]
+    trigger: BaseTrigger
+    description: str
+    does: str
+
+
+def _every(config: Config, now: datetime, minutes: float) -> IntervalTrigger:
+    """Every ``minutes``, first one interval after ``now`` (our clock's: APScheduler
+    would read the system's)."""
+    return IntervalTrigger(
+        minutes=minutes, timezone=config.tz, start_date=now + timedelta(minutes=minutes)
+    )
+
+
 def job_specs(config: Config, now: datetime) -> list[JobSpec]:
-    """The recurring jobs, with triggers in the configured zone. Interval jobs first run
-    one interval after ``now`` (our clock's: APScheduler would read the system's)."""
+    """The recurring pipeline cycles, with triggers in the configured zone. Interval jobs
+    first run one interval after ``now``."""
     zone = config.tz
 
     def every(minutes: float) -> IntervalTrigger:
-        return IntervalTrigger(
-            minutes=minutes, timezone=zone, start_date=now + timedelta(minutes=minutes)
-        )
+        return _every(config, now, minutes)
 
     minutes = config.scheduler.poll_minutes
     digests = config.digests
@@ -275,27 +293,41 @@ def build_scheduler(
         scheduler.add_job(
             runner.run, spec.trigger, args=[spec.plan], id=spec.id, name=spec.description
         )
-    bounces = config.delivery.bounces
-    if bounces.maildir is not None:
+    for task in task_specs(config, app.now()):
         scheduler.add_job(
-            read_bounces_now,
-            IntervalTrigger(
-                minutes=bounces.every_minutes,
-                timezone=config.tz,
-                start_date=app.now() + timedelta(minutes=bounces.every_minutes),
-            ),
-            args=[app],
-            id="bounces",
-            name=f"every {bounces.every_minutes:g} minutes: read bounces and complaints from {bounces.maildir}",
+            task.task, task.trigger, args=[app], id=task.id, name=f"{task.description}: {task.does}"
         )
-    scheduler.add_job(
-        purge_daily,
-        LocalCronTrigger(hour=PURGE_AT.hour, minute=PURGE_AT.minute, timezone=config.tz),
-        args=[app],
-        id="purge",
-        name=f"daily at {PURGE_AT:%H:%M}: purge personal data past retention:",
-    )
     return scheduler
+
+
+def task_specs(config: Config, now: datetime) -> list[TaskSpec]:
+    """The recurring jobs besides the cycles: reading the bounce mailbox (when one is
+    configured) and the daily purge. ``alerts serve`` runs these and ``alerts schedule``
+    lists them, from this one list."""
+    tasks = []
+    bounces = config.delivery.bounces
+    if bounces.configured:
+        imap = bounces.imap
+        mailbox = f"imaps://{imap.host}:{imap.port}/{imap.folder}" if imap else str(bounces.maildir)
+        tasks.append(
+            TaskSpec(
+                "bounces",
+                read_bounces_now,
+                _every(config, now, bounces.every_minutes),
+                f"every {bounces.every_minutes:g} minutes",
+                f"read bounces and complaints from {mailbox}",
+            )
+        )
+    tasks.append(
+        TaskSpec(
+            "purge",
+            purge_daily,
+            LocalCronTrigger(hour=PURGE_AT.hour, minute=PURGE_AT.minute, timezone=config.tz),
+            f"daily at {PURGE_AT:%H:%M}",
+            "purge personal data past retention:",
+        )
+    )
+    return tasks
 
 
 def read_bounces_now(app: App) -> None:
@@ -304,7 +336,12 @@ def read_bounces_now(app: App) -> None:
     from alerts.delivery.bounces import read_bounces
 
     try:
-        report = read_bounces(app.config, app.store, app.clock, return_paths(app.config))
+        report = read_bounces(app.config.delivery, app.store, app.clock, return_paths(app.config))
+    except AlertsError as exc:
+        # The mailbox's server down, a refused login, an untrusted certificate: one line
+        # saying what to do; the other jobs go on, and this one runs again next time.
+        log.error("Reading the bounce mailbox failed: %s; tried again at the next run", exc)
+        return
     except Exception:
         log.exception("Reading the bounce mailbox failed; run 'alerts bounces' to see why")
         return
@@ -368,6 +405,15 @@ def schedule_table(app: App, now: datetime) -> list[dict[str, Any]]:
             row["due_now"] = is_due(app.store, app.config, Frequency(spec.id), now)
             row["last_digest"] = app.store.runs.last_digest(Frequency(spec.id))
         rows.append(row)
+    for task in task_specs(app.config, now):
+        rows.append(
+            {
+                "job": task.id,
+                "when": task.description,
+                "next_run": task.trigger.get_next_fire_time(None, now.astimezone(app.config.tz)),
+                "does": task.does,
+            }
+        )
     return rows
 
 

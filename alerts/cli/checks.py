@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from alerts.app import App
 from alerts.delivery import envelope_from, make_sender
+from alerts.delivery.bounces import check_mailbox
 from alerts.delivery.dkim import DkimSigner
 from alerts.digest.render import DigestRenderer
 from alerts.errors import ConfigError
@@ -14,12 +15,18 @@ from alerts.tokens import load_secret_keys
 
 
 def check_startup(
-    app: App, *, email: bool = False, mail: bool = False, links: bool = False
+    app: App,
+    *,
+    email: bool = False,
+    mail: bool = False,
+    links: bool = False,
+    bounces: bool = False,
 ) -> None:
     """Load the gazetteer, check the templates folder and the sources' areas; with
     ``email`` also the email templates; with ``mail`` also the delivery settings (the
     password variable, the CA file, the DKIM key, the From address) and, as with
-    ``links``, the key that signs the personal links (messages get them when sent).
+    ``links``, the key that signs the personal links (messages get them when sent);
+    with ``bounces``, an IMAP bounce mailbox's password variable and CA file.
     The database is opened last but one (before any instance lock, whose file sits
     beside it)."""
     config = app.config
@@ -39,6 +46,8 @@ def check_startup(
         if config.delivery.dkim:
             DkimSigner.from_config(config.delivery.dkim, app.clock.timestamp)
         envelope_from(config)
+    if bounces:
+        check_mailbox(config.delivery, app.clock)
     app.store  # noqa: B018 - the database last but one: opening it makes files and migrates
     if mail or links:
         load_secret_keys(config)  # made on first use (last: a start that fails makes none)

@@ -61,12 +61,14 @@ def serve(app: App, standby: bool) -> None:
     after downtime), and send whenever mail is queued, by this process or another
     (confirmations from 'alerts web'). Logs one line per job and per send at INFO.
 
-    The settings (templates, gazetteer, relay password, DKIM key, database) are checked
+    The settings (templates, gazetteer, relay password, DKIM key, the bounce mailbox's
+    password, database) are checked
     first: a bad one exits 2 with one line naming it, before anything runs. Only one may
     run against a database: a second one says who holds it and exits 1. SIGTERM or
     Ctrl-C finishes the message in flight, leaves the rest queued, exits 0.
     """
-    check_startup(app, email=True, mail=True)  # not in the first job, with the service running on
+    # Not in the first job, with the service running on.
+    check_startup(app, email=True, mail=True, bounces=True)
     root = click.get_current_context().find_root().params
     verbose = root.get("verbose") or 0
     if not root.get("quiet") and not verbose:

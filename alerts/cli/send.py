@@ -90,15 +90,17 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
 @json_option
 @with_existing_app
 def bounces(app: App, as_json: bool) -> None:
-    """Read the new mail in delivery.bounces.maildir (where mail to the return path is
-    delivered): delivery status notifications that failed for good (5.x.x) count as hard
-    bounces, only when sent to a return path whose signature verifies; feedback-loop
-    complaints suppress the address at once. Each message is read once (moved to cur/).
-    'alerts serve' does this every delivery.bounces.every_minutes."""
+    """Read the new mail in the bounce mailbox (where mail to the return path is
+    delivered: delivery.bounces.maildir, or delivery.bounces.imap over TLS): delivery
+    status notifications that failed for good (5.x.x) count as hard bounces, only when
+    sent to a return path whose signature verifies; feedback-loop complaints suppress the
+    address at once. Each message is read once (a Maildir's moved to cur/; an IMAP one
+    flagged $AlertsCounted, or moved to processed_folder). 'alerts serve' does this every
+    delivery.bounces.every_minutes."""
     from alerts.delivery import return_paths
     from alerts.delivery.bounces import read_bounces
 
-    report = read_bounces(app.config, app.store, app.clock, return_paths(app.config))
+    report = read_bounces(app.config.delivery, app.store, app.clock, return_paths(app.config))
     if as_json:
         print_json(report.as_dict())
         return

@@ -1,8 +1,11 @@
 """``alerts bounces``: read the bounces and complaints that came back by mail, and count
 them as the ones during the SMTP conversation are counted.
 
-The return path's mail is delivered to a Maildir (``delivery.bounces.maildir``). Each new
-message there is read once (then moved to ``cur/``, marked seen; nothing is deleted):
+The return path's mail is delivered to a Maildir on this machine
+(``delivery.bounces.maildir``: each new message is read once, then moved to ``cur/`` and
+marked seen) or to an IMAP mailbox (``delivery.bounces.imap``: each is flagged, or moved
+to ``processed_folder``, once read; :mod:`alerts.delivery.imap`). Nothing is deleted. Both
+go the same way from there:
 
 - a delivery status notification (RFC 3464) counts, per recipient, only with ``Action:
   failed`` and a 5.x.x status, and only when it was sent to a return path whose
@@ -12,17 +15,24 @@ message there is read once (then moved to ``cur/``, marked seen; nothing is dele
 - a feedback-loop complaint (ARF, RFC 5965) is matched by the Message-ID of the message
   complained about (recipients are often redacted) and suppresses the subscriber at once;
 - anything else (delays, auto-replies, mail of other kinds) is left alone.
+
+A message is marked read only after it was acted on; one acted on but not marked (a
+crash, a lost connection) is read again and counted once all the same, as the store
+changes a message to ``bounced`` only from ``sent`` or ``unknown``.
 """
 
 from __future__ import annotations
 
 import logging
 import mailbox
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from alerts.clock import Clock
-from alerts.config import Config
+from alerts.config import DeliveryConfig
+from alerts.delivery.imap import ImapMailbox
 from alerts.delivery.policy import TABLE, Event, State
 from alerts.delivery.reports import Bounce, Complaint, Ignored, read_report
 from alerts.delivery.returns import ReturnPaths
@@ -50,39 +60,76 @@ class BounceReport:
 
 
 def read_bounces(
-    config: Config, store: Store, clock: Clock, paths: ReturnPaths | None
+    delivery: DeliveryConfig, store: Store, clock: Clock, paths: ReturnPaths | None
 ) -> BounceReport:
-    """Read the new mail in ``delivery.bounces.maildir`` and act on it."""
-    folder = config.delivery.bounces.maildir
+    """Read the new mail in the bounce mailbox (``delivery.bounces``) and act on it.
+    Raises :class:`~alerts.errors.MailboxError` when an IMAP mailbox cannot be read."""
+    bounces = delivery.bounces
+    report = BounceReport()
+    if bounces.imap is not None:
+        with ImapMailbox(bounces.imap, clock).session() as session:
+            _read(session.unread(), delivery, store, clock, paths, report)
+        return report
+    _read(_maildir_unread(bounces.maildir), delivery, store, clock, paths, report)
+    return report
+
+
+def check_mailbox(delivery: DeliveryConfig, clock: Clock) -> None:
+    """What reading an IMAP bounce mailbox needs from this machine (its password
+    variable, its CA file), checked at start-up. (A Maildir folder is not: the mail
+    server makes it with the first bounce.)"""
+    if delivery.bounces.imap is not None:
+        ImapMailbox(delivery.bounces.imap, clock)
+
+
+def _read(
+    unread: Iterator[tuple[bytes, Callable[[], None]]],
+    delivery: DeliveryConfig,
+    store: Store,
+    clock: Clock,
+    paths: ReturnPaths | None,
+    report: BounceReport,
+) -> None:
+    for data, handled in unread:
+        report.read += 1
+        _act(read_report(data), delivery, store, clock, paths, report)
+        handled()
+
+
+def _maildir(folder: Path | None) -> mailbox.Maildir:
+    where, hint = (
+        "delivery.bounces",
+        "give maildir (the Maildir folder that mail to the return path is delivered to) or imap",
+    )
     if folder is None:
-        raise ConfigError(
-            "no bounce mailbox is configured",
-            where="delivery.bounces.maildir",
-            hint="give the Maildir folder that mail to the return path is delivered to",
-        )
+        raise ConfigError("no bounce mailbox is configured", where=where, hint=hint)
     if not (folder / "new").is_dir():
         raise ConfigError(
             f"{folder} is not a Maildir folder (it has no new/)",
-            where="delivery.bounces.maildir",
+            where=f"{where}.maildir",
             hint="give the Maildir folder that mail to the return path is delivered to",
         )
-    box = mailbox.Maildir(folder, factory=None, create=False)
-    report = BounceReport()
+    return mailbox.Maildir(folder, factory=None, create=False)
+
+
+def _maildir_unread(folder: Path | None) -> Iterator[tuple[bytes, Callable[[], None]]]:
+    box = _maildir(folder)
     for key in list(box.iterkeys()):
         message = box[key]
         if message.get_subdir() != "new":
             continue
-        report.read += 1
-        _act(read_report(message.as_bytes()), config, store, clock, paths, report)
-        message.set_subdir("cur")
-        message.add_flag("S")
-        box[key] = message
-    return report
+
+        def handled(key: str = key, message: mailbox.MaildirMessage = message) -> None:
+            message.set_subdir("cur")
+            message.add_flag("S")
+            box[key] = message
+
+        yield message.as_bytes(), handled
 
 
 def _act(
     found: tuple[Bounce, ...] | Complaint | Ignored,
-    config: Config,
+    delivery: DeliveryConfig,
     store: Store,
     clock: Clock,
     paths: ReturnPaths | None,
@@ -92,7 +139,7 @@ def _act(
         report.ignored += 1
         return
     if isinstance(found, Complaint):
-        _complaint(found, config, store, clock, report)
+        _complaint(found, store, clock, report)
         return
     for bounce in found:
         returned = (
@@ -117,15 +164,13 @@ def _act(
             continue
         report.bounces += 1
         if step.bounce and store.subscribers.record_bounce(
-            returned.subscriber_id, config.delivery.max_bounces, now=clock.now()
+            returned.subscriber_id, delivery.max_bounces, now=clock.now()
         ):
             report.suppressed += 1
-            _suppress_queued(config, store, returned.subscriber_id)
+            store.outbox.suppress_queued(returned.subscriber_id)
 
 
-def _complaint(
-    found: Complaint, config: Config, store: Store, clock: Clock, report: BounceReport
-) -> None:
+def _complaint(found: Complaint, store: Store, clock: Clock, report: BounceReport) -> None:
     if found.message_id is None:
         report.ignored += 1
         report.notes.append("a complaint without the Message-ID of the message: ignored")
@@ -142,8 +187,4 @@ def _complaint(
         message[1], now=clock.now()
     ):
         report.suppressed += 1
-        _suppress_queued(config, store, message[1])
-
-
-def _suppress_queued(config: Config, store: Store, subscriber_id: int) -> None:
-    store.outbox.suppress_queued(subscriber_id)
+        store.outbox.suppress_queued(message[1])

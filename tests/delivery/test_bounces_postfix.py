@@ -99,7 +99,7 @@ def test_a_dsn_written_by_a_real_postfix_bounces_the_message_and_suppresses_its_
     assert statuses(app) == {"sent": COUNT - 1, "bounced": 1}
     assert set(ids) >= set(bounced)
     # Read once: running it again counts nothing twice.
-    again = read_bounces(app.config, app.store, app.clock, return_paths(app.config))
+    again = read_bounces(app.config.delivery, app.store, app.clock, return_paths(app.config))
     assert (again.read, again.bounces) == (0, 0)
     app.close()
 
@@ -128,7 +128,7 @@ def test_a_forged_dsn_naming_a_resident_suppresses_nobody(
     (postfix.maildir / "tmp").mkdir(exist_ok=True)
     (postfix.maildir / "new" / "1.forged.test").write_text(forged)
 
-    report = read_bounces(app.config, app.store, app.clock, return_paths(app.config))
+    report = read_bounces(app.config.delivery, app.store, app.clock, return_paths(app.config))
 
     assert (report.read, report.bounces, report.unverified, report.suppressed) == (1, 0, 1, 0)
     assert subscriber_of(app, victim) == ("active", 0)
