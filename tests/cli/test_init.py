@@ -94,9 +94,9 @@ def test_uncommenting_every_default_changes_nothing(tmp_path: Path) -> None:
         found = re.match(r"^(\s*)# (\w+):( |$)", line)
         indent = len(line) - len(line.lstrip())
         if off is not None and indent > off:
-            continue  # inside the relay or DKIM section, which are off by default
+            continue  # inside a section that is off by default (relay, DKIM, IMAP bounces)
         off = None
-        if found and found.group(2) in ("smtp", "dkim"):
+        if found and line.rstrip().endswith("# off by default"):
             off = indent
         elif found and found.group(2) in keys:
             line = found.group(1) + line.lstrip()[2:]

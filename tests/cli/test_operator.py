@@ -438,8 +438,17 @@ def test_schedule_lines_up_its_columns(config_path: Path, run_cli: Run) -> None:
         "poll",
         "daily",
         "weekly",
+        "purge",
     ]
-    does = ("ingest", "read new", "send what", "read the", "daily digests", "weekly digests")
+    does = (
+        "ingest",
+        "read new",
+        "send what",
+        "read the",
+        "daily digests",
+        "weekly digests",
+        "purge personal",
+    )
     assert (
         len({line.index(text) for line, text in zip(jobs, does, strict=True)}) == 1
     )  # the 'does' column

@@ -27,6 +27,7 @@ from alerts.delivery.bounces import read_bounces
 from alerts.delivery.imap import HANDLED
 from alerts.errors import ConfigError, MailboxError
 from alerts.testing import Faults, SmtpSink
+from tests.support import make_database
 from tests.support.delivery import DELIVERY, queue, rows, send, statuses
 from tests.support.dovecot import PASSWORD, USER, PrivateDovecot
 from tests.support.dovecot import unavailable as no_dovecot
@@ -285,9 +286,7 @@ def error_line(result: Result) -> str:
 def config_for(write_config: Callable[..., Path], settings: dict[str, Any]) -> Path:
     """A config reading the bounces from ``settings``, its database made."""
     path = write_config(delivery={"bounces": {"imap": settings}})
-    app = App(path)
-    app.store  # noqa: B018 - opening it makes the database
-    app.close()
+    make_database(path)
     return path
 
 

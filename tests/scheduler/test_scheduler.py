@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +25,7 @@ from alerts.clock import ManualClock
 from alerts.config import load_config
 from alerts.errors import ConfigError
 from alerts.pipeline import STARTUP, Plan, is_due, last_scheduled, run_cycle
-from alerts.scheduler import JobRunner, build_scheduler, job_specs
+from alerts.scheduler import JobRunner, build_scheduler, job_specs, read_bounces_now
 from alerts.testing import Faults, SmtpSink
 from alerts.types import Frequency
 from tests.support import NOW, REPO, make_database
@@ -136,6 +137,82 @@ def test_jobs_coalesce_never_overlap_and_may_start_late(write_config: Callable[.
     assert str(scheduler.timezone) == "Europe/London"
 
 
+def test_alerts_schedule_lists_every_job_alerts_serve_runs(
+    write_config: Callable[..., Path],
+    run_cli: Callable[..., Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALERTS_TEST_IMAP_PASSWORD", "secret")
+    config = write_config(
+        delivery={
+            "bounces": {
+                "every_minutes": 7,
+                "imap": {
+                    "host": "imap.example.org",
+                    "username": "bounces",
+                    "password_env": "ALERTS_TEST_IMAP_PASSWORD",
+                },
+            }
+        }
+    )
+    make_database(config)
+    app = App(config)
+    scheduler = build_scheduler(
+        app, JobRunner(app, threading.Event()), scheduler_class=BackgroundScheduler
+    )
+    scheduler.start(paused=True)
+    served = {job.id for job in scheduler.get_jobs()}
+    scheduler.shutdown(wait=False)
+
+    listed = json.loads(run_cli("schedule", "--json", config=config).stdout)
+
+    assert "bounces" in served
+    # The threads beside the jobs (the sender, the files watcher) are listed too.
+    assert {row["job"] for row in listed} == served | {"files", "sender"}
+    [bounces] = [row for row in listed if row["job"] == "bounces"]
+    assert bounces["when"] == "every 7 minutes"
+    assert bounces["does"] == "read bounces and complaints from imaps://imap.example.org:993/INBOX"
+    assert bounces["next_run"] is not None
+    app.close()
+
+
+def test_a_bounce_mailbox_that_cannot_be_read_is_one_logged_line_and_the_job_returns(
+    write_config: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALERTS_TEST_IMAP_PASSWORD", "secret")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    app = App(
+        write_config(
+            delivery={
+                "bounces": {
+                    "imap": {
+                        "host": "127.0.0.1",
+                        "port": port,
+                        "username": "bounces",
+                        "password_env": "ALERTS_TEST_IMAP_PASSWORD",
+                    }
+                }
+            }
+        )
+    )
+    with caplog.at_level("INFO", logger="alerts.scheduler"):
+        read_bounces_now(app)  # does not raise: the scheduler's other jobs go on
+
+    [record] = [r for r in caplog.records if r.name == "alerts.scheduler"]
+    assert record.levelname == "ERROR" and record.exc_info is None
+    assert record.getMessage() == (
+        f"Reading the bounce mailbox failed: 127.0.0.1:{port}: cannot reach the server: "
+        "Connection refused (check delivery.bounces.imap.host and port, and that the server "
+        "is up; the mailbox is read again at the next run); tried again at the next run"
+    )
+    app.close()
+
+
 def test_a_backlog_of_missed_digests_runs_once(write_config: Callable[..., Path]) -> None:
     """A week of missed 07:00 runs (a suspended machine): APScheduler runs the job once."""
     app = App(write_config())
@@ -171,8 +248,9 @@ def test_alerts_schedule_prints_every_job_with_its_next_run(
     data = json.loads(run_cli("schedule", "--json").output)  # type: ignore[attr-defined]
     lines = {line.split()[0]: line for line in text.splitlines() if not line.startswith(" ")}
     assert text.count("never queued yet; due now: it goes at the next start or poll") == 2
-    assert set(lines) == {"startup", "files", "sender", "poll", "daily", "weekly"}
+    assert set(lines) == {"startup", "files", "sender", "poll", "daily", "weekly", "purge"}
     assert "next Thu 26 Nov 2026 07:00 GMT (07:00 UTC)" in lines["daily"]
+    assert "next Thu 26 Nov 2026 03:30 GMT (03:30 UTC)" in lines["purge"]
     assert "next Mon 30 Nov 2026 07:00 GMT (07:00 UTC)" in lines["weekly"]
     assert "next Wed 25 Nov 2026 12:10 GMT" in lines["poll"]
     by_job = {row["job"]: row for row in data}
