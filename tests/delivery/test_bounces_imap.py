@@ -482,6 +482,21 @@ def test_an_unset_password_variable_names_the_key(
     )
 
 
+def test_alerts_serve_checks_the_password_variable_before_it_starts(
+    write_config: Callable[..., Path],
+    run_cli: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(PASSWORD_ENV)
+
+    result = run_cli("serve", config=config_for(write_config, imap(free_port(), None)))
+
+    assert result.exit_code == 2
+    assert f"delivery.bounces.imap.password_env: environment variable {PASSWORD_ENV}" in (
+        error_line(result)
+    )
+
+
 def test_reading_an_imap_mailbox_that_is_down_raises_a_mailbox_error(
     make_app: Callable[..., App], sqlite_url: str
 ) -> None:
