@@ -55,11 +55,11 @@ class ImapMailbox:
     def session(self) -> ImapSession:
         """Connect and log in (raises :class:`~alerts.errors.MailboxError`, naming the
         server and what to do); use it as a context manager."""
-        deadline = _Deadline(self.clock, self.settings.timeout, self.label)
-        with self._errors(deadline, "connecting"):
+        deadline = _Deadline(self.clock, self.settings.timeout)
+        with _Translate(self.label, deadline, "connecting"):
             imap = _Imap(self.settings.host, self.settings.port, self.context, deadline)
         try:
-            with self._errors(deadline, "logging in"):
+            with _Translate(self.label, deadline, "logging in"):
                 try:
                     imap.login(self.settings.username, self.password.reveal())
                 except imaplib.IMAP4.error as exc:
@@ -75,30 +75,23 @@ class ImapMailbox:
                 _, listed = imap.capability()
                 if listed and isinstance(listed[0], bytes):
                     imap.capabilities = tuple(listed[0].decode("ascii", "replace").upper().split())
-                return ImapSession(imap, self.settings, deadline, self._errors)
+                return ImapSession(imap, self.settings, deadline)
         except BaseException:
             _close(imap)
             raise
-
-    def _errors(self, deadline: _Deadline, doing: str) -> _Translate:
-        return _Translate(self.label, deadline, doing)
 
 
 class ImapSession:
     """One logged-in session on the bounce folder."""
 
-    def __init__(
-        self,
-        imap: _Imap,
-        settings: ImapConfig,
-        deadline: _Deadline,
-        errors: Callable[[_Deadline, str], _Translate],
-    ):
+    def __init__(self, imap: _Imap, settings: ImapConfig, deadline: _Deadline):
         self.imap = imap
         self.settings = settings
         self.deadline = deadline
-        self.errors = errors
         self.label = f"{settings.host}:{settings.port}"
+
+    def _errors(self, doing: str) -> _Translate:
+        return _Translate(self.label, self.deadline, doing)
 
     def __enter__(self) -> ImapSession:
         return self
@@ -115,7 +108,7 @@ class ImapSession:
         """Each message not yet handled, with the function that marks it handled (call
         it once the message was acted on)."""
         settings = self.settings
-        with self.errors(self.deadline, f"opening {settings.folder!r}"):
+        with self._errors(f"opening {settings.folder!r}"):
             self._select()
             if settings.processed_folder is not None:
                 self._ensure(settings.processed_folder)
@@ -124,14 +117,14 @@ class ImapSession:
                 self._check_keywords()
                 uids = self._search("UNKEYWORD", HANDLED)
         for uid in uids:
-            with self.errors(self.deadline, "fetching a message"):
+            with self._errors("fetching a message"):
                 data = self._fetch(uid)
             if data is None:  # gone meanwhile (another reader moved it)
                 continue
             yield data, functools.partial(self._mark, uid)
 
     def _mark(self, uid: str) -> None:
-        with self.errors(self.deadline, "marking a message handled"):
+        with self._errors("marking a message handled"):
             target = self.settings.processed_folder
             if target is None:
                 _ok(self.imap.uid("STORE", uid, "+FLAGS.SILENT", f"({HANDLED} \\Seen)"))
@@ -232,7 +225,7 @@ class _DeadlineReader(io.RawIOBase):
 
 
 class _Deadline:
-    def __init__(self, clock: Clock, seconds: float, label: str):
+    def __init__(self, clock: Clock, seconds: float):
         self.clock = clock
         self.seconds = seconds
         self.end = clock.monotonic() + seconds
