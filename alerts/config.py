@@ -356,7 +356,7 @@ class ImapConfig(_Model):
     #: The port that speaks TLS at once (IMAPS).
     port: int = Field(default=993, ge=1, le=65535)
     #: Log in as this user.
-    username: str = Field(min_length=1)
+    username: str = Field(pattern=r"^[^\x00-\x1f\x7f]{1,255}$")
     #: Name of the environment variable that holds the password (never the password).
     password_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     #: The folder the return path's mail is delivered to.
@@ -383,6 +383,12 @@ class ImapConfig(_Model):
                 f"environment variable {self.password_env} is not set",
                 where="delivery.bounces.imap.password_env",
                 hint=f"export {self.password_env}=... (the bounce mailbox's password) before running",
+            )
+        if any(c in value for c in "\r\n\0"):
+            raise ConfigError(
+                f"the password in {self.password_env} holds a line break or NUL",
+                where="delivery.bounces.imap.password_env",
+                hint="IMAP cannot send such a password; export it without them",
             )
         return Secret(value)
 

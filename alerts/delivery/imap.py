@@ -61,7 +61,8 @@ class ImapMailbox:
         try:
             with _Translate(self.label, deadline, "logging in"):
                 try:
-                    imap.login(self.settings.username, self.password.reveal())
+                    # imaplib quotes the password, not the user name.
+                    imap.login(_quote(self.settings.username), self.password.reveal())
                 except imaplib.IMAP4.error as exc:
                     if isinstance(exc, imaplib.IMAP4.abort):
                         raise
@@ -332,8 +333,8 @@ def _ok(reply: tuple[str, list[bytes | tuple[bytes, bytes] | None]]) -> list[byt
 
 
 def _quote(name: str) -> str:
-    # The config allows no quote or backslash in a folder name, so quoting is this.
-    return f'"{name}"'
+    """An IMAP quoted string (the config lets no line break into a name)."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _text(value: object) -> str:

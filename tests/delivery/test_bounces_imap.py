@@ -426,6 +426,10 @@ def test_a_server_trickling_its_greeting_is_given_up_at_the_deadline(
             "'delivery.bounces.imap.folder'",
         ),
         (
+            {"imap": {"host": "h", "username": "u\r\nA1 DELETE INBOX", "password_env": "P"}},
+            "'delivery.bounces.imap.username'",
+        ),
+        (
             {
                 "imap": {
                     "host": "h",
