@@ -89,7 +89,9 @@ def test_front_matter_advice_wins_over_the_rule() -> None:
 def test_the_alert_shows_what_to_do_before_the_full_text(app: App) -> None:
     subscribe(app, "now@example.org", ["chatham"], frequency="immediate")
     save(app, advisory("fraud", title="Caller poses as police", body=FRAUD_BODY, areas=["medway"]))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
+    queue_digests(
+        app.config.mail, app.config.digests, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW
+    )
     [(_, _, message)] = built(app)
     text, html = parts(message)
     advice = "If you receive such a call, end it immediately and call 101 from another phone."
@@ -102,7 +104,9 @@ def test_each_digest_item_shows_its_advice_and_sits_under_the_area_it_concerns(a
     subscribe(app, "day@example.org", ["chatham"], frequency="daily")
     save(app, advisory("fraud", title="Caller poses as police", body=FRAUD_BODY, areas=["medway"]))
     save(app, advisory("burglary", title="Burglary in Chatham", areas=["chatham"]))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
+    queue_digests(
+        app.config.mail, app.config.digests, app.store, app.gazetteer, Frequency.DAILY, now=NOW
+    )
     [(_, _, message)] = built(app)
     text, html = parts(message)
     # The daily digest shows summaries, not full texts; the advice is shown all the same.
@@ -124,7 +128,9 @@ def test_the_seed_alert_shows_its_advice_before_the_full_text(app: App) -> None:
     # The seed is from 2020, too old to mail; the same advisory published an hour ago.
     save(app, dataclasses.replace(parsed, published_at=NOW - timedelta(hours=1)))
     subscribe(app, "now@example.org", ["chatham"], frequency="immediate")
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
+    queue_digests(
+        app.config.mail, app.config.digests, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW
+    )
     [(_, _, message)] = built(app)
     text, html = parts(message)
     flat = " ".join(text.split())

@@ -49,7 +49,7 @@ def hostile_app(write_config: Callable[..., Path], tmp_path: Path) -> App:
     app = App(write_config(sources=[{"path": str(folder)}]))
     report = ingest_files([folder], app.store, app.gazetteer, now=NOW)
     assert report.new and not report.rejected, report.rejected
-    build_feeds(app.config, app.store, app.gazetteer, now=NOW)
+    build_feeds(app.config.feeds, app.config.site, app.store, app.gazetteer, now=NOW)
     return app
 
 
