@@ -34,9 +34,9 @@ def make_mailer(
     def make(*, database: str, smtp: dict[str, Any] | None = None, **delivery: Any) -> Stages:
         settings: dict[str, Any] = {**DELIVERY, **delivery}
         if smtp is not None:
-            section = smtp_delivery(
-                tmp_path, smtp.pop("host"), smtp.pop("port"), smtp=smtp, **settings
-            )
+            relay = dict(smtp)
+            host, port = relay.pop("host"), relay.pop("port")
+            section = smtp_delivery(tmp_path, host, port, smtp=relay, **settings)
         else:
             section = maildir_delivery(tmp_path, **settings)
         mailer = make_stages(tmp_path, database, clock, gazetteer, delivery=section)
