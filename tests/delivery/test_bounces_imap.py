@@ -140,7 +140,12 @@ def bounced_app(
 
 
 def read(app: App) -> Any:
-    return read_bounces(app.config.delivery, app.store, app.clock, return_paths(app.config))
+    return read_bounces(
+        app.config.delivery,
+        app.store,
+        app.clock,
+        return_paths(app.config.delivery, app.config.mail),
+    )
 
 
 # -- end to end: a real Postfix writes the DSN, a real Dovecot serves it ------------------
