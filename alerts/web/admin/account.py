@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from dataclasses import replace
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -53,7 +54,18 @@ def _page(
     app = web_app(request)
     setup = None
     if user.totp_pending is not None:
-        secret = totp.decrypt(app.config, user.name, user.totp_pending)
+        try:
+            secret = totp.decrypt(app.config, user.name, user.totp_pending)
+        except totp.SecretUnreadable:
+            # Made under a signing key since dropped: a new setup replaces it.
+            return _page(
+                request,
+                session,
+                replace(user, totp_pending=None),
+                error=error,
+                error_for=error_for,
+                status=status,
+            )
         uri = totp.provisioning_uri(secret, user.name, app.config.site.name)
         # Groups of four, as authenticator apps show and people type them.
         spaced = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
@@ -118,7 +130,10 @@ def _with_code(request: Request, session: Session, user: User, action: str, code
         )
     stored = user.totp_pending if action == "confirm" else user.totp_secret
     assert stored is not None  # checked above
-    step = totp.matching_step(totp.decrypt(app.config, user.name, stored), code, now)
+    try:
+        step = totp.matching_step(totp.decrypt(app.config, user.name, stored), code, now)
+    except totp.SecretUnreadable as exc:
+        return _page(request, session, user, error=str(exc), error_for="code", status=400)
     if step is None or (action == "off" and not store.users.use_totp_step(user, step)):
         return _page(
             request,

@@ -21,6 +21,7 @@ from alerts.app import App
 from alerts.clock import ManualClock
 from alerts.store.users import Role
 from alerts.web import create_app
+from alerts.web.admin import totp
 from alerts.web.admin.auth import ACCOUNT_FAILURES, CODE_COOKIE, CODE_WAIT, COOKIE
 from alerts.web.admin.totp import matching_step
 from tests.support.console import (
@@ -311,3 +312,19 @@ def test_secrets_never_reach_the_user_list_the_log_or_the_audit(
     for text in (listing, audit, caplog.text):
         assert secret not in text and stored not in text
         assert PASSWORD not in text
+
+
+def test_secrets_open_with_an_older_signing_key_still_listed_and_not_after_it_is_dropped(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variable = app.config.security.secret_key_env
+    old, new = "o" * 40, "n" * 40
+    monkeypatch.setenv(variable, old)
+    stored = totp.encrypt(app.config, "ada", "JBSWY3DPEHPK3PXP")
+    monkeypatch.setenv(variable, f"{new} {old}")
+    assert totp.decrypt(app.config, "ada", stored) == "JBSWY3DPEHPK3PXP"
+    with pytest.raises(totp.SecretUnreadable, match="alerts users totp-reset bob"):
+        totp.decrypt(app.config, "bob", stored)  # bound to its user
+    monkeypatch.setenv(variable, new)
+    with pytest.raises(totp.SecretUnreadable):
+        totp.decrypt(app.config, "ada", stored)
