@@ -19,6 +19,7 @@ from starlette.routing import Route
 from alerts.app import App
 from alerts.store.limits import Limit
 from alerts.store.users import Role, Session, User
+from alerts.tokens import load_secret_keys
 from alerts.web.admin import passwords, totp
 from alerts.web.admin.auth import ATTEMPTS, LIFETIME, set_session_cookie, token_hash
 from alerts.web.admin.guard import ENROL, console_render, console_route, form_of
@@ -55,7 +56,7 @@ def _page(
     setup = None
     if user.totp_pending is not None:
         try:
-            secret = totp.decrypt(app.config, user.name, user.totp_pending)
+            secret = totp.decrypt(load_secret_keys(app.config), user.name, user.totp_pending)
         except totp.SecretUnreadable:
             # Made under a signing key since dropped: a new setup replaces it.
             return _page(
@@ -97,12 +98,14 @@ async def account_page(request: Request, session: Session) -> Response:
     if action == "password":
         return await _change_password(request, session, user)
     if action == "start" and not user.totp_on:
-        encrypted = totp.encrypt(app.config, user.name, totp.new_secret())
-        user = await asyncio.to_thread(app.store.users.totp_begin, user.name, encrypted)
-        await asyncio.to_thread(
-            app.store.audit.record, user.name, "totp-setup", app.now(), target=f"user {user.name}"
-        )
-        return _page(request, session, user)
+
+        def begin() -> User:
+            # The key may be read from its file: off the event loop, with the writes.
+            encrypted = totp.encrypt(load_secret_keys(app.config), user.name, totp.new_secret())
+            app.store.audit.record(user.name, "totp-setup", app.now(), target=f"user {user.name}")
+            return app.store.users.totp_begin(user.name, encrypted)
+
+        return _page(request, session, await asyncio.to_thread(begin))
     if action in ("confirm", "off"):
         code = form.get("code")
         return await asyncio.to_thread(
@@ -115,7 +118,9 @@ def _with_code(request: Request, session: Session, user: User, action: str, code
     """Confirm a new secret, or turn two-step sign-in off, with a code (in a thread)."""
     app = web_app(request)
     store, now = app.store, app.now()
-    if action == "off" and (not user.totp_on or _required(app, user)):
+    if action == "off" and not user.totp_on:
+        return _page(request, session, user, error="Two-step sign-in is already off.", status=400)
+    if action == "off" and _required(app, user):
         return _page(request, session, user, error="Admins must keep it on here.", status=400)
     if action == "confirm" and user.totp_pending is None:
         return _page(request, session, user, error="Start the setup first.", status=400)
@@ -131,7 +136,9 @@ def _with_code(request: Request, session: Session, user: User, action: str, code
     stored = user.totp_pending if action == "confirm" else user.totp_secret
     assert stored is not None  # checked above
     try:
-        step = totp.matching_step(totp.decrypt(app.config, user.name, stored), code, now)
+        step = totp.matching_step(
+            totp.decrypt(load_secret_keys(app.config), user.name, stored), code, now
+        )
     except totp.SecretUnreadable as exc:
         return _page(request, session, user, error=str(exc), error_for="code", status=400)
     if step is None or (action == "off" and not store.users.use_totp_step(user, step)):

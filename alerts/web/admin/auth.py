@@ -37,7 +37,7 @@ from starlette.responses import Response
 from alerts.app import App
 from alerts.store.limits import Limit
 from alerts.store.users import Session, User
-from alerts.tokens import keyed_hash, load_secret_key
+from alerts.tokens import keyed_hash, load_secret_key, load_secret_keys
 from alerts.web.admin import passwords, totp
 
 log = logging.getLogger("alerts.web.admin")
@@ -171,7 +171,7 @@ def check_code(app: App, request: Request, code: str) -> SignIn:
     step = None
     if user.totp_secret is not None:
         try:
-            secret = totp.decrypt(app.config, user.name, user.totp_secret)
+            secret = totp.decrypt(load_secret_keys(app.config), user.name, user.totp_secret)
         except totp.SecretUnreadable as exc:
             log.error("console: %s", exc)
         else:

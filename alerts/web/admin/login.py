@@ -42,6 +42,7 @@ MESSAGES = {
         "authenticator app shows."
     ),
 }
+EXPIRED = "Signing in took too long. Enter your name and password again."
 CODE_PAGE = f"{PREFIX}/login/code"
 
 
@@ -142,9 +143,6 @@ async def code_page(request: Request) -> Response:
     return _code_form(
         request, pending, next_path=next_path, error=MESSAGES[result.outcome], status=status
     )
-
-
-EXPIRED = "Signing in took too long. Enter your name and password again."
 
 
 def _code_form(

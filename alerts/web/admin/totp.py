@@ -27,9 +27,7 @@ import segno
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from alerts.config import Config
 from alerts.errors import AlertsError
-from alerts.tokens import load_secret_keys
 
 STEP_SECONDS = 30
 DIGITS = 6
@@ -51,17 +49,17 @@ def _key(signing_key: bytes) -> bytes:
     return hmac.new(signing_key, b"area-alerts.console-totp", hashlib.sha256).digest()
 
 
-def encrypt(config: Config, name: str, secret: str) -> str:
+def encrypt(keys: list[bytes], name: str, secret: str) -> str:
+    """Seal ``secret`` under the first signing key (``load_secret_keys``)."""
     nonce = os.urandom(12)
-    sealed = AESGCM(_key(load_secret_keys(config)[0])).encrypt(
-        nonce, secret.encode(), b"console-totp:" + name.encode()
-    )
+    sealed = AESGCM(_key(keys[0])).encrypt(nonce, secret.encode(), b"console-totp:" + name.encode())
     return base64.urlsafe_b64encode(nonce + sealed).decode()
 
 
-def decrypt(config: Config, name: str, stored: str) -> str:
+def decrypt(keys: list[bytes], name: str, stored: str) -> str:
+    """Open what :func:`encrypt` sealed, with whichever of the signing keys made it."""
     raw = base64.urlsafe_b64decode(stored.encode())
-    for key in load_secret_keys(config):
+    for key in keys:
         try:
             return (
                 AESGCM(_key(key))
