@@ -56,7 +56,9 @@ def _page(
     setup = None
     if user.totp_pending is not None:
         try:
-            secret = totp.decrypt(load_secret_keys(app.config), user.name, user.totp_pending)
+            secret = totp.decrypt(
+                load_secret_keys(app.config.security), user.name, user.totp_pending
+            )
         except totp.SecretUnreadable:
             # Made under a signing key since dropped: a new setup replaces it.
             return _page(
@@ -101,7 +103,9 @@ async def account_page(request: Request, session: Session) -> Response:
 
         def begin() -> User:
             # The key may be read from its file: off the event loop, with the writes.
-            encrypted = totp.encrypt(load_secret_keys(app.config), user.name, totp.new_secret())
+            encrypted = totp.encrypt(
+                load_secret_keys(app.config.security), user.name, totp.new_secret()
+            )
             app.store.audit.record(user.name, "totp-setup", app.now(), target=f"user {user.name}")
             return app.store.users.totp_begin(user.name, encrypted)
 
@@ -137,7 +141,7 @@ def _with_code(request: Request, session: Session, user: User, action: str, code
     assert stored is not None  # checked above
     try:
         step = totp.matching_step(
-            totp.decrypt(load_secret_keys(app.config), user.name, stored), code, now
+            totp.decrypt(load_secret_keys(app.config.security), user.name, stored), code, now
         )
     except totp.SecretUnreadable as exc:
         return _page(request, session, user, error=str(exc), error_for="code", status=400)

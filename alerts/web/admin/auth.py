@@ -171,7 +171,9 @@ def check_code(app: App, request: Request, code: str) -> SignIn:
     step = None
     if user.totp_secret is not None:
         try:
-            secret = totp.decrypt(load_secret_keys(app.config), user.name, user.totp_secret)
+            secret = totp.decrypt(
+                load_secret_keys(app.config.security), user.name, user.totp_secret
+            )
         except totp.SecretUnreadable as exc:
             log.error("console: %s", exc)
         else:

@@ -322,11 +322,11 @@ def test_secrets_open_with_an_older_signing_key_still_listed_and_not_after_it_is
     variable = app.config.security.secret_key_env
     old, new = "o" * 40, "n" * 40
     monkeypatch.setenv(variable, old)
-    stored = totp.encrypt(load_secret_keys(app.config), "ada", "JBSWY3DPEHPK3PXP")
+    stored = totp.encrypt(load_secret_keys(app.config.security), "ada", "JBSWY3DPEHPK3PXP")
     monkeypatch.setenv(variable, f"{new} {old}")
-    assert totp.decrypt(load_secret_keys(app.config), "ada", stored) == "JBSWY3DPEHPK3PXP"
+    assert totp.decrypt(load_secret_keys(app.config.security), "ada", stored) == "JBSWY3DPEHPK3PXP"
     with pytest.raises(totp.SecretUnreadable, match="alerts users totp-reset bob"):
-        totp.decrypt(load_secret_keys(app.config), "bob", stored)  # bound to its user
+        totp.decrypt(load_secret_keys(app.config.security), "bob", stored)  # bound to its user
     monkeypatch.setenv(variable, new)
     with pytest.raises(totp.SecretUnreadable):
-        totp.decrypt(load_secret_keys(app.config), "ada", stored)
+        totp.decrypt(load_secret_keys(app.config.security), "ada", stored)
