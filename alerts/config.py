@@ -184,6 +184,12 @@ class MonitoringConfig(_Model):
     healthz_details: bool = False
 
 
+class ConsoleConfig(_Model):
+    #: Every admin must sign in with a code from an authenticator app as well as the
+    #: password; an admin without one is sent to set it up before any other page.
+    require_admin_totp: bool = False
+
+
 class SiteConfig(_Model):
     #: The service's name, in page titles, feeds and mail.
     name: str = "Area Alerts"
@@ -526,6 +532,8 @@ class Config(_Model):
     web: WebConfig = WebConfig()
     #: /metrics and /healthz.
     monitoring: MonitoringConfig = MonitoringConfig()
+    #: The operator console at /admin.
+    console: ConsoleConfig = ConsoleConfig()
     #: Directory the config file lives in; relative paths were resolved against it.
     root: Path = Path(".")
 

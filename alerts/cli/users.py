@@ -1,4 +1,4 @@
-"""``alerts users add|list|remove|passwd|unlock``: who may sign in to the operator
+"""``alerts users add|list|remove|passwd|unlock|totp-reset``: who may sign in to the operator
 console at /admin. Passwords are read from stdin (``--password-stdin``) or asked for
 twice without echo; never from the command line, where ``ps`` would show them."""
 
@@ -10,7 +10,7 @@ import click
 
 from alerts.app import App
 from alerts.cli import cli, json_option, print_json, with_app, with_existing_app
-from alerts.store.users import Role
+from alerts.store.users import Role, name_problem
 
 ACTOR = "cli"
 
@@ -59,8 +59,9 @@ def add_user(app: App, name: str, role: str, password_stdin: bool) -> None:
     """
     from alerts.web.admin.passwords import hash_password
 
-    if not name.strip() or len(name) > 64 or any(c.isspace() or not c.isprintable() for c in name):
-        raise click.BadParameter("a name is 1 to 64 characters without spaces", param_hint="NAME")
+    problem = name_problem(name)
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="NAME")
     hashed = hash_password(read_password(password_stdin))
     user = app.store.users.add(name, Role(role), hashed, app.now())
     app.store.audit.record(
@@ -85,6 +86,8 @@ def list_users(app: App, as_json: bool) -> None:
                     "role": u.role.value,
                     "created_at": app.local(u.created_at),
                     "password_changed_at": app.local(u.password_changed_at),
+                    "two_step": u.totp_on,
+                    "last_sign_in_at": app.local(u.last_sign_in_at) if u.last_sign_in_at else None,
                 }
                 for u in people
             ]
@@ -95,6 +98,7 @@ def list_users(app: App, as_json: bool) -> None:
     for user in people:
         click.echo(
             f"{user.name:<24} {user.role.value:<7} password set {app.local(user.password_changed_at):%d/%m/%Y %H:%M}"
+            f"  two-step {'on' if user.totp_on else 'off'}"
         )
 
 
@@ -102,7 +106,7 @@ def list_users(app: App, as_json: bool) -> None:
 @click.argument("name")
 @with_app
 def remove_user(app: App, name: str) -> None:
-    """Remove a console user; their sign-ins end at once."""
+    """Remove a console user; their sign-ins end at once (never the last admin)."""
     user = app.store.users.remove(name)
     app.store.audit.record(
         ACTOR, "user-remove", app.now(), target=f"user {name}", before={"role": user.role.value}
@@ -134,3 +138,22 @@ def unlock_user(app: App, name: str) -> None:
         ACTOR, "user-unlock", app.now(), target=f"user {name}", after={"locks": lifted}
     )
     click.echo(f"Lifted {lifted} lock{'' if lifted == 1 else 's'} on {name}.")
+
+
+@users.command("totp-reset")
+@click.argument("name")
+@with_app
+def reset_totp(app: App, name: str) -> None:
+    """Turn two-step sign-in off for NAME (a lost phone); they sign in with the password
+    alone until they set it up again under 'Your account'."""
+    before = app.store.users.get(name)
+    app.store.users.totp_reset(name)
+    app.store.audit.record(
+        ACTOR,
+        "user-totp-reset",
+        app.now(),
+        target=f"user {name}",
+        before={"two_step": before.totp_on},
+        after={"two_step": False},
+    )
+    click.echo(f"Two-step sign-in is off for {name}; they can set it up again in the console.")

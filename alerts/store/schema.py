@@ -353,6 +353,10 @@ runs = Table(
 
 # People who may sign in to /admin. ``role`` is "editor" or "admin"; the password is an
 # Argon2id hash (its parameters are in the hash, so raising them re-hashes at sign-in).
+# ``totp_secret`` (two-step sign-in on) and ``totp_pending`` (set up, not yet confirmed
+# with a code) are encrypted under a key derived from the site's signing key, so a copy
+# of the database alone makes no codes; ``totp_last_step`` is the last 30-second step a
+# code was accepted for, so no code is accepted twice.
 users = Table(
     "users",
     metadata,
@@ -362,10 +366,16 @@ users = Table(
     Column("password_hash", String(200), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("password_changed_at", UtcDateTime, nullable=False),
+    Column("totp_secret", String(400)),
+    Column("totp_pending", String(400)),
+    Column("totp_last_step", BigInteger),
+    Column("last_sign_in_at", UtcDateTime),
 )
 
 # A signed-in browser. ``id`` is the SHA-256 of the cookie's random token, so a copy of
 # the table signs nobody in; ``csrf`` is the token every console form posts back.
+# ``awaiting_code``: the password was right and the two-step code is still due; such a
+# row opens no page, it only lets its browser enter the code.
 sessions = Table(
     "sessions",
     metadata,
@@ -375,6 +385,7 @@ sessions = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("last_seen_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
+    Column("awaiting_code", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 # Failed sign-ins, per key: an account name from one client (the lockout), or one

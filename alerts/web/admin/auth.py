@@ -9,6 +9,12 @@ so nobody elsewhere can lock an editor out, and they are kept for names with no
 account too, so the answers never tell whether an account exists. Unknown names are
 checked against a dummy hash, so the timing does not tell either.
 
+With two-step sign-in on (:mod:`.totp`), a right password starts only a sign-in
+awaiting its code (:data:`CODE_WAIT` to enter it, in its own cookie for the code page
+alone); the code is checked by :func:`check_code` under the same limits, and a wrong
+code counts towards the same lock as a wrong password. Only the right code starts the
+session, and clears the failures: knowing the password does not reset the count.
+
 Signing in starts a fresh session (a random token in an HttpOnly, SameSite=Strict
 cookie, Secure on https; the database keeps its SHA-256 only). A session ends at sign
 out, after :data:`IDLE` without use, :data:`LIFETIME` after it began, or when its user
@@ -31,8 +37,8 @@ from starlette.responses import Response
 from alerts.app import App
 from alerts.store.limits import Limit
 from alerts.store.users import Session, User
-from alerts.tokens import keyed_hash, load_secret_key
-from alerts.web.admin import passwords
+from alerts.tokens import keyed_hash, load_secret_key, load_secret_keys
+from alerts.web.admin import passwords, totp
 
 log = logging.getLogger("alerts.web.admin")
 
@@ -40,6 +46,10 @@ COOKIE = "alerts_console"
 COOKIE_PATH = "/admin"
 LIFETIME = timedelta(hours=12)
 IDLE = timedelta(hours=2)
+#: A sign-in awaiting its two-step code: its cookie, and how long the code may take.
+CODE_COOKIE = "alerts_console_code"
+CODE_PATH = "/admin/login"
+CODE_WAIT = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,9 @@ class Outcome(enum.StrEnum):
     LOCKED = "locked"  # this name, from this client, for a while
     SLOWED = "slowed"  # this client, whatever the name
     BUSY = "busy"  # too many checks already waiting
+    CODE_DUE = "code-due"  # the password was right; the two-step code is next
+    CODE_REFUSED = "code-refused"  # a wrong code, or one already used
+    CODE_EXPIRED = "code-expired"  # no sign-in awaits a code here (any more)
 
 
 @dataclass(frozen=True)
@@ -111,7 +124,68 @@ async def sign_in(app: App, request: Request, name: str, password: str) -> SignI
         await asyncio.to_thread(
             app.store.users.set_password, user.name, new_hash, app.now(), keep_sessions=True
         )
+    if user.totp_on:
+        return await asyncio.to_thread(_await_code, app, user, client)
     return await asyncio.to_thread(_record, app, name, client, Outcome.SIGNED_IN, user)
+
+
+def _await_code(app: App, user: User, client: str) -> SignIn:
+    """The password was right; the code is due. Failures are not cleared yet."""
+    token = secrets.token_urlsafe(32)
+    app.store.users.start_session(
+        user,
+        token_hash(token),
+        secrets.token_urlsafe(32),
+        app.now(),
+        CODE_WAIT,
+        awaiting_code=True,
+    )
+    app.store.audit.record(user.name, "sign-in-code-due", app.now(), target=f"client {client[:8]}")
+    return SignIn(Outcome.CODE_DUE, token)
+
+
+def awaiting_code(request: Request) -> Session | None:
+    """The sign-in of this browser that awaits its two-step code, if any."""
+    token = request.cookies.get(CODE_COOKIE)
+    app: App = request.app.state.app
+    if not token or len(token) >= 100:
+        return None
+    return app.store.users.session(token_hash(token), app.now(), CODE_WAIT, awaiting_code=True)
+
+
+def check_code(app: App, request: Request, code: str) -> SignIn:
+    """The second step: the code of the sign-in awaiting one in this browser. Refused,
+    before any code is checked, as a password would be (slowed client, locked name,
+    too many attempts); a wrong or reused code is a failure like a wrong password. Runs
+    in a thread (database work only: a code costs no hash)."""
+    pending = awaiting_code(request)
+    client = client_hash(app, request)
+    if pending is None:
+        return SignIn(Outcome.CODE_EXPIRED)
+    user, store, now = pending.user, app.store, app.now()
+    refused, _ = _before_hashing(app, user.name, client)
+    if refused is not None:
+        if refused is Outcome.LOCKED:
+            store.users.end_session(token_hash(request.cookies.get(CODE_COOKIE, "")))
+        return _record(app, user.name, client, refused, None)
+    step = None
+    if user.totp_secret is not None:
+        try:
+            secret = totp.decrypt(
+                load_secret_keys(app.config.security), user.name, user.totp_secret
+            )
+        except totp.SecretUnreadable as exc:
+            log.error("console: %s", exc)
+        else:
+            step = totp.matching_step(secret, code, now)
+    if step is None or not store.users.use_totp_step(user, step):
+        result = _record(app, user.name, client, Outcome.CODE_REFUSED, None)
+        if _locked(app, account_key(user.name, client)):
+            store.users.end_session(token_hash(request.cookies.get(CODE_COOKIE, "")))
+            return SignIn(Outcome.LOCKED)
+        return result
+    store.users.end_session(token_hash(request.cookies.get(CODE_COOKIE, "")))
+    return _record(app, user.name, client, Outcome.SIGNED_IN, user)
 
 
 def _before_hashing(app: App, name: str, client: str) -> tuple[Outcome | None, User | None]:
@@ -134,10 +208,17 @@ def _record(app: App, name: str, client: str, outcome: Outcome, user: User | Non
         store.users.clear_failures(account)
         token = secrets.token_urlsafe(32)
         store.users.start_session(user, token_hash(token), secrets.token_urlsafe(32), now, LIFETIME)
-        store.audit.record(user.name, "sign-in", now, target=f"client {client[:8]}")
+        store.users.mark_signed_in(user, now)
+        store.audit.record(
+            user.name,
+            "sign-in",
+            now,
+            target=f"client {client[:8]}",
+            after={"two_step": user.totp_on},
+        )
         log.info("console: %s signed in", user.name)
         return SignIn(Outcome.SIGNED_IN, token)
-    if outcome is Outcome.REFUSED:
+    if outcome in (Outcome.REFUSED, Outcome.CODE_REFUSED):
         rule = ACCOUNT_FAILURES
         failures = store.users.record_failure(
             account, now, window=rule.window, limit=rule.limit, lock=rule.lock
@@ -174,6 +255,18 @@ def set_session_cookie(app: App, response: Response, token: str) -> None:
         token,
         max_age=int(LIFETIME.total_seconds()),
         path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=app.config.site.base_url.startswith("https://"),
+    )
+
+
+def set_code_cookie(app: App, response: Response, token: str) -> None:
+    response.set_cookie(
+        CODE_COOKIE,
+        token,
+        max_age=int(CODE_WAIT.total_seconds()),
+        path=CODE_PATH,
         httponly=True,
         samesite="strict",
         secure=app.config.site.base_url.startswith("https://"),

@@ -4,7 +4,9 @@ every console answer carries (:class:`ConsoleHeaders`), and the console's page r
 A page that is not signed in is never shown: a GET is sent to the sign-in page, any
 other method refused (403). An editor asking for an admin page is refused (403). Every
 POST must carry the session's CSRF token. Only :data:`PUBLIC` paths skip the gate
-(the sign-in page itself), and a test walks the route table to hold that.
+(the sign-in page itself), and a test walks the route table to hold that. With
+``console.require_admin_totp``, an admin without two-step sign-in is sent to set it up
+(:data:`ENROL`) before any other page.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ from alerts.web.admin.auth import current_session
 from alerts.web.pages import render
 
 PREFIX = "/admin"
-PUBLIC = frozenset({"/admin/login"})
+PUBLIC = frozenset({"/admin/login", "/admin/login/code"})
+#: Where an admin sets up two-step sign-in; with ``console.require_admin_totp`` the only
+#: pages (with signing out) an admin without it may open.
+ENROL = PREFIX + "/account"
+ENROL_OPEN = frozenset({ENROL, PREFIX + "/logout"})
 
 #: No script at all, no plugin, no frame, no foreign form; only the shared layout's
 #: inline styles (the site's one stylesheet is inline in base.html).
@@ -92,6 +98,10 @@ def console_route(
                     f"{PREFIX}/login?next={quote(target, safe='')}", status_code=303
                 )
             return refuse(request, None, "You are not signed in", "Sign in, then try again.")
+        if request.url.path not in ENROL_OPEN and must_enrol(request, session):
+            if request.method in ("GET", "HEAD"):
+                return RedirectResponse(ENROL, status_code=303)
+            return refuse(request, session, "Set up two-step sign-in first", "Open Your account.")
         if role is Role.ADMIN and session.user.role is not Role.ADMIN:
             return refuse(
                 request, session, "Only an admin may open this page", "Ask an admin if you need it."
@@ -108,7 +118,15 @@ def console_route(
             request.state.form = form
         return await endpoint(request, session)
 
+    # For the test that walks the route table: which role this route asks for.
+    gated.console_role = role  # type: ignore[attr-defined]
     return Route(path, gated, methods=methods or ["GET"], name=name)
+
+
+def must_enrol(request: Request, session: Session) -> bool:
+    """An admin without two-step sign-in, where the config requires it of admins."""
+    required: bool = request.app.state.app.config.console.require_admin_totp
+    return required and session.user.role is Role.ADMIN and not session.user.totp_on
 
 
 def form_of(request: Request) -> FormData:

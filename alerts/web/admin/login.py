@@ -1,9 +1,10 @@
-"""``/admin/login`` (the one console page open to all) and signing out."""
+"""``/admin/login`` and ``/admin/login/code`` (the console pages open to all: the
+password, then the two-step code when its owner turned that on) and signing out."""
 
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -12,9 +13,14 @@ from starlette.routing import Route
 from alerts.store.users import Session
 from alerts.web.admin import csrf
 from alerts.web.admin.auth import (
+    CODE_COOKIE,
+    CODE_PATH,
     COOKIE_PATH,
     Outcome,
+    awaiting_code,
+    check_code,
     current_session,
+    set_code_cookie,
     set_session_cookie,
     sign_in,
     sign_out,
@@ -31,12 +37,19 @@ MESSAGES = {
     ),
     Outcome.SLOWED: "Too many attempts from here. Wait a minute, then try again.",
     Outcome.BUSY: "The console is busy. Wait a few seconds, then try again.",
+    Outcome.CODE_REFUSED: (
+        "That code is not right, or was used already. Enter the newest code your "
+        "authenticator app shows."
+    ),
 }
+EXPIRED = "Signing in took too long. Enter your name and password again."
+CODE_PAGE = f"{PREFIX}/login/code"
 
 
 def routes() -> list[Route]:
     return [
         Route(f"{PREFIX}/login", login_page, methods=["GET", "POST"], name="admin_login"),
+        Route(CODE_PAGE, code_page, methods=["GET", "POST"], name="admin_login_code"),
         console_route(f"{PREFIX}/logout", logout, methods=["POST"], name="admin_logout"),
     ]
 
@@ -77,6 +90,12 @@ async def login_page(request: Request) -> Response:
             request, next_path=next_path, error="Enter your name and your password.", status=400
         )
     result = await sign_in(app, request, name, password)
+    if result.outcome is Outcome.CODE_DUE and result.token is not None:
+        response = RedirectResponse(
+            f"{CODE_PAGE}?next={quote(next_path, safe='')}", status_code=303
+        )
+        set_code_cookie(app, response, result.token)
+        return response
     if result.outcome is not Outcome.SIGNED_IN or result.token is None:
         status = 429 if result.outcome in (Outcome.SLOWED, Outcome.BUSY) else 401
         return _form(
@@ -90,6 +109,57 @@ async def login_page(request: Request) -> Response:
     set_session_cookie(app, response, result.token)
     response.delete_cookie(csrf.LOGIN_COOKIE, path=COOKIE_PATH)
     return response
+
+
+async def code_page(request: Request) -> Response:
+    """The second step of signing in: the code from the authenticator app."""
+    app = web_app(request)
+    pending = await asyncio.to_thread(awaiting_code, request)
+    if request.method in ("GET", "HEAD"):
+        next_path = safe_next(request.query_params.get("next"))
+        if pending is None:
+            return RedirectResponse(f"{PREFIX}/login?next={quote(next_path, safe='')}", 303)
+        return _code_form(request, pending, next_path=next_path)
+    form = await request.form()
+    next_path = safe_next(form.get("next"))
+    if pending is None:
+        return _form(request, next_path=next_path, error=EXPIRED, status=400)
+    if not csrf.same(pending.csrf, form.get(csrf.FIELD)):
+        return _code_form(request, pending, next_path=next_path, error=EXPIRED, status=400)
+    code = form.get("code")
+    result = await asyncio.to_thread(
+        check_code, app, request, code if isinstance(code, str) else ""
+    )
+    if result.outcome is Outcome.SIGNED_IN and result.token is not None:
+        response = RedirectResponse(next_path, status_code=303)
+        set_session_cookie(app, response, result.token)
+        response.delete_cookie(CODE_COOKIE, path=CODE_PATH)
+        response.delete_cookie(csrf.LOGIN_COOKIE, path=COOKIE_PATH)
+        return response
+    if result.outcome in (Outcome.LOCKED, Outcome.CODE_EXPIRED):
+        error = MESSAGES[Outcome.LOCKED] if result.outcome is Outcome.LOCKED else EXPIRED
+        return _form(request, next_path=next_path, error=error, status=401)
+    status = 429 if result.outcome in (Outcome.SLOWED, Outcome.BUSY) else 401
+    return _code_form(
+        request, pending, next_path=next_path, error=MESSAGES[result.outcome], status=status
+    )
+
+
+def _code_form(
+    request: Request,
+    pending: Session,
+    *,
+    next_path: str,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    return console_render(
+        request,
+        None,
+        "admin/login_code.html",
+        {"next": next_path, "error": error, "code_csrf": pending.csrf},
+        status=status,
+    )
 
 
 def _form(

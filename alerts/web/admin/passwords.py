@@ -49,6 +49,17 @@ def check_strength(password: str) -> None:
         raise WeakPassword(f"a password has at most {MAX_LENGTH} characters")
 
 
+def problem(password: str, again: str) -> str | None:
+    """What is wrong with a new password typed twice in a form, or None."""
+    if password != again:
+        return "The two new passwords differ. Type the same one twice."
+    try:
+        check_strength(password)
+    except WeakPassword as exc:
+        return f"Choose another password: {exc}."
+    return None
+
+
 def hash_password(password: str) -> str:
     return HASHER.hash(password)
 

@@ -1,4 +1,4 @@
-"""The admin's pages: console users, subscribers (found by address, masked in lists),
+"""The admin's pages (console users are :mod:`.users`): subscribers (found by address, masked in lists),
 exporting and erasing a subscriber's data, and the audit log."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ MAX_ADDRESS = 320
 
 def routes() -> list[Route]:
     return [
-        console_route(PREFIX + "/users", users_page, role=ADMIN, name="admin_users"),
         console_route(PREFIX + "/audit", audit_page, role=ADMIN, name="admin_audit"),
         console_route(
             PREFIX + "/subscribers",
@@ -49,12 +48,6 @@ def mask(email: str) -> str:
 def _address(request: Request) -> str:
     value = form_of(request).get("email")
     return value.strip()[:MAX_ADDRESS] if isinstance(value, str) else ""
-
-
-async def users_page(request: Request, session: Session) -> Response:
-    app = web_app(request)
-    people = await asyncio.to_thread(app.store.users.list)
-    return console_render(request, session, "admin/users.html", {"people": people})
 
 
 async def audit_page(request: Request, session: Session) -> Response:
