@@ -31,6 +31,7 @@ EXAMPLES: Mapping[str, Any] = {
     "delivery.dkim.selector": "alerts",
     "delivery.dkim.key_file": "dkim/alerts.pem",
     "area_aliases": {},  # the default, as YAML writes it (the model keeps pairs)
+    "review.per_source": {},
 }
 #: A feed source, shown commented out beneath the folder ``alerts init`` sets up.
 FEED_EXAMPLE = {

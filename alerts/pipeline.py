@@ -31,6 +31,7 @@ from alerts.errors import ConfigError, GazetteerError, UnknownArea
 from alerts.feeds import build_feeds
 from alerts.ingest import MAX_SETTLE_WAIT, ingest_sources
 from alerts.ingest.settle import Settling
+from alerts.review import settle_timeouts
 from alerts.store import Store
 from alerts.store.runs import FEEDS_BUILT, digest_kind
 from alerts.types import Frequency, RunReport
@@ -59,6 +60,8 @@ class Plan:
     immediate: bool = True
     digests: tuple[Frequency, ...] = SCHEDULED
     send: bool = True
+    #: Release what waited for review past its source's time, where ``then: release``.
+    review: bool = True
 
 
 ONCE = Plan("run")
@@ -67,6 +70,8 @@ STARTUP = Plan("startup")
 POLL = Plan("poll", feeds="if-new")
 DAILY = Plan("daily", digests=(Frequency.DAILY,))
 WEEKLY = Plan("weekly", digests=(Frequency.WEEKLY,))
+#: Every minute while review: is on: what waited past its time goes (alerts.review).
+REVIEW = Plan("review", ingest=False, feeds="if-new", digests=())
 
 
 class Resources(Protocol):
@@ -166,6 +171,8 @@ class _Cycle:
         found = False
         if plan.ingest:
             found = bool(self._stage("ingest", self._ingest))
+        if plan.review:
+            found = bool(self._stage("review", self._review)) or found
         # Immediate and urgent alerts before the feeds: queueing wakes the senders, so the
         # mail is on its way while the feeds are written.
         if plan.immediate:
@@ -246,6 +253,14 @@ class _Cycle:
         report.outside_coverage, report.no_place = counts["outside_coverage"], counts["no_place"]
         report.surging = {surge.source: surge.held for surge in result.surges}
         return bool(result.new or result.updated)
+
+    def _review(self) -> bool:
+        released = settle_timeouts(self.store, self.config.review, now=self.now)
+        self.report.problems += [
+            f"warning: advisory {i} released, nobody reviewed it in time (review.then: release)"
+            for i in released
+        ]
+        return bool(released)
 
     def _feeds(self) -> None:
         started = self.clock.monotonic()

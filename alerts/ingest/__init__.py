@@ -25,8 +25,9 @@ from alerts.ingest.batch import (
 )
 from alerts.ingest.directory import ingest_directories
 from alerts.ingest.settle import Settling
-from alerts.ingest.surges import apply_lifecycle
+from alerts.ingest.surges import apply_lifecycle, came_from
 from alerts.ingest.upstream import ingest_feeds
+from alerts.review import hold_for_review
 from alerts.store import Store
 from alerts.store.sources import SourcePoll
 
@@ -159,6 +160,15 @@ def ingest_sources(
     max_age = timedelta(days=config.digests.max_age_days)
     report.surges = apply_lifecycle(store, chosen, report, now=now, max_age=max_age)
     report.warnings += [surge.warning() for surge in report.surges]
+    # Of what was accepted, what must wait for a person first (review:, alerts.review).
+    new = {
+        source: [i for i, where in report.origins.items() if came_from(source, where)]
+        for source in chosen
+    }
+    for advisory_id in hold_for_review(store, config.review, new, now=now):
+        report.warnings.append(
+            f"advisory {advisory_id} waits for review in the console (/admin) before it is mailed or published"
+        )
     # Changes held back as too soon after an advisory's last update, whose time has come,
     # become new revisions (to be mailed as updated).
     report.updated += [

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from alerts.web.admin import compose, login, people, views
+from alerts.web.admin import compose, holds, login, people, views
 from alerts.web.admin.guard import PREFIX, PUBLIC, ConsoleHeaders
 
 __all__ = ["PREFIX", "PUBLIC", "ConsoleHeaders", "routes"]
 
 
 def routes() -> list[BaseRoute]:
-    return [*login.routes(), *views.routes(), *compose.routes(), *people.routes()]
+    return [*login.routes(), *views.routes(), *compose.routes(), *people.routes(), *holds.routes()]
