@@ -77,7 +77,7 @@ def local(moment: datetime) -> str:
 @pytest.fixture
 def review_app(
     tmp_path: Path, write_config: Callable[..., Path], clock: ManualClock
-) -> Callable[..., App]:
+) -> Iterator[Callable[..., App]]:
     made: list[App] = []
 
     def make(**review: object) -> App:
