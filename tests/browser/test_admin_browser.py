@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from alerts.app import App
@@ -23,7 +24,8 @@ from alerts.web.sending import ConsoleSends, web_sender
 from alerts.web.testing import bind_loopback, serve_in_thread, socket_url
 from tests.browser.conftest import PHONE, LiveServer, axe_violations
 from tests.conftest import NOW
-from tests.support.console import PASSWORD, add_user
+from tests.support.console import PASSWORD, add_user, hidden_fields
+from tests.support.processes import AlertsProcess, free_port
 from tests.support.seeding import seed_subscribers
 
 #: The issue's bar: at the relay within 10 s of pressing Send.
@@ -242,3 +244,59 @@ def test_every_console_page_has_no_wcag_22_aa_violation(
     page.click("button[type=submit]")
     page.goto(url + "/admin/users")
     check("refused")
+
+
+def test_a_real_alerts_web_process_alone_sends_the_urgent_advisory_an_editor_composes_within_10_s(
+    write_config: Callable[..., Path], relay: SmtpSink
+) -> None:
+    """'alerts web' in a subprocess, no 'alerts serve': the console's send is at the relay
+    within 10 s of the answer (the request does not wait for the relay)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = write_config(
+        site={"base_url": url},
+        delivery={
+            "backend": "smtp",
+            "smtp": {"host": relay.host, "port": relay.port, "security": "none"},
+        },
+        email={"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
+    )
+    app = App(config)
+    add_user(app, "jo", Role.EDITOR)
+    (chatham,) = seed_subscribers(
+        app.store, count=1, now=NOW - timedelta(hours=1), areas=("chatham",)
+    )
+    app.close()
+    web = AlertsProcess(config, "web", "--port", str(port))
+    try:
+        web.wait_for("the alerts the console queues")
+        with httpx.Client(base_url=url, timeout=30) as client:
+            login = _get_until_up(client, "/admin/login")
+            form = {**hidden_fields(login.text), "username": "jo", "password": PASSWORD}
+            assert client.post("/admin/login", data=form).status_code == 303
+            page = client.get("/admin/compose")
+            form = {
+                **hidden_fields(page.text),
+                "title": "Dangerous dog loose in Chatham",
+                "areas": "Chatham",
+                "priority": "urgent",
+                "body": "Residents of Chatham: keep children and pets indoors.",
+                "action": "send",
+            }
+            answer = client.post("/admin/compose", data=form)
+            assert answer.status_code == 303 and "queued=1" in answer.headers["location"]
+        assert relay.wait_for(1, timeout=AT_RELAY), "nothing at the relay within 10 s"
+        (message,) = relay.received
+        assert message.rcpt_tos == (chatham,)
+    finally:
+        web.stop()
+
+
+def _get_until_up(client: httpx.Client, path: str) -> httpx.Response:
+    """uvicorn logs 'serving' just before it listens: try for a few seconds."""
+    for _ in range(100):
+        try:
+            return client.get(path)
+        except httpx.ConnectError:
+            threading.Event().wait(0.1)
+    raise AssertionError(f"nothing answered at {path}")
