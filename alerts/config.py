@@ -434,7 +434,7 @@ class ReviewTimeout(_Model):
 
 class ReviewConfig(_Model):
     """Advisories that wait in the console's inbox for a person before anyone is mailed
-    (alerts.review). Off until one of the first three keys is set."""
+    (alerts.ingest.review). Off until one of the first three keys is set."""
 
     #: Sources (by name) whose every new advisory waits for a person.
     sources: tuple[str, ...] = ()

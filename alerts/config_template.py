@@ -96,7 +96,9 @@ def _model_lines(
         if comment:
             yield from (f"{indent}# {part}" for part in _wrap(comment, 88 - len(indent)))
         section = _section_model(info)
-        if section is not None and name != "sources":
+        # The top-level list of sources (review.sources is a plain list of names).
+        sources = model is Config and name == "sources"
+        if section is not None and not sources:
             default = None if info.is_required() else info.get_default(call_default_factory=True)
             yield f"{indent}{mark}{key}:" + (
                 "" if default is not None or on else "            # off by default"
@@ -111,7 +113,7 @@ def _model_lines(
             if depth == 0:
                 yield ""
             continue
-        if name == "sources":
+        if sources:
             yield from _source_lines(settings.get(key, []) if on else [], indent, on)
             yield ""
             continue

@@ -30,8 +30,8 @@ from alerts.digest import queue_digests
 from alerts.errors import ConfigError, GazetteerError, UnknownArea
 from alerts.feeds import build_feeds
 from alerts.ingest import MAX_SETTLE_WAIT, ingest_sources
+from alerts.ingest.review import settle_timeouts
 from alerts.ingest.settle import Settling
-from alerts.review import settle_timeouts
 from alerts.store import Store
 from alerts.store.runs import FEEDS_BUILT, digest_kind
 from alerts.types import Frequency, RunReport
@@ -70,7 +70,7 @@ STARTUP = Plan("startup")
 POLL = Plan("poll", feeds="if-new")
 DAILY = Plan("daily", digests=(Frequency.DAILY,))
 WEEKLY = Plan("weekly", digests=(Frequency.WEEKLY,))
-#: Every minute while review: is on: what waited past its time goes (alerts.review).
+#: Every minute while review: is on: what waited past its time goes (alerts.ingest.review).
 REVIEW = Plan("review", ingest=False, feeds="if-new", digests=())
 
 

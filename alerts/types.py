@@ -44,7 +44,7 @@ class Hold(enum.StrEnum):
     REPLACEMENT = "replacement"
     #: Waiting for a person (``review:``, or an editor's hold in the console): neither
     #: mailed nor published until released in the console or by ``alerts advisories
-    #: release``, or by its source's timeout (alerts.review).
+    #: release``, or by its source's timeout (alerts.ingest.review).
     REVIEW = "review"
 
     @property

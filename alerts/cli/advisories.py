@@ -10,7 +10,7 @@ import click
 
 from alerts.app import App
 from alerts.cli import cli, json_option, parse_when, print_json, with_existing_app
-from alerts.review import hold_by_editor, reason_words, release_advisory
+from alerts.ingest.review import hold_by_editor, reason_words, release_advisory
 from alerts.tagging import explain
 from alerts.types import Advisory, Hold
 
@@ -171,7 +171,9 @@ def hold(app: App, advisory_id: int) -> None:
     the archive at their next build) until 'alerts advisories release ID' or an editor
     releases it in the console. Those it was mailed to already are not mailed again."""
     item = app.store.advisories.get(advisory_id)
-    if hold_by_editor(app.store, item.id, "the command line", now=app.now()).changed:
+    if hold_by_editor(
+        app.store, app.config.sources, item.id, "the command line", now=app.now()
+    ).changed:
         click.echo(
             f"Advisory {item.id} held for review: 'alerts advisories release {item.id}' lets it go."
         )

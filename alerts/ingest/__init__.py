@@ -24,10 +24,10 @@ from alerts.ingest.batch import (
     store_advisory,
 )
 from alerts.ingest.directory import ingest_directories
+from alerts.ingest.review import hold_for_review
 from alerts.ingest.settle import Settling
 from alerts.ingest.surges import apply_lifecycle, came_from
 from alerts.ingest.upstream import ingest_feeds
-from alerts.review import hold_for_review
 from alerts.store import Store
 from alerts.store.sources import SourcePoll
 
@@ -160,7 +160,7 @@ def ingest_sources(
     max_age = timedelta(days=config.digests.max_age_days)
     report.surges = apply_lifecycle(store, chosen, report, now=now, max_age=max_age)
     report.warnings += [surge.warning() for surge in report.surges]
-    # Of what was accepted, what must wait for a person first (review:, alerts.review).
+    # Of what was accepted, what must wait for a person first (review:, alerts.ingest.review).
     new = {
         source: [i for i, where in report.origins.items() if came_from(source, where)]
         for source in chosen

@@ -24,8 +24,7 @@ from alerts.clock import ManualClock
 from alerts.config import SourceConfig, load_config
 from alerts.digest import queue_digests
 from alerts.errors import ConfigError
-from alerts.pipeline import ONCE, REVIEW, run_cycle
-from alerts.review import (
+from alerts.ingest.review import (
     TABLE,
     Reason,
     ReviewAction,
@@ -36,6 +35,7 @@ from alerts.review import (
     release_advisory,
     settle_timeouts,
 )
+from alerts.pipeline import ONCE, REVIEW, run_cycle
 from alerts.scheduler import schedule_table
 from alerts.types import Frequency, Hold
 from tests.support import NOW, REPO
@@ -282,7 +282,9 @@ class ReviewMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def editor_holds(self, data: st.DataObject) -> None:
         advisory_id = data.draw(st.sampled_from(sorted(self.model)))
-        changed = hold_by_editor(self.app.store, advisory_id, "jo", now=self.app.now()).changed
+        changed = hold_by_editor(
+            self.app.store, self.app.config.sources, advisory_id, "jo", now=self.app.now()
+        ).changed
         assert changed == (not self.model[advisory_id].waiting)
         if changed:
             self.model[advisory_id] = Held(True, None)

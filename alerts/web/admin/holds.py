@@ -1,6 +1,6 @@
 """Holds in the console: each advisory's holds in words (update interval, surge,
 replacement, review), an editor's hold and release of one advisory (the rule of
-``alerts advisories hold|release``, :mod:`alerts.review`), and the sources page with
+``alerts advisories hold|release``, :mod:`alerts.ingest.review`), and the sources page with
 each source's health, its surge and its release or drop (``alerts sources
 release|drop``). Every action is CSRF-checked by the gate and written to the audit log
 with the hold before and after.
@@ -27,8 +27,8 @@ from alerts.config import SourceConfig
 from alerts.digest import queue_digests
 from alerts.errors import NotFound
 from alerts.ingest.lifecycle import SourceEvent, SourceState
+from alerts.ingest.review import hold_by_editor, hold_record, reason_words, release_advisory
 from alerts.ingest.surges import settle_surge
-from alerts.review import hold_by_editor, hold_record, reason_words, release_advisory
 from alerts.store.users import Session
 from alerts.types import Advisory, Frequency, Hold
 from alerts.web.admin.guard import PREFIX, console_render, console_route, form_of
@@ -159,7 +159,9 @@ async def hold(request: Request, session: Session) -> Response:
     if isinstance(item, Response):
         return item
     now = app.now()
-    done = await asyncio.to_thread(hold_by_editor, app.store, item.id, session.user.name, now=now)
+    done = await asyncio.to_thread(
+        hold_by_editor, app.store, app.config.sources, item.id, session.user.name, now=now
+    )
     if done.changed:
         after = hold_record(await asyncio.to_thread(app.store.advisories.get, item.id))
         await asyncio.to_thread(

@@ -35,10 +35,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from alerts.config import ReviewConfig, SourceConfig
+from alerts.ingest.surges import came_from
 from alerts.store import Store
 from alerts.types import Advisory, Hold
 
-log = logging.getLogger("alerts.review")
+log = logging.getLogger("alerts.ingest.review")
+#: The source an editor's hold names when the advisory came from no configured source
+#: (one written in the console, or from a source since removed).
+CONSOLE = "console"
 
 
 class Reason(enum.StrEnum):
@@ -164,16 +168,26 @@ class Settled:
     before: dict[str, Any]
 
 
-def hold_by_editor(store: Store, advisory_id: int, editor: str, *, now: datetime) -> Settled:
+def hold_by_editor(
+    store: Store,
+    sources: Sequence[SourceConfig],
+    advisory_id: int,
+    editor: str,
+    *,
+    now: datetime,
+) -> Settled:
     """An editor's hold: the advisory waits until a person releases it (never by time)."""
     item = store.advisories.get(advisory_id)
     before = hold_record(item)
     if item.hold is not None:
         return Settled(False, before)  # held already (review, surge, replacement)
+    # Named by its source's name, never by where it came from (a feed's URL may carry
+    # credentials, and the hold's source is shown by 'alerts status' and /metrics).
+    label = next((s.label for s in sources if came_from(s, item.source)), CONSOLE)
     changed = store.holds.hold_one(
         item.id,
         Hold.REVIEW,
-        source=item.source,
+        source=label,
         now=now,
         detail={"reasons": [Reason.EDITOR.value], "by": editor},
     )
