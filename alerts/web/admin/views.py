@@ -14,7 +14,7 @@ from alerts.app import App
 from alerts.cli.advisories import explain_areas, names
 from alerts.errors import NotFound, UnknownArea
 from alerts.store.users import Session
-from alerts.types import Advisory
+from alerts.types import Advisory, Hold
 from alerts.web.admin.forms import parse_areas
 from alerts.web.admin.guard import PREFIX, console_render, console_route, form_of
 from alerts.web.admin.holds import hold_notes
@@ -72,11 +72,13 @@ async def inbox(request: Request, session: Session) -> Response:
         app.store.advisories.find, limit=INBOX_SIZE, include_outside=True
     )
     rows = [summary(app, item) for item in items]
+    # What waits for a person comes first, however old (review:, alerts.ingest.review).
+    waiting = await asyncio.to_thread(app.store.holds.waiting, Hold.REVIEW)
     return console_render(
         request,
         session,
         "admin/inbox.html",
-        {"rows": rows, "sent": request.query_params.get("sent")},
+        {"rows": rows, "waiting": waiting, "sent": request.query_params.get("sent")},
     )
 
 
