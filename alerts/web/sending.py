@@ -29,6 +29,9 @@ class ConsoleSends:
         self.window = window
         self._until: float | None = None
         self._lock = threading.Lock()
+        #: Held while a console change is made and its alerts queued: one at a time
+        #: (alerts.web.admin.holds.change_and_queue).
+        self.serial = threading.Lock()
 
     def queued(self) -> None:
         """The console is about to queue alerts: send them from here for a while."""

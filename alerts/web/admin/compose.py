@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -28,7 +29,7 @@ from alerts.tagging import explain
 from alerts.web.admin.email_preview import render_email
 from alerts.web.admin.forms import DRAFT, NEW_PATH, Compose, count_reach
 from alerts.web.admin.guard import PREFIX, console_render, console_route, form_of
-from alerts.web.admin.holds import console_sends, queue_alerts
+from alerts.web.admin.holds import change_and_queue, console_sends
 from alerts.web.pages import web_app
 
 
@@ -85,12 +86,13 @@ async def compose_page(request: Request, session: Session) -> Response:
         }
         return console_render(request, session, "admin/preview.html", context)
 
-    def send() -> tuple[int, int]:
-        result = store_advisory(item, app.store, app.gazetteer, now)
-        # Queued here and sent by this process ('alerts web'), not left for 'alerts serve'.
-        return result.advisory_id, queue_alerts(app, console_sends(request), now)
+    def send(at: datetime) -> tuple[int, bool]:
+        return store_advisory(item, app.store, app.gazetteer, at).advisory_id, True
 
-    advisory_id, queued = await asyncio.to_thread(send)
+    # Queued here and sent by this process ('alerts web'), not left for 'alerts serve'.
+    advisory_id, queued, now = await asyncio.to_thread(
+        change_and_queue, app, console_sends(request), send
+    )
     await asyncio.to_thread(
         app.store.audit.record,
         session.user.name,

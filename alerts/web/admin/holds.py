@@ -13,9 +13,10 @@ once finds the advisory held, so it is queued once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
@@ -27,13 +28,21 @@ from alerts.config import SourceConfig
 from alerts.digest import queue_digests
 from alerts.errors import NotFound
 from alerts.ingest.lifecycle import SourceEvent, SourceState
-from alerts.ingest.review import hold_by_editor, hold_record, reason_words, release_advisory
+from alerts.ingest.review import (
+    Settled,
+    hold_by_editor,
+    hold_record,
+    reason_words,
+    release_advisory,
+)
 from alerts.ingest.surges import settle_surge
 from alerts.store.users import Session
 from alerts.types import Advisory, Frequency, Hold
 from alerts.web.admin.guard import PREFIX, console_render, console_route, form_of
 from alerts.web.pages import web_app
 from alerts.web.sending import ConsoleSends
+
+T = TypeVar("T")
 
 
 def routes() -> list[Route]:
@@ -132,6 +141,20 @@ def queue_alerts(app: App, console: ConsoleSends, now: datetime) -> int:
     return report.messages
 
 
+def change_and_queue(
+    app: App, console: ConsoleSends, change: Callable[[datetime], tuple[T, bool]]
+) -> tuple[T, int, datetime]:
+    """Make a console change (a send, a release) at an instant taken here, then queue
+    its alerts if it says so (its second value), one console change at a time in this
+    process: a queueing moves each subscriber's watermark to its instant, so another
+    editor's change made earlier but not yet queued would be passed over. Returns the
+    change's value, the messages queued and the instant."""
+    with console.serial:
+        now = app.now()
+        value, queue = change(now)
+        return value, queue_alerts(app, console, now) if queue else 0, now
+
+
 def console_sends(request: Request) -> ConsoleSends:
     sends: ConsoleSends = request.app.state.console_sends
     return sends
@@ -184,11 +207,16 @@ async def release(request: Request, session: Session) -> Response:
     item = await _advisory_or_404(request, session)
     if isinstance(item, Response):
         return item
-    now = app.now()
-    done = await asyncio.to_thread(release_advisory, app.store, item.id, now=now)
+
+    def change(now: datetime) -> tuple[Settled, bool]:
+        done = release_advisory(app.store, item.id, now=now)
+        return done, done.changed
+
+    done, queued, now = await asyncio.to_thread(
+        change_and_queue, app, console_sends(request), change
+    )
     if not done.changed:
         return RedirectResponse(f"{PREFIX}/advisories/{item.id}?unchanged=1", status_code=303)
-    queued = await asyncio.to_thread(queue_alerts, app, console_sends(request), now)
     await asyncio.to_thread(
         app.store.audit.record,
         session.user.name,
@@ -275,12 +303,15 @@ async def settle(request: Request, session: Session) -> Response:
             status=400,
         )
     event = SourceEvent.RELEASE if action == "release" else SourceEvent.DROP
-    now = app.now()
     before = await asyncio.to_thread(app.store.holds.lifecycles, [source.label])
-    count = await asyncio.to_thread(settle_surge, app.store, source, event, now=now)
-    queued = 0
-    if count and event is SourceEvent.RELEASE:
-        queued = await asyncio.to_thread(queue_alerts, app, console_sends(request), now)
+
+    def change(now: datetime) -> tuple[int, bool]:
+        count = settle_surge(app.store, source, event, now=now)
+        return count, bool(count) and event is SourceEvent.RELEASE
+
+    count, queued, now = await asyncio.to_thread(
+        change_and_queue, app, console_sends(request), change
+    )
     if count:
         life = before.get(source.label)
         await asyncio.to_thread(
