@@ -15,6 +15,7 @@ from pathlib import Path
 import hypothesis
 import pytest
 import yaml
+from click.testing import Result
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -334,3 +335,36 @@ ReviewMachine.TestCase.settings = settings(
     phases=[hypothesis.Phase.generate, hypothesis.Phase.shrink],
 )
 test_the_review_lifecycle = ReviewMachine.TestCase
+
+
+def test_the_cli_shows_holds_and_releases_what_waits_as_the_console_does(
+    review_app: Callable[..., App],
+    tmp_path: Path,
+    clock: ManualClock,
+    run_cli: Callable[..., Result],
+) -> None:
+    app = review_app(sources=["tips"])
+    write_advisory(tmp_path / "tips", "a", title="Scam calls", url="https://t.example/a",
+                   date=local(NOW), area="Medway")  # fmt: skip
+    run_cycle(app, POLL)
+    config = tmp_path / "config.yaml"
+    item = app.store.advisories.get("https://t.example/a")
+    status = run_cli("status", config=config).stdout
+    assert "HELD: 1 advisories from tips wait for review" in status
+    shown = run_cli("advisories", "show", str(item.id), config=config).stdout
+    assert "waiting for review since 12:00 25/11/2026" in shown
+    assert "every advisory from this source waits for a person (review.sources)" in shown
+    held = run_cli("advisories", "list", "--held", config=config).stdout
+    assert "Scam calls [held: review]" in held
+    clock.advance(timedelta(seconds=1))
+    released = run_cli("advisories", "release", str(item.id), config=config)
+    assert released.stdout == f"Advisory {item.id} released: the next run mails and publishes it.\n"
+    again = run_cli("advisories", "release", str(item.id), config=config)
+    assert "is not held for review or as a replacement; nothing to release" in again.stdout
+    hold = run_cli("advisories", "hold", str(item.id), config=config)
+    assert hold.stdout.startswith(f"Advisory {item.id} held for review")
+    assert app.store.advisories.get(item.id).hold_detail == {
+        "reasons": ["editor"],
+        "by": "the command line",
+    }
+    assert app.store.advisories.get(item.id).hold_source == "tips"
