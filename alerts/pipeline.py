@@ -62,6 +62,9 @@ class Plan:
     send: bool = True
     #: Release what waited for review past its source's time, where ``then: release``.
     review: bool = True
+    #: Go on (and record the cycle) only when the review stage released something: the
+    #: review job runs every minute and mostly finds nothing to do.
+    only_if_released: bool = False
 
 
 ONCE = Plan("run")
@@ -71,7 +74,7 @@ POLL = Plan("poll", feeds="if-new")
 DAILY = Plan("daily", digests=(Frequency.DAILY,))
 WEEKLY = Plan("weekly", digests=(Frequency.WEEKLY,))
 #: Every minute while review: is on: what waited past its time goes (alerts.ingest.review).
-REVIEW = Plan("review", ingest=False, feeds="if-new", digests=())
+REVIEW = Plan("review", ingest=False, feeds="if-new", digests=(), only_if_released=True)
 
 
 class Resources(Protocol):
@@ -172,7 +175,10 @@ class _Cycle:
         if plan.ingest:
             found = bool(self._stage("ingest", self._ingest))
         if plan.review:
-            found = bool(self._stage("review", self._review)) or found
+            released = bool(self._stage("review", self._review))
+            if plan.only_if_released and not released and not self.report.failed_stages:
+                return
+            found = released or found
         # Immediate and urgent alerts before the feeds: queueing wakes the senders, so the
         # mail is on its way while the feeds are written.
         if plan.immediate:

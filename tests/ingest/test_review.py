@@ -172,9 +172,10 @@ def test_a_source_released_after_its_wait_goes_and_one_kept_stays(
     clock.advance(timedelta(minutes=9))
     run_cycle(app, JOB)
     assert outbox_rows(app.store.engine) == []
+    assert app.store.runs.history("review") == []  # nothing released: nothing recorded
     clock.advance(timedelta(minutes=2))
     report = run_cycle(app, JOB)
-    assert report.queued == 1
+    assert report.queued == 1 and len(app.store.runs.history("review")) == 1
     assert app.store.advisories.get("https://x.example/force").hold is None
     clock.advance(timedelta(days=2))
     run_cycle(app, JOB)
