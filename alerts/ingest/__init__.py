@@ -9,12 +9,13 @@ report of what happened. :func:`ingest_sources` reads every configured source.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from alerts.areas import Gazetteer
 from alerts.clock import Clock
-from alerts.config import Config, SourceConfig
+from alerts.config import DigestsConfig, ReviewConfig, SiteConfig, SourceConfig
 from alerts.ingest.batch import (
     IngestReport,
     Progress,
@@ -75,28 +76,35 @@ def withdraw_deleted(
 
 
 def ingest_sources(
-    config: Config,
+    sources: Sequence[SourceConfig],
     store: Store,
     gazetteer: Gazetteer,
     *,
     now: datetime,
     clock: Clock,
+    zone: ZoneInfo,
+    site: SiteConfig,
+    digests: DigestsConfig,
+    review: ReviewConfig | None = None,
     progress: Callable[[int], Progress] | None = None,
     only: Collection[str] | None = None,
     settling: Settling | None = None,
     wait: float = MAX_SETTLE_WAIT,
 ) -> IngestReport:
-    """Ingest from every source in the config (or those whose label is in ``only``). A
-    source that fails is reported; the others go on.
+    """Ingest from every source in ``sources`` (the config's ``sources:``; or those whose
+        label is in ``only``). A source that fails is reported; the others go on. Advisory
+        dates without a zone are in ``zone``; a feed's links to ``site`` are its own pages;
+        ``digests.max_age_days`` says which new advisories are too old to mail; ``review`` which
+    new ones wait for a person (none when not given).
 
-    A file still being written is waited for, up to ``wait`` seconds (``alerts run
-    --once``, ``alerts ingest``); what has not settled by then is left for the next run
-    and listed in ``report.unsettled``. ``alerts serve`` passes ``wait=0`` and its own
-    ``settling``, and looks again after ``report.recheck_in`` seconds. Last, changes held
-    back as too soon after an advisory's last update whose time has come become new
-    revisions (to be mailed as updated). ``now`` is the run's business time; ``clock``
-    times the waits (its monotonic clock)."""
-    chosen = [s for s in config.sources if only is None or s.label in only]
+        A file still being written is waited for, up to ``wait`` seconds (``alerts run
+        --once``, ``alerts ingest``); what has not settled by then is left for the next run
+        and listed in ``report.unsettled``. ``alerts serve`` passes ``wait=0`` and its own
+        ``settling``, and looks again after ``report.recheck_in`` seconds. Last, changes held
+        back as too soon after an advisory's last update whose time has come become new
+        revisions (to be mailed as updated). ``now`` is the run's business time; ``clock``
+        times the waits (its monotonic clock)."""
+    chosen = [s for s in sources if only is None or s.label in only]
     folders = [source for source in chosen if source.path is not None]
     settling = settling or Settling(clock.monotonic)
     targets = {source.path: source.symlink_targets for source in folders if source.path is not None}
@@ -115,7 +123,7 @@ def ingest_sources(
                     store,
                     gazetteer,
                     now=now,
-                    zone=config.tz,
+                    zone=zone,
                     progress=progress,
                     settle=settle,
                     settling=settling,
@@ -151,13 +159,13 @@ def ingest_sources(
                 gazetteer,
                 now=now,
                 monotonic=clock.monotonic,
-                site_url=config.site.base_url,
+                site_url=site.base_url,
             )
         )
     report.merge(withdraw_deleted(chosen, store, now=now))
     # Each source through its lifecycle: a first poll's advisories are its baseline, a
     # surge's are held (alerts.ingest.lifecycle).
-    max_age = timedelta(days=config.digests.max_age_days)
+    max_age = timedelta(days=digests.max_age_days)
     report.surges = apply_lifecycle(store, chosen, report, now=now, max_age=max_age)
     report.warnings += [surge.warning() for surge in report.surges]
     # Of what was accepted, what must wait for a person first (review:, alerts.ingest.review).
@@ -165,7 +173,7 @@ def ingest_sources(
         source: [i for i, where in report.origins.items() if came_from(source, where)]
         for source in chosen
     }
-    for advisory_id in hold_for_review(store, config.review, new, now=now):
+    for advisory_id in hold_for_review(store, review or ReviewConfig(), new, now=now):
         report.warnings.append(
             f"advisory {advisory_id} waits for review in the console (/admin) before it is mailed or published"
         )

@@ -47,7 +47,8 @@ def web_sender(app: App, console: ConsoleSends, stop: threading.Event) -> Outbox
     """The sender thread of ``alerts web`` (not started): confirmations, and the
     console's alerts while ``console`` says so."""
     return outbox_drainer(
-        app.config,
+        app.config.delivery,
+        app.config.mail,
         app.store,
         stop,
         clock=app.clock,

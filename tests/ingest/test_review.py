@@ -240,7 +240,8 @@ class ReviewMachine(RuleBasedStateMachine):
 
     def _queue(self) -> None:
         queue_digests(
-            self.app.config,
+            self.app.config.mail,
+            self.app.config.digests,
             self.app.store,
             self.app.gazetteer,
             Frequency.IMMEDIATE,

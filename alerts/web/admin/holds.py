@@ -133,7 +133,14 @@ def queue_alerts(app: App, console: ConsoleSends, now: datetime) -> int:
     process's sender to send. Returns how many messages."""
     console.queued()  # before queueing: the wake-up it sends must find the window open
     try:
-        report = queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=now)
+        report = queue_digests(
+            app.config.mail,
+            app.config.digests,
+            app.store,
+            app.gazetteer,
+            Frequency.IMMEDIATE,
+            now=now,
+        )
     except IntegrityError:
         # 'alerts serve' queued the same messages at the same moment: the outbox's one
         # row per (subscriber, message) refused ours, so nobody gets it twice.

@@ -102,7 +102,9 @@ def test_beside_serves_sender_each_alert_the_console_queued_goes_once(
     console = ConsoleSends(app.clock.monotonic)
     stop = threading.Event()
     senders = [
-        outbox_drainer(app.config, app.store, stop, clock=app.clock, name="sender").start(),
+        outbox_drainer(
+            app.config.delivery, app.config.mail, app.store, stop, clock=app.clock, name="sender"
+        ).start(),
         web_sender(app, console, stop).start(),
     ]
     try:
