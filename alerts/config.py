@@ -494,6 +494,58 @@ class RetentionConfig(_Model):
     web_log_days: int = Field(default=14, ge=0, le=3650)
 
 
+class ReviewTimeout(_Model):
+    """One source's own answer to "what if nobody acts" (``review.per_source``)."""
+
+    #: Minutes its advisories wait for a person (default ``review.wait_minutes``).
+    wait_minutes: float | None = Field(default=None, gt=0, le=30 * DAY_MINUTES)
+    #: Then ``keep`` them waiting or ``release`` them (default ``review.then``).
+    then: Literal["keep", "release"] | None = None
+
+
+class ReviewConfig(_Model):
+    """Advisories that wait in the console's inbox for a person before anyone is mailed
+    (alerts.ingest.review). Off until one of the first three keys is set."""
+
+    #: Sources (by name) whose every new advisory waits for a person.
+    sources: tuple[str, ...] = ()
+    #: Advisories whose area decision carries a warning wait (it names no place, so goes to
+    #: the whole force; it declares an area the gazetteer does not know).
+    warnings: bool = False
+    #: Advisories from a feed that would reach the whole force wait, unless the feed is trusted.
+    force_wide_untrusted: bool = False
+    #: Feeds (by name) trusted to address the whole force (the force's own news feed).
+    #: Folders are the operator's own and always trusted.
+    trusted: tuple[str, ...] = ()
+    #: Minutes an advisory waits for a person before ``then`` applies.
+    wait_minutes: float = Field(default=60.0, gt=0, le=30 * DAY_MINUTES)
+    #: When nobody acted within ``wait_minutes``: ``keep`` it waiting, or ``release`` it
+    #: (mailed and published as if a person had released it).
+    then: Literal["keep", "release"] = "keep"
+    #: Per source (by name), its own ``wait_minutes`` and ``then``, e.g.
+    #: ``{force-news: {wait_minutes: 30, then: release}}``.
+    per_source: tuple[tuple[str, ReviewTimeout], ...] = ()
+
+    @field_validator("per_source", mode="before")
+    @classmethod
+    def _per_source(cls, value: Any) -> Any:
+        if value is None or value == []:
+            return ()
+        if not isinstance(value, dict):
+            raise ValueError(
+                "must be a mapping of source name: {wait_minutes: N, then: keep|release}"
+            )
+        return tuple((str(name), rule) for name, rule in value.items())
+
+    def timeout_for(self, source: str) -> tuple[float, str]:
+        """(minutes, ``keep``|``release``) for advisories held from ``source``."""
+        rule = dict(self.per_source).get(source, ReviewTimeout())
+        return (
+            rule.wait_minutes if rule.wait_minutes is not None else self.wait_minutes,
+            rule.then or self.then,
+        )
+
+
 class Config(_Model):
     """Everything ``config.yaml`` says, validated; paths are absolute."""
 
@@ -534,6 +586,8 @@ class Config(_Model):
     monitoring: MonitoringConfig = MonitoringConfig()
     #: The operator console at /admin.
     console: ConsoleConfig = ConsoleConfig()
+    #: Advisories that wait for a person in the console before anyone is mailed.
+    review: ReviewConfig = ReviewConfig()
     #: Directory the config file lives in; relative paths were resolved against it.
     root: Path = Path(".")
 
@@ -560,6 +614,24 @@ class Config(_Model):
                 f"two sources are named {source.label!r}: give each a 'name:' of its own"
             )
         return sources
+
+    @model_validator(mode="after")
+    def _review_names_sources(self) -> Config:
+        labels = {source.label for source in self.sources}
+        review = self.review
+        for key, names in (
+            ("sources", review.sources),
+            ("trusted", review.trusted),
+            ("per_source", [name for name, _ in review.per_source]),
+        ):
+            unknown = [name for name in names if name not in labels]
+            if unknown:
+                known = ", ".join(sorted(labels)) or "none configured"
+                raise ValueError(
+                    f"review.{key} names {unknown[0]!r}, which is not a source's name"
+                    f" (the sources are: {known})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _return_path_aligned(self) -> Config:

@@ -34,6 +34,7 @@ EXAMPLES: Mapping[str, Any] = {
     "delivery.bounces.imap.username": "bounces@example.org",
     "delivery.bounces.imap.password_env": "ALERTS_IMAP_PASSWORD",
     "area_aliases": {},  # the default, as YAML writes it (the model keeps pairs)
+    "review.per_source": {},
 }
 #: A feed source, shown commented out beneath the folder ``alerts init`` sets up.
 FEED_EXAMPLE = {
@@ -98,7 +99,9 @@ def _model_lines(
         if comment:
             yield from (f"{indent}# {part}" for part in _wrap(comment, 88 - len(indent)))
         section = _section_model(info)
-        if section is not None and name != "sources":
+        # The top-level list of sources (review.sources is a plain list of names).
+        sources = model is Config and name == "sources"
+        if section is not None and not sources:
             default = None if info.is_required() else info.get_default(call_default_factory=True)
             yield f"{indent}{mark}{key}:" + (
                 "" if default is not None or on else "            # off by default"
@@ -113,7 +116,7 @@ def _model_lines(
             if depth == 0:
                 yield ""
             continue
-        if name == "sources":
+        if sources:
             yield from _source_lines(settings.get(key, []) if on else [], indent, on)
             yield ""
             continue

@@ -146,7 +146,7 @@ class DatabaseCollector(Collector):
         yield state
         held = GaugeMetricFamily(
             "alerts_source_held_advisories",
-            "Advisories each source's hold keeps from inboxes and feeds (surge: until released; dropped: for good).",
+            "Advisories each source's hold keeps from inboxes and feeds (surge: until released; dropped: for good; review: until a person or its timeout releases it).",
             labels=["source", "hold"],
         )
         for batch in self.store.holds.batches():

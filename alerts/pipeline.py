@@ -31,6 +31,7 @@ from alerts.digest import queue_digests
 from alerts.errors import ConfigError, GazetteerError, UnknownArea
 from alerts.feeds import build_feeds
 from alerts.ingest import MAX_SETTLE_WAIT, ingest_sources
+from alerts.ingest.review import settle_timeouts
 from alerts.ingest.settle import Settling
 from alerts.store import Store
 from alerts.store.runs import FEEDS_BUILT, digest_kind
@@ -60,6 +61,11 @@ class Plan:
     immediate: bool = True
     digests: tuple[Frequency, ...] = SCHEDULED
     send: bool = True
+    #: Release what waited for review past its source's time, where ``then: release``.
+    review: bool = True
+    #: Go on (and record the cycle) only when the review stage released something: the
+    #: review job runs every minute and mostly finds nothing to do.
+    only_if_released: bool = False
 
 
 ONCE = Plan("run")
@@ -68,6 +74,8 @@ STARTUP = Plan("startup")
 POLL = Plan("poll", feeds="if-new")
 DAILY = Plan("daily", digests=(Frequency.DAILY,))
 WEEKLY = Plan("weekly", digests=(Frequency.WEEKLY,))
+#: Every minute while review: is on: what waited past its time goes (alerts.ingest.review).
+REVIEW = Plan("review", ingest=False, feeds="if-new", digests=(), only_if_released=True)
 
 
 class Resources(Protocol):
@@ -167,6 +175,11 @@ class _Cycle:
         found = False
         if plan.ingest:
             found = bool(self._stage("ingest", self._ingest))
+        if plan.review:
+            released = bool(self._stage("review", self._review))
+            if plan.only_if_released and not released and not self.report.failed_stages:
+                return
+            found = released or found
         # Immediate and urgent alerts before the feeds: queueing wakes the senders, so the
         # mail is on its way while the feeds are written.
         if plan.immediate:
@@ -234,6 +247,7 @@ class _Cycle:
             zone=self.config.tz,
             site=self.config.site,
             digests=self.config.digests,
+            review=self.config.review,
             only=self.plan.sources,
             settling=self.settling,
             wait=0.0 if self.settling is not None else MAX_SETTLE_WAIT,
@@ -250,6 +264,14 @@ class _Cycle:
         report.outside_coverage, report.no_place = counts["outside_coverage"], counts["no_place"]
         report.surging = {surge.source: surge.held for surge in result.surges}
         return bool(result.new or result.updated)
+
+    def _review(self) -> bool:
+        released = settle_timeouts(self.store, self.config.review, now=self.now)
+        self.report.problems += [
+            f"warning: advisory {i} released, nobody reviewed it in time (review.then: release)"
+            for i in released
+        ]
+        return bool(released)
 
     def _feeds(self) -> None:
         started = self.clock.monotonic()

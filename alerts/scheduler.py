@@ -64,6 +64,7 @@ from alerts.pipeline import (
     DAILY,
     FATAL,
     POLL,
+    REVIEW,
     STARTUP,
     WEEKLY,
     Plan,
@@ -75,6 +76,8 @@ from alerts.types import Frequency, RunReport
 log = logging.getLogger("alerts.scheduler")
 #: When the daily purge runs (local time): a quiet hour, away from the digests.
 PURGE_AT = time(3, 30)
+#: How often advisories waiting for review are checked against their source's time.
+REVIEW_MINUTES = 1.0
 
 
 class LocalCronTrigger(CronTrigger):  # type: ignore[misc, unused-ignore]  # APScheduler 3 has no type hints (Any under --strict)
@@ -155,7 +158,14 @@ def job_specs(config: Config, now: datetime) -> list[JobSpec]:
         for index, source in enumerate(config.sources, start=1)
         if source.feed is not None
     ]
+    review = config.review
+    reviews = (
+        [JobSpec("review", REVIEW, every(REVIEW_MINUTES), f"every {REVIEW_MINUTES:g} minute")]
+        if review.sources or review.warnings or review.force_wide_untrusted
+        else []
+    )
     return [
+        *reviews,
         JobSpec(
             "poll",
             replace(POLL, sources=folder_labels(config)),
@@ -397,6 +407,12 @@ def schedule_table(app: App, now: datetime) -> list[dict[str, Any]]:
             next_run = spec.trigger.get_next_fire_time(None, now.astimezone(app.config.tz))
             what = "read the folders again" if spec.id == "poll" else "fetch the feed"
             does = f"{what}; immediate alerts, and feeds when something is new"
+        elif spec.id == "review":
+            next_run = spec.trigger.get_next_fire_time(None, now.astimezone(app.config.tz))
+            does = (
+                "release what waited for review past its source's wait_minutes where"
+                " its then is release; immediate alerts"
+            )
         else:
             next_run = spec.trigger.get_next_fire_time(None, now.astimezone(app.config.tz))
             does = f"{spec.id} digests"

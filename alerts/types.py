@@ -42,6 +42,10 @@ class Hold(enum.StrEnum):
     #: and date (alerts.replacement): stored as an advisory of its own, neither mailed
     #: nor published until an operator releases it; the old one is left as it was.
     REPLACEMENT = "replacement"
+    #: Waiting for a person (``review:``, or an editor's hold in the console): neither
+    #: mailed nor published until released in the console or by ``alerts advisories
+    #: release``, or by its source's timeout (alerts.ingest.review).
+    REVIEW = "review"
 
     @property
     def published(self) -> bool:

@@ -23,6 +23,7 @@ CASES = {
     "areas.py": ([], "micro precision"),
     "latency.py": (["--sizes", "20", "--runs", "1", "--confirmations", "1"], "alerts web alone"),
     "password_hash.py": (["--rounds", "1"], "verify: median"),
+    "console_send.py": (["--sizes", "2", "--runs", "1"], "alerts web alone, 2 subscribers"),
 }
 
 

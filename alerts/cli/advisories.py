@@ -10,6 +10,7 @@ import click
 
 from alerts.app import App
 from alerts.cli import cli, json_option, parse_when, print_json, with_existing_app
+from alerts.ingest.review import hold_by_editor, reason_words, release_advisory
 from alerts.tagging import explain
 from alerts.types import Advisory, Hold
 
@@ -24,7 +25,9 @@ def advisories() -> None:
 @click.option("--since", help="Only those published since this date (DD/MM/YYYY or ISO 8601).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many, newest first.")
 @click.option(
-    "--held", is_flag=True, help="Only those held back: a surge, a replacement, an update waiting."
+    "--held",
+    is_flag=True,
+    help="Only those held back: a surge, a replacement, a review, an update waiting.",
 )
 @json_option
 @with_existing_app
@@ -138,14 +141,15 @@ def show_advisory(app: App, ref: str, as_json: bool) -> None:
 @click.argument("advisory_id", type=int)
 @with_existing_app
 def release(app: App, advisory_id: int) -> None:
-    """Release an advisory held as a replacement (a file that took an existing
-    advisory's URL but says something else entirely): it goes out as an advisory of its
-    own with the next run, and the one whose URL it took stays as it is. To make it a
-    new advisory the proper way instead, give the file its own url.
+    """Release an advisory waiting for review (review:, or held by an editor), or held
+    as a replacement (a file that took an existing advisory's URL but says something
+    else entirely): it goes out with the next run, as the console's release does. A
+    replacement goes out as an advisory of its own, and the one whose URL it took stays
+    as it is; to make it a new advisory the proper way instead, give the file its own url.
 
     A source's surge is released as a whole: 'alerts sources release NAME'."""
     item = app.store.advisories.get(advisory_id)
-    if app.store.holds.release_replacement(item.id, now=app.now()):
+    if release_advisory(app.store, item.id, now=app.now()).changed:
         click.echo(f"Advisory {item.id} released: the next run mails and publishes it.")
         return
     if item.hold is Hold.SURGE:
@@ -154,7 +158,27 @@ def release(app: App, advisory_id: int) -> None:
             f" release the batch with 'alerts sources release {item.hold_source}'",
             ctx=click.get_current_context(),
         )
-    click.echo(f"Advisory {item.id} is not held as a replacement; nothing to release.")
+    click.echo(
+        f"Advisory {item.id} is not held for review or as a replacement; nothing to release."
+    )
+
+
+@advisories.command("hold")
+@click.argument("advisory_id", type=int)
+@with_existing_app
+def hold(app: App, advisory_id: int) -> None:
+    """Hold an advisory for review: neither mailed nor published (it leaves the feeds and
+    the archive at their next build) until 'alerts advisories release ID' or an editor
+    releases it in the console. Those it was mailed to already are not mailed again."""
+    item = app.store.advisories.get(advisory_id)
+    if hold_by_editor(
+        app.store, app.config.sources, item.id, "the command line", now=app.now()
+    ).changed:
+        click.echo(
+            f"Advisory {item.id} held for review: 'alerts advisories release {item.id}' lets it go."
+        )
+        return
+    click.echo(f"Advisory {item.id} is held already ({item.hold}); nothing to do.")
 
 
 @advisories.command("retag")
@@ -283,6 +307,12 @@ def hold_lines(app: App, item: Advisory) -> list[str]:
         lines.append(
             f"replaces advisory {detail.get('replaces')} '{detail.get('title')}' ({str(detail.get('published_at'))[:10]})"
             f" by its url: give {item.hold_source} its own url, or 'alerts advisories release {item.id}'"
+        )
+    elif item.hold is Hold.REVIEW:
+        since = f" since {app.local(item.hold_at):%H:%M %d/%m/%Y}" if item.hold_at else ""
+        lines.append(
+            f"waiting for review{since} ({'; '.join(reason_words(item))}):"
+            f" the console, or 'alerts advisories release {item.id}'"
         )
     elif item.hold is Hold.BASELINE:
         lines.append(f"the first poll of {item.hold_source}: published, mailed to nobody")

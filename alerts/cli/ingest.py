@@ -68,6 +68,7 @@ def run_ingest(app: App, paths: tuple[Path, ...] = ()) -> IngestReport:
         zone=config.tz,
         site=config.site,
         digests=config.digests,
+        review=config.review,
         progress=PROGRESS,
     )
 

@@ -305,6 +305,9 @@ def holds_lines(app: App, holds: dict[str, Any]) -> list[str]:
         f"HELD: {b['source']} took an existing advisory's url (since {_local(app, b['since'])});"
         " 'alerts advisories list --held', then give it its own url or 'alerts advisories release ID'"
         if b["hold"] == Hold.REPLACEMENT
+        else f"HELD: {b['advisories']} advisories from {b['source']} wait for review (since {_local(app, b['since'])});"
+        " release or keep them in the console (/admin), or 'alerts advisories release ID'"
+        if b["hold"] == Hold.REVIEW
         else f"HELD: {b['advisories']} advisories from {b['source']} ({b['hold']}) since {_local(app, b['since'])};"
         f" 'alerts advisories list --held', then 'alerts sources release {b['source']}' or 'drop'"
         for b in holds["batches"]

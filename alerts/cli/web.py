@@ -28,8 +28,8 @@ log = logging.getLogger("alerts.web")
     "--send/--no-send",
     default=True,
     show_default=True,
-    help="Send confirmation emails from this process, within seconds of a sign-up "
-    "(--no-send: leave them to 'alerts serve').",
+    help="Send confirmation emails, and the alerts the console queues, from this process"
+    " within seconds (--no-send: leave them to 'alerts serve').",
 )
 @with_app
 def web(app: App, host: str, port: int, send: bool) -> None:
@@ -40,14 +40,15 @@ def web(app: App, host: str, port: int, send: bool) -> None:
 
     Confirmation emails leave within seconds of a sign-up: this process sends them
     itself (a sender thread woken when one is queued), so they go even when 'alerts
-    serve' is not running; alerts and digests are always sent by 'alerts serve'.
-    With --no-send, 'alerts serve' sends the confirmations too (it is woken the same way).
+    serve' is not running. So are the alerts an editor sends or releases in the console
+    at /admin; other alerts and digests are sent by 'alerts serve'. With --no-send,
+    'alerts serve' sends all of them (it is woken the same way).
     """
     # Loaded here, not at the top: uvicorn and Starlette cost every other command's start-up.
     import uvicorn
 
-    from alerts.delivery import outbox_drainer
     from alerts.web import create_app
+    from alerts.web.sending import ConsoleSends, web_sender
 
     # A bad config fails here, before the server starts (the database and, when this
     # process sends, the relay settings too).
@@ -68,22 +69,14 @@ def web(app: App, host: str, port: int, send: bool) -> None:
     # A log line, not an echo: with --log-format json every line on stderr is JSON.
     log.info("serving %s on http://%s:%s/ (Ctrl+C to stop)", app.config.site.name, host, port)
     stop = threading.Event()
-    sender = (
-        outbox_drainer(
-            app.config.delivery,
-            app.config.mail,
-            app.store,
-            stop,
-            clock=app.clock,
-            name="web-sender",
-            transactional_only=True,
-        )
-        if send
-        else None
-    )
+    console = ConsoleSends(app.clock.monotonic)
+    sender = web_sender(app, console, stop) if send else None
     if sender is not None:
         sender.start()
-        log.info("sending confirmation emails from this process as they are queued")
+        log.info(
+            "sending confirmation emails from this process as they are queued, and the"
+            " alerts the console queues"
+        )
     else:
         log.info("not sending: confirmation emails wait for 'alerts serve'")
     try:
@@ -93,7 +86,7 @@ def web(app: App, host: str, port: int, send: bool) -> None:
         # 127.0.0.1 by default, so any local user could pose as any client).
         proxies = list(app.config.web.trusted_proxies)
         uvicorn.run(
-            create_app(app, sends_mail=send),
+            create_app(app, sends_mail=send, console_sends=console),
             host=host,
             port=port,
             log_config=None,

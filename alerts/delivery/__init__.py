@@ -43,7 +43,7 @@ from alerts.store.outbox import OutboxStatus
 from alerts.store.relay import RelayPause
 from alerts.store.wakeup import channel_for
 from alerts.tokens import load_secret_keys
-from alerts.types import SendReport
+from alerts.types import MailPriority, SendReport
 
 #: The sender's one line per drain (alerts serve shows it; alerts.delivery is for detail).
 sender_log = logging.getLogger("alerts.sender")
@@ -75,6 +75,7 @@ def send_pending(
     progress: Callable[[int], Progress] | None = None,
     builder: MessageBuilder | None = None,
     transactional_only: bool = False,
+    up_to: MailPriority | None = None,
 ) -> SendReport:
     """Send every outbox message that is due, then return what happened.
 
@@ -84,8 +85,10 @@ def send_pending(
     called with each number done. ``clock``: business time and deadlines. ``now``: the
     instant to send as of (a run for a given moment); by default the clock moves on. ``builder``: what turns a row into bytes (default: the digests'
     ``alerts.message.MessageFactory``). ``transactional_only``: confirmations and other
-    transactional mail only (what ``alerts web`` sends itself). ``mail``: who the mail is
-    from (the envelope sender, the return paths' keys) and what the default builder writes with.
+    transactional mail only (what ``alerts web`` sends itself); ``up_to``: mail of this
+    priority or a more urgent one only (``alerts web`` after a console send: no digests).
+    ``mail``: who the mail is from (the envelope sender, the return paths' keys) and what
+    the default builder writes with.
 
     Raises :class:`~alerts.delivery.base.RelayError` when the relay cannot be used as
     configured (credentials, certificate, STARTTLS); the messages then stay queued.
@@ -103,7 +106,7 @@ def send_pending(
         return store.subscribers.record_bounce(subscriber_id, delivery.max_bounces, now=at())
 
     dispatcher = Dispatcher(
-        outbox=make_outbox(delivery, store, transactional_only=transactional_only),
+        outbox=make_outbox(delivery, store, transactional_only=transactional_only, up_to=up_to),
         builder=builder,
         sender=sender,
         envelope_from=envelope_from(mail.email),
@@ -128,15 +131,28 @@ def outbox_drainer(
     clock: Clock,
     name: str = "sender",
     transactional_only: bool = False,
+    alerts_too: Callable[[], bool] | None = None,
 ) -> OutboxDrainer:
     """A sender that drains the outbox whenever mail is queued (any process) or a retry
     falls due, until ``stop``; each drain that did something is logged and recorded as a
-    run of kind ``name`` (``sender``, ``web-sender``). Call ``start()`` on it."""
+    run of kind ``name`` (``sender``, ``web-sender``). ``alerts_too``: with
+    ``transactional_only``, while it answers True alerts are sent as well (never
+    digests): ``alerts web`` after the console queued some. Call ``start()`` on it."""
+
+    def ceiling() -> tuple[bool, MailPriority | None]:
+        if transactional_only and alerts_too is not None and alerts_too():
+            return False, MailPriority.ALERT
+        return transactional_only, None
 
     def send(stop_event: threading.Event) -> SendReport:
+        only, up_to = ceiling()
         return send_pending(
-            delivery, mail, store, clock, stop=stop_event, transactional_only=transactional_only
+            delivery, mail, store, clock, stop=stop_event, transactional_only=only, up_to=up_to
         )
+
+    def next_due() -> datetime | None:
+        only, up_to = ceiling()
+        return make_outbox(delivery, store, transactional_only=only, up_to=up_to).next_due()
 
     def record(result: SendReport, started: datetime) -> None:
         ok = not (result.failed or result.errors)
@@ -155,7 +171,7 @@ def outbox_drainer(
     return OutboxDrainer(
         send=send,
         channel=channel_for(store.engine.url.render_as_string(hide_password=False)),
-        next_due=make_outbox(delivery, store, transactional_only=transactional_only).next_due,
+        next_due=next_due,
         clock=clock.now,
         stop=stop,
         report=record,
@@ -171,7 +187,11 @@ def make_sender(delivery: DeliveryConfig, clock: Clock) -> Sender:
 
 
 def make_outbox(
-    delivery: DeliveryConfig, store: Store, *, transactional_only: bool = False
+    delivery: DeliveryConfig,
+    store: Store,
+    *,
+    transactional_only: bool = False,
+    up_to: MailPriority | None = None,
 ) -> SendQueue:
     """``store.outbox`` with the configured retry policy and lease."""
     retry = RetryPolicy(delivery.retry_base, delivery.retry_max, delivery.max_attempts)
@@ -180,6 +200,7 @@ def make_outbox(
         retry,
         lease=timedelta(seconds=delivery.lease_seconds),
         transactional_only=transactional_only,
+        up_to=up_to,
     )
 
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from alerts.store.marks import SentMarks
 from alerts.store.outbox import Claimed, Outbox, Outcomes, Recorded
+from alerts.types import MailPriority
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,17 @@ class SendQueue:
     lease: timedelta = timedelta(minutes=5)
     #: Claim only transactional mail (confirmations), never digests or alerts.
     transactional_only: bool = False
+    #: Claim only mail of this priority or a more urgent one (``ALERT``: no digests).
+    up_to: MailPriority | None = None
 
     def claim(self, worker: str, limit: int, now: datetime) -> tuple[list[Claimed], int]:
         return self.outbox.claim(
-            worker, limit, now, lease=self.lease, transactional_only=self.transactional_only
+            worker,
+            limit,
+            now,
+            lease=self.lease,
+            transactional_only=self.transactional_only,
+            up_to=self.up_to,
         )
 
     def record(self, worker: str, outcomes: Outcomes, now: datetime) -> Recorded:
@@ -63,6 +71,7 @@ class SendQueue:
             now,
             lease=self.lease,
             transactional_only=self.transactional_only,
+            up_to=self.up_to,
         )
 
     def schedule(self, outcomes: Outcomes, now: datetime) -> Outcomes:
@@ -104,7 +113,7 @@ class SendQueue:
         return self.outbox.reclaim_orphans()
 
     def next_due(self) -> datetime | None:
-        return self.outbox.next_due(transactional_only=self.transactional_only)
+        return self.outbox.next_due(transactional_only=self.transactional_only, up_to=self.up_to)
 
     def due(self, now: datetime) -> int:
         return self.outbox.due(now)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from alerts.areas import Gazetteer
 from alerts.clock import Clock
-from alerts.config import DigestsConfig, SiteConfig, SourceConfig
+from alerts.config import DigestsConfig, ReviewConfig, SiteConfig, SourceConfig
 from alerts.ingest.batch import (
     IngestReport,
     Progress,
@@ -25,8 +25,9 @@ from alerts.ingest.batch import (
     store_advisory,
 )
 from alerts.ingest.directory import ingest_directories
+from alerts.ingest.review import hold_for_review
 from alerts.ingest.settle import Settling
-from alerts.ingest.surges import apply_lifecycle
+from alerts.ingest.surges import apply_lifecycle, came_from
 from alerts.ingest.upstream import ingest_feeds
 from alerts.store import Store
 from alerts.store.sources import SourcePoll
@@ -84,23 +85,25 @@ def ingest_sources(
     zone: ZoneInfo,
     site: SiteConfig,
     digests: DigestsConfig,
+    review: ReviewConfig | None = None,
     progress: Callable[[int], Progress] | None = None,
     only: Collection[str] | None = None,
     settling: Settling | None = None,
     wait: float = MAX_SETTLE_WAIT,
 ) -> IngestReport:
     """Ingest from every source in ``sources`` (the config's ``sources:``; or those whose
-    label is in ``only``). A source that fails is reported; the others go on. Advisory
-    dates without a zone are in ``zone``; a feed's links to ``site`` are its own pages;
-    ``digests.max_age_days`` says which new advisories are too old to mail.
+        label is in ``only``). A source that fails is reported; the others go on. Advisory
+        dates without a zone are in ``zone``; a feed's links to ``site`` are its own pages;
+        ``digests.max_age_days`` says which new advisories are too old to mail; ``review`` which
+    new ones wait for a person (none when not given).
 
-    A file still being written is waited for, up to ``wait`` seconds (``alerts run
-    --once``, ``alerts ingest``); what has not settled by then is left for the next run
-    and listed in ``report.unsettled``. ``alerts serve`` passes ``wait=0`` and its own
-    ``settling``, and looks again after ``report.recheck_in`` seconds. Last, changes held
-    back as too soon after an advisory's last update whose time has come become new
-    revisions (to be mailed as updated). ``now`` is the run's business time; ``clock``
-    times the waits (its monotonic clock)."""
+        A file still being written is waited for, up to ``wait`` seconds (``alerts run
+        --once``, ``alerts ingest``); what has not settled by then is left for the next run
+        and listed in ``report.unsettled``. ``alerts serve`` passes ``wait=0`` and its own
+        ``settling``, and looks again after ``report.recheck_in`` seconds. Last, changes held
+        back as too soon after an advisory's last update whose time has come become new
+        revisions (to be mailed as updated). ``now`` is the run's business time; ``clock``
+        times the waits (its monotonic clock)."""
     chosen = [s for s in sources if only is None or s.label in only]
     folders = [source for source in chosen if source.path is not None]
     settling = settling or Settling(clock.monotonic)
@@ -165,6 +168,15 @@ def ingest_sources(
     max_age = timedelta(days=digests.max_age_days)
     report.surges = apply_lifecycle(store, chosen, report, now=now, max_age=max_age)
     report.warnings += [surge.warning() for surge in report.surges]
+    # Of what was accepted, what must wait for a person first (review:, alerts.ingest.review).
+    new = {
+        source: [i for i, where in report.origins.items() if came_from(source, where)]
+        for source in chosen
+    }
+    for advisory_id in hold_for_review(store, review or ReviewConfig(), new, now=now):
+        report.warnings.append(
+            f"advisory {advisory_id} waits for review in the console (/admin) before it is mailed or published"
+        )
     # Changes held back as too soon after an advisory's last update, whose time has come,
     # become new revisions (to be mailed as updated).
     report.updated += [

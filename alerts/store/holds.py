@@ -13,9 +13,10 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
 
+from alerts.store.advisories import load_advisory_rows
 from alerts.store.ids import chunks
 from alerts.store.schema import advisories, source_health
-from alerts.types import FILES_ORIGIN, Hold, SourceState, Status
+from alerts.types import FILES_ORIGIN, Advisory, Hold, SourceState, Status
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,55 @@ class Holds:
                     )
                 ).rowcount
             )
+
+    def hold_one(
+        self,
+        advisory_id: int,
+        hold: Hold,
+        *,
+        source: str,
+        now: datetime,
+        detail: dict[str, Any] | None = None,
+    ) -> bool:
+        """Hold one advisory, if nothing holds it yet. False: something held it already."""
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    update(advisories)
+                    .where(advisories.c.id == advisory_id, advisories.c.hold.is_(None))
+                    .values(hold=hold.value, hold_source=source, hold_at=now, hold_detail=detail)
+                ).rowcount
+            )
+
+    def release_one(self, advisory_id: int, hold: Hold, *, now: datetime) -> bool:
+        """Let one advisory held as ``hold`` go: it counts as changed ``now``, so the next
+        queueing mails it and the next feed build publishes it. False: it was not so held
+        (another release came first), so whoever gets True queues it, once."""
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    update(advisories)
+                    .where(advisories.c.id == advisory_id, advisories.c.hold == hold.value)
+                    .values(
+                        hold=None,
+                        hold_source=None,
+                        hold_at=None,
+                        hold_detail=None,
+                        changed_at=now,
+                        updated_at=now,
+                    )
+                ).rowcount
+            )
+
+    def waiting(self, hold: Hold) -> list[Advisory]:
+        """The advisories held as ``hold``, oldest hold first (for the review job)."""
+        query = (
+            select(advisories)
+            .where(advisories.c.hold == hold.value)
+            .order_by(advisories.c.hold_at, advisories.c.id)
+        )
+        with self.engine.connect() as conn:
+            return load_advisory_rows(conn, conn.execute(query).mappings().all())
 
     def drop_held(self, source: str, *, now: datetime) -> int:
         """Drop ``source``'s surge: kept (so never new again), never mailed or published."""

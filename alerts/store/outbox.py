@@ -148,16 +148,18 @@ class Outbox:
         *,
         lease: timedelta,
         transactional_only: bool = False,
+        up_to: MailPriority | None = None,
     ) -> tuple[list[Claimed], int]:
         """Take up to ``limit`` due rows (pending and due, or held under an expired lease),
         each held for ``lease``; ``transactional_only``: confirmations and other
-        transactional mail only, never digests or alerts.
+        transactional mail only, never digests or alerts; ``up_to``: mail of this
+        priority or a more urgent one only (``ALERT``: no digests).
 
         Rows of subscribers who unsubscribed or were suppressed since they were queued
         are marked ``suppressed`` on the way and not returned; their number comes second.
         """
         with write_transaction(self.engine) as conn:
-            return self._claim(conn, worker, limit, now, lease, transactional_only)
+            return self._claim(conn, worker, limit, now, lease, _ceiling(transactional_only, up_to))
 
     def record_and_claim(
         self,
@@ -168,12 +170,14 @@ class Outbox:
         *,
         lease: timedelta,
         transactional_only: bool = False,
+        up_to: MailPriority | None = None,
     ) -> tuple[Recorded, list[Claimed], int]:
         """:meth:`record` a finished batch and :meth:`claim` the next in one transaction
         (one commit, one turn of the SQLite write lock, per batch)."""
         with write_transaction(self.engine) as conn:
             recorded = self._record(conn, worker, outcomes, now)
-            return (recorded, *self._claim(conn, worker, limit, now, lease, transactional_only))
+            ceiling = _ceiling(transactional_only, up_to)
+            return (recorded, *self._claim(conn, worker, limit, now, lease, ceiling))
 
     def _claim(
         self,
@@ -182,9 +186,9 @@ class Outbox:
         limit: int,
         now: datetime,
         lease: timedelta,
-        transactional_only: bool,
+        up_to: MailPriority | None,
     ) -> tuple[list[Claimed], int]:
-        rows = self._due_rows(conn, limit, now, transactional_only)
+        rows = self._due_rows(conn, limit, now, up_to)
         if not rows:
             return [], 0
         # Who may be mailed is the lifecycle's rule: the confirmation an unsubscribed
@@ -201,7 +205,7 @@ class Outbox:
         return [_claimed(r) for r in held], len(gone)
 
     def _due_rows(
-        self, conn: Connection, limit: int, now: datetime, transactional_only: bool
+        self, conn: Connection, limit: int, now: datetime, up_to: MailPriority | None
     ) -> list[Row[*tuple[Any, ...]]]:
         """Up to ``limit`` rows to claim, locked: those under an expired lease first, then
         the pending ones that are due, each in queue order."""
@@ -240,8 +244,8 @@ class Outbox:
             .limit(limit)
             .with_for_update(skip_locked=True, of=outbox)
         )
-        if transactional_only:
-            expired, due = expired.where(self._transactional()), due.where(self._transactional())
+        if up_to is not None:
+            expired, due = expired.where(_up_to(up_to)), due.where(_up_to(up_to))
         rows = list(conn.execute(expired))
         if len(rows) < limit:
             rows += conn.execute(due.limit(limit - len(rows))).all()
@@ -506,28 +510,25 @@ class Outbox:
                     dead.extend(names)
         return dead
 
-    def next_due(self, *, transactional_only: bool = False) -> datetime | None:
-        """When the next message a claim (of only transactional mail) would take falls
-        due: the earliest retry of a pending row, or the end of the earliest lease of a
-        claimed one (None when nothing waits)."""
+    def next_due(
+        self, *, transactional_only: bool = False, up_to: MailPriority | None = None
+    ) -> datetime | None:
+        """When the next message a claim (of only transactional mail, or ``up_to`` a
+        priority) would take falls due: the earliest retry of a pending row, or the end
+        of the earliest lease of a claimed one (None when nothing waits)."""
+        ceiling = _ceiling(transactional_only, up_to)
         pending = select(func.min(outbox.c.next_attempt_at)).where(
             outbox.c.status == OutboxStatus.PENDING
         )
         leased = select(func.min(outbox.c.claimed_until)).where(
             outbox.c.status == OutboxStatus.SENDING
         )
-        if transactional_only:
-            pending, leased = (
-                pending.where(self._transactional()),
-                leased.where(self._transactional()),
-            )
+        if ceiling is not None:
+            pending, leased = pending.where(_up_to(ceiling)), leased.where(_up_to(ceiling))
         with self.engine.connect() as conn:
             times = [conn.execute(pending).scalar_one(), conn.execute(leased).scalar_one()]
         found = [t for t in times if t is not None]
         return min(found) if found else None
-
-    def _transactional(self) -> ColumnElement[bool]:
-        return outbox.c.priority == MailPriority.TRANSACTIONAL
 
     def due(self, now: datetime) -> int:
         """How many rows are due now (pending and due, or under an expired lease)."""
@@ -589,3 +590,12 @@ def _claimed(row: Row[*tuple[Any, ...]]) -> Claimed:
         link_key=row.link_key,
     )
     return Claimed(item, row.attempts, row.arrived_at, row.unanswered)
+
+
+def _ceiling(transactional_only: bool, up_to: MailPriority | None) -> MailPriority | None:
+    return MailPriority.TRANSACTIONAL if transactional_only else up_to
+
+
+def _up_to(priority: MailPriority) -> ColumnElement[bool]:
+    """Mail of ``priority`` or a more urgent one (a lower number)."""
+    return outbox.c.priority <= int(priority)

@@ -20,7 +20,7 @@ from alerts.types import Frequency, RunReport
 #: How long the rows of frequent runs are kept (digest rows are kept: they say what is due).
 KEEP_POLLS = timedelta(days=30)
 #: The kinds of ``runs`` rows that come every few minutes; only the last KEEP_POLLS are kept.
-PRUNED = ("poll", "files", "run", "send", "sender", "web-sender")
+PRUNED = ("poll", "files", "run", "send", "sender", "web-sender", "review")
 #: The marker of a feeds build.
 FEEDS_BUILT = "feeds"
 #: The one row ``alerts serve`` rewrites every few seconds while it runs.

@@ -20,12 +20,17 @@ from alerts.store.runs import HEARTBEAT_FRESH
 from alerts.web import admin, archive, ops, pages, privacy, subscriptions
 from alerts.web.archive import GZIP_MIN
 from alerts.web.guards import BodyLimit, CanonicalHost, redact_access_log
+from alerts.web.sending import ConsoleSends
 
 
-def create_app(app: App, *, sends_mail: bool = False) -> Starlette:
+def create_app(
+    app: App, *, sends_mail: bool = False, console_sends: ConsoleSends | None = None
+) -> Starlette:
     """The ASGI app for one configuration. ``sends_mail``: this process sends the
     confirmations itself (``alerts web`` does, unless ``--no-send``); otherwise pages
-    say mail is on its way only while ``alerts serve``'s heartbeat is fresh."""
+    say mail is on its way only while ``alerts serve``'s heartbeat is fresh.
+    ``console_sends``: told when the console queues alerts (this process's sender,
+    :func:`alerts.web.sending.web_sender`, then sends them too)."""
     redact_access_log()
     web = Starlette(
         routes=[
@@ -53,6 +58,7 @@ def create_app(app: App, *, sends_mail: bool = False) -> Starlette:
         exception_handlers={404: pages.http_error, 405: pages.http_error, 500: pages.http_error},
     )
     web.state.app = app
+    web.state.console_sends = console_sends or ConsoleSends(app.clock.monotonic)
     web.state.mail_running = (lambda: True) if sends_mail else scheduler_running(app)
     return web
 

@@ -1,23 +1,31 @@
 """The console in Chromium, as its people use it: an editor signs in and sends an
-urgent advisory with the keyboard alone, and it reaches a subscriber at the relay;
+urgent advisory with the keyboard alone, and it reaches a subscriber at the relay with
+only the web app running (its own sender, as 'alerts web' has);
 every console page passes axe-core's WCAG 2.2 AA rules in light and dark; an editor is
 refused the erase page."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from alerts.delivery import outbox_drainer
+from alerts.app import App
 from alerts.store.users import Role
 from alerts.testing import SmtpSink
+from alerts.web import create_app
+from alerts.web.sending import ConsoleSends, web_sender
+from alerts.web.testing import bind_loopback, serve_in_thread, socket_url
 from tests.browser.conftest import PHONE, LiveServer, axe_violations
 from tests.conftest import NOW
-from tests.support.console import PASSWORD, add_user
+from tests.support.console import PASSWORD, add_user, hidden_fields
+from tests.support.processes import AlertsProcess, free_port
 from tests.support.seeding import seed_subscribers
 
 #: The issue's bar: at the relay within 10 s of pressing Send.
@@ -61,28 +69,45 @@ def relay() -> Iterator[SmtpSink]:
         yield sink
 
 
-@pytest.fixture
-def console(live_server: Callable[..., LiveServer], relay: SmtpSink) -> Iterator[LiveServer]:
-    """The web app with a sender for alerts, as 'alerts serve' runs beside 'alerts web'."""
-    server = live_server(
-        delivery={
-            "backend": "smtp",
-            "smtp": {"host": relay.host, "port": relay.port, "security": "none"},
-        },
-        email={"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
+@contextlib.contextmanager
+def console_server(
+    write_config: Callable[..., Path], relay: SmtpSink, **overrides: Any
+) -> Iterator[LiveServer]:
+    """The web app as 'alerts web' runs it, its own sender thread included (confirmations,
+    and the alerts the console queues), relaying to ``relay``; no 'alerts serve'."""
+    sock = bind_loopback()
+    url = socket_url(sock)
+    app = App(
+        write_config(
+            site={"base_url": url},
+            delivery={
+                "backend": "smtp",
+                "smtp": {"host": relay.host, "port": relay.port, "security": "none"},
+            },
+            email={"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
+            **overrides,
+        )
     )
-    app = server.app
     stop = threading.Event()
-    sender = outbox_drainer(
-        app.config.delivery, app.config.mail, app.store, stop, clock=app.clock, name="sender"
-    )
-    sender.start()
-    yield server
-    stop.set()
-    sender.join(30)
+    console = ConsoleSends(app.clock.monotonic)
+    sender = web_sender(app, console, stop).start()
+    try:
+        with serve_in_thread(create_app(app, sends_mail=True, console_sends=console), sock):
+            yield LiveServer(url=url, app=app)
+    finally:
+        stop.set()
+        sender.join(30)
+        app.close()
 
 
-def test_an_editor_sends_an_urgent_advisory_for_chatham_by_keyboard_and_it_is_at_the_relay_within_10_s(
+@pytest.fixture
+def console(write_config: Callable[..., Path], relay: SmtpSink) -> Iterator[LiveServer]:
+    """The web app alone, sending as 'alerts web' does: no 'alerts serve' beside it."""
+    with console_server(write_config, relay) as server:
+        yield server
+
+
+def test_an_editor_sends_an_urgent_advisory_for_chatham_by_keyboard_and_it_is_at_the_relay_within_10_s_with_only_the_web_app(
     console: LiveServer, relay: SmtpSink, page: Any
 ) -> None:
     app = console.app
@@ -219,3 +244,59 @@ def test_every_console_page_has_no_wcag_22_aa_violation(
     page.click("button[type=submit]")
     page.goto(url + "/admin/users")
     check("refused")
+
+
+def test_a_real_alerts_web_process_alone_sends_the_urgent_advisory_an_editor_composes_within_10_s(
+    write_config: Callable[..., Path], relay: SmtpSink
+) -> None:
+    """'alerts web' in a subprocess, no 'alerts serve': the console's send is at the relay
+    within 10 s of the answer (the request does not wait for the relay)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = write_config(
+        site={"base_url": url},
+        delivery={
+            "backend": "smtp",
+            "smtp": {"host": relay.host, "port": relay.port, "security": "none"},
+        },
+        email={"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
+    )
+    app = App(config)
+    add_user(app, "jo", Role.EDITOR)
+    (chatham,) = seed_subscribers(
+        app.store, count=1, now=NOW - timedelta(hours=1), areas=("chatham",)
+    )
+    app.close()
+    web = AlertsProcess(config, "web", "--port", str(port))
+    try:
+        web.wait_for("the alerts the console queues")
+        with httpx.Client(base_url=url, timeout=30) as client:
+            login = _get_until_up(client, "/admin/login")
+            form = {**hidden_fields(login.text), "username": "jo", "password": PASSWORD}
+            assert client.post("/admin/login", data=form).status_code == 303
+            page = client.get("/admin/compose")
+            form = {
+                **hidden_fields(page.text),
+                "title": "Dangerous dog loose in Chatham",
+                "areas": "Chatham",
+                "priority": "urgent",
+                "body": "Residents of Chatham: keep children and pets indoors.",
+                "action": "send",
+            }
+            answer = client.post("/admin/compose", data=form)
+            assert answer.status_code == 303 and "queued=1" in answer.headers["location"]
+        assert relay.wait_for(1, timeout=AT_RELAY), "nothing at the relay within 10 s"
+        (message,) = relay.received
+        assert message.rcpt_tos == (chatham,)
+    finally:
+        web.stop()
+
+
+def _get_until_up(client: httpx.Client, path: str) -> httpx.Response:
+    """uvicorn logs 'serving' just before it listens: try for a few seconds."""
+    for _ in range(100):
+        try:
+            return client.get(path)
+        except httpx.ConnectError:
+            threading.Event().wait(0.1)
+    raise AssertionError(f"nothing answered at {path}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from alerts.web.admin import account, compose, login, people, users, views
+from alerts.web.admin import account, compose, holds, login, people, users, views
 from alerts.web.admin.guard import PREFIX, PUBLIC, ConsoleHeaders
 
 __all__ = ["PREFIX", "PUBLIC", "ConsoleHeaders", "routes"]
@@ -22,4 +22,5 @@ def routes() -> list[BaseRoute]:
         *people.routes(),
         *users.routes(),
         *account.routes(),
+        *holds.routes(),
     ]

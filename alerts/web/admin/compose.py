@@ -6,30 +6,30 @@ Each advisory begins with a new draft number, which gives it its own address
 (``/advisories/new/<draft>``), so a new advisory never replaces another; sending the
 same draft twice stores it once. Sending reads the advisory through the advisory file
 parser and stores it as ingest does, then queues the immediate (and, when urgent, the
-urgent) alerts as a pipeline run does, which wakes the senders at once.
+urgent) alerts as a pipeline run does, which wakes the senders at once; this process's
+own sender sends them (:mod:`alerts.web.sending`), so they go without ``alerts serve``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from alerts.app import App
 from alerts.cli.advisories import names
-from alerts.digest import queue_digests
 from alerts.errors import AdvisoryError, NotFound
 from alerts.ingest.batch import store_advisory
 from alerts.store.users import Session
 from alerts.tagging import explain
-from alerts.types import Frequency
 from alerts.web.admin.email_preview import render_email
 from alerts.web.admin.forms import DRAFT, NEW_PATH, Compose, count_reach
 from alerts.web.admin.guard import PREFIX, console_render, console_route, form_of
+from alerts.web.admin.holds import change_and_queue, console_sends
 from alerts.web.pages import web_app
 
 
@@ -90,24 +90,13 @@ async def compose_page(request: Request, session: Session) -> Response:
         }
         return console_render(request, session, "admin/preview.html", context)
 
-    def send() -> tuple[int, int]:
-        result = store_advisory(item, app.store, app.gazetteer, now)
-        try:
-            report = queue_digests(
-                app.config.mail,
-                app.config.digests,
-                app.store,
-                app.gazetteer,
-                Frequency.IMMEDIATE,
-                now=now,
-            )
-        except IntegrityError:
-            # 'alerts serve' queued the same messages at the same moment: the outbox's
-            # one row per (subscriber, message) refused ours, so nobody gets it twice.
-            return result.advisory_id, 0
-        return result.advisory_id, report.messages
+    def send(at: datetime) -> tuple[int, bool]:
+        return store_advisory(item, app.store, app.gazetteer, at).advisory_id, True
 
-    advisory_id, queued = await asyncio.to_thread(send)
+    # Queued here and sent by this process ('alerts web'), not left for 'alerts serve'.
+    advisory_id, queued, now = await asyncio.to_thread(
+        change_and_queue, app, console_sends(request), send
+    )
     await asyncio.to_thread(
         app.store.audit.record,
         session.user.name,

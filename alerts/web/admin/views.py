@@ -1,5 +1,5 @@
-"""The editor's pages: the inbox (every advisory with whom it reaches and why), one
-advisory with its retag form, and the outbox totals."""
+"""The editor's pages: the inbox (every advisory with whom it reaches and why, and
+what holds it), one advisory with its retag, hold and release forms, and the outbox totals."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from alerts.app import App
 from alerts.cli.advisories import explain_areas, names
 from alerts.errors import NotFound, UnknownArea
 from alerts.store.users import Session
-from alerts.types import Advisory
+from alerts.types import Advisory, Hold
 from alerts.web.admin.forms import parse_areas
 from alerts.web.admin.guard import PREFIX, console_render, console_route, form_of
+from alerts.web.admin.holds import hold_notes
 from alerts.web.pages import web_app
 
 INBOX_SIZE = 100
@@ -33,7 +34,6 @@ def routes() -> list[Route]:
             name="admin_retag",
         ),
         console_route(PREFIX + "/outbox", outbox, name="admin_outbox"),
-        console_route(PREFIX + "/sources", sources, name="admin_sources"),
     ]
 
 
@@ -62,6 +62,7 @@ def summary(app: App, item: Advisory) -> dict[str, Any]:
         "reach": names(app, item.areas) or "nobody (outside coverage)",
         "why": explain_areas(app, item),
         "warnings": warnings_of(app, item),
+        "holds": hold_notes(app, item),
     }
 
 
@@ -71,11 +72,13 @@ async def inbox(request: Request, session: Session) -> Response:
         app.store.advisories.find, limit=INBOX_SIZE, include_outside=True
     )
     rows = [summary(app, item) for item in items]
+    # What waits for a person comes first, however old (review:, alerts.ingest.review).
+    waiting = await asyncio.to_thread(app.store.holds.waiting, Hold.REVIEW)
     return console_render(
         request,
         session,
         "admin/inbox.html",
-        {"rows": rows, "sent": request.query_params.get("sent")},
+        {"rows": rows, "waiting": waiting, "sent": request.query_params.get("sent")},
     )
 
 
@@ -163,11 +166,3 @@ async def outbox(request: Request, session: Session) -> Response:
     return console_render(
         request, session, "admin/outbox.html", {"status": status, "subscribers": counts}
     )
-
-
-async def sources(request: Request, session: Session) -> Response:
-    """Each source's health: when it was last read, and what went wrong. (Surge holds,
-    with release and drop, belong here once sources can be held.)"""
-    app = web_app(request)
-    healths = await asyncio.to_thread(app.store.sources.healths)
-    return console_render(request, session, "admin/sources.html", {"healths": healths})
