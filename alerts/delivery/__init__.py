@@ -129,14 +129,21 @@ def outbox_drainer(
     clock: Clock,
     name: str = "sender",
     transactional_only: bool = False,
+    workers: int | None = None,
 ) -> OutboxDrainer:
     """A sender that drains the outbox whenever mail is queued (any process) or a retry
     falls due, until ``stop``; each drain that did something is logged and recorded as a
-    run of kind ``name`` (``sender``, ``web-sender``). Call ``start()`` on it."""
+    run of kind ``name`` (``sender``, ``web-sender``). ``workers``: as for
+    :func:`send_pending`. Call ``start()`` on it."""
 
     def send(stop_event: threading.Event) -> SendReport:
         return send_pending(
-            config, store, clock, stop=stop_event, transactional_only=transactional_only
+            config,
+            store,
+            clock,
+            stop=stop_event,
+            transactional_only=transactional_only,
+            workers=workers,
         )
 
     def record(result: SendReport, started: datetime) -> None:
