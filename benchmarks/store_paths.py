@@ -60,12 +60,26 @@ def measure(size: int, runs: int, database: str | None, root: Path) -> dict[str,
     try:
         for run in range(runs):
             (folder / f"urgent-{run}.md").write_text(advisory(run), encoding="utf-8")
+            settings = app.config
             ingest_sources(
-                app.config, app.store, app.gazetteer, now=app.now(), clock=app.clock, wait=0
+                settings.sources,
+                app.store,
+                app.gazetteer,
+                now=app.now(),
+                clock=app.clock,
+                zone=settings.tz,
+                site=settings.site,
+                digests=settings.digests,
+                wait=0,
             )
             wall, cpu = time.perf_counter(), time.process_time()
             report = queue_digests(
-                app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=app.now()
+                settings.mail,
+                settings.digests,
+                app.store,
+                app.gazetteer,
+                Frequency.IMMEDIATE,
+                now=app.now(),
             )
             found["queue"].append((time.process_time() - cpu) * 1000 / report.messages)
             found["queue_wall"].append(time.perf_counter() - wall)

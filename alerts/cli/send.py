@@ -69,7 +69,8 @@ def send(app: App, workers: int | None, follow: bool, as_json: bool) -> None:
     try:
         with stop_on_signals(stop):
             report = send_pending(
-                app.config,
+                app.config.delivery,
+                app.config.mail,
                 app.store,
                 app.clock,
                 workers=workers,
@@ -115,7 +116,12 @@ def bounces(app: App, as_json: bool) -> None:
     from alerts.delivery import return_paths
     from alerts.delivery.bounces import read_bounces
 
-    report = read_bounces(app.config, app.store, app.clock, return_paths(app.config))
+    report = read_bounces(
+        app.config.delivery,
+        app.store,
+        app.clock,
+        return_paths(app.config.delivery, app.config.mail),
+    )
     if as_json:
         print_json(report.as_dict())
         return
@@ -347,7 +353,13 @@ def _follow(app: App, stop: threading.Event, workers: int | None) -> None:
         logging.getLogger("alerts.delivery").setLevel(logging.WARNING)
     with stop_on_signals(stop):
         drainer = outbox_drainer(
-            app.config, app.store, stop, clock=app.clock, name="sender", workers=workers
+            app.config.delivery,
+            app.config.mail,
+            app.store,
+            stop,
+            clock=app.clock,
+            name="sender",
+            workers=workers,
         ).start()
         log.info("sending until stopped (SIGTERM or Ctrl-C)")
         while not stop.wait(0.5):

@@ -103,7 +103,7 @@ def add(
     now = app.now()
     existing = app.store.subscribers.find_mailbox(subscription.email)
     hashed = (
-        app.store.retention.hashed_opt_out(app.config, subscription.email)
+        app.store.retention.hashed_opt_out(app.config.security, subscription.email)
         if existing is None
         else None
     )
@@ -124,7 +124,11 @@ def add(
         fail(exc, EXIT_FAILURES)
     if outcome == "added" and subscriber.status is PENDING:
         send_confirmation(
-            app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now
+            app.config.mail,
+            app.store,
+            subscriber,
+            app.gazetteer.names_of(subscriber.areas),
+            now=now,
         )
     if as_json:
         print_json({**subscriber_json(app, subscriber), "outcome": outcome})
@@ -140,7 +144,7 @@ def ask_to_come_back(app: App, subscription: Subscription, how: str, as_json: bo
     now = app.now()
     subscriber, _ = app.store.subscribers.resubscribe_pending(subscription, now=now, origin="cli")
     queued = send_confirmation(
-        app.config, app.store, subscriber, app.gazetteer.names_of(subscription.areas), now=now
+        app.config.mail, app.store, subscriber, app.gazetteer.names_of(subscription.areas), now=now
     )
     outcome = "asked" if queued is not None else "asked-recently"
     if as_json:
@@ -243,7 +247,11 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
 
     def confirm(subscriber: Subscriber) -> None:
         send_confirmation(
-            app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now
+            app.config.mail,
+            app.store,
+            subscriber,
+            app.gazetteer.names_of(subscriber.areas),
+            now=now,
         )
 
     try:
@@ -255,7 +263,7 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
             pending=pending,
             update=update,
             on_pending=confirm,
-            hashed=app.store.retention.opt_out_checker(app.config),
+            hashed=app.store.retention.opt_out_checker(app.config.security),
         )
     except SubscriberListError as exc:
         fail(exc)

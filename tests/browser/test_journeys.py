@@ -42,7 +42,7 @@ class Inbox:
         send what is pending over SMTP, and return every message the sink holds."""
         app = self.site.app
         eventually(lambda: len(outbox_rows(app.store.engine)) >= queued)
-        report = send_pending(app.config, app.store, app.clock)
+        report = send_pending(app.config.delivery, app.config.mail, app.store, app.clock)
         rows = [(row["status"], row.get("last_error")) for row in outbox_rows(app.store.engine)]
         assert self.sink.wait_for(queued, timeout=10), (
             f"{self.sink.count} of {queued} arrived: {report}, {rows}"
@@ -185,7 +185,14 @@ def test_a_coordinator_s_edition_forwards_cleanly_and_its_links_serve_whoever_re
             "fraud", title="Caller poses as police", body="<p>If you get such a call, hang up.</p>"
         ),
     )
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.WEEKLY, now=app.now())
+    queue_digests(
+        app.config.mail,
+        app.config.digests,
+        app.store,
+        app.gazetteer,
+        Frequency.WEEKLY,
+        now=app.now(),
+    )
     [edition] = inbox.deliver(1)
     assert edition["To"] == "watch@example.org"
     body = edition.get_body(("plain",)).get_content()  # type: ignore[union-attr]
@@ -245,7 +252,7 @@ def test_an_erased_address_can_sign_up_afresh(
 ) -> None:
     app = inbox.site.app
     subscribe(app, "erased@example.org", ["medway"])
-    assert app.store.retention.erase(app.config, "erased@example.org", app.now())
+    assert app.store.retention.erase(app.config.security, "erased@example.org", app.now())
     assert app.store.subscribers.find("erased@example.org") is None
     clock.advance(timedelta(days=1))
     sign_up_and_confirm(checked, inbox, "erased@example.org", 1, axe_source, "after erasure")
