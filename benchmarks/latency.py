@@ -4,17 +4,21 @@ serve`` (its own process), for N subscribers of mixed frequencies (immediate, da
 weekly, all wanting urgent alerts, so every one of them is mailed at once).
 
     .venv/bin/python benchmarks/latency.py [--sizes 1000,10000] [--runs 3] [--database URL]
-        [--confirmations 5]
+        [--confirmations 5] [--senders 0]
 
 Set-up (not timed): a fresh SQLite database (or the PostgreSQL URL given, in a schema
 of its own), N subscribers in Medway, the relay (aiosmtpd, in this process: the
-sender is the other process), ``alerts serve`` started and its start-up job done.
+sender is the other process), ``alerts serve`` started and its start-up job done, and
+``--senders`` more sender processes (``alerts send --follow``) beside it, sharing the work.
 
 Timed, per run: a new urgent advisory is written to a staging folder and renamed into
 the watched folder (the instant it "appears"); the relay records the time it accepts
 each message. Prints, per size, the median over the runs of: first acceptance, last
 acceptance, and messages per second from the first to the last; and the parts of the
-first: the files job (settle wait, ingest, queue) from ``alerts serve``'s log.
+first: the files job (settle wait, ingest, queue) from ``alerts serve``'s log; and the
+CPU seconds per 1,000 messages of ``alerts serve`` and the ``--senders`` processes (all threads: ingest, queue, build,
+send, mark; steadier than wall times on a shared machine) and, on PostgreSQL, of the
+server's backends serving the benchmark's database (those alive at the end of the run).
 Then the floor, in the same session against the same relay: plain smtplib handing as
 many copies of one of the run's messages to it over as many connections (median of the
 runs), and the ratio of the last acceptance to it. The load average is printed at start
@@ -111,14 +115,50 @@ def postgres_schema(url: str) -> Iterator[str]:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def run_size(size: int, runs: int, database: str | None, connections: int) -> dict[str, Any]:
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of a process so far, all its threads (0: gone or unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def backends(database: str | None) -> dict[int, float]:
+    """PostgreSQL backend pid -> CPU seconds, for the backends connected to ``database``
+    (read from /proc: the server runs on this machine)."""
+    if not database:
+        return {}
+    name = make_url(database).database
+    found: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        # A backend's title: "postgres: USER DATABASE HOST(PORT) STATE".
+        if title.startswith("postgres: ") and f" {name} " in title:
+            found[int(entry.name)] = cpu_seconds(int(entry.name))
+    return found
+
+
+def run_size(
+    size: int, runs: int, database: str | None, connections: int, senders: int
+) -> dict[str, Any]:
     if database:
         with postgres_schema(database) as url:
-            return _run_size(size, runs, url, connections)
-    return _run_size(size, runs, None, connections)
+            return _run_size(size, runs, url, connections, senders)
+    return _run_size(size, runs, None, connections, senders)
 
 
-def _run_size(size: int, runs: int, database: str | None, connections: int) -> dict[str, Any]:
+def _run_size(
+    size: int, runs: int, database: str | None, connections: int, senders: int
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="alerts-latency-") as tmp:
         root = Path(tmp)
         folder, staging = root / "advisories", root / "staging"
@@ -157,13 +197,24 @@ def _run_size(size: int, runs: int, database: str | None, connections: int) -> d
             seed_subscribers(app.store, count=size, now=datetime.now(UTC))
             app.close()
             serve = AlertsProcess(config, "serve", cwd=str(REPO))
+            extra = [
+                AlertsProcess(config, "send", "--follow", cwd=str(REPO)) for _ in range(senders)
+            ]
+            processes = [serve, *extra]
+
+            def cpu() -> float:
+                return sum(cpu_seconds(p.proc.pid) for p in processes)
+
             try:
                 serve.wait_for("watching ", timeout=120)
                 serve.wait_for("startup: ", timeout=120)
-                firsts, lasts, rates, jobs = [], [], [], []
+                for process in extra:
+                    process.wait_for("sending until stopped", timeout=120)
+                firsts, lasts, rates, jobs, cpus, db_cpus = [], [], [], [], [], []
                 for run in range(runs):
                     done = len(clock.times)
                     mark = serve.mark()
+                    cpu_before, db_before = cpu(), backends(database)
                     path = staging / f"urgent-{run}.md"
                     path.write_text(advisory(run), encoding="utf-8")
                     appeared = time.time()
@@ -174,6 +225,13 @@ def _run_size(size: int, runs: int, database: str | None, connections: int) -> d
                         )
                     with clock.lock:
                         times = clock.times[done : done + size]
+                    cpus.append((cpu() - cpu_before) * 1000 / size)
+                    db_after = backends(database)
+                    db_cpus.append(
+                        sum(v - db_before.get(pid, 0.0) for pid, v in db_after.items())
+                        * 1000
+                        / size
+                    )
                     first, last = min(times) - appeared, max(times) - appeared
                     firsts.append(first)
                     lasts.append(last)
@@ -181,11 +239,13 @@ def _run_size(size: int, runs: int, database: str | None, connections: int) -> d
                     job = serve.wait_for("files: 1 new", after=mark)
                     jobs.append(float(job.get("seconds", 0.0)))
                     print(
-                        f"  run {run + 1}: first {first:.2f} s, last {last:.2f} s, files job {jobs[-1]:.2f} s",
+                        f"  run {run + 1}: first {first:.2f} s, last {last:.2f} s, files job {jobs[-1]:.2f} s,"
+                        f" cpu {cpus[-1]:.3f} s/1k, db cpu {db_cpus[-1]:.3f} s/1k",
                         file=sys.stderr,
                     )
             finally:
-                serve.stop()
+                for process in processes:
+                    process.stop()
             # The floor, against the same relay in the same session: plain smtplib sending
             # as many messages of the same size over the same number of connections.
             message = one_message(config)
@@ -196,6 +256,8 @@ def _run_size(size: int, runs: int, database: str | None, connections: int) -> d
         "last": statistics.median(lasts),
         "rate": statistics.median(rates),
         "job": statistics.median(jobs),
+        "cpu": statistics.median(cpus),
+        "db_cpu": statistics.median(db_cpus),
         "floor": statistics.median(floors),
     }
 
@@ -324,26 +386,33 @@ def main() -> None:
     parser.add_argument(
         "--database", help="a PostgreSQL URL (default: SQLite in a temporary folder)"
     )
+    parser.add_argument(
+        "--senders",
+        type=int,
+        default=0,
+        help="'alerts send --follow' processes beside alerts serve (each with --connections)",
+    )
     parser.add_argument("--confirmations", type=int, default=5, help="sign-ups to time (0: none)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     backend = "postgresql" if args.database else "sqlite"
     print(
-        f"latency: file appears -> relay accepts; {backend}, {args.connections} connections, median of {args.runs} runs"
+        f"latency: file appears -> relay accepts; {backend}, {args.connections} connections,"
+        f" {args.senders} 'alerts send --follow' beside serve, median of {args.runs} runs"
     )
     print(
         f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)"
     )
     print(
         f"{'subscribers':>12} {'first (s)':>10} {'last (s)':>10} {'msg/s':>8} {'files job (s)':>14}"
-        f" {'floor (s)':>10} {'last/floor':>10}"
+        f" {'floor (s)':>10} {'last/floor':>10} {'cpu s/1k':>9} {'db cpu s/1k':>12}"
     )
     for size in sizes:
-        result = run_size(size, args.runs, args.database, args.connections)
+        result = run_size(size, args.runs, args.database, args.connections, args.senders)
         print(
             f"{result['size']:>12,} {result['first']:>10.2f} {result['last']:>10.2f} "
             f"{result['rate']:>8.0f} {result['job']:>14.2f} {result['floor']:>10.2f}"
-            f" {result['last'] / result['floor']:>10.2f}"
+            f" {result['last'] / result['floor']:>10.2f} {result['cpu']:>9.3f} {result['db_cpu']:>12.3f}"
         )
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.confirmations:

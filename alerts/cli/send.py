@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -22,11 +23,13 @@ from alerts.cli import (
     with_existing_app,
 )
 from alerts.cli.checks import check_startup
-from alerts.delivery import send_pending
+from alerts.delivery import outbox_drainer, send_pending
 from alerts.errors import AlertsError
 from alerts.store.runs import STATUSES
 from alerts.text import one_line
 from alerts.types import Hold
+
+log = logging.getLogger(__name__)
 
 
 @cli.command(short_help="Deliver the queued messages that are due.")
@@ -36,18 +39,32 @@ from alerts.types import Hold
     default=None,
     help="Connections in parallel [default: delivery.smtp.connections; 1 for the Maildir].",
 )
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Keep sending until SIGTERM or Ctrl-C: woken whenever any process queues mail"
+    " (a sender process beside 'alerts serve', to share a large send).",
+)
 @json_option
 @with_existing_app
-def send(app: App, workers: int | None, as_json: bool) -> None:
+def send(app: App, workers: int | None, follow: bool, as_json: bool) -> None:
     """Deliver what the outbox holds that is due, through the configured relay or Maildir.
 
     A message is marked sent only once the relay accepted it; temporary failures are
     retried later with backoff. SIGTERM or Ctrl-C finishes the messages in flight and
     leaves the rest queued. Several 'alerts send' may run at once on PostgreSQL.
     Exit status 1 when messages failed for good or the relay could not be reached.
+
+    With --follow it runs until stopped, as 'alerts serve' runs its own sender: each
+    process adds its own connections and its own CPU (several processes use several
+    cores, which one process's threads cannot), and the outbox's claims keep every
+    message to one of them.
     """
     check_startup(app, mail=True)
     stop = threading.Event()
+    if follow:
+        _follow(app, stop, workers)
+        return
     started = app.now()
     try:
         with stop_on_signals(stop):
@@ -330,6 +347,29 @@ def summary_line(summary: dict[str, Any]) -> str:
 def send_progress() -> Callable[[int], Callable[[int], None]] | None:
     """A bar on a terminal; off one no factory at all, so delivery does not count what is due."""
     return progress_bar("send", "msg") if sys.stderr.isatty() else None
+
+
+def _follow(app: App, stop: threading.Event, workers: int | None) -> None:
+    """``alerts send --follow``: the sender 'alerts serve' runs, alone, until stopped."""
+    root = click.get_current_context().find_root().params
+    if not root.get("quiet") and not root.get("verbose"):
+        # As 'alerts serve': one line per send that did something.
+        logging.getLogger().setLevel(logging.INFO)
+        logging.getLogger("alerts.delivery").setLevel(logging.WARNING)
+    with stop_on_signals(stop):
+        drainer = outbox_drainer(
+            app.config.delivery,
+            app.config.mail,
+            app.store,
+            stop,
+            clock=app.clock,
+            name="sender",
+            workers=workers,
+        ).start()
+        log.info("sending until stopped (SIGTERM or Ctrl-C)")
+        while not stop.wait(0.5):
+            pass
+        drainer.join()
 
 
 @contextmanager

@@ -132,12 +132,14 @@ def outbox_drainer(
     name: str = "sender",
     transactional_only: bool = False,
     alerts_too: Callable[[], bool] | None = None,
+    workers: int | None = None,
 ) -> OutboxDrainer:
     """A sender that drains the outbox whenever mail is queued (any process) or a retry
     falls due, until ``stop``; each drain that did something is logged and recorded as a
     run of kind ``name`` (``sender``, ``web-sender``). ``alerts_too``: with
     ``transactional_only``, while it answers True alerts are sent as well (never
-    digests): ``alerts web`` after the console queued some. Call ``start()`` on it."""
+    digests): ``alerts web`` after the console queued some. ``workers``: as for
+    :func:`send_pending`. Call ``start()`` on it."""
 
     def ceiling() -> tuple[bool, MailPriority | None]:
         if transactional_only and alerts_too is not None and alerts_too():
@@ -147,7 +149,14 @@ def outbox_drainer(
     def send(stop_event: threading.Event) -> SendReport:
         only, up_to = ceiling()
         return send_pending(
-            delivery, mail, store, clock, stop=stop_event, transactional_only=only, up_to=up_to
+            delivery,
+            mail,
+            store,
+            clock,
+            stop=stop_event,
+            transactional_only=only,
+            up_to=up_to,
+            workers=workers,
         )
 
     def next_due() -> datetime | None:

@@ -77,6 +77,8 @@ class Worker:
         #: Claimed rows not tried, to release with the next flush.
         self.given_back: list[Claimed] = []
         self.marks: SentMarks | None = None
+        #: Rows to ask for at the next claim (see Dispatcher.max_batch).
+        self.claim_size = dispatcher.batch
         self.reclaimed_at = self.monotonic()
         self.limits = Limits(
             max_attempts=dispatcher.outbox.retry.max_attempts,
@@ -90,8 +92,9 @@ class Worker:
         try:
             if self.stop.is_set():
                 return
-            batch, suppressed = self.d.outbox.claim(self.name, self.d.batch, self.clock())
-            self._count(suppressed=suppressed)
+            batch, suppressed = self._claimed(
+                self.d.outbox.claim(self.name, self.claim_size, self.clock())
+            )
             while batch or suppressed:
                 if batch and not self._send_batch(connection, batch):
                     return
@@ -339,13 +342,21 @@ class Worker:
             self.d.outbox.reclaim_orphans()
         outcomes, self.outcomes = self.outcomes, Outcomes()
         if not outcomes:
-            batch, suppressed = self.d.outbox.claim(self.name, self.d.batch, self.clock())
-        else:
-            recorded, batch, suppressed = self.d.outbox.record_and_claim(
-                self.name, outcomes, self.d.batch, self.clock()
-            )
-            self._counted(outcomes, recorded)
+            return self._claimed(self.d.outbox.claim(self.name, self.claim_size, self.clock()))
+        recorded, batch, suppressed = self.d.outbox.record_and_claim(
+            self.name, outcomes, self.claim_size, self.clock()
+        )
+        self._counted(outcomes, recorded)
+        return self._claimed((batch, suppressed))
+
+    def _claimed(self, claim: tuple[list[Claimed], int]) -> tuple[list[Claimed], int]:
+        """Count a claim's suppressed rows and size the next claim."""
+        batch, suppressed = claim
         self._count(suppressed=suppressed)
+        if len(batch) + suppressed >= self.claim_size:
+            self.claim_size = min(self.claim_size * 2, max(self.d.max_batch, self.d.batch))
+        else:
+            self.claim_size = self.d.batch
         return batch, suppressed
 
     def _counted(self, outcomes: Outcomes, recorded: Recorded) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from alerts.store.ids import chunks
+from alerts.store.ids import among, chunks
 from alerts.store.outbox import OutboxStatus
 from alerts.store.schema import digests, outbox, subscriber_advisories, subscribers
 from alerts.store.wakeup import notify
@@ -131,7 +131,7 @@ def _move_watermarks(conn: Connection, ids: Sequence[int], now: datetime) -> Non
     """Everything up to ``now`` has been planned for these subscribers."""
     conn.execute(
         update(subscribers)
-        .where(subscribers.c.id.in_(list(ids)))
+        .where(among(subscribers.c.id, ids, conn))
         .where(or_(subscribers.c.watermark.is_(None), subscribers.c.watermark < now))
         .values(watermark=now)
     )
@@ -221,8 +221,8 @@ class Digests:
                         subscriber_advisories.c.advisory_id,
                         subscriber_advisories.c.revision,
                     ).where(
-                        subscriber_advisories.c.subscriber_id.in_(list(subscriber_ids)),
-                        subscriber_advisories.c.advisory_id.in_(advisory_chunk),
+                        among(subscriber_advisories.c.subscriber_id, subscriber_ids, conn),
+                        among(subscriber_advisories.c.advisory_id, advisory_chunk, conn),
                     )
                 )
                 for subscriber_id, advisory_id, revision in rows:
@@ -311,7 +311,7 @@ class Digests:
                     select(outbox.c.subscriber_id, digests.c.kind, func.count())
                     .select_from(outbox.join(digests, outbox.c.digest_id == digests.c.id))
                     .where(
-                        outbox.c.subscriber_id.in_(chunk),
+                        among(outbox.c.subscriber_id, chunk, conn),
                         outbox.c.created_at > since,
                         digests.c.kind.in_(ALERT_KINDS),
                     )

@@ -46,7 +46,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from alerts.store.counters import count_latencies, count_totals
 from alerts.store.database import create_db_engine
-from alerts.store.ids import chunks
+from alerts.store.ids import among, chunks
 from alerts.store.marks import MARK_SENT, SentMarks, latency_ms
 from alerts.store.schema import outbox, subscribers
 from alerts.store.senders import SENDER_LOCKS, dead_here, holder_sender, sender_lock_key
@@ -255,7 +255,7 @@ class Outbox:
         for chunk in chunks(ids):
             conn.execute(
                 update(outbox)
-                .where(outbox.c.id.in_(chunk))
+                .where(among(outbox.c.id, chunk, conn))
                 .values(status=OutboxStatus.SENDING, claimed_by=worker, claimed_until=until)
             )
 

@@ -252,7 +252,8 @@ outbox = Table(
     # delivery.max_unanswered more the message is "unknown", never sent again by itself.
     Column("unanswered", SmallInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("subscriber_id", "digest_id", name="uq_outbox_subscriber_digest"),
-    Index("ix_outbox_due", "status", "priority", "next_attempt_at"),
+    # Queue order: SQLite ends an index with the rowid anyway; PostgreSQL needs the id.
+    Index("ix_outbox_due", "status", "priority", "next_attempt_at", "id"),
 )
 
 # What a directory source last saw of each file, so unchanged files are not re-read.

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, and_, case, delete, func, insert, or_
 from sqlalchemy.exc import IntegrityError
 
 from alerts.errors import AlertsError, NotFound
+from alerts.store.ids import among
 from alerts.store.schema import UtcDateTime, subscriber_areas, subscribers
 from alerts.subscribers.validation import (
     InvalidSubscriber,
@@ -149,7 +150,7 @@ def _load(conn: Connection, query: Any) -> list[Subscriber]:
     if rows:
         for subscriber_id, area in conn.execute(
             select(subscriber_areas.c.subscriber_id, subscriber_areas.c.area)
-            .where(subscriber_areas.c.subscriber_id.in_(list(areas)))
+            .where(among(subscriber_areas.c.subscriber_id, list(areas), conn))
             .order_by(subscriber_areas.c.area)
         ):
             areas[subscriber_id].append(area)

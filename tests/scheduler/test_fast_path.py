@@ -369,3 +369,40 @@ def test_metrics_hold_the_outbox_sources_and_an_arrival_to_relay_histogram_cover
     assert success.value > time.time() - 600
     health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30)
     assert health.status_code == 200 and health.json()["scheduler"] == "ok"
+
+
+@pytest.mark.slow
+def test_a_sender_process_beside_serve_shares_an_urgent_alert_and_each_subscriber_gets_it_once(
+    write_config: Callable[..., Path],
+    advisory_dir: Path,
+    staging: Path,
+    processes: Callable[..., AlertsProcess],
+    db_url: str,
+) -> None:
+    with SmtpSink() as sink:
+        config = write_config(database=db_url, **relay_config(sink, advisory_dir))
+        app = App(config)
+        addresses = seed_subscribers(app.store, count=200, now=datetime.now(UTC))
+        app.close()
+        serve = processes(config, "serve")
+        follower = processes(config, "send", "--follow")
+        serve.wait_for("startup: ")
+        follower.wait_for("sending until stopped")
+        write_advisory(
+            staging,
+            "dangerous-dog",
+            title="Dangerous dog loose in Chatham",
+            url="https://www.kent.police.uk/news/dangerous-dog/",
+            date=today(),
+            area="Medway",
+            priority="urgent",
+            body="Residents of Chatham: keep children indoors.",
+        ).rename(advisory_dir / "dangerous-dog.md")
+        assert sink.wait_for(len(addresses), timeout=ARRIVAL), (
+            f"{sink.count} of {len(addresses)} arrived"
+        )
+        serve.wait_for("files: 1 new")
+        time.sleep(1)  # anything sent twice would have arrived by now
+        received = sorted(r for message in sink.received for r in message.rcpt_tos)
+        assert received == sorted(addresses)
+        assert follower.stop() == 0
