@@ -15,6 +15,7 @@ It runs past 500 lines because each page's handler sits next to the checks that 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -41,6 +42,7 @@ from alerts.subscribers.requests import quietly, request_manage_link, sign_up, w
 from alerts.text import and_list
 from alerts.tokens import CONFIRM, MANAGE, MANAGE_MAX_AGE, UNSUBSCRIBE, Confirmation, link_signer
 from alerts.types import Frequency, Subscriber
+from alerts.web.form_work import FormWork
 from alerts.web.pages import render, web_app
 from alerts.web.subscription_form import (
     area_choices,
@@ -51,6 +53,8 @@ from alerts.web.subscription_form import (
 )
 
 MAX_FIELD = 1000
+#: Retry-After when the forms' work queue is full.
+BUSY_RETRY_SECONDS = 60
 #: More boxes than the form has are not read.
 MAX_TICKED = 500
 # Pages reached by a personal link: never cached, and the token never leaks to another
@@ -121,10 +125,9 @@ def subscribe(request: Request, form: dict[str, str]) -> Response:
         "resend_minutes": int(MAILBOX.gap.total_seconds() // 60),
     }
     response = page(request, "check_inbox.html", context)
-    response.background = BackgroundTask(
-        quietly, sign_up, app.config, app.store, app.gazetteer, subscription, app.now()
+    return after_answer(
+        request, response, sign_up, app.config, app.store, app.gazetteer, subscription, app.now()
     )
-    return response
 
 
 @off_the_loop
@@ -169,6 +172,8 @@ def confirm(request: Request, form: dict[str, str]) -> Response:
     outcome = "confirmed" if confirmed else "already"
     response = page(request, "confirmed.html", personal(app, subscriber, {"outcome": outcome}))
     if confirmed:
+        # A confirmation needs its signed link, so its timing tells nothing: the welcome
+        # can follow on this connection.
         response.background = BackgroundTask(
             quietly, welcome, app.config, app.store, app.gazetteer, subscriber, now
         )
@@ -230,6 +235,35 @@ def shown_back(
     )
 
 
+def after_answer(
+    request: Request, response: Response, action: Callable[..., str], *args: object
+) -> Response:
+    """``response``, with ``action(*args)`` done after it by the forms' worker, off this
+    connection (:mod:`alerts.web.form_work`), so that neither the answer nor the next
+    request on a kept-alive connection waits for it. Without a worker (the server ran no
+    lifespan) it runs after the answer on this connection, as a background task. A full
+    queue (a flood) is answered 503: nothing was done, and the page says so."""
+    work: FormWork = request.app.state.form_work
+    job = functools.partial(quietly, action, *args)
+    if not work.running:
+        response.background = BackgroundTask(job)
+        return response
+    if work.submit(job):
+        return response
+    busy = page(
+        request,
+        "bad_link.html",
+        {
+            "title": "We are very busy",
+            "reason": "Nothing was sent or saved. Please try again in a minute.",
+            "expired": None,
+        },
+        status=503,
+    )
+    busy.headers["Retry-After"] = str(BUSY_RETRY_SECONDS)
+    return busy
+
+
 def too_many(request: Request) -> Response | None:
     """The 429 page when this client address has set off too much mail lately (the
     count is in the database, so it holds across web processes); None otherwise. It
@@ -270,8 +304,9 @@ def manage_by_email(request: Request, form: dict[str, str]) -> Response:
         "check_inbox_manage.html",
         {"email": values["email"], "manage_days": MANAGE_MAX_AGE // 86400},
     )
-    response.background = BackgroundTask(
-        quietly,
+    return after_answer(
+        request,
+        response,
         request_manage_link,
         app.config,
         app.store,
@@ -279,7 +314,6 @@ def manage_by_email(request: Request, form: dict[str, str]) -> Response:
         values["email"],
         app.now(),
     )
-    return response
 
 
 @off_the_loop
