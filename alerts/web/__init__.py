@@ -19,7 +19,7 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddle
 from alerts.app import App
 from alerts.feeds.model import FORMATS
 from alerts.store.runs import HEARTBEAT_FRESH
-from alerts.web import admin, archive, ops, pages, privacy, subscriptions
+from alerts.web import admin, archive, ops, pages, privacy, subscriptions, undo
 from alerts.web.archive import GZIP_MIN
 from alerts.web.form_work import FormWork
 from alerts.web.guards import BodyLimit, CanonicalHost, redact_access_log
@@ -50,6 +50,7 @@ def create_app(app: App, *, sends_mail: bool = False) -> Starlette:
             *ops.routes(),
             *archive.routes(app),
             *subscriptions.routes(app),
+            *undo.routes(app),
             *privacy.routes(app),
             *admin.routes(),
         ],

@@ -39,8 +39,16 @@ from alerts.subscribers import (
 from alerts.subscribers.mail import CONFIRM_MAX_AGE, CONFIRMATION, check_confirmation_templates
 from alerts.subscribers.notices import check_notice_templates
 from alerts.subscribers.requests import quietly, request_manage_link, sign_up, welcome
+from alerts.subscribers.undo import send_undo
 from alerts.text import and_list
-from alerts.tokens import CONFIRM, MANAGE, MANAGE_MAX_AGE, UNSUBSCRIBE, Confirmation, link_signer
+from alerts.tokens import (
+    CONFIRM,
+    MANAGE,
+    MANAGE_MAX_AGE,
+    UNSUBSCRIBE,
+    Confirmation,
+    link_signer,
+)
 from alerts.types import Frequency, Subscriber
 from alerts.web.form_work import FormWork
 from alerts.web.pages import render, web_app
@@ -109,11 +117,14 @@ def subscribe(request: Request, form: dict[str, str]) -> Response:
         )
     if refused := foreign_origin(request):
         return refused
-    values, errors = checked_fields(app.gazetteer, form, ("email", "areas", "frequency"))
+    values, errors = checked_fields(
+        app.gazetteer, form, ("email", "areas", "frequency", "forwardable")
+    )
     if errors:
         return page(request, "subscribe.html", {"form": form, "errors": errors}, status=400)
     if shown := shown_back(request, "subscribe.html", form, {}):
         return shown
+    values["forwardable"] = bool(values["forwardable"])
     subscription = Subscription(**values, urgent=form.get("urgent") == "yes")
     if limited := too_many(request):
         return limited
@@ -156,7 +167,10 @@ def confirm(request: Request, form: dict[str, str]) -> Response:
     if waiting and reading(request):
         return page(request, "confirm.html", personal(app, subscriber, {"token": token}))
     stated = Preferences(
-        areas=subscriber.areas, frequency=subscriber.frequency, urgent=subscriber.urgent
+        areas=subscriber.areas,
+        frequency=subscriber.frequency,
+        urgent=subscriber.urgent,
+        forwardable=subscriber.forwardable,
     )
     now = app.now()
     confirmed = waiting and app.store.subscribers.confirm(
@@ -201,7 +215,9 @@ def manage(request: Request, form: dict[str, str]) -> Response:
         context["form"] = current_form(app, subscriber)
         return page(request, "manage.html", context)
     context["form"] = form
-    values, context["errors"] = checked_fields(app.gazetteer, form, ("areas", "frequency"))
+    values, context["errors"] = checked_fields(
+        app.gazetteer, form, ("areas", "frequency", "forwardable")
+    )
     if context["errors"]:
         return page(request, "manage.html", context, status=400)
     if shown := shown_back(request, "manage.html", form, context):
@@ -330,7 +346,7 @@ def unsubscribe_page(request: Request, form: dict[str, str]) -> Response:
     subscriber = subscriber_from(request, form.get("token"), UNSUBSCRIBE)
     if isinstance(subscriber, Response):
         return subscriber
-    changed = app.store.subscribers.unsubscribe(subscriber.id, now=app.now())
+    changed = leave(app, subscriber)
     return page(request, "unsubscribed.html", personal(app, subscriber, {"changed": changed}))
 
 
@@ -355,12 +371,24 @@ def _unsubscribe_by_token(request: Request) -> Response:
         claim = link_signer(app.config).read(
             request.query_params.get("token") or "", UNSUBSCRIBE, app.now()
         )
-        app.store.subscribers.unsubscribe(app.store.subscribers.for_link(claim).id, now=app.now())
+        leave(app, app.store.subscribers.for_link(claim))
     except (BadToken, NotFound):
         return PlainTextResponse(
             "This unsubscribe link is not valid.\n", status_code=400, headers=PRIVATE
         )
     return PlainTextResponse("Unsubscribed.\n", headers=PRIVATE)
+
+
+def leave(app: App, subscriber: Subscriber) -> bool:
+    """Unsubscribe by a link (the one-click header, or the unsubscribe page's button);
+    whether it changed anything. An active forwardable subscription may have been ended
+    by a member's mail app holding a forwarded copy: its owner is mailed the undo link
+    at once (:mod:`alerts.subscribers.undo`)."""
+    now = app.now()
+    changed = app.store.subscribers.unsubscribe(subscriber.id, now=now)
+    if changed and subscriber.forwardable and subscriber.status is ACTIVE:
+        send_undo(app.config, app.store, subscriber, area_names(app, subscriber), left_at=now)
+    return changed
 
 
 # -- helpers --------------------------------------------------------------------
@@ -485,6 +513,9 @@ def as_stated(subscriber: Subscriber, confirmation: Confirmation) -> Subscriber:
         areas=confirmation.areas,
         frequency=confirmation.frequency,
         urgent=confirmation.urgent,
+        forwardable=subscriber.forwardable
+        if confirmation.forwardable is None
+        else confirmation.forwardable,
     )
 
 
@@ -553,6 +584,7 @@ def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
         ),
         "frequency": subscriber.frequency.value,
         "urgent": "yes" if subscriber.urgent else "no",
+        "edition": "forwardable" if subscriber.forwardable else "personal",
     }
 
 
