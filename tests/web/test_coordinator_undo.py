@@ -133,6 +133,7 @@ def test_the_edition_to_forward_is_chosen_on_the_form_and_confirmed(
         data={"email": WATCH, "area": ["medway"], "frequency": "weekly", "edition": "forwardable"},
     )
     [confirmation] = delivered(app, sink)
+    assert "weekly alerts for Medway, in the edition to forward" in text_of(confirmation)
     client.post("/confirm", data={"token": token_of(link(confirmation, "/confirm"))})
     found = app.store.subscribers.find(WATCH)
     assert found is not None and found.status is SubscriberStatus.ACTIVE and found.forwardable
