@@ -24,6 +24,8 @@ from datetime import datetime, timedelta
 from email.utils import make_msgid
 from typing import Any
 
+from jinja2 import TemplateError
+
 from alerts.config import Config
 from alerts.errors import ConfigError
 from alerts.store import Store
@@ -57,7 +59,7 @@ def check_undo_templates(config: Config) -> None:
     for name in UNDO_TEMPLATES:
         try:
             env.get_template(name)
-        except Exception as exc:
+        except TemplateError as exc:
             raise ConfigError(
                 f"missing or broken email template {name}: {exc}",
                 where=str(config.template_folders("email")[0]),
