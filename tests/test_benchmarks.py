@@ -23,6 +23,7 @@ CASES = {
     "areas.py": ([], "micro precision"),
     "latency.py": (["--sizes", "20", "--runs", "1", "--confirmations", "1"], "alerts web alone"),
     "password_hash.py": (["--rounds", "1"], "verify: median"),
+    "form_timing.py": (["--rounds", "4", "--known", "2"], "subscribe answer"),
 }
 
 
