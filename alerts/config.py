@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from dataclasses import dataclass, field
 from datetime import time
 from email.utils import parseaddr
 from pathlib import Path
@@ -521,6 +522,43 @@ class Config(_Model):
         if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
             raise ValueError(f"must be a sqlite:/// or postgresql:// URL, got {value!r}")
         return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def template_folders(self, kind: str) -> tuple[Path, ...]:
+        """Where ``email`` or ``web`` templates are found: the operator's folder, then the package's."""
+        return template_folders(self.templates, kind)
+
+    @property
+    def mail(self) -> MailSettings:
+        """What the mail stages take (the sections every message is written with)."""
+        return MailSettings(
+            site=self.site,
+            email=self.email,
+            security=self.security,
+            timezone=self.timezone,
+            templates=self.templates,
+        )
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """What every message the service writes is made from (digests, confirmations,
+    notices): the site it speaks for, its addresses, the key that signs its links, the
+    local time zone and the operator's templates. These travel together into every mail
+    stage, which take this rather than the whole :class:`Config` (``config.mail`` makes
+    it); a test builds it in memory, each field defaulting as ``config.yaml`` does.
+    Paths are used as given: ``config.mail`` has them resolved against the config's folder."""
+
+    site: SiteConfig = field(default_factory=SiteConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    #: An IANA name (the config checked it).
+    timezone: str = "Europe/London"
+    #: The operator's template folder, if any (``templates:``).
+    templates: Path | None = None
 
     @property
     def tz(self) -> ZoneInfo:

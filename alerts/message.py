@@ -35,7 +35,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from alerts.config import Config
+from alerts.config import MailSettings
 from alerts.errors import AlertsError, NotFound
 from alerts.store.digests import StoredDigest
 from alerts.store.store import Store
@@ -116,7 +116,7 @@ class PreparedDigest:
 
     def __init__(
         self,
-        config: Config,
+        mail: MailSettings,
         *,
         subject: str,
         text: str,
@@ -133,34 +133,34 @@ class PreparedDigest:
         self._open = f"--{boundary}\r\n".encode("ascii")
         self._close = f"\r\n--{boundary}--\r\n".encode("ascii")
         self._between = f"\r\n--{boundary}\r\n".encode("ascii")
-        mail = config.email
+        addresses, site = mail.email, mail.site
         headers = [
-            _fold("From", mail.from_address),
+            _fold("From", addresses.from_address),
             _fold("Subject", one_line(subject)),
             b"MIME-Version: 1.0\r\n",
             b"Auto-Submitted: auto-generated\r\n",
             b"Precedence: bulk\r\n",
-            _fold("List-Id", f"{one_line(config.site.name)} <alerts.{mail.domain}>"),
+            _fold("List-Id", f"{one_line(site.name)} <alerts.{addresses.domain}>"),
         ]
         if unsubscribe_headers:
             headers.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
         self.unsubscribe_headers = unsubscribe_headers
-        if mail.reply_to:
-            headers.append(_fold("Reply-To", mail.reply_to))
+        if addresses.reply_to:
+            headers.append(_fold("Reply-To", addresses.reply_to))
         headers.append(
             f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode("ascii")
         )
         self._headers = b"".join(headers)
         self._mailto = (
-            f", <mailto:{mail.unsubscribe_mailbox}?subject=unsubscribe>".encode("ascii")
-            if mail.unsubscribe_mailbox
+            f", <mailto:{addresses.unsubscribe_mailbox}?subject=unsubscribe>".encode("ascii")
+            if addresses.unsubscribe_mailbox
             else b""
         )
 
     @classmethod
-    def from_rendered(cls, rendered: RenderedDigest, config: Config) -> PreparedDigest:
+    def from_rendered(cls, rendered: RenderedDigest, mail: MailSettings) -> PreparedDigest:
         return cls(
-            config,
+            mail,
             subject=rendered.subject,
             text=rendered.text,
             html=rendered.html,
@@ -168,12 +168,12 @@ class PreparedDigest:
         )
 
     @classmethod
-    def from_stored(cls, digest: StoredDigest, config: Config) -> PreparedDigest:
+    def from_stored(cls, digest: StoredDigest, mail: MailSettings) -> PreparedDigest:
         """From a stored digest (a transactional one, such as a confirmation, gets no
         List-Unsubscribe headers: there is no subscription to leave yet)."""
         meta = digest.meta
         return cls(
-            config,
+            mail,
             subject=digest.subject,
             text=digest.text,
             html=digest.html,
@@ -296,17 +296,17 @@ class MessageFactory:
 
     def __init__(
         self,
-        config: Config,
+        mail: MailSettings,
         store: Store,
         clock: Callable[[], datetime],
         *,
         cache_bytes: int = 32_000_000,
     ):
-        self.config = config
+        self.mail = mail
         self.store = store
         self.clock = clock
-        self.signer = LinkSigner(self.config)
-        self._zone = self.config.tz
+        self.signer = LinkSigner(self.mail.site.base_url, self.mail.security)
+        self._zone = self.mail.tz
         # Bounded by size, not count: delivery takes rows in queue order, which
         # interleaves the variants of a run, so many digests are in use at once.
         self._cache: collections.OrderedDict[int, PreparedDigest | _Finished] = (
@@ -338,7 +338,7 @@ class MessageFactory:
             # Queued finished (a confirmation email): send it as it is.
             prepared: PreparedDigest | _Finished = _Finished(str(meta["raw"]))
         else:
-            prepared = PreparedDigest.from_stored(stored, self.config)
+            prepared = PreparedDigest.from_stored(stored, self.mail)
         with self._lock:
             if digest_id not in self._cache:
                 self._cache[digest_id] = prepared

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from alerts.areas import Gazetteer
 from alerts.clock import Clock
@@ -175,7 +176,7 @@ class _Cycle:
         ):
             self._stage("feeds", self._feeds)
         for frequency in plan.digests:
-            if is_due(self.store, self.config, frequency, now):
+            if is_due(self.store, self.config.digests, self.config.tz, frequency, now):
                 self._stage(
                     f"{frequency.value} digests", functools.partial(self._digest, frequency)
                 )
@@ -225,11 +226,14 @@ class _Cycle:
     def _ingest(self) -> bool:
         report = self.report
         result = ingest_sources(
-            self.config,
+            self.config.sources,
             self.store,
             self.gazetteer,
             now=self.now,
             clock=self.clock,
+            zone=self.config.tz,
+            site=self.config.site,
+            digests=self.config.digests,
             only=self.plan.sources,
             settling=self.settling,
             wait=0.0 if self.settling is not None else MAX_SETTLE_WAIT,
@@ -249,7 +253,9 @@ class _Cycle:
 
     def _feeds(self) -> None:
         started = self.clock.monotonic()
-        result = build_feeds(self.config, self.store, self.gazetteer, now=self.now)
+        result = build_feeds(
+            self.config.feeds, self.config.site, self.store, self.gazetteer, now=self.now
+        )
         self.report.feeds_written, self.report.feeds_unchanged = (
             len(result.written),
             result.unchanged,
@@ -262,7 +268,14 @@ class _Cycle:
         )
 
     def _queue(self, frequency: Frequency) -> None:
-        result = queue_digests(self.config, self.store, self.gazetteer, frequency, now=self.now)
+        result = queue_digests(
+            self.config.mail,
+            self.config.digests,
+            self.store,
+            self.gazetteer,
+            frequency,
+            now=self.now,
+        )
         self.report.queued += result.messages
 
     def _digest(self, frequency: Frequency) -> None:
@@ -274,7 +287,8 @@ class _Cycle:
     def _send(self) -> None:
         report = self.report
         result = send_pending(
-            self.config,
+            self.config.delivery,
+            self.config.mail,
             self.store,
             self.clock,
             now=self.send_at,
@@ -311,7 +325,10 @@ def last_scheduled(
     raise AssertionError("unreachable: a scheduled time within three periods")
 
 
-def is_due(store: Store, config: Config, frequency: Frequency, now: datetime) -> bool:
-    """True when the scheduled time of ``frequency`` digests has passed since the last one."""
+def is_due(
+    store: Store, digests: DigestsConfig, zone: ZoneInfo, frequency: Frequency, now: datetime
+) -> bool:
+    """True when the scheduled time of ``frequency`` digests (``digests``' times, local to
+    ``zone``) has passed since the last one."""
     last = store.runs.last_digest(frequency)
-    return last is None or last < last_scheduled(frequency, config.digests, now, config.tz)
+    return last is None or last < last_scheduled(frequency, digests, now, zone)

@@ -304,7 +304,12 @@ def read_bounces_now(app: App) -> None:
     from alerts.delivery.bounces import read_bounces
 
     try:
-        report = read_bounces(app.config, app.store, app.clock, return_paths(app.config))
+        report = read_bounces(
+            app.config.delivery,
+            app.store,
+            app.clock,
+            return_paths(app.config.delivery, app.config.mail),
+        )
     except Exception:
         log.exception("Reading the bounce mailbox failed; run 'alerts bounces' to see why")
         return
@@ -315,7 +320,7 @@ def read_bounces_now(app: App) -> None:
 def purge_daily(app: App) -> None:
     """The daily ``alerts purge``; a failure is logged and tried again tomorrow."""
     try:
-        report = app.store.retention.purge(app.config, app.now())
+        report = app.store.retention.purge(app.config.retention, app.config.security, app.now())
     except Exception:
         log.exception("The daily purge failed; run 'alerts purge' to see why")
         return
@@ -365,7 +370,9 @@ def schedule_table(app: App, now: datetime) -> list[dict[str, Any]]:
             "does": does,
         }
         if spec.id in ("daily", "weekly"):
-            row["due_now"] = is_due(app.store, app.config, Frequency(spec.id), now)
+            row["due_now"] = is_due(
+                app.store, app.config.digests, app.config.tz, Frequency(spec.id), now
+            )
             row["last_digest"] = app.store.runs.last_digest(Frequency(spec.id))
         rows.append(row)
     return rows
@@ -421,7 +428,9 @@ class _Services:
 
     def __init__(self, app: App, runner: JobRunner, stop: threading.Event):
         config = app.config
-        self.sender = outbox_drainer(config, app.store, stop, clock=app.clock, name="sender")
+        self.sender = outbox_drainer(
+            config.delivery, config.mail, app.store, stop, clock=app.clock, name="sender"
+        )
         self.watcher = FolderWatcher(config.sources, on_change=runner.files_changed.set, stop=stop)
         self.threads = [
             threading.Thread(

@@ -39,7 +39,7 @@ from typing import Any
 from itsdangerous import BadData, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
 
-from alerts.config import Config
+from alerts.config import SecurityConfig
 from alerts.errors import BadToken, ConfigError
 from alerts.types import Frequency
 
@@ -118,10 +118,10 @@ class PersonalLinks:
 class LinkSigner:
     """Makes and checks the signed tokens in personal links. Cheap to call per message."""
 
-    def __init__(self, config: Config):
-        self.base_url = config.site.base_url
+    def __init__(self, base_url: str, security: SecurityConfig):
+        self.base_url = base_url
         # itsdangerous signs with the last key of the list and verifies with them all.
-        keys = list(reversed(load_secret_keys(config)))
+        keys = list(reversed(load_secret_keys(security)))
         self._serializers = {
             purpose: URLSafeTimedSerializer(
                 keys, salt=f"area-alerts.{purpose}", signer_kwargs={"digest_method": hashlib.sha256}
@@ -351,31 +351,31 @@ def peppered_hash(pepper: bytes, value: str) -> str:
     return hmac.new(pepper, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def mailbox_hashes(config: Config, email: str) -> list[str]:
+def mailbox_hashes(security: SecurityConfig, email: str) -> list[str]:
     """The keyed hash of a mailbox (the whole address in lower case) under each signing
     key, the current one first: what is kept of an address once it may not be kept
     itself. A key that is replaced keeps matching while it is listed as an older key."""
     mailbox = email.strip().lower()
-    return [keyed_hash(key, mailbox) for key in load_secret_keys(config)]
+    return [keyed_hash(key, mailbox) for key in load_secret_keys(security)]
 
 
 @functools.lru_cache(maxsize=8)
-def link_signer(config: Config) -> LinkSigner:
-    """The signer for a configuration, made once: the key is read (or the key file made)
-    on first use, not on every page or confirmation email."""
-    return LinkSigner(config)
+def link_signer(base_url: str, security: SecurityConfig) -> LinkSigner:
+    """The signer for links under ``base_url`` (``site.base_url``), made once: the key is
+    read (or the key file made) on first use, not on every page or confirmation email."""
+    return LinkSigner(base_url, security)
 
 
-def load_secret_key(config: Config) -> bytes:
+def load_secret_key(security: SecurityConfig) -> bytes:
     """The signing key: from the environment, else from the key file (created if absent)."""
-    return load_secret_keys(config)[0]
+    return load_secret_keys(security)[0]
 
 
-def load_secret_keys(config: Config) -> list[bytes]:
+def load_secret_keys(security: SecurityConfig) -> list[bytes]:
     """The signing key first, then any older keys that still verify. The variable may
     hold several keys separated by spaces, so a key can be replaced without breaking
-    the links in mail already sent: put the new one first, drop the old one later."""
-    security = config.security
+    the links in mail already sent: put the new one first, drop the old one later.
+    ``security.secret_key_file`` is used as given (the config resolved it against its folder)."""
     value = os.environ.get(security.secret_key_env)
     if value is None:
         return [_key_from_file(security.secret_key_file)]

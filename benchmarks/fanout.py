@@ -167,7 +167,9 @@ def queue(config: Path, count: int) -> tuple[int, float]:
                 conn, subscription, status=SubscriberStatus.ACTIVE, now=now - timedelta(days=1)
             )
     started = time.perf_counter()
-    report = queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=now)
+    report = queue_digests(
+        app.config.mail, app.config.digests, app.store, app.gazetteer, Frequency.IMMEDIATE, now=now
+    )
     seconds = time.perf_counter() - started
     app.close()
     return report.messages, seconds
@@ -176,7 +178,7 @@ def queue(config: Path, count: int) -> tuple[int, float]:
 def prebuilt(config: Path) -> list[tuple[str, bytes]]:
     """The floor's messages: the pipeline's own, built before the clock starts."""
     app = App(config)
-    factory = MessageFactory(app.config, app.store, app.now)
+    factory = MessageFactory(app.config.mail, app.store, app.now)
     messages = [
         (
             r["email"],
@@ -203,7 +205,9 @@ def run_pipeline(
     # The batched marks are no option of the config: they are only measured here.
     delivery.Dispatcher = functools.partial(Dispatcher, mark_each=mark_each)  # type: ignore[misc,assignment]
     started, cpu = time.perf_counter(), time.process_time()
-    report = send_pending(app.config, app.store, app.clock, workers=connections)
+    report = send_pending(
+        app.config.delivery, app.config.mail, app.store, app.clock, workers=connections
+    )
     seconds = time.perf_counter() - started
     CPU.setdefault(config.name if mark_each else "batched", []).append(
         (time.process_time() - cpu) / max(report.sent, 1)

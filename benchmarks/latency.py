@@ -205,7 +205,7 @@ def one_message(config: Path) -> bytes:
     app = App(config)
     try:
         [row] = app.store.fixtures.outbox_rows(limit=1)
-        factory = MessageFactory(app.config, app.store, app.now)
+        factory = MessageFactory(app.config.mail, app.store, app.now)
         return factory.build(
             OutboxItem(
                 row["id"], row["subscriber_id"], row["digest_id"], row["message_id"], row["email"]

@@ -133,7 +133,9 @@ def measure(count: int, runs: int, sample: int, trace: bool) -> dict[str, Any]:
             tracemalloc.start()
         started, cpu = time.perf_counter(), time.process_time()
         reports = [
-            queue_digests(app.config, app.store, app.gazetteer, Frequency(f), now=NOW).as_dict()
+            queue_digests(
+                app.config.mail, app.config.digests, app.store, app.gazetteer, Frequency(f), now=NOW
+            ).as_dict()
             for f in ("immediate", "daily", "weekly")
         ]
         queue_seconds, queue_cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -146,7 +148,7 @@ def measure(count: int, runs: int, sample: int, trace: bool) -> dict[str, Any]:
             )
             for r in outbox_rows(app.store.engine)[:sample]
         ]
-        factory = MessageFactory(app.config, app.store, app.now)
+        factory = MessageFactory(app.config.mail, app.store, app.now)
         sizes = [len(factory.build(item)) for item in items]  # warm: every digest prepared once
         rates = []
         for _ in range(runs):

@@ -71,7 +71,7 @@ def main() -> None:
         )
 
     config = parse_config({"security": {"secret_key_file": str(folder / "key")}}, root=folder)
-    signer = LinkSigner(config)
+    signer = LinkSigner(config.site.base_url, config.security)
     issued = SYSTEM.now()
     started = time.perf_counter()
     for n in range(1, 20_001):

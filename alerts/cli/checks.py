@@ -33,12 +33,12 @@ def check_startup(
     for source in config.sources:
         resolve_source_area(source, gazetteer)
     if email:
-        DigestRenderer(config, gazetteer)
+        DigestRenderer(config.mail, config.digests, gazetteer)
     if mail:
-        make_sender(config, app.clock)
+        make_sender(config.delivery, app.clock)
         if config.delivery.dkim:
             DkimSigner.from_config(config.delivery.dkim, app.clock.timestamp)
-        envelope_from(config)
+        envelope_from(config.email)
     app.store  # noqa: B018 - the database last but one: opening it makes files and migrates
     if mail or links:
-        load_secret_keys(config)  # made on first use (last: a start that fails makes none)
+        load_secret_keys(config.security)  # made on first use (last: a start that fails makes none)

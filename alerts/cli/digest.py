@@ -73,7 +73,8 @@ def preview(
     slugs = tuple(app.gazetteer.resolve(area) for area in areas)
     now = parse_when(at, app, "--at") or app.now()
     result = preview_digest(
-        app.config,
+        app.config.mail,
+        app.config.digests,
         app.store,
         app.gazetteer,
         slugs,
@@ -154,7 +155,8 @@ def digest(app: App, frequency: str, dry_run: bool, as_json: bool) -> None:
 
     if dry_run:
         report = queue_digests(
-            app.config,
+            app.config.mail,
+            app.config.digests,
             app.store,
             app.gazetteer,
             Frequency(frequency),
@@ -166,7 +168,12 @@ def digest(app: App, frequency: str, dry_run: bool, as_json: bool) -> None:
         # Never alongside 'alerts serve' or another run: both would queue the same messages.
         with instance_lock(app.config.database, "digest", clock=app.clock):
             report = queue_digests(
-                app.config, app.store, app.gazetteer, Frequency(frequency), now=app.now()
+                app.config.mail,
+                app.config.digests,
+                app.store,
+                app.gazetteer,
+                Frequency(frequency),
+                now=app.now(),
             )
     if as_json:
         print_json({**report.as_dict(), **({"planned": planned} if dry_run else {})})

@@ -31,7 +31,9 @@ def build(app: App, out: Path | None, as_json: bool) -> None:
     Only files whose content changed are rewritten; a rebuild with nothing new
     changes no byte.
     """
-    report = build_feeds(app.config, app.store, app.gazetteer, now=app.now(), out=out)
+    report = build_feeds(
+        app.config.feeds, app.config.site, app.store, app.gazetteer, now=app.now(), out=out
+    )
     if as_json:
         print_json(report.as_dict())
         return

@@ -58,8 +58,17 @@ def run_ingest(app: App, paths: tuple[Path, ...] = ()) -> IngestReport:
         return ingest_files(
             paths, app.store, app.gazetteer, now=app.now(), zone=app.config.tz, progress=PROGRESS
         )
+    config = app.config
     return ingest_sources(
-        app.config, app.store, app.gazetteer, now=app.now(), clock=app.clock, progress=PROGRESS
+        config.sources,
+        app.store,
+        app.gazetteer,
+        now=app.now(),
+        clock=app.clock,
+        zone=config.tz,
+        site=config.site,
+        digests=config.digests,
+        progress=PROGRESS,
     )
 
 

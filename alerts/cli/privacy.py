@@ -23,7 +23,7 @@ def purge_command(app: App, as_json: bool) -> None:
     hash after unsubscribed_days, so they are still never added again; the console's
     audit log goes after audit_days. 'alerts serve' runs this daily.
     """
-    report = app.store.retention.purge(app.config, app.now())
+    report = app.store.retention.purge(app.config.retention, app.config.security, app.now())
     if as_json:
         print_json(report.as_dict())
         return
@@ -50,7 +50,7 @@ def erase_command(app: App, email: str, yes: bool) -> None:
     check_address(email)
     if not yes:
         click.confirm(f"Erase everything held about {email}? This cannot be undone", abort=True)
-    removed = app.store.retention.erase(app.config, email, app.now())
+    removed = app.store.retention.erase(app.config.security, email, app.now())
     # The embedded backend's deliveries are copies we hold too (whichever backend is set
     # now: a site may have started on the Maildir).
     files = erase_addressed_to(app.config.delivery.maildir, email)
@@ -71,7 +71,7 @@ def export_data_command(app: App, email: str) -> None:
     its subscriptions, the messages queued or sent to it, the advisories it was sent,
     and whether it is kept only as a keyed hash."""
     check_address(email)
-    print_json(app.store.retention.export_data(app.config, email))
+    print_json(app.store.retention.export_data(app.config.security, email))
 
 
 def check_address(email: str) -> None:

@@ -52,7 +52,8 @@ def send(app: App, workers: int | None, as_json: bool) -> None:
     try:
         with stop_on_signals(stop):
             report = send_pending(
-                app.config,
+                app.config.delivery,
+                app.config.mail,
                 app.store,
                 app.clock,
                 workers=workers,
@@ -98,7 +99,12 @@ def bounces(app: App, as_json: bool) -> None:
     from alerts.delivery import return_paths
     from alerts.delivery.bounces import read_bounces
 
-    report = read_bounces(app.config, app.store, app.clock, return_paths(app.config))
+    report = read_bounces(
+        app.config.delivery,
+        app.store,
+        app.clock,
+        return_paths(app.config.delivery, app.config.mail),
+    )
     if as_json:
         print_json(report.as_dict())
         return

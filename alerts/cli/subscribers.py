@@ -107,7 +107,7 @@ def add(
     now = app.now()
     existing = app.store.subscribers.find_mailbox(subscription.email)
     hashed = (
-        app.store.retention.hashed_opt_out(app.config, subscription.email)
+        app.store.retention.hashed_opt_out(app.config.security, subscription.email)
         if existing is None
         else None
     )
@@ -128,7 +128,11 @@ def add(
         fail(exc, EXIT_FAILURES)
     if outcome == "added" and subscriber.status is PENDING:
         send_confirmation(
-            app.config, app.store, subscriber, app.gazetteer.names_of(subscriber.areas), now=now
+            app.config.mail,
+            app.store,
+            subscriber,
+            app.gazetteer.names_of(subscriber.areas),
+            now=now,
         )
     if as_json:
         print_json({**subscriber_json(app, subscriber), "outcome": outcome})
@@ -144,7 +148,7 @@ def ask_to_come_back(app: App, subscription: Subscription, how: str, as_json: bo
     now = app.now()
     subscriber, _ = app.store.subscribers.resubscribe_pending(subscription, now=now, origin="cli")
     queued = send_confirmation(
-        app.config, app.store, subscriber, app.gazetteer.names_of(subscription.areas), now=now
+        app.config.mail, app.store, subscriber, app.gazetteer.names_of(subscription.areas), now=now
     )
     outcome = "asked" if queued is not None else "asked-recently"
     if as_json:
@@ -276,16 +280,18 @@ def import_subscribers(
         """A confirmation to a pending one, the notice to an active one: within the
         mailbox limit the form's mail keeps."""
         nonlocal mailed, held
-        if not app.store.limits.take(mailbox_key(app.config, subscriber.email), MAILBOX, now):
+        key = mailbox_key(app.config.security, subscriber.email)
+        if not app.store.limits.take(key, MAILBOX, now):
             held += 1
             return
         names = app.gazetteer.names_of(subscriber.areas)
         if subscriber.status is PENDING:
-            queued = send_confirmation(app.config, app.store, subscriber, names, now=now)
+            queued = send_confirmation(app.config.mail, app.store, subscriber, names, now=now)
         else:
             queued = send_notice(
-                app.config, app.store, subscriber, ADDED, names, now=now, basis=basis or ""
-            )
+                app.config.mail, app.config.digests, app.store, subscriber, ADDED, names,
+                now=now, basis=basis or "",
+            )  # fmt: skip
         mailed += queued is not None
 
     try:
@@ -297,7 +303,7 @@ def import_subscribers(
             pending=basis is None,
             update=update,
             on_added=tell,
-            hashed=app.store.retention.opt_out_checker(app.config),
+            hashed=app.store.retention.opt_out_checker(app.config.security),
             origin=f"import:{file.name}" + (f"; consented: {basis}" if basis else ""),
         )
     except SubscriberListError as exc:

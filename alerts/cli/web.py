@@ -70,7 +70,13 @@ def web(app: App, host: str, port: int, send: bool) -> None:
     stop = threading.Event()
     sender = (
         outbox_drainer(
-            app.config, app.store, stop, clock=app.clock, name="web-sender", transactional_only=True
+            app.config.delivery,
+            app.config.mail,
+            app.store,
+            stop,
+            clock=app.clock,
+            name="web-sender",
+            transactional_only=True,
         )
         if send
         else None

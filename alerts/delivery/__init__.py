@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 
 from alerts.clock import Clock
-from alerts.config import Config
+from alerts.config import DeliveryConfig, EmailConfig, MailSettings
 from alerts.delivery.base import MessageBuilder, RelayError, Sender
 from alerts.delivery.dkim import DkimSigner
 from alerts.delivery.drain import OutboxDrainer
@@ -64,7 +64,8 @@ __all__ = [
 
 
 def send_pending(
-    config: Config,
+    delivery: DeliveryConfig,
+    mail: MailSettings,
     store: Store,
     clock: Clock,
     *,
@@ -83,38 +84,35 @@ def send_pending(
     called with each number done. ``clock``: business time and deadlines. ``now``: the
     instant to send as of (a run for a given moment); by default the clock moves on. ``builder``: what turns a row into bytes (default: the digests'
     ``alerts.message.MessageFactory``). ``transactional_only``: confirmations and other
-    transactional mail only (what ``alerts web`` sends itself).
+    transactional mail only (what ``alerts web`` sends itself). ``mail``: who the mail is
+    from (the envelope sender, the return paths' keys) and what the default builder writes with.
 
     Raises :class:`~alerts.delivery.base.RelayError` when the relay cannot be used as
     configured (credentials, certificate, STARTTLS); the messages then stay queued.
     """
-    sender = make_sender(config, clock)
-    signer = (
-        DkimSigner.from_config(config.delivery.dkim, clock.timestamp)
-        if config.delivery.dkim
-        else None
-    )
+    sender = make_sender(delivery, clock)
+    signer = DkimSigner.from_config(delivery.dkim, clock.timestamp) if delivery.dkim else None
     at: Callable[[], datetime] = (lambda: now) if now is not None else clock.now
     if builder is None:
-        builder = MessageFactory(config, store, clock.now)
+        builder = MessageFactory(mail, store, clock.now)
     if workers is None:
-        smtp = config.delivery.smtp
-        workers = smtp.connections if config.delivery.backend == "smtp" and smtp else 1
+        smtp = delivery.smtp
+        workers = smtp.connections if delivery.backend == "smtp" and smtp else 1
 
     def bounced(subscriber_id: int) -> bool:
-        return store.subscribers.record_bounce(subscriber_id, config.delivery.max_bounces, now=at())
+        return store.subscribers.record_bounce(subscriber_id, delivery.max_bounces, now=at())
 
     dispatcher = Dispatcher(
-        outbox=make_outbox(config, store, transactional_only=transactional_only),
+        outbox=make_outbox(delivery, store, transactional_only=transactional_only),
         builder=builder,
         sender=sender,
-        envelope_from=envelope_from(config),
+        envelope_from=envelope_from(mail.email),
         signer=signer,
         record_bounce=bounced,
-        return_paths=return_paths(config),
-        max_unanswered=config.delivery.max_unanswered,
-        unanswered_base=timedelta(seconds=config.delivery.unanswered_base),
-        pauses=StoredPauses(store, f"smtp {sender.label}", make_outbox(config, store).retry)
+        return_paths=return_paths(delivery, mail),
+        max_unanswered=delivery.max_unanswered,
+        unanswered_base=timedelta(seconds=delivery.unanswered_base),
+        pauses=StoredPauses(store, f"smtp {sender.label}", make_outbox(delivery, store).retry)
         if isinstance(sender, SmtpSender)
         else None,
     )
@@ -122,7 +120,8 @@ def send_pending(
 
 
 def outbox_drainer(
-    config: Config,
+    delivery: DeliveryConfig,
+    mail: MailSettings,
     store: Store,
     stop: threading.Event,
     *,
@@ -136,7 +135,7 @@ def outbox_drainer(
 
     def send(stop_event: threading.Event) -> SendReport:
         return send_pending(
-            config, store, clock, stop=stop_event, transactional_only=transactional_only
+            delivery, mail, store, clock, stop=stop_event, transactional_only=transactional_only
         )
 
     def record(result: SendReport, started: datetime) -> None:
@@ -156,7 +155,7 @@ def outbox_drainer(
     return OutboxDrainer(
         send=send,
         channel=channel_for(store.engine.url.render_as_string(hide_password=False)),
-        next_due=make_outbox(config, store, transactional_only=transactional_only).next_due,
+        next_due=make_outbox(delivery, store, transactional_only=transactional_only).next_due,
         clock=clock.now,
         stop=stop,
         report=record,
@@ -164,17 +163,17 @@ def outbox_drainer(
     )
 
 
-def make_sender(config: Config, clock: Clock) -> Sender:
+def make_sender(delivery: DeliveryConfig, clock: Clock) -> Sender:
     """The configured backend, checked (password variable, CA file, Maildir folder)."""
-    delivery = config.delivery
     if delivery.backend == "smtp" and delivery.smtp is not None:
         return SmtpSender.from_config(delivery.smtp, clock)
     return MaildirSender(delivery.maildir)
 
 
-def make_outbox(config: Config, store: Store, *, transactional_only: bool = False) -> SendQueue:
+def make_outbox(
+    delivery: DeliveryConfig, store: Store, *, transactional_only: bool = False
+) -> SendQueue:
     """``store.outbox`` with the configured retry policy and lease."""
-    delivery = config.delivery
     retry = RetryPolicy(delivery.retry_base, delivery.retry_max, delivery.max_attempts)
     return SendQueue(
         store.outbox,
@@ -203,21 +202,22 @@ class StoredPauses:
         self.store.relays.recovered(self.relay)
 
 
-def return_paths(config: Config) -> ReturnPaths | None:
-    """The per-message return paths, when ``delivery.return_path.enabled``."""
-    settings = config.delivery.return_path
+def return_paths(delivery: DeliveryConfig, mail: MailSettings) -> ReturnPaths | None:
+    """The per-message return paths, when ``delivery.return_path.enabled`` (signed with
+    ``mail.security``'s keys, under ``mail.email``'s domain unless one is given)."""
+    settings = delivery.return_path
     if not settings.enabled:
         return None
-    domain = settings.domain or envelope_from(config).rpartition("@")[2]
-    return ReturnPaths(load_secret_keys(config), domain=domain, prefix=settings.prefix)
+    domain = settings.domain or envelope_from(mail.email).rpartition("@")[2]
+    return ReturnPaths(load_secret_keys(mail.security), domain=domain, prefix=settings.prefix)
 
 
-def envelope_from(config: Config) -> str:
+def envelope_from(email: EmailConfig) -> str:
     """The bare address of ``email.from``: the envelope sender (where bounces go)."""
-    address = parseaddr(config.email.from_address)[1]
+    address = parseaddr(email.from_address)[1]
     if not address or "@" not in address or any(c.isspace() for c in address):
         raise ConfigError(
-            f"not an email address: {config.email.from_address!r}",
+            f"not an email address: {email.from_address!r}",
             where="email.from",
             hint='write it as "Name <alerts@example.org>"',
         )

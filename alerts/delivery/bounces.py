@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from alerts.clock import Clock
-from alerts.config import Config
+from alerts.config import DeliveryConfig
 from alerts.delivery.policy import TABLE, Event, State
 from alerts.delivery.reports import Bounce, Complaint, Ignored, read_report
 from alerts.delivery.returns import ReturnPaths
@@ -50,10 +50,10 @@ class BounceReport:
 
 
 def read_bounces(
-    config: Config, store: Store, clock: Clock, paths: ReturnPaths | None
+    delivery: DeliveryConfig, store: Store, clock: Clock, paths: ReturnPaths | None
 ) -> BounceReport:
     """Read the new mail in ``delivery.bounces.maildir`` and act on it."""
-    folder = config.delivery.bounces.maildir
+    folder = delivery.bounces.maildir
     if folder is None:
         raise ConfigError(
             "no bounce mailbox is configured",
@@ -73,7 +73,7 @@ def read_bounces(
         if message.get_subdir() != "new":
             continue
         report.read += 1
-        _act(read_report(message.as_bytes()), config, store, clock, paths, report)
+        _act(read_report(message.as_bytes()), delivery, store, clock, paths, report)
         message.set_subdir("cur")
         message.add_flag("S")
         box[key] = message
@@ -82,7 +82,7 @@ def read_bounces(
 
 def _act(
     found: tuple[Bounce, ...] | Complaint | Ignored,
-    config: Config,
+    delivery: DeliveryConfig,
     store: Store,
     clock: Clock,
     paths: ReturnPaths | None,
@@ -92,7 +92,7 @@ def _act(
         report.ignored += 1
         return
     if isinstance(found, Complaint):
-        _complaint(found, config, store, clock, report)
+        _complaint(found, delivery, store, clock, report)
         return
     for bounce in found:
         returned = (
@@ -117,14 +117,14 @@ def _act(
             continue
         report.bounces += 1
         if step.bounce and store.subscribers.record_bounce(
-            returned.subscriber_id, config.delivery.max_bounces, now=clock.now()
+            returned.subscriber_id, delivery.max_bounces, now=clock.now()
         ):
             report.suppressed += 1
-            _suppress_queued(config, store, returned.subscriber_id)
+            _suppress_queued(delivery, store, returned.subscriber_id)
 
 
 def _complaint(
-    found: Complaint, config: Config, store: Store, clock: Clock, report: BounceReport
+    found: Complaint, delivery: DeliveryConfig, store: Store, clock: Clock, report: BounceReport
 ) -> None:
     if found.message_id is None:
         report.ignored += 1
@@ -142,8 +142,8 @@ def _complaint(
         message[1], now=clock.now()
     ):
         report.suppressed += 1
-        _suppress_queued(config, store, message[1])
+        _suppress_queued(delivery, store, message[1])
 
 
-def _suppress_queued(config: Config, store: Store, subscriber_id: int) -> None:
+def _suppress_queued(delivery: DeliveryConfig, store: Store, subscriber_id: int) -> None:
     store.outbox.suppress_queued(subscriber_id)

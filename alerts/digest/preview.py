@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from alerts.areas import Gazetteer
-from alerts.config import Config
+from alerts.config import DigestsConfig, MailSettings
 from alerts.digest.plan import Planner, areas_key
 from alerts.digest.render import DigestRenderer
 from alerts.message import PreparedDigest, new_message_id
@@ -46,7 +46,8 @@ class Preview:
 
 
 def preview_digest(
-    config: Config,
+    mail: MailSettings,
+    digests: DigestsConfig,
     store: Store,
     gazetteer: Gazetteer,
     areas: tuple[str, ...],
@@ -58,7 +59,7 @@ def preview_digest(
     """Render what a subscriber to ``areas`` with ``frequency`` would get at ``now``
     (for immediate: the newest alert). The personal links are harmless examples."""
     frequency = Frequency(frequency)
-    renderer = DigestRenderer(config, gazetteer)
+    renderer = DigestRenderer(mail, digests, gazetteer)
     kind = DigestKind(frequency.value)
     since = now - PERIOD[frequency]
     subscriber = Subscriber(
@@ -73,8 +74,8 @@ def preview_digest(
         watermark=since,
         created_at=since,
     )
-    max_age = timedelta(days=config.digests.max_age_days)
-    local = now.astimezone(config.tz)
+    max_age = timedelta(days=digests.max_age_days)
+    local = now.astimezone(mail.tz)
     candidates = store.advisories.candidates(after=since, until=now, max_age=max_age)
     planner = Planner(gazetteer, candidates, day=local.date())
     entries = planner.entries(subscriber, {})
@@ -88,14 +89,14 @@ def preview_digest(
             day=local.date(),
         )
         entries = planner.entries(replace(subscriber, watermark=epoch), {})
-        entries = entries[: config.digests.max_items]
+        entries = entries[: digests.max_items]
     variants = planner.variants(subscriber, entries, kind)
     if not variants:
         return Preview(None, "", "", b"", latest, 0)
     variant = variants[0]
     advisories = store.advisories.load(variant.advisory_ids)
     rendered = renderer.render(variant, advisories)
-    base = config.site.base_url
+    base = mail.site.base_url
     links = PersonalLinks(
         unsubscribe_url=f"{base}/unsubscribe?token=preview",
         manage_url=f"{base}/manage?token=preview",
@@ -105,6 +106,6 @@ def preview_digest(
     for name, marker in rendered.placeholders.items():
         html = html.replace(marker, getattr(links, name))
         text = text.replace(marker, getattr(links, name))
-    item = OutboxItem(0, 0, 0, new_message_id(config.email.domain), PREVIEW_ADDRESS, "A Subscriber")
-    message = PreparedDigest.from_rendered(rendered, config).compose(item, links, local)
+    item = OutboxItem(0, 0, 0, new_message_id(mail.email.domain), PREVIEW_ADDRESS, "A Subscriber")
+    message = PreparedDigest.from_rendered(rendered, mail).compose(item, links, local)
     return Preview(rendered, html, text, message, latest, len(variant.entries))

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from alerts.areas import Gazetteer
-from alerts.config import Config
+from alerts.config import DigestsConfig, MailSettings
 from alerts.digest.guard import HELD, WINDOW, Limits, Recent, split_entries
 from alerts.digest.plan import Entry, Planner, Variant
 from alerts.digest.render import DigestRenderer
@@ -102,7 +102,8 @@ class _Pass:
 
 
 def queue_digests(
-    config: Config,
+    mail: MailSettings,
+    digests: DigestsConfig,
     store: Store,
     gazetteer: Gazetteer,
     frequency: Frequency,
@@ -120,9 +121,9 @@ def queue_digests(
     the first thousand messages are on their way while the rest are planned.
     """
     frequency = Frequency(frequency)
-    renderer = DigestRenderer(config, gazetteer)
+    renderer = DigestRenderer(mail, digests, gazetteer)
     report = QueueReport(frequency=frequency.value, dry_run=dry_run)
-    day = now.astimezone(config.tz).date()
+    day = now.astimezone(mail.tz).date()
     if frequency is Frequency.IMMEDIATE:
         passes = [
             _Pass((Frequency.IMMEDIATE,), DigestKind.IMMEDIATE),
@@ -135,12 +136,12 @@ def queue_digests(
         ]
     else:
         passes = [_Pass((frequency,), DigestKind(frequency.value))]
-    limits = Limits(alerts=config.digests.alerts_per_hour, urgent=config.digests.urgent_per_hour)
+    limits = Limits(alerts=digests.alerts_per_hour, urgent=digests.urgent_per_hour)
     run = _Run(
         store,
         renderer,
         report,
-        domain=config.email.domain,
+        domain=mail.email.domain,
         now=now,
         limits=limits,
         dry_run=dry_run,
@@ -153,7 +154,7 @@ def queue_digests(
         candidates = store.advisories.candidates(
             after=oldest,
             until=now,
-            max_age=timedelta(days=config.digests.max_age_days),
+            max_age=timedelta(days=digests.max_age_days),
             urgent_only=sweep.urgent_only,
         )
         if not candidates:

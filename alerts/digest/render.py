@@ -27,7 +27,7 @@ from lxml import etree
 from premailer import Premailer
 
 from alerts.areas import Gazetteer
-from alerts.config import Config
+from alerts.config import DigestsConfig, MailSettings
 from alerts.digest.advice import advice_of
 from alerts.digest.plan import Entry, Variant
 from alerts.errors import ConfigError
@@ -201,10 +201,11 @@ class DigestRenderer:
     """Renders variants with the templates in ``<templates>/email``. Checks them at
     construction, so a broken template stops a run before anything is queued."""
 
-    def __init__(self, config: Config, gazetteer: Gazetteer):
-        self.config = config
+    def __init__(self, mail: MailSettings, digests: DigestsConfig, gazetteer: Gazetteer):
+        self.mail = mail
+        self.digests = digests
         self.gazetteer = gazetteer
-        folders = config.template_folders("email")
+        folders = mail.template_folders("email")
         files: dict[str, Path] = {}
         for name in TEMPLATES:
             file = find_template(folders, name)
@@ -335,9 +336,9 @@ class DigestRenderer:
         *,
         full: bool,
     ) -> dict[str, Any]:
-        config = self.config
-        base = config.site.base_url
-        limit = 1 if variant.kind.single else config.digests.max_items
+        mail = self.mail
+        base = mail.site.base_url
+        limit = 1 if variant.kind.single else self.digests.max_items
         shown, rest = variant.entries[:limit], variant.entries[limit:]
         # A single alert is shared by everyone it goes to: it names the areas it concerns.
         areas = variant.areas or tuple(advisories[shown[0].advisory_id].areas)
@@ -378,18 +379,18 @@ class DigestRenderer:
             DigestKind.IMMEDIATE: f"You get each alert for your areas as it is published. This one concerns {places}.",
             DigestKind.URGENT: f"Urgent alerts go out at once to everyone subscribed to the areas they concern: {places}.",
             DigestKind.GATHERED: (
-                f"You get alerts for {places} as they are published, up to {config.digests.alerts_per_hour}"
+                f"You get alerts for {places} as they are published, up to {self.digests.alerts_per_hour}"
                 " an hour; these came after that, so they are gathered in one message."
             ),
         }[variant.kind]
         if variant.forwardable:
-            reason = f"This is the {config.site.name} service" + (
+            reason = f"This is the {mail.site.name} service" + (
                 "." if variant.kind.single else f" for {places}."
             )
         return {
-            "lang": config.site.language,
-            "site_name": config.site.name,
-            "publisher": config.site.publisher,
+            "lang": mail.site.language,
+            "site_name": mail.site.name,
+            "publisher": mail.site.publisher,
             "kind": variant.kind.value,
             "single": variant.kind.single,
             "full": full,
@@ -495,7 +496,7 @@ class DigestRenderer:
         return tuple(known)
 
     def _when(self, moment: datetime) -> str:
-        local = moment.astimezone(self.config.tz)
+        local = moment.astimezone(self.mail.tz)
         return f"{local:%H:%M}, {local:%A} {local.day} {local:%B %Y}"
 
 

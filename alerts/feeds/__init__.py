@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.areas import Gazetteer
-from alerts.config import Config
+from alerts.config import FeedsConfig, SiteConfig
 from alerts.errors import AlertsError
 from alerts.feeds.model import ALL, FORMATS, Entry, Feed, LastChanges, build_feed, feed_url
 from alerts.feeds.render import RENDERERS
@@ -64,13 +64,19 @@ class FeedsReport:
 
 
 def build_feeds(
-    config: Config, store: Store, gazetteer: Gazetteer, *, now: datetime, out: Path | None = None
+    feeds: FeedsConfig,
+    site: SiteConfig,
+    store: Store,
+    gazetteer: Gazetteer,
+    *,
+    now: datetime,
+    out: Path | None = None,
 ) -> FeedsReport:
-    """Write every feed into ``out`` (default ``feeds.out`` from the config).
+    """Write every feed into ``out`` (default ``feeds.out``), titled and linked for ``site``.
 
     ``now`` decides which advisories have expired; nothing else reads a clock.
     """
-    folder = Path(out) if out is not None else config.feeds.out
+    folder = Path(out) if out is not None else feeds.out
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -80,26 +86,25 @@ def build_feeds(
             hint="check feeds.out in config.yaml or pass --out DIR",
         ) from None
     report = FeedsReport(out=folder)
-    limit = config.feeds.max_items
+    limit = feeds.max_items
     changes = LastChanges(*store.advisories.last_changes(now))
     cache: dict[int, Entry] = {}
-    feeds: list[Feed] = [
+    made: list[Feed] = [
         build_feed(
-            config, gazetteer, changes, store.advisories.find(live_at=now, limit=limit), None, cache
+            site, gazetteer, changes, store.advisories.find(live_at=now, limit=limit), None, cache
         )
     ]
     for area in gazetteer.feed_areas():
         items = store.advisories.find(
             areas=gazetteer.matching_areas([area.slug]), live_at=now, limit=limit
         )
-        feeds.append(build_feed(config, gazetteer, changes, items, area, cache))
+        made.append(build_feed(site, gazetteer, changes, items, area, cache))
     # A feed something left (an advisory re-tagged elsewhere) must still move its date on.
     previous = load_state(folder)
-    feeds = [
-        settle(feed, previous.get(feed.slug), changed_at=changes.of(None), now=now)
-        for feed in feeds
+    made = [
+        settle(feed, previous.get(feed.slug), changed_at=changes.of(None), now=now) for feed in made
     ]
-    for feed in feeds:
+    for feed in made:
         for fmt, render in RENDERERS.items():
             path = folder / f"{feed.slug}.{fmt}"
             if write_if_changed(path, render(feed)):
@@ -108,7 +113,7 @@ def build_feeds(
                 report.unchanged += 1
     # Recorded after the feeds: a crash between the two leaves the old record, and the
     # next build settles against it again, reaching the same dates.
-    write_if_changed(folder / STATE_FILE, dump_state(feeds))
+    write_if_changed(folder / STATE_FILE, dump_state(made))
     log.info("feeds: %d written, %d unchanged in %s", len(report.written), report.unchanged, folder)
     return report
 

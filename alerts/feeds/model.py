@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 import nh3
 
 from alerts.areas import AreaNode, Gazetteer
-from alerts.config import Config
+from alerts.config import SiteConfig
 from alerts.text import (
     ALLOWED_ATTRIBUTES,
     ALLOWED_SCHEMES,
@@ -184,7 +184,7 @@ class LastChanges:
 
 
 def build_feed(
-    config: Config,
+    site: SiteConfig,
     gazetteer: Gazetteer,
     changes: LastChanges,
     items: list[Advisory],
@@ -194,7 +194,6 @@ def build_feed(
     """The feed for ``area`` (None: every area) holding ``items`` (already chosen by the
     matching rule, newest first, capped). ``cache`` keeps entries built for one feed
     for the next: an advisory appears in its town's, district's, force's and all feeds."""
-    site = config.site
     base_url = site.base_url
     if area is None:
         slug, areas = ALL, None

@@ -9,12 +9,13 @@ report of what happened. :func:`ingest_sources` reads every configured source.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from alerts.areas import Gazetteer
 from alerts.clock import Clock
-from alerts.config import Config, SourceConfig
+from alerts.config import DigestsConfig, SiteConfig, SourceConfig
 from alerts.ingest.batch import (
     IngestReport,
     Progress,
@@ -74,19 +75,24 @@ def withdraw_deleted(
 
 
 def ingest_sources(
-    config: Config,
+    sources: Sequence[SourceConfig],
     store: Store,
     gazetteer: Gazetteer,
     *,
     now: datetime,
     clock: Clock,
+    zone: ZoneInfo,
+    site: SiteConfig,
+    digests: DigestsConfig,
     progress: Callable[[int], Progress] | None = None,
     only: Collection[str] | None = None,
     settling: Settling | None = None,
     wait: float = MAX_SETTLE_WAIT,
 ) -> IngestReport:
-    """Ingest from every source in the config (or those whose label is in ``only``). A
-    source that fails is reported; the others go on.
+    """Ingest from every source in ``sources`` (the config's ``sources:``; or those whose
+    label is in ``only``). A source that fails is reported; the others go on. Advisory
+    dates without a zone are in ``zone``; a feed's links to ``site`` are its own pages;
+    ``digests.max_age_days`` says which new advisories are too old to mail.
 
     A file still being written is waited for, up to ``wait`` seconds (``alerts run
     --once``, ``alerts ingest``); what has not settled by then is left for the next run
@@ -95,7 +101,7 @@ def ingest_sources(
     back as too soon after an advisory's last update whose time has come become new
     revisions (to be mailed as updated). ``now`` is the run's business time; ``clock``
     times the waits (its monotonic clock)."""
-    chosen = [s for s in config.sources if only is None or s.label in only]
+    chosen = [s for s in sources if only is None or s.label in only]
     folders = [source for source in chosen if source.path is not None]
     settling = settling or Settling(clock.monotonic)
     targets = {source.path: source.symlink_targets for source in folders if source.path is not None}
@@ -114,7 +120,7 @@ def ingest_sources(
                     store,
                     gazetteer,
                     now=now,
-                    zone=config.tz,
+                    zone=zone,
                     progress=progress,
                     settle=settle,
                     settling=settling,
@@ -150,13 +156,13 @@ def ingest_sources(
                 gazetteer,
                 now=now,
                 monotonic=clock.monotonic,
-                site_url=config.site.base_url,
+                site_url=site.base_url,
             )
         )
     report.merge(withdraw_deleted(chosen, store, now=now))
     # Each source through its lifecycle: a first poll's advisories are its baseline, a
     # surge's are held (alerts.ingest.lifecycle).
-    max_age = timedelta(days=config.digests.max_age_days)
+    max_age = timedelta(days=digests.max_age_days)
     report.surges = apply_lifecycle(store, chosen, report, now=now, max_age=max_age)
     report.warnings += [surge.warning() for surge in report.surges]
     # Changes held back as too soon after an advisory's last update, whose time has come,

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, Update, case, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from alerts.config import Config
+from alerts.config import SecurityConfig
 from alerts.store.schema import counters, mail_limits
 from alerts.subscribers.limit_keys import limit_client, limit_mailbox
 from alerts.tokens import keyed_hash, load_secret_key, mailbox_hashes
@@ -43,17 +43,17 @@ FORM_MAIL = Limit(gap=timedelta(0), per_window=300, window=timedelta(hours=1))
 FORM_MAIL_KEY = "global:form-mail"
 
 
-def mailbox_key(config: Config, email: str) -> str:
+def mailbox_key(security: SecurityConfig, email: str) -> str:
     """The mailbox an address delivers to, hashed: ``jo+1@`` and ``jo+2@`` count as
     ``jo@``, and Gmail's dots and its two names as one (only here: the address's own row
     and its opt-out hash are the whole address)."""
-    return "mailbox:" + mailbox_hashes(config, limit_mailbox(email))[0]
+    return "mailbox:" + mailbox_hashes(security, limit_mailbox(email))[0]
 
 
-def client_key(config: Config, address: str) -> str:
+def client_key(security: SecurityConfig, address: str) -> str:
     """A client, hashed: an IPv4-mapped IPv6 address as its IPv4 address, an IPv6
     address by its /64 (one subscriber line's worth of addresses)."""
-    return "client:" + keyed_hash(load_secret_key(config), limit_client(address))
+    return "client:" + keyed_hash(load_secret_key(security), limit_client(address))
 
 
 def _counted(key: str, limit: Limit, now: datetime) -> Update:

@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from alerts.config import Config
+from alerts.config import SecurityConfig
 from alerts.errors import ConfigError
 from alerts.store.schema import opt_outs, site_keys
 from alerts.tokens import derived_pepper, load_secret_keys, peppered_hash
@@ -36,16 +36,16 @@ class Pepper:
         self._peppers: list[bytes] | None = None
         self._lock = threading.Lock()
 
-    def mailbox_hashes(self, config: Config, email: str) -> list[str]:
+    def mailbox_hashes(self, security: SecurityConfig, email: str) -> list[str]:
         """The keyed hashes of a mailbox (the whole address in lower case), the one new
         hashes are made with first."""
         mailbox = email.strip().lower()
-        return [peppered_hash(pepper, mailbox) for pepper in self.peppers(config)]
+        return [peppered_hash(pepper, mailbox) for pepper in self.peppers(security)]
 
-    def peppers(self, config: Config) -> list[bytes]:
+    def peppers(self, security: SecurityConfig) -> list[bytes]:
         with self._lock:
             if self._peppers is None:
-                self._peppers = self._read() or self._make(config)
+                self._peppers = self._read() or self._make(security)
             return self._peppers
 
     def _read(self) -> list[bytes] | None:
@@ -53,12 +53,12 @@ class Pepper:
             value = conn.execute(select(site_keys.c.value).where(site_keys.c.name == NAME)).scalar()
         return [bytes.fromhex(part) for part in value.split()] if value else None
 
-    def _make(self, config: Config) -> list[bytes]:
+    def _make(self, security: SecurityConfig) -> list[bytes]:
         with self.engine.connect() as conn:
             kept = conn.execute(select(opt_outs.c.mailbox_hash).limit(1)).first() is not None
         if kept:
-            _check_key_present(config)
-            peppers = [derived_pepper(key) for key in load_secret_keys(config)]
+            _check_key_present(security)
+            peppers = [derived_pepper(key) for key in load_secret_keys(security)]
         else:
             peppers = [secrets.token_bytes(32)]
         try:
@@ -71,10 +71,9 @@ class Pepper:
         return self._read() or peppers
 
 
-def _check_key_present(config: Config) -> None:
+def _check_key_present(security: SecurityConfig) -> None:
     """Hashes made from a signing key that is gone cannot be matched: say so rather than
     let a new random key (made when the file is missing) empty the suppression list."""
-    security = config.security
     if (
         os.environ.get(security.secret_key_env) is None
         and not Path(security.secret_key_file).is_file()

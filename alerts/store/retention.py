@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, String, cast, delete, func, insert, or_, select, update
 
-from alerts.config import Config
+from alerts.config import RetentionConfig, SecurityConfig
 from alerts.store.limits import Limits
 from alerts.store.pepper import Pepper
 from alerts.store.schema import (
@@ -124,7 +124,7 @@ class Retention:
         self.limits = limits
         self.pepper = Pepper(engine)
 
-    def hashed_opt_out(self, config: Config, email: str) -> str | None:
+    def hashed_opt_out(self, security: SecurityConfig, email: str) -> str | None:
         """How an address that is kept only as a hash left (``unsubscribed``,
         ``suppressed``, ``erased``), or None when no hash of it is kept."""
         with self.engine.connect() as conn:
@@ -135,7 +135,7 @@ class Retention:
             statuses = set(
                 conn.execute(
                     select(opt_outs.c.status).where(
-                        opt_outs.c.mailbox_hash.in_(self.pepper.mailbox_hashes(config, email))
+                        opt_outs.c.mailbox_hash.in_(self.pepper.mailbox_hashes(security, email))
                     )
                 ).scalars()
             )
@@ -143,7 +143,7 @@ class Retention:
             return None
         return SUPPRESSED.value if SUPPRESSED.value in statuses else sorted(statuses)[0]
 
-    def opt_out_checker(self, config: Config) -> Callable[[str], bool]:
+    def opt_out_checker(self, security: SecurityConfig) -> Callable[[str], bool]:
         """For an import: whether an address is kept only as the hash of an opt-out or an
         erasure (the hashes read once; each address costs an HMAC per signing key)."""
         with self.engine.connect() as conn:
@@ -151,17 +151,18 @@ class Retention:
 
         def hashed(email: str) -> bool:
             return bool(known) and any(
-                digest in known for digest in self.pepper.mailbox_hashes(config, email)
+                digest in known for digest in self.pepper.mailbox_hashes(security, email)
             )
 
         return hashed
 
-    def purge(self, config: Config, now: datetime) -> PurgeReport:
+    def purge(
+        self, retention: RetentionConfig, security: SecurityConfig, now: datetime
+    ) -> PurgeReport:
         """Apply ``retention:``; returns how many of each were removed."""
-        retention = config.retention
         report = PurgeReport()
         sent_before = now - timedelta(days=retention.sent_days)
-        self.pepper.peppers(config)  # read (or made) before the write transaction takes the lock
+        self.pepper.peppers(security)  # read (or made) before the write transaction takes the lock
         with self.engine.begin() as conn:
             report.sent_messages = int(
                 conn.execute(
@@ -190,7 +191,9 @@ class Retention:
                 )
             ).all()
             for row in gone:
-                _keep_hash(conn, self.pepper.mailbox_hashes(config, row.email)[0], row.status, now)
+                _keep_hash(
+                    conn, self.pepper.mailbox_hashes(security, row.email)[0], row.status, now
+                )
             report.hashed_addresses = _remove(conn, [row.id for row in gone])
             _drop_orphan_digests(conn, sent_before)
         report.stale_limits = self.limits.prune(now)
@@ -208,12 +211,12 @@ class Retention:
             )
         return report
 
-    def erase(self, config: Config, email: str, now: datetime) -> int:
+    def erase(self, security: SecurityConfig, email: str, now: datetime) -> int:
         """Remove every row that names ``email`` (in any case), at once, keeping only its
         keyed hash so that no import or form adds it back without its owner. Returns how
         many subscriber rows went (0 when none named it; the hash is kept all the same)."""
         mailbox = email.strip().lower()
-        current = self.pepper.mailbox_hashes(config, mailbox)[0]  # before the write lock
+        current = self.pepper.mailbox_hashes(security, mailbox)[0]  # before the write lock
         with self.engine.begin() as conn:
             rows = conn.execute(
                 select(subscribers.c.id, subscribers.c.status).where(
@@ -243,7 +246,7 @@ class Retention:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         return removed
 
-    def export_data(self, config: Config, email: str) -> dict[str, Any]:
+    def export_data(self, security: SecurityConfig, email: str) -> dict[str, Any]:
         """All that is held about ``email`` (in any case): its subscriptions, the messages
         queued or sent to it, the advisories it was sent, and whether only a hash is kept."""
         mailbox = email.strip().lower()
@@ -285,5 +288,5 @@ class Retention:
             ],
             "messages": [{key: _iso(value) for key, value in row.items() if key != "subscriber_id"} for row in messages],
             "advisories_sent": [{key: _iso(value) for key, value in row.items() if key != "subscriber_id"} for row in sent],
-            "kept_as_hash": self.hashed_opt_out(config, email),
+            "kept_as_hash": self.hashed_opt_out(security, email),
         }  # fmt: skip

@@ -21,7 +21,7 @@ from typing import Any
 
 from jinja2 import Environment, TemplateError
 
-from alerts.config import Config
+from alerts.config import MailSettings
 from alerts.digest.render import RESPONSIVE_STYLESHEET, STYLESHEET, inline_css
 from alerts.errors import ConfigError
 from alerts.store.store import Store
@@ -52,11 +52,11 @@ def _stylesheet(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def render_html_email(config: Config, name: str, subject: str, context: dict[str, Any]) -> str:
+def render_html_email(mail: MailSettings, name: str, subject: str, context: dict[str, Any]) -> str:
     """``email/<name>`` (which extends ``_layout.html``, the layout every email shares with
     the digests) with the layout's context, its stylesheet inlined as the digests' is."""
-    folders = config.template_folders("email")
-    site = config.site
+    folders = mail.template_folders("email")
+    site = mail.site
     css, responsive = (
         find_template(folders, sheet) for sheet in (STYLESHEET, RESPONSIVE_STYLESHEET)
     )
@@ -80,10 +80,10 @@ def render_html_email(config: Config, name: str, subject: str, context: dict[str
     return inline_css(_environment(folders).get_template(name).render({**layout, **context}))
 
 
-def check_confirmation_templates(config: Config) -> None:
+def check_confirmation_templates(mail: MailSettings) -> None:
     """Raise :class:`ConfigError` naming the file when a confirmation template is missing
     or broken, so the web app fails at start-up rather than on the first sign-up."""
-    folders = config.template_folders("email")
+    folders = mail.template_folders("email")
     env = _environment(folders)
     for name in CONFIRM_TEMPLATES:
         try:
@@ -104,7 +104,7 @@ def check_confirmation_templates(config: Config) -> None:
 
 
 def build_transactional_message(
-    config: Config,
+    mail: MailSettings,
     subscriber: Subscriber,
     subject: str,
     text: str,
@@ -115,11 +115,11 @@ def build_transactional_message(
 ) -> EmailMessage:
     """A complete multipart/alternative message (text, then HTML) to one subscriber."""
     message = EmailMessage(policy=SMTP)
-    message["From"] = one_line(config.email.from_address)
+    message["From"] = one_line(mail.email.from_address)
     message["To"] = formataddr((one_line(subscriber.name or ""), subscriber.email))
-    if config.email.reply_to:
-        message["Reply-To"] = one_line(config.email.reply_to)
-    message["Date"] = format_datetime(now.astimezone(config.tz))
+    if mail.email.reply_to:
+        message["Reply-To"] = one_line(mail.email.reply_to)
+    message["Date"] = format_datetime(now.astimezone(mail.tz))
     message["Message-ID"] = message_id
     message["Subject"] = one_line(subject, 200)
     message["Auto-Submitted"] = "auto-generated"
@@ -129,25 +129,25 @@ def build_transactional_message(
 
 
 def confirmation_content(
-    config: Config, subscriber: Subscriber, confirm_url: str, area_names: list[str]
+    mail: MailSettings, subscriber: Subscriber, confirm_url: str, area_names: list[str]
 ) -> tuple[str, str, str]:
     """Subject, plain text and HTML of the confirmation email."""
-    env = _environment(config.template_folders("email"))
+    env = _environment(mail.template_folders("email"))
     context: dict[str, Any] = {
-        "site": config.site,
+        "site": mail.site,
         "subscriber": subscriber,
         "confirm_url": confirm_url,
         "areas": area_names,
         "days": CONFIRM_MAX_AGE // 86400,
     }
-    subject = f"Confirm your {config.site.name} subscription"
+    subject = f"Confirm your {mail.site.name} subscription"
     text = env.get_template("confirm.txt").render(context)
-    html = render_html_email(config, "confirm.html", subject, context)
+    html = render_html_email(mail, "confirm.html", subject, context)
     return subject, text, html
 
 
 def send_confirmation(
-    config: Config,
+    mail: MailSettings,
     store: Store,
     subscriber: Subscriber,
     area_names: list[str],
@@ -161,7 +161,7 @@ def send_confirmation(
     if store.digests.queued_since(subscriber.id, CONFIRM, now - RESEND_AFTER):
         return None
     # The preferences the email states travel in its link: what is confirmed is what was mailed.
-    confirm_url = link_signer(config).confirm_url(
+    confirm_url = link_signer(mail.site.base_url, mail.security).confirm_url(
         Confirmation(
             subscriber.id,
             subscriber.areas,
@@ -172,10 +172,10 @@ def send_confirmation(
         ),
         now,
     )
-    subject, text, html = confirmation_content(config, subscriber, confirm_url, area_names)
-    message_id = make_msgid(idstring=CONFIRM, domain=config.email.domain)
+    subject, text, html = confirmation_content(mail, subscriber, confirm_url, area_names)
+    message_id = make_msgid(idstring=CONFIRM, domain=mail.email.domain)
     message = build_transactional_message(
-        config, subscriber, subject, text, html, now=now, message_id=message_id
+        mail, subscriber, subject, text, html, now=now, message_id=message_id
     )
     return queue_transactional(
         store,
@@ -220,6 +220,6 @@ def queue_transactional(
     )
 
 
-def email_templates(config: Config) -> Environment:
+def email_templates(mail: MailSettings) -> Environment:
     """The Jinja2 environment for ``email/`` templates (the operator's, then the packaged ones; (autoescape for .html only)."""
-    return _environment(config.template_folders("email"))
+    return _environment(mail.template_folders("email"))

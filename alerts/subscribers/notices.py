@@ -24,7 +24,7 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from alerts.config import Config
+from alerts.config import DigestsConfig, MailSettings
 from alerts.errors import ConfigError
 from alerts.store import Store
 from alerts.subscribers.mail import (
@@ -51,11 +51,11 @@ KINDS = tuple(SUBJECTS)
 MAILABLE = frozenset({SubscriberStatus.ACTIVE, SubscriberStatus.PENDING})
 
 
-def check_notice_templates(config: Config) -> None:
+def check_notice_templates(mail: MailSettings) -> None:
     """Raise :class:`ConfigError` naming the file when a notice template is missing or
     broken, so the web app fails at start-up rather than on the first request."""
-    folders = config.template_folders("email")
-    env = email_templates(config)
+    folders = mail.template_folders("email")
+    env = email_templates(mail)
     for kind in KINDS:
         for name in (f"{kind}.txt", f"{kind}.html"):
             try:
@@ -71,9 +71,8 @@ def check_notice_templates(config: Config) -> None:
                 ) from None
 
 
-def when_mail_comes(config: Config, subscriber: Subscriber) -> str:
+def when_mail_comes(digests: DigestsConfig, subscriber: Subscriber) -> str:
     """'Each day at 07:00 when there is news', in the words of the welcome email."""
-    digests = config.digests
     when = {
         Frequency.IMMEDIATE: "as soon as we publish an alert for your areas",
         Frequency.DAILY: f"once a day, at {digests.daily_at:%H:%M}, when there is news for your areas",
@@ -88,7 +87,8 @@ def when_mail_comes(config: Config, subscriber: Subscriber) -> str:
 
 
 def notice_content(
-    config: Config,
+    mail: MailSettings,
+    digests: DigestsConfig,
     subscriber: Subscriber,
     kind: str,
     area_names: list[str],
@@ -97,30 +97,33 @@ def notice_content(
 ) -> tuple[str, str, str]:
     """Subject, plain text and HTML of one notice, its links made at ``now``; ``basis``:
     why an import added them (``added``)."""
-    env = email_templates(config)
-    links = link_signer(config).links(subscriber.id, now, subscriber.link_key)
+    env = email_templates(mail)
+    links = link_signer(mail.site.base_url, mail.security).links(
+        subscriber.id, now, subscriber.link_key
+    )
     context: dict[str, Any] = {
-        "site": config.site,
+        "site": mail.site,
         "subscriber": subscriber,
         "areas": area_names,
         "manage_url": links.manage_url,
         "unsubscribe_url": links.unsubscribe_url,
-        "privacy_url": f"{config.site.base_url}/privacy",
+        "privacy_url": f"{mail.site.base_url}/privacy",
         "manage_days": MANAGE_MAX_AGE // 86400,
-        "when": when_mail_comes(config, subscriber),
+        "when": when_mail_comes(digests, subscriber),
         "pending": subscriber.status is SubscriberStatus.PENDING,
         "basis": basis,
     }
-    subject = SUBJECTS[kind].format(site=config.site.name)
+    subject = SUBJECTS[kind].format(site=mail.site.name)
     return (
         subject,
         env.get_template(f"{kind}.txt").render(context),
-        render_html_email(config, f"{kind}.html", subject, context),
+        render_html_email(mail, f"{kind}.html", subject, context),
     )
 
 
 def send_notice(
-    config: Config,
+    mail: MailSettings,
+    digests: DigestsConfig,
     store: Store,
     subscriber: Subscriber,
     kind: str,
@@ -137,10 +140,10 @@ def send_notice(
         raise ValueError(f"unknown notice {kind!r}; one of {', '.join(KINDS)}")
     if subscriber.status not in MAILABLE:
         return None
-    subject, text, html = notice_content(config, subscriber, kind, area_names, now, basis)
-    message_id = make_msgid(idstring=kind, domain=config.email.domain)
+    subject, text, html = notice_content(mail, digests, subscriber, kind, area_names, now, basis)
+    message_id = make_msgid(idstring=kind, domain=mail.email.domain)
     message = build_transactional_message(
-        config, subscriber, subject, text, html, now=now, message_id=message_id
+        mail, subscriber, subject, text, html, now=now, message_id=message_id
     )
     return queue_transactional(
         store,

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from alerts.areas import Gazetteer
-from alerts.config import Config
+from alerts.config import DigestsConfig, MailSettings
 from alerts.store import Store
 from alerts.store.limits import FORM_MAIL, FORM_MAIL_KEY, MAILBOX, mailbox_key
 from alerts.store.subscribers import ACTIVE, PENDING, SUPPRESSED
@@ -57,52 +57,71 @@ def form_mail_time(store: Store, now: datetime) -> datetime | None:
 
 
 def sign_up(
-    config: Config, store: Store, gazetteer: Gazetteer, subscription: Subscription, now: datetime
+    mail: MailSettings,
+    digests: DigestsConfig,
+    store: Store,
+    gazetteer: Gazetteer,
+    subscription: Subscription,
+    now: datetime,
 ) -> str:
     """Act on a sign-up from the form; returns what was done (for logs and tests):
     ``confirm``, ``already``, ``limited`` (the mailbox had its mail for now) or
     ``nothing``."""
-    if store.retention.hashed_opt_out(config, subscription.email) == SUPPRESSED.value:
+    if store.retention.hashed_opt_out(mail.security, subscription.email) == SUPPRESSED.value:
         return "nothing"  # bounced or complained, and kept only as a hash: never mailed
     subscriber, send = store.subscribers.resubscribe_pending(subscription, now=now)
     if not send and subscriber.status is not ACTIVE:
         return "nothing"
-    if not store.limits.take(mailbox_key(config, subscription.email), MAILBOX, now):
+    if not store.limits.take(mailbox_key(mail.security, subscription.email), MAILBOX, now):
         return "limited"
     names = area_names(gazetteer, subscriber)
     later = form_mail_time(store, now)
     if send:
-        queued = send_confirmation(config, store, subscriber, names, now=now, not_before=later)
+        queued = send_confirmation(mail, store, subscriber, names, now=now, not_before=later)
         return "confirm" if queued is not None else "nothing"
-    queued = send_notice(config, store, subscriber, ALREADY, names, now=now, not_before=later)
+    queued = send_notice(
+        mail, digests, store, subscriber, ALREADY, names, now=now, not_before=later
+    )
     return "already" if queued is not None else "nothing"
 
 
 def request_manage_link(
-    config: Config, store: Store, gazetteer: Gazetteer, email: str, now: datetime
+    mail: MailSettings,
+    digests: DigestsConfig,
+    store: Store,
+    gazetteer: Gazetteer,
+    email: str,
+    now: datetime,
 ) -> str:
     """Act on "Manage your subscription" for ``email`` (any case): ``manage``,
     ``confirm`` (a pending sign-up is asked to confirm again) or ``nothing``."""
     subscriber = store.subscribers.find_mailbox(email)
     if subscriber is None or subscriber.status not in (ACTIVE, PENDING):
         return "nothing"
-    if not store.limits.take(mailbox_key(config, email), MAILBOX, now):
+    if not store.limits.take(mailbox_key(mail.security, email), MAILBOX, now):
         return "limited"
     names = area_names(gazetteer, subscriber)
     later = form_mail_time(store, now)
     if subscriber.status is PENDING:
-        queued = send_confirmation(config, store, subscriber, names, now=now, not_before=later)
+        queued = send_confirmation(mail, store, subscriber, names, now=now, not_before=later)
         return "confirm" if queued is not None else "nothing"
-    queued = send_notice(config, store, subscriber, MANAGE_LINK, names, now=now, not_before=later)
+    queued = send_notice(
+        mail, digests, store, subscriber, MANAGE_LINK, names, now=now, not_before=later
+    )
     return "manage" if queued is not None else "nothing"
 
 
 def welcome(
-    config: Config, store: Store, gazetteer: Gazetteer, subscriber: Subscriber, now: datetime
+    mail: MailSettings,
+    digests: DigestsConfig,
+    store: Store,
+    gazetteer: Gazetteer,
+    subscriber: Subscriber,
+    now: datetime,
 ) -> str:
     """After confirmation: the areas, the frequency, when mail comes and how to leave."""
     sent = send_notice(
-        config, store, subscriber, WELCOME, area_names(gazetteer, subscriber), now=now
+        mail, digests, store, subscriber, WELCOME, area_names(gazetteer, subscriber), now=now
     )
     return "welcome" if sent is not None else "nothing"
 

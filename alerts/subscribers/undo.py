@@ -26,7 +26,7 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from alerts.config import Config
+from alerts.config import MailSettings
 from alerts.errors import ConfigError
 from alerts.store import Store
 from alerts.subscribers.mail import (
@@ -53,22 +53,22 @@ class UndoState(enum.StrEnum):
     SUPPRESSED = "suppressed"  # bounced or complained since: never mailed again
 
 
-def check_undo_templates(config: Config) -> None:
+def check_undo_templates(mail: MailSettings) -> None:
     """Raise :class:`ConfigError` naming the file when an undo template is missing."""
-    env = email_templates(config)
+    env = email_templates(mail)
     for name in UNDO_TEMPLATES:
         try:
             env.get_template(name)
         except TemplateError as exc:
             raise ConfigError(
                 f"missing or broken email template {name}: {exc}",
-                where=str(config.template_folders("email")[0]),
+                where=str(mail.template_folders("email")[0]),
                 hint="copy it from Area Alerts' templates/email folder",
             ) from None
 
 
 def send_undo(
-    config: Config,
+    mail: MailSettings,
     store: Store,
     subscriber: Subscriber,
     area_names: list[str],
@@ -83,23 +83,24 @@ def send_undo(
     # Queued after they left, so the lifecycle's rule lets it go to an unsubscribed
     # address (a frozen or coarse clock would give both the same stamp).
     queued_at = left_at + timedelta(microseconds=1)
-    undo_url = link_signer(config).undo_url(subscriber.id, subscriber.link_key, left_at, queued_at)
-    subject = f"Your {config.site.name} alerts were stopped"
+    signer = link_signer(mail.site.base_url, mail.security)
+    undo_url = signer.undo_url(subscriber.id, subscriber.link_key, left_at, queued_at)
+    subject = f"Your {mail.site.name} alerts were stopped"
     context: dict[str, Any] = {
-        "site": config.site,
+        "site": mail.site,
         "subscriber": subscriber,
         "areas": area_names,
         "undo_url": undo_url,
         "undo_days": UNDO_MAX_AGE // 86400,
-        "left_at": left_at.astimezone(config.tz),
-        "privacy_url": f"{config.site.base_url}/privacy",
+        "left_at": left_at.astimezone(mail.tz),
+        "privacy_url": f"{mail.site.base_url}/privacy",
     }
-    env = email_templates(config)
+    env = email_templates(mail)
     text = env.get_template("undo.txt").render(context)
-    html = render_html_email(config, "undo.html", subject, context)
-    message_id = make_msgid(idstring=UNDO_MAIL, domain=config.email.domain)
+    html = render_html_email(mail, "undo.html", subject, context)
+    message_id = make_msgid(idstring=UNDO_MAIL, domain=mail.email.domain)
     message = build_transactional_message(
-        config, subscriber, subject, text, html, now=queued_at, message_id=message_id
+        mail, subscriber, subject, text, html, now=queued_at, message_id=message_id
     )
     return queue_transactional(
         store,

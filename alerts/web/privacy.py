@@ -9,28 +9,30 @@ use them. Every page, form and email links to it.
 from __future__ import annotations
 
 from email.utils import parseaddr
+from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from alerts.app import App
-from alerts.config import Config
+from alerts.config import EmailConfig
 from alerts.errors import ConfigError
-from alerts.templating import find_template
+from alerts.templating import find_template, template_folders
 from alerts.web.pages import environment, render, web_app
 
 TEMPLATE = "privacy.html"
 
 
 def routes(app: App) -> list[BaseRoute]:
-    check_template(app.config)
+    check_template(app.config.templates)
     return [Route("/privacy", privacy, name="privacy")]
 
 
-def check_template(config: Config) -> None:
-    """The notice must exist before the first resident asks for it."""
-    folders = config.template_folders("web")
+def check_template(templates: Path | None) -> None:
+    """The notice must exist (in the operator's ``templates`` folder or the package's)
+    before the first resident asks for it."""
+    folders = template_folders(templates, "web")
     if find_template(folders, TEMPLATE) is None:
         raise ConfigError(
             f"missing page template {TEMPLATE}",
@@ -40,9 +42,9 @@ def check_template(config: Config) -> None:
     environment(folders).get_template(TEMPLATE)
 
 
-def contact_address(config: Config) -> str:
+def contact_address(email: EmailConfig) -> str:
     """Where residents write about their data: the Reply-To address, else From."""
-    return parseaddr(config.email.reply_to or config.email.from_address)[1]
+    return parseaddr(email.reply_to or email.from_address)[1]
 
 
 def privacy(request: Request) -> Response:
@@ -50,5 +52,9 @@ def privacy(request: Request) -> Response:
     return render(
         request,
         TEMPLATE,
-        {"retention": config.retention, "contact": contact_address(config), "feed_slug": None},
+        {
+            "retention": config.retention,
+            "contact": contact_address(config.email),
+            "feed_slug": None,
+        },
     )

@@ -71,8 +71,10 @@ PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Rob
 
 
 def routes(app: App) -> list[BaseRoute]:
-    check_confirmation_templates(app.config)  # a sign-up must not be the first to find them missing
-    check_notice_templates(app.config)
+    check_confirmation_templates(
+        app.config.mail
+    )  # a sign-up must not be the first to find them missing
+    check_notice_templates(app.config.mail)
     return [
         Route("/subscribe", subscribe, methods=["GET", "POST"], name="subscribe"),
         Route("/confirm", confirm, methods=["GET", "POST"], name="confirm"),
@@ -137,7 +139,15 @@ def subscribe(request: Request, form: dict[str, str]) -> Response:
     }
     response = page(request, "check_inbox.html", context)
     return after_answer(
-        request, response, sign_up, app.config, app.store, app.gazetteer, subscription, app.now()
+        request,
+        response,
+        sign_up,
+        app.config.mail,
+        app.config.digests,
+        app.store,
+        app.gazetteer,
+        subscription,
+        app.now(),
     )
 
 
@@ -189,7 +199,14 @@ def confirm(request: Request, form: dict[str, str]) -> Response:
         # A confirmation needs its signed link, so its timing tells nothing: the welcome
         # can follow on this connection.
         response.background = BackgroundTask(
-            quietly, welcome, app.config, app.store, app.gazetteer, subscriber, now
+            quietly,
+            welcome,
+            app.config.mail,
+            app.config.digests,
+            app.store,
+            app.gazetteer,
+            subscriber,
+            now,
         )
     return response
 
@@ -286,7 +303,7 @@ def too_many(request: Request) -> Response | None:
     says nothing about any address, and is checked the same way for all of them."""
     app = web_app(request)
     client = request.client.host if request.client else "unknown"
-    if app.store.limits.take(client_key(app.config, client), CLIENT, app.now()):
+    if app.store.limits.take(client_key(app.config.security, client), CLIENT, app.now()):
         return None
     response = page(
         request,
@@ -324,7 +341,8 @@ def manage_by_email(request: Request, form: dict[str, str]) -> Response:
         request,
         response,
         request_manage_link,
-        app.config,
+        app.config.mail,
+        app.config.digests,
         app.store,
         app.gazetteer,
         values["email"],
@@ -368,7 +386,7 @@ async def one_click(request: Request) -> Response:
 def _unsubscribe_by_token(request: Request) -> Response:
     app = web_app(request)
     try:
-        claim = link_signer(app.config).read(
+        claim = link_signer(app.config.site.base_url, app.config.security).read(
             request.query_params.get("token") or "", UNSUBSCRIBE, app.now()
         )
         leave(app, app.store.subscribers.for_link(claim))
@@ -387,7 +405,7 @@ def leave(app: App, subscriber: Subscriber) -> bool:
     now = app.now()
     changed = app.store.subscribers.unsubscribe(subscriber.id, now=now)
     if changed and subscriber.forwardable and subscriber.status is ACTIVE:
-        send_undo(app.config, app.store, subscriber, area_names(app, subscriber), left_at=now)
+        send_undo(app.config.mail, app.store, subscriber, area_names(app, subscriber), left_at=now)
     return changed
 
 
@@ -437,7 +455,9 @@ def subscriber_from(
     if not token:
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
-        claim = link_signer(app.config).read(token, purpose, app.now(), max_age=max_age)
+        claim = link_signer(app.config.site.base_url, app.config.security).read(
+            token, purpose, app.now(), max_age=max_age
+        )
         return app.store.subscribers.for_link(claim)
     except (BadToken, NotFound) as exc:
         return link_error(request, exc, purpose, max_age)
@@ -452,9 +472,9 @@ def confirmation_from(
     if not token:
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
-        confirmation = link_signer(app.config).verify_confirmation(
-            token, app.now(), max_age=CONFIRM_MAX_AGE
-        )
+        confirmation = link_signer(
+            app.config.site.base_url, app.config.security
+        ).verify_confirmation(token, app.now(), max_age=CONFIRM_MAX_AGE)
         return confirmation, as_stated(app.store.subscribers.for_link(confirmation), confirmation)
     except (BadToken, NotFound) as exc:
         return link_error(request, exc, CONFIRM, CONFIRM_MAX_AGE)
@@ -591,7 +611,7 @@ def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
 def personal(app: App, subscriber: Subscriber, context: dict[str, Any]) -> dict[str, Any]:
     """What every page about one subscriber shows: a masked address, their areas, and
     fresh links to the other pages (the token they came with proves who they are)."""
-    signer, now = link_signer(app.config), app.now()
+    signer, now = link_signer(app.config.site.base_url, app.config.security), app.now()
     return {
         "masked_email": mask(subscriber.email),
         "area_names": area_names(app, subscriber),

@@ -33,7 +33,9 @@ TITLES = {
 
 
 def routes(app: App) -> list[BaseRoute]:
-    check_undo_templates(app.config)  # the first one-click must not be the one to find them missing
+    check_undo_templates(
+        app.config.mail
+    )  # the first one-click must not be the one to find them missing
     return [Route("/undo", undo, methods=["GET", "POST"], name="undo")]
 
 
@@ -51,7 +53,8 @@ def undo(request: Request, form: dict[str, str]) -> Response:
     if not token:
         return bad_link(request, "This link is incomplete", "The address has no token in it.")
     try:
-        claim = link_signer(app.config).read_undo(token, app.now())
+        signer = link_signer(app.config.site.base_url, app.config.security)
+        claim = signer.read_undo(token, app.now())
         subscriber = app.store.subscribers.for_link(claim.link)
     except NotFound:
         return bad_link(

@@ -69,7 +69,7 @@ def site(live_server: Callable[..., LiveServer]) -> LiveServer:
 def people(site: LiveServer) -> dict[str, str]:
     """Personal links for an active and a pending subscriber, as their emails carry them."""
     app = site.app
-    signer = LinkSigner(app.config)
+    signer = LinkSigner(app.config.site.base_url, app.config.security)
     active = subscribe(app, "active@example.org", ["medway", "dover"], frequency="daily")
     pending = app.store.subscribers.add(
         make_subscription(app.gazetteer, "pending@example.org", ["chatham"]),
@@ -173,10 +173,12 @@ def test_every_kind_of_email_has_no_wcag_22_aa_violation(
         pending = app.store.subscribers.add(
             make_subscription(app.gazetteer, "new@example.org", ["medway"]), now=NOW, status=PENDING
         )
-        send_confirmation(app.config, app.store, pending, ["Medway"], now=NOW)
+        send_confirmation(app.config.mail, app.store, pending, ["Medway"], now=NOW)
         now = subscribe(app, "now@example.org", ["medway"], frequency="immediate")
         for kind in KINDS:  # manage link, "already subscribed", welcome
-            send_notice(app.config, app.store, now, kind, ["Medway"], now=NOW)
+            send_notice(
+                app.config.mail, app.config.digests, app.store, now, kind, ["Medway"], now=NOW
+            )
         subscribe(app, "day@example.org", ["medway", "dover"], frequency="daily")
         subscribe(app, "group@example.org", ["medway"], frequency="weekly", forwardable=True)
         save(
@@ -188,7 +190,9 @@ def test_every_kind_of_email_has_no_wcag_22_aa_violation(
         save(app, advisory("thefts", title="Catalytic converter <i>thefts</i>"))
         save(app, advisory("dover", areas=["dover"], title="Dover harbour scam"))
         for frequency in (Frequency.IMMEDIATE, Frequency.DAILY, Frequency.WEEKLY):
-            queue_digests(app.config, app.store, app.gazetteer, frequency, now=NOW)
+            queue_digests(
+                app.config.mail, app.config.digests, app.store, app.gazetteer, frequency, now=NOW
+            )
         messages = built(app)
     finally:
         app.close()

@@ -73,7 +73,9 @@ def console(live_server: Callable[..., LiveServer], relay: SmtpSink) -> Iterator
     )
     app = server.app
     stop = threading.Event()
-    sender = outbox_drainer(app.config, app.store, stop, clock=app.clock, name="sender")
+    sender = outbox_drainer(
+        app.config.delivery, app.config.mail, app.store, stop, clock=app.clock, name="sender"
+    )
     sender.start()
     yield server
     stop.set()

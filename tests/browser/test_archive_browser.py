@@ -26,7 +26,7 @@ def test_medway_archive_lists_the_sample_and_its_feeds_resolve(
     server = live_server()
     app = server.app
     assert ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW).new
-    build_feeds(app.config, app.store, app.gazetteer, now=NOW)
+    build_feeds(app.config.feeds, app.config.site, app.store, app.gazetteer, now=NOW)
 
     response = page.goto(f"{server.url}/areas/medway")
     assert response.status == 200

@@ -15,7 +15,7 @@ from alerts.app import App
 from alerts.digest import queue_digests
 from alerts.types import Frequency, Priority
 from tests.support import NOW
-from tests.support.digests import advisory, built, make_app, parts, save, subscribe
+from tests.support.digests import advisory, built, parts, save, subscribe
 
 LONG_URL = "https://www.actionfraud.police.uk/report/" + "x" * 120
 BODY = (
@@ -28,7 +28,7 @@ BODY = (
 
 @pytest.fixture
 def app(write_config: Callable[..., Path], sqlite_url: str) -> Iterator[App]:
-    app = make_app(write_config, sqlite_url)
+    app = App(write_config(database=sqlite_url))
     yield app
     app.close()
 
@@ -56,8 +56,12 @@ def test_alert_emails_fit_a_320px_screen_light_and_dark(
         ),
     )
     save(app, advisory("dover", areas=["dover"], title="Dover harbour scam"))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
+    queue_digests(
+        app.config.mail, app.config.digests, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW
+    )
+    queue_digests(
+        app.config.mail, app.config.digests, app.store, app.gazetteer, Frequency.DAILY, now=NOW
+    )
     paths = html_of_each_message(app, tmp_path)
     assert len(paths) == 4  # two immediate alerts, the urgent one again for daily, one digest
 

@@ -48,7 +48,7 @@ def test_a_feed_opened_in_chromium_is_a_page_listing_its_advisories_and_how_to_f
     server = live_server(site={"name": "Kent Area Alerts"})
     app = server.app
     assert len(ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW).new) == 2
-    build_feeds(app.config, app.store, app.gazetteer, now=NOW)
+    build_feeds(app.config.feeds, app.config.site, app.store, app.gazetteer, now=NOW)
 
     # As a person does: from the area's page, through its feed link.
     page.goto(f"{server.url}/areas/medway")
@@ -95,7 +95,13 @@ def test_a_feed_opened_in_chromium_needs_no_xslt(
     # The page is HTML from the server, and the feed names no stylesheet: a Chromium
     # without XSLT (as it will ship) has nothing to fail on, and shows no warning.
     server = live_server(site={"name": "Kent Area Alerts"})
-    build_feeds(server.app.config, server.app.store, server.app.gazetteer, now=NOW)
+    build_feeds(
+        server.app.config.feeds,
+        server.app.config.site,
+        server.app.store,
+        server.app.gazetteer,
+        now=NOW,
+    )
     response = page.goto(f"{server.url}/feeds/kent.rss")
     assert response.headers["content-type"].startswith("text/html")
     assert page.locator("h1").inner_text() == "Kent Area Alerts: Kent"

@@ -43,7 +43,7 @@ class Inbox:
         send what is pending over SMTP, and return every message the sink holds."""
         app = self.site.app
         eventually(lambda: len(outbox_rows(app.store.engine)) >= queued)
-        report = send_pending(app.config, app.store, app.clock)
+        report = send_pending(app.config.delivery, app.config.mail, app.store, app.clock)
         rows = [(row["status"], row.get("last_error")) for row in outbox_rows(app.store.engine)]
         assert self.sink.wait_for(queued, timeout=10), (
             f"{self.sink.count} of {queued} arrived: {report}, {rows}"
@@ -186,7 +186,14 @@ def test_a_coordinator_s_edition_forwards_cleanly_and_its_links_serve_whoever_re
             "fraud", title="Caller poses as police", body="<p>If you get such a call, hang up.</p>"
         ),
     )
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.WEEKLY, now=app.now())
+    queue_digests(
+        app.config.mail,
+        app.config.digests,
+        app.store,
+        app.gazetteer,
+        Frequency.WEEKLY,
+        now=app.now(),
+    )
     [edition] = inbox.deliver(1)
     assert edition["To"] == "watch@example.org"
     body = edition.get_body(("plain",)).get_content()  # type: ignore[union-attr]
@@ -246,7 +253,7 @@ def test_an_erased_address_can_sign_up_afresh(
 ) -> None:
     app = inbox.site.app
     subscribe(app, "erased@example.org", ["medway"])
-    assert app.store.retention.erase(app.config, "erased@example.org", app.now())
+    assert app.store.retention.erase(app.config.security, "erased@example.org", app.now())
     assert app.store.subscribers.find("erased@example.org") is None
     clock.advance(timedelta(days=1))
     sign_up_and_confirm(checked, inbox, "erased@example.org", 1, axe_source, "after erasure")
@@ -280,7 +287,14 @@ def test_a_coordinator_one_clicked_out_from_a_forwarded_copy_is_mailed_an_undo_t
     clock.advance(timedelta(days=1))
     save(app, advisory("fraud", title="Caller poses as police"), at=app.now())
     clock.advance(timedelta(hours=1))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.WEEKLY, now=app.now())
+    queue_digests(
+        app.config.mail,
+        app.config.digests,
+        app.store,
+        app.gazetteer,
+        Frequency.WEEKLY,
+        now=app.now(),
+    )
     edition = inbox.deliver(3)[2]
     assert edition["To"] == address and edition["List-Unsubscribe-Post"]
     before = app.store.subscribers.get(before.id)  # its watermark moved with the edition

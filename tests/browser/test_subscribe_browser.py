@@ -46,7 +46,7 @@ def test_subscribe_then_the_emailed_link_asks_and_the_button_confirms(
     assert pending is not None and pending.status is PENDING
     assert pending.areas == ("chatham",) and pending.frequency is Frequency.WEEKLY
 
-    assert send_pending(app.config, app.store, app.clock).sent == 1
+    assert send_pending(app.config.delivery, app.config.mail, app.store, app.clock).sent == 1
     [message] = delivered(app.config.delivery.maildir)
     assert message["To"] == "resident@example.org"
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]

@@ -20,7 +20,11 @@ def test_an_unsubscribe_link_asks_then_the_button_unsubscribes(
     subscriber = app.store.subscribers.add(
         make_subscription(app.gazetteer, "resident@example.org", ["medway"]), now=NOW
     )
-    link = LinkSigner(app.config).links(subscriber.id, NOW).unsubscribe_url
+    link = (
+        LinkSigner(app.config.site.base_url, app.config.security)
+        .links(subscriber.id, NOW)
+        .unsubscribe_url
+    )
     assert link.startswith(server.url)
 
     response = page.goto(link)

@@ -50,6 +50,20 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     assert config.database == f"sqlite:///{tmp_path / 'db' / 'a.db'}"
 
 
+def test_the_sections_stages_are_given_hold_the_paths_resolved(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        "templates: ours\ntimezone: Europe/Paris\nsecurity:\n  secret_key_file: keys/secret.key\n"
+        "delivery:\n  maildir: mail\nemail:\n  from: Alerts <alerts@example.org>\n",
+    )
+    mail = config.mail
+    assert mail.templates == tmp_path / "ours"
+    assert mail.template_folders("email")[0] == tmp_path / "ours" / "email"
+    assert mail.security.secret_key_file == tmp_path / "keys" / "secret.key"
+    assert (mail.site, mail.email, mail.tz.key) == (config.site, config.email, "Europe/Paris")
+    assert config.delivery.maildir == tmp_path / "mail"
+
+
 def test_config_is_frozen(tmp_path: Path) -> None:
     config = load(tmp_path, "")
     with pytest.raises(ValueError, match="frozen"):

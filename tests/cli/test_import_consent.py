@@ -40,7 +40,7 @@ def listing(tmp_path: Path, *emails: str) -> str:
 
 def delivered(app: App, tmp_path: Path) -> list[EmailMessage]:
     """Send what is queued to the Maildir backend; the messages it holds, by recipient."""
-    send_pending(app.config, app.store, app.clock)
+    send_pending(app.config.delivery, app.config.mail, app.store, app.clock)
     messages = []
     for path in sorted((tmp_path / "maildir").rglob("*")):
         if path.is_file():

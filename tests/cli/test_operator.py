@@ -39,7 +39,14 @@ def queue_alerts(config: Path, count: int = 1) -> None:
     for i in range(count):
         subscribe(app, f"reader{i}@example.org", ["chatham"], frequency=Frequency.IMMEDIATE)
     assert (
-        queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW).messages
+        queue_digests(
+            app.config.mail,
+            app.config.digests,
+            app.store,
+            app.gazetteer,
+            Frequency.IMMEDIATE,
+            now=NOW,
+        ).messages
         == count
     )
     app.close()

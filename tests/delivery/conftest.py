@@ -1,5 +1,6 @@
-"""The delivery tests' fixtures: a real SMTP sink on loopback, and apps whose config
-points at it (helpers to fill and read the outbox are in :mod:`tests.support.delivery`)."""
+"""The delivery tests' fixtures: a real SMTP sink on loopback, and the delivery stage's
+inputs built in memory around it (helpers to fill and read the outbox are in
+:mod:`tests.support.delivery`; the sections in :mod:`tests.support.sections`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from alerts.app import App
+from alerts.areas import Gazetteer
+from alerts.clock import ManualClock
 from alerts.testing import SmtpSink
 from tests.support.delivery import DELIVERY
+from tests.support.sections import Stages, maildir_delivery, make_stages, smtp_delivery
 
 
 @pytest.fixture
@@ -21,33 +24,31 @@ def sink() -> Iterator[SmtpSink]:
 
 
 @pytest.fixture
-def make_app(write_config: Callable[..., Path]) -> Iterator[Callable[..., App]]:
-    """``make_app(database=..., smtp={...}, **delivery)``: an App on a config written for it."""
-    apps: list[App] = []
+def make_mailer(
+    tmp_path: Path, clock: ManualClock, gazetteer: Gazetteer
+) -> Iterator[Callable[..., Stages]]:
+    """``make_mailer(database=..., smtp={...}, **delivery)``: a store on ``database`` and
+    the ``delivery`` section (Maildir, or the relay ``smtp`` names) to send it with."""
+    mailers: list[Stages] = []
 
-    def make(*, database: str, smtp: dict[str, Any] | None = None, **delivery: Any) -> App:
+    def make(*, database: str, smtp: dict[str, Any] | None = None, **delivery: Any) -> Stages:
         settings: dict[str, Any] = {**DELIVERY, **delivery}
         if smtp is not None:
-            settings.update(
-                backend="smtp", smtp={"security": "none", "timeout": 5, "connections": 2, **smtp}
-            )
-        app = App(
-            write_config(
-                database=database,
-                delivery=settings,
-                email={"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
-            )
-        )
-        assert app.config  # read now: the next make_app rewrites the file
-        apps.append(app)
-        return app
+            relay = dict(smtp)
+            host, port = relay.pop("host"), relay.pop("port")
+            section = smtp_delivery(tmp_path, host, port, smtp=relay, **settings)
+        else:
+            section = maildir_delivery(tmp_path, **settings)
+        mailer = make_stages(tmp_path, database, clock, gazetteer, delivery=section)
+        mailers.append(mailer)
+        return mailer
 
     yield make
-    for app in apps:
-        app.close()
+    for mailer in mailers:
+        mailer.close()
 
 
 @pytest.fixture
-def smtp_app(make_app: Callable[..., App], sink: SmtpSink, db_url: str) -> App:
-    """An app (SQLite, and PostgreSQL when configured) that delivers to ``sink``."""
-    return make_app(database=db_url, smtp={"host": sink.host, "port": sink.port})
+def smtp_mailer(make_mailer: Callable[..., Stages], sink: SmtpSink, db_url: str) -> Stages:
+    """The delivery stage (SQLite, and PostgreSQL when configured) sending to ``sink``."""
+    return make_mailer(database=db_url, smtp={"host": sink.host, "port": sink.port})

@@ -5,17 +5,17 @@ from __future__ import annotations
 import mailbox
 from pathlib import Path
 
-from alerts.app import App
 from alerts.delivery.maildir import MaildirSender
 from alerts.delivery.smtp import RateLimiter
 from alerts.testing import bare_message_id
 from tests.support.delivery import queue, send, statuses
+from tests.support.sections import Stages
 
 
 def test_the_maildir_gets_one_complete_file_per_message_from_several_workers(
-    make_app, sqlite_url: str, tmp_path: Path
+    make_mailer, sqlite_url: str, tmp_path: Path
 ) -> None:
-    app: App = make_app(database=sqlite_url, maildir=str(tmp_path / "mail"))
+    app: Stages = make_mailer(database=sqlite_url, maildir=str(tmp_path / "mail"))
     ids = queue(app, 60)
 
     report = send(app, workers=3)
@@ -28,9 +28,9 @@ def test_the_maildir_gets_one_complete_file_per_message_from_several_workers(
 
 
 def test_a_maildir_that_cannot_be_written_leaves_the_messages_pending(
-    make_app, sqlite_url: str, tmp_path: Path
+    make_mailer, sqlite_url: str, tmp_path: Path
 ) -> None:
-    app: App = make_app(database=sqlite_url, maildir=str(tmp_path / "mail"))
+    app: Stages = make_mailer(database=sqlite_url, maildir=str(tmp_path / "mail"))
     queue(app, 2)
     sender = MaildirSender(tmp_path / "mail")
     (tmp_path / "mail" / "tmp").rmdir()  # what a full or vanished disk looks like to us

@@ -19,6 +19,7 @@ from alerts.delivery.bounces import read_bounces
 from alerts.testing import Faults, SmtpSink
 from tests.support.delivery import DELIVERY, queue, rows, send, statuses
 from tests.support.postfix import PrivatePostfix, unavailable
+from tests.support.sections import Stages
 
 pytestmark = pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")
 
@@ -48,7 +49,7 @@ def wait(condition: Callable[[], object], seconds: float = 30.0) -> bool:
     return False
 
 
-def subscriber_of(app: App, email: str) -> tuple[str, int]:
+def subscriber_of(app: App | Stages, email: str) -> tuple[str, int]:
     [row] = [r for r in app.store.fixtures.table_rows("subscribers") if r["email"] == email]
     return row["status"], row["bounces"]
 
@@ -99,15 +100,23 @@ def test_a_dsn_written_by_a_real_postfix_bounces_the_message_and_suppresses_its_
     assert statuses(app) == {"sent": COUNT - 1, "bounced": 1}
     assert set(ids) >= set(bounced)
     # Read once: running it again counts nothing twice.
-    again = read_bounces(app.config, app.store, app.clock, return_paths(app.config))
+    again = read_bounces(
+        app.config.delivery,
+        app.store,
+        app.clock,
+        return_paths(app.config.delivery, app.config.mail),
+    )
     assert (again.read, again.bounces) == (0, 0)
     app.close()
 
 
 def test_a_forged_dsn_naming_a_resident_suppresses_nobody(
-    make_app: Callable[..., App], refusing_sink: SmtpSink, postfix: PrivatePostfix, db_url: str
+    make_mailer: Callable[..., Stages],
+    refusing_sink: SmtpSink,
+    postfix: PrivatePostfix,
+    db_url: str,
 ) -> None:
-    app = make_app(
+    app = make_mailer(
         database=db_url,
         max_bounces=1,
         smtp={"host": refusing_sink.host, "port": refusing_sink.port},
@@ -128,7 +137,7 @@ def test_a_forged_dsn_naming_a_resident_suppresses_nobody(
     (postfix.maildir / "tmp").mkdir(exist_ok=True)
     (postfix.maildir / "new" / "1.forged.test").write_text(forged)
 
-    report = read_bounces(app.config, app.store, app.clock, return_paths(app.config))
+    report = read_bounces(app.delivery, app.store, app.clock, return_paths(app.delivery, app.mail))
 
     assert (report.read, report.bounces, report.unverified, report.suppressed) == (1, 0, 1, 0)
     assert subscriber_of(app, victim) == ("active", 0)

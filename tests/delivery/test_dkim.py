@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.app import App
 from alerts.config import load_config
 from alerts.delivery import send_pending
 from alerts.delivery.dkim import DkimSigner
@@ -31,6 +30,7 @@ from alerts.types import Frequency
 from tests.support import NOW
 from tests.support.delivery import queue
 from tests.support.digests import advisory, save, subscribe
+from tests.support.sections import Stages
 from tests.support.seeding import PlainMessageFactory
 
 SELECTOR = "alerts2026"
@@ -69,9 +69,9 @@ def dns_for(key: rsa.RSAPrivateKey) -> Callable[..., bytes | None]:
 
 
 def signed_app(
-    make_app: Callable[..., App], sink: SmtpSink, key_file: Path, sqlite_url: str
-) -> App:
-    return make_app(
+    make_mailer: Callable[..., Stages], sink: SmtpSink, key_file: Path, sqlite_url: str
+) -> Stages:
+    return make_mailer(
         database=sqlite_url,
         smtp={"host": sink.host, "port": sink.port},
         dkim={"domain": DOMAIN, "selector": SELECTOR, "key_file": str(key_file)},
@@ -79,12 +79,19 @@ def signed_app(
 
 
 def test_sent_messages_carry_a_signature_that_verifies_against_the_published_key(
-    make_app, sink: SmtpSink, key_file: Path, key: rsa.RSAPrivateKey, sqlite_url: str
+    make_mailer, sink: SmtpSink, key_file: Path, key: rsa.RSAPrivateKey, sqlite_url: str
 ) -> None:
-    app = signed_app(make_app, sink, key_file, sqlite_url)
+    app = signed_app(make_mailer, sink, key_file, sqlite_url)
     queue(app, 3)
 
-    send_pending(app.config, app.store, app.clock, now=NOW, builder=PlainMessageFactory(app.store))
+    send_pending(
+        app.delivery,
+        app.mail,
+        app.store,
+        app.clock,
+        now=NOW,
+        builder=PlainMessageFactory(app.store),
+    )
 
     assert len(sink.received) == 3
     for got in sink.received:
@@ -93,12 +100,19 @@ def test_sent_messages_carry_a_signature_that_verifies_against_the_published_key
 
 
 def test_the_signature_is_relaxed_relaxed_and_covers_both_list_unsubscribe_headers(
-    make_app, sink: SmtpSink, key_file: Path, sqlite_url: str
+    make_mailer, sink: SmtpSink, key_file: Path, sqlite_url: str
 ) -> None:
-    app = signed_app(make_app, sink, key_file, sqlite_url)
+    app = signed_app(make_mailer, sink, key_file, sqlite_url)
     queue(app, 1)
 
-    send_pending(app.config, app.store, app.clock, now=NOW, builder=PlainMessageFactory(app.store))
+    send_pending(
+        app.delivery,
+        app.mail,
+        app.store,
+        app.clock,
+        now=NOW,
+        builder=PlainMessageFactory(app.store),
+    )
 
     header = sink.received[0].message()["DKIM-Signature"]
     tags = {
@@ -120,11 +134,18 @@ def test_the_signature_is_relaxed_relaxed_and_covers_both_list_unsubscribe_heade
 
 
 def test_a_changed_one_click_header_breaks_the_signature(
-    make_app, sink: SmtpSink, key_file: Path, key: rsa.RSAPrivateKey, sqlite_url: str
+    make_mailer, sink: SmtpSink, key_file: Path, key: rsa.RSAPrivateKey, sqlite_url: str
 ) -> None:
-    app = signed_app(make_app, sink, key_file, sqlite_url)
+    app = signed_app(make_mailer, sink, key_file, sqlite_url)
     queue(app, 1)
-    send_pending(app.config, app.store, app.clock, now=NOW, builder=PlainMessageFactory(app.store))
+    send_pending(
+        app.delivery,
+        app.mail,
+        app.store,
+        app.clock,
+        now=NOW,
+        builder=PlainMessageFactory(app.store),
+    )
 
     data = sink.received[0].data
     tampered = data.replace(
@@ -136,14 +157,14 @@ def test_a_changed_one_click_header_breaks_the_signature(
 
 
 def test_a_digest_built_by_the_real_message_factory_verifies_after_sending(
-    make_app, sink: SmtpSink, key_file: Path, key: rsa.RSAPrivateKey, sqlite_url: str
+    make_mailer, sink: SmtpSink, key_file: Path, key: rsa.RSAPrivateKey, sqlite_url: str
 ) -> None:
-    app = signed_app(make_app, sink, key_file, sqlite_url)
+    app = signed_app(make_mailer, sink, key_file, sqlite_url)
     save(app, advisory("courier-fraud", areas=("medway",)))
     subscribe(app, "ann@example.org", ["medway"], frequency=Frequency.IMMEDIATE)
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
+    queue_digests(app.mail, app.digests, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
 
-    assert send_pending(app.config, app.store, app.clock, now=NOW).sent == 1
+    assert send_pending(app.delivery, app.mail, app.store, app.clock, now=NOW).sent == 1
 
     [got] = sink.received
     assert dkim.verify(got.data, dnsfunc=dns_for(key))
@@ -223,7 +244,7 @@ def dns_for_both(
 
 
 def test_an_ed25519_key_in_the_config_adds_a_second_signature_and_both_verify(
-    make_app,
+    make_mailer: Callable[..., Stages],
     sink: SmtpSink,
     key_file: Path,
     key: rsa.RSAPrivateKey,
@@ -231,7 +252,7 @@ def test_an_ed25519_key_in_the_config_adds_a_second_signature_and_both_verify(
     sqlite_url: str,
     tmp_path: Path,
 ) -> None:
-    app = make_app(
+    app = make_mailer(
         database=sqlite_url,
         smtp={"host": sink.host, "port": sink.port},
         dkim={
@@ -244,7 +265,14 @@ def test_an_ed25519_key_in_the_config_adds_a_second_signature_and_both_verify(
     )
     queue(app, 2)
 
-    send_pending(app.config, app.store, app.clock, now=NOW, builder=PlainMessageFactory(app.store))
+    send_pending(
+        app.delivery,
+        app.mail,
+        app.store,
+        app.clock,
+        now=NOW,
+        builder=PlainMessageFactory(app.store),
+    )
 
     assert len(sink.received) == 2
     for got in sink.received:

@@ -19,35 +19,46 @@ from alerts.types import Frequency
 from tests.support import NOW
 from tests.support.delivery import queue, rows, statuses
 from tests.support.digests import advisory, save, subscribe
+from tests.support.sections import Stages
 
 
-def queue_one_alert(app: App) -> None:
+def queue_one_alert(app: App | Stages) -> None:
+    stages = Stages.of(app)
     save(app, advisory("courier-fraud", areas=("medway",)))
     subscribe(app, "ann@example.org", ["chatham"], frequency=Frequency.IMMEDIATE)
     subscribe(app, "bob@example.org", ["dover"], frequency=Frequency.IMMEDIATE)  # not concerned
     assert (
-        queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW).messages
+        queue_digests(
+            stages.mail,
+            stages.digests,
+            app.store,
+            app.gazetteer,
+            Frequency.IMMEDIATE,
+            now=NOW,
+        ).messages
         == 1
     )
 
 
 def test_a_queued_alert_reaches_the_relay_through_the_real_message_factory(
-    smtp_app: App, sink: SmtpSink
+    smtp_mailer: Stages, sink: SmtpSink
 ) -> None:
-    queue_one_alert(smtp_app)
+    queue_one_alert(smtp_mailer)
 
-    report = send_pending(smtp_app.config, smtp_app.store, smtp_app.clock, now=NOW)
+    report = send_pending(
+        smtp_mailer.delivery, smtp_mailer.mail, smtp_mailer.store, smtp_mailer.clock, now=NOW
+    )
 
     assert report.sent == 1
     [got] = sink.received
     assert got.rcpt_tos == ("ann@example.org",)
     message = got.message()
-    [row] = rows(smtp_app).values()
+    [row] = rows(smtp_mailer).values()
     assert bare_message_id(message["Message-ID"]) == bare_message_id(row["message_id"])
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     text = message.get_body(("plain",))
     assert text is not None and "Advisory courier-fraud" in text.get_content()
-    assert statuses(smtp_app) == {"sent": 1}
+    assert statuses(smtp_mailer) == {"sent": 1}
 
 
 def test_alerts_send_delivers_into_the_maildir_by_default_and_status_shows_it(

@@ -14,7 +14,6 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from alerts.app import App
 from alerts.delivery import Dispatcher, SendQueue, make_outbox, make_sender
 from alerts.message import OutboxItem
 from alerts.store import engine_url
@@ -23,43 +22,48 @@ from alerts.store.senders import SENDER_LOCKS, sender_lock_key, sender_name
 from alerts.testing import SmtpSink, bare_message_id
 from tests.support import NOW
 from tests.support.delivery import queue, rows, statuses
+from tests.support.sections import Stages
 from tests.support.seeding import PlainMessageFactory
 from tests.support.tables import outbox_rows, set_columns
 
 
-def an_outbox(app: App) -> SendQueue:
-    return make_outbox(app.config, app.store)
+def an_outbox(app: Stages) -> SendQueue:
+    return make_outbox(app.delivery, app.store)
 
 
-def test_claimed_rows_are_held_under_a_lease_and_not_claimed_twice(smtp_app: App) -> None:
-    queue(smtp_app, 5)
-    box = an_outbox(smtp_app)
+def test_claimed_rows_are_held_under_a_lease_and_not_claimed_twice(smtp_mailer: Stages) -> None:
+    queue(smtp_mailer, 5)
+    box = an_outbox(smtp_mailer)
 
     first, _ = box.claim("worker-a", 3, NOW)
     second, _ = box.claim("worker-b", 10, NOW)
 
     assert len(first) == 3 and len(second) == 2
     assert not {c.item.outbox_id for c in first} & {c.item.outbox_id for c in second}
-    held = {row["claimed_by"] for row in rows(smtp_app).values()}
+    held = {row["claimed_by"] for row in rows(smtp_mailer).values()}
     assert held == {"worker-a", "worker-b"}
-    assert all(row["claimed_until"] == NOW + box.lease for row in rows(smtp_app).values())
+    assert all(row["claimed_until"] == NOW + box.lease for row in rows(smtp_mailer).values())
     assert box.claim("worker-c", 10, NOW + box.lease - timedelta(seconds=1)) == ([], 0)
 
 
-def test_rows_whose_lease_ran_out_are_claimed_again_with_the_same_message_id(smtp_app: App) -> None:
-    ids = queue(smtp_app, 2)
-    box = an_outbox(smtp_app)
+def test_rows_whose_lease_ran_out_are_claimed_again_with_the_same_message_id(
+    smtp_mailer: Stages,
+) -> None:
+    ids = queue(smtp_mailer, 2)
+    box = an_outbox(smtp_mailer)
     box.claim("crashed-worker", 10, NOW)
 
     again, _ = box.claim("worker-b", 10, NOW + box.lease + timedelta(seconds=1))
 
     assert sorted(bare_message_id(c.item.message_id) for c in again) == sorted(ids)
-    assert {row["claimed_by"] for row in rows(smtp_app).values()} == {"worker-b"}
+    assert {row["claimed_by"] for row in rows(smtp_mailer).values()} == {"worker-b"}
 
 
-def test_a_worker_that_lost_its_lease_cannot_undo_the_new_holders_result(smtp_app: App) -> None:
-    [message_id] = queue(smtp_app, 1)
-    box = an_outbox(smtp_app)
+def test_a_worker_that_lost_its_lease_cannot_undo_the_new_holders_result(
+    smtp_mailer: Stages,
+) -> None:
+    [message_id] = queue(smtp_mailer, 1)
+    box = an_outbox(smtp_mailer)
     [stale], _ = box.claim("slow-worker", 1, NOW)
     later = NOW + box.lease + timedelta(seconds=1)
     [fresh], _ = box.claim("worker-b", 1, later)
@@ -67,24 +71,24 @@ def test_a_worker_that_lost_its_lease_cannot_undo_the_new_holders_result(smtp_ap
 
     box.record("slow-worker", Outcomes(deferred=[(stale, "451 try later")]), later)
 
-    row = rows(smtp_app)[message_id]
+    row = rows(smtp_mailer)[message_id]
     assert (row["status"], row["attempts"], row["last_error"]) == ("sent", 1, None)
 
 
-def test_acceptance_is_recorded_even_by_a_worker_that_lost_its_lease(smtp_app: App) -> None:
-    [message_id] = queue(smtp_app, 1)
-    box = an_outbox(smtp_app)
+def test_acceptance_is_recorded_even_by_a_worker_that_lost_its_lease(smtp_mailer: Stages) -> None:
+    [message_id] = queue(smtp_mailer, 1)
+    box = an_outbox(smtp_mailer)
     [stale], _ = box.claim("slow-worker", 1, NOW)
     box.claim("worker-b", 1, NOW + box.lease + timedelta(seconds=1))
 
     box.record("slow-worker", Outcomes(sent=[stale.item.outbox_id]), NOW + box.lease)
 
-    assert rows(smtp_app)[message_id]["status"] == "sent"
+    assert rows(smtp_mailer)[message_id]["status"] == "sent"
 
 
-def test_renewing_extends_only_the_rows_a_worker_still_holds(smtp_app: App) -> None:
-    queue(smtp_app, 2)
-    box = an_outbox(smtp_app)
+def test_renewing_extends_only_the_rows_a_worker_still_holds(smtp_mailer: Stages) -> None:
+    queue(smtp_mailer, 2)
+    box = an_outbox(smtp_mailer)
     mine, _ = box.claim("worker-a", 2, NOW)
     later = NOW + box.lease + timedelta(seconds=1)
     [taken], _ = box.claim("worker-b", 1, later)
@@ -94,23 +98,23 @@ def test_renewing_extends_only_the_rows_a_worker_still_holds(smtp_app: App) -> N
     assert held == {c.item.outbox_id for c in mine} - {taken.item.outbox_id}
 
 
-def test_released_rows_are_pending_again_without_counting_an_attempt(smtp_app: App) -> None:
-    queue(smtp_app, 3)
-    box = an_outbox(smtp_app)
+def test_released_rows_are_pending_again_without_counting_an_attempt(smtp_mailer: Stages) -> None:
+    queue(smtp_mailer, 3)
+    box = an_outbox(smtp_mailer)
     claimed, _ = box.claim("worker-a", 3, NOW)
 
     box.release("worker-a", [c.item.outbox_id for c in claimed])
 
-    assert statuses(smtp_app) == {"pending": 3}
+    assert statuses(smtp_mailer) == {"pending": 3}
     assert all(
-        row["attempts"] == 0 and row["claimed_by"] is None for row in rows(smtp_app).values()
+        row["attempts"] == 0 and row["claimed_by"] is None for row in rows(smtp_mailer).values()
     )
 
 
 def test_on_sqlite_rows_held_by_a_dead_process_of_this_machine_are_freed_at_once(
-    make_app, sqlite_url: str
+    make_mailer, sqlite_url: str
 ) -> None:
-    app = make_app(database=sqlite_url)
+    app = make_mailer(database=sqlite_url)
     queue(app, 4)
     box = an_outbox(app)
     box.claim("placeholder", 4, NOW)
@@ -127,8 +131,8 @@ def test_on_sqlite_rows_held_by_a_dead_process_of_this_machine_are_freed_at_once
     assert statuses(app) == {"pending": 4}
 
 
-def test_rows_held_by_a_live_process_are_left_to_their_lease(make_app, sqlite_url: str) -> None:
-    app = make_app(database=sqlite_url)
+def test_rows_held_by_a_live_process_are_left_to_their_lease(make_mailer, sqlite_url: str) -> None:
+    app = make_mailer(database=sqlite_url)
     queue(app, 2)
     box = an_outbox(app)
     with subprocess.Popen(
@@ -142,23 +146,23 @@ def test_rows_held_by_a_live_process_are_left_to_their_lease(make_app, sqlite_ur
 
 
 def test_a_worker_renews_its_lease_as_it_goes_and_skips_rows_it_lost(
-    smtp_app: App, sink: SmtpSink
+    smtp_mailer: Stages, sink: SmtpSink
 ) -> None:
-    ids = queue(smtp_app, 6)
-    box = an_outbox(smtp_app)
+    ids = queue(smtp_mailer, 6)
+    box = an_outbox(smtp_mailer)
     taken: list[int] = []
 
     class TakeOverOne:
         """Builds normally; on the first build another worker takes over the last row."""
 
         def __init__(self) -> None:
-            self.plain = PlainMessageFactory(smtp_app.store)
+            self.plain = PlainMessageFactory(smtp_mailer.store)
 
         def build(self, item: OutboxItem) -> bytes:
             if not taken:
-                last = outbox_rows(smtp_app.store.engine)[-1]["id"]
+                last = outbox_rows(smtp_mailer.store.engine)[-1]["id"]
                 set_columns(
-                    smtp_app.store.engine, "outbox", {"claimed_by": "someone-else"}, id=last
+                    smtp_mailer.store.engine, "outbox", {"claimed_by": "someone-else"}, id=last
                 )
                 taken.append(last)
             return self.plain.build(item)
@@ -166,16 +170,16 @@ def test_a_worker_renews_its_lease_as_it_goes_and_skips_rows_it_lost(
     dispatcher = Dispatcher(
         outbox=box,
         builder=TakeOverOne(),
-        sender=make_sender(smtp_app.config, smtp_app.clock),
+        sender=make_sender(smtp_mailer.delivery, smtp_mailer.clock),
         envelope_from="alerts@example.org",
         renew_margin=box.lease * 2,  # always short of lease: renew before every message
     )
 
-    report = dispatcher.run(workers=1, clock=smtp_app.clock, now=NOW)
+    report = dispatcher.run(workers=1, clock=smtp_mailer.clock, now=NOW)
 
     assert report.sent == 5
     assert sorted(sink.message_ids()) == sorted(ids[:-1])
-    assert rows(smtp_app)[ids[-1]]["claimed_by"] == "someone-else"
+    assert rows(smtp_mailer)[ids[-1]]["claimed_by"] == "someone-else"
 
 
 def test_the_lease_comes_from_the_config(write_config: Callable[..., Path]) -> None:
@@ -184,14 +188,14 @@ def test_the_lease_comes_from_the_config(write_config: Callable[..., Path]) -> N
     from alerts.store import Store, create_db_engine
 
     config = load_config(write_config(delivery={"lease_seconds": 42}))
-    outbox = make_outbox(config, Store(create_db_engine(config.database)))
+    outbox = make_outbox(config.delivery, Store(create_db_engine(config.database)))
     assert outbox.lease.total_seconds() == 42
 
 
 def test_on_postgresql_rows_of_a_sender_whose_lock_is_gone_come_back_and_a_live_or_hung_ones_stay(
-    make_app, postgres_url: str
+    make_mailer, postgres_url: str
 ) -> None:
-    app = make_app(database=postgres_url)
+    app = make_mailer(database=postgres_url)
     queue(app, 6)
     box = an_outbox(app)
     # Another sending process (another machine, say): it holds its lock on a session of its own.
@@ -213,9 +217,9 @@ def test_on_postgresql_rows_of_a_sender_whose_lock_is_gone_come_back_and_a_live_
 
 
 def test_on_postgresql_a_sender_holds_its_lock_while_it_runs_and_lets_go_after(
-    make_app, postgres_url: str
+    make_mailer, postgres_url: str
 ) -> None:
-    app = make_app(database=postgres_url)
+    app = make_mailer(database=postgres_url)
     box = an_outbox(app)
     check = create_engine(engine_url(postgres_url), poolclass=NullPool)
     sender = sender_name()

@@ -9,47 +9,50 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import Result
 
-from alerts.app import App
 from alerts.clock import ManualClock
 from alerts.metrics import render_metrics
 from alerts.testing import DROP, SmtpSink
 from tests.support import NOW
 from tests.support.delivery import queue, rows, send, statuses
+from tests.support.sections import Stages
 
 QUOTA = "451 4.7.1 Daily sending quota exceeded"
 
 
 def test_a_relay_answering_every_mail_from_with_a_quota_reply_fails_nothing_and_delivers_each_once_after(
-    smtp_app: App, sink: SmtpSink
+    smtp_mailer: Stages, sink: SmtpSink
 ) -> None:
-    ids = queue(smtp_app, 20)
+    ids = queue(smtp_mailer, 20)
     sink.faults.inject("mail", QUOTA, times=14)
 
     reports = []
     for run in range(40):  # alerts serve would look again when the pause ends
-        reports.append(send(smtp_app, now=NOW + timedelta(hours=run)))
-        if statuses(smtp_app) == {"sent": 20}:
+        reports.append(send(smtp_mailer, now=NOW + timedelta(hours=run)))
+        if statuses(smtp_mailer) == {"sent": 20}:
             break
 
-    assert statuses(smtp_app) == {"sent": 20}
+    assert statuses(smtp_mailer) == {"sent": 20}
     assert sum(r.failed for r in reports) == 0
     assert any(QUOTA in e for r in reports for e in r.errors), "the relay's reply was not reported"
     received = collections.Counter(sink.message_ids())
     assert set(received) == set(ids) and max(received.values()) == 1
-    assert {row["attempts"] for row in rows(smtp_app).values()} == {1}, "the quota spent attempts"
+    assert {row["attempts"] for row in rows(smtp_mailer).values()} == {1}, (
+        "the quota spent attempts"
+    )
 
 
 @pytest.mark.parametrize(
     "reply", ["452 4.5.3 Too many messages in this session", "421 4.7.0 Too many messages"]
 )
 def test_a_relay_taking_ten_messages_per_session_gets_new_sessions_and_charges_nobody(
-    make_app: Callable[..., App], sink: SmtpSink, db_url: str, reply: str
+    make_mailer: Callable[..., Stages], sink: SmtpSink, db_url: str, reply: str
 ) -> None:
-    app = make_app(
+    app = make_mailer(
         database=db_url, smtp={"host": sink.host, "port": sink.port, "per_connection": 100}
     )
     ids = queue(app, 45)
@@ -66,9 +69,9 @@ def test_a_relay_taking_ten_messages_per_session_gets_new_sessions_and_charges_n
 
 
 def test_a_relay_trickling_its_replies_is_cut_off_at_the_timeout_not_per_byte(
-    make_app: Callable[..., App], sink: SmtpSink, db_url: str
+    make_mailer: Callable[..., Stages], sink: SmtpSink, db_url: str
 ) -> None:
-    app = make_app(
+    app = make_mailer(
         database=db_url, smtp={"host": sink.host, "port": sink.port, "timeout": 1, "connections": 1}
     )
     ids = queue(app, 2)
@@ -88,30 +91,30 @@ def test_a_relay_trickling_its_replies_is_cut_off_at_the_timeout_not_per_byte(
 
 
 def test_a_relay_that_takes_the_body_and_never_answers_gets_at_most_three_copies_then_the_message_is_unknown(
-    smtp_app: App, sink: SmtpSink
+    smtp_mailer: Stages, sink: SmtpSink
 ) -> None:
-    [only] = queue(smtp_app, 1)
+    [only] = queue(smtp_mailer, 1)
     sink.faults.inject("body", DROP)
 
-    reports = [send(smtp_app, now=NOW + timedelta(hours=run)) for run in range(12)]
+    reports = [send(smtp_mailer, now=NOW + timedelta(hours=run)) for run in range(12)]
 
     assert sink.bodies == 3, "sent again and again although the relay may have taken it"
-    row = rows(smtp_app)[only]
+    row = rows(smtp_mailer)[only]
     assert (row["status"], row["attempts"], row["unanswered"]) == ("unknown", 0, 3)
     assert "no final reply after the body, 3 times" in row["last_error"]
     assert sum(r.unknown for r in reports) == 1 and sum(r.failed for r in reports) == 0
 
 
 def test_the_tries_after_an_unanswered_body_wait_longer_each_time(
-    smtp_app: App, sink: SmtpSink
+    smtp_mailer: Stages, sink: SmtpSink
 ) -> None:
-    [only] = queue(smtp_app, 1)
+    [only] = queue(smtp_mailer, 1)
     sink.faults.inject("body", DROP)
 
-    send(smtp_app, now=NOW)
-    first = rows(smtp_app)[only]["next_attempt_at"]
-    send(smtp_app, now=first)
-    second = rows(smtp_app)[only]["next_attempt_at"]
+    send(smtp_mailer, now=NOW)
+    first = rows(smtp_mailer)[only]["next_attempt_at"]
+    send(smtp_mailer, now=first)
+    second = rows(smtp_mailer)[only]["next_attempt_at"]
 
     assert first - NOW == timedelta(minutes=10)
     assert second - first == timedelta(minutes=20)
@@ -119,22 +122,26 @@ def test_the_tries_after_an_unanswered_body_wait_longer_each_time(
 
 def test_the_relays_pause_is_remembered_across_runs_and_shown_by_status_and_metrics(
     run_cli: Callable[..., Result],
+    write_config: Callable[..., Path],
     clock: ManualClock,
-    smtp_app: App,
-    sink: SmtpSink,  # run_cli first: smtp_app's config wins
+    smtp_mailer: Stages,
+    sink: SmtpSink,
+    db_url: str,
 ) -> None:
-    queue(smtp_app, 3)
+    queue(smtp_mailer, 3)
     sink.faults.inject("mail", QUOTA, times=1)
 
-    first = send(smtp_app, now=NOW)
-    before = rows(smtp_app)
+    first = send(smtp_mailer, now=NOW)
+    before = rows(smtp_mailer)
     # Another run (another process would do the same) before the pause ends: nothing is tried.
-    during = send(smtp_app, now=NOW + timedelta(seconds=30))
-    untouched = rows(smtp_app) == before
+    during = send(smtp_mailer, now=NOW + timedelta(seconds=30))
+    untouched = rows(smtp_mailer) == before
     clock.set(NOW + timedelta(seconds=30))
-    shown = run_cli("status", config=smtp_app.config_path)
-    metrics = render_metrics(smtp_app.store, smtp_app.clock.now).decode()
-    after = send(smtp_app, now=NOW + timedelta(hours=1))
+    relay = {"host": sink.host, "port": sink.port, "security": "none"}
+    config = write_config(database=db_url, delivery={"backend": "smtp", "smtp": relay})
+    shown = run_cli("status", config=config)
+    metrics = render_metrics(smtp_mailer.store, smtp_mailer.clock.now).decode()
+    after = send(smtp_mailer, now=NOW + timedelta(hours=1))
 
     assert first.paused_until is not None and first.relay_reply and QUOTA in first.relay_reply
     assert (during.sent, during.deferred, during.paused_until) == (0, 0, first.paused_until)
@@ -145,17 +152,17 @@ def test_the_relays_pause_is_remembered_across_runs_and_shown_by_status_and_metr
         and "Daily sending quota" in metrics
     )
     assert (after.sent, after.paused_until) == (3, None)
-    assert {row["attempts"] for row in rows(smtp_app).values()} == {1}
+    assert {row["attempts"] for row in rows(smtp_mailer).values()} == {1}
 
 
 def test_a_pause_ends_the_run_but_not_the_long_lived_sender_that_started_it(
-    smtp_app: App, sink: SmtpSink
+    smtp_mailer: Stages, sink: SmtpSink
 ) -> None:
-    queue(smtp_app, 3)
+    queue(smtp_mailer, 3)
     sink.faults.inject("mail", QUOTA, times=1)
     serving = threading.Event()  # alerts serve's drainer passes its own stop event
 
-    report = send(smtp_app, stop=serving)
+    report = send(smtp_mailer, stop=serving)
 
     assert report.paused_until is not None
     assert not serving.is_set(), "the relay's pause stopped the sender for good"

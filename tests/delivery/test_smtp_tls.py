@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import trustme
 
-from alerts.app import App
 from alerts.delivery.base import RelayError
 from alerts.errors import ConfigError
 from alerts.testing import DROP, SmtpSink
 from tests.support.delivery import queue, rows, send, statuses
+from tests.support.sections import Stages
 
 PASSWORD_ENV = "ALERTS_TEST_SMTP_PASSWORD"
 USERS = {"alerts": "correct horse battery staple"}
@@ -62,9 +62,9 @@ def relay(sink: SmtpSink, **settings: object) -> dict[str, object]:
 
 
 def test_starttls_and_auth_deliver_over_a_verified_connection(
-    make_app, tls_sink: SmtpSink, ca_file: Path, sqlite_url: str
+    make_mailer, tls_sink: SmtpSink, ca_file: Path, sqlite_url: str
 ) -> None:
-    app = make_app(database=sqlite_url, smtp=relay(tls_sink, ca_file=str(ca_file)))
+    app = make_mailer(database=sqlite_url, smtp=relay(tls_sink, ca_file=str(ca_file)))
     ids = queue(app, 3)
 
     report = send(app)
@@ -75,10 +75,12 @@ def test_starttls_and_auth_deliver_over_a_verified_connection(
 
 
 def test_implicit_tls_delivers_with_the_certificate_verified(
-    make_app, server_context: ssl.SSLContext, ca_file: Path, sqlite_url: str
+    make_mailer, server_context: ssl.SSLContext, ca_file: Path, sqlite_url: str
 ) -> None:
     with SmtpSink(tls_context=server_context, implicit_tls=True, users=USERS) as sink:
-        app = make_app(database=sqlite_url, smtp=relay(sink, security="ssl", ca_file=str(ca_file)))
+        app = make_mailer(
+            database=sqlite_url, smtp=relay(sink, security="ssl", ca_file=str(ca_file))
+        )
         queue(app, 2)
 
         assert send(app).sent == 2
@@ -86,9 +88,9 @@ def test_implicit_tls_delivers_with_the_certificate_verified(
 
 
 def test_a_certificate_not_signed_by_a_trusted_ca_stops_the_run_and_nothing_is_lost(
-    make_app, tls_sink: SmtpSink, sqlite_url: str
+    make_mailer, tls_sink: SmtpSink, sqlite_url: str
 ) -> None:
-    app = make_app(database=sqlite_url, smtp=relay(tls_sink))  # no ca_file: the system's CAs
+    app = make_mailer(database=sqlite_url, smtp=relay(tls_sink))  # no ca_file: the system's CAs
     queue(app, 4)
 
     with pytest.raises(RelayError, match="certificate is not trusted") as caught:
@@ -101,12 +103,12 @@ def test_a_certificate_not_signed_by_a_trusted_ca_stops_the_run_and_nothing_is_l
 
 
 def test_a_certificate_for_another_host_name_is_refused(
-    make_app, ca: trustme.CA, ca_file: Path, sqlite_url: str
+    make_mailer, ca: trustme.CA, ca_file: Path, sqlite_url: str
 ) -> None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("relay.example.org").configure_cert(context)
     with SmtpSink(tls_context=context, require_starttls=True, users=USERS) as sink:
-        app = make_app(database=sqlite_url, smtp=relay(sink, ca_file=str(ca_file)))
+        app = make_mailer(database=sqlite_url, smtp=relay(sink, ca_file=str(ca_file)))
         queue(app, 1)
 
         with pytest.raises(RelayError, match="not trusted"):
@@ -115,10 +117,10 @@ def test_a_certificate_for_another_host_name_is_refused(
 
 
 def test_refused_credentials_stop_the_run_with_the_fix_named(
-    make_app, tls_sink: SmtpSink, ca_file: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+    make_mailer, tls_sink: SmtpSink, ca_file: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(PASSWORD_ENV, "wrong")
-    app = make_app(database=sqlite_url, smtp=relay(tls_sink, ca_file=str(ca_file)))
+    app = make_mailer(database=sqlite_url, smtp=relay(tls_sink, ca_file=str(ca_file)))
     queue(app, 2)
 
     with pytest.raises(RelayError, match="refused the credentials") as caught:
@@ -130,10 +132,10 @@ def test_refused_credentials_stop_the_run_with_the_fix_named(
 
 
 def test_credentials_are_not_sent_when_the_relay_offers_no_starttls(
-    make_app, sqlite_url: str
+    make_mailer, sqlite_url: str
 ) -> None:
     with SmtpSink() as plain:  # no TLS at all
-        app = make_app(database=sqlite_url, smtp=relay(plain))
+        app = make_mailer(database=sqlite_url, smtp=relay(plain))
         queue(app, 1)
 
         with pytest.raises(RelayError, match="does not offer STARTTLS"):
@@ -165,10 +167,10 @@ def test_a_config_with_credentials_over_plain_text_is_refused_at_start(
 
 
 def test_a_missing_password_variable_is_named_before_anything_is_sent(
-    make_app, tls_sink: SmtpSink, ca_file: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+    make_mailer, tls_sink: SmtpSink, ca_file: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(PASSWORD_ENV)
-    app: App = make_app(database=sqlite_url, smtp=relay(tls_sink, ca_file=str(ca_file)))
+    app: Stages = make_mailer(database=sqlite_url, smtp=relay(tls_sink, ca_file=str(ca_file)))
     queue(app, 1)
 
     with pytest.raises(ConfigError, match=PASSWORD_ENV):
@@ -177,9 +179,11 @@ def test_a_missing_password_variable_is_named_before_anything_is_sent(
 
 
 def test_an_unreadable_ca_file_is_a_config_error(
-    make_app, tls_sink: SmtpSink, tmp_path: Path, sqlite_url: str
+    make_mailer, tls_sink: SmtpSink, tmp_path: Path, sqlite_url: str
 ) -> None:
-    app = make_app(database=sqlite_url, smtp=relay(tls_sink, ca_file=str(tmp_path / "missing.pem")))
+    app = make_mailer(
+        database=sqlite_url, smtp=relay(tls_sink, ca_file=str(tmp_path / "missing.pem"))
+    )
 
     with pytest.raises(ConfigError, match="ca_file"):
         send(app)
@@ -193,9 +197,9 @@ def test_an_unreadable_ca_file_is_a_config_error(
     ],
 )
 def test_a_temporary_refusal_of_starttls_or_auth_defers_one_message_and_the_next_session_delivers(
-    make_app, tls_sink: SmtpSink, ca_file: Path, sqlite_url: str, stage: str, reply: str
+    make_mailer, tls_sink: SmtpSink, ca_file: Path, sqlite_url: str, stage: str, reply: str
 ) -> None:
-    app = make_app(database=sqlite_url, smtp=relay(tls_sink, ca_file=str(ca_file)))
+    app = make_mailer(database=sqlite_url, smtp=relay(tls_sink, ca_file=str(ca_file)))
     ids = queue(app, 4)
     # smtplib tries each mechanism the relay offers (PLAIN, then LOGIN): refuse both.
     tls_sink.faults.inject(stage, reply, times=2 if stage == "auth" else 1)
@@ -229,9 +233,15 @@ def test_a_temporary_refusal_of_starttls_or_auth_defers_one_message_and_the_next
     ],
 )
 def test_a_permanent_refusal_of_starttls_or_auth_stops_the_run_naming_it_and_nothing_is_lost(
-    make_app, tls_sink: SmtpSink, ca_file: Path, sqlite_url: str, stage: str, reply: str, says: str
+    make_mailer,
+    tls_sink: SmtpSink,
+    ca_file: Path,
+    sqlite_url: str,
+    stage: str,
+    reply: str,
+    says: str,
 ) -> None:
-    app = make_app(database=sqlite_url, smtp=relay(tls_sink, ca_file=str(ca_file)))
+    app = make_mailer(database=sqlite_url, smtp=relay(tls_sink, ca_file=str(ca_file)))
     queue(app, 3)
     tls_sink.faults.inject(stage, reply)
 
@@ -244,9 +254,9 @@ def test_a_permanent_refusal_of_starttls_or_auth_stops_the_run_naming_it_and_not
 
 
 def test_a_relay_that_drops_the_connection_at_starttls_is_unavailable_not_misconfigured(
-    make_app, tls_sink: SmtpSink, ca_file: Path, sqlite_url: str
+    make_mailer, tls_sink: SmtpSink, ca_file: Path, sqlite_url: str
 ) -> None:
-    app = make_app(database=sqlite_url, smtp=relay(tls_sink, ca_file=str(ca_file)))
+    app = make_mailer(database=sqlite_url, smtp=relay(tls_sink, ca_file=str(ca_file)))
     ids = queue(app, 3)
     tls_sink.faults.inject("starttls", DROP, times=1)
 
@@ -257,10 +267,12 @@ def test_a_relay_that_drops_the_connection_at_starttls_is_unavailable_not_miscon
 
 
 def test_a_tls_handshake_that_fails_stops_the_run_naming_tls(
-    make_app, ca_file: Path, sqlite_url: str
+    make_mailer, ca_file: Path, sqlite_url: str
 ) -> None:
     with SmtpSink() as plain:  # speaks plain SMTP where the config expects TLS at once
-        app = make_app(database=sqlite_url, smtp=relay(plain, security="ssl", ca_file=str(ca_file)))
+        app = make_mailer(
+            database=sqlite_url, smtp=relay(plain, security="ssl", ca_file=str(ca_file))
+        )
         queue(app, 2)
 
         with pytest.raises(RelayError, match="TLS failed at connect") as caught:

@@ -1,17 +1,23 @@
-"""The digest tests' fixtures: an app on each store (SQLite, and PostgreSQL when
-configured); advisories and subscribers go in through :mod:`tests.support.digests`."""
+"""The digest tests' fixtures: the stages on each store (SQLite, and PostgreSQL when
+configured), with their sections built in memory; advisories and subscribers go in
+through :mod:`tests.support.digests`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from alerts.app import App
-from tests.support.digests import make_app
+from alerts.areas import Gazetteer
+from alerts.clock import ManualClock
+from tests.support.sections import Stages, make_stages
 
 
 @pytest.fixture
-def app(write_config: Callable[..., Path], db_url: str) -> App:
-    return make_app(write_config, db_url)
+def stages(
+    tmp_path: Path, db_url: str, clock: ManualClock, gazetteer: Gazetteer
+) -> Iterator[Stages]:
+    made = make_stages(tmp_path, db_url, clock, gazetteer)
+    yield made
+    made.close()

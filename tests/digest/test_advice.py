@@ -14,6 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from alerts.app import App
+from alerts.areas import Gazetteer
 from alerts.digest import queue_digests
 from alerts.digest.advice import advice_of, is_advice
 from alerts.ingest.files import parse_advisory_file
@@ -21,6 +22,7 @@ from alerts.types import Frequency
 from alerts.web import create_app
 from tests.support import NOW, REPO
 from tests.support.digests import advisory, built, parts, save, subscribe
+from tests.support.sections import Stages
 
 SEED = REPO / "advisories" / "2020-12-18-telephone-fraudster-poses-as-kent-police-officer.md"
 SEED_ADVICE = (
@@ -38,13 +40,14 @@ FRAUD_BODY = (
 
 @pytest.fixture
 def app(write_config: Callable[..., Path]) -> Iterator[App]:
+    """For the web page: the mail goes through the digest tests' ``stages``."""
     app = App(write_config(site={"base_url": "https://alerts.example.org"}))
     yield app
     app.close()
 
 
-def test_the_seed_s_advice_is_its_seventh_paragraph_found_by_the_rule(app: App) -> None:
-    parsed = parse_advisory_file(SEED, app.gazetteer, now=datetime(2026, 1, 1, tzinfo=UTC)).advisory
+def test_the_seed_s_advice_is_its_seventh_paragraph_found_by_the_rule(gazetteer: Gazetteer) -> None:
+    parsed = parse_advisory_file(SEED, gazetteer, now=datetime(2026, 1, 1, tzinfo=UTC)).advisory
     assert advice_of(parsed.body_text, parsed.extra) == (SEED_ADVICE,)
 
 
@@ -86,11 +89,15 @@ def test_front_matter_advice_wins_over_the_rule() -> None:
     assert advice_of(body, {}) == ("If you see this, call 101.", "Do not approach him.")
 
 
-def test_the_alert_shows_what_to_do_before_the_full_text(app: App) -> None:
-    subscribe(app, "now@example.org", ["chatham"], frequency="immediate")
-    save(app, advisory("fraud", title="Caller poses as police", body=FRAUD_BODY, areas=["medway"]))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
-    [(_, _, message)] = built(app)
+def test_the_alert_shows_what_to_do_before_the_full_text(stages: Stages) -> None:
+    subscribe(stages, "now@example.org", ["chatham"], frequency="immediate")
+    save(
+        stages, advisory("fraud", title="Caller poses as police", body=FRAUD_BODY, areas=["medway"])
+    )
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.IMMEDIATE, now=NOW
+    )
+    [(_, _, message)] = built(stages)
     text, html = parts(message)
     advice = "If you receive such a call, end it immediately and call 101 from another phone."
     assert html.index("What to do") < html.index(advice) < html.index("A Medway man was defrauded")
@@ -98,12 +105,18 @@ def test_the_alert_shows_what_to_do_before_the_full_text(app: App) -> None:
     assert flat.index("What to do:") < flat.index(advice) < flat.index("A Medway man was defrauded")
 
 
-def test_each_digest_item_shows_its_advice_and_sits_under_the_area_it_concerns(app: App) -> None:
-    subscribe(app, "day@example.org", ["chatham"], frequency="daily")
-    save(app, advisory("fraud", title="Caller poses as police", body=FRAUD_BODY, areas=["medway"]))
-    save(app, advisory("burglary", title="Burglary in Chatham", areas=["chatham"]))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
-    [(_, _, message)] = built(app)
+def test_each_digest_item_shows_its_advice_and_sits_under_the_area_it_concerns(
+    stages: Stages,
+) -> None:
+    subscribe(stages, "day@example.org", ["chatham"], frequency="daily")
+    save(
+        stages, advisory("fraud", title="Caller poses as police", body=FRAUD_BODY, areas=["medway"])
+    )
+    save(stages, advisory("burglary", title="Burglary in Chatham", areas=["chatham"]))
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.DAILY, now=NOW
+    )
+    [(_, _, message)] = built(stages)
     text, html = parts(message)
     # The daily digest shows summaries, not full texts; the advice is shown all the same.
     assert "If you receive such a call, end it immediately and call 101 from another phone." in html
@@ -119,13 +132,15 @@ def test_each_digest_item_shows_its_advice_and_sits_under_the_area_it_concerns(a
     assert "What to do:" in text
 
 
-def test_the_seed_alert_shows_its_advice_before_the_full_text(app: App) -> None:
-    parsed = parse_advisory_file(SEED, app.gazetteer, now=NOW).advisory
+def test_the_seed_alert_shows_its_advice_before_the_full_text(stages: Stages) -> None:
+    parsed = parse_advisory_file(SEED, stages.gazetteer, now=NOW).advisory
     # The seed is from 2020, too old to mail; the same advisory published an hour ago.
-    save(app, dataclasses.replace(parsed, published_at=NOW - timedelta(hours=1)))
-    subscribe(app, "now@example.org", ["chatham"], frequency="immediate")
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
-    [(_, _, message)] = built(app)
+    save(stages, dataclasses.replace(parsed, published_at=NOW - timedelta(hours=1)))
+    subscribe(stages, "now@example.org", ["chatham"], frequency="immediate")
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.IMMEDIATE, now=NOW
+    )
+    [(_, _, message)] = built(stages)
     text, html = parts(message)
     flat = " ".join(text.split())
     story = "The victim reported receiving a call"

@@ -13,6 +13,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from alerts.app import App
+from alerts.areas import Gazetteer
 from alerts.clock import ManualClock
 from alerts.digest import queue_digests
 from alerts.digest.guard import Limits, Recent, split_entries
@@ -23,6 +24,7 @@ from alerts.types import Frequency, Priority
 from tests.support import NOW
 from tests.support.digests import advisory, save, subscribe
 from tests.support.feed_server import serve_feeds
+from tests.support.sections import make_stages
 
 HOUR = timedelta(hours=1)
 #: The whole pipeline but the feed files (327 of them per run, not what is tested here).
@@ -155,51 +157,69 @@ def test_a_feed_bringing_300_new_advisories_at_each_of_two_polls_sends_an_immedi
 
 
 def test_a_gathered_message_is_rendered_once_for_all_who_share_its_areas_and_alerts(
-    write_config: Callable[..., Path], db_url: str
+    tmp_path: Path, db_url: str, clock: ManualClock, gazetteer: Gazetteer
 ) -> None:
-    app = App(write_config(database=db_url))
+    stages = make_stages(tmp_path, db_url, clock, gazetteer)
     try:
         for i in range(6):
-            save(app, advisory(f"a{i}", areas=("medway",)), at=NOW - timedelta(minutes=30))
+            save(stages, advisory(f"a{i}", areas=("medway",)), at=NOW - timedelta(minutes=30))
         for name in ("ann", "bob", "cat"):
-            subscribe(app, f"{name}@example.org", ["chatham"], frequency=Frequency.IMMEDIATE)
-        first = queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
+            subscribe(stages, f"{name}@example.org", ["chatham"], frequency=Frequency.IMMEDIATE)
+        first = queue_digests(
+            stages.mail,
+            stages.digests,
+            stages.store,
+            stages.gazetteer,
+            Frequency.IMMEDIATE,
+            now=NOW,
+        )
         assert (first.messages, first.rendered, first.held_subscribers, first.held) == (12, 4, 3, 6)
 
         later = queue_digests(
-            app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW + HOUR
+            stages.mail,
+            stages.digests,
+            stages.store,
+            stages.gazetteer,
+            Frequency.IMMEDIATE,
+            now=NOW + HOUR,
         )
     finally:
-        app.close()
+        stages.close()
     assert (later.messages, later.rendered, later.held) == (3, 1, 0)
 
 
 def test_an_urgent_alert_goes_at_once_when_ordinary_ones_are_held(
-    write_config: Callable[..., Path], clock: ManualClock
+    tmp_path: Path, sqlite_url: str, clock: ManualClock, gazetteer: Gazetteer
 ) -> None:
-    app = App(write_config())
+    stages = make_stages(tmp_path, sqlite_url, clock, gazetteer)
     try:
         for i in range(5):
-            save(app, advisory(f"a{i}", areas=("medway",)), at=NOW - timedelta(minutes=30))
-        subscribe(app, "ann@example.org", ["chatham"], frequency=Frequency.IMMEDIATE)
+            save(stages, advisory(f"a{i}", areas=("medway",)), at=NOW - timedelta(minutes=30))
+        subscribe(stages, "ann@example.org", ["chatham"], frequency=Frequency.IMMEDIATE)
         assert (
             queue_digests(
-                app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW
+                stages.mail,
+                stages.digests,
+                stages.store,
+                stages.gazetteer,
+                Frequency.IMMEDIATE,
+                now=NOW,
             ).messages
             == 4
         )
         save(
-            app,
+            stages,
             advisory("urgent", areas=("medway",), priority=Priority.URGENT),
             at=NOW + timedelta(minutes=1),
         )
         report = queue_digests(
-            app.config,
-            app.store,
-            app.gazetteer,
+            stages.mail,
+            stages.digests,
+            stages.store,
+            stages.gazetteer,
             Frequency.IMMEDIATE,
             now=NOW + timedelta(minutes=2),
         )
     finally:
-        app.close()
+        stages.close()
     assert report.messages == 1 and report.held == 1

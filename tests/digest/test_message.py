@@ -4,14 +4,15 @@ parsed back with the stdlib email package, headers and both parts checked."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from alerts.app import App
+from alerts.areas import Gazetteer
 from alerts.clock import ManualClock
+from alerts.config import EmailConfig, SiteConfig
 from alerts.digest import queue_digests
 from alerts.ingest import ingest_files
 from alerts.message import MessageError, MessageFactory, OutboxItem
@@ -25,13 +26,13 @@ from tests.support.digests import (
     HOSTILE_TITLE,
     advisory,
     built,
-    make_app,
     outbox_items,
     parse,
     parts,
     save,
     subscribe,
 )
+from tests.support.sections import Stages, make_stages
 
 EMAIL = {
     "from": "Kent Area Alerts <alerts@alerts.example.org>",
@@ -42,34 +43,41 @@ EMAIL = {
 
 
 @pytest.fixture
-def app(write_config: Callable[..., Path], db_url: str) -> App:
-    return make_app(
-        write_config,
+def stages(
+    tmp_path: Path, db_url: str, clock: ManualClock, gazetteer: Gazetteer
+) -> Iterator[Stages]:
+    made = make_stages(
+        tmp_path,
         db_url,
-        email=EMAIL,
-        site={"name": "Kent Area Alerts", "base_url": "https://alerts.example.org"},
+        clock,
+        gazetteer,
+        email=EmailConfig.model_validate(EMAIL),
+        site=SiteConfig(name="Kent Area Alerts", base_url="https://alerts.example.org"),
     )
+    yield made
+    made.close()
 
 
 @pytest.fixture
-def sample_app(app: App, advisory_dir: Path) -> App:
+def sample_stages(stages: Stages, advisory_dir: Path) -> Stages:
     """The sample advisory (a Medway telephone fraud), ingested just after publication."""
     published = datetime(2020, 12, 18, 14, 30, tzinfo=UTC)
-    subscribe(app, "jane@example.org", ["ME4"], name="Jane Smith", at=published)
-    ingest_files([advisory_dir], app.store, app.gazetteer, now=published.replace(hour=15))
-    return app
+    subscribe(stages, "jane@example.org", ["ME4"], name="Jane Smith", at=published)
+    ingest_files([advisory_dir], stages.store, stages.gazetteer, now=published.replace(hour=15))
+    return stages
 
 
-def test_sample_digest_parses_back_with_every_header_and_both_parts(sample_app: App) -> None:
-    app = sample_app
+def test_sample_digest_parses_back_with_every_header_and_both_parts(sample_stages: Stages) -> None:
+    stages = sample_stages
     queue_digests(
-        app.config,
-        app.store,
-        app.gazetteer,
+        stages.mail,
+        stages.digests,
+        stages.store,
+        stages.gazetteer,
         Frequency.DAILY,
         now=datetime(2020, 12, 19, 7, 0, tzinfo=UTC),
     )
-    [(item, data, message)] = built(app)
+    [(item, data, message)] = built(stages)
     assert message["From"] == EMAIL["from"]
     assert message["To"].addresses[0].display_name == "Jane Smith"
     assert message["To"].addresses[0].addr_spec == "jane@example.org"
@@ -82,7 +90,9 @@ def test_sample_digest_parses_back_with_every_header_and_both_parts(sample_app: 
     assert message["List-Id"] == "Kent Area Alerts <alerts.alerts.example.org>"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     one_click, mailto = re.findall(r"<([^>]+)>", str(message["List-Unsubscribe"]))
-    links = LinkSigner(app.config).links(item.subscriber_id, NOW)
+    links = LinkSigner(stages.mail.site.base_url, stages.mail.security).links(
+        item.subscriber_id, NOW
+    )
     assert one_click == links.one_click_url and one_click.startswith("https://")
     assert mailto == "mailto:unsubscribe@alerts.example.org?subject=unsubscribe"
     assert message.get_content_type() == "multipart/alternative"
@@ -95,7 +105,7 @@ def test_sample_digest_parses_back_with_every_header_and_both_parts(sample_app: 
         assert "https://www.kent.police.uk/news/kent/news2/policing-news/2012/" in body
         assert links.unsubscribe_url in body.replace("&amp;", "&")
         assert links.manage_url in body.replace("&amp;", "&")
-    signer = LinkSigner(app.config)
+    signer = LinkSigner(stages.mail.site.base_url, stages.mail.security)
     token = links.unsubscribe_url.split("token=")[1]
     assert signer.verify(token, UNSUBSCRIBE, NOW) == item.subscriber_id
     assert signer.verify(links.manage_url.split("token=")[1], MANAGE, NOW) == item.subscriber_id
@@ -103,32 +113,40 @@ def test_sample_digest_parses_back_with_every_header_and_both_parts(sample_app: 
     assert b"\n" not in data.replace(b"\r\n", b"")
 
 
-def test_each_subscriber_gets_their_own_links_and_message_id(app: App) -> None:
+def test_each_subscriber_gets_their_own_links_and_message_id(stages: Stages) -> None:
     for name in ("ann", "bob", "cat"):
-        subscribe(app, f"{name}@example.org", ["medway"])
-    save(app, advisory("news"))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
-    messages = built(app)
+        subscribe(stages, f"{name}@example.org", ["medway"])
+    save(stages, advisory("news"))
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.DAILY, now=NOW
+    )
+    messages = built(stages)
     assert len({item.digest_id for item, _, _ in messages}) == 1  # one variant...
     assert len({m["Message-ID"] for _, _, m in messages}) == 3  # ...three messages
     for item, _, message in messages:
         text, html = parts(message)
-        links = LinkSigner(app.config).links(item.subscriber_id, NOW)
+        links = LinkSigner(stages.mail.site.base_url, stages.mail.security).links(
+            item.subscriber_id, NOW
+        )
         assert links.unsubscribe_url in text and links.unsubscribe_url in html
         assert message["To"].addresses[0].addr_spec == item.email
         assert "__unsubscribe_url_" not in text + html and "__manage_url_" not in text + html
 
 
-def test_hostile_title_cannot_add_a_header_and_hostile_body_is_harmless(app: App) -> None:
-    subscribe(app, "jane@example.org", ["medway"], frequency="immediate")
-    subscribe(app, "daily@example.org", ["medway"], frequency="daily")
+def test_hostile_title_cannot_add_a_header_and_hostile_body_is_harmless(stages: Stages) -> None:
+    subscribe(stages, "jane@example.org", ["medway"], frequency="immediate")
+    subscribe(stages, "daily@example.org", ["medway"], frequency="daily")
     save(
-        app,
+        stages,
         advisory("hostile", title=HOSTILE_TITLE, body=HOSTILE_BODY_HTML, url="javascript:alert(1)"),
     )
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
-    messages = built(app)
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.IMMEDIATE, now=NOW
+    )
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.DAILY, now=NOW
+    )
+    messages = built(stages)
     assert len(messages) == 2
     for _, data, message in messages:
         assert "Bcc" not in message and b"\r\nBcc:" not in data
@@ -152,11 +170,13 @@ def test_hostile_title_cannot_add_a_header_and_hostile_body_is_harmless(app: App
         None,
     ],
 )
-def test_display_names_are_encoded_safely(app: App, name: str | None) -> None:
-    subscribe(app, "named@example.org", ["medway"], name=name)
-    save(app, advisory("news"))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
-    [(_, data, message)] = built(app)
+def test_display_names_are_encoded_safely(stages: Stages, name: str | None) -> None:
+    subscribe(stages, "named@example.org", ["medway"], name=name)
+    save(stages, advisory("news"))
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.DAILY, now=NOW
+    )
+    [(_, data, message)] = built(stages)
     [address] = message["To"].addresses
     assert address.addr_spec == "named@example.org"
     expected = " ".join((name or "").split())[:200]
@@ -165,13 +185,17 @@ def test_display_names_are_encoded_safely(app: App, name: str | None) -> None:
     assert max(len(line) for line in data.split(b"\r\n")) <= 998
 
 
-def test_forwardable_body_has_no_personal_link_but_headers_keep_one_click(app: App) -> None:
-    subscribe(app, "watch@example.org", ["medway", "chatham"], forwardable=True)
-    save(app, advisory("news"))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
-    [(item, _, message)] = built(app)
+def test_forwardable_body_has_no_personal_link_but_headers_keep_one_click(stages: Stages) -> None:
+    subscribe(stages, "watch@example.org", ["medway", "chatham"], forwardable=True)
+    save(stages, advisory("news"))
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.DAILY, now=NOW
+    )
+    [(item, _, message)] = built(stages)
     text, html = parts(message)
-    links = LinkSigner(app.config).links(item.subscriber_id, NOW)
+    links = LinkSigner(stages.mail.site.base_url, stages.mail.security).links(
+        item.subscriber_id, NOW
+    )
     for body in (text, html):
         assert "token=" not in body
         assert "unsubscribe" not in body.lower()
@@ -181,13 +205,15 @@ def test_forwardable_body_has_no_personal_link_but_headers_keep_one_click(app: A
     assert links.one_click_url in str(message["List-Unsubscribe"])
 
 
-def test_long_lines_get_a_transfer_encoding_that_keeps_them_within_998(app: App) -> None:
-    subscribe(app, "jane@example.org", ["medway"], frequency="immediate")
+def test_long_lines_get_a_transfer_encoding_that_keeps_them_within_998(stages: Stages) -> None:
+    subscribe(stages, "jane@example.org", ["medway"], frequency="immediate")
     word = "x" * 1500  # no space to break at
     body = f"<p>{'Beware of the caller. ' * 120}</p><p>{word}</p><pre>{'wide ' * 300}</pre>"
-    save(app, advisory("long", body=body, summary="£50 vouchers — “urgent”"))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
-    [(_, data, message)] = built(app)
+    save(stages, advisory("long", body=body, summary="£50 vouchers — “urgent”"))
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.IMMEDIATE, now=NOW
+    )
+    [(_, data, message)] = built(stages)
     assert max(len(line) for line in data.split(b"\r\n")) <= 998
     text, html = parts(message)
     assert word in text and word in html
@@ -195,44 +221,50 @@ def test_long_lines_get_a_transfer_encoding_that_keeps_them_within_998(app: App)
     assert ("wide " * 300).strip() in html
 
 
-def test_date_carries_the_real_zone(app: App, clock: ManualClock) -> None:
-    subscribe(app, "jane@example.org", ["medway"])
-    save(app, advisory("news"))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
-    [item] = outbox_items(app)
+def test_date_carries_the_real_zone(stages: Stages, clock: ManualClock) -> None:
+    subscribe(stages, "jane@example.org", ["medway"])
+    save(stages, advisory("news"))
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.DAILY, now=NOW
+    )
+    [item] = outbox_items(stages)
     clock.set(datetime(2026, 7, 1, 8, 0, tzinfo=UTC))
-    message = parse(MessageFactory(app.config, app.store, app.now).build(item))
+    message = parse(MessageFactory(stages.mail, stages.store, stages.now).build(item))
     assert message["Date"] == "Wed, 01 Jul 2026 09:00:00 +0100"
 
 
-def test_urgent_subject_and_immediate_subject_name_the_advisory(app: App) -> None:
-    subscribe(app, "now@example.org", ["medway"], frequency="immediate")
-    save(app, advisory("urgent", title="Flood warning", priority=Priority.URGENT))
-    save(app, advisory("plain", title="Bike thefts"))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
-    assert sorted(m["Subject"] for _, _, m in built(app)) == [
+def test_urgent_subject_and_immediate_subject_name_the_advisory(stages: Stages) -> None:
+    subscribe(stages, "now@example.org", ["medway"], frequency="immediate")
+    save(stages, advisory("urgent", title="Flood warning", priority=Priority.URGENT))
+    save(stages, advisory("plain", title="Bike thefts"))
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.IMMEDIATE, now=NOW
+    )
+    assert sorted(m["Subject"] for _, _, m in built(stages)) == [
         "Bike thefts",
         "Urgent: Flood warning",
     ]
 
 
-def test_a_message_id_that_could_break_the_header_is_refused(app: App) -> None:
-    subscribe(app, "jane@example.org", ["medway"])
-    save(app, advisory("news"))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
-    [item] = outbox_items(app)
+def test_a_message_id_that_could_break_the_header_is_refused(stages: Stages) -> None:
+    subscribe(stages, "jane@example.org", ["medway"])
+    save(stages, advisory("news"))
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.DAILY, now=NOW
+    )
+    [item] = outbox_items(stages)
     bad = OutboxItem(
         item.outbox_id, item.subscriber_id, item.digest_id, "<x@y>\r\nBcc: a@b", item.email
     )
     with pytest.raises(MessageError, match="Message-ID"):
-        MessageFactory(app.config, app.store, app.now).build(bad)
+        MessageFactory(stages.mail, stages.store, stages.now).build(bad)
 
 
-def test_transactional_messages_are_sent_as_queued(app: App) -> None:
-    subscriber = subscribe(app, "jane@example.org", ["medway"])
+def test_transactional_messages_are_sent_as_queued(stages: Stages) -> None:
+    subscriber = subscribe(stages, "jane@example.org", ["medway"])
     raw = "From: a@example.org\nTo: jane@example.org\nSubject: Confirm\nMessage-ID: <c@example.org>\n\nConfirm please.\n"
     queue_transactional(
-        app.store,
+        stages.store,
         subscriber.id,
         "Confirm",
         "Confirm please.",
@@ -241,18 +273,25 @@ def test_transactional_messages_are_sent_as_queued(app: App) -> None:
         message_id="<c@example.org>",
         raw=raw,
     )
-    [(_, data, message)] = built(app)
+    [(_, data, message)] = built(stages)
     assert message["Subject"] == "Confirm"
     assert data.endswith(b"Confirm please.\r\n")
 
 
-def test_factory_reuses_the_prepared_digest(app: App) -> None:
+def test_factory_reuses_the_prepared_digest(stages: Stages) -> None:
     for name in ("ann", "bob"):
-        subscribe(app, f"{name}@example.org", ["medway"])
-    save(app, advisory("news"))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW + DAY)
-    factory = MessageFactory(app.config, app.store, app.now)
-    first, second = outbox_items(app)
+        subscribe(stages, f"{name}@example.org", ["medway"])
+    save(stages, advisory("news"))
+    queue_digests(
+        stages.mail,
+        stages.digests,
+        stages.store,
+        stages.gazetteer,
+        Frequency.DAILY,
+        now=NOW + DAY,
+    )
+    factory = MessageFactory(stages.mail, stages.store, stages.now)
+    first, second = outbox_items(stages)
     factory.build(first)
     prepared = factory.prepared(first.digest_id)
     factory.build(second)
@@ -260,7 +299,7 @@ def test_factory_reuses_the_prepared_digest(app: App) -> None:
 
 
 def test_hostile_advisory_file_through_real_ingest_gives_a_safe_message(
-    app: App, tmp_path: Path
+    stages: Stages, tmp_path: Path
 ) -> None:
     from tests.support.advisory_files import write_hostile_advisory
 
@@ -268,18 +307,20 @@ def test_hostile_advisory_file_through_real_ingest_gives_a_safe_message(
     folder.mkdir()
     write_hostile_advisory(folder)
     subscribe(
-        app,
+        stages,
         "dover@example.org",
         ["dover"],
         frequency="immediate",
         at=datetime(2026, 11, 1, tzinfo=UTC),
     )
     report = ingest_files(
-        [folder], app.store, app.gazetteer, now=datetime(2026, 11, 20, 10, tzinfo=UTC)
+        [folder], stages.store, stages.gazetteer, now=datetime(2026, 11, 20, 10, tzinfo=UTC)
     )
     assert report.new
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
-    [(_, data, message)] = built(app)
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.IMMEDIATE, now=NOW
+    )
+    [(_, data, message)] = built(stages)
     assert "\n" not in message["Subject"] and "\x07" not in message["Subject"]
     text, html = parts(message)
     for marker in ("<script", "<iframe", "onerror=", "onclick=", "\x01", "\x07", "\x1b"):

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from jinja2 import UndefinedError
 
-from alerts.app import App
+from alerts.areas import Gazetteer
+from alerts.clock import ManualClock
 from alerts.digest import EmailTemplateError, queue_digests, render
 from alerts.digest.plan import Entry, Variant
 from alerts.digest.render import DigestRenderer
@@ -33,6 +34,7 @@ from tests.support.digests import (
     subscribe,
     subscribe_many,
 )
+from tests.support.sections import Stages, make_stages
 
 
 @pytest.fixture
@@ -50,21 +52,27 @@ def premailer_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def test_premailer_runs_once_per_variant_for_1000_subscribers_over_13_areas(
-    app: App, premailer_calls: list[int]
+    stages: Stages, premailer_calls: list[int]
 ) -> None:
-    districts = [n.slug for n in app.gazetteer if n.kind is AreaKind.DISTRICT]
+    districts = [n.slug for n in stages.gazetteer if n.kind is AreaKind.DISTRICT]
     assert len(districts) == 13
     frequencies = ["daily", "weekly", "immediate"]
     subscribe_many(
-        app, 1000, lambda i: [districts[i % 13]], lambda i: frequencies[i % 3], at=NOW - DAY
+        stages, 1000, lambda i: [districts[i % 13]], lambda i: frequencies[i % 3], at=NOW - DAY
     )
     for slug in districts:
-        save(app, advisory(f"news-{slug}", areas=[slug]))
-    save(app, advisory("force-wide", areas=["kent"]))
+        save(stages, advisory(f"news-{slug}", areas=[slug]))
+    save(stages, advisory("force-wide", areas=["kent"]))
 
-    daily = queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
-    weekly = queue_digests(app.config, app.store, app.gazetteer, Frequency.WEEKLY, now=NOW)
-    immediate = queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
+    daily = queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.DAILY, now=NOW
+    )
+    weekly = queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.WEEKLY, now=NOW
+    )
+    immediate = queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.IMMEDIATE, now=NOW
+    )
 
     # One digest per area set for daily and weekly; immediate: one message per advisory
     # (its own district's and the force-wide one), the same for everyone who gets it.
@@ -72,39 +80,50 @@ def test_premailer_runs_once_per_variant_for_1000_subscribers_over_13_areas(
     assert (daily.digests, weekly.digests, immediate.digests) == (13, 13, 14)
     assert len(premailer_calls) == 13 + 13 + 14
     # A second run has nothing new, renders nothing.
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW + DAY)
+    queue_digests(
+        stages.mail,
+        stages.digests,
+        stages.store,
+        stages.gazetteer,
+        Frequency.DAILY,
+        now=NOW + DAY,
+    )
     assert len(premailer_calls) == 40
 
 
 def test_a_variant_rendered_in_an_earlier_batch_is_not_rendered_again(
-    app: App, premailer_calls: list[int], monkeypatch: pytest.MonkeyPatch
+    stages: Stages, premailer_calls: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from alerts.digest import queue
 
     monkeypatch.setattr(queue, "BATCH", 7)
-    subscribe_many(app, 30, lambda i: ["medway"], lambda i: "daily", at=NOW - DAY)
-    save(app, advisory("news"))
-    report = queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
+    subscribe_many(stages, 30, lambda i: ["medway"], lambda i: "daily", at=NOW - DAY)
+    save(stages, advisory("news"))
+    report = queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.DAILY, now=NOW
+    )
     assert (report.messages, report.digests, len(premailer_calls)) == (30, 1, 1)
 
 
-def _digest_html(app: App, count: int = 3, **kwargs: Any) -> tuple[str, str]:
-    subscribe(app, "jane@example.org", ["medway"], **kwargs)
+def _digest_html(stages: Stages, count: int = 3, **kwargs: Any) -> tuple[str, str]:
+    subscribe(stages, "jane@example.org", ["medway"], **kwargs)
     for i in range(count):
         save(
-            app,
+            stages,
             advisory(
                 f"news-{i}", published=NOW - (i + 2) * HOUR, summary=f"Summary £{i} “quoted”."
             ),
         )
-    save(app, advisory("force-wide", areas=["kent"]))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
-    [(_, _, message)] = built(app)
+    save(stages, advisory("force-wide", areas=["kent"]))
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.DAILY, now=NOW
+    )
+    [(_, _, message)] = built(stages)
     return parts(message)
 
 
-def test_html_is_a_600px_table_layout_readable_at_320px_with_dark_mode(app: App) -> None:
-    _, html = _digest_html(app)
+def test_html_is_a_600px_table_layout_readable_at_320px_with_dark_mode(stages: Stages) -> None:
+    _, html = _digest_html(stages)
     assert '<html lang="en-GB"' in html
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
     assert 'role="presentation"' in html and 'width="600"' in html and "max-width:600px" in html
@@ -117,8 +136,10 @@ def test_html_is_a_600px_table_layout_readable_at_320px_with_dark_mode(app: App)
     assert re.search(r'<td class="section" style="[^"]*padding', html)
 
 
-def test_html_has_no_tracking_pixel_or_remote_image_and_its_preheader_is_hidden(app: App) -> None:
-    _, html = _digest_html(app)
+def test_html_has_no_tracking_pixel_or_remote_image_and_its_preheader_is_hidden(
+    stages: Stages,
+) -> None:
+    _, html = _digest_html(stages)
     for img in re.findall(r"<img[^>]*>", html):
         assert "alt=" in img and "http" not in img
     assert "url(" not in html and "background=" not in html
@@ -131,10 +152,10 @@ def test_html_has_no_tracking_pixel_or_remote_image_and_its_preheader_is_hidden(
         assert rule in preheader.group(1).replace(" ", ""), preheader.group(1)
 
 
-def test_one_h1_and_every_link_makes_sense_out_of_context(app: App) -> None:
+def test_one_h1_and_every_link_makes_sense_out_of_context(stages: Stages) -> None:
     """Screen readers list a message's links on their own; mail clients strip aria-label,
     so the words must be in the link text itself."""
-    _, html = _digest_html(app)
+    _, html = _digest_html(stages)
     assert len(re.findall(r"<h1[\s>]", html)) == 1
     links = [
         " ".join(re.sub(r"<[^>]+>", "", text).split())
@@ -158,8 +179,8 @@ def _luminance(hex_colour: str) -> float:
     return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
 
-def test_every_text_colour_has_enough_contrast_on_its_background(app: App) -> None:
-    _, html = _digest_html(app)
+def test_every_text_colour_has_enough_contrast_on_its_background(stages: Stages) -> None:
+    _, html = _digest_html(stages)
     body = html[html.index("<body") :]
     colours = set(re.findall(r"(?<![-\w])color:\s*(#[0-9a-fA-F]{3,6})", body))
     assert colours
@@ -168,8 +189,8 @@ def test_every_text_colour_has_enough_contrast_on_its_background(app: App) -> No
         assert (lighter + 0.05) / (darker + 0.05) >= 4.5, colour
 
 
-def test_text_part_carries_the_same_content_as_the_html(app: App) -> None:
-    text, html = _digest_html(app)
+def test_text_part_carries_the_same_content_as_the_html(stages: Stages) -> None:
+    text, html = _digest_html(stages)
     flat = " ".join(text.split())
     titles = re.findall(r"<h3[^>]*><a [^>]*>([^<]+)</a></h3>", html)
     assert len(titles) == 4
@@ -185,11 +206,11 @@ def test_text_part_carries_the_same_content_as_the_html(app: App) -> None:
         assert link.replace("&amp;", "&") in text
 
 
-def test_fifty_advisories_show_the_newest_and_link_to_the_rest_under_100_kb(app: App) -> None:
-    text, html = _digest_html(app, count=50)
+def test_fifty_advisories_show_the_newest_and_link_to_the_rest_under_100_kb(stages: Stages) -> None:
+    text, html = _digest_html(stages, count=50)
     assert len(html.encode()) < 100_000
     shown = re.findall(r"<h3[^>]*><a [^>]*>([^<]+)</a></h3>", html)
-    assert len(shown) == app.config.digests.max_items
+    assert len(shown) == stages.digests.max_items
     assert (
         "Advisory force-wide" in shown
         and "Advisory news-0" in shown
@@ -200,18 +221,20 @@ def test_fifty_advisories_show_the_newest_and_link_to_the_rest_under_100_kb(app:
     assert 'href="http://localhost:8000/areas/medway"' in html
 
 
-def test_hostile_advisory_renders_harmless(app: App) -> None:
-    subscribe(app, "jane@example.org", ["medway"], frequency="immediate")
+def test_hostile_advisory_renders_harmless(stages: Stages) -> None:
+    subscribe(stages, "jane@example.org", ["medway"], frequency="immediate")
     save(
-        app,
+        stages,
         advisory(
             "hostile",
             title=HOSTILE_TITLE,
             body=HOSTILE_BODY_HTML + "<p>__unsubscribe_url_0000__</p>",
         ),
     )
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
-    [(_, _, message)] = built(app)
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.IMMEDIATE, now=NOW
+    )
+    [(_, _, message)] = built(stages)
     text, html = parts(message)
     for marker in (
         "<script",
@@ -244,18 +267,18 @@ def test_hostile_advisory_renders_harmless(app: App) -> None:
 
 
 def test_an_operator_template_replaces_the_packaged_one_and_the_package_serves_the_rest(
-    write_config: Callable[..., Path], tmp_path: Path, sqlite_url: str
+    tmp_path: Path, sqlite_url: str, clock: ManualClock, gazetteer: Gazetteer
 ) -> None:
     ours = tmp_path / "templates"
     (ours / "email").mkdir(parents=True)
     (ours / "email" / "digest.txt").write_text(
         "From the council: {{ sections|length }} section(s)\n", encoding="utf-8"
     )
-    app = App(write_config(templates=str(ours), database=sqlite_url))
-    advisory_id = save(app, advisory("fraud", title="Caller poses as officer"))
-    loaded = app.store.advisories.load([advisory_id])
+    stages = make_stages(tmp_path, sqlite_url, clock, gazetteer, templates=ours)
+    advisory_id = save(stages, advisory("fraud", title="Caller poses as officer"))
+    loaded = stages.store.advisories.load([advisory_id])
     entry = Entry(advisory_id, loaded[advisory_id].revision, updated=False)
-    rendered = DigestRenderer(app.config, app.gazetteer).render(
+    rendered = DigestRenderer(stages.mail, stages.digests, stages.gazetteer).render(
         Variant(DigestKind.DAILY, (entry,), ("medway",), False), loaded
     )
     assert rendered.text == "From the council: 1 section(s)\n"
@@ -263,21 +286,20 @@ def test_an_operator_template_replaces_the_packaged_one_and_the_package_serves_t
 
 
 def test_without_a_templates_folder_the_packaged_templates_serve(
-    write_config: Callable[..., Path], sqlite_url: str
+    tmp_path: Path, sqlite_url: str, clock: ManualClock, gazetteer: Gazetteer
 ) -> None:
-    app = App(write_config(templates=None, database=sqlite_url))
-    assert app.config.templates is None
-    advisory_id = save(app, advisory("fraud", title="Caller poses as officer"))
-    loaded = app.store.advisories.load([advisory_id])
+    stages = make_stages(tmp_path, sqlite_url, clock, gazetteer, templates=None)
+    advisory_id = save(stages, advisory("fraud", title="Caller poses as officer"))
+    loaded = stages.store.advisories.load([advisory_id])
     entry = Entry(advisory_id, loaded[advisory_id].revision, updated=False)
-    rendered = DigestRenderer(app.config, app.gazetteer).render(
+    rendered = DigestRenderer(stages.mail, stages.digests, stages.gazetteer).render(
         Variant(DigestKind.DAILY, (entry,), ("medway",), False), loaded
     )
     assert "Caller poses as officer" in rendered.text and "Caller poses as officer" in rendered.html
 
 
 def test_a_broken_template_names_the_file(
-    write_config: Callable[..., Path], tmp_path: Path, sqlite_url: str
+    tmp_path: Path, sqlite_url: str, clock: ManualClock, gazetteer: Gazetteer
 ) -> None:
     from tests.support import REPO
 
@@ -286,42 +308,52 @@ def test_a_broken_template_names_the_file(
     for source in (REPO / "templates" / "email").iterdir():
         (folder / source.name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
     (folder / "digest.html").write_text("{% for x in %}", encoding="utf-8")
-    app = App(write_config(templates=str(folder.parent), database=sqlite_url))
+    stages = make_stages(tmp_path, sqlite_url, clock, gazetteer, templates=folder.parent)
     with pytest.raises(EmailTemplateError, match="broken email template") as caught:
-        queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
+        queue_digests(
+            stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.DAILY, now=NOW
+        )
     assert str(caught.value.where).startswith(str(folder / "digest.html"))
 
 
-def test_a_huge_digest_lists_some_titles_and_sends_the_rest_to_the_web(app: App) -> None:
-    text, html = _digest_html(app, count=150)
+def test_a_huge_digest_lists_some_titles_and_sends_the_rest_to_the_web(stages: Stages) -> None:
+    text, html = _digest_html(stages, count=150)
     assert len(html.encode()) < 100_000
     assert "131 more alerts" in html and "And 101 older, on the website" in html
     assert "And 101 older, on the website." in text
 
 
-def test_one_renderer_renders_a_new_revision_of_an_advisory_with_its_new_words(app: App) -> None:
-    advisory_id = save(app, advisory("fraud", title="Caller poses as officer"))
-    renderer = DigestRenderer(app.config, app.gazetteer)
+def test_one_renderer_renders_a_new_revision_of_an_advisory_with_its_new_words(
+    stages: Stages,
+) -> None:
+    advisory_id = save(stages, advisory("fraud", title="Caller poses as officer"))
+    renderer = DigestRenderer(stages.mail, stages.digests, stages.gazetteer)
 
     def render_now(updated: bool) -> str:
-        loaded = app.store.advisories.load([advisory_id])
+        loaded = stages.store.advisories.load([advisory_id])
         entry = Entry(advisory_id, loaded[advisory_id].revision, updated=updated)
         return renderer.render(Variant(DigestKind.DAILY, (entry,), ("medway",), False), loaded).text
 
     assert "Caller poses as officer" in render_now(False)
-    save(app, advisory("fraud", title="Caller poses as detective"), at=NOW - HOUR / 2)
+    save(stages, advisory("fraud", title="Caller poses as detective"), at=NOW - HOUR / 2)
     text = render_now(True)
     assert "Caller poses as detective" in text and "Caller poses as officer" not in text
 
 
-def test_a_title_with_markup_reads_the_same_in_subject_html_text_and_on_the_web(app: App) -> None:
-    subscribe(app, "jane@example.org", ["medway"], frequency="immediate")
-    subscribe(app, "day@example.org", ["medway"], frequency="daily")
+def test_a_title_with_markup_reads_the_same_in_subject_html_text_and_on_the_web(
+    stages: Stages,
+) -> None:
+    subscribe(stages, "jane@example.org", ["medway"], frequency="immediate")
+    subscribe(stages, "day@example.org", ["medway"], frequency="daily")
     title = "Fraud &amp; <b>scams</b> in <i>Medway</i>"
-    save(app, advisory("marked", title=title))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
-    [(_, _, single), (_, _, digest)] = built(app)
+    save(stages, advisory("marked", title=title))
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.IMMEDIATE, now=NOW
+    )
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.DAILY, now=NOW
+    )
+    [(_, _, single), (_, _, digest)] = built(stages)
     assert single["Subject"] == "Fraud & scams in Medway" == plain_text(title)
     for message in (single, digest):
         text, html = parts(message)
@@ -330,12 +362,14 @@ def test_a_title_with_markup_reads_the_same_in_subject_html_text_and_on_the_web(
         assert "<b>" not in html and "&lt;b&gt;" not in html and "<b>" not in text
 
 
-def test_the_preheader_is_cut_at_a_word(app: App) -> None:
-    subscribe(app, "jane@example.org", ["medway"], frequency="immediate")
+def test_the_preheader_is_cut_at_a_word(stages: Stages) -> None:
+    subscribe(stages, "jane@example.org", ["medway"], frequency="immediate")
     long_summary = "Residents are warned about callers who claim to be from the bank " * 5
-    save(app, advisory("long", title="Phone scam", summary=long_summary))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
-    [(_, _, message)] = built(app)
+    save(stages, advisory("long", title="Phone scam", summary=long_summary))
+    queue_digests(
+        stages.mail, stages.digests, stages.store, stages.gazetteer, Frequency.IMMEDIATE, now=NOW
+    )
+    [(_, _, message)] = built(stages)
     _, html = parts(message)
     preheader = re.search(r'<div class="preheader" style="[^"]*">([^<]*?)&#847;', html)
     assert preheader is not None
@@ -380,7 +414,7 @@ _ODD_DOCUMENTS = [
 
 
 def test_inlining_variants_together_gives_each_what_premailer_gives_it_alone(
-    app: App, monkeypatch: pytest.MonkeyPatch
+    stages: Stages, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     documents: list[str] = []
     real = render.inline_css_all
@@ -390,16 +424,18 @@ def test_inlining_variants_together_gives_each_what_premailer_gives_it_alone(
         return real(batch)
 
     monkeypatch.setattr(render, "inline_css_all", keeping)
-    subscribe(app, "jane@example.org", ["medway"])
-    subscribe(app, "joe@example.org", ["medway", "ashford"], forwardable=True)
-    subscribe(app, "kim@example.org", ["ashford"], frequency="immediate")
-    save(app, advisory("news-medway", areas=["medway"], body=HOSTILE_BODY_HTML))
-    save(app, advisory("news-ashford", areas=["ashford"], summary="Summary £1 “quoted”."))
+    subscribe(stages, "jane@example.org", ["medway"])
+    subscribe(stages, "joe@example.org", ["medway", "ashford"], forwardable=True)
+    subscribe(stages, "kim@example.org", ["ashford"], frequency="immediate")
+    save(stages, advisory("news-medway", areas=["medway"], body=HOSTILE_BODY_HTML))
+    save(stages, advisory("news-ashford", areas=["ashford"], summary="Summary £1 “quoted”."))
     save(
-        app, advisory("force-wide", areas=["kent"], body="<p>Advice.</p>" * 3000)
+        stages, advisory("force-wide", areas=["kent"], body="<p>Advice.</p>" * 3000)
     )  # over the size limit
     for frequency in (Frequency.DAILY, Frequency.IMMEDIATE):
-        queue_digests(app.config, app.store, app.gazetteer, frequency, now=NOW)
+        queue_digests(
+            stages.mail, stages.digests, stages.store, stages.gazetteer, frequency, now=NOW
+        )
     # Jane's and Joe's digests, Kim's two alerts, the too long one again with its summary.
     assert len(documents) == 5
     documents += _ODD_DOCUMENTS * 2

@@ -18,12 +18,15 @@ import pytest
 from click.testing import Result
 from lxml import etree
 
-from alerts.app import App
+from alerts.areas import Gazetteer
+from alerts.clock import ManualClock
+from alerts.config import SiteConfig
 from alerts.feeds import FeedsReport, build_feeds, write_if_changed
 from alerts.feeds.state import STATE_FILE
 from alerts.ingest import ingest_files
 from tests.support import NOW, SAMPLE, make_database, utc_of
 from tests.support.advisory_files import write_advisory
+from tests.support.sections import Stages, feeds_config, make_stages
 
 BASE = "https://alerts.example.org"
 SAMPLE_URL = (
@@ -39,25 +42,25 @@ RFC822 = re.compile(
 
 
 @pytest.fixture
-def feeds_app(write_config: Callable[..., Path], db_url: str) -> Iterator[App]:
-    """An App on SQLite or PostgreSQL with the sample advisory ingested at NOW."""
-    path = write_config(
-        database=db_url,
-        site={"base_url": BASE, "name": "Kent Area Alerts", "publisher": "Kent Police"},
-    )
-    app = App(path)
-    yield app
-    app.close()
+def feeds_stages(
+    tmp_path: Path, db_url: str, clock: ManualClock, gazetteer: Gazetteer
+) -> Iterator[Stages]:
+    """The feeds stage's inputs on SQLite or PostgreSQL (``ingest`` puts the sample in)."""
+    site = SiteConfig(base_url=BASE, name="Kent Area Alerts", publisher="Kent Police")
+    stages = make_stages(tmp_path, db_url, clock, gazetteer, site=site)
+    yield stages
+    stages.close()
 
 
-def ingest(app: App, *paths: Path, now: datetime = NOW) -> None:
-    sources = list(paths) or [source.path for source in app.config.sources if source.path]
-    report = ingest_files(sources, app.store, app.gazetteer, now=now)
+def ingest(stages: Stages, *paths: Path, now: datetime = NOW) -> None:
+    """Ingest ``paths`` (by default the sample advisory) at ``now``."""
+    sources = list(paths) or [SAMPLE]
+    report = ingest_files(sources, stages.store, stages.gazetteer, now=now)
     assert not report.rejected, report.rejected
 
 
-def out(app: App) -> Path:
-    return app.config.feeds.out
+def out(stages: Stages) -> Path:
+    return stages.feeds.out
 
 
 T = TypeVar("T")
@@ -69,17 +72,17 @@ def found(value: T | None) -> T:
     return value
 
 
-def parse(app: App, name: str) -> feedparser.FeedParserDict:
-    parsed = feedparser.parse((out(app) / name).read_bytes())
+def parse(stages: Stages, name: str) -> feedparser.FeedParserDict:
+    parsed = feedparser.parse((out(stages) / name).read_bytes())
     assert not parsed.bozo, f"{name}: {parsed.get('bozo_exception')}"
     return parsed
 
 
-def entry_ids(app: App, slug: str) -> dict[str, list[str]]:
+def entry_ids(stages: Stages, slug: str) -> dict[str, list[str]]:
     """The entry ids in each format of one area's feed."""
-    found = {fmt: [e.id for e in parse(app, f"{slug}.{fmt}").entries] for fmt in ("rss", "atom")}
+    found = {fmt: [e.id for e in parse(stages, f"{slug}.{fmt}").entries] for fmt in ("rss", "atom")}
     found["json"] = [
-        item["id"] for item in json.loads((out(app) / f"{slug}.json").read_bytes())["items"]
+        item["id"] for item in json.loads((out(stages) / f"{slug}.json").read_bytes())["items"]
     ]
     return found
 
@@ -90,53 +93,61 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     }
 
 
-def test_builds_rss_atom_and_json_for_every_feed_area_and_all(feeds_app: App) -> None:
-    ingest(feeds_app)
-    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
-    slugs = ["all", *(node.slug for node in feeds_app.gazetteer.feed_areas())]
+def test_builds_rss_atom_and_json_for_every_feed_area_and_all(feeds_stages: Stages) -> None:
+    ingest(feeds_stages)
+    report = build_feeds(
+        feeds_stages.feeds, feeds_stages.site, feeds_stages.store, feeds_stages.gazetteer, now=NOW
+    )
+    slugs = ["all", *(node.slug for node in feeds_stages.gazetteer.feed_areas())]
     expected = {f"{slug}.{fmt}" for slug in slugs for fmt in ("rss", "atom", "json")}
     assert {path.name for path in report.written} == expected
     assert report.unchanged == 0
     # No temporary files left; the one dot-file records each feed's date (never served).
-    # No stylesheet: a browser opening a feed's URL gets a page from the web app.
-    assert {path.name for path in out(feeds_app).iterdir()} == expected | {STATE_FILE}
+    # No stylesheet: a browser opening a feed's URL gets a page from the web stages.
+    assert {path.name for path in out(feeds_stages).iterdir()} == expected | {STATE_FILE}
 
 
-def test_every_feed_parses_in_feedparser_without_errors(feeds_app: App) -> None:
-    ingest(feeds_app)
-    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
+def test_every_feed_parses_in_feedparser_without_errors(feeds_stages: Stages) -> None:
+    ingest(feeds_stages)
+    build_feeds(
+        feeds_stages.feeds, feeds_stages.site, feeds_stages.store, feeds_stages.gazetteer, now=NOW
+    )
     for path in sorted(
-        p for p in out(feeds_app).glob("[!.]*") if p.suffix in (".rss", ".atom", ".json")
+        p for p in out(feeds_stages).glob("[!.]*") if p.suffix in (".rss", ".atom", ".json")
     ):
         if path.suffix == ".json":
             data = json.loads(path.read_bytes())
             assert data["version"] == "https://jsonfeed.org/version/1.1"
             assert data["feed_url"] == f"{BASE}/feeds/{path.name}"
         else:
-            parsed = parse(feeds_app, path.name)
+            parsed = parse(feeds_stages, path.name)
             assert parsed.version in {"rss20", "atom10"}
             assert parsed.feed.language == "en-GB"
 
 
-def test_medway_and_chatham_feeds_hold_the_sample_and_dover_does_not(feeds_app: App) -> None:
-    ingest(feeds_app)
-    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
+def test_medway_and_chatham_feeds_hold_the_sample_and_dover_does_not(feeds_stages: Stages) -> None:
+    ingest(feeds_stages)
+    build_feeds(
+        feeds_stages.feeds, feeds_stages.site, feeds_stages.store, feeds_stages.gazetteer, now=NOW
+    )
     for slug in ("medway", "chatham", "kent", "all"):  # Chatham: the matching rule (town in Medway)
-        assert entry_ids(feeds_app, slug) == {
+        assert entry_ids(feeds_stages, slug) == {
             "rss": [SAMPLE_URL],
             "atom": [SAMPLE_URL],
             "json": [SAMPLE_URL],
         }, slug
     for slug in ("dover", "deal", "maidstone"):
-        assert entry_ids(feeds_app, slug) == {"rss": [], "atom": [], "json": []}, slug
+        assert entry_ids(feeds_stages, slug) == {"rss": [], "atom": [], "json": []}, slug
 
 
-def test_entry_round_trips_id_dates_links_content_and_categories(feeds_app: App) -> None:
-    ingest(feeds_app)
-    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
-    advisory = feeds_app.store.advisories.get(SAMPLE_URL)
+def test_entry_round_trips_id_dates_links_content_and_categories(feeds_stages: Stages) -> None:
+    ingest(feeds_stages)
+    build_feeds(
+        feeds_stages.feeds, feeds_stages.site, feeds_stages.store, feeds_stages.gazetteer, now=NOW
+    )
+    advisory = feeds_stages.store.advisories.get(SAMPLE_URL)
     for fmt in ("rss", "atom"):
-        parsed = parse(feeds_app, f"medway.{fmt}")
+        parsed = parse(feeds_stages, f"medway.{fmt}")
         assert parsed.feed.title == "Kent Area Alerts: Medway"
         assert parsed.feed.link == f"{BASE}/areas/medway"
         assert {(link.rel, link.href) for link in parsed.feed.links} >= {
@@ -160,7 +171,7 @@ def test_entry_round_trips_id_dates_links_content_and_categories(feeds_app: App)
                 ("alternate", SAMPLE_URL),
                 ("related", f"{BASE}/advisories/{advisory.id}"),
             }
-    item = json.loads((out(feeds_app) / "medway.json").read_bytes())["items"][0]
+    item = json.loads((out(feeds_stages) / "medway.json").read_bytes())["items"][0]
     assert item["id"] == item["url"] == SAMPLE_URL
     assert item["external_url"] == f"{BASE}/advisories/{advisory.id}"
     assert datetime.fromisoformat(item["date_published"]) == SAMPLE_PUBLISHED
@@ -168,10 +179,12 @@ def test_entry_round_trips_id_dates_links_content_and_categories(feeds_app: App)
     assert item["tags"] == ["Medway"] and item["image"] == advisory.image_url
 
 
-def test_rss_and_atom_follow_the_rules_validators_apply(feeds_app: App) -> None:
-    ingest(feeds_app)
-    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
-    rss = etree.fromstring((out(feeds_app) / "medway.rss").read_bytes())
+def test_rss_and_atom_follow_the_rules_validators_apply(feeds_stages: Stages) -> None:
+    ingest(feeds_stages)
+    build_feeds(
+        feeds_stages.feeds, feeds_stages.site, feeds_stages.store, feeds_stages.gazetteer, now=NOW
+    )
+    rss = etree.fromstring((out(feeds_stages) / "medway.rss").read_bytes())
     channel = found(rss.find("channel"))
     (self_link,) = channel.findall(f"{ATOM}link")
     assert self_link.get("rel") == "self" and self_link.get("href") == f"{BASE}/feeds/medway.rss"
@@ -184,7 +197,7 @@ def test_rss_and_atom_follow_the_rules_validators_apply(feeds_app: App) -> None:
     guid = found(item.find("guid"))
     assert guid.text == SAMPLE_URL and guid.get("isPermaLink") == "true"  # the id is the URL
 
-    atom = etree.fromstring((out(feeds_app) / "medway.atom").read_bytes())
+    atom = etree.fromstring((out(feeds_stages) / "medway.atom").read_bytes())
     assert atom.get("{http://www.w3.org/XML/1998/namespace}lang") == "en-GB"
     assert atom.findtext(f"{ATOM}id") == f"{BASE}/feeds/medway.atom"
     assert atom.findtext(f"{ATOM}updated") == NOW.isoformat()
@@ -199,7 +212,7 @@ def test_rss_and_atom_follow_the_rules_validators_apply(feeds_app: App) -> None:
 
 
 def test_an_urgent_advisory_says_so_in_its_title_in_every_format(
-    feeds_app: App, tmp_path: Path
+    feeds_stages: Stages, tmp_path: Path
 ) -> None:
     folder = tmp_path / "urgent"
     folder.mkdir()
@@ -210,20 +223,22 @@ def test_an_urgent_advisory_says_so_in_its_title_in_every_format(
         url="https://www.kent.police.uk/news/u/",
         priority="urgent",
     )
-    ingest(feeds_app, folder)
-    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
+    ingest(feeds_stages, folder)
+    build_feeds(
+        feeds_stages.feeds, feeds_stages.site, feeds_stages.store, feeds_stages.gazetteer, now=NOW
+    )
     for fmt in ("rss", "atom"):
-        assert [e.title for e in parse(feeds_app, f"dover.{fmt}").entries] == [
+        assert [e.title for e in parse(feeds_stages, f"dover.{fmt}").entries] == [
             "Urgent: Flooding in Dover"
         ]
     assert (
-        json.loads((out(feeds_app) / "dover.json").read_bytes())["items"][0]["title"]
+        json.loads((out(feeds_stages) / "dover.json").read_bytes())["items"][0]["title"]
         == "Urgent: Flooding in Dover"
     )
 
 
 def test_an_id_that_is_not_a_url_is_not_a_permalink_and_becomes_a_tag_uri(
-    feeds_app: App, tmp_path: Path
+    feeds_stages: Stages, tmp_path: Path
 ) -> None:
     folder = tmp_path / "guids"
     folder.mkdir()
@@ -234,53 +249,71 @@ def test_an_id_that_is_not_a_url_is_not_a_permalink_and_becomes_a_tag_uri(
         url="https://www.kent.police.uk/news/appeal/",
         guid="12345",
     )
-    ingest(feeds_app, folder)
-    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
+    ingest(feeds_stages, folder)
+    build_feeds(
+        feeds_stages.feeds, feeds_stages.site, feeds_stages.store, feeds_stages.gazetteer, now=NOW
+    )
     guid = found(
-        etree.fromstring((out(feeds_app) / "dover.rss").read_bytes()).find("channel/item/guid")
+        etree.fromstring((out(feeds_stages) / "dover.rss").read_bytes()).find("channel/item/guid")
     )
     assert guid.text == "tag:www.kent.police.uk,2026-11-01:12345"
     assert guid.get("isPermaLink") == "false"
-    assert parse(feeds_app, "dover.atom").entries[0].id == guid.text
+    assert parse(feeds_stages, "dover.atom").entries[0].id == guid.text
 
 
-def test_empty_feed_is_valid_with_a_fixed_date(feeds_app: App) -> None:
-    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
-    parsed = parse(feeds_app, "dover.atom")
+def test_empty_feed_is_valid_with_a_fixed_date(feeds_stages: Stages) -> None:
+    build_feeds(
+        feeds_stages.feeds, feeds_stages.site, feeds_stages.store, feeds_stages.gazetteer, now=NOW
+    )
+    parsed = parse(feeds_stages, "dover.atom")
     assert parsed.entries == []
     assert parsed.feed.updated.startswith("1970-01-01")
 
 
-def test_rebuild_with_nothing_new_changes_no_byte_and_touches_no_file(feeds_app: App) -> None:
-    ingest(feeds_app)
-    first = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
-    before = snapshot(out(feeds_app))
+def test_rebuild_with_nothing_new_changes_no_byte_and_touches_no_file(feeds_stages: Stages) -> None:
+    ingest(feeds_stages)
+    first = build_feeds(
+        feeds_stages.feeds, feeds_stages.site, feeds_stages.store, feeds_stages.gazetteer, now=NOW
+    )
+    before = snapshot(out(feeds_stages))
     # Later, and the sample ingested again unchanged: still nothing new.
-    ingest(feeds_app, now=NOW + timedelta(hours=3))
+    ingest(feeds_stages, now=NOW + timedelta(hours=3))
     again = build_feeds(
-        feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW + timedelta(hours=3)
+        feeds_stages.feeds,
+        feeds_stages.site,
+        feeds_stages.store,
+        feeds_stages.gazetteer,
+        now=NOW + timedelta(hours=3),
     )
     assert again.written == []
     assert again.unchanged == len(first.written)
-    assert snapshot(out(feeds_app)) == before
+    assert snapshot(out(feeds_stages)) == before
 
 
-def test_a_damaged_or_missing_feed_file_is_repaired_by_the_next_build(feeds_app: App) -> None:
-    ingest(feeds_app)
-    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
-    good = (out(feeds_app) / "medway.atom").read_bytes()
-    (out(feeds_app) / "medway.atom").write_bytes(good[:100])  # as a crash mid-write might leave it
-    (out(feeds_app) / "dover.json").unlink()
-    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
+def test_a_damaged_or_missing_feed_file_is_repaired_by_the_next_build(feeds_stages: Stages) -> None:
+    ingest(feeds_stages)
+    build_feeds(
+        feeds_stages.feeds, feeds_stages.site, feeds_stages.store, feeds_stages.gazetteer, now=NOW
+    )
+    good = (out(feeds_stages) / "medway.atom").read_bytes()
+    (out(feeds_stages) / "medway.atom").write_bytes(
+        good[:100]
+    )  # as a crash mid-write might leave it
+    (out(feeds_stages) / "dover.json").unlink()
+    report = build_feeds(
+        feeds_stages.feeds, feeds_stages.site, feeds_stages.store, feeds_stages.gazetteer, now=NOW
+    )
     assert sorted(path.name for path in report.written) == ["dover.json", "medway.atom"]
-    assert (out(feeds_app) / "medway.atom").read_bytes() == good
+    assert (out(feeds_stages) / "medway.atom").read_bytes() == good
 
 
 def test_only_the_feeds_a_new_advisory_concerns_are_rewritten(
-    feeds_app: App, tmp_path: Path
+    feeds_stages: Stages, tmp_path: Path
 ) -> None:
-    ingest(feeds_app)
-    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
+    ingest(feeds_stages)
+    build_feeds(
+        feeds_stages.feeds, feeds_stages.site, feeds_stages.store, feeds_stages.gazetteer, now=NOW
+    )
     folder = tmp_path / "new"
     folder.mkdir()
     write_advisory(
@@ -290,124 +323,165 @@ def test_only_the_feeds_a_new_advisory_concerns_are_rewritten(
         url="https://www.kent.police.uk/news/dover-scam/",
     )
     later = NOW + timedelta(hours=1)
-    ingest(feeds_app, folder, now=later)
-    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=later)
-    gazetteer = feeds_app.gazetteer
+    ingest(feeds_stages, folder, now=later)
+    report = build_feeds(
+        feeds_stages.feeds,
+        feeds_stages.site,
+        feeds_stages.store,
+        feeds_stages.gazetteer,
+        now=later,
+    )
+    gazetteer = feeds_stages.gazetteer
     concerned = {"all"} | {
         node.slug for node in gazetteer.feed_areas() if gazetteer.wants([node.slug], ["dover"])
     }
     assert {"dover", "deal", "kent"} <= concerned and "medway" not in concerned
     assert {path.stem for path in report.written} == concerned
     assert len(report.written) == 3 * len(concerned)
-    assert entry_ids(feeds_app, "all")["atom"] == [
+    assert entry_ids(feeds_stages, "all")["atom"] == [
         "https://www.kent.police.uk/news/dover-scam/",
         SAMPLE_URL,
     ]
 
 
 def test_updated_advisory_keeps_its_id_and_gets_a_new_updated(
-    feeds_app: App, advisory_dir: Path
+    feeds_stages: Stages, advisory_dir: Path
 ) -> None:
-    ingest(feeds_app)
-    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
+    ingest(feeds_stages, advisory_dir)
+    build_feeds(
+        feeds_stages.feeds, feeds_stages.site, feeds_stages.store, feeds_stages.gazetteer, now=NOW
+    )
     copy = advisory_dir / SAMPLE.name
     copy.write_text(
         copy.read_text(encoding="utf-8") + "\nUpdate: a man has been arrested.\n", encoding="utf-8"
     )
     later = NOW + timedelta(days=1)
-    ingest(feeds_app, now=later)
-    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=later)
-    parsed = parse(feeds_app, "medway.atom")
+    ingest(feeds_stages, advisory_dir, now=later)
+    build_feeds(
+        feeds_stages.feeds,
+        feeds_stages.site,
+        feeds_stages.store,
+        feeds_stages.gazetteer,
+        now=later,
+    )
+    parsed = parse(feeds_stages, "medway.atom")
     (entry,) = parsed.entries
     assert entry.id == SAMPLE_URL
     assert utc_of(entry.updated_parsed) == later
     assert utc_of(entry.published_parsed) == SAMPLE_PUBLISHED
     assert "a man has been arrested" in entry.content[0].value
     assert utc_of(parsed.feed.updated_parsed) == later
-    rss = parse(feeds_app, "medway.rss")
+    rss = parse(feeds_stages, "medway.rss")
     assert rss.entries[0].id == SAMPLE_URL
     assert utc_of(rss.feed.updated_parsed) == later  # lastBuildDate
 
 
 def test_withdrawn_advisory_leaves_the_feeds_at_the_next_build(
-    feeds_app: App, advisory_dir: Path
+    feeds_stages: Stages, advisory_dir: Path
 ) -> None:
-    ingest(feeds_app)
-    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
+    ingest(feeds_stages, advisory_dir)
+    build_feeds(
+        feeds_stages.feeds, feeds_stages.site, feeds_stages.store, feeds_stages.gazetteer, now=NOW
+    )
     copy = advisory_dir / SAMPLE.name
     copy.write_text(
         copy.read_text(encoding="utf-8").replace("area: Kent", "area: Kent\nstatus: withdrawn"),
         encoding="utf-8",
     )
     later = NOW + timedelta(days=2)
-    ingest(feeds_app, now=later)
-    report = build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=later)
+    ingest(feeds_stages, advisory_dir, now=later)
+    report = build_feeds(
+        feeds_stages.feeds,
+        feeds_stages.site,
+        feeds_stages.store,
+        feeds_stages.gazetteer,
+        now=later,
+    )
     for slug in ("medway", "chatham", "kent", "all"):
-        assert entry_ids(feeds_app, slug) == {"rss": [], "atom": [], "json": []}
-    assert out(feeds_app) / "medway.rss" in report.written
+        assert entry_ids(feeds_stages, slug) == {"rss": [], "atom": [], "json": []}
+    assert out(feeds_stages) / "medway.rss" in report.written
     # The feed's date moves on with the withdrawal, so readers see it changed.
-    assert utc_of(parse(feeds_app, "medway.rss").feed.updated_parsed) == later
+    assert utc_of(parse(feeds_stages, "medway.rss").feed.updated_parsed) == later
 
 
-def feed_dates(app: App, slug: str) -> tuple[datetime, datetime]:
+def feed_dates(stages: Stages, slug: str) -> tuple[datetime, datetime]:
     """(Atom updated, RSS lastBuildDate) of one area's feed."""
-    atom, rss = parse(app, f"{slug}.atom").feed, parse(app, f"{slug}.rss").feed
+    atom, rss = parse(stages, f"{slug}.atom").feed, parse(stages, f"{slug}.rss").feed
     return (utc_of(atom.updated_parsed), utc_of(rss.updated_parsed))
 
 
 def test_an_advisory_retagged_out_of_an_area_moves_that_areas_feed_date_forward(
-    feeds_app: App, tmp_path: Path
+    feeds_stages: Stages, tmp_path: Path
 ) -> None:
     folder = tmp_path / "moving"
     folder.mkdir()
     url = "https://www.kent.police.uk/news/moving/"
     write_advisory(folder, "moving", title="Scam calls in Dover", url=url)
     first = NOW + timedelta(hours=1)
-    ingest(feeds_app, folder, now=first)
-    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=first)
-    assert entry_ids(feeds_app, "dover")["atom"] == [url]
-    assert feed_dates(feeds_app, "dover") == (first, first)
+    ingest(feeds_stages, folder, now=first)
+    build_feeds(
+        feeds_stages.feeds,
+        feeds_stages.site,
+        feeds_stages.store,
+        feeds_stages.gazetteer,
+        now=first,
+    )
+    assert entry_ids(feeds_stages, "dover")["atom"] == [url]
+    assert feed_dates(feeds_stages, "dover") == (first, first)
 
     # Corrected: it was Maidstone. Nothing Dover still holds changed, yet Dover's feed did.
     write_advisory(folder, "moving", title="Scam calls in Maidstone", url=url)
     retagged = NOW + timedelta(hours=2)
-    ingest(feeds_app, folder, now=retagged)
+    ingest(feeds_stages, folder, now=retagged)
     report = build_feeds(
-        feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=retagged + timedelta(minutes=5)
+        feeds_stages.feeds,
+        feeds_stages.site,
+        feeds_stages.store,
+        feeds_stages.gazetteer,
+        now=retagged + timedelta(minutes=5),
     )
-    assert out(feeds_app) / "dover.atom" in report.written
-    assert entry_ids(feeds_app, "dover") == {"rss": [], "atom": [], "json": []}
+    assert out(feeds_stages) / "dover.atom" in report.written
+    assert entry_ids(feeds_stages, "dover") == {"rss": [], "atom": [], "json": []}
     # A reader caching on updated/lastBuildDate sees the change, dated when it happened.
-    assert feed_dates(feeds_app, "dover") == (retagged, retagged)
-    assert feed_dates(feeds_app, "maidstone") == (retagged, retagged)
+    assert feed_dates(feeds_stages, "dover") == (retagged, retagged)
+    assert feed_dates(feeds_stages, "maidstone") == (retagged, retagged)
     # And the dates hold: building again with nothing new changes no byte.
-    before = snapshot(out(feeds_app))
+    before = snapshot(out(feeds_stages))
     assert (
         build_feeds(
-            feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=retagged + timedelta(days=1)
+            feeds_stages.feeds,
+            feeds_stages.site,
+            feeds_stages.store,
+            feeds_stages.gazetteer,
+            now=retagged + timedelta(days=1),
         ).written
         == []
     )
-    assert snapshot(out(feeds_app)) == before
+    assert snapshot(out(feeds_stages)) == before
 
 
 def test_a_feed_changed_by_the_config_alone_is_dated_by_the_build_that_changed_it(
-    write_config: Callable[..., Path], db_url: str
+    tmp_path: Path, db_url: str, clock: ManualClock, gazetteer: Gazetteer
 ) -> None:
-    first = App(write_config(database=db_url, site={"name": "Kent Alerts"}))
+    first = make_stages(tmp_path, db_url, clock, gazetteer, site=SiteConfig(name="Kent Alerts"))
     ingest(first)
-    build_feeds(first.config, first.store, first.gazetteer, now=NOW)
+    build_feeds(first.feeds, first.site, first.store, first.gazetteer, now=NOW)
     first.close()
-    renamed = App(write_config(database=db_url, site={"name": "Kent Area Alerts"}))
+    site = SiteConfig(name="Kent Area Alerts")
+    renamed = make_stages(tmp_path, db_url, clock, gazetteer, site=site)
     later = NOW + timedelta(days=1)
     try:
-        build_feeds(renamed.config, renamed.store, renamed.gazetteer, now=later)
+        build_feeds(renamed.feeds, renamed.site, renamed.store, renamed.gazetteer, now=later)
         assert parse(renamed, "medway.atom").feed.title == "Kent Area Alerts: Medway"
         # No advisory changed, so only the build's clock says when the feed did.
         assert feed_dates(renamed, "medway") == (later, later)
         assert (
             build_feeds(
-                renamed.config, renamed.store, renamed.gazetteer, now=later + timedelta(hours=1)
+                renamed.feeds,
+                renamed.site,
+                renamed.store,
+                renamed.gazetteer,
+                now=later + timedelta(hours=1),
             ).written
             == []
         )
@@ -415,31 +489,43 @@ def test_a_feed_changed_by_the_config_alone_is_dated_by_the_build_that_changed_i
         renamed.close()
 
 
-def test_a_lost_or_damaged_date_record_only_costs_the_dates_from_the_store(feeds_app: App) -> None:
-    ingest(feeds_app)
-    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
-    before = snapshot(out(feeds_app))
-    (out(feeds_app) / STATE_FILE).write_text("{not json")
+def test_a_lost_or_damaged_date_record_only_costs_the_dates_from_the_store(
+    feeds_stages: Stages,
+) -> None:
+    ingest(feeds_stages)
+    build_feeds(
+        feeds_stages.feeds, feeds_stages.site, feeds_stages.store, feeds_stages.gazetteer, now=NOW
+    )
+    before = snapshot(out(feeds_stages))
+    (out(feeds_stages) / STATE_FILE).write_text("{not json")
     assert (
         build_feeds(
-            feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW + timedelta(hours=1)
+            feeds_stages.feeds,
+            feeds_stages.site,
+            feeds_stages.store,
+            feeds_stages.gazetteer,
+            now=NOW + timedelta(hours=1),
         ).written
         == []
     )
-    (out(feeds_app) / STATE_FILE).unlink()
+    (out(feeds_stages) / STATE_FILE).unlink()
     assert (
         build_feeds(
-            feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW + timedelta(hours=2)
+            feeds_stages.feeds,
+            feeds_stages.site,
+            feeds_stages.store,
+            feeds_stages.gazetteer,
+            now=NOW + timedelta(hours=2),
         ).written
         == []
     )
-    after = snapshot(out(feeds_app))
+    after = snapshot(out(feeds_stages))
     assert after.pop(STATE_FILE)[0] == before.pop(STATE_FILE)[0]  # the record, written again
     assert after == before  # the feeds, untouched
 
 
 def test_expired_advisory_leaves_the_feeds_at_the_next_build(
-    feeds_app: App, tmp_path: Path
+    feeds_stages: Stages, tmp_path: Path
 ) -> None:
     folder = tmp_path / "expiring"
     folder.mkdir()
@@ -450,25 +536,37 @@ def test_expired_advisory_leaves_the_feeds_at_the_next_build(
         url="https://www.kent.police.uk/news/closure/",
         expires="18:00 26/11/2026",
     )
-    ingest(feeds_app, folder)
-    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW)
-    assert entry_ids(feeds_app, "dover")["rss"] == ["https://www.kent.police.uk/news/closure/"]
+    ingest(feeds_stages, folder)
+    build_feeds(
+        feeds_stages.feeds, feeds_stages.site, feeds_stages.store, feeds_stages.gazetteer, now=NOW
+    )
+    assert entry_ids(feeds_stages, "dover")["rss"] == ["https://www.kent.police.uk/news/closure/"]
     after = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-    build_feeds(feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=after)
-    assert entry_ids(feeds_app, "dover") == {"rss": [], "atom": [], "json": []}
-    updated = parse(feeds_app, "dover.atom").feed.updated_parsed
+    build_feeds(
+        feeds_stages.feeds,
+        feeds_stages.site,
+        feeds_stages.store,
+        feeds_stages.gazetteer,
+        now=after,
+    )
+    assert entry_ids(feeds_stages, "dover") == {"rss": [], "atom": [], "json": []}
+    updated = parse(feeds_stages, "dover.atom").feed.updated_parsed
     assert utc_of(updated) == datetime(2026, 11, 26, 18, 0, tzinfo=UTC)
     # and that is stable: building again later changes nothing
     assert (
         build_feeds(
-            feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=after + timedelta(days=3)
+            feeds_stages.feeds,
+            feeds_stages.site,
+            feeds_stages.store,
+            feeds_stages.gazetteer,
+            now=after + timedelta(days=3),
         ).written
         == []
     )
 
 
 def test_feeds_hold_at_most_max_items_newest_first(
-    write_config: Callable[..., Path], tmp_path: Path
+    tmp_path: Path, sqlite_url: str, clock: ManualClock, gazetteer: Gazetteer
 ) -> None:
     folder = tmp_path / "many"
     folder.mkdir()
@@ -480,24 +578,31 @@ def test_feeds_hold_at_most_max_items_newest_first(
             url=f"https://www.kent.police.uk/news/{day}/",
             date=f"10:00 0{day}/11/2026",
         )
-    app = App(write_config(sources=[{"path": str(folder)}], feeds={"max_items": 2}))
+    stages = make_stages(
+        tmp_path, sqlite_url, clock, gazetteer, feeds=feeds_config(tmp_path, max_items=2)
+    )
     try:
-        ingest(app)
-        build_feeds(app.config, app.store, app.gazetteer, now=NOW)
+        ingest(stages, folder)
+        build_feeds(stages.feeds, stages.site, stages.store, stages.gazetteer, now=NOW)
         expected = ["https://www.kent.police.uk/news/3/", "https://www.kent.police.uk/news/2/"]
-        assert entry_ids(app, "dover") == {"rss": expected, "atom": expected, "json": expected}
+        assert entry_ids(stages, "dover") == {"rss": expected, "atom": expected, "json": expected}
     finally:
-        app.close()
+        stages.close()
 
 
-def test_build_writes_into_out_when_given(feeds_app: App, tmp_path: Path) -> None:
-    ingest(feeds_app)
+def test_build_writes_into_out_when_given(feeds_stages: Stages, tmp_path: Path) -> None:
+    ingest(feeds_stages)
     report = build_feeds(
-        feeds_app.config, feeds_app.store, feeds_app.gazetteer, now=NOW, out=tmp_path / "elsewhere"
+        feeds_stages.feeds,
+        feeds_stages.site,
+        feeds_stages.store,
+        feeds_stages.gazetteer,
+        now=NOW,
+        out=tmp_path / "elsewhere",
     )
     assert isinstance(report, FeedsReport)
     assert (tmp_path / "elsewhere" / "medway.rss").exists()
-    assert not out(feeds_app).exists()
+    assert not out(feeds_stages).exists()
 
 
 def test_write_if_changed_replaces_atomically_with_a_readable_file(tmp_path: Path) -> None:

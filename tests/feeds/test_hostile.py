@@ -4,7 +4,6 @@ carries none of its script, javascript: links, event handlers or control charact
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,11 +11,14 @@ import feedparser
 import pytest
 from lxml import etree
 
-from alerts.app import App
+from alerts.areas import Gazetteer
+from alerts.config import SiteConfig
 from alerts.feeds import build_feeds
 from alerts.ingest import ingest_files
+from alerts.store import Store
 from tests.support import NOW
 from tests.support.advisory_files import write_hostile_advisory
+from tests.support.sections import feeds_config
 
 
 class Markup(HTMLParser):
@@ -42,22 +44,23 @@ def assert_harmless(fragment: str) -> None:
 
 
 @pytest.fixture
-def hostile_app(write_config: Callable[..., Path], tmp_path: Path) -> App:
+def hostile_feeds(tmp_path: Path, sqlite_store: Store, gazetteer: Gazetteer) -> Path:
+    """The feeds folder, built after the hostile advisory was ingested."""
     folder = tmp_path / "hostile"
     folder.mkdir()
     write_hostile_advisory(folder)
-    app = App(write_config(sources=[{"path": str(folder)}]))
-    report = ingest_files([folder], app.store, app.gazetteer, now=NOW)
+    report = ingest_files([folder], sqlite_store, gazetteer, now=NOW)
     assert report.new and not report.rejected, report.rejected
-    build_feeds(app.config, app.store, app.gazetteer, now=NOW)
-    return app
+    feeds = feeds_config(tmp_path)
+    build_feeds(feeds, SiteConfig(), sqlite_store, gazetteer, now=NOW)
+    return feeds.out
 
 
 @pytest.mark.parametrize("slug", ["dover", "all"])
 def test_hostile_advisory_leaves_feeds_well_formed_and_harmless(
-    hostile_app: App, slug: str
+    hostile_feeds: Path, slug: str
 ) -> None:
-    folder = hostile_app.config.feeds.out
+    folder = hostile_feeds
     for fmt in ("rss", "atom"):
         raw = (folder / f"{slug}.{fmt}").read_bytes()
         etree.fromstring(raw)  # strict XML parser: raises on any ill-formed byte

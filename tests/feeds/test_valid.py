@@ -50,7 +50,7 @@ def built(write_config: Callable[..., Path], advisory_dir: Path, db_url: str) ->
     app = App(write_config(database=db_url, site={"base_url": BASE}))
     report = ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW)
     assert len(report.new) == 4 and not report.rejected
-    build_feeds(app.config, app.store, app.gazetteer, now=NOW)
+    build_feeds(app.config.feeds, app.config.site, app.store, app.gazetteer, now=NOW)
     return app
 
 

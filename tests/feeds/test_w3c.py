@@ -46,7 +46,7 @@ def app(write_config: Callable[..., Path], advisory_dir: Path) -> Iterator[App]:
     app = App(write_config(site={"base_url": BASE, "name": "Kent Area Alerts"}))
     report = ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW)
     assert len(report.new) == 4 and not report.rejected
-    build_feeds(app.config, app.store, app.gazetteer, now=NOW)
+    build_feeds(app.config.feeds, app.config.site, app.store, app.gazetteer, now=NOW)
     yield app
     app.close()
 
@@ -95,7 +95,7 @@ def test_an_entry_changed_after_publication_is_updated_when_it_changed(
         area="Medway",
     )
     assert ingest_files([advisory_dir], app.store, app.gazetteer, now=later).updated
-    build_feeds(app.config, app.store, app.gazetteer, now=later)
+    build_feeds(app.config.feeds, app.config.site, app.store, app.gazetteer, now=later)
     entries = {e.findtext(f"{ATOM}id"): e for e in xml(app, "medway.atom").iterfind(f"{ATOM}entry")}
     changed = entries["https://www.kent.police.uk/news/medway-1/"]
     assert changed.findtext(f"{ATOM}updated") == later.isoformat()

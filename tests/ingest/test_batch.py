@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alerts.areas import Gazetteer
-from alerts.clock import default_clock
-from alerts.config import parse_config
-from alerts.ingest import IngestReport, ingest_files, ingest_sources
+from alerts.config import SourceConfig
+from alerts.ingest import IngestReport, ingest_files
 from alerts.store import Store
 from alerts.types import Status
 from tests.support import NOW, SAMPLE
+from tests.support.sections import ingest_from
 
 LATER = NOW + timedelta(days=1, hours=3)  # past the one-update-a-day interval
 SAMPLE_TEXT = SAMPLE.read_text(encoding="utf-8")
@@ -293,8 +293,9 @@ def test_ingest_sources_reads_every_configured_folder(
     one, two = tmp_path / "one", tmp_path / "two"
     write(one, "a.md", f"```yaml\n{GOOD_FRONT.format(n=1)}```\n")
     write(two, "b.md", f"```yaml\n{GOOD_FRONT.format(n=2)}```\n")
-    config = parse_config({"sources": [{"path": "one"}, {"path": str(two)}]}, root=tmp_path)
-    report = ingest_sources(config, store, gazetteer, now=NOW, clock=default_clock())
+    report = ingest_from(
+        [SourceConfig(path=one), SourceConfig(path=two)], store, gazetteer, now=NOW
+    )
     assert counts(report) == (2, 0, 0, 0)
 
 

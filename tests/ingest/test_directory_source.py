@@ -15,14 +15,15 @@ from typing import Any
 import pytest
 
 from alerts.areas import Gazetteer
-from alerts.clock import ManualClock, default_clock
-from alerts.config import load_config
-from alerts.ingest import IngestReport, ingest_sources
+from alerts.clock import ManualClock
+from alerts.config import SourceConfig
+from alerts.ingest import IngestReport
 from alerts.ingest.dates import LONDON
 from alerts.ingest.directory import ingest_directories, provisional
 from alerts.ingest.settle import Settling
 from alerts.store import Store, open_store
 from tests.support import NOW
+from tests.support.sections import ingest_from
 
 HOUR_AGO_NS = time.time_ns() - 3600 * 10**9
 
@@ -228,18 +229,13 @@ def test_an_unreadable_folder_is_a_source_error_and_its_files_are_not_forgotten(
 
 
 def test_configured_sources_use_the_cache(
-    folder: Path, write_config: Callable[..., Path], gazetteer: Gazetteer
+    folder: Path, sqlite_url: str, gazetteer: Gazetteer
 ) -> None:
-    config = load_config(write_config(sources=[{"path": str(folder)}]))
-    from alerts.store import open_store
-
-    store = open_store(config.database)
+    sources = [SourceConfig(path=folder)]
+    store = open_store(sqlite_url)
     try:
-        assert (
-            ingest_sources(config, store, gazetteer, now=NOW, clock=default_clock()).counts()["new"]
-            == 3
-        )
-        again = ingest_sources(config, store, gazetteer, now=NOW, clock=default_clock())
+        assert ingest_from(sources, store, gazetteer, now=NOW).counts()["new"] == 3
+        again = ingest_from(sources, store, gazetteer, now=NOW)
         assert again.counts()["unchanged"] == 3 and undated_warnings(again) == []
     finally:
         store.close()
@@ -351,12 +347,12 @@ def test_temporary_and_backup_names_are_never_read_and_a_rename_into_place_is(
 
 
 def test_a_one_off_ingest_waits_for_a_file_still_being_written_and_stores_it_whole(
-    tmp_path: Path, write_config: Callable[..., Path], gazetteer: Gazetteer
+    tmp_path: Path, sqlite_url: str, gazetteer: Gazetteer
 ) -> None:
     folder = tmp_path / "slow"
     folder.mkdir()
-    config = load_config(write_config(sources=[{"path": str(folder), "settle_seconds": 0.3}]))
-    store = open_store(config.database)
+    sources = [SourceConfig(path=folder, settle_seconds=0.3)]
+    store = open_store(sqlite_url)
     path = folder / "slow.md"
     head = "```yaml\ntitle: Slow upload\nurl: https://www.kent.police.uk/news/slow/\n"
     tail = "publish:\n  date: 14:30 18/11/2026\n```\n\nResidents of Medway: the whole text.\n"
@@ -375,7 +371,7 @@ def test_a_one_off_ingest_waits_for_a_file_still_being_written_and_stores_it_who
         thread.start()
         while not path.exists():
             time.sleep(0.01)
-        report = ingest_sources(config, store, gazetteer, now=NOW, clock=default_clock())
+        report = ingest_from(sources, store, gazetteer, now=NOW)
         thread.join()
         assert finished.is_set()
         assert report.counts()["new"] == 1 and report.rejected == []
@@ -387,7 +383,7 @@ def test_a_one_off_ingest_waits_for_a_file_still_being_written_and_stores_it_who
 
 
 def test_a_one_off_ingest_that_waited_counts_each_file_once(
-    tmp_path: Path, write_config: Callable[..., Path], gazetteer: Gazetteer
+    tmp_path: Path, sqlite_url: str, gazetteer: Gazetteer
 ) -> None:
     folder = tmp_path / "mixed"
     write(folder, "old.md", "Written a moment ago")
@@ -396,10 +392,10 @@ def test_a_one_off_ingest_that_waited_counts_each_file_once(
         "no front matter", encoding="utf-8"
     )
     write(folder, "new.md", "Written just now", settle=False)
-    config = load_config(write_config(sources=[{"path": str(folder), "settle_seconds": 0.3}]))
-    store = open_store(config.database)
+    sources = [SourceConfig(path=folder, settle_seconds=0.3)]
+    store = open_store(sqlite_url)
     try:
-        report = ingest_sources(config, store, gazetteer, now=NOW, clock=default_clock())
+        report = ingest_from(sources, store, gazetteer, now=NOW)
     finally:
         store.close()
     counts = report.counts()

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from alerts.areas import Gazetteer
-from alerts.clock import default_clock
 from alerts.config import load_config
-from alerts.ingest import IngestReport, ingest_sources
+from alerts.ingest import IngestReport
 from alerts.ingest.dates import LONDON
 from alerts.ingest.directory import ingest_directories
 from alerts.store import Store
 from tests.support import NOW
+from tests.support.sections import ingest_from
 
 SETTLED_NS = int(NOW.timestamp()) * 10**9
 
@@ -181,5 +181,5 @@ def test_symlink_targets_in_config_are_relative_to_it(
         )
     )
     assert config.sources[0].symlink_targets == (outside.parent,)
-    report = ingest_sources(config, sqlite_store, gazetteer, now=NOW, clock=default_clock())
+    report = ingest_from(config.sources, sqlite_store, gazetteer, now=NOW)
     assert report.counts()["new"] == 2 and skipped(report) == []

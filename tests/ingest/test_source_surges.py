@@ -23,7 +23,6 @@ from alerts.app import App
 from alerts.areas import Gazetteer, load_gazetteer
 from alerts.clock import ManualClock
 from alerts.config import Config, SourceConfig
-from alerts.ingest import ingest_sources
 from alerts.ingest.lifecycle import TABLE, BatchAction, SourceEvent, SourceState, poll_event, step
 from alerts.ingest.surges import settle_surge
 from alerts.metrics import render_metrics
@@ -34,6 +33,7 @@ from alerts.types import Frequency, Hold
 from tests.support import NOW, REPO, make_database
 from tests.support.digests import subscribe
 from tests.support.feed_server import serve_feeds
+from tests.support.sections import ingest_from
 
 #: The pipeline but the feed files (327 a run, not what is tested here).
 MAIL = replace(ONCE, feeds="never")
@@ -228,8 +228,8 @@ class SourceMachine(RuleBasedStateMachine):
     def _poll(self, source: SourceConfig, *, read: bool, first: bool) -> None:
         model = self.models[source.label]
         now = self.clock.now()
-        report = ingest_sources(
-            self.config,
+        report = ingest_from(
+            self.config.sources,
             self.store,
             GAZETTEER,
             now=now,

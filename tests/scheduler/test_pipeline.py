@@ -118,7 +118,13 @@ def test_each_run_is_recorded_with_its_summary(app: App) -> None:
 def test_a_daily_digest_is_due_once_its_local_time_has_passed(app: App) -> None:
     run_cycle(app, NO_FEEDS, now=NOW)  # Wednesday 12:00: daily and weekly go
     thursday = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)  # 07:00 GMT
-    assert not is_due(app.store, app.config, Frequency.DAILY, thursday - timedelta(minutes=1))
+    assert not is_due(
+        app.store,
+        app.config.digests,
+        app.config.tz,
+        Frequency.DAILY,
+        thursday - timedelta(minutes=1),
+    )
     write_advisory(source_folder(app), "fraud.md", thursday - timedelta(hours=2))
     report = run_cycle(app, NO_FEEDS, now=thursday + timedelta(minutes=1))
     assert report.digests == ["daily"]  # the weekly waits for Monday

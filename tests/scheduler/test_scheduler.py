@@ -98,11 +98,11 @@ def test_a_digest_in_the_repeated_autumn_hour_goes_once(write_config: Callable[.
     first, second = fires[0], fires[0] + timedelta(hours=1)
     assert last_scheduled(Frequency.DAILY, app.config.digests, first, LONDON) == first
     assert last_scheduled(Frequency.DAILY, app.config.digests, second, LONDON) == first
-    assert is_due(app.store, app.config, Frequency.DAILY, first)
+    assert is_due(app.store, app.config.digests, app.config.tz, Frequency.DAILY, first)
     run_cycle(
         app, Plan("daily", ingest=False, feeds="never", immediate=False, send=False), now=first
     )
-    assert not is_due(app.store, app.config, Frequency.DAILY, second)
+    assert not is_due(app.store, app.config.digests, app.config.tz, Frequency.DAILY, second)
     app.close()
 
 

@@ -40,11 +40,13 @@ def seeded(app: App) -> None:
     """The address as it leaves traces: a subscription with areas, a confirmation mail
     (its stored copy names the address), a digest sent, and a run that named it."""
     jo = subscribe(app, ADDRESS, ["medway", "dover"], frequency="daily")
-    send_confirmation(app.config, app.store, jo, ["Medway", "Dover"], now=NOW)
+    send_confirmation(app.config.mail, app.store, jo, ["Medway", "Dover"], now=NOW)
     subscribe(app, "other@example.org", ["medway"], frequency="daily")
     save(app, advisory("thefts", title="Catalytic converter thefts"))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
-    assert send_pending(app.config, app.store, app.clock).sent == 3
+    queue_digests(
+        app.config.mail, app.config.digests, app.store, app.gazetteer, Frequency.DAILY, now=NOW
+    )
+    assert send_pending(app.config.delivery, app.config.mail, app.store, app.clock).sent == 3
     app.store.runs.add(
         "send", NOW, NOW, ok=True, summary={"suppressed": [ADDRESS.lower()], "sent": 3}
     )
@@ -73,7 +75,7 @@ def test_erase_leaves_no_trace_of_the_address_and_an_import_cannot_bring_it_back
         # The other subscriber and the shared digest are untouched; only a hash is kept.
         assert app.store.subscribers.find_mailbox("other@example.org") is not None
         assert row_counts(app.store.engine, "opt_outs")["opt_outs"] == 1
-        assert app.store.retention.hashed_opt_out(app.config, ADDRESS) == "erased"
+        assert app.store.retention.hashed_opt_out(app.config.security, ADDRESS) == "erased"
 
         listing = tmp_path / "list.csv"
         listing.write_text(f"email,areas\n{ADDRESS}\tmedway\n".replace("\t", ","), encoding="utf-8")
@@ -132,7 +134,9 @@ def test_purge_with_sent_days_0_leaves_no_sent_message(
         pending = app.store.subscribers.add(
             make_subscription(app.gazetteer, "later@example.org", ["kent"]), now=NOW, status=PENDING
         )
-        send_confirmation(app.config, app.store, pending, ["Kent"], now=NOW)  # queued, not sent yet
+        send_confirmation(
+            app.config.mail, app.store, pending, ["Kent"], now=NOW
+        )  # queued, not sent yet
         result = run_cli("purge", "--json", config=config)
         assert result.exit_code == 0, result.output
         assert json.loads(result.output[result.output.index("{") :])["sent_messages"] == 3
@@ -177,8 +181,8 @@ def test_purging_sent_messages_never_lowers_the_latency_histogram(
         assert latency_histogram(app) == before
         # And it goes on counting from there: one more sent is one more counted.
         newcomer = subscribe(app, "newcomer@example.org", ["kent"], frequency="daily")
-        send_confirmation(app.config, app.store, newcomer, ["Kent"], now=NOW)
-        assert send_pending(app.config, app.store, app.clock).sent == 1
+        send_confirmation(app.config.mail, app.store, newcomer, ["Kent"], now=NOW)
+        assert send_pending(app.config.delivery, app.config.mail, app.store, app.clock).sent == 1
         after = latency_histogram(app)
         assert (
             after[("count", "confirm")] == 2
@@ -222,10 +226,11 @@ def test_purge_drops_unconfirmed_sign_ups_and_reduces_opt_outs_to_a_keyed_hash(
             app
         ) and "bounced@example.org" not in everything(app)
         assert (
-            app.store.retention.hashed_opt_out(app.config, "LEFT@example.org") == UNSUBSCRIBED.value
+            app.store.retention.hashed_opt_out(app.config.security, "LEFT@example.org")
+            == UNSUBSCRIBED.value
         )
         assert (
-            app.store.retention.hashed_opt_out(app.config, "bounced@example.org")
+            app.store.retention.hashed_opt_out(app.config.security, "bounced@example.org")
             == SUPPRESSED.value
         )
         # Still never re-added: an import skips both; the form never mails the suppressed one.

@@ -57,7 +57,7 @@ def app(config: Path) -> Iterator[App]:
 def delivered(app: App, sink: SmtpSink) -> list[tuple[str, str, str]]:
     """Send what is queued to the relay; (recipient, subject, plain text) of what it took."""
     sink.clear()
-    report = send_pending(app.config, app.store, app.clock)
+    report = send_pending(app.config.delivery, app.config.mail, app.store, app.clock)
     assert sink.wait_for(report.sent, timeout=10)
     out = []
     for received in sink.received:

@@ -53,13 +53,13 @@ def test_a_corrected_sign_up_gets_a_fresh_confirmation_and_the_old_link_says_it_
     client.post(
         "/subscribe", data={"email": "jo@example.org", "area": ["dover"], "frequency": "daily"}
     )
-    send_pending(app.config, app.store, app.clock)
+    send_pending(app.config.delivery, app.config.mail, app.store, app.clock)
     first = newest_confirmation(tmp_path)
     clock.advance(timedelta(minutes=11))
     client.post(
         "/subscribe", data={"email": "jo@example.org", "area": ["medway"], "frequency": "weekly"}
     )
-    assert send_pending(app.config, app.store, app.clock).sent == 1
+    assert send_pending(app.config.delivery, app.config.mail, app.store, app.clock).sent == 1
     second = newest_confirmation(tmp_path)
     assert second != first
 

@@ -36,8 +36,8 @@ def test_after_erase_no_byte_of_the_address_is_in_the_database_its_wal_or_the_ma
             subscriber = app.store.subscribers.add(
                 make_subscription(app.gazetteer, email, ["medway"], frequency="daily"), now=NOW
             )
-            send_confirmation(app.config, app.store, subscriber, ["Medway"], now=NOW)
-        assert send_pending(app.config, app.store, app.clock).sent == 2
+            send_confirmation(app.config.mail, app.store, subscriber, ["Medway"], now=NOW)
+        assert send_pending(app.config.delivery, app.config.mail, app.store, app.clock).sent == 2
         assert ADDRESS.encode() in every_byte(tmp_path)
 
         result = run_cli("subscribers", "erase", ADDRESS, "--yes", config=config)

@@ -168,7 +168,7 @@ def test_random_lives_of_three_residents_follow_the_lifecycle_table(
             if found is None:
                 return  # no record: no mail carries a link
             # The List-Unsubscribe link a digest to this record carries.
-            token = link_signer(app.config).token(
+            token = link_signer(app.config.site.base_url, app.config.security).token(
                 found.id, UNSUBSCRIBE, clock.now(), found.link_key
             )
             client.post(f"/unsubscribe/one-click?token={token}", content=b"List-Unsubscribe=One-Click",
@@ -185,7 +185,7 @@ def test_random_lives_of_three_residents_follow_the_lifecycle_table(
             found = app.store.subscribers.find_mailbox(person.email)
             if found is None:
                 return
-            signer = link_signer(app.config)
+            signer = link_signer(app.config.site.base_url, app.config.security)
             if found.status.value in (State.PENDING, State.ACTIVE):
                 manage = signer.token(found.id, "manage", clock.now(), found.link_key)
                 saved = client.post("/manage", data={
@@ -405,7 +405,7 @@ def test_random_lives_of_three_residents_follow_the_lifecycle_table(
 
         def deliver(self) -> list[tuple[str, Mail, EmailMessage]]:
             """Send what is queued (the Maildir backend) and read what arrived."""
-            send_pending(app.config, app.store, clock)
+            send_pending(app.config.delivery, app.config.mail, app.store, clock)
             arrived = []
             for path in sorted(set(maildir.rglob("*")) - self.seen):
                 self.seen.add(path)
@@ -453,7 +453,7 @@ def test_random_lives_of_three_residents_follow_the_lifecycle_table(
             found = app.store.subscribers.find_mailbox(person.email)
             if found is not None:
                 return State(found.status.value)
-            hashed = app.store.retention.hashed_opt_out(app.config, person.email)
+            hashed = app.store.retention.hashed_opt_out(app.config.security, person.email)
             if hashed is None:
                 return State.ABSENT
             return State.SUPPRESSED if hashed == "suppressed" else State.ERASED

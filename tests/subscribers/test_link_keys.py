@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from alerts.config import Config, parse_config
 from alerts.errors import BadToken
 from alerts.tokens import (
     CONFIRM,
@@ -22,6 +21,7 @@ from alerts.tokens import (
 )
 from alerts.types import Frequency
 from tests.support import NOW
+from tests.support.sections import security
 
 KEY_ENV = "ALERTS_TEST_TOKEN_KEY"
 
@@ -29,14 +29,7 @@ KEY_ENV = "ALERTS_TEST_TOKEN_KEY"
 @pytest.fixture
 def signer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LinkSigner:
     monkeypatch.delenv(KEY_ENV, raising=False)
-    config: Config = parse_config(
-        {
-            "site": {"base_url": "https://alerts.example.org/"},
-            "security": {"secret_key_env": KEY_ENV},
-        },
-        root=tmp_path,
-    )
-    return LinkSigner(config)
+    return LinkSigner("https://alerts.example.org", security(tmp_path, secret_key_env=KEY_ENV))
 
 
 def test_a_keyed_token_fits_only_the_row_holding_its_key(signer: LinkSigner) -> None:

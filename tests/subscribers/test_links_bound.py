@@ -41,7 +41,7 @@ def app(config: Path) -> Iterator[App]:
 
 
 def confirmation_link(app: App, tmp_path: Path, to: str) -> str:
-    send_pending(app.config, app.store, app.clock)
+    send_pending(app.config.delivery, app.config.mail, app.store, app.clock)
     for path in sorted((tmp_path / "maildir").rglob("*")):
         text = path.read_text("utf-8") if path.is_file() else ""
         if f"To: {to}" in text and (
@@ -61,7 +61,7 @@ def test_an_erased_persons_links_act_on_nobody_not_even_the_next_sign_up(
     erased = app.store.subscribers.find_mailbox("erased@example.org")
     assert erased is not None
     token = confirmation_link(app, tmp_path, "erased@example.org")
-    signer = link_signer(app.config)
+    signer = link_signer(app.config.site.base_url, app.config.security)
     manage = signer.token(erased.id, MANAGE, clock.now(), erased.link_key)
     unsubscribe = signer.token(erased.id, UNSUBSCRIBE, clock.now(), erased.link_key)
     assert (
@@ -89,7 +89,7 @@ def test_a_link_with_another_rows_key_acts_on_nobody(app: App, clock: ManualCloc
         make_subscription(app.gazetteer, "ann@example.org", ["medway"], frequency="daily"),
         now=clock.now(),
     )
-    forged_key = link_signer(app.config).token(
+    forged_key = link_signer(app.config.site.base_url, app.config.security).token(
         ann.id, UNSUBSCRIBE, clock.now(), "someone-elses-key"
     )
     client = TestClient(create_app(app), base_url=BASE)
@@ -105,7 +105,7 @@ def test_an_old_form_link_works_for_its_own_row_and_not_for_a_later_row_with_its
         now=clock.now(),
     )
     client = TestClient(create_app(app), base_url=BASE)
-    signer = link_signer(app.config)
+    signer = link_signer(app.config.site.base_url, app.config.security)
     # Made for a row with this id before the row there now existed (an id reused before the upgrade).
     before = signer.token(ann.id, UNSUBSCRIBE, clock.now() - timedelta(days=400))
     assert client.post(f"/unsubscribe/one-click?token={before}", **ONE_CLICK).status_code == 400

@@ -29,7 +29,7 @@ def test_after_the_upgrade_and_the_loss_of_the_key_file_every_hashed_address_is_
     # A database as it was before the pepper: hashes keyed with the signing key.
     engine = create_db_engine(sqlite_url)
     migrate(engine, "0009")
-    key = load_secret_key(App(config).config)
+    key = load_secret_key(App(config).config.security)
     Fixtures(engine).insert_rows(
         "opt_outs",
         [
@@ -40,7 +40,9 @@ def test_after_the_upgrade_and_the_loss_of_the_key_file_every_hashed_address_is_
     engine.dispose()
     app = App(config)
     try:
-        assert [app.store.retention.hashed_opt_out(app.config, email) for email in GONE] == [
+        assert [
+            app.store.retention.hashed_opt_out(app.config.security, email) for email in GONE
+        ] == [
             "erased",
             "suppressed",
             "unsubscribed",
@@ -58,6 +60,9 @@ def test_after_the_upgrade_and_the_loss_of_the_key_file_every_hashed_address_is_
     app = App(config)
     try:
         assert all(app.store.subscribers.find_mailbox(email) is None for email in GONE)
-        assert app.store.retention.hashed_opt_out(app.config, "BOUNCED@example.org") == "suppressed"
+        assert (
+            app.store.retention.hashed_opt_out(app.config.security, "BOUNCED@example.org")
+            == "suppressed"
+        )
     finally:
         app.close()

@@ -5,20 +5,19 @@ key, and an id once handed out is never handed out again."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
 from alerts.areas import Gazetteer
-from alerts.config import load_config
 from alerts.errors import NotFound
 from alerts.store import open_store
 from alerts.store.database import create_db_engine, migrate
 from alerts.store.fixtures import Fixtures
 from alerts.subscribers import make_subscription
 from tests.support import NOW
+from tests.support.sections import security
 
 
 def counts(engine: Engine) -> dict[str, int]:
@@ -26,9 +25,8 @@ def counts(engine: Engine) -> dict[str, int]:
 
 
 def test_the_upgrade_keeps_every_row_that_hangs_off_a_subscriber_and_ids_are_never_reused(
-    db_url: str, gazetteer: Gazetteer, write_config: Callable[..., Path]
+    db_url: str, gazetteer: Gazetteer, tmp_path: Path
 ) -> None:
-    config = load_config(write_config(database=db_url))
     engine = create_db_engine(db_url)
     migrate(engine, "0008")  # the schema just before the rebuild
     Fixtures(engine).seed_outbox(count=6, now=NOW)
@@ -46,7 +44,7 @@ def test_the_upgrade_keeps_every_row_that_hangs_off_a_subscriber_and_ids_are_nev
         assert all(keys) and len(set(keys)) == len(keys)
 
         # The newest subscriber is erased: the next one does not get its id.
-        assert store.retention.erase(config, newest["email"], NOW) == 1
+        assert store.retention.erase(security(tmp_path), newest["email"], NOW) == 1
         with pytest.raises(NotFound):
             store.subscribers.get(highest)
         newcomer = store.subscribers.add(

@@ -12,7 +12,7 @@ from urllib.parse import SplitResult, parse_qs, urlsplit
 import pytest
 import time_machine
 
-from alerts.config import Config, parse_config
+from alerts.config import SecurityConfig
 from alerts.errors import BadToken, ConfigError
 from alerts.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, LinkSigner, PersonalLinks, load_secret_key
 from tests.support import NOW
@@ -20,29 +20,26 @@ from tests.support import NOW
 KEY_ENV = "ALERTS_TEST_TOKEN_KEY"
 
 
-def make_config(tmp_path: Path, **security: str) -> Config:
-    return parse_config(
-        {
-            "site": {"base_url": "https://alerts.example.org/"},
-            "security": {
-                "secret_key_env": KEY_ENV,
-                "secret_key_file": "var/secret.key",
-                **security,
-            },
-        },
-        root=tmp_path,
-    )
+BASE_URL = "https://alerts.example.org"
+
+
+def make_security(tmp_path: Path) -> SecurityConfig:
+    return SecurityConfig(secret_key_env=KEY_ENV, secret_key_file=tmp_path / "var" / "secret.key")
+
+
+def make_signer(tmp_path: Path) -> LinkSigner:
+    return LinkSigner(BASE_URL, make_security(tmp_path))
 
 
 @pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+def security(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SecurityConfig:
     monkeypatch.delenv(KEY_ENV, raising=False)
-    return make_config(tmp_path)
+    return make_security(tmp_path)
 
 
 @pytest.fixture
-def signer(config: Config) -> LinkSigner:
-    return LinkSigner(config)
+def signer(security: SecurityConfig) -> LinkSigner:
+    return LinkSigner(BASE_URL, security)
 
 
 def test_a_token_verifies_to_the_subscriber_it_was_made_for(signer: LinkSigner) -> None:
@@ -78,10 +75,10 @@ def test_a_token_signed_with_another_key_is_rejected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(KEY_ENV, "one-key-that-is-long-enough")
-    token = LinkSigner(make_config(tmp_path)).token(7, UNSUBSCRIBE, NOW)
+    token = make_signer(tmp_path).token(7, UNSUBSCRIBE, NOW)
     monkeypatch.setenv(KEY_ENV, "another-key-that-is-long-enough")
     with pytest.raises(BadToken):
-        LinkSigner(make_config(tmp_path)).verify(token, UNSUBSCRIBE, NOW)
+        make_signer(tmp_path).verify(token, UNSUBSCRIBE, NOW)
 
 
 def test_a_token_expires_after_max_age_only_when_asked(signer: LinkSigner) -> None:
@@ -147,43 +144,43 @@ def test_links_point_at_the_site_pages_with_tokens_for_their_purpose(signer: Lin
 
 
 def test_without_the_variable_a_private_key_file_is_made_once_and_reused(
-    config: Config, caplog: pytest.LogCaptureFixture
+    security: SecurityConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    path = config.security.secret_key_file
+    path = security.secret_key_file
     assert not path.exists()
     with caplog.at_level(logging.WARNING, logger="alerts.tokens"):
-        token = LinkSigner(config).token(3, MANAGE, NOW)
+        token = LinkSigner(BASE_URL, security).token(3, MANAGE, NOW)
     assert path.exists()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert str(path) in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="alerts.tokens"):
-        assert LinkSigner(config).verify(token, MANAGE, NOW) == 3
+        assert LinkSigner(BASE_URL, security).verify(token, MANAGE, NOW) == 3
     assert caplog.text == ""
     assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
 
 
 def test_the_environment_variable_wins_over_the_file(
-    config: Config, monkeypatch: pytest.MonkeyPatch
+    security: SecurityConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(KEY_ENV, "  a-key-from-the-environment  ")
-    assert load_secret_key(config) == b"a-key-from-the-environment"
-    assert not config.security.secret_key_file.exists()
+    assert load_secret_key(security) == b"a-key-from-the-environment"
+    assert not security.secret_key_file.exists()
 
 
 def test_a_short_key_is_a_config_error_naming_the_setting(
-    config: Config, monkeypatch: pytest.MonkeyPatch
+    security: SecurityConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(KEY_ENV, "short")
     with pytest.raises(
         ConfigError, match=r"security\.secret_key_env: a signing key .* shorter than 16"
     ):
-        LinkSigner(config)
+        LinkSigner(BASE_URL, security)
     monkeypatch.delenv(KEY_ENV)
-    config.security.secret_key_file.parent.mkdir(parents=True)
-    config.security.secret_key_file.write_text("tiny\n")
+    security.secret_key_file.parent.mkdir(parents=True)
+    security.secret_key_file.write_text("tiny\n")
     with pytest.raises(ConfigError, match=r"secret\.key: the signing key file holds fewer"):
-        LinkSigner(config)
+        LinkSigner(BASE_URL, security)
 
 
 def test_a_new_key_can_replace_the_old_without_breaking_links_already_sent(
@@ -191,27 +188,25 @@ def test_a_new_key_can_replace_the_old_without_breaking_links_already_sent(
 ) -> None:
     old, new = "the-old-key-that-is-long-enough", "the-new-key-that-is-long-enough"
     monkeypatch.setenv(KEY_ENV, old)
-    sent = LinkSigner(make_config(tmp_path)).token(8, UNSUBSCRIBE, NOW)
+    sent = make_signer(tmp_path).token(8, UNSUBSCRIBE, NOW)
     monkeypatch.setenv(KEY_ENV, f"{new} {old}")
-    rotated = LinkSigner(make_config(tmp_path))
+    rotated = make_signer(tmp_path)
     assert rotated.verify(sent, UNSUBSCRIBE, NOW) == 8  # old mail still works
     fresh = rotated.token(8, UNSUBSCRIBE, NOW)
     monkeypatch.setenv(KEY_ENV, new)
-    assert (
-        LinkSigner(make_config(tmp_path)).verify(fresh, UNSUBSCRIBE, NOW) == 8
-    )  # signed with the new key
+    assert make_signer(tmp_path).verify(fresh, UNSUBSCRIBE, NOW) == 8  # signed with the new key
     with pytest.raises(BadToken):
-        LinkSigner(make_config(tmp_path)).verify(sent, UNSUBSCRIBE, NOW)  # the old key is gone
+        make_signer(tmp_path).verify(sent, UNSUBSCRIBE, NOW)  # the old key is gone
     monkeypatch.setenv(KEY_ENV, f"{new} short")
     with pytest.raises(ConfigError):
-        LinkSigner(make_config(tmp_path))
+        make_signer(tmp_path)
 
 
 def test_a_token_is_exactly_what_itsdangerous_makes_for_the_same_key_salt_and_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(KEY_ENV, "the-new-key-that-is-long-enough the-old-key-that-is-long-enough")
-    signer = LinkSigner(make_config(tmp_path))
+    signer = make_signer(tmp_path)
     with time_machine.travel(NOW, tick=False):
         for purpose in (UNSUBSCRIBE, MANAGE, CONFIRM):
             for subscriber_id in (1, 42, 987_654_321):

@@ -8,8 +8,6 @@ import email.policy
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
-from typing import Any
 
 from alerts.app import App
 from alerts.ingest import store_advisory
@@ -17,6 +15,7 @@ from alerts.message import MessageFactory, OutboxItem
 from alerts.subscribers import make_subscription
 from alerts.types import AdvisoryInput, Frequency, Priority, Status, Subscriber, SubscriberStatus
 from tests.support import NOW
+from tests.support.sections import Stages
 from tests.support.tables import outbox_rows, row_counts
 
 HOUR = timedelta(hours=1)
@@ -29,11 +28,6 @@ HOSTILE_BODY_HTML = (
     "<p><a href=\"javascript:alert('link')\">Click here</a></p>"
     '<img src="https://tracker.example/pixel.gif" onerror="alert(\'img\')">'
 )
-
-
-def make_app(write_config: Callable[..., Path], db_url: str, **overrides: Any) -> App:
-    """An App on ``db_url`` (each store test runs on SQLite and on PostgreSQL)."""
-    return App(write_config(database=db_url, **overrides))
 
 
 def advisory(
@@ -65,13 +59,13 @@ def advisory(
     )
 
 
-def save(app: App, item: AdvisoryInput, *, at: datetime = NOW - HOUR) -> int:
+def save(app: App | Stages, item: AdvisoryInput, *, at: datetime = NOW - HOUR) -> int:
     """Ingest one advisory at ``at`` (its first_seen_at / changed_at)."""
     return store_advisory(item, app.store, app.gazetteer, at).advisory_id
 
 
 def subscribe(
-    app: App,
+    app: App | Stages,
     address: str,
     areas: Iterable[str],
     *,
@@ -96,7 +90,7 @@ def subscribe(
 
 
 def subscribe_many(
-    app: App,
+    app: App | Stages,
     count: int,
     areas: Callable[[int], list[str]],
     frequency: Callable[[int], str],
@@ -116,7 +110,7 @@ def subscribe_many(
     assert app.store.subscribers.insert_new(rows, now=at) is not None
 
 
-def outbox_items(app: App) -> list[OutboxItem]:
+def outbox_items(app: App | Stages) -> list[OutboxItem]:
     """The queued messages, in the order they were queued."""
     return [
         OutboxItem(
@@ -127,10 +121,10 @@ def outbox_items(app: App) -> list[OutboxItem]:
 
 
 def built(
-    app: App, factory: MessageFactory | None = None
+    app: App | Stages, factory: MessageFactory | None = None
 ) -> list[tuple[OutboxItem, bytes, EmailMessage]]:
     """Every queued message built by the real factory and parsed back by the email package."""
-    factory = factory or MessageFactory(app.config, app.store, app.now)
+    factory = factory or MessageFactory(Stages.of(app).mail, app.store, app.now)
     found = []
     for item in outbox_items(app):
         data = factory.build(item)
@@ -152,18 +146,18 @@ def parts(message: EmailMessage) -> tuple[str, str]:
     return str(text.get_content()), str(html.get_content())
 
 
-def counts(app: App) -> dict[str, int]:
+def counts(app: App | Stages) -> dict[str, int]:
     return row_counts(app.store.engine, "digests", "outbox", "subscriber_advisories")
 
 
-def watermarks(app: App) -> dict[str, datetime | None]:
+def watermarks(app: App | Stages) -> dict[str, datetime | None]:
     return {
         subscriber.email: subscriber.watermark
         for subscriber in app.store.subscribers.iterate(status=None)
     }
 
 
-def subjects(app: App) -> dict[str, list[str]]:
+def subjects(app: App | Stages) -> dict[str, list[str]]:
     """Address -> subjects of the messages queued for it."""
     found: dict[str, list[str]] = {}
     for row in outbox_rows(app.store.engine):

@@ -114,7 +114,7 @@ def test_an_advisory_outside_coverage_is_stored_but_in_no_feed_digest_or_area_pa
     [essex] = [item for item in stored if item.outside_coverage]
     assert essex.areas == () and essex.decision is not None and essex.decision.unknown == ("Essex",)
     assert [item.title for item in app.store.advisories.find()] == ["Appeal after theft in Chatham"]
-    build_feeds(app.config, app.store, app.gazetteer, now=NOW)
+    build_feeds(app.config.feeds, app.config.site, app.store, app.gazetteer, now=NOW)
     feeds = app.config.feeds.out
     assert all(
         "van stolen" not in path.read_text(encoding="utf-8")
@@ -122,7 +122,9 @@ def test_an_advisory_outside_coverage_is_stored_but_in_no_feed_digest_or_area_pa
         if path.is_file()
     )
     assert "Chatham" in (feeds / "all.rss").read_text(encoding="utf-8")
-    queued = queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
+    queued = queue_digests(
+        app.config.mail, app.config.digests, app.store, app.gazetteer, Frequency.DAILY, now=NOW
+    )
     assert queued.messages == 1
     client = TestClient(create_app(app))
     for page in ("/", "/areas/kent", "/areas/medway"):
@@ -216,7 +218,10 @@ def test_retag_brings_an_outside_advisory_to_the_subscribers_it_now_concerns(
     )
     ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW - timedelta(hours=1))
     assert (
-        queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW).messages == 0
+        queue_digests(
+            app.config.mail, app.config.digests, app.store, app.gazetteer, Frequency.DAILY, now=NOW
+        ).messages
+        == 0
     )
     advisory_id = only_id(app)
     mine = write_config(database=app.config.database)  # config_path's fixture rewrote the file
@@ -227,12 +232,24 @@ def test_retag_brings_an_outside_advisory_to_the_subscribers_it_now_concerns(
     )
     later = NOW + timedelta(days=1)
     assert (
-        queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=later).messages
+        queue_digests(
+            app.config.mail,
+            app.config.digests,
+            app.store,
+            app.gazetteer,
+            Frequency.DAILY,
+            now=later,
+        ).messages
         == 1
     )
     assert (
         queue_digests(
-            app.config, app.store, app.gazetteer, Frequency.DAILY, now=later + timedelta(days=1)
+            app.config.mail,
+            app.config.digests,
+            app.store,
+            app.gazetteer,
+            Frequency.DAILY,
+            now=later + timedelta(days=1),
         ).messages
         == 0
     )

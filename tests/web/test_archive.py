@@ -42,7 +42,7 @@ def site(
     clock.set(NOW)
     report = ingest_files([advisory_dir], app.store, app.gazetteer, now=NOW)
     assert len(report.new) == 2 and not report.rejected
-    build_feeds(app.config, app.store, app.gazetteer, now=NOW)
+    build_feeds(app.config.feeds, app.config.site, app.store, app.gazetteer, now=NOW)
     yield app
     app.close()
 
@@ -327,13 +327,25 @@ def test_rebuild_with_nothing_new_keeps_the_etag_and_a_change_alters_it(
     client: TestClient, site: App, tmp_path: Path
 ) -> None:
     etag = client.get("/feeds/medway.rss").headers["etag"]
-    build_feeds(site.config, site.store, site.gazetteer, now=NOW + timedelta(hours=1))
+    build_feeds(
+        site.config.feeds,
+        site.config.site,
+        site.store,
+        site.gazetteer,
+        now=NOW + timedelta(hours=1),
+    )
     assert client.get("/feeds/medway.rss", headers={"If-None-Match": etag}).status_code == 304
     folder = tmp_path / "news"
     folder.mkdir()
     write_advisory(folder, "m", title="Appeal in Chatham", url="https://www.kent.police.uk/news/m/")
     ingest_files([folder], site.store, site.gazetteer, now=NOW + timedelta(hours=2))
-    build_feeds(site.config, site.store, site.gazetteer, now=NOW + timedelta(hours=2))
+    build_feeds(
+        site.config.feeds,
+        site.config.site,
+        site.store,
+        site.gazetteer,
+        now=NOW + timedelta(hours=2),
+    )
     changed = client.get("/feeds/medway.rss", headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag
     assert "Appeal in Chatham" in changed.text

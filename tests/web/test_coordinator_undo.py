@@ -60,7 +60,7 @@ def client(app: App) -> TestClient:
 def delivered(app: App, sink: SmtpSink) -> list[EmailMessage]:
     """Send what is queued to the relay; the messages it took."""
     sink.clear()
-    report = send_pending(app.config, app.store, app.clock)
+    report = send_pending(app.config.delivery, app.config.mail, app.store, app.clock)
     assert sink.wait_for(report.sent, timeout=10)
     return [received.message() for received in sink.received]
 
@@ -89,7 +89,14 @@ def coordinator(app: App, clock: ManualClock) -> Subscriber:
         app, WATCH, ["medway", "dover"], frequency="weekly", forwardable=True, urgent=False
     )
     save(app, advisory("fraud", title="Caller poses as police"))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.WEEKLY, now=app.now())
+    queue_digests(
+        app.config.mail,
+        app.config.digests,
+        app.store,
+        app.gazetteer,
+        Frequency.WEEKLY,
+        now=app.now(),
+    )
     return app.store.subscribers.get(subscriber.id)  # its watermark moved with the digest
 
 
@@ -159,7 +166,9 @@ def test_the_manage_page_changes_the_edition_and_an_older_page_without_it_keeps_
     app: App, client: TestClient
 ) -> None:
     resident = subscribe(app, WATCH, ["medway"])
-    token = link_signer(app.config).token(resident.id, MANAGE, app.now(), resident.link_key)
+    token = link_signer(app.config.site.base_url, app.config.security).token(
+        resident.id, MANAGE, app.now(), resident.link_key
+    )
     page = client.get(f"/manage?token={token}")
     assert 'value="personal" aria-describedby="edition-personal-hint" checked' in page.text
     form = {"token": token, "area": "medway", "frequency": "daily", "urgent": "yes"}
@@ -203,7 +212,7 @@ def test_the_undo_link_does_nothing_after_an_erasure(
 ) -> None:
     coordinator(app, clock)
     undo_link = forwarded_one_click(app, sink, client)
-    assert app.store.retention.erase(app.config, WATCH, app.now())
+    assert app.store.retention.erase(app.config.security, WATCH, app.now())
     subscribe(app, "someone.else@example.org", ["medway"])  # a new row, perhaps the same id
     for response in (
         client.get(undo_link),
@@ -239,7 +248,14 @@ def test_a_personal_edition_one_click_sends_nothing_after(
 ) -> None:
     subscribe(app, "resident@example.org", ["medway"], frequency="weekly")
     save(app, advisory("fraud", title="Caller poses as police"))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.WEEKLY, now=app.now())
+    queue_digests(
+        app.config.mail,
+        app.config.digests,
+        app.store,
+        app.gazetteer,
+        Frequency.WEEKLY,
+        now=app.now(),
+    )
     [digest] = delivered(app, sink)
     one_click = re.search(
         r"<([^>]+/unsubscribe/one-click\?token=[^>]+)>", digest["List-Unsubscribe"]

@@ -40,7 +40,7 @@ def test_every_subscription_page_forbids_framing_scripts_and_sniffing(
     subscriber = app.store.subscribers.add(
         make_subscription(app.gazetteer, "jo@example.org", ["medway"]), now=NOW
     )
-    signer = LinkSigner(app.config)
+    signer = LinkSigner(app.config.site.base_url, app.config.security)
     pages = [
         client.get("/subscribe"),
         client.post("/subscribe", data={"email": "nope"}),
@@ -158,7 +158,9 @@ def test_managing_shows_widening_back_before_saving(app: App, client: TestClient
     subscriber = app.store.subscribers.add(
         make_subscription(app.gazetteer, "jo@example.org", ["dover"]), now=NOW
     )
-    manage = LinkSigner(app.config).token(subscriber.id, MANAGE, NOW)
+    manage = LinkSigner(app.config.site.base_url, app.config.security).token(
+        subscriber.id, MANAGE, NOW
+    )
     shown = client.post("/manage", data={"token": manage, "areas": "ME5", "frequency": "daily"})
     assert "Check your areas" in shown.text and "press Save again" in shown.text
     assert app.store.subscribers.get(subscriber.id).areas == ("dover",)

@@ -125,7 +125,7 @@ def test_a_sign_up_and_the_next_request_on_the_same_connection_are_answered_whil
             break
         pause.wait(0.02)
     assert drained(), "the worker never did the sign-up's work"
-    report = send_pending(app.config, app.store, app.clock)
+    report = send_pending(app.config.delivery, app.config.mail, app.store, app.clock)
     assert sink.wait_for(report.sent, timeout=10)
     # The sign-up's confirmation, really delivered (manage-by-email sends nothing to an
     # address that left).

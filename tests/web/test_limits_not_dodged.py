@@ -92,6 +92,6 @@ def test_past_the_hourly_ceiling_form_mail_is_queued_for_the_next_hour_logged_an
     assert "form emails this hour: this one is queued for" in caplog.text
     assert "alerts_form_mail_delayed_total 1.0" in client.get("/metrics").text
 
-    assert send_pending(app.config, app.store, app.clock).sent == 0
+    assert send_pending(app.config.delivery, app.config.mail, app.store, app.clock).sent == 0
     clock.advance(FORM_MAIL.window)
-    assert send_pending(app.config, app.store, app.clock).sent == 1
+    assert send_pending(app.config.delivery, app.config.mail, app.store, app.clock).sent == 1

@@ -64,7 +64,7 @@ def local(url: str) -> str:
 def test_the_list_unsubscribe_address_opened_in_a_browser_shows_the_page_with_its_button(
     app: App, client: TestClient, subscriber: Subscriber
 ) -> None:
-    links = LinkSigner(app.config).links(subscriber.id, NOW)
+    links = LinkSigner(app.config.site.base_url, app.config.security).links(subscriber.id, NOW)
     response = client.get(local(links.one_click_url))
     assert response.status_code == 200
     assert "<h1>Unsubscribe from" in response.text
@@ -86,7 +86,7 @@ def test_the_list_unsubscribe_address_opened_in_a_browser_shows_the_page_with_it
 def test_one_click_without_the_rfc_8058_body_changes_nothing(
     app: App, client: TestClient, subscriber: Subscriber, body: bytes, content_type: str
 ) -> None:
-    links = LinkSigner(app.config).links(subscriber.id, NOW)
+    links = LinkSigner(app.config.site.base_url, app.config.security).links(subscriber.id, NOW)
     response = client.post(
         local(links.one_click_url), content=body, headers={"Content-Type": content_type}
     )
@@ -98,7 +98,7 @@ def test_one_click_without_the_rfc_8058_body_changes_nothing(
 def test_one_click_takes_the_body_as_multipart_or_without_a_content_type(
     app: App, client: TestClient
 ) -> None:
-    signer = LinkSigner(app.config)
+    signer = LinkSigner(app.config.site.base_url, app.config.security)
     first = app.store.subscribers.add(
         make_subscription(app.gazetteer, "a@example.org", ["medway"]), now=NOW
     )
@@ -121,7 +121,7 @@ def test_one_click_takes_the_body_as_multipart_or_without_a_content_type(
 
 
 def test_head_on_every_personal_link_changes_nothing(app: App, client: TestClient) -> None:
-    signer = LinkSigner(app.config)
+    signer = LinkSigner(app.config.site.base_url, app.config.security)
     active = app.store.subscribers.add(
         make_subscription(app.gazetteer, "on@example.org", ["medway"]), now=NOW
     )
@@ -159,7 +159,7 @@ def test_head_on_every_personal_link_changes_nothing(app: App, client: TestClien
 def test_a_body_over_the_limit_is_refused_before_it_is_read(
     app: App, client: TestClient, subscriber: Subscriber
 ) -> None:
-    links = LinkSigner(app.config).links(subscriber.id, NOW)
+    links = LinkSigner(app.config.site.base_url, app.config.security).links(subscriber.id, NOW)
     body = b"List-Unsubscribe=One-Click&" + b"x" * MAX_BODY
     response = client.post(
         local(links.one_click_url),
@@ -246,7 +246,7 @@ def raw_request(url: str, head: bytes, body_size: int) -> tuple[int | None, int]
 def test_a_20_mb_post_to_the_list_unsubscribe_address_gets_413_from_the_server(
     app: App, subscriber: Subscriber
 ) -> None:
-    links = LinkSigner(app.config).links(subscriber.id, NOW)
+    links = LinkSigner(app.config.site.base_url, app.config.security).links(subscriber.id, NOW)
     with serve_in_thread(create_app(app)) as url:
         size = 20 * 1024 * 1024
         path = local(links.one_click_url)
@@ -282,7 +282,7 @@ def test_redirects_go_to_the_configured_site_whatever_the_host_header(
 def test_pages_and_forms_name_the_configured_site_whatever_the_host_header(
     app: App, client: TestClient, subscriber: Subscriber
 ) -> None:
-    links = LinkSigner(app.config).links(subscriber.id, NOW)
+    links = LinkSigner(app.config.site.base_url, app.config.security).links(subscriber.id, NOW)
     page = client.get(
         local(links.unsubscribe_url),
         headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"},
@@ -304,7 +304,7 @@ def test_pages_and_forms_name_the_configured_site_whatever_the_host_header(
 def test_the_access_log_never_carries_a_token(
     app: App, subscriber: Subscriber, caplog: pytest.LogCaptureFixture
 ) -> None:
-    links = LinkSigner(app.config).links(subscriber.id, NOW)
+    links = LinkSigner(app.config.site.base_url, app.config.security).links(subscriber.id, NOW)
     token = links.manage_url.split("token=")[1]
     create_app(app)  # installs the filter on uvicorn's access logger
     assert any(isinstance(f, RedactTokens) for f in logging.getLogger("uvicorn.access").filters)
@@ -324,7 +324,7 @@ def test_the_access_log_never_carries_a_token(
 def test_manage_links_expire_and_unsubscribe_links_keep_working(
     app: App, client: TestClient, subscriber: Subscriber, clock: ManualClock
 ) -> None:
-    links = LinkSigner(app.config).links(subscriber.id, NOW)
+    links = LinkSigner(app.config.site.base_url, app.config.security).links(subscriber.id, NOW)
     assert client.get(local(links.manage_url)).status_code == 200
     clock.set(NOW + timedelta(seconds=MANAGE_MAX_AGE + 60))
     response = client.get(local(links.manage_url))
@@ -332,7 +332,9 @@ def test_manage_links_expire_and_unsubscribe_links_keep_working(
     assert "<h1>This link has expired</h1>" in response.text
     assert 'href="/manage"' in response.text  # the way to a new link
     # The manage page's own forms carry a fresh token.
-    fresh = LinkSigner(app.config).token(subscriber.id, MANAGE, clock.now())
+    fresh = LinkSigner(app.config.site.base_url, app.config.security).token(
+        subscriber.id, MANAGE, clock.now()
+    )
     assert client.get(f"/manage?token={fresh}").status_code == 200
     clock.set(NOW + timedelta(days=3650))
     assert client.get(local(links.unsubscribe_url)).status_code == 200

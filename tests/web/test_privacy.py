@@ -92,12 +92,16 @@ def test_every_email_links_the_privacy_notice(app: App) -> None:
     pending = app.store.subscribers.add(
         make_subscription(app.gazetteer, "new@example.org", ["medway"]), now=NOW, status=PENDING
     )
-    send_confirmation(app.config, app.store, pending, ["Medway"], now=NOW)
+    send_confirmation(app.config.mail, app.store, pending, ["Medway"], now=NOW)
     subscribe(app, "daily@example.org", ["medway"], frequency="daily")
     subscribe(app, "group@example.org", ["medway"], frequency="immediate", forwardable=True)
     save(app, advisory("thefts", title="Catalytic converter thefts"))
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.DAILY, now=NOW)
-    queue_digests(app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW)
+    queue_digests(
+        app.config.mail, app.config.digests, app.store, app.gazetteer, Frequency.DAILY, now=NOW
+    )
+    queue_digests(
+        app.config.mail, app.config.digests, app.store, app.gazetteer, Frequency.IMMEDIATE, now=NOW
+    )
     messages = [message for _, _, message in built(app)]
     assert len(messages) == 3
     for message in messages:

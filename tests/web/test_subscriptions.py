@@ -40,7 +40,9 @@ def subscriber(app: App) -> Subscriber:
 
 
 def token(app: App, subscriber_id: int, purpose: str) -> str:
-    return LinkSigner(app.config).token(subscriber_id, purpose, NOW)
+    return LinkSigner(app.config.site.base_url, app.config.security).token(
+        subscriber_id, purpose, NOW
+    )
 
 
 def path_of(url: str) -> str:
@@ -139,7 +141,7 @@ def test_every_page_does_its_database_work_off_the_event_loop(
 def test_the_unsubscribe_link_asks_first_and_changes_nothing(
     app: App, client: TestClient, subscriber: Subscriber
 ) -> None:
-    links = LinkSigner(app.config).links(subscriber.id, NOW)
+    links = LinkSigner(app.config.site.base_url, app.config.security).links(subscriber.id, NOW)
     response = client.get(path_of(links.unsubscribe_url))
     assert response.status_code == 200
     assert heading(response.text) == f"Unsubscribe from {app.config.site.name}?"
@@ -188,7 +190,7 @@ def test_a_token_for_another_purpose_does_not_unsubscribe(
 def test_one_click_unsubscribes_at_once(
     app: App, client: TestClient, subscriber: Subscriber
 ) -> None:
-    links = LinkSigner(app.config).links(subscriber.id, NOW)
+    links = LinkSigner(app.config.site.base_url, app.config.security).links(subscriber.id, NOW)
     response = client.post(
         path_of(links.one_click_url),
         content="List-Unsubscribe=One-Click",
@@ -208,7 +210,7 @@ def test_one_click_unsubscribes_at_once(
 def test_one_click_needs_a_post_and_a_valid_unsubscribe_token(
     app: App, client: TestClient, subscriber: Subscriber
 ) -> None:
-    links = LinkSigner(app.config).links(subscriber.id, NOW)
+    links = LinkSigner(app.config.site.base_url, app.config.security).links(subscriber.id, NOW)
     assert (
         client.get(path_of(links.one_click_url)).status_code == 200
     )  # a prefetch cannot unsubscribe
@@ -558,7 +560,7 @@ def test_a_transactional_message_keeps_newlines_out_of_its_headers(
 
     hostile = replace(subscriber, name="Jo\r\nBcc: victim@example.org")
     message = build_transactional_message(
-        app.config,
+        app.config.mail,
         hostile,
         "Hello\r\nBcc: victim@example.org",
         "text",
@@ -585,7 +587,7 @@ def test_a_web_sign_up_is_delivered_and_its_link_confirms(
     client.post(
         "/subscribe", data={"email": "e2e@example.org", "areas": "ME4", "frequency": "daily"}
     )
-    report = send_pending(app.config, app.store, app.clock, now=NOW)
+    report = send_pending(app.config.delivery, app.config.mail, app.store, app.clock, now=NOW)
     assert report.sent == 1
     [path] = list((app.config.delivery.maildir / "new").iterdir())
     delivered = email.message_from_bytes(path.read_bytes(), policy=default)
@@ -781,7 +783,7 @@ def test_a_confirmation_link_whose_preferences_were_changed_is_refused(
     pending = app.store.subscribers.add(
         make_subscription(app.gazetteer, "p@example.org", ["medway"]), now=NOW, status=PENDING
     )
-    signer = LinkSigner(app.config)
+    signer = LinkSigner(app.config.site.base_url, app.config.security)
     good = signer.confirm_token(Confirmation(pending.id, ("medway",), Frequency.DAILY, True), NOW)
     _, timestamp, signature = good.split(".")
     forged = signer.confirm_token(

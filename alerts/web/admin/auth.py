@@ -73,7 +73,7 @@ class SignIn:
 
 def client_hash(app: App, request: Request) -> str:
     address = request.client.host if request.client else "unknown"
-    return keyed_hash(load_secret_key(app.config), "console-client:" + address)[:32]
+    return keyed_hash(load_secret_key(app.config.security), "console-client:" + address)[:32]
 
 
 def account_key(name: str, client: str) -> str:

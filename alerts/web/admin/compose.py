@@ -62,13 +62,17 @@ async def compose_page(request: Request, session: Session) -> Response:
         return _form(request, session, compose, status=400 if compose.errors else 200)
     now = app.now()
     try:
-        parsed = compose.parse(app.config, app.gazetteer, now, session.user.name)
+        parsed = compose.parse(
+            app.config.site, app.config.tz, app.gazetteer, now, session.user.name
+        )
     except AdvisoryError:
         return _form(request, session, compose, status=400)
     item = parsed.advisory
     areas = item.decision.areas if item.decision else frozenset(compose.slugs)
     if action == "email":
-        html = await asyncio.to_thread(render_email, app.config, app.gazetteer, item, areas, now)
+        html = await asyncio.to_thread(
+            render_email, app.config.mail, app.config.digests, app.gazetteer, item, areas, now
+        )
         return HTMLResponse(html)
     if action != "send":
         reach = await asyncio.to_thread(
@@ -90,7 +94,12 @@ async def compose_page(request: Request, session: Session) -> Response:
         result = store_advisory(item, app.store, app.gazetteer, now)
         try:
             report = queue_digests(
-                app.config, app.store, app.gazetteer, Frequency.IMMEDIATE, now=now
+                app.config.mail,
+                app.config.digests,
+                app.store,
+                app.gazetteer,
+                Frequency.IMMEDIATE,
+                now=now,
             )
         except IntegrityError:
             # 'alerts serve' queued the same messages at the same moment: the outbox's

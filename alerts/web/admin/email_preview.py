@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from alerts.areas import Gazetteer
-from alerts.config import Config
+from alerts.config import DigestsConfig, MailSettings
 from alerts.digest.plan import Entry, Planner
 from alerts.digest.render import DigestRenderer
 from alerts.types import (
@@ -26,7 +26,12 @@ UNSAVED = 0
 
 
 def render_email(
-    config: Config, gazetteer: Gazetteer, item: AdvisoryInput, areas: frozenset[str], now: datetime
+    mail: MailSettings,
+    digests: DigestsConfig,
+    gazetteer: Gazetteer,
+    item: AdvisoryInput,
+    areas: frozenset[str],
+    now: datetime,
 ) -> str:
     """The HTML part of the alert ``item`` would be sent as, links filled with examples."""
     advisory = Advisory(
@@ -61,8 +66,8 @@ def render_email(
         status=SubscriberStatus.ACTIVE, forwardable=False, urgent=True, watermark=None, created_at=now,
     )  # fmt: skip
     [variant] = planner.variants(reader, [Entry(UNSAVED, 1, updated=False)], DigestKind.IMMEDIATE)
-    rendered = DigestRenderer(config, gazetteer).render(variant, {UNSAVED: advisory})
-    base = config.site.base_url
+    rendered = DigestRenderer(mail, digests, gazetteer).render(variant, {UNSAVED: advisory})
+    base = mail.site.base_url
     links = {
         "unsubscribe_url": f"{base}/unsubscribe?token=preview",
         "manage_url": f"{base}/manage?token=preview",

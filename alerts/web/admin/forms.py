@@ -8,12 +8,13 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import yaml
 from starlette.datastructures import FormData
 
 from alerts.areas import Gazetteer
-from alerts.config import Config
+from alerts.config import SiteConfig
 from alerts.errors import AdvisoryError, UnknownArea
 from alerts.ingest.build import ParsedFile
 from alerts.ingest.files import parse_advisory_bytes
@@ -117,13 +118,14 @@ class Compose:
         front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)
         return f"---\n{front}---\n\n{self.body}\n".encode()
 
-    def parse(self, config: Config, gazetteer: Gazetteer, now: datetime, author: str) -> ParsedFile:
-        """Through the advisory file parser, as a file in a source folder would be."""
-        data = self.as_file(config.site.base_url, now.astimezone(config.tz), gazetteer)
+    def parse(
+        self, site: SiteConfig, zone: ZoneInfo, gazetteer: Gazetteer, now: datetime, author: str
+    ) -> ParsedFile:
+        """Through the advisory file parser, as a file in a source folder would be
+        (its dates local to ``zone``, its links on ``site``)."""
+        data = self.as_file(site.base_url, now.astimezone(zone), gazetteer)
         try:
-            return parse_advisory_bytes(
-                data, f"console:{author}", gazetteer, now=now, zone=config.tz
-            )
+            return parse_advisory_bytes(data, f"console:{author}", gazetteer, now=now, zone=zone)
         except AdvisoryError as exc:
             self.errors["body"] = exc.message
             raise

@@ -76,7 +76,9 @@ async def subscribers_page(request: Request, session: Session) -> Response:
             email=email, found=found, searched=True, masked=mask(email) if "@" in email else ""
         )
         if found is not None and form_of(request).get("action") == "export":
-            data = await asyncio.to_thread(app.store.retention.export_data, app.config, email)
+            data = await asyncio.to_thread(
+                app.store.retention.export_data, app.config.security, email
+            )
             context["export"] = json.dumps(data, indent=2, ensure_ascii=False, default=str)
             await asyncio.to_thread(
                 app.store.audit.record,
@@ -107,7 +109,9 @@ async def erase_page(request: Request, session: Session) -> Response:
             status=400,
         )
     found = await asyncio.to_thread(app.store.subscribers.find, email)
-    removed = await asyncio.to_thread(app.store.retention.erase, app.config, email, app.now())
+    removed = await asyncio.to_thread(
+        app.store.retention.erase, app.config.security, email, app.now()
+    )
     # Only the subscriber's id (when there was one) and a masked form: the log keeps
     # nothing that would undo the erasure.
     target = f"subscriber {found.id}" if found is not None else f"address {mask(email)}"

@@ -221,7 +221,7 @@ def test_the_audit_log_is_kept_for_retention_audit_days(
     compose(editor, "send")
     assert app.store.audit.recent()
     clock.advance(timedelta(days=app.config.retention.audit_days + 1))
-    report = app.store.retention.purge(app.config, app.now())
+    report = app.store.retention.purge(app.config.retention, app.config.security, app.now())
     assert report.audit_entries >= 2 and app.store.audit.recent() == []
 
 
