@@ -1,4 +1,5 @@
-"""Signed tokens for the links in mail: unsubscribe, manage preferences, confirm.
+"""Signed tokens for the links in mail: unsubscribe, manage preferences, confirm, and
+undo (a one-click that ended a coordinator's forwardable subscription).
 
 A token is the subscriber id signed with a key only this installation knows
 (itsdangerous, HMAC-SHA256) and a salt per purpose, so it cannot be forged, guessed
@@ -47,12 +48,16 @@ log = logging.getLogger(__name__)
 UNSUBSCRIBE = "unsubscribe"
 MANAGE = "manage"
 CONFIRM = "confirm"
-PURPOSES = frozenset({UNSUBSCRIBE, MANAGE, CONFIRM})
+#: The link mailed to a coordinator whose forwardable subscription a one-click ended.
+UNDO = "undo"
+PURPOSES = frozenset({UNSUBSCRIBE, MANAGE, CONFIRM, UNDO})
 #: How long a manage link works. Every email carries a fresh one, and the "Manage your
 #: subscription" page mails one on request, so an old link found in a mailbox or a
 #: forwarded message stops working. Unsubscribe links never expire: leaving must always
 #: work, from the oldest email.
 MANAGE_MAX_AGE = 30 * 24 * 3600
+#: How long an undo link works (it also stops once used, or once anything changed).
+UNDO_MAX_AGE = 30 * 24 * 3600
 MIN_KEY_LENGTH = 16
 
 
@@ -71,6 +76,8 @@ class Confirmation:
     issued_at: datetime | None = None
     #: The subscriber's link key (None in a link made before keys travelled in links).
     key: str | None = None
+    #: The edition chosen (None in a link made before it travelled in links).
+    forwardable: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,21 @@ class LinkClaim:
     subscriber_id: int
     key: str | None
     issued_at: datetime
+
+
+@dataclass(frozen=True)
+class UndoClaim:
+    """What a verified undo link says: it undoes the one-click that ended the
+    subscription of ``subscriber_id`` (whose row holds ``key``) at ``left_at``."""
+
+    subscriber_id: int
+    key: str
+    left_at: datetime
+    issued_at: datetime
+
+    @property
+    def link(self) -> LinkClaim:
+        return LinkClaim(self.subscriber_id, self.key, self.issued_at)
 
 
 @dataclass(frozen=True)
@@ -208,6 +230,8 @@ class LinkSigner:
         ]
         if confirmation.key is not None:
             payload.append(_checked_key(confirmation.key).decode("ascii"))
+            if confirmation.forwardable is not None:
+                payload.append(int(confirmation.forwardable))
         return self._stamp(CONFIRM, self._serializers[CONFIRM].dump_payload(payload), issued)
 
     def verify_confirmation(
@@ -227,20 +251,41 @@ class LinkSigner:
         ):
             return Confirmation(value[0], issued_at=issued_at, key=value[1])
         try:
-            subscriber_id, areas, frequency, urgent, *key = value
+            subscriber_id, areas, frequency, urgent, *rest = value
             confirmation = Confirmation(
                 subscriber_id=int(subscriber_id),
                 areas=tuple(str(area) for area in areas),
                 frequency=Frequency(frequency),
                 urgent=bool(urgent),
                 issued_at=issued_at,
-                key=str(key[0]) if key else None,
+                key=str(rest[0]) if rest else None,
+                forwardable=bool(rest[1]) if len(rest) > 1 else None,
             )
         except (TypeError, ValueError):
             raise BadToken("this confirm link is not valid") from None
         if confirmation.subscriber_id < 1 or not confirmation.areas:
             raise BadToken("this confirm link is not valid")
         return confirmation
+
+    def undo_url(self, subscriber_id: int, key: str, left_at: datetime, issued: datetime) -> str:
+        """The link that undoes the one-click which ended a subscription at ``left_at``."""
+        payload = [int(subscriber_id), _checked_key(key).decode("ascii"), _instant(left_at)]
+        token = self._stamp(UNDO, self._serializers[UNDO].dump_payload(payload), issued)
+        return f"{self.base_url}/undo?token={token}"
+
+    def read_undo(self, token: str, now: datetime, max_age: int | None = UNDO_MAX_AGE) -> UndoClaim:
+        """What an undo link undoes. Raises :class:`BadToken` as verify() does."""
+        value, issued_at = self._load(token, UNDO, now, max_age)
+        try:
+            subscriber_id, key, left_at = value
+            claim = UndoClaim(
+                int(subscriber_id), str(key), datetime.fromisoformat(left_at), issued_at
+            )
+        except (TypeError, ValueError):
+            raise BadToken("this undo link is not valid") from None
+        if not _is_id(claim.subscriber_id) or claim.left_at.tzinfo is None:
+            raise BadToken("this undo link is not valid")
+        return claim
 
     def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
         try:
@@ -271,6 +316,11 @@ def link_fits(
         return False
     # Tokens are stamped in whole seconds.
     return int(claim.issued_at.timestamp()) >= int(created_at.timestamp())
+
+
+def _instant(moment: datetime) -> str:
+    """A moment to the microsecond, in UTC, as an undo link carries it."""
+    return moment.astimezone(UTC).isoformat()
 
 
 def _is_id(value: Any) -> bool:

@@ -25,6 +25,7 @@ CASES = {
     "password_hash.py": (["--rounds", "1"], "verify: median"),
     "console_send.py": (["--sizes", "2", "--runs", "1"], "alerts web alone, 2 subscribers"),
     "store_paths.py": (["--size", "20", "--runs", "1"], "CPU s per 1,000 messages"),
+    "form_timing.py": (["--rounds", "4", "--known", "2"], "subscribe answer"),
 }
 
 

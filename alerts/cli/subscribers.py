@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -19,13 +20,16 @@ from alerts.cli import (
     with_existing_app,
 )
 from alerts.errors import AlertsError
+from alerts.store.limits import MAILBOX, mailbox_key
 from alerts.store.subscribers import PENDING
 from alerts.subscribers import InvalidSubscriber, OptedOut, Subscription, make_subscription
 from alerts.subscribers.lists import SubscriberListError, export_list, import_list
 from alerts.subscribers.mail import send_confirmation
+from alerts.subscribers.notices import ADDED, send_notice
 from alerts.text import one_line
 from alerts.types import Frequency, Subscriber, SubscriberStatus
 
+log = logging.getLogger(__name__)
 FREQUENCIES = click.Choice([f.value for f in Frequency])
 STATUSES = click.Choice([s.value for s in SubscriberStatus])
 
@@ -226,33 +230,69 @@ def list_subscribers(
 @subscribers.command("import", short_help="Import a YAML or CSV list of subscribers.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
+    "--consented",
+    "basis",
+    metavar="BASIS",
+    help="The people on the list already agreed to these alerts; say how, in a few words "
+    "(e.g. 'signed the Medway watch sign-up sheet, March 2026'). They are active at once, "
+    "each mailed a notice that says so, with links to change or leave. The basis is "
+    "recorded on each subscriber and in the audit log.",
+)
+@click.option(
     "--pending",
     is_flag=True,
-    help="New addresses confirm by email first (a confirmation is queued).",
+    hidden=True,
+    help="The default: new addresses confirm by email first (kept for scripts).",
 )
 @click.option(
     "--update", is_flag=True, help="Existing subscribers take the file's areas and frequency."
 )
 @json_option
 @with_app
-def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_json: bool) -> None:
+def import_subscribers(
+    app: App, file: Path, basis: str | None, pending: bool, update: bool, as_json: bool
+) -> None:
     """Import a YAML or CSV list (see subscribers/example.yaml and example.csv).
 
-    Idempotent. New addresses are active at once, the coordinator vouching for them
-    (--pending: they confirm by email). Addresses that unsubscribed or were suppressed
-    are skipped, never re-activated. Bad rows are reported with file:line and skipped;
-    the exit status is then 1.
+    New addresses are pending: each is mailed a confirmation (within the form's limits
+    per mailbox: at most one each 10 minutes, 3 a day) and gets nothing else until its
+    owner confirms. With --consented BASIS, stating how the people on the list agreed,
+    they are active at once and each is mailed a notice of it with links to change or
+    leave. Addresses that unsubscribed, were suppressed or erased are skipped, never
+    re-activated, either way. Idempotent. Bad rows are reported with file:line and
+    skipped; the exit status is then 1.
+
+    \b
+    Examples:
+      alerts subscribers import subscribers/example.yaml
+      alerts subscribers import watch.csv --consented "signed the watch's sign-up sheet"
     """
     now = app.now()
+    if basis is not None:
+        basis = one_line(basis, 200).strip()
+        if not basis:
+            fail(AlertsError("--consented needs the lawful basis in words",
+                             hint="say how the people on the list agreed, e.g. --consented "
+                             "\"signed the watch's sign-up sheet, March 2026\""))  # fmt: skip
+    mailed = held = 0
 
-    def confirm(subscriber: Subscriber) -> None:
-        send_confirmation(
-            app.config.mail,
-            app.store,
-            subscriber,
-            app.gazetteer.names_of(subscriber.areas),
-            now=now,
-        )
+    def tell(subscriber: Subscriber) -> None:
+        """A confirmation to a pending one, the notice to an active one: within the
+        mailbox limit the form's mail keeps."""
+        nonlocal mailed, held
+        key = mailbox_key(app.config.security, subscriber.email)
+        if not app.store.limits.take(key, MAILBOX, now):
+            held += 1
+            return
+        names = app.gazetteer.names_of(subscriber.areas)
+        if subscriber.status is PENDING:
+            queued = send_confirmation(app.config.mail, app.store, subscriber, names, now=now)
+        else:
+            queued = send_notice(
+                app.config.mail, app.config.digests, app.store, subscriber, ADDED, names,
+                now=now, basis=basis or "",
+            )  # fmt: skip
+        mailed += queued is not None
 
     try:
         report = import_list(
@@ -260,15 +300,25 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
             app.gazetteer,
             file,
             now=now,
-            pending=pending,
+            pending=basis is None,
             update=update,
-            on_pending=confirm,
+            on_added=tell,
             hashed=app.store.retention.opt_out_checker(app.config.security),
+            origin=f"import:{file.name}" + (f"; consented: {basis}" if basis else ""),
         )
     except SubscriberListError as exc:
         fail(exc)
+    if basis is not None:
+        app.store.audit.record(
+            "cli",
+            "import-consented",
+            now,
+            target=file.name,
+            after={"basis": basis, "added": report.added},
+        )
+        log.info("Imported %s as consented (%s): %d added", file.name, basis, report.added)
     if as_json:
-        print_json(report.as_dict())
+        print_json({**report.as_dict(), "mailed": mailed, "held_by_limit": held})
     else:
         for problem in report.bad:
             click.echo(f"Bad row: {problem}", err=True)
@@ -284,6 +334,11 @@ def import_subscribers(app: App, file: Path, pending: bool, update: bool, as_jso
             f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, {kept}"
             f"{report.opted_out} opted out, {len(report.skipped)} skipped, {len(report.bad)} bad rows."
         )
+        if report.added:
+            what = "a notice with links to change or leave" if basis else "a confirmation"
+            limit = f"; {held} not mailed (the mailbox had its mail for now)" if held else ""
+            state = "active (consent stated)" if basis else "pending until they confirm"
+            click.echo(f"New addresses are {state}: {mailed} mailed {what}{limit}.")
     if report.bad:
         click.get_current_context().exit(EXIT_FAILURES)
 

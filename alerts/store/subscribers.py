@@ -405,6 +405,26 @@ class Subscribers:
             )
             return result.rowcount == 1
 
+    def undo_unsubscribe(self, subscriber_id: int, *, left_at: datetime, now: datetime) -> bool:
+        """Undo the unsubscribe of ``left_at`` (a one-click on a forwardable edition, which
+        may have come from a forwarded copy): the subscriber is active again exactly as
+        before it (areas, frequency, edition, confirmation and watermark are untouched by
+        an unsubscribe, and stay as they were). Only while nothing changed since: it is
+        still unsubscribed at that very moment, and was confirmed. False (and nothing
+        changes) otherwise: undone already, left again since, came back or suppressed."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(subscribers)
+                .where(
+                    subscribers.c.id == subscriber_id,
+                    subscribers.c.status == UNSUBSCRIBED.value,
+                    subscribers.c.status_changed_at == left_at,
+                    subscribers.c.confirmed_at.is_not(None),
+                )
+                .values(status=ACTIVE.value, status_changed_at=now)
+            )
+            return result.rowcount == 1
+
     def suppress(self, subscriber_id: int, *, now: datetime) -> bool:
         """Never mail this address again (hard bounces, a complaint). False if it already was."""
         with self.engine.begin() as conn:
@@ -464,6 +484,7 @@ class Subscribers:
                         areas=subscription.areas,
                         frequency=subscription.frequency,
                         urgent=subscription.urgent,
+                        forwardable=subscription.forwardable,
                     )
                 return subscriber, send
             except IntegrityError:

@@ -20,12 +20,14 @@ The rules the table keeps (and the state-machine test checks):
 1. whoever asks on the form and confirms is active, with the choices they confirmed,
    whatever happened before (a suppressed address excepted: it is never mailed);
 2. nothing is mailed to an unsubscribed, suppressed or erased address except a
-   confirmation its owner (or the operator for them) just asked for, and never to a
-   suppressed one;
+   confirmation its owner (or the operator for them) just asked for, or the one undo
+   link a coordinator gets when a one-click (perhaps from a forwarded copy) ended their
+   forwardable subscription; never anything to a suppressed one;
 3. only a confirmation link made after the last time an address left can bring it back,
    and no link made for one person acts on another (ids are never reused; links carry a
    key of the row they were made for);
-4. no import, command or bounce makes an opted-out address active: only its owner.
+4. no import, command or bounce makes an opted-out address active: only its owner (by
+   confirming, or by the undo link mailed to them).
 """
 
 from __future__ import annotations
@@ -49,9 +51,14 @@ class Event(enum.StrEnum):
     CONFIRM = "confirm"  # the newest confirmation link the address was sent, pressed
     MANAGE = "manage"  # "email me a link to manage my subscription"
     ONE_CLICK = "one-click"  # RFC 8058 one-click, or the unsubscribe page's button
+    #: The same, on a subscription to the forwardable edition: a member's mail app holding
+    #: a forwarded copy may have pressed it, so its coordinator is mailed a link to undo it.
+    ONE_CLICK_FORWARDABLE = "one-click, forwardable edition"
+    UNDO = "undo"  # the coordinator presses that link's button
     CLI_ADD = "add"  # alerts subscribers add
     CLI_REMOVE = "remove"  # alerts subscribers remove
     IMPORT = "import"  # alerts subscribers import (without --consented)
+    IMPORT_CONSENTED = "import --consented"  # the operator states how they agreed
     BOUNCE = "bounce"  # the hard bounce that reaches delivery.max_bounces
     COMPLAINT = "complaint"  # a spam report (ARF) or a 5xx naming policy
     ERASE = "erase"  # alerts privacy erase
@@ -64,6 +71,8 @@ class Mail(enum.StrEnum):
     ALREADY = "already subscribed"  # to an active address that signs up again
     MANAGE_LINK = "manage link"
     WELCOME = "welcome"  # after confirming: the choices, when mail comes, how to leave
+    ADDED = "added notice"  # an import --consented added them: why, and links to change or leave
+    UNDO = "undo link"  # to a coordinator one-clicked out: their subscription, back in one press
 
 
 @dataclass(frozen=True)
@@ -90,13 +99,16 @@ TABLE: dict[State, dict[Event, Cell]] = {
             S.ACTIVE, note="the operator vouches; --pending: pending, with a confirmation"
         ),
         E.CLI_REMOVE: Cell(S.ABSENT, note="error: no such subscriber"),
-        E.IMPORT: Cell(
-            S.ACTIVE, note="the coordinator vouches; --pending: pending, with a confirmation"
-        ),
+        E.IMPORT: Cell(S.PENDING, M.CONFIRM, "within the mailbox limits"),
         E.BOUNCE: Cell(S.ABSENT, note="nothing was sent"),
         E.COMPLAINT: Cell(S.ABSENT, note="nothing was sent"),
         E.ERASE: Cell(S.ERASED, note="the hash is kept all the same"),
         E.PURGE: Cell(S.ABSENT),
+        E.ONE_CLICK_FORWARDABLE: Cell(S.ABSENT, note="no link exists"),
+        E.UNDO: Cell(S.ABSENT, note="no link exists"),
+        E.IMPORT_CONSENTED: Cell(
+            S.ACTIVE, M.ADDED, "the operator states how they agreed; within the mailbox limits"
+        ),
     },
     S.PENDING: {
         E.SIGN_UP: Cell(S.PENDING, M.CONFIRM, "takes the new choices; a fresh confirmation"),
@@ -110,6 +122,9 @@ TABLE: dict[State, dict[Event, Cell]] = {
         E.COMPLAINT: Cell(S.SUPPRESSED),
         E.ERASE: Cell(S.ERASED),
         E.PURGE: Cell(S.ABSENT, note="never confirmed within retention.pending_days"),
+        E.ONE_CLICK_FORWARDABLE: Cell(S.UNSUBSCRIBED, note="nothing confirmed, nothing to undo"),
+        E.UNDO: Cell(S.PENDING, note="no link of this record"),
+        E.IMPORT_CONSENTED: Cell(S.PENDING, note="--update takes the file's choices"),
     },
     S.ACTIVE: {
         E.SIGN_UP: Cell(S.ACTIVE, M.ALREADY, "nothing changes: the notice has a manage link"),
@@ -123,6 +138,11 @@ TABLE: dict[State, dict[Event, Cell]] = {
         E.COMPLAINT: Cell(S.SUPPRESSED),
         E.ERASE: Cell(S.ERASED),
         E.PURGE: Cell(S.ACTIVE, note="kept while they subscribe"),
+        E.ONE_CLICK_FORWARDABLE: Cell(
+            S.UNSUBSCRIBED, M.UNDO, "perhaps from a forwarded copy: the coordinator can undo it"
+        ),
+        E.UNDO: Cell(S.ACTIVE, note="nothing to undo: back already, or subscribed again since"),
+        E.IMPORT_CONSENTED: Cell(S.ACTIVE, note="--update takes the file's choices"),
     },
     S.UNSUBSCRIBED: {
         E.SIGN_UP: Cell(S.UNSUBSCRIBED, M.CONFIRM, "the owner asked: sent although they left"),
@@ -138,6 +158,11 @@ TABLE: dict[State, dict[Event, Cell]] = {
         E.COMPLAINT: Cell(S.SUPPRESSED),
         E.ERASE: Cell(S.ERASED),
         E.PURGE: Cell(S.ERASED, note="after retention.unsubscribed_days"),
+        E.ONE_CLICK_FORWARDABLE: Cell(S.UNSUBSCRIBED),
+        E.UNDO: Cell(
+            S.ACTIVE, note="as it was before that one-click, if nothing changed since; once"
+        ),
+        E.IMPORT_CONSENTED: Cell(S.UNSUBSCRIBED, note="skipped as opted out"),
     },
     S.SUPPRESSED: {
         E.SIGN_UP: Cell(S.SUPPRESSED, note="never mailed"),
@@ -153,6 +178,9 @@ TABLE: dict[State, dict[Event, Cell]] = {
         E.PURGE: Cell(
             S.SUPPRESSED, note="only the keyed hash is kept after retention.unsubscribed_days"
         ),
+        E.ONE_CLICK_FORWARDABLE: Cell(S.SUPPRESSED),
+        E.UNDO: Cell(S.SUPPRESSED, note="never mailed again"),
+        E.IMPORT_CONSENTED: Cell(S.SUPPRESSED, note="skipped as opted out"),
     },
     S.ERASED: {
         E.SIGN_UP: Cell(S.PENDING, M.CONFIRM, "a new record; the hash stays"),
@@ -166,6 +194,9 @@ TABLE: dict[State, dict[Event, Cell]] = {
         E.COMPLAINT: Cell(S.ERASED, note="nothing was sent"),
         E.ERASE: Cell(S.ERASED),
         E.PURGE: Cell(S.ERASED),
+        E.ONE_CLICK_FORWARDABLE: Cell(S.ERASED, note="the erased record's links act on nobody"),
+        E.UNDO: Cell(S.ERASED, note="the erased record's links act on nobody"),
+        E.IMPORT_CONSENTED: Cell(S.ERASED, note="skipped as opted out"),
     },
 }
 
@@ -213,8 +244,9 @@ def may_mail(
     """Whether a message queued at ``queued_at`` may go to a subscriber whose status is
     ``status`` now (checked when it is sent, so whoever left meanwhile gets nothing):
     pending and active ones, yes; an unsubscribed one only transactional mail queued
-    after they left (``left_at``), which is the confirmation they (or the operator for
-    them) just asked for; a suppressed one never."""
+    after they left (``left_at``): the confirmation they (or the operator for them) just
+    asked for, or the undo link mailed to a coordinator whose forwardable subscription a
+    one-click ended; a suppressed one never."""
     if status in (State.PENDING, State.ACTIVE):
         return True
     if status == State.UNSUBSCRIBED and transactional:

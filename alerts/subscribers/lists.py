@@ -227,24 +227,29 @@ def import_list(
     update: bool = False,
     on_pending: Callable[[Subscriber], None] | None = None,
     hashed: Callable[[str], bool] | None = None,
+    on_added: Callable[[Subscriber], None] | None = None,
+    origin: str | None = None,
 ) -> ImportReport:
     """Import a subscriber list. New addresses become active with their watermark at
     ``now`` (the coordinator vouches for them), or pending with ``pending`` (then
-    ``on_pending`` is called for each, to send the confirmation). Existing pending or
+    ``on_pending`` is called for each, to send the confirmation); ``on_added`` is called
+    for every address added, pending or active (the CLI mails each). Existing pending or
     active ones keep their own preferences unless ``update``. Opted-out addresses are
     skipped with the reason, and so are those ``hashed`` says are kept only as a hash
-    of an opt-out or an erasure. Raises :class:`SubscriberListError` for an unreadable file.
+    of an opt-out or an erasure. ``origin`` is recorded on each new row (default
+    ``import:<file name>``). Raises :class:`SubscriberListError` for an unreadable file.
     """
     importer = _Importer(
         store,
         gazetteer,
-        f"import:{path.name}",
+        origin or f"import:{path.name}",
         now=now,
         pending=pending,
         update=update,
         on_pending=on_pending,
     )
     importer.hashed = hashed
+    importer.on_added = on_added
     for row in read_list(path):
         importer.take(row)
     importer.flush()
@@ -280,6 +285,8 @@ class _Importer:
         self.new_rows: list[tuple[str, Subscription, SubscriberStatus]] = []
         #: Whether an address is kept only as the hash of an opt-out or an erasure.
         self.hashed: Callable[[str], bool] | None = None
+        #: Called for every address added, whatever its status.
+        self.on_added: Callable[[Subscriber], None] | None = None
 
     def take(self, row: ListRow) -> None:
         """Check one row of the list and act on it."""
@@ -395,8 +402,14 @@ class _Importer:
             self.report.skipped.append(RowProblem(where, subscription.email, exc.message))
             return
         setattr(self.report, outcome, getattr(self.report, outcome) + 1)
-        if outcome == "added" and subscriber.status is PENDING and self.on_pending is not None:
+        if outcome == "added":
+            self._added(subscriber)
+
+    def _added(self, subscriber: Subscriber) -> None:
+        if subscriber.status is PENDING and self.on_pending is not None:
             self.on_pending(subscriber)
+        if self.on_added is not None:
+            self.on_added(subscriber)
 
     def flush(self) -> None:
         """Insert the new rows waiting, in one transaction (row by row when one of them
@@ -413,10 +426,9 @@ class _Importer:
                 self._save(where, subscription, status)
             return
         self.report.added += len(ids)
-        if self.on_pending is not None:
-            for new_id, (_, _, status) in zip(ids, batch, strict=True):
-                if status is PENDING:
-                    self.on_pending(self.store.subscribers.get(new_id))
+        if self.on_pending is not None or self.on_added is not None:
+            for new_id in ids:
+                self._added(self.store.subscribers.get(new_id))
 
 
 def _status(value: Any) -> SubscriberStatus | None:

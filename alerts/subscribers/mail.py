@@ -168,6 +168,7 @@ def send_confirmation(
             subscriber.frequency,
             subscriber.urgent,
             key=subscriber.link_key,
+            forwardable=subscriber.forwardable,
         ),
         now,
     )

@@ -7,7 +7,9 @@
   signs up again (the form says the same whatever the address, so only its owner
   learns that it is subscribed);
 - ``welcome``: after confirmation, the areas, the frequency, when mail comes and how
-  to leave.
+  to leave;
+- ``added``: to each address an import made active (``--consented``): who added it and
+  why (the basis the operator stated), the areas, and the manage and unsubscribe links.
 
 Each is built and queued like the confirmation (templates ``<kind>.txt`` and
 ``<kind>.html`` in ``<templates>/email``), and is never sent to an address that
@@ -38,10 +40,12 @@ from alerts.types import Frequency, Subscriber, SubscriberStatus
 MANAGE_LINK = "manage"
 ALREADY = "already"
 WELCOME = "welcome"
+ADDED = "added"
 SUBJECTS = {
     MANAGE_LINK: "Manage your {site} subscription",
     ALREADY: "You are already subscribed to {site}",
     WELCOME: "Welcome to {site}",
+    ADDED: "You were added to {site}",
 }
 KINDS = tuple(SUBJECTS)
 MAILABLE = frozenset({SubscriberStatus.ACTIVE, SubscriberStatus.PENDING})
@@ -89,8 +93,10 @@ def notice_content(
     kind: str,
     area_names: list[str],
     now: datetime,
+    basis: str = "",
 ) -> tuple[str, str, str]:
-    """Subject, plain text and HTML of one notice, its links made at ``now``."""
+    """Subject, plain text and HTML of one notice, its links made at ``now``; ``basis``:
+    why an import added them (``added``)."""
     env = email_templates(mail)
     links = link_signer(mail.site.base_url, mail.security).links(
         subscriber.id, now, subscriber.link_key
@@ -105,6 +111,7 @@ def notice_content(
         "manage_days": MANAGE_MAX_AGE // 86400,
         "when": when_mail_comes(digests, subscriber),
         "pending": subscriber.status is SubscriberStatus.PENDING,
+        "basis": basis,
     }
     subject = SUBJECTS[kind].format(site=mail.site.name)
     return (
@@ -124,6 +131,7 @@ def send_notice(
     *,
     now: datetime,
     not_before: datetime | None = None,
+    basis: str = "",
 ) -> int | None:
     """Queue one notice for ``subscriber`` (to go at ``not_before`` if given); returns the outbox id, or None for an
     address that may not be mailed (unsubscribed, suppressed). Limits on how often are
@@ -132,7 +140,7 @@ def send_notice(
         raise ValueError(f"unknown notice {kind!r}; one of {', '.join(KINDS)}")
     if subscriber.status not in MAILABLE:
         return None
-    subject, text, html = notice_content(mail, digests, subscriber, kind, area_names, now)
+    subject, text, html = notice_content(mail, digests, subscriber, kind, area_names, now, basis)
     message_id = make_msgid(idstring=kind, domain=mail.email.domain)
     message = build_transactional_message(
         mail, subscriber, subject, text, html, now=now, message_id=message_id

@@ -2,8 +2,10 @@
 request for a manage link.
 
 The forms answer the same page whatever the address, and answer it before any of this
-runs (the web app runs these as background tasks), so neither the words nor the time
-of the answer tell anyone whether an address is subscribed. What is sent:
+runs (the web app hands these to its worker, off the connection:
+:mod:`alerts.web.form_work`), so neither the words nor the time of the answer, nor of
+the next one on a kept-alive connection, tell anyone whether an address is subscribed.
+What is sent:
 
 ============  ===========================  ================================
 address       sign-up                      manage link asked for

@@ -28,6 +28,7 @@ class Problem(enum.StrEnum):
     EMAIL_NOT_ASCII = "email-not-ascii"
     AREAS_MISSING = "areas-missing"
     FREQUENCY_UNKNOWN = "frequency-unknown"
+    EDITION_UNKNOWN = "edition-unknown"
     OTHER = "other"
 
 
@@ -150,6 +151,25 @@ def parse_frequency(value: str | Frequency) -> Frequency:
         raise InvalidSubscriber(
             f"unknown frequency {one_line(str(value), 40)!r}; use one of {choices}",
             problem=Problem.FREQUENCY_UNKNOWN,
+        ) from None
+
+
+#: The form's editions: a personal one (links to change or leave in every email), and
+#: one to forward (no personal link in the body; its owner manages it by email).
+EDITIONS = {"personal": False, "forwardable": True}
+
+
+def parse_edition(value: str | None) -> bool | None:
+    """Whether the edition named is the forwardable one; None when none is named."""
+    text = (value or "").strip().lower()
+    if not text:
+        return None
+    try:
+        return EDITIONS[text]
+    except KeyError:
+        raise InvalidSubscriber(
+            f"unknown edition {one_line(str(value), 40)!r}; use one of {', '.join(EDITIONS)}",
+            problem=Problem.EDITION_UNKNOWN,
         ) from None
 
 

@@ -26,6 +26,7 @@ from alerts.subscribers import (
     parse_frequency,
     resolve_areas,
 )
+from alerts.subscribers.validation import parse_edition
 from alerts.types import AreaKind
 
 #: "A and B and C": tried as areas up to this many words (each try is a gazetteer lookup).
@@ -40,6 +41,7 @@ SENTENCES = {
     ),
     Problem.AREAS_MISSING: "Choose at least one area, or type a town or postcode district",
     Problem.FREQUENCY_UNKNOWN: "Select how often you want alerts",
+    Problem.EDITION_UNKNOWN: "Select who the emails are for: you, or people you forward them to",
 }
 
 
@@ -127,6 +129,8 @@ def checked_fields(
             ],
         ),
         "frequency": lambda: parse_frequency(form.get("frequency", "")),
+        # None when the form has no edition field (a page from before it had one).
+        "forwardable": lambda: parse_edition(form.get("edition")),
     }
     values: dict[str, Any] = {}
     errors: dict[str, FieldError] = {}

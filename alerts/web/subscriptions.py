@@ -15,6 +15,7 @@ It runs past 500 lines because each page's handler sits next to the checks that 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -38,9 +39,18 @@ from alerts.subscribers import (
 from alerts.subscribers.mail import CONFIRM_MAX_AGE, CONFIRMATION, check_confirmation_templates
 from alerts.subscribers.notices import check_notice_templates
 from alerts.subscribers.requests import quietly, request_manage_link, sign_up, welcome
+from alerts.subscribers.undo import send_undo
 from alerts.text import and_list
-from alerts.tokens import CONFIRM, MANAGE, MANAGE_MAX_AGE, UNSUBSCRIBE, Confirmation, link_signer
+from alerts.tokens import (
+    CONFIRM,
+    MANAGE,
+    MANAGE_MAX_AGE,
+    UNSUBSCRIBE,
+    Confirmation,
+    link_signer,
+)
 from alerts.types import Frequency, Subscriber
+from alerts.web.form_work import FormWork
 from alerts.web.pages import render, web_app
 from alerts.web.subscription_form import (
     area_choices,
@@ -51,6 +61,8 @@ from alerts.web.subscription_form import (
 )
 
 MAX_FIELD = 1000
+#: Retry-After when the forms' work queue is full.
+BUSY_RETRY_SECONDS = 60
 #: More boxes than the form has are not read.
 MAX_TICKED = 500
 # Pages reached by a personal link: never cached, and the token never leaks to another
@@ -107,11 +119,14 @@ def subscribe(request: Request, form: dict[str, str]) -> Response:
         )
     if refused := foreign_origin(request):
         return refused
-    values, errors = checked_fields(app.gazetteer, form, ("email", "areas", "frequency"))
+    values, errors = checked_fields(
+        app.gazetteer, form, ("email", "areas", "frequency", "forwardable")
+    )
     if errors:
         return page(request, "subscribe.html", {"form": form, "errors": errors}, status=400)
     if shown := shown_back(request, "subscribe.html", form, {}):
         return shown
+    values["forwardable"] = bool(values["forwardable"])
     subscription = Subscription(**values, urgent=form.get("urgent") == "yes")
     if limited := too_many(request):
         return limited
@@ -123,8 +138,9 @@ def subscribe(request: Request, form: dict[str, str]) -> Response:
         "resend_minutes": int(MAILBOX.gap.total_seconds() // 60),
     }
     response = page(request, "check_inbox.html", context)
-    response.background = BackgroundTask(
-        quietly,
+    return after_answer(
+        request,
+        response,
         sign_up,
         app.config.mail,
         app.config.digests,
@@ -133,7 +149,6 @@ def subscribe(request: Request, form: dict[str, str]) -> Response:
         subscription,
         app.now(),
     )
-    return response
 
 
 @off_the_loop
@@ -162,7 +177,10 @@ def confirm(request: Request, form: dict[str, str]) -> Response:
     if waiting and reading(request):
         return page(request, "confirm.html", personal(app, subscriber, {"token": token}))
     stated = Preferences(
-        areas=subscriber.areas, frequency=subscriber.frequency, urgent=subscriber.urgent
+        areas=subscriber.areas,
+        frequency=subscriber.frequency,
+        urgent=subscriber.urgent,
+        forwardable=subscriber.forwardable,
     )
     now = app.now()
     confirmed = waiting and app.store.subscribers.confirm(
@@ -178,6 +196,8 @@ def confirm(request: Request, form: dict[str, str]) -> Response:
     outcome = "confirmed" if confirmed else "already"
     response = page(request, "confirmed.html", personal(app, subscriber, {"outcome": outcome}))
     if confirmed:
+        # A confirmation needs its signed link, so its timing tells nothing: the welcome
+        # can follow on this connection.
         response.background = BackgroundTask(
             quietly,
             welcome,
@@ -212,7 +232,9 @@ def manage(request: Request, form: dict[str, str]) -> Response:
         context["form"] = current_form(app, subscriber)
         return page(request, "manage.html", context)
     context["form"] = form
-    values, context["errors"] = checked_fields(app.gazetteer, form, ("areas", "frequency"))
+    values, context["errors"] = checked_fields(
+        app.gazetteer, form, ("areas", "frequency", "forwardable")
+    )
     if context["errors"]:
         return page(request, "manage.html", context, status=400)
     if shown := shown_back(request, "manage.html", form, context):
@@ -244,6 +266,35 @@ def shown_back(
         name,
         {**context, "form": form, "errors": {}, "widenings": shown, "widening_key": key},
     )
+
+
+def after_answer(
+    request: Request, response: Response, action: Callable[..., str], *args: object
+) -> Response:
+    """``response``, with ``action(*args)`` done after it by the forms' worker, off this
+    connection (:mod:`alerts.web.form_work`), so that neither the answer nor the next
+    request on a kept-alive connection waits for it. Without a worker (the server ran no
+    lifespan) it runs after the answer on this connection, as a background task. A full
+    queue (a flood) is answered 503: nothing was done, and the page says so."""
+    work: FormWork = request.app.state.form_work
+    job = functools.partial(quietly, action, *args)
+    if not work.running:
+        response.background = BackgroundTask(job)
+        return response
+    if work.submit(job):
+        return response
+    busy = page(
+        request,
+        "bad_link.html",
+        {
+            "title": "We are very busy",
+            "reason": "Nothing was sent or saved. Please try again in a minute.",
+            "expired": None,
+        },
+        status=503,
+    )
+    busy.headers["Retry-After"] = str(BUSY_RETRY_SECONDS)
+    return busy
 
 
 def too_many(request: Request) -> Response | None:
@@ -286,8 +337,9 @@ def manage_by_email(request: Request, form: dict[str, str]) -> Response:
         "check_inbox_manage.html",
         {"email": values["email"], "manage_days": MANAGE_MAX_AGE // 86400},
     )
-    response.background = BackgroundTask(
-        quietly,
+    return after_answer(
+        request,
+        response,
         request_manage_link,
         app.config.mail,
         app.config.digests,
@@ -296,7 +348,6 @@ def manage_by_email(request: Request, form: dict[str, str]) -> Response:
         values["email"],
         app.now(),
     )
-    return response
 
 
 @off_the_loop
@@ -313,7 +364,7 @@ def unsubscribe_page(request: Request, form: dict[str, str]) -> Response:
     subscriber = subscriber_from(request, form.get("token"), UNSUBSCRIBE)
     if isinstance(subscriber, Response):
         return subscriber
-    changed = app.store.subscribers.unsubscribe(subscriber.id, now=app.now())
+    changed = leave(app, subscriber)
     return page(request, "unsubscribed.html", personal(app, subscriber, {"changed": changed}))
 
 
@@ -338,12 +389,24 @@ def _unsubscribe_by_token(request: Request) -> Response:
         claim = link_signer(app.config.site.base_url, app.config.security).read(
             request.query_params.get("token") or "", UNSUBSCRIBE, app.now()
         )
-        app.store.subscribers.unsubscribe(app.store.subscribers.for_link(claim).id, now=app.now())
+        leave(app, app.store.subscribers.for_link(claim))
     except (BadToken, NotFound):
         return PlainTextResponse(
             "This unsubscribe link is not valid.\n", status_code=400, headers=PRIVATE
         )
     return PlainTextResponse("Unsubscribed.\n", headers=PRIVATE)
+
+
+def leave(app: App, subscriber: Subscriber) -> bool:
+    """Unsubscribe by a link (the one-click header, or the unsubscribe page's button);
+    whether it changed anything. An active forwardable subscription may have been ended
+    by a member's mail app holding a forwarded copy: its owner is mailed the undo link
+    at once (:mod:`alerts.subscribers.undo`)."""
+    now = app.now()
+    changed = app.store.subscribers.unsubscribe(subscriber.id, now=now)
+    if changed and subscriber.forwardable and subscriber.status is ACTIVE:
+        send_undo(app.config.mail, app.store, subscriber, area_names(app, subscriber), left_at=now)
+    return changed
 
 
 # -- helpers --------------------------------------------------------------------
@@ -470,6 +533,9 @@ def as_stated(subscriber: Subscriber, confirmation: Confirmation) -> Subscriber:
         areas=confirmation.areas,
         frequency=confirmation.frequency,
         urgent=confirmation.urgent,
+        forwardable=subscriber.forwardable
+        if confirmation.forwardable is None
+        else confirmation.forwardable,
     )
 
 
@@ -538,6 +604,7 @@ def current_form(app: App, subscriber: Subscriber) -> dict[str, str]:
         ),
         "frequency": subscriber.frequency.value,
         "urgent": "yes" if subscriber.urgent else "no",
+        "edition": "forwardable" if subscriber.forwardable else "personal",
     }
 
 

@@ -34,9 +34,10 @@ def socket_url(sock: socket.socket) -> str:
 
 @contextlib.contextmanager
 def serve_in_thread(asgi_app: Any, sock: socket.socket | None = None) -> Iterator[str]:
-    """Run ``asgi_app`` under uvicorn until the block ends; yields its base URL."""
+    """Run ``asgi_app`` under uvicorn until the block ends; yields its base URL. Its
+    lifespan runs as under ``alerts web`` (the forms' worker starts, and drains at the end)."""
     sock = sock or bind_loopback()
-    config = uvicorn.Config(asgi_app, log_level="warning", lifespan="off", access_log=False)
+    config = uvicorn.Config(asgi_app, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="uvicorn"

@@ -8,6 +8,7 @@ thread does when woken), so each step's mail is known to have gone before the ne
 from __future__ import annotations
 
 import re
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -258,3 +259,77 @@ def test_an_erased_address_can_sign_up_afresh(
     sign_up_and_confirm(checked, inbox, "erased@example.org", 1, axe_source, "after erasure")
     again = app.store.subscribers.find("erased@example.org")
     assert again is not None and again.status is ACTIVE
+
+
+def test_a_coordinator_one_clicked_out_from_a_forwarded_copy_is_mailed_an_undo_that_restores_them(
+    inbox: Inbox, checked: Any, axe_source: str, clock: ManualClock, tmp_path: Path
+) -> None:
+    page, site, app = checked, inbox.site, inbox.site.app
+    address = "watch.coordinator@example.org"
+
+    # The coordinator signs up for the edition to forward, weekly, and confirms.
+    page.goto(site.url + "/subscribe?area=medway")
+    page.get_by_label("Email address").fill(address)
+    page.get_by_label("A weekly digest").check()
+    page.get_by_label("For me to forward to a group").check()
+    accessible(page, axe_source, "subscribe: the edition to forward chosen")
+    page.get_by_role("button", name="Subscribe").click()
+    assert page.locator("h1").inner_text() == "Check your email"
+    [confirmation] = inbox.deliver(1)
+    page.goto(inbox.link(confirmation, "/confirm"))
+    page.get_by_role("button", name="Confirm my subscription").click()
+    assert page.locator("h1").inner_text() == "You are subscribed"
+    inbox.deliver(2)  # the welcome
+    before = app.store.subscribers.find(address)
+    assert before is not None and before.status is ACTIVE and before.forwardable
+
+    # A weekly edition goes out; the coordinator forwards it to the group.
+    clock.advance(timedelta(days=1))
+    save(app, advisory("fraud", title="Caller poses as police"), at=app.now())
+    clock.advance(timedelta(hours=1))
+    queue_digests(
+        app.config.mail,
+        app.config.digests,
+        app.store,
+        app.gazetteer,
+        Frequency.WEEKLY,
+        now=app.now(),
+    )
+    edition = inbox.deliver(3)[2]
+    assert edition["To"] == address and edition["List-Unsubscribe-Post"]
+    before = app.store.subscribers.get(before.id)  # its watermark moved with the edition
+    one_click = re.search(
+        r"<(http[^>]+/unsubscribe/one-click\?token=[^>]+)>", edition["List-Unsubscribe"]
+    )
+    assert one_click
+
+    # A member's mail app, holding the forwarded copy, presses its unsubscribe button.
+    pressed = urllib.request.Request(
+        one_click.group(1),
+        data=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        method="POST",
+    )
+    with urllib.request.urlopen(pressed, timeout=10) as answer:
+        assert answer.status == 200
+    assert app.store.subscribers.get(before.id).status is UNSUBSCRIBED
+
+    # The coordinator is told at once, and one button puts everything back as it was.
+    undo_mail = inbox.deliver(4)[3]
+    assert undo_mail["To"] == address and "alerts were stopped" in undo_mail["Subject"]
+    show_email(page, undo_mail, tmp_path, axe_source)
+    page.goto(inbox.link(undo_mail, "/undo"))
+    assert page.locator("h1").inner_text() == "Start your alerts again?"
+    accessible(page, axe_source, "undo: asks")
+    page.get_by_role("button", name="Start my alerts again").click()
+    assert page.locator("h1").inner_text() == "Your alerts are back"
+    accessible(page, axe_source, "undo: done")
+    after = app.store.subscribers.get(before.id)
+    assert after.status is ACTIVE
+    kept = ("areas", "frequency", "forwardable", "urgent", "confirmed_at", "watermark")
+    assert {f: getattr(after, f) for f in kept} == {f: getattr(before, f) for f in kept}
+
+    # Pressed again, it only says they are subscribed.
+    page.goto(inbox.link(undo_mail, "/undo"))
+    assert page.locator("h1").inner_text() == "Your alerts are on"
+    accessible(page, axe_source, "undo: nothing to undo")

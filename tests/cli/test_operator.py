@@ -403,7 +403,10 @@ def test_subscribers_import_mentions_update_only_when_rows_were_kept(
     added = run_cli("subscribers", "import", str(first)).stdout
     kept = run_cli("subscribers", "import", str(changed)).stdout
 
-    assert added == "1 added, 0 updated, 0 unchanged, 0 opted out, 0 skipped, 0 bad rows.\n"
+    assert added == (
+        "1 added, 0 updated, 0 unchanged, 0 opted out, 0 skipped, 0 bad rows.\n"
+        "New addresses are pending until they confirm: 1 mailed a confirmation.\n"
+    )
     assert kept == (
         "0 added, 0 updated, 0 unchanged, 1 kept as they are (--update applies the file to them), "
         "0 opted out, 0 skipped, 0 bad rows.\n"

@@ -162,7 +162,7 @@ def test_import_is_idempotent_and_reports_counts(run: Run) -> None:
     example = str(REPO / "subscribers" / "example.csv")
     first = run("subscribers", "import", example)
     assert first.exit_code == 0
-    assert first.output.startswith("3 added, 0 updated, 0 unchanged")
+    assert first.stdout.startswith("3 added, 0 updated, 0 unchanged")
     second = run("subscribers", "import", example, "--json")
     assert json.loads(second.output)["unchanged"] == 3
 

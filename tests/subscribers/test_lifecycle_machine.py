@@ -23,7 +23,7 @@ from email.policy import default
 from pathlib import Path
 
 from click.testing import Result
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from starlette.testclient import TestClient
@@ -45,8 +45,12 @@ SUBJECTS = {
     "Welcome to": Mail.WELCOME,
     "You are already subscribed": Mail.ALREADY,
     "Manage your": Mail.MANAGE_LINK,
+    "You were added to": Mail.ADDED,
+    "alerts were stopped": Mail.UNDO,
 }
-LINK = re.compile(r"/(confirm|manage|unsubscribe/one-click|unsubscribe)\?token=([A-Za-z0-9_.\-]+)")
+LINK = re.compile(
+    r"/(confirm|manage|unsubscribe/one-click|unsubscribe|undo)\?token=([A-Za-z0-9_.\-]+)"
+)
 #: Every step happens a little after the one before: the form's one-mail-per-10-minutes
 #: gap never hides what a step did (the per-day allowance is modelled instead).
 STEP = timedelta(minutes=11)
@@ -79,6 +83,10 @@ class Person:
     #: The form's mailbox limit, as the store keeps it: (last use, window start, count).
     limit: tuple[datetime, datetime, int] | None = None
     links: list[Link] = field(default_factory=list)
+    #: The newest undo link mailed (a one-click ended their forwardable subscription),
+    #: and whether a confirmation was sent since they left (then the undo does nothing).
+    undo_link: Link | None = None
+    asked_since_left: bool = False
 
 
 def take_limit(person: Person, now: datetime) -> bool:
@@ -165,7 +173,52 @@ def test_random_lives_of_three_residents_follow_the_lifecycle_table(
             )
             client.post(f"/unsubscribe/one-click?token={token}", content=b"List-Unsubscribe=One-Click",
                         headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
-            self.expect(person, Event.ONE_CLICK)
+            self.expect(
+                person, Event.ONE_CLICK_FORWARDABLE if found.forwardable else Event.ONE_CLICK
+            )
+
+        @rule(name=st.sampled_from(PEOPLE), then_undo=st.booleans())
+        def coordinator_one_clicked(self, name: str, then_undo: bool) -> None:
+            """They choose the edition to forward on the manage page; later a one-click
+            (a member's mail app, holding a forwarded copy) ends the subscription."""
+            person = self.begin(name)
+            found = app.store.subscribers.find_mailbox(person.email)
+            if found is None:
+                return
+            signer = link_signer(app.config.site.base_url, app.config.security)
+            if found.status.value in (State.PENDING, State.ACTIVE):
+                manage = signer.token(found.id, "manage", clock.now(), found.link_key)
+                saved = client.post("/manage", data={
+                    "token": manage, "area": list(found.areas), "frequency": found.frequency.value,
+                    "urgent": "yes" if found.urgent else "no", "edition": "forwardable",
+                })  # fmt: skip
+                assert saved.status_code == 200, saved.text
+            token = signer.token(found.id, UNSUBSCRIBE, clock.now(), found.link_key)
+            client.post(f"/unsubscribe/one-click?token={token}", content=b"List-Unsubscribe=One-Click",
+                        headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+            self.expect(person, Event.ONE_CLICK_FORWARDABLE)
+            if then_undo:  # the coordinator reads the undo mail and presses its button
+                self.undo(name)
+
+        @rule(name=st.sampled_from(PEOPLE))
+        def undo(self, name: str) -> None:
+            """The coordinator presses the newest undo link they were mailed."""
+            person = self.begin(name)
+            link = person.undo_link
+            if link is None:
+                return
+            client.post("/undo", data={"token": link.token})
+            works = (
+                link.generation == person.generation
+                and person.state is State.UNSUBSCRIBED
+                and person.changed == link.issued
+                and not person.asked_since_left
+            )
+            event("undo: " + ("restores" if works else "does nothing"))
+            if not works:
+                self.expect_nothing()
+                return
+            self.expect(person, Event.UNDO)
 
         @rule(name=st.sampled_from(PEOPLE), areas=st.sampled_from(AREAS))
         def cli_add(self, name: str, areas: tuple[str, ...]) -> None:
@@ -189,7 +242,19 @@ def test_random_lives_of_three_residents_follow_the_lifecycle_table(
                 f'email,areas\n{person.email},"{",".join(areas)}"\n', encoding="utf-8"
             )
             run_cli("subscribers", "import", str(listing), config=config)
-            self.expect(person, Event.IMPORT, areas=areas)
+            # A confirmation to a new address, within the form's mailbox limits.
+            self.expect(person, Event.IMPORT, areas=areas, form=True)
+
+        @rule(name=st.sampled_from(PEOPLE), areas=st.sampled_from(AREAS))
+        def import_consented(self, name: str, areas: tuple[str, ...]) -> None:
+            person = self.begin(name)
+            listing = tmp_path / "list.csv"
+            listing.write_text(
+                f'email,areas\n{person.email},"{",".join(areas)}"\n', encoding="utf-8"
+            )
+            run_cli("subscribers", "import", str(listing), "--consented", "asked at a meeting",
+                    config=config)  # fmt: skip
+            self.expect(person, Event.IMPORT_CONSENTED, areas=areas, form=True)
 
         @rule(name=st.sampled_from(PEOPLE), event=st.sampled_from([Event.BOUNCE, Event.COMPLAINT]))
         def bounce_or_complaint(self, name: str, event: Event) -> None:
@@ -245,6 +310,8 @@ def test_random_lives_of_three_residents_follow_the_lifecycle_table(
             before = {name: self.real_state(person) for name, person in self.people.items()}
             if link.purpose == "confirm":
                 client.post("/confirm", data={"token": link.token})
+            elif link.purpose == "undo":
+                client.post("/undo", data={"token": link.token})
             elif link.purpose == "manage":
                 page = client.get(f"/manage?token={link.token}")
                 shown = re.findall(r"(\w)…@example\.org", page.text)
@@ -259,6 +326,7 @@ def test_random_lives_of_three_residents_follow_the_lifecycle_table(
             if after[link.person] != before[link.person]:
                 allowed = {
                     "confirm": State.ACTIVE,
+                    "undo": State.ACTIVE,
                     "unsubscribe": State.UNSUBSCRIBED,
                     "unsubscribe/one-click": State.UNSUBSCRIBED,
                 }
@@ -314,7 +382,11 @@ def test_random_lives_of_three_residents_follow_the_lifecycle_table(
                     and cell.after in (State.PENDING, State.ACTIVE)
                     and mail is Mail.NONE
                 )
-                or (event is Event.IMPORT and before is State.ABSENT and cell.after is State.ACTIVE)
+                or (
+                    event is Event.IMPORT_CONSENTED
+                    and before is State.ABSENT
+                    and cell.after is State.ACTIVE
+                )
             )
             if takes_choices:
                 person.areas = areas
@@ -324,6 +396,7 @@ def test_random_lives_of_three_residents_follow_the_lifecycle_table(
             if mail is Mail.CONFIRM:
                 [(_, _, message)] = got
                 person.confirm_link = self.links_in(person, message, areas or person.areas)[0]
+                person.asked_since_left = person.state is State.UNSUBSCRIBED
 
         def expect_nothing(self) -> None:
             got = self.deliver()
@@ -348,7 +421,10 @@ def test_random_lives_of_three_residents_follow_the_lifecycle_table(
                 # Nothing reaches an address that left unless it is what its owner just asked for.
                 assert owner.state is not State.SUPPRESSED, (to, kind)
                 if kind is not Mail.CONFIRM:
-                    self.links_in(owner, message, owner.areas)
+                    found = self.links_in(owner, message, owner.areas)
+                if kind is Mail.UNDO:
+                    owner.undo_link = next(link for link in found if link.purpose == "undo")
+                    owner.asked_since_left = False
                 arrived.append((to, kind, message))
             return arrived
 

@@ -18,23 +18,28 @@ def test_the_readme_prints_the_table_as_the_code_has_it() -> None:
     assert markdown_table() in readme
 
 
-def test_only_the_owners_confirmation_makes_an_opted_out_address_active() -> None:
+def test_only_the_owners_confirmation_or_undo_makes_an_opted_out_address_active() -> None:
     for state in (State.UNSUBSCRIBED, State.SUPPRESSED, State.ERASED):
         for event in Event:
             if step(state, event).after is State.ACTIVE:
-                assert event is Event.CONFIRM, (state, event)
+                assert event in (Event.CONFIRM, Event.UNDO), (state, event)
+    # The undo link is mailed to the owner, and brings back only someone who left by one-click.
+    assert step(State.SUPPRESSED, Event.UNDO).after is State.SUPPRESSED
+    assert step(State.ERASED, Event.UNDO).after is State.ERASED
 
 
-def test_nothing_but_an_asked_for_confirmation_goes_to_an_address_that_left() -> None:
-    for state in set(State) - MAILABLE:
+def test_an_address_that_left_gets_only_a_confirmation_it_asked_for_or_an_undo_link() -> None:
+    for state in State:
         for event in Event:
             cell = TABLE[state][event]
             mail = (
                 cell.mail if cell.after not in MAILABLE else Mail.NONE
             )  # a welcome goes to the active one
-            assert mail in (Mail.NONE, Mail.CONFIRM), (state, event)
+            assert mail in (Mail.NONE, Mail.CONFIRM, Mail.UNDO), (state, event)
             if mail is Mail.CONFIRM:
                 assert event in (Event.SIGN_UP, Event.CLI_ADD), (state, event)
+            if mail is Mail.UNDO:  # the coordinator, told at once that a one-click ended it
+                assert (state, event) == (State.ACTIVE, Event.ONE_CLICK_FORWARDABLE)
     assert all(cell.mail is Mail.NONE for cell in TABLE[State.SUPPRESSED].values())
 
 
