@@ -33,6 +33,7 @@ from tests.support.dovecot import PASSWORD, USER, PrivateDovecot
 from tests.support.dovecot import unavailable as no_dovecot
 from tests.support.postfix import PrivatePostfix, free_port
 from tests.support.postfix import unavailable as no_postfix
+from tests.support.sections import Stages
 
 needs_dovecot = pytest.mark.skipif(no_dovecot() is not None, reason=no_dovecot() or "")
 needs_postfix = pytest.mark.skipif(no_postfix() is not None, reason=no_postfix() or "")
@@ -67,7 +68,7 @@ def imap(port: int, ca_file: Path | None, **more: Any) -> dict[str, Any]:
     return settings
 
 
-def subscriber_of(app: App, email: str) -> tuple[str, int]:
+def subscriber_of(app: App | Stages, email: str) -> tuple[str, int]:
     [row] = [r for r in app.store.fixtures.table_rows("subscribers") if r["email"] == email]
     return row["status"], row["bounces"]
 
@@ -116,14 +117,14 @@ def strip_keyword(server: PrivateDovecot) -> None:
 
 @pytest.fixture
 def bounced_app(
-    make_app: Callable[..., App], sink: SmtpSink, dovecot: PrivateDovecot, db_url: str
-) -> Callable[..., tuple[App, str]]:
+    make_mailer: Callable[..., Stages], sink: SmtpSink, dovecot: PrivateDovecot, db_url: str
+) -> Callable[..., tuple[Stages, str]]:
     """``bounced_app(**imap)``: an app that sent COUNT messages with their own return
     paths to ``sink``; the first recipient's DSN is in Dovecot's INBOX. Returns the app
     and the recipient."""
 
-    def make(max_bounces: int = 1, **more: Any) -> tuple[App, str]:
-        app = make_app(
+    def make(max_bounces: int = 1, **more: Any) -> tuple[Stages, str]:
+        app = make_mailer(
             database=db_url,
             max_bounces=max_bounces,
             smtp={"host": sink.host, "port": sink.port},
@@ -139,13 +140,8 @@ def bounced_app(
     return make
 
 
-def read(app: App) -> Any:
-    return read_bounces(
-        app.config.delivery,
-        app.store,
-        app.clock,
-        return_paths(app.config.delivery, app.config.mail),
-    )
+def read(app: Stages) -> Any:
+    return read_bounces(app.delivery, app.store, app.clock, return_paths(app.delivery, app.mail))
 
 
 # -- end to end: a real Postfix writes the DSN, a real Dovecot serves it ------------------
@@ -213,7 +209,7 @@ def test_a_dsn_written_by_a_real_postfix_and_read_over_imaps_suppresses_its_addr
 
 @needs_dovecot
 def test_a_handled_message_stays_on_the_server_flagged_and_is_never_counted_twice(
-    bounced_app: Callable[..., tuple[App, str]], dovecot: PrivateDovecot
+    bounced_app: Callable[..., tuple[Stages, str]], dovecot: PrivateDovecot
 ) -> None:
     app, recipient = bounced_app(max_bounces=3)
 
@@ -232,7 +228,7 @@ def test_a_handled_message_stays_on_the_server_flagged_and_is_never_counted_twic
 
 @needs_dovecot
 def test_a_person_reading_the_folder_hides_nothing_from_the_reader(
-    bounced_app: Callable[..., tuple[App, str]], dovecot: PrivateDovecot
+    bounced_app: Callable[..., tuple[Stages, str]], dovecot: PrivateDovecot
 ) -> None:
     app, recipient = bounced_app()
     client = imaplib.IMAP4_SSL(
@@ -249,7 +245,7 @@ def test_a_person_reading_the_folder_hides_nothing_from_the_reader(
 
 @needs_dovecot
 def test_with_a_processed_folder_handled_messages_are_moved_there(
-    bounced_app: Callable[..., tuple[App, str]], dovecot: PrivateDovecot
+    bounced_app: Callable[..., tuple[Stages, str]], dovecot: PrivateDovecot
 ) -> None:
     app, recipient = bounced_app(processed_folder="Processed")
 
@@ -264,7 +260,7 @@ def test_with_a_processed_folder_handled_messages_are_moved_there(
 
 @needs_dovecot
 def test_a_forged_dsn_over_imap_suppresses_nobody(
-    bounced_app: Callable[..., tuple[App, str]], dovecot: PrivateDovecot
+    bounced_app: Callable[..., tuple[Stages, str]], dovecot: PrivateDovecot
 ) -> None:
     app, recipient = bounced_app()
     victim = "reader1@residents.example.net"
@@ -507,8 +503,8 @@ def test_alerts_serve_checks_the_password_variable_before_it_starts(
 
 
 def test_reading_an_imap_mailbox_that_is_down_raises_a_mailbox_error(
-    make_app: Callable[..., App], sqlite_url: str
+    make_mailer: Callable[..., Stages], sqlite_url: str
 ) -> None:
-    app = make_app(database=sqlite_url, bounces={"imap": imap(free_port(), None)})
+    app = make_mailer(database=sqlite_url, bounces={"imap": imap(free_port(), None)})
     with pytest.raises(MailboxError, match="cannot reach the server"):
         read(app)
