@@ -10,14 +10,21 @@ A daily or weekly digest is *due* when its scheduled local time (``digests.daily
 ``weekly_day``/``weekly_at`` in ``timezone``) has passed since the last time one was
 queued. Any job may check that, so a missed run is caught up once by whichever comes
 next, and the per-subscriber watermarks make a repeated run send nothing twice.
+
+Ingest, review and the immediate queueing run inside the queue turn
+(:func:`alerts.locking.queue_turn`), and so does the queueing of due digests (they move
+the daily and weekly watermarks): a cycle on the clock takes its ``now`` for them only
+once it holds the turn, so no change stamped by the console or a command is passed over.
+A cycle for a given instant (``now=``) keeps it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -33,6 +40,7 @@ from alerts.feeds import build_feeds
 from alerts.ingest import MAX_SETTLE_WAIT, ingest_sources
 from alerts.ingest.review import settle_timeouts
 from alerts.ingest.settle import Settling
+from alerts.locking import QueueTurn, QueueTurnBusy, queue_turn
 from alerts.store import Store
 from alerts.store.runs import FEEDS_BUILT, digest_kind
 from alerts.types import Frequency, RunReport
@@ -132,6 +140,7 @@ def run_cycle(
         now,
         stop or threading.Event(),
         progress,
+        queue_turn(app.config.database),
     )
     cycle.settling = settling
     cycle.run()
@@ -153,8 +162,10 @@ class _Cycle:
         send_at: datetime | None,
         stop: threading.Event,
         progress: SendProgress | None,
+        turn: QueueTurn,
     ):
         self.config = config
+        self.turn = turn
         self.store = store
         self.gazetteer = gazetteer
         self.clock = clock
@@ -170,35 +181,61 @@ class _Cycle:
         self.settling: Settling | None = None
 
     def run(self) -> None:
-        plan, now = self.plan, self.now
+        plan = self.plan
         started = self.clock.monotonic()
         found = False
-        if plan.ingest:
-            found = bool(self._stage("ingest", self._ingest))
-        if plan.review:
-            released = bool(self._stage("review", self._review))
-            if plan.only_if_released and not released and not self.report.failed_stages:
-                return
-            found = released or found
-        # Immediate and urgent alerts before the feeds: queueing wakes the senders, so the
-        # mail is on its way while the feeds are written.
-        if plan.immediate:
-            self._stage("immediate", lambda: self._queue(Frequency.IMMEDIATE))
+        try:
+            with self._turn("ingest"):
+                if plan.ingest:
+                    found = bool(self._stage("ingest", self._ingest))
+                if plan.review:
+                    released = bool(self._stage("review", self._review))
+                    if plan.only_if_released and not released and not self.report.failed_stages:
+                        return
+                    found = released or found
+                # Immediate and urgent alerts before the feeds: queueing wakes the senders,
+                # so the mail is on its way while the feeds are written.
+                if plan.immediate:
+                    self._stage("immediate", lambda: self._queue(Frequency.IMMEDIATE))
+        except QueueTurnBusy as exc:
+            self._busy("ingest and queue", exc)
+        now = self.now
         if plan.feeds == "always" or (
             plan.feeds == "if-new" and (found or self.store.runs.feeds_stale(now))
         ):
             self._stage("feeds", self._feeds)
-        for frequency in plan.digests:
-            if is_due(self.store, self.config.digests, self.config.tz, frequency, now):
-                self._stage(
-                    f"{frequency.value} digests", functools.partial(self._digest, frequency)
-                )
+        if plan.digests:
+            try:
+                with self._turn("digests"):
+                    for frequency in plan.digests:
+                        if is_due(
+                            self.store, self.config.digests, self.config.tz, frequency, self.now
+                        ):
+                            self._stage(
+                                f"{frequency.value} digests",
+                                functools.partial(self._digest, frequency),
+                            )
+            except QueueTurnBusy as exc:
+                self._busy("digests", exc)
         if plan.send:
             self._stage("send", self._send)
         self.report.seconds = self.clock.monotonic() - started
-        self.report.finished_at = now + timedelta(seconds=self.report.seconds)
+        self.report.finished_at = self.report.started_at + timedelta(seconds=self.report.seconds)
         self.store.runs.record(self.report)
         self._log()
+
+    @contextlib.contextmanager
+    def _turn(self, what: str) -> Iterator[None]:
+        """Hold the queue turn; a cycle on the clock takes its ``now`` inside it."""
+        with self.turn.hold(f"{self.plan.kind} {what}"):
+            if self.send_at is None:
+                self.now = self.clock.now()
+            yield
+
+    def _busy(self, name: str, exc: QueueTurnBusy) -> None:
+        log.error("%s skipped: %s", name, exc, extra={"ctx_stage": name})
+        self.report.failed_stages.append(name)
+        self.report.problems.append(f"{name}: {exc}")
 
     def _stage(self, name: str, action: Callable[[], object]) -> object:
         report = self.report

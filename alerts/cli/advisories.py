@@ -11,6 +11,7 @@ import click
 from alerts.app import App
 from alerts.cli import cli, json_option, parse_when, print_json, with_existing_app
 from alerts.ingest.review import hold_by_editor, reason_words, release_advisory
+from alerts.locking import queue_turn
 from alerts.tagging import explain
 from alerts.types import Advisory, Hold
 
@@ -149,7 +150,11 @@ def release(app: App, advisory_id: int) -> None:
 
     A source's surge is released as a whole: 'alerts sources release NAME'."""
     item = app.store.advisories.get(advisory_id)
-    if release_advisory(app.store, item.id, now=app.now()).changed:
+    # In the queue turn (alerts.locking): a change stamped before a running queueing's
+    # instant but committed after its read would never be mailed.
+    with queue_turn(app.config.database).hold("advisories release"):
+        changed = release_advisory(app.store, item.id, now=app.now()).changed
+    if changed:
         click.echo(f"Advisory {item.id} released: the next run mails and publishes it.")
         return
     if item.hold is Hold.SURGE:
@@ -171,9 +176,11 @@ def hold(app: App, advisory_id: int) -> None:
     the archive at their next build) until 'alerts advisories release ID' or an editor
     releases it in the console. Those it was mailed to already are not mailed again."""
     item = app.store.advisories.get(advisory_id)
-    if hold_by_editor(
-        app.store, app.config.sources, item.id, "the command line", now=app.now()
-    ).changed:
+    with queue_turn(app.config.database).hold("advisories hold"):
+        changed = hold_by_editor(
+            app.store, app.config.sources, item.id, "the command line", now=app.now()
+        ).changed
+    if changed:
         click.echo(
             f"Advisory {item.id} held for review: 'alerts advisories release {item.id}' lets it go."
         )
@@ -214,7 +221,8 @@ def retag(app: App, ref: str, areas: tuple[str, ...], outside: bool, auto: bool)
     item = app.store.advisories.get(ref)
     slugs = None if auto else [app.gazetteer.resolve(area) for area in areas]
     was = names(app, item.areas) or "nobody"
-    app.store.advisories.retag(item.id, slugs, app.now())
+    with queue_turn(app.config.database).hold("advisories retag"):
+        app.store.advisories.retag(item.id, slugs, app.now())
     now = app.store.advisories.get(item.id)
     reach = names(app, now.areas) or "nobody (outside coverage)"
     how = (

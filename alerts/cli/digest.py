@@ -12,7 +12,7 @@ from alerts.app import App
 from alerts.cli import cli, json_option, parse_when, print_json, with_existing_app
 from alerts.cli.checks import check_startup
 from alerts.digest import PlannedMessage, preview_digest, queue_digests
-from alerts.locking import instance_lock
+from alerts.locking import instance_lock, queue_turn
 from alerts.types import Frequency
 
 FREQUENCIES = click.Choice([f.value for f in Frequency])
@@ -166,7 +166,11 @@ def digest(app: App, frequency: str, dry_run: bool, as_json: bool) -> None:
         )
     else:
         # Never alongside 'alerts serve' or another run: both would queue the same messages.
-        with instance_lock(app.config.database, "digest", clock=app.clock):
+        # And in the queue turn: the console queues too (alerts.locking).
+        with (
+            instance_lock(app.config.database, "digest", clock=app.clock),
+            queue_turn(app.config.database).hold("digest"),
+        ):
             report = queue_digests(
                 app.config.mail,
                 app.config.digests,

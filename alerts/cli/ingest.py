@@ -10,6 +10,7 @@ import click
 from alerts.app import App
 from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, progress_bar, with_app
 from alerts.ingest import IngestReport, ingest_files, ingest_sources
+from alerts.locking import queue_turn
 
 PROGRESS_FROM = 50  # files; smaller batches finish before a bar is worth drawing
 PROGRESS = progress_bar("ingest", "file", minimum=PROGRESS_FROM)
@@ -54,6 +55,13 @@ def ingest(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
 
 
 def run_ingest(app: App, paths: tuple[Path, ...] = ()) -> IngestReport:
+    """Ingest in the queue turn (alerts.locking), its instant taken once it is held: the
+    changes it stamps must not be passed over by a queueing running meanwhile."""
+    with queue_turn(app.config.database).hold("ingest"):
+        return _ingest(app, paths)
+
+
+def _ingest(app: App, paths: tuple[Path, ...]) -> IngestReport:
     if paths:
         return ingest_files(
             paths, app.store, app.gazetteer, now=app.now(), zone=app.config.tz, progress=PROGRESS

@@ -11,6 +11,7 @@ from alerts.config import SourceConfig
 from alerts.errors import NotFound
 from alerts.ingest.lifecycle import SourceEvent, SourceState
 from alerts.ingest.surges import settle_surge
+from alerts.locking import queue_turn
 from alerts.types import Hold
 
 
@@ -52,7 +53,9 @@ def list_sources(app: App, as_json: bool) -> None:
 def release(app: App, name: str) -> None:
     """Release the batch a surging source holds: the next run mails and publishes it
     (each subscriber's hourly limit still holds)."""
-    count = settle_surge(app.store, _source(app, name), SourceEvent.RELEASE, now=app.now())
+    source = _source(app, name)
+    with queue_turn(app.config.database).hold("sources release"):  # alerts.locking
+        count = settle_surge(app.store, source, SourceEvent.RELEASE, now=app.now())
     click.echo(f"{count} advisories from {name} released." if count else f"{name} holds nothing.")
 
 
@@ -62,7 +65,9 @@ def release(app: App, name: str) -> None:
 def drop(app: App, name: str) -> None:
     """Drop the batch a surging source holds: kept, so never new again, but never
     mailed or published."""
-    count = settle_surge(app.store, _source(app, name), SourceEvent.DROP, now=app.now())
+    source = _source(app, name)
+    with queue_turn(app.config.database).hold("sources drop"):  # alerts.locking
+        count = settle_surge(app.store, source, SourceEvent.DROP, now=app.now())
     click.echo(f"{count} advisories from {name} dropped." if count else f"{name} holds nothing.")
 
 

@@ -36,6 +36,7 @@ from alerts.ingest.review import (
     release_advisory,
 )
 from alerts.ingest.surges import settle_surge
+from alerts.locking import queue_turn
 from alerts.store.users import Session
 from alerts.types import Advisory, Frequency, Hold
 from alerts.web.admin.guard import PREFIX, console_render, console_route, form_of
@@ -152,11 +153,13 @@ def change_and_queue(
     app: App, console: ConsoleSends, change: Callable[[datetime], tuple[T, bool]]
 ) -> tuple[T, int, datetime]:
     """Make a console change (a send, a release) at an instant taken here, then queue
-    its alerts if it says so (its second value), one console change at a time in this
-    process: a queueing moves each subscriber's watermark to its instant, so another
-    editor's change made earlier but not yet queued would be passed over. Returns the
-    change's value, the messages queued and the instant."""
-    with console.serial:
+    its alerts if it says so (its second value), holding the queue turn
+    (:func:`alerts.locking.queue_turn`) and taking the instant only once it is held: a
+    queueing moves each subscriber's watermark to its instant, so a change stamped
+    earlier but committed after another queueing (this process's, 'alerts serve''s, a
+    command's) read would be passed over. The sending happens after, outside the turn.
+    Returns the change's value, the messages queued and the instant."""
+    with console.serial, queue_turn(app.config.database).hold("web console"):
         now = app.now()
         value, queue = change(now)
         return value, queue_alerts(app, console, now) if queue else 0, now
@@ -188,10 +191,12 @@ async def hold(request: Request, session: Session) -> Response:
     item = await _advisory_or_404(request, session)
     if isinstance(item, Response):
         return item
-    now = app.now()
-    done = await asyncio.to_thread(
-        hold_by_editor, app.store, app.config.sources, item.id, session.user.name, now=now
-    )
+
+    def change(now: datetime) -> tuple[Settled, bool]:
+        done = hold_by_editor(app.store, app.config.sources, item.id, session.user.name, now=now)
+        return done, False
+
+    done, _, now = await asyncio.to_thread(change_and_queue, app, console_sends(request), change)
     if done.changed:
         after = hold_record(await asyncio.to_thread(app.store.advisories.get, item.id))
         await asyncio.to_thread(
