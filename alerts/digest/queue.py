@@ -3,8 +3,10 @@ once, and write ``digests``, ``outbox`` and ``subscriber_advisories`` rows and t
 watermarks together, one transaction per batch of subscribers, so a crash loses or
 repeats nothing. Subscribers are streamed, never all in memory.
 
-A run covers the advisories that changed in (watermark, now]. Runs are meant to be
-one at a time (the scheduler is a single process).
+A run covers the advisories that changed in (watermark, now]. Runs are one at a time,
+and never beside a change being stamped and committed: whoever queues (the pipeline's
+cycle, the console, a command) holds the queue turn (:func:`alerts.locking.queue_turn`)
+and takes ``now`` inside it.
 
 Alerts (immediate and urgent) pass the flood guard (:mod:`alerts.digest.guard`): what
 comes past a subscriber's hourly limit is held (their watermark stays put) and gathered
