@@ -34,7 +34,6 @@ itself): a sign-up form POST -> its confirmation accepted by the relay, median o
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import smtplib
 import statistics
@@ -42,14 +41,11 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import yaml
 from sqlalchemy.engine import make_url
 
@@ -60,6 +56,7 @@ from alerts.types import OutboxItem
 
 # The seeding helpers live with the tests (tests/support), which are not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.benchmarking import advisory, postgres_schema
 from tests.support.processes import AlertsProcess, free_port
 from tests.support.seeding import seed_subscribers
 
@@ -81,38 +78,6 @@ class Clock:
     def wait(self, count: int, timeout: float) -> bool:
         with self.lock:
             return self.lock.wait_for(lambda: len(self.times) >= count, timeout)
-
-
-def advisory(number: int) -> str:
-    stamp = datetime.now(UTC).astimezone().strftime("%H:%M %d/%m/%Y")
-    meta = {
-        "title": f"Urgent: dangerous dog loose in Chatham ({number})",
-        "url": f"https://www.kent.police.uk/news/latency-{uuid.uuid4().hex}/",
-        "area": "Medway",
-        "priority": "urgent",
-        "publish": {"date": stamp},
-    }
-    return (
-        "```yaml\n" + yaml.safe_dump(meta) + "```\n\nResidents of Chatham: keep children indoors.\n"
-    )
-
-
-@contextlib.contextmanager
-def postgres_schema(url: str) -> Iterator[str]:
-    """A fresh schema on the server, selected through the URL's search_path; dropped after."""
-    schema = f"latency_{uuid.uuid4().hex[:8]}"
-    server = make_url(url).set(drivername="postgresql").render_as_string(False)
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield (
-            make_url(url)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(False)
-        )
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

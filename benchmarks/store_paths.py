@@ -31,8 +31,8 @@ from alerts.ingest import ingest_sources
 from alerts.types import Frequency
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from latency import REPO, advisory, postgres_schema
-
+from tests.support import REPO
+from tests.support.benchmarking import advisory, postgres_schema
 from tests.support.seeding import seed_subscribers
 
 
