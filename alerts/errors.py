@@ -79,6 +79,11 @@ class SourceError(AlertsError):
     on and it is tried again at the next poll. ``where`` is its URL."""
 
 
+class Conflict(AlertsError):
+    """What was asked conflicts with what exists (a name already taken, the last admin):
+    the command was used wrongly, so it exits 2 like bad usage, and nothing changed."""
+
+
 class NotFound(AlertsError):
     """A record asked for by id or key does not exist."""
 

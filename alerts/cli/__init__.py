@@ -21,14 +21,21 @@ from tqdm import tqdm
 
 from alerts import __version__
 from alerts.app import App
-from alerts.errors import AlertsError, ConfigError, GazetteerError, NotFound, UnknownArea
+from alerts.errors import (
+    AlertsError,
+    ConfigError,
+    Conflict,
+    GazetteerError,
+    NotFound,
+    UnknownArea,
+)
 from alerts.ingest.dates import BadDate, parse_date
 from alerts.logs import configure_logging
 from alerts.text import one_line
 
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
-USAGE_ERRORS = (ConfigError, GazetteerError, UnknownArea, NotFound)
+USAGE_ERRORS = (ConfigError, GazetteerError, UnknownArea, NotFound, Conflict)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from alerts.errors import AlertsError, NotFound
+from alerts.errors import Conflict, NotFound
 from alerts.store.schema import login_failures, sessions, users
 
 
@@ -22,11 +22,11 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
-class UserExists(AlertsError):
+class UserExists(Conflict):
     """There is already a user by that name."""
 
 
-class LastAdmin(AlertsError):
+class LastAdmin(Conflict):
     """The change would leave nobody who can manage users."""
 
 

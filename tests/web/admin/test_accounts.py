@@ -60,7 +60,18 @@ def test_adding_the_same_name_twice_says_so(run_cli: Callable[..., Result]) -> N
     again = run_cli(
         "users", "add", "jo", "--role", "editor", "--password-stdin", input=PASSWORD + "\n"
     )
-    assert again.exit_code != 0 and "already a user called 'jo'" in again.output
+    assert again.exit_code == 2 and "already a user called 'jo'" in again.output
+
+
+def test_the_last_admin_is_not_removed_from_the_command_line(
+    run_cli: Callable[..., Result],
+) -> None:
+    run_cli("users", "add", "jo", "--role", "admin", "--password-stdin", input=PASSWORD + "\n")
+    refused = run_cli("users", "remove", "jo")
+    assert refused.exit_code == 2
+    assert "would leave no admin" in refused.output
+    assert "make another user an admin first" in refused.output
+    assert "jo" in run_cli("users", "list").output
 
 
 def test_removing_a_user_or_changing_their_password_ends_their_sign_ins(
