@@ -22,7 +22,6 @@ import re
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from html import unescape
@@ -33,33 +32,17 @@ import yaml
 
 from alerts.app import App
 from alerts.store.users import Role
-from alerts.testing import Received, SmtpSink
+from alerts.testing import SmtpSink
 from alerts.web.admin.passwords import hash_password
 
 # The seeding helpers live with the tests (tests/support), which are not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.benchmarking import Arrivals
 from tests.support.processes import AlertsProcess, free_port
 from tests.support.seeding import seed_subscribers
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
-
-
-class Arrivals:
-    """Acceptance times at the relay."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.lock = threading.Condition()
-
-    def __call__(self, _received: Received) -> None:
-        with self.lock:
-            self.times.append(time.time())
-            self.lock.notify_all()
-
-    def wait(self, count: int, timeout: float) -> bool:
-        with self.lock:
-            return self.lock.wait_for(lambda: len(self.times) >= count, timeout)
 
 
 def hidden(html: str) -> dict[str, str]:

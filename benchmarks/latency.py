@@ -51,33 +51,16 @@ from sqlalchemy.engine import make_url
 
 from alerts.app import App
 from alerts.message import MessageFactory
-from alerts.testing import Received, SmtpSink
+from alerts.testing import SmtpSink
 from alerts.types import OutboxItem
 
 # The seeding helpers live with the tests (tests/support), which are not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.benchmarking import advisory, postgres_schema
+from tests.support.benchmarking import Arrivals, advisory, postgres_schema
 from tests.support.processes import AlertsProcess, free_port
 from tests.support.seeding import seed_subscribers
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-class Clock:
-    """Acceptance times at the relay (wall clock, as the file's appearance)."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.lock = threading.Condition()
-
-    def __call__(self, _received: Received) -> None:
-        with self.lock:
-            self.times.append(time.time())
-            self.lock.notify_all()
-
-    def wait(self, count: int, timeout: float) -> bool:
-        with self.lock:
-            return self.lock.wait_for(lambda: len(self.times) >= count, timeout)
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -129,7 +112,7 @@ def _run_size(
         folder, staging = root / "advisories", root / "staging"
         folder.mkdir()
         staging.mkdir()
-        clock = Clock()
+        clock = Arrivals()
         with SmtpSink(keep=False, on_accept=clock) as sink:
             config = root / "config.yaml"
             config.write_text(
@@ -274,7 +257,7 @@ def confirmations(count: int, *, alone: bool) -> float:
         root = Path(tmp)
         (root / "advisories").mkdir()
         port = free_port()
-        clock = Clock()
+        clock = Arrivals()
         with SmtpSink(keep=False, on_accept=clock) as sink:
             config = root / "config.yaml"
             config.write_text(

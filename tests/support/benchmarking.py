@@ -1,8 +1,11 @@
-"""What the benchmarks share: an urgent advisory file, and a PostgreSQL schema of their own."""
+"""What the benchmarks share: an urgent advisory file, a PostgreSQL schema of their own, and
+the relay's acceptance times."""
 
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -10,6 +13,8 @@ from datetime import UTC, datetime
 import psycopg
 import yaml
 from sqlalchemy.engine import make_url
+
+from alerts.testing import Received
 
 
 def advisory(number: int) -> str:
@@ -43,3 +48,21 @@ def postgres_schema(url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+class Arrivals:
+    """Acceptance times at the relay, by the wall clock (as a file's appearance is timed):
+    give it to ``SmtpSink(on_message=...)``."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.lock = threading.Condition()
+
+    def __call__(self, _received: Received) -> None:
+        with self.lock:
+            self.times.append(time.time())
+            self.lock.notify_all()
+
+    def wait(self, count: int, timeout: float) -> bool:
+        with self.lock:
+            return self.lock.wait_for(lambda: len(self.times) >= count, timeout)
