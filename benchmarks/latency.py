@@ -56,7 +56,7 @@ from alerts.types import OutboxItem
 
 # The seeding helpers live with the tests (tests/support), which are not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.benchmarking import Arrivals, advisory, postgres_schema
+from tests.support.benchmarking import Arrivals, CSink, advisory, postgres_schema
 from tests.support.processes import AlertsProcess, free_port
 from tests.support.seeding import seed_subscribers
 
@@ -96,16 +96,16 @@ def backends(database: str | None) -> dict[int, float]:
 
 
 def run_size(
-    size: int, runs: int, database: str | None, connections: int, senders: int
+    size: int, runs: int, database: str | None, connections: int, senders: int, relay: str
 ) -> dict[str, Any]:
     if database:
         with postgres_schema(database) as url:
-            return _run_size(size, runs, url, connections, senders)
-    return _run_size(size, runs, None, connections, senders)
+            return _run_size(size, runs, url, connections, senders, relay)
+    return _run_size(size, runs, None, connections, senders, relay)
 
 
 def _run_size(
-    size: int, runs: int, database: str | None, connections: int, senders: int
+    size: int, runs: int, database: str | None, connections: int, senders: int, relay: str
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="alerts-latency-") as tmp:
         root = Path(tmp)
@@ -113,7 +113,8 @@ def _run_size(
         folder.mkdir()
         staging.mkdir()
         clock = Arrivals()
-        with SmtpSink(keep=False, on_accept=clock) as sink:
+        relay_sink = CSink(clock) if relay == "smtp-sink" else SmtpSink(keep=False, on_accept=clock)
+        with relay_sink as sink:
             config = root / "config.yaml"
             config.write_text(
                 yaml.safe_dump(
@@ -340,13 +341,21 @@ def main() -> None:
         default=0,
         help="'alerts send --follow' processes beside alerts serve (each with --connections)",
     )
+    parser.add_argument(
+        "--relay",
+        choices=["aiosmtpd", "smtp-sink"],
+        default="aiosmtpd",
+        help="the loopback relay: aiosmtpd in this process (about 700 messages a second here,"
+        " so the limit at scale), or Postfix's smtp-sink, in C (Debian's postfix package)",
+    )
     parser.add_argument("--confirmations", type=int, default=5, help="sign-ups to time (0: none)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     backend = "postgresql" if args.database else "sqlite"
     print(
         f"latency: file appears -> relay accepts; {backend}, {args.connections} connections,"
-        f" {args.senders} 'alerts send --follow' beside serve, median of {args.runs} runs"
+        f" {args.senders} 'alerts send --follow' beside serve, relay {args.relay},"
+        f" median of {args.runs} runs"
     )
     print(
         f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)"
@@ -356,7 +365,9 @@ def main() -> None:
         f" {'floor (s)':>10} {'last/floor':>10} {'cpu s/1k':>9} {'db cpu s/1k':>12}"
     )
     for size in sizes:
-        result = run_size(size, args.runs, args.database, args.connections, args.senders)
+        result = run_size(
+            size, args.runs, args.database, args.connections, args.senders, args.relay
+        )
         print(
             f"{result['size']:>12,} {result['first']:>10.2f} {result['last']:>10.2f} "
             f"{result['rate']:>8.0f} {result['job']:>14.2f} {result['floor']:>10.2f}"
