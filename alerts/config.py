@@ -19,7 +19,7 @@ from datetime import time
 from email.utils import parseaddr
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -452,6 +452,10 @@ class DeliveryConfig(_Model):
     #: again after this (on SQLite at once when the sender ran on this machine); keep it
     #: well above the time one batch takes to send.
     lease_seconds: float = Field(default=300.0, ge=10, le=DAY_SECONDS)
+    #: Sender processes 'alerts serve' runs beside its own ('alerts send --follow'
+    #: children), each on a core of its own: auto is one per core beyond the first (at
+    #: most 3) on PostgreSQL with a relay, none on SQLite or with the Maildir.
+    sender_processes: Annotated[int, Field(ge=0, le=16)] | Literal["auto"] = "auto"
 
     @model_validator(mode="after")
     def _smtp_present(self) -> DeliveryConfig:

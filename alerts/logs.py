@@ -14,6 +14,8 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
+            # 'alerts serve' and its sender processes write to the same place.
+            "pid": record.process,
             "message": record.getMessage(),
         }
         for key, value in record.__dict__.items():

@@ -56,6 +56,7 @@ from alerts import __version__
 from alerts.app import App
 from alerts.config import Config
 from alerts.delivery import outbox_drainer
+from alerts.delivery.processes import SenderProcesses, sender_process_count
 from alerts.errors import AlertsError
 from alerts.ingest.settle import Settling
 from alerts.ingest.watch import FolderWatcher
@@ -440,8 +441,10 @@ def schedule_table(app: App, now: datetime) -> list[dict[str, Any]]:
     return rows
 
 
-def serve(app: App, *, standby: bool = False) -> None:
-    """Run the scheduler until SIGTERM or Ctrl-C. Raises
+def serve(app: App, *, standby: bool = False, sender_command: list[str] | None = None) -> None:
+    """Run the scheduler until SIGTERM or Ctrl-C. ``sender_command``: how to start one of
+    the ``delivery.sender_processes`` children (:mod:`alerts.delivery.processes`); without
+    it none are started. Raises
     :class:`~alerts.locking.AlreadyRunning` when another holds the instance lock (unless
     ``standby``: then wait for it to stop and take over) and
     :class:`~alerts.locking.LockLost` if the lock is lost while running."""
@@ -457,8 +460,8 @@ def serve(app: App, *, standby: bool = False) -> None:
     try:
         if not _acquire(lock, stop, signals, standby=standby):
             return
-        _log_start(app.config)
-        services = _Services(app, runner, stop)
+        services = _Services(app, runner, stop, sender_command)
+        _log_start(app.config, services.processes.count)
         try:
             services.start()
             scheduler.start()  # blocks until shutdown
@@ -488,11 +491,19 @@ class _Services:
     """What runs beside the scheduler's jobs: the sender, the folder watcher and the
     thread that runs the files job when it calls, and the heartbeat."""
 
-    def __init__(self, app: App, runner: JobRunner, stop: threading.Event):
+    def __init__(
+        self,
+        app: App,
+        runner: JobRunner,
+        stop: threading.Event,
+        sender_command: list[str] | None = None,
+    ):
         config = app.config
         self.sender = outbox_drainer(
             config.delivery, config.mail, app.store, stop, clock=app.clock, name="sender"
         )
+        count = sender_process_count(config.delivery, config.database)
+        self.processes = SenderProcesses(sender_command or [], count if sender_command else 0, stop)
         self.watcher = FolderWatcher(config.sources, on_change=runner.files_changed.set, stop=stop)
         self.threads = [
             threading.Thread(
@@ -510,10 +521,12 @@ class _Services:
         for thread in self.threads:
             thread.start()
         self.sender.start()
+        self.processes.start()
         self.watcher.start()
 
     def join(self) -> None:
         """Once ``stop`` is set: the message in flight is finished, then all stop."""
+        self.processes.stop()
         self.sender.join()
         self.watcher.stop()
         for thread in self.threads:
@@ -579,12 +592,13 @@ def _acquire(
     return True
 
 
-def _log_start(config: Config) -> None:
+def _log_start(config: Config, sender_processes: int) -> None:
     digests = config.digests
     log.info(
         "alerts %s serving %s (database %s, time zone %s): folders watched and read again "
         "every %g minutes, "
-        "daily digests at %s, weekly digests on %ss at %s",
+        "daily digests at %s, weekly digests on %ss at %s; sending from this process and %d"
+        " more (delivery.sender_processes)",
         __version__,
         config.site.name,
         _redacted(config.database),
@@ -593,6 +607,7 @@ def _log_start(config: Config) -> None:
         f"{digests.daily_at:%H:%M}",
         digests.weekly_day.capitalize(),
         f"{digests.weekly_at:%H:%M}",
+        sender_processes,
     )
 
 

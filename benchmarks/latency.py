@@ -16,7 +16,7 @@ the watched folder (the instant it "appears"); the relay records the time it acc
 each message. Prints, per size, the median over the runs of: first acceptance, last
 acceptance, and messages per second from the first to the last; and the parts of the
 first: the files job (settle wait, ingest, queue) from ``alerts serve``'s log; and the
-CPU seconds per 1,000 messages of ``alerts serve`` and the ``--senders`` processes (all threads: ingest, queue, build,
+CPU seconds per 1,000 messages of ``alerts serve`` (with its sender processes) and the ``--senders`` processes (all threads: ingest, queue, build,
 send, mark; steadier than wall times on a shared machine) and, on PostgreSQL, of the
 server's backends serving the benchmark's database (those alive at the end of the run).
 Then the floor, in the same session against the same relay: plain smtplib handing as
@@ -73,6 +73,17 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def with_children(pid: int) -> list[int]:
+    """``pid`` and its child processes (serve's ``delivery.sender_processes``)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 def backends(database: str | None) -> dict[int, float]:
@@ -152,7 +163,9 @@ def _run_size(
             processes = [serve, *extra]
 
             def cpu() -> float:
-                return sum(cpu_seconds(p.proc.pid) for p in processes)
+                return sum(
+                    cpu_seconds(pid) for p in processes for pid in with_children(p.proc.pid)
+                )
 
             try:
                 serve.wait_for("watching ", timeout=120)

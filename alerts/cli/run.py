@@ -14,6 +14,8 @@ from alerts.app import App
 from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, with_app, with_existing_app
 from alerts.cli.checks import check_startup
 from alerts.cli.send import send_progress, stop_on_signals
+from alerts.config import config_path
+from alerts.delivery.processes import child_command
 from alerts.locking import instance_lock
 from alerts.pipeline import run_once
 
@@ -79,7 +81,9 @@ def serve(app: App, standby: bool) -> None:
     if verbose < 2:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # "Running job ..." twice a job
         logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "1 change detected" per change
-    scheduler.serve(app, standby=standby)
+    flags = ["-q"] if root.get("quiet") else ["-v"] * min(verbose, 2)
+    senders = child_command(config_path(app.config_path), root["log_format"], flags)
+    scheduler.serve(app, standby=standby, sender_command=senders)
 
 
 @cli.command(short_help="Show when 'alerts serve' runs each job next.")

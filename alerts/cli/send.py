@@ -45,9 +45,19 @@ log = logging.getLogger(__name__)
     help="Keep sending until SIGTERM or Ctrl-C: woken whenever any process queues mail"
     " (a sender process beside 'alerts serve', to share a large send).",
 )
+@click.option(
+    "--until-stdin-closes",
+    "until_stdin_closes",
+    is_flag=True,
+    hidden=True,
+    help="With --follow: stop also when standard input ends ('alerts serve' runs its"
+    " sender processes so: they stop when it ends, however it ends).",
+)
 @json_option
 @with_existing_app
-def send(app: App, workers: int | None, follow: bool, as_json: bool) -> None:
+def send(
+    app: App, workers: int | None, follow: bool, until_stdin_closes: bool, as_json: bool
+) -> None:
     """Deliver what the outbox holds that is due, through the configured relay or Maildir.
 
     A message is marked sent only once the relay accepted it; temporary failures are
@@ -62,7 +72,11 @@ def send(app: App, workers: int | None, follow: bool, as_json: bool) -> None:
     """
     check_startup(app, mail=True)
     stop = threading.Event()
+    if until_stdin_closes and not follow:
+        raise click.UsageError("--until-stdin-closes goes with --follow")
     if follow:
+        if until_stdin_closes:
+            _stop_when_stdin_ends(stop)
         _follow(app, stop, workers)
         return
     started = app.now()
@@ -370,6 +384,23 @@ def _follow(app: App, stop: threading.Event, workers: int | None) -> None:
         while not stop.wait(0.5):
             pass
         drainer.join()
+
+
+def _stop_when_stdin_ends(stop: threading.Event) -> None:
+    """Set ``stop`` once standard input reaches its end: the parent that holds the pipe's
+    other end is gone (kill -9 included: the kernel closes its end)."""
+
+    def wait() -> None:
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        except (OSError, ValueError):
+            pass
+        if not stop.is_set():
+            log.info("standard input closed (the process that started this one ended): stopping")
+            stop.set()
+
+    threading.Thread(target=wait, name="stdin-watch", daemon=True).start()
 
 
 @contextmanager

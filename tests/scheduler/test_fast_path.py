@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from alerts.delivery.drain import OutboxDrainer
 from alerts.delivery.workers import SendReport
 from alerts.store.wakeup import channel_for, notify, socket_folder
 from alerts.testing import SmtpSink
-from tests.support import NOW, REPO
+from tests.support import NOW
 from tests.support.advisory_files import write_advisory
 from tests.support.processes import AlertsProcess, free_port
 from tests.support.seeding import seed_outbox, seed_subscribers
@@ -43,28 +43,6 @@ def relay_config(sink: SmtpSink, advisory_dir: Path, **extra: Any) -> dict[str, 
         "email": {"from": "Kent Area Alerts <alerts@example.org>", "domain": "example.org"},
         **extra,
     }
-
-
-@pytest.fixture
-def processes() -> Iterator[Callable[..., AlertsProcess]]:
-    started: list[AlertsProcess] = []
-
-    def start(config: Path, *args: str) -> AlertsProcess:
-        process = AlertsProcess(config, *args, cwd=str(REPO))
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
-
-
-@pytest.fixture
-def staging(tmp_path: Path) -> Path:
-    """Where files are written before they are renamed into the watched folder."""
-    folder = tmp_path / "staging"
-    folder.mkdir()
-    return folder
 
 
 def today() -> str:
