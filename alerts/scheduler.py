@@ -56,7 +56,11 @@ from alerts import __version__
 from alerts.app import App
 from alerts.config import Config
 from alerts.delivery import outbox_drainer
-from alerts.delivery.processes import SenderProcesses, sender_process_count
+from alerts.delivery.processes import (
+    SenderProcesses,
+    connection_shares,
+    sender_process_count,
+)
 from alerts.errors import AlertsError
 from alerts.ingest.settle import Settling
 from alerts.ingest.watch import FolderWatcher
@@ -441,10 +445,15 @@ def schedule_table(app: App, now: datetime) -> list[dict[str, Any]]:
     return rows
 
 
-def serve(app: App, *, standby: bool = False, sender_command: list[str] | None = None) -> None:
-    """Run the scheduler until SIGTERM or Ctrl-C. ``sender_command``: how to start one of
-    the ``delivery.sender_processes`` children (:mod:`alerts.delivery.processes`); without
-    it none are started. Raises
+def serve(
+    app: App,
+    *,
+    standby: bool = False,
+    sender_command: Callable[[int], list[str]] | None = None,
+) -> None:
+    """Run the scheduler until SIGTERM or Ctrl-C. ``sender_command``: the command line of
+    one of the ``delivery.sender_processes`` children, given its connections
+    (:mod:`alerts.delivery.processes`); without it none are started. Raises
     :class:`~alerts.locking.AlreadyRunning` when another holds the instance lock (unless
     ``standby``: then wait for it to stop and take over) and
     :class:`~alerts.locking.LockLost` if the lock is lost while running."""
@@ -461,7 +470,7 @@ def serve(app: App, *, standby: bool = False, sender_command: list[str] | None =
         if not _acquire(lock, stop, signals, standby=standby):
             return
         services = _Services(app, runner, stop, sender_command)
-        _log_start(app.config, services.processes.count)
+        _log_start(app.config, services.shares)
         try:
             services.start()
             scheduler.start()  # blocks until shutdown
@@ -496,14 +505,23 @@ class _Services:
         app: App,
         runner: JobRunner,
         stop: threading.Event,
-        sender_command: list[str] | None = None,
+        sender_command: Callable[[int], list[str]] | None = None,
     ):
         config = app.config
+        children = sender_process_count(config.delivery, config.database) if sender_command else 0
+        self.shares = connection_shares(config.delivery, children)
+        own, *others = self.shares
         self.sender = outbox_drainer(
-            config.delivery, config.mail, app.store, stop, clock=app.clock, name="sender"
+            config.delivery,
+            config.mail,
+            app.store,
+            stop,
+            clock=app.clock,
+            name="sender",
+            workers=own,
         )
-        count = sender_process_count(config.delivery, config.database)
-        self.processes = SenderProcesses(sender_command or [], count if sender_command else 0, stop)
+        commands = [sender_command(workers or 1) for workers in others] if sender_command else []
+        self.processes = SenderProcesses(commands, stop)
         self.watcher = FolderWatcher(config.sources, on_change=runner.files_changed.set, stop=stop)
         self.threads = [
             threading.Thread(
@@ -592,13 +610,13 @@ def _acquire(
     return True
 
 
-def _log_start(config: Config, sender_processes: int) -> None:
+def _log_start(config: Config, shares: list[int | None]) -> None:
     digests = config.digests
     log.info(
         "alerts %s serving %s (database %s, time zone %s): folders watched and read again "
         "every %g minutes, "
         "daily digests at %s, weekly digests on %ss at %s; sending from this process and %d"
-        " more (delivery.sender_processes)",
+        " more (delivery.sender_processes)%s",
         __version__,
         config.site.name,
         _redacted(config.database),
@@ -607,7 +625,10 @@ def _log_start(config: Config, sender_processes: int) -> None:
         f"{digests.daily_at:%H:%M}",
         digests.weekly_day.capitalize(),
         f"{digests.weekly_at:%H:%M}",
-        sender_processes,
+        len(shares) - 1,
+        ""
+        if shares[0] is None
+        else f", {' + '.join(str(n) for n in shares)} connections to the relay",
     )
 
 

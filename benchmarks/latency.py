@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -106,25 +107,34 @@ def backends(database: str | None) -> dict[int, float]:
     return found
 
 
-def run_size(
-    size: int, runs: int, database: str | None, connections: int, senders: int, relay: str
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Setup:
+    """What a run is measured with (the command line's options)."""
+
+    connections: int
+    senders: int
+    relay: str
+    sender_processes: str
+
+
+def run_size(size: int, runs: int, database: str | None, setup: Setup) -> dict[str, Any]:
     if database:
         with postgres_schema(database) as url:
-            return _run_size(size, runs, url, connections, senders, relay)
-    return _run_size(size, runs, None, connections, senders, relay)
+            return _run_size(size, runs, url, setup)
+    return _run_size(size, runs, None, setup)
 
 
-def _run_size(
-    size: int, runs: int, database: str | None, connections: int, senders: int, relay: str
-) -> dict[str, Any]:
+def _run_size(size: int, runs: int, database: str | None, setup: Setup) -> dict[str, Any]:
+    connections, senders = setup.connections, setup.senders
     with tempfile.TemporaryDirectory(prefix="alerts-latency-") as tmp:
         root = Path(tmp)
         folder, staging = root / "advisories", root / "staging"
         folder.mkdir()
         staging.mkdir()
         clock = Arrivals()
-        relay_sink = CSink(clock) if relay == "smtp-sink" else SmtpSink(keep=False, on_accept=clock)
+        relay_sink = (
+            CSink(clock) if setup.relay == "smtp-sink" else SmtpSink(keep=False, on_accept=clock)
+        )
         with relay_sink as sink:
             config = root / "config.yaml"
             config.write_text(
@@ -143,6 +153,11 @@ def _run_size(
                                 "connections": connections,
                                 "per_connection": 1000,
                             },
+                            "sender_processes": (
+                                setup.sender_processes
+                                if setup.sender_processes == "auto"
+                                else int(setup.sender_processes)
+                            ),
                         },
                         "email": {
                             "from": "Kent Area Alerts <alerts@example.org>",
@@ -163,9 +178,7 @@ def _run_size(
             processes = [serve, *extra]
 
             def cpu() -> float:
-                return sum(
-                    cpu_seconds(pid) for p in processes for pid in with_children(p.proc.pid)
-                )
+                return sum(cpu_seconds(pid) for p in processes for pid in with_children(p.proc.pid))
 
             try:
                 serve.wait_for("watching ", timeout=120)
@@ -361,13 +374,20 @@ def main() -> None:
         help="the loopback relay: aiosmtpd in this process (about 700 messages a second here,"
         " so the limit at scale), or Postfix's smtp-sink, in C (Debian's postfix package)",
     )
+    parser.add_argument(
+        "--sender-processes",
+        default="auto",
+        help="delivery.sender_processes: serve's own sender processes (auto, or a number)",
+    )
     parser.add_argument("--confirmations", type=int, default=5, help="sign-ups to time (0: none)")
     args = parser.parse_args()
+    setup = Setup(args.connections, args.senders, args.relay, args.sender_processes)
     sizes = [int(s) for s in args.sizes.split(",")]
     backend = "postgresql" if args.database else "sqlite"
     print(
         f"latency: file appears -> relay accepts; {backend}, {args.connections} connections,"
-        f" {args.senders} 'alerts send --follow' beside serve, relay {args.relay},"
+        f" {args.senders} 'alerts send --follow' beside serve, sender_processes"
+        f" {args.sender_processes}, relay {args.relay},"
         f" median of {args.runs} runs"
     )
     print(
@@ -378,9 +398,7 @@ def main() -> None:
         f" {'floor (s)':>10} {'last/floor':>10} {'cpu s/1k':>9} {'db cpu s/1k':>12}"
     )
     for size in sizes:
-        result = run_size(
-            size, args.runs, args.database, args.connections, args.senders, args.relay
-        )
+        result = run_size(size, args.runs, args.database, setup)
         print(
             f"{result['size']:>12,} {result['first']:>10.2f} {result['last']:>10.2f} "
             f"{result['rate']:>8.0f} {result['job']:>14.2f} {result['floor']:>10.2f}"

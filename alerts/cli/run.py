@@ -82,8 +82,12 @@ def serve(app: App, standby: bool) -> None:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # "Running job ..." twice a job
         logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "1 change detected" per change
     flags = ["-q"] if root.get("quiet") else ["-v"] * min(verbose, 2)
-    senders = child_command(config_path(app.config_path), root["log_format"], flags)
-    scheduler.serve(app, standby=standby, sender_command=senders)
+    file, log_format = config_path(app.config_path), root["log_format"]
+    scheduler.serve(
+        app,
+        standby=standby,
+        sender_command=lambda workers: child_command(file, log_format, flags, workers),
+    )
 
 
 @cli.command(short_help="Show when 'alerts serve' runs each job next.")

@@ -67,9 +67,24 @@ def sender_process_count(
     return max(0, min(cores - 1, AUTO_MAX))
 
 
-def child_command(config_file: Path, log_format: str, verbosity: Sequence[str]) -> list[str]:
+def connection_shares(delivery: DeliveryConfig, children: int) -> list[int | None]:
+    """Connections for serve's own sender, then for each child. ``delivery.smtp.
+    connections`` is how many the relay gets at once from all of them together (the
+    relay's limit does not grow with our processes): split as evenly as it goes, serve's
+    first, and no more children than leave each process one. ``None``: the sender's
+    default (the Maildir's one writer)."""
+    if delivery.backend != "smtp" or delivery.smtp is None:
+        return [None] + [1] * children
+    total = delivery.smtp.connections
+    processes = 1 + min(children, total - 1)
+    return [total // processes + (1 if i < total % processes else 0) for i in range(processes)]
+
+
+def child_command(
+    config_file: Path, log_format: str, verbosity: Sequence[str], workers: int
+) -> list[str]:
     """The command line of one child: this interpreter, the same config file and log
-    format, ``send --follow --until-stdin-closes``."""
+    format, ``send --follow --workers N --until-stdin-closes``."""
     return [
         sys.executable,
         "-m",
@@ -81,17 +96,18 @@ def child_command(config_file: Path, log_format: str, verbosity: Sequence[str]) 
         str(config_file.resolve()),
         "send",
         "--follow",
+        "--workers",
+        str(workers),
         "--until-stdin-closes",
     ]
 
 
 class SenderProcesses:
-    """``count`` children running ``command``, kept running until :meth:`stop`."""
+    """A child for each of ``commands``, kept running until :meth:`stop`."""
 
     def __init__(
         self,
-        command: list[str],
-        count: int,
+        commands: list[list[str]],
         stopping: threading.Event,
         *,
         monotonic: Callable[[], float] = time.monotonic,
@@ -100,8 +116,8 @@ class SenderProcesses:
         """``stopping``: serve's stop, set as soon as a signal comes, so a child that a
         service manager stopped beside serve (systemd signals the whole group) is not
         started again while serve finishes."""
-        self.command = command
-        self.count = count
+        self.commands = commands
+        self.count = count = len(commands)
         self.serve_stopping = stopping
         self.monotonic = monotonic
         self.poll_seconds = poll_seconds
@@ -131,7 +147,7 @@ class SenderProcesses:
         # stdin: the pipe whose end tells the child this process is gone; stdout and
         # stderr: this process's, so its lines go where serve's go (the journal). A
         # session of its own: Ctrl-C at a terminal reaches serve alone, which stops it.
-        child = subprocess.Popen(self.command, stdin=subprocess.PIPE, start_new_session=True)
+        child = subprocess.Popen(self.commands[slot], stdin=subprocess.PIPE, start_new_session=True)
         self.children[slot] = child
         self._started_at[slot] = self.monotonic()
         log.info("sender process %d started (pid %d)", slot + 1, child.pid)

@@ -19,7 +19,7 @@ import pytest
 
 from alerts.app import App
 from alerts.config import DeliveryConfig, SmtpConfig
-from alerts.delivery.processes import AUTO_MAX, sender_process_count
+from alerts.delivery.processes import AUTO_MAX, connection_shares, sender_process_count
 from alerts.testing import SmtpSink
 from tests.scheduler.test_fast_path import ARRIVAL, relay_config, today
 from tests.support.advisory_files import write_advisory
@@ -51,6 +51,19 @@ def test_auto_is_none_on_sqlite_or_with_the_maildir_and_a_number_is_taken_as_it_
     assert sender_process_count(two, SQLITE, 1) == 2
     none = DeliveryConfig(backend="smtp", smtp=RELAY, sender_processes=0)
     assert sender_process_count(none, POSTGRES, 8) == 0
+
+
+def test_the_relay_connections_are_shared_between_serve_and_its_children_never_added() -> None:
+    def shares(connections: int, children: int) -> list[int | None]:
+        smtp = SmtpConfig(host="127.0.0.1", port=25, security="none", connections=connections)
+        return connection_shares(DeliveryConfig(backend="smtp", smtp=smtp), children)
+
+    assert shares(4, 0) == [4]
+    assert shares(4, 1) == [2, 2]
+    assert shares(5, 2) == [2, 2, 1]  # serve's first
+    assert shares(2, 3) == [1, 1]  # no more processes than connections
+    assert shares(1, 3) == [1]
+    assert connection_shares(DeliveryConfig(backend="maildir"), 2) == [None, 1, 1]
 
 
 @pytest.mark.parametrize("value", ["many", -1, 17])
@@ -120,9 +133,10 @@ def test_on_postgresql_serve_starts_a_sender_process_and_every_subscriber_gets_t
         app.close()
         serve = processes(config, "serve")
         start = serve.wait_for("serving ")
-        assert "sending from this process and 1 more (delivery.sender_processes)" in str(
-            start["message"]
-        )
+        assert (
+            "sending from this process and 1 more (delivery.sender_processes),"
+            " 1 + 1 connections to the relay"  # relay_config's 2, shared
+        ) in str(start["message"])
         child = _child_pid(serve)
         serve.wait_for("sending until stopped")  # the child's own line, in serve's log
         serve.wait_for("startup: ")
