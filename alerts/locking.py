@@ -21,7 +21,7 @@ time, commits the change and queues takes the queue turn first, and takes its ``
 only once it holds it** (``with queue_turn(url).hold("what"): now = clock.now(); ...``).
 Sections take turns across processes and threads; a section waits at most
 ``QUEUE_TURN_WAIT`` seconds and then fails with :class:`QueueTurnBusy` naming the holder.
-Keep a section short: sending mail is never inside it.
+Keep a section short: sending mail and fetching upstream feeds are never inside it.
 
 * PostgreSQL: ``pg_advisory_lock`` (bounded by ``lock_timeout``) on a key of its own,
   keyed by the schema like the instance lock, on a connection per section.
@@ -293,7 +293,8 @@ class PostgresLock(_Context):
 # -- the queue turn -----------------------------------------------------------
 
 #: How long a section waits for the queue turn before it gives up and says who holds
-#: it. A turn lasts one ingest-and-queue (feeds are fetched inside it), never a send.
+#: it. A turn lasts one ingest-and-queue (upstream feeds are fetched before it is taken),
+#: never a send.
 QUEUE_TURN_WAIT = 120.0
 QUEUE_TURN_POLL = 0.02
 

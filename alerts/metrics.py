@@ -88,6 +88,15 @@ class DatabaseCollector(Collector):
             "Emails the forms set off past the hourly ceiling on all of them, queued for the next hour.",
             value=self.store.limits.held_back(FORM_MAIL_KEY),
         )
+        busy = CounterMetricFamily(
+            "alerts_form_busy",
+            "Form posts answered 503 busy because the forms' work queue was full (nothing was done;"
+            " the resident is asked to try again), by form (subscribe, manage).",
+            labels=["form"],
+        )
+        for form, value in self.store.metrics.form_busy().items():
+            busy.add_metric([form], value)
+        yield busy
 
         polled = GaugeMetricFamily(
             "alerts_source_last_poll_timestamp_seconds",

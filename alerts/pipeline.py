@@ -15,7 +15,9 @@ Ingest, review and the immediate queueing run inside the queue turn
 (:func:`alerts.locking.queue_turn`), and so does the queueing of due digests (they move
 the daily and weekly watermarks): a cycle on the clock takes its ``now`` for them only
 once it holds the turn, so no change stamped by the console or a command is passed over.
-A cycle for a given instant (``now=``) keeps it.
+A cycle for a given instant (``now=``) keeps it. Upstream feeds are fetched before the
+turn is taken (the network half of ingest stamps nothing and writes nothing): a slow
+upstream must not keep a comms officer's send waiting behind it.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from alerts.delivery import send_pending
 from alerts.digest import queue_digests
 from alerts.errors import ConfigError, GazetteerError, UnknownArea
 from alerts.feeds import build_feeds
-from alerts.ingest import MAX_SETTLE_WAIT, ingest_sources
+from alerts.ingest import MAX_SETTLE_WAIT, FeedFetches, fetch_sources, ingest_sources
 from alerts.ingest.review import settle_timeouts
 from alerts.ingest.settle import Settling
 from alerts.locking import QueueTurn, QueueTurnBusy, queue_turn
@@ -179,11 +181,16 @@ class _Cycle:
         self.report = RunReport(kind=plan.kind, started_at=now)
         #: Files not yet settled, remembered across cycles (``alerts serve``); None: wait.
         self.settling: Settling | None = None
+        #: The feeds fetched before the queue turn, for the ingest inside it.
+        self.fetches: FeedFetches = {}
 
     def run(self) -> None:
         plan = self.plan
         started = self.clock.monotonic()
         found = False
+        if plan.ingest:
+            # The network first, outside the turn: fetching stamps and writes nothing.
+            self._stage("fetch", self._fetch)
         try:
             with self._turn("ingest"):
                 if plan.ingest:
@@ -273,6 +280,15 @@ class _Cycle:
 
     # -- the stages -----------------------------------------------------------
 
+    def _fetch(self) -> None:
+        self.fetches = fetch_sources(
+            self.config.sources,
+            self.store,
+            clock=self.clock,
+            site=self.config.site,
+            only=self.plan.sources,
+        )
+
     def _ingest(self) -> bool:
         report = self.report
         result = ingest_sources(
@@ -288,6 +304,7 @@ class _Cycle:
             only=self.plan.sources,
             settling=self.settling,
             wait=0.0 if self.settling is not None else MAX_SETTLE_WAIT,
+            fetches=self.fetches,
         )
         report.unsettled, report.recheck_in = len(result.unsettled), result.recheck_in
         counts = result.counts()

@@ -9,7 +9,7 @@ import click
 
 from alerts.app import App
 from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, progress_bar, with_app
-from alerts.ingest import IngestReport, ingest_files, ingest_sources
+from alerts.ingest import FeedFetches, IngestReport, fetch_sources, ingest_files, ingest_sources
 from alerts.locking import queue_turn
 
 PROGRESS_FROM = 50  # files; smaller batches finish before a bar is worth drawing
@@ -56,12 +56,18 @@ def ingest(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
 
 def run_ingest(app: App, paths: tuple[Path, ...] = ()) -> IngestReport:
     """Ingest in the queue turn (alerts.locking), its instant taken once it is held: the
-    changes it stamps must not be passed over by a queueing running meanwhile."""
+    changes it stamps must not be passed over by a queueing running meanwhile. Upstream
+    feeds are fetched first, before the turn is taken."""
+    fetches = (
+        None
+        if paths
+        else fetch_sources(app.config.sources, app.store, clock=app.clock, site=app.config.site)
+    )
     with queue_turn(app.config.database).hold("ingest"):
-        return _ingest(app, paths)
+        return _ingest(app, paths, fetches)
 
 
-def _ingest(app: App, paths: tuple[Path, ...]) -> IngestReport:
+def _ingest(app: App, paths: tuple[Path, ...], fetches: FeedFetches | None) -> IngestReport:
     if paths:
         return ingest_files(
             paths, app.store, app.gazetteer, now=app.now(), zone=app.config.tz, progress=PROGRESS
@@ -78,6 +84,7 @@ def _ingest(app: App, paths: tuple[Path, ...]) -> IngestReport:
         digests=config.digests,
         review=config.review,
         progress=PROGRESS,
+        fetches=fetches,
     )
 
 

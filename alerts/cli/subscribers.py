@@ -255,8 +255,8 @@ def import_subscribers(
     """Import a YAML or CSV list (see subscribers/example.yaml and example.csv).
 
     New addresses are pending: each is mailed a confirmation (within the form's limits
-    per mailbox: at most one each 10 minutes, 3 a day) and gets nothing else until its
-    owner confirms. With --consented BASIS, stating how the people on the list agreed,
+    per mailbox: at most one each 10 minutes, 3 a day; what a limit holds back goes
+    once it allows) and gets nothing else until its owner confirms. With --consented BASIS, stating how the people on the list agreed,
     they are active at once and each is mailed a notice of it with links to change or
     leave. Addresses that unsubscribed, were suppressed or erased are skipped, never
     re-activated, either way. Idempotent. Bad rows are reported with file:line and
@@ -278,21 +278,26 @@ def import_subscribers(
 
     def tell(subscriber: Subscriber) -> None:
         """A confirmation to a pending one, the notice to an active one: within the
-        mailbox limit the form's mail keeps."""
+        mailbox limit the form's mail keeps. What the limit holds back is queued to go
+        as soon as it allows (a sub-address of a mailbox just mailed: 10 minutes later)."""
         nonlocal mailed, held
         key = mailbox_key(app.config.security, subscriber.email)
-        if not app.store.limits.take(key, MAILBOX, now):
-            held += 1
-            return
+        at = app.store.limits.reserve(key, MAILBOX, now)
+        later = at if at > now else None
         names = app.gazetteer.names_of(subscriber.areas)
         if subscriber.status is PENDING:
-            queued = send_confirmation(app.config.mail, app.store, subscriber, names, now=now)
+            queued = send_confirmation(
+                app.config.mail, app.store, subscriber, names, now=now, not_before=later
+            )
         else:
             queued = send_notice(
                 app.config.mail, app.config.digests, app.store, subscriber, ADDED, names,
-                now=now, basis=basis or "",
+                now=now, basis=basis or "", not_before=later,
             )  # fmt: skip
-        mailed += queued is not None
+        if queued is not None and later is None:
+            mailed += 1
+        elif queued is not None:
+            held += 1
 
     try:
         report = import_list(
@@ -336,7 +341,12 @@ def import_subscribers(
         )
         if report.added:
             what = "a notice with links to change or leave" if basis else "a confirmation"
-            limit = f"; {held} not mailed (the mailbox had its mail for now)" if held else ""
+            limit = (
+                f"; {held} to go later, as the mailbox limit allows (one each 10 minutes,"
+                " 3 a day), by 'alerts serve' or 'alerts send'"
+                if held
+                else ""
+            )
             state = "active (consent stated)" if basis else "pending until they confirm"
             click.echo(f"New addresses are {state}: {mailed} mailed {what}{limit}.")
     if report.bad:

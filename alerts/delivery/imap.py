@@ -61,8 +61,7 @@ class ImapMailbox:
         try:
             with _Translate(self.label, deadline, "logging in"):
                 try:
-                    # imaplib quotes the password, not the user name.
-                    imap.login(_quote(self.settings.username), self.password.reveal())
+                    self._log_in(imap)
                 except imaplib.IMAP4.error as exc:
                     if isinstance(exc, imaplib.IMAP4.abort):
                         raise
@@ -80,6 +79,27 @@ class ImapMailbox:
         except BaseException:
             _close(imap)
             raise
+
+    def _log_in(self, imap: _Imap) -> None:
+        """LOGIN, whose strings imaplib sends in ASCII; a user name or password with
+        other characters goes by ``AUTHENTICATE PLAIN`` in UTF-8 (RFC 4616, as RFC 6855
+        asks), where the server offers it."""
+        username, password = self.settings.username, self.password.reveal()
+        if username.isascii() and password.isascii():
+            # imaplib quotes the password, not the user name.
+            imap.login(_quote(username), password)
+            return
+        if "AUTH=PLAIN" not in imap.capabilities:
+            raise MailboxError(
+                "the user name or password of delivery.bounces.imap has characters outside"
+                " ASCII, and the server offers no AUTHENTICATE PLAIN to send them in UTF-8",
+                where=self.label,
+                hint="enable the PLAIN mechanism on the server, or give the mailbox an ASCII"
+                f" password (in ${self.settings.password_env}) and user name",
+            )
+        # RFC 4616: authorization identity (none), NUL, user name, NUL, password.
+        credentials = b"\0" + username.encode() + b"\0" + password.encode()
+        imap.authenticate("PLAIN", lambda _challenge: credentials)
 
 
 class ImapSession:

@@ -28,14 +28,16 @@ from alerts.ingest.directory import ingest_directories
 from alerts.ingest.review import hold_for_review
 from alerts.ingest.settle import Settling
 from alerts.ingest.surges import apply_lifecycle, came_from
-from alerts.ingest.upstream import ingest_feeds
+from alerts.ingest.upstream import FeedFetches, fetch_feeds, ingest_feeds
 from alerts.store import Store
 from alerts.store.sources import SourcePoll
 
 __all__ = [
     "MAX_SETTLE_WAIT",
+    "FeedFetches",
     "IngestReport",
     "Progress",
+    "fetch_sources",
     "find_advisory_files",
     "ingest_directories",
     "ingest_feeds",
@@ -75,6 +77,23 @@ def withdraw_deleted(
     return report
 
 
+def fetch_sources(
+    sources: Sequence[SourceConfig],
+    store: Store,
+    *,
+    clock: Clock,
+    site: SiteConfig,
+    only: Collection[str] | None = None,
+) -> FeedFetches:
+    """Fetch the feeds among ``sources`` (those whose label is in ``only``) and store
+    nothing: the network half of :func:`ingest_sources`, done before the queue turn is
+    taken (alerts.locking) and handed to it as ``fetches``."""
+    chosen = [s for s in sources if s.feed is not None and (only is None or s.label in only)]
+    if not chosen:
+        return {}
+    return fetch_feeds(chosen, store, monotonic=clock.monotonic, site_url=site.base_url)
+
+
 def ingest_sources(
     sources: Sequence[SourceConfig],
     store: Store,
@@ -90,6 +109,7 @@ def ingest_sources(
     only: Collection[str] | None = None,
     settling: Settling | None = None,
     wait: float = MAX_SETTLE_WAIT,
+    fetches: FeedFetches | None = None,
 ) -> IngestReport:
     """Ingest from every source in ``sources`` (the config's ``sources:``; or those whose
         label is in ``only``). A source that fails is reported; the others go on. Advisory
@@ -103,7 +123,10 @@ def ingest_sources(
         ``settling``, and looks again after ``report.recheck_in`` seconds. Last, changes held
         back as too soon after an advisory's last update whose time has come become new
         revisions (to be mailed as updated). ``now`` is the run's business time; ``clock``
-        times the waits (its monotonic clock)."""
+        times the waits (its monotonic clock).
+
+        ``fetches`` are the feeds already fetched by :func:`fetch_sources` (a feed not
+        among them is left for the next poll); without them, feeds are fetched here."""
     chosen = [s for s in sources if only is None or s.label in only]
     folders = [source for source in chosen if source.path is not None]
     settling = settling or Settling(clock.monotonic)
@@ -160,6 +183,7 @@ def ingest_sources(
                 now=now,
                 monotonic=clock.monotonic,
                 site_url=site.base_url,
+                fetches=fetches,
             )
         )
     report.merge(withdraw_deleted(chosen, store, now=now))

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urljoin
 
@@ -50,6 +51,54 @@ def make_client(site_url: str | None = None) -> httpx.Client:
     )
 
 
+@dataclass(frozen=True)
+class FeedFetch:
+    """One feed source fetched, nothing yet stored: the poll state its conditional GET
+    was made with, and the answer (``fetched``) or why there was none (``error``)."""
+
+    state: UpstreamPoll
+    fetched: Fetched | None = None
+    error: SourceError | None = None
+
+
+#: What :func:`fetch_feeds` got, by feed URL (the poll state is kept by URL too).
+FeedFetches = Mapping[str, FeedFetch]
+
+
+def fetch_feeds(
+    sources: Iterable[SourceConfig],
+    store: Store,
+    *,
+    monotonic: Callable[[], float],
+    site_url: str | None = None,
+    client: httpx.Client | None = None,
+) -> dict[str, FeedFetch]:
+    """Fetch every feed source in ``sources`` and write nothing: the network half of an
+    ingest, which ``alerts serve`` and ``alerts ingest`` do before they take the queue
+    turn (alerts.locking), so a slow upstream never keeps the console waiting for it.
+    :func:`ingest_feeds` stores the answers. ``monotonic`` times each fetch's deadline."""
+    fetches: dict[str, FeedFetch] = {}
+    own_client = client is None
+    client = client or make_client(site_url)
+    try:
+        for source in sources:
+            if source.feed is None:
+                continue  # a folder: alerts.ingest.directory reads those
+            if source.feed in fetches:
+                continue  # two sources on one URL (each with a name): one fetch
+            state = store.sources.upstream_poll(source.feed)
+            try:
+                fetched = fetch_feed(source, state, monotonic=monotonic, client=client)
+            except SourceError as exc:
+                fetches[source.feed] = FeedFetch(state, error=exc)
+            else:
+                fetches[source.feed] = FeedFetch(state, fetched)
+    finally:
+        if own_client:
+            client.close()
+    return fetches
+
+
 def ingest_feeds(
     sources: Iterable[SourceConfig],
     store: Store,
@@ -59,51 +108,65 @@ def ingest_feeds(
     monotonic: Callable[[], float],
     site_url: str | None = None,
     client: httpx.Client | None = None,
+    fetches: FeedFetches | None = None,
 ) -> IngestReport:
-    """Fetch, parse and store every feed source. A feed that fails is logged with its
+    """Parse and store what every feed source gave: ``fetches`` (from
+    :func:`fetch_feeds`, a feed missing from them is left for the next poll), or
+    without them, each feed fetched here first. A feed that fails is logged with its
     URL and listed in ``report.source_errors``; the others go on. ``monotonic`` (the
     clock's) times each fetch's overall deadline."""
+    feeds = [source for source in sources if source.feed is not None]
+    if fetches is None:
+        fetches = fetch_feeds(feeds, store, monotonic=monotonic, site_url=site_url, client=client)
     report = IngestReport()
-    own_client = client is None
-    client = client or make_client(site_url)
-    try:
-        for source in sources:
-            if source.feed is None:
-                continue  # a folder: alerts.ingest.directory reads those
-            try:
-                report.merge(
-                    ingest_feed(
-                        source, store, gazetteer, now=now, monotonic=monotonic, client=client
-                    )
-                )
-            except SourceError as exc:
-                # Reported by the caller (the pipeline's log line, the CLI's output): a
-                # warning here too would log every failed poll twice.
-                log.debug("source failed: %s", exc, extra={"ctx_source": source.feed})
-                store.sources.save_upstream_poll(
-                    source.feed, now=now, status=None, error=str(exc.message)
-                )
-                report.source_errors.append(exc)
-    finally:
-        if own_client:
-            client.close()
+    recorded: set[str] = set()
+    for source in feeds:
+        url = source.feed or ""
+        fetch = fetches.get(url)
+        if fetch is None:
+            continue
+        try:
+            report.merge(ingest_feed(source, fetch, store, gazetteer, now=now, ours=recorded))
+        except SourceError as exc:
+            # Reported by the caller (the pipeline's log line, the CLI's output): a
+            # warning here too would log every failed poll twice.
+            log.debug("source failed: %s", exc, extra={"ctx_source": url})
+            store.sources.save_upstream_poll(url, now=now, status=None, error=str(exc.message))
+            report.source_errors.append(exc)
+        recorded.add(url)
     return report
 
 
 def ingest_feed(
     source: SourceConfig,
+    fetch: FeedFetch,
     store: Store,
     gazetteer: Gazetteer,
     *,
     now: datetime,
-    monotonic: Callable[[], float],
-    client: httpx.Client,
+    ours: Collection[str] = (),
 ) -> IngestReport:
-    """One feed: conditional GET, parse, store. Raises :class:`SourceError`."""
+    """One feed's fetch: parse, store. Raises :class:`SourceError` (the fetch's).
+
+    The fetch was made outside the queue turn, so another process may have stored a
+    poll of the same feed since: what it stored may be newer than this answer, which is
+    then dropped (nothing is lost: the next poll asks again with the validators it
+    recorded). A poll recorded by this same run (``ours``: feed URLs) does not count."""
     url = source.feed or ""
     force_area = resolve_source_area(source, gazetteer)
-    state = store.sources.upstream_poll(url)
-    fetched = fetch_feed(source, state, monotonic=monotonic, client=client)
+    if url not in ours and store.sources.upstream_poll(url) != fetch.state:
+        log.info(
+            "%s was polled by another process meanwhile; this answer is dropped, the next"
+            " poll asks again",
+            url,
+            extra={"ctx_source": url},
+        )
+        return IngestReport()
+    if fetch.error is not None:
+        raise fetch.error
+    fetched = fetch.fetched
+    assert fetched is not None  # a FeedFetch has one or the other
+    state = fetch.state
     warned = state.warned
     if fetched.body is None:  # 304: the validators sent are still the feed's
         log.debug("%s not modified", url)

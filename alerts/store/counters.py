@@ -35,13 +35,18 @@ OVERFLOW_MS = 2**62
 _BOUNDS_MS = tuple(round(bound * 1000) for bound in LATENCY_BUCKETS)
 
 
+#: The forms whose posts are counted when the forms' work queue was full (answered 503).
+BUSY_FORMS = ("subscribe", "manage")
+
+
 def count_totals(conn: Connection, **amounts: int) -> None:
     """Add to the delivery totals (``sent=3, failed=1``)."""
-    rows = [
-        {"name": f"delivery_{name}", "value": amount}
-        for name, amount in sorted(amounts.items())
-        if amount
-    ]
+    add_counts(conn, {f"delivery_{name}": amount for name, amount in amounts.items()})
+
+
+def add_counts(conn: Connection, amounts: dict[str, int]) -> None:
+    """Add to the named totals in ``counters`` (made at the first)."""
+    rows = [{"name": name, "value": amount} for name, amount in sorted(amounts.items()) if amount]
     if not rows:
         return
     statement = _insert(conn, counters).values(rows)

@@ -106,6 +106,30 @@ class Limits:
                 continue  # another process made the row meanwhile: count against it
         return False
 
+    def reserve(self, key: str, limit: Limit, now: datetime) -> datetime:
+        """Count one use of ``key`` at the first instant from ``now`` that ``limit``
+        allows, and return that instant: mail that must go, only not sooner than the
+        limit allows (an import's confirmations), is queued to go then, and later uses
+        of ``key`` count from it."""
+        at = now
+        # Each refusal means the row moved since it was read (another use counted): the
+        # instant is found again from the row as it is now, and is later than before.
+        while True:
+            if self.take(key, limit, at):
+                return at
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    select(
+                        mail_limits.c.last_at, mail_limits.c.window_start, mail_limits.c.count
+                    ).where(mail_limits.c.key == key)
+                ).first()
+            if row is None:
+                continue  # pruned meanwhile: take() makes it again
+            last_at, window_start, count = row
+            at = max(at, last_at + limit.gap)
+            if count >= limit.per_window and window_start > at - limit.window:
+                at = max(at, window_start + limit.window)
+
     def ceiling(self, key: str, limit: Limit, now: datetime) -> datetime | None:
         """Count one use of ``key`` if ``limit`` allows it now (None); otherwise, with
         nothing counted, when its window ends: the moment to send what waits."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from alerts.store.counters import LATENCY_BUCKETS, TOTALS
+from alerts.store.counters import BUSY_FORMS, LATENCY_BUCKETS, TOTALS, add_counts
 from alerts.store.runs import FEEDS_BUILT, HEARTBEAT_FRESH, Runs
 from alerts.store.schema import counters, digests, latency_buckets, outbox, runs
 from alerts.store.sources import Sources
@@ -177,6 +177,23 @@ class Metrics:
             },
             "sources": [asdict(health) for health in self.sources.healths()],
         }
+
+    def count_form_busy(self, form: str) -> None:
+        """Count one post of ``form`` (one of :data:`BUSY_FORMS`) answered 503 because the
+        forms' work queue was full (alerts.web.form_work)."""
+        with self.engine.begin() as conn:
+            add_counts(conn, {f"form_busy_{form}": 1})
+
+    def form_busy(self) -> dict[str, int]:
+        """Posts of each form answered 503 busy since the database was made."""
+        names = {f"form_busy_{form}": form for form in BUSY_FORMS}
+        with self.engine.connect() as conn:
+            rows = dict(
+                conn.execute(
+                    select(counters.c.name, counters.c.value).where(counters.c.name.in_(names))
+                ).all()
+            )
+        return {form: int(rows.get(name, 0)) for name, form in names.items()}
 
     def delivery_totals(self) -> dict[str, int]:
         """Messages sent, deferred, bounced and failed since the database was made."""

@@ -34,6 +34,8 @@ class UpstreamPoll:
     error: str | None = None
     #: A hash of the feed-level warnings last logged (see :func:`alerts.ingest.upstream.ingest_feed`).
     warned: str | None = None
+    #: When the poll was recorded (the business time of the run that recorded it).
+    fetched_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,12 @@ class Sources:
         if row is None:
             return UpstreamPoll()
         return UpstreamPoll(
-            row["etag"], row["last_modified"], row["status"], row["error"], row["warned"]
+            row["etag"],
+            row["last_modified"],
+            row["status"],
+            row["error"],
+            row["warned"],
+            row["fetched_at"],
         )
 
     def save_upstream_poll(

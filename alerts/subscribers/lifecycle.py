@@ -99,7 +99,7 @@ TABLE: dict[State, dict[Event, Cell]] = {
             S.ACTIVE, note="the operator vouches; --pending: pending, with a confirmation"
         ),
         E.CLI_REMOVE: Cell(S.ABSENT, note="error: no such subscriber"),
-        E.IMPORT: Cell(S.PENDING, M.CONFIRM, "within the mailbox limits"),
+        E.IMPORT: Cell(S.PENDING, M.CONFIRM, "within the mailbox limits, or once they allow"),
         E.BOUNCE: Cell(S.ABSENT, note="nothing was sent"),
         E.COMPLAINT: Cell(S.ABSENT, note="nothing was sent"),
         E.ERASE: Cell(S.ERASED, note="the hash is kept all the same"),
@@ -107,7 +107,9 @@ TABLE: dict[State, dict[Event, Cell]] = {
         E.ONE_CLICK_FORWARDABLE: Cell(S.ABSENT, note="no link exists"),
         E.UNDO: Cell(S.ABSENT, note="no link exists"),
         E.IMPORT_CONSENTED: Cell(
-            S.ACTIVE, M.ADDED, "the operator states how they agreed; within the mailbox limits"
+            S.ACTIVE,
+            M.ADDED,
+            "the operator states how they agreed; within the mailbox limits, or once they allow",
         ),
     },
     S.PENDING: {

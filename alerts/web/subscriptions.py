@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -59,6 +61,8 @@ from alerts.web.subscription_form import (
     widening_key,
     widenings,
 )
+
+log = logging.getLogger(__name__)
 
 MAX_FIELD = 1000
 #: Retry-After when the forms' work queue is full.
@@ -141,6 +145,7 @@ def subscribe(request: Request, form: dict[str, str]) -> Response:
     return after_answer(
         request,
         response,
+        "subscribe",
         sign_up,
         app.config.mail,
         app.config.digests,
@@ -269,13 +274,14 @@ def shown_back(
 
 
 def after_answer(
-    request: Request, response: Response, action: Callable[..., str], *args: object
+    request: Request, response: Response, form: str, action: Callable[..., str], *args: object
 ) -> Response:
     """``response``, with ``action(*args)`` done after it by the forms' worker, off this
     connection (:mod:`alerts.web.form_work`), so that neither the answer nor the next
     request on a kept-alive connection waits for it. Without a worker (the server ran no
     lifespan) it runs after the answer on this connection, as a background task. A full
-    queue (a flood) is answered 503: nothing was done, and the page says so."""
+    queue (a flood) is answered 503: nothing was done, and the page says so; /metrics
+    counts it by ``form`` (``alerts_form_busy_total``)."""
     work: FormWork = request.app.state.form_work
     job = functools.partial(quietly, action, *args)
     if not work.running:
@@ -283,6 +289,11 @@ def after_answer(
         return response
     if work.submit(job):
         return response
+    try:
+        web_app(request).store.metrics.count_form_busy(form)
+    except SQLAlchemyError as exc:
+        # The resident's answer matters more than the count: the busy page goes all the same.
+        log.warning("could not count a busy %s form post: %s", form, exc)
     busy = page(
         request,
         "bad_link.html",
@@ -340,6 +351,7 @@ def manage_by_email(request: Request, form: dict[str, str]) -> Response:
     return after_answer(
         request,
         response,
+        "manage",
         request_manage_link,
         app.config.mail,
         app.config.digests,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import json
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from click.testing import Result
 
 from alerts.app import App
+from alerts.clock import ManualClock
 from alerts.delivery import send_pending
 from alerts.subscribers import make_subscription
 from alerts.types import SubscriberStatus
@@ -158,3 +160,41 @@ def test_opted_out_and_erased_addresses_stay_refused_either_way(
     assert status(app, "bounced@example.org") is SubscriberStatus.SUPPRESSED
     assert status(app, "erased@example.org") is None
     assert delivered(app, tmp_path) == []
+
+
+def test_confirmations_the_mailbox_limit_held_back_go_once_it_allows_and_only_once(
+    app: App, run_cli: Callable[..., Result], tmp_path: Path, clock: ManualClock
+) -> None:
+    """Four sub-addresses of one mailbox on a watch's list: one confirmation at once,
+    the others each when the form's limit allows (10 minutes apart, 3 a day), each
+    exactly once, however often the sender runs and the list is imported again."""
+    addresses = [f"jo+{tag}@example.org" for tag in ("watch", "home", "road", "shop")]
+    watch, home, road, _shop = addresses
+    result = run_cli("subscribers", "import", listing(tmp_path, *addresses))
+    assert result.exit_code == 0, result.output
+    assert "1 mailed a confirmation; 3 to go later, as the mailbox limit allows" in result.stdout
+
+    def confirmed_to() -> list[str]:
+        return sorted(str(message["To"]) for message in delivered(app, tmp_path))
+
+    assert confirmed_to() == [watch]
+    clock.advance(timedelta(minutes=9))
+    assert confirmed_to() == [watch]
+    clock.advance(timedelta(minutes=1))
+    assert confirmed_to() == sorted([watch, home])
+    clock.advance(timedelta(minutes=10))
+    assert confirmed_to() == sorted([watch, home, road])
+    # Three today: the fourth waits for the day's window to end.
+    clock.advance(timedelta(hours=23, minutes=39))
+    assert confirmed_to() == sorted([watch, home, road])
+    again = run_cli("subscribers", "import", listing(tmp_path, *addresses), "--json")
+    assert json.loads(again.stdout)["added"] == 0
+    clock.advance(timedelta(minutes=1))
+    assert confirmed_to() == sorted(addresses)
+    clock.advance(timedelta(days=2))
+    run_cli("subscribers", "import", listing(tmp_path, *addresses))
+    assert confirmed_to() == sorted(addresses)
+    for address in addresses:
+        assert status(app, address) is SubscriberStatus.PENDING
+    for message in delivered(app, tmp_path):
+        assert "/confirm?token=" in text_of(message)

@@ -50,8 +50,9 @@ def imap_password(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def dovecot() -> Iterator[PrivateDovecot]:
-    with PrivateDovecot() as server:
+def dovecot(request: pytest.FixtureRequest) -> Iterator[PrivateDovecot]:
+    """A private Dovecot; parametrised indirectly, with PrivateDovecot's settings."""
+    with PrivateDovecot(**getattr(request, "param", {})) as server:
         yield server
 
 
@@ -337,6 +338,55 @@ def test_a_wrong_password_is_one_line_naming_the_server_and_the_variable(
         "[AUTHENTICATIONFAILED] Authentication failed. (check delivery.bounces.imap.username "
         f"and the password in ${PASSWORD_ENV})"
     )
+
+
+#: A password as an operator in Wales or Germany might choose: not ASCII.
+UTF8_PASSWORD = "Gwynfor-ŵŷ-Größe 2026"
+
+
+@needs_dovecot
+@pytest.mark.parametrize("dovecot", [{"password": UTF8_PASSWORD}], indirect=True)
+def test_a_password_outside_ascii_logs_in_by_authenticate_plain_and_bounces_are_read(
+    bounced_app: Callable[..., tuple[Stages, str]],
+    dovecot: PrivateDovecot,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, recipient = bounced_app()
+    monkeypatch.setenv(PASSWORD_ENV, UTF8_PASSWORD)
+
+    report = read(app)
+
+    assert (report.read, report.bounces, report.suppressed) == (1, 1, 1)
+    assert subscriber_of(app, recipient) == ("suppressed", 1)
+    assert "Login: user=<bounces>, method=PLAIN" in dovecot.log()
+    assert read(app).read == 0  # flagged on the server: the session wrote as well as read
+
+
+@needs_dovecot
+@pytest.mark.parametrize(
+    "dovecot", [{"password": UTF8_PASSWORD, "mechanisms": "login"}], indirect=True
+)
+def test_a_password_outside_ascii_without_authenticate_plain_is_one_line_saying_what_to_do(
+    write_config: Callable[..., Path],
+    run_cli: Callable[..., Result],
+    dovecot: PrivateDovecot,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, UTF8_PASSWORD)
+    dovecot.deliver("1.test", dsn("bounces+x@" + BOUNCE_DOMAIN, "a@example.net"))
+
+    result = run_cli(
+        "bounces", config=config_for(write_config, imap(dovecot.port, dovecot.ca_file))
+    )
+
+    assert result.exit_code == 1
+    assert error_line(result) == (
+        f"Error: 127.0.0.1:{dovecot.port}: the user name or password of delivery.bounces.imap"
+        " has characters outside ASCII, and the server offers no AUTHENTICATE PLAIN to send"
+        " them in UTF-8 (enable the PLAIN mechanism on the server, or give the mailbox an"
+        f" ASCII password (in ${PASSWORD_ENV}) and user name)"
+    )
+    assert "Login: user=<bounces>" not in dovecot.log()  # nothing was tried in the dark
 
 
 def test_a_server_that_is_down_is_one_line_naming_it(

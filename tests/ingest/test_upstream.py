@@ -14,10 +14,10 @@ from alerts.config import SourceConfig
 from alerts.errors import ConfigError
 from alerts.ingest import IngestReport
 from alerts.ingest.entries import entry_key, strip_tracking
-from alerts.ingest.upstream import ingest_feeds, user_agent
+from alerts.ingest.upstream import fetch_feeds, ingest_feeds, user_agent
 from alerts.store import Store
 from tests.support import NOW
-from tests.support.feed_server import ATOM_LAST_MODIFIED, RSS_ETAG, FeedServer
+from tests.support.feed_server import ATOM_LAST_MODIFIED, RSS, RSS_ETAG, FeedServer
 
 RSS_FIRST = "https://news.kent.police.example/news/warning-after-courier-fraudsters-target-elderly-residents-508544"
 
@@ -323,3 +323,38 @@ def test_the_fixtures_are_feeds_feedparser_reads_cleanly() -> None:
     for body, version in ((RSS, "rss20"), (ATOM, "atom10")):
         parsed = feedparser.parse(body)
         assert not parsed.bozo and parsed.version == version
+
+
+# -- fetched before the queue turn, stored inside it ------------------------------
+
+
+def test_an_answer_fetched_before_another_process_stored_a_newer_one_is_dropped(
+    store: Store, gazetteer: Gazetteer, server: FeedServer
+) -> None:
+    """Feeds are fetched outside the queue turn (alerts.pipeline): 'alerts serve' may
+    fetch, then 'alerts ingest' by hand fetch and store a newer version of the feed,
+    before serve stores its older answer. That older answer is dropped, never stored
+    over the newer one; the next poll asks again."""
+    feed = source(server, "/changing", area="kent")
+    title = b"Warning after courier fraudsters target elderly residents in Maidstone"
+    headers = {"Content-Type": "application/rss+xml"}
+    server.routes["/changing"] = (200, headers | {"ETag": '"v1"'}, RSS)
+    older = fetch_feeds([feed], store, monotonic=time.monotonic)  # serve's fetch
+    newer = RSS.replace(title, title + b" (updated)")
+    server.routes["/changing"] = (200, headers | {"ETag": '"v2"'}, newer)
+    assert poll(store, gazetteer, feed).counts()["new"] == 3  # 'alerts ingest', meanwhile
+    late = ingest_feeds(
+        [feed],
+        store,
+        gazetteer,
+        now=NOW + timedelta(minutes=1),
+        monotonic=time.monotonic,
+        fetches=older,
+    )
+    assert late.counts()["new"] == late.counts()["updated"] == 0 and late.ok
+    kept = store.advisories.get(f"{feed.feed}#kent-police-news-508544")
+    assert kept.title.endswith("(updated)")
+    assert store.sources.upstream_poll(feed.feed or "").etag == '"v2"'
+    # The next poll asks with the validators of the newer version.
+    assert poll(store, gazetteer, feed, now=NOW + timedelta(minutes=2)).counts()["updated"] == 0
+    assert server.headers_of("/changing")[-1]["if-none-match"] == '"v2"'

@@ -22,12 +22,13 @@ from alerts.clock import ManualClock
 from alerts.locking import QueueTurnBusy, queue_turn
 from alerts.pipeline import Plan, run_cycle
 from alerts.store.advisories import Advisories
-from alerts.types import Priority
+from alerts.types import Priority, RunReport
 from alerts.web.admin.holds import change_and_queue
 from alerts.web.sending import ConsoleSends
 from tests.support import NOW
 from tests.support.advisory_files import write_advisory
 from tests.support.digests import advisory, save
+from tests.support.feed_server import serve_feeds
 from tests.support.seeding import seed_subscribers
 from tests.support.tables import outbox_rows
 
@@ -188,3 +189,55 @@ def test_a_turn_held_by_another_process_is_waited_for_then_refused_naming_it(
             pass  # once it had let go
     finally:
         assert holder.wait(30) == 0
+
+
+def test_a_console_send_is_not_kept_waiting_behind_a_stalled_upstream_feed(
+    write_config: Callable[..., Path], db_url: str, clock: ManualClock
+) -> None:
+    """'alerts serve' polls an upstream feed that has taken the request and holds its
+    answer. The comms officer's urgent send from the console takes the queue turn and
+    is queued while the fetch is still stalled; the cycle then stores the feed."""
+    with serve_feeds() as upstream:
+        config = write_config(
+            database=db_url,
+            sources=[{"feed": upstream.url("/stall"), "area": "kent", "timeout": 90}],
+        )
+        serve, web = App(config), App(config)
+        try:
+            seed_subscribers(
+                serve.store, count=1, now=EARLIER, areas=("medway",), frequencies=("immediate",)
+            )
+            reports: list[RunReport] = []
+            cycle, cycle_errors = in_thread(
+                "serve", lambda: reports.append(run_cycle(serve, INGEST_AND_QUEUE))
+            )
+            assert upstream.stalled.wait(30), "the cycle never fetched the feed"
+            upstream_stalled_at_send: list[bool] = []
+
+            def compose_send(now: datetime) -> tuple[int, bool]:
+                # Inside the console's turn: is the upstream still holding its answer?
+                upstream_stalled_at_send.append(not upstream.unstall.is_set())
+                urgent = advisory("dog", title="Dangerous dog", priority=Priority.URGENT)
+                return save(web, urgent, at=now), True
+
+            console = ConsoleSends(web.clock.monotonic)
+            send, send_errors = in_thread(
+                "console", lambda: change_and_queue(web, console, compose_send)
+            )
+            # Generous: the send needs only the turn. Before the fix it waits for the
+            # feed, which answers only once this wait is over.
+            send.join(60)
+            upstream.unstall.set()
+            send.join(60)
+            cycle.join(60)
+            assert not send_errors and not cycle_errors
+            assert upstream_stalled_at_send == [True]
+            assert len(urgent_queued(web)) == 1
+            # The guarantee kept: the feed's entries are stored (its first poll, the
+            # baseline) and the cycle failed nothing.
+            (report,) = reports
+            assert not report.failed_stages, report.problems
+            assert report.new == 3
+        finally:
+            serve.close()
+            web.close()

@@ -46,10 +46,21 @@ def unavailable() -> str | None:
 
 class PrivateDovecot:
     """``maildir``: the folder served as INBOX (made if missing), read and written as
-    ``mail_user`` (the owner of the files: ``postfix`` when Postfix delivers into it)."""
+    ``mail_user`` (the owner of the files: ``postfix`` when Postfix delivers into it);
+    ``password``: the user's; ``mechanisms``: the SASL mechanisms offered."""
 
-    def __init__(self, *, maildir: Path | None = None, mail_user: str = "nobody"):
+    def __init__(
+        self,
+        *,
+        maildir: Path | None = None,
+        mail_user: str = "nobody",
+        password: str = PASSWORD,
+        mechanisms: str = "plain login",
+    ):
         self.port = free_port()
+        self.password = password
+        #: The SASL mechanisms offered (``auth_mechanisms``).
+        self.mechanisms = mechanisms
         # Not under pytest's tmp_path: the mail user must be able to reach these folders.
         self.root = Path(tempfile.mkdtemp(prefix="alerts-dovecot-"))
         self.root.chmod(0o755)
@@ -76,7 +87,9 @@ class PrivateDovecot:
         server = self.ca.issue_cert("127.0.0.1", "localhost")
         server.private_key_and_cert_chain_pem.write_to_path(str(self.root / "server.pem"))
         (self.root / "server.pem").chmod(0o600)
-        (self.root / "users").write_text(f"{USER}:{{PLAIN}}{PASSWORD}::::::\n")
+        (self.root / "users").write_text(
+            f"{USER}:{{PLAIN}}{self.password}::::::\n", encoding="utf-8"
+        )
         dh = Path("/usr/share/dovecot/dh.pem")
         settings = [
             f"base_dir = {self.root / 'run'}",
@@ -89,7 +102,7 @@ class PrivateDovecot:
             f"ssl_key = <{self.root / 'server.pem'}",
             *([f"ssl_dh = <{dh}"] if dh.exists() else []),
             "disable_plaintext_auth = yes",
-            "auth_mechanisms = plain login",
+            f"auth_mechanisms = {self.mechanisms}",
             "default_login_user = dovenull",
             "default_internal_user = dovecot",
             # The mail user may be a system account (postfix: uid 108).

@@ -25,6 +25,9 @@ class FeedServer:
     #: Overrides of what a path serves: (status, headers, body).
     routes: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
     release: threading.Event = field(default_factory=threading.Event)
+    #: ``/stall``: set when its request has arrived; it answers once ``unstall`` is set.
+    stalled: threading.Event = field(default_factory=threading.Event)
+    unstall: threading.Event = field(default_factory=threading.Event)
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -73,6 +76,12 @@ def serve_feeds() -> Iterator[FeedServer]:
                 # Holds the request far longer than any test's source timeout; released at teardown.
                 state.release.wait(10)
                 self._send(200, {"Content-Type": "application/rss+xml"}, RSS)
+            elif self.path == "/stall":
+                # An upstream that has taken the request and holds its answer until the
+                # test lets it go (or 60 s pass): the test acts while it is stalled.
+                state.stalled.set()
+                state.unstall.wait(60)
+                self._send(200, {"Content-Type": "application/rss+xml", "ETag": RSS_ETAG}, RSS)
             elif self.path == "/truncated":
                 # Promises the whole feed, sends half, hangs up.
                 self.send_response(200)
@@ -144,5 +153,6 @@ def serve_feeds() -> Iterator[FeedServer]:
         yield state
     finally:
         state.release.set()
+        state.unstall.set()
         httpd.shutdown()
         httpd.server_close()

@@ -8,6 +8,7 @@ address is known."""
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -180,6 +181,50 @@ def test_a_full_queue_is_answered_busy_and_nothing_is_done(
     finally:
         gate.set()
         full.stop()
+
+
+def busy_counts(connection: HTTPConnection) -> dict[str, float]:
+    """``alerts_form_busy_total`` by form, as the operator's Prometheus scrapes it."""
+    status, body = get(connection, "/metrics")
+    assert status == 200
+    return {
+        form: float(value)
+        for form, value in re.findall(
+            r'^alerts_form_busy_total\{form="(\w+)"\} (\S+)$', body.decode(), re.MULTILINE
+        )
+    }
+
+
+def test_metrics_count_the_posts_a_full_queue_answered_busy_by_form(
+    served: tuple[App, Starlette, HTTPConnection],
+) -> None:
+    _app, web, connection = served
+    assert busy_counts(connection) == {"subscribe": 0.0, "manage": 0.0}
+    own: FormWork = web.state.form_work
+    full = FormWork(capacity=1)
+    full.start()
+    gate, held = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        held.set()
+        gate.wait(30)
+
+    try:
+        assert full.submit(hold)
+        assert held.wait(10)
+        assert full.submit(lambda: None)  # the one place in the queue is taken
+        web.state.form_work = full
+        for _ in range(2):
+            assert post(connection, "/subscribe", {"email": UNKNOWN, **FORM})[0] == 503
+        assert post(connection, "/manage", {"email": UNKNOWN})[0] == 503
+        assert busy_counts(connection) == {"subscribe": 2.0, "manage": 1.0}
+    finally:
+        web.state.form_work = own
+        gate.set()
+        full.stop()
+    # Room again (the app's own queue): a post goes through and is not counted.
+    assert post(connection, "/subscribe", {"email": KNOWN, **FORM})[0] == 200
+    assert busy_counts(connection) == {"subscribe": 2.0, "manage": 1.0}
 
 
 def test_stopping_the_worker_first_finishes_what_is_queued() -> None:
