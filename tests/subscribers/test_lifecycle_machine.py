@@ -23,7 +23,8 @@ from email.policy import default
 from pathlib import Path
 
 from click.testing import Result
-from hypothesis import HealthCheck, event, settings
+from hypothesis import HealthCheck, settings
+from hypothesis import event as note
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from starlette.testclient import TestClient
@@ -230,7 +231,7 @@ def test_random_lives_of_three_residents_follow_the_lifecycle_table(
                 and person.changed == link.issued
                 and not person.asked_since_left
             )
-            event("undo: " + ("restores" if works else "does nothing"))
+            note("undo: " + ("restores" if works else "does nothing"))
             if not works:
                 self.expect_nothing()
                 return
@@ -399,7 +400,7 @@ def test_random_lives_of_three_residents_follow_the_lifecycle_table(
             if mail is not Mail.NONE and form and later:
                 at = reserve_limit(person, clock.now())
                 if at > clock.now():
-                    event("an import's mail held back by the mailbox limit")
+                    note("an import's mail held back by the mailbox limit")
                     owed, mail = (at, mail), Mail.NONE
             elif mail is not Mail.NONE and form and not take_limit(person, clock.now()):
                 mail = Mail.NONE
