@@ -94,7 +94,7 @@ class CSink:
         with socket.socket() as probe:
             probe.bind((self.host, 0))
             self.port = probe.getsockname()[1]
-        program = shutil.which(self.PROGRAM) or shutil.which(self.PROGRAM, path="/usr/sbin")
+        program = self.installed()
         if program is None:
             raise SystemExit(
                 "smtp-sink not found: install Debian's postfix package"
@@ -120,6 +120,11 @@ class CSink:
                         f"smtp-sink did not start on {self.host}:{self.port}"
                     ) from None
                 time.sleep(0.05)
+
+    @classmethod
+    def installed(cls) -> str | None:
+        """The program's path, if it is installed."""
+        return shutil.which(cls.PROGRAM) or shutil.which(cls.PROGRAM, path="/usr/sbin")
 
     def _read(self) -> None:
         assert self.process.stdout is not None
