@@ -521,7 +521,7 @@ class _Services:
             workers=own,
         )
         commands = [sender_command(workers or 1) for workers in others] if sender_command else []
-        self.processes = SenderProcesses(commands, stop)
+        self.processes = SenderProcesses(commands, stop, monotonic=app.clock.monotonic)
         self.watcher = FolderWatcher(config.sources, on_change=runner.files_changed.set, stop=stop)
         self.threads = [
             threading.Thread(

@@ -30,7 +30,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -110,7 +109,7 @@ class SenderProcesses:
         commands: list[list[str]],
         stopping: threading.Event,
         *,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float],
         poll_seconds: float = 1.0,
     ):
         """``stopping``: serve's stop, set as soon as a signal comes, so a child that a
