@@ -275,8 +275,8 @@ class SmtpConfig(_Model):
     password_env: str | None = None
     #: Seconds before a relay that does not answer is given up.
     timeout: float = Field(default=30.0, gt=0, le=600)
-    #: Connections to the relay at once ('alerts serve' shares them with its sender
-    #: processes; each 'alerts send' started by hand opens its own).
+    #: Connections to the relay at once from each sender process ('alerts serve', each
+    #: of its delivery.sender_processes, each 'alerts send').
     connections: int = Field(default=4, ge=1, le=64)
     #: Messages sent over one connection before it is renewed.
     per_connection: int = Field(default=100, ge=1, le=100_000)
@@ -454,7 +454,7 @@ class DeliveryConfig(_Model):
     #: well above the time one batch takes to send.
     lease_seconds: float = Field(default=300.0, ge=10, le=DAY_SECONDS)
     #: Sender processes 'alerts serve' runs beside its own ('alerts send --follow'
-    #: children), each on a core of its own, sharing smtp.connections with it: auto is
+    #: children), each on a core of its own with smtp.connections of its own: auto is
     #: one per core beyond the first (at most 3) on PostgreSQL with a relay, none on
     #: SQLite or with the Maildir.
     sender_processes: Annotated[int, Field(ge=0, le=16)] | Literal["auto"] = "auto"

@@ -53,16 +53,14 @@ def test_auto_is_none_on_sqlite_or_with_the_maildir_and_a_number_is_taken_as_it_
     assert sender_process_count(none, POSTGRES, 8) == 0
 
 
-def test_the_relay_connections_are_shared_between_serve_and_its_children_never_added() -> None:
+def test_each_sender_process_opens_up_to_the_configured_connections() -> None:
     def shares(connections: int, children: int) -> list[int | None]:
         smtp = SmtpConfig(host="127.0.0.1", port=25, security="none", connections=connections)
         return connection_shares(DeliveryConfig(backend="smtp", smtp=smtp), children)
 
     assert shares(4, 0) == [4]
-    assert shares(4, 1) == [2, 2]
-    assert shares(5, 2) == [2, 2, 1]  # serve's first
-    assert shares(2, 3) == [1, 1]  # no more processes than connections
-    assert shares(1, 3) == [1]
+    assert shares(4, 1) == [4, 4]
+    assert shares(2, 3) == [2, 2, 2, 2]
     assert connection_shares(DeliveryConfig(backend="maildir"), 2) == [None, 1, 1]
 
 
@@ -135,7 +133,7 @@ def test_on_postgresql_serve_starts_a_sender_process_and_every_subscriber_gets_t
         start = serve.wait_for("serving ")
         assert (
             "sending from this process and 1 more (delivery.sender_processes),"
-            " 1 + 1 connections to the relay"  # relay_config's 2, shared
+            " 2 + 2 connections to the relay"  # relay_config's 2 each
         ) in str(start["message"])
         child = _child_pid(serve)
         serve.wait_for("sending until stopped")  # the child's own line, in serve's log
