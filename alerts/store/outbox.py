@@ -246,9 +246,20 @@ class Outbox:
         )
         if up_to is not None:
             expired, due = expired.where(_up_to(up_to)), due.where(_up_to(up_to))
-        rows = list(conn.execute(expired))
-        if len(rows) < limit:
-            rows += conn.execute(due.limit(limit - len(rows))).all()
+        postgres = conn.dialect.name == "postgresql"
+        if postgres:
+            # Only the due index's own order, never a sort: the outbox's statistics lag
+            # a large queueing (ANALYZE saw few pending rows), and PostgreSQL then joined
+            # and sorted every pending row for each claim of 200 (auto_explain: 330 ms
+            # at 9,600 pending, a second at 100,000, several hundred times per send).
+            conn.exec_driver_sql("SET LOCAL enable_sort = off")
+        try:
+            rows = list(conn.execute(expired))
+            if len(rows) < limit:
+                rows += conn.execute(due.limit(limit - len(rows))).all()
+        finally:
+            if postgres:
+                conn.exec_driver_sql("SET LOCAL enable_sort = on")
         return rows
 
     def _hold(self, conn: Connection, worker: str, ids: list[int], until: datetime) -> None:
