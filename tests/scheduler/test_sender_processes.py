@@ -113,6 +113,25 @@ def _child_pid(serve: AlertsProcess, after: int = 0) -> int:
     return int(str(line["message"]).rsplit("pid ", 1)[1].rstrip(")"))
 
 
+def _with_one_child(
+    write_config: Callable[..., Path],
+    sink: SmtpSink,
+    advisory_dir: Path,
+    database: str,
+    subscribers: int = 0,
+) -> tuple[Path, list[str]]:
+    """A config for serve with one sender process beside it, and the seeded addresses."""
+    settings = relay_config(sink, advisory_dir)
+    settings["delivery"]["sender_processes"] = 1
+    config = write_config(database=database, **settings)
+    app = App(config)
+    addresses = (
+        seed_subscribers(app.store, count=subscribers, now=datetime.now(UTC)) if subscribers else []
+    )
+    app.close()
+    return config, addresses
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_on_postgresql_serve_starts_a_sender_process_and_every_subscriber_gets_the_alert_once(
@@ -123,12 +142,9 @@ def test_on_postgresql_serve_starts_a_sender_process_and_every_subscriber_gets_t
     postgres_url: str,
 ) -> None:
     with SmtpSink() as sink:
-        settings = relay_config(sink, advisory_dir)
-        settings["delivery"]["sender_processes"] = 1
-        config = write_config(database=postgres_url, **settings)
-        app = App(config)
-        addresses = seed_subscribers(app.store, count=300, now=datetime.now(UTC))
-        app.close()
+        config, addresses = _with_one_child(
+            write_config, sink, advisory_dir, postgres_url, subscribers=300
+        )
         serve = processes(config, "serve")
         start = serve.wait_for("serving ")
         assert (
@@ -166,9 +182,7 @@ def test_a_sender_process_stops_by_itself_when_serve_is_killed_outright(
     postgres_url: str,
 ) -> None:
     with SmtpSink() as sink:
-        settings = relay_config(sink, advisory_dir)
-        settings["delivery"]["sender_processes"] = 1
-        config = write_config(database=postgres_url, **settings)
+        config, _ = _with_one_child(write_config, sink, advisory_dir, postgres_url)
         serve = processes(config, "serve")
         child = _child_pid(serve)
         serve.wait_for("sending until stopped")
@@ -188,12 +202,9 @@ def test_a_sender_process_that_dies_is_started_again_and_mail_still_goes_once(
     postgres_url: str,
 ) -> None:
     with SmtpSink() as sink:
-        settings = relay_config(sink, advisory_dir)
-        settings["delivery"]["sender_processes"] = 1
-        config = write_config(database=postgres_url, **settings)
-        app = App(config)
-        addresses = seed_subscribers(app.store, count=40, now=datetime.now(UTC))
-        app.close()
+        config, addresses = _with_one_child(
+            write_config, sink, advisory_dir, postgres_url, subscribers=40
+        )
         serve = processes(config, "serve")
         first = _child_pid(serve)
         serve.wait_for("startup: ")
