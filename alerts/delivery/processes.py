@@ -115,7 +115,7 @@ class SenderProcesses:
         service manager stopped beside serve (systemd signals the whole group) is not
         started again while serve finishes."""
         self.commands = commands
-        self.count = count = len(commands)
+        self.count = count = len(commands)  # slots, fixed for the process's life
         self.serve_stopping = stopping
         self.monotonic = monotonic
         self.poll_seconds = poll_seconds
@@ -136,10 +136,6 @@ class SenderProcesses:
         self._watcher = threading.Thread(target=self._watch, name="sender-processes", daemon=True)
         self._watcher.start()
         return self
-
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [child.pid for child in self.children if child is not None]
 
     def _spawn(self, slot: int) -> None:
         # stdin: the pipe whose end tells the child this process is gone; stdout and
