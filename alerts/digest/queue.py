@@ -3,7 +3,10 @@ once, and write ``digests``, ``outbox`` and ``subscriber_advisories`` rows and t
 watermarks together, one transaction per batch of subscribers, so a crash loses or
 repeats nothing. Subscribers are streamed, never all in memory.
 
-A run covers the advisories that changed in (watermark, now]. Runs are one at a time,
+A run covers the advisories that changed in (watermark, now]; the urgent sweep of daily
+and weekly subscribers, which moves no watermark, covers (where it last finished, now]
+(:mod:`alerts.store.sweeps`), so an urgent alert is planned for them once, not again at
+every cycle until their digest. Runs are one at a time,
 and never beside a change being stamped and committed: whoever queues (the pipeline's
 cycle, the console, a command) holds the queue turn (:func:`alerts.locking.queue_turn`)
 and takes ``now`` inside it.
@@ -19,7 +22,7 @@ import collections
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from alerts.areas import Gazetteer
@@ -30,6 +33,7 @@ from alerts.digest.render import DigestRenderer
 from alerts.message import new_message_id
 from alerts.store.digests import QueuedMessage, SentRevision
 from alerts.store.store import Store
+from alerts.store.sweeps import URGENT as URGENT_SWEEP
 from alerts.types import Advisory, DigestKind, Frequency, MailPriority, Subscriber
 
 log = logging.getLogger(__name__)
@@ -150,30 +154,58 @@ def queue_digests(
         on_message=on_message,
     )
     for sweep in passes:
-        oldest = store.subscribers.oldest_watermark(sweep.frequencies)
-        if oldest is None:
+        if sweep.move_watermark:
+            _sweep(store, run, gazetteer, digests, sweep, now=now, day=day, after=None)
             continue
-        candidates = store.advisories.candidates(
-            after=oldest,
-            until=now,
-            max_age=timedelta(days=digests.max_age_days),
-            urgent_only=sweep.urgent_only,
-        )
-        if not candidates:
-            if sweep.move_watermark and not dry_run:
-                # Nothing new for anyone: move every watermark in one statement.
-                store.digests.move_all_watermarks(sweep.frequencies, now)
-            continue
-        planner = Planner(gazetteer, candidates, day=None if sweep.kind.single else day)
-        for wanted in sweep.frequencies:
-            # The urgent sweep reads only those who want urgent alerts at once.
-            chosen = store.subscribers.iterate(
-                frequency=wanted, urgent=True if sweep.urgent_only else None, batch=BATCH
-            )
-            for batch in _batches(chosen, BATCH):
-                run.batch(planner, sweep, batch)
+        # The urgent sweep moves no watermark (theirs belong to their digests): it looks
+        # from where it last finished, or from the oldest watermark when it never did (or
+        # a subscriber reopened it: alerts.store.sweeps), and records where it got to,
+        # unless it held something back (the flood guard's held alerts come again once
+        # the hour is up, so it must look at them again).
+        seen = store.digests.swept_until(URGENT_SWEEP)
+        held = report.held
+        _sweep(store, run, gazetteer, digests, sweep, now=now, day=day, after=seen)
+        if not dry_run and report.held == held:
+            store.digests.record_sweep(URGENT_SWEEP, seen=seen, until=now)
     log.info("queued %s", report.as_dict())
     return report
+
+
+def _sweep(
+    store: Store,
+    run: _Run,
+    gazetteer: Gazetteer,
+    digests: DigestsConfig,
+    sweep: _Pass,
+    *,
+    now: datetime,
+    day: date,
+    after: datetime | None,
+) -> None:
+    """Plan and queue one pass over its subscribers: what changed in (their oldest
+    watermark, or ``after`` if later, ``now``]."""
+    oldest = store.subscribers.oldest_watermark(sweep.frequencies)
+    if oldest is None:
+        return
+    candidates = store.advisories.candidates(
+        after=oldest if after is None else max(oldest, after),
+        until=now,
+        max_age=timedelta(days=digests.max_age_days),
+        urgent_only=sweep.urgent_only,
+    )
+    if not candidates:
+        if sweep.move_watermark and not run.dry_run:
+            # Nothing new for anyone: move every watermark in one statement.
+            store.digests.move_all_watermarks(sweep.frequencies, now)
+        return
+    planner = Planner(gazetteer, candidates, day=None if sweep.kind.single else day)
+    for wanted in sweep.frequencies:
+        # The urgent sweep reads only those who want urgent alerts at once.
+        chosen = store.subscribers.iterate(
+            frequency=wanted, urgent=True if sweep.urgent_only else None, batch=BATCH
+        )
+        for batch in _batches(chosen, BATCH):
+            run.batch(planner, sweep, batch)
 
 
 class _Run:

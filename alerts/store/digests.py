@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from alerts.store import sweeps
 from alerts.store.ids import among, chunks
 from alerts.store.outbox import OutboxStatus
 from alerts.store.schema import digests, outbox, subscriber_advisories, subscribers
@@ -205,6 +206,15 @@ class Digests:
                 .where(or_(subscribers.c.watermark.is_(None), subscribers.c.watermark < now))
                 .values(watermark=now)
             )
+
+    def swept_until(self, name: str) -> datetime | None:
+        """Where sweep ``name`` (:data:`alerts.store.sweeps.URGENT`) finished last."""
+        return sweeps.swept_until(self.engine, name)
+
+    def record_sweep(self, name: str, *, seen: datetime | None, until: datetime) -> bool:
+        """Sweep ``name`` covered everything to ``until``, unless the mark moved from
+        ``seen`` meanwhile (:func:`alerts.store.sweeps.record`)."""
+        return sweeps.record(self.engine, name, seen=seen, until=until)
 
     def sent_revisions(
         self, subscriber_ids: Sequence[int], advisory_ids: Sequence[int]

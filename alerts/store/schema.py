@@ -339,6 +339,18 @@ relay_pauses = Table(
     Column("reply", Text, nullable=False),
 )
 
+# How far a sweep that moves no watermark has looked. The urgent sweep (urgent alerts at
+# once to daily and weekly subscribers, whose watermarks belong to their digests) covers
+# what changed in (swept_until, now]; without it, every cycle until the next digest
+# planned every urgent alert of the day again for every one of them (alerts.digest.queue).
+# Null: never swept (the next sweep looks from the oldest watermark).
+queue_sweeps = Table(
+    "queue_sweeps",
+    metadata,
+    Column("name", String(20), primary_key=True),
+    Column("swept_until", UtcDateTime),
+)
+
 runs = Table(
     "runs",
     metadata,

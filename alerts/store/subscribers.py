@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from alerts.errors import AlertsError, NotFound
 from alerts.store.ids import among
 from alerts.store.schema import UtcDateTime, subscriber_areas, subscribers
+from alerts.store.sweeps import reopen
 from alerts.subscribers.validation import (
     InvalidSubscriber,
     OptedOut,
@@ -118,6 +119,10 @@ def apply_preferences(conn: Connection, subscriber_id: int, changes: Preferences
         if not changes.areas:
             raise InvalidSubscriber("at least one area is required")
         set_areas(conn, subscriber_id, changes.areas)
+    if any(v is not None for v in (changes.areas, changes.frequency, changes.urgent)):
+        # New areas, another frequency, urgent alerts asked for: what changed after their
+        # watermark may be theirs now, so the urgent sweep looks from there again.
+        reopen(conn, subscriber_id)
 
 
 def _suppress(conn: Connection, subscriber_id: int, now: datetime) -> bool:
@@ -423,6 +428,10 @@ class Subscribers:
                 )
                 .values(status=ACTIVE.value, status_changed_at=now)
             )
+            if result.rowcount == 1:
+                # Back with the watermark they left with: nothing published meanwhile is
+                # missed, urgent alerts included (the urgent sweep looks from there).
+                reopen(conn, subscriber_id)
             return result.rowcount == 1
 
     def suppress(self, subscriber_id: int, *, now: datetime) -> bool:
