@@ -17,7 +17,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from alerts.clock import Clock
@@ -295,7 +295,7 @@ class SmtpConnection:
         stage = Stage.MAIL
         try:
             reader.start()
-            code, text = smtp.mail(envelope_from, options)
+            code, text = _command(smtp, "mail", f"FROM:<{envelope_from}>", options)
             if code != 250:
                 if carried and code in (CLOSING, INSUFFICIENT_STORAGE):
                     self._drop()
@@ -303,7 +303,7 @@ class SmtpConnection:
                 self._refused(stage, code, text, envelope_from)
             stage = Stage.RCPT
             reader.start()
-            code, text = smtp.rcpt(recipient)
+            code, text = _command(smtp, "rcpt", f"TO:<{recipient}>", ())
             if code not in (250, 251):
                 self._refused(stage, code, text, envelope_from)
             stage = Stage.DATA
@@ -418,6 +418,16 @@ def _dot_stuffed(message: bytes) -> bytes:
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
     return body + b".\r\n"
+
+
+def _command(smtp: smtplib.SMTP, verb: str, path: str, options: Sequence[str]) -> tuple[int, bytes]:
+    """MAIL FROM or RCPT TO for an address checked already (``<address>``, as
+    ``smtplib.SMTP.mail`` and ``rcpt`` send it, without ``email.utils.parseaddr`` on
+    every message). smtplib's ``putcmd`` refuses a CR or LF."""
+    if "SMTPUTF8" in options:
+        smtp.command_encoding = "utf-8"  # as smtplib's mail() does for SMTPUTF8
+    smtp.putcmd(verb, path + "".join(" " + option for option in options))
+    return smtp.getreply()
 
 
 class _DeadlineReader:
