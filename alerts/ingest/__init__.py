@@ -187,15 +187,18 @@ def ingest_sources(
             )
         )
     report.merge(withdraw_deleted(chosen, store, now=now))
+    # A feed whose answer was dropped was not polled by this run (another process's
+    # newer poll stands): neither its lifecycle nor its health moves.
+    polled = [source for source in chosen if source.feed not in report.dropped]
     # Each source through its lifecycle: a first poll's advisories are its baseline, a
     # surge's are held (alerts.ingest.lifecycle).
     max_age = timedelta(days=digests.max_age_days)
-    report.surges = apply_lifecycle(store, chosen, report, now=now, max_age=max_age)
+    report.surges = apply_lifecycle(store, polled, report, now=now, max_age=max_age)
     report.warnings += [surge.warning() for surge in report.surges]
     # Of what was accepted, what must wait for a person first (review:, alerts.ingest.review).
     new = {
         source: [i for i, where in report.origins.items() if came_from(source, where)]
-        for source in chosen
+        for source in polled
     }
     for advisory_id in hold_for_review(store, review or ReviewConfig(), new, now=now):
         report.warnings.append(
@@ -216,7 +219,7 @@ def ingest_sources(
                 "folder" if source.path is not None else "feed",
                 failed.get(str(source.path) if source.path is not None else source.feed),
             )
-            for source in chosen
+            for source in polled
         ],
         now,
     )
