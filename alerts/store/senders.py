@@ -21,6 +21,7 @@ import os
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -126,9 +127,7 @@ class Senders:
                 conn = stack.enter_context(
                     self.held_engine().connect().execution_options(isolation_level="AUTOCOMMIT")
                 )
-                # A 32-bit key of a random name: taken unless another sender's name hashed
-                # the same (then this one counts as live while that one runs).
-                conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"), _lock_params(me.name))
+                _take_lock(conn, me.name)
             self._forget_dead(now())
             with self.engine.begin() as write:
                 write.execute(insert(sender_processes).values(**me.__dict__))
@@ -191,6 +190,24 @@ class Senders:
 
 def _lock_params(name: str) -> dict[str, int]:
     return {"ns": PROCESS_LOCKS, "key": sender_lock_key(name)}
+
+
+def _take_lock(conn: Any, name: str, tries: int = 50) -> None:
+    """Take ``name``'s lock for the life of ``conn``. :func:`_lock_free` holds it for a
+    moment to look, so a miss is tried again; a 32-bit key of a random name is missed for
+    good only where another sender's name hashed the same (this one then counts as live
+    while that one runs)."""
+    params = _lock_params(name)
+    for _ in range(tries):
+        if conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"), params).scalar_one():
+            return
+        time.sleep(0.05)
+    log.warning(
+        "sender lock %s is held by another sender; %s is listed as running only while that"
+        " one runs",
+        params,
+        name,
+    )
 
 
 def _lock_free(conn: Any, name: str) -> bool:
