@@ -367,6 +367,33 @@ def test_an_answer_fetched_before_another_process_stored_a_newer_one_is_dropped(
     assert server.headers_of("/changing")[-1]["if-none-match"] == '"v2"'
 
 
+def test_a_dropped_answer_is_dropped_for_every_source_on_that_feed(
+    store: Store, gazetteer: Gazetteer, server: FeedServer
+) -> None:
+    """Two sources (each with a name) on one feed URL share one fetch: when it is
+    dropped as older than another process's poll, the second source must not store it."""
+    one = source(server, "/shared", area="kent", name="kent-news")
+    two = source(server, "/shared", area="kent", name="kent-news-again")
+    title = b"Warning after courier fraudsters target elderly residents in Maidstone"
+    headers = {"Content-Type": "application/rss+xml"}
+    server.routes["/shared"] = (200, headers | {"ETag": '"v1"'}, RSS)
+    older = fetch_feeds([one, two], store, monotonic=time.monotonic)
+    server.routes["/shared"] = (200, headers | {"ETag": '"v2"'}, RSS.replace(title, title + b"!"))
+    assert poll(store, gazetteer, one, two).counts()["new"] == 3  # another process, meanwhile
+    late = ingest_feeds(
+        [one, two],
+        store,
+        gazetteer,
+        now=NOW + timedelta(minutes=1),
+        monotonic=time.monotonic,
+        fetches=older,
+    )
+    assert late.dropped == [one.feed, two.feed]
+    assert late.counts()["updated"] == 0
+    assert store.sources.upstream_poll(one.feed or "").etag == '"v2"'
+    assert store.advisories.get(f"{one.feed}#kent-police-news-508544").title.endswith("!")
+
+
 def test_a_dropped_answer_records_no_poll_the_newer_failed_poll_stands(
     write_config: Callable[..., Path],
     run_cli: Callable[..., Any],
