@@ -9,6 +9,7 @@ sent messages never looks like a counter reset.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 
@@ -24,6 +25,7 @@ from prometheus_client.registry import Collector
 from alerts.store import Store
 from alerts.store.limits import FORM_MAIL_KEY
 from alerts.store.outbox import OutboxStatus
+from alerts.store.senders import ROLES
 from alerts.types import MailPriority, SourceState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -175,6 +177,17 @@ class DatabaseCollector(Collector):
             "When the feeds were last built (0: never).",
             value=build[0].timestamp() if build else 0.0,
         )
+
+        running = GaugeMetricFamily(
+            "alerts_sender_processes",
+            "Senders that run, by role: serve (alerts serve's own), send (alerts send --follow,"
+            " serve's sender processes among them), web (alerts web's).",
+            labels=["role"],
+        )
+        roles = Counter(sender.role for sender in self.store.senders.live(now))
+        for role in sorted({*ROLES, *roles}):
+            running.add_metric([role], float(roles[role]))
+        yield running
 
         beat = self.store.runs.last_beat()
         yield GaugeMetricFamily(

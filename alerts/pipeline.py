@@ -39,7 +39,7 @@ from alerts.delivery import send_pending
 from alerts.digest import queue_digests
 from alerts.errors import ConfigError, GazetteerError, UnknownArea
 from alerts.feeds import build_feeds
-from alerts.ingest import MAX_SETTLE_WAIT, FeedFetches, fetch_sources, ingest_sources
+from alerts.ingest import FeedFetches, fetch_sources, ingest_sources, settle_sources
 from alerts.ingest.review import settle_timeouts
 from alerts.ingest.settle import Settling
 from alerts.locking import QueueTurn, QueueTurnBusy, queue_turn
@@ -131,7 +131,8 @@ def run_cycle(
     """Run the stages ``plan`` asks for, in pipeline order, record the run and log one line.
 
     ``settling`` (``alerts serve``): files still being written are not waited for but
-    left for a later look (``report.recheck_in``), remembered in it."""
+    left for a later look (``report.recheck_in``), remembered in it. Without it they are
+    waited for (at most ``MAX_SETTLE_WAIT``) before the queue turn is taken."""
     cycle = _Cycle(
         app.config,
         app.store,
@@ -179,7 +180,8 @@ class _Cycle:
         self.stop = stop
         self.progress = progress
         self.report = RunReport(kind=plan.kind, started_at=now)
-        #: Files not yet settled, remembered across cycles (``alerts serve``); None: wait.
+        #: Files not yet settled, remembered across cycles (``alerts serve``); None: wait
+        #: for them before the queue turn is taken (the settle stage).
         self.settling: Settling | None = None
         #: The feeds fetched before the queue turn, for the ingest inside it.
         self.fetches: FeedFetches = {}
@@ -189,7 +191,11 @@ class _Cycle:
         started = self.clock.monotonic()
         found = False
         if plan.ingest:
-            # The network first, outside the turn: fetching stamps and writes nothing.
+            # Outside the turn, since neither stamps nor writes anything: files still
+            # being written are waited for (unless serve looks again later), then the
+            # network.
+            if self.settling is None:
+                self._stage("settle", self._settle)
             self._stage("fetch", self._fetch)
         try:
             with self._turn("ingest"):
@@ -280,6 +286,16 @@ class _Cycle:
 
     # -- the stages -----------------------------------------------------------
 
+    def _settle(self) -> None:
+        self.settling = settle_sources(
+            self.config.sources,
+            self.store,
+            self.gazetteer,
+            clock=self.clock,
+            zone=self.config.tz,
+            only=self.plan.sources,
+        )
+
     def _fetch(self) -> None:
         self.fetches = fetch_sources(
             self.config.sources,
@@ -303,7 +319,6 @@ class _Cycle:
             review=self.config.review,
             only=self.plan.sources,
             settling=self.settling,
-            wait=0.0 if self.settling is not None else MAX_SETTLE_WAIT,
             fetches=self.fetches,
         )
         report.unsettled, report.recheck_in = len(result.unsettled), result.recheck_in

@@ -519,6 +519,7 @@ class _Services:
             clock=app.clock,
             name="sender",
             workers=own,
+            role="serve",
         )
         commands = [sender_command(workers or 1) for workers in others] if sender_command else []
         self.processes = SenderProcesses(commands, stop, monotonic=app.clock.monotonic)

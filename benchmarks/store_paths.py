@@ -70,7 +70,6 @@ def measure(size: int, runs: int, database: str | None, root: Path) -> dict[str,
                 zone=settings.tz,
                 site=settings.site,
                 digests=settings.digests,
-                wait=0,
             )
             wall, cpu = time.perf_counter(), time.process_time()
             report = queue_digests(

@@ -9,7 +9,15 @@ import click
 
 from alerts.app import App
 from alerts.cli import EXIT_FAILURES, cli, json_option, print_json, progress_bar, with_app
-from alerts.ingest import FeedFetches, IngestReport, fetch_sources, ingest_files, ingest_sources
+from alerts.ingest import (
+    FeedFetches,
+    IngestReport,
+    fetch_sources,
+    ingest_files,
+    ingest_sources,
+    settle_sources,
+)
+from alerts.ingest.settle import Settling
 from alerts.locking import queue_turn
 
 PROGRESS_FROM = 50  # files; smaller batches finish before a bar is worth drawing
@@ -56,22 +64,24 @@ def ingest(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
 
 def run_ingest(app: App, paths: tuple[Path, ...] = ()) -> IngestReport:
     """Ingest in the queue turn (alerts.locking), its instant taken once it is held: the
-    changes it stamps must not be passed over by a queueing running meanwhile. Upstream
-    feeds are fetched first, before the turn is taken."""
-    fetches = (
-        None
-        if paths
-        else fetch_sources(app.config.sources, app.store, clock=app.clock, site=app.config.site)
-    )
-    with queue_turn(app.config.database).hold("ingest"):
-        return _ingest(app, paths, fetches)
-
-
-def _ingest(app: App, paths: tuple[Path, ...], fetches: FeedFetches | None) -> IngestReport:
+    changes it stamps must not be passed over by a queueing running meanwhile. Files
+    still being written are waited for and upstream feeds fetched first, before the turn
+    is taken."""
+    config = app.config
     if paths:
-        return ingest_files(
-            paths, app.store, app.gazetteer, now=app.now(), zone=app.config.tz, progress=PROGRESS
-        )
+        with queue_turn(config.database).hold("ingest"):
+            return ingest_files(
+                paths, app.store, app.gazetteer, now=app.now(), zone=config.tz, progress=PROGRESS
+            )
+    settling = settle_sources(
+        config.sources, app.store, app.gazetteer, clock=app.clock, zone=config.tz
+    )
+    fetches = fetch_sources(config.sources, app.store, clock=app.clock, site=config.site)
+    with queue_turn(config.database).hold("ingest"):
+        return _ingest(app, settling, fetches)
+
+
+def _ingest(app: App, settling: Settling, fetches: FeedFetches) -> IngestReport:
     config = app.config
     return ingest_sources(
         config.sources,
@@ -84,6 +94,7 @@ def _ingest(app: App, paths: tuple[Path, ...], fetches: FeedFetches | None) -> I
         digests=config.digests,
         review=config.review,
         progress=PROGRESS,
+        settling=settling,
         fetches=fetches,
     )
 

@@ -26,6 +26,7 @@ from alerts.cli.checks import check_startup
 from alerts.delivery import outbox_drainer, send_pending
 from alerts.errors import AlertsError
 from alerts.store.runs import STATUSES
+from alerts.store.senders import ROLES
 from alerts.text import one_line
 from alerts.types import Hold
 
@@ -153,8 +154,9 @@ def bounces(app: App, as_json: bool) -> None:
 @json_option
 @with_existing_app
 def status(app: App, as_json: bool) -> None:
-    """Show whether 'alerts serve' runs, the outbox by status, the oldest message
-    waiting, delivery totals, arrival-to-relay latency percentiles (p50, p90, p99, exact,
+    """Show whether 'alerts serve' runs, the senders that run (serve's own, its sender
+    processes, any 'alerts send --follow', the web app's), the outbox by status, the
+    oldest message waiting, delivery totals, arrival-to-relay latency percentiles (p50, p90, p99, exact,
     over the sent messages still kept: see retention.sent_days), each source's health,
     and the last run."""
     info = (
@@ -165,6 +167,17 @@ def status(app: App, as_json: bool) -> None:
     info["relay_pauses"] = [
         {"relay": p.relay, "until": p.until, "since": p.since, "pauses": p.pauses, "reply": p.reply}
         for p in app.store.relays.active(app.now())
+    ]
+    info["senders"] = [
+        {
+            "name": s.name,
+            "role": s.role,
+            "host": s.host,
+            "pid": s.pid,
+            "started_at": s.started_at,
+            "seen_at": s.seen_at,
+        }
+        for s in app.store.senders.live(app.now())
     ]
     if as_json:
         print_json(info)
@@ -181,6 +194,8 @@ def status(app: App, as_json: bool) -> None:
         click.echo(
             f"Scheduler: NOT RUNNING: last heartbeat {_local(app, beat['at'])}; start 'alerts serve'"
         )
+    for line in sender_lines(app, info["senders"]):
+        click.echo(line)
     click.echo("Outbox: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
     for pause in info["relay_pauses"]:
         click.echo(
@@ -301,6 +316,20 @@ def _seconds(value: float) -> str:
     return f"{value / 3600:.1f} h"
 
 
+def sender_lines(app: App, senders: list[dict[str, Any]]) -> list[str]:
+    """The long-lived senders that run (serve's own, its sender processes, alerts web's)."""
+    if not senders:
+        return ["Senders: none running"]
+    lines = [f"Senders: {len(senders)} running"]
+    for sender in senders:
+        seen = max((app.now() - sender["seen_at"]).total_seconds(), 0.0)
+        lines.append(
+            f"  {ROLES.get(sender['role'], sender['role'])}: pid {sender['pid']} on {sender['host']},"
+            f" since {_local(app, sender['started_at'])}, last seen {seen:.0f} s ago"
+        )
+    return lines
+
+
 def _source_line(app: App, source: dict[str, Any]) -> str:
     name = f"Source {source['source']} ({source['kind']})"
     if not source["failures"]:
@@ -379,6 +408,7 @@ def _follow(app: App, stop: threading.Event, workers: int | None) -> None:
             clock=app.clock,
             name="sender",
             workers=workers,
+            role="send",
         ).start()
         log.info("sending until stopped (SIGTERM or Ctrl-C)")
         while not stop.wait(0.5):

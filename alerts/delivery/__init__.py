@@ -133,13 +133,16 @@ def outbox_drainer(
     transactional_only: bool = False,
     alerts_too: Callable[[], bool] | None = None,
     workers: int | None = None,
+    role: str = "serve",
 ) -> OutboxDrainer:
     """A sender that drains the outbox whenever mail is queued (any process) or a retry
     falls due, until ``stop``; each drain that did something is logged and recorded as a
     run of kind ``name`` (``sender``, ``web-sender``). ``alerts_too``: with
     ``transactional_only``, while it answers True alerts are sent as well (never
     digests): ``alerts web`` after the console queued some. ``workers``: as for
-    :func:`send_pending`. Call ``start()`` on it."""
+    :func:`send_pending`. ``role`` is what runs it, listed while it runs by ``alerts
+    status`` and ``/metrics`` (``serve``, ``send``, ``web``: alerts.store.senders.ROLES).
+    Call ``start()`` on it."""
 
     def ceiling() -> tuple[bool, MailPriority | None]:
         if transactional_only and alerts_too is not None and alerts_too():
@@ -185,6 +188,7 @@ def outbox_drainer(
         stop=stop,
         report=record,
         name=name,
+        presence=lambda: store.senders.running(role, clock.now),
     )
 
 

@@ -9,12 +9,14 @@ message to one sender.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from datetime import datetime
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from alerts.errors import AlertsError
 from alerts.store.wakeup import Channel, Listener
@@ -46,6 +48,7 @@ class OutboxDrainer:
         report: Callable[[SendReport, datetime], None] | None = None,
         name: str = "sender",
         idle: float = IDLE_LOOK,
+        presence: Callable[[], AbstractContextManager[object]] | None = None,
     ):
         self.send = send
         self.channel = channel
@@ -55,8 +58,11 @@ class OutboxDrainer:
         self.report = report
         self.name = name
         self.idle = idle
+        #: Says, for as long as the sender runs, that it does (``store.senders.running``).
+        self.presence = presence
         self.thread: threading.Thread | None = None
-        #: Set once the listener is subscribed (a wake-up from then on is not missed).
+        #: Set once the listener is subscribed (a wake-up from then on is not missed)
+        #: and the sender is listed as running (``presence``).
         self.listening = threading.Event()
 
     def start(self) -> OutboxDrainer:
@@ -71,16 +77,35 @@ class OutboxDrainer:
 
     def run(self) -> None:
         listener = self._listen()
-        self.listening.set()
         try:
-            while not self.stop.is_set():
-                pause = self._drain()
-                if self.stop.is_set():
-                    break
-                self._sleep(listener, pause)
+            with self._present():
+                # Once it is listed as running too: alerts status lists it from now on.
+                self.listening.set()
+                while not self.stop.is_set():
+                    pause = self._drain()
+                    if self.stop.is_set():
+                        break
+                    self._sleep(listener, pause)
         finally:
             if listener is not None:
                 listener.close()
+
+    @contextlib.contextmanager
+    def _present(self) -> Iterator[None]:
+        """Say that this sender runs while it does; a sender that cannot say so (the
+        database is down as it starts) sends all the same."""
+        with contextlib.ExitStack() as stack:
+            if self.presence is not None:
+                try:
+                    stack.enter_context(self.presence())
+                except SQLAlchemyError as exc:
+                    log.warning(
+                        "%s: cannot say that it runs (%s); alerts status and /metrics will"
+                        " not list it",
+                        self.name,
+                        str(exc).splitlines()[0],
+                    )
+            yield
 
     def _listen(self) -> Listener | None:
         try:

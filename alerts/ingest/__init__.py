@@ -8,6 +8,7 @@ report of what happened. :func:`ingest_sources` reads every configured source.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
@@ -24,7 +25,7 @@ from alerts.ingest.batch import (
     save_parsed,
     store_advisory,
 )
-from alerts.ingest.directory import ingest_directories
+from alerts.ingest.directory import ingest_directories, look_unsettled
 from alerts.ingest.review import hold_for_review
 from alerts.ingest.settle import Settling
 from alerts.ingest.surges import apply_lifecycle, came_from
@@ -44,11 +45,14 @@ __all__ = [
     "ingest_files",
     "ingest_sources",
     "save_parsed",
+    "settle_sources",
     "store_advisory",
 ]
 
-#: How long a one-off ingest waits for files still being written before leaving them
-#: for the next run.
+log = logging.getLogger(__name__)
+
+#: How long a one-off ingest waits (before the queue turn, :func:`settle_sources`) for
+#: files still being written before leaving them for the next run.
 MAX_SETTLE_WAIT = 10.0
 
 
@@ -94,6 +98,63 @@ def fetch_sources(
     return fetch_feeds(chosen, store, monotonic=clock.monotonic, site_url=site.base_url)
 
 
+def settle_sources(
+    sources: Sequence[SourceConfig],
+    store: Store,
+    gazetteer: Gazetteer,
+    *,
+    clock: Clock,
+    zone: ZoneInfo,
+    only: Collection[str] | None = None,
+    wait: float = MAX_SETTLE_WAIT,
+) -> Settling:
+    """Wait until the new and changed files in the folders among ``sources`` (those
+    whose label is in ``only``) have settled, at most ``wait`` seconds, and store
+    nothing: what ``alerts run --once`` and ``alerts ingest`` do before they take the
+    queue turn (alerts.locking), so a file still being written never keeps a console
+    send or another process waiting. Returns the :class:`Settling` to hand to
+    :func:`ingest_sources`, which reads at once what settled here; a file not settled
+    by then is left for the next run. ``clock`` times the waits (its monotonic clock)."""
+    settling = Settling(clock.monotonic)
+    folders = [
+        s
+        for s in sources
+        if s.path is not None and s.settle_seconds > 0 and (only is None or s.label in only)
+    ]
+    targets = {source.path: source.symlink_targets for source in folders if source.path is not None}
+    deadline = clock.monotonic() + wait
+    logged = False
+    while folders:
+        look = IngestReport()
+        # Folders with the same settle time go in one look.
+        for settle in sorted({source.settle_seconds for source in folders}):
+            look.merge(
+                look_unsettled(
+                    [s.path for s in folders if s.settle_seconds == settle and s.path],
+                    store,
+                    gazetteer,
+                    zone=zone,
+                    settle=settle,
+                    settling=settling,
+                    symlink_targets=targets,
+                )
+            )
+        pause = look.recheck_in
+        if pause is None or clock.monotonic() + pause > deadline:
+            break
+        if not logged:
+            log.info(
+                "%d file(s) still being written (%s); waiting for them to settle, at most"
+                " %g s, before taking the queue turn",
+                len(look.unsettled),
+                look.unsettled[0],
+                wait,
+            )
+            logged = True
+        time.sleep(pause)
+    return settling
+
+
 def ingest_sources(
     sources: Sequence[SourceConfig],
     store: Store,
@@ -108,71 +169,47 @@ def ingest_sources(
     progress: Callable[[int], Progress] | None = None,
     only: Collection[str] | None = None,
     settling: Settling | None = None,
-    wait: float = MAX_SETTLE_WAIT,
     fetches: FeedFetches | None = None,
 ) -> IngestReport:
     """Ingest from every source in ``sources`` (the config's ``sources:``; or those whose
-        label is in ``only``). A source that fails is reported; the others go on. Advisory
-        dates without a zone are in ``zone``; a feed's links to ``site`` are its own pages;
-        ``digests.max_age_days`` says which new advisories are too old to mail; ``review`` which
+    label is in ``only``). A source that fails is reported; the others go on. Advisory
+    dates without a zone are in ``zone``; a feed's links to ``site`` are its own pages;
+    ``digests.max_age_days`` says which new advisories are too old to mail; ``review`` which
     new ones wait for a person (none when not given).
 
-        A file still being written is waited for, up to ``wait`` seconds (``alerts run
-        --once``, ``alerts ingest``); what has not settled by then is left for the next run
-        and listed in ``report.unsettled``. ``alerts serve`` passes ``wait=0`` and its own
-        ``settling``, and looks again after ``report.recheck_in`` seconds. Last, changes held
-        back as too soon after an advisory's last update whose time has come become new
-        revisions (to be mailed as updated). ``now`` is the run's business time; ``clock``
-        times the waits (its monotonic clock).
+    Nothing is waited for here (it runs in the queue turn): a file still being written,
+    by ``settling`` (``alerts serve``'s own, or :func:`settle_sources`'s, which waited
+    for them before the turn), is left for a later look, listed in ``report.unsettled``
+    with ``report.recheck_in``. Last, changes held back as too soon after an advisory's
+    last update whose time has come become new revisions (to be mailed as updated).
+    ``now`` is the run's business time; ``clock`` the one ``settling`` was made with.
 
-        ``fetches`` are the feeds already fetched by :func:`fetch_sources` (a feed not
-        among them is left for the next poll); without them, feeds are fetched here."""
+    ``fetches`` are the feeds already fetched by :func:`fetch_sources` (a feed not
+    among them is left for the next poll); without them, feeds are fetched here."""
     chosen = [s for s in sources if only is None or s.label in only]
     folders = [source for source in chosen if source.path is not None]
     settling = settling or Settling(clock.monotonic)
     targets = {source.path: source.symlink_targets for source in folders if source.path is not None}
     max_deleted = {source.path: source.surge_limit for source in folders if source.path is not None}
-    deadline = clock.monotonic() + wait
     report = IngestReport()
-    while folders:
-        look = IngestReport()
-        # Only new and changed files are read, once their writes have settled; folders
-        # with the same settle time go in one pass.
-        for settle in sorted({source.settle_seconds for source in folders}):
-            paths = [s.path for s in folders if s.settle_seconds == settle and s.path]
-            look.merge(
-                ingest_directories(
-                    paths,
-                    store,
-                    gazetteer,
-                    now=now,
-                    zone=zone,
-                    progress=progress,
-                    settle=settle,
-                    settling=settling,
-                    symlink_targets=targets,
-                    max_deleted=max_deleted,
-                )
-            )
-        if look.recheck_in is None or clock.monotonic() + look.recheck_in > deadline:
-            # What earlier looks stored, this one found unchanged: counted once, as stored.
-            look.unchanged -= len(report.new) + len(report.updated)
-            report.merge(look)
-            break
-        # Keep what this look stored and rejected (a rejected file is remembered, so the
-        # next look does not report it again); the next look counts the rest again.
-        pause = look.recheck_in
+    # Only new and changed files are read, once their writes have settled; folders
+    # with the same settle time go in one pass.
+    for settle in sorted({source.settle_seconds for source in folders}):
+        paths = [s.path for s in folders if s.settle_seconds == settle and s.path]
         report.merge(
-            IngestReport(
-                new=look.new,
-                origins=look.origins,
-                updated=look.updated,
-                held=look.held,
-                rejected=look.rejected,
-                warnings=look.warnings,
+            ingest_directories(
+                paths,
+                store,
+                gazetteer,
+                now=now,
+                zone=zone,
+                progress=progress,
+                settle=settle,
+                settling=settling,
+                symlink_targets=targets,
+                max_deleted=max_deleted,
             )
         )
-        time.sleep(pause)
     feeds = [source for source in chosen if source.feed is not None]
     if feeds:
         report.merge(
@@ -187,15 +224,18 @@ def ingest_sources(
             )
         )
     report.merge(withdraw_deleted(chosen, store, now=now))
+    # A feed whose answer was dropped was not polled by this run (another process's
+    # newer poll stands): neither its lifecycle nor its health moves.
+    polled = [source for source in chosen if source.feed not in report.dropped]
     # Each source through its lifecycle: a first poll's advisories are its baseline, a
     # surge's are held (alerts.ingest.lifecycle).
     max_age = timedelta(days=digests.max_age_days)
-    report.surges = apply_lifecycle(store, chosen, report, now=now, max_age=max_age)
+    report.surges = apply_lifecycle(store, polled, report, now=now, max_age=max_age)
     report.warnings += [surge.warning() for surge in report.surges]
     # Of what was accepted, what must wait for a person first (review:, alerts.ingest.review).
     new = {
         source: [i for i, where in report.origins.items() if came_from(source, where)]
-        for source in chosen
+        for source in polled
     }
     for advisory_id in hold_for_review(store, review or ReviewConfig(), new, now=now):
         report.warnings.append(
@@ -216,7 +256,7 @@ def ingest_sources(
                 "folder" if source.path is not None else "feed",
                 failed.get(str(source.path) if source.path is not None else source.feed),
             )
-            for source in chosen
+            for source in polled
         ],
         now,
     )

@@ -53,6 +53,10 @@ class IngestReport:
     held: list[int] = field(default_factory=list)
     #: Sources holding a batch (surging) after this poll.
     surges: list[Surge] = field(default_factory=list)
+    #: Feeds (URLs) this run did not poll after all: the answer was fetched before
+    #: another process stored a newer poll (dropped, the newer one stands), or there was
+    #: none to store. Neither their health nor their lifecycle moves; the next poll asks.
+    dropped: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -84,6 +88,7 @@ class IngestReport:
         self.unsettled += other.unsettled
         self.surges += other.surges
         self.held += other.held
+        self.dropped += other.dropped
         if other.recheck_in is not None:
             self.recheck_in = min(self.recheck_in or other.recheck_in, other.recheck_in)
 

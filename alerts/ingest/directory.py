@@ -121,6 +121,28 @@ def ingest_directories(
     return report
 
 
+def look_unsettled(
+    paths: Iterable[Path],
+    store: Store,
+    gazetteer: Gazetteer,
+    *,
+    zone: ZoneInfo,
+    settle: float,
+    settling: Settling,
+    symlink_targets: Mapping[Path, Sequence[Path]] | None = None,
+) -> IngestReport:
+    """Look at the new and changed files under ``paths`` as :func:`ingest_directories`
+    would, and read and store nothing: those still being written are in
+    ``report.unsettled``, with ``report.recheck_in`` (no other field is filled in). What
+    settled stays so in ``settling``, for the look that reads them."""
+    report = IngestReport()
+    roots, found, _ = _scan_sources(list(paths), report, symlink_targets or {})
+    seen = store.sources.seen_files(roots)
+    todo = _changed_files(found, seen, parser_fingerprint(gazetteer, zone), report)
+    _settled(todo, settling, settle, report, keep=True)
+    return IngestReport(unsettled=report.unsettled, recheck_in=report.recheck_in)
+
+
 def _deletions(
     paths: Iterable[Path],
     vanished: list[str],
@@ -258,12 +280,16 @@ def _settled(
     settling: Settling,
     settle: float,
     report: IngestReport,
+    *,
+    keep: bool = False,
 ) -> list[tuple[str, os.stat_result, SeenFile | None]]:
     """The changed files whose writes have settled; the others go to ``report.unsettled``.
-    A file whose stat held since the last look settled already."""
+    A file whose stat held since the last look settled already. ``keep``: those that
+    settled stay so in ``settling`` (a look that reads nothing)."""
     ready = []
+    until_settled = settling.remaining if keep else settling.wait
     for name, info, old in todo:
-        if not _held(old, info) and (wait := settling.wait(name, info, settle)):
+        if not _held(old, info) and (wait := until_settled(name, info, settle)):
             _unsettled(report, name, wait)
         else:
             ready.append((name, info, old))

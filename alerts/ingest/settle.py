@@ -32,7 +32,17 @@ class Settling:
         self._first: dict[str, tuple[tuple[int, int, int, int], float]] = {}
 
     def wait(self, name: str, info: os.stat_result, settle: float) -> float:
-        """0 when the file settled, else the seconds to wait before looking again."""
+        """0 when the file settled (it is then forgotten), else the seconds to wait
+        before looking again."""
+        left = self.remaining(name, info, settle)
+        if left == 0:
+            self._first.pop(name, None)
+        return left
+
+    def remaining(self, name: str, info: os.stat_result, settle: float) -> float:
+        """As :meth:`wait`, but a file that settled is remembered as settled: the look
+        before the queue turn (:func:`alerts.ingest.settle_sources`) leaves it for the
+        look inside it, which reads it at once unless it changed since."""
         if settle <= 0:
             return 0.0
         current, seen = identity(info), self._monotonic()
@@ -43,7 +53,6 @@ class Settling:
             return settle
         held = seen - first[1]
         if held >= settle:
-            del self._first[name]
             return 0.0
         return max(settle - held, 0.01)
 

@@ -113,8 +113,9 @@ def ingest_feeds(
     """Parse and store what every feed source gave: ``fetches`` (from
     :func:`fetch_feeds`, a feed missing from them is left for the next poll), or
     without them, each feed fetched here first. A feed that fails is logged with its
-    URL and listed in ``report.source_errors``; the others go on. ``monotonic`` (the
-    clock's) times each fetch's overall deadline."""
+    URL and listed in ``report.source_errors``; the others go on. A feed whose answer is
+    not stored (stale, or not fetched) is listed in ``report.dropped``: no poll of it is
+    recorded. ``monotonic`` (the clock's) times each fetch's overall deadline."""
     feeds = [source for source in sources if source.feed is not None]
     if fetches is None:
         fetches = fetch_feeds(feeds, store, monotonic=monotonic, site_url=site_url, client=client)
@@ -124,15 +125,21 @@ def ingest_feeds(
         url = source.feed or ""
         fetch = fetches.get(url)
         if fetch is None:
+            report.dropped.append(url)
             continue
         try:
-            report.merge(ingest_feed(source, fetch, store, gazetteer, now=now, ours=recorded))
+            fed = ingest_feed(source, fetch, store, gazetteer, now=now, ours=recorded)
         except SourceError as exc:
             # Reported by the caller (the pipeline's log line, the CLI's output): a
             # warning here too would log every failed poll twice.
             log.debug("source failed: %s", exc, extra={"ctx_source": url})
             store.sources.save_upstream_poll(url, now=now, status=None, error=str(exc.message))
             report.source_errors.append(exc)
+        else:
+            report.merge(fed)
+            if url in fed.dropped:
+                # Not ours: a second source on this URL must not store the answer either.
+                continue
         recorded.add(url)
     return report
 
@@ -151,7 +158,9 @@ def ingest_feed(
     The fetch was made outside the queue turn, so another process may have stored a
     poll of the same feed since: what it stored may be newer than this answer, which is
     then dropped (nothing is lost: the next poll asks again with the validators it
-    recorded). A poll recorded by this same run (``ours``: feed URLs) does not count."""
+    recorded) and named in ``report.dropped``, so that no poll of it is recorded either:
+    the newer poll's status, validators, error and health stand. A poll recorded by this
+    same run (``ours``: feed URLs) does not count."""
     url = source.feed or ""
     force_area = resolve_source_area(source, gazetteer)
     if url not in ours and store.sources.upstream_poll(url) != fetch.state:
@@ -161,7 +170,7 @@ def ingest_feed(
             url,
             extra={"ctx_source": url},
         )
-        return IngestReport()
+        return IngestReport(dropped=[url])
     if fetch.error is not None:
         raise fetch.error
     fetched = fetch.fetched

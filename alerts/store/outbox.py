@@ -429,6 +429,10 @@ class Outbox:
         ``monotonic`` (the run's clock) paces how often totals are counted."""
         return SentMarks(self._held_engine(), monotonic)
 
+    def held_engine(self) -> Engine:
+        """The engine of :meth:`_held_engine`, for ``store.senders``' locks."""
+        return self._held_engine()
+
     def _held_engine(self) -> Engine:
         """An engine without a pool for the connections a run holds from start to end (a
         sender's lock, each worker's marks), so that they never starve the pool that

@@ -339,6 +339,19 @@ relay_pauses = Table(
     Column("reply", Text, nullable=False),
 )
 
+sender_processes = Table(
+    "sender_processes",
+    metadata,
+    # One run of a long-lived sender (alerts.store.senders.sender_name: host:pid:nonce).
+    Column("name", String(120), primary_key=True),
+    # What runs it: serve (its own sender), send (alerts send --follow), web.
+    Column("role", String(20), nullable=False),
+    Column("host", String(64), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("seen_at", UtcDateTime, nullable=False),
+)
+
 # How far a sweep that moves no watermark has looked. The urgent sweep (urgent alerts at
 # once to daily and weekly subscribers, whose watermarks belong to their digests) covers
 # what changed in (swept_until, now]; without it, every cycle until the next digest

@@ -49,6 +49,7 @@ from alerts.store.outbox import Outbox
 from alerts.store.relay import RelayPauses
 from alerts.store.retention import Retention
 from alerts.store.runs import Runs
+from alerts.store.senders import Senders
 from alerts.store.sources import Sources
 from alerts.store.subscribers import Subscribers
 from alerts.store.users import Users
@@ -64,6 +65,7 @@ class Store:
         self.subscribers = Subscribers(engine)
         self.digests = Digests(engine)
         self.outbox = Outbox(engine)
+        self.senders = Senders(engine, self.outbox.held_engine)
         self.runs = Runs(engine)
         self.sources = Sources(engine)
         self.holds = Holds(engine)

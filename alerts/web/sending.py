@@ -53,6 +53,7 @@ def web_sender(app: App, console: ConsoleSends, stop: threading.Event) -> Outbox
         stop,
         clock=app.clock,
         name="web-sender",
+        role="web",
         transactional_only=True,
         alerts_too=console.wanted,
     )

@@ -235,7 +235,6 @@ class SourceMachine(RuleBasedStateMachine):
             now=now,
             clock=self.clock,
             only=[source.label],
-            wait=0,
         )
         if not read:
             assert report.source_errors

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import feedparser
 import pytest
 
+from alerts.app import App
 from alerts.areas import Gazetteer
+from alerts.clock import ManualClock
 from alerts.config import SourceConfig
 from alerts.errors import ConfigError
 from alerts.ingest import IngestReport
 from alerts.ingest.entries import entry_key, strip_tracking
 from alerts.ingest.upstream import fetch_feeds, ingest_feeds, user_agent
+from alerts.pipeline import Plan, run_cycle
 from alerts.store import Store
+from alerts.types import RunReport
 from tests.support import NOW
-from tests.support.feed_server import ATOM_LAST_MODIFIED, RSS, RSS_ETAG, FeedServer
+from tests.support.feed_server import ATOM_LAST_MODIFIED, RSS, RSS_ETAG, FeedServer, serve_feeds
 
 RSS_FIRST = "https://news.kent.police.example/news/warning-after-courier-fraudsters-target-elderly-residents-508544"
 
@@ -358,3 +365,89 @@ def test_an_answer_fetched_before_another_process_stored_a_newer_one_is_dropped(
     # The next poll asks with the validators of the newer version.
     assert poll(store, gazetteer, feed, now=NOW + timedelta(minutes=2)).counts()["updated"] == 0
     assert server.headers_of("/changing")[-1]["if-none-match"] == '"v2"'
+
+
+def test_a_dropped_answer_is_dropped_for_every_source_on_that_feed(
+    store: Store, gazetteer: Gazetteer, server: FeedServer
+) -> None:
+    """Two sources (each with a name) on one feed URL share one fetch: when it is
+    dropped as older than another process's poll, the second source must not store it."""
+    one = source(server, "/shared", area="kent", name="kent-news")
+    two = source(server, "/shared", area="kent", name="kent-news-again")
+    title = b"Warning after courier fraudsters target elderly residents in Maidstone"
+    headers = {"Content-Type": "application/rss+xml"}
+    server.routes["/shared"] = (200, headers | {"ETag": '"v1"'}, RSS)
+    older = fetch_feeds([one, two], store, monotonic=time.monotonic)
+    server.routes["/shared"] = (200, headers | {"ETag": '"v2"'}, RSS.replace(title, title + b"!"))
+    assert poll(store, gazetteer, one, two).counts()["new"] == 3  # another process, meanwhile
+    late = ingest_feeds(
+        [one, two],
+        store,
+        gazetteer,
+        now=NOW + timedelta(minutes=1),
+        monotonic=time.monotonic,
+        fetches=older,
+    )
+    assert late.dropped == [one.feed, two.feed]
+    assert late.counts()["updated"] == 0
+    assert store.sources.upstream_poll(one.feed or "").etag == '"v2"'
+    assert store.advisories.get(f"{one.feed}#kent-police-news-508544").title.endswith("!")
+
+
+def test_a_dropped_answer_records_no_poll_the_newer_failed_poll_stands(
+    write_config: Callable[..., Path],
+    run_cli: Callable[..., Any],
+    db_url: str,
+    clock: ManualClock,
+) -> None:
+    """'alerts serve' fetches a feed that answers slowly but well; meanwhile 'alerts
+    ingest', run by hand, finds the feed down and records that. Serve's answer, older than
+    that failed poll, is dropped: it is not a good poll either. The stored poll keeps the
+    failure (no validators from the dropped answer) and 'alerts status' still says the
+    source is failing, since the operator's poll."""
+    with serve_feeds() as upstream:
+        feed = upstream.url("/stall")
+        config = write_config(
+            database=db_url, sources=[{"name": "kent-news", "feed": feed, "area": "kent"}]
+        )
+        serve = App(config)
+        try:
+            reports: list[RunReport] = []
+            cycle = threading.Thread(
+                target=lambda: reports.append(
+                    run_cycle(serve, Plan("poll", feeds="never", digests=(), send=False))
+                )
+            )
+            cycle.start()
+            assert upstream.stalled.wait(30), "serve never fetched the feed"
+            # Serve holds its answer (200, ETag "rss-v1"); the feed goes down meanwhile.
+            upstream.routes["/stall"] = (500, {"Content-Type": "text/plain"}, b"down")
+            clock.advance(timedelta(minutes=1))
+            by_hand = run_cli("ingest", config=config)
+            assert by_hand.exit_code == 1 and "HTTP 500" in by_hand.output
+            clock.advance(timedelta(minutes=1))
+            upstream.unstall.set()
+            cycle.join(60)
+            assert not cycle.is_alive() and len(reports) == 1
+            (report,) = reports
+            assert report.new == 0 and not report.failed_stages, report.problems
+            poll_of = serve.store.sources.upstream_poll(feed)
+            assert (poll_of.status, poll_of.etag) == (None, None)
+            assert poll_of.error == "HTTP 500 Internal Server Error"
+            assert poll_of.fetched_at == NOW + timedelta(minutes=1)
+            (health,) = serve.store.sources.healths()
+            assert (health.failures, health.polls_total, health.last_ok_at) == (1, 1, None)
+            assert health.last_poll_at == NOW + timedelta(minutes=1)
+        finally:
+            serve.close()
+        status = run_cli("status", config=config)
+        assert status.exit_code == 0, status.output
+        assert (
+            "Source kent-news (feed): FAILING, 1 poll(s) in a row (never read):"
+            " HTTP 500 Internal Server Error" in status.output
+        ), status.output
+        # The next poll asks afresh (no validators kept from the dropped answer).
+        del upstream.routes["/stall"]
+        assert run_cli("ingest", config=config).exit_code == 0
+        assert "if-none-match" not in upstream.headers_of("/stall")[-1]
+        assert "Source kent-news (feed): ok, last read" in run_cli("status", config=config).output

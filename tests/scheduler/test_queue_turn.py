@@ -6,6 +6,7 @@ events, on SQLite and PostgreSQL, and the missed alert is queued."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -29,6 +30,7 @@ from tests.support import NOW
 from tests.support.advisory_files import write_advisory
 from tests.support.digests import advisory, save
 from tests.support.feed_server import serve_feeds
+from tests.support.processes import AlertsProcess
 from tests.support.seeding import seed_subscribers
 from tests.support.tables import outbox_rows
 
@@ -241,3 +243,55 @@ def test_a_console_send_is_not_kept_waiting_behind_a_stalled_upstream_feed(
         finally:
             serve.close()
             web.close()
+
+
+@pytest.mark.parametrize("command", [("ingest",), ("run", "--once")])
+def test_a_command_waits_for_a_file_being_written_before_it_takes_the_turn(
+    write_config: Callable[..., Path],
+    run_cli: Callable[..., Any],
+    db_url: str,
+    source: Path,
+    command: tuple[str, ...],
+) -> None:
+    """'alerts ingest' and 'alerts run --once' wait (at most 10 s) for a file still being
+    written before they take the queue turn, not inside it: the comms officer's urgent
+    send, which holds the turn, is never kept waiting by a settling file. Here the
+    command starts, and settles its file, while the console holds the turn."""
+    config = write_config(database=db_url, sources=[{"path": str(source), "settle_seconds": 1}])
+    web = App(config)
+    try:
+        seed_subscribers(
+            web.store, count=1, now=EARLIER, areas=("medway",), frequencies=("immediate",)
+        )
+        write_advisory(
+            source,
+            "dog",
+            title="Dangerous dog in Medway",
+            url="https://www.kent.police.uk/news/dog/",
+            date=(NOW - timedelta(hours=2)).strftime("%H:%M %d/%m/%Y"),
+            body="Residents of **Medway**: keep children and pets indoors.",
+        )
+        started: list[AlertsProcess] = []
+
+        def compose_send(now: datetime) -> tuple[int, bool]:
+            # Inside the console's turn: the command, just started, finds the file
+            # still settling and waits for it without the turn (before the fix it
+            # waited for the turn first, and only then for the file).
+            process = AlertsProcess(config, "-v", *command)
+            started.append(process)
+            process.wait_for("still being written", timeout=60)
+            urgent = advisory("alert", title="Dangerous dog", priority=Priority.URGENT)
+            return save(web, urgent, at=now), True
+
+        change_and_queue(web, ConsoleSends(web.clock.monotonic), compose_send)
+        assert len(urgent_queued(web)) == 1
+        (process,) = started
+        try:
+            assert process.proc.wait(120) == 0, process.lines
+        finally:
+            process.stop()
+        # Once the console let go, the command took the turn and read the settled file.
+        listed = run_cli("advisories", "list", "--json", config=config)
+        assert "Dangerous dog in Medway" in [item["title"] for item in json.loads(listed.output)]
+    finally:
+        web.close()

@@ -14,13 +14,17 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
 
 from alerts.app import App
 from alerts.config import DeliveryConfig, SmtpConfig
 from alerts.delivery.processes import AUTO_MAX, connection_shares, sender_process_count
 from alerts.testing import SmtpSink
+from alerts.web import create_app
 from tests.scheduler.test_fast_path import ARRIVAL, relay_config, today
 from tests.support.advisory_files import write_advisory
 from tests.support.processes import AlertsProcess
@@ -237,3 +241,91 @@ def test_on_sqlite_serve_sends_from_its_own_process_only(
         assert "sending from this process and 0 more" in str(start["message"])
         serve.wait_for("startup: ")
         assert not any("sender process" in line for line in serve.lines)
+
+
+# -- alerts status and /metrics list them ----------------------------------------------
+
+
+def _live_senders(config: Path) -> dict[str, float]:
+    """/metrics' gauge of the senders that run, by role."""
+    app = App(config)
+    try:
+        response = TestClient(create_app(app)).get("/metrics")
+    finally:
+        app.close()
+    assert response.status_code == 200
+    (family,) = [
+        f
+        for f in text_string_to_metric_families(response.text)
+        if f.name == "alerts_sender_processes"
+    ]
+    return {sample.labels["role"]: sample.value for sample in family.samples}
+
+
+@pytest.mark.slow
+def test_status_and_metrics_list_serve_and_its_sender_process_while_they_run(
+    write_config: Callable[..., Path],
+    advisory_dir: Path,
+    processes: Callable[..., AlertsProcess],
+    run_cli: Callable[..., Any],
+    db_url: str,
+) -> None:
+    """The operator sees serve's own sender and its sender process in 'alerts status'
+    (pid, since when, last seen) and in /metrics while serve runs; once serve stopped,
+    neither is listed as running."""
+    with SmtpSink() as sink:
+        config, _ = _with_one_child(write_config, sink, advisory_dir, db_url)
+        serve = processes(config, "serve")
+        child = _child_pid(serve)
+        serve.wait_for("sending until stopped")  # the child's sender runs (and is listed)
+        serve.wait_for("startup: ")  # serve's own sender started before its jobs
+        status = run_cli("status", config=config)
+        assert status.exit_code == 0, status.output
+        lines = status.output.splitlines()
+        assert "Senders: 2 running" in lines, status.output
+        assert any(
+            line.startswith(f"  alerts serve's sender: pid {serve.proc.pid} on ")
+            and " since " in line
+            and " last seen " in line
+            for line in lines
+        ), status.output
+        assert any(line.startswith(f"  alerts send --follow: pid {child} on ") for line in lines), (
+            status.output
+        )
+        listed = json.loads(run_cli("status", "--json", config=config).output)["senders"]
+        assert sorted((s["role"], s["pid"]) for s in listed) == [
+            ("send", child),
+            ("serve", serve.proc.pid),
+        ]
+        assert _live_senders(config) == {"serve": 1.0, "send": 1.0, "web": 0.0}
+        assert serve.stop() == 0
+        assert _wait_gone(child, timeout=30)
+        after = run_cli("status", config=config)
+        assert "Senders: none running" in after.output.splitlines(), after.output
+        assert str(child) not in after.output
+        assert _live_senders(config) == {"serve": 0.0, "send": 0.0, "web": 0.0}
+
+
+@pytest.mark.slow
+def test_a_sender_killed_outright_is_no_longer_listed_as_running(
+    write_config: Callable[..., Path],
+    advisory_dir: Path,
+    processes: Callable[..., AlertsProcess],
+    run_cli: Callable[..., Any],
+    db_url: str,
+) -> None:
+    """kill -9 leaves serve's row behind; it is not listed as running all the same (on
+    PostgreSQL its lock went with its connection, on SQLite its pid is gone)."""
+    with SmtpSink() as sink:
+        config, _ = _with_one_child(write_config, sink, advisory_dir, db_url)
+        serve = processes(config, "serve")
+        child = _child_pid(serve)
+        serve.wait_for("sending until stopped")
+        serve.wait_for("startup: ")
+        assert "Senders: 2 running" in run_cli("status", config=config).output
+        serve.proc.send_signal(signal.SIGKILL)
+        serve.proc.wait(30)
+        assert _wait_gone(child), "the sender process outlived serve (kill -9)"
+        status = run_cli("status", config=config)
+        assert "Senders: none running" in status.output.splitlines(), status.output
+        assert _live_senders(config) == {"serve": 0.0, "send": 0.0, "web": 0.0}

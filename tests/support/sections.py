@@ -29,7 +29,7 @@ from alerts.config import (
     SmtpConfig,
     SourceConfig,
 )
-from alerts.ingest import IngestReport, ingest_sources
+from alerts.ingest import IngestReport, ingest_sources, settle_sources
 from alerts.store import Store, open_store
 from tests.support import REPO
 
@@ -162,14 +162,21 @@ def ingest_from(
     **options: Any,
 ) -> IngestReport:
     """``ingest_sources`` over ``sources`` with the site, digests and time zone a config
-    file has by default (``options``: ``only``, ``wait``...)."""
+    file has by default (``options``: ``only``, ``settling``...); as ``alerts ingest``
+    does, files still being written are waited for first (``settle_sources``) unless a
+    ``settling`` is given."""
     defaults = Config()
+    clock = clock or default_clock()
+    if "settling" not in options:
+        options["settling"] = settle_sources(
+            sources, store, gazetteer, clock=clock, zone=defaults.tz, only=options.get("only")
+        )
     return ingest_sources(
         sources,
         store,
         gazetteer,
         now=now,
-        clock=clock or default_clock(),
+        clock=clock,
         zone=defaults.tz,
         site=defaults.site,
         digests=defaults.digests,

@@ -6,8 +6,8 @@ watermark every time: after one urgent alert, every cycle until the next digest 
 it again for each of them (8 s for 66,000 on PostgreSQL, holding the queue turn, which
 delayed the next urgent alert as long). It now looks from where it last finished.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-07 04:30:00
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 import alerts.store.schema
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
