@@ -11,14 +11,8 @@ and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
-import pytest
-
-from alerts.areas import Gazetteer
-from alerts.clock import ManualClock
 from alerts.digest import queue_digests
 from alerts.digest.queue import QueueReport
 from alerts.store.sweeps import URGENT
@@ -26,18 +20,9 @@ from alerts.subscribers.validation import Preferences
 from alerts.types import AdvisoryInput, Candidate, Frequency, Priority
 from tests.support import NOW
 from tests.support.digests import HOUR, advisory, save, subjects, subscribe
-from tests.support.sections import Stages, make_stages
+from tests.support.sections import Stages
 
 MINUTE = timedelta(minutes=1)
-
-
-@pytest.fixture
-def stages(
-    tmp_path: Path, db_url: str, clock: ManualClock, gazetteer: Gazetteer
-) -> Iterator[Stages]:
-    made = make_stages(tmp_path, db_url, clock, gazetteer)
-    yield made
-    made.close()
 
 
 class Looked:
