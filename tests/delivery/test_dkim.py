@@ -9,7 +9,10 @@ of the network: everything else (signing, canonicalisation, verification) is rea
 from __future__ import annotations
 
 import base64
+import os
 import re
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +26,8 @@ from hypothesis import strategies as st
 from alerts.config import load_config
 from alerts.delivery import send_pending
 from alerts.delivery.dkim import DkimSigner
+from alerts.delivery.smtp import SmtpConnection
+from alerts.delivery.workers import BUILD_NICENESS
 from alerts.digest import queue_digests
 from alerts.errors import ConfigError
 from alerts.testing import SmtpSink
@@ -417,3 +422,49 @@ def test_a_changed_body_breaks_the_signature_but_added_trailing_white_space_does
 
     assert dkim.verify(signed.replace(b"More.", b"More.  \t") + b"\r\n\r\n", dnsfunc=dns_for(key))
     assert not dkim.verify(signed.replace(b"More.", b"Less."), dnsfunc=dns_for(key))
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="niceness is per thread on Linux only"
+)
+def test_messages_are_signed_at_a_lower_priority_than_they_are_sent(
+    make_mailer, sink: SmtpSink, key_file: Path, key: rsa.RSAPrivateKey, sqlite_url: str
+) -> None:
+    """Signing runs in build threads niced below the sending threads, so that on a busy
+    core a relay's reply is answered before the next signature is made (fanout.py --dkim:
+    1.32x -> 1.17x the unsigned time). The niceness is read in the thread that signs
+    and the thread that sends, around the real signer and connection."""
+    app = signed_app(make_mailer, sink, key_file, sqlite_url)
+    queue(app, 4)
+    seen: dict[str, set[int]] = {"sign": set(), "send": set()}
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    real_sign, real_send = DkimSigner.sign, SmtpConnection.send
+
+    def sign(self: DkimSigner, message: bytes) -> bytes:
+        seen["sign"].add(nice())
+        return real_sign(self, message)
+
+    def send(self: SmtpConnection, envelope_from: str, recipient: str, message: bytes) -> None:
+        seen["send"].add(nice())
+        real_send(self, envelope_from, recipient, message)
+
+    base = nice()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DkimSigner, "sign", sign)
+        patch.setattr(SmtpConnection, "send", send)
+        report = send_pending(
+            app.delivery,
+            app.mail,
+            app.store,
+            app.clock,
+            now=NOW,
+            builder=PlainMessageFactory(app.store),
+        )
+    assert report.sent == 4
+    assert seen == {"sign": {min(base + BUILD_NICENESS, 19)}, "send": {base}}
+    assert all(dkim.verify(got.data, dnsfunc=dns_for(key)) for got in sink.received)
+    # The process itself (and this thread) kept its priority.
+    assert nice() == base
