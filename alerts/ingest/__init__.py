@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from alerts.areas import Gazetteer
@@ -98,6 +99,14 @@ def fetch_sources(
     return fetch_feeds(chosen, store, monotonic=clock.monotonic, site_url=site.base_url)
 
 
+def _by_settle_time(folders: Sequence[SourceConfig]) -> list[tuple[float, list[Path]]]:
+    """The folders' paths grouped by settle time, shortest first: one look per group."""
+    return [
+        (settle, [s.path for s in folders if s.settle_seconds == settle and s.path is not None])
+        for settle in sorted({source.settle_seconds for source in folders})
+    ]
+
+
 def settle_sources(
     sources: Sequence[SourceConfig],
     store: Store,
@@ -127,10 +136,10 @@ def settle_sources(
     while folders:
         look = IngestReport()
         # Folders with the same settle time go in one look.
-        for settle in sorted({source.settle_seconds for source in folders}):
+        for settle, paths in _by_settle_time(folders):
             look.merge(
                 look_unsettled(
-                    [s.path for s in folders if s.settle_seconds == settle and s.path],
+                    paths,
                     store,
                     gazetteer,
                     zone=zone,
@@ -194,8 +203,7 @@ def ingest_sources(
     report = IngestReport()
     # Only new and changed files are read, once their writes have settled; folders
     # with the same settle time go in one pass.
-    for settle in sorted({source.settle_seconds for source in folders}):
-        paths = [s.path for s in folders if s.settle_seconds == settle and s.path]
+    for settle, paths in _by_settle_time(folders):
         report.merge(
             ingest_directories(
                 paths,

@@ -11,8 +11,10 @@ and PostgreSQL.
 
 from __future__ import annotations
 
+import mailbox
 from datetime import datetime, timedelta
 
+from alerts.delivery import send_pending
 from alerts.digest import queue_digests
 from alerts.digest.queue import QueueReport
 from alerts.store.sweeps import URGENT
@@ -86,6 +88,21 @@ def test_an_urgent_alert_is_planned_for_daily_and_weekly_subscribers_once_not_at
         [s.removeprefix("Urgent: ") for s in got] == ["Dog loose in Chatham", "Gas leak in Chatham"]
         for got in subjects(stages).values()
     ), subjects(stages)
+
+    # Sent a minute later (into the Maildir) and opened: each of them has each alert once.
+    assert (
+        send_pending(
+            stages.delivery, stages.mail, stages.store, stages.clock, now=NOW + 22 * MINUTE
+        ).sent
+        == 6
+    )
+    inbox: dict[str, list[str]] = {}
+    for message in mailbox.Maildir(stages.delivery.maildir, create=False):
+        inbox.setdefault(str(message["To"]), []).append(str(message["Subject"]))
+    assert {to: sorted(got) for to, got in inbox.items()} == {
+        to: ["Urgent: Dog loose in Chatham", "Urgent: Gas leak in Chatham"]
+        for to in ("ann@example.org", "bob@example.org", "cat@example.org")
+    }
 
 
 def test_a_coordinator_who_undoes_an_unsubscribe_gets_the_urgent_alert_sent_meanwhile_at_once(
